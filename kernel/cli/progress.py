@@ -1,0 +1,8 @@
+"""Progress bars on stderr for long steps (hidden when stderr is not a terminal)."""
+from __future__ import annotations
+
+
+def bar(total: int, desc: str, unit: str = "it", disable: bool = False):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, leave=False,
+                disable=True if disable else None, dynamic_ncols=True)

@@ -1,0 +1,376 @@
+"""The data contract: every Arrow schema postloan reads or writes, in one place.
+
+Each column is declared once with its Arrow type, unit, nullability, whether it is
+personal data (PII) and what it means. The kernel decides on the *book*: one row per
+account, the join ``accounts ⋈ customers ⋈ vehicles`` (keys appear once). Rulesets and
+models read book columns by their bare names.
+
+Conventions
+- Money is in the loan's currency (CNY for the shipped book), as float64 yuan.
+- Rates are fractions (0.0599 = 5.99 %), not percentages.
+- Dates are ``date32`` (days); instants are ``timestamp[us, tz=UTC]``.
+- Enumerations are ``dictionary<int8, string>``; a plain ``string`` column with the same
+  members is accepted on input. Their members are listed in :data:`ENUMS`.
+- PII columns never reach logs, metrics or error messages (see ``Column.pii``).
+
+The module is pure declarations plus :func:`validate`; it holds no business logic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import pyarrow as pa
+
+from .errors import PostloanError
+
+__all__ = [
+    "Column", "ENUMS", "ACCOUNTS", "CUSTOMERS", "VEHICLES", "EVENTS", "DECISIONS", "ACTIONS",
+    "BOOK", "TABLES", "SchemaError", "validate", "columns", "pii_columns", "describe",
+    "logical_type",
+]
+
+TS = pa.timestamp("us", tz="UTC")
+ENUM = pa.dictionary(pa.int8(), pa.string())
+
+
+class SchemaError(PostloanError, ValueError):
+    """A table does not match the contract; ``field`` names the offending column."""
+
+    def __init__(self, message: str, field: str | None = None, row: int | None = None):
+        super().__init__(message)
+        self.field = field
+        self.row = row
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the contract."""
+
+    name: str
+    type: pa.DataType
+    unit: str            # "CNY", "days", "km", "ratio", "count", "" for identifiers/labels
+    nullable: bool
+    pii: bool
+    doc: str
+    enum: str | None = None     # key into ENUMS when the column is an enumeration
+
+    def field(self) -> pa.Field:
+        meta = {"unit": self.unit, "pii": str(self.pii).lower(), "doc": self.doc}
+        if self.enum:
+            meta["enum"] = ",".join(ENUMS[self.enum])
+        return pa.field(self.name, self.type, nullable=self.nullable, metadata=meta)
+
+
+# Enumeration members, in order (order matters: rulesets may combine enums with max/min).
+ENUMS: dict[str, tuple[str, ...]] = {
+    "product": ("NEW_CAR_LOAN", "USED_CAR_LOAN", "FINANCE_LEASE"),
+    "repayment_method": ("EQUAL_INSTALLMENT", "EQUAL_PRINCIPAL"),
+    "overdue_reason": ("NONE", "UNKNOWN", "INCOME_LOSS", "ILLNESS", "BUSINESS_FAILURE",
+                       "DISPUTE", "FORGOT", "WILFUL_REFUSAL", "FRAUD_SUSPECTED"),
+    "employment_status": ("EMPLOYED", "SELF_EMPLOYED", "UNEMPLOYED", "RETIRED", "STUDENT"),
+    "country": ("CN", "US"),
+    "energy_type": ("ICE", "HEV", "PHEV", "BEV"),
+    "condition_grade": ("A", "B", "C", "D", "E"),
+    "gps_status": ("ONLINE", "OFFLINE", "TAMPERED", "NO_DEVICE"),
+    "event_kind": ("PAYMENT", "GPS_PING", "GEOFENCE_EXIT", "DEVICE_OFFLINE", "INSURANCE_LAPSE",
+                   "TRAFFIC_VIOLATION", "PROMISE_TO_PAY", "CONTACT_ATTEMPT", "COMPLAINT"),
+    "action_channel": ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT", "LEGAL_REVIEW",
+                       "THIRD_PARTY_CONTACT", "REPOSSESSION", "DISPOSAL"),
+    "compliance_outcome": ("KEEP", "DEFER", "BLOCK"),
+    "language": ("zh", "en"),
+}
+
+
+def _c(name, type_, unit, nullable, pii, doc, enum=None) -> Column:
+    if enum is not None:
+        assert enum in ENUMS, enum
+    return Column(name, type_, unit, nullable, pii, doc, enum)
+
+
+I64, F64, BOOL, DATE, STR = pa.int64(), pa.float64(), pa.bool_(), pa.date32(), pa.string()
+
+ACCOUNTS: tuple[Column, ...] = (
+    _c("account_id", STR, "", False, False, "Loan account identifier; primary key."),
+    _c("customer_id", STR, "", False, False, "Borrower; joins customers.customer_id."),
+    _c("vin", STR, "", False, False, "Financed vehicle (17-char VIN); joins vehicles.vin."),
+    _c("product", ENUM, "", False, False, "Loan product.", "product"),
+    _c("contract_date", DATE, "date", False, False, "Date the loan contract was signed and paid out."),
+    _c("first_due_date", DATE, "date", False, False, "Due date of installment 1; later ones fall on the same day of month."),
+    _c("term_months", I64, "months", False, False, "Number of monthly installments (12–60)."),
+    _c("principal", F64, "CNY", False, False, "Amount financed at payout."),
+    _c("annual_rate", F64, "ratio", False, False, "Nominal annual interest rate; monthly rate = annual_rate / 12."),
+    _c("repayment_method", ENUM, "", False, False, "等额本息 EQUAL_INSTALLMENT or 等额本金 EQUAL_PRINCIPAL.", "repayment_method"),
+    _c("installment_amount", F64, "CNY", False, False, "Amount of the current (next unpaid) scheduled installment."),
+    _c("installments_due", I64, "count", False, False, "Installments whose due date is on or before the snapshot date."),
+    _c("installments_paid", I64, "count", False, False, "Installments fully paid."),
+    _c("outstanding_principal", F64, "CNY", False, False, "Principal not yet repaid (due or not)."),
+    _c("next_due_date", DATE, "date", True, False, "Due date of the next unpaid installment; null once the loan is repaid."),
+    _c("dpd", I64, "days", False, False, "Days past due of the oldest unpaid installment at the snapshot (0 = current)."),
+    _c("overdue_installments", I64, "count", False, False, "Installments past due and unpaid."),
+    _c("overdue_principal", F64, "CNY", False, False, "Principal part of the past-due installments."),
+    _c("overdue_interest", F64, "CNY", False, False, "Interest part of the past-due installments."),
+    _c("overdue_amount", F64, "CNY", False, False, "overdue_principal + overdue_interest (penalty excluded)."),
+    _c("penalty_rate_daily", F64, "ratio", False, False, "Contractual penalty (罚息) rate per day on the overdue amount."),
+    _c("penalty_interest", F64, "CNY", False, False, "Penalty interest accrued and unpaid."),
+    _c("dpd_30d_ago", I64, "days", False, False, "dpd 30 days before the snapshot (roll rates, rising DPD)."),
+    _c("max_dpd_12m", I64, "days", False, False, "Highest dpd seen in the last 12 months."),
+    _c("times_overdue_12m", I64, "count", False, False, "Installments paid late or missed in the last 12 months."),
+    _c("on_time_ratio_12m", F64, "ratio", True, False, "Share of installments due in 12 months paid on time; null before the first due date."),
+    _c("last_payment_date", DATE, "date", True, False, "Date of the last payment received; null if none yet."),
+    _c("last_payment_amount", F64, "CNY", True, False, "Amount of the last payment received."),
+    _c("promises_made_90d", I64, "count", False, False, "Promises to pay (承诺还款) recorded in 90 days."),
+    _c("promises_kept_90d", I64, "count", False, False, "Promises to pay kept in 90 days."),
+    _c("promises_broken_90d", I64, "count", False, False, "Promises to pay broken in 90 days."),
+    _c("promises_broken_30d", I64, "count", False, False, "Promises to pay broken in 30 days."),
+    _c("promise_date", DATE, "date", True, False, "Date of the open promise to pay, if any."),
+    _c("reported_overdue_reason", ENUM, "", False, False, "Overdue reason recorded by the collector (NONE when current).", "overdue_reason"),
+    _c("litigation_clause", BOOL, "", False, False, "The contract carries a dispute-resolution (litigation/arbitration) clause."),
+    _c("contact_records_kept", BOOL, "", False, False, "Every collection contact is recorded and retained (evidence)."),
+    _c("demand_notices_sent", I64, "count", False, False, "Formal written demand notices (催告函) delivered."),
+    _c("repossessed", BOOL, "", False, False, "The vehicle has been repossessed and is held for disposal."),
+)
+
+CUSTOMERS: tuple[Column, ...] = (
+    _c("customer_id", STR, "", False, False, "Customer identifier; primary key."),
+    _c("name", STR, "", False, True, "Full name."),
+    _c("id_number", STR, "", False, True, "National ID number (居民身份证号) or SSN."),
+    _c("phone", STR, "", False, True, "Primary mobile number."),
+    _c("address", STR, "", False, True, "Home address."),
+    _c("age", I64, "years", False, False, "Age at the snapshot."),
+    _c("country", ENUM, "", False, False, "Country whose collection law applies.", "country"),
+    _c("region", STR, "", False, False, "Province / state code (e.g. CN-GD, US-CA)."),
+    _c("time_zone", STR, "", False, False, "IANA time zone of the debtor (Asia/Shanghai, America/New_York…)."),
+    _c("bureau_score", I64, "points", True, False, "Credit bureau score, 300–900; null if no file."),
+    _c("credit_history_months", I64, "months", False, False, "Age of the oldest credit line."),
+    _c("credit_inquiries_6m", I64, "count", False, False, "Hard credit inquiries in 6 months."),
+    _c("delinquencies_24m", I64, "count", False, False, "Delinquencies of 30+ days on other credit in 24 months."),
+    _c("monthly_income", F64, "CNY", False, False, "Verified monthly income."),
+    _c("total_debt", F64, "CNY", False, False, "Outstanding debt across all lenders, this loan included."),
+    _c("debt_to_income", F64, "ratio", False, False, "Monthly debt service / monthly income."),
+    _c("card_utilization", F64, "ratio", True, False, "Revolving credit used / limit; null with no cards."),
+    _c("monthly_spending", F64, "CNY", False, False, "Average monthly card and wallet spending, last 3 months."),
+    _c("spending_change_3m", F64, "ratio", False, False, "Spending of the last 3 months / the 3 before, minus 1."),
+    _c("employment_status", ENUM, "", False, False, "Employment status.", "employment_status"),
+    _c("employment_years", F64, "years", False, False, "Years with the current employer or business."),
+    _c("phone_valid", BOOL, "", False, False, "The primary number reaches the debtor (not disconnected)."),
+    _c("has_third_party_contact", BOOL, "", False, False, "An emergency / third-party contact is on file."),
+    _c("consent_automated_contact", BOOL, "", False, False, "Consent to automated calls and messages (voice bot, SMS)."),
+    _c("contact_opt_out", BOOL, "", False, False, "The debtor asked not to be contacted by phone (Reg F opt-out)."),
+    _c("connected_calls_today", I64, "count", False, False, "Collection calls answered today (debtor's local day)."),
+    _c("call_attempts_today", I64, "count", False, False, "Call attempts to the primary number today, answered or not."),
+    _c("consecutive_failed_attempts", I64, "count", False, False, "Unanswered attempts since the last connected call."),
+    _c("calls_7d", I64, "count", False, False, "Call attempts about this debt in the last 7 days."),
+    _c("sms_today", I64, "count", False, False, "Collection messages sent today."),
+    _c("last_conversation_at", TS, "instant", True, False, "Last time the debtor was actually reached (a conversation)."),
+    _c("open_complaints", I64, "count", False, False, "Complaints about collection not yet closed."),
+)
+
+VEHICLES: tuple[Column, ...] = (
+    _c("vin", STR, "", False, False, "Vehicle identification number; primary key."),
+    _c("plate_number", STR, "", False, True, "Licence plate (personal data once linked to the owner)."),
+    _c("brand", STR, "", False, False, "Make, e.g. Toyota, BYD."),
+    _c("model", STR, "", False, False, "Model name."),
+    _c("model_year", I64, "year", False, False, "Model year."),
+    _c("energy_type", ENUM, "", False, False, "Powertrain.", "energy_type"),
+    _c("mileage_km", F64, "km", False, False, "Odometer at the last reading."),
+    _c("condition_grade", ENUM, "", False, False, "Inspection grade A (as new) … E (salvage).", "condition_grade"),
+    _c("purchase_price", F64, "CNY", False, False, "Invoice price when new (or when bought, for used cars)."),
+    _c("insurance_expiry_date", DATE, "date", True, False, "Expiry of the current motor insurance policy; null if none known."),
+    _c("gps_status", ENUM, "", False, False, "GPS tracker state.", "gps_status"),
+    _c("gps_offline_hours", F64, "hours", True, False, "Hours since the tracker's last ping at the snapshot; null with no device."),
+    _c("gps_last_ping_at", TS, "instant", True, False, "Time of the last GPS ping."),
+    _c("gps_lat", F64, "degrees", True, True, "Latitude of the last ping (personal data: location)."),
+    _c("gps_lon", F64, "degrees", True, True, "Longitude of the last ping (personal data: location)."),
+    _c("home_geofence_km", F64, "km", False, False, "Radius of the home geofence around the registered address."),
+    _c("km_from_home", F64, "km", True, False, "Distance of the last ping from the geofence centre."),
+    _c("geofence_exits_30d", I64, "count", False, False, "Geofence exits in 30 days."),
+    _c("violations_90d", I64, "count", False, False, "Traffic violations recorded in 90 days."),
+)
+
+BOOK_KEYS = ("customer_id", "vin")
+
+
+def _join(*tables: tuple[Column, ...]) -> tuple[Column, ...]:
+    seen: dict[str, Column] = {}
+    for table in tables:
+        for col in table:
+            if col.name in seen:
+                assert col.name in BOOK_KEYS, f"column {col.name} declared twice"
+                continue
+            seen[col.name] = col
+    return tuple(seen.values())
+
+
+#: One row per account: what the kernel decides on.
+BOOK: tuple[Column, ...] = _join(ACCOUNTS, CUSTOMERS, VEHICLES)
+
+EVENTS: tuple[Column, ...] = (
+    _c("event_id", STR, "", False, False, "Unique event id (idempotency key)."),
+    _c("account_id", STR, "", False, False, "Account the event concerns."),
+    _c("kind", ENUM, "", False, False, "What happened.", "event_kind"),
+    _c("at", TS, "instant", False, False, "When it happened."),
+    _c("amount", F64, "CNY", True, False, "Payment or promised amount, where the kind has one."),
+    _c("payload", STR, "", True, True, "Kind-specific details as JSON (may hold locations: PII)."),
+)
+
+#: The fixed part of a decision row; every ruleset and model output follows as
+#: ``<ruleset>.<output>`` / ``<model>.<output>`` columns plus ``<ruleset>.rule``.
+DECISIONS: tuple[Column, ...] = (
+    _c("account_id", STR, "", False, False, "Account decided."),
+    _c("as_of", DATE, "date", False, False, "Decision date given with the request."),
+    _c("bundle_hash", STR, "", False, False, "Content hash of the bundle that decided."),
+)
+
+ACTIONS: tuple[Column, ...] = (
+    _c("account_id", STR, "", False, False, "Account the action is for."),
+    _c("action", ENUM, "", False, False, "What to do.", "action_channel"),
+    _c("priority", F64, "score", False, False, "Higher first; queues sort by it."),
+    _c("earliest_at", TS, "instant", False, False, "Earliest time the action may happen."),
+    _c("script_id", STR, "", True, False, "Template of the script (话术) used."),
+    _c("language", ENUM, "", True, False, "Language of the script.", "language"),
+    _c("script", STR, "", True, True, "Rendered script; may name the debtor (PII)."),
+    _c("outcome", ENUM, "", False, False, "Compliance outcome.", "compliance_outcome"),
+    _c("reason_code", STR, "", True, False, "Why the action was deferred or blocked (e.g. CN_QUIET_HOURS)."),
+    _c("next_allowed_at", TS, "instant", True, False, "When a deferred action may next be tried."),
+    _c("policy", STR, "", True, False, "Policy that deferred or blocked it."),
+)
+
+TABLES: dict[str, tuple[Column, ...]] = {
+    "accounts": ACCOUNTS, "customers": CUSTOMERS, "vehicles": VEHICLES, "book": BOOK,
+    "events": EVENTS, "decisions": DECISIONS, "actions": ACTIONS,
+}
+
+_BY_NAME = {name: {c.name: c for c in cols} for name, cols in TABLES.items()}
+
+
+def columns(table: str = "book") -> dict[str, Column]:
+    """The contract's columns of ``table`` by name."""
+    try:
+        return _BY_NAME[table]
+    except KeyError:
+        raise SchemaError(f"unknown table {table!r}; known: {', '.join(TABLES)}") from None
+
+
+def pii_columns(table: str = "book") -> frozenset[str]:
+    """Names of the personal-data columns of ``table`` (never logged)."""
+    return frozenset(c.name for c in TABLES[table] if c.pii)
+
+
+def arrow_schema(table: str = "book") -> pa.Schema:
+    """The Arrow schema of ``table`` with per-field metadata (unit, pii, doc, enum)."""
+    return pa.schema([c.field() for c in TABLES[table]], metadata={"postloan.table": table})
+
+
+def logical_type(col: Column) -> str | dict:
+    """The ruleset-language type of a contract column: int, float, bool, date, {enum: [...]}
+    or ``"string"`` / ``"timestamp"`` for columns rulesets cannot read directly."""
+    t = col.type
+    if col.enum:
+        return {"enum": list(ENUMS[col.enum])}
+    if pa.types.is_integer(t):
+        return "int"
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    return "string"
+
+
+def _type_accepts(col: Column, actual: pa.DataType) -> bool:
+    expected = col.type
+    if col.enum:
+        return (pa.types.is_string(actual) or pa.types.is_large_string(actual)
+                or (pa.types.is_dictionary(actual) and (pa.types.is_string(actual.value_type)
+                                                       or pa.types.is_large_string(actual.value_type))))
+    if pa.types.is_integer(expected):
+        return pa.types.is_integer(actual)
+    if pa.types.is_floating(expected):
+        return pa.types.is_floating(actual) or pa.types.is_integer(actual)
+    if pa.types.is_date(expected):
+        return pa.types.is_date(actual)
+    if pa.types.is_timestamp(expected):
+        return pa.types.is_timestamp(actual)
+    if pa.types.is_string(expected):
+        return pa.types.is_string(actual) or pa.types.is_large_string(actual) or (
+            pa.types.is_dictionary(actual) and pa.types.is_string(actual.value_type))
+    return actual.equals(expected)
+
+
+def _describe_type(col: Column) -> str:
+    return f"enum {{{', '.join(ENUMS[col.enum])}}}" if col.enum else str(col.type)
+
+
+def validate(data: pa.Table | pa.RecordBatch, table: str = "book", *, required: Iterable[str] | None = None,
+             check_values: bool = True, source: str | None = None) -> None:
+    """Check ``data`` against the contract's ``table``; raise :class:`SchemaError` naming the
+    first offending column (and row, for a bad value).
+
+    ``required`` limits the check to those columns (default: every column of the table).
+    Extra columns are allowed: they pass through. With ``check_values``, non-nullable columns
+    must hold no nulls and enum columns only their members.
+    """
+    where = f"{source}: " if source else ""
+    cols = columns(table)
+    names = list(required) if required is not None else list(cols)
+    present = set(data.schema.names)
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise SchemaError(f"{where}missing column {missing[0]!r} (table {table}"
+                          + (f"; {len(missing) - 1} more missing" if len(missing) > 1 else "") + ")",
+                          field=missing[0])
+    for name in names:
+        col = cols[name]
+        actual = data.schema.field(name).type
+        if not _type_accepts(col, actual):
+            raise SchemaError(f"{where}column {name!r} has type {actual}, expected {_describe_type(col)}",
+                              field=name)
+        if not check_values:
+            continue
+        arr = data.column(name)
+        if not col.nullable and arr.null_count:
+            row = _first_null(arr)
+            raise SchemaError(f"{where}column {name!r} must not be null (first null at row {row})",
+                              field=name, row=row)
+        if col.enum:
+            _check_enum(arr, col, where)
+
+
+def _first_null(arr) -> int:
+    import pyarrow.compute as pc
+    return int(pc.index(pc.is_null(arr), True).as_py())
+
+
+def _check_enum(arr, col: Column, where: str) -> None:
+    import pyarrow.compute as pc
+    members = pa.array(ENUMS[col.enum], pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    values = arr.dictionary if pa.types.is_dictionary(arr.type) else arr
+    bad = pc.invert(pc.is_in(values, value_set=members))
+    bad = pc.and_kleene(bad, pc.is_valid(values))
+    if pc.any(bad).as_py():
+        if pa.types.is_dictionary(arr.type):
+            # A dictionary may carry unused members; only referenced ones count.
+            decoded = arr.dictionary_decode()
+            bad = pc.and_kleene(pc.invert(pc.is_in(decoded, value_set=members)), pc.is_valid(decoded))
+            if not pc.any(bad).as_py():
+                return
+            values = decoded
+        row = int(pc.index(bad, True).as_py())
+        raise SchemaError(f"{where}column {col.name!r} row {row}: {values[row].as_py()!r} is not one of "
+                          f"{', '.join(ENUMS[col.enum])}", field=col.name, row=row)
+
+
+def describe(table: str = "book") -> str:
+    """A Markdown table documenting ``table`` (used to generate docs/data-contract.md)."""
+    lines = [f"### {table}", "", "| column | type | unit | nullable | PII | meaning |",
+             "|---|---|---|---|---|---|"]
+    for c in TABLES[table]:
+        lines.append(f"| `{c.name}` | {_describe_type(c)} | {c.unit} | {'yes' if c.nullable else 'no'} | "
+                     f"{'**PII**' if c.pii else ''} | {c.doc} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,407 @@
+"""A synthetic auto-finance loan book, deterministic by seed, generated in fixed chunks.
+
+The book is one row per account (accounts ⋈ customers ⋈ vehicles, see
+:mod:`kernel.schema`). It is built to look like a real post-loan portfolio, not noise:
+
+- a latent credit quality per customer drives bureau score, income, debt ratio, inquiries
+  and past delinquencies; delinquency probability rises as quality falls (logistic link);
+- loan terms follow the schedules of :mod:`kernel.schedule`: installments due, paid,
+  outstanding principal and overdue parts are those of the real amortization table;
+- days past due are long-tailed: the number of missed installments is geometric, so each
+  DPD bucket (M1 … M7+) holds a smaller share than the one before;
+- vehicles depreciate by brand (geometric yearly loss), age and mileage; condition grade
+  follows age, mileage and chance;
+- small shares of GPS-offline or tampered trackers, lapsed insurance, traffic violations,
+  broken promises and open complaints, all more frequent among delinquent accounts.
+
+Every chunk of :data:`CHUNK` rows draws from its own generator seeded by ``(seed, chunk)``,
+so a row's values depend only on the seed and its index, never on how the output is batched.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import schedule as sched
+from ..schema import ENUMS, arrow_schema
+from . import catalogue as cat
+
+CHUNK = 65_536
+DEFAULT_AS_OF = dt.date(2026, 11, 28)
+_EPOCH = np.datetime64("1970-01-01", "D")
+_BOOK_SCHEMA = arrow_schema("book")
+
+
+def _enum(name: str, codes: np.ndarray) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int8)), pa.array(ENUMS[name]))
+
+
+def _strings(values) -> pa.Array:
+    return pa.array(values, pa.string())
+
+
+def _digits(x: np.ndarray, width: int) -> pa.Array:
+    return pc.utf8_lpad(pa.array(x.astype(np.int64)).cast(pa.string()), width, "0")
+
+
+def _join(*parts) -> pa.Array:
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _take(options, idx: np.ndarray) -> pa.Array:
+    return pa.array(list(options), pa.string()).take(pa.array(idx))
+
+
+def _days(d: np.ndarray) -> pa.Array:
+    """datetime64[D] → date32."""
+    return pa.array(d.astype("datetime64[D]"), pa.date32())
+
+
+def _add_months(month0: np.ndarray, k: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Dates ``month0 + k`` months on day-of-month ``day`` (1–28)."""
+    return (month0 + k).astype("datetime64[D]") + (day - 1).astype("timedelta64[D]")
+
+
+def _ts(seconds: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    if valid is not None:
+        seconds = np.where(valid, seconds, 0.0)
+    us = (seconds * 1_000_000).astype(np.int64)
+    return pa.array(us, pa.timestamp("us", tz="UTC"), mask=None if valid is None else ~valid)
+
+
+def _chunk(seed: int, chunk: int, n: int, as_of: dt.date) -> pa.RecordBatch:
+    rng = np.random.default_rng([seed, chunk])
+    first_index = chunk * CHUNK
+    today = np.datetime64(as_of, "D")
+    snapshot_s = (today - _EPOCH).astype(np.int64) * 86400 + 20 * 3600  # 20:00 UTC
+
+    # --- customer: where, who, latent quality -------------------------------------------
+    us = rng.random(n) < 0.05
+    regions = cat.CN_REGIONS + cat.US_REGIONS
+    cn_w = np.array([r[1] for r in cat.CN_REGIONS]); us_w = np.array([r[1] for r in cat.US_REGIONS])
+    region_idx = np.where(us, len(cat.CN_REGIONS) + rng.choice(len(us_w), n, p=us_w / us_w.sum()),
+                          rng.choice(len(cn_w), n, p=cn_w / cn_w.sum()))
+    age = np.clip(np.round(rng.normal(36, 9, n)), 22, 68).astype(np.int64)
+    emp = rng.choice(5, n, p=[0.64, 0.26, 0.04, 0.03, 0.03])
+    quality = rng.normal(0, 1, n)                       # latent creditworthiness
+    quality -= np.where(emp == 2, 1.0, 0.0) + np.where(emp == 4, 0.4, 0.0)
+    quality += np.clip((age - 30) / 40, -0.2, 0.5)
+
+    income = np.exp(rng.normal(np.log(9_000) + 0.25 * quality, np.where(emp == 1, 0.7, 0.45), n))
+    income = np.where(emp == 2, income * 0.35, income)
+    income = np.where(us, income * 2.2, income)
+    income = np.round(np.maximum(income, 2_500), -1)
+    bureau = np.clip(np.round(rng.normal(650 + 70 * quality, 35, n)), 300, 900).astype(np.int64)
+    bureau_valid = rng.random(n) > 0.03
+    history = np.clip(np.round((age - 20) * 12 * rng.uniform(0.2, 0.9, n)), 0, 480).astype(np.int64)
+    inquiries = rng.poisson(np.exp(0.2 - 0.45 * quality)).astype(np.int64)
+    past_delinq = rng.poisson(np.exp(-1.6 - 0.9 * quality)).astype(np.int64)
+
+    # --- vehicle and loan ------------------------------------------------------------------
+    b_w = np.array([b[1] for b in cat.BRANDS])
+    brand_idx = rng.choice(len(b_w), n, p=b_w / b_w.sum())
+    n_models = np.array([len(b[4]) for b in cat.BRANDS])
+    model_in_brand = (rng.random(n) * n_models[brand_idx]).astype(np.int64)
+    model_offsets = np.concatenate([[0], np.cumsum(n_models)[:-1]])
+    flat_models = [m for b in cat.BRANDS for m in b[4]]
+    model_flat = model_offsets[brand_idx] + model_in_brand
+    new_price = np.array([p for _, p in flat_models], np.float64)[model_flat]
+    depreciation = np.array([b[2] for b in cat.BRANDS])[brand_idx]
+    ev_share = np.array([b[3] for b in cat.BRANDS])[brand_idx]
+
+    product = rng.choice(3, n, p=[0.70, 0.22, 0.08])
+    term = rng.choice(np.array([12, 24, 36, 48, 60]), n, p=[0.08, 0.22, 0.40, 0.15, 0.15])
+    mob = np.minimum((rng.random(n) ** 1.3 * (term + 1)).astype(np.int64), term)  # months on book
+    contract_day = rng.integers(1, 29, n)
+    contract_month = (today.astype("datetime64[M]") - mob).astype("datetime64[M]")
+    contract_date = contract_month.astype("datetime64[D]") + (contract_day - 1).astype("timedelta64[D]")
+    contract_date = np.minimum(contract_date, today - np.timedelta64(1, "D"))
+    contract_year = contract_date.astype("datetime64[Y]").astype(np.int64) + 1970
+
+    used = product == 1
+    age_at_purchase = np.where(used, rng.integers(1, 8, n), 0)
+    # new cars: this year's or next year's model; used cars: as old as their age at purchase
+    model_year = (contract_year - age_at_purchase + np.where(used, 0, rng.integers(0, 2, n))).astype(np.int64)
+    price = new_price * rng.uniform(0.9, 1.12, n) * (1 - depreciation) ** age_at_purchase
+    price = np.round(price, -2)
+    ltv = np.clip(rng.normal(0.68 + 0.04 * quality, 0.08, n), 0.3, 0.9)
+    principal = np.round(price * ltv, -2)
+    annual_rate = np.round(np.clip(0.065 - 0.012 * quality + np.where(used, 0.02, 0.0)
+                                   + rng.normal(0, 0.008, n), 0.0, 0.18), 4)
+    annual_rate = np.where(rng.random(n) < 0.07, 0.0, annual_rate)  # manufacturer 0 % promotions
+    method = np.where(rng.random(n) < 0.85, 0, 1).astype(np.int8)
+
+    first_month = contract_month + 1
+    # installments whose due date fell before the snapshot day
+    due_of = lambda k: _add_months(first_month, k - 1, contract_day)  # noqa: E731 (local helper)
+    due = np.clip(mob - (due_of(np.maximum(mob, 1)) >= today), 0, term)
+
+    # --- delinquency ---------------------------------------------------------------------
+    dti_pre = rng.uniform(0.05, 0.35, n) - 0.04 * quality
+    monthly_payment = sched.payment(principal, annual_rate, term, method)
+    dti = np.clip(dti_pre + monthly_payment / income, 0.02, 2.5)
+    logit = -4.2 - 1.1 * quality + 2.0 * (dti - 0.45) + 0.25 * past_delinq
+    p_delinquent = 1 / (1 + np.exp(-logit))
+    delinquent = (rng.random(n) < p_delinquent) & (due > 0)
+    missed = np.where(delinquent, 1 + rng.geometric(np.clip(0.5 + 0.1 * quality, 0.25, 0.85), n) - 1, 0)
+    # a long tail beyond M6 for accounts that stopped paying altogether
+    missed = np.where(delinquent & (quality < -1) & (rng.random(n) < 0.08), missed + rng.integers(3, 12, n), missed)
+    missed = np.minimum(missed, due)
+    paid = due - missed
+    oldest_unpaid_due = due_of(paid + 1)
+    dpd = np.where(missed > 0, (today - oldest_unpaid_due).astype(np.int64), 0)
+
+    pos = sched.position(principal, annual_rate, term, method, paid, due)
+    overdue_amount = np.round(pos.overdue_principal + pos.overdue_interest, 2)
+    penalty_rate = np.where(rng.random(n) < 0.8, 0.0005, 0.0003)
+    avg_days_late = np.maximum(dpd - 30.4 * (missed - 1) / 2, 0)
+    penalty = np.round(overdue_amount * penalty_rate * avg_days_late, 2)
+    next_due = due_of(paid + 1)
+    repaid = paid >= term
+
+    # history of the last 12 months
+    cured = (~delinquent) & (rng.random(n) < 1 / (1 + np.exp(1.6 + 1.1 * quality)))
+    dpd_30d_ago = np.where(dpd > 30, dpd - 30,
+                           np.where(cured & (due > 1), rng.integers(1, 31, n), 0))
+    dpd_30d_ago = np.where(delinquent & (dpd <= 30) & (rng.random(n) < 0.25), rng.integers(1, 31, n), dpd_30d_ago)
+    times_overdue = np.minimum(np.minimum(due, 12),
+                               missed + rng.poisson(np.exp(-1.2 - 0.8 * quality) + cured, n))
+    max_dpd = np.maximum.reduce([dpd, dpd_30d_ago, np.where(times_overdue > 0,
+                                                           rng.integers(1, 25, n), 0)]).astype(np.int64)
+    on_time = np.where(due > 0, 1 - times_overdue / np.maximum(np.minimum(due, 12), 1), np.nan)
+    last_pay = due_of(np.maximum(paid, 1)) + rng.integers(0, 4, n).astype("timedelta64[D]")
+    last_pay = np.minimum(last_pay, today)
+
+    # promises to pay: made by delinquent customers, broken more often by weak ones
+    made = np.where(delinquent, rng.poisson(np.minimum(0.6 + dpd / 30, 4)), rng.poisson(0.03, n) * (due > 0))
+    p_keep = np.clip(0.55 + 0.15 * quality - dpd / 400, 0.05, 0.95)
+    kept = rng.binomial(made, p_keep)
+    broken = made - kept
+    broken_30d = rng.binomial(broken, 0.45)
+    open_promise = delinquent & (rng.random(n) < 0.35)
+    promise_date = today + rng.integers(1, 15, n).astype("timedelta64[D]")
+
+    # --- contactability and today's contact history --------------------------------------
+    phone_valid = rng.random(n) > np.where(dpd > 60, 0.2, 0.04)
+    third_party = rng.random(n) < 0.85
+    consent = rng.random(n) < 0.92
+    opt_out = rng.random(n) < np.where(us, 0.05, 0.01)
+    lam = np.where(missed > 0, np.clip(dpd / 20, 0.3, 3), 0.0)
+    attempts_today = rng.poisson(lam)
+    connected_today = rng.binomial(attempts_today, np.where(phone_valid, 0.45, 0.0))
+    failed_streak = np.where(attempts_today > connected_today, rng.poisson(lam * 1.5) + 1, 0)
+    calls_7d = attempts_today + rng.poisson(lam * 4)
+    sms_today = rng.poisson(np.where(missed > 0, 0.8, 0.0))
+    spoke = (missed > 0) & (rng.random(n) < 0.8)
+    last_conv_s = snapshot_s - rng.exponential(3 * 86400, n) - 3600
+    complaints = rng.poisson(np.where(missed > 0, 0.04, 0.006))
+
+    card_valid = rng.random(n) > 0.15
+    card_util = np.clip(rng.beta(2, 3, n) - 0.15 * quality, 0, 1.5)
+    spending = np.round(income * rng.uniform(0.25, 0.7, n), -1)
+    spending_change = np.round(rng.normal(0.02, 0.12, n) - np.where(missed > 0, 0.15, 0.0), 3)
+    total_debt = np.round(pos.outstanding_principal + income * rng.uniform(0, 30, n) * np.clip(1 - 0.3 * quality, 0.2, 2), -2)
+
+    # --- vehicle state -------------------------------------------------------------------
+    vehicle_age = np.maximum(contract_year.astype(np.int64) - model_year + mob / 12, 0)
+    mileage = np.round(np.maximum(vehicle_age * rng.normal(16_000, 6_000, n), 0) + rng.uniform(0, 3000, n), -1)
+    wear = vehicle_age / 4 + mileage / 100_000 + rng.normal(0, 0.7, n)
+    condition = np.clip(np.floor(wear), 0, 4).astype(np.int8)
+    energy = np.where(rng.random(n) < ev_share, np.where(rng.random(n) < 0.7, 3, 2),
+                      np.where(rng.random(n) < 0.1, 1, 0)).astype(np.int8)
+
+    years_on_book = np.ceil((today - contract_date).astype(np.int64) / 365.0).astype(np.int64)
+    ins_expiry = contract_date + (365 * np.maximum(years_on_book, 1)).astype("timedelta64[D]")
+    lapsed = rng.random(n) < np.where(missed > 0, 0.10, 0.025)
+    ins_expiry = np.where(lapsed, today - rng.integers(1, 120, n).astype("timedelta64[D]"), ins_expiry)
+    ins_known = rng.random(n) > 0.01
+
+    gps_r = rng.random(n)
+    risky = np.clip(dpd / 90, 0, 1)
+    gps = np.select([gps_r < 0.025, gps_r < 0.025 + 0.035 + 0.10 * risky, gps_r < 0.065 + 0.10 * risky + 0.004 + 0.02 * risky],
+                    [3, 1, 2], default=0).astype(np.int8)
+    offline_h = np.select([gps == 0, gps == 1, gps == 2],
+                          [rng.uniform(0, 1.5, n), rng.lognormal(np.log(60), 0.9, n), rng.lognormal(np.log(200), 0.6, n)],
+                          default=np.nan)
+    has_device = gps != 3
+    ping_s = snapshot_s - offline_h * 3600
+    reg = region_idx
+    lat0 = np.array([x[4] for x in regions])[reg]; lon0 = np.array([x[5] for x in regions])[reg]
+    fence = np.where(rng.random(n) < 0.7, 30.0, 50.0)
+    far = rng.random(n) < 0.02 + 0.08 * risky
+    km = np.where(far, fence + rng.exponential(150, n), rng.exponential(6, n))
+    bearing = rng.uniform(0, 2 * np.pi, n)
+    lat = lat0 + km * np.cos(bearing) / 111.0
+    lon = lon0 + km * np.sin(bearing) / (111.0 * np.cos(np.radians(lat0)))
+    exits = rng.poisson(np.where(far, 2.0, 0.1))
+    violations = rng.poisson(np.exp(rng.normal(-1.2, 0.9, n)))
+    repossessed = (dpd > 90) & (rng.random(n) < 0.3) | (dpd > 60) & (rng.random(n) < 0.05)
+
+    # overdue reason as a collector would record it, by the customer's situation
+    weights = np.tile(np.array([0.0, 0.30, 0.25, 0.08, 0.12, 0.05, 0.10, 0.07, 0.03]), (n, 1))
+    weights[:, 2] *= np.where(emp == 2, 6.0, 1.0)                        # INCOME_LOSS
+    weights[:, 4] *= np.where(emp == 1, 3.0, 0.6)                        # BUSINESS_FAILURE
+    weights[:, 6] *= np.where(dpd <= 10, 3.0, 0.2)                       # FORGOT
+    weights[:, 7] *= np.where((dpd > 60) & (income > 15_000), 5.0, 0.5)  # WILFUL_REFUSAL
+    weights[:, 8] *= np.where(gps == 2, 15.0, 1.0)                       # FRAUD_SUSPECTED
+    weights[:, 1] *= np.where(dpd > 90, 2.0, 1.0)                        # UNKNOWN
+    cdf = np.cumsum(weights, axis=1)
+    drawn = (cdf < rng.random(n)[:, None] * cdf[:, -1:]).sum(axis=1)
+    reason = np.where(missed > 0, drawn, 0).astype(np.int8)
+
+    # --- personal data (synthetic, but in the real formats) ------------------------------
+    idx = np.arange(first_index, first_index + n)
+    account_id = _join(pa.array(np.full(n, "AC")), _digits(idx, 10))
+    customer_id = _join(pa.array(np.full(n, "CU")), _digits(idx, 10))
+    vin = _vin(rng, brand_idx, model_year, idx)
+    cn_name = _join(_take(cat.CN_SURNAMES, rng.integers(0, len(cat.CN_SURNAMES), n)),
+                    _take(cat.CN_GIVEN, rng.integers(0, len(cat.CN_GIVEN), n)))
+    us_name = _join(_take(cat.US_GIVEN, rng.integers(0, len(cat.US_GIVEN), n)), pa.array(np.full(n, " ")),
+                    _take(cat.US_SURNAMES, rng.integers(0, len(cat.US_SURNAMES), n)))
+    name = pc.if_else(pa.array(us), us_name, cn_name)
+    birth_year = as_of.year - age
+    id_number = pc.if_else(pa.array(us), _join(_digits(rng.integers(100, 900, n), 3), pa.array(np.full(n, "-")),
+                                                 _digits(rng.integers(10, 100, n), 2), pa.array(np.full(n, "-")),
+                                                 _digits(rng.integers(1000, 10000, n), 4)),
+                           _cn_id(rng, birth_year))
+    phone = pc.if_else(pa.array(us),
+                       _join(pa.array(np.full(n, "+1-")), _digits(rng.integers(200, 1000, n), 3), pa.array(np.full(n, "-")),
+                             _digits(rng.integers(200, 1000, n), 3), pa.array(np.full(n, "-")), _digits(rng.integers(0, 10_000, n), 4)),
+                       _join(pa.array(np.full(n, "1")), _take(("3", "5", "7", "8", "9"), rng.integers(0, 5, n)),
+                             _digits(rng.integers(0, 1_000_000_000, n), 9)))
+    address = _join(_take([x[6] for x in regions], reg), pa.array(np.full(n, " No.")), _digits(rng.integers(1, 999, n), 1))
+    plate = _join(_take([x[3] for x in regions], reg), _take(list("ABCDEFGHJK"), rng.integers(0, 10, n)),
+                  _digits(rng.integers(0, 100_000, n), 5))
+
+    cols = {
+        "account_id": account_id, "customer_id": customer_id, "vin": vin,
+        "product": _enum("product", product),
+        "contract_date": _days(contract_date), "first_due_date": _days(due_of(np.ones(n, np.int64))),
+        "term_months": pa.array(term.astype(np.int64)), "principal": pa.array(principal),
+        "annual_rate": pa.array(annual_rate), "repayment_method": _enum("repayment_method", method),
+        "installment_amount": pa.array(np.round(pos.next_installment, 2)),
+        "installments_due": pa.array(due.astype(np.int64)), "installments_paid": pa.array(paid.astype(np.int64)),
+        "outstanding_principal": pa.array(pos.outstanding_principal),
+        "next_due_date": pa.array(next_due.astype("datetime64[D]"), pa.date32(), mask=repaid),
+        "dpd": pa.array(dpd.astype(np.int64)), "overdue_installments": pa.array(missed.astype(np.int64)),
+        "overdue_principal": pa.array(pos.overdue_principal), "overdue_interest": pa.array(pos.overdue_interest),
+        "overdue_amount": pa.array(overdue_amount), "penalty_rate_daily": pa.array(penalty_rate),
+        "penalty_interest": pa.array(penalty), "dpd_30d_ago": pa.array(dpd_30d_ago.astype(np.int64)),
+        "max_dpd_12m": pa.array(max_dpd), "times_overdue_12m": pa.array(times_overdue.astype(np.int64)),
+        "on_time_ratio_12m": pa.array(np.round(on_time, 4), mask=np.isnan(on_time)),
+        "last_payment_date": pa.array(last_pay.astype("datetime64[D]"), pa.date32(), mask=paid == 0),
+        "last_payment_amount": pa.array(np.round(monthly_payment * rng.uniform(0.98, 1.0, n), 2), mask=paid == 0),
+        "promises_made_90d": pa.array(made.astype(np.int64)), "promises_kept_90d": pa.array(kept.astype(np.int64)),
+        "promises_broken_90d": pa.array(broken.astype(np.int64)), "promises_broken_30d": pa.array(broken_30d.astype(np.int64)),
+        "promise_date": pa.array(promise_date.astype("datetime64[D]"), pa.date32(), mask=~open_promise),
+        "reported_overdue_reason": _enum("overdue_reason", reason),
+        "litigation_clause": pa.array(rng.random(n) < 0.97), "contact_records_kept": pa.array(rng.random(n) < 0.9),
+        "demand_notices_sent": pa.array(rng.poisson(np.where(dpd > 30, dpd / 45, 0.0)).astype(np.int64)),
+        "repossessed": pa.array(repossessed),
+        # customer
+        "name": name, "id_number": id_number, "phone": phone, "address": address,
+        "age": pa.array(age), "country": _enum("country", us.astype(np.int8)),
+        "region": _take([x[0] for x in regions], reg), "time_zone": _take([x[2] for x in regions], reg),
+        "bureau_score": pa.array(bureau, mask=~bureau_valid),
+        "credit_history_months": pa.array(history), "credit_inquiries_6m": pa.array(inquiries),
+        "delinquencies_24m": pa.array(past_delinq), "monthly_income": pa.array(income),
+        "total_debt": pa.array(total_debt), "debt_to_income": pa.array(np.round(dti, 4)),
+        "card_utilization": pa.array(np.round(card_util, 4), mask=~card_valid),
+        "monthly_spending": pa.array(spending), "spending_change_3m": pa.array(spending_change),
+        "employment_status": _enum("employment_status", emp),
+        "employment_years": pa.array(np.round(np.minimum(rng.exponential(5, n), age - 18), 1)),
+        "phone_valid": pa.array(phone_valid), "has_third_party_contact": pa.array(third_party),
+        "consent_automated_contact": pa.array(consent), "contact_opt_out": pa.array(opt_out),
+        "connected_calls_today": pa.array(connected_today.astype(np.int64)),
+        "call_attempts_today": pa.array(attempts_today.astype(np.int64)),
+        "consecutive_failed_attempts": pa.array(failed_streak.astype(np.int64)),
+        "calls_7d": pa.array(calls_7d.astype(np.int64)), "sms_today": pa.array(sms_today.astype(np.int64)),
+        "last_conversation_at": _ts(last_conv_s, spoke),
+        "open_complaints": pa.array(complaints.astype(np.int64)),
+        # vehicle
+        "plate_number": plate,
+        "brand": _take([b[0] for b in cat.BRANDS], brand_idx),
+        "model": _take([m for m, _ in flat_models], model_flat),
+        "model_year": pa.array(model_year), "energy_type": _enum("energy_type", energy),
+        "mileage_km": pa.array(mileage), "condition_grade": _enum("condition_grade", condition),
+        "purchase_price": pa.array(price),
+        "insurance_expiry_date": pa.array(ins_expiry.astype("datetime64[D]"), pa.date32(), mask=~ins_known),
+        "gps_status": _enum("gps_status", gps),
+        "gps_offline_hours": pa.array(np.round(offline_h, 2), mask=~has_device),
+        "gps_last_ping_at": _ts(ping_s, has_device),
+        "gps_lat": pa.array(np.round(lat, 5), mask=~has_device), "gps_lon": pa.array(np.round(lon, 5), mask=~has_device),
+        "home_geofence_km": pa.array(fence), "km_from_home": pa.array(np.round(km, 2), mask=~has_device),
+        "geofence_exits_30d": pa.array(exits.astype(np.int64)), "violations_90d": pa.array(violations.astype(np.int64)),
+    }
+    return pa.RecordBatch.from_arrays([cols[f.name] for f in _BOOK_SCHEMA], schema=_BOOK_SCHEMA)
+
+
+_VIN_CHARS = np.array(list("ABCDEFGHJKLMNPRSTUVWXYZ0123456789"))
+_VIN_YEAR = "ABCDEFGHJKLMNPRSTVWXY123456789"  # model-year code, cycling every 30 years from 1980
+
+
+def _vin(rng, brand_idx, model_year, idx) -> pa.Array:
+    """17-character VINs: maker prefix, random body, model-year letter, serial from the index."""
+    n = idx.shape[0]
+    wmi = np.array(["LVS", "LFV", "LHG", "LGX", "LRW", "WBA", "WDD", "LFV", "LB3", "LS5", "LGW", "LSG",
+                    "LGB", "LJ1", "LW4"])[brand_idx % 15]
+    body = _VIN_CHARS[rng.integers(0, len(_VIN_CHARS), (n, 5))]
+    body = _fast_rows(body)
+    year = np.array(list(_VIN_YEAR))[(model_year - 1980) % 30]
+    return _join(pa.array(wmi), pa.array(body), pa.array(np.full(n, "X")), pa.array(year),
+                 pa.array(np.full(n, "Z")), _digits(idx % 1_000_000, 6))
+
+
+def _fast_rows(chars: np.ndarray) -> np.ndarray:
+    """Join the characters of each row (a 2-D array of 1-char strings) without a Python loop."""
+    return chars.astype("U1").view(f"U{chars.shape[1]}").ravel()
+
+
+_ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
+_ID_CHECK = np.array(list("10X98765432"))
+
+
+def _cn_id(rng, birth_year) -> pa.Array:
+    """18-digit resident ID numbers with a valid GB 11643 check character."""
+    n = birth_year.shape[0]
+    digits = np.empty((n, 17), np.int64)
+    area = rng.choice(np.array([440305, 320106, 330106, 370102, 410105, 510107, 420103, 110105, 310115]), n)
+    month = rng.integers(1, 13, n); day = rng.integers(1, 29, n); seq = rng.integers(0, 1000, n)
+    start = 0
+    for value, width in ((area, 6), (birth_year, 4), (month, 2), (day, 2), (seq, 3)):
+        for d in range(width):
+            digits[:, start + d] = (value // 10 ** (width - 1 - d)) % 10
+        start += width
+    check = _ID_CHECK[(digits * _ID_WEIGHTS).sum(axis=1) % 11]
+    text = _fast_rows(digits.astype("U1"))
+    return _join(pa.array(text), pa.array(check))
+
+
+def iter_book(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF) -> Iterator[pa.RecordBatch]:
+    """Yield the book as record batches of at most :data:`CHUNK` rows."""
+    if accounts < 0:
+        raise ValueError("accounts: must not be negative")
+    for chunk in range((accounts + CHUNK - 1) // CHUNK):
+        yield _chunk(seed, chunk, min(CHUNK, accounts - chunk * CHUNK), as_of)
+
+
+def generate(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF) -> pa.Table:
+    """The whole book in memory (use :func:`iter_book` or :func:`write_book` for large books)."""
+    return pa.Table.from_batches(list(iter_book(accounts, seed, as_of)), schema=_BOOK_SCHEMA)
+
+
+def write_book(path, accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF, progress=None) -> int:
+    """Stream the book to a Parquet file batch by batch (memory stays bounded); returns rows."""
+    import pyarrow.parquet as pq
+    rows = 0
+    with pq.ParquetWriter(path, _BOOK_SCHEMA, compression="zstd") as writer:
+        for batch in iter_book(accounts, seed, as_of):
+            writer.write_batch(batch)
+            rows += batch.num_rows
+            if progress is not None:
+                progress(batch.num_rows)
+    return rows

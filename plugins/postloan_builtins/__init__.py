@@ -1,0 +1,2 @@
+"""postloan's built-in plugins: registered through the ``postloan`` entry-point group exactly
+like third-party plugins."""
