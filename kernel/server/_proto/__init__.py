@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code of the postloan.v1 API (see regenerate.py)."""
