@@ -48,8 +48,6 @@ def _round_fen(x):
 
 
 def _method_codes(method, n) -> np.ndarray:
-    if isinstance(method, str):
-        method = METHODS[method]
     m = np.asarray(method)
     if m.dtype.kind in "OUS":
         try:

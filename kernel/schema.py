@@ -102,7 +102,7 @@ ACCOUNTS: tuple[Column, ...] = (
     _c("annual_rate", F64, "ratio", False, False, "Nominal annual interest rate; monthly rate = annual_rate / 12."),
     _c("repayment_method", ENUM, "", False, False, "等额本息 EQUAL_INSTALLMENT or 等额本金 EQUAL_PRINCIPAL.", "repayment_method"),
     _c("installment_amount", F64, "CNY", False, False, "Amount of the current (next unpaid) scheduled installment."),
-    _c("installments_due", I64, "count", False, False, "Installments whose due date is on or before the snapshot date."),
+    _c("installments_due", I64, "count", False, False, "Installments whose due date fell before the snapshot date."),
     _c("installments_paid", I64, "count", False, False, "Installments fully paid."),
     _c("outstanding_principal", F64, "CNY", False, False, "Principal not yet repaid (due or not)."),
     _c("next_due_date", DATE, "date", True, False, "Due date of the next unpaid installment; null once the loan is repaid."),
@@ -374,3 +374,25 @@ def describe(table: str = "book") -> str:
         lines.append(f"| `{c.name}` | {_describe_type(c)} | {c.unit} | {'yes' if c.nullable else 'no'} | "
                      f"{'**PII**' if c.pii else ''} | {c.doc} |")
     return "\n".join(lines) + "\n"
+
+
+def markdown() -> str:
+    """docs/data-contract.md, generated from the declarations above."""
+    head = ["# The data contract", "",
+            "Generated from `kernel/schema.py`, the single source of truth; regenerate with",
+            "`python -m kernel.schema > docs/data-contract.md` (a test fails when this page is stale).", "",
+            "The kernel decides on the **book**: one row per account, the join of accounts, customers and",
+            "vehicles (keys `customer_id` and `vin` appear once). Rulesets and models read book columns by",
+            "their bare names. Money is in the loan's currency (CNY for the shipped book); rates are",
+            "fractions; dates are `date32`; instants are UTC `timestamp[us]`; enumerations are",
+            "`dictionary<int8, string>` (plain strings accepted on input). **PII** columns never reach logs,",
+            "metrics or error messages.", ""]
+    enums = ["## Enumerations", "", "| enum | members (in order) |", "|---|---|"]
+    enums += [f"| `{k}` | {', '.join(v)} |" for k, v in ENUMS.items()]
+    body = [f"## {t}\n\n" + describe(t).split("\n", 2)[2] for t in ("accounts", "customers", "vehicles", "events",
+                                                                     "decisions", "actions")]
+    return "\n".join(head) + "\n" + "\n".join(body) + "\n" + "\n".join(enums) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(markdown(), end="")

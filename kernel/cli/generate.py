@@ -1,6 +1,7 @@
 """postloan generate: write a synthetic loan book."""
 from __future__ import annotations
 
+from ..errors import PostloanError
 from . import args as a
 
 HELP = "write a synthetic loan book (deterministic by seed) to Parquet"
@@ -28,7 +29,11 @@ def run(args) -> int:
 
     start = time.perf_counter()
     with bar(args.accounts, "generating", unit="acct", disable=args.quiet) as progress:
-        rows = write_book(args.out, args.accounts, args.seed, args.as_of or DEFAULT_AS_OF, progress=progress.update)
+        try:
+            rows = write_book(args.out, args.accounts, args.seed, args.as_of or DEFAULT_AS_OF,
+                              progress=progress.update)
+        except OSError as e:
+            raise PostloanError(f"cannot write {args.out}: {e.strerror or e}") from None
     seconds = time.perf_counter() - start
     print(f"wrote {rows:,} accounts to {args.out} in {seconds:.1f} s ({rows / seconds:,.0f} accounts/s)")
     return 0

@@ -30,7 +30,7 @@ from .. import schedule as sched
 from ..schema import ENUMS, arrow_schema
 from . import catalogue as cat
 
-CHUNK = 65_536
+CHUNK = 16_384
 DEFAULT_AS_OF = dt.date(2026, 11, 28)
 _EPOCH = np.datetime64("1970-01-01", "D")
 _BOOK_SCHEMA = arrow_schema("book")
@@ -74,6 +74,7 @@ def _ts(seconds: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
 
 
 def _chunk(seed: int, chunk: int, n: int, as_of: dt.date) -> pa.RecordBatch:
+    """Rows ``chunk·CHUNK … chunk·CHUNK + n − 1`` of the book."""
     rng = np.random.default_rng([seed, chunk])
     first_index = chunk * CHUNK
     today = np.datetime64(as_of, "D")
@@ -386,7 +387,10 @@ def iter_book(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF) -> I
     if accounts < 0:
         raise ValueError("accounts: must not be negative")
     for chunk in range((accounts + CHUNK - 1) // CHUNK):
-        yield _chunk(seed, chunk, min(CHUNK, accounts - chunk * CHUNK), as_of)
+        rows = min(CHUNK, accounts - chunk * CHUNK)
+        # always draw a whole chunk so that a row never depends on the size of the book
+        batch = _chunk(seed, chunk, CHUNK, as_of)
+        yield batch if rows == CHUNK else batch.slice(0, rows)
 
 
 def generate(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF) -> pa.Table:
@@ -395,13 +399,30 @@ def generate(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF) -> pa
 
 
 def write_book(path, accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF, progress=None) -> int:
-    """Stream the book to a Parquet file batch by batch (memory stays bounded); returns rows."""
+    """Stream the book to a Parquet file batch by batch (memory stays bounded); returns rows.
+
+    A regular file is written under a temporary name and renamed when complete, so a failed
+    or interrupted run never leaves a truncated book behind.
+    """
+    import os
+    import stat
+
     import pyarrow.parquet as pq
+
+    special = os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode)
+    target = path if special else f"{path}.partial"
     rows = 0
-    with pq.ParquetWriter(path, _BOOK_SCHEMA, compression="zstd") as writer:
-        for batch in iter_book(accounts, seed, as_of):
-            writer.write_batch(batch)
-            rows += batch.num_rows
-            if progress is not None:
-                progress(batch.num_rows)
+    try:
+        with pq.ParquetWriter(target, _BOOK_SCHEMA, compression="zstd") as writer:
+            for batch in iter_book(accounts, seed, as_of):
+                writer.write_batch(batch)
+                rows += batch.num_rows
+                if progress is not None:
+                    progress(batch.num_rows)
+        if not special:
+            os.replace(target, path)
+    except BaseException:
+        if not special and os.path.exists(target):
+            os.unlink(target)
+        raise
     return rows
