@@ -17,7 +17,7 @@ import sys
 
 from ..errors import PostloanError
 
-VERBS = ("demo", "generate")
+VERBS = ("demo", "generate", "serve")
 
 
 class _Parser(argparse.ArgumentParser):

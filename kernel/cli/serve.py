@@ -1,0 +1,92 @@
+"""postloan serve: the gRPC decision service."""
+from __future__ import annotations
+
+import argparse
+
+from . import args as a
+
+HELP = "serve decisions over gRPC (health, reflection, TLS, tokens, metrics, hot reload)"
+DESCRIPTION = """Serve the decision kernel over gRPC (API postloan.v1, see docs/grpc-guide.md).
+
+Health reports NOT_SERVING until the bundle is compiled and warm. SIGTERM / Ctrl-C: health
+NOT_SERVING, new calls refused, calls in flight finish (--grace). SIGHUP: recompile the bundle
+from disk and swap it in; a bundle that fails is rejected and the old one keeps serving.
+
+examples:
+  postloan serve                                   # shipped bundle on 127.0.0.1:50051
+  postloan serve --bundle ./my-bundle --workers 2 --metrics-port 9102
+  postloan serve --host 0.0.0.0 --tls-cert server.pem --tls-key server.key \\
+                 --tls-client-ca clients-ca.pem --token-file tokens.txt
+  python -m kernel.server.auth new --role scoring --name dialer --token-file tokens.txt"""
+
+
+def _port(text: str) -> int:
+    value = a.non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port 0-65535, got {value}")
+    return value
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--bundle", type=a.existing_path, default=None,
+                   help="bundle directory (rulesets/ and models/); default: the shipped bundle")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=50051, help="port (default 50051; 0: any free port)")
+    p.add_argument("--workers", type=a.positive_int, default=1,
+                   help="server processes sharing the port via SO_REUSEPORT (default 1)")
+    p.add_argument("--threads", type=a.positive_int, default=16, help="RPC threads per process (default 16)")
+    p.add_argument("--tls-cert", type=a.existing_file, help="server certificate chain (PEM): enables TLS")
+    p.add_argument("--tls-key", type=a.existing_file, help="server private key (PEM)")
+    p.add_argument("--tls-client-ca", type=a.existing_file,
+                   help="CA (PEM) that signs client certificates: enables mutual TLS")
+    p.add_argument("--token-file", type=a.existing_file,
+                   help="bearer tokens: lines 'role name sha256:<hex>' (roles scoring, admin)")
+    p.add_argument("--allow-unauthenticated", action="store_true",
+                   help="serve a non-loopback address without --token-file (not recommended)")
+    p.add_argument("--metrics-port", type=_port, default=None, help="serve Prometheus metrics on this port")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics port (default 127.0.0.1)")
+    p.add_argument("--max-batch-rows", type=a.positive_int, default=200_000,
+                   help="largest DecideBatch accepted (default 200000)")
+    p.add_argument("--max-message-mb", type=a.positive_int, default=64, help="largest message in MiB (default 64)")
+    p.add_argument("--max-concurrent-rpcs", type=a.positive_int, default=512,
+                   help="calls in progress per process before RESOURCE_EXHAUSTED (default 512)")
+    p.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get on shutdown (default 10)")
+    p.add_argument("--audit-log", type=a.output_file, default=None, help="append the pipeline's audit records here")
+    p.add_argument("--access-log", action="store_true", help="log every call (failed calls are always logged)")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def run(args) -> int:
+    from ..errors import PostloanError
+    from ..server import logs
+    from ..server.app import DecisionServer, ServerConfig
+
+    if args.host not in LOOPBACK and not args.token_file and not args.allow_unauthenticated:
+        raise PostloanError(f"refusing to serve {args.host} without --token-file: anyone who can reach it could "
+                            "call it (pass --allow-unauthenticated to do so anyway)")
+    if args.workers > 1 and args.port == 0:
+        raise PostloanError("--workers needs a fixed --port (each worker binds the same one)")
+    config = ServerConfig(
+        bundle=args.bundle, host=args.host, port=args.port, threads=args.threads,
+        max_concurrent_rpcs=args.max_concurrent_rpcs, max_message_bytes=args.max_message_mb << 20,
+        max_batch_rows=args.max_batch_rows, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca, token_file=args.token_file, metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host, grace_seconds=args.grace, access_log=args.access_log,
+        audit_path=args.audit_log)
+    logs.configure(args.log_level)
+    if args.workers > 1:
+        from ..server.workers import run_workers
+        return run_workers(config, args.workers, args.log_level)
+    server = DecisionServer(config)
+    server.start()
+    server.install_signal_handlers()
+    try:
+        server.wait_ready()
+    except PostloanError:
+        server.stop(0)
+        raise
+    server.wait()
+    return 0

@@ -1,0 +1,197 @@
+"""Python client of the postloan gRPC service.
+
+    from kernel.client import Client
+    with Client("127.0.0.1:50051", token=os.environ["POSTLOAN_TOKEN"]) as client:
+        row = client.decide(record, as_of=datetime.date(2026, 11, 28))
+        row["collection_tier.tier"], row["actions"]
+        decisions = client.decide_batch(book)          # pyarrow.Table, row for row
+
+``record`` is a dict of book columns (``kernel.schema.columns("book")``): dates as
+``datetime.date`` or ISO strings, instants as ``datetime``, enumerations as their member
+names, nulls as None. Failed calls raise :class:`CallError` carrying the status code and,
+for INVALID_ARGUMENT, the offending ``field``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import grpc
+import pyarrow as pa
+
+from .errors import PostloanError
+from .server import convert
+from .server._proto.postloan.v1 import decision_pb2, decision_pb2_grpc
+from .server.tls import channel_credentials
+
+MiB = 1 << 20
+
+
+class CallError(PostloanError):
+    """A call failed. ``code`` is the grpc.StatusCode; ``field`` names the offending request
+    field (INVALID_ARGUMENT); ``violations`` lists the detail entries (field/subject, description)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, field: str | None = None,
+                 violations: list[tuple[str, str]] | None = None):
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.field = field
+        self.violations = violations or []
+
+
+def _call_error(error: grpc.RpcError) -> CallError:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    violations: list[tuple[str, str]] = []
+    status = rpc_status.from_call(error) if hasattr(error, "trailing_metadata") else None
+    for detail in status.details if status else ():
+        for cls, items, key in ((error_details_pb2.BadRequest, "field_violations", "field"),
+                                (error_details_pb2.PreconditionFailure, "violations", "subject"),
+                                (error_details_pb2.QuotaFailure, "violations", "subject")):
+            if detail.Is(cls.DESCRIPTOR):
+                info = cls()
+                detail.Unpack(info)
+                violations.extend((getattr(v, key), v.description) for v in getattr(info, items))
+    bad_field = violations[0][0] if error.code() is grpc.StatusCode.INVALID_ARGUMENT and violations else None
+    return CallError(error.code(), error.details() or "", bad_field, violations)
+
+
+class Client:
+    """A connection to ``postloan serve``.
+
+    ``token``: bearer token (role scoring for decisions, admin for bundle calls).
+    ``tls``: False for plaintext (loopback), True for TLS; ``ca`` the CA certificate to trust
+    (PEM path or bytes; default the system roots); ``cert`` / ``key`` the client's
+    certificate and key for mutual TLS. ``timeout``: default deadline of each call, seconds.
+    """
+
+    def __init__(self, target: str = "127.0.0.1:50051", token: str | None = None, *, tls: bool = False,
+                 ca=None, cert=None, key=None, server_name: str | None = None, timeout: float = 30.0,
+                 max_message_bytes: int = 64 * MiB, options: list | None = None):
+        opts = [("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes), *(options or [])]
+        if server_name:
+            opts.append(("grpc.ssl_target_name_override", server_name))
+        if tls or ca or cert:
+            self._channel = grpc.secure_channel(target, channel_credentials(ca, cert, key), options=opts)
+        else:
+            self._channel = grpc.insecure_channel(target, options=opts)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self.timeout = timeout
+        self._decisions = decision_pb2_grpc.DecisionServiceStub(self._channel)
+        self._admin = decision_pb2_grpc.BundleAdminStub(self._channel)
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _call(self, method, request, timeout):
+        try:
+            return method(request, timeout=self.timeout if timeout is None else timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise _call_error(e) from e
+
+    @staticmethod
+    def _dates(request, as_of, now=None):
+        if as_of is not None:
+            request.as_of.CopyFrom(convert.date_message(as_of))
+        if now is not None:
+            request.now.CopyFrom(convert.timestamp_message(now))
+        return request
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- decisions --------------------------------------------------------------------------
+    def decide(self, record: dict, as_of: dt.date | str | None = None, *, now: dt.datetime | None = None,
+               timeout: float | None = None) -> dict[str, Any]:
+        """Decide one account. Returns the decision row (``account_id``, ``as_of``,
+        ``bundle_hash``, every ``<ruleset>.<output>`` and ``<ruleset>.rule``) plus
+        ``"actions"``: the action plan as a list of dicts (``kernel.schema`` ACTIONS columns)."""
+        request = decision_pb2.DecideRequest(account=convert.ACCOUNT.encode(record))
+        response = self._call(self._decisions.Decide, self._dates(request, as_of, now), timeout)
+        row = convert.decision_dict(response.decision)
+        row["actions"] = [convert.ACTION.decode(a) for a in response.actions]
+        return row
+
+    def decide_batch(self, table: pa.Table | pa.RecordBatch, as_of: dt.date | str | None = None, *,
+                     now: dt.datetime | None = None, with_actions: bool = False, timeout: float | None = None):
+        """Decide a whole table of book rows in one call: the decisions as a pyarrow.Table,
+        row for row; with ``with_actions``, a pair (decisions, actions)."""
+        request = decision_pb2.DecideBatchRequest(accounts=convert.to_ipc(table), with_actions=with_actions)
+        response = self._call(self._decisions.DecideBatch, self._dates(request, as_of, now), timeout)
+        decisions = convert.from_ipc(response.decisions, "decisions")
+        if with_actions:
+            return decisions, convert.from_ipc(response.actions, "actions")
+        return decisions
+
+    def explain(self, record: dict, as_of: dt.date | str | None = None, *, timeout: float | None = None) -> dict:
+        """Per ruleset the winning rule, the inputs it read and its outputs; model scores."""
+        request = decision_pb2.ExplainRequest(account=convert.ACCOUNT.encode(record))
+        response = self._call(self._decisions.Explain, self._dates(request, as_of), timeout)
+        return {
+            "account_id": response.account_id,
+            "bundle_hash": response.bundle_hash,
+            "rulesets": [{"ruleset": r.ruleset, "rule": r.rule or None,
+                          "inputs": {k: convert.python_value(v) for k, v in r.inputs.items()},
+                          "outputs": {k: convert.python_value(v) for k, v in r.outputs.items()}}
+                         for r in response.rulesets],
+            "model_scores": dict(response.model_scores),
+        }
+
+    def valuate(self, vehicle: dict, as_of: dt.date | str | None = None, *, timeout: float | None = None) -> dict:
+        """Valuation of one vehicle (``kernel.schema`` VEHICLES columns) and its recommended disposal channel."""
+        request = decision_pb2.ValuateRequest(vehicle=convert.VEHICLE.encode(vehicle))
+        response = self._call(self._decisions.Valuate, self._dates(request, as_of), timeout)
+        return {"vin": response.vin, "valuation": response.valuation, "channel": response.channel,
+                "details": {k: convert.python_value(v) for k, v in response.details.items()},
+                "bundle_hash": response.bundle_hash}
+
+    # -- admin ------------------------------------------------------------------------------
+    def get_bundle(self, *, timeout: float | None = None) -> dict:
+        return _bundle_dict(self._call(self._admin.GetBundle, decision_pb2.GetBundleRequest(), timeout))
+
+    def reload_bundle(self, path: str | None = None, *, timeout: float | None = 600.0) -> dict:
+        """Compile the bundle at ``path`` on the server (default: reload the current one from
+        disk) and swap it in. A bundle that fails is rejected (CallError FAILED_PRECONDITION,
+        its errors in ``violations``) and the old one keeps serving."""
+        response = self._call(self._admin.ReloadBundle, decision_pb2.ReloadBundleRequest(path=path or ""), timeout)
+        return {"bundle": _bundle_dict(response.bundle), "previous_bundle_hash": response.previous_bundle_hash,
+                "changed": response.changed, "compile_seconds": response.compile_seconds}
+
+    def health(self, service: str = "", *, timeout: float | None = 5.0) -> str:
+        """The standard health status: SERVING, NOT_SERVING, …"""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        try:
+            response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+        except grpc.RpcError as e:
+            raise _call_error(e) from e
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+    def wait_until_serving(self, timeout: float = 120.0) -> None:
+        """Block until health reports SERVING (the bundle is compiled and warm)."""
+        import time
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.health(timeout=min(5.0, max(0.1, deadline - time.monotonic()))) == "SERVING":
+                    return
+            except CallError as e:
+                if e.code is not grpc.StatusCode.UNAVAILABLE and e.code is not grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise
+            if time.monotonic() >= deadline:
+                raise CallError(grpc.StatusCode.DEADLINE_EXCEEDED, f"not SERVING within {timeout} s")
+            time.sleep(0.05)
+
+
+def _bundle_dict(info: decision_pb2.BundleInfo) -> dict:
+    return {"bundle_hash": info.bundle_hash, "version": info.version, "path": info.path,
+            "loaded_at": convert.timestamp_value(info.loaded_at) if info.HasField("loaded_at") else None,
+            "inputs": list(info.inputs), "outputs": {o.name: o.type for o in info.outputs}}

@@ -1,0 +1,233 @@
+"""The server: lifecycle, health, reflection, TLS, limits, hot reload and graceful shutdown.
+
+    server = DecisionServer(ServerConfig(bundle=None, port=0))   # the shipped bundle, a free port
+    port = server.start()          # serving health (NOT_SERVING) and reflection at once
+    server.wait_ready()            # the kernel is compiled and warm: health SERVING
+    ...
+    server.stop()                  # health NOT_SERVING, refuse new calls, let in-flight ones finish
+
+The bundle compiles on a background thread, so health answers (NOT_SERVING) from the first
+moment; ``ReloadBundle`` / SIGHUP compile a new bundle on the reload thread and swap one
+reference, so calls in flight finish on the engine they started with.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ..errors import PostloanError
+from . import tls
+from ._proto.postloan.v1 import decision_pb2, decision_pb2_grpc
+from .auth import TokenStore
+from .engine import Engine, load_engine
+from .interceptors import AuthInterceptor, TelemetryInterceptor
+from .logs import log
+from .metrics import Metrics
+
+DECISION_SERVICE = decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name
+ADMIN_SERVICE = decision_pb2.DESCRIPTOR.services_by_name["BundleAdmin"].full_name
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+MiB = 1 << 20
+
+
+class ServerError(PostloanError):
+    """The server cannot start: the address is taken, a TLS file is bad, the bundle fails."""
+
+
+class ReloadInProgress(PostloanError):
+    """Another reload is compiling; try again when it is done."""
+
+
+@dataclass
+class ServerConfig:
+    bundle: str | None = None            # bundle directory; None: the shipped bundle
+    host: str = "127.0.0.1"
+    port: int = 50051                    # 0: any free port
+    threads: int = 16                    # RPC handler threads
+    max_concurrent_rpcs: int = 512       # beyond: RESOURCE_EXHAUSTED
+    max_message_bytes: int = 64 * MiB    # requests and responses (DecideBatch)
+    max_batch_rows: int = 200_000        # beyond: RESOURCE_EXHAUSTED
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None     # set: mutual TLS
+    token_file: str | None = None        # None: no authentication (loopback only)
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    grace_seconds: float = 10.0          # in-flight calls get this long on shutdown
+    reuse_port: bool = False             # SO_REUSEPORT, for --workers
+    access_log: bool = False             # one JSON line per call (failed calls are always logged)
+    audit_path: str | None = None        # the pipeline's audit log
+    extra_options: list = field(default_factory=list)
+
+
+class DecisionServer:
+    def __init__(self, config: ServerConfig, *, loader: Callable[..., Engine] | None = None):
+        self.config = config
+        self._loader = loader or load_engine
+        self.metrics = Metrics()
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        for service in ("", DECISION_SERVICE, ADMIN_SERVICE):
+            self.health.set(service, NOT_SERVING)
+        self.tokens = TokenStore.load(config.token_file) if config.token_file else None
+        self.engine: Engine | None = None       # swapped atomically (one reference assignment)
+        self.load_error: BaseException | None = None
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._done = threading.Event()
+        self._reload_lock = threading.Lock()
+        # One thread compiles bundles, off the RPC threads.
+        self._compiler = cf.ThreadPoolExecutor(1, thread_name_prefix="postloan-reload")
+        self._server: grpc.Server | None = None
+        self._metrics_http = None
+        self.port: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> int:
+        """Bind and start serving; compile the bundle in the background. Returns the port."""
+        from .service import BundleAdminServicer, DecisionServicer
+
+        c = self.config
+        options = [
+            ("grpc.max_receive_message_length", c.max_message_bytes),
+            ("grpc.max_send_message_length", c.max_message_bytes),
+            ("grpc.so_reuseport", 1 if c.reuse_port else 0),
+            *c.extra_options,
+        ]
+        server = grpc.server(
+            cf.ThreadPoolExecutor(c.threads, thread_name_prefix="postloan-rpc"),
+            interceptors=[TelemetryInterceptor(self.metrics, c.access_log), AuthInterceptor(self.tokens)],
+            options=options,
+            maximum_concurrent_rpcs=c.max_concurrent_rpcs,
+        )
+        decision_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(self), server)
+        decision_pb2_grpc.add_BundleAdminServicer_to_server(BundleAdminServicer(self), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (DECISION_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        address = f"[{c.host}]:{c.port}" if ":" in c.host else f"{c.host}:{c.port}"
+        try:
+            if c.tls_cert or c.tls_key:
+                if not (c.tls_cert and c.tls_key):
+                    raise ServerError("TLS needs both --tls-cert and --tls-key")
+                port = server.add_secure_port(address, tls.server_credentials(c.tls_cert, c.tls_key, c.tls_client_ca))
+            elif c.tls_client_ca:
+                raise ServerError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+            else:
+                port = server.add_insecure_port(address)
+        except RuntimeError as e:
+            raise ServerError(f"cannot listen on {address}: {e} (is the port in use?)") from None
+        if not port:
+            raise ServerError(f"cannot listen on {address} (is the port in use?)")
+        server.start()
+        self._server, self.port = server, port
+        self.health.set(ADMIN_SERVICE, SERVING)
+        if c.metrics_port is not None:
+            self._metrics_http = self.metrics.serve(c.metrics_port, c.metrics_host)
+        log(logging.INFO, "listening", address=f"{c.host}:{port}", tls=bool(c.tls_cert),
+            mutual_tls=bool(c.tls_client_ca), auth=self.tokens is not None, pid=os.getpid())
+        self._compiler.submit(self._initial_load)
+        return port
+
+    def _initial_load(self) -> None:
+        try:
+            self._install(self._loader(self.config.bundle, audit_path=self.config.audit_path))
+        except BaseException as e:   # noqa: BLE001 — reported through wait_ready() and the log
+            self.load_error = e
+            log(logging.ERROR, "bundle failed to load", bundle=self.config.bundle or "(shipped)",
+                error=str(e), exc_info=not isinstance(e, PostloanError))
+        finally:
+            self._ready.set()
+
+    def _install(self, engine: Engine) -> Engine | None:
+        previous, self.engine = self.engine, engine
+        self.load_error = None
+        self.metrics.bundle.labels(engine.bundle_hash).set(engine.loaded_at.timestamp())
+        if previous is not None and previous.bundle_hash != engine.bundle_hash:
+            self.metrics.bundle.remove(previous.bundle_hash)
+        if not self._stopped.is_set():
+            self.health.set(DECISION_SERVICE, SERVING)
+            self.health.set("", SERVING)
+        log(logging.INFO, "bundle serving", bundle_hash=engine.bundle_hash, version=engine.version,
+            path=engine.path, compile_seconds=round(engine.compile_seconds, 3))
+        return previous
+
+    def wait_ready(self, timeout: float | None = None) -> Engine:
+        """Block until the first bundle is compiled and warm; raise its error if it failed."""
+        if not self._ready.wait(timeout):
+            raise ServerError(f"the bundle was not ready within {timeout} s")
+        if self.engine is None:
+            error = self.load_error
+            raise error if isinstance(error, PostloanError) else ServerError(f"the bundle failed to load: {error}")
+        return self.engine
+
+    def reload(self, path: str | None = None) -> tuple[Engine, Engine | None]:
+        """Compile ``path`` (default: the current bundle's directory) off the serving path and
+        swap it in. Raises the compile error and keeps the current bundle if it fails."""
+        if not self._reload_lock.acquire(blocking=False):
+            raise ReloadInProgress("another bundle reload is in progress; retry when it finishes")
+        try:
+            current = self.engine
+            target = path or (current.path if current else self.config.bundle)
+            try:
+                engine = self._compiler.submit(self._loader, target, audit_path=self.config.audit_path).result()
+            except BaseException:
+                self.metrics.reloads.labels("rejected").inc()
+                raise
+            previous = self._install(engine)
+            self.metrics.reloads.labels("ok").inc()
+            return engine, previous
+        finally:
+            self._reload_lock.release()
+
+    def stop(self, grace: float | None = None) -> None:
+        """Graceful shutdown: health NOT_SERVING, refuse new calls, let in-flight calls finish
+        within ``grace`` seconds (then cancel them)."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace = self.config.grace_seconds if grace is None else grace
+        self.health.enter_graceful_shutdown()
+        log(logging.INFO, "shutting down", grace_seconds=grace)
+        if self._server is not None:
+            self._server.stop(grace).wait()
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
+        self._compiler.shutdown(wait=False, cancel_futures=True)
+        log(logging.INFO, "stopped")
+        self._done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until :meth:`stop` has finished; False on timeout."""
+        return self._done.wait(timeout)
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM / SIGINT: graceful shutdown. SIGHUP: reload the bundle from disk."""
+        def terminate(signum, _frame):
+            threading.Thread(target=self.stop, name="postloan-stop", daemon=True).start()
+
+        def hangup(signum, _frame):
+            threading.Thread(target=self._reload_logged, name="postloan-sighup", daemon=True).start()
+
+        signal.signal(signal.SIGTERM, terminate)
+        signal.signal(signal.SIGINT, terminate)
+        signal.signal(signal.SIGHUP, hangup)
+
+    def _reload_logged(self) -> None:
+        try:
+            engine, previous = self.reload()
+            log(logging.INFO, "reloaded on SIGHUP", bundle_hash=engine.bundle_hash,
+                previous_bundle_hash=previous.bundle_hash if previous else None)
+        except BaseException as e:  # noqa: BLE001 — the old bundle keeps serving
+            log(logging.ERROR, "reload on SIGHUP rejected; the current bundle keeps serving", error=str(e),
+                exc_info=not isinstance(e, PostloanError))
+

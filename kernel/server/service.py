@@ -1,0 +1,155 @@
+"""The servicers: DecisionService and BundleAdmin. Business logic lives in the kernel and
+the pipeline; this module validates requests, converts messages and maps errors to codes."""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from ..errors import PostloanError
+from ..schema import SchemaError
+from . import convert, status
+from ._proto.postloan.v1 import decision_pb2, decision_pb2_grpc
+from .engine import Engine, bundle_violations
+from .interceptors import CALL
+from .logs import log, pii_values, scrub
+from .status import FieldError, QuotaError
+
+UTC = dt.timezone.utc
+
+
+def _handled(method):
+    """Map exceptions to status codes; log unexpected ones without personal data."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def call(self, request, context):
+        try:
+            return method(self, request, context)
+        except FieldError as e:
+            status.abort_invalid(context, [(e.field, e.description)])
+        except SchemaError as e:
+            field = f"accounts.{e.field}" if e.field and name == "DecideBatch" else (e.field or "request")
+            status.abort_invalid(context, [(field, str(e))])
+        except QuotaError as e:
+            status.abort_quota(context, e.subject, str(e))
+        except PostloanError as e:
+            status.abort_precondition(context, str(e), bundle_violations(e))
+        except Exception as e:  # noqa: BLE001 — a bug: report INTERNAL, log the stack, no PII
+            if context.code() is not None:    # already aborted on purpose
+                raise
+            account = getattr(request, "account", None) or getattr(request, "vehicle", None)
+            log(logging.ERROR, "internal error", method=name, account_id=CALL.account_id,
+                error=scrub(str(e), pii_values(account)), exc_info=True)
+            status.abort_plain(context, grpc.StatusCode.INTERNAL, f"internal error in {name}; see the server log")
+    return call
+
+
+class _Base:
+    def __init__(self, server):
+        self._server = server
+
+    def _engine(self, context) -> Engine:
+        engine = self._server.engine
+        if engine is None:
+            status.abort_plain(context, grpc.StatusCode.UNAVAILABLE,
+                               "no bundle is serving yet (compiling, or it failed to load: see GetBundle / the log)")
+        return engine
+
+    @staticmethod
+    def _check_deadline(context, method: str) -> None:
+        if context.time_remaining() <= 0:
+            status.abort_plain(context, grpc.StatusCode.DEADLINE_EXCEEDED, f"{method}: the deadline passed before work began")
+
+    @staticmethod
+    def _as_of(request) -> dt.date:
+        return convert.date_value(request.as_of, "as_of") if request.HasField("as_of") else convert.utc_today()
+
+    @staticmethod
+    def _now(request) -> dt.datetime:
+        return convert.timestamp_value(request.now) if request.HasField("now") else dt.datetime.now(UTC)
+
+
+class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
+    @_handled
+    def Decide(self, request, context):
+        engine = self._engine(context)
+        if not request.HasField("account"):
+            raise FieldError("account", "required")
+        account = request.account
+        CALL.account_id = account.account_id
+        columns = engine.account_columns(account)
+        decision, actions = engine.decide_one(columns, self._as_of(request), self._now(request))
+        self._server.metrics.count_decisions(decision.get("collection_tier.tier") or "NONE")
+        return decision_pb2.DecideResponse(decision=engine.decision_message(decision),
+                                           actions=engine.action_messages(actions))
+
+    @_handled
+    def DecideBatch(self, request, context):
+        engine = self._engine(context)
+        self._check_deadline(context, "DecideBatch")
+        table = convert.from_ipc(request.accounts, "accounts")
+        limit = self._server.config.max_batch_rows
+        if table.num_rows > limit:
+            raise QuotaError("max_batch_rows", f"batch of {table.num_rows:,} accounts exceeds the server's limit "
+                                               f"of {limit:,}; split it")
+        decisions, actions = engine.decide_table(table, self._as_of(request), self._now(request),
+                                                 request.with_actions, deadline=context.time_remaining)
+        for tier, n in engine.tier_counts(decisions).items():
+            self._server.metrics.count_decisions(tier, n)
+        return decision_pb2.DecideBatchResponse(
+            decisions=convert.to_ipc(decisions), actions=convert.to_ipc(actions) if actions is not None else b"",
+            accounts=decisions.num_rows, bundle_hash=engine.bundle_hash)
+
+    @_handled
+    def Explain(self, request, context):
+        engine = self._engine(context)
+        if not request.HasField("account"):
+            raise FieldError("account", "required")
+        CALL.account_id = request.account.account_id
+        return engine.explain_message(engine.account_columns(request.account), self._as_of(request))
+
+    @_handled
+    def Valuate(self, request, context):
+        engine = self._engine(context)
+        if not request.HasField("vehicle"):
+            raise FieldError("vehicle", "required")
+        return engine.valuate_message(request.vehicle, self._as_of(request))
+
+
+class BundleAdminServicer(_Base, decision_pb2_grpc.BundleAdminServicer):
+    @_handled
+    def GetBundle(self, request, context):
+        engine = self._server.engine
+        if engine is None:
+            error = self._server.load_error
+            status.abort_plain(context, grpc.StatusCode.UNAVAILABLE,
+                               f"no bundle is serving: {error}" if error else "the bundle is still compiling")
+        return bundle_info(engine)
+
+    @_handled
+    def ReloadBundle(self, request, context):
+        from .app import ReloadInProgress
+
+        try:
+            engine, previous = self._server.reload(request.path or None)
+        except ReloadInProgress as e:
+            status.abort_plain(context, grpc.StatusCode.ABORTED, str(e))
+        except PostloanError as e:
+            status.abort_precondition(context, f"bundle rejected, the current one keeps serving: {e}",
+                                      bundle_violations(e))
+        return decision_pb2.ReloadBundleResponse(
+            bundle=bundle_info(engine), previous_bundle_hash=previous.bundle_hash if previous else "",
+            changed=previous is None or previous.bundle_hash != engine.bundle_hash,
+            compile_seconds=engine.compile_seconds)
+
+
+def bundle_info(engine: Engine) -> decision_pb2.BundleInfo:
+    loaded_at = Timestamp()
+    loaded_at.FromDatetime(engine.loaded_at)
+    return decision_pb2.BundleInfo(
+        bundle_hash=engine.bundle_hash, version=engine.version, path=engine.path, loaded_at=loaded_at,
+        inputs=list(engine.inputs), outputs=[decision_pb2.OutputInfo(name=n, type=t) for n, t in engine.outputs])

@@ -1,0 +1,98 @@
+"""``--workers N``: N server processes on one port (SO_REUSEPORT), under one supervisor.
+
+The kernel lands on one port; the Linux kernel spreads new connections over the
+processes bound to it, so the GIL of one process no longer caps the machine. Each worker
+gets ``cores // N`` Numba threads (at least 1) so that workers × threads ≤ cores. The
+supervisor forwards SIGTERM / SIGINT (graceful stop) and SIGHUP (reload) to every worker,
+exposes the workers' summed metrics, and exits when they have all exited.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict
+
+from .app import ServerConfig
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(1, cores // workers)
+
+
+def worker_environment(workers: int, metrics_dir: str | None) -> dict:
+    env = dict(os.environ)
+    env["NUMBA_NUM_THREADS"] = str(threads_per_worker(workers))
+    if metrics_dir:
+        env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    return env
+
+
+def run_workers(config: ServerConfig, workers: int, log_level: str = "INFO") -> int:
+    """Start ``workers`` processes serving ``config`` on one port; return when they exit."""
+    from .metrics import serve_multiprocess
+
+    metrics_dir = tempfile.mkdtemp(prefix="postloan-metrics-") if config.metrics_port is not None else None
+    worker_config = dict(asdict(config), reuse_port=True, metrics_port=None)
+    env = worker_environment(workers, metrics_dir)
+    procs = [subprocess.Popen([sys.executable, "-m", "kernel.server.workers", json.dumps(worker_config), log_level],
+                              env=env) for _ in range(workers)]
+    http = None
+    if metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        http = serve_multiprocess(config.metrics_port, config.metrics_host)
+
+    def forward(signum, _frame):
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    try:
+        codes = []
+        for p in procs:
+            while True:
+                try:
+                    codes.append(p.wait())
+                    break
+                except InterruptedError:   # pragma: no cover — PEP 475 retries; kept for clarity
+                    continue
+        return max(codes, default=0)
+    finally:
+        if http is not None:
+            http.shutdown()
+        if metrics_dir:
+            import shutil
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _worker_main(config_json: str, log_level: str) -> int:
+    from ..errors import PostloanError
+    from . import logs
+    from .app import DecisionServer
+
+    logs.configure(log_level)
+    server = DecisionServer(ServerConfig(**json.loads(config_json)))
+    try:
+        server.start()
+    except PostloanError as e:
+        print(f"postloan serve (worker {os.getpid()}): error: {e}", file=sys.stderr)
+        return 2
+    server.install_signal_handlers()
+    try:
+        server.wait_ready()
+    except PostloanError as e:
+        print(f"postloan serve (worker {os.getpid()}): error: {e}", file=sys.stderr)
+        server.stop(0)
+        return 2
+    server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1], sys.argv[2]))
