@@ -167,7 +167,7 @@ def stale() -> list[str]:
     problems = []
     contract = PROTO_ROOT / PROTO_FILES[0]
     current = contract.read_text() if contract.exists() else ""
-    if current != contract_proto_text(current):
+    if _code(current) != _code(contract_proto_text(current)):
         problems.append(f"{contract.relative_to(ROOT)} does not match kernel/schema.py")
     with tempfile.TemporaryDirectory() as tmp:
         _protoc(Path(tmp))
@@ -176,6 +176,11 @@ def stale() -> list[str]:
         if _strip_version(fresh.get(name)) != _strip_version(committed.get(name)):
             problems.append(f"kernel/server/_proto/postloan/v1/{name} is not what protoc generates")
     return problems
+
+
+def _code(proto_text: str) -> list[str]:
+    # Column docs reach the proto as comments; a reworded doc must not fail everyone's build.
+    return [line for line in proto_text.splitlines() if line.strip() and not line.lstrip().startswith("//")]
 
 
 def _strip_version(text: str | None) -> str | None:
