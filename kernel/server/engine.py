@@ -18,8 +18,8 @@ from ._proto.postloan.v1 import decision_pb2
 from .status import FieldError
 
 UTC = dt.timezone.utc
-NAT_D = np.datetime64("NaT", "D")
-NAT_US = np.datetime64("NaT", "us")
+NAT = np.iinfo(np.int64).min          # NaT as an int64
+EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 def bundle_violations(error: BaseException) -> list[tuple[str, str, str]]:
@@ -112,29 +112,44 @@ class AccountColumns:
         arr = np.array(values, np.int8)
         for i, (name, _) in enumerate(self.codes):
             out[name] = arr[i:i + 1]
+        values = []
         for name, nullable in self.days:
             if has(name):
                 d = getattr(message, name)
-                out[name] = np.array([convert.date_value(d, self.prefix + name)], "datetime64[D]")
+                try:
+                    values.append(dt.date(d.year, d.month, d.day).toordinal() - EPOCH_ORDINAL)
+                except ValueError as e:
+                    raise FieldError(self.prefix + name, f"not a valid date ({d.year:04d}-{d.month:02d}-{d.day:02d}): {e}") from None
             elif nullable:
-                out[name] = np.array([NAT_D])
+                values.append(NAT)
             else:
                 raise self._missing(name)
+        arr = np.array(values, np.int64).view("datetime64[D]")
+        for i, (name, _) in enumerate(self.days):
+            out[name] = arr[i:i + 1]
+        values = []
         for name, nullable in self.micros:
             if has(name):
                 ts = getattr(message, name)
-                out[name] = np.array([ts.seconds * 1_000_000 + ts.nanos // 1000], "datetime64[us]")
+                values.append(ts.seconds * 1_000_000 + ts.nanos // 1000)
             elif nullable:
-                out[name] = np.array([NAT_US])
+                values.append(NAT)
             else:
                 raise self._missing(name)
+        arr = np.array(values, np.int64).view("datetime64[us]")
+        for i, (name, _) in enumerate(self.micros):
+            out[name] = arr[i:i + 1]
+        values = []
         for name, nullable in self.texts:
             if has(name):
-                out[name] = np.array([getattr(message, name)], object)
+                values.append(getattr(message, name))
             elif nullable:
-                out[name] = np.array([None], object)
+                values.append(None)
             else:
                 raise self._missing(name)
+        arr = np.array(values, object)
+        for i, (name, _) in enumerate(self.texts):
+            out[name] = arr[i:i + 1]
         return out
 
 

@@ -160,3 +160,22 @@ def test_shutdown_turns_health_not_serving_for_watchers(start_server):
         stopper.join(10)
     assert seen == [health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING]
     assert server.wait(5)
+
+
+def test_metrics_count_calls_by_method_and_code(start_server, token_file):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        metrics_port = s.getsockname()[1]
+    server = _failed_server(start_server, token_file=token_file, metrics_port=metrics_port)
+    with Client(f"127.0.0.1:{server.port}") as client:
+        for _ in range(3):
+            with pytest.raises(CallError):
+                client.decide(ACCOUNT)
+        client.health()
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    assert 'postloan_grpc_calls_total{code="UNAUTHENTICATED",method="Decide"} 3.0' in text
+    assert 'postloan_grpc_calls_total{code="OK",method="grpc.health.v1.Health/Check"} 1.0' in text
+    assert 'postloan_grpc_call_seconds_count{method="Decide"} 3.0' in text
