@@ -1,0 +1,482 @@
+"""``compile_model``: load and check an ONNX model, lower it to a block program, or fall back.
+
+The contract with the bundle planner (docs/architecture.md, "Model compiler → planner"):
+``.name``, ``.inputs``, ``.outputs``, ``.backend``, ``.block`` (Numba backend),
+``.run(inputs)`` and ``.run_matrix(X)``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import ModelError, Unsupported
+
+log = logging.getLogger("kernel.models")
+
+#: the ai.onnx opset range this build reads (onnxruntime 1.20+ runs all of it)
+MIN_OPSET, MAX_ML_OPSET = 7, 5
+_QUALIFIED = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+#: below this many rows a batch runs on the calling thread (a thread-pool launch costs ~17 µs)
+SERIAL_ROWS = 2048
+BLOCK_ROWS = 128
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """One feature: a book column or an upstream output (``vehicle_profile.age_years``)."""
+
+    name: str
+    kind: str                          # "numeric" | "category"
+    categories: tuple = ()             # category list: the block receives the index (-1 unknown)
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """A value the bundle exposes as ``<model>.<name>`` (column ``column`` of ``.block``'s out)."""
+
+    name: str
+    type: str                          # ruleset-language type: "float" | "int"
+    source: str                        # the ONNX graph output it comes from
+    index: int                         # column within that graph output (0 for 1-D)
+    column: int = 0
+    qualified: str = ""
+
+
+@dataclass(frozen=True)
+class Block:
+    """The Numba entry point: ``fn(X, params, out)``, importable as ``module.qualname``."""
+
+    fn: Any
+    params: tuple
+    module: str = "kernel.models.kernels"
+    qualname: str = "run_block"
+
+
+@dataclass
+class _GraphOutput:
+    name: str
+    dtype: Any
+    dims: tuple
+    cols: list = field(default_factory=list)    # scratch columns, in order
+
+
+class CompiledModel:
+    """A model ready to score, on the Numba block kernel or on onnxruntime."""
+
+    def __init__(self, name, source, proto, session, inputs, outputs, graph_inputs, graph_outputs,
+                 program=None, reason=None, metadata=None):
+        self.name = name
+        self.source = source
+        self.inputs: tuple[ModelInput, ...] = tuple(inputs)
+        self.outputs: tuple[ModelOutput, ...] = tuple(outputs)
+        self.metadata: dict = metadata or {}
+        self.fallback_reason: str | None = reason
+        self.backend = "numba" if program is not None else "onnxruntime"
+        self._proto = proto
+        self._session = session
+        self._graph_inputs = graph_inputs          # [(name, width, elem_type, dims, categories per col)]
+        self._graph_outputs: list[_GraphOutput] = graph_outputs
+        self.block: Block | None = None
+        if program is not None:
+            from . import kernels
+            out_cols = np.array([_column_of(program, o) for o in self.outputs], np.int64)
+            self.block = Block(kernels.run_block, (program.prog, program.ipool, program.fpool, out_cols))
+            all_cols = [c for g in graph_outputs for c in g.cols]
+            self._run_params = (program.prog, program.ipool, program.fpool, np.array(all_cols, np.int64))
+
+    def __repr__(self) -> str:
+        return (f"CompiledModel({self.name!r}, backend={self.backend!r}, inputs={len(self.inputs)}, "
+                f"outputs={[o.qualified for o in self.outputs]})")
+
+    @property
+    def n_features(self) -> int:
+        return len(self.inputs)
+
+    # -- inputs ------------------------------------------------------------------------------
+    def matrix(self, inputs) -> np.ndarray:
+        """The float32 feature matrix ``[rows, n_features]`` from a 2-D array, or a dict of the
+        graph's named inputs (strings are mapped to their category index, -1 when unknown)."""
+        if isinstance(inputs, Mapping):
+            parts = []
+            for name, width, elem, _dims, cats in self._graph_inputs:
+                if name not in inputs:
+                    raise ModelError(self.source, f"input {name!r} is missing (inputs: "
+                                     f"{', '.join(g[0] for g in self._graph_inputs)})")
+                value = np.asarray(inputs[name])
+                value = value.reshape(len(value), -1) if value.ndim != 2 else value
+                if value.shape[1] != width:
+                    raise ModelError(self.source, f"input {name!r} has {value.shape[1]} columns, expected {width}")
+                if value.dtype.kind in "OUS":
+                    codes = np.full(value.shape, -1, np.float32)
+                    for j in range(width):
+                        lookup = {c: i for i, c in enumerate(cats[j] or ())}
+                        codes[:, j] = [lookup.get(v, -1) if isinstance(v, str) else -1 for v in value[:, j]]
+                    parts.append(codes)
+                else:
+                    parts.append(value.astype(np.float32))
+            X = np.concatenate(parts, axis=1) if parts else np.zeros((0, 0), np.float32)
+        else:
+            X = np.asarray(inputs, dtype=np.float32)
+            if X.ndim == 1 and X.shape[0] == self.n_features:
+                X = X.reshape(1, -1)
+            if X.ndim != 2 or X.shape[1] != self.n_features:
+                raise ModelError(self.source, f"expected a 2-D array of {self.n_features} feature columns, "
+                                 f"got shape {X.shape}")
+        return np.ascontiguousarray(X, dtype=np.float32)
+
+    def _feeds(self, X: np.ndarray) -> dict:
+        from onnx import TensorProto
+        feeds, col = {}, 0
+        for name, width, elem, dims, cats in self._graph_inputs:
+            part = X[:, col:col + width]
+            col += width
+            if elem == TensorProto.STRING:
+                value = np.empty(part.shape, object)
+                for j in range(width):
+                    names = np.array(list(cats[j] or ()) + [""], object)
+                    idx = part[:, j]
+                    ok = np.isfinite(idx) & (idx >= 0) & (idx < len(names) - 1)
+                    value[:, j] = names[np.where(ok, idx, len(names) - 1).astype(np.int64)]
+            elif elem in (TensorProto.INT64, TensorProto.INT32):
+                if not np.all(np.isfinite(part)):
+                    raise ModelError(self.source, f"input {name!r} is an integer tensor: missing values "
+                                     "cannot be passed to it")
+                value = part.astype(np.int64 if elem == TensorProto.INT64 else np.int32)
+            elif elem == TensorProto.BOOL:
+                value = part != 0
+            elif elem == TensorProto.DOUBLE:
+                value = part.astype(np.float64)
+            else:
+                value = part
+            feeds[name] = value.reshape((len(X),) + tuple(dims))
+        return feeds
+
+    # -- scoring ------------------------------------------------------------------------------
+    def run(self, inputs) -> dict[str, np.ndarray]:
+        """Score a batch: a 2-D float32 array of the features in order, or a dict of the graph's
+        named inputs. Returns every graph output with onnxruntime's names, shapes and dtypes."""
+        X = self.matrix(inputs)
+        if self.backend == "onnxruntime":
+            values = self._session.run(None, self._feeds(X))
+            return {g.name: v for g, v in zip(self._graph_outputs, values)}
+        params = self._run_params
+        out = np.empty((len(X), len(params[3])), np.float64)
+        _run(X, params, out)
+        result, col = {}, 0
+        for g in self._graph_outputs:
+            width = len(g.cols)
+            block = out[:, col:col + width]
+            col += width
+            result[g.name] = block.astype(g.dtype).reshape((len(X),) + g.dims)
+        return result
+
+    def run_matrix(self, X) -> np.ndarray:
+        """The bundle outputs (``.outputs`` order) as float64 ``[rows, n_outputs]``, computed by
+        onnxruntime: the reference for the compiled block and the onnxruntime backend's path."""
+        X = self.matrix(X)
+        values = dict(zip((g.name for g in self._graph_outputs), self._session.run(None, self._feeds(X))))
+        out = np.empty((len(X), len(self.outputs)), np.float64)
+        for j, o in enumerate(self.outputs):
+            v = values[o.source].reshape(len(X), -1)
+            out[:, j] = v[:, o.index]
+        return out
+
+    def score(self, X) -> np.ndarray:
+        """The bundle outputs of a feature matrix on this model's backend: ``.block`` for Numba
+        (what the fused kernel computes), ``run_matrix`` for onnxruntime."""
+        X = self.matrix(X)
+        if self.block is None:
+            return self.run_matrix(X)
+        out = np.empty((len(X), len(self.outputs)), np.float64)
+        _run(X, self.block.params, out)
+        return out
+
+
+def _run(X, params, out) -> None:
+    from . import kernels
+    if len(X) < SERIAL_ROWS:
+        kernels.run_serial(X, params, out, BLOCK_ROWS)
+    else:
+        kernels.run_parallel(X, params, out, BLOCK_ROWS)
+
+
+def _column_of(program, output: ModelOutput) -> int:
+    slot = program.values[output.source]
+    return slot.col + output.index
+
+
+# ---- loading and checking ---------------------------------------------------------------------
+def _load(path_or_bytes, name):
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        data, source = bytes(path_or_bytes), f"<{name or 'model'} bytes>"
+        default_name = name or "model"
+    else:
+        path = os.fspath(path_or_bytes)
+        source = path
+        default_name = name or os.path.splitext(os.path.basename(path))[0]
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            raise ModelError(source, "no such file") from None
+        except IsADirectoryError:
+            raise ModelError(source, "is a directory, expected an .onnx file") from None
+        except OSError as e:
+            raise ModelError(source, f"cannot read: {e.strerror or e}") from None
+    if not data:
+        raise ModelError(source, "empty file, expected an ONNX model")
+    try:
+        proto = onnx.load_model_from_string(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise ModelError(source, f"not an ONNX model, or truncated ({type(e).__name__}: {e})") from None
+    if not proto.HasField("graph") or not proto.graph.node:
+        raise ModelError(source, "not an ONNX model, or truncated (no graph)")
+    return proto, source, default_name, data
+
+
+def _check_opsets(proto, source) -> None:
+    import onnx
+    newest = onnx.defs.onnx_opset_version()
+    for op in proto.opset_import:
+        domain = op.domain or "ai.onnx"
+        if domain == "ai.onnx":
+            if op.version > newest:
+                raise ModelError(source, f"opset {op.version} of ai.onnx is newer than this build reads "
+                                 f"(onnx {onnx.__version__}: up to {newest})")
+            if op.version < MIN_OPSET:
+                raise ModelError(source, f"opset {op.version} of ai.onnx is older than supported ({MIN_OPSET}+)")
+        elif domain == "ai.onnx.ml":
+            if op.version > MAX_ML_OPSET:
+                raise ModelError(source, f"opset {op.version} of ai.onnx.ml is newer than supported (up to {MAX_ML_OPSET})")
+        else:
+            raise ModelError(source, f"custom operator domain {domain!r} is not supported")
+
+
+def _session(data, source):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(source, f"onnxruntime cannot load it: {first}") from None
+
+
+def _metadata(proto, source) -> dict:
+    meta = {}
+    for prop in proto.metadata_props:
+        value = prop.value
+        if prop.key in ("features", "outputs", "metrics"):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as e:
+                raise ModelError(source, f"metadata {prop.key!r} is not valid JSON ({e})") from None
+        meta[prop.key] = value
+    return meta
+
+
+def _graph_inputs(proto, source):
+    from onnx import TensorProto
+    from .lower import NUMPY_OF
+
+    inits = {i.name for i in proto.graph.initializer}
+    result = []
+    for value in proto.graph.input:
+        if value.name in inits:
+            continue
+        tt = value.type.tensor_type
+        if not value.type.HasField("tensor_type") or tt.elem_type not in NUMPY_OF:
+            raise ModelError(source, f"input {value.name!r} is not a tensor of numbers, booleans or strings")
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+        if len(dims) not in (1, 2) or (len(dims) == 2 and not dims[1]):
+            raise ModelError(source, f"input {value.name!r} must have shape [N, width] with a fixed width "
+                             f"(got {['?' if d is None else d for d in dims]})")
+        width = dims[1] if len(dims) == 2 else 1
+        result.append([value.name, width, tt.elem_type, tuple(dims[1:]), [None] * width])
+    if not result:
+        raise ModelError(source, "the graph has no inputs")
+    _ = TensorProto
+    return result
+
+
+def _features(meta, graph_inputs, source, name) -> list[ModelInput]:
+    from onnx import TensorProto
+    from .. import schema
+
+    n = sum(g[1] for g in graph_inputs)
+    features = meta.get("features")
+    if features is None:
+        inputs, pos = [], 0
+        for gname, width, elem, _dims, cats in graph_inputs:
+            for j in range(width):
+                label = gname if width == 1 else f"{gname}[{j}]"
+                kind = "category" if elem == TensorProto.STRING else "numeric"
+                inputs.append(ModelInput(label, kind, (), pos))
+                pos += 1
+        return inputs
+    if not isinstance(features, list) or len(features) != n:
+        count = len(features) if isinstance(features, list) else "no list of"
+        raise ModelError(source, f"metadata 'features' lists {count} features but the graph's inputs "
+                         f"have {n} columns")
+    book = schema.columns("book")
+    inputs = []
+    for pos, f in enumerate(features):
+        f = {"name": f} if isinstance(f, str) else f
+        fname = f.get("name") if isinstance(f, dict) else None
+        if not isinstance(fname, str):
+            raise ModelError(source, f"feature #{pos + 1} has no name")
+        kind = f.get("kind", "numeric")
+        if kind not in ("numeric", "category"):
+            raise ModelError(source, f"feature {fname!r}: kind must be 'numeric' or 'category', got {kind!r}")
+        if fname in book:
+            col = book[fname]
+            ltype = schema.logical_type(col)
+            if kind == "numeric" and ltype not in ("int", "float", "bool"):
+                raise ModelError(source, f"feature {fname!r} is numeric but book column {fname!r} is "
+                                 f"{ltype if isinstance(ltype, str) else 'an enum'}")
+            if kind == "category" and not (isinstance(ltype, dict) or ltype == "string"):
+                raise ModelError(source, f"feature {fname!r} is a category but book column {fname!r} is {ltype}")
+        elif not _QUALIFIED.match(fname):
+            close = _closest(fname, book)
+            raise ModelError(source, f"feature {fname!r} (#{pos + 1}) is not a column of the data contract "
+                             f"(kernel/schema.py) nor an upstream output '<node>.<output>'"
+                             + (f"; did you mean {close!r}?" if close else ""))
+        cats = tuple(str(c) for c in f.get("categories", ()))
+        if kind == "category" and not cats:
+            raise ModelError(source, f"feature {fname!r} is a category but lists no categories")
+        inputs.append(ModelInput(fname, kind, cats, pos))
+    # category lists also tell string inputs which index means which string
+    pos = 0
+    for g in graph_inputs:
+        for j in range(g[1]):
+            if inputs[pos].kind == "category":
+                g[4][j] = inputs[pos].categories
+            elif g[2] == TensorProto.STRING:
+                raise ModelError(source, f"feature {inputs[pos].name!r} feeds a string input: its kind must be "
+                                 "'category' with a category list")
+            pos += 1
+    _ = name
+    return inputs
+
+
+def _closest(word, names) -> str | None:
+    import difflib
+    found = difflib.get_close_matches(word, list(names), n=1)
+    return found[0] if found else None
+
+
+def _outputs(meta, proto, source, model_name) -> list[ModelOutput]:
+    from onnx import TensorProto
+
+    graph_out = {o.name: o for o in proto.graph.output}
+    declared = meta.get("outputs")
+    outputs: list[ModelOutput] = []
+    if declared is not None:
+        if not isinstance(declared, list):
+            raise ModelError(source, "metadata 'outputs' must be a JSON list")
+        for o in declared:
+            oname, src = o.get("name"), o.get("source")
+            if not isinstance(oname, str) or not _NAME.match(oname):
+                raise ModelError(source, f"output name {oname!r} must match [a-z][a-z0-9_]*")
+            if src not in graph_out:
+                raise ModelError(source, f"output {oname!r}: the graph has no output {src!r} "
+                                 f"(it has {', '.join(graph_out)})")
+            outputs.append(ModelOutput(oname, o.get("type", "float"), src, int(o.get("column", 0))))
+    else:
+        for go in proto.graph.output:
+            tt = go.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+            width = dims[1] if len(dims) >= 2 and dims[1] else 1
+            is_int = tt.elem_type in (TensorProto.INT64, TensorProto.INT32)
+            base = re.sub(r"[^a-z0-9_]", "_", go.name.lower()) or "output"
+            if go.name == "probabilities" and width == 2:
+                outputs.append(ModelOutput("probability", "float", go.name, 1))
+            elif go.name == "probabilities":
+                outputs.extend(ModelOutput(f"probability_{j}", "float", go.name, j) for j in range(width))
+            elif width == 1:
+                outputs.append(ModelOutput(base, "int" if is_int else "float", go.name, 0))
+            else:
+                outputs.extend(ModelOutput(f"{base}_{j}", "int" if is_int else "float", go.name, j)
+                               for j in range(width))
+    return [ModelOutput(o.name, o.type, o.source, o.index, column=j, qualified=f"{model_name}.{o.name}")
+            for j, o in enumerate(outputs)]
+
+
+def _graph_outputs(proto, session) -> list[_GraphOutput]:
+    from .lower import NUMPY_OF
+    result = []
+    for go, so in zip(proto.graph.output, session.get_outputs()):
+        tt = go.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else 0 for d in tt.shape.dim)[1:]
+        result.append(_GraphOutput(go.name, NUMPY_OF.get(tt.elem_type, np.float32), dims))
+    return result
+
+
+def compile_model(path_or_bytes, name: str | None = None) -> CompiledModel:
+    """Load, check and compile an ONNX model (a path or the file's bytes).
+
+    Raises :class:`ModelError` naming the file for a file that is not a usable model. A graph
+    with an operator the Numba backend does not compile still loads: ``backend`` is then
+    ``"onnxruntime"`` and the reason is logged (logger ``kernel.models``).
+    """
+    proto, source, model_name, data = _load(path_or_bytes, name)
+    if not _NAME.match(model_name):
+        raise ModelError(source, f"model name {model_name!r} must match [a-z][a-z0-9_]* "
+                         "(rulesets read its outputs as <model>.<output>)")
+    _check_opsets(proto, source)
+    session = _session(data, source)
+    meta = _metadata(proto, source)
+    graph_inputs = _graph_inputs(proto, source)
+    inputs = _features(meta, graph_inputs, source, model_name)
+    outputs = _outputs(meta, proto, source, model_name)
+    graph_outputs = _graph_outputs(proto, session)
+    program, reason = None, None
+    try:
+        program = _lower(proto, graph_inputs, graph_outputs, outputs)
+    except Unsupported as e:
+        reason = str(e)
+        log.warning("model %s (%s) runs on onnxruntime: %s", model_name, source, reason)
+    return CompiledModel(model_name, source, proto, session, inputs, outputs, graph_inputs, graph_outputs,
+                         program, reason, meta)
+
+
+def _lower(proto, graph_inputs, graph_outputs, outputs):
+    from onnx import TensorProto
+    from .lower import Slot, TYPE_NAMES, lower
+
+    slots, col = [], 0
+    for name, width, elem, dims, cats in graph_inputs:
+        kind = TYPE_NAMES.get(elem)
+        if kind == "double":
+            raise Unsupported(f"input {name!r} is double precision (the block computes in float32)")
+        if kind == "category" and any(c is None for c in cats):
+            # no metadata: the block cannot know which index means which string
+            raise Unsupported(f"string input {name!r} without a category list in the metadata")
+        slots.append((name, Slot(col, width, kind, dims if dims else (), tuple(cats))))
+        col += width
+    _ = TensorProto
+    program = lower(proto.graph, slots, col)
+    for g in graph_outputs:
+        slot = program.values[g.name]
+        if slot.kind == "category":
+            raise Unsupported(f"output {g.name!r} is a string tensor")
+        g.cols = list(range(slot.col, slot.col + slot.width))
+        g.dims = slot.dims
+    for o in outputs:
+        slot = program.values[o.source]
+        if o.index >= slot.width:
+            raise Unsupported(f"output {o.name!r} reads column {o.index} of {o.source!r} "
+                              f"which has {slot.width}")
+    return program

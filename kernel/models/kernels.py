@@ -1,0 +1,755 @@
+"""Numba kernels of the model compiler: one generic interpreter of block programs.
+
+A compiled model is a *program*: a short list of block ops (Scaler, tree ensemble, linear
+model, …) lowered by :mod:`kernel.models.lower` into three flat arrays. Every model runs
+through the same :func:`run_block`, so Numba compiles it once per argument signature and
+caches it on disk — compiling a new model costs no Numba compile at all.
+
+``params`` is the tuple ``(prog, ipool, fpool, out_cols)``:
+
+- ``prog`` int64: a header ``[n_features, scratch_width, n_ops]`` then, per op, its opcode,
+  its argument count and its arguments (column offsets in the scratch and offsets into the
+  pools);
+- ``ipool`` int64 and ``fpool`` float32: every op's parameters (feature ids, thresholds, leaf
+  values, coefficients…) at the offsets the op names;
+- ``out_cols`` int64: which scratch columns become the columns of ``out``.
+
+Values live in a float32 scratch ``S[rows, scratch_width]`` (onnxruntime computes these ops
+in float32, so doing the same keeps results equal, including at thresholds); integer outputs
+(labels, ArgMax) are stored as floats and are exact below 2**24.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(
+    os.environ.get("POSTLOAN_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "postloan")), "numba"))
+
+import numpy as np  # noqa: E402
+from numba import njit, prange  # noqa: E402
+
+# ---- opcodes ---------------------------------------------------------------------------
+OP_GATHER = 1        # out cols <- in cols (Concat, Gather, ArrayFeatureExtractor)
+OP_SCALER = 2
+OP_NORMALIZER = 3
+OP_IMPUTER = 4
+OP_BINARIZER = 5
+OP_ONEHOT_NUM = 6    # numeric / int64 categories
+OP_ONEHOT_IDX = 7    # category index -> encoder position through a table
+OP_CAST = 8
+OP_BINARY = 9        # Add Sub Mul Div with a slot or a constant
+OP_UNARY = 10
+OP_SOFTMAX = 11
+OP_ARGMAX = 12
+OP_MATMUL = 13       # x @ B * alpha + beta * C  (MatMul, Gemm with constant B, C)
+OP_LINEAR_CLASSIFIER = 14
+OP_LINEAR_REGRESSOR = 15
+OP_TREES = 16
+
+# post transforms (onnxruntime's POST_EVAL_TRANSFORM order)
+POST_NONE, POST_LOGISTIC, POST_SOFTMAX, POST_SOFTMAX_ZERO, POST_PROBIT = 0, 1, 2, 3, 4
+# aggregate functions
+AGG_AVERAGE, AGG_SUM, AGG_MIN, AGG_MAX = 0, 1, 2, 3
+# binary / unary kinds
+BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV = 0, 1, 2, 3
+UN_SIGMOID, UN_TANH, UN_RELU, UN_EXP, UN_LOG, UN_ABS, UN_NEG, UN_SQRT = 0, 1, 2, 3, 4, 5, 6, 7
+# cast targets
+CAST_FLOAT, CAST_INT, CAST_BOOL = 0, 1, 2
+# normalizer kinds
+NORM_MAX, NORM_L1, NORM_L2 = 0, 1, 2
+# tree node modes for the general layout
+MODE_LEQ, MODE_LT, MODE_GTE, MODE_GT, MODE_EQ, MODE_NEQ = 0, 1, 2, 3, 4, 5
+# tree layouts (kernel.models.trees)
+LAYOUT_MASKS, LAYOUT_DESCENT, LAYOUT_GENERAL = 0, 1, 2
+
+_F32 = np.float32
+_ONE = np.float32(1.0)
+_ZERO = np.float32(0.0)
+
+
+# ---- scalar helpers (float32 arithmetic, as onnxruntime) -------------------------------
+@njit(cache=True, inline="always")
+def _logistic(v):
+    a = np.float32(1.0) / (np.float32(1.0) + np.float32(math.exp(-abs(v))))
+    return np.float32(1.0) - a if v < 0 else a
+
+
+@njit(cache=True, inline="always")
+def _erfinv(x):
+    sgn = np.float32(-1.0) if x < 0 else np.float32(1.0)
+    x = (np.float32(1.0) - x) * (np.float32(1.0) + x)
+    lg = np.float32(math.log(x))
+    v = np.float32(2.0) / (np.float32(3.14159) * np.float32(0.147)) + np.float32(0.5) * lg
+    v2 = np.float32(1.0) / np.float32(0.147) * lg
+    v3 = -v + np.float32(math.sqrt(v * v - v2))
+    return sgn * np.float32(math.sqrt(v3))
+
+
+@njit(cache=True, inline="always")
+def _probit(v):
+    return np.float32(1.4142135) * _erfinv(np.float32(2.0) * v - np.float32(1.0))
+
+
+@njit(cache=True)
+def _transform_row(s, n, post):
+    """Apply a post transform in place to the first ``n`` values of ``s`` (n >= 2 semantics)."""
+    if post == POST_LOGISTIC:
+        for j in range(n):
+            s[j] = _logistic(s[j])
+    elif post == POST_PROBIT:
+        for j in range(n):
+            s[j] = _probit(s[j])
+    elif post == POST_SOFTMAX:
+        m = np.float32(-3.4028235e38)
+        for j in range(n):
+            if s[j] > m:
+                m = s[j]
+        tot = np.float32(0.0)
+        for j in range(n):
+            s[j] = np.float32(math.exp(s[j] - m))
+            tot += s[j]
+        for j in range(n):
+            s[j] = s[j] / tot
+    elif post == POST_SOFTMAX_ZERO:
+        m = np.float32(-3.4028235e38)
+        for j in range(n):
+            if s[j] > m:
+                m = s[j]
+        e = np.float32(math.exp(-m))
+        tot = np.float32(0.0)
+        for j in range(n):
+            if s[j] > np.float32(1e-7) or s[j] < np.float32(-1e-7):
+                s[j] = np.float32(math.exp(s[j] - m))
+                tot += s[j]
+            else:
+                s[j] = s[j] * e
+        for j in range(n):
+            s[j] = s[j] / tot
+
+
+# ---- simple ops --------------------------------------------------------------------------
+@njit(cache=True)
+def _op_gather(S, a, ip):
+    # a: [out_col, n, idx_off]
+    out, n, off = a[0], a[1], a[2]
+    for r in range(S.shape[0]):
+        for j in range(n):
+            S[r, out + j] = S[r, ip[off + j]]
+
+
+@njit(cache=True)
+def _op_scaler(S, a, fp):
+    # a: [in, out, w, off_offset, n_offset, scale_offset, n_scale]
+    src, dst, w, oo, no, so, ns = a[0], a[1], a[2], a[3], a[4], a[5], a[6]
+    for r in range(S.shape[0]):
+        for j in range(w):
+            off = fp[oo + (j if no > 1 else 0)] if no > 0 else _ZERO
+            sc = fp[so + (j if ns > 1 else 0)] if ns > 0 else _ONE
+            S[r, dst + j] = (S[r, src + j] - off) * sc
+
+
+@njit(cache=True)
+def _op_normalizer(S, a):
+    src, dst, w, kind = a[0], a[1], a[2], a[3]
+    tmp = np.empty(w, _F32)
+    for r in range(S.shape[0]):
+        if kind == NORM_MAX:
+            m = np.float32(-3.4028235e38)
+            for j in range(w):
+                if m < S[r, src + j]:
+                    m = S[r, src + j]
+            for j in range(w):
+                tmp[j] = S[r, src + j] / m if m != 0 else S[r, src + j]
+        elif kind == NORM_L1:
+            t = np.float32(0.0)
+            for j in range(w):
+                t += abs(S[r, src + j])
+            for j in range(w):
+                tmp[j] = S[r, src + j] / t if t != 0 else S[r, src + j]
+        else:
+            t = np.float32(0.0)
+            for j in range(w):
+                x = S[r, src + j]
+                t += x * x
+            for j in range(w):
+                x = S[r, src + j]
+                if t != 0:
+                    v = np.float32(math.sqrt((x * x) / t))
+                    tmp[j] = -v if x < 0 else v
+                else:
+                    tmp[j] = x
+        for j in range(w):
+            S[r, dst + j] = tmp[j]
+
+
+@njit(cache=True)
+def _op_imputer(S, a, fp):
+    # a: [in, out, w, replace_is_nan, replaced_offset, values_offset, n_values]
+    src, dst, w, isnan_, ro, vo, nv = a[0], a[1], a[2], a[3], a[4], a[5], a[6]
+    rep = fp[ro]
+    for r in range(S.shape[0]):
+        for j in range(w):
+            x = S[r, src + j]
+            hit = math.isnan(x) if isnan_ else x == rep
+            S[r, dst + j] = fp[vo + (j if nv > 1 else 0)] if hit else x
+
+
+@njit(cache=True)
+def _op_binarizer(S, a, fp):
+    src, dst, w, to = a[0], a[1], a[2], a[3]
+    t = fp[to]
+    for r in range(S.shape[0]):
+        for j in range(w):
+            x = S[r, src + j]
+            S[r, dst + j] = x if math.isnan(x) else (_ONE if x > t else _ZERO)
+
+
+@njit(cache=True)
+def _op_onehot_num(S, a, ip):
+    # a: [in, out, k, cats_offset, n_cats]: input column i -> n_cats output columns
+    src, dst, k, co, nc = a[0], a[1], a[2], a[3], a[4]
+    for r in range(S.shape[0]):
+        for i in range(k):
+            x = S[r, src + i]
+            for j in range(nc):
+                S[r, dst + i * nc + j] = _ZERO
+            if not math.isnan(x) and abs(x) < 9.2e18:
+                v = np.int64(x)
+                for j in range(nc):
+                    if ip[co + j] == v:
+                        S[r, dst + i * nc + j] = _ONE
+
+
+@njit(cache=True)
+def _op_onehot_idx(S, a, ip):
+    # a: [in, out, k, table_offset, table_len, n_cats]; table maps a feature's category index
+    src, dst, k, to, tl, nc = a[0], a[1], a[2], a[3], a[4], a[5]
+    for r in range(S.shape[0]):
+        for i in range(k):
+            x = S[r, src + i]
+            for j in range(nc):
+                S[r, dst + i * nc + j] = _ZERO
+            if x >= 0 and x < tl:
+                p = ip[to + np.int64(x)]
+                if p >= 0:
+                    S[r, dst + i * nc + p] = _ONE
+
+
+@njit(cache=True)
+def _op_cast(S, a):
+    src, dst, w, kind = a[0], a[1], a[2], a[3]
+    for r in range(S.shape[0]):
+        for j in range(w):
+            x = S[r, src + j]
+            if kind == CAST_INT:
+                S[r, dst + j] = np.float32(math.trunc(x)) if not math.isnan(x) else x
+            elif kind == CAST_BOOL:
+                S[r, dst + j] = _ONE if x != 0 else _ZERO
+            else:
+                S[r, dst + j] = x
+
+
+@njit(cache=True)
+def _op_binary(S, a, fp):
+    # a: [kind, a_col, a_w, b_const, b_ref, b_w, out, out_w, const_on_left]
+    kind, ac, aw, bconst, bref, bw, dst, ow, left = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
+    for r in range(S.shape[0]):
+        for j in range(ow):
+            x = S[r, ac + (j if aw > 1 else 0)]
+            jb = j if bw > 1 else 0
+            y = fp[bref + jb] if bconst else S[r, bref + jb]
+            if left:
+                x, y = y, x
+            if kind == BIN_ADD:
+                z = x + y
+            elif kind == BIN_SUB:
+                z = x - y
+            elif kind == BIN_MUL:
+                z = x * y
+            else:
+                z = x / y
+            S[r, dst + j] = z
+
+
+@njit(cache=True)
+def _op_unary(S, a):
+    kind, src, dst, w = a[0], a[1], a[2], a[3]
+    for r in range(S.shape[0]):
+        for j in range(w):
+            x = S[r, src + j]
+            if kind == UN_SIGMOID:
+                z = _logistic(x)
+            elif kind == UN_TANH:
+                z = np.float32(math.tanh(x))
+            elif kind == UN_RELU:
+                z = x if x > 0 else (_ZERO if not math.isnan(x) else x)
+            elif kind == UN_EXP:
+                z = np.float32(math.exp(x))
+            elif kind == UN_LOG:
+                z = np.float32(math.log(x)) if x > 0 else (np.float32(-np.inf) if x == 0 else np.float32(np.nan))
+            elif kind == UN_ABS:
+                z = abs(x)
+            elif kind == UN_NEG:
+                z = -x
+            else:
+                z = np.float32(math.sqrt(x)) if x >= 0 else np.float32(np.nan)
+            S[r, dst + j] = z
+
+
+@njit(cache=True)
+def _op_softmax(S, a):
+    src, dst, w = a[0], a[1], a[2]
+    tmp = np.empty(w, _F32)
+    for r in range(S.shape[0]):
+        for j in range(w):
+            tmp[j] = S[r, src + j]
+        _transform_row(tmp, w, POST_SOFTMAX)
+        for j in range(w):
+            S[r, dst + j] = tmp[j]
+
+
+@njit(cache=True)
+def _op_argmax(S, a):
+    src, dst, w, last = a[0], a[1], a[2], a[3]
+    for r in range(S.shape[0]):
+        best = 0
+        m = S[r, src]
+        for j in range(1, w):
+            x = S[r, src + j]
+            if x > m or (last and x == m):
+                m = x
+                best = j
+        S[r, dst] = np.float32(best)
+
+
+@njit(cache=True)
+def _op_matmul(S, a, fp):
+    # a: [in, k, out, m, B_offset (k x m, row-major), alpha_offset, C_offset, n_C, beta_offset]
+    src, k, dst, m, bo, ao, co, nc, beo = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
+    alpha = fp[ao]
+    beta = fp[beo]
+    tmp = np.empty(m, _F32)
+    for r in range(S.shape[0]):
+        for j in range(m):
+            acc = np.float32(0.0)
+            for i in range(k):
+                acc += S[r, src + i] * fp[bo + i * m + j]
+            acc = acc * alpha if alpha != 1 else acc
+            if nc > 0:
+                acc += beta * fp[co + (j if nc > 1 else 0)]
+            tmp[j] = acc
+        for j in range(m):
+            S[r, dst + j] = tmp[j]
+
+
+@njit(cache=True)
+def _op_linear_classifier(S, a, ip, fp):
+    # a: [in, F, n_targets, coef_off, icpt_off, n_icpt, post, label_col, score_col,
+    #     labels_off, n_labels, add_second]
+    src, nf, nt, co, io, ni, post, lcol, scol, lo, nl, second = (
+        a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11])
+    s = np.empty(max(nt, 2), _F32)
+    for r in range(S.shape[0]):
+        for t in range(nt):
+            acc = np.float32(0.0)
+            for f in range(nf):
+                acc += S[r, src + f] * fp[co + t * nf + f]
+            s[t] = acc + (fp[io + t] if t < ni else _ZERO)
+        if nt == 1:
+            label = (ip[lo + 1] if nl == 2 else 1) if s[0] > 0 else (ip[lo] if nl == 2 else 0)
+        else:
+            best = 0
+            m = s[0]
+            for t in range(1, nt):
+                if s[t] > m:
+                    m = s[t]
+                    best = t
+            label = ip[lo + best]
+        S[r, lcol] = np.float32(label)
+        if nt > 1:
+            _transform_row(s, nt, post)
+            for t in range(nt):
+                S[r, scol + t] = s[t]
+        else:
+            v = _probit(s[0]) if post == POST_PROBIT else s[0]
+            if second:
+                S[r, scol] = _ONE - v
+                S[r, scol + 1] = v
+            else:
+                S[r, scol] = v
+
+
+@njit(cache=True)
+def _op_linear_regressor(S, a, fp):
+    src, nf, nt, co, io, ni, post, dst = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
+    s = np.empty(max(nt, 2), _F32)
+    for r in range(S.shape[0]):
+        for t in range(nt):
+            acc = np.float32(0.0)
+            for f in range(nf):
+                acc += S[r, src + f] * fp[co + t * nf + f]
+            s[t] = acc + (fp[io + t] if t < ni else _ZERO)
+        if nt > 1:
+            _transform_row(s, nt, post)
+        elif post == POST_PROBIT:
+            s[0] = _probit(s[0])
+        for t in range(nt):
+            S[r, dst + t] = s[t]
+
+
+# ---- tree ensembles -----------------------------------------------------------------------
+# Tree op arguments (see kernel.models.lower.lower_trees for how they are built):
+T_IN, T_NF, T_LAYOUT, T_NTREES, T_DEPTH, T_NEG, T_K, T_AGG, T_POST, T_SCORE, T_LABEL, \
+    T_FEAT, T_THR, T_LEAF, T_HAS, T_NEED_HAS, T_MODE, T_TRUE, T_FALSE, T_ROOT, \
+    T_NB, T_BASE, T_CLASSIFIER, T_BINARY_CASE, T_ALL_POS, T_LABELS, T_NLEAF, \
+    T_KA, T_ACTIVE, T_CONST_MASK = range(30)
+N_TREE_ARGS = 30
+
+
+_DEBRUIJN64 = np.array([0, 1, 2, 53, 3, 7, 54, 27, 4, 38, 41, 8, 34, 55, 48, 28, 62, 5, 39, 46, 44, 42,
+                        22, 9, 24, 35, 59, 56, 49, 18, 29, 11, 63, 52, 6, 26, 37, 40, 33, 47, 61, 45,
+                        43, 21, 23, 58, 17, 10, 51, 25, 36, 32, 60, 20, 57, 16, 50, 31, 19, 15, 30, 14,
+                        13, 12], np.int64)
+
+
+@njit(cache=True, inline="always")
+def _lowest_bit(m):
+    """Index of the single set bit of ``m`` (a de Bruijn multiply: no loop, no branch)."""
+    x = np.uint64(m)
+    return _DEBRUIJN64[(x * np.uint64(0x022FDD63CC95386D)) >> np.uint64(58)]
+
+
+@njit(cache=True)
+def _descend_general(ET, r, ip, fp, a, node):
+    feat_o, thr_o, mode_o, true_o, false_o = a[T_FEAT], a[T_THR], a[T_MODE], a[T_TRUE], a[T_FALSE]
+    while node >= 0:
+        x = ET[ip[feat_o + node], r]
+        t = fp[thr_o + node]
+        m = ip[mode_o + node]
+        mode = m & 7
+        if mode == MODE_LEQ:
+            c = x <= t
+        elif mode == MODE_LT:
+            c = x < t
+        elif mode == MODE_GTE:
+            c = x >= t
+        elif mode == MODE_GT:
+            c = x > t
+        elif mode == MODE_EQ:
+            c = x == t
+        else:
+            c = x != t
+        if (m & 8) and math.isnan(x):
+            c = True
+        node = ip[true_o + node] if c else ip[false_o + node]
+    return -node - 1
+
+
+@njit(cache=True)
+def _leaves_masks(ET, rows, feat, thr, fo, n_inner, ip, keep_o, m, kk):
+    """Every node of a complete tree against every row (a vector loop per node), each
+    narrowing a bitmask of the leaves still reachable; the one left is the exit leaf."""
+    for r in range(rows):
+        m[r] = -1
+    for k in range(n_inner):
+        col = ET[feat[fo + k]]
+        th = thr[fo + k]
+        keep_second = ip[keep_o + k]              # leaves kept when x' <= c
+        keep_first = ip[keep_o + n_inner + k]     # leaves kept otherwise (NaN included)
+        for r in range(rows):
+            m[r] &= keep_second if col[r] <= th else keep_first
+    for r in range(rows):
+        kk[r] = _lowest_bit(m[r])
+
+
+@njit(cache=True)
+def _leaves_descent(ET, rows, feat, thr, fo, depth, n_inner, kk):
+    """Branch-free descent, four rows interleaved so their load chains overlap."""
+    r = 0
+    while r + 4 <= rows:
+        k0 = k1 = k2 = k3 = 0
+        for _ in range(depth):
+            k0 = 2 * k0 + 1 + (ET[feat[fo + k0], r] <= thr[fo + k0])
+            k1 = 2 * k1 + 1 + (ET[feat[fo + k1], r + 1] <= thr[fo + k1])
+            k2 = 2 * k2 + 1 + (ET[feat[fo + k2], r + 2] <= thr[fo + k2])
+            k3 = 2 * k3 + 1 + (ET[feat[fo + k3], r + 3] <= thr[fo + k3])
+        kk[r], kk[r + 1], kk[r + 2], kk[r + 3] = k0 - n_inner, k1 - n_inner, k2 - n_inner, k3 - n_inner
+        r += 4
+    while r < rows:
+        k0 = 0
+        for _ in range(depth):
+            k0 = 2 * k0 + 1 + (ET[feat[fo + k0], r] <= thr[fo + k0])
+        kk[r] = k0 - n_inner
+        r += 1
+
+
+@njit(cache=True)
+def _op_trees(S, a, ip, fp):
+    rows = S.shape[0]
+    src, nf, layout, ntrees, depth, neg, K, agg = (
+        a[T_IN], a[T_NF], a[T_LAYOUT], a[T_NTREES], a[T_DEPTH], a[T_NEG], a[T_K], a[T_AGG])
+    need_has = a[T_NEED_HAS]
+    # the block's features transposed ([feature, row]: a node reads one contiguous row of it),
+    # followed by their negations when some node compares -x (see kernel.models.trees)
+    ET = np.empty((2 * nf if neg else nf, rows), _F32)
+    for r in range(rows):
+        for f in range(nf):
+            ET[f, r] = S[r, src + f]
+            if neg:
+                ET[nf + f, r] = -S[r, src + f]
+    # leaves store only the KA targets some leaf carries (T_ACTIVE lists them); SUM and
+    # AVERAGE accumulate those, MIN/MAX keep every target (KA == K)
+    KA = a[T_KA]
+    acc = np.zeros((rows, KA), _F32)
+    has = np.zeros(rows, np.int64)
+    leaf_o, has_o, nleaf_tree = a[T_LEAF], a[T_HAS], a[T_NLEAF]
+    minmax = agg == AGG_MIN or agg == AGG_MAX
+    n_inner = (1 << depth) - 1
+    feat = ip[a[T_FEAT]:]
+    thr = fp[a[T_THR]:]
+    leaves = fp[leaf_o:]
+    kk = np.zeros(rows, np.int64)
+    m = np.empty(rows, np.int64)
+    for t in range(ntrees):
+        if layout == LAYOUT_MASKS:
+            _leaves_masks(ET, rows, feat, thr, t * n_inner, n_inner, ip, a[T_MODE], m, kk)
+        elif layout == LAYOUT_DESCENT:
+            _leaves_descent(ET, rows, feat, thr, t * n_inner, depth, n_inner, kk)
+        else:
+            for r in range(rows):
+                kk[r] = _descend_general(ET, r, ip, fp, a, ip[a[T_ROOT] + t])
+        if layout != LAYOUT_GENERAL:
+            base_leaf = t * nleaf_tree
+            for r in range(rows):
+                kk[r] += base_leaf
+        if KA == 1 and not minmax:
+            for r in range(rows):
+                acc[r, 0] += leaves[kk[r]]
+        elif not minmax:
+            for r in range(rows):
+                lo = kk[r] * KA
+                for c in range(KA):
+                    acc[r, c] += leaves[lo + c]
+                if need_has:
+                    has[r] |= ip[has_o + kk[r]]
+        else:
+            for r in range(rows):
+                leaf = kk[r]
+                lh = ip[has_o + leaf]
+                lo = leaf * K
+                for c in range(K):
+                    if (lh >> c) & 1:
+                        v = leaves[lo + c]
+                        if not (has[r] >> c) & 1 or (v < acc[r, c] if agg == AGG_MIN else v > acc[r, c]):
+                            acc[r, c] = v
+                has[r] |= lh
+    if not need_has and not minmax:
+        for r in range(rows):
+            has[r] = a[T_CONST_MASK]
+    if KA != K:
+        full = np.zeros((rows, K), _F32)
+        for r in range(rows):
+            for c in range(KA):
+                full[r, ip[a[T_ACTIVE] + c]] = acc[r, c]
+        acc = full
+    if a[T_CLASSIFIER]:
+        _finalize_classifier(S, a, ip, fp, acc, has)
+    else:
+        _finalize_regressor(S, a, fp, acc, has, ntrees)
+
+
+@njit(cache=True)
+def _finalize_regressor(S, a, fp, acc, has, ntrees):
+    K, agg, post, dst, nb, bo = a[T_K], a[T_AGG], a[T_POST], a[T_SCORE], a[T_NB], a[T_BASE]
+    s = np.empty(max(K, 2), _F32)
+    nt = np.float32(ntrees)
+    for r in range(acc.shape[0]):
+        if K == 1:
+            origin = fp[bo] if nb == 1 else _ZERO
+            v = acc[r, 0]
+            if agg == AGG_AVERAGE:
+                v = v / nt
+            v = v + origin
+            S[r, dst] = _probit(v) if post == POST_PROBIT else v
+            continue
+        for c in range(K):
+            h = (has[r] >> c) & 1
+            base = fp[bo + c] if nb == K else _ZERO
+            if agg == AGG_SUM:
+                v = acc[r, c] + base if nb == K else acc[r, c]
+            elif agg == AGG_AVERAGE:
+                v = acc[r, c] / nt + base if nb == K else acc[r, c] / nt
+            else:
+                v = base + (acc[r, c] if h else _ZERO)
+            s[c] = v if h else _ZERO
+        _transform_row(s, K, post)
+        for c in range(K):
+            S[r, dst + c] = s[c]
+
+
+@njit(cache=True)
+def _finalize_classifier(S, a, ip, fp, acc, has):
+    K, post, dst, lcol, nb, bo = a[T_K], a[T_POST], a[T_SCORE], a[T_LABEL], a[T_NB], a[T_BASE]
+    binary_case, all_pos, lo = a[T_BINARY_CASE], a[T_ALL_POS], a[T_LABELS]
+    s = np.empty(max(K, 2), _F32)
+    for r in range(acc.shape[0]):
+        hm = has[r]
+        if K > 2:
+            for c in range(K):
+                s[c] = acc[r, c]
+            for c in range(min(nb, K)):
+                if not (hm >> c) & 1:
+                    hm |= np.int64(1) << c
+                    s[c] = fp[bo + c]
+                else:
+                    s[c] = s[c] + fp[bo + c]
+            best = -1
+            m = _ZERO
+            for c in range(K):
+                if (hm >> c) & 1 and (best == -1 or s[c] > m):
+                    best = c
+                    m = s[c]
+            S[r, lcol] = np.float32(ip[lo + best])
+            for c in range(K):
+                if not (hm >> c) & 1:
+                    s[c] = _ZERO
+            _transform_row(s, K, post)
+            for c in range(K):
+                S[r, dst + c] = s[c]
+            continue
+        # two classes: onnxruntime's binary rules (kernel.models.trees documents them)
+        s0, s1 = acc[r, 0], acc[r, 1]
+        h0, h1 = hm & 1, (hm >> 1) & 1
+        wr = -1
+        size = 2
+        if nb == 2:
+            if h1:
+                s1 = fp[bo + 1] + s0
+                s0 = -s1
+            else:
+                s1 = s1 + fp[bo + 1]
+                s0 = s0 + fp[bo]
+        elif nb == 1:
+            s0 = s0 + fp[bo]
+            if not h1:
+                size = 1
+        elif nb == 0:
+            wr = 3
+            if not h1:
+                size = 1
+        if size == 2 and h1:
+            pos = s1
+        else:
+            pos = s0 if h0 else _ZERO
+        if binary_case:
+            if all_pos:
+                if pos > np.float32(0.5):
+                    wr, label = 0, ip[lo + 1]
+                else:
+                    wr, label = 1, ip[lo]
+            else:
+                if pos > 0:
+                    wr, label = 2, ip[lo + 1]
+                else:
+                    wr, label = 3, ip[lo]
+        else:
+            label = 1 if pos > 0 else 0
+        S[r, lcol] = np.float32(label)
+        if size == 2:
+            s[0] = s0 if h0 else _ZERO
+            s[1] = s1 if h1 else _ZERO
+            _transform_row(s, 2, post)
+            S[r, dst] = s[0]
+            S[r, dst + 1] = s[1]
+        else:
+            v = s0 if h0 else _ZERO
+            if wr == 0 or wr == 1:
+                if post == POST_LOGISTIC:
+                    v = _logistic(v)
+                S[r, dst] = _ONE - v
+                S[r, dst + 1] = v
+            elif post == POST_LOGISTIC:
+                S[r, dst] = _logistic(-v)
+                S[r, dst + 1] = _logistic(v)
+            else:
+                S[r, dst] = -v
+                S[r, dst + 1] = v
+
+
+# ---- the interpreter -----------------------------------------------------------------------
+@njit(cache=True)
+def run_block(X, params, out):
+    """Score one block of rows: ``X`` float32[rows, n_features] → ``out`` float64[rows, n_out].
+
+    Called from inside other njit kernels once per block of ~64–256 rows; allocates only
+    the block's scratch.
+    """
+    prog, ip, fp, out_cols = params
+    rows = X.shape[0]
+    nf, width, nops = prog[0], prog[1], prog[2]
+    S = np.empty((rows, width), _F32)
+    for r in range(rows):
+        for f in range(nf):
+            S[r, f] = X[r, f]
+    pc = 3
+    for _ in range(nops):
+        op = prog[pc]
+        na = prog[pc + 1]
+        a = prog[pc + 2:pc + 2 + na]
+        pc += 2 + na
+        if op == OP_TREES:
+            _op_trees(S, a, ip, fp)
+        elif op == OP_SCALER:
+            _op_scaler(S, a, fp)
+        elif op == OP_GATHER:
+            _op_gather(S, a, ip)
+        elif op == OP_IMPUTER:
+            _op_imputer(S, a, fp)
+        elif op == OP_LINEAR_CLASSIFIER:
+            _op_linear_classifier(S, a, ip, fp)
+        elif op == OP_LINEAR_REGRESSOR:
+            _op_linear_regressor(S, a, fp)
+        elif op == OP_ONEHOT_IDX:
+            _op_onehot_idx(S, a, ip)
+        elif op == OP_ONEHOT_NUM:
+            _op_onehot_num(S, a, ip)
+        elif op == OP_NORMALIZER:
+            _op_normalizer(S, a)
+        elif op == OP_BINARIZER:
+            _op_binarizer(S, a, fp)
+        elif op == OP_CAST:
+            _op_cast(S, a)
+        elif op == OP_BINARY:
+            _op_binary(S, a, fp)
+        elif op == OP_UNARY:
+            _op_unary(S, a)
+        elif op == OP_SOFTMAX:
+            _op_softmax(S, a)
+        elif op == OP_ARGMAX:
+            _op_argmax(S, a)
+        elif op == OP_MATMUL:
+            _op_matmul(S, a, fp)
+    for r in range(rows):
+        for j in range(out_cols.shape[0]):
+            out[r, j] = S[r, out_cols[j]]
+
+
+@njit(cache=True)
+def run_serial(X, params, out, block):
+    """All rows, one block after another on the calling thread (no thread-pool launch)."""
+    n = X.shape[0]
+    for start in range(0, n, block):
+        end = min(start + block, n)
+        run_block(X[start:end], params, out[start:end])
+
+
+@njit(cache=True, parallel=True)
+def run_parallel(X, params, out, block):
+    """All rows, blocks spread over Numba's threads."""
+    n = X.shape[0]
+    nblocks = (n + block - 1) // block
+    for b in prange(nblocks):
+        start = b * block
+        end = min(start + block, n)
+        run_block(X[start:end], params, out[start:end])
