@@ -1,0 +1,90 @@
+"""Diagnostics: every problem the compiler finds, with file, line, column and rule.
+
+The checker never stops at the first problem: each stage appends to a :class:`Diagnostics`
+list and the caller raises one :class:`RulesetError` carrying all of them.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..errors import PostloanError
+
+__all__ = ["Diagnostic", "Diagnostics", "RulesetError", "did_you_mean"]
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One error or warning. ``line`` and ``column`` are 1-based; ``rule`` is the rule id (or
+    ``None``). ``str()`` gives the one-line form ``file:line:col: message`` (warnings are
+    marked ``warning:``)."""
+
+    file: str
+    line: int
+    column: int
+    rule: str | None
+    message: str
+    severity: str = "error"          # 'error' | 'warning'
+
+    def __str__(self) -> str:
+        where = f"rule `{self.rule}`: " if self.rule and f"`{self.rule}`" not in self.message else ""
+        mark = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}:{self.column}: {mark}{where}{self.message}"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+
+class RulesetError(PostloanError):
+    """One or more rulesets do not compile; ``diagnostics`` lists every problem found
+    (errors first, in file and line order, then warnings)."""
+
+    exit_code = 1
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]):
+        self.diagnostics = sorted(diagnostics, key=_order)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+
+def _order(d: Diagnostic):
+    return (not d.is_error, d.file, d.line, d.column, d.message)
+
+
+class Diagnostics:
+    """Collects the diagnostics of one source file."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.items: list[Diagnostic] = []
+
+    def error(self, pos, message: str, rule: str | None = None) -> None:
+        line, column = pos if pos is not None else (1, 1)
+        self.items.append(Diagnostic(self.file, line, column, rule, message, "error"))
+
+    def warning(self, pos, message: str, rule: str | None = None) -> None:
+        line, column = pos if pos is not None else (1, 1)
+        self.items.append(Diagnostic(self.file, line, column, rule, message, "warning"))
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self.items)
+
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.is_error]
+
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.items if not d.is_error]
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` — did you mean `x`?`` for the closest known names, or an empty string."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " — did you mean " + " or ".join(f"`{c}`" for c in close) + "?"

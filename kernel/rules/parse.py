@@ -1,0 +1,190 @@
+"""Stage 1, parse: YAML text → a tree of positioned nodes; expression text → Python ``ast``.
+
+ruamel.yaml keeps the line and column of every key and value; this module turns its
+containers into plain :class:`Mapping`, :class:`Sequence` and :class:`Scalar` nodes that
+carry 1-based positions, so later stages never touch YAML. Expressions are parsed with
+Python's own parser (``ast``, never ``eval``) and :class:`ExprSource` maps an ``ast`` node's
+position back into the YAML file: exact for plain, quoted and ``|`` block scalars; the start
+of the value for folded or multi-line plain scalars (their line breaks are gone by then).
+"""
+from __future__ import annotations
+
+import ast
+import io
+from dataclasses import dataclass, field
+
+from .diagnostics import Diagnostics
+
+__all__ = ["Scalar", "Mapping", "Sequence", "Node", "ExprSource", "parse_yaml", "parse_expression"]
+
+Pos = tuple[int, int]
+
+
+@dataclass
+class Scalar:
+    value: object                    # str, int, float, bool, None, datetime.date
+    pos: Pos
+    style: str = "plain"             # plain | single | double | literal | folded
+
+
+@dataclass
+class Mapping:
+    pos: Pos
+    items: dict = field(default_factory=dict)       # key -> (key_pos, node)
+
+    def get(self, key):
+        entry = self.items.get(key)
+        return entry[1] if entry else None
+
+    def key_pos(self, key) -> Pos:
+        return self.items[key][0]
+
+
+@dataclass
+class Sequence:
+    pos: Pos
+    items: list = field(default_factory=list)
+
+
+Node = Scalar | Mapping | Sequence
+
+
+def parse_yaml(text: str, diags: Diagnostics) -> Node | None:
+    """Parse one YAML document; syntax errors (and duplicate keys) go to ``diags``."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    lines = text.splitlines()
+    try:
+        docs = list(yaml.load_all(io.StringIO(text)))
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = " ".join(str(p) for p in (e.context, e.problem) if p)
+        diags.error(pos, f"invalid YAML: {problem}")
+        return None
+    except YAMLError as e:
+        diags.error((1, 1), f"invalid YAML: {e}")
+        return None
+    if not docs or docs[0] is None:
+        diags.error((1, 1), "empty file: expected a ruleset (`ruleset: <name>` …)")
+        return None
+    if len(docs) > 1:
+        diags.error((1, 1), "one ruleset per file: found several YAML documents (`---`)")
+    return _convert(docs[0], (1, 1), "plain", lines)
+
+
+def _style(value) -> str:
+    from ruamel.yaml.scalarstring import (DoubleQuotedScalarString, FoldedScalarString,
+                                          LiteralScalarString, SingleQuotedScalarString)
+    if isinstance(value, DoubleQuotedScalarString):
+        return "double"
+    if isinstance(value, SingleQuotedScalarString):
+        return "single"
+    if isinstance(value, LiteralScalarString):
+        return "literal"
+    if isinstance(value, FoldedScalarString):
+        return "folded"
+    return "plain"
+
+
+def _convert(value, pos: Pos, style: str, lines) -> Node:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    if isinstance(value, CommentedMap):
+        node = Mapping(pos)
+        for key, item in value.items():
+            kl, kc = value.lc.key(key)
+            vl, vc = value.lc.value(key)
+            node.items[_plain(key)] = ((kl + 1, kc + 1), _convert(item, (vl + 1, vc + 1), _style(item), lines))
+        return node
+    if isinstance(value, CommentedSeq):
+        node = Sequence(pos)
+        for i, item in enumerate(value):
+            il, ic = value.lc.item(i)
+            node.items.append(_convert(item, (il + 1, ic + 1), _style(item), lines))
+        return node
+    scalar = Scalar(_plain(value), pos, style)
+    if style == "literal":
+        scalar.block_lines = lines      # type: ignore[attr-defined]  (to find the block's indent)
+    return scalar
+
+
+def _plain(value):
+    """ruamel's scalar subclasses → plain Python values."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value
+
+
+class ExprSource:
+    """Where an expression's text sits in the YAML file."""
+
+    def __init__(self, scalar: Scalar):
+        self.scalar = scalar
+        self.text = str(scalar.value)
+        line, col = scalar.pos
+        self._block_indent = None
+        if scalar.style in ("single", "double"):
+            col += 1
+        if scalar.style == "literal":
+            lines = getattr(scalar, "block_lines", [])
+            content = lines[line] if line < len(lines) else ""
+            self._block_indent = len(content) - len(content.lstrip(" "))
+        self._origin = (line, col)
+
+    def pos(self, lineno: int, col_offset: int) -> Pos:
+        """1-based file position of ``ast`` (lineno, col_offset) within this expression."""
+        text_lines = self.text.split("\n")
+        idx = max(0, min(lineno - 1, len(text_lines) - 1))
+        # ast offsets are in UTF-8 bytes; positions are in characters
+        col = len(text_lines[idx].encode("utf-8")[:col_offset].decode("utf-8", "ignore"))
+        line0, col0 = self._origin
+        if self._block_indent is not None:
+            return (line0 + 1 + idx, self._block_indent + col + 1)
+        if idx == 0 and self.scalar.style in ("plain", "single", "double") and "\n" not in self.text:
+            return (line0, col0 + col)
+        return (line0, col0)
+
+    def node_pos(self, node) -> Pos:
+        return self.pos(getattr(node, "lineno", 1), getattr(node, "col_offset", 0))
+
+
+def parse_expression(source: ExprSource, diags: Diagnostics, rule: str | None):
+    """Parse an expression with Python's parser; a syntax error is reported at its column."""
+    text = source.text
+    if not text.strip():
+        diags.error(source.scalar.pos, "empty expression", rule)
+        return None
+    try:
+        # The parentheses let an expression span lines (block scalars) without backslashes.
+        tree = ast.parse("(" + text + "\n)", mode="eval")
+    except SyntaxError as e:
+        lineno = e.lineno or 1
+        offset = max(0, (e.offset or 1) - 1 - (1 if lineno == 1 else 0))
+        # SyntaxError offsets count characters, ExprSource.pos wants bytes
+        line_text = text.split("\n")[min(lineno - 1, text.count("\n"))]
+        offset_bytes = len(line_text[:offset].encode("utf-8"))
+        msg = e.msg
+        if msg.startswith("invalid syntax"):
+            msg = "invalid expression syntax"
+        if "never closed" in msg and source.scalar.style == "plain":
+            msg += " (a comma inside a {...} mapping ends a plain value: quote the expression)"
+        diags.error(source.pos(lineno, offset_bytes), f"{msg} in `{text.strip()}`", rule)
+        return None
+    _shift_first_line(tree)
+    return tree.body
+
+
+def _shift_first_line(tree) -> None:
+    """Undo the opening parenthesis: columns on the first line move left by one."""
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) == 1 and hasattr(node, "col_offset"):
+            node.col_offset -= 1
