@@ -137,7 +137,7 @@ class Client:
         return {
             "account_id": response.account_id,
             "bundle_hash": response.bundle_hash,
-            "rulesets": [{"ruleset": r.ruleset, "rule": r.rule or None,
+            "rulesets": [{"ruleset": r.ruleset, "rule": convert.python_value(r.rule), "version": r.version,
                           "inputs": {k: convert.python_value(v) for k, v in r.inputs.items()},
                           "outputs": {k: convert.python_value(v) for k, v in r.outputs.items()}}
                          for r in response.rulesets],
@@ -192,6 +192,6 @@ class Client:
 
 
 def _bundle_dict(info: decision_pb2.BundleInfo) -> dict:
-    return {"bundle_hash": info.bundle_hash, "version": info.version, "path": info.path,
+    return {"bundle_hash": info.bundle_hash, "versions": dict(info.versions), "path": info.path,
             "loaded_at": convert.timestamp_value(info.loaded_at) if info.HasField("loaded_at") else None,
             "inputs": list(info.inputs), "outputs": {o.name: o.type for o in info.outputs}}

@@ -157,7 +157,7 @@ class DecisionServer:
         if not self._stopped.is_set():
             self.health.set(DECISION_SERVICE, SERVING)
             self.health.set("", SERVING)
-        log(logging.INFO, "bundle serving", bundle_hash=engine.bundle_hash, version=engine.version,
+        log(logging.INFO, "bundle serving", bundle_hash=engine.bundle_hash,
             path=engine.path, compile_seconds=round(engine.compile_seconds, 3))
         return previous
 

@@ -165,6 +165,9 @@ def set_value(target: decision_pb2.Value, value) -> None:
                 target.date_value.CopyFrom(date_message(value))
             else:
                 target.timestamp_value.CopyFrom(timestamp_message(value))
+    elif isinstance(value, (list, tuple)):
+        target.string_list_value.SetInParent()          # an empty list is not a null
+        target.string_list_value.values.extend(str(v) for v in value)
     elif isinstance(value, bytes):
         target.string_value = value.decode("utf-8")
     else:
@@ -179,6 +182,8 @@ def python_value(value: decision_pb2.Value):
         return date_value(value.date_value, "value")
     if kind == "timestamp_value":
         return timestamp_value(value.timestamp_value)
+    if kind == "string_list_value":
+        return list(value.string_list_value.values)
     return getattr(value, kind)
 
 
@@ -190,7 +195,7 @@ def decision_dict(decision: decision_pb2.Decision) -> dict:
     for name, value in decision.values.items():
         row[name] = python_value(value)
     for ruleset, rule in decision.rules.items():
-        row[f"{ruleset}.rule"] = rule or None
+        row[f"{ruleset}.rule"] = python_value(rule)
     return row
 
 

@@ -4,17 +4,21 @@ on reload, so a call never sees half of an old bundle and half of a new one."""
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from .. import schema
 from ..errors import PostloanError
 from . import convert
-from ._proto.postloan.v1 import decision_pb2
+from ._proto.postloan.v1 import contract_pb2, decision_pb2
 from .status import FieldError
 
 UTC = dt.timezone.utc
@@ -42,13 +46,13 @@ class AccountColumns:
 
     def __init__(self, columns: tuple[schema.Column, ...] = schema.BOOK, prefix: str = "account."):
         self.prefix = prefix
-        floats, ints, bools, codes, days, micros, texts = [], [], [], [], [], [], []
+        floats, ints, nullable_ints, bools, codes, days, micros, texts = [], [], [], [], [], [], [], []
         for col in columns:
             t = col.type
             if col.enum:
                 codes.append(col)
             elif pa.types.is_integer(t):
-                (floats if col.nullable else ints).append(col)   # nullable ints travel as float64 + NaN
+                (nullable_ints if col.nullable else ints).append(col)
             elif pa.types.is_floating(t):
                 floats.append(col)
             elif pa.types.is_boolean(t):
@@ -61,6 +65,7 @@ class AccountColumns:
                 texts.append(col)
         self.floats = tuple((c.name, c.nullable) for c in floats)
         self.ints = tuple(c.name for c in ints)
+        self.nullable_ints = tuple(c.name for c in nullable_ints)
         self.bools = tuple((c.name, c.nullable) for c in bools)
         self.codes = tuple((c.name, c.nullable) for c in codes)
         self.days = tuple((c.name, c.nullable) for c in days)
@@ -92,6 +97,8 @@ class AccountColumns:
         arr = np.array(values, np.int64)
         for i, name in enumerate(self.ints):
             out[name] = arr[i:i + 1]
+        for name in self.nullable_ints:      # a null int is None in an object array (the kernel's form)
+            out[name] = np.array([getattr(message, name)], np.int64) if has(name) else np.array([None], object)
         values = []
         for name, nullable in self.bools:
             if has(name):
@@ -154,25 +161,181 @@ class AccountColumns:
 
 
 # -- the engine ---------------------------------------------------------------------------------------
+ENUM_MEMBERS = {c.name: (None,) + schema.ENUMS[c.enum] for c in schema.BOOK if c.enum}
+ACTION_CODES = {c.name: c for c in schema.ACTIONS}
+NULL_TIME = np.iinfo(np.int64).min
+BATCH_CHUNK = 16_384        # rows per pipeline run in DecideBatch: bounds memory, lets deadlines bite
+
+
+def _first(values):
+    """Element 0 of a decision column as a Python value (None for null)."""
+    if isinstance(values, np.ma.MaskedArray):
+        return None if np.ma.getmaskarray(values)[0] else values.data[0].item()
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values[0].as_py()
+    value = values[0]
+    return value.item() if isinstance(value, np.generic) and not isinstance(value, np.datetime64) else value
+
+
+def _timestamp_us(us: int) -> Timestamp | None:
+    if us == NULL_TIME:
+        return None
+    ts = Timestamp()
+    ts.seconds, ts.nanos = divmod(int(us), 1_000_000)
+    ts.nanos *= 1000
+    return ts
+
+
 @dataclass
 class Engine:
+    """A compiled, warm bundle ready to serve: the kernel, the pipeline behind it, and what
+    GetBundle reports about them."""
+
     kernel: Any
     pipeline: Any
     path: str
-    bundle_hash: str
-    version: str
     loaded_at: dt.datetime
     compile_seconds: float
-    inputs: tuple[str, ...]
-    outputs: tuple[tuple[str, str], ...]
     account_columns: AccountColumns = field(default_factory=AccountColumns)
+
+    @property
+    def bundle_hash(self) -> str:
+        return self.kernel.bundle_hash
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {name: str(v) for name, v in self.kernel.version.items()}
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(self.kernel.inputs)
+
+    @property
+    def outputs(self) -> tuple[tuple[str, str], ...]:
+        types = self.kernel.output_types
+        return tuple((name, str(types.get(name, t))) for name, t in self.kernel.outputs.items())
+
+    # -- one account ------------------------------------------------------------------------
+    def columns(self, account) -> dict[str, np.ndarray]:
+        """The Account as the kernel's NumPy columns (enums as member strings)."""
+        columns = self.account_columns(account)
+        for name, members in ENUM_MEMBERS.items():
+            columns[name] = np.array([members[columns[name][0] + 1]], object)
+        return columns
+
+    def decide_one(self, columns: dict, as_of: dt.date, now: dt.datetime):
+        """(decision message, action messages, tier) for one account."""
+        result = self.pipeline.run_columns(columns, as_of, now)
+        decisions = result.decision_columns
+        message = decision_pb2.Decision(account_id=str(_first(decisions["account_id"])), bundle_hash=self.bundle_hash)
+        message.as_of.CopyFrom(convert.date_message(as_of))
+        values, rules = message.values, message.rules
+        for name, column in decisions.items():
+            if name == "account_id":
+                continue
+            value = _first(column)
+            if name.endswith(".rule"):
+                convert.set_value(rules[name[:-5]], value)
+            else:
+                convert.set_value(values[name], value)
+        tier = _first(decisions["collection_tier.tier"]) if "collection_tier.tier" in decisions else None
+        return message, self.action_messages(result.action_columns), tier
+
+    @staticmethod
+    def action_messages(actions: dict) -> list:
+        n = len(actions["action"])
+        if n == 0:
+            return []
+        script = actions.get("script")
+        if isinstance(script, (pa.Array, pa.ChunkedArray)):
+            script = script.to_pylist()
+        out = []
+        for i in range(n):
+            a = contract_pb2.Action(
+                account_id=str(actions["account_id"][i]), action=int(actions["action"][i]) + 1,
+                priority=float(actions["priority"][i]), outcome=int(actions["outcome"][i]) + 1)
+            earliest = _timestamp_us(int(actions["earliest_at"][i]))
+            if earliest is not None:
+                a.earliest_at.CopyFrom(earliest)
+            later = _timestamp_us(int(actions["next_allowed_at"][i]))
+            if later is not None:
+                a.next_allowed_at.CopyFrom(later)
+            for name in ("script_id", "reason_code", "policy"):
+                value = actions[name][i]
+                if value is not None:
+                    setattr(a, name, str(value))
+            language = actions["language"][i]
+            if language is not None:
+                a.language = schema.ENUMS["language"].index(language) + 1
+            if script is not None and script[i] is not None:
+                a.script = script[i]
+            out.append(a)
+        return out
+
+    # -- batches ----------------------------------------------------------------------------
+    def decide_table(self, table: pa.Table, as_of: dt.date, now: dt.datetime, with_actions: bool,
+                     time_remaining=None) -> tuple[pa.Table, pa.Table | None]:
+        """Decide a table in chunks; give up (DeadlineExceeded) when the caller's deadline passes."""
+        schema.validate(table, "book", required=self.inputs, check_values=True, source="accounts")
+        decisions, actions = [], []
+        for start in range(0, max(table.num_rows, 1), BATCH_CHUNK):
+            if time_remaining is not None and time_remaining() <= 0:
+                raise DeadlineExceeded(f"deadline passed after {start:,} of {table.num_rows:,} accounts")
+            result = self.pipeline.run(table.slice(start, BATCH_CHUNK), as_of, now)
+            decisions.append(result.decisions)
+            if with_actions:
+                actions.append(result.actions)
+        decided = pa.concat_tables(decisions, promote_options="permissive") if len(decisions) > 1 else decisions[0]
+        acted = (pa.concat_tables(actions) if len(actions) > 1 else actions[0]) if with_actions else None
+        return decided, acted
+
+    # -- explain ----------------------------------------------------------------------------
+    def explain_message(self, columns: dict, as_of: dt.date) -> decision_pb2.ExplainResponse:
+        traces = self.kernel.explain(columns, as_of)[0]
+        response = decision_pb2.ExplainResponse(account_id=str(columns["account_id"][0]), bundle_hash=self.bundle_hash)
+        for ruleset, trace in traces.items():
+            item = response.rulesets.add(ruleset=ruleset, version=str(trace.get("version", "")))
+            convert.set_value(item.rule, trace["rule"])
+            for name, value in trace["inputs"].items():
+                convert.set_value(item.inputs[name], value)
+            for name, value in trace["outputs"].items():
+                convert.set_value(item.outputs[name], value)
+        models = [n.name for n in self.kernel.bundle.nodes if n.kind == "model"]
+        if models:
+            decided = self.kernel.decide_columns(columns, as_of)
+            for model in models:
+                for name, column in decided.items():
+                    if name.startswith(model + "."):
+                        value = _first(column)
+                        if value is not None:
+                            response.model_scores[name] = float(value)
+        return response
+
+
+class DeadlineExceeded(PostloanError):
+    """The caller's deadline passed while the server was working on its batch."""
 
 
 def load_engine(path: str | None, *, audit_path: str | None = None) -> Engine:
-    """Compile the bundle at ``path`` (None: the shipped one) into a warm Engine."""
-    try:
-        from ..runtime import Kernel  # noqa: F401
-        from ..pipeline import Pipeline  # noqa: F401
-    except ImportError as e:
-        raise PostloanError(f"cannot load bundle {path or '(shipped)'}: {e}") from None
-    raise PostloanError("kernel.runtime and kernel.pipeline are not integrated with the server yet")
+    """Compile the bundle at ``path`` (None: the shipped one) into a warm Engine: the kernel
+    compiled, the pipeline built, and one synthetic account decided through the exact path a
+    Decide call takes, so the first real call pays no first-call costs."""
+    from ..pipeline import Pipeline
+    from ..runtime import Kernel
+    from ..synth import generate
+
+    start = time.perf_counter()
+    kernel = Kernel.load(path)
+    pipeline = Pipeline(kernel, audit_path=audit_path)
+    # Warm up on a synthetic account through a twin pipeline whose audit log is thrown away:
+    # the real audit log holds real decisions only.
+    with tempfile.TemporaryDirectory(prefix="postloan-warm-") as tmp:
+        twin = Pipeline(kernel, plugins=pipeline.plugins, config=pipeline.config, audit_path=Path(tmp) / "audit.log")
+        warm = Engine(kernel, twin, path="", loaded_at=dt.datetime.now(UTC), compile_seconds=0.0)
+        sample = generate(2, seed=0)
+        now = dt.datetime.now(UTC)
+        warm.decide_one(warm.columns(convert.ACCOUNT.encode(sample.slice(0, 1).to_pylist()[0])), now.date(), now)
+        warm.decide_table(sample, now.date(), now, with_actions=True)
+        twin.audit.close()
+    return Engine(kernel, pipeline, path=str(path) if path else "(shipped)", loaded_at=dt.datetime.now(UTC),
+                  compile_seconds=time.perf_counter() - start)

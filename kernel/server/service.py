@@ -13,7 +13,8 @@ from ..errors import PostloanError
 from ..schema import SchemaError
 from . import convert, status
 from ._proto.postloan.v1 import decision_pb2, decision_pb2_grpc
-from .engine import Engine, bundle_violations
+from ..rules.columns import InputError
+from .engine import DeadlineExceeded, Engine, bundle_violations
 from .interceptors import CALL
 from .logs import log, pii_values, scrub
 from .status import FieldError, QuotaError
@@ -32,10 +33,15 @@ def _handled(method):
         except FieldError as e:
             status.abort_invalid(context, [(e.field, e.description)])
         except SchemaError as e:
-            field = f"accounts.{e.field}" if e.field and name == "DecideBatch" else (e.field or "request")
+            field = (f"accounts.{e.field}" if name == "DecideBatch" else f"account.{e.field}") if e.field else "request"
             status.abort_invalid(context, [(field, str(e))])
+        except InputError as e:
+            column = e.column or "request"
+            status.abort_invalid(context, [(f"accounts.{column}" if name == "DecideBatch" else f"account.{column}", str(e))])
         except QuotaError as e:
             status.abort_quota(context, e.subject, str(e))
+        except DeadlineExceeded as e:
+            status.abort_plain(context, grpc.StatusCode.DEADLINE_EXCEEDED, str(e))
         except PostloanError as e:
             status.abort_precondition(context, str(e), bundle_violations(e))
         except Exception as e:  # noqa: BLE001 — a bug: report INTERNAL, log the stack, no PII
@@ -79,13 +85,11 @@ class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
         engine = self._engine(context)
         if not request.HasField("account"):
             raise FieldError("account", "required")
-        account = request.account
-        CALL.account_id = account.account_id
-        columns = engine.account_columns(account)
-        decision, actions = engine.decide_one(columns, self._as_of(request), self._now(request))
-        self._server.metrics.count_decisions(decision.get("collection_tier.tier") or "NONE")
-        return decision_pb2.DecideResponse(decision=engine.decision_message(decision),
-                                           actions=engine.action_messages(actions))
+        CALL.account_id = request.account.account_id
+        columns = engine.columns(request.account)
+        decision, actions, tier = engine.decide_one(columns, self._as_of(request), self._now(request))
+        self._server.metrics.count_decisions(tier or "NONE")
+        return decision_pb2.DecideResponse(decision=decision, actions=actions)
 
     @_handled
     def DecideBatch(self, request, context):
@@ -97,9 +101,10 @@ class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
             raise QuotaError("max_batch_rows", f"batch of {table.num_rows:,} accounts exceeds the server's limit "
                                                f"of {limit:,}; split it")
         decisions, actions = engine.decide_table(table, self._as_of(request), self._now(request),
-                                                 request.with_actions, deadline=context.time_remaining)
-        for tier, n in engine.tier_counts(decisions).items():
-            self._server.metrics.count_decisions(tier, n)
+                                                 request.with_actions, time_remaining=context.time_remaining)
+        if "collection_tier.tier" in decisions.schema.names:
+            for item in decisions.column("collection_tier.tier").value_counts().to_pylist():
+                self._server.metrics.count_decisions(item["values"] or "NONE", item["counts"])
         return decision_pb2.DecideBatchResponse(
             decisions=convert.to_ipc(decisions), actions=convert.to_ipc(actions) if actions is not None else b"",
             accounts=decisions.num_rows, bundle_hash=engine.bundle_hash)
@@ -110,7 +115,7 @@ class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
         if not request.HasField("account"):
             raise FieldError("account", "required")
         CALL.account_id = request.account.account_id
-        return engine.explain_message(engine.account_columns(request.account), self._as_of(request))
+        return engine.explain_message(engine.columns(request.account), self._as_of(request))
 
     @_handled
     def Valuate(self, request, context):
@@ -151,5 +156,5 @@ def bundle_info(engine: Engine) -> decision_pb2.BundleInfo:
     loaded_at = Timestamp()
     loaded_at.FromDatetime(engine.loaded_at)
     return decision_pb2.BundleInfo(
-        bundle_hash=engine.bundle_hash, version=engine.version, path=engine.path, loaded_at=loaded_at,
+        bundle_hash=engine.bundle_hash, versions=engine.versions, path=engine.path, loaded_at=loaded_at,
         inputs=list(engine.inputs), outputs=[decision_pb2.OutputInfo(name=n, type=t) for n, t in engine.outputs])

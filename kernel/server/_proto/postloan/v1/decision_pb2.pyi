@@ -12,20 +12,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Value(_message.Message):
-    __slots__ = ("bool_value", "int_value", "float_value", "string_value", "date_value", "timestamp_value")
+    __slots__ = ("bool_value", "int_value", "float_value", "string_value", "date_value", "timestamp_value", "string_list_value")
     BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
     INT_VALUE_FIELD_NUMBER: _ClassVar[int]
     FLOAT_VALUE_FIELD_NUMBER: _ClassVar[int]
     STRING_VALUE_FIELD_NUMBER: _ClassVar[int]
     DATE_VALUE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_VALUE_FIELD_NUMBER: _ClassVar[int]
+    STRING_LIST_VALUE_FIELD_NUMBER: _ClassVar[int]
     bool_value: bool
     int_value: int
     float_value: float
     string_value: str
     date_value: _date_pb2.Date
     timestamp_value: _timestamp_pb2.Timestamp
-    def __init__(self, bool_value: _Optional[bool] = ..., int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., string_value: _Optional[str] = ..., date_value: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., timestamp_value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    string_list_value: StringList
+    def __init__(self, bool_value: _Optional[bool] = ..., int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., string_value: _Optional[str] = ..., date_value: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., timestamp_value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., string_list_value: _Optional[_Union[StringList, _Mapping]] = ...) -> None: ...
+
+class StringList(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Decision(_message.Message):
     __slots__ = ("account_id", "as_of", "bundle_hash", "values", "rules")
@@ -41,8 +49,8 @@ class Decision(_message.Message):
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+        value: Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -52,8 +60,8 @@ class Decision(_message.Message):
     as_of: _date_pb2.Date
     bundle_hash: str
     values: _containers.MessageMap[str, Value]
-    rules: _containers.ScalarMap[str, str]
-    def __init__(self, account_id: _Optional[str] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., bundle_hash: _Optional[str] = ..., values: _Optional[_Mapping[str, Value]] = ..., rules: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    rules: _containers.MessageMap[str, Value]
+    def __init__(self, account_id: _Optional[str] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., bundle_hash: _Optional[str] = ..., values: _Optional[_Mapping[str, Value]] = ..., rules: _Optional[_Mapping[str, Value]] = ...) -> None: ...
 
 class DecideRequest(_message.Message):
     __slots__ = ("account", "as_of", "now")
@@ -106,7 +114,7 @@ class ExplainRequest(_message.Message):
     def __init__(self, account: _Optional[_Union[_contract_pb2.Account, _Mapping]] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
 
 class RulesetTrace(_message.Message):
-    __slots__ = ("ruleset", "rule", "inputs", "outputs")
+    __slots__ = ("ruleset", "rule", "version", "inputs", "outputs")
     class InputsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -123,13 +131,15 @@ class RulesetTrace(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
     RULESET_FIELD_NUMBER: _ClassVar[int]
     RULE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     ruleset: str
-    rule: str
+    rule: Value
+    version: str
     inputs: _containers.MessageMap[str, Value]
     outputs: _containers.MessageMap[str, Value]
-    def __init__(self, ruleset: _Optional[str] = ..., rule: _Optional[str] = ..., inputs: _Optional[_Mapping[str, Value]] = ..., outputs: _Optional[_Mapping[str, Value]] = ...) -> None: ...
+    def __init__(self, ruleset: _Optional[str] = ..., rule: _Optional[_Union[Value, _Mapping]] = ..., version: _Optional[str] = ..., inputs: _Optional[_Mapping[str, Value]] = ..., outputs: _Optional[_Mapping[str, Value]] = ...) -> None: ...
 
 class ExplainResponse(_message.Message):
     __slots__ = ("account_id", "bundle_hash", "rulesets", "model_scores")
@@ -192,20 +202,27 @@ class OutputInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...
 
 class BundleInfo(_message.Message):
-    __slots__ = ("bundle_hash", "version", "path", "loaded_at", "inputs", "outputs")
+    __slots__ = ("bundle_hash", "versions", "path", "loaded_at", "inputs", "outputs")
+    class VersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     BUNDLE_HASH_FIELD_NUMBER: _ClassVar[int]
-    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     LOADED_AT_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     bundle_hash: str
-    version: str
+    versions: _containers.ScalarMap[str, str]
     path: str
     loaded_at: _timestamp_pb2.Timestamp
     inputs: _containers.RepeatedScalarFieldContainer[str]
     outputs: _containers.RepeatedCompositeFieldContainer[OutputInfo]
-    def __init__(self, bundle_hash: _Optional[str] = ..., version: _Optional[str] = ..., path: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs: _Optional[_Iterable[str]] = ..., outputs: _Optional[_Iterable[_Union[OutputInfo, _Mapping]]] = ...) -> None: ...
+    def __init__(self, bundle_hash: _Optional[str] = ..., versions: _Optional[_Mapping[str, str]] = ..., path: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs: _Optional[_Iterable[str]] = ..., outputs: _Optional[_Iterable[_Union[OutputInfo, _Mapping]]] = ...) -> None: ...
 
 class ReloadBundleRequest(_message.Message):
     __slots__ = ("path",)
