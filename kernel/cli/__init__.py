@@ -17,7 +17,7 @@ import sys
 
 from ..errors import PostloanError
 
-VERBS = ("demo", "generate", "serve")
+VERBS = ("demo", "generate", "serve", "train")
 
 
 class _Parser(argparse.ArgumentParser):
