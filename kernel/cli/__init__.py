@@ -17,7 +17,7 @@ import sys
 
 from ..errors import PostloanError
 
-VERBS = ("demo", "generate", "serve", "train")
+VERBS = ("demo", "generate", "serve", "plugins", "train")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,77 @@
+"""postloan plugins: what is loaded, from where, and what each plugin provides."""
+from __future__ import annotations
+
+from . import args as a
+
+HELP = "list the loaded plugins, where they come from and the components they provide"
+DESCRIPTION = """List every plugin found through the 'postloan' entry-point group: its name, the
+installed distribution and file it was loaded from, and the components it provides
+(connectors, collection strategies, compliance policies with their reason codes, valuation
+methods, disposal channels). Plugins kept out by the allow/deny lists are listed with the
+reason. The lists come from the configuration's [plugins] allow/deny, or from
+POSTLOAN_PLUGINS_ALLOW / POSTLOAN_PLUGINS_DENY (comma-separated) when set.
+
+examples:
+  postloan plugins
+  postloan plugins --reasons            # every policy's reason codes
+  POSTLOAN_PLUGINS_DENY=example.* postloan plugins --json"""
+
+_KINDS = (
+    ("connectors", "postloan_connectors"),
+    ("strategies", "postloan_collection_strategies"),
+    ("policies", "postloan_compliance_policies"),
+    ("valuation", "postloan_valuation_methods"),
+    ("channels", "postloan_disposal_channels"),
+)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--config", type=a.existing_file, default=None, help="configuration file (TOML; default $POSTLOAN_CONFIG)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--reasons", action="store_true", help="also list every compliance policy's reason codes")
+
+
+def describe(manager) -> dict:
+    """The loaded plugins and their components, as plain data."""
+    plugins = []
+    for name, info in sorted(manager.infos.items()):
+        provides = {}
+        for kind, hook in _KINDS:
+            names = [c for c, (_, plugin) in manager.components(hook).items() if plugin == name]
+            if names:
+                provides[kind] = names
+        plugins.append({"name": name, "distribution": info.distribution, "version": info.version,
+                        "module": info.module, "path": info.path, "origin": info.origin, "provides": provides})
+    policies = {name: dict(policy.reason_codes) for name, policy in manager.policies().items()}
+    return {"plugins": plugins, "not_loaded": dict(sorted(manager.skipped.items())), "reason_codes": policies,
+            "config": manager.config.get("_source")}
+
+
+def run(args) -> int:
+    import json
+
+    from ..plugins import PluginManager
+
+    manager = PluginManager(args.config)
+    info = describe(manager)
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{len(info['plugins'])} plugin(s) loaded" + (f" (configuration {info['config']})" if info["config"] else ""))
+    for p in info["plugins"]:
+        source = f"{p['distribution']} {p['version']}" if p["distribution"] else p["origin"]
+        print(f"\n  {p['name']}  [{source}]")
+        print(f"    module {p['module']} — {p['path']}")
+        for kind, names in p["provides"].items():
+            print(f"    {kind}: {', '.join(names)}")
+    if info["not_loaded"]:
+        print("\nnot loaded:")
+        for name, why in info["not_loaded"].items():
+            print(f"  {name}: {why}")
+    if args.reasons:
+        print("\nreason codes:")
+        for policy, codes in sorted(info["reason_codes"].items()):
+            print(f"  {policy}")
+            for code, meaning in codes.items():
+                print(f"    {code}: {meaning}")
+    return 0

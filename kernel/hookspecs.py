@@ -1,0 +1,751 @@
+"""Every hook a postloan plugin can implement, and the batch types those hooks exchange.
+
+A plugin is a module (or object) with functions marked ``@kernel.hookimpl`` whose names are
+the hooks below; it is found through the ``postloan`` entry-point group (see
+``docs/plugin-guide.md``). Built-in plugins are registered exactly the same way.
+
+The hooks are *registries*: each is called once, when the plugin manager first needs that
+kind of component, and returns the components the plugin offers (connectors, collection
+strategies, compliance policies, valuation methods, disposal channels). Results from every
+plugin are concatenated; two components of one kind with the same name are an error naming
+both plugins. Components are then picked by name in the configuration (which strategy, which
+compliance policies for which products and regions, which valuation method).
+
+The components' methods are the decision path: they take and return **whole batches**
+(:class:`Batch`, :class:`ActionBatch`, NumPy arrays, Arrow tables), never one account.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pluggy
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import PostloanError
+from .schema import ENUMS
+
+__all__ = [
+    "PROJECT", "hookspec", "hookimpl", "HOOKS",
+    "postloan_connectors", "postloan_collection_strategies", "postloan_compliance_policies",
+    "postloan_valuation_methods", "postloan_disposal_channels",
+    "Connector", "CollectionStrategy", "CompliancePolicy", "ValuationMethod", "DisposalChannel",
+    "Batch", "ActionBatch", "Verdicts", "ACTION", "OUTCOME", "KEEP", "DEFER", "BLOCK",
+    "NULL_TIME", "US_PER_MINUTE", "US_PER_DAY", "utc_offsets",
+]
+
+PROJECT = "postloan"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: action name -> code (the order of the contract's ``action_channel`` enum)
+ACTION: dict[str, int] = {name: i for i, name in enumerate(ENUMS["action_channel"])}
+#: compliance outcome name -> code; a larger code is stricter
+OUTCOME: dict[str, int] = {name: i for i, name in enumerate(ENUMS["compliance_outcome"])}
+KEEP, DEFER, BLOCK = OUTCOME["KEEP"], OUTCOME["DEFER"], OUTCOME["BLOCK"]
+
+#: the null instant / date in int64 columns (microseconds or days since the Unix epoch)
+NULL_TIME = np.iinfo(np.int64).min
+US_PER_MINUTE = 60_000_000
+US_PER_DAY = 86_400_000_000
+
+
+# --------------------------------------------------------------------------------------------
+# Hook specifications
+# --------------------------------------------------------------------------------------------
+
+@hookspec
+def postloan_connectors(config: Mapping) -> Iterable["Connector"]:
+    """Return the data connectors this plugin provides.
+
+    Called once, the first time a file or URI is opened (``postloan decide``, the batch
+    API, ``kernel.plugins.read_batches``). ``config`` is the whole postloan configuration
+    (read your settings from ``config["plugin"]["<your plugin name>"]``). The lists from all
+    plugins are concatenated; a connector is chosen for a URI by its scheme
+    (``sqlite:///book.db``) or file suffix (``.parquet``). Two connectors with one name, or
+    claiming one scheme or suffix, are an error naming both plugins.
+
+    Example::
+
+        @kernel.hookimpl
+        def postloan_connectors(config):
+            return [JsonLinesConnector()]
+    """
+
+
+@hookspec
+def postloan_collection_strategies(config: Mapping) -> Iterable["CollectionStrategy"]:
+    """Return the collection strategies this plugin provides.
+
+    Called once, when a :class:`kernel.pipeline.Pipeline` is built. The configuration's
+    ``[pipeline] strategy`` names the one strategy that plans actions (default ``tiered``,
+    the built-in). Results from all plugins are concatenated; duplicate names are an error.
+
+    Example::
+
+        @kernel.hookimpl
+        def postloan_collection_strategies(config):
+            return [SmsOnlyStrategy()]
+    """
+
+
+@hookspec
+def postloan_compliance_policies(config: Mapping) -> Iterable["CompliancePolicy"]:
+    """Return the compliance policies this plugin provides.
+
+    Called once, when a pipeline is built. Which policies check which actions is
+    configuration: ``[compliance.sets]`` lists policies by name, in order, and
+    ``[[compliance.apply]]`` picks a set per country, region or product. Results from all
+    plugins are concatenated; duplicate names are an error.
+
+    Example::
+
+        @kernel.hookimpl
+        def postloan_compliance_policies(config):
+            dates = config.get("plugin", {}).get("holidays", {}).get("dates", [])
+            return [HolidayPolicy(dates)]
+    """
+
+
+@hookspec
+def postloan_valuation_methods(config: Mapping) -> Iterable["ValuationMethod"]:
+    """Return the vehicle valuation methods this plugin provides.
+
+    Called once, when a pipeline is built. ``[pipeline] valuation`` names the method that
+    values the cars of accounts heading for repossession or disposal (default
+    ``depreciation_curve``). Results are concatenated; duplicate names are an error.
+
+    Example::
+
+        @kernel.hookimpl
+        def postloan_valuation_methods(config):
+            return [FixedShareOfInvoice(0.5)]
+    """
+
+
+@hookspec
+def postloan_disposal_channels(config: Mapping) -> Iterable["DisposalChannel"]:
+    """Return disposal channels (auction platforms, dealers, leasing companies, dismantlers).
+
+    Called once, when a pipeline is built. The disposal-channel selector considers every
+    channel from every plugin and picks, per car, the one with the highest expected net
+    proceeds. Results are concatenated; duplicate names are an error.
+
+    Example::
+
+        @kernel.hookimpl
+        def postloan_disposal_channels(config):
+            return [DisposalChannel(name="my_auction", kind="AUCTION", price_factor=0.93,
+                                    success_rate=0.8, fee_rate=0.04, fee_fixed=500,
+                                    transport_cost=1200, expected_days=20)]
+    """
+
+
+#: hook name -> the component base class its results must be instances of
+HOOKS: dict[str, type] = {}  # filled below, once the classes exist
+
+
+# --------------------------------------------------------------------------------------------
+# Components
+# --------------------------------------------------------------------------------------------
+
+class Connector(ABC):
+    """Reads and writes Arrow record batches from a store (file, database, topic).
+
+    The plugin system validates and conforms what ``read`` yields against the data contract
+    (``kernel.schema``), so a connector only moves data. A PostgreSQL connector implements
+    ``read`` with a server-side cursor and ``write`` with ``COPY``; a Kafka connector with a
+    consumer and a producer of Arrow IPC messages.
+    """
+
+    #: unique connector name, e.g. ``"parquet"``
+    name: str = ""
+    #: URI schemes handled, e.g. ``("sqlite",)`` for ``sqlite:///path.db?table=book``
+    schemes: tuple[str, ...] = ()
+    #: file suffixes handled, e.g. ``(".parquet", ".pq")``
+    suffixes: tuple[str, ...] = ()
+
+    @abstractmethod
+    def read(self, uri: str, *, schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
+        """Yield the data at ``uri`` as record batches of at most ``batch_size`` rows.
+
+        ``schema`` is the contract's schema of what is being read; use it to type untyped
+        sources (CSV, SQL text columns). Raise :class:`kernel.errors.PostloanError` naming the
+        column or row for values that cannot be parsed."""
+
+    @abstractmethod
+    def write(self, uri: str, batches: Iterable[pa.RecordBatch], *, schema: pa.Schema) -> int:
+        """Write every batch of ``batches`` (all of ``schema``) to ``uri``; return rows written.
+        The target is replaced, and must not appear half-written when this raises."""
+
+
+class CollectionStrategy(ABC):
+    """Turns decision columns into an action plan (several actions per account allowed)."""
+
+    name: str = ""
+
+    @abstractmethod
+    def plan(self, batch: "Batch") -> Mapping[str, np.ndarray | pa.Array | Sequence]:
+        """Plan the actions for every account of ``batch``.
+
+        Return columns of equal length, one row per planned action:
+
+        - ``row`` (int): the account's row in ``batch``;
+        - ``action`` (str or int code of the contract's ``action_channel`` enum);
+        - ``priority`` (float, higher first);
+        - ``earliest_at`` (int64 microseconds since the epoch, UTC, or ``datetime64``);
+        - optionally ``script_id``, ``language`` (``zh``/``en``) and ``script`` (the rendered
+          text; it names the debtor, so it never goes to logs).
+        """
+
+
+class CompliancePolicy(ABC):
+    """Keeps, defers or blocks planned actions, each with a reason code."""
+
+    name: str = ""
+    #: every reason code the policy may give -> what it means (shown by ``postloan plugins``)
+    reason_codes: Mapping[str, str] = {}
+
+    @abstractmethod
+    def check(self, actions: "ActionBatch") -> "Verdicts":
+        """Judge every action of ``actions``; return ``Verdicts(actions.n)`` after calling its
+        ``defer`` and ``block`` with masks. Actions the policy is not about stay KEEP."""
+
+
+class ValuationMethod(ABC):
+    """Values the financed car: the expected wholesale price today, in the loan's currency."""
+
+    name: str = ""
+
+    @abstractmethod
+    def value(self, batch: "Batch", rows: np.ndarray) -> np.ndarray:
+        """Return float64 prices for the accounts ``rows`` of ``batch`` (NaN: cannot value)."""
+
+
+@dataclass(frozen=True)
+class DisposalChannel:
+    """One way to sell a repossessed car, with what it costs and how well it works.
+
+    Expected net proceeds = price × price_factor × success_rate − fees − transport_cost −
+    holding_cost_per_day × expected_days, where fees = fee_fixed + fee_rate × price ×
+    price_factor. A car the channel does not take (age, mileage, condition, country) is
+    never sent there.
+    """
+
+    name: str
+    kind: str                       # AUCTION, DEALER, LEASING or DISMANTLING
+    price_factor: float             # realized price / valuation
+    success_rate: float             # share of listings that sell
+    fee_rate: float = 0.0           # commission on the realized price
+    fee_fixed: float = 0.0          # per-car fixed fees
+    transport_cost: float = 0.0     # to the buyer or the platform's yard
+    expected_days: float = 0.0      # from listing to cash
+    holding_cost_per_day: float | None = None   # storage, insurance; None: the selector's default
+    max_age_years: float | None = None
+    max_mileage_km: float | None = None
+    conditions: tuple[str, ...] = ()            # accepted condition grades; empty: all
+    countries: tuple[str, ...] = ()             # countries served; empty: all
+    description: str = ""
+
+    KINDS = ("AUCTION", "DEALER", "LEASING", "DISMANTLING")
+
+
+HOOKS.update({
+    "postloan_connectors": Connector,
+    "postloan_collection_strategies": CollectionStrategy,
+    "postloan_compliance_policies": CompliancePolicy,
+    "postloan_valuation_methods": ValuationMethod,
+    "postloan_disposal_channels": DisposalChannel,
+})
+
+
+# --------------------------------------------------------------------------------------------
+# Batches
+# --------------------------------------------------------------------------------------------
+
+class Batch:
+    """One decision batch as columns: the book's columns and the decision columns by name.
+
+    ``sources`` are searched in order (the decisions first, then the book); each is a
+    ``pyarrow.Table``, ``RecordBatch`` or a mapping of NumPy arrays. Accessors convert a
+    column once and cache it. ``now`` is the aware UTC instant the pipeline runs at (pinned
+    by tests, never read from the clock by policies); ``now_us`` the same in microseconds.
+    """
+
+    def __init__(self, n: int, as_of: dt.date, now: dt.datetime, sources: Sequence, config: Mapping | None = None):
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise PostloanError("now: must be a time-zone-aware datetime (e.g. datetime.now(timezone.utc))")
+        self.n = int(n)
+        self.as_of = as_of
+        self.now = now.astimezone(dt.timezone.utc)
+        self.now_us = _datetime_us(self.now)
+        self.config: Mapping = config or {}
+        self._sources = list(sources)
+        self._cache: dict = {}
+
+    def has(self, name: str) -> bool:
+        return any(_contains(s, name) for s in self._sources)
+
+    def add(self, columns: Mapping[str, np.ndarray]) -> "Batch":
+        """Add columns computed by a stage (e.g. the valuation); they shadow same-named ones."""
+        self._sources.insert(0, columns)
+        stale = set(columns)
+        self._cache = {k: v for k, v in self._cache.items() if k[1] not in stale}
+        return self
+
+    def raw(self, name: str):
+        """The column as given (Arrow array or NumPy array)."""
+        for s in self._sources:
+            if _contains(s, name):
+                return s[name] if isinstance(s, Mapping) else s.column(name)
+        raise PostloanError(f"column {name!r} is neither a book column nor a decision column of this batch")
+
+    def _cached(self, key, make):
+        try:
+            return self._cache[key]
+        except KeyError:
+            value = self._cache[key] = make()
+            return value
+
+    def float(self, name: str) -> np.ndarray:
+        """float64 values; null → NaN."""
+        return self._cached(("f", name), lambda: _to_float(self.raw(name)))
+
+    def int(self, name: str, null: int = 0) -> np.ndarray:
+        """int64 values; null → ``null``."""
+        return self._cached(("i", name, null), lambda: _to_int(self.raw(name), null))
+
+    def bool(self, name: str, null: bool = False) -> np.ndarray:
+        """bool values; null → ``null``."""
+        return self._cached(("b", name, null), lambda: _to_bool(self.raw(name), null))
+
+    def enum(self, name: str, members: Sequence[str] | None = None) -> np.ndarray:
+        """int8 codes of the values in ``members`` (default: the contract's members of a book
+        column); null or an unknown member → -1."""
+        if members is None:
+            from .schema import columns
+            col = columns("book").get(name)
+            if col is None or not col.enum:
+                raise PostloanError(f"column {name!r}: give the enum members to decode it")
+            members = ENUMS[col.enum]
+        members = tuple(members)
+        return self._cached(("e", name, members), lambda: _to_codes(self.raw(name), members))
+
+    def time_us(self, name: str) -> np.ndarray:
+        """Timestamps as int64 microseconds since the epoch, UTC; null → :data:`NULL_TIME`."""
+        return self._cached(("t", name), lambda: _to_time_us(self.raw(name)))
+
+    def days(self, name: str) -> np.ndarray:
+        """Dates as int64 days since the epoch; null → :data:`NULL_TIME`."""
+        return self._cached(("d", name), lambda: _to_days(self.raw(name)))
+
+    def strings(self, name: str) -> pa.Array:
+        """Text values as one Arrow string array (null stays null)."""
+        return self._cached(("s", name), lambda: _to_strings(self.raw(name)))
+
+    def categories(self, name: str) -> tuple[list[str], np.ndarray]:
+        """The distinct values of a text column and, per row, the index of its value (null → -1)."""
+        return self._cached(("c", name), lambda: _categories(self.raw(name)))
+
+
+class ActionBatch:
+    """The planned actions of a batch, as policies see them.
+
+    ``rows`` maps each action to its account's row in :attr:`batch`; ``action`` holds the
+    action codes (:data:`ACTION`); ``at_us`` is when the action would happen
+    (``max(earliest_at, now)``), in microseconds UTC. :meth:`float`, :meth:`int`,
+    :meth:`bool`, :meth:`enum`, :meth:`time_us` and :meth:`days` give the account's column per
+    action. Local time is the debtor's (book column ``time_zone``), DST included.
+    """
+
+    def __init__(self, batch: Batch, rows: np.ndarray, action: np.ndarray, earliest_at_us: np.ndarray,
+                 script: pa.Array | None = None, subset: np.ndarray | None = None):
+        self.batch = batch
+        self.rows = rows
+        self.action = action
+        self.earliest_at_us = earliest_at_us
+        self.at_us = np.maximum(earliest_at_us, batch.now_us)
+        self.n = int(rows.shape[0])
+        self.now_us = batch.now_us
+        self.config = batch.config
+        self._script = script
+        self._cache: dict = {}
+
+    # -- account columns per action --------------------------------------------------------
+    def _per_action(self, key, values: np.ndarray) -> np.ndarray:
+        try:
+            return self._cache[key]
+        except KeyError:
+            out = self._cache[key] = values[self.rows]
+            return out
+
+    def float(self, name: str) -> np.ndarray:
+        return self._per_action(("f", name), self.batch.float(name))
+
+    def int(self, name: str, null: int = 0) -> np.ndarray:
+        return self._per_action(("i", name, null), self.batch.int(name, null))
+
+    def bool(self, name: str, null: bool = False) -> np.ndarray:
+        return self._per_action(("b", name, null), self.batch.bool(name, null))
+
+    def enum(self, name: str, members: Sequence[str] | None = None) -> np.ndarray:
+        return self._per_action(("e", name, tuple(members or ())), self.batch.enum(name, members))
+
+    def time_us(self, name: str) -> np.ndarray:
+        return self._per_action(("t", name), self.batch.time_us(name))
+
+    def days(self, name: str) -> np.ndarray:
+        return self._per_action(("d", name), self.batch.days(name))
+
+    @property
+    def script(self) -> pa.Array:
+        """The rendered script of each action (null where none); PII: never log it."""
+        if self._script is None:
+            self._script = pa.nulls(self.n, pa.string())
+        return self._script
+
+    def is_action(self, *names: str) -> np.ndarray:
+        """Mask of the actions that are one of ``names`` (``"PHONE"``, ``"SMS"``…)."""
+        codes = [ACTION[n] for n in names]
+        return np.isin(self.action, codes)
+
+    def order_within_account(self, mask: np.ndarray, by: np.ndarray | None = None) -> np.ndarray:
+        """For each action in ``mask``, how many earlier actions in ``mask`` (by ``at_us``, then
+        plan order) the same account has in this batch — within the same ``by`` key when given
+        (e.g. the local day): 0 for the first, 1 for the second… Used to count planned calls
+        against daily and weekly limits."""
+        out = np.zeros(self.n, np.int64)
+        idx = np.flatnonzero(mask)
+        if idx.size < 2:
+            return out
+        key = np.zeros(self.n, np.int64) if by is None else np.asarray(by, np.int64)
+        order = idx[np.lexsort((idx, self.at_us[idx], key[idx], self.rows[idx]))]
+        r, g = self.rows[order], key[order]
+        starts = np.r_[True, (r[1:] != r[:-1]) | (g[1:] != g[:-1])]
+        position = np.arange(order.size)
+        first = np.maximum.accumulate(np.where(starts, position, 0))
+        out[order] = position - first
+        return out
+
+    # -- local time ------------------------------------------------------------------------
+    def _zones(self):
+        key = ("zones",)
+        if key not in self._cache:
+            names, index = self.batch.categories("time_zone")
+            self._cache[key] = (names, index[self.rows])
+        return self._cache[key]
+
+    def utc_offset_us(self, instants_us: np.ndarray) -> np.ndarray:
+        """The debtor's UTC offset (microseconds, DST included) at each action's instant."""
+        names, zone_of = self._zones()
+        return utc_offsets(names, zone_of, instants_us)
+
+    @property
+    def local_us(self) -> np.ndarray:
+        """``at_us`` as the debtor's local wall-clock time (microseconds since 1970-01-01 local)."""
+        key = ("local",)
+        if key not in self._cache:
+            self._cache[key] = self.at_us + self.utc_offset_us(self.at_us)
+        return self._cache[key]
+
+    @property
+    def local_minute(self) -> np.ndarray:
+        """Minute of the local day at ``at_us`` (0 … 1439)."""
+        return (self.local_us % US_PER_DAY) // US_PER_MINUTE
+
+    @property
+    def local_day(self) -> np.ndarray:
+        """Local date at ``at_us`` as days since 1970-01-01."""
+        return self.local_us // US_PER_DAY
+
+    def local_day_of(self, instants_us: np.ndarray) -> np.ndarray:
+        """The debtor's local date (days since the epoch) of other instants; null stays null."""
+        valid = instants_us != NULL_TIME
+        safe = np.where(valid, instants_us, self.at_us)
+        day = (safe + self.utc_offset_us(safe)) // US_PER_DAY
+        return np.where(valid, day, NULL_TIME)
+
+    def local_to_utc(self, local_us: np.ndarray) -> np.ndarray:
+        """The UTC instant of each action's debtor-local wall-clock time ``local_us``.
+
+        Ambiguous times (autumn fall-back) take either reading consistently; times skipped by
+        a spring-forward gap are moved forward by the gap (02:30 → 03:30)."""
+        guess = local_us - self.utc_offset_us(local_us)
+        first = local_us - self.utc_offset_us(guess)
+        second = local_us - self.utc_offset_us(first)
+        return np.maximum(first, second)
+
+    def next_local_time(self, minute_of_day: int, day_offset: np.ndarray | int = 0) -> np.ndarray:
+        """The first instant at or after ``at_us`` + ``day_offset`` local days whose local time
+        is ``minute_of_day`` (e.g. 480 = 08:00), in microseconds UTC."""
+        day = self.local_day + day_offset
+        target = day * US_PER_DAY + minute_of_day * US_PER_MINUTE
+        shift = np.asarray(day_offset) > 0
+        target = np.where((target < self.local_us) & ~shift, target + US_PER_DAY, target)
+        return self.local_to_utc(target)
+
+    def local_time_on_day(self, day: np.ndarray, minute_of_day: int) -> np.ndarray:
+        """The instant (µs UTC) of local ``minute_of_day`` on local date ``day`` (days since epoch)."""
+        return self.local_to_utc(day * US_PER_DAY + minute_of_day * US_PER_MINUTE)
+
+
+class Verdicts:
+    """A policy's judgement of every action in an :class:`ActionBatch`.
+
+    All actions start KEEP. :meth:`defer` and :meth:`block` apply to the actions in a mask;
+    the strictest outcome wins (BLOCK > DEFER > KEEP). A reason is replaced only by a
+    strictly stricter outcome, so the first reason given for an outcome is the one kept; two
+    deferrals keep the later ``next_allowed_at`` (the action must wait for both).
+    """
+
+    def __init__(self, n: int):
+        self.n = int(n)
+        self.outcome = np.zeros(self.n, np.int8)
+        self.reason = np.full(self.n, -1, np.int16)       # index into codes
+        self.next_allowed_us = np.full(self.n, NULL_TIME, np.int64)
+        self.codes: list[str] = []
+
+    def _code(self, code: str) -> int:
+        if not isinstance(code, str) or not code:
+            raise PostloanError(f"a reason code must be a non-empty string, got {code!r}")
+        try:
+            return self.codes.index(code)
+        except ValueError:
+            self.codes.append(code)
+            return len(self.codes) - 1
+
+    def block(self, mask: np.ndarray, code: str) -> "Verdicts":
+        """Block the actions in ``mask`` with reason ``code``."""
+        mask = np.asarray(mask, bool)
+        new = mask & (self.outcome < BLOCK)
+        self.outcome[new] = BLOCK
+        self.reason[new] = self._code(code)
+        self.next_allowed_us[new] = NULL_TIME
+        return self
+
+    def defer(self, mask: np.ndarray, code: str, until_us: np.ndarray | int) -> "Verdicts":
+        """Defer the actions in ``mask`` until ``until_us`` (µs UTC) with reason ``code``."""
+        mask = np.asarray(mask, bool)
+        until = np.broadcast_to(np.asarray(until_us, np.int64), (self.n,))
+        new = mask & (self.outcome < DEFER)
+        again = mask & (self.outcome == DEFER)
+        self.outcome[new] = DEFER
+        self.reason[new] = self._code(code)
+        self.next_allowed_us[new] = until[new]
+        self.next_allowed_us[again] = np.maximum(self.next_allowed_us[again], until[again])
+        return self
+
+    def reason_codes(self) -> np.ndarray:
+        """The reason of each action as an object array (None where kept)."""
+        table = np.array(self.codes + [None], dtype=object)
+        return table[self.reason]          # -1 picks the trailing None
+
+
+# --------------------------------------------------------------------------------------------
+# Local time: offsets per distinct zone, per distinct instant
+# --------------------------------------------------------------------------------------------
+
+#: above this many distinct instants in one zone, offsets are looked up in the zone's
+#: transitions over the instants' span (found with zoneinfo) instead of one call per instant
+ZONEINFO_MAX_INSTANTS = 64
+
+
+def utc_offsets(zone_names: Sequence[str], zone_of: np.ndarray, instants_us: np.ndarray,
+                *, zoneinfo_max: int = ZONEINFO_MAX_INSTANTS) -> np.ndarray:
+    """UTC offsets (µs) of ``instants_us`` in the zones ``zone_names[zone_of]``, vectorized
+    by distinct zone and distinct instant. Raises :class:`PostloanError` naming an unknown zone
+    or a row without one."""
+    instants_us = np.asarray(instants_us, np.int64)
+    out = np.empty(instants_us.shape[0], np.int64)
+    if out.size == 0:
+        return out
+    if (zone_of < 0).any():
+        raise PostloanError(f"column 'time_zone': null at action {int(np.flatnonzero(zone_of < 0)[0])}")
+    present = np.unique(zone_of) if len(zone_names) > 1 else np.zeros(1, np.int64)
+    for z in present:
+        at = np.flatnonzero(zone_of == z) if present.size > 1 else slice(None)
+        distinct, inverse = np.unique(instants_us[at], return_inverse=True)
+        zone = _zone(zone_names[int(z)])
+        offsets = _offsets_each(zone, distinct) if distinct.size <= zoneinfo_max else _offsets_by_transitions(zone, distinct)
+        out[at] = offsets[inverse]
+    return out
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_ONE_US = dt.timedelta(microseconds=1)
+
+
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        raise PostloanError(f"column 'time_zone': unknown IANA time zone {name!r}") from None
+
+
+def _offset(zone: zoneinfo.ZoneInfo, instant_us: int) -> int:
+    return (_EPOCH + dt.timedelta(microseconds=instant_us)).astimezone(zone).utcoffset() // _ONE_US
+
+
+def _offsets_each(zone: zoneinfo.ZoneInfo, instants_us: np.ndarray) -> np.ndarray:
+    return np.array([_offset(zone, u) for u in instants_us.tolist()], np.int64)
+
+
+def _offsets_by_transitions(zone: zoneinfo.ZoneInfo, instants_us: np.ndarray) -> np.ndarray:
+    """Offsets of many sorted instants: find the zone's transitions between the first and the
+    last (sampling daily — real zones never change twice in a day — then bisecting to the
+    microsecond), then look every instant up with one ``searchsorted``."""
+    lo, hi = int(instants_us[0]), int(instants_us[-1])
+    grid = list(range(lo, hi, US_PER_DAY)) + [hi]
+    offsets = [_offset(zone, t) for t in grid]
+    starts, values = [], [offsets[0]]
+    for i in range(len(grid) - 1):
+        if offsets[i] == offsets[i + 1]:
+            continue
+        a, b = grid[i], grid[i + 1]          # offset(a) = offsets[i] != offset(b)
+        while b - a > 1:
+            mid = (a + b) // 2
+            if _offset(zone, mid) == offsets[i]:
+                a = mid
+            else:
+                b = mid
+        starts.append(b)
+        values.append(_offset(zone, b))
+    return np.array(values, np.int64)[np.searchsorted(np.array(starts, np.int64), instants_us, side="right")]
+
+
+# --------------------------------------------------------------------------------------------
+# Column conversion (Arrow or NumPy in, NumPy out)
+# --------------------------------------------------------------------------------------------
+
+def _contains(source, name: str) -> bool:
+    if isinstance(source, Mapping):
+        return name in source
+    return name in source.schema.names
+
+
+def _datetime_us(value: dt.datetime) -> int:
+    delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return delta // dt.timedelta(microseconds=1)
+
+
+def _arrow(values) -> pa.Array | pa.ChunkedArray:
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values
+    arr = np.asarray(values)
+    if arr.dtype == object or arr.dtype.kind in "US" or isinstance(arr.dtype, np.dtypes.StringDType):
+        return pa.array(arr.astype(object) if arr.dtype != object else arr, from_pandas=True)
+    return pa.array(arr)
+
+
+def _numpy_plain(values):
+    """A NumPy array with no nulls to handle, or None when Arrow conversion is needed."""
+    if isinstance(values, np.ndarray) and values.dtype != object and values.dtype.kind not in "USMmT":
+        return values
+    return None
+
+
+def _to_float(values) -> np.ndarray:
+    plain = _numpy_plain(values)
+    if plain is not None:
+        return plain.astype(np.float64, copy=False)
+    arr = _arrow(values)
+    if pa.types.is_dictionary(arr.type):
+        raise PostloanError(f"expected numbers, got an enum column ({arr.type})")
+    return pc.fill_null(arr.cast(pa.float64()), np.nan).to_numpy()
+
+
+def _to_int(values, null: int) -> np.ndarray:
+    plain = _numpy_plain(values)
+    if plain is not None:
+        if plain.dtype.kind == "f":
+            return np.where(np.isnan(plain), null, plain).astype(np.int64)
+        return plain.astype(np.int64, copy=False)
+    arr = _arrow(values)
+    return pc.fill_null(arr.cast(pa.int64()), null).to_numpy()
+
+
+def _to_bool(values, null: bool) -> np.ndarray:
+    plain = _numpy_plain(values)
+    if plain is not None:
+        return plain.astype(bool, copy=False)
+    arr = _arrow(values)
+    return pc.fill_null(arr.cast(pa.bool_()), null).to_numpy(zero_copy_only=False).astype(bool, copy=False)
+
+
+def _to_codes(values, members: tuple[str, ...]) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return values.astype(np.int8)        # already codes (the kernel's NumPy path)
+    arr = _arrow(values)
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    member_set = pa.array(members, pa.string())
+    parts = []
+    for chunk in chunks:
+        if pa.types.is_dictionary(chunk.type):
+            mapping = pc.fill_null(pc.index_in(chunk.dictionary.cast(pa.string()), value_set=member_set), -1)
+            mapping = mapping.to_numpy().astype(np.int8)
+            indices = pc.fill_null(chunk.indices.cast(pa.int64()), -1).to_numpy()
+            codes = np.where(indices >= 0, mapping[np.maximum(indices, 0)] if mapping.size else -1, -1)
+            parts.append(codes.astype(np.int8))
+        else:
+            idx = pc.fill_null(pc.index_in(chunk.cast(pa.string()), value_set=member_set), -1)
+            parts.append(idx.to_numpy().astype(np.int8))
+    return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+
+def _to_time_us(values) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M":
+        us = values.astype("datetime64[us]")
+        out = us.view(np.int64).copy()
+        out[np.isnat(us)] = NULL_TIME
+        return out
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    arr = _arrow(values)
+    if pa.types.is_timestamp(arr.type):
+        arr = arr.cast(pa.timestamp("us", tz=arr.type.tz)).cast(pa.int64())
+    return pc.fill_null(arr.cast(pa.int64()), NULL_TIME).to_numpy()
+
+
+def _to_days(values) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M":
+        d = values.astype("datetime64[D]")
+        out = d.view(np.int64).copy()
+        out[np.isnat(d)] = NULL_TIME
+        return out
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    arr = _arrow(values)
+    if pa.types.is_date64(arr.type):
+        arr = arr.cast(pa.date32())
+    if pa.types.is_date32(arr.type):
+        arr = arr.cast(pa.int32())
+    return pc.fill_null(arr.cast(pa.int64()), NULL_TIME).to_numpy()
+
+
+def _to_strings(values) -> pa.Array:
+    arr = _arrow(values)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = pa.chunked_array([c.dictionary_decode() for c in arr.chunks], arr.type.value_type) \
+            if pa.types.is_dictionary(arr.type) else arr
+        arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    return arr.cast(pa.string())
+
+
+def _categories(values) -> tuple[list[str], np.ndarray]:
+    arr = _arrow(values)
+    if isinstance(arr, pa.ChunkedArray):
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.unify_dictionaries()
+        arr = arr.combine_chunks()
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(arr.cast(pa.string()))
+    names = arr.dictionary.cast(pa.string()).to_pylist()
+    index = pc.fill_null(arr.indices.cast(pa.int64()), -1).to_numpy()
+    return names, index

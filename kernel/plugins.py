@@ -1,0 +1,445 @@
+"""The plugin manager: discovery, allow/deny lists, provenance, component registries.
+
+Plugins are found through the ``postloan`` entry-point group (the built-ins too: see the
+main ``pyproject.toml``). Each entry point's *name* is the plugin's name; its value is the
+module (or object) holding ``@kernel.hookimpl`` functions. Which plugins load is decided by
+
+- ``[plugins] allow`` / ``deny`` in the configuration (TOML, see :func:`load_config`),
+- ``POSTLOAN_PLUGINS_ALLOW`` / ``POSTLOAN_PLUGINS_DENY`` (comma-separated), which replace
+  the configuration's lists when set.
+
+Entries are plugin names or shell patterns (``builtins.*``); an empty allow list allows all;
+deny wins over allow; an entry matching no installed plugin is an error (a typo must not
+silently let a plugin through or keep one out). Two plugins with one name are an error naming
+both distributions.
+"""
+from __future__ import annotations
+
+import copy
+import fnmatch
+import importlib
+import importlib.metadata
+import inspect
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+from urllib.parse import urlparse
+
+import pluggy
+import pyarrow as pa
+
+from . import hookspecs
+from .errors import PostloanError
+from .hookspecs import HOOKS, PROJECT
+
+__all__ = [
+    "ENTRY_POINT_GROUP", "DEFAULT_CONFIG", "PluginError", "PluginInfo", "PluginManager",
+    "load_config", "read_batches", "write_batches", "conform",
+]
+
+ENTRY_POINT_GROUP = "postloan"
+ENV_ALLOW, ENV_DENY, ENV_CONFIG = "POSTLOAN_PLUGINS_ALLOW", "POSTLOAN_PLUGINS_DENY", "POSTLOAN_CONFIG"
+
+#: The configuration every file is merged onto (tables merge key by key; lists and values
+#: are replaced). docs/compliance.md and docs/plugin-guide.md document each key.
+DEFAULT_CONFIG: dict[str, Any] = {
+    "plugins": {"allow": [], "deny": []},
+    "pipeline": {"strategy": "tiered", "valuation": "depreciation_curve"},
+    "audit": {"path": None},
+    "compliance": {
+        "sets": {
+            "cn": ["cn.complaint_pause", "cn.automated_consent", "third_party_contact",
+                   "litigation_preconditions", "cn.quiet_hours", "cn.call_limits"],
+            "us": ["us.regf_opt_out", "third_party_contact", "litigation_preconditions",
+                   "us.regf_hours", "us.regf_conversation", "us.regf_call_frequency"],
+        },
+        "apply": [
+            {"country": "CN", "set": "cn"},
+            {"country": "US", "set": "us"},
+        ],
+    },
+    "policy": {},
+    "strategy": {},
+    "valuation": {},
+    "disposal": {},
+    "plugin": {},
+}
+
+
+class PluginError(PostloanError):
+    """A plugin failed to load, broke a hook's contract or raised; names the plugin and hook."""
+
+    def __init__(self, message: str, plugin: str | None = None, hook: str | None = None):
+        super().__init__(message)
+        self.plugin = plugin
+        self.hook = hook
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """Where a loaded plugin came from."""
+
+    name: str
+    module: str                 # import path of the plugin object
+    path: str | None            # file the plugin module was loaded from
+    distribution: str | None    # installed package providing it (None: registered in code)
+    version: str | None
+    origin: str                 # "entry point" or "registered in code"
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+def load_config(config: str | os.PathLike | Mapping | None = None) -> dict[str, Any]:
+    """The effective configuration: ``config`` (a TOML file path or a mapping; default the
+    file named by ``POSTLOAN_CONFIG``, else nothing) merged onto :data:`DEFAULT_CONFIG`.
+    The result records its file under ``_source``."""
+    source = None
+    if config is None and os.environ.get(ENV_CONFIG):
+        config = os.environ[ENV_CONFIG]
+    if config is None:
+        given: Mapping = {}
+    elif isinstance(config, Mapping):
+        given = config
+    else:
+        source = str(config)
+        try:
+            with open(config, "rb") as f:
+                given = tomllib.load(f)
+        except FileNotFoundError:
+            raise PostloanError(f"{source}: configuration file not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise PostloanError(f"{source}: not valid TOML: {e}") from None
+    if given.get("_merged"):
+        return dict(given)
+    merged = _merge(copy.deepcopy(DEFAULT_CONFIG), given, source or "configuration", "")
+    merged["_source"] = source
+    merged["_merged"] = True
+    return merged
+
+
+def _merge(base: dict, over: Mapping, source: str, prefix: str) -> dict:
+    for key, value in over.items():
+        where = f"{prefix}{key}"
+        if key in base and isinstance(base[key], dict):
+            if not isinstance(value, Mapping):
+                raise PostloanError(f"{source}: [{where}] must be a table, got {type(value).__name__}")
+            _merge(base[key], value, source, where + ".")
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def _name_list(config: Mapping, key: str, env: str) -> tuple[list[str], str]:
+    if os.environ.get(env) is not None:
+        return [p.strip() for p in os.environ[env].split(",") if p.strip()], f"${env}"
+    value = config.get("plugins", {}).get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PostloanError(f"{config.get('_source') or 'configuration'}: [plugins] {key} must be a list of plugin names")
+    return value, f"[plugins] {key}"
+
+
+# --------------------------------------------------------------------------------------------
+# The manager
+# --------------------------------------------------------------------------------------------
+
+class PluginManager:
+    """Loads plugins and hands out their components by name.
+
+    >>> pm = PluginManager()                       # discovers entry points, honours allow/deny
+    >>> sorted(pm.policies())                      # doctest: +SKIP
+    ['cn.automated_consent', 'cn.call_limits', ...]
+    """
+
+    def __init__(self, config: str | os.PathLike | Mapping | None = None, *, discover: bool = True):
+        self.config = load_config(config)
+        self._pm = pluggy.PluginManager(PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+        #: plugins found but not loaded: name -> why (denied / not allowed)
+        self.skipped: dict[str, str] = {}
+        self._components: dict[str, dict[str, tuple[Any, str]]] = {}
+        if discover:
+            self._discover()
+
+    # -- loading ---------------------------------------------------------------------------
+    def _discover(self) -> None:
+        found: dict[str, importlib.metadata.EntryPoint] = {}
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in found:
+                first = found[ep.name]
+                raise PluginError(
+                    f"two plugins are named {ep.name!r}: one from {_dist_label(first)} ({first.value}), "
+                    f"one from {_dist_label(ep)} ({ep.value}); uninstall one or rename its entry point",
+                    plugin=ep.name)
+            found[ep.name] = ep
+        allow, allow_src = _name_list(self.config, "allow", ENV_ALLOW)
+        deny, deny_src = _name_list(self.config, "deny", ENV_DENY)
+        for patterns, src in ((allow, allow_src), (deny, deny_src)):
+            for pattern in patterns:
+                if not any(fnmatch.fnmatchcase(name, pattern) for name in found):
+                    raise PluginError(f"{src} names {pattern!r}, which matches no installed plugin "
+                                      f"(installed: {', '.join(sorted(found)) or 'none'})", plugin=pattern)
+        for name in sorted(found):
+            if any(fnmatch.fnmatchcase(name, p) for p in deny):
+                self.skipped[name] = f"denied by {deny_src}"
+                continue
+            if allow and not any(fnmatch.fnmatchcase(name, p) for p in allow):
+                self.skipped[name] = f"not in {allow_src}"
+                continue
+            ep = found[name]
+            try:
+                plugin = ep.load()
+            except Exception as e:  # an import error in someone else's package
+                raise PluginError(f"plugin {name!r} ({ep.value}, from {_dist_label(ep)}) failed to import: "
+                                  f"{type(e).__name__}: {e}", plugin=name) from e
+            dist = getattr(ep, "dist", None)
+            self._register(plugin, name, PluginInfo(
+                name=name, module=ep.value, path=_plugin_path(plugin),
+                distribution=dist.name if dist else None, version=dist.version if dist else None,
+                origin="entry point"))
+
+    def register(self, plugin: Any, name: str) -> None:
+        """Register a plugin object from code (tests, embedding applications)."""
+        caller = inspect.stack()[1]
+        self._register(plugin, name, PluginInfo(
+            name=name, module=getattr(plugin, "__name__", type(plugin).__name__), path=_plugin_path(plugin),
+            distribution=None, version=None, origin=f"registered in code ({Path(caller.filename).name}:{caller.lineno})"))
+
+    def _register(self, plugin: Any, name: str, info: PluginInfo) -> None:
+        if name in self.infos:
+            other = self.infos[name]
+            raise PluginError(f"plugin name {name!r} is already taken by {other.module} "
+                              f"({other.distribution or other.origin}); pick another name", plugin=name)
+        try:
+            self._pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as e:
+            raise PluginError(f"plugin {name!r} ({info.module}): {e}", plugin=name) from None
+        except ValueError as e:       # pluggy: the same object registered twice
+            raise PluginError(f"plugin {name!r} ({info.module}): {e}", plugin=name) from None
+        unknown = [attr for attr in dir(plugin) if attr.startswith("postloan_") and attr not in HOOKS]
+        if unknown:
+            self._pm.unregister(name=name)
+            raise PluginError(f"plugin {name!r} ({info.module}) implements {unknown[0]!r}, which is not a "
+                              f"postloan hook (hooks: {', '.join(HOOKS)})", plugin=name, hook=unknown[0])
+        self.infos[name] = info
+        self._components.clear()
+
+    # -- components ------------------------------------------------------------------------
+    def components(self, hook: str) -> dict[str, tuple[Any, str]]:
+        """Every component the plugins return from registry ``hook``: name -> (component, plugin)."""
+        if hook in self._components:
+            return self._components[hook]
+        if hook not in HOOKS:
+            raise PluginError(f"unknown hook {hook!r} (hooks: {', '.join(HOOKS)})", hook=hook)
+        base = HOOKS[hook]
+        found: dict[str, tuple[Any, str]] = {}
+        for impl in getattr(self._pm.hook, hook).get_hookimpls():  # in registration order
+            plugin = impl.plugin_name
+            kwargs = {arg: self.config for arg in impl.argnames if arg == "config"}
+            try:
+                result = impl.function(**kwargs)
+            except PostloanError as e:
+                raise PluginError(f"plugin {plugin!r} failed in hook {hook}: {e}", plugin=plugin, hook=hook) from e
+            except Exception as e:
+                raise PluginError(f"plugin {plugin!r} raised {type(e).__name__} in hook {hook}{_where(e)}",
+                                  plugin=plugin, hook=hook) from e
+            if result is None:
+                continue
+            if isinstance(result, (str, bytes)) or not isinstance(result, Iterable):
+                raise PluginError(f"plugin {plugin!r}: hook {hook} must return a list of {base.__name__}, "
+                                  f"got {type(result).__name__}", plugin=plugin, hook=hook)
+            for item in result:
+                if not isinstance(item, base):
+                    raise PluginError(f"plugin {plugin!r}: hook {hook} returned a {type(item).__name__}, "
+                                      f"expected a {base.__module__}.{base.__name__}", plugin=plugin, hook=hook)
+                name = getattr(item, "name", "")
+                if not isinstance(name, str) or not name:
+                    raise PluginError(f"plugin {plugin!r}: hook {hook} returned a {type(item).__name__} "
+                                      f"without a name", plugin=plugin, hook=hook)
+                if name in found:
+                    raise PluginError(f"{base.__name__} {name!r} is provided by both plugin {found[name][1]!r} "
+                                      f"and plugin {plugin!r}", plugin=plugin, hook=hook)
+                found[name] = (item, plugin)
+        self._components[hook] = found
+        return found
+
+    def connectors(self) -> dict[str, hookspecs.Connector]:
+        found = self.components("postloan_connectors")
+        claims: dict[str, str] = {}
+        for name, (conn, plugin) in found.items():
+            for key in [f"scheme {s}" for s in conn.schemes] + [f"suffix {s.lower()}" for s in conn.suffixes]:
+                if key in claims and claims[key] != name:
+                    raise PluginError(f"connectors {claims[key]!r} and {name!r} (plugin {plugin!r}) both claim {key}",
+                                      plugin=plugin, hook="postloan_connectors")
+                claims[key] = name
+        return {name: c for name, (c, _) in found.items()}
+
+    def strategies(self) -> dict[str, hookspecs.CollectionStrategy]:
+        return {n: c for n, (c, _) in self.components("postloan_collection_strategies").items()}
+
+    def policies(self) -> dict[str, hookspecs.CompliancePolicy]:
+        return {n: c for n, (c, _) in self.components("postloan_compliance_policies").items()}
+
+    def valuation_methods(self) -> dict[str, hookspecs.ValuationMethod]:
+        return {n: c for n, (c, _) in self.components("postloan_valuation_methods").items()}
+
+    def disposal_channels(self) -> dict[str, hookspecs.DisposalChannel]:
+        return {n: c for n, (c, _) in self.components("postloan_disposal_channels").items()}
+
+    def provider(self, hook: str, name: str) -> str:
+        """The plugin that provides component ``name`` of ``hook``."""
+        return self.components(hook)[name][1]
+
+    def connector_for(self, uri: str) -> hookspecs.Connector:
+        """The connector handling ``uri``: by URI scheme, else by file suffix."""
+        connectors = self.connectors()
+        scheme = urlparse(str(uri)).scheme.lower()
+        if len(scheme) > 1:          # not a Windows drive letter
+            for conn in connectors.values():
+                if scheme in conn.schemes:
+                    return conn
+            raise PostloanError(f"{uri}: no connector handles the scheme {scheme!r} "
+                                f"(schemes: {', '.join(sorted({s for c in connectors.values() for s in c.schemes})) or 'none'})")
+        name = str(uri).lower()
+        for conn in connectors.values():
+            if any(name.endswith(s.lower()) for s in conn.suffixes):
+                return conn
+        suffixes = sorted({s for c in connectors.values() for s in c.suffixes})
+        raise PostloanError(f"{uri}: no connector handles this file type (known: {', '.join(suffixes) or 'none'})")
+
+
+def _dist_label(ep) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"{dist.name} {dist.version}" if dist else "an unknown distribution"
+
+
+def _plugin_path(plugin) -> str | None:
+    try:
+        return inspect.getfile(plugin if inspect.ismodule(plugin) or inspect.isclass(plugin) else type(plugin))
+    except TypeError:
+        return None
+
+
+def _where(exc: BaseException) -> str:
+    """' at file.py:LINE' of the frame that raised (no message text: it may hold personal data)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return ""
+    return f" at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and writing through connectors
+# --------------------------------------------------------------------------------------------
+
+_DEFAULT_MANAGER: PluginManager | None = None
+
+
+def default_manager() -> PluginManager:
+    """A process-wide manager built from the environment's configuration (lazily)."""
+    global _DEFAULT_MANAGER
+    if _DEFAULT_MANAGER is None:
+        _DEFAULT_MANAGER = PluginManager()
+    return _DEFAULT_MANAGER
+
+
+def conform(batch: pa.RecordBatch, table: str = "book") -> pa.RecordBatch:
+    """Give enum columns the contract's dictionary type (members in contract order), so a book
+    read from CSV or SQLite equals the one written from Parquet. Other columns pass through."""
+    from .schema import ENUMS, columns
+    import pyarrow.compute as pc
+    cols = columns(table)
+    arrays, fields = [], []
+    for field, arr in zip(batch.schema, batch.columns):
+        col = cols.get(field.name)
+        if col is not None and col.enum and not _is_contract_dictionary(arr.type):
+            values = arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
+            members = pa.array(ENUMS[col.enum], pa.string())
+            idx = pc.index_in(values.cast(pa.string()), value_set=members)
+            arr = pa.DictionaryArray.from_arrays(idx.cast(pa.int8()), members)
+            field = pa.field(field.name, arr.type, field.nullable, field.metadata)
+        arrays.append(arr)
+        fields.append(field)
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields, batch.schema.metadata))
+
+
+def _is_contract_dictionary(t: pa.DataType) -> bool:
+    return pa.types.is_dictionary(t) and t.index_type == pa.int8()
+
+
+def read_batches(uri: str, *, table: str = "book", batch_size: int = 65_536,
+                 manager: PluginManager | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream ``uri`` through its connector, each batch conformed and validated against the
+    contract's ``table``; a bad value is reported naming the column and its row in the file."""
+    from .schema import SchemaError, arrow_schema, validate
+    manager = manager or default_manager()
+    conn = manager.connector_for(uri)
+    plugin = manager.provider("postloan_connectors", conn.name)
+    offset = 0
+    try:
+        for raw in conn.read(str(uri), schema=arrow_schema(table), batch_size=batch_size):
+            if not isinstance(raw, pa.RecordBatch):
+                raise PluginError(f"connector {conn.name!r} (plugin {plugin!r}) yielded a {type(raw).__name__}, "
+                                  f"expected a pyarrow.RecordBatch", plugin=plugin, hook="postloan_connectors")
+            batch = conform(raw, table)
+            enum_bad = _first_unknown_enum(raw, batch, table)
+            if enum_bad:
+                name, row, value, members = enum_bad
+                raise SchemaError(f"{uri}: column {name!r} row {offset + row}: {value!r} is not one of {members}",
+                                  field=name, row=offset + row)
+            try:
+                validate(batch, table, source=str(uri))
+            except SchemaError as e:
+                if e.row is None or offset == 0:
+                    raise
+                message = re.sub(rf"\brow {e.row}\b", f"row {offset + e.row}", str(e), count=1)
+                raise SchemaError(message, field=e.field, row=offset + e.row) from None
+            offset += batch.num_rows
+            yield batch
+    except (PostloanError, OSError):
+        raise
+    except Exception as e:
+        raise PluginError(f"{uri}: connector {conn.name!r} (plugin {plugin!r}) failed: {type(e).__name__}: {e}",
+                          plugin=plugin, hook="postloan_connectors") from e
+
+
+def _first_unknown_enum(raw: pa.RecordBatch, conformed: pa.RecordBatch, table: str):
+    """A value that conforming turned into null because it is not an enum member."""
+    import pyarrow.compute as pc
+    from .schema import columns
+    cols = columns(table)
+    for name in raw.schema.names:
+        col = cols.get(name)
+        if col is None or not col.enum:
+            continue
+        lost = pc.and_(pc.is_valid(raw.column(name)), pc.is_null(conformed.column(name)))
+        if pc.any(lost).as_py():
+            row = int(pc.index(lost, True).as_py())
+            value = raw.column(name)[row].as_py()
+            from .schema import ENUMS
+            return name, row, value, ", ".join(ENUMS[col.enum])
+    return None
+
+
+def write_batches(uri: str, batches: Iterable[pa.RecordBatch], *, schema: pa.Schema,
+                  manager: PluginManager | None = None) -> int:
+    """Write ``batches`` to ``uri`` through its connector; returns the rows written."""
+    manager = manager or default_manager()
+    conn = manager.connector_for(uri)
+    plugin = manager.provider("postloan_connectors", conn.name)
+    try:
+        return int(conn.write(str(uri), batches, schema=schema))
+    except (PostloanError, OSError):
+        raise
+    except Exception as e:
+        raise PluginError(f"{uri}: connector {conn.name!r} (plugin {plugin!r}) failed to write: "
+                          f"{type(e).__name__}: {e}", plugin=plugin, hook="postloan_connectors") from e

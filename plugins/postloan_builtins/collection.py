@@ -1,0 +1,468 @@
+"""The built-in collection strategy (the seed's tiers) and its scripts (话术).
+
+``tiered`` turns the ``collection_tier``, ``litigation`` and ``disposal`` decision columns
+into actions: SMS and voice bot for the mild tier, phone calls for the medium tier, field
+visits for the severe tier, third-party contact when the debtor cannot be reached, legal
+review, repossession and disposal. Each action carries a script rendered from the template
+files in ``templates/`` (one per language, edited by the business), vectorized per template.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+import string
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import kernel
+from kernel.errors import PostloanError
+from kernel.hookspecs import ACTION, US_PER_MINUTE, Batch, CollectionStrategy
+from kernel.schema import ENUMS
+
+from .compliance import DEBT_TERMS, mentions_debt
+
+__all__ = ["TieredStrategy", "Template", "TemplateSet", "FIELDS", "load_templates", "format_money",
+           "TIERS", "TIER_CHANNELS"]
+
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+
+#: the collection_tier ruleset's enums, in their order
+TIERS = ("NONE", "MILD", "MEDIUM", "SEVERE")
+TIER_CHANNELS = ("NONE", "SMS_VOICE", "PHONE", "FIELD_VISIT")
+
+#: below this many rows a template is rendered with Python string formatting, which is faster
+#: than Arrow's per-call overhead; both give the same text (tests compare them)
+SMALL_RENDER = 64
+
+
+@dataclass(frozen=True)
+class Field:
+    """A value a template can show."""
+
+    name: str
+    kind: str          # text, int, money, date, constant
+    debt: bool         # reveals the debt: forbidden in third-party scripts
+    doc: str
+
+
+FIELDS: dict[str, Field] = {f.name: f for f in (
+    Field("name", "text", False, "the debtor's name (personal data)"),
+    Field("account_tail", "text", False, "last 4 characters of the account id"),
+    Field("dpd", "int", True, "days past due"),
+    Field("overdue_amount", "money", True, "overdue principal + interest"),
+    Field("penalty_interest", "money", True, "penalty interest accrued (罚息)"),
+    Field("total_due", "money", True, "overdue amount + penalty interest"),
+    Field("installment_amount", "money", True, "the current installment"),
+    Field("vehicle", "text", False, "brand and model"),
+    Field("promise_date", "date", True, "date of the open promise to pay (— if none)"),
+    Field("as_of", "date", False, "decision date"),
+    Field("demand_notices", "int", True, "formal demand notices delivered"),
+    Field("lender", "constant", False, "the lender's name ([strategy.tiered.<language>] lender)"),
+    Field("hotline", "constant", False, "the service number ([strategy.tiered.<language>] hotline)"),
+    Field("caller", "constant", False, "how callers introduce themselves to third parties"),
+    Field("valuation", "money", True, "the car's valuation (valuation.price)"),
+    Field("disposal_channel", "text", True, "recommended disposal channel"),
+    Field("expected_net", "money", True, "expected net proceeds of that channel"),
+    Field("disposal_days", "int", True, "expected days to sale on that channel"),
+)}
+
+_BOOK_MONEY = {"overdue_amount": "overdue_amount", "penalty_interest": "penalty_interest",
+               "installment_amount": "installment_amount", "valuation": "valuation.price",
+               "expected_net": "disposal_channel.expected_net"}
+_INTS = {"dpd": "dpd", "demand_notices": "demand_notices_sent", "disposal_days": "disposal_channel.expected_days"}
+_TEMPLATE_KEYS = {"action", "tiers", "text", "description"}
+_MISSING = "—"
+
+
+@dataclass(frozen=True)
+class Template:
+    id: str
+    language: str
+    action: str
+    tiers: frozenset[str]
+    pieces: tuple[tuple[str, str | None], ...]      # (literal, field or None)
+    source: str                                      # file it came from
+
+    @property
+    def fields(self) -> list[str]:
+        return [f for _, f in self.pieces if f]
+
+
+class TemplateSet:
+    """Every template of every language, in file order."""
+
+    def __init__(self, templates: list[Template], files: dict[str, str]):
+        self.templates = templates
+        self.files = files              # language -> file
+
+    def pick(self, language: str, action: str, tier: str) -> Template | None:
+        for t in self.templates:
+            if t.language == language and t.action == action and tier in t.tiers:
+                return t
+        return None
+
+
+def load_templates(directory: str | Path = TEMPLATES_DIR) -> TemplateSet:
+    """Load and check ``<language>.toml`` files: unknown fields, keys, actions and tiers, and
+    debt in third-party scripts, are errors naming the file, template and field."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise PostloanError(f"{directory}: template directory not found")
+    templates: list[Template] = []
+    files: dict[str, str] = {}
+    for path in sorted(directory.glob("*.toml")):
+        language = path.stem
+        if language not in ENUMS["language"]:
+            raise PostloanError(f"{path}: the file name must be a language ({', '.join(ENUMS['language'])}).toml")
+        try:
+            data = tomllib.loads(path.read_text("utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise PostloanError(f"{path}: not valid TOML: {e}") from None
+        except UnicodeDecodeError:
+            raise PostloanError(f"{path}: not UTF-8 text") from None
+        files[language] = str(path)
+        for tid, spec in data.items():
+            templates.append(_template(path, language, tid, spec))
+    if not files:
+        raise PostloanError(f"{directory}: no template files (<language>.toml)")
+    return TemplateSet(templates, files)
+
+
+def _template(path: Path, language: str, tid: str, spec: Any) -> Template:
+    where = f"{path}: template {tid!r}"
+    if not isinstance(spec, Mapping):
+        raise PostloanError(f"{where}: expected a table with action and text")
+    unknown = sorted(set(spec) - _TEMPLATE_KEYS)
+    if unknown:
+        raise PostloanError(f"{where}: unknown key {unknown[0]!r} (keys: {', '.join(sorted(_TEMPLATE_KEYS))})")
+    action = spec.get("action")
+    if action not in ACTION:
+        raise PostloanError(f"{where}: action {action!r} is not one of {', '.join(ACTION)}")
+    tiers = spec.get("tiers", list(TIERS))
+    if not isinstance(tiers, list) or not tiers or any(t not in TIERS for t in tiers):
+        raise PostloanError(f"{where}: tiers must be a list of {', '.join(TIERS)}, got {tiers!r}")
+    text = spec.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise PostloanError(f"{where}: text must be a non-empty string")
+    pieces = []
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as e:
+        raise PostloanError(f"{where}: {e} (write {{{{ and }}}} for literal braces)") from None
+    for literal, field, spec_, conversion in parsed:
+        if field is not None:
+            if field not in FIELDS:
+                close = difflib.get_close_matches(field, FIELDS, n=1)
+                hint = f"; did you mean {{{close[0]}}}?" if close else f" (fields: {', '.join(FIELDS)})"
+                raise PostloanError(f"{where}: unknown field {{{field}}}{hint}")
+            if spec_ or conversion:
+                raise PostloanError(f"{where}: field {{{field}}} takes no format (amounts, dates and numbers "
+                                    f"are formatted by postloan)")
+            if action == "THIRD_PARTY_CONTACT" and FIELDS[field].debt:
+                raise PostloanError(f"{where}: a third-party script must not mention the debt, but uses {{{field}}}")
+        pieces.append((literal, field))
+    if action == "THIRD_PARTY_CONTACT":
+        literal_text = pa.array(["".join(lit for lit, _ in pieces)])
+        if mentions_debt(literal_text)[0]:
+            word = next(t for t in DEBT_TERMS if t.lower() in literal_text[0].as_py().lower())
+            raise PostloanError(f"{where}: a third-party script must not mention the debt, but says {word!r}")
+    return Template(tid, language, action, frozenset(tiers), tuple(pieces), str(path))
+
+
+# --------------------------------------------------------------------------------------------
+# Vectorized formatting
+# --------------------------------------------------------------------------------------------
+
+def format_money(values: np.ndarray, symbols: pa.Array | str) -> pa.Array:
+    """Amounts as ``¥1,234.56`` (per-row symbol), vectorized; NaN → "—". The cents are
+    ``round(|x| × 100)`` (half to even), exactly as :func:`format_money_small`."""
+    values = np.asarray(values, np.float64)
+    n = values.shape[0]
+    if n == 0:
+        return pa.array([], pa.string())
+    missing = np.isnan(values)
+    cents = np.round(np.abs(np.where(missing, 0.0, values)) * 100).astype(np.int64)
+    whole, frac = cents // 100, cents % 100
+    digits = np.maximum(np.floor(np.log10(np.maximum(whole, 1))).astype(np.int64) + 1, 1)
+    # log10 may misjudge exact powers of ten by one ulp: fix with integer comparisons
+    digits = np.where(whole >= 10 ** np.minimum(digits, 18), digits + 1, digits)
+    digits = np.where((digits > 1) & (whole < 10 ** np.minimum(digits - 1, 18)), digits - 1, digits)
+    groups = (digits - 1) // 3 + 1
+    pieces = []
+    for k in range(int(groups.max()) - 1, -1, -1):
+        g = pa.array((whole // 10 ** (3 * k)) % 1000).cast(pa.string())
+        top, below = groups == k + 1, groups > k + 1
+        padded = pc.binary_join_element_wise(",", pc.utf8_lpad(g, 3, "0"), "")
+        piece = pc.if_else(pa.array(top), g, pc.if_else(pa.array(below), padded, ""))
+        pieces.append(piece)
+    sign = pc.if_else(pa.array((values < 0) & (cents > 0)), "-", "")
+    text = pc.binary_join_element_wise(sign, symbols, *pieces, ".",
+                                       pc.utf8_lpad(pa.array(frac).cast(pa.string()), 2, "0"), "")
+    return pc.if_else(pa.array(missing), _MISSING, text)
+
+
+def format_money_small(values, symbols) -> list[str]:
+    """The same text as :func:`format_money`, with Python formatting (for a few rows)."""
+    out = []
+    for v, sym in zip(values, symbols):
+        if v != v:
+            out.append(_MISSING)
+            continue
+        c = round(abs(v) * 100)
+        out.append(f"{'-' if v < 0 and c > 0 else ''}{sym}{c // 100:,}.{c % 100:02d}")
+    return out
+
+
+def _days_text(days: np.ndarray) -> pa.Array:
+    valid = days != np.iinfo(np.int64).min
+    arr = pa.array(np.where(valid, days, 0).astype(np.int32), pa.int32()).cast(pa.date32()).cast(pa.string())
+    return pc.if_else(pa.array(valid), arr, _MISSING)
+
+
+def _days_text_small(days) -> list[str]:
+    epoch = dt.date(1970, 1, 1)
+    return [_MISSING if d == np.iinfo(np.int64).min else (epoch + dt.timedelta(days=int(d))).isoformat()
+            for d in days]
+
+
+class _Renderer:
+    """Renders templates for groups of actions; field columns are computed once per batch."""
+
+    def __init__(self, batch: Batch, constants: Mapping[str, Mapping[str, str]], symbols: np.ndarray):
+        self.batch = batch
+        self.constants = constants
+        self.symbols = symbols            # per account row
+        self._arrow_symbols: pa.Array | None = None
+
+    def _text(self, field: str) -> pa.Array:
+        b = self.batch
+        if field == "name":
+            return b.strings("name")
+        if field == "account_tail":
+            return pc.utf8_slice_codeunits(b.strings("account_id"), -4)
+        if field == "vehicle":
+            return pc.binary_join_element_wise(b.strings("brand"), b.strings("model"), " ")
+        if field == "disposal_channel":
+            return pc.fill_null(b.strings("disposal_channel.channel"), _MISSING)
+        raise AssertionError(field)
+
+    def render(self, template: Template, rows: np.ndarray) -> pa.Array | list[str]:
+        small = rows.shape[0] <= SMALL_RENDER
+        parts = []
+        for literal, field in template.pieces:
+            if literal:
+                parts.append(literal)
+            if field:
+                parts.append(self._field(field, template.language, rows, small))
+        if small:
+            strings = [p if isinstance(p, str) else None for p in parts]
+            columns = [p for p in parts if not isinstance(p, str)]
+            out = []
+            for i in range(rows.shape[0]):
+                it = iter(columns)
+                out.append("".join(s if s is not None else next(it)[i] for s in strings))
+            return out
+        return pc.binary_join_element_wise(*parts, "")
+
+    def _field(self, field: str, language: str, rows: np.ndarray, small: bool):
+        kind = FIELDS[field].kind
+        b = self.batch
+        if kind == "constant":
+            return str(self.constants.get(language, {}).get(field, ""))
+        if field == "as_of":
+            return b.as_of.isoformat()
+        if kind == "money":
+            if field == "total_due":
+                values = b.float("overdue_amount")[rows] + b.float("penalty_interest")[rows]
+            else:
+                column = _BOOK_MONEY[field]
+                values = b.float(column)[rows] if b.has(column) else np.full(rows.shape[0], np.nan)
+            if small:
+                return format_money_small(values.tolist(), self.symbols[rows].tolist())
+            if self._arrow_symbols is None:
+                self._arrow_symbols = pa.array(self.symbols, pa.string())
+            return format_money(values, self._arrow_symbols.take(pa.array(rows)))
+        if kind == "int":
+            column = _INTS[field]
+            if not b.has(column):
+                return [_MISSING] * rows.shape[0] if small else pa.array([_MISSING] * rows.shape[0], pa.string())
+            values = b.int(column, np.iinfo(np.int64).min)[rows]
+            missing = values == np.iinfo(np.int64).min
+            if small:
+                return [_MISSING if m else str(v) for v, m in zip(values.tolist(), missing.tolist())]
+            return pc.if_else(pa.array(missing), _MISSING, pa.array(values).cast(pa.string()))
+        if kind == "date":
+            values = b.days(field)[rows]
+            return _days_text_small(values.tolist()) if small else _days_text(values)
+        if field == "disposal_channel" and not b.has("disposal_channel.channel"):
+            return [_MISSING] * rows.shape[0] if small else pa.array([_MISSING] * rows.shape[0], pa.string())
+        column = self._text_cached(field)
+        taken = column.take(pa.array(rows))
+        return [_MISSING if v is None else v for v in taken.to_pylist()] if small else pc.fill_null(taken, _MISSING)
+
+    def _text_cached(self, field: str) -> pa.Array:
+        return self.batch._cached(("template-text", field), lambda: self._text(field))
+
+
+# --------------------------------------------------------------------------------------------
+# The strategy
+# --------------------------------------------------------------------------------------------
+
+_STRATEGY_DEFAULTS = {
+    "templates": None,                      # directory of <language>.toml; None: the built-in ones
+    "max_calls": 3,                         # phone calls planned per account per run
+    "call_spacing_minutes": 180,            # between planned calls of one account
+    "unreachable_after_failed_attempts": 3,
+    "currency": {"CN": "¥", "US": "$"},     # symbol by the debtor's country
+    "language": {"CN": "zh", "US": "en"},   # script language by the debtor's country
+    "zh": {"lender": "示例汽车金融", "hotline": "400-800-8000", "caller": "客户服务中心"},
+    "en": {"lender": "Example Auto Finance", "hotline": "+1-800-555-0100", "caller": "Example Customer Service"},
+}
+
+
+class TieredStrategy(CollectionStrategy):
+    """The seed's tiers. Per account, from the decision columns:
+
+    - ``collection_tier.channel`` SMS_VOICE → SMS and VOICE_BOT; PHONE → up to
+      ``collection_tier.calls_per_day`` calls (at most ``max_calls``), spaced
+      ``call_spacing_minutes`` apart; FIELD_VISIT → a field visit (not once repossessed).
+      Phone contact needs a valid number;
+    - tier MEDIUM or SEVERE and the debtor unreachable (invalid number, or 3 consecutive failed
+      attempts) with a third-party contact on file → THIRD_PARTY_CONTACT;
+    - ``collection_tier.legal_review`` → LEGAL_REVIEW;
+    - ``disposal.repossess`` (car not yet repossessed) → REPOSSESSION;
+      ``disposal.dispose`` with a recommended disposal channel → DISPOSAL.
+
+    Every action's priority is ``collection_tier.priority``; earliest time is now (calls after
+    the first: now + k × spacing); compliance then defers what may not happen yet.
+    """
+
+    name = "tiered"
+
+    def __init__(self, config: Mapping | None = None):
+        given = dict((config or {}).get("strategy", {}).get(self.name, {}))
+        unknown = sorted(set(given) - set(_STRATEGY_DEFAULTS))
+        if unknown:
+            raise PostloanError(f"[strategy.{self.name}]: unknown setting {unknown[0]!r} "
+                                f"(settings: {', '.join(_STRATEGY_DEFAULTS)})")
+        settings = {**_STRATEGY_DEFAULTS, **given}
+        for key in ("currency", "language", "zh", "en"):
+            settings[key] = {**_STRATEGY_DEFAULTS[key], **given.get(key, {})}
+        for key in ("max_calls", "call_spacing_minutes", "unreachable_after_failed_attempts"):
+            if not isinstance(settings[key], int) or isinstance(settings[key], bool) or settings[key] < 0:
+                raise PostloanError(f"[strategy.{self.name}] {key}: expected a whole number ≥ 0, got {settings[key]!r}")
+        self.settings = settings
+        self.templates = load_templates(settings["templates"] or TEMPLATES_DIR)
+        for country, language in settings["language"].items():
+            if language not in self.templates.files:
+                raise PostloanError(f"[strategy.{self.name}.language] {country} = {language!r}, but there is no "
+                                    f"{language}.toml template file")
+        self._check_coverage()
+
+    def _check_coverage(self) -> None:
+        needed = {a: TIERS[1:] for a in ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT", "THIRD_PARTY_CONTACT")}
+        needed.update({a: TIERS for a in ("LEGAL_REVIEW", "REPOSSESSION", "DISPOSAL")})
+        for language, path in self.templates.files.items():
+            for action, tiers in needed.items():
+                for tier in tiers:
+                    if self.templates.pick(language, action, tier) is None:
+                        raise PostloanError(f"{path}: no template for action {action} at tier {tier}")
+
+    def plan(self, batch: Batch) -> dict[str, Any]:
+        s = self.settings
+        n = batch.n
+        tier = batch.enum("collection_tier.tier", TIERS)
+        channel = batch.enum("collection_tier.channel", TIER_CHANNELS)
+        legal = batch.bool("collection_tier.legal_review")
+        priority = np.nan_to_num(batch.float("collection_tier.priority"))
+        calls = np.clip(batch.int("collection_tier.calls_per_day", 1), min(1, s["max_calls"]), s["max_calls"]) \
+            if batch.has("collection_tier.calls_per_day") else np.full(n, min(1, s["max_calls"]), np.int64)
+        phone_ok = batch.bool("phone_valid")
+        unreachable = ~phone_ok | (batch.int("consecutive_failed_attempts") >= s["unreachable_after_failed_attempts"])
+        repossessed = batch.bool("repossessed")
+        repossess = batch.bool("disposal.repossess") if batch.has("disposal.repossess") else np.zeros(n, bool)
+        dispose = batch.bool("disposal.dispose") if batch.has("disposal.dispose") else np.zeros(n, bool)
+        has_channel = batch.has("disposal_channel.channel")
+
+        wanted = [
+            ("SMS", (channel == 1) & phone_ok, 1),
+            ("VOICE_BOT", (channel == 1) & phone_ok, 1),
+            ("PHONE", (channel == 2) & phone_ok, calls),
+            ("FIELD_VISIT", (channel == 3) & ~repossessed, 1),
+            ("THIRD_PARTY_CONTACT", (tier >= 2) & unreachable & batch.bool("has_third_party_contact"), 1),
+            ("LEGAL_REVIEW", legal, 1),
+            ("REPOSSESSION", repossess & ~repossessed, 1),
+        ]
+        if has_channel:
+            channel_known = batch.strings("disposal_channel.channel").is_valid().to_numpy(zero_copy_only=False)
+            wanted.append(("DISPOSAL", dispose & channel_known, 1))
+        rows_parts, action_parts, k_parts = [], [], []
+        for action, mask, count in wanted:
+            rows = np.flatnonzero(mask)
+            if rows.size == 0:
+                continue
+            if isinstance(count, np.ndarray):
+                reps = count[rows]
+                k = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+                rows = np.repeat(rows, reps)
+            else:
+                k = np.zeros(rows.size, np.int64)
+            rows_parts.append(rows)
+            action_parts.append(np.full(rows.size, ACTION[action], np.int8))
+            k_parts.append(k)
+        if not rows_parts:
+            return {"row": np.zeros(0, np.int64), "action": np.zeros(0, np.int8), "priority": np.zeros(0),
+                    "earliest_at": np.zeros(0, np.int64)}
+        rows = np.concatenate(rows_parts)
+        action = np.concatenate(action_parts)
+        k = np.concatenate(k_parts)
+        earliest = batch.now_us + k * s["call_spacing_minutes"] * US_PER_MINUTE
+        script_id, language, script = self._render(batch, rows, action, tier)
+        return {"row": rows, "action": action, "priority": priority[rows], "earliest_at": earliest,
+                "script_id": script_id, "language": language, "script": script}
+
+    def _render(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: np.ndarray):
+        s = self.settings
+        countries = ENUMS["country"]
+        country = batch.enum("country")
+        lang_of_country = np.array([s["language"].get(c, "zh") for c in countries] + ["zh"], dtype=object)
+        symbol_of_country = np.array([s["currency"].get(c, "") for c in countries] + [""], dtype=object)
+        account_lang = lang_of_country[country]           # -1 (unknown) picks the trailing default
+        renderer = _Renderer(batch, {k: s[k] for k in ("zh", "en")}, symbol_of_country[country])
+
+        n = rows.shape[0]
+        chosen = np.full(n, -1, np.int64)
+        lang = account_lang[rows]
+        act_tier = np.maximum(tier[rows], 0)
+        for i, t in enumerate(self.templates.templates):
+            tier_ok = np.isin(act_tier, [TIERS.index(x) for x in t.tiers])
+            chosen[(chosen < 0) & (lang == t.language) & (action == ACTION[t.action]) & tier_ok] = i
+        ids = np.array([t.id for t in self.templates.templates] + [None], dtype=object)
+        chunks, order = [], []
+        for i in np.unique(chosen[chosen >= 0]):
+            at = np.flatnonzero(chosen == i)
+            text = renderer.render(self.templates.templates[int(i)], rows[at])
+            chunks.append(pa.array(text, pa.string()) if isinstance(text, list) else text)
+            order.append(at)
+        missing = np.flatnonzero(chosen < 0)
+        if missing.size:
+            chunks.append(pa.nulls(missing.size, pa.string()))
+            order.append(missing)
+        position = np.concatenate(order)
+        inverse = np.empty(n, np.int64)
+        inverse[position] = np.arange(n)
+        script = pa.concat_arrays(chunks).take(pa.array(inverse))
+        language = np.where(chosen >= 0, lang, None)
+        return ids[chosen], language, script
+
+
+@kernel.hookimpl
+def postloan_collection_strategies(config):
+    return [TieredStrategy(config)]

@@ -1,0 +1,131 @@
+"""Built-in valuation methods and disposal channels.
+
+- ``depreciation_curve``: brand's yearly depreciation (data/depreciation.toml), age,
+  mileage and condition;
+- the disposal channels of data/disposal_channels.toml (auction platforms, dealers, leasing
+  companies, dismantlers), among which the pipeline's selector picks the best per car.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+import kernel
+from kernel.errors import PostloanError
+from kernel.hookspecs import Batch, DisposalChannel, ValuationMethod
+from kernel.pipeline import vehicle_age_years
+
+__all__ = ["DepreciationCurve", "load_channels", "DATA_DIR"]
+
+DATA_DIR = Path(__file__).with_name("data")
+_EPOCH = dt.date(1970, 1, 1)
+_GRADES = ("A", "B", "C", "D", "E")
+
+
+def _load_toml(path: Path, what: str) -> dict:
+    try:
+        return tomllib.loads(Path(path).read_text("utf-8"))
+    except FileNotFoundError:
+        raise PostloanError(f"{path}: {what} file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise PostloanError(f"{path}: not valid TOML: {e}") from None
+
+
+def _number(value: Any, where: str, lo: float = 0.0, hi: float = float("inf")) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise PostloanError(f"{where}: expected a number in [{lo}, {hi}], got {value!r}")
+    return float(value)
+
+
+class DepreciationCurve(ValuationMethod):
+    """value = purchase_price × (1 − rate[brand]) ^ (age now − age when bought)
+    × mileage factor × condition factor (see data/depreciation.toml)."""
+
+    name = "depreciation_curve"
+
+    def __init__(self, path: str | Path | None = None):
+        path = Path(path or DATA_DIR / "depreciation.toml")
+        data = _load_toml(path, "depreciation")
+        where = str(path)
+        self.default_rate = _number(data.get("default_rate"), f"{where}: default_rate", 0, 1)
+        brands = data.get("brands", {})
+        if not isinstance(brands, Mapping):
+            raise PostloanError(f"{where}: [brands] must be a table of brand = yearly rate")
+        self.rates = {b: _number(r, f"{where}: brands.{b}", 0, 1) for b, r in brands.items()}
+        mileage = data.get("mileage", {})
+        self.expected_km = _number(mileage.get("expected_km_per_year"), f"{where}: mileage.expected_km_per_year")
+        self.adjust = _number(mileage.get("adjust_per_10000_km"), f"{where}: mileage.adjust_per_10000_km", 0, 1)
+        self.min_factor = _number(mileage.get("min_factor"), f"{where}: mileage.min_factor", 0, 1)
+        self.max_factor = _number(mileage.get("max_factor"), f"{where}: mileage.max_factor", self.min_factor, 10)
+        condition = data.get("condition", {})
+        missing = [g for g in _GRADES if g not in condition]
+        if missing:
+            raise PostloanError(f"{where}: [condition] lacks grade {missing[0]}")
+        self.condition = np.array([_number(condition[g], f"{where}: condition.{g}", 0, 1) for g in _GRADES] + [np.nan])
+
+    def value(self, batch: Batch, rows: np.ndarray) -> np.ndarray:
+        names, index = batch.categories("brand")
+        rate_of = np.array([self.rates.get(b, self.default_rate) for b in names] + [self.default_rate])
+        rate = rate_of[index[rows]]
+        model_year = batch.int("model_year")[rows]
+        age_now = vehicle_age_years(model_year, np.full(rows.size, (batch.as_of - _EPOCH).days))
+        age_bought = np.clip(vehicle_age_years(model_year, batch.days("contract_date")[rows]), 0, age_now)
+        excess_km = batch.float("mileage_km")[rows] - self.expected_km * age_now
+        mileage = np.clip(1 - self.adjust * excess_km / 10_000, self.min_factor, self.max_factor)
+        condition = self.condition[batch.enum("condition_grade")[rows]]
+        return batch.float("purchase_price")[rows] * (1 - rate) ** (age_now - age_bought) * mileage * condition
+
+
+
+_CHANNEL_KEYS = {"name", "kind", "description", "price_factor", "success_rate", "fee_rate", "fee_fixed",
+                 "transport_cost", "expected_days", "holding_cost_per_day", "max_age_years", "max_mileage_km",
+                 "conditions", "countries"}
+
+
+def load_channels(path: str | Path | None = None) -> list[DisposalChannel]:
+    """Disposal channels from a TOML data file (see data/disposal_channels.toml)."""
+    path = Path(path or DATA_DIR / "disposal_channels.toml")
+    data = _load_toml(path, "disposal channels")
+    holding = _number(data.get("holding_cost_per_day", 0.0), f"{path}: holding_cost_per_day")
+    channels = []
+    for i, spec in enumerate(data.get("channel", [])):
+        where = f"{path}: channel {spec.get('name', i + 1)!r}"
+        unknown = sorted(set(spec) - _CHANNEL_KEYS)
+        if unknown:
+            raise PostloanError(f"{where}: unknown key {unknown[0]!r} (keys: {', '.join(sorted(_CHANNEL_KEYS))})")
+        if spec.get("kind") not in DisposalChannel.KINDS:
+            raise PostloanError(f"{where}: kind must be one of {', '.join(DisposalChannel.KINDS)}, got {spec.get('kind')!r}")
+        conditions = tuple(spec.get("conditions", ()))
+        if any(c not in _GRADES for c in conditions):
+            raise PostloanError(f"{where}: conditions must be grades {', '.join(_GRADES)}")
+        channels.append(DisposalChannel(
+            name=str(spec.get("name") or ""), kind=spec["kind"], description=spec.get("description", ""),
+            price_factor=_number(spec.get("price_factor"), f"{where}: price_factor", 0, 2),
+            success_rate=_number(spec.get("success_rate"), f"{where}: success_rate", 0, 1),
+            fee_rate=_number(spec.get("fee_rate", 0.0), f"{where}: fee_rate", 0, 1),
+            fee_fixed=_number(spec.get("fee_fixed", 0.0), f"{where}: fee_fixed"),
+            transport_cost=_number(spec.get("transport_cost", 0.0), f"{where}: transport_cost"),
+            expected_days=_number(spec.get("expected_days", 0.0), f"{where}: expected_days"),
+            holding_cost_per_day=_number(spec.get("holding_cost_per_day", holding), f"{where}: holding_cost_per_day"),
+            max_age_years=None if "max_age_years" not in spec else _number(spec["max_age_years"], f"{where}: max_age_years"),
+            max_mileage_km=None if "max_mileage_km" not in spec else _number(spec["max_mileage_km"], f"{where}: max_mileage_km"),
+            conditions=conditions, countries=tuple(spec.get("countries", ())),
+        ))
+        if not channels[-1].name:
+            raise PostloanError(f"{where}: a channel needs a name")
+    return channels
+
+
+@kernel.hookimpl
+def postloan_valuation_methods(config):
+    settings = config.get("valuation", {})
+    return [DepreciationCurve(settings.get("depreciation_file"))]
+
+
+@kernel.hookimpl
+def postloan_disposal_channels(config):
+    return load_channels(config.get("disposal", {}).get("channels_file"))

@@ -1,0 +1,128 @@
+"""The audit log: append-only frames, read back intact, a torn last record (a crash while
+writing) detected and skipped, damage skipped up to the next intact frame, threads appending
+at once."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from kernel.pipeline import AuditLog, AuditScan, encode_record, read_audit
+
+ACTIONS = {"account_id": np.array(["AC1", "AC2"], dtype=object), "action": np.array([0, 2], np.int8),
+           "priority": np.array([1.0, 2.0]), "earliest_at": np.array([1, 2], np.int64),
+           "script_id": np.array(["sms_reminder", None], dtype=object), "language": np.array(["zh", None], dtype=object),
+           "outcome": np.array([0, 1], np.int8), "reason_code": np.array([None, "CN_QUIET_HOURS"], dtype=object),
+           "next_allowed_at": np.array([np.iinfo(np.int64).min, 5], np.int64),
+           "policy": np.array([None, "cn.quiet_hours"], dtype=object)}
+
+
+def record(i: int, rows: int = 2):
+    decisions = {"account_id": np.array([f"AC{i}-{k}" for k in range(rows)], dtype=object),
+                 "collection_tier.priority": np.arange(rows, dtype=np.float64) + i}
+    actions = {k: v[:1].repeat(rows) if rows != 2 else v for k, v in ACTIONS.items()}
+    return {"batch": i}, decisions, actions
+
+
+def test_records_read_back_in_order_small_and_large(tmp_path):
+    log = AuditLog(tmp_path / "audit.log")
+    for i, rows in enumerate([2, 200, 3, 5000]):
+        log.append(*record(i, rows))
+    got = list(read_audit(log.path))
+    assert [r.meta["batch"] for r in got] == [0, 1, 2, 3]
+    assert [r.decisions.num_rows for r in got] == [2, 200, 3, 5000]
+    assert got[3].decisions["collection_tier.priority"].to_pylist() == list(np.arange(5000) + 3.0)
+    assert got[1].actions.num_rows == 200 and got[1].actions["outcome"].to_pylist()[0] == "KEEP"
+    assert got[0].actions["reason_code"].to_pylist() == [None, "CN_QUIET_HOURS"]
+    assert oct(os.stat(log.path).st_mode & 0o777) == "0o600"          # the log is not world-readable
+
+
+def test_a_torn_last_record_is_detected_and_skipped(tmp_path):
+    log = AuditLog(tmp_path / "audit.log")
+    for i in range(3):
+        log.append(*record(i))
+    frame = encode_record(*record(3, 500))
+    with open(log.path, "ab") as f:          # the process died half-way through writing a frame
+        f.write(frame[: len(frame) // 2])
+    scan = AuditScan()
+    got = list(read_audit(log.path, scan))
+    assert [r.meta["batch"] for r in got] == [0, 1, 2]
+    assert scan.torn_tail and scan.records == 3 and scan.damaged[0][1] == len(frame) // 2
+
+
+def test_appending_after_a_crash_keeps_new_records_readable(tmp_path):
+    path = tmp_path / "audit.log"
+    AuditLog(path).append(*record(0))
+    frame = encode_record(*record(1, 300))
+    with open(path, "ab") as f:
+        f.write(frame[:100])
+    restarted = AuditLog(path)                # a new process appends after the torn frame
+    restarted.append(*record(2))
+    scan = AuditScan()
+    assert [r.meta["batch"] for r in read_audit(path, scan)] == [0, 2]
+    assert not scan.torn_tail and scan.damaged == [(len(encode_record(*record(0))), 100)]
+
+
+def test_a_corrupted_record_in_the_middle_is_skipped(tmp_path):
+    log = AuditLog(tmp_path / "audit.log")
+    for i in range(3):
+        log.append(*record(i, 40))
+    data = bytearray(log.path.read_bytes())
+    second = data.find(b"PLAU", 1)
+    data[second + 40] ^= 0xFF                 # one flipped byte: the CRC no longer matches
+    log.path.write_bytes(bytes(data))
+    scan = AuditScan()
+    assert [r.meta["batch"] for r in read_audit(log.path, scan)] == [0, 2]
+    assert len(scan.damaged) == 1 and not scan.torn_tail
+
+
+def test_a_killed_writer_leaves_only_whole_records(tmp_path):
+    path = tmp_path / "audit.log"
+    script = f"""
+import sys, numpy as np
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from test_audit_log import record
+from kernel.pipeline import AuditLog
+log = AuditLog({str(path)!r})
+for i in range(100000):
+    log.append(*record(i, 3000))
+    if i == 5:
+        print("ready", flush=True)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+    finally:
+        proc.kill()
+        proc.wait()
+    got = list(read_audit(path))
+    assert len(got) >= 6
+    assert [r.meta["batch"] for r in got] == list(range(len(got)))     # whole records, in order, no gaps
+
+
+def test_threads_appending_at_once_lose_nothing(tmp_path):
+    log = AuditLog(tmp_path / "audit.log")
+
+    def work(t):
+        for i in range(25):
+            log.append(*record(t * 100 + i, 3 if i % 2 else 40))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    batches = sorted(r.meta["batch"] for r in read_audit(log.path))
+    assert batches == sorted(t * 100 + i for t in range(6) for i in range(25))
+
+
+def test_an_unwritable_audit_path_is_named(tmp_path):
+    from kernel.errors import PostloanError
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PostloanError, match=r"file/audit.log: cannot open the audit log"):
+        AuditLog(tmp_path / "file" / "audit.log").append(*record(0))

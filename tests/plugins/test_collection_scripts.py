@@ -1,0 +1,235 @@
+"""The tiered collection strategy and its scripts (话术): actions per tier, figures in the text,
+template checks at load, vectorized and small-batch rendering giving the same text."""
+from __future__ import annotations
+
+import datetime as dt
+import textwrap
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from kernel.errors import PostloanError
+from kernel.hookspecs import ACTION, Batch
+from plugin_helpers import utc
+
+AS_OF = dt.date(2026, 11, 28)
+NOW = utc(2026, 11, 28, 2, 0)          # 10:00 in Shanghai
+CODE_NAME = {v: k for k, v in ACTION.items()}
+
+
+def tier_decisions(book: pa.Table) -> dict[str, np.ndarray]:
+    """What collection_tier / litigation / disposal would say, by DPD (input data)."""
+    dpd = book["dpd"].to_numpy()
+    tier = np.select([dpd > 30, dpd > 10, dpd > 0], [3, 2, 1], 0)
+    return {
+        "collection_tier.tier": np.array(["NONE", "MILD", "MEDIUM", "SEVERE"], dtype=object)[tier],
+        "collection_tier.channel": np.array(["NONE", "SMS_VOICE", "PHONE", "FIELD_VISIT"], dtype=object)[tier],
+        "collection_tier.legal_review": tier == 3,
+        "collection_tier.priority": tier.astype(np.float64),
+        "collection_tier.calls_per_day": np.where(tier == 2, 3, 1).astype(np.int64),
+    }
+
+
+@pytest.fixture(scope="module")
+def strategy(manager):
+    return manager.strategies()["tiered"]
+
+
+@pytest.fixture(scope="module")
+def planned(small_book, strategy):
+    batch = Batch(small_book.num_rows, AS_OF, NOW, [tier_decisions(small_book), small_book])
+    return batch, strategy.plan(batch)
+
+
+def test_actions_follow_the_tiers(planned, small_book):
+    batch, plan = planned
+    rows, action = plan["row"], plan["action"]
+    tier = batch.enum("collection_tier.tier", ("NONE", "MILD", "MEDIUM", "SEVERE"))
+    phone_ok = batch.bool("phone_valid")
+    for name in ("SMS", "VOICE_BOT"):
+        assert set(rows[action == ACTION[name]]) == set(np.flatnonzero((tier == 1) & phone_ok))
+    assert set(rows[action == ACTION["FIELD_VISIT"]]) == set(np.flatnonzero((tier == 3) & ~batch.bool("repossessed")))
+    assert set(rows[action == ACTION["LEGAL_REVIEW"]]) == set(np.flatnonzero(tier == 3))
+    # medium tier: 3 calls a day each, 180 minutes apart, from now
+    phone_rows = rows[action == ACTION["PHONE"]]
+    assert set(phone_rows) == set(np.flatnonzero((tier == 2) & phone_ok))
+    assert np.all(np.bincount(phone_rows)[np.unique(phone_rows)] == 3)
+    first = np.flatnonzero(action == ACTION["PHONE"])[:3]
+    assert (plan["earliest_at"][first] - batch.now_us).tolist() == [0, 180 * 60_000_000, 360 * 60_000_000]
+    # third parties only for unreachable debtors in the medium and severe tiers
+    unreachable = ~phone_ok | (batch.int("consecutive_failed_attempts") >= 3)
+    third = rows[action == ACTION["THIRD_PARTY_CONTACT"]]
+    assert set(third) == set(np.flatnonzero((tier >= 2) & unreachable & batch.bool("has_third_party_contact")))
+    assert np.all(plan["priority"] == batch.float("collection_tier.priority")[rows])
+    assert not (tier[rows] == 0).any()
+
+
+def test_scripts_state_the_accounts_figures(planned, small_book):
+    batch, plan = planned
+    script = plan["script"].to_pylist()
+    names = small_book["name"].to_pylist()
+    dpd = small_book["dpd"].to_pylist()
+    overdue = small_book["overdue_amount"].to_pylist()
+    penalty = small_book["penalty_interest"].to_pylist()
+    ids = small_book["account_id"].to_pylist()
+    country = small_book["country"].to_pylist()
+    checked = 0
+    for i, (row, code) in enumerate(zip(plan["row"].tolist(), plan["action"].tolist())):
+        if CODE_NAME[code] not in ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT"):
+            continue
+        sym = "¥" if country[row] == "CN" else "$"
+        text = script[i]
+        assert names[row] in text
+        assert ids[row][-4:] in text
+        assert f"{sym}{overdue[row]:,.2f}" in text
+        assert f"{sym}{penalty[row]:,.2f}" in text
+        assert f"{sym}{overdue[row] + penalty[row]:,.2f}" in text
+        assert (f"逾期{dpd[row]}天" in text) if country[row] == "CN" else (f"{dpd[row]} days" in text)
+        checked += 1
+    assert checked > 100
+
+
+def test_scripts_ask_for_a_date_and_record_the_promise(planned):
+    batch, plan = planned
+    for i, code in enumerate(plan["action"].tolist()):
+        if CODE_NAME[code] in ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT"):
+            text = plan["script"][i].as_py()
+            if plan["language"][i] == "zh":
+                assert "还款" in text and ("日期" in text or "哪一天" in text) and ("承诺" in text or "记录" in text)
+            else:
+                assert "date" in text and ("promise" in text or "Record" in text)
+
+
+def test_field_visit_scripts_state_identity_and_purpose(planned):
+    _, plan = planned
+    visits = [plan["script"][i].as_py() for i in np.flatnonzero(plan["action"] == ACTION["FIELD_VISIT"])]
+    assert visits
+    for text in visits:
+        if text.startswith("Hello"):
+            assert "field representative of Example Auto Finance" in text and "ID card" in text and "I am here about" in text
+        else:
+            assert "示例汽车金融的贷后外访专员" in text and "工作证" in text and "今天上门的目的" in text
+
+
+def test_third_party_scripts_never_mention_the_debt(planned):
+    from postloan_builtins.compliance import mentions_debt
+    _, plan = planned
+    idx = np.flatnonzero(plan["action"] == ACTION["THIRD_PARTY_CONTACT"])
+    assert idx.size
+    texts = plan["script"].take(pa.array(idx))
+    assert not mentions_debt(texts).any()
+    assert pc.all(pc.match_substring(texts, "回电")).as_py() or pc.any(pc.match_substring(texts, "call us back")).as_py()
+
+
+def test_us_debtors_get_english_scripts_in_dollars(planned, small_book):
+    _, plan = planned
+    country = np.array(small_book["country"].to_pylist(), dtype=object)[plan["row"]]
+    contact = np.isin(plan["action"], [ACTION[a] for a in ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT")])
+    us_rows = np.flatnonzero((country == "US") & contact)
+    cn_rows = np.flatnonzero((country == "CN") & contact)
+    assert us_rows.size and cn_rows.size
+    assert all(plan["language"][i] == "en" and "$" in plan["script"][i].as_py() and "¥" not in plan["script"][i].as_py()
+               for i in us_rows)
+    assert all(plan["language"][i] == "zh" and "¥" in plan["script"][i].as_py() for i in cn_rows)
+
+
+def test_small_batches_render_the_same_text_as_large_ones(small_book, strategy):
+    decisions = tier_decisions(small_book)
+    big = Batch(small_book.num_rows, AS_OF, NOW, [decisions, small_book])
+    big_plan = strategy.plan(big)
+    rows = np.flatnonzero(small_book["dpd"].to_numpy() > 0)[:7]
+    sub_book = small_book.take(pa.array(rows))
+    small = Batch(rows.size, AS_OF, NOW, [{k: v[rows] for k, v in decisions.items()}, sub_book])
+    small_plan = strategy.plan(small)
+    expected = {}
+    for i, (row, code) in enumerate(zip(big_plan["row"].tolist(), big_plan["action"].tolist())):
+        expected.setdefault((row, code), big_plan["script"][i].as_py())
+    for i, (row, code) in enumerate(zip(small_plan["row"].tolist(), small_plan["action"].tolist())):
+        assert small_plan["script"][i].as_py() == expected[(int(rows[row]), code)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(-10**14, 10**14), min_size=1, max_size=80), st.sampled_from(["¥", "$"]))
+def test_money_is_formatted_like_python(cents, symbol):
+    from postloan_builtins.collection import format_money, format_money_small
+    values = np.array(cents, np.float64) / 100
+    vectorized = format_money(values, symbol).to_pylist()
+    assert vectorized == format_money_small(values.tolist(), [symbol] * len(cents))
+    assert vectorized == [("-" if v < 0 and round(abs(v) * 100) else "") + f"{symbol}{abs(v):,.2f}" for v in values.tolist()]
+
+
+def test_money_formatting_edges():
+    from postloan_builtins.collection import format_money
+    values = np.array([0, 0.5, 999.99, 1000, 1234.56, 999999.99, 1000000, 12345678.9, np.nan])
+    assert format_money(values, "¥").to_pylist() == [
+        "¥0.00", "¥0.50", "¥999.99", "¥1,000.00", "¥1,234.56", "¥999,999.99", "¥1,000,000.00", "¥12,345,678.90", "—"]
+
+
+# --- template files ------------------------------------------------------------------------
+
+def write_templates(tmp_path, zh_extra: str = "", zh_replace: dict | None = None):
+    from postloan_builtins.collection import TEMPLATES_DIR
+    for lang in ("zh", "en"):
+        text = (TEMPLATES_DIR / f"{lang}.toml").read_text("utf-8")
+        if lang == "zh":
+            for old, new in (zh_replace or {}).items():
+                assert old in text
+                text = text.replace(old, new)
+            text += "\n" + textwrap.dedent(zh_extra)
+        (tmp_path / f"{lang}.toml").write_text(text, "utf-8")
+    return tmp_path
+
+
+def strategy_with(tmp_path):
+    from postloan_builtins.collection import TieredStrategy
+    return TieredStrategy({"strategy": {"tiered": {"templates": str(tmp_path)}}})
+
+
+def test_a_template_with_an_unknown_field_fails_at_load_naming_file_and_field(tmp_path):
+    write_templates(tmp_path, zh_replace={"逾期金额{overdue_amount}，罚息": "逾期金额{overdue_amout}，罚息"})
+    with pytest.raises(PostloanError, match=r"zh\.toml: template 'sms_reminder': unknown field \{overdue_amout\}; "
+                                            r"did you mean \{overdue_amount\}\?"):
+        strategy_with(tmp_path)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('[bad]\naction = "THIRD_PARTY_CONTACT"\ntext = "请转告{name}，逾期{dpd}天"\n', r"must not mention the debt, but uses \{dpd\}"),
+    ('[bad]\naction = "THIRD_PARTY_CONTACT"\ntext = "请转告{name}尽快还款"\n', r"must not mention the debt, but says '还款'"),
+    ('[bad]\naction = "SMS"\ntext = "{name:>10}"\n', r"field \{name\} takes no format"),
+    ('[bad]\naction = "SMS"\ntext = "oops {name"\n', r"template 'bad': .*literal braces"),
+    ('[bad]\naction = "EMAIL"\ntext = "x"\n', r"action 'EMAIL' is not one of SMS"),
+    ('[bad]\naction = "SMS"\ntiers = ["HIGH"]\ntext = "x"\n', r"tiers must be a list of NONE"),
+    ('[bad]\naction = "SMS"\ntext = "x"\nchannel = "y"\n', r"unknown key 'channel'"),
+])
+def test_template_mistakes_are_named(tmp_path, extra, message):
+    write_templates(tmp_path, zh_extra=extra)
+    with pytest.raises(PostloanError, match=r"zh\.toml: template 'bad'|zh\.toml") as e:
+        strategy_with(tmp_path)
+    assert __import__("re").search(message, str(e.value)), str(e.value)
+
+
+def test_every_action_and_tier_needs_a_template(tmp_path):
+    write_templates(tmp_path, zh_replace={'tiers = ["SEVERE"]': 'tiers = ["MEDIUM"]'})
+    with pytest.raises(PostloanError, match=r"zh\.toml: no template for action PHONE at tier SEVERE"):
+        strategy_with(tmp_path)
+
+
+def test_edited_templates_change_the_scripts(tmp_path, small_book):
+    write_templates(tmp_path, zh_replace={"【{lender}】": "【{lender}·贷后】"})
+    edited = strategy_with(tmp_path)
+    rows = np.flatnonzero((small_book["dpd"].to_numpy() > 0) & (small_book["dpd"].to_numpy() <= 10))
+    book = small_book.take(pa.array(rows))
+    batch = Batch(book.num_rows, AS_OF, NOW, [tier_decisions(book), book])
+    plan = edited.plan(batch)
+    sms = [plan["script"][i].as_py() for i in np.flatnonzero(plan["action"] == ACTION["SMS"])
+           if plan["language"][i] == "zh"]
+    assert sms and all(s.startswith("【示例汽车金融·贷后】") for s in sms)
+
+
+def test_unknown_strategy_settings_are_named():
+    from postloan_builtins.collection import TieredStrategy
+    with pytest.raises(PostloanError, match=r"\[strategy.tiered\]: unknown setting 'max_call'"):
+        TieredStrategy({"strategy": {"tiered": {"max_call": 2}}})

@@ -1,0 +1,147 @@
+"""Connectors: every built-in format round-trips a book batch by batch, and a bad file is
+rejected naming the column and row."""
+from __future__ import annotations
+
+import sqlite3
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from kernel.errors import PostloanError
+from kernel.plugins import read_batches, write_batches
+from kernel.schema import SchemaError, arrow_schema
+
+FORMATS = ["book.parquet", "book.arrow", "book.arrows", "book.csv", "book.sqlite"]
+
+
+@pytest.fixture(scope="module")
+def book(small_book):
+    return small_book.slice(0, 1500)
+
+
+def roundtrip(manager, book, path, batch_size=400):
+    rows = write_batches(str(path), book.to_batches(max_chunksize=512), schema=book.schema, manager=manager)
+    batches = list(read_batches(str(path), batch_size=batch_size, manager=manager))
+    return rows, batches
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_a_book_round_trips_batch_by_batch(manager, book, tmp_path, name):
+    rows, batches = roundtrip(manager, book, tmp_path / name)
+    assert rows == book.num_rows
+    sizes = [b.num_rows for b in batches]
+    assert len(sizes) >= 4 and max(sizes) <= 400 and sum(sizes) == book.num_rows     # streamed, bounded
+    back = pa.Table.from_batches(batches)
+    assert back.schema.names == book.schema.names
+    for column in book.schema.names:
+        assert back[column].type == book[column].type, column
+        assert back[column].to_pylist() == book[column].to_pylist(), column
+
+
+def test_sqlite_uri_names_the_table(manager, book, tmp_path):
+    db = tmp_path / "deploy.db"
+    uri = f"sqlite:///{db}?table=loans"              # db is absolute: four slashes
+    write_batches(uri, book.to_batches(), schema=book.schema, manager=manager)
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*) FROM loans").fetchone()[0] == book.num_rows
+        assert con.execute("SELECT country FROM loans LIMIT 1").fetchone()[0] in ("CN", "US")
+    back = pa.Table.from_batches(list(read_batches(uri, manager=manager)))
+    assert back["dpd"].to_pylist() == book["dpd"].to_pylist()
+
+
+def test_writing_replaces_the_target_only_when_complete(manager, book, tmp_path):
+    path = tmp_path / "book.parquet"
+    write_batches(str(path), book.to_batches(), schema=book.schema, manager=manager)
+
+    def failing():
+        yield book.to_batches()[0]
+        raise RuntimeError("upstream died")
+
+    with pytest.raises(PostloanError, match="connector 'parquet'.*failed to write: RuntimeError"):
+        write_batches(str(path), failing(), schema=book.schema, manager=manager)
+    assert pa.Table.from_batches(list(read_batches(str(path), manager=manager))).num_rows == book.num_rows
+    assert [p.name for p in tmp_path.iterdir()] == ["book.parquet"]       # no temporary left behind
+
+
+def corrupt_csv(book, tmp_path, column, row, value):
+    path = tmp_path / "bad.csv"
+    import pyarrow.csv as pcsv
+    plain = book.slice(0, 50).cast(pa.schema([pa.field(f.name, pa.string() if pa.types.is_dictionary(f.type) else f.type)
+                                               for f in book.schema]))
+    pcsv.write_csv(plain, path)
+    lines = path.read_text("utf-8").splitlines()
+    header = [h.strip('"') for h in lines[0].split(",")]
+    index = header.index(column)
+    import csv, io
+    cells = next(csv.reader(io.StringIO(lines[row + 1])))
+    cells[index] = value
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(cells)
+    lines[row + 1] = out.getvalue()
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+def test_csv_bad_number_is_named_by_column_and_row(manager, book, tmp_path):
+    path = corrupt_csv(book, tmp_path, "dpd", 17, "twelve")
+    with pytest.raises(SchemaError, match=r"bad.csv: column 'dpd' row 17: 'twelve' is not a valid int64") as e:
+        list(read_batches(str(path), manager=manager))
+    assert (e.value.field, e.value.row) == ("dpd", 17)
+
+
+def test_csv_bad_enum_member_is_named(manager, book, tmp_path):
+    path = corrupt_csv(book, tmp_path, "country", 3, "FR")
+    with pytest.raises(SchemaError, match=r"column 'country' row 3: 'FR' is not one of CN, US"):
+        list(read_batches(str(path), manager=manager))
+
+
+def test_csv_bad_date_is_named(manager, book, tmp_path):
+    path = corrupt_csv(book, tmp_path, "contract_date", 40, "2026-13-45")
+    with pytest.raises(SchemaError, match=r"column 'contract_date' row 40: '2026-13-45' is not a valid date32"):
+        list(read_batches(str(path), manager=manager))
+
+
+def test_missing_column_is_named(manager, book, tmp_path):
+    path = tmp_path / "partial.parquet"
+    partial = book.drop_columns(["penalty_interest"])
+    write_batches(str(path), partial.to_batches(), schema=partial.schema, manager=manager)
+    with pytest.raises(SchemaError, match=r"partial.parquet: missing column 'penalty_interest'"):
+        list(read_batches(str(path), manager=manager))
+
+
+def test_a_null_in_a_later_batch_is_named_by_its_row_in_the_file(manager, book, tmp_path):
+    path = tmp_path / "nulls.arrow"
+    dpd = book["dpd"].combine_chunks()
+    broken = book.set_column(book.schema.get_field_index("dpd"), "dpd",
+                             pc.if_else(pa.array([i == 1234 for i in range(book.num_rows)]), pa.scalar(None, pa.int64()), dpd))
+    write_batches(str(path), broken.to_batches(), schema=broken.schema, manager=manager)
+    with pytest.raises(SchemaError, match=r"column 'dpd' must not be null \(first null at row 1234\)"):
+        list(read_batches(str(path), batch_size=500, manager=manager))
+
+
+def test_sqlite_bad_value_is_named(manager, book, tmp_path):
+    db = tmp_path / "book.sqlite"
+    write_batches(str(db), book.slice(0, 20).to_batches(), schema=book.schema, manager=manager)
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE book SET contract_date = 'last tuesday' WHERE account_id = ?",
+                    (book["account_id"][7].as_py(),))
+    with pytest.raises(SchemaError, match=r"column 'contract_date' row 7: 'last tuesday' is not a valid date32"):
+        list(read_batches(str(db), manager=manager))
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("nowhere/book.parquet", "no such file"),
+    ("book.xlsx", r"no connector handles this file type \(known: .*\.csv.*\.parquet"),
+    ("kafka://broker/topic", r"no connector handles the scheme 'kafka' \(schemes: sqlite\)"),
+])
+def test_unreadable_sources_are_named(manager, tmp_path, uri, message):
+    with pytest.raises(PostloanError, match=message):
+        list(read_batches(uri if "://" in uri else str(tmp_path / uri), manager=manager))
+
+
+def test_a_file_that_is_not_what_its_name_says_is_named(manager, tmp_path):
+    path = tmp_path / "book.parquet"
+    path.write_text("account_id,dpd\nA,1\n")
+    with pytest.raises(PostloanError, match=r"book.parquet: not a readable Parquet file"):
+        list(read_batches(str(path), manager=manager))

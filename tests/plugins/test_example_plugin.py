@@ -1,0 +1,92 @@
+"""The example third-party plugin, pip-installed as its own package, is discovered, listed with
+its origin, and used: its policy defers contact on holidays, its connector reads books."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from kernel.hookspecs import CollectionStrategy
+from kernel.pipeline import Pipeline
+from kernel.plugins import PluginManager, read_batches, write_batches
+from plugin_helpers import columns_of, us, utc
+
+
+@pytest.fixture
+def installed(example_plugin_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(example_plugin_path))
+    monkeypatch.delenv("POSTLOAN_PLUGINS_DENY", raising=False)
+    monkeypatch.delenv("POSTLOAN_PLUGINS_ALLOW", raising=False)
+    yield example_plugin_path
+    for name in [m for m in sys.modules if m.startswith("postloan_example_holidays")]:
+        del sys.modules[name]
+
+
+def test_it_is_discovered_from_its_own_distribution(installed):
+    pm = PluginManager({})
+    info = pm.infos["example.holidays"]
+    assert (info.distribution, info.version, info.origin) == ("postloan-example-holidays", "0.1.0", "entry point")
+    assert info.path.startswith(str(installed))
+    assert pm.provider("postloan_compliance_policies", "holidays.no_contact") == "example.holidays"
+    assert "jsonl" in pm.connectors()
+
+
+def test_it_can_be_denied(installed):
+    pm = PluginManager({"plugins": {"deny": ["example.*"]}})
+    assert "example.holidays" not in pm.infos and "holidays.no_contact" not in pm.policies()
+
+
+def test_postloan_plugins_lists_it(installed):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-m", "kernel", "plugins", "--json"], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    plugins = {p["name"]: p for p in json.loads(out)["plugins"]}
+    assert plugins["example.holidays"]["distribution"] == "postloan-example-holidays"
+    assert plugins["example.holidays"]["provides"] == {"connectors": ["jsonl"], "policies": ["holidays.no_contact"]}
+
+
+class OneSms(CollectionStrategy):
+    name = "one_sms"
+
+    def plan(self, batch):
+        rows = np.arange(batch.n)
+        return {"row": rows, "action": np.full(batch.n, "SMS", dtype=object), "priority": np.ones(batch.n),
+                "earliest_at": np.full(batch.n, batch.now_us)}
+
+
+def test_its_policy_defers_contact_on_a_holiday_in_the_debtors_local_date(installed, tmp_path):
+    import kernel
+    config = {
+        "pipeline": {"strategy": "one_sms"},
+        "plugin": {"example.holidays": {"dates": ["2027-02-06", "2027-02-07"]}},
+        "compliance": {"sets": {"cn": ["holidays.no_contact", "cn.quiet_hours"]},
+                       "apply": [{"country": "CN", "set": "cn"}, {"country": "US", "set": "cn"}]},
+    }
+    pm = PluginManager(config)
+    pm.register(type("P", (), {"postloan_collection_strategies": staticmethod(
+        kernel.hookimpl(specname="postloan_collection_strategies")(lambda: [OneSms()]))}), "test.one_sms")
+    pipe = Pipeline(None, plugins=pm, audit_path=tmp_path / "audit.log")
+    now = utc(2027, 2, 6, 2, 0)        # 10:00 on 6 Feb in Shanghai; still 5 Feb (21:00) in New York
+    accounts = [{}, {"country": "US", "time_zone": "America/New_York", "region": "US-NY"}]
+    result = pipe.act(columns_of(accounts), {"x": np.zeros(2)}, dt.date(2027, 2, 6), now)
+    rows = result.actions.to_pylist()
+    assert (rows[0]["outcome"], rows[0]["reason_code"], rows[0]["policy"]) == ("DEFER", "HOLIDAY_NO_CONTACT",
+                                                                              "holidays.no_contact")
+    assert rows[0]["next_allowed_at"] == utc(2027, 2, 8, 0, 0)       # 8 Feb 08:00 Shanghai: after both holidays
+    assert rows[1]["outcome"] == "KEEP"
+
+
+def test_its_connector_round_trips_a_book(installed, small_book, tmp_path):
+    pm = PluginManager({})
+    book = small_book.slice(0, 300)
+    path = str(tmp_path / "book.jsonl")
+    assert write_batches(path, book.to_batches(), schema=book.schema, manager=pm) == 300
+    back = pa.Table.from_batches(list(read_batches(path, batch_size=128, manager=pm)))
+    for name in ("account_id", "dpd", "country", "contract_date", "last_conversation_at", "penalty_interest"):
+        assert back[name].to_pylist() == book[name].to_pylist(), name

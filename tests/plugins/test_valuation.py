@@ -1,0 +1,156 @@
+"""Valuation: the depreciation curve and the disposal-channel selector on worked examples."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from kernel.errors import PostloanError
+from kernel.hookspecs import Batch, DisposalChannel
+from kernel.pipeline import select_disposal_channels, vehicle_age_years
+from plugin_helpers import utc
+
+DAY0 = dt.date(1970, 1, 1)
+
+
+def days(d: dt.date) -> int:
+    return (d - DAY0).days
+
+
+def car(**kw):
+    base = {"brand": "Toyota", "model_year": 2024, "contract_date": np.datetime64("2024-01-01", "D"),
+            "mileage_km": 30_000.0, "condition_grade": "B", "purchase_price": 200_000.0}
+    base.update(kw)
+    return base
+
+
+def value(method, cars, as_of):
+    cols = {k: np.array([c[k] for c in cars], dtype=object if isinstance(cars[0][k], str) else None) for k in cars[0]}
+    cols["contract_date"] = np.array([c["contract_date"] for c in cars], "datetime64[D]")
+    batch = Batch(len(cars), as_of, utc(2026, 1, 1), [cols])
+    return method.value(batch, np.arange(len(cars)))
+
+
+@pytest.fixture(scope="module")
+def curve(manager):
+    return manager.valuation_methods()["depreciation_curve"]
+
+
+def test_vehicle_age_counts_from_the_first_of_january_of_the_model_year():
+    ages = vehicle_age_years(np.array([2024, 2024, 2027]), np.array([days(dt.date(2026, 1, 1)), days(dt.date(2026, 7, 2)),
+                                                                    days(dt.date(2026, 7, 2))]))
+    assert ages[0] == pytest.approx(2.0)
+    assert ages[1] == pytest.approx(2 + 182 / 365)
+    assert ages[2] == 0.0                                 # next year's model: not negative
+
+
+def test_depreciation_curve_worked_example(curve):
+    # Toyota loses 10 % a year; two years since purchase; expected mileage (2 × 15,000); grade B 0.95
+    got = value(curve, [car()], dt.date(2026, 1, 1))
+    assert got[0] == pytest.approx(200_000 * 0.9 ** 2 * 1.0 * 0.95)          # 153,900
+
+
+def test_depreciation_applies_only_since_the_purchase(curve):
+    # a used 2020 car bought on 2024-01-01 at 100,000: two years of depreciation, not six
+    got = value(curve, [car(model_year=2020, purchase_price=100_000.0, mileage_km=90_000.0, condition_grade="A")],
+                dt.date(2026, 1, 1))
+    assert got[0] == pytest.approx(100_000 * 0.9 ** 2)                     # 90,000 km = 6 years × 15,000
+
+
+def test_mileage_and_condition_move_the_value(curve):
+    base, high_km, low_km, grade_e, unknown_brand = value(curve, [
+        car(), car(mileage_km=70_000.0), car(mileage_km=0.0), car(condition_grade="E"), car(brand="Unknown Motors"),
+    ], dt.date(2026, 1, 1))
+    assert high_km == pytest.approx(base * (1 - 0.02 * 4) / 1.0)            # 40,000 km over: −8 %
+    assert low_km == pytest.approx(base / 1.0 * 1.05)                        # 30,000 km under: +6 %, capped at +5 %
+    assert grade_e == pytest.approx(base / 0.95 * 0.45)
+    assert unknown_brand == pytest.approx(200_000 * 0.84 ** 2 * 0.95)       # default rate 16 %
+
+
+def test_every_catalogue_brand_has_a_depreciation_rate(curve):
+    from kernel.synth import catalogue
+    assert {b[0] for b in catalogue.BRANDS} <= set(curve.rates)
+
+
+CHANNELS = [
+    DisposalChannel("auction", "AUCTION", price_factor=0.96, success_rate=0.82, fee_rate=0.03, fee_fixed=600,
+                    transport_cost=900, expected_days=14, holding_cost_per_day=60, max_age_years=12,
+                    conditions=("A", "B", "C", "D")),
+    DisposalChannel("dealer", "DEALER", price_factor=0.88, success_rate=0.97, fee_fixed=300, transport_cost=400,
+                    expected_days=5, holding_cost_per_day=60, max_age_years=8, conditions=("A", "B", "C")),
+    DisposalChannel("leasing", "LEASING", price_factor=0.94, success_rate=0.90, fee_rate=0.01, fee_fixed=500,
+                    transport_cost=1000, expected_days=10, holding_cost_per_day=60, max_age_years=3,
+                    max_mileage_km=60_000, conditions=("A", "B")),
+    DisposalChannel("dismantler", "DISMANTLING", price_factor=0.25, success_rate=0.99, transport_cost=800,
+                    expected_days=4, holding_cost_per_day=60),
+    DisposalChannel("us_auction", "AUCTION", price_factor=0.95, success_rate=0.85, fee_rate=0.02, fee_fixed=300,
+                    transport_cost=400, expected_days=18, holding_cost_per_day=40, countries=("US",)),
+]
+
+
+def select(price, age, km, grade, country="CN", channels=CHANNELS):
+    idx, net, days_ = select_disposal_channels(np.array([price], float), np.array([age], float), np.array([km], float),
+                                               np.array([grade], dtype=object), np.array([country], dtype=object),
+                                               channels)
+    return (channels[idx[0]].name if idx[0] >= 0 else None), net[0], days_[0]
+
+
+def test_young_car_goes_to_the_dealer():
+    # auction  100,000×0.96×0.82 − (600 + 0.03×96,000) − 900 − 60×14 = 73,500
+    # dealer    88,000×0.97 − 300 − 400 − 60×5                        = 84,360
+    # leasing   94,000×0.90 − (500 + 940) − 1,000 − 60×10             = 81,560
+    # dismantle 25,000×0.99 − 800 − 60×4                              = 23,710
+    name, net, days_ = select(100_000, 2, 40_000, "A")
+    assert (name, days_) == ("dealer", 5) and net == pytest.approx(84_360)
+
+
+def test_leasing_wins_when_its_price_outweighs_its_wait():
+    leasing_friendly = [CHANNELS[0], DisposalChannel("dealer", "DEALER", price_factor=0.80, success_rate=0.97,
+                                                     fee_fixed=300, transport_cost=400, expected_days=5,
+                                                     holding_cost_per_day=60), CHANNELS[2]]
+    name, net, _ = select(100_000, 2, 40_000, "A", channels=leasing_friendly)
+    assert name == "leasing" and net == pytest.approx(81_560)
+    # the same car with 70,000 km is beyond the leasing company's limit
+    name, net, _ = select(100_000, 2, 70_000, "A", channels=leasing_friendly)
+    assert name == "dealer" and net == pytest.approx(80_000 * 0.97 - 300 - 400 - 300)
+
+
+def test_old_car_goes_to_auction():
+    # 10 years: too old for dealer and leasing; auction 28,800×0.82 − (600 + 864) − 900 − 840 = 20,412
+    name, net, _ = select(30_000, 10, 180_000, "C")
+    assert name == "auction" and net == pytest.approx(20_412)
+
+
+def test_salvage_goes_to_the_dismantler_even_at_a_small_net():
+    # grade E: no auction, dealer or leasing; dismantler 1,250×0.99 − 800 − 240 = 197.5
+    name, net, _ = select(5_000, 14, 250_000, "E")
+    assert name == "dismantler" and net == pytest.approx(197.5)
+
+
+def test_channels_serve_their_own_countries():
+    name, net, _ = select(20_000, 3, 50_000, "B", country="US",
+                          channels=[CHANNELS[4], DisposalChannel("cn_only", "DEALER", 1.0, 1.0, countries=("CN",))])
+    assert name == "us_auction" and net == pytest.approx(19_000 * 0.85 - (300 + 380) - 400 - 40 * 18)
+
+
+def test_no_price_or_no_channel_gives_no_recommendation():
+    assert select(float("nan"), 2, 10_000, "A")[0] is None
+    assert select(10_000, 30, 10_000, "E", channels=CHANNELS[:3])[0] is None
+
+
+def test_the_shipped_channel_data_loads_and_covers_every_kind(manager):
+    channels = manager.disposal_channels()
+    assert {c.kind for c in channels.values()} == set(DisposalChannel.KINDS)
+    assert all(0 < c.success_rate <= 1 and c.holding_cost_per_day is not None for c in channels.values())
+
+
+def test_bad_channel_data_is_named(tmp_path):
+    from postloan_builtins.valuation import load_channels
+    path = tmp_path / "channels.toml"
+    path.write_text('[[channel]]\nname = "x"\nkind = "PAWNSHOP"\nprice_factor = 1\nsuccess_rate = 1\n', "utf-8")
+    with pytest.raises(PostloanError, match=r"channels.toml: channel 'x': kind must be one of AUCTION"):
+        load_channels(path)
+    path.write_text('[[channel]]\nname = "x"\nkind = "DEALER"\nprice_factor = 1\nsuccess_rate = 1.5\n', "utf-8")
+    with pytest.raises(PostloanError, match=r"channel 'x': success_rate: expected a number in \[0, 1\], got 1.5"):
+        load_channels(path)
