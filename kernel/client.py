@@ -144,11 +144,18 @@ class Client:
             "model_scores": dict(response.model_scores),
         }
 
-    def valuate(self, vehicle: dict, as_of: dt.date | str | None = None, *, timeout: float | None = None) -> dict:
-        """Valuation of one vehicle (``kernel.schema`` VEHICLES columns) and its recommended disposal channel."""
-        request = decision_pb2.ValuateRequest(vehicle=convert.VEHICLE.encode(vehicle))
+    def valuate(self, vehicle: dict, country: str, as_of: dt.date | str | None = None, *,
+                purchase_date: dt.date | str | None = None, timeout: float | None = None) -> dict:
+        """Valuation of one vehicle (``kernel.schema`` VEHICLES columns; extra keys ignored) today
+        and its recommended disposal channel in ``country`` (``"CN"``, ``"US"``).
+        ``purchase_date``: when the owner bought it (default: new, in its model year)."""
+        request = decision_pb2.ValuateRequest(vehicle=convert.VEHICLE.encode(vehicle),
+                                              country=convert.enum_code("country", country))
+        if purchase_date is not None:
+            request.purchase_date.CopyFrom(convert.date_message(purchase_date))
         response = self._call(self._decisions.Valuate, self._dates(request, as_of), timeout)
-        return {"vin": response.vin, "valuation": response.valuation, "channel": response.channel,
+        return {"vin": response.vin, "valuation": response.valuation if response.HasField("valuation") else None,
+                "channel": response.channel or None,
                 "details": {k: convert.python_value(v) for k, v in response.details.items()},
                 "bundle_hash": response.bundle_hash}
 

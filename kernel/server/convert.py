@@ -65,6 +65,14 @@ def timestamp_value(message: Timestamp) -> dt.datetime:
     return message.ToDatetime(tzinfo=UTC)
 
 
+def enum_code(enum: str, member: str) -> int:
+    """The proto enum number of a contract enum member (member index + 1)."""
+    try:
+        return schema.ENUMS[enum].index(member) + 1
+    except ValueError:
+        raise FieldError(enum, f"{member!r} is not one of {', '.join(schema.ENUMS[enum])}") from None
+
+
 # -- records → messages (client side) ---------------------------------------------------------------
 def _encoder(col: schema.Column):
     t = col.type

@@ -291,7 +291,10 @@ class Engine:
 
     # -- explain ----------------------------------------------------------------------------
     def explain_message(self, columns: dict, as_of: dt.date) -> decision_pb2.ExplainResponse:
-        traces = self.kernel.explain(columns, as_of)[0]
+        # Kernel.explain builds a table: null ints go in as masked arrays, the form it reads.
+        masked = {name: np.ma.masked_array(np.zeros(1, np.int64), mask=[True])
+                  for name in self.account_columns.nullable_ints if columns[name].dtype == object}
+        traces = self.kernel.explain({**columns, **masked}, as_of)[0]
         response = decision_pb2.ExplainResponse(account_id=str(columns["account_id"][0]), bundle_hash=self.bundle_hash)
         for ruleset, trace in traces.items():
             item = response.rulesets.add(ruleset=ruleset, version=str(trace.get("version", "")))
@@ -310,6 +313,47 @@ class Engine:
                         if value is not None:
                             response.model_scores[name] = float(value)
         return response
+
+
+    # -- valuation --------------------------------------------------------------------------
+    def valuate_message(self, request, as_of: dt.date, now: dt.datetime) -> decision_pb2.ValuateResponse:
+        """The configured valuation method and the disposal-channel selector on one vehicle."""
+        from ..hookspecs import Batch
+        from ..pipeline import select_disposal_channels, vehicle_age_years
+
+        if request.country == 0:
+            raise FieldError("country", "required (the disposal channels depend on it)")
+        columns = VEHICLE_COLUMNS(request.vehicle)
+        for name, members in VEHICLE_ENUMS.items():
+            columns[name] = np.array([members[columns[name][0] + 1]], object)
+        model_year = int(columns["model_year"][0])
+        bought = (convert.date_value(request.purchase_date, "purchase_date") if request.HasField("purchase_date")
+                  else dt.date(model_year, 1, 1))
+        country = schema.ENUMS["country"][request.country - 1]
+        columns["contract_date"] = np.array([bought], "datetime64[D]")
+        columns["country"] = np.array([country], object)
+        batch = Batch(1, as_of, now, [columns], self.pipeline.config)
+        price = np.asarray(self.pipeline.valuation.value(batch, np.array([0])), np.float64)
+        age = vehicle_age_years(np.array([model_year]), np.array([(as_of - EPOCH).days]))
+        channels = self.pipeline.channels
+        best, net, days = select_disposal_channels(price, age, columns["mileage_km"], columns["condition_grade"],
+                                                   columns["country"], channels, self.pipeline.holding_cost)
+        response = decision_pb2.ValuateResponse(vin=request.vehicle.vin, bundle_hash=self.bundle_hash)
+        response.details["method"].string_value = self.pipeline.valuation_name
+        if not np.isnan(price[0]):
+            response.valuation = float(price[0])
+        if best[0] >= 0:
+            chosen = channels[int(best[0])]
+            response.channel = chosen.name
+            response.details["channel_kind"].string_value = chosen.kind
+            response.details["expected_net"].float_value = float(net[0])
+            response.details["expected_days"].float_value = float(days[0])
+        return response
+
+
+VEHICLE_COLUMNS = AccountColumns(schema.VEHICLES, prefix="vehicle.")
+VEHICLE_ENUMS = {c.name: (None,) + schema.ENUMS[c.enum] for c in schema.VEHICLES if c.enum}
+EPOCH = dt.date(1970, 1, 1)
 
 
 class DeadlineExceeded(PostloanError):

@@ -122,7 +122,8 @@ class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
         engine = self._engine(context)
         if not request.HasField("vehicle"):
             raise FieldError("vehicle", "required")
-        return engine.valuate_message(request.vehicle, self._as_of(request))
+        CALL.account_id = None
+        return engine.valuate_message(request, self._as_of(request), dt.datetime.now(UTC))
 
 
 class BundleAdminServicer(_Base, decision_pb2_grpc.BundleAdminServicer):

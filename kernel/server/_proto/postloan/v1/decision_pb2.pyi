@@ -161,12 +161,16 @@ class ExplainResponse(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., bundle_hash: _Optional[str] = ..., rulesets: _Optional[_Iterable[_Union[RulesetTrace, _Mapping]]] = ..., model_scores: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ValuateRequest(_message.Message):
-    __slots__ = ("vehicle", "as_of")
+    __slots__ = ("vehicle", "as_of", "purchase_date", "country")
     VEHICLE_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    PURCHASE_DATE_FIELD_NUMBER: _ClassVar[int]
+    COUNTRY_FIELD_NUMBER: _ClassVar[int]
     vehicle: _contract_pb2.Vehicle
     as_of: _date_pb2.Date
-    def __init__(self, vehicle: _Optional[_Union[_contract_pb2.Vehicle, _Mapping]] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+    purchase_date: _date_pb2.Date
+    country: _contract_pb2.Country
+    def __init__(self, vehicle: _Optional[_Union[_contract_pb2.Vehicle, _Mapping]] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., purchase_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., country: _Optional[_Union[_contract_pb2.Country, str]] = ...) -> None: ...
 
 class ValuateResponse(_message.Message):
     __slots__ = ("vin", "valuation", "channel", "details", "bundle_hash")
