@@ -1,17 +1,16 @@
 """Running a compiled kernel: Arrow batches (or NumPy columns) in, decision columns out.
 
-Batch path: each input column is handed to the kernel as views of its Arrow buffers (values,
-validity bitmap, bit offset) — no copy unless its Arrow type needs a cast (say int32 → int64);
-dictionary-encoded enums pass their index buffer plus a 256-entry table mapping dictionary
-positions to the declared member order, computed once per batch; plain string enums are
-encoded once per batch. Outputs come back as Arrow arrays over the kernel's own output
-buffers (no copy). Large batches run the ``prange`` kernel; small ones (and concurrent
+Batch path: every input column reaches the kernel as addresses of its Arrow buffers (values,
+validity bitmap and bit offset) — no copy unless its Arrow type needs a cast (say int32 →
+int64); dictionary-encoded enums pass their index buffer plus a 256-entry table mapping
+dictionary positions to the declared member order, computed once per batch; plain string
+enums are encoded once per batch. Outputs come back as Arrow arrays over the kernel's own
+output buffers (no copy). Large batches run the ``prange`` kernel; small ones (and concurrent
 callers, see :data:`PARALLEL_LOCK`) run the serial kernel in the calling thread, which holds
 no GIL.
 
 Columns path (:meth:`CompiledKernel.run_columns`): one or a few accounts as NumPy arrays,
-packed into one 2-D array per type, so the compiled call takes the same dozen arguments
-however many columns the bundle reads.
+copied into one small 2-D array per storage type; the compiled call is the same.
 """
 from __future__ import annotations
 
@@ -54,35 +53,25 @@ def as_of_days(as_of) -> int:
     return (as_of - _EPOCH).days
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
-    if not a.flags.aligned or not a.flags.c_contiguous:
-        a = np.ascontiguousarray(a).copy()
-    a.flags.writeable = False
-    return a
-
-
-def _view(buf: pa.Buffer, dtype, offset: int, length: int) -> np.ndarray:
-    arr = np.frombuffer(buf, dtype=dtype, count=offset + length)[offset:]
-    return arr if arr.flags.aligned else _readonly(arr.copy())
-
-
 class CompiledKernel:
     """A loaded fused kernel plus everything needed to call it."""
 
     def __init__(self, plan: Plan, module, tables: dict, model_params: list):
         self.plan = plan
         self.module = module
-        self.groups = tuple(module.GROUPS)
         self.tables = tables
         self.model_params = tuple(model_params)
-        self._ones = _readonly(np.full(1024, 255, dtype=np.uint8))
-        self._identity = {}
+        self._ones = np.full(1024, 255, dtype=np.uint8)
+        self._ones_at = self._ones.ctypes.data
+        # codes 0..126 are members (when the enum has them), 255 (-1 as uint8) is null
+        self._identity = np.arange(256, dtype=np.int64).astype(np.int8)
+        self._identity[128:] = -1
+        self._identity_at = self._identity.ctypes.data
         self.input_slots = plan.input_columns()
-        n_enum = plan.counts["RM"]
-        self._small_rm = np.full((max(n_enum, 1), 256), -1, dtype=np.int8)
-        for slot in self.input_slots:
-            if slot.type.kind == "enum":
-                self._small_rm[slot.remap, :len(slot.type.members)] = np.arange(len(slot.type.members))
+        self._local = threading.local()
+        self._layout = self._small_layout()
+        self._out = None
+        self._group_cache = None
         self._member_index = {slot.name: {m: i for i, m in enumerate(slot.type.members)}
                               for slot in self.input_slots if slot.type.kind == "enum"}
 
@@ -112,19 +101,21 @@ class CompiledKernel:
         inputs = self._batch_inputs(batch, n)
         outputs = self._allocate(n)
         if n:
-            self._call(n, days, inputs, outputs, layout="batch")
+            self._call(n, days, inputs, outputs, parallel=True)
         return self._arrow_outputs(outputs, n)
 
-    def _bits(self, n: int, offset: int = 0) -> np.ndarray:
-        need = (offset + n + 7) // 8 + 1
+    def _ones_address(self, n: int) -> int:
+        """Address of an all-valid bitmap of at least ``n`` bits (columns without nulls)."""
+        need = (n + 7) // 8 + 8
         if self._ones.size < need:
-            self._ones = _readonly(np.full(max(need, 2 * self._ones.size), 255, dtype=np.uint8))
-        return self._ones
+            ones = np.full(max(need, 2 * self._ones.size), 255, dtype=np.uint8)
+            self._ones, self._ones_at = ones, ones.ctypes.data
+        return self._ones_at
 
     def _batch_inputs(self, batch: pa.RecordBatch, n: int) -> dict:
-        counts = self.plan.counts
-        groups = {g: [None] * counts[g] for g in ("I64", "F64", "I32", "I8", "RM", "BM")}
-        offsets = np.zeros(max(counts["BM"], 1), dtype=np.int64)
+        ptr = np.zeros(max(self.plan.counts["PTR"], 1), dtype=np.int64)
+        off = np.zeros_like(ptr)
+        keep = [self._ones, self._identity]      # every buffer the addresses point into
         for slot in self.input_slots:
             arr = batch.column(slot.name)
             kind = slot.type.kind
@@ -134,66 +125,52 @@ class CompiledKernel:
                 arr = arr.cast(pa.float64(), safe=False)
             elif kind == "date" and arr.type != pa.date32():
                 arr = arr.cast(pa.date32(), safe=False)
-            elif kind == "enum":
-                arr = self._enum_input(slot, arr, groups)
+            keep.append(arr)
             bufs = arr.buffers()
-            validity = bufs[0]
-            if validity is None or arr.null_count == 0:
-                groups["BM"][slot.valid] = self._bits(n)
-                offsets[slot.valid] = 0
+            if bufs[0] is None or arr.null_count == 0:
+                ptr[slot.valid] = self._ones_address(n)
             else:
-                groups["BM"][slot.valid] = _view(validity, np.uint8, 0, (arr.offset + n + 7) // 8)
-                offsets[slot.valid] = arr.offset
-            if kind == "bool":
-                groups["BM"][slot.value] = _view(bufs[1], np.uint8, 0, (arr.offset + n + 7) // 8)
-                offsets[slot.value] = arr.offset
-            elif kind != "enum":
-                dtype = {"int": np.int64, "float": np.float64, "date": np.int32}[kind]
-                group = {"int": "I64", "float": "F64", "date": "I32"}[kind]
-                groups[group][slot.value] = _view(bufs[1], dtype, arr.offset, n)
-        out = {g: tuple(v) for g, v in groups.items()}
-        out["OFF"] = offsets
-        return out
+                ptr[slot.valid], off[slot.valid] = bufs[0].address, arr.offset
+            if kind == "enum":
+                self._enum_input(slot, arr, ptr, keep)
+            elif kind == "bool":
+                ptr[slot.value], off[slot.value] = bufs[1].address, arr.offset
+            else:
+                width = {"int": 8, "float": 8, "date": 4}[kind]
+                ptr[slot.value] = bufs[1].address + arr.offset * width
+        return {"PTR": ptr, "OFF": off, "keep": keep}
 
-    def _enum_input(self, slot, arr: pa.Array, groups: dict) -> pa.Array:
-        """Put an enum column's codes in I8 and its remap table in RM; returns the array whose
-        validity bitmap applies."""
+    def _enum_input(self, slot, arr: pa.Array, ptr: np.ndarray, keep: list) -> None:
+        """Point the kernel at an enum column's codes and at the table from code to member."""
         members = slot.type.members
-        remap = np.full(256, -1, dtype=np.int8)
         if pa.types.is_dictionary(arr.type):
-            dictionary = arr.dictionary.cast(pa.string()) if not pa.types.is_string(arr.dictionary.type) \
-                else arr.dictionary
+            dictionary = arr.dictionary
+            if not pa.types.is_string(dictionary.type):
+                dictionary = dictionary.cast(pa.string())
             index = self._member_index[slot.name]
             entries = dictionary.to_pylist()
             codes = [index.get(v, -1) if v is not None else -1 for v in entries]
-            unknown = [j for j, (v, c) in enumerate(zip(entries, codes)) if v is not None and c < 0]
-            if unknown:
+            if any(v is not None and c < 0 for v, c in zip(entries, codes)):
                 self._reject_unknown(slot, arr)
             if arr.type.index_type == pa.int8() and len(codes) <= 128:
-                remap[:len(codes)] = codes
-                groups["RM"][slot.remap] = remap
-                groups["I8"][slot.value] = _view(arr.indices.buffers()[1], np.uint8, arr.offset, len(arr))
-                return arr
-            table = np.asarray(codes, dtype=np.int64)
-            idx = arr.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-            coded = np.where(idx < len(table), table[np.clip(idx, 0, max(len(table) - 1, 0))], -1) \
-                if len(table) else np.full(len(arr), -1)
-            return self._coded(slot, arr, coded, groups)
-        coded_arr = pc.index_in(arr, value_set=pa.array(members, pa.string()))
-        if coded_arr.null_count != arr.null_count:
-            self._reject_unknown(slot, arr)
-        coded = coded_arr.fill_null(-1).to_numpy(zero_copy_only=False)
-        return self._coded(slot, arr, coded, groups)
-
-    def _coded(self, slot, arr, coded: np.ndarray, groups: dict) -> pa.Array:
-        n_members = len(slot.type.members)
-        if slot.remap not in self._identity:
-            remap = np.full(256, -1, dtype=np.int8)
-            remap[:n_members] = np.arange(n_members)
-            self._identity[slot.remap] = remap
-        groups["RM"][slot.remap] = self._identity[slot.remap]
-        groups["I8"][slot.value] = _readonly(np.asarray(coded, dtype=np.int64).astype(np.uint8))
-        return arr
+                table = np.full(256, -1, dtype=np.int8)
+                table[:len(codes)] = codes
+                keep.append(table)
+                ptr[slot.remap] = table.ctypes.data
+                ptr[slot.value] = arr.indices.buffers()[1].address + arr.offset
+                return
+            positions = arr.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+            lookup = np.asarray(codes + [-1], dtype=np.int64)
+            coded = lookup[np.clip(positions, 0, len(codes))]
+        else:
+            coded_arr = pc.index_in(arr, value_set=pa.array(members, pa.string()))
+            if coded_arr.null_count != arr.null_count:
+                self._reject_unknown(slot, arr)
+            coded = coded_arr.fill_null(-1).to_numpy(zero_copy_only=False)
+        codes_u8 = np.ascontiguousarray(np.asarray(coded, dtype=np.int64).astype(np.uint8))
+        keep.append(codes_u8)
+        ptr[slot.value] = codes_u8.ctypes.data
+        ptr[slot.remap] = self._identity_at
 
     @staticmethod
     def _reject_unknown(slot, arr) -> None:
@@ -205,21 +182,15 @@ class CompiledKernel:
         counts = self.plan.counts
         out = {}
         for g in ("OI64", "OF64", "OI32", "OI8", "OU8", "OV", "OM"):
-            if counts[g]:
-                out[g] = np.empty((counts[g], n), dtype=_NP[g])
+            out[g] = np.empty((counts[g], n), dtype=_NP[g])
         return out
 
-    def _call(self, n: int, days: int, inputs: dict, outputs: dict, layout: str) -> None:
-        args = []
-        for g in self.groups:
-            if g in outputs:
-                args.append(outputs[g])
-            elif g in self.tables:
-                args.append(self.tables[g])
-            else:
-                args.append(inputs[g])
+    def _call(self, n: int, days: int, inputs: dict, outputs: dict, parallel: bool) -> None:
+        args = [inputs["PTR"], inputs["OFF"]]
+        args.extend(outputs[g] for g in ("OI64", "OF64", "OI32", "OI8", "OU8", "OV", "OM"))
+        args.extend(self.tables[g] for g in ("TI64", "TF64", "TU64"))
         args.extend(self.model_params)
-        if layout == "batch" and n >= PARALLEL_MIN_ROWS and PARALLEL_LOCK.acquire(blocking=False):
+        if parallel and n >= PARALLEL_MIN_ROWS and PARALLEL_LOCK.acquire(blocking=False):
             try:
                 blocks = (n + self.module.BLOCK_ROWS - 1) // self.module.BLOCK_ROWS
                 self.module.run_parallel(n, blocks, days, *args)
@@ -260,40 +231,126 @@ class CompiledKernel:
         return pa.DictionaryArray.from_arrays(indices, pa.array(ids, pa.string()))
 
     # ------------------------------------------------------------------ the columns path
+    # ------------------------------------------------------------------ the columns path
+    def _small_layout(self):
+        """Where each input lives in the staging arrays of the columns path: per column its
+        (kind, value row, validity row), and per PTR entry its (staging array, row)."""
+        kinds = {"i64": 0, "f64": 0, "i32": 0, "u8": 0, "bits": 0}
+        where, columns = {}, []
+        for slot in self.input_slots:
+            kind = {"int": "i64", "float": "f64", "date": "i32", "enum": "u8", "bool": "bits"}[slot.type.kind]
+            row, vrow = kinds[kind], None
+            kinds[kind] += 1
+            vrow = kinds["bits"]
+            kinds["bits"] += 1
+            where[slot.value] = (kind, row)
+            where[slot.valid] = ("bits", vrow)
+            if slot.remap >= 0:
+                where[slot.remap] = ("identity", 0)
+            columns.append((slot, kind, row, vrow))
+        return kinds, where, columns
+
+    def _staging(self, n: int) -> _Staging:
+        """Staging arrays for ``n`` rows; reused per thread for small ``n`` (the addresses the
+        kernel reads are computed once: taking an array's address costs microseconds)."""
+        local = self._local
+        cache = getattr(local, "staging", None)
+        if cache is None:
+            cache = local.staging = {}
+        st = cache.get(n)
+        if st is None:
+            kinds, where, _ = self._layout
+            st = _Staging(n, kinds, where, self._identity, self.plan.counts["PTR"])
+            if n <= SMALL_REUSE_ROWS:
+                cache[n] = st
+        return st
+
     def run_columns(self, columns: dict, as_of, n: int | None = None) -> dict:
-        """Decide a few accounts given as NumPy arrays (see ``Kernel.decide_columns``)."""
+        """Decide a few accounts given as NumPy arrays (see ``Kernel.decide_columns``).
+
+        Columns are staged by storage type in bulk (one NumPy conversion per type, not per
+        column); a type group holding anything unusual (nulls as None or masks, other dtypes)
+        goes through a column-by-column path that validates and converts each value."""
         if n is None:
             n = _length(columns, self.input_slots)
         days = as_of_days(as_of)
-        counts = self.plan.counts
-        nbytes = (n + 7) // 8 + 1
-        inputs = {
-            "I64": np.zeros((max(counts["I64"], 1), n), np.int64),
-            "F64": np.zeros((max(counts["F64"], 1), n), np.float64),
-            "I32": np.zeros((max(counts["I32"], 1), n), np.int32),
-            "I8": np.zeros((max(counts["I8"], 1), n), np.uint8),
-            "RM": self._small_rm,
-            "BM": np.full((max(counts["BM"], 1), nbytes), 255, np.uint8),
-            "OFF": np.zeros(max(counts["BM"], 1), np.int64),
-        }
-        for slot in self.input_slots:
+        st = self._staging(n)
+        st.bits.fill(255)
+        for kind, group in self._groups.items():
             try:
-                values = columns[slot.name]
-            except KeyError:
+                values = [columns[slot.name] for slot, _, _, _ in group]
+            except KeyError as e:
+                slot = next(s for s, _, _, _ in group if s.name not in columns)
                 raise InputError(f"missing column `{slot.name}` (the rules read it as {slot.type})",
                                  slot.name) from None
-            self._small_input(slot, values, n, inputs)
+            for (slot, _, row, vrow), v in self._stage_group(kind, group, values, n, st):
+                self._small_input(slot, kind, row, vrow, v, n, st)
         outputs = self._allocate(n)
         if n:
-            self._call(n, days, inputs, outputs, layout="small")
+            self._call(n, days, {"PTR": st.ptr, "OFF": st.off}, outputs, parallel=False)
         return self._numpy_outputs(outputs, n)
 
-    def _small_input(self, slot, values, n: int, inputs: dict) -> None:
-        kind = slot.type.kind
+    @property
+    def _groups(self) -> dict:
+        if self._group_cache is None:
+            groups: dict = {}
+            for entry in self._layout[2]:
+                groups.setdefault(entry[1], []).append(entry)
+            self._group_cache = groups
+        return self._group_cache
+
+    _BULK_KINDS = {"f64": "fiu", "i64": "iu", "i32": "M", "bits": "b", "u8": "OU"}
+
+    def _stage_group(self, kind: str, group: list, values: list, n: int, st) -> list:
+        """Stage the columns of one storage type that are plain arrays of a natural dtype in
+        bulk (one NumPy conversion for all of them); returns the others, for the careful
+        column-by-column path."""
+        allowed = self._BULK_KINDS[kind]
+        bulk, rest = [], []
+        for entry, v in zip(group, values):
+            if type(v) is np.ndarray and v.shape == (n,) and v.dtype.kind in allowed:
+                bulk.append((entry, v))
+            else:
+                rest.append((entry, v))
+        if not bulk:
+            return rest
+        rows = [entry[2] for entry, _ in bulk]
+        nbytes = (n + 7) // 8
+        if kind == "u8":
+            for (slot, _, row, vrow), v in bulk:
+                index = self._member_index[slot.name]
+                codes = st.u8[row]
+                for j, item in enumerate(v.tolist()):
+                    code = index.get(item)
+                    if code is None:
+                        if item is None:
+                            codes[j] = 255
+                            st.bits[vrow, j >> 3] &= np.uint8(255 ^ (1 << (j & 7)))
+                            continue
+                        raise InputError(f"column `{slot.name}` row {j}: {item!r} is not one of "
+                                         f"{', '.join(slot.type.members)}", slot.name)
+                    codes[j] = code
+            return rest
+        block = np.array([v for _, v in bulk])
+        if kind == "f64":
+            st.f64[rows] = block
+        elif kind == "i64":
+            st.i64[rows] = block
+        elif kind == "i32":
+            nat = np.isnat(block)
+            st.i32[rows] = np.where(nat, 0, block.astype("datetime64[D]").astype(np.int64))
+            if nat.any():
+                st.bits[[entry[3] for entry, _ in bulk], :nbytes] = np.packbits(~nat, axis=1, bitorder="little")
+        else:
+            st.bits[rows, :nbytes] = np.packbits(block, axis=1, bitorder="little")
+        return rest
+
+    def _small_input(self, slot, kind, row, vrow, values, n: int, st) -> None:
+        t = slot.type.kind
         mask = None
         if isinstance(values, np.ma.MaskedArray):
             mask = np.ma.getmaskarray(values)
-            values = values.filled(0 if kind != "enum" else "")
+            values = values.filled(0 if t != "enum" else "")
         values = np.asarray(values)
         if values.shape != (n,):
             raise InputError(f"column `{slot.name}` has shape {values.shape}, expected ({n},)", slot.name)
@@ -301,32 +358,38 @@ class CompiledKernel:
             nulls = np.array([v is None for v in values], dtype=bool)
             if nulls.any():
                 mask = nulls if mask is None else (mask | nulls)
-                fill = {"int": 0, "float": 0.0, "bool": False, "date": 0, "enum": None}[kind]
+                fill = {"int": 0, "float": 0.0, "bool": False, "date": 0, "enum": None}[t]
                 values = np.array([fill if v is None else v for v in values], dtype=object)
         try:
-            if kind == "int":
-                if values.dtype.kind not in "iub" and values.dtype != object:
+            if t == "int":
+                if values.dtype.kind == "f":        # NaN is null; other values must be whole
+                    nan = np.isnan(values)
+                    if (values[~nan] != np.round(values[~nan])).any():
+                        raise TypeError
+                    if nan.any():
+                        mask = nan if mask is None else (mask | nan)
+                        values = np.where(nan, 0, values)
+                elif values.dtype.kind not in "iub" and values.dtype != object:
                     raise TypeError
-                inputs["I64"][slot.value] = values
-            elif kind == "float":
+                st.i64[row] = values
+            elif t == "float":
                 if values.dtype.kind not in "iufb" and values.dtype != object:
                     raise TypeError
-                inputs["F64"][slot.value] = values
-            elif kind == "date":
-                inputs["I32"][slot.value] = _dates(values)
+                st.f64[row] = values
+            elif t == "date":
+                st.i32[row] = _dates(values)
                 if values.dtype.kind == "M":
                     nat = np.isnat(values)
                     if nat.any():
                         mask = nat if mask is None else (mask | nat)
-            elif kind == "bool":
+            elif t == "bool":
                 if values.dtype.kind != "b" and values.dtype != object:
                     raise TypeError
-                inputs["BM"][slot.value, :] = 0
                 packed = np.packbits(values.astype(bool), bitorder="little")
-                inputs["BM"][slot.value, :packed.size] = packed
+                st.bits[row, :packed.size] = packed
             else:
                 index = self._member_index[slot.name]
-                codes = np.empty(n, dtype=np.uint8)
+                codes = st.u8[row]
                 for j, v in enumerate(values.tolist()):
                     if v is None or (mask is not None and mask[j]):
                         codes[j] = 255
@@ -336,35 +399,139 @@ class CompiledKernel:
                         raise InputError(f"column `{slot.name}` row {j}: {v!r} is not one of "
                                          f"{', '.join(slot.type.members)}", slot.name)
                     codes[j] = code
-                inputs["I8"][slot.value] = codes
         except (TypeError, ValueError, OverflowError):
             raise InputError(f"column `{slot.name}` holds {values.dtype} values, expected "
                              f"{expected_text(slot.type)}", slot.name) from None
         if mask is not None and mask.any():
-            inputs["BM"][slot.valid, :] = 0
             packed = np.packbits(~mask, bitorder="little")
-            inputs["BM"][slot.valid, :packed.size] = packed
+            st.bits[vrow, :packed.size] = packed
 
     def _numpy_outputs(self, outputs: dict, n: int) -> dict:
+        """Output arrays as returned by ``decide_columns``: converted per storage type in bulk,
+        each column a row view."""
+        lay = self._out_layout
+        ov = outputs["OV"]
+        all_valid = bool(ov.all())
+        valid = ov.view(np.bool_)
+        floats = outputs["OF64"]
+        if not all_valid and lay["float_rows"].size:
+            floats[~valid[lay["float_valid"]]] = np.nan
+        codes = np.empty((lay["label_rows"], n), dtype=np.int64)
+        if lay["enum_rows"].size:
+            enum_codes = outputs["OI8"][lay["enum_rows"]]
+            codes[lay["enum_label"]] = enum_codes if all_valid else np.where(valid[lay["enum_valid"]], enum_codes, -1)
+        if lay["rule_rows"].size:
+            codes[lay["rule_label"]] = outputs["OI32"][lay["rule_rows"]]
+        codes += lay["label_offset"][:, None]
+        codes[codes < lay["label_offset"][:, None]] = -1
+        labels = lay["labels"][codes]
+        views = {"float": floats, "label": labels, "int": outputs["OI64"], "bool": outputs["OU8"].view(np.bool_),
+                 "date": outputs["OI32"].astype("datetime64[D]") if lay["has_dates"] else None}
+        masks = outputs["OM"].tolist() if lay["has_collect"] else None
         result = {}
-        valid_rows = outputs.get("OV")
-        for (node_name, out_name), slot in self.plan.outputs.items():
-            values = outputs[OUTPUT_GROUP[slot.type.kind]][slot.value]
-            valid = valid_rows[slot.valid].astype(bool)
-            result[slot.column] = _numpy_value(values, valid, slot.type)
-        for node in self.plan.nodes:
-            rslot = self.plan.rules.get(node.name)
-            if rslot is None:
+        for column, kind, index, vindex in lay["columns"]:
+            if kind == "collect":
+                result[column] = _collect_lists(masks, index, n)
                 continue
-            if rslot.collect:
-                arr = _collect_ids(outputs["OM"][rslot.value:rslot.value + rslot.words], rslot.ids, n)
-                result[f"{node.name}.rule"] = np.array(arr.to_pylist() + [None], dtype=object)[:-1]
-            else:
-                ids = list(rslot.ids) + [UNIQUE_CONFLICT]
-                codes = outputs["OI32"][rslot.value]
-                result[f"{node.name}.rule"] = np.array([ids[c] if c >= 0 else None for c in codes.tolist()],
-                                                       dtype=object)
+            values = views[kind][index]
+            if not all_valid and vindex is not None and kind in ("int", "bool", "date"):
+                ok = valid[vindex]
+                if not ok.all():
+                    if kind == "date":
+                        values[~ok] = np.datetime64("NaT")
+                    else:
+                        values = np.ma.masked_array(values, mask=~ok)
+            result[column] = values
         return result
+
+    @property
+    def _out_layout(self) -> dict:
+        if self._out is None:
+            self._out = _output_layout(self.plan)
+        return self._out
+
+
+SMALL_REUSE_ROWS = 64
+
+
+class _Staging:
+    """Input arrays of the columns path and the addresses the kernel reads them through."""
+
+    def __init__(self, n: int, kinds: dict, where: dict, identity: np.ndarray, n_ptr: int):
+        self.i64 = np.zeros((max(kinds["i64"], 1), n), np.int64)
+        self.f64 = np.zeros((max(kinds["f64"], 1), n), np.float64)
+        self.i32 = np.zeros((max(kinds["i32"], 1), n), np.int32)
+        self.u8 = np.zeros((max(kinds["u8"], 1), n), np.uint8)
+        self.bits = np.full((max(kinds["bits"], 1), (n + 7) // 8 + 8), 255, np.uint8)
+        self.identity = identity
+        self.ptr = np.zeros(max(n_ptr, 1), dtype=np.int64)
+        self.off = np.zeros_like(self.ptr)
+        arrays = {"i64": self.i64, "f64": self.f64, "i32": self.i32, "u8": self.u8, "bits": self.bits,
+                  "identity": identity[None, :]}
+        for index, (kind, row) in where.items():
+            array = arrays[kind]
+            self.ptr[index] = array.ctypes.data + row * array.strides[0]
+
+
+def _output_layout(plan) -> dict:
+    """How to turn a kernel's output arrays into decide_columns' columns, precomputed."""
+    columns, labels, label_offset = [], [], []
+    float_rows, float_valid, enum_rows, enum_valid, enum_label, rule_rows, rule_label = ([] for _ in range(7))
+    for node in plan.nodes:
+        for (node_name, out_name), slot in plan.outputs.items():
+            if node_name != node.name:
+                continue
+            k = slot.type.kind
+            if k == "float":
+                float_rows.append(slot.value)
+                float_valid.append(slot.valid)
+                columns.append((slot.column, "float", slot.value, slot.valid))
+            elif k == "enum":
+                enum_rows.append(slot.value)
+                enum_valid.append(slot.valid)
+                enum_label.append(len(label_offset))
+                columns.append((slot.column, "label", len(label_offset), slot.valid))
+                label_offset.append(len(labels))
+                labels.extend(slot.type.members)
+            else:
+                columns.append((slot.column, k, slot.value, slot.valid))
+        rslot = plan.rules.get(node.name)
+        if rslot is None:
+            continue
+        if rslot.collect:
+            columns.append((f"{node.name}.rule", "collect", (rslot.value, rslot.words, rslot.ids), None))
+        else:
+            rule_rows.append(rslot.value)
+            rule_label.append(len(label_offset))
+            columns.append((f"{node.name}.rule", "label", len(label_offset), None))
+            label_offset.append(len(labels))
+            labels.extend(list(rslot.ids) + [UNIQUE_CONFLICT])
+    table = np.empty(len(labels) + 1, dtype=object)
+    table[:len(labels)] = labels
+    table[-1] = None                          # code -1 (null) indexes the last entry
+    as_array = lambda x: np.asarray(x, dtype=np.int64)
+    return {"columns": columns, "labels": table, "label_offset": as_array(label_offset),
+            "label_rows": len(label_offset), "float_rows": as_array(float_rows),
+            "float_valid": as_array(float_valid), "enum_rows": as_array(enum_rows),
+            "enum_valid": as_array(enum_valid), "enum_label": as_array(enum_label),
+            "rule_rows": as_array(rule_rows), "rule_label": as_array(rule_label),
+            "has_dates": any(c[1] == "date" for c in columns), "has_collect": any(c[1] == "collect" for c in columns)}
+
+
+def _collect_lists(masks: list, where, n: int) -> np.ndarray:
+    """Fired-rule masks (rows of words, as Python ints) → an object array of id lists."""
+    start, words, ids = where
+    out = np.empty(n, dtype=object)
+    for r in range(n):
+        fired = []
+        for w in range(words):
+            m = masks[start + w][r]
+            while m:
+                low = m & -m
+                fired.append(ids[w * 64 + low.bit_length() - 1])
+                m ^= low
+        out[r] = fired
+    return out
 
 
 def _length(columns: dict, slots) -> int:
@@ -411,21 +578,3 @@ def _collect_ids(masks: np.ndarray, ids, n: int) -> pa.Array:
     np.cumsum(np.bincount(rows, minlength=n), out=offsets[1:])
     values = pa.array(list(ids), pa.string()).take(pa.array(cols.astype(np.int32)))
     return pa.ListArray.from_arrays(pa.array(offsets), values)
-
-
-def _numpy_value(values: np.ndarray, valid: np.ndarray, t: ir.Type):
-    k = t.kind
-    if k == "float":
-        return np.where(valid, values, np.nan)
-    if k == "enum":
-        members = t.members
-        return np.array([members[c] if ok else None for c, ok in zip(values.tolist(), valid.tolist())] + [None],
-                        dtype=object)[:-1]
-    if k == "date":
-        out = values.astype("datetime64[D]")
-        out[~valid] = np.datetime64("NaT")
-        return out
-    out = values.astype(bool) if k == "bool" else values.copy()
-    if valid.all():
-        return out
-    return np.ma.masked_array(out, mask=~valid)

@@ -1,21 +1,20 @@
 """The plan of one fused kernel: which batch columns it reads, where each value lives in the
 kernel's packed arguments, and where each node writes its outputs.
 
-Arguments are packed by storage type so that the compiled call takes a handful of arguments
-whatever the bundle's size (Numba's dispatch cost grows with each argument):
+Input columns reach the kernel as one array of raw addresses (``PTR``): per column, its
+values (int64, float64, date32 days, enum codes as uint8, or a bool bitmap), its validity bitmap
+(Arrow layout; bit offset in ``OFF``) and, for enums, a 256-entry table from code or dictionary
+position to member index (-1: null). The compiled call therefore takes the same dozen arguments
+whatever the bundle reads, and the zero-copy Arrow path and the one-account path share one
+signature (one compilation). Outputs are one 2-D array per storage type, one row per output:
 
 =========  ===============================================================================
-``I64``    int columns (int64 values)
-``F64``    float columns (float64 values; NaN reads as null)
-``I32``    date columns (date32 days)
-``I8``     enum columns: dictionary indices or codes, as uint8
-``RM``     per enum column, a 256-entry table index → member code (-1: not a member)
-``BM``     bitmaps (Arrow layout): every column's validity and bool columns' values
-``OFF``    bit offset of each bitmap (Arrow slices start mid-byte)
+``OI64``   int outputs               ``OF64``   float outputs
+``OI32``   date outputs and the winning rule's code (-1 none) of each non-collect ruleset
+``OI8``    enum codes                ``OU8``    bools
+``OV``     validity (0/1) of every output
+``OM``     fired-rule bit masks of ``collect`` rulesets (64 rules per row of words)
 ``T*``     constant tables of decision-table indexes (``TI64``, ``TF64``, ``TU64``)
-``O*``     outputs, one row per output: ``OI64`` int, ``OF64`` float, ``OI32`` dates and winning
-           rule codes, ``OI8`` enum codes, ``OU8`` bools, ``OV`` validity (0/1), ``OM`` the
-           fired-rule bit masks of ``collect`` rulesets
 =========  ===============================================================================
 """
 from __future__ import annotations
@@ -25,23 +24,24 @@ from dataclasses import dataclass, field
 from ..rules import ir
 from ..rules.ir import Type
 
-__all__ = ["ColumnSlot", "OutputSlot", "RuleSlot", "RulesetNode", "ModelNode", "Plan", "VALUE_GROUP",
-           "OUTPUT_GROUP", "INPUT_GROUPS", "OUTPUT_GROUPS", "TABLE_GROUPS"]
+__all__ = ["ColumnSlot", "OutputSlot", "RuleSlot", "RulesetNode", "ModelNode", "Plan", "OUTPUT_GROUP",
+           "INPUT_GROUPS", "OUTPUT_GROUPS", "TABLE_GROUPS", "ARG_GROUPS"]
 
-VALUE_GROUP = {"int": "I64", "float": "F64", "date": "I32", "enum": "I8", "bool": "BM"}
 OUTPUT_GROUP = {"int": "OI64", "float": "OF64", "date": "OI32", "enum": "OI8", "bool": "OU8"}
-INPUT_GROUPS = ("I64", "F64", "I32", "I8", "RM", "BM", "OFF")
+INPUT_GROUPS = ("PTR", "OFF")
 TABLE_GROUPS = ("TI64", "TF64", "TU64")
 OUTPUT_GROUPS = ("OI64", "OF64", "OI32", "OI8", "OU8", "OV", "OM")
+#: the kernel's array arguments, in order (every kernel takes all of them)
+ARG_GROUPS = INPUT_GROUPS + OUTPUT_GROUPS + TABLE_GROUPS
 
 
 @dataclass(frozen=True)
 class ColumnSlot:
     name: str          # batch column name
     type: Type
-    value: int         # index in its value group (I64/F64/I32/I8, or BM for bool)
-    valid: int         # index in BM of its validity bitmap
-    remap: int = -1    # index in RM (enum)
+    value: int         # PTR index of its values
+    valid: int         # PTR index of its validity bitmap
+    remap: int = -1    # PTR index of its code table (enum)
 
 
 @dataclass(frozen=True)
@@ -129,9 +129,9 @@ class Plan:
     def _column(self, name: str, t: Type) -> ColumnSlot:
         key = (name, _storage_key(t))
         if key not in self.columns:
-            value = self._take(VALUE_GROUP[t.kind])
-            valid = self._take("BM")
-            remap = self._take("RM") if t.kind == "enum" else -1
+            value = self._take("PTR")
+            valid = self._take("PTR")
+            remap = self._take("PTR") if t.kind == "enum" else -1
             self.columns[key] = ColumnSlot(name, t, value, valid, remap)
         return self.columns[key]
 
@@ -140,11 +140,6 @@ class Plan:
 
     def input_columns(self) -> list[ColumnSlot]:
         return list(self.columns.values())
-
-    def used_groups(self) -> list[str]:
-        """Argument groups this kernel takes (empty ones are left out of its signature)."""
-        return [g for g in INPUT_GROUPS + OUTPUT_GROUPS
-                if (self.counts["BM"] if g == "OFF" else self.counts.get(g))]
 
 
 def _storage_key(t: Type):

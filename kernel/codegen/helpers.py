@@ -1,0 +1,80 @@
+"""Compiled helpers every generated kernel imports (Numba-cached here, inlined by LLVM).
+
+Generated kernels read input columns through raw addresses (``p_i64(addr)[i]``): the same
+compiled code then serves Arrow buffers (zero-copy) and small NumPy arrays alike, and a call
+takes one address array instead of a tuple of arrays per column. The caller keeps every
+buffer alive for the duration of the call.
+
+Nothing here can trap: integer overflow is reported (``mul``), modulo by zero returns 0 and the
+caller marks the value null.
+"""
+from __future__ import annotations
+
+from numba import njit, types
+from numba.extending import intrinsic
+
+__all__ = ["p_i64", "p_f64", "p_i32", "p_u8", "p_i8", "mul", "imod", "fmod", "civil", "OPTS"]
+
+OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+INT_MIN = -9223372036854775808
+
+
+def _pointer(dtype):
+    ptr = types.CPointer(dtype)
+
+    @intrinsic
+    def cast(typingctx, addr):
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(ptr))
+        return ptr(types.int64), codegen
+    return cast
+
+
+p_i64 = _pointer(types.int64)
+p_f64 = _pointer(types.float64)
+p_i32 = _pointer(types.int32)
+p_u8 = _pointer(types.uint8)
+p_i8 = _pointer(types.int8)
+
+
+@njit(**OPTS)
+def mul(a, b):
+    """``a * b`` wrapped to 64 bits, and whether it did not overflow."""
+    r = a * b
+    if a == 0:
+        return r, True
+    if a == -1:
+        return r, b != INT_MIN
+    if b == -1:
+        return r, a != INT_MIN
+    return r, r // a == b
+
+
+@njit(**OPTS)
+def imod(a, b):
+    """Python's ``a % b`` for ints; 0 where it is undefined (b == 0) or would trap (b == -1)."""
+    if b == 0 or b == -1:
+        return 0
+    return a % b
+
+
+@njit(**OPTS)
+def fmod(a, b):
+    if b == 0.0:
+        return 0.0
+    return a % b
+
+
+@njit(**OPTS)
+def civil(z):
+    """(year, month, day) of ``z`` days since 1970-01-01 (H. Hinnant's civil_from_days)."""
+    z = z + 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    return (y + 1 if m <= 2 else y), m, d
