@@ -77,6 +77,7 @@ def _logistic(v):
 
 @njit(cache=True, inline="always")
 def _erfinv(x):
+    # onnxruntime's approximation (ml_common.h ErfInv), in float32 like it
     sgn = np.float32(-1.0) if x < 0 else np.float32(1.0)
     x = (np.float32(1.0) - x) * (np.float32(1.0) + x)
     lg = np.float32(math.log(x))
@@ -372,7 +373,11 @@ def _op_linear_classifier(S, a, ip, fp):
             for t in range(nt):
                 S[r, scol + t] = s[t]
         else:
-            v = _probit(s[0]) if post == POST_PROBIT else s[0]
+            v = s[0]
+            if post == POST_PROBIT:
+                v = _probit(v)
+            elif post == POST_LOGISTIC and second:
+                v = _logistic(v)
             if second:
                 S[r, scol] = _ONE - v
                 S[r, scol + 1] = v
@@ -450,8 +455,9 @@ def _descend_general(ET, r, ip, fp, a, node):
 def _leaves_masks(ET, rows, feat, thr, fo, n_inner, ip, keep_o, m, kk):
     """Every node of a complete tree against every row (a vector loop per node), each
     narrowing a bitmask of the leaves still reachable; the one left is the exit leaf."""
+    everything = np.int64(-1) if n_inner == 63 else (np.int64(1) << (n_inner + 1)) - 1
     for r in range(rows):
-        m[r] = -1
+        m[r] = everything
     for k in range(n_inner):
         col = ET[feat[fo + k]]
         th = thr[fo + k]

@@ -465,6 +465,8 @@ def _linear_classifier(lw, node, a):
     if n_targets > 1 and len(labels) < n_targets:
         raise Unsupported("fewer class labels than score columns")
     second = n_targets == 1 and len(labels) == 2
+    if second and trees.post_transform(a) == K.POST_PROBIT:
+        raise Unsupported("PROBIT on a one-column binary classifier (onnxruntime's output is not defined)")
     n_scores = 2 if second else n_targets
     label = lw.new_slot(1, "int", ())
     scores = lw.new_slot(n_scores, "float", (n_scores,))
