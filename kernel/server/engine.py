@@ -67,7 +67,7 @@ class AccountColumns:
         self.ints = tuple(c.name for c in ints)
         self.nullable_ints = tuple(c.name for c in nullable_ints)
         self.bools = tuple((c.name, c.nullable) for c in bools)
-        self.codes = tuple((c.name, c.nullable) for c in codes)
+        self.codes = tuple((c.name, c.nullable, (None,) + schema.ENUMS[c.enum]) for c in codes)
         self.days = tuple((c.name, c.nullable) for c in days)
         self.micros = tuple((c.name, c.nullable) for c in micros)
         self.texts = tuple((c.name, c.nullable) for c in texts)
@@ -111,13 +111,13 @@ class AccountColumns:
         for i, (name, _) in enumerate(self.bools):
             out[name] = arr[i:i + 1]
         values = []
-        for name, nullable in self.codes:
+        for name, nullable, members in self.codes:      # enums as member strings (None: unset)
             code = getattr(message, name)
             if code == 0 and not nullable:
                 raise self._missing(name)
-            values.append(code - 1)
-        arr = np.array(values, np.int8)
-        for i, (name, _) in enumerate(self.codes):
+            values.append(members[code])
+        arr = np.array(values, object)
+        for i, (name, _, _) in enumerate(self.codes):
             out[name] = arr[i:i + 1]
         values = []
         for name, nullable in self.days:
@@ -161,8 +161,6 @@ class AccountColumns:
 
 
 # -- the engine ---------------------------------------------------------------------------------------
-ENUM_MEMBERS = {c.name: (None,) + schema.ENUMS[c.enum] for c in schema.BOOK if c.enum}
-ACTION_CODES = {c.name: c for c in schema.ACTIONS}
 NULL_TIME = np.iinfo(np.int64).min
 BATCH_CHUNK = 16_384        # rows per pipeline run in DecideBatch: bounds memory, lets deadlines bite
 
@@ -175,6 +173,22 @@ def _first(values):
         return values[0].as_py()
     value = values[0]
     return value.item() if isinstance(value, np.generic) and not isinstance(value, np.datetime64) else value
+
+
+_FLOAT, _BOOL, _INT, _OBJECT, _OTHER = "float", "bool", "int", "object", "other"
+
+
+def _value_plan(decisions) -> tuple:
+    """(column, map key, is a rule column, dtype kind) per decision column, once per engine."""
+    plan = []
+    for name, column in decisions.items():
+        if name == "account_id":
+            continue
+        is_rule = name.endswith(".rule")
+        kind = getattr(getattr(column, "dtype", None), "kind", None)
+        kind = {"f": _FLOAT, "b": _BOOL, "i": _INT, "u": _INT, "O": _OBJECT}.get(kind, _OTHER)
+        plan.append((name, name[:-5] if is_rule else name, is_rule, kind))
+    return tuple(plan)
 
 
 def _timestamp_us(us: int) -> Timestamp | None:
@@ -197,6 +211,7 @@ class Engine:
     loaded_at: dt.datetime
     compile_seconds: float
     account_columns: AccountColumns = field(default_factory=AccountColumns)
+    _value_plan: tuple | None = field(default=None, repr=False)
 
     @property
     def bundle_hash(self) -> str:
@@ -218,10 +233,7 @@ class Engine:
     # -- one account ------------------------------------------------------------------------
     def columns(self, account) -> dict[str, np.ndarray]:
         """The Account as the kernel's NumPy columns (enums as member strings)."""
-        columns = self.account_columns(account)
-        for name, members in ENUM_MEMBERS.items():
-            columns[name] = np.array([members[columns[name][0] + 1]], object)
-        return columns
+        return self.account_columns(account)
 
     def decide_one(self, columns: dict, as_of: dt.date, now: dt.datetime):
         """(decision message, action messages, tier) for one account."""
@@ -230,14 +242,30 @@ class Engine:
         message = decision_pb2.Decision(account_id=str(_first(decisions["account_id"])), bundle_hash=self.bundle_hash)
         message.as_of.CopyFrom(convert.date_message(as_of))
         values, rules = message.values, message.rules
-        for name, column in decisions.items():
-            if name == "account_id":
-                continue
-            value = _first(column)
-            if name.endswith(".rule"):
-                convert.set_value(rules[name[:-5]], value)
+        plan = self._value_plan
+        if plan is None or len(plan) != len(decisions) - 1:
+            plan = self._value_plan = _value_plan(decisions)
+        for name, key, is_rule, kind in plan:
+            column = decisions[name]
+            target = rules[key] if is_rule else values[key]
+            if type(column) is not np.ndarray:          # masked (nulls), Arrow, lists: the general path
+                convert.set_value(target, _first(column))
+            elif kind is _FLOAT:
+                value = column[0]
+                if value == value:                      # NaN is null
+                    target.float_value = value
+            elif kind is _BOOL:
+                target.bool_value = column[0]
+            elif kind is _INT:
+                target.int_value = column[0]
+            elif kind is _OBJECT:
+                value = column[0]
+                if type(value) is str:
+                    target.string_value = value
+                elif value is not None:
+                    convert.set_value(target, value)
             else:
-                convert.set_value(values[name], value)
+                convert.set_value(target, _first(column))
         tier = _first(decisions["collection_tier.tier"]) if "collection_tier.tier" in decisions else None
         return message, self.action_messages(result.action_columns), tier
 
@@ -324,8 +352,6 @@ class Engine:
         if request.country == 0:
             raise FieldError("country", "required (the disposal channels depend on it)")
         columns = VEHICLE_COLUMNS(request.vehicle)
-        for name, members in VEHICLE_ENUMS.items():
-            columns[name] = np.array([members[columns[name][0] + 1]], object)
         model_year = int(columns["model_year"][0])
         bought = (convert.date_value(request.purchase_date, "purchase_date") if request.HasField("purchase_date")
                   else dt.date(model_year, 1, 1))
@@ -352,7 +378,6 @@ class Engine:
 
 
 VEHICLE_COLUMNS = AccountColumns(schema.VEHICLES, prefix="vehicle.")
-VEHICLE_ENUMS = {c.name: (None,) + schema.ENUMS[c.enum] for c in schema.VEHICLES if c.enum}
 EPOCH = dt.date(1970, 1, 1)
 
 
