@@ -152,7 +152,7 @@ def _model_node(path: Path, data: bytes) -> Node:
     for out in model.outputs:
         out_name, out_type = (out.name, out.type) if hasattr(out, "name") else out
         outputs[out_name] = _as_type(out_type)
-    version = str(getattr(model, "version", "") or "")
+    version = str((getattr(model, "metadata", None) or {}).get("version", "") or "")
     return Node(name, "model", str(path), model=model, outputs=outputs, version=version)
 
 
@@ -172,19 +172,32 @@ def _contract_type(col) -> Type | None:
     return {"int": INT, "float": FLOAT, "bool": Type("bool"), "date": Type("date")}.get(lt)
 
 
-def _node_inputs(node: Node) -> list[tuple[str, Type, tuple]]:
-    """(input name, declared type, position) of a node."""
+def _node_inputs(node: Node) -> list[tuple[str, Type | None, tuple]]:
+    """(input name, declared type, position) of a node; a model's features have no declared
+    type (None): numeric features read any number, categorical ones any enum or string."""
     if node.kind == "ruleset":
         rs = node.ruleset
         pos = rs.checked.input_pos
         return [(i.name, i.type, pos.get(i.name, (1, 1))) for i in rs.ir.inputs]
-    out = []
-    for feature in node.model.inputs:
-        name = getattr(feature, "name", None) or feature[0]
-        kind = getattr(feature, "kind", "numeric")
-        cats = getattr(feature, "categories", None)
-        out.append((name, enum_type(cats) if kind == "category" and cats else FLOAT, (1, 1)))
-    return out
+    return [(feature.name, None, (1, 1)) for feature in node.model.inputs]
+
+
+def _model_feature(node: Node, name: str):
+    return next(f for f in node.model.inputs if f.name == name)
+
+
+def _feature_problem(node: Node, name: str, actual: Type | None, column) -> str | None:
+    """Why a model feature cannot read a value of type ``actual`` (None: fine)."""
+    feature = _model_feature(node, name)
+    if feature.kind == "category":
+        if actual is not None and actual.kind == "enum":
+            return None
+        if actual is None and column is not None and str(column.type) in ("string", "large_string"):
+            return None
+        return f"model feature `{name}` is categorical, but the value is {actual or column.type}"
+    if actual is not None and actual.kind in ("int", "float"):
+        return None
+    return f"model feature `{name}` is numeric, but the value is {actual or column.type}"
 
 
 def _wire(nodes: list[Node]) -> dict:
@@ -219,7 +232,12 @@ def _wire(nodes: list[Node]) -> dict:
                         f"{did_you_mean(output, target.outputs)} (it has: {', '.join(target.outputs)})")
                     continue
                 actual = target.outputs[output]
-                if actual != declared:
+                if declared is None:
+                    problem = _feature_problem(node, name, actual, None)
+                    if problem:
+                        err(problem)
+                        continue
+                elif actual != declared:
                     err(f"input `{name}` is declared as {declared}, but `{producer}` produces it as {actual}")
                     continue
                 wiring[name] = ("output", producer, output)
@@ -229,10 +247,15 @@ def _wire(nodes: list[Node]) -> dict:
                     err(f"input `{name}` is not a column of the book (kernel.schema){did_you_mean(name, book)}")
                     continue
                 actual = _contract_type(col_def)
-                if actual is None:
+                if declared is None:
+                    problem = _feature_problem(node, name, actual, col_def)
+                    if problem:
+                        err(problem)
+                        continue
+                elif actual is None:
                     err(f"input `{name}`: the book column is {col_def.type}, which rules cannot read")
                     continue
-                if declared != actual and not (declared == FLOAT and actual == INT):
+                elif declared != actual and not (declared == FLOAT and actual == INT):
                     err(f"input `{name}` is declared as {declared}, but the data contract says {actual}")
                     continue
                 wiring[name] = ("column", name)

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from .bundle import Bundle
 from .rules import ir
-from .rules.columns import COLLECT_RULE_TYPE, RULE_TYPE, InputError, arrow_type, to_python
+from .rules.columns import COLLECT_RULE_TYPE, RULE_TYPE, InputError, arrow_type, rule_array, to_python
 from .rules.reference import evaluate_rules, names_read
 
 __all__ = ["Kernel"]
@@ -58,7 +58,9 @@ class Kernel:
             "bundle_hash": bundle.hash,
             "version": {n.name: n.version for n in bundle.nodes},
             "nodes": tuple(n.name for n in bundle.nodes),
-            "inputs": {name: t for name, t in compiled.required_columns()},
+            # a model's categorical feature reads a string column: shown as type `string`
+            "inputs": {name: (ir.Type("string") if t.kind == "category" else t)
+                       for name, t in compiled.required_columns()},
             "outputs": {f.name: f.type for f in schema},
             "output_types": types,
             "warnings": tuple(bundle.warnings),
@@ -101,10 +103,26 @@ class Kernel:
                                    dt.date(2000, 1, 1), 1)
 
     # ------------------------------------------------------------------------------ deciding
-    def decide(self, data, as_of=None) -> pa.Table:
+    def check_columns(self, schema: pa.Schema, source: str | None = None) -> None:
+        """Raise :class:`~kernel.rules.InputError` naming the first column the bundle reads that
+        ``schema`` lacks or types wrongly."""
+        try:
+            self._compiled.check_schema(schema)
+        except InputError as e:
+            if source:
+                raise InputError(f"{source}: {e}", e.column) from None
+            raise
+
+    def decide(self, data, as_of=None, engine: str = "compiled") -> pa.Table:
         """Decide every row of a pyarrow Table or RecordBatch (or an iterable of batches):
         every output of every node plus each ruleset's ``.rule``, row for row. ``as_of`` is the
-        decision date (default: today). A missing or mistyped column raises InputError."""
+        decision date (default: today). A missing or mistyped column raises InputError.
+        ``engine="reference"`` runs the reference interpreter (and onnxruntime for models)
+        instead: slow, for differential tests and explanations."""
+        if engine == "reference":
+            return self._reference(data, as_of)
+        if engine != "compiled":
+            raise ValueError(f"engine must be 'compiled' or 'reference', got {engine!r}")
         if isinstance(data, pa.RecordBatch):
             batches: Iterable = [data]
         elif isinstance(data, pa.Table):
@@ -132,10 +150,26 @@ class Kernel:
 
     # ------------------------------------------------------------------------------ explaining
     def explain(self, data, as_of=None) -> list[dict]:
-        """Per row, per ruleset: the winning rule (``rule``; a list under collect) and the
-        values of the inputs that rule reads (``inputs``), computed by the reference
-        interpreter. Accepts a Table/RecordBatch or a dict of columns as for
+        """Per row, per ruleset: the winning rule (``rule``; a list under collect), the values
+        of the inputs that rule reads (``inputs``) and the ruleset's outputs, computed by the
+        reference interpreter. Accepts a Table/RecordBatch or a dict of columns as for
         :meth:`decide_columns`; meant for a few rows."""
+        return [explained for explained, _ in self._reference_rows(data, as_of)]
+
+    def _reference(self, data, as_of) -> pa.Table:
+        rows = [values for _, values in self._reference_rows(data, as_of)]
+        arrays = []
+        for field in self._schema:
+            column = [row[field.name] for row in rows]
+            if field.name.endswith(".rule"):
+                arrays.append(rule_array(column, self._bundle.node(field.name[:-5]).ruleset.ir))
+            else:
+                from .rules.columns import from_python
+                arrays.append(from_python(column, self.output_types[field.name]))
+        return pa.Table.from_arrays(arrays, schema=self._schema)
+
+    def _reference_rows(self, data, as_of):
+        """(explanation, {decision column: internal value}) per row, by the reference engines."""
         from .codegen.driver import as_of_days
         if isinstance(data, dict):
             data = _table_of_columns(data, self.inputs)
@@ -143,27 +177,26 @@ class Kernel:
             data = pa.Table.from_batches([data])
         self._compiled.check_schema(data.schema)
         days = as_of_days(as_of)
-        cols = {name: to_python(name, data.column(name), t) for name, t in self.inputs.items()}
-        rows = []
+        cols = {name: _reference_column(name, data.column(name), t) for name, t in self.inputs.items()}
+        models = {node.name: _reference_model_outputs(node, self._bundle.sources[node.name], cols, data.num_rows)
+                  for node in self._bundle.nodes if node.kind == "model"}
         for r in range(data.num_rows):
             row = {name: values[r] for name, values in cols.items()}
-            env_types = dict(self.inputs)
+            decided: dict = {}
             explained = {}
             for node in self._bundle.nodes:
                 sources = self._bundle.sources[node.name]
                 if node.kind == "model":
-                    values = _reference_model(node, sources, row, env_types)
-                    for out_name, v in values.items():
-                        row[f"{node.name}.{out_name}"] = v
-                        env_types[f"{node.name}.{out_name}"] = node.outputs[out_name]
+                    for out_name, values in models[node.name].items():
+                        row[f"{node.name}.{out_name}"] = decided[f"{node.name}.{out_name}"] = values[r]
                     continue
                 rs = node.ruleset.ir
                 local = {name: row.get(src[1] if src[0] == "column" else f"{src[1]}.{src[2]}")
                          for name, src in sources.items()}
                 result = evaluate_rules(rs, local, days)
                 for o in rs.outputs:
-                    row[f"{node.name}.{o.name}"] = result[o.name]
-                    env_types[f"{node.name}.{o.name}"] = o.type
+                    row[f"{node.name}.{o.name}"] = decided[f"{node.name}.{o.name}"] = result[o.name]
+                decided[f"{node.name}.rule"] = result["rule"]
                 winners = result["rule"] if isinstance(result["rule"], list) else (
                     [result["rule"]] if result["rule"] not in (None, "!unique") else [])
                 read: dict = {}
@@ -171,12 +204,10 @@ class Kernel:
                     if rule.id in winners:
                         for e in [rule.when] + [x for _, x in rule.then]:
                             for name in names_read(e):
-                                read[name] = ir.format_value(local.get(name), rs.input_type(name)) \
-                                    if local.get(name) is not None else None
+                                read[name] = _plain(local.get(name), rs.input_type(name))
                 explained[node.name] = {"rule": result["rule"], "version": rs.version, "inputs": read,
                                         "outputs": {o.name: _plain(result[o.name], o.type) for o in rs.outputs}}
-            rows.append(explained)
-        return rows
+            yield explained, decided
 
 
 def build_plan(bundle: Bundle):
@@ -187,11 +218,21 @@ def build_plan(bundle: Bundle):
         if node.kind == "ruleset":
             nodes.append(RulesetNode(node.ruleset.ir, sources))
         else:
-            nodes.append(_model_plan_node(node, sources, ModelNode))
+            nodes.append(_model_plan_node(bundle, node, sources, ModelNode))
     return Plan.build(nodes)
 
 
-def _model_plan_node(node, sources, ModelNode):
+def _contract_enum(column: str):
+    from .schema import ENUMS, columns
+    col = columns("book")[column]
+    return ir.enum_type(ENUMS[col.enum]) if col.enum else None
+
+
+def bundle_output_type(bundle: Bundle, src) -> ir.Type:
+    return bundle.node(src[1]).outputs[src[2]]
+
+
+def _model_plan_node(bundle, node, sources, ModelNode):
     from .bundle import BundleError
     model = node.model
     if getattr(model, "block", None) is None:
@@ -201,8 +242,17 @@ def _model_plan_node(node, sources, ModelNode):
     features = []
     for feature in model.inputs:
         src = sources[feature.name]
-        kind = "category" if feature.kind == "category" else "numeric"
-        features.append((src, kind, tuple(feature.categories)))
+        if feature.kind == "category":
+            cats = tuple(feature.categories)
+            if src[0] == "column" and _contract_enum(src[1]) is None:
+                # a string column: read as the model's category index, -1 when unknown
+                features.append((src, "category", cats, ir.Type("category", cats)))
+            else:
+                t = _contract_enum(src[1]) if src[0] == "column" else bundle_output_type(bundle, src)
+                features.append((src, "category", cats, t))
+        else:
+            t = ir.FLOAT if src[0] == "column" else bundle_output_type(bundle, src)
+            features.append((src, "numeric", (), t))
     import hashlib
     import inspect
     code = inspect.getsource(inspect.getmodule(model.block.fn))
@@ -211,23 +261,42 @@ def _model_plan_node(node, sources, ModelNode):
                      model.block.fn, model.block.params, digest)
 
 
-def _reference_model(node, sources, row, env_types) -> dict:
+def _reference_column(name: str, column, t: ir.Type) -> list:
+    if t.kind == "string":                # a string column a model reads: keep the strings
+        return column.cast(pa.string()).to_pylist()
+    return to_python(name, column, t)
+
+
+def _reference_model_outputs(node, sources, cols: dict, n: int) -> dict:
+    """A model's outputs for every row, computed by onnxruntime (``run_matrix``)."""
     model = node.model
-    x = np.empty((1, len(model.inputs)), np.float32)
+    X = np.full((n, len(model.inputs)), np.nan, dtype=np.float32)
     for j, feature in enumerate(model.inputs):
         src = sources[feature.name]
-        key = src[1] if src[0] == "column" else f"{src[1]}.{src[2]}"
-        v = row.get(key)
-        if v is None:
-            x[0, j] = np.nan
-        elif feature.kind == "category":
-            t = env_types[key]
-            member = t.members[v] if t.kind == "enum" else v
-            x[0, j] = feature.categories.index(member) if member in feature.categories else -1
+        if src[0] != "column":
+            raise NotImplementedError("reference models reading upstream outputs")  # none in the bundle
+        values = cols[src[1]]
+        if feature.kind == "category":
+            index = {c: k for k, c in enumerate(feature.categories)}
+            for r, v in enumerate(values):
+                if v is None:
+                    continue
+                if isinstance(v, int):          # an enum column: internal code → member name
+                    v = _contract_member(src[1], v)
+                X[r, j] = index.get(v, -1)
         else:
-            x[0, j] = v
-    out = model.run_matrix(x)[0]
-    return {name: (None if np.isnan(out[k]) else float(out[k])) for k, name in enumerate(node.outputs)}
+            X[:, j] = [np.nan if v is None else v for v in values]
+    out = model.run_matrix(X) if n else np.zeros((0, len(node.outputs)))
+    result = {}
+    for k, (name, t) in enumerate(node.outputs.items()):
+        col = out[:, k]
+        result[name] = [None if np.isnan(v) else (int(v) if t.kind == "int" else float(v)) for v in col]
+    return result
+
+
+def _contract_member(column: str, code: int) -> str:
+    from .schema import ENUMS, columns
+    return ENUMS[columns("book")[column].enum][code]
 
 
 def _plain(value, t: ir.Type):
@@ -241,7 +310,7 @@ def _plain(value, t: ir.Type):
 def _null_column(t: ir.Type, n: int) -> np.ndarray:
     if t.kind == "float":
         return np.full(n, np.nan)
-    if t.kind == "enum":
+    if t.kind in ("enum", "string"):
         return np.array([None] * n, dtype=object)
     dtype = {"int": np.int64, "bool": np.bool_, "date": "datetime64[D]"}[t.kind]
     return np.ma.masked_array(np.zeros(n, dtype=dtype), mask=np.ones(n, dtype=bool))
@@ -255,7 +324,7 @@ def _table_of_columns(columns: dict, inputs: dict) -> pa.Table:
         values = columns[name]
         mask = np.ma.getmaskarray(values) if isinstance(values, np.ma.MaskedArray) else None
         data = np.ma.getdata(values) if mask is not None else np.asarray(values)
-        if t.kind == "enum":
+        if t.kind in ("enum", "string"):
             arr = pa.array([None if (mask is not None and mask[j]) else v for j, v in enumerate(data.tolist())],
                            pa.string())
         elif t.kind == "date" and data.dtype.kind != "M":

@@ -17,7 +17,7 @@ import sys
 
 from ..errors import PostloanError
 
-VERBS = ("demo", "generate", "serve", "plugins", "train")
+VERBS = ("demo", "generate", "serve", "plugins", "train", "check", "test", "decide")
 
 
 class _Parser(argparse.ArgumentParser):

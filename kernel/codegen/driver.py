@@ -72,8 +72,8 @@ class CompiledKernel:
         self._layout = self._small_layout()
         self._out = None
         self._group_cache = None
-        self._member_index = {slot.name: {m: i for i, m in enumerate(slot.type.members)}
-                              for slot in self.input_slots if slot.type.kind == "enum"}
+        self._member_index = {slot.valid: {m: i for i, m in enumerate(slot.type.members)}
+                              for slot in self.input_slots if slot.type.kind in ("enum", "category")}
 
     # ------------------------------------------------------------------ column requirements
     def required_columns(self) -> list[tuple[str, ir.Type]]:
@@ -131,7 +131,7 @@ class CompiledKernel:
                 ptr[slot.valid] = self._ones_address(n)
             else:
                 ptr[slot.valid], off[slot.valid] = bufs[0].address, arr.offset
-            if kind == "enum":
+            if kind in ("enum", "category"):
                 self._enum_input(slot, arr, ptr, keep)
             elif kind == "bool":
                 ptr[slot.value], off[slot.value] = bufs[1].address, arr.offset
@@ -147,10 +147,10 @@ class CompiledKernel:
             dictionary = arr.dictionary
             if not pa.types.is_string(dictionary.type):
                 dictionary = dictionary.cast(pa.string())
-            index = self._member_index[slot.name]
+            index = self._member_index[slot.valid]
             entries = dictionary.to_pylist()
             codes = [index.get(v, -1) if v is not None else -1 for v in entries]
-            if any(v is not None and c < 0 for v, c in zip(entries, codes)):
+            if slot.type.kind == "enum" and any(v is not None and c < 0 for v, c in zip(entries, codes)):
                 self._reject_unknown(slot, arr)
             if arr.type.index_type == pa.int8() and len(codes) <= 128:
                 table = np.full(256, -1, dtype=np.int8)
@@ -164,7 +164,7 @@ class CompiledKernel:
             coded = lookup[np.clip(positions, 0, len(codes))]
         else:
             coded_arr = pc.index_in(arr, value_set=pa.array(members, pa.string()))
-            if coded_arr.null_count != arr.null_count:
+            if coded_arr.null_count != arr.null_count and slot.type.kind == "enum":
                 self._reject_unknown(slot, arr)
             coded = coded_arr.fill_null(-1).to_numpy(zero_copy_only=False)
         codes_u8 = np.ascontiguousarray(np.asarray(coded, dtype=np.int64).astype(np.uint8))
@@ -238,7 +238,8 @@ class CompiledKernel:
         kinds = {"i64": 0, "f64": 0, "i32": 0, "u8": 0, "bits": 0}
         where, columns = {}, []
         for slot in self.input_slots:
-            kind = {"int": "i64", "float": "f64", "date": "i32", "enum": "u8", "bool": "bits"}[slot.type.kind]
+            kind = {"int": "i64", "float": "f64", "date": "i32", "enum": "u8", "category": "u8",
+                    "bool": "bits"}[slot.type.kind]
             row, vrow = kinds[kind], None
             kinds[kind] += 1
             vrow = kinds["bits"]
@@ -318,14 +319,16 @@ class CompiledKernel:
         nbytes = (n + 7) // 8
         if kind == "u8":
             for (slot, _, row, vrow), v in bulk:
-                index = self._member_index[slot.name]
+                index = self._member_index[slot.valid]
                 codes = st.u8[row]
                 for j, item in enumerate(v.tolist()):
                     code = index.get(item)
                     if code is None:
+                        codes[j] = 255
                         if item is None:
-                            codes[j] = 255
                             st.bits[vrow, j >> 3] &= np.uint8(255 ^ (1 << (j & 7)))
+                            continue
+                        if slot.type.kind == "category":      # unknown to the model: index -1
                             continue
                         raise InputError(f"column `{slot.name}` row {j}: {item!r} is not one of "
                                          f"{', '.join(slot.type.members)}", slot.name)
@@ -350,7 +353,7 @@ class CompiledKernel:
         mask = None
         if isinstance(values, np.ma.MaskedArray):
             mask = np.ma.getmaskarray(values)
-            values = values.filled(0 if t != "enum" else "")
+            values = values.filled(0 if t not in ("enum", "category") else "")
         values = np.asarray(values)
         if values.shape != (n,):
             raise InputError(f"column `{slot.name}` has shape {values.shape}, expected ({n},)", slot.name)
@@ -358,7 +361,7 @@ class CompiledKernel:
             nulls = np.array([v is None for v in values], dtype=bool)
             if nulls.any():
                 mask = nulls if mask is None else (mask | nulls)
-                fill = {"int": 0, "float": 0.0, "bool": False, "date": 0, "enum": None}[t]
+                fill = {"int": 0, "float": 0.0, "bool": False, "date": 0, "enum": None, "category": None}[t]
                 values = np.array([fill if v is None else v for v in values], dtype=object)
         try:
             if t == "int":
@@ -388,13 +391,16 @@ class CompiledKernel:
                 packed = np.packbits(values.astype(bool), bitorder="little")
                 st.bits[row, :packed.size] = packed
             else:
-                index = self._member_index[slot.name]
+                index = self._member_index[slot.valid]
                 codes = st.u8[row]
                 for j, v in enumerate(values.tolist()):
                     if v is None or (mask is not None and mask[j]):
                         codes[j] = 255
                         continue
                     code = index.get(v)
+                    if code is None and slot.type.kind == "category":
+                        codes[j] = 255
+                        continue
                     if code is None:
                         raise InputError(f"column `{slot.name}` row {j}: {v!r} is not one of "
                                          f"{', '.join(slot.type.members)}", slot.name)

@@ -336,6 +336,10 @@ class _Generator:
             codes, table = self._pointer("u8", slot.value), self._pointer("i8", slot.remap)
             c.emit(f"{v} = np.int64({table}[{codes}[i]])")
             c.emit(f"{m} = {_all(bit, f'{v} >= 0')}")
+        elif kind == "category":       # a model's category index: -1 (unknown) is not null
+            codes, table = self._pointer("u8", slot.value), self._pointer("i8", slot.remap)
+            c.emit(f"{v} = np.int64({table}[{codes}[i]])")
+            c.emit(f"{m} = {bit}")
         else:
             c.emit(f"{v} = {self._bit(slot.value)}")
             c.emit(f"{m} = {bit}")
@@ -760,12 +764,11 @@ class _Generator:
         c.emit("for i in range(start, end):")
         c.depth += 1
         env = self._env(node)
-        for f, (src, kind, cats) in enumerate(node.features):
+        for f, (src, kind, cats, t) in enumerate(node.features):
             v, m = env[_source_name(src)]
-            if kind == "category":
-                # the feature's enum codes → the model's category indices (-1 unknown)
+            if kind == "category" and t.kind == "enum":
+                # enum codes → the model's category indices (-1: a member the model never saw)
                 table = f"_CAT{f}"
-                t = self._source_type(node, src)
                 codes = [cats.index(member) if member in cats else -1 for member in t.members]
                 self.globals.append(f"{table} = np.array({codes!r}, dtype=np.float32)")
                 c.emit(f"X[i - start, {f}] = {table}[{v}] if {m} else np.float32(np.nan)")
@@ -786,11 +789,6 @@ class _Generator:
             c.emit(f"OV[{slot.valid}][i] = {y} == {y}")
         c.depth -= 1
 
-    def _source_type(self, node, src) -> Type:
-        if src[0] == "output":
-            return self.plan.outputs[(src[1], src[2])].type
-        return next(slot.type for slot in self.plan.columns.values() if slot.name == src[1])
-
     # -- one node ---------------------------------------------------------------------------------
     def _env(self, node) -> dict:
         """Read, for row ``i``, every input of a node: book columns and upstream outputs."""
@@ -798,12 +796,13 @@ class _Generator:
         if isinstance(node, RulesetNode):
             sources = list(node.sources.items())
         else:
-            sources = [(_source_name(src), src) for src, _, _ in node.features]
+            sources = [(_source_name(src), src) for src, _, _, _ in node.features]
+            types = {_source_name(src): t for src, _, _, t in node.features}
         for name, src in sources:
             if name in env:
                 continue
             if src[0] == "column":
-                t = node.ir.input_type(name) if isinstance(node, RulesetNode) else self._source_type(node, src)
+                t = node.ir.input_type(name) if isinstance(node, RulesetNode) else types[name]
                 env[name] = self.read_column(self.plan.column(src[1], t))
             else:
                 env[name] = self.read_output(self.plan.outputs[(src[1], src[2])])

@@ -81,7 +81,7 @@ class RulesetNode:
 class ModelNode:
     """A compiled model in the fused kernel (see docs/compiler.md, "Model nodes")."""
     name: str
-    features: tuple            # per feature: (source, kind, categories) ; source like RulesetNode.sources
+    features: tuple            # per feature: (source, "numeric" | "category", categories, Type read)
     outputs: tuple             # (output name, Type)
     block_fn: object           # the model's @njit block function
     params: tuple
@@ -131,7 +131,7 @@ class Plan:
         if key not in self.columns:
             value = self._take("PTR")
             valid = self._take("PTR")
-            remap = self._take("PTR") if t.kind == "enum" else -1
+            remap = self._take("PTR") if t.kind in ("enum", "category") else -1
             self.columns[key] = ColumnSlot(name, t, value, valid, remap)
         return self.columns[key]
 
@@ -143,22 +143,22 @@ class Plan:
 
 
 def _storage_key(t: Type):
-    return t if t.kind == "enum" else t.kind
+    return t if t.kind in ("enum", "category") else t.kind
 
 
 def _source_type(node, name) -> Type:
     if isinstance(node, RulesetNode):
         return node.ir.input_type(name)
-    for src, kind, cats in node.features:
+    for src, kind, cats, t in node.features:
         if src[0] == "column" and src[1] == name:
-            return kind
+            return t
     raise KeyError(name)
 
 
 def _node_sources(node):
     if isinstance(node, RulesetNode):
         return list(node.sources.items())
-    return [(src[1] if src[0] == "column" else f"{src[1]}.{src[2]}", src) for src, _, _ in node.features]
+    return [(src[1] if src[0] == "column" else f"{src[1]}.{src[2]}", src) for src, _, _, _ in node.features]
 
 
 def _node_outputs(node):

@@ -17,7 +17,7 @@ from ..errors import PostloanError
 from . import ir
 from .ir import Type
 
-__all__ = ["InputError", "arrow_type", "accepts", "expected_text", "find_columns", "to_python",
+__all__ = ["InputError", "rule_array", "arrow_type", "accepts", "expected_text", "find_columns", "to_python",
            "from_python", "RULE_TYPE", "COLLECT_RULE_TYPE", "enum_codes_of"]
 
 RULE_TYPE = pa.dictionary(pa.int32(), pa.string())
@@ -52,7 +52,7 @@ def accepts(t: Type, at: pa.DataType) -> bool:
         return pa.types.is_boolean(at)
     if k == "date":
         return pa.types.is_date32(at) or pa.types.is_date64(at)
-    if k == "enum":
+    if k in ("enum", "category"):
         return _is_string(at) or (pa.types.is_dictionary(at) and _is_string(at.value_type))
     return False
 
@@ -60,7 +60,8 @@ def accepts(t: Type, at: pa.DataType) -> bool:
 def expected_text(t: Type) -> str:
     return {"int": "int (any Arrow integer type)", "float": "float (any Arrow float or integer type)",
             "bool": "bool", "date": "date (date32 or date64)",
-            "enum": f"{t} (string or dictionary<…, string>)"}[t.kind]
+            "enum": f"{t} (string or dictionary<…, string>)",
+            "category": "string or dictionary<…, string>"}[t.kind]
 
 
 def find_columns(schema: pa.Schema, inputs) -> None:
@@ -116,3 +117,14 @@ def from_python(values: list, t: Type) -> pa.Array:
     if t.kind == "float":
         return pa.array(values, pa.float64())
     return pa.array(values, arrow_type(t))
+
+
+def rule_array(values: list, rs) -> pa.Array:
+    """``<ruleset>.rule`` from reference values: the rule ids (all of them, in file order, then
+    ``!unique``, as the compiled engine's dictionary) or, under collect, lists of ids."""
+    if rs.hit == "collect":
+        return pa.array(values, COLLECT_RULE_TYPE)
+    ids = [r.id for r in rs.rules] + (["!unique"] if rs.hit == "unique" else [])
+    index = {rule_id: k for k, rule_id in enumerate(ids)}
+    codes = pa.array([None if v is None else index[v] for v in values], pa.int32())
+    return pa.DictionaryArray.from_arrays(codes, pa.array(ids, pa.string()))

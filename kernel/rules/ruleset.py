@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from . import ir
 from .check import Checked, check_document
-from .columns import COLLECT_RULE_TYPE, RULE_TYPE, InputError, find_columns, from_python, to_python
+from .columns import COLLECT_RULE_TYPE, RULE_TYPE, find_columns, from_python, rule_array, to_python
 from .diagnostics import Diagnostic, Diagnostics, RulesetError
 from .parse import parse_yaml
 from .reference import evaluate_rules
@@ -40,11 +40,68 @@ def load_source(path_or_text) -> tuple[str, str]:
 
 
 def check_text(file: str, text: str) -> tuple[Checked | None, list[Diagnostic]]:
-    """Parse and check one file; returns the result (None on errors) and every diagnostic."""
+    """Parse and check one file; returns the result (None on errors) and every diagnostic.
+
+    Results of files that check cleanly are cached under ``$POSTLOAN_CACHE_DIR/checked``,
+    keyed by the file's name and text and by the compiler's own source: parsing YAML with
+    positions is the slowest step of a warm start."""
+    key = _check_key(file, text)
+    cached = _load_checked(key)
+    if cached is not None:
+        return cached
     d = Diagnostics(file)
     root = parse_yaml(text, d)
     checked = check_document(root, d) if root is not None else None
+    if checked is not None:
+        _store_checked(key, (checked, d.items))
     return checked, d.items
+
+
+def _compiler_hash() -> str:
+    global _COMPILER_HASH
+    if _COMPILER_HASH is None:
+        import hashlib
+        digest = hashlib.sha256()
+        for f in sorted(Path(__file__).parent.glob("*.py")):
+            digest.update(f.name.encode() + f.read_bytes())
+        _COMPILER_HASH = digest.hexdigest()
+    return _COMPILER_HASH
+
+
+_COMPILER_HASH = None
+
+
+def _check_key(file: str, text: str) -> str:
+    import hashlib
+    return hashlib.sha256("\0".join((_compiler_hash(), file, text)).encode("utf-8")).hexdigest()
+
+
+def _checked_path(key: str) -> Path:
+    from ..codegen.cache import cache_dir
+    return cache_dir() / "checked" / f"{key[:40]}.pickle"
+
+
+def _load_checked(key: str):
+    import pickle
+    try:
+        with open(_checked_path(key), "rb") as f:
+            return pickle.load(f)
+    except Exception:            # missing, unreadable or stale: check again
+        return None
+
+
+def _store_checked(key: str, value) -> None:
+    import pickle
+    import tempfile
+    path = _checked_path(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:              # a read-only cache only costs speed
+        pass
 
 
 def compile_ruleset(path_or_yaml_text) -> "Ruleset":
@@ -123,9 +180,5 @@ def reference_table(rs: ir.RulesetIR, table: pa.Table, as_of: int, schema: pa.Sc
     n = table.num_rows
     results = [evaluate_rules(rs, {k: v[r] for k, v in cols.items()}, as_of) for r in range(n)]
     arrays = [from_python([res[o.name] for res in results], o.type) for o in rs.outputs]
-    rules = [res["rule"] for res in results]
-    if rs.hit == "collect":
-        arrays.append(pa.array(rules, COLLECT_RULE_TYPE))
-    else:
-        arrays.append(pa.array(rules, pa.string()).dictionary_encode().cast(RULE_TYPE))
+    arrays.append(rule_array([res["rule"] for res in results], rs))
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -1,0 +1,56 @@
+"""postloan test: run every ruleset's `tests:` examples on the compiled engine."""
+from __future__ import annotations
+
+import sys
+
+from . import args as a
+
+HELP = "run the rulesets' tests: examples (compiled engine); report expected vs got"
+DESCRIPTION = """Run every `tests:` example of every ruleset in a bundle (default: the shipped bundle), or of one
+ruleset file, on the compiled engine. Each ruleset is tested on its own: an example's `given`
+values stand for all of its inputs, other rulesets' outputs included. Each failure is reported
+as file:line:col with the expected and the actual value of every output that differs.
+
+exit status: 0 all examples pass, 1 an example failed or a ruleset does not compile.
+
+examples:
+  postloan test
+  postloan test rulesets/dpd_bucket.yaml --verbose"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("path", nargs="?", type=a.existing_path, default=None,
+                   help="a ruleset file or a bundle folder (default: the shipped bundle)")
+    p.add_argument("--verbose", "-v", action="store_true", help="also list the examples that pass")
+    p.add_argument("--engine", choices=("compiled", "reference"), default="compiled",
+                   help="the engine to run the examples on (default: compiled)")
+
+
+def run(args) -> int:
+    import os
+
+    from ..bundle import Bundle
+    from ..rules import RulesetError, compile_ruleset
+    from ..rules.testing import run_examples
+
+    try:
+        if args.path is not None and not os.path.isdir(args.path):
+            rulesets = [compile_ruleset(args.path)]
+        else:
+            rulesets = Bundle.load(args.path).rulesets
+    except RulesetError as e:
+        for d in e.diagnostics:
+            print(d)
+        print(f"postloan test: the rulesets do not compile ({len(e.errors)} errors); run 'postloan check'",
+              file=sys.stderr)
+        return 1
+    results = run_examples(rulesets, engine=args.engine)
+    failed = [r for r in results if not r.passed]
+    for r in results:
+        if not r.passed or args.verbose:
+            print(r)
+    untested = [rs.name for rs in rulesets if not rs.tests]
+    print(f"{len(results)} examples in {len(rulesets) - len(untested)} rulesets: {len(results) - len(failed)} passed, "
+          f"{len(failed)} failed" + (f"; no examples in: {', '.join(untested)}" if untested else ""),
+          file=sys.stderr)
+    return 1 if failed else 0
