@@ -288,6 +288,7 @@ def test_hot_reload_under_load_fails_no_call(served, admin, small_book, tmp_path
     assert failures == [] and calls[0] > 20
     assert swapped["previous_bundle_hash"] == before and swapped["bundle"]["path"] == str(good)
     assert again["bundle"]["path"] == str(good) and not again["changed"]
+    assert swapped["bundle"]["bundle_hash"] == again["bundle"]["bundle_hash"]
     assert served.engine.bundle_hash == swapped["bundle"]["bundle_hash"]
 
 
@@ -363,7 +364,7 @@ def _listening_sockets(port: int) -> int:
     return count
 
 
-def test_workers_share_one_port_and_stop_on_sigterm(served, small_book):
+def test_workers_share_one_port_and_stop_on_sigterm(in_process, small_book):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -380,7 +381,7 @@ def test_workers_share_one_port_and_stop_on_sigterm(served, small_book):
         for _ in range(4):                               # new channels land on either worker
             with Client(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) as client:
                 client.wait_until_serving(300)
-                assert client.decide(record, AS_OF, now=NOW)["bundle_hash"] == served.engine.bundle_hash
+                assert client.decide(record, AS_OF, now=NOW)["bundle_hash"] == in_process[0].bundle_hash
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
     finally:
