@@ -36,7 +36,7 @@ BLOCK_ROWS = 256
 #: decision tables with at least this many rows are matched through an index, not row by row
 INDEX_MIN_ROWS = 16
 #: bump when the generated code's meaning changes (it is part of every content hash)
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 _HELPERS_HASH = hashlib.sha256(inspect.getsource(helpers).encode()).hexdigest()[:16]
 
 _PRELUDE = f"""\
@@ -45,7 +45,8 @@ _PRELUDE = f"""\
 import numpy as np
 from numba import njit, prange, types
 from numba.cpython.unsafe.numbers import trailing_zeros
-from kernel.codegen.helpers import OPTS, civil, fmod, imod, mul, p_f64, p_i8, p_i32, p_i64, p_u8
+from kernel.codegen.helpers import (OPTS, absolute, add, civil, fmod, imod, mul, neg, p_f64, p_i8, p_i32,
+                                    p_i64, p_u8, sub)
 
 INT_MIN = -9223372036854775808
 MIN_DATE = {ir.MIN_DATE}
@@ -158,8 +159,9 @@ class _Generator:
                 c.emit(f"{v} = not {a}")
                 return v, am
             if e.type == ir.INT:
-                c.emit(f"{v} = {'-' if e.op == 'neg' else 'abs'}({a})")
-                c.emit(f"{m} = {_all(am, f'{a} != INT_MIN')}")
+                ok = c.tmp("ok")
+                c.emit(f"{v}, {ok} = {'neg' if e.op == 'neg' else 'absolute'}({a})")
+                c.emit(f"{m} = {_all(am, ok)}")
                 return v, m
             c.emit(f"{v} = {'-' if e.op == 'neg' else 'abs'}({a})")
             return v, am
@@ -237,21 +239,16 @@ class _Generator:
         v, m = c.tmp(), c.tmp("m")
         op, kind = e.op, e.type.kind
         if kind == "date":
-            c.emit(f"{v} = {a} {op} {b}")
-            c.emit(f"{m} = {_all(base, f'{v} >= MIN_DATE', f'{v} <= MAX_DATE')}")
+            ok = c.tmp("ok")
+            c.emit(f"{v}, {ok} = {'add' if op == '+' else 'sub'}({a}, {b})")
+            c.emit(f"{m} = {_all(base, ok, f'{v} >= MIN_DATE', f'{v} <= MAX_DATE')}")
         elif e.left.type.kind == "date":
             c.emit(f"{v} = {a} - {b}")
             return v, base
         elif kind == "int":
-            if op == "+":
-                c.emit(f"{v} = {a} + {b}")
-                c.emit(f"{m} = {_all(base, f'(({a} ^ {v}) & ({b} ^ {v})) >= 0')}")
-            elif op == "-":
-                c.emit(f"{v} = {a} - {b}")
-                c.emit(f"{m} = {_all(base, f'(({a} ^ {b}) & ({a} ^ {v})) >= 0')}")
-            elif op == "*":
+            if op in "+-*":
                 ok = c.tmp("ok")
-                c.emit(f"{v}, {ok} = mul({a}, {b})")
+                c.emit(f"{v}, {ok} = {dict(zip('+-*', ('add', 'sub', 'mul')))[op]}({a}, {b})")
                 c.emit(f"{m} = {_all(base, ok)}")
             else:
                 c.emit(f"{v} = imod({a}, {b})")
@@ -530,10 +527,9 @@ class _Generator:
             c.emit(f"if {m}:")
             c.depth += 1
             if op == "sum" and o.type == ir.INT:
-                s = c.tmp()
-                c.emit(f"{s} = {av} + {v}")
-                c.emit(f"{am} = {_all(am, f'(({av} ^ {s}) & ({v} ^ {s})) >= 0')}")
-                c.emit(f"{av} = {s}")
+                ok = c.tmp("ok")
+                c.emit(f"{av}, {ok} = add({av}, {v})")
+                c.emit(f"{am} = {_all(am, ok)}")
             elif op == "sum":
                 c.emit(f"{av} = {av} + {v}")
             elif op in ("min", "max"):

@@ -5,15 +5,18 @@ compiled code then serves Arrow buffers (zero-copy) and small NumPy arrays alike
 takes one address array instead of a tuple of arrays per column. The caller keeps every
 buffer alive for the duration of the call.
 
-Nothing here can trap: integer overflow is reported (``mul``), modulo by zero returns 0 and the
-caller marks the value null.
+Nothing here can trap: integer overflow is reported (``add``, ``sub``, ``neg``, ``absolute``,
+``mul`` return the wrapped value and an ok flag), modulo by zero returns 0 and the caller marks
+the value null.
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["p_i64", "p_f64", "p_i32", "p_u8", "p_i8", "mul", "imod", "fmod", "civil", "OPTS"]
+__all__ = ["p_i64", "p_f64", "p_i32", "p_u8", "p_i8", "add", "sub", "neg", "absolute", "mul", "imod", "fmod",
+           "civil", "OPTS"]
 
 OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 INT_MIN = -9223372036854775808
@@ -37,17 +40,61 @@ p_u8 = _pointer(types.uint8)
 p_i8 = _pointer(types.int8)
 
 
+# Numba marks signed integer arithmetic "nsw" (overflow is undefined behaviour for LLVM),
+# which lets LLVM delete overflow checks written in signed arithmetic (it folds
+# ``(a * b) // a == b`` to true). The checked operations below therefore compute in uint64,
+# where wrapping is defined, and reinterpret the result.
+_U32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+_SIGN = np.uint64(1) << np.uint64(63)
+
+
+@njit(**OPTS)
+def add(a, b):
+    """``a + b`` wrapped to 64 bits, and whether it did not overflow."""
+    r = np.int64(np.uint64(a) + np.uint64(b))
+    return r, ((a ^ r) & (b ^ r)) >= 0
+
+
+@njit(**OPTS)
+def sub(a, b):
+    r = np.int64(np.uint64(a) - np.uint64(b))
+    return r, ((a ^ b) & (a ^ r)) >= 0
+
+
+@njit(**OPTS)
+def neg(a):
+    return np.int64(np.uint64(0) - np.uint64(a)), a != INT_MIN
+
+
+@njit(**OPTS)
+def absolute(a):
+    if a >= 0:
+        return a, True
+    return neg(a)
+
+
 @njit(**OPTS)
 def mul(a, b):
-    """``a * b`` wrapped to 64 bits, and whether it did not overflow."""
-    r = a * b
-    if a == 0:
-        return r, True
-    if a == -1:
-        return r, b != INT_MIN
-    if b == -1:
-        return r, a != INT_MIN
-    return r, r // a == b
+    """``a * b`` wrapped to 64 bits, and whether it did not overflow (exact: the 128-bit
+    magnitude of the product from 32-bit limbs)."""
+    r = np.int64(np.uint64(a) * np.uint64(b))
+    ua = np.uint64(a) if a >= 0 else np.uint64(0) - np.uint64(a)
+    ub = np.uint64(b) if b >= 0 else np.uint64(0) - np.uint64(b)
+    a_hi, a_lo = ua >> _S32, ua & _U32
+    b_hi, b_lo = ub >> _S32, ub & _U32
+    if a_hi != 0 and b_hi != 0:
+        return r, False
+    cross = a_hi * b_lo + a_lo * b_hi
+    if cross > _U32:
+        return r, False
+    low = a_lo * b_lo
+    total = (cross << _S32) + low
+    if total < low:
+        return r, False
+    negative = (a < 0) != (b < 0)
+    limit = _SIGN if negative else _SIGN - np.uint64(1)
+    return r, total <= limit
 
 
 @njit(**OPTS)

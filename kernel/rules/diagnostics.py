@@ -64,12 +64,16 @@ class Diagnostics:
         self.items: list[Diagnostic] = []
 
     def error(self, pos, message: str, rule: str | None = None) -> None:
-        line, column = pos if pos is not None else (1, 1)
-        self.items.append(Diagnostic(self.file, line, column, rule, message, "error"))
+        self._add(pos, message, rule, "error")
 
     def warning(self, pos, message: str, rule: str | None = None) -> None:
+        self._add(pos, message, rule, "warning")
+
+    def _add(self, pos, message: str, rule, severity: str) -> None:
         line, column = pos if pos is not None else (1, 1)
-        self.items.append(Diagnostic(self.file, line, column, rule, message, "warning"))
+        d = Diagnostic(self.file, line, column, rule, message, severity)
+        if d not in self.items:          # a chained comparison reports a bad name once
+            self.items.append(d)
 
     @property
     def has_errors(self) -> bool:

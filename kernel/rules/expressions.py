@@ -164,7 +164,7 @@ class ExprChecker:
             if expected is not None and expected.kind == "enum":
                 return self._member(node, expected)
             if expected is not None and expected.kind == "date":
-                self._error(node, f"a date literal is written date('{v}')")
+                self._error(node, f"a date is written date('{v}'), not as a string")
             self._error(node, f"string '{v}' can only be an enum member, compared with or assigned to an enum")
         self._error(node, f"unsupported literal `{self._text(node)}`")
 
@@ -277,10 +277,10 @@ class ExprChecker:
         a_lit, b_lit = self._is_member_literal(a), self._is_member_literal(b)
         if a_lit and not b_lit:
             right = self._check(b, hint)
-            left = self._check(a, right.type if right.type.kind == "enum" else hint)
+            left = self._check(a, right.type if right.type.kind in ("enum", "date") else hint)
         elif b_lit and not a_lit:
             left = self._check(a, hint)
-            right = self._check(b, left.type if left.type.kind == "enum" else hint)
+            right = self._check(b, left.type if left.type.kind in ("enum", "date") else hint)
         else:
             left = self._check(a, hint)
             right = self._check(b, hint)
@@ -325,7 +325,9 @@ class ExprChecker:
                 return self._fold_compare(op, left, right)
             if op not in ("==", "!="):
                 self._error(node, f"cannot order values of different enums {lt} and {rt}")
-            return ir.Compare(op, _enum_map(left, rt), right)
+            # compare by member name: both sides re-coded into the union of their members
+            union = ir.enum_type(list(lt.members) + [m for m in rt.members if m not in lt.members])
+            return self._fold_compare(op, _enum_map(left, union), _enum_map(right, union))
         self._error(node, f"cannot compare {_describe(lt)} with {_describe(rt)} in `{self._text(node)}`")
 
     @staticmethod
@@ -378,10 +380,10 @@ class ExprChecker:
     def _IfExp(self, node, expected):
         cond = self._bool(node.test, "the condition of `if`")
         then, other = self._pair(node.body, node.orelse, expected)
-        t = self._unify([then, other], node, "the two branches of `if`")
+        t = self._unify([then, other], node, "the two branches of `if`", expected)
         return ir.IfElse(cond, _coerce(then, t), _coerce(other, t), t)
 
-    def _unify(self, exprs, node, what: str) -> Type:
+    def _unify(self, exprs, node, what: str, expected: Type | None = None) -> Type:
         types = [e.type for e in exprs if e.type.kind != "null"]
         if not types:
             return NULL
@@ -390,6 +392,9 @@ class ExprChecker:
         first = types[0]
         if all(t == first for t in types):
             return first
+        if (expected is not None and expected.kind == "enum" and all(t.kind == "enum" for t in types)
+                and all(set(t.members) <= set(expected.members) for t in types)):
+            return expected            # enums of other member lists, re-coded into the expected one
         self._error(node, f"{what} must have one type, got " + ", ".join(_describe(e.type) for e in exprs))
 
     def _Call(self, node, expected):
@@ -434,7 +439,7 @@ class ExprChecker:
             return ir.Unary("abs", arg)
         # min, max, clip, coalesce: arguments of one type
         args = self._args_of_one_type(node, expected)
-        t = self._unify(args, node, f"the arguments of {fn}()")
+        t = self._unify(args, node, f"the arguments of {fn}()", expected)
         if fn in ("min", "max", "clip"):
             if t.kind == "null":
                 return ir.Const(NULL, None)

@@ -203,7 +203,14 @@ class Interval:
     hi_closed: bool
 
     def __str__(self) -> str:
-        return f"{'[' if self.lo_closed else '('}{_num(self.lo)}..{_num(self.hi)}{']' if self.hi_closed else ')'}"
+        return self.format()
+
+    def format(self, t: "Type | None" = None) -> str:
+        def bound(x):
+            if t is not None and t.kind == "date" and x not in (float("inf"), float("-inf")):
+                return format_value(int(x), t)
+            return _num(x)
+        return f"{'[' if self.lo_closed else '('}{bound(self.lo)}..{bound(self.hi)}{']' if self.hi_closed else ')'}"
 
 
 @dataclass(frozen=True)
@@ -216,7 +223,15 @@ class ValueSet:
     null: bool = False
 
     def __str__(self) -> str:
-        parts = [str(i) for i in self.intervals] if self.kind == "num" else [str(c) for c in sorted(self.codes)]
+        return self.format()
+
+    def format(self, t: "Type | None" = None) -> str:
+        """``{[1..10] null}``, with enum members and dates written out when ``t`` is given."""
+        if self.kind == "num":
+            parts = [i.format(t) for i in self.intervals]
+        else:
+            parts = [format_value(bool(c) if t.kind == "bool" else c, t) if t is not None else str(c)
+                     for c in sorted(self.codes)]
         if self.null:
             parts.append("null")
         return "{" + " ".join(parts) + "}"
@@ -326,8 +341,9 @@ def dump(ir: RulesetIR) -> str:
                      + (f" collect {o.collect}" if o.collect else ""))
     if ir.table is not None:
         lines.append(f"  table when [{', '.join(ir.table.columns)}] then [{', '.join(ir.table.then_columns)}]")
+        types = [ir.input_type(c) for c in ir.table.columns]
         for n, row in enumerate(ir.table.cells, 1):
-            lines.append(f"    row{n}: " + " ".join(str(c) for c in row))
+            lines.append(f"    row{n}: " + " ".join(c.format(t) for c, t in zip(row, types)))
     for r in ir.rules:
         sal = f" salience {_num(r.salience)}" if r.salience is not None else ""
         lines.append(f"  rule {r.id}{sal} (line {r.line})")

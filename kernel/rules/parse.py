@@ -25,6 +25,7 @@ class Scalar:
     value: object                    # str, int, float, bool, None, datetime.date
     pos: Pos
     style: str = "plain"             # plain | single | double | literal | folded
+    in_flow: bool = False            # inside a {...} or [...] (where a comma ends a plain value)
 
 
 @dataclass
@@ -90,22 +91,24 @@ def _style(value) -> str:
     return "plain"
 
 
-def _convert(value, pos: Pos, style: str, lines) -> Node:
+def _convert(value, pos: Pos, style: str, lines, in_flow: bool = False) -> Node:
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
     if isinstance(value, CommentedMap):
         node = Mapping(pos)
+        flow = in_flow or bool(value.fa.flow_style())
         for key, item in value.items():
             kl, kc = value.lc.key(key)
             vl, vc = value.lc.value(key)
-            node.items[_plain(key)] = ((kl + 1, kc + 1), _convert(item, (vl + 1, vc + 1), _style(item), lines))
+            node.items[_plain(key)] = ((kl + 1, kc + 1), _convert(item, (vl + 1, vc + 1), _style(item), lines, flow))
         return node
     if isinstance(value, CommentedSeq):
         node = Sequence(pos)
+        flow = in_flow or bool(value.fa.flow_style())
         for i, item in enumerate(value):
             il, ic = value.lc.item(i)
-            node.items.append(_convert(item, (il + 1, ic + 1), _style(item), lines))
+            node.items.append(_convert(item, (il + 1, ic + 1), _style(item), lines, flow))
         return node
-    scalar = Scalar(_plain(value), pos, style)
+    scalar = Scalar(_plain(value), pos, style, in_flow)
     if style == "literal":
         scalar.block_lines = lines      # type: ignore[attr-defined]  (to find the block's indent)
     return scalar
@@ -175,9 +178,9 @@ def parse_expression(source: ExprSource, diags: Diagnostics, rule: str | None):
         msg = e.msg
         if msg.startswith("invalid syntax"):
             msg = "invalid expression syntax"
-        if "never closed" in msg and source.scalar.style == "plain":
+        if "never closed" in msg and source.scalar.style == "plain" and source.scalar.in_flow:
             msg += " (a comma inside a {...} mapping ends a plain value: quote the expression)"
-        diags.error(source.pos(lineno, offset_bytes), f"{msg} in `{text.strip()}`", rule)
+        diags.error(source.pos(lineno, offset_bytes), f"{msg} in `{' '.join(text.split())}`", rule)
         return None
     _shift_first_line(tree)
     return tree.body
