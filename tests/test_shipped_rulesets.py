@@ -1,14 +1,14 @@
 """The shipped rulesets (``rulesets/*.yaml``).
 
 Every ruleset compiles and its ``tests:`` examples pass. On a seeded synthetic book the
-rulesets are chained in bundle order, each evaluated on its own (``compile_ruleset``), and
-every decision column is compared, row for row, with an independent NumPy recomputation of
-the policy its description states (the ``expected_*`` functions below); the compiled engine
-must equal the reference interpreter on the same rows, and the distributions must be sane.
+shipped bundle decides every account, and every decision column is compared, row for row,
+with an independent NumPy recomputation of the policy its ruleset's description states (the
+``expected_*`` functions below); each ruleset alone on the reference interpreter must give
+the same columns, and the distributions must be sane.
 
-The model outputs the rulesets read (``pd_model.probability``, ``rv_model.price``) are inputs
-here: the book carries seeded values for them, nulls included, so the rulesets are tested
-as functions of their inputs whether or not the models are in ``models/``.
+The decisions come from the shipped bundle itself (``Kernel.load()``: the rulesets and the
+models in ``models/``, fused), so the model outputs the rulesets read (``pd_model.probability``,
+``rv_model.price``) are the models' own; the examples cover their nulls.
 """
 from __future__ import annotations
 
@@ -259,35 +259,18 @@ EXPECTED = {name: globals()[f"expected_{name}"] for name in ORDER}
 # ------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="session")
 def shipped():
+    """Each shipped ruleset parsed and checked on its own."""
     return {name: kernel.compile_ruleset(RULESETS / f"{name}.yaml") for name in ORDER}
 
 
 @pytest.fixture(scope="session")
-def book(small_book):
-    """The shared synthetic book plus seeded model outputs (2 % null: the model could not
-    score the account), which early_warning and disposal read as inputs."""
-    rng = np.random.default_rng(29)
-    c = columns(small_book.select(["dpd", "delinquencies_24m", "debt_to_income", "bureau_score", "purchase_price",
-                                   "model_year", "mileage_km"]))
-    bureau = np.nan_to_num(c["bureau_score"], nan=620.0)
-    logit = (-3.2 + 0.035 * c["dpd"] + 0.5 * c["delinquencies_24m"] + 1.2 * (c["debt_to_income"] - 0.6)
-             - (bureau - 650) / 60 + rng.normal(0, 0.5, small_book.num_rows))
-    probability = 1 / (1 + np.exp(-logit))
-    age = np.maximum(AS_OF.year - c["model_year"], 0)
-    price = np.maximum(c["purchase_price"] * 0.86 ** age * rng.uniform(0.8, 1.1, len(age)) - 0.05 * c["mileage_km"], 3000)
-    return (small_book
-            .append_column("pd_model.probability", pa.array(probability, mask=rng.random(len(age)) < 0.02))
-            .append_column("rv_model.price", pa.array(np.round(price, -2), mask=rng.random(len(age)) < 0.02)))
-
-
-@pytest.fixture(scope="session")
-def decided(shipped, book):
-    """The book with every ruleset's outputs appended, in bundle order (compiled engine)."""
-    table = book
-    for name in ORDER:
-        out = shipped[name].evaluate(table, as_of=AS_OF)
-        for field, col in zip(out.schema, out.columns):
-            table = table.append_column(field.name, col)
+def decided(small_book):
+    """The shared synthetic book with every decision column of the shipped bundle (rulesets
+    and models, one fused kernel) appended."""
+    out = kernel.Kernel.load().decide(small_book, as_of=AS_OF)
+    table = small_book
+    for field, col in zip(out.schema, out.columns):
+        table = table.append_column(field.name, col)
     return table
 
 
@@ -304,6 +287,23 @@ def test_the_promised_decision_columns_are_produced(decided):
     for name, outputs in PROMISED.items():
         assert {f"{name}.{o}" for o in outputs} <= set(decided.column_names), name
         assert f"{name}.rule" in decided.column_names
+
+
+def test_the_shipped_bundle_checks_clean(capsys):
+    """`postloan check`: no errors and no warnings (no shadowed rule, no uncovered DPD range)."""
+    from kernel.cli import main
+    assert main(["check"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"checked {len(ORDER)} ruleset files: 0 errors, 0 warnings" in captured.err
+
+
+@pytest.mark.parametrize("engine", ["compiled", "reference"])
+def test_every_example_passes(shipped, engine):
+    from kernel.rules.testing import run_examples
+    results = run_examples(list(shipped.values()), engine=engine)
+    assert [str(r) for r in results if not r.passed] == []
+    assert len(results) == sum(len(rs.tests) for rs in shipped.values())
+    assert all(len(rs.tests) >= 8 for rs in shipped.values()), "every ruleset pins its boundaries with examples"
 
 
 @pytest.mark.parametrize("name", [n for n in ORDER if n != "dpd_bucket"])
@@ -337,7 +337,9 @@ def test_every_output_follows_the_stated_policy(name, decided):
 
 
 @pytest.mark.parametrize("name", ORDER)
-def test_compiled_equals_reference_on_the_book(name, shipped, decided):
+def test_the_bundle_equals_each_ruleset_on_the_reference_interpreter(name, shipped, decided):
+    """The fused compiled kernel gives, column for column, what the reference interpreter gives
+    for the ruleset alone on the same inputs (upstream decisions and model outputs included)."""
     inputs = decided.drop_columns([c for c in decided.column_names if c.startswith(f"{name}.")])
     reference = shipped[name].evaluate(inputs, as_of=AS_OF, engine="reference")
     for col in reference.column_names:
@@ -365,8 +367,9 @@ def test_bucket_shares_match_dpd(decided):
     assert all(shares[a] > shares[b] for a, b in zip(BUCKETS[1:6], BUCKETS[2:7])), shares
 
 
-def test_roll_rates_apply_the_same_ruleset_to_dpd_30_days_ago(shipped, book):
+def test_roll_rates_apply_the_same_ruleset_to_dpd_30_days_ago(shipped, small_book):
     """The bucket 30 days ago is dpd_bucket applied to dpd_30d_ago: no second set of boundaries."""
+    book = small_book
     today = shipped["dpd_bucket"].evaluate(book.select(["dpd"]), as_of=AS_OF)
     before = shipped["dpd_bucket"].evaluate(book.select(["dpd_30d_ago"]).rename_columns(["dpd"]), as_of=AS_OF)
     now_idx, then_idx = column(today, "dpd_bucket.index"), column(before, "dpd_bucket.index")
