@@ -117,8 +117,9 @@ def postloan_valuation_methods(config: Mapping) -> Iterable["ValuationMethod"]:
     """Return the vehicle valuation methods this plugin provides.
 
     Called once, when a pipeline is built. ``[pipeline] valuation`` names the method that
-    values the cars of accounts heading for repossession or disposal (default
-    ``depreciation_curve``). Results are concatenated; duplicate names are an error.
+    values the cars of accounts heading for repossession or disposal (default ``rv_model``,
+    the residual-value model; ``depreciation_curve`` is the other built-in). Results are
+    concatenated; duplicate names are an error.
 
     Example::
 
@@ -285,24 +286,24 @@ class Batch:
         self.now = now.astimezone(dt.timezone.utc)
         self.now_us = _datetime_us(self.now)
         self.config: Mapping = config or {}
-        self._sources = list(sources)
+        self._sources = [_source(s) for s in sources]
         self._cache: dict = {}
 
     def has(self, name: str) -> bool:
-        return any(_contains(s, name) for s in self._sources)
+        return any(name in names for _, names, _ in self._sources)
 
     def add(self, columns: Mapping[str, np.ndarray]) -> "Batch":
         """Add columns computed by a stage (e.g. the valuation); they shadow same-named ones."""
-        self._sources.insert(0, columns)
+        self._sources.insert(0, _source(columns))
         stale = set(columns)
         self._cache = {k: v for k, v in self._cache.items() if k[1] not in stale}
         return self
 
     def raw(self, name: str):
         """The column as given (Arrow array or NumPy array)."""
-        for s in self._sources:
-            if _contains(s, name):
-                return s[name] if isinstance(s, Mapping) else s.column(name)
+        for source, names, is_mapping in self._sources:
+            if name in names:
+                return source[name] if is_mapping else source.column(name)
         raise PostloanError(f"column {name!r} is neither a book column nor a decision column of this batch")
 
     def _cached(self, key, make):
@@ -343,6 +344,10 @@ class Batch:
     def days(self, name: str) -> np.ndarray:
         """Dates as int64 days since the epoch; null → :data:`NULL_TIME`."""
         return self._cached(("d", name), lambda: _to_days(self.raw(name)))
+
+    def valid(self, name: str) -> np.ndarray:
+        """True where the column holds a value (not null, not NaN)."""
+        return self._cached(("v", name), lambda: _valid(self.raw(name)))
 
     def strings(self, name: str) -> pa.Array:
         """Text values as one Arrow string array (null stays null)."""
@@ -411,8 +416,7 @@ class ActionBatch:
 
     def is_action(self, *names: str) -> np.ndarray:
         """Mask of the actions that are one of ``names`` (``"PHONE"``, ``"SMS"``…)."""
-        codes = [ACTION[n] for n in names]
-        return np.isin(self.action, codes)
+        return _action_table(names)[self.action]
 
     def order_within_account(self, mask: np.ndarray, by: np.ndarray | None = None) -> np.ndarray:
         """For each action in ``mask``, how many earlier actions in ``mask`` (by ``at_us``, then
@@ -494,6 +498,20 @@ class ActionBatch:
         return self.local_to_utc(day * US_PER_DAY + minute_of_day * US_PER_MINUTE)
 
 
+_ACTION_TABLES: dict[tuple[str, ...], np.ndarray] = {}
+
+
+def _action_table(names: tuple[str, ...]) -> np.ndarray:
+    """A bool per action code: is it one of ``names`` (lookup instead of ``np.isin``)."""
+    try:
+        return _ACTION_TABLES[names]
+    except KeyError:
+        table = np.zeros(len(ACTION), bool)
+        table[[ACTION[n] for n in names]] = True
+        _ACTION_TABLES[names] = table
+        return table
+
+
 class Verdicts:
     """A policy's judgement of every action in an :class:`ActionBatch`.
 
@@ -550,34 +568,54 @@ class Verdicts:
 # Local time: offsets per distinct zone, per distinct instant
 # --------------------------------------------------------------------------------------------
 
-#: above this many distinct instants in one zone, offsets are looked up in the zone's
-#: transitions over the instants' span (found with zoneinfo) instead of one call per instant
-ZONEINFO_MAX_INSTANTS = 64
-
-
 def utc_offsets(zone_names: Sequence[str], zone_of: np.ndarray, instants_us: np.ndarray,
-                *, zoneinfo_max: int = ZONEINFO_MAX_INSTANTS) -> np.ndarray:
-    """UTC offsets (µs) of ``instants_us`` in the zones ``zone_names[zone_of]``, vectorized
-    by distinct zone and distinct instant. Raises :class:`PostloanError` naming an unknown zone
-    or a row without one."""
+                *, per_instant: bool = False) -> np.ndarray:
+    """UTC offsets (µs) of ``instants_us`` in the zones ``zone_names[zone_of]``.
+
+    Vectorized per distinct zone: each zone's transitions around the instants are found once
+    with zoneinfo and cached (:func:`_zone_table`), then every instant is looked up with one
+    ``searchsorted``. ``per_instant`` asks zoneinfo for every instant instead (the reference
+    the tests compare with). Raises :class:`PostloanError` naming an unknown zone or a row
+    without one."""
     instants_us = np.asarray(instants_us, np.int64)
+    zone_of = np.asarray(zone_of)
     out = np.empty(instants_us.shape[0], np.int64)
     if out.size == 0:
         return out
     if (zone_of < 0).any():
         raise PostloanError(f"column 'time_zone': null at action {int(np.flatnonzero(zone_of < 0)[0])}")
-    present = np.unique(zone_of) if len(zone_names) > 1 else np.zeros(1, np.int64)
+    present = set(zone_of.tolist()) if out.size <= 64 else np.unique(zone_of).tolist()
     for z in present:
-        at = np.flatnonzero(zone_of == z) if present.size > 1 else slice(None)
-        distinct, inverse = np.unique(instants_us[at], return_inverse=True)
-        zone = _zone(zone_names[int(z)])
-        offsets = _offsets_each(zone, distinct) if distinct.size <= zoneinfo_max else _offsets_by_transitions(zone, distinct)
-        out[at] = offsets[inverse]
+        at = slice(None) if len(present) == 1 else np.flatnonzero(zone_of == z)
+        instants = instants_us[at]
+        zone = _zone(zone_names[z])
+        if per_instant:
+            out[at] = [_offset(zone, u) for u in instants.tolist()]
+        else:
+            _, _, starts, values = _zone_table(zone_names[z], int(instants.min()), int(instants.max()))
+            out[at] = values[np.searchsorted(starts, instants, side="right")]
     return out
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _ONE_US = dt.timedelta(microseconds=1)
+#: cached transitions per zone: name -> (covered from, covered to, transition instants, offsets)
+_ZONE_TABLES: dict[str, tuple[int, int, np.ndarray, np.ndarray]] = {}
+
+
+def _zone_table(name: str, lo: int, hi: int) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """The zone's offset transitions covering [lo, hi], cached; a request outside the cached
+    span rebuilds it over the union, with margins (a few days back, two weeks ahead: deferrals
+    look up to a week or so forward)."""
+    table = _ZONE_TABLES.get(name)
+    if table is not None and table[0] <= lo and hi <= table[1]:
+        return table
+    if table is not None:
+        lo, hi = min(lo, table[0]), max(hi, table[1])
+    lo, hi = lo - 2 * US_PER_DAY, hi + 16 * US_PER_DAY
+    starts, values = _transitions(_zone(name), lo, hi)
+    table = _ZONE_TABLES[name] = (lo, hi, starts, values)
+    return table
 
 
 def _zone(name: str) -> zoneinfo.ZoneInfo:
@@ -591,15 +629,10 @@ def _offset(zone: zoneinfo.ZoneInfo, instant_us: int) -> int:
     return (_EPOCH + dt.timedelta(microseconds=instant_us)).astimezone(zone).utcoffset() // _ONE_US
 
 
-def _offsets_each(zone: zoneinfo.ZoneInfo, instants_us: np.ndarray) -> np.ndarray:
-    return np.array([_offset(zone, u) for u in instants_us.tolist()], np.int64)
-
-
-def _offsets_by_transitions(zone: zoneinfo.ZoneInfo, instants_us: np.ndarray) -> np.ndarray:
-    """Offsets of many sorted instants: find the zone's transitions between the first and the
-    last (sampling daily — real zones never change twice in a day — then bisecting to the
-    microsecond), then look every instant up with one ``searchsorted``."""
-    lo, hi = int(instants_us[0]), int(instants_us[-1])
+def _transitions(zone: zoneinfo.ZoneInfo, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """The zone's offset changes in [lo, hi]: instants (µs) and the offset in force before the
+    first and from each (sampled daily — real zones never change twice in a day — then
+    bisected to the microsecond)."""
     grid = list(range(lo, hi, US_PER_DAY)) + [hi]
     offsets = [_offset(zone, t) for t in grid]
     starts, values = [], [offsets[0]]
@@ -615,17 +648,20 @@ def _offsets_by_transitions(zone: zoneinfo.ZoneInfo, instants_us: np.ndarray) ->
                 b = mid
         starts.append(b)
         values.append(_offset(zone, b))
-    return np.array(values, np.int64)[np.searchsorted(np.array(starts, np.int64), instants_us, side="right")]
+    return np.array(starts, np.int64), np.array(values, np.int64)
 
 
 # --------------------------------------------------------------------------------------------
 # Column conversion (Arrow or NumPy in, NumPy out)
 # --------------------------------------------------------------------------------------------
 
-def _contains(source, name: str) -> bool:
+def _source(source) -> tuple:
+    """(source, its column names, whether it is a mapping) — looked up on every access."""
+    if isinstance(source, dict):
+        return source, source.keys(), True
     if isinstance(source, Mapping):
-        return name in source
-    return name in source.schema.names
+        return source, frozenset(source), True
+    return source, frozenset(source.schema.names), False
 
 
 def _datetime_us(value: dt.datetime) -> int:
@@ -644,12 +680,15 @@ def _arrow(values) -> pa.Array | pa.ChunkedArray:
 
 def _numpy_plain(values):
     """A NumPy array with no nulls to handle, or None when Arrow conversion is needed."""
-    if isinstance(values, np.ndarray) and values.dtype != object and values.dtype.kind not in "USMmT":
+    if isinstance(values, np.ndarray) and not isinstance(values, np.ma.MaskedArray) \
+            and values.dtype != object and values.dtype.kind not in "USMmT":
         return values
     return None
 
 
 def _to_float(values) -> np.ndarray:
+    if isinstance(values, np.ma.MaskedArray):
+        return values.astype(np.float64).filled(np.nan)
     plain = _numpy_plain(values)
     if plain is not None:
         return plain.astype(np.float64, copy=False)
@@ -660,6 +699,8 @@ def _to_float(values) -> np.ndarray:
 
 
 def _to_int(values, null: int) -> np.ndarray:
+    if isinstance(values, np.ma.MaskedArray):      # the kernel's NumPy path masks null ints and bools
+        return values.astype(np.int64).filled(null)
     plain = _numpy_plain(values)
     if plain is not None:
         if plain.dtype.kind == "f":
@@ -670,6 +711,8 @@ def _to_int(values, null: int) -> np.ndarray:
 
 
 def _to_bool(values, null: bool) -> np.ndarray:
+    if isinstance(values, np.ma.MaskedArray):
+        return values.astype(bool).filled(null)
     plain = _numpy_plain(values)
     if plain is not None:
         return plain.astype(bool, copy=False)
@@ -677,9 +720,23 @@ def _to_bool(values, null: bool) -> np.ndarray:
     return pc.fill_null(arr.cast(pa.bool_()), null).to_numpy(zero_copy_only=False).astype(bool, copy=False)
 
 
+#: NumPy text columns up to this many rows are decoded with dict lookups, larger ones by Arrow
+SMALL_TEXT = 64
+_MEMBER_INDEX: dict[tuple[str, ...], dict] = {}
+
+
+def _is_text(values) -> bool:
+    return isinstance(values, np.ndarray) and (values.dtype == object or values.dtype.kind in "UT")
+
+
 def _to_codes(values, members: tuple[str, ...]) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
-        return values.astype(np.int8)        # already codes (the kernel's NumPy path)
+        return values.astype(np.int8)        # already codes
+    if _is_text(values) and values.shape[0] <= SMALL_TEXT:
+        index = _MEMBER_INDEX.get(members)
+        if index is None:
+            index = _MEMBER_INDEX[members] = {m: i for i, m in enumerate(members)}
+        return np.array([index.get(v, -1) for v in values.tolist()], np.int8)
     arr = _arrow(values)
     chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
     member_set = pa.array(members, pa.string())
@@ -727,6 +784,20 @@ def _to_days(values) -> np.ndarray:
     return pc.fill_null(arr.cast(pa.int64()), NULL_TIME).to_numpy()
 
 
+def _valid(values) -> np.ndarray:
+    if isinstance(values, np.ma.MaskedArray):
+        return ~np.ma.getmaskarray(values)
+    if isinstance(values, np.ndarray):
+        if values.dtype == object:
+            return np.not_equal(values, None)
+        if values.dtype.kind == "f":
+            return ~np.isnan(values)
+        if values.dtype.kind in "mM":
+            return ~np.isnat(values)
+        return np.ones(values.shape[0], bool)
+    return pc.is_valid(_arrow(values)).to_numpy(zero_copy_only=False).astype(bool)
+
+
 def _to_strings(values) -> pa.Array:
     arr = _arrow(values)
     if isinstance(arr, pa.ChunkedArray):
@@ -739,6 +810,11 @@ def _to_strings(values) -> pa.Array:
 
 
 def _categories(values) -> tuple[list[str], np.ndarray]:
+    if _is_text(values) and values.shape[0] <= SMALL_TEXT:
+        items = values.tolist()
+        names = list(dict.fromkeys(v for v in items if v is not None))
+        position = {v: i for i, v in enumerate(names)}
+        return names, np.array([position.get(v, -1) if v is not None else -1 for v in items], np.int64)
     arr = _arrow(values)
     if isinstance(arr, pa.ChunkedArray):
         if pa.types.is_dictionary(arr.type):

@@ -148,6 +148,8 @@ class PipelineResult:
 def _to_arrow(values) -> pa.Array:
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values
+    if isinstance(values, np.ma.MaskedArray):        # the kernel's NumPy path masks null ints and bools
+        return pa.array(values.data, mask=np.ma.getmaskarray(values))
     arr = np.asarray(values)
     if arr.dtype.kind == "f":
         return pa.array(arr, mask=np.isnan(arr))
@@ -217,7 +219,7 @@ class Pipeline:
         pipe = self.config.get("pipeline", {})
         self.strategy_name = pipe.get("strategy", "tiered")
         self.strategy = self._component("postloan_collection_strategies", self.strategy_name, "[pipeline] strategy")
-        self.valuation_name = pipe.get("valuation", "depreciation_curve")
+        self.valuation_name = pipe.get("valuation", "rv_model")
         self.valuation = self._component("postloan_valuation_methods", self.valuation_name, "[pipeline] valuation")
         self.channels = list(plugins.disposal_channels().values())
         self.holding_cost = float(self.config.get("disposal", {}).get("holding_cost_per_day", 60.0))
@@ -290,7 +292,17 @@ class Pipeline:
         return self.act(columns, decisions, as_of, now)
 
     def act(self, book, decisions, as_of: dt.date, now: dt.datetime) -> PipelineResult:
-        """The stages after the kernel: ``decisions`` are the kernel's columns for ``book``."""
+        """The stages after the kernel, then the audit log: ``decisions`` are the kernel's
+        columns for ``book``. Returns once the audit record is durable."""
+        result = self.stage(book, decisions, as_of, now)
+        actions = {k: v for k, v in result.action_columns.items() if k != "script"}
+        self.audit.append(self._meta(as_of, now, _rows(book), actions, result.errors),
+                          _without_pii(result._decisions), actions)
+        return result
+
+    def stage(self, book, decisions, as_of: dt.date, now: dt.datetime) -> PipelineResult:
+        """Valuation, collection strategy and compliance, without the audit log (benchmarks,
+        what-if runs). Use :meth:`run` or :meth:`act` for decisions that are acted on."""
         n = _rows(book)
         if _rows(decisions) != n:
             raise PostloanError(f"the kernel returned {_rows(decisions)} decision rows for {n} accounts")
@@ -301,19 +313,15 @@ class Pipeline:
         errors: list[str] = []
         verdict = self._comply(batch, plan, errors)
         actions = {**plan, **verdict}
-        account_ids = batch.raw("account_id")
-        actions["account_id"] = _take(account_ids, plan["row"])
+        actions["account_id"] = _take(batch.raw("account_id"), plan["row"])
         del actions["row"]
-        full_decisions = _with_columns(decisions, extra, book)
-        self.audit.append(self._meta(as_of, now, n, plan, errors), _without_pii(full_decisions),
-                          {k: v for k, v in actions.items() if k != "script"})
-        return PipelineResult(full_decisions, actions, errors)
+        return PipelineResult(_with_columns(decisions, extra, book), actions, errors)
 
-    def _meta(self, as_of, now, n, plan, errors) -> dict:
+    def _meta(self, as_of, now, n, actions, errors) -> dict:
         return {
             "as_of": as_of.isoformat(), "now": now.astimezone(dt.timezone.utc).isoformat(),
             "bundle_hash": getattr(self.kernel, "bundle_hash", None), "rows": n,
-            "actions": int(plan["row"].shape[0]), "strategy": self.strategy_name, "valuation": self.valuation_name,
+            "actions": len(actions["action"]), "strategy": self.strategy_name, "valuation": self.valuation_name,
             "policy_sets": {s.name: [p for p, _, _ in s.policies] for s in self.sets},
             "plugins": {name: info.version or info.origin for name, info in self.plugins.infos.items()},
             "errors": errors,
@@ -408,9 +416,9 @@ class Pipeline:
                 v = self._judge(pol, name, plugin, sub, errors)
                 if v is None:
                     v = Verdicts(idx.size).block(np.ones(idx.size, bool), PLUGIN_ERROR)
-                    codes = np.full(idx.size, PLUGIN_ERROR, dtype=object)
-                else:
-                    codes = v.reason_codes()
+                elif not v.outcome.any():
+                    continue                       # kept everything: nothing to combine
+                codes = v.reason_codes()
                 current = outcome[idx]
                 stricter = v.outcome > current
                 at = idx[stricter]
@@ -534,7 +542,9 @@ def _verdict_problem(v: Any, n: int, pol: CompliancePolicy) -> str | None:
         return f"returned a {type(v).__name__}, expected kernel.hookspecs.Verdicts"
     if v.n != n or v.outcome.shape != (n,) or v.next_allowed_us.shape != (n,) or v.reason.shape != (n,):
         return f"returned verdicts for {v.outcome.shape[0] if v.outcome.ndim else '?'} actions, expected {n}"
-    if n and (v.outcome.min() < 0 or v.outcome.max() > BLOCK):
+    if not v.outcome.any():
+        return None                                   # all KEEP: nothing else to check
+    if v.outcome.min() < 0 or v.outcome.max() > BLOCK:
         return "returned an outcome code outside KEEP/DEFER/BLOCK"
     deferred = v.outcome == DEFER
     if (v.next_allowed_us[deferred] == NULL_TIME).any():
@@ -596,7 +606,8 @@ class AuditLog:
 
     Each record is a frame: ``PLAU``, a kind byte, the payload length and its CRC-32, then the
     payload — Arrow IPC streams of the decisions and actions (compressed with LZ4), or JSON for
-    a handful of rows. ``append`` returns only once the frame is written and fsync'd; threads
+    a handful of rows. ``append`` returns only once the frame is written and synced to disk
+    (fdatasync; the log's directory is fsync'd when the file is created); threads
     appending at once share one fsync (group commit). A crash can only leave a torn last
     frame, which :func:`read_audit` detects and skips.
     """
@@ -632,7 +643,7 @@ class AuditLog:
         with self._sync_lock:
             if self._synced < mine:
                 target = self._written
-                os.fsync(fd)
+                _sync(fd)
                 self._synced = target
 
     def close(self) -> None:
@@ -647,6 +658,12 @@ class AuditLog:
                 os.close(self._fd)
             except OSError:
                 pass
+
+
+def _sync(fd: int) -> None:
+    """Make written data durable. fdatasync also flushes the file size an append changed (what
+    reading the data back needs) but skips timestamps, so it is cheaper than fsync."""
+    (getattr(os, "fdatasync", None) or os.fsync)(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -685,6 +702,8 @@ def _json_columns(columns) -> dict:
     for name, values in items:
         if isinstance(values, (pa.Array, pa.ChunkedArray)):
             out[name] = values.to_pylist()
+        elif isinstance(values, np.ma.MaskedArray):
+            out[name] = [None if m else v for v, m in zip(values.data.tolist(), np.ma.getmaskarray(values).tolist())]
         else:
             arr = np.asarray(values)
             if arr.dtype.kind == "f":

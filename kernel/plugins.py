@@ -47,7 +47,7 @@ ENV_ALLOW, ENV_DENY, ENV_CONFIG = "POSTLOAN_PLUGINS_ALLOW", "POSTLOAN_PLUGINS_DE
 #: are replaced). docs/compliance.md and docs/plugin-guide.md document each key.
 DEFAULT_CONFIG: dict[str, Any] = {
     "plugins": {"allow": [], "deny": []},
-    "pipeline": {"strategy": "tiered", "valuation": "depreciation_curve"},
+    "pipeline": {"strategy": "tiered", "valuation": "rv_model"},
     "audit": {"path": None},
     "compliance": {
         "sets": {

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 import kernel
 from kernel.errors import PostloanError
-from kernel.hookspecs import ACTION, US_PER_MINUTE, Batch, CollectionStrategy
+from kernel.hookspecs import ACTION, NULL_TIME, US_PER_MINUTE, Batch, CollectionStrategy
 from kernel.schema import ENUMS
 
 from .compliance import DEBT_TERMS, mentions_debt
@@ -221,14 +221,14 @@ def format_money_small(values, symbols) -> list[str]:
 
 
 def _days_text(days: np.ndarray) -> pa.Array:
-    valid = days != np.iinfo(np.int64).min
+    valid = days != NULL_TIME
     arr = pa.array(np.where(valid, days, 0).astype(np.int32), pa.int32()).cast(pa.date32()).cast(pa.string())
     return pc.if_else(pa.array(valid), arr, _MISSING)
 
 
 def _days_text_small(days) -> list[str]:
     epoch = dt.date(1970, 1, 1)
-    return [_MISSING if d == np.iinfo(np.int64).min else (epoch + dt.timedelta(days=int(d))).isoformat()
+    return [_MISSING if d == NULL_TIME else (epoch + dt.timedelta(days=int(d))).isoformat()
             for d in days]
 
 
@@ -241,16 +241,32 @@ class _Renderer:
         self.symbols = symbols            # per account row
         self._arrow_symbols: pa.Array | None = None
 
-    def _text(self, field: str) -> pa.Array:
-        b = self.batch
+    def _text(self, field: str, rows: np.ndarray, small: bool):
+        """A text field for ``rows`` only (a book holds millions of names; a batch scripts a
+        few): an Arrow array, or a list of str for a few rows."""
+        take = None if small else pa.array(rows)
+
+        def column(name: str):
+            raw = self.batch.raw(name)
+            if small:
+                values = raw.take(pa.array(rows)).to_pylist() if isinstance(raw, (pa.Array, pa.ChunkedArray)) \
+                    else np.asarray(raw, dtype=object)[rows].tolist()
+                return [_MISSING if v is None else str(v) for v in values]
+            if isinstance(raw, (pa.Array, pa.ChunkedArray)):
+                return _as_text(raw.take(take))
+            return pa.array(np.asarray(raw, dtype=object)[rows], pa.string())
+
         if field == "name":
-            return b.strings("name")
+            return column("name")
         if field == "account_tail":
-            return pc.utf8_slice_codeunits(b.strings("account_id"), -4)
+            ids = column("account_id")
+            return [v[-4:] for v in ids] if small else pc.utf8_slice_codeunits(ids, -4)
         if field == "vehicle":
-            return pc.binary_join_element_wise(b.strings("brand"), b.strings("model"), " ")
+            brand, model = column("brand"), column("model")
+            return [f"{b} {m}" for b, m in zip(brand, model)] if small else pc.binary_join_element_wise(brand, model, " ")
         if field == "disposal_channel":
-            return pc.fill_null(b.strings("disposal_channel.channel"), _MISSING)
+            channel = column("disposal_channel.channel")
+            return channel if small else pc.fill_null(channel, _MISSING)
         raise AssertionError(field)
 
     def render(self, template: Template, rows: np.ndarray) -> pa.Array | list[str]:
@@ -293,8 +309,8 @@ class _Renderer:
             column = _INTS[field]
             if not b.has(column):
                 return [_MISSING] * rows.shape[0] if small else pa.array([_MISSING] * rows.shape[0], pa.string())
-            values = b.int(column, np.iinfo(np.int64).min)[rows]
-            missing = values == np.iinfo(np.int64).min
+            values = b.int(column, NULL_TIME)[rows]
+            missing = values == NULL_TIME
             if small:
                 return [_MISSING if m else str(v) for v, m in zip(values.tolist(), missing.tolist())]
             return pc.if_else(pa.array(missing), _MISSING, pa.array(values).cast(pa.string()))
@@ -303,12 +319,16 @@ class _Renderer:
             return _days_text_small(values.tolist()) if small else _days_text(values)
         if field == "disposal_channel" and not b.has("disposal_channel.channel"):
             return [_MISSING] * rows.shape[0] if small else pa.array([_MISSING] * rows.shape[0], pa.string())
-        column = self._text_cached(field)
-        taken = column.take(pa.array(rows))
-        return [_MISSING if v is None else v for v in taken.to_pylist()] if small else pc.fill_null(taken, _MISSING)
+        taken = self._text(field, rows, small)
+        return taken if small else pc.fill_null(taken, _MISSING)
 
-    def _text_cached(self, field: str) -> pa.Array:
-        return self.batch._cached(("template-text", field), lambda: self._text(field))
+
+def _as_text(arr) -> pa.Array:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    return arr.cast(pa.string())
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,6 +380,18 @@ class TieredStrategy(CollectionStrategy):
                 raise PostloanError(f"[strategy.{self.name}] {key}: expected a whole number ≥ 0, got {settings[key]!r}")
         self.settings = settings
         self.templates = load_templates(settings["templates"] or TEMPLATES_DIR)
+        # template index by (language, action, tier) code: the first matching template wins
+        languages = ENUMS["language"]
+        self._pick = np.full((len(languages), len(ACTION), len(TIERS)), -1, np.int64)
+        for i, t in reversed(list(enumerate(self.templates.templates))):
+            for tier in t.tiers:
+                self._pick[languages.index(t.language), ACTION[t.action], TIERS.index(tier)] = i
+        countries = ENUMS["country"]
+        self._language_of_country = np.array(
+            [languages.index(settings["language"].get(c, "zh")) for c in countries] + [languages.index("zh")], np.int64)
+        self._symbol_of_country = np.array([settings["currency"].get(c, "") for c in countries] + [""], dtype=object)
+        self._ids = np.array([t.id for t in self.templates.templates] + [None], dtype=object)
+        self._language_names = np.array(languages, dtype=object)
         for country, language in settings["language"].items():
             if language not in self.templates.files:
                 raise PostloanError(f"[strategy.{self.name}.language] {country} = {language!r}, but there is no "
@@ -391,38 +423,32 @@ class TieredStrategy(CollectionStrategy):
         dispose = batch.bool("disposal.dispose") if batch.has("disposal.dispose") else np.zeros(n, bool)
         has_channel = batch.has("disposal_channel.channel")
 
-        wanted = [
-            ("SMS", (channel == 1) & phone_ok, 1),
-            ("VOICE_BOT", (channel == 1) & phone_ok, 1),
-            ("PHONE", (channel == 2) & phone_ok, calls),
-            ("FIELD_VISIT", (channel == 3) & ~repossessed, 1),
-            ("THIRD_PARTY_CONTACT", (tier >= 2) & unreachable & batch.bool("has_third_party_contact"), 1),
-            ("LEGAL_REVIEW", legal, 1),
-            ("REPOSSESSION", repossess & ~repossessed, 1),
-        ]
-        if has_channel:
-            channel_known = batch.strings("disposal_channel.channel").is_valid().to_numpy(zero_copy_only=False)
-            wanted.append(("DISPOSAL", dispose & channel_known, 1))
-        rows_parts, action_parts, k_parts = [], [], []
-        for action, mask, count in wanted:
-            rows = np.flatnonzero(mask)
-            if rows.size == 0:
-                continue
-            if isinstance(count, np.ndarray):
-                reps = count[rows]
-                k = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
-                rows = np.repeat(rows, reps)
-            else:
-                k = np.zeros(rows.size, np.int64)
-            rows_parts.append(rows)
-            action_parts.append(np.full(rows.size, ACTION[action], np.int8))
-            k_parts.append(k)
-        if not rows_parts:
-            return {"row": np.zeros(0, np.int64), "action": np.zeros(0, np.int8), "priority": np.zeros(0),
+        no = np.zeros(n, bool)
+        # one column per action kind, in plan order; an account's actions come out together
+        kinds = np.array([ACTION[a] for a in ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT", "THIRD_PARTY_CONTACT",
+                                               "LEGAL_REVIEW", "REPOSSESSION", "DISPOSAL")], np.int8)
+        wanted = np.stack([
+            (channel == 1) & phone_ok,
+            (channel == 1) & phone_ok,
+            (channel == 2) & phone_ok,
+            (channel == 3) & ~repossessed,
+            (tier >= 2) & unreachable & batch.bool("has_third_party_contact"),
+            legal,
+            repossess & ~repossessed,
+            dispose & batch.valid("disposal_channel.channel") if has_channel else no,
+        ], axis=1)
+        rows, kind = np.nonzero(wanted)
+        if rows.size == 0:
+            return {"row": rows, "action": np.zeros(0, np.int8), "priority": np.zeros(0),
                     "earliest_at": np.zeros(0, np.int64)}
-        rows = np.concatenate(rows_parts)
-        action = np.concatenate(action_parts)
-        k = np.concatenate(k_parts)
+        action = kinds[kind]
+        # phone calls: calls_per_day of them per account, spaced apart; every other action once
+        reps = np.where(action == ACTION["PHONE"], calls[rows], 1)
+        if (reps != 1).any():
+            k = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+            rows, action = np.repeat(rows, reps), np.repeat(action, reps)
+        else:
+            k = np.zeros(rows.size, np.int64)
         earliest = batch.now_us + k * s["call_spacing_minutes"] * US_PER_MINUTE
         script_id, language, script = self._render(batch, rows, action, tier)
         return {"row": rows, "action": action, "priority": priority[rows], "earliest_at": earliest,
@@ -430,37 +456,32 @@ class TieredStrategy(CollectionStrategy):
 
     def _render(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: np.ndarray):
         s = self.settings
-        countries = ENUMS["country"]
         country = batch.enum("country")
-        lang_of_country = np.array([s["language"].get(c, "zh") for c in countries] + ["zh"], dtype=object)
-        symbol_of_country = np.array([s["currency"].get(c, "") for c in countries] + [""], dtype=object)
-        account_lang = lang_of_country[country]           # -1 (unknown) picks the trailing default
-        renderer = _Renderer(batch, {k: s[k] for k in ("zh", "en")}, symbol_of_country[country])
-
+        renderer = _Renderer(batch, {k: s[k] for k in ("zh", "en")}, self._symbol_of_country[country])
         n = rows.shape[0]
-        chosen = np.full(n, -1, np.int64)
-        lang = account_lang[rows]
-        act_tier = np.maximum(tier[rows], 0)
-        for i, t in enumerate(self.templates.templates):
-            tier_ok = np.isin(act_tier, [TIERS.index(x) for x in t.tiers])
-            chosen[(chosen < 0) & (lang == t.language) & (action == ACTION[t.action]) & tier_ok] = i
-        ids = np.array([t.id for t in self.templates.templates] + [None], dtype=object)
-        chunks, order = [], []
-        for i in np.unique(chosen[chosen >= 0]):
-            at = np.flatnonzero(chosen == i)
-            text = renderer.render(self.templates.templates[int(i)], rows[at])
-            chunks.append(pa.array(text, pa.string()) if isinstance(text, list) else text)
-            order.append(at)
-        missing = np.flatnonzero(chosen < 0)
-        if missing.size:
-            chunks.append(pa.nulls(missing.size, pa.string()))
-            order.append(missing)
-        position = np.concatenate(order)
-        inverse = np.empty(n, np.int64)
-        inverse[position] = np.arange(n)
-        script = pa.concat_arrays(chunks).take(pa.array(inverse))
-        language = np.where(chosen >= 0, lang, None)
-        return ids[chosen], language, script
+        language = self._language_of_country[country[rows]]
+        chosen = self._pick[language, action, np.maximum(tier[rows], 0)]
+        templates = self.templates.templates
+        ids = self._ids[chosen]
+        if n <= SMALL_RENDER:                     # a request: Python text, one Arrow array at the end
+            texts: list = [None] * n
+            for i in set(chosen.tolist()) - {-1}:
+                at = np.flatnonzero(chosen == i)
+                for j, text in zip(at.tolist(), renderer.render(templates[i], rows[at])):
+                    texts[j] = text
+            script = pa.array(texts, pa.string())
+        else:
+            chunks, order = [], []
+            for i in np.unique(chosen).tolist():
+                at = np.flatnonzero(chosen == i)
+                text = pa.nulls(at.size, pa.string()) if i < 0 else renderer.render(templates[i], rows[at])
+                chunks.append(pa.array(text, pa.string()) if isinstance(text, list) else text)
+                order.append(at)
+            position = np.concatenate(order)
+            inverse = np.empty(n, np.int64)
+            inverse[position] = np.arange(n)
+            script = pa.concat_arrays(chunks).take(pa.array(inverse))
+        return ids, np.where(chosen >= 0, self._language_names[language], None), script
 
 
 @kernel.hookimpl

@@ -42,10 +42,14 @@ _DEBT_PATTERN = "(?i)(" + "|".join(re.escape(t) if not t.isascii() else r"\b" + 
                                    for t in DEBT_TERMS) + ")"
 
 
+# the same pattern for Python's re, for a few texts (re.ASCII: \b as in RE2, Arrow's engine)
+_DEBT_RE = re.compile(_DEBT_PATTERN, re.ASCII)
+
+
 def mentions_debt(texts: pa.Array) -> np.ndarray:
     """Mask of the texts that contain a debt term (null → False)."""
-    if len(texts) == 0:
-        return np.zeros(0, bool)
+    if len(texts) <= 16:
+        return np.array([t is not None and _DEBT_RE.search(t) is not None for t in texts.to_pylist()], bool)
     hits = pc.match_substring_regex(texts, _DEBT_PATTERN)
     return pc.fill_null(hits, False).to_numpy(zero_copy_only=False).astype(bool)
 
@@ -187,7 +191,8 @@ class ThirdPartyContact(_Policy):
         v.block(third & reachable, "THIRD_PARTY_DEBTOR_REACHABLE")
         idx = np.flatnonzero(third)
         disclosed = np.zeros(actions.n, bool)
-        disclosed[idx] = mentions_debt(actions.script.take(pa.array(idx)))
+        script = actions.script
+        disclosed[idx] = mentions_debt(script if idx.size == actions.n else script.take(pa.array(idx)))
         v.block(disclosed, "THIRD_PARTY_DEBT_DISCLOSED")
         return v
 

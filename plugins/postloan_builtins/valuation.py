@@ -2,12 +2,14 @@
 
 - ``depreciation_curve``: brand's yearly depreciation (data/depreciation.toml), age,
   mileage and condition;
+- ``rv_model``: the residual-value ONNX model, through :func:`kernel.compile_model`;
 - the disposal channels of data/disposal_channels.toml (auction platforms, dealers, leasing
   companies, dismantlers), among which the pipeline's selector picks the best per car.
 """
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,7 +21,7 @@ from kernel.errors import PostloanError
 from kernel.hookspecs import Batch, DisposalChannel, ValuationMethod
 from kernel.pipeline import vehicle_age_years
 
-__all__ = ["DepreciationCurve", "load_channels", "DATA_DIR"]
+__all__ = ["DepreciationCurve", "ResidualValueModel", "load_channels", "DATA_DIR"]
 
 DATA_DIR = Path(__file__).with_name("data")
 _EPOCH = dt.date(1970, 1, 1)
@@ -81,6 +83,56 @@ class DepreciationCurve(ValuationMethod):
 
 
 
+@functools.lru_cache(maxsize=4)
+def _compile(path: str):
+    """Compile a model once per process (a pipeline is rebuilt on every configuration reload)."""
+    return kernel.compile_model(path)
+
+
+class ResidualValueModel(ValuationMethod):
+    """The residual-value ONNX model (``models/rv_model.onnx``: wholesale price of the car).
+
+    When the bundle contains the model, its fused kernel has already scored every account:
+    the decision column ``rv_model.price`` is used as is. Otherwise the model is compiled
+    with :func:`kernel.compile_model` on first use and scored on the feature matrix built
+    from the batch's columns (categories by their index in the model's list, −1 when unknown;
+    missing numbers as NaN)."""
+
+    name = "rv_model"
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else Path(kernel.__file__).resolve().parent.parent / "models" / "rv_model.onnx"
+        self._model = None
+        self._column = 0
+
+    def _compiled(self):
+        if self._model is None:
+            if not self.path.is_file():
+                raise PostloanError(f"{self.path}: residual-value model not found ([valuation] rv_model_file)")
+            model = _compile(str(self.path))
+            outputs = [o.name for o in model.outputs]
+            if "price" not in outputs:
+                raise PostloanError(f"{self.path}: the model has no output 'price' (outputs: {', '.join(outputs)})")
+            self._column = outputs.index("price")
+            self._model = model
+        return self._model
+
+    def value(self, batch: Batch, rows: np.ndarray) -> np.ndarray:
+        if batch.has("rv_model.price"):          # the bundle's fused kernel already scored it
+            return batch.float("rv_model.price")[rows]
+        model = self._compiled()
+        X = np.empty((rows.size, model.n_features), np.float32)
+        for j, feature in enumerate(model.inputs):
+            if feature.kind == "category":
+                names, index = batch.categories(feature.name)
+                position = {c: i for i, c in enumerate(feature.categories)}
+                code_of = np.array([position.get(n, -1) for n in names] + [-1], np.float32)
+                X[:, j] = code_of[index[rows]]
+            else:
+                X[:, j] = batch.float(feature.name)[rows]
+        return np.asarray(model.score(X), np.float64)[:, self._column]
+
+
 _CHANNEL_KEYS = {"name", "kind", "description", "price_factor", "success_rate", "fee_rate", "fee_fixed",
                  "transport_cost", "expected_days", "holding_cost_per_day", "max_age_years", "max_mileage_km",
                  "conditions", "countries"}
@@ -123,7 +175,7 @@ def load_channels(path: str | Path | None = None) -> list[DisposalChannel]:
 @kernel.hookimpl
 def postloan_valuation_methods(config):
     settings = config.get("valuation", {})
-    return [DepreciationCurve(settings.get("depreciation_file"))]
+    return [DepreciationCurve(settings.get("depreciation_file")), ResidualValueModel(settings.get("rv_model_file"))]
 
 
 @kernel.hookimpl

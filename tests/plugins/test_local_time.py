@@ -23,8 +23,8 @@ START, END = us(utc(2000, 1, 1)), us(utc(2040, 1, 1))
 def test_per_instant_and_transition_table_offsets_agree_with_zoneinfo(pairs):
     zone_of = np.array([z for z, _ in pairs])
     instants = np.array([t for _, t in pairs], np.int64)
-    by_zoneinfo = utc_offsets(ZONES, zone_of, instants, zoneinfo_max=10**9)
-    by_table = utc_offsets(ZONES, zone_of, instants, zoneinfo_max=0)
+    by_zoneinfo = utc_offsets(ZONES, zone_of, instants, per_instant=True)
+    by_table = utc_offsets(ZONES, zone_of, instants)
     np.testing.assert_array_equal(by_zoneinfo, by_table)
     expected = [dt.datetime.fromtimestamp(t / 1e6, zoneinfo.ZoneInfo(ZONES[z])).utcoffset() // dt.timedelta(microseconds=1)
                 for z, t in pairs]
@@ -41,7 +41,7 @@ def test_transition_table_is_exact_to_the_microsecond_around_dst_changes():
     expected = [dt.datetime.fromtimestamp(0, dt.timezone.utc).__add__(dt.timedelta(microseconds=int(t)))
                 .astimezone(zoneinfo.ZoneInfo(ZONES[z])).utcoffset() // dt.timedelta(microseconds=1)
                 for z, t in zip(zone_of, instants)]
-    assert utc_offsets(ZONES, zone_of, instants, zoneinfo_max=0).tolist() == expected
+    assert utc_offsets(ZONES, zone_of, instants).tolist() == expected
     assert expected[0] != expected[1] and expected[1] == expected[2]
 
 

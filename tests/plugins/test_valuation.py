@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from kernel.errors import PostloanError
@@ -154,3 +155,34 @@ def test_bad_channel_data_is_named(tmp_path):
     path.write_text('[[channel]]\nname = "x"\nkind = "DEALER"\nprice_factor = 1\nsuccess_rate = 1.5\n', "utf-8")
     with pytest.raises(PostloanError, match=r"channel 'x': success_rate: expected a number in \[0, 1\], got 1.5"):
         load_channels(path)
+
+
+# --- the residual-value model ----------------------------------------------------------------
+
+def test_rv_model_scores_the_books_cars_like_onnxruntime(manager, small_book):
+    """Built without the bundle (no rv_model.price column): compiled with kernel.compile_model
+    and scored on a feature matrix built from the batch, equal to onnxruntime on a matrix built
+    row by row in plain Python."""
+    method = manager.valuation_methods()["rv_model"]
+    book = small_book.slice(0, 400)
+    batch = Batch(book.num_rows, dt.date(2026, 11, 28), utc(2026, 11, 28), [book])
+    rows = np.arange(0, 400, 3)
+    got = method.value(batch, rows)
+    model = method._compiled()
+    records = book.to_pylist()
+    reference = np.array([[float(records[r][f.name]) if f.kind != "category" else
+                           (f.categories.index(records[r][f.name]) if records[r][f.name] in f.categories else -1)
+                           for f in model.inputs] for r in rows], np.float32)
+    expected = model.run_matrix(reference)[:, [o.name for o in model.outputs].index("price")]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert np.all(got > 0)
+    # an unknown brand is category −1, not an error
+    odd = book.set_column(book.schema.get_field_index("brand"), "brand", pa.array(["Lada"] * 400))
+    assert np.isfinite(method.value(Batch(400, dt.date(2026, 11, 28), utc(2026, 11, 28), [odd]), rows)).all()
+
+
+def test_rv_model_reuses_the_bundles_price(manager):
+    method = manager.valuation_methods()["rv_model"]
+    batch = Batch(3, dt.date(2026, 11, 28), utc(2026, 11, 28), [{"rv_model.price": np.array([1.0, np.nan, 3.0])}])
+    got = method.value(batch, np.array([0, 2]))
+    assert got.tolist() == [1.0, 3.0]

@@ -1,0 +1,132 @@
+"""The decision pipeline after the kernel, against the kernel's own decide in the same run.
+
+* Batch: the built-in valuation + collection strategy (scripts included) + compliance stage on
+  1,000,000 accounts, in rows/s, and its share of the whole decision time (kernel decide +
+  stage); the audit-log append of the same batch is reported too. The kernel's ``decide`` on
+  the same book, alternating with the stage, is the reference point.
+* One account: what ``Pipeline.run_columns`` adds around ``Kernel.decide_columns`` (the
+  gRPC Decide path), with and without the fsync'd audit record, alternating call by call.
+
+    pytest bench/bench_pipeline.py --benchmark-enable -s
+    pytest bench/bench_pipeline.py --benchmark-disable          # smoke: 20,000 accounts
+"""
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+AS_OF = dt.date(2026, 11, 28)
+NOW = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.timezone.utc)      # 10:00 in Shanghai
+
+
+def _smoke(benchmark) -> bool:
+    return getattr(benchmark, "disabled", False)
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    import kernel as k
+    return k.Kernel.load()
+
+
+@pytest.fixture(scope="module")
+def pipeline(kernel, tmp_path_factory):
+    from kernel.pipeline import Pipeline
+    return Pipeline(kernel, audit_path=tmp_path_factory.mktemp("audit") / "audit.log")
+
+
+def _book(rows: int) -> pa.Table:
+    from kernel.synth import generate
+    return generate(rows, seed=21, as_of=AS_OF)
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - start, out
+
+
+def test_stage_on_a_million_accounts(benchmark, kernel, pipeline):
+    rows = 20_000 if _smoke(benchmark) else 1_000_000
+    book = _book(rows)
+    decisions = kernel.decide(book, AS_OF)
+    pipeline.stage(book, decisions, AS_OF, NOW)                   # warm caches (zone tables, templates)
+    decide_s, stage_s = [], []
+    rounds = 1 if _smoke(benchmark) else 3
+
+    def stage():
+        # alternate with the reference so that noise on the shared machine hits both alike
+        seconds, _ = _timed(kernel.decide, book, AS_OF)
+        decide_s.append(seconds)
+        seconds, result = _timed(pipeline.stage, book, decisions, AS_OF, NOW)
+        stage_s.append(seconds)
+        return result
+
+    result = benchmark.pedantic(stage, rounds=rounds, iterations=1)
+    audit_s, _ = _timed(pipeline.audit.append, {"bench": True}, result.decisions,
+                        {k: v for k, v in result.action_columns.items() if k != "script"})
+    decide, staged = statistics.median(decide_s), statistics.median(stage_s)
+    actions = len(result.action_columns["action"])
+    benchmark.extra_info.update({
+        "accounts": rows, "actions": actions,
+        "stage_rows_per_s": rows / staged, "decide_rows_per_s": rows / decide,
+        "stage_share_of_decision_time": staged / (decide + staged),
+        "stage_over_decide": staged / decide, "audit_append_s": audit_s,
+    })
+    print(f"\n{rows:,} accounts, {actions:,} actions: stage {staged:.3f} s ({rows / staged:,.0f} rows/s), "
+          f"kernel decide {decide:.3f} s ({rows / decide:,.0f} rows/s); stage = {staged / (decide + staged):.0%} "
+          f"of decide + stage ({staged / decide:.2f}× decide); audit append {audit_s:.3f} s")
+    assert actions > rows * 0.05
+    assert result.decisions.num_rows == rows
+
+
+def _account_columns(book: pa.Table, row: int) -> dict[str, np.ndarray]:
+    """One account as the gRPC server hands it to the pipeline: NumPy columns, text as str."""
+    one = book.slice(row, 1)
+    cols = {}
+    for name in one.schema.names:
+        column = one[name]
+        if pa.types.is_dictionary(column.type) or pa.types.is_string(column.type):
+            cols[name] = np.array(column.to_pylist(), dtype=object)
+        else:
+            cols[name] = column.to_numpy()
+    return cols
+
+
+def test_single_account_overhead(benchmark, kernel, pipeline, tmp_path):
+    from kernel.pipeline import Pipeline
+    book = _book(2_000)
+    severe = int(np.flatnonzero(book["dpd"].to_numpy() > 40)[0])       # an account with several actions
+    columns = _account_columns(book, severe)
+    no_fsync = Pipeline(kernel, plugins=pipeline.plugins, config=pipeline.config, audit_path=tmp_path / "a.log")
+    calls = 200 if _smoke(benchmark) else 5_000
+    for _ in range(50):
+        pipeline.run_columns(columns, AS_OF, NOW)
+    decide_us, stage_us, run_us = [], [], []
+
+    def alternate():
+        for _ in range(calls):
+            seconds, decisions = _timed(kernel.decide_columns, columns, AS_OF)
+            decide_us.append(seconds * 1e6)
+            seconds, _ = _timed(no_fsync.stage, columns, decisions, AS_OF, NOW)
+            stage_us.append(seconds * 1e6)
+            seconds, _ = _timed(pipeline.run_columns, columns, AS_OF, NOW)
+            run_us.append(seconds * 1e6)
+
+    benchmark.pedantic(alternate, rounds=1, iterations=1)
+    decide, stage, run = (statistics.median(x) for x in (decide_us, stage_us, run_us))
+    result = pipeline.run_columns(columns, AS_OF, NOW)
+    benchmark.extra_info.update({
+        "actions": len(result.action_columns["action"]), "decide_columns_us_p50": decide,
+        "stage_us_p50": stage, "run_columns_us_p50": run, "added_by_pipeline_us_p50": run - decide,
+        "stage_over_decide_columns": stage / decide,
+    })
+    print(f"\none account, {len(result.action_columns['action'])} actions: decide_columns {decide:.0f} µs, "
+          f"stage {stage:.0f} µs ({stage / decide:.2f}× decide_columns), run_columns with the fsync'd audit "
+          f"record {run:.0f} µs (adds {run - decide:.0f} µs)")
+    assert len(result.action_columns["action"]) >= 2

@@ -1,0 +1,127 @@
+"""The whole decision path with the shipped bundle: Kernel.decide → valuation → strategy →
+compliance → audit, and the NumPy single-account path agreeing with the batch path."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from kernel.pipeline import Pipeline, read_audit
+from kernel.schema import pii_columns, validate
+
+AS_OF = dt.date(2026, 11, 28)
+NOW = dt.datetime(2026, 11, 28, 2, 30, tzinfo=dt.timezone.utc)       # 10:30 in Shanghai, 21:30 in New York
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    import kernel as k
+    return k.Kernel.load()
+
+
+@pytest.fixture(scope="module")
+def pipeline(kernel, tmp_path_factory):
+    return Pipeline(kernel, audit_path=tmp_path_factory.mktemp("e2e") / "audit.log")
+
+
+@pytest.fixture(scope="module")
+def result(pipeline, small_book):
+    return pipeline.run(small_book, AS_OF, NOW)
+
+
+def column(table, name):
+    return np.array(table[name].to_pylist(), dtype=object)
+
+
+def test_every_account_is_decided_and_every_action_fits_the_contract(result, small_book):
+    assert result.decisions.num_rows == small_book.num_rows
+    assert result.decisions["account_id"].to_pylist() == small_book["account_id"].to_pylist()
+    validate(result.actions, "actions")
+    assert set(column(result.actions, "action")) >= {"SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT", "LEGAL_REVIEW"}
+
+
+def test_actions_follow_the_collection_tier(result):
+    d, a = result.decisions, result.actions
+    tier = dict(zip(d["account_id"].to_pylist(), d["collection_tier.tier"].to_pylist()))
+    channel = dict(zip(d["account_id"].to_pylist(), d["collection_tier.channel"].to_pylist()))
+    for account, action in zip(a["account_id"].to_pylist(), a["action"].to_pylist()):
+        if action in ("SMS", "VOICE_BOT"):
+            assert channel[account] == "SMS_VOICE"
+        elif action == "PHONE":
+            assert channel[account] == "PHONE"
+        elif action == "FIELD_VISIT":
+            assert channel[account] == "FIELD_VISIT"
+        elif action == "THIRD_PARTY_CONTACT":
+            assert tier[account] in ("MEDIUM", "SEVERE")
+    acted = set(a["account_id"].to_pylist())
+    current = {k for k, v in tier.items() if v == "NONE"}
+    flagged = set(pc.filter(d["account_id"], pc.or_(d["disposal.repossess"], d["disposal.dispose"])).to_pylist())
+    assert not (acted & current) - flagged
+
+
+def test_legal_review_goes_ahead_only_when_the_litigation_ruleset_and_the_evidence_allow(result, small_book):
+    d, a = result.decisions, result.actions
+    eligible = dict(zip(d["account_id"].to_pylist(), d["litigation.eligible"].to_pylist()))
+    records = dict(zip(small_book["account_id"].to_pylist(), small_book["contact_records_kept"].to_pylist()))
+    notices = dict(zip(small_book["account_id"].to_pylist(), small_book["demand_notices_sent"].to_pylist()))
+    legal = [r for r in a.to_pylist() if r["action"] == "LEGAL_REVIEW"]
+    assert legal and any(r["outcome"] == "BLOCK" for r in legal)
+    for r in legal:
+        complete = eligible[r["account_id"]] and records[r["account_id"]] and notices[r["account_id"]] >= 2
+        if r["outcome"] == "KEEP":
+            assert complete
+        elif r["policy"] == "litigation_preconditions":
+            assert not complete and r["reason_code"].startswith("LITIGATION_")
+
+
+def test_repossessed_cars_get_a_valuation_and_a_disposal_channel(result):
+    d = result.decisions
+    need = pc.or_(d["disposal.repossess"], d["disposal.dispose"])
+    assert pc.sum(need).as_py() > 0
+    valued = d.filter(need)
+    assert valued["valuation.price"].to_pylist() == valued["rv_model.price"].to_pylist()
+    assert set(valued["valuation.method"].to_pylist()) == {"rv_model"}
+    assert pc.all(pc.is_valid(valued["disposal_channel.channel"])).as_py()
+    disposal = result.actions.filter(pc.equal(result.actions["action"].cast(pa.string()), "DISPOSAL"))
+    assert disposal.num_rows == pc.sum(d["disposal.dispose"]).as_py()
+
+
+def test_the_audit_record_is_the_batch_without_personal_data(pipeline, result):
+    record = list(read_audit(pipeline.audit.path))[-1]
+    assert record.meta["bundle_hash"] == pipeline.kernel.bundle_hash
+    assert not set(record.decisions.schema.names) & (pii_columns("book") | {"script"})
+    assert record.actions.num_rows == result.actions.num_rows
+    assert record.actions["outcome"].to_pylist() == result.actions["outcome"].to_pylist()
+
+
+def numpy_account(book: pa.Table, rows) -> dict[str, np.ndarray]:
+    """Accounts as the gRPC server hands them over: NumPy columns, text as str objects."""
+    sub = book.take(pa.array(rows))
+    out = {}
+    for name in sub.schema.names:
+        col = sub[name]
+        out[name] = np.array(col.to_pylist(), dtype=object) \
+            if pa.types.is_dictionary(col.type) or pa.types.is_string(col.type) else col.to_numpy()
+    return out
+
+
+def test_the_numpy_path_agrees_with_the_batch_path(pipeline, result, small_book):
+    dpd = small_book["dpd"].to_numpy()
+    picks = [int(np.flatnonzero((dpd > lo) & (dpd <= hi))[0]) for lo, hi in ((0, 10), (10, 30), (30, 90), (90, 10_000))]
+    us = np.flatnonzero(np.array(small_book["country"].to_pylist()) == "US")
+    picks += [int(us[np.argmax(dpd[us])])]
+    for row in picks:
+        one = pipeline.run_columns(numpy_account(small_book, [row]), AS_OF, NOW)
+        account = small_book["account_id"][row].as_py()
+        expected = result.actions.filter(pc.equal(result.actions["account_id"], account))
+        assert one.actions.to_pylist() == expected.to_pylist(), account
+        batch_row = result.decisions.slice(row, 1).to_pylist()[0]
+        single = one.decisions.to_pylist()[0]
+        for name, value in batch_row.items():
+            if isinstance(value, float):
+                assert single[name] == pytest.approx(value, rel=1e-9, nan_ok=True), name
+            else:
+                assert single[name] == value, name
