@@ -20,7 +20,9 @@ same tier, channel, legal review, calls per day and priority. Then it reports ea
 rows/s — durable_rules on POSTLOAN_BENCH_DURABLE_ROWS accounts (default 20,000; only posting
 is timed, the dicts are built beforehand), the compiled ruleset on POSTLOAN_BENCH_ROWS
 (default 1,000,000) held in one table and again in batches of 65,536 rows — and the ratio of
-the per-row rates. Goal (issue 3): at least 1,000×.
+the per-row rates. Goal (issue 3): at least 1,000×. A second benchmark runs the whole shipped
+bundle (``Kernel.load()``: every ruleset and both models, fused) on the same 1,000,000 rows
+against the same durable_rules figure.
 
     pytest bench/bench_durable_rules.py --benchmark-enable -s
 """
@@ -45,7 +47,7 @@ RULESETS = Path(__file__).resolve().parents[1] / "rulesets"
 UPSTREAM = ("dpd_bucket", "vehicle_alerts", "risk_segment", "early_warning")
 DURABLE_ROWS = int(os.environ.get("POSTLOAN_BENCH_DURABLE_ROWS", 20_000))
 KERNEL_ROWS = int(os.environ.get("POSTLOAN_BENCH_ROWS", 1_000_000))
-SMOKE_DURABLE_ROWS, SMOKE_KERNEL_ROWS = 2_000, 20_000
+SMOKE_DURABLE_ROWS, SMOKE_KERNEL_ROWS = 2_000, 20_000       # under --benchmark-disable
 ROUNDS = 3
 BATCH_ROWS = 65_536
 GOAL = 1_000
@@ -157,17 +159,19 @@ def run_durable(evts: list[dict]) -> tuple[dict, float]:
 
 
 # --------------------------------------------------------------------- the benchmark
-def test_collection_tier_against_durable_rules(benchmark, compiled):
-    smoke = benchmark.disabled
-    n_durable = SMOKE_DURABLE_ROWS if smoke else DURABLE_ROWS
-    n_kernel = SMOKE_KERNEL_ROWS if smoke else KERNEL_ROWS
-    tier = compiled["collection_tier"]
+def _smoke(config) -> bool:
+    """True under --benchmark-disable (pytest-benchmark's own rule): small sizes, one round."""
+    return bool(config.getoption("benchmark_disable") and not config.getoption("benchmark_enable"))
 
+
+@pytest.fixture(scope="module")
+def durable_rate(request, compiled) -> tuple[float, int]:
+    """durable_rules' rows/s on the sample, once the translation is shown faithful on it."""
+    n_durable = SMOKE_DURABLE_ROWS if _smoke(request.config) else DURABLE_ROWS
     sample = with_upstream(generate(n_durable, seed=21, as_of=AS_OF), compiled)
     evts = events(sample)
 
-    # 1. the translation is faithful: same decision for every account of the sample
-    ours = tier.evaluate(sample, as_of=AS_OF)
+    ours = compiled["collection_tier"].evaluate(sample, as_of=AS_OF)
     expected = list(zip(*(_column(ours, f"collection_tier.{o}") for o in OUTPUTS)))
     theirs, _ = run_durable(evts)
     assert len(theirs) == len(evts)
@@ -177,39 +181,67 @@ def test_collection_tier_against_durable_rules(benchmark, compiled):
     tiers = {t for t, *_ in expected}
     assert tiers == {"NONE", "MILD", "MEDIUM", "SEVERE"}, f"the sample must exercise every tier, got {tiers}"
 
-    # 2. rows/s of each engine, in the same session
+    rounds = 1 if _smoke(request.config) else ROUNDS
+    return n_durable / statistics.median(run_durable(evts)[1] for _ in range(rounds)), n_durable
+
+
+def test_collection_tier_against_durable_rules(benchmark, compiled, durable_rate):
+    """The same ruleset in both engines."""
+    smoke = benchmark.disabled
+    n_kernel = SMOKE_KERNEL_ROWS if smoke else KERNEL_ROWS
     rounds = 1 if smoke else ROUNDS
-    durable_s = statistics.median(run_durable(evts)[1] for _ in range(rounds))
-    # the compiled ruleset on one contiguous table (a book in memory) and on the same rows in
-    # batches of 65,536 (the generator's chunk, a typical Parquet row group: `decide` streams)
+    tier = compiled["collection_tier"]
+    # one contiguous table (a book in memory) and the same rows in batches of 65,536 (the
+    # generator's chunk, a typical Parquet row group: `postloan decide` streams batches)
     big = with_upstream(generate(n_kernel, seed=22, as_of=AS_OF), compiled).combine_chunks()
     batched = pa.Table.from_batches(big.to_batches(max_chunksize=BATCH_ROWS))
     tier.evaluate(big.slice(0, 1000), as_of=AS_OF)               # compiled and warm before timing
     benchmark.pedantic(tier.evaluate, args=(big,), kwargs={"as_of": AS_OF}, rounds=rounds, iterations=1)
-    kernel_s = benchmark.stats.stats.median if benchmark.stats else _median_seconds(tier, big, rounds)
-    batched_s = _median_seconds(tier, batched, rounds)
+    kernel_s = benchmark.stats.stats.median if benchmark.stats else _median_seconds(tier.evaluate, big, rounds)
+    batched_s = _median_seconds(tier.evaluate, batched, rounds)
+    _report(benchmark, "collection_tier", durable_rate, n_kernel, kernel_s, batched_s)
 
-    durable_rate, kernel_rate, batched_rate = n_durable / durable_s, n_kernel / kernel_s, n_kernel / batched_s
-    ratio, batched_ratio = kernel_rate / durable_rate, batched_rate / durable_rate
+
+def test_shipped_bundle_against_durable_rules(benchmark, durable_rate):
+    """The whole shipped bundle — every ruleset and both models, one fused kernel — against
+    durable_rules running collection_tier alone."""
+    smoke = benchmark.disabled
+    n_kernel = SMOKE_KERNEL_ROWS if smoke else KERNEL_ROWS
+    rounds = 1 if smoke else ROUNDS
+    bundle = kernel.Kernel.load()
+    book = generate(n_kernel, seed=22, as_of=AS_OF)
+    big = book.combine_chunks()
+    bundle.decide(big.slice(0, 1000), as_of=AS_OF)
+    benchmark.pedantic(bundle.decide, args=(big,), kwargs={"as_of": AS_OF}, rounds=rounds, iterations=1)
+    kernel_s = benchmark.stats.stats.median if benchmark.stats else _median_seconds(bundle.decide, big, rounds)
+    batched_s = _median_seconds(bundle.decide, book, rounds)           # the generator's 65,536-row batches
+    _report(benchmark, "shipped bundle", durable_rate, n_kernel, kernel_s, batched_s)
+
+
+def _median_seconds(decide, table: pa.Table, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        decide(table, as_of=AS_OF)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _report(benchmark, what: str, durable_rate: tuple[float, int], n_kernel: int, kernel_s: float,
+            batched_s: float) -> None:
+    peer_rate, n_durable = durable_rate
+    kernel_rate, batched_rate = n_kernel / kernel_s, n_kernel / batched_s
+    ratio, batched_ratio = kernel_rate / peer_rate, batched_rate / peer_rate
     benchmark.extra_info.update({
-        "durable_rules_rows": n_durable, "durable_rules_rows_per_s": round(durable_rate),
+        "durable_rules_rows": n_durable, "durable_rules_rows_per_s": round(peer_rate),
         "compiled_rows": n_kernel, "compiled_rows_per_s": round(kernel_rate), "ratio": round(ratio, 1),
         "compiled_batched_rows_per_s": round(batched_rate), "batched_ratio": round(batched_ratio, 1),
         "batch_rows": BATCH_ROWS, "goal_ratio": GOAL,
     })
-    print(f"\ncollection_tier: durable_rules {durable_rate:,.0f} rows/s ({n_durable:,} events); "
+    print(f"\n{what}: durable_rules (collection_tier) {peer_rate:,.0f} rows/s ({n_durable:,} events); "
           f"compiled {kernel_rate:,.0f} rows/s ({n_kernel:,} rows, one table), ratio {ratio:,.0f}×; "
           f"in batches of {BATCH_ROWS:,}: {batched_rate:,.0f} rows/s, ratio {batched_ratio:,.0f}× "
           f"(goal ≥ {GOAL:,}×: {'met' if min(ratio, batched_ratio) >= GOAL else 'NOT met'})")
-
-
-def _median_seconds(ruleset, table: pa.Table, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        ruleset.evaluate(table, as_of=AS_OF)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _column(table: pa.Table, name: str) -> list:
