@@ -58,3 +58,12 @@ def output_file(text: str) -> str:
     if not os.access(parent, os.W_OK):
         raise argparse.ArgumentTypeError(f"{text}: directory {parent} is not writable")
     return text
+
+
+def instant(text: str) -> "dt.datetime":
+    """An ISO 8601 date-time; without a zone it is taken as UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date-time as YYYY-MM-DDTHH:MM[:SS][+HH:MM], got {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)

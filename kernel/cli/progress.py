@@ -6,3 +6,10 @@ def bar(total: int, desc: str, unit: str = "it", disable: bool = False):
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, leave=False,
                 disable=True if disable else None, dynamic_ncols=True)
+
+
+def say(message: str, quiet: bool = False) -> None:
+    """A status line on stderr (stdout stays the report)."""
+    if not quiet:
+        import sys
+        print(message, file=sys.stderr, flush=True)

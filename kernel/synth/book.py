@@ -165,10 +165,19 @@ def _chunk(seed: int, chunk: int, n: int, as_of: dt.date) -> pa.RecordBatch:
     repaid = paid >= term
 
     # history of the last 12 months
-    cured = (~delinquent) & (rng.random(n) < 1 / (1 + np.exp(1.6 + 1.1 * quality)))
-    dpd_30d_ago = np.where(dpd > 30, dpd - 30,
-                           np.where(cured & (due > 1), rng.integers(1, 31, n), 0))
-    dpd_30d_ago = np.where(delinquent & (dpd <= 30) & (rng.random(n) < 0.25), rng.integers(1, 31, n), dpd_30d_ago)
+    # 30 days ago. An account k+1 buckets deep today was k deep (rolled forward) unless it paid
+    # its oldest installment and stayed put; deeper buckets roll forward more often. Some of
+    # today's current accounts were overdue then and cured, mostly from M1.
+    cured = (~delinquent) & (due > 1) & (rng.random(n) < 1 / (1 + np.exp(2.5 + 1.1 * quality)))
+    bucket_now = np.ceil(dpd / 30).astype(np.int64)
+    p_roll = np.clip(np.array([0, 0.78, 0.58, 0.74, 0.84, 0.88, 0.9, 0.92])[np.minimum(bucket_now, 7)]
+                     - 0.05 * quality, 0, 0.98)
+    rolled = rng.random(n) < p_roll
+    stayed_dpd = np.maximum(dpd - rng.integers(0, 8, n), 1)
+    cured_from = rng.choice(np.array([15, 45, 75, 105]), n, p=[0.955, 0.03, 0.01, 0.005]) + rng.integers(-14, 16, n)
+    dpd_30d_ago = np.select([dpd > 30, dpd > 0, cured],
+                            [np.where(rolled, dpd - 30, stayed_dpd), np.where(rolled, 0, stayed_dpd), cured_from],
+                            default=0).astype(np.int64)
     times_overdue = np.minimum(np.minimum(due, 12),
                                missed + rng.poisson(np.exp(-1.2 - 0.8 * quality) + cured, n))
     max_dpd = np.maximum.reduce([dpd, dpd_30d_ago, np.where(times_overdue > 0,

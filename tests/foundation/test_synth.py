@@ -140,3 +140,15 @@ def test_streamed_write_keeps_memory_bounded(tmp_path):
         return int(out.stdout.strip())
     few, many = peak_kib(2 * CHUNK), peak_kib(20 * CHUNK)
     assert many < few + 80_000, (few, many)   # KiB; holding 18 more chunks (~11 MB each) would add ~200 MB
+
+
+def test_roll_rates_deepen_and_cures_thin_out(book):
+    from kernel import portfolio
+    buckets = [f"M{i}" for i in range(8)]
+    as_bucket = lambda dpd: np.array(buckets)[np.minimum(np.ceil(dpd / 30), 7).astype(int)]  # noqa: E731
+    m = portfolio.roll_rates(as_bucket(col(book, "dpd_30d_ago")), as_bucket(col(book, "dpd")), buckets)
+    forward = [m[i, i + 1] for i in range(1, 5)]          # M1→M2 … M4→M5
+    assert 0.05 < forward[0] < 0.3 and all(a < b for a, b in zip(forward, forward[1:])), forward
+    cures = [m[i, 0] for i in range(1, 4)]                # M1, M2, M3 back to current
+    assert cures[0] > 0.5 and all(a > b for a, b in zip(cures, cures[1:])), cures
+    assert 0.01 < m[0, 1] < 0.06                          # M0 → M1
