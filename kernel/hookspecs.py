@@ -16,6 +16,7 @@ The components' methods are the decision path: they take and return **whole batc
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import zoneinfo
 from abc import ABC, abstractmethod
@@ -35,7 +36,7 @@ __all__ = [
     "postloan_connectors", "postloan_collection_strategies", "postloan_compliance_policies",
     "postloan_valuation_methods", "postloan_disposal_channels",
     "Connector", "CollectionStrategy", "CompliancePolicy", "ValuationMethod", "DisposalChannel",
-    "Batch", "ActionBatch", "Verdicts", "ACTION", "OUTCOME", "KEEP", "DEFER", "BLOCK",
+    "Batch", "ActionBatch", "Verdicts", "AccountRow", "ActionRow", "Verdict", "ACTION", "OUTCOME", "KEEP", "DEFER", "BLOCK",
     "NULL_TIME", "US_PER_MINUTE", "US_PER_DAY", "utc_offsets",
 ]
 
@@ -204,6 +205,12 @@ class CollectionStrategy(ABC):
           text; it names the debtor, so it never goes to logs).
         """
 
+    #: Optional scalar twin for a request's few accounts (see :class:`AccountRow`):
+    #: ``plan_one(account) -> list of dicts`` with the keys ``action`` (name), ``priority``,
+    #: ``earliest_at`` (µs) and optionally ``script_id``, ``language``, ``script`` — the same
+    #: actions, in the same order, as :meth:`plan` gives for that account.
+    plan_one = None
+
 
 class CompliancePolicy(ABC):
     """Keeps, defers or blocks planned actions, each with a reason code."""
@@ -216,6 +223,11 @@ class CompliancePolicy(ABC):
     def check(self, actions: "ActionBatch") -> "Verdicts":
         """Judge every action of ``actions``; return ``Verdicts(actions.n)`` after calling its
         ``defer`` and ``block`` with masks. Actions the policy is not about stay KEEP."""
+
+    #: Optional scalar twin for a request's few actions (see :class:`ActionRow`):
+    #: ``check_one(action, verdict)`` judges one action by calling ``verdict.defer`` /
+    #: ``verdict.block``; it must agree with :meth:`check` on every action.
+    check_one = None
 
 
 class ValuationMethod(ABC):
@@ -288,23 +300,37 @@ class Batch:
         self.config: Mapping = config or {}
         self._sources = [_source(s) for s in sources]
         self._cache: dict = {}
+        self._raw: dict = {}                  # name -> column as given, or None when absent
+
+    def _find(self, name: str):
+        try:
+            return self._raw[name]
+        except KeyError:
+            found = None
+            for source, names, is_mapping in self._sources:
+                if name in names:
+                    found = source[name] if is_mapping else source.column(name)
+                    break
+            self._raw[name] = found
+            return found
 
     def has(self, name: str) -> bool:
-        return any(name in names for _, names, _ in self._sources)
+        return self._find(name) is not None
 
     def add(self, columns: Mapping[str, np.ndarray]) -> "Batch":
         """Add columns computed by a stage (e.g. the valuation); they shadow same-named ones."""
         self._sources.insert(0, _source(columns))
         stale = set(columns)
         self._cache = {k: v for k, v in self._cache.items() if k[1] not in stale}
+        self._raw = {k: v for k, v in self._raw.items() if k not in stale}
         return self
 
     def raw(self, name: str):
         """The column as given (Arrow array or NumPy array)."""
-        for source, names, is_mapping in self._sources:
-            if name in names:
-                return source[name] if is_mapping else source.column(name)
-        raise PostloanError(f"column {name!r} is neither a book column nor a decision column of this batch")
+        found = self._find(name)
+        if found is None:
+            raise PostloanError(f"column {name!r} is neither a book column nor a decision column of this batch")
+        return found
 
     def _cached(self, key, make):
         try:
@@ -565,6 +591,222 @@ class Verdicts:
 
 
 # --------------------------------------------------------------------------------------------
+# Scalar twins for a request's few accounts
+# --------------------------------------------------------------------------------------------
+
+class AccountRow:
+    """One account of a small batch, as Python values — what ``plan_one`` sees.
+
+    The accessors mirror :class:`Batch`'s with the same null rules: ``int(name, null=0)``,
+    ``float`` (NaN), ``bool(name, null=False)``, ``text`` (str or None; enum members by
+    name), ``time_us`` / ``days`` (:data:`NULL_TIME`). ``batch`` and ``row`` give access to
+    the batch itself."""
+
+    __slots__ = ("batch", "row", "_values")
+
+    def __init__(self, batch: Batch, row: int):
+        self.batch = batch
+        self.row = row
+        self._values: dict = {}
+
+    def value(self, name: str):
+        """The value, None when null (dates and instants as ``datetime64`` / date objects)."""
+        values = self._values
+        if name in values:
+            return values[name]
+        raw = self.batch._raw.get(name)
+        if raw is None:
+            raw = self.batch.raw(name)
+        if type(raw) is np.ndarray and raw.dtype.kind in "Ob":          # text and flags: as they are
+            v = raw[self.row]
+            v = bool(v) if raw.dtype.kind == "b" else v
+        else:
+            v = _scalar(raw, self.row)
+        values[name] = v
+        return v
+
+    def has(self, name: str) -> bool:
+        return self.batch.has(name)
+
+    def int(self, name: str, null: int = 0) -> int:
+        v = self.value(name)
+        return null if v is None else int(v)
+
+    def float(self, name: str) -> float:
+        v = self.value(name)
+        return float("nan") if v is None else float(v)
+
+    def bool(self, name: str, null: bool = False) -> bool:
+        v = self.value(name)
+        return null if v is None else bool(v)
+
+    def text(self, name: str) -> str | None:
+        v = self.value(name)
+        return None if v is None else str(v)
+
+    def time_us(self, name: str) -> int:
+        return _scalar_us(self.value(name))
+
+    def days(self, name: str) -> int:
+        return _scalar_days(self.value(name))
+
+
+class ActionRow:
+    """One planned action of a small batch — what ``check_one`` sees: ``action`` (name),
+    ``at_us`` (when it would happen), ``now_us``, ``script``, ``account`` (an
+    :class:`AccountRow`) and the debtor-local time helpers of :class:`ActionBatch`, for one
+    instant."""
+
+    __slots__ = ("account", "action", "at_us", "now_us", "script", "index", "siblings", "_zone", "_local")
+
+    def __init__(self, account: AccountRow, action: str, earliest_at_us: int, script: str | None,
+                 index: int, siblings: list):
+        self.account = account
+        self.action = action
+        self.now_us = account.batch.now_us
+        self.at_us = max(earliest_at_us, self.now_us)
+        self.script = script
+        self.index = index               # position in the plan
+        self.siblings = siblings         # every ActionRow of the batch, in plan order
+        self._zone = None
+        self._local = None
+
+    # account values
+    def int(self, name: str, null: int = 0) -> int:
+        return self.account.int(name, null)
+
+    def float(self, name: str) -> float:
+        return self.account.float(name)
+
+    def bool(self, name: str, null: bool = False) -> bool:
+        return self.account.bool(name, null)
+
+    def text(self, name: str) -> str | None:
+        return self.account.text(name)
+
+    def time_us(self, name: str) -> int:
+        return self.account.time_us(name)
+
+    def is_action(self, *names: str) -> bool:
+        return self.action in names
+
+    def earlier(self, names: tuple[str, ...], same_local_day: bool = False) -> int:
+        """How many actions among ``names`` the same account has before this one (by time,
+        then plan order), as :meth:`ActionBatch.order_within_account` counts them."""
+        key = (self.at_us, self.index)
+        day = self.local_day if same_local_day else None
+        return sum(1 for other in self.siblings
+                   if other.account.row == self.account.row and other.action in names and (other.at_us, other.index) < key
+                   and (day is None or other.local_day == day))
+
+    # local time (same arithmetic as ActionBatch)
+    def utc_offset_us(self, instant: int) -> int:
+        if self._zone is None:
+            zone = self.account.text("time_zone")
+            if zone is None:
+                raise PostloanError(f"column 'time_zone': null at action {self.index}")
+            _zone(zone)                                   # an unknown zone is named
+            self._zone = zone
+        return _offset_one(self._zone, instant)
+
+    @property
+    def local_us(self) -> int:
+        if self._local is None:
+            self._local = self.at_us + self.utc_offset_us(self.at_us)
+        return self._local
+
+    @property
+    def local_minute(self) -> int:
+        return (self.local_us % US_PER_DAY) // US_PER_MINUTE
+
+    @property
+    def local_day(self) -> int:
+        return self.local_us // US_PER_DAY
+
+    def local_day_of(self, instant: int) -> int:
+        if instant == NULL_TIME:
+            return NULL_TIME
+        return (instant + self.utc_offset_us(instant)) // US_PER_DAY
+
+    def local_to_utc(self, local: int) -> int:
+        guess = local - self.utc_offset_us(local)
+        first = local - self.utc_offset_us(guess)
+        second = local - self.utc_offset_us(first)
+        return max(first, second)
+
+    def next_local_time(self, minute_of_day: int, day_offset: int = 0) -> int:
+        target = (self.local_day + day_offset) * US_PER_DAY + minute_of_day * US_PER_MINUTE
+        if target < self.local_us and day_offset <= 0:
+            target += US_PER_DAY
+        return self.local_to_utc(target)
+
+    def local_time_on_day(self, day: int, minute_of_day: int) -> int:
+        return self.local_to_utc(day * US_PER_DAY + minute_of_day * US_PER_MINUTE)
+
+
+class Verdict:
+    """One action's judgement, with :class:`Verdicts`' rules: the strictest outcome wins, the
+    first reason for it is kept, two deferrals keep the later time."""
+
+    __slots__ = ("outcome", "code", "next_allowed_us")
+
+    def __init__(self):
+        self.outcome, self.code, self.next_allowed_us = KEEP, None, NULL_TIME
+
+    def block(self, code: str) -> "Verdict":
+        if self.outcome < BLOCK:
+            self.outcome, self.code, self.next_allowed_us = BLOCK, code, NULL_TIME
+        return self
+
+    def defer(self, code: str, until_us: int) -> "Verdict":
+        if self.outcome < DEFER:
+            self.outcome, self.code, self.next_allowed_us = DEFER, code, int(until_us)
+        elif self.outcome == DEFER:
+            self.next_allowed_us = max(self.next_allowed_us, int(until_us))
+        return self
+
+
+def _scalar(raw, row: int):
+    """One value of a column as Python, None for null (NaN, NaT, masked, Arrow null)."""
+    if isinstance(raw, np.ndarray):
+        if isinstance(raw, np.ma.MaskedArray):
+            if np.ma.getmaskarray(raw)[row]:
+                return None
+            raw = raw.data
+        v = raw[row]
+        kind = raw.dtype.kind
+        if kind == "f":
+            v = float(v)
+            return None if v != v else v
+        if kind == "M":
+            return None if np.isnat(v) else v
+        if kind == "O":
+            return v
+        return v.item() if hasattr(v, "item") else v
+    return raw[row].as_py()
+
+
+def _scalar_us(v) -> int:
+    if v is None:
+        return NULL_TIME
+    if isinstance(v, np.datetime64):
+        return int(v.astype("datetime64[us]").astype(np.int64))
+    if isinstance(v, dt.datetime):
+        return _datetime_us(v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc))
+    return int(v)
+
+
+def _scalar_days(v) -> int:
+    if v is None:
+        return NULL_TIME
+    if isinstance(v, np.datetime64):
+        return int(v.astype("datetime64[D]").astype(np.int64))
+    if isinstance(v, dt.date):
+        return (v - dt.date(1970, 1, 1)).days
+    return int(v)
+
+
+# --------------------------------------------------------------------------------------------
 # Local time: offsets per distinct zone, per distinct instant
 # --------------------------------------------------------------------------------------------
 
@@ -592,7 +834,7 @@ def utc_offsets(zone_names: Sequence[str], zone_of: np.ndarray, instants_us: np.
         if per_instant:
             out[at] = [_offset(zone, u) for u in instants.tolist()]
         else:
-            _, _, starts, values = _zone_table(zone_names[z], int(instants.min()), int(instants.max()))
+            _, _, starts, values, _, _ = _zone_table(zone_names[z], int(instants.min()), int(instants.max()))
             out[at] = values[np.searchsorted(starts, instants, side="right")]
     return out
 
@@ -600,10 +842,10 @@ def utc_offsets(zone_names: Sequence[str], zone_of: np.ndarray, instants_us: np.
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _ONE_US = dt.timedelta(microseconds=1)
 #: cached transitions per zone: name -> (covered from, covered to, transition instants, offsets)
-_ZONE_TABLES: dict[str, tuple[int, int, np.ndarray, np.ndarray]] = {}
+_ZONE_TABLES: dict[str, tuple[int, int, np.ndarray, np.ndarray, list, list]] = {}
 
 
-def _zone_table(name: str, lo: int, hi: int) -> tuple[int, int, np.ndarray, np.ndarray]:
+def _zone_table(name: str, lo: int, hi: int) -> tuple[int, int, np.ndarray, np.ndarray, list, list]:
     """The zone's offset transitions covering [lo, hi], cached; a request outside the cached
     span rebuilds it over the union, with margins (a few days back, two weeks ahead: deferrals
     look up to a week or so forward)."""
@@ -614,8 +856,16 @@ def _zone_table(name: str, lo: int, hi: int) -> tuple[int, int, np.ndarray, np.n
         lo, hi = min(lo, table[0]), max(hi, table[1])
     lo, hi = lo - 2 * US_PER_DAY, hi + 16 * US_PER_DAY
     starts, values = _transitions(_zone(name), lo, hi)
-    table = _ZONE_TABLES[name] = (lo, hi, starts, values)
+    table = _ZONE_TABLES[name] = (lo, hi, starts, values, starts.tolist(), values.tolist())
     return table
+
+
+def _offset_one(name: str, instant: int) -> int:
+    """The zone's UTC offset (µs) at one instant, from the same cached table."""
+    table = _ZONE_TABLES.get(name)
+    if table is None or not table[0] <= instant <= table[1]:
+        table = _zone_table(name, instant, instant)
+    return table[5][bisect.bisect_right(table[4], instant)]
 
 
 def _zone(name: str) -> zoneinfo.ZoneInfo:

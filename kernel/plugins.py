@@ -377,10 +377,16 @@ def _is_contract_dictionary(t: pa.DataType) -> bool:
 
 
 def read_batches(uri: str, *, table: str = "book", batch_size: int = 65_536,
+                 required: Iterable[str] | None = None,
                  manager: PluginManager | None = None) -> Iterator[pa.RecordBatch]:
     """Stream ``uri`` through its connector, each batch conformed and validated against the
-    contract's ``table``; a bad value is reported naming the column and its row in the file."""
-    from .schema import SchemaError, arrow_schema, validate
+    contract's ``table`` (only the ``required`` columns must be present — e.g. a kernel's
+    ``inputs`` — default all); a bad value is reported naming the column and its row in the
+    file. ``postloan decide`` and batch jobs read any connector's format through this."""
+    from .schema import SchemaError, arrow_schema, columns, validate
+    if required is not None:
+        contract = columns(table)
+        required = [name for name in required if name in contract]
     manager = manager or default_manager()
     conn = manager.connector_for(uri)
     plugin = manager.provider("postloan_connectors", conn.name)
@@ -397,7 +403,7 @@ def read_batches(uri: str, *, table: str = "book", batch_size: int = 65_536,
                 raise SchemaError(f"{uri}: column {name!r} row {offset + row}: {value!r} is not one of {members}",
                                   field=name, row=offset + row)
             try:
-                validate(batch, table, source=str(uri))
+                validate(batch, table, required=required, source=str(uri))
             except SchemaError as e:
                 if e.row is None or offset == 0:
                     raise

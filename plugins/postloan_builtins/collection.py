@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 import kernel
 from kernel.errors import PostloanError
-from kernel.hookspecs import ACTION, NULL_TIME, US_PER_MINUTE, Batch, CollectionStrategy
+from kernel.hookspecs import ACTION, NULL_TIME, US_PER_MINUTE, AccountRow, Batch, CollectionStrategy
 from kernel.schema import ENUMS
 
 from .compliance import DEBT_TERMS, mentions_debt
@@ -323,6 +323,10 @@ class _Renderer:
         return taken if small else pc.fill_null(taken, _MISSING)
 
 
+def _or_missing(value: str | None) -> str:
+    return _MISSING if value is None else value
+
+
 def _as_text(arr) -> pa.Array:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
@@ -482,6 +486,90 @@ class TieredStrategy(CollectionStrategy):
             inverse[position] = np.arange(n)
             script = pa.concat_arrays(chunks).take(pa.array(inverse))
         return ids, np.where(chosen >= 0, self._language_names[language], None), script
+
+
+    # -- the scalar twin, for a request's few accounts -----------------------------------------
+    _KINDS = ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT", "THIRD_PARTY_CONTACT", "LEGAL_REVIEW", "REPOSSESSION",
+              "DISPOSAL")
+
+    def plan_one(self, a: AccountRow) -> list[dict]:
+        """:meth:`plan` for one account, in Python: the same actions in the same order."""
+        s = self.settings
+        tier_name, channel_name = a.text("collection_tier.tier"), a.text("collection_tier.channel")
+        tier = TIERS.index(tier_name) if tier_name in TIERS else -1
+        channel = TIER_CHANNELS.index(channel_name) if channel_name in TIER_CHANNELS else -1
+        low = min(1, s["max_calls"])
+        calls = min(max(a.int("collection_tier.calls_per_day", 1), low), s["max_calls"]) \
+            if a.has("collection_tier.calls_per_day") else low
+        phone_ok = a.bool("phone_valid")
+        unreachable = not phone_ok or a.int("consecutive_failed_attempts") >= s["unreachable_after_failed_attempts"]
+        repossessed = a.bool("repossessed")
+        wanted = (
+            channel == 1 and phone_ok,
+            channel == 1 and phone_ok,
+            channel == 2 and phone_ok,
+            channel == 3 and not repossessed,
+            tier >= 2 and unreachable and a.bool("has_third_party_contact"),
+            a.bool("collection_tier.legal_review"),
+            a.has("disposal.repossess") and a.bool("disposal.repossess") and not repossessed,
+            a.has("disposal_channel.channel") and a.has("disposal.dispose") and a.bool("disposal.dispose")
+            and a.value("disposal_channel.channel") is not None,
+        )
+        priority = a.float("collection_tier.priority")
+        priority = 0.0 if priority != priority else priority
+        country = a.text("country")
+        code = ENUMS["country"].index(country) if country in ENUMS["country"] else -1
+        language = int(self._language_of_country[code])
+        symbol = self._symbol_of_country[code]
+        out = []
+        for kind, want in zip(self._KINDS, wanted):
+            if not want:
+                continue
+            action = ACTION[kind]
+            chosen = int(self._pick[language, action, max(tier, 0)])
+            template = self.templates.templates[chosen] if chosen >= 0 else None
+            script = self._render_one(template, a, symbol) if template else None
+            for k in range(calls if kind == "PHONE" else 1):
+                out.append({"action": kind, "priority": priority,
+                            "earliest_at": a.batch.now_us + k * s["call_spacing_minutes"] * US_PER_MINUTE,
+                            "script_id": template.id if template else None,
+                            "language": template.language if template else None, "script": script})
+        return out
+
+    def _render_one(self, template: Template, a: AccountRow, symbol: str) -> str:
+        parts = []
+        for literal, field in template.pieces:
+            parts.append(literal)
+            if field:
+                parts.append(self._field_one(field, template.language, a, symbol))
+        return "".join(parts)
+
+    def _field_one(self, field: str, language: str, a: AccountRow, symbol: str) -> str:
+        kind = FIELDS[field].kind
+        if kind == "constant":
+            return str(self.settings.get(language, {}).get(field, ""))
+        if field == "as_of":
+            return a.batch.as_of.isoformat()
+        if kind == "money":
+            if field == "total_due":
+                value = a.float("overdue_amount") + a.float("penalty_interest")
+            else:
+                column = _BOOK_MONEY[field]
+                value = a.float(column) if a.has(column) else float("nan")
+            return format_money_small([value], [symbol])[0]
+        if kind == "int":
+            column = _INTS[field]
+            value = a.int(column, NULL_TIME) if a.has(column) else NULL_TIME
+            return _MISSING if value == NULL_TIME else str(value)
+        if kind == "date":
+            return _days_text_small([a.days(field)])[0]
+        if field == "account_tail":
+            return _or_missing(a.text("account_id"))[-4:]
+        if field == "vehicle":
+            return f"{_or_missing(a.text('brand'))} {_or_missing(a.text('model'))}"
+        if field == "disposal_channel":
+            return _or_missing(a.text("disposal_channel.channel") if a.has("disposal_channel.channel") else None)
+        return _or_missing(a.text(field))
 
 
 @kernel.hookimpl

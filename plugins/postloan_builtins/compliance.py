@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 import kernel
 from kernel.errors import PostloanError
-from kernel.hookspecs import US_PER_DAY, NULL_TIME, ActionBatch, CompliancePolicy, Verdicts
+from kernel.hookspecs import NULL_TIME, ActionBatch, ActionRow, CompliancePolicy, Verdict, Verdicts
 
 __all__ = [
     "QuietHours", "CallLimits", "ComplaintPause", "AutomatedConsent", "ThirdPartyContact",
@@ -103,6 +103,13 @@ class QuietHours(_Policy):
         v.defer(contact & quiet, "CN_QUIET_HOURS", actions.next_local_time(self.end))
         return v
 
+    def check_one(self, a: ActionRow, v: Verdict) -> None:
+        if a.action in CONTACT:
+            m = a.local_minute
+            quiet = (m >= self.start or m < self.end) if self.start > self.end else self.start <= m < self.end
+            if quiet:
+                v.defer("CN_QUIET_HOURS", a.next_local_time(self.end))
+
 
 class CallLimits(_Policy):
     """At most 3 connected calls a day per debtor and 6 unanswered attempts a day per number.
@@ -139,6 +146,20 @@ class CallLimits(_Policy):
         v.defer(calls & (unanswered >= self.params["max_unanswered_attempts"]), "CN_DAILY_UNANSWERED_ATTEMPTS", tomorrow)
         return v
 
+    def check_one(self, a: ActionRow, v: Verdict) -> None:
+        if a.action not in CALLS:
+            return
+        day = a.local_day
+        same_day = day == a.local_day_of(a.now_us)
+        before = a.earlier(CALLS, same_local_day=True)
+        connected_today = a.int("connected_calls_today") if same_day else 0
+        attempts = a.int("call_attempts_today") if same_day else 0
+        tomorrow = a.local_time_on_day(day + 1, self.day_starts)
+        if connected_today + before >= self.params["max_connected_calls"]:
+            v.defer("CN_DAILY_CONNECTED_CALLS", tomorrow)
+        if max(attempts - connected_today, 0) + before >= self.params["max_unanswered_attempts"]:
+            v.defer("CN_DAILY_UNANSWERED_ATTEMPTS", tomorrow)
+
 
 class ComplaintPause(_Policy):
     """No collection contact while a complaint about collection is open."""
@@ -153,6 +174,10 @@ class ComplaintPause(_Policy):
             v.block(contact & (actions.int("open_complaints") > 0), "CN_COMPLAINT_OPEN")
         return v
 
+    def check_one(self, a: ActionRow, v: Verdict) -> None:
+        if a.action in CONTACT and a.int("open_complaints") > 0:
+            v.block("CN_COMPLAINT_OPEN")
+
 
 class AutomatedConsent(_Policy):
     """No automated calls or messages (voice bot, SMS) without the debtor's consent."""
@@ -166,6 +191,10 @@ class AutomatedConsent(_Policy):
         if automated.any():
             v.block(automated & ~actions.bool("consent_automated_contact"), "CN_NO_AUTOMATED_CONSENT")
         return v
+
+    def check_one(self, a: ActionRow, v: Verdict) -> None:
+        if a.action in AUTOMATED and not a.bool("consent_automated_contact"):
+            v.block("CN_NO_AUTOMATED_CONSENT")
 
 
 class ThirdPartyContact(_Policy):
@@ -196,6 +225,16 @@ class ThirdPartyContact(_Policy):
         v.block(disclosed, "THIRD_PARTY_DEBT_DISCLOSED")
         return v
 
+    def check_one(self, a: ActionRow, v: Verdict) -> None:
+        if a.action != "THIRD_PARTY_CONTACT":
+            return
+        if not a.bool("has_third_party_contact"):
+            v.block("THIRD_PARTY_NONE_ON_FILE")
+        if a.bool("phone_valid") and a.int("consecutive_failed_attempts") < self.params["unreachable_after_failed_attempts"]:
+            v.block("THIRD_PARTY_DEBTOR_REACHABLE")
+        if a.script is not None and _DEBT_RE.search(a.script):
+            v.block("THIRD_PARTY_DEBT_DISCLOSED")
+
 
 class RegFOptOut(_Policy):
     """Regulation F: a debtor who asked not to be called is not called."""
@@ -209,6 +248,10 @@ class RegFOptOut(_Policy):
         if calls.any():
             v.block(calls & actions.bool("contact_opt_out"), "REGF_OPT_OUT")
         return v
+
+    def check_one(self, a: ActionRow, v: Verdict) -> None:
+        if a.action in CALLS and a.bool("contact_opt_out"):
+            v.block("REGF_OPT_OUT")
 
 
 class RegFHours(_Policy):
@@ -233,6 +276,10 @@ class RegFHours(_Policy):
             v.defer(contact & ((minute < self.start) | (minute >= self.end)), "REGF_INCONVENIENT_TIME",
                     actions.next_local_time(self.start))
         return v
+
+    def check_one(self, a: ActionRow, v: Verdict) -> None:
+        if a.action in CONTACT and not self.start <= a.local_minute < self.end:
+            v.defer("REGF_INCONVENIENT_TIME", a.next_local_time(self.start))
 
 
 class RegFConversation(_Policy):
@@ -259,6 +306,13 @@ class RegFConversation(_Policy):
         v.defer(recent, "REGF_RECENT_CONVERSATION", actions.local_time_on_day(resume_day, self.day_starts))
         return v
 
+    def check_one(self, a: ActionRow, v: Verdict) -> None:
+        if a.action not in CALLS:
+            return
+        spoke = a.local_day_of(a.time_us("last_conversation_at"))
+        if spoke != NULL_TIME and a.local_day - spoke < self.params["days"]:
+            v.defer("REGF_RECENT_CONVERSATION", a.local_time_on_day(spoke + self.params["days"], self.day_starts))
+
 
 class RegFCallFrequency(_Policy):
     """Regulation F § 1006.14(b)(2)(i)(A): at most 7 calls in 7 days about a debt; planned
@@ -281,6 +335,10 @@ class RegFCallFrequency(_Policy):
             v.defer(calls & (placed >= self.params["max_calls"]), "REGF_7_IN_7",
                     actions.local_time_on_day(actions.local_day + 1, self.day_starts))
         return v
+
+    def check_one(self, a: ActionRow, v: Verdict) -> None:
+        if a.action in CALLS and a.int("calls_7d") + a.earlier(CALLS) >= self.params["max_calls"]:
+            v.defer("REGF_7_IN_7", a.local_time_on_day(a.local_day + 1, self.day_starts))
 
 
 #: the litigation ruleset's ``missing`` members -> the reason code they give
@@ -349,6 +407,33 @@ class LitigationPreconditions(_Policy):
             code = "+".join(c for c in self.ORDER if combo & bit[c])
             v.block(bits == combo, code)
         return v
+
+    def check_one(self, a: ActionRow, v: Verdict) -> None:
+        if a.action != "LEGAL_REVIEW":
+            return
+        missing = set()
+        account = a.account
+        if account.has("litigation.eligible") and account.has("litigation.missing"):
+            eligible = account.value("litigation.eligible")
+            member = account.text("litigation.missing")
+            if eligible is None:
+                missing.add("LITIGATION_NO_DECISION")
+            if member in _RULESET_MISSING:
+                missing.add(_RULESET_MISSING[member])
+            elif eligible is not None and not eligible:
+                missing.add("LITIGATION_NOT_ELIGIBLE")
+        else:
+            missing.add("LITIGATION_NO_DECISION")
+        if not a.bool("litigation_clause"):
+            missing.add("LITIGATION_NO_CLAUSE")
+        if not a.bool("contact_records_kept"):
+            missing.add("LITIGATION_NO_CONTACT_RECORDS")
+        if a.int("demand_notices_sent") < self.params["min_demand_notices"]:
+            missing.add("LITIGATION_NO_DEMAND_NOTICE")
+        if missing & {"LITIGATION_NO_CONTACT_RECORDS", "LITIGATION_NO_DEMAND_NOTICE"}:
+            missing.discard("LITIGATION_EVIDENCE_INCOMPLETE")
+        if missing:
+            v.block("+".join(c for c in self.ORDER if c in missing))
 
 
 POLICIES = (QuietHours, CallLimits, ComplaintPause, AutomatedConsent, ThirdPartyContact,

@@ -145,3 +145,14 @@ def test_a_file_that_is_not_what_its_name_says_is_named(manager, tmp_path):
     path.write_text("account_id,dpd\nA,1\n")
     with pytest.raises(PostloanError, match=r"book.parquet: not a readable Parquet file"):
         list(read_batches(str(path), manager=manager))
+
+
+def test_reading_only_requires_the_columns_asked_for(manager, book, tmp_path):
+    path = tmp_path / "slim.csv"
+    slim = book.select(["account_id", "dpd", "country"])
+    write_batches(str(path), slim.to_batches(), schema=slim.schema, manager=manager)
+    back = pa.Table.from_batches(list(read_batches(str(path), required=["dpd", "country", "collection_tier.tier"],
+                                                   manager=manager)))
+    assert back["country"].type == pa.dictionary(pa.int8(), pa.string())      # conformed to the contract
+    with pytest.raises(SchemaError, match="missing column 'customer_id'"):
+        list(read_batches(str(path), manager=manager))
