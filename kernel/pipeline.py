@@ -707,7 +707,7 @@ class AuditLog:
     """An append-only, crash-safe file of decision records.
 
     Each record is a frame: ``PLAU``, a kind byte, the payload length and its CRC-32, then the
-    payload — Arrow IPC streams of the decisions and actions (compressed with LZ4), or JSON for
+    payload — Arrow IPC streams of the decisions and actions (compressed with zstd), or JSON for
     a handful of rows. ``append`` returns only once the frame is written and synced to disk
     (fdatasync; the log's directory is fsync'd when the file is created); threads
     appending at once share one fsync (group commit). A crash can only leave a torn last
@@ -819,7 +819,7 @@ def _json_columns(columns) -> dict:
 
 def _ipc(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as w:
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
         w.write_table(table)
     return sink.getvalue().to_pybytes()
 

@@ -81,8 +81,8 @@ def run(args) -> int:
         from ..server.workers import run_workers
         return run_workers(config, args.workers, args.log_level)
     server = DecisionServer(config)
-    server.start()
     server.install_signal_handlers()
+    server.start()
     try:
         server.wait_ready()
     except PostloanError:

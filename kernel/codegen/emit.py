@@ -886,7 +886,12 @@ def generate(plan: Plan, header: str = "") -> GeneratedKernel:
         lines.append("    pass")
     lines.append("")
     lines.append("")
-    lines.append(f"@njit(types.void(types.int64, types.int64, types.int64, {sig}), parallel=True, **OPTS)")
+    # compiled on demand (Kernel.load compiles it up front): small batches never need it, and a
+    # parallel function costs seconds to compile
+    lines.append(f"RUN_PARALLEL_SIGNATURE = types.void(types.int64, types.int64, types.int64, {sig})")
+    lines.append("")
+    lines.append("")
+    lines.append("@njit(parallel=True, **OPTS)")
     lines.append(f"def run_parallel(n, blocks, as_of, {params}):")
     lines.append("    for b in prange(blocks):")
     lines.append("        start = b * BLOCK_ROWS")

@@ -278,12 +278,9 @@ class ExprChecker:
         if a_lit and not b_lit:
             right = self._check(b, hint)
             left = self._check(a, right.type if right.type.kind in ("enum", "date") else hint)
-        elif b_lit and not a_lit:
-            left = self._check(a, hint)
-            right = self._check(b, left.type if left.type.kind in ("enum", "date") else hint)
         else:
             left = self._check(a, hint)
-            right = self._check(b, hint)
+            right = self._check(b, left.type if left.type.kind in ("enum", "date") else hint)
         return left, right
 
     def _Compare(self, node, expected):
@@ -451,18 +448,25 @@ class ExprChecker:
                 return ir.Const(t, None)
         return ir.Call(fn, tuple(_coerce(a, t) for a in args), t)
 
+    def _probe(self, node) -> Type | None:
+        """The type of ``node`` on its own, if it has one (no diagnostics are kept)."""
+        probe = ExprChecker(self.env, Diagnostics(self.diags.file), self.source, self.rule)
+        e = probe.check(node)
+        return None if e is None else e.type
+
     def _args_of_one_type(self, node, expected):
-        lits = [self._is_member_literal(a) for a in node.args]
-        typed = {i: self._check(a, expected) for i, a in enumerate(node.args) if not lits[i]}
-        enum_t = expected if expected is not None and expected.kind == "enum" else None
-        for e in typed.values():
-            if e.type.kind == "enum":
-                enum_t = e.type
-                break
-        out = []
-        for i, a in enumerate(node.args):
-            out.append(typed[i] if i in typed else self._check(a, enum_t))
-        return out
+        """Check arguments that must share a type; bare enum members take the type of the
+        first argument that has an enum type of its own (else the expected type)."""
+        enum_t = None
+        for a in node.args:
+            if not self._is_member_literal(a):
+                t = self._probe(a)
+                if t is not None and t.kind == "enum":
+                    enum_t = t
+                    break
+        if enum_t is None and expected is not None and expected.kind == "enum":
+            enum_t = expected
+        return [self._check(a, enum_t if enum_t is not None else expected) for a in node.args]
 
     def _List(self, node, expected):
         self._error(node, "a list is only allowed after `in`")

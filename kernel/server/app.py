@@ -177,7 +177,7 @@ class DecisionServer:
             raise ReloadInProgress("another bundle reload is in progress; retry when it finishes")
         try:
             current = self.engine
-            target = path or (current.path if current else self.config.bundle)
+            target = path or (current.source if current else self.config.bundle)
             try:
                 engine = self._compiler.submit(self._loader, target, audit_path=self.config.audit_path).result()
             except BaseException:

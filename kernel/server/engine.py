@@ -207,9 +207,10 @@ class Engine:
 
     kernel: Any
     pipeline: Any
-    path: str
+    path: str                       # shown by GetBundle ("(shipped)" for the shipped bundle)
     loaded_at: dt.datetime
     compile_seconds: float
+    source: str | None = None       # what Kernel.load was given (None: the shipped bundle)
     account_columns: AccountColumns = field(default_factory=AccountColumns)
     _value_plan: tuple | None = field(default=None, repr=False)
 
@@ -407,4 +408,4 @@ def load_engine(path: str | None, *, audit_path: str | None = None) -> Engine:
         warm.decide_table(sample, now.date(), now, with_actions=True)
         twin.audit.close()
     return Engine(kernel, pipeline, path=str(path) if path else "(shipped)", loaded_at=dt.datetime.now(UTC),
-                  compile_seconds=time.perf_counter() - start)
+                  compile_seconds=time.perf_counter() - start, source=path)

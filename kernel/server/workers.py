@@ -78,12 +78,12 @@ def _worker_main(config_json: str, log_level: str) -> int:
 
     logs.configure(log_level)
     server = DecisionServer(ServerConfig(**json.loads(config_json)))
+    server.install_signal_handlers()
     try:
         server.start()
     except PostloanError as e:
         print(f"postloan serve (worker {os.getpid()}): error: {e}", file=sys.stderr)
         return 2
-    server.install_signal_handlers()
     try:
         server.wait_ready()
     except PostloanError as e:
