@@ -145,11 +145,13 @@ class Client:
         }
 
     def valuate(self, vehicle: dict, country: str, as_of: dt.date | str | None = None, *,
-                purchase_date: dt.date | str | None = None, timeout: float | None = None) -> dict:
+                region: str | None = None, purchase_date: dt.date | str | None = None,
+                timeout: float | None = None) -> dict:
         """Valuation of one vehicle (``kernel.schema`` VEHICLES columns; extra keys ignored) today
-        and its recommended disposal channel in ``country`` (``"CN"``, ``"US"``).
-        ``purchase_date``: when the owner bought it (default: new, in its model year)."""
-        request = decision_pb2.ValuateRequest(vehicle=convert.VEHICLE.encode(vehicle),
+        and its recommended disposal channel in ``country`` (``"CN"``, ``"US"``). ``region``: where
+        it would be sold (``"CN-GD"``); ``purchase_date``: when the owner bought it (default: new,
+        in its model year)."""
+        request = decision_pb2.ValuateRequest(vehicle=convert.VEHICLE.encode(vehicle), region=region or "",
                                               country=convert.enum_code("country", country))
         if purchase_date is not None:
             request.purchase_date.CopyFrom(convert.date_message(purchase_date))

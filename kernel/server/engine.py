@@ -359,6 +359,7 @@ class Engine:
         country = schema.ENUMS["country"][request.country - 1]
         columns["contract_date"] = np.array([bought], "datetime64[D]")
         columns["country"] = np.array([country], object)
+        columns["region"] = np.array([request.region or None], object)
         batch = Batch(1, as_of, now, [columns], self.pipeline.config)
         price = np.asarray(self.pipeline.valuation.value(batch, np.array([0])), np.float64)
         age = vehicle_age_years(np.array([model_year]), np.array([(as_of - EPOCH).days]))

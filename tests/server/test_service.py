@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 import os
 import shutil
 import signal
@@ -122,13 +123,13 @@ def test_explain_matches_the_kernel(scoring, in_process, sample):
     assert {name.split(".")[0] for name in explained["model_scores"]} == set(models)
 
 
-def test_valuate_a_vehicle(scoring, in_process, small_book):
+def test_valuate_a_vehicle(scoring, served, small_book):
     record = small_book.slice(0, 1).to_pylist()[0]
     vehicle = {name: record[name] for name in schema.columns("vehicles")}
-    result = scoring.valuate(vehicle, "CN", AS_OF, purchase_date=record["contract_date"])
+    result = scoring.valuate(vehicle, "CN", AS_OF, region=record["region"], purchase_date=record["contract_date"])
     assert result["vin"] == record["vin"]
     assert 0 < result["valuation"] < record["purchase_price"]
-    assert result["channel"] and result["details"]["method"] == "depreciation_curve"
+    assert result["channel"] and result["details"]["method"] == served.engine.pipeline.valuation_name
     with pytest.raises(CallError) as err:
         scoring.valuate({**vehicle, "condition_grade": None}, "CN", AS_OF)
     assert err.value.field == "vehicle.condition_grade"
@@ -301,6 +302,8 @@ def test_logs_hold_no_personal_data(start_server, served, token_file, small_book
     from kernel.server import logs
 
     stream = io.StringIO()
+    logger = logging.getLogger("postloan")
+    saved = logger.level, logger.propagate
     handler = logs.configure("DEBUG", stream)
     try:
         server = start_server(loader=_same_engine_loader(served), token_file=token_file, access_log=True)
@@ -317,8 +320,9 @@ def test_logs_hold_no_personal_data(start_server, served, token_file, small_book
             with pytest.raises(CallError):
                 client.decide(records[0], AS_OF)
     finally:
-        logging_logger = __import__("logging").getLogger("postloan")
-        logging_logger.removeHandler(handler)
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
     text = stream.getvalue()
     lines = [json.loads(line) for line in text.splitlines()]
     assert sum(1 for entry in lines if entry["event"] == "rpc") >= 10          # calls were logged
@@ -368,12 +372,14 @@ def _listening_sockets(port: int) -> int:
     return count
 
 
-def test_workers_share_one_port_and_stop_on_sigterm(in_process, small_book):
+def test_workers_share_one_port_reload_on_sighup_and_stop_on_sigterm(in_process, small_book, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "kernel", "serve", "--port", str(port), "--workers", "2",
-                             "--log-level", "WARNING"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log_path = tmp_path / "serve.log"
+    log_file = open(log_path, "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "kernel", "serve", "--port", str(port), "--workers", "2"],
+                            stdout=subprocess.DEVNULL, stderr=log_file)
     try:
         with Client(f"127.0.0.1:{port}") as client:
             client.wait_until_serving(300)
@@ -386,12 +392,20 @@ def test_workers_share_one_port_and_stop_on_sigterm(in_process, small_book):
             with Client(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) as client:
                 client.wait_until_serving(300)
                 assert client.decide(record, AS_OF, now=NOW)["bundle_hash"] == in_process[0].bundle_hash
+        proc.send_signal(signal.SIGHUP)                  # forwarded: each worker reloads from disk
+        deadline = time.monotonic() + 120
+        while log_path.read_text().count('"reloaded on SIGHUP"') < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert log_path.read_text().count('"reloaded on SIGHUP"') == 2, log_path.read_text()[-2000:]
+        with Client(f"127.0.0.1:{port}") as client:
+            assert client.decide(record, AS_OF, now=NOW)["account_id"] == record["account_id"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        log_file.close()
     assert _listening_sockets(port) == 0
 
 
@@ -402,3 +416,12 @@ def test_serve_refuses_an_open_address_without_tokens(capsys):
     assert "refusing to serve 0.0.0.0 without --token-file" in capsys.readouterr().err
     assert main(["serve", "--workers", "2", "--port", "0"]) == 2
     assert "--workers needs a fixed --port" in capsys.readouterr().err
+
+
+def test_numba_threads_split_across_workers():
+    from kernel.server.workers import threads_per_worker, worker_environment
+
+    assert threads_per_worker(1, cores=8) == 8
+    assert threads_per_worker(2, cores=8) == 4
+    assert threads_per_worker(3, cores=2) == 1          # never 0, never more than the cores allow
+    assert worker_environment(2, None)["NUMBA_NUM_THREADS"] == str(threads_per_worker(2))

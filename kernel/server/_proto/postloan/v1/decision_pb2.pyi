@@ -161,16 +161,18 @@ class ExplainResponse(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., bundle_hash: _Optional[str] = ..., rulesets: _Optional[_Iterable[_Union[RulesetTrace, _Mapping]]] = ..., model_scores: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ValuateRequest(_message.Message):
-    __slots__ = ("vehicle", "as_of", "purchase_date", "country")
+    __slots__ = ("vehicle", "as_of", "purchase_date", "country", "region")
     VEHICLE_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     PURCHASE_DATE_FIELD_NUMBER: _ClassVar[int]
     COUNTRY_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
     vehicle: _contract_pb2.Vehicle
     as_of: _date_pb2.Date
     purchase_date: _date_pb2.Date
     country: _contract_pb2.Country
-    def __init__(self, vehicle: _Optional[_Union[_contract_pb2.Vehicle, _Mapping]] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., purchase_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., country: _Optional[_Union[_contract_pb2.Country, str]] = ...) -> None: ...
+    region: str
+    def __init__(self, vehicle: _Optional[_Union[_contract_pb2.Vehicle, _Mapping]] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., purchase_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., country: _Optional[_Union[_contract_pb2.Country, str]] = ..., region: _Optional[str] = ...) -> None: ...
 
 class ValuateResponse(_message.Message):
     __slots__ = ("vin", "valuation", "channel", "details", "bundle_hash")
