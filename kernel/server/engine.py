@@ -46,6 +46,8 @@ class AccountColumns:
 
     def __init__(self, columns: tuple[schema.Column, ...] = schema.BOOK, prefix: str = "account."):
         self.prefix = prefix
+        self.required = tuple(c.name for c in columns if not c.nullable)
+        self.enum_names = frozenset(c.name for c in columns if c.enum)
         floats, ints, nullable_ints, bools, codes, days, micros, texts = [], [], [], [], [], [], [], []
         for col in columns:
             t = col.type
@@ -72,8 +74,14 @@ class AccountColumns:
         self.micros = tuple((c.name, c.nullable) for c in micros)
         self.texts = tuple((c.name, c.nullable) for c in texts)
 
-    def _missing(self, name: str):
-        return FieldError(self.prefix + name, "required (the contract says it is never null)")
+    def _missing(self, name: str, message=None) -> FieldError:
+        """The error for a missing required column, listing every required column the message
+        lacks (in contract order), not just the first one met."""
+        missing = [c for c in self.required
+                   if (getattr(message, c) == 0 if c in self.enum_names else not message.HasField(c))] \
+            if message is not None else [name]
+        text = "required (the contract says it is never null)"
+        return FieldError(self.prefix + missing[0], text, [(self.prefix + c, text) for c in missing[1:]])
 
     def __call__(self, message) -> dict[str, np.ndarray]:
         has = message.HasField
@@ -85,14 +93,14 @@ class AccountColumns:
             elif nullable:
                 values.append(np.nan)
             else:
-                raise self._missing(name)
+                raise self._missing(name, message)
         arr = np.array(values, np.float64)
         for i, (name, _) in enumerate(self.floats):
             out[name] = arr[i:i + 1]
         values = []
         for name in self.ints:
             if not has(name):
-                raise self._missing(name)
+                raise self._missing(name, message)
             values.append(getattr(message, name))
         arr = np.array(values, np.int64)
         for i, name in enumerate(self.ints):
@@ -106,7 +114,7 @@ class AccountColumns:
             elif nullable:
                 values.append(False)
             else:
-                raise self._missing(name)
+                raise self._missing(name, message)
         arr = np.array(values, np.bool_)
         for i, (name, _) in enumerate(self.bools):
             out[name] = arr[i:i + 1]
@@ -114,7 +122,7 @@ class AccountColumns:
         for name, nullable, members in self.codes:      # enums as member strings (None: unset)
             code = getattr(message, name)
             if code == 0 and not nullable:
-                raise self._missing(name)
+                raise self._missing(name, message)
             values.append(members[code])
         arr = np.array(values, object)
         for i, (name, _, _) in enumerate(self.codes):
@@ -130,7 +138,7 @@ class AccountColumns:
             elif nullable:
                 values.append(NAT)
             else:
-                raise self._missing(name)
+                raise self._missing(name, message)
         arr = np.array(values, np.int64).view("datetime64[D]")
         for i, (name, _) in enumerate(self.days):
             out[name] = arr[i:i + 1]
@@ -142,7 +150,7 @@ class AccountColumns:
             elif nullable:
                 values.append(NAT)
             else:
-                raise self._missing(name)
+                raise self._missing(name, message)
         arr = np.array(values, np.int64).view("datetime64[us]")
         for i, (name, _) in enumerate(self.micros):
             out[name] = arr[i:i + 1]
@@ -153,7 +161,7 @@ class AccountColumns:
             elif nullable:
                 values.append(None)
             else:
-                raise self._missing(name)
+                raise self._missing(name, message)
         arr = np.array(values, object)
         for i, (name, _) in enumerate(self.texts):
             out[name] = arr[i:i + 1]

@@ -31,7 +31,7 @@ def _handled(method):
         try:
             return method(self, request, context)
         except FieldError as e:
-            status.abort_invalid(context, [(e.field, e.description)])
+            status.abort_invalid(context, e.violations)
         except SchemaError as e:
             field = (f"accounts.{e.field}" if name == "DecideBatch" else f"account.{e.field}") if e.field else "request"
             status.abort_invalid(context, [(field, str(e))])

@@ -19,8 +19,9 @@ from ..errors import PostloanError
 class FieldError(PostloanError, ValueError):
     """A request field is missing or invalid; ``field`` is its path, e.g. ``account.dpd``."""
 
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, message: str, more: list[tuple[str, str]] = ()):
+        self.violations = [(field, message), *more]
+        super().__init__("; ".join(f"{f}: {d}" for f, d in self.violations))
         self.field = field
         self.description = message
 

@@ -154,6 +154,9 @@ def test_invalid_arguments_name_the_field(scoring, small_book):
         with pytest.raises(CallError) as err:
             scoring.decide(bad, AS_OF)
         assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT and err.value.field == field
+    with pytest.raises(CallError) as err:
+        scoring.decide({**record, "dpd": None, "vin": None, "age": None}, AS_OF)
+    assert [f for f, _ in err.value.violations] == ["account.vin", "account.dpd", "account.age"]
     from kernel.server import convert
     from kernel.server._proto.postloan.v1 import decision_pb2
     request = decision_pb2.DecideRequest(account=convert.ACCOUNT.encode(record))
