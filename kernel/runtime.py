@@ -156,8 +156,11 @@ class Kernel:
         :meth:`decide_columns`; meant for a few rows."""
         return [explained for explained, _ in self._reference_rows(data, as_of)]
 
-    def _reference(self, data, as_of) -> pa.Table:
-        rows = [values for _, values in self._reference_rows(data, as_of)]
+    def _reference(self, data, as_of, model_outputs: pa.Table | None = None) -> pa.Table:
+        """The reference engines' decisions; ``model_outputs`` (a decision table) substitutes
+        its model columns for onnxruntime's, to test the rules exactly downstream of models
+        whose compiled and onnxruntime scores differ in the last bits."""
+        rows = [values for _, values in self._reference_rows(data, as_of, model_outputs)]
         arrays = []
         for field in self._schema:
             column = [row[field.name] for row in rows]
@@ -168,7 +171,7 @@ class Kernel:
                 arrays.append(from_python(column, self.output_types[field.name]))
         return pa.Table.from_arrays(arrays, schema=self._schema)
 
-    def _reference_rows(self, data, as_of):
+    def _reference_rows(self, data, as_of, model_outputs: pa.Table | None = None):
         """(explanation, {decision column: internal value}) per row, by the reference engines."""
         from .codegen.driver import as_of_days
         if isinstance(data, dict):
@@ -178,8 +181,14 @@ class Kernel:
         self._compiled.check_schema(data.schema)
         days = as_of_days(as_of)
         cols = {name: _reference_column(name, data.column(name), t) for name, t in self.inputs.items()}
-        models = {node.name: _reference_model_outputs(node, self._bundle.sources[node.name], cols, data.num_rows)
-                  for node in self._bundle.nodes if node.kind == "model"}
+        models = {}
+        for node in self._bundle.nodes:
+            if node.kind != "model":
+                continue
+            if model_outputs is not None:
+                models[node.name] = {out: model_outputs.column(f"{node.name}.{out}").to_pylist() for out in node.outputs}
+            else:
+                models[node.name] = _reference_model_outputs(node, self._bundle.sources[node.name], cols, data.num_rows)
         for r in range(data.num_rows):
             row = {name: values[r] for name, values in cols.items()}
             decided: dict = {}

@@ -1,0 +1,179 @@
+"""The shipped bundle through Kernel: compiled decisions equal the reference engines, the
+one-account path equals the batch path, bad batches are rejected naming the column."""
+import datetime as dt
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from kernel.rules import InputError
+
+from .conftest import AS_OF
+
+
+def _close(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float):
+        return abs(a - b) <= 1e-5 * max(1.0, abs(b))
+    return a == b
+
+
+def test_compiled_equals_reference_on_a_book(shipped_kernel, small_book):
+    k = shipped_kernel
+    book = small_book.slice(0, 1200)
+    compiled = k.decide(book, AS_OF)
+    assert compiled.num_rows == 1200 and compiled.schema == k.output_schema
+    # the rules exactly, fed the compiled model scores
+    reference = k._reference(book, AS_OF, model_outputs=compiled)
+    for name in compiled.column_names:
+        got, want = compiled.column(name).to_pylist(), reference.column(name).to_pylist()
+        assert got == want, f"{name}: first difference at row {next(i for i in range(len(got)) if got[i] != want[i])}"
+    # the models against onnxruntime, within float32 rounding
+    ort = k.decide(book.slice(0, 300), AS_OF, engine="reference")
+    for node in (n for n in k.bundle.nodes if n.kind == "model"):
+        for out in node.outputs:
+            name = f"{node.name}.{out}"
+            got, want = compiled.column(name).to_pylist()[:300], ort.column(name).to_pylist()
+            assert all(_close(g, w) for g, w in zip(got, want)), name
+
+
+def test_parallel_and_serial_paths_agree(shipped_kernel, small_book):
+    whole = shipped_kernel.decide(small_book, AS_OF)                 # 5,000 rows: prange
+    parts = [shipped_kernel.decide(small_book.slice(s, 700), AS_OF) for s in range(0, 5000, 700)]
+    assert pa.concat_tables(parts).to_pylist() == whole.to_pylist()
+
+
+def test_decide_columns_matches_decide(shipped_kernel, small_book):
+    k = shipped_kernel
+    rows = small_book.slice(100, 3)
+    expected = k.decide(rows, AS_OF).to_pylist()
+    for r in range(3):
+        columns = {}
+        for name, t in k.inputs.items():
+            col = rows.column(name).slice(r, 1)
+            if t.kind in ("enum", "string"):
+                columns[name] = np.array(col.cast(pa.string()).to_pylist(), dtype=object)
+            elif t.kind == "date":
+                columns[name] = np.array(col.to_pylist(), dtype="datetime64[D]")
+            else:
+                columns[name] = col.to_numpy(zero_copy_only=False)
+        got = k.decide_columns(columns, AS_OF)
+        assert set(got) == set(k.outputs)
+        for name, want in expected[r].items():
+            value = got[name][0]
+            if isinstance(value, np.datetime64):
+                value = None if np.isnat(value) else value.astype(dt.date)
+            elif isinstance(value, np.generic):
+                value = value.item()
+            if isinstance(want, float) and np.isnan(value):
+                value = None
+            assert value == want, (name, value, want)
+
+
+def test_decide_columns_of_several_accounts_and_nulls(shipped_kernel):
+    k = shipped_kernel
+    n = 4
+    columns = {}
+    for name, t in k.inputs.items():
+        if t.kind == "float":
+            columns[name] = np.array([np.nan, 1.0, 2.0, 3.0])
+        elif t.kind == "int":
+            columns[name] = np.ma.masked_array(np.arange(n), mask=[True, False, False, False])
+        elif t.kind == "bool":
+            columns[name] = np.array([None, True, False, True], dtype=object)
+        elif t.kind == "date":
+            columns[name] = np.array(["NaT", "2026-01-01", "2026-06-30", "2027-01-01"], dtype="datetime64[D]")
+        elif t.kind == "enum":
+            columns[name] = np.array([None] + [t.members[0]] * 3, dtype=object)
+        else:
+            columns[name] = np.array([None, "x", "y", "z"], dtype=object)
+    got = k.decide_columns(columns, AS_OF)
+    table = pa.table({name: _arrow(columns[name], k.inputs[name]) for name in k.inputs})
+    want = k.decide(table, AS_OF).to_pylist()
+    for name in k.outputs:
+        col = got[name]
+        values = [None if np.ma.is_masked(v) else v for v in (col.tolist() if not isinstance(col, np.ma.MaskedArray)
+                                                              else col.tolist(fill_value=None))]
+        for r in range(n):
+            w = want[r][name]
+            v = values[r]
+            if isinstance(v, float) and np.isnan(v):
+                v = None
+            if isinstance(v, (np.datetime64, dt.datetime)):
+                v = v.date() if isinstance(v, dt.datetime) else v.astype(dt.date)
+            assert v == w, (name, r, v, w)
+
+
+def _arrow(values, t):
+    if isinstance(values, np.ma.MaskedArray):
+        return pa.array(values.data, mask=values.mask)
+    if t.kind == "date":
+        return pa.array(values).cast(pa.date32())
+    if values.dtype == object:
+        return pa.array(list(values), pa.bool_() if t.kind == "bool" else pa.string())
+    return pa.array(values)
+
+
+def test_explain_names_the_winning_rule_and_what_it_read(shipped_kernel, small_book):
+    k = shipped_kernel
+    severe = small_book.filter(pc.greater(small_book.column("dpd"), 90)).slice(0, 1)
+    [explained] = k.explain(severe, AS_OF)
+    decided = k.decide(severe, AS_OF).to_pylist()[0]
+    bucket = explained["dpd_bucket"]
+    assert bucket["rule"] == decided["dpd_bucket.rule"]
+    assert bucket["inputs"]["dpd"] == severe.column("dpd")[0].as_py()
+    assert bucket["outputs"]["bucket"] == decided["dpd_bucket.bucket"]
+    assert set(explained) == {n.name for n in k.bundle.nodes if n.kind == "ruleset"}
+
+
+def test_bad_batches_are_rejected_naming_the_column(shipped_kernel, small_book):
+    k = shipped_kernel
+    with pytest.raises(InputError, match="missing column `dpd`") as info:
+        k.decide(small_book.drop_columns(["dpd"]), AS_OF)
+    assert info.value.column == "dpd"
+    wrong = small_book.set_column(small_book.schema.get_field_index("dpd"), "dpd",
+                                  small_book.column("dpd").cast(pa.string()))
+    with pytest.raises(InputError, match=r"column `dpd` has type string, expected int"):
+        k.decide(wrong, AS_OF)
+    i = small_book.schema.get_field_index("gps_status")
+    bad = pa.array(["ONLINE", "SOMEWHERE"] + ["ONLINE"] * (small_book.num_rows - 2))
+    with pytest.raises(InputError, match=r"column `gps_status` row 1: 'SOMEWHERE' is not one of"):
+        k.decide(small_book.set_column(i, "gps_status", bad), AS_OF)
+    with pytest.raises(InputError, match="missing column"):
+        k.decide_columns({"dpd": np.array([1])}, AS_OF)
+
+
+def test_other_arrow_types_are_accepted(shipped_kernel, small_book):
+    book = small_book.slice(0, 500)
+    i = book.schema.get_field_index("dpd")
+    j = book.schema.get_field_index("gps_status")
+    narrowed = book.set_column(i, "dpd", book.column("dpd").cast(pa.int16())) \
+                   .set_column(j, "gps_status", book.column("gps_status").cast(pa.string()))
+    assert shipped_kernel.decide(narrowed, AS_OF).equals(shipped_kernel.decide(book, AS_OF))
+
+
+def test_concurrent_callers_get_the_same_answers(shipped_kernel, small_book):
+    expected = shipped_kernel.decide(small_book, AS_OF)
+    results = [None] * 3
+
+    def run(i):
+        results[i] = shipped_kernel.decide(small_book, AS_OF)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.equals(expected) for r in results)
+
+
+def test_kernel_is_immutable_and_describes_itself(shipped_kernel):
+    k = shipped_kernel
+    with pytest.raises(AttributeError):
+        k.version = {}
+    assert len(k.bundle_hash) == 64
+    assert "dpd_bucket.bucket" in k.outputs and "dpd_bucket.rule" in k.outputs
+    assert k.inputs["dpd"].kind == "int"
+    assert k.nodes.index("dpd_bucket") < k.nodes.index("collection_tier")
