@@ -180,32 +180,84 @@ def _template(path: Path, language: str, tid: str, spec: Any) -> Template:
 # Vectorized formatting
 # --------------------------------------------------------------------------------------------
 
-def format_money(values: np.ndarray, symbols: pa.Array | str) -> pa.Array:
-    """Amounts as ``¥1,234.56`` (per-row symbol), vectorized; NaN → "—". The cents are
-    ``round(|x| × 100)`` (half to even), exactly as :func:`format_money_small`."""
+def format_money(values: np.ndarray, symbols) -> pa.Array:
+    """Amounts as ``¥1,234.56`` (a symbol per row, or one for all), vectorized; NaN → "—".
+
+    The UTF-8 bytes are laid out right-aligned in a fixed-width byte matrix (two decimals,
+    the point, digits with a comma every three, the symbol, the sign), then packed into an
+    Arrow string array directly: no per-value Python. The cents are ``round(|x| × 100)``
+    (half to even), exactly as :func:`format_money_small`."""
     values = np.asarray(values, np.float64)
     n = values.shape[0]
     if n == 0:
         return pa.array([], pa.string())
+    if isinstance(symbols, str):
+        names, symbol_of = [symbols], np.zeros(n, np.int64)
+    elif isinstance(symbols, _Symbols):
+        names, symbol_of = symbols.names, symbols.index
+    else:
+        names, symbol_of = _distinct(symbols)
+    encoded = [x.encode("utf-8") for x in names]
     missing = np.isnan(values)
     cents = np.round(np.abs(np.where(missing, 0.0, values)) * 100).astype(np.int64)
     whole, frac = cents // 100, cents % 100
-    digits = np.maximum(np.floor(np.log10(np.maximum(whole, 1))).astype(np.int64) + 1, 1)
-    # log10 may misjudge exact powers of ten by one ulp: fix with integer comparisons
-    digits = np.where(whole >= 10 ** np.minimum(digits, 18), digits + 1, digits)
-    digits = np.where((digits > 1) & (whole < 10 ** np.minimum(digits - 1, 18)), digits - 1, digits)
-    groups = (digits - 1) // 3 + 1
-    pieces = []
-    for k in range(int(groups.max()) - 1, -1, -1):
-        g = pa.array((whole // 10 ** (3 * k)) % 1000).cast(pa.string())
-        top, below = groups == k + 1, groups > k + 1
-        padded = pc.binary_join_element_wise(",", pc.utf8_lpad(g, 3, "0"), "")
-        piece = pc.if_else(pa.array(top), g, pc.if_else(pa.array(below), padded, ""))
-        pieces.append(piece)
-    sign = pc.if_else(pa.array((values < 0) & (cents > 0)), "-", "")
-    text = pc.binary_join_element_wise(sign, symbols, *pieces, ".",
-                                       pc.utf8_lpad(pa.array(frac).cast(pa.string()), 2, "0"), "")
-    return pc.if_else(pa.array(missing), _MISSING, text)
+    digits = np.ones(n, np.int64)
+    for power in _POWERS[1:]:
+        above = whole >= power
+        if not above.any():
+            break
+        digits += above
+    # fixed layout: 18 digits with their commas, the point and two decimals, right-aligned
+    base = 1 + max((len(x) for x in encoded), default=0)   # sign and symbol come first
+    width = base + 23 + 3
+    out = np.zeros((n, width), np.uint8)
+    rest = whole.copy()
+    for k in range(int(digits.max())):            # whole columns: no per-row indexing
+        rest, digit = np.divmod(rest, 10)
+        out[:, base + _DIGIT_COLUMNS[k]] = 48 + digit
+    out[:, base + _COMMA_COLUMNS] = ord(",")
+    out[:, -3] = ord(".")
+    out[:, -2] = 48 + frac // 10
+    out[:, -1] = 48 + frac % 10
+    every = np.arange(n)
+    start = base + _DIGIT_COLUMNS[digits - 1]             # the most significant digit
+    for j, sym in enumerate(encoded):
+        mine = symbol_of == j
+        for b, byte in enumerate(reversed(sym)):
+            out[every[mine], start[mine] - 1 - b] = byte
+        start = np.where(mine, start - len(sym), start)
+    negative = (values < 0) & (cents > 0)
+    start = np.where(negative, start - 1, start)
+    out[every[negative], start[negative]] = ord("-")
+    dash = "—".encode("utf-8")
+    out[missing, width - len(dash):] = np.frombuffer(dash, np.uint8)
+    start = np.where(missing, width - len(dash), start)
+    data = out[np.arange(width) >= start[:, None]]
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(width - start, out=offsets[1:])
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data.tobytes()))
+
+
+#: 10**k for the 18 digits an int64 amount in cents can have in its whole part
+_POWERS = 10 ** np.arange(18, dtype=np.int64)
+#: the digit field: 18 digits and 5 commas, 23 columns; digit k (0: units) sits in column
+#: 22 − k − k // 3, a comma right of every third digit from the units
+_DIGIT_COLUMNS = np.array([22 - k - k // 3 for k in range(18)])
+_COMMA_COLUMNS = np.array([23 - 4 * m for m in range(1, 6)])
+
+
+@dataclass(frozen=True)
+class _Symbols:
+    names: list
+    index: np.ndarray
+
+
+def _distinct(symbols) -> tuple[list[str], np.ndarray]:
+    """The distinct symbols and each row's index among them."""
+    if isinstance(symbols, (pa.Array, pa.ChunkedArray)):
+        symbols = np.array(symbols.to_pylist(), dtype=object)
+    names, index = np.unique(np.asarray(symbols, dtype=object).astype(str), return_inverse=True)
+    return [str(x) for x in names], index
 
 
 def format_money_small(values, symbols) -> list[str]:
@@ -235,11 +287,15 @@ def _days_text_small(days) -> list[str]:
 class _Renderer:
     """Renders templates for groups of actions; field columns are computed once per batch."""
 
-    def __init__(self, batch: Batch, constants: Mapping[str, Mapping[str, str]], symbols: np.ndarray):
+    def __init__(self, batch: Batch, constants: Mapping[str, Mapping[str, str]], symbols: tuple[list, np.ndarray]):
         self.batch = batch
         self.constants = constants
-        self.symbols = symbols            # per account row
-        self._arrow_symbols: pa.Array | None = None
+        self.symbols = symbols            # (distinct symbols, index per account row)
+
+    def _symbol_codes(self, rows: np.ndarray):
+        """The rows' currency symbols as (distinct symbols, index per row) for format_money."""
+        names, index = self.symbols
+        return _Symbols(names, index[rows])
 
     def _text(self, field: str, rows: np.ndarray, small: bool):
         """A text field for ``rows`` only (a book holds millions of names; a batch scripts a
@@ -287,6 +343,38 @@ class _Renderer:
             return out
         return pc.binary_join_element_wise(*parts, "")
 
+    def render_all(self, templates: list[Template], chosen: np.ndarray, rows: np.ndarray) -> pa.Array:
+        """Every action's script at once (template ``templates[chosen[k]]`` for account
+        ``rows[k]``; −1: none): actions sorted by template, each field gathered and formatted
+        once for all of them, each template joined over its contiguous slice."""
+        n = rows.shape[0]
+        order = np.argsort(chosen, kind="stable")
+        ordered, by_template = rows[order], chosen[order]
+        starts = np.flatnonzero(np.r_[True, by_template[1:] != by_template[:-1]])
+        ends = np.r_[starts[1:], n]
+        columns: dict[str, pa.Array] = {}
+        chunks = []
+        for start, end in zip(starts.tolist(), ends.tolist()):
+            i = int(by_template[start])
+            if i < 0:
+                chunks.append(pa.nulls(end - start, pa.string()))
+                continue
+            template = templates[i]
+            parts = []
+            for literal, field in template.pieces:
+                if literal:
+                    parts.append(literal)
+                if field and FIELDS[field].kind == "constant":
+                    parts.append(self._field(field, template.language, ordered[:0], False))
+                elif field:
+                    if field not in columns:
+                        columns[field] = self._field(field, template.language, ordered, False)
+                    parts.append(columns[field].slice(start, end - start))
+            chunks.append(pc.binary_join_element_wise(*parts, ""))
+        inverse = np.empty(n, np.int64)
+        inverse[order] = np.arange(n)
+        return pa.concat_arrays(chunks).take(pa.array(inverse))
+
     def _field(self, field: str, language: str, rows: np.ndarray, small: bool):
         kind = FIELDS[field].kind
         b = self.batch
@@ -301,10 +389,9 @@ class _Renderer:
                 column = _BOOK_MONEY[field]
                 values = b.float(column)[rows] if b.has(column) else np.full(rows.shape[0], np.nan)
             if small:
-                return format_money_small(values.tolist(), self.symbols[rows].tolist())
-            if self._arrow_symbols is None:
-                self._arrow_symbols = pa.array(self.symbols, pa.string())
-            return format_money(values, self._arrow_symbols.take(pa.array(rows)))
+                names, index = self.symbols
+                return format_money_small(values.tolist(), [names[i] for i in index[rows].tolist()])
+            return format_money(values, self._symbol_codes(rows))
         if kind == "int":
             column = _INTS[field]
             if not b.has(column):
@@ -394,6 +481,7 @@ class TieredStrategy(CollectionStrategy):
         self._language_of_country = np.array(
             [languages.index(settings["language"].get(c, "zh")) for c in countries] + [languages.index("zh")], np.int64)
         self._symbol_of_country = np.array([settings["currency"].get(c, "") for c in countries] + [""], dtype=object)
+        self._symbol_list = [str(x) for x in self._symbol_of_country]     # index −1: the last, ""
         self._ids = np.array([t.id for t in self.templates.templates] + [None], dtype=object)
         self._language_names = np.array(languages, dtype=object)
         for country, language in settings["language"].items():
@@ -461,7 +549,7 @@ class TieredStrategy(CollectionStrategy):
     def _render(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: np.ndarray):
         s = self.settings
         country = batch.enum("country")
-        renderer = _Renderer(batch, {k: s[k] for k in ("zh", "en")}, self._symbol_of_country[country])
+        renderer = _Renderer(batch, {k: s[k] for k in ("zh", "en")}, (self._symbol_list, country))
         n = rows.shape[0]
         language = self._language_of_country[country[rows]]
         chosen = self._pick[language, action, np.maximum(tier[rows], 0)]
@@ -475,16 +563,7 @@ class TieredStrategy(CollectionStrategy):
                     texts[j] = text
             script = pa.array(texts, pa.string())
         else:
-            chunks, order = [], []
-            for i in np.unique(chosen).tolist():
-                at = np.flatnonzero(chosen == i)
-                text = pa.nulls(at.size, pa.string()) if i < 0 else renderer.render(templates[i], rows[at])
-                chunks.append(pa.array(text, pa.string()) if isinstance(text, list) else text)
-                order.append(at)
-            position = np.concatenate(order)
-            inverse = np.empty(n, np.int64)
-            inverse[position] = np.arange(n)
-            script = pa.concat_arrays(chunks).take(pa.array(inverse))
+            script = renderer.render_all(templates, chosen, rows)
         return ids, np.where(chosen >= 0, self._language_names[language], None), script
 
 

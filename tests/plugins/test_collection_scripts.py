@@ -87,7 +87,7 @@ def test_scripts_state_the_accounts_figures(planned, small_book):
         assert f"{sym}{overdue[row]:,.2f}" in text
         assert f"{sym}{penalty[row]:,.2f}" in text
         assert f"{sym}{overdue[row] + penalty[row]:,.2f}" in text
-        assert (f"逾期{dpd[row]}天" in text) if country[row] == "CN" else (f"{dpd[row]} days" in text)
+        assert (f"逾期{dpd[row]}天" in text) if country[row] == "CN" else (f"{dpd[row]} day(s)" in text)
         checked += 1
     assert checked > 100
 
