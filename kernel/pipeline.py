@@ -446,9 +446,8 @@ class Pipeline:
         return PipelineResult(_with_columns(decisions, extra, book), actions, errors)
 
     def _route_one(self, account: AccountRow) -> int:
-        values = {key: account.text(key) for key in ("country", "region", "product")}
-        for match, set_index in self.apply:
-            if all(values[key] in allowed for key, allowed in match.items()):
+        for match, set_index in self.apply:          # reads only the columns the rules name
+            if all(account.text(key) in allowed for key, allowed in match.items()):
                 return set_index
         return -1
 
@@ -469,6 +468,8 @@ class Pipeline:
                     problem = "deferred an action without a next allowed time"
                     break
                 verdicts.append(v)
+        except PostloanError as e:
+            problem = f"failed: {e}"
         except Exception as e:
             problem = f"raised {type(e).__name__}{_where(e)}"
         if problem is None:
@@ -539,6 +540,8 @@ class Pipeline:
         try:
             v = pol.check(sub)
             problem = _verdict_problem(v, sub.n, pol)
+        except PostloanError as e:                   # ours: names a column, never personal data
+            problem = f"failed: {e}"
         except Exception as e:
             problem = f"raised {type(e).__name__}{_where(e)}"
         if problem is None:

@@ -143,3 +143,24 @@ def test_a_failing_scalar_twin_blocks_with_plugin_error(tmp_path, small_book):
     assert set(result.actions["reason_code"].to_pylist()) == {PLUGIN_ERROR}
     assert result.errors and "compliance policy 'test.broken_twin' (plugin 'test.twin', hook " \
                              "postloan_compliance_policies) raised IndexError" in result.errors[0]
+
+
+def test_routing_reads_only_the_columns_its_rules_name(twin_pipelines, small_book):
+    scalar, vector = twin_pipelines
+    row = int(np.flatnonzero(small_book["dpd"].to_numpy() > 0)[0])
+    cols = numpy_columns(small_book.slice(row, 1).drop_columns(["region", "product"]))
+    for pipe in (scalar, vector):               # the default rules route by country only
+        assert pipe.stage(cols, decisions_for(cols), dt.date(2026, 11, 28), utc(2026, 11, 28, 2, 0)).actions.num_rows
+
+
+def test_a_column_a_policy_needs_is_named_when_missing(twin_pipelines, small_book):
+    scalar, vector = twin_pipelines
+    dpd = small_book["dpd"].to_numpy()
+    contactable = (dpd > 0) & (dpd <= 30) & small_book["phone_valid"].to_numpy(zero_copy_only=False)
+    row = int(np.flatnonzero(contactable & (np.array(small_book["country"].to_pylist()) == "CN"))[0])
+    cols = numpy_columns(small_book.slice(row, 1).drop_columns(["open_complaints"]))
+    for pipe in (scalar, vector):
+        result = pipe.stage(cols, decisions_for(cols), dt.date(2026, 11, 28), utc(2026, 11, 28, 2, 0))
+        assert set(result.actions["reason_code"].to_pylist()) == {PLUGIN_ERROR}        # fail closed
+        assert "compliance policy 'cn.complaint_pause'" in result.errors[0]
+        assert "column 'open_complaints' is neither a book column nor a decision column" in result.errors[0]
