@@ -39,8 +39,8 @@ def run_workers(config: ServerConfig, workers: int, log_level: str = "INFO") -> 
     metrics_dir = tempfile.mkdtemp(prefix="postloan-metrics-") if config.metrics_port is not None else None
     worker_config = dict(asdict(config), reuse_port=True, metrics_port=None)
     env = worker_environment(workers, metrics_dir)
-    procs = [subprocess.Popen([sys.executable, "-m", "kernel.server.workers", json.dumps(worker_config), log_level],
-                              env=env) for _ in range(workers)]
+    procs = [subprocess.Popen([sys.executable, "-m", "kernel.server.workers", json.dumps(worker_config), log_level,
+                               str(os.getpid())], env=env) for _ in range(workers)]
     http = None
     if metrics_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
@@ -71,7 +71,19 @@ def run_workers(config: ServerConfig, workers: int, log_level: str = "INFO") -> 
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _worker_main(config_json: str, log_level: str) -> int:
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGTERM this worker when the supervisor dies, even by SIGKILL, so that no
+    orphan keeps the port."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)      # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):       # not Linux: the supervisor's own handlers still apply
+        return
+    if os.getppid() != parent:             # the supervisor died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker_main(config_json: str, log_level: str, parent: int) -> int:
     from ..errors import PostloanError
     from . import logs
     from .app import DecisionServer
@@ -79,6 +91,7 @@ def _worker_main(config_json: str, log_level: str) -> int:
     logs.configure(log_level)
     server = DecisionServer(ServerConfig(**json.loads(config_json)))
     server.install_signal_handlers()
+    _die_with_parent(parent)
     try:
         server.start()
     except PostloanError as e:
@@ -95,4 +108,4 @@ def _worker_main(config_json: str, log_level: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1], sys.argv[2]))
+    sys.exit(_worker_main(sys.argv[1], sys.argv[2], int(sys.argv[3])))

@@ -428,3 +428,22 @@ def test_numba_threads_split_across_workers():
     assert threads_per_worker(2, cores=8) == 4
     assert threads_per_worker(3, cores=2) == 1          # never 0, never more than the cores allow
     assert worker_environment(2, None)["NUMBA_NUM_THREADS"] == str(threads_per_worker(2))
+
+
+def test_workers_exit_when_the_supervisor_is_killed(tmp_path):
+    """SIGKILL leaves the supervisor no chance to stop its workers: Linux must (no orphan keeps the port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "kernel", "serve", "--port", str(port), "--workers", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while _listening_sockets(port) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _listening_sockets(port) == 2
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while _listening_sockets(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _listening_sockets(port) == 0
