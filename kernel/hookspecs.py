@@ -64,8 +64,8 @@ US_PER_DAY = 86_400_000_000
 def postloan_connectors(config: Mapping) -> Iterable["Connector"]:
     """Return the data connectors this plugin provides.
 
-    Called once, the first time a file or URI is opened (``postloan decide``, the batch
-    API, ``kernel.plugins.read_batches``). ``config`` is the whole postloan configuration
+    Called once, the first time a file or URI is opened through
+    ``kernel.plugins.read_batches`` / ``write_batches``. ``config`` is the whole configuration
     (read your settings from ``config["plugin"]["<your plugin name>"]``). The lists from all
     plugins are concatenated; a connector is chosen for a URI by its scheme
     (``sqlite:///book.db``) or file suffix (``.parquet``). Two connectors with one name, or
@@ -395,7 +395,7 @@ class ActionBatch:
     """
 
     def __init__(self, batch: Batch, rows: np.ndarray, action: np.ndarray, earliest_at_us: np.ndarray,
-                 script: pa.Array | None = None, subset: np.ndarray | None = None):
+                 script: pa.Array | None = None):
         self.batch = batch
         self.rows = rows
         self.action = action

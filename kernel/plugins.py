@@ -382,7 +382,8 @@ def read_batches(uri: str, *, table: str = "book", batch_size: int = 65_536,
     """Stream ``uri`` through its connector, each batch conformed and validated against the
     contract's ``table`` (only the ``required`` columns must be present — e.g. a kernel's
     ``inputs`` — default all); a bad value is reported naming the column and its row in the
-    file. ``postloan decide`` and batch jobs read any connector's format through this."""
+    file. Batch jobs (and ``postloan decide``, once it reads through connectors) read any
+    connector's format through this."""
     from .schema import SchemaError, arrow_schema, columns, validate
     if required is not None:
         contract = columns(table)

@@ -325,23 +325,22 @@ class _Renderer:
             return channel if small else pc.fill_null(channel, _MISSING)
         raise AssertionError(field)
 
-    def render(self, template: Template, rows: np.ndarray) -> pa.Array | list[str]:
-        small = rows.shape[0] <= SMALL_RENDER
+    def render_few(self, template: Template, rows: np.ndarray) -> list[str]:
+        """``template`` for a few accounts, with Python string formatting (Arrow's per-call
+        overhead exceeds the work below :data:`SMALL_RENDER` rows)."""
         parts = []
         for literal, field in template.pieces:
             if literal:
                 parts.append(literal)
             if field:
-                parts.append(self._field(field, template.language, rows, small))
-        if small:
-            strings = [p if isinstance(p, str) else None for p in parts]
-            columns = [p for p in parts if not isinstance(p, str)]
-            out = []
-            for i in range(rows.shape[0]):
-                it = iter(columns)
-                out.append("".join(s if s is not None else next(it)[i] for s in strings))
-            return out
-        return pc.binary_join_element_wise(*parts, "")
+                parts.append(self._field(field, template.language, rows, True))
+        strings = [p if isinstance(p, str) else None for p in parts]
+        columns = [p for p in parts if not isinstance(p, str)]
+        out = []
+        for i in range(rows.shape[0]):
+            it = iter(columns)
+            out.append("".join(s if s is not None else next(it)[i] for s in strings))
+        return out
 
     def render_all(self, templates: list[Template], chosen: np.ndarray, rows: np.ndarray) -> pa.Array:
         """Every action's script at once (template ``templates[chosen[k]]`` for account
@@ -559,7 +558,7 @@ class TieredStrategy(CollectionStrategy):
             texts: list = [None] * n
             for i in set(chosen.tolist()) - {-1}:
                 at = np.flatnonzero(chosen == i)
-                for j, text in zip(at.tolist(), renderer.render(templates[i], rows[at])):
+                for j, text in zip(at.tolist(), renderer.render_few(templates[i], rows[at])):
                     texts[j] = text
             script = pa.array(texts, pa.string())
         else:
