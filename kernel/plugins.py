@@ -352,6 +352,12 @@ def default_manager() -> PluginManager:
     return _DEFAULT_MANAGER
 
 
+def shown(column: str, value) -> str:
+    """A bad value as an error message may show it: withheld for personal-data columns."""
+    from .schema import pii_columns
+    return "(value withheld: personal data)" if column in pii_columns("book") else repr(value)
+
+
 def conform(batch: pa.RecordBatch, table: str = "book") -> pa.RecordBatch:
     """Give enum columns the contract's dictionary type (members in contract order), so a book
     read from CSV or SQLite equals the one written from Parquet. Other columns pass through."""
@@ -414,8 +420,8 @@ def read_batches(uri: str, *, table: str = "book", batch_size: int = 65_536,
             yield batch
     except (PostloanError, OSError):
         raise
-    except Exception as e:
-        raise PluginError(f"{uri}: connector {conn.name!r} (plugin {plugin!r}) failed: {type(e).__name__}: {e}",
+    except Exception as e:      # the message may quote data: type and place only
+        raise PluginError(f"{uri}: connector {conn.name!r} (plugin {plugin!r}) raised {type(e).__name__}{_where(e)}",
                           plugin=plugin, hook="postloan_connectors") from e
 
 
@@ -449,4 +455,4 @@ def write_batches(uri: str, batches: Iterable[pa.RecordBatch], *, schema: pa.Sch
         raise
     except Exception as e:
         raise PluginError(f"{uri}: connector {conn.name!r} (plugin {plugin!r}) failed to write: "
-                          f"{type(e).__name__}: {e}", plugin=plugin, hook="postloan_connectors") from e
+                          f"{type(e).__name__}{_where(e)}", plugin=plugin, hook="postloan_connectors") from e

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import kernel
 from kernel.errors import PostloanError
 from kernel.hookspecs import Connector
+from kernel.plugins import shown
 from kernel.schema import SchemaError
 
 __all__ = ["ParquetConnector", "ArrowIpcConnector", "CsvConnector", "SqliteConnector"]
@@ -121,6 +122,18 @@ class ArrowIpcConnector(Connector):
 
 
 _CSV_COLUMN = re.compile(r"CSV column #(\d+)")
+_CSV_SHAPE = re.compile(r"Expected (\d+) columns, got (\d+)")
+
+
+def _first_line_with_fields_other_than(path: str, expected: int) -> int | None:
+    """The 1-based line of the first CSV record whose field count is not ``expected``."""
+    import csv
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        for record in reader:
+            if len(record) != expected:
+                return reader.line_num
+    return None
 
 
 class CsvConnector(Connector):
@@ -149,7 +162,13 @@ class CsvConnector(Connector):
         message = str(error)
         m = _CSV_COLUMN.search(message)
         if not m:
-            return PostloanError(f"{uri}: not valid CSV: {message}")
+            shape = _CSV_SHAPE.search(message)
+            if shape:       # Arrow quotes the offending line, which may hold personal data
+                line = _first_line_with_fields_other_than(uri, int(shape.group(1)))
+                where = f" at line {line}" if line else ""
+                return PostloanError(f"{uri}: not valid CSV{where}: expected {shape.group(1)} fields, "
+                                     f"got {shape.group(2)}")
+            return PostloanError(f"{uri}: not valid CSV ({message.split(':')[0]})")
         with open(uri, "rb") as f:
             header = pcsv.open_csv(f).schema.names
         index = int(m.group(1))
@@ -163,7 +182,7 @@ class CsvConnector(Connector):
             row = _first_bad_cast(column, target)
             if row is not None:
                 value = column[row].as_py()
-                return SchemaError(f"{uri}: column {name!r} row {offset + row}: {value!r} is not a valid {target}",
+                return SchemaError(f"{uri}: column {name!r} row {offset + row}: {shown(name, value)} is not a valid {target}",
                                    field=name, row=offset + row)
             offset += batch.num_rows
         return SchemaError(f"{uri}: column {name!r}: {message}", field=name)
@@ -324,7 +343,7 @@ def _sql_column(uri: str, name: str, values: tuple, target: pa.DataType | None, 
         return pa.array(values, text_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         row = next((i for i, v in enumerate(values) if _bad_sql_value(v, text_type)), 0)
-        raise SchemaError(f"{uri}: column {name!r} row {offset + row}: {values[row]!r} is not a valid {text_type}",
+        raise SchemaError(f"{uri}: column {name!r} row {offset + row}: {shown(name, values[row])} is not a valid {text_type}",
                           field=name, row=offset + row) from None
 
 

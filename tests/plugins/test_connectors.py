@@ -156,3 +156,21 @@ def test_reading_only_requires_the_columns_asked_for(manager, book, tmp_path):
     assert back["country"].type == pa.dictionary(pa.int8(), pa.string())      # conformed to the contract
     with pytest.raises(SchemaError, match="missing column 'customer_id'"):
         list(read_batches(str(path), manager=manager))
+
+
+def test_a_bad_value_in_a_personal_data_column_is_not_repeated(manager, book, tmp_path):
+    path = corrupt_csv(book, tmp_path, "gps_lat", 5, "39.9N 116.4E")
+    with pytest.raises(SchemaError, match=r"column 'gps_lat' row 5: \(value withheld: personal data\) is not a valid") as e:
+        list(read_batches(str(path), manager=manager))
+    assert "39.9N" not in str(e.value)
+
+
+def test_a_csv_line_with_missing_fields_is_named_without_quoting_it(manager, book, tmp_path):
+    path = corrupt_csv(book, tmp_path, "dpd", 0, "0")
+    lines = path.read_text("utf-8").splitlines()
+    lines[8] = lines[8].rsplit(",", 3)[0]                    # line 9 lost its last three fields
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    name = book["name"][7].as_py()
+    with pytest.raises(PostloanError, match=r"bad.csv: not valid CSV at line 9: expected \d+ fields, got \d+") as e:
+        list(read_batches(str(path), manager=manager))
+    assert name not in str(e.value)
