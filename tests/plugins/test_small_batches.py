@@ -164,3 +164,28 @@ def test_a_column_a_policy_needs_is_named_when_missing(twin_pipelines, small_boo
         assert set(result.actions["reason_code"].to_pylist()) == {PLUGIN_ERROR}        # fail closed
         assert "compliance policy 'cn.complaint_pause'" in result.errors[0]
         assert "column 'open_complaints' is neither a book column nor a decision column" in result.errors[0]
+
+
+def test_threads_sharing_a_pipeline_get_the_answers_one_thread_gets(twin_pipelines, small_book, tmp_path):
+    """The gRPC server calls one Pipeline from many threads: results and audit stay whole."""
+    import threading
+    from kernel.pipeline import read_audit
+    scalar, _ = twin_pipelines
+    pipe = Pipeline(None, plugins=scalar.plugins, audit_path=tmp_path / "threads.log")
+    delinquent = np.flatnonzero(small_book["dpd"].to_numpy() > 0)[:24]
+    requests = [numpy_columns(small_book.slice(int(r), 1)) for r in delinquent]
+    now = utc(2026, 11, 28, 2, 0)
+    expected = [pipe.stage(c, decisions_for(c), dt.date(2026, 11, 28), now).actions.to_pylist() for c in requests]
+    got: dict[int, list] = {}
+
+    def serve(worker):
+        for i in range(worker, len(requests), 4):
+            got[i] = pipe.act(requests[i], decisions_for(requests[i]), dt.date(2026, 11, 28), now).actions.to_pylist()
+
+    threads = [threading.Thread(target=serve, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [got[i] for i in range(len(requests))] == expected
+    assert len(list(read_audit(pipe.audit.path))) == len(requests)
