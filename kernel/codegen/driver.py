@@ -578,9 +578,11 @@ def _collect_ids(masks: np.ndarray, ids, n: int) -> pa.Array:
     """Fired-rule bit masks ([words, n] uint64) → list<string> of rule ids in file order."""
     if n == 0:
         return pa.array([], COLLECT_RULE_TYPE)
-    bits = np.unpackbits(np.ascontiguousarray(masks.T).view(np.uint8).reshape(n, -1), axis=1, bitorder="little")
-    rows, cols = np.nonzero(bits[:, :len(ids)])
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(np.bincount(rows, minlength=n), out=offsets[1:])
-    values = pa.array(list(ids), pa.string()).take(pa.array(cols.astype(np.int32)))
+    from .helpers import fired_lists, gather_strings
+    offsets, indices = fired_lists(masks, len(ids))
+    table = pa.array(list(ids), pa.string())
+    _, id_offsets, id_data = table.buffers()
+    str_offsets, data = gather_strings(indices, np.frombuffer(id_offsets, np.int32, len(ids) + 1),
+                                       np.frombuffer(id_data, np.uint8))
+    values = pa.Array.from_buffers(pa.string(), len(indices), [None, pa.py_buffer(str_offsets), pa.py_buffer(data)])
     return pa.ListArray.from_arrays(pa.array(offsets), values)

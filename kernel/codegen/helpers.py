@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, types
+from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
-__all__ = ["p_i64", "p_f64", "p_i32", "p_u8", "p_i8", "add", "sub", "neg", "absolute", "mul", "imod", "fmod",
+__all__ = ["fired_lists", "gather_strings", "p_i64", "p_f64", "p_i32", "p_u8", "p_i8", "add", "sub", "neg", "absolute", "mul", "imod", "fmod",
            "civil", "OPTS"]
 
 OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
@@ -125,3 +126,50 @@ def civil(z):
     d = doy - (153 * mp + 2) // 5 + 1
     m = mp + 3 if mp < 10 else mp - 9
     return (y + 1 if m <= 2 else y), m, d
+
+
+@njit(**OPTS)
+def fired_lists(masks, rules):
+    """Fired-rule bit masks (``[words, n]`` uint64) → list offsets (int32, n + 1) and rule
+    indices (int32) of every fired rule, row by row in rule order: the layout of an Arrow
+    ``list`` column."""
+    words, n = masks.shape
+    offsets = np.empty(n + 1, dtype=np.int32)
+    offsets[0] = 0
+    total = 0
+    for i in range(n):
+        for w in range(words):
+            m = masks[w, i]
+            while m != np.uint64(0):
+                total += 1
+                m &= m - np.uint64(1)
+        offsets[i + 1] = total
+    indices = np.empty(total, dtype=np.int32)
+    k = 0
+    for i in range(n):
+        for w in range(words):
+            m = masks[w, i]
+            while m != np.uint64(0):
+                bit = np.int64(trailing_zeros(m))
+                if w * 64 + bit < rules:
+                    indices[k] = w * 64 + bit
+                    k += 1
+                m &= m - np.uint64(1)
+    return offsets, indices
+
+
+@njit(**OPTS)
+def gather_strings(indices, string_offsets, string_data):
+    """The buffers (int32 offsets, UTF-8 bytes) of a string array whose item k is string
+    ``indices[k]`` of a small table (given by its own offsets and bytes)."""
+    n = indices.shape[0]
+    offsets = np.empty(n + 1, dtype=np.int32)
+    offsets[0] = 0
+    for k in range(n):
+        j = indices[k]
+        offsets[k + 1] = offsets[k] + string_offsets[j + 1] - string_offsets[j]
+    data = np.empty(offsets[n], dtype=np.uint8)
+    for k in range(n):
+        j = indices[k]
+        data[offsets[k]:offsets[k + 1]] = string_data[string_offsets[j]:string_offsets[j + 1]]
+    return offsets, data

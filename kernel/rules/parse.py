@@ -1,16 +1,24 @@
 """Stage 1, parse: YAML text → a tree of positioned nodes; expression text → Python ``ast``.
 
-ruamel.yaml keeps the line and column of every key and value; this module turns its
-containers into plain :class:`Mapping`, :class:`Sequence` and :class:`Scalar` nodes that
-carry 1-based positions, so later stages never touch YAML. Expressions are parsed with
-Python's own parser (``ast``, never ``eval``) and :class:`ExprSource` maps an ``ast`` node's
-position back into the YAML file: exact for plain, quoted and ``|`` block scalars; the start
-of the value for folded or multi-line plain scalars (their line breaks are gone by then).
+YAML is composed by libyaml (PyYAML's C parser, ~20× faster than a pure-Python parser on a
+10,000-row decision table) into nodes that keep the line and column of every key and value;
+scalars are then typed by this module with the YAML 1.2 core schema (as ruamel.yaml does:
+``no``/``on`` stay strings, ``2026-01-01`` is a date), duplicate keys are errors. Without
+libyaml, ruamel.yaml's round-trip loader gives the same tree. Later stages see only plain
+:class:`Mapping`, :class:`Sequence` and :class:`Scalar` nodes with 1-based positions.
+
+Expressions are parsed with Python's own parser (``ast``, never ``eval``) and
+:class:`ExprSource` maps an ``ast`` node's position back into the YAML file: exact for plain,
+quoted and ``|`` block scalars; the start of the value for folded or multi-line plain scalars
+(their line breaks are gone by then).
 """
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import io
+import math
+import re
 from dataclasses import dataclass, field
 
 from .diagnostics import Diagnostics
@@ -52,6 +60,110 @@ Node = Scalar | Mapping | Sequence
 
 def parse_yaml(text: str, diags: Diagnostics) -> Node | None:
     """Parse one YAML document; syntax errors (and duplicate keys) go to ``diags``."""
+    try:
+        import yaml
+        loader = yaml.CSafeLoader
+    except (ImportError, AttributeError):
+        return _parse_ruamel(text, diags)
+    lines = text.splitlines()
+    try:
+        docs = list(yaml.compose_all(text, Loader=loader))
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = " ".join(str(p) for p in (e.context, e.problem) if p)
+        diags.error(pos, f"invalid YAML: {problem}")
+        return None
+    except yaml.YAMLError as e:
+        diags.error((1, 1), f"invalid YAML: {e}")
+        return None
+    docs = [d for d in docs if d is not None]
+    if not docs or (isinstance(docs[0], yaml.ScalarNode) and _core_value(docs[0].value) is None):
+        diags.error((1, 1), "empty file: expected a ruleset (`ruleset: <name>` …)")
+        return None
+    if len(docs) > 1:
+        diags.error((1, 1), "one ruleset per file: found several YAML documents (`---`)")
+    return _from_libyaml(docs[0], lines, diags, False)
+
+
+_STYLES = {None: "plain", "": "plain", "'": "single", '"': "double", "|": "literal", ">": "folded"}
+
+
+def _from_libyaml(node, lines, diags: Diagnostics, in_flow: bool) -> Node:
+    import yaml
+    pos = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        out = Mapping(pos)
+        flow = in_flow or bool(node.flow_style)
+        for key_node, value_node in node.value:
+            key = _plain_scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            key_pos = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                diags.error(key_pos, "invalid YAML: a key must be a name")
+                continue
+            if key in out.items:
+                diags.error(key_pos, f"invalid YAML: duplicate key `{key}` (first at line {out.items[key][0][0]})")
+                continue
+            out.items[key] = (key_pos, _from_libyaml(value_node, lines, diags, flow))
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        out = Sequence(pos)
+        flow = in_flow or bool(node.flow_style)
+        out.items = [_from_libyaml(item, lines, diags, flow) for item in node.value]
+        return out
+    style = _STYLES.get(node.style, "plain")
+    scalar = Scalar(_plain_scalar(node), pos, style, in_flow)
+    if style == "literal":
+        scalar.block_lines = lines      # type: ignore[attr-defined]  (to find the block's indent)
+    return scalar
+
+
+_INT = re.compile(r"^[-+]?[0-9]+$")
+_OCT = re.compile(r"^0o[0-7]+$")
+_HEX = re.compile(r"^0x[0-9a-fA-F]+$")
+_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _plain_scalar(node):
+    """A scalar's value: quoted and block scalars are strings; plain ones follow the YAML 1.2
+    core schema (null, bool, int, float) plus dates, like ruamel.yaml."""
+    if node.style not in (None, ""):
+        return node.value
+    return _core_value(node.value)
+
+
+def _core_value(text: str):
+    if text in ("", "~", "null", "Null", "NULL"):
+        return None
+    if text in ("true", "True", "TRUE"):
+        return True
+    if text in ("false", "False", "FALSE"):
+        return False
+    if _INT.match(text):
+        return int(text)
+    if _OCT.match(text):
+        return int(text[2:], 8)
+    if _HEX.match(text):
+        return int(text[2:], 16)
+    if _FLOAT.match(text):
+        return float(text)
+    lowered = text.lower()
+    if lowered in (".inf", "+.inf"):
+        return math.inf
+    if lowered == "-.inf":
+        return -math.inf
+    if lowered == ".nan":
+        return math.nan
+    if _DATE.match(text):
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            return text
+    return text
+
+
+def _parse_ruamel(text: str, diags: Diagnostics) -> Node | None:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 

@@ -65,8 +65,15 @@ def test_chinese_text_keeps_character_columns():
 def test_yaml_errors_are_diagnostics_not_tracebacks():
     [d] = _error("ruleset: r\nversion: '1'\n  bad: [\n")
     assert d.message.startswith("invalid YAML") and d.line >= 2
-    [dup] = _error("ruleset: r\nruleset: s\n")
-    assert "invalid YAML" in dup.message and dup.line == 2
+    diagnostics = _error("ruleset: r\nruleset: s\n")
+    assert any(d.message == "invalid YAML: duplicate key `ruleset` (first at line 1)" and d.line == 2
+               for d in diagnostics)
+
+
+def test_yaml_1_2_scalars():
+    from kernel.rules.parse import _core_value
+    assert [_core_value(v) for v in ("no", "on", "yes", "true", "~", "0x1f", "2026.11.1", "1e3", "-.inf")] == \
+        ["no", "on", "yes", True, None, 31, "2026.11.1", 1000.0, float("-inf")]
 
 
 def test_empty_and_non_mapping_files():
