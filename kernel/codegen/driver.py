@@ -307,18 +307,14 @@ class CompiledKernel:
         bulk (one NumPy conversion for all of them); returns the others, for the careful
         column-by-column path."""
         allowed = self._BULK_KINDS[kind]
-        bulk, rest = [], []
-        for entry, v in zip(group, values):
-            if type(v) is np.ndarray and v.shape == (n,) and v.dtype.kind in allowed:
-                bulk.append((entry, v))
-            else:
-                rest.append((entry, v))
-        if not bulk:
-            return rest
-        rows = [entry[2] for entry, _ in bulk]
         nbytes = (n + 7) // 8
         if kind == "u8":
-            for (slot, _, row, vrow), v in bulk:
+            rest = []
+            for entry, v in zip(group, values):
+                if type(v) is not np.ndarray or v.shape != (n,) or v.dtype.kind not in allowed:
+                    rest.append((entry, v))
+                    continue
+                slot, _, row, vrow = entry
                 index = self._member_index[slot.valid]
                 codes = st.u8[row]
                 for j, item in enumerate(v.tolist()):
@@ -327,26 +323,46 @@ class CompiledKernel:
                         codes[j] = 255
                         if item is None:
                             st.bits[vrow, j >> 3] &= np.uint8(255 ^ (1 << (j & 7)))
-                            continue
-                        if slot.type.kind == "category":      # unknown to the model: index -1
-                            continue
-                        raise InputError(f"column `{slot.name}` row {j}: {item!r} is not one of "
-                                         f"{', '.join(slot.type.members)}", slot.name)
-                    codes[j] = code
+                        elif slot.type.kind != "category":     # unknown to a model: index -1
+                            raise InputError(f"column `{slot.name}` row {j}: {item!r} is not one of "
+                                             f"{', '.join(slot.type.members)}", slot.name)
+                    else:
+                        codes[j] = code
             return rest
-        block = np.array([v for _, v in bulk])
+        # the common case: every column a plain array of a natural dtype, converted at once
+        if all(type(v) is np.ndarray for v in values):
+            try:
+                block = np.array(values)
+            except ValueError:             # ragged: some column has the wrong length
+                block = None
+            if block is not None and block.shape == (len(values), n) and block.dtype.kind in allowed:
+                self._store_block(kind, group, block, n, nbytes, st)
+                return []
+        bulk, rest = [], []
+        for entry, v in zip(group, values):
+            if type(v) is np.ndarray and v.shape == (n,) and v.dtype.kind in allowed:
+                bulk.append((entry, v))
+            else:
+                rest.append((entry, v))
+        if bulk:
+            self._store_block(kind, [entry for entry, _ in bulk], np.array([v for _, v in bulk]), n, nbytes, st)
+        return rest
+
+    @staticmethod
+    def _store_block(kind: str, entries: list, block: np.ndarray, n: int, nbytes: int, st) -> None:
+        rows = [entry[2] for entry in entries]
         if kind == "f64":
             st.f64[rows] = block
         elif kind == "i64":
             st.i64[rows] = block
         elif kind == "i32":
             nat = np.isnat(block)
-            st.i32[rows] = np.where(nat, 0, block.astype("datetime64[D]").astype(np.int64))
+            st.i32[rows] = block.astype("datetime64[D]").astype(np.int64)
             if nat.any():
-                st.bits[[entry[3] for entry, _ in bulk], :nbytes] = np.packbits(~nat, axis=1, bitorder="little")
+                st.i32[rows] = np.where(nat, 0, st.i32[rows])
+                st.bits[[entry[3] for entry in entries], :nbytes] = np.packbits(~nat, axis=1, bitorder="little")
         else:
             st.bits[rows, :nbytes] = np.packbits(block, axis=1, bitorder="little")
-        return rest
 
     def _small_input(self, slot, kind, row, vrow, values, n: int, st) -> None:
         t = slot.type.kind

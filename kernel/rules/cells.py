@@ -8,6 +8,7 @@ cell but a list), ``not(<cell>)``. A cell is a YAML string or a bare number / bo
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 from . import ir
@@ -25,8 +26,10 @@ class CellError(ValueError):
     pass
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_cell(value, t: Type) -> ir.ValueSet:
-    """The set of values a condition cell accepts; raises CellError with the reason."""
+    """The set of values a condition cell accepts; raises CellError with the reason.
+    (Memoized: large tables repeat the same cells.)"""
     if value is None:
         raise CellError("empty cell: write - for any value")
     if isinstance(value, str):
@@ -134,6 +137,7 @@ def _literal(value, t: Type):
     return v
 
 
+@functools.lru_cache(maxsize=65536)
 def cell_condition(name: str, t: Type, cell: ir.ValueSet) -> ir.Expr:
     """An expression accepting exactly the values of ``cell`` (null handling included)."""
     x = ir.Name(t, name)

@@ -52,7 +52,7 @@ def check_text(file: str, text: str) -> tuple[Checked | None, list[Diagnostic]]:
     d = Diagnostics(file)
     root = parse_yaml(text, d)
     checked = check_document(root, d) if root is not None else None
-    if checked is not None:
+    if checked is not None and len(checked.ir.rules) <= _CACHE_MAX_RULES:
         _store_checked(key, (checked, d.items))
     return checked, d.items
 
@@ -69,6 +69,8 @@ def _compiler_hash() -> str:
 
 
 _COMPILER_HASH = None
+#: larger rulesets (decision tables) pickle about as slowly as they parse: not cached
+_CACHE_MAX_RULES = 2000
 
 
 def _check_key(file: str, text: str) -> str:
