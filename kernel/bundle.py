@@ -195,7 +195,7 @@ def _feature_problem(node: Node, name: str, actual: Type | None, column) -> str 
         if actual is None and column is not None and str(column.type) in ("string", "large_string"):
             return None
         return f"model feature `{name}` is categorical, but the value is {actual or column.type}"
-    if actual is not None and actual.kind in ("int", "float"):
+    if actual is not None and actual.kind in ("int", "float", "bool"):
         return None
     return f"model feature `{name}` is numeric, but the value is {actual or column.type}"
 

@@ -172,7 +172,8 @@ class Kernel:
         return pa.Table.from_arrays(arrays, schema=self._schema)
 
     def _reference_rows(self, data, as_of, model_outputs: pa.Table | None = None):
-        """(explanation, {decision column: internal value}) per row, by the reference engines."""
+        """(explanation, {decision column: internal value}) per row, by the reference engines:
+        node by node in evaluation order, rulesets row by row, models a column at a time."""
         from .codegen.driver import as_of_days
         if isinstance(data, dict):
             data = _table_of_columns(data, self.inputs)
@@ -180,43 +181,48 @@ class Kernel:
             data = pa.Table.from_batches([data])
         self._compiled.check_schema(data.schema)
         days = as_of_days(as_of)
-        cols = {name: _reference_column(name, data.column(name), t) for name, t in self.inputs.items()}
-        models = {}
+        n = data.num_rows
+        values = {name: _reference_column(name, data.column(name), t) for name, t in self.inputs.items()}
+        decided = [dict() for _ in range(n)]
+        explained = [dict() for _ in range(n)]
         for node in self._bundle.nodes:
-            if node.kind != "model":
+            sources = self._bundle.sources[node.name]
+            if node.kind == "model":
+                if model_outputs is not None:
+                    outs = {out: model_outputs.column(f"{node.name}.{out}").to_pylist() for out in node.outputs}
+                else:
+                    outs = _reference_model_outputs(self._bundle, node, sources, values, n)
+                for out, column in outs.items():
+                    values[f"{node.name}.{out}"] = column
+                    for r in range(n):
+                        decided[r][f"{node.name}.{out}"] = column[r]
                 continue
-            if model_outputs is not None:
-                models[node.name] = {out: model_outputs.column(f"{node.name}.{out}").to_pylist() for out in node.outputs}
-            else:
-                models[node.name] = _reference_model_outputs(node, self._bundle.sources[node.name], cols, data.num_rows)
-        for r in range(data.num_rows):
-            row = {name: values[r] for name, values in cols.items()}
-            decided: dict = {}
-            explained = {}
-            for node in self._bundle.nodes:
-                sources = self._bundle.sources[node.name]
-                if node.kind == "model":
-                    for out_name, values in models[node.name].items():
-                        row[f"{node.name}.{out_name}"] = decided[f"{node.name}.{out_name}"] = values[r]
-                    continue
-                rs = node.ruleset.ir
-                local = {name: row.get(src[1] if src[0] == "column" else f"{src[1]}.{src[2]}")
-                         for name, src in sources.items()}
+            rs = node.ruleset.ir
+            keys = {name: (src[1] if src[0] == "column" else f"{src[1]}.{src[2]}") for name, src in sources.items()}
+            columns = {o.name: [None] * n for o in rs.outputs}
+            for r in range(n):
+                local = {name: values[key][r] for name, key in keys.items()}
                 result = evaluate_rules(rs, local, days)
                 for o in rs.outputs:
-                    row[f"{node.name}.{o.name}"] = decided[f"{node.name}.{o.name}"] = result[o.name]
-                decided[f"{node.name}.rule"] = result["rule"]
-                winners = result["rule"] if isinstance(result["rule"], list) else (
-                    [result["rule"]] if result["rule"] not in (None, "!unique") else [])
-                read: dict = {}
-                for rule in rs.rules:
-                    if rule.id in winners:
-                        for e in [rule.when] + [x for _, x in rule.then]:
-                            for name in names_read(e):
-                                read[name] = _plain(local.get(name), rs.input_type(name))
-                explained[node.name] = {"rule": result["rule"], "version": rs.version, "inputs": read,
-                                        "outputs": {o.name: _plain(result[o.name], o.type) for o in rs.outputs}}
-            yield explained, decided
+                    columns[o.name][r] = decided[r][f"{node.name}.{o.name}"] = result[o.name]
+                decided[r][f"{node.name}.rule"] = result["rule"]
+                explained[r][node.name] = _explanation(rs, local, result)
+            for o in rs.outputs:
+                values[f"{node.name}.{o.name}"] = columns[o.name]
+        return list(zip(explained, decided))
+
+
+def _explanation(rs, local: dict, result: dict) -> dict:
+    winners = result["rule"] if isinstance(result["rule"], list) else (
+        [result["rule"]] if result["rule"] not in (None, "!unique") else [])
+    read: dict = {}
+    for rule in rs.rules:
+        if rule.id in winners:
+            for e in [rule.when] + [x for _, x in rule.then]:
+                for name in names_read(e):
+                    read[name] = _plain(local.get(name), rs.input_type(name))
+    return {"rule": result["rule"], "version": rs.version, "inputs": read,
+            "outputs": {o.name: _plain(result[o.name], o.type) for o in rs.outputs}}
 
 
 def build_plan(bundle: Bundle):
@@ -235,6 +241,11 @@ def _contract_enum(column: str):
     from .schema import ENUMS, columns
     col = columns("book")[column]
     return ir.enum_type(ENUMS[col.enum]) if col.enum else None
+
+
+def _book_column(name: str):
+    from .schema import columns
+    return columns("book")[name]
 
 
 def bundle_output_type(bundle: Bundle, src) -> ir.Type:
@@ -260,7 +271,11 @@ def _model_plan_node(bundle, node, sources, ModelNode):
                 t = _contract_enum(src[1]) if src[0] == "column" else bundle_output_type(bundle, src)
                 features.append((src, "category", cats, t))
         else:
-            t = ir.FLOAT if src[0] == "column" else bundle_output_type(bundle, src)
+            if src[0] == "column":
+                from .bundle import _contract_type
+                t = ir.BOOL if _contract_type(_book_column(src[1])) == ir.BOOL else ir.FLOAT
+            else:
+                t = bundle_output_type(bundle, src)
             features.append((src, "numeric", (), t))
     import hashlib
     import inspect
@@ -276,25 +291,25 @@ def _reference_column(name: str, column, t: ir.Type) -> list:
     return to_python(name, column, t)
 
 
-def _reference_model_outputs(node, sources, cols: dict, n: int) -> dict:
+def _reference_model_outputs(bundle: Bundle, node, sources, values: dict, n: int) -> dict:
     """A model's outputs for every row, computed by onnxruntime (``run_matrix``)."""
     model = node.model
     X = np.full((n, len(model.inputs)), np.nan, dtype=np.float32)
     for j, feature in enumerate(model.inputs):
         src = sources[feature.name]
-        if src[0] != "column":
-            raise NotImplementedError("reference models reading upstream outputs")  # none in the bundle
-        values = cols[src[1]]
+        key = src[1] if src[0] == "column" else f"{src[1]}.{src[2]}"
+        column = values[key]
         if feature.kind == "category":
             index = {c: k for k, c in enumerate(feature.categories)}
-            for r, v in enumerate(values):
+            members = _enum_members(bundle, src)
+            for r, v in enumerate(column):
                 if v is None:
                     continue
-                if isinstance(v, int):          # an enum column: internal code → member name
-                    v = _contract_member(src[1], v)
+                if members is not None:           # an enum: internal code → member name
+                    v = members[v]
                 X[r, j] = index.get(v, -1)
         else:
-            X[:, j] = [np.nan if v is None else v for v in values]
+            X[:, j] = [np.nan if v is None else v for v in column]
     out = model.run_matrix(X) if n else np.zeros((0, len(node.outputs)))
     result = {}
     for k, (name, t) in enumerate(node.outputs.items()):
@@ -303,9 +318,12 @@ def _reference_model_outputs(node, sources, cols: dict, n: int) -> dict:
     return result
 
 
-def _contract_member(column: str, code: int) -> str:
-    from .schema import ENUMS, columns
-    return ENUMS[columns("book")[column].enum][code]
+def _enum_members(bundle: Bundle, src):
+    if src[0] == "output":
+        t = bundle_output_type(bundle, src)
+        return t.members if t.kind == "enum" else None
+    t = _contract_enum(src[1])
+    return None if t is None else t.members
 
 
 def _plain(value, t: ir.Type):
