@@ -120,7 +120,6 @@ def test_decision_table_of_10000_rows(benchmark):
     start = time.perf_counter()
     rs.evaluate(accounts.slice(0, 10), AS_OF)                   # codegen, index, Numba
     compiled = time.perf_counter() - start
-    rs.kernel().module.run_parallel.compile(rs.kernel().module.RUN_PARALLEL_SIGNATURE)
     sample = accounts.slice(0, 2_000 if benchmark.disabled else 20_000)
     got = rs.evaluate(sample, AS_OF)
     env = numpy_peer.columns_of(sample, rs.inputs)

@@ -91,7 +91,7 @@ class Kernel:
         problem. The kernel returned is compiled and warm."""
         from .codegen import compile_plan
         bundle = Bundle.load(path)
-        compiled = compile_plan(build_plan(bundle), parallel=True)
+        compiled = compile_plan(build_plan(bundle))
         kernel = cls(bundle, compiled)
         kernel._warm()
         return kernel

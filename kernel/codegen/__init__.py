@@ -13,10 +13,8 @@ from .plan import ModelNode, Plan, RulesetNode
 __all__ = ["compile_plan", "CompiledKernel", "Plan", "RulesetNode", "ModelNode"]
 
 
-def compile_plan(plan: Plan, parallel: bool = False) -> CompiledKernel:
-    """Compile (or load from cache) the kernel of ``plan``. The parallel variant, used for
-    batches of :data:`~.driver.PARALLEL_MIN_ROWS` rows or more, is compiled now when
-    ``parallel`` is true, else on first use."""
+def compile_plan(plan: Plan) -> CompiledKernel:
+    """Compile (or load from Numba's cache) the kernel of ``plan``."""
     import numba
 
     from . import cache, emit
@@ -28,6 +26,4 @@ def compile_plan(plan: Plan, parallel: bool = False) -> CompiledKernel:
     driver = generated.driver.format(**{f"module_{k}": m.__name__ for k, m in enumerate(modules)})
     inject = {"MP_TYPES": [numba.typeof(m.params) for m in generated.models]} if generated.models else None
     module = cache.import_source(cache.write_source(driver), inject)
-    if parallel:
-        module.run_parallel.compile(module.RUN_PARALLEL_SIGNATURE)
     return CompiledKernel(plan, module, generated.tables, [m.params for m in generated.models])

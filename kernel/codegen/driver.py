@@ -5,9 +5,8 @@ validity bitmap and bit offset) — no copy unless its Arrow type needs a cast (
 int64); dictionary-encoded enums pass their index buffer plus a 256-entry table mapping
 dictionary positions to the declared member order, computed once per batch; plain string
 enums are encoded once per batch. Outputs come back as Arrow arrays over the kernel's own
-output buffers (no copy). Large batches run the ``prange`` kernel; small ones (and concurrent
-callers, see :data:`PARALLEL_LOCK`) run the serial kernel in the calling thread, which holds
-no GIL.
+output buffers (no copy). Large batches are split into row chunks that a thread pool decides
+at once (the compiled kernel holds no GIL); small ones run in the calling thread.
 
 Columns path (:meth:`CompiledKernel.run_columns`): one or a few accounts as NumPy arrays,
 copied into one small 2-D array per storage type; the compiled call is the same.
@@ -15,7 +14,9 @@ copied into one small 2-D array per storage type; the compiled call is the same.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -26,13 +27,23 @@ from ..rules.columns import COLLECT_RULE_TYPE, RULE_TYPE, InputError, accepts, e
 from ..rules.reference import UNIQUE_CONFLICT
 from .plan import OUTPUT_GROUP, Plan
 
-__all__ = ["CompiledKernel", "PARALLEL_MIN_ROWS", "PARALLEL_LOCK", "as_of_days"]
+__all__ = ["CompiledKernel", "PARALLEL_MIN_ROWS", "THREADS", "as_of_days"]
 
-#: batches at least this long use the parallel kernel
+#: batches at least this long are split into row chunks decided on several threads
 PARALLEL_MIN_ROWS = 4096
-#: Numba's default threading layer (workqueue) must not be entered by two threads at once;
-#: a caller that finds it busy runs the serial kernel instead of waiting
-PARALLEL_LOCK = threading.Lock()
+#: threads deciding one large batch (``$POSTLOAN_THREADS``, default: every CPU)
+THREADS = max(1, int(os.environ.get("POSTLOAN_THREADS") or os.cpu_count() or 1))
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="postloan-kernel")
+        return _POOL
+
 
 _NP = {"OI64": np.int64, "OF64": np.float64, "OI32": np.int32, "OI8": np.int8, "OU8": np.uint8,
        "OV": np.uint8, "OM": np.uint64}
@@ -190,14 +201,17 @@ class CompiledKernel:
         args.extend(outputs[g] for g in ("OI64", "OF64", "OI32", "OI8", "OU8", "OV", "OM"))
         args.extend(self.tables[g] for g in ("TI64", "TF64", "TU64"))
         args.extend(self.model_params)
-        if parallel and n >= PARALLEL_MIN_ROWS and PARALLEL_LOCK.acquire(blocking=False):
-            try:
-                blocks = (n + self.module.BLOCK_ROWS - 1) // self.module.BLOCK_ROWS
-                self.module.run_parallel(n, blocks, days, *args)
-            finally:
-                PARALLEL_LOCK.release()
-        else:
-            self.module.block(0, n, days, *args)
+        block = self.module.block
+        if not parallel or n < PARALLEL_MIN_ROWS or THREADS == 1:
+            block(0, n, days, *args)
+            return
+        # row chunks on the pool (the compiled block holds no GIL); a few chunks per thread
+        # even out uneven rows, and each chunk stays large enough to amortize a task
+        chunks = max(THREADS, min(4 * THREADS, n // PARALLEL_MIN_ROWS))
+        step = -(-n // chunks)
+        futures = [_pool().submit(block, start, min(n, start + step), days, *args) for start in range(0, n, step)]
+        for f in futures:
+            f.result()
 
     # ------------------------------------------------------------------ outputs
     def _arrow_outputs(self, outputs: dict, n: int) -> list[tuple[str, pa.Array]]:
