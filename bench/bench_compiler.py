@@ -6,7 +6,8 @@
 - a 10,000-row decision table (int, float and enum conditions, overlapping rows, first hit):
   accounts/s through the bitset index (goal ≥ 1,000,000/s) against the NumPy scan of its rows;
 - cold and warm compile of the shipped bundle (fresh processes, a fresh cache directory);
-- one account through ``Kernel.decide_columns``: µs per call, and the bare compiled call,
+- one account through ``Kernel.decide_columns`` and ``Kernel.decide_record``: µs per call, and
+  the bare compiled call,
   against onnxruntime scoring the PD model alone on one row.
 
     pytest bench/bench_compiler.py --benchmark-enable -s
@@ -207,6 +208,8 @@ def test_one_account_latency(benchmark, shipped):
         return statistics.median(samples) * 1e6
 
     ours = per_call(lambda: shipped.decide_columns(columns, AS_OF))
+    record = {name: book.column(name)[0].as_py() for name in shipped.inputs}
+    as_record = per_call(lambda: shipped.decide_record(record, AS_OF))
     ck = shipped._compiled
     st = ck._staging(1)
     outs = ck._allocate(1)
@@ -217,8 +220,10 @@ def test_one_account_latency(benchmark, shipped):
         X = np.zeros((1, len(pd_node.model.inputs)), np.float32)
         peer = per_call(lambda: pd_node.model.run_matrix(X))
     benchmark.pedantic(shipped.decide_columns, args=(columns, AS_OF), rounds=calls // 10, iterations=10)
-    benchmark.extra_info.update({"decide_columns_us": round(ours, 1), "compiled_call_us": round(bare, 1),
+    benchmark.extra_info.update({"decide_columns_us": round(ours, 1), "decide_record_us": round(as_record, 1),
+                                 "compiled_call_us": round(bare, 1),
                                  "onnxruntime_pd_model_one_row_us": None if peer is None else round(peer, 1)})
-    print(f"\none account: decide_columns {ours:.1f} µs (the compiled call alone {bare:.1f} µs, "
+    print(f"\none account: decide_columns {ours:.1f} µs, decide_record {as_record:.1f} µs "
+          f"(the compiled call alone {bare:.1f} µs, "
           f"{len(shipped.inputs)} input columns, {len(shipped.outputs)} decision columns); "
           + (f"onnxruntime scoring the PD model alone on one row {peer:.1f} µs" if peer else ""))

@@ -148,6 +148,14 @@ class Kernel:
         ``collect`` rule lists as object arrays of lists."""
         return self._compiled.run_columns(columns, as_of, n)
 
+    def decide_record(self, record, as_of=None) -> dict:
+        """One account given as a mapping of Python scalars (``{"dpd": 15, "gps_status": "ONLINE",
+        "insurance_expiry_date": date(...), "bureau_score": None, ...}``; None or NaN is null);
+        returns ``{decision column: scalar}`` (enum members and rule ids as ``str``, dates as
+        ``datetime.date``, collect rule lists as lists, null as None). The fastest path for one
+        gRPC request: no arrays are built on either side."""
+        return self._compiled.run_record(record, as_of)
+
     # ------------------------------------------------------------------------------ explaining
     def explain(self, data, as_of=None) -> list[dict]:
         """Per row, per ruleset: the winning rule (``rule``; a list under collect), the values

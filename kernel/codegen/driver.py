@@ -344,13 +344,15 @@ class CompiledKernel:
                         codes[j] = code
             return rest
         # the common case: every column a plain array of a natural dtype, converted at once
+        # (plain arrays only: np.array would drop a masked array's mask; the block's dtype
+        # then tells whether every column had a natural dtype)
         if all(type(v) is np.ndarray for v in values):
             try:
                 block = np.array(values)
             except ValueError:             # ragged: some column has the wrong length
                 block = None
             if block is not None and block.shape == (len(values), n) and block.dtype.kind in allowed:
-                self._store_block(kind, group, block, n, nbytes, st)
+                self._store_block(kind, group, block, n, nbytes, st, whole=True)
                 return []
         bulk, rest = [], []
         for entry, v in zip(group, values):
@@ -363,20 +365,94 @@ class CompiledKernel:
         return rest
 
     @staticmethod
-    def _store_block(kind: str, entries: list, block: np.ndarray, n: int, nbytes: int, st) -> None:
-        rows = [entry[2] for entry in entries]
+    def _store_block(kind: str, entries: list, block: np.ndarray, n: int, nbytes: int, st,
+                     whole: bool = False) -> None:
+        """Store a [columns, n] block; ``whole``: the entries are the whole group, whose value
+        rows are 0..k-1 in order (bool values interleave with validity rows: never whole)."""
+        rows = slice(0, len(entries)) if whole and kind != "bits" else [entry[2] for entry in entries]
         if kind == "f64":
             st.f64[rows] = block
         elif kind == "i64":
             st.i64[rows] = block
         elif kind == "i32":
-            nat = np.isnat(block)
-            st.i32[rows] = block.astype("datetime64[D]").astype(np.int64)
+            days = block.astype("datetime64[D]").astype(np.int64)
+            nat = days == np.iinfo(np.int64).min
             if nat.any():
-                st.i32[rows] = np.where(nat, 0, st.i32[rows])
+                days[nat] = 0
                 st.bits[[entry[3] for entry in entries], :nbytes] = np.packbits(~nat, axis=1, bitorder="little")
+            st.i32[rows] = days
         else:
             st.bits[rows, :nbytes] = np.packbits(block, axis=1, bitorder="little")
+
+    def run_record(self, record, as_of) -> dict:
+        """Decide one account given as a mapping of Python scalars (see ``Kernel.decide_record``):
+        each value stored straight into the staging arrays, each output read back as a scalar."""
+        days = as_of_days(as_of)
+        st = self._staging(1)
+        st.bits.fill(255)
+        f64, i64, i32, u8, bits = st.f64, st.i64, st.i32, st.u8, st.bits
+        for slot, kind, row, vrow in self._layout[2]:
+            try:
+                v = record[slot.name]
+            except KeyError:
+                raise InputError(f"missing column `{slot.name}` (the rules read it as {slot.type})",
+                                 slot.name) from None
+            if v is None or v != v:                        # None, or NaN: null
+                bits[vrow, 0] = 0
+                continue
+            try:
+                if kind == "f64":
+                    if isinstance(v, (str, bytes, dt.date)):
+                        raise TypeError
+                    f64[row, 0] = v
+                elif kind == "i64":
+                    if isinstance(v, (str, bytes, dt.date)) or (isinstance(v, float) and not v.is_integer()):
+                        raise TypeError
+                    i64[row, 0] = v
+                elif kind == "u8":
+                    code = self._member_index[slot.valid].get(v)
+                    if code is None:
+                        if slot.type.kind != "category":
+                            raise InputError(f"column `{slot.name}`: {v!r} is not one of "
+                                             f"{', '.join(slot.type.members)}", slot.name)
+                        code = 255                         # unknown to the model: index -1
+                    u8[row, 0] = code
+                elif kind == "bits":
+                    if not isinstance(v, (bool, np.bool_)):
+                        raise TypeError
+                    bits[row, 0] = 1 if v else 0
+                else:
+                    i32[row, 0] = _day_number(v)
+            except (TypeError, ValueError, OverflowError):
+                raise InputError(f"column `{slot.name}` holds {v!r}, expected {expected_text(slot.type)}",
+                                 slot.name) from None
+        outputs = self._allocate(1)
+        self._call(1, days, {"PTR": st.ptr, "OFF": st.off}, outputs, parallel=False)
+        return self._record_outputs(outputs)
+
+    def _record_outputs(self, outputs: dict) -> dict:
+        lay = self._out_layout
+        valid = outputs["OV"][:, 0].tolist()
+        plain = {g: outputs[g][:, 0].tolist() for g in ("OF64", "OI64", "OI32", "OI8", "OU8")}
+        masks = outputs["OM"].tolist() if lay["has_collect"] else None
+        result = {}
+        for column, kind, index, value_index, vindex in lay["record"]:
+            if kind == "collect":
+                result[column] = _collect_lists(masks, index, 1)[0]
+            elif kind == "rule":
+                code = plain["OI32"][value_index]
+                result[column] = None if code < 0 else index[code]
+            elif not valid[vindex]:
+                result[column] = None
+            elif kind == "enum":
+                result[column] = index[plain["OI8"][value_index]]
+            elif kind == "date":
+                result[column] = _EPOCH + dt.timedelta(days=plain["OI32"][value_index])
+            elif kind == "bool":
+                result[column] = plain["OU8"][value_index] != 0
+            else:
+                result[column] = plain["OF64" if kind == "float" else "OI64"][value_index]
+        return result
 
     def _small_input(self, slot, kind, row, vrow, values, n: int, st) -> None:
         t = slot.type.kind
@@ -542,6 +618,16 @@ def _output_layout(plan) -> dict:
             columns.append((f"{node.name}.rule", "label", len(label_offset), None))
             label_offset.append(len(labels))
             labels.extend(list(rslot.ids) + [UNIQUE_CONFLICT])
+    record = []        # (column, kind, labels or rule ids, value row, validity row)
+    for node in plan.nodes:
+        for (node_name, out_name), slot in plan.outputs.items():
+            if node_name == node.name:
+                record.append((slot.column, slot.type.kind, slot.type.members, slot.value, slot.valid))
+        rslot = plan.rules.get(node.name)
+        if rslot is not None and rslot.collect:
+            record.append((f"{node.name}.rule", "collect", (rslot.value, rslot.words, rslot.ids), None, None))
+        elif rslot is not None:
+            record.append((f"{node.name}.rule", "rule", tuple(rslot.ids) + (UNIQUE_CONFLICT,), rslot.value, None))
     table = np.empty(len(labels) + 1, dtype=object)
     table[:len(labels)] = labels
     table[-1] = None                          # code -1 (null) indexes the last entry
@@ -551,7 +637,7 @@ def _output_layout(plan) -> dict:
             "float_valid": as_array(float_valid), "enum_rows": as_array(enum_rows),
             "enum_valid": as_array(enum_valid), "enum_label": as_array(enum_label),
             "rule_rows": as_array(rule_rows), "rule_label": as_array(rule_label),
-            "has_dates": any(c[1] == "date" for c in columns), "has_collect": any(c[1] == "collect" for c in columns)}
+            "record": record, "has_dates": any(c[1] == "date" for c in columns), "has_collect": any(c[1] == "collect" for c in columns)}
 
 
 def _collect_lists(masks: list, where, n: int) -> np.ndarray:
@@ -577,6 +663,22 @@ def _length(columns: dict, slots) -> int:
     for v in columns.values():
         return len(v)
     return 1
+
+
+def _day_number(v) -> int:
+    """Days since 1970-01-01 of a date, datetime, datetime64 or ISO string."""
+    if isinstance(v, dt.datetime):
+        v = v.date()
+    if isinstance(v, dt.date):
+        return v.toordinal() - _EPOCH_ORDINAL
+    if isinstance(v, np.datetime64):
+        return int(v.astype("datetime64[D]").astype(np.int64))
+    if isinstance(v, str):
+        return dt.date.fromisoformat(v).toordinal() - _EPOCH_ORDINAL
+    raise TypeError
+
+
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 def _dates(values: np.ndarray) -> np.ndarray:

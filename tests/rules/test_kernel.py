@@ -177,3 +177,23 @@ def test_kernel_is_immutable_and_describes_itself(shipped_kernel):
     assert "dpd_bucket.bucket" in k.outputs and "dpd_bucket.rule" in k.outputs
     assert k.inputs["dpd"].kind == "int"
     assert k.nodes.index("dpd_bucket") < k.nodes.index("collection_tier")
+
+
+def test_decide_record_matches_decide(shipped_kernel, small_book):
+    k = shipped_kernel
+    rows = small_book.slice(200, 20)
+    expected = k.decide(rows, AS_OF).to_pylist()
+    for r in range(20):
+        record = {name: rows.column(name)[r].as_py() for name in k.inputs}
+        got = k.decide_record(record, AS_OF)
+        assert got == expected[r]
+    record["dpd"] = None                         # nulls: None (or NaN for floats)
+    record["gps_offline_hours"] = float("nan")
+    nulls = pa.table({name: pa.array([record[name]], type=rows.schema.field(name).type) for name in k.inputs})
+    assert k.decide_record(record, AS_OF) == k.decide(nulls, AS_OF).to_pylist()[0]
+    with pytest.raises(InputError, match="column `dpd` holds 'x', expected int"):
+        k.decide_record({**record, "dpd": "x"}, AS_OF)
+    with pytest.raises(InputError, match="column `gps_status`: 'LOST' is not one of"):
+        k.decide_record({**record, "gps_status": "LOST"}, AS_OF)
+    with pytest.raises(InputError, match="missing column `dpd`"):
+        k.decide_record({n: v for n, v in record.items() if n != "dpd"}, AS_OF)
