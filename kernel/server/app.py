@@ -65,6 +65,7 @@ class ServerConfig:
     metrics_host: str = "127.0.0.1"
     grace_seconds: float = 10.0          # in-flight calls get this long on shutdown
     reuse_port: bool = False             # SO_REUSEPORT, for --workers
+    supervisor_pid: int | None = None    # set in --workers processes: reloads go through the supervisor
     access_log: bool = False             # one JSON line per call (failed calls are always logged)
     audit_path: str | None = None        # the pipeline's audit log
     extra_options: list = field(default_factory=list)
@@ -85,6 +86,9 @@ class DecisionServer:
         self._stopped = threading.Event()
         self._done = threading.Event()
         self._reload_lock = threading.Lock()
+        self._sighup_reloads = threading.Condition()
+        self._sighup_count = 0
+        self._sighup_outcome: tuple = (None, None, None)   # (engine, previous, error) of the last one
         # One thread compiles bundles, off the RPC threads.
         self._compiler = cf.ThreadPoolExecutor(1, thread_name_prefix="postloan-reload")
         self._server: grpc.Server | None = None
@@ -223,11 +227,40 @@ class DecisionServer:
         signal.signal(signal.SIGHUP, hangup)
 
     def _reload_logged(self) -> None:
+        outcome: tuple = (None, None, None)
         try:
             engine, previous = self.reload()
+            outcome = (engine, previous, None)
             log(logging.INFO, "reloaded on SIGHUP", bundle_hash=engine.bundle_hash,
                 previous_bundle_hash=previous.bundle_hash if previous else None)
         except BaseException as e:  # noqa: BLE001 — the old bundle keeps serving
+            outcome = (None, None, e)
             log(logging.ERROR, "reload on SIGHUP rejected; the current bundle keeps serving", error=str(e),
                 exc_info=not isinstance(e, PostloanError))
+        with self._sighup_reloads:
+            self._sighup_count += 1
+            self._sighup_outcome = outcome
+            self._sighup_reloads.notify_all()
+
+    def reload_everywhere(self, path: str | None = None, timeout: float = 900.0) -> tuple[Engine, Engine | None]:
+        """ReloadBundle's entry point. Alone, :meth:`reload`. As one of ``--workers``, every
+        worker must swap, not only the one this call reached: ask the supervisor (SIGHUP, which
+        it forwards to all workers, this one included) and report this worker's reload. The
+        workers reload their bundle directory from disk, so a new path cannot be given then."""
+        if self.config.supervisor_pid is None:
+            return self.reload(path)
+        current = self.engine.source if self.engine else self.config.bundle
+        if path and (current is None or os.path.realpath(path) != os.path.realpath(current)):
+            raise ServerError(f"with --workers, every worker serves {current or 'the shipped bundle'}: update that "
+                              f"directory and reload without a path (or send SIGHUP to the supervisor)")
+        with self._sighup_reloads:
+            seen = self._sighup_count
+        os.kill(self.config.supervisor_pid, signal.SIGHUP)
+        with self._sighup_reloads:
+            if not self._sighup_reloads.wait_for(lambda: self._sighup_count > seen, timeout):
+                raise ServerError(f"the workers' reload did not finish within {timeout:.0f} s")
+            engine, previous, error = self._sighup_outcome
+        if error is not None:
+            raise error
+        return engine, previous
 

@@ -141,7 +141,8 @@ class BundleAdminServicer(_Base, decision_pb2_grpc.BundleAdminServicer):
         from .app import ReloadInProgress
 
         try:
-            engine, previous = self._server.reload(request.path or None)
+            engine, previous = self._server.reload_everywhere(request.path or None,
+                                                              timeout=max(context.time_remaining(), 1.0))
         except ReloadInProgress as e:
             status.abort_plain(context, grpc.StatusCode.ABORTED, str(e))
         except PostloanError as e:

@@ -89,7 +89,7 @@ def _worker_main(config_json: str, log_level: str, parent: int) -> int:
     from .app import DecisionServer
 
     logs.configure(log_level)
-    server = DecisionServer(ServerConfig(**json.loads(config_json)))
+    server = DecisionServer(ServerConfig(**{**json.loads(config_json), "supervisor_pid": parent}))
     server.install_signal_handlers()
     _die_with_parent(parent)
     try:

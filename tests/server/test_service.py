@@ -395,11 +395,21 @@ def test_workers_share_one_port_reload_on_sighup_and_stop_on_sigterm(in_process,
             with Client(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) as client:
                 client.wait_until_serving(300)
                 assert client.decide(record, AS_OF, now=NOW)["bundle_hash"] == in_process[0].bundle_hash
+        with Client(f"127.0.0.1:{port}", timeout=300) as client:      # reaches one worker; all must reload
+            assert client.reload_bundle()["bundle"]["bundle_hash"] == in_process[0].bundle_hash
+            with pytest.raises(CallError) as err:
+                client.reload_bundle("/somewhere/else")
+            assert err.value.code is grpc.StatusCode.FAILED_PRECONDITION and "with --workers" in err.value.message
+
+        def reloads(expected: int) -> int:
+            deadline = time.monotonic() + 120
+            while log_path.read_text().count('"reloaded on SIGHUP"') < expected and time.monotonic() < deadline:
+                time.sleep(0.1)
+            return log_path.read_text().count('"reloaded on SIGHUP"')
+
+        assert reloads(2) == 2, log_path.read_text()[-2000:]       # the other worker too
         proc.send_signal(signal.SIGHUP)                  # forwarded: each worker reloads from disk
-        deadline = time.monotonic() + 120
-        while log_path.read_text().count('"reloaded on SIGHUP"') < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert log_path.read_text().count('"reloaded on SIGHUP"') == 2, log_path.read_text()[-2000:]
+        assert reloads(4) == 4, log_path.read_text()[-2000:]
         with Client(f"127.0.0.1:{port}") as client:
             assert client.decide(record, AS_OF, now=NOW)["account_id"] == record["account_id"]
         proc.send_signal(signal.SIGTERM)
