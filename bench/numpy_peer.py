@@ -11,7 +11,6 @@ import numpy as np
 import pyarrow as pa
 
 from kernel.rules import ir
-from kernel.rules.columns import to_python  # noqa: F401  (documentation: same conversions)
 
 _EPOCH = np.datetime64("1970-01-01", "D")
 

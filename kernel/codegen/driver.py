@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..rules import ir
-from ..rules.columns import COLLECT_RULE_TYPE, RULE_TYPE, InputError, accepts, expected_text
+from ..rules.columns import COLLECT_RULE_TYPE, InputError, accepts, expected_text
 from ..rules.reference import UNIQUE_CONFLICT
 from .plan import OUTPUT_GROUP, Plan
 
@@ -294,7 +294,7 @@ class CompiledKernel:
         for kind, group in self._groups.items():
             try:
                 values = [columns[slot.name] for slot, _, _, _ in group]
-            except KeyError as e:
+            except KeyError:
                 slot = next(s for s, _, _, _ in group if s.name not in columns)
                 raise InputError(f"missing column `{slot.name}` (the rules read it as {slot.type})",
                                  slot.name) from None

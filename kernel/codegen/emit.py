@@ -595,7 +595,7 @@ class _Generator:
                 c.emit(f"    {mid} = ({lo} + {hi}) >> 1")
                 c.emit(f"    if {e}[{col.endpoints_off} + {mid}] < {xv}:")
                 c.emit(f"        {lo} = {mid} + 1")
-                c.emit(f"    else:")
+                c.emit("    else:")
                 c.emit(f"        {hi} = {mid}")
                 reg = c.tmp("reg")
                 c.emit(f"{reg} = 2 * {lo}")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..rules import ir
 from ..rules.ir import Type
 
 __all__ = ["ColumnSlot", "OutputSlot", "RuleSlot", "RulesetNode", "ModelNode", "Plan", "OUTPUT_GROUP",

@@ -70,7 +70,7 @@ def _parse_text(text: str, t: Type) -> ir.ValueSet:
         op = {"=": "=="}.get(m.group(1), m.group(1))
         value = _literal_text(m.group(2), t)
         if t.kind == "bool" and op not in ("==", "!="):
-            raise CellError(f"bools compare only with == and !=")
+            raise CellError("bools compare only with == and !=")
         return vs.from_compare(t, op, value)
     return vs.point(t, _literal_text(text, t))
 

@@ -7,7 +7,6 @@ in :mod:`.static`.
 """
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass, field
 

@@ -14,7 +14,6 @@ import math
 import pyarrow as pa
 
 from ..errors import PostloanError
-from . import ir
 from .ir import Type
 
 __all__ = ["InputError", "rule_array", "arrow_type", "accepts", "expected_text", "find_columns", "to_python",

@@ -219,7 +219,7 @@ class ExprChecker:
                     self._error(node, f"{-arg.value} does not fit a 64-bit int")
                 return ir.Const(arg.type, -arg.value)
             return ir.Unary("neg", arg)
-        self._error(node, f"operator `~` is not supported")
+        self._error(node, "operator `~` is not supported")
 
     def _not(self, e: ir.Expr) -> ir.Expr:
         if isinstance(e, ir.Const):

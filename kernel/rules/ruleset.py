@@ -1,7 +1,6 @@
 """The compiled form of one ruleset file and ``compile_ruleset``, the language's Python API."""
 from __future__ import annotations
 
-import datetime as dt
 import os
 from pathlib import Path
 

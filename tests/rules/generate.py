@@ -85,7 +85,7 @@ def expr(draw, kind: str, depth: int) -> str:
         lambda: f"({a('int')} {op} {a('int')})", lambda: f"({a('float')} {op} {a('int')})",
         lambda: f"({a('date')} {op} {a('date')})", lambda: f"(e1 {op} {a('enum')})",
         lambda: f"(e2 {draw(st.sampled_from(['==', '!=']))} coalesce(e1, {a('enum')}))",
-        lambda: f"({a('int')} in [1, 2, 3])", lambda: f"(e1 not in [A, C])",
+        lambda: f"({a('int')} in [1, 2, 3])", lambda: "(e1 not in [A, C])",
         lambda: f"({a('int')} <= {a('int')} < {a('int')})", lambda: f"({a()} == {a()})",
         lambda: f"is_null({a('float')})",
     ][form]()

@@ -1,9 +1,7 @@
 """postloan check / test / decide: output, exit status, streaming."""
 import shutil
 
-import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from kernel.cli import main
 
