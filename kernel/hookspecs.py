@@ -36,7 +36,7 @@ __all__ = [
     "postloan_connectors", "postloan_collection_strategies", "postloan_compliance_policies",
     "postloan_valuation_methods", "postloan_disposal_channels",
     "Connector", "CollectionStrategy", "CompliancePolicy", "ValuationMethod", "DisposalChannel",
-    "Batch", "ActionBatch", "Verdicts", "AccountRow", "ActionRow", "Verdict", "ACTION", "OUTCOME", "KEEP", "DEFER", "BLOCK",
+    "Batch", "ActionBatch", "Verdicts", "AccountRow", "ActionRow", "Verdict", "Record", "ACTION", "OUTCOME", "KEEP", "DEFER", "BLOCK",
     "NULL_TIME", "US_PER_MINUTE", "US_PER_DAY", "utc_offsets",
 ]
 
@@ -301,25 +301,36 @@ class Batch:
         self._sources = [_source(s) for s in sources]
         self._cache: dict = {}
         self._raw: dict = {}                  # name -> column as given, or None when absent
+        # records ahead of the first array source, read directly by AccountRow
+        self._records = []
+        for source, _, kind in self._sources:
+            if kind != "record":
+                break
+            self._records.append(source)
 
     def _find(self, name: str):
         try:
             return self._raw[name]
         except KeyError:
             found = None
-            for source, names, is_mapping in self._sources:
+            for source, names, kind in self._sources:
                 if name in names:
-                    found = source[name] if is_mapping else source.column(name)
+                    found = _one(source[name]) if kind == "record" else source[name] if kind else source.column(name)
                     break
             self._raw[name] = found
             return found
 
     def has(self, name: str) -> bool:
-        return self._find(name) is not None
+        found = self._raw.get(name)
+        return found is not None or any(name in names for _, names, _ in self._sources)
 
     def add(self, columns: Mapping[str, np.ndarray]) -> "Batch":
         """Add columns computed by a stage (e.g. the valuation); they shadow same-named ones."""
         self._sources.insert(0, _source(columns))
+        if isinstance(columns, Record) and len(self._records) == len(self._sources) - 1:
+            self._records.insert(0, columns)
+        else:
+            self._records = []          # arrays in front: AccountRow reads through the sources
         stale = set(columns)
         self._cache = {k: v for k, v in self._cache.items() if k[1] not in stale}
         self._raw = {k: v for k, v in self._raw.items() if k not in stale}
@@ -614,6 +625,12 @@ class AccountRow:
         values = self._values
         if name in values:
             return values[name]
+        for record in self.batch._records:
+            if name in record:
+                v = record[name]
+                v = None if v is None or (type(v) is float and v != v) else v
+                values[name] = v
+                return v
         raw = self.batch._raw.get(name)
         if raw is None:
             raw = self.batch.raw(name)
@@ -786,6 +803,23 @@ def _scalar(raw, row: int):
     return raw[row].as_py()
 
 
+def _one(value) -> np.ndarray:
+    """A record's value as a one-element column (None → null: NaN, NaT or an object None)."""
+    if isinstance(value, bool) or isinstance(value, np.bool_):
+        return np.array([value], bool)
+    if isinstance(value, (int, np.integer)):
+        return np.array([value], np.int64)
+    if isinstance(value, (float, np.floating)):
+        return np.array([value], np.float64)
+    if isinstance(value, dt.datetime):
+        return np.array([_scalar_us(value)], "datetime64[us]")
+    if isinstance(value, dt.date):
+        return np.array([value], "datetime64[D]")
+    out = np.empty(1, dtype=object)
+    out[0] = value
+    return out
+
+
 def _scalar_us(v) -> int:
     if v is None:
         return NULL_TIME
@@ -905,8 +939,17 @@ def _transitions(zone: zoneinfo.ZoneInfo, lo: int, hi: int) -> tuple[np.ndarray,
 # Column conversion (Arrow or NumPy in, NumPy out)
 # --------------------------------------------------------------------------------------------
 
+class Record(dict):
+    """One account as Python scalars (``{"dpd": 15, "country": "CN", "contract_date":
+    date(...), ...}``; None or NaN is null) — the fastest path for one request
+    (:meth:`kernel.pipeline.Pipeline.run_record`). A :class:`Batch` of one record hands
+    vectorized code a one-element array of a column only when it asks for it."""
+
+
 def _source(source) -> tuple:
     """(source, its column names, whether it is a mapping) — looked up on every access."""
+    if isinstance(source, Record):
+        return source, source.keys(), "record"
     if isinstance(source, dict):
         return source, source.keys(), True
     if isinstance(source, Mapping):

@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from .errors import PostloanError
 from .hookspecs import (ACTION, BLOCK, DEFER, KEEP, NULL_TIME, AccountRow, ActionBatch, ActionRow, Batch,
-                        CompliancePolicy, DisposalChannel, Verdict, Verdicts)
+                        CompliancePolicy, DisposalChannel, Record, Verdict, Verdicts)
 from .plugins import PluginError, PluginManager, _where, load_config
 from .schema import ENUMS, arrow_schema, pii_columns
 
@@ -51,6 +51,9 @@ __all__ = ["Pipeline", "PipelineResult", "AuditLog", "AuditRecord", "read_audit"
 log = logging.getLogger("postloan.pipeline")
 
 PLUGIN_ERROR = "PLUGIN_ERROR"
+#: the decision columns the valuation stage adds
+_VALUATION_COLUMNS = ("valuation.price", "valuation.method", "disposal_channel.channel",
+                      "disposal_channel.expected_net", "disposal_channel.expected_days")
 #: batches of up to this many accounts use the scalar twins (see Pipeline.small_accounts)
 SMALL_ACCOUNTS = 8
 NO_POLICY_SET = "NO_POLICY_SET"
@@ -130,13 +133,25 @@ class PipelineResult:
         self._actions: pa.Table | None = None
 
     @property
+    def decision_record(self) -> dict:
+        """One account's decisions as Python scalars (the ``run_record`` path)."""
+        d = self._decisions
+        if isinstance(d, Record):
+            return dict(d)
+        return {name: values[0] for name, values in self.decisions.to_pydict().items()}
+
+    @property
     def decision_columns(self) -> Mapping[str, Any]:
         d = self._decisions
+        if isinstance(d, Record):
+            return {k: _one_column(v) for k, v in d.items()}
         return d if isinstance(d, Mapping) else {name: d.column(name) for name in d.schema.names}
 
     @property
     def decisions(self) -> pa.Table:
-        if not isinstance(self._decisions, pa.Table):
+        if isinstance(self._decisions, Record):
+            self._decisions = pa.Table.from_pylist([dict(self._decisions)])
+        elif not isinstance(self._decisions, pa.Table):
             self._decisions = pa.table({k: _to_arrow(v) for k, v in self._decisions.items()})
         return self._decisions
 
@@ -145,6 +160,12 @@ class PipelineResult:
         if self._actions is None:
             self._actions = _actions_table(self.action_columns)
         return self._actions
+
+
+def _one_column(value) -> np.ndarray:
+    out = np.empty(1, dtype=object)
+    out[0] = value
+    return out
 
 
 def _to_arrow(values) -> pa.Array:
@@ -160,6 +181,9 @@ def _to_arrow(values) -> pa.Array:
     return pa.array(arr)
 
 
+_TEXT_ACTION_COLUMNS = {"account_id", "script_id", "language", "script", "reason_code", "policy"}
+
+
 def _enum_array(codes: np.ndarray, enum: str) -> pa.DictionaryArray:
     codes = np.asarray(codes)
     return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int8), mask=codes < 0),
@@ -172,6 +196,8 @@ def _time_array(us: np.ndarray) -> pa.Array:
 
 
 def _actions_table(c: Mapping[str, Any], *, with_script: bool = True) -> pa.Table:
+    c = {k: (np.asarray(v, dtype=object if k in _TEXT_ACTION_COLUMNS else None) if isinstance(v, list) else v)
+         for k, v in c.items()}
     language = np.asarray(c["language"], dtype=object)
     language_codes = np.array([-1 if v is None else ENUMS["language"].index(v) for v in language.tolist()],
                               np.int8) if language.size else np.zeros(0, np.int8)
@@ -298,6 +324,13 @@ class Pipeline:
         decisions = self.kernel.decide_columns(columns, as_of)
         return self.act(columns, decisions, as_of, now)
 
+    def run_record(self, record: Mapping[str, Any], as_of: dt.date, now: dt.datetime) -> PipelineResult:
+        """The same for one account given as Python scalars (``Kernel.decide_record``'s
+        form): no arrays are built on the way in. ``result.decision_record`` gives the
+        decisions as scalars; ``decisions`` / ``decision_columns`` convert on access."""
+        decisions = self.kernel.decide_record(record, as_of)
+        return self.act(Record(record), Record(decisions), as_of, now)
+
     def act(self, book, decisions, as_of: dt.date, now: dt.datetime) -> PipelineResult:
         """The stages after the kernel, then the audit log: ``decisions`` are the kernel's
         columns for ``book``. Returns once the audit record is durable."""
@@ -314,7 +347,12 @@ class Pipeline:
         if _rows(decisions) != n:
             raise PostloanError(f"the kernel returned {_rows(decisions)} decision rows for {n} accounts")
         batch = Batch(n, as_of, now, [decisions, book], self.config)
-        extra = self._valuation(batch)
+        if isinstance(book, Record) and not any(decisions.get(k) for k in ("disposal.repossess", "disposal.dispose")):
+            extra = Record(dict.fromkeys(_VALUATION_COLUMNS))       # nothing to value: all null
+        else:
+            extra = self._valuation(batch)
+            if isinstance(book, Record):
+                extra = Record({k: _first_value(v) for k, v in extra.items()})
         batch.add(extra)
         if n <= self.small_accounts:
             return self._stage_small(batch, book, decisions, extra)
@@ -371,8 +409,7 @@ class Pipeline:
             names = np.array([c.name for c in self.channels] + [None], dtype=object)
             channel[rows] = names[best]
             net[rows], days[rows] = best_net, best_days
-        return {"valuation.price": price, "valuation.method": method, "disposal_channel.channel": channel,
-                "disposal_channel.expected_net": net, "disposal_channel.expected_days": days}
+        return dict(zip(_VALUATION_COLUMNS, (price, method, channel, net, days)))
 
     def _plan(self, batch: Batch) -> dict[str, Any]:
         hook = "postloan_collection_strategies"
@@ -556,7 +593,14 @@ class Pipeline:
 # Checking plugin output
 # --------------------------------------------------------------------------------------------
 
+def _first_value(values):
+    v = values[0]
+    return None if v is None or (isinstance(v, float) and v != v) else (v.item() if hasattr(v, "item") else v)
+
+
 def _rows(data) -> int:
+    if isinstance(data, Record):
+        return 1
     if isinstance(data, Mapping):
         for v in data.values():
             return len(v)
@@ -672,6 +716,11 @@ def _take(values, rows: np.ndarray):
 
 def _with_columns(decisions, extra: Mapping[str, np.ndarray], book):
     """The kernel's decisions plus the pipeline's own decision columns (and the account id)."""
+    if isinstance(decisions, Record):
+        out = Record(decisions)
+        out.setdefault("account_id", book.get("account_id"))
+        out.update(extra)
+        return out
     if isinstance(decisions, Mapping):
         out = dict(decisions)
         if "account_id" not in out:
@@ -689,6 +738,8 @@ def _with_columns(decisions, extra: Mapping[str, np.ndarray], book):
 
 def _without_pii(decisions):
     pii = pii_columns("book") | pii_columns("actions")
+    if isinstance(decisions, Record):
+        return Record({k: v for k, v in decisions.items() if k not in pii})
     if isinstance(decisions, Mapping):
         return {k: v for k, v in decisions.items() if k not in pii}
     keep = [name for name in decisions.schema.names if name not in pii]
@@ -803,6 +854,8 @@ def _json_default(value):
 
 def _json_columns(columns) -> dict:
     out = {}
+    if isinstance(columns, Record):
+        return {name: [None if isinstance(v, float) and v != v else v] for name, v in columns.items()}
     items = columns.items() if isinstance(columns, Mapping) else ((n, columns.column(n)) for n in columns.schema.names)
     for name, values in items:
         if isinstance(values, (pa.Array, pa.ChunkedArray)):
@@ -907,7 +960,14 @@ def _frame_at(data: bytes, pos: int):
 def _decode(offset: int, kind: int, payload: bytes) -> AuditRecord:
     if kind == _JSON:
         obj = json.loads(payload)
-        return AuditRecord(offset, obj["meta"], pa.table(obj["decisions"]), pa.table(obj["actions"]))
+        actions = obj["actions"]
+        n = len(actions.get("action", []))
+        # typed exactly as the Arrow records: enum names, UTC timestamps
+        table = _actions_table({**actions, "script": [None] * n}, with_script=False) if n else \
+            _actions_table({name: [] for name in ("account_id", "action", "priority", "earliest_at", "script_id",
+                                                  "language", "script", "outcome", "reason_code",
+                                                  "next_allowed_at", "policy")}, with_script=False)
+        return AuditRecord(offset, obj["meta"], pa.table(obj["decisions"]), table)
     parts, pos = [], 0
     for _ in range(3):
         (length,) = struct.unpack_from("<Q", payload, pos)

@@ -125,3 +125,24 @@ def test_the_numpy_path_agrees_with_the_batch_path(pipeline, result, small_book)
                 assert single[name] == pytest.approx(value, rel=1e-9, nan_ok=True), name
             else:
                 assert single[name] == value, name
+
+
+def test_the_record_path_agrees_with_the_batch_path(pipeline, result, small_book):
+    """run_record: one account as Python scalars (Kernel.decide_record) — the gRPC Decide path."""
+    dpd = small_book["dpd"].to_numpy()
+    for row in [int(np.flatnonzero((dpd > lo) & (dpd <= hi))[0]) for lo, hi in ((0, 10), (10, 30), (90, 10_000))]:
+        record = small_book.slice(row, 1).to_pylist()[0]
+        one = pipeline.run_record(record, AS_OF, NOW)
+        expected = result.actions.filter(pc.equal(result.actions["account_id"], record["account_id"]))
+        assert one.actions.to_pylist() == expected.to_pylist()
+        batch_row = result.decisions.slice(row, 1).to_pylist()[0]
+        decided = one.decision_record
+        for name, value in batch_row.items():
+            if isinstance(value, float):
+                assert decided[name] == pytest.approx(value, rel=1e-9, nan_ok=True), name
+            else:
+                assert decided[name] == value, name
+    audit = list(read_audit(pipeline.audit.path))[-1]
+    assert audit.decisions["account_id"].to_pylist() == [record["account_id"]]
+    assert audit.actions["outcome"].to_pylist() == one.actions["outcome"].to_pylist()
+    assert not set(audit.decisions.schema.names) & pii_columns("book")
