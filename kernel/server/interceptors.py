@@ -16,7 +16,7 @@ import grpc
 
 from . import status
 from .auth import ANONYMOUS_ADMIN, TokenStore, bearer_token
-from .logs import log
+from .logs import log, pii_values, scrub
 from .metrics import Metrics
 
 CALL = threading.local()
@@ -131,9 +131,13 @@ class TelemetryInterceptor(_CachingInterceptor):
                 observe(short, code.name, elapsed)
                 if code is not grpc.StatusCode.OK:
                     details = context.details()
+                    if isinstance(details, bytes):
+                        details = details.decode("utf-8", "replace")
+                    # A plugin's error message might quote a value: blank the request's personal data.
+                    subject = getattr(request, "account", None) or getattr(request, "vehicle", None)
                     log(logging.WARNING, "rpc failed", method=short, code=code.name, ms=round(elapsed * 1e3, 3),
                         client=CALL.client, account_id=CALL.account_id,
-                        message=details.decode("utf-8", "replace") if isinstance(details, bytes) else details)
+                        message=scrub(details or "", pii_values(subject)) if subject is not None else details)
                 elif access_log:
                     log(logging.INFO, "rpc", method=short, code="OK", ms=round(elapsed * 1e3, 3),
                         client=CALL.client, account_id=CALL.account_id)

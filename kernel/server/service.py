@@ -10,10 +10,10 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..errors import PostloanError
+from ..rules.columns import InputError
 from ..schema import SchemaError
 from . import convert, status
 from ._proto.postloan.v1 import decision_pb2, decision_pb2_grpc
-from ..rules.columns import InputError
 from .engine import DeadlineExceeded, Engine, bundle_violations
 from .interceptors import CALL
 from .logs import log, pii_values, scrub
