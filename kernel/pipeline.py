@@ -20,7 +20,7 @@ Malformed plugin output
 - An account whose country, region and product match no ``[[compliance.apply]]`` rule has
   its actions BLOCKed with reason ``NO_POLICY_SET``.
 
-The audit log is written, flushed and fsync'd before ``run`` returns ("durable before the
+The audit log is written and synced to disk (fdatasync) before ``run`` returns ("durable before the
 answer leaves"); it never holds personal data (:func:`kernel.schema.pii_columns`, scripts).
 """
 from __future__ import annotations
@@ -764,7 +764,7 @@ class AuditLog:
     payload — Arrow IPC streams of the decisions and actions (compressed with zstd), or JSON for
     a handful of rows. ``append`` returns only once the frame is written and synced to disk
     (fdatasync; the log's directory is fsync'd when the file is created); threads
-    appending at once share one fsync (group commit). A crash can only leave a torn last
+    appending at once share one sync (group commit). A crash can only leave a torn last
     frame, which :func:`read_audit` detects and skips.
     """
 
