@@ -66,6 +66,9 @@ class ServerConfig:
     grace_seconds: float = 10.0          # in-flight calls get this long on shutdown
     reuse_port: bool = False             # SO_REUSEPORT, for --workers
     supervisor_pid: int | None = None    # set in --workers processes: reloads go through the supervisor
+    # Compile before binding: a --workers process must not take connections it cannot answer
+    # (the Linux kernel spreads them over every socket on the port, ready or not).
+    listen_when_ready: bool = False
     access_log: bool = False             # one JSON line per call (failed calls are always logged)
     audit_path: str | None = None        # the pipeline's audit log
     extra_options: list = field(default_factory=list)
@@ -97,10 +100,16 @@ class DecisionServer:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> int:
-        """Bind and start serving; compile the bundle in the background. Returns the port."""
+        """Bind and start serving; compile the bundle in the background (with
+        ``listen_when_ready``: first, then bind). Returns the port."""
         from .service import BundleAdminServicer, DecisionServicer
 
         c = self.config
+        if c.listen_when_ready:
+            self._initial_load()
+            self.wait_ready(0)
+            if self._stopped.is_set():
+                raise ServerError("stopped while the bundle was compiling")
         options = [
             ("grpc.max_receive_message_length", c.max_message_bytes),
             ("grpc.max_send_message_length", c.max_message_bytes),
@@ -139,7 +148,8 @@ class DecisionServer:
             self._metrics_http = self.metrics.serve(c.metrics_port, c.metrics_host)
         log(logging.INFO, "listening", address=f"{c.host}:{port}", tls=bool(c.tls_cert),
             mutual_tls=bool(c.tls_client_ca), auth=self.tokens is not None, pid=os.getpid())
-        self._compiler.submit(self._initial_load)
+        if not c.listen_when_ready:
+            self._compiler.submit(self._initial_load)
         return port
 
     def _initial_load(self) -> None:

@@ -1,8 +1,10 @@
 """``--workers N``: N server processes on one port (SO_REUSEPORT), under one supervisor.
 
-The kernel lands on one port; the Linux kernel spreads new connections over the
-processes bound to it, so the GIL of one process no longer caps the machine. Each worker
-gets ``cores // N`` Numba threads (at least 1) so that workers × threads ≤ cores. The
+Every worker binds the same port; the Linux kernel spreads new connections over the
+sockets bound to it, so the GIL of one process no longer caps the machine. A worker binds
+only once its bundle is compiled and warm, so no connection lands on a worker that cannot
+answer. Each worker gets ``cores // N`` Numba threads (at least 1) so that workers ×
+threads ≤ cores. The
 supervisor forwards SIGTERM / SIGINT (graceful stop) and SIGHUP (reload) to every worker,
 exposes the workers' summed metrics, and exits when they have all exited.
 """
@@ -37,7 +39,7 @@ def run_workers(config: ServerConfig, workers: int, log_level: str = "INFO") -> 
     from .metrics import serve_multiprocess
 
     metrics_dir = tempfile.mkdtemp(prefix="postloan-metrics-") if config.metrics_port is not None else None
-    worker_config = dict(asdict(config), reuse_port=True, metrics_port=None)
+    worker_config = dict(asdict(config), reuse_port=True, metrics_port=None, listen_when_ready=True)
     env = worker_environment(workers, metrics_dir)
     procs = [subprocess.Popen([sys.executable, "-m", "kernel.server.workers", json.dumps(worker_config), log_level,
                                str(os.getpid())], env=env) for _ in range(workers)]
@@ -93,12 +95,7 @@ def _worker_main(config_json: str, log_level: str, parent: int) -> int:
     server.install_signal_handlers()
     _die_with_parent(parent)
     try:
-        server.start()
-    except PostloanError as e:
-        print(f"postloan serve (worker {os.getpid()}): error: {e}", file=sys.stderr)
-        return 2
-    try:
-        server.wait_ready()
+        server.start()                      # compiles first, then binds (listen_when_ready)
     except PostloanError as e:
         print(f"postloan serve (worker {os.getpid()}): error: {e}", file=sys.stderr)
         server.stop(0)
