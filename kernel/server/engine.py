@@ -26,16 +26,24 @@ NAT = np.iinfo(np.int64).min          # NaT as an int64
 EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
-def bundle_violations(error: BaseException) -> list[tuple[str, str, str]]:
-    """PreconditionFailure entries (type, subject, description) for a rejected bundle: one per
-    diagnostic (file:line:column) when the error carries them, else the error itself."""
+def precondition_violations(error: BaseException) -> list[tuple[str, str, str]]:
+    """PreconditionFailure entries (type, subject, description) for an error: one per
+    diagnostic of a rejected bundle (type BUNDLE, subject ``file:line:column rule``), the
+    plugin and hook of a plugin's error (type PLUGIN), else the error's class."""
     out = []
     for d in getattr(error, "diagnostics", None) or ():
+        if getattr(d, "severity", "error") != "error":
+            continue
         where = ":".join(str(x) for x in (getattr(d, "file", None), getattr(d, "line", None),
                                           getattr(d, "column", None)) if x not in (None, ""))
         rule = getattr(d, "rule", None)
         out.append(("BUNDLE", where + (f" rule {rule}" if rule else ""), getattr(d, "message", str(d))))
-    return out or [("BUNDLE", type(error).__name__, str(error))]
+    if out:
+        return out
+    plugin = getattr(error, "plugin", None)
+    if plugin:
+        return [("PLUGIN", f"{plugin} {getattr(error, 'hook', '') or ''}".strip(), str(error))]
+    return [(type(error).__name__, "", str(error))]
 
 
 # -- Account message → one-element NumPy columns ---------------------------------------------------

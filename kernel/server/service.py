@@ -14,7 +14,7 @@ from ..rules.columns import InputError
 from ..schema import SchemaError
 from . import convert, status
 from ._proto.postloan.v1 import decision_pb2, decision_pb2_grpc
-from .engine import DeadlineExceeded, Engine, bundle_violations
+from .engine import DeadlineExceeded, Engine, precondition_violations
 from .interceptors import CALL
 from .logs import log, pii_values, scrub
 from .status import FieldError, QuotaError
@@ -43,7 +43,7 @@ def _handled(method):
         except DeadlineExceeded as e:
             status.abort_plain(context, grpc.StatusCode.DEADLINE_EXCEEDED, str(e))
         except PostloanError as e:
-            status.abort_precondition(context, str(e), bundle_violations(e))
+            status.abort_precondition(context, str(e), precondition_violations(e))
         except Exception as e:  # noqa: BLE001 — a bug: report INTERNAL, log the stack, no PII
             if context.code() is not None:    # already aborted on purpose
                 raise
@@ -147,7 +147,7 @@ class BundleAdminServicer(_Base, decision_pb2_grpc.BundleAdminServicer):
             status.abort_plain(context, grpc.StatusCode.ABORTED, str(e))
         except PostloanError as e:
             status.abort_precondition(context, f"bundle rejected, the current one keeps serving: {e}",
-                                      bundle_violations(e))
+                                      precondition_violations(e))
         return decision_pb2.ReloadBundleResponse(
             bundle=bundle_info(engine), previous_bundle_hash=previous.bundle_hash if previous else "",
             changed=previous is None or previous.bundle_hash != engine.bundle_hash,
