@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..rules import ir
-from ..rules.columns import COLLECT_RULE_TYPE, InputError, accepts, expected_text
+from ..rules.columns import InputError, accepts, collect_array, expected_text
 from ..rules.reference import UNIQUE_CONFLICT
 from .plan import OUTPUT_GROUP, Plan
 
@@ -707,14 +707,7 @@ def _to_arrow(values: np.ndarray, valid: np.ndarray, t: ir.Type, n: int) -> pa.A
 
 
 def _collect_ids(masks: np.ndarray, ids, n: int) -> pa.Array:
-    """Fired-rule bit masks ([words, n] uint64) → list<string> of rule ids in file order."""
-    if n == 0:
-        return pa.array([], COLLECT_RULE_TYPE)
-    from .helpers import fired_lists, gather_strings
+    """Fired-rule bit masks ([words, n] uint64) → the list of fired rule ids, in file order."""
+    from .helpers import fired_lists
     offsets, indices = fired_lists(masks, len(ids))
-    table = pa.array(list(ids), pa.string())
-    _, id_offsets, id_data = table.buffers()
-    str_offsets, data = gather_strings(indices, np.frombuffer(id_offsets, np.int32, len(ids) + 1),
-                                       np.frombuffer(id_data, np.uint8))
-    values = pa.Array.from_buffers(pa.string(), len(indices), [None, pa.py_buffer(str_offsets), pa.py_buffer(data)])
-    return pa.ListArray.from_arrays(pa.array(offsets), values)
+    return collect_array(None, ids, offsets, indices)

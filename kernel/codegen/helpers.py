@@ -16,7 +16,7 @@ from numba import njit, types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
-__all__ = ["fired_lists", "gather_strings", "p_i64", "p_f64", "p_i32", "p_u8", "p_i8", "add", "sub", "neg", "absolute", "mul", "imod", "fmod",
+__all__ = ["fired_lists", "p_i64", "p_f64", "p_i32", "p_u8", "p_i8", "add", "sub", "neg", "absolute", "mul", "imod", "fmod",
            "civil", "OPTS"]
 
 OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
@@ -156,20 +156,3 @@ def fired_lists(masks, rules):
                     k += 1
                 m &= m - np.uint64(1)
     return offsets, indices
-
-
-@njit(**OPTS)
-def gather_strings(indices, string_offsets, string_data):
-    """The buffers (int32 offsets, UTF-8 bytes) of a string array whose item k is string
-    ``indices[k]`` of a small table (given by its own offsets and bytes)."""
-    n = indices.shape[0]
-    offsets = np.empty(n + 1, dtype=np.int32)
-    offsets[0] = 0
-    for k in range(n):
-        j = indices[k]
-        offsets[k + 1] = offsets[k] + string_offsets[j + 1] - string_offsets[j]
-    data = np.empty(offsets[n], dtype=np.uint8)
-    for k in range(n):
-        j = indices[k]
-        data[offsets[k]:offsets[k + 1]] = string_data[string_offsets[j]:string_offsets[j + 1]]
-    return offsets, data

@@ -5,7 +5,8 @@ Accepted inputs (RULESET_LANGUAGE.md): ``int`` any Arrow integer; ``float`` any 
 integer; ``bool`` bool; ``date`` date32 or date64; enum string, large_string or
 dictionary-of-string. Floats: NaN reads as null. Outputs: int64, float64, bool, date32,
 enums ``dictionary<int8, string>`` (members in declared order); ``<ruleset>.rule`` is
-``dictionary<int32, string>`` (``list<string>`` under ``collect``).
+``dictionary<int32, string>`` (under ``collect``, a list of them:
+``list<dictionary<int32, string>>``).
 """
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ import pyarrow as pa
 from ..errors import PostloanError
 from .ir import Type
 
-__all__ = ["InputError", "rule_array", "arrow_type", "accepts", "expected_text", "find_columns", "to_python",
+__all__ = ["InputError", "rule_array", "collect_array", "arrow_type", "accepts", "expected_text", "find_columns", "to_python",
            "from_python", "RULE_TYPE", "COLLECT_RULE_TYPE", "enum_codes_of"]
 
 RULE_TYPE = pa.dictionary(pa.int32(), pa.string())
-COLLECT_RULE_TYPE = pa.list_(pa.string())
+#: the ids of every fired rule: a list of strings, dictionary-encoded (a collect ruleset fires
+#: several rules per row; writing each id's bytes out would cost more than deciding)
+COLLECT_RULE_TYPE = pa.list_(pa.dictionary(pa.int32(), pa.string()))
 
 
 class InputError(PostloanError):
@@ -121,9 +124,21 @@ def from_python(values: list, t: Type) -> pa.Array:
 def rule_array(values: list, rs) -> pa.Array:
     """``<ruleset>.rule`` from reference values: the rule ids (all of them, in file order, then
     ``!unique``, as the compiled engine's dictionary) or, under collect, lists of ids."""
-    if rs.hit == "collect":
-        return pa.array(values, COLLECT_RULE_TYPE)
     ids = [r.id for r in rs.rules] + (["!unique"] if rs.hit == "unique" else [])
     index = {rule_id: k for k, rule_id in enumerate(ids)}
+    if rs.hit == "collect":
+        return collect_array([[index[i] for i in fired] for fired in values], ids)
     codes = pa.array([None if v is None else index[v] for v in values], pa.int32())
     return pa.DictionaryArray.from_arrays(codes, pa.array(ids, pa.string()))
+
+
+def collect_array(fired: list, ids, offsets=None, codes=None) -> pa.Array:
+    """A ``<ruleset>.rule`` column under collect from, per row, the fired rules' indices (or
+    from ready ``offsets`` and ``codes``)."""
+    import numpy as np
+    if offsets is None:
+        offsets = np.zeros(len(fired) + 1, dtype=np.int32)
+        np.cumsum([len(f) for f in fired], out=offsets[1:])
+        codes = np.array([c for f in fired for c in f], dtype=np.int32)
+    values = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(list(ids), pa.string()))
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
