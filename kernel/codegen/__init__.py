@@ -20,9 +20,8 @@ def compile_plan(plan: Plan) -> CompiledKernel:
     from . import cache, emit
     generated = emit.generate(plan)
     modules = []
-    for (name, source), node in zip(generated.nodes, plan.nodes):
-        inject = {"MP_TYPE": numba.typeof(node.params)} if isinstance(node, ModelNode) else None
-        modules.append(cache.import_source(cache.write_source(source), inject))
+    for name, source in generated.nodes:
+        modules.append(cache.import_source(cache.write_source(source)))
     driver = generated.driver.format(**{f"module_{k}": m.__name__ for k, m in enumerate(modules)})
     inject = {"MP_TYPES": [numba.typeof(m.params) for m in generated.models]} if generated.models else None
     module = cache.import_source(cache.write_source(driver), inject)

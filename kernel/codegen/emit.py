@@ -37,7 +37,7 @@ BLOCK_ROWS = 256
 #: decision tables with at least this many rows are matched through an index, not row by row
 INDEX_MIN_ROWS = 16
 #: bump when the generated code's meaning changes (it is part of every content hash)
-GENERATOR_VERSION = "4"
+GENERATOR_VERSION = "5"
 _HELPERS_HASH = hashlib.sha256(inspect.getsource(helpers).encode()).hexdigest()[:16]
 
 _PRELUDE = f"""\
@@ -819,17 +819,18 @@ class _Generator:
             c.depth += 1
             self.ruleset(node, self._env(node))
         lines = [_PRELUDE.format(version=GENERATOR_VERSION, numba=_numba_version(), extra=header)]
-        params, sig = ARGS, SIGNATURE_ARGS
+        params = ARGS
         if isinstance(node, ModelNode):
             fn = node.block_fn
             lines.append(f"from {fn.__module__} import {fn.__name__} as model_block")
             lines.append(f"# model {node.name}: {node.source_hash}")
-            lines.append("MP_TYPE = globals()['MP_TYPE']   # set by the loader: the parameters' Numba type")
-            params, sig = f"{ARGS}, MP", f"{SIGNATURE_ARGS}, MP_TYPE"
+            params = f"{ARGS}, MP"
         lines.extend(self.globals)
         lines.append("")
         lines.append("")
-        lines.append(f"@njit(types.void(types.int64, types.int64, types.int64, {sig}), **OPTS)")
+        # no signature: compiled when the driver's `block` is (for the driver's argument types);
+        # a warm start then loads the driver's machine code only, which embeds every node
+        lines.append("@njit(**OPTS)")
         lines.append(f"def node(start, end, as_of, {params}):")
         lines.extend("    " + p for p in self.pointers.values())
         lines.extend(c.lines)
