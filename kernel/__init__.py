@@ -18,6 +18,7 @@ _EXPORTS = {
     "PostloanError": "kernel.errors",
     "compile_ruleset": "kernel.rules",
     "RulesetError": "kernel.rules",
+    "InputError": "kernel.rules",
     "Kernel": "kernel.runtime",
     "BundleError": "kernel.errors",
     "compile_model": "kernel.models",
