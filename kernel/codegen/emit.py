@@ -445,6 +445,7 @@ class _Generator:
         c = self.code
         c.emit(f"if {cnt} == 1:")
         c.depth += 1
+        c.emit("pass")                    # the rules may set no output at all
         for k in range(len(rs.rules)):
             rule = rule_of(k)
             if not rule.then:
@@ -663,6 +664,7 @@ class _Generator:
         if rs.hit == "unique":
             c.emit(f"if {cnt} == 1:")
             c.depth += 1
+            c.emit("pass")
             self._table_outputs(node, env, outs, r)
             c.depth -= 1
             c.emit(f"elif {cnt} > 1:")
@@ -674,6 +676,7 @@ class _Generator:
         else:
             c.emit(f"if {r} >= 0:")
             c.depth += 1
+            c.emit("pass")
             self._table_outputs(node, env, outs, r)
             c.depth -= 1
         c.emit(f"OI32[{rslot.value}][i] = {r}")
