@@ -17,7 +17,7 @@ import sys
 
 from ..errors import PostloanError
 
-VERBS = ("demo", "generate", "serve", "plugins", "train", "check", "test", "decide")
+VERBS = ("demo", "generate", "check", "test", "decide", "train", "serve", "plugins")
 
 
 class _Parser(argparse.ArgumentParser):
