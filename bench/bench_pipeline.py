@@ -4,9 +4,9 @@
   1,000,000 accounts, in rows/s, and its share of the whole decision time (kernel decide +
   stage); the audit-log append of the same batch is reported too. The kernel's ``decide`` on
   the same book, alternating with the stage, is the reference point.
-* One account: what ``Pipeline.run_record`` adds around ``Kernel.decide_record`` and
-  ``run_columns`` around ``decide_columns`` (the gRPC Decide paths), with and without the
-  synced audit record, alternating call by call.
+* One account (3 actions): the same stage on the gRPC Decide form (``Pipeline.stage`` on a
+  Record, as ``run_record`` calls it) and on NumPy columns, against ``Kernel.decide_record`` /
+  ``decide_columns`` on the same account, alternating call by call.
 
     pytest bench/bench_pipeline.py --benchmark-enable -s
     pytest bench/bench_pipeline.py --benchmark-disable          # smoke: 20,000 accounts
@@ -99,44 +99,43 @@ def _account_columns(book: pa.Table, row: int) -> dict[str, np.ndarray]:
     return cols
 
 
-def test_single_account_overhead(benchmark, kernel, pipeline, tmp_path):
+def test_single_account_stage(benchmark, kernel, pipeline):
+    """The stage after the kernel for one delinquent account (3 actions), on the gRPC Decide
+    form (a Record: Python scalars) and on NumPy columns, against the kernel's own decision of
+    the same account in the same run (``decide_record`` / ``decide_columns``), call by call."""
     from kernel.hookspecs import Record
-    from kernel.pipeline import Pipeline
     book = _book(2_000)
     severe = int(np.flatnonzero(book["dpd"].to_numpy() > 40)[0])       # an account with several actions
     columns = _account_columns(book, severe)
     record = book.slice(severe, 1).to_pylist()[0]
-    no_fsync = Pipeline(kernel, plugins=pipeline.plugins, config=pipeline.config, audit_path=tmp_path / "a.log")
+    decided_record = kernel.decide_record(record, AS_OF)
+    decided_columns = kernel.decide_columns(columns, AS_OF)
     calls = 200 if _smoke(benchmark) else 5_000
-    for _ in range(50):
-        pipeline.run_columns(columns, AS_OF, NOW)
-        pipeline.run_record(record, AS_OF, NOW)
-    times: dict[str, list] = {k: [] for k in ("decide_columns", "stage_columns", "run_columns", "decide_record",
-                                              "stage_record", "run_record")}
+    for _ in range(200):                                              # warm every path
+        pipeline.stage(Record(record), Record(decided_record), AS_OF, NOW)
+        pipeline.stage(columns, decided_columns, AS_OF, NOW)
+    times: dict[str, list] = {k: [] for k in ("decide_record", "stage_record", "decide_columns", "stage_columns")}
 
     def alternate():
         for _ in range(calls):
-            seconds, decisions = _timed(kernel.decide_columns, columns, AS_OF)
-            times["decide_columns"].append(seconds)
-            times["stage_columns"].append(_timed(no_fsync.stage, columns, decisions, AS_OF, NOW)[0])
-            times["run_columns"].append(_timed(pipeline.run_columns, columns, AS_OF, NOW)[0])
             seconds, decided = _timed(kernel.decide_record, record, AS_OF)
             times["decide_record"].append(seconds)
-            times["stage_record"].append(_timed(no_fsync.stage, Record(record), Record(decided), AS_OF, NOW)[0])
-            times["run_record"].append(_timed(pipeline.run_record, record, AS_OF, NOW)[0])
+            times["stage_record"].append(_timed(pipeline.stage, Record(record), Record(decided), AS_OF, NOW)[0])
+            seconds, decided = _timed(kernel.decide_columns, columns, AS_OF)
+            times["decide_columns"].append(seconds)
+            times["stage_columns"].append(_timed(pipeline.stage, columns, decided, AS_OF, NOW)[0])
 
     benchmark.pedantic(alternate, rounds=1, iterations=1)
     us = {k: statistics.median(v) * 1e6 for k, v in times.items()}
-    result = pipeline.run_record(record, AS_OF, NOW)
+    result = pipeline.stage(Record(record), Record(decided_record), AS_OF, NOW)
     actions = len(result.action_columns["action"])
     benchmark.extra_info.update({"actions": actions, **{f"{k}_us_p50": v for k, v in us.items()},
                                  "stage_record_over_decide_record": us["stage_record"] / us["decide_record"],
                                  "stage_columns_over_decide_columns": us["stage_columns"] / us["decide_columns"]})
     print(f"\none account, {actions} actions (p50):"
           f"\n  record path:  decide_record {us['decide_record']:.0f} µs, stage {us['stage_record']:.0f} µs "
-          f"({us['stage_record'] / us['decide_record']:.2f}× decide_record), run_record with the synced audit "
-          f"record {us['run_record']:.0f} µs"
+          f"({us['stage_record'] / us['decide_record']:.2f}× decide_record)"
           f"\n  columns path: decide_columns {us['decide_columns']:.0f} µs, stage {us['stage_columns']:.0f} µs "
-          f"({us['stage_columns'] / us['decide_columns']:.2f}× decide_columns), run_columns with the synced audit "
-          f"record {us['run_columns']:.0f} µs")
-    assert actions >= 2
+          f"({us['stage_columns'] / us['decide_columns']:.2f}× decide_columns)")
+    assert actions == 3
+    assert pipeline.stage(columns, decided_columns, AS_OF, NOW).actions.to_pylist() == result.actions.to_pylist()

@@ -16,11 +16,10 @@ The components' methods are the decision path: they take and return **whole batc
 """
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import zoneinfo
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -36,7 +35,7 @@ __all__ = [
     "postloan_connectors", "postloan_collection_strategies", "postloan_compliance_policies",
     "postloan_valuation_methods", "postloan_disposal_channels",
     "Connector", "CollectionStrategy", "CompliancePolicy", "ValuationMethod", "DisposalChannel",
-    "Batch", "ActionBatch", "Verdicts", "AccountRow", "ActionRow", "Verdict", "Record", "ACTION", "OUTCOME", "KEEP", "DEFER", "BLOCK",
+    "Batch", "ActionBatch", "Verdicts", "Record", "ACTION", "OUTCOME", "KEEP", "DEFER", "BLOCK",
     "NULL_TIME", "US_PER_MINUTE", "US_PER_DAY", "utc_offsets",
 ]
 
@@ -205,12 +204,6 @@ class CollectionStrategy(ABC):
           text; it names the debtor, so it never goes to logs).
         """
 
-    #: Optional scalar twin for a request's few accounts (see :class:`AccountRow`):
-    #: ``plan_one(account) -> list of dicts`` with the keys ``action`` (name), ``priority``,
-    #: ``earliest_at`` (µs) and optionally ``script_id``, ``language``, ``script`` — the same
-    #: actions, in the same order, as :meth:`plan` gives for that account.
-    plan_one = None
-
 
 class CompliancePolicy(ABC):
     """Keeps, defers or blocks planned actions, each with a reason code."""
@@ -218,16 +211,15 @@ class CompliancePolicy(ABC):
     name: str = ""
     #: every reason code the policy may give -> what it means (shown by ``postloan plugins``)
     reason_codes: Mapping[str, str] = {}
+    #: the actions the policy judges (names of :data:`ACTION`, e.g. ``("PHONE", "VOICE_BOT")``);
+    #: the pipeline does not call :meth:`check` on a batch without any of them (a request
+    #: with one field visit skips every calling rule). Empty: every action.
+    actions: tuple[str, ...] = ()
 
     @abstractmethod
     def check(self, actions: "ActionBatch") -> "Verdicts":
         """Judge every action of ``actions``; return ``Verdicts(actions.n)`` after calling its
         ``defer`` and ``block`` with masks. Actions the policy is not about stay KEEP."""
-
-    #: Optional scalar twin for a request's few actions (see :class:`ActionRow`):
-    #: ``check_one(action, verdict)`` judges one action by calling ``verdict.defer`` /
-    #: ``verdict.block``; it must agree with :meth:`check` on every action.
-    check_one = None
 
 
 class ValuationMethod(ABC):
@@ -285,9 +277,11 @@ class Batch:
     """One decision batch as columns: the book's columns and the decision columns by name.
 
     ``sources`` are searched in order (the decisions first, then the book); each is a
-    ``pyarrow.Table``, ``RecordBatch`` or a mapping of NumPy arrays. Accessors convert a
-    column once and cache it. ``now`` is the aware UTC instant the pipeline runs at (pinned
-    by tests, never read from the clock by policies); ``now_us`` the same in microseconds.
+    ``pyarrow.Table``, ``RecordBatch``, a mapping of NumPy arrays or a :class:`Record` (one
+    account as Python scalars). Accessors convert a column once and cache it, so a policy
+    pays for a column only the first time any component reads it. ``now`` is the aware UTC
+    instant the pipeline runs at (pinned by tests, never read from the clock by policies);
+    ``now_us`` the same in microseconds.
     """
 
     def __init__(self, n: int, as_of: dt.date, now: dt.datetime, sources: Sequence, config: Mapping | None = None):
@@ -301,98 +295,134 @@ class Batch:
         self._sources = [_source(s) for s in sources]
         self._cache: dict = {}
         self._raw: dict = {}                  # name -> column as given, or None when absent
-        # records ahead of the first array source, read directly by AccountRow
-        self._records = []
-        for source, _, kind in self._sources:
-            if kind != "record":
-                break
-            self._records.append(source)
 
     def _find(self, name: str):
-        try:
-            return self._raw[name]
-        except KeyError:
+        found = self._raw.get(name, _UNSEEN)
+        if found is _UNSEEN:
             found = None
             for source, names, kind in self._sources:
                 if name in names:
                     found = _one(source[name]) if kind == "record" else source[name] if kind else source.column(name)
                     break
             self._raw[name] = found
-            return found
+        return found
 
     def has(self, name: str) -> bool:
-        found = self._raw.get(name)
-        return found is not None or any(name in names for _, names, _ in self._sources)
+        if self._raw.get(name) is not None:
+            return True
+        for _, names, _ in self._sources:
+            if name in names:
+                return True
+        return False
 
     def add(self, columns: Mapping[str, np.ndarray]) -> "Batch":
         """Add columns computed by a stage (e.g. the valuation); they shadow same-named ones."""
         self._sources.insert(0, _source(columns))
-        if isinstance(columns, Record) and len(self._records) == len(self._sources) - 1:
-            self._records.insert(0, columns)
-        else:
-            self._records = []          # arrays in front: AccountRow reads through the sources
         stale = set(columns)
         self._cache = {k: v for k, v in self._cache.items() if k[1] not in stale}
         self._raw = {k: v for k, v in self._raw.items() if k not in stale}
         return self
 
     def raw(self, name: str):
-        """The column as given (Arrow array or NumPy array)."""
+        """The column as given (Arrow array or NumPy array; a record's value as a one-element
+        array)."""
         found = self._find(name)
         if found is None:
             raise PostloanError(f"column {name!r} is neither a book column nor a decision column of this batch")
         return found
 
-    def _cached(self, key, make):
-        try:
-            return self._cache[key]
-        except KeyError:
-            value = self._cache[key] = make()
-            return value
-
+    # Each accessor looks its key up directly: on a request's one account the lookup, not the
+    # conversion, is most of what a policy pays for a column it shares with others.
     def float(self, name: str) -> np.ndarray:
         """float64 values; null → NaN."""
-        return self._cached(("f", name), lambda: _to_float(self.raw(name)))
+        key = ("f", name)
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = _to_float(self.raw(name))
+        return out
 
     def int(self, name: str, null: int = 0) -> np.ndarray:
         """int64 values; null → ``null``."""
-        return self._cached(("i", name, null), lambda: _to_int(self.raw(name), null))
+        key = ("i", name, null)
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = _to_int(self.raw(name), null)
+        return out
 
     def bool(self, name: str, null: bool = False) -> np.ndarray:
         """bool values; null → ``null``."""
-        return self._cached(("b", name, null), lambda: _to_bool(self.raw(name), null))
+        key = ("b", name, null)
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = _to_bool(self.raw(name), null)
+        return out
 
     def enum(self, name: str, members: Sequence[str] | None = None) -> np.ndarray:
         """int8 codes of the values in ``members`` (default: the contract's members of a book
         column); null or an unknown member → -1."""
-        if members is None:
-            from .schema import columns
-            col = columns("book").get(name)
-            if col is None or not col.enum:
-                raise PostloanError(f"column {name!r}: give the enum members to decode it")
-            members = ENUMS[col.enum]
-        members = tuple(members)
-        return self._cached(("e", name, members), lambda: _to_codes(self.raw(name), members))
+        members = _book_members(name) if members is None else tuple(members)
+        key = ("e", name, members)
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = _to_codes(self.raw(name), members)
+        return out
 
     def time_us(self, name: str) -> np.ndarray:
         """Timestamps as int64 microseconds since the epoch, UTC; null → :data:`NULL_TIME`."""
-        return self._cached(("t", name), lambda: _to_time_us(self.raw(name)))
+        key = ("t", name)
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = _to_time_us(self.raw(name))
+        return out
 
     def days(self, name: str) -> np.ndarray:
         """Dates as int64 days since the epoch; null → :data:`NULL_TIME`."""
-        return self._cached(("d", name), lambda: _to_days(self.raw(name)))
+        key = ("d", name)
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = _to_days(self.raw(name))
+        return out
 
     def valid(self, name: str) -> np.ndarray:
         """True where the column holds a value (not null, not NaN)."""
-        return self._cached(("v", name), lambda: _valid(self.raw(name)))
+        key = ("v", name)
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = _valid(self.raw(name))
+        return out
 
     def strings(self, name: str) -> pa.Array:
         """Text values as one Arrow string array (null stays null)."""
-        return self._cached(("s", name), lambda: _to_strings(self.raw(name)))
+        key = ("s", name)
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = _to_strings(self.raw(name))
+        return out
 
     def categories(self, name: str) -> tuple[list[str], np.ndarray]:
         """The distinct values of a text column and, per row, the index of its value (null → -1)."""
-        return self._cached(("c", name), lambda: _categories(self.raw(name)))
+        key = ("c", name)
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = _categories(self.raw(name))
+        return out
+
+
+_UNSEEN = object()
+_BOOK_MEMBERS: dict[str, tuple[str, ...]] = {}
+
+
+def _book_members(name: str) -> tuple[str, ...]:
+    """The contract's members of the book's enum column ``name``."""
+    try:
+        return _BOOK_MEMBERS[name]
+    except KeyError:
+        from .schema import columns
+        col = columns("book").get(name)
+        if col is None or not col.enum:
+            raise PostloanError(f"column {name!r}: give the enum members to decode it") from None
+        members = _BOOK_MEMBERS[name] = tuple(ENUMS[col.enum])
+        return members
 
 
 class ActionBatch:
@@ -420,11 +450,10 @@ class ActionBatch:
 
     # -- account columns per action --------------------------------------------------------
     def _per_action(self, key, values: np.ndarray) -> np.ndarray:
-        try:
-            return self._cache[key]
-        except KeyError:
+        out = self._cache.get(key)
+        if out is None:
             out = self._cache[key] = values[self.rows]
-            return out
+        return out
 
     def float(self, name: str) -> np.ndarray:
         return self._per_action(("f", name), self.batch.float(name))
@@ -518,6 +547,8 @@ class ActionBatch:
         a spring-forward gap are moved forward by the gap (02:30 → 03:30)."""
         guess = local_us - self.utc_offset_us(local_us)
         first = local_us - self.utc_offset_us(guess)
+        if (first == guess).all():              # no offset change in between: second would equal first
+            return first
         second = local_us - self.utc_offset_us(first)
         return np.maximum(first, second)
 
@@ -561,9 +592,12 @@ class Verdicts:
     def __init__(self, n: int):
         self.n = int(n)
         self.outcome = np.zeros(self.n, np.int8)
-        self.reason = np.full(self.n, -1, np.int16)       # index into codes
-        self.next_allowed_us = np.full(self.n, NULL_TIME, np.int64)
+        self.reason = np.empty(self.n, np.int16)          # index into codes
+        self.reason.fill(-1)
+        self.next_allowed_us = np.empty(self.n, np.int64)
+        self.next_allowed_us.fill(NULL_TIME)
         self.codes: list[str] = []
+        self._blocked = self._deferred = False         # whether any action was, so far
 
     def _code(self, code: str) -> int:
         if not isinstance(code, str) or not code:
@@ -576,23 +610,37 @@ class Verdicts:
 
     def block(self, mask: np.ndarray, code: str) -> "Verdicts":
         """Block the actions in ``mask`` with reason ``code``."""
-        mask = np.asarray(mask, bool)
-        new = mask & (self.outcome < BLOCK)
+        new = np.asarray(mask, bool)
+        index = self._code(code)
+        if not new.any():
+            return self
+        if self._blocked:
+            new = new & (self.outcome < BLOCK)
         self.outcome[new] = BLOCK
-        self.reason[new] = self._code(code)
+        self.reason[new] = index
         self.next_allowed_us[new] = NULL_TIME
+        self._blocked = True
         return self
 
     def defer(self, mask: np.ndarray, code: str, until_us: np.ndarray | int) -> "Verdicts":
         """Defer the actions in ``mask`` until ``until_us`` (µs UTC) with reason ``code``."""
         mask = np.asarray(mask, bool)
-        until = np.broadcast_to(np.asarray(until_us, np.int64), (self.n,))
-        new = mask & (self.outcome < DEFER)
-        again = mask & (self.outcome == DEFER)
+        index = self._code(code)
+        if not mask.any():
+            return self
+        until = np.asarray(until_us, np.int64)
+        if until.shape != (self.n,):
+            until = np.broadcast_to(until, (self.n,))
+        if not (self._blocked or self._deferred):          # all KEEP so far: every masked action is new
+            new = mask
+        else:
+            new = mask & (self.outcome < DEFER)
+            again = mask & (self.outcome == DEFER)
+            self.next_allowed_us[again] = np.maximum(self.next_allowed_us[again], until[again])
         self.outcome[new] = DEFER
-        self.reason[new] = self._code(code)
+        self.reason[new] = index
         self.next_allowed_us[new] = until[new]
-        self.next_allowed_us[again] = np.maximum(self.next_allowed_us[again], until[again])
+        self._deferred = True
         return self
 
     def reason_codes(self) -> np.ndarray:
@@ -601,210 +649,11 @@ class Verdicts:
         return table[self.reason]          # -1 picks the trailing None
 
 
-# --------------------------------------------------------------------------------------------
-# Scalar twins for a request's few accounts
-# --------------------------------------------------------------------------------------------
-
-class AccountRow:
-    """One account of a small batch, as Python values — what ``plan_one`` sees.
-
-    The accessors mirror :class:`Batch`'s with the same null rules: ``int(name, null=0)``,
-    ``float`` (NaN), ``bool(name, null=False)``, ``text`` (str or None; enum members by
-    name), ``time_us`` / ``days`` (:data:`NULL_TIME`). ``batch`` and ``row`` give access to
-    the batch itself."""
-
-    __slots__ = ("batch", "row", "_values")
-
-    def __init__(self, batch: Batch, row: int):
-        self.batch = batch
-        self.row = row
-        self._values: dict = {}
-
-    def value(self, name: str):
-        """The value, None when null (dates and instants as ``datetime64`` / date objects)."""
-        values = self._values
-        if name in values:
-            return values[name]
-        for record in self.batch._records:
-            if name in record:
-                v = record[name]
-                v = None if v is None or (type(v) is float and v != v) else v
-                values[name] = v
-                return v
-        raw = self.batch._raw.get(name)
-        if raw is None:
-            raw = self.batch.raw(name)
-        if type(raw) is np.ndarray and raw.dtype.kind in "Ob":          # text and flags: as they are
-            v = raw[self.row]
-            v = bool(v) if raw.dtype.kind == "b" else v
-        else:
-            v = _scalar(raw, self.row)
-        values[name] = v
-        return v
-
-    def has(self, name: str) -> bool:
-        return self.batch.has(name)
-
-    def int(self, name: str, null: int = 0) -> int:
-        v = self.value(name)
-        return null if v is None else int(v)
-
-    def float(self, name: str) -> float:
-        v = self.value(name)
-        return float("nan") if v is None else float(v)
-
-    def bool(self, name: str, null: bool = False) -> bool:
-        v = self.value(name)
-        return null if v is None else bool(v)
-
-    def text(self, name: str) -> str | None:
-        v = self.value(name)
-        return None if v is None else str(v)
-
-    def time_us(self, name: str) -> int:
-        return _scalar_us(self.value(name))
-
-    def days(self, name: str) -> int:
-        return _scalar_days(self.value(name))
-
-
-class ActionRow:
-    """One planned action of a small batch — what ``check_one`` sees: ``action`` (name),
-    ``at_us`` (when it would happen), ``now_us``, ``script``, ``account`` (an
-    :class:`AccountRow`) and the debtor-local time helpers of :class:`ActionBatch`, for one
-    instant."""
-
-    __slots__ = ("account", "action", "at_us", "now_us", "script", "index", "siblings", "_zone", "_local")
-
-    def __init__(self, account: AccountRow, action: str, earliest_at_us: int, script: str | None,
-                 index: int, siblings: list):
-        self.account = account
-        self.action = action
-        self.now_us = account.batch.now_us
-        self.at_us = max(earliest_at_us, self.now_us)
-        self.script = script
-        self.index = index               # position in the plan
-        self.siblings = siblings         # every ActionRow of the batch, in plan order
-        self._zone = None
-        self._local = None
-
-    # account values
-    def int(self, name: str, null: int = 0) -> int:
-        return self.account.int(name, null)
-
-    def float(self, name: str) -> float:
-        return self.account.float(name)
-
-    def bool(self, name: str, null: bool = False) -> bool:
-        return self.account.bool(name, null)
-
-    def text(self, name: str) -> str | None:
-        return self.account.text(name)
-
-    def time_us(self, name: str) -> int:
-        return self.account.time_us(name)
-
-    def is_action(self, *names: str) -> bool:
-        return self.action in names
-
-    def earlier(self, names: tuple[str, ...], same_local_day: bool = False) -> int:
-        """How many actions among ``names`` the same account has before this one (by time,
-        then plan order), as :meth:`ActionBatch.order_within_account` counts them."""
-        key = (self.at_us, self.index)
-        day = self.local_day if same_local_day else None
-        return sum(1 for other in self.siblings
-                   if other.account.row == self.account.row and other.action in names and (other.at_us, other.index) < key
-                   and (day is None or other.local_day == day))
-
-    # local time (same arithmetic as ActionBatch)
-    def utc_offset_us(self, instant: int) -> int:
-        if self._zone is None:
-            zone = self.account.text("time_zone")
-            if zone is None:
-                raise PostloanError(f"column 'time_zone': null at action {self.index}")
-            _zone(zone)                                   # an unknown zone is named
-            self._zone = zone
-        return _offset_one(self._zone, instant)
-
-    @property
-    def local_us(self) -> int:
-        if self._local is None:
-            self._local = self.at_us + self.utc_offset_us(self.at_us)
-        return self._local
-
-    @property
-    def local_minute(self) -> int:
-        return (self.local_us % US_PER_DAY) // US_PER_MINUTE
-
-    @property
-    def local_day(self) -> int:
-        return self.local_us // US_PER_DAY
-
-    def local_day_of(self, instant: int) -> int:
-        if instant == NULL_TIME:
-            return NULL_TIME
-        return (instant + self.utc_offset_us(instant)) // US_PER_DAY
-
-    def local_to_utc(self, local: int) -> int:
-        guess = local - self.utc_offset_us(local)
-        first = local - self.utc_offset_us(guess)
-        second = local - self.utc_offset_us(first)
-        return max(first, second)
-
-    def next_local_time(self, minute_of_day: int, day_offset: int = 0) -> int:
-        target = (self.local_day + day_offset) * US_PER_DAY + minute_of_day * US_PER_MINUTE
-        if target < self.local_us and day_offset <= 0:
-            target += US_PER_DAY
-        return self.local_to_utc(target)
-
-    def local_time_on_day(self, day: int, minute_of_day: int) -> int:
-        return self.local_to_utc(day * US_PER_DAY + minute_of_day * US_PER_MINUTE)
-
-
-class Verdict:
-    """One action's judgement, with :class:`Verdicts`' rules: the strictest outcome wins, the
-    first reason for it is kept, two deferrals keep the later time."""
-
-    __slots__ = ("outcome", "code", "next_allowed_us")
-
-    def __init__(self):
-        self.outcome, self.code, self.next_allowed_us = KEEP, None, NULL_TIME
-
-    def block(self, code: str) -> "Verdict":
-        if self.outcome < BLOCK:
-            self.outcome, self.code, self.next_allowed_us = BLOCK, code, NULL_TIME
-        return self
-
-    def defer(self, code: str, until_us: int) -> "Verdict":
-        if self.outcome < DEFER:
-            self.outcome, self.code, self.next_allowed_us = DEFER, code, int(until_us)
-        elif self.outcome == DEFER:
-            self.next_allowed_us = max(self.next_allowed_us, int(until_us))
-        return self
-
-
-def _scalar(raw, row: int):
-    """One value of a column as Python, None for null (NaN, NaT, masked, Arrow null)."""
-    if isinstance(raw, np.ndarray):
-        if isinstance(raw, np.ma.MaskedArray):
-            if np.ma.getmaskarray(raw)[row]:
-                return None
-            raw = raw.data
-        v = raw[row]
-        kind = raw.dtype.kind
-        if kind == "f":
-            v = float(v)
-            return None if v != v else v
-        if kind == "M":
-            return None if np.isnat(v) else v
-        if kind == "O":
-            return v
-        return v.item() if hasattr(v, "item") else v
-    return raw[row].as_py()
-
-
 def _one(value) -> np.ndarray:
     """A record's value as a one-element column (None → null: NaN, NaT or an object None)."""
+    dtype = _ONE_DTYPES.get(type(value))
+    if dtype is not None:                    # the common types, without a chain of isinstance
+        return np.array([value], dtype)
     if isinstance(value, bool) or isinstance(value, np.bool_):
         return np.array([value], bool)
     if isinstance(value, (int, np.integer)):
@@ -818,6 +667,9 @@ def _one(value) -> np.ndarray:
     out = np.empty(1, dtype=object)
     out[0] = value
     return out
+
+
+_ONE_DTYPES = {bool: bool, int: np.int64, float: np.float64, str: object, type(None): object}
 
 
 def _scalar_us(v) -> int:
@@ -850,39 +702,48 @@ def utc_offsets(zone_names: Sequence[str], zone_of: np.ndarray, instants_us: np.
 
     Vectorized per distinct zone: each zone's transitions around the instants are found once
     with zoneinfo and cached (:func:`_zone_table`), then every instant is looked up with one
-    ``searchsorted``. ``per_instant`` asks zoneinfo for every instant instead (the reference
-    the tests compare with). Raises :class:`PostloanError` naming an unknown zone or a row
-    without one."""
+    ``searchsorted`` — or none, when the zone keeps one offset over the cached span (most of
+    the world, China included, has no daylight saving time). ``per_instant`` asks zoneinfo
+    for every instant instead (the reference the tests compare with). Raises
+    :class:`PostloanError` naming an unknown zone or a row without one."""
     instants_us = np.asarray(instants_us, np.int64)
     zone_of = np.asarray(zone_of)
-    out = np.empty(instants_us.shape[0], np.int64)
-    if out.size == 0:
+    n = instants_us.shape[0]
+    out = np.empty(n, np.int64)
+    if n == 0:
         return out
-    if (zone_of < 0).any():
+    small = n <= 64                      # a request's few actions: Python's min/max are cheaper
+    zones = zone_of.tolist() if small else None
+    if (min(zones) if small else int(zone_of.min())) < 0:
         raise PostloanError(f"column 'time_zone': null at action {int(np.flatnonzero(zone_of < 0)[0])}")
-    present = set(zone_of.tolist()) if out.size <= 64 else np.unique(zone_of).tolist()
+    present = set(zones) if small else np.unique(zone_of).tolist()
     for z in present:
         at = slice(None) if len(present) == 1 else np.flatnonzero(zone_of == z)
         instants = instants_us[at]
-        zone = _zone(zone_names[z])
         if per_instant:
+            zone = _zone(zone_names[z])
             out[at] = [_offset(zone, u) for u in instants.tolist()]
+            continue
+        if small:
+            listed = instants.tolist()
+            lo, hi = min(listed), max(listed)
         else:
-            _, _, starts, values, _, _ = _zone_table(zone_names[z], int(instants.min()), int(instants.max()))
-            out[at] = values[np.searchsorted(starts, instants, side="right")]
+            lo, hi = int(instants.min()), int(instants.max())
+        _, _, starts, values = _zone_table(zone_names[z], lo, hi)
+        out[at] = values[0] if starts.size == 0 else values[np.searchsorted(starts, instants, side="right")]
     return out
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _ONE_US = dt.timedelta(microseconds=1)
 #: cached transitions per zone: name -> (covered from, covered to, transition instants, offsets)
-_ZONE_TABLES: dict[str, tuple[int, int, np.ndarray, np.ndarray, list, list]] = {}
+_ZONE_TABLES: dict[str, tuple[int, int, np.ndarray, np.ndarray]] = {}
 
 
-def _zone_table(name: str, lo: int, hi: int) -> tuple[int, int, np.ndarray, np.ndarray, list, list]:
+def _zone_table(name: str, lo: int, hi: int) -> tuple[int, int, np.ndarray, np.ndarray]:
     """The zone's offset transitions covering [lo, hi], cached; a request outside the cached
     span rebuilds it over the union, with margins (a few days back, two weeks ahead: deferrals
-    look up to a week or so forward)."""
+    look up to a week or so forward). Only a valid zone's table is ever cached."""
     table = _ZONE_TABLES.get(name)
     if table is not None and table[0] <= lo and hi <= table[1]:
         return table
@@ -890,16 +751,8 @@ def _zone_table(name: str, lo: int, hi: int) -> tuple[int, int, np.ndarray, np.n
         lo, hi = min(lo, table[0]), max(hi, table[1])
     lo, hi = lo - 2 * US_PER_DAY, hi + 16 * US_PER_DAY
     starts, values = _transitions(_zone(name), lo, hi)
-    table = _ZONE_TABLES[name] = (lo, hi, starts, values, starts.tolist(), values.tolist())
+    table = _ZONE_TABLES[name] = (lo, hi, starts, values)
     return table
-
-
-def _offset_one(name: str, instant: int) -> int:
-    """The zone's UTC offset (µs) at one instant, from the same cached table."""
-    table = _ZONE_TABLES.get(name)
-    if table is None or not table[0] <= instant <= table[1]:
-        table = _zone_table(name, instant, instant)
-    return table[5][bisect.bisect_right(table[4], instant)]
 
 
 def _zone(name: str) -> zoneinfo.ZoneInfo:
@@ -979,12 +832,30 @@ def _numpy_plain(values):
     return None
 
 
+def _small_objects(values, kinds: tuple[type, ...]) -> list | None:
+    """The values of a small object array (a request's: nulls as None) as a list, when every
+    one is None or of ``kinds``; else None, and Arrow converts (and names what is wrong)."""
+    if type(values) is np.ndarray and values.dtype == object and values.shape[0] <= SMALL_TEXT:
+        items = values.tolist()
+        if all(v is None or isinstance(v, kinds) for v in items):
+            return items
+    return None
+
+
+_F64, _I64, _BOOL = np.dtype(np.float64), np.dtype(np.int64), np.dtype(bool)
+
+
 def _to_float(values) -> np.ndarray:
+    if type(values) is np.ndarray and values.dtype is _F64:        # already the form wanted
+        return values
     if isinstance(values, np.ma.MaskedArray):
         return values.astype(np.float64).filled(np.nan)
     plain = _numpy_plain(values)
     if plain is not None:
         return plain.astype(np.float64, copy=False)
+    items = _small_objects(values, (int, float, np.integer, np.floating))
+    if items is not None:
+        return np.array([np.nan if v is None else v for v in items], np.float64)
     arr = _arrow(values)
     if pa.types.is_dictionary(arr.type):
         raise PostloanError(f"expected numbers, got an enum column ({arr.type})")
@@ -992,6 +863,8 @@ def _to_float(values) -> np.ndarray:
 
 
 def _to_int(values, null: int) -> np.ndarray:
+    if type(values) is np.ndarray and values.dtype is _I64:
+        return values
     if isinstance(values, np.ma.MaskedArray):      # the kernel's NumPy path masks null ints and bools
         return values.astype(np.int64).filled(null)
     plain = _numpy_plain(values)
@@ -999,16 +872,24 @@ def _to_int(values, null: int) -> np.ndarray:
         if plain.dtype.kind == "f":
             return np.where(np.isnan(plain), null, plain).astype(np.int64)
         return plain.astype(np.int64, copy=False)
+    items = _small_objects(values, (int, np.integer))
+    if items is not None:
+        return np.array([null if v is None else v for v in items], np.int64)
     arr = _arrow(values)
     return pc.fill_null(arr.cast(pa.int64()), null).to_numpy()
 
 
 def _to_bool(values, null: bool) -> np.ndarray:
+    if type(values) is np.ndarray and values.dtype is _BOOL:
+        return values
     if isinstance(values, np.ma.MaskedArray):
         return values.astype(bool).filled(null)
     plain = _numpy_plain(values)
     if plain is not None:
         return plain.astype(bool, copy=False)
+    items = _small_objects(values, (bool, np.bool_))
+    if items is not None:
+        return np.array([null if v is None else v for v in items], bool)
     arr = _arrow(values)
     return pc.fill_null(arr.cast(pa.bool_()), null).to_numpy(zero_copy_only=False).astype(bool, copy=False)
 
@@ -1055,6 +936,9 @@ def _to_time_us(values) -> np.ndarray:
         return out
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
         return values.astype(np.int64)
+    items = _small_objects(values, (dt.datetime, np.datetime64))
+    if items is not None:
+        return np.array([_scalar_us(v) for v in items], np.int64)
     arr = _arrow(values)
     if pa.types.is_timestamp(arr.type):
         arr = arr.cast(pa.timestamp("us", tz=arr.type.tz)).cast(pa.int64())
@@ -1069,6 +953,9 @@ def _to_days(values) -> np.ndarray:
         return out
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
         return values.astype(np.int64)
+    items = _small_objects(values, (dt.date, np.datetime64))
+    if items is not None and not any(isinstance(v, dt.datetime) for v in items):
+        return np.array([_scalar_days(v) for v in items], np.int64)
     arr = _arrow(values)
     if pa.types.is_date64(arr.type):
         arr = arr.cast(pa.date32())

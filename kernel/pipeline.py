@@ -40,8 +40,8 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import PostloanError
-from .hookspecs import (ACTION, BLOCK, DEFER, KEEP, NULL_TIME, AccountRow, ActionBatch, ActionRow, Batch,
-                        CompliancePolicy, DisposalChannel, Record, Verdict, Verdicts)
+from .hookspecs import (ACTION, BLOCK, DEFER, NULL_TIME, ActionBatch, Batch, CompliancePolicy, DisposalChannel,
+                        Record, Verdicts)
 from .plugins import PluginError, PluginManager, _where, load_config
 from .schema import ENUMS, arrow_schema, pii_columns
 
@@ -54,12 +54,15 @@ PLUGIN_ERROR = "PLUGIN_ERROR"
 #: the decision columns the valuation stage adds
 _VALUATION_COLUMNS = ("valuation.price", "valuation.method", "disposal_channel.channel",
                       "disposal_channel.expected_net", "disposal_channel.expected_days")
-#: batches of up to this many accounts use the scalar twins (see Pipeline.small_accounts)
-SMALL_ACCOUNTS = 8
+_TEXT_VALUATION = {"valuation.method", "disposal_channel.channel"}
+_NO_VALUATION = dict.fromkeys(_VALUATION_COLUMNS)
 NO_POLICY_SET = "NO_POLICY_SET"
 ENV_AUDIT = "POSTLOAN_AUDIT_PATH"
 _APPLY_KEYS = {"country", "region", "product", "set"}
 _ACTIONS_SCHEMA = arrow_schema("actions")
+#: member names by code, with "" for code −1 (null or unknown)
+_GRADE_NAMES = np.array(ENUMS["condition_grade"] + ("",), dtype=object)
+_COUNTRY_NAMES = np.array(ENUMS["country"] + ("",), dtype=object)
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,7 +228,8 @@ def _actions_table(c: Mapping[str, Any], *, with_script: bool = True) -> pa.Tabl
 @dataclass
 class _PolicySet:
     name: str
-    policies: list[tuple[str, CompliancePolicy, str]]     # (policy name, policy, plugin)
+    #: (policy name, policy, plugin, the action codes it judges or None for all)
+    policies: list[tuple[str, CompliancePolicy, str, frozenset | None]]
 
 
 class Pipeline:
@@ -252,11 +256,6 @@ class Pipeline:
         self.channels = list(plugins.disposal_channels().values())
         self.holding_cost = float(self.config.get("disposal", {}).get("holding_cost_per_day", 60.0))
         self.sets, self.apply = self._policy_sets()
-        #: batches of at most this many accounts take the scalar twins (plan_one, check_one)
-        #: when the strategy and every configured policy offer them: a request's few accounts
-        #: cost far less in Python than in NumPy calls on one-element arrays
-        self.small_accounts = SMALL_ACCOUNTS if self.strategy.plan_one is not None and all(
-            pol.check_one is not None for s in self.sets for _, pol, _ in s.policies) else 0
         path = audit_path or self.config.get("audit", {}).get("path") or os.environ.get(ENV_AUDIT) \
             or Path.home() / ".local" / "state" / "postloan" / "audit.log"
         self.audit = AuditLog(path)
@@ -284,7 +283,8 @@ class Pipeline:
                 if name not in policies:
                     raise PostloanError(f"[compliance.sets] {set_name} names policy {name!r}, which no loaded plugin "
                                         f"provides (policies: {', '.join(sorted(policies)) or 'none'})")
-                resolved.append((name, policies[name][0], policies[name][1]))
+                policy, plugin = policies[name]
+                resolved.append((name, policy, plugin, _scope(policy, name, plugin)))
             sets.append(_PolicySet(set_name, resolved))
         index = {s.name: i for i, s in enumerate(sets)}
         rules = []
@@ -304,11 +304,14 @@ class Pipeline:
                     values = [rule[key]] if isinstance(rule[key], str) else rule[key]
                     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                         raise PostloanError(f"{where}: {key} must be a name or a list of names")
-                    if key != "region":
-                        bad = [v for v in values if v not in ENUMS[key]]
-                        if bad:
-                            raise PostloanError(f"{where}: {key} {bad[0]!r} is not one of {', '.join(ENUMS[key])}")
-                    match[key] = values
+                    if key == "region":             # free text: matched against the batch's distinct regions
+                        match[key] = frozenset(values)
+                        continue
+                    bad = [v for v in values if v not in ENUMS[key]]
+                    if bad:
+                        raise PostloanError(f"{where}: {key} {bad[0]!r} is not one of {', '.join(ENUMS[key])}")
+                    # an enum: True per member code that matches, and False for code −1 (null)
+                    match[key] = np.array([m in values for m in ENUMS[key]] + [False])
             rules.append((match, index[rule["set"]]))
         return sets, rules
 
@@ -347,15 +350,13 @@ class Pipeline:
         if _rows(decisions) != n:
             raise PostloanError(f"the kernel returned {_rows(decisions)} decision rows for {n} accounts")
         batch = Batch(n, as_of, now, [decisions, book], self.config)
-        if isinstance(book, Record) and not any(decisions.get(k) for k in ("disposal.repossess", "disposal.dispose")):
-            extra = Record(dict.fromkeys(_VALUATION_COLUMNS))       # nothing to value: all null
-        else:
-            extra = self._valuation(batch)
-            if isinstance(book, Record):
-                extra = Record({k: _first_value(v) for k, v in extra.items()})
+        extra = self._valuation(batch)
+        if isinstance(book, Record):
+            extra = Record({k: _first_value(v) for k, v in extra.items()} if extra else _NO_VALUATION)
+        elif extra is None:
+            extra = {name: np.full(n, None, dtype=object) if name in _TEXT_VALUATION else np.full(n, np.nan)
+                     for name in _VALUATION_COLUMNS}
         batch.add(extra)
-        if n <= self.small_accounts:
-            return self._stage_small(batch, book, decisions, extra)
         plan = self._plan(batch)
         errors: list[str] = []
         verdict = self._comply(batch, plan, errors)
@@ -369,46 +370,49 @@ class Pipeline:
             "as_of": as_of.isoformat(), "now": now.astimezone(dt.timezone.utc).isoformat(),
             "bundle_hash": getattr(self.kernel, "bundle_hash", None), "rows": n,
             "actions": len(actions["action"]), "strategy": self.strategy_name, "valuation": self.valuation_name,
-            "policy_sets": {s.name: [p for p, _, _ in s.policies] for s in self.sets},
+            "policy_sets": {s.name: [p[0] for p in s.policies] for s in self.sets},
             "plugins": {name: info.version or info.origin for name, info in self.plugins.infos.items()},
             "errors": errors,
         }
 
     # -- stages ----------------------------------------------------------------------------
-    def _valuation(self, batch: Batch) -> dict[str, np.ndarray]:
+    def _valuation(self, batch: Batch) -> dict[str, np.ndarray] | None:
+        """The valuation columns of the accounts heading for repossession or disposal; None
+        when there are none."""
         n = batch.n
-        need = np.zeros(n, bool)
+        need = None
         for name in ("disposal.repossess", "disposal.dispose"):
             if batch.has(name):
-                need |= batch.bool(name)
-        rows = np.flatnonzero(need)
+                need = batch.bool(name) if need is None else need | batch.bool(name)
+        rows = None if need is None else need.nonzero()[0]
+        if rows is None or rows.size == 0:
+            return None
         price = np.full(n, np.nan)
         channel = np.full(n, None, dtype=object)
         net = np.full(n, np.nan)
         days = np.full(n, np.nan)
         method = np.full(n, None, dtype=object)
-        if rows.size:
-            hook, plugin = "postloan_valuation_methods", self.plugins.provider("postloan_valuation_methods", self.valuation_name)
-            try:
-                values = self.valuation.value(batch, rows)
-            except PostloanError as e:
-                raise PluginError(f"valuation method {self.valuation_name!r} (plugin {plugin!r}, hook {hook}): {e}",
-                                  plugin=plugin, hook=hook) from e
-            except Exception as e:
-                raise PluginError(f"valuation method {self.valuation_name!r} (plugin {plugin!r}, hook {hook}) raised "
-                                  f"{type(e).__name__}{_where(e)}", plugin=plugin, hook=hook) from e
-            values = _checked_floats(values, rows.size, f"valuation method {self.valuation_name!r} (plugin {plugin!r}, "
-                                     f"hook {hook})", plugin, hook)
-            price[rows] = values
-            method[rows] = self.valuation_name
-            age = vehicle_age_years(batch.int("model_year")[rows], np.full(rows.size, (batch.as_of - dt.date(1970, 1, 1)).days))
-            grades = np.array(ENUMS["condition_grade"] + ("",), dtype=object)[batch.enum("condition_grade")[rows]]
-            countries = np.array(ENUMS["country"] + ("",), dtype=object)[batch.enum("country")[rows]]
-            best, best_net, best_days = select_disposal_channels(
-                values, age, batch.float("mileage_km")[rows], grades, countries, self.channels, self.holding_cost)
-            names = np.array([c.name for c in self.channels] + [None], dtype=object)
-            channel[rows] = names[best]
-            net[rows], days[rows] = best_net, best_days
+        hook, plugin = "postloan_valuation_methods", self.plugins.provider("postloan_valuation_methods", self.valuation_name)
+        try:
+            values = self.valuation.value(batch, rows)
+        except PostloanError as e:
+            raise PluginError(f"valuation method {self.valuation_name!r} (plugin {plugin!r}, hook {hook}): {e}",
+                              plugin=plugin, hook=hook) from e
+        except Exception as e:
+            raise PluginError(f"valuation method {self.valuation_name!r} (plugin {plugin!r}, hook {hook}) raised "
+                              f"{type(e).__name__}{_where(e)}", plugin=plugin, hook=hook) from e
+        values = _checked_floats(values, rows.size, f"valuation method {self.valuation_name!r} (plugin {plugin!r}, "
+                                 f"hook {hook})", plugin, hook)
+        price[rows] = values
+        method[rows] = self.valuation_name
+        age = vehicle_age_years(batch.int("model_year")[rows], np.full(rows.size, (batch.as_of - dt.date(1970, 1, 1)).days))
+        grades = _GRADE_NAMES[batch.enum("condition_grade")[rows]]
+        countries = _COUNTRY_NAMES[batch.enum("country")[rows]]
+        best, best_net, best_days = select_disposal_channels(
+            values, age, batch.float("mileage_km")[rows], grades, countries, self.channels, self.holding_cost)
+        names = np.array([c.name for c in self.channels] + [None], dtype=object)
+        channel[rows] = names[best]
+        net[rows], days[rows] = best_net, best_days
         return dict(zip(_VALUATION_COLUMNS, (price, method, channel, net, days)))
 
     def _plan(self, batch: Batch) -> dict[str, Any]:
@@ -423,112 +427,17 @@ class Pipeline:
             raise PluginError(f"{who} raised {type(e).__name__}{_where(e)}", plugin=plugin, hook=hook) from e
         return _checked_plan(plan, batch.n, who, plugin, hook)
 
-    def _stage_small(self, batch: Batch, book, decisions, extra) -> PipelineResult:
-        """The stage for a request's few accounts through the scalar twins; the same result as
-        the batch path (tests compare them)."""
-        hook = "postloan_collection_strategies"
-        plugin = self.plugins.provider(hook, self.strategy_name)
-        who = f"collection strategy {self.strategy_name!r} (plugin {plugin!r}, hook {hook})"
-        rows, planned = [], []
-        for i in range(batch.n):
-            account = AccountRow(batch, i)
-            try:
-                plan = self.strategy.plan_one(account)
-            except PostloanError as e:
-                raise PluginError(f"{who}: {e}", plugin=plugin, hook=hook) from e
-            except Exception as e:
-                raise PluginError(f"{who} raised {type(e).__name__}{_where(e)}", plugin=plugin, hook=hook) from e
-            for p in plan:
-                if p.get("action") not in ACTION:
-                    raise PluginError(f"{who}: action {p.get('action')!r} is not one of {', '.join(ACTION)}",
-                                      plugin=plugin, hook=hook)
-                rows.append(account)
-                planned.append(p)
-        m = len(planned)
-        siblings: list[ActionRow] = []
-        for k, (account, p) in enumerate(zip(rows, planned)):
-            siblings.append(ActionRow(account, p["action"], int(p["earliest_at"]), p.get("script"), k, siblings))
-        outcome, reason, policy = [KEEP] * m, [None] * m, [None] * m
-        next_allowed = [NULL_TIME] * m
-        errors: list[str] = []
-        set_of = {a.row: self._route_one(a) for a in {id(a): a for a in rows}.values()}
-        for s, policy_set in enumerate(self.sets):
-            mine = [k for k in range(m) if set_of[rows[k].row] == s]
-            if not mine:
-                continue
-            for name, pol, plugin_name in policy_set.policies:
-                verdicts = self._judge_each(pol, name, plugin_name, [siblings[k] for k in mine], errors)
-                for k, v in zip(mine, verdicts):
-                    if v.outcome > outcome[k]:
-                        outcome[k], reason[k], policy[k], next_allowed[k] = v.outcome, v.code, name, v.next_allowed_us
-                    elif v.outcome == DEFER == outcome[k]:
-                        next_allowed[k] = max(next_allowed[k], v.next_allowed_us)
-        for k in range(m):
-            if set_of[rows[k].row] < 0:
-                outcome[k], reason[k], policy[k] = BLOCK, NO_POLICY_SET, "compliance.apply"
-        ids = batch.raw("account_id")
-        actions = {
-            "action": np.array([ACTION[p["action"]] for p in planned], np.int8),
-            "priority": np.array([float(p["priority"]) for p in planned], np.float64),
-            "earliest_at": np.array([int(p["earliest_at"]) for p in planned], np.int64),
-            "script": pa.array([p.get("script") for p in planned], pa.string()),
-            "script_id": np.array([p.get("script_id") for p in planned] + [None], dtype=object)[:m],
-            "language": np.array([p.get("language") for p in planned] + [None], dtype=object)[:m],
-            "outcome": np.array(outcome, np.int8),
-            "reason_code": np.array(reason + [None], dtype=object)[:m],
-            "next_allowed_at": np.array(next_allowed, np.int64),
-            "policy": np.array(policy + [None], dtype=object)[:m],
-            "account_id": _take(ids, np.array([a.row for a in rows], np.int64)),
-        }
-        return PipelineResult(_with_columns(decisions, extra, book), actions, errors)
-
-    def _route_one(self, account: AccountRow) -> int:
-        for match, set_index in self.apply:          # reads only the columns the rules name
-            if all(account.text(key) in allowed for key, allowed in match.items()):
-                return set_index
-        return -1
-
-    def _judge_each(self, pol: CompliancePolicy, name: str, plugin: str, actions: list, errors: list[str]):
-        """``check_one`` on each action; any failure blocks them all (as :meth:`_judge`)."""
-        hook = "postloan_compliance_policies"
-        problem = None
-        verdicts = []
-        known = getattr(pol, "reason_codes", {}) or {}
-        try:
-            for a in actions:
-                v = Verdict()
-                pol.check_one(a, v)
-                if v.outcome != KEEP and (v.code is None or any(p not in known for p in v.code.split("+"))):
-                    problem = f"gave reason code {v.code!r}, which is not in its reason_codes"
-                    break
-                if v.outcome == DEFER and v.next_allowed_us == NULL_TIME:
-                    problem = "deferred an action without a next allowed time"
-                    break
-                verdicts.append(v)
-        except PostloanError as e:
-            problem = f"failed: {e}"
-        except Exception as e:
-            problem = f"raised {type(e).__name__}{_where(e)}"
-        if problem is None:
-            return verdicts
-        message = (f"compliance policy {name!r} (plugin {plugin!r}, hook {hook}) {problem}: its {len(actions)} "
-                   f"action(s) are blocked with {PLUGIN_ERROR}")
-        log.error(message)
-        errors.append(message)
-        return [Verdict().block(PLUGIN_ERROR) for _ in actions]
-
     def _route(self, batch: Batch) -> np.ndarray:
         """The policy set of each account (-1: none applies)."""
         out = np.full(batch.n, -1, np.int64)
         for match, set_index in self.apply:
             hit = out < 0
-            for key, values in match.items():
+            for key, allowed in match.items():
                 if key == "region":
                     names, index = batch.categories("region")
-                    wanted = [i for i, name in enumerate(names) if name in values]
-                    hit &= np.isin(index, wanted)
+                    hit &= np.array([name in allowed for name in names] + [False])[index]
                 else:
-                    hit &= np.isin(batch.enum(key), [ENUMS[key].index(v) for v in values])
+                    hit &= allowed[batch.enum(key)]
             out[hit] = set_index
         return out
 
@@ -544,36 +453,60 @@ class Pipeline:
             return result
         set_of = self._route(batch)[rows]
         unrouted = set_of < 0
-        outcome[unrouted], reason[unrouted], policy[unrouted] = BLOCK, NO_POLICY_SET, "compliance.apply"
+        every = None
+        if unrouted.any():
+            outcome[unrouted], reason[unrouted], policy[unrouted] = BLOCK, NO_POLICY_SET, "compliance.apply"
+        elif len(self.sets) == 1 or (set_of == set_of[0]).all():
+            every = int(set_of[0])                 # one set judges every action (a request's account)
         for s, policy_set in enumerate(self.sets):
-            idx = np.flatnonzero(set_of == s) if len(self.sets) > 1 or unrouted.any() else np.arange(n)
-            if idx.size == 0:
-                continue
-            script = plan["script"]
-            sub = ActionBatch(batch, rows[idx], plan["action"][idx], plan["earliest_at"][idx],
-                              script=script if idx.size == n else script.take(pa.array(idx)))
-            for name, pol, plugin in policy_set.policies:
-                v = self._judge(pol, name, plugin, sub, errors)
-                if v is None:
-                    v = Verdicts(idx.size).block(np.ones(idx.size, bool), PLUGIN_ERROR)
-                elif not v.outcome.any():
-                    continue                       # kept everything: nothing to combine
-                codes = v.reason_codes()
-                current = outcome[idx]
-                stricter = v.outcome > current
-                at = idx[stricter]
-                outcome[at] = v.outcome[stricter]
-                reason[at] = codes[stricter]
-                policy[at] = name
-                next_allowed[at] = v.next_allowed_us[stricter]
-                both = (v.outcome == DEFER) & (current == DEFER)
-                at = idx[both]
-                next_allowed[at] = np.maximum(next_allowed[at], v.next_allowed_us[both])
+            if every is None:
+                idx = (set_of == s).nonzero()[0]
+                if idx.size == 0:
+                    continue
+                script = plan["script"].take(pa.array(idx))
+                sub = ActionBatch(batch, rows[idx], plan["action"][idx], plan["earliest_at"][idx], script=script)
+                judged = self._judge_all(policy_set, sub, errors)
+                outcome[idx], reason[idx], next_allowed[idx], policy[idx] = judged
+            elif s == every:
+                sub = ActionBatch(batch, rows, plan["action"], plan["earliest_at"], script=plan["script"])
+                result.update(zip(("outcome", "reason_code", "next_allowed_at", "policy"),
+                                  self._judge_all(policy_set, sub, errors)))
         return result
 
+    def _judge_all(self, policy_set: _PolicySet, actions: ActionBatch, errors: list[str]) -> tuple:
+        """Every policy of a set on ``actions``, combined: (outcome, reason, next allowed, policy)."""
+        n = actions.n
+        outcome = np.zeros(n, np.int8)
+        reason = np.full(n, None, dtype=object)
+        policy = np.full(n, None, dtype=object)
+        next_allowed = np.full(n, NULL_TIME, np.int64)
+        planned = np.zeros(len(ACTION), bool)
+        planned[actions.action] = True
+        planned = frozenset(planned.nonzero()[0].tolist())
+        deferred = False                           # whether any action is DEFERred so far
+        for name, pol, plugin, scope in policy_set.policies:
+            if scope is not None and scope.isdisjoint(planned):
+                continue                           # none of the actions it judges
+            v = self._judge(pol, name, plugin, actions, errors)
+            if v is None:
+                continue                           # kept everything: nothing to combine
+            stricter = v.outcome > outcome
+            if deferred:                           # two deferrals: the later time
+                both = (v.outcome == DEFER) & (outcome == DEFER)
+                if both.any():
+                    next_allowed[both] = np.maximum(next_allowed[both], v.next_allowed_us[both])
+            if stricter.any():
+                outcome[stricter] = v.outcome[stricter]
+                reason[stricter] = v.reason_codes()[stricter]
+                policy[stricter] = name
+                next_allowed[stricter] = v.next_allowed_us[stricter]
+                deferred = deferred or bool((outcome == DEFER).any())
+        return outcome, reason, next_allowed, policy
+
     def _judge(self, pol: CompliancePolicy, name: str, plugin: str, sub: ActionBatch, errors: list[str]):
+        """The policy's verdicts, None when it kept every action; a policy that fails or
+        returns malformed verdicts blocks every action with PLUGIN_ERROR."""
         hook = "postloan_compliance_policies"
-        who = f"compliance policy {name!r} (plugin {plugin!r}, hook {hook})"
         try:
             v = pol.check(sub)
             problem = _verdict_problem(v, sub.n, pol)
@@ -583,15 +516,31 @@ class Pipeline:
             problem = f"raised {type(e).__name__}{_where(e)}"
         if problem is None:
             return v
-        message = f"{who} {problem}: its {sub.n} action(s) are blocked with {PLUGIN_ERROR}"
+        if problem is _KEPT_ALL:
+            return None
+        message = (f"compliance policy {name!r} (plugin {plugin!r}, hook {hook}) {problem}: its {sub.n} action(s) "
+                   f"are blocked with {PLUGIN_ERROR}")
         log.error(message)
         errors.append(message)
-        return None
+        return Verdicts(sub.n).block(np.ones(sub.n, bool), PLUGIN_ERROR)
 
 
 # --------------------------------------------------------------------------------------------
 # Checking plugin output
 # --------------------------------------------------------------------------------------------
+
+def _scope(policy: CompliancePolicy, name: str, plugin: str) -> frozenset | None:
+    """The action codes a policy judges (its ``actions``), None for all."""
+    names = getattr(policy, "actions", ()) or ()
+    if isinstance(names, str) or not all(isinstance(a, str) for a in names):
+        raise PluginError(f"compliance policy {name!r} (plugin {plugin!r}): actions must be a tuple of action "
+                          f"names, got {names!r}", plugin=plugin, hook="postloan_compliance_policies")
+    unknown = [a for a in names if a not in ACTION]
+    if unknown:
+        raise PluginError(f"compliance policy {name!r} (plugin {plugin!r}): actions holds {unknown[0]!r}, not one "
+                          f"of {', '.join(ACTION)}", plugin=plugin, hook="postloan_compliance_policies")
+    return frozenset(ACTION[a] for a in names) if names else None
+
 
 def _first_value(values):
     v = values[0]
@@ -633,8 +582,9 @@ def _checked_plan(plan: Any, n: int, who: str, plugin: str, hook: str) -> dict[s
         raise bad(f"column 'row' must be integers, got {row.dtype}")
     m = row.shape[0]
     out: dict[str, Any] = {"row": row.astype(np.int64, copy=False)}
-    if m and (row.min() < 0 or row.max() >= n):
-        raise bad(f"column 'row' holds {int(row.max() if row.max() >= n else row.min())}, outside 0…{n - 1}")
+    low, high = _min_max(row)
+    if m and (low < 0 or high >= n):
+        raise bad(f"column 'row' holds {high if high >= n else low}, outside 0…{n - 1}")
     for key in plan:
         value = plan[key]
         length = len(value) if hasattr(value, "__len__") else -1
@@ -642,8 +592,10 @@ def _checked_plan(plan: Any, n: int, who: str, plugin: str, hook: str) -> dict[s
             raise bad(f"column {key!r} has {length} values, column 'row' {m}")
     action = np.asarray(plan["action"])
     if action.dtype.kind in "iu":
-        if m and (action.min() < 0 or action.max() >= len(ACTION)):
-            raise bad(f"column 'action' holds code {int(action.max())}, not an action ({', '.join(ACTION)})")
+        low, high = _min_max(action)
+        if m and (low < 0 or high >= len(ACTION)):
+            raise bad(f"column 'action' holds code {high if high >= len(ACTION) else low}, not an action "
+                      f"({', '.join(ACTION)})")
         out["action"] = action.astype(np.int8, copy=False)
     elif action.dtype.kind in "UO" or action.dtype.kind == "T":
         names, inverse = np.unique(action.astype(object).astype(str), return_inverse=True) if m else ([], np.zeros(0, int))
@@ -686,14 +638,28 @@ def _checked_plan(plan: Any, n: int, who: str, plugin: str, hook: str) -> dict[s
     return out
 
 
+def _min_max(values: np.ndarray) -> tuple[int, int]:
+    """The smallest and largest of integers (0, 0 when empty); Python's for a few."""
+    if values.shape[0] <= 64:
+        listed = values.tolist()
+        return (min(listed), max(listed)) if listed else (0, 0)
+    return int(values.min()), int(values.max())
+
+
+#: what _verdict_problem gives for verdicts that keep every action
+_KEPT_ALL = "kept every action"
+
+
 def _verdict_problem(v: Any, n: int, pol: CompliancePolicy) -> str | None:
+    """What is wrong with a policy's verdicts (None: nothing; :data:`_KEPT_ALL`: they keep
+    every action, so there is nothing to check or combine)."""
     if not isinstance(v, Verdicts):
         return f"returned a {type(v).__name__}, expected kernel.hookspecs.Verdicts"
     if v.n != n or v.outcome.shape != (n,) or v.next_allowed_us.shape != (n,) or v.reason.shape != (n,):
         return f"returned verdicts for {v.outcome.shape[0] if v.outcome.ndim else '?'} actions, expected {n}"
     if not v.outcome.any():
-        return None                                   # all KEEP: nothing else to check
-    if v.outcome.min() < 0 or v.outcome.max() > BLOCK:
+        return _KEPT_ALL                              # nothing else to check
+    if v.outcome.view(np.uint8).max() > BLOCK:         # as unsigned bytes, a negative code is above BLOCK too
         return "returned an outcome code outside KEEP/DEFER/BLOCK"
     deferred = v.outcome == DEFER
     if (v.next_allowed_us[deferred] == NULL_TIME).any():

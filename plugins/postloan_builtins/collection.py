@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import re
 import string
 import tomllib
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import pyarrow.compute as pc
 
 import kernel
 from kernel.errors import PostloanError
-from kernel.hookspecs import ACTION, NULL_TIME, US_PER_MINUTE, AccountRow, Batch, CollectionStrategy
+from kernel.hookspecs import ACTION, NULL_TIME, US_PER_MINUTE, Batch, CollectionStrategy
 from kernel.schema import ENUMS
 
 from .compliance import DEBT_TERMS, mentions_debt
@@ -291,11 +290,19 @@ class _Renderer:
         self.batch = batch
         self.constants = constants
         self.symbols = symbols            # (distinct symbols, index per account row)
+        self._symbols_of: tuple | None = None
 
     def _symbol_codes(self, rows: np.ndarray):
         """The rows' currency symbols as (distinct symbols, index per row) for format_money."""
         names, index = self.symbols
         return _Symbols(names, index[rows])
+
+    def _symbol_list(self, rows: np.ndarray) -> list[str]:
+        """The rows' currency symbols, for a few rows (the same rows for every money field)."""
+        if self._symbols_of is None or self._symbols_of[0] is not rows:
+            names, index = self.symbols
+            self._symbols_of = (rows, [names[i] for i in index[rows].tolist()])
+        return self._symbols_of[1]
 
     def _text(self, field: str, rows: np.ndarray, small: bool):
         """A text field for ``rows`` only (a book holds millions of names; a batch scripts a
@@ -306,7 +313,7 @@ class _Renderer:
             raw = self.batch.raw(name)
             if small:
                 values = raw.take(pa.array(rows)).to_pylist() if isinstance(raw, (pa.Array, pa.ChunkedArray)) \
-                    else np.asarray(raw, dtype=object)[rows].tolist()
+                    else raw[rows].tolist()
                 return [_MISSING if v is None else str(v) for v in values]
             if isinstance(raw, (pa.Array, pa.ChunkedArray)):
                 return _as_text(raw.take(take))
@@ -325,33 +332,43 @@ class _Renderer:
             return channel if small else pc.fill_null(channel, _MISSING)
         raise AssertionError(field)
 
-    def render_few(self, template: Template, rows: np.ndarray) -> list[str]:
-        """``template`` for a few accounts, with Python string formatting (Arrow's per-call
-        overhead exceeds the work below :data:`SMALL_RENDER` rows)."""
-        parts = []
-        for literal, field in template.pieces:
-            if literal:
+    def render(self, templates: list[Template], chosen: np.ndarray, rows: np.ndarray) -> pa.Array:
+        """Every action's script (template ``templates[chosen[k]]`` for account ``rows[k]``;
+        −1: none). Each field the templates use is gathered and formatted once for all the
+        actions; a few actions (at most :data:`SMALL_RENDER`: Arrow's per-call overhead
+        exceeds the work) are then joined as Python strings, many template by template with
+        Arrow."""
+        if rows.shape[0] <= SMALL_RENDER:
+            return pa.array(self._join_few(templates, chosen, rows), pa.string())
+        return self._join_all(templates, chosen, rows)
+
+    def _join_few(self, templates: list[Template], chosen: np.ndarray, rows: np.ndarray) -> list[str | None]:
+        columns: dict[Any, Any] = {}
+        out: list[str | None] = []
+        for k, i in enumerate(chosen.tolist()):
+            if i < 0:
+                out.append(None)
+                continue
+            template = templates[i]
+            parts = []
+            for literal, field in template.pieces:
                 parts.append(literal)
-            if field:
-                parts.append(self._field(field, template.language, rows, True))
-        strings = [p if isinstance(p, str) else None for p in parts]
-        columns = [p for p in parts if not isinstance(p, str)]
-        out = []
-        for i in range(rows.shape[0]):
-            it = iter(columns)
-            out.append("".join(s if s is not None else next(it)[i] for s in strings))
+                if field:
+                    key = (field, template.language) if FIELDS[field].kind == "constant" else field
+                    values = columns.get(key)
+                    if values is None:
+                        values = columns[key] = self._field(field, template.language, rows, True)
+                    parts.append(values if isinstance(values, str) else values[k])
+            out.append("".join(parts))
         return out
 
-    def render_all(self, templates: list[Template], chosen: np.ndarray, rows: np.ndarray) -> pa.Array:
-        """Every action's script at once (template ``templates[chosen[k]]`` for account
-        ``rows[k]``; −1: none): actions sorted by template, each field gathered and formatted
-        once for all of them, each template joined over its contiguous slice."""
+    def _join_all(self, templates: list[Template], chosen: np.ndarray, rows: np.ndarray) -> pa.Array:
         n = rows.shape[0]
         order = np.argsort(chosen, kind="stable")
         ordered, by_template = rows[order], chosen[order]
         starts = np.flatnonzero(np.r_[True, by_template[1:] != by_template[:-1]])
         ends = np.r_[starts[1:], n]
-        columns: dict[str, pa.Array] = {}
+        columns: dict[Any, Any] = {}
         chunks = []
         for start, end in zip(starts.tolist(), ends.tolist()):
             i = int(by_template[start])
@@ -363,12 +380,12 @@ class _Renderer:
             for literal, field in template.pieces:
                 if literal:
                     parts.append(literal)
-                if field and FIELDS[field].kind == "constant":
-                    parts.append(self._field(field, template.language, ordered[:0], False))
-                elif field:
-                    if field not in columns:
-                        columns[field] = self._field(field, template.language, ordered, False)
-                    parts.append(columns[field].slice(start, end - start))
+                if field:
+                    key = (field, template.language) if FIELDS[field].kind == "constant" else field
+                    values = columns.get(key)
+                    if values is None:
+                        values = columns[key] = self._field(field, template.language, ordered, False)
+                    parts.append(values if isinstance(values, str) else values.slice(start, end - start))
             chunks.append(pc.binary_join_element_wise(*parts, ""))
         inverse = np.empty(n, np.int64)
         inverse[order] = np.arange(n)
@@ -388,18 +405,16 @@ class _Renderer:
                 column = _BOOK_MONEY[field]
                 values = b.float(column)[rows] if b.has(column) else np.full(rows.shape[0], np.nan)
             if small:
-                names, index = self.symbols
-                return format_money_small(values.tolist(), [names[i] for i in index[rows].tolist()])
+                return format_money_small(values.tolist(), self._symbol_list(rows))
             return format_money(values, self._symbol_codes(rows))
         if kind == "int":
             column = _INTS[field]
             if not b.has(column):
                 return [_MISSING] * rows.shape[0] if small else pa.array([_MISSING] * rows.shape[0], pa.string())
             values = b.int(column, NULL_TIME)[rows]
-            missing = values == NULL_TIME
             if small:
-                return [_MISSING if m else str(v) for v, m in zip(values.tolist(), missing.tolist())]
-            return pc.if_else(pa.array(missing), _MISSING, pa.array(values).cast(pa.string()))
+                return [_MISSING if v == NULL_TIME else str(v) for v in values.tolist()]
+            return pc.if_else(pa.array(values == NULL_TIME), _MISSING, pa.array(values).cast(pa.string()))
         if kind == "date":
             values = b.days(field)[rows]
             return _days_text_small(values.tolist()) if small else _days_text(values)
@@ -407,10 +422,6 @@ class _Renderer:
             return [_MISSING] * rows.shape[0] if small else pa.array([_MISSING] * rows.shape[0], pa.string())
         taken = self._text(field, rows, small)
         return taken if small else pc.fill_null(taken, _MISSING)
-
-
-def _or_missing(value: str | None) -> str:
-    return _MISSING if value is None else value
 
 
 def _as_text(arr) -> pa.Array:
@@ -435,6 +446,11 @@ _STRATEGY_DEFAULTS = {
     "zh": {"lender": "示例汽车金融", "hotline": "400-800-8000", "caller": "客户服务中心"},
     "en": {"lender": "Example Auto Finance", "hotline": "+1-800-555-0100", "caller": "Example Customer Service"},
 }
+
+
+#: the action kinds the tiered strategy plans, in plan order
+_KINDS = np.array([ACTION[a] for a in ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT", "THIRD_PARTY_CONTACT",
+                                       "LEGAL_REVIEW", "REPOSSESSION", "DISPOSAL")], np.int8)
 
 
 class TieredStrategy(CollectionStrategy):
@@ -479,8 +495,7 @@ class TieredStrategy(CollectionStrategy):
         countries = ENUMS["country"]
         self._language_of_country = np.array(
             [languages.index(settings["language"].get(c, "zh")) for c in countries] + [languages.index("zh")], np.int64)
-        self._symbol_of_country = np.array([settings["currency"].get(c, "") for c in countries] + [""], dtype=object)
-        self._symbol_list = [str(x) for x in self._symbol_of_country]     # index −1: the last, ""
+        self._symbols = [str(settings["currency"].get(c, "")) for c in countries] + [""]    # index −1: the last, ""
         self._ids = np.array([t.id for t in self.templates.templates] + [None], dtype=object)
         self._language_names = np.array(languages, dtype=object)
         for country, language in settings["language"].items():
@@ -504,9 +519,12 @@ class TieredStrategy(CollectionStrategy):
         tier = batch.enum("collection_tier.tier", TIERS)
         channel = batch.enum("collection_tier.channel", TIER_CHANNELS)
         legal = batch.bool("collection_tier.legal_review")
-        priority = np.nan_to_num(batch.float("collection_tier.priority"))
-        calls = np.clip(batch.int("collection_tier.calls_per_day", 1), min(1, s["max_calls"]), s["max_calls"]) \
-            if batch.has("collection_tier.calls_per_day") else np.full(n, min(1, s["max_calls"]), np.int64)
+        priority = batch.float("collection_tier.priority")
+        if not np.isfinite(priority).all():
+            priority = np.nan_to_num(priority)
+        fewest = min(1, s["max_calls"])
+        calls = np.minimum(np.maximum(batch.int("collection_tier.calls_per_day", 1), fewest), s["max_calls"]) \
+            if batch.has("collection_tier.calls_per_day") else np.full(n, fewest, np.int64)
         phone_ok = batch.bool("phone_valid")
         unreachable = ~phone_ok | (batch.int("consecutive_failed_attempts") >= s["unreachable_after_failed_attempts"])
         repossessed = batch.bool("repossessed")
@@ -515,9 +533,7 @@ class TieredStrategy(CollectionStrategy):
         has_channel = batch.has("disposal_channel.channel")
 
         no = np.zeros(n, bool)
-        # one column per action kind, in plan order; an account's actions come out together
-        kinds = np.array([ACTION[a] for a in ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT", "THIRD_PARTY_CONTACT",
-                                               "LEGAL_REVIEW", "REPOSSESSION", "DISPOSAL")], np.int8)
+        # one column per action kind (_KINDS), in plan order; an account's actions come out together
         wanted = np.stack([
             (channel == 1) & phone_ok,
             (channel == 1) & phone_ok,
@@ -532,7 +548,7 @@ class TieredStrategy(CollectionStrategy):
         if rows.size == 0:
             return {"row": rows, "action": np.zeros(0, np.int8), "priority": np.zeros(0),
                     "earliest_at": np.zeros(0, np.int64)}
-        action = kinds[kind]
+        action = _KINDS[kind]
         # phone calls: calls_per_day of them per account, spaced apart; every other action once
         reps = np.where(action == ACTION["PHONE"], calls[rows], 1)
         if (reps != 1).any():
@@ -548,106 +564,12 @@ class TieredStrategy(CollectionStrategy):
     def _render(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: np.ndarray):
         s = self.settings
         country = batch.enum("country")
-        renderer = _Renderer(batch, {k: s[k] for k in ("zh", "en")}, (self._symbol_list, country))
-        n = rows.shape[0]
+        renderer = _Renderer(batch, {k: s[k] for k in ("zh", "en")}, (self._symbols, country))
         language = self._language_of_country[country[rows]]
         chosen = self._pick[language, action, np.maximum(tier[rows], 0)]
-        templates = self.templates.templates
         ids = self._ids[chosen]
-        if n <= SMALL_RENDER:                     # a request: Python text, one Arrow array at the end
-            texts: list = [None] * n
-            for i in set(chosen.tolist()) - {-1}:
-                at = np.flatnonzero(chosen == i)
-                for j, text in zip(at.tolist(), renderer.render_few(templates[i], rows[at])):
-                    texts[j] = text
-            script = pa.array(texts, pa.string())
-        else:
-            script = renderer.render_all(templates, chosen, rows)
+        script = renderer.render(self.templates.templates, chosen, rows)
         return ids, np.where(chosen >= 0, self._language_names[language], None), script
-
-
-    # -- the scalar twin, for a request's few accounts -----------------------------------------
-    _KINDS = ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT", "THIRD_PARTY_CONTACT", "LEGAL_REVIEW", "REPOSSESSION",
-              "DISPOSAL")
-
-    def plan_one(self, a: AccountRow) -> list[dict]:
-        """:meth:`plan` for one account, in Python: the same actions in the same order."""
-        s = self.settings
-        tier_name, channel_name = a.text("collection_tier.tier"), a.text("collection_tier.channel")
-        tier = TIERS.index(tier_name) if tier_name in TIERS else -1
-        channel = TIER_CHANNELS.index(channel_name) if channel_name in TIER_CHANNELS else -1
-        low = min(1, s["max_calls"])
-        calls = min(max(a.int("collection_tier.calls_per_day", 1), low), s["max_calls"]) \
-            if a.has("collection_tier.calls_per_day") else low
-        phone_ok = a.bool("phone_valid")
-        unreachable = not phone_ok or a.int("consecutive_failed_attempts") >= s["unreachable_after_failed_attempts"]
-        repossessed = a.bool("repossessed")
-        wanted = (
-            channel == 1 and phone_ok,
-            channel == 1 and phone_ok,
-            channel == 2 and phone_ok,
-            channel == 3 and not repossessed,
-            tier >= 2 and unreachable and a.bool("has_third_party_contact"),
-            a.bool("collection_tier.legal_review"),
-            a.has("disposal.repossess") and a.bool("disposal.repossess") and not repossessed,
-            a.has("disposal_channel.channel") and a.has("disposal.dispose") and a.bool("disposal.dispose")
-            and a.value("disposal_channel.channel") is not None,
-        )
-        priority = a.float("collection_tier.priority")
-        priority = 0.0 if priority != priority else priority
-        country = a.text("country")
-        code = ENUMS["country"].index(country) if country in ENUMS["country"] else -1
-        language = int(self._language_of_country[code])
-        symbol = self._symbol_of_country[code]
-        out = []
-        for kind, want in zip(self._KINDS, wanted):
-            if not want:
-                continue
-            action = ACTION[kind]
-            chosen = int(self._pick[language, action, max(tier, 0)])
-            template = self.templates.templates[chosen] if chosen >= 0 else None
-            script = self._render_one(template, a, symbol) if template else None
-            for k in range(calls if kind == "PHONE" else 1):
-                out.append({"action": kind, "priority": priority,
-                            "earliest_at": a.batch.now_us + k * s["call_spacing_minutes"] * US_PER_MINUTE,
-                            "script_id": template.id if template else None,
-                            "language": template.language if template else None, "script": script})
-        return out
-
-    def _render_one(self, template: Template, a: AccountRow, symbol: str) -> str:
-        parts = []
-        for literal, field in template.pieces:
-            parts.append(literal)
-            if field:
-                parts.append(self._field_one(field, template.language, a, symbol))
-        return "".join(parts)
-
-    def _field_one(self, field: str, language: str, a: AccountRow, symbol: str) -> str:
-        kind = FIELDS[field].kind
-        if kind == "constant":
-            return str(self.settings.get(language, {}).get(field, ""))
-        if field == "as_of":
-            return a.batch.as_of.isoformat()
-        if kind == "money":
-            if field == "total_due":
-                value = a.float("overdue_amount") + a.float("penalty_interest")
-            else:
-                column = _BOOK_MONEY[field]
-                value = a.float(column) if a.has(column) else float("nan")
-            return format_money_small([value], [symbol])[0]
-        if kind == "int":
-            column = _INTS[field]
-            value = a.int(column, NULL_TIME) if a.has(column) else NULL_TIME
-            return _MISSING if value == NULL_TIME else str(value)
-        if kind == "date":
-            return _days_text_small([a.days(field)])[0]
-        if field == "account_tail":
-            return _or_missing(a.text("account_id"))[-4:]
-        if field == "vehicle":
-            return f"{_or_missing(a.text('brand'))} {_or_missing(a.text('model'))}"
-        if field == "disposal_channel":
-            return _or_missing(a.text("disposal_channel.channel") if a.has("disposal_channel.channel") else None)
-        return _or_missing(a.text(field))
 
 
 @kernel.hookimpl

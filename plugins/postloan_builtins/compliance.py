@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 import kernel
 from kernel.errors import PostloanError
-from kernel.hookspecs import NULL_TIME, ActionBatch, ActionRow, CompliancePolicy, Verdict, Verdicts
+from kernel.hookspecs import NULL_TIME, ActionBatch, CompliancePolicy, Verdicts
 
 __all__ = [
     "QuietHours", "CallLimits", "ComplaintPause", "AutomatedConsent", "ThirdPartyContact",
@@ -46,10 +46,20 @@ _DEBT_PATTERN = "(?i)(" + "|".join(re.escape(t) if not t.isascii() else r"\b" + 
 _DEBT_RE = re.compile(_DEBT_PATTERN, re.ASCII)
 
 
-def mentions_debt(texts: pa.Array) -> np.ndarray:
-    """Mask of the texts that contain a debt term (null → False)."""
-    if len(texts) <= 16:
-        return np.array([t is not None and _DEBT_RE.search(t) is not None for t in texts.to_pylist()], bool)
+def mentions_debt(texts: pa.Array, among: np.ndarray | None = None) -> np.ndarray:
+    """Mask of the texts that contain a debt term (null → False); with ``among``, only the
+    texts in that mask are searched (the others are False)."""
+    n = len(texts)
+    if n <= 16:                          # a request's few scripts: Python's re beats Arrow's per-call cost
+        wanted = [True] * n if among is None else among.tolist()
+        return np.array([w and t is not None and _DEBT_RE.search(t) is not None
+                         for t, w in zip(texts.to_pylist(), wanted)], bool)
+    if among is not None:
+        out = np.zeros(n, bool)
+        idx = among.nonzero()[0]
+        if idx.size:
+            out[idx] = mentions_debt(texts.take(pa.array(idx)))
+        return out
     hits = pc.match_substring_regex(texts, _DEBT_PATTERN)
     return pc.fill_null(hits, False).to_numpy(zero_copy_only=False).astype(bool)
 
@@ -85,6 +95,7 @@ class QuietHours(_Policy):
 
     name = "cn.quiet_hours"
     reason_codes = {"CN_QUIET_HOURS": "Contact in the debtor's local quiet hours (22:00–08:00); deferred to 08:00."}
+    actions = CONTACT
     defaults = {"start": "22:00", "end": "08:00"}
 
     def __init__(self, **params):
@@ -94,21 +105,13 @@ class QuietHours(_Policy):
 
     def check(self, actions: ActionBatch) -> Verdicts:
         v = Verdicts(actions.n)
-        contact = actions.is_action(*CONTACT)
-        if not contact.any():
-            return v
         minute = actions.local_minute
         quiet = (minute >= self.start) | (minute < self.end) if self.start > self.end else \
             (minute >= self.start) & (minute < self.end)
-        v.defer(contact & quiet, "CN_QUIET_HOURS", actions.next_local_time(self.end))
+        deferred = actions.is_action(*self.actions) & quiet
+        if deferred.any():
+            v.defer(deferred, "CN_QUIET_HOURS", actions.next_local_time(self.end))
         return v
-
-    def check_one(self, a: ActionRow, v: Verdict) -> None:
-        if a.action in CONTACT:
-            m = a.local_minute
-            quiet = (m >= self.start or m < self.end) if self.start > self.end else self.start <= m < self.end
-            if quiet:
-                v.defer("CN_QUIET_HOURS", a.next_local_time(self.end))
 
 
 class CallLimits(_Policy):
@@ -123,6 +126,7 @@ class CallLimits(_Policy):
         "CN_DAILY_CONNECTED_CALLS": "The debtor already had 3 connected collection calls today; deferred to tomorrow 08:00.",
         "CN_DAILY_UNANSWERED_ATTEMPTS": "The number already had 6 unanswered attempts today; deferred to tomorrow 08:00.",
     }
+    actions = CALLS
     defaults = {"max_connected_calls": 3, "max_unanswered_attempts": 6, "day_starts": "08:00"}
 
     def __init__(self, **params):
@@ -131,34 +135,22 @@ class CallLimits(_Policy):
 
     def check(self, actions: ActionBatch) -> Verdicts:
         v = Verdicts(actions.n)
-        calls = actions.is_action(*CALLS)
-        if not calls.any():
-            return v
+        calls = actions.is_action(*self.actions)
         day = actions.local_day
         today = actions.local_day_of(np.full(actions.n, actions.now_us, np.int64))
         same_day = day == today
         before = actions.order_within_account(calls, by=day)
-        connected = np.where(same_day, actions.int("connected_calls_today"), 0) + before
+        connected_today = np.where(same_day, actions.int("connected_calls_today"), 0)
+        connected = connected_today + before
         attempts = np.where(same_day, actions.int("call_attempts_today"), 0)
-        unanswered = np.maximum(attempts - np.where(same_day, actions.int("connected_calls_today"), 0), 0) + before
-        tomorrow = actions.local_time_on_day(day + 1, self.day_starts)
-        v.defer(calls & (connected >= self.params["max_connected_calls"]), "CN_DAILY_CONNECTED_CALLS", tomorrow)
-        v.defer(calls & (unanswered >= self.params["max_unanswered_attempts"]), "CN_DAILY_UNANSWERED_ATTEMPTS", tomorrow)
+        unanswered = np.maximum(attempts - connected_today, 0) + before
+        too_many = calls & (connected >= self.params["max_connected_calls"])
+        unanswered_too_often = calls & (unanswered >= self.params["max_unanswered_attempts"])
+        if too_many.any() or unanswered_too_often.any():
+            tomorrow = actions.local_time_on_day(day + 1, self.day_starts)
+            v.defer(too_many, "CN_DAILY_CONNECTED_CALLS", tomorrow)
+            v.defer(unanswered_too_often, "CN_DAILY_UNANSWERED_ATTEMPTS", tomorrow)
         return v
-
-    def check_one(self, a: ActionRow, v: Verdict) -> None:
-        if a.action not in CALLS:
-            return
-        day = a.local_day
-        same_day = day == a.local_day_of(a.now_us)
-        before = a.earlier(CALLS, same_local_day=True)
-        connected_today = a.int("connected_calls_today") if same_day else 0
-        attempts = a.int("call_attempts_today") if same_day else 0
-        tomorrow = a.local_time_on_day(day + 1, self.day_starts)
-        if connected_today + before >= self.params["max_connected_calls"]:
-            v.defer("CN_DAILY_CONNECTED_CALLS", tomorrow)
-        if max(attempts - connected_today, 0) + before >= self.params["max_unanswered_attempts"]:
-            v.defer("CN_DAILY_UNANSWERED_ATTEMPTS", tomorrow)
 
 
 class ComplaintPause(_Policy):
@@ -166,17 +158,11 @@ class ComplaintPause(_Policy):
 
     name = "cn.complaint_pause"
     reason_codes = {"CN_COMPLAINT_OPEN": "A complaint about collection is open; contact is paused until it is closed."}
+    actions = CONTACT
 
     def check(self, actions: ActionBatch) -> Verdicts:
-        v = Verdicts(actions.n)
-        contact = actions.is_action(*CONTACT)
-        if contact.any():
-            v.block(contact & (actions.int("open_complaints") > 0), "CN_COMPLAINT_OPEN")
-        return v
-
-    def check_one(self, a: ActionRow, v: Verdict) -> None:
-        if a.action in CONTACT and a.int("open_complaints") > 0:
-            v.block("CN_COMPLAINT_OPEN")
+        return Verdicts(actions.n).block(actions.is_action(*self.actions) & (actions.int("open_complaints") > 0),
+                                         "CN_COMPLAINT_OPEN")
 
 
 class AutomatedConsent(_Policy):
@@ -184,17 +170,11 @@ class AutomatedConsent(_Policy):
 
     name = "cn.automated_consent"
     reason_codes = {"CN_NO_AUTOMATED_CONSENT": "The debtor has not consented to automated calls and messages."}
+    actions = AUTOMATED
 
     def check(self, actions: ActionBatch) -> Verdicts:
-        v = Verdicts(actions.n)
-        automated = actions.is_action(*AUTOMATED)
-        if automated.any():
-            v.block(automated & ~actions.bool("consent_automated_contact"), "CN_NO_AUTOMATED_CONSENT")
-        return v
-
-    def check_one(self, a: ActionRow, v: Verdict) -> None:
-        if a.action in AUTOMATED and not a.bool("consent_automated_contact"):
-            v.block("CN_NO_AUTOMATED_CONSENT")
+        return Verdicts(actions.n).block(actions.is_action(*self.actions) & ~actions.bool("consent_automated_contact"),
+                                         "CN_NO_AUTOMATED_CONSENT")
 
 
 class ThirdPartyContact(_Policy):
@@ -207,33 +187,18 @@ class ThirdPartyContact(_Policy):
         "THIRD_PARTY_DEBTOR_REACHABLE": "The debtor is reachable (valid number, fewer than 3 consecutive failed attempts).",
         "THIRD_PARTY_DEBT_DISCLOSED": "The script for the third party mentions the debt.",
     }
+    actions = ("THIRD_PARTY_CONTACT",)
     defaults = {"unreachable_after_failed_attempts": 3}
 
     def check(self, actions: ActionBatch) -> Verdicts:
         v = Verdicts(actions.n)
-        third = actions.is_action("THIRD_PARTY_CONTACT")
-        if not third.any():
-            return v
+        third = actions.is_action(*self.actions)
         v.block(third & ~actions.bool("has_third_party_contact"), "THIRD_PARTY_NONE_ON_FILE")
         reachable = actions.bool("phone_valid") & (
             actions.int("consecutive_failed_attempts") < self.params["unreachable_after_failed_attempts"])
         v.block(third & reachable, "THIRD_PARTY_DEBTOR_REACHABLE")
-        idx = np.flatnonzero(third)
-        disclosed = np.zeros(actions.n, bool)
-        script = actions.script
-        disclosed[idx] = mentions_debt(script if idx.size == actions.n else script.take(pa.array(idx)))
-        v.block(disclosed, "THIRD_PARTY_DEBT_DISCLOSED")
+        v.block(mentions_debt(actions.script, among=third), "THIRD_PARTY_DEBT_DISCLOSED")
         return v
-
-    def check_one(self, a: ActionRow, v: Verdict) -> None:
-        if a.action != "THIRD_PARTY_CONTACT":
-            return
-        if not a.bool("has_third_party_contact"):
-            v.block("THIRD_PARTY_NONE_ON_FILE")
-        if a.bool("phone_valid") and a.int("consecutive_failed_attempts") < self.params["unreachable_after_failed_attempts"]:
-            v.block("THIRD_PARTY_DEBTOR_REACHABLE")
-        if a.script is not None and _DEBT_RE.search(a.script):
-            v.block("THIRD_PARTY_DEBT_DISCLOSED")
 
 
 class RegFOptOut(_Policy):
@@ -241,17 +206,11 @@ class RegFOptOut(_Policy):
 
     name = "us.regf_opt_out"
     reason_codes = {"REGF_OPT_OUT": "The debtor opted out of telephone contact."}
+    actions = CALLS
 
     def check(self, actions: ActionBatch) -> Verdicts:
-        v = Verdicts(actions.n)
-        calls = actions.is_action(*CALLS)
-        if calls.any():
-            v.block(calls & actions.bool("contact_opt_out"), "REGF_OPT_OUT")
-        return v
-
-    def check_one(self, a: ActionRow, v: Verdict) -> None:
-        if a.action in CALLS and a.bool("contact_opt_out"):
-            v.block("REGF_OPT_OUT")
+        return Verdicts(actions.n).block(actions.is_action(*self.actions) & actions.bool("contact_opt_out"),
+                                         "REGF_OPT_OUT")
 
 
 class RegFHours(_Policy):
@@ -261,6 +220,7 @@ class RegFHours(_Policy):
 
     name = "us.regf_hours"
     reason_codes = {"REGF_INCONVENIENT_TIME": "Outside 08:00–21:00 in the debtor's local time; deferred to 08:00."}
+    actions = CONTACT
     defaults = {"start": "08:00", "end": "21:00"}
 
     def __init__(self, **params):
@@ -270,16 +230,11 @@ class RegFHours(_Policy):
 
     def check(self, actions: ActionBatch) -> Verdicts:
         v = Verdicts(actions.n)
-        contact = actions.is_action(*CONTACT)
-        if contact.any():
-            minute = actions.local_minute
-            v.defer(contact & ((minute < self.start) | (minute >= self.end)), "REGF_INCONVENIENT_TIME",
-                    actions.next_local_time(self.start))
+        minute = actions.local_minute
+        deferred = actions.is_action(*self.actions) & ((minute < self.start) | (minute >= self.end))
+        if deferred.any():
+            v.defer(deferred, "REGF_INCONVENIENT_TIME", actions.next_local_time(self.start))
         return v
-
-    def check_one(self, a: ActionRow, v: Verdict) -> None:
-        if a.action in CONTACT and not self.start <= a.local_minute < self.end:
-            v.defer("REGF_INCONVENIENT_TIME", a.next_local_time(self.start))
 
 
 class RegFConversation(_Policy):
@@ -288,6 +243,7 @@ class RegFConversation(_Policy):
 
     name = "us.regf_conversation"
     reason_codes = {"REGF_RECENT_CONVERSATION": "A conversation took place within the last 7 days; deferred to the 8th day."}
+    actions = CALLS
     defaults = {"days": 7, "day_starts": "08:00"}
 
     def __init__(self, **params):
@@ -296,22 +252,14 @@ class RegFConversation(_Policy):
 
     def check(self, actions: ActionBatch) -> Verdicts:
         v = Verdicts(actions.n)
-        calls = actions.is_action(*CALLS)
-        if not calls.any():
-            return v
         spoke = actions.local_day_of(actions.time_us("last_conversation_at"))
         valid = spoke != NULL_TIME
-        recent = calls & valid & (actions.local_day - np.where(valid, spoke, 0) < self.params["days"])
-        resume_day = np.where(valid, spoke, 0) + self.params["days"]
-        v.defer(recent, "REGF_RECENT_CONVERSATION", actions.local_time_on_day(resume_day, self.day_starts))
+        spoke = np.where(valid, spoke, 0)
+        recent = actions.is_action(*self.actions) & valid & (actions.local_day - spoke < self.params["days"])
+        if recent.any():
+            v.defer(recent, "REGF_RECENT_CONVERSATION",
+                    actions.local_time_on_day(spoke + self.params["days"], self.day_starts))
         return v
-
-    def check_one(self, a: ActionRow, v: Verdict) -> None:
-        if a.action not in CALLS:
-            return
-        spoke = a.local_day_of(a.time_us("last_conversation_at"))
-        if spoke != NULL_TIME and a.local_day - spoke < self.params["days"]:
-            v.defer("REGF_RECENT_CONVERSATION", a.local_time_on_day(spoke + self.params["days"], self.day_starts))
 
 
 class RegFCallFrequency(_Policy):
@@ -321,6 +269,7 @@ class RegFCallFrequency(_Policy):
 
     name = "us.regf_call_frequency"
     reason_codes = {"REGF_7_IN_7": "7 calls were already placed in the last 7 days; deferred to tomorrow 08:00 for a re-check."}
+    actions = CALLS
     defaults = {"max_calls": 7, "day_starts": "08:00"}
 
     def __init__(self, **params):
@@ -329,16 +278,12 @@ class RegFCallFrequency(_Policy):
 
     def check(self, actions: ActionBatch) -> Verdicts:
         v = Verdicts(actions.n)
-        calls = actions.is_action(*CALLS)
-        if calls.any():
-            placed = actions.int("calls_7d") + actions.order_within_account(calls)
-            v.defer(calls & (placed >= self.params["max_calls"]), "REGF_7_IN_7",
-                    actions.local_time_on_day(actions.local_day + 1, self.day_starts))
+        calls = actions.is_action(*self.actions)
+        placed = actions.int("calls_7d") + actions.order_within_account(calls)
+        deferred = calls & (placed >= self.params["max_calls"])
+        if deferred.any():
+            v.defer(deferred, "REGF_7_IN_7", actions.local_time_on_day(actions.local_day + 1, self.day_starts))
         return v
-
-    def check_one(self, a: ActionRow, v: Verdict) -> None:
-        if a.action in CALLS and a.int("calls_7d") + a.earlier(CALLS) >= self.params["max_calls"]:
-            v.defer("REGF_7_IN_7", a.local_time_on_day(a.local_day + 1, self.day_starts))
 
 
 #: the litigation ruleset's ``missing`` members -> the reason code they give
@@ -350,6 +295,10 @@ _RULESET_MISSING = {
     "BELOW_THRESHOLD": "LITIGATION_BELOW_THRESHOLD",
 }
 _MISSING_MEMBERS = ("NONE",) + tuple(_RULESET_MISSING)
+_LITIGATION_ORDER = ("LITIGATION_NO_DECISION", "LITIGATION_NO_CLAUSE", "LITIGATION_NO_CONTACT_RECORDS",
+                     "LITIGATION_NO_DEMAND_NOTICE", "LITIGATION_EVIDENCE_INCOMPLETE", "LITIGATION_NOT_SEVERE",
+                     "LITIGATION_NO_WILFUL_DEFAULT", "LITIGATION_BELOW_THRESHOLD", "LITIGATION_NOT_ELIGIBLE")
+_LITIGATION_BIT = {code: 1 << i for i, code in enumerate(_LITIGATION_ORDER)}
 
 
 class LitigationPreconditions(_Policy):
@@ -371,69 +320,48 @@ class LitigationPreconditions(_Policy):
     }
     defaults = {"min_demand_notices": 2}
 
+    actions = ("LEGAL_REVIEW",)
+
     #: checked in this order; the reason lists them in this order
-    ORDER = ("LITIGATION_NO_DECISION", "LITIGATION_NO_CLAUSE", "LITIGATION_NO_CONTACT_RECORDS",
-             "LITIGATION_NO_DEMAND_NOTICE", "LITIGATION_EVIDENCE_INCOMPLETE", "LITIGATION_NOT_SEVERE",
-             "LITIGATION_NO_WILFUL_DEFAULT", "LITIGATION_BELOW_THRESHOLD", "LITIGATION_NOT_ELIGIBLE")
+    ORDER = _LITIGATION_ORDER
+    #: one bit per missing precondition
+    BIT = _LITIGATION_BIT
+    #: the bit each member code of the ruleset's ``missing`` sets (NONE and −1, unknown: none)
+    MISSING_BITS = np.array([0] + [_LITIGATION_BIT[_RULESET_MISSING[m]] for m in _MISSING_MEMBERS[1:]] + [0], np.int64)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._reasons: dict[int, str] = {}          # bits -> reason code, as met
+
+    def _reason(self, bits: int) -> str:
+        try:
+            return self._reasons[bits]
+        except KeyError:
+            code = self._reasons[bits] = "+".join(c for c in self.ORDER if bits & self.BIT[c])
+            return code
 
     def check(self, actions: ActionBatch) -> Verdicts:
         v = Verdicts(actions.n)
-        legal = actions.is_action("LEGAL_REVIEW")
-        if not legal.any():
-            return v
-        bit = {code: np.int64(1) << i for i, code in enumerate(self.ORDER)}
-        bits = np.zeros(actions.n, np.int64)
-        have = actions.batch.has("litigation.eligible") and actions.batch.has("litigation.missing")
-        if have:
-            eligible = actions.bool("litigation.eligible", null=False)
+        bit = self.BIT
+        if actions.batch.has("litigation.eligible") and actions.batch.has("litigation.missing"):
             missing = actions.enum("litigation.missing", _MISSING_MEMBERS)
-            null_decision = actions.int("litigation.eligible", null=-1) < 0
-            bits |= np.where(null_decision, bit["LITIGATION_NO_DECISION"], 0)
-            for i, member in enumerate(_MISSING_MEMBERS[1:], start=1):
-                bits |= np.where(missing == i, bit[_RULESET_MISSING[member]], 0)
-            unexplained = ~eligible & ~null_decision & (missing <= 0)
-            bits |= np.where(unexplained, bit["LITIGATION_NOT_ELIGIBLE"], 0)
+            no_decision = actions.int("litigation.eligible", null=-1) < 0
+            unexplained = ~actions.bool("litigation.eligible", null=False) & ~no_decision & (missing <= 0)
+            bits = self.MISSING_BITS[missing] | no_decision * bit["LITIGATION_NO_DECISION"] \
+                | unexplained * bit["LITIGATION_NOT_ELIGIBLE"]
         else:
-            bits |= bit["LITIGATION_NO_DECISION"]
-        bits |= np.where(~actions.bool("litigation_clause"), bit["LITIGATION_NO_CLAUSE"], 0)
-        bits |= np.where(~actions.bool("contact_records_kept"), bit["LITIGATION_NO_CONTACT_RECORDS"], 0)
-        bits |= np.where(actions.int("demand_notices_sent") < self.params["min_demand_notices"],
-                         bit["LITIGATION_NO_DEMAND_NOTICE"], 0)
+            bits = np.full(actions.n, bit["LITIGATION_NO_DECISION"], np.int64)
+        bits |= ~actions.bool("litigation_clause") * bit["LITIGATION_NO_CLAUSE"]
+        bits |= ~actions.bool("contact_records_kept") * bit["LITIGATION_NO_CONTACT_RECORDS"]
+        bits |= (actions.int("demand_notices_sent") < self.params["min_demand_notices"]) * bit["LITIGATION_NO_DEMAND_NOTICE"]
         # the ruleset's EVIDENCE_INCOMPLETE adds nothing when a named evidence gap explains it
         named = bit["LITIGATION_NO_CONTACT_RECORDS"] | bit["LITIGATION_NO_DEMAND_NOTICE"]
-        bits = np.where(bits & named, bits & ~bit["LITIGATION_EVIDENCE_INCOMPLETE"], bits)
-        bits = np.where(legal, bits, 0)
-        for combo in np.unique(bits[bits != 0]):
-            code = "+".join(c for c in self.ORDER if combo & bit[c])
-            v.block(bits == combo, code)
+        bits &= ~(((bits & named) != 0) * bit["LITIGATION_EVIDENCE_INCOMPLETE"])
+        bits *= actions.is_action(*self.actions)
+        distinct = set(bits.tolist() if actions.n <= 64 else np.unique(bits).tolist())
+        for combo in sorted(distinct - {0}):
+            v.block(bits == combo, self._reason(combo))
         return v
-
-    def check_one(self, a: ActionRow, v: Verdict) -> None:
-        if a.action != "LEGAL_REVIEW":
-            return
-        missing = set()
-        account = a.account
-        if account.has("litigation.eligible") and account.has("litigation.missing"):
-            eligible = account.value("litigation.eligible")
-            member = account.text("litigation.missing")
-            if eligible is None:
-                missing.add("LITIGATION_NO_DECISION")
-            if member in _RULESET_MISSING:
-                missing.add(_RULESET_MISSING[member])
-            elif eligible is not None and not eligible:
-                missing.add("LITIGATION_NOT_ELIGIBLE")
-        else:
-            missing.add("LITIGATION_NO_DECISION")
-        if not a.bool("litigation_clause"):
-            missing.add("LITIGATION_NO_CLAUSE")
-        if not a.bool("contact_records_kept"):
-            missing.add("LITIGATION_NO_CONTACT_RECORDS")
-        if a.int("demand_notices_sent") < self.params["min_demand_notices"]:
-            missing.add("LITIGATION_NO_DEMAND_NOTICE")
-        if missing & {"LITIGATION_NO_CONTACT_RECORDS", "LITIGATION_NO_DEMAND_NOTICE"}:
-            missing.discard("LITIGATION_EVIDENCE_INCOMPLETE")
-        if missing:
-            v.block("+".join(c for c in self.ORDER if c in missing))
 
 
 POLICIES = (QuietHours, CallLimits, ComplaintPause, AutomatedConsent, ThirdPartyContact,

@@ -1,6 +1,8 @@
-"""A request's few accounts take the scalar twins (plan_one, check_one): differential tests
-against the vectorized strategy and policies, over generated accounts, actions and instants
-(DST changes included)."""
+"""A request's few accounts go through the same vectorized strategy and policies as a batch of
+millions; only conversions and text work switch between a few-row form (Python lists, Python's
+re) and a many-row form (Arrow). Differential tests: a few actions judged alone against the
+same actions inside a batch large enough for the many-row forms, over generated accounts and
+instants (DST changes included)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,10 +12,8 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import kernel
-from kernel.hookspecs import ACTION, ActionBatch, ActionRow, AccountRow, Batch, CompliancePolicy, Verdict, Verdicts
-from kernel.pipeline import PLUGIN_ERROR, Pipeline
-from kernel.plugins import PluginManager
+from kernel.hookspecs import ACTION, ActionBatch, Batch, Record
+from kernel.pipeline import Pipeline
 from plugin_helpers import columns_of, us, utc
 from test_pipeline_stage import decisions_for
 
@@ -22,6 +22,8 @@ ZONES = ["Asia/Shanghai", "Asia/Urumqi", "America/New_York", "America/Los_Angele
 #: instants around DST changes and quiet-hour edges are favoured
 AROUND = [utc(2026, 3, 8, 6, 0), utc(2026, 11, 1, 5, 0), utc(2026, 11, 28, 13, 59), utc(2026, 11, 27, 23, 59),
           utc(2026, 7, 1, 0, 59)]
+#: copies of a scenario in the large batch: more than 64 actions and accounts (the few-row limit)
+COPIES = 65
 
 accounts_strategy = st.fixed_dictionaries({
     "time_zone": st.sampled_from(ZONES), "country": st.sampled_from(["CN", "US"]),
@@ -50,45 +52,37 @@ def scenarios(draw):
     return accounts, base, planned, scripts
 
 
-def _batch(accounts, now):
+def _actions(accounts, now, planned, scripts, copies: int) -> ActionBatch:
+    """The scenario's actions, ``copies`` times over (each copy with its own accounts)."""
+    accounts = accounts * copies
     cols = columns_of([{k: v for k, v in a.items() if not k.startswith("litigation.")} for a in accounts])
     eligible = [a["litigation.eligible"] for a in accounts]
     decisions = {"litigation.eligible": np.ma.masked_array([bool(e) for e in eligible], mask=[e is None for e in eligible]),
                  "litigation.missing": np.array([a["litigation.missing"] for a in accounts], dtype=object)}
-    return Batch(len(accounts), dt.date(2026, 11, 28), now, [decisions, cols])
+    batch = Batch(len(accounts), dt.date(2026, 11, 28), now, [decisions, cols])
+    per_copy = len(accounts) // copies
+    rows = np.concatenate([np.array([p[0] for p in planned]) + c * per_copy for c in range(copies)])
+    action = np.tile(np.array([ACTION[p[1]] for p in planned], np.int8), copies)
+    earliest = np.tile(np.array([us(now) + p[2] * 60_000_000 for p in planned], np.int64), copies)
+    return ActionBatch(batch, rows, action, earliest, script=pa.array(scripts * copies, pa.string()))
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
-def test_each_policys_check_one_agrees_with_check(policies, scenario):
+def test_each_policy_judges_a_few_actions_as_it_judges_them_in_a_large_batch(policies, scenario):
     accounts, now, planned, scripts = scenario
-    batch = _batch(accounts, now)
-    rows = np.array([p[0] for p in planned])
-    action = np.array([ACTION[p[1]] for p in planned], np.int8)
-    earliest = np.array([us(now) + p[2] * 60_000_000 for p in planned], np.int64)
-    vector = ActionBatch(batch, rows, action, earliest, script=pa.array(scripts, pa.string()))
-    account_rows = [AccountRow(batch, i) for i in range(batch.n)]
-    siblings: list = []
-    for k, p in enumerate(planned):
-        siblings.append(ActionRow(account_rows[p[0]], p[1], int(earliest[k]), scripts[k], k, siblings))
+    few = _actions(accounts, now, planned, scripts, 1)
+    many = _actions(accounts, now, planned, scripts, COPIES)
     for name, policy in policies.items():
-        v = policy.check(vector)
-        expected = list(zip(v.outcome.tolist(), v.reason_codes().tolist(), v.next_allowed_us.tolist()))
-        got = []
-        for row in siblings:
-            one = Verdict()
-            policy.check_one(row, one)
-            got.append((one.outcome, one.code, one.next_allowed_us))
-        assert got == expected, name
+        alone, inside = policy.check(few), policy.check(many)
+        expected = list(zip(inside.outcome.tolist(), inside.reason_codes().tolist(), inside.next_allowed_us.tolist()))
+        got = list(zip(alone.outcome.tolist(), alone.reason_codes().tolist(), alone.next_allowed_us.tolist()))
+        assert got * COPIES == expected, name
 
 
 @pytest.fixture(scope="module")
-def twin_pipelines(manager, tmp_path_factory):
-    scalar = Pipeline(None, plugins=manager, audit_path=tmp_path_factory.mktemp("small") / "a.log")
-    vector = Pipeline(None, plugins=manager, audit_path=tmp_path_factory.mktemp("small") / "b.log")
-    vector.small_accounts = 0
-    assert scalar.small_accounts >= 1
-    return scalar, vector
+def pipeline(manager, tmp_path_factory):
+    return Pipeline(None, plugins=manager, audit_path=tmp_path_factory.mktemp("small") / "a.log")
 
 
 def numpy_columns(table: pa.Table) -> dict[str, np.ndarray]:
@@ -100,78 +94,66 @@ def numpy_columns(table: pa.Table) -> dict[str, np.ndarray]:
     return out
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.integers(0, 4_999), min_size=1, max_size=4), st.sampled_from(AROUND),
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(0, 4_999), min_size=1, max_size=4, unique=True), st.sampled_from(AROUND),
        st.integers(-720, 720))
-def test_the_small_path_gives_the_batch_paths_actions(twin_pipelines, small_book, picks, around, minutes):
-    scalar, vector = twin_pipelines
+def test_a_few_accounts_get_the_actions_they_get_in_a_large_batch(pipeline, small_book, picks, around, minutes):
+    """NumPy columns of a few accounts, and one account as a Record (the gRPC Decide form),
+    against the same accounts among 300 as an Arrow table."""
     dpd = small_book["dpd"].to_numpy()
     delinquent = np.flatnonzero(dpd > 0)
     rows = [int(delinquent[p % delinquent.size]) if p % 3 else p for p in picks]
-    sub = small_book.take(pa.array(rows))
-    cols = numpy_columns(sub)
-    decisions = decisions_for(cols)
+    others = [r for r in range(300) if r not in rows]
+    large = small_book.take(pa.array(rows + others[:300 - len(rows)]))
     now = around + dt.timedelta(minutes=minutes)
-    a = scalar.stage(cols, decisions, dt.date(2026, 11, 28), now)
-    b = vector.stage(cols, decisions, dt.date(2026, 11, 28), now)
-    assert a.actions.to_pylist() == b.actions.to_pylist()
-    assert a.decisions.to_pylist() == b.decisions.to_pylist()
+    whole = pipeline.stage(large, pa.table(decisions_for(large)), dt.date(2026, 11, 28), now).actions
+    ids = set(large["account_id"].to_pylist()[:len(rows)])
+    expected = [a for a in whole.to_pylist() if a["account_id"] in ids]
+    cols = numpy_columns(small_book.take(pa.array(rows)))
+    few = pipeline.stage(cols, decisions_for(cols), dt.date(2026, 11, 28), now)
+    assert few.actions.to_pylist() == expected
+    one = small_book.slice(rows[0], 1)
+    decided = {k: v[0].item() if isinstance(v[0], np.generic) else v[0] for k, v in decisions_for(numpy_columns(one)).items()}
+    record = pipeline.stage(Record(one.to_pylist()[0]), Record(decided), dt.date(2026, 11, 28), now)
+    assert record.actions.to_pylist() == [a for a in expected if a["account_id"] == one["account_id"][0].as_py()]
 
 
-class BrokenTwin(CompliancePolicy):
-    name = "test.broken_twin"
-    reason_codes = {"X": "x"}
-
-    def check(self, actions):
-        return Verdicts(actions.n)
-
-    def check_one(self, action, verdict):
-        raise IndexError("boom")
-
-
-def test_a_failing_scalar_twin_blocks_with_plugin_error(tmp_path, small_book):
-    pm = PluginManager({})
-    pm.register(type("P", (), {"postloan_compliance_policies": staticmethod(
-        kernel.hookimpl(specname="postloan_compliance_policies")(lambda: [BrokenTwin()]))}), "test.twin")
-    config = {"compliance": {"sets": {"cn": ["test.broken_twin", "cn.quiet_hours"], "us": ["us.regf_hours"]}}}
-    pipe = Pipeline(None, plugins=pm, config=config, audit_path=tmp_path / "a.log")
-    assert pipe.small_accounts >= 1
-    row = int(np.flatnonzero((small_book["dpd"].to_numpy() > 0) & (np.array(small_book["country"].to_pylist()) == "CN"))[0])
-    cols = numpy_columns(small_book.slice(row, 1))
-    result = pipe.act(cols, decisions_for(cols), dt.date(2026, 11, 28), utc(2026, 11, 28, 2, 0))
-    assert result.actions.num_rows >= 1
-    assert set(result.actions["reason_code"].to_pylist()) == {PLUGIN_ERROR}
-    assert result.errors and "compliance policy 'test.broken_twin' (plugin 'test.twin', hook " \
-                             "postloan_compliance_policies) raised IndexError" in result.errors[0]
-
-
-def test_routing_reads_only_the_columns_its_rules_name(twin_pipelines, small_book):
-    scalar, vector = twin_pipelines
+def test_routing_reads_only_the_columns_its_rules_name(pipeline, small_book):
     row = int(np.flatnonzero(small_book["dpd"].to_numpy() > 0)[0])
     cols = numpy_columns(small_book.slice(row, 1).drop_columns(["region", "product"]))
-    for pipe in (scalar, vector):               # the default rules route by country only
-        assert pipe.stage(cols, decisions_for(cols), dt.date(2026, 11, 28), utc(2026, 11, 28, 2, 0)).actions.num_rows
+    # the default rules route by country only
+    assert pipeline.stage(cols, decisions_for(cols), dt.date(2026, 11, 28), utc(2026, 11, 28, 2, 0)).actions.num_rows
 
 
-def test_a_column_a_policy_needs_is_named_when_missing(twin_pipelines, small_book):
-    scalar, vector = twin_pipelines
+def test_a_column_a_policy_needs_is_named_when_missing(pipeline, small_book):
     dpd = small_book["dpd"].to_numpy()
     contactable = (dpd > 0) & (dpd <= 30) & small_book["phone_valid"].to_numpy(zero_copy_only=False)
     row = int(np.flatnonzero(contactable & (np.array(small_book["country"].to_pylist()) == "CN"))[0])
     cols = numpy_columns(small_book.slice(row, 1).drop_columns(["open_complaints"]))
-    for pipe in (scalar, vector):
-        result = pipe.stage(cols, decisions_for(cols), dt.date(2026, 11, 28), utc(2026, 11, 28, 2, 0))
-        assert set(result.actions["reason_code"].to_pylist()) == {PLUGIN_ERROR}        # fail closed
-        assert "compliance policy 'cn.complaint_pause'" in result.errors[0]
-        assert "column 'open_complaints' is neither a book column nor a decision column" in result.errors[0]
+    result = pipeline.stage(cols, decisions_for(cols), dt.date(2026, 11, 28), utc(2026, 11, 28, 2, 0))
+    assert set(result.actions["reason_code"].to_pylist()) == {"PLUGIN_ERROR"}        # fail closed
+    assert "compliance policy 'cn.complaint_pause'" in result.errors[0]
+    assert "column 'open_complaints' is neither a book column nor a decision column" in result.errors[0]
 
 
-def test_threads_sharing_a_pipeline_get_the_answers_one_thread_gets(twin_pipelines, small_book, tmp_path):
+def test_a_policy_is_not_asked_about_a_batch_without_the_actions_it_judges(tmp_path, small_book):
+    """``CompliancePolicy.actions``: a field visit alone skips every calling rule, so a column
+    only calling rules read may be absent; a PHONE action needs it."""
+    from test_pipeline_stage import FixedPlan, one_account_plan, pipeline_with
+    config = {"compliance": {"sets": {"cn": ["cn.call_limits", "cn.quiet_hours"]}, "apply": [{"country": "CN", "set": "cn"}]}}
+    for action, failed in (("FIELD_VISIT", False), ("PHONE", True)):
+        pipe = pipeline_with(tmp_path / action, FixedPlan(one_account_plan([action])), config=config)
+        cols = {k: v for k, v in columns_of([{}]).items() if k != "connected_calls_today"}
+        result = pipe.act(cols, {"x": np.zeros(1)}, dt.date(2026, 11, 28), utc(2026, 11, 28, 2, 0))
+        assert bool(result.errors) == failed, action
+        assert result.actions["reason_code"].to_pylist() == (["PLUGIN_ERROR"] if failed else [None])
+
+
+def test_threads_sharing_a_pipeline_get_the_answers_one_thread_gets(pipeline, small_book, tmp_path):
     """The gRPC server calls one Pipeline from many threads: results and audit stay whole."""
     import threading
     from kernel.pipeline import read_audit
-    scalar, _ = twin_pipelines
-    pipe = Pipeline(None, plugins=scalar.plugins, audit_path=tmp_path / "threads.log")
+    pipe = Pipeline(None, plugins=pipeline.plugins, audit_path=tmp_path / "threads.log")
     delinquent = np.flatnonzero(small_book["dpd"].to_numpy() > 0)[:24]
     requests = [numpy_columns(small_book.slice(int(r), 1)) for r in delinquent]
     now = utc(2026, 11, 28, 2, 0)
