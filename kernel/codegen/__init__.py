@@ -25,4 +25,4 @@ def compile_plan(plan: Plan) -> CompiledKernel:
     driver = generated.driver.format(**{f"module_{k}": m.__name__ for k, m in enumerate(modules)})
     inject = {"MP_TYPES": [numba.typeof(m.params) for m in generated.models]} if generated.models else None
     module = cache.import_source(cache.write_source(driver), inject)
-    return CompiledKernel(plan, module, generated.tables, [m.params for m in generated.models])
+    return CompiledKernel(plan, module, generated.tables, [m.params for m in generated.models], generated.packing)

@@ -5,8 +5,11 @@ validity bitmap and bit offset) — no copy unless its Arrow type needs a cast (
 int64); dictionary-encoded enums pass their index buffer plus a 256-entry table mapping
 dictionary positions to the declared member order, computed once per batch; plain string
 enums are encoded once per batch. Outputs come back as Arrow arrays over the kernel's own
-output buffers (no copy). Large batches are split into row chunks that a thread pool decides
-at once (the compiled kernel holds no GIL); small ones run in the calling thread.
+output buffers (no copy): while a block of rows is in cache the kernel also packs the validity
+bitmaps of the outputs that can be null, the bool outputs' bitmaps and the winning-rule
+columns' validity, and counts the nulls, so building the Arrow arrays takes no pass over the
+data. Large batches are split into row chunks that the calling thread and the pool's threads
+claim in turn (the compiled kernel holds no GIL); small ones run in the calling thread.
 
 Columns path (:meth:`CompiledKernel.run_columns`): one or a few accounts as NumPy arrays,
 copied into one small 2-D array per storage type; the compiled call is the same.
@@ -14,6 +17,7 @@ copied into one small 2-D array per storage type; the compiled call is the same.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +29,7 @@ import pyarrow.compute as pc
 from ..rules import ir
 from ..rules.columns import InputError, accepts, collect_array, expected_text
 from ..rules.reference import UNIQUE_CONFLICT
+from .emit import BLOCK_ROWS, Packing
 from .plan import OUTPUT_GROUP, Plan
 
 __all__ = ["CompiledKernel", "PARALLEL_MIN_ROWS", "THREADS", "as_of_days"]
@@ -48,6 +53,9 @@ def _pool() -> ThreadPoolExecutor:
 _NP = {"OI64": np.int64, "OF64": np.float64, "OI32": np.int32, "OI8": np.int8, "OU8": np.uint8,
        "OV": np.uint8, "OM": np.uint64}
 _EPOCH = dt.date(1970, 1, 1)
+#: the Arrow type the kernel reads for each kind of input (other types are cast once per batch)
+_ARROW_OF = {"int": pa.int64(), "float": pa.float64(), "date": pa.date32()}
+_WIDTH = {"int": 8, "float": 8, "date": 4}
 
 
 def as_of_days(as_of) -> int:
@@ -67,11 +75,17 @@ def as_of_days(as_of) -> int:
 class CompiledKernel:
     """A loaded fused kernel plus everything needed to call it."""
 
-    def __init__(self, plan: Plan, module, tables: dict, model_params: list):
+    def __init__(self, plan: Plan, module, tables: dict, model_params: list, packing: Packing):
         self.plan = plan
         self.module = module
         self.tables = tables
         self.model_params = tuple(model_params)
+        self.packing = packing
+        self._fixed_args = tuple(self.tables[g] for g in ("TI64", "TF64", "TU64")) + self.model_params
+        self._no_pack = (np.zeros((0, 0), np.uint8), np.zeros(0, np.int64), 0)
+        self._arrow_layout = _arrow_layout(plan, packing)
+        self._schema_seen: pa.Schema | None = None
+        self._dictionaries: dict = {}
         self._ones = np.full(1024, 255, dtype=np.uint8)
         self._ones_at = self._ones.ctypes.data
         # codes 0..126 are members (when the enum has them), 255 (-1 as uint8) is null
@@ -91,6 +105,9 @@ class CompiledKernel:
         return [(s.name, s.type) for s in self.input_slots]
 
     def check_schema(self, schema: pa.Schema) -> None:
+        seen = self._schema_seen
+        if seen is not None and (schema is seen or schema.equals(seen)):
+            return                       # the batches of one table share their schema
         names = set(schema.names)
         for slot in self.input_slots:
             if slot.name not in names:
@@ -99,6 +116,7 @@ class CompiledKernel:
             if not accepts(slot.type, at):
                 raise InputError(f"column `{slot.name}` has type {at}, expected {expected_text(slot.type)}",
                                  slot.name)
+        self._schema_seen = schema
 
     # ------------------------------------------------------------------ the batch path
     def run_batch(self, batch: pa.RecordBatch, as_of) -> list[tuple[str, pa.Array]]:
@@ -111,9 +129,12 @@ class CompiledKernel:
         days = as_of_days(as_of)
         inputs = self._batch_inputs(batch, n)
         outputs = self._allocate(n)
+        packed = np.empty((self.packing.rows, (n + 7) // 8), dtype=np.uint8)
         if n:
-            self._call(n, days, inputs, outputs, parallel=True)
-        return self._arrow_outputs(outputs, n)
+            nulls = self._call(n, days, inputs, outputs, parallel=True, packed=packed)
+        else:
+            nulls = np.zeros(self.packing.counters, dtype=np.int64)
+        return self._arrow_outputs(outputs, packed, nulls, n)
 
     def _ones_address(self, n: int) -> int:
         """Address of an all-valid bitmap of at least ``n`` bits (columns without nulls)."""
@@ -124,22 +145,20 @@ class CompiledKernel:
         return self._ones_at
 
     def _batch_inputs(self, batch: pa.RecordBatch, n: int) -> dict:
-        ptr = np.zeros(max(self.plan.counts["PTR"], 1), dtype=np.int64)
-        off = np.zeros_like(ptr)
+        size = max(self.plan.counts["PTR"], 1)
+        ptr, off = [0] * size, [0] * size         # filled as Python ints, converted once
         keep = [self._ones, self._identity]      # every buffer the addresses point into
+        ones = self._ones_address(n)
         for slot in self.input_slots:
             arr = batch.column(slot.name)
             kind = slot.type.kind
-            if kind == "int" and arr.type != pa.int64():
-                arr = arr.cast(pa.int64())
-            elif kind == "float" and arr.type != pa.float64():
-                arr = arr.cast(pa.float64(), safe=False)
-            elif kind == "date" and arr.type != pa.date32():
-                arr = arr.cast(pa.date32(), safe=False)
+            arrow = _ARROW_OF.get(kind)
+            if arrow is not None and arr.type != arrow:
+                arr = arr.cast(arrow, safe=kind == "int")
             keep.append(arr)
             bufs = arr.buffers()
             if bufs[0] is None or arr.null_count == 0:
-                ptr[slot.valid] = self._ones_address(n)
+                ptr[slot.valid] = ones
             else:
                 ptr[slot.valid], off[slot.valid] = bufs[0].address, arr.offset
             if kind in ("enum", "category"):
@@ -147,9 +166,8 @@ class CompiledKernel:
             elif kind == "bool":
                 ptr[slot.value], off[slot.value] = bufs[1].address, arr.offset
             else:
-                width = {"int": 8, "float": 8, "date": 4}[kind]
-                ptr[slot.value] = bufs[1].address + arr.offset * width
-        return {"PTR": ptr, "OFF": off, "keep": keep}
+                ptr[slot.value] = bufs[1].address + arr.offset * _WIDTH[kind]
+        return {"PTR": np.array(ptr, dtype=np.int64), "OFF": np.array(off, dtype=np.int64), "keep": keep}
 
     def _enum_input(self, slot, arr: pa.Array, ptr: np.ndarray, keep: list) -> None:
         """Point the kernel at an enum column's codes and at the table from code to member."""
@@ -158,14 +176,8 @@ class CompiledKernel:
             dictionary = arr.dictionary
             if not pa.types.is_string(dictionary.type):
                 dictionary = dictionary.cast(pa.string())
-            index = self._member_index[slot.valid]
-            entries = dictionary.to_pylist()
-            codes = [index.get(v, -1) if v is not None else -1 for v in entries]
-            if slot.type.kind == "enum" and any(v is not None and c < 0 for v, c in zip(entries, codes)):
-                self._reject_unknown(slot, arr)
-            if arr.type.index_type == pa.int8() and len(codes) <= 128:
-                table = np.full(256, -1, dtype=np.int8)
-                table[:len(codes)] = codes
+            codes, table = self._dictionary_codes(slot, arr, dictionary)
+            if table is not None:
                 keep.append(table)
                 ptr[slot.remap] = table.ctypes.data
                 ptr[slot.value] = arr.indices.buffers()[1].address + arr.offset
@@ -183,6 +195,27 @@ class CompiledKernel:
         ptr[slot.value] = codes_u8.ctypes.data
         ptr[slot.remap] = self._identity_at
 
+    def _dictionary_codes(self, slot, arr: pa.Array, dictionary: pa.Array) -> tuple[list, np.ndarray | None]:
+        """Member index of each dictionary entry, and for int8 indices the kernel's 256-entry
+        table. The batches of one table usually share their dictionaries: the last one seen per
+        column is remembered, so the table is built once, not per batch."""
+        seen = self._dictionaries.get(slot.valid)
+        if seen is not None and (seen[0] is dictionary or seen[0].equals(dictionary)):
+            codes = seen[1]
+        else:
+            index = self._member_index[slot.valid]
+            entries = dictionary.to_pylist()
+            codes = [index.get(v, -1) if v is not None else -1 for v in entries]
+            if slot.type.kind == "enum" and any(v is not None and c < 0 for v, c in zip(entries, codes)):
+                self._reject_unknown(slot, arr)
+            table = None
+            if len(codes) <= 128:
+                table = np.full(256, -1, dtype=np.int8)
+                table[:len(codes)] = codes
+            seen = (dictionary, codes, table)
+            self._dictionaries[slot.valid] = seen
+        return codes, (seen[2] if arr.type.index_type == pa.int8() else None)
+
     @staticmethod
     def _reject_unknown(slot, arr) -> None:
         from ..rules.columns import enum_codes_of
@@ -196,53 +229,72 @@ class CompiledKernel:
             out[g] = np.empty((counts[g], n), dtype=_NP[g])
         return out
 
-    def _call(self, n: int, days: int, inputs: dict, outputs: dict, parallel: bool) -> None:
-        args = [inputs["PTR"], inputs["OFF"]]
-        args.extend(outputs[g] for g in ("OI64", "OF64", "OI32", "OI8", "OU8", "OV", "OM"))
-        args.extend(self.tables[g] for g in ("TI64", "TF64", "TU64"))
-        args.extend(self.model_params)
+    def _call(self, n: int, days: int, inputs: dict, outputs: dict, parallel: bool,
+              packed: np.ndarray | None = None) -> np.ndarray | None:
+        """Run the compiled ``block`` on rows ``0..n``. With ``packed`` (the batch path) it also
+        packs bitmaps into ``packed`` and returns the null counts (:class:`~.emit.Packing`)."""
+        args = (inputs["PTR"], inputs["OFF"], outputs["OI64"], outputs["OF64"], outputs["OI32"], outputs["OI8"],
+                outputs["OU8"], outputs["OV"], outputs["OM"]) + self._fixed_args
         block = self.module.block
+        if packed is None:
+            block(0, n, days, *args, *self._no_pack)
+            return None
         if not parallel or n < PARALLEL_MIN_ROWS or THREADS == 1:
-            block(0, n, days, *args)
-            return
-        # row chunks on the pool (the compiled block holds no GIL); a few chunks per thread
-        # even out uneven rows, and each chunk stays large enough to amortize a task
+            nulls = np.zeros(self.packing.counters, dtype=np.int64)
+            block(0, n, days, *args, packed, nulls, 1)
+            return nulls
+        # row chunks (whole blocks, so each chunk's bitmaps start on a byte) claimed in turn by
+        # this thread and THREADS - 1 pool threads: the compiled block holds no GIL, and the
+        # thread that asked never waits for a pool thread that has not started
         chunks = max(THREADS, min(4 * THREADS, n // PARALLEL_MIN_ROWS))
         step = -(-n // chunks)
-        futures = [_pool().submit(block, start, min(n, start + step), days, *args) for start in range(0, n, step)]
-        for f in futures:
-            f.result()
+        step = -(-step // BLOCK_ROWS) * BLOCK_ROWS
+        starts = range(0, n, step)
+        counts = np.zeros((len(starts), self.packing.counters), dtype=np.int64)
+        claims = itertools.count()
+
+        def work() -> None:
+            while (k := next(claims)) < len(starts):
+                start = starts[k]
+                block(start, min(n, start + step), days, *args, packed, counts[k], 1)
+        helpers = [_pool().submit(work) for _ in range(THREADS - 1)]
+        try:
+            work()
+        finally:
+            for f in helpers:
+                if not f.cancel():
+                    f.result()
+        return counts.sum(axis=0)
 
     # ------------------------------------------------------------------ outputs
-    def _arrow_outputs(self, outputs: dict, n: int) -> list[tuple[str, pa.Array]]:
+    def _arrow_outputs(self, outputs: dict, packed: np.ndarray, nulls: np.ndarray, n: int) -> list[tuple[str, pa.Array]]:
+        """Arrow arrays over the kernel's buffers: values rows as they are, bitmaps packed by
+        the kernel (a validity bitmap only where this batch has nulls)."""
+        buffers = {g: pa.py_buffer(a) for g, a in outputs.items()}
+        bitmaps = pa.py_buffer(packed)
+        stride = packed.shape[1]
+        nulls = nulls.tolist()
         result = []
-        valid_rows = outputs.get("OV")
-        for node in self.plan.nodes:
-            for (node_name, out_name), slot in self.plan.outputs.items():
-                if node_name != node.name:
-                    continue
-                values = outputs[OUTPUT_GROUP[slot.type.kind]][slot.value]
-                valid = valid_rows[slot.valid]
-                result.append((slot.column, _to_arrow(values, valid, slot.type, n)))
-            rslot = self.plan.rules.get(node.name)
-            if rslot is not None:
-                result.append((f"{node.name}.rule", self._rule_column(rslot, outputs, n, node)))
+        for column, kind, arrow_type, group, row, width, valid, bits, extra in self._arrow_layout:
+            validity, null_count = None, 0
+            if valid is not None:
+                null_count = nulls[valid[1]]
+                if null_count:
+                    validity = bitmaps.slice(valid[0] * stride, stride)
+            if kind == "collect":
+                masks = outputs["OM"][row:row + width]
+                result.append((column, _collect_ids(masks, extra, n)))
+                continue
+            if kind == "bool":
+                values = bitmaps.slice(bits * stride, stride)
+            else:
+                values = buffers[group].slice(row * n * width, n * width)
+            if kind == "dictionary":
+                indices = pa.Array.from_buffers(arrow_type, n, [validity, values], null_count)
+                result.append((column, pa.DictionaryArray.from_arrays(indices, extra, safe=False)))
+            else:
+                result.append((column, pa.Array.from_buffers(arrow_type, n, [validity, values], null_count)))
         return result
-
-    def _rule_column(self, rslot, outputs, n, node) -> pa.Array:
-        if rslot.collect:
-            masks = outputs["OM"][rslot.value:rslot.value + rslot.words]
-            return _collect_ids(masks, rslot.ids, n)
-        codes = outputs["OI32"][rslot.value]
-        ids = list(rslot.ids) + ([UNIQUE_CONFLICT] if node.ir.hit == "unique" else [])
-        valid = codes >= 0
-        if not valid.all():
-            codes = np.where(valid, codes, 0).astype(np.int32)
-            mask = pa.py_buffer(np.packbits(valid, bitorder="little"))
-        else:
-            mask = None
-        indices = pa.Array.from_buffers(pa.int32(), n, [mask, pa.py_buffer(codes)])
-        return pa.DictionaryArray.from_arrays(indices, pa.array(ids, pa.string()))
 
     # ------------------------------------------------------------------ the columns path
     # ------------------------------------------------------------------ the columns path
@@ -691,19 +743,37 @@ def _dates(values: np.ndarray) -> np.ndarray:
                      - _EPOCH.toordinal() for v in values], dtype=np.int64)
 
 
-def _to_arrow(values: np.ndarray, valid: np.ndarray, t: ir.Type, n: int) -> pa.Array:
-    all_valid = bool(valid.all()) if n else True
-    mask = None if all_valid else pa.py_buffer(np.packbits(valid.astype(bool), bitorder="little"))
-    k = t.kind
-    if k == "bool":
-        return pa.Array.from_buffers(pa.bool_(), n, [mask, pa.py_buffer(np.packbits(values != 0, bitorder="little"))])
-    if k == "enum":
-        if not all_valid:
-            values = np.where(valid != 0, values, 0).astype(np.int8)
-        indices = pa.Array.from_buffers(pa.int8(), n, [mask, pa.py_buffer(values)])
-        return pa.DictionaryArray.from_arrays(indices, pa.array(t.members, pa.string()))
-    arrow = {"int": pa.int64(), "float": pa.float64(), "date": pa.date32()}[k]
-    return pa.Array.from_buffers(arrow, n, [mask, pa.py_buffer(values)])
+def _arrow_layout(plan: Plan, packing: Packing) -> list[tuple]:
+    """Per decision column, in plan order, how the batch path builds its Arrow array:
+    ``(column, kind, Arrow type of the values, output group, row, item width, (bitmap row,
+    null counter) or None, bool bitmap row, dictionary or collect rule ids)``."""
+    layout = []
+    values_type = {"int": pa.int64(), "float": pa.float64(), "date": pa.date32(), "enum": pa.int8(),
+                   "bool": pa.bool_()}
+    for node in plan.nodes:
+        for (node_name, _), slot in plan.outputs.items():
+            if node_name != node.name:
+                continue
+            k = slot.type.kind
+            group = OUTPUT_GROUP[k]
+            valid = packing.valid.get(slot.valid)
+            if k == "enum":
+                layout.append((slot.column, "dictionary", pa.int8(), group, slot.value, 1, valid, None,
+                               pa.array(slot.type.members, pa.string())))
+            else:
+                layout.append((slot.column, k, values_type[k], group, slot.value, np.dtype(_NP[group]).itemsize,
+                               valid, packing.bools.get(slot.value), None))
+        rslot = plan.rules.get(node.name)
+        if rslot is None:
+            continue
+        column = f"{node.name}.rule"
+        if rslot.collect:
+            layout.append((column, "collect", None, "OM", rslot.value, rslot.words, None, None, rslot.ids))
+        else:
+            ids = list(rslot.ids) + ([UNIQUE_CONFLICT] if node.ir.hit == "unique" else [])
+            layout.append((column, "dictionary", pa.int32(), "OI32", rslot.value, 4, packing.rules[rslot.value],
+                           None, pa.array(ids, pa.string())))
+    return layout
 
 
 def _collect_ids(masks: np.ndarray, ids, n: int) -> pa.Array:

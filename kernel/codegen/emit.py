@@ -31,13 +31,16 @@ from . import helpers
 from .index import TableData, TableIndex, build_index
 from .plan import ARG_GROUPS, ModelNode, Plan, RulesetNode
 
-__all__ = ["generate", "BLOCK_ROWS", "INDEX_MIN_ROWS", "GENERATOR_VERSION", "GeneratedKernel"]
+__all__ = ["generate", "BLOCK_ROWS", "INDEX_MIN_ROWS", "GENERATOR_VERSION", "GeneratedKernel", "Packing"]
+
+#: placeholder line for a node's row loop, filled in once the bitmaps it reads are known
+_ROW_LOOP = "#<rows>"
 
 BLOCK_ROWS = 256
 #: decision tables with at least this many rows are matched through an index, not row by row
 INDEX_MIN_ROWS = 16
 #: bump when the generated code's meaning changes (it is part of every content hash)
-GENERATOR_VERSION = "5"
+GENERATOR_VERSION = "6"
 _HELPERS_HASH = hashlib.sha256(inspect.getsource(helpers).encode()).hexdigest()[:16]
 
 _PRELUDE = f"""\
@@ -46,10 +49,12 @@ _PRELUDE = f"""\
 import numpy as np
 from numba import njit, types
 from numba.cpython.unsafe.numbers import trailing_zeros
-from kernel.codegen.helpers import (OPTS, absolute, add, civil, fmod, imod, mul, neg, p_f64, p_i8, p_i32,
-                                    p_i64, p_u8, sub)
+from kernel.codegen.helpers import (OPTS, absolute, add, bits64, civil, fmod, imod, mul, neg, p_f64, p_i8,
+                                    p_i32, p_i64, p_u8, sub)
 
 INT_MIN = -9223372036854775808
+U0 = np.uint64(0)
+U1 = np.uint64(1)
 MIN_DATE = {ir.MIN_DATE}
 MAX_DATE = {ir.MAX_DATE}
 """
@@ -127,6 +132,8 @@ class _Generator:
         self._cells: dict = {}
         self._bases: list[str] = []
         self.pointers: dict = {}
+        self.words: dict = {}
+        self.nullable: set[int] = set()      # OV rows of outputs that can be null
 
     # -- expressions ---------------------------------------------------------------------
     def expr(self, e: ir.Expr, env: dict) -> tuple[str, str]:
@@ -313,8 +320,14 @@ class _Generator:
         return name
 
     def _bit(self, index: int) -> str:
+        """Row ``i``'s bit of bitmap ``index``: bitmaps are read 64 bits at a time, once per
+        group of 64 rows (word ``W<index>``), and each row shifts its bit out — a few register
+        operations instead of a byte load and address arithmetic per row."""
         p = self._pointer("u8", index)
-        return f"(({p}[(b{index} + i) >> 3] >> ((b{index} + i) & 7)) & 1) != 0"
+        word = f"W{index}"
+        if word not in self.words:
+            self.words[word] = f"{word} = bits64({p}, b{index} + g, b{index} + ge)"
+        return f"(({word} >> j) & U1) != U0"
 
     def read_column(self, slot) -> tuple[str, str]:
         c = self.code
@@ -353,6 +366,8 @@ class _Generator:
         elif slot.type.kind == "bool":
             read = f"{read} != 0"
         c.emit(f"{v} = {read}")
+        if slot.valid not in self.nullable:
+            return v, "True"
         c.emit(f"{m} = OV[{slot.valid}][i] != 0")
         return v, m
 
@@ -761,8 +776,8 @@ class _Generator:
         nf, no = len(node.features), len(node.outputs)
         c.emit(f"X = np.empty((end - start, {nf}), dtype=np.float32)")
         c.emit(f"Y = np.empty((end - start, {no}), dtype=np.float64)")
-        c.emit("for i in range(start, end):")
-        c.depth += 1
+        c.emit(_ROW_LOOP)
+        c.depth += 2
         env = self._env(node)
         for f, (src, kind, cats, t) in enumerate(node.features):
             v, m = env[_source_name(src)]
@@ -774,7 +789,7 @@ class _Generator:
                 c.emit(f"X[i - start, {f}] = {table}[{v}] if {m} else np.float32(np.nan)")
             else:
                 c.emit(f"X[i - start, {f}] = np.float32({v}) if {m} else np.float32(np.nan)")
-        c.depth -= 1
+        c.depth -= 2
         c.emit("model_block(X, MP, Y)")
         c.emit("for i in range(start, end):")
         c.depth += 1
@@ -813,14 +828,29 @@ class _Generator:
         self.code = _Code()
         self.globals = []
         self.pointers = {}
+        self.words = {}
         c = self.code
         c.depth = 1
         if isinstance(node, ModelNode):
             self.model(node)
+            self.nullable.update(self.plan.outputs[(node.name, out)].valid for out, _ in node.outputs)
         else:
-            c.emit("for i in range(start, end):")
-            c.depth += 1
+            c.emit(_ROW_LOOP)
+            c.depth += 2
             self.ruleset(node, self._env(node))
+            self._note_nullable(node)
+        body = []
+        for line in c.lines:
+            if line.strip() != _ROW_LOOP:
+                body.append(line)
+                continue
+            # rows in groups of 64: each bitmap the node reads is loaded once per group
+            pad = line[:len(line) - len(line.lstrip())]
+            body.append(f"{pad}for g in range(start, end, 64):")
+            body.append(f"{pad}    ge = min(end, g + 64)")
+            body.extend(f"{pad}    {w}" for w in self.words.values())
+            body.append(f"{pad}    for i in range(g, ge):")
+            body.append(f"{pad}        j = np.uint64(i - g)")
         lines = [_PRELUDE.format(version=GENERATOR_VERSION, numba=_numba_version(), extra=header)]
         params = ARGS
         if isinstance(node, ModelNode):
@@ -836,8 +866,23 @@ class _Generator:
         lines.append("@njit(**OPTS)")
         lines.append(f"def node(start, end, as_of, {params}):")
         lines.extend("    " + p for p in self.pointers.values())
-        lines.extend(c.lines)
+        lines.extend(body)
         return "\n".join(lines) + "\n"
+
+    def _note_nullable(self, node: RulesetNode) -> None:
+        """Record which of the node's outputs can be null: those whose validity is ever set to
+        anything but the constant True (or whose default is null). The others need no validity
+        bitmap, and downstream nodes need not read their validity."""
+        mine = {self.plan.outputs[(node.name, o.name)].valid: o for o in node.ir.outputs}
+        for valid, o in mine.items():
+            if o.default is None:
+                self.nullable.add(valid)
+        for line in self.code.lines:
+            name, eq, value = line.strip().partition(" = ")
+            if eq and name.startswith("o") and name.endswith("_m") and value != "True":
+                valid = int(name[1:-2])
+                if valid in mine:
+                    self.nullable.add(valid)
 
 
 def _source_name(src) -> str:
@@ -852,11 +897,12 @@ def _numba_version() -> str:
 class GeneratedKernel:
     """The sources of one kernel: per node a module, then the driver; and the constant tables."""
 
-    def __init__(self, nodes: list, driver: str, tables: dict, models: list):
+    def __init__(self, nodes: list, driver: str, tables: dict, models: list, packing: "Packing"):
         self.nodes = nodes            # [(node name, source)]
         self.driver = driver          # source with {module_<k>} placeholders for node modules
         self.tables = tables          # TI64 / TF64 / TU64 arrays
         self.models = models          # ModelNode per model, in the driver's MP order
+        self.packing = packing        # the Arrow path's bitmaps
 
 
 def generate(plan: Plan, header: str = "") -> GeneratedKernel:
@@ -867,10 +913,13 @@ def generate(plan: Plan, header: str = "") -> GeneratedKernel:
         sources.append((node.name, gen.node_source(node, extra)))
         if isinstance(node, ModelNode):
             models.append(node)
+    packing = Packing.of(plan, gen.nullable)
     mp = [f"MP{k}" for k in range(len(models))]
-    params = ", ".join([ARGS] + mp)
-    sig = ", ".join([SIGNATURE_ARGS] + [f"MP_TYPES[{k}]" for k in range(len(models))])
+    params = ", ".join([ARGS] + mp + ["PK", "NC", "PACK"])
+    sig = ", ".join([SIGNATURE_ARGS] + [f"MP_TYPES[{k}]" for k in range(len(models))]
+                    + ["types.Array(types.uint8, 2, 'C')", "types.Array(types.int64, 1, 'C')", "types.int64"])
     lines = [_PRELUDE.format(version=GENERATOR_VERSION, numba=_numba_version(), extra=extra)]
+    lines.append("from kernel.codegen.helpers import pack_rule, pack_valid, zero_invalid")
     for k, (name, _) in enumerate(sources):
         lines.append(f"from {{module_{k}}} import node as node_{k}   # {name}")
     if models:
@@ -881,7 +930,9 @@ def generate(plan: Plan, header: str = "") -> GeneratedKernel:
     lines.append(f"@njit(types.void(types.int64, types.int64, types.int64, {sig}), **OPTS)")
     lines.append(f"def block(start, end, as_of, {params}):")
     lines.append("    # every node on one block of rows before the next block: upstream outputs are")
-    lines.append("    # still in cache when downstream nodes read them")
+    lines.append("    # still in cache when downstream nodes read them. With PACK (the Arrow path;")
+    lines.append("    # start a multiple of 8), the block's validity and bool bitmaps are packed into PK")
+    lines.append("    # and null counts added to NC while the block is in cache.")
     lines.append("    for s in range(start, end, BLOCK_ROWS):")
     lines.append("        e = min(end, s + BLOCK_ROWS)")
     model_k = 0
@@ -891,6 +942,62 @@ def generate(plan: Plan, header: str = "") -> GeneratedKernel:
             model_k += 1
         else:
             lines.append(f"        node_{k}(s, e, as_of, {ARGS})")
+    pack_lines = packing.code()
+    if pack_lines:
+        lines.append("        if PACK:")
+        lines.extend("            " + line for line in pack_lines)
     if not plan.nodes:
         lines.append("        pass")
-    return GeneratedKernel(sources, "\n".join(lines) + "\n", gen.data.arrays(), models)
+    return GeneratedKernel(sources, "\n".join(lines) + "\n", gen.data.arrays(), models, packing)
+
+
+class Packing:
+    """Where the Arrow path's bitmaps go: rows of ``PK`` (packed bits, one byte per 8 rows) and
+    slots of ``NC`` (null counts).
+
+    - ``valid``: OV row → (PK row, NC slot) for every output that can be null (an output that
+      never is gets no validity bitmap at all);
+    - ``bools``: OU8 row → PK row of its packed values;
+    - ``rules``: OI32 row of a non-collect ruleset's winning-rule code → (PK row, NC slot) of its
+      validity (no rule fired); the codes of those rows are set to 0, a valid dictionary index;
+    - ``enums``: (OI8 row, OV row) of enum outputs that can be null: codes at null rows are set
+      to 0 for the same reason.
+    """
+
+    def __init__(self):
+        self.valid: dict[int, tuple[int, int]] = {}
+        self.bools: dict[int, int] = {}
+        self.rules: dict[int, tuple[int, int]] = {}
+        self.enums: list[tuple[int, int]] = []
+        self.rows = 0
+        self.counters = 0
+
+    @classmethod
+    def of(cls, plan: Plan, nullable: set) -> "Packing":
+        p = cls()
+        for slot in plan.outputs.values():
+            if slot.valid in nullable:
+                p.valid[slot.valid] = (p._row(), p._counter())
+                if slot.type.kind == "enum":
+                    p.enums.append((slot.value, slot.valid))
+            if slot.type.kind == "bool":
+                p.bools[slot.value] = p._row()
+        for rslot in plan.rules.values():
+            if not rslot.collect:
+                p.rules[rslot.value] = (p._row(), p._counter())
+        return p
+
+    def _row(self) -> int:
+        self.rows += 1
+        return self.rows - 1
+
+    def _counter(self) -> int:
+        self.counters += 1
+        return self.counters - 1
+
+    def code(self) -> list[str]:
+        lines = [f"NC[{c}] += pack_valid(OV[{v}], PK[{r}], s, e)" for v, (r, c) in self.valid.items()]
+        lines += [f"pack_valid(OU8[{v}], PK[{r}], s, e)" for v, r in self.bools.items()]
+        lines += [f"NC[{c}] += pack_rule(OI32[{v}], PK[{r}], s, e)" for v, (r, c) in self.rules.items()]
+        lines += [f"zero_invalid(OI8[{v}], OV[{m}], s, e)" for v, m in self.enums]
+        return lines

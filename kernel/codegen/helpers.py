@@ -17,7 +17,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
 __all__ = ["fired_lists", "p_i64", "p_f64", "p_i32", "p_u8", "p_i8", "add", "sub", "neg", "absolute", "mul", "imod", "fmod",
-           "civil", "OPTS"]
+           "civil", "bits64", "popcount", "pack_valid", "pack_rule", "zero_invalid", "OPTS"]
 
 OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 INT_MIN = -9223372036854775808
@@ -39,6 +39,93 @@ p_f64 = _pointer(types.float64)
 p_i32 = _pointer(types.int32)
 p_u8 = _pointer(types.uint8)
 p_i8 = _pointer(types.int8)
+p_u64 = _pointer(types.uint64)
+
+
+@intrinsic
+def popcount(typingctx, x):
+    """Number of set bits of a uint64 (one instruction)."""
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+    return types.uint64(types.uint64), codegen
+
+
+@njit(**OPTS)
+def bits64(p, lo, hi):
+    """Bits ``lo .. hi - 1`` (at most 64) of the bitmap at ``p`` as a uint64, bit 0 first; reads
+    no byte past bit ``hi - 1``. Bits above ``hi - lo`` are unspecified."""
+    q = lo >> 3
+    r = np.uint64(lo & 7)
+    span = ((hi - 1) >> 3) - q          # bytes after the first: 0..8
+    w = np.uint64(0)
+    for k in range(min(span, 7) + 1):
+        w |= np.uint64(p[q + k]) << np.uint64(8 * k)
+    w >>= r
+    if span == 8:                        # only when r > 0: the 9th byte's low bits
+        w |= np.uint64(p[q + 8]) << (np.uint64(64) - r)
+    return w
+
+
+#: multiplying eight 0/1 bytes (a little-endian uint64) by this gathers them into the top byte,
+#: first byte lowest: bit 56 + k of the product is byte k
+_GATHER = np.uint64(0x0102040810204080)
+_S56 = np.uint64(56)
+
+
+@njit(**OPTS)
+def pack_valid(row, out, s, e):
+    """Pack ``row[s:e]`` (0/1 bytes) into the bitmap ``out`` (LSB first; ``s`` a multiple of
+    8; the last byte's bits past ``e`` are 0); returns how many were 0."""
+    src = row.ctypes.data
+    ones = 0
+    i = s
+    while i + 8 <= e:                    # eight bytes at once, by one multiplication
+        x = p_u64(src + i)[0]
+        out[i >> 3] = np.uint8((x * _GATHER) >> _S56)
+        ones += int(popcount(x))
+        i += 8
+    if i < e:
+        byte = 0
+        for t in range(e - i):
+            byte |= (1 if row[i + t] != 0 else 0) << t
+        out[i >> 3] = byte
+        ones += int(popcount(np.uint64(byte)))
+    return (e - s) - ones
+
+
+@njit(**OPTS)
+def pack_rule(codes, out, s, e):
+    """Winning-rule codes: pack ``codes >= 0`` (a rule fired) into ``out`` and make the other
+    codes 0 (a valid dictionary index under a null); returns how many were null."""
+    ones = 0
+    i = s
+    while i < e:
+        top = min(8, e - i)
+        byte = 0
+        if top == 8:                     # a constant trip count: unrolled, branch-free
+            for t in range(8):
+                c = codes[i + t]
+                negative = c >> 31       # -1 or 0
+                codes[i + t] = c & ~negative
+                byte |= (1 + negative) << t
+        else:
+            for t in range(top):
+                c = codes[i + t]
+                negative = c >> 31
+                codes[i + t] = c & ~negative
+                byte |= (1 + negative) << t
+        out[i >> 3] = byte
+        ones += int(popcount(np.uint64(byte)))
+        i += 8
+    return (e - s) - ones
+
+
+@njit(**OPTS)
+def zero_invalid(codes, valid, s, e):
+    """Enum codes under a null become 0 (a valid dictionary index)."""
+    for i in range(s, e):
+        if valid[i] == 0:
+            codes[i] = 0
 
 
 # Numba marks signed integer arithmetic "nsw" (overflow is undefined behaviour for LLVM),
@@ -130,19 +217,16 @@ def civil(z):
 
 @njit(**OPTS)
 def fired_lists(masks, rules):
-    """Fired-rule bit masks (``[words, n]`` uint64) → list offsets (int32, n + 1) and rule
-    indices (int32) of every fired rule, row by row in rule order: the layout of an Arrow
-    ``list`` column."""
+    """Fired-rule bit masks (``[words, n]`` uint64; no bit at or past ``rules`` is ever set) →
+    list offsets (int32, n + 1) and rule indices (int32) of every fired rule, row by row in
+    rule order: the layout of an Arrow ``list`` column."""
     words, n = masks.shape
     offsets = np.empty(n + 1, dtype=np.int32)
     offsets[0] = 0
     total = 0
     for i in range(n):
         for w in range(words):
-            m = masks[w, i]
-            while m != np.uint64(0):
-                total += 1
-                m &= m - np.uint64(1)
+            total += int(popcount(masks[w, i]))
         offsets[i + 1] = total
     indices = np.empty(total, dtype=np.int32)
     k = 0
@@ -150,9 +234,7 @@ def fired_lists(masks, rules):
         for w in range(words):
             m = masks[w, i]
             while m != np.uint64(0):
-                bit = np.int64(trailing_zeros(m))
-                if w * 64 + bit < rules:
-                    indices[k] = w * 64 + bit
-                    k += 1
+                indices[k] = w * 64 + np.int64(trailing_zeros(m))
+                k += 1
                 m &= m - np.uint64(1)
     return offsets, indices

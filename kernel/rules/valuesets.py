@@ -43,10 +43,11 @@ def _norm(t: Type, iv: Interval) -> Interval | None:
     """Integer types: closed integer bounds. Returns None for an empty interval."""
     lo, lc, hi, hc = iv.lo, iv.lo_closed, iv.hi, iv.hi_closed
     if is_integral(t):
-        if lo != -INF:
+        # an infinite bound stays as it is (a comparison with ±inf can put +inf below or -inf above)
+        if not math.isinf(lo):
             lo = math.ceil(lo) if lc or lo != math.floor(lo) else lo + 1
             lo, lc = float(lo), True
-        if hi != INF:
+        if not math.isinf(hi):
             hi = math.floor(hi) if hc or hi != math.ceil(hi) else hi - 1
             hi, hc = float(hi), True
     if lo == -INF:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import kernel
 from kernel.codegen import Plan, RulesetNode, compile_plan
-from kernel.codegen.driver import as_of_days
+from kernel.codegen.driver import PARALLEL_MIN_ROWS, as_of_days
 from kernel.rules import RulesetError
 from kernel.rules.ruleset import reference_table
 
@@ -63,3 +63,11 @@ def test_compiled_equals_reference(data):
         sliced = pa.Table.from_batches([batch])
         for rs, source in zip(rulesets, sources):
             _assert_equal(rs, compiled, sliced, as_of, source)
+    # the same rows repeated into a batch decided in row chunks on several threads, each chunk
+    # packing its own part of the bitmaps (sliced at an odd offset: unaligned input bitmaps)
+    small = dict(compiled_kernel.run_batch(table.to_batches()[0], as_of))
+    copies, skip = PARALLEL_MIN_ROWS * 2 // table.num_rows + 1, 3
+    big = pa.concat_tables([table] * copies).combine_chunks().slice(skip).to_batches()[0]
+    for name, column in compiled_kernel.run_batch(big, as_of):
+        want = small[name].to_pylist() * copies
+        assert column.to_pylist() == want[skip:], f"{name}: the chunked batch differs from the small one"
