@@ -7,6 +7,8 @@
 * One account (3 actions): the same stage on the gRPC Decide form (``Pipeline.stage`` on a
   Record, as ``run_record`` calls it) and on NumPy columns, against ``Kernel.decide_record`` /
   ``decide_columns`` on the same account, alternating call by call.
+* The audit record of one Decide, in each ``[audit] sync`` mode, against the bare system calls
+  it needs (``os.write`` + ``fdatasync`` of the same bytes; ``os.write`` alone).
 
     pytest bench/bench_pipeline.py --benchmark-enable -s
     pytest bench/bench_pipeline.py --benchmark-disable          # smoke: 20,000 accounts
@@ -139,3 +141,49 @@ def test_single_account_stage(benchmark, kernel, pipeline):
           f"({us['stage_columns'] / us['decide_columns']:.2f}× decide_columns)")
     assert actions == 3
     assert pipeline.stage(columns, decided_columns, AS_OF, NOW).actions.to_pylist() == result.actions.to_pylist()
+
+
+def test_audit_append_per_sync_mode(benchmark, kernel, pipeline, tmp_path):
+    """One Decide's audit record: AuditLog.append with sync "always" and "interval", against a
+    bare write + fdatasync and a bare write of the same frame to files on the same disk."""
+    import os
+    from kernel.pipeline import AuditLog, encode_record
+    book = _book(2_000)
+    record = book.slice(int(np.flatnonzero(book["dpd"].to_numpy() > 40)[0]), 1).to_pylist()[0]
+    result = pipeline.run_record(record, AS_OF, NOW)
+    meta, decisions, actions = pipeline.audit_record(result, AS_OF, NOW)
+    frame = encode_record(meta, decisions, actions)
+    always = AuditLog(tmp_path / "always.log")
+    interval = AuditLog(tmp_path / "interval.log", sync="interval", interval_ms=50)
+    fd_synced = os.open(tmp_path / "bare-synced.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd_written = os.open(tmp_path / "bare-written.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    calls = 50 if _smoke(benchmark) else 2_000
+    times: dict[str, list] = {k: [] for k in ("append_always", "write_fdatasync", "append_interval", "write")}
+
+    def write_and_sync():
+        os.write(fd_synced, frame)
+        os.fdatasync(fd_synced)
+
+    def alternate():
+        for _ in range(calls):
+            times["append_always"].append(_timed(always.append, meta, decisions, actions)[0])
+            times["write_fdatasync"].append(_timed(write_and_sync)[0])
+            times["append_interval"].append(_timed(interval.append, meta, decisions, actions)[0])
+            times["write"].append(_timed(os.write, fd_written, frame)[0])
+
+    try:
+        benchmark.pedantic(alternate, rounds=1, iterations=1)
+    finally:
+        os.close(fd_synced)
+        os.close(fd_written)
+    us = {k: statistics.median(v) * 1e6 for k, v in times.items()}
+    p99 = {k: float(np.percentile(v, 99)) * 1e6 for k, v in times.items()}
+    benchmark.extra_info.update({**{f"{k}_us_p50": v for k, v in us.items()}, **{f"{k}_us_p99": v for k, v in p99.items()},
+                                 "frame_bytes": len(frame), "syncs_always": always.syncs})
+    print(f"\naudit record of one Decide ({len(frame)} bytes), p50 / p99:"
+          f"\n  sync=always:   append {us['append_always']:.0f} / {p99['append_always']:.0f} µs; bare write+fdatasync "
+          f"{us['write_fdatasync']:.0f} / {p99['write_fdatasync']:.0f} µs"
+          f"\n  sync=interval: append {us['append_interval']:.0f} / {p99['append_interval']:.0f} µs; bare write "
+          f"{us['write']:.0f} / {p99['write']:.0f} µs")
+    interval.flush()
+    assert always.synced == always.written == calls and interval.synced == interval.written == calls

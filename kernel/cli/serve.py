@@ -27,6 +27,16 @@ def _port(text: str) -> int:
     return value
 
 
+def _milliseconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 60_000:
+        raise argparse.ArgumentTypeError(f"expected milliseconds in (0, 60000], got {text!r}")
+    return value
+
+
 def add_arguments(p) -> None:
     p.add_argument("--bundle", type=a.existing_path, default=None,
                    help="bundle directory (rulesets/ and models/); default: the shipped bundle")
@@ -52,6 +62,11 @@ def add_arguments(p) -> None:
                    help="calls in progress per process before RESOURCE_EXHAUSTED (default 512)")
     p.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get on shutdown (default 10)")
     p.add_argument("--audit-log", type=a.output_file, default=None, help="append the pipeline's audit records here")
+    p.add_argument("--audit-sync", choices=("always", "interval"), default=None,
+                   help="always: each record synced to disk before the answer (default, or [audit] sync); "
+                        "interval: written before the answer, synced in the background")
+    p.add_argument("--audit-sync-interval-ms", type=_milliseconds, default=None,
+                   help="with --audit-sync interval: sync every N ms (default 50, or [audit] interval_ms)")
     p.add_argument("--access-log", action="store_true", help="log every call (failed calls are always logged)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
@@ -59,23 +74,30 @@ def add_arguments(p) -> None:
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def server_config(args):
+    """The ServerConfig the parsed flags describe."""
+    from ..server.app import ServerConfig
+
+    return ServerConfig(
+        bundle=args.bundle, host=args.host, port=args.port, threads=args.threads,
+        max_concurrent_rpcs=args.max_concurrent_rpcs, max_message_bytes=args.max_message_mb << 20,
+        max_batch_rows=args.max_batch_rows, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca, token_file=args.token_file, metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host, grace_seconds=args.grace, access_log=args.access_log,
+        audit_path=args.audit_log, audit_sync=args.audit_sync, audit_interval_ms=args.audit_sync_interval_ms)
+
+
 def run(args) -> int:
     from ..errors import PostloanError
     from ..server import logs
-    from ..server.app import DecisionServer, ServerConfig
+    from ..server.app import DecisionServer
 
     if args.host not in LOOPBACK and not args.token_file and not args.allow_unauthenticated:
         raise PostloanError(f"refusing to serve {args.host} without --token-file: anyone who can reach it could "
                             "call it (pass --allow-unauthenticated to do so anyway)")
     if args.workers > 1 and args.port == 0:
         raise PostloanError("--workers needs a fixed --port (each worker binds the same one)")
-    config = ServerConfig(
-        bundle=args.bundle, host=args.host, port=args.port, threads=args.threads,
-        max_concurrent_rpcs=args.max_concurrent_rpcs, max_message_bytes=args.max_message_mb << 20,
-        max_batch_rows=args.max_batch_rows, tls_cert=args.tls_cert, tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca, token_file=args.token_file, metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host, grace_seconds=args.grace, access_log=args.access_log,
-        audit_path=args.audit_log)
+    config = server_config(args)
     logs.configure(args.log_level)
     if args.workers > 1:
         from ..server.workers import run_workers

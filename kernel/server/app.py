@@ -71,6 +71,8 @@ class ServerConfig:
     listen_when_ready: bool = False
     access_log: bool = False             # one JSON line per call (failed calls are always logged)
     audit_path: str | None = None        # the pipeline's audit log
+    audit_sync: str | None = None        # "always" / "interval"; None: the configuration's [audit] sync
+    audit_interval_ms: float | None = None   # "interval": sync every so often; None: [audit] interval_ms
     extra_options: list = field(default_factory=list)
 
 
@@ -154,13 +156,17 @@ class DecisionServer:
 
     def _initial_load(self) -> None:
         try:
-            self._install(self._loader(self.config.bundle, audit_path=self.config.audit_path))
+            self._install(self._loader(self.config.bundle, **self._audit_options()))
         except BaseException as e:   # noqa: BLE001 — reported through wait_ready() and the log
             self.load_error = e
             log(logging.ERROR, "bundle failed to load", bundle=self.config.bundle or "(shipped)",
                 error=str(e), exc_info=not isinstance(e, PostloanError))
         finally:
             self._ready.set()
+
+    def _audit_options(self) -> dict:
+        c = self.config
+        return {"audit_path": c.audit_path, "audit_sync": c.audit_sync, "audit_interval_ms": c.audit_interval_ms}
 
     def _install(self, engine: Engine) -> Engine | None:
         previous, self.engine = self.engine, engine
@@ -193,7 +199,7 @@ class DecisionServer:
             current = self.engine
             target = path or (current.source if current else self.config.bundle)
             try:
-                engine = self._compiler.submit(self._loader, target, audit_path=self.config.audit_path).result()
+                engine = self._compiler.submit(self._loader, target, **self._audit_options()).result()
             except BaseException:
                 self.metrics.reloads.labels("rejected").inc()
                 raise
@@ -214,6 +220,11 @@ class DecisionServer:
         log(logging.INFO, "shutting down", grace_seconds=grace)
         if self._server is not None:
             self._server.stop(grace).wait()
+        if self.engine is not None:               # "interval" audit records: on disk before the process ends
+            try:
+                self.engine.pipeline.audit.flush()
+            except OSError as e:
+                log(logging.ERROR, "audit log sync failed on shutdown", error=e.strerror)
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
         self._compiler.shutdown(wait=False, cancel_futures=True)

@@ -1,12 +1,14 @@
 """The audit log: append-only frames, read back intact, a torn last record (a crash while
 writing) detected and skipped, damage skipped up to the next intact frame, threads appending
-at once."""
+at once; both durability settings ([audit] sync "always" and "interval")."""
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -42,10 +44,13 @@ def test_records_read_back_in_order_small_and_large(tmp_path):
     assert oct(os.stat(log.path).st_mode & 0o777) == "0o600"          # the log is not world-readable
 
 
-def test_a_torn_last_record_is_detected_and_skipped(tmp_path):
-    log = AuditLog(tmp_path / "audit.log")
+@pytest.mark.parametrize("sync", ["always", "interval"])
+def test_a_torn_last_record_is_detected_and_skipped(tmp_path, sync):
+    log = AuditLog(tmp_path / "audit.log", sync=sync)
     for i in range(3):
         log.append(*record(i))
+    log.flush()
+    assert log.synced == 3                   # what was synced survives a crash in the next write
     frame = encode_record(*record(3, 500))
     with open(log.path, "ab") as f:          # the process died half-way through writing a frame
         f.write(frame[: len(frame) // 2])
@@ -81,14 +86,17 @@ def test_a_corrupted_record_in_the_middle_is_skipped(tmp_path):
     assert len(scan.damaged) == 1 and not scan.torn_tail
 
 
-def test_a_killed_writer_leaves_only_whole_records(tmp_path):
+@pytest.mark.parametrize("sync", ["always", "interval"])
+def test_a_killed_writer_leaves_only_whole_records(tmp_path, sync):
+    """A process killed while appending: every record it had written is there, whole (with
+    "interval" too: a written record is in the operating system, which outlives the process)."""
     path = tmp_path / "audit.log"
     script = f"""
 import sys, numpy as np
 sys.path.insert(0, {os.path.dirname(__file__)!r})
 from test_audit_log import record
 from kernel.pipeline import AuditLog
-log = AuditLog({str(path)!r})
+log = AuditLog({str(path)!r}, sync={sync!r}, interval_ms=60000)
 for i in range(100000):
     log.append(*record(i, 3000))
     if i == 5:
@@ -126,3 +134,88 @@ def test_an_unwritable_audit_path_is_named(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(PostloanError, match=r"file/audit.log: cannot open the audit log"):
         AuditLog(tmp_path / "file" / "audit.log").append(*record(0))
+
+
+def test_always_returns_only_once_the_record_is_synced(tmp_path):
+    log = AuditLog(tmp_path / "audit.log")
+    for i in range(3):
+        log.append(*record(i))
+        assert log.synced == log.written == i + 1
+
+
+def test_concurrent_appends_share_one_sync(tmp_path):
+    """Group commit: records written while a sync runs are all covered by the next one."""
+    log = AuditLog(tmp_path / "audit.log")
+    log.append(*record(0))
+    assert log.syncs == 1
+    log._sync_lock.acquire()                 # a sync in progress: the appends below write, then wait
+    threads = [threading.Thread(target=log.append, args=record(i)) for i in range(1, 6)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while log.written < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert log.written == 6 and log.synced == 1
+    log._sync_lock.release()
+    for t in threads:
+        t.join()
+    assert log.synced == 6 and log.syncs == 2          # five appends, one sync
+    assert sorted(r.meta["batch"] for r in read_audit(log.path)) == list(range(6))
+
+
+def test_interval_writes_before_returning_and_syncs_in_the_background(tmp_path):
+    log = AuditLog(tmp_path / "audit.log", sync="interval", interval_ms=20)
+    log.append(*record(0))
+    assert log.written == 1
+    assert [r.meta["batch"] for r in read_audit(log.path)] == [0]          # readable at once
+    deadline = time.monotonic() + 10
+    while log.synced < 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert log.synced == 1 and log.syncs >= 1
+
+
+def test_interval_does_not_sync_in_append_and_flush_syncs(tmp_path):
+    log = AuditLog(tmp_path / "audit.log", sync="interval", interval_ms=60_000)
+    for i in range(4):
+        log.append(*record(i))
+    assert (log.written, log.synced, log.syncs) == (4, 0, 0)
+    log.flush()
+    assert (log.synced, log.syncs) == (4, 1)
+    log.close()
+    assert [r.meta["batch"] for r in read_audit(log.path)] == [0, 1, 2, 3]
+
+
+def test_a_dropped_interval_log_syncs_and_its_thread_ends(tmp_path):
+    """A reloaded pipeline's log is collected: its records are synced, its thread stops."""
+    log = AuditLog(tmp_path / "audit.log", sync="interval", interval_ms=10)
+    log.append(*record(0))
+    syncer = log._syncer
+    del log
+    gc.collect()
+    syncer.join(timeout=10)
+    assert not syncer.is_alive()
+    assert [r.meta["batch"] for r in read_audit(tmp_path / "audit.log")] == [0]
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"sync": "sometimes"}, r"\[audit\] sync = 'sometimes': expected one of 'always', 'interval'"),
+    ({"sync": "interval", "interval_ms": 0}, r"\[audit\] interval_ms = 0: expected milliseconds"),
+    ({"interval_ms": "50"}, r"\[audit\] interval_ms = '50': expected milliseconds"),
+])
+def test_bad_audit_settings_are_named(tmp_path, manager, settings, message):
+    from kernel.errors import PostloanError
+    from kernel.pipeline import Pipeline
+    from kernel.plugins import load_config
+    with pytest.raises(PostloanError, match=message):
+        Pipeline(None, plugins=manager, config=load_config({"audit": settings}), audit_path=tmp_path / "a.log")
+
+
+def test_the_pipeline_takes_the_setting_from_configuration_or_argument(tmp_path, manager):
+    from kernel.pipeline import Pipeline
+    from kernel.plugins import load_config
+    config = load_config({"audit": {"sync": "interval", "interval_ms": 200}})
+    pipe = Pipeline(None, plugins=manager, config=config, audit_path=tmp_path / "a.log")
+    assert (pipe.audit.sync, pipe.audit.interval_ms) == ("interval", 200.0)
+    pipe = Pipeline(None, plugins=manager, config=config, audit_path=tmp_path / "b.log", audit_sync="always")
+    assert pipe.audit.sync == "always"
+    assert Pipeline(None, plugins=manager, audit_path=tmp_path / "c.log").audit.sync == "always"     # the default

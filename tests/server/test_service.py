@@ -77,7 +77,7 @@ def sample(small_book):
 
 
 def _same_engine_loader(served):
-    return lambda path, audit_path=None: served.engine
+    return lambda path, **audit: served.engine
 
 
 # -- every method ------------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ def test_health_goes_serving_when_warm_and_not_serving_on_shutdown(start_server,
 
     release = threading.Event()
 
-    def slow_loader(path, audit_path=None):
+    def slow_loader(path, **audit):
         release.wait(30)
         return served.engine
 
@@ -429,6 +429,44 @@ def test_serve_refuses_an_open_address_without_tokens(capsys):
     assert "refusing to serve 0.0.0.0 without --token-file" in capsys.readouterr().err
     assert main(["serve", "--workers", "2", "--port", "0"]) == 2
     assert "--workers needs a fixed --port" in capsys.readouterr().err
+
+
+def test_audit_sync_flags_reach_the_engine_and_shutdown_syncs(start_server, served, tmp_path, capsys):
+    import argparse
+    from kernel.cli import main, serve
+    from kernel.pipeline import Pipeline
+    from kernel.synth import generate
+
+    parser = argparse.ArgumentParser()
+    serve.add_arguments(parser)
+    config = serve.server_config(parser.parse_args(["--audit-sync", "interval", "--audit-sync-interval-ms", "25"]))
+    assert (config.audit_sync, config.audit_interval_ms) == ("interval", 25.0)
+    assert serve.server_config(parser.parse_args([])).audit_sync is None          # the configuration's [audit] sync
+    for flags, message in ((["--audit-sync", "sometimes"], "invalid choice: 'sometimes'"),
+                           (["--audit-sync-interval-ms", "0"], "expected milliseconds in (0, 60000], got '0'")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["serve", *flags])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+    # the options the server gives its loader (load_engine: the pipeline's AuditLog)
+    engine = served.engine
+    pipeline = Pipeline(engine.kernel, plugins=engine.pipeline.plugins, config=engine.pipeline.config,
+                        audit_path=tmp_path / "audit.log", audit_sync="interval", audit_interval_ms=60_000)
+    seen = {}
+
+    def loader(path, **audit):
+        seen.update(audit)
+        return type(engine)(engine.kernel, pipeline, path="(test)", loaded_at=engine.loaded_at, compile_seconds=0.0)
+
+    server = start_server(loader=loader, audit_sync="interval", audit_interval_ms=60_000,
+                          audit_path=str(tmp_path / "audit.log"))
+    server.wait_ready(60)
+    assert seen == {"audit_path": str(tmp_path / "audit.log"), "audit_sync": "interval", "audit_interval_ms": 60_000}
+    with Client(f"127.0.0.1:{server.port}") as client:
+        client.decide(generate(1, seed=3, as_of=AS_OF).to_pylist()[0], AS_OF, now=NOW)
+    assert (pipeline.audit.written, pipeline.audit.synced) == (1, 0)              # written, not yet synced
+    server.stop(0)
+    assert pipeline.audit.synced == 1                                              # synced on shutdown
 
 
 def test_numba_threads_split_across_workers():
