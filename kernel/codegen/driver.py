@@ -84,6 +84,7 @@ class CompiledKernel:
         self._fixed_args = tuple(self.tables[g] for g in ("TI64", "TF64", "TU64")) + self.model_params
         self._no_pack = (np.zeros((0, 0), np.uint8), np.zeros(0, np.int64), 0)
         self._arrow_layout = _arrow_layout(plan, packing)
+        self._never_null = np.array([v for v in range(plan.counts["OV"]) if v not in packing.valid], dtype=np.int64)
         self._schema_seen: pa.Schema | None = None
         self._dictionaries: dict = {}
         self._ones = np.full(1024, 255, dtype=np.uint8)
@@ -128,7 +129,7 @@ class CompiledKernel:
         n = batch.num_rows
         days = as_of_days(as_of)
         inputs = self._batch_inputs(batch, n)
-        outputs = self._allocate(n)
+        outputs = self._allocate(n, never_null_valid=False)
         packed = np.empty((self.packing.rows, (n + 7) // 8), dtype=np.uint8)
         if n:
             nulls = self._call(n, days, inputs, outputs, parallel=True, packed=packed)
@@ -222,11 +223,16 @@ class CompiledKernel:
         enum_codes_of(slot.name, arr, slot.type)
         raise AssertionError("unreachable: enum_codes_of raises")  # pragma: no cover
 
-    def _allocate(self, n: int) -> dict:
+    def _allocate(self, n: int, never_null_valid: bool = True) -> dict:
+        """Output arrays for ``n`` rows. The kernel stores no validity for outputs that are
+        never null: with ``never_null_valid`` their OV rows are set to 1 here (the columns path
+        reads them; the Arrow path does not)."""
         counts = self.plan.counts
         out = {}
         for g in ("OI64", "OF64", "OI32", "OI8", "OU8", "OV", "OM"):
             out[g] = np.empty((counts[g], n), dtype=_NP[g])
+        if never_null_valid and self._never_null.size:
+            out["OV"][self._never_null] = 1
         return out
 
     def _call(self, n: int, days: int, inputs: dict, outputs: dict, parallel: bool,

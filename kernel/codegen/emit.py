@@ -40,7 +40,7 @@ BLOCK_ROWS = 256
 #: decision tables with at least this many rows are matched through an index, not row by row
 INDEX_MIN_ROWS = 16
 #: bump when the generated code's meaning changes (it is part of every content hash)
-GENERATOR_VERSION = "6"
+GENERATOR_VERSION = "7"
 _HELPERS_HASH = hashlib.sha256(inspect.getsource(helpers).encode()).hexdigest()[:16]
 
 _PRELUDE = f"""\
@@ -50,7 +50,7 @@ import numpy as np
 from numba import njit, types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from kernel.codegen.helpers import (OPTS, absolute, add, bits64, civil, fmod, imod, mul, neg, p_f64, p_i8,
-                                    p_i32, p_i64, p_u8, sub)
+                                    p_i32, p_i64, p_u8, row_pointer, sub)
 
 INT_MIN = -9223372036854775808
 U0 = np.uint64(0)
@@ -319,6 +319,14 @@ class _Generator:
                 self.pointers[f"b{index}"] = f"b{index} = OFF[{index}]"
         return name
 
+    def _row(self, group: str, row: int) -> str:
+        """A local pointing at row ``row`` of output array ``group`` (loaded once before the
+        row loop; indexing a pointer takes no negative-index wraparound)."""
+        name = f"q{group}_{row}"
+        if name not in self.pointers:
+            self.pointers[name] = f"{name} = row_pointer({group}, {row})"
+        return name
+
     def _bit(self, index: int) -> str:
         """Row ``i``'s bit of bitmap ``index``: bitmaps are read 64 bits at a time, once per
         group of 64 rows (word ``W<index>``), and each row shifts its bit out — a few register
@@ -360,7 +368,7 @@ class _Generator:
         c = self.code
         v, m = f"o{slot.valid}_v", f"o{slot.valid}_m"
         group = {"int": "OI64", "float": "OF64", "date": "OI32", "enum": "OI8", "bool": "OU8"}[slot.type.kind]
-        read = f"{group}[{slot.value}][i]"
+        read = f"{self._row(group, slot.value)}[i]"
         if slot.type.kind in ("date", "enum"):
             read = f"np.int64({read})"
         elif slot.type.kind == "bool":
@@ -368,7 +376,7 @@ class _Generator:
         c.emit(f"{v} = {read}")
         if slot.valid not in self.nullable:
             return v, "True"
-        c.emit(f"{m} = OV[{slot.valid}][i] != 0")
+        c.emit(f"{m} = {self._row('OV', slot.valid)}[i] != 0")
         return v, m
 
     # -- outputs -----------------------------------------------------------------------------
@@ -378,8 +386,8 @@ class _Generator:
             slot = self.plan.outputs[(node.name, o.name)]
             v, m = outs[o.name]
             group = {"int": "OI64", "float": "OF64", "date": "OI32", "enum": "OI8", "bool": "OU8"}[o.type.kind]
-            c.emit(f"{group}[{slot.value}][i] = {v}")
-            c.emit(f"OV[{slot.valid}][i] = {m}")
+            c.emit(f"{self._row(group, slot.value)}[i] = {v}")
+            c.emit(f"{self._row('OV', slot.valid)}[i] = {m}")
 
     # -- rulesets ------------------------------------------------------------------------------
     def ruleset(self, node: RulesetNode, env: dict) -> dict:
@@ -438,7 +446,7 @@ class _Generator:
             c.depth -= 1
             if n:
                 c.depth -= 1
-        c.emit(f"OI32[{rslot.value}][i] = {r}")
+        c.emit(f"{self._row('OI32', rslot.value)}[i] = {r}")
 
     def _unique(self, node, env, outs, rslot) -> None:
         c = self.code
@@ -476,7 +484,7 @@ class _Generator:
         for v, m in outs.values():
             c.emit(f"{m} = False")
         c.depth -= 1
-        c.emit(f"OI32[{self.plan.rules[rs.name].value}][i] = {r}")
+        c.emit(f"{self._row('OI32', self.plan.rules[rs.name].value)}[i] = {r}")
 
     # -- collect -------------------------------------------------------------------------------
     def _collect(self, node, env, outs, rslot, indexed: bool) -> None:
@@ -523,7 +531,7 @@ class _Generator:
                 c.depth -= 1
         self._collect_finish(rs, outs, acc, cnt)
         for w, mk in enumerate(masks):
-            c.emit(f"OM[{rslot.value + w}][i] = {mk}")
+            c.emit(f"{self._row('OM', rslot.value + w)}[i] = {mk}")
 
     def _contribute(self, rs, rule: ir.Rule, env, acc) -> None:
         c = self.code
@@ -694,7 +702,7 @@ class _Generator:
             c.emit("pass")
             self._table_outputs(node, env, outs, r)
             c.depth -= 1
-        c.emit(f"OI32[{rslot.value}][i] = {r}")
+        c.emit(f"{self._row('OI32', rslot.value)}[i] = {r}")
 
     def _table_values(self, node, name: str):
         """Per output column of a table: constants in arrays, other cells as distinct expressions."""
@@ -776,6 +784,8 @@ class _Generator:
         nf, no = len(node.features), len(node.outputs)
         c.emit(f"X = np.empty((end - start, {nf}), dtype=np.float32)")
         c.emit(f"Y = np.empty((end - start, {no}), dtype=np.float64)")
+        c.emit("xp = row_pointer(X, 0)")
+        c.emit("yp = row_pointer(Y, 0)")
         c.emit(_ROW_LOOP)
         c.depth += 2
         env = self._env(node)
@@ -786,9 +796,9 @@ class _Generator:
                 table = f"_CAT{f}"
                 codes = [cats.index(member) if member in cats else -1 for member in t.members]
                 self.globals.append(f"{table} = np.array({codes!r}, dtype=np.float32)")
-                c.emit(f"X[i - start, {f}] = {table}[{v}] if {m} else np.float32(np.nan)")
+                c.emit(f"xp[(i - start) * {nf} + {f}] = {table}[{v}] if {m} else np.float32(np.nan)")
             else:
-                c.emit(f"X[i - start, {f}] = np.float32({v}) if {m} else np.float32(np.nan)")
+                c.emit(f"xp[(i - start) * {nf} + {f}] = np.float32({v}) if {m} else np.float32(np.nan)")
         c.depth -= 2
         c.emit("model_block(X, MP, Y)")
         c.emit("for i in range(start, end):")
@@ -796,12 +806,12 @@ class _Generator:
         for k, (out, t) in enumerate(node.outputs):
             slot = self.plan.outputs[(node.name, out)]
             y = c.tmp("y")
-            c.emit(f"{y} = Y[i - start, {k}]")
+            c.emit(f"{y} = yp[(i - start) * {no} + {k}]")
             if t.kind == "int":
-                c.emit(f"OI64[{slot.value}][i] = np.int64({y}) if {y} == {y} else 0")
+                c.emit(f"{self._row('OI64', slot.value)}[i] = np.int64({y}) if {y} == {y} else 0")
             else:
-                c.emit(f"OF64[{slot.value}][i] = {y}")
-            c.emit(f"OV[{slot.valid}][i] = {y} == {y}")
+                c.emit(f"{self._row('OF64', slot.value)}[i] = {y}")
+            c.emit(f"{self._row('OV', slot.valid)}[i] = {y} == {y}")
         c.depth -= 1
 
     # -- one node ---------------------------------------------------------------------------------
@@ -883,6 +893,10 @@ class _Generator:
                 valid = int(name[1:-2])
                 if valid in mine:
                     self.nullable.add(valid)
+        # the validity of an output that is never null is not stored: nothing reads it (the
+        # columns path fills those rows with 1 once, the Arrow path gives it no bitmap)
+        never = {f"{self._row('OV', v)}[i] = o{v}_m" for v in mine if v not in self.nullable}
+        self.code.lines = [line for line in self.code.lines if line.strip() not in never]
 
 
 def _source_name(src) -> str:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["fired_lists", "p_i64", "p_f64", "p_i32", "p_u8", "p_i8", "add", "sub", "neg", "absolute", "mul", "imod", "fmod",
-           "civil", "bits64", "popcount", "pack_valid", "pack_rule", "zero_invalid", "OPTS"]
+           "civil", "bits64", "popcount", "row_pointer", "pack_valid", "pack_rule", "zero_invalid", "OPTS"]
 
 OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 INT_MIN = -9223372036854775808
@@ -40,6 +41,20 @@ p_i32 = _pointer(types.int32)
 p_u8 = _pointer(types.uint8)
 p_i8 = _pointer(types.int8)
 p_u64 = _pointer(types.uint64)
+
+
+@intrinsic
+def row_pointer(typingctx, array, row):
+    """Pointer to the first element of row ``row`` of a 2-D array. Indexing it takes no
+    negative-index wraparound (which Numba emits for an array indexed by a signed int)."""
+    ptr = types.CPointer(array.dtype)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        stride = cgutils.unpack_tuple(builder, ary.strides, 2)[0]
+        address = builder.add(builder.ptrtoint(ary.data, stride.type), builder.mul(args[1], stride))
+        return builder.inttoptr(address, context.get_value_type(ptr))
+    return ptr(array, types.int64), codegen
 
 
 @intrinsic
