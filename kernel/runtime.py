@@ -129,8 +129,10 @@ class Kernel:
             self._compiled.check_schema(data.schema)
             batches = data.to_batches(max_chunksize=BATCH_ROWS) or [pa.RecordBatch.from_pylist([], schema=data.schema)]
         else:
-            batches = data
-        parts = list(self.decide_batches(batches, as_of))
+            return pa.Table.from_batches(list(self.decide_batches(data, as_of)), schema=self._schema)
+        # a table's batches in one go: their row chunks share the threads
+        parts = [pa.RecordBatch.from_arrays([a for _, a in cols], schema=self._schema)
+                 for cols in self._compiled.run_batches(batches, as_of)]
         return pa.Table.from_batches(parts, schema=self._schema)
 
     def decide_batches(self, batches: Iterable[pa.RecordBatch], as_of=None) -> Iterator[pa.RecordBatch]:
@@ -281,7 +283,10 @@ def _model_plan_node(bundle, node, sources, ModelNode):
         else:
             if src[0] == "column":
                 from .bundle import _contract_type
-                t = ir.BOOL if _contract_type(_book_column(src[1])) == ir.BOOL else ir.FLOAT
+                # read in the column's own type (an int column without a cast per batch); the
+                # node converts each value to float32
+                t = _contract_type(_book_column(src[1]))
+                t = t if t in (ir.BOOL, ir.INT) else ir.FLOAT
             else:
                 t = bundle_output_type(bundle, src)
             features.append((src, "numeric", (), t))

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..rules import ir
-from ..rules.columns import InputError, accepts, collect_array, expected_text
+from ..rules.columns import COLLECT_RULE_TYPE, InputError, accepts, expected_text
 from ..rules.reference import UNIQUE_CONFLICT
 from .emit import BLOCK_ROWS, Packing
 from .plan import OUTPUT_GROUP, Plan
@@ -36,6 +36,9 @@ __all__ = ["CompiledKernel", "PARALLEL_MIN_ROWS", "THREADS", "as_of_days"]
 
 #: batches at least this long are split into row chunks decided on several threads
 PARALLEL_MIN_ROWS = 4096
+#: bounds of a row chunk: small enough that the threads finish together, large enough that a
+#: chunk's dispatch (about a microsecond) does not matter
+CHUNK_ROWS_MIN, CHUNK_ROWS_MAX = 2048, 65536
 #: threads deciding one large batch (``$POSTLOAN_THREADS``, default: every CPU)
 THREADS = max(1, int(os.environ.get("POSTLOAN_THREADS") or os.cpu_count() or 1))
 _POOL: ThreadPoolExecutor | None = None
@@ -125,17 +128,21 @@ class CompiledKernel:
         if isinstance(batch, pa.Table):
             batch = batch.combine_chunks().to_batches()[0] if batch.num_rows else \
                 pa.RecordBatch.from_pylist([], schema=batch.schema)
-        self.check_schema(batch.schema)
-        n = batch.num_rows
+        return self.run_batches([batch], as_of)[0]
+
+    def run_batches(self, batches: list, as_of) -> list[list[tuple[str, pa.Array]]]:
+        """Decide several record batches (a table's chunks) in one go: every batch's row chunks
+        are claimed from one queue by the calling thread and the pool, so a table of many small
+        batches keeps every core busy without a hand-over per batch."""
         days = as_of_days(as_of)
-        inputs = self._batch_inputs(batch, n)
-        outputs = self._allocate(n, never_null_valid=False)
-        packed = np.empty((self.packing.rows, (n + 7) // 8), dtype=np.uint8)
-        if n:
-            nulls = self._call(n, days, inputs, outputs, parallel=True, packed=packed)
-        else:
-            nulls = np.zeros(self.packing.counters, dtype=np.int64)
-        return self._arrow_outputs(outputs, packed, nulls, n)
+        jobs = []
+        for batch in batches:
+            self.check_schema(batch.schema)
+            n = batch.num_rows
+            jobs.append(_Job(n, self._batch_inputs(batch, n), self._allocate(n, never_null_valid=False),
+                             np.empty((self.packing.rows, (n + 7) // 8), dtype=np.uint8)))
+        self._run(jobs, days)
+        return [self._arrow_outputs(job.outputs, job.packed, job.nulls, job.n) for job in jobs]
 
     def _ones_address(self, n: int) -> int:
         """Address of an all-valid bitmap of at least ``n`` bits (columns without nulls)."""
@@ -235,42 +242,61 @@ class CompiledKernel:
             out["OV"][self._never_null] = 1
         return out
 
+    def _args(self, inputs: dict, outputs: dict) -> tuple:
+        return (inputs["PTR"], inputs["OFF"], outputs["OI64"], outputs["OF64"], outputs["OI32"], outputs["OI8"],
+                outputs["OU8"], outputs["OV"], outputs["OM"]) + self._fixed_args
+
     def _call(self, n: int, days: int, inputs: dict, outputs: dict, parallel: bool,
               packed: np.ndarray | None = None) -> np.ndarray | None:
         """Run the compiled ``block`` on rows ``0..n``. With ``packed`` (the batch path) it also
         packs bitmaps into ``packed`` and returns the null counts (:class:`~.emit.Packing`)."""
-        args = (inputs["PTR"], inputs["OFF"], outputs["OI64"], outputs["OF64"], outputs["OI32"], outputs["OI8"],
-                outputs["OU8"], outputs["OV"], outputs["OM"]) + self._fixed_args
-        block = self.module.block
         if packed is None:
-            block(0, n, days, *args, *self._no_pack)
+            self.module.block(0, n, days, *self._args(inputs, outputs), *self._no_pack)
             return None
-        if not parallel or n < PARALLEL_MIN_ROWS or THREADS == 1:
-            nulls = np.zeros(self.packing.counters, dtype=np.int64)
-            block(0, n, days, *args, packed, nulls, 1)
-            return nulls
-        # row chunks (whole blocks, so each chunk's bitmaps start on a byte) claimed in turn by
-        # this thread and THREADS - 1 pool threads: the compiled block holds no GIL, and the
-        # thread that asked never waits for a pool thread that has not started
-        chunks = max(THREADS, min(4 * THREADS, n // PARALLEL_MIN_ROWS))
-        step = -(-n // chunks)
+        job = _Job(n, inputs, outputs, packed)
+        self._run([job], days, parallel)
+        return job.nulls
+
+    def _run(self, jobs: list, days: int, parallel: bool = True) -> None:
+        """Run ``block`` over every job's rows, packing bitmaps; sets each job's null counts.
+
+        Few rows run in the calling thread. Otherwise each job is cut into row chunks (whole
+        blocks, so each chunk's bitmaps start on a byte; small enough that the threads finish
+        together) which the calling thread and THREADS - 1 pool threads claim in turn: the
+        compiled block holds no GIL, and the caller never waits for a pool thread that has not
+        started."""
+        block = self.module.block
+        counters = self.packing.counters
+        total = sum(job.n for job in jobs)
+        if not parallel or total < PARALLEL_MIN_ROWS or THREADS == 1:
+            for job in jobs:
+                job.nulls = np.zeros(counters, dtype=np.int64)
+                if job.n:
+                    block(0, job.n, days, *self._args(job.inputs, job.outputs), job.packed, job.nulls, 1)
+            return
+        step = min(CHUNK_ROWS_MAX, max(CHUNK_ROWS_MIN, total // (16 * THREADS)))
         step = -(-step // BLOCK_ROWS) * BLOCK_ROWS
-        starts = range(0, n, step)
-        counts = np.zeros((len(starts), self.packing.counters), dtype=np.int64)
+        work = []
+        for job in jobs:
+            starts = range(0, job.n, step)
+            job.counts = np.zeros((len(starts), counters), dtype=np.int64)
+            args = self._args(job.inputs, job.outputs) + (job.packed,)
+            work.extend((start, min(job.n, start + step), args, job.counts[k]) for k, start in enumerate(starts))
         claims = itertools.count()
 
-        def work() -> None:
-            while (k := next(claims)) < len(starts):
-                start = starts[k]
-                block(start, min(n, start + step), days, *args, packed, counts[k], 1)
-        helpers = [_pool().submit(work) for _ in range(THREADS - 1)]
+        def run() -> None:
+            while (k := next(claims)) < len(work):
+                start, end, args, nulls = work[k]
+                block(start, end, days, *args, nulls, 1)
+        helpers = [_pool().submit(run) for _ in range(THREADS - 1)]
         try:
-            work()
+            run()
         finally:
             for f in helpers:
                 if not f.cancel():
                     f.result()
-        return counts.sum(axis=0)
+        for job in jobs:
+            job.nulls = job.counts.sum(axis=0)
 
     # ------------------------------------------------------------------ outputs
     def _arrow_outputs(self, outputs: dict, packed: np.ndarray, nulls: np.ndarray, n: int) -> list[tuple[str, pa.Array]]:
@@ -624,6 +650,16 @@ class CompiledKernel:
 SMALL_REUSE_ROWS = 64
 
 
+class _Job:
+    """One batch on its way through the kernel: its inputs' addresses (and the buffers they
+    point into), output arrays, packed bitmaps and, once run, null counts."""
+    __slots__ = ("n", "inputs", "outputs", "packed", "counts", "nulls")
+
+    def __init__(self, n: int, inputs: dict, outputs: dict, packed: np.ndarray):
+        self.n, self.inputs, self.outputs, self.packed = n, inputs, outputs, packed
+        self.counts = self.nulls = None
+
+
 class _Staging:
     """Input arrays of the columns path and the addresses the kernel reads them through."""
 
@@ -774,7 +810,8 @@ def _arrow_layout(plan: Plan, packing: Packing) -> list[tuple]:
             continue
         column = f"{node.name}.rule"
         if rslot.collect:
-            layout.append((column, "collect", None, "OM", rslot.value, rslot.words, None, None, rslot.ids))
+            layout.append((column, "collect", None, "OM", rslot.value, rslot.words, None, None,
+                           pa.array(list(rslot.ids), pa.string())))
         else:
             ids = list(rslot.ids) + ([UNIQUE_CONFLICT] if node.ir.hit == "unique" else [])
             layout.append((column, "dictionary", pa.int32(), "OI32", rslot.value, 4, packing.rules[rslot.value],
@@ -782,8 +819,11 @@ def _arrow_layout(plan: Plan, packing: Packing) -> list[tuple]:
     return layout
 
 
-def _collect_ids(masks: np.ndarray, ids, n: int) -> pa.Array:
-    """Fired-rule bit masks ([words, n] uint64) → the list of fired rule ids, in file order."""
+def _collect_ids(masks: np.ndarray, dictionary: pa.Array, n: int) -> pa.Array:
+    """Fired-rule bit masks ([words, n] uint64) → the list of fired rule ids, in file order
+    (``COLLECT_RULE_TYPE``), over the compiled helper's offsets and indices without a copy."""
     from .helpers import fired_lists
-    offsets, indices = fired_lists(masks, len(ids))
-    return collect_array(None, ids, offsets, indices)
+    offsets, indices = fired_lists(masks, len(dictionary))
+    codes = pa.Array.from_buffers(pa.int32(), len(indices), [None, pa.py_buffer(indices)], 0)
+    values = pa.DictionaryArray.from_arrays(codes, dictionary, safe=False)
+    return pa.Array.from_buffers(COLLECT_RULE_TYPE, n, [None, pa.py_buffer(offsets)], 0, children=[values])

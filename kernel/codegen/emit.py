@@ -798,7 +798,9 @@ class _Generator:
                 self.globals.append(f"{table} = np.array({codes!r}, dtype=np.float32)")
                 c.emit(f"xp[(i - start) * {nf} + {f}] = {table}[{v}] if {m} else np.float32(np.nan)")
             else:
-                c.emit(f"xp[(i - start) * {nf} + {f}] = np.float32({v}) if {m} else np.float32(np.nan)")
+                # an int goes through float64, as onnxruntime's input would
+                x = f"np.float64({v})" if t.kind == "int" else v
+                c.emit(f"xp[(i - start) * {nf} + {f}] = np.float32({x}) if {m} else np.float32(np.nan)")
         c.depth -= 2
         c.emit("model_block(X, MP, Y)")
         c.emit("for i in range(start, end):")

@@ -167,7 +167,7 @@ class Ruleset:
             kernel = self.kernel()
             batches = table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
             parts = [pa.RecordBatch.from_arrays([a for _, a in cols], names=[c for c, _ in cols])
-                     for cols in (kernel.run_batch(b, as_of) for b in batches)]
+                     for cols in kernel.run_batches(batches, as_of)]
             return pa.Table.from_batches(parts, schema=self.output_schema())
         if engine == "reference":
             from ..codegen.driver import as_of_days
