@@ -109,14 +109,19 @@ class Client:
 
     # -- decisions --------------------------------------------------------------------------
     def decide(self, record: dict, as_of: dt.date | str | None = None, *, now: dt.datetime | None = None,
-               timeout: float | None = None) -> dict[str, Any]:
+               actions: bool = True, timeout: float | None = None) -> dict[str, Any]:
         """Decide one account. Returns the decision row (``account_id``, ``as_of``,
         ``bundle_hash``, every ``<ruleset>.<output>`` and ``<ruleset>.rule``) plus
-        ``"actions"``: the action plan as a list of dicts (``kernel.schema`` ACTIONS columns)."""
+        ``"actions"``: the action plan as a list of dicts (``kernel.schema`` ACTIONS columns).
+        ``actions=False``: the decision and scores only (no ``"actions"`` key; the server
+        plans and checks nothing)."""
         request = decision_pb2.DecideRequest(account=convert.ACCOUNT.encode(record))
+        if not actions:
+            request.actions = False
         response = self._call(self._decisions.Decide, self._dates(request, as_of, now), timeout)
         row = convert.decision_dict(response.decision)
-        row["actions"] = [convert.ACTION.decode(a) for a in response.actions]
+        if actions:
+            row["actions"] = [convert.ACTION.decode(a) for a in response.actions]
         return row
 
     def decide_batch(self, table: pa.Table | pa.RecordBatch, as_of: dt.date | str | None = None, *,

@@ -170,6 +170,14 @@ class PipelineResult:
         return self._actions
 
 
+def _no_actions() -> dict[str, Any]:
+    """The action columns of a result whose actions were not asked for."""
+    text = np.zeros(0, dtype=object)
+    return {"action": np.zeros(0, np.int8), "priority": np.zeros(0), "earliest_at": np.zeros(0, np.int64),
+            "script": pa.array([], pa.string()), "script_id": text, "language": text, "outcome": np.zeros(0, np.int8),
+            "reason_code": text, "next_allowed_at": np.zeros(0, np.int64), "policy": text, "account_id": text}
+
+
 def _one_column(value) -> np.ndarray:
     out = np.empty(1, dtype=object)
     out[0] = value
@@ -327,29 +335,33 @@ class Pipeline:
         return sets, rules
 
     # -- running ---------------------------------------------------------------------------
-    def run(self, table: pa.Table | pa.RecordBatch, as_of: dt.date, now: dt.datetime) -> PipelineResult:
-        """Decide ``table`` (the book's columns) and plan, check and audit its actions."""
+    def run(self, table: pa.Table | pa.RecordBatch, as_of: dt.date, now: dt.datetime, *,
+            actions: bool = True) -> PipelineResult:
+        """Decide ``table`` (the book's columns) and plan, check and audit its actions.
+        ``actions=False``: the decisions only (valuation included), audited without actions."""
         decisions = self.kernel.decide(table, as_of)
-        return self.act(table, decisions, as_of, now)
+        return self.act(table, decisions, as_of, now, actions=actions)
 
-    def run_columns(self, columns: Mapping[str, np.ndarray], as_of: dt.date, now: dt.datetime) -> PipelineResult:
+    def run_columns(self, columns: Mapping[str, np.ndarray], as_of: dt.date, now: dt.datetime, *,
+                    actions: bool = True) -> PipelineResult:
         """The same for a few accounts given as NumPy columns (strings and enums as str
         arrays, dates as ``datetime64[D]``, instants as ``datetime64[us]``)."""
         decisions = self.kernel.decide_columns(columns, as_of)
-        return self.act(columns, decisions, as_of, now)
+        return self.act(columns, decisions, as_of, now, actions=actions)
 
-    def run_record(self, record: Mapping[str, Any], as_of: dt.date, now: dt.datetime) -> PipelineResult:
+    def run_record(self, record: Mapping[str, Any], as_of: dt.date, now: dt.datetime, *,
+                   actions: bool = True) -> PipelineResult:
         """The same for one account given as Python scalars (``Kernel.decide_record``'s
         form): no arrays are built on the way in. ``result.decision_record`` gives the
         decisions as scalars; ``decisions`` / ``decision_columns`` convert on access."""
         decisions = self.kernel.decide_record(record, as_of)
-        return self.act(Record(record), Record(decisions), as_of, now)
+        return self.act(Record(record), Record(decisions), as_of, now, actions=actions)
 
-    def act(self, book, decisions, as_of: dt.date, now: dt.datetime) -> PipelineResult:
+    def act(self, book, decisions, as_of: dt.date, now: dt.datetime, *, actions: bool = True) -> PipelineResult:
         """The stages after the kernel, then the audit log: ``decisions`` are the kernel's
         columns for ``book``. Returns once the audit record is durable (or, with ``[audit]
         sync = "interval"``, written)."""
-        result = self.stage(book, decisions, as_of, now)
+        result = self.stage(book, decisions, as_of, now, actions=actions)
         self.audit.append(*self.audit_record(result, as_of, now))
         return result
 
@@ -360,9 +372,10 @@ class Pipeline:
         decisions = _without_pii(result._decisions)
         return self._meta(as_of, now, _rows(decisions), actions, result.errors), decisions, actions
 
-    def stage(self, book, decisions, as_of: dt.date, now: dt.datetime) -> PipelineResult:
+    def stage(self, book, decisions, as_of: dt.date, now: dt.datetime, *, actions: bool = True) -> PipelineResult:
         """Valuation, collection strategy and compliance, without the audit log (benchmarks,
-        what-if runs). Use :meth:`run` or :meth:`act` for decisions that are acted on."""
+        what-if runs); with ``actions=False`` the valuation only (no action is planned). Use
+        :meth:`run` or :meth:`act` for decisions that are acted on."""
         n = _rows(book)
         if _rows(decisions) != n:
             raise PostloanError(f"the kernel returned {_rows(decisions)} decision rows for {n} accounts")
@@ -374,6 +387,8 @@ class Pipeline:
             extra = {name: np.full(n, None, dtype=object) if name in _TEXT_VALUATION else np.full(n, np.nan)
                      for name in _VALUATION_COLUMNS}
         batch.add(extra)
+        if not actions:
+            return PipelineResult(_with_columns(decisions, extra, book), _no_actions(), [])
         plan = self._plan(batch)
         errors: list[str] = []
         verdict = self._comply(batch, plan, errors)
@@ -590,7 +605,7 @@ def _checked_plan(plan: Any, n: int, who: str, plugin: str, hook: str) -> dict[s
     def bad(message: str) -> PluginError:
         return PluginError(f"{who}: {message}", plugin=plugin, hook=hook)
 
-    if not isinstance(plan, Mapping):
+    if not isinstance(plan, dict) and not isinstance(plan, Mapping):
         raise bad(f"plan() must return a mapping of columns, got {type(plan).__name__}")
     missing = [k for k in ("row", "action", "priority", "earliest_at") if k not in plan]
     if missing:
@@ -645,8 +660,9 @@ def _checked_plan(plan: Any, n: int, who: str, plugin: str, hook: str) -> dict[s
     elif not pa.types.is_string(script.type):
         raise bad(f"column 'script' must be text, got {script.type}")
     out["script"] = script
-    out["script_id"] = np.asarray(plan.get("script_id", np.full(m, None, dtype=object)), dtype=object)
-    language = np.asarray(plan.get("language", np.full(m, None, dtype=object)), dtype=object)
+    none = None if "script_id" in plan and "language" in plan else np.full(m, None, dtype=object)
+    out["script_id"] = np.asarray(plan["script_id"] if "script_id" in plan else none, dtype=object)
+    language = np.asarray(plan["language"] if "language" in plan else none, dtype=object)
     if m:
         used = set(language.tolist()) - {None}
         bad_language = [x for x in used if x not in ENUMS["language"]]

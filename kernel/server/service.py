@@ -86,8 +86,9 @@ class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
         if not request.HasField("account"):
             raise FieldError("account", "required")
         CALL.account_id = request.account.account_id
-        columns = engine.columns(request.account)
-        decision, actions, tier = engine.decide_one(columns, self._as_of(request), self._now(request))
+        record = engine.record(request.account)
+        with_actions = request.actions if request.HasField("actions") else True
+        decision, actions, tier = engine.decide_one(record, self._as_of(request), self._now(request), with_actions)
         self._server.metrics.count_decisions(tier or "NONE")
         return decision_pb2.DecideResponse(decision=decision, actions=actions)
 

@@ -496,6 +496,7 @@ class TieredStrategy(CollectionStrategy):
         self._language_of_country = np.array(
             [languages.index(settings["language"].get(c, "zh")) for c in countries] + [languages.index("zh")], np.int64)
         self._symbols = [str(settings["currency"].get(c, "")) for c in countries] + [""]    # index −1: the last, ""
+        self._constants = {language: settings[language] for language in ("zh", "en")}
         self._ids = np.array([t.id for t in self.templates.templates] + [None], dtype=object)
         self._language_names = np.array(languages, dtype=object)
         for country, language in settings["language"].items():
@@ -562,9 +563,8 @@ class TieredStrategy(CollectionStrategy):
                 "script_id": script_id, "language": language, "script": script}
 
     def _render(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: np.ndarray):
-        s = self.settings
         country = batch.enum("country")
-        renderer = _Renderer(batch, {k: s[k] for k in ("zh", "en")}, (self._symbols, country))
+        renderer = _Renderer(batch, self._constants, (self._symbols, country))
         language = self._language_of_country[country[rows]]
         chosen = self._pick[language, action, np.maximum(tier[rows], 0)]
         ids = self._ids[chosen]

@@ -97,6 +97,21 @@ def test_decide_equals_the_kernel_and_pipeline_in_process(scoring, in_process, s
     assert len(tiers) >= 3, tiers
 
 
+def test_decide_without_actions_gives_the_same_decision_and_audits_it(scoring, served, sample):
+    """actions = false: the decision and scores only, equal to the full call's; nothing is
+    planned, and the audit record holds the decision with no actions."""
+    from kernel.pipeline import read_audit
+    late = [r for r in sample.to_pylist() if r["dpd"] > 30][:3]
+    for record in late:
+        full = scoring.decide(record, AS_OF, now=NOW)
+        bare = scoring.decide(record, AS_OF, now=NOW, actions=False)
+        assert full.pop("actions") and "actions" not in bare
+        assert bare == full
+        audit = list(read_audit(served.engine.pipeline.audit.path))[-1]
+        assert audit.decisions["account_id"].to_pylist() == [record["account_id"]]
+        assert audit.meta["actions"] == 0 and audit.actions.num_rows == 0
+
+
 def test_decide_batch_equals_the_kernel_and_pipeline_in_process(scoring, in_process, small_book):
     kernel, pipeline = in_process
     book = small_book.slice(0, 2000)
@@ -164,6 +179,11 @@ def test_invalid_arguments_name_the_field(scoring, small_book):
     with pytest.raises(grpc.RpcError) as raw:
         scoring._decisions.Decide(request, metadata=scoring._metadata, timeout=10)
     assert raw.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "account.contract_date" in raw.value.details()
+    request = decision_pb2.DecideRequest(account=convert.ACCOUNT.encode(record))
+    request.account.gps_status = 99                  # a member a newer client knows and this server does not
+    with pytest.raises(grpc.RpcError) as raw:
+        scoring._decisions.Decide(request, metadata=scoring._metadata, timeout=10)
+    assert raw.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "account.gps_status" in raw.value.details()
     with pytest.raises(CallError) as err:
         scoring.decide_batch(small_book.slice(0, 5).drop_columns(["dpd"]), AS_OF)
     assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT and err.value.field == "accounts.dpd"

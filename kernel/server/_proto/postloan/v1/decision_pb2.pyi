@@ -64,14 +64,16 @@ class Decision(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., bundle_hash: _Optional[str] = ..., values: _Optional[_Mapping[str, Value]] = ..., rules: _Optional[_Mapping[str, Value]] = ...) -> None: ...
 
 class DecideRequest(_message.Message):
-    __slots__ = ("account", "as_of", "now")
+    __slots__ = ("account", "as_of", "now", "actions")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     NOW_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
     account: _contract_pb2.Account
     as_of: _date_pb2.Date
     now: _timestamp_pb2.Timestamp
-    def __init__(self, account: _Optional[_Union[_contract_pb2.Account, _Mapping]] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    actions: bool
+    def __init__(self, account: _Optional[_Union[_contract_pb2.Account, _Mapping]] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actions: _Optional[bool] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
     __slots__ = ("decision", "actions")
