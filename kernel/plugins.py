@@ -297,9 +297,15 @@ class PluginManager:
         """The plugin that provides component ``name`` of ``hook``."""
         return self.components(hook)[name][1]
 
-    def connector_for(self, uri: str) -> hookspecs.Connector:
-        """The connector handling ``uri``: by URI scheme, else by file suffix."""
+    def connector_for(self, uri: str, name: str | None = None) -> hookspecs.Connector:
+        """The connector handling ``uri``: the one called ``name`` if given, else by URI
+        scheme, else by file suffix."""
         connectors = self.connectors()
+        if name is not None:
+            if name not in connectors:
+                raise PostloanError(f"{uri}: no connector named {name!r} "
+                                    f"(connectors: {', '.join(sorted(connectors)) or 'none'})")
+            return connectors[name]
         scheme = urlparse(str(uri)).scheme.lower()
         if len(scheme) > 1:          # not a Windows drive letter
             for conn in connectors.values():
@@ -384,18 +390,18 @@ def _is_contract_dictionary(t: pa.DataType) -> bool:
 
 def read_batches(uri: str, *, table: str = "book", batch_size: int = 65_536,
                  required: Iterable[str] | None = None,
-                 manager: PluginManager | None = None) -> Iterator[pa.RecordBatch]:
-    """Stream ``uri`` through its connector, each batch conformed and validated against the
-    contract's ``table`` (only the ``required`` columns must be present — e.g. a kernel's
-    ``inputs`` — default all); a bad value is reported naming the column and its row in the
-    file. Batch jobs (and ``postloan decide``, once it reads through connectors) read any
-    connector's format through this."""
+                 manager: PluginManager | None = None, connector: str | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream ``uri`` through its connector (``connector`` names one; default: by scheme or
+    suffix), each batch conformed and validated against the contract's ``table`` (only the
+    ``required`` columns must be present — e.g. a kernel's ``inputs`` — default all); a bad
+    value is reported naming the column and its row in the file. Batch jobs and
+    ``postloan decide`` read any connector's format through this."""
     from .schema import SchemaError, arrow_schema, columns, validate
     if required is not None:
         contract = columns(table)
         required = [name for name in required if name in contract]
     manager = manager or default_manager()
-    conn = manager.connector_for(uri)
+    conn = manager.connector_for(uri, connector)
     plugin = manager.provider("postloan_connectors", conn.name)
     offset = 0
     try:
@@ -444,10 +450,11 @@ def _first_unknown_enum(raw: pa.RecordBatch, conformed: pa.RecordBatch, table: s
 
 
 def write_batches(uri: str, batches: Iterable[pa.RecordBatch], *, schema: pa.Schema,
-                  manager: PluginManager | None = None) -> int:
-    """Write ``batches`` to ``uri`` through its connector; returns the rows written."""
+                  manager: PluginManager | None = None, connector: str | None = None) -> int:
+    """Write ``batches`` to ``uri`` through its connector (``connector`` names one; default:
+    by scheme or suffix); returns the rows written."""
     manager = manager or default_manager()
-    conn = manager.connector_for(uri)
+    conn = manager.connector_for(uri, connector)
     plugin = manager.provider("postloan_connectors", conn.name)
     try:
         return int(conn.write(str(uri), batches, schema=schema))

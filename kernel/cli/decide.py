@@ -1,24 +1,58 @@
-"""postloan decide: decide a whole book (Parquet in, Parquet out), streaming by batches."""
+"""postloan decide: decide a whole book in any connector's format, streaming by batches."""
 from __future__ import annotations
 
 from . import args as a
 
-HELP = "decide every account of a Parquet book with a bundle; write the decisions to Parquet"
-DESCRIPTION = """Decide every account of a book (Parquet, the data contract's book columns) with a bundle
-(default: the shipped bundle) and write one decision row per account: account_id, as_of,
-bundle_hash, then every decision column (<ruleset>.<output>, <model>.<output>, <ruleset>.rule).
-The book is read and written in batches, so memory stays bounded whatever its size.
+HELP = "decide every account of a book (Parquet, Arrow IPC, CSV, SQLite…) with a bundle; write the decisions"
+DESCRIPTION = """Decide every account of a book (the data contract's book columns) with a bundle (default:
+the shipped bundle) and write one decision row per account: account_id, as_of, bundle_hash,
+then every decision column (<ruleset>.<output>, <model>.<output>, <ruleset>.rule).
 
-A column the bundle reads that is missing or has the wrong type is rejected before anything
-is written, naming the column (exit status 2).
+Both files go through the connector plugins (`postloan plugins` lists them): the format
+follows the file's extension (.parquet, .arrow/.feather/.arrows, .csv, .sqlite/.db, or a URI
+such as sqlite:///book.db?table=book), or --format (both files), --in-format, --out-format
+name a connector. The book is read, decided and written batch by batch, so memory stays
+bounded whatever its size. Formats without nested lists (all but Parquet and Arrow IPC) get
+a collect ruleset's fired rules as one text cell, ids separated by ';'.
 
-example:
-  postloan decide --in book.parquet --out decisions.parquet --as-of 2026-11-28"""
+A bad book is rejected before any decision is written, naming the column (and the row, for a
+bad value) in one line (exit status 2); an existing output file is left as it was.
+
+examples:
+  postloan decide --in book.parquet --out decisions.parquet --as-of 2026-11-28
+  postloan decide --in book.csv --out decisions.sqlite
+  postloan decide --in export.txt --in-format csv --out decisions.arrow"""
+
+#: connectors whose formats store list columns as lists
+NESTED_FORMATS = ("parquet", "arrow")
+#: separator of rule ids in the text form of a collect ruleset's fired rules
+RULE_SEPARATOR = ";"
+
+
+def _book(text: str) -> str:
+    """A file that must exist, or a connector URI (scheme://…), which its connector checks."""
+    from urllib.parse import urlparse
+    if len(urlparse(text).scheme) > 1:
+        return text
+    return a.existing_file(text)
+
+
+def _target(text: str) -> str:
+    from urllib.parse import urlparse
+    if len(urlparse(text).scheme) > 1:
+        return text
+    return a.output_file(text)
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--in", dest="input", type=a.existing_file, required=True, help="the book (Parquet)")
-    p.add_argument("--out", type=a.output_file, required=True, help="the decisions (Parquet)")
+    p.add_argument("--in", dest="input", type=_book, required=True,
+                   help="the book: a file (format by extension) or a connector URI")
+    p.add_argument("--out", type=_target, required=True,
+                   help="the decisions: a file (format by extension) or a connector URI")
+    p.add_argument("--format", default=None, metavar="CONNECTOR",
+                   help="connector for both files, e.g. parquet, arrow, csv, sqlite (default: by extension)")
+    p.add_argument("--in-format", default=None, metavar="CONNECTOR", help="connector for --in")
+    p.add_argument("--out-format", default=None, metavar="CONNECTOR", help="connector for --out")
     p.add_argument("--as-of", type=a.date, default=None, help="decision date YYYY-MM-DD (default: today)")
     p.add_argument("--bundle", type=a.existing_path, default=None,
                    help="bundle folder or file (default: the shipped bundle, or $POSTLOAN_BUNDLE)")
@@ -28,55 +62,115 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     import datetime as dt
-    import os
     import time
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from ..errors import PostloanError
+    from .. import plugins
     from ..runtime import Kernel
     from .progress import bar
 
     as_of = args.as_of or dt.date.today()
-    try:
-        book = pq.ParquetFile(args.input)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise PostloanError(f"{args.input}: not a readable Parquet file ({e})") from None
+    in_format = args.in_format or args.format
+    out_format = args.out_format or args.format
+    manager = plugins.default_manager()
+    # resolve both connectors first: an unknown format or extension fails before any work
+    reader = manager.connector_for(args.input, in_format)
+    writer = manager.connector_for(args.out, out_format)
     kernel = Kernel.load(args.bundle)
-    schema = book.schema_arrow
-    kernel.check_columns(schema, source=args.input)
-    prefix = [pa.field("account_id", pa.string()), pa.field("as_of", pa.date32()),
-              pa.field("bundle_hash", pa.string())]
-    out_schema = pa.schema(prefix + list(kernel.output_schema))
-    has_id = "account_id" in schema.names
-    rows = book.metadata.num_rows
-    tmp = args.out + ".partial"
+    batches = read_ahead(plugins.read_batches(args.input, required=list(kernel.inputs), batch_size=args.batch_rows,
+                                              manager=manager, connector=reader.name))
+    nested = writer.name in NESTED_FORMATS
+    out_schema = decision_schema(kernel, nested)
     start = time.perf_counter()
-    try:
-        with pq.ParquetWriter(tmp, out_schema) as writer, \
-                bar(rows, "deciding", unit="acct", disable=args.quiet) as progress:
-            for batch in book.iter_batches(batch_size=args.batch_rows, columns=_wanted(kernel, schema)):
-                decided = next(kernel.decide_batches([batch], as_of))
-                n = batch.num_rows
-                ids = batch.column("account_id").cast(pa.string()) if has_id else pa.nulls(n, pa.string())
-                fixed = [ids, pa.array([as_of] * n, pa.date32()),
-                         pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int8()),
-                                                        pa.array([kernel.bundle_hash])).cast(pa.string())]
-                writer.write_batch(pa.RecordBatch.from_arrays(fixed + decided.columns, schema=out_schema))
-                progress.update(n)
-        os.replace(tmp, args.out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with bar(None, "deciding", unit="acct", disable=args.quiet) as progress:
+        decided = _decisions(kernel, batches, as_of, out_schema, nested, args.input, progress)
+        rows = plugins.write_batches(args.out, decided, schema=out_schema, manager=manager, connector=writer.name)
     seconds = time.perf_counter() - start
     print(f"decided {rows:,} accounts into {args.out} in {seconds:.1f} s "
           f"({rows / max(seconds, 1e-9):,.0f} accounts/s; bundle {kernel.bundle_hash[:12]})")
     return 0
 
 
-def _wanted(kernel, schema) -> list[str]:
-    names = list(kernel.inputs)
-    if "account_id" in schema.names:
-        names.append("account_id")
-    return names
+def decision_schema(kernel, nested: bool = True):
+    """The decision file's schema: account_id, as_of, bundle_hash, then every decision column
+    (collect rule lists as text when ``nested`` is false)."""
+    import pyarrow as pa
+    fields = [pa.field("account_id", pa.string()), pa.field("as_of", pa.date32()),
+              pa.field("bundle_hash", pa.string())]
+    for field in kernel.output_schema:
+        if not nested and pa.types.is_list(field.type):
+            field = pa.field(field.name, pa.string())
+        fields.append(field)
+    # names the table where a store has tables (SQLite: "decisions" unless the URI names one)
+    return pa.schema(fields, metadata={"postloan.table": "decisions"})
+
+
+def _decisions(kernel, batches, as_of, schema, nested: bool, source: str, progress):
+    """Decision batches, one per book batch (the book's first batch is checked against the
+    bundle before the first decision is made)."""
+    import pyarrow as pa
+    as_of_value = pa.scalar(as_of, pa.date32())
+    bundle_hash = pa.scalar(kernel.bundle_hash, pa.string())
+    for batch in batches:
+        kernel.check_columns(batch.schema, source=source)
+        n = batch.num_rows
+        decided = next(kernel.decide_batches([batch], as_of))
+        ids = batch.column("account_id").cast(pa.string()) if "account_id" in batch.schema.names \
+            else pa.nulls(n, pa.string())
+        columns = [ids, pa.repeat(as_of_value, n), pa.repeat(bundle_hash, n)]
+        columns += decided.columns if nested else [_flat(c) for c in decided.columns]
+        progress.update(n)
+        yield pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def read_ahead(iterable, depth: int = 2):
+    """Iterate ``iterable`` in a background thread, up to ``depth`` items ahead: the next
+    batches are read, decompressed and validated (Arrow releases the GIL) while this one is
+    decided and written. An exception is raised here, where the item would have been; a
+    consumer that stops early stops the thread."""
+    import queue
+    import threading
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((done, None))
+        except BaseException as e:       # handed to the consumer, raised there
+            items.put((done, e))
+    thread = threading.Thread(target=produce, name="postloan-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = items.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():         # unblock a producer waiting on a full queue
+            try:
+                items.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+
+
+def _flat(column):
+    """A list of rule ids as one text cell (ids joined by RULE_SEPARATOR); other columns as
+    they are."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    if not pa.types.is_list(column.type):
+        return column
+    return pc.binary_join(column.cast(pa.list_(pa.string())), RULE_SEPARATOR)

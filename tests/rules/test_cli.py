@@ -1,11 +1,9 @@
-"""postloan check / test / decide: output, exit status, streaming."""
+"""postloan check / test: output and exit status (decide: test_cli_decide.py)."""
 import shutil
-
-import pyarrow.parquet as pq
 
 from kernel.cli import main
 
-from .conftest import AS_OF, HERE
+from .conftest import HERE
 from .test_bundle import ACTION, BUCKET, write
 
 
@@ -50,31 +48,3 @@ def test_test_runs_examples_and_reports_failures(tmp_path, capsys):
 def test_test_refuses_a_broken_ruleset(capsys):
     assert main(["test", str(HERE / "golden" / "errors" / "types.yaml")]) == 1
     assert "do not compile" in capsys.readouterr().err
-
-
-def test_decide_streams_a_parquet_book(tmp_path, small_book, capsys):
-    bundle = write(tmp_path / "bundle" if (tmp_path / "bundle").mkdir() is None else tmp_path, bucket=BUCKET, action=ACTION)
-    book = tmp_path / "book.parquet"
-    pq.write_table(small_book.slice(0, 2500), book, row_group_size=1000)
-    out = tmp_path / "decisions.parquet"
-    assert main(["decide", "--in", str(book), "--out", str(out), "--as-of", AS_OF.isoformat(),
-                 "--bundle", str(bundle), "--batch-rows", "700", "--quiet"]) == 0
-    decided = pq.read_table(out)
-    assert decided.num_rows == 2500
-    assert decided.column_names[:3] == ["account_id", "as_of", "bundle_hash"]
-    assert decided.column("account_id").to_pylist() == small_book.column("account_id").to_pylist()[:2500]
-    assert set(decided.column("as_of").to_pylist()) == {AS_OF}
-    late = [d > 30 for d in small_book.column("dpd").to_pylist()[:2500]]
-    assert decided.column("bucket.late").to_pylist() == late
-    assert "decided 2,500 accounts" in capsys.readouterr().out
-
-
-def test_decide_rejects_a_missing_column_in_one_line(tmp_path, small_book, capsys):
-    bundle = write(tmp_path, bucket=BUCKET, action=ACTION)
-    book = tmp_path / "book.parquet"
-    pq.write_table(small_book.slice(0, 10).drop_columns(["overdue_amount"]), book)
-    out = tmp_path / "decisions.parquet"
-    assert main(["decide", "--in", str(book), "--out", str(out), "--bundle", str(bundle), "--quiet"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "missing column `overdue_amount`" in err and str(book) in err
-    assert not out.exists()
