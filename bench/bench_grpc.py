@@ -1,7 +1,14 @@
 """The gRPC service against a bare grpcio server of the same shape, in one run.
 
 * Decide p50 / p99 against ``grpc_echo_peer.py`` (same method path, same request and response
-  bytes, same thread pool, own process; no kernel, no interceptors). Goal: p50 ≤ 1.3× echo.
+  bytes, same thread pool, own process; no kernel, no interceptors), in three modes, each with
+  its ratio (goal: p50 ≤ 1.3× echo):
+  (a) decision + actions, audit ``--audit-sync always`` (each record fdatasync'd);
+  (b) decision + actions, audit ``--audit-sync interval``;
+  (c) decision only (``DecideRequest.actions = false``), audit interval — and, for the
+      record, (c′) decision only with audit always.
+  (a)/(b) are compared with an echo answering the full response, (c) with one answering the
+  decision-only response.
 * DecideBatch accounts/s with 10,000-account batches, against the same batch decided in
   process (the pipeline without the network): the ratio is what gRPC + Arrow IPC cost.
 * A load at concurrency 64 for POSTLOAN_BENCH_LOAD_SECONDS (30 by default): zero errors.
@@ -68,14 +75,25 @@ def book():
     return generate(10_000, seed=5, as_of=AS_OF)
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def _serve(tmp_path_factory, *flags: str):
     audit = tmp_path_factory.mktemp("audit") / "audit.log"
     proc, port = _spawn([sys.executable, "-m", "kernel", "serve", "--port", "0", "--threads", "16",
-                         "--audit-log", str(audit)], '"listening"')
+                         "--audit-log", str(audit), *flags], '"listening"')
     client = Client(f"127.0.0.1:{port}", timeout=120)
     try:
         client.wait_until_serving(600)
+    except BaseException:
+        client.close()
+        _stop(proc)
+        raise
+    return proc, client, port
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    """postloan serve with the default audit durability (sync always)."""
+    proc, client, port = _serve(tmp_path_factory)
+    try:
         yield client, port
     finally:
         client.close()
@@ -83,22 +101,40 @@ def service(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def echo(service, book, tmp_path_factory):
-    """The echo peer, answering with the real service's response for the benchmark account."""
-    _, port = service
-    import grpc
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        response = decision_pb2_grpc.DecisionServiceStub(channel).Decide(_request(book))
-    path = tmp_path_factory.mktemp("echo") / "response.bin"
-    path.write_bytes(response.SerializeToString())
-    proc, echo_port = _spawn([sys.executable, str(HERE / "grpc_echo_peer.py"), "--port", "0", "--threads", "16",
-                              "--response", str(path)], "port ")
-    client = Client(f"127.0.0.1:{echo_port}", timeout=30)
+def service_interval(tmp_path_factory):
+    """postloan serve --audit-sync interval."""
+    proc, client, port = _serve(tmp_path_factory, "--audit-sync", "interval")
     try:
         yield client
     finally:
         client.close()
         _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def echo(service, book, tmp_path_factory):
+    """Echo peers answering with the real service's responses for the benchmark account:
+    ``"full"`` (decision and actions) and ``"decision"`` (actions = false)."""
+    _, port = service
+    import grpc
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = decision_pb2_grpc.DecisionServiceStub(channel)
+        responses = {"full": stub.Decide(_request(book)), "decision": stub.Decide(_request(book, actions=False))}
+    procs, clients = [], {}
+    try:
+        for name, response in responses.items():
+            path = tmp_path_factory.mktemp("echo") / f"{name}.bin"
+            path.write_bytes(response.SerializeToString())
+            proc, echo_port = _spawn([sys.executable, str(HERE / "grpc_echo_peer.py"), "--port", "0", "--threads",
+                                      "16", "--response", str(path)], "port ")
+            procs.append(proc)
+            clients[name] = Client(f"127.0.0.1:{echo_port}", timeout=30)
+        yield clients
+    finally:
+        for client in clients.values():
+            client.close()
+        for proc in procs:
+            _stop(proc)
 
 
 def _account(book) -> dict:
@@ -107,9 +143,12 @@ def _account(book) -> dict:
     return book.filter(pc.greater(book["dpd"], 10)).slice(0, 1).to_pylist()[0]
 
 
-def _request(book) -> decision_pb2.DecideRequest:
-    return decision_pb2.DecideRequest(account=convert.ACCOUNT.encode(_account(book)),
-                                      as_of=convert.date_message(AS_OF), now=convert.timestamp_message(NOW))
+def _request(book, actions: bool = True) -> decision_pb2.DecideRequest:
+    request = decision_pb2.DecideRequest(account=convert.ACCOUNT.encode(_account(book)),
+                                         as_of=convert.date_message(AS_OF), now=convert.timestamp_message(NOW))
+    if not actions:
+        request.actions = False
+    return request
 
 
 def _latencies(call, n: int) -> list[float]:
@@ -121,27 +160,50 @@ def _latencies(call, n: int) -> list[float]:
     return out
 
 
-def test_decide_latency_against_echo(benchmark, service, echo, book):
+#: (mode, which echo it is compared with)
+MODES = {"a_actions_sync_always": "full", "b_actions_sync_interval": "full",
+         "c_decision_only_sync_interval": "decision", "c_decision_only_sync_always": "decision"}
+
+
+def test_decide_latency_against_echo(benchmark, service, service_interval, echo, book):
     client, _ = service
     record = _account(book)
-    decide = lambda: client.decide(record, AS_OF, now=NOW)            # noqa: E731
-    bare = lambda: echo.decide(record, AS_OF, now=NOW)                # noqa: E731  same client work
-    first = decide()
-    assert first == bare() and first["actions"], "the echo must answer exactly what the service does"
-    blocks, per_block = (2, 20) if _smoke(benchmark) else (20, 250)
-    ours, peer = [], []
-    _latencies(decide, per_block), _latencies(bare, per_block)       # warm both connections
-    for _ in range(blocks):
-        ours += _latencies(decide, per_block)
-        peer += _latencies(bare, per_block)
+    calls = {
+        "a_actions_sync_always": lambda: client.decide(record, AS_OF, now=NOW),
+        "b_actions_sync_interval": lambda: service_interval.decide(record, AS_OF, now=NOW),
+        "c_decision_only_sync_interval": lambda: service_interval.decide(record, AS_OF, now=NOW, actions=False),
+        "c_decision_only_sync_always": lambda: client.decide(record, AS_OF, now=NOW, actions=False),
+        "echo_full": lambda: echo["full"].decide(record, AS_OF, now=NOW),                    # same client work
+        "echo_decision": lambda: echo["decision"].decide(record, AS_OF, now=NOW, actions=False),
+    }
+    first = calls["a_actions_sync_always"]()
+    assert first == calls["echo_full"]() == calls["b_actions_sync_interval"]() and first["actions"], \
+        "the echo must answer exactly what the service does"
+    assert calls["c_decision_only_sync_interval"]() == calls["echo_decision"]() == \
+        {k: v for k, v in first.items() if k != "actions"}
+    blocks, per_block = (2, 20) if _smoke(benchmark) else (20, 200)
+    times: dict[str, list] = {name: [] for name in calls}
+    for call in calls.values():                                      # warm every connection
+        _latencies(call, per_block)
+    for _ in range(blocks):                                          # alternate: noise hits all alike
+        for name, call in calls.items():
+            times[name] += _latencies(call, per_block)
     p = lambda xs, q: float(np.percentile(xs, q)) * 1e6               # noqa: E731  µs
-    figures = {"decide_p50_us": p(ours, 50), "decide_p99_us": p(ours, 99), "echo_p50_us": p(peer, 50),
-               "echo_p99_us": p(peer, 99), "calls_each": len(ours)}
-    figures["p50_ratio"] = figures["decide_p50_us"] / figures["echo_p50_us"]
-    figures["p99_ratio"] = figures["decide_p99_us"] / figures["echo_p99_us"]
+    figures: dict = {"calls_each": len(times["echo_full"])}
+    for name in calls:
+        figures[f"{name}_p50_us"], figures[f"{name}_p99_us"] = p(times[name], 50), p(times[name], 99)
+    for mode, peer in MODES.items():
+        figures[f"{mode}_p50_ratio"] = figures[f"{mode}_p50_us"] / figures[f"echo_{peer}_p50_us"]
+        figures[f"{mode}_p99_ratio"] = figures[f"{mode}_p99_us"] / figures[f"echo_{peer}_p99_us"]
     benchmark.extra_info.update(figures)
-    print("\nDecide vs bare echo:", json.dumps({k: round(v, 2) for k, v in figures.items()}))
-    benchmark.pedantic(decide, rounds=1 if _smoke(benchmark) else 200, iterations=1)
+    print("\nDecide vs bare echo (µs):")
+    for mode, peer in MODES.items():
+        print(f"  {mode:32s} p50 {figures[f'{mode}_p50_us']:7.0f} ({figures[f'{mode}_p50_ratio']:.2f}× echo)  "
+              f"p99 {figures[f'{mode}_p99_us']:7.0f} ({figures[f'{mode}_p99_ratio']:.2f}× echo)")
+    for peer in ("full", "decision"):
+        print(f"  {'echo_' + peer:32s} p50 {figures[f'echo_{peer}_p50_us']:7.0f}            "
+              f"p99 {figures[f'echo_{peer}_p99_us']:7.0f}")
+    benchmark.pedantic(calls["a_actions_sync_always"], rounds=1 if _smoke(benchmark) else 200, iterations=1)
 
 
 def test_decide_batch_throughput(benchmark, service, book, tmp_path):
@@ -213,12 +275,19 @@ def test_load_at_concurrency_64(benchmark, service, book):
 
 
 def test_where_decide_time_goes(benchmark, book, tmp_path):
-    """In process, per stage of one Decide (µs): decode, kernel, pipeline, response."""
+    """In process, per stage of one Decide (µs): parse, Account → record, kernel, the stage
+    after it, the audit record (encode; append per sync mode), the response."""
+    from kernel.hookspecs import Record
+    from kernel.pipeline import AuditLog, encode_record
     from kernel.server.engine import load_engine
 
-    engine = load_engine(None, audit_path=str(tmp_path / "audit.log"))
+    # sync "interval": the response's share is decide_one − run_record, which an fdatasync's
+    # variance would swamp; the append in each mode is measured on its own below
+    engine = load_engine(None, audit_path=str(tmp_path / "audit.log"), audit_sync="interval")
+    pipeline, kernel = engine.pipeline, engine.kernel
     account = convert.ACCOUNT.encode(_account(book))
-    columns = engine.columns(account)
+    record = engine.record(account)
+    decided = kernel.decide_record(record, AS_OF)
     n = 20 if _smoke(benchmark) else 500
 
     def per_call(fn) -> float:
@@ -228,23 +297,30 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
             fn()
         return (time.perf_counter() - start) / n * 1e6
 
-    decided = engine.pipeline.run_columns(columns, AS_OF, NOW)
-    message, actions, _ = engine.decide_one(columns, AS_OF, NOW)
+    result = pipeline.stage(Record(record), Record(decided), AS_OF, NOW)
+    audit = pipeline.audit_record(result, AS_OF, NOW)
+    always = AuditLog(tmp_path / "always.log")
+    interval = AuditLog(tmp_path / "interval.log", sync="interval")
+    message, actions, _ = engine.decide_one(record, AS_OF, NOW)
     response = decision_pb2.DecideResponse(decision=message, actions=actions)
     request_bytes = _request(book).SerializeToString()
     figures = {
         "parse_request_us": per_call(lambda: decision_pb2.DecideRequest.FromString(request_bytes)),
-        "account_to_columns_us": per_call(lambda: engine.columns(account)),
-        "kernel_decide_columns_us": per_call(lambda: engine.kernel.decide_columns(columns, AS_OF)),
-        "pipeline_after_kernel_us": per_call(lambda: engine.pipeline.act(columns, engine.kernel.decide_columns(
-            columns, AS_OF), AS_OF, NOW)) - 0.0,
-        "audit_append_us": per_call(lambda: engine.pipeline.audit.append({"bench": True}, {}, {})),
-        "decide_one_total_us": per_call(lambda: engine.decide_one(columns, AS_OF, NOW)),
+        "account_to_record_us": per_call(lambda: engine.record(account)),
+        "kernel_decide_record_us": per_call(lambda: kernel.decide_record(record, AS_OF)),
+        "stage_with_actions_us": per_call(lambda: pipeline.stage(Record(record), Record(decided), AS_OF, NOW)),
+        "stage_decision_only_us": per_call(lambda: pipeline.stage(Record(record), Record(decided), AS_OF, NOW,
+                                                                  actions=False)),
+        "audit_encode_us": per_call(lambda: encode_record(*audit)),
+        "audit_append_sync_always_us": per_call(lambda: always.append(*audit)),
+        "audit_append_sync_interval_us": per_call(lambda: interval.append(*audit)),
+        "decide_one_us": per_call(lambda: engine.decide_one(record, AS_OF, NOW)),
+        "run_record_us": per_call(lambda: pipeline.run_record(record, AS_OF, NOW)),
         "serialize_response_us": per_call(response.SerializeToString),
-        "actions": len(decided.action_columns["action"]),
+        "actions": len(actions),
     }
-    figures["pipeline_after_kernel_us"] -= figures["kernel_decide_columns_us"]
+    figures["response_us"] = figures["decide_one_us"] - figures["run_record_us"]
     benchmark.extra_info.update(figures)
     print("\nWhere Decide's time goes:", json.dumps({k: round(v, 1) for k, v in figures.items()}))
-    benchmark.pedantic(lambda: engine.decide_one(columns, AS_OF, NOW), rounds=1 if _smoke(benchmark) else 100,
+    benchmark.pedantic(lambda: engine.decide_one(record, AS_OF, NOW), rounds=1 if _smoke(benchmark) else 100,
                        iterations=1)
