@@ -102,7 +102,7 @@ def test_a_few_accounts_get_the_actions_they_get_in_a_large_batch(pipeline, smal
     against the same accounts among 300 as an Arrow table."""
     dpd = small_book["dpd"].to_numpy()
     delinquent = np.flatnonzero(dpd > 0)
-    rows = [int(delinquent[p % delinquent.size]) if p % 3 else p for p in picks]
+    rows = list(dict.fromkeys(int(delinquent[p % delinquent.size]) if p % 3 else p for p in picks))   # distinct accounts
     others = [r for r in range(300) if r not in rows]
     large = small_book.take(pa.array(rows + others[:300 - len(rows)]))
     now = around + dt.timedelta(minutes=minutes)
