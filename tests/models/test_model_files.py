@@ -1,11 +1,13 @@
 """Bad model files, the onnxruntime fallback, and the shipped models."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from onnx import TensorProto as T
 from onnx import helper as h
@@ -16,6 +18,7 @@ from model_helpers import model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED = os.path.join(ROOT, "models")
+AS_OF = dt.date(2026, 11, 28)
 
 
 def _scaler(features=None, opset=17, ml_opset=3):
@@ -106,8 +109,9 @@ def test_shipped_models_compile_to_numba_with_the_contract(shipped):
     assert [o.qualified for o in pd.outputs] == ["pd_model.probability", "pd_model.label"]
     assert [(o.qualified, o.type) for o in rv.outputs] == [("rv_model.price", "float")]
     book = schema.columns("book")
+    outputs = {f"{rs.name}.{o.name}" for rs in _shipped_rulesets() for o in rs.ir.outputs}
     for m in shipped.values():
-        assert all(i.name in book for i in m.inputs)
+        assert all(i.name in book or i.name in outputs for i in m.inputs)
         assert all(i.categories for i in m.inputs if i.kind == "category")
         for key in ("features", "outputs", "version", "metrics", "training_date", "seed"):
             assert key in m.metadata, key
@@ -119,8 +123,23 @@ def test_shipped_models_compile_to_numba_with_the_contract(shipped):
     assert only_bundle_models == ["pd_model.onnx", "rv_model.onnx"]
 
 
+def _shipped_rulesets():
+    return [kernel.compile_ruleset(p) for p in sorted(os.listdir(os.path.join(ROOT, "rulesets")))
+            if p.endswith(".yaml") for p in [os.path.join(ROOT, "rulesets", p)]]
+
+
+def _with_vehicle_profile(book, as_of):
+    """The book plus the vehicle_profile outputs a model may read."""
+    profile = kernel.compile_ruleset(os.path.join(ROOT, "rulesets", "vehicle_profile.yaml")).evaluate(book, as_of)
+    for name in profile.column_names:
+        if not name.endswith(".rule"):
+            book = book.append_column(name, profile.column(name))
+    return book
+
+
 def test_shipped_models_score_the_book_like_onnxruntime(shipped, small_book):
     from kernel.models.features import feature_matrix
+    small_book = _with_vehicle_profile(small_book, AS_OF)
     for m in shipped.values():
         X = feature_matrix(small_book, m.inputs, m.name)
         block, ref = m.score(X), m.run_matrix(X)
@@ -136,12 +155,17 @@ def test_shipped_models_score_the_book_like_onnxruntime(shipped, small_book):
 def test_train_is_deterministic_and_writes_models_and_cards(tmp_path, monkeypatch):
     from kernel.cli import main
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1780000000")
-    outs = []
-    for run in ("a", "b"):
-        out = tmp_path / run
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
         out.mkdir()
-        assert main(["train", "--out", str(out), "--seed", "3", "--pd-rows", "4000", "--rv-rows", "1500"]) == 0
-        outs.append(out)
+    arguments = ["train", "--seed", "3", "--pd-rows", "4000", "--rv-rows", "1500", "--out"]
+    assert main(arguments + [str(outs[0])]) == 0
+    # and in another process, whose string hashing differs (set orders must not leak into files)
+    import subprocess
+    import sys
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": ROOT}
+    subprocess.run([sys.executable, "-m", "kernel"] + arguments + [str(outs[1])], env=env, check=True,
+                   capture_output=True, cwd=ROOT)
     for name in ("pd_model.onnx", "rv_model.onnx", "pd_model.md", "rv_model.md"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
     card = (outs[0] / "pd_model.md").read_text()
@@ -149,3 +173,58 @@ def test_train_is_deterministic_and_writes_models_and_cards(tmp_path, monkeypatc
     assert "SIMULATED" in (outs[0] / "rv_model.md").read_text()
     m = kernel.compile_model(outs[0] / "pd_model.onnx")
     assert m.metadata["seed"] == "3" and m.metadata["training_date"] == "2026-05-28"
+
+
+# ---- the residual-value model -------------------------------------------------------------------
+def test_rv_model_reads_the_bundles_age_and_ends_in_exp(shipped):
+    from kernel.models import training
+    rv = shipped["rv_model"]
+    assert [i.name for i in rv.inputs][:3] == ["vehicle_profile.age_years", "mileage_km", "purchase_price"]
+    assert "model_year" not in {i.name for i in rv.inputs}
+    assert rv.metadata["version"] == "2.0.0"
+    import onnx
+    graph = onnx.load(os.path.join(SHIPPED, "rv_model.onnx")).graph
+    assert [n.op_type for n in graph.node][-2:] == ["Add", "Exp"] and graph.output[0].name == "price"
+    # the age the model was trained on is the one the ruleset computes on the sale date
+    cars = training.simulate_auctions(400, seed=1)
+    table = pa.table({"model_year": cars["model_year"], "mileage_km": cars["mileage_km"],
+                      "contract_date": pa.array([dt.date(2024, 1, 1)] * 400), "principal": cars["purchase_price"],
+                      "purchase_price": cars["purchase_price"], "installments_paid": [0] * 400,
+                      "term_months": [36] * 400, "insurance_expiry_date": pa.array([None] * 400, pa.date32())})
+    profile = kernel.compile_ruleset(os.path.join(ROOT, "rulesets", "vehicle_profile.yaml"))
+    age = profile.evaluate(table, dt.date(2026, 6, 30)).column("vehicle_profile.age_years").to_numpy()
+    assert np.array_equal(age, cars["vehicle_profile.age_years"])
+
+
+def test_rv_model_never_prices_a_car_below_zero(shipped):
+    """The worst cars the model can be asked about (old, worn, grade E, the cheapest models,
+    extreme and missing numbers) all get a positive, finite price."""
+    from kernel.models import training
+    rv = shipped["rv_model"]
+    cats = training.rv_categories()
+    rng = np.random.default_rng(4)
+    n = 5000
+    X = np.empty((n, len(rv.inputs)), np.float32)
+    X[:, 0] = rng.choice([0, 10, 15, 30, 80, np.nan], n)                            # age in years
+    X[:, 1] = rng.choice([0, 150_000, 400_000, 2_000_000, np.nan], n)                # mileage
+    X[:, 2] = rng.choice([1, 30_000, 60_000, 3_000_000, np.nan], n)                  # purchase price
+    for j, feature in enumerate(rv.inputs[3:], 3):
+        X[:, j] = rng.integers(-1, len(cats[feature.name]), n)                       # -1: unknown
+    for price in (rv.score(X)[:, 0], rv.run_matrix(X)[:, 0]):
+        assert np.all(np.isfinite(price)) and price.min() > 0
+
+
+def test_a_valuation_follows_the_decision_date(shipped, small_book):
+    """The same cars decided three years later are valued as three years older: the bundle
+    feeds the model vehicle_profile.age_years of the decision date."""
+    from kernel.models.features import feature_matrix
+    rv, bundle = shipped["rv_model"], kernel.Kernel.load()
+    book = small_book.slice(0, 300)
+    now = bundle.decide(book, AS_OF).column("rv_model.price").to_numpy()
+    later_date = dt.date(AS_OF.year + 3, AS_OF.month, AS_OF.day)
+    later = bundle.decide(book, later_date).column("rv_model.price").to_numpy()
+    X = feature_matrix(_with_vehicle_profile(book, AS_OF), rv.inputs)
+    # the age vehicle_profile.yaml defines, three years on: year of the date − model year, ≥ 0
+    X[:, 0] = np.maximum(later_date.year - book.column("model_year").to_numpy(), 0)
+    np.testing.assert_allclose(later, rv.run_matrix(X)[:, 0], rtol=1e-5)
+    assert np.median(later / now) < 0.85               # and worth less

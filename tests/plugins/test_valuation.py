@@ -170,6 +170,8 @@ def test_rv_model_scores_the_books_cars_like_onnxruntime(manager, small_book):
     got = method.value(batch, rows)
     model = method._compiled()
     records = book.to_pylist()
+    for rec in records:         # the age rulesets/vehicle_profile.yaml gives the model: year − model year, ≥ 0
+        rec["vehicle_profile.age_years"] = max(2026 - rec["model_year"], 0)
     reference = np.array([[float(records[r][f.name]) if f.kind != "category" else
                            (f.categories.index(records[r][f.name]) if records[r][f.name] in f.categories else -1)
                            for f in model.inputs] for r in rows], np.float32)
