@@ -200,6 +200,15 @@ def test_collection_tier_against_durable_rules(benchmark, compiled, durable_rate
     kernel_s = benchmark.stats.stats.median if benchmark.stats else _median_seconds(tier.evaluate, big, rounds)
     batched_s = _median_seconds(tier.evaluate, batched, rounds)
     _report(benchmark, "collection_tier", durable_rate, n_kernel, kernel_s, batched_s)
+    # the fixed cost of one batch: a one-row batch through the compiled kernel (schema check,
+    # addresses, outputs, Arrow arrays), and the extra time the 65,536-row batches took per batch
+    one = big.slice(0, 1).to_batches()[0]
+    compiled = tier.kernel()
+    fixed_us = _median_seconds(lambda b, as_of: compiled.run_batch(b, as_of), one, 200 if not smoke else 20) * 1e6
+    per_batch_us = (batched_s - kernel_s) / len(batched.to_batches()) * 1e6
+    benchmark.extra_info.update({"one_row_batch_us": round(fixed_us, 1), "extra_per_batch_us": round(per_batch_us, 1)})
+    print(f"per batch: a one-row batch costs {fixed_us:,.0f} µs; the {BATCH_ROWS:,}-row batches took "
+          f"{per_batch_us:,.0f} µs more per batch than one table")
 
 
 def test_shipped_bundle_against_durable_rules(benchmark, durable_rate):
