@@ -17,6 +17,7 @@ copied into one small 2-D array per storage type; the compiled call is the same.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import os
 import threading
@@ -135,14 +136,35 @@ class CompiledKernel:
         are claimed from one queue by the calling thread and the pool, so a table of many small
         batches keeps every core busy without a hand-over per batch."""
         days = as_of_days(as_of)
-        jobs = []
+        jobs, strings = [], []
         for batch in batches:
             self.check_schema(batch.schema)
             n = batch.num_rows
-            jobs.append(_Job(n, self._batch_inputs(batch, n), self._allocate(n, never_null_valid=False),
+            columns: list = []
+            jobs.append(_Job(n, self._batch_inputs(batch, n, columns), self._allocate(n, never_null_valid=False),
                              np.empty((self.packing.rows, (n + 7) // 8), dtype=np.uint8)))
+            strings.extend((jobs[-1], slot, arr) for slot, arr in columns)
+        tasks = [functools.partial(self._string_codes, slot, arr) for _, slot, arr in strings]
+        large = sum(job.n for job in jobs) >= PARALLEL_MIN_ROWS
+        for (job, slot, _), codes in zip(strings, _share(tasks) if large else [t() for t in tasks]):
+            self._point_at_codes(slot, codes, job.inputs["PTR"], job.inputs["keep"])
         self._run(jobs, days)
-        return [self._arrow_outputs(job.outputs, job.packed, job.nulls, job.n) for job in jobs]
+        fired = self._fired_lists(jobs)
+        return [self._arrow_outputs(job.outputs, job.packed, job.nulls, job.n, fired[k]) for k, job in enumerate(jobs)]
+
+    def _fired_lists(self, jobs: list) -> list[dict]:
+        """Per job, the fired-rule lists (offsets, rule indices) of each collect ruleset, as
+        ``{OM row: (offsets, indices)}``: computed on every thread at once for large batches."""
+        from .helpers import fired_lists
+        rows = [(r.value, r.words, len(r.ids)) for r in self.plan.rules.values() if r.collect]
+        tasks = [(k, row, functools.partial(fired_lists, job.outputs["OM"][row:row + words], rules))
+                 for k, job in enumerate(jobs) for row, words, rules in rows]
+        parallel = sum(job.n for job in jobs) >= PARALLEL_MIN_ROWS
+        results = _share([task for _, _, task in tasks]) if parallel else [task() for _, _, task in tasks]
+        fired: list[dict] = [{} for _ in jobs]
+        for (k, row, _), result in zip(tasks, results):
+            fired[k][row] = result
+        return fired
 
     def _ones_address(self, n: int) -> int:
         """Address of an all-valid bitmap of at least ``n`` bits (columns without nulls)."""
@@ -152,7 +174,10 @@ class CompiledKernel:
             self._ones, self._ones_at = ones, ones.ctypes.data
         return self._ones_at
 
-    def _batch_inputs(self, batch: pa.RecordBatch, n: int) -> dict:
+    def _batch_inputs(self, batch: pa.RecordBatch, n: int, strings: list | None = None) -> dict:
+        """The addresses the kernel reads ``batch`` through. With ``strings`` (a list), plain
+        string enum columns are left to the caller to encode — (slot, array) appended — so
+        that several columns and batches are encoded on every thread at once."""
         size = max(self.plan.counts["PTR"], 1)
         ptr, off = [0] * size, [0] * size         # filled as Python ints, converted once
         keep = [self._ones, self._identity]      # every buffer the addresses point into
@@ -170,7 +195,10 @@ class CompiledKernel:
             else:
                 ptr[slot.valid], off[slot.valid] = bufs[0].address, arr.offset
             if kind in ("enum", "category"):
-                self._enum_input(slot, arr, ptr, keep)
+                if strings is not None and not pa.types.is_dictionary(arr.type):
+                    strings.append((slot, arr))
+                else:
+                    self._enum_input(slot, arr, ptr, keep)
             elif kind == "bool":
                 ptr[slot.value], off[slot.value] = bufs[1].address, arr.offset
             else:
@@ -179,7 +207,6 @@ class CompiledKernel:
 
     def _enum_input(self, slot, arr: pa.Array, ptr: np.ndarray, keep: list) -> None:
         """Point the kernel at an enum column's codes and at the table from code to member."""
-        members = slot.type.members
         if pa.types.is_dictionary(arr.type):
             dictionary = arr.dictionary
             if not pa.types.is_string(dictionary.type):
@@ -194,13 +221,22 @@ class CompiledKernel:
             lookup = np.asarray(codes + [-1], dtype=np.int64)
             coded = lookup[np.clip(positions, 0, len(codes))]
         else:
-            coded_arr = pc.index_in(arr, value_set=pa.array(members, pa.string()))
-            if coded_arr.null_count != arr.null_count and slot.type.kind == "enum":
-                self._reject_unknown(slot, arr)
-            coded = coded_arr.fill_null(-1).to_numpy(zero_copy_only=False)
-        codes_u8 = np.ascontiguousarray(np.asarray(coded, dtype=np.int64).astype(np.uint8))
-        keep.append(codes_u8)
-        ptr[slot.value] = codes_u8.ctypes.data
+            self._point_at_codes(slot, self._string_codes(slot, arr), ptr, keep)
+            return
+        self._point_at_codes(slot, np.asarray(coded, dtype=np.int64).astype(np.uint8), ptr, keep)
+
+    def _string_codes(self, slot, arr: pa.Array) -> np.ndarray:
+        """A plain string column's member indices as uint8 (255: null, or a category the
+        model never saw); an enum value outside the members is an InputError."""
+        coded = pc.index_in(arr, value_set=pa.array(slot.type.members, pa.string()))
+        if coded.null_count != arr.null_count and slot.type.kind == "enum":
+            self._reject_unknown(slot, arr)
+        return coded.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.uint8)
+
+    def _point_at_codes(self, slot, codes: np.ndarray, ptr, keep: list) -> None:
+        codes = np.ascontiguousarray(codes)
+        keep.append(codes)
+        ptr[slot.value] = codes.ctypes.data
         ptr[slot.remap] = self._identity_at
 
     def _dictionary_codes(self, slot, arr: pa.Array, dictionary: pa.Array) -> tuple[list, np.ndarray | None]:
@@ -299,7 +335,8 @@ class CompiledKernel:
             job.nulls = job.counts.sum(axis=0)
 
     # ------------------------------------------------------------------ outputs
-    def _arrow_outputs(self, outputs: dict, packed: np.ndarray, nulls: np.ndarray, n: int) -> list[tuple[str, pa.Array]]:
+    def _arrow_outputs(self, outputs: dict, packed: np.ndarray, nulls: np.ndarray, n: int,
+                       fired: dict) -> list[tuple[str, pa.Array]]:
         """Arrow arrays over the kernel's buffers: values rows as they are, bitmaps packed by
         the kernel (a validity bitmap only where this batch has nulls)."""
         buffers = {g: pa.py_buffer(a) for g, a in outputs.items()}
@@ -316,8 +353,7 @@ class CompiledKernel:
                 if null_count:
                     validity = bitmaps.slice(valid[0] * stride, stride)
             if kind == "collect":
-                masks = outputs["OM"][row:row + width]
-                result.append((column, _collect_ids(masks, extra, n)))
+                result.append((column, _collect_ids(*fired[row], extra, n)))
                 continue
             if kind == "bool":
                 values = bitmaps.slice(bits * stride, stride)
@@ -821,11 +857,28 @@ def _arrow_layout(plan: Plan, packing: Packing) -> list[tuple]:
     return layout
 
 
-def _collect_ids(masks: np.ndarray, dictionary: pa.Array, n: int) -> pa.Array:
-    """Fired-rule bit masks ([words, n] uint64) → the list of fired rule ids, in file order
-    (``COLLECT_RULE_TYPE``), over the compiled helper's offsets and indices without a copy."""
-    from .helpers import fired_lists
-    offsets, indices = fired_lists(masks, len(dictionary))
+def _collect_ids(offsets: np.ndarray, indices: np.ndarray, dictionary: pa.Array, n: int) -> pa.Array:
+    """A collect ruleset's fired rules (``fired_lists``' offsets and rule indices) as the list
+    of fired rule ids in file order (``COLLECT_RULE_TYPE``), over those buffers without a copy."""
     codes = pa.Array.from_buffers(pa.int32(), len(indices), [None, pa.py_buffer(indices)], 0)
     values = pa.DictionaryArray.from_arrays(codes, dictionary, safe=False)
     return pa.Array.from_buffers(COLLECT_RULE_TYPE, n, [None, pa.py_buffer(offsets)], 0, children=[values])
+
+
+def _share(tasks: list) -> list:
+    """Run zero-argument callables (that release the GIL) on the calling thread and the
+    pool's threads, claimed in turn; their results in order."""
+    results = [None] * len(tasks)
+    claims = itertools.count()
+
+    def run() -> None:
+        while (k := next(claims)) < len(tasks):
+            results[k] = tasks[k]()
+    helpers = [_pool().submit(run) for _ in range(min(THREADS, len(tasks)) - 1)]
+    try:
+        run()
+    finally:
+        for f in helpers:
+            if not f.cancel():
+                f.result()
+    return results
