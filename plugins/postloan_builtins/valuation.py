@@ -129,29 +129,30 @@ class ResidualValueModel(ValuationMethod):
                 code_of = np.array([position.get(n, -1) for n in names] + [-1], np.float32)
                 X[:, j] = code_of[index[rows]]
             elif not batch.has(feature.name) and "." in feature.name:
-                X[:, j] = upstream_output(batch, feature.name)[rows]
+                X[:, j] = upstream_output(batch, rows, feature.name)
             else:
                 X[:, j] = batch.float(feature.name)[rows]
         return np.asarray(model.score(X), np.float64)[:, self._column]
 
 
-def upstream_output(batch: Batch, name: str) -> np.ndarray:
-    """A ruleset output a model reads (``vehicle_profile.age_years``) for a batch no bundle
-    decided (a Valuate call): that ruleset of the shipped bundle, run on the batch's columns
-    (the ones it lacks as nulls). float64, NaN for null."""
+def upstream_output(batch: Batch, rows: np.ndarray, name: str) -> np.ndarray:
+    """A ruleset output a model reads (``vehicle_profile.age_years``) for rows of a batch no
+    bundle decided (a Valuate call): that ruleset of the shipped bundle, run by the reference
+    interpreter (the compiled kernel's meaning, without a compilation) on the rows' columns,
+    the ones the batch lacks as nulls. float64, NaN for null."""
+    from kernel.rules.columns import to_python
+    from kernel.rules.reference import evaluate_rules
+
     node, _, output = name.partition(".")
     ruleset = _bundle_ruleset(node)
     if ruleset is None:
         raise PostloanError(f"the residual-value model reads {name!r}, which this batch lacks and no ruleset "
                             f"{node!r} of the bundle computes")
-    columns = {}
-    for spec in ruleset.ir.inputs:
-        columns[spec.name] = (_as_numpy(batch.raw(spec.name)) if batch.has(spec.name)
-                              else np.ma.masked_all(batch.n, dtype=np.float64))
-    values = ruleset.kernel().run_columns(columns, batch.as_of, batch.n)[name]
-    if isinstance(values, np.ma.MaskedArray):
-        return values.astype(np.float64).filled(np.nan)
-    return np.asarray(values, np.float64)
+    inputs = {spec.name: (to_python(spec.name, _arrow_rows(batch.raw(spec.name), rows), spec.type)
+                          if batch.has(spec.name) else [None] * rows.size) for spec in ruleset.ir.inputs}
+    days = (batch.as_of - _EPOCH).days
+    values = [evaluate_rules(ruleset.ir, {k: v[r] for k, v in inputs.items()}, days)[output] for r in range(rows.size)]
+    return np.array([np.nan if v is None else v for v in values], np.float64)
 
 
 @functools.lru_cache(maxsize=None)
@@ -163,17 +164,12 @@ def _bundle_ruleset(node: str):
     return None
 
 
-def _as_numpy(column) -> np.ndarray:
-    """A batch column (Arrow or NumPy) as the NumPy array ``decide_columns`` takes: text
-    for enums, ``datetime64[D]`` for dates, NaN / NaT / None for nulls."""
+def _arrow_rows(column, rows: np.ndarray):
+    """Rows of a batch column (Arrow or NumPy) as an Arrow array."""
     import pyarrow as pa
     if isinstance(column, np.ndarray):
-        return column
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    return column.to_numpy(zero_copy_only=False)
+        return pa.array(column[rows])
+    return column.take(pa.array(rows))
 
 
 _CHANNEL_KEYS = {"name", "kind", "description", "price_factor", "success_rate", "fee_rate", "fee_fixed",

@@ -129,12 +129,10 @@ def _shipped_rulesets():
 
 
 def _with_vehicle_profile(book, as_of):
-    """The book plus the vehicle_profile outputs a model may read."""
-    profile = kernel.compile_ruleset(os.path.join(ROOT, "rulesets", "vehicle_profile.yaml")).evaluate(book, as_of)
-    for name in profile.column_names:
-        if not name.endswith(".rule"):
-            book = book.append_column(name, profile.column(name))
-    return book
+    """The book plus the age the rv_model reads, recomputed as rulesets/vehicle_profile.yaml
+    states it: year of the decision date − model year, at least 0."""
+    age = np.maximum(as_of.year - book.column("model_year").to_numpy(), 0)
+    return book.append_column("vehicle_profile.age_years", pa.array(age))
 
 
 def test_shipped_models_score_the_book_like_onnxruntime(shipped, small_book):
@@ -192,7 +190,7 @@ def test_rv_model_reads_the_bundles_age_and_ends_in_exp(shipped):
                       "purchase_price": cars["purchase_price"], "installments_paid": [0] * 400,
                       "term_months": [36] * 400, "insurance_expiry_date": pa.array([None] * 400, pa.date32())})
     profile = kernel.compile_ruleset(os.path.join(ROOT, "rulesets", "vehicle_profile.yaml"))
-    age = profile.evaluate(table, dt.date(2026, 6, 30)).column("vehicle_profile.age_years").to_numpy()
+    age = profile.evaluate(table, dt.date(2026, 6, 30), engine="reference").column("vehicle_profile.age_years").to_numpy()
     assert np.array_equal(age, cars["vehicle_profile.age_years"])
 
 
