@@ -278,7 +278,7 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
     """In process, per stage of one Decide (µs): parse, Account → record, kernel, the stage
     after it, the audit record (encode; append per sync mode), the response."""
     from kernel.hookspecs import Record
-    from kernel.pipeline import AuditLog, encode_record
+    from kernel.audit import AuditLog, encode_record
     from kernel.server.engine import load_engine
 
     # sync "interval": the response's share is decide_one − run_record, which an fdatasync's

@@ -147,7 +147,7 @@ def test_audit_append_per_sync_mode(benchmark, kernel, pipeline, tmp_path):
     """One Decide's audit record: AuditLog.append with sync "always" and "interval", against a
     bare write + fdatasync and a bare write of the same frame to files on the same disk."""
     import os
-    from kernel.pipeline import AuditLog, encode_record
+    from kernel.audit import AuditLog, encode_record
     book = _book(2_000)
     record = book.slice(int(np.flatnonzero(book["dpd"].to_numpy() > 40)[0]), 1).to_pylist()[0]
     result = pipeline.run_record(record, AS_OF, NOW)

@@ -22,36 +22,31 @@ Malformed plugin output
 
 The audit log is written and synced to disk (fdatasync) before ``run`` returns ("durable before the
 answer leaves"), or with ``[audit] sync = "interval"`` written before and synced within
-``interval_ms`` (see :class:`AuditLog`); it never holds personal data
+``interval_ms`` (see :class:`kernel.audit.AuditLog`); it never holds personal data
 (:func:`kernel.schema.pii_columns`, scripts).
 """
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
-import struct
-import threading
-import time
-import weakref
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
-import orjson
 import pyarrow as pa
 
+from .audit import DEFAULT_SYNC_INTERVAL_MS, AuditLog, without_pii
 from .errors import PostloanError
 from .hookspecs import (ACTION, BLOCK, DEFER, NULL_TIME, ActionBatch, Batch, CompliancePolicy, DisposalChannel,
                         Record, Verdicts)
+from .outputs import actions_table, row_count, to_arrow
 from .plugins import PluginError, PluginManager, _where, load_config
-from .schema import ENUMS, arrow_schema, pii_columns
+from .schema import ENUMS
 
-__all__ = ["Pipeline", "PipelineResult", "AuditLog", "AuditRecord", "read_audit",
-           "select_disposal_channels", "vehicle_age_years", "PLUGIN_ERROR", "NO_POLICY_SET"]
+__all__ = ["Pipeline", "PipelineResult", "select_disposal_channels", "vehicle_age_years", "PLUGIN_ERROR",
+           "NO_POLICY_SET"]
 
 log = logging.getLogger("postloan.pipeline")
 
@@ -64,7 +59,6 @@ _NO_VALUATION = dict.fromkeys(_VALUATION_COLUMNS)
 NO_POLICY_SET = "NO_POLICY_SET"
 ENV_AUDIT = "POSTLOAN_AUDIT_PATH"
 _APPLY_KEYS = {"country", "region", "product", "set"}
-_ACTIONS_SCHEMA = arrow_schema("actions")
 #: member names by code, with "" for code −1 (null or unknown)
 _GRADE_NAMES = np.array(ENUMS["condition_grade"] + ("",), dtype=object)
 _COUNTRY_NAMES = np.array(ENUMS["country"] + ("",), dtype=object)
@@ -160,13 +154,13 @@ class PipelineResult:
         if isinstance(self._decisions, Record):
             self._decisions = pa.Table.from_pylist([dict(self._decisions)])
         elif not isinstance(self._decisions, pa.Table):
-            self._decisions = pa.table({k: _to_arrow(v) for k, v in self._decisions.items()})
+            self._decisions = pa.table({k: to_arrow(v) for k, v in self._decisions.items()})
         return self._decisions
 
     @property
     def actions(self) -> pa.Table:
         if self._actions is None:
-            self._actions = _actions_table(self.action_columns)
+            self._actions = actions_table(self.action_columns)
         return self._actions
 
 
@@ -182,56 +176,6 @@ def _one_column(value) -> np.ndarray:
     out = np.empty(1, dtype=object)
     out[0] = value
     return out
-
-
-def _to_arrow(values) -> pa.Array:
-    if isinstance(values, (pa.Array, pa.ChunkedArray)):
-        return values
-    if isinstance(values, np.ma.MaskedArray):        # the kernel's NumPy path masks null ints and bools
-        return pa.array(values.data, mask=np.ma.getmaskarray(values))
-    arr = np.asarray(values)
-    if arr.dtype.kind == "f":
-        return pa.array(arr, mask=np.isnan(arr))
-    if arr.dtype == object:
-        return pa.array(arr, from_pandas=True)
-    return pa.array(arr)
-
-
-_TEXT_ACTION_COLUMNS = {"account_id", "script_id", "language", "script", "reason_code", "policy"}
-
-
-def _enum_array(codes: np.ndarray, enum: str) -> pa.DictionaryArray:
-    codes = np.asarray(codes)
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int8), mask=codes < 0),
-                                          pa.array(ENUMS[enum], pa.string()))
-
-
-def _time_array(us: np.ndarray) -> pa.Array:
-    us = np.asarray(us, np.int64)
-    return pa.array(us, pa.timestamp("us", tz="UTC"), mask=us == NULL_TIME)
-
-
-def _actions_table(c: Mapping[str, Any], *, with_script: bool = True) -> pa.Table:
-    c = {k: (np.asarray(v, dtype=object if k in _TEXT_ACTION_COLUMNS else None) if isinstance(v, list) else v)
-         for k, v in c.items()}
-    language = np.asarray(c["language"], dtype=object)
-    language_codes = np.array([-1 if v is None else ENUMS["language"].index(v) for v in language.tolist()],
-                              np.int8) if language.size else np.zeros(0, np.int8)
-    arrays = {
-        "account_id": _to_arrow(c["account_id"]).cast(pa.string()),
-        "action": _enum_array(c["action"], "action_channel"),
-        "priority": pa.array(np.asarray(c["priority"], np.float64)),
-        "earliest_at": _time_array(c["earliest_at"]),
-        "script_id": pa.array(np.asarray(c["script_id"], dtype=object), pa.string()),
-        "language": _enum_array(language_codes, "language"),
-        "script": c["script"] if isinstance(c["script"], pa.Array) else pa.array(c["script"], pa.string()),
-        "outcome": _enum_array(c["outcome"], "compliance_outcome"),
-        "reason_code": pa.array(np.asarray(c["reason_code"], dtype=object), pa.string()),
-        "next_allowed_at": _time_array(c["next_allowed_at"]),
-        "policy": pa.array(np.asarray(c["policy"], dtype=object), pa.string()),
-    }
-    fields = [f for f in _ACTIONS_SCHEMA if with_script or f.name != "script"]
-    return pa.Table.from_arrays([arrays[f.name] for f in fields], schema=pa.schema(fields, _ACTIONS_SCHEMA.metadata))
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,7 +197,7 @@ class Pipeline:
     ``audit_path`` the audit log (default ``[audit] path``, ``$POSTLOAN_AUDIT_PATH``, else
     ``~/.local/state/postloan/audit.log``); ``audit_sync`` and ``audit_interval_ms`` how it
     makes records durable (default ``[audit] sync`` and ``interval_ms``; see
-    :class:`AuditLog`). Names in the configuration are resolved here, so a strategy, policy or
+    :class:`kernel.audit.AuditLog`). Names in the configuration are resolved here, so a strategy, policy or
     method that no loaded plugin provides is an error at construction.
     """
 
@@ -369,16 +313,16 @@ class Pipeline:
         """(meta, decisions, actions): what :meth:`act` appends to the audit log for ``result``
         — no personal data, no scripts."""
         actions = {k: v for k, v in result.action_columns.items() if k != "script"}
-        decisions = _without_pii(result._decisions)
-        return self._meta(as_of, now, _rows(decisions), actions, result.errors), decisions, actions
+        decisions = without_pii(result._decisions)
+        return self._meta(as_of, now, row_count(decisions), actions, result.errors), decisions, actions
 
     def stage(self, book, decisions, as_of: dt.date, now: dt.datetime, *, actions: bool = True) -> PipelineResult:
         """Valuation, collection strategy and compliance, without the audit log (benchmarks,
         what-if runs); with ``actions=False`` the valuation only (no action is planned). Use
         :meth:`run` or :meth:`act` for decisions that are acted on."""
-        n = _rows(book)
-        if _rows(decisions) != n:
-            raise PostloanError(f"the kernel returned {_rows(decisions)} decision rows for {n} accounts")
+        n = row_count(book)
+        if row_count(decisions) != n:
+            raise PostloanError(f"the kernel returned {row_count(decisions)} decision rows for {n} accounts")
         batch = Batch(n, as_of, now, [decisions, book], self.config)
         extra = self._valuation(batch)
         if isinstance(book, Record):
@@ -580,16 +524,6 @@ def _first_value(values):
     return None if v is None or (isinstance(v, float) and v != v) else (v.item() if hasattr(v, "item") else v)
 
 
-def _rows(data) -> int:
-    if isinstance(data, Record):
-        return 1
-    if isinstance(data, Mapping):
-        for v in data.values():
-            return len(v)
-        return 0
-    return data.num_rows
-
-
 def _checked_floats(values, n: int, who: str, plugin: str, hook: str) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=np.float64)
@@ -730,334 +664,7 @@ def _with_columns(decisions, extra: Mapping[str, np.ndarray], book):
     table = decisions if isinstance(decisions, pa.Table) else pa.Table.from_batches([decisions])
     if "account_id" not in table.schema.names:
         ids = book["account_id"] if isinstance(book, Mapping) else book.column("account_id")
-        table = table.add_column(0, "account_id", _to_arrow(ids))
+        table = table.add_column(0, "account_id", to_arrow(ids))
     for name, values in extra.items():
-        table = table.append_column(name, _to_arrow(values))
+        table = table.append_column(name, to_arrow(values))
     return table
-
-
-_PII: frozenset | None = None
-
-
-def _without_pii(decisions):
-    global _PII
-    if _PII is None:
-        _PII = frozenset(pii_columns("book") | pii_columns("actions"))
-    pii = _PII
-    if isinstance(decisions, Record):
-        return Record({k: v for k, v in decisions.items() if k not in pii})
-    if isinstance(decisions, Mapping):
-        return {k: v for k, v in decisions.items() if k not in pii}
-    keep = [name for name in decisions.schema.names if name not in pii]
-    return decisions.select(keep) if len(keep) != decisions.num_columns else decisions
-
-
-# --------------------------------------------------------------------------------------------
-# The audit log
-# --------------------------------------------------------------------------------------------
-
-_MAGIC = b"PLAU"
-_HEADER = struct.Struct("<4sBQI")          # magic, kind, payload length, CRC-32 of the payload
-_ARROW, _JSON = 1, 2
-#: records of at most this many decisions are stored as JSON (no Arrow tables to build)
-SMALL_RECORD = 16
-
-
-#: how the audit log makes a record durable (``[audit] sync``)
-AUDIT_SYNC = ("always", "interval")
-DEFAULT_SYNC_INTERVAL_MS = 50.0
-
-
-class AuditLog:
-    """An append-only, crash-safe file of decision records.
-
-    Each record is a frame: ``PLAU``, a kind byte, the payload length and its CRC-32, then the
-    payload — Arrow IPC streams of the decisions and actions (compressed with zstd), or JSON for
-    a handful of rows. A crash can only leave a torn last frame, which :func:`read_audit`
-    detects and skips.
-
-    ``sync`` says when a record is made durable:
-
-    - ``"always"`` (the default): ``append`` returns only once the frame is written and synced
-      to disk (fdatasync; the log's directory is fsync'd when the file is created). Threads
-      appending at once share one sync (group commit): while one sync runs, the frames written
-      meanwhile wait for the next, which covers them all.
-    - ``"interval"``: ``append`` returns once the frame is written to the operating system —
-      it survives a crash of the process — and a background thread syncs every
-      ``interval_ms`` milliseconds: a power loss or kernel crash may lose the records of the
-      last ``interval_ms``. :meth:`flush` syncs at once (the server does on shutdown).
-    """
-
-    def __init__(self, path: str | os.PathLike, sync: str = "always", interval_ms: float = DEFAULT_SYNC_INTERVAL_MS):
-        if sync not in AUDIT_SYNC:
-            raise PostloanError(f"[audit] sync = {sync!r}: expected one of {', '.join(map(repr, AUDIT_SYNC))}")
-        if isinstance(interval_ms, bool) or not isinstance(interval_ms, (int, float)) or not 0 < interval_ms <= 60_000:
-            raise PostloanError(f"[audit] interval_ms = {interval_ms!r}: expected milliseconds in (0, 60000]")
-        self.path = Path(path)
-        self.sync = sync
-        self.interval_ms = float(interval_ms)
-        self._fd: int | None = None
-        self._write_lock = threading.Lock()
-        self._sync_lock = threading.Lock()
-        self._written = 0                 # frames written to the file
-        self._synced = 0                  # of them, synced to disk
-        self._syncs = 0                   # fdatasync calls made
-        self._syncer: threading.Thread | None = None
-
-    @property
-    def written(self) -> int:
-        """Records written to the file (by this process, since the log was opened)."""
-        return self._written
-
-    @property
-    def synced(self) -> int:
-        """Of :attr:`written`, the records known to be on disk."""
-        return self._synced
-
-    @property
-    def syncs(self) -> int:
-        """The syncs made so far (fewer than :attr:`synced` when appends shared one)."""
-        return self._syncs
-
-    def _open(self) -> int:
-        if self._fd is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                created = not self.path.exists()
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            except OSError as e:
-                raise PostloanError(f"{self.path}: cannot open the audit log: {e.strerror}") from None
-            if created:
-                _fsync_dir(self.path.parent)
-            if self.sync == "interval":
-                self._start_syncer()
-        return self._fd
-
-    def append(self, meta: Mapping[str, Any], decisions, actions) -> None:
-        """Write one record; return when it is durable (``sync="always"``) or written to the
-        operating system (``"interval"``)."""
-        frame = encode_record(meta, decisions, actions)
-        with self._write_lock:
-            fd = self._open()
-            _write_all(fd, frame)
-            self._written += 1
-            mine = self._written
-        if self.sync == "always":
-            self._sync_through(mine)
-
-    def flush(self) -> None:
-        """Sync every record written so far."""
-        self._sync_through(self._written)
-
-    def _sync_through(self, record: int) -> None:
-        """Return once records up to ``record`` are synced: the first caller to get the lock
-        syncs everything written by then; callers it covered find nothing left to do."""
-        with self._sync_lock:
-            if self._synced < record and self._fd is not None:
-                target = self._written
-                _sync(self._fd)
-                self._syncs += 1
-                self._synced = target
-
-    def _start_syncer(self) -> None:
-        # The thread holds the log only weakly: a log nobody uses any more (a reloaded
-        # pipeline's) is collected, and its thread ends at the next tick.
-        ref = weakref.ref(self)
-        interval = self.interval_ms / 1000
-
-        def run() -> None:
-            while True:
-                time.sleep(interval)
-                log_ = ref()
-                if log_ is None or log_._fd is None:
-                    return
-                try:
-                    log_.flush()
-                except OSError as e:             # keep trying: the next tick may succeed
-                    log.error("audit log %s: sync failed: %s", log_.path, e.strerror)
-                del log_
-
-        self._syncer = threading.Thread(target=run, name="postloan-audit-sync", daemon=True)
-        self._syncer.start()
-
-    def close(self) -> None:
-        """Sync what is written and close the file."""
-        with self._write_lock:
-            if self._fd is not None:
-                self.flush()
-                with self._sync_lock:
-                    os.close(self._fd)
-                    self._fd = None
-
-    def __del__(self):
-        fd = getattr(self, "_fd", None)
-        if fd is not None:
-            try:
-                if self._synced < self._written:
-                    _sync(fd)
-                os.close(fd)
-            except OSError:
-                pass
-
-
-def _sync(fd: int) -> None:
-    """Make written data durable. fdatasync also flushes the file size an append changed (what
-    reading the data back needs) but skips timestamps, so it is cheaper than fsync."""
-    (getattr(os, "fdatasync", None) or os.fsync)(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _json_default(value):
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.datetime64):
-        return str(value)
-    raise TypeError(f"cannot store {type(value).__name__} in the audit log")
-
-
-def _json_columns(columns) -> dict:
-    out = {}
-    if isinstance(columns, Record):
-        return {name: [None if isinstance(v, float) and v != v else v] for name, v in columns.items()}
-    items = columns.items() if isinstance(columns, Mapping) else ((n, columns.column(n)) for n in columns.schema.names)
-    for name, values in items:
-        if isinstance(values, (pa.Array, pa.ChunkedArray)):
-            out[name] = values.to_pylist()
-        elif isinstance(values, np.ma.MaskedArray):
-            out[name] = [None if m else v for v, m in zip(values.data.tolist(), np.ma.getmaskarray(values).tolist())]
-        else:
-            arr = np.asarray(values)
-            if arr.dtype.kind == "f":
-                out[name] = [None if x != x else x for x in arr.tolist()]
-            elif arr.dtype.kind == "M":
-                out[name] = [None if np.isnat(x) else str(x) for x in arr]
-            else:
-                out[name] = arr.tolist()
-    return out
-
-
-def _ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
-        w.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def encode_record(meta: Mapping[str, Any], decisions, actions) -> bytes:
-    """One audit frame for ``decisions`` and ``actions`` (Arrow tables or column mappings)."""
-    rows = _rows(decisions)
-    if rows <= SMALL_RECORD:
-        # orjson: the bytes json.dumps(..., ensure_ascii=False, separators=(",", ":")) gives, ~7x faster
-        payload = orjson.dumps({"meta": meta, "decisions": _json_columns(decisions), "actions": _json_columns(actions)},
-                               default=_json_default)
-        kind = _JSON
-    else:
-        if isinstance(decisions, Mapping):
-            decisions = pa.table({k: _to_arrow(v) for k, v in decisions.items()})
-        action_table = _actions_table({**actions, "script": pa.nulls(len(actions["action"]), pa.string())},
-                                      with_script=False) if isinstance(actions, Mapping) else actions
-        meta_bytes = json.dumps(meta, default=_json_default, ensure_ascii=False).encode()
-        parts = [meta_bytes, _ipc(decisions), _ipc(action_table)]
-        payload = b"".join(struct.pack("<Q", len(p)) + p for p in parts)
-        kind = _ARROW
-    return _HEADER.pack(_MAGIC, kind, len(payload), zlib.crc32(payload)) + payload
-
-
-@dataclass
-class AuditRecord:
-    offset: int                 # byte offset of the frame in the file
-    meta: dict
-    decisions: pa.Table
-    actions: pa.Table
-
-
-@dataclass
-class AuditScan:
-    """What :func:`read_audit` found besides the records."""
-
-    records: int = 0
-    damaged: list[tuple[int, int]] = field(default_factory=list)    # (offset, bytes skipped)
-    torn_tail: bool = False
-
-
-def read_audit(path: str | os.PathLike, scan: AuditScan | None = None) -> Iterator[AuditRecord]:
-    """Yield every intact record of an audit log, in order. A torn last frame (a crash while
-    writing) is skipped and reported in ``scan.torn_tail``; damage inside the file is skipped
-    up to the next intact frame and listed in ``scan.damaged``."""
-    scan = scan if scan is not None else AuditScan()
-    data = Path(path).read_bytes()
-    pos, size = 0, len(data)
-    while pos < size:
-        frame = _frame_at(data, pos)
-        if frame is None:
-            nxt = data.find(_MAGIC, pos + 1)
-            while nxt != -1 and _frame_at(data, nxt) is None:
-                nxt = data.find(_MAGIC, nxt + 1)
-            if nxt == -1:
-                scan.torn_tail = True
-                scan.damaged.append((pos, size - pos))
-                return
-            scan.damaged.append((pos, nxt - pos))
-            pos = nxt
-            continue
-        kind, payload, end = frame
-        scan.records += 1
-        yield _decode(pos, kind, payload)
-        pos = end
-
-
-def _frame_at(data: bytes, pos: int):
-    if pos + _HEADER.size > len(data):
-        return None
-    magic, kind, length, crc = _HEADER.unpack_from(data, pos)
-    start = pos + _HEADER.size
-    end = start + length
-    if magic != _MAGIC or kind not in (_ARROW, _JSON) or end > len(data):
-        return None
-    payload = data[start:end]
-    if zlib.crc32(payload) != crc:
-        return None
-    return kind, payload, end
-
-
-def _decode(offset: int, kind: int, payload: bytes) -> AuditRecord:
-    if kind == _JSON:
-        obj = json.loads(payload)
-        actions = obj["actions"]
-        n = len(actions.get("action", []))
-        # typed exactly as the Arrow records: enum names, UTC timestamps
-        table = _actions_table({**actions, "script": [None] * n}, with_script=False) if n else \
-            _actions_table({name: [] for name in ("account_id", "action", "priority", "earliest_at", "script_id",
-                                                  "language", "script", "outcome", "reason_code",
-                                                  "next_allowed_at", "policy")}, with_script=False)
-        return AuditRecord(offset, obj["meta"], pa.table(obj["decisions"]), table)
-    parts, pos = [], 0
-    for _ in range(3):
-        (length,) = struct.unpack_from("<Q", payload, pos)
-        parts.append(payload[pos + 8: pos + 8 + length])
-        pos += 8 + length
-    meta = json.loads(parts[0])
-    decisions = pa.ipc.open_stream(pa.py_buffer(parts[1])).read_all()
-    actions = pa.ipc.open_stream(pa.py_buffer(parts[2])).read_all()
-    return AuditRecord(offset, meta, decisions, actions)

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from kernel.pipeline import AuditLog, AuditScan, encode_record, read_audit
+from kernel.audit import AuditLog, AuditScan, encode_record, read_audit
 
 ACTIONS = {"account_id": np.array(["AC1", "AC2"], dtype=object), "action": np.array([0, 2], np.int8),
            "priority": np.array([1.0, 2.0]), "earliest_at": np.array([1, 2], np.int64),
@@ -95,7 +95,7 @@ def test_a_killed_writer_leaves_only_whole_records(tmp_path, sync):
 import sys, numpy as np
 sys.path.insert(0, {os.path.dirname(__file__)!r})
 from test_audit_log import record
-from kernel.pipeline import AuditLog
+from kernel.audit import AuditLog
 log = AuditLog({str(path)!r}, sync={sync!r}, interval_ms=60000)
 for i in range(100000):
     log.append(*record(i, 3000))

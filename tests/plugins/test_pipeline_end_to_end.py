@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from kernel.pipeline import Pipeline, read_audit
+from kernel.audit import read_audit
+from kernel.pipeline import Pipeline
 from kernel.schema import pii_columns, validate
 
 AS_OF = dt.date(2026, 11, 28)

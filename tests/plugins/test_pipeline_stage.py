@@ -17,7 +17,8 @@ import pytest
 import kernel
 from kernel.errors import PostloanError
 from kernel.hookspecs import ACTION, CollectionStrategy, CompliancePolicy, ValuationMethod, Verdicts
-from kernel.pipeline import NO_POLICY_SET, PLUGIN_ERROR, Pipeline, read_audit
+from kernel.audit import read_audit
+from kernel.pipeline import NO_POLICY_SET, PLUGIN_ERROR, Pipeline
 from kernel.plugins import PluginError, PluginManager
 from kernel.schema import pii_columns, validate
 from plugin_helpers import columns_of, us, utc

@@ -152,7 +152,7 @@ def test_a_policy_is_not_asked_about_a_batch_without_the_actions_it_judges(tmp_p
 def test_threads_sharing_a_pipeline_get_the_answers_one_thread_gets(pipeline, small_book, tmp_path):
     """The gRPC server calls one Pipeline from many threads: results and audit stay whole."""
     import threading
-    from kernel.pipeline import read_audit
+    from kernel.audit import read_audit
     pipe = Pipeline(None, plugins=pipeline.plugins, audit_path=tmp_path / "threads.log")
     delinquent = np.flatnonzero(small_book["dpd"].to_numpy() > 0)[:24]
     requests = [numpy_columns(small_book.slice(int(r), 1)) for r in delinquent]

@@ -100,7 +100,7 @@ def test_decide_equals_the_kernel_and_pipeline_in_process(scoring, in_process, s
 def test_decide_without_actions_gives_the_same_decision_and_audits_it(scoring, served, sample):
     """actions = false: the decision and scores only, equal to the full call's; nothing is
     planned, and the audit record holds the decision with no actions."""
-    from kernel.pipeline import read_audit
+    from kernel.audit import read_audit
     late = [r for r in sample.to_pylist() if r["dpd"] > 30][:3]
     for record in late:
         full = scoring.decide(record, AS_OF, now=NOW)

@@ -1,0 +1,365 @@
+"""The audit log: an append-only, crash-safe file of every decision and action, without
+personal data.
+
+>>> from kernel.audit import AuditLog, read_audit
+>>> log = AuditLog("audit.log", sync="always")          # doctest: +SKIP
+>>> log.append(meta, decisions, actions)                # durable when it returns  # doctest: +SKIP
+>>> [r.meta for r in read_audit("audit.log")]           # doctest: +SKIP
+
+:class:`kernel.pipeline.Pipeline` appends one record per batch it decides
+(:meth:`~kernel.pipeline.Pipeline.act`); the record holds the decisions without
+:func:`without_pii` columns and the actions without their scripts.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import struct
+import threading
+import time
+import weakref
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from .errors import PostloanError
+from .hookspecs import Record
+from .outputs import actions_table, row_count, to_arrow
+from .schema import pii_columns
+
+__all__ = ["AuditLog", "AuditRecord", "AuditScan", "read_audit", "encode_record", "without_pii",
+           "AUDIT_SYNC", "DEFAULT_SYNC_INTERVAL_MS"]
+
+log = logging.getLogger("postloan.audit")
+
+_PII: frozenset | None = None
+
+
+def without_pii(decisions):
+    """``decisions`` (a Record, a mapping of columns or a table) without the personal-data
+    columns of the book and the actions (:func:`kernel.schema.pii_columns`)."""
+    global _PII
+    if _PII is None:
+        _PII = frozenset(pii_columns("book") | pii_columns("actions"))
+    pii = _PII
+    if isinstance(decisions, Record):
+        return Record({k: v for k, v in decisions.items() if k not in pii})
+    if isinstance(decisions, Mapping):
+        return {k: v for k, v in decisions.items() if k not in pii}
+    keep = [name for name in decisions.schema.names if name not in pii]
+    return decisions.select(keep) if len(keep) != decisions.num_columns else decisions
+
+
+
+_MAGIC = b"PLAU"
+_HEADER = struct.Struct("<4sBQI")          # magic, kind, payload length, CRC-32 of the payload
+_ARROW, _JSON = 1, 2
+#: records of at most this many decisions are stored as JSON (no Arrow tables to build)
+SMALL_RECORD = 16
+
+
+#: how the audit log makes a record durable (``[audit] sync``)
+AUDIT_SYNC = ("always", "interval")
+DEFAULT_SYNC_INTERVAL_MS = 50.0
+
+
+class AuditLog:
+    """An append-only, crash-safe file of decision records.
+
+    Each record is a frame: ``PLAU``, a kind byte, the payload length and its CRC-32, then the
+    payload — Arrow IPC streams of the decisions and actions (compressed with zstd), or JSON for
+    a handful of rows. A crash can only leave a torn last frame, which :func:`read_audit`
+    detects and skips.
+
+    ``sync`` says when a record is made durable:
+
+    - ``"always"`` (the default): ``append`` returns only once the frame is written and synced
+      to disk (fdatasync; the log's directory is fsync'd when the file is created). Threads
+      appending at once share one sync (group commit): while one sync runs, the frames written
+      meanwhile wait for the next, which covers them all.
+    - ``"interval"``: ``append`` returns once the frame is written to the operating system —
+      it survives a crash of the process — and a background thread syncs every
+      ``interval_ms`` milliseconds: a power loss or kernel crash may lose the records of the
+      last ``interval_ms``. :meth:`flush` syncs at once (the server does on shutdown).
+    """
+
+    def __init__(self, path: str | os.PathLike, sync: str = "always", interval_ms: float = DEFAULT_SYNC_INTERVAL_MS):
+        if sync not in AUDIT_SYNC:
+            raise PostloanError(f"[audit] sync = {sync!r}: expected one of {', '.join(map(repr, AUDIT_SYNC))}")
+        if isinstance(interval_ms, bool) or not isinstance(interval_ms, (int, float)) or not 0 < interval_ms <= 60_000:
+            raise PostloanError(f"[audit] interval_ms = {interval_ms!r}: expected milliseconds in (0, 60000]")
+        self.path = Path(path)
+        self.sync = sync
+        self.interval_ms = float(interval_ms)
+        self._fd: int | None = None
+        self._write_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._written = 0                 # frames written to the file
+        self._synced = 0                  # of them, synced to disk
+        self._syncs = 0                   # fdatasync calls made
+        self._syncer: threading.Thread | None = None
+
+    @property
+    def written(self) -> int:
+        """Records written to the file (by this process, since the log was opened)."""
+        return self._written
+
+    @property
+    def synced(self) -> int:
+        """Of :attr:`written`, the records known to be on disk."""
+        return self._synced
+
+    @property
+    def syncs(self) -> int:
+        """The syncs made so far (fewer than :attr:`synced` when appends shared one)."""
+        return self._syncs
+
+    def _open(self) -> int:
+        if self._fd is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                created = not self.path.exists()
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            except OSError as e:
+                raise PostloanError(f"{self.path}: cannot open the audit log: {e.strerror}") from None
+            if created:
+                _fsync_dir(self.path.parent)
+            if self.sync == "interval":
+                self._start_syncer()
+        return self._fd
+
+    def append(self, meta: Mapping[str, Any], decisions, actions) -> None:
+        """Write one record; return when it is durable (``sync="always"``) or written to the
+        operating system (``"interval"``)."""
+        frame = encode_record(meta, decisions, actions)
+        with self._write_lock:
+            fd = self._open()
+            _write_all(fd, frame)
+            self._written += 1
+            mine = self._written
+        if self.sync == "always":
+            self._sync_through(mine)
+
+    def flush(self) -> None:
+        """Sync every record written so far."""
+        self._sync_through(self._written)
+
+    def _sync_through(self, record: int) -> None:
+        """Return once records up to ``record`` are synced: the first caller to get the lock
+        syncs everything written by then; callers it covered find nothing left to do."""
+        with self._sync_lock:
+            if self._synced < record and self._fd is not None:
+                target = self._written
+                _sync(self._fd)
+                self._syncs += 1
+                self._synced = target
+
+    def _start_syncer(self) -> None:
+        # The thread holds the log only weakly: a log nobody uses any more (a reloaded
+        # pipeline's) is collected, and its thread ends at the next tick.
+        ref = weakref.ref(self)
+        interval = self.interval_ms / 1000
+
+        def run() -> None:
+            while True:
+                time.sleep(interval)
+                log_ = ref()
+                if log_ is None or log_._fd is None:
+                    return
+                try:
+                    log_.flush()
+                except OSError as e:             # keep trying: the next tick may succeed
+                    log.error("audit log %s: sync failed: %s", log_.path, e.strerror)
+                del log_
+
+        self._syncer = threading.Thread(target=run, name="postloan-audit-sync", daemon=True)
+        self._syncer.start()
+
+    def close(self) -> None:
+        """Sync what is written and close the file."""
+        with self._write_lock:
+            if self._fd is not None:
+                self.flush()
+                with self._sync_lock:
+                    os.close(self._fd)
+                    self._fd = None
+
+    def __del__(self):
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            try:
+                if self._synced < self._written:
+                    _sync(fd)
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _sync(fd: int) -> None:
+    """Make written data durable. fdatasync also flushes the file size an append changed (what
+    reading the data back needs) but skips timestamps, so it is cheaper than fsync."""
+    (getattr(os, "fdatasync", None) or os.fsync)(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _json_default(value):
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.datetime64):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in the audit log")
+
+
+def _json_columns(columns) -> dict:
+    out = {}
+    if isinstance(columns, Record):
+        return {name: [None if isinstance(v, float) and v != v else v] for name, v in columns.items()}
+    items = columns.items() if isinstance(columns, Mapping) else ((n, columns.column(n)) for n in columns.schema.names)
+    for name, values in items:
+        if isinstance(values, (pa.Array, pa.ChunkedArray)):
+            out[name] = values.to_pylist()
+        elif isinstance(values, np.ma.MaskedArray):
+            out[name] = [None if m else v for v, m in zip(values.data.tolist(), np.ma.getmaskarray(values).tolist())]
+        else:
+            arr = np.asarray(values)
+            if arr.dtype.kind == "f":
+                out[name] = [None if x != x else x for x in arr.tolist()]
+            elif arr.dtype.kind == "M":
+                out[name] = [None if np.isnat(x) else str(x) for x in arr]
+            else:
+                out[name] = arr.tolist()
+    return out
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def encode_record(meta: Mapping[str, Any], decisions, actions) -> bytes:
+    """One audit frame for ``decisions`` and ``actions`` (Arrow tables or column mappings)."""
+    rows = row_count(decisions)
+    if rows <= SMALL_RECORD:
+        # orjson: the bytes json.dumps(..., ensure_ascii=False, separators=(",", ":")) gives, ~7x faster
+        payload = orjson.dumps({"meta": meta, "decisions": _json_columns(decisions), "actions": _json_columns(actions)},
+                               default=_json_default)
+        kind = _JSON
+    else:
+        if isinstance(decisions, Mapping):
+            decisions = pa.table({k: to_arrow(v) for k, v in decisions.items()})
+        action_table = actions_table({**actions, "script": pa.nulls(len(actions["action"]), pa.string())},
+                                      with_script=False) if isinstance(actions, Mapping) else actions
+        meta_bytes = json.dumps(meta, default=_json_default, ensure_ascii=False).encode()
+        parts = [meta_bytes, _ipc(decisions), _ipc(action_table)]
+        payload = b"".join(struct.pack("<Q", len(p)) + p for p in parts)
+        kind = _ARROW
+    return _HEADER.pack(_MAGIC, kind, len(payload), zlib.crc32(payload)) + payload
+
+
+@dataclass
+class AuditRecord:
+    offset: int                 # byte offset of the frame in the file
+    meta: dict
+    decisions: pa.Table
+    actions: pa.Table
+
+
+@dataclass
+class AuditScan:
+    """What :func:`read_audit` found besides the records."""
+
+    records: int = 0
+    damaged: list[tuple[int, int]] = field(default_factory=list)    # (offset, bytes skipped)
+    torn_tail: bool = False
+
+
+def read_audit(path: str | os.PathLike, scan: AuditScan | None = None) -> Iterator[AuditRecord]:
+    """Yield every intact record of an audit log, in order. A torn last frame (a crash while
+    writing) is skipped and reported in ``scan.torn_tail``; damage inside the file is skipped
+    up to the next intact frame and listed in ``scan.damaged``."""
+    scan = scan if scan is not None else AuditScan()
+    data = Path(path).read_bytes()
+    pos, size = 0, len(data)
+    while pos < size:
+        frame = _frame_at(data, pos)
+        if frame is None:
+            nxt = data.find(_MAGIC, pos + 1)
+            while nxt != -1 and _frame_at(data, nxt) is None:
+                nxt = data.find(_MAGIC, nxt + 1)
+            if nxt == -1:
+                scan.torn_tail = True
+                scan.damaged.append((pos, size - pos))
+                return
+            scan.damaged.append((pos, nxt - pos))
+            pos = nxt
+            continue
+        kind, payload, end = frame
+        scan.records += 1
+        yield _decode(pos, kind, payload)
+        pos = end
+
+
+def _frame_at(data: bytes, pos: int):
+    if pos + _HEADER.size > len(data):
+        return None
+    magic, kind, length, crc = _HEADER.unpack_from(data, pos)
+    start = pos + _HEADER.size
+    end = start + length
+    if magic != _MAGIC or kind not in (_ARROW, _JSON) or end > len(data):
+        return None
+    payload = data[start:end]
+    if zlib.crc32(payload) != crc:
+        return None
+    return kind, payload, end
+
+
+def _decode(offset: int, kind: int, payload: bytes) -> AuditRecord:
+    if kind == _JSON:
+        obj = json.loads(payload)
+        actions = obj["actions"]
+        n = len(actions.get("action", []))
+        # typed exactly as the Arrow records: enum names, UTC timestamps
+        table = actions_table({**actions, "script": [None] * n}, with_script=False) if n else \
+            actions_table({name: [] for name in ("account_id", "action", "priority", "earliest_at", "script_id",
+                                                  "language", "script", "outcome", "reason_code",
+                                                  "next_allowed_at", "policy")}, with_script=False)
+        return AuditRecord(offset, obj["meta"], pa.table(obj["decisions"]), table)
+    parts, pos = [], 0
+    for _ in range(3):
+        (length,) = struct.unpack_from("<Q", payload, pos)
+        parts.append(payload[pos + 8: pos + 8 + length])
+        pos += 8 + length
+    meta = json.loads(parts[0])
+    decisions = pa.ipc.open_stream(pa.py_buffer(parts[1])).read_all()
+    actions = pa.ipc.open_stream(pa.py_buffer(parts[2])).read_all()
+    return AuditRecord(offset, meta, decisions, actions)
