@@ -356,7 +356,6 @@ class Pipeline:
     def _valuation(self, batch: Batch) -> dict[str, np.ndarray] | None:
         """The valuation columns of the accounts heading for repossession or disposal; None
         when there are none."""
-        n = batch.n
         need = None
         for name in ("disposal.repossess", "disposal.dispose"):
             if batch.has(name):
@@ -364,33 +363,37 @@ class Pipeline:
         rows = None if need is None else need.nonzero()[0]
         if rows is None or rows.size == 0:
             return None
-        price = np.full(n, np.nan)
-        channel = np.full(n, None, dtype=object)
-        net = np.full(n, np.nan)
-        days = np.full(n, np.nan)
-        method = np.full(n, None, dtype=object)
+        out = {name: np.full(batch.n, None, dtype=object) if name in _TEXT_VALUATION else np.full(batch.n, np.nan)
+               for name in _VALUATION_COLUMNS}
+        for name, values in self.valuate(batch, rows).items():
+            out[name][rows] = values
+        return out
+
+    def valuate(self, batch: Batch, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Value the cars of ``rows`` (indices into ``batch``) with the configured valuation
+        method and choose each one's disposal channel: the columns ``valuation.price``,
+        ``valuation.method``, ``disposal_channel.channel`` (a name of :attr:`channels`, None
+        when no channel takes the car), ``disposal_channel.expected_net`` and
+        ``disposal_channel.expected_days``, one value per row of ``rows``. The batch needs
+        the vehicle's columns, ``country`` and what the valuation method reads. A method that
+        raises or returns malformed values raises :class:`~kernel.plugins.PluginError`."""
         hook, plugin = "postloan_valuation_methods", self.plugins.provider("postloan_valuation_methods", self.valuation_name)
+        who = f"valuation method {self.valuation_name!r} (plugin {plugin!r}, hook {hook})"
         try:
             values = self.valuation.value(batch, rows)
         except PostloanError as e:
-            raise PluginError(f"valuation method {self.valuation_name!r} (plugin {plugin!r}, hook {hook}): {e}",
-                              plugin=plugin, hook=hook) from e
+            raise PluginError(f"{who}: {e}", plugin=plugin, hook=hook) from e
         except Exception as e:
-            raise PluginError(f"valuation method {self.valuation_name!r} (plugin {plugin!r}, hook {hook}) raised "
-                              f"{type(e).__name__}{_where(e)}", plugin=plugin, hook=hook) from e
-        values = _checked_floats(values, rows.size, f"valuation method {self.valuation_name!r} (plugin {plugin!r}, "
-                                 f"hook {hook})", plugin, hook)
-        price[rows] = values
-        method[rows] = self.valuation_name
+            raise PluginError(f"{who} raised {type(e).__name__}{_where(e)}", plugin=plugin, hook=hook) from e
+        price = _checked_floats(values, rows.size, who, plugin, hook)
         age = vehicle_age_years(batch.int("model_year")[rows], np.full(rows.size, (batch.as_of - dt.date(1970, 1, 1)).days))
         grades = _GRADE_NAMES[batch.enum("condition_grade")[rows]]
         countries = _COUNTRY_NAMES[batch.enum("country")[rows]]
-        best, best_net, best_days = select_disposal_channels(
-            values, age, batch.float("mileage_km")[rows], grades, countries, self.channels, self.holding_cost)
+        best, net, days = select_disposal_channels(
+            price, age, batch.float("mileage_km")[rows], grades, countries, self.channels, self.holding_cost)
         names = np.array([c.name for c in self.channels] + [None], dtype=object)
-        channel[rows] = names[best]
-        net[rows], days[rows] = best_net, best_days
-        return dict(zip(_VALUATION_COLUMNS, (price, method, channel, net, days)))
+        method = np.full(rows.size, self.valuation_name, dtype=object)
+        return dict(zip(_VALUATION_COLUMNS, (price, method, names[best], net, days)))
 
     def _plan(self, batch: Batch) -> dict[str, Any]:
         hook = "postloan_collection_strategies"

@@ -290,6 +290,11 @@ class Engine:
         return self.kernel.bundle_hash
 
     @property
+    def channel_kinds(self) -> dict[str, str]:
+        """The kind of each disposal channel (auction, dealer, …) by name."""
+        return {c.name: c.kind for c in self.pipeline.channels}
+
+    @property
     def versions(self) -> dict[str, str]:
         return {name: str(v) for name, v in self.kernel.version.items()}
 
@@ -421,7 +426,6 @@ class Engine:
     def valuate_message(self, request, as_of: dt.date, now: dt.datetime) -> decision_pb2.ValuateResponse:
         """The configured valuation method and the disposal-channel selector on one vehicle."""
         from ..hookspecs import Batch
-        from ..pipeline import select_disposal_channels, vehicle_age_years
 
         if request.country == 0:
             raise FieldError("country", "required (the disposal channels depend on it)")
@@ -429,31 +433,24 @@ class Engine:
         model_year = int(columns["model_year"][0])
         bought = (convert.date_value(request.purchase_date, "purchase_date") if request.HasField("purchase_date")
                   else dt.date(model_year, 1, 1))
-        country = schema.ENUMS["country"][request.country - 1]
         columns["contract_date"] = np.array([bought], "datetime64[D]")
-        columns["country"] = np.array([country], object)
+        columns["country"] = np.array([schema.ENUMS["country"][request.country - 1]], object)
         columns["region"] = np.array([request.region or None], object)
-        batch = Batch(1, as_of, now, [columns], self.pipeline.config)
-        price = np.asarray(self.pipeline.valuation.value(batch, np.array([0])), np.float64)
-        age = vehicle_age_years(np.array([model_year]), np.array([(as_of - EPOCH).days]))
-        channels = self.pipeline.channels
-        best, net, days = select_disposal_channels(price, age, columns["mileage_km"], columns["condition_grade"],
-                                                   columns["country"], channels, self.pipeline.holding_cost)
+        valued = self.pipeline.valuate(Batch(1, as_of, now, [columns], self.pipeline.config), np.array([0]))
+        price, channel = valued["valuation.price"][0], valued["disposal_channel.channel"][0]
         response = decision_pb2.ValuateResponse(vin=request.vehicle.vin, bundle_hash=self.bundle_hash)
         response.details["method"].string_value = self.pipeline.valuation_name
-        if not np.isnan(price[0]):
-            response.valuation = float(price[0])
-        if best[0] >= 0:
-            chosen = channels[int(best[0])]
-            response.channel = chosen.name
-            response.details["channel_kind"].string_value = chosen.kind
-            response.details["expected_net"].float_value = float(net[0])
-            response.details["expected_days"].float_value = float(days[0])
+        if not np.isnan(price):
+            response.valuation = float(price)
+        if channel is not None:
+            response.channel = channel
+            response.details["channel_kind"].string_value = self.channel_kinds[channel]
+            response.details["expected_net"].float_value = float(valued["disposal_channel.expected_net"][0])
+            response.details["expected_days"].float_value = float(valued["disposal_channel.expected_days"][0])
         return response
 
 
 VEHICLE_COLUMNS = AccountColumns(schema.VEHICLES, prefix="vehicle.")
-EPOCH = dt.date(1970, 1, 1)
 
 
 class DeadlineExceeded(PostloanError):
