@@ -5,9 +5,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from auth_tokens import TOKENS  # noqa: E402
 from kernel.server.auth import token_line  # noqa: E402
-
-TOKENS = {"scoring": "scoring-token-0123456789abcdef", "admin": "admin-token-0123456789abcdef"}
 
 
 @pytest.fixture(scope="session")

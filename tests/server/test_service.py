@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from conftest import TOKENS
+from auth_tokens import TOKENS
 from kernel import schema
 from kernel.client import CallError, Client
 

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import TOKENS
+from auth_tokens import TOKENS
 from kernel.client import CallError, Client
 from kernel.server.auth import TokenFileError, TokenStore, bearer_token, hash_token, token_line
 
