@@ -90,28 +90,40 @@ class _Policy(CompliancePolicy):
         self._where = where
 
 
-class QuietHours(_Policy):
-    """No collection contact between 22:00 and 08:00 in the debtor's local time."""
+class _ContactHours(_Policy):
+    """Contact only inside a daily window of the debtor's local time, [opens, closes) (it may
+    wrap past midnight); outside it, deferred to the next opening. Subclasses name the
+    parameters that hold the window's ends and the reason code."""
 
-    name = "cn.quiet_hours"
-    reason_codes = {"CN_QUIET_HOURS": "Contact in the debtor's local quiet hours (22:00–08:00); deferred to 08:00."}
     actions = CONTACT
-    defaults = {"start": "22:00", "end": "08:00"}
+    opens_param: str
+    closes_param: str
+    reason: str
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.start = _minutes(self.params["start"], f"{self._where} start")
-        self.end = _minutes(self.params["end"], f"{self._where} end")
+        self.opens = _minutes(self.params[self.opens_param], f"{self._where} {self.opens_param}")
+        self.closes = _minutes(self.params[self.closes_param], f"{self._where} {self.closes_param}")
 
     def check(self, actions: ActionBatch) -> Verdicts:
         v = Verdicts(actions.n)
         minute = actions.local_minute
-        quiet = (minute >= self.start) | (minute < self.end) if self.start > self.end else \
-            (minute >= self.start) & (minute < self.end)
-        deferred = actions.is_action(*self.actions) & quiet
+        inside = (minute >= self.opens) & (minute < self.closes) if self.opens < self.closes else \
+            (minute >= self.opens) | (minute < self.closes)
+        deferred = actions.is_action(*self.actions) & ~inside
         if deferred.any():
-            v.defer(deferred, "CN_QUIET_HOURS", actions.next_local_time(self.end))
+            v.defer(deferred, self.reason, actions.next_local_time(self.opens))
         return v
+
+
+class QuietHours(_ContactHours):
+    """No collection contact between 22:00 and 08:00 in the debtor's local time."""
+
+    name = "cn.quiet_hours"
+    reason = "CN_QUIET_HOURS"
+    reason_codes = {reason: "Contact in the debtor's local quiet hours (22:00–08:00); deferred to 08:00."}
+    defaults = {"start": "22:00", "end": "08:00"}
+    opens_param, closes_param = "end", "start"          # the quiet hours' end opens the window
 
 
 class CallLimits(_Policy):
@@ -213,28 +225,16 @@ class RegFOptOut(_Policy):
                                          "REGF_OPT_OUT")
 
 
-class RegFHours(_Policy):
+class RegFHours(_ContactHours):
     """FDCPA / Regulation F: no communication before 08:00 or from 21:00, debtor's local time.
 
     The window is half-open, [08:00, 21:00): a call placed at 21:00:00 would run past 9 p.m."""
 
     name = "us.regf_hours"
-    reason_codes = {"REGF_INCONVENIENT_TIME": "Outside 08:00–21:00 in the debtor's local time; deferred to 08:00."}
-    actions = CONTACT
+    reason = "REGF_INCONVENIENT_TIME"
+    reason_codes = {reason: "Outside 08:00–21:00 in the debtor's local time; deferred to 08:00."}
     defaults = {"start": "08:00", "end": "21:00"}
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        self.start = _minutes(self.params["start"], f"{self._where} start")
-        self.end = _minutes(self.params["end"], f"{self._where} end")
-
-    def check(self, actions: ActionBatch) -> Verdicts:
-        v = Verdicts(actions.n)
-        minute = actions.local_minute
-        deferred = actions.is_action(*self.actions) & ((minute < self.start) | (minute >= self.end))
-        if deferred.any():
-            v.defer(deferred, "REGF_INCONVENIENT_TIME", actions.next_local_time(self.start))
-        return v
+    opens_param, closes_param = "start", "end"
 
 
 class RegFConversation(_Policy):
