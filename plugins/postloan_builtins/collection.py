@@ -80,18 +80,29 @@ _TEMPLATE_KEYS = {"action", "tiers", "text", "description"}
 _MISSING = "—"
 
 
+#: a count's unit as a template writes it, ``{dpd:day|days}``: (singular, plural)
+Unit = tuple[str, str]
+
+
+def counted(value: int, unit: Unit | None) -> str:
+    """``12`` → ``"12 days"``, ``1`` → ``"1 day"`` (the singular for one, as in English)."""
+    if unit is None:
+        return str(value)
+    return f"{value} {unit[0] if abs(value) == 1 else unit[1]}"
+
+
 @dataclass(frozen=True)
 class Template:
     id: str
     language: str
     action: str
     tiers: frozenset[str]
-    pieces: tuple[tuple[str, str | None], ...]      # (literal, field or None)
+    pieces: tuple[tuple[str, str | None, Unit | None], ...]     # (literal, field or None, its unit)
     source: str                                      # file it came from
 
     @property
     def fields(self) -> list[str]:
-        return [f for _, f in self.pieces if f]
+        return [f for _, f, _ in self.pieces if f]
 
 
 class TemplateSet:
@@ -161,18 +172,31 @@ def _template(path: Path, language: str, tid: str, spec: Any) -> Template:
                 close = difflib.get_close_matches(field, FIELDS, n=1)
                 hint = f"; did you mean {{{close[0]}}}?" if close else f" (fields: {', '.join(FIELDS)})"
                 raise PostloanError(f"{where}: unknown field {{{field}}}{hint}")
-            if spec_ or conversion:
+            unit = None
+            if spec_ and FIELDS[field].kind == "int" and not conversion:
+                unit = _unit(where, field, spec_)
+            elif spec_ or conversion:
                 raise PostloanError(f"{where}: field {{{field}}} takes no format (amounts, dates and numbers "
-                                    f"are formatted by postloan)")
+                                    f"are formatted by postloan; a count may name its unit: {{dpd:day|days}})")
             if action == "THIRD_PARTY_CONTACT" and FIELDS[field].debt:
                 raise PostloanError(f"{where}: a third-party script must not mention the debt, but uses {{{field}}}")
-        pieces.append((literal, field))
+            pieces.append((literal, field, unit))
+        else:
+            pieces.append((literal, None, None))
     if action == "THIRD_PARTY_CONTACT":
-        literal_text = pa.array(["".join(lit for lit, _ in pieces)])
+        literal_text = pa.array(["".join(lit for lit, _, _ in pieces)])
         if mentions_debt(literal_text)[0]:
             word = next(t for t in DEBT_TERMS if t.lower() in literal_text[0].as_py().lower())
             raise PostloanError(f"{where}: a third-party script must not mention the debt, but says {word!r}")
     return Template(tid, language, action, frozenset(tiers), tuple(pieces), str(path))
+
+
+def _unit(where: str, field: str, spec: str) -> Unit:
+    singular, bar, plural = spec.partition("|")
+    if not bar or not singular.strip() or not plural.strip() or "|" in plural:
+        raise PostloanError(f"{where}: {{{field}:{spec}}}: a count's unit is written "
+                            f"{{{field}:singular|plural}}, e.g. {{dpd:day|days}}")
+    return singular.strip(), plural.strip()
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,13 +375,13 @@ class _Renderer:
                 continue
             template = templates[i]
             parts = []
-            for literal, field in template.pieces:
+            for literal, field, unit in template.pieces:
                 parts.append(literal)
                 if field:
-                    key = (field, template.language) if FIELDS[field].kind == "constant" else field
+                    key = (field, template.language) if FIELDS[field].kind == "constant" else (field, unit)
                     values = columns.get(key)
                     if values is None:
-                        values = columns[key] = self._field(field, template.language, rows, True)
+                        values = columns[key] = self._field(field, template.language, rows, True, unit)
                     parts.append(values if isinstance(values, str) else values[k])
             out.append("".join(parts))
         return out
@@ -377,21 +401,21 @@ class _Renderer:
                 continue
             template = templates[i]
             parts = []
-            for literal, field in template.pieces:
+            for literal, field, unit in template.pieces:
                 if literal:
                     parts.append(literal)
                 if field:
-                    key = (field, template.language) if FIELDS[field].kind == "constant" else field
+                    key = (field, template.language) if FIELDS[field].kind == "constant" else (field, unit)
                     values = columns.get(key)
                     if values is None:
-                        values = columns[key] = self._field(field, template.language, ordered, False)
+                        values = columns[key] = self._field(field, template.language, ordered, False, unit)
                     parts.append(values if isinstance(values, str) else values.slice(start, end - start))
             chunks.append(pc.binary_join_element_wise(*parts, ""))
         inverse = np.empty(n, np.int64)
         inverse[order] = np.arange(n)
         return pa.concat_arrays(chunks).take(pa.array(inverse))
 
-    def _field(self, field: str, language: str, rows: np.ndarray, small: bool):
+    def _field(self, field: str, language: str, rows: np.ndarray, small: bool, unit: Unit | None = None):
         kind = FIELDS[field].kind
         b = self.batch
         if kind == "constant":
@@ -413,8 +437,12 @@ class _Renderer:
                 return [_MISSING] * rows.shape[0] if small else pa.array([_MISSING] * rows.shape[0], pa.string())
             values = b.int(column, NULL_TIME)[rows]
             if small:
-                return [_MISSING if v == NULL_TIME else str(v) for v in values.tolist()]
-            return pc.if_else(pa.array(values == NULL_TIME), _MISSING, pa.array(values).cast(pa.string()))
+                return [_MISSING if v == NULL_TIME else counted(v, unit) for v in values.tolist()]
+            text = pa.array(values).cast(pa.string())
+            if unit is not None:
+                words = pc.if_else(pa.array(np.abs(values) == 1), f" {unit[0]}", f" {unit[1]}")
+                text = pc.binary_join_element_wise(text, words, "")
+            return pc.if_else(pa.array(values == NULL_TIME), _MISSING, text)
         if kind == "date":
             values = b.days(field)[rows]
             return _days_text_small(values.tolist()) if small else _days_text(values)

@@ -87,7 +87,8 @@ def test_scripts_state_the_accounts_figures(planned, small_book):
         assert f"{sym}{overdue[row]:,.2f}" in text
         assert f"{sym}{penalty[row]:,.2f}" in text
         assert f"{sym}{overdue[row] + penalty[row]:,.2f}" in text
-        assert (f"逾期{dpd[row]}天" in text) if country[row] == "CN" else (f"{dpd[row]} day(s)" in text)
+        assert (f"逾期{dpd[row]}天" in text) if country[row] == "CN" else \
+            (f"{dpd[row]} {'day' if dpd[row] == 1 else 'days'}" in text)
         checked += 1
     assert checked > 100
 
