@@ -281,7 +281,7 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
     from kernel.audit import AuditLog, encode_record
     from kernel.server.engine import load_engine
 
-    # sync "interval": the response's share is decide_one − run_record, which an fdatasync's
+    # sync "interval": the response's share is decide_response − run_record, which an fdatasync's
     # variance would swamp; the append in each mode is measured on its own below
     engine = load_engine(None, audit_path=str(tmp_path / "audit.log"), audit_sync="interval")
     pipeline, kernel = engine.pipeline, engine.kernel
@@ -301,8 +301,7 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
     audit = pipeline.audit_record(result, AS_OF, NOW)
     always = AuditLog(tmp_path / "always.log")
     interval = AuditLog(tmp_path / "interval.log", sync="interval")
-    message, actions, _ = engine.decide_one(record, AS_OF, NOW)
-    response = decision_pb2.DecideResponse(decision=message, actions=actions)
+    response = decision_pb2.DecideResponse.FromString(engine.decide_response(record, AS_OF, NOW)[0])
     request_bytes = _request(book).SerializeToString()
     figures = {
         "parse_request_us": per_call(lambda: decision_pb2.DecideRequest.FromString(request_bytes)),
@@ -314,13 +313,12 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
         "audit_encode_us": per_call(lambda: encode_record(*audit)),
         "audit_append_sync_always_us": per_call(lambda: always.append(*audit)),
         "audit_append_sync_interval_us": per_call(lambda: interval.append(*audit)),
-        "decide_one_us": per_call(lambda: engine.decide_one(record, AS_OF, NOW)),
+        "decide_response_us": per_call(lambda: engine.decide_response(record, AS_OF, NOW)),
         "run_record_us": per_call(lambda: pipeline.run_record(record, AS_OF, NOW)),
-        "serialize_response_us": per_call(response.SerializeToString),
-        "actions": len(actions),
+        "actions": len(response.actions),
     }
-    figures["response_us"] = figures["decide_one_us"] - figures["run_record_us"]
+    figures["response_us"] = figures["decide_response_us"] - figures["run_record_us"]
     benchmark.extra_info.update(figures)
     print("\nWhere Decide's time goes:", json.dumps({k: round(v, 1) for k, v in figures.items()}))
-    benchmark.pedantic(lambda: engine.decide_one(record, AS_OF, NOW), rounds=1 if _smoke(benchmark) else 100,
+    benchmark.pedantic(lambda: engine.decide_response(record, AS_OF, NOW), rounds=1 if _smoke(benchmark) else 100,
                        iterations=1)

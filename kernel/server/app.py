@@ -124,7 +124,7 @@ class DecisionServer:
             options=options,
             maximum_concurrent_rpcs=c.max_concurrent_rpcs,
         )
-        decision_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(self), server)
+        _add_decision_service(DecisionServicer(self), server)
         decision_pb2_grpc.add_BundleAdminServicer_to_server(BundleAdminServicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
@@ -285,3 +285,26 @@ class DecisionServer:
             raise error
         return engine, previous
 
+
+class _CapturedHandlers:
+    """Stands in for a server to capture what a generated ``add_*_to_server`` registers."""
+
+    def __init__(self):
+        self.service, self.handlers = "", {}
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict) -> None:
+        self.service, self.handlers = service, dict(handlers)
+
+
+def _add_decision_service(servicer, server: grpc.Server) -> None:
+    """``add_DecisionServiceServicer_to_server``, except that Decide's answer — the
+    DecideResponse's wire bytes (:meth:`Engine.decide_response`) — is sent as it is."""
+    captured = _CapturedHandlers()
+    decision_pb2_grpc.add_DecisionServiceServicer_to_server(servicer, captured)
+    handlers = captured.handlers
+    handlers["Decide"] = handlers["Decide"]._replace(response_serializer=None)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(captured.service, handlers),))
+    server.add_registered_method_handlers(captured.service, handlers)

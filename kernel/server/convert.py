@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import struct
 
 import numpy as np
 import pyarrow as pa
@@ -205,6 +206,129 @@ def decision_dict(decision: decision_pb2.Decision) -> dict:
     for ruleset, rule in decision.rules.items():
         row[f"{ruleset}.rule"] = python_value(rule)
     return row
+
+
+# -- a Decide response as wire bytes ---------------------------------------------------------------
+def _varint(n: int) -> bytes:
+    if n < 128:
+        return _SMALL_VARINTS[n]
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_SMALL_VARINTS = tuple(bytes([n]) for n in range(128))
+
+
+def _tag(message_cls, field: str, wire_type: int) -> bytes:
+    return _varint(message_cls.DESCRIPTOR.fields_by_name[field].number << 3 | wire_type)
+
+
+def _delimited(tag: bytes, payload: bytes) -> bytes:
+    return tag + _varint(len(payload)) + payload
+
+
+_LEN, _I64_WIRE, _VARINT_WIRE = 2, 1, 0
+_DECISION_TAGS = {f: _tag(decision_pb2.Decision, f, _LEN) for f in ("account_id", "as_of", "bundle_hash", "values", "rules")}
+_RESPONSE_TAGS = {f: _tag(decision_pb2.DecideResponse, f, _LEN) for f in ("decision", "actions")}
+_BOOL_TAG = _tag(decision_pb2.Value, "bool_value", _VARINT_WIRE)
+_INT_TAG = _tag(decision_pb2.Value, "int_value", _VARINT_WIRE)
+_FLOAT_TAG = _tag(decision_pb2.Value, "float_value", _I64_WIRE)
+_STRING_TAG = _tag(decision_pb2.Value, "string_value", _LEN)
+_LIST_TAG = _tag(decision_pb2.Value, "string_list_value", _LEN)
+_LIST_ITEM_TAG = _tag(decision_pb2.StringList, "values", _LEN)
+_MAP_KEY_TAG, _MAP_VALUE_TAG = b"\x0a", b"\x12"          # every map entry: key = 1, value = 2
+_PACK_DOUBLE = struct.Struct("<d").pack
+_INT64 = 1 << 63
+_MEMOIZED = frozenset((str, bool, int, type(None)))
+_NO_MEMO = object()
+
+
+def _value_payload(value) -> bytes:
+    """A Value's wire bytes, as :func:`set_value` then SerializeToString would give them."""
+    kind = type(value)
+    if kind is float:
+        return b"" if value != value else _FLOAT_TAG + _PACK_DOUBLE(value)
+    if kind is str:
+        return _delimited(_STRING_TAG, value.encode())
+    if kind is bool:
+        return _BOOL_TAG + (b"\x01" if value else b"\x00")
+    if kind is int and -_INT64 <= value < _INT64:
+        return _INT_TAG + _varint(value & 0xFFFF_FFFF_FFFF_FFFF)     # negative: ten bytes
+    if value is None:
+        return b""
+    if kind is list:
+        return _delimited(_LIST_TAG, b"".join(_delimited(_LIST_ITEM_TAG, str(v).encode()) for v in value))
+    message = decision_pb2.Value()
+    set_value(message, value)
+    return message.SerializeToString()
+
+
+class DecideResponseEncoder:
+    """Encodes a Decide response — a ``Decision`` (one decision record: ``{column: Python
+    scalar}``) and its action messages — straight to its wire bytes: the bytes of the
+    messages built field by field, up to the order of map entries, in a fraction of the time.
+    Per column, what precedes a float is made once, and the whole entry of any other value
+    (string, bool, int, rule list, null) is made once and reused: a column takes few of them."""
+
+    MEMO_PER_COLUMN = 512          # bounds the memory a free-text output column could take
+
+    def __init__(self, bundle_hash: str):
+        self._bundle_hash = _delimited(_DECISION_TAGS["bundle_hash"], bundle_hash.encode())
+        # column -> (map tag, key field, the whole entry up to a float's 8 bytes, memo)
+        self._columns: dict[str, tuple[bytes, bytes, bytes, dict]] = {}
+        self._as_of: tuple = (None, b"")
+
+    def _column(self, name: str) -> tuple[bytes, bytes, bytes, dict]:
+        is_rule = name.endswith(".rule")
+        tag = _DECISION_TAGS["rules" if is_rule else "values"]
+        key = _delimited(_MAP_KEY_TAG, (name[:-5] if is_rule else name).encode())
+        float_value = _MAP_VALUE_TAG + _varint(len(_FLOAT_TAG) + 8) + _FLOAT_TAG
+        plan = (tag, key, tag + _varint(len(key) + len(float_value) + 8) + key + float_value, {})
+        self._columns[name] = plan
+        return plan
+
+    def _entry(self, name: str, value) -> bytes:
+        tag, key, float_entry, memo = self._columns.get(name) or self._column(name)
+        kind = type(value)
+        if kind is float and value == value:
+            return float_entry + _PACK_DOUBLE(value)
+        # a column holds one type, so True and 1 never meet in one memo
+        memo_key = tuple(value) if kind is list else value if kind in _MEMOIZED else _NO_MEMO
+        entry = memo.get(memo_key)
+        if entry is None:
+            payload = key + _delimited(_MAP_VALUE_TAG, _value_payload(value))
+            entry = tag + _varint(len(payload)) + payload
+            if memo_key is not _NO_MEMO and len(memo) < self.MEMO_PER_COLUMN:
+                memo[memo_key] = entry
+        return entry
+
+    def decision(self, decisions: dict, as_of: dt.date) -> bytes:
+        """A Decision's bytes: ``account_id``, ``as_of``, the bundle hash and every other
+        column of ``decisions`` in ``values`` (``<ruleset>.rule`` columns in ``rules``)."""
+        account_id = str(decisions["account_id"])
+        day, date_field = self._as_of
+        if as_of != day:
+            date_field = _delimited(_DECISION_TAGS["as_of"], date_message(as_of).SerializeToString())
+            self._as_of = (as_of, date_field)           # the next call most likely has the same date
+        parts = [_delimited(_DECISION_TAGS["account_id"], account_id.encode()) if account_id else b"",
+                 date_field, self._bundle_hash]
+        entry = self._entry
+        for name, value in decisions.items():
+            if name != "account_id":
+                parts.append(entry(name, value))
+        return b"".join(parts)
+
+    def response(self, decisions: dict, as_of: dt.date, actions=()) -> bytes:
+        """A DecideResponse's bytes: the decision and the action messages."""
+        parts = [_delimited(_RESPONSE_TAGS["decision"], self.decision(decisions, as_of))]
+        tag = _RESPONSE_TAGS["actions"]
+        for action in actions:
+            parts.append(_delimited(tag, action.SerializeToString()))
+        return b"".join(parts)
 
 
 # -- Arrow IPC ------------------------------------------------------------------------------------------

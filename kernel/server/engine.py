@@ -283,7 +283,10 @@ class Engine:
     source: str | None = None       # what Kernel.load was given (None: the shipped bundle)
     account_record: AccountRecord = field(default_factory=AccountRecord)
     account_columns: AccountColumns = field(default_factory=AccountColumns)
-    _value_keys: dict = field(default_factory=dict, repr=False)   # decision column -> (map key, is a rule)
+    encoder: convert.DecideResponseEncoder = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.encoder = convert.DecideResponseEncoder(self.bundle_hash)
 
     @property
     def bundle_hash(self) -> str:
@@ -316,37 +319,15 @@ class Engine:
         """The Account as the kernel's NumPy columns (enums as member strings)."""
         return self.account_columns(account)
 
-    def decide_one(self, record: dict, as_of: dt.date, now: dt.datetime, actions: bool = True):
-        """(decision message, action messages, tier) for one account given as a record
-        (:meth:`record`): ``Pipeline.run_record``, Python scalars end to end, no arrays built
-        for the kernel and none for the response. ``actions=False``: no action is planned."""
+    def decide_response(self, record: dict, as_of: dt.date, now: dt.datetime, actions: bool = True):
+        """(DecideResponse wire bytes, tier) for one account given as a record (:meth:`record`):
+        ``Pipeline.run_record``, Python scalars end to end, no arrays built for the kernel and
+        no Decision message built field by field (:class:`convert.DecideResponseEncoder`).
+        ``actions=False``: no action is planned."""
         result = self.pipeline.run_record(record, as_of, now, actions=actions)
         decisions = result.decision_record
-        message = decision_pb2.Decision(account_id=str(decisions["account_id"]), bundle_hash=self.bundle_hash)
-        message.as_of.CopyFrom(convert.date_message(as_of))
-        values, rules, keys = message.values, message.rules, self._value_keys
-        for name, value in decisions.items():
-            where = keys.get(name)
-            if where is None:
-                if name == "account_id":
-                    continue
-                where = keys[name] = (name[:-5], True) if name.endswith(".rule") else (name, False)
-            key, is_rule = where
-            target = rules[key] if is_rule else values[key]        # a null stays an empty Value
-            kind = type(value)
-            if kind is str:
-                target.string_value = value
-            elif kind is float:
-                if value == value:
-                    target.float_value = value
-            elif kind is bool:
-                target.bool_value = value
-            elif kind is int:
-                target.int_value = value
-            elif value is not None:
-                convert.set_value(target, value)
-        tier = decisions.get("collection_tier.tier")
-        return message, self.action_messages(result.action_columns) if actions else [], tier
+        planned = self.action_messages(result.action_columns) if actions else ()
+        return self.encoder.response(decisions, as_of, planned), decisions.get("collection_tier.tier")
 
     @staticmethod
     def action_messages(actions: dict) -> list:
@@ -478,8 +459,8 @@ def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: 
         sample = generate(2, seed=0)
         now = dt.datetime.now(UTC)
         account = convert.ACCOUNT.encode(sample.slice(0, 1).to_pylist()[0])
-        warm.decide_one(warm.record(account), now.date(), now)
-        warm.decide_one(warm.record(account), now.date(), now, actions=False)
+        warm.decide_response(warm.record(account), now.date(), now)
+        warm.decide_response(warm.record(account), now.date(), now, actions=False)
         warm.decide_table(sample, now.date(), now, with_actions=True)
         twin.audit.close()
     return Engine(kernel, pipeline, path=str(path) if path else "(shipped)", loaded_at=dt.datetime.now(UTC),

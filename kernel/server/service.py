@@ -88,9 +88,9 @@ class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
         CALL.account_id = request.account.account_id
         record = engine.record(request.account)
         with_actions = request.actions if request.HasField("actions") else True
-        decision, actions, tier = engine.decide_one(record, self._as_of(request), self._now(request), with_actions)
+        response, tier = engine.decide_response(record, self._as_of(request), self._now(request), with_actions)
         self._server.metrics.count_decisions(tier or "NONE")
-        return decision_pb2.DecideResponse(decision=decision, actions=actions)
+        return response          # DecideResponse's wire bytes: the server sends them as they are
 
     @_handled
     def DecideBatch(self, request, context):
