@@ -45,24 +45,73 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: verbs whose job is to report a bundle's errors: they exit 1 when they find some
+CHECKING_VERBS = ("check", "test")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that it unwinds as for Ctrl-C: partial
+    output files are removed on the way out."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "verb", None):
         parser.print_help()
         return 2
+    previous = _on_sigterm(_terminate)
     try:
         return int(args._run(args) or 0)
     except PostloanError as e:
+        diagnostics = getattr(e, "diagnostics", None)
+        if diagnostics and args.verb not in CHECKING_VERBS:
+            _fail(f"postloan {args.verb}: error: {_does_not_compile(diagnostics, getattr(args, 'bundle', None))}")
+            return 2
         _fail(f"postloan {args.verb}: error: {e}")
         return e.exit_code
     except OSError as e:
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         _fail(f"postloan {args.verb}: error: {where}{e.strerror or e}")
         return 2
+    except _Terminated:
+        _fail(f"postloan {args.verb}: terminated")
+        return 143
     except KeyboardInterrupt:
         _fail(f"postloan {args.verb}: interrupted")
         return 130
+    finally:
+        _on_sigterm(previous)
+
+
+def _on_sigterm(handler):
+    """Install ``handler`` for SIGTERM where the default would kill the process outright (not
+    where an embedding program set its own); returns the handler it replaced."""
+    import signal
+    import threading
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    current = signal.getsignal(signal.SIGTERM)
+    if handler is _terminate and current is not signal.SIG_DFL:
+        return None
+    signal.signal(signal.SIGTERM, handler)
+    return current
+
+
+def _does_not_compile(diagnostics, bundle) -> str:
+    """A bundle's errors met by a verb that runs it, in one line: the first, and how to see all."""
+    import dataclasses
+
+    from .args import shown_path
+    errors = [d for d in diagnostics if d.is_error] or list(diagnostics)
+    first = dataclasses.replace(errors[0], file=shown_path(errors[0].file, bundle))
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    where = f" {bundle}" if bundle else ""
+    return f"the bundle does not compile: {first}{more}; 'postloan check{where}' lists every problem"
 
 
 def _fail(line: str) -> None:

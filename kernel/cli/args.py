@@ -26,11 +26,20 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+#: the dates a decision or a synthetic book may be "as of": a book reaches decades before its
+#: date and years after it, and local times are computed with Python's datetime, which ends in
+#: 9999 — an as-of date near either end gave books with impossible dates and failing policies
+EARLIEST_DATE, LATEST_DATE = dt.date(1970, 1, 1), dt.date(2199, 12, 31)
+
+
 def date(text: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(text)
+        value = dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise argparse.ArgumentTypeError(f"{text}: expected a date from {EARLIEST_DATE} to {LATEST_DATE}")
+    return value
 
 
 def existing_file(text: str) -> str:
@@ -66,4 +75,19 @@ def instant(text: str) -> "dt.datetime":
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date-time as YYYY-MM-DDTHH:MM[:SS][+HH:MM], got {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    value = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if not EARLIEST_DATE <= value.date() <= LATEST_DATE:
+        raise argparse.ArgumentTypeError(f"{text}: expected a date-time from {EARLIEST_DATE} to {LATEST_DATE}")
+    return value
+
+
+def shown_path(path: str, given: str | None = None) -> str:
+    """A file of a bundle as the user would write it: absolute where they gave the bundle's
+    path (``given``) as absolute, else relative to the working directory when inside it."""
+    if given is not None and os.path.isabs(given):
+        return str(path)
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:               # another drive (Windows)
+        return str(path)
+    return relative if not relative.startswith(os.pardir) else str(path)

@@ -29,13 +29,16 @@ def run(args) -> int:
     from ..bundle import Bundle, bundle_files
     from ..rules import RulesetError
     from ..rules.ruleset import check_text, load_source
+    from .args import shown_path
 
     diagnostics = []
     files = 0
-    if args.path is not None and not _is_dir(args.path):
+    if args.path is not None and is_ruleset_file(args.path):
         file, text = load_source(args.path)
         files = 1
-        _, diagnostics = check_text(file, text)
+        checked, diagnostics = check_text(file, text)
+        if checked is not None:
+            diagnostics = diagnostics + against_the_contract(args.path, checked)
     else:
         files = sum(1 for f in bundle_files(args.path) if f.suffix in (".yaml", ".yml"))
         try:
@@ -43,12 +46,12 @@ def run(args) -> int:
             diagnostics = bundle.warnings
         except RulesetError as e:
             diagnostics = e.diagnostics
-    diagnostics = sorted(diagnostics, key=lambda d: (not d.is_error, d.file, d.line, d.column))
+    diagnostics = sorted(diagnostics, key=lambda d: (not d.is_error, shown_path(d.file, args.path), d.line, d.column))
     errors = sum(1 for d in diagnostics if d.is_error)
     warnings = len(diagnostics) - errors
     for d in diagnostics:
         if d.is_error or not args.quiet:
-            print(d)
+            print(shown(d, args.path))
     if not args.quiet:
         print(f"checked {files} ruleset file{'s' if files != 1 else ''}: "
               f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}",
@@ -56,6 +59,30 @@ def run(args) -> int:
     return 1 if errors else 0
 
 
-def _is_dir(path: str) -> bool:
+def is_ruleset_file(path: str) -> bool:
+    """A single ruleset file (checked on its own); anything else — a folder, a model, a file of
+    another kind — goes through the bundle loader, which says what it is."""
     import os
-    return os.path.isdir(path)
+    return not os.path.isdir(path) and path.endswith((".yaml", ".yml"))
+
+
+def against_the_contract(path: str, checked) -> list:
+    """What the bundle check says about a lone file's book-column inputs (unknown columns,
+    types that disagree with the data contract). Inputs read from other rulesets and models
+    (``<name>.<output>``) are left to the check of the whole bundle."""
+    from ..bundle import Bundle
+    from ..rules import RulesetError
+    from_other_nodes = {checked.input_pos.get(i.name) for i in checked.ir.inputs if "." in i.name}
+    try:
+        Bundle.load([path])
+    except RulesetError as e:
+        return [d for d in e.diagnostics if d.is_error and (d.line, d.column) not in from_other_nodes]
+    return []
+
+
+def shown(diagnostic, given: str | None) -> str:
+    """A diagnostic with its file as the user would write it (see :func:`args.shown_path`)."""
+    import dataclasses
+
+    from .args import shown_path
+    return str(dataclasses.replace(diagnostic, file=shown_path(diagnostic.file, given)))

@@ -10,10 +10,11 @@ then every decision column (<ruleset>.<output>, <model>.<output>, <ruleset>.rule
 
 Both files go through the connector plugins (`postloan plugins` lists them): the format
 follows the file's extension (.parquet, .arrow/.feather/.arrows, .csv, .sqlite/.db, or a URI
-such as sqlite:///book.db?table=book), or --format (both files), --in-format, --out-format
-name a connector. The book is read, decided and written batch by batch, so memory stays
-bounded whatever its size. Formats without nested lists (all but Parquet and Arrow IPC) get
-a collect ruleset's fired rules as one text cell, ids separated by ';'.
+such as sqlite:///book.db?table=book); --in-format and --out-format name a file's connector,
+--format one for the files whose name says none (a name that says another is an error). The
+book is read, decided and written batch by batch, so memory stays bounded whatever its size.
+Formats without nested lists (all but Parquet and Arrow IPC) get a collect ruleset's fired
+rules as one text cell, ids separated by ';'.
 
 A bad book is rejected before any decision is written, naming the column (and the row, for a
 bad value) in one line (exit status 2); an existing output file is left as it was.
@@ -62,19 +63,19 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     import datetime as dt
+    import os
     import time
 
     from .. import plugins
+    from ..errors import PostloanError
     from ..runtime import Kernel
     from .progress import bar
 
     as_of = args.as_of or dt.date.today()
-    in_format = args.in_format or args.format
-    out_format = args.out_format or args.format
     manager = plugins.default_manager()
     # resolve both connectors first: an unknown format or extension fails before any work
-    reader = manager.connector_for(args.input, in_format)
-    writer = manager.connector_for(args.out, out_format)
+    reader = connector(manager, args.input, args.in_format, args.format, "--in-format")
+    writer = connector(manager, args.out, args.out_format, args.format, "--out-format")
     kernel = Kernel.load(args.bundle)
     batches = read_ahead(plugins.read_batches(args.input, required=list(kernel.inputs), batch_size=args.batch_rows,
                                               manager=manager, connector=reader.name))
@@ -83,11 +84,34 @@ def run(args) -> int:
     start = time.perf_counter()
     with bar(None, "deciding", unit="acct", disable=args.quiet) as progress:
         decided = _decisions(kernel, batches, as_of, out_schema, nested, args.input, progress)
-        rows = plugins.write_batches(args.out, decided, schema=out_schema, manager=manager, connector=writer.name)
+        try:
+            rows = plugins.write_batches(args.out, decided, schema=out_schema, manager=manager, connector=writer.name)
+        except OSError as e:         # a connector's error names its temporary file: name the target
+            if e.filename is None or os.path.abspath(e.filename) == os.path.abspath(args.input):
+                raise
+            raise PostloanError(f"cannot write {args.out}: {e.strerror or e}") from None
     seconds = time.perf_counter() - start
     print(f"decided {rows:,} accounts into {args.out} in {seconds:.1f} s "
           f"({rows / max(seconds, 1e-9):,.0f} accounts/s; bundle {kernel.bundle_hash[:12]})")
     return 0
+
+
+def connector(manager, uri: str, own: str | None, shared: str | None, own_flag: str):
+    """The connector for one file: ``own`` (--in-format / --out-format) if given, else the one
+    its extension or scheme names; ``shared`` (--format) stands in where they name none, and
+    disagreeing with them is an error — never a file written in a format its name denies."""
+    from ..errors import PostloanError
+    if own is not None or shared is None:
+        return manager.connector_for(uri, own)
+    named = manager.connector_for(uri, shared)
+    try:
+        by_name = manager.connector_for(uri)
+    except PostloanError:            # the extension says nothing
+        return named
+    if by_name.name != named.name:
+        raise PostloanError(f"{uri}: --format {shared}, but the name says {by_name.name}; "
+                            f"give this file's format with {own_flag}")
+    return named
 
 
 def decision_schema(kernel, nested: bool = True):

@@ -4,21 +4,37 @@ from __future__ import annotations
 from ..errors import PostloanError
 from . import args as a
 
-HELP = "write a synthetic loan book (deterministic by seed) to Parquet"
+HELP = "write a synthetic loan book (deterministic by seed) to Parquet, CSV, Arrow IPC, SQLite…"
 DESCRIPTION = """Write a synthetic auto-finance loan book: one row per account (accounts ⋈ customers ⋈
 vehicles, see docs/data-contract.md), deterministic by seed, streamed in batches so that
 memory stays bounded whatever the size.
 
-example:
-  postloan generate --accounts 1000000 --seed 7 --out book.parquet"""
+The format follows the file's extension, as for `postloan decide` (.parquet, .arrow/.feather/
+.arrows, .csv, .sqlite/.db, a connector plugin's, or a URI such as sqlite:///book.db?table=book),
+or --format names a connector; a name without an extension (/dev/stdout) gets Parquet. The file
+appears only once the book is complete.
+
+examples:
+  postloan generate --accounts 1000000 --seed 7 --out book.parquet
+  postloan generate --accounts 2000 --out book.csv"""
 
 
 def add_arguments(p) -> None:
     p.add_argument("--accounts", type=a.positive_int, default=100_000, help="number of accounts (default 100000)")
     p.add_argument("--seed", type=a.non_negative_int, default=0, help="random seed (default 0)")
     p.add_argument("--as-of", type=a.date, default=None, help="snapshot date YYYY-MM-DD (default 2026-11-28)")
-    p.add_argument("--out", type=a.output_file, required=True, help="output Parquet file")
+    p.add_argument("--out", type=_target, required=True,
+                   help="output file (format by extension, Parquet without one) or a connector URI")
+    p.add_argument("--format", default=None, metavar="CONNECTOR",
+                   help="connector to write with, e.g. parquet, arrow, csv, sqlite (default: by extension)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _target(text: str) -> str:
+    from urllib.parse import urlparse
+    if len(urlparse(text).scheme) > 1:
+        return text
+    return a.output_file(text)
 
 
 def run(args) -> int:
@@ -27,13 +43,41 @@ def run(args) -> int:
     from ..synth import DEFAULT_AS_OF, write_book
     from .progress import bar
 
+    as_of = args.as_of or DEFAULT_AS_OF
+    connector = _connector(args.out, args.format)
     start = time.perf_counter()
     with bar(args.accounts, "generating", unit="acct", disable=args.quiet) as progress:
         try:
-            rows = write_book(args.out, args.accounts, args.seed, args.as_of or DEFAULT_AS_OF,
-                              progress=progress.update)
+            if connector is None:
+                rows = write_book(args.out, args.accounts, args.seed, as_of, progress=progress.update)
+            else:
+                rows = _write(args.out, connector, args.accounts, args.seed, as_of, progress.update)
         except OSError as e:
             raise PostloanError(f"cannot write {args.out}: {e.strerror or e}") from None
     seconds = time.perf_counter() - start
     print(f"wrote {rows:,} accounts to {args.out} in {seconds:.1f} s ({rows / seconds:,.0f} accounts/s)")
     return 0
+
+
+def _connector(out: str, name: str | None):
+    """The connector plugin to write ``out`` with, or None for the built-in Parquet writer
+    (Parquet by extension or by name, and names without an extension: /dev/stdout)."""
+    import os
+
+    from .. import plugins
+    if name is None and not os.path.splitext(out)[1] and "://" not in out:
+        return None
+    connector = plugins.default_manager().connector_for(out, name)
+    return None if connector.name == "parquet" else connector
+
+
+def _write(out: str, connector, accounts: int, seed: int, as_of, progress) -> int:
+    from .. import plugins
+    from ..schema import arrow_schema
+    from ..synth import iter_book
+
+    def batches():
+        for batch in iter_book(accounts, seed, as_of):
+            yield batch
+            progress(batch.num_rows)
+    return plugins.write_batches(out, batches(), schema=arrow_schema("book"), connector=connector.name)

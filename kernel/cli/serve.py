@@ -97,6 +97,9 @@ def run(args) -> int:
                             "call it (pass --allow-unauthenticated to do so anyway)")
     if args.workers > 1 and args.port == 0:
         raise PostloanError("--workers needs a fixed --port (each worker binds the same one)")
+    check_address(args.host, args.port, "--port")
+    if args.metrics_port is not None:
+        check_address(args.metrics_host, args.metrics_port, "--metrics-port")
     config = server_config(args)
     logs.configure(args.log_level)
     if args.workers > 1:
@@ -112,3 +115,32 @@ def run(args) -> int:
         raise
     server.wait()
     return 0
+
+
+def check_address(host: str, port: int, flag: str) -> None:
+    """Bind ``host:port`` once, and let go, before the server does: a port in use, an address
+    that is not this machine's or an unknown host is then one clear line (gRPC reports them
+    as "Failed to bind" with a log line of its own). Any other failure is left to the server."""
+    import errno
+    import socket
+
+    from ..errors import PostloanError
+
+    where = f"cannot listen on {host}:{port}"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise PostloanError(f"{where}: unknown host {host!r} ({e.strerror})") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as servers do: TIME_WAIT is no conflict
+            try:
+                probe.bind(address)
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    raise PostloanError(f"{where}: the port is in use by another process "
+                                        f"(choose another {flag})") from None
+                if e.errno == errno.EADDRNOTAVAIL:
+                    raise PostloanError(f"{where}: {host} is not an address of this machine") from None
+                if e.errno == errno.EACCES:
+                    raise PostloanError(f"{where}: permission denied (ports below 1024 need privileges)") from None

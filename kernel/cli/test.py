@@ -27,28 +27,31 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import os
+    import dataclasses
 
     from ..bundle import Bundle
     from ..rules import RulesetError, compile_ruleset
     from ..rules.testing import run_examples
+    from .args import shown_path
+    from .check import is_ruleset_file, shown
 
     try:
-        if args.path is not None and not os.path.isdir(args.path):
+        if args.path is not None and is_ruleset_file(args.path):
             rulesets = [compile_ruleset(args.path)]
         else:
             rulesets = Bundle.load(args.path).rulesets
     except RulesetError as e:
         for d in e.diagnostics:
-            print(d)
-        print(f"postloan test: the rulesets do not compile ({len(e.errors)} errors); run 'postloan check'",
-              file=sys.stderr)
+            print(shown(d, args.path))
+        errors = len(e.errors)
+        print(f"postloan test: the rulesets do not compile ({errors} error{'s' if errors != 1 else ''}); "
+              "run 'postloan check'", file=sys.stderr)
         return 1
     results = run_examples(rulesets, engine=args.engine)
     failed = [r for r in results if not r.passed]
     for r in results:
         if not r.passed or args.verbose:
-            print(r)
+            print(dataclasses.replace(r, file=shown_path(r.file, args.path)))
     untested = [rs.name for rs in rulesets if not rs.tests]
     print(f"{len(results)} examples in {len(rulesets) - len(untested)} rulesets: {len(results) - len(failed)} passed, "
           f"{len(failed)} failed" + (f"; no examples in: {', '.join(untested)}" if untested else ""),

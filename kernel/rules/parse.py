@@ -72,7 +72,7 @@ def parse_yaml(text: str, diags: Diagnostics) -> Node | None:
         mark = e.problem_mark or e.context_mark
         pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = " ".join(str(p) for p in (e.context, e.problem) if p)
-        diags.error(pos, f"invalid YAML: {problem}")
+        diags.error(pos, f"invalid YAML: {problem}{_tab_hint(lines, pos)}")
         return None
     except yaml.YAMLError as e:
         diags.error((1, 1), f"invalid YAML: {e}")
@@ -163,6 +163,15 @@ def _core_value(text: str):
     return text
 
 
+def _tab_hint(lines: list[str], pos: tuple[int, int]) -> str:
+    """YAML forbids tabs in indentation, and its own message does not say so."""
+    line, column = pos
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    if "\t" in text[:column] or "\t" in text[:len(text) - len(text.lstrip())]:
+        return " (a tab: YAML indents with spaces only)"
+    return ""
+
+
 def _parse_ruamel(text: str, diags: Diagnostics) -> Node | None:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -176,7 +185,7 @@ def _parse_ruamel(text: str, diags: Diagnostics) -> Node | None:
         mark = e.problem_mark or e.context_mark
         pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = " ".join(str(p) for p in (e.context, e.problem) if p)
-        diags.error(pos, f"invalid YAML: {problem}")
+        diags.error(pos, f"invalid YAML: {problem}{_tab_hint(lines, pos)}")
         return None
     except YAMLError as e:
         diags.error((1, 1), f"invalid YAML: {e}")
