@@ -19,8 +19,24 @@ example:
 def add_arguments(p) -> None:
     p.add_argument("--out", type=a.existing_path, default="models", help="output directory (default models/)")
     p.add_argument("--seed", type=a.non_negative_int, default=0, help="random seed (default 0)")
-    p.add_argument("--pd-rows", type=a.positive_int, default=None, help="synthetic accounts for the PD model (default 100000)")
-    p.add_argument("--rv-rows", type=a.positive_int, default=None, help="simulated auctions for the RV model (default 40000)")
+    p.add_argument("--pd-rows", type=_rows, default=None,
+                   help=f"synthetic accounts for the PD model (default 100000, at least {MIN_ROWS})")
+    p.add_argument("--rv-rows", type=_rows, default=None,
+                   help=f"simulated auctions for the RV model (default 40000, at least {MIN_ROWS})")
+
+
+#: fewer rows leave the 30 % held-out split without delinquent accounts: AUC, KS and the
+#: calibration table of the model card would be NaN, and the "better" model picked on them
+MIN_ROWS = 1000
+
+
+def _rows(text: str) -> int:
+    import argparse
+    value = a.positive_int(text)
+    if value < MIN_ROWS:
+        raise argparse.ArgumentTypeError(f"expected at least {MIN_ROWS:,} rows (a held-out split needs delinquent "
+                                         f"accounts to measure the model on), got {value}")
+    return value
 
 
 def run(args) -> int:

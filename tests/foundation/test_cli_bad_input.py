@@ -177,6 +177,17 @@ def test_test_counts_its_errors_in_english(capsys, tmp_path):
     assert "the rulesets do not compile (1 error); run 'postloan check'" in err
 
 
+# --- train ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flag", ["--pd-rows", "--rv-rows"])
+def test_train_refuses_too_few_rows_to_measure_a_model(capsys, tmp_path, flag):
+    """--pd-rows 5 wrote models whose cards gave AUC nan, the shipped one picked on it."""
+    code, _, err = run(capsys, "train", "--out", str(tmp_path), flag, "5")
+    assert code == 2
+    assert f"argument {flag}: expected at least 1,000 rows" in one_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- serve ---------------------------------------------------------------------------------------
 
 def test_serve_on_a_port_in_use_is_one_line(capsys):
