@@ -114,6 +114,10 @@ def _pct(x: float) -> str:
     return "—" if x != x else f"{x:.1%}"
 
 
+def _num(x: float) -> str:
+    return "—" if x != x else f"{x:,.2f}"     # NaN: the mean of no accounts
+
+
 def _money(x: float) -> str:
     return f"¥{x:,.0f}"
 
@@ -180,7 +184,7 @@ def report(book, decisions, actions, bucket_then, as_of, now, timings, kernel) -
     prof = pf.profile(book, high & late, ["bureau_score", "debt_to_income", "monthly_income", "dpd",
                                           "promises_broken_90d", "credit_inquiries_6m"])
     lines += [f"High-risk overdue profile ({int(np.sum(high & late)):,} accounts) vs the whole book",
-              _table(["feature", "high-risk overdue", "book"], [(k, f"{a:,.2f}", f"{b:,.2f}") for k, a, b in prof]), ""]
+              _table(["feature", "high-risk overdue", "book"], [(k, _num(a), _num(b)) for k, a, b in prof]), ""]
 
     alert_cols = [c for c in decisions.column_names if c.startswith("vehicle_alerts.") and
                   pa.types.is_boolean(decisions[c].type)]

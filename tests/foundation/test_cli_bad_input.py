@@ -177,6 +177,16 @@ def test_test_counts_its_errors_in_english(capsys, tmp_path):
     assert "the rulesets do not compile (1 error); run 'postloan check'" in err
 
 
+# --- demo ----------------------------------------------------------------------------------------
+
+def test_demo_of_a_tiny_book_prints_no_nan(capsys, tmp_path):
+    """Three accounts, none high-risk and overdue: the profile's means of nothing are '—'."""
+    code, out, err = run(capsys, "demo", "--accounts", "3", "--quiet", "--audit", str(tmp_path / "audit.log"))
+    assert code == 0, err
+    assert "High-risk overdue profile (0 accounts)" in out
+    assert "nan" not in out.lower()
+
+
 # --- train ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("flag", ["--pd-rows", "--rv-rows"])
