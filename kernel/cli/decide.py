@@ -76,6 +76,10 @@ def run(args) -> int:
     # resolve both connectors first: an unknown format or extension fails before any work
     reader = connector(manager, args.input, args.in_format, args.format, "--in-format")
     writer = connector(manager, args.out, args.out_format, args.format, "--out-format")
+    # a file format's target replaces the whole file (a store with tables, such as SQLite,
+    # writes a table of its own beside the book's)
+    if not writer.schemes and os.path.realpath(args.out) == os.path.realpath(args.input):
+        raise PostloanError(f"{args.out}: --out is the book itself; the decisions would replace it")
     kernel = Kernel.load(args.bundle)
     batches = read_ahead(plugins.read_batches(args.input, required=list(kernel.inputs), batch_size=args.batch_rows,
                                               manager=manager, connector=reader.name))

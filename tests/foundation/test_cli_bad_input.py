@@ -104,6 +104,15 @@ def test_decide_refuses_a_format_its_output_name_denies(capsys, tmp_path, book):
     assert not out.exists()
 
 
+def test_decide_refuses_to_replace_its_own_book(capsys, tmp_path, book, monkeypatch):
+    shutil.copy(book, tmp_path / "book.parquet")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "decide", "--in", "book.parquet", "--out", "./book.parquet")
+    assert code == 2
+    assert "./book.parquet: --out is the book itself; the decisions would replace it" in one_line(err)
+    assert pq.read_table(tmp_path / "book.parquet").equals(pq.read_table(book))
+
+
 def test_decide_with_a_bundle_that_does_not_compile_is_one_line_exit_2(capsys, tmp_path, book, monkeypatch):
     bundle = tmp_path / "bundle"
     bundle.mkdir()
