@@ -14,7 +14,7 @@ POSTLOAN_PLUGINS_ALLOW / POSTLOAN_PLUGINS_DENY (comma-separated) when set.
 examples:
   postloan plugins
   postloan plugins --reasons            # every policy's reason codes
-  POSTLOAN_PLUGINS_DENY=example.* postloan plugins --json"""
+  POSTLOAN_PLUGINS_DENY=builtins.valuation postloan plugins --json   # listed as not loaded"""
 
 _KINDS = (
     ("connectors", "postloan_connectors"),
