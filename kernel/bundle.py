@@ -96,7 +96,7 @@ class Bundle:
     def load(cls, paths=None) -> "Bundle":
         from .rules.ruleset import Ruleset, check_text
         files = bundle_files(paths)
-        digest = hashlib.sha256()
+        file_digests: list[bytes] = []
         diagnostics: list[Diagnostic] = []
         nodes: list[Node] = []
         for f in files:
@@ -104,7 +104,7 @@ class Bundle:
                 data = f.read_bytes()
             except OSError as e:
                 raise BundleError(f"{f}: cannot read: {e.strerror}") from None
-            digest.update(f.name.encode() + b"\0" + hashlib.sha256(data).digest())
+            file_digests.append(f.name.encode() + b"\0" + hashlib.sha256(data).digest())
             if f.suffix in MODEL_SUFFIXES:
                 nodes.append(_model_node(f, data))
                 continue
@@ -127,6 +127,8 @@ class Bundle:
             raise cls_(diagnostics + problems)
         ordered = _order(nodes, sources)
         warnings = [d for d in diagnostics if not d.is_error]
+        # the content, not where it sits: the same files in other folders hash the same
+        digest = hashlib.sha256(b"".join(sorted(file_digests)))
         return cls(ordered, sources, files, warnings, digest.hexdigest())
 
     @property

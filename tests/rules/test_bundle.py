@@ -121,3 +121,23 @@ def test_environment_overrides_the_shipped_bundle(tmp_path, monkeypatch):
     monkeypatch.setenv("POSTLOAN_BUNDLE", str(write(tmp_path, bucket=BUCKET)))
     assert default_bundle_paths() == [tmp_path]
     assert [n.name for n in Bundle.load().nodes] == ["bucket"]
+
+
+def test_bundle_hash_does_not_depend_on_folder_layout():
+    """The shipped bundle's files copied as models/ before rulesets/ (and as one flat folder)
+    hash the same: the hash names the content, wherever the files sit."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    from kernel.bundle import default_bundle_paths
+    shipped = Bundle.load()
+    files = [f for p in default_bundle_paths() for f in sorted(Path(p).rglob("*"))
+             if f.suffix in (".yaml", ".onnx")]
+    with tempfile.TemporaryDirectory() as tmp:
+        flat, reordered = Path(tmp, "flat"), Path(tmp, "reordered")
+        flat.mkdir()
+        for f in files:
+            shutil.copy(f, flat / f.name)
+            (reordered / ("a_models" if f.suffix == ".onnx" else "b_rulesets")).mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, reordered / ("a_models" if f.suffix == ".onnx" else "b_rulesets") / f.name)
+        assert Bundle.load(flat).hash == Bundle.load(reordered).hash == shipped.hash
