@@ -177,7 +177,10 @@ class Connector(ABC):
 
         ``schema`` is the contract's schema of what is being read; use it to type untyped
         sources (CSV, SQL text columns). Raise :class:`kernel.errors.PostloanError` naming the
-        column or row for values that cannot be parsed."""
+        column or row for values that cannot be parsed. A source with columns but no rows
+        yields one empty batch with those columns, so that they are still checked against
+        the contract; yield nothing only when the source has no columns either (an empty
+        file), which :func:`kernel.plugins.read_batches` reports as an error."""
 
     @abstractmethod
     def write(self, uri: str, batches: Iterable[pa.RecordBatch], *, schema: pa.Schema) -> int:

@@ -394,8 +394,10 @@ def read_batches(uri: str, *, table: str = "book", batch_size: int = 65_536,
     """Stream ``uri`` through its connector (``connector`` names one; default: by scheme or
     suffix), each batch conformed and validated against the contract's ``table`` (only the
     ``required`` columns must be present — e.g. a kernel's ``inputs`` — default all); a bad
-    value is reported naming the column and its row in the file. Batch jobs and
-    ``postloan decide`` read any connector's format through this."""
+    value is reported naming the column and its row in the file. A source without rows is
+    checked through the empty batch its connector yields; one that yields nothing (no
+    columns either) is an error. Batch jobs and ``postloan decide`` read any connector's
+    format through this."""
     from .schema import SchemaError, arrow_schema, columns, validate
     if required is not None:
         contract = columns(table)
@@ -404,8 +406,10 @@ def read_batches(uri: str, *, table: str = "book", batch_size: int = 65_536,
     conn = manager.connector_for(uri, connector)
     plugin = manager.provider("postloan_connectors", conn.name)
     offset = 0
+    batches = 0
     try:
         for raw in conn.read(str(uri), schema=arrow_schema(table), batch_size=batch_size):
+            batches += 1
             if not isinstance(raw, pa.RecordBatch):
                 raise PluginError(f"connector {conn.name!r} (plugin {plugin!r}) yielded a {type(raw).__name__}, "
                                   f"expected a pyarrow.RecordBatch", plugin=plugin, hook="postloan_connectors")
@@ -424,6 +428,8 @@ def read_batches(uri: str, *, table: str = "book", batch_size: int = 65_536,
                 raise SchemaError(message, field=e.field, row=offset + e.row) from None
             offset += batch.num_rows
             yield batch
+        if not batches:
+            raise SchemaError(f"{uri}: empty — no rows and no columns to check against the {table} table")
     except (PostloanError, OSError):
         raise
     except Exception as e:      # the message may quote data: type and place only

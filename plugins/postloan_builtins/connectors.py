@@ -36,12 +36,30 @@ def _atomic_path(target: str):
         raise PostloanError(f"{target}: is a directory, expected a file")
     fd, tmp = tempfile.mkstemp(prefix=f".{target_path.name}.", suffix=".part", dir=target_path.parent or ".")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())       # mkstemp makes 0600; the file gets what open() would give
     try:
         yield tmp
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _or_empty(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """The batches; for a source with no rows, one empty batch with the source's columns, so
+    that they are still checked against the contract (``read`` of the Connector hook)."""
+    empty = True
+    for batch in batches:
+        empty = False
+        yield batch
+    if empty:
+        yield pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
 
 
 def _rebatch(batches: Iterable[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
@@ -76,7 +94,7 @@ class ParquetConnector(Connector):
             f = pq.ParquetFile(uri)
         except pa.ArrowInvalid as e:
             raise PostloanError(f"{uri}: not a readable Parquet file ({e})") from None
-        yield from f.iter_batches(batch_size=batch_size)
+        yield from _or_empty(f.iter_batches(batch_size=batch_size), f.schema_arrow)
 
     def write(self, uri, batches, *, schema):
         import pyarrow.parquet as pq
@@ -103,10 +121,10 @@ class ArrowIpcConnector(Connector):
             batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
         except pa.ArrowInvalid:
             try:
-                batches = pa.ipc.open_stream(pa.OSFile(uri))
+                reader = batches = pa.ipc.open_stream(pa.OSFile(uri))
             except pa.ArrowInvalid as e:
                 raise PostloanError(f"{uri}: not an Arrow IPC file or stream ({e})") from None
-        yield from _rebatch(batches, batch_size)
+        yield from _or_empty(_rebatch(batches, batch_size), reader.schema)
 
     def write(self, uri, batches, *, schema):
         rows = 0
@@ -152,7 +170,7 @@ class CsvConnector(Connector):
         read_opts = pcsv.ReadOptions(block_size=1 << 22)
         try:
             reader = pcsv.open_csv(uri, read_options=read_opts, convert_options=convert)
-            yield from _rebatch(_csv_batches(reader), batch_size)
+            yield from _or_empty(_rebatch(_csv_batches(reader), batch_size), reader.schema)
         except pa.ArrowInvalid as e:
             raise self._explain(uri, e, types) from None
 
@@ -276,6 +294,9 @@ class SqliteConnector(Connector):
             while True:
                 rows = cur.fetchmany(batch_size)
                 if not rows:
+                    if offset == 0:         # no rows: the table's columns, still checked
+                        yield pa.RecordBatch.from_arrays([pa.array([], types.get(n, pa.null())) for n in names],
+                                                         names=names)
                     break
                 columns = list(zip(*rows))
                 arrays = [_sql_column(uri, name, values, types.get(name), offset) for name, values in zip(names, columns)]
@@ -289,10 +310,13 @@ class SqliteConnector(Connector):
         path, table = self._locate(uri, default)
         decls = ", ".join(f'"{f.name}" {_sql_type(f.type)}' for f in schema)
         staging = f"{table}__postloan_new"
-        con = sqlite3.connect(path)
+        # Autocommit mode and one explicit transaction: Python's sqlite3 would commit each
+        # CREATE / DROP / ALTER on its own, and a crash between them would lose the table.
+        con = sqlite3.connect(path, isolation_level=None)
         rows = 0
         try:
-            with con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
                 con.execute(f'DROP TABLE IF EXISTS "{staging}"')
                 con.execute(f'CREATE TABLE "{staging}" ({decls})')
                 marks = ", ".join("?" * len(schema))
@@ -302,6 +326,10 @@ class SqliteConnector(Connector):
                     rows += batch.num_rows
                 con.execute(f'DROP TABLE IF EXISTS "{table}"')
                 con.execute(f'ALTER TABLE "{staging}" RENAME TO "{table}"')
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
         finally:
             con.close()
         return rows

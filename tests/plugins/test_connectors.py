@@ -64,6 +64,53 @@ def test_writing_replaces_the_target_only_when_complete(manager, book, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["book.parquet"]       # no temporary left behind
 
 
+
+def test_sqlite_swap_is_one_transaction(manager, book, tmp_path):
+    """A write that fails after the new rows went in leaves the old table whole and no
+    staging table: DROP and RENAME commit together or not at all."""
+    db = tmp_path / "book.sqlite"
+    write_batches(str(db), book.to_batches(), schema=book.schema, manager=manager)
+
+    def failing():
+        yield book.to_batches()[0]
+        raise RuntimeError("upstream died")
+
+    with pytest.raises(PostloanError, match="failed to write: RuntimeError"):
+        write_batches(str(db), failing(), schema=book.schema, manager=manager)
+    with sqlite3.connect(db) as con:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        assert tables == ["book"] and con.execute("SELECT COUNT(*) FROM book").fetchone()[0] == book.num_rows
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_written_files_get_the_usual_permissions(manager, book, tmp_path, name):
+    import os
+    path = tmp_path / name
+    write_batches(str(path), book.slice(0, 10).to_batches(), schema=book.schema, manager=manager)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask or name.endswith(".sqlite")   # sqlite makes its own
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_a_source_without_rows_still_has_its_columns_checked(manager, book, tmp_path, name):
+    empty = book.slice(0, 0)
+    path = tmp_path / name
+    write_batches(str(path), empty.to_batches() or [], schema=empty.schema, manager=manager)
+    assert sum(b.num_rows for b in read_batches(str(path), manager=manager)) == 0     # a whole empty book: fine
+    partial = empty.drop_columns(["penalty_interest"])
+    other = tmp_path / ("partial_" + name)
+    write_batches(str(other), [], schema=partial.schema, manager=manager)
+    with pytest.raises(SchemaError, match=r"missing column 'penalty_interest'"):
+        list(read_batches(str(other), manager=manager))
+
+
+def test_a_source_without_columns_is_reported_empty(manager, tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    with pytest.raises(PostloanError, match="empty"):
+        list(read_batches(str(path), manager=manager))
+
 def corrupt_csv(book, tmp_path, column, row, value):
     path = tmp_path / "bad.csv"
     import pyarrow.csv as pcsv
