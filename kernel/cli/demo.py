@@ -219,7 +219,7 @@ def report(book, decisions, actions, bucket_then, as_of, now, timings, kernel) -
     elig = decisions["litigation.eligible"]
     missing = pf.counts(decisions["litigation.missing"].filter(pc.equal(pc.cast(decisions["collection_tier.tier"], "string"), "SEVERE")))
     lines += [f"Litigation: {int(pc.sum(elig).as_py() or 0):,} accounts meet every precondition; "
-              "first unmet precondition among severe accounts:",
+              "first unmet precondition among SEVERE-tier (31+ DPD) accounts:",
               _table(["missing", "accounts"], [(k, f"{c:,}") for k, c, _ in missing[:6]]), ""]
 
     lines += _disposal(book, decisions)
