@@ -276,13 +276,14 @@ def test_load_at_concurrency_64(benchmark, service, book):
 
 def test_where_decide_time_goes(benchmark, book, tmp_path):
     """In process, per stage of one Decide (µs): parse, Account → record, kernel, the stage
-    after it, the audit record (encode; append per sync mode), the response."""
+    after it, the audit record (encode; append per sync mode), the response's bytes; and the
+    whole of Engine.decide_response (audit interval) with and without actions."""
     from kernel.hookspecs import Record
     from kernel.audit import AuditLog, encode_record
     from kernel.server.engine import load_engine
 
-    # sync "interval": the response's share is decide_response − run_record, which an fdatasync's
-    # variance would swamp; the append in each mode is measured on its own below
+    # sync "interval": decide_response's total would otherwise be mostly the fdatasync's variance;
+    # the append in each mode is measured on its own below
     engine = load_engine(None, audit_path=str(tmp_path / "audit.log"), audit_sync="interval")
     pipeline, kernel = engine.pipeline, engine.kernel
     account = convert.ACCOUNT.encode(_account(book))
@@ -302,6 +303,8 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
     always = AuditLog(tmp_path / "always.log")
     interval = AuditLog(tmp_path / "interval.log", sync="interval")
     response = decision_pb2.DecideResponse.FromString(engine.decide_response(record, AS_OF, NOW)[0])
+    ran = pipeline.run_record(record, AS_OF, NOW)
+    encoder, decisions = engine.encoder, ran.decision_record
     request_bytes = _request(book).SerializeToString()
     figures = {
         "parse_request_us": per_call(lambda: decision_pb2.DecideRequest.FromString(request_bytes)),
@@ -313,11 +316,12 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
         "audit_encode_us": per_call(lambda: encode_record(*audit)),
         "audit_append_sync_always_us": per_call(lambda: always.append(*audit)),
         "audit_append_sync_interval_us": per_call(lambda: interval.append(*audit)),
+        "response_with_actions_us": per_call(lambda: encoder.response(decisions, AS_OF, ran.action_columns)),
+        "response_decision_only_us": per_call(lambda: encoder.response(decisions, AS_OF)),
         "decide_response_us": per_call(lambda: engine.decide_response(record, AS_OF, NOW)),
-        "run_record_us": per_call(lambda: pipeline.run_record(record, AS_OF, NOW)),
+        "decide_response_decision_only_us": per_call(lambda: engine.decide_response(record, AS_OF, NOW, False)),
         "actions": len(response.actions),
     }
-    figures["response_us"] = figures["decide_response_us"] - figures["run_record_us"]
     benchmark.extra_info.update(figures)
     print("\nWhere Decide's time goes:", json.dumps({k: round(v, 1) for k, v in figures.items()}))
     benchmark.pedantic(lambda: engine.decide_response(record, AS_OF, NOW), rounds=1 if _smoke(benchmark) else 100,

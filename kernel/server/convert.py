@@ -241,10 +241,66 @@ _STRING_TAG = _tag(decision_pb2.Value, "string_value", _LEN)
 _LIST_TAG = _tag(decision_pb2.Value, "string_list_value", _LEN)
 _LIST_ITEM_TAG = _tag(decision_pb2.StringList, "values", _LEN)
 _MAP_KEY_TAG, _MAP_VALUE_TAG = b"\x0a", b"\x12"          # every map entry: key = 1, value = 2
+_ACTION_TAGS = {f.name: _varint(f.number << 3 | (_I64_WIRE if f.type == f.TYPE_DOUBLE else _VARINT_WIRE
+                                                 if f.type in (f.TYPE_ENUM, f.TYPE_INT64, f.TYPE_INT32) else _LEN))
+                for f in contract_pb2.Action.DESCRIPTOR.fields}
+_SECONDS_TAG = _tag(Timestamp, "seconds", _VARINT_WIRE)
+_NANOS_TAG = _tag(Timestamp, "nanos", _VARINT_WIRE)
+_NULL_TIME = -(1 << 63)                       # the pipeline's null instant (int64 min)
+_LANGUAGE_CODES = {member: i for i, member in enumerate(schema.ENUMS["language"], start=1)}
 _PACK_DOUBLE = struct.Struct("<d").pack
 _INT64 = 1 << 63
 _MEMOIZED = frozenset((str, bool, int, type(None)))
 _NO_MEMO = object()
+
+
+def _timestamp_payload(us: int) -> bytes:
+    """A Timestamp's wire bytes for microseconds since the epoch (zero fields left out)."""
+    seconds, micros = divmod(us, 1_000_000)
+    return ((_SECONDS_TAG + _varint(seconds & 0xFFFF_FFFF_FFFF_FFFF) if seconds else b"")
+            + (_NANOS_TAG + _varint(micros * 1000) if micros else b""))
+
+
+def _action_payloads(columns: dict) -> list[bytes]:
+    """Each planned action's ``Action`` wire bytes, from the pipeline's action columns (codes
+    0-based, instants in µs with int64 min for null, text None for null); the bytes the
+    message built field by field serializes to."""
+    n = len(columns["action"])
+    if n == 0:
+        return []
+    t = _ACTION_TAGS
+    script = columns.get("script")
+    script = script.to_pylist() if isinstance(script, (pa.Array, pa.ChunkedArray)) else \
+        [None] * n if script is None else list(script)
+    account_id, action, priority, outcome, earliest, later, script_id, language, reason, policy = (
+        columns[name].tolist() for name in ("account_id", "action", "priority", "outcome", "earliest_at",
+                                            "next_allowed_at", "script_id", "language", "reason_code", "policy"))
+    out = []
+    for i in range(n):
+        parts = [_delimited(t["account_id"], str(account_id[i]).encode())]
+        code = action[i] + 1
+        if code:
+            parts.append(t["action"] + _varint(code & 0xFFFF_FFFF_FFFF_FFFF))
+        parts.append(t["priority"] + _PACK_DOUBLE(priority[i]))
+        if earliest[i] != _NULL_TIME:
+            parts.append(_delimited(t["earliest_at"], _timestamp_payload(earliest[i])))
+        if script_id[i] is not None:
+            parts.append(_delimited(t["script_id"], str(script_id[i]).encode()))
+        if language[i] is not None:
+            parts.append(t["language"] + _varint(_LANGUAGE_CODES[language[i]]))
+        if script[i] is not None:
+            parts.append(_delimited(t["script"], script[i].encode()))
+        code = outcome[i] + 1
+        if code:
+            parts.append(t["outcome"] + _varint(code & 0xFFFF_FFFF_FFFF_FFFF))
+        if reason[i] is not None:
+            parts.append(_delimited(t["reason_code"], str(reason[i]).encode()))
+        if later[i] != _NULL_TIME:
+            parts.append(_delimited(t["next_allowed_at"], _timestamp_payload(later[i])))
+        if policy[i] is not None:
+            parts.append(_delimited(t["policy"], str(policy[i]).encode()))
+        out.append(b"".join(parts))
+    return out
 
 
 def _value_payload(value) -> bytes:
@@ -269,7 +325,7 @@ def _value_payload(value) -> bytes:
 
 class DecideResponseEncoder:
     """Encodes a Decide response — a ``Decision`` (one decision record: ``{column: Python
-    scalar}``) and its action messages — straight to its wire bytes: the bytes of the
+    scalar}``) and its actions (the pipeline's action columns) — straight to its wire bytes: the bytes of the
     messages built field by field, up to the order of map entries, in a fraction of the time.
     Per column, what precedes a float is made once, and the whole entry of any other value
     (string, bool, int, rule list, null) is made once and reused: a column takes few of them."""
@@ -322,12 +378,13 @@ class DecideResponseEncoder:
                 parts.append(entry(name, value))
         return b"".join(parts)
 
-    def response(self, decisions: dict, as_of: dt.date, actions=()) -> bytes:
-        """A DecideResponse's bytes: the decision and the action messages."""
+    def response(self, decisions: dict, as_of: dt.date, actions: dict | None = None) -> bytes:
+        """A DecideResponse's bytes: the decision, and the actions given as the pipeline's
+        action columns (``PipelineResult.action_columns``; None: no actions)."""
         parts = [_delimited(_RESPONSE_TAGS["decision"], self.decision(decisions, as_of))]
         tag = _RESPONSE_TAGS["actions"]
-        for action in actions:
-            parts.append(_delimited(tag, action.SerializeToString()))
+        for action in _action_payloads(actions) if actions is not None else ():
+            parts.append(_delimited(tag, action))
         return b"".join(parts)
 
 

@@ -13,12 +13,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from .. import schema
 from ..errors import PostloanError
 from . import convert
-from ._proto.postloan.v1 import contract_pb2, decision_pb2
+from ._proto.postloan.v1 import decision_pb2
 from .status import FieldError
 
 UTC = dt.timezone.utc
@@ -247,7 +246,6 @@ class AccountColumns:
 
 
 # -- the engine ---------------------------------------------------------------------------------------
-NULL_TIME = np.iinfo(np.int64).min
 BATCH_CHUNK = 16_384        # rows per pipeline run in DecideBatch: bounds memory, lets deadlines bite
 
 
@@ -259,15 +257,6 @@ def _first(values):
         return values[0].as_py()
     value = values[0]
     return value.item() if isinstance(value, np.generic) and not isinstance(value, np.datetime64) else value
-
-
-def _timestamp_us(us: int) -> Timestamp | None:
-    if us == NULL_TIME:
-        return None
-    ts = Timestamp()
-    ts.seconds, ts.nanos = divmod(int(us), 1_000_000)
-    ts.nanos *= 1000
-    return ts
 
 
 @dataclass
@@ -326,39 +315,8 @@ class Engine:
         ``actions=False``: no action is planned."""
         result = self.pipeline.run_record(record, as_of, now, actions=actions)
         decisions = result.decision_record
-        planned = self.action_messages(result.action_columns) if actions else ()
+        planned = result.action_columns if actions else None
         return self.encoder.response(decisions, as_of, planned), decisions.get("collection_tier.tier")
-
-    @staticmethod
-    def action_messages(actions: dict) -> list:
-        n = len(actions["action"])
-        if n == 0:
-            return []
-        script = actions.get("script")
-        if isinstance(script, (pa.Array, pa.ChunkedArray)):
-            script = script.to_pylist()
-        out = []
-        for i in range(n):
-            a = contract_pb2.Action(
-                account_id=str(actions["account_id"][i]), action=int(actions["action"][i]) + 1,
-                priority=float(actions["priority"][i]), outcome=int(actions["outcome"][i]) + 1)
-            earliest = _timestamp_us(int(actions["earliest_at"][i]))
-            if earliest is not None:
-                a.earliest_at.CopyFrom(earliest)
-            later = _timestamp_us(int(actions["next_allowed_at"][i]))
-            if later is not None:
-                a.next_allowed_at.CopyFrom(later)
-            for name in ("script_id", "reason_code", "policy"):
-                value = actions[name][i]
-                if value is not None:
-                    setattr(a, name, str(value))
-            language = actions["language"][i]
-            if language is not None:
-                a.language = schema.ENUMS["language"].index(language) + 1
-            if script is not None and script[i] is not None:
-                a.script = script[i]
-            out.append(a)
-        return out
 
     # -- batches ----------------------------------------------------------------------------
     def decide_table(self, table: pa.Table, as_of: dt.date, now: dt.datetime, with_actions: bool,
