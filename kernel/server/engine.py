@@ -92,10 +92,9 @@ class AccountRecord:
             code = getattr(message, name)
             if code == 0 and not nullable:
                 raise _missing_columns(self.required, self.enum_names, self.prefix, name, message)
-            try:
-                out[name] = members[code]
-            except IndexError:
-                raise _unknown_member(self.prefix, name, code, members) from None
+            if not 0 <= code < len(members):            # (a negative index would wrap around)
+                raise _unknown_member(self.prefix, name, code, members)
+            out[name] = members[code]
         for name, nullable in self.days:
             if has(name):
                 d = getattr(message, name)
@@ -197,10 +196,9 @@ class AccountColumns:
             code = getattr(message, name)
             if code == 0 and not nullable:
                 raise self._missing(name, message)
-            try:
-                values.append(members[code])
-            except IndexError:
-                raise _unknown_member(self.prefix, name, code, members) from None
+            if not 0 <= code < len(members):            # (a negative index would wrap around)
+                raise _unknown_member(self.prefix, name, code, members)
+            values.append(members[code])
         arr = np.array(values, object)
         for i, (name, _, _) in enumerate(self.codes):
             out[name] = arr[i:i + 1]

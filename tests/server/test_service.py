@@ -184,6 +184,13 @@ def test_invalid_arguments_name_the_field(scoring, small_book):
     with pytest.raises(grpc.RpcError) as raw:
         scoring._decisions.Decide(request, metadata=scoring._metadata, timeout=10)
     assert raw.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "account.gps_status" in raw.value.details()
+    request.account.gps_status = 1
+    request.account.product = -1                    # not the last member, as a negative index would give
+    for call, message in ((scoring._decisions.Decide, request),
+                          (scoring._decisions.Explain, decision_pb2.ExplainRequest(account=request.account))):
+        with pytest.raises(grpc.RpcError) as raw:
+            call(message, metadata=scoring._metadata, timeout=10)
+        assert raw.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "account.product" in raw.value.details()
     with pytest.raises(CallError) as err:
         scoring.decide_batch(small_book.slice(0, 5).drop_columns(["dpd"]), AS_OF)
     assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT and err.value.field == "accounts.dpd"
