@@ -164,12 +164,13 @@ class PipelineResult:
         return self._actions
 
 
-def _no_actions() -> dict[str, Any]:
-    """The action columns of a result whose actions were not asked for."""
-    text = np.zeros(0, dtype=object)
-    return {"action": np.zeros(0, np.int8), "priority": np.zeros(0), "earliest_at": np.zeros(0, np.int64),
-            "script": pa.array([], pa.string()), "script_id": text, "language": text, "outcome": np.zeros(0, np.int8),
-            "reason_code": text, "next_allowed_at": np.zeros(0, np.int64), "policy": text, "account_id": text}
+_TEXT_NONE = np.zeros(0, dtype=object)
+#: the action columns of a result whose actions were not asked for (zero-length arrays
+#: cannot be changed in place; each result gets its own dict)
+_NO_ACTIONS = {"action": np.zeros(0, np.int8), "priority": np.zeros(0), "earliest_at": np.zeros(0, np.int64),
+               "script": pa.array([], pa.string()), "script_id": _TEXT_NONE, "language": _TEXT_NONE,
+               "outcome": np.zeros(0, np.int8), "reason_code": _TEXT_NONE, "next_allowed_at": np.zeros(0, np.int64),
+               "policy": _TEXT_NONE, "account_id": _TEXT_NONE}
 
 
 def _one_column(value) -> np.ndarray:
@@ -332,7 +333,7 @@ class Pipeline:
                      for name in _VALUATION_COLUMNS}
         batch.add(extra)
         if not actions:
-            return PipelineResult(_with_columns(decisions, extra, book), _no_actions(), [])
+            return PipelineResult(_with_columns(decisions, extra, book), dict(_NO_ACTIONS), [])
         plan = self._plan(batch)
         errors: list[str] = []
         verdict = self._comply(batch, plan, errors)

@@ -103,7 +103,9 @@ def run(args) -> int:
     config = server_config(args)
     logs.configure(args.log_level)
     if args.workers > 1:
+        from ..bundle import Bundle
         from ..server.workers import run_workers
+        Bundle.load(args.bundle)        # a broken bundle: one error here, not one per worker
         return run_workers(config, args.workers, args.log_level)
     server = DecisionServer(config)
     server.install_signal_handlers()
@@ -126,7 +128,7 @@ def check_address(host: str, port: int, flag: str) -> None:
 
     from ..errors import PostloanError
 
-    where = f"cannot listen on {host}:{port}"
+    where = f"cannot listen on {f'[{host}]' if ':' in host else host}:{port}"
     try:
         addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:

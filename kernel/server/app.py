@@ -148,7 +148,8 @@ class DecisionServer:
         self.health.set(ADMIN_SERVICE, SERVING)
         if c.metrics_port is not None:
             self._metrics_http = self.metrics.serve(c.metrics_port, c.metrics_host)
-        log(logging.INFO, "listening", address=f"{c.host}:{port}", tls=bool(c.tls_cert),
+        host = f"[{c.host}]" if ":" in c.host else c.host
+        log(logging.INFO, "listening", address=f"{host}:{port}", tls=bool(c.tls_cert),
             mutual_tls=bool(c.tls_client_ca), auth=self.tokens is not None, pid=os.getpid())
         if not c.listen_when_ready:
             self._compiler.submit(self._initial_load)

@@ -64,6 +64,9 @@ def run_workers(config: ServerConfig, workers: int, log_level: str = "INFO") -> 
                     break
                 except InterruptedError:   # pragma: no cover — PEP 475 retries; kept for clarity
                     continue
+        failed = sum(code not in (0, -signal.SIGTERM, -signal.SIGINT) for code in codes)
+        if failed:
+            print(f"postloan serve: {failed} of {workers} workers exited with an error (above)", file=sys.stderr)
         return max(codes, default=0)
     finally:
         if http is not None:

@@ -228,6 +228,20 @@ def test_serve_on_an_unknown_host_is_one_line(capsys):
     assert "unknown host 'no-such-host.invalid'" in one_line(err)
 
 
+
+def test_serve_workers_with_a_bundle_that_does_not_compile_is_one_line(capsys, tmp_path, monkeypatch):
+    """The supervisor checks the bundle before starting workers: one error, not one per worker."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "broken.yaml").write_text("ruleset: broken\n\toutputs: {}\n", "utf-8")
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, _, err = run(capsys, "serve", "--workers", "2", "--port", str(port), "--bundle", "bundle")
+    assert code == 2
+    assert one_line(err).startswith("postloan serve: error: the bundle does not compile: bundle/broken.yaml:2:1: ")
+
 # --- signals -------------------------------------------------------------------------------------
 
 def interrupted(argv: list[str], folder: Path, sig: int) -> subprocess.CompletedProcess:
