@@ -350,20 +350,9 @@ class CompiledKernel:
             starts = range(0, job.n, step)
             job.counts = np.zeros((len(starts), counters), dtype=np.int64)
             args = self._args(job.inputs, job.outputs) + (job.packed,)
-            work.extend((start, min(job.n, start + step), args, job.counts[k]) for k, start in enumerate(starts))
-        claims = itertools.count()
-
-        def run() -> None:
-            while (k := next(claims)) < len(work):
-                start, end, args, nulls = work[k]
-                block(start, end, days, *args, nulls, 1)
-        helpers = [_pool().submit(run) for _ in range(THREADS - 1)]
-        try:
-            run()
-        finally:
-            for f in helpers:
-                if not f.cancel():
-                    f.result()
+            work.extend(functools.partial(block, start, min(job.n, start + step), days, *args, job.counts[k], 1)
+                        for k, start in enumerate(starts))
+        _share(work)
         for job in jobs:
             job.nulls = job.counts.sum(axis=0)
 
