@@ -227,7 +227,7 @@ def test_shipped_bundle_against_durable_rules(benchmark, durable_rate):
     benchmark.pedantic(bundle.decide, args=(big,), kwargs={"as_of": AS_OF}, rounds=rounds, iterations=1)
     kernel_s = benchmark.stats.stats.median if benchmark.stats else _median_seconds(bundle.decide, big, rounds)
     batched_s = _median_seconds(bundle.decide, book, rounds)           # the generator's 65,536-row batches
-    _report(benchmark, "shipped bundle", durable_rate, n_kernel, kernel_s, batched_s)
+    _report(benchmark, "shipped bundle", durable_rate, n_kernel, kernel_s, batched_s, same_work=False)
 
 
 def _median_seconds(decide, table: pa.Table, rounds: int) -> float:
@@ -240,7 +240,7 @@ def _median_seconds(decide, table: pa.Table, rounds: int) -> float:
 
 
 def _report(benchmark, what: str, durable_rate: tuple[float, int], n_kernel: int, kernel_s: float,
-            batched_s: float) -> None:
+            batched_s: float, same_work: bool = True) -> None:
     peer_rate, n_durable = durable_rate
     kernel_rate, batched_rate = n_kernel / kernel_s, n_kernel / batched_s
     ratio, batched_ratio = kernel_rate / peer_rate, batched_rate / peer_rate
@@ -248,12 +248,13 @@ def _report(benchmark, what: str, durable_rate: tuple[float, int], n_kernel: int
         "durable_rules_rows": n_durable, "durable_rules_rows_per_s": round(peer_rate),
         "compiled_rows": n_kernel, "compiled_rows_per_s": round(kernel_rate), "ratio": round(ratio, 1),
         "compiled_batched_rows_per_s": round(batched_rate), "batched_ratio": round(batched_ratio, 1),
-        "batch_rows": BATCH_ROWS, "goal_ratio": GOAL,
+        "batch_rows": BATCH_ROWS, **({"goal_ratio": GOAL} if same_work else {}),
     })
     print(f"\n{what}: durable_rules (collection_tier) {peer_rate:,.0f} rows/s ({n_durable:,} events); "
           f"compiled {kernel_rate:,.0f} rows/s ({n_kernel:,} rows, one table), ratio {ratio:,.0f}×; "
-          f"in batches of {BATCH_ROWS:,}: {batched_rate:,.0f} rows/s, ratio {batched_ratio:,.0f}× "
-          f"(goal ≥ {GOAL:,}×: {'met' if min(ratio, batched_ratio) >= GOAL else 'NOT met'})")
+          f"in batches of {BATCH_ROWS:,}: {batched_rate:,.0f} rows/s, ratio {batched_ratio:,.0f}×"
+          + (f" (goal ≥ {GOAL:,}×: {'met' if min(ratio, batched_ratio) >= GOAL else 'NOT met'})" if same_work else
+             " (not the same work: the bundle runs 9 rulesets and 2 models, durable_rules one ruleset)"))
 
 
 def _column(table: pa.Table, name: str) -> list:
