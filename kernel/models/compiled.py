@@ -6,6 +6,7 @@ The contract with the bundle planner (docs/architecture.md, "Model compiler → 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -71,7 +72,7 @@ class _GraphOutput:
 class CompiledModel:
     """A model ready to score, on the Numba block kernel or on onnxruntime."""
 
-    def __init__(self, name, source, proto, session, inputs, outputs, graph_inputs, graph_outputs,
+    def __init__(self, name, source, proto, data, inputs, outputs, graph_inputs, graph_outputs,
                  program=None, reason=None, metadata=None):
         self.name = name
         self.source = source
@@ -81,7 +82,10 @@ class CompiledModel:
         self.fallback_reason: str | None = reason
         self.backend = "numba" if program is not None else "onnxruntime"
         self._proto = proto
-        self._session = session
+        self._data = data
+        # the fallback runs on onnxruntime from the start; a compiled model needs a session
+        # only as its reference, made on first use (compile_model has had onnxruntime check it)
+        self._ort_session = _session(data, source) if program is None else None
         self._graph_inputs = graph_inputs          # [(name, width, elem_type, dims, categories per col)]
         self._graph_outputs: list[_GraphOutput] = graph_outputs
         self.block: Block | None = None
@@ -91,6 +95,12 @@ class CompiledModel:
             self.block = Block(kernels.run_block, (program.prog, program.ipool, program.fpool, out_cols))
             all_cols = [c for g in graph_outputs for c in g.cols]
             self._run_params = (program.prog, program.ipool, program.fpool, np.array(all_cols, np.int64))
+
+    @property
+    def _session(self):
+        if self._ort_session is None:
+            self._ort_session = _session(self._data, self.source)
+        return self._ort_session
 
     def __repr__(self) -> str:
         return (f"CompiledModel({self.name!r}, backend={self.backend!r}, inputs={len(self.inputs)}, "
@@ -263,10 +273,30 @@ def _check_opsets(proto, source) -> None:
             raise ModelError(source, f"custom operator domain {domain!r} is not supported")
 
 
+def _check_with_onnxruntime(data: bytes, source) -> None:
+    """onnxruntime loads every model once, so a graph it rejects is an error even when the
+    block compiles it. A model it accepted is remembered by content hash (and onnxruntime's
+    version) in the cache, which keeps the session (≈ 30 ms a model) and onnxruntime's
+    import off a warm start."""
+    from importlib.metadata import version
+
+    from ..codegen.cache import cache_dir
+    folder = cache_dir() / "models"
+    marker = folder / f"ort-{version('onnxruntime')}-{hashlib.sha256(data).hexdigest()[:32]}.ok"
+    if marker.exists():
+        return
+    _session(data, source)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:                 # a read-only cache: check again next time
+        pass
+
+
 def _session(data, source):
     import onnxruntime as ort
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4          # fatal only: a failure's message is in our one-line error
     try:
         return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types
@@ -414,10 +444,10 @@ def _outputs(meta, proto, source, model_name) -> list[ModelOutput]:
             for j, o in enumerate(outputs)]
 
 
-def _graph_outputs(proto, session) -> list[_GraphOutput]:
+def _graph_outputs(proto) -> list[_GraphOutput]:
     from .lower import NUMPY_OF
     result = []
-    for go, so in zip(proto.graph.output, session.get_outputs()):
+    for go in proto.graph.output:
         tt = go.type.tensor_type
         dims = tuple(d.dim_value if d.HasField("dim_value") else 0 for d in tt.shape.dim)[1:]
         result.append(_GraphOutput(go.name, NUMPY_OF.get(tt.elem_type, np.float32), dims))
@@ -436,19 +466,19 @@ def compile_model(path_or_bytes, name: str | None = None) -> CompiledModel:
         raise ModelError(source, f"model name {model_name!r} must match [a-z][a-z0-9_]* "
                          "(rulesets read its outputs as <model>.<output>)")
     _check_opsets(proto, source)
-    session = _session(data, source)
+    _check_with_onnxruntime(data, source)
     meta = _metadata(proto, source)
     graph_inputs = _graph_inputs(proto, source)
     inputs = _features(meta, graph_inputs, source, model_name)
     outputs = _outputs(meta, proto, source, model_name)
-    graph_outputs = _graph_outputs(proto, session)
+    graph_outputs = _graph_outputs(proto)
     program, reason = None, None
     try:
         program = _lower(proto, graph_inputs, graph_outputs, outputs)
     except Unsupported as e:
         reason = str(e)
         log.warning("model %s (%s) runs on onnxruntime: %s", model_name, source, reason)
-    return CompiledModel(model_name, source, proto, session, inputs, outputs, graph_inputs, graph_outputs,
+    return CompiledModel(model_name, source, proto, data, inputs, outputs, graph_inputs, graph_outputs,
                          program, reason, meta)
 
 

@@ -226,3 +226,22 @@ def test_a_valuation_follows_the_decision_date(shipped, small_book):
     X[:, 0] = np.maximum(later_date.year - book.column("model_year").to_numpy(), 0)
     np.testing.assert_allclose(later, rv.run_matrix(X)[:, 0], rtol=1e-5)
     assert np.median(later / now) < 0.85               # and worth less
+
+
+def test_onnxruntime_checks_every_model_once(tmp_path, monkeypatch):
+    """A graph onnxruntime rejects is an error even when the block could compile it (here a
+    Scaler whose offset and scale differ in length); an accepted model is remembered by its
+    content hash, so a warm start does not load onnxruntime again."""
+    monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path))
+    bad = model([h.make_node("Scaler", ["X"], ["y"], domain="ai.onnx.ml", offset=[1.0, 2.0, 3.0], scale=[0.5, 0.25])],
+                [h.make_tensor_value_info("X", T.FLOAT, [None, 2])], [h.make_tensor_value_info("y", T.FLOAT, [None, 2])])
+    with pytest.raises(ModelError, match="onnxruntime cannot load it"):
+        kernel.compile_model(bad, name="bad")
+    assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
+    good = kernel.compile_model(_scaler(), name="good")
+    assert good.backend == "numba"
+    assert len(list((tmp_path / "models").glob("ort-*.ok"))) == 1
+    again = kernel.compile_model(_scaler(), name="good")          # checked before: no new marker, same answer
+    x = np.array([[1.0, 2.0]], np.float32)
+    assert len(list((tmp_path / "models").glob("ort-*.ok"))) == 1
+    np.testing.assert_allclose(again.run(x)["y"], good._session.run(None, {"X": x})[0])
