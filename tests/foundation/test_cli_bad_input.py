@@ -248,8 +248,11 @@ def interrupted(argv: list[str], folder: Path, sig: int) -> subprocess.Completed
     """Run ``postloan argv`` in ``folder`` and send ``sig`` once it has started writing its
     output (a temporary file appears)."""
     before = set(os.listdir(folder))
+    # SIGINT back to its default in the child: under a background job or nohup (as CI may run)
+    # it is inherited ignored, and Python then installs no KeyboardInterrupt handler
     proc = subprocess.Popen([sys.executable, "-m", "kernel", *argv], cwd=folder, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240             # the first decide may compile the shipped bundle
     while set(os.listdir(folder)) == before and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
