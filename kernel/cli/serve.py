@@ -101,12 +101,13 @@ def run(args) -> int:
     if args.metrics_port is not None:
         check_address(args.metrics_host, args.metrics_port, "--metrics-port")
     config = server_config(args)
-    logs.configure(args.log_level)
     if args.workers > 1:
         from ..bundle import Bundle
         from ..server.workers import run_workers
         Bundle.load(args.bundle)        # a broken bundle: one error here, not one per worker
+        logs.configure(args.log_level)
         return run_workers(config, args.workers, args.log_level)
+    logs.configure(args.log_level)
     server = DecisionServer(config)
     server.install_signal_handlers()
     server.start()

@@ -36,9 +36,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False, default=str)
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a record is emitted, not as it was when logging
+    was configured (an embedding program or a test harness may have replaced it since)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def configure(level: str | int = "INFO", stream=None, logger_name: str = "postloan") -> logging.Handler:
     """Send the ``postloan`` loggers to ``stream`` (default stderr) as JSON lines."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger(logger_name)
     for old in [h for h in logger.handlers if isinstance(h.formatter, JsonFormatter)]:
