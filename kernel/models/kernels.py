@@ -62,6 +62,9 @@ NORM_MAX, NORM_L1, NORM_L2 = 0, 1, 2
 MODE_LEQ, MODE_LT, MODE_GTE, MODE_GT, MODE_EQ, MODE_NEQ = 0, 1, 2, 3, 4, 5
 # tree layouts (kernel.models.trees)
 LAYOUT_MASKS, LAYOUT_DESCENT, LAYOUT_GENERAL = 0, 1, 2
+#: below this many rows a masks-layout ensemble descends instead (the same padded arrays):
+#: the masks test every node of a tree, worth it only when a node's loop covers many rows
+MASKS_MIN_ROWS = 8
 
 _F32 = np.float32
 _ONE = np.float32(1.0)
@@ -517,10 +520,11 @@ def _op_trees(S, a, ip, fp):
     leaves = fp[leaf_o:]
     kk = np.zeros(rows, np.int64)
     m = np.empty(rows, np.int64)
+    masks = layout == LAYOUT_MASKS and rows >= MASKS_MIN_ROWS
     for t in range(ntrees):
-        if layout == LAYOUT_MASKS:
+        if masks:
             _leaves_masks(ET, rows, feat, thr, t * n_inner, n_inner, ip, a[T_MODE], m, kk)
-        elif layout == LAYOUT_DESCENT:
+        elif layout != LAYOUT_GENERAL:
             _leaves_descent(ET, rows, feat, thr, t * n_inner, depth, n_inner, kk)
         else:
             for r in range(rows):
