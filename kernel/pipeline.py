@@ -39,7 +39,7 @@ import pyarrow as pa
 
 from .audit import DEFAULT_SYNC_INTERVAL_MS, AuditLog, without_pii
 from .errors import PostloanError
-from .hookspecs import (ACTION, BLOCK, DEFER, NULL_TIME, ActionBatch, Batch, CompliancePolicy, DisposalChannel,
+from .hookspecs import (ACTION, BLOCK, DEFER, KEEP, NULL_TIME, ActionBatch, Batch, CompliancePolicy, DisposalChannel,
                         Record, Verdicts)
 from .outputs import actions_table, row_count, to_arrow
 from .plugins import PluginError, PluginManager, _where, load_config
@@ -173,6 +173,17 @@ _NO_ACTIONS = {"action": np.zeros(0, np.int8), "priority": np.zeros(0), "earlies
                "policy": _TEXT_NONE, "account_id": _TEXT_NONE}
 
 
+#: the columns compliance adds to the plan, in the order of :func:`_kept`
+_VERDICT_COLUMNS = ("outcome", "reason_code", "next_allowed_at", "policy")
+
+
+def _kept(n: int) -> tuple:
+    """Verdict columns keeping ``n`` actions: (outcome, reason, next allowed, policy)."""
+    next_allowed = np.empty(n, np.int64)
+    next_allowed.fill(NULL_TIME)
+    return np.zeros(n, np.int8), np.empty(n, dtype=object), next_allowed, np.empty(n, dtype=object)  # None-filled
+
+
 def _one_column(value) -> np.ndarray:
     out = np.empty(1, dtype=object)
     out[0] = value
@@ -217,6 +228,7 @@ class Pipeline:
         self.channels = list(plugins.disposal_channels().values())
         self.holding_cost = float(self.config.get("disposal", {}).get("holding_cost_per_day", 60.0))
         self.sets, self.apply = self._policy_sets()
+        self._route_table = self._enum_route_table()
         self._meta_fixed: dict | None = None
         audit = self.config.get("audit", {})
         path = audit_path or audit.get("path") or os.environ.get(ENV_AUDIT) \
@@ -278,6 +290,22 @@ class Pipeline:
                     match[key] = np.array([m in values for m in ENUMS[key]] + [False])
             rules.append((match, index[rule["set"]]))
         return sets, rules
+
+    def _enum_route_table(self) -> tuple[tuple[str, ...], np.ndarray] | None:
+        """When no ``[[compliance.apply]]`` rule reads the region: the enum keys the rules
+        read and the policy set (-1: none) of every combination of their codes (the last
+        index along each axis is code −1, null), with the first matching rule's set."""
+        if any("region" in match for match, _ in self.apply):
+            return None
+        keys = tuple(sorted({key for match, _ in self.apply for key in match}))
+        table = np.full(tuple(len(ENUMS[key]) + 1 for key in keys), -1, np.int64)
+        for match, set_index in reversed(self.apply):       # an earlier rule overwrites a later one
+            hit = np.ones(table.shape, bool)
+            for axis, key in enumerate(keys):
+                if key in match:
+                    hit &= match[key].reshape([-1 if a == axis else 1 for a in range(len(keys))])
+            table[hit] = set_index
+        return keys, table
 
     # -- running ---------------------------------------------------------------------------
     def run(self, table: pa.Table | pa.RecordBatch, as_of: dt.date, now: dt.datetime, *,
@@ -410,6 +438,9 @@ class Pipeline:
 
     def _route(self, batch: Batch) -> np.ndarray:
         """The policy set of each account (-1: none applies)."""
+        if self._route_table is not None:          # no rule reads the region: one lookup
+            keys, table = self._route_table
+            return table[tuple(batch.enum(key) for key in keys)] if keys else np.full(batch.n, table[()])
         out = np.full(batch.n, -1, np.int64)
         for match, set_index in self.apply:
             hit = out < 0
@@ -425,45 +456,32 @@ class Pipeline:
     def _comply(self, batch: Batch, plan: Mapping[str, Any], errors: list[str]) -> dict[str, np.ndarray]:
         rows = plan["row"]
         n = rows.shape[0]
-        outcome = np.zeros(n, np.int8)
-        reason = np.full(n, None, dtype=object)
-        policy = np.full(n, None, dtype=object)
-        next_allowed = np.full(n, NULL_TIME, np.int64)
-        result = {"outcome": outcome, "reason_code": reason, "next_allowed_at": next_allowed, "policy": policy}
+        set_of = self._route(batch)[rows] if n else rows
+        low, high = _min_max(set_of)
+        if n and low == high >= 0:                 # one set judges every action (a request's account)
+            sub = ActionBatch(batch, rows, plan["action"], plan["earliest_at"], script=plan["script"])
+            return dict(zip(_VERDICT_COLUMNS, self._judge_all(self.sets[low], sub, errors)))
+        outcome, reason, next_allowed, policy = verdicts = _kept(n)
+        result = dict(zip(_VERDICT_COLUMNS, verdicts))
         if n == 0:
             return result
-        set_of = self._route(batch)[rows]
         unrouted = set_of < 0
-        every = None
-        if unrouted.any():
-            outcome[unrouted], reason[unrouted], policy[unrouted] = BLOCK, NO_POLICY_SET, "compliance.apply"
-        elif len(self.sets) == 1 or (set_of == set_of[0]).all():
-            every = int(set_of[0])                 # one set judges every action (a request's account)
+        outcome[unrouted], reason[unrouted], policy[unrouted] = BLOCK, NO_POLICY_SET, "compliance.apply"
         for s, policy_set in enumerate(self.sets):
-            if every is None:
-                idx = (set_of == s).nonzero()[0]
-                if idx.size == 0:
-                    continue
-                script = plan["script"].take(pa.array(idx))
-                sub = ActionBatch(batch, rows[idx], plan["action"][idx], plan["earliest_at"][idx], script=script)
-                judged = self._judge_all(policy_set, sub, errors)
-                outcome[idx], reason[idx], next_allowed[idx], policy[idx] = judged
-            elif s == every:
-                sub = ActionBatch(batch, rows, plan["action"], plan["earliest_at"], script=plan["script"])
-                result.update(zip(("outcome", "reason_code", "next_allowed_at", "policy"),
-                                  self._judge_all(policy_set, sub, errors)))
+            idx = (set_of == s).nonzero()[0]
+            if idx.size == 0:
+                continue
+            script = plan["script"].take(pa.array(idx))
+            sub = ActionBatch(batch, rows[idx], plan["action"][idx], plan["earliest_at"][idx], script=script)
+            outcome[idx], reason[idx], next_allowed[idx], policy[idx] = self._judge_all(policy_set, sub, errors)
         return result
 
     def _judge_all(self, policy_set: _PolicySet, actions: ActionBatch, errors: list[str]) -> tuple:
         """Every policy of a set on ``actions``, combined: (outcome, reason, next allowed, policy)."""
         n = actions.n
-        outcome = np.zeros(n, np.int8)
-        reason = np.full(n, None, dtype=object)
-        policy = np.full(n, None, dtype=object)
-        next_allowed = np.full(n, NULL_TIME, np.int64)
-        planned = np.zeros(len(ACTION), bool)
-        planned[actions.action] = True
-        planned = frozenset(planned.nonzero()[0].tolist())
+        outcome, reason, next_allowed, policy = _kept(n)
+        planned = frozenset(actions.action.tolist() if n <= 64 else np.unique(actions.action).tolist())
+        judged = False                             # whether any policy deferred or blocked so far
         deferred = False                           # whether any action is DEFERred so far
         for name, pol, plugin, scope in policy_set.policies:
             if scope is not None and scope.isdisjoint(planned):
@@ -471,17 +489,22 @@ class Pipeline:
             v = self._judge(pol, name, plugin, actions, errors)
             if v is None:
                 continue                           # kept everything: nothing to combine
-            stricter = v.outcome > outcome
-            if deferred:                           # two deferrals: the later time
-                both = (v.outcome == DEFER) & (outcome == DEFER)
-                if both.any():
-                    next_allowed[both] = np.maximum(next_allowed[both], v.next_allowed_us[both])
-            if stricter.any():
-                outcome[stricter] = v.outcome[stricter]
-                reason[stricter] = v.reason_codes()[stricter]
-                policy[stricter] = name
-                next_allowed[stricter] = v.next_allowed_us[stricter]
-                deferred = deferred or bool((outcome == DEFER).any())
+            if not judged:                         # the first verdicts: every judged action is stricter
+                stricter = v.outcome != KEEP
+            else:
+                stricter = v.outcome > outcome
+                if deferred:                       # two deferrals: the later time
+                    both = (v.outcome == DEFER) & (outcome == DEFER)
+                    if np.count_nonzero(both):
+                        next_allowed[both] = np.maximum(next_allowed[both], v.next_allowed_us[both])
+                if not np.count_nonzero(stricter):
+                    continue
+            judged = True
+            outcome[stricter] = v.outcome[stricter]
+            reason[stricter] = v.reason_codes()[stricter]
+            policy[stricter] = name
+            next_allowed[stricter] = v.next_allowed_us[stricter]
+            deferred = deferred or np.count_nonzero(outcome == DEFER) > 0
         return outcome, reason, next_allowed, policy
 
     def _judge(self, pol: CompliancePolicy, name: str, plugin: str, sub: ActionBatch, errors: list[str]):
@@ -629,14 +652,15 @@ def _verdict_problem(v: Any, n: int, pol: CompliancePolicy) -> str | None:
         return f"returned a {type(v).__name__}, expected kernel.hookspecs.Verdicts"
     if v.n != n or v.outcome.shape != (n,) or v.next_allowed_us.shape != (n,) or v.reason.shape != (n,):
         return f"returned verdicts for {v.outcome.shape[0] if v.outcome.ndim else '?'} actions, expected {n}"
-    if not v.outcome.any():
+    # np.count_nonzero: NumPy's cheapest test of a mask (a request's few actions pay per call)
+    outcome = v.outcome
+    if not np.count_nonzero(outcome):
         return _KEPT_ALL                              # nothing else to check
-    if v.outcome.view(np.uint8).max() > BLOCK:         # as unsigned bytes, a negative code is above BLOCK too
+    if np.count_nonzero(outcome.view(np.uint8) > BLOCK):   # as unsigned bytes, a negative code is above BLOCK too
         return "returned an outcome code outside KEEP/DEFER/BLOCK"
-    deferred = v.outcome == DEFER
-    if (v.next_allowed_us[deferred] == NULL_TIME).any():
+    if np.count_nonzero(v.next_allowed_us[outcome == DEFER] == NULL_TIME):
         return "deferred an action without a next allowed time"
-    if ((v.outcome != 0) & (v.reason < 0)).any():
+    if np.count_nonzero((outcome != KEEP) & (v.reason < 0)):
         return "deferred or blocked an action without a reason code"
     known = set(getattr(pol, "reason_codes", {}) or {})
     for code in v.codes:
