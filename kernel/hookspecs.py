@@ -605,11 +605,11 @@ class Verdicts:
     def _code(self, code: str) -> int:
         if not isinstance(code, str) or not code:
             raise PostloanError(f"a reason code must be a non-empty string, got {code!r}")
-        try:
-            return self.codes.index(code)
-        except ValueError:
-            self.codes.append(code)
-            return len(self.codes) - 1
+        codes = self.codes
+        if code in codes:
+            return codes.index(code)
+        codes.append(code)
+        return len(codes) - 1
 
     def block(self, mask: np.ndarray, code: str) -> "Verdicts":
         """Block the actions in ``mask`` with reason ``code``."""
