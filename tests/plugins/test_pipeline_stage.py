@@ -210,6 +210,25 @@ def test_policy_sets_are_chosen_by_country_region_and_product(tmp_path):
         ("KEEP", None), ("BLOCK", "CN_COMPLAINT_OPEN"), ("BLOCK", NO_POLICY_SET)]
 
 
+
+def test_policy_sets_by_country_and_product_without_region_take_the_first_matching_rule(tmp_path):
+    # no rule reads the region: routing is one lookup in a table of (country, product) codes
+    config = {"compliance": {
+        "sets": {"lease": ["cn.quiet_hours"], "cn": ["cn.complaint_pause", "cn.quiet_hours"]},
+        "apply": [{"country": "CN", "product": "FINANCE_LEASE", "set": "lease"},
+                  {"country": "CN", "set": "cn"}, {"product": "FINANCE_LEASE", "set": "cn"}]}}
+    plan = {"row": np.arange(4), "action": np.array(["PHONE"] * 4, dtype=object), "priority": np.ones(4),
+            "earliest_at": np.full(4, us(NOW))}
+    pipe = pipeline_with(tmp_path, FixedPlan(plan), config=config)
+    us_account = {"country": "US", "time_zone": "America/New_York"}
+    accounts = [{"product": "FINANCE_LEASE", "open_complaints": 1},                        # lease: first rule wins
+                {"open_complaints": 1},                                                   # cn
+                {**us_account, "product": "FINANCE_LEASE", "open_complaints": 1},         # cn, by product
+                us_account]                                                               # no set applies
+    r = pipe.act(columns_of(accounts), {"x": np.zeros(4)}, AS_OF, NOW)
+    assert [(a["outcome"], a["reason_code"]) for a in r.actions.to_pylist()] == [
+        ("KEEP", None), ("BLOCK", "CN_COMPLAINT_OPEN"), ("BLOCK", "CN_COMPLAINT_OPEN"), ("BLOCK", NO_POLICY_SET)]
+
 class Raising(CompliancePolicy):
     name = "test.raising"
     reason_codes = {"NEVER": "never given"}
