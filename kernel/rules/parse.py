@@ -19,6 +19,7 @@ import datetime as dt
 import io
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 
 from .diagnostics import Diagnostics
@@ -289,7 +290,11 @@ def parse_expression(source: ExprSource, diags: Diagnostics, rule: str | None):
         return None
     try:
         # The parentheses let an expression span lines (block scalars) without backslashes.
-        tree = ast.parse("(" + text + "\n)", mode="eval")
+        # Python only warns of some mistakes ("30and": invalid decimal literal) on stderr:
+        # as errors they get a position like any other syntax error.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SyntaxWarning)
+            tree = ast.parse("(" + text + "\n)", mode="eval")
     except SyntaxError as e:
         lineno = e.lineno or 1
         offset = max(0, (e.offset or 1) - 1 - (1 if lineno == 1 else 0))

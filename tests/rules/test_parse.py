@@ -55,6 +55,13 @@ def test_syntax_error_points_at_the_column():
     assert d.line == 8 and d.column >= 17 and "invalid expression syntax" in d.message
 
 
+
+def test_a_number_run_into_a_name_is_an_error_not_a_warning_on_stderr(capfd):
+    """Python only warns of `30and` (and reads it as `30 and`); a ruleset reports it."""
+    [d] = _error(BASE + "    when: dpd > 30and amount > 0\n    then: {tier: HIGH}\n")
+    assert d.line == 8 and d.column >= 17 and "invalid decimal literal" in d.message
+    assert "SyntaxWarning" not in capfd.readouterr().err
+
 def test_chinese_text_keeps_character_columns():
     text = BASE.replace("amount: float}", "amount: float, status: {enum: [逾期, 正常]}}")
     line = "    when: status in ['逾期'] and amont > 0"
