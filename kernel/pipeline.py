@@ -64,6 +64,12 @@ _GRADE_NAMES = np.array(ENUMS["condition_grade"] + ("",), dtype=object)
 _COUNTRY_NAMES = np.array(ENUMS["country"] + ("",), dtype=object)
 
 
+def _no_valuation(n: int) -> dict[str, np.ndarray]:
+    """The valuation columns of ``n`` accounts none of which is valued (None / NaN)."""
+    return {name: np.full(n, None, dtype=object) if name in _TEXT_VALUATION else np.full(n, np.nan)
+            for name in _VALUATION_COLUMNS}
+
+
 # --------------------------------------------------------------------------------------------
 # Vehicles: age, disposal channels
 # --------------------------------------------------------------------------------------------
@@ -357,8 +363,7 @@ class Pipeline:
         if isinstance(book, Record):
             extra = Record({k: _first_value(v) for k, v in extra.items()} if extra else _NO_VALUATION)
         elif extra is None:
-            extra = {name: np.full(n, None, dtype=object) if name in _TEXT_VALUATION else np.full(n, np.nan)
-                     for name in _VALUATION_COLUMNS}
+            extra = _no_valuation(n)
         batch.add(extra)
         if not actions:
             return PipelineResult(_with_columns(decisions, extra, book), dict(_NO_ACTIONS), [])
@@ -392,8 +397,7 @@ class Pipeline:
         rows = None if need is None else need.nonzero()[0]
         if rows is None or rows.size == 0:
             return None
-        out = {name: np.full(batch.n, None, dtype=object) if name in _TEXT_VALUATION else np.full(batch.n, np.nan)
-               for name in _VALUATION_COLUMNS}
+        out = _no_valuation(batch.n)
         for name, values in self.valuate(batch, rows).items():
             out[name][rows] = values
         return out

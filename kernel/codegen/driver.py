@@ -598,14 +598,7 @@ class CompiledKernel:
         for column, kind, index, value_index, vindex in lay["record"]:
             if kind == "collect":
                 start, words, ids = index
-                fired = []
-                for w in range(words):
-                    m = masks[start + w]
-                    while m:
-                        low = m & -m
-                        fired.append(ids[w * 64 + low.bit_length() - 1])
-                        m ^= low
-                result[column] = fired
+                result[column] = _fired_ids(masks[start:start + words], ids)
             elif kind == "rule":
                 code = i32[value_index]
                 result[column] = None if code < 0 else index[code]
@@ -841,15 +834,19 @@ def _collect_lists(masks: list, where, n: int) -> np.ndarray:
     start, words, ids = where
     out = np.empty(n, dtype=object)
     for r in range(n):
-        fired = []
-        for w in range(words):
-            m = masks[start + w][r]
-            while m:
-                low = m & -m
-                fired.append(ids[w * 64 + low.bit_length() - 1])
-                m ^= low
-        out[r] = fired
+        out[r] = _fired_ids([masks[start + w][r] for w in range(words)], ids)
     return out
+
+
+def _fired_ids(words: list, ids) -> list:
+    """The ids of the rules whose bits are set in one row's mask words (64 rules a word)."""
+    fired = []
+    for w, m in enumerate(words):
+        while m:
+            low = m & -m
+            fired.append(ids[w * 64 + low.bit_length() - 1])
+            m ^= low
+    return fired
 
 
 def _length(columns: dict, slots) -> int:
