@@ -25,7 +25,7 @@ import pyarrow as pa
 from .errors import PostloanError
 
 __all__ = [
-    "Column", "ENUMS", "ACCOUNTS", "CUSTOMERS", "VEHICLES", "EVENTS", "DECISIONS", "ACTIONS",
+    "Column", "ENUMS", "ACCOUNTS", "CUSTOMERS", "VEHICLES", "EVENTS", "STATE", "DECISIONS", "ACTIONS",
     "BOOK", "TABLES", "SchemaError", "validate", "columns", "pii_columns", "describe",
     "logical_type",
 ]
@@ -73,8 +73,19 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "energy_type": ("ICE", "HEV", "PHEV", "BEV"),
     "condition_grade": ("A", "B", "C", "D", "E"),
     "gps_status": ("ONLINE", "OFFLINE", "TAMPERED", "NO_DEVICE"),
-    "event_kind": ("PAYMENT", "GPS_PING", "GEOFENCE_EXIT", "DEVICE_OFFLINE", "INSURANCE_LAPSE",
-                   "TRAFFIC_VIOLATION", "PROMISE_TO_PAY", "CONTACT_ATTEMPT", "COMPLAINT"),
+    # The ledger's event kinds (docs/ledger.md). Members are only ever appended: the ledger
+    # stores kinds by name, but a reordering would change what max/min mean to a ruleset.
+    "event_kind": ("PAYMENT", "CONTACT_ATTEMPT", "PROMISE_TO_PAY", "DISPUTE_OPENED", "DISPUTE_RESOLVED",
+                   "COMPLAINT_OPENED", "COMPLAINT_CLOSED", "CEASE_REQUESTED", "ATTORNEY_REPRESENTED",
+                   "BANKRUPTCY_FILED", "BANKRUPTCY_CLOSED", "DECEASED", "CONSENT_GRANTED", "CONSENT_REVOKED",
+                   "OPT_OUT", "HARDSHIP_DECLARED", "HARDSHIP_ENDED", "GPS_PING", "GPS_TAMPER", "GEOFENCE_EXIT",
+                   "INSURANCE_RENEWED", "VIOLATION", "DEMAND_NOTICE_SENT", "REPOSSESSION_ORDERED",
+                   "REPOSSESSED", "DISPOSAL_NOTICE_SENT", "REDEEMED", "VEHICLE_SOLD"),
+    "contact_channel": ("PHONE", "SMS", "VOICE_BOT", "FIELD_VISIT", "EMAIL", "LETTER", "THIRD_PARTY"),
+    # UNREPORTED: a contact-time reservation that expired without its outcome (docs/ledger.md)
+    "contact_outcome": ("NO_ANSWER", "BUSY", "WRONG_PARTY", "RIGHT_PARTY", "VOICEMAIL", "DELIVERED", "FAILED",
+                        "UNREPORTED"),
+    "repossession_stage": ("NONE", "ORDERED", "REPOSSESSED", "NOTICE_SENT", "REDEEMED", "SOLD"),
     "action_channel": ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT", "LEGAL_REVIEW",
                        "THIRD_PARTY_CONTACT", "REPOSSESSION", "DISPOSAL"),
     "compliance_outcome": ("KEEP", "DEFER", "BLOCK"),
@@ -205,13 +216,97 @@ def _join(*tables: tuple[Column, ...]) -> tuple[Column, ...]:
 #: One row per account: what the kernel decides on.
 BOOK: tuple[Column, ...] = _join(ACCOUNTS, CUSTOMERS, VEHICLES)
 
+#: What happened to an account: the ledger's input (kernel.ledger, docs/ledger.md). Typed
+#: columns, no JSON payload: which columns a kind needs is in ``kernel.ledger.events.KINDS``.
 EVENTS: tuple[Column, ...] = (
-    _c("event_id", STR, "", False, False, "Unique event id (idempotency key)."),
+    _c("event_id", STR, "", False, False, "Unique event id, the idempotency key: a replayed event changes nothing."),
     _c("account_id", STR, "", False, False, "Account the event concerns."),
     _c("kind", ENUM, "", False, False, "What happened.", "event_kind"),
-    _c("at", TS, "instant", False, False, "When it happened."),
-    _c("amount", F64, "CNY", True, False, "Payment or promised amount, where the kind has one."),
-    _c("payload", STR, "", True, True, "Kind-specific details as JSON (may hold locations: PII)."),
+    _c("at", TS, "instant", False, False, "When it happened (the state is derived in the order of at, whatever the order of arrival)."),
+    _c("recorded_at", TS, "instant", True, False, "When the ledger stored it (set on ingest; a given value is ignored)."),
+    _c("amount", F64, "CNY", True, False, "PAYMENT and VEHICLE_SOLD: the amount; PROMISE_TO_PAY: the amount promised."),
+    _c("promise_date", DATE, "date", True, False, "PROMISE_TO_PAY: the date the debtor promised to pay by."),
+    _c("channel", ENUM, "", True, False, "CONTACT_ATTEMPT: how; CONSENT_GRANTED / CONSENT_REVOKED / OPT_OUT: the channel concerned (null: every channel).", "contact_channel"),
+    _c("outcome", ENUM, "", True, False, "CONTACT_ATTEMPT: what came of it (RIGHT_PARTY is a conversation).", "contact_outcome"),
+    _c("lat", F64, "degrees", True, True, "GPS_PING: latitude (personal data: reduced to state on ingest)."),
+    _c("lon", F64, "degrees", True, True, "GPS_PING: longitude (personal data: reduced to state on ingest)."),
+    _c("expiry_date", DATE, "date", True, False, "INSURANCE_RENEWED: expiry of the renewed policy."),
+    _c("reservation_id", STR, "", True, False, "CONTACT_ATTEMPT: the CheckContact reservation this attempt used, if any."),
+    _c("agent", STR, "", True, False, "Collector, agency or system that acted (attribution)."),
+)
+
+#: Per-account state derived from the ledger's events as of a moment (kernel.ledger.state,
+#: docs/ledger.md). Columns marked "replaces the book's" carry the same meaning as the book
+#: column of that name and replace it when a decision reads state (docs/ledger.md, Precedence).
+STATE: tuple[Column, ...] = (
+    _c("account_id", STR, "", False, False, "Account."),
+    _c("state_at", TS, "instant", False, False, "The moment the state is derived as of."),
+    _c("ledger_events", I64, "count", False, False, "Events of the account the ledger holds up to state_at (0: the ledger does not know it)."),
+    # contact
+    _c("call_attempts_today", I64, "count", False, False, "Call attempts (PHONE, VOICE_BOT) on the debtor's local day, answered or not; replaces the book's."),
+    _c("connected_calls_today", I64, "count", False, False, "Calls today that reached the debtor (RIGHT_PARTY; UNREPORTED counts, the cautious reading); replaces the book's."),
+    _c("unanswered_attempts_today", I64, "count", False, False, "Call attempts today that did not reach the debtor."),
+    _c("consecutive_failed_attempts", I64, "count", False, False, "Call attempts since the last one that reached the debtor; replaces the book's."),
+    _c("calls_7d", I64, "count", False, False, "Call attempts on the 7 local days ending today; replaces the book's."),
+    _c("sms_today", I64, "count", False, False, "SMS sent on the debtor's local day; replaces the book's."),
+    _c("last_conversation_at", TS, "instant", True, False, "Last call that reached the debtor (within the look-back); replaces the book's."),
+    _c("last_contact_attempt_at", TS, "instant", True, False, "Last contact attempt of any channel."),
+    _c("last_field_visit_at", TS, "instant", True, False, "Last field visit (any outcome)."),
+    _c("field_visits_30d", I64, "count", False, False, "Field visits in 30 days."),
+    _c("third_party_contacts_30d", I64, "count", False, False, "Contacts of third parties in 30 days."),
+    _c("contact_attempts_30d", I64, "count", False, False, "Contact attempts of any channel in 30 days."),
+    _c("right_party_contacts_30d", I64, "count", False, False, "Contact attempts that reached the debtor in 30 days."),
+    # payments and promises
+    _c("last_payment_date", DATE, "date", True, False, "Debtor-local date of the last payment; replaces the book's."),
+    _c("last_payment_amount", F64, "CNY", True, False, "Amount of the last payment; replaces the book's."),
+    _c("paid_30d", F64, "CNY", False, False, "Payments received in 30 days."),
+    _c("promise_open", BOOL, "", False, False, "A promise to pay is open: its date plus the grace has not passed and it is not yet kept."),
+    _c("promise_date", DATE, "date", True, False, "Date of the open promise to pay; replaces the book's."),
+    _c("promise_amount", F64, "CNY", True, False, "Amount of the open promise."),
+    _c("promise_paid", F64, "CNY", True, False, "Paid towards the open promise since it was made."),
+    _c("promises_made_90d", I64, "count", False, False, "Promises to pay made in 90 days; replaces the book's."),
+    _c("promises_kept_30d", I64, "count", False, False, "Promises kept (paid in full by the date plus grace) in 30 days."),
+    _c("promises_kept_90d", I64, "count", False, False, "Promises kept in 90 days; replaces the book's."),
+    _c("promises_broken_30d", I64, "count", False, False, "Promises broken (date plus grace passed, not paid in full) in 30 days; replaces the book's."),
+    _c("promises_broken_90d", I64, "count", False, False, "Promises broken in 90 days; replaces the book's."),
+    # holds
+    _c("open_disputes", I64, "count", False, False, "Disputes opened and not resolved."),
+    _c("dispute_opened_at", TS, "instant", True, False, "When the oldest open dispute was opened."),
+    _c("open_complaints", I64, "count", False, False, "Complaints opened and not closed; replaces the book's."),
+    _c("complaint_opened_at", TS, "instant", True, False, "When the oldest open complaint was opened."),
+    _c("cease_requested", BOOL, "", False, False, "The debtor asked in writing to stop communication (FDCPA §805(c))."),
+    _c("attorney_represented", BOOL, "", False, False, "The debtor is represented by an attorney for this debt."),
+    _c("bankruptcy_open", BOOL, "", False, False, "A bankruptcy was filed and not closed (automatic stay)."),
+    _c("deceased", BOOL, "", False, False, "The debtor is reported deceased."),
+    _c("hardship", BOOL, "", False, False, "A hardship arrangement is declared and not ended."),
+    # consent and opt-out, per channel
+    _c("consent_sms", BOOL, "", True, False, "Latest consent to SMS (null: never stated in the ledger)."),
+    _c("consent_voice_bot", BOOL, "", True, False, "Latest consent to automated / artificial-voice calls (null: never stated)."),
+    _c("consent_phone", BOOL, "", True, False, "Latest consent to calls to the mobile number (null: never stated)."),
+    _c("consent_email", BOOL, "", True, False, "Latest consent to email (null: never stated)."),
+    _c("consent_automated_contact", BOOL, "", True, False, "Consent to both SMS and voice bot, where the ledger states them; replaces the book's where not null."),
+    _c("opt_out_phone", BOOL, "", False, False, "The debtor opted out of calls (and has not consented since)."),
+    _c("opt_out_sms", BOOL, "", False, False, "The debtor opted out of SMS."),
+    _c("opt_out_email", BOOL, "", False, False, "The debtor opted out of email."),
+    _c("contact_opt_out", BOOL, "", True, False, "Same as opt_out_phone where the ledger knows the account; replaces the book's."),
+    # vehicle
+    _c("gps_last_ping_at", TS, "instant", True, False, "Last GPS ping (null: none in the ledger); replaces the book's where not null."),
+    _c("gps_offline_hours", F64, "hours", True, False, "Hours from the last ping to state_at; replaces the book's where not null."),
+    _c("gps_status", ENUM, "", True, False, "TAMPERED (a tamper alert in the tamper window), OFFLINE (offline past the threshold) or ONLINE; null with no ping or alert; replaces the book's where not null.", "gps_status"),
+    _c("gps_tamper_30d", I64, "count", False, False, "GPS tamper alerts in 30 days."),
+    _c("geofence_exits_30d", I64, "count", False, False, "Geofence exits in 30 days; replaces the book's."),
+    _c("violations_90d", I64, "count", False, False, "Traffic violations in 90 days; replaces the book's."),
+    _c("insurance_expiry_date", DATE, "date", True, False, "Expiry of the latest renewed policy; replaces the book's where not null."),
+    # repossession and disposal
+    _c("demand_notices_sent", I64, "count", False, False, "Formal demand notices sent; replaces the book's."),
+    _c("repossession_stage", ENUM, "", False, False, "Where the car is in repossession and disposal.", "repossession_stage"),
+    _c("repossession_ordered_at", TS, "instant", True, False, "When repossession was ordered."),
+    _c("repossessed_at", TS, "instant", True, False, "When the car was repossessed."),
+    _c("disposal_notice_at", TS, "instant", True, False, "When the notice of disposition was sent."),
+    _c("redeemed_at", TS, "instant", True, False, "When the debtor redeemed the car."),
+    _c("sold_at", TS, "instant", True, False, "When the car was sold."),
+    _c("sale_amount", F64, "CNY", True, False, "What the sale raised."),
+    _c("repossessed", BOOL, "", False, False, "The car is held for disposal (stage REPOSSESSED or NOTICE_SENT); replaces the book's."),
 )
 
 #: The fixed part of a decision row; every ruleset and model output follows as
@@ -238,7 +333,7 @@ ACTIONS: tuple[Column, ...] = (
 
 TABLES: dict[str, tuple[Column, ...]] = {
     "accounts": ACCOUNTS, "customers": CUSTOMERS, "vehicles": VEHICLES, "book": BOOK,
-    "events": EVENTS, "decisions": DECISIONS, "actions": ACTIONS,
+    "events": EVENTS, "state": STATE, "decisions": DECISIONS, "actions": ACTIONS,
 }
 
 _BY_NAME = {name: {c.name: c for c in cols} for name, cols in TABLES.items()}
@@ -389,8 +484,8 @@ def markdown() -> str:
             "metrics or error messages.", ""]
     enums = ["## Enumerations", "", "| enum | members (in order) |", "|---|---|"]
     enums += [f"| `{k}` | {', '.join(v)} |" for k, v in ENUMS.items()]
-    body = [f"## {t}\n\n" + describe(t).split("\n", 2)[2] for t in ("accounts", "customers", "vehicles", "events",
-                                                                     "decisions", "actions")]
+    body = [f"## {t}\n\n" + describe(t).split("\n", 2)[2]
+            for t in ("accounts", "customers", "vehicles", "events", "state", "decisions", "actions")]
     return "\n".join(head) + "\n" + "\n".join(body) + "\n" + "\n".join(enums) + "\n"
 
 

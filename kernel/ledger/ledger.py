@@ -1,0 +1,297 @@
+"""The ledger: events in, account state out.
+
+>>> from kernel.ledger import Ledger
+>>> ledger = Ledger("sqlite:///ledger.db")                          # doctest: +SKIP
+>>> result = ledger.ingest(events)                                  # doctest: +SKIP
+>>> result.accepted, result.duplicate, result.rejected              # doctest: +SKIP
+>>> ledger.state(at=datetime(2026, 11, 28, 2, tzinfo=timezone.utc))  # doctest: +SKIP
+
+Guarantees (docs/ledger.md):
+
+- **idempotent**: an event is stored once by ``event_id``; a replayed file changes nothing
+  (its rows count as duplicates); the same id with other content is rejected;
+- **durable before acknowledged**: :meth:`Ledger.ingest` returns after its transaction is
+  on disk (SQLite ``synchronous = FULL``; PostgreSQL's commit);
+- **order-free**: state is derived in the order of each event's ``at``, whatever the order
+  of arrival;
+- **row by row**: a bad row is rejected with its reason while the good rows of its batch
+  land (one bad row of a dialer's hourly file must not hold back the other 9,999).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import PostloanError
+from . import gps as _gps
+from .events import KIND, EventRows, Rejection, normalize
+from .state import StateSettings, derive, state_table
+from .store import REGISTRY_COLUMNS, Store, open_store
+
+__all__ = ["Ledger", "IngestResult", "LedgerError"]
+
+
+class LedgerError(PostloanError):
+    """A ledger operation cannot be done as asked."""
+
+
+@dataclass
+class IngestResult:
+    """What an ingest did: rows stored, rows already stored (replays), rows rejected."""
+
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def __iadd__(self, other: "IngestResult") -> "IngestResult":
+        self.accepted += other.accepted
+        self.duplicate += other.duplicate
+        self.rejected.extend(other.rejected)
+        return self
+
+    @property
+    def rows(self) -> int:
+        return self.accepted + self.duplicate + len(self.rejected)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def instant_us(value: dt.datetime | int | None) -> int:
+    """An aware datetime (or µs since the epoch) as µs UTC; None: now."""
+    if value is None:
+        return _now_us()
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if not isinstance(value, dt.datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise LedgerError(f"expected a time-zone-aware datetime, got {value!r}")
+    delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+class Ledger:
+    """Events in, state out, over a :class:`~kernel.ledger.store.Store`.
+
+    ``url``: ``sqlite:///…`` (default ``$POSTLOAN_DATA_DIR/ledger.db``) or
+    ``postgresql://…``; ``config``: the configuration (its ``[ledger]`` table, see
+    :class:`~kernel.ledger.state.StateSettings`)."""
+
+    def __init__(self, url: str | None = None, config: Mapping | None = None, *, store: Store | None = None):
+        self.settings = StateSettings.from_config(config)
+        self.store = store or open_store(url)
+        self.url = self.store.url
+        self._purged_at = 0
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- events in ---------------------------------------------------------------------------
+    def ingest(self, table: pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch], *,
+               now: dt.datetime | int | None = None) -> IngestResult:
+        """Store the events of ``table`` (the contract's ``events`` columns; a table, a batch
+        or an iterable of batches, each its own transaction): each row lands, is a duplicate
+        of a stored event, or is rejected with its reason. Returns once the rows that landed
+        are durable. ``now`` stamps ``recorded_at`` (default: the clock); no event may be
+        later than ``now`` plus the allowed clock skew."""
+        if isinstance(table, (pa.Table, pa.RecordBatch)):
+            return self._ingest_one(table, now)
+        total = IngestResult()
+        offset = 0
+        for batch in table:
+            one = self._ingest_one(batch, now)
+            one.rejected = [Rejection(r.row + offset, r.event_id, r.reason) for r in one.rejected]
+            total += one
+            offset += batch.num_rows
+        return total
+
+    def _ingest_one(self, batch, now) -> IngestResult:
+        now_us = instant_us(now)
+        s = self.settings
+        rows, rejected = normalize(batch, now_us=now_us, max_future_us=int(s.max_clock_skew_seconds * 1e6),
+                                   max_promise_days=s.max_promise_days)
+        result = IngestResult(rejected=rejected)
+        if rows.n == 0:
+            return result
+        pings = rows.kind == KIND["GPS_PING"]
+        events = rows.take(np.flatnonzero(~pings))
+        ping_rows = rows.take(np.flatnonzero(pings))
+        with self.store.transaction() as cur:
+            events, bad = self._check_reservations(cur, events)
+            rejected.extend(bad)
+            status = self.store.insert_events(cur, events, now_us)
+            inserted = status == 0
+            self.store.mark_reported(cur, [(e, r) for e, r, ok in zip(events.event_id.tolist(),
+                                                                      events.reservation_id.tolist(), inserted.tolist())
+                                           if ok and r is not None])
+            _gps.reduce_pings(self.store, cur, ping_rows, int(s.gps_gap_minutes * 60e6), s.gps_position_hours > 0)
+        result.accepted = int(inserted.sum()) + ping_rows.n
+        result.duplicate = int((status == 1).sum())
+        for i in np.flatnonzero(status == 2).tolist():
+            rejected.append(Rejection(int(events.rows[i]), events.event_id[i],
+                                      "event_id was already used by a different event (the stored one stays)"))
+        rejected.sort(key=lambda r: r.row)
+        self._maybe_purge(now_us)
+        return result
+
+    def _check_reservations(self, cur, events: EventRows) -> tuple[EventRows, list[Rejection]]:
+        """Contact attempts that report a reservation must name one of this account and
+        channel that no other event reported."""
+        named = [i for i, r in enumerate(events.reservation_id.tolist()) if r is not None]
+        if not named:
+            return events, []
+        known = self.store.reservations_by_id(cur, sorted({events.reservation_id[i] for i in named}))
+        bad: list[Rejection] = []
+        drop = set()
+        claimed: dict[str, str] = {}
+        for i in named:
+            rid, event_id = events.reservation_id[i], events.event_id[i]
+            have = known.get(rid)
+            why = None
+            if have is None:
+                why = "reservation_id names no reservation of this ledger"
+            elif have[0] != events.account_id[i]:
+                why = "reservation_id belongs to another account"
+            elif have[1] != int(events.channel[i]):
+                why = "channel differs from the reservation's"
+            elif have[2] is not None and have[2] != event_id:
+                why = "the reservation was already reported by another event"
+            elif claimed.get(rid, event_id) != event_id:
+                why = "the reservation is reported twice in this batch"
+            if why:
+                drop.add(i)
+                bad.append(Rejection(int(events.rows[i]), event_id, why))
+            else:
+                claimed[rid] = event_id
+        if drop:
+            events = events.take(np.array([i for i in range(events.n) if i not in drop], np.int64))
+        return events, bad
+
+    def _maybe_purge(self, now_us: int) -> None:
+        """Forget old positions at most once a minute."""
+        if now_us - self._purged_at < 60_000_000:
+            return
+        self._purged_at = now_us
+        self.store.purge_positions(now_us - int(self.settings.gps_position_hours * 3_600e6))
+
+    # -- accounts ----------------------------------------------------------------------------
+    def register(self, book: pa.Table | pa.RecordBatch | Mapping, *, now: dt.datetime | int | None = None) -> int:
+        """Record the book columns the contact-time gate reads (:data:`REGISTRY_COLUMNS`) for
+        every account of ``book``; only accounts whose columns changed are written. Returns
+        how many were written."""
+        cols = _registry_rows(book)
+        if not cols:
+            return 0
+        have = self.store.registered([r[0] for r in cols])
+        changed = [r for r in cols if have.get(r[0]) != tuple(r[1:])]
+        if changed:
+            self.store.register(changed, instant_us(now))
+        return len(changed)
+
+    def registered(self, accounts: Sequence[str] | None = None) -> dict[str, dict]:
+        """The registered book columns of ``accounts`` (None: every account) by account id."""
+        return {a: dict(zip(REGISTRY_COLUMNS, v)) for a, v in self.store.registered(accounts).items()}
+
+    # -- state out ---------------------------------------------------------------------------
+    def state_columns(self, accounts: Sequence[str], zones: Sequence[str] | np.ndarray,
+                      at: dt.datetime | int | None = None) -> dict[str, np.ndarray]:
+        """The state of ``accounts`` (their IANA ``zones`` in the same order) as of ``at``, as
+        NumPy columns (the form the pipeline joins)."""
+        at_us = instant_us(at)
+        accounts = list(accounts)
+        since = at_us - self.settings.lookback_us
+        wanted = None if len(accounts) > 200_000 else accounts
+        events = self.store.read_events(wanted, at_us, since)
+        gps = self.store.read_gps(wanted, at_us)
+        return derive(events, np.array(accounts, dtype=object), zones, at_us, self.settings, gps)
+
+    def state(self, at: dt.datetime | int | None = None, accounts: Sequence[str] | None = None,
+              zones: Mapping[str, str] | None = None) -> pa.Table:
+        """The state of ``accounts`` (default: every account the ledger has heard of) as of
+        ``at`` (default now) as an Arrow table with the contract's ``state`` columns. Local
+        days are counted in each account's time zone: ``zones`` (account → IANA name), else
+        the one registered from its book, else UTC (:attr:`unzoned` says how many)."""
+        at_us = instant_us(at)
+        if accounts is None:
+            accounts = self._all_accounts(at_us)
+        registered = self.store.registered(None if len(accounts) > 200_000 else accounts)
+        zone_at = REGISTRY_COLUMNS.index("time_zone")
+        names = []
+        unzoned = 0
+        for a in accounts:
+            z = (zones or {}).get(a)
+            if z is None:
+                row = registered.get(a)
+                z = row[zone_at] if row else None
+            unzoned += z is None
+            names.append(z)
+        self.unzoned = unzoned
+        return state_table(self.state_columns(accounts, names, at_us))
+
+    def _all_accounts(self, at_us: int) -> list[str]:
+        with self.store.reading() as cur:
+            cur.execute("SELECT account_id FROM events UNION SELECT account_id FROM gps_last "
+                        "UNION SELECT account_id FROM accounts UNION SELECT account_id FROM reservations")
+            return sorted(r[0] for r in cur.fetchall())
+
+    # -- backup ------------------------------------------------------------------------------
+    def backup(self, target) -> None:
+        """A consistent copy of the ledger in the file ``target`` (SQLite); PostgreSQL: use
+        ``pg_dump`` (docs/ledger.md)."""
+        if not hasattr(self.store, "backup"):
+            raise LedgerError(f"{self.url}: back a PostgreSQL ledger up with pg_dump (docs/ledger.md)")
+        self.store.backup(target)
+
+    def restore(self, source) -> None:
+        """Replace the ledger's content with the backup file ``source``."""
+        if not hasattr(self.store, "restore"):
+            raise LedgerError(f"{self.url}: restore a PostgreSQL ledger with pg_restore (docs/ledger.md)")
+        self.store.restore(source)
+
+
+def _registry_rows(book) -> list[tuple]:
+    """``(account_id, *REGISTRY_COLUMNS)`` per account of a book (table, batch or columns)."""
+    def column(name):
+        if isinstance(book, Mapping):
+            values = book.get(name)
+            if values is None:
+                return None
+            return list(values.tolist() if isinstance(values, np.ndarray) else values)
+        if name not in book.schema.names:
+            return None
+        arr = book.column(name)
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.cast(arr.type.value_type) if isinstance(arr, pa.Array) else \
+                pa.chunked_array([c.dictionary_decode() for c in arr.chunks], arr.type.value_type)
+        return arr.to_pylist()
+
+    ids = column("account_id")
+    if ids is None:
+        raise LedgerError("the book has no account_id column")
+    zones = column("time_zone")
+    if zones is None:
+        raise LedgerError("the book has no time_zone column (the gate counts days in the debtor's local time)")
+    values = [column(name) for name in REGISTRY_COLUMNS]
+    n = len(ids)
+    out = []
+    for i in range(n):
+        row = [ids[i]]
+        for v in values:
+            x = None if v is None else v[i]
+            row.append(int(x) if isinstance(x, (bool, np.bool_)) else x)
+        out.append(tuple(row))
+    return out
+

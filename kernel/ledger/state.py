@@ -1,0 +1,201 @@
+"""Account state as of a moment, derived from events: the columns of ``kernel.schema.STATE``.
+
+:func:`derive` takes the events a store read back (:class:`~kernel.ledger.store.EventColumns`),
+the accounts wanted with their time zones and the moment, and returns the state columns as
+NumPy arrays, one row per account. Days are counted in each debtor's local time (the law
+counts "today" and "7 days" there); counts over 30 or 90 days are the local days ending
+today. The compiled pass is :func:`kernel.ledger.fold.fold`; its plain-Python twin is
+:mod:`kernel.ledger.reference`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import PostloanError
+from ..hookspecs import NULL_TIME, US_PER_DAY, utc_offsets
+from ..schema import ENUMS, STATE, arrow_schema
+from . import fold as F
+from .store import EventColumns
+
+__all__ = ["StateSettings", "derive", "state_table", "gps_last_ping", "STATE_NAMES", "local_days"]
+
+STATE_NAMES = tuple(c.name for c in STATE)
+_STATE_SCHEMA = arrow_schema("state")
+#: state columns derived from others after the fold
+_DERIVED = ("consent_automated_contact", "contact_opt_out", "repossessed")
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    """How events become state (``[ledger]`` in the configuration; docs/ledger.md)."""
+
+    #: days after a promise's date by which a payment still keeps it
+    promise_grace_days: int = 1
+    #: a promise's date may lie at most this many days after it was made
+    max_promise_days: int = 90
+    #: counters look back this many days (flags and holds never age out)
+    lookback_days: int = 90
+    #: a tamper alert makes the tracker TAMPERED for this many local days
+    gps_tamper_days: int = 30
+    #: a tracker silent this long is OFFLINE
+    gps_offline_after_hours: float = 2.0
+    #: pings further apart than this start an offline period
+    gps_gap_minutes: float = 30.0
+    #: the last position is forgotten after this many hours (0: never stored)
+    gps_position_hours: float = 72.0
+    #: a contact-time reservation counts as an attempt; it expires (outcome UNREPORTED) after
+    reservation_minutes: float = 15.0
+    #: events may be at most this far ahead of the ingest's clock
+    max_clock_skew_seconds: float = 300.0
+
+    @classmethod
+    def from_config(cls, config: Mapping | None) -> "StateSettings":
+        given = dict((config or {}).get("ledger", {}) or {})
+        given.pop("store", None)
+        given.pop("book_counters", None)
+        known = {f: getattr(cls, f) for f in cls.__dataclass_fields__}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise PostloanError(f"[ledger] {unknown[0]!r}: unknown setting (settings: store, book_counters, "
+                                f"{', '.join(known)})")
+        out = {}
+        for key, value in given.items():
+            default = known[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
+                    or (isinstance(default, int) and not isinstance(value, int)):
+                kind = "a whole number" if isinstance(default, int) else "a number"
+                raise PostloanError(f"[ledger] {key}: expected {kind} ≥ 0, got {value!r}")
+            out[key] = value
+        return cls(**out)
+
+    @property
+    def lookback_us(self) -> int:
+        """How far back the store reads non-sticky events: counters' look-back, and promises
+        made early enough to fall due inside it."""
+        days = self.lookback_days + self.max_promise_days + self.promise_grace_days + 2
+        return days * US_PER_DAY
+
+
+def local_days(instants: np.ndarray, zone_names: Sequence[str], zone_of: np.ndarray) -> np.ndarray:
+    """The local date (days since the epoch) of each instant in the zone ``zone_names[zone_of]``."""
+    if instants.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    return (instants + utc_offsets(zone_names, zone_of, instants)) // US_PER_DAY
+
+
+def gps_last_ping(first: np.ndarray, last: np.ndarray, gap_from: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The last ping at or before ``at`` from the reduced ping state: the latest ping if it
+    is not later; none before the first; the start of the offline period holding ``at``; else
+    ``at`` itself (the tracker was pinging, at most a session gap apart)."""
+    out = np.where(last <= at, last, np.where(gap_from != NULL_TIME, gap_from, at))
+    return np.where(first > at, NULL_TIME, out)
+
+
+def derive(events: EventColumns, accounts: Sequence[str] | np.ndarray, zones: Sequence[str] | np.ndarray,
+           at: int, settings: StateSettings,
+           gps: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """State columns of ``accounts`` (with their IANA ``zones``) as of ``at`` (µs UTC), from
+    ``events`` (already limited to ``at`` and the look-back by the store) and the reduced GPS
+    state ``gps`` = (account, first ping, last ping, gap start holding ``at``)."""
+    accounts = np.asarray(accounts, dtype=object)
+    n = accounts.shape[0]
+    zone_names, zone_of = _zone_index(zones, n)
+    ids = pa.array(accounts, pa.string())
+    if events.n and n:
+        if n == 1:
+            which = np.zeros(events.n, np.int64)
+            mine = events.account_id == accounts[0]
+            if not mine.all():
+                which = np.where(mine, 0, -1)
+        else:
+            which = pc.fill_null(pc.index_in(pa.array(events.account_id, pa.string()), value_set=ids), -1)
+            which = which.to_numpy(zero_copy_only=False).astype(np.int64)
+        keep = np.flatnonzero(which >= 0)
+        if keep.size != events.n:
+            which = which[keep]
+            events = EventColumns(*(getattr(events, f)[keep] for f in EventColumns.__dataclass_fields__))
+    else:
+        which = np.zeros(0, np.int64)
+        events = EventColumns.from_rows([])
+    day = local_days(events.at, zone_names, zone_of[which]) if events.n else np.zeros(0, np.int64)
+    # events in instant order per account; ties broken by content, so arrival order never matters
+    tie = (events.kind.astype(np.int64) * 64 + events.channel.astype(np.int64) + 1) * 64 + events.outcome + 1
+    order = np.lexsort((events.amount, tie, events.at, which)) if events.n > 1 else np.arange(events.n)
+    counts = np.bincount(which, minlength=n) if events.n else np.zeros(n, np.int64)
+    starts = np.zeros(n + 1, np.int64)
+    np.cumsum(counts, out=starts[1:])
+    state_at = np.full(n, at, np.int64)
+    today = local_days(state_at, zone_names, zone_of) if n else np.zeros(0, np.int64)
+    gps_last = np.full(n, NULL_TIME, np.int64)
+    if gps is not None and gps[0].shape[0] and n:
+        g_acc, first, last, gap = gps
+        where = pc.fill_null(pc.index_in(ids, value_set=pa.array(g_acc, pa.string())), -1).to_numpy(zero_copy_only=False)
+        has = where >= 0
+        pick = where[has].astype(np.int64)
+        gps_last[has] = gps_last_ping(first[pick], last[pick], gap[pick], state_at[has])
+    ints, floats = F.empty_outputs(n)
+    F.fold(starts, events.kind[order], events.at[order], day[order], events.amount[order],
+           events.promise_date[order], events.channel[order], events.outcome[order], events.expiry_date[order],
+           state_at, today, gps_last, settings.promise_grace_days, settings.gps_tamper_days,
+           int(settings.gps_offline_after_hours * 3_600_000_000), ints, floats)
+    out: dict[str, np.ndarray] = {"account_id": accounts, "state_at": state_at}
+    for i, name in enumerate(F.INT_COLUMNS):
+        out[name] = ints[:, i]
+    for i, name in enumerate(F.FLOAT_COLUMNS):
+        out[name] = floats[:, i]
+    sms, voice = out["consent_sms"], out["consent_voice_bot"]
+    known = (sms >= 0) | (voice >= 0)
+    both = np.where(sms >= 0, sms, 1) & np.where(voice >= 0, voice, 1)
+    out["consent_automated_contact"] = np.where(known, both, -1)
+    out["contact_opt_out"] = np.where(out["ledger_events"] > 0, out["opt_out_phone"], -1)
+    stage = out["repossession_stage"]
+    out["repossessed"] = ((stage == 2) | (stage == 3)).astype(np.int64)
+    return out
+
+
+def _zone_index(zones, n: int) -> tuple[list[str], np.ndarray]:
+    """Distinct zone names and each account's index (unknown or null zones: UTC)."""
+    values = ["UTC" if z is None or z == "" else str(z) for z in (zones.tolist() if isinstance(zones, np.ndarray)
+                                                                  else list(zones))]
+    if len(values) != n:
+        raise PostloanError(f"{len(values)} time zones for {n} accounts")
+    names = sorted(set(values)) or ["UTC"]
+    index = {z: i for i, z in enumerate(names)}
+    return names, np.array([index[z] for z in values], np.int64)
+
+
+#: how each state column is typed on output
+_TIME = {c.name for c in STATE if pa.types.is_timestamp(c.type)}
+_DATE = {c.name for c in STATE if pa.types.is_date(c.type)}
+_BOOL = {c.name for c in STATE if pa.types.is_boolean(c.type)}
+_ENUM = {c.name: c.enum for c in STATE if c.enum}
+
+
+def state_table(columns: Mapping[str, np.ndarray]) -> pa.Table:
+    """The derived columns as an Arrow table with the contract's ``state`` schema."""
+    arrays = []
+    for field in _STATE_SCHEMA:
+        name = field.name
+        values = columns[name]
+        if name == "account_id":
+            arr = pa.array(values, pa.string())
+        elif name in _TIME:
+            arr = pa.array(values, pa.timestamp("us", tz="UTC"), mask=values == NULL_TIME)
+        elif name in _DATE:
+            arr = pa.array(np.where(values == NULL_TIME, 0, values).astype(np.int32), pa.date32(), mask=values == NULL_TIME)
+        elif name in _BOOL:
+            arr = pa.array(values > 0, pa.bool_(), mask=values < 0)
+        elif name in _ENUM:
+            members = pa.array(ENUMS[_ENUM[name]], pa.string())
+            arr = pa.DictionaryArray.from_arrays(pa.array(values.astype(np.int8), mask=values < 0), members)
+        elif pa.types.is_floating(field.type):
+            arr = pa.array(values, pa.float64(), from_pandas=True)
+        else:
+            arr = pa.array(values, field.type)
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=_STATE_SCHEMA)

@@ -1,0 +1,620 @@
+"""Where events live: SQLite embedded (default) or PostgreSQL, behind one small interface.
+
+``open_store(url)`` gives a :class:`Store`:
+
+- ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, or a plain path — one
+  file, WAL journal, ``synchronous = FULL``: a transaction is on disk when its commit returns;
+- ``postgresql://user@host:port/db`` — several processes and machines (needs the
+  ``postgres`` extra: psycopg 3).
+
+Both keep the same tables (created and upgraded by the versioned migrations in
+:data:`MIGRATIONS`), with enumerations stored as their contract codes (lookup tables and the
+``events_named`` view give the names back to a person reading the database):
+
+- ``events``: one row per event, ``event_id`` the primary key (idempotency);
+- ``reservations``: contact-time reservations made by the gate (``CheckContact``);
+- ``gps_last`` / ``gps_gaps``: GPS pings reduced to the last ping and the offline periods
+  longer than the session gap (pings themselves are never stored);
+- ``accounts``: the book columns the contact-time gate needs per account (registered from
+  books that pass through a ledger-backed decision or ``postloan ingest --book``).
+
+Every write happens in one transaction per call; every method that writes returns only once
+that transaction is durable.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from ..errors import PostloanError
+from ..hookspecs import NULL_TIME
+from ..schema import ENUMS
+from .events import KIND, EventRows, STICKY_KINDS
+
+__all__ = ["Store", "SQLiteStore", "open_store", "StoreError", "MIGRATIONS", "SCHEMA_VERSION", "default_url",
+           "EventColumns", "REGISTRY_COLUMNS"]
+
+ENV_DATA_DIR = "POSTLOAN_DATA_DIR"
+
+
+class StoreError(PostloanError):
+    """The store cannot be opened, is from a newer postloan, or a write failed."""
+
+
+def default_url() -> str:
+    """``sqlite:///$POSTLOAN_DATA_DIR/ledger.db`` (default data dir ``~/.local/share/postloan``)."""
+    root = os.environ.get(ENV_DATA_DIR) or os.path.join(os.path.expanduser("~"), ".local", "share", "postloan")
+    return "sqlite:///" + os.path.join(root, "ledger.db")
+
+
+#: book columns the contact-time gate reads per account (the ``accounts`` table)
+REGISTRY_COLUMNS = ("time_zone", "country", "region", "product", "phone_valid", "has_third_party_contact",
+                    "consent_automated_contact", "contact_opt_out")
+_REGISTRY_BOOL = ("phone_valid", "has_third_party_contact", "consent_automated_contact", "contact_opt_out")
+
+_EVENT_COLUMNS = ("event_id", "account_id", "kind", "at", "recorded_at", "amount", "promise_date", "channel",
+                  "outcome", "expiry_date", "reservation_id", "agent")
+
+#: Migrations, in order: (version, statements). ``{real}`` is the dialect's double type.
+#: A migration is never edited once released: add the next version instead.
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        """CREATE TABLE events (
+            event_id TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL,
+            kind SMALLINT NOT NULL,
+            at BIGINT NOT NULL,
+            recorded_at BIGINT NOT NULL,
+            amount {real},
+            promise_date INTEGER,
+            channel SMALLINT,
+            outcome SMALLINT,
+            expiry_date INTEGER,
+            reservation_id TEXT,
+            agent TEXT)""",
+        "CREATE INDEX events_account_at ON events (account_id, at)",
+        "CREATE INDEX events_at ON events (at)",
+        """CREATE TABLE reservations (
+            reservation_id TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL,
+            channel SMALLINT NOT NULL,
+            at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            reported_by TEXT)""",
+        "CREATE INDEX reservations_account_at ON reservations (account_id, at)",
+        """CREATE TABLE gps_last (
+            account_id TEXT PRIMARY KEY,
+            first_ping_at BIGINT NOT NULL,
+            last_ping_at BIGINT NOT NULL,
+            position_at BIGINT,
+            lat {real},
+            lon {real})""",
+        """CREATE TABLE gps_gaps (
+            account_id TEXT NOT NULL,
+            from_at BIGINT NOT NULL,
+            to_at BIGINT NOT NULL,
+            PRIMARY KEY (account_id, from_at))""",
+        """CREATE TABLE accounts (
+            account_id TEXT PRIMARY KEY,
+            time_zone TEXT NOT NULL,
+            country TEXT,
+            region TEXT,
+            product TEXT,
+            phone_valid SMALLINT,
+            has_third_party_contact SMALLINT,
+            consent_automated_contact SMALLINT,
+            contact_opt_out SMALLINT,
+            registered_at BIGINT NOT NULL)""",
+        "CREATE TABLE event_kinds (code SMALLINT PRIMARY KEY, name TEXT NOT NULL)",
+        "CREATE TABLE contact_channels (code SMALLINT PRIMARY KEY, name TEXT NOT NULL)",
+        "CREATE TABLE contact_outcomes (code SMALLINT PRIMARY KEY, name TEXT NOT NULL)",
+        """CREATE VIEW events_named AS
+            SELECT e.event_id, e.account_id, k.name AS kind, e.at, e.recorded_at, e.amount, e.promise_date,
+                   c.name AS channel, o.name AS outcome, e.expiry_date, e.reservation_id, e.agent
+            FROM events e JOIN event_kinds k ON k.code = e.kind
+            LEFT JOIN contact_channels c ON c.code = e.channel
+            LEFT JOIN contact_outcomes o ON o.code = e.outcome""",
+    ]),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+_LOOKUPS = {"event_kinds": "event_kind", "contact_channels": "contact_channel", "contact_outcomes": "contact_outcome"}
+
+
+@dataclass
+class EventColumns:
+    """Events read back for deriving state: NumPy columns, one row per event (unreported
+    reservations included, as CONTACT_ATTEMPT with outcome UNREPORTED)."""
+
+    account_id: np.ndarray      # object
+    kind: np.ndarray            # int8
+    at: np.ndarray              # int64 µs
+    amount: np.ndarray          # float64 (NaN: null)
+    promise_date: np.ndarray    # int64 days (NULL_TIME)
+    channel: np.ndarray         # int8 (−1)
+    outcome: np.ndarray         # int8 (−1)
+    expiry_date: np.ndarray     # int64 days (NULL_TIME)
+
+    @property
+    def n(self) -> int:
+        return int(self.at.shape[0])
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple]) -> "EventColumns":
+        if not rows:
+            return cls(np.zeros(0, object), np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0),
+                       np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.int8), np.zeros(0, np.int64))
+        account, kind, at, amount, promise, channel, outcome, expiry = zip(*rows)
+        return cls(np.array(account, dtype=object), np.array(kind, np.int8), np.array(at, np.int64),
+                   np.array(amount, np.float64), _ints(promise), _codes(channel), _codes(outcome), _ints(expiry))
+
+
+def _ints(values) -> np.ndarray:
+    """Integers with None as NULL_TIME (None-free columns convert directly)."""
+    try:
+        return np.array(values, np.int64)
+    except TypeError:
+        return np.array([NULL_TIME if v is None else v for v in values], np.int64)
+
+
+def _codes(values) -> np.ndarray:
+    try:
+        return np.array(values, np.int8)
+    except TypeError:
+        return np.array([-1 if v is None else v for v in values], np.int8)
+
+
+def _none(values: np.ndarray, null) -> list:
+    """A column as Python values with ``null`` (NaN, NULL_TIME or −1) as None."""
+    listed = values.tolist()
+    if values.dtype.kind == "f":
+        return [None if v != v else v for v in listed]
+    return [None if v == null else v for v in listed]
+
+
+class Store:
+    """The store interface the ledger uses; :class:`SQLiteStore` and
+    :class:`~kernel.ledger.postgres.PostgresStore` implement it over one SQL schema."""
+
+    url: str
+    #: the driver's parameter marker
+    mark = "?"
+    real = "REAL"
+    #: how many parameters one statement may bind
+    max_params = 30_000
+
+    # -- connections and transactions (per backend) -------------------------------------
+    def _connection(self):
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self, lock_account: str | None = None) -> Iterator:
+        """A write transaction, durable when the block exits; ``lock_account`` serializes
+        it with every other transaction that locks the same account (the gate's reservations)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def version(self) -> int:
+        raise NotImplementedError
+
+    # -- SQL helpers ----------------------------------------------------------------------
+    def _sql(self, text: str) -> str:
+        return text if self.mark == "?" else text.replace("?", self.mark)
+
+    def _migrate(self, cur, current: int) -> None:
+        for version, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            for statement in statements:
+                cur.execute(statement.format(real=self.real))
+            if version == 1:
+                for table, enum in _LOOKUPS.items():
+                    cur.executemany(self._sql(f"INSERT INTO {table} (code, name) VALUES (?, ?)"),
+                                    list(enumerate(ENUMS[enum])))
+                cur.execute("CREATE TABLE ledger_schema (version INTEGER NOT NULL)")
+                cur.execute(self._sql("INSERT INTO ledger_schema (version) VALUES (?)"), (version,))
+            else:
+                cur.execute(self._sql("UPDATE ledger_schema SET version = ?"), (version,))
+
+    def _check_version(self, found: int) -> None:
+        if found > SCHEMA_VERSION:
+            raise StoreError(f"{self.url}: the ledger's schema is version {found}, newer than this postloan knows "
+                             f"({SCHEMA_VERSION}); upgrade postloan")
+
+    # -- events ----------------------------------------------------------------------------
+    def insert_events(self, cur, rows: EventRows, recorded_at: int) -> np.ndarray:
+        """Insert ``rows`` (in ``cur``'s transaction); returns per row 0 inserted, 1 a
+        duplicate of a stored event (same id, same content) or 2 a conflict (same id,
+        other content: the stored event stays)."""
+        n = rows.n
+        status = np.zeros(n, np.int8)
+        if n == 0:
+            return status
+        params = list(zip(rows.event_id.tolist(), rows.account_id.tolist(), rows.kind.tolist(), rows.at.tolist(),
+                          [recorded_at] * n, _none(rows.amount, None), _none(rows.promise_date, NULL_TIME),
+                          _none(rows.channel, -1), _none(rows.outcome, -1), _none(rows.expiry_date, NULL_TIME),
+                          rows.reservation_id.tolist(), rows.agent.tolist()))
+        cur.execute("SAVEPOINT ingest")
+        if self._insert_ignoring(cur, params) == n:     # the common case: every id is new
+            cur.execute("RELEASE SAVEPOINT ingest")
+            return status
+        # Some ids were already there (a replay, or repeated within the batch): undo, classify
+        # each row against what is stored, and insert the first occurrence of each new id.
+        cur.execute("ROLLBACK TO SAVEPOINT ingest")
+        stored = self._events_by_id(cur, sorted(set(rows.event_id.tolist())))
+        seen: dict[str, tuple] = {}
+        fresh = []
+        for i, row in enumerate(params):
+            key = row[0]
+            content = row[1:4] + row[5:]
+            earlier = seen.get(key)
+            if earlier is None:
+                have = stored.get(key)
+                if have is None:
+                    seen[key] = content
+                    fresh.append(row)
+                    continue
+                earlier = seen[key] = tuple(have[1:4]) + tuple(have[5:])
+            status[i] = 1 if earlier == content else 2
+        if fresh:
+            self._insert_ignoring(cur, fresh)
+        cur.execute("RELEASE SAVEPOINT ingest")
+        return status
+
+    def _insert_ignoring(self, cur, params: list[tuple]) -> int:
+        cur.executemany(self._sql(f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES "
+                                  f"({', '.join('?' * len(_EVENT_COLUMNS))}) ON CONFLICT (event_id) DO NOTHING"), params)
+        return cur.rowcount
+
+    def _events_by_id(self, cur, ids: list[str]) -> dict[str, tuple]:
+        out = {}
+        for chunk in _chunks(ids, self.max_params):
+            cur.execute(self._sql(f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WHERE event_id IN "
+                                  f"({', '.join('?' * len(chunk))})"), chunk)
+            for row in cur.fetchall():
+                out[row[0]] = tuple(row)
+        return out
+
+    def reservations_by_id(self, cur, ids: list[str]) -> dict[str, tuple]:
+        """(account_id, channel, reported_by) of the reservations with these ids."""
+        out = {}
+        for chunk in _chunks(ids, self.max_params):
+            cur.execute(self._sql(f"SELECT reservation_id, account_id, channel, reported_by FROM reservations "
+                                  f"WHERE reservation_id IN ({', '.join('?' * len(chunk))})"), chunk)
+            for rid, account, channel, reported in cur.fetchall():
+                out[rid] = (account, channel, reported)
+        return out
+
+    def mark_reported(self, cur, pairs: list[tuple[str, str]]) -> None:
+        """Mark reservations reported: ``(event_id, reservation_id)`` pairs."""
+        if pairs:
+            cur.executemany(self._sql("UPDATE reservations SET reported_by = ? WHERE reservation_id = ?"), pairs)
+
+    def read_events(self, accounts: Sequence[str] | None, until: int, since: int) -> EventColumns:
+        """The events of ``accounts`` (None: every account) with ``at`` ≤ ``until`` and
+        either ``at`` ≥ ``since`` or of a kind whose state never ages out, plus the
+        unreported reservations in the same window as UNREPORTED contact attempts."""
+        sticky = ", ".join(str(KIND[k]) for k in STICKY_KINDS)
+        contact, unreported = KIND["CONTACT_ATTEMPT"], ENUMS["contact_outcome"].index("UNREPORTED")
+        events = (f"SELECT account_id, kind, at, amount, promise_date, channel, outcome, expiry_date FROM events "
+                  f"WHERE at <= ? AND (at >= ? OR kind IN ({sticky}))")
+        reserved = (f"SELECT account_id, {contact}, at, NULL, NULL, channel, {unreported}, NULL FROM reservations "
+                    f"WHERE reported_by IS NULL AND at <= ? AND at >= ?")
+        with self.reading() as cur:
+            if accounts is None:
+                cur.execute(self._sql(f"{events} UNION ALL {reserved}"), (until, since, until, since))
+                return EventColumns.from_rows(cur.fetchall())
+            if len(accounts) == 1:
+                cur.execute(self._sql(f"{events} AND account_id = ? UNION ALL {reserved} AND account_id = ?"),
+                            (until, since, accounts[0], until, since, accounts[0]))
+                return EventColumns.from_rows(cur.fetchall())
+            rows: list = []
+            for chunk in _chunks(list(accounts), self.max_params // 2):
+                marks = ", ".join("?" * len(chunk))
+                cur.execute(self._sql(f"{events} AND account_id IN ({marks}) UNION ALL {reserved} "
+                                      f"AND account_id IN ({marks})"), (until, since, *chunk, until, since, *chunk))
+                rows.extend(cur.fetchall())
+            return EventColumns.from_rows(rows)
+
+    @contextmanager
+    def reading(self) -> Iterator:
+        """A cursor for reads (a consistent snapshot where the backend gives one)."""
+        raise NotImplementedError
+
+    def count_events(self) -> int:
+        with self.reading() as cur:
+            cur.execute("SELECT COUNT(*) FROM events")
+            return int(cur.fetchone()[0])
+
+    # -- GPS -----------------------------------------------------------------------------
+    def gps_rows(self, cur, accounts: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """(first_ping_at, last_ping_at) of the accounts that have pinged."""
+        out = {}
+        for chunk in _chunks(list(accounts), self.max_params):
+            cur.execute(self._sql(f"SELECT account_id, first_ping_at, last_ping_at FROM gps_last WHERE account_id IN "
+                                  f"({', '.join('?' * len(chunk))})"), chunk)
+            for account, first, last in cur.fetchall():
+                out[account] = (int(first), int(last))
+        return out
+
+    def gps_gaps_of(self, cur, account: str) -> list[tuple[int, int]]:
+        cur.execute(self._sql("SELECT from_at, to_at FROM gps_gaps WHERE account_id = ? ORDER BY from_at"), (account,))
+        return [(int(a), int(b)) for a, b in cur.fetchall()]
+
+    def write_gps(self, cur, last: list[tuple], gaps_added: list[tuple], gaps_removed: list[tuple]) -> None:
+        """Upsert ``(account, first, last, position_at, lat, lon)`` rows (a null position
+        keeps the stored one); add and remove offline gaps."""
+        if gaps_removed:
+            cur.executemany(self._sql("DELETE FROM gps_gaps WHERE account_id = ? AND from_at = ?"), gaps_removed)
+        if gaps_added:
+            cur.executemany(self._sql("INSERT INTO gps_gaps (account_id, from_at, to_at) VALUES (?, ?, ?) "
+                                      "ON CONFLICT (account_id, from_at) DO UPDATE SET to_at = excluded.to_at"), gaps_added)
+        if last:
+            cur.executemany(self._sql(
+                "INSERT INTO gps_last (account_id, first_ping_at, last_ping_at, position_at, lat, lon) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET "
+                "first_ping_at = excluded.first_ping_at, last_ping_at = excluded.last_ping_at, "
+                "position_at = COALESCE(excluded.position_at, gps_last.position_at), "
+                "lat = COALESCE(excluded.lat, gps_last.lat), lon = COALESCE(excluded.lon, gps_last.lon)"), last)
+
+    def read_gps(self, accounts: Sequence[str] | None, until: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(account, first ping, last ping, start of the gap holding ``until`` or NULL_TIME)."""
+        with self.reading() as cur:
+            if accounts is None:
+                cur.execute("SELECT account_id, first_ping_at, last_ping_at FROM gps_last")
+                last = cur.fetchall()
+                cur.execute(self._sql("SELECT account_id, from_at FROM gps_gaps WHERE from_at <= ? AND to_at > ?"),
+                            (until, until))
+                gaps = dict(cur.fetchall())
+            else:
+                last, gaps = [], {}
+                for chunk in _chunks(list(accounts), self.max_params - 2):
+                    marks = ", ".join("?" * len(chunk))
+                    cur.execute(self._sql(f"SELECT account_id, first_ping_at, last_ping_at FROM gps_last "
+                                          f"WHERE account_id IN ({marks})"), chunk)
+                    last.extend(cur.fetchall())
+                    cur.execute(self._sql(f"SELECT account_id, from_at FROM gps_gaps WHERE from_at <= ? AND to_at > ? "
+                                          f"AND account_id IN ({marks})"), (until, until, *chunk))
+                    gaps.update(cur.fetchall())
+        if not last:
+            empty = np.zeros(0, np.int64)
+            return np.zeros(0, object), empty, empty, empty
+        account, first, latest = zip(*last)
+        gap = np.array([gaps.get(a, NULL_TIME) for a in account], np.int64)
+        return np.array(account, dtype=object), np.array(first, np.int64), np.array(latest, np.int64), gap
+
+    def purge_positions(self, older_than: int) -> int:
+        """Forget last positions older than ``older_than`` (µs); returns how many."""
+        with self.transaction() as cur:
+            cur.execute(self._sql("UPDATE gps_last SET lat = NULL, lon = NULL, position_at = NULL "
+                                  "WHERE position_at < ?"), (older_than,))
+            return cur.rowcount
+
+    # -- accounts (the gate's book columns) ------------------------------------------------
+    def register(self, rows: list[tuple], now: int) -> None:
+        """Upsert ``(account_id, *REGISTRY_COLUMNS)`` rows."""
+        cols = ("account_id",) + REGISTRY_COLUMNS + ("registered_at",)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
+        with self.transaction() as cur:
+            cur.executemany(self._sql(f"INSERT INTO accounts ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                                      f"ON CONFLICT (account_id) DO UPDATE SET {updates}"),
+                            [tuple(r) + (now,) for r in rows])
+
+    def registered(self, accounts: Sequence[str] | None) -> dict[str, tuple]:
+        """The registered book columns (REGISTRY_COLUMNS order) of ``accounts`` (None: all)."""
+        cols = ", ".join(("account_id",) + REGISTRY_COLUMNS)
+        out = {}
+        with self.reading() as cur:
+            if accounts is None:
+                cur.execute(f"SELECT {cols} FROM accounts")
+                rows = cur.fetchall()
+            else:
+                rows = []
+                for chunk in _chunks(list(accounts), self.max_params):
+                    cur.execute(self._sql(f"SELECT {cols} FROM accounts WHERE account_id IN "
+                                          f"({', '.join('?' * len(chunk))})"), chunk)
+                    rows.extend(cur.fetchall())
+        for row in rows:
+            values = list(row[1:])
+            for i, name in enumerate(REGISTRY_COLUMNS):
+                if name in _REGISTRY_BOOL and values[i] is not None:
+                    values[i] = bool(values[i])
+            out[row[0]] = tuple(values)
+        return out
+
+    # -- reservations ----------------------------------------------------------------------
+    def add_reservation(self, cur, reservation_id: str, account: str, channel: int, at: int, expires_at: int,
+                        created_at: int) -> None:
+        cur.execute(self._sql("INSERT INTO reservations (reservation_id, account_id, channel, at, expires_at, created_at) "
+                              "VALUES (?, ?, ?, ?, ?, ?)"), (reservation_id, account, channel, at, expires_at, created_at))
+
+    def events_of(self, cur, account: str, until: int, since: int) -> EventColumns:
+        """One account's events (as :meth:`read_events`) inside an open transaction."""
+        sticky = ", ".join(str(KIND[k]) for k in STICKY_KINDS)
+        contact, unreported = KIND["CONTACT_ATTEMPT"], ENUMS["contact_outcome"].index("UNREPORTED")
+        cur.execute(self._sql(
+            f"SELECT account_id, kind, at, amount, promise_date, channel, outcome, expiry_date FROM events "
+            f"WHERE account_id = ? AND at <= ? AND (at >= ? OR kind IN ({sticky})) UNION ALL "
+            f"SELECT account_id, {contact}, at, NULL, NULL, channel, {unreported}, NULL FROM reservations "
+            f"WHERE account_id = ? AND reported_by IS NULL AND at <= ? AND at >= ?"),
+            (account, until, since, account, until, since))
+        return EventColumns.from_rows(cur.fetchall())
+
+    # -- whole-store copies ----------------------------------------------------------------
+    def dump_tables(self) -> dict[str, list[tuple]]:
+        """Every row of every data table (tests compare stores with it)."""
+        out = {}
+        with self.reading() as cur:
+            for table, order in (("events", "event_id"), ("reservations", "reservation_id"),
+                                 ("gps_last", "account_id"), ("gps_gaps", "account_id, from_at"),
+                                 ("accounts", "account_id")):
+                cur.execute(f"SELECT * FROM {table} ORDER BY {order}")
+                out[table] = [tuple(r) for r in cur.fetchall()]
+        return out
+
+
+def _chunks(values: list, size: int) -> Iterator[list]:
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+# --------------------------------------------------------------------------------------------
+# SQLite
+# --------------------------------------------------------------------------------------------
+
+class SQLiteStore(Store):
+    """One SQLite file: WAL journal, ``synchronous = FULL`` (a commit is on disk when it
+    returns), a connection per thread, writers serialized by SQLite's own lock (``BEGIN
+    IMMEDIATE``: a transaction that writes holds the lock from its first statement, so a
+    gate's read-check-reserve cannot interleave with another's)."""
+
+    mark = "?"
+    real = "REAL"
+    max_params = 30_000
+    busy_timeout_ms = 30_000
+
+    def __init__(self, path: str | os.PathLike, url: str | None = None):
+        self.path = Path(path)
+        self.url = url or f"sqlite:///{self.path}"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"{self.url}: cannot create its folder: {e.strerror or e}") from None
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        with self.transaction() as cur:
+            cur.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'ledger_schema'")
+            current = 0
+            if cur.fetchone():
+                cur.execute("SELECT version FROM ledger_schema")
+                current = int(cur.fetchone()[0])
+            else:
+                cur.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'")
+                if cur.fetchone()[0]:
+                    raise StoreError(f"{self.url}: holds tables but is not a postloan ledger")
+            self._check_version(current)
+            self._migrate(cur, current)
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                       timeout=self.busy_timeout_ms / 1000)
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            except sqlite3.DatabaseError as e:
+                raise StoreError(f"{self.url}: not a usable SQLite database ({e})") from None
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self, lock_account: str | None = None) -> Iterator[sqlite3.Cursor]:
+        conn = self._connection()
+        cur = conn.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.url}: cannot start a transaction ({e})") from None
+        try:
+            yield cur
+        except BaseException:
+            conn.rollback()
+            raise
+        try:
+            cur.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            conn.rollback()
+            raise StoreError(f"{self.url}: commit failed ({e})") from None
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Cursor]:
+        conn = self._connection()
+        cur = conn.cursor()
+        cur.execute("BEGIN")                      # one snapshot for every statement of the read
+        try:
+            yield cur
+        finally:
+            cur.execute("COMMIT")
+
+    def version(self) -> int:
+        with self.reading() as cur:
+            cur.execute("SELECT version FROM ledger_schema")
+            return int(cur.fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    def backup(self, target: str | os.PathLike) -> None:
+        """A consistent copy of the whole ledger into the file ``target`` while it is in use
+        (SQLite's online backup API)."""
+        target = Path(target)
+        tmp = target.with_name(target.name + ".part")
+        tmp.unlink(missing_ok=True)
+        out = sqlite3.connect(tmp)
+        try:
+            self._connection().backup(out)
+            out.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            out.close()
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+
+    def restore(self, source: str | os.PathLike) -> None:
+        """Replace this ledger's content with the backup file ``source`` (checked first)."""
+        src = sqlite3.connect(f"file:{Path(source)}?mode=ro", uri=True)
+        try:
+            try:
+                version = int(src.execute("SELECT version FROM ledger_schema").fetchone()[0])
+            except sqlite3.DatabaseError:
+                raise StoreError(f"{source}: not a postloan ledger backup") from None
+            self._check_version(version)
+            src.backup(self._connection())
+        finally:
+            src.close()
+        with self.transaction() as cur:             # bring an older backup up to date
+            cur.execute("SELECT version FROM ledger_schema")
+            self._migrate(cur, int(cur.fetchone()[0]))
+
+
+def open_store(url: str | os.PathLike | None = None) -> Store:
+    """The store at ``url`` (default :func:`default_url`): ``sqlite:///…`` or a path for
+    SQLite, ``postgresql://…`` for PostgreSQL."""
+    url = str(url) if url is not None else default_url()
+    parsed = urlparse(url)
+    if parsed.scheme in ("postgresql", "postgres"):
+        from .postgres import PostgresStore
+        return PostgresStore(url)
+    if parsed.scheme == "sqlite":
+        if parsed.netloc:
+            raise StoreError(f"{url}: a SQLite URL has no host: sqlite:///relative.db or sqlite:////absolute.db")
+        path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
+        if not path:
+            raise StoreError(f"{url}: names no file")
+        return SQLiteStore(path, url)
+    if parsed.scheme and len(parsed.scheme) > 1:
+        raise StoreError(f"{url}: unknown store; use sqlite:///FILE or postgresql://USER@HOST/DB")
+    return SQLiteStore(url, f"sqlite:///{url}")
+
