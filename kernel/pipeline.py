@@ -220,12 +220,14 @@ class Pipeline:
     """
 
     def __init__(self, kernel, plugins: PluginManager | None = None, config=None, audit_path=None,
-                 audit_sync: str | None = None, audit_interval_ms: float | None = None):
+                 audit_sync: str | None = None, audit_interval_ms: float | None = None, ledger=None):
         self.kernel = kernel
         if plugins is None:
             plugins = PluginManager(config)
         self.plugins = plugins
         self.config = load_config(config) if config is not None else plugins.config
+        self.ledger = self._ledger(ledger)
+        self.book_counters = (self.config.get("ledger") or {}).get("book_counters", "fallback")
         pipe = self.config.get("pipeline", {})
         self.strategy_name = pipe.get("strategy", "tiered")
         self.strategy = self._component("postloan_collection_strategies", self.strategy_name, "[pipeline] strategy")
@@ -243,6 +245,16 @@ class Pipeline:
                               interval_ms=audit_interval_ms or audit.get("interval_ms", DEFAULT_SYNC_INTERVAL_MS))
 
     # -- configuration ---------------------------------------------------------------------
+    def _ledger(self, ledger):
+        """The ledger the decisions read state from: a :class:`~kernel.ledger.Ledger`, a store
+        URL, or None (``[ledger] store`` in the configuration, if set)."""
+        if ledger is None:
+            ledger = (self.config.get("ledger") or {}).get("store")
+        if ledger is None:
+            return None
+        from .ledger import Ledger
+        return ledger if isinstance(ledger, Ledger) else Ledger(str(ledger), self.config)
+
     def _component(self, hook: str, name: str, where: str):
         found = self.plugins.components(hook)
         if name not in found:
@@ -318,13 +330,62 @@ class Pipeline:
             actions: bool = True) -> PipelineResult:
         """Decide ``table`` (the book's columns) and plan, check and audit its actions.
         ``actions=False``: the decisions only (valuation included), audited without actions."""
+        table = self.with_state(table, as_of, now)
         decisions = self.kernel.decide(table, as_of)
         return self.act(table, decisions, as_of, now, actions=actions)
+
+    def with_state(self, table: pa.Table | pa.RecordBatch, as_of: dt.date, now: dt.datetime) -> pa.Table:
+        """The book joined with each account's state as of ``now`` (docs/ledger.md): from the
+        ledger where it knows the account, read off the book otherwise. With a ledger, the
+        book's gate columns are registered too (the contact-time gate reads them)."""
+        from .ledger.join import book_state, join_table, merge
+        batch = Batch(row_count(table), as_of, now, [table], self.config)
+        state = book_state(batch)
+        if self.ledger is not None:
+            self.ledger.register(table)
+            ids = batch.strings("account_id").to_pylist()
+            zones = batch.strings("time_zone").to_pylist()
+            state = merge(state, self.ledger.state_columns(ids, zones, now), self.book_counters)
+        return join_table(table, state)
+
+    def record_with_state(self, record: Mapping[str, Any], as_of: dt.date, now: dt.datetime) -> Record:
+        """One account's record joined with its state (the ``run_record`` path)."""
+        from .ledger.join import book_state, join_record, merge
+        batch = Batch(1, as_of, now, [Record(record)], self.config)
+        state = book_state(batch)
+        if self.ledger is not None:
+            state = merge(state, self.ledger.state_columns([record.get("account_id")], [record.get("time_zone")], now),
+                          self.book_counters)
+        return join_record(record, state)
+
+    def judge(self, record: Mapping[str, Any], action: str, at: dt.datetime, as_of: dt.date | None = None) -> tuple:
+        """The compliance verdict on one action planned at ``at`` for one account given as a
+        record of book and state columns (the contact-time gate's question): ``(outcome,
+        reason_code, next_allowed_us, policy, errors)``, outcome KEEP / DEFER / BLOCK."""
+        if action not in ACTION:
+            raise PostloanError(f"action {action!r} is not one of {', '.join(ACTION)}")
+        at = at.astimezone(dt.timezone.utc)
+        batch = Batch(1, as_of or at.date(), at, [Record(record)], self.config)
+        plan = {"row": np.zeros(1, np.int64), "action": np.array([ACTION[action]], np.int8),
+                "earliest_at": np.array([batch.now_us], np.int64), "script": pa.nulls(1, pa.string())}
+        errors: list[str] = []
+        verdict = self._comply(batch, plan, errors)
+        outcome = ("KEEP", "DEFER", "BLOCK")[int(verdict["outcome"][0])]
+        return outcome, verdict["reason_code"][0], int(verdict["next_allowed_at"][0]), verdict["policy"][0], errors
 
     def run_columns(self, columns: Mapping[str, np.ndarray], as_of: dt.date, now: dt.datetime, *,
                     actions: bool = True) -> PipelineResult:
         """The same for a few accounts given as NumPy columns (strings and enums as str
         arrays, dates as ``datetime64[D]``, instants as ``datetime64[us]``)."""
+        from .ledger.join import book_state, join_columns, merge
+        n = row_count(columns)
+        batch = Batch(n, as_of, now, [columns], self.config)
+        state = book_state(batch)
+        if self.ledger is not None:
+            state = merge(state, self.ledger.state_columns(batch.strings("account_id").to_pylist(),
+                                                           batch.strings("time_zone").to_pylist(), now),
+                          self.book_counters)
+        columns = join_columns(columns, state)
         decisions = self.kernel.decide_columns(columns, as_of)
         return self.act(columns, decisions, as_of, now, actions=actions)
 
@@ -333,8 +394,9 @@ class Pipeline:
         """The same for one account given as Python scalars (``Kernel.decide_record``'s
         form): no arrays are built on the way in. ``result.decision_record`` gives the
         decisions as scalars; ``decisions`` / ``decision_columns`` convert on access."""
+        record = self.record_with_state(record, as_of, now)
         decisions = self.kernel.decide_record(record, as_of)
-        return self.act(Record(record), Record(decisions), as_of, now, actions=actions)
+        return self.act(record, Record(decisions), as_of, now, actions=actions)
 
     def act(self, book, decisions, as_of: dt.date, now: dt.datetime, *, actions: bool = True) -> PipelineResult:
         """The stages after the kernel, then the audit log: ``decisions`` are the kernel's

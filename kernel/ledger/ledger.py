@@ -247,6 +247,15 @@ class Ledger:
                         "UNION SELECT account_id FROM accounts UNION SELECT account_id FROM reservations")
             return sorted(r[0] for r in cur.fetchall())
 
+    # -- the contact-time gate ----------------------------------------------------------------
+    def check_contact(self, account_id: str, channel: str, at: dt.datetime, judge, *,
+                      now: dt.datetime | None = None):
+        """May ``account_id`` be contacted by ``channel`` at ``at``? KEEP reserves the attempt
+        (see :mod:`kernel.ledger.gate`); ``judge`` is a pipeline's
+        :meth:`~kernel.pipeline.Pipeline.judge` (its compliance policies)."""
+        from .gate import check_contact
+        return check_contact(self, judge, account_id, channel, at, now=now)
+
     # -- backup ------------------------------------------------------------------------------
     def backup(self, target) -> None:
         """A consistent copy of the ledger in the file ``target`` (SQLite); PostgreSQL: use

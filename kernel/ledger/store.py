@@ -432,6 +432,15 @@ class Store:
             out[row[0]] = tuple(values)
         return out
 
+    def registered_in(self, cur, account: str) -> tuple | None:
+        """One account's registered book columns, read inside an open transaction."""
+        cur.execute(self._sql(f"SELECT {', '.join(REGISTRY_COLUMNS)} FROM accounts WHERE account_id = ?"), (account,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return tuple(bool(v) if name in _REGISTRY_BOOL and v is not None else v
+                     for name, v in zip(REGISTRY_COLUMNS, row))
+
     # -- reservations ----------------------------------------------------------------------
     def add_reservation(self, cur, reservation_id: str, account: str, channel: int, at: int, expires_at: int,
                         created_at: int) -> None:

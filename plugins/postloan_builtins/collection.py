@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 import kernel
 from kernel.errors import PostloanError
-from kernel.hookspecs import ACTION, NULL_TIME, US_PER_MINUTE, Batch, CollectionStrategy
+from kernel.hookspecs import ACTION, NULL_TIME, US_PER_DAY, US_PER_MINUTE, Batch, CollectionStrategy
 from kernel.schema import ENUMS
 
 from .compliance import DEBT_TERMS, mentions_debt
@@ -476,6 +476,9 @@ _STRATEGY_DEFAULTS = {
     "max_calls": 3,                         # phone calls planned per account per run
     "call_spacing_minutes": 180,            # between planned calls of one account
     "unreachable_after_failed_attempts": 3,
+    "field_visit_every_days": 7,            # no field visit within this many days of the last one
+    "hold_on_open_promise": True,           # an open promise not yet due: SMS reminders only
+    "hold_on_dispute": True,                # an open dispute: no collection action at all
     "currency": {"CN": "¥", "US": "$"},     # symbol by the debtor's country
     "language": {"CN": "zh", "US": "en"},   # script language by the debtor's country
     "zh": {"lender": "示例汽车金融", "hotline": "400-800-8000", "caller": "客户服务中心"},
@@ -501,6 +504,12 @@ class TieredStrategy(CollectionStrategy):
     - ``disposal.repossess`` (car not yet repossessed) → REPOSSESSION;
       ``disposal.dispose`` with a recommended disposal channel → DISPOSAL.
 
+    The ledger's state holds collection back (docs/ledger.md): an open dispute
+    (``open_disputes`` > 0) stops every action (``hold_on_dispute``); an open promise to pay
+    not yet due (``promise_open``) leaves an SMS reminder only (``hold_on_open_promise``); a
+    field visit is planned only if the last one (``last_field_visit_at``) is at least
+    ``field_visit_every_days`` old.
+
     Every action's priority is ``collection_tier.priority``; earliest time is now (calls after
     the first: now + k × spacing); compliance then defers what may not happen yet.
     """
@@ -516,9 +525,12 @@ class TieredStrategy(CollectionStrategy):
         settings = {**_STRATEGY_DEFAULTS, **given}
         for key in ("currency", "language", "zh", "en"):
             settings[key] = {**_STRATEGY_DEFAULTS[key], **given.get(key, {})}
-        for key in ("max_calls", "call_spacing_minutes", "unreachable_after_failed_attempts"):
+        for key in ("max_calls", "call_spacing_minutes", "unreachable_after_failed_attempts", "field_visit_every_days"):
             if not isinstance(settings[key], int) or isinstance(settings[key], bool) or settings[key] < 0:
                 raise PostloanError(f"[strategy.{self.name}] {key}: expected a whole number ≥ 0, got {settings[key]!r}")
+        for key in ("hold_on_open_promise", "hold_on_dispute"):
+            if not isinstance(settings[key], bool):
+                raise PostloanError(f"[strategy.{self.name}] {key}: expected true or false, got {settings[key]!r}")
         self.settings = settings
         self.templates = load_templates(settings["templates"] or TEMPLATES_DIR)
         # template index by (language, action, tier) code: the first matching template wins
@@ -569,18 +581,27 @@ class TieredStrategy(CollectionStrategy):
         has_channel = batch.has("disposal_channel.channel")
 
         no = np.zeros(n, bool)
-        sms_voice = (channel == 1) & phone_ok
+        # the ledger's state (docs/ledger.md): holds and the last field visit
+        disputed = batch.int("open_disputes") > 0 if s["hold_on_dispute"] and batch.has("open_disputes") else no
+        promised = batch.bool("promise_open") if s["hold_on_open_promise"] and batch.has("promise_open") else no
+        promised = promised & ~disputed
+        go = ~(disputed | promised)
+        visited = no
+        if s["field_visit_every_days"] and batch.has("last_field_visit_at"):
+            last_visit = batch.time_us("last_field_visit_at")
+            visited = (last_visit != NULL_TIME) & (batch.now_us - last_visit < s["field_visit_every_days"] * US_PER_DAY)
+        sms_voice = (channel == 1) & phone_ok & go
         # one row per action kind (_KINDS), transposed so that an account's actions come out
         # together in plan order (np.array(...).T: cheaper than np.stack at every size)
         wanted = np.array([
+            sms_voice | promised & (tier >= 1) & phone_ok,         # an open promise: a reminder only
             sms_voice,
-            sms_voice,
-            (channel == 2) & phone_ok,
-            (channel == 3) & ~repossessed,
-            (tier >= 2) & unreachable & batch.bool("has_third_party_contact"),
-            legal,
-            repossess & ~repossessed,
-            dispose & batch.valid("disposal_channel.channel") if has_channel else no,
+            (channel == 2) & phone_ok & go,
+            (channel == 3) & ~repossessed & ~visited & go,
+            (tier >= 2) & unreachable & batch.bool("has_third_party_contact") & go,
+            legal & go,
+            repossess & ~repossessed & go,
+            (dispose & batch.valid("disposal_channel.channel") & go) if has_channel else no,
         ]).T
         rows, kind = np.nonzero(wanted)
         if rows.size == 0:

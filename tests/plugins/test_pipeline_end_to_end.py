@@ -44,12 +44,21 @@ def test_every_account_is_decided_and_every_action_fits_the_contract(result, sma
     assert set(column(result.actions, "action")) >= {"SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT", "LEGAL_REVIEW"}
 
 
-def test_actions_follow_the_collection_tier(result):
+def promised(book) -> set[str]:
+    """Accounts whose book shows an open promise to pay (its date not yet past)."""
+    return {a for a, p in zip(book["account_id"].to_pylist(), book["promise_date"].to_pylist())
+            if p is not None and p >= AS_OF}
+
+
+def test_actions_follow_the_collection_tier(result, small_book):
     d, a = result.decisions, result.actions
     tier = dict(zip(d["account_id"].to_pylist(), d["collection_tier.tier"].to_pylist()))
     channel = dict(zip(d["account_id"].to_pylist(), d["collection_tier.channel"].to_pylist()))
+    reminded = promised(small_book)
     for account, action in zip(a["account_id"].to_pylist(), a["action"].to_pylist()):
-        if action in ("SMS", "VOICE_BOT"):
+        if action == "SMS":
+            assert channel[account] == "SMS_VOICE" or account in reminded
+        elif action == "VOICE_BOT":
             assert channel[account] == "SMS_VOICE"
         elif action == "PHONE":
             assert channel[account] == "PHONE"
@@ -78,7 +87,13 @@ def test_legal_review_goes_ahead_only_when_the_litigation_ruleset_and_the_eviden
             assert not complete and r["reason_code"].startswith("LITIGATION_")
 
 
-def test_repossessed_cars_get_a_valuation_and_a_disposal_channel(result):
+def held(book) -> set[str]:
+    """Accounts the strategy holds back: an open promise or a dispute (docs/ledger.md)."""
+    return promised(book) | {a for a, r in zip(book["account_id"].to_pylist(),
+                                               book["reported_overdue_reason"].to_pylist()) if r == "DISPUTE"}
+
+
+def test_repossessed_cars_get_a_valuation_and_a_disposal_channel(result, small_book):
     d = result.decisions
     need = pc.or_(d["disposal.repossess"], d["disposal.dispose"])
     assert pc.sum(need).as_py() > 0
@@ -87,7 +102,10 @@ def test_repossessed_cars_get_a_valuation_and_a_disposal_channel(result):
     assert set(valued["valuation.method"].to_pylist()) == {"rv_model"}
     assert pc.all(pc.is_valid(valued["disposal_channel.channel"])).as_py()
     disposal = result.actions.filter(pc.equal(result.actions["action"].cast(pa.string()), "DISPOSAL"))
-    assert disposal.num_rows == pc.sum(d["disposal.dispose"]).as_py()
+    waiting = held(small_book)
+    dispose = {a for a, x in zip(d["account_id"].to_pylist(), d["disposal.dispose"].to_pylist()) if x}
+    assert dispose & waiting and dispose - waiting
+    assert sorted(disposal["account_id"].to_pylist()) == sorted(dispose - waiting)
 
 
 def test_the_audit_record_is_the_batch_without_personal_data(pipeline, result):
@@ -147,3 +165,15 @@ def test_the_record_path_agrees_with_the_batch_path(pipeline, result, small_book
     assert audit.decisions["account_id"].to_pylist() == [record["account_id"]]
     assert audit.actions["outcome"].to_pylist() == one.actions["outcome"].to_pylist()
     assert not set(audit.decisions.schema.names) & pii_columns("book")
+
+
+def test_an_open_promise_leaves_a_reminder_only_and_a_dispute_stops_collection(result, small_book):
+    """Without a ledger the book says what it can: a promise date not yet past is an open
+    promise, a recorded overdue reason DISPUTE an open dispute (docs/ledger.md)."""
+    reasons = dict(zip(small_book["account_id"].to_pylist(), small_book["reported_overdue_reason"].to_pylist()))
+    disputed = {k for k, v in reasons.items() if v == "DISPUTE"}
+    reminded = promised(small_book) - disputed
+    actions = result.actions.to_pylist()
+    assert reminded and disputed
+    assert {r["action"] for r in actions if r["account_id"] in reminded} == {"SMS"}
+    assert not [r for r in actions if r["account_id"] in disputed]

@@ -1,0 +1,109 @@
+"""The contact-time gate: what a dialer asks before it dials.
+
+``check_contact(ledger, judge, account_id, channel, at)`` answers KEEP (go ahead: the attempt
+is *reserved*), DEFER (not now: the next allowed time) or BLOCK (not at all: the reason), from
+the account's state as of ``at`` and the compliance policies that govern it — the same
+policies that judge planned actions (``judge`` is :meth:`kernel.pipeline.Pipeline.judge`).
+
+A KEEP reserves the attempt in the same transaction that read the state, under a lock on the
+account: two dialers racing for the last allowed call get exactly one KEEP. Until the dialer
+reports what happened (a CONTACT_ATTEMPT event carrying the ``reservation_id``) the
+reservation counts as an attempt that reached the debtor — the cautious reading, for every
+count and for the rules that follow a conversation; once reported, the event counts instead;
+a reservation never reported keeps counting so (outcome UNREPORTED) after it expires.
+
+The gate reads the book columns the policies need from the ledger's account registry
+(:data:`kernel.ledger.store.REGISTRY_COLUMNS`, registered by every ledger-backed decision or
+``postloan ingest --book``); an account it has never seen is blocked (GATE_UNKNOWN_ACCOUNT):
+the gate fails closed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..errors import PostloanError
+from ..hookspecs import NULL_TIME
+from .events import CHANNEL
+from .join import scalar
+from .state import derive
+from .store import REGISTRY_COLUMNS
+
+__all__ = ["ContactVerdict", "check_contact", "GATED_CHANNELS", "UNKNOWN_ACCOUNT", "GateError"]
+
+#: contact channel → the action the compliance policies judge
+GATED_CHANNELS = {"PHONE": "PHONE", "SMS": "SMS", "VOICE_BOT": "VOICE_BOT", "FIELD_VISIT": "FIELD_VISIT",
+                  "THIRD_PARTY": "THIRD_PARTY_CONTACT"}
+UNKNOWN_ACCOUNT = "GATE_UNKNOWN_ACCOUNT"
+_UTC = dt.timezone.utc
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
+
+
+class GateError(PostloanError):
+    """The question itself is wrong (an unknown channel, a time out of range)."""
+
+
+@dataclass(frozen=True)
+class ContactVerdict:
+    """The gate's answer. ``reservation_id`` and ``expires_at`` are set on KEEP; the dialer
+    reports the attempt's outcome as a CONTACT_ATTEMPT event carrying ``reservation_id``."""
+
+    outcome: str                       # KEEP, DEFER, BLOCK
+    reason_code: str | None = None
+    next_allowed_at: dt.datetime | None = None
+    policy: str | None = None
+    reservation_id: str | None = None
+    expires_at: dt.datetime | None = None
+    errors: tuple[str, ...] = ()
+
+
+def _instant(us: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=us)
+
+
+def check_contact(ledger, judge: Callable, account_id: str, channel: str, at: dt.datetime, *,
+                  now: dt.datetime | None = None) -> ContactVerdict:
+    """Judge a contact attempt of ``account_id`` by ``channel`` at ``at`` (aware datetime) and
+    reserve it on KEEP. ``now`` (default: the clock) bounds ``at``: not before now minus the
+    allowed clock skew, not more than 7 days ahead."""
+    from .ledger import instant_us
+    if channel not in GATED_CHANNELS:
+        raise GateError(f"channel {channel!r}: the gate judges {', '.join(GATED_CHANNELS)}")
+    if not isinstance(account_id, str) or not account_id or len(account_id) > 64:
+        raise GateError("account_id: expected 1 to 64 characters")
+    s = ledger.settings
+    at_us, now_us = instant_us(at), instant_us(now)
+    skew = int(s.max_clock_skew_seconds * 1e6)
+    if at_us < now_us - skew:
+        raise GateError("at: in the past (a gate reserves attempts about to happen)")
+    if at_us > now_us + 7 * 86_400_000_000:
+        raise GateError("at: more than 7 days ahead")
+    store = ledger.store
+    with store.transaction(lock_account=account_id) as cur:
+        registered = store.registered_in(cur, account_id)
+        if registered is None:
+            return ContactVerdict("BLOCK", UNKNOWN_ACCOUNT, policy="gate")
+        book = dict(zip(REGISTRY_COLUMNS, registered))
+        events = store.events_of(cur, account_id, at_us, at_us - s.lookback_us)
+        state = derive(events, [account_id], [book["time_zone"]], at_us, s)
+        record = {"account_id": account_id, **book}
+        for name, values in state.items():
+            if name in ("account_id", "state_at"):
+                continue
+            value = scalar(name, values[0]) if isinstance(values, np.ndarray) else values
+            if name in ("consent_automated_contact", "contact_opt_out") and value is None:
+                continue                                   # the ledger does not say: the book does
+            record[name] = value
+        at_dt = _instant(at_us)
+        outcome, reason, next_allowed, policy, errors = judge(record, GATED_CHANNELS[channel], at_dt)
+        if outcome != "KEEP":
+            return ContactVerdict(outcome, reason, None if next_allowed == NULL_TIME else _instant(next_allowed),
+                                  policy, errors=tuple(errors))
+        reservation = uuid.uuid4().hex
+        expires = at_us + int(s.reservation_minutes * 60e6)
+        store.add_reservation(cur, reservation, account_id, CHANNEL[channel], at_us, expires, now_us)
+    return ContactVerdict("KEEP", reservation_id=reservation, expires_at=_instant(expires), errors=tuple(errors))

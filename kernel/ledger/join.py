@@ -1,0 +1,196 @@
+"""Book ⋈ state: what a decision reads.
+
+The decision input is the book with its upstream counters replaced by the ledger's state,
+plus the state's own columns (``promise_open``, ``open_disputes``, ``last_field_visit_at``…).
+
+Precedence (docs/ledger.md):
+
+- a state column that *replaces* a book column of the same name takes the state's value for
+  every account the ledger knows (``ledger_events`` > 0), and the book's otherwise;
+- the columns in :data:`WHERE_SET` (GPS, insurance, consent, opt-out) take the state's value
+  wherever the state has one (a car's pings make its GPS state known even when no other
+  event of the account is), the book's otherwise;
+- with ``[ledger] book_counters = "ignore"`` the ledger is the only source of the counters:
+  an account it does not know has zero calls, no promise… (the GPS and insurance columns
+  still fall back to the book where the state has nothing);
+- without a ledger (or for accounts it does not know, by default) the state's own columns
+  are read off the book as far as it says: an open promise is a ``promise_date`` not yet
+  past, a dispute is a recorded overdue reason DISPUTE, a repossession the ``repossessed``
+  flag; what the book cannot say is empty.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Mapping
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import PostloanError
+from ..hookspecs import NULL_TIME, Batch, Record
+from ..schema import BOOK, ENUMS, STATE
+from .state import _BOOL, _DATE, _ENUM, _TIME, state_table
+
+__all__ = ["WHERE_SET", "REPLACED", "STATE_ONLY", "book_state", "merge", "join_table", "join_record",
+           "join_columns", "BOOK_COUNTERS"]
+
+_BOOK_NAMES = {c.name for c in BOOK}
+#: state columns that replace the book column of the same name
+REPLACED = tuple(c.name for c in STATE if c.name in _BOOK_NAMES and c.name != "account_id")
+#: ... only where the state has a value
+WHERE_SET = ("consent_automated_contact", "contact_opt_out", "gps_last_ping_at", "gps_offline_hours", "gps_status",
+             "insurance_expiry_date")
+#: columns the state adds to the book
+STATE_ONLY = tuple(c.name for c in STATE if c.name not in _BOOK_NAMES)
+#: ``[ledger] book_counters``: for accounts the ledger does not know
+BOOK_COUNTERS = ("fallback", "ignore")
+_FLOAT = {c.name for c in STATE if pa.types.is_floating(c.type)}
+_DISPUTE = ENUMS["overdue_reason"].index("DISPUTE")
+_TAMPERED = ENUMS["gps_status"].index("TAMPERED")
+_STAGE_REPOSSESSED = ENUMS["repossession_stage"].index("REPOSSESSED")
+
+
+def _null(name: str, n: int) -> np.ndarray:
+    if name in _FLOAT:
+        return np.full(n, np.nan)
+    if name in _TIME or name in _DATE:
+        return np.full(n, NULL_TIME, np.int64)
+    if name in _ENUM or name.startswith("consent_") or name == "contact_opt_out":
+        return np.full(n, -1, np.int64)
+    return np.zeros(n, np.int64)
+
+
+def book_state(batch: Batch) -> dict[str, np.ndarray]:
+    """Every state column read off the book alone (the fold's representation: times in µs,
+    dates in days, NULL_TIME / NaN / −1 for null, bools 0/1)."""
+    n = batch.n
+    out: dict[str, np.ndarray] = {c.name: _null(c.name, n) for c in STATE}
+    out["account_id"] = np.asarray(batch.raw("account_id")) if batch.has("account_id") else np.full(n, None, object)
+    out["state_at"] = np.full(n, batch.now_us, np.int64)
+    for name in REPLACED:
+        if not batch.has(name):
+            continue
+        if name in _FLOAT:
+            out[name] = batch.float(name)
+        elif name in _TIME:
+            out[name] = batch.time_us(name)
+        elif name in _DATE:
+            out[name] = batch.days(name)
+        elif name in _ENUM:
+            out[name] = batch.enum(name).astype(np.int64)
+        elif name in _BOOL or name == "consent_automated_contact" or name == "contact_opt_out":
+            out[name] = np.where(batch.valid(name), batch.bool(name).astype(np.int64), -1)
+        else:
+            out[name] = batch.int(name)
+    calls, connected = out["call_attempts_today"], out["connected_calls_today"]
+    out["unanswered_attempts_today"] = np.maximum(calls - connected, 0)
+    as_of_day = (batch.as_of - dt.date(1970, 1, 1)).days
+    promise = out["promise_date"]
+    out["promise_open"] = ((promise != NULL_TIME) & (promise >= as_of_day)).astype(np.int64)
+    if batch.has("reported_overdue_reason"):
+        out["open_disputes"] = (batch.enum("reported_overdue_reason") == _DISPUTE).astype(np.int64)
+    consent = out["consent_automated_contact"]
+    out["consent_sms"], out["consent_voice_bot"] = consent.copy(), consent.copy()
+    out["opt_out_phone"] = np.maximum(out["contact_opt_out"], 0)
+    if batch.has("gps_status"):
+        out["gps_tamper_30d"] = (out["gps_status"] == _TAMPERED).astype(np.int64)
+    out["repossession_stage"] = np.where(out["repossessed"] > 0, _STAGE_REPOSSESSED, 0)
+    return out
+
+
+def merge(book: Mapping[str, np.ndarray], ledger: Mapping[str, np.ndarray] | None,
+          book_counters: str = "fallback") -> dict[str, np.ndarray]:
+    """The state a decision reads: the ledger's where it knows the account (see the module's
+    precedence), the book's otherwise."""
+    if ledger is None:
+        return dict(book)
+    if book_counters not in BOOK_COUNTERS:
+        raise PostloanError(f"[ledger] book_counters = {book_counters!r}: expected one of {', '.join(BOOK_COUNTERS)}")
+    known = ledger["ledger_events"] > 0 if book_counters == "fallback" else np.ones(len(ledger["ledger_events"]), bool)
+    out = {"account_id": book["account_id"], "state_at": ledger["state_at"]}
+    for c in STATE[2:]:
+        name = c.name
+        mine, theirs = ledger[name], book[name]
+        if name in WHERE_SET:
+            null = np.isnan(mine) if name in _FLOAT else mine == (NULL_TIME if name in _TIME or name in _DATE else -1)
+            out[name] = np.where(null, theirs, mine)
+        else:
+            out[name] = np.where(known, mine, theirs)
+    return out
+
+
+def join_table(book: pa.Table | pa.RecordBatch, state: Mapping[str, np.ndarray]) -> pa.Table:
+    """``book`` with its replaced columns taken from ``state`` (fold representation, one row
+    per book row) and the state's own columns appended."""
+    table = book if isinstance(book, pa.Table) else pa.Table.from_batches([book])
+    arrow = state_table({**state, "account_id": np.asarray(state["account_id"], dtype=object)})
+    names = table.schema.names
+    for name in REPLACED:
+        column = arrow.column(name)
+        if name in names:
+            i = names.index(name)
+            target = table.schema.field(name).type
+            if not column.type.equals(target):
+                column = _cast(column, target)
+            table = table.set_column(i, table.schema.field(name), column)
+        else:
+            table = table.append_column(name, column)
+    for name in STATE_ONLY:
+        if name in names:
+            raise PostloanError(f"the book has a column {name!r}, which only the ledger's state may give")
+        table = table.append_column(arrow.schema.field(name), arrow.column(name))
+    return table
+
+
+def _cast(column: pa.ChunkedArray, target: pa.DataType):
+    if pa.types.is_dictionary(target):
+        return column.cast(pa.string()).dictionary_encode() if not pa.types.is_dictionary(column.type) else column
+    return column.cast(target)
+
+
+_EPOCH_DAY = dt.date(1970, 1, 1)
+_UTC = dt.timezone.utc
+
+
+def scalar(name: str, value) -> Any:
+    """One account's state value (fold representation) as a record's Python scalar."""
+    if name in _FLOAT:
+        return None if value != value else float(value)
+    if name in _TIME:
+        return None if value == NULL_TIME else dt.datetime(1970, 1, 1, tzinfo=_UTC) + dt.timedelta(microseconds=int(value))
+    if name in _DATE:
+        return None if value == NULL_TIME else _EPOCH_DAY + dt.timedelta(days=int(value))
+    if name in _ENUM:
+        return None if value < 0 else ENUMS[_ENUM[name]][int(value)]
+    if name in _BOOL:
+        return None if value < 0 else bool(value)
+    return int(value)
+
+
+def join_record(record: Mapping[str, Any], state: Mapping[str, np.ndarray]) -> Record:
+    """One account's record with the state joined (``state`` holds one-row arrays)."""
+    out = Record(record)
+    for c in STATE[2:]:
+        out[c.name] = scalar(c.name, state[c.name][0])
+    return out
+
+
+def join_columns(columns: Mapping[str, np.ndarray], state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A few accounts' NumPy columns (``Pipeline.run_columns``'s form: enums as str,
+    dates as ``datetime64[D]``, instants as ``datetime64[us]``) with the state joined."""
+    out = dict(columns)
+    for c in STATE[2:]:
+        name, values = c.name, state[c.name]
+        if name in _TIME:
+            out[name] = np.where(values == NULL_TIME, np.iinfo(np.int64).min, values).astype("datetime64[us]")
+        elif name in _DATE:
+            out[name] = np.where(values == NULL_TIME, np.iinfo(np.int64).min, values).astype("datetime64[D]")
+        elif name in _ENUM:
+            members = np.array(ENUMS[_ENUM[name]] + (None,), dtype=object)
+            out[name] = members[values]
+        elif name in _BOOL:
+            out[name] = np.array([None if v < 0 else bool(v) for v in values.tolist()], dtype=object) \
+                if (values < 0).any() else values > 0
+        else:
+            out[name] = values
+    return out

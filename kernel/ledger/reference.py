@@ -1,0 +1,183 @@
+"""The state of one account, defined column by column in plain Python.
+
+This is the reference the compiled fold (:mod:`kernel.ledger.fold`) is tested against: each
+column is computed from its definition (docs/ledger.md) by filtering the account's events,
+with :mod:`zoneinfo` for local days — slow, obvious, independent of the fold's one-pass
+bookkeeping. It is not used to decide.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..schema import ENUMS
+from .state import StateSettings
+
+__all__ = ["Event", "reference_state"]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+KINDS = ENUMS["event_kind"]
+CHANNELS = ENUMS["contact_channel"]
+OUTCOMES = ENUMS["contact_outcome"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event as the fold sees it (names, not codes; times in µs; dates in days)."""
+
+    kind: str
+    at: int
+    amount: float | None = None
+    promise_date: int | None = None
+    channel: str | None = None
+    outcome: str | None = None
+    expiry_date: int | None = None
+
+
+def _local_day(at_us: int, zone: zoneinfo.ZoneInfo) -> int:
+    local = (_EPOCH + dt.timedelta(microseconds=at_us)).astimezone(zone)
+    return (local.date() - dt.date(1970, 1, 1)).days
+
+
+def _sort_key(e: Event):
+    channel = CHANNELS.index(e.channel) if e.channel else -1
+    outcome = OUTCOMES.index(e.outcome) if e.outcome else -1
+    tie = (KINDS.index(e.kind) * 64 + channel + 1) * 64 + outcome + 1
+    return (e.at, tie, e.amount if e.amount is not None else float("nan"))
+
+
+def reference_state(events: Sequence[Event], zone: str, at: int, settings: StateSettings,
+                    gps_last: int | None = None) -> dict:
+    """Every state column of one account (the fold's int and float columns, with None for
+    null) from its ``events`` (already limited to ``at`` and the look-back)."""
+    tz = zoneinfo.ZoneInfo(zone)
+    ev = sorted(events, key=lambda e: (e.at, _sort_key(e)[1], _nan_last(e.amount)))
+    today = _local_day(at, tz)
+    day = {id(e): _local_day(e.at, tz) for e in ev}
+
+    def within(e, days):
+        return day[id(e)] > today - days
+
+    contacts = [e for e in ev if e.kind == "CONTACT_ATTEMPT"]
+    calls = [e for e in contacts if e.channel in ("PHONE", "VOICE_BOT")]
+    connected = [e for e in calls if e.outcome in ("RIGHT_PARTY", "UNREPORTED")]
+    today_calls = [e for e in calls if day[id(e)] == today]
+    s: dict = {"ledger_events": len(ev)}
+    s["call_attempts_today"] = len(today_calls)
+    s["connected_calls_today"] = sum(e.outcome in ("RIGHT_PARTY", "UNREPORTED") for e in today_calls)
+    s["unanswered_attempts_today"] = s["call_attempts_today"] - s["connected_calls_today"]
+    last_connected = max((i for i, e in enumerate(calls) if e.outcome in ("RIGHT_PARTY", "UNREPORTED")), default=-1)
+    s["consecutive_failed_attempts"] = len(calls) - 1 - last_connected
+    s["calls_7d"] = sum(within(e, 7) for e in calls)
+    s["sms_today"] = sum(e.channel == "SMS" and e.outcome != "FAILED" and day[id(e)] == today for e in contacts)
+    s["last_conversation_at"] = connected[-1].at if connected else None
+    s["last_contact_attempt_at"] = contacts[-1].at if contacts else None
+    visits = [e for e in contacts if e.channel == "FIELD_VISIT"]
+    s["last_field_visit_at"] = visits[-1].at if visits else None
+    s["field_visits_30d"] = sum(within(e, 30) for e in visits)
+    s["third_party_contacts_30d"] = sum(e.channel == "THIRD_PARTY" and within(e, 30) for e in contacts)
+    s["contact_attempts_30d"] = sum(within(e, 30) for e in contacts)
+    s["right_party_contacts_30d"] = sum(e.outcome == "RIGHT_PARTY" and within(e, 30) for e in contacts)
+
+    payments = [e for e in ev if e.kind == "PAYMENT"]
+    s["last_payment_date"] = day[id(payments[-1])] if payments else None
+    s["last_payment_amount"] = payments[-1].amount if payments else None
+    s["paid_30d"] = sum(e.amount for e in payments if within(e, 30))
+
+    grace = settings.promise_grace_days
+    made_90 = kept_30 = kept_90 = broken_30 = broken_90 = 0
+    open_promise = None
+    for i, p in enumerate(ev):
+        if p.kind != "PROMISE_TO_PAY":
+            continue
+        if within(p, 90):
+            made_90 += 1
+        deadline = p.promise_date + grace
+        paid, kept_day = 0.0, None
+        for q in ev[i + 1:]:
+            if q.kind == "PAYMENT" and day[id(q)] <= deadline:
+                paid += q.amount
+                if paid >= p.amount - 0.005:
+                    kept_day = day[id(q)]
+                    break
+        if kept_day is not None:
+            kept_30 += kept_day > today - 30
+            kept_90 += kept_day > today - 90
+        elif today > deadline:
+            broken_30 += deadline + 1 > today - 30
+            broken_90 += deadline + 1 > today - 90
+        else:
+            open_promise = (p, paid)
+    s.update(promises_made_90d=made_90, promises_kept_30d=kept_30, promises_kept_90d=kept_90,
+             promises_broken_30d=broken_30, promises_broken_90d=broken_90, promise_open=open_promise is not None,
+             promise_date=open_promise[0].promise_date if open_promise else None,
+             promise_amount=open_promise[0].amount if open_promise else None,
+             promise_paid=open_promise[1] if open_promise else None)
+
+    for opened, closed, count, since in (("DISPUTE_OPENED", "DISPUTE_RESOLVED", "open_disputes", "dispute_opened_at"),
+                                         ("COMPLAINT_OPENED", "COMPLAINT_CLOSED", "open_complaints",
+                                          "complaint_opened_at")):
+        queue: list[int] = []
+        for e in ev:
+            if e.kind == opened:
+                queue.append(e.at)
+            elif e.kind == closed and queue:
+                queue.pop(0)
+        s[count], s[since] = len(queue), (queue[0] if queue else None)
+    kinds = [e.kind for e in ev]
+    s["cease_requested"] = "CEASE_REQUESTED" in kinds
+    s["attorney_represented"] = "ATTORNEY_REPRESENTED" in kinds
+    s["deceased"] = "DECEASED" in kinds
+    s["bankruptcy_open"] = _last_of(kinds, {"BANKRUPTCY_FILED": True, "BANKRUPTCY_CLOSED": False}, False)
+    s["hardship"] = _last_of(kinds, {"HARDSHIP_DECLARED": True, "HARDSHIP_ENDED": False}, False)
+    for channel in ("PHONE", "SMS", "VOICE_BOT", "EMAIL"):
+        about = [e for e in ev if e.kind in ("CONSENT_GRANTED", "CONSENT_REVOKED", "OPT_OUT")
+                 and e.channel in (None, channel)]
+        s[f"consent_{channel.lower()}"] = (about[-1].kind == "CONSENT_GRANTED") if about else None
+        opt = [e for e in about if e.kind in ("OPT_OUT", "CONSENT_GRANTED")]
+        s[f"_opt_{channel}"] = bool(opt) and opt[-1].kind == "OPT_OUT"
+    s["opt_out_phone"] = s.pop("_opt_PHONE") | s.pop("_opt_VOICE_BOT")
+    s["opt_out_sms"] = s.pop("_opt_SMS")
+    s["opt_out_email"] = s.pop("_opt_EMAIL")
+
+    tampers = [e for e in ev if e.kind == "GPS_TAMPER"]
+    s["gps_tamper_30d"] = sum(within(e, 30) for e in tampers)
+    s["gps_last_ping_at"] = gps_last
+    if tampers and within(tampers[-1], settings.gps_tamper_days):
+        s["gps_status"] = "TAMPERED"
+    elif gps_last is not None:
+        s["gps_status"] = "OFFLINE" if at - gps_last >= settings.gps_offline_after_hours * 3_600_000_000 else "ONLINE"
+    else:
+        s["gps_status"] = None
+    s["gps_offline_hours"] = (at - gps_last) / 3_600_000_000 if gps_last is not None else None
+    s["geofence_exits_30d"] = sum(e.kind == "GEOFENCE_EXIT" and within(e, 30) for e in ev)
+    s["violations_90d"] = sum(e.kind == "VIOLATION" and within(e, 90) for e in ev)
+    expiries = [e.expiry_date for e in ev if e.kind == "INSURANCE_RENEWED"]
+    s["insurance_expiry_date"] = max(expiries) if expiries else None
+    s["demand_notices_sent"] = kinds.count("DEMAND_NOTICE_SENT")
+    stages = {"REPOSSESSION_ORDERED": "ORDERED", "REPOSSESSED": "REPOSSESSED", "DISPOSAL_NOTICE_SENT": "NOTICE_SENT",
+              "REDEEMED": "REDEEMED", "VEHICLE_SOLD": "SOLD"}
+    s["repossession_stage"] = _last_of(kinds, stages, "NONE")
+    for kind, column in (("REPOSSESSION_ORDERED", "repossession_ordered_at"), ("REPOSSESSED", "repossessed_at"),
+                         ("DISPOSAL_NOTICE_SENT", "disposal_notice_at"), ("REDEEMED", "redeemed_at"),
+                         ("VEHICLE_SOLD", "sold_at")):
+        found = [e for e in ev if e.kind == kind]
+        s[column] = found[-1].at if found else None
+    sold = [e for e in ev if e.kind == "VEHICLE_SOLD"]
+    s["sale_amount"] = sold[-1].amount if sold else None
+    return s
+
+
+def _last_of(kinds: list[str], meaning: dict, default):
+    for k in reversed(kinds):
+        if k in meaning:
+            return meaning[k]
+    return default
+
+
+def _nan_last(amount):
+    # NumPy's lexsort puts NaN after every number; None stands for NaN here
+    return (1, 0.0) if amount is None else (0, amount)
+

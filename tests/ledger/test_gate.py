@@ -1,0 +1,141 @@
+"""The contact-time gate: state + compliance before a dialer dials; atomic reservations."""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pyarrow as pa
+import pytest
+
+from kernel.ledger import Ledger
+from kernel.ledger.gate import GateError, UNKNOWN_ACCOUNT
+from kernel.pipeline import Pipeline
+
+UTC = dt.timezone.utc
+TS = pa.timestamp("us", tz="UTC")
+# 10:00 in Shanghai, 10:00 in New York
+CN_MORNING = dt.datetime(2026, 11, 30, 2, tzinfo=UTC)
+US_MORNING = dt.datetime(2026, 11, 30, 15, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return Pipeline(None, config={}, audit_path="/dev/null").judge
+
+
+def register(ledger, account, country, zone, **book):
+    row = {"account_id": account, "time_zone": zone, "country": country, "region": "X", "product": "NEW_CAR_LOAN",
+           "phone_valid": True, "has_third_party_contact": True, "consent_automated_contact": True,
+           "contact_opt_out": False, **book}
+    ledger.register(pa.table({k: [v] for k, v in row.items()}))
+
+
+def attempt(event_id, account, at, outcome, channel="PHONE", reservation=None):
+    return {"event_id": event_id, "account_id": account, "kind": "CONTACT_ATTEMPT", "at": at, "channel": channel,
+            "outcome": outcome, "reservation_id": reservation}
+
+
+def table(rows):
+    names = sorted({k for r in rows for k in r})
+    return pa.table({n: pa.array([r.get(n) for r in rows], TS if n == "at" else pa.string()) for n in names})
+
+
+def test_regf_first_call_connects_then_the_next_two_are_deferred(ledger_url, judge):
+    """Three calls planned for one day: the dialer asks before each. After the first reaches
+    the debtor, Regulation F forbids calls for 7 days: both later calls are DEFERred."""
+    with Ledger(ledger_url) as ledger:
+        register(ledger, "US1", "US", "America/New_York")
+        first = ledger.check_contact("US1", "PHONE", US_MORNING, judge, now=US_MORNING)
+        assert first.outcome == "KEEP" and first.reservation_id
+        # before the outcome is reported the reservation counts as a conversation
+        pending = ledger.check_contact("US1", "PHONE", US_MORNING + dt.timedelta(hours=3), judge,
+                                       now=US_MORNING + dt.timedelta(hours=3))
+        assert (pending.outcome, pending.reason_code) == ("DEFER", "REGF_RECENT_CONVERSATION")
+        ledger.ingest(table([attempt("c1", "US1", US_MORNING + dt.timedelta(minutes=2), "RIGHT_PARTY",
+                                     reservation=first.reservation_id)]), now=US_MORNING + dt.timedelta(hours=1))
+        for hours in (3, 6):
+            later = US_MORNING + dt.timedelta(hours=hours)
+            v = ledger.check_contact("US1", "PHONE", later, judge, now=later)
+            assert (v.outcome, v.reason_code) == ("DEFER", "REGF_RECENT_CONVERSATION")
+            # day 8 in New York, 08:00 local
+            assert v.next_allowed_at == dt.datetime(2026, 12, 7, 13, tzinfo=UTC)
+
+
+def test_regf_an_unanswered_call_leaves_the_next_allowed(ledger_url, judge):
+    with Ledger(ledger_url) as ledger:
+        register(ledger, "US2", "US", "America/New_York")
+        first = ledger.check_contact("US2", "PHONE", US_MORNING, judge, now=US_MORNING)
+        ledger.ingest(table([attempt("c1", "US2", US_MORNING, "NO_ANSWER", reservation=first.reservation_id)]),
+                      now=US_MORNING)
+        later = US_MORNING + dt.timedelta(hours=3)
+        assert ledger.check_contact("US2", "PHONE", later, judge, now=later).outcome == "KEEP"
+
+
+def test_cn_cap_counts_connected_calls_not_attempts(ledger_url, judge):
+    """China: at most 3 connected calls a day; unanswered attempts do not use that cap."""
+    with Ledger(ledger_url) as ledger:
+        register(ledger, "CN1", "CN", "Asia/Shanghai")
+        ledger.ingest(table([attempt(f"n{i}", "CN1", CN_MORNING - dt.timedelta(minutes=10 * i), "NO_ANSWER")
+                             for i in range(1, 4)]), now=CN_MORNING)
+        assert ledger.check_contact("CN1", "PHONE", CN_MORNING, judge, now=CN_MORNING).outcome == "KEEP"
+    with Ledger(ledger_url.replace("ledger.db", "other.db")) as ledger:
+        register(ledger, "CN2", "CN", "Asia/Shanghai")
+        ledger.ingest(table([attempt(f"r{i}", "CN2", CN_MORNING - dt.timedelta(minutes=10 * i), "RIGHT_PARTY")
+                             for i in range(1, 4)]), now=CN_MORNING)
+        v = ledger.check_contact("CN2", "PHONE", CN_MORNING, judge, now=CN_MORNING)
+        assert (v.outcome, v.reason_code) == ("DEFER", "CN_DAILY_CONNECTED_CALLS")
+        assert v.next_allowed_at == dt.datetime(2026, 12, 1, 0, tzinfo=UTC)        # 08:00 in Shanghai
+
+
+def test_racing_dialers_for_the_last_allowed_call_get_exactly_one_keep(ledger_url, judge):
+    with Ledger(ledger_url) as ledger:
+        register(ledger, "CN3", "CN", "Asia/Shanghai")
+        ledger.ingest(table([attempt(f"r{i}", "CN3", CN_MORNING - dt.timedelta(minutes=10 * i), "RIGHT_PARTY")
+                             for i in range(1, 3)]), now=CN_MORNING)
+        verdicts = []
+        start = threading.Barrier(8)
+
+        def dial():
+            start.wait()
+            verdicts.append(ledger.check_contact("CN3", "PHONE", CN_MORNING, judge, now=CN_MORNING).outcome)
+
+        threads = [threading.Thread(target=dial) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(verdicts) == ["DEFER"] * 7 + ["KEEP"]
+
+
+def test_an_account_the_ledger_never_saw_is_blocked_and_bad_questions_are_errors(ledger_url, judge):
+    with Ledger(ledger_url) as ledger:
+        v = ledger.check_contact("NOBODY", "PHONE", CN_MORNING, judge, now=CN_MORNING)
+        assert (v.outcome, v.reason_code) == ("BLOCK", UNKNOWN_ACCOUNT)
+        with pytest.raises(GateError, match="channel 'EMAIL'"):
+            ledger.check_contact("A", "EMAIL", CN_MORNING, judge, now=CN_MORNING)
+        with pytest.raises(GateError, match="in the past"):
+            ledger.check_contact("A", "PHONE", CN_MORNING - dt.timedelta(hours=1), judge, now=CN_MORNING)
+
+
+def test_reports_must_name_a_reservation_of_their_account(ledger_url, judge):
+    with Ledger(ledger_url) as ledger:
+        register(ledger, "CN4", "CN", "Asia/Shanghai")
+        register(ledger, "CN5", "CN", "Asia/Shanghai")
+        v = ledger.check_contact("CN4", "PHONE", CN_MORNING, judge, now=CN_MORNING)
+        result = ledger.ingest(table([
+            attempt("x1", "CN5", CN_MORNING, "NO_ANSWER", reservation=v.reservation_id),
+            attempt("x2", "CN4", CN_MORNING, "NO_ANSWER", reservation="nope"),
+            attempt("x3", "CN4", CN_MORNING, "NO_ANSWER", channel="SMS", reservation=v.reservation_id),
+            attempt("x4", "CN4", CN_MORNING, "NO_ANSWER", reservation=v.reservation_id),
+            attempt("x5", "CN4", CN_MORNING, "RIGHT_PARTY", reservation=v.reservation_id),
+        ]), now=CN_MORNING)
+        assert result.accepted == 1
+        assert [(r.event_id, r.reason) for r in result.rejected] == [
+            ("x1", "reservation_id belongs to another account"),
+            ("x2", "reservation_id names no reservation of this ledger"),
+            ("x3", "channel differs from the reservation's"),
+            ("x5", "the reservation is reported twice in this batch"),
+        ]
+        again = ledger.ingest(table([attempt("x4", "CN4", CN_MORNING, "NO_ANSWER", reservation=v.reservation_id)]),
+                              now=CN_MORNING)
+        assert (again.accepted, again.duplicate, again.rejected) == (0, 1, [])
