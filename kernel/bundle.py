@@ -205,7 +205,7 @@ def _feature_problem(node: Node, name: str, actual: Type | None, column) -> str 
 def _wire(nodes: list[Node]) -> dict:
     """Resolve every node's inputs; returns {"sources": ..., "diagnostics": [...]}."""
     from .schema import columns as contract_columns
-    book = contract_columns("book")
+    book = contract_columns("input")
     by_name: dict[str, Node] = {}
     problems: list[Diagnostic] = []
     for node in nodes:

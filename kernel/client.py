@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from .errors import PostloanError
 from .server import convert
-from .server._proto.postloan.v1 import decision_pb2, decision_pb2_grpc
+from .server._proto.postloan.v1 import decision_pb2, decision_pb2_grpc, ledger_pb2, ledger_pb2_grpc
 from .server.tls import channel_credentials
 
 MiB = 1 << 20
@@ -82,6 +82,7 @@ class Client:
         self.timeout = timeout
         self._decisions = decision_pb2_grpc.DecisionServiceStub(self._channel)
         self._admin = decision_pb2_grpc.BundleAdminStub(self._channel)
+        self._ledger = ledger_pb2_grpc.LedgerStub(self._channel)
 
     # -- plumbing ---------------------------------------------------------------------------
     def _call(self, method, request, timeout):
@@ -167,6 +168,48 @@ class Client:
                 "bundle_hash": response.bundle_hash}
 
     # -- admin ------------------------------------------------------------------------------
+    # -- the case ledger (a server started with --store) --------------------------------------
+    def ingest(self, events: pa.Table | pa.RecordBatch, *, rows_per_message: int = 65_536,
+               timeout: float | None = None) -> dict:
+        """Send events (the contract's events columns) to the ledger in one call, streamed in
+        messages of ``rows_per_message`` rows: ``{"accepted", "duplicate", "rejected",
+        "rejections": [{"row", "event_id", "reason"}, ...]}`` once the stored rows are durable."""
+        table = events if isinstance(events, pa.Table) else pa.Table.from_batches([events])
+        messages = (ledger_pb2.IngestEventsRequest(events=convert.to_ipc(table.slice(i, rows_per_message)))
+                    for i in range(0, max(table.num_rows, 1), rows_per_message))
+        r = self._call(self._ledger.IngestEvents, messages, timeout)
+        return {"accepted": r.accepted, "duplicate": r.duplicate, "rejected": r.rejected,
+                "rejections": [{"row": x.row, "event_id": x.event_id or None, "reason": x.reason} for x in r.rejections]}
+
+    def check_contact(self, account_id: str, channel: str, at: dt.datetime | None = None, *,
+                      timeout: float | None = None) -> dict:
+        """The contact-time gate: ``{"outcome": KEEP | DEFER | BLOCK, "reason_code",
+        "next_allowed_at", "policy", "reservation_id", "expires_at"}`` (absent values None).
+        ``channel``: PHONE, SMS, VOICE_BOT, FIELD_VISIT or THIRD_PARTY."""
+        from .server._proto.postloan.v1 import contract_pb2
+        try:
+            code = contract_pb2.ContactChannel.Value(f"CONTACT_CHANNEL_{channel}")
+        except ValueError:
+            raise CallError(grpc.StatusCode.INVALID_ARGUMENT, f"channel {channel!r} is not a contact channel",
+                            field="channel") from None
+        request = ledger_pb2.CheckContactRequest(account_id=account_id, channel=code)
+        if at is not None:
+            request.at.CopyFrom(convert.timestamp_message(at))
+        r = self._call(self._ledger.CheckContact, request, timeout)
+        return {"outcome": contract_pb2.ComplianceOutcome.Name(r.outcome).removeprefix("COMPLIANCE_OUTCOME_"),
+                "reason_code": r.reason_code or None, "policy": r.policy or None,
+                "next_allowed_at": convert.timestamp_value(r.next_allowed_at) if r.HasField("next_allowed_at") else None,
+                "reservation_id": r.reservation_id or None,
+                "expires_at": convert.timestamp_value(r.expires_at) if r.HasField("expires_at") else None}
+
+    def state(self, account_id: str, at: dt.datetime | None = None, *, timeout: float | None = None) -> dict:
+        """One account's state (the contract's state columns) as of ``at`` (default now)."""
+        request = ledger_pb2.GetStateRequest(account_id=account_id)
+        if at is not None:
+            request.at.CopyFrom(convert.timestamp_message(at))
+        r = self._call(self._ledger.GetState, request, timeout)
+        return {name: convert.python_value(value) for name, value in r.state.items()}
+
     def get_bundle(self, *, timeout: float | None = None) -> dict:
         return _bundle_dict(self._call(self._admin.GetBundle, decision_pb2.GetBundleRequest(), timeout))
 

@@ -421,7 +421,7 @@ def _book_members(name: str) -> tuple[str, ...]:
         return _BOOK_MEMBERS[name]
     except KeyError:
         from .schema import columns
-        col = columns("book").get(name)
+        col = columns("input").get(name)
         if col is None or not col.enum:
             raise PostloanError(f"column {name!r}: give the enum members to decode it") from None
         members = _BOOK_MEMBERS[name] = tuple(ENUMS[col.enum])

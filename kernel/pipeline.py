@@ -338,15 +338,8 @@ class Pipeline:
         """The book joined with each account's state as of ``now`` (docs/ledger.md): from the
         ledger where it knows the account, read off the book otherwise. With a ledger, the
         book's gate columns are registered too (the contact-time gate reads them)."""
-        from .ledger.join import book_state, join_table, merge
-        batch = Batch(row_count(table), as_of, now, [table], self.config)
-        state = book_state(batch)
-        if self.ledger is not None:
-            self.ledger.register(table)
-            ids = batch.strings("account_id").to_pylist()
-            zones = batch.strings("time_zone").to_pylist()
-            state = merge(state, self.ledger.state_columns(ids, zones, now), self.book_counters)
-        return join_table(table, state)
+        from .ledger.join import with_state
+        return with_state(table, as_of, now, self.ledger, self.book_counters)
 
     def record_with_state(self, record: Mapping[str, Any], as_of: dt.date, now: dt.datetime) -> Record:
         """One account's record joined with its state (the ``run_record`` path)."""
@@ -394,6 +387,8 @@ class Pipeline:
         """The same for one account given as Python scalars (``Kernel.decide_record``'s
         form): no arrays are built on the way in. ``result.decision_record`` gives the
         decisions as scalars; ``decisions`` / ``decision_columns`` convert on access."""
+        if self.ledger is not None:
+            self.ledger.register_record(record)
         record = self.record_with_state(record, as_of, now)
         decisions = self.kernel.decide_record(record, as_of)
         return self.act(record, Record(decisions), as_of, now, actions=actions)

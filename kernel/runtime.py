@@ -249,13 +249,13 @@ def build_plan(bundle: Bundle):
 
 def _contract_enum(column: str):
     from .schema import ENUMS, columns
-    col = columns("book")[column]
+    col = columns("input")[column]
     return ir.enum_type(ENUMS[col.enum]) if col.enum else None
 
 
 def _book_column(name: str):
     from .schema import columns
-    return columns("book")[name]
+    return columns("input")[name]
 
 
 def bundle_output_type(bundle: Bundle, src) -> ir.Type:

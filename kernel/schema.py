@@ -25,7 +25,7 @@ import pyarrow as pa
 from .errors import PostloanError
 
 __all__ = [
-    "Column", "ENUMS", "ACCOUNTS", "CUSTOMERS", "VEHICLES", "EVENTS", "STATE", "DECISIONS", "ACTIONS",
+    "Column", "ENUMS", "ACCOUNTS", "CUSTOMERS", "VEHICLES", "EVENTS", "STATE", "INPUT", "DECISIONS", "ACTIONS",
     "BOOK", "TABLES", "SchemaError", "validate", "columns", "pii_columns", "describe",
     "logical_type",
 ]
@@ -331,9 +331,13 @@ ACTIONS: tuple[Column, ...] = (
     _c("policy", STR, "", True, False, "Policy that deferred or blocked it."),
 )
 
+#: What a decision reads: the book, its counters replaced by the ledger's state, plus the
+#: state's own columns (kernel.ledger.join). Rulesets and models may read any of these.
+INPUT: tuple[Column, ...] = BOOK + tuple(c for c in STATE if c.name not in {b.name for b in BOOK})
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "accounts": ACCOUNTS, "customers": CUSTOMERS, "vehicles": VEHICLES, "book": BOOK,
-    "events": EVENTS, "state": STATE, "decisions": DECISIONS, "actions": ACTIONS,
+    "events": EVENTS, "state": STATE, "input": INPUT, "decisions": DECISIONS, "actions": ACTIONS,
 }
 
 _BY_NAME = {name: {c.name: c for c in cols} for name, cols in TABLES.items()}

@@ -17,7 +17,7 @@ import sys
 
 from ..errors import PostloanError
 
-VERBS = ("demo", "generate", "check", "test", "decide", "train", "serve", "plugins")
+VERBS = ("demo", "generate", "check", "test", "decide", "ingest", "state", "ledger", "train", "serve", "plugins")
 
 
 class _Parser(argparse.ArgumentParser):

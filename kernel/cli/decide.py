@@ -16,13 +16,20 @@ book is read, decided and written batch by batch, so memory stays bounded whatev
 Formats without nested lists (all but Parquet and Arrow IPC) get a collect ruleset's fired
 rules as one text cell, ids separated by ';'.
 
+With --store, each account's state is read from the case ledger as of --now (default: now,
+or the end of the --as-of date in UTC when that date is past) and replaces the book's upstream
+counters of the same meaning (docs/ledger.md, "Precedence"); the book's accounts are
+registered for the contact-time gate. Without it, the state's own columns (an open promise, a
+dispute…) are read off the book as far as it says.
+
 A bad book is rejected before any decision is written, naming the column (and the row, for a
 bad value) in one line (exit status 2); an existing output file is left as it was.
 
 examples:
   postloan decide --in book.parquet --out decisions.parquet --as-of 2026-11-28
   postloan decide --in book.csv --out decisions.sqlite
-  postloan decide --in export.txt --in-format csv --out decisions.arrow"""
+  postloan decide --in export.txt --in-format csv --out decisions.arrow
+  postloan decide --in book.parquet --store sqlite:///ledger.db --out decisions.parquet"""
 
 #: connectors whose formats store list columns as lists
 NESTED_FORMATS = ("parquet", "arrow")
@@ -58,7 +65,23 @@ def add_arguments(p) -> None:
     p.add_argument("--bundle", type=a.existing_path, default=None,
                    help="bundle folder or file (default: the shipped bundle, or $POSTLOAN_BUNDLE)")
     p.add_argument("--batch-rows", type=a.positive_int, default=65_536, help="rows per batch (default 65536)")
+    p.add_argument("--store", default=None, metavar="URL",
+                   help="read each account's state from this ledger (sqlite:///FILE or postgresql://…)")
+    p.add_argument("--now", type=a.instant, default=None,
+                   help="the moment the state is read as of (default: now, or the end of a past --as-of date)")
+    p.add_argument("--config", type=a.existing_file, default=None, help="configuration file (default $POSTLOAN_CONFIG)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def state_moment(as_of, now):
+    """The instant state is read as of: ``now`` if given; else the clock, or the last
+    microsecond of ``as_of`` (UTC) when that day is already over."""
+    import datetime as dt
+    if now is not None:
+        return now
+    clock = dt.datetime.now(dt.timezone.utc)
+    end = dt.datetime.combine(as_of, dt.time.max, tzinfo=dt.timezone.utc)
+    return min(clock, end)
 
 
 def run(args) -> int:
@@ -80,6 +103,10 @@ def run(args) -> int:
     # writes a table of its own beside the book's)
     if not writer.schemes and os.path.realpath(args.out) == os.path.realpath(args.input):
         raise PostloanError(f"{args.out}: --out is the book itself; the decisions would replace it")
+    ledger = None
+    if args.store or args.config:
+        from .ingest import open_ledger
+        ledger = open_ledger(args.store, args.config) if (args.store or _configured_store(args.config)) else None
     kernel = Kernel.load(args.bundle)
     batches = read_ahead(plugins.read_batches(args.input, required=list(kernel.inputs), batch_size=args.batch_rows,
                                               manager=manager, connector=reader.name))
@@ -87,13 +114,17 @@ def run(args) -> int:
     out_schema = decision_schema(kernel, nested)
     start = time.perf_counter()
     with bar(None, "deciding", unit="acct", disable=args.quiet) as progress:
-        decided = _decisions(kernel, batches, as_of, out_schema, nested, args.input, progress)
+        decided = _decisions(kernel, batches, as_of, out_schema, nested, args.input, progress,
+                             ledger, state_moment(as_of, args.now), _book_counters(args.config))
         try:
             rows = plugins.write_batches(args.out, decided, schema=out_schema, manager=manager, connector=writer.name)
         except OSError as e:         # a connector's error names its temporary file: name the target
             if e.filename is None or os.path.abspath(e.filename) == os.path.abspath(args.input):
                 raise
             raise PostloanError(f"cannot write {args.out}: {e.strerror or e}") from None
+        finally:
+            if ledger is not None:
+                ledger.close()
     seconds = time.perf_counter() - start
     print(f"decided {rows:,} accounts into {args.out} in {seconds:.1f} s "
           f"({rows / max(seconds, 1e-9):,.0f} accounts/s; bundle {kernel.bundle_hash[:12]})")
@@ -132,15 +163,31 @@ def decision_schema(kernel, nested: bool = True):
     return pa.schema(fields, metadata={"postloan.table": "decisions"})
 
 
-def _decisions(kernel, batches, as_of, schema, nested: bool, source: str, progress):
+def _configured_store(config) -> bool:
+    from ..plugins import load_config
+    return bool((load_config(config).get("ledger") or {}).get("store"))
+
+
+def _book_counters(config) -> str:
+    from ..plugins import load_config
+    return (load_config(config).get("ledger") or {}).get("book_counters", "fallback")
+
+
+def _decisions(kernel, batches, as_of, schema, nested: bool, source: str, progress, ledger=None, now=None,
+               book_counters: str = "fallback"):
     """Decision batches, one per book batch (the book's first batch is checked against the
-    bundle before the first decision is made)."""
+    bundle before the first decision is made), each book batch joined with its accounts'
+    state (from ``ledger`` where given)."""
     import pyarrow as pa
+
+    from ..ledger.join import with_state
     as_of_value = pa.scalar(as_of, pa.date32())
     bundle_hash = pa.scalar(kernel.bundle_hash, pa.string())
     for batch in batches:
-        kernel.check_columns(batch.schema, source=source)
         n = batch.num_rows
+        joined = with_state(batch, as_of, now, ledger, book_counters)
+        batch = pa.RecordBatch.from_arrays([c.combine_chunks() for c in joined.columns], schema=joined.schema)
+        kernel.check_columns(batch.schema, source=source)
         decided = next(kernel.decide_batches([batch], as_of))
         ids = batch.column("account_id").cast(pa.string()) if "account_id" in batch.schema.names \
             else pa.nulls(n, pa.string())

@@ -68,6 +68,9 @@ def add_arguments(p) -> None:
     p.add_argument("--audit-sync-interval-ms", type=_milliseconds, default=None,
                    help="with --audit-sync interval: sync every N ms (default 50, or [audit] interval_ms)")
     p.add_argument("--access-log", action="store_true", help="log every call (failed calls are always logged)")
+    p.add_argument("--store", default=None, metavar="URL",
+                   help="the case ledger (sqlite:///FILE or postgresql://…): decisions read each account's state "
+                        "from it and the Ledger service (IngestEvents, CheckContact, GetState) is enabled")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
@@ -84,7 +87,8 @@ def server_config(args):
         max_batch_rows=args.max_batch_rows, tls_cert=args.tls_cert, tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca, token_file=args.token_file, metrics_port=args.metrics_port,
         metrics_host=args.metrics_host, grace_seconds=args.grace, access_log=args.access_log,
-        audit_path=args.audit_log, audit_sync=args.audit_sync, audit_interval_ms=args.audit_sync_interval_ms)
+        audit_path=args.audit_log, audit_sync=args.audit_sync, audit_interval_ms=args.audit_sync_interval_ms,
+        store=args.store)
 
 
 def run(args) -> int:

@@ -194,3 +194,20 @@ def join_columns(columns: Mapping[str, np.ndarray], state: Mapping[str, np.ndarr
         else:
             out[name] = values
     return out
+
+
+def with_state(table: pa.Table | pa.RecordBatch, as_of: dt.date, now: dt.datetime, ledger=None,
+               book_counters: str = "fallback", register: bool = True) -> pa.Table:
+    """The book joined with each account's state as of ``now``: from ``ledger`` (a
+    :class:`~kernel.ledger.Ledger`, or None) where it knows the account, read off the book
+    otherwise. With a ledger the book's gate columns are registered too (``register``)."""
+    n = table.num_rows
+    batch = Batch(n, as_of, now, [table])
+    state = book_state(batch)
+    if ledger is not None:
+        if register:
+            ledger.register(table)
+        ids = batch.strings("account_id").to_pylist()
+        zones = batch.strings("time_zone").to_pylist() if batch.has("time_zone") else [None] * n
+        state = merge(state, ledger.state_columns(ids, zones, now), book_counters)
+    return join_table(table, state)

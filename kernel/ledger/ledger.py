@@ -20,7 +20,6 @@ Guarantees (docs/ledger.md):
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
@@ -88,7 +87,7 @@ class Ledger:
         self.store = store or open_store(url)
         self.url = self.store.url
         self._purged_at = 0
-        self._lock = threading.Lock()
+        self._registered: dict[str, tuple] = {}          # account -> its registered columns, this process
 
     def close(self) -> None:
         self.store.close()
@@ -201,6 +200,18 @@ class Ledger:
             self.store.register(changed, instant_us(now))
         return len(changed)
 
+    def register_record(self, record: Mapping) -> bool:
+        """Register one account given as a record (a gRPC Decide's account); remembered per
+        process, so an unchanged account costs a dictionary lookup, not a write."""
+        row = _registry_row(record)
+        if self._registered.get(row[0]) == row[1:]:
+            return False
+        if len(self._registered) >= _REMEMBERED:
+            self._registered.clear()
+        written = self.register({"account_id": [row[0]], **{c: [v] for c, v in zip(REGISTRY_COLUMNS, row[1:])}}) > 0
+        self._registered[row[0]] = row[1:]
+        return written
+
     def registered(self, accounts: Sequence[str] | None = None) -> dict[str, dict]:
         """The registered book columns of ``accounts`` (None: every account) by account id."""
         return {a: dict(zip(REGISTRY_COLUMNS, v)) for a, v in self.store.registered(accounts).items()}
@@ -256,6 +267,16 @@ class Ledger:
         from .gate import check_contact
         return check_contact(self, judge, account_id, channel, at, now=now)
 
+    def counts(self) -> dict[str, int]:
+        """How many events, reservations, cars with GPS state and registered accounts."""
+        out = {}
+        with self.store.reading() as cur:
+            for label, table in (("events", "events"), ("reservations", "reservations"), ("cars pinging", "gps_last"),
+                                 ("registered accounts", "accounts")):
+                cur.execute(f"SELECT COUNT(*) FROM {table}")
+                out[label] = int(cur.fetchone()[0])
+        return out
+
     # -- backup ------------------------------------------------------------------------------
     def backup(self, target) -> None:
         """A consistent copy of the ledger in the file ``target`` (SQLite); PostgreSQL: use
@@ -269,6 +290,19 @@ class Ledger:
         if not hasattr(self.store, "restore"):
             raise LedgerError(f"{self.url}: restore a PostgreSQL ledger with pg_restore (docs/ledger.md)")
         self.store.restore(source)
+
+
+#: accounts whose registration a process remembers (then it starts over)
+_REMEMBERED = 100_000
+
+
+def _registry_row(record: Mapping) -> tuple:
+    if not record.get("account_id"):
+        raise LedgerError("the account has no account_id")
+    if not record.get("time_zone"):
+        raise LedgerError("the account has no time_zone (the gate counts days in the debtor's local time)")
+    values = [record.get(c) for c in REGISTRY_COLUMNS]
+    return (record["account_id"], *(int(v) if isinstance(v, (bool, np.bool_)) else v for v in values))
 
 
 def _registry_rows(book) -> list[tuple]:

@@ -360,7 +360,7 @@ def _features(meta, graph_inputs, source, name) -> list[ModelInput]:
         count = len(features) if isinstance(features, list) else "no list of"
         raise ModelError(source, f"metadata 'features' lists {count} features but the graph's inputs "
                          f"have {n} columns")
-    book = schema.columns("book")
+    book = schema.columns("input")
     inputs = []
     for pos, f in enumerate(features):
         f = {"name": f} if isinstance(f, str) else f

@@ -26,7 +26,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ..errors import PostloanError
 from . import tls
-from ._proto.postloan.v1 import decision_pb2, decision_pb2_grpc
+from ._proto.postloan.v1 import decision_pb2, decision_pb2_grpc, ledger_pb2, ledger_pb2_grpc
 from .auth import TokenStore
 from .engine import Engine, load_engine
 from .interceptors import AuthInterceptor, TelemetryInterceptor
@@ -35,6 +35,7 @@ from .metrics import Metrics
 
 DECISION_SERVICE = decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name
 ADMIN_SERVICE = decision_pb2.DESCRIPTOR.services_by_name["BundleAdmin"].full_name
+LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["Ledger"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 MiB = 1 << 20
@@ -73,6 +74,7 @@ class ServerConfig:
     audit_path: str | None = None        # the pipeline's audit log
     audit_sync: str | None = None        # "always" / "interval"; None: the configuration's [audit] sync
     audit_interval_ms: float | None = None   # "interval": sync every so often; None: [audit] interval_ms
+    store: str | None = None             # the case ledger (sqlite:///…, postgresql://…); None: no Ledger service
     extra_options: list = field(default_factory=list)
 
 
@@ -86,6 +88,11 @@ class DecisionServer:
             self.health.set(service, NOT_SERVING)
         self.tokens = TokenStore.load(config.token_file) if config.token_file else None
         self.engine: Engine | None = None       # swapped atomically (one reference assignment)
+        self.ledger = None                      # the server's, not the bundle's: it survives reloads
+        if config.store:
+            from ..ledger import Ledger
+            from ..plugins import load_config
+            self.ledger = Ledger(config.store, load_config())
         self.load_error: BaseException | None = None
         self._ready = threading.Event()
         self._stopped = threading.Event()
@@ -104,6 +111,7 @@ class DecisionServer:
     def start(self) -> int:
         """Bind and start serving; compile the bundle in the background (with
         ``listen_when_ready``: first, then bind). Returns the port."""
+        from .ledger_service import LedgerServicer
         from .service import BundleAdminServicer, DecisionServicer
 
         c = self.config
@@ -126,9 +134,10 @@ class DecisionServer:
         )
         _add_decision_service(DecisionServicer(self), server)
         decision_pb2_grpc.add_BundleAdminServicer_to_server(BundleAdminServicer(self), server)
+        ledger_pb2_grpc.add_LedgerServicer_to_server(LedgerServicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            (DECISION_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+            (DECISION_SERVICE, ADMIN_SERVICE, LEDGER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         address = f"[{c.host}]:{c.port}" if ":" in c.host else f"{c.host}:{c.port}"
         try:
             if c.tls_cert or c.tls_key:
@@ -167,7 +176,8 @@ class DecisionServer:
 
     def _audit_options(self) -> dict:
         c = self.config
-        return {"audit_path": c.audit_path, "audit_sync": c.audit_sync, "audit_interval_ms": c.audit_interval_ms}
+        return {"audit_path": c.audit_path, "audit_sync": c.audit_sync, "audit_interval_ms": c.audit_interval_ms,
+                "ledger": self.ledger}
 
     def _install(self, engine: Engine) -> Engine | None:
         previous, self.engine = self.engine, engine
@@ -229,6 +239,8 @@ class DecisionServer:
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
         self._compiler.shutdown(wait=False, cancel_futures=True)
+        if self.ledger is not None:
+            self.ledger.close()
         log(logging.INFO, "stopped")
         self._done.set()
 

@@ -395,7 +395,7 @@ class DeadlineExceeded(PostloanError):
 
 
 def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: str | None = None,
-                audit_interval_ms: float | None = None) -> Engine:
+                audit_interval_ms: float | None = None, ledger=None) -> Engine:
     """Compile the bundle at ``path`` (None: the shipped one) into a warm Engine: the kernel
     compiled, the pipeline built (its audit log at ``audit_path``, synced as ``audit_sync``
     says: see :class:`kernel.audit.AuditLog`), and one synthetic account decided through
@@ -406,7 +406,8 @@ def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: 
 
     start = time.perf_counter()
     kernel = Kernel.load(path)
-    pipeline = Pipeline(kernel, audit_path=audit_path, audit_sync=audit_sync, audit_interval_ms=audit_interval_ms)
+    pipeline = Pipeline(kernel, audit_path=audit_path, audit_sync=audit_sync, audit_interval_ms=audit_interval_ms,
+                        ledger=ledger)
     # Warm up on a synthetic account through a twin pipeline whose audit log is thrown away:
     # the real audit log holds real decisions only.
     with tempfile.TemporaryDirectory(prefix="postloan-warm-") as tmp:

@@ -488,7 +488,8 @@ def test_audit_sync_flags_reach_the_engine_and_shutdown_syncs(start_server, serv
     server = start_server(loader=loader, audit_sync="interval", audit_interval_ms=60_000,
                           audit_path=str(tmp_path / "audit.log"))
     server.wait_ready(60)
-    assert seen == {"audit_path": str(tmp_path / "audit.log"), "audit_sync": "interval", "audit_interval_ms": 60_000}
+    assert seen == {"audit_path": str(tmp_path / "audit.log"), "audit_sync": "interval", "audit_interval_ms": 60_000,
+                    "ledger": None}
     with Client(f"127.0.0.1:{server.port}") as client:
         client.decide(generate(1, seed=3, as_of=AS_OF).to_pylist()[0], AS_OF, now=NOW)
     assert (pipeline.audit.written, pipeline.audit.synced) == (1, 0)              # written, not yet synced

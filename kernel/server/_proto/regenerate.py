@@ -1,8 +1,8 @@
 """Regenerate the gRPC API's contract messages and Python code.
 
-``protos/postloan/v1/contract.proto`` (the ``Account``, ``Vehicle`` and ``Action`` messages
+``protos/postloan/v1/contract.proto`` (the ``Account``, ``Vehicle``, ``Action`` and ``Event`` messages
 and the enumerations) is *generated from* :mod:`kernel.schema`, so the API can never drift
-from the data contract; ``decision.proto`` (the services) is written by hand. The Python
+from the data contract; ``decision.proto`` and ``ledger.proto`` (the services) are written by hand. The Python
 modules under ``kernel/server/_proto/postloan/v1/`` are produced by grpcio-tools and
 committed, so a fresh clone needs no code generation; ``tests/server/test_proto.py`` fails
 when either is out of date.
@@ -28,16 +28,17 @@ from ... import schema
 
 ROOT = Path(__file__).resolve().parents[3]
 PROTO_ROOT = ROOT / "protos"
-PROTO_FILES = ("postloan/v1/contract.proto", "postloan/v1/decision.proto")
+PROTO_FILES = ("postloan/v1/contract.proto", "postloan/v1/decision.proto", "postloan/v1/ledger.proto")
 OUT_DIR = Path(__file__).resolve().parent
 PACKAGE_PREFIX = "kernel.server._proto."
 
 # proto message name -> contract table it mirrors
-MESSAGES = {"Account": "book", "Vehicle": "vehicles", "Action": "actions"}
+MESSAGES = {"Account": "book", "Vehicle": "vehicles", "Action": "actions", "Event": "events"}
 MESSAGE_DOCS = {
     "Account": "One account as the kernel decides on it: a row of the book (accounts ⋈ customers ⋈ vehicles).",
     "Vehicle": "One financed vehicle (the vehicles table), for valuation.",
     "Action": "One planned action (the actions table): what to do, when, and the compliance outcome.",
+    "Event": "One event of the case ledger (the events table): what happened to an account, and when.",
 }
 
 

@@ -38,6 +38,29 @@ class ConditionGrade(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONDITION_GRADE_D: _ClassVar[ConditionGrade]
     CONDITION_GRADE_E: _ClassVar[ConditionGrade]
 
+class ContactChannel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONTACT_CHANNEL_UNSPECIFIED: _ClassVar[ContactChannel]
+    CONTACT_CHANNEL_PHONE: _ClassVar[ContactChannel]
+    CONTACT_CHANNEL_SMS: _ClassVar[ContactChannel]
+    CONTACT_CHANNEL_VOICE_BOT: _ClassVar[ContactChannel]
+    CONTACT_CHANNEL_FIELD_VISIT: _ClassVar[ContactChannel]
+    CONTACT_CHANNEL_EMAIL: _ClassVar[ContactChannel]
+    CONTACT_CHANNEL_LETTER: _ClassVar[ContactChannel]
+    CONTACT_CHANNEL_THIRD_PARTY: _ClassVar[ContactChannel]
+
+class ContactOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONTACT_OUTCOME_UNSPECIFIED: _ClassVar[ContactOutcome]
+    CONTACT_OUTCOME_NO_ANSWER: _ClassVar[ContactOutcome]
+    CONTACT_OUTCOME_BUSY: _ClassVar[ContactOutcome]
+    CONTACT_OUTCOME_WRONG_PARTY: _ClassVar[ContactOutcome]
+    CONTACT_OUTCOME_RIGHT_PARTY: _ClassVar[ContactOutcome]
+    CONTACT_OUTCOME_VOICEMAIL: _ClassVar[ContactOutcome]
+    CONTACT_OUTCOME_DELIVERED: _ClassVar[ContactOutcome]
+    CONTACT_OUTCOME_FAILED: _ClassVar[ContactOutcome]
+    CONTACT_OUTCOME_UNREPORTED: _ClassVar[ContactOutcome]
+
 class Country(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     COUNTRY_UNSPECIFIED: _ClassVar[Country]
@@ -60,6 +83,38 @@ class EnergyType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENERGY_TYPE_HEV: _ClassVar[EnergyType]
     ENERGY_TYPE_PHEV: _ClassVar[EnergyType]
     ENERGY_TYPE_BEV: _ClassVar[EnergyType]
+
+class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_KIND_UNSPECIFIED: _ClassVar[EventKind]
+    EVENT_KIND_PAYMENT: _ClassVar[EventKind]
+    EVENT_KIND_CONTACT_ATTEMPT: _ClassVar[EventKind]
+    EVENT_KIND_PROMISE_TO_PAY: _ClassVar[EventKind]
+    EVENT_KIND_DISPUTE_OPENED: _ClassVar[EventKind]
+    EVENT_KIND_DISPUTE_RESOLVED: _ClassVar[EventKind]
+    EVENT_KIND_COMPLAINT_OPENED: _ClassVar[EventKind]
+    EVENT_KIND_COMPLAINT_CLOSED: _ClassVar[EventKind]
+    EVENT_KIND_CEASE_REQUESTED: _ClassVar[EventKind]
+    EVENT_KIND_ATTORNEY_REPRESENTED: _ClassVar[EventKind]
+    EVENT_KIND_BANKRUPTCY_FILED: _ClassVar[EventKind]
+    EVENT_KIND_BANKRUPTCY_CLOSED: _ClassVar[EventKind]
+    EVENT_KIND_DECEASED: _ClassVar[EventKind]
+    EVENT_KIND_CONSENT_GRANTED: _ClassVar[EventKind]
+    EVENT_KIND_CONSENT_REVOKED: _ClassVar[EventKind]
+    EVENT_KIND_OPT_OUT: _ClassVar[EventKind]
+    EVENT_KIND_HARDSHIP_DECLARED: _ClassVar[EventKind]
+    EVENT_KIND_HARDSHIP_ENDED: _ClassVar[EventKind]
+    EVENT_KIND_GPS_PING: _ClassVar[EventKind]
+    EVENT_KIND_GPS_TAMPER: _ClassVar[EventKind]
+    EVENT_KIND_GEOFENCE_EXIT: _ClassVar[EventKind]
+    EVENT_KIND_INSURANCE_RENEWED: _ClassVar[EventKind]
+    EVENT_KIND_VIOLATION: _ClassVar[EventKind]
+    EVENT_KIND_DEMAND_NOTICE_SENT: _ClassVar[EventKind]
+    EVENT_KIND_REPOSSESSION_ORDERED: _ClassVar[EventKind]
+    EVENT_KIND_REPOSSESSED: _ClassVar[EventKind]
+    EVENT_KIND_DISPOSAL_NOTICE_SENT: _ClassVar[EventKind]
+    EVENT_KIND_REDEEMED: _ClassVar[EventKind]
+    EVENT_KIND_VEHICLE_SOLD: _ClassVar[EventKind]
 
 class GpsStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -119,6 +174,23 @@ CONDITION_GRADE_B: ConditionGrade
 CONDITION_GRADE_C: ConditionGrade
 CONDITION_GRADE_D: ConditionGrade
 CONDITION_GRADE_E: ConditionGrade
+CONTACT_CHANNEL_UNSPECIFIED: ContactChannel
+CONTACT_CHANNEL_PHONE: ContactChannel
+CONTACT_CHANNEL_SMS: ContactChannel
+CONTACT_CHANNEL_VOICE_BOT: ContactChannel
+CONTACT_CHANNEL_FIELD_VISIT: ContactChannel
+CONTACT_CHANNEL_EMAIL: ContactChannel
+CONTACT_CHANNEL_LETTER: ContactChannel
+CONTACT_CHANNEL_THIRD_PARTY: ContactChannel
+CONTACT_OUTCOME_UNSPECIFIED: ContactOutcome
+CONTACT_OUTCOME_NO_ANSWER: ContactOutcome
+CONTACT_OUTCOME_BUSY: ContactOutcome
+CONTACT_OUTCOME_WRONG_PARTY: ContactOutcome
+CONTACT_OUTCOME_RIGHT_PARTY: ContactOutcome
+CONTACT_OUTCOME_VOICEMAIL: ContactOutcome
+CONTACT_OUTCOME_DELIVERED: ContactOutcome
+CONTACT_OUTCOME_FAILED: ContactOutcome
+CONTACT_OUTCOME_UNREPORTED: ContactOutcome
 COUNTRY_UNSPECIFIED: Country
 COUNTRY_CN: Country
 COUNTRY_US: Country
@@ -133,6 +205,35 @@ ENERGY_TYPE_ICE: EnergyType
 ENERGY_TYPE_HEV: EnergyType
 ENERGY_TYPE_PHEV: EnergyType
 ENERGY_TYPE_BEV: EnergyType
+EVENT_KIND_UNSPECIFIED: EventKind
+EVENT_KIND_PAYMENT: EventKind
+EVENT_KIND_CONTACT_ATTEMPT: EventKind
+EVENT_KIND_PROMISE_TO_PAY: EventKind
+EVENT_KIND_DISPUTE_OPENED: EventKind
+EVENT_KIND_DISPUTE_RESOLVED: EventKind
+EVENT_KIND_COMPLAINT_OPENED: EventKind
+EVENT_KIND_COMPLAINT_CLOSED: EventKind
+EVENT_KIND_CEASE_REQUESTED: EventKind
+EVENT_KIND_ATTORNEY_REPRESENTED: EventKind
+EVENT_KIND_BANKRUPTCY_FILED: EventKind
+EVENT_KIND_BANKRUPTCY_CLOSED: EventKind
+EVENT_KIND_DECEASED: EventKind
+EVENT_KIND_CONSENT_GRANTED: EventKind
+EVENT_KIND_CONSENT_REVOKED: EventKind
+EVENT_KIND_OPT_OUT: EventKind
+EVENT_KIND_HARDSHIP_DECLARED: EventKind
+EVENT_KIND_HARDSHIP_ENDED: EventKind
+EVENT_KIND_GPS_PING: EventKind
+EVENT_KIND_GPS_TAMPER: EventKind
+EVENT_KIND_GEOFENCE_EXIT: EventKind
+EVENT_KIND_INSURANCE_RENEWED: EventKind
+EVENT_KIND_VIOLATION: EventKind
+EVENT_KIND_DEMAND_NOTICE_SENT: EventKind
+EVENT_KIND_REPOSSESSION_ORDERED: EventKind
+EVENT_KIND_REPOSSESSED: EventKind
+EVENT_KIND_DISPOSAL_NOTICE_SENT: EventKind
+EVENT_KIND_REDEEMED: EventKind
+EVENT_KIND_VEHICLE_SOLD: EventKind
 GPS_STATUS_UNSPECIFIED: GpsStatus
 GPS_STATUS_ONLINE: GpsStatus
 GPS_STATUS_OFFLINE: GpsStatus
@@ -404,3 +505,35 @@ class Action(_message.Message):
     next_allowed_at: _timestamp_pb2.Timestamp
     policy: str
     def __init__(self, account_id: _Optional[str] = ..., action: _Optional[_Union[ActionChannel, str]] = ..., priority: _Optional[float] = ..., earliest_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., script_id: _Optional[str] = ..., language: _Optional[_Union[Language, str]] = ..., script: _Optional[str] = ..., outcome: _Optional[_Union[ComplianceOutcome, str]] = ..., reason_code: _Optional[str] = ..., next_allowed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy: _Optional[str] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("event_id", "account_id", "kind", "at", "recorded_at", "amount", "promise_date", "channel", "outcome", "lat", "lon", "expiry_date", "reservation_id", "agent")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    PROMISE_DATE_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    LAT_FIELD_NUMBER: _ClassVar[int]
+    LON_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_DATE_FIELD_NUMBER: _ClassVar[int]
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    account_id: str
+    kind: EventKind
+    at: _timestamp_pb2.Timestamp
+    recorded_at: _timestamp_pb2.Timestamp
+    amount: float
+    promise_date: _date_pb2.Date
+    channel: ContactChannel
+    outcome: ContactOutcome
+    lat: float
+    lon: float
+    expiry_date: _date_pb2.Date
+    reservation_id: str
+    agent: str
+    def __init__(self, event_id: _Optional[str] = ..., account_id: _Optional[str] = ..., kind: _Optional[_Union[EventKind, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., amount: _Optional[float] = ..., promise_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., channel: _Optional[_Union[ContactChannel, str]] = ..., outcome: _Optional[_Union[ContactOutcome, str]] = ..., lat: _Optional[float] = ..., lon: _Optional[float] = ..., expiry_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., reservation_id: _Optional[str] = ..., agent: _Optional[str] = ...) -> None: ...

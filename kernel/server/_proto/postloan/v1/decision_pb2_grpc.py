@@ -5,7 +5,7 @@ import warnings
 
 from kernel.server._proto.postloan.v1 import decision_pb2 as postloan_dot_v1_dot_decision__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

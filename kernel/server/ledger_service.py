@@ -1,0 +1,105 @@
+"""The Ledger servicer: IngestEvents, CheckContact, GetState over the server's ledger.
+
+The ledger is the server's (``--store``), not the bundle's: it survives bundle reloads. The
+gate judges with the serving engine's compliance policies."""
+from __future__ import annotations
+
+import datetime as dt
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from ..ledger import EventsError
+from ..ledger.gate import GateError
+from . import convert, status
+from ._proto.postloan.v1 import contract_pb2, ledger_pb2, ledger_pb2_grpc
+from .interceptors import CALL
+from .service import _Base, _handled
+from .status import FieldError, QuotaError
+
+UTC = dt.timezone.utc
+#: rejected rows listed in an IngestEvents answer (all are counted)
+MAX_REJECTIONS = 1000
+_CHANNELS = {number: name for name, number in contract_pb2.ContactChannel.items()}
+_OUTCOMES = {name: contract_pb2.ComplianceOutcome.Value(f"COMPLIANCE_OUTCOME_{name}") for name in ("KEEP", "DEFER", "BLOCK")}
+
+
+def _timestamp(value: dt.datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    out = Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+class LedgerServicer(_Base, ledger_pb2_grpc.LedgerServicer):
+    def _ledger(self, context):
+        ledger = self._server.ledger
+        if ledger is None:
+            status.abort_precondition(context, "this server has no ledger: start it with --store URL",
+                                      [("LEDGER", "", "no --store")])
+        return ledger
+
+    @_handled
+    def IngestEvents(self, request_iterator, context):
+        from ..ledger import IngestResult
+        from ..ledger.events import Rejection
+        ledger = self._ledger(context)
+        limit = self._server.config.max_batch_rows
+        total = IngestResult()
+        offset = 0
+        for message in request_iterator:
+            table = convert.from_ipc(message.events, "events")
+            if offset + table.num_rows > limit:
+                raise QuotaError("max_batch_rows", f"more than {limit:,} events in one call; split them over calls")
+            try:
+                one = ledger.ingest(table)
+            except EventsError as e:
+                raise FieldError("events", f"rows {offset}–{offset + table.num_rows - 1}: {e}") from None
+            total.accepted += one.accepted
+            total.duplicate += one.duplicate
+            total.rejected.extend(Rejection(r.row + offset, r.event_id, r.reason) for r in one.rejected)
+            offset += table.num_rows
+        return ledger_pb2.IngestEventsResponse(
+            accepted=total.accepted, duplicate=total.duplicate, rejected=len(total.rejected),
+            rejections=[ledger_pb2.RejectedEvent(row=r.row, event_id=r.event_id or "", reason=r.reason)
+                        for r in total.rejected[:MAX_REJECTIONS]])
+
+    @_handled
+    def CheckContact(self, request, context):
+        ledger = self._ledger(context)
+        engine = self._engine(context)
+        if not request.account_id:
+            raise FieldError("account_id", "required")
+        CALL.account_id = request.account_id
+        channel = _CHANNELS.get(request.channel)
+        if channel is None or request.channel == 0:
+            raise FieldError("channel", "required: one of " + ", ".join(n for k, n in _CHANNELS.items() if k))
+        name = channel.removeprefix("CONTACT_CHANNEL_")
+        now = dt.datetime.now(UTC)
+        at = convert.timestamp_value(request.at) if request.HasField("at") else now
+        try:
+            v = ledger.check_contact(request.account_id, name, at, engine.pipeline.judge, now=now)
+        except GateError as e:
+            field = str(e).split(":", 1)[0]
+            raise FieldError(field if field in ("channel", "at", "account_id") else "request", str(e)) from None
+        return ledger_pb2.CheckContactResponse(
+            outcome=_OUTCOMES[v.outcome], reason_code=v.reason_code or "", next_allowed_at=_timestamp(v.next_allowed_at),
+            policy=v.policy or "", reservation_id=v.reservation_id or "", expires_at=_timestamp(v.expires_at))
+
+    @_handled
+    def GetState(self, request, context):
+        ledger = self._ledger(context)
+        if not request.account_id:
+            raise FieldError("account_id", "required")
+        CALL.account_id = request.account_id
+        at = convert.timestamp_value(request.at) if request.HasField("at") else dt.datetime.now(UTC)
+        zone = (ledger.registered([request.account_id]).get(request.account_id) or {}).get("time_zone")
+        table = ledger.state(at=at, accounts=[request.account_id], zones={request.account_id: zone} if zone else None)
+        row = table.to_pylist()[0]
+        response = ledger_pb2.GetStateResponse(account_id=request.account_id, at=_timestamp(at))
+        for name, value in row.items():
+            if name in ("account_id", "state_at"):
+                continue
+            convert.set_value(response.state[name], value)
+        return response

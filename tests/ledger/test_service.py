@@ -1,0 +1,68 @@
+"""The Ledger gRPC service end to end: a server with --store, a client, real calls."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from kernel.client import CallError, Client
+from kernel.server.app import DecisionServer, ServerConfig
+from kernel.synth import generate
+
+UTC = dt.timezone.utc
+TS = pa.timestamp("us", tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    store = f"sqlite:///{tmp_path_factory.mktemp('ledger') / 'ledger.db'}"
+    server = DecisionServer(ServerConfig(port=0, store=store, audit_path=str(tmp_path_factory.mktemp("a") / "audit.log")))
+    server.start()
+    server.wait_ready(600)
+    yield server
+    server.stop(0)
+
+
+def next_ten_am_in_new_york(now: dt.datetime) -> dt.datetime:
+    import zoneinfo
+    local = now.astimezone(zoneinfo.ZoneInfo("America/New_York"))
+    ten = local.replace(hour=10, minute=0, second=0, microsecond=0)
+    return (ten if ten > local else ten + dt.timedelta(days=1)).astimezone(UTC)
+
+
+def test_decide_registers_then_the_gate_reserves_and_the_report_counts(served):
+    now = dt.datetime.now(UTC)
+    at = next_ten_am_in_new_york(now)
+    account = generate(3, seed=5).to_pylist()[0]
+    account.update(country="US", time_zone="America/New_York", phone_valid=True, contact_opt_out=False)
+    account_id = account["account_id"]
+    with Client(f"127.0.0.1:{served.port}") as client:
+        assert client.check_contact(account_id, "PHONE", at)["reason_code"] == "GATE_UNKNOWN_ACCOUNT"
+        client.decide(account, now.date(), now=now)                  # registers the account for the gate
+        first = client.check_contact(account_id, "PHONE", at)
+        assert first["outcome"] == "KEEP" and first["reservation_id"] and first["expires_at"] > at
+        second = client.check_contact(account_id, "PHONE", at + dt.timedelta(hours=1))
+        assert (second["outcome"], second["reason_code"]) == ("DEFER", "REGF_RECENT_CONVERSATION")
+        events = pa.table({"event_id": ["svc-1", "svc-2"], "account_id": [account_id] * 2,
+                           "kind": ["CONTACT_ATTEMPT", "NOT_A_KIND"], "at": pa.array([now, now], TS),
+                           "channel": ["PHONE", None], "outcome": ["NO_ANSWER", None],
+                           "reservation_id": [first["reservation_id"], None]})
+        result = client.ingest(events)
+        assert (result["accepted"], result["duplicate"], result["rejected"]) == (1, 0, 1)
+        assert result["rejections"][0]["row"] == 1 and result["rejections"][0]["event_id"] == "svc-2"
+        assert client.ingest(events)["duplicate"] == 1
+        state = client.state(account_id)
+        assert state["ledger_events"] == 1 and state["consecutive_failed_attempts"] == 1
+        assert state["last_contact_attempt_at"] == now.replace(microsecond=now.microsecond)
+        assert client.check_contact(account_id, "PHONE", at + dt.timedelta(hours=2))["outcome"] == "KEEP"
+
+
+def test_bad_questions_are_invalid_argument(served):
+    with Client(f"127.0.0.1:{served.port}") as client:
+        with pytest.raises(CallError) as e:
+            client.check_contact("", "PHONE")
+        assert e.value.field == "account_id"
+        with pytest.raises(CallError) as e:
+            client.ingest(pa.table({"event_id": ["x"]}))
+        assert e.value.code.name == "INVALID_ARGUMENT" and "missing column" in str(e.value)
