@@ -343,12 +343,11 @@ class Pipeline:
 
     def record_with_state(self, record: Mapping[str, Any], as_of: dt.date, now: dt.datetime) -> Record:
         """One account's record joined with its state (the ``run_record`` path)."""
-        from .ledger.join import book_state, join_record, merge
-        batch = Batch(1, as_of, now, [Record(record)], self.config)
-        state = book_state(batch)
+        from .ledger.join import book_state_record, join_record, merge_record
+        state = book_state_record(record, as_of)
         if self.ledger is not None:
-            state = merge(state, self.ledger.state_columns([record.get("account_id")], [record.get("time_zone")], now),
-                          self.book_counters)
+            state = merge_record(state, self.ledger.state_record(record.get("account_id"), record.get("time_zone"), now),
+                                 self.book_counters)
         return join_record(record, state)
 
     def judge(self, record: Mapping[str, Any], action: str, at: dt.datetime, as_of: dt.date | None = None) -> tuple:

@@ -24,13 +24,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
-
 from ..errors import PostloanError
 from ..hookspecs import NULL_TIME
 from .events import CHANNEL
-from .join import scalar
-from .state import derive
+from .join import record_state
+from .state import derive_one
 from .store import REGISTRY_COLUMNS
 
 __all__ = ["ContactVerdict", "check_contact", "GATED_CHANNELS", "UNKNOWN_ACCOUNT", "GateError"]
@@ -88,14 +86,10 @@ def check_contact(ledger, judge: Callable, account_id: str, channel: str, at: dt
         if registered is None:
             return ContactVerdict("BLOCK", UNKNOWN_ACCOUNT, policy="gate")
         book = dict(zip(REGISTRY_COLUMNS, registered))
-        events = store.events_of(cur, account_id, at_us, at_us - s.lookback_us)
-        state = derive(events, [account_id], [book["time_zone"]], at_us, s)
+        rows, _ = store.account_rows(cur, account_id, at_us, at_us - s.lookback_us)
         record = {"account_id": account_id, **book}
-        for name, values in state.items():
-            if name in ("account_id", "state_at"):
-                continue
-            value = scalar(name, values[0]) if isinstance(values, np.ndarray) else values
-            if name in ("consent_automated_contact", "contact_opt_out") and value is None:
+        for name, value in record_state(derive_one(rows, book["time_zone"], at_us, s)).items():
+            if value is None and name in book:
                 continue                                   # the ledger does not say: the book does
             record[name] = value
         at_dt = _instant(at_us)

@@ -31,8 +31,8 @@ from ..hookspecs import NULL_TIME, Batch, Record
 from ..schema import BOOK, ENUMS, STATE
 from .state import _BOOL, _DATE, _ENUM, _TIME, state_table
 
-__all__ = ["WHERE_SET", "REPLACED", "STATE_ONLY", "book_state", "merge", "join_table", "join_record",
-           "join_columns", "BOOK_COUNTERS"]
+__all__ = ["WHERE_SET", "REPLACED", "STATE_ONLY", "BOOK_COUNTERS", "book_state", "merge", "join_table",
+           "join_columns", "with_state", "book_state_record", "merge_record", "record_state", "join_record"]
 
 _BOOK_NAMES = {c.name for c in BOOK}
 #: state columns that replace the book column of the same name
@@ -152,26 +152,83 @@ _EPOCH_DAY = dt.date(1970, 1, 1)
 _UTC = dt.timezone.utc
 
 
-def scalar(name: str, value) -> Any:
-    """One account's state value (fold representation) as a record's Python scalar."""
+# -- one account as a record of Python scalars (a gRPC Decide): the same precedence, no arrays --
+
+def _converter(name: str):
+    """A fold value → record scalar function for one state column."""
     if name in _FLOAT:
-        return None if value != value else float(value)
+        return lambda v: None if v != v else v
     if name in _TIME:
-        return None if value == NULL_TIME else dt.datetime(1970, 1, 1, tzinfo=_UTC) + dt.timedelta(microseconds=int(value))
+        return lambda v: None if v == NULL_TIME else _EPOCH + dt.timedelta(microseconds=v)
     if name in _DATE:
-        return None if value == NULL_TIME else _EPOCH_DAY + dt.timedelta(days=int(value))
+        return lambda v: None if v == NULL_TIME else _EPOCH_DAY + dt.timedelta(days=v)
     if name in _ENUM:
-        return None if value < 0 else ENUMS[_ENUM[name]][int(value)]
-    if name in _BOOL:
-        return None if value < 0 else bool(value)
-    return int(value)
+        members = ENUMS[_ENUM[name]]
+        return lambda v: None if v < 0 else members[v]
+    if name in _BOOL or name.startswith("consent_") or name == "contact_opt_out":
+        return lambda v: None if v < 0 else v > 0
+    return None                               # counts: as they are
 
 
-def join_record(record: Mapping[str, Any], state: Mapping[str, np.ndarray]) -> Record:
-    """One account's record with the state joined (``state`` holds one-row arrays)."""
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
+#: (column, converter or None) for every state column a record carries
+_RECORD_COLUMNS = tuple((c.name, _converter(c.name)) for c in STATE[2:])
+#: a record's state before the book is read: nulls, zeros, false
+_EMPTY_RECORD = {name: (None if convert is not None and name not in _BOOL else 0 if convert is None else False)
+                 for name, convert in _RECORD_COLUMNS}
+_EMPTY_RECORD.update(repossession_stage="NONE", promise_open=False)
+for _name in ("consent_sms", "consent_voice_bot", "consent_phone", "consent_email", "consent_automated_contact",
+              "contact_opt_out"):
+    _EMPTY_RECORD[_name] = None
+_REPLACED_SET = frozenset(REPLACED)
+_WHERE_SET = frozenset(WHERE_SET)
+
+
+def record_state(values: Mapping[str, Any]) -> dict[str, Any]:
+    """One account's derived state (:func:`~kernel.ledger.state.derive_one`'s fold values)
+    as record scalars (dates, aware datetimes, enum names, None for null)."""
+    return {name: values[name] if convert is None else convert(values[name]) for name, convert in _RECORD_COLUMNS}
+
+
+def book_state_record(record: Mapping[str, Any], as_of: dt.date) -> dict[str, Any]:
+    """:func:`book_state` for one account given as a record."""
+    out = dict(_EMPTY_RECORD)
+    get = record.get
+    for name in REPLACED:
+        if name in record:
+            out[name] = record[name]
+    calls, connected = get("call_attempts_today") or 0, get("connected_calls_today") or 0
+    out["unanswered_attempts_today"] = max(calls - connected, 0)
+    promise = get("promise_date")
+    out["promise_open"] = promise is not None and promise >= as_of
+    out["open_disputes"] = int(get("reported_overdue_reason") == "DISPUTE")
+    out["consent_sms"] = out["consent_voice_bot"] = get("consent_automated_contact")
+    out["opt_out_phone"] = bool(get("contact_opt_out"))
+    out["gps_tamper_30d"] = int(get("gps_status") == "TAMPERED")
+    out["repossession_stage"] = "REPOSSESSED" if get("repossessed") else "NONE"
+    return out
+
+
+def merge_record(book: Mapping[str, Any], ledger: Mapping[str, Any] | None,
+                 book_counters: str = "fallback") -> dict[str, Any]:
+    """:func:`merge` for one account's record-form state."""
+    if ledger is None:
+        return dict(book)
+    known = book_counters == "ignore" or ledger["ledger_events"] > 0
+    out = {}
+    for name, _ in _RECORD_COLUMNS:
+        mine = ledger[name]
+        if name in _WHERE_SET:
+            out[name] = book[name] if mine is None else mine
+        else:
+            out[name] = mine if known else book[name]
+    return out
+
+
+def join_record(record: Mapping[str, Any], state: Mapping[str, Any]) -> Record:
+    """One account's record with its record-form state joined."""
     out = Record(record)
-    for c in STATE[2:]:
-        out[c.name] = scalar(c.name, state[c.name][0])
+    out.update(state)
     return out
 
 

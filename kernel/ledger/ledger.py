@@ -30,7 +30,7 @@ import pyarrow as pa
 from ..errors import PostloanError
 from . import gps as _gps
 from .events import KIND, EventRows, Rejection, normalize
-from .state import StateSettings, derive, state_table
+from .state import StateSettings, derive, derive_one, state_table
 from .store import REGISTRY_COLUMNS, Store, open_store
 
 __all__ = ["Ledger", "IngestResult", "LedgerError"]
@@ -228,6 +228,14 @@ class Ledger:
         events = self.store.read_events(wanted, at_us, since)
         gps = self.store.read_gps(wanted, at_us)
         return derive(events, np.array(accounts, dtype=object), zones, at_us, self.settings, gps)
+
+    def state_record(self, account_id: str, zone: str | None, at: dt.datetime | int | None = None) -> dict:
+        """One account's state as of ``at`` as record scalars (the path a gRPC Decide takes:
+        one round trip to the store, no Arrow)."""
+        from .join import record_state
+        at_us = instant_us(at)
+        rows, gps = self.store.account_rows(None, account_id, at_us, at_us - self.settings.lookback_us)
+        return record_state(derive_one(rows, zone, at_us, self.settings, gps))
 
     def state(self, at: dt.datetime | int | None = None, accounts: Sequence[str] | None = None,
               zones: Mapping[str, str] | None = None) -> pa.Table:

@@ -447,17 +447,46 @@ class Store:
         cur.execute(self._sql("INSERT INTO reservations (reservation_id, account_id, channel, at, expires_at, created_at) "
                               "VALUES (?, ?, ?, ?, ?, ?)"), (reservation_id, account, channel, at, expires_at, created_at))
 
-    def events_of(self, cur, account: str, until: int, since: int) -> EventColumns:
-        """One account's events (as :meth:`read_events`) inside an open transaction."""
-        sticky = ", ".join(str(KIND[k]) for k in STICKY_KINDS)
-        contact, unreported = KIND["CONTACT_ATTEMPT"], ENUMS["contact_outcome"].index("UNREPORTED")
-        cur.execute(self._sql(
-            f"SELECT account_id, kind, at, amount, promise_date, channel, outcome, expiry_date FROM events "
-            f"WHERE account_id = ? AND at <= ? AND (at >= ? OR kind IN ({sticky})) UNION ALL "
-            f"SELECT account_id, {contact}, at, NULL, NULL, channel, {unreported}, NULL FROM reservations "
-            f"WHERE account_id = ? AND reported_by IS NULL AND at <= ? AND at >= ?"),
-            (account, until, since, account, until, since))
-        return EventColumns.from_rows(cur.fetchall())
+    def account_rows(self, cur, account: str, until: int, since: int) -> tuple[list[tuple], tuple | None]:
+        """One account's events (as :meth:`read_events`, as rows ``(kind, at, amount,
+        promise_date, channel, outcome, expiry_date)`` with None for null) and its reduced
+        GPS state ``(first ping, last ping, start of the gap holding until or NULL_TIME)``
+        or None, in one round trip (``cur``: an open transaction's cursor, or None to read on
+        this thread's connection)."""
+        sql = self._account_sql
+        if sql is None:
+            sticky = ", ".join(str(KIND[k]) for k in STICKY_KINDS)
+            contact, unreported = KIND["CONTACT_ATTEMPT"], ENUMS["contact_outcome"].index("UNREPORTED")
+            # GPS rows ride along as kinds −1 (first and last ping) and −2 (the gap holding `until`)
+            sql = self._account_sql = self._sql(
+                f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM events "
+                f"WHERE account_id = ? AND at <= ? AND (at >= ? OR kind IN ({sticky})) UNION ALL "
+                f"SELECT {contact}, at, NULL, NULL, channel, {unreported}, NULL FROM reservations "
+                f"WHERE account_id = ? AND reported_by IS NULL AND at <= ? AND at >= ? UNION ALL "
+                f"SELECT -1, last_ping_at, NULL, first_ping_at, NULL, NULL, NULL FROM gps_last WHERE account_id = ? "
+                f"UNION ALL SELECT -2, from_at, NULL, NULL, NULL, NULL, NULL FROM gps_gaps "
+                f"WHERE account_id = ? AND from_at <= ? AND to_at > ?")
+        params = (account, until, since, account, until, since, account, account, until, until)
+        if cur is None:
+            rows = self._connection().execute(sql, params).fetchall()
+        else:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        if not rows or rows[-1][0] >= 0:
+            return rows, None
+        first = last = None
+        gap = NULL_TIME
+        events = []
+        for row in rows:
+            if row[0] == -1:
+                last, first = row[1], row[3]
+            elif row[0] == -2:
+                gap = row[1]
+            else:
+                events.append(row)
+        return events, None if last is None else (first, last, gap)
+
+    _account_sql: str | None = None
 
     # -- whole-store copies ----------------------------------------------------------------
     def dump_tables(self) -> dict[str, list[tuple]]:
