@@ -172,6 +172,13 @@ def _text(arr: pa.Array, name: str) -> np.ndarray:
     return arr.cast(pa.string()).to_numpy(zero_copy_only=False)
 
 
+def _plain_text(arr: pa.Array) -> pa.Array:
+    """A text column as plain strings (dictionaries decoded); already checked by :func:`_text`."""
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    return arr.cast(pa.string())
+
+
 def _codes(arr: pa.Array, name: str, members: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """int8 codes (−1: null) and a mask of values that are not members."""
     if pa.types.is_dictionary(arr.type):
@@ -259,16 +266,12 @@ def normalize(batch: pa.RecordBatch | pa.Table, *, now_us: int, max_future_us: i
         if mask.any():
             reason[mask] = why
 
-    for name, values in (("event_id", event_id), ("account_id", account_id)):
-        missing_text = np.array([v is None or v == "" for v in values], bool) if n else np.zeros(0, bool)
-        reject(missing_text, f"{name} is empty")
-    for name, values in (("event_id", event_id), ("account_id", account_id), ("reservation_id", reservation_id),
-                         ("agent", agent)):
-        if n and name in get:
-            lengths = pc.fill_null(pc.utf8_length(col(name).cast(pa.string()) if not pa.types.is_dictionary(col(name).type)
-                                                  else col(name).dictionary_decode().cast(pa.string())), 0)
-            reject(lengths.to_numpy(zero_copy_only=False) > MAX_ID_LENGTH[name],
-                   f"{name} is longer than {MAX_ID_LENGTH[name]} characters")
+    lengths = {name: pc.fill_null(pc.utf8_length(_plain_text(col(name))), 0).to_numpy(zero_copy_only=False)
+               for name in MAX_ID_LENGTH if name in get}
+    for name in ("event_id", "account_id"):
+        reject(lengths[name] == 0, f"{name} is empty")
+    for name, length in lengths.items():
+        reject(length > MAX_ID_LENGTH[name], f"{name} is longer than {MAX_ID_LENGTH[name]} characters")
     reject(bad_kind | (kind < 0), f"kind is not an event kind ({len(KINDS)} kinds: see docs/ledger.md)")
     reject(at == NULL_TIME, "at is empty")
     reject((at != NULL_TIME) & (at < _EARLIEST_US), f"at is before {EARLIEST.date().isoformat()}")
@@ -279,7 +282,7 @@ def normalize(batch: pa.RecordBatch | pa.Table, *, now_us: int, max_future_us: i
     given = {"amount": ~np.isnan(amount), "promise_date": promise_date != NULL_TIME, "channel": channel >= 0,
              "outcome": outcome >= 0, "lat": ~np.isnan(lat), "lon": ~np.isnan(lon),
              "expiry_date": expiry_date != NULL_TIME,
-             "reservation_id": np.array([v is not None for v in reservation_id], bool) if n else np.zeros(0, bool)}
+             "reservation_id": lengths.get("reservation_id", np.zeros(n, np.int64)) > 0}
     for name, spec in KINDS.items():
         mine = kind == KIND[name]
         if not mine.any():
@@ -314,7 +317,11 @@ def normalize(batch: pa.RecordBatch | pa.Table, *, now_us: int, max_future_us: i
            "outcome UNREPORTED is the ledger's own (an expired reservation); report what happened")
 
     bad = reason != None                     # noqa: E711
-    good = np.flatnonzero(~bad)
+    # the good rows in (account, at) order: a store's account index grows in order, twice
+    # as fast as in arrival order
+    order = pc.sort_indices(pa.table({"a": _plain_text(col("account_id")), "t": col("at")}),
+                            [("a", "ascending"), ("t", "ascending")]).to_numpy() if n > 1 else np.arange(n)
+    good = order[~bad[order]]
     rows = EventRows(event_id, account_id, kind, at, amount, promise_date, channel, outcome, lat, lon, expiry_date,
                      reservation_id, agent, np.arange(n, dtype=np.int64)).take(good)
     rejected = [Rejection(int(i), event_id[i] if isinstance(event_id[i], str) and len(event_id[i]) <= MAX_ID_LENGTH["event_id"]

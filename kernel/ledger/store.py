@@ -81,7 +81,6 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             reservation_id TEXT,
             agent TEXT)""",
         "CREATE INDEX events_account_at ON events (account_id, at)",
-        "CREATE INDEX events_at ON events (at)",
         """CREATE TABLE reservations (
             reservation_id TEXT PRIMARY KEY,
             account_id TEXT NOT NULL,
