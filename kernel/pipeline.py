@@ -341,6 +341,17 @@ class Pipeline:
         from .ledger.join import with_state
         return with_state(table, as_of, now, self.ledger, self.book_counters)
 
+    def columns_with_state(self, columns: Mapping[str, np.ndarray], as_of: dt.date, now: dt.datetime) -> dict:
+        """A few accounts' NumPy columns (``run_columns``' form) joined with their state."""
+        from .ledger.join import book_state, join_columns, merge
+        batch = Batch(row_count(columns), as_of, now, [columns], self.config)
+        state = book_state(batch)
+        if self.ledger is not None:
+            state = merge(state, self.ledger.state_columns(batch.strings("account_id").to_pylist(),
+                                                           batch.strings("time_zone").to_pylist(), now),
+                          self.book_counters)
+        return join_columns(columns, state)
+
     def record_with_state(self, record: Mapping[str, Any], as_of: dt.date, now: dt.datetime) -> Record:
         """One account's record joined with its state (the ``run_record`` path)."""
         from .ledger.join import book_state_record, join_record, merge_record
@@ -369,15 +380,7 @@ class Pipeline:
                     actions: bool = True) -> PipelineResult:
         """The same for a few accounts given as NumPy columns (strings and enums as str
         arrays, dates as ``datetime64[D]``, instants as ``datetime64[us]``)."""
-        from .ledger.join import book_state, join_columns, merge
-        n = row_count(columns)
-        batch = Batch(n, as_of, now, [columns], self.config)
-        state = book_state(batch)
-        if self.ledger is not None:
-            state = merge(state, self.ledger.state_columns(batch.strings("account_id").to_pylist(),
-                                                           batch.strings("time_zone").to_pylist(), now),
-                          self.book_counters)
-        columns = join_columns(columns, state)
+        columns = self.columns_with_state(columns, as_of, now)
         decisions = self.kernel.decide_columns(columns, as_of)
         return self.act(columns, decisions, as_of, now, actions=actions)
 

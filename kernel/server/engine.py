@@ -338,7 +338,8 @@ class Engine:
         # Kernel.explain builds a table: null ints go in as masked arrays, the form it reads.
         masked = {name: np.ma.masked_array(np.zeros(1, np.int64), mask=[True])
                   for name in self.account_columns.nullable_ints if columns[name].dtype == object}
-        traces = self.kernel.explain({**columns, **masked}, as_of)[0]
+        columns = self.pipeline.columns_with_state({**columns, **masked}, as_of, dt.datetime.now(UTC))
+        traces = self.kernel.explain(columns, as_of)[0]
         response = decision_pb2.ExplainResponse(account_id=str(columns["account_id"][0]), bundle_hash=self.bundle_hash)
         for ruleset, trace in traces.items():
             item = response.rulesets.add(ruleset=ruleset, version=str(trace.get("version", "")))
