@@ -357,13 +357,12 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
 
     # the last payment: the last instalment's, or a later one that kept a promise to pay
     installment_amount = np.round(monthly_payment * payment_share, 2)
-    slot_last = np.argmax(promises.paid_at, axis=1)
-    kept_last = promises.paid_at[rows, slot_last]
+    kept_last, kept_amount = promises.last_paid(n)
     by_promise = kept_last > installment_paid_at
     last_payment_at = np.where(by_promise, kept_last, installment_paid_at)
     has_payment = last_payment_at != NULL_TIME
     last_payment_day = np.where(has_payment, clock.day_of(rows, np.where(has_payment, last_payment_at, 0)), 0)
-    last_payment_amount = np.where(by_promise, promises.amount[rows, slot_last], installment_amount)
+    last_payment_amount = np.where(by_promise, kept_amount, installment_amount)
 
     cols = {
         "account_id": account_id, "customer_id": person["customer_id"], "vin": person["vin"],

@@ -214,12 +214,25 @@ class Promises:
     broken_30d: np.ndarray
     open: np.ndarray             # bool
     open_made: np.ndarray        # µs (NULL_TIME when none)
-    #: per slot (accounts × SLOTS): 0 none, 1 kept, 2 broken
-    slot: np.ndarray
+    #: the accounts with closed promises, and per account of them and slot (rows × SLOTS):
+    rows: np.ndarray
+    slot: np.ndarray             # 0 none, 1 kept, 2 broken
     made_at: np.ndarray          # µs
     promise_day: np.ndarray      # local day
     paid_at: np.ndarray          # µs of the payment that kept it (NULL_TIME: broken or none)
     amount: np.ndarray           # promised (and, when kept, paid)
+
+    def last_paid(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per account: the instant of its last payment that kept a promise (NULL_TIME: none)
+        and its amount."""
+        at = np.full(n, NULL_TIME, np.int64)
+        amount = np.zeros(n)
+        if self.rows.size:
+            last = np.argmax(self.paid_at, axis=1)
+            pick = np.arange(self.rows.size)
+            at[self.rows] = self.paid_at[pick, last]
+            amount[self.rows] = self.amount[pick, last]
+        return at, amount
 
 
 def _pick(rng_keys: np.ndarray, allowed: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -242,49 +255,55 @@ def promises(rng: np.random.Generator, clock: Clock, kept: np.ndarray, broken: n
     the local day of the last instalment payment (NULL_TIME: none), whose slot holds no
     broken promise. Counts that do not fit are cut (rare: young loans, many promises)."""
     n = kept.shape[0]
-    d0 = clock.today
+    rows = np.flatnonzero(kept + broken > 0)        # draws only for accounts with closed promises
+    m = rows.shape[0]
+    d0 = clock.today[rows]
     start = d0[:, None] - SLOTS * SLOT_DAYS + SLOT_DAYS * np.arange(SLOTS)[None, :]   # first day of each slot
     slot_index = np.arange(SLOTS)[None, :]
-    pay_slot = np.where(payment_day == NULL_TIME, -1, (payment_day - (d0 - SLOTS * SLOT_DAYS)) // SLOT_DAYS)
-    usable = (start >= first_day[:, None]) & ~(open_promise[:, None] & (slot_index == SLOTS - 1))
+    pay = payment_day[rows]
+    pay_slot = np.where(pay == NULL_TIME, -1, (pay - (d0 - SLOTS * SLOT_DAYS)) // SLOT_DAYS)
+    usable = (start >= first_day[rows, None]) & ~(open_promise[rows, None] & (slot_index == SLOTS - 1))
     no_payment = slot_index != pay_slot[:, None]
-    keys = rng.random((n, SLOTS))
-    recent = _pick(keys, usable & no_payment & (slot_index >= RECENT_SLOT), broken_30d)
-    old = _pick(keys, usable & no_payment & (slot_index < RECENT_SLOT), broken - broken_30d)
+    keys = rng.random((m, SLOTS))
+    recent = _pick(keys, usable & no_payment & (slot_index >= RECENT_SLOT), broken_30d[rows])
+    old = _pick(keys, usable & no_payment & (slot_index < RECENT_SLOT), (broken - broken_30d)[rows])
     # current accounts keep their promises before their last instalment payment where they can
-    before_payment = (~delinquent)[:, None] & (slot_index < pay_slot[:, None])
-    keep = _pick(keys + before_payment, usable & ~recent & ~old, kept)
+    before_payment = (~delinquent[rows])[:, None] & (slot_index < pay_slot[:, None])
+    keep = _pick(keys + before_payment, usable & ~recent & ~old, kept[rows])
     slot = np.where(keep, 1, np.where(recent | old, 2, 0)).astype(np.int8)
-    kept, b30 = keep.sum(1), recent.sum(1)
-    broken = b30 + old.sum(1)
+    kept, broken_30d, broken = kept.copy(), broken_30d.copy(), broken.copy()
+    kept[rows], broken_30d[rows] = keep.sum(1), recent.sum(1)
+    broken[rows] = broken_30d[rows] + old.sum(1)
 
-    made_day = start + 1 + rng.integers(0, 2, (n, SLOTS))
-    lead = rng.integers(0, 3, (n, SLOTS))
+    made_day = start + 1 + rng.integers(0, 2, (m, SLOTS))
+    lead = rng.integers(0, 3, (m, SLOTS))
     promise_day = made_day + lead
-    pay_day = made_day + (rng.random((n, SLOTS)) * (lead + 1)).astype(np.int64)
-    made_tod = (8 * US_HOUR + rng.random((n, SLOTS)) * 4 * US_HOUR).astype(np.int64)
-    pay_tod = (13 * US_HOUR + rng.random((n, SLOTS)) * 7 * US_HOUR).astype(np.int64)
-    share = rng.uniform(0.3, 1.0, (n, SLOTS))
-    amount = np.where(delinquent[:, None], np.maximum(np.round(base_amount[:, None] * share, -1), 10.0),
-                      np.round(base_amount[:, None], 2) + np.zeros((n, SLOTS)))
-    made_at = np.full((n, SLOTS), NULL_TIME, np.int64)
-    paid_at = np.full((n, SLOTS), NULL_TIME, np.int64)
+    pay_day = made_day + (rng.random((m, SLOTS)) * (lead + 1)).astype(np.int64)
+    made_tod = (8 * US_HOUR + rng.random((m, SLOTS)) * 4 * US_HOUR).astype(np.int64)
+    pay_tod = (13 * US_HOUR + rng.random((m, SLOTS)) * 7 * US_HOUR).astype(np.int64)
+    share = rng.uniform(0.3, 1.0, (m, SLOTS))
+    base = base_amount[rows, None]
+    amount = np.where(delinquent[rows, None], np.maximum(np.round(base * share, -1), 10.0),
+                      np.round(base, 2) + np.zeros((m, SLOTS)))
+    made_at = np.full((m, SLOTS), NULL_TIME, np.int64)
+    paid_at = np.full((m, SLOTS), NULL_TIME, np.int64)
     used = np.flatnonzero(slot.ravel() > 0)
-    rows = used // SLOTS
-    made_at.ravel()[used] = seconds(clock.instant(rows, made_day.ravel()[used], made_tod.ravel()[used]))
+    who = rows[used // SLOTS]
+    made_at.ravel()[used] = seconds(clock.instant(who, made_day.ravel()[used], made_tod.ravel()[used]))
     paying = np.flatnonzero(slot.ravel() == 1)
-    paid_at.ravel()[paying] = seconds(clock.instant(paying // SLOTS, pay_day.ravel()[paying],
+    paid_at.ravel()[paying] = seconds(clock.instant(rows[paying // SLOTS], pay_day.ravel()[paying],
                                                     pay_tod.ravel()[paying]))
 
     # the open promise: during the last conversation when it was in the last 7 days, else
     # on office time of one of the 6 days before today
     open_made = np.full(n, NULL_TIME, np.int64)
-    rows = np.flatnonzero(open_promise)
-    if rows.size:
-        spoke_at = calls.last_conversation[rows]
-        recent_talk = (spoke_at != NULL_TIME) & (clock.day_of(rows, np.where(spoke_at == NULL_TIME, 0, spoke_at))
-                                                 >= d0[rows] - WINDOW_DAYS)
-        x = rng.uniform(0.05, WINDOW_DAYS - 0.05, n)[rows]
-        open_made[rows] = np.where(recent_talk, spoke_at + 30 * US_SEC, office_instant(clock, rows, x))
+    talks = np.flatnonzero(open_promise)
+    spoke_at = calls.last_conversation[talks]
+    recent_talk = (spoke_at != NULL_TIME) & (clock.day_of(talks, np.where(spoke_at == NULL_TIME, 0, spoke_at))
+                                             >= clock.today[talks] - WINDOW_DAYS)
+    x = rng.uniform(0.05, WINDOW_DAYS - 0.05, talks.shape[0])
+    during = np.minimum(spoke_at + 30 * US_SEC, clock.snapshot - US_SEC)
+    open_made[talks] = np.where(recent_talk, np.maximum(during, spoke_at), office_instant(clock, talks, x))
     made = kept + broken + open_promise
-    return Promises(made, kept, broken, b30, open_promise, open_made, slot, made_at, promise_day, paid_at, amount)
+    return Promises(made, kept, broken, broken_30d, open_promise, open_made, rows, slot, made_at, promise_day,
+                    paid_at, amount)
