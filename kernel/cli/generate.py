@@ -108,11 +108,10 @@ def _connector(out: str, name: str | None):
 
 def _write(out: str, connector, accounts: int, seed: int, as_of, progress) -> int:
     from .. import plugins
-    from ..schema import arrow_schema
-    from ..synth import iter_book
+    from ..synth import book_schema, iter_book
 
     def batches():
         for batch in iter_book(accounts, seed, as_of):
             yield batch
             progress(batch.num_rows)
-    return plugins.write_batches(out, batches(), schema=arrow_schema("book"), connector=connector.name)
+    return plugins.write_batches(out, batches(), schema=book_schema(as_of), connector=connector.name)

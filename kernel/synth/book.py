@@ -47,7 +47,6 @@ DEFAULT_AS_OF = dt.date(2026, 11, 28)
 SNAPSHOT_TIME = dt.time(2, 0)
 #: schema metadata key holding the snapshot instant (ISO 8601, UTC)
 SNAPSHOT_KEY = "postloan.snapshot_at"
-_EPOCH = np.datetime64("1970-01-01", "D")
 _BOOK_SCHEMA = arrow_schema("book")
 _REGIONS = cat.CN_REGIONS + cat.US_REGIONS
 #: time zones of the regions (sorted) and each region's index into them
@@ -427,8 +426,7 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     }
     batch = pa.RecordBatch.from_arrays([cols[f.name] for f in _BOOK_SCHEMA], schema=book_schema(as_of))
     history = {
-        "clock": clock, "calls": calls, "promises": promises, "rng": rng_h,
-        "index": idx, "account_id": account_id, "region": reg, "delinquent": delinquent, "dpd": dpd,
+        "clock": clock, "calls": calls, "promises": promises, "dpd": dpd,
         "phone_valid": phone_valid, "sms_today": sms_today, "contract_day": contracted,
         "oldest_unpaid_day": oldest_unpaid_due.astype(np.int64),
         "installment_paid_at": installment_paid_at, "installment_amount": installment_amount,
@@ -436,7 +434,7 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
         "complaints": complaints, "consent": consent, "opt_out": opt_out, "reason": reason,
         "insurance_known": ins_known, "insurance_expiry": ins_expiry.astype(np.int64),
         "gps": gps, "last_ping": last_ping, "lat": np.round(lat, 5), "lon": np.round(lon, 5),
-        "home_lat": lat0, "home_lon": lon0, "exits": exits, "violations": violations,
+        "exits": exits, "violations": violations,
         "notices": notices, "repossessed": repossessed,
     }
     return batch, history

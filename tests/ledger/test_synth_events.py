@@ -194,6 +194,8 @@ def test_generate_writes_the_events_beside_the_book(tmp_path, capsys):
     assert main(["generate", "--accounts", "50", "--quiet", "--out", str(tmp_path / "b.arrow"),
                  "--events", str(csv)]) == 0
     assert csv.read_text().splitlines()[0].startswith('"event_id","account_id","kind","at"')
+    arrow_book = pa.ipc.open_file(str(tmp_path / "b.arrow")).schema
+    assert arrow_book.metadata[SNAPSHOT_KEY.encode()] == b"2026-11-28T02:00:00Z"
 
 
 def test_generate_refuses_events_over_the_book(tmp_path, capsys):
