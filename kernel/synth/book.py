@@ -306,7 +306,7 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     # an OFFLINE tracker has been silent for the state's 2 hours at least; a TAMPERED one sent
     # its alert (with its last ping) within the tamper window; pings are on whole seconds
     offline_h = np.where(gps == 1, np.maximum(offline_h, 2.0), offline_h)
-    offline_h = np.where(gps == 2, np.minimum(offline_h, hist.EXITS_NEED_PING_WITHIN_H - 24), offline_h)
+    offline_h = np.where(gps == 2, np.minimum(offline_h, hist.TAMPER_WITHIN_H), offline_h)
     silent_s = np.round(np.where(has_device, offline_h, 0.0) * 3600).astype(np.int64)
     last_ping = snapshot - silent_s * hist.US_SEC
     offline_h = np.where(has_device, (snapshot - last_ping) / hist.US_HOUR, np.nan)

@@ -56,6 +56,9 @@ RECENT_SLOT = 10
 #: a tracker silent this long or longer reports no geofence exits in 30 days (its exits
 #: must lie in the 30 local days and before its last ping, with a day of margin)
 EXITS_NEED_PING_WITHIN_H = 26 * 24.0
+#: a TAMPERED tracker's alert (sent with its last ping) is at most this old: the state counts
+#: an alert for 30 local days (``gps_tamper_days``), two days of margin
+TAMPER_WITHIN_H = 28 * 24.0
 
 
 def seconds(us: np.ndarray) -> np.ndarray:
