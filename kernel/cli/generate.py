@@ -14,8 +14,16 @@ The format follows the file's extension, as for `postloan decide` (.parquet, .ar
 or --format names a connector; a name without an extension (/dev/stdout) gets Parquet. The file
 appears only once the book is complete.
 
+The book is a snapshot at 02:00 UTC on its as-of date (10:00 in Beijing, the evening before in
+the US), recorded in the Parquet/Arrow schema metadata as postloan.snapshot_at. --events FILE
+also writes the event history behind it (the ledger's events table, any connector format by
+extension, Parquet without one), streamed after the book: ingested into a ledger
+(kernel.ledger.Ledger.ingest), the state derived as of the snapshot equals the book's
+counters (calls today, promises, the last payment, GPS, ...).
+
 examples:
   postloan generate --accounts 1000000 --seed 7 --out book.parquet
+  postloan generate --accounts 100000 --out book.parquet --events events.parquet
   postloan generate --accounts 2000 --out book.csv"""
 
 
@@ -25,6 +33,8 @@ def add_arguments(p) -> None:
     p.add_argument("--as-of", type=a.date, default=None, help="snapshot date YYYY-MM-DD (default 2026-11-28)")
     p.add_argument("--out", type=_target, required=True,
                    help="output file (format by extension, Parquet without one) or a connector URI")
+    p.add_argument("--events", type=a.output_file, default=None, metavar="FILE",
+                   help="also write the event history behind the book (format by extension, Parquet without one)")
     p.add_argument("--format", default=None, metavar="CONNECTOR",
                    help="connector to write with, e.g. parquet, arrow, csv, sqlite (default: by extension)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -44,6 +54,8 @@ def run(args) -> int:
     from .progress import bar
 
     as_of = args.as_of or DEFAULT_AS_OF
+    if args.events is not None and _same_file(args.events, args.out):
+        raise PostloanError(f"--events {args.events}: the same file as --out; write the events to another file")
     connector = _connector(args.out, args.format)
     start = time.perf_counter()
     with bar(args.accounts, "generating", unit="acct", disable=args.quiet) as progress:
@@ -56,7 +68,30 @@ def run(args) -> int:
             raise PostloanError(f"cannot write {args.out}: {e.strerror or e}") from None
     seconds = time.perf_counter() - start
     print(f"wrote {rows:,} accounts to {args.out} in {seconds:.1f} s ({rows / seconds:,.0f} accounts/s)")
+    if args.events is not None:
+        _write_events(args, as_of)
     return 0
+
+
+def _write_events(args, as_of) -> None:
+    import time
+
+    from ..synth import write_events
+    from .progress import bar
+    start = time.perf_counter()
+    with bar(args.accounts, "events", unit="acct", disable=args.quiet) as progress:
+        try:
+            events = write_events(args.events, args.accounts, args.seed, as_of, progress=progress.update)
+        except OSError as e:
+            raise PostloanError(f"cannot write {args.events}: {e.strerror or e}") from None
+    seconds = time.perf_counter() - start
+    print(f"wrote {events:,} events of {args.accounts:,} accounts to {args.events} in {seconds:.1f} s "
+          f"({args.accounts / seconds:,.0f} accounts/s)")
+
+
+def _same_file(a: str, b: str) -> bool:
+    import os
+    return "://" not in b and os.path.abspath(a) == os.path.abspath(b)
 
 
 def _connector(out: str, name: str | None):
@@ -73,11 +108,10 @@ def _connector(out: str, name: str | None):
 
 def _write(out: str, connector, accounts: int, seed: int, as_of, progress) -> int:
     from .. import plugins
-    from ..schema import arrow_schema
-    from ..synth import iter_book
+    from ..synth import book_schema, iter_book
 
     def batches():
         for batch in iter_book(accounts, seed, as_of):
             yield batch
             progress(batch.num_rows)
-    return plugins.write_batches(out, batches(), schema=arrow_schema("book"), connector=connector.name)
+    return plugins.write_batches(out, batches(), schema=book_schema(as_of), connector=connector.name)

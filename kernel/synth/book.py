@@ -14,8 +14,16 @@ The book is one row per account (accounts ⋈ customers ⋈ vehicles, see
 - small shares of GPS-offline or tampered trackers, lapsed insurance, traffic violations,
   broken promises and open complaints, all more frequent among delinquent accounts.
 
-Every chunk of :data:`CHUNK` rows draws from its own generator seeded by ``(seed, chunk)``,
-so a row's values depend only on the seed and its index, never on how the output is batched.
+The book is a snapshot taken at one instant, :func:`snapshot_at` (``as_of`` at
+:data:`SNAPSHOT_TIME` UTC: 10:00 in Beijing, the evening before in the United States), which
+the written book carries in its schema metadata (``postloan.snapshot_at``). Its counters are
+what the ledger would derive from the account's events as of that instant, in the debtor's
+local calendar (:mod:`kernel.synth.history` draws when each counted thing happened,
+:mod:`kernel.synth.events` writes the events).
+
+Every chunk of :data:`CHUNK` rows draws from its own generators seeded by ``(seed, chunk)``
+(the book's draws) and ``(seed, chunk, 1)`` (the history's), so a row's values depend only on
+the seed and its index, never on how the output is batched.
 """
 from __future__ import annotations
 
@@ -27,13 +35,45 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schedule as sched
+from ..hookspecs import NULL_TIME
 from ..schema import ENUMS, arrow_schema
 from . import catalogue as cat
+from . import history as hist
 
 CHUNK = 16_384
 DEFAULT_AS_OF = dt.date(2026, 11, 28)
-_EPOCH = np.datetime64("1970-01-01", "D")
+#: the book is a snapshot at this time of day (UTC) on its as-of date: 10:00 in Beijing (the
+#: moment ``postloan demo`` plans actions for), 18:00–21:00 the evening before in the US
+SNAPSHOT_TIME = dt.time(2, 0)
+#: schema metadata key holding the snapshot instant (ISO 8601, UTC)
+SNAPSHOT_KEY = "postloan.snapshot_at"
 _BOOK_SCHEMA = arrow_schema("book")
+_REGIONS = cat.CN_REGIONS + cat.US_REGIONS
+#: time zones of the regions (sorted) and each region's index into them
+ZONES = sorted({r[2] for r in _REGIONS})
+_REGION_ZONE = np.array([ZONES.index(r[2]) for r in _REGIONS], np.int64)
+
+
+def snapshot_at(as_of: dt.date = DEFAULT_AS_OF) -> dt.datetime:
+    """The instant the book generated for ``as_of`` is a snapshot of (UTC)."""
+    return dt.datetime.combine(as_of, SNAPSHOT_TIME, dt.timezone.utc)
+
+
+def snapshot_us(as_of: dt.date = DEFAULT_AS_OF) -> int:
+    """:func:`snapshot_at` in µs since the epoch."""
+    t = SNAPSHOT_TIME
+    return ((as_of - dt.date(1970, 1, 1)).days * 86_400 + t.hour * 3600 + t.minute * 60 + t.second) * 1_000_000
+
+
+def snapshot_metadata(as_of: dt.date = DEFAULT_AS_OF) -> dict[str, str]:
+    """The schema metadata a written book or events file carries: ``postloan.snapshot_at``."""
+    return {SNAPSHOT_KEY: snapshot_at(as_of).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def book_schema(as_of: dt.date = DEFAULT_AS_OF) -> pa.Schema:
+    """The contract's book schema with the snapshot instant in its metadata."""
+    return _BOOK_SCHEMA.with_metadata({**(_BOOK_SCHEMA.metadata or {}),
+                                       **{k.encode(): v.encode() for k, v in snapshot_metadata(as_of).items()}})
 
 
 def _enum(name: str, codes: np.ndarray) -> pa.DictionaryArray:
@@ -66,29 +106,38 @@ def _add_months(month0: np.ndarray, k: np.ndarray, day: np.ndarray) -> np.ndarra
     return (month0 + k).astype("datetime64[D]") + (day - 1).astype("timedelta64[D]")
 
 
-def _ts(seconds: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
-    if valid is not None:
-        seconds = np.where(valid, seconds, 0.0)
-    us = (seconds * 1_000_000).astype(np.int64)
-    return pa.array(us, pa.timestamp("us", tz="UTC"), mask=None if valid is None else ~valid)
+def _instants(us: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """µs since the epoch → timestamp[us, UTC], null where not ``valid``."""
+    return pa.array(np.where(valid, us, 0), pa.timestamp("us", tz="UTC"), mask=~valid)
 
 
 def _chunk(seed: int, chunk: int, n: int, as_of: dt.date) -> pa.RecordBatch:
     """Rows ``chunk·CHUNK … chunk·CHUNK + n − 1`` of the book."""
+    return simulate(seed, chunk, n, as_of)[0]
+
+
+def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True) -> tuple[pa.RecordBatch, dict]:
+    """Rows ``chunk·CHUNK … chunk·CHUNK + n − 1`` of the book, and the history behind them
+    (the draws :mod:`kernel.synth.events` turns into events). ``people=False`` leaves the
+    personal-data columns (names, ids, phones, addresses, plates, VINs) empty: every draw is
+    still made, so every other column is the same."""
     rng = np.random.default_rng([seed, chunk])
+    rng_h = np.random.default_rng([seed, chunk, 1])
     first_index = chunk * CHUNK
     today = np.datetime64(as_of, "D")
-    snapshot_s = (today - _EPOCH).astype(np.int64) * 86400 + 20 * 3600  # 20:00 UTC
+    snapshot = snapshot_us(as_of)
 
     # --- customer: where, who, latent quality -------------------------------------------
     us = rng.random(n) < 0.05
-    regions = cat.CN_REGIONS + cat.US_REGIONS
+    regions = _REGIONS
     cn_w = np.array([r[1] for r in cat.CN_REGIONS]); us_w = np.array([r[1] for r in cat.US_REGIONS])
     region_idx = np.where(us, len(cat.CN_REGIONS) + rng.choice(len(us_w), n, p=us_w / us_w.sum()),
                           rng.choice(len(cn_w), n, p=cn_w / cn_w.sum()))
     age = np.clip(np.round(rng.normal(36, 9, n)), 22, 68).astype(np.int64)
     emp = rng.choice(5, n, p=[0.64, 0.26, 0.04, 0.03, 0.03])
     quality = rng.normal(0, 1, n)                       # latent creditworthiness
+    rows = np.arange(n)
+    clock = hist.Clock.at(snapshot, ZONES, _REGION_ZONE[region_idx])
     quality -= np.where(emp == 2, 1.0, 0.0) + np.where(emp == 4, 0.4, 0.0)
     quality += np.clip((age - 30) / 40, -0.2, 0.5)
 
@@ -184,7 +233,8 @@ def _chunk(seed: int, chunk: int, n: int, as_of: dt.date) -> pa.RecordBatch:
                                                            rng.integers(1, 25, n), 0)]).astype(np.int64)
     on_time = np.where(due > 0, 1 - times_overdue / np.maximum(np.minimum(due, 12), 1), np.nan)
     last_pay = due_of(np.maximum(paid, 1)) + rng.integers(0, 4, n).astype("timedelta64[D]")
-    last_pay = np.minimum(last_pay, today)
+    # on or before the snapshot's local day (the evening before as_of in the US)
+    last_pay_day = np.minimum(last_pay.astype(np.int64), clock.today)
 
     # promises to pay: made by delinquent customers, broken more often by weak ones
     made = np.where(delinquent, rng.poisson(np.minimum(0.6 + dpd / 30, 4)), rng.poisson(0.03, n) * (due > 0))
@@ -194,6 +244,7 @@ def _chunk(seed: int, chunk: int, n: int, as_of: dt.date) -> pa.RecordBatch:
     broken_30d = rng.binomial(broken, 0.45)
     open_promise = delinquent & (rng.random(n) < 0.35)
     promise_date = today + rng.integers(1, 15, n).astype("timedelta64[D]")
+    # (made, kept and broken are settled with the history below: the open promise counts as made)
 
     # --- contactability and today's contact history --------------------------------------
     phone_valid = rng.random(n) > np.where(dpd > 60, 0.2, 0.04)
@@ -207,8 +258,17 @@ def _chunk(seed: int, chunk: int, n: int, as_of: dt.date) -> pa.RecordBatch:
     calls_7d = attempts_today + rng.poisson(lam * 4)
     sms_today = rng.poisson(np.where(missed > 0, 0.8, 0.0))
     spoke = (missed > 0) & (rng.random(n) < 0.8)
-    last_conv_s = snapshot_s - rng.exponential(3 * 86400, n) - 3600
+    gap_s = rng.exponential(3 * 86400, n) + 3600          # back to the last conversation, as drawn
     complaints = rng.poisson(np.where(missed > 0, 0.04, 0.006))
+
+    # --- the history behind the counters (kernel.synth.history): consistent counters -----
+    calls = hist.calls(rng_h, clock, attempts_today, connected_today, failed_streak, calls_7d, spoke, gap_s)
+    failed_streak, spoke, last_conversation = calls.failed_streak, calls.spoke, calls.last_conversation
+    contracted = contract_date.astype(np.int64)
+    installment_paid_at = np.where(paid > 0, hist.day_instant(clock, rows, last_pay_day, rng_h.random(n)), NULL_TIME)
+    promises = hist.promises(rng_h, clock, kept, broken, broken_30d, open_promise, delinquent, contracted,
+                             np.where(paid > 0, last_pay_day, NULL_TIME), monthly_payment, calls)
+    made, kept, broken, broken_30d = promises.made, promises.kept, promises.broken, promises.broken_30d
 
     card_valid = rng.random(n) > 0.15
     card_util = np.clip(rng.beta(2, 3, n) - 0.15 * quality, 0, 1.5)
@@ -229,6 +289,11 @@ def _chunk(seed: int, chunk: int, n: int, as_of: dt.date) -> pa.RecordBatch:
     lapsed = rng.random(n) < np.where(missed > 0, 0.10, 0.025)
     ins_expiry = np.where(lapsed, today - rng.integers(1, 120, n).astype("timedelta64[D]"), ins_expiry)
     ins_known = rng.random(n) > 0.01
+    # a policy lapsed before the contract was never the car's: the one bought with the loan
+    # ended (was cancelled) since
+    since_contract = (today - contract_date).astype(np.int64)
+    cancelled = contract_date + (since_contract * rng_h.random(n)).astype("timedelta64[D]")
+    ins_expiry = np.where(lapsed & (ins_expiry < contract_date), cancelled, ins_expiry)
 
     gps_r = rng.random(n)
     risky = np.clip(dpd / 90, 0, 1)
@@ -238,7 +303,13 @@ def _chunk(seed: int, chunk: int, n: int, as_of: dt.date) -> pa.RecordBatch:
                           [rng.uniform(0, 1.5, n), rng.lognormal(np.log(60), 0.9, n), rng.lognormal(np.log(200), 0.6, n)],
                           default=np.nan)
     has_device = gps != 3
-    ping_s = snapshot_s - offline_h * 3600
+    # an OFFLINE tracker has been silent for the state's 2 hours at least; a TAMPERED one sent
+    # its alert (with its last ping) within the tamper window; pings are on whole seconds
+    offline_h = np.where(gps == 1, np.maximum(offline_h, 2.0), offline_h)
+    offline_h = np.where(gps == 2, np.minimum(offline_h, hist.TAMPER_WITHIN_H), offline_h)
+    silent_s = np.round(np.where(has_device, offline_h, 0.0) * 3600).astype(np.int64)
+    last_ping = snapshot - silent_s * hist.US_SEC
+    offline_h = np.where(has_device, (snapshot - last_ping) / hist.US_HOUR, np.nan)
     reg = region_idx
     lat0 = np.array([x[4] for x in regions])[reg]; lon0 = np.array([x[5] for x in regions])[reg]
     fence = np.where(rng.random(n) < 0.7, 30.0, 50.0)
@@ -249,6 +320,12 @@ def _chunk(seed: int, chunk: int, n: int, as_of: dt.date) -> pa.RecordBatch:
     lon = lon0 + km * np.sin(bearing) / (111.0 * np.cos(np.radians(lat0)))
     exits = rng.poisson(np.where(far, 2.0, 0.1))
     violations = rng.poisson(np.exp(rng.normal(-1.2, 0.9, n)))
+    # a tracker reports geofence exits while it pings: none without one or silent for weeks;
+    # a car on the book for fewer days than the window had fewer days to leave or be fined
+    owned_days = clock.today - contracted
+    exits = np.where(has_device & (offline_h < hist.EXITS_NEED_PING_WITHIN_H),
+                     rng_h.binomial(exits, np.clip(owned_days / 27, 0, 1)), 0)
+    violations = rng_h.binomial(violations, np.clip(owned_days / 88, 0, 1))
     repossessed = (dpd > 90) & (rng.random(n) < 0.3) | (dpd > 60) & (rng.random(n) < 0.05)
 
     # overdue reason as a collector would record it, by the customer's situation
@@ -266,29 +343,28 @@ def _chunk(seed: int, chunk: int, n: int, as_of: dt.date) -> pa.RecordBatch:
     # --- personal data (synthetic, but in the real formats) ------------------------------
     idx = np.arange(first_index, first_index + n)
     account_id = _join(pa.array(np.full(n, "AC")), _digits(idx, 10))
-    customer_id = _join(pa.array(np.full(n, "CU")), _digits(idx, 10))
-    vin = _vin(rng, brand_idx, model_year, idx)
-    cn_name = _join(_take(cat.CN_SURNAMES, rng.integers(0, len(cat.CN_SURNAMES), n)),
-                    _take(cat.CN_GIVEN, rng.integers(0, len(cat.CN_GIVEN), n)))
-    us_name = _join(_take(cat.US_GIVEN, rng.integers(0, len(cat.US_GIVEN), n)), pa.array(np.full(n, " ")),
-                    _take(cat.US_SURNAMES, rng.integers(0, len(cat.US_SURNAMES), n)))
-    name = pc.if_else(pa.array(us), us_name, cn_name)
-    birth_year = as_of.year - age
-    id_number = pc.if_else(pa.array(us), _join(_digits(rng.integers(100, 900, n), 3), pa.array(np.full(n, "-")),
-                                                 _digits(rng.integers(10, 100, n), 2), pa.array(np.full(n, "-")),
-                                                 _digits(rng.integers(1000, 10000, n), 4)),
-                           _cn_id(rng, birth_year))
-    phone = pc.if_else(pa.array(us),
-                       _join(pa.array(np.full(n, "+1-")), _digits(rng.integers(200, 1000, n), 3), pa.array(np.full(n, "-")),
-                             _digits(rng.integers(200, 1000, n), 3), pa.array(np.full(n, "-")), _digits(rng.integers(0, 10_000, n), 4)),
-                       _join(pa.array(np.full(n, "1")), _take(("3", "5", "7", "8", "9"), rng.integers(0, 5, n)),
-                             _digits(rng.integers(0, 1_000_000_000, n), 9)))
-    address = _join(_take([x[6] for x in regions], reg), pa.array(np.full(n, " No.")), _digits(rng.integers(1, 999, n), 1))
-    plate = _join(_take([x[3] for x in regions], reg), _take(list("ABCDEFGHJK"), rng.integers(0, 10, n)),
-                  _digits(rng.integers(0, 100_000, n), 5))
+    drawn_people = _draw_people(rng, n)
+    person = _people(drawn_people, us, reg, brand_idx, model_year, idx, as_of.year - age) if people else \
+        dict.fromkeys(("customer_id", "vin", "name", "id_number", "phone", "address", "plate_number"),
+                      pa.nulls(n, pa.string()))
+    # the draws the columns below make, in the order they always made them
+    payment_share = rng.uniform(0.98, 1.0, n)
+    litigation_clause = rng.random(n) < 0.97
+    records_kept = rng.random(n) < 0.9
+    notices = rng.poisson(np.where(dpd > 30, dpd / 45, 0.0))
+    employment_years = np.round(np.minimum(rng.exponential(5, n), age - 18), 1)
+
+    # the last payment: the last instalment's, or a later one that kept a promise to pay
+    installment_amount = np.round(monthly_payment * payment_share, 2)
+    kept_last, kept_amount = promises.last_paid(n)
+    by_promise = kept_last > installment_paid_at
+    last_payment_at = np.where(by_promise, kept_last, installment_paid_at)
+    has_payment = last_payment_at != NULL_TIME
+    last_payment_day = np.where(has_payment, clock.day_of(rows, np.where(has_payment, last_payment_at, 0)), 0)
+    last_payment_amount = np.where(by_promise, kept_amount, installment_amount)
 
     cols = {
-        "account_id": account_id, "customer_id": customer_id, "vin": vin,
+        "account_id": account_id, "customer_id": person["customer_id"], "vin": person["vin"],
         "product": _enum("product", product),
         "contract_date": _days(contract_date), "first_due_date": _days(due_of(np.ones(n, np.int64))),
         "term_months": pa.array(term.astype(np.int64)), "principal": pa.array(principal),
@@ -303,17 +379,18 @@ def _chunk(seed: int, chunk: int, n: int, as_of: dt.date) -> pa.RecordBatch:
         "penalty_interest": pa.array(penalty), "dpd_30d_ago": pa.array(dpd_30d_ago.astype(np.int64)),
         "max_dpd_12m": pa.array(max_dpd), "times_overdue_12m": pa.array(times_overdue.astype(np.int64)),
         "on_time_ratio_12m": pa.array(np.round(on_time, 4), mask=np.isnan(on_time)),
-        "last_payment_date": pa.array(last_pay.astype("datetime64[D]"), pa.date32(), mask=paid == 0),
-        "last_payment_amount": pa.array(np.round(monthly_payment * rng.uniform(0.98, 1.0, n), 2), mask=paid == 0),
+        "last_payment_date": pa.array(last_payment_day.astype(np.int32), pa.date32(), mask=~has_payment),
+        "last_payment_amount": pa.array(last_payment_amount, mask=~has_payment),
         "promises_made_90d": pa.array(made.astype(np.int64)), "promises_kept_90d": pa.array(kept.astype(np.int64)),
         "promises_broken_90d": pa.array(broken.astype(np.int64)), "promises_broken_30d": pa.array(broken_30d.astype(np.int64)),
         "promise_date": pa.array(promise_date.astype("datetime64[D]"), pa.date32(), mask=~open_promise),
         "reported_overdue_reason": _enum("overdue_reason", reason),
-        "litigation_clause": pa.array(rng.random(n) < 0.97), "contact_records_kept": pa.array(rng.random(n) < 0.9),
-        "demand_notices_sent": pa.array(rng.poisson(np.where(dpd > 30, dpd / 45, 0.0)).astype(np.int64)),
+        "litigation_clause": pa.array(litigation_clause), "contact_records_kept": pa.array(records_kept),
+        "demand_notices_sent": pa.array(notices.astype(np.int64)),
         "repossessed": pa.array(repossessed),
         # customer
-        "name": name, "id_number": id_number, "phone": phone, "address": address,
+        "name": person["name"], "id_number": person["id_number"], "phone": person["phone"],
+        "address": person["address"],
         "age": pa.array(age), "country": _enum("country", us.astype(np.int8)),
         "region": _take([x[0] for x in regions], reg), "time_zone": _take([x[2] for x in regions], reg),
         "bureau_score": pa.array(bureau, mask=~bureau_valid),
@@ -323,17 +400,17 @@ def _chunk(seed: int, chunk: int, n: int, as_of: dt.date) -> pa.RecordBatch:
         "card_utilization": pa.array(np.round(card_util, 4), mask=~card_valid),
         "monthly_spending": pa.array(spending), "spending_change_3m": pa.array(spending_change),
         "employment_status": _enum("employment_status", emp),
-        "employment_years": pa.array(np.round(np.minimum(rng.exponential(5, n), age - 18), 1)),
+        "employment_years": pa.array(employment_years),
         "phone_valid": pa.array(phone_valid), "has_third_party_contact": pa.array(third_party),
         "consent_automated_contact": pa.array(consent), "contact_opt_out": pa.array(opt_out),
         "connected_calls_today": pa.array(connected_today.astype(np.int64)),
         "call_attempts_today": pa.array(attempts_today.astype(np.int64)),
         "consecutive_failed_attempts": pa.array(failed_streak.astype(np.int64)),
         "calls_7d": pa.array(calls_7d.astype(np.int64)), "sms_today": pa.array(sms_today.astype(np.int64)),
-        "last_conversation_at": _ts(last_conv_s, spoke),
+        "last_conversation_at": _instants(last_conversation, spoke),
         "open_complaints": pa.array(complaints.astype(np.int64)),
         # vehicle
-        "plate_number": plate,
+        "plate_number": person["plate_number"],
         "brand": _take([b[0] for b in cat.BRANDS], brand_idx),
         "model": _take([m for m, _ in flat_models], model_flat),
         "model_year": pa.array(model_year), "energy_type": _enum("energy_type", energy),
@@ -341,26 +418,82 @@ def _chunk(seed: int, chunk: int, n: int, as_of: dt.date) -> pa.RecordBatch:
         "purchase_price": pa.array(price),
         "insurance_expiry_date": pa.array(ins_expiry.astype("datetime64[D]"), pa.date32(), mask=~ins_known),
         "gps_status": _enum("gps_status", gps),
-        "gps_offline_hours": pa.array(np.round(offline_h, 2), mask=~has_device),
-        "gps_last_ping_at": _ts(ping_s, has_device),
+        "gps_offline_hours": pa.array(np.where(has_device, offline_h, 0.0), mask=~has_device),
+        "gps_last_ping_at": _instants(last_ping, has_device),
         "gps_lat": pa.array(np.round(lat, 5), mask=~has_device), "gps_lon": pa.array(np.round(lon, 5), mask=~has_device),
         "home_geofence_km": pa.array(fence), "km_from_home": pa.array(np.round(km, 2), mask=~has_device),
         "geofence_exits_30d": pa.array(exits.astype(np.int64)), "violations_90d": pa.array(violations.astype(np.int64)),
     }
-    return pa.RecordBatch.from_arrays([cols[f.name] for f in _BOOK_SCHEMA], schema=_BOOK_SCHEMA)
+    batch = pa.RecordBatch.from_arrays([cols[f.name] for f in _BOOK_SCHEMA], schema=book_schema(as_of))
+    history = {
+        "clock": clock, "calls": calls, "promises": promises, "dpd": dpd,
+        "phone_valid": phone_valid, "sms_today": sms_today, "contract_day": contracted,
+        "oldest_unpaid_day": oldest_unpaid_due.astype(np.int64),
+        "installment_paid_at": installment_paid_at, "installment_amount": installment_amount,
+        "open_amount": np.maximum(overdue_amount, 0.01), "promise_day": promise_date.astype(np.int64),
+        "complaints": complaints, "consent": consent, "opt_out": opt_out, "reason": reason,
+        "insurance_known": ins_known, "insurance_expiry": ins_expiry.astype(np.int64),
+        "gps": gps, "last_ping": last_ping, "lat": np.round(lat, 5), "lon": np.round(lon, 5),
+        "exits": exits, "violations": violations,
+        "notices": notices, "repossessed": repossessed,
+    }
+    return batch, history
 
 
 _VIN_CHARS = np.array(list("ABCDEFGHJKLMNPRSTUVWXYZ0123456789"))
 _VIN_YEAR = "ABCDEFGHJKLMNPRSTVWXY123456789"  # model-year code, cycling every 30 years from 1980
+_ID_AREAS = np.array([440305, 320106, 330106, 370102, 410105, 510107, 420103, 110105, 310115])
 
 
-def _vin(rng, brand_idx, model_year, idx) -> pa.Array:
+def _draw_people(rng, n: int) -> dict[str, np.ndarray]:
+    """Every draw the personal-data columns make, in their order (the book draws them even
+    when it leaves those columns empty, so that the columns after them stay the same)."""
+    d = {}
+    d["vin_body"] = rng.integers(0, len(_VIN_CHARS), (n, 5))
+    d["cn_surname"] = rng.integers(0, len(cat.CN_SURNAMES), n)
+    d["cn_given"] = rng.integers(0, len(cat.CN_GIVEN), n)
+    d["us_given"] = rng.integers(0, len(cat.US_GIVEN), n)
+    d["us_surname"] = rng.integers(0, len(cat.US_SURNAMES), n)
+    d["ssn"] = (rng.integers(100, 900, n), rng.integers(10, 100, n), rng.integers(1000, 10000, n))
+    d["cn_id"] = (rng.choice(_ID_AREAS, n), rng.integers(1, 13, n), rng.integers(1, 29, n), rng.integers(0, 1000, n))
+    d["us_phone"] = (rng.integers(200, 1000, n), rng.integers(200, 1000, n), rng.integers(0, 10_000, n))
+    d["cn_phone"] = (rng.integers(0, 5, n), rng.integers(0, 1_000_000_000, n))
+    d["house"] = rng.integers(1, 999, n)
+    d["plate"] = (rng.integers(0, 10, n), rng.integers(0, 100_000, n))
+    return d
+
+
+def _people(d: dict, us, reg, brand_idx, model_year, idx, birth_year) -> dict[str, pa.Array]:
+    """The personal-data columns from their draws."""
+    n = idx.shape[0]
+    dash = pa.array(np.full(n, "-"))
+    cn_name = _join(_take(cat.CN_SURNAMES, d["cn_surname"]), _take(cat.CN_GIVEN, d["cn_given"]))
+    us_name = _join(_take(cat.US_GIVEN, d["us_given"]), pa.array(np.full(n, " ")), _take(cat.US_SURNAMES, d["us_surname"]))
+    a, b, c = d["ssn"]
+    us_phone, cn_phone = d["us_phone"], d["cn_phone"]
+    return {
+        "customer_id": _join(pa.array(np.full(n, "CU")), _digits(idx, 10)),
+        "vin": _vin(d["vin_body"], brand_idx, model_year, idx),
+        "name": pc.if_else(pa.array(us), us_name, cn_name),
+        "id_number": pc.if_else(pa.array(us), _join(_digits(a, 3), dash, _digits(b, 2), dash, _digits(c, 4)),
+                                _cn_id(d["cn_id"], birth_year)),
+        "phone": pc.if_else(pa.array(us),
+                            _join(pa.array(np.full(n, "+1-")), _digits(us_phone[0], 3), dash, _digits(us_phone[1], 3),
+                                  dash, _digits(us_phone[2], 4)),
+                            _join(pa.array(np.full(n, "1")), _take(("3", "5", "7", "8", "9"), cn_phone[0]),
+                                  _digits(cn_phone[1], 9))),
+        "address": _join(_take([x[6] for x in _REGIONS], reg), pa.array(np.full(n, " No.")), _digits(d["house"], 1)),
+        "plate_number": _join(_take([x[3] for x in _REGIONS], reg), _take(list("ABCDEFGHJK"), d["plate"][0]),
+                              _digits(d["plate"][1], 5)),
+    }
+
+
+def _vin(body_codes, brand_idx, model_year, idx) -> pa.Array:
     """17-character VINs: maker prefix, random body, model-year letter, serial from the index."""
     n = idx.shape[0]
     wmi = np.array(["LVS", "LFV", "LHG", "LGX", "LRW", "WBA", "WDD", "LFV", "LB3", "LS5", "LGW", "LSG",
                     "LGB", "LJ1", "LW4"])[brand_idx % 15]
-    body = _VIN_CHARS[rng.integers(0, len(_VIN_CHARS), (n, 5))]
-    body = _fast_rows(body)
+    body = _fast_rows(_VIN_CHARS[body_codes])
     year = np.array(list(_VIN_YEAR))[(model_year - 1980) % 30]
     return _join(pa.array(wmi), pa.array(body), pa.array(np.full(n, "X")), pa.array(year),
                  pa.array(np.full(n, "Z")), _digits(idx % 1_000_000, 6))
@@ -375,12 +508,11 @@ _ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
 _ID_CHECK = np.array(list("10X98765432"))
 
 
-def _cn_id(rng, birth_year) -> pa.Array:
+def _cn_id(drawn, birth_year) -> pa.Array:
     """18-digit resident ID numbers with a valid GB 11643 check character."""
     n = birth_year.shape[0]
     digits = np.empty((n, 17), np.int64)
-    area = rng.choice(np.array([440305, 320106, 330106, 370102, 410105, 510107, 420103, 110105, 310115]), n)
-    month = rng.integers(1, 13, n); day = rng.integers(1, 29, n); seq = rng.integers(0, 1000, n)
+    area, month, day, seq = drawn
     start = 0
     for value, width in ((area, 6), (birth_year, 4), (month, 2), (day, 2), (seq, 3)):
         for d in range(width):
@@ -404,7 +536,7 @@ def iter_book(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF) -> I
 
 def generate(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF) -> pa.Table:
     """The whole book in memory (use :func:`iter_book` or :func:`write_book` for large books)."""
-    return pa.Table.from_batches(list(iter_book(accounts, seed, as_of)), schema=_BOOK_SCHEMA)
+    return pa.Table.from_batches(list(iter_book(accounts, seed, as_of)), schema=book_schema(as_of))
 
 
 def write_book(path, accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF, progress=None) -> int:
@@ -422,7 +554,7 @@ def write_book(path, accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_O
     target = path if special else f"{path}.partial"
     rows = 0
     try:
-        with pq.ParquetWriter(target, _BOOK_SCHEMA, compression="zstd") as writer:
+        with pq.ParquetWriter(target, book_schema(as_of), compression="zstd") as writer:
             for batch in iter_book(accounts, seed, as_of):
                 writer.write_batch(batch)
                 rows += batch.num_rows

@@ -1,0 +1,405 @@
+"""The event history behind a synthetic book: what the ledger would have recorded.
+
+For every account of :func:`kernel.synth.generate`'s book, the events (the contract's
+``events`` table, :mod:`kernel.ledger.events`) from which :class:`kernel.ledger.Ledger`
+derives, as of the book's snapshot instant (:func:`kernel.synth.snapshot_at`) and with the
+default :class:`~kernel.ledger.StateSettings`, exactly the book's counters wherever a state
+column replaces one: calls, connected calls, the failed streak and calls in 7 days, SMS today,
+the last conversation, the last payment, promises made, kept and broken and the open one,
+open complaints, consent to automated contact and the opt-out, the tracker's last ping, its
+offline hours and status, geofence exits, violations, the insurance expiry, demand notices
+and repossession. One exception: a last payment older than the ledger's look-back (183 days
+by default) is written, but the ledger does not read it back, so its state is null.
+
+Besides what the counters need, a little history that contradicts none of them: SMS
+reminders and field visits of overdue accounts (the last one within two weeks, for M2+),
+an earlier ping of each tracker, consent given at origination, disputes of accounts whose
+recorded overdue reason is DISPUTE (a quarter of them resolved since), the notice of
+disposal after most repossessions. Instalment payments other than the last are not written.
+
+Events come chunk by chunk, in the book's chunks (:data:`kernel.synth.CHUNK` accounts), each
+from the book's draws plus its own generator seeded by ``(seed, chunk, 2)``: deterministic by
+seed, independent of how the output is batched, bounded in memory. An event's id is
+``S<seed>-<as_of YYYYMMDD>-<account_id>-<k>``, ``k`` its place in the account's history.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..hookspecs import NULL_TIME
+from ..schema import ENUMS, arrow_schema
+from . import history as hist
+from .book import CHUNK, DEFAULT_AS_OF, simulate, snapshot_metadata
+
+__all__ = ["iter_events", "generate_events", "iter_book_and_events", "events_schema", "write_events"]
+
+_KIND = {name: code for code, name in enumerate(ENUMS["event_kind"])}
+_CHANNEL = {name: code for code, name in enumerate(ENUMS["contact_channel"])}
+_OUTCOME = {name: code for code, name in enumerate(ENUMS["contact_outcome"])}
+_AGENTS = ("payments", "dialer", "sms-gateway", "field-team", "tracker", "insurer", "traffic-police", "legal",
+           "recovery-agency", "origination", "customer-service")
+_AGENT = {name: code for code, name in enumerate(_AGENTS)}
+_EVENTS_SCHEMA = arrow_schema("events")
+#: a failed call's outcome: reachable numbers, then numbers that are no longer valid
+_FAILED = (np.array([_OUTCOME[o] for o in ("NO_ANSWER", "BUSY", "VOICEMAIL", "WRONG_PARTY")]),
+           np.cumsum([0.55, 0.15, 0.20, 0.10]))
+_DEAD = (np.array([_OUTCOME[o] for o in ("FAILED", "WRONG_PARTY")]), np.cumsum([0.7, 0.3]))
+_DISPUTE = ENUMS["overdue_reason"].index("DISPUTE")
+_DAY = hist.US_DAY
+
+
+def events_schema(as_of: dt.date = DEFAULT_AS_OF) -> pa.Schema:
+    """The contract's events schema with the book's snapshot instant in its metadata."""
+    meta = {**(_EVENTS_SCHEMA.metadata or {}), **{k.encode(): v.encode() for k, v in snapshot_metadata(as_of).items()}}
+    return _EVENTS_SCHEMA.with_metadata(meta)
+
+
+class _Rows:
+    """Events being collected for one chunk, as parallel NumPy columns."""
+
+    def __init__(self):
+        self.parts: list[dict[str, np.ndarray]] = []
+
+    def add(self, rows, at, kind: str, agent: str, *, channel=None, outcome=-1, amount=np.nan, promise_day=NULL_TIME,
+            expiry_day=NULL_TIME, lat=np.nan, lon=np.nan) -> None:
+        rows = np.asarray(rows, np.int64)
+        n = rows.shape[0]
+        if n == 0:
+            return
+        full = lambda v, dtype: np.broadcast_to(np.asarray(v, dtype), (n,))  # noqa: E731
+        self.parts.append({
+            "row": rows, "at": full(at, np.int64), "kind": full(_KIND[kind], np.int8),
+            "channel": full(-1 if channel is None else _CHANNEL[channel], np.int8), "outcome": full(outcome, np.int8),
+            "amount": full(amount, np.float64), "promise_day": full(promise_day, np.int64),
+            "expiry_day": full(expiry_day, np.int64), "lat": full(lat, np.float64), "lon": full(lon, np.float64),
+            "agent": full(_AGENT[agent], np.int8)})
+
+    def columns(self) -> dict[str, np.ndarray]:
+        names = ("row", "at", "kind", "channel", "outcome", "amount", "promise_day", "expiry_day", "lat", "lon", "agent")
+        if not self.parts:
+            return {k: np.zeros(0) for k in names}
+        return {k: np.concatenate([p[k] for p in self.parts]) for k in names}
+
+
+def _pick_outcome(rng, table, n: int) -> np.ndarray:
+    codes, cdf = table
+    return codes[np.minimum(np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right"), len(codes) - 1)]
+
+
+def _failed(rng, phone_valid: np.ndarray) -> np.ndarray:
+    """Outcomes of failed calls: no answer, busy, voicemail, wrong party; a number that is no
+    longer valid fails or reaches someone else."""
+    n = phone_valid.shape[0]
+    return np.where(phone_valid, _pick_outcome(rng, _FAILED, n), _pick_outcome(rng, _DEAD, n)).astype(np.int8)
+
+
+def _rank_within(rows: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Each item's rank by ``key`` among the items of its row (``rows`` sorted)."""
+    order = np.lexsort((key, rows))
+    sorted_rows = rows[order]
+    first = np.r_[0, np.flatnonzero(sorted_rows[1:] != sorted_rows[:-1]) + 1]
+    counts = np.diff(np.r_[first, rows.shape[0]])
+    rank_sorted = np.arange(rows.shape[0]) - np.repeat(first, counts)
+    rank = np.empty_like(rank_sorted)
+    rank[order] = rank_sorted
+    return rank
+
+
+def _calls(ev: _Rows, rng, h: dict) -> None:
+    """Phone calls: today's, those of the 6 days before, and the failed streak before them,
+    around the last conversation placed by :func:`kernel.synth.history.calls`."""
+    clock, c = h["clock"], h["calls"]
+    valid = h["phone_valid"]
+    p_reach = np.where(valid, 0.45, 0.0)
+    # today, in time order
+    rows, i = hist.ragged(c.attempts_today)
+    u = rng.uniform(0.05, 0.9, rows.shape[0])
+    last = (c.where[rows] == 1) & (i == c.index[rows])
+    u = np.where(last, c.jitter[rows], u)
+    at = hist.today_instant(clock, rows, i, u, c.attempts_today[rows])
+    outcome = _failed(rng, valid[rows])
+    outcome[last] = _OUTCOME["RIGHT_PARTY"]
+    # the other connected calls of a debtor reached today come before the last conversation
+    before = np.flatnonzero((c.where[rows] == 1) & (i < c.index[rows]))
+    if before.size:
+        rank = _rank_within(rows[before], rng.random(before.size))
+        reached = before[rank < c.connected_today[rows[before]] - 1]
+        outcome[reached] = _OUTCOME["RIGHT_PARTY"]
+    ev.add(rows, at, "CONTACT_ATTEMPT", "dialer", channel="PHONE", outcome=outcome)
+
+    # the 6 days before today, by recency (0: the most recent)
+    before_today = c.before_today
+    rows, j = hist.ragged(before_today)
+    u = rng.uniform(0.05, 0.9, rows.shape[0])
+    where, index = c.where[rows], c.index[rows]
+    last = (where == 2) & (j == index)
+    u = np.where(last, c.jitter[rows], u)
+    at = hist.office_instant(clock, rows, hist.WINDOW_DAYS * (j + u) / before_today[rows])
+    free = (where == 1) | ((where == 2) & (j > index))          # calls whose outcome nothing constrains
+    reach = free & (rng.random(rows.shape[0]) < p_reach[rows])
+    outcome = np.where(reach, _OUTCOME["RIGHT_PARTY"], _failed(rng, valid[rows])).astype(np.int8)
+    outcome[last] = _OUTCOME["RIGHT_PARTY"]
+    ev.add(rows, at, "CONTACT_ATTEMPT", "dialer", channel="PHONE", outcome=outcome)
+
+    # failed attempts before the 6 days, and the last conversation when it was before them
+    rows, j = hist.ragged(c.older)
+    u = rng.uniform(0.05, 0.9, rows.shape[0])
+    x = hist.WINDOW_DAYS + c.older_span[rows] * (j + u) / (c.older[rows] + 1)
+    ev.add(rows, hist.office_instant(clock, rows, x), "CONTACT_ATTEMPT", "dialer", channel="PHONE",
+           outcome=_failed(rng, valid[rows]))
+    rows = np.flatnonzero(c.where == 3)
+    ev.add(rows, hist.office_instant(clock, rows, hist.WINDOW_DAYS + c.older_span[rows]), "CONTACT_ATTEMPT", "dialer",
+           channel="PHONE", outcome=_OUTCOME["RIGHT_PARTY"])
+
+
+def _messages_and_visits(ev: _Rows, rng, h: dict) -> None:
+    clock, dpd, n = h["clock"], h["dpd"], h["dpd"].shape[0]
+    # SMS today (counted), and reminders over the days the account has been overdue (not)
+    sms = h["sms_today"]
+    rows, i = hist.ragged(sms)
+    at = hist.today_instant(clock, rows, i, rng.uniform(0.05, 0.9, rows.shape[0]), sms[rows])
+    ev.add(rows, at, "CONTACT_ATTEMPT", "sms-gateway", channel="SMS", outcome=_OUTCOME["DELIVERED"])
+    span = np.clip(dpd - 1, 0, 28).astype(np.float64)
+    count = rng.poisson(span / 4)
+    rows, j = hist.ragged(count)
+    x = span[rows] * (j + rng.uniform(0.05, 0.9, rows.shape[0])) / np.maximum(count[rows], 1)
+    outcome = np.where(rng.random(rows.shape[0]) < 0.95, _OUTCOME["DELIVERED"], _OUTCOME["FAILED"])
+    ev.add(rows, hist.office_instant(clock, rows, x), "CONTACT_ATTEMPT", "sms-gateway", channel="SMS", outcome=outcome)
+    # field visits of M2+ accounts, every two weeks, the last within two weeks
+    severe = dpd > 30
+    last_x = 0.05 + rng.random(n) * np.minimum(13.85, np.maximum(dpd - 30.5, 0.5))
+    visits = np.where(severe, np.clip(1 + np.floor((dpd - 31 - last_x) / 14), 1, 3), 0).astype(np.int64)
+    rows, j = hist.ragged(visits)
+    outcome = np.where(rng.random(rows.shape[0]) < 0.35, _OUTCOME["RIGHT_PARTY"], _OUTCOME["NO_ANSWER"])
+    ev.add(rows, hist.office_instant(clock, rows, last_x[rows] + 14 * j), "CONTACT_ATTEMPT", "field-team",
+           channel="FIELD_VISIT", outcome=outcome)
+
+
+def _money(ev: _Rows, rng, h: dict) -> None:
+    """The last instalment payment, the promises to pay and the payments that kept them."""
+    p = h["promises"]
+    rows = np.flatnonzero(h["installment_paid_at"] != NULL_TIME)
+    ev.add(rows, h["installment_paid_at"][rows], "PAYMENT", "payments", amount=h["installment_amount"][rows])
+    flat = np.flatnonzero(p.slot.ravel() > 0)
+    ev.add(p.rows[flat // hist.SLOTS], p.made_at.ravel()[flat], "PROMISE_TO_PAY", "dialer",
+           amount=p.amount.ravel()[flat], promise_day=p.promise_day.ravel()[flat])
+    flat = np.flatnonzero(p.slot.ravel() == 1)
+    ev.add(p.rows[flat // hist.SLOTS], p.paid_at.ravel()[flat], "PAYMENT", "payments", amount=p.amount.ravel()[flat])
+    rows = np.flatnonzero(p.open)
+    ev.add(rows, p.open_made[rows], "PROMISE_TO_PAY", "dialer", amount=np.round(h["open_amount"][rows], 2),
+           promise_day=h["promise_day"][rows])
+
+
+def _holds(ev: _Rows, rng, h: dict) -> None:
+    """Open complaints, disputes, demand notices, repossessions."""
+    clock, n, snapshot = h["clock"], h["dpd"].shape[0], h["clock"].snapshot
+    dpd = h["dpd"]
+    # complaints: opened in the last 60 days, after the contract
+    span = np.clip((clock.today - h["contract_day"] - 1) * _DAY, hist.US_HOUR, 60 * _DAY).astype(np.float64)
+    rows, j = hist.ragged(h["complaints"])
+    at = snapshot - (span[rows] * (j + rng.uniform(0.05, 0.9, rows.shape[0])) / h["complaints"][rows]).astype(np.int64)
+    ev.add(rows, hist.seconds(at), "COMPLAINT_OPENED", "customer-service")
+    # disputes: accounts whose recorded reason is DISPUTE disputed the debt while overdue
+    disputed = (h["reason"] == _DISPUTE) & (dpd > 0)
+    x = rng.random(n) * np.minimum(np.maximum(dpd - 1, 0.5), 60)
+    resolved = rng.random(n) < 0.25
+    share = rng.uniform(0.3, 0.9, n)
+    rows = np.flatnonzero(disputed)
+    opened = hist.office_instant(clock, rows, x[rows])
+    ev.add(rows, opened, "DISPUTE_OPENED", "customer-service")
+    done = resolved[rows]
+    ev.add(rows[done], hist.seconds(opened[done] + ((snapshot - opened[done]) * share[rows][done]).astype(np.int64)),
+           "DISPUTE_RESOLVED", "customer-service")
+    # demand notices: sent since the account reached 31 days past due
+    notices = h["notices"]
+    rows, j = hist.ragged(notices)
+    x = np.maximum(dpd[rows] - 30.5, 0.5) * (j + rng.uniform(0.05, 0.9, rows.shape[0])) / notices[rows]
+    ev.add(rows, hist.office_instant(clock, rows, x), "DEMAND_NOTICE_SENT", "legal")
+    # repossession: ordered after 60 days past due, the car taken, the notice of disposal served
+    reposs = h["repossessed"]
+    ordered_x = (dpd - 60) * rng.uniform(0.3, 1.0, n)
+    taken_share, notice_share = rng.uniform(0.1, 0.6, n), rng.uniform(0.1, 0.9, n)
+    noticed = rng.random(n) < 0.7
+    rows = np.flatnonzero(reposs)
+    ordered = hist.office_instant(clock, rows, ordered_x[rows])
+    taken = hist.seconds(ordered + ((snapshot - ordered) * taken_share[rows]).astype(np.int64))
+    ev.add(rows, ordered, "REPOSSESSION_ORDERED", "recovery-agency")
+    ev.add(rows, taken, "REPOSSESSED", "recovery-agency")
+    served = noticed[rows]
+    ev.add(rows[served], hist.seconds(taken[served] + ((snapshot - taken[served]) * notice_share[rows][served])
+                                      .astype(np.int64)), "DISPOSAL_NOTICE_SENT", "legal")
+
+
+def _vehicle(ev: _Rows, rng, h: dict) -> None:
+    """Tracker pings and alerts, geofence exits, violations, the insurance policy."""
+    clock, n, snapshot = h["clock"], h["dpd"].shape[0], h["clock"].snapshot
+    gps, last_ping = h["gps"], h["last_ping"]
+    device = np.flatnonzero(gps != 3)
+    before_s = rng.uniform(60, 25 * 60, n).astype(np.int64)
+    jitter_lat, jitter_lon = rng.normal(0, 0.002, n), rng.normal(0, 0.002, n)
+    ev.add(device, last_ping[device] - before_s[device] * hist.US_SEC, "GPS_PING", "tracker",
+           lat=np.round(h["lat"][device] + jitter_lat[device], 5), lon=np.round(h["lon"][device] + jitter_lon[device], 5))
+    ev.add(device, last_ping[device], "GPS_PING", "tracker", lat=h["lat"][device], lon=h["lon"][device])
+    tampered = np.flatnonzero(gps == 2)
+    ev.add(tampered, last_ping[tampered], "GPS_TAMPER", "tracker")
+    # exits: in the last 27 days (after the contract where it can be), before the last ping
+    contract_at = clock.instant(np.arange(n), h["contract_day"] + 1, np.zeros(n, np.int64))
+    lo = np.maximum(snapshot - 27 * _DAY, contract_at)
+    lo = np.where(lo < last_ping - hist.US_MIN, lo, snapshot - 27 * _DAY)
+    exits = h["exits"]
+    rows, j = hist.ragged(exits)
+    span = (last_ping - hist.US_MIN - lo)[rows].astype(np.float64)
+    at = lo[rows] + (span * (j + rng.uniform(0.05, 0.9, rows.shape[0])) / exits[rows]).astype(np.int64)
+    ev.add(rows, hist.seconds(at), "GEOFENCE_EXIT", "tracker")
+    # violations: in the 88 days before today, after the contract
+    owned = np.clip(clock.today - h["contract_day"] - 1, 1, 88).astype(np.float64)
+    v = h["violations"]
+    rows, j = hist.ragged(v)
+    x = owned[rows] * (j + rng.uniform(0.05, 0.9, rows.shape[0])) / v[rows]
+    ev.add(rows, hist.office_instant(clock, rows, x), "VIOLATION", "traffic-police")
+    # insurance: the policy in force was bought at the contract or renewed up to 20 days
+    # before the previous one ran out
+    expiry = h["insurance_expiry"]
+    renewal = np.where(expiry - 365 > h["contract_day"], expiry - 365 - rng.integers(0, 21, n), h["contract_day"])
+    renewal = np.minimum(renewal, clock.today - 1)
+    rows = np.flatnonzero(h["insurance_known"])
+    ev.add(rows, hist.day_instant(clock, rows, renewal[rows], rng.random(n)[rows], 9 * hist.US_HOUR, 18 * hist.US_HOUR),
+           "INSURANCE_RENEWED", "insurer", expiry_day=expiry[rows])
+
+
+def _consent(ev: _Rows, rng, h: dict, last_contact: np.ndarray) -> None:
+    """Consent to every channel at origination; a later withdrawal of automated contact or an
+    opt-out of calls comes after the account's last contact."""
+    clock, n, snapshot = h["clock"], h["dpd"].shape[0], h["clock"].snapshot
+    rows = np.arange(n)
+    granted = hist.day_instant(clock, rows, np.minimum(h["contract_day"], clock.today - 1), rng.random(n),
+                               9 * hist.US_HOUR, 10 * hist.US_HOUR)
+    ev.add(rows, granted, "CONSENT_GRANTED", "origination")
+    later = np.where(last_contact != NULL_TIME, last_contact + (snapshot - last_contact) // 2,
+                     granted + ((snapshot - granted) * rng.uniform(0.1, 0.9, n)).astype(np.int64))
+    later = hist.seconds(np.maximum(later, granted + hist.US_SEC))
+    channel = np.where(rng.random(n) < 0.5, "SMS", "VOICE_BOT")
+    for name in ("SMS", "VOICE_BOT"):
+        pick = np.flatnonzero(~h["consent"] & (channel == name))
+        ev.add(pick, later[pick], "CONSENT_REVOKED", "customer-service", channel=name)
+    pick = np.flatnonzero(h["opt_out"])
+    ev.add(pick, np.minimum(later[pick] + hist.US_SEC, snapshot), "OPT_OUT", "customer-service", channel="PHONE")
+
+
+def _order(row, at, kind, channel, outcome) -> np.ndarray:
+    """The order by account, instant, kind, channel and outcome: one packed int64 key when
+    the instants are whole seconds (they are: 14 bits of row, 36 of seconds, 13 of the
+    rest), else a lexicographic sort."""
+    tie = (kind.astype(np.int64) * 16 + channel + 1) * 16 + outcome + 1
+    secs = at // hist.US_SEC
+    if at.shape[0] and row.max() < 1 << 14 and (secs * hist.US_SEC == at).all() \
+            and secs.max() - secs.min() < 1 << 36 and tie.max() < 1 << 13:
+        return np.argsort((row.astype(np.int64) << 49) | ((secs - secs.min()) << 13) | tie, kind="stable")
+    return np.lexsort((tie, at, row))
+
+
+def _chunk_events(seed: int, chunk: int, as_of: dt.date, rows: int, book: pa.RecordBatch, h: dict) -> pa.RecordBatch:
+    """The events of the first ``rows`` accounts of a simulated chunk, sorted by account and
+    instant."""
+    rng = np.random.default_rng([seed, chunk, 2])
+    ev = _Rows()
+    _calls(ev, rng, h)
+    _messages_and_visits(ev, rng, h)
+    contacts = ev.columns()
+    last_contact = np.full(h["dpd"].shape[0], NULL_TIME, np.int64)
+    np.maximum.at(last_contact, contacts["row"], contacts["at"])
+    _money(ev, rng, h)
+    _holds(ev, rng, h)
+    _vehicle(ev, rng, h)
+    _consent(ev, rng, h, last_contact)
+    c = ev.columns()
+    keep = c["row"] < rows
+    order = _order(c["row"], c["at"], c["kind"], c["channel"], c["outcome"])
+    order = order[keep[order]]
+    c = {k: v[order] for k, v in c.items()}
+    row = c["row"]
+    m = row.shape[0]
+    first = np.r_[0, np.flatnonzero(row[1:] != row[:-1]) + 1] if m else np.zeros(0, np.int64)
+    k = np.arange(m) - np.repeat(first, np.diff(np.r_[first, m]))
+    account = book.column("account_id").take(pa.array(row))
+    event_id = pc.binary_join_element_wise(pa.scalar(f"S{seed}-{as_of:%Y%m%d}-"), account, pa.scalar("-"),
+                                           pc.utf8_lpad(pa.array(k).cast(pa.string()), 3, "0"), "")
+    ts = pa.timestamp("us", tz="UTC")
+    date = lambda d: pa.array(np.where(d == NULL_TIME, 0, d).astype(np.int32), pa.date32(), mask=d == NULL_TIME)  # noqa: E731
+    enum = lambda codes, name: pa.DictionaryArray.from_arrays(  # noqa: E731
+        pa.array(codes.astype(np.int8), mask=codes < 0), pa.array(ENUMS[name]))
+    cols = {
+        "event_id": event_id, "account_id": account, "kind": enum(c["kind"], "event_kind"),
+        "at": pa.array(c["at"], ts), "recorded_at": pa.nulls(m, ts),
+        "amount": pa.array(c["amount"], pa.float64(), from_pandas=True),
+        "promise_date": date(c["promise_day"]), "channel": enum(c["channel"], "contact_channel"),
+        "outcome": enum(c["outcome"], "contact_outcome"),
+        "lat": pa.array(c["lat"], pa.float64(), from_pandas=True), "lon": pa.array(c["lon"], pa.float64(), from_pandas=True),
+        "expiry_date": date(c["expiry_day"]), "reservation_id": pa.nulls(m, pa.string()),
+        "agent": pa.DictionaryArray.from_arrays(pa.array(c["agent"]), pa.array(_AGENTS)).cast(pa.string()),
+    }
+    schema = events_schema(as_of)
+    return pa.RecordBatch.from_arrays([cols[f.name] for f in schema], schema=schema)
+
+
+def _chunks(accounts: int) -> Iterator[tuple[int, int]]:
+    if accounts < 0:
+        raise ValueError("accounts: must not be negative")
+    for chunk in range((accounts + CHUNK - 1) // CHUNK):
+        yield chunk, min(CHUNK, accounts - chunk * CHUNK)
+
+
+def iter_book_and_events(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF
+                         ) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch]]:
+    """Yield ``(book batch, its events)`` per chunk: one simulation for both."""
+    for chunk, rows in _chunks(accounts):
+        # a whole chunk is always drawn, so that a row never depends on the size of the book
+        book, h = simulate(seed, chunk, CHUNK, as_of)
+        events = _chunk_events(seed, chunk, as_of, rows, book, h)
+        yield (book if rows == CHUNK else book.slice(0, rows)), events
+
+
+def _events(accounts: int, seed: int, as_of: dt.date) -> Iterator[tuple[int, pa.RecordBatch]]:
+    for chunk, rows in _chunks(accounts):
+        book, h = simulate(seed, chunk, CHUNK, as_of, people=False)
+        yield rows, _chunk_events(seed, chunk, as_of, rows, book, h)
+
+
+def iter_events(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF) -> Iterator[pa.RecordBatch]:
+    """Yield the events behind ``generate(accounts, seed, as_of)``, one batch per chunk of
+    the book (sorted by account, then instant)."""
+    for _, batch in _events(accounts, seed, as_of):
+        yield batch
+
+
+def generate_events(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF) -> pa.Table:
+    """The whole event history in memory (use :func:`iter_events` or :func:`write_events`
+    for large books)."""
+    return pa.Table.from_batches(list(iter_events(accounts, seed, as_of)), schema=events_schema(as_of))
+
+
+def write_events(uri: str, accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF, *,
+                 connector: str | None = None, progress=None) -> int:
+    """Stream the events behind the book to ``uri`` batch by batch (memory stays bounded),
+    through the connector its extension names (``.parquet``, ``.arrow``, ``.csv``,
+    ``.sqlite``…, or ``connector``; Parquet for a name without one); returns the events
+    written. The file appears only once complete. ``progress(accounts)`` is called after
+    each batch with the accounts it covered."""
+    import os
+
+    from .. import plugins
+
+    if connector is None and not os.path.splitext(str(uri))[1] and "://" not in str(uri):
+        connector = "parquet"
+
+    def batches():
+        for rows, batch in _events(accounts, seed, as_of):
+            yield batch
+            if progress is not None:
+                progress(rows)
+    return plugins.write_batches(str(uri), batches(), schema=events_schema(as_of), connector=connector)
