@@ -311,19 +311,26 @@ class Store:
                     f"WHERE reported_by IS NULL AND at <= ? AND at >= ?")
         with self.reading() as cur:
             if accounts is None:
-                cur.execute(self._sql(f"{events} UNION ALL {reserved}"), (until, since, until, since))
-                return EventColumns.from_rows(cur.fetchall())
-            if len(accounts) == 1:
-                cur.execute(self._sql(f"{events} AND account_id = ? UNION ALL {reserved} AND account_id = ?"),
-                            (until, since, accounts[0], until, since, accounts[0]))
+                cur.execute(self._sql(f"{events} UNION ALL {reserved} UNION ALL {self._older_payments('')}"),
+                            (until, since, until, since, since))
                 return EventColumns.from_rows(cur.fetchall())
             rows: list = []
-            for chunk in _chunks(list(accounts), self.max_params // 2):
+            for chunk in _chunks(list(accounts), self.max_params // 3):
                 marks = ", ".join("?" * len(chunk))
-                cur.execute(self._sql(f"{events} AND account_id IN ({marks}) UNION ALL {reserved} "
-                                      f"AND account_id IN ({marks})"), (until, since, *chunk, until, since, *chunk))
+                where = f"AND account_id IN ({marks})"
+                cur.execute(self._sql(f"{events} {where} UNION ALL {reserved} {where} UNION ALL "
+                                      f"{self._older_payments(where)}"),
+                            (until, since, *chunk, until, since, *chunk, since, *chunk))
                 rows.extend(cur.fetchall())
             return EventColumns.from_rows(rows)
+
+    def _older_payments(self, where: str) -> str:
+        """Each account's last payment before the look-back (``at`` < the first parameter;
+        ``where`` filters accounts): the state's last payment never ages out."""
+        # SQLite takes a bare column's value from the row that gave MAX(at)
+        return (f"SELECT account_id, {KIND['PAYMENT']} AS kind, MAX(at) AS at, amount, NULL AS promise_date, "
+                f"NULL AS channel, NULL AS outcome, NULL AS expiry_date FROM events "
+                f"WHERE kind = {KIND['PAYMENT']} AND at < ? {where} GROUP BY account_id")
 
     @contextmanager
     def reading(self) -> Iterator:
@@ -464,8 +471,10 @@ class Store:
                 f"WHERE account_id = ? AND reported_by IS NULL AND at <= ? AND at >= ? UNION ALL "
                 f"SELECT -1, last_ping_at, NULL, first_ping_at, NULL, NULL, NULL FROM gps_last WHERE account_id = ? "
                 f"UNION ALL SELECT -2, from_at, NULL, NULL, NULL, NULL, NULL FROM gps_gaps "
-                f"WHERE account_id = ? AND from_at <= ? AND to_at > ?")
-        params = (account, until, since, account, until, since, account, account, until, until)
+                f"WHERE account_id = ? AND from_at <= ? AND to_at > ? UNION ALL "
+                f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM "
+                f"({self._older_payments('AND account_id = ?')}) AS older")
+        params = (account, until, since, account, until, since, account, account, until, until, since, account)
         if cur is None:
             rows = self._connection().execute(sql, params).fetchall()
         else:
