@@ -12,6 +12,11 @@ print the portfolio: overdue rates, DPD buckets, roll rates, early warnings, seg
 vehicle alerts, collection tiers, actions with their compliance outcomes and sample scripts,
 litigation and disposal recommendations. Every figure is computed from this run.
 
+The book comes with the event history behind it (payments, contact attempts, promises,
+disputes, GPS pings…). The demo ingests it into a case ledger (a temporary SQLite file, or
+--store), decides every account from book ⋈ state (docs/ledger.md), shows what the state held
+back, and asks the contact-time gate what a dialer would ask before it dials.
+
 example:
   postloan demo --accounts 20000 --seed 3 --now 2026-11-28T02:00:00Z"""
 
@@ -26,54 +31,165 @@ def add_arguments(p) -> None:
                    help="the moment actions are planned for, ISO 8601 (default: 10:00 Beijing time on the decision date)")
     p.add_argument("--bundle", type=a.existing_path, default=None, help="bundle directory (default: the shipped one)")
     p.add_argument("--audit", default=None, help="audit log file (default: the pipeline's, see docs/plugin-guide.md)")
+    p.add_argument("--store", default=None, metavar="URL",
+                   help="the case ledger to ingest the events into and decide from (default: a temporary SQLite "
+                        "ledger, removed afterwards)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args) -> int:
     import datetime as dt
+    import tempfile
     import time
 
     import pyarrow as pa
 
     from .. import Kernel
+    from ..ledger import Ledger
     from ..pipeline import Pipeline
-    from ..synth import DEFAULT_AS_OF, iter_book
+    from ..synth import DEFAULT_AS_OF, iter_book_and_events, snapshot_at
     from .progress import bar, say
 
     as_of = args.as_of or DEFAULT_AS_OF
-    now = args.now or dt.datetime.combine(as_of, dt.time(2, 0), dt.timezone.utc)  # 10:00 in Beijing
+    snapshot = snapshot_at(as_of)                     # 10:00 in Beijing: the book is a snapshot of then
+    now = args.now or snapshot
     timings = {}
 
-    start = time.perf_counter()
-    batches = []
-    with bar(args.accounts, "generating book", unit="acct", disable=args.quiet) as progress:
-        for batch in iter_book(args.accounts, args.seed, as_of):
-            batches.append(batch)
-            progress.update(batch.num_rows)
-    book = pa.Table.from_batches(batches)
-    timings["generate"] = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="postloan-demo-") as tmp:
+        ledger = Ledger(args.store or f"sqlite:///{tmp}/ledger.db")
+        start = time.perf_counter()
+        batches, ingested, events_read = [], [], 0
+        with bar(args.accounts, "generating book and events", unit="acct", disable=args.quiet) as progress:
+            for batch, events in iter_book_and_events(args.accounts, args.seed, as_of):
+                batches.append(batch)
+                ingested.append((events, ledger.ingest(events, now=snapshot)))
+                events_read += events.num_rows
+                progress.update(batch.num_rows)
+        book = pa.Table.from_batches(batches)
+        timings["generate"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    say("loading the bundle (the first run compiles it with Numba; later runs read the cache)…", args.quiet)
-    kernel = Kernel.load(args.bundle)
-    pipeline = Pipeline(kernel, audit_path=args.audit)
-    timings["load"] = time.perf_counter() - start
+        start = time.perf_counter()
+        say("loading the bundle (the first run compiles it with Numba; later runs read the cache)…", args.quiet)
+        kernel = Kernel.load(args.bundle)
+        pipeline = Pipeline(kernel, audit_path=args.audit, ledger=ledger)
+        timings["load"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    decisions, actions = [], []
-    with bar(book.num_rows, "deciding", unit="acct", disable=args.quiet) as progress:
-        for batch in batches:
-            result = pipeline.run(batch, as_of, now)
-            decisions.append(result.decisions)
-            actions.append(result.actions)
-            progress.update(batch.num_rows)
-    decisions = pa.concat_tables(decisions, promote_options="permissive")
-    actions = pa.concat_tables(actions, promote_options="permissive")
-    timings["decide"] = time.perf_counter() - start
+        start = time.perf_counter()
+        decisions, actions, held = [], [], _Held()
+        with bar(book.num_rows, "deciding from book ⋈ state", unit="acct", disable=args.quiet) as progress:
+            for batch in batches:
+                joined = pipeline.with_state(batch, as_of, now)
+                result = pipeline.act(joined, kernel.decide(joined, as_of), as_of, now)
+                held.count(joined, result.decisions)
+                decisions.append(result.decisions)
+                actions.append(result.actions)
+                progress.update(batch.num_rows)
+        decisions = pa.concat_tables(decisions, promote_options="permissive")
+        actions = pa.concat_tables(actions, promote_options="permissive")
+        timings["decide"] = time.perf_counter() - start
 
-    then = _bucket_30d_ago(kernel, book, as_of)
-    print(report(book, decisions, actions, then, as_of, now, timings, kernel))
+        then = _bucket_30d_ago(kernel, book, as_of)
+        text = report(book, decisions, actions, then, as_of, now, timings, kernel)
+        text += "\n" + "\n".join(_ledger_report(ledger, pipeline, book, ingested, events_read, held, now,
+                                                 timings["generate"]))
+        ledger.close()
+    print(text)
     return 0
+
+
+class _Held:
+    """What the ledger's state held back, over the accounts a tier would act on."""
+
+    def __init__(self):
+        self.promised = self.disputed = self.visited = 0
+
+    def count(self, joined, decisions) -> None:
+        import numpy as np
+        import pyarrow.compute as pc
+        acting = np.asarray(pc.not_equal(decisions["collection_tier.tier"].cast("string"), "NONE")
+                            .to_numpy(zero_copy_only=False), bool)
+        disputed = joined["open_disputes"].to_numpy() > 0
+        promised = np.asarray(joined["promise_open"].to_numpy(zero_copy_only=False), bool) & ~disputed
+        visit = np.asarray(pc.equal(decisions["collection_tier.channel"].cast("string"), "FIELD_VISIT")
+                           .to_numpy(zero_copy_only=False), bool)
+        last = joined["last_field_visit_at"].cast("int64").fill_null(np.iinfo(np.int64).min).to_numpy()
+        now_us = joined["state_at"][0].value if joined.num_rows else 0
+        recent = last > now_us - 7 * 86_400_000_000
+        self.promised += int((acting & promised).sum())
+        self.disputed += int((acting & disputed).sum())
+        self.visited += int((visit & recent & ~disputed & ~promised).sum())
+
+
+def _ledger_report(ledger, pipeline, book, ingested, events_read, held, now, seconds) -> list[str]:
+    """The ledger's part of the report: what went in, what the state held back, the gate."""
+    import collections
+
+    import pyarrow.compute as pc
+
+    accepted = sum(r.accepted for _, r in ingested)
+    duplicate = sum(r.duplicate for _, r in ingested)
+    rejected = sum(len(r.rejected) for _, r in ingested)
+    kinds = collections.Counter()
+    for events, _ in ingested:
+        for item in pc.value_counts(events["kind"].cast("string")).to_pylist():
+            kinds[item["values"]] += item["counts"]
+    lines = [f"Case ledger ({ledger.url.split('?')[0]}): {events_read:,} events ingested with the book "
+             f"({accepted:,} stored or reduced, {duplicate:,} already there, {rejected:,} rejected)",
+             "  " + ", ".join(f"{k} {v:,}" for k, v in kinds.most_common(8)),
+             "  GPS pings are reduced to each car's last ping and offline periods, never stored as rows",
+             "  decisions read book ⋈ state; what the state held back among accounts a tier acts on:",
+             _table(["hold", "accounts", "what the strategy planned"], [
+                 ("open promise to pay, not yet due", f"{held.promised:,}", "an SMS reminder only"),
+                 ("open dispute", f"{held.disputed:,}", "nothing"),
+                 ("field visit in the last 7 days", f"{held.visited:,}", "no field visit today")]), ""]
+    lines += ["The contact-time gate (CheckContact: what a dialer asks before it dials; KEEP reserves the attempt)"]
+    lines += _gate_story(ledger, pipeline, book, now)
+    return lines
+
+
+def _gate_story(ledger, pipeline, book, now) -> list[str]:
+    """Two dialers' questions, answered by the gate from the ledger's state, with the outcome
+    reported in between: China's cap on connected calls, Regulation F's seven days."""
+    import datetime as dt
+    import zoneinfo
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = []
+    # (country, zone, calls connected today, questions asked); the US debtor has not been
+    # reached for a week, so the first call may go ahead
+    us_zone = next((z for z in ("America/Los_Angeles", "America/Denver", "America/Chicago", "America/New_York")
+                    if 8 <= now.astimezone(zoneinfo.ZoneInfo(z)).hour < 20), "America/Los_Angeles")
+    cases = (("CN", "Asia/Shanghai", 2, 3), ("US", us_zone, 0, 2))
+    for country, zone, connected, asks in cases:
+        sel = pc.and_(pc.and_(pc.equal(book["country"].cast("string"), country), pc.equal(book["time_zone"], zone)),
+                      pc.and_(pc.equal(book["connected_calls_today"], connected),
+                              pc.greater(book["dpd"], 0 if country == "CN" else -1)))
+        if country == "US":
+            week = pa.scalar(now - dt.timedelta(days=8), pa.timestamp("us", tz="UTC"))
+            quiet = pc.or_(pc.is_null(book["last_conversation_at"]), pc.less(book["last_conversation_at"], week))
+            sel = pc.and_(pc.and_(sel, pc.fill_null(quiet, True)), pc.invert(book["contact_opt_out"]))
+        picked = book.filter(sel)
+        if not picked.num_rows:
+            continue
+        account = picked["account_id"][0].as_py()
+        at = now
+        for k in range(asks):
+            v = ledger.check_contact(account, "PHONE", at, pipeline.judge, now=at)
+            when = at.astimezone(zoneinfo.ZoneInfo(zone)).strftime("%H:%M local")
+            if v.outcome == "KEEP":
+                out.append(f"  {account} ({country}, {when}) PHONE → KEEP, reserved; the dialer reports RIGHT_PARTY")
+                ledger.ingest(pa.table({"event_id": [f"demo-{v.reservation_id}"], "account_id": [account],
+                                        "kind": ["CONTACT_ATTEMPT"], "at": pa.array([at], pa.timestamp("us", tz="UTC")),
+                                        "channel": ["PHONE"], "outcome": ["RIGHT_PARTY"],
+                                        "reservation_id": [v.reservation_id]}), now=at + dt.timedelta(minutes=5))
+            else:
+                nxt = f" (next allowed {v.next_allowed_at.astimezone(zoneinfo.ZoneInfo(zone)):%Y-%m-%d %H:%M} local)" \
+                    if v.next_allowed_at else ""
+                out.append(f"  {account} ({country}, {when}) PHONE → {v.outcome} {v.reason_code}{nxt}")
+            at = at + dt.timedelta(minutes=20)
+    return out or ["  (no account to show)"]
 
 
 def _bucket_30d_ago(kernel, book, as_of):

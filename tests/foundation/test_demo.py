@@ -24,7 +24,7 @@ def demo_output(tmp_path_factory):
 def test_every_section_is_printed(demo_output):
     for heading in ("Portfolio", "DPD buckets", "Roll rates", "Early warning", "Overdue accounts by reason",
                     "High-risk overdue profile", "Vehicle alerts", "Collection tiers", "Actions planned",
-                    "Sample scripts", "Litigation", "Asset disposal"):
+                    "Sample scripts", "Litigation", "Asset disposal", "Case ledger", "The contact-time gate"):
         assert heading in demo_output, heading
 
 
@@ -45,3 +45,18 @@ def test_scripts_are_shown_with_names_masked(demo_output):
     assert "逾期" in section
     for name in set(book["name"].to_pylist()):
         assert name not in section
+
+
+def test_the_demo_ingests_its_events_decides_from_state_and_asks_the_gate(demo_output):
+    from kernel.synth import generate_events
+    events = generate_events(4000, seed=5)
+    ingested = re.search(r"Case ledger \(.*\): ([\d,]+) events ingested with the book \(([\d,]+) stored or reduced, "
+                         r"0 already there, 0 rejected\)", demo_output)
+    assert ingested and int(ingested.group(1).replace(",", "")) == events.num_rows
+    held = {label: int(n.replace(",", "")) for label, n in
+            re.findall(r"^\s+(open promise to pay, not yet due|open dispute|field visit in the last 7 days)\s+([\d,]+)",
+                       demo_output, re.M)}
+    assert len(held) == 3 and all(n > 0 for n in held.values()), held
+    gate = demo_output.split("The contact-time gate", 1)[1]
+    assert re.search(r"\(CN, 10:00 local\) PHONE → KEEP", gate) and "DEFER CN_DAILY_CONNECTED_CALLS" in gate
+    assert re.search(r"\(US, .*\) PHONE → KEEP", gate) and "DEFER REGF_RECENT_CONVERSATION" in gate
