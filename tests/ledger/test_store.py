@@ -68,10 +68,7 @@ def test_the_cli_reports_an_unreachable_store_without_a_traceback(spawn):
 
 
 def test_a_store_holding_other_tables_is_refused(ledger_url, ledger_sql):
-    if ledger_url.startswith("sqlite"):
-        ledger_sql(ledger_url, "CREATE TABLE customers (id INTEGER)")
-    else:
-        ledger_sql(ledger_url, "CREATE TABLE customers (id INTEGER)")
+    ledger_sql(ledger_url, "CREATE TABLE customers (id INTEGER)")
     with pytest.raises(StoreError, match="holds tables but is not a postloan ledger"):
         open_store(ledger_url)
 
@@ -283,19 +280,25 @@ def test_a_read_sees_one_snapshot(ledger_url):
 
 # -- duplicates and conflicts --------------------------------------------------------------------
 
-@pytest.fixture(params=["copy", "executemany"])
-def pg_ingest_method(request, ledger_url, monkeypatch):
-    """On PostgreSQL, both ways of inserting (SQLite has one: run once)."""
-    if ledger_url.startswith("sqlite") and request.param != "copy":
-        pytest.skip("SQLite has one insert path")
-    if ledger_url.startswith("postgresql"):
-        from kernel.ledger.postgres import PostgresStore
-        monkeypatch.setattr(PostgresStore, "ingest_method", request.param)
-    return request.param
+def insert_paths(ledger_url, make_ledger_url, monkeypatch):
+    """(store URL) per way of inserting: on PostgreSQL COPY and executemany, each on a fresh
+    store; SQLite has one."""
+    if ledger_url.startswith("sqlite"):
+        yield ledger_url
+        return
+    from kernel.ledger.postgres import PostgresStore
+    for i, method in enumerate(("copy", "executemany")):
+        monkeypatch.setattr(PostgresStore, "ingest_method", method)
+        yield ledger_url if i == 0 else make_ledger_url()
 
 
-def test_ids_repeated_within_a_batch_and_against_the_store_are_told_apart(ledger_url, pg_ingest_method):
-    with Ledger(ledger_url) as ledger:
+def test_ids_repeated_within_a_batch_and_against_the_store_are_told_apart(ledger_url, make_ledger_url, monkeypatch):
+    for url in insert_paths(ledger_url, make_ledger_url, monkeypatch):
+        _repeats_told_apart(url)
+
+
+def _repeats_told_apart(url):
+    with Ledger(url) as ledger:
         assert ledger.ingest(events([pay("old", 10.0)]), now=T).accepted == 1
         result = ledger.ingest(events([
             pay("new", 1.0),        # 0 lands
@@ -313,7 +316,12 @@ def test_ids_repeated_within_a_batch_and_against_the_store_are_told_apart(ledger
         assert (again.accepted, again.duplicate, again.rejected) == (1, 2, [])
 
 
-def test_a_large_batch_lands_whole_and_replays_as_duplicates(ledger_url, pg_ingest_method):
+def test_a_large_batch_lands_whole_and_replays_as_duplicates(ledger_url, make_ledger_url, monkeypatch):
+    for url in insert_paths(ledger_url, make_ledger_url, monkeypatch):
+        _large_batch(url)
+
+
+def _large_batch(ledger_url):
     n = 20_000
     table = pa.table({"event_id": [f"e{i:06d}" for i in range(n)], "account_id": [f"A{i % 997}" for i in range(n)],
                       "kind": ["PAYMENT"] * n, "at": pa.array([T - dt.timedelta(seconds=i) for i in range(n)], TS),
