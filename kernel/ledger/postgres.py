@@ -178,7 +178,7 @@ class PostgresStore(Store):
         local = self._local
         conn = getattr(local, "conn", None)
         if conn is not None and (conn.closed or local.pid != os.getpid()):
-            conn = None
+            conn = None                                 # (a forked child never touches its parent's)
         if conn is None:
             kwargs = {} if "connect_timeout" in self._params else {"connect_timeout": self.connect_timeout}
             try:
@@ -190,7 +190,7 @@ class PostgresStore(Store):
                 raise StoreError(f"{self.url}: cannot connect ({self._message(e)})") from None
             local.conn, local.pid, local.temp = conn, os.getpid(), False
             with self._lock:
-                self._all.append(conn)
+                self._all.append((os.getpid(), conn))
         return conn
 
     def _discard(self, conn) -> None:
@@ -203,23 +203,40 @@ class PostgresStore(Store):
             self._local.conn = None
 
     def _end(self, conn, cur, statement: str) -> None:
+        if statement == "ROLLBACK":
+            self._local.temp = False                    # the temporary table may have gone with it
         try:
             cur.execute(statement)
         except psycopg.Error:
             self._discard(conn)
 
+    def _begin(self, statement: str, what: str):
+        """A cursor in a new transaction. A connection found dead when the transaction starts
+        (the server restarted, an idle timeout) is replaced once: nothing was sent on it yet."""
+        for attempt in (0, 1):
+            conn = self._connection()
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                raise StoreError(f"{self.url}: a transaction is already open in this thread")
+            cur = conn.cursor()
+            try:
+                cur.execute(statement)
+                return conn, cur
+            except psycopg.OperationalError as e:
+                dead = conn.broken
+                self._discard(conn)
+                if attempt or not dead:
+                    raise StoreError(f"{self.url}: cannot start {what} ({self._message(e)})") from None
+            except psycopg.Error as e:
+                self._discard(conn)
+                raise StoreError(f"{self.url}: cannot start {what} ({self._message(e)})") from None
+        raise AssertionError("unreachable")
+
     @contextmanager
     def transaction(self, lock_account: str | None = None) -> Iterator:
-        conn = self._connection()
-        cur = conn.cursor()
+        conn, cur = self._begin("BEGIN", "a transaction")
         try:
-            cur.execute("BEGIN")
             if lock_account is not None:
                 cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock_account,))
-        except psycopg.Error as e:
-            self._discard(conn)
-            raise StoreError(f"{self.url}: cannot start a transaction ({self._message(e)})") from None
-        try:
             yield cur
         except psycopg.Error as e:
             self._end(conn, cur, "ROLLBACK")
@@ -236,13 +253,7 @@ class PostgresStore(Store):
 
     @contextmanager
     def reading(self) -> Iterator:
-        conn = self._connection()
-        cur = conn.cursor()
-        try:
-            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        except psycopg.Error as e:
-            self._discard(conn)
-            raise StoreError(f"{self.url}: cannot start a read ({self._message(e)})") from None
+        conn, cur = self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "a read")
         try:
             yield cur
         except psycopg.Error as e:
@@ -254,12 +265,15 @@ class PostgresStore(Store):
         self._end(conn, cur, "COMMIT")
 
     def close(self) -> None:
+        """Close this process's connections (a forked child leaves its parent's alone)."""
+        me = os.getpid()
         with self._lock:
-            for conn in self._all:
-                try:
-                    conn.close()
-                except Exception:                       # noqa: BLE001
-                    pass
+            for pid, conn in self._all:
+                if pid == me:
+                    try:
+                        conn.close()
+                    except Exception:                   # noqa: BLE001
+                        pass
             self._all.clear()
         self._local = threading.local()
 
