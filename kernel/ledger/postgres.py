@@ -50,8 +50,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import numpy as np
-
 from . import store as _store
 from .store import _EVENT_COLUMNS, Store, StoreError, _fsync_dir, mask_url
 
@@ -66,7 +64,8 @@ __all__ = ["PostgresStore", "mask_url", "client_bin_dirs", "find_client"]
 #: advisory-lock key space (two int4 keys: distinct from the one-bigint account locks)
 _LOCK_CLASS = 0x706C6467                 # "pldg"
 _LOCK_MIGRATE = 1
-_TEMP = "pg_temp.postloan_ingest"
+#: the session's temporary table a batch is copied into
+_TEMP = "postloan_ingest"
 ENV_PG_BIN = "POSTLOAN_PG_BIN"
 
 
@@ -306,16 +305,16 @@ class PostgresStore(Store):
         if self.ingest_method == "executemany":
             return super()._insert_unique(cur, params)
         if not self._local.temp:
-            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_TEMP.split('.')[1]} "
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_TEMP} "
                         f"(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
             self._local.temp = True
         else:
-            cur.execute(f"DELETE FROM {_TEMP}")       # an earlier insert of the same transaction
+            cur.execute(f"DELETE FROM pg_temp.{_TEMP}")       # an earlier insert of the same transaction
         cols = ", ".join(_EVENT_COLUMNS)
-        with cur.copy(f"COPY {_TEMP} ({cols}) FROM STDIN") as copy:
+        with cur.copy(f"COPY pg_temp.{_TEMP} ({cols}) FROM STDIN") as copy:
             for row in params:
                 copy.write_row(row)
-        move = (f"INSERT INTO events ({cols}) SELECT {cols} FROM {_TEMP} ORDER BY event_id "
+        move = (f"INSERT INTO events ({cols}) SELECT {cols} FROM pg_temp.{_TEMP} ORDER BY event_id "
                 f"ON CONFLICT (event_id) DO NOTHING")
         cur.execute("SAVEPOINT ingest")
         cur.execute(move)
@@ -406,6 +405,8 @@ class PostgresStore(Store):
                 os.fsync(f.fileno())
             os.replace(tmp, target)
             _fsync_dir(target.parent)
+        except OSError as e:
+            raise StoreError(f"{self.url}: backup to {target} failed ({e.strerror or e})") from None
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -417,8 +418,12 @@ class PostgresStore(Store):
             raise StoreError(f"{self.url}: restore: {source} is not a file")
         tools = self._client(["pg_restore", "psql"], "restore")
         listing = self._run([tools["pg_restore"], "--list", source], f"restore: reading {source}").decode()
-        if not re.search(r"TABLE DATA \S+ ledger_schema ", listing) or not re.search(r"TABLE DATA \S+ events ", listing):
+        found = [re.search(rf"TABLE DATA (\S+) {name}\b", listing) for name in ("ledger_schema", "events")]
+        if not all(found):
             raise StoreError(f"{self.url}: restore: {source} is not a backup of a postloan ledger")
+        if found[1].group(1) != self.schema:            # pg_restore writes into the schema dumped
+            raise StoreError(f"{self.url}: restore: {source} holds a ledger of schema {found[1].group(1)}; this "
+                             f"ledger is in schema {self.schema}")
         version = self._run([tools["pg_restore"], "--data-only", "--table", "ledger_schema", "--file", "-", source],
                             f"restore: reading {source}").decode()
         m = re.search(r"^COPY \S+ \(version\) FROM stdin;\n(\d+)\n", version, re.M)
@@ -430,7 +435,9 @@ class PostgresStore(Store):
         with tempfile.TemporaryDirectory(prefix="postloan-restore-") as tmp:
             script = Path(tmp) / "restore.sql"
             with open(script, "w") as out:
-                out.write(f"SELECT pg_advisory_xact_lock({_LOCK_CLASS}, {_LOCK_MIGRATE});\n")
+                out.write(f"SELECT pg_advisory_xact_lock({_LOCK_CLASS}, {_LOCK_MIGRATE});\n"
+                          "SELECT set_config('synchronous_commit', 'on', true) "
+                          "WHERE current_setting('synchronous_commit') = 'off';\n")
                 for v in views:
                     out.write(f'DROP VIEW IF EXISTS "{self.schema}"."{v}";\n')
                 for t in tables:
@@ -440,6 +447,6 @@ class PostgresStore(Store):
                           f"restore: reading {source}", stdout=out)
             self._run([tools["psql"], "--no-psqlrc", "--quiet", "--single-transaction", "--set", "ON_ERROR_STOP=1",
                        "--file", script, "--dbname", dsn], "restore (psql)", env=env)
-        self.close()                                    # sessions may hold plans of the dropped tables
-        self._open()                                    # bring an older backup up to date
+        self.close()            # this process's sessions may hold plans of the dropped tables: reopen
+        self._open()            # and bring an older backup up to date
 

@@ -366,3 +366,28 @@ def test_postgres_backup_without_pg_dump_is_a_clear_error(postgres_server, tmp_p
             (tmp_path / "y.backup").write_bytes(b"x")
             ledger.restore(tmp_path / "y.backup")
         assert not (tmp_path / "x.backup").exists()
+
+
+def test_a_postgres_ledger_in_its_own_schema_is_kept_and_restored_there(postgres_server, ledger_sql, tmp_path):
+    def database(schema: str | None) -> tuple[str, str]:
+        """(admin URL, ledger URL) of a new database whose ledger lives in ``schema``."""
+        admin = postgres_server.url(postgres_server.create_database(f"schema_{schema}"))
+        if schema is None:
+            return admin, admin
+        ledger_sql(admin, f"CREATE SCHEMA {schema}")
+        return admin, f"{admin}?options=-csearch_path%3D{schema}"
+
+    admin, url = database("ledger")
+    with Ledger(url) as ledger:
+        ledger.ingest(batch(0, 30), now=T)
+        tables = ledger.store.dump_tables()
+        ledger.backup(tmp_path / "schema.backup")
+    assert ledger_sql(admin, "SELECT table_schema FROM information_schema.tables WHERE table_name = 'events'") == [
+        ("ledger",)]
+    with Ledger(database("ledger")[1]) as same:
+        same.restore(tmp_path / "schema.backup")
+        assert same.store.dump_tables() == tables
+    with Ledger(database(None)[1]) as public:
+        with pytest.raises(StoreError, match="holds a ledger of schema ledger; this ledger is in schema public"):
+            public.restore(tmp_path / "schema.backup")
+        assert public.store.count_events() == 0
