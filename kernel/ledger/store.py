@@ -24,13 +24,14 @@ that transaction is durable.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlparse, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlparse
 
 import numpy as np
 
@@ -50,23 +51,17 @@ class StoreError(PostloanError):
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password (in the authority or a ``password=`` parameter) as ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "postgresql://…"
-    netloc = parts.netloc
+    """``url`` with its password (in the authority or a ``password=`` parameter) as ``***``;
+    the rest exactly as given."""
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)(.*)", url, re.S)
+    if m is None:
+        return url
+    scheme, netloc, rest = m.groups()
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
         if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
-        netloc = f"{userinfo}@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k == "password" for k, _ in pairs):
-            query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs], safe="/*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+            netloc = userinfo.split(":", 1)[0] + ":***@" + host
+    return scheme + netloc + re.sub(r"([?&])password=[^&#]*", r"\1password=***", rest)
 
 
 def default_url() -> str:

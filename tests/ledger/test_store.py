@@ -11,6 +11,7 @@ import pytest
 
 from kernel.ledger import Ledger, StoreError, open_store
 from kernel.ledger import store as store_module
+from kernel.ledger.store import mask_url
 from kernel.schema import ENUMS
 
 UTC = dt.timezone.utc
@@ -49,6 +50,24 @@ def test_a_bad_url_is_a_store_error_naming_it_with_the_password_masked(url, says
     if url.startswith("postgres"):
         assert message.startswith(url.split("://")[0] + "://u")
         assert "***" in message
+
+
+@pytest.mark.parametrize("url, masked", [
+    ("postgresql://u:p%40ss%3Aw@db:5432/ledger", "postgresql://u:***@db:5432/ledger"),
+    ("postgresql://u@db/ledger?sslmode=require&password=pw", "postgresql://u@db/ledger?sslmode=require&password=***"),
+    ("postgresql:///ledger?host=/run/postgresql", "postgresql:///ledger?host=/run/postgresql"),
+    ("sqlite:////var/lib/ledger.db", "sqlite:////var/lib/ledger.db"),
+])
+def test_mask_url(url, masked):
+    assert mask_url(url) == masked
+
+
+def test_without_psycopg_a_postgresql_url_says_which_extra_to_install(monkeypatch):
+    from kernel.ledger import postgres
+    monkeypatch.setattr(postgres, "psycopg", None)
+    with pytest.raises(StoreError, match=r"^postgresql://u:\*\*\*@db/x: a PostgreSQL ledger needs psycopg 3: "
+                                         r"python -m pip install 'postloan\[postgres\]'"):
+        open_store("postgresql://u:pw@db/x")
 
 
 def test_a_wrong_password_or_database_is_a_store_error(postgres_server):
