@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import pwd
 import re
 import shutil
 import socket
@@ -106,6 +105,7 @@ def _server_user(bin_dir: Path) -> tuple[str | None, str | None]:
     or (None, reason) when root has no user able to run it."""
     if os.geteuid() != 0:
         return None, None
+    import pwd
     for name in ("postgres", "pgserver", "nobody"):
         try:
             pwd.getpwnam(name)
@@ -127,6 +127,8 @@ def start_server(fsync: bool = False) -> PgServer:
     """Start a throwaway server; ``pytest.skip`` when this machine has no PostgreSQL (``fsync``:
     on for measurements of durable writes)."""
     t0 = time.perf_counter()
+    if os.name != "posix":
+        pytest.skip("the tests start their PostgreSQL server on POSIX systems only")
     bin_dir = _server_bin_dir()
     if bin_dir is None:
         pytest.skip("no PostgreSQL server binaries: install the test extra (pgserver) or PostgreSQL "
@@ -143,6 +145,7 @@ def start_server(fsync: bool = False) -> PgServer:
     watchdog = None
     try:
         if user:
+            import pwd
             entry = pwd.getpwnam(user)
             os.chown(base, entry.pw_uid, entry.pw_gid)
         pwfile = base / "pwfile"
