@@ -287,16 +287,14 @@ class Ledger:
 
     # -- backup ------------------------------------------------------------------------------
     def backup(self, target) -> None:
-        """A consistent copy of the ledger in the file ``target`` (SQLite); PostgreSQL: use
-        ``pg_dump`` (docs/ledger.md)."""
-        if not hasattr(self.store, "backup"):
-            raise LedgerError(f"{self.url}: back a PostgreSQL ledger up with pg_dump (docs/ledger.md)")
+        """A consistent copy of the ledger in the file ``target``, taken while it is in use:
+        SQLite's online backup (a SQLite file), PostgreSQL's ``pg_dump --format=custom``
+        (docs/ledger.md). ``target`` is whole or untouched."""
         self.store.backup(target)
 
     def restore(self, source) -> None:
-        """Replace the ledger's content with the backup file ``source``."""
-        if not hasattr(self.store, "restore"):
-            raise LedgerError(f"{self.url}: restore a PostgreSQL ledger with pg_restore (docs/ledger.md)")
+        """Replace the ledger's content with the backup ``source`` (made by :meth:`backup` on a
+        ledger of the same kind), all or nothing; an older schema is then migrated."""
         self.store.restore(source)
 
 

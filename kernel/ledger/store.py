@@ -24,13 +24,14 @@ that transaction is durable.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from ..hookspecs import NULL_TIME
 from ..schema import ENUMS
 from .events import KIND, EventRows, STICKY_KINDS
 
-__all__ = ["Store", "SQLiteStore", "open_store", "StoreError", "MIGRATIONS", "SCHEMA_VERSION", "default_url",
+__all__ = ["Store", "SQLiteStore", "open_store", "StoreError", "MIGRATIONS", "SCHEMA_VERSION", "default_url", "mask_url",
            "EventColumns", "REGISTRY_COLUMNS"]
 
 ENV_DATA_DIR = "POSTLOAN_DATA_DIR"
@@ -47,6 +48,20 @@ ENV_DATA_DIR = "POSTLOAN_DATA_DIR"
 
 class StoreError(PostloanError):
     """The store cannot be opened, is from a newer postloan, or a write failed."""
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (in the authority or a ``password=`` parameter) as ``***``;
+    the rest exactly as given."""
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)(.*)", url, re.S)
+    if m is None:
+        return url
+    scheme, netloc, rest = m.groups()
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            netloc = userinfo.split(":", 1)[0] + ":***@" + host
+    return scheme + netloc + re.sub(r"([?&])password=[^&#]*", r"\1password=***", rest)
 
 
 def default_url() -> str:
@@ -171,6 +186,11 @@ def _codes(values) -> np.ndarray:
         return np.array([-1 if v is None else v for v in values], np.int8)
 
 
+def _content(row: tuple) -> tuple:
+    """An event row without its id and ``recorded_at`` (what a duplicate must repeat)."""
+    return row[1:4] + row[5:]
+
+
 def _none(values: np.ndarray, null) -> list:
     """A column as Python values with ``null`` (NaN, NULL_TIME or −1) as None."""
     listed = values.tolist()
@@ -189,6 +209,8 @@ class Store:
     real = "REAL"
     #: how many parameters one statement may bind
     max_params = 30_000
+    #: the driver's exceptions
+    _errors: tuple = ()
 
     # -- connections and transactions (per backend) -------------------------------------
     def _connection(self):
@@ -206,6 +228,15 @@ class Store:
     def version(self) -> int:
         raise NotImplementedError
 
+    def backup(self, target: str | os.PathLike) -> None:
+        """A consistent copy of the whole ledger in the file ``target``, taken while the
+        ledger is in use."""
+        raise NotImplementedError
+
+    def restore(self, source: str | os.PathLike) -> None:
+        """Replace the ledger's content with the backup ``source`` made by :meth:`backup`."""
+        raise NotImplementedError
+
     # -- SQL helpers ----------------------------------------------------------------------
     def _sql(self, text: str) -> str:
         return text if self.mark == "?" else text.replace("?", self.mark)
@@ -215,7 +246,12 @@ class Store:
             if version <= current:
                 continue
             for statement in statements:
-                cur.execute(statement.format(real=self.real))
+                try:
+                    cur.execute(statement.format(real=self.real))
+                except self._errors as e:
+                    first = " ".join(statement.split())[:80]
+                    raise StoreError(f"{self.url}: migration to schema version {version} failed at "
+                                     f"'{first}' ({' '.join(str(e).split())}); nothing was changed") from None
             if version == 1:
                 for table, enum in _LOOKUPS.items():
                     cur.executemany(self._sql(f"INSERT INTO {table} (code, name) VALUES (?, ?)"),
@@ -234,7 +270,8 @@ class Store:
     def insert_events(self, cur, rows: EventRows, recorded_at: int) -> np.ndarray:
         """Insert ``rows`` (in ``cur``'s transaction); returns per row 0 inserted, 1 a
         duplicate of a stored event (same id, same content) or 2 a conflict (same id,
-        other content: the stored event stays)."""
+        other content: the stored event stays). An id repeated within ``rows`` is inserted
+        once, from its first row; the later rows are duplicates or conflicts of it."""
         n = rows.n
         status = np.zeros(n, np.int8)
         if n == 0:
@@ -243,32 +280,52 @@ class Store:
                           [recorded_at] * n, _none(rows.amount, None), _none(rows.promise_date, NULL_TIME),
                           _none(rows.channel, -1), _none(rows.outcome, -1), _none(rows.expiry_date, NULL_TIME),
                           rows.reservation_id.tolist(), rows.agent.tolist()))
-        cur.execute("SAVEPOINT ingest")
-        if self._insert_ignoring(cur, params) == n:     # the common case: every id is new
-            cur.execute("RELEASE SAVEPOINT ingest")
-            return status
-        # Some ids were already there (a replay, or repeated within the batch): undo, classify
-        # each row against what is stored, and insert the first occurrence of each new id.
-        cur.execute("ROLLBACK TO SAVEPOINT ingest")
-        stored = self._events_by_id(cur, sorted(set(rows.event_id.tolist())))
-        seen: dict[str, tuple] = {}
-        fresh = []
+        ids = rows.event_id.tolist()
+        unique = params
+        if len(set(ids)) < n:                           # an id repeated within the batch: its first row
+            first: dict[str, tuple] = {}
+            for row in params:
+                first.setdefault(row[0], row)
+            unique = list(first.values())
+        inserted = self._insert_unique(cur, unique)
+        if inserted is None:
+            if len(unique) == n:                        # the common case: every id is new
+                return status
+            inserted = {row[0] for row in unique}
+        # Tell each row that was not inserted here a duplicate (same content as the event
+        # stored under its id, or as the first row of the batch with its id) from a conflict.
+        stored = self._events_by_id(cur, sorted({key for key in ids if key not in inserted}))
+        reference: dict[str, tuple] = {}
         for i, row in enumerate(params):
             key = row[0]
-            content = row[1:4] + row[5:]
-            earlier = seen.get(key)
+            content = _content(row)
+            earlier = reference.get(key)
             if earlier is None:
+                if key in inserted:
+                    reference[key] = content
+                    continue
                 have = stored.get(key)
                 if have is None:
-                    seen[key] = content
-                    fresh.append(row)
-                    continue
-                earlier = seen[key] = tuple(have[1:4]) + tuple(have[5:])
+                    raise StoreError(f"{self.url}: event {key!r} was neither inserted nor found stored")
+                earlier = reference[key] = _content(have)
             status[i] = 1 if earlier == content else 2
+        return status
+
+    def _insert_unique(self, cur, params: list[tuple]) -> set | None:
+        """Insert the rows ``params`` (distinct event ids) whose id is not stored yet; returns
+        the ids inserted, or None when every row was."""
+        cur.execute("SAVEPOINT ingest")
+        if self._insert_ignoring(cur, params) == len(params):
+            cur.execute("RELEASE SAVEPOINT ingest")
+            return None
+        # Some ids were already there (a replay): undo, and insert only the new ones.
+        cur.execute("ROLLBACK TO SAVEPOINT ingest")
+        present = self._events_by_id(cur, [row[0] for row in params])
+        fresh = [row for row in params if row[0] not in present]
         if fresh:
             self._insert_ignoring(cur, fresh)
         cur.execute("RELEASE SAVEPOINT ingest")
-        return status
+        return {row[0] for row in fresh}
 
     def _insert_ignoring(self, cur, params: list[tuple]) -> int:
         cur.executemany(self._sql(f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES "
@@ -528,6 +585,7 @@ class SQLiteStore(Store):
     real = "REAL"
     max_params = 30_000
     busy_timeout_ms = 30_000
+    _errors = (sqlite3.Error,)
 
     def __init__(self, path: str | os.PathLike, url: str | None = None):
         self.path = Path(path)
@@ -578,6 +636,9 @@ class SQLiteStore(Store):
             raise StoreError(f"{self.url}: cannot start a transaction ({e})") from None
         try:
             yield cur
+        except sqlite3.Error as e:
+            conn.rollback()
+            raise StoreError(f"{self.url}: {e} (the transaction was rolled back)") from None
         except BaseException:
             conn.rollback()
             raise
@@ -594,8 +655,13 @@ class SQLiteStore(Store):
         cur.execute("BEGIN")                      # one snapshot for every statement of the read
         try:
             yield cur
-        finally:
-            cur.execute("COMMIT")
+        except sqlite3.Error as e:
+            conn.rollback()
+            raise StoreError(f"{self.url}: {e}") from None
+        except BaseException:
+            conn.rollback()
+            raise
+        cur.execute("COMMIT")
 
     def version(self) -> int:
         with self.reading() as cur:
@@ -614,35 +680,75 @@ class SQLiteStore(Store):
 
     def backup(self, target: str | os.PathLike) -> None:
         """A consistent copy of the whole ledger into the file ``target`` while it is in use
-        (SQLite's online backup API)."""
+        (SQLite's online backup API: one read snapshot, writers go on). The copy is written
+        next to ``target``, synced, then renamed over it: ``target`` is whole or untouched."""
         target = Path(target)
+        if not target.parent.is_dir():
+            raise StoreError(f"{self.url}: backup: the folder of {target} does not exist")
+        if target.exists() and target.resolve() == self.path.resolve():
+            raise StoreError(f"{self.url}: backup: {target} is the ledger itself")
         tmp = target.with_name(target.name + ".part")
-        tmp.unlink(missing_ok=True)
-        out = sqlite3.connect(tmp)
         try:
-            self._connection().backup(out)
-            out.execute("PRAGMA journal_mode = DELETE")
+            tmp.unlink(missing_ok=True)
+            out = sqlite3.connect(tmp)
+            try:
+                self._connection().backup(out)
+                out.execute("PRAGMA journal_mode = DELETE")     # one self-contained file
+            finally:
+                out.close()
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+        except (sqlite3.Error, OSError) as e:
+            raise StoreError(f"{self.url}: backup to {target} failed ({_reason(e)})") from None
         finally:
-            out.close()
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+            tmp.unlink(missing_ok=True)
 
     def restore(self, source: str | os.PathLike) -> None:
-        """Replace this ledger's content with the backup file ``source`` (checked first)."""
-        src = sqlite3.connect(f"file:{Path(source)}?mode=ro", uri=True)
+        """Replace this ledger's content with the backup file ``source`` (checked first: a
+        postloan ledger, of a schema version this postloan knows), in one step other
+        connections see whole, then bring it to this schema version."""
+        source = Path(source)
+        if not source.is_file():
+            raise StoreError(f"{self.url}: restore: {source} is not a file")
+        try:
+            src = sqlite3.connect(f"file:{quote(str(source.resolve()))}?mode=ro", uri=True)
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.url}: restore: cannot open {source} ({_reason(e)})") from None
         try:
             try:
                 version = int(src.execute("SELECT version FROM ledger_schema").fetchone()[0])
-            except sqlite3.DatabaseError:
-                raise StoreError(f"{source}: not a postloan ledger backup") from None
+                src.execute("SELECT COUNT(*) FROM events").fetchone()
+            except (sqlite3.DatabaseError, TypeError):
+                raise StoreError(f"{self.url}: restore: {source} is not a backup of a postloan ledger") from None
             self._check_version(version)
             src.backup(self._connection())
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.url}: restore from {source} failed ({_reason(e)})") from None
         finally:
             src.close()
         with self.transaction() as cur:             # bring an older backup up to date
             cur.execute("SELECT version FROM ledger_schema")
             self._migrate(cur, int(cur.fetchone()[0]))
+
+
+def _reason(error: BaseException) -> str:
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (where the platform allows opening a folder)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def open_store(url: str | os.PathLike | None = None) -> Store:
@@ -661,6 +767,6 @@ def open_store(url: str | os.PathLike | None = None) -> Store:
             raise StoreError(f"{url}: names no file")
         return SQLiteStore(path, url)
     if parsed.scheme and len(parsed.scheme) > 1:
-        raise StoreError(f"{url}: unknown store; use sqlite:///FILE or postgresql://USER@HOST/DB")
+        raise StoreError(f"{mask_url(url)}: unknown store; use sqlite:///FILE or postgresql://USER@HOST/DB")
     return SQLiteStore(url, f"sqlite:///{url}")
 
