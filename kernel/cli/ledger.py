@@ -8,9 +8,10 @@ DESCRIPTION = """Look after the case ledger (docs/ledger.md):
 
   info     where it is, its schema version and how many events, reservations, cars and
            registered accounts it holds
-  backup   a consistent copy of a SQLite ledger while it is in use (SQLite's online backup);
-           a PostgreSQL ledger is backed up with pg_dump (docs/ledger.md)
-  restore  replace the ledger's content with a backup file (checked first)
+  backup   a consistent copy of the ledger while it is in use: SQLite's online backup, or
+           pg_dump's custom format for PostgreSQL (docs/ledger-stores.md)
+  restore  replace the ledger's content with a backup file (checked first; all or nothing;
+           an older backup is brought up to the current schema)
   purge    forget GPS positions older than [ledger] gps_position_hours now (ingest also
            does this at most once a minute)
 

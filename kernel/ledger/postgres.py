@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from . import store as _store
+from .events import KIND
 from .store import _EVENT_COLUMNS, Store, StoreError, _fsync_dir, mask_url
 
 try:                                    # the ``postgres`` extra
@@ -163,6 +164,13 @@ class PostgresStore(Store):
         self._all: list = []
         self._lock = threading.Lock()
         self._open()
+
+    def _older_payments(self, where: str) -> str:
+        # PostgreSQL has no bare columns beside MAX(): DISTINCT ON keeps each account's latest
+        return (f"(SELECT DISTINCT ON (account_id) account_id, {KIND['PAYMENT']} AS kind, at, amount, "
+                f"NULL::integer AS promise_date, NULL::smallint AS channel, NULL::smallint AS outcome, "
+                f"NULL::integer AS expiry_date FROM events WHERE kind = {KIND['PAYMENT']} AND at < ? {where} "
+                f"ORDER BY account_id, at DESC)")
 
     # -- connections -------------------------------------------------------------------------
     def _message(self, error: BaseException, raw: str | None = None) -> str:

@@ -533,7 +533,7 @@ class Store:
                 f"({self._older_payments('AND account_id = ?')}) AS older")
         params = (account, until, since, account, until, since, account, account, until, until, since, account)
         if cur is None:
-            rows = self._connection().execute(sql, params).fetchall()
+            rows = self._query(sql, params)
         else:
             cur.execute(sql, params)
             rows = cur.fetchall()
@@ -552,6 +552,12 @@ class Store:
         return events, None if last is None else (first, last, gap)
 
     _account_sql: str | None = None
+
+    def _query(self, sql: str, params: tuple) -> list:
+        """One read statement's rows (one snapshot)."""
+        with self.reading() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
 
     # -- whole-store copies ----------------------------------------------------------------
     def dump_tables(self) -> dict[str, list[tuple]]:
@@ -667,6 +673,12 @@ class SQLiteStore(Store):
         with self.reading() as cur:
             cur.execute("SELECT version FROM ledger_schema")
             return int(cur.fetchone()[0])
+
+    def _query(self, sql: str, params: tuple) -> list:
+        try:                        # one statement outside a transaction reads one snapshot
+            return self._connection().execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.url}: {e}") from None
 
     def close(self) -> None:
         with self._lock:
