@@ -357,7 +357,7 @@ class Pipeline:
         from .ledger.join import book_state_record, join_record, merge_record
         state = book_state_record(record, as_of)
         if self.ledger is not None:
-            state = merge_record(state, self.ledger.state_record(record.get("account_id"), record.get("time_zone"), now),
+            state = merge_record(state, self.ledger.state_values(record.get("account_id"), record.get("time_zone"), now),
                                  self.book_counters)
         return join_record(record, state)
 

@@ -88,7 +88,7 @@ def check_contact(ledger, judge: Callable, account_id: str, channel: str, at: dt
         book = dict(zip(REGISTRY_COLUMNS, registered))
         rows, _ = store.account_rows(cur, account_id, at_us, at_us - s.lookback_us)
         record = {"account_id": account_id, **book}
-        for name, value in record_state(derive_one(rows, book["time_zone"], at_us, s)).items():
+        for name, value in record_state(derive_one(rows, book["time_zone"], at_us, s, ordered=True)).items():
             if value is None and name in book:
                 continue                                   # the ledger does not say: the book does
             record[name] = value

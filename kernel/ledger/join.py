@@ -211,17 +211,19 @@ def book_state_record(record: Mapping[str, Any], as_of: dt.date) -> dict[str, An
 
 def merge_record(book: Mapping[str, Any], ledger: Mapping[str, Any] | None,
                  book_counters: str = "fallback") -> dict[str, Any]:
-    """:func:`merge` for one account's record-form state."""
+    """:func:`merge` for one account: ``book`` in record form, ``ledger`` in the fold's
+    representation (:meth:`Ledger.state_values`); converts only the values it keeps."""
     if ledger is None:
         return dict(book)
     known = book_counters == "ignore" or ledger["ledger_events"] > 0
-    out = {}
-    for name, _ in _RECORD_COLUMNS:
-        mine = ledger[name]
+    out = dict(book)
+    for name, convert in _RECORD_COLUMNS:
         if name in _WHERE_SET:
-            out[name] = book[name] if mine is None else mine
-        else:
-            out[name] = mine if known else book[name]
+            mine = convert(ledger[name])
+            if mine is not None:
+                out[name] = mine
+        elif known:
+            out[name] = ledger[name] if convert is None else convert(ledger[name])
     return out
 
 

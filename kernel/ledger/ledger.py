@@ -233,9 +233,13 @@ class Ledger:
         """One account's state as of ``at`` as record scalars (the path a gRPC Decide takes:
         one round trip to the store, no Arrow)."""
         from .join import record_state
+        return record_state(self.state_values(account_id, zone, at))
+
+    def state_values(self, account_id: str, zone: str | None, at: dt.datetime | int | None = None) -> dict:
+        """One account's state as of ``at`` in the fold's representation (µs, days, codes)."""
         at_us = instant_us(at)
         rows, gps = self.store.account_rows(None, account_id, at_us, at_us - self.settings.lookback_us)
-        return record_state(derive_one(rows, zone, at_us, self.settings, gps))
+        return derive_one(rows, zone, at_us, self.settings, gps, ordered=True)
 
     def state(self, at: dt.datetime | int | None = None, accounts: Sequence[str] | None = None,
               zones: Mapping[str, str] | None = None) -> pa.Table:

@@ -168,16 +168,20 @@ def _order(row: tuple):
 
 
 def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSettings,
-               gps: tuple | None = None) -> dict:
-    """One account's state from its event rows (:meth:`Store.account_rows`' form): the same
-    compiled fold as :func:`derive`, fed without building an Arrow array on the way (the
-    path one gRPC request takes). Returns ``{column: value}`` in the fold's representation."""
-    rows = sorted(rows, key=_order)
+               gps: tuple | None = None, *, ordered: bool = False) -> dict:
+    """One account's state from its event rows (:meth:`Store.account_rows`' form; sorted
+    here unless ``ordered``): the same compiled fold as :func:`derive`, fed without building
+    an Arrow array on the way (the path one gRPC request takes). Returns ``{column: value}``
+    in the fold's representation."""
+    if not ordered:
+        rows = sorted(rows, key=_order)
     zone = zone or "UTC"
     if rows:
         kind, times, amount, promise, channel, outcome, expiry = zip(*rows)
-        times = np.array(times, np.int64)
+        times = np.array(times + (at,), np.int64)            # the moment's local day too, in one call
         day = local_days(times, [zone], np.zeros(times.shape[0], np.int64))
+        today = day[-1:]
+        times, day = times[:-1], day[:-1]
         columns = (np.array(kind, np.int8), times, day,
                    np.array([np.nan if a is None else a for a in amount], np.float64),
                    np.array([NULL_TIME if d is None else d for d in promise], np.int64),
@@ -186,8 +190,8 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
                    np.array([NULL_TIME if d is None else d for d in expiry], np.int64))
     else:
         columns = _NO_EVENTS
+        today = local_days(np.array([at], np.int64), [zone], _ZERO)
     state_at = np.array([at], np.int64)
-    today = local_days(state_at, [zone], _ZERO)
     last = NULL_TIME if gps is None else int(gps_last_ping(*(np.array([v], np.int64) for v in gps), state_at)[0])
     ints, floats = F.empty_outputs(1)
     F.fold(np.array([0, len(rows)], np.int64), *columns, state_at, today, np.array([last], np.int64),

@@ -512,7 +512,8 @@ class Store:
 
     def account_rows(self, cur, account: str, until: int, since: int) -> tuple[list[tuple], tuple | None]:
         """One account's events (as :meth:`read_events`, as rows ``(kind, at, amount,
-        promise_date, channel, outcome, expiry_date)`` with None for null) and its reduced
+        promise_date, channel, outcome, expiry_date)`` with None for null, in the fold's
+        order) and its reduced
         GPS state ``(first ping, last ping, start of the gap holding until or NULL_TIME)``
         or None, in one round trip (``cur``: an open transaction's cursor, or None to read on
         this thread's connection)."""
@@ -522,6 +523,7 @@ class Store:
             contact, unreported = KIND["CONTACT_ATTEMPT"], ENUMS["contact_outcome"].index("UNREPORTED")
             # GPS rows ride along as kinds −1 (first and last ping) and −2 (the gap holding `until`)
             sql = self._account_sql = self._sql(
+                f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM ("
                 f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM events "
                 f"WHERE account_id = ? AND at <= ? AND (at >= ? OR kind IN ({sticky})) UNION ALL "
                 f"SELECT {contact}, at, NULL, NULL, channel, {unreported}, NULL FROM reservations "
@@ -530,7 +532,9 @@ class Store:
                 f"UNION ALL SELECT -2, from_at, NULL, NULL, NULL, NULL, NULL FROM gps_gaps "
                 f"WHERE account_id = ? AND from_at <= ? AND to_at > ? UNION ALL "
                 f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM "
-                f"({self._older_payments('AND account_id = ?')}) AS older")
+                f"({self._older_payments('AND account_id = ?')}) AS older) AS u "
+                # the fold's order (kernel.ledger.state._order): nulls first, amounts' last
+                f"ORDER BY at, kind, channel IS NOT NULL, channel, outcome IS NOT NULL, outcome, amount IS NULL, amount")
         params = (account, until, since, account, until, since, account, account, until, until, since, account)
         if cur is None:
             rows = self._query(sql, params)
