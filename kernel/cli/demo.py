@@ -38,7 +38,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import datetime as dt
     import tempfile
     import time
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..ledger import EventsError
