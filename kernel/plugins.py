@@ -37,7 +37,7 @@ from .hookspecs import HOOKS, PROJECT
 
 __all__ = [
     "ENTRY_POINT_GROUP", "DEFAULT_CONFIG", "PluginError", "PluginInfo", "PluginManager",
-    "load_config", "read_batches", "write_batches", "conform",
+    "load_config", "read_toml", "read_batches", "write_batches", "conform",
 ]
 
 ENTRY_POINT_GROUP = "postloan"
@@ -107,19 +107,34 @@ def load_config(config: str | os.PathLike | Mapping | None = None) -> dict[str, 
         given = config
     else:
         source = str(config)
-        try:
-            with open(config, "rb") as f:
-                given = tomllib.load(f)
-        except FileNotFoundError:
-            raise PostloanError(f"{source}: configuration file not found") from None
-        except tomllib.TOMLDecodeError as e:
-            raise PostloanError(f"{source}: not valid TOML: {e}") from None
+        given = read_toml(config, "configuration")
     if given.get("_merged"):
         return dict(given)
     merged = _merge(copy.deepcopy(DEFAULT_CONFIG), given, source or "configuration", "")
     merged["_source"] = source
     merged["_merged"] = True
     return merged
+
+
+def read_toml(path, what: str) -> dict:
+    """A TOML file (configuration, a plugin's data file) read as a table; every failure is a
+    :class:`PostloanError` naming the file (size capped at :data:`kernel.files.MAX_CONFIG_BYTES`)."""
+    from .files import MAX_CONFIG_BYTES, FileError, read_capped
+    try:
+        text = read_capped(path, MAX_CONFIG_BYTES, what).decode("utf-8")
+        return tomllib.loads(text)
+    except FileNotFoundError:
+        raise PostloanError(f"{path}: {what} file not found") from None
+    except FileError as e:
+        raise PostloanError(str(e)) from None
+    except OSError as e:
+        raise PostloanError(f"{path}: cannot read the {what} file: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise PostloanError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise PostloanError(f"{path}: not valid TOML: {e}") from None
+    except RecursionError:                 # tomllib recurses once per nested array or inline table
+        raise PostloanError(f"{path}: not valid TOML: arrays or inline tables nested too deeply") from None
 
 
 def _merge(base: dict, over: Mapping, source: str, prefix: str) -> dict:

@@ -68,6 +68,10 @@ def parse_yaml(text: str, diags: Diagnostics) -> Node | None:
         return _parse_ruamel(text, diags)
     lines = text.splitlines()
     try:
+        problem = _structure_problem(yaml.parse(text, Loader=loader))
+        if problem is not None:
+            diags.error(*problem)
+            return None
         docs = list(yaml.compose_all(text, Loader=loader))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -85,6 +89,51 @@ def parse_yaml(text: str, diags: Diagnostics) -> Node | None:
     if len(docs) > 1:
         diags.error((1, 1), "one ruleset per file: found several YAML documents (`---`)")
     return _from_libyaml(docs[0], lines, diags, False)
+
+
+#: deepest nesting of mappings and lists a ruleset may have (a decision table's cells sit at
+#: depth 4): libyaml's composer and this module recurse once per level, and 100,000 nested
+#: `[` crashed the process (C stack) where 1,000 raised RecursionError
+MAX_YAML_DEPTH = 64
+#: nodes that aliases (`*name`) may add to the document once expanded: ten aliases of ten
+#: aliases … (a "billion laughs" file) expand a few hundred bytes to billions of nodes
+MAX_ALIAS_NODES = 100_000
+
+
+def _structure_problem(events) -> tuple[tuple[int, int], str] | None:
+    """(position, message) when the document nests deeper than :data:`MAX_YAML_DEPTH` or its
+    aliases expand to more than :data:`MAX_ALIAS_NODES` extra nodes; read from libyaml's
+    event stream (no recursion), stopping at the first problem."""
+    import yaml
+    sizes: dict[str, int] = {}                 # anchor -> nodes of its value, aliases expanded
+    stack: list[list] = []                     # per open collection: [nodes so far, anchor]
+    extra = 0
+    for event in events:
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            if len(stack) >= MAX_YAML_DEPTH:
+                mark = event.start_mark
+                return (mark.line + 1, mark.column + 1), (f"invalid YAML: mappings and lists nested more than "
+                                                          f"{MAX_YAML_DEPTH} deep")
+            stack.append([1, event.anchor])
+            continue
+        if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            size, anchor = stack.pop()
+        elif isinstance(event, yaml.ScalarEvent):
+            size, anchor = 1, event.anchor
+        elif isinstance(event, yaml.AliasEvent):
+            size, anchor = sizes.get(event.anchor, 1), None
+            extra += size
+            if extra > MAX_ALIAS_NODES:
+                mark = event.start_mark
+                return (mark.line + 1, mark.column + 1), (f"invalid YAML: aliases (*name) expand to more than "
+                                                          f"{MAX_ALIAS_NODES:,} nodes")
+        else:
+            continue
+        if anchor is not None:
+            sizes[anchor] = size
+        if stack:
+            stack[-1][0] += size
+    return None
 
 
 _STYLES = {None: "plain", "": "plain", "'": "single", '"': "double", "|": "literal", ">": "folded"}
@@ -182,6 +231,9 @@ def _parse_ruamel(text: str, diags: Diagnostics) -> Node | None:
     lines = text.splitlines()
     try:
         docs = list(yaml.load_all(io.StringIO(text)))
+    except RecursionError:
+        diags.error((1, 1), "invalid YAML: mappings and lists nested too deeply")
+        return None
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -295,6 +347,9 @@ def parse_expression(source: ExprSource, diags: Diagnostics, rule: str | None):
         with warnings.catch_warnings():
             warnings.simplefilter("error", SyntaxWarning)
             tree = ast.parse("(" + text + "\n)", mode="eval")
+    except (RecursionError, MemoryError):      # Python's parser gives up on deep nesting this way
+        diags.error(source.scalar.pos, _TOO_DEEP, rule)
+        return None
     except SyntaxError as e:
         lineno = e.lineno or 1
         offset = max(0, (e.offset or 1) - 1 - (1 if lineno == 1 else 0))
@@ -308,8 +363,28 @@ def parse_expression(source: ExprSource, diags: Diagnostics, rule: str | None):
             msg += " (a comma inside a {...} mapping ends a plain value: quote the expression)"
         diags.error(source.pos(lineno, offset_bytes), f"{msg} in `{' '.join(text.split())}`", rule)
         return None
+    if _depth(tree.body) > MAX_EXPRESSION_DEPTH:
+        diags.error(source.scalar.pos, _TOO_DEEP, rule)
+        return None
     _shift_first_line(tree)
     return tree.body
+
+
+#: deepest expression tree a rule may have (`a + b + c` is 3 deep; the shipped rulesets reach
+#: 8): the checker, the reference interpreter and the code generator recurse once per level
+MAX_EXPRESSION_DEPTH = 100
+_TOO_DEEP = f"expression nested more than {MAX_EXPRESSION_DEPTH} deep (split it over several rules or outputs)"
+
+
+def _depth(node) -> int:
+    """The depth of an ``ast`` tree, counted without recursion."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth <= MAX_EXPRESSION_DEPTH:
+            stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _shift_first_line(tree) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,21 +19,13 @@ import kernel
 from kernel.errors import PostloanError
 from kernel.hookspecs import Batch, DisposalChannel, ValuationMethod
 from kernel.pipeline import vehicle_age_years
+from kernel.plugins import read_toml
 
 __all__ = ["DepreciationCurve", "ResidualValueModel", "load_channels", "DATA_DIR"]
 
 DATA_DIR = Path(__file__).with_name("data")
 _EPOCH = dt.date(1970, 1, 1)
 _GRADES = ("A", "B", "C", "D", "E")
-
-
-def _load_toml(path: Path, what: str) -> dict:
-    try:
-        return tomllib.loads(Path(path).read_text("utf-8"))
-    except FileNotFoundError:
-        raise PostloanError(f"{path}: {what} file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise PostloanError(f"{path}: not valid TOML: {e}") from None
 
 
 def _number(value: Any, where: str, lo: float = 0.0, hi: float = float("inf")) -> float:
@@ -51,7 +42,7 @@ class DepreciationCurve(ValuationMethod):
 
     def __init__(self, path: str | Path | None = None):
         path = Path(path or DATA_DIR / "depreciation.toml")
-        data = _load_toml(path, "depreciation")
+        data = read_toml(path, "depreciation")
         where = str(path)
         self.default_rate = _number(data.get("default_rate"), f"{where}: default_rate", 0, 1)
         brands = data.get("brands", {})
@@ -180,7 +171,7 @@ _CHANNEL_KEYS = {"name", "kind", "description", "price_factor", "success_rate", 
 def load_channels(path: str | Path | None = None) -> list[DisposalChannel]:
     """Disposal channels from a TOML data file (see data/disposal_channels.toml)."""
     path = Path(path or DATA_DIR / "disposal_channels.toml")
-    data = _load_toml(path, "disposal channels")
+    data = read_toml(path, "disposal channels")
     holding = _number(data.get("holding_cost_per_day", 0.0), f"{path}: holding_cost_per_day")
     channels = []
     for i, spec in enumerate(data.get("channel", [])):
