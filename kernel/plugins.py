@@ -263,7 +263,7 @@ class PluginManager:
             except PostloanError as e:
                 raise PluginError(f"plugin {plugin!r} failed in hook {hook}: {e}", plugin=plugin, hook=hook) from e
             except Exception as e:
-                raise PluginError(f"plugin {plugin!r} raised {type(e).__name__} in hook {hook}{_where(e)}",
+                raise PluginError(f"plugin {plugin!r} raised {_what(e)} in hook {hook}{_where(e)}",
                                   plugin=plugin, hook=hook) from e
             if result is None:
                 continue
@@ -346,6 +346,22 @@ def _plugin_path(plugin) -> str | None:
         return inspect.getfile(plugin if inspect.ismodule(plugin) or inspect.isclass(plugin) else type(plugin))
     except TypeError:
         return None
+
+
+def raised(exc: BaseException) -> str:
+    """What a plugin raised, as an error message may say it: the exception's type, an
+    OSError's errno with the system's own text for it, and the file and line that raised —
+    never the message, which is the plugin's and may hold personal data ('disk full name=张三')."""
+    return _what(exc) + _where(exc)
+
+
+def _what(exc: BaseException) -> str:
+    """The exception's type, and an OSError's errno as ``[ENOSPC: No space left on device]``."""
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, OSError) and isinstance(code, int) and code > 0:
+        import errno
+        return f"{type(exc).__name__} [{errno.errorcode.get(code, code)}: {os.strerror(code)}]"
+    return type(exc).__name__
 
 
 def _where(exc: BaseException) -> str:
@@ -445,10 +461,10 @@ def read_batches(uri: str, *, table: str = "book", batch_size: int = 65_536,
             yield batch
         if not batches:
             raise SchemaError(f"{uri}: empty — no rows and no columns to check against the {table} table")
-    except (PostloanError, OSError):
+    except PostloanError:
         raise
-    except Exception as e:      # the message may quote data: type and place only
-        raise PluginError(f"{uri}: connector {conn.name!r} (plugin {plugin!r}) raised {type(e).__name__}{_where(e)}",
+    except Exception as e:      # an OSError's message too may quote data: type, errno and place only
+        raise PluginError(f"{uri}: connector {conn.name!r} (plugin {plugin!r}) failed to read: {raised(e)}",
                           plugin=plugin, hook="postloan_connectors") from e
 
 
@@ -479,8 +495,8 @@ def write_batches(uri: str, batches: Iterable[pa.RecordBatch], *, schema: pa.Sch
     plugin = manager.provider("postloan_connectors", conn.name)
     try:
         return int(conn.write(str(uri), batches, schema=schema))
-    except (PostloanError, OSError):
+    except PostloanError:
         raise
     except Exception as e:
-        raise PluginError(f"{uri}: connector {conn.name!r} (plugin {plugin!r}) failed to write: "
-                          f"{type(e).__name__}{_where(e)}", plugin=plugin, hook="postloan_connectors") from e
+        raise PluginError(f"{uri}: connector {conn.name!r} (plugin {plugin!r}) failed to write: {raised(e)}",
+                          plugin=plugin, hook="postloan_connectors") from e

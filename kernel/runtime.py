@@ -84,13 +84,15 @@ class Kernel:
 
     # ------------------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path=None) -> "Kernel":
+    def load(cls, path=None, *, limits=None) -> "Kernel":
         """Load, check and compile a bundle: ``path`` None is the shipped bundle
-        (``$POSTLOAN_BUNDLE`` overrides), else a folder, a file or a list of them. Raises
-        :class:`~kernel.errors.BundleError` or :class:`~kernel.rules.RulesetError` listing every
-        problem. The kernel returned is compiled and warm."""
+        (``$POSTLOAN_BUNDLE`` overrides), else a folder, a file or a list of them. ``limits``
+        (a :class:`kernel.files.FileLimits`) caps each file's size before it is read
+        (default: from the environment). Raises :class:`~kernel.errors.BundleError` or
+        :class:`~kernel.rules.RulesetError` listing every problem. The kernel returned is
+        compiled and warm."""
         from .codegen import compile_plan
-        bundle = Bundle.load(path)
+        bundle = Bundle.load(path, limits=limits)
         compiled = compile_plan(build_plan(bundle))
         kernel = cls(bundle, compiled)
         kernel._warm()

@@ -11,13 +11,17 @@ then every decision column (<ruleset>.<output>, <model>.<output>, <ruleset>.rule
 Both files go through the connector plugins (`postloan plugins` lists them): the format
 follows the file's extension (.parquet, .arrow/.feather/.arrows, .csv, .sqlite/.db, or a URI
 such as sqlite:///book.db?table=book); --in-format and --out-format name a file's connector,
---format one for the files whose name says none (a name that says another is an error). The
+--format one for the files whose name says none (a name that says another is an error);
+without them, `-` (standard output, for --out) and names without an extension are Parquet. The
 book is read, decided and written batch by batch, so memory stays bounded whatever its size.
 Formats without nested lists (all but Parquet and Arrow IPC) get a collect ruleset's fired
 rules as one text cell, ids separated by ';'.
 
 A bad book is rejected before any decision is written, naming the column (and the row, for a
-bad value) in one line (exit status 2); an existing output file is left as it was.
+bad value) in one line (exit status 2); an existing output file is left as it was. The output
+is written beside the file and renamed into place (a symlink keeps pointing at it); special
+files such as a FIFO are written, never replaced. The summary goes to stderr, so `--out -`
+pipes the decisions alone.
 
 examples:
   postloan decide --in book.parquet --out decisions.parquet --as-of 2026-11-28
@@ -49,7 +53,7 @@ def add_arguments(p) -> None:
     p.add_argument("--in", dest="input", type=_book, required=True,
                    help="the book: a file (format by extension) or a connector URI")
     p.add_argument("--out", type=_target, required=True,
-                   help="the decisions: a file (format by extension) or a connector URI")
+                   help="the decisions: a file (format by extension), '-' for standard output, or a connector URI")
     p.add_argument("--format", default=None, metavar="CONNECTOR",
                    help="connector for both files, e.g. parquet, arrow, csv, sqlite (default: by extension)")
     p.add_argument("--in-format", default=None, metavar="CONNECTOR", help="connector for --in")
@@ -69,13 +73,16 @@ def run(args) -> int:
     from .. import plugins
     from ..errors import PostloanError
     from ..runtime import Kernel
-    from .progress import bar
+    from .progress import bar, say
 
     as_of = args.as_of or dt.date.today()
     manager = plugins.default_manager()
     # resolve both connectors first: an unknown format or extension fails before any work
     reader = connector(manager, args.input, args.in_format, args.format, "--in-format")
-    writer = connector(manager, args.out, args.out_format, args.format, "--out-format")
+    # `-` and names without an extension are Parquet, as for `postloan generate`
+    plain_name = not os.path.splitext(args.out)[1] and "://" not in args.out
+    writer = connector(manager, args.out, args.out_format or ("parquet" if plain_name and not args.format else None),
+                       args.format, "--out-format")
     # a file format's target replaces the whole file (a store with tables, such as SQLite,
     # writes a table of its own beside the book's)
     if not writer.schemes and os.path.realpath(args.out) == os.path.realpath(args.input):
@@ -88,15 +95,11 @@ def run(args) -> int:
     start = time.perf_counter()
     with bar(None, "deciding", unit="acct", disable=args.quiet) as progress:
         decided = _decisions(kernel, batches, as_of, out_schema, nested, args.input, progress)
-        try:
-            rows = plugins.write_batches(args.out, decided, schema=out_schema, manager=manager, connector=writer.name)
-        except OSError as e:         # a connector's error names its temporary file: name the target
-            if e.filename is None or os.path.abspath(e.filename) == os.path.abspath(args.input):
-                raise
-            raise PostloanError(f"cannot write {args.out}: {e.strerror or e}") from None
+        rows = plugins.write_batches(args.out, decided, schema=out_schema, manager=manager, connector=writer.name)
     seconds = time.perf_counter() - start
-    print(f"decided {rows:,} accounts into {args.out} in {seconds:.1f} s "
-          f"({rows / max(seconds, 1e-9):,.0f} accounts/s; bundle {kernel.bundle_hash[:12]})")
+    # on stderr: `--out -` pipes the decisions alone
+    say(f"decided {rows:,} accounts into {a.shown_output(args.out)} in {seconds:.1f} s "
+        f"({rows / max(seconds, 1e-9):,.0f} accounts/s; bundle {kernel.bundle_hash[:12]})")
     return 0
 
 

@@ -1,7 +1,6 @@
 """postloan generate: write a synthetic loan book."""
 from __future__ import annotations
 
-from ..errors import PostloanError
 from . import args as a
 
 HELP = "write a synthetic loan book (deterministic by seed) to Parquet, CSV, Arrow IPC, SQLite…"
@@ -11,12 +10,15 @@ memory stays bounded whatever the size.
 
 The format follows the file's extension, as for `postloan decide` (.parquet, .arrow/.feather/
 .arrows, .csv, .sqlite/.db, a connector plugin's, or a URI such as sqlite:///book.db?table=book),
-or --format names a connector; a name without an extension (/dev/stdout) gets Parquet. The file
-appears only once the book is complete.
+or --format names a connector; `-` (standard output) and a name without an extension
+(/dev/stdout) get Parquet. The file appears only once the book is complete; a symlink keeps
+pointing at it, and special files (a FIFO, /dev/stdout) are written, never replaced. The
+summary goes to stderr, so `--out -` pipes the book alone.
 
 examples:
   postloan generate --accounts 1000000 --seed 7 --out book.parquet
-  postloan generate --accounts 2000 --out book.csv"""
+  postloan generate --accounts 2000 --out book.csv
+  postloan generate --accounts 2000 --out - --format csv | head"""
 
 
 def add_arguments(p) -> None:
@@ -24,7 +26,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=a.non_negative_int, default=0, help="random seed (default 0)")
     p.add_argument("--as-of", type=a.date, default=None, help="snapshot date YYYY-MM-DD (default 2026-11-28)")
     p.add_argument("--out", type=_target, required=True,
-                   help="output file (format by extension, Parquet without one) or a connector URI")
+                   help="output file (format by extension, Parquet without one), '-' for standard output, or a connector URI")
     p.add_argument("--format", default=None, metavar="CONNECTOR",
                    help="connector to write with, e.g. parquet, arrow, csv, sqlite (default: by extension)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -40,35 +42,30 @@ def _target(text: str) -> str:
 def run(args) -> int:
     import time
 
-    from ..synth import DEFAULT_AS_OF, write_book
-    from .progress import bar
+    from ..synth import DEFAULT_AS_OF
+    from .progress import bar, say
 
     as_of = args.as_of or DEFAULT_AS_OF
     connector = _connector(args.out, args.format)
     start = time.perf_counter()
     with bar(args.accounts, "generating", unit="acct", disable=args.quiet) as progress:
-        try:
-            if connector is None:
-                rows = write_book(args.out, args.accounts, args.seed, as_of, progress=progress.update)
-            else:
-                rows = _write(args.out, connector, args.accounts, args.seed, as_of, progress.update)
-        except OSError as e:
-            raise PostloanError(f"cannot write {args.out}: {e.strerror or e}") from None
+        rows = _write(args.out, connector, args.accounts, args.seed, as_of, progress.update)
     seconds = time.perf_counter() - start
-    print(f"wrote {rows:,} accounts to {args.out} in {seconds:.1f} s ({rows / seconds:,.0f} accounts/s)")
+    # on stderr: `--out -` pipes the book alone
+    say(f"wrote {rows:,} accounts to {a.shown_output(args.out)} in {seconds:.1f} s "
+        f"({rows / max(seconds, 1e-9):,.0f} accounts/s)")
     return 0
 
 
 def _connector(out: str, name: str | None):
-    """The connector plugin to write ``out`` with, or None for the built-in Parquet writer
-    (Parquet by extension or by name, and names without an extension: /dev/stdout)."""
+    """The connector plugin to write ``out`` with: ``name``, else the one its extension or
+    scheme names; Parquet for standard output and names without an extension (/dev/stdout)."""
     import os
 
     from .. import plugins
     if name is None and not os.path.splitext(out)[1] and "://" not in out:
-        return None
-    connector = plugins.default_manager().connector_for(out, name)
-    return None if connector.name == "parquet" else connector
+        name = "parquet"
+    return plugins.default_manager().connector_for(out, name)
 
 
 def _write(out: str, connector, accounts: int, seed: int, as_of, progress) -> int:
