@@ -490,7 +490,7 @@ class Pipeline:
         for name, pol, plugin, scope in policy_set.policies:
             if scope is not None and scope.isdisjoint(planned):
                 continue                           # none of the actions it judges
-            v = self._judge(pol, name, plugin, actions, errors)
+            v = self._judge(pol, name, plugin, actions, errors, scope)
             if v is None:
                 continue                           # kept everything: nothing to combine
             if not judged:                         # the first verdicts: every judged action is stricter
@@ -511,9 +511,11 @@ class Pipeline:
             deferred = deferred or np.count_nonzero(outcome == DEFER) > 0
         return outcome, reason, next_allowed, policy
 
-    def _judge(self, pol: CompliancePolicy, name: str, plugin: str, sub: ActionBatch, errors: list[str]):
+    def _judge(self, pol: CompliancePolicy, name: str, plugin: str, sub: ActionBatch, errors: list[str],
+               scope: frozenset | None = None):
         """The policy's verdicts, None when it kept every action; a policy that fails or
-        returns malformed verdicts blocks every action with PLUGIN_ERROR."""
+        returns malformed verdicts blocks with PLUGIN_ERROR every action it judges (those of
+        ``scope``, its declared ``actions``; all when it declares none)."""
         hook = "postloan_compliance_policies"
         try:
             v = pol.check(sub)
@@ -526,11 +528,12 @@ class Pipeline:
             return v
         if problem is _KEPT_ALL:
             return None
-        message = (f"compliance policy {name!r} (plugin {plugin!r}, hook {hook}) {problem}: its {sub.n} action(s) "
-                   f"are blocked with {PLUGIN_ERROR}")
+        judged = np.ones(sub.n, bool) if scope is None else np.isin(sub.action, list(scope))
+        message = (f"compliance policy {name!r} (plugin {plugin!r}, hook {hook}) {problem}: the "
+                   f"{np.count_nonzero(judged)} action(s) it judges are blocked with {PLUGIN_ERROR}")
         log.error(message)
         errors.append(message)
-        return Verdicts(sub.n).block(np.ones(sub.n, bool), PLUGIN_ERROR)
+        return Verdicts(sub.n).block(judged, PLUGIN_ERROR)
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from .errors import PostloanError
 from .hookspecs import HOOKS, PROJECT
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "DEFAULT_CONFIG", "PluginError", "PluginInfo", "PluginManager",
+    "ENTRY_POINT_GROUP", "DEFAULT_CONFIG", "PluginError", "PluginInfo", "PluginManager", "ConnectorConflict",
     "load_config", "read_toml", "read_batches", "write_batches", "conform",
 ]
 
@@ -65,6 +65,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "strategy": {},
     "valuation": {},
     "disposal": {},
+    "connectors": {"choose": {}},
     "plugin": {},
 }
 
@@ -247,14 +248,15 @@ class PluginManager:
         self._components.clear()
 
     # -- components ------------------------------------------------------------------------
-    def components(self, hook: str) -> dict[str, tuple[Any, str]]:
-        """Every component the plugins return from registry ``hook``: name -> (component, plugin)."""
+    def _collect(self, hook: str) -> list[tuple[Any, str]]:
+        """Every component the plugins return from registry ``hook``, checked one by one,
+        with the plugin providing it, in registration order (names not yet compared)."""
         if hook in self._components:
             return self._components[hook]
         if hook not in HOOKS:
             raise PluginError(f"unknown hook {hook!r} (hooks: {', '.join(HOOKS)})", hook=hook)
         base = HOOKS[hook]
-        found: dict[str, tuple[Any, str]] = {}
+        found: list[tuple[Any, str]] = []
         for impl in getattr(self._pm.hook, hook).get_hookimpls():  # in registration order
             plugin = impl.plugin_name
             kwargs = {arg: self.config for arg in impl.argnames if arg == "config"}
@@ -265,8 +267,9 @@ class PluginManager:
             except Exception as e:
                 raise PluginError(f"plugin {plugin!r} raised {_what(e)} in hook {hook}{_where(e)}",
                                   plugin=plugin, hook=hook) from e
-            if result is None:
-                continue
+            if result is None:           # most often a forgotten `return`: never taken for "nothing"
+                raise PluginError(f"plugin {plugin!r}: hook {hook} returned None; return a list of "
+                                  f"{base.__name__} ([] to provide none)", plugin=plugin, hook=hook)
             if isinstance(result, (str, bytes)) or not isinstance(result, Iterable):
                 raise PluginError(f"plugin {plugin!r}: hook {hook} must return a list of {base.__name__}, "
                                   f"got {type(result).__name__}", plugin=plugin, hook=hook)
@@ -278,23 +281,124 @@ class PluginManager:
                 if not isinstance(name, str) or not name:
                     raise PluginError(f"plugin {plugin!r}: hook {hook} returned a {type(item).__name__} "
                                       f"without a name", plugin=plugin, hook=hook)
-                if name in found:
-                    raise PluginError(f"{base.__name__} {name!r} is provided by both plugin {found[name][1]!r} "
-                                      f"and plugin {plugin!r}", plugin=plugin, hook=hook)
-                found[name] = (item, plugin)
+                if isinstance(item, hookspecs.Connector):
+                    _check_claims(item, plugin)
+                found.append((item, plugin))
         self._components[hook] = found
         return found
 
+    def components(self, hook: str) -> dict[str, tuple[Any, str]]:
+        """Every component the plugins return from registry ``hook``: name -> (component,
+        plugin). Two components of one kind with one name are an error naming both plugins —
+        except connectors, which are picked by URI rather than by name: see :meth:`connectors`."""
+        if hook == "postloan_connectors":
+            return {name: (conn, self.connector_plugin(conn)) for name, conn in self.connectors().items()}
+        found: dict[str, tuple[Any, str]] = {}
+        for item, plugin in self._collect(hook):
+            if item.name in found:
+                raise PluginError(f"{HOOKS[hook].__name__} {item.name!r} is provided by both plugin "
+                                  f"{found[item.name][1]!r} and plugin {plugin!r}", plugin=plugin, hook=hook)
+            found[item.name] = (item, plugin)
+        return found
+
+    # -- connectors: two plugins may claim one name, scheme or suffix --------------------------
     def connectors(self) -> dict[str, hookspecs.Connector]:
-        found = self.components("postloan_connectors")
-        claims: dict[str, str] = {}
-        for name, (conn, plugin) in found.items():
-            for key in [f"scheme {s}" for s in conn.schemes] + [f"suffix {s.lower()}" for s in conn.suffixes]:
-                if key in claims and claims[key] != name:
-                    raise PluginError(f"connectors {claims[key]!r} and {name!r} (plugin {plugin!r}) both claim {key}",
-                                      plugin=plugin, hook="postloan_connectors")
-                claims[key] = name
-        return {name: c for name, (c, _) in found.items()}
+        """Connectors by name; a name that several plugins provide appears once per plugin as
+        ``<plugin>:<name>``. Claims two connectors share (see :meth:`connector_conflicts`)
+        break only the URIs they claim, never the other formats."""
+        entries = self._collect("postloan_connectors")
+        providers: dict[str, int] = {}
+        for conn, _ in entries:
+            providers[conn.name] = providers.get(conn.name, 0) + 1
+        return {(conn.name if providers[conn.name] == 1 else f"{plugin}:{conn.name}"): conn for conn, plugin in entries}
+
+    def connector_plugin(self, connector: hookspecs.Connector) -> str:
+        """The plugin that provides ``connector``."""
+        return next(plugin for conn, plugin in self._collect("postloan_connectors") if conn is connector)
+
+    def connector_conflicts(self) -> list["ConnectorConflict"]:
+        """Every name, URI scheme or file suffix that more than one connector claims, with the
+        connector ``[connectors.choose]`` picks for it (None: unresolved)."""
+        claims: dict[str, list[tuple[hookspecs.Connector, str]]] = {}
+        for conn, plugin in self._collect("postloan_connectors"):
+            keys = [conn.name] + [f"{s.lower()}:" for s in conn.schemes] + [s.lower() for s in conn.suffixes]
+            for key in dict.fromkeys(keys):
+                claims.setdefault(key, []).append((conn, plugin))
+        choices = self._connector_choices()
+        return [ConnectorConflict(key, tuple(f"{plugin}:{conn.name}" for conn, plugin in found),
+                                  None if key not in choices else f"{self.connector_plugin(choices[key])}:"
+                                                                  f"{choices[key].name}")
+                for key, found in claims.items() if len(found) > 1]
+
+    def _connector_choices(self) -> dict[str, hookspecs.Connector]:
+        """``[connectors.choose]``: claim (``.jsonl``, ``kafka:``, a connector name) -> the
+        connector that handles it, checked."""
+        table = self.config.get("connectors", {}).get("choose", {})
+        where = f"{self.config.get('_source') or 'configuration'}: [connectors.choose]"
+        if not isinstance(table, Mapping):
+            raise PluginError(f"{where} must be a table of claim = \"<plugin>:<connector>\"", hook="postloan_connectors")
+        choices = {}
+        for key, ref in table.items():
+            if not isinstance(ref, str):
+                raise PluginError(f"{where} {key!r}: expected a connector name as text, got {type(ref).__name__}",
+                                  hook="postloan_connectors")
+            conn = self._named_connector(f"{where} {key!r}", ref)
+            claims = [conn.name] + [f"{s.lower()}:" for s in conn.schemes] + [s.lower() for s in conn.suffixes]
+            if key.lower() not in claims:
+                raise PluginError(f"{where} {key!r}: connector {ref!r} does not claim it (it claims "
+                                  f"{', '.join(claims)})", hook="postloan_connectors")
+            choices[key.lower()] = conn
+        return choices
+
+    def _named_connector(self, uri: str, name: str) -> hookspecs.Connector:
+        entries = self._collect("postloan_connectors")
+        plugin, _, short = name.rpartition(":")
+        found = [conn for conn, p in entries if conn.name == short and (not plugin or p == plugin)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            options = " or ".join(repr(f"{p}:{conn.name}") for conn, p in entries if conn.name == short)
+            raise PluginError(f"{uri}: several plugins provide a connector named {short!r}: name one as {options}, "
+                              f"or deny one of the plugins", hook="postloan_connectors")
+        raise PostloanError(f"{uri}: no connector named {name!r} "
+                            f"(connectors: {', '.join(sorted(self.connectors())) or 'none'})")
+
+    def connector_for(self, uri: str, name: str | None = None) -> hookspecs.Connector:
+        """The connector handling ``uri``: the one called ``name`` if given (``<plugin>:<name>``
+        where two plugins use one name), else by URI scheme, else by its longest matching file
+        suffix. A scheme or suffix two connectors claim is an error naming both, unless
+        ``[connectors.choose]`` picks one."""
+        if name is not None:
+            return self._named_connector(uri, name)
+        entries = self._collect("postloan_connectors")
+        scheme = urlparse(str(uri)).scheme.lower()
+        if len(scheme) > 1:          # not a Windows drive letter
+            found = [(c, p) for c, p in entries if scheme in (s.lower() for s in c.schemes)]
+            if not found:
+                schemes = sorted({s for c, _ in entries for s in c.schemes})
+                raise PostloanError(f"{uri}: no connector handles the scheme {scheme!r} "
+                                    f"(schemes: {', '.join(schemes) or 'none'})")
+            return self._claimed(uri, f"{scheme}:", f"the scheme {scheme}", found)
+        lowered = str(uri).lower()
+        matches = [(len(s), s.lower(), c, p) for c, p in entries for s in c.suffixes if lowered.endswith(s.lower())]
+        if not matches:
+            suffixes = sorted({s for c, _ in entries for s in c.suffixes})
+            raise PostloanError(f"{uri}: no connector handles this file type (known: {', '.join(suffixes) or 'none'})")
+        longest = max(m[0] for m in matches)
+        suffix = next(m[1] for m in matches if m[0] == longest)
+        found = list({id(c): (c, p) for n, _, c, p in matches if n == longest}.values())
+        return self._claimed(uri, suffix, f"the suffix {suffix}", found)
+
+    def _claimed(self, uri: str, key: str, claim: str, found: list) -> hookspecs.Connector:
+        if len(found) == 1:
+            return found[0][0]
+        chosen = self._connector_choices().get(key)
+        if chosen is not None:
+            return chosen
+        names = " and ".join(f"{c.name!r} (plugin {p!r})" for c, p in found)
+        raise PluginError(f"{uri}: connectors {names} both claim {claim}; choose one with --format <plugin>:<name>, "
+                          f"with [connectors.choose] \"{key}\" = \"<plugin>:<name>\" in the configuration, or deny "
+                          f"one of the plugins", plugin=found[-1][1], hook="postloan_connectors")
 
     def strategies(self) -> dict[str, hookspecs.CollectionStrategy]:
         return {n: c for n, (c, _) in self.components("postloan_collection_strategies").items()}
@@ -312,28 +416,37 @@ class PluginManager:
         """The plugin that provides component ``name`` of ``hook``."""
         return self.components(hook)[name][1]
 
-    def connector_for(self, uri: str, name: str | None = None) -> hookspecs.Connector:
-        """The connector handling ``uri``: the one called ``name`` if given, else by URI
-        scheme, else by file suffix."""
-        connectors = self.connectors()
-        if name is not None:
-            if name not in connectors:
-                raise PostloanError(f"{uri}: no connector named {name!r} "
-                                    f"(connectors: {', '.join(sorted(connectors)) or 'none'})")
-            return connectors[name]
-        scheme = urlparse(str(uri)).scheme.lower()
-        if len(scheme) > 1:          # not a Windows drive letter
-            for conn in connectors.values():
-                if scheme in conn.schemes:
-                    return conn
-            raise PostloanError(f"{uri}: no connector handles the scheme {scheme!r} "
-                                f"(schemes: {', '.join(sorted({s for c in connectors.values() for s in c.schemes})) or 'none'})")
-        name = str(uri).lower()
-        for conn in connectors.values():
-            if any(name.endswith(s.lower()) for s in conn.suffixes):
-                return conn
-        suffixes = sorted({s for c in connectors.values() for s in c.suffixes})
-        raise PostloanError(f"{uri}: no connector handles this file type (known: {', '.join(suffixes) or 'none'})")
+
+@dataclass(frozen=True)
+class ConnectorConflict:
+    """A connector name, URI scheme (``kafka:``) or file suffix (``.jsonl``) that several
+    connectors claim; ``chosen`` is the one ``[connectors.choose]`` picks (None: unresolved —
+    the URIs it covers fail, naming the candidates; other formats work)."""
+
+    claim: str
+    candidates: tuple[str, ...]        # "<plugin>:<connector>", in registration order
+    chosen: str | None = None
+
+    def __str__(self) -> str:
+        what = ("the name" if not self.claim.startswith(".") and not self.claim.endswith(":")
+                else "the scheme" if self.claim.endswith(":") else "the suffix")
+        how = f"[connectors.choose] picks {self.chosen}" if self.chosen else "unresolved"
+        return f"{what} {self.claim} is claimed by {' and '.join(self.candidates)} ({how})"
+
+
+def _check_claims(conn: hookspecs.Connector, plugin: str) -> None:
+    """A connector's schemes and suffixes are lists of text (a bare string would claim each
+    of its letters); suffixes start with a dot."""
+    for field in ("schemes", "suffixes"):
+        values = getattr(conn, field, ())
+        if isinstance(values, str) or not isinstance(values, (tuple, list)) \
+                or not all(isinstance(v, str) and v for v in values):
+            raise PluginError(f"plugin {plugin!r}: connector {conn.name!r}: {field} must be a tuple of text, "
+                              f"got {values!r}", plugin=plugin, hook="postloan_connectors")
+    bad = [s for s in conn.suffixes if not s.startswith(".") or len(s) < 2]
+    if bad:
+        raise PluginError(f"plugin {plugin!r}: connector {conn.name!r}: suffix {bad[0]!r} must start with a dot "
+                          f"(\".jsonl\")", plugin=plugin, hook="postloan_connectors")
 
 
 def _dist_label(ep) -> str:
@@ -421,21 +534,23 @@ def _is_contract_dictionary(t: pa.DataType) -> bool:
 
 def read_batches(uri: str, *, table: str = "book", batch_size: int = 65_536,
                  required: Iterable[str] | None = None,
-                 manager: PluginManager | None = None, connector: str | None = None) -> Iterator[pa.RecordBatch]:
+                 manager: PluginManager | None = None,
+                 connector: str | hookspecs.Connector | None = None) -> Iterator[pa.RecordBatch]:
     """Stream ``uri`` through its connector (``connector`` names one; default: by scheme or
     suffix), each batch conformed and validated against the contract's ``table`` (only the
     ``required`` columns must be present — e.g. a kernel's ``inputs`` — default all); a bad
     value is reported naming the column and its row in the file. A source without rows is
     checked through the empty batch its connector yields; one that yields nothing (no
-    columns either) is an error. Batch jobs and ``postloan decide`` read any connector's
-    format through this."""
+    columns either) is an error. ``connector`` names a connector (``<plugin>:<name>`` where
+    two plugins use one name) or is one of ``manager``'s. Batch jobs and ``postloan decide``
+    read any connector's format through this."""
     from .schema import SchemaError, arrow_schema, columns, validate
     if required is not None:
         contract = columns(table)
         required = [name for name in required if name in contract]
     manager = manager or default_manager()
-    conn = manager.connector_for(uri, connector)
-    plugin = manager.provider("postloan_connectors", conn.name)
+    conn = connector if isinstance(connector, hookspecs.Connector) else manager.connector_for(uri, connector)
+    plugin = manager.connector_plugin(conn)
     offset = 0
     batches = 0
     try:
@@ -487,12 +602,12 @@ def _first_unknown_enum(raw: pa.RecordBatch, conformed: pa.RecordBatch, table: s
 
 
 def write_batches(uri: str, batches: Iterable[pa.RecordBatch], *, schema: pa.Schema,
-                  manager: PluginManager | None = None, connector: str | None = None) -> int:
-    """Write ``batches`` to ``uri`` through its connector (``connector`` names one; default:
-    by scheme or suffix); returns the rows written."""
+                  manager: PluginManager | None = None, connector: str | hookspecs.Connector | None = None) -> int:
+    """Write ``batches`` to ``uri`` through its connector (``connector`` names one or is one of
+    ``manager``'s; default: by scheme or suffix); returns the rows written."""
     manager = manager or default_manager()
-    conn = manager.connector_for(uri, connector)
-    plugin = manager.provider("postloan_connectors", conn.name)
+    conn = connector if isinstance(connector, hookspecs.Connector) else manager.connector_for(uri, connector)
+    plugin = manager.connector_plugin(conn)
     try:
         return int(conn.write(str(uri), batches, schema=schema))
     except PostloanError:

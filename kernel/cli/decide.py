@@ -89,13 +89,13 @@ def run(args) -> int:
         raise PostloanError(f"{args.out}: --out is the book itself; the decisions would replace it")
     kernel = Kernel.load(args.bundle)
     batches = read_ahead(plugins.read_batches(args.input, required=list(kernel.inputs), batch_size=args.batch_rows,
-                                              manager=manager, connector=reader.name))
+                                              manager=manager, connector=reader))
     nested = writer.name in NESTED_FORMATS
     out_schema = decision_schema(kernel, nested)
     start = time.perf_counter()
     with bar(None, "deciding", unit="acct", disable=args.quiet) as progress:
         decided = _decisions(kernel, batches, as_of, out_schema, nested, args.input, progress)
-        rows = plugins.write_batches(args.out, decided, schema=out_schema, manager=manager, connector=writer.name)
+        rows = plugins.write_batches(args.out, decided, schema=out_schema, manager=manager, connector=writer)
     seconds = time.perf_counter() - start
     # on stderr: `--out -` pipes the decisions alone
     say(f"decided {rows:,} accounts into {a.shown_output(args.out)} in {seconds:.1f} s "
@@ -115,7 +115,7 @@ def connector(manager, uri: str, own: str | None, shared: str | None, own_flag: 
         by_name = manager.connector_for(uri)
     except PostloanError:            # the extension says nothing
         return named
-    if by_name.name != named.name:
+    if by_name is not named:
         raise PostloanError(f"{uri}: --format {shared}, but the name says {by_name.name}; "
                             f"give this file's format with {own_flag}")
     return named

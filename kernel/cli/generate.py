@@ -77,4 +77,4 @@ def _write(out: str, connector, accounts: int, seed: int, as_of, progress) -> in
         for batch in iter_book(accounts, seed, as_of):
             yield batch
             progress(batch.num_rows)
-    return plugins.write_batches(out, batches(), schema=arrow_schema("book"), connector=connector.name)
+    return plugins.write_batches(out, batches(), schema=arrow_schema("book"), connector=connector)
