@@ -132,12 +132,16 @@ class PipelineResult:
 
     ``decisions`` and ``actions`` are Arrow tables built on first access; ``decision_columns``
     and ``action_columns`` give the same data as NumPy arrays without building them (the
-    single-account path). ``errors`` lists plugin failures that blocked actions."""
+    single-account path). ``errors`` lists plugin failures that blocked actions;
+    ``unique_conflicts`` the rows per ``hit: unique`` ruleset that more than one rule fired
+    for (their outputs null; :meth:`kernel.Kernel.unique_conflicts`)."""
 
-    def __init__(self, decisions, action_columns: dict[str, np.ndarray], errors: list[str]):
+    def __init__(self, decisions, action_columns: dict[str, np.ndarray], errors: list[str],
+                 unique_conflicts: dict[str, int] | None = None):
         self._decisions = decisions
         self.action_columns = action_columns
         self.errors = errors
+        self.unique_conflicts = unique_conflicts or {}
         self._actions: pa.Table | None = None
 
     @property
@@ -349,7 +353,9 @@ class Pipeline:
         — no personal data, no scripts."""
         actions = {k: v for k, v in result.action_columns.items() if k != "script"}
         decisions = without_pii(result._decisions)
-        return self._meta(as_of, now, row_count(decisions), actions, result.errors), decisions, actions
+        meta = self._meta(as_of, now, row_count(decisions), actions, result.errors)
+        meta["unique_conflicts"] = result.unique_conflicts
+        return meta, decisions, actions
 
     def stage(self, book, decisions, as_of: dt.date, now: dt.datetime, *, actions: bool = True) -> PipelineResult:
         """Valuation, collection strategy and compliance, without the audit log (benchmarks,
@@ -359,6 +365,7 @@ class Pipeline:
         if row_count(decisions) != n:
             raise PostloanError(f"the kernel returned {row_count(decisions)} decision rows for {n} accounts")
         batch = Batch(n, as_of, now, [decisions, book], self.config)
+        conflicts = self.kernel.unique_conflicts(decisions) if hasattr(self.kernel, "unique_conflicts") else {}
         extra = self._valuation(batch)
         if isinstance(book, Record):
             extra = Record({k: _first_value(v) for k, v in extra.items()} if extra else _NO_VALUATION)
@@ -366,14 +373,14 @@ class Pipeline:
             extra = _no_valuation(n)
         batch.add(extra)
         if not actions:
-            return PipelineResult(_with_columns(decisions, extra, book), dict(_NO_ACTIONS), [])
+            return PipelineResult(_with_columns(decisions, extra, book), dict(_NO_ACTIONS), [], conflicts)
         plan = self._plan(batch)
         errors: list[str] = []
         verdict = self._comply(batch, plan, errors)
         actions = {**plan, **verdict}
         actions["account_id"] = _take(batch.raw("account_id"), plan["row"])
         del actions["row"]
-        return PipelineResult(_with_columns(decisions, extra, book), actions, errors)
+        return PipelineResult(_with_columns(decisions, extra, book), actions, errors, conflicts)
 
     def _meta(self, as_of, now, n, actions, errors) -> dict:
         if self._meta_fixed is None:             # what every record of this pipeline shares

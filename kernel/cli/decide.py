@@ -17,6 +17,9 @@ book is read, decided and written batch by batch, so memory stays bounded whatev
 Formats without nested lists (all but Parquet and Arrow IPC) get a collect ruleset's fired
 rules as one text cell, ids separated by ';'.
 
+Rows that more than one rule of a `hit: unique` ruleset fired for (null outputs, rule
+'!unique') are counted per ruleset and reported on stderr after the summary.
+
 A bad book is rejected before any decision is written, naming the column (and the row, for a
 bad value) in one line (exit status 2); an existing output file is left as it was. The output
 is written beside the file and renamed into place (a symlink keeps pointing at it); special
@@ -94,12 +97,16 @@ def run(args) -> int:
     out_schema = decision_schema(kernel, nested)
     start = time.perf_counter()
     with bar(None, "deciding", unit="acct", disable=args.quiet) as progress:
-        decided = _decisions(kernel, batches, as_of, out_schema, nested, args.input, progress)
+        conflicts: dict[str, int] = {}
+        decided = _decisions(kernel, batches, as_of, out_schema, nested, args.input, progress, conflicts)
         rows = plugins.write_batches(args.out, decided, schema=out_schema, manager=manager, connector=writer)
     seconds = time.perf_counter() - start
     # on stderr: `--out -` pipes the decisions alone
     say(f"decided {rows:,} accounts into {a.shown_output(args.out)} in {seconds:.1f} s "
         f"({rows / max(seconds, 1e-9):,.0f} accounts/s; bundle {kernel.bundle_hash[:12]})")
+    for ruleset, n in conflicts.items():
+        say(f"postloan decide: warning: ruleset {ruleset} (hit: unique): {n:,} of {rows:,} accounts matched more "
+            f"than one rule; their {ruleset}.* outputs are null and {ruleset}.rule is '!unique'")
     return 0
 
 
@@ -135,9 +142,10 @@ def decision_schema(kernel, nested: bool = True):
     return pa.schema(fields, metadata={"postloan.table": "decisions"})
 
 
-def _decisions(kernel, batches, as_of, schema, nested: bool, source: str, progress):
+def _decisions(kernel, batches, as_of, schema, nested: bool, source: str, progress, conflicts: dict):
     """Decision batches, one per book batch (the book's first batch is checked against the
-    bundle before the first decision is made)."""
+    bundle before the first decision is made); ``conflicts`` counts, per ``hit: unique``
+    ruleset, the rows more than one rule fired for."""
     import pyarrow as pa
     as_of_value = pa.scalar(as_of, pa.date32())
     bundle_hash = pa.scalar(kernel.bundle_hash, pa.string())
@@ -145,6 +153,8 @@ def _decisions(kernel, batches, as_of, schema, nested: bool, source: str, progre
         kernel.check_columns(batch.schema, source=source)
         n = batch.num_rows
         decided = next(kernel.decide_batches([batch], as_of))
+        for ruleset, rows in kernel.unique_conflicts(decided).items():
+            conflicts[ruleset] = conflicts.get(ruleset, 0) + rows
         ids = batch.column("account_id").cast(pa.string()) if "account_id" in batch.schema.names \
             else pa.nulls(n, pa.string())
         columns = [ids, pa.repeat(as_of_value, n), pa.repeat(bundle_hash, n)]
