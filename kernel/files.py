@@ -188,16 +188,35 @@ def output_path(target: str) -> Iterator[str]:
     if is_special_output(target):
         raise FileError(target, "is not a regular file; this format is written to a regular file renamed into place")
     final = _final_path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(final)}.", suffix=".part",
-                               dir=os.path.dirname(os.path.abspath(final)))
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())        # mkstemp makes 0600; the file gets what open() would give
+    tmp = None
     try:
+        # Ctrl-C or SIGTERM between creating the file and knowing its name would leave it
+        # behind: they wait until the name is known, then interrupt as usual
+        with _signals_held():
+            fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(final)}.", suffix=".part",
+                                       dir=os.path.dirname(os.path.abspath(final)))
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())    # mkstemp makes 0600; the file gets what open() would give
         yield tmp
         os.replace(tmp, final)
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM held back (for this thread) until the block ends."""
+    import signal
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextmanager

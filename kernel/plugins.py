@@ -20,6 +20,7 @@ import fnmatch
 import importlib
 import importlib.metadata
 import inspect
+import math
 import os
 import re
 import tomllib
@@ -111,10 +112,111 @@ def load_config(config: str | os.PathLike | Mapping | None = None) -> dict[str, 
         given = read_toml(config, "configuration")
     if given.get("_merged"):
         return dict(given)
+    _check_depth(given, source or "configuration")
     merged = _merge(copy.deepcopy(DEFAULT_CONFIG), given, source or "configuration", "")
+    _check_types(merged, source or "configuration")
     merged["_source"] = source
     merged["_merged"] = True
     return merged
+
+
+#: deepest nesting of tables and arrays a configuration may have (the documented ones reach 3);
+#: copying and merging recurse once per level
+MAX_CONFIG_DEPTH = 32
+
+
+#: a key of more than MAX_CONFIG_DEPTH dotted parts, at a line start or in an inline table or
+#: header: tomllib takes quadratic time over them (30,000 parts: minutes), so they are refused
+#: before parsing — the configuration could not nest that deep anyway
+_DEEP_DOTTED_KEY = re.compile(r"""(?:^|[{,\[])[ \t]*(?:(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')[ \t]*\.[ \t]*)"""
+                              rf"{{{MAX_CONFIG_DEPTH},}}", re.M)
+
+
+def _check_depth(config: Mapping, source: str) -> None:
+    stack = [(config, 1, "")]
+    while stack:
+        value, depth, where = stack.pop()
+        if depth > MAX_CONFIG_DEPTH:
+            raise PostloanError(f"{source}: [{where.strip('.')}] nests tables and arrays more than "
+                                f"{MAX_CONFIG_DEPTH} deep")
+        if isinstance(value, Mapping):
+            stack.extend((v, depth + 1, f"{where}{k}." if depth < 3 else where) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1, where) for v in value)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_names(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+#: the configuration's own keys and what each must hold (other keys and tables — a plugin's,
+#: a later version's — pass through): a value of the wrong type fails here, naming the key,
+#: instead of deep inside the component that reads it ([audit] sync and interval_ms are
+#: checked, values and all, by kernel.audit.AuditLog)
+_TYPES: dict[tuple[str, str], tuple[str, Any]] = {
+    ("plugins", "allow"): ("a list of plugin names", lambda v: isinstance(v, str) or _is_names(v)),
+    ("plugins", "deny"): ("a list of plugin names", lambda v: isinstance(v, str) or _is_names(v)),
+    ("pipeline", "strategy"): ("a strategy name", lambda v: isinstance(v, str)),
+    ("pipeline", "valuation"): ("a valuation method name", lambda v: isinstance(v, str)),
+    ("audit", "path"): ("a file path", lambda v: v is None or isinstance(v, str)),
+    ("compliance", "sets"): ("a table of policy-name lists", lambda v: isinstance(v, Mapping)),
+    ("compliance", "apply"): ("a list of [[compliance.apply]] tables",
+                              lambda v: isinstance(v, list) and all(isinstance(r, Mapping) for r in v)),
+    ("valuation", "rv_model_file"): ("a file path", lambda v: isinstance(v, str)),
+    ("valuation", "depreciation_file"): ("a file path", lambda v: isinstance(v, str)),
+    ("disposal", "channels_file"): ("a file path", lambda v: isinstance(v, str)),
+    ("disposal", "holding_cost_per_day"): ("a number of 0 or more", lambda v: _is_number(v) and v >= 0),
+    ("connectors", "choose"): ("a table of suffix, scheme or name = \"<plugin>:<connector>\"",
+                               lambda v: isinstance(v, Mapping) and all(isinstance(x, str) for x in v.values())),
+}
+#: tables whose every entry is itself a table (one per component or plugin)
+_TABLES_OF_TABLES = ("policy", "strategy", "plugin")
+
+
+def _check_types(config: Mapping, source: str) -> None:
+    for (table, key), (expected, ok) in _TYPES.items():
+        if key in config.get(table, {}) and not ok(config[table][key]):
+            raise PostloanError(f"{source}: [{table}] {key} must be {expected}, got {_shape(config[table][key])}")
+    for table in _TABLES_OF_TABLES:
+        for name, value in config.get(table, {}).items():
+            if not isinstance(value, Mapping):
+                raise PostloanError(f"{source}: [{table}.{_toml_key(name)}] must be a table, got {_shape(value)}")
+    for name, policies in config["compliance"].get("sets", {}).items():
+        if not _is_names(policies):
+            raise PostloanError(f"{source}: [compliance.sets] {_toml_key(name)} must be a list of policy names, "
+                                f"got {_shape(policies)}")
+    for i, rule in enumerate(config["compliance"].get("apply", [])):
+        where = f"{source}: [[compliance.apply]] rule {i + 1}"
+        if not isinstance(rule.get("set"), str):
+            raise PostloanError(f"{where}: set must name a policy set, got {_shape(rule.get('set'))}")
+        for key in ("country", "region", "product"):
+            if key in rule and not (isinstance(rule[key], str) or _is_names(rule[key])):
+                raise PostloanError(f"{where}: {key} must be a name or a list of names, got {_shape(rule[key])}")
+
+
+def _toml_key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else '"' + name.replace('"', '\\"') + '"'
+
+
+def _shape(value) -> str:
+    """A configuration value's type as TOML calls it (the value itself may be long)."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"{value!r}" if isinstance(value, int) or math.isfinite(value) else f"{value}"
+    if isinstance(value, str):
+        return f"{value!r}" if len(value) <= 40 else "a long text"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return f"a {type(value).__name__}"
 
 
 def read_toml(path, what: str) -> dict:
@@ -123,6 +225,11 @@ def read_toml(path, what: str) -> dict:
     from .files import MAX_CONFIG_BYTES, FileError, read_capped
     try:
         text = read_capped(path, MAX_CONFIG_BYTES, what).decode("utf-8")
+        deep = _DEEP_DOTTED_KEY.search(text)
+        if deep:
+            line = text.count("\n", 0, deep.start()) + 1
+            raise PostloanError(f"{path}: line {line}: a key of more than {MAX_CONFIG_DEPTH} dotted parts "
+                                f"(tables nest at most {MAX_CONFIG_DEPTH} deep)")
         return tomllib.loads(text)
     except FileNotFoundError:
         raise PostloanError(f"{path}: {what} file not found") from None
@@ -136,6 +243,8 @@ def read_toml(path, what: str) -> dict:
         raise PostloanError(f"{path}: not valid TOML: {e}") from None
     except RecursionError:                 # tomllib recurses once per nested array or inline table
         raise PostloanError(f"{path}: not valid TOML: arrays or inline tables nested too deeply") from None
+    except ValueError:                     # Python converts integers of at most 4,300 digits
+        raise PostloanError(f"{path}: not valid TOML: an integer of more than 4,300 digits") from None
 
 
 def _merge(base: dict, over: Mapping, source: str, prefix: str) -> dict:
@@ -143,7 +252,7 @@ def _merge(base: dict, over: Mapping, source: str, prefix: str) -> dict:
         where = f"{prefix}{key}"
         if key in base and isinstance(base[key], dict):
             if not isinstance(value, Mapping):
-                raise PostloanError(f"{source}: [{where}] must be a table, got {type(value).__name__}")
+                raise PostloanError(f"{source}: [{where}] must be a table, got {_shape(value)}")
             _merge(base[key], value, source, where + ".")
         else:
             base[key] = copy.deepcopy(value)

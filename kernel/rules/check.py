@@ -66,7 +66,8 @@ def _kind(node) -> str:
         return "nothing (null)"
     if isinstance(v, bool):
         return f"`{str(v).lower()}`"
-    return f"`{v}`"
+    text = str(v)
+    return f"`{text}`" if len(text) <= 80 else f"`{text[:60]}…` ({len(text):,} characters)"
 
 
 def _check_keys(m: Mapping, allowed, what: str, d: Diagnostics, rule=None) -> None:

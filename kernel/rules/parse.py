@@ -79,8 +79,12 @@ def parse_yaml(text: str, diags: Diagnostics) -> Node | None:
         problem = " ".join(str(p) for p in (e.context, e.problem) if p)
         diags.error(pos, f"invalid YAML: {problem}{_tab_hint(lines, pos)}")
         return None
+    except yaml.reader.ReaderError as e:     # a character YAML forbids (NUL, most control characters)
+        diags.error(_position(text, e.position), f"invalid YAML: character U+{e.character:04X} is not allowed "
+                                                 f"(control characters other than tab and line breaks)")
+        return None
     except yaml.YAMLError as e:
-        diags.error((1, 1), f"invalid YAML: {e}")
+        diags.error((1, 1), f"invalid YAML: {' '.join(str(e).split())}")
         return None
     docs = [d for d in docs if d is not None]
     if not docs or (isinstance(docs[0], yaml.ScalarNode) and _core_value(docs[0].value) is None):
@@ -136,6 +140,13 @@ def _structure_problem(events) -> tuple[tuple[int, int], str] | None:
     return None
 
 
+def _position(text: str, offset: int) -> Pos:
+    """1-based (line, column) of character ``offset`` of ``text``."""
+    offset = max(0, min(offset, len(text)))
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
 _STYLES = {None: "plain", "": "plain", "'": "single", '"': "double", "|": "literal", ">": "folded"}
 
 
@@ -169,6 +180,8 @@ def _from_libyaml(node, lines, diags: Diagnostics, in_flow: bool) -> Node:
 
 
 _INT = re.compile(r"^[-+]?[0-9]+$")
+#: longer integers are read as ±inf (an int64 has 19 digits; Python converts at most 4,300)
+_MAX_INT_DIGITS = 400
 _OCT = re.compile(r"^0o[0-7]+$")
 _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
@@ -191,6 +204,8 @@ def _core_value(text: str):
     if text in ("false", "False", "FALSE"):
         return False
     if _INT.match(text):
+        if len(text) > _MAX_INT_DIGITS:          # Python refuses to convert more digits; no int64 is that long
+            return math.copysign(math.inf, -1.0 if text.startswith("-") else 1.0)
         return int(text)
     if _OCT.match(text):
         return int(text[2:], 8)
@@ -316,13 +331,26 @@ class ExprSource:
             content = lines[line] if line < len(lines) else ""
             self._block_indent = len(content) - len(content.lstrip(" "))
         self._origin = (line, col)
+        # split once: the checker asks for the position of every node (30,000 nodes of one
+        # 120,000-character expression took seconds when each call split the text again)
+        self._lines = self.text.split("\n")
+        self._char_at: dict[int, list[int]] = {}
+
+    def _column(self, idx: int, byte_offset: int) -> int:
+        """The character column of a UTF-8 byte offset into line ``idx`` (``ast`` counts bytes)."""
+        line = self._lines[idx]
+        if line.isascii():
+            return min(byte_offset, len(line))
+        table = self._char_at.get(idx)
+        if table is None:                    # byte offset -> characters wholly before it
+            table = self._char_at[idx] = [i for i, ch in enumerate(line) for _ in range(len(ch.encode("utf-8")))]
+            table.append(len(line))
+        return table[max(0, min(byte_offset, len(table) - 1))]
 
     def pos(self, lineno: int, col_offset: int) -> Pos:
         """1-based file position of ``ast`` (lineno, col_offset) within this expression."""
-        text_lines = self.text.split("\n")
-        idx = max(0, min(lineno - 1, len(text_lines) - 1))
-        # ast offsets are in UTF-8 bytes; positions are in characters
-        col = len(text_lines[idx].encode("utf-8")[:col_offset].decode("utf-8", "ignore"))
+        idx = max(0, min(lineno - 1, len(self._lines) - 1))
+        col = self._column(idx, col_offset)
         line0, col0 = self._origin
         if self._block_indent is not None:
             return (line0 + 1 + idx, self._block_indent + col + 1)
@@ -339,6 +367,10 @@ def parse_expression(source: ExprSource, diags: Diagnostics, rule: str | None):
     text = source.text
     if not text.strip():
         diags.error(source.scalar.pos, "empty expression", rule)
+        return None
+    if len(text) > MAX_EXPRESSION_CHARS:
+        diags.error(source.scalar.pos, f"expression of {len(text):,} characters, more than {MAX_EXPRESSION_CHARS:,} "
+                                       f"(split it over several rules or outputs)", rule)
         return None
     try:
         # The parentheses let an expression span lines (block scalars) without backslashes.
@@ -373,6 +405,9 @@ def parse_expression(source: ExprSource, diags: Diagnostics, rule: str | None):
 #: deepest expression tree a rule may have (`a + b + c` is 3 deep; the shipped rulesets reach
 #: 8): the checker, the reference interpreter and the code generator recurse once per level
 MAX_EXPRESSION_DEPTH = 100
+#: the longest expression text (the shipped rulesets' longest is a few hundred characters): the
+#: parse and the checks cost time in proportion, and a file may be 16 MiB
+MAX_EXPRESSION_CHARS = 10_000
 _TOO_DEEP = f"expression nested more than {MAX_EXPRESSION_DEPTH} deep (split it over several rules or outputs)"
 
 

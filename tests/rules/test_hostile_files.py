@@ -189,17 +189,26 @@ def test_a_small_alias_is_still_fine():
 @pytest.mark.parametrize("payload", ["deep_expression_sum.yaml", "deep_expression_not.yaml",
                                      "deep_expression_ternary.yaml"])
 def test_deeply_nested_expressions_are_errors_at_the_rule(payload):
-    """5,000 terms of `1+1+…`, `not not …` or chained `x if c else …` raised RecursionError."""
+    """4,900 terms of `1+1+…`, 2,400 `not`s or 550 chained `x if c else …` (each under the
+    10,000-character cap) raised RecursionError."""
     [d] = pytest.raises(RulesetError, kernel.compile_ruleset, HOSTILE / payload).value.errors
     assert (d.line, d.rule) == (7, "a")
     assert d.message == "expression nested more than 100 deep (split it over several rules or outputs)"
+
+
+def test_an_expression_over_10000_characters_is_an_error_at_the_rule():
+    text = (HOSTILE / "deep_expression_sum.yaml").read_text("utf-8").replace("1+" * 4900 + "1", "dpd + 1 " * 1300)
+    [d] = pytest.raises(RulesetError, kernel.compile_ruleset, text).value.errors
+    assert (d.line, d.rule) == (7, "a")
+    assert d.message == ("expression of 10,405 characters, more than 10,000 (split it over several rules or "
+                         "outputs)")
 
 
 def test_an_expression_just_under_the_depth_limit_compiles_and_agrees_with_the_reference():
     import datetime as dt
 
     import pyarrow as pa
-    text = (HOSTILE / "deep_expression_sum.yaml").read_text("utf-8").replace("1+" * 5000 + "1", "dpd+" * 97 + "1")
+    text = (HOSTILE / "deep_expression_sum.yaml").read_text("utf-8").replace("1+" * 4900 + "1", "dpd+" * 97 + "1")
     rs = kernel.compile_ruleset(text)
     book = pa.table({"dpd": pa.array([0, 1, None], pa.int64())})
     compiled = rs.evaluate(book, dt.date(2026, 11, 28))
