@@ -155,7 +155,7 @@ def is_special_output(target: str) -> bool:
         return True
     try:
         mode = os.stat(target).st_mode
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:                          # missing, a link loop, unreadable: not special; writing says why
         return False
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
@@ -166,6 +166,8 @@ def _final_path(target: str) -> str:
     if os.path.isdir(target):
         raise FileError(target, "is a directory, expected a file")
     final = os.path.realpath(target) if os.path.islink(target) else target
+    if os.path.islink(final):                # realpath stops inside a loop of links
+        raise FileError(target, "is a symlink that leads back to itself")
     parent = os.path.dirname(os.path.abspath(final))
     if not os.path.isdir(parent):
         raise FileError(target, f"directory {parent} does not exist")

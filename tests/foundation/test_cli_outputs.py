@@ -61,6 +61,16 @@ def test_generate_writes_through_a_symlink_to_its_target(capsys, tmp_path, suffi
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name]      # no temporary left behind
 
 
+def test_a_symlink_loop_is_refused_and_left_alone(capsys, tmp_path):
+    (tmp_path / "a.parquet").symlink_to("b.parquet")
+    (tmp_path / "b.parquet").symlink_to("a.parquet")
+    code, _, err = run(capsys, "generate", "--accounts", "10", "--out", str(tmp_path / "a.parquet"), "--quiet")
+    assert (code, err.strip()) == (2, f"postloan generate: error: {tmp_path / 'a.parquet'}: is a symlink that leads "
+                                      f"back to itself")
+    assert (tmp_path / "a.parquet").is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet",
+                                                                                                     "b.parquet"]
+
+
 def test_decide_writes_through_a_symlink(capsys, tmp_path):
     book = tmp_path / "book.parquet"
     assert main(["generate", "--accounts", "500", "--out", str(book), "--quiet"]) == 0
