@@ -15,6 +15,14 @@ documented ones:
 
 Payloads that broke these rules are kept in tests/fuzz/fixtures/config/ and replayed by
 ``test_fixture_payloads``. The CI run is ``CI_CASES`` cases; ``--fuzz-cases N`` runs more.
+
+Record (December 2026): seed 0 (3,000 cases) found values of the wrong type raising TypeError
+in the pipeline (`[pipeline] strategy` an array, `[disposal] holding_cost_per_day` a table,
+`[[compliance.apply]] set` an array) and in the tiered strategy (`[strategy.tiered] zh` not a
+table), a >4,300-digit integer raising ValueError in tomllib, a value nested 300 deep
+overflowing the merge's recursion, and a 30,000-part dotted key keeping tomllib busy for
+minutes. All fixed; then seed 0 again (3,000), seed 1 (10,000) and seed 2 (20,000 cases)
+found nothing: about 36,000 cases in all.
 """
 from __future__ import annotations
 

@@ -14,6 +14,14 @@ documented ones:
 
 Payloads that broke these rules are kept in tests/fuzz/fixtures/rulesets/ and replayed by
 ``test_fixture_payloads``. The CI run is ``CI_CASES`` cases; ``--fuzz-cases N`` runs more.
+
+Record (December 2026): seed 0, the CI's 1,500 cases, found a control character reported as
+a two-line diagnostic, `postloan check` printing a non-UTF-8 file's error on stderr instead
+of listing it, and a >4,300-digit integer raising ValueError; seed 1 (14,204 cases, stopped
+after five failures) found line breaks quoted from the file making multi-line diagnostics,
+a decision-table range regex running for minutes on a long cell, and an expression's
+positions computed in quadratic time. All fixed; then seed 2 (20,000 cases) and seed 3
+(50,000 cases) found nothing: about 85,700 cases in all.
 """
 from __future__ import annotations
 
