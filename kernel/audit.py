@@ -8,7 +8,11 @@ personal data.
 
 :class:`kernel.pipeline.Pipeline` appends one record per batch it decides
 (:meth:`~kernel.pipeline.Pipeline.act`); the record holds the decisions without
-:func:`without_pii` columns and the actions without their scripts.
+:func:`without_pii` columns and the actions without their scripts. Its ``meta``: ``as_of``,
+``now``, ``rows``, ``actions`` (count), ``bundle_hash``, ``strategy``, ``valuation``,
+``policy_sets``, ``plugins`` (name -> version), ``errors`` (plugin failures that blocked
+actions) and ``unique_conflicts`` (per ``hit: unique`` ruleset, the rows more than one rule
+fired for, whose outputs are null; ``{}`` when none).
 """
 from __future__ import annotations
 

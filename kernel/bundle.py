@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BundleError
+from .files import ENV_MAX_MODEL_BYTES, ENV_MAX_RULESET_BYTES, FileError, FileLimits, read_capped
 from .rules.diagnostics import Diagnostic, RulesetError, did_you_mean
 from .rules.ir import FLOAT, INT, Type, enum_type
 
@@ -93,20 +94,31 @@ class Bundle:
         self.hash = content_hash
 
     @classmethod
-    def load(cls, paths=None) -> "Bundle":
+    def load(cls, paths=None, *, limits: FileLimits | None = None) -> "Bundle":
+        """Load and check the files under ``paths`` (default: the shipped bundle). ``limits``
+        caps each file's size, checked before it is read (default
+        :meth:`~kernel.files.FileLimits.from_env`)."""
         from .rules.ruleset import Ruleset, check_text
+        limits = limits or FileLimits.from_env()
         files = bundle_files(paths)
         file_digests: list[bytes] = []
         diagnostics: list[Diagnostic] = []
         nodes: list[Node] = []
         for f in files:
+            model = f.suffix in MODEL_SUFFIXES
             try:
-                data = f.read_bytes()
+                data = read_capped(f, limits.model_bytes if model else limits.ruleset_bytes,
+                                   "model" if model else "ruleset", ENV_MAX_MODEL_BYTES if model else ENV_MAX_RULESET_BYTES)
+            except FileError as e:
+                if model:
+                    raise BundleError(str(e)) from None
+                diagnostics.append(Diagnostic(str(f), 1, 1, None, e.problem))
+                continue
             except OSError as e:
                 raise BundleError(f"{f}: cannot read: {e.strerror}") from None
             file_digests.append(f.name.encode() + b"\0" + hashlib.sha256(data).digest())
-            if f.suffix in MODEL_SUFFIXES:
-                nodes.append(_model_node(f, data))
+            if model:
+                nodes.append(_model_node(f, limits.model_bytes))
                 continue
             try:
                 text = data.decode("utf-8")
@@ -142,13 +154,9 @@ class Bundle:
         raise KeyError(name)
 
 
-def _model_node(path: Path, data: bytes) -> Node:
-    try:
-        from . import models
-    except ImportError:
-        raise BundleError(f"{path}: models are not supported yet (kernel.models is not available); "
-                          f"remove the .onnx file from the bundle or install the model compiler") from None
-    model = models.compile_model(str(path))
+def _model_node(path: Path, max_bytes: int) -> Node:
+    from . import models
+    model = models.compile_model(str(path), max_bytes=max_bytes)
     name = getattr(model, "name", path.stem)
     outputs = {}
     for out in model.outputs:

@@ -17,6 +17,8 @@ The components' methods are the decision path: they take and return **whole batc
 from __future__ import annotations
 
 import datetime as dt
+import math
+import numbers
 import zoneinfo
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -67,8 +69,9 @@ def postloan_connectors(config: Mapping) -> Iterable["Connector"]:
     ``kernel.plugins.read_batches`` / ``write_batches``. ``config`` is the whole configuration
     (read your settings from ``config["plugin"]["<your plugin name>"]``). The lists from all
     plugins are concatenated; a connector is chosen for a URI by its scheme
-    (``sqlite:///book.db``) or file suffix (``.parquet``). Two connectors with one name, or
-    claiming one scheme or suffix, are an error naming both plugins.
+    (``sqlite:///book.db``) or file suffix (``.parquet``). A name, scheme or suffix two
+    connectors claim fails only the URIs it covers, naming both plugins, until the caller
+    names one (``<plugin>:<name>``), ``[connectors.choose]`` picks one or a plugin is denied.
 
     Example::
 
@@ -135,7 +138,9 @@ def postloan_disposal_channels(config: Mapping) -> Iterable["DisposalChannel"]:
 
     Called once, when a pipeline is built. The disposal-channel selector considers every
     channel from every plugin and picks, per car, the one with the highest expected net
-    proceeds. Results are concatenated; duplicate names are an error.
+    proceeds. Results are concatenated; duplicate names are an error. A channel checks its
+    own fields when it is made (:attr:`DisposalChannel.RANGES`): a bad one fails the hook,
+    naming the plugin, channel and field.
 
     Example::
 
@@ -261,6 +266,47 @@ class DisposalChannel:
     description: str = ""
 
     KINDS = ("AUCTION", "DEALER", "LEASING", "DISMANTLING")
+    #: the numeric fields and their ranges: a channel outside them is refused when it is made,
+    #: so a plugin's typo ("0.9" as text, a success rate of 50, −10 days) fails at load time
+    #: naming the channel and field instead of breaking the selector or winning every car
+    RANGES = {"price_factor": (0.0, 2.0), "success_rate": (0.0, 1.0), "fee_rate": (0.0, 1.0),
+              "fee_fixed": (0.0, math.inf), "transport_cost": (0.0, math.inf), "expected_days": (0.0, math.inf),
+              "holding_cost_per_day": (0.0, math.inf), "max_age_years": (0.0, math.inf),
+              "max_mileage_km": (0.0, math.inf)}
+    OPTIONAL = ("holding_cost_per_day", "max_age_years", "max_mileage_km")
+
+    def __post_init__(self):
+        problem = self._problem()
+        if problem:
+            raise PostloanError(f"disposal channel {self.name!r}: {problem}")
+
+    def _problem(self) -> str | None:
+        """What is wrong with the channel's fields (None: nothing); numbers become floats and
+        lists tuples on the way."""
+        if not isinstance(self.name, str) or not self.name:
+            return "name must be non-empty text"
+        if self.kind not in self.KINDS:
+            return f"kind must be one of {', '.join(self.KINDS)}, got {self.kind!r}"
+        for field, (lo, hi) in self.RANGES.items():
+            value = getattr(self, field)
+            if value is None and field in self.OPTIONAL:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+                    or not lo <= value <= hi:
+                shown = f"{value!r} ({type(value).__name__})" if not isinstance(value, numbers.Real) else repr(value)
+                return f"{field} must be a number in [{lo:g}, {hi:g}], got {shown}"
+            object.__setattr__(self, field, float(value))
+        for field, enum in (("conditions", "condition_grade"), ("countries", "country")):
+            values = getattr(self, field)
+            if isinstance(values, str) or not isinstance(values, (tuple, list)):
+                return f"{field} must be a list of {enum} members, got {values!r}"
+            unknown = [v for v in values if v not in ENUMS[enum]]
+            if unknown:
+                return f"{field} holds {unknown[0]!r}, not one of {', '.join(ENUMS[enum])}"
+            object.__setattr__(self, field, tuple(values))
+        if not isinstance(self.description, str):
+            return f"description must be text, got {type(self.description).__name__}"
+        return None
 
 
 HOOKS.update({

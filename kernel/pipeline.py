@@ -132,12 +132,16 @@ class PipelineResult:
 
     ``decisions`` and ``actions`` are Arrow tables built on first access; ``decision_columns``
     and ``action_columns`` give the same data as NumPy arrays without building them (the
-    single-account path). ``errors`` lists plugin failures that blocked actions."""
+    single-account path). ``errors`` lists plugin failures that blocked actions;
+    ``unique_conflicts`` the rows per ``hit: unique`` ruleset that more than one rule fired
+    for (their outputs null; :meth:`kernel.Kernel.unique_conflicts`)."""
 
-    def __init__(self, decisions, action_columns: dict[str, np.ndarray], errors: list[str]):
+    def __init__(self, decisions, action_columns: dict[str, np.ndarray], errors: list[str],
+                 unique_conflicts: dict[str, int] | None = None):
         self._decisions = decisions
         self.action_columns = action_columns
         self.errors = errors
+        self.unique_conflicts = unique_conflicts or {}
         self._actions: pa.Table | None = None
 
     @property
@@ -408,7 +412,9 @@ class Pipeline:
         — no personal data, no scripts."""
         actions = {k: v for k, v in result.action_columns.items() if k != "script"}
         decisions = without_pii(result._decisions)
-        return self._meta(as_of, now, row_count(decisions), actions, result.errors), decisions, actions
+        meta = self._meta(as_of, now, row_count(decisions), actions, result.errors)
+        meta["unique_conflicts"] = result.unique_conflicts
+        return meta, decisions, actions
 
     def stage(self, book, decisions, as_of: dt.date, now: dt.datetime, *, actions: bool = True) -> PipelineResult:
         """Valuation, collection strategy and compliance, without the audit log (benchmarks,
@@ -418,6 +424,7 @@ class Pipeline:
         if row_count(decisions) != n:
             raise PostloanError(f"the kernel returned {row_count(decisions)} decision rows for {n} accounts")
         batch = Batch(n, as_of, now, [decisions, book], self.config)
+        conflicts = self.kernel.unique_conflicts(decisions) if hasattr(self.kernel, "unique_conflicts") else {}
         extra = self._valuation(batch)
         if isinstance(book, Record):
             extra = Record({k: _first_value(v) for k, v in extra.items()} if extra else _NO_VALUATION)
@@ -425,14 +432,14 @@ class Pipeline:
             extra = _no_valuation(n)
         batch.add(extra)
         if not actions:
-            return PipelineResult(_with_columns(decisions, extra, book), dict(_NO_ACTIONS), [])
+            return PipelineResult(_with_columns(decisions, extra, book), dict(_NO_ACTIONS), [], conflicts)
         plan = self._plan(batch)
         errors: list[str] = []
         verdict = self._comply(batch, plan, errors)
         actions = {**plan, **verdict}
         actions["account_id"] = _take(batch.raw("account_id"), plan["row"])
         del actions["row"]
-        return PipelineResult(_with_columns(decisions, extra, book), actions, errors)
+        return PipelineResult(_with_columns(decisions, extra, book), actions, errors, conflicts)
 
     def _meta(self, as_of, now, n, actions, errors) -> dict:
         if self._meta_fixed is None:             # what every record of this pipeline shares
@@ -549,7 +556,7 @@ class Pipeline:
         for name, pol, plugin, scope in policy_set.policies:
             if scope is not None and scope.isdisjoint(planned):
                 continue                           # none of the actions it judges
-            v = self._judge(pol, name, plugin, actions, errors)
+            v = self._judge(pol, name, plugin, actions, errors, scope)
             if v is None:
                 continue                           # kept everything: nothing to combine
             if not judged:                         # the first verdicts: every judged action is stricter
@@ -570,9 +577,11 @@ class Pipeline:
             deferred = deferred or np.count_nonzero(outcome == DEFER) > 0
         return outcome, reason, next_allowed, policy
 
-    def _judge(self, pol: CompliancePolicy, name: str, plugin: str, sub: ActionBatch, errors: list[str]):
+    def _judge(self, pol: CompliancePolicy, name: str, plugin: str, sub: ActionBatch, errors: list[str],
+               scope: frozenset | None = None):
         """The policy's verdicts, None when it kept every action; a policy that fails or
-        returns malformed verdicts blocks every action with PLUGIN_ERROR."""
+        returns malformed verdicts blocks with PLUGIN_ERROR every action it judges (those of
+        ``scope``, its declared ``actions``; all when it declares none)."""
         hook = "postloan_compliance_policies"
         try:
             v = pol.check(sub)
@@ -585,11 +594,12 @@ class Pipeline:
             return v
         if problem is _KEPT_ALL:
             return None
-        message = (f"compliance policy {name!r} (plugin {plugin!r}, hook {hook}) {problem}: its {sub.n} action(s) "
-                   f"are blocked with {PLUGIN_ERROR}")
+        judged = np.ones(sub.n, bool) if scope is None else np.isin(sub.action, list(scope))
+        message = (f"compliance policy {name!r} (plugin {plugin!r}, hook {hook}) {problem}: the "
+                   f"{np.count_nonzero(judged)} action(s) it judges are blocked with {PLUGIN_ERROR}")
         log.error(message)
         errors.append(message)
-        return Verdicts(sub.n).block(np.ones(sub.n, bool), PLUGIN_ERROR)
+        return Verdicts(sub.n).block(judged, PLUGIN_ERROR)
 
 
 # --------------------------------------------------------------------------------------------

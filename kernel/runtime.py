@@ -10,7 +10,7 @@ atomically (one reference assignment). Every method may be called from several t
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +18,7 @@ import pyarrow as pa
 from .bundle import Bundle
 from .rules import ir
 from .rules.columns import COLLECT_RULE_TYPE, RULE_TYPE, InputError, arrow_type, rule_array, to_python
-from .rules.reference import evaluate_rules, names_read
+from .rules.reference import UNIQUE_CONFLICT, evaluate_rules, names_read
 
 __all__ = ["Kernel"]
 
@@ -35,11 +35,12 @@ class Kernel:
     - ``inputs``: ``{book column: language Type}`` the bundle reads;
     - ``outputs``: ``{decision column: Arrow type}``, every column ``decide`` returns, in order;
     - ``output_types``: ``{decision column: language Type}`` for value columns (not ``.rule``);
-    - ``warnings``: the checker's warnings (shadowed rules, gaps…).
+    - ``warnings``: the checker's warnings (shadowed rules, gaps…);
+    - ``unique_rulesets``: the rulesets with ``hit: unique`` (see :meth:`unique_conflicts`).
     """
 
     __slots__ = ("_bundle", "_compiled", "_schema", "bundle_hash", "version", "nodes", "inputs", "outputs",
-                 "output_types", "warnings")
+                 "output_types", "warnings", "unique_rulesets")
 
     def __init__(self, bundle: Bundle, compiled):
         object.__setattr__(self, "_bundle", bundle)
@@ -64,6 +65,7 @@ class Kernel:
             "outputs": {f.name: f.type for f in schema},
             "output_types": types,
             "warnings": tuple(bundle.warnings),
+            "unique_rulesets": tuple(n.name for n in bundle.nodes if n.kind == "ruleset" and n.ruleset.ir.hit == "unique"),
         }
         for k, v in values.items():
             object.__setattr__(self, k, v)
@@ -84,13 +86,15 @@ class Kernel:
 
     # ------------------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path=None) -> "Kernel":
+    def load(cls, path=None, *, limits=None) -> "Kernel":
         """Load, check and compile a bundle: ``path`` None is the shipped bundle
-        (``$POSTLOAN_BUNDLE`` overrides), else a folder, a file or a list of them. Raises
-        :class:`~kernel.errors.BundleError` or :class:`~kernel.rules.RulesetError` listing every
-        problem. The kernel returned is compiled and warm."""
+        (``$POSTLOAN_BUNDLE`` overrides), else a folder, a file or a list of them. ``limits``
+        (a :class:`kernel.files.FileLimits`) caps each file's size before it is read
+        (default: from the environment). Raises :class:`~kernel.errors.BundleError` or
+        :class:`~kernel.rules.RulesetError` listing every problem. The kernel returned is
+        compiled and warm."""
         from .codegen import compile_plan
-        bundle = Bundle.load(path)
+        bundle = Bundle.load(path, limits=limits)
         compiled = compile_plan(build_plan(bundle))
         kernel = cls(bundle, compiled)
         kernel._warm()
@@ -158,6 +162,21 @@ class Kernel:
         gRPC request: no arrays are built on either side."""
         return self._compiled.run_record(record, as_of)
 
+    def unique_conflicts(self, decisions) -> dict[str, int]:
+        """Per ``hit: unique`` ruleset, how many rows of ``decisions`` more than one of its
+        rules fired for: such a row's outputs are null and its ``<ruleset>.rule`` is
+        ``"!unique"`` (the checker rejects overlaps it can prove; the others show up here).
+        ``decisions`` is what :meth:`decide` (either engine), :meth:`decide_columns` or
+        :meth:`decide_record` returned; rulesets without such rows are left out."""
+        found = {}
+        for name in self.unique_rulesets:
+            column = decisions.get(f"{name}.rule") if isinstance(decisions, Mapping) else (
+                decisions.column(f"{name}.rule") if f"{name}.rule" in decisions.schema.names else None)
+            n = _conflict_rows(column) if column is not None else 0
+            if n:
+                found[name] = n
+        return found
+
     # ------------------------------------------------------------------------------ explaining
     def explain(self, data, as_of=None) -> list[dict]:
         """Per row, per ruleset: the winning rule (``rule``; a list under collect), the values
@@ -224,7 +243,7 @@ class Kernel:
 
 def _explanation(rs, local: dict, result: dict) -> dict:
     winners = result["rule"] if isinstance(result["rule"], list) else (
-        [result["rule"]] if result["rule"] not in (None, "!unique") else [])
+        [result["rule"]] if result["rule"] not in (None, UNIQUE_CONFLICT) else [])
     read: dict = {}
     for rule in rs.rules:
         if rule.id in winners:
@@ -233,6 +252,25 @@ def _explanation(rs, local: dict, result: dict) -> dict:
                     read[name] = _plain(local.get(name), rs.input_type(name))
     return {"rule": result["rule"], "version": rs.version, "inputs": read,
             "outputs": {o.name: _plain(result[o.name], o.type) for o in rs.outputs}}
+
+
+def _conflict_rows(column) -> int:
+    """Rows whose winning rule is ``"!unique"``: one rule id (a scalar, from ``decide_record``),
+    an array of ids, or an Arrow column (dictionary-encoded as both engines give it, or text)."""
+    if isinstance(column, str) or column is None:
+        return int(column == UNIQUE_CONFLICT)
+    if isinstance(column, np.ndarray):
+        return int(np.count_nonzero(column == UNIQUE_CONFLICT))
+    import pyarrow.compute as pc
+    total = 0
+    for chunk in (column.chunks if isinstance(column, pa.ChunkedArray) else [column]):
+        if pa.types.is_dictionary(chunk.type):
+            ids = chunk.dictionary.to_pylist()          # a ruleset's rule ids: a short list
+            if UNIQUE_CONFLICT in ids:
+                total += pc.sum(pc.equal(chunk.indices, ids.index(UNIQUE_CONFLICT))).as_py() or 0
+        else:
+            total += pc.sum(pc.equal(chunk, UNIQUE_CONFLICT)).as_py() or 0
+    return total
 
 
 def build_plan(bundle: Bundle):

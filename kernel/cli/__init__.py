@@ -67,17 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     previous = _on_sigterm(_terminate)
     try:
         return int(args._run(args) or 0)
-    except PostloanError as e:
+    except (PostloanError, OSError) as e:
+        if _reader_went_away(e):
+            return SIGPIPE_EXIT
+        if isinstance(e, OSError):        # the system's text for its errno, never the message: it may quote data
+            where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+            what = os.strerror(e.errno) if isinstance(e.errno, int) and e.errno > 0 else type(e).__name__
+            _fail(f"postloan {args.verb}: error: {where}{what}")
+            return 2
         diagnostics = getattr(e, "diagnostics", None)
         if diagnostics and args.verb not in CHECKING_VERBS:
             _fail(f"postloan {args.verb}: error: {_does_not_compile(diagnostics, getattr(args, 'bundle', None))}")
             return 2
         _fail(f"postloan {args.verb}: error: {e}")
         return e.exit_code
-    except OSError as e:
-        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        _fail(f"postloan {args.verb}: error: {where}{e.strerror or e}")
-        return 2
     except _Terminated:
         _fail(f"postloan {args.verb}: terminated")
         return 143
@@ -86,6 +89,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         _on_sigterm(previous)
+
+
+#: the exit status of a filter whose reader closed the pipe (`postloan generate --out - | head`)
+SIGPIPE_EXIT = 128 + 13
+
+
+def _reader_went_away(error: BaseException) -> bool:
+    """Whether ``error`` is, or was caused by, writing to a pipe nobody reads any more: not
+    an error of the command, which stops quietly as a Unix filter does."""
+    while error is not None:
+        if isinstance(error, BrokenPipeError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _on_sigterm(handler):

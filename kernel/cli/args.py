@@ -59,6 +59,11 @@ def existing_path(text: str) -> str:
 
 
 def output_file(text: str) -> str:
+    """A file to write: ``-`` (standard output), a special file such as /dev/stdout or a
+    FIFO (written in place), or a regular file whose directory exists and is writable."""
+    from ..files import STDOUT, is_special_output
+    if text == STDOUT or is_special_output(text):
+        return text
     parent = os.path.dirname(os.path.abspath(text))
     if os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text}: is a directory, expected a file name")
@@ -67,6 +72,12 @@ def output_file(text: str) -> str:
     if not os.access(parent, os.W_OK):
         raise argparse.ArgumentTypeError(f"{text}: directory {parent} is not writable")
     return text
+
+
+def shown_output(target: str) -> str:
+    """An output as a summary line names it: ``-`` is standard output."""
+    from ..files import STDOUT
+    return "standard output" if target == STDOUT else target
 
 
 def instant(text: str) -> "dt.datetime":

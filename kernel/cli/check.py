@@ -34,11 +34,15 @@ def run(args) -> int:
     diagnostics = []
     files = 0
     if args.path is not None and is_ruleset_file(args.path):
-        file, text = load_source(args.path)
         files = 1
-        checked, diagnostics = check_text(file, text)
-        if checked is not None:
-            diagnostics = diagnostics + against_the_contract(args.path, checked)
+        try:
+            file, text = load_source(args.path)
+        except RulesetError as e:        # unreadable, not UTF-8, too large: listed like any problem
+            diagnostics = e.diagnostics
+        else:
+            checked, diagnostics = check_text(file, text)
+            if checked is not None:
+                diagnostics = diagnostics + against_the_contract(args.path, checked)
     else:
         files = sum(1 for f in bundle_files(args.path) if f.suffix in (".yaml", ".yml"))
         try:

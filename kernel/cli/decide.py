@@ -11,7 +11,8 @@ then every decision column (<ruleset>.<output>, <model>.<output>, <ruleset>.rule
 Both files go through the connector plugins (`postloan plugins` lists them): the format
 follows the file's extension (.parquet, .arrow/.feather/.arrows, .csv, .sqlite/.db, or a URI
 such as sqlite:///book.db?table=book); --in-format and --out-format name a file's connector,
---format one for the files whose name says none (a name that says another is an error). The
+--format one for the files whose name says none (a name that says another is an error);
+without them, `-` (standard output, for --out) and names without an extension are Parquet. The
 book is read, decided and written batch by batch, so memory stays bounded whatever its size.
 Formats without nested lists (all but Parquet and Arrow IPC) get a collect ruleset's fired
 rules as one text cell, ids separated by ';'.
@@ -22,8 +23,14 @@ counters of the same meaning (docs/ledger.md, "Precedence"); the book's accounts
 registered for the contact-time gate. Without it, the state's own columns (an open promise, a
 dispute…) are read off the book as far as it says.
 
+Rows that more than one rule of a `hit: unique` ruleset fired for (null outputs, rule
+'!unique') are counted per ruleset and reported on stderr after the summary.
+
 A bad book is rejected before any decision is written, naming the column (and the row, for a
-bad value) in one line (exit status 2); an existing output file is left as it was.
+bad value) in one line (exit status 2); an existing output file is left as it was. The output
+is written beside the file and renamed into place (a symlink keeps pointing at it); special
+files such as a FIFO are written, never replaced. The summary goes to stderr, so `--out -`
+pipes the decisions alone.
 
 examples:
   postloan decide --in book.parquet --out decisions.parquet --as-of 2026-11-28
@@ -56,7 +63,7 @@ def add_arguments(p) -> None:
     p.add_argument("--in", dest="input", type=_book, required=True,
                    help="the book: a file (format by extension) or a connector URI")
     p.add_argument("--out", type=_target, required=True,
-                   help="the decisions: a file (format by extension) or a connector URI")
+                   help="the decisions: a file (format by extension), '-' for standard output, or a connector URI")
     p.add_argument("--format", default=None, metavar="CONNECTOR",
                    help="connector for both files, e.g. parquet, arrow, csv, sqlite (default: by extension)")
     p.add_argument("--in-format", default=None, metavar="CONNECTOR", help="connector for --in")
@@ -92,13 +99,16 @@ def run(args) -> int:
     from .. import plugins
     from ..errors import PostloanError
     from ..runtime import Kernel
-    from .progress import bar
+    from .progress import bar, say
 
     as_of = args.as_of or dt.date.today()
     manager = plugins.default_manager()
     # resolve both connectors first: an unknown format or extension fails before any work
     reader = connector(manager, args.input, args.in_format, args.format, "--in-format")
-    writer = connector(manager, args.out, args.out_format, args.format, "--out-format")
+    # `-` and names without an extension are Parquet, as for `postloan generate`
+    plain_name = not os.path.splitext(args.out)[1] and "://" not in args.out
+    writer = connector(manager, args.out, args.out_format or ("parquet" if plain_name and not args.format else None),
+                       args.format, "--out-format")
     # a file format's target replaces the whole file (a store with tables, such as SQLite,
     # writes a table of its own beside the book's)
     if not writer.schemes and os.path.realpath(args.out) == os.path.realpath(args.input):
@@ -109,25 +119,26 @@ def run(args) -> int:
         ledger = open_ledger(args.store, args.config) if (args.store or _configured_store(args.config)) else None
     kernel = Kernel.load(args.bundle)
     batches = read_ahead(plugins.read_batches(args.input, required=list(kernel.inputs), batch_size=args.batch_rows,
-                                              manager=manager, connector=reader.name))
+                                              manager=manager, connector=reader))
     nested = writer.name in NESTED_FORMATS
     out_schema = decision_schema(kernel, nested)
     start = time.perf_counter()
     with bar(None, "deciding", unit="acct", disable=args.quiet) as progress:
-        decided = _decisions(kernel, batches, as_of, out_schema, nested, args.input, progress,
+        conflicts: dict[str, int] = {}
+        decided = _decisions(kernel, batches, as_of, out_schema, nested, args.input, progress, conflicts,
                              ledger, state_moment(as_of, args.now), _book_counters(args.config))
         try:
-            rows = plugins.write_batches(args.out, decided, schema=out_schema, manager=manager, connector=writer.name)
-        except OSError as e:         # a connector's error names its temporary file: name the target
-            if e.filename is None or os.path.abspath(e.filename) == os.path.abspath(args.input):
-                raise
-            raise PostloanError(f"cannot write {args.out}: {e.strerror or e}") from None
+            rows = plugins.write_batches(args.out, decided, schema=out_schema, manager=manager, connector=writer)
         finally:
             if ledger is not None:
                 ledger.close()
     seconds = time.perf_counter() - start
-    print(f"decided {rows:,} accounts into {args.out} in {seconds:.1f} s "
-          f"({rows / max(seconds, 1e-9):,.0f} accounts/s; bundle {kernel.bundle_hash[:12]})")
+    # on stderr: `--out -` pipes the decisions alone
+    say(f"decided {rows:,} accounts into {a.shown_output(args.out)} in {seconds:.1f} s "
+        f"({rows / max(seconds, 1e-9):,.0f} accounts/s; bundle {kernel.bundle_hash[:12]})")
+    for ruleset, n in conflicts.items():
+        say(f"postloan decide: warning: ruleset {ruleset} (hit: unique): {n:,} of {rows:,} accounts matched more "
+            f"than one rule; their {ruleset}.* outputs are null and {ruleset}.rule is '!unique'")
     return 0
 
 
@@ -143,7 +154,7 @@ def connector(manager, uri: str, own: str | None, shared: str | None, own_flag: 
         by_name = manager.connector_for(uri)
     except PostloanError:            # the extension says nothing
         return named
-    if by_name.name != named.name:
+    if by_name is not named:
         raise PostloanError(f"{uri}: --format {shared}, but the name says {by_name.name}; "
                             f"give this file's format with {own_flag}")
     return named
@@ -173,11 +184,12 @@ def _book_counters(config) -> str:
     return (load_config(config).get("ledger") or {}).get("book_counters", "fallback")
 
 
-def _decisions(kernel, batches, as_of, schema, nested: bool, source: str, progress, ledger=None, now=None,
-               book_counters: str = "fallback"):
+def _decisions(kernel, batches, as_of, schema, nested: bool, source: str, progress, conflicts: dict, ledger=None,
+               now=None, book_counters: str = "fallback"):
     """Decision batches, one per book batch (the book's first batch is checked against the
     bundle before the first decision is made), each book batch joined with its accounts'
-    state (from ``ledger`` where given)."""
+    state (from ``ledger`` where given); ``conflicts`` counts, per ``hit: unique`` ruleset,
+    the rows more than one rule fired for."""
     import pyarrow as pa
 
     from ..ledger.join import with_state
@@ -189,6 +201,8 @@ def _decisions(kernel, batches, as_of, schema, nested: bool, source: str, progre
         batch = pa.RecordBatch.from_arrays([c.combine_chunks() for c in joined.columns], schema=joined.schema)
         kernel.check_columns(batch.schema, source=source)
         decided = next(kernel.decide_batches([batch], as_of))
+        for ruleset, rows in kernel.unique_conflicts(decided).items():
+            conflicts[ruleset] = conflicts.get(ruleset, 0) + rows
         ids = batch.column("account_id").cast(pa.string()) if "account_id" in batch.schema.names \
             else pa.nulls(n, pa.string())
         columns = [ids, pa.repeat(as_of_value, n), pa.repeat(bundle_hash, n)]

@@ -1,7 +1,6 @@
 """postloan generate: write a synthetic loan book."""
 from __future__ import annotations
 
-from ..errors import PostloanError
 from . import args as a
 
 HELP = "write a synthetic loan book (deterministic by seed) to Parquet, CSV, Arrow IPC, SQLite…"
@@ -11,8 +10,10 @@ memory stays bounded whatever the size.
 
 The format follows the file's extension, as for `postloan decide` (.parquet, .arrow/.feather/
 .arrows, .csv, .sqlite/.db, a connector plugin's, or a URI such as sqlite:///book.db?table=book),
-or --format names a connector; a name without an extension (/dev/stdout) gets Parquet. The file
-appears only once the book is complete.
+or --format names a connector; `-` (standard output) and a name without an extension
+(/dev/stdout) get Parquet. The file appears only once the book is complete; a symlink keeps
+pointing at it, and special files (a FIFO, /dev/stdout) are written, never replaced. The
+summary goes to stderr, so `--out -` pipes the book alone.
 
 The book is a snapshot at 02:00 UTC on its as-of date (10:00 in Beijing, the evening before in
 the US), recorded in the Parquet/Arrow schema metadata as postloan.snapshot_at. --events FILE
@@ -24,7 +25,8 @@ counters (calls today, promises, the last payment, GPS, ...).
 examples:
   postloan generate --accounts 1000000 --seed 7 --out book.parquet
   postloan generate --accounts 100000 --out book.parquet --events events.parquet
-  postloan generate --accounts 2000 --out book.csv"""
+  postloan generate --accounts 2000 --out book.csv
+  postloan generate --accounts 2000 --out - --format csv | head"""
 
 
 def add_arguments(p) -> None:
@@ -32,7 +34,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=a.non_negative_int, default=0, help="random seed (default 0)")
     p.add_argument("--as-of", type=a.date, default=None, help="snapshot date YYYY-MM-DD (default 2026-11-28)")
     p.add_argument("--out", type=_target, required=True,
-                   help="output file (format by extension, Parquet without one) or a connector URI")
+                   help="output file (format by extension, Parquet without one), '-' for standard output, or a connector URI")
     p.add_argument("--events", type=a.output_file, default=None, metavar="FILE",
                    help="also write the event history behind the book (format by extension, Parquet without one)")
     p.add_argument("--format", default=None, metavar="CONNECTOR",
@@ -50,8 +52,8 @@ def _target(text: str) -> str:
 def run(args) -> int:
     import time
 
-    from ..synth import DEFAULT_AS_OF, write_book
-    from .progress import bar
+    from ..synth import DEFAULT_AS_OF
+    from .progress import bar, say
 
     as_of = args.as_of or DEFAULT_AS_OF
     if args.events is not None and _same_file(args.events, args.out):
@@ -59,15 +61,11 @@ def run(args) -> int:
     connector = _connector(args.out, args.format)
     start = time.perf_counter()
     with bar(args.accounts, "generating", unit="acct", disable=args.quiet) as progress:
-        try:
-            if connector is None:
-                rows = write_book(args.out, args.accounts, args.seed, as_of, progress=progress.update)
-            else:
-                rows = _write(args.out, connector, args.accounts, args.seed, as_of, progress.update)
-        except OSError as e:
-            raise PostloanError(f"cannot write {args.out}: {e.strerror or e}") from None
+        rows = _write(args.out, connector, args.accounts, args.seed, as_of, progress.update)
     seconds = time.perf_counter() - start
-    print(f"wrote {rows:,} accounts to {args.out} in {seconds:.1f} s ({rows / seconds:,.0f} accounts/s)")
+    # on stderr: `--out -` pipes the book alone
+    say(f"wrote {rows:,} accounts to {a.shown_output(args.out)} in {seconds:.1f} s "
+        f"({rows / max(seconds, 1e-9):,.0f} accounts/s)")
     if args.events is not None:
         _write_events(args, as_of)
     return 0
@@ -77,7 +75,7 @@ def _write_events(args, as_of) -> None:
     import time
 
     from ..synth import write_events
-    from .progress import bar
+    from .progress import bar, say
     start = time.perf_counter()
     with bar(args.accounts, "events", unit="acct", disable=args.quiet) as progress:
         try:
@@ -85,7 +83,7 @@ def _write_events(args, as_of) -> None:
         except OSError as e:
             raise PostloanError(f"cannot write {args.events}: {e.strerror or e}") from None
     seconds = time.perf_counter() - start
-    print(f"wrote {events:,} events of {args.accounts:,} accounts to {args.events} in {seconds:.1f} s "
+    say(f"wrote {events:,} events of {args.accounts:,} accounts to {args.events} in {seconds:.1f} s "
           f"({args.accounts / seconds:,.0f} accounts/s)")
 
 
@@ -95,15 +93,14 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _connector(out: str, name: str | None):
-    """The connector plugin to write ``out`` with, or None for the built-in Parquet writer
-    (Parquet by extension or by name, and names without an extension: /dev/stdout)."""
+    """The connector plugin to write ``out`` with: ``name``, else the one its extension or
+    scheme names; Parquet for standard output and names without an extension (/dev/stdout)."""
     import os
 
     from .. import plugins
     if name is None and not os.path.splitext(out)[1] and "://" not in out:
-        return None
-    connector = plugins.default_manager().connector_for(out, name)
-    return None if connector.name == "parquet" else connector
+        name = "parquet"
+    return plugins.default_manager().connector_for(out, name)
 
 
 def _write(out: str, connector, accounts: int, seed: int, as_of, progress) -> int:
@@ -114,4 +111,4 @@ def _write(out: str, connector, accounts: int, seed: int, as_of, progress) -> in
         for batch in iter_book(accounts, seed, as_of):
             yield batch
             progress(batch.num_rows)
-    return plugins.write_batches(out, batches(), schema=book_schema(as_of), connector=connector.name)
+    return plugins.write_batches(out, batches(), schema=book_schema(as_of), connector=connector)

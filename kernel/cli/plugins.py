@@ -8,7 +8,10 @@ DESCRIPTION = """List every plugin found through the 'postloan' entry-point grou
 installed distribution and file it was loaded from, and the components it provides
 (connectors, collection strategies, compliance policies with their reason codes, valuation
 methods, disposal channels). Plugins kept out by the allow/deny lists are listed with the
-reason. The lists come from the configuration's [plugins] allow/deny, or from
+reason. Connectors of two plugins that claim one name, URI scheme or file suffix are listed
+under "conflicts", and the exit status is 1 while one is unresolved: such files cannot be
+read or written until --format names a connector (<plugin>:<name>), [connectors.choose] in
+the configuration picks one, or the allow/deny lists keep one plugin out. The lists come from the configuration's [plugins] allow/deny, or from
 POSTLOAN_PLUGINS_ALLOW / POSTLOAN_PLUGINS_DENY (comma-separated) when set.
 
 examples:
@@ -37,14 +40,16 @@ def describe(manager) -> dict:
     for name, info in sorted(manager.infos.items()):
         provides = {}
         for kind, hook in _KINDS:
-            names = [c for c, (_, plugin) in manager.components(hook).items() if plugin == name]
+            names = [c.name for c, plugin in manager.components(hook).values() if plugin == name]
             if names:
                 provides[kind] = names
         plugins.append({"name": name, "distribution": info.distribution, "version": info.version,
                         "module": info.module, "path": info.path, "origin": info.origin, "provides": provides})
     policies = {name: dict(policy.reason_codes) for name, policy in manager.policies().items()}
+    conflicts = [{"claim": c.claim, "connectors": list(c.candidates), "chosen": c.chosen}
+                 for c in manager.connector_conflicts()]
     return {"plugins": plugins, "not_loaded": dict(sorted(manager.skipped.items())), "reason_codes": policies,
-            "config": manager.config.get("_source")}
+            "conflicts": conflicts, "config": manager.config.get("_source")}
 
 
 def run(args) -> int:
@@ -54,9 +59,11 @@ def run(args) -> int:
 
     manager = PluginManager(args.config)
     info = describe(manager)
+    # a claim two connectors make breaks the URIs it covers: not an all-clear
+    status = 1 if any(c["chosen"] is None for c in info["conflicts"]) else 0
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
-        return 0
+        return status
     print(f"{len(info['plugins'])} plugin(s) loaded" + (f" (configuration {info['config']})" if info["config"] else ""))
     for p in info["plugins"]:
         source = f"{p['distribution']} {p['version']}" if p["distribution"] else p["origin"]
@@ -68,10 +75,17 @@ def run(args) -> int:
         print("\nnot loaded:")
         for name, why in info["not_loaded"].items():
             print(f"  {name}: {why}")
+    if info["conflicts"]:
+        print("\nconflicts:")
+        for c in manager.connector_conflicts():
+            print(f"  {c}")
+        if status:
+            print("  (files with an unresolved claim cannot be read or written: name the connector with --format "
+                  "<plugin>:<name>, pick one in [connectors.choose], or deny a plugin)")
     if args.reasons:
         print("\nreason codes:")
         for policy, codes in sorted(info["reason_codes"].items()):
             print(f"  {policy}")
             for code, meaning in codes.items():
                 print(f"    {code}: {meaning}")
-    return 0
+    return status

@@ -68,8 +68,7 @@ def run(args) -> int:
 
 
 def _write(path: str, data, binary: bool = False) -> None:
-    import os
-    tmp = path + ".tmp"
-    with open(tmp, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    """Written beside ``path`` and renamed into place: a symlink keeps pointing at the new file."""
+    from ..files import open_output
+    with open_output(path) as fh:
+        fh.write(data if binary else data.encode("utf-8"))

@@ -224,9 +224,11 @@ def _column_of(program, output: ModelOutput) -> int:
 
 
 # ---- loading and checking ---------------------------------------------------------------------
-def _load(path_or_bytes, name):
+def _load(path_or_bytes, name, max_bytes: int | None):
     import onnx
     from google.protobuf.message import DecodeError
+
+    from ..files import ENV_MAX_MODEL_BYTES, FileError, FileLimits, read_capped
 
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
         data, source = bytes(path_or_bytes), f"<{name or 'model'} bytes>"
@@ -236,12 +238,11 @@ def _load(path_or_bytes, name):
         source = path
         default_name = name or os.path.splitext(os.path.basename(path))[0]
         try:
-            with open(path, "rb") as fh:
-                data = fh.read()
+            data = read_capped(path, max_bytes or FileLimits.from_env().model_bytes, "model", ENV_MAX_MODEL_BYTES)
         except FileNotFoundError:
             raise ModelError(source, "no such file") from None
-        except IsADirectoryError:
-            raise ModelError(source, "is a directory, expected an .onnx file") from None
+        except FileError as e:
+            raise ModelError(source, e.problem) from None
         except OSError as e:
             raise ModelError(source, f"cannot read: {e.strerror or e}") from None
     if not data:
@@ -454,14 +455,16 @@ def _graph_outputs(proto) -> list[_GraphOutput]:
     return result
 
 
-def compile_model(path_or_bytes, name: str | None = None) -> CompiledModel:
+def compile_model(path_or_bytes, name: str | None = None, *, max_bytes: int | None = None) -> CompiledModel:
     """Load, check and compile an ONNX model (a path or the file's bytes).
 
-    Raises :class:`ModelError` naming the file for a file that is not a usable model. A graph
+    Raises :class:`ModelError` naming the file for a file that is not a usable model, or one
+    larger than ``max_bytes`` (checked before reading; default ``$POSTLOAN_MAX_MODEL_BYTES``,
+    else :data:`kernel.files.DEFAULT_MAX_MODEL_BYTES`). A graph
     with an operator the Numba backend does not compile still loads: ``backend`` is then
     ``"onnxruntime"`` and the reason is logged (logger ``kernel.models``).
     """
-    proto, source, model_name, data = _load(path_or_bytes, name)
+    proto, source, model_name, data = _load(path_or_bytes, name, max_bytes)
     if not _NAME.match(model_name):
         raise ModelError(source, f"model name {model_name!r} must match [a-z][a-z0-9_]* "
                          "(rulesets read its outputs as <model>.<output>)")

@@ -66,7 +66,8 @@ def _kind(node) -> str:
         return "nothing (null)"
     if isinstance(v, bool):
         return f"`{str(v).lower()}`"
-    return f"`{v}`"
+    text = str(v)
+    return f"`{text}`" if len(text) <= 80 else f"`{text[:60]}…` ({len(text):,} characters)"
 
 
 def _check_keys(m: Mapping, allowed, what: str, d: Diagnostics, rule=None) -> None:
@@ -126,10 +127,35 @@ def _string(node, d: Diagnostics, what: str) -> str | None:
     return None
 
 
+#: keys only a ruleset has: a mapping with none of them is some other YAML file
+RULESET_MARKS = ("ruleset", "hit", "inputs", "outputs", "rules", "table")
+NOT_A_RULESET = "not a ruleset: a ruleset file is a mapping with `ruleset: <name>`, `outputs:` and `rules:` (or `table:`)"
+
+
+def _shape(node) -> str:
+    """What a node is, without its content (for files that may not be rulesets at all)."""
+    if isinstance(node, Mapping):
+        return "a mapping"
+    if isinstance(node, Sequence):
+        return "a list"
+    v = node.value
+    if v is None:
+        return "nothing (null)"
+    return "text" if isinstance(v, str) else f"a {type(v).__name__}"
+
+
 def check_document(root, d: Diagnostics) -> Checked | None:
-    """Check one parsed file; returns None when it has errors (they are in ``d``)."""
+    """Check one parsed file; returns None when it has errors (they are in ``d``).
+
+    A file that is not a ruleset at all — not a mapping, or a mapping with none of the
+    ruleset's own keys — gets one error that quotes none of its content: a bundle path may
+    point at any file (a symlink to /etc/passwd), and its keys or text must not leak into
+    error messages and logs."""
     if not isinstance(root, Mapping):
-        d.error(root.pos, f"a ruleset file is a mapping (`ruleset: <name>`, `outputs:`, `rules:` …), got {_kind(root)}")
+        d.error(root.pos, f"{NOT_A_RULESET}; this file is {_shape(root)}")
+        return None
+    if not any(key in root.items for key in RULESET_MARKS):
+        d.error(root.pos, f"{NOT_A_RULESET}; this file has none of those keys")
         return None
     _check_keys(root, TOP_KEYS, "the ruleset", d)
 

@@ -6,6 +6,7 @@ list and the caller raises one :class:`RulesetError` carrying all of them.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -27,6 +28,9 @@ class Diagnostic:
     message: str
     severity: str = "error"          # 'error' | 'warning'
 
+    def __post_init__(self):
+        object.__setattr__(self, "message", one_line(self.message))
+
     def __str__(self) -> str:
         where = f"rule `{self.rule}`: " if self.rule and f"`{self.rule}`" not in self.message else ""
         mark = "warning: " if self.severity == "warning" else ""
@@ -35,6 +39,18 @@ class Diagnostic:
     @property
     def is_error(self) -> bool:
         return self.severity == "error"
+
+
+#: the longest message a diagnostic keeps: a name or value quoted from a file may be huge
+MAX_MESSAGE = 1000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def one_line(message: str) -> str:
+    """``message`` as one printable line: line breaks and other control characters quoted from
+    a file are shown escaped (``\\n``), and a message longer than :data:`MAX_MESSAGE` is cut."""
+    message = _CONTROL.sub(lambda m: repr(m.group())[1:-1], message)
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE - 1] + "…"
 
 
 class RulesetError(PostloanError):

@@ -68,6 +68,10 @@ def parse_yaml(text: str, diags: Diagnostics) -> Node | None:
         return _parse_ruamel(text, diags)
     lines = text.splitlines()
     try:
+        problem = _structure_problem(yaml.parse(text, Loader=loader))
+        if problem is not None:
+            diags.error(*problem)
+            return None
         docs = list(yaml.compose_all(text, Loader=loader))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -75,8 +79,12 @@ def parse_yaml(text: str, diags: Diagnostics) -> Node | None:
         problem = " ".join(str(p) for p in (e.context, e.problem) if p)
         diags.error(pos, f"invalid YAML: {problem}{_tab_hint(lines, pos)}")
         return None
+    except yaml.reader.ReaderError as e:     # a character YAML forbids (NUL, most control characters)
+        diags.error(_position(text, e.position), f"invalid YAML: character U+{e.character:04X} is not allowed "
+                                                 f"(control characters other than tab and line breaks)")
+        return None
     except yaml.YAMLError as e:
-        diags.error((1, 1), f"invalid YAML: {e}")
+        diags.error((1, 1), f"invalid YAML: {' '.join(str(e).split())}")
         return None
     docs = [d for d in docs if d is not None]
     if not docs or (isinstance(docs[0], yaml.ScalarNode) and _core_value(docs[0].value) is None):
@@ -85,6 +93,58 @@ def parse_yaml(text: str, diags: Diagnostics) -> Node | None:
     if len(docs) > 1:
         diags.error((1, 1), "one ruleset per file: found several YAML documents (`---`)")
     return _from_libyaml(docs[0], lines, diags, False)
+
+
+#: deepest nesting of mappings and lists a ruleset may have (a decision table's cells sit at
+#: depth 4): libyaml's composer and this module recurse once per level, and 100,000 nested
+#: `[` crashed the process (C stack) where 1,000 raised RecursionError
+MAX_YAML_DEPTH = 64
+#: nodes that aliases (`*name`) may add to the document once expanded: ten aliases of ten
+#: aliases … (a "billion laughs" file) expand a few hundred bytes to billions of nodes
+MAX_ALIAS_NODES = 100_000
+
+
+def _structure_problem(events) -> tuple[tuple[int, int], str] | None:
+    """(position, message) when the document nests deeper than :data:`MAX_YAML_DEPTH` or its
+    aliases expand to more than :data:`MAX_ALIAS_NODES` extra nodes; read from libyaml's
+    event stream (no recursion), stopping at the first problem."""
+    import yaml
+    sizes: dict[str, int] = {}                 # anchor -> nodes of its value, aliases expanded
+    stack: list[list] = []                     # per open collection: [nodes so far, anchor]
+    extra = 0
+    for event in events:
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            if len(stack) >= MAX_YAML_DEPTH:
+                mark = event.start_mark
+                return (mark.line + 1, mark.column + 1), (f"invalid YAML: mappings and lists nested more than "
+                                                          f"{MAX_YAML_DEPTH} deep")
+            stack.append([1, event.anchor])
+            continue
+        if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            size, anchor = stack.pop()
+        elif isinstance(event, yaml.ScalarEvent):
+            size, anchor = 1, event.anchor
+        elif isinstance(event, yaml.AliasEvent):
+            size, anchor = sizes.get(event.anchor, 1), None
+            extra += size
+            if extra > MAX_ALIAS_NODES:
+                mark = event.start_mark
+                return (mark.line + 1, mark.column + 1), (f"invalid YAML: aliases (*name) expand to more than "
+                                                          f"{MAX_ALIAS_NODES:,} nodes")
+        else:
+            continue
+        if anchor is not None:
+            sizes[anchor] = size
+        if stack:
+            stack[-1][0] += size
+    return None
+
+
+def _position(text: str, offset: int) -> Pos:
+    """1-based (line, column) of character ``offset`` of ``text``."""
+    offset = max(0, min(offset, len(text)))
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
 
 
 _STYLES = {None: "plain", "": "plain", "'": "single", '"': "double", "|": "literal", ">": "folded"}
@@ -120,6 +180,8 @@ def _from_libyaml(node, lines, diags: Diagnostics, in_flow: bool) -> Node:
 
 
 _INT = re.compile(r"^[-+]?[0-9]+$")
+#: longer integers are read as ±inf (an int64 has 19 digits; Python converts at most 4,300)
+_MAX_INT_DIGITS = 400
 _OCT = re.compile(r"^0o[0-7]+$")
 _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
@@ -142,6 +204,8 @@ def _core_value(text: str):
     if text in ("false", "False", "FALSE"):
         return False
     if _INT.match(text):
+        if len(text) > _MAX_INT_DIGITS:          # Python refuses to convert more digits; no int64 is that long
+            return math.copysign(math.inf, -1.0 if text.startswith("-") else 1.0)
         return int(text)
     if _OCT.match(text):
         return int(text[2:], 8)
@@ -182,6 +246,9 @@ def _parse_ruamel(text: str, diags: Diagnostics) -> Node | None:
     lines = text.splitlines()
     try:
         docs = list(yaml.load_all(io.StringIO(text)))
+    except RecursionError:
+        diags.error((1, 1), "invalid YAML: mappings and lists nested too deeply")
+        return None
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -264,13 +331,26 @@ class ExprSource:
             content = lines[line] if line < len(lines) else ""
             self._block_indent = len(content) - len(content.lstrip(" "))
         self._origin = (line, col)
+        # split once: the checker asks for the position of every node (30,000 nodes of one
+        # 120,000-character expression took seconds when each call split the text again)
+        self._lines = self.text.split("\n")
+        self._char_at: dict[int, list[int]] = {}
+
+    def _column(self, idx: int, byte_offset: int) -> int:
+        """The character column of a UTF-8 byte offset into line ``idx`` (``ast`` counts bytes)."""
+        line = self._lines[idx]
+        if line.isascii():
+            return min(byte_offset, len(line))
+        table = self._char_at.get(idx)
+        if table is None:                    # byte offset -> characters wholly before it
+            table = self._char_at[idx] = [i for i, ch in enumerate(line) for _ in range(len(ch.encode("utf-8")))]
+            table.append(len(line))
+        return table[max(0, min(byte_offset, len(table) - 1))]
 
     def pos(self, lineno: int, col_offset: int) -> Pos:
         """1-based file position of ``ast`` (lineno, col_offset) within this expression."""
-        text_lines = self.text.split("\n")
-        idx = max(0, min(lineno - 1, len(text_lines) - 1))
-        # ast offsets are in UTF-8 bytes; positions are in characters
-        col = len(text_lines[idx].encode("utf-8")[:col_offset].decode("utf-8", "ignore"))
+        idx = max(0, min(lineno - 1, len(self._lines) - 1))
+        col = self._column(idx, col_offset)
         line0, col0 = self._origin
         if self._block_indent is not None:
             return (line0 + 1 + idx, self._block_indent + col + 1)
@@ -288,6 +368,10 @@ def parse_expression(source: ExprSource, diags: Diagnostics, rule: str | None):
     if not text.strip():
         diags.error(source.scalar.pos, "empty expression", rule)
         return None
+    if len(text) > MAX_EXPRESSION_CHARS:
+        diags.error(source.scalar.pos, f"expression of {len(text):,} characters, more than {MAX_EXPRESSION_CHARS:,} "
+                                       f"(split it over several rules or outputs)", rule)
+        return None
     try:
         # The parentheses let an expression span lines (block scalars) without backslashes.
         # Python only warns of some mistakes ("30and": invalid decimal literal) on stderr:
@@ -295,6 +379,9 @@ def parse_expression(source: ExprSource, diags: Diagnostics, rule: str | None):
         with warnings.catch_warnings():
             warnings.simplefilter("error", SyntaxWarning)
             tree = ast.parse("(" + text + "\n)", mode="eval")
+    except (RecursionError, MemoryError):      # Python's parser gives up on deep nesting this way
+        diags.error(source.scalar.pos, _TOO_DEEP, rule)
+        return None
     except SyntaxError as e:
         lineno = e.lineno or 1
         offset = max(0, (e.offset or 1) - 1 - (1 if lineno == 1 else 0))
@@ -308,8 +395,31 @@ def parse_expression(source: ExprSource, diags: Diagnostics, rule: str | None):
             msg += " (a comma inside a {...} mapping ends a plain value: quote the expression)"
         diags.error(source.pos(lineno, offset_bytes), f"{msg} in `{' '.join(text.split())}`", rule)
         return None
+    if _depth(tree.body) > MAX_EXPRESSION_DEPTH:
+        diags.error(source.scalar.pos, _TOO_DEEP, rule)
+        return None
     _shift_first_line(tree)
     return tree.body
+
+
+#: deepest expression tree a rule may have (`a + b + c` is 3 deep; the shipped rulesets reach
+#: 8): the checker, the reference interpreter and the code generator recurse once per level
+MAX_EXPRESSION_DEPTH = 100
+#: the longest expression text (the shipped rulesets' longest is a few hundred characters): the
+#: parse and the checks cost time in proportion, and a file may be 16 MiB
+MAX_EXPRESSION_CHARS = 10_000
+_TOO_DEEP = f"expression nested more than {MAX_EXPRESSION_DEPTH} deep (split it over several rules or outputs)"
+
+
+def _depth(node) -> int:
+    """The depth of an ``ast`` tree, counted without recursion."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth <= MAX_EXPRESSION_DEPTH:
+            stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _shift_first_line(tree) -> None:

@@ -21,12 +21,15 @@ def load_source(path_or_text) -> tuple[str, str]:
     if isinstance(path_or_text, os.PathLike) or (
             isinstance(path_or_text, str) and "\n" not in path_or_text
             and (path_or_text.endswith((".yaml", ".yml")) or os.path.isfile(path_or_text))):
+        from ..files import ENV_MAX_RULESET_BYTES, FileError, FileLimits, read_capped
         path = os.fspath(path_or_text)
         try:
-            with open(path, encoding="utf-8") as f:
-                return path, f.read()
+            data = read_capped(path, FileLimits.from_env().ruleset_bytes, "ruleset", ENV_MAX_RULESET_BYTES)
+            return path, data.decode("utf-8")
         except FileNotFoundError:
             raise RulesetError([Diagnostic(path, 1, 1, None, "no such file")]) from None
+        except FileError as e:
+            raise RulesetError([Diagnostic(path, 1, 1, None, e.problem)]) from None
         except UnicodeDecodeError as e:
             raise RulesetError([Diagnostic(path, 1, 1, None, f"not UTF-8 text ({e.reason} at byte {e.start})")]) from None
         except OSError as e:

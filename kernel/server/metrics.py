@@ -1,4 +1,5 @@
-"""Prometheus metrics: calls by method and code, latency histograms, decisions by tier.
+"""Prometheus metrics: calls by method and code, latency histograms, decisions by tier, rows
+with `hit: unique` conflicts by ruleset.
 
 Each server has its own registry (several servers may live in one test process). With
 ``--workers N`` every worker writes its samples to ``PROMETHEUS_MULTIPROC_DIR`` and the
@@ -25,6 +26,9 @@ class Metrics:
         self.decisions = Counter("postloan_decisions", "Accounts decided, by collection tier",
                                  ["tier"], registry=r)
         self.reloads = Counter("postloan_bundle_reloads", "Bundle reloads, by result", ["result"], registry=r)
+        self.unique_conflicts = Counter("postloan_unique_conflict_rows",
+                                        "Accounts that more than one rule of a `hit: unique` ruleset fired for "
+                                        "(outputs null), by ruleset", ["ruleset"], registry=r)
         self.bundle = Gauge("postloan_bundle_loaded_timestamp_seconds", "When the serving bundle was loaded",
                             ["bundle_hash"], registry=r, multiprocess_mode="max")
         self._call_children: dict = {}
@@ -46,6 +50,11 @@ class Metrics:
         if child is None:
             child = self._tier_children[tier] = self.decisions.labels(tier)
         child.inc(n)
+
+    def count_unique_conflicts(self, counts: dict[str, int]) -> None:
+        """Add a decision's ``PipelineResult.unique_conflicts`` (rows per ruleset)."""
+        for ruleset, n in counts.items():
+            self.unique_conflicts.labels(ruleset).inc(n)
 
     def serve(self, port: int, host: str = "127.0.0.1"):
         """Expose the metrics over HTTP (``/metrics``); returns the HTTP server."""

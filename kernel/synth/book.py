@@ -542,28 +542,20 @@ def generate(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF) -> pa
 def write_book(path, accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF, progress=None) -> int:
     """Stream the book to a Parquet file batch by batch (memory stays bounded); returns rows.
 
-    A regular file is written under a temporary name and renamed when complete, so a failed
-    or interrupted run never leaves a truncated book behind.
+    The file is written under a temporary name beside it and renamed when complete
+    (:func:`kernel.files.open_output`), so a failed or interrupted run never leaves a
+    truncated book behind; a symlink keeps pointing at the new file, and ``-`` or a special
+    file (a FIFO, /dev/stdout) is written in place, never replaced.
     """
-    import os
-    import stat
-
     import pyarrow.parquet as pq
 
-    special = os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode)
-    target = path if special else f"{path}.partial"
+    from ..files import open_output
+
     rows = 0
-    try:
-        with pq.ParquetWriter(target, book_schema(as_of), compression="zstd") as writer:
-            for batch in iter_book(accounts, seed, as_of):
-                writer.write_batch(batch)
-                rows += batch.num_rows
-                if progress is not None:
-                    progress(batch.num_rows)
-        if not special:
-            os.replace(target, path)
-    except BaseException:
-        if not special and os.path.exists(target):
-            os.unlink(target)
-        raise
+    with open_output(str(path)) as sink, pq.ParquetWriter(sink, book_schema(as_of), compression="zstd") as writer:
+        for batch in iter_book(accounts, seed, as_of):
+            writer.write_batch(batch)
+            rows += batch.num_rows
+            if progress is not None:
+                progress(batch.num_rows)
     return rows

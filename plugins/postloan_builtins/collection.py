@@ -524,6 +524,8 @@ class TieredStrategy(CollectionStrategy):
                                 f"(settings: {', '.join(_STRATEGY_DEFAULTS)})")
         settings = {**_STRATEGY_DEFAULTS, **given}
         for key in ("currency", "language", "zh", "en"):
+            if not isinstance(given.get(key, {}), Mapping):
+                raise PostloanError(f"[strategy.{self.name}.{key}] must be a table, got {type(given[key]).__name__}")
             settings[key] = {**_STRATEGY_DEFAULTS[key], **given.get(key, {})}
         for key in ("max_calls", "call_spacing_minutes", "unreachable_after_failed_attempts", "field_visit_every_days"):
             if not isinstance(settings[key], int) or isinstance(settings[key], bool) or settings[key] < 0:

@@ -1,17 +1,17 @@
 """Built-in connectors: Parquet, Arrow IPC, CSV and SQLite, each streaming by batches.
 
 Every connector only moves data; ``kernel.plugins.read_batches`` conforms and validates
-what they yield against the data contract. Writers never leave a half-written target: files
-are written next to the target and renamed over it, SQLite tables are swapped in one
-transaction.
+what they yield against the data contract. Writers never leave a half-written target and
+never replace what is not theirs (:func:`kernel.files.open_output`): files are written next
+to the target and renamed over it (a symlink's target, so that the link stays), ``-`` and
+special files (``/dev/stdout``, FIFOs) are written in place; SQLite tables are swapped in one
+transaction, in a database that must be a regular file.
 """
 from __future__ import annotations
 
 import os
 import re
 import sqlite3
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import parse_qs, unquote, urlparse
@@ -21,34 +21,12 @@ import pyarrow.compute as pc
 
 import kernel
 from kernel.errors import PostloanError
+from kernel.files import FileError, is_special_output, open_output
 from kernel.hookspecs import Connector
 from kernel.plugins import shown
 from kernel.schema import SchemaError
 
 __all__ = ["ParquetConnector", "ArrowIpcConnector", "CsvConnector", "SqliteConnector"]
-
-
-@contextmanager
-def _atomic_path(target: str):
-    """A temporary path next to ``target``, renamed over it only if the block succeeds."""
-    target_path = Path(target)
-    if target_path.is_dir():
-        raise PostloanError(f"{target}: is a directory, expected a file")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target_path.name}.", suffix=".part", dir=target_path.parent or ".")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())       # mkstemp makes 0600; the file gets what open() would give
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _or_empty(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
@@ -99,11 +77,10 @@ class ParquetConnector(Connector):
     def write(self, uri, batches, *, schema):
         import pyarrow.parquet as pq
         rows = 0
-        with _atomic_path(uri) as tmp:
-            with pq.ParquetWriter(tmp, schema, compression="zstd") as w:
-                for batch in batches:
-                    w.write_batch(batch)
-                    rows += batch.num_rows
+        with open_output(uri) as sink, pq.ParquetWriter(sink, schema, compression="zstd") as w:
+            for batch in batches:
+                w.write_batch(batch)
+                rows += batch.num_rows
         return rows
 
 
@@ -129,13 +106,11 @@ class ArrowIpcConnector(Connector):
     def write(self, uri, batches, *, schema):
         rows = 0
         stream = str(uri).lower().endswith(".arrows")
-        with _atomic_path(uri) as tmp:
-            with pa.OSFile(tmp, "wb") as sink:
-                opener = pa.ipc.new_stream if stream else pa.ipc.new_file
-                with opener(sink, schema) as w:
-                    for batch in batches:
-                        w.write_batch(batch)
-                        rows += batch.num_rows
+        opener = pa.ipc.new_stream if stream else pa.ipc.new_file
+        with open_output(uri) as sink, opener(sink, schema) as w:
+            for batch in batches:
+                w.write_batch(batch)
+                rows += batch.num_rows
         return rows
 
 
@@ -210,11 +185,10 @@ class CsvConnector(Connector):
         rows = 0
         plain_schema = pa.schema([pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
                                   for f in schema])
-        with _atomic_path(uri) as tmp:
-            with pcsv.CSVWriter(tmp, plain_schema) as w:
-                for batch in batches:
-                    w.write_batch(_plain(batch))
-                    rows += batch.num_rows
+        with open_output(uri) as sink, pcsv.CSVWriter(sink, plain_schema) as w:
+            for batch in batches:
+                w.write_batch(_plain(batch))
+                rows += batch.num_rows
         return rows
 
 
@@ -308,6 +282,8 @@ class SqliteConnector(Connector):
     def write(self, uri, batches, *, schema):
         default = (schema.metadata or {}).get(b"postloan.table", b"book").decode()
         path, table = self._locate(uri, default)
+        if is_special_output(path):          # a database is changed in place: it must be a file of its own
+            raise FileError(path, "SQLite writes to a database file, not to standard output or a special file")
         decls = ", ".join(f'"{f.name}" {_sql_type(f.type)}' for f in schema)
         staging = f"{table}__postloan_new"
         # Autocommit mode and one explicit transaction: Python's sqlite3 would commit each

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,21 +19,13 @@ import kernel
 from kernel.errors import PostloanError
 from kernel.hookspecs import Batch, DisposalChannel, ValuationMethod
 from kernel.pipeline import vehicle_age_years
+from kernel.plugins import read_toml
 
 __all__ = ["DepreciationCurve", "ResidualValueModel", "load_channels", "DATA_DIR"]
 
 DATA_DIR = Path(__file__).with_name("data")
 _EPOCH = dt.date(1970, 1, 1)
 _GRADES = ("A", "B", "C", "D", "E")
-
-
-def _load_toml(path: Path, what: str) -> dict:
-    try:
-        return tomllib.loads(Path(path).read_text("utf-8"))
-    except FileNotFoundError:
-        raise PostloanError(f"{path}: {what} file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise PostloanError(f"{path}: not valid TOML: {e}") from None
 
 
 def _number(value: Any, where: str, lo: float = 0.0, hi: float = float("inf")) -> float:
@@ -51,7 +42,7 @@ class DepreciationCurve(ValuationMethod):
 
     def __init__(self, path: str | Path | None = None):
         path = Path(path or DATA_DIR / "depreciation.toml")
-        data = _load_toml(path, "depreciation")
+        data = read_toml(path, "depreciation")
         where = str(path)
         self.default_rate = _number(data.get("default_rate"), f"{where}: default_rate", 0, 1)
         brands = data.get("brands", {})
@@ -178,36 +169,29 @@ _CHANNEL_KEYS = {"name", "kind", "description", "price_factor", "success_rate", 
 
 
 def load_channels(path: str | Path | None = None) -> list[DisposalChannel]:
-    """Disposal channels from a TOML data file (see data/disposal_channels.toml)."""
+    """Disposal channels from a TOML data file (see data/disposal_channels.toml); each is
+    checked by :class:`DisposalChannel` itself (kinds, ranges, grades, countries)."""
     path = Path(path or DATA_DIR / "disposal_channels.toml")
-    data = _load_toml(path, "disposal channels")
+    data = read_toml(path, "disposal channels")
     holding = _number(data.get("holding_cost_per_day", 0.0), f"{path}: holding_cost_per_day")
+    specs = data.get("channel", [])
+    if not isinstance(specs, list) or not all(isinstance(spec, Mapping) for spec in specs):
+        raise PostloanError(f"{path}: channels are [[channel]] tables")
     channels = []
-    for i, spec in enumerate(data.get("channel", [])):
+    for i, spec in enumerate(specs):
         where = f"{path}: channel {spec.get('name', i + 1)!r}"
         unknown = sorted(set(spec) - _CHANNEL_KEYS)
         if unknown:
             raise PostloanError(f"{where}: unknown key {unknown[0]!r} (keys: {', '.join(sorted(_CHANNEL_KEYS))})")
-        if spec.get("kind") not in DisposalChannel.KINDS:
-            raise PostloanError(f"{where}: kind must be one of {', '.join(DisposalChannel.KINDS)}, got {spec.get('kind')!r}")
-        conditions = tuple(spec.get("conditions", ()))
-        if any(c not in _GRADES for c in conditions):
-            raise PostloanError(f"{where}: conditions must be grades {', '.join(_GRADES)}")
-        channels.append(DisposalChannel(
-            name=str(spec.get("name") or ""), kind=spec["kind"], description=spec.get("description", ""),
-            price_factor=_number(spec.get("price_factor"), f"{where}: price_factor", 0, 2),
-            success_rate=_number(spec.get("success_rate"), f"{where}: success_rate", 0, 1),
-            fee_rate=_number(spec.get("fee_rate", 0.0), f"{where}: fee_rate", 0, 1),
-            fee_fixed=_number(spec.get("fee_fixed", 0.0), f"{where}: fee_fixed"),
-            transport_cost=_number(spec.get("transport_cost", 0.0), f"{where}: transport_cost"),
-            expected_days=_number(spec.get("expected_days", 0.0), f"{where}: expected_days"),
-            holding_cost_per_day=_number(spec.get("holding_cost_per_day", holding), f"{where}: holding_cost_per_day"),
-            max_age_years=None if "max_age_years" not in spec else _number(spec["max_age_years"], f"{where}: max_age_years"),
-            max_mileage_km=None if "max_mileage_km" not in spec else _number(spec["max_mileage_km"], f"{where}: max_mileage_km"),
-            conditions=conditions, countries=tuple(spec.get("countries", ())),
-        ))
-        if not channels[-1].name:
+        if not isinstance(spec.get("name"), str) or not spec["name"]:
             raise PostloanError(f"{where}: a channel needs a name")
+        try:
+            channels.append(DisposalChannel(**{"holding_cost_per_day": holding, **spec}))
+        except TypeError:                    # a required field is missing
+            missing = [k for k in ("kind", "price_factor", "success_rate") if k not in spec]
+            raise PostloanError(f"{where}: missing {missing[0] if missing else 'a field'}") from None
+        except PostloanError as e:           # DisposalChannel's own check, named by file
+            raise PostloanError(f"{path}: {e}") from None
     return channels
 
 

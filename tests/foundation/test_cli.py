@@ -50,8 +50,8 @@ def test_bad_arguments_give_one_line_and_exit_2(capsys, argv, message):
 
 def test_generate_writes_a_valid_book(capsys, tmp_path):
     path = tmp_path / "book.parquet"
-    code, out, _ = run(capsys, "generate", "--accounts", "1000", "--seed", "4", "--out", str(path), "--quiet")
-    assert code == 0 and "wrote 1,000 accounts" in out
+    code, out, err = run(capsys, "generate", "--accounts", "1000", "--seed", "4", "--out", str(path), "--quiet")
+    assert code == 0 and "wrote 1,000 accounts" in err and out == ""       # stdout is for `--out -` alone
     from kernel import schema
     schema.validate(pq.read_table(path))
 

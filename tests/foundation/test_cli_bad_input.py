@@ -96,6 +96,7 @@ def test_decide_refuses_a_format_its_output_name_denies(capsys, tmp_path, book):
     """--format csv with decisions.parquet used to write CSV into a file named .parquet."""
     csv_book = tmp_path / "export.txt"
     assert main(["generate", "--accounts", "50", "--out", str(csv_book), "--format", "csv", "--quiet"]) == 0
+    capsys.readouterr()                   # generate's summary, on stderr
     out = tmp_path / "decisions.parquet"
     code, _, err = run(capsys, "decide", "--in", str(csv_book), "--format", "csv", "--out", str(out))
     assert code == 2

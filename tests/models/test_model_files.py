@@ -157,7 +157,12 @@ def test_train_is_deterministic_and_writes_models_and_cards(tmp_path, monkeypatc
     for out in outs:
         out.mkdir()
     arguments = ["train", "--seed", "3", "--pd-rows", "4000", "--rv-rows", "1500", "--out"]
+    # a model linked from elsewhere stays a link, its target gets the new model (issue 10, item 13)
+    shared = tmp_path / "shared_pd_model.onnx"
+    shared.write_bytes(b"old")
+    (outs[0] / "pd_model.onnx").symlink_to(shared)
     assert main(arguments + [str(outs[0])]) == 0
+    assert (outs[0] / "pd_model.onnx").is_symlink() and shared.read_bytes() != b"old"
     # and in another process, whose string hashing differs (set orders must not leak into files)
     import subprocess
     import sys

@@ -150,10 +150,16 @@ def test_bad_channel_data_is_named(tmp_path):
     from postloan_builtins.valuation import load_channels
     path = tmp_path / "channels.toml"
     path.write_text('[[channel]]\nname = "x"\nkind = "PAWNSHOP"\nprice_factor = 1\nsuccess_rate = 1\n', "utf-8")
-    with pytest.raises(PostloanError, match=r"channels.toml: channel 'x': kind must be one of AUCTION"):
+    with pytest.raises(PostloanError, match=r"channels.toml: disposal channel 'x': kind must be one of AUCTION"):
         load_channels(path)
     path.write_text('[[channel]]\nname = "x"\nkind = "DEALER"\nprice_factor = 1\nsuccess_rate = 1.5\n', "utf-8")
-    with pytest.raises(PostloanError, match=r"channel 'x': success_rate: expected a number in \[0, 1\], got 1.5"):
+    with pytest.raises(PostloanError, match=r"channel 'x': success_rate must be a number in \[0, 1\], got 1.5$"):
+        load_channels(path)
+    path.write_text('[[channel]]\nname = "x"\nkind = "DEALER"\nprice_factor = 1\n', "utf-8")
+    with pytest.raises(PostloanError, match=r"channels.toml: channel 'x': missing success_rate$"):
+        load_channels(path)
+    path.write_text('[[channel]]\nname = "x"\nkind = "DEALER"\nprice_factor = 1\nsuccess_rate = 1\nconditions = "AB"\n')
+    with pytest.raises(PostloanError, match=r"conditions must be a list of condition_grade members, got 'AB'$"):
         load_channels(path)
 
 

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 import kernel
 from kernel.errors import PostloanError
+from kernel.files import open_output
 from kernel.hookspecs import ActionBatch, CompliancePolicy, Connector, Verdicts
 
 PLUGIN_NAME = "example.holidays"
@@ -82,13 +83,14 @@ class JsonLinesConnector(Connector):
                 yield _batch(rows, types)
 
     def write(self, uri: str, batches: Iterable[pa.RecordBatch], *, schema: pa.Schema) -> int:
-        tmp, count = f"{uri}.part", 0
-        with open(tmp, "w", encoding="utf-8") as f:
+        count = 0
+        # written beside the target and renamed into place (through a symlink); `-` and
+        # special files such as a FIFO are written as they are, never replaced
+        with open_output(uri) as f:
             for batch in batches:
-                for row in batch.to_pylist():
-                    f.write(json.dumps(row, ensure_ascii=False, default=_iso) + "\n")
+                f.write("".join(json.dumps(row, ensure_ascii=False, default=_iso) + "\n"
+                                for row in batch.to_pylist()).encode("utf-8"))
                 count += batch.num_rows
-        os.replace(tmp, uri)
         return count
 
 
