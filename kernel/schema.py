@@ -36,7 +36,7 @@ from .errors import PostloanError
 
 __all__ = [
     "Column", "ENUMS", "ACCOUNTS", "CUSTOMERS", "VEHICLES", "EVENTS", "DECISIONS", "ACTIONS",
-    "BOOK", "TABLES", "SchemaError", "Violation", "validate", "record_checker", "columns",
+    "BOOK", "TABLES", "SchemaError", "Violation", "validate", "record_checker", "check_value", "columns",
     "pii_columns", "describe", "logical_type", "DEFAULT_MAX_LENGTH", "UNIT_RANGES", "DATE_RANGE",
     "INSTANT_RANGE",
 ]
@@ -480,7 +480,7 @@ def _check_values(col: Column, arr) -> Violation | None:
     name = col.name
     try:
         arr.validate(full=True)
-    except pa.ArrowException as e:
+    except (pa.ArrowException, UnicodeDecodeError) as e:
         reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         return Violation(name, None, f"column {name!r}: not valid Arrow data ({reason})")
     if isinstance(arr, pa.ChunkedArray):
@@ -520,7 +520,11 @@ def _check_values(col: Column, arr) -> Violation | None:
             outside = side if outside is None else pc.or_kleene(outside, side)
     if outside is not None and pc.any(outside).as_py():
         row = int(pc.index(outside, True).as_py())
-        return Violation(name, row, f"column {name!r} row {row}: {_out_of_range(col, arr[row].as_py())}")
+        try:
+            value = arr[row].as_py()
+        except (OverflowError, ValueError):      # a date Python cannot hold (year 10000 and on)
+            value = None
+        return Violation(name, row, f"column {name!r} row {row}: {_out_of_range(col, value)}")
     return None
 
 
@@ -632,6 +636,13 @@ def record_checker(table: str = "book", prefix: str = "") -> Callable[[dict], li
         return []
 
     return check
+
+
+def check_value(col: Column, value) -> str | None:
+    """What is wrong with one non-null ``value`` for ``col`` by the contract's rules (None:
+    nothing), in :func:`validate`'s words — for request fields outside a table's records
+    (a valuation's region, a decision date)."""
+    return _value_test(col)(value)
 
 
 def _value_test(col: Column) -> Callable[[Any], str | None]:
