@@ -230,8 +230,9 @@ class DecisionServer:
             options=options,
             maximum_concurrent_rpcs=c.max_concurrent_rpcs,
         )
-        _add_decision_service(DecisionServicer(self), server)
-        decision_pb2_grpc.add_BundleAdminServicer_to_server(BundleAdminServicer(self), server)
+        _add_service(decision_pb2_grpc.add_DecisionServiceServicer_to_server, DecisionServicer(self), server,
+                     raw_responses=("Decide",))
+        _add_service(decision_pb2_grpc.add_BundleAdminServicer_to_server, BundleAdminServicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (DECISION_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -321,6 +322,8 @@ class DecisionServer:
         resolves outside them; read nothing of the files."""
         from ..bundle import bundle_files
 
+        if "\x00" in target:
+            raise FieldError("path", "contains a NUL character")
         roots = self.bundle_roots()
 
         def inside(p: Path) -> bool:
@@ -491,12 +494,37 @@ class _CapturedHandlers:
         self.service, self.handlers = service, dict(handlers)
 
 
-def _add_decision_service(servicer, server: grpc.Server) -> None:
-    """``add_DecisionServiceServicer_to_server``, except that Decide's answer — the
-    DecideResponse's wire bytes (:meth:`Engine.decide_response`) — is sent as it is."""
+class UndecodableRequest:
+    """Stands for a request whose bytes protobuf could not parse. grpcio answers a request
+    its deserializer fails on with INTERNAL; bad input is INVALID_ARGUMENT, so the servicers
+    receive this instead and say so (``service._handled``)."""
+
+    def __init__(self, message: str, error: str):
+        self.message, self.error = message, error
+
+
+def _lenient(deserializer, message: str):
+    def deserialize(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception as e:         # noqa: BLE001 — protobuf's DecodeError and whatever else parsing raises
+            return UndecodableRequest(message, type(e).__name__)
+    return deserialize
+
+
+def _add_service(add_to_server, servicer, server: grpc.Server, raw_responses: tuple[str, ...] = ()) -> None:
+    """A generated ``add_*_to_server``, except that each request is parsed leniently
+    (:class:`UndecodableRequest`) and the answers of ``raw_responses`` — already wire bytes
+    (Decide's, :meth:`Engine.decide_response`) — are sent as they are."""
     captured = _CapturedHandlers()
-    decision_pb2_grpc.add_DecisionServiceServicer_to_server(servicer, captured)
-    handlers = captured.handlers
-    handlers["Decide"] = handlers["Decide"]._replace(response_serializer=None)
+    add_to_server(servicer, captured)
+    service = decision_pb2.DESCRIPTOR.services_by_name[captured.service.rsplit(".", 1)[-1]]
+    handlers = {}
+    for name, handler in captured.handlers.items():
+        message = service.methods_by_name[name].input_type.full_name
+        handler = handler._replace(request_deserializer=_lenient(handler.request_deserializer, message))
+        if name in raw_responses:
+            handler = handler._replace(response_serializer=None)
+        handlers[name] = handler
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(captured.service, handlers),))
     server.add_registered_method_handlers(captured.service, handlers)

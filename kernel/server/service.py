@@ -13,6 +13,7 @@ from ..errors import PostloanError
 from ..rules.columns import InputError
 from ..schema import SchemaError, columns
 from . import convert, ipc, status
+from .app import UndecodableRequest
 from ._proto.postloan.v1 import decision_pb2, decision_pb2_grpc
 from .engine import DeadlineExceeded, Engine, precondition_violations
 from .interceptors import CALL
@@ -31,6 +32,8 @@ def _handled(method):
     @functools.wraps(method)
     def call(self, request, context):
         try:
+            if isinstance(request, UndecodableRequest):
+                raise FieldError("request", f"not a valid {request.message} message (protobuf: {request.error})")
             return method(self, request, context)
         except FieldError as e:
             status.abort_invalid(context, e.violations)

@@ -142,8 +142,8 @@ def _vehicle():
 
 
 def requests() -> dict:
-    """name -> (method, request message) for items 7 and 9: values that answered INTERNAL,
-    wrapped around, or overflowed the trailers."""
+    """name -> (method, request message or raw bytes) for items 7 and 9: values that answered
+    INTERNAL, wrapped around, or overflowed the trailers."""
     from kernel.server._proto.postloan.v1 import decision_pb2 as pb
 
     def decide(**changes):
@@ -178,6 +178,10 @@ def requests() -> dict:
         "decide_only_account_id": ("Decide", pb.DecideRequest(account={"account_id": "AC0000000000"})),
         "reload_root": ("ReloadBundle", pb.ReloadBundleRequest(path="/")),
         "reload_dot_dot_etc": ("ReloadBundle", pb.ReloadBundleRequest(path="../../etc")),
+        "reload_nul": ("ReloadBundle", pb.ReloadBundleRequest(path="bundle\x00")),
+        # found by the fuzz suite: bytes protobuf cannot parse were answered INTERNAL by grpcio
+        "unparseable_decide": ("Decide", b"\x0a\xff\xff\xff\xff\x0f"),
+        "unparseable_reload": ("ReloadBundle", b"\x0a\x05ab"),
     }
 
 
@@ -209,6 +213,6 @@ if __name__ == "__main__":
         print(f"{name}.arrow  {len(data):,} bytes")
     (FIXTURES / "requests").mkdir(exist_ok=True)
     for name, (method, message) in requests().items():
-        data = message.SerializeToString()
+        data = message if isinstance(message, bytes) else message.SerializeToString()
         (FIXTURES / "requests" / f"{name}.{method}.binpb").write_bytes(data)
         print(f"requests/{name}.{method}.binpb  {len(data):,} bytes")

@@ -248,7 +248,8 @@ ITEM_7 = [("now_seconds_plus_2e62", "now"), ("now_seconds_minus_2e62", "now"), (
           ("as_of_year_9999", "as_of"), ("valuate_country_7", "country"), ("valuate_country_minus_1", "country"),
           ("valuate_model_year_0", "vehicle.model_year"), ("valuate_model_year_minus_5", "vehicle.model_year"),
           ("valuate_model_year_99999", "vehicle.model_year"), ("valuate_mileage_nan", "vehicle.mileage_km"),
-          ("reload_root", "path"), ("reload_dot_dot_etc", "path")]
+          ("reload_root", "path"), ("reload_dot_dot_etc", "path"), ("reload_nul", "path"),
+          ("unparseable_decide", "request"), ("unparseable_reload", "request")]
 
 
 @pytest.mark.parametrize("name, field", ITEM_7, ids=[n for n, _ in ITEM_7])
