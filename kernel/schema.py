@@ -406,8 +406,8 @@ def _type_accepts(col: Column, actual: pa.DataType) -> bool:
                                                        or pa.types.is_large_string(actual.value_type))))
     if pa.types.is_integer(expected):
         return pa.types.is_integer(actual)
-    if pa.types.is_floating(expected):
-        return pa.types.is_floating(actual) or pa.types.is_integer(actual)
+    if pa.types.is_floating(expected):          # (not half floats: Arrow's kernels cannot compare them)
+        return (pa.types.is_floating(actual) and actual.bit_width >= 32) or pa.types.is_integer(actual)
     if pa.types.is_date(expected):
         return pa.types.is_date(actual)
     if pa.types.is_timestamp(expected):

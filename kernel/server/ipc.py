@@ -192,6 +192,26 @@ def read_book(data: bytes, *, field: str = "accounts", max_rows: int, max_bytes:
         table = pa.Table.from_batches(batches, schema=reader.schema)
     except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
         raise FieldError(field, f"not a readable Arrow IPC stream: {_reason(e)}") from None
+    return _conform_moments(table, field)
+
+
+def _conform_moments(table: pa.Table, field: str) -> pa.Table:
+    """Dates as date32 and instants as the contract's ``timestamp[us, UTC]``, whatever unit and
+    time zone the stream used: a time zone name the server does not know (``Mars/Olympus``)
+    fails only when something converts a value, deep in the pipeline; a unit change that
+    overflows is refused here, naming the column."""
+    contract = schema.columns("book")
+    for i, name in enumerate(table.schema.names):
+        col, actual = contract.get(name), table.schema.field(i).type
+        if col is None or actual.equals(col.type) or not (pa.types.is_timestamp(actual) or pa.types.is_date(actual)):
+            continue
+        # ns → µs truncates (it cannot overflow); s or ms → µs must not overflow
+        lossy = pa.types.is_date64(actual) or (pa.types.is_timestamp(actual) and actual.unit == "ns")
+        try:
+            converted = table.column(i).cast(col.type, safe=not lossy)
+        except pa.ArrowException as e:
+            raise FieldError(f"{field}.{name}", f"cannot be read as {col.type}: {_reason(e)}") from None
+        table = table.set_column(i, col.field(), converted)
     return table
 
 

@@ -113,6 +113,28 @@ def bad_values() -> bytes:
     return ipc_bytes(table)
 
 
+# -- found by the fuzz suite (tests/fuzz) ----------------------------------------------------------
+def half_float_column() -> bytes:
+    """A float column as float16: Arrow's compare kernels have none for it (INTERNAL before)."""
+    table = book()
+    return ipc_bytes(_replace(table, "overdue_amount", table["overdue_amount"].cast(pa.float16())))
+
+
+def foreign_time_zone() -> bytes:
+    """Instants in nanoseconds, labelled with a time zone no database knows: the same
+    instants, decided as if UTC."""
+    table = book()
+    return ipc_bytes(_replace(table, "gps_last_ping_at",
+                              table["gps_last_ping_at"].cast(pa.timestamp("ns", tz="Mars/Olympus_Mons"))))
+
+
+def seconds_overflowing_microseconds() -> bytes:
+    """An instant in seconds that no timestamp[us] can hold (10¹⁸ s)."""
+    table = book()
+    values = pa.array([10 ** 18] + [None] * (table.num_rows - 1), pa.int64()).cast(pa.timestamp("s", tz="UTC"))
+    return ipc_bytes(_replace(table, "last_conversation_at", values))
+
+
 MUTATION_SEEDS = {"not_implemented": 9, "huge_malloc": 54, "unknown_dictionary": 307, "invalid_flatbuffer": 0}
 
 
@@ -195,7 +217,9 @@ def builders() -> dict:
     out = {"bad_offsets": bad_offsets, "dictionary_index_out_of_range": dictionary_index_out_of_range,
            "invalid_utf8": invalid_utf8, "zstd_bomb_rows": zstd_bomb_rows, "zstd_bomb_bytes": zstd_bomb_bytes,
            "duplicated_column": duplicated_column, "product_holds_names": product_holds_names,
-           "missing_required_columns": missing_required_columns, "bad_values": bad_values}
+           "missing_required_columns": missing_required_columns, "bad_values": bad_values,
+           "half_float_column": half_float_column, "foreign_time_zone": foreign_time_zone,
+           "seconds_overflowing_microseconds": seconds_overflowing_microseconds}
     out.update({f"mutated_{name}": (lambda seed=seed: mutated(seed)) for name, seed in MUTATION_SEEDS.items()})
     return out
 

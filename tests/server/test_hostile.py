@@ -268,6 +268,16 @@ def test_7_undecodable_streams_are_invalid_argument(served, name):
     assert bad_request(error)[0][0].startswith("accounts")
 
 
+def test_7_streams_the_fuzz_suite_found(served, scoring):
+    """A half-float column (INTERNAL: no compare kernel), instants in a time zone nobody
+    knows (normalized to UTC: decided), seconds that overflow microseconds (refused)."""
+    violations = bad_request(raw(served, "DecideBatch", batch_request(fixture("half_float_column"))))
+    assert violations[0][0] == "accounts.overdue_amount" and "halffloat" in violations[0][1]
+    assert raw(served, "DecideBatch", batch_request(fixture("foreign_time_zone"), with_actions=True)) is None
+    violations = bad_request(raw(served, "DecideBatch", batch_request(fixture("seconds_overflowing_microseconds"))))
+    assert violations[0][0] == "accounts.last_conversation_at"
+
+
 # -- 8. one validator for every entry point -----------------------------------------------------------
 def test_8_decide_batch_checks_every_contract_column(served):
     violations = bad_request(raw(served, "DecideBatch", batch_request(fixture("missing_required_columns"))))
