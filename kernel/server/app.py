@@ -17,7 +17,6 @@ import concurrent.futures as cf
 import ipaddress
 import logging
 import os
-import re
 import signal
 import stat
 import threading
@@ -36,7 +35,7 @@ from ._proto.postloan.v1 import decision_pb2, decision_pb2_grpc
 from .auth import TokenFileError, TokenStore
 from .engine import Engine, load_engine
 from .interceptors import AuthInterceptor, DrainInterceptor, TelemetryInterceptor
-from .logs import log
+from .logs import blank_quoted, log
 from .metrics import Metrics
 from .status import FieldError
 
@@ -63,16 +62,6 @@ class BundleRejected(PostloanError):
     def __init__(self, message: str, diagnostics=()):
         super().__init__(message)
         self.diagnostics = list(diagnostics)
-
-
-_QUOTED = re.compile(r'`[^`\n]*`|"[^"\n]*"')
-
-
-def without_file_content(text: str) -> str:
-    """``text`` with every quoted span blanked: the compiler quotes what it read (a file's
-    first characters, a YAML key), and a reload's answer and the log must not carry a file's
-    content (``postloan check DIR`` on the server shows the full messages)."""
-    return _QUOTED.sub(lambda m: m.group(0)[0] + "…" + m.group(0)[0], text)
 
 
 def is_loopback(host: str) -> bool:
@@ -275,7 +264,7 @@ class DecisionServer:
         except BaseException as e:   # noqa: BLE001 — reported through wait_ready() and the log
             self.load_error = e
             log(logging.ERROR, "bundle failed to load", bundle=self.config.bundle or "(shipped)",
-                error=without_file_content(str(e)), exc_info=not isinstance(e, PostloanError))
+                error=blank_quoted(str(e)), exc_info=not isinstance(e, PostloanError))
         finally:
             self._ready.set()
 
@@ -452,7 +441,7 @@ class DecisionServer:
         except BaseException as e:  # noqa: BLE001 — the old bundle keeps serving
             outcome = (None, None, e)
             log(logging.ERROR, "reload on SIGHUP rejected; the current bundle keeps serving",
-                error=without_file_content(str(e)), exc_info=not isinstance(e, PostloanError))
+                error=blank_quoted(str(e)), exc_info=not isinstance(e, PostloanError))
         with self._sighup_reloads:
             self._sighup_count += 1
             self._sighup_outcome = outcome

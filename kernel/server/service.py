@@ -17,7 +17,7 @@ from .app import UndecodableRequest
 from ._proto.postloan.v1 import decision_pb2, decision_pb2_grpc
 from .engine import DeadlineExceeded, Engine, precondition_violations
 from .interceptors import CALL
-from .logs import log, pii_values, scrub
+from .logs import blank_quoted, log, pii_values, scrub
 from .status import FieldError, QuotaError
 
 ACCOUNT_ID_LIMIT = columns()["account_id"].length_limit
@@ -54,8 +54,9 @@ def _handled(method):
             if context.code() is not None:    # already aborted on purpose
                 raise
             account = getattr(request, "account", None) or getattr(request, "vehicle", None)
+            # the exception's own words may quote a request's value: personal data scrubbed, quotes blanked
             log(logging.ERROR, "internal error", method=name, account_id=CALL.account_id,
-                error=scrub(str(e), pii_values(account)), exc_info=True)
+                error=blank_quoted(scrub(str(e), pii_values(account))), exc_info=True)
             status.abort_plain(context, grpc.StatusCode.INTERNAL, f"internal error in {name}; see the server log")
     return call
 
@@ -144,19 +145,17 @@ class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
 class BundleAdminServicer(_Base, decision_pb2_grpc.BundleAdminServicer):
     @_handled
     def GetBundle(self, request, context):
-        from .app import without_file_content
-
         engine = self._server.engine
         if engine is None:
             error = self._server.load_error
             status.abort_plain(context, grpc.StatusCode.UNAVAILABLE,
-                               f"no bundle is serving: {without_file_content(str(error))}" if error
+                               f"no bundle is serving: {blank_quoted(str(error))}" if error
                                else "the bundle is still compiling")
         return bundle_info(engine)
 
     @_handled
     def ReloadBundle(self, request, context):
-        from .app import ReloadInProgress, without_file_content
+        from .app import ReloadInProgress
 
         try:
             engine, previous = self._server.reload_everywhere(request.path or None,
@@ -167,9 +166,9 @@ class BundleAdminServicer(_Base, decision_pb2_grpc.BundleAdminServicer):
             raise                     # a path outside the bundle roots: INVALID_ARGUMENT
         except PostloanError as e:
             status.abort_precondition(
-                context, f"bundle rejected, the current one keeps serving: {without_file_content(str(e))} "
+                context, f"bundle rejected, the current one keeps serving: {blank_quoted(str(e))} "
                          f"(`postloan check` on the server shows the full messages)",
-                [(kind, subject, without_file_content(text)) for kind, subject, text in precondition_violations(e)])
+                [(kind, subject, blank_quoted(text)) for kind, subject, text in precondition_violations(e)])
         return decision_pb2.ReloadBundleResponse(
             bundle=bundle_info(engine), previous_bundle_hash=previous.bundle_hash if previous else "",
             changed=previous is None or previous.bundle_hash != engine.bundle_hash,

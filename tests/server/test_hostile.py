@@ -465,6 +465,17 @@ def test_12_a_shifted_column_is_named_by_row_not_quoted(served):
     assert not [n for n in names if n in text]
 
 
+def test_12_quoted_spans_leave_messages_that_reach_logs_or_callers():
+    """An unexpected exception's text (logged with INTERNAL) and a rejected bundle's
+    diagnostics (answered to ReloadBundle) keep their words but lose what they quote."""
+    from kernel.server.logs import blank_quoted
+
+    assert blank_quoted("KeyError: '丁明'") == "KeyError: '…'"
+    assert blank_quoted("a ruleset file is a mapping, got `root:x:0:0:root`") == \
+        "a ruleset file is a mapping, got `…`"
+    assert blank_quoted('unknown key "secret_key"; can\'t go on') == 'unknown key "…"; can\'t go on'
+
+
 # -- 15. SIGHUP reloads the token file ------------------------------------------------------------------
 def test_15_a_token_revoked_on_sighup_stops_working(start_server, served, token_file, tmp_path, record):
     tokens = tmp_path / "tokens.txt"
