@@ -12,13 +12,23 @@ Conventions
 - Enumerations are ``dictionary<int8, string>``; a plain ``string`` column with the same
   members is accepted on input. Their members are listed in :data:`ENUMS`.
 - PII columns never reach logs, metrics or error messages (see ``Column.pii``).
+- Limits: a string column holds at most ``max_length`` characters (default
+  :data:`DEFAULT_MAX_LENGTH`); a float is finite; numbers, dates and instants lie within the
+  column's range (its own, else its unit's in :data:`UNIT_RANGES`, else the contract's
+  :data:`DATE_RANGE` / :data:`INSTANT_RANGE`).
 
-The module is pure declarations plus :func:`validate`; it holds no business logic.
+The module is pure declarations plus the one validator every entry point uses —
+:func:`validate` for Arrow tables, :func:`record_checker` for one record of Python scalars,
+the same rules and the same words — and holds no business logic. Its messages name the
+column and row and never quote a value of a string or personal-data column.
 """
 from __future__ import annotations
 
+import datetime as dt
+import math
+import sys
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 import pyarrow as pa
 
@@ -26,26 +36,55 @@ from .errors import PostloanError
 
 __all__ = [
     "Column", "ENUMS", "ACCOUNTS", "CUSTOMERS", "VEHICLES", "EVENTS", "STATE", "INPUT", "DECISIONS", "ACTIONS",
-    "BOOK", "TABLES", "SchemaError", "validate", "columns", "pii_columns", "describe",
-    "logical_type",
+    "BOOK", "TABLES", "SchemaError", "Violation", "validate", "record_checker", "check_value", "columns",
+    "pii_columns", "describe", "logical_type", "DEFAULT_MAX_LENGTH", "UNIT_RANGES", "DATE_RANGE",
+    "INSTANT_RANGE",
 ]
 
 TS = pa.timestamp("us", tz="UTC")
 ENUM = pa.dictionary(pa.int8(), pa.string())
+UTC = dt.timezone.utc
+
+#: Characters a string column holds at most unless it declares its own ``max_length``.
+DEFAULT_MAX_LENGTH = 256
+#: (lowest, highest) value of a number column by unit, unless the column declares its own.
+#: They reject what no loan book holds (a negative amount or count, a 1,000-year delay), not
+#: what is merely unusual.
+UNIT_RANGES: dict[str, tuple[float, float]] = {
+    "CNY": (0, 1e12), "count": (0, 1_000_000), "days": (0, 36_500), "months": (0, 1_200),
+    "years": (0, 150), "km": (0, 1e7), "hours": (0, 1e7),
+}
+#: Every date and instant of the contract lies in these ranges (the kernel's date arithmetic
+#: and protobuf's Timestamp are safe well beyond them).
+DATE_RANGE = (dt.date(1900, 1, 1), dt.date(2199, 12, 31))
+INSTANT_RANGE = (dt.datetime(1900, 1, 1, tzinfo=UTC), dt.datetime(2199, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC))
+
+
+class Violation(NamedTuple):
+    """One way a table or record breaks the contract: the column, the first offending row
+    (None for the column as a whole or for a record) and what is wrong — never the value
+    of a string or personal-data column."""
+
+    field: str
+    row: int | None
+    message: str
 
 
 class SchemaError(PostloanError, ValueError):
-    """A table does not match the contract; ``field`` names the offending column."""
+    """A table does not match the contract; ``field`` names the (first) offending column,
+    ``row`` its first offending row, ``violations`` every offending column found."""
 
-    def __init__(self, message: str, field: str | None = None, row: int | None = None):
+    def __init__(self, message: str, field: str | None = None, row: int | None = None,
+                 violations: Iterable[Violation] = ()):
         super().__init__(message)
         self.field = field
         self.row = row
+        self.violations = list(violations) or ([Violation(field, row, message)] if field else [])
 
 
 @dataclass(frozen=True)
 class Column:
-    """One column of the contract."""
+    """One column of the contract, with its limits (see the module's docstring)."""
 
     name: str
     type: pa.DataType
@@ -54,6 +93,35 @@ class Column:
     pii: bool
     doc: str
     enum: str | None = None     # key into ENUMS when the column is an enumeration
+    max_length: int | None = None   # strings: most characters (default DEFAULT_MAX_LENGTH)
+    minimum: Any = None             # numbers, dates, instants: lowest value allowed (default: by unit / type)
+    maximum: Any = None             # … highest value allowed
+
+    @property
+    def is_text(self) -> bool:
+        """A free-text string column (not an enumeration)."""
+        return self.enum is None and pa.types.is_string(self.type)
+
+    @property
+    def length_limit(self) -> int | None:
+        """Characters a value may hold at most (text columns), else None."""
+        return (self.max_length or DEFAULT_MAX_LENGTH) if self.is_text else None
+
+    @property
+    def value_range(self) -> tuple[Any, Any] | None:
+        """(lowest, highest) value allowed, either None for no bound; None for columns
+        without an order (text, enumerations, bools)."""
+        t = self.type
+        if self.enum or not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_date(t)
+                             or pa.types.is_timestamp(t)):
+            return None
+        if self.minimum is not None or self.maximum is not None:
+            return self.minimum, self.maximum
+        if pa.types.is_date(t):
+            return DATE_RANGE
+        if pa.types.is_timestamp(t):
+            return INSTANT_RANGE
+        return UNIT_RANGES.get(self.unit, (None, None))
 
     def field(self) -> pa.Field:
         meta = {"unit": self.unit, "pii": str(self.pii).lower(), "doc": self.doc}
@@ -93,24 +161,24 @@ ENUMS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _c(name, type_, unit, nullable, pii, doc, enum=None) -> Column:
+def _c(name, type_, unit, nullable, pii, doc, enum=None, *, max_length=None, minimum=None, maximum=None) -> Column:
     if enum is not None:
         assert enum in ENUMS, enum
-    return Column(name, type_, unit, nullable, pii, doc, enum)
+    return Column(name, type_, unit, nullable, pii, doc, enum, max_length, minimum, maximum)
 
 
 I64, F64, BOOL, DATE, STR = pa.int64(), pa.float64(), pa.bool_(), pa.date32(), pa.string()
 
 ACCOUNTS: tuple[Column, ...] = (
-    _c("account_id", STR, "", False, False, "Loan account identifier; primary key."),
-    _c("customer_id", STR, "", False, False, "Borrower; joins customers.customer_id."),
-    _c("vin", STR, "", False, False, "Financed vehicle (17-char VIN); joins vehicles.vin."),
+    _c("account_id", STR, "", False, False, "Loan account identifier; primary key.", max_length=64),
+    _c("customer_id", STR, "", False, False, "Borrower; joins customers.customer_id.", max_length=64),
+    _c("vin", STR, "", False, False, "Financed vehicle (17-char VIN); joins vehicles.vin.", max_length=32),
     _c("product", ENUM, "", False, False, "Loan product.", "product"),
     _c("contract_date", DATE, "date", False, False, "Date the loan contract was signed and paid out."),
     _c("first_due_date", DATE, "date", False, False, "Due date of installment 1; later ones fall on the same day of month."),
-    _c("term_months", I64, "months", False, False, "Number of monthly installments (12–60)."),
+    _c("term_months", I64, "months", False, False, "Number of monthly installments (12–60).", minimum=1, maximum=600),
     _c("principal", F64, "CNY", False, False, "Amount financed at payout."),
-    _c("annual_rate", F64, "ratio", False, False, "Nominal annual interest rate; monthly rate = annual_rate / 12."),
+    _c("annual_rate", F64, "ratio", False, False, "Nominal annual interest rate; monthly rate = annual_rate / 12.", minimum=0, maximum=1),
     _c("repayment_method", ENUM, "", False, False, "等额本息 EQUAL_INSTALLMENT or 等额本金 EQUAL_PRINCIPAL.", "repayment_method"),
     _c("installment_amount", F64, "CNY", False, False, "Amount of the current (next unpaid) scheduled installment."),
     _c("installments_due", I64, "count", False, False, "Installments whose due date fell before the snapshot date."),
@@ -122,12 +190,12 @@ ACCOUNTS: tuple[Column, ...] = (
     _c("overdue_principal", F64, "CNY", False, False, "Principal part of the past-due installments."),
     _c("overdue_interest", F64, "CNY", False, False, "Interest part of the past-due installments."),
     _c("overdue_amount", F64, "CNY", False, False, "overdue_principal + overdue_interest (penalty excluded)."),
-    _c("penalty_rate_daily", F64, "ratio", False, False, "Contractual penalty (罚息) rate per day on the overdue amount."),
+    _c("penalty_rate_daily", F64, "ratio", False, False, "Contractual penalty (罚息) rate per day on the overdue amount.", minimum=0, maximum=1),
     _c("penalty_interest", F64, "CNY", False, False, "Penalty interest accrued and unpaid."),
     _c("dpd_30d_ago", I64, "days", False, False, "dpd 30 days before the snapshot (roll rates, rising DPD)."),
     _c("max_dpd_12m", I64, "days", False, False, "Highest dpd seen in the last 12 months."),
     _c("times_overdue_12m", I64, "count", False, False, "Installments paid late or missed in the last 12 months."),
-    _c("on_time_ratio_12m", F64, "ratio", True, False, "Share of installments due in 12 months paid on time; null before the first due date."),
+    _c("on_time_ratio_12m", F64, "ratio", True, False, "Share of installments due in 12 months paid on time; null before the first due date.", minimum=0, maximum=1),
     _c("last_payment_date", DATE, "date", True, False, "Date of the last payment received; null if none yet."),
     _c("last_payment_amount", F64, "CNY", True, False, "Amount of the last payment received."),
     _c("promises_made_90d", I64, "count", False, False, "Promises to pay (承诺还款) recorded in 90 days."),
@@ -143,25 +211,25 @@ ACCOUNTS: tuple[Column, ...] = (
 )
 
 CUSTOMERS: tuple[Column, ...] = (
-    _c("customer_id", STR, "", False, False, "Customer identifier; primary key."),
-    _c("name", STR, "", False, True, "Full name."),
-    _c("id_number", STR, "", False, True, "National ID number (居民身份证号) or SSN."),
-    _c("phone", STR, "", False, True, "Primary mobile number."),
+    _c("customer_id", STR, "", False, False, "Customer identifier; primary key.", max_length=64),
+    _c("name", STR, "", False, True, "Full name.", max_length=128),
+    _c("id_number", STR, "", False, True, "National ID number (居民身份证号) or SSN.", max_length=32),
+    _c("phone", STR, "", False, True, "Primary mobile number.", max_length=32),
     _c("address", STR, "", False, True, "Home address."),
     _c("age", I64, "years", False, False, "Age at the snapshot."),
     _c("country", ENUM, "", False, False, "Country whose collection law applies.", "country"),
-    _c("region", STR, "", False, False, "Province / state code (e.g. CN-GD, US-CA)."),
-    _c("time_zone", STR, "", False, False, "IANA time zone of the debtor (Asia/Shanghai, America/New_York…)."),
-    _c("bureau_score", I64, "points", True, False, "Credit bureau score, 300–900; null if no file."),
+    _c("region", STR, "", False, False, "Province / state code (e.g. CN-GD, US-CA).", max_length=16),
+    _c("time_zone", STR, "", False, False, "IANA time zone of the debtor (Asia/Shanghai, America/New_York…).", max_length=64),
+    _c("bureau_score", I64, "points", True, False, "Credit bureau score, 300–900; null if no file.", minimum=0, maximum=1000),
     _c("credit_history_months", I64, "months", False, False, "Age of the oldest credit line."),
     _c("credit_inquiries_6m", I64, "count", False, False, "Hard credit inquiries in 6 months."),
     _c("delinquencies_24m", I64, "count", False, False, "Delinquencies of 30+ days on other credit in 24 months."),
     _c("monthly_income", F64, "CNY", False, False, "Verified monthly income."),
     _c("total_debt", F64, "CNY", False, False, "Outstanding debt across all lenders, this loan included."),
-    _c("debt_to_income", F64, "ratio", False, False, "Monthly debt service / monthly income."),
-    _c("card_utilization", F64, "ratio", True, False, "Revolving credit used / limit; null with no cards."),
+    _c("debt_to_income", F64, "ratio", False, False, "Monthly debt service / monthly income.", minimum=0),
+    _c("card_utilization", F64, "ratio", True, False, "Revolving credit used / limit; null with no cards.", minimum=0),
     _c("monthly_spending", F64, "CNY", False, False, "Average monthly card and wallet spending, last 3 months."),
-    _c("spending_change_3m", F64, "ratio", False, False, "Spending of the last 3 months / the 3 before, minus 1."),
+    _c("spending_change_3m", F64, "ratio", False, False, "Spending of the last 3 months / the 3 before, minus 1.", minimum=-1),
     _c("employment_status", ENUM, "", False, False, "Employment status.", "employment_status"),
     _c("employment_years", F64, "years", False, False, "Years with the current employer or business."),
     _c("phone_valid", BOOL, "", False, False, "The primary number reaches the debtor (not disconnected)."),
@@ -178,11 +246,11 @@ CUSTOMERS: tuple[Column, ...] = (
 )
 
 VEHICLES: tuple[Column, ...] = (
-    _c("vin", STR, "", False, False, "Vehicle identification number; primary key."),
-    _c("plate_number", STR, "", False, True, "Licence plate (personal data once linked to the owner)."),
-    _c("brand", STR, "", False, False, "Make, e.g. Toyota, BYD."),
-    _c("model", STR, "", False, False, "Model name."),
-    _c("model_year", I64, "year", False, False, "Model year."),
+    _c("vin", STR, "", False, False, "Vehicle identification number; primary key.", max_length=32),
+    _c("plate_number", STR, "", False, True, "Licence plate (personal data once linked to the owner).", max_length=16),
+    _c("brand", STR, "", False, False, "Make, e.g. Toyota, BYD.", max_length=64),
+    _c("model", STR, "", False, False, "Model name.", max_length=64),
+    _c("model_year", I64, "year", False, False, "Model year.", minimum=1900, maximum=2100),
     _c("energy_type", ENUM, "", False, False, "Powertrain.", "energy_type"),
     _c("mileage_km", F64, "km", False, False, "Odometer at the last reading."),
     _c("condition_grade", ENUM, "", False, False, "Inspection grade A (as new) … E (salvage).", "condition_grade"),
@@ -191,8 +259,8 @@ VEHICLES: tuple[Column, ...] = (
     _c("gps_status", ENUM, "", False, False, "GPS tracker state.", "gps_status"),
     _c("gps_offline_hours", F64, "hours", True, False, "Hours since the tracker's last ping at the snapshot; null with no device."),
     _c("gps_last_ping_at", TS, "instant", True, False, "Time of the last GPS ping."),
-    _c("gps_lat", F64, "degrees", True, True, "Latitude of the last ping (personal data: location)."),
-    _c("gps_lon", F64, "degrees", True, True, "Longitude of the last ping (personal data: location)."),
+    _c("gps_lat", F64, "degrees", True, True, "Latitude of the last ping (personal data: location).", minimum=-90, maximum=90),
+    _c("gps_lon", F64, "degrees", True, True, "Longitude of the last ping (personal data: location).", minimum=-180, maximum=180),
     _c("home_geofence_km", F64, "km", False, False, "Radius of the home geofence around the registered address."),
     _c("km_from_home", F64, "km", True, False, "Distance of the last ping from the geofence centre."),
     _c("geofence_exits_30d", I64, "count", False, False, "Geofence exits in 30 days."),
@@ -324,7 +392,7 @@ ACTIONS: tuple[Column, ...] = (
     _c("earliest_at", TS, "instant", False, False, "Earliest time the action may happen."),
     _c("script_id", STR, "", True, False, "Template of the script (话术) used."),
     _c("language", ENUM, "", True, False, "Language of the script.", "language"),
-    _c("script", STR, "", True, True, "Rendered script; may name the debtor (PII)."),
+    _c("script", STR, "", True, True, "Rendered script; may name the debtor (PII).", max_length=65_536),
     _c("outcome", ENUM, "", False, False, "Compliance outcome.", "compliance_outcome"),
     _c("reason_code", STR, "", True, False, "Why the action was deferred or blocked (e.g. CN_QUIET_HOURS)."),
     _c("next_allowed_at", TS, "instant", True, False, "When a deferred action may next be tried."),
@@ -380,6 +448,55 @@ def logical_type(col: Column) -> str | dict:
     return "string"
 
 
+# -- the one validator ---------------------------------------------------------------------------
+# Tables (validate) and single records (record_checker) break the same rules, worded the same
+# way. No message quotes a value of a text or personal-data column: a request's strings may be
+# anything (a name in the wrong column, a megabyte of junk), and messages reach logs.
+
+REQUIRED = "required (the contract says it is never null)"
+
+
+def _quotable(col: Column) -> bool:
+    return not (col.pii or col.is_text or col.enum)
+
+
+def _shown(value) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if abs(value) >= 1e7 and float(value).is_integer() and math.log10(abs(value)).is_integer():
+            return f"{'-' if value < 0 else ''}1e{int(math.log10(abs(value)))}"
+        if float(value).is_integer():
+            return f"{int(value):,}" if abs(value) >= 10_000 else str(int(value))
+        return f"{value:g}"
+    if isinstance(value, dt.datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value.tzinfo else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _range_text(col: Column) -> str:
+    lo, hi = col.value_range
+    if lo is not None and hi is not None:
+        return f"{_shown(lo)} – {_shown(hi)}"
+    return f"at least {_shown(lo)}" if lo is not None else f"at most {_shown(hi)}"
+
+
+def _out_of_range(col: Column, value) -> str:
+    shown = f"{_shown(value)} is " if _quotable(col) and value is not None else ""
+    return f"{shown}outside the contract's range {_range_text(col)}"
+
+
+def _too_long(col: Column, length: int) -> str:
+    return f"{length:,} characters, more than the contract's {col.length_limit:,}"
+
+
+NOT_FINITE = "not a finite number (NaN or infinity; leave the value out for a null)"
+
+
+def _not_member(col: Column) -> str:
+    return f"not one of {', '.join(ENUMS[col.enum])}"
+
+
 def _type_accepts(col: Column, actual: pa.DataType) -> bool:
     expected = col.type
     if col.enum:
@@ -388,8 +505,8 @@ def _type_accepts(col: Column, actual: pa.DataType) -> bool:
                                                        or pa.types.is_large_string(actual.value_type))))
     if pa.types.is_integer(expected):
         return pa.types.is_integer(actual)
-    if pa.types.is_floating(expected):
-        return pa.types.is_floating(actual) or pa.types.is_integer(actual)
+    if pa.types.is_floating(expected):          # (not half floats: Arrow's kernels cannot compare them)
+        return (pa.types.is_floating(actual) and actual.bit_width >= 32) or pa.types.is_integer(actual)
     if pa.types.is_date(expected):
         return pa.types.is_date(actual)
     if pa.types.is_timestamp(expected):
@@ -407,72 +524,299 @@ def _describe_type(col: Column) -> str:
 def validate(data: pa.Table | pa.RecordBatch, table: str = "book", *, required: Iterable[str] | None = None,
              check_values: bool = True, source: str | None = None) -> None:
     """Check ``data`` against the contract's ``table``; raise :class:`SchemaError` naming the
-    first offending column (and row, for a bad value).
+    first offending column (and row, for a bad value), with every offending column in
+    ``violations``.
 
-    ``required`` limits the check to those columns (default: every column of the table).
-    Extra columns are allowed: they pass through. With ``check_values``, non-nullable columns
-    must hold no nulls and enum columns only their members.
+    ``required`` limits the check to those columns (default: every column of the table);
+    each must be present exactly once. Extra columns are allowed: they pass through,
+    unchecked. With ``check_values``, each checked column's Arrow data must be well formed
+    (offsets, dictionary indices, UTF-8: data read from outside may not be) — checked before
+    anything computes on it — non-nullable columns must hold no nulls, enum columns only
+    their members, text at most its ``length_limit`` characters, numbers, dates and instants
+    lie within their ``value_range`` and floats be finite.
     """
     where = f"{source}: " if source else ""
     cols = columns(table)
     names = list(required) if required is not None else list(cols)
-    present = set(data.schema.names)
-    missing = [n for n in names if n not in present]
-    if missing:
-        raise SchemaError(f"{where}missing column {missing[0]!r} (table {table}"
-                          + (f"; {len(missing) - 1} more missing" if len(missing) > 1 else "") + ")",
-                          field=missing[0])
+    problems: list[Violation] = []
+    missing = [n for n in names if not data.schema.get_all_field_indices(n)]
+    for name in missing:
+        problems.append(Violation(name, None, f"missing column {name!r} (table {table})"))
     for name in names:
+        if name in missing:
+            continue
+        found = len(data.schema.get_all_field_indices(name))
+        if found > 1:
+            problems.append(Violation(name, None, f"column {name!r} appears {found} times"))
+            continue
         col = cols[name]
         actual = data.schema.field(name).type
         if not _type_accepts(col, actual):
-            raise SchemaError(f"{where}column {name!r} has type {actual}, expected {_describe_type(col)}",
-                              field=name)
-        if not check_values:
+            problems.append(Violation(name, None, f"column {name!r} has type {actual}, expected {_describe_type(col)}"))
             continue
-        arr = data.column(name)
-        if not col.nullable and arr.null_count:
-            row = _first_null(arr)
-            raise SchemaError(f"{where}column {name!r} must not be null (first null at row {row})",
-                              field=name, row=row)
-        if col.enum:
-            _check_enum(arr, col, where)
+        if check_values:
+            problem = _check_values(col, data.column(name))
+            if problem is not None:
+                problems.append(problem)
+    if not problems:
+        return
+    first = problems[0]
+    if missing:            # listed first
+        message = f"missing column {missing[0]!r} (table {table}" + (
+            f"; {len(missing) - 1} more missing" if len(missing) > 1 else "") + ")"
+        more = len(problems) - len(missing)
+    else:
+        message, more = first.message, len(problems) - 1
+    if more > 0:
+        message += f"; {more} more column{'s' if more > 1 else ''} with problems"
+    raise SchemaError(where + message, field=first.field, row=first.row, violations=problems)
 
 
-def _first_null(arr) -> int:
+def _check_values(col: Column, arr) -> Violation | None:
+    """The first problem of one column's values, or None."""
     import pyarrow.compute as pc
-    return int(pc.index(pc.is_null(arr), True).as_py())
 
-
-def _check_enum(arr, col: Column, where: str) -> None:
-    import pyarrow.compute as pc
-    members = pa.array(ENUMS[col.enum], pa.string())
+    name = col.name
+    try:
+        arr.validate(full=True)
+    except (pa.ArrowException, UnicodeDecodeError) as e:
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        return Violation(name, None, f"column {name!r}: not valid Arrow data ({reason})")
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    values = arr.dictionary if pa.types.is_dictionary(arr.type) else arr
-    bad = pc.invert(pc.is_in(values, value_set=members))
-    bad = pc.and_kleene(bad, pc.is_valid(values))
-    if pc.any(bad).as_py():
+    if arr.null_count:
+        if not col.nullable:
+            row = int(pc.index(pc.is_null(arr), True).as_py())
+            return Violation(name, row, f"column {name!r} must not be null (first null at row {row})")
+        if arr.null_count == len(arr):
+            return None
+    if col.enum:
+        return _check_enum(arr, col)
+    limit = col.length_limit
+    if limit is not None:
         if pa.types.is_dictionary(arr.type):
-            # A dictionary may carry unused members; only referenced ones count.
-            decoded = arr.dictionary_decode()
-            bad = pc.and_kleene(pc.invert(pc.is_in(decoded, value_set=members)), pc.is_valid(decoded))
-            if not pc.any(bad).as_py():
-                return
-            values = decoded
-        row = int(pc.index(bad, True).as_py())
-        raise SchemaError(f"{where}column {col.name!r} row {row}: {values[row].as_py()!r} is not one of "
-                          f"{', '.join(ENUMS[col.enum])}", field=col.name, row=row)
+            arr = arr.dictionary_decode()
+        lengths = pc.utf8_length(arr)
+        longest = pc.max(lengths).as_py()
+        if longest is not None and longest > limit:
+            row = int(pc.index(pc.greater(lengths, limit), True).as_py())
+            return Violation(name, row, f"column {name!r} row {row}: {_too_long(col, lengths[row].as_py())}")
+        return None
+    bounds = col.value_range
+    if bounds is None:
+        return None
+    bad = None
+    if pa.types.is_floating(arr.type):
+        bad = pc.invert(pc.is_finite(arr))
+        if pc.any(bad).as_py():
+            row = int(pc.index(bad, True).as_py())
+            return Violation(name, row, f"column {name!r} row {row}: {NOT_FINITE}")
+    outside = None
+    for bound, compare in ((bounds[0], pc.less), (bounds[1], pc.greater)):
+        scalar = _bound_scalar(bound, arr.type, below=compare is pc.less)
+        if scalar is not None:
+            side = compare(arr, scalar)
+            outside = side if outside is None else pc.or_kleene(outside, side)
+    if outside is not None and pc.any(outside).as_py():
+        row = int(pc.index(outside, True).as_py())
+        try:
+            value = arr[row].as_py()
+        except (OverflowError, ValueError):      # a date Python cannot hold (year 10000 and on)
+            value = None
+        return Violation(name, row, f"column {name!r} row {row}: {_out_of_range(col, value)}")
+    return None
+
+
+def _bound_scalar(bound, arrow_type: pa.DataType, below: bool):
+    """``bound`` as a scalar of ``arrow_type`` to compare a column with; None when no value
+    of that type can pass it (an int8 column is never above 10¹²)."""
+    if bound is None:
+        return None
+    if pa.types.is_integer(arrow_type) and isinstance(bound, float):
+        bound = math.ceil(bound) if below else math.floor(bound)
+    try:
+        return pa.scalar(bound, type=arrow_type)
+    except (pa.ArrowInvalid, OverflowError, TypeError, ValueError):
+        return None
+
+
+def _check_enum(arr: pa.Array, col: Column) -> Violation | None:
+    import pyarrow.compute as pc
+    members = pa.array(ENUMS[col.enum], pa.string())
+    values = arr.dictionary if pa.types.is_dictionary(arr.type) else arr
+    bad = pc.and_kleene(pc.invert(pc.is_in(values, value_set=members)), pc.is_valid(values))
+    if not pc.any(bad).as_py():
+        return None
+    if pa.types.is_dictionary(arr.type):
+        # A dictionary may carry unused members; only referenced ones count.
+        decoded = arr.dictionary_decode()
+        bad = pc.and_kleene(pc.invert(pc.is_in(decoded, value_set=members)), pc.is_valid(decoded))
+        if not pc.any(bad).as_py():
+            return None
+    row = int(pc.index(bad, True).as_py())
+    return Violation(col.name, row, f"column {col.name!r} row {row}: {_not_member(col)}")
+
+
+def record_checker(table: str = "book", prefix: str = "") -> Callable[[dict], list[Violation]]:
+    """A function checking one record — a dict of Python scalars by column name, None for
+    null (enumerations as member names, dates as ``datetime.date``, instants as aware
+    ``datetime``) — against ``table``'s columns by the rules of :func:`validate`, returning
+    one :class:`Violation` per offending column (field ``prefix + name``), in contract order.
+    A column missing from the record is a null.
+
+    Built once per table. A record that passes costs one comparison per column, kind by kind
+    (the single-account path is latency-bound); only a record that fails is checked column by
+    column for the words."""
+    cols = TABLES[table]
+    plan = [(col.name, prefix + col.name, col.nullable, _value_test(col)) for col in cols]
+
+    def explain(record: dict) -> list[Violation]:
+        found = []
+        get = record.get
+        for name, field, nullable, test in plan:
+            value = get(name)
+            if value is None:
+                if not nullable:
+                    found.append(Violation(field, None, REQUIRED))
+                continue
+            problem = test(value)
+            if problem is not None:
+                found.append(Violation(field, None, problem))
+        return found
+
+    def bounds(col: Column, floor, ceiling):
+        lo, hi = col.value_range
+        return (floor if lo is None else lo), (ceiling if hi is None else hi)
+
+    required = tuple(c.name for c in cols if not c.nullable)
+    texts = tuple((c.name, c.length_limit) for c in cols if c.is_text)
+    enums = tuple((c.name, frozenset(ENUMS[c.enum])) for c in cols if c.enum)
+    bools = tuple(c.name for c in cols if pa.types.is_boolean(c.type))
+    # ±float max, not ±inf: infinity must fail the comparison
+    floats = tuple((c.name, *bounds(c, -sys.float_info.max, sys.float_info.max))
+                   for c in cols if not c.enum and pa.types.is_floating(c.type))
+    ints = tuple((c.name, *bounds(c, -(1 << 63), (1 << 63) - 1)) for c in cols if not c.enum and pa.types.is_integer(c.type))
+    dates = tuple((c.name, *c.value_range) for c in cols if pa.types.is_date(c.type))
+    instants = tuple((c.name, *c.value_range) for c in cols if pa.types.is_timestamp(c.type))
+
+    def check(record: dict) -> list[Violation]:
+        get = record.get
+        try:
+            for name in required:
+                if get(name) is None:
+                    return explain(record)
+            for name, limit in texts:
+                value = get(name)
+                if value is not None and (type(value) is not str or len(value) > limit):
+                    return explain(record)
+            for name, members in enums:
+                value = get(name)
+                if value is not None and value not in members:
+                    return explain(record)
+            for name in bools:
+                value = get(name)
+                if value is not None and type(value) is not bool:
+                    return explain(record)
+            for name, lo, hi in floats:      # NaN fails every comparison
+                value = get(name)
+                if value is not None and (type(value) is bool or not lo <= value <= hi):
+                    return explain(record)
+            for name, lo, hi in ints:
+                value = get(name)
+                if value is not None and (type(value) is not int or not lo <= value <= hi):
+                    return explain(record)
+            for group in (dates, instants):  # a date against a datetime, naive against aware: TypeError
+                for name, lo, hi in group:
+                    value = get(name)
+                    if value is not None and not lo <= value <= hi:
+                        return explain(record)
+        except TypeError:
+            return explain(record)
+        return []
+
+    return check
+
+
+def check_value(col: Column, value) -> str | None:
+    """What is wrong with one non-null ``value`` for ``col`` by the contract's rules (None:
+    nothing), in :func:`validate`'s words — for request fields outside a table's records
+    (a valuation's region, a decision date)."""
+    return _value_test(col)(value)
+
+
+def _value_test(col: Column) -> Callable[[Any], str | None]:
+    """The check of one non-null value of ``col``: None when it passes, else what is wrong."""
+    t = col.type
+    if col.enum:
+        members = frozenset(ENUMS[col.enum])
+        wrong = _not_member(col)
+        return lambda value: None if value in members else wrong
+    if col.is_text:
+        limit = col.length_limit
+
+        def text(value):
+            if type(value) is not str:
+                return f"expected a string, got {type(value).__name__}"
+            return None if len(value) <= limit else _too_long(col, len(value))
+        return text
+    if pa.types.is_boolean(t):
+        return lambda value: None if isinstance(value, bool) else f"expected a bool, got {type(value).__name__}"
+    lo, hi = col.value_range or (None, None)
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        is_float = pa.types.is_floating(t)
+
+        def number(value):
+            kind = type(value)
+            if kind is bool or not (kind is int or (is_float and kind is float)):
+                return f"expected {'a number' if is_float else 'an integer'}, got {kind.__name__}"
+            if kind is float and not math.isfinite(value):
+                return NOT_FINITE
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                return _out_of_range(col, value)
+            return None
+        return number
+    if pa.types.is_date(t) or pa.types.is_timestamp(t):
+        is_instant = pa.types.is_timestamp(t)
+
+        def moment(value):
+            if is_instant:
+                if not isinstance(value, dt.datetime):
+                    return f"expected a datetime, got {type(value).__name__}"
+                if value.tzinfo is None:
+                    value = value.replace(tzinfo=UTC)
+            elif not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+                return f"expected a date, got {type(value).__name__}"
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                return _out_of_range(col, value)
+            return None
+        return moment
+    return lambda value: None
 
 
 def describe(table: str = "book") -> str:
     """A Markdown table documenting ``table`` (used to generate docs/data-contract.md)."""
-    lines = [f"### {table}", "", "| column | type | unit | nullable | PII | meaning |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"### {table}", "", "| column | type | unit | nullable | PII | limits | meaning |",
+             "|---|---|---|---|---|---|---|"]
     for c in TABLES[table]:
         lines.append(f"| `{c.name}` | {_describe_type(c)} | {c.unit} | {'yes' if c.nullable else 'no'} | "
-                     f"{'**PII**' if c.pii else ''} | {c.doc} |")
+                     f"{'**PII**' if c.pii else ''} | {_describe_limits(c)} | {c.doc} |")
     return "\n".join(lines) + "\n"
+
+
+def _describe_limits(col: Column) -> str:
+    if col.length_limit is not None:
+        return f"≤ {col.length_limit} chars"
+    if col.value_range is None:
+        return ""
+    lo, hi = col.value_range
+    finite = "finite" if pa.types.is_floating(col.type) else ""
+    if lo is None and hi is None:
+        return finite
+    if isinstance(lo, dt.datetime) or isinstance(hi, dt.datetime):
+        span = f"{lo:%Y-%m-%d} – {hi:%Y-%m-%d}"
+    else:
+        span = _range_text(col)
+    return f"{finite}, {span}" if finite else span
 
 
 def markdown() -> str:
@@ -486,11 +830,21 @@ def markdown() -> str:
             "fractions; dates are `date32`; instants are UTC `timestamp[us]`; enumerations are",
             "`dictionary<int8, string>` (plain strings accepted on input). **PII** columns never reach logs,",
             "metrics or error messages.", ""]
+    limits = ["## Limits", "",
+              "Every entry point — `Decide`, `DecideBatch`, `Explain`, `Valuate`, the connectors and so",
+              "`postloan decide` — checks its input with one validator (`kernel.schema.validate` for tables,",
+              "`kernel.schema.record_checker` for one record), by the column limits in the tables below:",
+              f"text holds at most the characters shown (default {DEFAULT_MAX_LENGTH}); floats are finite (NaN",
+              "and infinity are refused: leave a value out for a null); numbers lie in their column's range,",
+              f"else their unit's (below); dates lie in {DATE_RANGE[0]} – {DATE_RANGE[1]} and instants in the",
+              "same days (UTC). An error names the column and the row, never the value of a text or",
+              "personal-data column.", "", "| unit | range |", "|---|---|"]
+    limits += [f"| {unit} | {_shown(lo)} – {_shown(hi)} |" for unit, (lo, hi) in UNIT_RANGES.items()]
     enums = ["## Enumerations", "", "| enum | members (in order) |", "|---|---|"]
     enums += [f"| `{k}` | {', '.join(v)} |" for k, v in ENUMS.items()]
     body = [f"## {t}\n\n" + describe(t).split("\n", 2)[2]
             for t in ("accounts", "customers", "vehicles", "events", "state", "decisions", "actions")]
-    return "\n".join(head) + "\n" + "\n".join(body) + "\n" + "\n".join(enums) + "\n"
+    return "\n".join(head + limits) + "\n\n" + "\n".join(body) + "\n" + "\n".join(enums) + "\n"
 
 
 if __name__ == "__main__":  # pragma: no cover

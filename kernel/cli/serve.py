@@ -8,9 +8,10 @@ from . import args as a
 HELP = "serve decisions over gRPC (health, reflection, TLS, tokens, metrics, hot reload)"
 DESCRIPTION = """Serve the decision kernel over gRPC (API postloan.v1, see docs/grpc-guide.md).
 
-Health reports NOT_SERVING until the bundle is compiled and warm. SIGTERM / Ctrl-C: health
-NOT_SERVING, new calls refused, calls in flight finish (--grace). SIGHUP: recompile the bundle
-from disk and swap it in; a bundle that fails is rejected and the old one keeps serving.
+Health reports NOT_SERVING until the bundle is compiled and warm. SIGTERM / Ctrl-C: a drain —
+health NOT_SERVING, new calls refused UNAVAILABLE, calls already admitted finish (--grace).
+SIGHUP: reload the token file, recompile the bundle from disk and swap it in; a bundle that
+fails is rejected and the old one keeps serving. Every limit: docs/grpc-guide.md, "Limits".
 
 examples:
   postloan serve                                   # shipped bundle on 127.0.0.1:50051
@@ -37,6 +38,18 @@ def _milliseconds(text: str) -> float:
     return value
 
 
+def _size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    digits, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
+    try:
+        value = int(digits) * unit
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive size (bytes, or 64K, 256M, 1G), got {text!r}")
+    return value
+
+
 def add_arguments(p) -> None:
     p.add_argument("--bundle", type=a.existing_path, default=None,
                    help="bundle directory (rulesets/ and models/); default: the shipped bundle")
@@ -56,11 +69,17 @@ def add_arguments(p) -> None:
     p.add_argument("--metrics-port", type=_port, default=None, help="serve Prometheus metrics on this port")
     p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics port (default 127.0.0.1)")
     p.add_argument("--max-batch-rows", type=a.positive_int, default=200_000,
-                   help="largest DecideBatch accepted (default 200000)")
+                   help="largest DecideBatch accepted, in accounts (default 200000)")
+    p.add_argument("--max-batch-bytes", type=_size, default=256 << 20, metavar="SIZE",
+                   help="largest DecideBatch accepted once decoded (decompressed): bytes, or with a suffix "
+                        "K, M, G (binary; default 256M)")
     p.add_argument("--max-message-mb", type=a.positive_int, default=64, help="largest message in MiB (default 64)")
     p.add_argument("--max-concurrent-rpcs", type=a.positive_int, default=512,
                    help="calls in progress per process before RESOURCE_EXHAUSTED (default 512)")
     p.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get on shutdown (default 10)")
+    p.add_argument("--bundle-root", action="append", type=a.existing_path, default=None, metavar="DIR",
+                   help="ReloadBundle may load bundles only from inside DIR (repeatable; default: the folder "
+                        "holding --bundle); no file of a bundle may link out of it")
     p.add_argument("--audit-log", type=a.output_file, default=None, help="append the pipeline's audit records here")
     p.add_argument("--audit-sync", choices=("always", "interval"), default=None,
                    help="always: each record synced to disk before the answer (default, or [audit] sync); "
@@ -74,9 +93,6 @@ def add_arguments(p) -> None:
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 def server_config(args):
     """The ServerConfig the parsed flags describe."""
     from ..server.app import ServerConfig
@@ -84,19 +100,20 @@ def server_config(args):
     return ServerConfig(
         bundle=args.bundle, host=args.host, port=args.port, threads=args.threads,
         max_concurrent_rpcs=args.max_concurrent_rpcs, max_message_bytes=args.max_message_mb << 20,
-        max_batch_rows=args.max_batch_rows, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        max_batch_rows=args.max_batch_rows, max_batch_bytes=args.max_batch_bytes, tls_cert=args.tls_cert, tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca, token_file=args.token_file, metrics_port=args.metrics_port,
         metrics_host=args.metrics_host, grace_seconds=args.grace, access_log=args.access_log,
         audit_path=args.audit_log, audit_sync=args.audit_sync, audit_interval_ms=args.audit_sync_interval_ms,
+        allow_unauthenticated=args.allow_unauthenticated, bundle_roots=[str(r) for r in args.bundle_root or ()],
         store=args.store)
 
 
 def run(args) -> int:
     from ..errors import PostloanError
     from ..server import logs
-    from ..server.app import DecisionServer
+    from ..server.app import DecisionServer, is_loopback
 
-    if args.host not in LOOPBACK and not args.token_file and not args.allow_unauthenticated:
+    if not is_loopback(args.host) and not args.token_file and not args.allow_unauthenticated:
         raise PostloanError(f"refusing to serve {args.host} without --token-file: anyone who can reach it could "
                             "call it (pass --allow-unauthenticated to do so anyway)")
     if args.workers > 1 and args.port == 0:

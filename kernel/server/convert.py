@@ -43,11 +43,17 @@ def date_message(value) -> Date:
     return Date(year=value.year, month=value.month, day=value.day)
 
 
-def date_value(message: Date, field: str) -> dt.date:
+def date_value(message: Date, field: str, bounded: bool = True) -> dt.date:
+    """The date a ``google.type.Date`` carries; FieldError for an invalid one or (``bounded``:
+    a request's date) one outside the contract's :data:`kernel.schema.DATE_RANGE`."""
     try:
-        return dt.date(message.year, message.month, message.day)
+        value = dt.date(message.year, message.month, message.day)
     except ValueError as e:
         raise FieldError(field, f"not a valid date ({message.year:04d}-{message.month:02d}-{message.day:02d}): {e}") from None
+    lo, hi = schema.DATE_RANGE
+    if bounded and not lo <= value <= hi:
+        raise FieldError(field, f"{value} is outside the contract's range {lo} – {hi}")
+    return value
 
 
 def timestamp_message(value) -> Timestamp:
@@ -62,8 +68,32 @@ def timestamp_message(value) -> Timestamp:
     return ts
 
 
-def timestamp_value(message: Timestamp) -> dt.datetime:
-    return message.ToDatetime(tzinfo=UTC)
+# protobuf's Timestamp: 0001-01-01T00:00:00Z … 9999-12-31T23:59:59.999999999Z
+TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)
+
+
+def instant_problem(seconds: int, nanos: int) -> str | None:
+    """What is wrong with a Timestamp's fields (None: a valid instant)."""
+    if not TIMESTAMP_SECONDS[0] <= seconds <= TIMESTAMP_SECONDS[1]:
+        return f"not a valid instant: seconds {seconds} outside {TIMESTAMP_SECONDS[0]} – {TIMESTAMP_SECONDS[1]}"
+    if not 0 <= nanos <= 999_999_999:
+        return f"not a valid instant: nanos {nanos} outside 0 – 999999999"
+    return None
+
+
+def timestamp_value(message: Timestamp, field: str = "timestamp", bounded: bool = True) -> dt.datetime:
+    """The instant a Timestamp carries (aware, UTC); FieldError for an invalid one or
+    (``bounded``: a request's instant) one outside the contract's
+    :data:`kernel.schema.INSTANT_RANGE`."""
+    problem = instant_problem(message.seconds, message.nanos)
+    if problem:
+        raise FieldError(field, problem)
+    value = message.ToDatetime(tzinfo=UTC)
+    lo, hi = schema.INSTANT_RANGE
+    if bounded and not lo <= value <= hi:
+        raise FieldError(field, f"{value:%Y-%m-%dT%H:%M:%SZ} is outside the contract's range "
+                                f"{lo:%Y-%m-%d} – {hi:%Y-%m-%d} (UTC)")
+    return value
 
 
 def enum_code(enum: str, member: str) -> int:
@@ -71,7 +101,7 @@ def enum_code(enum: str, member: str) -> int:
     try:
         return schema.ENUMS[enum].index(member) + 1
     except ValueError:
-        raise FieldError(enum, f"{member!r} is not one of {', '.join(schema.ENUMS[enum])}") from None
+        raise FieldError(enum, f"not one of {', '.join(schema.ENUMS[enum])}") from None
 
 
 # -- records → messages (client side) ---------------------------------------------------------------
@@ -84,8 +114,8 @@ def _encoder(col: schema.Column):
         def enum(value):
             try:
                 return codes[value]
-            except KeyError:
-                raise FieldError(name, f"{value!r} is not one of {', '.join(schema.ENUMS[col.enum])}") from None
+            except (KeyError, TypeError):
+                raise FieldError(name, f"not one of {', '.join(schema.ENUMS[col.enum])}") from None
         return enum
     if pa.types.is_integer(t):
         return int
@@ -121,8 +151,9 @@ class RecordCodec:
                 kwargs[name] = encode(value)
             except FieldError:
                 raise
-            except (TypeError, ValueError, AttributeError) as e:
-                raise FieldError(name, f"cannot encode {type(value).__name__}: {e}") from None
+            except (TypeError, ValueError, AttributeError, OverflowError):
+                # (the exception's text may quote the value: a record's strings stay out of errors)
+                raise FieldError(name, f"cannot encode a {type(value).__name__} as {schema.columns(self.table)[name].type}") from None
         return self.message_cls(**kwargs)
 
     def decode(self, message) -> dict:
@@ -136,9 +167,9 @@ class RecordCodec:
             elif message.HasField(name):
                 value = getattr(message, name)
                 if isinstance(value, Date):
-                    value = date_value(value, name)
+                    value = date_value(value, name, bounded=False)
                 elif isinstance(value, Timestamp):
-                    value = timestamp_value(value)
+                    value = timestamp_value(value, name, bounded=False)
                 out[name] = value
             else:
                 out[name] = None
@@ -188,9 +219,9 @@ def python_value(value: decision_pb2.Value):
     if kind is None:
         return None
     if kind == "date_value":
-        return date_value(value.date_value, "value")
+        return date_value(value.date_value, "value", bounded=False)
     if kind == "timestamp_value":
-        return timestamp_value(value.timestamp_value)
+        return timestamp_value(value.timestamp_value, "value", bounded=False)
     if kind == "string_list_value":
         return list(value.string_list_value.values)
     return getattr(value, kind)
@@ -199,7 +230,7 @@ def python_value(value: decision_pb2.Value):
 def decision_dict(decision: decision_pb2.Decision) -> dict:
     """A Decision as one flat row, named like ``Kernel.decide``'s columns."""
     row = {"account_id": decision.account_id,
-           "as_of": date_value(decision.as_of, "as_of") if decision.HasField("as_of") else None,
+           "as_of": date_value(decision.as_of, "as_of", bounded=False) if decision.HasField("as_of") else None,
            "bundle_hash": decision.bundle_hash}
     for name, value in decision.values.items():
         row[name] = python_value(value)

@@ -4,6 +4,7 @@ on reload, so a call never sees half of an old bundle and half of a new one."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -18,12 +19,13 @@ from .. import schema
 from ..errors import PostloanError
 from . import convert
 from ._proto.postloan.v1 import decision_pb2
-from .status import FieldError
+from .status import FieldError, QuotaError
 
 UTC = dt.timezone.utc
 EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=UTC)
 NAT = np.iinfo(np.int64).min          # NaT as an int64
 EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+MiB = 1 << 20
 
 
 def precondition_violations(error: BaseException) -> list[tuple[str, str, str]]:
@@ -46,87 +48,86 @@ def precondition_violations(error: BaseException) -> list[tuple[str, str, str]]:
     return [(type(error).__name__, "", str(error))]
 
 
-def _missing_columns(required: tuple[str, ...], enum_names: frozenset, prefix: str, name: str, message) -> FieldError:
-    """The error for a missing required column, listing every required column the message
-    lacks (in contract order), not just the first one met."""
-    missing = [c for c in required
-               if (getattr(message, c) == 0 if c in enum_names else not message.HasField(c))] \
-        if message is not None else [name]
-    text = "required (the contract says it is never null)"
-    return FieldError(prefix + missing[0], text, [(prefix + c, text) for c in missing[1:]])
-
-
 def _unknown_member(prefix: str, name: str, code: int, members: tuple) -> FieldError:
-    return FieldError(prefix + name, f"enum value {code} is not one of 1–{len(members) - 1} (this server's "
-                                     f"{name} members: {', '.join(members[1:])})")
+    return FieldError(prefix + name, _unknown_member_text(name, code, members))
+
+
+def _unknown_member_text(name: str, code: int, members: tuple) -> str:
+    return (f"enum value {code} is not one of 1–{len(members) - 1} (this server's {name} members: "
+            f"{', '.join(members[1:])})")
 
 
 # -- Account message → one record of Python scalars -------------------------------------------------
 class AccountRecord:
-    """Decodes an ``Account`` into :meth:`kernel.Kernel.decide_record`'s form — a dict of
-    Python scalars (enums as member names, dates as ``datetime.date``, instants as aware UTC
-    ``datetime``, null as None) — rejecting a missing non-nullable column with
-    INVALID_ARGUMENT naming it. The fastest way in for one account: no arrays."""
+    """Decodes an ``Account`` (or ``Vehicle``) into :meth:`kernel.Kernel.decide_record`'s
+    form — a dict of Python scalars (enums as member names, dates as ``datetime.date``,
+    instants as aware UTC ``datetime``, null as None) — and checks it against the contract
+    (:func:`kernel.schema.record_checker`: nulls, lengths, ranges). Any problem raises
+    FieldError (INVALID_ARGUMENT) listing every offending field in contract order. The
+    fastest way in for one account: no arrays."""
 
-    def __init__(self, columns: tuple[schema.Column, ...] = schema.BOOK, prefix: str = "account."):
+    def __init__(self, columns: tuple[schema.Column, ...] = schema.BOOK, prefix: str = "account.",
+                 table: str = "book"):
         self.prefix = prefix
-        self.required = tuple(c.name for c in columns if not c.nullable)
-        self.enum_names = frozenset(c.name for c in columns if c.enum)
-        self.plain = tuple((c.name, c.nullable) for c in columns
+        self.order = {prefix + c.name: i for i, c in enumerate(columns)}
+        self.check = schema.record_checker(table, prefix)
+        self.plain = tuple(c.name for c in columns
                            if not c.enum and not pa.types.is_date(c.type) and not pa.types.is_timestamp(c.type))
-        self.enums = tuple((c.name, c.nullable, (None,) + schema.ENUMS[c.enum]) for c in columns if c.enum)
-        self.days = tuple((c.name, c.nullable) for c in columns if not c.enum and pa.types.is_date(c.type))
-        self.micros = tuple((c.name, c.nullable) for c in columns if not c.enum and pa.types.is_timestamp(c.type))
+        self.enums = tuple((c.name, (None,) + schema.ENUMS[c.enum]) for c in columns if c.enum)
+        self.days = tuple(c.name for c in columns if not c.enum and pa.types.is_date(c.type))
+        self.micros = tuple(c.name for c in columns if not c.enum and pa.types.is_timestamp(c.type))
 
     def __call__(self, message) -> dict:
         has = message.HasField
         out: dict = {}
-        for name, nullable in self.plain:
-            if has(name):
-                out[name] = getattr(message, name)
-            elif nullable:
-                out[name] = None
-            else:
-                raise _missing_columns(self.required, self.enum_names, self.prefix, name, message)
-        for name, nullable, members in self.enums:
+        undecodable: list[tuple[str, str]] = []
+        for name in self.plain:
+            out[name] = getattr(message, name) if has(name) else None
+        for name, members in self.enums:
             code = getattr(message, name)
-            if code == 0 and not nullable:
-                raise _missing_columns(self.required, self.enum_names, self.prefix, name, message)
-            if not 0 <= code < len(members):            # (a negative index would wrap around)
-                raise _unknown_member(self.prefix, name, code, members)
-            out[name] = members[code]
-        for name, nullable in self.days:
+            if 0 <= code < len(members):               # (a negative index would wrap around)
+                out[name] = members[code]
+            else:
+                out[name] = None
+                undecodable.append((name, _unknown_member_text(name, code, members)))
+        for name in self.days:
+            out[name] = None
             if has(name):
                 d = getattr(message, name)
                 try:
                     out[name] = dt.date(d.year, d.month, d.day)
                 except ValueError as e:
-                    raise FieldError(self.prefix + name, f"not a valid date ({d.year:04d}-{d.month:02d}-{d.day:02d}): {e}") from None
-            elif nullable:
-                out[name] = None
-            else:
-                raise _missing_columns(self.required, self.enum_names, self.prefix, name, message)
-        for name, nullable in self.micros:
+                    undecodable.append((name, f"not a valid date ({d.year:04d}-{d.month:02d}-{d.day:02d}): {e}"))
+        for name in self.micros:
+            out[name] = None
             if has(name):
                 ts = getattr(message, name)
-                out[name] = EPOCH_UTC + dt.timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
-            elif nullable:
-                out[name] = None
-            else:
-                raise _missing_columns(self.required, self.enum_names, self.prefix, name, message)
+                problem = convert.instant_problem(ts.seconds, ts.nanos)
+                if problem:
+                    undecodable.append((name, problem))
+                else:
+                    out[name] = EPOCH_UTC + dt.timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+        found = self.check(out)
+        if found or undecodable:
+            self._refuse(found, undecodable)
         return out
+
+    def _refuse(self, found, undecodable) -> None:
+        bad = {self.prefix + name: text for name, text in undecodable}
+        violations = sorted([*bad.items(), *((v.field, v.message) for v in found if v.field not in bad)],
+                            key=lambda item: self.order.get(item[0], len(self.order)))
+        (field, text), *more = violations
+        raise FieldError(field, text, more)
 
 
 # -- Account message → one-element NumPy columns ---------------------------------------------------
 class AccountColumns:
-    """Decodes an ``Account`` into the kernel's NumPy column forms, rejecting a missing
-    non-nullable column with INVALID_ARGUMENT naming it. Values of one dtype are gathered
-    into one array and handed out as one-element views (cheaper than one array each)."""
+    """Decodes an ``Account`` that :class:`AccountRecord` has accepted into the kernel's NumPy
+    column forms. Values of one dtype are gathered into one array and handed out as
+    one-element views (cheaper than one array each)."""
 
     def __init__(self, columns: tuple[schema.Column, ...] = schema.BOOK, prefix: str = "account."):
         self.prefix = prefix
-        self.required = tuple(c.name for c in columns if not c.nullable)
-        self.enum_names = frozenset(c.name for c in columns if c.enum)
         floats, ints, nullable_ints, bools, codes, days, micros, texts = [], [], [], [], [], [], [], []
         for col in columns:
             t = col.type
@@ -154,7 +155,8 @@ class AccountColumns:
         self.texts = tuple((c.name, c.nullable) for c in texts)
 
     def _missing(self, name: str, message=None) -> FieldError:
-        return _missing_columns(self.required, self.enum_names, self.prefix, name, message)
+        # unreachable after AccountRecord's check; kept so that a direct caller gets a clear error
+        return FieldError(self.prefix + name, schema.REQUIRED)
 
     def __call__(self, message) -> dict[str, np.ndarray]:
         has = message.HasField
@@ -270,6 +272,7 @@ class Engine:
     source: str | None = None       # what Kernel.load was given (None: the shipped bundle)
     account_record: AccountRecord = field(default_factory=AccountRecord)
     account_columns: AccountColumns = field(default_factory=AccountColumns)
+    decision_schema: pa.Schema | None = None    # of a DecideBatch answer's decisions (known after the warm-up)
     encoder: convert.DecideResponseEncoder = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -299,11 +302,14 @@ class Engine:
 
     # -- one account ------------------------------------------------------------------------
     def record(self, account) -> dict:
-        """The Account as one record of Python scalars (``Kernel.decide_record``'s form)."""
+        """The Account as one record of Python scalars (``Kernel.decide_record``'s form),
+        checked against the contract (FieldError naming every offending field)."""
         return self.account_record(account)
 
     def columns(self, account) -> dict[str, np.ndarray]:
-        """The Account as the kernel's NumPy columns (enums as member strings)."""
+        """The Account as the kernel's NumPy columns (enums as member strings), checked
+        against the contract first."""
+        self.account_record(account)
         return self.account_columns(account)
 
     def decide_response(self, record: dict, as_of: dt.date, now: dt.datetime, actions: bool = True):
@@ -317,21 +323,50 @@ class Engine:
         return self.encoder.response(decisions, as_of, planned), decisions.get("collection_tier.tier")
 
     # -- batches ----------------------------------------------------------------------------
-    def decide_table(self, table: pa.Table, as_of: dt.date, now: dt.datetime, with_actions: bool,
-                     time_remaining=None) -> tuple[pa.Table, pa.Table | None]:
-        """Decide a table in chunks; give up (DeadlineExceeded) when the caller's deadline passes."""
-        schema.validate(table, "book", required=self.inputs, check_values=True, source="accounts")
-        decisions, actions = [], []
-        for start in range(0, max(table.num_rows, 1), BATCH_CHUNK):
+    def decide_batch(self, table: pa.Table, as_of: dt.date, now: dt.datetime, with_actions: bool, *,
+                     time_remaining=None, max_response_bytes: int | None = None) -> "BatchAnswer":
+        """Decide a table of book rows in chunks and encode the answer, audited only once it is
+        known to fit in ``max_response_bytes`` (the caller cannot receive a larger one, so no
+        record is written for it: QuotaError instead). A nullable contract column left out is
+        a null, as in ``Decide``; every column is checked against the contract first
+        (:func:`kernel.schema.validate`). Gives up (DeadlineExceeded) when the caller's
+        deadline passes, before anything is audited."""
+        table = complete_book(table)
+        schema.validate(table, "book", source="accounts")
+        rows = table.num_rows
+        if max_response_bytes is not None and rows * self.decision_row_floor > max_response_bytes:
+            raise QuotaError("max_message_mb", _too_large(rows, rows * self.decision_row_floor, max_response_bytes,
+                                                          self.decision_row_floor, at_least=True))
+        staged, estimate = [], 0
+        for start in range(0, max(rows, 1), BATCH_CHUNK):
             if time_remaining is not None and time_remaining() <= 0:
-                raise DeadlineExceeded(f"deadline passed after {start:,} of {table.num_rows:,} accounts")
-            result = self.pipeline.run(table.slice(start, BATCH_CHUNK), as_of, now)
-            decisions.append(result.decisions)
-            if with_actions:
-                actions.append(result.actions)
-        decided = pa.concat_tables(decisions, promote_options="permissive") if len(decisions) > 1 else decisions[0]
-        acted = (pa.concat_tables(actions) if len(actions) > 1 else actions[0]) if with_actions else None
-        return decided, acted
+                raise DeadlineExceeded(f"deadline passed after {start:,} of {rows:,} accounts; nothing was audited")
+            chunk = self.pipeline.with_state(table.slice(start, BATCH_CHUNK), as_of, now)    # book ⋈ state
+            result = self.pipeline.stage(chunk, self.kernel.decide(chunk, as_of), as_of, now, actions=with_actions)
+            staged.append(result)
+            estimate += result.decisions.nbytes + (result.actions.nbytes if with_actions else 0)
+            if max_response_bytes is not None and estimate > max_response_bytes:     # stop early: it cannot fit
+                done = start + chunk.num_rows
+                raise QuotaError("max_message_mb", _too_large(rows, estimate, max_response_bytes, estimate / done,
+                                                              at_least=True))
+        decided = _concat([r.decisions for r in staged])
+        acted = _concat([r.actions for r in staged]) if with_actions else None
+        answer = BatchAnswer(decided, acted, convert.to_ipc(decided),
+                             convert.to_ipc(acted) if acted is not None else b"")
+        size = len(answer.decisions_ipc) + len(answer.actions_ipc) + RESPONSE_OVERHEAD
+        if max_response_bytes is not None and size > max_response_bytes:
+            raise QuotaError("max_message_mb", _too_large(rows, size, max_response_bytes, size / max(rows, 1)))
+        audit = self.pipeline.audit
+        for result in staged:             # the answer will be sent: now it is acted on, durably
+            audit.append(*self.pipeline.audit_record(result, as_of, now))
+        return answer
+
+    @functools.cached_property
+    def decision_row_floor(self) -> float:
+        """Bytes every decision row takes at least in the answer's Arrow stream: the fixed
+        widths of the bundle's decision columns (offsets for strings and lists, indices for
+        dictionaries); decides up front that a batch cannot fit, before any work."""
+        return _row_floor(self.decision_schema) if self.decision_schema is not None else 0.0
 
     # -- explain ----------------------------------------------------------------------------
     def explain_message(self, columns: dict, as_of: dt.date) -> decision_pb2.ExplainResponse:
@@ -365,8 +400,15 @@ class Engine:
         """The configured valuation method and the disposal-channel selector on one vehicle."""
         from ..hookspecs import Batch
 
+        countries = schema.ENUMS["country"]
         if request.country == 0:
             raise FieldError("country", "required (the disposal channels depend on it)")
+        if not 1 <= request.country <= len(countries):       # (a negative index would wrap around)
+            raise _unknown_member("", "country", request.country, (None, *countries))
+        VEHICLE_RECORD(request.vehicle)                      # the contract's checks (model_year in range…)
+        problem = request.region and schema.check_value(schema.columns()["region"], request.region)
+        if problem:
+            raise FieldError("region", problem)
         columns = VEHICLE_COLUMNS(request.vehicle)
         model_year = int(columns["model_year"][0])
         bought = (convert.date_value(request.purchase_date, "purchase_date") if request.HasField("purchase_date")
@@ -388,7 +430,61 @@ class Engine:
         return response
 
 
+VEHICLE_RECORD = AccountRecord(schema.VEHICLES, prefix="vehicle.", table="vehicles")
 VEHICLE_COLUMNS = AccountColumns(schema.VEHICLES, prefix="vehicle.")
+RESPONSE_OVERHEAD = 1024          # DecideBatchResponse's fields around the two streams
+
+
+@dataclass
+class BatchAnswer:
+    """What DecideBatch sends: the decisions (and actions) as tables and as IPC bytes."""
+
+    decisions: pa.Table
+    actions: pa.Table | None
+    decisions_ipc: bytes
+    actions_ipc: bytes
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+
+def _too_large(rows: int, size: float, limit: int, per_row: float, at_least: bool = False) -> str:
+    fits = int(limit / per_row) if per_row > 0 else rows
+    return (f"the answer for {rows:,} accounts would be {'at least ' if at_least else ''}{size / MiB:,.1f} MiB, "
+            f"over the server's largest message ({limit / MiB:,.0f} MiB, --max-message-mb); nothing was audited. "
+            f"Send at most about {max(fits, 1):,} accounts per call")
+
+
+def _row_floor(arrow_schema: pa.Schema) -> float:
+    floor = 0.0
+    for f in arrow_schema:
+        t = f.type
+        if pa.types.is_dictionary(t):
+            floor += t.index_type.bit_width / 8
+        elif pa.types.is_boolean(t):
+            floor += 1 / 8
+        elif pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_list(t):
+            floor += 4
+        elif pa.types.is_large_string(t) or pa.types.is_large_binary(t) or pa.types.is_large_list(t):
+            floor += 8
+        else:
+            try:
+                floor += t.bit_width / 8
+            except ValueError:              # nested types without a fixed width: count nothing
+                pass
+    return floor
+
+
+def complete_book(table: pa.Table) -> pa.Table:
+    """``table`` with every nullable book column it lacks added as nulls: leaving a nullable
+    column out of a batch means null, as leaving a field out of an Account does."""
+    n = table.num_rows
+    names = set(table.schema.names)
+    for col in schema.BOOK:
+        if col.nullable and col.name not in names:
+            table = table.append_column(col.field(), pa.nulls(n, col.type))
+    return table
 
 
 class DeadlineExceeded(PostloanError):
@@ -419,7 +515,7 @@ def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: 
         account = convert.ACCOUNT.encode(sample.slice(0, 1).to_pylist()[0])
         warm.decide_response(warm.record(account), now.date(), now)
         warm.decide_response(warm.record(account), now.date(), now, actions=False)
-        warm.decide_table(sample, now.date(), now, with_actions=True)
+        answer = warm.decide_batch(sample, now.date(), now, with_actions=True)
         twin.audit.close()
     return Engine(kernel, pipeline, path=str(path) if path else "(shipped)", loaded_at=dt.datetime.now(UTC),
-                  compile_seconds=time.perf_counter() - start, source=path)
+                  compile_seconds=time.perf_counter() - start, source=path, decision_schema=answer.decisions.schema)

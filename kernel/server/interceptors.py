@@ -1,9 +1,15 @@
 """Server interceptors: bearer-token auth with roles, and telemetry (metrics + JSON logs).
 
 Both wrap a method's handler once and cache it per method (the handler a method resolves
-to never changes), so a call pays one Python function layer per interceptor. What a call
+to never changes), so a call pays one Python function layer per interceptor. Only methods
+the server serves are cached: a name that resolves to nothing (anyone may send any) is
+answered UNIMPLEMENTED and forgotten, so the caches never outgrow the API. What a call
 learned on the way (the client's name, the account id) travels in :data:`CALL`, a
 thread-local: gRPC runs a unary call's interceptors and handler on one thread.
+
+:class:`DrainInterceptor` comes first: once the server is draining (graceful stop), it
+answers every new call to the postloan services UNAVAILABLE at admission, while the calls
+admitted before finish.
 """
 from __future__ import annotations
 
@@ -53,18 +59,61 @@ class _CachingInterceptor(grpc.ServerInterceptor):
         except KeyError:
             pass
         handler = continuation(handler_call_details)
-        wrapped = self.wrap(method, handler) if handler is not None else None
+        if handler is None:          # not a method of this server: nothing to remember
+            return None
+        wrapped = self.wrap(method, handler)
         with self._lock:
             self._cache[method] = wrapped
         return wrapped
+
+    def cached_methods(self) -> int:
+        return len(self._cache)
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         raise NotImplementedError
 
 
+SHUTTING_DOWN = "the server is shutting down; this call was not started: retry (another instance)"
+
+
+class DrainInterceptor(grpc.ServerInterceptor):
+    """Refuses new calls to the postloan services with UNAVAILABLE once ``draining`` is set
+    — decided when gRPC admits the call, in arrival order, so a call admitted before the
+    drain began runs to the end. UNAVAILABLE tells a client nothing was done and a retry is
+    safe. Health and reflection keep answering (health says NOT_SERVING)."""
+
+    def __init__(self, draining: threading.Event, metrics: Metrics):
+        self.draining = draining
+        self.metrics = metrics
+        self.last_refusal = 0.0             # time.monotonic() of the last call refused
+        self._refusals: dict[str, grpc.RpcMethodHandler] = {}
+
+    def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+        if not self.draining.is_set() or method.startswith(OPEN_PREFIXES):
+            return continuation(handler_call_details)
+        self.last_refusal = time.monotonic()
+        refusal = self._refusals.get(method)
+        if refusal is None:
+            handler = continuation(handler_call_details)
+            if handler is None:
+                return None
+            short = method.rsplit("/", 1)[-1] if method.startswith("/postloan.") else method.lstrip("/")
+            observe = self.metrics.observe_call
+
+            def refuse(request, context):
+                observe(short, grpc.StatusCode.UNAVAILABLE.name, 0.0)
+                status.abort_plain(context, grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
+            refusal = _wrap_unary(handler, lambda _behavior: refuse)
+            self._refusals[method] = refusal
+        return refusal
+
+
 class AuthInterceptor(_CachingInterceptor):
     """Refuses calls without a valid bearer token (UNAUTHENTICATED) or with too weak a role
-    (PERMISSION_DENIED). With no token store, every caller is an anonymous admin."""
+    (PERMISSION_DENIED). With no token store, every caller is an anonymous admin.
+    ``tokens`` may be replaced while serving (SIGHUP reloads the token file): each call reads
+    the current store."""
 
     def __init__(self, tokens: TokenStore | None):
         super().__init__()
@@ -74,10 +123,11 @@ class AuthInterceptor(_CachingInterceptor):
         role = required_role(method)
         if role is None:
             return handler
-        tokens = self.tokens
+        interceptor = self
 
         def wrap(behavior):
             def authorized(request, context):
+                tokens = interceptor.tokens
                 if tokens is None:
                     CALL.client = ANONYMOUS_ADMIN.name
                     return behavior(request, context)

@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..ledger import EventsError
 from ..ledger.gate import GateError
-from . import convert, status
+from . import convert, ipc, status
 from ._proto.postloan.v1 import contract_pb2, ledger_pb2, ledger_pb2_grpc
 from .interceptors import CALL
 from .service import _Base, _handled
@@ -44,13 +44,16 @@ class LedgerServicer(_Base, ledger_pb2_grpc.LedgerServicer):
         from ..ledger import IngestResult
         from ..ledger.events import Rejection
         ledger = self._ledger(context)
-        limit = self._server.config.max_batch_rows
+        config = self._server.config
+        limit = config.max_batch_rows
         total = IngestResult()
         offset = 0
         for message in request_iterator:
-            table = convert.from_ipc(message.events, "events")
-            if offset + table.num_rows > limit:
+            if offset >= limit:
                 raise QuotaError("max_batch_rows", f"more than {limit:,} events in one call; split them over calls")
+            # validated in full before use, the rows and decoded bytes bounded as it is read
+            table = ipc.read_table(message.events, "events", field="events", max_rows=limit - offset,
+                                   max_bytes=config.max_batch_bytes)
             try:
                 one = ledger.ingest(table)
             except EventsError as e:

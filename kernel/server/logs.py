@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import sys
 import traceback
 
@@ -85,3 +86,13 @@ def scrub(text: str, values: list[str]) -> str:
     for value in values:
         text = text.replace(value, REDACTED)
     return text
+
+
+_QUOTED = re.compile(r"`[^`\n]*`|\"[^\"\n]*\"|'[^'\n]*'")
+
+
+def blank_quoted(text: str) -> str:
+    """``text`` with every quoted span blanked (`…`, "…", '…'): where a message quotes what it
+    read — a request's value in an unexpected exception, a file's first characters or a YAML
+    key in a compiler error — the quote goes, the rest of the message stays."""
+    return _QUOTED.sub(lambda m: m.group(0)[0] + "…" + m.group(0)[0], text)

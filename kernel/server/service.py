@@ -11,13 +11,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..errors import PostloanError
 from ..rules.columns import InputError
-from ..schema import SchemaError
-from . import convert, status
+from ..schema import SchemaError, columns
+from . import convert, ipc, status
+from .app import UndecodableRequest
 from ._proto.postloan.v1 import decision_pb2, decision_pb2_grpc
 from .engine import DeadlineExceeded, Engine, precondition_violations
 from .interceptors import CALL
-from .logs import log, pii_values, scrub
+from .logs import blank_quoted, log, pii_values, scrub
 from .status import FieldError, QuotaError
+
+ACCOUNT_ID_LIMIT = columns()["account_id"].length_limit
 
 UTC = dt.timezone.utc
 
@@ -29,12 +32,15 @@ def _handled(method):
     @functools.wraps(method)
     def call(self, request, context):
         try:
+            if isinstance(request, UndecodableRequest):
+                raise FieldError("request", f"not a valid {request.message} message (protobuf: {request.error})")
             return method(self, request, context)
         except FieldError as e:
             status.abort_invalid(context, e.violations)
         except SchemaError as e:
-            field = (f"accounts.{e.field}" if name == "DecideBatch" else f"account.{e.field}") if e.field else "request"
-            status.abort_invalid(context, [(field, str(e))])
+            prefix = "accounts." if name == "DecideBatch" else "account."
+            violations = [(prefix + v.field, v.message) for v in e.violations] or [("request", str(e))]
+            status.abort_invalid(context, violations, message=str(e))
         except InputError as e:
             column = e.column or "request"
             status.abort_invalid(context, [(f"accounts.{column}" if name == "DecideBatch" else f"account.{column}", str(e))])
@@ -48,8 +54,9 @@ def _handled(method):
             if context.code() is not None:    # already aborted on purpose
                 raise
             account = getattr(request, "account", None) or getattr(request, "vehicle", None)
+            # the exception's own words may quote a request's value: personal data scrubbed, quotes blanked
             log(logging.ERROR, "internal error", method=name, account_id=CALL.account_id,
-                error=scrub(str(e), pii_values(account)), exc_info=True)
+                error=blank_quoted(scrub(str(e), pii_values(account))), exc_info=True)
             status.abort_plain(context, grpc.StatusCode.INTERNAL, f"internal error in {name}; see the server log")
     return call
 
@@ -76,7 +83,14 @@ class _Base:
 
     @staticmethod
     def _now(request) -> dt.datetime:
-        return convert.timestamp_value(request.now) if request.HasField("now") else dt.datetime.now(UTC)
+        return convert.timestamp_value(request.now, "now") if request.HasField("now") else dt.datetime.now(UTC)
+
+
+def _note_account(account) -> None:
+    """The account id the call's log line names — only one the contract allows (no megabyte
+    of junk in the log)."""
+    account_id = account.account_id
+    CALL.account_id = account_id if 0 < len(account_id) <= ACCOUNT_ID_LIMIT else None
 
 
 class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
@@ -85,10 +99,11 @@ class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
         engine = self._engine(context)
         if not request.HasField("account"):
             raise FieldError("account", "required")
-        CALL.account_id = request.account.account_id
+        _note_account(request.account)
+        as_of, now = self._as_of(request), self._now(request)
         record = engine.record(request.account)
         with_actions = request.actions if request.HasField("actions") else True
-        response, tier = engine.decide_response(record, self._as_of(request), self._now(request), with_actions)
+        response, tier = engine.decide_response(record, as_of, now, with_actions)
         self._server.metrics.count_decisions(tier or "NONE")
         return response          # DecideResponse's wire bytes: the server sends them as they are
 
@@ -96,27 +111,27 @@ class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
     def DecideBatch(self, request, context):
         engine = self._engine(context)
         self._check_deadline(context, "DecideBatch")
-        table = convert.from_ipc(request.accounts, "accounts")
-        limit = self._server.config.max_batch_rows
-        if table.num_rows > limit:
-            raise QuotaError("max_batch_rows", f"batch of {table.num_rows:,} accounts exceeds the server's limit "
-                                               f"of {limit:,}; split it")
-        decisions, actions = engine.decide_table(table, self._as_of(request), self._now(request),
-                                                 request.with_actions, time_remaining=context.time_remaining)
+        config = self._server.config
+        as_of, now = self._as_of(request), self._now(request)
+        table = ipc.read_book(request.accounts, field="accounts", max_rows=config.max_batch_rows,
+                              max_bytes=config.max_batch_bytes)
+        answer = engine.decide_batch(table, as_of, now, request.with_actions, time_remaining=context.time_remaining,
+                                     max_response_bytes=config.max_message_bytes)
+        decisions = answer.decisions
         if "collection_tier.tier" in decisions.schema.names:
             for item in decisions.column("collection_tier.tier").value_counts().to_pylist():
                 self._server.metrics.count_decisions(item["values"] or "NONE", item["counts"])
-        return decision_pb2.DecideBatchResponse(
-            decisions=convert.to_ipc(decisions), actions=convert.to_ipc(actions) if actions is not None else b"",
-            accounts=decisions.num_rows, bundle_hash=engine.bundle_hash)
+        return decision_pb2.DecideBatchResponse(decisions=answer.decisions_ipc, actions=answer.actions_ipc,
+                                                accounts=decisions.num_rows, bundle_hash=engine.bundle_hash)
 
     @_handled
     def Explain(self, request, context):
         engine = self._engine(context)
         if not request.HasField("account"):
             raise FieldError("account", "required")
-        CALL.account_id = request.account.account_id
-        return engine.explain_message(engine.columns(request.account), self._as_of(request))
+        _note_account(request.account)
+        as_of = self._as_of(request)
+        return engine.explain_message(engine.columns(request.account), as_of)
 
     @_handled
     def Valuate(self, request, context):
@@ -134,7 +149,8 @@ class BundleAdminServicer(_Base, decision_pb2_grpc.BundleAdminServicer):
         if engine is None:
             error = self._server.load_error
             status.abort_plain(context, grpc.StatusCode.UNAVAILABLE,
-                               f"no bundle is serving: {error}" if error else "the bundle is still compiling")
+                               f"no bundle is serving: {blank_quoted(str(error))}" if error
+                               else "the bundle is still compiling")
         return bundle_info(engine)
 
     @_handled
@@ -146,9 +162,13 @@ class BundleAdminServicer(_Base, decision_pb2_grpc.BundleAdminServicer):
                                                               timeout=max(context.time_remaining(), 1.0))
         except ReloadInProgress as e:
             status.abort_plain(context, grpc.StatusCode.ABORTED, str(e))
+        except FieldError:
+            raise                     # a path outside the bundle roots: INVALID_ARGUMENT
         except PostloanError as e:
-            status.abort_precondition(context, f"bundle rejected, the current one keeps serving: {e}",
-                                      precondition_violations(e))
+            status.abort_precondition(
+                context, f"bundle rejected, the current one keeps serving: {blank_quoted(str(e))} "
+                         f"(`postloan check` on the server shows the full messages)",
+                [(kind, subject, blank_quoted(text)) for kind, subject, text in precondition_violations(e)])
         return decision_pb2.ReloadBundleResponse(
             bundle=bundle_info(engine), previous_bundle_hash=previous.bundle_hash if previous else "",
             changed=previous is None or previous.bundle_hash != engine.bundle_hash,

@@ -55,13 +55,14 @@ def test_null_in_required_column_names_row(small_book):
     assert err.value.row == 17
 
 
-def test_unknown_enum_member_names_row_and_value(small_book):
+def test_unknown_enum_member_names_row_not_value(small_book):
     i = small_book.schema.get_field_index("gps_status")
     values = small_book["gps_status"].to_pylist()
     values[3] = "BROKEN"
     broken = small_book.set_column(i, "gps_status", pa.array(values, pa.string()))
-    with pytest.raises(schema.SchemaError, match="'gps_status' row 3: 'BROKEN' is not one of ONLINE"):
+    with pytest.raises(schema.SchemaError, match="'gps_status' row 3: not one of ONLINE") as err:
         schema.validate(broken)
+    assert "BROKEN" not in str(err.value)       # a request's strings never reach a message
 
 
 def test_plain_strings_and_narrow_ints_are_accepted(small_book):

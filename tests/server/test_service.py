@@ -39,7 +39,7 @@ def served(token_file, tmp_path_factory):
 
     audit = tmp_path_factory.mktemp("audit") / "audit.log"
     server = DecisionServer(ServerConfig(port=0, token_file=token_file, audit_path=str(audit), max_batch_rows=3000,
-                                         grace_seconds=5))
+                                         grace_seconds=5, bundle_roots=[str(tmp_path_factory.getbasetemp())]))
     server.start()
     server.wait_ready(900)
     yield server
