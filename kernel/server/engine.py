@@ -313,14 +313,16 @@ class Engine:
         return self.account_columns(account)
 
     def decide_response(self, record: dict, as_of: dt.date, now: dt.datetime, actions: bool = True):
-        """(DecideResponse wire bytes, tier) for one account given as a record (:meth:`record`):
+        """(DecideResponse wire bytes, tier, unique conflicts) for one account given as a
+        record (:meth:`record`):
         ``Pipeline.run_record``, Python scalars end to end, no arrays built for the kernel and
         no Decision message built field by field (:class:`convert.DecideResponseEncoder`).
         ``actions=False``: no action is planned."""
         result = self.pipeline.run_record(record, as_of, now, actions=actions)
         decisions = result.decision_record
         planned = result.action_columns if actions else None
-        return self.encoder.response(decisions, as_of, planned), decisions.get("collection_tier.tier")
+        return (self.encoder.response(decisions, as_of, planned), decisions.get("collection_tier.tier"),
+                result.unique_conflicts)
 
     # -- batches ----------------------------------------------------------------------------
     def decide_batch(self, table: pa.Table, as_of: dt.date, now: dt.datetime, with_actions: bool, *,
@@ -351,8 +353,12 @@ class Engine:
                                                               at_least=True))
         decided = _concat([r.decisions for r in staged])
         acted = _concat([r.actions for r in staged]) if with_actions else None
+        conflicts: dict[str, int] = {}
+        for result in staged:
+            for ruleset, n in result.unique_conflicts.items():
+                conflicts[ruleset] = conflicts.get(ruleset, 0) + n
         answer = BatchAnswer(decided, acted, convert.to_ipc(decided),
-                             convert.to_ipc(acted) if acted is not None else b"")
+                             convert.to_ipc(acted) if acted is not None else b"", conflicts)
         size = len(answer.decisions_ipc) + len(answer.actions_ipc) + RESPONSE_OVERHEAD
         if max_response_bytes is not None and size > max_response_bytes:
             raise QuotaError("max_message_mb", _too_large(rows, size, max_response_bytes, size / max(rows, 1)))
@@ -443,6 +449,8 @@ class BatchAnswer:
     actions: pa.Table | None
     decisions_ipc: bytes
     actions_ipc: bytes
+    #: rows per ``hit: unique`` ruleset that more than one rule fired for
+    unique_conflicts: dict = field(default_factory=dict)
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

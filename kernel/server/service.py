@@ -103,8 +103,10 @@ class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
         as_of, now = self._as_of(request), self._now(request)
         record = engine.record(request.account)
         with_actions = request.actions if request.HasField("actions") else True
-        response, tier = engine.decide_response(record, as_of, now, with_actions)
+        response, tier, conflicts = engine.decide_response(record, as_of, now, with_actions)
         self._server.metrics.count_decisions(tier or "NONE")
+        if conflicts:
+            self._server.metrics.count_unique_conflicts(conflicts)
         return response          # DecideResponse's wire bytes: the server sends them as they are
 
     @_handled
@@ -118,6 +120,8 @@ class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
         answer = engine.decide_batch(table, as_of, now, request.with_actions, time_remaining=context.time_remaining,
                                      max_response_bytes=config.max_message_bytes)
         decisions = answer.decisions
+        if answer.unique_conflicts:
+            self._server.metrics.count_unique_conflicts(answer.unique_conflicts)
         if "collection_tier.tier" in decisions.schema.names:
             for item in decisions.column("collection_tier.tier").value_counts().to_pylist():
                 self._server.metrics.count_decisions(item["values"] or "NONE", item["counts"])

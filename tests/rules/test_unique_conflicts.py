@@ -115,3 +115,33 @@ def test_the_metric_counts_rows_by_ruleset():
     text = generate_latest(metrics.registry).decode()
     assert 'postloan_unique_conflict_rows_total{ruleset="overlap"} 5.0' in text
     assert 'postloan_unique_conflict_rows_total{ruleset="other"} 1.0' in text
+
+
+def test_the_server_counts_them_for_decide_and_decide_batch(small_book, tmp_path):
+    from prometheus_client import generate_latest
+
+    from kernel.client import Client
+    from kernel.server.app import DecisionServer, ServerConfig
+    import shutil
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    bundle = tmp_path / "bundle"                  # the shipped bundle (the strategy needs it) and the overlap
+    shutil.copytree(root / "rulesets", bundle / "rulesets")
+    shutil.copytree(root / "models", bundle / "models")
+    shutil.copy(PAYLOAD, bundle / "rulesets" / PAYLOAD.name)
+    server = DecisionServer(ServerConfig(bundle=str(bundle), port=0, audit_path=str(tmp_path / "audit.log")))
+    server.start()
+    try:
+        server.wait_ready(600)
+        conflict = expected_conflicts(small_book)
+        one = small_book.filter(pa.array(conflict)).slice(0, 1)
+        with Client(f"127.0.0.1:{server.port}") as client:
+            client.decide(one.to_pylist()[0], AS_OF, now=NOW)
+            client.decide_batch(small_book.slice(0, 500), AS_OF, now=NOW)
+        text = generate_latest(server.metrics.registry).decode()
+        counted = 1 + int(conflict[:500].sum())
+        ruleset = next(iter(kernel.Kernel.load(PAYLOAD).nodes))
+        assert counted > 1
+        assert f'postloan_unique_conflict_rows_total{{ruleset="{ruleset}"}} {float(counted)}' in text
+    finally:
+        server.stop(0)
