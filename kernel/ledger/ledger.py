@@ -30,6 +30,7 @@ import pyarrow as pa
 from ..errors import PostloanError
 from . import gps as _gps
 from .events import KIND, EventRows, Rejection, normalize
+from .patterns import lookback_us
 from .state import StateSettings, derive, state_table
 from .store import REGISTRY_COLUMNS, Store, open_store
 
@@ -227,7 +228,8 @@ class Ledger:
         wanted = None if len(accounts) > 200_000 else accounts
         events = self.store.read_events(wanted, at_us, since)
         gps = self.store.read_gps(wanted, at_us)
-        return derive(events, np.array(accounts, dtype=object), zones, at_us, self.settings, gps)
+        offline = self.store.offline_periods(wanted, at_us - lookback_us(self.settings), at_us)
+        return derive(events, np.array(accounts, dtype=object), zones, at_us, self.settings, gps, offline)
 
     def state(self, at: dt.datetime | int | None = None, accounts: Sequence[str] | None = None,
               zones: Mapping[str, str] | None = None) -> pa.Table:

@@ -9,6 +9,7 @@ today. The compiled pass is :func:`kernel.ledger.fold.fold`; its plain-Python tw
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -20,6 +21,7 @@ from ..errors import PostloanError
 from ..hookspecs import NULL_TIME, US_PER_DAY, utc_offsets
 from ..schema import ENUMS, STATE, arrow_schema
 from . import fold as F
+from . import patterns as P
 from .store import EventColumns
 
 __all__ = ["StateSettings", "derive", "state_table", "gps_last_ping", "STATE_NAMES", "local_days"]
@@ -52,17 +54,21 @@ class StateSettings:
     reservation_minutes: float = 15.0
     #: events may be at most this far ahead of the ingest's clock
     max_clock_skew_seconds: float = 300.0
+    #: ``[ledger.patterns.<name>]`` windows that differ from the patterns' defaults:
+    #: (pattern, window, value) triples (:func:`kernel.ledger.patterns.check_config`)
+    patterns: tuple[tuple[str, str, float], ...] = ()
 
     @classmethod
     def from_config(cls, config: Mapping | None) -> "StateSettings":
         given = dict((config or {}).get("ledger", {}) or {})
         given.pop("store", None)
         given.pop("book_counters", None)
-        known = {f: getattr(cls, f) for f in cls.__dataclass_fields__}
+        patterns = given.pop("patterns", None)
+        known = {f: getattr(cls, f) for f in cls.__dataclass_fields__ if f != "patterns"}
         unknown = sorted(set(given) - set(known))
         if unknown:
             raise PostloanError(f"[ledger] {unknown[0]!r}: unknown setting (settings: store, book_counters, "
-                                f"{', '.join(known)})")
+                                f"patterns, {', '.join(known)})")
         out = {}
         for key, value in given.items():
             default = known[key]
@@ -71,6 +77,7 @@ class StateSettings:
                 kind = "a whole number" if isinstance(default, int) else "a number"
                 raise PostloanError(f"[ledger] {key}: expected {kind} ≥ 0, got {value!r}")
             out[key] = value
+        out["patterns"] = P.check_config(patterns, out.get("lookback_days", cls.lookback_days))
         return cls(**out)
 
     @property
@@ -98,10 +105,14 @@ def gps_last_ping(first: np.ndarray, last: np.ndarray, gap_from: np.ndarray, at:
 
 def derive(events: EventColumns, accounts: Sequence[str] | np.ndarray, zones: Sequence[str] | np.ndarray,
            at: int, settings: StateSettings,
-           gps: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+           gps: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+           offline: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """State columns of ``accounts`` (with their IANA ``zones``) as of ``at`` (µs UTC), from
-    ``events`` (already limited to ``at`` and the look-back by the store) and the reduced GPS
-    state ``gps`` = (account, first ping, last ping, gap start holding ``at``)."""
+    ``events`` (already limited to ``at`` and the look-back by the store), the reduced GPS
+    state ``gps`` = (account, first ping, last ping, gap start holding ``at``) and the stored
+    offline periods ``offline`` = (account, from, to) that began in the patterns' look-back
+    (:meth:`~kernel.ledger.store.Store.offline_periods`; the temporal patterns read them).
+    Without ``gps`` and ``offline`` the GPS columns and the offline periods are unknown."""
     accounts = np.asarray(accounts, dtype=object)
     n = accounts.shape[0]
     zone_names, zone_of = _zone_index(zones, n)
@@ -155,7 +166,16 @@ def derive(events: EventColumns, accounts: Sequence[str] | np.ndarray, zones: Se
     out["contact_opt_out"] = np.where(out["ledger_events"] > 0, out["opt_out_phone"], -1)
     stage = out["repossession_stage"]
     out["repossessed"] = ((stage == 2) | (stage == 3)).astype(np.int64)
+    # temporal patterns: their own pass over the events they read (kernel.ledger.patterns)
+    silent = P.offline_events(ids, offline, gps, at, at - P.lookback_us(settings)) if n else None
+    out.update(P.alerts(_program(settings), n, state_at, which, events.kind, events.at, events.amount,
+                        events.channel, events.outcome, silent))
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _program(settings: StateSettings) -> P.Program:
+    return P.program(settings)
 
 
 def _zone_index(zones, n: int) -> tuple[list[str], np.ndarray]:

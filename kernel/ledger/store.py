@@ -393,6 +393,27 @@ class Store:
         gap = np.array([gaps.get(a, NULL_TIME) for a in account], np.int64)
         return np.array(account, dtype=object), np.array(first, np.int64), np.array(latest, np.int64), gap
 
+    def offline_periods(self, accounts: Sequence[str] | None, since: int,
+                        until: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(account, from, to) of the stored offline periods (``gps_gaps``) of ``accounts``
+        (None: every car) that began in ``[since, until]`` — what the temporal patterns read
+        (the silence after a car's last ping is not a stored period: see :meth:`read_gps`)."""
+        query = "SELECT account_id, from_at, to_at FROM gps_gaps WHERE from_at >= ? AND from_at <= ?"
+        with self.reading() as cur:
+            if accounts is None:
+                cur.execute(self._sql(query), (since, until))
+                rows = cur.fetchall()
+            else:
+                rows = []
+                for chunk in _chunks(list(accounts), self.max_params - 2):
+                    cur.execute(self._sql(f"{query} AND account_id IN ({', '.join('?' * len(chunk))})"),
+                                (since, until, *chunk))
+                    rows.extend(cur.fetchall())
+        if not rows:
+            return np.zeros(0, object), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        account, start, end = zip(*rows)
+        return np.array(account, dtype=object), np.array(start, np.int64), np.array(end, np.int64)
+
     def purge_positions(self, older_than: int) -> int:
         """Forget last positions older than ``older_than`` (µs); returns how many."""
         with self.transaction() as cur:

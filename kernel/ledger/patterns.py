@@ -1,0 +1,514 @@
+"""Temporal patterns: sequences of events within windows, which state counters cannot express.
+
+A counter says *how many* (``geofence_exits_30d``); a pattern says *in what order and how
+close together*: the tracker went silent and **then**, within 48 hours, the car left its
+geofence; a promise to pay, **then** a payment short of it, **then** silence. Each pattern is a
+declarative :class:`Pattern` in :data:`PATTERNS` below, and one compiled matcher
+(:func:`match`, Numba, one pass per account like :mod:`kernel.ledger.fold`) interprets them
+all. A pattern raises an **alert**: two state columns, ``alert_<name>`` (bool) and
+``alert_<name>_at`` (the instant the latest match completed), which rulesets read like any
+input (docs/ledger.md, "Temporal patterns").
+
+The spec
+--------
+- A **step** is one event: any of its alternatives (:func:`on`: an event kind and optional
+  conditions on the event's fields). Step 2 onwards must happen strictly after the event
+  that matched the step before it, and at most its ``within`` window after it (no window:
+  any time after).
+- The first step must lie in the pattern's ``lookback`` window (the last N days up to the
+  moment).
+- An optional final **silence**: no event matching any of its alternatives after the last
+  step's event up to the moment, and the moment at least its length after that event.
+- Conditions: ``field=(op, value)`` with op ``== != < <= > >=`` or ``in`` (a tuple of values);
+  the value is a number, a channel or outcome name, :data:`PREVIOUS` (the same field of the
+  event that matched the step before) or :func:`setting` (a ``[ledger]`` setting, read when
+  the state is derived). A condition on a field the event lacks is false.
+- Fields: ``amount``, ``channel``, ``outcome``, and ``hours`` — the length of an offline
+  period. ``GPS_OFFLINE`` is not an event kind one ingests: it is an offline period of the
+  reduced ping state (``gps_gaps``, and the silence after the last ping), placed at the instant
+  the tracker fell silent, ``hours`` long up to the moment (a period still going on counts
+  up to the moment).
+- Windows are elapsed time, not calendar days (48 hours is 48 hours in every time zone).
+  Each is a named setting with a default, overridable under ``[ledger.patterns.<name>]``; its
+  unit is its name's suffix (``_hours`` or ``_days``).
+
+The alert is true when at least one match exists as of the moment; ``_at`` is the latest
+completion: the last step's instant, or with a silence the instant the silence reached its
+length. The result depends only on the events' instants, never on their arrival order.
+:mod:`kernel.ledger.reference` defines both shipped alerts again in plain Python, and
+:mod:`kernel.ledger.durable_peer` runs the same specs in durable_rules: the tests hold all
+three equal.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numba import njit
+
+from ..errors import PostloanError
+from ..hookspecs import NULL_TIME, US_PER_DAY
+from ..schema import ENUMS, STATE
+from . import fold as _fold  # noqa: F401  (sets NUMBA_CACHE_DIR before anything is compiled)
+
+__all__ = ["Pattern", "Step", "Silence", "On", "on", "setting", "PREVIOUS", "PATTERNS", "ALERT_COLUMNS",
+           "PSEUDO_KINDS", "FIELDS", "windows", "check_config", "Program", "program", "match", "alerts",
+           "offline_events", "lookback_us", "US_PER_HOUR"]
+
+US_PER_HOUR = 3_600_000_000
+_UNITS = {"_hours": US_PER_HOUR, "_days": US_PER_DAY}
+
+#: kinds a pattern may name that are not ingested events (code: after the contract's kinds)
+PSEUDO_KINDS = ("GPS_OFFLINE",)
+_KINDS = ENUMS["event_kind"] + PSEUDO_KINDS
+KIND_CODE = {name: code for code, name in enumerate(_KINDS)}
+GPS_OFFLINE = KIND_CODE["GPS_OFFLINE"]
+#: the fields a condition may read (columns of the matcher's field matrix)
+FIELDS = ("amount", "channel", "outcome", "hours")
+_ENUM_FIELDS = {"channel": ENUMS["contact_channel"], "outcome": ENUMS["contact_outcome"]}
+_OPS = ("==", "!=", "<", "<=", ">", ">=", "in")
+OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE, OP_IN = range(len(_OPS))
+
+
+class _Previous:
+    def __repr__(self) -> str:
+        return "PREVIOUS"
+
+
+#: a condition's value: the same field of the event that matched the step before
+PREVIOUS = _Previous()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A condition's value read from ``[ledger]`` (a :class:`~kernel.ledger.state.StateSettings` field)."""
+
+    name: str
+
+
+def setting(name: str) -> Setting:
+    return Setting(name)
+
+
+@dataclass(frozen=True)
+class On:
+    """One alternative of a step: an event ``kind`` and conditions ``(field, op, value)``."""
+
+    kind: str
+    where: tuple[tuple[str, str, object], ...] = ()
+
+
+def on(kind: str, **where: tuple) -> On:
+    """``on("PAYMENT", amount=("<", PREVIOUS))``: a PAYMENT smaller than the step before's."""
+    return On(kind, tuple((name, op, value) for name, (op, value) in where.items()))
+
+
+@dataclass(frozen=True)
+class Step:
+    """An event matching any of ``any_of``, at most the window named ``within`` after the
+    previous step's event (None: any time after)."""
+
+    any_of: tuple[On, ...]
+    within: str | None = None
+
+
+@dataclass(frozen=True)
+class Silence:
+    """No event matching any of ``any_of`` after the last step up to the moment, and the
+    moment at least the window named ``length`` after the last step."""
+
+    any_of: tuple[On, ...]
+    length: str
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A named sequence; see the module's docstring for what each part means."""
+
+    name: str
+    doc: str
+    steps: tuple[Step, ...]
+    #: the window (name) in which the first step must lie, up to the moment
+    lookback: str
+    #: named windows and their defaults (unit: the name's suffix, _hours or _days)
+    windows: Mapping[str, float] = field(default_factory=dict)
+    silence: Silence | None = None
+
+    @property
+    def columns(self) -> tuple[str, str]:
+        return f"alert_{self.name}", f"alert_{self.name}_at"
+
+
+#: Every pattern, in the order of their state columns.
+PATTERNS: tuple[Pattern, ...] = (
+    Pattern(
+        name="gps_offline_then_exit",
+        doc="The tracker went offline (an offline period of at least gps_offline_after_hours, or a GPS_TAMPER) "
+            "and then, within exit_within_hours, the car left its geofence; in the last lookback_days.",
+        steps=(
+            Step((on("GPS_OFFLINE", hours=(">=", setting("gps_offline_after_hours"))), on("GPS_TAMPER"))),
+            Step((on("GEOFENCE_EXIT"),), within="exit_within_hours"),
+        ),
+        lookback="lookback_days",
+        windows={"exit_within_hours": 48, "lookback_days": 30},
+    ),
+    Pattern(
+        name="promise_partial_silence",
+        doc="A PROMISE_TO_PAY, then within payment_within_days a PAYMENT smaller than the promised amount, then "
+            "silence: no PAYMENT and no RIGHT_PARTY contact for silence_days up to the moment; the promise in the "
+            "last lookback_days.",
+        steps=(
+            Step((on("PROMISE_TO_PAY"),)),
+            Step((on("PAYMENT", amount=("<", PREVIOUS)),), within="payment_within_days"),
+        ),
+        silence=Silence((on("PAYMENT"), on("CONTACT_ATTEMPT", outcome=("==", "RIGHT_PARTY"))), length="silence_days"),
+        lookback="lookback_days",
+        windows={"payment_within_days": 30, "silence_days": 7, "lookback_days": 90},
+    ),
+)
+
+#: the state columns the patterns write, two per pattern
+ALERT_COLUMNS: tuple[str, ...] = tuple(c for p in PATTERNS for c in p.columns)
+
+
+# -------------------------------------------------------------------------- checking the specs
+def _check_spec(p: Pattern) -> None:
+    """A spec mistake is a programming error: raised when this module is imported."""
+    def fail(why: str):
+        raise ValueError(f"pattern {p.name!r}: {why}")
+
+    if not p.steps:
+        fail("has no step")
+    for name in p.windows:
+        if not any(name.endswith(u) for u in _UNITS):
+            fail(f"window {name!r} must end in _hours or _days (its unit)")
+    used = [p.lookback] + [s.within for s in p.steps if s.within] + ([p.silence.length] if p.silence else [])
+    for name in used:
+        if name not in p.windows:
+            fail(f"window {name!r} has no default in windows")
+    if not p.lookback.endswith("_days"):
+        fail("the lookback window is counted in days")
+    if p.steps[0].within:
+        fail("the first step has no previous step to be within")
+    parts = [(i, s.any_of) for i, s in enumerate(p.steps)] + ([(-1, p.silence.any_of)] if p.silence else [])
+    for i, alternatives in parts:
+        if not alternatives:
+            fail("a step has no alternative")
+        for alt in alternatives:
+            if alt.kind not in KIND_CODE or alt.kind == "GPS_PING":
+                fail(f"{alt.kind!r} is not an event kind (GPS_PING is reduced to GPS_OFFLINE periods)")
+            for name, op, value in alt.where:
+                if name not in FIELDS:
+                    fail(f"{alt.kind}: no field {name!r} (fields: {', '.join(FIELDS)})")
+                if op not in _OPS:
+                    fail(f"{alt.kind}.{name}: operator {op!r} is not one of {' '.join(_OPS)}")
+                if value is PREVIOUS and i <= 0:
+                    fail(f"{alt.kind}.{name}: PREVIOUS needs a step before (not the first step, not the silence)")
+                values = value if op == "in" else (value,)
+                if op == "in" and (not isinstance(value, tuple) or not value):
+                    fail(f"{alt.kind}.{name}: 'in' takes a non-empty tuple")
+                for v in values:
+                    if name in _ENUM_FIELDS and isinstance(v, str) and v not in _ENUM_FIELDS[name]:
+                        fail(f"{alt.kind}.{name}: {v!r} is not one of {', '.join(_ENUM_FIELDS[name])}")
+                    if op == "in" and name not in _ENUM_FIELDS:
+                        fail(f"{alt.kind}.{name}: 'in' is for channel and outcome")
+    state = {c.name: c for c in STATE}
+    flag, at = p.columns
+    if flag not in state or str(state[flag].type) != "bool" or at not in state or "timestamp" not in str(state[at].type):
+        fail(f"declare {flag} (bool) and {at} (timestamp) in kernel.schema.STATE")
+
+
+for _p in PATTERNS:
+    _check_spec(_p)
+assert len({p.name for p in PATTERNS}) == len(PATTERNS)
+assert set(ALERT_COLUMNS) == {c.name for c in STATE if c.name.startswith("alert_")}, \
+    "every alert_ column of STATE belongs to a pattern"
+del _p
+_BY_NAME = {p.name: p for p in PATTERNS}
+
+
+# -------------------------------------------------------------------------- settings
+def check_config(given, lookback_days: int) -> tuple[tuple[str, str, float], ...]:
+    """``[ledger.patterns]`` checked: ``(pattern, window, value)`` overrides. Each table is
+    named after a pattern and sets its windows to numbers > 0; a look-back may not exceed
+    ``[ledger] lookback_days`` (the ledger reads no further back)."""
+    if given is None:
+        return ()
+    if not isinstance(given, Mapping):
+        raise PostloanError(f"[ledger.patterns]: expected a table of patterns ({', '.join(_BY_NAME)}), got {given!r}")
+    out = []
+    for name, table in given.items():
+        p = _BY_NAME.get(name)
+        if p is None:
+            raise PostloanError(f"[ledger.patterns] {name!r}: unknown pattern (patterns: {', '.join(_BY_NAME)})")
+        where = f"[ledger.patterns.{name}]"
+        if not isinstance(table, Mapping):
+            raise PostloanError(f"{where}: expected a table of windows ({', '.join(p.windows)}), got {table!r}")
+        for key, value in table.items():
+            if key not in p.windows:
+                raise PostloanError(f"{where} {key!r}: unknown setting (settings: {', '.join(p.windows)})")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+                    or value == float("inf"):
+                raise PostloanError(f"{where} {key}: expected a number > 0, got {value!r}")
+            if key == p.lookback and value > lookback_days:
+                raise PostloanError(f"{where} {key} = {value}: above [ledger] lookback_days ({lookback_days}), "
+                                    f"how far back the ledger reads events")
+            out.append((name, key, float(value)))
+    return tuple(out)
+
+
+def windows(overrides: tuple[tuple[str, str, float], ...] = ()) -> dict[str, dict[str, float]]:
+    """Every pattern's windows: the defaults with ``overrides`` applied."""
+    out = {p.name: dict(p.windows) for p in PATTERNS}
+    for name, key, value in overrides:
+        out[name][key] = value
+    return out
+
+
+def window_us(pattern: Pattern, name: str, values: Mapping[str, float]) -> int:
+    unit = next(u for suffix, u in _UNITS.items() if name.endswith(suffix))
+    return int(round(values[name] * unit))
+
+
+# -------------------------------------------------------------------------- the program
+@dataclass(frozen=True)
+class Program:
+    """The specs as tables the compiled matcher reads.
+
+    - ``patterns[p]`` = (first step, steps, lookback µs, silence step or −1, silence µs);
+    - ``steps[s]`` = (first matcher, end of matchers, within µs or −1);
+    - ``matchers[m]`` = (kind code, first condition, end of conditions);
+    - ``conds[c]`` = (field, operator, reads PREVIOUS, member bit set for ``in``) and
+      ``values[c]`` the value compared with.
+    """
+
+    patterns: np.ndarray
+    steps: np.ndarray
+    matchers: np.ndarray
+    conds: np.ndarray
+    values: np.ndarray
+    #: the event kinds any pattern reads (others never reach the matcher)
+    kinds: tuple[int, ...]
+    #: the patterns, in table order
+    names: tuple[str, ...] = ()
+
+
+def program(settings, patterns: tuple[Pattern, ...] = PATTERNS) -> Program:
+    """The matcher's tables for ``patterns`` with the windows and settings of ``settings``
+    (a :class:`~kernel.ledger.state.StateSettings`)."""
+    values_of = windows(getattr(settings, "patterns", ()))
+    p_rows, s_rows, m_rows, c_rows, c_values, kinds = [], [], [], [], [], set()
+
+    def add_step(alternatives, within_us):
+        m_lo = len(m_rows)
+        for alt in alternatives:
+            kinds.add(KIND_CODE[alt.kind])
+            c_lo = len(c_rows)
+            for name, op, value in alt.where:
+                members = 0
+                if op == "in":
+                    for v in value:
+                        members |= 1 << _ENUM_FIELDS[name].index(v)
+                    number = 0.0
+                elif value is PREVIOUS:
+                    number = 0.0
+                elif isinstance(value, Setting):
+                    number = float(getattr(settings, value.name))
+                elif isinstance(value, str):
+                    number = float(_ENUM_FIELDS[name].index(value))
+                else:
+                    number = float(value)
+                c_rows.append((FIELDS.index(name), _OPS.index(op), int(value is PREVIOUS), members))
+                c_values.append(number)
+            m_rows.append((KIND_CODE[alt.kind], c_lo, len(c_rows)))
+        s_rows.append((m_lo, len(m_rows), within_us))
+
+    for p in patterns:
+        w = values_of.get(p.name, dict(p.windows))
+        first = len(s_rows)
+        for s in p.steps:
+            add_step(s.any_of, window_us(p, s.within, w) if s.within else -1)
+        silence_step, silence_us = -1, -1
+        if p.silence is not None:
+            silence_step = len(s_rows)
+            add_step(p.silence.any_of, -1)
+            silence_us = window_us(p, p.silence.length, w)
+        p_rows.append((first, len(p.steps), window_us(p, p.lookback, w), silence_step, silence_us))
+    as_int = lambda rows, width: np.array(rows, np.int64).reshape(-1, width)  # noqa: E731
+    return Program(as_int(p_rows, 5), as_int(s_rows, 3), as_int(m_rows, 3), as_int(c_rows, 4),
+                   np.array(c_values, np.float64), tuple(sorted(kinds)), tuple(p.name for p in patterns))
+
+
+# -------------------------------------------------------------------------- the matcher
+@njit(cache=True)
+def _step_matches(s, e, prev, kind, fields, steps, matchers, conds, values):
+    """Does event ``e`` match any alternative of step ``s`` (``prev``: the event that matched
+    the step before, −1 for none)?"""
+    for mi in range(steps[s, 0], steps[s, 1]):
+        if matchers[mi, 0] != kind[e]:
+            continue
+        ok = True
+        for ci in range(matchers[mi, 1], matchers[mi, 2]):
+            f = conds[ci, 0]
+            x = fields[e, f]
+            y = fields[prev, f] if conds[ci, 2] == 1 else values[ci]
+            if x != x or y != y:                       # a field the event lacks: false
+                ok = False
+                break
+            op = conds[ci, 1]
+            if op == OP_EQ:
+                r = x == y
+            elif op == OP_NE:
+                r = x != y
+            elif op == OP_LT:
+                r = x < y
+            elif op == OP_LE:
+                r = x <= y
+            elif op == OP_GT:
+                r = x > y
+            elif op == OP_GE:
+                r = x >= y
+            else:
+                r = x >= 0 and x < 63 and ((conds[ci, 3] >> np.int64(x)) & 1) == 1
+            if not r:
+                ok = False
+                break
+        if ok:
+            return True
+    return False
+
+
+@njit(cache=True)
+def match(starts, kind, at, fields, moment, patterns, steps, matchers, conds, values, flag, completed):
+    """Events ``starts[a]:starts[a + 1]`` belong to account ``a``, sorted by instant (ties in
+    any order); ``fields`` holds their :data:`FIELDS` (NaN: none). Writes ``flag[a, p]`` (0/1)
+    and ``completed[a, p]`` (the latest match's completion, NULL_TIME for none)."""
+    n = starts.shape[0] - 1
+    most = 1
+    for a in range(n):
+        most = max(most, starts[a + 1] - starts[a])
+    longest = 1
+    for p in range(patterns.shape[0]):
+        longest = max(longest, patterns[p, 1])
+    valid = np.zeros((longest, most), np.bool_)
+    for a in range(n):
+        lo, hi = starts[a], starts[a + 1]
+        t = moment[a]
+        for p in range(patterns.shape[0]):
+            flag[a, p] = 0
+            completed[a, p] = NULL_TIME
+            first, k, lookback, silence_step, silence = (patterns[p, 0], patterns[p, 1], patterns[p, 2],
+                                                         patterns[p, 3], patterns[p, 4])
+            # step 0: in the look-back
+            for e in range(lo, hi):
+                valid[0, e - lo] = at[e] >= t - lookback and _step_matches(first, e, -1, kind, fields, steps,
+                                                                           matchers, conds, values)
+            # step i: strictly after an event valid for step i − 1, within its window
+            for i in range(1, k):
+                s = first + i
+                within = steps[s, 2]
+                for e in range(lo, hi):
+                    ok = False
+                    for q in range(e - 1, lo - 1, -1):
+                        if at[q] >= at[e]:
+                            continue
+                        if within >= 0 and at[e] - at[q] > within:
+                            break
+                        if valid[i - 1, q - lo] and _step_matches(s, e, q, kind, fields, steps, matchers, conds,
+                                                                   values):
+                            ok = True
+                            break
+                    valid[i, e - lo] = ok
+            # the silence: nothing matching it after the last step, and long enough by now
+            quiet_since = NULL_TIME
+            if silence_step >= 0:
+                for e in range(lo, hi):
+                    if _step_matches(silence_step, e, -1, kind, fields, steps, matchers, conds, values):
+                        quiet_since = max(quiet_since, at[e])
+            for e in range(lo, hi):
+                if not valid[k - 1, e - lo]:
+                    continue
+                done = at[e]
+                if silence_step >= 0:
+                    if quiet_since > at[e] or t - at[e] < silence:
+                        continue
+                    done = at[e] + silence
+                flag[a, p] = 1
+                completed[a, p] = max(completed[a, p], done)
+
+
+# -------------------------------------------------------------------------- from events to alerts
+def offline_events(ids: pa.Array, offline, gps, moment: int, since: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``GPS_OFFLINE`` pseudo-events of the accounts ``ids`` as of ``moment``: (account
+    index, instant the tracker fell silent, hours silent up to the moment). They are each
+    stored offline period (``offline`` = account, from, to) that began in ``[since,
+    moment]``, and the silence after a car's last ping (``gps`` = account, first ping, last
+    ping, …) when that ping is in ``[since, moment]``."""
+    acc, start, end = [], [], []
+    if offline is not None and offline[0].shape[0]:
+        o_acc, o_from, o_to = offline
+        keep = (o_from <= moment) & (o_from >= since)
+        acc.append(o_acc[keep])
+        start.append(o_from[keep])
+        end.append(np.minimum(o_to[keep], moment))
+    if gps is not None and gps[0].shape[0]:
+        g_acc, g_last = gps[0], gps[2]
+        keep = (g_last <= moment) & (g_last >= since)
+        acc.append(g_acc[keep])
+        start.append(g_last[keep])
+        end.append(np.full(int(keep.sum()), moment, np.int64))
+    names = np.concatenate(acc) if acc else np.zeros(0, object)
+    if names.shape[0] == 0 or len(ids) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    start, end = np.concatenate(start).astype(np.int64), np.concatenate(end).astype(np.int64)
+    which = pc.fill_null(pc.index_in(pa.array(names, pa.string()), value_set=ids), -1)
+    which = which.to_numpy(zero_copy_only=False).astype(np.int64)
+    mine = which >= 0
+    return which[mine], start[mine], (end[mine] - start[mine]) / US_PER_HOUR
+
+
+def lookback_us(settings) -> int:
+    """How far back any pattern's first step may lie (µs)."""
+    values = windows(getattr(settings, "patterns", ()))
+    return max(window_us(p, p.lookback, values[p.name]) for p in PATTERNS)
+
+
+def alerts(prog: Program, n: int, moment: np.ndarray, which: np.ndarray, kind: np.ndarray, at: np.ndarray,
+           amount: np.ndarray, channel: np.ndarray, outcome: np.ndarray,
+           offline: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The alert columns of ``n`` accounts from their events (``which``: each event's account
+    index; any order) and GPS_OFFLINE pseudo-events ``offline`` = (account index, instant,
+    hours). Bools as 0/1, instants in µs (NULL_TIME: none)."""
+    relevant = np.isin(kind, np.array(prog.kinds, np.int64)) if kind.shape[0] else np.zeros(0, bool)
+    idx = np.flatnonzero(relevant)
+    e_which, e_kind, e_at = which[idx], kind[idx].astype(np.int64), at[idx]
+    e_fields = np.column_stack((amount[idx], _codes(channel[idx]), _codes(outcome[idx]), np.full(idx.size, np.nan)))
+    if offline is not None and offline[0].shape[0] and GPS_OFFLINE in prog.kinds:
+        o_which, o_at, o_hours = offline
+        nan = np.full(o_at.shape[0], np.nan)
+        e_which = np.concatenate((e_which, o_which))
+        e_kind = np.concatenate((e_kind, np.full(o_at.shape[0], GPS_OFFLINE, np.int64)))
+        e_at = np.concatenate((e_at, o_at))
+        e_fields = np.concatenate((e_fields, np.column_stack((nan, nan, nan, o_hours))))
+    order = np.lexsort((e_at, e_which)) if e_at.shape[0] > 1 else np.arange(e_at.shape[0])
+    counts = np.bincount(e_which, minlength=n) if e_at.shape[0] else np.zeros(n, np.int64)
+    starts = np.zeros(n + 1, np.int64)
+    np.cumsum(counts, out=starts[1:])
+    flag = np.empty((n, len(prog.patterns)), np.int64)
+    completed = np.empty((n, len(prog.patterns)), np.int64)
+    match(starts, e_kind[order], e_at[order], np.ascontiguousarray(e_fields[order]), moment, prog.patterns,
+          prog.steps, prog.matchers, prog.conds, prog.values, flag, completed)
+    out = {}
+    for p, pattern in enumerate(prog.names):
+        out[f"alert_{pattern}"], out[f"alert_{pattern}_at"] = flag[:, p], completed[:, p]
+    return out
+
+
+def _codes(values: np.ndarray) -> np.ndarray:
+    """Enum codes as floats, −1 (null) as NaN."""
+    out = values.astype(np.float64)
+    out[values < 0] = np.nan
+    return out
