@@ -19,34 +19,44 @@ The translation, one ruleset and one rule per pattern:
   step and, with a silence, at least its length after the last step. durable_rules' own
   timers run on the wall clock, which cannot say what was true as of another moment.
 
-What durable_rules 2.0.28 does with this, found while writing it (bench/bench_patterns.py
-measures the first two):
+What durable_rules 2.0.28 did with this while it was written (bench/bench_patterns.py
+measures the first two; each crash below was reproduced, every time, on a few facts):
 
-- at most 1,024 sessions per ruleset (``MemoryError`` past that): a live matcher that keeps
-  each account's partial matches holds 1,024 accounts. ``run`` therefore deletes each
-  account's session after reading its alerts (``keep=False``);
+- at most 1,024 sessions per ruleset (``MemoryError`` past that): a live matcher keeping
+  each account's partial matches holds 1,024 accounts;
 - ``none()`` is checked only when a partial match forms: a silence-breaking fact asserted
   after that does not withdraw it. Fed in arrival order (oldest first, as a live stream
-  comes), a payment made after the partial one does not stop the alert. So ``run`` asserts an
+  comes), a payment after the partial one does not stop the alert. So :meth:`run` asserts an
   account's facts **newest first**, then the clock (``order="oldest"`` shows the difference);
 - a ``none()`` over alternatives joined by ``|`` ignores its ``m.t > …`` correlation (a
   payment before the partial one blocks the match): hence one ``none()`` per alternative;
-- with the clock as the first condition, or a ``none()`` after the clock, the engine crashed
-  (segmentation fault) on the plainest match (a promise, a partial payment, the clock);
-- the DSL's references are mutable: ``c.s0.t + window`` changes the object ``c.s0.t`` returned,
-  and a reused reference reads ``t.t`` ("property not found", error 311): every reference
-  below is taken afresh;
-- a ruleset name can be registered once per process: every :class:`DurablePatterns`
-  registers versioned names (``<pattern>_v<n>``).
+- segmentation faults: with the clock as the rule's first condition, or a ``none()`` after
+  the clock (on the plainest match: a promise, a partial payment, the clock); on
+  ``delete_state`` of a session holding facts that did not join; on registering rulesets
+  after facts failed to join in others. So every ruleset is registered before the first fact
+  (``accounts=`` says how many sets to make: one per :data:`DurablePatterns.ROTATE`
+  accounts), sessions are never deleted, and the tests and the benchmark run durable_rules in
+  a child process (:class:`DurableProcess`) so that a crash fails them and nothing else;
+- ``durable.lang.get_host()`` starts threads that dispatch every ruleset's pending actions
+  in a loop, beside the caller; this peer uses a host without them (:func:`_quiet_host`),
+  so every action runs inside the ``assert_fact`` that caused it;
+- the DSL's references are mutable: ``c.s0.t + window`` changes the object ``c.s0.t``
+  returned, and a reused reference reads ``t.t`` ("property not found", error 311);
+- a ruleset name can be registered once per process: names are versioned (``<pattern>_v<n>``).
 """
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import subprocess
+import sys
+import time
 from typing import Iterable, Mapping, Sequence
 
 from .patterns import PATTERNS, PREVIOUS, Pattern, Setting, window_us, windows
 
-__all__ = ["DurablePatterns", "fact"]
+__all__ = ["DurablePatterns", "DurableProcess", "fact"]
 
 _versions = itertools.count(1)
 
@@ -63,28 +73,41 @@ def fact(i, kind: str, at: int, amount: float | None = None, channel: str | None
 
 
 class DurablePatterns:
-    """Every pattern as a durable_rules ruleset under a fresh versioned name.
+    """Every pattern as a durable_rules ruleset, registered for ``accounts`` accounts: one set
+    of versioned rulesets per :data:`ROTATE` accounts, all registered now (see the module).
 
-    ``run(histories, moment)`` asserts each account's facts and the clock, reads its alerts
-    and (``keep=False``) deletes its sessions, so any number of accounts can be run one after
-    another; ``keep=True`` keeps every session, as a live matcher would, and fails past
-    1,024 accounts."""
+    :meth:`run` asserts each account's facts and the clock and reads its alerts, moving to the
+    next set every :data:`ROTATE` accounts; ``keep=True`` stays on the current set, as a live
+    matcher holding every account would, and fails past 1,024 accounts."""
 
-    def __init__(self, settings, patterns: Sequence[Pattern] = PATTERNS):
-        from durable.lang import get_host
+    #: accounts per set of rulesets (durable_rules holds at most 1,024 sessions per ruleset)
+    ROTATE = 1_000
+
+    def __init__(self, settings, patterns: Sequence[Pattern] = PATTERNS, *, accounts: int = ROTATE):
         self.settings = settings
         self.patterns = tuple(patterns)
-        self.version = next(_versions)
-        self.names = {p.name: f"{p.name}_v{self.version}" for p in self.patterns}
         self.kinds = {p.name: _kinds(p) for p in self.patterns}
         self.completed: dict[tuple[str, str], int] = {}
+        self.assert_seconds = 0.0                   # time spent inside assert_fact
+        self.facts = 0                              # facts asserted (the clocks included)
         values = windows(getattr(settings, "patterns", ()))
-        for p in self.patterns:
-            self._register(p, values[p.name])
-        self.host = get_host()
+        self._sets = []
+        for _ in range(max(1, -(-accounts // self.ROTATE))):
+            version = next(_versions)
+            names = {p.name: f"{p.name}_v{version}" for p in self.patterns}
+            for p in self.patterns:
+                self._register(p, values[p.name], names[p.name])
+            self._sets.append(names)
+        self.host = _quiet_host([n for names in self._sets for n in names.values()])
+        self._set, self.sessions = 0, 0
         self._clock_ids = itertools.count()
 
-    def _register(self, p: Pattern, w: Mapping[str, float]) -> None:
+    @property
+    def names(self) -> dict[str, str]:
+        """The rulesets in use: pattern → registered name."""
+        return self._sets[self._set]
+
+    def _register(self, p: Pattern, w: Mapping[str, float], name: str) -> None:
         from durable.lang import c, m, none, ruleset, when_all
 
         def ref(alias: str):
@@ -118,7 +141,7 @@ class DurablePatterns:
         if p.silence is not None:
             clock = clock & (m.t >= ref(last).t + silence)
         conditions.append(ref("clock") << clock)
-        with ruleset(self.names[p.name]):
+        with ruleset(name):
             when_all(*conditions)(_recorder(self.completed, p.name, last, silence))
 
     def run(self, histories: Mapping[str, Iterable[dict]], moment: int, *, keep: bool = False,
@@ -129,20 +152,29 @@ class DurablePatterns:
         or ``"oldest"`` first, as a live stream would bring them."""
         from durable.engine import MessageNotHandledException
         sign = -1 if order == "newest" else 1
+        assert_fact = self.host.assert_fact
         out = {}
         for account, facts in histories.items():
+            if not keep and self.sessions >= self.ROTATE:
+                if self._set + 1 >= len(self._sets):
+                    raise RuntimeError(f"durable_rules peer made for {len(self._sets) * self.ROTATE} accounts: "
+                                       f"create it with accounts= the number to run")
+                self._set, self.sessions = self._set + 1, 0
+            self.sessions += 1
             facts = list(facts)
             for p in self.patterns:
                 ruleset, kinds = self.names[p.name], self.kinds[p.name]
                 mine = sorted((f for f in facts if f["kind"] in kinds), key=lambda f: sign * f["t"])
                 mine.append({"id": f"clock-{next(self._clock_ids)}", "kind": "CLOCK", "t": moment})
+                mine = [{"sid": account, **f} for f in mine]
+                start = time.perf_counter()
                 for f in mine:
                     try:
-                        self.host.assert_fact(ruleset, {"sid": account, **f})
+                        assert_fact(ruleset, f)
                     except MessageNotHandledException:
                         pass                          # a fact no rule can use yet
-                if not keep:
-                    self.host.delete_state(ruleset, account)
+                self.assert_seconds += time.perf_counter() - start
+                self.facts += len(mine)
             row = {}
             for p in self.patterns:
                 done = self.completed.pop((p.name, account), None)
@@ -150,6 +182,25 @@ class DurablePatterns:
                 row[flag], row[at] = done is not None, done
             out[account] = row
         return out
+
+
+def _quiet_host(names: list[str]):
+    """A durable_rules host holding the rulesets ``names`` just defined, without the
+    background threads ``durable.lang.get_host()`` starts: every action runs in the caller's
+    thread, inside ``assert_fact``."""
+    from durable import engine, lang
+
+    class QuietHost(engine.Host):
+        def _run(self):
+            pass
+
+    host = QuietHost()
+    definitions = {}
+    for name in names:
+        full_name, definition = lang._rulesets.pop(name).define()
+        definitions[full_name] = definition
+    host.register_rulesets(definitions)
+    return host
 
 
 def _recorder(completed: dict, pattern: str, last: str, silence: int):
@@ -181,3 +232,96 @@ def _condition(x, op: str, value, other, settings):
         return expr
     return {"==": lambda: x == y, "!=": lambda: x != y, "<": lambda: x < y, "<=": lambda: x <= y,
             ">": lambda: x > y, ">=": lambda: x >= y}[op]()
+
+
+# ------------------------------------------------------------------------------ a child process
+class DurableProcess:
+    """durable_rules in a child process (``python -m kernel.ledger.durable_peer``): a crash of
+    the engine ends the child, and the caller gets an error instead of losing its process.
+
+    ``peers`` names every peer the child makes at start (all rulesets before any fact, see
+    the module): ``{name: {"ledger": {...[ledger] settings}, "patterns": [names] or None,
+    "accounts": n}}``. :meth:`run` sends one job to a named peer and returns its alerts, the
+    seconds spent in ``assert_fact`` and the facts asserted; :meth:`limit` fills a peer's
+    sessions until durable_rules refuses one and returns how many it held."""
+
+    def __init__(self, peers: Mapping[str, Mapping]):
+        import kernel
+        root = os.path.dirname(os.path.dirname(os.path.abspath(kernel.__file__)))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        self._child = subprocess.Popen([sys.executable, "-m", "kernel.ledger.durable_peer"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, text=True, env=env)
+        self._ask({"peers": peers})
+
+    def _ask(self, message: Mapping) -> dict:
+        self._child.stdin.write(json.dumps(message) + "\n")
+        self._child.stdin.flush()
+        line = self._child.stdout.readline()
+        if not line:
+            code = self._child.wait(timeout=30)
+            raise RuntimeError(f"the durable_rules child process ended (exit status {code})")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"durable_rules child: {reply['error']}")
+        return reply
+
+    def run(self, peer: str, histories: Mapping[str, list[dict]], moment: int, *, keep: bool = False,
+            order: str = "newest") -> tuple[dict, float, int]:
+        reply = self._ask({"peer": peer, "histories": histories, "moment": moment, "keep": keep, "order": order})
+        return reply["alerts"], reply["seconds"], reply["facts"]
+
+    def limit(self, peer: str, at: int) -> tuple[int, str]:
+        reply = self._ask({"peer": peer, "limit": at})
+        return reply["sessions"], reply["refused"]
+
+    def close(self) -> None:
+        if self._child.poll() is None:
+            self._child.stdin.close()
+            self._child.wait(timeout=30)
+
+    def __enter__(self) -> "DurableProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _serve() -> None:
+    """The child's loop: one JSON message per line in, one reply per line out."""
+    from .state import StateSettings
+    by_name = {p.name: p for p in PATTERNS}
+    peers: dict[str, DurablePatterns] = {}
+    for line in sys.stdin:
+        message = json.loads(line)
+        try:
+            if "peers" in message:
+                for name, spec in message["peers"].items():
+                    settings = StateSettings.from_config({"ledger": spec.get("ledger", {})})
+                    chosen = tuple(by_name[n] for n in spec["patterns"]) if spec.get("patterns") else PATTERNS
+                    peers[name] = DurablePatterns(settings, chosen, accounts=spec.get("accounts", 1_000))
+                reply = {"ok": True}
+            elif "limit" in message:
+                peer = peers[message["peer"]]
+                refused = ""
+                for n in itertools.count():
+                    try:
+                        peer.run({f"limit-{n}": []}, message["limit"], keep=True)
+                    except Exception as e:          # noqa: BLE001 (what durable_rules raises is the finding)
+                        refused = type(e).__name__
+                        break
+                reply = {"sessions": n, "refused": refused}
+            else:
+                peer = peers[message["peer"]]
+                before, facts = peer.assert_seconds, peer.facts
+                alerts = peer.run(message["histories"], message["moment"], keep=message["keep"],
+                                  order=message["order"])
+                reply = {"alerts": alerts, "seconds": peer.assert_seconds - before, "facts": peer.facts - facts}
+        except Exception as e:                        # noqa: BLE001 (reported to the parent)
+            reply = {"error": f"{type(e).__name__}: {e}"}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    _serve()

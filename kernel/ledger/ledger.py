@@ -228,7 +228,9 @@ class Ledger:
         wanted = None if len(accounts) > 200_000 else accounts
         events = self.store.read_events(wanted, at_us, since)
         gps = self.store.read_gps(wanted, at_us)
-        offline = self.store.offline_periods(wanted, at_us - lookback_us(self.settings), at_us)
+        # the offline periods the temporal patterns read (none to read for cars that never pinged)
+        offline = self.store.offline_periods(wanted, at_us - lookback_us(self.settings), at_us) \
+            if gps[0].shape[0] else None
         return derive(events, np.array(accounts, dtype=object), zones, at_us, self.settings, gps, offline)
 
     def state(self, at: dt.datetime | int | None = None, accounts: Sequence[str] | None = None,

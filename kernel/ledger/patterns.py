@@ -293,7 +293,9 @@ class Program:
     #: the event kinds any pattern reads (others never reach the matcher)
     kinds: tuple[int, ...]
     #: the patterns, in table order
-    names: tuple[str, ...] = ()
+    names: tuple[str, ...]
+    #: per kind code: does some pattern read it?
+    reads: np.ndarray
 
 
 def program(settings, patterns: tuple[Pattern, ...] = PATTERNS) -> Program:
@@ -338,8 +340,10 @@ def program(settings, patterns: tuple[Pattern, ...] = PATTERNS) -> Program:
             silence_us = window_us(p, p.silence.length, w)
         p_rows.append((first, len(p.steps), window_us(p, p.lookback, w), silence_step, silence_us))
     as_int = lambda rows, width: np.array(rows, np.int64).reshape(-1, width)  # noqa: E731
+    reads = np.zeros(len(_KINDS), np.bool_)
+    reads[sorted(kinds)] = True
     return Program(as_int(p_rows, 5), as_int(s_rows, 3), as_int(m_rows, 3), as_int(c_rows, 4),
-                   np.array(c_values, np.float64), tuple(sorted(kinds)), tuple(p.name for p in patterns))
+                   np.array(c_values, np.float64), tuple(sorted(kinds)), tuple(p.name for p in patterns), reads)
 
 
 # -------------------------------------------------------------------------- the matcher
@@ -382,62 +386,98 @@ def _step_matches(s, e, prev, kind, fields, steps, matchers, conds, values):
 
 
 @njit(cache=True)
-def match(starts, kind, at, fields, moment, patterns, steps, matchers, conds, values, flag, completed):
-    """Events ``starts[a]:starts[a + 1]`` belong to account ``a``, sorted by instant (ties in
-    any order); ``fields`` holds their :data:`FIELDS` (NaN: none). Writes ``flag[a, p]`` (0/1)
-    and ``completed[a, p]`` (the latest match's completion, NULL_TIME for none)."""
+def _match_account(m, kind, at, fields, t, patterns, steps, matchers, conds, values, valid, flag, completed):
+    """One account's events ``0:m`` (sorted by instant, ties in any order): ``flag[p]`` and
+    ``completed[p]`` per pattern (see :func:`match`)."""
+    for p in range(patterns.shape[0]):
+        flag[p] = 0
+        completed[p] = NULL_TIME
+        first, k, lookback, silence_step, silence = (patterns[p, 0], patterns[p, 1], patterns[p, 2],
+                                                     patterns[p, 3], patterns[p, 4])
+        # step 0: in the look-back
+        for e in range(m):
+            valid[0, e] = at[e] >= t - lookback and _step_matches(first, e, -1, kind, fields, steps, matchers,
+                                                                  conds, values)
+        # step i: strictly after an event valid for step i − 1, within its window
+        for i in range(1, k):
+            s = first + i
+            within = steps[s, 2]
+            for e in range(m):
+                ok = False
+                for q in range(e - 1, -1, -1):
+                    if at[q] >= at[e]:
+                        continue
+                    if within >= 0 and at[e] - at[q] > within:
+                        break
+                    if valid[i - 1, q] and _step_matches(s, e, q, kind, fields, steps, matchers, conds, values):
+                        ok = True
+                        break
+                valid[i, e] = ok
+        # the silence: nothing matching it after the last step, and long enough by now
+        quiet_since = NULL_TIME
+        if silence_step >= 0:
+            for e in range(m):
+                if _step_matches(silence_step, e, -1, kind, fields, steps, matchers, conds, values):
+                    quiet_since = max(quiet_since, at[e])
+        for e in range(m):
+            if not valid[k - 1, e]:
+                continue
+            done = at[e]
+            if silence_step >= 0:
+                if quiet_since > at[e] or t - at[e] < silence:
+                    continue
+                done = at[e] + silence
+            flag[p] = 1
+            completed[p] = max(completed[p], done)
+
+
+@njit(cache=True)
+def match(starts, kind, at, amount, channel, outcome, o_starts, o_at, o_hours, reads, moment, patterns, steps,
+          matchers, conds, values, flag, completed):
+    """Account ``a``'s events are ``starts[a]:starts[a + 1]`` of the event columns and its
+    GPS_OFFLINE pseudo-events ``o_starts[a]:o_starts[a + 1]`` of ``o_at``/``o_hours``, both
+    sorted by instant; ``reads[k]``: some pattern reads kind ``k``. Each account's events
+    that a pattern reads are merged by instant into one buffer, then matched. Writes
+    ``flag[a, p]`` (0/1) and ``completed[a, p]`` (the latest match's completion, NULL_TIME
+    for none)."""
     n = starts.shape[0] - 1
     most = 1
-    for a in range(n):
-        most = max(most, starts[a + 1] - starts[a])
     longest = 1
+    for a in range(n):
+        most = max(most, starts[a + 1] - starts[a] + o_starts[a + 1] - o_starts[a])
     for p in range(patterns.shape[0]):
         longest = max(longest, patterns[p, 1])
+    b_kind = np.empty(most, np.int64)
+    b_at = np.empty(most, np.int64)
+    b_fields = np.empty((most, 4), np.float64)
     valid = np.zeros((longest, most), np.bool_)
     for a in range(n):
-        lo, hi = starts[a], starts[a + 1]
-        t = moment[a]
-        for p in range(patterns.shape[0]):
-            flag[a, p] = 0
-            completed[a, p] = NULL_TIME
-            first, k, lookback, silence_step, silence = (patterns[p, 0], patterns[p, 1], patterns[p, 2],
-                                                         patterns[p, 3], patterns[p, 4])
-            # step 0: in the look-back
-            for e in range(lo, hi):
-                valid[0, e - lo] = at[e] >= t - lookback and _step_matches(first, e, -1, kind, fields, steps,
-                                                                           matchers, conds, values)
-            # step i: strictly after an event valid for step i − 1, within its window
-            for i in range(1, k):
-                s = first + i
-                within = steps[s, 2]
-                for e in range(lo, hi):
-                    ok = False
-                    for q in range(e - 1, lo - 1, -1):
-                        if at[q] >= at[e]:
-                            continue
-                        if within >= 0 and at[e] - at[q] > within:
-                            break
-                        if valid[i - 1, q - lo] and _step_matches(s, e, q, kind, fields, steps, matchers, conds,
-                                                                   values):
-                            ok = True
-                            break
-                    valid[i, e - lo] = ok
-            # the silence: nothing matching it after the last step, and long enough by now
-            quiet_since = NULL_TIME
-            if silence_step >= 0:
-                for e in range(lo, hi):
-                    if _step_matches(silence_step, e, -1, kind, fields, steps, matchers, conds, values):
-                        quiet_since = max(quiet_since, at[e])
-            for e in range(lo, hi):
-                if not valid[k - 1, e - lo]:
-                    continue
-                done = at[e]
-                if silence_step >= 0:
-                    if quiet_since > at[e] or t - at[e] < silence:
-                        continue
-                    done = at[e] + silence
-                flag[a, p] = 1
-                completed[a, p] = max(completed[a, p], done)
+        m = 0
+        i, i_end = starts[a], starts[a + 1]
+        j, j_end = o_starts[a], o_starts[a + 1]
+        while i < i_end or j < j_end:
+            if j >= j_end or (i < i_end and at[i] <= o_at[j]):
+                k = kind[i]
+                if reads[k]:
+                    b_kind[m] = k
+                    b_at[m] = at[i]
+                    b_fields[m, 0] = amount[i]
+                    b_fields[m, 1] = channel[i] if channel[i] >= 0 else np.nan
+                    b_fields[m, 2] = outcome[i] if outcome[i] >= 0 else np.nan
+                    b_fields[m, 3] = np.nan
+                    m += 1
+                i += 1
+            else:
+                b_kind[m] = GPS_OFFLINE
+                b_at[m] = o_at[j]
+                b_fields[m, 0] = np.nan
+                b_fields[m, 1] = np.nan
+                b_fields[m, 2] = np.nan
+                b_fields[m, 3] = o_hours[j]
+                m += 1
+                j += 1
+        _match_account(m, b_kind, b_at, b_fields, moment[a], patterns, steps, matchers, conds, values, valid,
+                       flag[a], completed[a])
 
 
 # -------------------------------------------------------------------------- from events to alerts
@@ -460,12 +500,15 @@ def offline_events(ids: pa.Array, offline, gps, moment: int, since: int) -> tupl
         acc.append(g_acc[keep])
         start.append(g_last[keep])
         end.append(np.full(int(keep.sum()), moment, np.int64))
-    names = np.concatenate(acc) if acc else np.zeros(0, object)
+    names = np.concatenate(acc) if len(acc) > 1 else acc[0] if acc else np.zeros(0, object)
     if names.shape[0] == 0 or len(ids) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     start, end = np.concatenate(start).astype(np.int64), np.concatenate(end).astype(np.int64)
-    which = pc.fill_null(pc.index_in(pa.array(names, pa.string()), value_set=ids), -1)
-    which = which.to_numpy(zero_copy_only=False).astype(np.int64)
+    if len(ids) == 1:                                  # one account (a request): no hashing
+        which = np.where(names == ids[0].as_py(), 0, -1)
+    else:
+        which = pc.fill_null(pc.index_in(pa.array(names, pa.string()), value_set=ids), -1)
+        which = which.to_numpy(zero_copy_only=False).astype(np.int64)
     mine = which >= 0
     return which[mine], start[mine], (end[mine] - start[mine]) / US_PER_HOUR
 
@@ -476,39 +519,27 @@ def lookback_us(settings) -> int:
     return max(window_us(p, p.lookback, values[p.name]) for p in PATTERNS)
 
 
-def alerts(prog: Program, n: int, moment: np.ndarray, which: np.ndarray, kind: np.ndarray, at: np.ndarray,
-           amount: np.ndarray, channel: np.ndarray, outcome: np.ndarray,
+def alerts(prog: Program, starts: np.ndarray, kind: np.ndarray, at: np.ndarray, amount: np.ndarray,
+           channel: np.ndarray, outcome: np.ndarray, moment: np.ndarray,
            offline: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """The alert columns of ``n`` accounts from their events (``which``: each event's account
-    index; any order) and GPS_OFFLINE pseudo-events ``offline`` = (account index, instant,
-    hours). Bools as 0/1, instants in µs (NULL_TIME: none)."""
-    relevant = np.isin(kind, np.array(prog.kinds, np.int64)) if kind.shape[0] else np.zeros(0, bool)
-    idx = np.flatnonzero(relevant)
-    e_which, e_kind, e_at = which[idx], kind[idx].astype(np.int64), at[idx]
-    e_fields = np.column_stack((amount[idx], _codes(channel[idx]), _codes(outcome[idx]), np.full(idx.size, np.nan)))
+    """The alert columns of the accounts whose events are ``starts[a]:starts[a + 1]`` of the
+    event columns, sorted by instant within each account (the fold's order), with the
+    GPS_OFFLINE pseudo-events ``offline`` = (account index, instant, hours) in any order.
+    Bools as 0/1, instants in µs (NULL_TIME: none)."""
+    n = starts.shape[0] - 1
     if offline is not None and offline[0].shape[0] and GPS_OFFLINE in prog.kinds:
         o_which, o_at, o_hours = offline
-        nan = np.full(o_at.shape[0], np.nan)
-        e_which = np.concatenate((e_which, o_which))
-        e_kind = np.concatenate((e_kind, np.full(o_at.shape[0], GPS_OFFLINE, np.int64)))
-        e_at = np.concatenate((e_at, o_at))
-        e_fields = np.concatenate((e_fields, np.column_stack((nan, nan, nan, o_hours))))
-    order = np.lexsort((e_at, e_which)) if e_at.shape[0] > 1 else np.arange(e_at.shape[0])
-    counts = np.bincount(e_which, minlength=n) if e_at.shape[0] else np.zeros(n, np.int64)
-    starts = np.zeros(n + 1, np.int64)
-    np.cumsum(counts, out=starts[1:])
+        order = np.lexsort((o_at, o_which)) if o_at.shape[0] > 1 else np.arange(o_at.shape[0])
+        o_at, o_hours = o_at[order], o_hours[order]
+        o_starts = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(o_which, minlength=n), out=o_starts[1:])
+    else:
+        o_at, o_hours, o_starts = np.zeros(0, np.int64), np.zeros(0), np.zeros(n + 1, np.int64)
     flag = np.empty((n, len(prog.patterns)), np.int64)
     completed = np.empty((n, len(prog.patterns)), np.int64)
-    match(starts, e_kind[order], e_at[order], np.ascontiguousarray(e_fields[order]), moment, prog.patterns,
+    match(starts, kind, at, amount, channel, outcome, o_starts, o_at, o_hours, prog.reads, moment, prog.patterns,
           prog.steps, prog.matchers, prog.conds, prog.values, flag, completed)
     out = {}
     for p, pattern in enumerate(prog.names):
         out[f"alert_{pattern}"], out[f"alert_{pattern}_at"] = flag[:, p], completed[:, p]
-    return out
-
-
-def _codes(values: np.ndarray) -> np.ndarray:
-    """Enum codes as floats, −1 (null) as NaN."""
-    out = values.astype(np.float64)
-    out[values < 0] = np.nan
     return out

@@ -150,9 +150,10 @@ def derive(events: EventColumns, accounts: Sequence[str] | np.ndarray, zones: Se
         pick = where[has].astype(np.int64)
         gps_last[has] = gps_last_ping(first[pick], last[pick], gap[pick], state_at[has])
     ints, floats = F.empty_outputs(n)
-    F.fold(starts, events.kind[order], events.at[order], day[order], events.amount[order],
-           events.promise_date[order], events.channel[order], events.outcome[order], events.expiry_date[order],
-           state_at, today, gps_last, settings.promise_grace_days, settings.gps_tamper_days,
+    kind, instant, amount = events.kind[order], events.at[order], events.amount[order]
+    channel, outcome = events.channel[order], events.outcome[order]
+    F.fold(starts, kind, instant, day[order], amount, events.promise_date[order], channel, outcome,
+           events.expiry_date[order], state_at, today, gps_last, settings.promise_grace_days, settings.gps_tamper_days,
            int(settings.gps_offline_after_hours * 3_600_000_000), ints, floats)
     out: dict[str, np.ndarray] = {"account_id": accounts, "state_at": state_at}
     for i, name in enumerate(F.INT_COLUMNS):
@@ -166,10 +167,10 @@ def derive(events: EventColumns, accounts: Sequence[str] | np.ndarray, zones: Se
     out["contact_opt_out"] = np.where(out["ledger_events"] > 0, out["opt_out_phone"], -1)
     stage = out["repossession_stage"]
     out["repossessed"] = ((stage == 2) | (stage == 3)).astype(np.int64)
-    # temporal patterns: their own pass over the events they read (kernel.ledger.patterns)
+    # temporal patterns: a pass of their own over the same sorted events and the offline
+    # periods (kernel.ledger.patterns)
     silent = P.offline_events(ids, offline, gps, at, at - P.lookback_us(settings)) if n else None
-    out.update(P.alerts(_program(settings), n, state_at, which, events.kind, events.at, events.amount,
-                        events.channel, events.outcome, silent))
+    out.update(P.alerts(_program(settings), starts, kind, instant, amount, channel, outcome, state_at, silent))
     return out
 
 
