@@ -217,7 +217,8 @@ def _check_spec(p: Pattern) -> None:
                         fail(f"{alt.kind}.{name}: 'in' is for channel and outcome")
     state = {c.name: c for c in STATE}
     flag, at = p.columns
-    if flag not in state or str(state[flag].type) != "bool" or at not in state or "timestamp" not in str(state[at].type):
+    if flag not in state or str(state[flag].type) != "bool" or at not in state \
+            or "timestamp" not in str(state[at].type):
         fail(f"declare {flag} (bool) and {at} (timestamp) in kernel.schema.STATE")
 
 
@@ -296,6 +297,8 @@ class Program:
     names: tuple[str, ...]
     #: per kind code: does some pattern read it?
     reads: np.ndarray
+    #: how far back any pattern's first step may lie (µs)
+    lookback_us: int
 
 
 def program(settings, patterns: tuple[Pattern, ...] = PATTERNS) -> Program:
@@ -343,7 +346,8 @@ def program(settings, patterns: tuple[Pattern, ...] = PATTERNS) -> Program:
     reads = np.zeros(len(_KINDS), np.bool_)
     reads[sorted(kinds)] = True
     return Program(as_int(p_rows, 5), as_int(s_rows, 3), as_int(m_rows, 3), as_int(c_rows, 4),
-                   np.array(c_values, np.float64), tuple(sorted(kinds)), tuple(p.name for p in patterns), reads)
+                   np.array(c_values, np.float64), tuple(sorted(kinds)), tuple(p.name for p in patterns), reads,
+                   max((int(row[2]) for row in p_rows), default=0))
 
 
 # -------------------------------------------------------------------------- the matcher
@@ -480,37 +484,76 @@ def match(starts, kind, at, amount, channel, outcome, o_starts, o_at, o_hours, r
                        flag[a], completed[a])
 
 
+@njit(cache=True)
+def _group(n, which, at, hours):
+    """Pseudo-events in any order grouped by account (a counting sort) and sorted by instant
+    within each (an insertion sort: a car has a few offline periods): (starts, at, hours)."""
+    starts = np.zeros(n + 1, np.int64)
+    for i in range(which.shape[0]):
+        starts[which[i] + 1] += 1
+    for a in range(n):
+        starts[a + 1] += starts[a]
+    fill = starts[:-1].copy()
+    out_at = np.empty(at.shape[0], np.int64)
+    out_hours = np.empty(at.shape[0], np.float64)
+    for i in range(which.shape[0]):
+        k = fill[which[i]]
+        fill[which[i]] += 1
+        out_at[k] = at[i]
+        out_hours[k] = hours[i]
+    for a in range(n):
+        for i in range(starts[a] + 1, starts[a + 1]):
+            t, h = out_at[i], out_hours[i]
+            j = i - 1
+            while j >= starts[a] and out_at[j] > t:
+                out_at[j + 1] = out_at[j]
+                out_hours[j + 1] = out_hours[j]
+                j -= 1
+            out_at[j + 1] = t
+            out_hours[j + 1] = h
+    return starts, out_at, out_hours
+
+
 # -------------------------------------------------------------------------- from events to alerts
-def offline_events(ids: pa.Array, offline, gps, moment: int, since: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``GPS_OFFLINE`` pseudo-events of the accounts ``ids`` as of ``moment``: (account
-    index, instant the tracker fell silent, hours silent up to the moment). They are each
-    stored offline period (``offline`` = account, from, to) that began in ``[since,
-    moment]``, and the silence after a car's last ping (``gps`` = account, first ping, last
-    ping, …) when that ping is in ``[since, moment]``."""
-    acc, start, end = [], [], []
+def offline_events(accounts: np.ndarray, offline, gps, moment: int, since: int,
+                   ids: pa.Array | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``GPS_OFFLINE`` pseudo-events of ``accounts`` as of ``moment``: (account index,
+    instant the tracker fell silent, hours silent up to the moment). They are each stored
+    offline period (``offline`` = account, from, to) that began in ``[since, moment]``, and
+    the silence after a car's last ping (``gps`` = account, first ping, last ping, …) when that
+    ping is in ``[since, moment]``. ``ids``: ``accounts`` as an Arrow array, if at hand."""
+    parts = []
     if offline is not None and offline[0].shape[0]:
         o_acc, o_from, o_to = offline
         keep = (o_from <= moment) & (o_from >= since)
-        acc.append(o_acc[keep])
-        start.append(o_from[keep])
-        end.append(np.minimum(o_to[keep], moment))
+        if keep.any():
+            parts.append((o_acc[keep], o_from[keep], np.minimum(o_to[keep], moment)))
     if gps is not None and gps[0].shape[0]:
         g_acc, g_last = gps[0], gps[2]
         keep = (g_last <= moment) & (g_last >= since)
-        acc.append(g_acc[keep])
-        start.append(g_last[keep])
-        end.append(np.full(int(keep.sum()), moment, np.int64))
-    names = np.concatenate(acc) if len(acc) > 1 else acc[0] if acc else np.zeros(0, object)
-    if names.shape[0] == 0 or len(ids) == 0:
+        if keep.any():
+            parts.append((g_acc[keep], g_last[keep], np.full(int(keep.sum()), moment, np.int64)))
+    if not parts or accounts.shape[0] == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    start, end = np.concatenate(start).astype(np.int64), np.concatenate(end).astype(np.int64)
-    if len(ids) == 1:                                  # one account (a request): no hashing
-        which = np.where(names == ids[0].as_py(), 0, -1)
+    if accounts.shape[0] > 1 and ids is None:
+        ids = pa.array(accounts, pa.string())
+
+    def index(names):
+        if accounts.shape[0] == 1:                     # one account (a request): no hashing
+            return np.where(names == accounts[0], 0, -1)
+        found = pc.fill_null(pc.index_in(pa.array(names, pa.string()), value_set=ids), -1)
+        return found.to_numpy(zero_copy_only=False).astype(np.int64)
+
+    if len(parts) == 1:
+        names, start, end = parts[0]
+        which = index(names)
     else:
-        which = pc.fill_null(pc.index_in(pa.array(names, pa.string()), value_set=ids), -1)
-        which = which.to_numpy(zero_copy_only=False).astype(np.int64)
+        which = np.concatenate([index(names) for names, _, _ in parts])
+        start, end = np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
     mine = which >= 0
-    return which[mine], start[mine], (end[mine] - start[mine]) / US_PER_HOUR
+    if not mine.all():
+        which, start, end = which[mine], start[mine], end[mine]
+    return which, start.astype(np.int64), (end - start) / US_PER_HOUR
 
 
 def lookback_us(settings) -> int:
@@ -528,11 +571,7 @@ def alerts(prog: Program, starts: np.ndarray, kind: np.ndarray, at: np.ndarray, 
     Bools as 0/1, instants in µs (NULL_TIME: none)."""
     n = starts.shape[0] - 1
     if offline is not None and offline[0].shape[0] and GPS_OFFLINE in prog.kinds:
-        o_which, o_at, o_hours = offline
-        order = np.lexsort((o_at, o_which)) if o_at.shape[0] > 1 else np.arange(o_at.shape[0])
-        o_at, o_hours = o_at[order], o_hours[order]
-        o_starts = np.zeros(n + 1, np.int64)
-        np.cumsum(np.bincount(o_which, minlength=n), out=o_starts[1:])
+        o_starts, o_at, o_hours = _group(n, *offline)
     else:
         o_at, o_hours, o_starts = np.zeros(0, np.int64), np.zeros(0), np.zeros(n + 1, np.int64)
     flag = np.empty((n, len(prog.patterns)), np.int64)

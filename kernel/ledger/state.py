@@ -169,8 +169,9 @@ def derive(events: EventColumns, accounts: Sequence[str] | np.ndarray, zones: Se
     out["repossessed"] = ((stage == 2) | (stage == 3)).astype(np.int64)
     # temporal patterns: a pass of their own over the same sorted events and the offline
     # periods (kernel.ledger.patterns)
-    silent = P.offline_events(ids, offline, gps, at, at - P.lookback_us(settings)) if n else None
-    out.update(P.alerts(_program(settings), starts, kind, instant, amount, channel, outcome, state_at, silent))
+    prog = _program(settings)
+    silent = P.offline_events(accounts, offline, gps, at, at - prog.lookback_us, ids) if n else None
+    out.update(P.alerts(prog, starts, kind, instant, amount, channel, outcome, state_at, silent))
     return out
 
 
