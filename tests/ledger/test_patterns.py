@@ -424,28 +424,17 @@ def test_without_a_ledger_the_alerts_are_false(small_book):
     assert joined.column(GPS + "_at").null_count == 10
 
 
-RULESET = """
-ruleset: hidden_car
-version: "1"
-description: the car went dark and left its geofence while the loan is overdue
-hit: first
-inputs:
-  dpd: int
-  alert_gps_offline_then_exit: bool
-outputs:
-  hidden: {type: bool, default: false}
-rules:
-  - id: hidden_while_overdue
-    when: dpd > 0 and alert_gps_offline_then_exit
-    then: {hidden: true}
-tests:
-  - name: overdue, dark, gone
-    given: {dpd: 12, alert_gps_offline_then_exit: true}
-    expect: {hidden: true}
-  - name: current account
-    given: {dpd: 0, alert_gps_offline_then_exit: true}
-    expect: {hidden: false}
-"""
+def guide_example() -> str:
+    """The rule-author guide's example of a ruleset reading an alert."""
+    from pathlib import Path
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "rule-author-guide.md").read_text(encoding="utf-8")
+    return "ruleset: hidden_car" + guide.split("ruleset: hidden_car", 1)[1].split("```", 1)[0]
+
+
+def test_the_guides_example_passes_its_own_tests(tmp_path, capsys):
+    from kernel.cli import main
+    (tmp_path / "hidden_car.yaml").write_text(guide_example(), encoding="utf-8")
+    assert main(["test", str(tmp_path / "hidden_car.yaml")]) == 0, capsys.readouterr()
 
 
 def test_a_ruleset_reads_the_alert_with_the_books_dpd(ledger_url, small_book):
@@ -460,7 +449,7 @@ def test_a_ruleset_reads_the_alert_with_the_books_dpd(ledger_url, small_book):
     book = book.set_column(book.schema.get_field_index("dpd"), "dpd", pa.array([15, 0, 15, 0], pa.int64()))
     joined = with_state(book, dt.date(2026, 11, 28), _instant(AT), ledger)
     assert joined.column(GPS).to_pylist() == [True, True, False, False]
-    ruleset = kernel.compile_ruleset(RULESET)
+    ruleset = kernel.compile_ruleset(guide_example())
     decided = ruleset.evaluate(joined, as_of=dt.date(2026, 11, 28))
     assert decided.column("hidden_car.hidden").to_pylist() == [True, False, False, False]
     ledger.close()
