@@ -30,10 +30,11 @@ measures the first two; each crash below was reproduced, every time, on a few fa
   account's facts **newest first**, then the clock (``order="oldest"`` shows the difference);
 - a ``none()`` over alternatives joined by ``|`` ignores its ``m.t > …`` correlation (a
   payment before the partial one blocks the match): hence one ``none()`` per alternative;
-- segmentation faults: with the clock as the rule's first condition, or a ``none()`` after
-  the clock (on the plainest match: a promise, a partial payment, the clock); on
-  ``delete_state`` of a session holding facts that did not join; on registering rulesets
-  after facts failed to join in others. So every ruleset is registered before the first fact
+- segmentation faults: in a rule with a ``none()``, with the clock as its first condition or
+  the ``none()`` after the clock (on the plainest match: a promise, a partial payment, the
+  clock); on ``delete_state`` of a session holding facts that had not all joined; on
+  registering new rulesets between runs (after ten or so, with sessions holding facts that
+  had not joined). So every ruleset is registered before the first fact
   (``accounts=`` says how many sets to make: one per :data:`DurablePatterns.ROTATE`
   accounts), sessions are never deleted, and the tests and the benchmark run durable_rules in
   a child process (:class:`DurableProcess`) so that a crash fails them and nothing else;
