@@ -375,6 +375,11 @@ STATE: tuple[Column, ...] = (
     _c("sold_at", TS, "instant", True, False, "When the car was sold."),
     _c("sale_amount", F64, "CNY", True, False, "What the sale raised."),
     _c("repossessed", BOOL, "", False, False, "The car is held for disposal (stage REPOSSESSED or NOTICE_SENT); replaces the book's."),
+    # temporal patterns (kernel.ledger.patterns): alerts rulesets read
+    _c("alert_gps_offline_then_exit", BOOL, "", False, False, "The tracker went offline (offline gps_offline_after_hours or more, or a tamper alert) and then the car left its geofence within 48 hours, in the last 30 days ([ledger.patterns.gps_offline_then_exit])."),
+    _c("alert_gps_offline_then_exit_at", TS, "instant", True, False, "When the latest such geofence exit happened."),
+    _c("alert_promise_partial_silence", BOOL, "", False, False, "A promise to pay, then within 30 days a payment smaller than the promise, then no payment and no conversation (RIGHT_PARTY) for 7 days up to state_at ([ledger.patterns.promise_partial_silence])."),
+    _c("alert_promise_partial_silence_at", TS, "instant", True, False, "When the latest such silence reached 7 days (the partial payment plus 7 days)."),
 )
 
 #: The fixed part of a decision row; every ruleset and model output follows as

@@ -1,6 +1,7 @@
 """postloan generate: write a synthetic loan book."""
 from __future__ import annotations
 
+from ..errors import PostloanError
 from . import args as a
 
 HELP = "write a synthetic loan book (deterministic by seed) to Parquet, CSV, Arrow IPC, SQLite…"
@@ -78,10 +79,7 @@ def _write_events(args, as_of) -> None:
     from .progress import bar, say
     start = time.perf_counter()
     with bar(args.accounts, "events", unit="acct", disable=args.quiet) as progress:
-        try:
-            events = write_events(args.events, args.accounts, args.seed, as_of, progress=progress.update)
-        except OSError as e:
-            raise PostloanError(f"cannot write {args.events}: {e.strerror or e}") from None
+        events = write_events(args.events, args.accounts, args.seed, as_of, progress=progress.update)
     seconds = time.perf_counter() - start
     say(f"wrote {events:,} events of {args.accounts:,} accounts to {args.events} in {seconds:.1f} s "
           f"({args.accounts / seconds:,.0f} accounts/s)")

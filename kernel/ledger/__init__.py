@@ -8,7 +8,9 @@ dialer's "may I call now?" (:mod:`kernel.ledger.gate`). docs/ledger.md is the gu
 
 Parts: :mod:`.events` (kinds and row checks), :mod:`.store` (SQLite / PostgreSQL),
 :mod:`.gps` (pings reduced to state), :mod:`.fold` and :mod:`.state` (events → state),
-:mod:`.reference` (the same state, row by row, for differential tests), :mod:`.join`
+:mod:`.patterns` (temporal patterns: sequences within windows, raising alerts),
+:mod:`.reference` (the same state, row by row, for differential tests), :mod:`.durable_peer`
+(the patterns in durable_rules, the tests' and benchmark's peer), :mod:`.join`
 (book ⋈ state), :mod:`.gate` (the contact-time gate).
 """
 from __future__ import annotations

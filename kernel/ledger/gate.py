@@ -86,7 +86,7 @@ def check_contact(ledger, judge: Callable, account_id: str, channel: str, at: dt
         if registered is None:
             return ContactVerdict("BLOCK", UNKNOWN_ACCOUNT, policy="gate")
         book = dict(zip(REGISTRY_COLUMNS, registered))
-        rows, _ = store.account_rows(cur, account_id, at_us, at_us - s.lookback_us)
+        rows, _, _ = store.account_rows(cur, account_id, at_us, at_us - s.lookback_us)
         record = {"account_id": account_id, **book}
         for name, value in record_state(derive_one(rows, book["time_zone"], at_us, s, ordered=True)).items():
             if value is None and name in book:

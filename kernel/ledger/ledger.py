@@ -30,6 +30,7 @@ import pyarrow as pa
 from ..errors import PostloanError
 from . import gps as _gps
 from .events import KIND, EventRows, Rejection, normalize
+from .patterns import lookback_us
 from .state import StateSettings, derive, derive_one, state_table
 from .store import REGISTRY_COLUMNS, Store, open_store
 
@@ -227,7 +228,10 @@ class Ledger:
         wanted = None if len(accounts) > 200_000 else accounts
         events = self.store.read_events(wanted, at_us, since)
         gps = self.store.read_gps(wanted, at_us)
-        return derive(events, np.array(accounts, dtype=object), zones, at_us, self.settings, gps)
+        # the offline periods the temporal patterns read (none to read for cars that never pinged)
+        offline = self.store.offline_periods(wanted, at_us - lookback_us(self.settings), at_us) \
+            if gps[0].shape[0] else None
+        return derive(events, np.array(accounts, dtype=object), zones, at_us, self.settings, gps, offline)
 
     def state_record(self, account_id: str, zone: str | None, at: dt.datetime | int | None = None) -> dict:
         """One account's state as of ``at`` as record scalars (the path a gRPC Decide takes:
@@ -238,8 +242,9 @@ class Ledger:
     def state_values(self, account_id: str, zone: str | None, at: dt.datetime | int | None = None) -> dict:
         """One account's state as of ``at`` in the fold's representation (µs, days, codes)."""
         at_us = instant_us(at)
-        rows, gps = self.store.account_rows(None, account_id, at_us, at_us - self.settings.lookback_us)
-        return derive_one(rows, zone, at_us, self.settings, gps, ordered=True)
+        rows, gps, offline = self.store.account_rows(None, account_id, at_us, at_us - self.settings.lookback_us,
+                                                     at_us - lookback_us(self.settings))
+        return derive_one(rows, zone, at_us, self.settings, gps, offline, ordered=True)
 
     def state(self, at: dt.datetime | int | None = None, accounts: Sequence[str] | None = None,
               zones: Mapping[str, str] | None = None) -> pa.Table:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..schema import ENUMS
+from .patterns import windows
 from .state import StateSettings
 
-__all__ = ["Event", "reference_state"]
+__all__ = ["Event", "reference_state", "reference_alerts"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 KINDS = ENUMS["event_kind"]
@@ -49,9 +50,12 @@ def _sort_key(e: Event):
 
 
 def reference_state(events: Sequence[Event], zone: str, at: int, settings: StateSettings,
-                    gps_last: int | None = None) -> dict:
-    """Every state column of one account (the fold's int and float columns, with None for
-    null) from its ``events`` (already limited to ``at`` and the look-back)."""
+                    gps_last: int | None = None, gaps: Sequence[tuple[int, int]] = (),
+                    last_ping: int | None = None) -> dict:
+    """Every state column of one account (the fold's int and float columns and the alerts,
+    with None for null) from its ``events`` (already limited to ``at`` and the look-back), the
+    last ping at or before ``at`` (``gps_last``), and for the alerts the car's stored offline
+    periods ``gaps`` (from, to) and its last ping ever (``last_ping``)."""
     tz = zoneinfo.ZoneInfo(zone)
     ev = sorted(events, key=lambda e: (e.at, _sort_key(e)[1], _nan_last(e.amount)))
     today = _local_day(at, tz)
@@ -167,7 +171,53 @@ def reference_state(events: Sequence[Event], zone: str, at: int, settings: State
         s[column] = found[-1].at if found else None
     sold = [e for e in ev if e.kind == "VEHICLE_SOLD"]
     s["sale_amount"] = sold[-1].amount if sold else None
+    s.update(reference_alerts(ev, at, settings, gaps, last_ping))
     return s
+
+
+def reference_alerts(events: Sequence[Event], at: int, settings: StateSettings,
+                     gaps: Sequence[tuple[int, int]] = (), last_ping: int | None = None) -> dict:
+    """The temporal patterns' alerts, each written out from its definition (docs/ledger.md,
+    "Temporal patterns") by trying every combination of events: ``alert_<name>`` and
+    ``alert_<name>_at`` (the latest match's completion, None without a match)."""
+    w = windows(settings.patterns)
+    hour, day = 3_600_000_000, 86_400_000_000
+    out = {}
+
+    # gps_offline_then_exit: the tracker fell silent (a period of gps_offline_after_hours or
+    # more, up to the moment: the stored periods and the silence after the last ping) or a
+    # tamper alert, in the last lookback_days; then a geofence exit, later, within the window
+    g = w["gps_offline_then_exit"]
+    periods = [(start, min(end, at)) for start, end in gaps if start <= at]
+    if last_ping is not None and last_ping <= at:
+        periods.append((last_ping, at))
+    went_dark = [start for start, end in periods if (end - start) / hour >= settings.gps_offline_after_hours]
+    went_dark += [e.at for e in events if e.kind == "GPS_TAMPER"]
+    exits = [e.at for e in events if e.kind == "GEOFENCE_EXIT"]
+    found = [x for start in went_dark if start >= at - round(g["lookback_days"] * day)
+             for x in exits if start < x <= start + round(g["exit_within_hours"] * hour)]
+    out["alert_gps_offline_then_exit"] = bool(found)
+    out["alert_gps_offline_then_exit_at"] = max(found) if found else None
+
+    # promise_partial_silence: a promise in the last lookback_days; a payment smaller than it,
+    # later, within payment_within_days; after that payment no payment and no RIGHT_PARTY
+    # contact up to the moment, which is silence_days or more after it
+    p = w["promise_partial_silence"]
+    silence = round(p["silence_days"] * day)
+    breaks = [e.at for e in events if e.kind == "PAYMENT"
+              or (e.kind == "CONTACT_ATTEMPT" and e.outcome == "RIGHT_PARTY")]
+    found = []
+    for promise in events:
+        if promise.kind != "PROMISE_TO_PAY" or promise.at < at - round(p["lookback_days"] * day):
+            continue
+        for pay in events:
+            if (pay.kind == "PAYMENT" and promise.at < pay.at <= promise.at + round(p["payment_within_days"] * day)
+                    and pay.amount < promise.amount and at - pay.at >= silence
+                    and not any(b > pay.at for b in breaks)):
+                found.append(pay.at + silence)
+    out["alert_promise_partial_silence"] = bool(found)
+    out["alert_promise_partial_silence_at"] = max(found) if found else None
+    return out
 
 
 def _last_of(kinds: list[str], meaning: dict, default):

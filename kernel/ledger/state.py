@@ -9,6 +9,7 @@ today. The compiled pass is :func:`kernel.ledger.fold.fold`; its plain-Python tw
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -20,6 +21,7 @@ from ..errors import PostloanError
 from ..hookspecs import NULL_TIME, US_PER_DAY, utc_offsets
 from ..schema import ENUMS, STATE, arrow_schema
 from . import fold as F
+from . import patterns as P
 from .store import EventColumns
 
 __all__ = ["StateSettings", "derive", "derive_one", "state_table", "gps_last_ping", "STATE_NAMES", "local_days"]
@@ -52,17 +54,21 @@ class StateSettings:
     reservation_minutes: float = 15.0
     #: events may be at most this far ahead of the ingest's clock
     max_clock_skew_seconds: float = 300.0
+    #: ``[ledger.patterns.<name>]`` windows that differ from the patterns' defaults:
+    #: (pattern, window, value) triples (:func:`kernel.ledger.patterns.check_config`)
+    patterns: tuple[tuple[str, str, float], ...] = ()
 
     @classmethod
     def from_config(cls, config: Mapping | None) -> "StateSettings":
         given = dict((config or {}).get("ledger", {}) or {})
         given.pop("store", None)
         given.pop("book_counters", None)
-        known = {f: getattr(cls, f) for f in cls.__dataclass_fields__}
+        patterns = given.pop("patterns", None)
+        known = {f: getattr(cls, f) for f in cls.__dataclass_fields__ if f != "patterns"}
         unknown = sorted(set(given) - set(known))
         if unknown:
             raise PostloanError(f"[ledger] {unknown[0]!r}: unknown setting (settings: store, book_counters, "
-                                f"{', '.join(known)})")
+                                f"patterns, {', '.join(known)})")
         out = {}
         for key, value in given.items():
             default = known[key]
@@ -71,6 +77,7 @@ class StateSettings:
                 kind = "a whole number" if isinstance(default, int) else "a number"
                 raise PostloanError(f"[ledger] {key}: expected {kind} ≥ 0, got {value!r}")
             out[key] = value
+        out["patterns"] = P.check_config(patterns, out.get("lookback_days", cls.lookback_days))
         return cls(**out)
 
     @property
@@ -98,10 +105,14 @@ def gps_last_ping(first: np.ndarray, last: np.ndarray, gap_from: np.ndarray, at:
 
 def derive(events: EventColumns, accounts: Sequence[str] | np.ndarray, zones: Sequence[str] | np.ndarray,
            at: int, settings: StateSettings,
-           gps: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+           gps: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+           offline: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """State columns of ``accounts`` (with their IANA ``zones``) as of ``at`` (µs UTC), from
-    ``events`` (already limited to ``at`` and the look-back by the store) and the reduced GPS
-    state ``gps`` = (account, first ping, last ping, gap start holding ``at``)."""
+    ``events`` (already limited to ``at`` and the look-back by the store), the reduced GPS
+    state ``gps`` = (account, first ping, last ping, gap start holding ``at``) and the stored
+    offline periods ``offline`` = (account, from, to) that began in the patterns' look-back
+    (:meth:`~kernel.ledger.store.Store.offline_periods`; the temporal patterns read them).
+    Without ``gps`` and ``offline`` the GPS columns and the offline periods are unknown."""
     accounts = np.asarray(accounts, dtype=object)
     n = accounts.shape[0]
     zone_names, zone_of = _zone_index(zones, n)
@@ -139,9 +150,10 @@ def derive(events: EventColumns, accounts: Sequence[str] | np.ndarray, zones: Se
         pick = where[has].astype(np.int64)
         gps_last[has] = gps_last_ping(first[pick], last[pick], gap[pick], state_at[has])
     ints, floats = F.empty_outputs(n)
-    F.fold(starts, events.kind[order], events.at[order], day[order], events.amount[order],
-           events.promise_date[order], events.channel[order], events.outcome[order], events.expiry_date[order],
-           state_at, today, gps_last, settings.promise_grace_days, settings.gps_tamper_days,
+    kind, instant, amount = events.kind[order], events.at[order], events.amount[order]
+    channel, outcome = events.channel[order], events.outcome[order]
+    F.fold(starts, kind, instant, day[order], amount, events.promise_date[order], channel, outcome,
+           events.expiry_date[order], state_at, today, gps_last, settings.promise_grace_days, settings.gps_tamper_days,
            int(settings.gps_offline_after_hours * 3_600_000_000), ints, floats)
     out: dict[str, np.ndarray] = {"account_id": accounts, "state_at": state_at}
     for i, name in enumerate(F.INT_COLUMNS):
@@ -155,6 +167,11 @@ def derive(events: EventColumns, accounts: Sequence[str] | np.ndarray, zones: Se
     out["contact_opt_out"] = np.where(out["ledger_events"] > 0, out["opt_out_phone"], -1)
     stage = out["repossession_stage"]
     out["repossessed"] = ((stage == 2) | (stage == 3)).astype(np.int64)
+    # temporal patterns: a pass of their own over the same sorted events and the offline
+    # periods (kernel.ledger.patterns)
+    prog = _program(settings)
+    silent = P.offline_events(accounts, offline, gps, at, at - prog.lookback_us, ids) if n else None
+    out.update(P.alerts(prog, starts, kind, instant, amount, channel, outcome, state_at, silent))
     return out
 
 
@@ -168,11 +185,13 @@ def _order(row: tuple):
 
 
 def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSettings,
-               gps: tuple | None = None, *, ordered: bool = False) -> dict:
+               gps: tuple | None = None, offline: list[tuple[int, int]] = (), *, ordered: bool = False) -> dict:
     """One account's state from its event rows (:meth:`Store.account_rows`' form; sorted
-    here unless ``ordered``): the same compiled fold as :func:`derive`, fed without building
-    an Arrow array on the way (the path one gRPC request takes). Returns ``{column: value}``
-    in the fold's representation."""
+    here unless ``ordered``), its reduced GPS state ``gps`` = (first ping, last ping, gap
+    start holding ``at``) and its offline periods ``offline`` = [(from, to)] that began in the
+    patterns' look-back: the same compiled fold and pattern matcher as :func:`derive`, fed
+    without building an Arrow array on the way (the path one gRPC request takes). Returns
+    ``{column: value}`` in the fold's representation."""
     if not ordered:
         rows = sorted(rows, key=_order)
     zone = zone or "UTC"
@@ -194,11 +213,21 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     state_at = np.array([at], np.int64)
     last = NULL_TIME if gps is None else int(gps_last_ping(*(np.array([v], np.int64) for v in gps), state_at)[0])
     ints, floats = F.empty_outputs(1)
-    F.fold(np.array([0, len(rows)], np.int64), *columns, state_at, today, np.array([last], np.int64),
+    starts = np.array([0, len(rows)], np.int64)
+    F.fold(starts, *columns, state_at, today, np.array([last], np.int64),
            settings.promise_grace_days, settings.gps_tamper_days,
            int(settings.gps_offline_after_hours * 3_600_000_000), ints, floats)
     out = dict(zip(F.INT_COLUMNS, ints[0].tolist()))
     out.update(zip(F.FLOAT_COLUMNS, floats[0].tolist()))
+    prog = _program(settings)
+    one = _ONE_ACCOUNT
+    silent = P.offline_events(one, (np.repeat(one, len(offline)), np.array([o[0] for o in offline], np.int64),
+                                    np.array([o[1] for o in offline], np.int64)) if offline else None,
+                              (one, *(np.array([v], np.int64) for v in gps)) if gps is not None else None,
+                              at, at - prog.lookback_us)
+    kind, times, _, amount, _, channel, outcome, _ = columns
+    for name, values in P.alerts(prog, starts, kind, times, amount, channel, outcome, state_at, silent).items():
+        out[name] = int(values[0])
     sms, voice = out["consent_sms"], out["consent_voice_bot"]
     out["consent_automated_contact"] = -1 if sms < 0 and voice < 0 else int((sms != 0) and (voice != 0))
     out["contact_opt_out"] = out["opt_out_phone"] if out["ledger_events"] > 0 else -1
@@ -208,8 +237,15 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
 
 
 _ZERO = np.zeros(1, np.int64)
+#: the account of a one-account derivation (offline periods and pings are its own)
+_ONE_ACCOUNT = np.array(["the account"], dtype=object)
 _NO_EVENTS = (np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64),
               np.zeros(0, np.int8), np.zeros(0, np.int8), np.zeros(0, np.int64))
+
+
+@functools.lru_cache(maxsize=16)
+def _program(settings: StateSettings) -> P.Program:
+    return P.program(settings)
 
 
 def _zone_index(zones, n: int) -> tuple[list[str], np.ndarray]:

@@ -27,6 +27,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -456,6 +457,27 @@ class Store:
         gap = np.array([gaps.get(a, NULL_TIME) for a in account], np.int64)
         return np.array(account, dtype=object), np.array(first, np.int64), np.array(latest, np.int64), gap
 
+    def offline_periods(self, accounts: Sequence[str] | None, since: int,
+                        until: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(account, from, to) of the stored offline periods (``gps_gaps``) of ``accounts``
+        (None: every car) that began in ``[since, until]`` — what the temporal patterns read
+        (the silence after a car's last ping is not a stored period: see :meth:`read_gps`)."""
+        query = "SELECT account_id, from_at, to_at FROM gps_gaps WHERE from_at >= ? AND from_at <= ?"
+        with self.reading() as cur:
+            if accounts is None:
+                cur.execute(self._sql(query), (since, until))
+                rows = cur.fetchall()
+            else:
+                rows = []
+                for chunk in _chunks(list(accounts), self.max_params - 2):
+                    cur.execute(self._sql(f"{query} AND account_id IN ({', '.join('?' * len(chunk))})"),
+                                (since, until, *chunk))
+                    rows.extend(cur.fetchall())
+        if not rows:
+            return np.zeros(0, object), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        account, start, end = zip(*rows)
+        return np.array(account, dtype=object), np.array(start, np.int64), np.array(end, np.int64)
+
     def purge_positions(self, older_than: int) -> int:
         """Forget last positions older than ``older_than`` (µs); returns how many."""
         with self.transaction() as cur:
@@ -510,18 +532,21 @@ class Store:
         cur.execute(self._sql("INSERT INTO reservations (reservation_id, account_id, channel, at, expires_at, created_at) "
                               "VALUES (?, ?, ?, ?, ?, ?)"), (reservation_id, account, channel, at, expires_at, created_at))
 
-    def account_rows(self, cur, account: str, until: int, since: int) -> tuple[list[tuple], tuple | None]:
+    def account_rows(self, cur, account: str, until: int, since: int,
+                     offline_since: int | None = None) -> tuple[list[tuple], tuple | None, list[tuple[int, int]]]:
         """One account's events (as :meth:`read_events`, as rows ``(kind, at, amount,
         promise_date, channel, outcome, expiry_date)`` with None for null, in the fold's
         order) and its reduced
         GPS state ``(first ping, last ping, start of the gap holding until or NULL_TIME)``
-        or None, in one round trip (``cur``: an open transaction's cursor, or None to read on
-        this thread's connection)."""
+        or None, and its offline periods ``[(from, to)]`` that began in ``[offline_since,
+        until]`` (the temporal patterns read them), in one round trip (``cur``: an open
+        transaction's cursor, or None to read on this thread's connection)."""
         sql = self._account_sql
         if sql is None:
             sticky = ", ".join(str(KIND[k]) for k in STICKY_KINDS)
             contact, unreported = KIND["CONTACT_ATTEMPT"], ENUMS["contact_outcome"].index("UNREPORTED")
-            # GPS rows ride along as kinds −1 (first and last ping) and −2 (the gap holding `until`)
+            # GPS rows ride along as kinds −1 (first and last ping), −2 (the gap holding `until`)
+            # and −3 (the offline periods the patterns read)
             sql = self._account_sql = self._sql(
                 f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM ("
                 f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM events "
@@ -531,29 +556,34 @@ class Store:
                 f"SELECT -1, last_ping_at, NULL, first_ping_at, NULL, NULL, NULL FROM gps_last WHERE account_id = ? "
                 f"UNION ALL SELECT -2, from_at, NULL, NULL, NULL, NULL, NULL FROM gps_gaps "
                 f"WHERE account_id = ? AND from_at <= ? AND to_at > ? UNION ALL "
+                f"SELECT -3, from_at, NULL, to_at, NULL, NULL, NULL FROM gps_gaps "
+                f"WHERE account_id = ? AND from_at >= ? AND from_at <= ? UNION ALL "
                 f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM "
                 f"({self._older_payments('AND account_id = ?')}) AS older) AS u "
                 # the fold's order (kernel.ledger.state._order): nulls first, amounts' last
                 f"ORDER BY at, kind, channel IS NOT NULL, channel, outcome IS NOT NULL, outcome, amount IS NULL, amount")
-        params = (account, until, since, account, until, since, account, account, until, until, since, account)
+        params = (account, until, since, account, until, since, account, account, until, until,
+                  account, until + 1 if offline_since is None else offline_since, until, since, account)
         if cur is None:
             rows = self._query(sql, params)
         else:
             cur.execute(sql, params)
             rows = cur.fetchall()
-        if not rows or rows[-1][0] >= 0:
-            return rows, None
+        if not rows or min(r[0] for r in rows) >= 0:
+            return rows, None, []
         first = last = None
         gap = NULL_TIME
-        events = []
+        events, offline = [], []
         for row in rows:
-            if row[0] == -1:
+            if row[0] >= 0:
+                events.append(row)
+            elif row[0] == -1:
                 last, first = row[1], row[3]
             elif row[0] == -2:
                 gap = row[1]
             else:
-                events.append(row)
-        return events, None if last is None else (first, last, gap)
+                offline.append((row[1], row[3]))
+        return events, None if last is None else (first, last, gap), offline
 
     _account_sql: str | None = None
 
@@ -626,15 +656,30 @@ class SQLiteStore(Store):
             try:
                 conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                        timeout=self.busy_timeout_ms / 1000)
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = FULL")
                 conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+                self._wal(conn)
+                conn.execute("PRAGMA synchronous = FULL")
             except sqlite3.DatabaseError as e:
                 raise StoreError(f"{self.url}: not a usable SQLite database ({e})") from None
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
         return conn
+
+    def _wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to the WAL journal. SQLite answers "locked" at once, without its busy
+        handler, while another process is creating the same new file: wait and try again."""
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        delay = 0.005
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
 
     @contextmanager
     def transaction(self, lock_account: str | None = None) -> Iterator[sqlite3.Cursor]:

@@ -8,12 +8,14 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kernel.hookspecs import NULL_TIME
 from kernel.ledger.fold import FLOAT_COLUMNS, INT_COLUMNS
+from kernel.ledger.patterns import ALERT_COLUMNS
 from kernel.ledger.reference import Event, reference_state
 from kernel.ledger.state import StateSettings, derive
 from kernel.ledger.store import EventColumns
 from kernel.schema import ENUMS
 
 DAY = 86_400_000_000
+HOUR = 3_600_000_000
 AT = int(dt.datetime(2026, 11, 28, 2, tzinfo=dt.timezone.utc).timestamp()) * 1_000_000
 ZONES = ("Asia/Shanghai", "America/New_York", "America/Los_Angeles", "UTC")
 KINDS = ENUMS["event_kind"]
@@ -60,6 +62,8 @@ def columns(events_by_account: list[list[Event]]) -> EventColumns:
 
 def as_fold(name: str, value):
     """A reference value in the fold's representation."""
+    if name in ALERT_COLUMNS:
+        return NULL_TIME if value is None else int(value)
     if name in ("gps_status",):
         return -1 if value is None else ENUMS["gps_status"].index(value)
     if name == "repossession_stage":
@@ -71,25 +75,60 @@ def as_fold(name: str, value):
     return int(value) if name in INT_COLUMNS else float(value)
 
 
+#: a car's pings: its last ping `ago` before the moment (negative: after it), and going back
+#: from there (online time, offline period) pairs; the first ping before the earliest
+a_car = st.tuples(st.integers(-2 * DAY, 10 * DAY),
+                  st.lists(st.tuples(st.integers(0, 6 * DAY), st.integers(HOUR // 2 + 1, 80 * HOUR)), max_size=4))
+
+
+def gps_history(ago: int, pairs) -> tuple[int, int, list[tuple[int, int]]]:
+    """(first ping, last ping, offline periods) of a car."""
+    last = t = AT - ago
+    gaps = []
+    for online, offline in pairs:
+        gaps.append((t - online - offline, t - online))
+        t -= online + offline
+    return t - HOUR, last, gaps
+
+
+def gps_columns(accounts, cars):
+    """The store's reduced GPS state (read_gps) and offline periods (offline_periods)."""
+    have = [(a, *gps_history(*car)) for a, car in zip(accounts, cars) if car is not None]
+    holding = [next((f for f, t in gaps if f <= AT < t), NULL_TIME) for _, _, _, gaps in have]
+    gps = (np.array([h[0] for h in have], dtype=object), np.array([h[1] for h in have], np.int64),
+           np.array([h[2] for h in have], np.int64), np.array(holding, np.int64))
+    rows = [(a, f, t) for a, _, _, gaps in have for f, t in gaps]
+    offline = (np.array([r[0] for r in rows], dtype=object), np.array([r[1] for r in rows], np.int64),
+               np.array([r[2] for r in rows], np.int64))
+    return gps, offline
+
+
+def last_ping_at(first: int, last: int, gaps) -> int | None:
+    """The last ping at or before the moment, from its definition."""
+    if first > AT:
+        return None
+    if last <= AT:
+        return last
+    return next((f for f, t in gaps if f <= AT < t), AT)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories=st.lists(st.lists(an_event(), max_size=25), min_size=1, max_size=4),
        zones=st.lists(st.sampled_from(ZONES), min_size=4, max_size=4),
-       gps=st.lists(st.one_of(st.none(), st.integers(0, 10 * DAY)), min_size=4, max_size=4),
+       cars=st.lists(st.one_of(st.none(), a_car), min_size=4, max_size=4),
        grace=st.integers(0, 3))
-def test_fold_equals_reference(histories, zones, gps, grace):
+def test_fold_equals_reference(histories, zones, cars, grace):
     settings_ = StateSettings(promise_grace_days=grace)
     n = len(histories)
     accounts = [f"A{a}" for a in range(n)]
-    # the reduced GPS state: one online period ending `ago` before the moment
-    gps_state = (np.array([a for a, g in zip(accounts, gps) if g is not None], dtype=object),
-                 np.array([AT - g - DAY for g in gps[:n] if g is not None], np.int64),
-                 np.array([AT - g for g in gps[:n] if g is not None], np.int64),
-                 np.array([NULL_TIME for g in gps[:n] if g is not None], np.int64))
-    got = derive(columns(histories), accounts, zones[:n], AT, settings_, gps_state)
+    gps_state, offline = gps_columns(accounts, cars[:n])
+    got = derive(columns(histories), accounts, zones[:n], AT, settings_, gps_state, offline)
     for a, events in enumerate(histories):
-        last = None if gps[a] is None else AT - gps[a]
-        want = reference_state(events, zones[a], AT, settings_, gps_last=last)
-        for name in INT_COLUMNS:
+        first, last, gaps = gps_history(*cars[a]) if cars[a] is not None else (None, None, [])
+        want = reference_state(events, zones[a], AT, settings_,
+                               gps_last=None if first is None else last_ping_at(first, last, gaps),
+                               gaps=gaps, last_ping=last)
+        for name in INT_COLUMNS + ALERT_COLUMNS:
             assert got[name][a] == as_fold(name, want[name]), (name, a, events)
         for name in FLOAT_COLUMNS:
             w = as_fold(name, want[name])
@@ -149,3 +188,47 @@ def test_one_account_path_equals_the_batch_path(ledger_url):
             one = ledger.state_values(account, zone, AT)
             for name in INT_COLUMNS + FLOAT_COLUMNS:
                 assert np.array_equal(batch[name][a], one[name], equal_nan=True), (account, name)
+
+
+@st.composite
+def a_pattern_event(draw):
+    """The kinds the temporal patterns read, dense in the last weeks (so that matches happen)."""
+    kind = draw(st.sampled_from(("PAYMENT", "PROMISE_TO_PAY", "CONTACT_ATTEMPT", "GPS_TAMPER", "GEOFENCE_EXIT")))
+    # whole half days back over 40 days (a few over 100), less 0, 1 µs or an hour: windows of
+    # whole hours and days meet their edges exactly, or miss them by 1 µs; ties are common
+    at = AT - draw(st.one_of(st.integers(0, 80), st.integers(0, 200))) * DAY // 2
+    at -= draw(st.sampled_from((0, 1, HOUR)))
+    if kind == "PAYMENT":
+        return Event(kind, at, amount=float(draw(st.integers(1, 6)) * 100))
+    if kind == "PROMISE_TO_PAY":
+        return Event(kind, at, amount=float(draw(st.integers(1, 6)) * 100), promise_date=at // DAY + 5)
+    if kind == "CONTACT_ATTEMPT":
+        return Event(kind, at, channel="PHONE", outcome=draw(st.sampled_from(("RIGHT_PARTY", "NO_ANSWER"))))
+    return Event(kind, at)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories=st.lists(st.tuples(st.lists(a_pattern_event(), max_size=12), st.lists(an_event(), max_size=2))
+                          .map(lambda drawn: drawn[0] + drawn[1]), min_size=1, max_size=4),
+       cars=st.lists(st.one_of(st.none(), a_car), min_size=4, max_size=4),
+       offline_after=st.sampled_from((0.5, 2.0, 24.0)),
+       windows=st.fixed_dictionaries({}, optional={
+           "gps_offline_then_exit": st.fixed_dictionaries({}, optional={
+               "exit_within_hours": st.sampled_from((1, 12, 36, 240)), "lookback_days": st.sampled_from((3, 30))}),
+           "promise_partial_silence": st.fixed_dictionaries({}, optional={
+               "payment_within_days": st.sampled_from((1, 10, 30)), "silence_days": st.sampled_from((0.5, 3, 7)),
+               "lookback_days": st.sampled_from((14, 90))})}))
+def test_alerts_equal_reference(histories, cars, offline_after, windows):
+    """The alerts on histories dense in the kinds the patterns read, with their windows
+    configured ([ledger.patterns]) and the offline threshold varied."""
+    settings_ = StateSettings.from_config({"ledger": {"gps_offline_after_hours": offline_after,
+                                                      "patterns": windows}})
+    n = len(histories)
+    accounts = [f"A{a}" for a in range(n)]
+    gps_state, offline = gps_columns(accounts, cars[:n])
+    got = derive(columns(histories), accounts, ["UTC"] * n, AT, settings_, gps_state, offline)
+    for a, events in enumerate(histories):
+        first, last, gaps = gps_history(*cars[a]) if cars[a] is not None else (None, None, [])
+        want = reference_state(events, "UTC", AT, settings_, gaps=gaps, last_ping=last)
+        for name in ALERT_COLUMNS:
+            assert got[name][a] == as_fold(name, want[name]), (name, a, events, gaps, last)

@@ -179,7 +179,7 @@ def test_generate_writes_the_events_beside_the_book(tmp_path, capsys):
     code = main(["generate", "--accounts", "700", "--seed", "2", "--as-of", "2026-07-15", "--quiet",
                  "--out", str(book_file), "--events", str(events_file)])
     assert code == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err                # summaries go to stderr (stdout may be the data)
     written = pq.read_table(events_file)
     assert f"wrote {written.num_rows:,} events of 700 accounts to {events_file}" in out
     assert written.equals(generate_events(700, seed=2, as_of=dt.date(2026, 7, 15)))
