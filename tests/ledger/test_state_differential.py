@@ -160,6 +160,9 @@ def test_one_account_path_equals_the_batch_path(ledger_url):
     rng = np.random.default_rng(5)
     kinds = [k for k in KINDS if k not in ("GPS_PING",)]
     rows = []
+    for i in range(40):                      # pings with silences: offline periods for the patterns
+        rows.append({"event_id": f"g{i}", "account_id": f"A{i % 3}", "kind": "GPS_PING",
+                     "at": AT - int(rng.integers(0, 20 * DAY))})
     for i in range(300):
         kind = kinds[rng.integers(len(kinds))] if i % 3 else "CONTACT_ATTEMPT"
         at = AT - int(rng.integers(0, 100 * DAY))
@@ -186,7 +189,9 @@ def test_one_account_path_equals_the_batch_path(ledger_url):
         batch = ledger.state_columns(accounts, zones, AT)
         for a, (account, zone) in enumerate(zip(accounts, zones)):
             one = ledger.state_values(account, zone, AT)
-            for name in INT_COLUMNS + FLOAT_COLUMNS:
+            alerts = [name for name in batch if name.startswith("alert_")]
+            assert alerts
+            for name in INT_COLUMNS + FLOAT_COLUMNS + tuple(alerts):
                 assert np.array_equal(batch[name][a], one[name], equal_nan=True), (account, name)
 
 
