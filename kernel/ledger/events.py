@@ -259,12 +259,15 @@ def normalize(batch: pa.RecordBatch | pa.Table, *, now_us: int, max_future_us: i
     reservation_id, agent = _text(col("reservation_id"), "reservation_id"), _text(col("agent"), "agent")
 
     reason = np.full(n, None, dtype=object)
+    bad = np.zeros(n, bool)
 
     def reject(mask: np.ndarray, why: str) -> None:
         """The first reason a row breaks is the one it is rejected with."""
-        mask = mask & (reason == None)        # noqa: E711 (elementwise)
-        if mask.any():
-            reason[mask] = why
+        if not mask.any():
+            return
+        mask = mask & ~bad
+        reason[mask] = why
+        bad[mask] = True
 
     lengths = {name: pc.fill_null(pc.utf8_length(_plain_text(col(name))), 0).to_numpy(zero_copy_only=False)
                for name in MAX_ID_LENGTH if name in get}
@@ -316,7 +319,6 @@ def normalize(batch: pa.RecordBatch | pa.Table, *, now_us: int, max_future_us: i
     reject((kind == KIND["CONTACT_ATTEMPT"]) & (outcome == OUTCOME["UNREPORTED"]),
            "outcome UNREPORTED is the ledger's own (an expired reservation); report what happened")
 
-    bad = reason != None                     # noqa: E711
     # the good rows in (account, at) order: a store's account index grows in order, twice
     # as fast as in arrival order
     order = pc.sort_indices(pa.table({"a": _plain_text(col("account_id")), "t": col("at")}),

@@ -134,9 +134,9 @@ class Ledger:
             rejected.extend(bad)
             status = self.store.insert_events(cur, events, now_us)
             inserted = status == 0
-            self.store.mark_reported(cur, [(e, r) for e, r, ok in zip(events.event_id.tolist(),
-                                                                      events.reservation_id.tolist(), inserted.tolist())
-                                           if ok and r is not None])
+            reports = np.flatnonzero(inserted & (events.reservation_id != None))     # noqa: E711 (elementwise)
+            self.store.mark_reported(cur, list(zip(events.event_id[reports].tolist(),
+                                                   events.reservation_id[reports].tolist())))
             _gps.reduce_pings(self.store, cur, ping_rows, int(s.gps_gap_minutes * 60e6), s.gps_position_hours > 0)
         result.accepted = int(inserted.sum()) + ping_rows.n
         result.duplicate = int((status == 1).sum())
@@ -150,7 +150,7 @@ class Ledger:
     def _check_reservations(self, cur, events: EventRows) -> tuple[EventRows, list[Rejection]]:
         """Contact attempts that report a reservation must name one of this account and
         channel that no other event reported."""
-        named = [i for i, r in enumerate(events.reservation_id.tolist()) if r is not None]
+        named = np.flatnonzero(events.reservation_id != None).tolist()      # noqa: E711 (elementwise)
         if not named:
             return events, []
         known = self.store.reservations_by_id(cur, sorted({events.reservation_id[i] for i in named}))

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import PostloanError
-from ..hookspecs import NULL_TIME, US_PER_DAY, utc_offsets
+from ..hookspecs import NULL_TIME, US_PER_DAY, _zone_table, utc_offsets
 from ..schema import ENUMS, STATE, arrow_schema
 from . import fold as F
 from . import patterns as P
@@ -198,7 +198,7 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     if rows:
         kind, times, amount, promise, channel, outcome, expiry = zip(*rows)
         times = np.array(times + (at,), np.int64)            # the moment's local day too, in one call
-        day = local_days(times, [zone], np.zeros(times.shape[0], np.int64))
+        day = _one_zone_days(times, zone)
         today = day[-1:]
         times, day = times[:-1], day[:-1]
         columns = (np.array(kind, np.int8), times, day,
@@ -209,9 +209,12 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
                    np.array([NULL_TIME if d is None else d for d in expiry], np.int64))
     else:
         columns = _NO_EVENTS
-        today = local_days(np.array([at], np.int64), [zone], _ZERO)
+        today = _one_zone_days(np.array([at], np.int64), zone)
     state_at = np.array([at], np.int64)
-    last = NULL_TIME if gps is None else int(gps_last_ping(*(np.array([v], np.int64) for v in gps), state_at)[0])
+    last = NULL_TIME
+    if gps is not None:                       # gps_last_ping, for one car in plain Python
+        first, latest, gap = gps
+        last = NULL_TIME if first > at else latest if latest <= at else gap if gap != NULL_TIME else at
     ints, floats = F.empty_outputs(1)
     starts = np.array([0, len(rows)], np.int64)
     F.fold(starts, *columns, state_at, today, np.array([last], np.int64),
@@ -220,11 +223,17 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     out = dict(zip(F.INT_COLUMNS, ints[0].tolist()))
     out.update(zip(F.FLOAT_COLUMNS, floats[0].tolist()))
     prog = _program(settings)
-    one = _ONE_ACCOUNT
-    silent = P.offline_events(one, (np.repeat(one, len(offline)), np.array([o[0] for o in offline], np.int64),
-                                    np.array([o[1] for o in offline], np.int64)) if offline else None,
-                              (one, *(np.array([v], np.int64) for v in gps)) if gps is not None else None,
-                              at, at - prog.lookback_us)
+    # the GPS_OFFLINE pseudo-events (P.offline_events for one car): the stored offline periods
+    # that began in the look-back, and the silence after the last ping
+    since = at - prog.lookback_us
+    silences = [(start, min(end, at)) for start, end in offline if since <= start <= at]
+    if gps is not None and since <= gps[1] <= at:
+        silences.append((gps[1], at))
+    silent = None
+    if silences:
+        start = np.array([x[0] for x in silences], np.int64)
+        silent = (np.zeros(len(silences), np.int64), start,
+                  (np.array([x[1] for x in silences], np.int64) - start) / P.US_PER_HOUR)
     kind, times, _, amount, _, channel, outcome, _ = columns
     for name, values in P.alerts(prog, starts, kind, times, amount, channel, outcome, state_at, silent).items():
         out[name] = int(values[0])
@@ -236,9 +245,15 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     return out
 
 
-_ZERO = np.zeros(1, np.int64)
-#: the account of a one-account derivation (offline periods and pings are its own)
-_ONE_ACCOUNT = np.array(["the account"], dtype=object)
+def _one_zone_days(instants: np.ndarray, zone: str) -> np.ndarray:
+    """:func:`local_days` for instants all in one zone: one offset when the zone keeps one over
+    their span (China all year; the US between its clock changes)."""
+    lo, hi = int(instants.min()), int(instants.max())
+    _, _, starts, offsets = _zone_table(zone, lo, hi)
+    if starts.shape[0] == 0 or not ((starts > lo) & (starts <= hi)).any():
+        offset = offsets[0] if starts.shape[0] == 0 else offsets[np.searchsorted(starts, lo, side="right")]
+        return (instants + offset) // US_PER_DAY
+    return local_days(instants, [zone], np.zeros(instants.shape[0], np.int64))
 _NO_EVENTS = (np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64),
               np.zeros(0, np.int8), np.zeros(0, np.int8), np.zeros(0, np.int64))
 

@@ -545,8 +545,8 @@ class Store:
         if sql is None:
             sticky = ", ".join(str(KIND[k]) for k in STICKY_KINDS)
             contact, unreported = KIND["CONTACT_ATTEMPT"], ENUMS["contact_outcome"].index("UNREPORTED")
-            # GPS rows ride along as kinds −1 (first and last ping), −2 (the gap holding `until`)
-            # and −3 (the offline periods the patterns read)
+            # GPS rows ride along as kinds −1 (first and last ping) and −2 (an offline period:
+            # the one holding `until`, and those the patterns read)
             sql = self._account_sql = self._sql(
                 f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM ("
                 f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM events "
@@ -554,16 +554,14 @@ class Store:
                 f"SELECT {contact}, at, NULL, NULL, channel, {unreported}, NULL FROM reservations "
                 f"WHERE account_id = ? AND reported_by IS NULL AND at <= ? AND at >= ? UNION ALL "
                 f"SELECT -1, last_ping_at, NULL, first_ping_at, NULL, NULL, NULL FROM gps_last WHERE account_id = ? "
-                f"UNION ALL SELECT -2, from_at, NULL, NULL, NULL, NULL, NULL FROM gps_gaps "
-                f"WHERE account_id = ? AND from_at <= ? AND to_at > ? UNION ALL "
-                f"SELECT -3, from_at, NULL, to_at, NULL, NULL, NULL FROM gps_gaps "
-                f"WHERE account_id = ? AND from_at >= ? AND from_at <= ? UNION ALL "
+                f"UNION ALL SELECT -2, from_at, NULL, to_at, NULL, NULL, NULL FROM gps_gaps "
+                f"WHERE account_id = ? AND from_at <= ? AND (from_at >= ? OR to_at > ?) UNION ALL "
                 f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM "
                 f"({self._older_payments('AND account_id = ?')}) AS older) AS u "
                 # the fold's order (kernel.ledger.state._order): nulls first, amounts' last
                 f"ORDER BY at, kind, channel IS NOT NULL, channel, outcome IS NOT NULL, outcome, amount IS NULL, amount")
-        params = (account, until, since, account, until, since, account, account, until, until,
-                  account, until + 1 if offline_since is None else offline_since, until, since, account)
+        params = (account, until, since, account, until, since, account,
+                  account, until, until + 1 if offline_since is None else offline_since, until, since, account)
         if cur is None:
             rows = self._query(sql, params)
         else:
@@ -574,15 +572,17 @@ class Store:
         first = last = None
         gap = NULL_TIME
         events, offline = [], []
+        since_offline = until + 1 if offline_since is None else offline_since
         for row in rows:
             if row[0] >= 0:
                 events.append(row)
             elif row[0] == -1:
                 last, first = row[1], row[3]
-            elif row[0] == -2:
-                gap = row[1]
-            else:
-                offline.append((row[1], row[3]))
+            else:                                  # an offline period: holding `until`, or recent
+                if row[3] > until:
+                    gap = row[1]
+                if row[1] >= since_offline:
+                    offline.append((row[1], row[3]))
         return events, None if last is None else (first, last, gap), offline
 
     _account_sql: str | None = None
@@ -659,6 +659,12 @@ class SQLiteStore(Store):
                 conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
                 self._wal(conn)
                 conn.execute("PRAGMA synchronous = FULL")
+                # measured on ingest (bench_ledger): a 64 MiB page cache, the file mapped and the
+                # WAL checkpointed every 10,000 pages instead of 1,000 take a 400,000-event ingest
+                # from ≈ 80 k to ≈ 100 k events/s; durability is the same (FULL syncs each commit)
+                conn.execute("PRAGMA cache_size = -65536")
+                conn.execute("PRAGMA mmap_size = 268435456")
+                conn.execute("PRAGMA wal_autocheckpoint = 10000")
             except sqlite3.DatabaseError as e:
                 raise StoreError(f"{self.url}: not a usable SQLite database ({e})") from None
             self._local.conn = conn
