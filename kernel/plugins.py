@@ -671,8 +671,8 @@ def read_batches(uri: str, *, table: str = "book", batch_size: int = 65_536,
             batch = conform(raw, table)
             enum_bad = _first_unknown_enum(raw, batch, table)
             if enum_bad:
-                name, row, value, members = enum_bad
-                raise SchemaError(f"{uri}: column {name!r} row {offset + row}: {value!r} is not one of {members}",
+                name, row, members = enum_bad       # the value is not quoted: it may be personal data
+                raise SchemaError(f"{uri}: column {name!r} row {offset + row}: not one of {members}",
                                   field=name, row=offset + row)
             try:
                 validate(batch, table, required=required, source=str(uri))
@@ -704,9 +704,8 @@ def _first_unknown_enum(raw: pa.RecordBatch, conformed: pa.RecordBatch, table: s
         lost = pc.and_(pc.is_valid(raw.column(name)), pc.is_null(conformed.column(name)))
         if pc.any(lost).as_py():
             row = int(pc.index(lost, True).as_py())
-            value = raw.column(name)[row].as_py()
             from .schema import ENUMS
-            return name, row, value, ", ".join(ENUMS[col.enum])
+            return name, row, ", ".join(ENUMS[col.enum])
     return None
 
 

@@ -139,8 +139,9 @@ def test_csv_bad_number_is_named_by_column_and_row(manager, book, tmp_path):
 
 def test_csv_bad_enum_member_is_named(manager, book, tmp_path):
     path = corrupt_csv(book, tmp_path, "country", 3, "FR")
-    with pytest.raises(SchemaError, match=r"column 'country' row 3: 'FR' is not one of CN, US"):
+    with pytest.raises(SchemaError, match=r"column 'country' row 3: not one of CN, US") as raised:
         list(read_batches(str(path), manager=manager))
+    assert "FR" not in str(raised.value)           # a cell value is never quoted (it may be personal data)
 
 
 def test_csv_bad_date_is_named(manager, book, tmp_path):
