@@ -36,7 +36,7 @@ import pytest
 
 from kernel.hookspecs import NULL_TIME
 from kernel.ledger import patterns as P
-from kernel.ledger.durable_peer import DurablePatterns, DurableProcess, fact
+from kernel.ledger.durable_peer import DurablePatterns, DurableProcess, fact, unavailable
 from kernel.ledger.state import StateSettings, _program
 from kernel.schema import ENUMS
 
@@ -136,6 +136,8 @@ def _rows(alerts: dict[str, np.ndarray], accounts) -> dict[str, dict]:
 # --------------------------------------------------------------------- the benchmark
 @pytest.fixture(scope="module")
 def measured(request):
+    if unavailable():
+        pytest.skip(unavailable())
     """durable_rules' figures on the sample, once its alerts are shown equal to the compiled
     matcher's on every account."""
     smoke = bool(request.config.getoption("benchmark_disable") and not request.config.getoption("benchmark_enable"))

@@ -62,6 +62,18 @@ __all__ = ["DurablePatterns", "DurableProcess", "fact"]
 _versions = itertools.count(1)
 
 
+def unavailable() -> str | None:
+    """Why durable_rules cannot run here, or None. Its C extension (2.0.28, unmaintained since
+    2020) calls ``PyEval_CallObject``, which Python 3.13 removed: it installs there but does not
+    import. It is the patterns' peer in tests and benchmarks only; postloan never needs it to
+    decide."""
+    try:
+        import durable.engine  # noqa: F401
+    except ImportError as e:
+        return f"durable_rules does not import on this Python ({type(e).__name__}: {e})"
+    return None
+
+
 def fact(i, kind: str, at: int, amount: float | None = None, channel: str | None = None,
          outcome: str | None = None, hours: float | None = None) -> dict:
     """One event as a durable_rules fact (``i``: its id, unique in the account; fields the

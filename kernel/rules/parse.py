@@ -77,7 +77,10 @@ def parse_yaml(text: str, diags: Diagnostics) -> Node | None:
         mark = e.problem_mark or e.context_mark
         pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = " ".join(str(p) for p in (e.context, e.problem) if p)
-        diags.error(pos, f"invalid YAML: {problem}{_tab_hint(lines, pos)}")
+        if "maximum nesting depth" in problem:      # PyYAML ≥ 6.0.4 caps nesting itself, below ours
+            diags.error(pos, f"invalid YAML: mappings and lists nested more than {MAX_YAML_DEPTH} deep")
+        else:
+            diags.error(pos, f"invalid YAML: {problem}{_tab_hint(lines, pos)}")
         return None
     except yaml.reader.ReaderError as e:     # a character YAML forbids (NUL, most control characters)
         diags.error(_position(text, e.position), f"invalid YAML: character U+{e.character:04X} is not allowed "
@@ -253,7 +256,10 @@ def _parse_ruamel(text: str, diags: Diagnostics) -> Node | None:
         mark = e.problem_mark or e.context_mark
         pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = " ".join(str(p) for p in (e.context, e.problem) if p)
-        diags.error(pos, f"invalid YAML: {problem}{_tab_hint(lines, pos)}")
+        if "maximum nesting depth" in problem:      # PyYAML ≥ 6.0.4 caps nesting itself, below ours
+            diags.error(pos, f"invalid YAML: mappings and lists nested more than {MAX_YAML_DEPTH} deep")
+        else:
+            diags.error(pos, f"invalid YAML: {problem}{_tab_hint(lines, pos)}")
         return None
     except YAMLError as e:
         diags.error((1, 1), f"invalid YAML: {e}")

@@ -22,7 +22,7 @@ from kernel.errors import PostloanError
 from kernel.hookspecs import NULL_TIME
 from kernel.ledger import Ledger
 from kernel.ledger import patterns as P
-from kernel.ledger.durable_peer import DurableProcess, fact
+from kernel.ledger.durable_peer import DurableProcess, fact, unavailable
 from kernel.ledger.join import book_state, with_state
 from kernel.ledger.reference import Event, reference_alerts
 from kernel.ledger.state import StateSettings, derive
@@ -51,11 +51,22 @@ SETTINGS = {name: StateSettings.from_config({"ledger": config}) for name, config
 def durable():
     """durable_rules in a child process: a peer per configuration, one for 1,000 live
     accounts, one to fill until it refuses a session."""
+    if unavailable():            # Python 3.13: the compiled matcher and the reference still agree
+        yield None
+        return
     peers = {name: {"ledger": config} for name, config in CONFIGS.items()}
     peers["live"] = {"ledger": {}}
     peers["limit"] = {"ledger": {}, "patterns": ["gps_offline_then_exit"]}
     with DurableProcess(peers) as process:
         yield process
+
+
+@pytest.fixture
+def peer(durable):
+    """durable_rules itself, for the tests about it: skipped where it does not import."""
+    if durable is None:
+        pytest.skip(unavailable())
+    return durable
 
 
 # ------------------------------------------------------------------ the three engines
@@ -108,10 +119,11 @@ def three(durable, events: list[Event], *, gaps=(), last_ping=None, at=AT, confi
     settings = SETTINGS[config]
     got = compiled({"A": events}, {"A": (list(gaps), last_ping)}, at, settings)["A"]
     ref = reference_alerts(sorted(events, key=lambda e: e.at), at, settings, list(gaps), last_ping)
-    sid = f"S{next(_sids)}"                             # an account (session) of its own in the peer
-    peer = durable.run(config, {sid: durable_facts(events, gaps, last_ping, at)}, at)[0][sid]
     assert got == ref, ("compiled", got, "reference", ref)
-    assert peer == ref, ("durable_rules", peer, "reference", ref)
+    if durable is not None:
+        sid = f"S{next(_sids)}"                         # an account (session) of its own in the peer
+        peer = durable.run(config, {sid: durable_facts(events, gaps, last_ping, at)}, at)[0][sid]
+        assert peer == ref, ("durable_rules", peer, "reference", ref)
     return got
 
 
@@ -270,7 +282,8 @@ def random_histories(n: int, seed: int):
     return histories, cars
 
 
-def test_a_thousand_accounts_live_in_durable_rules_agree_with_the_compiled_matcher(durable):
+def test_a_thousand_accounts_live_in_durable_rules_agree_with_the_compiled_matcher(peer):
+    durable = peer
     settings = StateSettings()
     histories, cars = random_histories(1_000, seed=11)
     got = compiled(histories, cars, AT, settings)
@@ -284,15 +297,17 @@ def test_a_thousand_accounts_live_in_durable_rules_agree_with_the_compiled_match
     assert fired[GPS] > 150 and fired[PROMISE] > 50, fired          # the sample exercises both
 
 
-def test_durable_rules_holds_at_most_1024_live_accounts_per_ruleset(durable):
+def test_durable_rules_holds_at_most_1024_live_accounts_per_ruleset(peer):
     """The measured limit that caps durable_rules as a live matcher (docs/ledger.md)."""
+    durable = peer
     assert durable.limit("limit", AT) == (1_024, "MemoryError")
 
 
-def test_durable_rules_in_arrival_order_misses_a_breaker_that_comes_later(durable):
+def test_durable_rules_in_arrival_order_misses_a_breaker_that_comes_later(peer):
     """Why the peer asserts facts newest first: in the order a live stream brings them, a
     payment after the partial one does not withdraw the partial match (none() is checked
     when the match forms), so durable_rules alerts where the definition does not."""
+    durable = peer
     events = [promise(20 * DAY), payment(15 * DAY, 300.0), payment(10 * DAY, 50.0), payment(2 * DAY, 400.0)]
     assert not three(durable, events)[PROMISE]
     facts = {"oldest-first": durable_facts(events, (), None, AT)}
