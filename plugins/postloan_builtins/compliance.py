@@ -63,7 +63,7 @@ DEBT_TERMS = ("逾期", "欠", "债", "催", "还款", "还钱", "罚息", "贷�
               "利息", "违约", "起诉", "诉讼", "法院", "律师函", "收车", "收走", "拖车", "扣车", "车要被", "车被", "征信",
               "账单", "拖欠",
               "debt", "overdue", "owe", "owing", "collect", "payment", "loan", "past due", "delinquen", "default",
-              "penalt", "arrears", "lawsuit", "repossess", "repo ", "balance", "car note", "behind on", "financ",
+              "penalt", "arrears", "lawsuit", "repossess", "repo ", "balance", "car note", "behind on",
               "installment", "late fee", "credit report")
 #: English words that reveal a debt only as whole words ("late" but not "later")
 DEBT_WORDS = ("late", "bill", "bills", "pay", "paid", "owes", "owed", "tow", "towed", "sue", "sued")
@@ -1058,7 +1058,7 @@ class InconvenientTimes(CompiledPolicy):
     CREDITOR_REGIONS = ("US-CA",)
     FEATURES = ("employer_prohibits_contact", "work_hours_inconvenient", "country")
     RULES = (
-        Rule("US_WORKPLACE_PROHIBITS_CONTACT", "US", "15 U.S.C. § 1692c(a)(3); 12 CFR 1006.6(b)(1)(iii)",
+        Rule("US_WORKPLACE_PROHIBITS_CONTACT", "US", "15 U.S.C. § 1692c(a)(3); 12 CFR 1006.6(b)(3)",
              _collector_binds(("US-CA",)), "when the debtor said the employer prohibits contact at work: no call "
              "Monday–Friday in [09:00, 17:00) local (a call to the mobile reaches them at work); DEFER to 17:00",
              "Tue 16:59 DEFER, 17:00 KEEP; Saturday KEEP", "verified sections; reading a mobile call in working "
@@ -1171,7 +1171,7 @@ class CNScriptContent(CompiledPolicy):
              "GB/T 45251-2025", "lenders and their agencies", "no script that names the caller only as 客户服务中心 "
              "(the strategy also refuses such a `caller` when it loads)", "“我是示例汽车金融的…”: KEEP; "
              "“我是客户服务中心”: BLOCK", "recalled"),
-        Rule("SCRIPT_FALSE_THREAT", "CN", f"{_CBA}; 《商业银行信用卡业务监督管理办法》 art. 69 (no threats, "
+        Rule("SCRIPT_FALSE_THREAT", "CN", f"{_CBA}; 《商业银行信用卡业务监督管理办法》 (its collection article: no threats, "
              "no harassment of others)", "lenders and their agencies", "no 黑名单, 坐牢, 拘留, 子女, 曝光, 通讯录, 刑事 "
              "in a script (the credit-reporting consequence is stated as the fact: reported to the credit reference "
              "system)", "“逾期记录将依法报送征信系统”: KEEP; “上黑名单”: BLOCK", "recalled; the word list is postloan's"),
@@ -1256,7 +1256,7 @@ class AttorneyRepresented(CompiledPolicy):
     actions = CONTACT
     CREDITOR_REGIONS = ("US-CA", "US-FL")
     FEATURES = ("attorney_represented", "country")
-    RULES = (Rule("US_ATTORNEY_REPRESENTED", "US", "15 U.S.C. § 1692c(a)(2), § 1692b(6); Cal. Civ. Code "
+    RULES = (Rule("US_ATTORNEY_REPRESENTED", "US", "15 U.S.C. § 1692c(a)(2), § 1692b(6); 12 CFR 1006.6(b)(2); Cal. Civ. Code "
                   "§ 1788.14(c); Fla. Stat. § 559.72(18)", _collector_binds(("US-CA", "US-FL")),
                   "no contact with the debtor or third parties once an attorney represents the debtor",
                   "attorney_represented false: KEEP; true: BLOCK", "verified sections; FL recalled"),)
@@ -1307,7 +1307,7 @@ class DeceasedHold(CompiledPolicy):
                                  "the estate."),)
     actions = CONTACT + ("REPOSSESSION",)
     FEATURES = ("deceased",)
-    RULES = (Rule("HOLD_DECEASED", "all", "12 CFR 1006.2(e) (the estate's representative is the “consumer”); "
+    RULES = (Rule("HOLD_DECEASED", "all", "12 CFR 1006.6(a) (the estate's representative is treated as the consumer); "
                   "CN Civil Code arts. 1159, 1161 (debts paid from the estate, to its value)", "everyone collecting",
                   "no SMS, call, visit, third-party contact or repossession once the debtor is reported deceased; "
                   "claims go to the estate (legal review stays possible)", "deceased true: BLOCK; false: KEEP",
@@ -1475,7 +1475,7 @@ class LitigationPreconditions(CompiledPolicy):
     ORDER = _LITIGATION_ORDER
     BIT = {code: 1 << i for i, code in enumerate(_LITIGATION_ORDER)}
     RULES = (Rule("LITIGATION_*", "all", "CN Civil Procedure Law arts. 122 (conditions of a suit), 67 "
-                  "(evidence); the contract's dispute-resolution clause", "everyone",
+                  "(evidence), 2021 numbering; the contract's dispute-resolution clause", "everyone",
                   "a legal review only with the clause, contact records kept, 2 demand notices (催告函) and the "
                   "litigation ruleset's thresholds; every missing one named, joined by +",
                   "1 demand notice: BLOCK …_NO_DEMAND_NOTICE; 2: KEEP", "recalled articles"),)
