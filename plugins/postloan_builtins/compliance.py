@@ -41,7 +41,7 @@ __all__ = [
     "DeceasedHold", "HardshipHold", "TCPAConsent", "InconvenientTimes", "LimitationPeriod", "CNScriptContent",
     "USScriptContent", "SMSCap", "GPSConsent", "RepossessionBasis", "RightToCure", "DisposalNotice",
     "MassachusettsCalls", "CONTACT", "CALLS", "AUTOMATED", "ENFORCEMENT", "DEBT_TERMS", "mentions_debt",
-    "OPERATORS", "IDENTITY_MARKERS", "VOICEMAIL_MARKERS",
+    "OPERATORS", "IDENTITY_MARKERS", "VOICEMAIL_MARKERS", "settlement",
 ]
 
 #: actions that contact a person (debtor or third party)
@@ -262,7 +262,7 @@ class Rule:
     binds: str             # whom it binds
     does: str              # what it does
     boundary: str          # where the line falls (the minute, the count, the day)
-    sure: str              # how sure the citation is: verified text, recalled, or the lender's own policy
+    sure: str              # how sure the citation is: well-known, recalled, unchecked, or the lender's policy
 
 
 def _minutes(text: Any, where: str) -> int:
@@ -774,7 +774,7 @@ class QuietHours(CompiledPolicy):
     RULES = (Rule("CN_QUIET_HOURS", "CN", f"{_CBA}; GB/T 45251-2025", "lenders and their agencies",
                   "no SMS, call, visit or third-party contact from `start` to `end` local time; DEFER to `end`",
                   "21:59 KEEP, 22:00 DEFER; 07:59 DEFER, 08:00 KEEP", "recalled: the 22:00–08:00 window is the "
-                  "industry rule the seed states; section numbers not verified"),)
+                  "industry rule the seed states; sections not checked"),)
 
 
 class CallLimits(CompiledPolicy):
@@ -820,7 +820,7 @@ class ComplaintPause(CompiledPolicy):
     RULES = (
         Rule("CN_COMPLAINT_OPEN", "CN", f"{_SOURCE}; {_CBA}", "lenders and their agencies",
              "no contact while a complaint is open (BLOCK); the pause ends when COMPLAINT_CLOSED is recorded",
-             "open: BLOCK; closed: KEEP", "recalled: the 15/30/60-day structure; article numbers not verified"),
+             "open: BLOCK; closed: KEEP", "recalled: the 15/30/60-day structure; article numbers to be checked"),
         Rule("CN_COMPLAINT_OVERDUE", "CN", _SOURCE, "lenders and their agencies",
              "the same pause, named overdue once the handling deadline has passed (escalate to a supervisor)",
              "day 15 after the complaint's local date: OPEN; day 16: OVERDUE (30/31 after one extension, "
@@ -915,10 +915,10 @@ class RegFOptOut(CompiledPolicy):
     RULES = (
         Rule("REGF_OPT_OUT_SMS", "US", "12 CFR 1006.6(e)", _collector_binds(()),
              "no text message to a debtor who opted out of them", "opt_out_sms false: KEEP; true: BLOCK",
-             "verified section; text recalled"),
+             "well-known section; text recalled"),
         Rule("REGF_NO_OPT_OUT_NOTICE", "US", "12 CFR 1006.6(e)", _collector_binds(()),
              "every text message carries a clear opt-out instruction (“Reply STOP to opt out”)",
-             "with the instruction: KEEP; without: BLOCK", "verified section; text recalled"),
+             "with the instruction: KEEP; without: BLOCK", "well-known section; text recalled"),
     )
 
 
@@ -934,7 +934,7 @@ class RegFRestrictedMedium(CompiledPolicy):
     RULES = (Rule("REGF_RESTRICTED_MEDIUM", "US", "12 CFR 1006.14(h); Cal. Civ. Code § 1788.17 (Rosenthal "
                   "incorporates 15 U.S.C. §§ 1692b–1692j)", _collector_binds(("US-CA",)),
                   "no phone or voice-bot call to a debtor who asked not to be called (opt_out_phone)",
-                  "opt-out false: KEEP; true: BLOCK", "verified sections"),)
+                  "opt-out false: KEEP; true: BLOCK", "well-known sections"),)
 
 
 class RegFHours(CompiledPolicy):
@@ -957,7 +957,7 @@ class RegFHours(CompiledPolicy):
                   "communication only in [08:00, 21:00) local time, in the debtor's zone and, for a state that spans "
                   "two zones, in both; DEFER until every zone allows",
                   "20:59 KEEP, 21:00 DEFER; 07:59 DEFER, 08:00 KEEP; Texas 08:30 Central = 07:30 Mountain: DEFER",
-                  "verified sections; the Florida and Massachusetts hours recalled"),)
+                  "well-known sections; the Florida and Massachusetts hours recalled"),)
 
 
 class RegFConversation(CompiledPolicy):
@@ -973,7 +973,7 @@ class RegFConversation(CompiledPolicy):
     FEATURES = ("last_conversation_at", "country")
     RULES = (Rule("REGF_RECENT_CONVERSATION", "US", "12 CFR 1006.14(b)(2)(i)(B)", _collector_binds(("US-CA",)),
                   "no call within 7 days after a conversation (its local date is day 1); DEFER to day 8, 08:00",
-                  "6 days after: DEFER; 7 days after: KEEP", "verified section; applying it to California "
+                  "6 days after: DEFER; 7 days after: KEEP", "well-known section; applying it to California "
                   "creditors is the cautious reading of Rosenthal, not settled law"),)
 
 
@@ -991,7 +991,7 @@ class RegFCallFrequency(CompiledPolicy):
     FEATURES = ("calls_7d", "country")
     RULES = (Rule("REGF_7_IN_7", "US", "12 CFR 1006.14(b)(2)(i)(A)", _collector_binds(("US-CA",)),
                   "at most 7 calls in 7 days (planned calls count); DEFER to tomorrow 08:00",
-                  "6 in 7 days: KEEP; 7: DEFER", "verified section"),)
+                  "6 in 7 days: KEEP; 7: DEFER", "well-known section"),)
 
 
 class MassachusettsCalls(CompiledPolicy):
@@ -1033,7 +1033,7 @@ class TCPAConsent(CompiledPolicy):
                   "no voice-bot call and no text to the debtor's mobile without prior express consent to that "
                   "channel; agents' calls too when `phone_autodialed` = true",
                   "consent true: KEEP; false or never stated: BLOCK",
-                  "verified section; the FCC ruling recalled"),)
+                  "well-known section; the FCC ruling recalled"),)
 
     def __init__(self, operator=None, **params):
         super().__init__(operator, **params)
@@ -1061,11 +1061,11 @@ class InconvenientTimes(CompiledPolicy):
         Rule("US_WORKPLACE_PROHIBITS_CONTACT", "US", "15 U.S.C. § 1692c(a)(3); 12 CFR 1006.6(b)(3)",
              _collector_binds(("US-CA",)), "when the debtor said the employer prohibits contact at work: no call "
              "Monday–Friday in [09:00, 17:00) local (a call to the mobile reaches them at work); DEFER to 17:00",
-             "Tue 16:59 DEFER, 17:00 KEEP; Saturday KEEP", "verified sections; reading a mobile call in working "
+             "Tue 16:59 DEFER, 17:00 KEEP; Saturday KEEP", "well-known sections; reading a mobile call in working "
              "hours as contact at work is postloan's cautious interpretation"),
         Rule("US_INCONVENIENT_TIME_STATED", "US", "15 U.S.C. § 1692c(a)(1); 12 CFR 1006.6(b)(1)(i)",
              _collector_binds(("US-CA",)), "when the debtor said working hours are inconvenient: no call or visit "
-             "then; DEFER to 17:00", "Tue 09:00 DEFER, 08:59 KEEP", "verified sections; the ledger records the "
+             "then; DEFER to 17:00", "Tue 09:00 DEFER, 08:59 KEEP", "well-known sections; the ledger records the "
              "statement, not other windows (an event column for a window is future work)"),
     )
 
@@ -1088,12 +1088,12 @@ class LimitationPeriod(CompiledPolicy):
              "`us_years_by_state`)", "everyone (a collector may not sue; a creditor's suit would fail)",
              "no legal review once `us_years` (4) years have passed since the oldest unpaid due date (as_of − dpd); "
              "payments do not restart it here (the cautious reading)", "the day before the anniversary: KEEP; "
-             "the anniversary: BLOCK", "verified sections; each state's period to be set by counsel"),
+             "the anniversary: BLOCK", "well-known sections; each state's period to be set by counsel"),
         Rule("CN_LIMITATION_EXPIRED", "CN", "Civil Code arts. 188 (3 years), 195 (interruption by demand, "
              "acknowledgement, payment)", "everyone", "no legal review once 3 years have passed since the latest of "
              "the oldest unpaid due date, the last payment and the last conversation (a demand that reached the "
              "debtor)", "the day before the anniversary: KEEP; the anniversary: BLOCK",
-             "verified articles; treating a connected call as a demand is postloan's reading"),
+             "well-known articles; treating a connected call as a demand is postloan's reading"),
     )
 
     DERIVED = 1
@@ -1133,19 +1133,19 @@ class USScriptContent(CompiledPolicy):
         Rule("SCRIPT_ANONYMOUS_CALLER", "US", "15 U.S.C. § 1692d(6) (meaningful disclosure of the caller's "
              "identity), § 1692e(14)", "everyone calling", "no script that identifies the caller only as "
              "“customer service”", "“this is Example Auto Finance”: KEEP; “calling from customer service”: BLOCK",
-             "verified sections"),
+             "well-known sections"),
         Rule("SCRIPT_DEBT_BEFORE_IDENTITY", "US", "15 U.S.C. § 1692c(b) (no disclosure to third parties); "
              "12 CFR 1006.6(d)", _collector_binds(("US-CA",)), "calls and visits give debt details only after the "
              "identity marker [Identity confirmed]", "debt after the marker: KEEP; before: BLOCK",
-             "verified sections"),
+             "well-known sections"),
         Rule("SCRIPT_NO_RECORDING_NOTICE", "US-CA and 8 other all-party states", "Cal. Penal Code § 632; the "
              "all-party consent statutes of FL, IL, MD, MA, MT, NH, PA, WA", "everyone calling",
              "call scripts to debtors in those states say the call is recorded", "with the notice: KEEP; "
-             "without: BLOCK", "CA verified; the list of states recalled"),
+             "without: BLOCK", "CA well-known; the list of states recalled"),
         Rule("US_NO_LIMITED_CONTENT_VOICEMAIL", "US", "12 CFR 1006.2(j) (limited-content message), "
              "1006.6(d)(2)", _collector_binds(("US-CA",)), "a voice-bot script carries a voicemail section "
              "([Voicemail]) naming the business, asking for a reply and giving a number, without the debt",
-             "voicemail without debt: KEEP; none, or with the debt: BLOCK", "verified sections"),
+             "voicemail without debt: KEEP; none, or with the debt: BLOCK", "well-known sections"),
     )
 
     DERIVED = 1
@@ -1222,7 +1222,7 @@ class DisputeHold(CompiledPolicy):
     RULES = (Rule("HOLD_DISPUTE_OPEN", "all", "15 U.S.C. § 1692g(b) (cease until verification; the validation "
                   "period of 12 CFR 1006.34); CN: 异议处理, " + _CBA, "US collectors by law; everyone by the "
                   "lender's policy", "no action of any kind while a dispute is open; ends with DISPUTE_RESOLVED "
-                  "(the verification sent)", "open_disputes 1: BLOCK; 0: KEEP", "verified sections"),)
+                  "(the verification sent)", "open_disputes 1: BLOCK; 0: KEEP", "well-known sections"),)
 
     DERIVED = 1
 
@@ -1243,7 +1243,7 @@ class CeaseCommunication(CompiledPolicy):
                   "§ 1788.17", _collector_binds(("US-CA",)), "no SMS, call, visit or third-party contact once the "
                   "debtor asked in writing to stop; legal steps stay possible (§ 1692c(c)(2)–(3))",
                   "cease_requested false: KEEP; true: BLOCK (no end: only the debtor can restart contact)",
-                  "verified sections"),)
+                  "well-known sections"),)
 
 
 class AttorneyRepresented(CompiledPolicy):
@@ -1259,7 +1259,7 @@ class AttorneyRepresented(CompiledPolicy):
     RULES = (Rule("US_ATTORNEY_REPRESENTED", "US", "15 U.S.C. § 1692c(a)(2), § 1692b(6); 12 CFR 1006.6(b)(2); Cal. Civ. Code "
                   "§ 1788.14(c); Fla. Stat. § 559.72(18)", _collector_binds(("US-CA", "US-FL")),
                   "no contact with the debtor or third parties once an attorney represents the debtor",
-                  "attorney_represented false: KEEP; true: BLOCK", "verified sections; FL recalled"),)
+                  "attorney_represented false: KEEP; true: BLOCK", "well-known sections; FL recalled"),)
 
 
 class BankruptcyStay(CompiledPolicy):
@@ -1275,7 +1275,7 @@ class BankruptcyStay(CompiledPolicy):
                   "条例》 (Shenzhen only), 企业破产法 art. 19", "everyone (creditors included)",
                   "no action of any kind — repossession and sale included — while a bankruptcy is open; ends with "
                   "BANKRUPTCY_CLOSED (relief from the stay is not modelled: record the case closed or dismissed)",
-                  "bankruptcy_open true: BLOCK; false: KEEP", "US verified; CN recalled"),)
+                  "bankruptcy_open true: BLOCK; false: KEEP", "US well-known; CN recalled"),)
 
     DERIVED = 1
 
@@ -1295,7 +1295,7 @@ class SCRARepossession(CompiledPolicy):
     RULES = (Rule("US_SCRA_COURT_ORDER_REQUIRED", "US", "50 U.S.C. § 3952(a)", "everyone (creditors included)",
                   "no repossession, during military service, of a car financed by a contract made before the "
                   "service began, without a court order made during it", "contract the day before service: "
-                  "BLOCK; on the day service began: KEEP; a court order: KEEP", "verified section"),)
+                  "BLOCK; on the day service began: KEEP; a court order: KEEP", "well-known section"),)
 
 
 class DeceasedHold(CompiledPolicy):
@@ -1311,7 +1311,7 @@ class DeceasedHold(CompiledPolicy):
                   "CN Civil Code arts. 1159, 1161 (debts paid from the estate, to its value)", "everyone collecting",
                   "no SMS, call, visit, third-party contact or repossession once the debtor is reported deceased; "
                   "claims go to the estate (legal review stays possible)", "deceased true: BLOCK; false: KEEP",
-                  "verified sections; the hold itself is the lender's policy"),)
+                  "well-known sections; the hold itself is the lender's policy"),)
 
     DERIVED = 1
 
@@ -1351,7 +1351,7 @@ class GPSConsent(CompiledPolicy):
     RULES = (Rule("CN_NO_GPS_CONSENT", "CN", "PIPL arts. 28–29 (行踪轨迹 is sensitive personal information: separate "
                   "consent)", "lenders and their agencies", "no repossession of a car with a tracker (gps_status not "
                   "NO_DEVICE) unless the debtor gave separate GPS consent (GPS_CONSENT_GRANTED)",
-                  "consent_gps true: KEEP; false or never stated: BLOCK; no device: KEEP", "verified articles"),)
+                  "consent_gps true: KEEP; false or never stated: BLOCK; no device: KEEP", "well-known articles"),)
 
 
 class RepossessionBasis(CompiledPolicy):
@@ -1368,7 +1368,7 @@ class RepossessionBasis(CompiledPolicy):
                   "procedure); Civil Procedure Law, special procedure 实现担保物权", "lenders and their agencies",
                   "no repossession without SURRENDER_AGREED, COURT_ORDER_GRANTED or ARBITRAL_AWARD_GRANTED recorded "
                   "(an award is enforced through the court); never by force", "none: BLOCK; any: KEEP",
-                  "verified articles"),)
+                  "well-known articles"),)
 
 
 class RightToCure(CompiledPolicy):
@@ -1421,15 +1421,15 @@ class DisposalNotice(CompiledPolicy):
     RULES = (
         Rule("DISPOSAL_NOT_HELD", "all", "UCC § 9-610; CN Civil Code arts. 642–643", "everyone", "only a car held "
              "after repossession (stage REPOSSESSED or NOTICE_SENT) is sold", "redeemed or sold: BLOCK",
-             "verified sections"),
+             "well-known sections"),
         Rule("DISPOSAL_NO_NOTICE", "all", "UCC §§ 9-611, 9-613, 9-614 (notice of disposition, consumer goods); "
              "Cal. Civ. Code § 2983.2; CN Civil Code art. 643 (回赎)", "everyone", "no sale without a notice of "
-             "disposition sent after the repossession", "no notice: BLOCK", "verified sections"),
+             "disposition sent after the repossession", "no notice: BLOCK", "well-known sections"),
         Rule("DISPOSAL_REDEMPTION_WINDOW", "all", "UCC § 9-612 (10 days: the safe harbour), § 9-623 (redemption); "
              "Cal. Civ. Code § 2983.2 (15 days); CN Civil Code art. 643 (a reasonable redemption period)",
              "everyone", "no sale before `notice_days` after the notice and `redemption_days` after the actual "
              "repossession (US 10/10, CA 15/15, CN 0/15); DEFER to the later, 08:00", "CN: day 14 after "
-             "repossession DEFER, day 15 KEEP", "US verified; CN's 15 days is the lender's reasonable period"),
+             "repossession DEFER, day 15 KEEP", "US well-known; CN's 15 days is the lender's reasonable period"),
     )
 
     DERIVED = 2
@@ -1548,3 +1548,25 @@ def rulebook(policies: Sequence[CompiledPolicy] = None) -> str:
             cells = (f"`{p.name}`", f"`{r.reason}`", r.jurisdiction, r.source, r.binds, r.does, r.boundary, r.sure)
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def settlement(owed, proceeds, expenses=0.0) -> dict[str, np.ndarray]:
+    """After a repossessed car is sold: what the sale leaves owing or owes back — UCC § 9-615
+    (proceeds go to the expenses of retaking and selling, then the debt; a surplus to the
+    debtor, a deficiency from them; § 9-616 explains the calculation to a consumer) and CN Civil
+    Code art. 643 (价款扣除未付价款及必要费用后有剩余的返还，不足部分由买受人清偿). ``owed``: what the
+    debtor owed at the sale (outstanding principal + overdue interest + late charges);
+    ``proceeds``: the sale amount (NaN: not sold); ``expenses``: retaking and selling costs.
+    Returns ``owed``, ``proceeds``, ``expenses``, ``deficiency`` and ``surplus`` (NaN where
+    not sold)."""
+    owed = np.asarray(owed, np.float64)
+    proceeds = np.asarray(proceeds, np.float64)
+    expenses = np.broadcast_to(np.asarray(expenses, np.float64), owed.shape)
+    net = proceeds - expenses - owed
+    return {"owed": owed, "proceeds": proceeds, "expenses": expenses,
+            "deficiency": np.where(np.isnan(net), np.nan, np.maximum(-net, 0.0)),
+            "surplus": np.where(np.isnan(net), np.nan, np.maximum(net, 0.0))}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(rulebook(), end="")
