@@ -325,7 +325,8 @@ def _p_regf_opt_out(i, j, inp):
         return KEEP, -1, NULL                   # the rule does not bind this operator here
     if _x(inp, F_OPT_OUT_SMS, i) != 0:
         return BLOCK, 0, NULL
-    if not inp.A[A_SCRIPT, i] & S_OPT_OUT_NOTICE:
+    s = inp.A[A_SCRIPT, i]
+    if s & S_HAS_SCRIPT and not s & S_OPT_OUT_NOTICE:    # no script (a gate's question): nothing said yet
         return BLOCK, 1, NULL
     return KEEP, -1, NULL
 
