@@ -110,6 +110,10 @@ def mentions_debt(texts: pa.Array, among: np.ndarray | None = None) -> np.ndarra
 
 #: ASCII letters lowered, nothing else (lengths stay, so positions agree with the original)
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+#: non-ASCII characters whose lower case is ASCII or longer (the Kelvin sign, dotted İ) — or not
+#: lowered at all by the regex engines' ASCII folding, while str.lower lowers them (any letter
+#: outside ASCII is fine: it never matches an ASCII term either way)
+_ODD_LOWER = re.compile("[\u212a\u0130\u212b]")
 _WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _CJK_TERMS = tuple(t for t in DEBT_TERMS if not t.isascii())
 _ASCII_TERMS = tuple(t.lower() for t in DEBT_TERMS if t.isascii())
@@ -118,40 +122,39 @@ _WHOLE_WORDS = tuple(w.lower() for w in DEBT_WORDS)
 _LITERAL_CHECKS = ((K.S_OPT_OUT_NOTICE, ("退订",)), (K.S_RECORDING_NOTICE, ("录音",)),
                    (K.S_PAID_IGNORE, ("如已还款请忽略",)), (K.S_ANONYMOUS, ("客户服务中心", "客服中心")),
                    (K.S_FALSE_THREAT, ("黑名单", "坐牢", "拘留", "子女", "曝光", "通讯录", "刑事")))
-_ENGLISH_CHECKS = ((K.S_OPT_OUT_NOTICE, re.compile(r"(?i)\b(reply|text)\s+stop\b", re.ASCII)),
-                   (K.S_RECORDING_NOTICE, re.compile(r"(?i)\b(recorded|recording)\b", re.ASCII)),
-                   (K.S_PAID_IGNORE, re.compile(r"(?i)\bif you have already paid\b", re.ASCII)),
-                   (K.S_ANONYMOUS, re.compile(r"(?i)\b(this is|calling from|i am from|i'm from)\s+(the\s+)?([\w-]+\s+)?"
-                                              r"customer service\b", re.ASCII)))
+#: (bit, a word the lowered text must hold for the pattern to be worth running, the pattern)
+_ENGLISH_CHECKS = ((K.S_OPT_OUT_NOTICE, "stop", re.compile(r"(?i)\b(reply|text)\s+stop\b", re.ASCII)),
+                   (K.S_RECORDING_NOTICE, "record", re.compile(r"(?i)\b(recorded|recording)\b", re.ASCII)),
+                   (K.S_PAID_IGNORE, "already paid", re.compile(r"(?i)\bif you have already paid\b", re.ASCII)),
+                   (K.S_ANONYMOUS, "customer service",
+                    re.compile(r"(?i)\b(this is|calling from|i am from|i'm from)\s+(the\s+)?([\w-]+\s+)?"
+                               r"customer service\b", re.ASCII)))
+
+
+#: the English terms as one pattern over lowered text: a term starts a word, a whole word also
+#: ends one (only word starts try the alternatives, so it is cheap)
+_ASCII_DEBT_RE = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in _ASCII_TERMS) + "|(?:"
+                            + "|".join(re.escape(w) for w in _WHOLE_WORDS) + r")\b)", re.ASCII)
 
 
 def _debt_positions(low: str) -> tuple[int, int]:
-    """(first, last) position of a debt term in ASCII-lowered text (−1, −1: none), with the
-    regex's word boundaries: an English term starts a word; a whole word also ends one."""
+    """(first, last) start of a debt term in ASCII-lowered text (−1, −1: none): the Chinese
+    terms by substring search, the English ones by :data:`_ASCII_DEBT_RE`."""
     first, last = -1, -1
-
-    def seen(p: int) -> None:
-        nonlocal first, last
+    for t in _CJK_TERMS:
+        p = low.find(t)
+        if p >= 0:
+            if first < 0 or p < first:
+                first = p
+            q = low.rfind(t)
+            if q > last:
+                last = q
+    for m in _ASCII_DEBT_RE.finditer(low):
+        p = m.start()
         if first < 0 or p < first:
             first = p
         if p > last:
             last = p
-
-    for t in _CJK_TERMS:
-        p = low.find(t)
-        if p >= 0:
-            seen(p)
-            seen(low.rfind(t))
-    n = len(low)
-    for terms, whole in ((_ASCII_TERMS, False), (_WHOLE_WORDS, True)):
-        for t in terms:
-            p = low.find(t)
-            while p >= 0:
-                end = p + len(t)
-                if (p == 0 or low[p - 1] not in _WORD or not t[0] in _WORD) and \
-                        (not whole or end == n or low[end] not in _WORD):
-                    seen(p)
-                p = low.find(t, p + 1)
     return first, last
 
 
@@ -165,10 +168,12 @@ def _screen_one(text: str | None) -> int:
             if w in text:
                 bits |= bit
                 break
-    for bit, pattern in _ENGLISH_CHECKS:
-        if not bits & bit and pattern.search(text):
+    # ASCII letters lowered (as RE2's and re's ASCII case folding); str.lower is far cheaper than
+    # translate and gives the same text unless a non-ASCII letter lowers to ASCII or lengthens
+    low = text.lower() if text.isascii() or not _ODD_LOWER.search(text) else text.translate(_ASCII_LOWER)
+    for bit, word, pattern in _ENGLISH_CHECKS:
+        if not bits & bit and word in low and pattern.search(text):
             bits |= bit
-    low = text.translate(_ASCII_LOWER)
     first, last = _debt_positions(low)
     if first >= 0:
         bits |= K.S_DEBT
