@@ -345,6 +345,15 @@ class Batch:
         self._cache: dict = {}
         self._raw: dict = {}                  # name -> column as given, or None when absent
 
+    @property
+    def records(self) -> tuple[Mapping, ...] | None:
+        """The sources, in search order, when every one is a :class:`Record` (one account as
+        Python scalars: the gRPC Decide path) — a component may then read values directly,
+        ``next((r[name] for r in batch.records if name in r), None)`` — else None."""
+        if all(kind == "record" for _, _, kind in self._sources):
+            return tuple(source for source, _, _ in self._sources)
+        return None
+
     def _find(self, name: str):
         found = self._raw.get(name, _UNSEEN)
         if found is _UNSEEN:

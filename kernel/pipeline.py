@@ -210,6 +210,19 @@ class _PolicySet:
     #: (policy name, policy, plugin, the action codes it judges or None for all)
     policies: list[tuple[str, CompliancePolicy, str, frozenset | None]]
 
+    @property
+    def runs(self) -> list[tuple[Any, list]]:
+        """The policies in order, consecutive ones of one engine together: (engine or None,
+        [policy entries]) — an engine judges its run in one call (``engine.judge``)."""
+        out: list[tuple[Any, list]] = []
+        for entry in self.policies:
+            engine = getattr(entry[1], "engine", None)
+            if engine is not None and out and out[-1][0] is engine:
+                out[-1][1].append(entry)
+            else:
+                out.append((engine, [entry]))
+        return out
+
 
 class Pipeline:
     """Runs the stages after the kernel's decision on whole batches.
@@ -547,35 +560,49 @@ class Pipeline:
         return result
 
     def _judge_all(self, policy_set: _PolicySet, actions: ActionBatch, errors: list[str]) -> tuple:
-        """Every policy of a set on ``actions``, combined: (outcome, reason, next allowed, policy)."""
+        """Every policy of a set on ``actions``, combined: (outcome, reason, next allowed, policy).
+
+        Consecutive policies of one engine (the built-ins: compiled rules) are judged by one
+        call; its verdicts are already combined in order, and combining them with the rest is
+        the same as combining each policy in turn (the strictest outcome wins, the first reason
+        for it stays, deferrals keep the later time)."""
         n = actions.n
         outcome, reason, next_allowed, policy = _kept(n)
         planned = frozenset(actions.action.tolist() if n <= 64 else np.unique(actions.action).tolist())
-        judged = False                             # whether any policy deferred or blocked so far
-        deferred = False                           # whether any action is DEFERred so far
-        for name, pol, plugin, scope in policy_set.policies:
-            if scope is not None and scope.isdisjoint(planned):
-                continue                           # none of the actions it judges
-            v = self._judge(pol, name, plugin, actions, errors, scope)
-            if v is None:
-                continue                           # kept everything: nothing to combine
-            if not judged:                         # the first verdicts: every judged action is stricter
-                stricter = v.outcome != KEEP
-            else:
-                stricter = v.outcome > outcome
-                if deferred:                       # two deferrals: the later time
-                    both = (v.outcome == DEFER) & (outcome == DEFER)
-                    if np.count_nonzero(both):
-                        next_allowed[both] = np.maximum(next_allowed[both], v.next_allowed_us[both])
-                if not np.count_nonzero(stricter):
+        state = [False, False]                     # whether any action is judged / DEFERred so far
+        for engine, entries in policy_set.runs:
+            entries = [e for e in entries if e[3] is None or not e[3].isdisjoint(planned)]
+            if not entries:
+                continue                           # none of the actions they judge
+            if engine is not None:
+                found = self._judge_run(engine, entries, actions, errors)
+                if found is not None:
+                    _combine(state, (outcome, reason, next_allowed, policy), *found)
                     continue
-            judged = True
-            outcome[stricter] = v.outcome[stricter]
-            reason[stricter] = v.reason_codes()[stricter]
-            policy[stricter] = name
-            next_allowed[stricter] = v.next_allowed_us[stricter]
-            deferred = deferred or np.count_nonzero(outcome == DEFER) > 0
+            for name, pol, plugin, scope in entries:
+                v = self._judge(pol, name, plugin, actions, errors, scope)
+                if v is not None:                  # None: kept everything, nothing to combine
+                    _combine(state, (outcome, reason, next_allowed, policy), v.outcome, v.reason_codes,
+                             v.next_allowed_us, name)
         return outcome, reason, next_allowed, policy
+
+    def _judge_run(self, engine, entries: list, actions: ActionBatch, errors: list[str]):
+        """The verdicts of a run of one engine's policies in one call — (outcome, reasons,
+        next allowed, policy names) — or None when the call fails or returns malformed
+        verdicts (each policy is then judged alone, so only a failing one blocks)."""
+        try:
+            outcome, reasons, until, names = engine.judge([e[1] for e in entries], actions)
+        except Exception as e:                     # noqa: BLE001 — judged again one by one, errors named there
+            log.debug("engine run of %s failed (%s); judging them one by one", [e[0] for e in entries], e)
+            return None
+        n = actions.n
+        if not (getattr(outcome, "shape", None) == (n,) and getattr(reasons, "shape", None) == (n,)
+                and getattr(until, "shape", None) == (n,) and getattr(names, "shape", None) == (n,)):
+            return None
+        if np.count_nonzero(outcome.view(np.uint8) > BLOCK) or \
+                np.count_nonzero((outcome == DEFER) & (until == NULL_TIME)):
+            return None
+        return outcome, reasons, until, names
 
     def _judge(self, pol: CompliancePolicy, name: str, plugin: str, sub: ActionBatch, errors: list[str],
                scope: frozenset | None = None):
@@ -600,6 +627,30 @@ class Pipeline:
         log.error(message)
         errors.append(message)
         return Verdicts(sub.n).block(judged, PLUGIN_ERROR)
+
+
+def _combine(state: list, verdicts: tuple, v_outcome: np.ndarray, v_reason, v_next: np.ndarray, name) -> None:
+    """Combine one policy's (or one engine run's) verdicts into the set's so far, in place:
+    a strictly stricter outcome replaces (reason, time, policy); two deferrals keep the later
+    time. ``v_reason`` is an object array of reason codes or a callable giving it (built only
+    when needed); ``name`` a policy name or an object array of them."""
+    outcome, reason, next_allowed, policy = verdicts
+    if not state[0]:                               # the first verdicts: every judged action is stricter
+        stricter = v_outcome != KEEP
+    else:
+        stricter = v_outcome > outcome
+        if state[1]:                               # two deferrals: the later time
+            both = (v_outcome == DEFER) & (outcome == DEFER)
+            if np.count_nonzero(both):
+                next_allowed[both] = np.maximum(next_allowed[both], v_next[both])
+    if not np.count_nonzero(stricter):
+        return
+    state[0] = True
+    outcome[stricter] = v_outcome[stricter]
+    reason[stricter] = (v_reason() if callable(v_reason) else v_reason)[stricter]
+    policy[stricter] = name if isinstance(name, str) else name[stricter]
+    next_allowed[stricter] = v_next[stricter]
+    state[1] = state[1] or np.count_nonzero(outcome == DEFER) > 0
 
 
 # --------------------------------------------------------------------------------------------

@@ -51,11 +51,19 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "pipeline": {"strategy": "tiered", "valuation": "rv_model"},
     "audit": {"path": None},
     "compliance": {
+        # holds first (the most fundamental ground is the reason recorded), then consent,
+        # scripts, third parties, enforcement, and the timing rules last (docs/compliance.md)
         "sets": {
-            "cn": ["cn.complaint_pause", "cn.automated_consent", "third_party_contact",
-                   "litigation_preconditions", "cn.quiet_hours", "cn.call_limits"],
-            "us": ["us.regf_opt_out", "third_party_contact", "litigation_preconditions",
-                   "us.regf_hours", "us.regf_conversation", "us.regf_call_frequency"],
+            "cn": ["hold.bankruptcy", "hold.dispute", "hold.deceased", "hold.hardship", "hold.promise",
+                   "cn.complaint_pause", "cn.automated_consent", "cn.script_content", "third_party_contact",
+                   "cn.gps_consent", "cn.repossession_basis", "disposal_notice", "limitation_period",
+                   "litigation_preconditions", "cn.quiet_hours", "cn.call_limits", "cn.sms_cap"],
+            "us": ["hold.bankruptcy", "hold.dispute", "hold.deceased", "us.cease_communication",
+                   "us.attorney_represented", "hold.hardship", "hold.promise", "us.scra", "us.tcpa_consent",
+                   "us.regf_opt_out", "us.regf_restricted_medium", "us.script_content", "third_party_contact",
+                   "us.right_to_cure", "disposal_notice", "limitation_period", "litigation_preconditions",
+                   "us.regf_hours", "us.inconvenient_times", "us.regf_conversation", "us.regf_call_frequency",
+                   "us.ma_call_frequency"],
         },
         "apply": [
             {"country": "CN", "set": "cn"},

@@ -15,7 +15,10 @@ litigation and disposal recommendations. Every figure is computed from this run.
 The book comes with the event history behind it (payments, contact attempts, promises,
 disputes, GPS pings…). The demo ingests it into a case ledger (a temporary SQLite file, or
 --store), decides every account from book ⋈ state (docs/ledger.md), shows what the state held
-back, and asks the contact-time gate what a dialer would ask before it dials.
+back, and asks the contact-time gate what a dialer would ask before it dials. Then compliance:
+every deferred or blocked action by reason, and a few accounts told step by step — holds,
+consent and opt-out, third parties, the repossession lifecycle to the sale and its deficiency
+or surplus — with the reason code each verdict gives (docs/compliance.md).
 
 example:
   postloan demo --accounts 20000 --seed 3 --now 2026-11-28T02:00:00Z"""
@@ -91,6 +94,7 @@ def run(args) -> int:
         text = report(book, decisions, actions, then, as_of, now, timings, kernel)
         text += "\n" + "\n".join(_ledger_report(ledger, pipeline, book, ingested, events_read, held, now,
                                                  timings["generate"]))
+        text += "\n\n" + "\n".join(_compliance_report(actions) + _compliance_story(ledger, pipeline, book, as_of, now))
         ledger.close()
     print(text)
     return 0
@@ -170,9 +174,11 @@ def _gate_story(ledger, pipeline, book, now) -> list[str]:
             quiet = pc.or_(pc.is_null(book["last_conversation_at"]), pc.less(book["last_conversation_at"], week))
             sel = pc.and_(pc.and_(sel, pc.fill_null(quiet, True)), pc.invert(book["contact_opt_out"]))
         picked = book.filter(sel)
-        if not picked.num_rows:
+        # an account no hold stops (the holds have a story of their own below)
+        account = next((r["account_id"] for r in picked.slice(0, 200).to_pylist()
+                        if not _held(pipeline.record_with_state(r, now.date(), now))), None)
+        if account is None:
             continue
-        account = picked["account_id"][0].as_py()
         at = now
         for k in range(asks):
             v = ledger.check_contact(account, "PHONE", at, pipeline.judge, now=at)
@@ -189,6 +195,219 @@ def _gate_story(ledger, pipeline, book, now) -> list[str]:
                 out.append(f"  {account} ({country}, {when}) PHONE → {v.outcome} {v.reason_code}{nxt}")
             at = at + dt.timedelta(minutes=20)
     return out or ["  (no account to show)"]
+
+
+#: reason codes by what they are about (the rest: timing and litigation)
+_REASON_GROUPS = (
+    ("holds", ("HOLD_", "US_CEASE", "US_ATTORNEY", "CN_COMPLAINT")),
+    ("consent and opt-out", ("CN_NO_AUTOMATED_CONSENT", "US_TCPA", "REGF_OPT_OUT", "REGF_RESTRICTED", "REGF_NO_OPT")),
+    ("third parties", ("THIRD_PARTY_",)),
+    ("repossession and disposal", ("CN_NO_GPS", "CN_REPOSSESSION", "US_SCRA", "US_CURE", "DISPOSAL_")),
+    ("scripts", ("SCRIPT_", "US_NO_LIMITED")),
+    ("time and frequency", ("CN_QUIET", "CN_DAILY", "REGF_INCONVENIENT", "REGF_RECENT", "REGF_7", "US_MA",
+                            "US_WORKPLACE", "US_INCONVENIENT")),
+    ("litigation", ("LITIGATION_", "US_TIME_BARRED", "CN_LIMITATION")),
+)
+
+
+def _compliance_report(actions) -> list[str]:
+    """Every deferred or blocked action of the run, by what its reason is about."""
+    import collections
+
+    counts = collections.Counter(r for r in actions["reason_code"].to_pylist() if r)
+    rows = []
+    for group, prefixes in _REASON_GROUPS:
+        mine = sorted(((c, n) for c, n in counts.items() if c.startswith(prefixes)), key=lambda x: -x[1])[:6]
+        for code, n in mine:
+            rows.append((group, code, f"{n:,}"))
+            group = ""
+    lines = ["Compliance: every deferred or blocked action of the run, by reason (docs/compliance.md)"]
+    return lines + ([_table(["about", "reason code", "actions"], rows)] if rows else ["  (none)"]) + [""]
+
+
+def _compliance_story(ledger, pipeline, book, as_of, now) -> list[str]:
+    """Holds, consent, third parties and the repossession lifecycle, told on a few accounts of
+    the book: events are added to the ledger as they would happen, and after each the policies
+    (through Pipeline.judge, the gate's own question) give their verdict with its reason code."""
+    import datetime as dt
+    import zoneinfo
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ..hookspecs import ACTION, ActionBatch, Batch, Record
+    from ..synth import snapshot_at
+
+    lines = ["Compliance, told on a few accounts (events added to the ledger as they happen; after each, the "
+             "verdict the policies and the contact-time gate give)"]
+    joined = pipeline.with_state(book, as_of, now)
+    clear = pc.and_(pc.and_(pc.equal(joined["open_disputes"], 0), pc.invert(joined["promise_open"])),
+                    pc.and_(pc.equal(joined["open_complaints"], 0), pc.invert(joined["bankruptcy_open"])))
+    start = max(now, snapshot_at(as_of)) + dt.timedelta(minutes=1)
+    counter = [0]
+
+    used: set = set()
+
+    def pick(country, extra=None):
+        """The first account of ``country`` with no hold yet (and ``extra``), not told already."""
+        sel = pc.and_(clear, pc.equal(joined["country"].cast("string"), country))
+        if extra is not None:
+            sel = pc.and_(sel, extra)
+        ids = [a for a in joined.filter(sel)["account_id"].to_pylist() if a not in used]
+        if ids:
+            used.add(ids[0])
+        return ids[0] if ids else None
+
+    records = {r["account_id"]: r for r in book.to_pylist()} if book.num_rows <= 200_000 else None
+
+    def record_of(account):
+        if records is not None:
+            return records[account]
+        return book.filter(pc.equal(book["account_id"], account)).to_pylist()[0]
+
+    def add(account, kind, at, **columns):
+        counter[0] += 1
+        row = {"event_id": f"demo-story-{counter[0]}", "account_id": account, "kind": kind, "at": at, **columns}
+        types = {"at": pa.timestamp("us", tz="UTC"), "amount": pa.float64(), "promise_date": pa.date32()}
+        result = ledger.ingest(pa.table({k: pa.array([v], types.get(k, pa.string())) for k, v in row.items()}),
+                               now=at)
+        assert not result.rejected, result.rejected
+
+    def verdict(account, action, at):
+        rec = pipeline.record_with_state(record_of(account), as_of, at)
+        outcome, reason, next_allowed, policy, _ = pipeline.judge(rec, action, at, as_of)
+        zone = zoneinfo.ZoneInfo(rec["time_zone"])
+        shown = f"{outcome}" + (f" {reason}" if reason else "")
+        if next_allowed != -(1 << 63):
+            until = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=next_allowed)
+            shown += f" (until {until.astimezone(zone):%Y-%m-%d %H:%M} local)"
+        return shown
+
+    def step(account, when, what, action, at):
+        local = at.astimezone(zoneinfo.ZoneInfo(record_of(account)["time_zone"]))
+        lines.append(f"    {local:%m-%d %H:%M} {what:<46} {action:<20} → {verdict(account, action, at)}")
+
+    # holds: a dispute, a bankruptcy, a written request to stop (US)
+    cn = pick("CN", pc.and_(pc.greater(joined["dpd"], 0), pc.less(joined["connected_calls_today"], 2)))
+    if cn:
+        t = _office(start, "Asia/Shanghai")
+        lines.append(f"  Holds — {cn} (CN)")
+        step(cn, t, "no hold", "PHONE", t)
+        add(cn, "DISPUTE_OPENED", t)
+        step(cn, t, "DISPUTE_OPENED", "PHONE", t + dt.timedelta(minutes=1))
+        step(cn, t, "", "REPOSSESSION", t + dt.timedelta(minutes=1))
+        add(cn, "DISPUTE_RESOLVED", t + dt.timedelta(hours=2))
+        add(cn, "BANKRUPTCY_FILED", t + dt.timedelta(hours=2, minutes=1))
+        step(cn, t, "DISPUTE_RESOLVED, BANKRUPTCY_FILED", "LEGAL_REVIEW", t + dt.timedelta(hours=2, minutes=2))
+        add(cn, "BANKRUPTCY_CLOSED", t + dt.timedelta(hours=3))
+        add(cn, "PROMISE_TO_PAY", t + dt.timedelta(hours=3, minutes=1), amount=500.0,
+            promise_date=(t + dt.timedelta(days=3)).date())
+        step(cn, t, "BANKRUPTCY_CLOSED, PROMISE_TO_PAY (3 days)", "PHONE", t + dt.timedelta(hours=3, minutes=2))
+        step(cn, t, "", "SMS", t + dt.timedelta(hours=3, minutes=2))
+    us = pick("US", pc.greater(joined["dpd"], 0))
+    if us:
+        zone = record_of(us)["time_zone"]
+        t = _office(start, zone)
+        lines.append(f"  Holds and consent — {us} (US, {zone}; the operator is a third-party collector)")
+        add(us, "CONSENT_REVOKED", t, channel="SMS")
+        step(us, t, "CONSENT_REVOKED (SMS)", "SMS", t + dt.timedelta(minutes=1))
+        step(us, t, "", "VOICE_BOT", t + dt.timedelta(minutes=1))
+        add(us, "OPT_OUT", t + dt.timedelta(minutes=2), channel="PHONE")
+        step(us, t, "OPT_OUT (PHONE)", "PHONE", t + dt.timedelta(minutes=3))
+        add(us, "CEASE_REQUESTED", t + dt.timedelta(minutes=4))
+        step(us, t, "CEASE_REQUESTED (in writing)", "FIELD_VISIT", t + dt.timedelta(minutes=5))
+        step(us, t, "", "THIRD_PARTY_CONTACT", t + dt.timedelta(minutes=5))
+
+    # third parties: the structural rule and the screen
+    tp = pick("CN", pc.and_(pc.and_(pc.invert(joined["phone_valid"]), joined["has_third_party_contact"]),
+                            pc.equal(joined["third_party_contacts_30d"], 0)))
+    if tp:
+        policy = pipeline.plugins.policies()["third_party_contact"]
+        rec = pipeline.record_with_state(record_of(tp), as_of, start)
+        lines.append(f"  Third parties — {tp} (the emergency contact; scripts screened, templates limited to "
+                     "{name}, {caller}, {hotline})")
+        for script in ("您好，我是示例汽车金融的工作人员，麻烦您转告他回电。", "他欠我们钱，请他回电。", "请他把分期结清。",
+                       "他的车要被收走了。", "Tell him his car note is late."):
+            batch = Batch(1, as_of, start, [Record(rec)], pipeline.config)
+            acts = ActionBatch(batch, np_zeros(1), np_action(ACTION["THIRD_PARTY_CONTACT"]), np_time(batch.now_us),
+                               script=pa.array([script]))
+            v = policy.check(acts)
+            reason = v.reason_codes()[0]
+            lines.append(f"    “{script}” → {('KEEP', 'DEFER', 'BLOCK')[int(v.outcome[0])]}" + (f" {reason}" if reason else ""))
+
+    # the repossession lifecycle, in China and in the US
+    for country in ("CN", "US"):
+        not_taken = pc.equal(joined["repossession_stage"].cast("string"), "NONE")
+        account = pick(country, pc.and_(pc.greater(joined["dpd"], 90), not_taken)) or \
+            pick(country, pc.and_(pc.greater(joined["dpd"], 0), not_taken))
+        if not account:
+            continue
+        zone = record_of(account)["time_zone"]
+        t = _office(start, zone)
+        day = dt.timedelta(days=1)
+        lines.append(f"  Repossession and disposal — {account} ({country}, {zone})")
+        step(account, t, "nothing recorded", "REPOSSESSION", t)
+        if country == "CN":
+            add(account, "GPS_CONSENT_GRANTED", t + dt.timedelta(minutes=1))
+            step(account, t, "GPS_CONSENT_GRANTED", "REPOSSESSION", t + dt.timedelta(minutes=2))
+            add(account, "SURRENDER_AGREED", t + dt.timedelta(minutes=3))
+            step(account, t, "SURRENDER_AGREED (written)", "REPOSSESSION", t + dt.timedelta(minutes=4))
+        else:
+            add(account, "MILITARY_SERVICE_STARTED", t + dt.timedelta(minutes=1))
+            step(account, t, "MILITARY_SERVICE_STARTED", "REPOSSESSION", t + dt.timedelta(minutes=2))
+            add(account, "COURT_ORDER_GRANTED", t + dt.timedelta(minutes=3))
+            step(account, t, "COURT_ORDER_GRANTED", "REPOSSESSION", t + dt.timedelta(minutes=4))
+        add(account, "REPOSSESSION_ORDERED", t + dt.timedelta(minutes=5))
+        add(account, "REPOSSESSED", t + dt.timedelta(hours=3))
+        step(account, t, "REPOSSESSED", "DISPOSAL", t + dt.timedelta(hours=4))
+        add(account, "DISPOSAL_NOTICE_SENT", t + day)
+        step(account, t, "DISPOSAL_NOTICE_SENT (next day)", "DISPOSAL", t + 2 * day)
+        window = 15 if country == "CN" or record_of(account)["region"] == "US-CA" else 10
+        step(account, t, f"{window + 1} days after the notice", "DISPOSAL", t + (window + 2) * day)
+        sold_at = t + (window + 3) * day
+        rec = record_of(account)
+        owed = rec["outstanding_principal"] + rec["overdue_interest"] + rec["penalty_interest"]
+        valuation = rec["purchase_price"] * 0.45
+        add(account, "VEHICLE_SOLD", sold_at, amount=round(valuation, 2))      # a demo price: 45 % of the car's
+        from postloan_builtins.compliance import settlement
+        s = settlement([owed], [valuation], [1_500.0 if country == "CN" else 900.0])
+        what = f"deficiency {s['deficiency'][0]:,.2f} owed by the debtor" if s["deficiency"][0] > 0 \
+            else f"surplus {s['surplus'][0]:,.2f} returned to the debtor"
+        lines.append(f"    sold for {valuation:,.2f}; owed {owed:,.2f}, expenses {s['expenses'][0]:,.2f}: {what} "
+                     f"(UCC § 9-615/9-616; Civil Code art. 643)")
+    return lines + [""]
+
+
+def _office(after, zone):
+    """The next 10:30 local in ``zone`` at or after ``after`` (a moment every rule's window allows)."""
+    import datetime as dt
+    import zoneinfo
+    local = after.astimezone(zoneinfo.ZoneInfo(zone))
+    target = local.replace(hour=10, minute=30, second=0, microsecond=0)
+    if target < local:
+        target += dt.timedelta(days=1)
+    return target.astimezone(dt.timezone.utc)
+
+
+def np_zeros(n):
+    import numpy as np
+    return np.zeros(n, np.int64)
+
+
+def np_action(code):
+    import numpy as np
+    return np.array([code], np.int8)
+
+
+def np_time(us):
+    import numpy as np
+    return np.array([us], np.int64)
+
+
+def _held(record) -> bool:
+    """Whether a hold of the ledger's state stops the account's collection (docs/compliance.md)."""
+    return bool(record.get("promise_open") or record.get("open_disputes") or record.get("open_complaints")
+                or record.get("bankruptcy_open") or record.get("hardship") or record.get("deceased"))
 
 
 def _bucket_30d_ago(kernel, book, as_of):

@@ -90,6 +90,22 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _K("DISPOSAL_NOTICE_SENT", "The notice of disposition was sent.", sticky=True),
     _K("REDEEMED", "The debtor redeemed the car.", sticky=True),
     _K("VEHICLE_SOLD", "The repossessed car was sold for amount.", needs=("amount",), sticky=True),
+    _K("COMPLAINT_EXTENDED", "The handling deadline of the oldest open complaint was extended (the complainant told why).",
+       sticky=True),
+    _K("EMPLOYER_PROHIBITS_CONTACT", "The debtor said the employer prohibits contact at work.", sticky=True),
+    _K("WORK_HOURS_INCONVENIENT", "The debtor said contact during working hours is inconvenient.", sticky=True),
+    _K("MILITARY_SERVICE_STARTED", "The debtor entered active military service (SCRA).", sticky=True),
+    _K("MILITARY_SERVICE_ENDED", "The debtor's active military service ended.", sticky=True),
+    _K("COURT_ORDER_GRANTED", "A court authorised repossession or enforcement (a judgment, an SCRA order, a ruling "
+       "realising the security interest).", sticky=True),
+    _K("ARBITRAL_AWARD_GRANTED", "An arbitral award for the debt was made.", sticky=True),
+    _K("SURRENDER_AGREED", "The debtor agreed in writing to hand the car over.", sticky=True),
+    _K("CURE_NOTICE_SENT", "A notice of the right to cure the default was sent.", sticky=True),
+    _K("GPS_CONSENT_GRANTED", "The debtor gave separate consent to GPS tracking of the car.", sticky=True),
+    _K("GPS_CONSENT_REVOKED", "The debtor withdrew consent to GPS tracking.", sticky=True),
+    _K("MORTGAGE_REGISTERED", "The car's mortgage was registered for the lender (机动车抵押登记).", sticky=True),
+    _K("CONTRACT_NOTARISED", "The loan contract was notarised with enforcement effect (赋强公证).", sticky=True),
+    _K("ARBITRATION_AGREED", "The parties agreed to arbitration (a clause or a later agreement).", sticky=True),
 )}
 assert tuple(KINDS) == ENUMS["event_kind"], "KINDS must follow the contract's event_kind order"
 for _k in KINDS.values():

@@ -38,6 +38,12 @@ GPS_TAMPER, GEOFENCE_EXIT, INSURANCE_RENEWED, VIOLATION = (_K["GPS_TAMPER"], _K[
 DEMAND_NOTICE, ORDERED, REPOSSESSED, NOTICE, REDEEMED, SOLD = (
     _K["DEMAND_NOTICE_SENT"], _K["REPOSSESSION_ORDERED"], _K["REPOSSESSED"], _K["DISPOSAL_NOTICE_SENT"],
     _K["REDEEMED"], _K["VEHICLE_SOLD"])
+(COMPLAINT_EXTENDED, EMPLOYER_PROHIBITS, WORK_HOURS, MILITARY_STARTED, MILITARY_ENDED, COURT_ORDER, AWARD,
+ SURRENDER, CURE_NOTICE, GPS_CONSENT_GRANTED, GPS_CONSENT_REVOKED, MORTGAGE, NOTARISED, ARBITRATION) = (
+    _K["COMPLAINT_EXTENDED"], _K["EMPLOYER_PROHIBITS_CONTACT"], _K["WORK_HOURS_INCONVENIENT"],
+    _K["MILITARY_SERVICE_STARTED"], _K["MILITARY_SERVICE_ENDED"], _K["COURT_ORDER_GRANTED"],
+    _K["ARBITRAL_AWARD_GRANTED"], _K["SURRENDER_AGREED"], _K["CURE_NOTICE_SENT"], _K["GPS_CONSENT_GRANTED"],
+    _K["GPS_CONSENT_REVOKED"], _K["MORTGAGE_REGISTERED"], _K["CONTRACT_NOTARISED"], _K["ARBITRATION_AGREED"])
 PHONE, SMS, VOICE_BOT, FIELD_VISIT, EMAIL, THIRD_PARTY = (_C["PHONE"], _C["SMS"], _C["VOICE_BOT"], _C["FIELD_VISIT"],
                                                           _C["EMAIL"], _C["THIRD_PARTY"])
 RIGHT_PARTY, UNREPORTED, FAILED = _O["RIGHT_PARTY"], _O["UNREPORTED"], _O["FAILED"]
@@ -59,6 +65,10 @@ INT_COLUMNS = (
     "opt_out_phone", "opt_out_sms", "opt_out_email", "gps_last_ping_at", "gps_status", "gps_tamper_30d",
     "geofence_exits_30d", "violations_90d", "insurance_expiry_date", "demand_notices_sent", "repossession_stage",
     "repossession_ordered_at", "repossessed_at", "disposal_notice_at", "redeemed_at", "sold_at",
+    # compliance holds and legal bases (issue 12): appended, so the positions above never move
+    "complaint_extensions", "employer_prohibits_contact", "work_hours_inconvenient", "military_service",
+    "military_service_since", "court_order_at", "arbitral_award_at", "surrender_agreed_at", "cure_notice_at",
+    "consent_gps", "mortgage_registered", "contract_notarised", "arbitration_agreed",
 )
 FLOAT_COLUMNS = ("last_payment_amount", "paid_30d", "promise_amount", "promise_paid", "gps_offline_hours",
                  "sale_amount")
@@ -71,7 +81,10 @@ _F = {name: i for i, name in enumerate(FLOAT_COLUMNS)}
  I_DISPUTES, I_DISPUTE_AT, I_COMPLAINTS, I_COMPLAINT_AT, I_CEASE, I_ATTORNEY, I_BANKRUPTCY, I_DECEASED, I_HARDSHIP,
  I_CONSENT_SMS, I_CONSENT_VOICE_BOT, I_CONSENT_PHONE, I_CONSENT_EMAIL, I_OPT_PHONE, I_OPT_SMS, I_OPT_EMAIL,
  I_GPS_LAST, I_GPS_STATUS, I_TAMPER_30D, I_EXITS_30D, I_VIOLATIONS_90D, I_INSURANCE, I_NOTICES, I_STAGE,
- I_ORDERED_AT, I_REPOSSESSED_AT, I_NOTICE_AT, I_REDEEMED_AT, I_SOLD_AT) = range(len(INT_COLUMNS))
+ I_ORDERED_AT, I_REPOSSESSED_AT, I_NOTICE_AT, I_REDEEMED_AT, I_SOLD_AT,
+ I_COMPLAINT_EXTENSIONS, I_EMPLOYER_PROHIBITS, I_WORK_HOURS, I_MILITARY, I_MILITARY_SINCE, I_COURT_ORDER_AT,
+ I_AWARD_AT, I_SURRENDER_AT, I_CURE_NOTICE_AT, I_CONSENT_GPS, I_MORTGAGE, I_NOTARISED,
+ I_ARBITRATION) = range(len(INT_COLUMNS))
 (F_LAST_PAYMENT, F_PAID_30D, F_PROMISE_AMOUNT, F_PROMISE_PAID, F_OFFLINE_HOURS, F_SALE) = range(len(FLOAT_COLUMNS))
 US_PER_HOUR = 3_600_000_000
 
@@ -109,6 +122,7 @@ def fold(starts, kind, at, day, amount, promise_day, channel, outcome, expiry_da
     p_kept_day = np.empty(most, np.int64)
     disputes = np.empty(most, np.int64)
     complaints = np.empty(most, np.int64)
+    extensions = np.empty(most, np.int64)
     consent = np.empty(4, np.int64)
     opt = np.empty(4, np.int64)
     for a in range(n):
@@ -122,8 +136,9 @@ def fold(starts, kind, at, day, amount, promise_day, channel, outcome, expiry_da
             f[j] = 0.0
         for j in (I_LAST_CONVERSATION, I_LAST_CONTACT, I_LAST_VISIT, I_LAST_PAYMENT, I_PROMISE_DATE, I_DISPUTE_AT,
                   I_COMPLAINT_AT, I_GPS_LAST, I_INSURANCE, I_ORDERED_AT, I_REPOSSESSED_AT, I_NOTICE_AT, I_REDEEMED_AT,
-                  I_SOLD_AT):
+                  I_SOLD_AT, I_MILITARY_SINCE, I_COURT_ORDER_AT, I_AWARD_AT, I_SURRENDER_AT, I_CURE_NOTICE_AT):
             row[j] = NULL
+        row[I_CONSENT_GPS] = -1
         f[F_LAST_PAYMENT] = np.nan
         f[F_PROMISE_AMOUNT] = np.nan
         f[F_PROMISE_PAID] = np.nan
@@ -197,7 +212,11 @@ def fold(starts, kind, at, day, amount, promise_day, channel, outcome, expiry_da
                     d_head += 1
             elif k == COMPLAINT_OPENED:
                 complaints[n_complaints] = at[e]
+                extensions[n_complaints] = 0
                 n_complaints += 1
+            elif k == COMPLAINT_EXTENDED:
+                if c_head < n_complaints:
+                    extensions[c_head] += 1
             elif k == COMPLAINT_CLOSED:
                 if c_head < n_complaints:
                     c_head += 1
@@ -252,6 +271,35 @@ def fold(starts, kind, at, day, amount, promise_day, channel, outcome, expiry_da
                 stage = 5
                 row[I_SOLD_AT] = at[e]
                 f[F_SALE] = amount[e]
+            elif k == EMPLOYER_PROHIBITS:
+                row[I_EMPLOYER_PROHIBITS] = 1
+            elif k == WORK_HOURS:
+                row[I_WORK_HOURS] = 1
+            elif k == MILITARY_STARTED:
+                if row[I_MILITARY] == 0:             # a second start report keeps the first start
+                    row[I_MILITARY] = 1
+                    row[I_MILITARY_SINCE] = at[e]
+            elif k == MILITARY_ENDED:
+                row[I_MILITARY] = 0
+                row[I_MILITARY_SINCE] = NULL
+            elif k == COURT_ORDER:
+                row[I_COURT_ORDER_AT] = at[e]
+            elif k == AWARD:
+                row[I_AWARD_AT] = at[e]
+            elif k == SURRENDER:
+                row[I_SURRENDER_AT] = at[e]
+            elif k == CURE_NOTICE:
+                row[I_CURE_NOTICE_AT] = at[e]
+            elif k == GPS_CONSENT_GRANTED:
+                row[I_CONSENT_GPS] = 1
+            elif k == GPS_CONSENT_REVOKED:
+                row[I_CONSENT_GPS] = 0
+            elif k == MORTGAGE:
+                row[I_MORTGAGE] = 1
+            elif k == NOTARISED:
+                row[I_NOTARISED] = 1
+            elif k == ARBITRATION:
+                row[I_ARBITRATION] = 1
         row[I_UNANSWERED_TODAY] = row[I_CALLS_TODAY] - row[I_CONNECTED_TODAY]
         # promises: kept, broken, or open (the last open one is reported)
         for p in range(promises):
@@ -279,6 +327,7 @@ def fold(starts, kind, at, day, amount, promise_day, channel, outcome, expiry_da
         row[I_COMPLAINTS] = n_complaints - c_head
         if c_head < n_complaints:
             row[I_COMPLAINT_AT] = complaints[c_head]
+            row[I_COMPLAINT_EXTENSIONS] = extensions[c_head]
         row[I_BANKRUPTCY] = bankrupt
         row[I_HARDSHIP] = hardship
         row[I_CONSENT_PHONE] = consent[0]

@@ -177,8 +177,8 @@ _RECORD_COLUMNS = tuple((c.name, _converter(c.name)) for c in STATE[2:])
 _EMPTY_RECORD = {name: (None if convert is not None and name not in _BOOL else 0 if convert is None else False)
                  for name, convert in _RECORD_COLUMNS}
 _EMPTY_RECORD.update(repossession_stage="NONE", promise_open=False)
-for _name in ("consent_sms", "consent_voice_bot", "consent_phone", "consent_email", "consent_automated_contact",
-              "contact_opt_out"):
+for _name in ("consent_sms", "consent_voice_bot", "consent_phone", "consent_email", "consent_gps",
+              "consent_automated_contact", "contact_opt_out"):
     _EMPTY_RECORD[_name] = None
 _REPLACED_SET = frozenset(REPLACED)
 _WHERE_SET = frozenset(WHERE_SET)

@@ -130,12 +130,38 @@ def reference_state(events: Sequence[Event], zone: str, at: int, settings: State
             elif e.kind == closed and queue:
                 queue.pop(0)
         s[count], s[since] = len(queue), (queue[0] if queue else None)
+    # extensions of the oldest open complaint: a COMPLAINT_EXTENDED counts towards the complaint
+    # that was the oldest open one when it came
+    open_complaints: list[list[int]] = []
+    for e in ev:
+        if e.kind == "COMPLAINT_OPENED":
+            open_complaints.append([e.at, 0])
+        elif e.kind == "COMPLAINT_CLOSED" and open_complaints:
+            open_complaints.pop(0)
+        elif e.kind == "COMPLAINT_EXTENDED" and open_complaints:
+            open_complaints[0][1] += 1
+    s["complaint_extensions"] = open_complaints[0][1] if open_complaints else 0
     kinds = [e.kind for e in ev]
     s["cease_requested"] = "CEASE_REQUESTED" in kinds
     s["attorney_represented"] = "ATTORNEY_REPRESENTED" in kinds
     s["deceased"] = "DECEASED" in kinds
     s["bankruptcy_open"] = _last_of(kinds, {"BANKRUPTCY_FILED": True, "BANKRUPTCY_CLOSED": False}, False)
     s["hardship"] = _last_of(kinds, {"HARDSHIP_DECLARED": True, "HARDSHIP_ENDED": False}, False)
+    s["employer_prohibits_contact"] = "EMPLOYER_PROHIBITS_CONTACT" in kinds
+    s["work_hours_inconvenient"] = "WORK_HOURS_INCONVENIENT" in kinds
+    # in service: the last start or end is a start; since: the first start after the last end
+    ended = max((i for i, k in enumerate(kinds) if k == "MILITARY_SERVICE_ENDED"), default=-1)
+    starts = [e.at for i, e in enumerate(ev) if e.kind == "MILITARY_SERVICE_STARTED" and i > ended]
+    s["military_service"] = bool(starts)
+    s["military_service_since"] = starts[0] if starts else None
+    s["consent_gps"] = _last_of(kinds, {"GPS_CONSENT_GRANTED": True, "GPS_CONSENT_REVOKED": False}, None)
+    for kind, column in (("MORTGAGE_REGISTERED", "mortgage_registered"), ("CONTRACT_NOTARISED", "contract_notarised"),
+                         ("ARBITRATION_AGREED", "arbitration_agreed")):
+        s[column] = kind in kinds
+    for kind, column in (("COURT_ORDER_GRANTED", "court_order_at"), ("ARBITRAL_AWARD_GRANTED", "arbitral_award_at"),
+                         ("SURRENDER_AGREED", "surrender_agreed_at"), ("CURE_NOTICE_SENT", "cure_notice_at")):
+        found = [e.at for e in ev if e.kind == kind]
+        s[column] = found[-1] if found else None
     for channel in ("PHONE", "SMS", "VOICE_BOT", "EMAIL"):
         about = [e for e in ev if e.kind in ("CONSENT_GRANTED", "CONSENT_REVOKED", "OPT_OUT")
                  and e.channel in (None, channel)]

@@ -139,6 +139,12 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             LEFT JOIN contact_channels c ON c.code = e.channel
             LEFT JOIN contact_outcomes o ON o.code = e.outcome""",
     ]),
+    # the event kinds of issue 12 (compliance holds and legal bases), appended to the contract's
+    # event_kind: a ledger made before them gets their names in its lookup table (a ledger made
+    # after has them from version 1 already)
+    (2, [f"INSERT INTO event_kinds (code, name) SELECT {code}, '{name}' "
+         f"WHERE NOT EXISTS (SELECT 1 FROM event_kinds WHERE code = {code})"
+         for code, name in enumerate(ENUMS["event_kind"]) if code >= 28 and code < 42]),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _LOOKUPS = {"event_kinds": "event_kind", "contact_channels": "contact_channel", "contact_outcomes": "contact_outcome"}

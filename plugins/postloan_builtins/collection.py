@@ -26,7 +26,8 @@ from kernel.errors import PostloanError
 from kernel.hookspecs import ACTION, NULL_TIME, US_PER_DAY, US_PER_MINUTE, Batch, CollectionStrategy
 from kernel.schema import ENUMS
 
-from .compliance import DEBT_TERMS, mentions_debt
+from . import compliance_kernels as K
+from .compliance import IDENTITY_MARKERS, VOICEMAIL_MARKERS, mentions_debt, screen_scripts
 
 __all__ = ["TieredStrategy", "Template", "TemplateSet", "FIELDS", "load_templates", "format_money",
            "TIERS", "TIER_CHANNELS"]
@@ -71,7 +72,28 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
     Field("disposal_channel", "text", True, "recommended disposal channel"),
     Field("expected_net", "money", True, "expected net proceeds of that channel"),
     Field("disposal_days", "int", True, "expected days to sale on that channel"),
+    Field("late_charge", "label", True, "what the contract calls its charge for paying late: 罚息 / 滞纳金, "
+          "penalty interest / late fees ([strategy.tiered] late_charge by country)"),
+    Field("routes", "label", True, "the enforcement routes the account's contract and records allow (legal review)"),
+    Field("legal_basis", "label", True, "the recorded legal basis for a repossession"),
 )}
+
+#: the fields a third-party script may use: location information only (FDCPA § 804; the person
+#: sought, who calls and a number to call back) — checked when templates load
+THIRD_PARTY_FIELDS = frozenset({"name", "caller", "hotline"})
+#: the fields a voice bot's limited-content voicemail may use (Reg F § 1006.2(j))
+VOICEMAIL_FIELDS = frozenset({"name", "lender", "caller", "hotline"})
+#: what a contact script must carry, by action and language (the screen's bits): checked when
+#: templates load; the compliance policies check every rendered script again
+_REQUIRED_NOTICES = {
+    ("SMS", "zh"): (K.S_PAID_IGNORE, "如已还款请忽略"), ("SMS", "en"): (K.S_OPT_OUT_NOTICE, "Reply STOP to opt out"),
+    ("PHONE", "zh"): (K.S_RECORDING_NOTICE, "本次通话将被录音"), ("PHONE", "en"): (K.S_RECORDING_NOTICE, "This call is recorded"),
+    ("VOICE_BOT", "zh"): (K.S_RECORDING_NOTICE, "本次通话将被录音"),
+    ("VOICE_BOT", "en"): (K.S_RECORDING_NOTICE, "This call is recorded"),
+}
+#: words and labels per language
+LATE_CHARGES = {"penalty_interest": {"zh": "罚息", "en": "penalty interest"},
+                "late_fee": {"zh": "滞纳金", "en": "late fees"}}
 
 _BOOK_MONEY = {"overdue_amount": "overdue_amount", "penalty_interest": "penalty_interest",
                "installment_amount": "installment_amount", "valuation": "valuation.price",
@@ -110,7 +132,8 @@ class Template:
         """The pieces with the key a renderer caches each field's text under: (field,
         language) for a constant, (field, unit) otherwise."""
         return tuple((literal, field, unit, None if not field else (field, self.language)
-                      if FIELDS[field].kind == "constant" else (field, unit)) for literal, field, unit in self.pieces)
+                      if FIELDS[field].kind in ("constant", "label") or field == "vehicle" else (field, unit))
+                     for literal, field, unit in self.pieces)
 
 
 class TemplateSet:
@@ -186,17 +209,75 @@ def _template(path: Path, language: str, tid: str, spec: Any) -> Template:
             elif spec_ or conversion:
                 raise PostloanError(f"{where}: field {{{field}}} takes no format (amounts, dates and numbers "
                                     f"are formatted by postloan; a count may name its unit: {{dpd:day|days}})")
-            if action == "THIRD_PARTY_CONTACT" and FIELDS[field].debt:
-                raise PostloanError(f"{where}: a third-party script must not mention the debt, but uses {{{field}}}")
+            if action == "THIRD_PARTY_CONTACT" and field not in THIRD_PARTY_FIELDS:
+                raise PostloanError(f"{where}: a third-party script may use only location information "
+                                    f"({', '.join('{' + f + '}' for f in sorted(THIRD_PARTY_FIELDS))}), but uses "
+                                    f"{{{field}}}")
             pieces.append((literal, field, unit))
         else:
             pieces.append((literal, None, None))
-    if action == "THIRD_PARTY_CONTACT":
-        literal_text = pa.array(["".join(lit for lit, _, _ in pieces)])
-        if mentions_debt(literal_text)[0]:
-            word = next(t for t in DEBT_TERMS if t.lower() in literal_text[0].as_py().lower())
-            raise PostloanError(f"{where}: a third-party script must not mention the debt, but says {word!r}")
+    _check_structure(where, language, action, pieces)
     return Template(tid, language, action, frozenset(tiers), tuple(pieces), str(path))
+
+
+def _check_structure(where: str, language: str, action: str, pieces) -> None:
+    """What a script of ``action`` must say and where (docs/compliance.md, "Scripts"): the
+    literal text is read by the same screen as every rendered script; fields by what they
+    reveal."""
+    literal = "".join(lit for lit, _, _ in pieces)
+    # each field as a neutral mark «k» (k: its piece), so that the screen reads the words only
+    text = "".join(lit + (f"«{k}»" if field else "") for k, (lit, field, _) in enumerate(pieces))
+    at = {k: text.index(f"«{k}»") for k, (_, field, _) in enumerate(pieces) if field}
+    bits = screen_scripts(pa.array([text]))[0]
+    if action == "THIRD_PARTY_CONTACT":
+        if bits & K.S_DEBT:
+            raise PostloanError(f"{where}: a third-party script must not mention the debt, but says "
+                                f"{_first_debt_word(literal)!r}")
+        return
+    if action not in ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT"):
+        return
+    if bits & K.S_ANONYMOUS:
+        raise PostloanError(f"{where}: the caller must be named truthfully (the institution), not as customer service")
+    if bits & K.S_FALSE_THREAT:
+        raise PostloanError(f"{where}: the script threatens what a lender may not ({_first_threat(literal)!r})")
+    if not any(f == "lender" for _, f, _ in pieces):
+        raise PostloanError(f"{where}: the script must name the lender ({{lender}}): truthful identification")
+    need = _REQUIRED_NOTICES.get((action, language))
+    if need and not bits & need[0]:
+        raise PostloanError(f"{where}: the script must say {need[1]!r}")
+    if action != "SMS":
+        marker = next((m for m in IDENTITY_MARKERS if m in text), None)
+        if marker is None:
+            raise PostloanError(f"{where}: the script must mark where the debtor's identity is confirmed "
+                                f"({' or '.join(IDENTITY_MARKERS)}): no debt detail before it")
+        before = text[:text.index(marker)]
+        revealing = [f for k, (_, f, _) in enumerate(pieces) if f and FIELDS[f].debt and at[k] < len(before)]
+        if revealing or bits & K.S_DEBT_BEFORE_IDENTITY:
+            what = f"{{{revealing[0]}}}" if revealing else repr(_first_debt_word(before))
+            raise PostloanError(f"{where}: debt details before the identity marker ({what})")
+    if action == "VOICE_BOT":
+        marker = next((m for m in VOICEMAIL_MARKERS if m in text), None)
+        if marker is None:
+            raise PostloanError(f"{where}: a voice-bot script must end with a limited-content voicemail "
+                                f"({' or '.join(VOICEMAIL_MARKERS)} …)")
+        after = text[text.index(marker):]
+        extra = [f for k, (_, f, _) in enumerate(pieces) if f and f not in VOICEMAIL_FIELDS and at[k] > text.index(marker)]
+        if extra or not bits & K.S_VOICEMAIL_OK:
+            what = f"{{{extra[0]}}}" if extra else repr(_first_debt_word(after))
+            raise PostloanError(f"{where}: the voicemail may name only the business, the person and a number, "
+                                f"but has {what}")
+
+
+def _first_debt_word(text: str) -> str:
+    from .compliance import _DEBT_RE
+    m = _DEBT_RE.search(text)
+    return m.group(0) if m else text[:20]
+
+
+def _first_threat(text: str) -> str:
+    from .compliance import _CHECK_RE
+    m = _CHECK_RE["threat"].search(text)
+    return m.group(0) if m else ""
 
 
 def _unit(where: str, field: str, spec: str) -> Unit:
@@ -315,14 +396,51 @@ def _days_text_small(days) -> list[str]:
             for d in days]
 
 
+def load_vehicle_names(path: str | Path | None = None) -> dict[str, tuple[str, dict[str, str]]]:
+    """Chinese brand and model names (data/vehicle_names_zh.toml): brand → (中文品牌, {model:
+    中文车型}); a malformed entry is an error naming the file and brand."""
+    path = Path(path or Path(__file__).with_name("data") / "vehicle_names_zh.toml")
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise PostloanError(f"{path}: cannot read the vehicle names ({e})") from None
+    out = {}
+    for brand, spec in data.items():
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str) or \
+                not isinstance(spec.get("models", {}), Mapping) or \
+                not all(isinstance(v, str) for v in spec.get("models", {}).values()):
+            raise PostloanError(f"{path}: [{brand}] needs name = \"<中文品牌>\" and models = {{ \"<model>\" = \"<中文车型>\" }}")
+        out[brand] = (spec["name"], dict(spec.get("models", {})))
+    return out
+
+
+#: enforcement routes: (bit, zh, en) — the legal review's script lists those the account's
+#: contract and records allow (docs/compliance.md, "Litigation routes")
+_ROUTES = ((1, "网络仲裁（已约定仲裁）", "online arbitration (arbitration agreed)"),
+           (2, "赋强公证（向公证机构申请执行证书后申请法院执行）",
+            "notarised enforceable instrument (an enforcement certificate, then the court)"),
+           (4, "实现担保物权特别程序（抵押已登记、无实质争议）",
+            "special procedure to realise the security interest (mortgage registered, no dispute)"),
+           (8, "诉讼（合同约定诉讼管辖）", "litigation (the contract's clause)"))
+_NO_ROUTE = {"zh": "暂无可用途径（须先补足前提）", "en": "no route yet (its preconditions are not met)"}
+#: legal bases of a repossession: (bit, zh, en)
+_BASES = ((1, "客户书面同意交车", "the debtor's written agreement to hand the car over"),
+          (2, "法院判决或裁定", "a court order"),
+          (4, "仲裁裁决（经法院执行）", "an arbitral award (enforced through the court)"))
+_NO_BASIS = {"zh": "未记录法律依据（不得收车）", "en": "no legal basis recorded (do not repossess)"}
+
+
 class _Renderer:
     """Renders templates for groups of actions; field columns are computed once per batch."""
 
-    def __init__(self, batch: Batch, constants: Mapping[str, Mapping[str, str]], symbols: tuple[list, np.ndarray]):
+    def __init__(self, batch: Batch, constants: Mapping[str, Mapping[str, str]], symbols: tuple[list, np.ndarray],
+                 late_charge: np.ndarray | None = None, vehicle_names: Mapping | None = None):
         self.batch = batch
         self.constants = constants
         self.symbols = symbols            # (distinct symbols, index per account row)
         self._symbols_of: tuple | None = None
+        self.late_charge = late_charge    # per country code (−1 last): a key of LATE_CHARGES
+        self.vehicle_names = vehicle_names or {}
 
     def _symbol_codes(self, rows: np.ndarray):
         """The rows' currency symbols as (distinct symbols, index per row) for format_money."""
@@ -336,7 +454,7 @@ class _Renderer:
             self._symbols_of = (rows, [names[i] for i in index[rows].tolist()])
         return self._symbols_of[1]
 
-    def _text(self, field: str, rows: np.ndarray, small: bool):
+    def _text(self, field: str, rows: np.ndarray, small: bool, language: str = "en"):
         """A text field for ``rows`` only (a book holds millions of names; a batch scripts a
         few): an Arrow array, or a list of str for a few rows."""
         column = self._column_few if small else self._column_all
@@ -347,6 +465,12 @@ class _Renderer:
             return [v[-4:] for v in ids] if small else pc.utf8_slice_codeunits(ids, -4)
         if field == "vehicle":
             brand, model = column("brand", rows), column("model", rows)
+            if language == "zh" and self.vehicle_names:
+                if not small:
+                    brand, model = brand.to_pylist(), model.to_pylist()
+                names = self.vehicle_names
+                text = [_zh_vehicle(names, b, m) for b, m in zip(brand, model)]
+                return text if small else pa.array(text, pa.string())
             return [f"{b} {m}" for b, m in zip(brand, model)] if small else pc.binary_join_element_wise(brand, model, " ")
         if field == "disposal_channel":
             channel = column("disposal_channel.channel", rows)
@@ -455,8 +579,51 @@ class _Renderer:
             return _days_text_small(values.tolist()) if small else _days_text(values)
         if field == "disposal_channel" and not b.has("disposal_channel.channel"):
             return [_MISSING] * rows.shape[0] if small else pa.array([_MISSING] * rows.shape[0], pa.string())
-        taken = self._text(field, rows, small)
+        if kind == "label":
+            return self._label(field, language, rows, small)
+        taken = self._text(field, rows, small, language)
         return taken if small else pc.fill_null(taken, _MISSING)
+
+    def _flag(self, column: str, rows: np.ndarray) -> np.ndarray:
+        """A yes/no state column for ``rows`` (absent, e.g. a book without state: no)."""
+        b = self.batch
+        if not b.has(column):
+            return np.zeros(rows.shape[0], bool)
+        if column.endswith("_at"):
+            return b.time_us(column)[rows] != NULL_TIME
+        return b.int(column, 0)[rows] > 0
+
+    def _label(self, field: str, language: str, rows: np.ndarray, small: bool):
+        """A label chosen per account: the contract's word for late charges, the enforcement
+        routes its records allow, the legal basis of a repossession."""
+        if field == "late_charge":
+            kinds = self.late_charge[self.batch.enum("country")[rows]]
+            words = [LATE_CHARGES[k][language] for k in kinds.tolist()]
+            return words if small else pa.array(words, pa.string())
+        if field == "routes":
+            arbitration = self._flag("arbitration_agreed", rows)
+            code = arbitration * 1 + self._flag("contract_notarised", rows) * 2 \
+                + (self._flag("mortgage_registered", rows) & ~self._flag("open_disputes", rows)) * 4 \
+                + (self._flag("litigation_clause", rows) & ~arbitration) * 8
+            table, empty = _ROUTES, _NO_ROUTE[language]
+            sep = "；" if language == "zh" else "; "
+        else:
+            code = self._flag("surrender_agreed_at", rows) * 1 + self._flag("court_order_at", rows) * 2 \
+                + self._flag("arbitral_award_at", rows) * 4
+            table, empty = _BASES, _NO_BASIS[language]
+            sep = "、" if language == "zh" else ", "
+        column = 1 if language == "zh" else 2
+        texts = {c: sep.join(entry[column] for entry in table if c & entry[0]) or empty
+                 for c in set(code.tolist())}
+        words = [texts[c] for c in code.tolist()]
+        return words if small else pa.array(words, pa.string())
+
+
+def _zh_vehicle(names: Mapping, brand, model) -> str:
+    """丰田凯美瑞 for Toyota Camry; a name not in the table as the book has it."""
+    zh_brand, models = names.get(brand, (brand, {}))
+    zh_model = models.get(model, model)
+    return f"{zh_brand}{zh_model}" if not zh_model[:1].isascii() or not zh_brand[-1:].isascii() else f"{zh_brand} {zh_model}"
 
 
 def _as_text(arr) -> pa.Array:
@@ -481,9 +648,15 @@ _STRATEGY_DEFAULTS = {
     "hold_on_dispute": True,                # an open dispute: no collection action at all
     "currency": {"CN": "¥", "US": "$"},     # symbol by the debtor's country
     "language": {"CN": "zh", "US": "en"},   # script language by the debtor's country
-    "zh": {"lender": "示例汽车金融", "hotline": "400-800-8000", "caller": "客户服务中心"},
-    "en": {"lender": "Example Auto Finance", "hotline": "+1-800-555-0100", "caller": "Example Customer Service"},
+    # what the contracts call the charge for paying late, by country: penalty_interest (罚息) or late_fee
+    "late_charge": {"CN": "penalty_interest", "US": "late_fee"},
+    # lender: the business's real name (truthful identification); caller: who a third party is told
+    # calls — in China the institution, in the US the collector's own name (FDCPA § 804(1))
+    "zh": {"lender": "示例汽车金融", "hotline": "400-800-8000", "caller": "示例汽车金融"},
+    "en": {"lender": "Example Auto Finance", "hotline": "+1-800-555-0100", "caller": "Jordan Lee"},
 }
+#: names a caller may not go by: anonymous (truthful identification)
+_ANONYMOUS_CALLERS = ("客户服务中心", "客服中心", "customer service")
 
 
 #: the action kinds the tiered strategy plans, in plan order
@@ -496,7 +669,8 @@ class TieredStrategy(CollectionStrategy):
 
     - ``collection_tier.channel`` SMS_VOICE → SMS and VOICE_BOT; PHONE → up to
       ``collection_tier.calls_per_day`` calls (at most ``max_calls``), spaced
-      ``call_spacing_minutes`` apart; FIELD_VISIT → a field visit (not once repossessed).
+      ``call_spacing_minutes`` apart; FIELD_VISIT → a field visit (not once repossessed), and the
+      SEVERE tier's calls too (its ``calls_per_day``, with the ``phone_severe`` script).
       Phone contact needs a valid number;
     - tier MEDIUM or SEVERE and the debtor unreachable (invalid number, or 3 consecutive failed
       attempts) with a third-party contact on file → THIRD_PARTY_CONTACT;
@@ -523,7 +697,7 @@ class TieredStrategy(CollectionStrategy):
             raise PostloanError(f"[strategy.{self.name}]: unknown setting {unknown[0]!r} "
                                 f"(settings: {', '.join(_STRATEGY_DEFAULTS)})")
         settings = {**_STRATEGY_DEFAULTS, **given}
-        for key in ("currency", "language", "zh", "en"):
+        for key in ("currency", "language", "late_charge", "zh", "en"):
             if not isinstance(given.get(key, {}), Mapping):
                 raise PostloanError(f"[strategy.{self.name}.{key}] must be a table, got {type(given[key]).__name__}")
             settings[key] = {**_STRATEGY_DEFAULTS[key], **given.get(key, {})}
@@ -533,8 +707,23 @@ class TieredStrategy(CollectionStrategy):
         for key in ("hold_on_open_promise", "hold_on_dispute"):
             if not isinstance(settings[key], bool):
                 raise PostloanError(f"[strategy.{self.name}] {key}: expected true or false, got {settings[key]!r}")
+        for country, kind in settings["late_charge"].items():
+            if kind not in LATE_CHARGES:
+                raise PostloanError(f"[strategy.{self.name}.late_charge] {country} = {kind!r}: expected one of "
+                                    f"{', '.join(LATE_CHARGES)}")
+        for language in ("zh", "en"):
+            for key in ("lender", "caller"):
+                value = settings[language].get(key)
+                if not isinstance(value, str) or not value.strip():
+                    raise PostloanError(f"[strategy.{self.name}.{language}] {key}: the business's real name is "
+                                        f"required, got {value!r}")
+                if any(a in value.lower() for a in _ANONYMOUS_CALLERS):
+                    raise PostloanError(f"[strategy.{self.name}.{language}] {key} = {value!r}: callers identify "
+                                        f"themselves truthfully (the institution, or their own name), never as "
+                                        f"customer service")
         self.settings = settings
         self.templates = load_templates(settings["templates"] or TEMPLATES_DIR)
+        self.vehicle_names = load_vehicle_names()
         # template index by (language, action, tier) code: the first matching template wins
         languages = ENUMS["language"]
         self._pick = np.full((len(languages), len(ACTION), len(TIERS)), -1, np.int64)
@@ -545,6 +734,8 @@ class TieredStrategy(CollectionStrategy):
         self._language_of_country = np.array(
             [languages.index(settings["language"].get(c, "zh")) for c in countries] + [languages.index("zh")], np.int64)
         self._symbols = [str(settings["currency"].get(c, "")) for c in countries] + [""]    # index −1: the last, ""
+        self._late_charge = np.array([settings["late_charge"].get(c, "penalty_interest") for c in countries]
+                                     + ["penalty_interest"], dtype=object)
         self._constants = {language: settings[language] for language in ("zh", "en")}
         self._ids = np.array([t.id for t in self.templates.templates] + [None], dtype=object)
         self._language_names = np.array(languages, dtype=object)
@@ -598,7 +789,7 @@ class TieredStrategy(CollectionStrategy):
         wanted = np.array([
             sms_voice | promised & (tier >= 1) & phone_ok,         # an open promise: a reminder only
             sms_voice,
-            (channel == 2) & phone_ok & go,
+            ((channel == 2) | (tier == 3)) & phone_ok & go,         # SEVERE calls too (calls_per_day), beside visits
             (channel == 3) & ~repossessed & ~visited & go,
             (tier >= 2) & unreachable & batch.bool("has_third_party_contact") & go,
             legal & go,
@@ -624,7 +815,7 @@ class TieredStrategy(CollectionStrategy):
 
     def _render(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: np.ndarray):
         country = batch.enum("country")
-        renderer = _Renderer(batch, self._constants, (self._symbols, country))
+        renderer = _Renderer(batch, self._constants, (self._symbols, country), self._late_charge, self.vehicle_names)
         language = self._language_of_country[country[rows]]
         chosen = self._pick[language, action, np.maximum(tier[rows], 0)]
         ids = self._ids[chosen]

@@ -1,15 +1,25 @@
-"""Built-in compliance policies: China's collection rules, US Regulation F, third-party
-contact, and litigation preconditions.
+"""Built-in compliance policies: holds, China's collection rules, US federal and state rules,
+third-party contact, scripts, repossession and disposal, litigation preconditions.
 
-Each policy judges whole action batches with NumPy masks. Times are the debtor's local
-time (book column ``time_zone``, DST included) at the moment the action would happen
-(``max(earliest_at, now)``); ``now`` is given to the pipeline, never read from the clock.
-docs/compliance.md explains every policy and reason code for compliance officers.
+Each policy here *declares* a rule — its name, the actions it judges, its parameters, its
+reason codes, the sources it rests on and whom it binds (:class:`Rule`, rendered into
+docs/compliance.md by :func:`rulebook`) — and the rule itself is a compiled function in
+:mod:`.compliance_kernels`. The :class:`Engine` feeds those functions: it reads the
+account's columns once per batch (book ⋈ ledger state), prepares the per-action facts (calls
+planned before, what each script says) and the debtor's zones, then runs the policies of a
+set in one compiled call — the pipeline fuses consecutive built-in policies of a set that
+way; a policy's own :meth:`~CompiledPolicy.check` runs it alone through the same call.
+
+Times are the debtor's local time (book column ``time_zone``, DST included) at the moment
+the action would happen (``max(earliest_at, now)``); ``now`` is given to the pipeline, never
+read from the clock.
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -17,33 +27,67 @@ import pyarrow.compute as pc
 
 import kernel
 from kernel.errors import PostloanError
-from kernel.hookspecs import NULL_TIME, ActionBatch, CompliancePolicy, Verdicts
+from kernel.hookspecs import (ACTION, NULL_TIME, US_PER_DAY, ActionBatch, CompliancePolicy, Verdicts, _scalar_days,
+                              _scalar_us, _zone_table)
+from kernel.schema import BOOK, ENUMS
+
+from . import compliance_kernels as K
 
 __all__ = [
-    "QuietHours", "CallLimits", "ComplaintPause", "AutomatedConsent", "ThirdPartyContact",
-    "RegFOptOut", "RegFHours", "RegFConversation", "RegFCallFrequency", "LitigationPreconditions",
-    "CONTACT", "CALLS", "AUTOMATED", "DEBT_TERMS", "mentions_debt",
+    "Rule", "Engine", "ENGINE", "CompiledPolicy", "POLICIES", "rulebook", "screen_scripts",
+    "QuietHours", "CallLimits", "ComplaintPause", "AutomatedConsent", "ThirdPartyContact", "RegFOptOut",
+    "RegFRestrictedMedium", "RegFHours", "RegFConversation", "RegFCallFrequency", "LitigationPreconditions",
+    "PromiseHold", "DisputeHold", "CeaseCommunication", "AttorneyRepresented", "BankruptcyStay", "SCRARepossession",
+    "DeceasedHold", "HardshipHold", "TCPAConsent", "InconvenientTimes", "LimitationPeriod", "CNScriptContent",
+    "USScriptContent", "SMSCap", "GPSConsent", "RepossessionBasis", "RightToCure", "DisposalNotice",
+    "MassachusettsCalls", "CONTACT", "CALLS", "AUTOMATED", "ENFORCEMENT", "DEBT_TERMS", "mentions_debt",
+    "OPERATORS", "IDENTITY_MARKERS", "VOICEMAIL_MARKERS", "settlement",
 ]
 
 #: actions that contact a person (debtor or third party)
 CONTACT = ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT", "THIRD_PARTY_CONTACT")
 #: telephone calls to the debtor (a voice bot call is a call)
 CALLS = ("PHONE", "VOICE_BOT")
-#: automated contact, which needs the debtor's consent in China
+#: automated contact, which needs the debtor's consent
 AUTOMATED = ("SMS", "VOICE_BOT")
+#: steps to enforce the debt
+ENFORCEMENT = ("LEGAL_REVIEW", "REPOSSESSION", "DISPOSAL")
+ALL_ACTIONS = tuple(ACTION)
 
-#: words that reveal a debt; a third-party script must contain none of them
-DEBT_TERMS = ("逾期", "欠款", "欠费", "欠钱", "债", "催收", "催缴", "还款", "还钱", "罚息", "贷款", "车贷",
-              "违约", "起诉", "诉讼", "拖欠",
-              "debt", "overdue", "owe", "owing", "collect", "payment", "loan", "past due", "delinquen",
-              "default", "penalt", "arrears", "lawsuit", "repossess", "balance")
-# English terms match at the start of a word ("owe" must not match "however")
-_DEBT_PATTERN = "(?i)(" + "|".join(re.escape(t) if not t.isascii() else r"\b" + re.escape(t)
-                                   for t in DEBT_TERMS) + ")"
+# --------------------------------------------------------------------------------------------
+# The script screen: what a rendered script says
+# --------------------------------------------------------------------------------------------
 
+#: words that reveal a debt (a prefix for English words); a third-party script must contain none
+DEBT_TERMS = ("逾期", "欠", "债", "催", "还款", "还钱", "罚息", "贷款", "车贷", "分期", "结清", "月供", "车款", "本金",
+              "利息", "违约", "起诉", "诉讼", "法院", "律师函", "收车", "收走", "拖车", "扣车", "车要被", "车被", "征信",
+              "账单", "拖欠",
+              "debt", "overdue", "owe", "owing", "collect", "payment", "loan", "past due", "delinquen", "default",
+              "penalt", "arrears", "lawsuit", "repossess", "repo ", "balance", "car note", "behind on",
+              "installment", "late fee", "credit report")
+#: English words that reveal a debt only as whole words ("late" but not "later")
+DEBT_WORDS = ("late", "bill", "bills", "pay", "paid", "owes", "owed", "tow", "towed", "sue", "sued")
+_DEBT_PATTERN = "(" + "|".join([re.escape(t) if not t.isascii() else r"\b" + re.escape(t) for t in DEBT_TERMS]
+                               + [r"\b" + w + r"\b" for w in DEBT_WORDS]) + ")"
+#: the same pattern for Python's re, for a few texts (re.ASCII: \b as in RE2, Arrow's engine)
+_DEBT_RE = re.compile("(?i)" + _DEBT_PATTERN, re.ASCII)
 
-# the same pattern for Python's re, for a few texts (re.ASCII: \b as in RE2, Arrow's engine)
-_DEBT_RE = re.compile(_DEBT_PATTERN, re.ASCII)
+#: the marker a script puts where the debtor's identity is confirmed: no debt before it
+IDENTITY_MARKERS = ("【确认本人后】", "[Identity confirmed]")
+#: the marker opening a voice bot's limited-content voicemail (Reg F § 1006.2(j)): no debt after it
+VOICEMAIL_MARKERS = ("【语音留言】", "[Voicemail]")
+_CHECKS = {
+    "opt_out": r"(?i)(\b(reply|text)\s+stop\b|退订)",
+    "recording": r"(?i)(录音|\brecorded\b|\brecording\b)",
+    "paid_ignore": r"(?i)(如已还款请忽略|\bif you have already paid\b)",
+    "anonymous": r"(?i)(客户服务中心|客服中心|\b(this is|calling from|i am from|i'm from)\s+(the\s+)?([\w-]+\s+)?customer service\b)",
+    "threat": r"(黑名单|坐牢|拘留|子女|曝光|通讯录|刑事)",
+}
+_CHECK_RE = {name: re.compile(pattern, re.ASCII) for name, pattern in _CHECKS.items()}
+_CHECK_BIT = {"opt_out": K.S_OPT_OUT_NOTICE, "recording": K.S_RECORDING_NOTICE, "paid_ignore": K.S_PAID_IGNORE,
+              "anonymous": K.S_ANONYMOUS, "threat": K.S_FALSE_THREAT}
+_MARKER_RE = {"identity": re.compile("|".join(re.escape(m) for m in IDENTITY_MARKERS)),
+              "voicemail": re.compile("|".join(re.escape(m) for m in VOICEMAIL_MARKERS))}
 
 
 def mentions_debt(texts: pa.Array, among: np.ndarray | None = None) -> np.ndarray:
@@ -60,8 +104,170 @@ def mentions_debt(texts: pa.Array, among: np.ndarray | None = None) -> np.ndarra
         if idx.size:
             out[idx] = mentions_debt(texts.take(pa.array(idx)))
         return out
-    hits = pc.match_substring_regex(texts, _DEBT_PATTERN)
+    hits = pc.match_substring_regex(texts, _DEBT_PATTERN, ignore_case=True)
     return pc.fill_null(hits, False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+#: ASCII letters lowered, nothing else (lengths stay, so positions agree with the original)
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+#: non-ASCII characters whose lower case is ASCII or longer (the Kelvin sign, dotted İ) — or not
+#: lowered at all by the regex engines' ASCII folding, while str.lower lowers them (any letter
+#: outside ASCII is fine: it never matches an ASCII term either way)
+_ODD_LOWER = re.compile("[\u212a\u0130\u212b]")
+_WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_CJK_TERMS = tuple(t for t in DEBT_TERMS if not t.isascii())
+_ASCII_TERMS = tuple(t.lower() for t in DEBT_TERMS if t.isascii())
+_WHOLE_WORDS = tuple(w.lower() for w in DEBT_WORDS)
+#: the literal checks (the others are small regexes): what each one's bit needs
+_LITERAL_CHECKS = ((K.S_OPT_OUT_NOTICE, ("退订",)), (K.S_RECORDING_NOTICE, ("录音",)),
+                   (K.S_PAID_IGNORE, ("如已还款请忽略",)), (K.S_ANONYMOUS, ("客户服务中心", "客服中心")),
+                   (K.S_FALSE_THREAT, ("黑名单", "坐牢", "拘留", "子女", "曝光", "通讯录", "刑事")))
+#: (bit, a word the lowered text must hold for the pattern to be worth running, the pattern)
+_ENGLISH_CHECKS = ((K.S_OPT_OUT_NOTICE, "stop", re.compile(r"(?i)\b(reply|text)\s+stop\b", re.ASCII)),
+                   (K.S_RECORDING_NOTICE, "record", re.compile(r"(?i)\b(recorded|recording)\b", re.ASCII)),
+                   (K.S_PAID_IGNORE, "already paid", re.compile(r"(?i)\bif you have already paid\b", re.ASCII)),
+                   (K.S_ANONYMOUS, "customer service",
+                    re.compile(r"(?i)\b(this is|calling from|i am from|i'm from)\s+(the\s+)?([\w-]+\s+)?"
+                               r"customer service\b", re.ASCII)))
+
+
+#: the English terms as one pattern over lowered text: a term starts a word, a whole word also
+#: ends one (only word starts try the alternatives, so it is cheap)
+_ASCII_DEBT_RE = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in _ASCII_TERMS) + "|(?:"
+                            + "|".join(re.escape(w) for w in _WHOLE_WORDS) + r")\b)", re.ASCII)
+
+
+def _debt_positions(low: str) -> tuple[int, int]:
+    """(first, last) start of a debt term in ASCII-lowered text (−1, −1: none): the Chinese
+    terms by substring search, the English ones by :data:`_ASCII_DEBT_RE`."""
+    first, last = -1, -1
+    for t in _CJK_TERMS:
+        p = low.find(t)
+        if p >= 0:
+            if first < 0 or p < first:
+                first = p
+            q = low.rfind(t)
+            if q > last:
+                last = q
+    for m in _ASCII_DEBT_RE.finditer(low):
+        p = m.start()
+        if first < 0 or p < first:
+            first = p
+        if p > last:
+            last = p
+    return first, last
+
+
+def _screen_one(text: str | None) -> int:
+    """The screen's bits for one script (plain Python; the same as :func:`_screen_many`)."""
+    if text is None:
+        return 0
+    bits = K.S_HAS_SCRIPT
+    for bit, words in _LITERAL_CHECKS:
+        for w in words:
+            if w in text:
+                bits |= bit
+                break
+    # ASCII letters lowered (as RE2's and re's ASCII case folding); str.lower is far cheaper than
+    # translate and gives the same text unless a non-ASCII letter lowers to ASCII or lengthens
+    low = text.lower() if text.isascii() or not _ODD_LOWER.search(text) else text.translate(_ASCII_LOWER)
+    for bit, word, pattern in _ENGLISH_CHECKS:
+        if not bits & bit and word in low and pattern.search(text):
+            bits |= bit
+    first, last = _debt_positions(low)
+    if first >= 0:
+        bits |= K.S_DEBT
+    identity = min((p for p in (text.find(m) for m in IDENTITY_MARKERS) if p >= 0), default=len(text) + 1)
+    if 0 <= first < identity:
+        bits |= K.S_DEBT_BEFORE_IDENTITY
+    voicemail = min((p for p in (text.find(m) for m in VOICEMAIL_MARKERS) if p >= 0), default=-1)
+    if voicemail >= 0 and last <= voicemail:
+        bits |= K.S_VOICEMAIL_OK
+    return bits
+
+
+def _matches(texts: pa.Array, pattern: str) -> np.ndarray:
+    return pc.fill_null(pc.match_substring_regex(texts, pattern), False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _screen_many(texts: pa.Array) -> np.ndarray:
+    """The screen's bits for many scripts (Arrow's RE2; the same patterns and positions as
+    :func:`_screen_one`: a script is split at its first marker)."""
+    n = len(texts)
+    bits = np.where(pc.is_valid(texts).to_numpy(zero_copy_only=False), K.S_HAS_SCRIPT, 0).astype(np.int64)
+    for name, pattern in _CHECKS.items():
+        bits |= np.where(_matches(texts, pattern), _CHECK_BIT[name], 0)
+    debt = _matches(texts, "(?i)" + _DEBT_PATTERN)
+    bits |= np.where(debt, K.S_DEBT, 0)
+    marker = "|".join(re.escape(m) for m in IDENTITY_MARKERS)
+    before = pc.list_element(pc.split_pattern_regex(texts, marker, max_splits=1), 0)
+    bits |= np.where(_matches(before, "(?i)" + _DEBT_PATTERN), K.S_DEBT_BEFORE_IDENTITY, 0)
+    marker = "|".join(re.escape(m) for m in VOICEMAIL_MARKERS)
+    has_voicemail = _matches(texts, marker)
+    parts = pc.split_pattern_regex(texts, marker, max_splits=1)
+    after = pc.list_element(pc.if_else(pa.array(has_voicemail), parts, pa.nulls(n, parts.type)), 1) \
+        if has_voicemail.any() else pa.nulls(n, pa.string())
+    bits |= np.where(has_voicemail & ~_matches(after, "(?i)" + _DEBT_PATTERN), K.S_VOICEMAIL_OK, 0)
+    return bits
+
+
+def screen_scripts(texts: pa.Array, among: np.ndarray | None = None) -> np.ndarray:
+    """What each script says, as the bits of :mod:`.compliance_kernels` (``S_*``); with
+    ``among``, only the scripts in that mask are read (the others give 0)."""
+    n = len(texts)
+    out = np.zeros(n, np.int64)
+    idx = np.arange(n) if among is None else np.flatnonzero(among)
+    if idx.size == 0:
+        return out
+    if n <= 64:
+        listed = texts.to_pylist()
+        out[idx] = [_screen_one(listed[i]) for i in idx.tolist()]
+        return out
+    out[idx] = _screen_many(texts if idx.size == n else texts.take(pa.array(idx)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Jurisdiction data
+# --------------------------------------------------------------------------------------------
+
+#: who collects: a third-party debt collector (bound by the FDCPA and Regulation F) or a
+#: creditor collecting its own loans (bound by state law where it says so)
+OPERATORS = ("third_party_collector", "creditor")
+#: IANA zones of the US states that span two (a debtor known only by state may be in either);
+#: every other state has one and the debtor's own ``time_zone`` covers it
+US_STATE_ZONES = {
+    "US-FL": ("America/New_York", "America/Chicago"), "US-IN": ("America/New_York", "America/Chicago"),
+    "US-KY": ("America/New_York", "America/Chicago"), "US-MI": ("America/New_York", "America/Chicago"),
+    "US-TN": ("America/New_York", "America/Chicago"), "US-KS": ("America/Chicago", "America/Denver"),
+    "US-NE": ("America/Chicago", "America/Denver"), "US-ND": ("America/Chicago", "America/Denver"),
+    "US-SD": ("America/Chicago", "America/Denver"), "US-TX": ("America/Chicago", "America/Denver"),
+    "US-ID": ("America/Denver", "America/Los_Angeles"), "US-OR": ("America/Los_Angeles", "America/Denver"),
+    "US-AZ": ("America/Phoenix", "America/Denver"), "US-AK": ("America/Anchorage", "America/Adak"),
+}
+#: states whose law requires every party's consent to record a call (the recording notice)
+ALL_PARTY_RECORDING_STATES = ("US-CA", "US-FL", "US-IL", "US-MD", "US-MA", "US-MT", "US-NH", "US-PA", "US-WA")
+#: states that give a consumer a right to cure a default before repossession: days of the
+#: cure period after the notice (see docs/compliance.md for the statutes and how sure each is)
+RIGHT_TO_CURE_DAYS = {"US-IA": 20, "US-KS": 20, "US-ME": 14, "US-MA": 21, "US-MO": 20, "US-SC": 20, "US-WV": 10,
+                      "US-WI": 15}
+
+
+# --------------------------------------------------------------------------------------------
+# Rules: what the rulebook in docs/compliance.md says of each reason code
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule as a compliance officer reads it."""
+
+    reason: str            # the reason code it gives
+    jurisdiction: str      # CN, US, US-CA …, or "all"
+    source: str            # the law or standard and its section
+    binds: str             # whom it binds
+    does: str              # what it does
+    boundary: str          # where the line falls (the minute, the count, the day)
+    sure: str              # how sure the citation is: well-known, recalled, unchecked, or the lender's policy
 
 
 def _minutes(text: Any, where: str) -> int:
@@ -72,7 +278,9 @@ def _minutes(text: Any, where: str) -> int:
 
 
 class _Policy(CompliancePolicy):
-    """A built-in policy with parameters from ``[policy."<name>"]`` in the configuration."""
+    """A built-in policy with parameters from ``[policy."<name>"]`` in the configuration:
+    whole numbers ≥ 0, times of day ``HH:MM`` (defaults written so), true/false, lists of
+    region codes, and tables of region code → whole number."""
 
     defaults: Mapping[str, Any] = {}
 
@@ -85,230 +293,1173 @@ class _Policy(CompliancePolicy):
         self.params = {**self.defaults, **params}
         for key, default in self.defaults.items():
             value = self.params[key]
-            if isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise PostloanError(f"{where} {key}: expected a whole number ≥ 0, got {value!r}")
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise PostloanError(f"{where} {key}: expected true or false, got {value!r}")
+            elif isinstance(default, int):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise PostloanError(f"{where} {key}: expected a whole number ≥ 0, got {value!r}")
+            elif isinstance(default, str) and re.fullmatch(r"\d\d:\d\d", default):
+                _minutes(value, f"{where} {key}")
+            elif isinstance(default, (list, tuple)):
+                if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                    raise PostloanError(f"{where} {key}: expected a list of region codes, got {value!r}")
+            elif isinstance(default, Mapping):
+                if not isinstance(value, Mapping) or not all(
+                        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                        for k, v in value.items()):
+                    raise PostloanError(f"{where} {key}: expected a table of region code = whole number ≥ 0, "
+                                        f"got {value!r}")
         self._where = where
 
 
-class _ContactHours(_Policy):
-    """Contact only inside a daily window of the debtor's local time, [opens, closes) (it may
-    wrap past midnight); outside it, deferred to the next opening. Subclasses name the
-    parameters that hold the window's ends and the reason code."""
+# --------------------------------------------------------------------------------------------
+# The engine: account features, per-action facts, zones → one compiled call
+# --------------------------------------------------------------------------------------------
 
-    actions = CONTACT
-    opens_param: str
-    closes_param: str
-    reason: str
+_BOOK_COLUMNS = frozenset(c.name for c in BOOK)
+_ENUM_MEMBERS = {"litigation_missing": K.LITIGATION_MISSING}
+_ENUM_INDEX: dict[str, dict] = {}
+#: instants and dates a rule compares with local dates: the zone tables must cover them
+_TIME_FEATURES = frozenset(name for name, kind, _ in K.FEATURES if kind == "time")
+#: how far ahead of an action a rule may defer it (the zone tables cover it): a promise's date
+#: (≤ 90 days), a cure period, a redemption window
+_HORIZON_US = 400 * US_PER_DAY
+#: actions per compiled call on large batches (bounds the feature matrix: features × chunk)
+_CHUNK = 1 << 17
 
-    def __init__(self, **params):
-        super().__init__(**params)
-        self.opens = _minutes(self.params[self.opens_param], f"{self._where} {self.opens_param}")
-        self.closes = _minutes(self.params[self.closes_param], f"{self._where} {self.closes_param}")
 
-    def check(self, actions: ActionBatch) -> Verdicts:
+def _members(kind: str) -> tuple[str, ...]:
+    key = kind.split(":", 1)[1]
+    return _ENUM_MEMBERS.get(key) or ENUMS[key]
+
+
+def _convert_scalar(kind: str, value) -> int:
+    """A record's value as the engine's int64."""
+    if kind == "int":
+        return 0 if value is None else int(value)
+    if kind == "bool":
+        return 1 if value else 0
+    if kind == "tri":
+        return -1 if value is None else (1 if value else 0)
+    if kind == "time":
+        return NULL_TIME if value is None else _scalar_us(value)
+    if kind == "day":
+        return NULL_TIME if value is None else _scalar_days(value)
+    if value is None:
+        return -1
+    index = _ENUM_INDEX.get(kind)
+    if index is None:
+        index = _ENUM_INDEX[kind] = {m: i for i, m in enumerate(_members(kind))}
+    return index.get(value, -1) if isinstance(value, str) else int(value)
+
+
+def _convert_column(batch, kind: str, column: str) -> np.ndarray:
+    """A batch column as the engine's int64 per account."""
+    if kind == "int":
+        return batch.int(column, 0)
+    if kind == "bool":
+        return batch.bool(column, False).astype(np.int64)
+    if kind == "tri":
+        return np.where(batch.valid(column), batch.bool(column, False), -1).astype(np.int64)
+    if kind == "time":
+        return batch.time_us(column)
+    if kind == "day":
+        return batch.days(column)
+    return batch.enum(column, _members(kind)).astype(np.int64)
+
+
+def _null_of(kind: str) -> int:
+    return NULL_TIME if kind in ("time", "day") else -1 if kind in ("tri",) or kind.startswith("enum") else 0
+
+
+class _Accounts:
+    """Per-account values of one batch: from its records (one account as Python scalars: each
+    accessor then gives a plain int) or its columns (int64 arrays, one value per account)."""
+
+    def __init__(self, batch):
+        self.batch = batch
+        self.records = batch.records
+        self.n = 1 if self.records is not None else batch.n
+
+    def has(self, column: str) -> bool:
+        if self.records is not None:
+            for r in self.records:
+                if column in r:
+                    return True
+            return False
+        return self.batch.has(column)
+
+    def value(self, column: str):
+        for r in self.records:
+            if column in r:
+                return r[column]
+        return None
+
+    def feature(self, k: int):
+        """Feature ``k`` of every account. A feature read from no column present is null when
+        all its columns are the ledger's (or a ruleset's) — the state as the book alone says
+        it — and an error naming the column when one is a book column (fail closed)."""
+        name, kind, columns = K.FEATURES[k]
+        if self.records is not None:
+            for column in columns:
+                for r in self.records:
+                    if column in r:
+                        return _convert_scalar(kind, r[column])
+        else:
+            for column in columns:
+                if self.batch.has(column):
+                    return _convert_column(self.batch, kind, column)
+        if _REQUIRED[k]:
+            raise PostloanError(f"column {columns[0]!r} is neither a book column nor a decision column of this batch")
+        return _null_of(kind)
+
+    def text(self, column: str) -> tuple[list, np.ndarray]:
+        """A text column's distinct values and each account's index among them (−1: null)."""
+        if self.records is not None:
+            v = self.value(column)
+            return ([v], np.zeros(1, np.int64)) if v is not None else ([], np.full(1, -1, np.int64))
+        return self.batch.categories(column)
+
+    def country(self):
+        """Each account's country code (−1: null or unknown)."""
+        if self.records is not None:
+            return _convert_scalar("enum:country", self.value("country"))
+        return self.batch.enum("country").astype(np.int64)
+
+    def lookup(self, column: str, table: Mapping[str, int], default: int):
+        """``table[value]`` of a text column per account (``default`` when absent or null)."""
+        if self.records is not None:
+            return table.get(self.value(column), default)
+        names, index = self.text(column)
+        lut = np.array([table.get(n, default) for n in names] + [default], np.int64)
+        return lut[index]
+
+    def where(self, condition, yes, no):
+        """``np.where`` for arrays, a plain choice for one record's ints."""
+        if self.records is not None:
+            return yes if condition else no
+        return np.where(condition, yes, no)
+
+
+_REQUIRED = tuple(any(c in _BOOK_COLUMNS for c in columns) for _, _, columns in K.FEATURES)
+
+
+@dataclass
+class _Run:
+    """What a run of policies needs, worked out once per run (the pipeline asks with the
+    same policies for every request)."""
+
+    kernels: np.ndarray
+    scopes: np.ndarray
+    params: np.ndarray
+    base: np.ndarray
+    derived: int
+    features: tuple[int, ...]
+    time_features: tuple[int, ...]
+    calls: bool
+    sms: bool
+    third: bool
+    zones: bool
+    scripts: np.ndarray                     # per action code: whether a policy reads its script
+
+
+class Engine:
+    """Runs compiled policies (:class:`CompiledPolicy`) on an :class:`ActionBatch`.
+
+    The pipeline judges consecutive policies of one engine with one :meth:`judge` call (their
+    verdicts combined in order, as it combines any policies); each policy's ``check`` is
+    :meth:`verdicts` of itself alone."""
+
+    def __init__(self):
+        self._zones: dict = {}
+        self._runs: dict = {}
+
+    # -- the public protocol the pipeline uses ---------------------------------------------
+    def judge(self, policies: Sequence["CompiledPolicy"], actions: ActionBatch):
+        """``policies`` on ``actions``: (outcome int8, reason code object array, next allowed
+        µs, policy name object array), combined in order (strictest wins, first reason, later
+        deferral)."""
+        m = actions.n
+        run = self._run_of(policies)
+        outcome = np.zeros(m, np.int64)
+        reason = np.full(m, -1, np.int64)
+        until = np.full(m, NULL_TIME, np.int64)
+        winner = np.full(m, -1, np.int64)
+        if m:
+            self._judge(policies, run, actions, outcome, reason, until, winner)
+        return self._named(policies, outcome, reason, until, winner)
+
+    def verdicts(self, policy: "CompiledPolicy", actions: ActionBatch) -> Verdicts:
+        """One policy's verdicts (its ``check``)."""
+        outcome, reasons, until, _ = self.judge([policy], actions)
         v = Verdicts(actions.n)
-        minute = actions.local_minute
-        inside = (minute >= self.opens) & (minute < self.closes) if self.opens < self.closes else \
-            (minute >= self.opens) | (minute < self.closes)
-        deferred = actions.is_action(*self.actions) & ~inside
-        if np.count_nonzero(deferred):               # cheaper than .any() on a request's few actions
-            v.defer(deferred, self.reason, actions.next_local_time(self.opens))
+        v.outcome[:] = outcome
+        v.next_allowed_us[:] = until
+        codes = sorted({c for c in reasons.tolist() if c is not None})
+        v.codes = codes
+        index = {c: k for k, c in enumerate(codes)}
+        v.reason[:] = [index.get(c, -1) if c is not None else -1 for c in reasons.tolist()]
         return v
 
+    # -- inputs ---------------------------------------------------------------------------
+    def _run_of(self, policies) -> _Run:
+        key = tuple(policies)
+        run = self._runs.get(key)
+        if run is not None:
+            return run
+        width = max([len(p.param_values) for p in policies] + [1])
+        params = np.zeros((len(policies), width), np.int64)
+        base = np.full(len(policies), -1, np.int64)
+        derived = 0
+        for j, p in enumerate(policies):
+            params[j, :len(p.param_values)] = p.param_values
+            if p.DERIVED:
+                base[j] = derived
+                derived += p.DERIVED
+        features = tuple(sorted({K.FEATURE_INDEX[f] for p in policies for f in p.FEATURES}))
+        needs = {n for p in policies for n in p.NEEDS}
+        scripts = np.zeros(len(ACTION), bool)
+        for p in policies:
+            for a in p.SCRIPTS:
+                scripts[ACTION[a]] = True
+        run = _Run(np.array([p.kernel for p in policies], np.int64), np.array([p.scope_bits for p in policies], np.int64),
+                   params, base, derived, features,
+                   tuple(k for k in features if K.FEATURES[k][1] in ("time", "day")),
+                   "calls" in needs, "sms" in needs, "third" in needs, "zones" in needs, scripts)
+        if len(self._runs) > 256:
+            self._runs.clear()
+        self._runs[key] = run
+        return run
 
-class QuietHours(_ContactHours):
+    def _judge(self, policies, run: _Run, actions, outcome, reason, until, winner) -> None:
+        accounts = _Accounts(actions.batch)
+        single = accounts.records is not None
+        per_account = {k: accounts.feature(k) for k in run.features}
+        derived: list = []
+        for p in policies:
+            if p.DERIVED:
+                rows = p.derive(accounts)
+                if len(rows) != p.DERIVED:
+                    raise PostloanError(f"policy {p.name!r} derived {len(rows)} values, declared {p.DERIVED}")
+                derived.extend(rows)
+        m = actions.n
+        at = actions.at_us
+        action = actions.action.astype(np.int64)
+        as_of = (actions.batch.as_of - _EPOCH_DAY).days
+        zone, zst, zen, zts, zoff, zob = self._zone_inputs(run, accounts, actions, per_account)
+        facts = np.zeros((K.N_ACTION_FACTS, m), np.int64)
+        if run.calls or run.sms or run.third:       # planned calls, SMS, third-party contacts before each
+            whole = K.Inputs(action, at, actions.rows, _NO_X, facts, _NO_D, run.params, run.base, zone, zst, zen, zts,
+                             zoff, zob, actions.now_us, as_of)
+            K.prepare_facts(whole, actions.rows, run.calls, run.sms, run.third, facts)
+        if run.scripts.any():
+            among = run.scripts[actions.action]
+            if among.any():
+                facts[K.A_SCRIPT] = screen_scripts(actions.script, among)
+        n_features = len(K.FEATURES)
+        if single:
+            values = [0] * n_features
+            for k, v in per_account.items():
+                values[k] = v
+            X = np.array(values, np.int64).reshape(n_features, 1)
+            D = np.array(derived, np.int64).reshape(len(derived), 1)
+            inp = K.Inputs(action, at, np.zeros(m, np.int64), X, facts, D, run.params, run.base, zone, zst, zen, zts,
+                           zoff, zob, actions.now_us, as_of)
+            K.judge(run.kernels, run.scopes, inp, outcome, reason, until, winner)
+            return
+        for lo in range(0, m, _CHUNK):
+            hi = min(lo + _CHUNK, m)
+            rows = actions.rows[lo:hi]
+            X = np.zeros((n_features, hi - lo), np.int64)
+            for k, v in per_account.items():
+                X[k] = v[rows] if isinstance(v, np.ndarray) else v
+            D = np.zeros((len(derived), hi - lo), np.int64)
+            for k, v in enumerate(derived):
+                D[k] = v[rows] if isinstance(v, np.ndarray) else v
+            inp = K.Inputs(action[lo:hi], at[lo:hi], np.arange(hi - lo, dtype=np.int64), X, facts[:, lo:hi], D,
+                           run.params, run.base, zone[lo:hi], zst, zen, zts, zoff, zob, actions.now_us, as_of)
+            K.judge(run.kernels, run.scopes, inp, outcome[lo:hi], reason[lo:hi], until[lo:hi], winner[lo:hi])
+
+    def _zone_inputs(self, run: _Run, accounts: _Accounts, actions: ActionBatch, per_account):
+        """Each action's zones (its debtor's, then the state's when a policy reads both) and
+        the zones' offset tables, concatenated, covering every instant a rule looks up."""
+        m = actions.n
+        zone = np.full((m, 3), -1, np.int64)
+        if accounts.records is not None:
+            name = accounts.value("time_zone")
+            if name is None:
+                raise PostloanError("column 'time_zone': null at account 0")
+            zone_names = [name]
+            zone[:, 0] = 0
+            if run.zones:
+                for k, extra in enumerate(US_STATE_ZONES.get(accounts.value("region"), ())):
+                    if extra not in zone_names:
+                        zone_names.append(extra)
+                    zone[:, 1 + k] = zone_names.index(extra)
+            known = [v for k in run.time_features if (v := per_account[k]) != NULL_TIME]
+            low = min((v * US_PER_DAY if K.FEATURES[k][1] == "day" else v for k, v in per_account.items()
+                       if k in run.time_features and v != NULL_TIME), default=None) if known else None
+        else:
+            names, index = accounts.text("time_zone")
+            if (index < 0).any():
+                raise PostloanError(f"column 'time_zone': null at account {int(np.flatnonzero(index < 0)[0])}")
+            zone_names = list(names)
+            zone[:, 0] = index[actions.rows]
+            if run.zones:
+                regions, rindex = accounts.text("region")
+                extra = []
+                for region in regions:
+                    ids = []
+                    for name in US_STATE_ZONES.get(region, ()):
+                        if name not in zone_names:
+                            zone_names.append(name)
+                        ids.append(zone_names.index(name))
+                    extra.append((ids + [-1, -1])[:2])
+                zone[:, 1:] = np.array(extra + [[-1, -1]], np.int64)[rindex[actions.rows]]
+            low = None
+            for k in run.time_features:
+                v = per_account[k]
+                v = v if isinstance(v, np.ndarray) else np.array([v], np.int64)
+                known = v[v != NULL_TIME]
+                if known.size:
+                    first = int(known.min()) * (US_PER_DAY if K.FEATURES[k][1] == "day" else 1)
+                    low = first if low is None else min(low, first)
+        # the span: every action and deferral ahead, and every instant a rule converts
+        at = actions.at_us
+        lo = min(int(at.min()), actions.now_us)
+        if low is not None:
+            lo = min(lo, low)
+        hi = int(at.max()) + _HORIZON_US
+        tables = [_zone_table(name, lo, hi) for name in zone_names]
+        key = tuple((name, t[0], t[1]) for name, t in zip(zone_names, tables))   # a table's span names its content
+        built = self._zones.get(key)
+        if built is None:
+            starts = [t[2] for t in tables]
+            offsets = [t[3] for t in tables]
+            zst = np.cumsum([0] + [s.shape[0] for s in starts])[:-1].astype(np.int64)
+            zen = zst + np.array([s.shape[0] for s in starts], np.int64)
+            zob = np.cumsum([0] + [o.shape[0] for o in offsets])[:-1].astype(np.int64)
+            built = (zst, zen, np.concatenate(starts).astype(np.int64), np.concatenate(offsets).astype(np.int64), zob)
+            if len(self._zones) > 64:
+                self._zones.clear()
+            self._zones[key] = built
+        return (zone, *built)
+
+    @staticmethod
+    def _named(policies, outcome, reason, until, winner):
+        m = outcome.shape[0]
+        codes = np.empty(m, dtype=object)
+        names = np.empty(m, dtype=object)
+        if m <= 64:
+            for i, (j, r) in enumerate(zip(winner.tolist(), reason.tolist())):
+                if j >= 0:
+                    codes[i] = policies[j].reason_of(r)
+                    names[i] = policies[j].name
+        else:
+            judged = np.flatnonzero(winner >= 0)
+            if judged.size:
+                key = winner[judged] * (1 << 40) + reason[judged]
+                distinct, inverse = np.unique(key, return_inverse=True)
+                table_codes = np.array([policies[k >> 40].reason_of(int(k & ((1 << 40) - 1))) for k in distinct.tolist()],
+                                       dtype=object)
+                table_names = np.array([policies[k >> 40].name for k in distinct.tolist()], dtype=object)
+                codes[judged] = table_codes[inverse]
+                names[judged] = table_names[inverse]
+        return outcome.astype(np.int8), codes, until, names
+
+
+_NO_X = np.zeros((1, 1), np.int64)
+_EPOCH_DAY = dt.date(1970, 1, 1)
+_NO_D = np.zeros((0, 1), np.int64)
+
+
+#: the engine every built-in policy uses (one per process; it holds the zones' tables)
+ENGINE = Engine()
+
+
+# --------------------------------------------------------------------------------------------
+# Policies
+# --------------------------------------------------------------------------------------------
+
+_OPERATOR = {"US": "third_party_collector", "CN": "third_party_collector"}
+
+
+class CompiledPolicy(_Policy):
+    """A built-in policy whose rule is a compiled function (:mod:`.compliance_kernels`).
+
+    Subclasses declare ``kernel`` (the function's id), ``REASONS`` (its reason codes in the
+    order the function numbers them), ``RULES`` (the rulebook), ``FEATURES`` (the account
+    columns it reads), ``PARAMS`` (its parameters in the function's order; ``HH:MM`` defaults
+    are times of day, passed as minutes), ``NEEDS`` (per-action facts: ``calls``, ``sms``,
+    ``third``, ``zones``), ``SCRIPTS`` (actions whose scripts it reads) and :meth:`derive`
+    (per-account values the engine passes as ``D``)."""
+
+    kernel: int = -1
+    REASONS: tuple[tuple[str, str], ...] = ()
+    RULES: tuple[Rule, ...] = ()
+    FEATURES: tuple[str, ...] = ()
+    PARAMS: tuple[str, ...] = ()
+    NEEDS: tuple[str, ...] = ()
+    SCRIPTS: tuple[str, ...] = ()
+    #: whom a US rule binds: collectors everywhere, creditors in these states (None: everyone)
+    CREDITOR_REGIONS: tuple[str, ...] | None = None
+    #: how many per-account values :meth:`derive` gives (by default: whether the rule binds)
+    DERIVED: int = 0
+    engine = ENGINE
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if cls.REASONS:
+            cls.reason_codes = dict(cls.REASONS)
+            cls._codes = tuple(code for code, _ in cls.REASONS)
+        if "DERIVED" not in cls.__dict__ and cls.CREDITOR_REGIONS is not None:
+            cls.DERIVED = 1
+
+    def __init__(self, operator: Mapping[str, str] | None = None, **params):
+        super().__init__(**params)
+        self.operator = {**_OPERATOR, **(operator or {})}
+        self.scope_bits = sum(1 << ACTION[a] for a in (self.actions or ALL_ACTIONS))
+        # per country code (and −1, unknown, last): whether its operator is a third-party collector
+        self._collector = [int(self.operator.get(c) == "third_party_collector") for c in ENUMS["country"]] + [1]
+        self._creditor_regions = dict.fromkeys(self.CREDITOR_REGIONS or (), 1)
+        values = []
+        for key in self.PARAMS:
+            default, value = self.defaults[key], self.params[key]
+            if isinstance(default, str) and re.fullmatch(r"\d\d:\d\d", default):
+                values.append(_minutes(value, f"{self._where} {key}"))
+            else:
+                values.append(int(value))
+        self.param_values = values
+
+    def reason_of(self, r: int) -> str:
+        return self._codes[r]
+
+    def derive(self, accounts: _Accounts) -> list:
+        """Per-account values the rule reads as ``D`` (an int for every account, or an array)."""
+        if self.CREDITOR_REGIONS is None:
+            return []
+        return [self._bound(accounts)]
+
+    def _bound(self, accounts: _Accounts):
+        """1 where the rule binds the account's collector: a third-party collector (by the
+        operator of the account's country; an unknown country binds), or a creditor in one of
+        the rule's ``CREDITOR_REGIONS``."""
+        collector, regions = self._collector, self._creditor_regions
+        country = accounts.country()
+        if accounts.records is not None:
+            return 1 if collector[country] or (regions and accounts.lookup("region", regions, 0)) else 0
+        bound = np.array(collector, np.int64)[country]
+        return bound | accounts.lookup("region", regions, 0) if regions else bound
+
+    def check(self, actions: ActionBatch) -> Verdicts:
+        return self.engine.verdicts(self, actions)
+
+
+def _collector_binds(regions: Sequence[str]) -> str:
+    return "third-party debt collectors" + (f"; creditors in {', '.join(r.removeprefix('US-') for r in regions)}"
+                                            if regions else "")
+
+
+# -- China: time and counts -------------------------------------------------------------------
+
+_CBA = "CBA consumer-loan collection guideline (2026)"
+_UNVERIFIED = "not checked against the published text: the number is postloan's default, for the lender to confirm"
+
+
+class QuietHours(CompiledPolicy):
     """No collection contact between 22:00 and 08:00 in the debtor's local time."""
 
     name = "cn.quiet_hours"
-    reason = "CN_QUIET_HOURS"
-    reason_codes = {reason: "Contact in the debtor's local quiet hours (22:00–08:00); deferred to 08:00."}
+    kernel = K.K_QUIET_HOURS
+    REASONS = (("CN_QUIET_HOURS", "Contact in the debtor's local quiet hours (22:00–08:00); deferred to 08:00."),)
+    actions = CONTACT
     defaults = {"start": "22:00", "end": "08:00"}
-    opens_param, closes_param = "end", "start"          # the quiet hours' end opens the window
+    PARAMS = ("end", "start")                  # the quiet hours' end opens the contact window
+    RULES = (Rule("CN_QUIET_HOURS", "CN", f"{_CBA}; GB/T 45251-2025", "lenders and their agencies",
+                  "no SMS, call, visit or third-party contact from `start` to `end` local time; DEFER to `end`",
+                  "21:59 KEEP, 22:00 DEFER; 07:59 DEFER, 08:00 KEEP", "recalled: the 22:00–08:00 window is the "
+                  "industry rule the seed states; sections not checked"),)
 
 
-class CallLimits(_Policy):
-    """At most 3 connected calls a day per debtor and 6 unanswered attempts a day per number.
-
-    Calls planned in this batch count too: the k-th planned call of an account on a local day
-    is judged as if the k − 1 before it were made and answered (for the connected-call limit)
-    or unanswered (for the attempt limit) — the cautious reading."""
+class CallLimits(CompiledPolicy):
+    """At most 3 connected calls a day per debtor and 6 unanswered attempts a day per number."""
 
     name = "cn.call_limits"
-    reason_codes = {
-        "CN_DAILY_CONNECTED_CALLS": "The debtor already had 3 connected collection calls today; deferred to tomorrow 08:00.",
-        "CN_DAILY_UNANSWERED_ATTEMPTS": "The number already had 6 unanswered attempts today; deferred to tomorrow 08:00.",
-    }
+    kernel = K.K_CALL_LIMITS
+    REASONS = (
+        ("CN_DAILY_CONNECTED_CALLS", "The debtor already had 3 connected collection calls today; deferred to tomorrow 08:00."),
+        ("CN_DAILY_UNANSWERED_ATTEMPTS", "The number already had 6 unanswered attempts today; deferred to tomorrow 08:00."),
+    )
     actions = CALLS
     defaults = {"max_connected_calls": 3, "max_unanswered_attempts": 6, "day_starts": "08:00"}
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        self.day_starts = _minutes(self.params["day_starts"], f"{self._where} day_starts")
-
-    def check(self, actions: ActionBatch) -> Verdicts:
-        v = Verdicts(actions.n)
-        calls = actions.is_action(*self.actions)
-        day = actions.local_day
-        today = actions.local_day_of(np.full(actions.n, actions.now_us, np.int64))
-        same_day = day == today
-        before = actions.order_within_account(calls, by=day)
-        connected_today = np.where(same_day, actions.int("connected_calls_today"), 0)
-        connected = connected_today + before
-        attempts = np.where(same_day, actions.int("call_attempts_today"), 0)
-        unanswered = np.maximum(attempts - connected_today, 0) + before
-        too_many = calls & (connected >= self.params["max_connected_calls"])
-        unanswered_too_often = calls & (unanswered >= self.params["max_unanswered_attempts"])
-        if np.count_nonzero(too_many) or np.count_nonzero(unanswered_too_often):
-            tomorrow = actions.local_time_on_day(day + 1, self.day_starts)
-            v.defer(too_many, "CN_DAILY_CONNECTED_CALLS", tomorrow)
-            v.defer(unanswered_too_often, "CN_DAILY_UNANSWERED_ATTEMPTS", tomorrow)
-        return v
+    PARAMS = ("max_connected_calls", "max_unanswered_attempts", "day_starts")
+    NEEDS = ("calls",)
+    FEATURES = ("connected_calls_today", "call_attempts_today")
+    RULES = (
+        Rule("CN_DAILY_CONNECTED_CALLS", "CN", _CBA, "lenders and their agencies",
+             "at most 3 calls that reach the debtor per local day (planned calls count); DEFER to tomorrow 08:00",
+             "2 connected today: KEEP; 3: DEFER", "recalled (the seed's figure)"),
+        Rule("CN_DAILY_UNANSWERED_ATTEMPTS", "CN", _CBA, "lenders and their agencies",
+             "at most 6 unanswered attempts per number per local day; DEFER to tomorrow 08:00",
+             "5 unanswered: KEEP; 6: DEFER", "recalled (the seed's figure)"),
+    )
 
 
-class ComplaintPause(_Policy):
-    """No collection contact while a complaint about collection is open."""
+class ComplaintPause(CompiledPolicy):
+    """No collection contact while a complaint about collection is open; past its handling
+    deadline the reason escalates."""
 
     name = "cn.complaint_pause"
-    reason_codes = {"CN_COMPLAINT_OPEN": "A complaint about collection is open; contact is paused until it is closed."}
+    kernel = K.K_COMPLAINT
+    REASONS = (
+        ("CN_COMPLAINT_OPEN", "A complaint about collection is open; contact is paused until it is closed."),
+        ("CN_COMPLAINT_OVERDUE", "A complaint is open past its handling deadline (15 days, or 30/60 once extended): "
+                                 "escalate; contact stays paused until it is closed."),
+    )
     actions = CONTACT
+    defaults = {"deadline_days": 15, "extended_deadline_days": 30, "final_deadline_days": 60}
+    PARAMS = ("deadline_days", "extended_deadline_days", "final_deadline_days")
+    FEATURES = ("open_complaints", "complaint_opened_at", "complaint_extensions")
+    _SOURCE = "《银行业保险业消费投诉处理管理办法》(CBIRC Order 2020 No. 3): decide within 15 days, extendable"
+    RULES = (
+        Rule("CN_COMPLAINT_OPEN", "CN", f"{_SOURCE}; {_CBA}", "lenders and their agencies",
+             "no contact while a complaint is open (BLOCK); the pause ends when COMPLAINT_CLOSED is recorded",
+             "open: BLOCK; closed: KEEP", "recalled: the 15/30/60-day structure; article numbers to be checked"),
+        Rule("CN_COMPLAINT_OVERDUE", "CN", _SOURCE, "lenders and their agencies",
+             "the same pause, named overdue once the handling deadline has passed (escalate to a supervisor)",
+             "day 15 after the complaint's local date: OPEN; day 16: OVERDUE (30/31 after one extension, "
+             "60/61 after two)", "recalled"),
+    )
 
-    def check(self, actions: ActionBatch) -> Verdicts:
-        return Verdicts(actions.n).block(actions.is_action(*self.actions) & (actions.int("open_complaints") > 0),
-                                         "CN_COMPLAINT_OPEN")
 
-
-class AutomatedConsent(_Policy):
-    """No automated calls or messages (voice bot, SMS) without the debtor's consent."""
+class AutomatedConsent(CompiledPolicy):
+    """No automated calls or messages (voice bot, SMS) without the debtor's consent to that channel."""
 
     name = "cn.automated_consent"
-    reason_codes = {"CN_NO_AUTOMATED_CONSENT": "The debtor has not consented to automated calls and messages."}
+    kernel = K.K_AUTOMATED_CONSENT
+    REASONS = (("CN_NO_AUTOMATED_CONSENT", "The debtor has not consented to automated calls and messages on this channel."),)
     actions = AUTOMATED
+    FEATURES = ("consent_sms", "consent_voice_bot", "consent_automated_contact")
+    RULES = (Rule("CN_NO_AUTOMATED_CONSENT", "CN", "PIPL arts. 13–14 (consent); 《个人信息保护法》; "
+                  "MIIT rules on commercial SMS", "lenders and their agencies",
+                  "no SMS or voice-bot call without consent to that channel (consent_sms / consent_voice_bot, "
+                  "else the book's consent_automated_contact)", "consent true: KEEP; false or never stated: BLOCK",
+                  "recalled"),)
 
-    def check(self, actions: ActionBatch) -> Verdicts:
-        return Verdicts(actions.n).block(actions.is_action(*self.actions) & ~actions.bool("consent_automated_contact"),
-                                         "CN_NO_AUTOMATED_CONSENT")
+
+class SMSCap(CompiledPolicy):
+    """At most a few collection SMS a local day."""
+
+    name = "cn.sms_cap"
+    kernel = K.K_SMS_CAP
+    REASONS = (("CN_DAILY_SMS_CAP", "The daily cap on collection SMS is reached; deferred to tomorrow 08:00."),)
+    actions = ("SMS",)
+    defaults = {"max_per_day": 2, "day_starts": "08:00"}
+    PARAMS = ("max_per_day", "day_starts")
+    NEEDS = ("sms",)
+    FEATURES = ("sms_today",)
+    RULES = (Rule("CN_DAILY_SMS_CAP", "CN", f"{_CBA}; GB/T 45251-2025 (frequency of contact)",
+                  "lenders and their agencies", "at most `max_per_day` (2) collection SMS per local day, planned "
+                  "ones included; DEFER to tomorrow 08:00", "1 sent today: KEEP; 2: DEFER", _UNVERIFIED),)
 
 
-class ThirdPartyContact(_Policy):
-    """Third parties are contacted only when the debtor is unreachable (invalid number, or 3
-    consecutive failed attempts), only if one is on file, and never told of the debt."""
+# -- third parties ----------------------------------------------------------------------------
+
+class ThirdPartyContact(CompiledPolicy):
+    """Third parties: on file, only when the debtor is unreachable, never told of the debt, rarely."""
 
     name = "third_party_contact"
-    reason_codes = {
-        "THIRD_PARTY_NONE_ON_FILE": "No third-party contact is on file.",
-        "THIRD_PARTY_DEBTOR_REACHABLE": "The debtor is reachable (valid number, fewer than 3 consecutive failed attempts).",
-        "THIRD_PARTY_DEBT_DISCLOSED": "The script for the third party mentions the debt.",
-    }
+    kernel = K.K_THIRD_PARTY
+    REASONS = (
+        ("THIRD_PARTY_NONE_ON_FILE", "No third-party (emergency) contact is on file."),
+        ("THIRD_PARTY_DEBTOR_REACHABLE", "The debtor is reachable (valid number, fewer than 3 consecutive failed attempts)."),
+        ("THIRD_PARTY_DEBT_DISCLOSED", "The script for the third party mentions the debt."),
+        ("THIRD_PARTY_CONTACT_CAP", "A third party was already contacted in the last 30 days."),
+    )
     actions = ("THIRD_PARTY_CONTACT",)
-    defaults = {"unreachable_after_failed_attempts": 3}
+    defaults = {"unreachable_after_failed_attempts": 3, "max_contacts_30d": 1}
+    PARAMS = ("unreachable_after_failed_attempts", "max_contacts_30d")
+    NEEDS = ("third",)
+    SCRIPTS = ("THIRD_PARTY_CONTACT",)
+    FEATURES = ("has_third_party_contact", "phone_valid", "consecutive_failed_attempts", "third_party_contacts_30d")
+    RULES = (
+        Rule("THIRD_PARTY_NONE_ON_FILE", "CN, US", f"{_CBA} (emergency contacts only); FDCPA § 804 (location "
+             "information)", "everyone collecting", "only the emergency contact on file is contacted",
+             "on file: KEEP; none: BLOCK", "recalled"),
+        Rule("THIRD_PARTY_DEBTOR_REACHABLE", "CN, US", "FDCPA § 804 (only to acquire location information); "
+             f"{_CBA}", "everyone collecting", "only when the debtor cannot be reached: invalid number or 3 "
+             "consecutive failed calls", "2 failed: BLOCK; 3: KEEP", "recalled"),
+        Rule("THIRD_PARTY_DEBT_DISCLOSED", "CN, US", "FDCPA § 804(2), § 805(b); PIPL art. 10; "
+             f"{_CBA} (爆通讯录 forbidden)", "everyone collecting", "the third party is never told of the debt: "
+             "templates for third parties may use only {name}, {caller} and {hotline} (checked when they load) and "
+             "every script is screened for debt words (欠, 分期, 结清, 收走, late, car note …)",
+             "“请转告他回电”: KEEP; “他欠我们钱”: BLOCK", "recalled"),
+        Rule("THIRD_PARTY_CONTACT_CAP", "CN, US", "FDCPA § 804(3) (once, unless asked); "
+             f"{_CBA} (third-party contact limited)", "everyone collecting",
+             "at most `max_contacts_30d` (1) third-party contact in 30 days, planned ones included",
+             "0 in 30 days: KEEP; 1: BLOCK", "recalled; the ledger counts 30 days, not each person's lifetime"),
+    )
 
-    def check(self, actions: ActionBatch) -> Verdicts:
-        v = Verdicts(actions.n)
-        third = actions.is_action(*self.actions)
-        v.block(third & ~actions.bool("has_third_party_contact"), "THIRD_PARTY_NONE_ON_FILE")
-        reachable = actions.bool("phone_valid") & (
-            actions.int("consecutive_failed_attempts") < self.params["unreachable_after_failed_attempts"])
-        v.block(third & reachable, "THIRD_PARTY_DEBTOR_REACHABLE")
-        v.block(mentions_debt(actions.script, among=third), "THIRD_PARTY_DEBT_DISCLOSED")
-        return v
 
+# -- United States: Regulation F, FDCPA, TCPA ----------------------------------------------------
 
-class RegFOptOut(_Policy):
-    """Regulation F: a debtor who asked not to be called is not called."""
+class RegFOptOut(CompiledPolicy):
+    """Reg F § 1006.6(e): no SMS to a debtor who opted out of them; every SMS says how to opt out."""
 
     name = "us.regf_opt_out"
-    reason_codes = {"REGF_OPT_OUT": "The debtor opted out of telephone contact."}
+    kernel = K.K_REGF_OPT_OUT
+    REASONS = (
+        ("REGF_OPT_OUT_SMS", "The debtor opted out of text messages (Reg F § 1006.6(e))."),
+        ("REGF_NO_OPT_OUT_NOTICE", "The text message does not say how to opt out (Reg F § 1006.6(e))."),
+    )
+    actions = ("SMS",)
+    CREDITOR_REGIONS = ()
+    SCRIPTS = ("SMS",)
+    FEATURES = ("opt_out_sms", "country")
+    RULES = (
+        Rule("REGF_OPT_OUT_SMS", "US", "12 CFR 1006.6(e)", _collector_binds(()),
+             "no text message to a debtor who opted out of them", "opt_out_sms false: KEEP; true: BLOCK",
+             "well-known section; text recalled"),
+        Rule("REGF_NO_OPT_OUT_NOTICE", "US", "12 CFR 1006.6(e)", _collector_binds(()),
+             "every text message carries a clear opt-out instruction (“Reply STOP to opt out”)",
+             "with the instruction: KEEP; without: BLOCK", "well-known section; text recalled"),
+    )
+
+
+class RegFRestrictedMedium(CompiledPolicy):
+    """Reg F § 1006.14(h): no call to a debtor who asked not to be called."""
+
+    name = "us.regf_restricted_medium"
+    kernel = K.K_RESTRICTED_MEDIUM
+    REASONS = (("REGF_RESTRICTED_MEDIUM", "The debtor asked not to be called (Reg F § 1006.14(h))."),)
     actions = CALLS
+    CREDITOR_REGIONS = ("US-CA",)
+    FEATURES = ("opt_out_phone", "country")
+    RULES = (Rule("REGF_RESTRICTED_MEDIUM", "US", "12 CFR 1006.14(h); Cal. Civ. Code § 1788.17 (Rosenthal "
+                  "incorporates 15 U.S.C. §§ 1692b–1692j)", _collector_binds(("US-CA",)),
+                  "no phone or voice-bot call to a debtor who asked not to be called (opt_out_phone)",
+                  "opt-out false: KEEP; true: BLOCK", "well-known sections"),)
 
-    def check(self, actions: ActionBatch) -> Verdicts:
-        return Verdicts(actions.n).block(actions.is_action(*self.actions) & actions.bool("contact_opt_out"),
-                                         "REGF_OPT_OUT")
 
-
-class RegFHours(_ContactHours):
-    """FDCPA / Regulation F: no communication before 08:00 or from 21:00, debtor's local time.
-
-    The window is half-open, [08:00, 21:00): a call placed at 21:00:00 would run past 9 p.m."""
+class RegFHours(CompiledPolicy):
+    """FDCPA § 805(a)(1) / Reg F § 1006.6(b)(1)(i): no communication before 08:00 or from 21:00
+    local time — in every zone the debtor may be in."""
 
     name = "us.regf_hours"
-    reason = "REGF_INCONVENIENT_TIME"
-    reason_codes = {reason: "Outside 08:00–21:00 in the debtor's local time; deferred to 08:00."}
+    kernel = K.K_REGF_HOURS
+    REASONS = (("REGF_INCONVENIENT_TIME", "Outside 08:00–21:00 in a time zone the debtor may be in; deferred "
+                                          "until every such zone allows."),)
+    actions = CONTACT
     defaults = {"start": "08:00", "end": "21:00"}
-    opens_param, closes_param = "start", "end"
+    PARAMS = ("start", "end")
+    NEEDS = ("zones",)
+    CREDITOR_REGIONS = ("US-CA", "US-FL", "US-MA")
+    FEATURES = ("country",)
+    RULES = (Rule("REGF_INCONVENIENT_TIME", "US", "15 U.S.C. § 1692c(a)(1); 12 CFR 1006.6(b)(1)(i) (two zones: "
+                  "both); Cal. Civ. Code § 1788.17; Fla. Stat. § 559.72(17); 940 CMR 7.04(1)",
+                  _collector_binds(("US-CA", "US-FL", "US-MA")),
+                  "communication only in [08:00, 21:00) local time, in the debtor's zone and, for a state that spans "
+                  "two zones, in both; DEFER until every zone allows",
+                  "20:59 KEEP, 21:00 DEFER; 07:59 DEFER, 08:00 KEEP; Texas 08:30 Central = 07:30 Mountain: DEFER",
+                  "well-known sections; the Florida and Massachusetts hours recalled"),)
 
 
-class RegFConversation(_Policy):
-    """Regulation F § 1006.14(b)(2)(i)(B): no call within 7 days after a telephone
-    conversation; the conversation's local day is day 1, calls resume on day 8."""
+class RegFConversation(CompiledPolicy):
+    """Reg F § 1006.14(b)(2)(i)(B): no call within 7 days after a telephone conversation."""
 
     name = "us.regf_conversation"
-    reason_codes = {"REGF_RECENT_CONVERSATION": "A conversation took place within the last 7 days; deferred to the 8th day."}
+    kernel = K.K_REGF_CONVERSATION
+    REASONS = (("REGF_RECENT_CONVERSATION", "A conversation took place within the last 7 days; deferred to the 8th day."),)
     actions = CALLS
     defaults = {"days": 7, "day_starts": "08:00"}
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        self.day_starts = _minutes(self.params["day_starts"], f"{self._where} day_starts")
-
-    def check(self, actions: ActionBatch) -> Verdicts:
-        v = Verdicts(actions.n)
-        spoke = actions.local_day_of(actions.time_us("last_conversation_at"))
-        valid = spoke != NULL_TIME
-        spoke = np.where(valid, spoke, 0)
-        recent = actions.is_action(*self.actions) & valid & (actions.local_day - spoke < self.params["days"])
-        if np.count_nonzero(recent):
-            v.defer(recent, "REGF_RECENT_CONVERSATION",
-                    actions.local_time_on_day(spoke + self.params["days"], self.day_starts))
-        return v
+    PARAMS = ("days", "day_starts")
+    CREDITOR_REGIONS = ("US-CA",)
+    FEATURES = ("last_conversation_at", "country")
+    RULES = (Rule("REGF_RECENT_CONVERSATION", "US", "12 CFR 1006.14(b)(2)(i)(B)", _collector_binds(("US-CA",)),
+                  "no call within 7 days after a conversation (its local date is day 1); DEFER to day 8, 08:00",
+                  "6 days after: DEFER; 7 days after: KEEP", "well-known section; applying it to California "
+                  "creditors is the cautious reading of Rosenthal, not settled law"),)
 
 
-class RegFCallFrequency(_Policy):
-    """Regulation F § 1006.14(b)(2)(i)(A): at most 7 calls in 7 days about a debt; planned
-    calls in this batch count. Deferred to the next local morning, when the rolling count is
-    checked again."""
+class RegFCallFrequency(CompiledPolicy):
+    """Reg F § 1006.14(b)(2)(i)(A): at most 7 calls in 7 days about a debt."""
 
     name = "us.regf_call_frequency"
-    reason_codes = {"REGF_7_IN_7": "7 calls were already placed in the last 7 days; deferred to tomorrow 08:00 for a re-check."}
+    kernel = K.K_REGF_FREQUENCY
+    REASONS = (("REGF_7_IN_7", "7 calls were already placed in the last 7 days; deferred to tomorrow 08:00 for a re-check."),)
     actions = CALLS
     defaults = {"max_calls": 7, "day_starts": "08:00"}
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        self.day_starts = _minutes(self.params["day_starts"], f"{self._where} day_starts")
-
-    def check(self, actions: ActionBatch) -> Verdicts:
-        v = Verdicts(actions.n)
-        calls = actions.is_action(*self.actions)
-        placed = actions.int("calls_7d") + actions.order_within_account(calls)
-        deferred = calls & (placed >= self.params["max_calls"])
-        if np.count_nonzero(deferred):
-            v.defer(deferred, "REGF_7_IN_7", actions.local_time_on_day(actions.local_day + 1, self.day_starts))
-        return v
+    PARAMS = ("max_calls", "day_starts")
+    NEEDS = ("calls",)
+    CREDITOR_REGIONS = ("US-CA",)
+    FEATURES = ("calls_7d", "country")
+    RULES = (Rule("REGF_7_IN_7", "US", "12 CFR 1006.14(b)(2)(i)(A)", _collector_binds(("US-CA",)),
+                  "at most 7 calls in 7 days (planned calls count); DEFER to tomorrow 08:00",
+                  "6 in 7 days: KEEP; 7: DEFER", "well-known section"),)
 
 
-#: the litigation ruleset's ``missing`` members -> the reason code they give
-_RULESET_MISSING = {
-    "NOT_SEVERE": "LITIGATION_NOT_SEVERE",
-    "NO_CLAUSE": "LITIGATION_NO_CLAUSE",
-    "EVIDENCE_INCOMPLETE": "LITIGATION_EVIDENCE_INCOMPLETE",
-    "NO_WILFUL_DEFAULT": "LITIGATION_NO_WILFUL_DEFAULT",
-    "BELOW_THRESHOLD": "LITIGATION_BELOW_THRESHOLD",
-}
-_MISSING_MEMBERS = ("NONE",) + tuple(_RULESET_MISSING)
+class MassachusettsCalls(CompiledPolicy):
+    """Massachusetts: at most 2 calls in 7 days to a debtor in MA."""
+
+    name = "us.ma_call_frequency"
+    kernel = K.K_MA_CALLS
+    REASONS = (("US_MA_2_IN_7", "Massachusetts: 2 calls were already placed in the last 7 days; deferred to tomorrow 08:00."),)
+    actions = CALLS
+    defaults = {"max_calls": 2, "day_starts": "08:00"}
+    PARAMS = ("max_calls", "day_starts")
+    NEEDS = ("calls",)
+    FEATURES = ("calls_7d",)
+    RULES = (Rule("US_MA_2_IN_7", "US-MA", "940 CMR 7.04(1)(f) (creditors); 209 CMR 18.14(1)(d) (collectors)",
+                  "creditors and collectors, debtors in Massachusetts",
+                  "at most 2 calls in 7 days (planned calls count); DEFER to tomorrow 08:00",
+                  "1 in 7 days: KEEP; 2: DEFER", "recalled: the 2-in-7 rule; its letters and whether texts count "
+                  "(they may: the ledger's 7-day count holds calls only) to be confirmed"),)
+
+    DERIVED = 1
+
+    def derive(self, accounts):
+        return [accounts.lookup("region", {"US-MA": 1}, 0)]
+
+
+class TCPAConsent(CompiledPolicy):
+    """TCPA: artificial-voice calls and texts to a mobile need prior express consent."""
+
+    name = "us.tcpa_consent"
+    kernel = K.K_TCPA
+    REASONS = (("US_TCPA_NO_CONSENT", "No prior express consent to automated (artificial-voice) calls or texts "
+                                      "to this mobile number (TCPA)."),)
+    actions = ("SMS", "VOICE_BOT", "PHONE")
+    defaults = {"phone_autodialed": False}
+    PARAMS = ("phone_autodialed",)
+    FEATURES = ("consent_sms", "consent_voice_bot", "consent_phone", "consent_automated_contact")
+    RULES = (Rule("US_TCPA_NO_CONSENT", "US", "47 U.S.C. § 227(b)(1)(A)(iii); FCC Declaratory Ruling FCC 24-17 "
+                  "(2024: AI-generated voices are “artificial”)", "everyone calling (creditors and collectors)",
+                  "no voice-bot call and no text to the debtor's mobile without prior express consent to that "
+                  "channel; agents' calls too when `phone_autodialed` = true",
+                  "consent true: KEEP; false or never stated: BLOCK",
+                  "well-known section; the FCC ruling recalled"),)
+
+    def __init__(self, operator=None, **params):
+        super().__init__(operator, **params)
+        if not self.params["phone_autodialed"]:
+            self.actions = ("SMS", "VOICE_BOT")
+            self.scope_bits = sum(1 << ACTION[a] for a in self.actions)
+
+
+class InconvenientTimes(CompiledPolicy):
+    """FDCPA § 805(a)(3) and (a)(1): the workplace and the hours the debtor said are inconvenient."""
+
+    name = "us.inconvenient_times"
+    kernel = K.K_INCONVENIENT
+    REASONS = (
+        ("US_WORKPLACE_PROHIBITS_CONTACT", "The debtor's employer prohibits contact at work: no call during working "
+                                           "hours; deferred to their end."),
+        ("US_INCONVENIENT_TIME_STATED", "The debtor said working hours are inconvenient; deferred to their end."),
+    )
+    actions = ("PHONE", "VOICE_BOT", "FIELD_VISIT")
+    defaults = {"work_starts": "09:00", "work_ends": "17:00"}
+    PARAMS = ("work_starts", "work_ends")
+    CREDITOR_REGIONS = ("US-CA",)
+    FEATURES = ("employer_prohibits_contact", "work_hours_inconvenient", "country")
+    RULES = (
+        Rule("US_WORKPLACE_PROHIBITS_CONTACT", "US", "15 U.S.C. § 1692c(a)(3); 12 CFR 1006.6(b)(3)",
+             _collector_binds(("US-CA",)), "when the debtor said the employer prohibits contact at work: no call "
+             "Monday–Friday in [09:00, 17:00) local (a call to the mobile reaches them at work); DEFER to 17:00",
+             "Tue 16:59 DEFER, 17:00 KEEP; Saturday KEEP", "well-known sections; reading a mobile call in working "
+             "hours as contact at work is postloan's cautious interpretation"),
+        Rule("US_INCONVENIENT_TIME_STATED", "US", "15 U.S.C. § 1692c(a)(1); 12 CFR 1006.6(b)(1)(i)",
+             _collector_binds(("US-CA",)), "when the debtor said working hours are inconvenient: no call or visit "
+             "then; DEFER to 17:00", "Tue 09:00 DEFER, 08:59 KEEP", "well-known sections; the ledger records the "
+             "statement, not other windows (an event column for a window is future work)"),
+    )
+
+
+class LimitationPeriod(CompiledPolicy):
+    """No legal action on a time-barred debt (US § 1006.26(b); CN Civil Code art. 188)."""
+
+    name = "limitation_period"
+    kernel = K.K_LIMITATION
+    REASONS = (
+        ("US_TIME_BARRED_DEBT", "The statute of limitations has run: no suit or threat of suit (Reg F § 1006.26(b))."),
+        ("CN_LIMITATION_EXPIRED", "The 3-year limitation period (Civil Code art. 188) has run since the last "
+                                  "payment, conversation or due date."),
+    )
+    actions = ("LEGAL_REVIEW",)
+    defaults = {"us_years": 4, "cn_years": 3, "us_years_by_state": {}}
+    FEATURES = ("country", "dpd", "last_payment_date", "last_conversation_at")
+    RULES = (
+        Rule("US_TIME_BARRED_DEBT", "US", "12 CFR 1006.26(b); UCC § 2-725 (4 years, the default; states differ: "
+             "`us_years_by_state`)", "everyone (a collector may not sue; a creditor's suit would fail)",
+             "no legal review once `us_years` (4) years have passed since the oldest unpaid due date (as_of − dpd); "
+             "payments do not restart it here (the cautious reading)", "the day before the anniversary: KEEP; "
+             "the anniversary: BLOCK", "well-known sections; each state's period to be set by counsel"),
+        Rule("CN_LIMITATION_EXPIRED", "CN", "Civil Code arts. 188 (3 years), 195 (interruption by demand, "
+             "acknowledgement, payment)", "everyone", "no legal review once 3 years have passed since the latest of "
+             "the oldest unpaid due date, the last payment and the last conversation (a demand that reached the "
+             "debtor)", "the day before the anniversary: KEEP; the anniversary: BLOCK",
+             "well-known articles; treating a connected call as a demand is postloan's reading"),
+    )
+
+    DERIVED = 1
+
+    def __init__(self, operator=None, **params):
+        super().__init__(operator, **params)
+        self._us_years = dict(self.params["us_years_by_state"])
+
+    def derive(self, accounts):
+        """D0: the limitation period in years for the account (0: none applies)."""
+        country = accounts.country()
+        us_years = accounts.lookup("region", self._us_years, self.params["us_years"])
+        return [accounts.where(country == K.COUNTRY_CN, self.params["cn_years"],
+                               accounts.where(country == K.COUNTRY_US, us_years, 0))]
+
+
+class USScriptContent(CompiledPolicy):
+    """What a script to a US debtor must and must not say."""
+
+    name = "us.script_content"
+    kernel = K.K_SCRIPT
+    REASONS = (
+        ("SCRIPT_ANONYMOUS_CALLER", "The script identifies the caller anonymously (never “Customer Service”)."),
+        ("SCRIPT_FALSE_THREAT", "The script makes a threat a lender may not make."),
+        ("SCRIPT_DEBT_BEFORE_IDENTITY", "The script gives debt details before the debtor's identity is confirmed."),
+        ("SCRIPT_NO_RECORDING_NOTICE", "The call script lacks the notice that the call is recorded."),
+        ("SCRIPT_NO_PAID_NOTICE", "The SMS lacks “if you have already paid, please ignore this message”."),
+        ("US_NO_LIMITED_CONTENT_VOICEMAIL", "The voice-bot script has no limited-content voicemail free of the debt "
+                                            "(Reg F § 1006.2(j))."),
+    )
+    actions = ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT")
+    defaults = {"recording_notice_states": list(ALL_PARTY_RECORDING_STATES)}
+    SCRIPTS = ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT")
+    CREDITOR_REGIONS = ("US-CA",)
+    FEATURES = ("country",)
+    RULES = (
+        Rule("SCRIPT_ANONYMOUS_CALLER", "US", "15 U.S.C. § 1692d(6) (meaningful disclosure of the caller's "
+             "identity), § 1692e(14)", "everyone calling", "no script that identifies the caller only as "
+             "“customer service”", "“this is Example Auto Finance”: KEEP; “calling from customer service”: BLOCK",
+             "well-known sections"),
+        Rule("SCRIPT_DEBT_BEFORE_IDENTITY", "US", "15 U.S.C. § 1692c(b) (no disclosure to third parties); "
+             "12 CFR 1006.6(d)", _collector_binds(("US-CA",)), "calls and visits give debt details only after the "
+             "identity marker [Identity confirmed]", "debt after the marker: KEEP; before: BLOCK",
+             "well-known sections"),
+        Rule("SCRIPT_NO_RECORDING_NOTICE", "US-CA and 8 other all-party states", "Cal. Penal Code § 632; the "
+             "all-party consent statutes of FL, IL, MD, MA, MT, NH, PA, WA", "everyone calling",
+             "call scripts to debtors in those states say the call is recorded", "with the notice: KEEP; "
+             "without: BLOCK", "CA well-known; the list of states recalled"),
+        Rule("US_NO_LIMITED_CONTENT_VOICEMAIL", "US", "12 CFR 1006.2(j) (limited-content message), "
+             "1006.6(d)(2)", _collector_binds(("US-CA",)), "a voice-bot script carries a voicemail section "
+             "([Voicemail]) naming the business, asking for a reply and giving a number, without the debt",
+             "voicemail without debt: KEEP; none, or with the debt: BLOCK", "well-known sections"),
+    )
+
+    DERIVED = 1
+
+    def derive(self, accounts):
+        """D0: the checks for each account (bits: see _p_script_content)."""
+        bound = self._bound(accounts)
+        recording = accounts.lookup("region", dict.fromkeys(self.params["recording_notice_states"], 1), 0)
+        return [16 | accounts.where(bound > 0, 1 | 8, 0) | accounts.where(recording > 0, 2, 0)]
+
+
+class CNScriptContent(CompiledPolicy):
+    """What a script to a debtor in China must and must not say."""
+
+    name = "cn.script_content"
+    kernel = K.K_SCRIPT
+    REASONS = USScriptContent.REASONS
+    actions = ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT")
+    SCRIPTS = ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT")
+    FEATURES = ("country",)
+    RULES = (
+        Rule("SCRIPT_ANONYMOUS_CALLER", "CN", f"{_CBA} (truthful identification: the institution's name); "
+             "GB/T 45251-2025", "lenders and their agencies", "no script that names the caller only as 客户服务中心 "
+             "(the strategy also refuses such a `caller` when it loads)", "“我是示例汽车金融的…”: KEEP; "
+             "“我是客户服务中心”: BLOCK", "recalled"),
+        Rule("SCRIPT_FALSE_THREAT", "CN", f"{_CBA}; 《商业银行信用卡业务监督管理办法》 (its collection article: no threats, "
+             "no harassment of others)", "lenders and their agencies", "no 黑名单, 坐牢, 拘留, 子女, 曝光, 通讯录, 刑事 "
+             "in a script (the credit-reporting consequence is stated as the fact: reported to the credit reference "
+             "system)", "“逾期记录将依法报送征信系统”: KEEP; “上黑名单”: BLOCK", "recalled; the word list is postloan's"),
+        Rule("SCRIPT_DEBT_BEFORE_IDENTITY", "CN", "PIPL art. 10; 《个人信用信息基础数据库管理暂行办法》; "
+             f"{_CBA}", "lenders and their agencies", "calls and visits give debt details only after the "
+             "identity marker 【确认本人后】", "debt after the marker: KEEP; before: BLOCK", "recalled"),
+        Rule("SCRIPT_NO_RECORDING_NOTICE", "CN", f"{_CBA} (calls recorded and the debtor told)",
+             "lenders and their agencies", "every call script says 本次通话将被录音", "with: KEEP; without: BLOCK",
+             "recalled"),
+        Rule("SCRIPT_NO_PAID_NOTICE", "CN", f"{_CBA}", "lenders and their agencies",
+             "every collection SMS ends with 如已还款请忽略", "with: KEEP; without: BLOCK", "recalled"),
+    )
+
+    DERIVED = 1
+
+    def derive(self, accounts):
+        return [16 | 32 | 1 | 2 | 4]
+
+
+# -- holds ------------------------------------------------------------------------------------
+
+class PromiseHold(CompiledPolicy):
+    """An open promise to pay not yet due: SMS reminders only until the promised date plus grace."""
+
+    name = "hold.promise"
+    kernel = K.K_PROMISE
+    REASONS = (("HOLD_PROMISE_OPEN", "A promise to pay is open and not yet due; only reminders until the promised "
+                                     "date plus grace."),)
+    actions = ("VOICE_BOT", "PHONE", "FIELD_VISIT", "THIRD_PARTY_CONTACT") + ENFORCEMENT
+    defaults = {"grace_days": 1, "day_starts": "08:00"}
+    PARAMS = ("grace_days", "day_starts")
+    FEATURES = ("promise_open", "promise_date")
+    RULES = (Rule("HOLD_PROMISE_OPEN", "all", "fair treatment: FDCPA § 806 (harassment), "
+                  f"{_CBA}; the lender's policy", "everyone collecting", "while a promise to pay is open (state "
+                  "`promise_open`), nothing but an SMS reminder until the promised date plus `grace_days` (1, as "
+                  "[ledger] promise_grace_days); DEFER to 08:00 the day after", "on the last day of grace: DEFER; "
+                  "the day after: KEEP", "the lender's policy (no statute sets it)"),)
+
+
+class DisputeHold(CompiledPolicy):
+    """An open dispute stops collection until it is resolved."""
+
+    name = "hold.dispute"
+    kernel = K.K_DISPUTE
+    REASONS = (("HOLD_DISPUTE_OPEN", "The debt is disputed; no collection until the dispute is resolved (verified)."),)
+    actions = ALL_ACTIONS
+    FEATURES = ("open_disputes",)
+    RULES = (Rule("HOLD_DISPUTE_OPEN", "all", "15 U.S.C. § 1692g(b) (cease until verification; the validation "
+                  "period of 12 CFR 1006.34); CN: 异议处理, " + _CBA, "US collectors by law; everyone by the "
+                  "lender's policy", "no action of any kind while a dispute is open; ends with DISPUTE_RESOLVED "
+                  "(the verification sent)", "open_disputes 1: BLOCK; 0: KEEP", "well-known sections"),)
+
+    DERIVED = 1
+
+    def derive(self, accounts):
+        return [1]
+
+
+class CeaseCommunication(CompiledPolicy):
+    """FDCPA § 805(c): a written request to stop communication is honoured."""
+
+    name = "us.cease_communication"
+    kernel = K.K_CEASE
+    REASONS = (("US_CEASE_COMMUNICATION", "The debtor asked in writing that communication stop (FDCPA § 805(c))."),)
+    actions = CONTACT
+    CREDITOR_REGIONS = ("US-CA",)
+    FEATURES = ("cease_requested", "country")
+    RULES = (Rule("US_CEASE_COMMUNICATION", "US", "15 U.S.C. § 1692c(c); 12 CFR 1006.6(c); Cal. Civ. Code "
+                  "§ 1788.17", _collector_binds(("US-CA",)), "no SMS, call, visit or third-party contact once the "
+                  "debtor asked in writing to stop; legal steps stay possible (§ 1692c(c)(2)–(3))",
+                  "cease_requested false: KEEP; true: BLOCK (no end: only the debtor can restart contact)",
+                  "well-known sections"),)
+
+
+class AttorneyRepresented(CompiledPolicy):
+    """FDCPA § 805(a)(2): a debtor represented by an attorney is contacted through the attorney."""
+
+    name = "us.attorney_represented"
+    kernel = K.K_ATTORNEY
+    REASONS = (("US_ATTORNEY_REPRESENTED", "The debtor is represented by an attorney for this debt; contact the "
+                                           "attorney (FDCPA § 805(a)(2))."),)
+    actions = CONTACT
+    CREDITOR_REGIONS = ("US-CA", "US-FL")
+    FEATURES = ("attorney_represented", "country")
+    RULES = (Rule("US_ATTORNEY_REPRESENTED", "US", "15 U.S.C. § 1692c(a)(2), § 1692b(6); 12 CFR 1006.6(b)(2); Cal. Civ. Code "
+                  "§ 1788.14(c); Fla. Stat. § 559.72(18)", _collector_binds(("US-CA", "US-FL")),
+                  "no contact with the debtor or third parties once an attorney represents the debtor",
+                  "attorney_represented false: KEEP; true: BLOCK", "well-known sections; FL recalled"),)
+
+
+class BankruptcyStay(CompiledPolicy):
+    """The automatic stay: nothing while a bankruptcy is open."""
+
+    name = "hold.bankruptcy"
+    kernel = K.K_BANKRUPTCY
+    REASONS = (("HOLD_BANKRUPTCY_STAY", "A bankruptcy is open (automatic stay): no collection, legal action, "
+                                        "repossession or sale."),)
+    actions = ALL_ACTIONS
+    FEATURES = ("bankruptcy_open",)
+    RULES = (Rule("HOLD_BANKRUPTCY_STAY", "all", "11 U.S.C. § 362(a) (automatic stay); CN: 《深圳经济特区个人破产"
+                  "条例》 (Shenzhen only), 企业破产法 art. 19", "everyone (creditors included)",
+                  "no action of any kind — repossession and sale included — while a bankruptcy is open; ends with "
+                  "BANKRUPTCY_CLOSED (relief from the stay is not modelled: record the case closed or dismissed)",
+                  "bankruptcy_open true: BLOCK; false: KEEP", "US well-known; CN recalled"),)
+
+    DERIVED = 1
+
+    def derive(self, accounts):
+        return [1]
+
+
+class SCRARepossession(CompiledPolicy):
+    """SCRA: no repossession during military service without a court order."""
+
+    name = "us.scra"
+    kernel = K.K_SCRA
+    REASONS = (("US_SCRA_COURT_ORDER_REQUIRED", "The debtor is in military service and the contract predates it: "
+                                                "repossession needs a court order (SCRA)."),)
+    actions = ("REPOSSESSION",)
+    FEATURES = ("military_service", "military_service_since", "contract_date", "court_order_at")
+    RULES = (Rule("US_SCRA_COURT_ORDER_REQUIRED", "US", "50 U.S.C. § 3952(a)", "everyone (creditors included)",
+                  "no repossession, during military service, of a car financed by a contract made before the "
+                  "service began, without a court order made during it", "contract the day before service: "
+                  "BLOCK; on the day service began: KEEP; a court order: KEEP", "well-known section"),)
+
+
+class DeceasedHold(CompiledPolicy):
+    """A deceased debtor is not contacted; the estate is dealt with."""
+
+    name = "hold.deceased"
+    kernel = K.K_DECEASED
+    REASONS = (("HOLD_DECEASED", "The debtor is reported deceased: no collection contact or repossession; deal with "
+                                 "the estate."),)
+    actions = CONTACT + ("REPOSSESSION",)
+    FEATURES = ("deceased",)
+    RULES = (Rule("HOLD_DECEASED", "all", "12 CFR 1006.6(a) (the estate's representative is treated as the consumer); "
+                  "CN Civil Code arts. 1159, 1161 (debts paid from the estate, to its value)", "everyone collecting",
+                  "no SMS, call, visit, third-party contact or repossession once the debtor is reported deceased; "
+                  "claims go to the estate (legal review stays possible)", "deceased true: BLOCK; false: KEEP",
+                  "well-known sections; the hold itself is the lender's policy"),)
+
+    DERIVED = 1
+
+    def derive(self, accounts):
+        return [1]
+
+
+class HardshipHold(CompiledPolicy):
+    """A hardship arrangement in force: reminders only."""
+
+    name = "hold.hardship"
+    kernel = K.K_HARDSHIP
+    REASONS = (("HOLD_HARDSHIP", "A hardship arrangement is in force: reminders only until it ends."),)
+    actions = ("VOICE_BOT", "PHONE", "FIELD_VISIT", "THIRD_PARTY_CONTACT") + ENFORCEMENT
+    FEATURES = ("hardship",)
+    RULES = (Rule("HOLD_HARDSHIP", "all", "the lender's policy (CN: NFRA guidance on 延期还款 and 个性化分期)",
+                  "the lender", "while a hardship arrangement is in force, nothing but SMS reminders; ends with "
+                  "HARDSHIP_ENDED", "hardship true: BLOCK; false: KEEP", "the lender's policy"),)
+
+    DERIVED = 1
+
+    def derive(self, accounts):
+        return [1]
+
+
+# -- China: GPS, repossession basis ------------------------------------------------------------
+
+class GPSConsent(CompiledPolicy):
+    """PIPL: locating the car by its tracker needs the debtor's separate consent."""
+
+    name = "cn.gps_consent"
+    kernel = K.K_GPS_CONSENT
+    REASONS = (("CN_NO_GPS_CONSENT", "No separate consent to GPS tracking (PIPL: whereabouts are sensitive); the "
+                                     "car may not be located by its tracker."),)
+    actions = ("REPOSSESSION",)
+    FEATURES = ("consent_gps", "gps_status")
+    RULES = (Rule("CN_NO_GPS_CONSENT", "CN", "PIPL arts. 28–29 (行踪轨迹 is sensitive personal information: separate "
+                  "consent)", "lenders and their agencies", "no repossession of a car with a tracker (gps_status not "
+                  "NO_DEVICE) unless the debtor gave separate GPS consent (GPS_CONSENT_GRANTED)",
+                  "consent_gps true: KEEP; false or never stated: BLOCK; no device: KEEP", "well-known articles"),)
+
+
+class RepossessionBasis(CompiledPolicy):
+    """China: a repossession needs its legal basis recorded; never self-help by force."""
+
+    name = "cn.repossession_basis"
+    kernel = K.K_BASIS
+    REASONS = (("CN_REPOSSESSION_NO_LEGAL_BASIS", "No legal basis for repossession is recorded (the debtor's written "
+                                                  "agreement, a court ruling or an arbitral award)."),)
+    actions = ("REPOSSESSION",)
+    FEATURES = ("surrender_agreed_at", "court_order_at", "arbitral_award_at")
+    RULES = (Rule("CN_REPOSSESSION_NO_LEGAL_BASIS", "CN", "Civil Code arts. 410 (realising a mortgage: agreement "
+                  "or the court), 642 (retained title: take back by agreement, else the security-interest "
+                  "procedure); Civil Procedure Law, special procedure 实现担保物权", "lenders and their agencies",
+                  "no repossession without SURRENDER_AGREED, COURT_ORDER_GRANTED or ARBITRAL_AWARD_GRANTED recorded "
+                  "(an award is enforced through the court); never by force", "none: BLOCK; any: KEEP",
+                  "well-known articles"),)
+
+
+class RightToCure(CompiledPolicy):
+    """US states with a right to cure: no repossession before the cure notice and period."""
+
+    name = "us.right_to_cure"
+    kernel = K.K_CURE
+    REASONS = (
+        ("US_CURE_NOTICE_REQUIRED", "The state requires a notice of the right to cure before repossession; none was sent."),
+        ("US_CURE_PERIOD", "The cure period after the notice has not passed; deferred to its end."),
+    )
+    actions = ("REPOSSESSION",)
+    defaults = {"days_by_state": dict(RIGHT_TO_CURE_DAYS), "day_starts": "08:00"}
+    PARAMS = ("day_starts",)
+    FEATURES = ("cure_notice_at",)
+    RULES = (
+        Rule("US_CURE_NOTICE_REQUIRED", "US-IA, KS, ME, MA, MO, SC, WV, WI", "Iowa Code § 537.5110–5111; K.S.A. "
+             "16a-5-110–111; 9-A M.R.S. § 5-110–111; M.G.L. c. 255B § 20A; Mo. Rev. Stat. § 408.554–555; S.C. Code "
+             "§ 37-5-110–111; W. Va. Code § 46A-2-106; Wis. Stat. § 425.104–105", "creditors and their assignees",
+             "no repossession in these states until a notice of the right to cure was sent (CURE_NOTICE_SENT)",
+             "no notice: BLOCK", "recalled: the states and statutes; each period (`days_by_state`) to be confirmed "
+             "by counsel"),
+        Rule("US_CURE_PERIOD", "same", "same", "creditors and their assignees", "none until the cure period's days "
+             "after the notice's local date have passed (MA 21, IA/KS/MO/SC 20, WI 15, ME 14, WV 10); DEFER to "
+             "08:00 the day after", "MA: day 21 after the notice DEFER, day 22 KEEP", "recalled"),
+    )
+
+    DERIVED = 1
+
+    def derive(self, accounts):
+        return [accounts.lookup("region", self.params["days_by_state"], 0)]
+
+
+class DisposalNotice(CompiledPolicy):
+    """No sale before the notice of disposition and the redemption window."""
+
+    name = "disposal_notice"
+    kernel = K.K_DISPOSAL
+    REASONS = (
+        ("DISPOSAL_NOT_HELD", "The car is not held for disposal (not repossessed, redeemed or already sold)."),
+        ("DISPOSAL_NO_NOTICE", "No notice of disposition was sent after the repossession."),
+        ("DISPOSAL_REDEMPTION_WINDOW", "The notice period or the redemption window has not passed; deferred to its end."),
+    )
+    actions = ("DISPOSAL",)
+    defaults = {"us_notice_days": 10, "us_redemption_days": 10, "cn_notice_days": 0, "cn_redemption_days": 15,
+                "notice_days_by_state": {"US-CA": 15}, "redemption_days_by_state": {"US-CA": 15},
+                "day_starts": "08:00"}
+    PARAMS = ("day_starts",)
+    FEATURES = ("repossession_stage", "repossessed_at", "disposal_notice_at", "country")
+    RULES = (
+        Rule("DISPOSAL_NOT_HELD", "all", "UCC § 9-610; CN Civil Code arts. 642–643", "everyone", "only a car held "
+             "after repossession (stage REPOSSESSED or NOTICE_SENT) is sold", "redeemed or sold: BLOCK",
+             "well-known sections"),
+        Rule("DISPOSAL_NO_NOTICE", "all", "UCC §§ 9-611, 9-613, 9-614 (notice of disposition, consumer goods); "
+             "Cal. Civ. Code § 2983.2; CN Civil Code art. 643 (回赎)", "everyone", "no sale without a notice of "
+             "disposition sent after the repossession", "no notice: BLOCK", "well-known sections"),
+        Rule("DISPOSAL_REDEMPTION_WINDOW", "all", "UCC § 9-612 (10 days: the safe harbour), § 9-623 (redemption); "
+             "Cal. Civ. Code § 2983.2 (15 days); CN Civil Code art. 643 (a reasonable redemption period)",
+             "everyone", "no sale before `notice_days` after the notice and `redemption_days` after the actual "
+             "repossession (US 10/10, CA 15/15, CN 0/15); DEFER to the later, 08:00", "CN: day 14 after "
+             "repossession DEFER, day 15 KEEP", "US well-known; CN's 15 days is the lender's reasonable period"),
+    )
+
+    DERIVED = 2
+
+    def derive(self, accounts):
+        p = self.params
+        cn = accounts.country() == K.COUNTRY_CN
+        notice_us = accounts.lookup("region", p["notice_days_by_state"], p["us_notice_days"])
+        redeem_us = accounts.lookup("region", p["redemption_days_by_state"], p["us_redemption_days"])
+        return [accounts.where(cn, p["cn_notice_days"], notice_us), accounts.where(cn, p["cn_redemption_days"], redeem_us)]
+
+
+# -- litigation --------------------------------------------------------------------------------
+
 _LITIGATION_ORDER = ("LITIGATION_NO_DECISION", "LITIGATION_NO_CLAUSE", "LITIGATION_NO_CONTACT_RECORDS",
                      "LITIGATION_NO_DEMAND_NOTICE", "LITIGATION_EVIDENCE_INCOMPLETE", "LITIGATION_NOT_SEVERE",
                      "LITIGATION_NO_WILFUL_DEFAULT", "LITIGATION_BELOW_THRESHOLD", "LITIGATION_NOT_ELIGIBLE")
-_LITIGATION_BIT = {code: 1 << i for i, code in enumerate(_LITIGATION_ORDER)}
-#: the same as NumPy scalars: a bool array times an int64 scalar costs less than times a Python int
-_LITIGATION_BIT64 = {code: np.int64(b) for code, b in _LITIGATION_BIT.items()}
 
 
-class LitigationPreconditions(_Policy):
-    """A LEGAL_REVIEW goes ahead only with the contract clause, complete evidence (contact
-    records kept, demand notices delivered) and the litigation ruleset's thresholds met;
-    otherwise it is blocked, the reason listing every missing precondition joined by ``+``."""
+class LitigationPreconditions(CompiledPolicy):
+    """A LEGAL_REVIEW goes ahead only with the contract clause, complete evidence and the
+    litigation ruleset's thresholds met; otherwise blocked, naming every missing one (``+``)."""
 
     name = "litigation_preconditions"
+    kernel = K.K_LITIGATION
     reason_codes = {
         "LITIGATION_NO_CLAUSE": "The contract has no dispute-resolution (litigation/arbitration) clause.",
         "LITIGATION_NO_CONTACT_RECORDS": "Collection contacts were not all recorded and kept (evidence).",
@@ -321,62 +1472,106 @@ class LitigationPreconditions(_Policy):
         "LITIGATION_NO_DECISION": "The bundle gave no litigation decision for the account.",
     }
     defaults = {"min_demand_notices": 2}
-
+    PARAMS = ("min_demand_notices",)
     actions = ("LEGAL_REVIEW",)
-
+    FEATURES = ("litigation_eligible", "litigation_missing", "litigation_clause", "contact_records_kept",
+                "demand_notices_sent")
     #: checked in this order; the reason lists them in this order
     ORDER = _LITIGATION_ORDER
-    #: one bit per missing precondition
-    BIT = _LITIGATION_BIT
-    #: the bit each member code of the ruleset's ``missing`` sets (NONE and −1, unknown: none)
-    MISSING_BITS = np.array([0] + [_LITIGATION_BIT[_RULESET_MISSING[m]] for m in _MISSING_MEMBERS[1:]] + [0], np.int64)
+    BIT = {code: 1 << i for i, code in enumerate(_LITIGATION_ORDER)}
+    RULES = (Rule("LITIGATION_*", "all", "CN Civil Procedure Law arts. 122 (conditions of a suit), 67 "
+                  "(evidence), 2021 numbering; the contract's dispute-resolution clause", "everyone",
+                  "a legal review only with the clause, contact records kept, 2 demand notices (催告函) and the "
+                  "litigation ruleset's thresholds; every missing one named, joined by +",
+                  "1 demand notice: BLOCK …_NO_DEMAND_NOTICE; 2: KEEP", "recalled articles"),)
 
-    def __init__(self, **params):
-        super().__init__(**params)
-        self._reasons: dict[int, str] = {}          # bits -> reason code, as met
+    def __init__(self, operator=None, **params):
+        super().__init__(operator, **params)
+        self._reasons: dict[int, str] = {}
 
-    def _reason(self, bits: int) -> str:
+    def reason_of(self, bits: int) -> str:
         try:
             return self._reasons[bits]
         except KeyError:
             code = self._reasons[bits] = "+".join(c for c in self.ORDER if bits & self.BIT[c])
             return code
 
-    def check(self, actions: ActionBatch) -> Verdicts:
-        v = Verdicts(actions.n)
-        bit = _LITIGATION_BIT64
-        if actions.batch.has("litigation.eligible") and actions.batch.has("litigation.missing"):
-            missing = actions.enum("litigation.missing", _MISSING_MEMBERS)
-            no_decision = actions.int("litigation.eligible", null=-1) < 0
-            unexplained = ~(actions.bool("litigation.eligible", null=False) | no_decision) & (missing <= 0)
-            bits = self.MISSING_BITS[missing] | no_decision * bit["LITIGATION_NO_DECISION"] \
-                | unexplained * bit["LITIGATION_NOT_ELIGIBLE"]
-        else:
-            bits = np.full(actions.n, bit["LITIGATION_NO_DECISION"], np.int64)
-        bits |= ~actions.bool("litigation_clause") * bit["LITIGATION_NO_CLAUSE"]
-        bits |= ~actions.bool("contact_records_kept") * bit["LITIGATION_NO_CONTACT_RECORDS"]
-        bits |= (actions.int("demand_notices_sent") < self.params["min_demand_notices"]) * bit["LITIGATION_NO_DEMAND_NOTICE"]
-        # the ruleset's EVIDENCE_INCOMPLETE adds nothing when a named evidence gap explains it
-        named = bit["LITIGATION_NO_CONTACT_RECORDS"] | bit["LITIGATION_NO_DEMAND_NOTICE"]
-        bits &= ~(((bits & named) != 0) * bit["LITIGATION_EVIDENCE_INCOMPLETE"])
-        bits *= actions.is_action(*self.actions)
-        distinct = set(bits.tolist() if actions.n <= 64 else np.unique(bits).tolist())
-        for combo in sorted(distinct - {0}):
-            v.block(bits == combo, self._reason(combo))
-        return v
+
+assert [LitigationPreconditions.BIT[c] for c in _LITIGATION_ORDER] == [
+    K.L_NO_DECISION, K.L_NO_CLAUSE, K.L_NO_RECORDS, K.L_NO_NOTICE, K.L_EVIDENCE, K.L_NOT_SEVERE, K.L_NO_WILFUL,
+    K.L_BELOW, K.L_NOT_ELIGIBLE]
 
 
-POLICIES = (QuietHours, CallLimits, ComplaintPause, AutomatedConsent, ThirdPartyContact,
-            RegFOptOut, RegFHours, RegFConversation, RegFCallFrequency, LitigationPreconditions)
+POLICIES = (
+    # holds first: the most fundamental ground is the reason recorded
+    BankruptcyStay, DisputeHold, DeceasedHold, CeaseCommunication, AttorneyRepresented, HardshipHold, PromiseHold,
+    SCRARepossession,
+    # China
+    ComplaintPause, AutomatedConsent, CNScriptContent, GPSConsent, RepossessionBasis, QuietHours, CallLimits, SMSCap,
+    # United States
+    TCPAConsent, RegFOptOut, RegFRestrictedMedium, USScriptContent, RightToCure, RegFHours, InconvenientTimes,
+    RegFConversation, RegFCallFrequency, MassachusettsCalls,
+    # both
+    ThirdPartyContact, DisposalNotice, LimitationPeriod, LitigationPreconditions,
+)
+
+
+def _operator(config: Mapping) -> dict[str, str]:
+    given = (config.get("compliance", {}) or {}).get("operator", {}) or {}
+    where = "[compliance.operator]"
+    if not isinstance(given, Mapping):
+        raise PostloanError(f"{where} must be a table of country = operator type, got {type(given).__name__}")
+    for country, kind in given.items():
+        if country not in ENUMS["country"]:
+            raise PostloanError(f"{where} {country}: not a country ({', '.join(ENUMS['country'])})")
+        if kind not in OPERATORS:
+            raise PostloanError(f"{where} {country} = {kind!r}: expected one of {', '.join(OPERATORS)}")
+    return dict(given)
 
 
 @kernel.hookimpl
 def postloan_compliance_policies(config):
     params = config.get("policy", {})   # third-party policies' sections are theirs to check
+    operator = _operator(config)
     built = []
     for policy in POLICIES:
         given = params.get(policy.name, {})
         if not isinstance(given, Mapping):
             raise PostloanError(f'[policy."{policy.name}"] must be a table of parameters')
-        built.append(policy(**given))
+        built.append(policy(operator, **given))
     return built
+
+
+def rulebook(policies: Sequence[CompiledPolicy] = None) -> str:
+    """The table of every built-in rule (docs/compliance.md): policy, reason code,
+    jurisdiction, source, whom it binds, what it does, boundary, how sure the source is."""
+    policies = policies or [p() for p in POLICIES]
+    lines = ["| policy | reason code | jurisdiction | source and section | binds | what it does | boundary | "
+             "how sure |", "|---|---|---|---|---|---|---|---|"]
+    for p in policies:
+        for r in p.RULES:
+            cells = (f"`{p.name}`", f"`{r.reason}`", r.jurisdiction, r.source, r.binds, r.does, r.boundary, r.sure)
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def settlement(owed, proceeds, expenses=0.0) -> dict[str, np.ndarray]:
+    """After a repossessed car is sold: what the sale leaves owing or owes back — UCC § 9-615
+    (proceeds go to the expenses of retaking and selling, then the debt; a surplus to the
+    debtor, a deficiency from them; § 9-616 explains the calculation to a consumer) and CN Civil
+    Code art. 643 (价款扣除未付价款及必要费用后有剩余的返还，不足部分由买受人清偿). ``owed``: what the
+    debtor owed at the sale (outstanding principal + overdue interest + late charges);
+    ``proceeds``: the sale amount (NaN: not sold); ``expenses``: retaking and selling costs.
+    Returns ``owed``, ``proceeds``, ``expenses``, ``deficiency`` and ``surplus`` (NaN where
+    not sold)."""
+    owed = np.asarray(owed, np.float64)
+    proceeds = np.asarray(proceeds, np.float64)
+    expenses = np.broadcast_to(np.asarray(expenses, np.float64), owed.shape)
+    net = proceeds - expenses - owed
+    return {"owed": owed, "proceeds": proceeds, "expenses": expenses,
+            "deficiency": np.where(np.isnan(net), np.nan, np.maximum(-net, 0.0)),
+            "surplus": np.where(np.isnan(net), np.nan, np.maximum(net, 0.0))}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(rulebook(), end="")

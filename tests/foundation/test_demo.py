@@ -24,7 +24,8 @@ def demo_output(tmp_path_factory):
 def test_every_section_is_printed(demo_output):
     for heading in ("Portfolio", "DPD buckets", "Roll rates", "Early warning", "Overdue accounts by reason",
                     "High-risk overdue profile", "Vehicle alerts", "Collection tiers", "Actions planned",
-                    "Sample scripts", "Litigation", "Asset disposal", "Case ledger", "The contact-time gate"):
+                    "Sample scripts", "Litigation", "Asset disposal", "Case ledger", "The contact-time gate",
+                    "Compliance: every deferred or blocked action", "Compliance, told on a few accounts"):
         assert heading in demo_output, heading
 
 
@@ -60,3 +61,20 @@ def test_the_demo_ingests_its_events_decides_from_state_and_asks_the_gate(demo_o
     gate = demo_output.split("The contact-time gate", 1)[1]
     assert re.search(r"\(CN, 10:00 local\) PHONE → KEEP", gate) and "DEFER CN_DAILY_CONNECTED_CALLS" in gate
     assert re.search(r"\(US, .*\) PHONE → KEEP", gate) and "DEFER REGF_RECENT_CONVERSATION" in gate
+
+
+def test_the_demo_shows_holds_consent_third_parties_and_the_repossession_lifecycle(demo_output):
+    """Issue 12: holds, consent blocks, third-party limits and the repossession lifecycle with
+    their reason codes."""
+    story = demo_output.split("Compliance, told on a few accounts", 1)[1]
+    for code in ("BLOCK HOLD_DISPUTE_OPEN", "BLOCK HOLD_BANKRUPTCY_STAY", "DEFER HOLD_PROMISE_OPEN",
+                 "BLOCK US_TCPA_NO_CONSENT", "BLOCK REGF_RESTRICTED_MEDIUM", "BLOCK US_CEASE_COMMUNICATION",
+                 "BLOCK CN_REPOSSESSION_NO_LEGAL_BASIS", "BLOCK US_SCRA_COURT_ORDER_REQUIRED", "BLOCK DISPOSAL_NO_NOTICE",
+                 "DEFER DISPOSAL_REDEMPTION_WINDOW"):
+        assert code in story, code
+    assert story.count("BLOCK THIRD_PARTY_DEBT_DISCLOSED") == 4          # the four payloads of the issue
+    assert re.search(r"(deficiency|surplus) [\d,.]+ (owed by|returned to) the debtor", story)
+    lifecycle = story.split("Repossession and disposal", 1)[1]
+    assert lifecycle.index("DISPOSAL_NO_NOTICE") < lifecycle.index("DISPOSAL_REDEMPTION_WINDOW") < lifecycle.index("→ KEEP\n    sold")
+    reasons = demo_output.split("Compliance: every deferred or blocked action", 1)[1].split("Compliance, told", 1)[0]
+    assert "repossession and disposal" in reasons and "holds" in reasons

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from kernel.ledger import KINDS
+from kernel.ledger.store import SCHEMA_VERSION
 from kernel.synth import generate
 
 UTC = dt.timezone.utc
@@ -84,7 +85,7 @@ def test_decide_with_store_reads_state_and_state_exports_it(tmp_path):
     state = {r["account_id"]: r for r in pcsv.read_csv(tmp_path / "s.csv").to_pylist()}
     assert len(state) == 300 and state[ids[0]]["promises_broken_30d"] == 4
     info = postloan("ledger", "info", "--store", store)
-    assert "schema version 1; 4 events, 0 reservations, 0 cars pinging, 300 registered accounts" in info.stdout
+    assert f"schema version {SCHEMA_VERSION}; 4 events, 0 reservations, 0 cars pinging, 300 registered accounts" in info.stdout
 
 
 def test_backup_restore_gives_back_the_same_state(tmp_path):

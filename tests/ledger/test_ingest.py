@@ -6,7 +6,7 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from kernel.ledger import EventsError, Ledger
+from kernel.ledger import KINDS, EventsError, Ledger
 
 UTC = dt.timezone.utc
 T = dt.datetime(2026, 11, 28, 2, tzinfo=UTC)
@@ -62,7 +62,7 @@ def test_bad_rows_are_rejected_while_good_rows_of_the_batch_land(ledger_url):
     assert result.accepted == 2 and result.duplicate == 0
     assert [(r.row, r.event_id, r.reason) for r in result.rejected] == [
         (1, "bad1", "PAYMENT needs amount"),
-        (2, "bad2", "kind is not an event kind (28 kinds: see docs/ledger.md)"),
+        (2, "bad2", f"kind is not an event kind ({len(KINDS)} kinds: see docs/ledger.md)"),
         (3, "bad3", "amount is not a column of CONTACT_ATTEMPT (leave it empty)"),
         (4, "bad4", "promise_date is more than 90 days after the promise was made"),
         (5, "bad5", "at is in the future (beyond the allowed clock skew)"),

@@ -383,3 +383,22 @@ def _large_batch(ledger_url):
         assert ledger.store.dump_tables() == before
         assert before["events"][123][:6] == ("e000123", "A123", 0, before["events"][123][3], before["events"][123][4],
                                              23.25)
+
+
+def test_a_version_1_ledger_gets_the_later_event_kinds_named(tmp_path):
+    """A ledger made before the issue-12 kinds were appended has their names after the upgrade
+    (the view events_named shows them)."""
+    import sqlite3
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with Ledger(url):
+        pass
+    con = sqlite3.connect(tmp_path / "old.db")
+    con.execute("DELETE FROM event_kinds WHERE code >= 28")           # as a version-1 ledger had them
+    con.execute("UPDATE ledger_schema SET version = 1")
+    con.commit()
+    con.close()
+    with Ledger(url) as ledger:
+        assert ledger.store.version() == store_module.SCHEMA_VERSION
+    con = sqlite3.connect(tmp_path / "old.db")
+    assert [n for _, n in con.execute("SELECT code, name FROM event_kinds ORDER BY code")] == list(ENUMS["event_kind"])
+    con.close()

@@ -22,7 +22,8 @@ ACCOUNT_DEFAULTS = {
     "consent_automated_contact": True, "contact_opt_out": False, "connected_calls_today": 0,
     "call_attempts_today": 0, "consecutive_failed_attempts": 0, "calls_7d": 0, "sms_today": 0,
     "open_complaints": 0, "last_conversation_at": None, "litigation_clause": True,
-    "contact_records_kept": True, "demand_notices_sent": 2,
+    "contact_records_kept": True, "demand_notices_sent": 2, "promise_date": None,
+    "contract_date": dt.date(2024, 3, 15), "dpd": 45, "last_payment_date": dt.date(2026, 10, 14), "gps_status": "ONLINE",
 }
 
 
@@ -41,7 +42,11 @@ def columns_of(accounts: list[dict]) -> dict[str, np.ndarray]:
     cols = {}
     for key in keys:
         values = [a.get(key, ACCOUNT_DEFAULTS.get(key)) for a in accounts]
-        if key in ("last_conversation_at",):
+        if all(v is None or (isinstance(v, dt.date) and not isinstance(v, dt.datetime)) for v in values) and \
+                key not in ("last_conversation_at",) and any(v is not None for v in values):
+            cols[key] = np.array([np.datetime64("NaT", "D") if v is None else np.datetime64(v, "D") for v in values])
+        elif key in ("last_conversation_at",) or (any(isinstance(v, dt.datetime) for v in values)
+                                                    and all(v is None or isinstance(v, dt.datetime) for v in values)):
             cols[key] = np.array([np.datetime64("NaT", "us") if v is None else
                                   np.datetime64(v.astimezone(UTC).replace(tzinfo=None), "us") for v in values])
         elif all(isinstance(v, bool) for v in values):

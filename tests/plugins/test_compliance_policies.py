@@ -245,10 +245,23 @@ def test_arizona_keeps_standard_time_while_california_moves(policies):
     assert outcome == [KEEP, DEFER]
 
 
-def test_opt_out_blocks_calls_only(policies):
-    outcome, reason, _ = judge(policies["us.regf_opt_out"], [{**NY, "contact_opt_out": True}],
-                               [(0, "PHONE"), (0, "VOICE_BOT"), (0, "SMS")], utc(2026, 12, 1, 15, 0))
-    assert outcome == [BLOCK, BLOCK, KEEP] and reason[0] == "REGF_OPT_OUT"
+def test_a_phone_opt_out_restricts_calls_not_texts(policies):
+    """Reg F § 1006.14(h): the medium the debtor asked us not to use is the telephone."""
+    outcome, reason, _ = judge(policies["us.regf_restricted_medium"], [{**NY, "contact_opt_out": True}, {**NY}],
+                               [(0, "PHONE"), (0, "VOICE_BOT"), (0, "SMS"), (1, "PHONE")], utc(2026, 12, 1, 15, 0))
+    assert outcome == [BLOCK, BLOCK, KEEP, KEEP] and reason[0] == "REGF_RESTRICTED_MEDIUM"
+
+
+@pytest.mark.parametrize("opted_out, script, expected", [
+    (False, "Example Auto Finance: please call us. Reply STOP to opt out.", (KEEP, None)),
+    (True, "Example Auto Finance: please call us. Reply STOP to opt out.", (BLOCK, "REGF_OPT_OUT_SMS")),
+    (False, "Example Auto Finance: please call us.", (BLOCK, "REGF_NO_OPT_OUT_NOTICE")),
+])
+def test_texts_honour_the_sms_opt_out_and_carry_the_instruction(policies, opted_out, script, expected):
+    """Reg F § 1006.6(e): an SMS opt-out blocks texts; every text says how to opt out."""
+    outcome, reason, _ = judge(policies["us.regf_opt_out"], [{**NY, "opt_out_sms": opted_out}],
+                               [(0, "SMS"), (0, "PHONE")], utc(2026, 12, 1, 15, 0), scripts=[script, None])
+    assert (outcome[0], reason[0]) == expected and outcome[1] == KEEP
 
 
 # --- litigation preconditions ---------------------------------------------------------------

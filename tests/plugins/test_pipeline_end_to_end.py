@@ -61,7 +61,7 @@ def test_actions_follow_the_collection_tier(result, small_book):
         elif action == "VOICE_BOT":
             assert channel[account] == "SMS_VOICE"
         elif action == "PHONE":
-            assert channel[account] == "PHONE"
+            assert channel[account] == "PHONE" or tier[account] == "SEVERE"      # SEVERE calls beside visits
         elif action == "FIELD_VISIT":
             assert channel[account] == "FIELD_VISIT"
         elif action == "THIRD_PARTY_CONTACT":

@@ -355,5 +355,5 @@ def test_configuration_mistakes_are_named_at_construction(tmp_path, manager, con
 
 def test_denied_builtins_make_the_default_configuration_fail_clearly(tmp_path):
     pm = PluginManager({"plugins": {"deny": ["builtins.compliance"]}})
-    with pytest.raises(PostloanError, match=r"names policy 'cn.complaint_pause', which no loaded plugin provides"):
+    with pytest.raises(PostloanError, match=r"names policy 'hold.bankruptcy', which no loaded plugin provides"):
         Pipeline(None, plugins=pm, audit_path=tmp_path / "a.log")

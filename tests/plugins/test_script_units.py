@@ -58,9 +58,9 @@ def test_english_counts_are_singular_for_one_and_plural_otherwise(strategy, smal
     sms = scripts(strategy, book, "MILD")["SMS"]
     assert "your auto loan ending" in sms[0]
     for k in range(repeat):
-        assert " is 1 day past due." in sms[3 * k]
-        assert " is 12 days past due." in sms[3 * k + 1]
-        assert " is 0 days past due." in sms[3 * k + 2]
+        assert " is 1 day past due," in sms[3 * k]
+        assert " is 12 days past due," in sms[3 * k + 1]
+        assert " is 0 days past due," in sms[3 * k + 2]
     legal = scripts(strategy, book, "SEVERE")["LEGAL_REVIEW"]
     assert ", 1 day past due, " in legal[0] and "1 demand notice delivered." in legal[0]
     assert ", 12 days past due, " in legal[1] and "3 demand notices delivered." in legal[1]

@@ -35,10 +35,39 @@ accounts_strategy = st.fixed_dictionaries({
     "demand_notices_sent": st.integers(0, 3),
     "last_conversation_at": st.one_of(st.none(), st.integers(-9 * 24 * 60, 60).map(
         lambda m: utc(2026, 11, 28, 2, 0) + dt.timedelta(minutes=m))),
+    # the ledger's state the holds and the newer rules read
+    "region": st.sampled_from(["CN-GD", "US-NY", "US-CA", "US-TX", "US-MA", "US-FL"]),
+    "promise_open": st.booleans(), "promise_date": st.one_of(st.none(), st.integers(-3, 3).map(
+        lambda d: dt.date(2026, 11, 28) + dt.timedelta(days=d))),
+    "open_disputes": st.integers(0, 1), "cease_requested": st.booleans(), "attorney_represented": st.booleans(),
+    "bankruptcy_open": st.booleans(), "deceased": st.booleans(), "hardship": st.booleans(),
+    "military_service": st.booleans(), "consent_sms": st.one_of(st.none(), st.booleans()),
+    "consent_voice_bot": st.one_of(st.none(), st.booleans()), "opt_out_sms": st.booleans(),
+    "employer_prohibits_contact": st.booleans(), "work_hours_inconvenient": st.booleans(),
+    "sms_today": st.integers(0, 3), "third_party_contacts_30d": st.integers(0, 1),
+    "complaint_extensions": st.integers(0, 2), "consent_gps": st.one_of(st.none(), st.booleans()),
+    "repossession_stage": st.sampled_from(["NONE", "REPOSSESSED", "NOTICE_SENT", "SOLD"]),
+    "dpd": st.sampled_from([0, 30, 1100, 1500]),
+    "complaint_opened_at": st.one_of(st.none(), st.integers(10, 70).map(
+        lambda d: utc(2026, 11, 28, 2, 0) - dt.timedelta(days=d))),
+    "repossessed_at": st.one_of(st.none(), st.integers(5, 20).map(lambda d: utc(2026, 11, 28, 2, 0) - dt.timedelta(days=d))),
+    "disposal_notice_at": st.one_of(st.none(), st.integers(0, 20).map(
+        lambda d: utc(2026, 11, 28, 2, 0) - dt.timedelta(days=d))),
+    "cure_notice_at": st.one_of(st.none(), st.integers(0, 30).map(lambda d: utc(2026, 11, 28, 2, 0) - dt.timedelta(days=d))),
     "litigation.eligible": st.one_of(st.none(), st.booleans()),
     "litigation.missing": st.sampled_from(["NONE", "NOT_SEVERE", "NO_CLAUSE", "EVIDENCE_INCOMPLETE",
                                            "NO_WILFUL_DEFAULT", "BELOW_THRESHOLD", "SOMETHING_NEW"]),
 })
+
+
+#: scripts the screen reads differently: markers, notices, debt words before and after them
+SCRIPTS = [None, "请转告王伟回电。", "王伟的车贷已逾期。", "Please call us back.", "Your loan is past due.",
+           "您好，我是示例汽车金融，本次通话将被录音。请问是王伟本人吗？【确认本人后】您的车贷已逾期。【语音留言】请回电。",
+           "【示例汽车金融】您尾号1234的账单已到期，如已还款请忽略。回复TD退订",
+           "Hello, this is Example Auto Finance; this call is recorded. [Identity confirmed] Your payment is late. "
+           "[Voicemail] Please call us back.", "Tell him his car note is late. Reply STOP to opt out.",
+           "Hi, I am calling from the Example customer service team. [Voicemail] your bill is overdue",
+           "他欠我们钱", "我是客户服务中心，不还就上黑名单", "latest news: the TOWER is tall. If you have already paid, ignore."]
 
 
 @st.composite
@@ -47,8 +76,7 @@ def scenarios(draw):
     base = draw(st.sampled_from(AROUND)) + dt.timedelta(minutes=draw(st.integers(-600, 600)))
     planned = draw(st.lists(st.tuples(st.integers(0, len(accounts) - 1), st.sampled_from(list(ACTION)),
                                       st.integers(0, 36 * 60)), min_size=1, max_size=10))
-    scripts = [draw(st.sampled_from([None, "请转告王伟回电。", "王伟的车贷已逾期。", "Please call us back.", "Your loan is past due."]))
-               for _ in planned]
+    scripts = [draw(st.sampled_from(SCRIPTS)) for _ in planned]
     return accounts, base, planned, scripts
 
 
