@@ -121,12 +121,13 @@ def run(args) -> int:
     batches = read_ahead(plugins.read_batches(args.input, required=list(kernel.inputs), batch_size=args.batch_rows,
                                               manager=manager, connector=reader))
     nested = writer.name in NESTED_FORMATS
-    out_schema = decision_schema(kernel, nested)
+    experiment = _experiment(args.config)
+    out_schema = decision_schema(kernel, nested, experiment is not None)
     start = time.perf_counter()
     with bar(None, "deciding", unit="acct", disable=args.quiet) as progress:
         conflicts: dict[str, int] = {}
         decided = _decisions(kernel, batches, as_of, out_schema, nested, args.input, progress, conflicts,
-                             ledger, state_moment(as_of, args.now), _book_counters(args.config))
+                             ledger, state_moment(as_of, args.now), _book_counters(args.config), experiment)
         try:
             rows = plugins.write_batches(args.out, decided, schema=out_schema, manager=manager, connector=writer)
         finally:
@@ -160,9 +161,10 @@ def connector(manager, uri: str, own: str | None, shared: str | None, own_flag: 
     return named
 
 
-def decision_schema(kernel, nested: bool = True):
+def decision_schema(kernel, nested: bool = True, experiment: bool = False):
     """The decision file's schema: account_id, as_of, bundle_hash, then every decision column
-    (collect rule lists as text when ``nested`` is false)."""
+    (collect rule lists as text when ``nested`` is false), then ``experiment.arm`` when an
+    experiment is configured."""
     import pyarrow as pa
     fields = [pa.field("account_id", pa.string()), pa.field("as_of", pa.date32()),
               pa.field("bundle_hash", pa.string())]
@@ -170,6 +172,8 @@ def decision_schema(kernel, nested: bool = True):
         if not nested and pa.types.is_list(field.type):
             field = pa.field(field.name, pa.string())
         fields.append(field)
+    if experiment:
+        fields.append(pa.field("experiment.arm", pa.string()))
     # names the table where a store has tables (SQLite: "decisions" unless the URI names one)
     return pa.schema(fields, metadata={"postloan.table": "decisions"})
 
@@ -179,25 +183,34 @@ def _configured_store(config) -> bool:
     return bool((load_config(config).get("ledger") or {}).get("store"))
 
 
+def _experiment(config):
+    """The configuration's ``[experiment]`` (None without one)."""
+    from ..evaluation.arms import Experiment
+    from ..plugins import load_config
+    return Experiment.from_config(load_config(config))
+
+
 def _book_counters(config) -> str:
     from ..plugins import load_config
     return (load_config(config).get("ledger") or {}).get("book_counters", "fallback")
 
 
 def _decisions(kernel, batches, as_of, schema, nested: bool, source: str, progress, conflicts: dict, ledger=None,
-               now=None, book_counters: str = "fallback"):
+               now=None, book_counters: str = "fallback", experiment=None):
     """Decision batches, one per book batch (the book's first batch is checked against the
     bundle before the first decision is made), each book batch joined with its accounts'
     state (from ``ledger`` where given); ``conflicts`` counts, per ``hit: unique`` ruleset,
-    the rows more than one rule fired for."""
+    the rows more than one rule fired for; with an ``experiment``, each account's arm is an
+    input (``experiment_arm``) and the last decision column (``experiment.arm``)."""
     import pyarrow as pa
 
+    from ..evaluation.arms import add_arm
     from ..ledger.join import with_state
     as_of_value = pa.scalar(as_of, pa.date32())
     bundle_hash = pa.scalar(kernel.bundle_hash, pa.string())
     for batch in batches:
         n = batch.num_rows
-        joined = with_state(batch, as_of, now, ledger, book_counters)
+        joined = add_arm(with_state(batch, as_of, now, ledger, book_counters), experiment)
         batch = pa.RecordBatch.from_arrays([c.combine_chunks() for c in joined.columns], schema=joined.schema)
         kernel.check_columns(batch.schema, source=source)
         decided = next(kernel.decide_batches([batch], as_of))
@@ -207,6 +220,8 @@ def _decisions(kernel, batches, as_of, schema, nested: bool, source: str, progre
             else pa.nulls(n, pa.string())
         columns = [ids, pa.repeat(as_of_value, n), pa.repeat(bundle_hash, n)]
         columns += decided.columns if nested else [_flat(c) for c in decided.columns]
+        if experiment is not None:
+            columns.append(batch.column("experiment_arm").cast(pa.string()))
         progress.update(n)
         yield pa.RecordBatch.from_arrays(columns, schema=schema)
 
