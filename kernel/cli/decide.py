@@ -32,8 +32,16 @@ is written beside the file and renamed into place (a symlink keeps pointing at i
 files such as a FIFO are written, never replaced. The summary goes to stderr, so `--out -`
 pipes the decisions alone.
 
+A folder as --in is a partitioned book: each of its .parquet files is decided into the file of
+the same name in the --out folder. With --dask the files are decided on a Dask cluster, one
+task per file (--dask local: a cluster of --dask-workers processes on this machine; else the
+scheduler's address; the folders, and a --store, must be reachable from every worker): the
+bundle travels as its files and hash and is compiled once per worker, and the decisions are
+the same as in one process.
+
 examples:
   postloan decide --in book.parquet --out decisions.parquet --as-of 2026-11-28
+  postloan decide --in book/ --out decisions/ --dask local
   postloan decide --in book.csv --out decisions.sqlite
   postloan decide --in export.txt --in-format csv --out decisions.arrow
   postloan decide --in book.parquet --store sqlite:///ledger.db --out decisions.parquet"""
@@ -45,16 +53,19 @@ RULE_SEPARATOR = ";"
 
 
 def _book(text: str) -> str:
-    """A file that must exist, or a connector URI (scheme://…), which its connector checks."""
+    """A file that must exist, a folder of Parquet files (a partitioned book), or a connector
+    URI (scheme://…), which its connector checks."""
+    import os
     from urllib.parse import urlparse
-    if len(urlparse(text).scheme) > 1:
+    if len(urlparse(text).scheme) > 1 or os.path.isdir(text):
         return text
     return a.existing_file(text)
 
 
 def _target(text: str) -> str:
+    import os
     from urllib.parse import urlparse
-    if len(urlparse(text).scheme) > 1:
+    if len(urlparse(text).scheme) > 1 or os.path.isdir(text) or text.endswith(os.sep):
         return text
     return a.output_file(text)
 
@@ -77,6 +88,10 @@ def add_arguments(p) -> None:
     p.add_argument("--now", type=a.instant, default=None,
                    help="the moment the state is read as of (default: now, or the end of a past --as-of date)")
     p.add_argument("--config", type=a.existing_file, default=None, help="configuration file (default $POSTLOAN_CONFIG)")
+    p.add_argument("--dask", default=None, metavar="ADDRESS",
+                   help="decide a partitioned book (--in DIR) on Dask: a scheduler address (tcp://host:8786) or "
+                        "'local' for a cluster on this machine")
+    p.add_argument("--dask-workers", type=a.positive_int, default=2, help="workers of --dask local (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -102,6 +117,8 @@ def run(args) -> int:
     from .progress import bar, say
 
     as_of = args.as_of or dt.date.today()
+    if os.path.isdir(args.input) or args.dask:
+        return _run_partitioned(args, as_of)
     manager = plugins.default_manager()
     # resolve both connectors first: an unknown format or extension fails before any work
     reader = connector(manager, args.input, args.in_format, args.format, "--in-format")
@@ -140,6 +157,41 @@ def run(args) -> int:
     for ruleset, n in conflicts.items():
         say(f"postloan decide: warning: ruleset {ruleset} (hit: unique): {n:,} of {rows:,} accounts matched more "
             f"than one rule; their {ruleset}.* outputs are null and {ruleset}.rule is '!unique'")
+    return 0
+
+
+def _run_partitioned(args, as_of) -> int:
+    """--in DIR: every Parquet file of the folder decided into --out DIR (same names), one
+    after another or, with --dask, one task per file on a Dask cluster."""
+    import os
+    import time
+
+    from ..errors import PostloanError
+    from ..evaluation.distributed import dask_client, decide_folder
+    from ..runtime import Kernel
+    from .progress import say
+
+    if not os.path.isdir(args.input):
+        raise PostloanError(f"{args.input}: --dask decides a partitioned book: give --in a folder of Parquet files")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise PostloanError(f"{args.out}: --in is a folder, so --out must be a folder too (it is a file)")
+    if any(x is not None for x in (args.format, args.in_format, args.out_format)) and \
+            "parquet" not in (args.format, args.in_format, args.out_format):
+        raise PostloanError("a partitioned book is read and written as Parquet: drop --format, --in-format, --out-format")
+    if os.path.realpath(args.out) == os.path.realpath(args.input):
+        raise PostloanError(f"{args.out}: --out is the book's folder; the decisions would replace its parts")
+    kernel = Kernel.load(args.bundle)
+    start = time.perf_counter()
+    with dask_client(args.dask, args.dask_workers) as client:
+        total = decide_folder(kernel, args.input, args.out, as_of, state_moment(as_of, args.now), client=client,
+                              store=args.store, config=args.config, batch_rows=args.batch_rows)
+    seconds = time.perf_counter() - start
+    where = f" on Dask ({args.dask})" if args.dask else ""
+    say(f"decided {total['rows']:,} accounts of {total['parts']} parts into {args.out}{where} in {seconds:.1f} s "
+        f"({total['rows'] / max(seconds, 1e-9):,.0f} accounts/s; bundle {kernel.bundle_hash[:12]})")
+    for ruleset, n in total["conflicts"].items():
+        say(f"postloan decide: warning: ruleset {ruleset} (hit: unique): {n:,} of {total['rows']:,} accounts matched "
+            f"more than one rule; their {ruleset}.* outputs are null and {ruleset}.rule is '!unique'")
     return 0
 
 

@@ -219,7 +219,10 @@ class RunStore:
     def read(self, kind: str) -> pa.Table:
         """Every run's ``kind`` ("snapshots" or "actions") as one table, oldest run first."""
         schema = SNAPSHOT if kind == "snapshots" else ACTION
-        tables = [schema.empty_table()]
+        return pa.concat_tables([schema.empty_table(), *self.iter(kind)])
+
+    def iter(self, kind: str) -> Iterator[pa.Table]:
+        """Every run's ``kind`` part by part, oldest run first (memory: one part at a time)."""
         with self.store.reading() as cur:
             cur.execute(self.store._sql("SELECT as_of, part, payload FROM evaluation_parts WHERE kind = ? "
                                         "ORDER BY as_of, part"), (kind,))
@@ -229,12 +232,12 @@ class RunStore:
                     break
                 for day, part, payload in rows:
                     try:
-                        tables.append(pa.ipc.open_stream(pa.py_buffer(bytes(payload))).read_all())
+                        table = pa.ipc.open_stream(pa.py_buffer(bytes(payload))).read_all()
                     except pa.ArrowInvalid as e:
                         when = dt.date(1970, 1, 1) + dt.timedelta(days=int(day))
                         raise DatasetError(f"{self.store.url}: the {kind} of the run of {when} (part {part}) "
                                            f"cannot be read ({e})") from None
-        return pa.concat_tables(tables)
+                    yield table
 
     def events(self, since: dt.datetime | None = None, until: dt.datetime | None = None) -> pa.Table:
         """The ledger's outcome events (:data:`OUTCOME_EVENTS`) with ``at`` in ``[since, until]``."""

@@ -96,7 +96,7 @@ class Simulator:
     store). ``seed`` fixes every draw."""
 
     def __init__(self, pipeline, book: pa.Table, start: dt.date, *, behaviour: Behaviour | None = None,
-                 seed: int = 0, runs: RunStore | None = None):
+                 seed: int = 0, runs: RunStore | None = None, known: bool = False):
         if pipeline.ledger is None:
             raise PostloanError("the simulator needs a pipeline with a ledger (Pipeline(kernel, ledger=...))")
         from ..pipeline import Pipeline
@@ -120,7 +120,9 @@ class Simulator:
         self.overdue_n = np.asarray(book["overdue_installments"].to_numpy(), np.int64).copy()
         self.overdue = np.asarray(book["overdue_amount"].to_numpy(), np.float64).copy()
         self.repossessed = np.asarray(book["repossessed"].to_numpy(zero_copy_only=False), bool).copy()
-        self.touched = np.zeros(n, bool)
+        # accounts whose state comes from the ledger (known: every account, e.g. a ledger that
+        # holds the book's history already)
+        self.touched = np.full(n, bool(known))
         self.promise_day = np.full(n, -1, np.int64)        # a kept promise pays on this day
         self.sale_day = np.full(n, -1, np.int64)
         self.sale_amount = np.zeros(n)
@@ -155,20 +157,23 @@ class Simulator:
             b = b.set_column(b.schema.get_field_index(name), name, values.cast(b.schema.field(name).type))
         return b
 
-    def step(self) -> None:
+    def step(self, decided: list | None = None, now: dt.datetime | None = None) -> None:
+        """One day. ``decided``: the day's decisions made already — ``(rows, joined,
+        result)`` per batch, ``rows`` the batch's indices in the book — to record and act on
+        instead of deciding (``postloan demo`` decides its first day itself)."""
         from ..synth import snapshot_at
         as_of = self.day
-        now = snapshot_at(as_of)
-        book = self._book_today()
-        touched = self.touched
-        decided = []
-        for pipe, rows in ((self.pipeline, np.flatnonzero(touched)), (self.plain, np.flatnonzero(~touched))):
-            if rows.size == 0:
-                continue
-            part = book.take(pa.array(rows))
-            joined = pipe.with_state(part, as_of, now)
-            result = pipe.act(joined, pipe.kernel.decide(joined, as_of), as_of, now)
-            decided.append((rows, joined, result))
+        now = now or snapshot_at(as_of)
+        if decided is None:
+            book = self._book_today()
+            decided = []
+            for pipe, rows in ((self.pipeline, np.flatnonzero(self.touched)), (self.plain, np.flatnonzero(~self.touched))):
+                if rows.size == 0:
+                    continue
+                part = book.take(pa.array(rows))
+                joined = pipe.with_state(part, as_of, now)
+                result = pipe.act(joined, pipe.kernel.decide(joined, as_of), as_of, now)
+                decided.append((rows, joined, result))
         snaps = [snapshot(j, r.decisions, as_of, now, self.pipeline.kernel) for _, j, r in decided]
         acts = [action_records(r.actions, as_of, now) for _, _, r in decided]
         self.runs.record_run(as_of, pa.concat_tables(snaps), pa.concat_tables(acts))
