@@ -25,7 +25,7 @@ from typing import Iterator
 
 from ..errors import PostloanError
 
-__all__ = ["BundleSource", "worker_kernel", "LOADS", "dask_client", "decide_folder", "decide_file", "input_parts"]
+__all__ = ["BundleSource", "worker_kernel", "LOADS", "loads", "dask_client", "decide_folder", "decide_file", "input_parts"]
 
 #: kernels this process compiled or loaded for partitions, by bundle hash
 LOADS: dict[str, int] = {}
@@ -50,6 +50,11 @@ class BundleSource:
                                     f"the bundle on Dask")
             names[path.name] = path.read_bytes()
         return cls(tuple(sorted(names.items())), kernel.bundle_hash)
+
+
+def loads() -> dict[str, int]:
+    """:data:`LOADS` of this process (``client.run(loads)`` asks every worker)."""
+    return dict(LOADS)
 
 
 def worker_kernel(source: BundleSource):
