@@ -130,8 +130,12 @@ class Simulator:
         # DPD of the 30 days before the start, consistent with today's and 30 days ago
         j = np.arange(30, 0, -1)[:, None]
         now = self.dpd[None, :]
-        self.history = np.where(now >= j, now - j, np.where(then[None, :] > 0, np.maximum(then[None, :] + 30 - j, 0), 0))
+        # a ring of the last 30 days' DPD: row (day + k) % 30 holds the DPD of k days ago … the
+        # oldest row is read as "30 days ago", then overwritten with today's
+        self.history = np.where(now >= j, now - j, np.where(then[None, :] > 0, np.maximum(then[None, :] + 30 - j, 0), 0)
+                                ).astype(np.int32)
         self.history[0] = then
+        self._oldest = 0
         self._events: list[dict] = []
         self._count = 0
         self.events_written = 0
@@ -147,7 +151,7 @@ class Simulator:
     def _book_today(self) -> pa.Table:
         b = self.book
         ratio = np.where(self.overdue_n > 0, 1.0, 0.0)
-        cols = {"dpd": pa.array(self.dpd), "dpd_30d_ago": pa.array(self.history[0]),
+        cols = {"dpd": pa.array(self.dpd), "dpd_30d_ago": pa.array(self.history[self._oldest]),
                 "overdue_installments": pa.array(self.overdue_n), "overdue_amount": pa.array(self.overdue),
                 "overdue_principal": pa.array(self.overdue * 0.85 * ratio),
                 "overdue_interest": pa.array(self.overdue * 0.15 * ratio),
@@ -184,8 +188,8 @@ class Simulator:
             self._act(rows, result, now_us, day)
         self._age(day, now_us)
         self._flush(now + dt.timedelta(days=1))
-        self.history = np.roll(self.history, -1, axis=0)
-        self.history[-1] = self.dpd
+        self.history[self._oldest] = self.dpd
+        self._oldest = (self._oldest + 1) % self.history.shape[0]
         self.day = as_of + dt.timedelta(days=1)
 
     def _emit(self, rows: np.ndarray, kind: str, at: np.ndarray, agent: str, **columns) -> None:
@@ -207,8 +211,8 @@ class Simulator:
         keep = np.asarray(pc.equal(a["outcome"].cast(pa.string()), "KEEP").to_numpy(zero_copy_only=False), bool)
         a = a.filter(pa.array(keep))
         d = result.decisions
-        where = {acc: i for i, acc in enumerate(d["account_id"].to_pylist())}
-        local = np.array([where[x] for x in a["account_id"].to_pylist()], np.int64)
+        local = np.asarray(pc.index_in(a["account_id"], value_set=d["account_id"].combine_chunks())
+                           .to_numpy(zero_copy_only=False), np.int64)
         account = rows[local]
         kind = np.asarray(a["action"].cast(pa.string()).to_numpy(zero_copy_only=False)).astype(str)
         earliest = np.asarray(a["earliest_at"].cast(pa.int64()).to_numpy(zero_copy_only=False), np.int64)
