@@ -63,7 +63,7 @@ def test_report_for_a_million_accounts_and_30_days(benchmark, tmp_path):
     rows, events = read_alone()
     read_seconds = time.perf_counter() - t
     t = time.perf_counter()
-    figures, size = benchmark.pedantic(report, rounds=1, iterations=1) if not _smoke(benchmark) else report()
+    figures, size = benchmark.pedantic(report, rounds=1, iterations=1)
     seconds = time.perf_counter() - t
     assert figures["end"] == str(result.runs[-1]) and len(figures["series"]["dates"]) == days and size > 10_000
     print(f"\nreport: {accounts:,} accounts, {days} runs ({rows:,} snapshot and action rows), {events:,} events "
@@ -95,7 +95,7 @@ def test_dask_decide_of_ten_million_accounts(benchmark, tmp_path):
         writer.close()
     args = ["decide", "--in", str(book), "--as-of", str(AS_OF), "--now", NOW.isoformat(), "--quiet"]
     t = time.perf_counter()
-    assert main(args + ["--out", str(tmp_path / "one")]) == 0
+    assert benchmark.pedantic(main, args=(args + ["--out", str(tmp_path / "one")],), rounds=1, iterations=1) == 0
     single = time.perf_counter() - t
     if _smoke(benchmark):          # a cluster takes ≈ 10–20 s to start: tests/evaluation/test_dask.py runs it
         print(f"\ndecide {accounts:,} accounts in {parts} parts: one process {single:.1f} s (Dask leg: not in the smoke run)")
