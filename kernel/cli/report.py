@@ -60,6 +60,7 @@ def run(args) -> int:
     if args.export and not args.store:
         raise PostloanError("--export writes a store's dataset: give --store URL")
     if args.store:
+        _existing_sqlite(args.store)
         figures = figures_from_store(args.store, settings)
         if args.export:
             from ..evaluation.records import store_part, write_dataset
@@ -73,3 +74,18 @@ def run(args) -> int:
     say(f"wrote {a.shown_output(args.out)} ({size / 1024:,.0f} KiB; runs up to {figures['end']}, "
         f"arms {', '.join(figures['arms']) or 'none'}) in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _existing_sqlite(url: str) -> None:
+    """A SQLite ledger to report on must exist (opening one would create an empty ledger)."""
+    import os
+    from urllib.parse import unquote, urlparse
+
+    from ..errors import PostloanError
+    parsed = urlparse(url)
+    if parsed.scheme in ("postgresql", "postgres"):
+        return
+    path = unquote(parsed.path[1:] if parsed.scheme == "sqlite" and parsed.path.startswith("/") else parsed.path) \
+        if parsed.scheme == "sqlite" else url
+    if path and not os.path.exists(path):
+        raise PostloanError(f"{url}: no such ledger (the file {path} does not exist)")

@@ -16,12 +16,18 @@ DEMO_EXPERIMENT = {"name": "demo", "seed": "demo", "arms": {"CHAMPION": 0.8, "CH
 DEMO_EFFECT = {"CHALLENGER": {"promise": 0.08}}
 
 
-def demo_config(config=None) -> dict:
-    """The configuration with the demo's experiment when it has no ``[experiment]``."""
+def demo_config(config=None, days: int = 7) -> dict:
+    """The configuration with the demo's experiment when it has no ``[experiment]``, and a
+    cure window that fits in the demo's ``days`` when ``[evaluation] cure_days`` is not set
+    (half the days: the entries of the first half have a complete window)."""
     from ..plugins import load_config
     merged = dict(load_config(config))
     if "experiment" not in merged:
         merged["experiment"] = DEMO_EXPERIMENT
+    evaluation = dict(merged.get("evaluation") or {})
+    if "cure_days" not in evaluation:
+        evaluation["cure_days"] = max(1, min(30, days // 2))
+    merged["evaluation"] = evaluation
     return merged
 
 

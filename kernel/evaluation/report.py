@@ -79,9 +79,10 @@ def _y(v: float, ymax: float) -> float:
     return H - PAD_B - (H - PAD_T - PAD_B) * (v / ymax if ymax else 0)
 
 
-def _svg(name: str, body: list[str], legend: list[tuple[str, str]] | None = None, height: int = H) -> str:
+def _svg(name: str, body: list[str], legend: list[tuple[str, str]] | None = None, height: int = H,
+         width: int = W) -> str:
     items = "".join(f'<span class="key"><i style="background:{c}"></i>{_e(t)}</span>' for t, c in legend or [])
-    return (f'<svg class="chart" data-chart="{_e(name)}" viewBox="0 0 {W} {height}" role="img" '
+    return (f'<svg class="chart" data-chart="{_e(name)}" viewBox="0 0 {width} {height}" role="img" '
             f'aria-label="{_e(name)}">{"".join(body)}</svg>' + (f'<div class="legend">{items}</div>' if items else ""))
 
 
@@ -177,9 +178,10 @@ def forest(name: str, rows: list[tuple[str, float, float, float]], fmt) -> str:
     """Differences against the control arm with their intervals, one row each, on one axis
     through zero (each row's own scale would mislead: the rows share a unit)."""
     height = 30 + 28 * len(rows)
+    width = 900
     finite = [abs(v) for _, d, lo, hi in rows for v in (d, lo, hi) if not math.isnan(v)]
     span = _nice_max(max(finite) if finite else 0)
-    left, right = 200, W - 20
+    left, right = 320, width - 30
     zero = (left + right) / 2
 
     def x(v):
@@ -198,7 +200,7 @@ def forest(name: str, rows: list[tuple[str, float, float, float]], fmt) -> str:
         significant = not math.isnan(lo) and (lo > 0 or hi < 0)
         body.append(f'<circle class="mark" cx="{x(d):.1f}" cy="{y}" r="5" fill="{PALETTE[3] if significant else PALETTE[0]}">'
                     f'<title>{_e(label)}: {_e(fmt(d))} [{_e(fmt(lo))}, {_e(fmt(hi))}]</title></circle>')
-    return _svg(name, body, height=height)
+    return _svg(name, body, height=height, width=width)
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,7 +219,7 @@ th{color:#5b6776;font-weight:600;background:#fafbfc}td:first-child,th:first-chil
 .sig{color:#c23b3b;font-weight:600}.muted{color:#8795a5}.tiles{display:flex;gap:14px;flex-wrap:wrap}
 .tile{background:#f5f7fa;border-radius:6px;padding:8px 12px;min-width:130px}.tile b{display:block;font-size:20px}
 button{font:inherit;border:1px solid #c9d2dc;background:#fff;border-radius:4px;padding:2px 10px;cursor:pointer}button.on{background:#1d2f45;color:#fff}
-.scroll{max-height:360px;overflow:auto}section.wide svg.chart{max-width:860px}.tile b.small{font-size:15px}
+.scroll{max-height:360px;overflow:auto}section.wide svg.chart{max-width:900px}#disposal svg.chart{max-width:620px}.tile b.small{font-size:15px}
 """
 
 SCRIPT = """
@@ -388,10 +390,15 @@ def _kpi_section(figures: dict) -> str:
     body = _table(headers, [[_e(rows[i][0])] + rows[i][1:] for i in range(len(rows))], raw=True)
     chart = forest("kpi-differences", forest_rows, lambda v: _pct(v, 1)) if forest_rows else \
         '<p class="muted">One arm only: no differences to show.</p>'
+    st = figures.get("settings", {})
+    windows = (f" Windows: an event counts for the decision before it if at most {_num(st.get('attribution_days', 7), 0)} "
+               f"days old; a promise within {_num(st.get('promise_after_rpc_hours', 24), 0)} h of a right-party "
+               f"contact; kept by its date plus {st.get('promise_grace_days', 1)} day(s); a cure within "
+               f"{st.get('cure_days', 30)} days of entering collections (entries whose window has ended).") if st else ""
     how = (f"Each KPI per arm with its {int(figures['confidence'] * 100)} % interval, and each arm against the control "
            f"arm ({control or '—'}): the difference, its interval and the test's p-value (red: significant). "
            "Rates: Wilson intervals, Newcombe differences, two-proportion z; amounts: Welch t; ratios: delta method; "
-           "complaints: exact Poisson. The chart: the differences of the rates, on one axis through zero.")
+           "complaints: exact Poisson. The chart: the differences of the rates, on one axis through zero." + windows)
     return _section("KPIs by arm", how, '<div class="scroll">' + body + "</div>" + chart, wide=True, ident="kpis")
 
 

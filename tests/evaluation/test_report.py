@@ -44,7 +44,12 @@ def test_the_same_data_gives_the_same_bytes(simulated_store, report, tmp_path):
 
 
 def test_bad_sources_are_named(tmp_path, capsys):
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"
+    assert main(["report", "--store", missing, "--out", str(tmp_path / "r.html")]) == 2
+    assert "no such ledger" in capsys.readouterr().err and not (tmp_path / "missing.db").exists()
+    from kernel.ledger import Ledger
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    Ledger(empty).close()
     assert main(["report", "--store", empty, "--out", str(tmp_path / "r.html")]) == 2
     assert "holds no decision runs to report on" in capsys.readouterr().err
     (tmp_path / "ds").mkdir()
