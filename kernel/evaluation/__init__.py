@@ -9,7 +9,9 @@ machine (docs/evaluation.md).
 - :mod:`kernel.evaluation.stats` — intervals and tests of arm differences;
 - :mod:`kernel.evaluation.simulate` — the collections loop with debtors of known behaviour;
 - :mod:`kernel.evaluation.report` — the self-contained HTML report;
-- :mod:`kernel.evaluation.distributed` — decide and report on Dask.
+- :mod:`kernel.evaluation.run` — the figures of a ledger or a dataset folder (one process or Dask);
+- :mod:`kernel.evaluation.distributed` — decide and report on Dask;
+- :mod:`kernel.evaluation.demo` — what ``postloan demo`` adds: simulated days and the report.
 
 Evaluation reads decisions and outcomes; it never changes a decision.
 """
