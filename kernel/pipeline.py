@@ -244,6 +244,8 @@ class Pipeline:
         self.plugins = plugins
         self.config = load_config(config) if config is not None else plugins.config
         self.ledger = self._ledger(ledger)
+        from .evaluation.arms import Experiment
+        self.experiment = Experiment.from_config(self.config)     # [experiment]: champion/challenger arms
         self.book_counters = (self.config.get("ledger") or {}).get("book_counters", "fallback")
         pipe = self.config.get("pipeline", {})
         self.strategy_name = pipe.get("strategy", "tiered")
@@ -355,8 +357,9 @@ class Pipeline:
         """The book joined with each account's state as of ``now`` (docs/ledger.md): from the
         ledger where it knows the account, read off the book otherwise. With a ledger, the
         book's gate columns are registered too (the contact-time gate reads them)."""
+        from .evaluation.arms import add_arm
         from .ledger.join import with_state
-        return with_state(table, as_of, now, self.ledger, self.book_counters)
+        return add_arm(with_state(table, as_of, now, self.ledger, self.book_counters), self.experiment)
 
     def columns_with_state(self, columns: Mapping[str, np.ndarray], as_of: dt.date, now: dt.datetime) -> dict:
         """A few accounts' NumPy columns (``run_columns``' form) joined with their state."""
@@ -367,7 +370,8 @@ class Pipeline:
             state = merge(state, self.ledger.state_columns(batch.strings("account_id").to_pylist(),
                                                            batch.strings("time_zone").to_pylist(), now),
                           self.book_counters)
-        return join_columns(columns, state)
+        from .evaluation.arms import add_arm
+        return add_arm(join_columns(columns, state), self.experiment)
 
     def record_with_state(self, record: Mapping[str, Any], as_of: dt.date, now: dt.datetime) -> Record:
         """One account's record joined with its state (the ``run_record`` path)."""
@@ -376,7 +380,8 @@ class Pipeline:
         if self.ledger is not None:
             state = merge_record(state, self.ledger.state_values(record.get("account_id"), record.get("time_zone"), now),
                                  self.book_counters)
-        return join_record(record, state)
+        from .evaluation.arms import add_arm
+        return add_arm(join_record(record, state), self.experiment)
 
     def judge(self, record: Mapping[str, Any], action: str, at: dt.datetime, as_of: dt.date | None = None) -> tuple:
         """The compliance verdict on one action planned at ``at`` for one account given as a
@@ -443,6 +448,11 @@ class Pipeline:
             extra = Record({k: _first_value(v) for k, v in extra.items()} if extra else _NO_VALUATION)
         elif extra is None:
             extra = _no_valuation(n)
+        if self.experiment is not None:          # the decision column experiment.arm
+            from .evaluation.arms import decision_arms
+            arms = decision_arms(batch, self.experiment)
+            extra = Record({**extra, "experiment.arm": arms[0]}) if isinstance(book, Record) \
+                else {**extra, "experiment.arm": arms}
         batch.add(extra)
         if not actions:
             return PipelineResult(_with_columns(decisions, extra, book), dict(_NO_ACTIONS), [], conflicts)
@@ -462,6 +472,8 @@ class Pipeline:
                 "policy_sets": {s.name: [p[0] for p in s.policies] for s in self.sets},
                 "plugins": {name: info.version or info.origin for name, info in self.plugins.infos.items()},
             }
+            if self.experiment is not None:
+                self._meta_fixed["experiment"] = self.experiment.describe()
         return {"as_of": as_of.isoformat(), "now": now.astimezone(dt.timezone.utc).isoformat(), "rows": n,
                 "actions": len(actions["action"]), **self._meta_fixed, "errors": errors}
 

@@ -35,7 +35,7 @@ import pyarrow as pa
 from .errors import PostloanError
 
 __all__ = [
-    "Column", "ENUMS", "ACCOUNTS", "CUSTOMERS", "VEHICLES", "EVENTS", "STATE", "INPUT", "DECISIONS", "ACTIONS",
+    "Column", "ENUMS", "ACCOUNTS", "CUSTOMERS", "VEHICLES", "EVENTS", "STATE", "EXPERIMENT", "INPUT", "DECISIONS", "ACTIONS",
     "BOOK", "TABLES", "SchemaError", "Violation", "validate", "record_checker", "check_value", "columns",
     "pii_columns", "describe", "logical_type", "DEFAULT_MAX_LENGTH", "UNIT_RANGES", "DATE_RANGE",
     "INSTANT_RANGE",
@@ -163,6 +163,9 @@ ENUMS: dict[str, tuple[str, ...]] = {
                        "THIRD_PARTY_CONTACT", "REPOSSESSION", "DISPOSAL"),
     "compliance_outcome": ("KEEP", "DEFER", "BLOCK"),
     "language": ("zh", "en"),
+    # champion/challenger arms (kernel.evaluation.arms, docs/evaluation.md): members are only
+    # ever appended; NONE is an account no configured arm owns (or no experiment at all)
+    "experiment_arm": ("NONE", "CHAMPION", "CHALLENGER", "CHALLENGER_2", "CHALLENGER_3", "HOLDOUT"),
 }
 
 
@@ -423,13 +426,20 @@ ACTIONS: tuple[Column, ...] = (
     _c("policy", STR, "", True, False, "Policy that deferred or blocked it."),
 )
 
+#: Columns the pipeline adds to every decision's input besides the book and the state
+#: (kernel.evaluation.arms): rulesets read them like book columns.
+EXPERIMENT: tuple[Column, ...] = (
+    _c("experiment_arm", ENUM, "", False, False, "Champion/challenger arm of the account: a stable hash of the account id into the slot ranges of [experiment.arms] (docs/evaluation.md); NONE without an experiment or outside every arm.", "experiment_arm"),
+)
+
 #: What a decision reads: the book, its counters replaced by the ledger's state, plus the
-#: state's own columns (kernel.ledger.join). Rulesets and models may read any of these.
-INPUT: tuple[Column, ...] = BOOK + tuple(c for c in STATE if c.name not in {b.name for b in BOOK})
+#: state's own columns (kernel.ledger.join) and the experiment's arm. Rulesets and models may
+#: read any of these.
+INPUT: tuple[Column, ...] = BOOK + tuple(c for c in STATE if c.name not in {b.name for b in BOOK}) + EXPERIMENT
 
 TABLES: dict[str, tuple[Column, ...]] = {
     "accounts": ACCOUNTS, "customers": CUSTOMERS, "vehicles": VEHICLES, "book": BOOK,
-    "events": EVENTS, "state": STATE, "input": INPUT, "decisions": DECISIONS, "actions": ACTIONS,
+    "events": EVENTS, "state": STATE, "experiment": EXPERIMENT, "input": INPUT, "decisions": DECISIONS, "actions": ACTIONS,
 }
 
 _BY_NAME = {name: {c.name: c for c in cols} for name, cols in TABLES.items()}
@@ -867,7 +877,7 @@ def markdown() -> str:
     enums = ["## Enumerations", "", "| enum | members (in order) |", "|---|---|"]
     enums += [f"| `{k}` | {', '.join(v)} |" for k, v in ENUMS.items()]
     body = [f"## {t}\n\n" + describe(t).split("\n", 2)[2]
-            for t in ("accounts", "customers", "vehicles", "events", "state", "decisions", "actions")]
+            for t in ("accounts", "customers", "vehicles", "events", "state", "experiment", "decisions", "actions")]
     return "\n".join(head + limits) + "\n\n" + "\n".join(body) + "\n" + "\n".join(enums) + "\n"
 
 

@@ -17,7 +17,8 @@ import sys
 
 from ..errors import PostloanError
 
-VERBS = ("demo", "generate", "check", "test", "decide", "ingest", "state", "ledger", "train", "serve", "plugins")
+VERBS = ("demo", "generate", "check", "test", "decide", "ingest", "state", "ledger", "report", "train", "serve",
+         "plugins")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -32,8 +32,16 @@ is written beside the file and renamed into place (a symlink keeps pointing at i
 files such as a FIFO are written, never replaced. The summary goes to stderr, so `--out -`
 pipes the decisions alone.
 
+A folder as --in is a partitioned book: each of its .parquet files is decided into the file of
+the same name in the --out folder. With --dask the files are decided on a Dask cluster, one
+task per file (--dask local: a cluster of --dask-workers processes on this machine; else the
+scheduler's address; the folders, and a --store, must be reachable from every worker): the
+bundle travels as its files and hash and is compiled once per worker, and the decisions are
+the same as in one process.
+
 examples:
   postloan decide --in book.parquet --out decisions.parquet --as-of 2026-11-28
+  postloan decide --in book/ --out decisions/ --dask local
   postloan decide --in book.csv --out decisions.sqlite
   postloan decide --in export.txt --in-format csv --out decisions.arrow
   postloan decide --in book.parquet --store sqlite:///ledger.db --out decisions.parquet"""
@@ -45,16 +53,19 @@ RULE_SEPARATOR = ";"
 
 
 def _book(text: str) -> str:
-    """A file that must exist, or a connector URI (scheme://…), which its connector checks."""
+    """A file that must exist, a folder of Parquet files (a partitioned book), or a connector
+    URI (scheme://…), which its connector checks."""
+    import os
     from urllib.parse import urlparse
-    if len(urlparse(text).scheme) > 1:
+    if len(urlparse(text).scheme) > 1 or os.path.isdir(text):
         return text
     return a.existing_file(text)
 
 
 def _target(text: str) -> str:
+    import os
     from urllib.parse import urlparse
-    if len(urlparse(text).scheme) > 1:
+    if len(urlparse(text).scheme) > 1 or os.path.isdir(text) or text.endswith(os.sep):
         return text
     return a.output_file(text)
 
@@ -77,6 +88,10 @@ def add_arguments(p) -> None:
     p.add_argument("--now", type=a.instant, default=None,
                    help="the moment the state is read as of (default: now, or the end of a past --as-of date)")
     p.add_argument("--config", type=a.existing_file, default=None, help="configuration file (default $POSTLOAN_CONFIG)")
+    p.add_argument("--dask", default=None, metavar="ADDRESS",
+                   help="decide a partitioned book (--in DIR) on Dask: a scheduler address (tcp://host:8786) or "
+                        "'local' for a cluster on this machine")
+    p.add_argument("--dask-workers", type=a.positive_int, default=2, help="workers of --dask local (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -102,6 +117,8 @@ def run(args) -> int:
     from .progress import bar, say
 
     as_of = args.as_of or dt.date.today()
+    if os.path.isdir(args.input) or args.dask:
+        return _run_partitioned(args, as_of)
     manager = plugins.default_manager()
     # resolve both connectors first: an unknown format or extension fails before any work
     reader = connector(manager, args.input, args.in_format, args.format, "--in-format")
@@ -121,12 +138,13 @@ def run(args) -> int:
     batches = read_ahead(plugins.read_batches(args.input, required=list(kernel.inputs), batch_size=args.batch_rows,
                                               manager=manager, connector=reader))
     nested = writer.name in NESTED_FORMATS
-    out_schema = decision_schema(kernel, nested)
+    experiment = _experiment(args.config)
+    out_schema = decision_schema(kernel, nested, experiment is not None)
     start = time.perf_counter()
     with bar(None, "deciding", unit="acct", disable=args.quiet) as progress:
         conflicts: dict[str, int] = {}
         decided = _decisions(kernel, batches, as_of, out_schema, nested, args.input, progress, conflicts,
-                             ledger, state_moment(as_of, args.now), _book_counters(args.config))
+                             ledger, state_moment(as_of, args.now), _book_counters(args.config), experiment)
         try:
             rows = plugins.write_batches(args.out, decided, schema=out_schema, manager=manager, connector=writer)
         finally:
@@ -139,6 +157,41 @@ def run(args) -> int:
     for ruleset, n in conflicts.items():
         say(f"postloan decide: warning: ruleset {ruleset} (hit: unique): {n:,} of {rows:,} accounts matched more "
             f"than one rule; their {ruleset}.* outputs are null and {ruleset}.rule is '!unique'")
+    return 0
+
+
+def _run_partitioned(args, as_of) -> int:
+    """--in DIR: every Parquet file of the folder decided into --out DIR (same names), one
+    after another or, with --dask, one task per file on a Dask cluster."""
+    import os
+    import time
+
+    from ..errors import PostloanError
+    from ..evaluation.distributed import dask_client, decide_folder
+    from ..runtime import Kernel
+    from .progress import say
+
+    if not os.path.isdir(args.input):
+        raise PostloanError(f"{args.input}: --dask decides a partitioned book: give --in a folder of Parquet files")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise PostloanError(f"{args.out}: --in is a folder, so --out must be a folder too (it is a file)")
+    if any(x is not None for x in (args.format, args.in_format, args.out_format)) and \
+            "parquet" not in (args.format, args.in_format, args.out_format):
+        raise PostloanError("a partitioned book is read and written as Parquet: drop --format, --in-format, --out-format")
+    if os.path.realpath(args.out) == os.path.realpath(args.input):
+        raise PostloanError(f"{args.out}: --out is the book's folder; the decisions would replace its parts")
+    kernel = Kernel.load(args.bundle)
+    start = time.perf_counter()
+    with dask_client(args.dask, args.dask_workers) as client:
+        total = decide_folder(kernel, args.input, args.out, as_of, state_moment(as_of, args.now), client=client,
+                              store=args.store, config=args.config, batch_rows=args.batch_rows)
+    seconds = time.perf_counter() - start
+    where = f" on Dask ({args.dask})" if args.dask else ""
+    say(f"decided {total['rows']:,} accounts of {total['parts']} parts into {args.out}{where} in {seconds:.1f} s "
+        f"({total['rows'] / max(seconds, 1e-9):,.0f} accounts/s; bundle {kernel.bundle_hash[:12]})")
+    for ruleset, n in total["conflicts"].items():
+        say(f"postloan decide: warning: ruleset {ruleset} (hit: unique): {n:,} of {total['rows']:,} accounts matched "
+            f"more than one rule; their {ruleset}.* outputs are null and {ruleset}.rule is '!unique'")
     return 0
 
 
@@ -160,9 +213,10 @@ def connector(manager, uri: str, own: str | None, shared: str | None, own_flag: 
     return named
 
 
-def decision_schema(kernel, nested: bool = True):
+def decision_schema(kernel, nested: bool = True, experiment: bool = False):
     """The decision file's schema: account_id, as_of, bundle_hash, then every decision column
-    (collect rule lists as text when ``nested`` is false)."""
+    (collect rule lists as text when ``nested`` is false), then ``experiment.arm`` when an
+    experiment is configured."""
     import pyarrow as pa
     fields = [pa.field("account_id", pa.string()), pa.field("as_of", pa.date32()),
               pa.field("bundle_hash", pa.string())]
@@ -170,6 +224,8 @@ def decision_schema(kernel, nested: bool = True):
         if not nested and pa.types.is_list(field.type):
             field = pa.field(field.name, pa.string())
         fields.append(field)
+    if experiment:
+        fields.append(pa.field("experiment.arm", pa.string()))
     # names the table where a store has tables (SQLite: "decisions" unless the URI names one)
     return pa.schema(fields, metadata={"postloan.table": "decisions"})
 
@@ -179,25 +235,34 @@ def _configured_store(config) -> bool:
     return bool((load_config(config).get("ledger") or {}).get("store"))
 
 
+def _experiment(config):
+    """The configuration's ``[experiment]`` (None without one)."""
+    from ..evaluation.arms import Experiment
+    from ..plugins import load_config
+    return Experiment.from_config(load_config(config))
+
+
 def _book_counters(config) -> str:
     from ..plugins import load_config
     return (load_config(config).get("ledger") or {}).get("book_counters", "fallback")
 
 
 def _decisions(kernel, batches, as_of, schema, nested: bool, source: str, progress, conflicts: dict, ledger=None,
-               now=None, book_counters: str = "fallback"):
+               now=None, book_counters: str = "fallback", experiment=None):
     """Decision batches, one per book batch (the book's first batch is checked against the
     bundle before the first decision is made), each book batch joined with its accounts'
     state (from ``ledger`` where given); ``conflicts`` counts, per ``hit: unique`` ruleset,
-    the rows more than one rule fired for."""
+    the rows more than one rule fired for; with an ``experiment``, each account's arm is an
+    input (``experiment_arm``) and the last decision column (``experiment.arm``)."""
     import pyarrow as pa
 
+    from ..evaluation.arms import add_arm
     from ..ledger.join import with_state
     as_of_value = pa.scalar(as_of, pa.date32())
     bundle_hash = pa.scalar(kernel.bundle_hash, pa.string())
     for batch in batches:
         n = batch.num_rows
-        joined = with_state(batch, as_of, now, ledger, book_counters)
+        joined = add_arm(with_state(batch, as_of, now, ledger, book_counters), experiment)
         batch = pa.RecordBatch.from_arrays([c.combine_chunks() for c in joined.columns], schema=joined.schema)
         kernel.check_columns(batch.schema, source=source)
         decided = next(kernel.decide_batches([batch], as_of))
@@ -207,6 +272,8 @@ def _decisions(kernel, batches, as_of, schema, nested: bool, source: str, progre
             else pa.nulls(n, pa.string())
         columns = [ids, pa.repeat(as_of_value, n), pa.repeat(bundle_hash, n)]
         columns += decided.columns if nested else [_flat(c) for c in decided.columns]
+        if experiment is not None:
+            columns.append(batch.column("experiment_arm").cast(pa.string()))
         progress.update(n)
         yield pa.RecordBatch.from_arrays(columns, schema=schema)
 
