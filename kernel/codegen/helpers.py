@@ -11,14 +11,19 @@ the value null.
 """
 from __future__ import annotations
 
-import numpy as np
-from numba import njit, types
-from numba.cpython.unsafe.numbers import trailing_zeros
-from numba.core import cgutils
-from numba.extending import intrinsic
+from .cache import configure_numba_cache
 
-__all__ = ["fired_lists", "p_i64", "p_f64", "p_i32", "p_u8", "p_i8", "add", "sub", "neg", "absolute", "mul", "imod", "fmod",
-           "civil", "bits64", "popcount", "row_pointer", "pack_valid", "pack_rule", "zero_invalid", "OPTS"]
+configure_numba_cache()          # before any function here is defined (see its docstring)
+
+import numpy as np  # noqa: E402
+from numba import njit, types  # noqa: E402
+from numba.cpython.unsafe.numbers import trailing_zeros  # noqa: E402
+from numba.core import cgutils  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
+
+__all__ = ["fired_lists", "p_i64", "p_f64", "p_f32", "p_i32", "p_u8", "p_i8", "call_native", "element_pointer",
+           "add", "sub", "neg", "absolute", "mul", "imod", "fmod", "civil", "bits64", "popcount", "row_pointer",
+           "pack_valid", "pack_rule", "zero_invalid", "OPTS"]
 
 OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 INT_MIN = -9223372036854775808
@@ -37,6 +42,7 @@ def _pointer(dtype):
 
 p_i64 = _pointer(types.int64)
 p_f64 = _pointer(types.float64)
+p_f32 = _pointer(types.float32)
 p_i32 = _pointer(types.int32)
 p_u8 = _pointer(types.uint8)
 p_i8 = _pointer(types.int8)
@@ -55,6 +61,44 @@ def row_pointer(typingctx, array, row):
         address = builder.add(builder.ptrtoint(ary.data, stride.type), builder.mul(args[1], stride))
         return builder.inttoptr(address, context.get_value_type(ptr))
     return ptr(array, types.int64), codegen
+
+
+@intrinsic
+def element_pointer(typingctx, array, index):
+    """Pointer to element ``index`` of a 1-D array: a node's view of its own part of a table
+    shared by every node of a kernel (indexing a pointer takes no negative-index wraparound)."""
+    ptr = types.CPointer(array.dtype)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.gep(ary.data, [args[1]])
+    return ptr(array, types.int64), codegen
+
+
+@intrinsic
+def call_native(typingctx, address, arguments):
+    """Call the Numba-compiled function at ``address`` with the tuple ``arguments``.
+
+    The callee (a node function, a model's block function) must have been compiled for
+    exactly ``arguments``' types and return nothing; the caller looks its address up once
+    (``kernel.codegen.cache.native_address``) and passes it at run time. Calling through an
+    address instead of by name keeps the callee out of the caller's LLVM module: Numba links
+    every callee it calls by name into the caller and optimizes the whole again, which made
+    the fused kernel's compile time grow with the sum of its nodes and recompile them all
+    when one changed. An exception the callee raises (a failed allocation) propagates."""
+    if not isinstance(arguments, types.BaseTuple):
+        return None
+    argtys = tuple(arguments.types)
+
+    def codegen(context, builder, signature, args):
+        fnty = context.call_conv.get_function_type(types.none, argtys)
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        values = cgutils.unpack_tuple(builder, args[1], len(argtys))
+        status, _ = context.call_conv.call_function(builder, fn, types.none, argtys, values)
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        return context.get_dummy_value()
+    return types.none(types.int64, arguments), codegen
 
 
 @intrinsic

@@ -21,10 +21,10 @@ in float32, so doing the same keeps results equal, including at thresholds); int
 from __future__ import annotations
 
 import math
-import os
 
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(
-    os.environ.get("POSTLOAN_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "postloan")), "numba"))
+from ..codegen.cache import configure_numba_cache
+
+configure_numba_cache()          # before any kernel is defined: one cache folder in every process
 
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
