@@ -16,7 +16,7 @@ A kernel is a set of generated modules:
   compiled code — depends only on its own content and on its inputs' types, not on where
   it sits in a bundle or on what the other nodes are;
 - one driver for every plan, ``block(start, end, as_of, <args>, FN, MAP, PACKING, …)``,
-  calling every node in DAG order (through its address ``FN[k]``, with its map ``MAP[k]``) on
+  calling every node in DAG order (through its address ``FN[k]``, its map row ``k`` of ``MAP``) on
   one block of :data:`BLOCK_ROWS` rows before the next block.
 
 One pass over a batch therefore evaluates every node on a block while it is in cache. Numba
@@ -83,10 +83,11 @@ _PARAM_POINTER = {"int64": "p_i64", "float32": "p_f32", "float64": "p_f64"}
 
 def node_signature():
     """The Numba signature every node function is compiled for: ``node(start, end, as_of,
-    <ARG_GROUPS arrays>, M)``, ``M`` its local-to-plan map (int64)."""
+    <ARG_GROUPS arrays>, MAP, NODE)``; row ``NODE`` of ``MAP`` (int64) is the node's map ``M``
+    from its local numbers to plan positions."""
     from numba import types
     args = [types.int64] * 3 + [eval(_ARG_TYPES[g], {"types": types}) for g in ARG_GROUPS]
-    return tuple(args + [types.Array(types.int64, 1, "C")])
+    return tuple(args + [types.Array(types.int64, 2, "C"), types.int64])
 
 
 def _lit(value, t: Type) -> str:
@@ -897,7 +898,7 @@ class _Generator:
         return env
 
     def node_source(self, node) -> "NodeSource":
-        """The module of one node: ``node(start, end, as_of, <args>, M)``, position-independent
+        """The module of one node: ``node(start, end, as_of, <args>, MAP, NODE)``, position-independent
         (see :meth:`_slot`), with the plan positions its ``M`` must hold and its tables."""
         self._start_node()
         c = self.code
@@ -929,7 +930,8 @@ class _Generator:
         # no signature in the source: kernel.codegen compiles it for node_signature() (or loads
         # it from Numba's cache), reporting progress when it compiles
         lines.append("@njit(**OPTS)")
-        lines.append(f"def node(start, end, as_of, {ARGS}, M):")
+        lines.append(f"def node(start, end, as_of, {ARGS}, MAP, NODE):")
+        lines.append("    M = row_pointer(MAP, NODE)       # this node's map (a pointer: no view to count)")
         lines.extend("    " + p for p in self.pointers.values())
         lines.extend(body)
         keys = sorted(self.slots, key=self.slots.get)
@@ -1001,11 +1003,11 @@ PACK_VALID, PACK_BOOL, PACK_RULE, PACK_ENUM = 0, 1, 2, 3
 
 def driver_source() -> str:
     """The driver module: ``block(start, end, as_of, <args>, FN, MAP, PACKING, PK, NC, PACK)``
-    calls node ``k`` (at address ``FN[k]``, with ``M = MAP[k]``) in order on one block of
+    calls node ``k`` (at address ``FN[k]``, its map ``M`` row ``k`` of ``MAP``) in order on one block of
     :data:`BLOCK_ROWS` rows before the next block, then runs the packing steps on it. Nothing
     in it depends on a plan: it compiles once per machine and generator."""
     lines = [_PRELUDE.format(version=GENERATOR_VERSION, numba=_numba_version())]
-    lines.append("from kernel.codegen.helpers import pack_rule, pack_valid, zero_invalid")
+    lines.append("from kernel.codegen.helpers import pack_rule, pack_valid, row_address, zero_invalid")
     lines.append(f"BLOCK_ROWS = {BLOCK_ROWS}")
     lines.append(f"PACK_VALID, PACK_BOOL, PACK_RULE = {PACK_VALID}, {PACK_BOOL}, {PACK_RULE}")
     sig = ", ".join(["types.int64"] * 3 + [SIGNATURE_ARGS, "types.Array(types.int64, 1, 'C')",
@@ -1023,18 +1025,18 @@ def driver_source() -> str:
     lines.append("    for s in range(start, end, BLOCK_ROWS):")
     lines.append("        e = min(end, s + BLOCK_ROWS)")
     lines.append("        for k in range(FN.shape[0]):")
-    lines.append(f"            call_native(FN[k], (s, e, as_of, {ARGS}, MAP[k]))")
+    lines.append(f"            call_native(FN[k], (s, e, as_of, {ARGS}, MAP, k))")
     lines.append("        if PACK:")
     lines.append("            for q in range(PACKING.shape[0]):")
     lines.append("                kind, a, b, c = PACKING[q, 0], PACKING[q, 1], PACKING[q, 2], PACKING[q, 3]")
     lines.append("                if kind == PACK_VALID:")
-    lines.append("                    NC[c] += pack_valid(OV[a], PK[b], s, e)")
+    lines.append("                    NC[c] += pack_valid(row_address(OV, a), row_address(PK, b), s, e)")
     lines.append("                elif kind == PACK_BOOL:")
-    lines.append("                    pack_valid(OU8[a], PK[b], s, e)")
+    lines.append("                    pack_valid(row_address(OU8, a), row_address(PK, b), s, e)")
     lines.append("                elif kind == PACK_RULE:")
-    lines.append("                    NC[c] += pack_rule(OI32[a], PK[b], s, e)")
+    lines.append("                    NC[c] += pack_rule(row_address(OI32, a), row_address(PK, b), s, e)")
     lines.append("                else:")
-    lines.append("                    zero_invalid(OI8[a], OV[b], s, e)")
+    lines.append("                    zero_invalid(row_address(OI8, a), row_address(OV, b), s, e)")
     return "\n".join(lines) + "\n"
 
 
