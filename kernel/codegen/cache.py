@@ -16,7 +16,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["cache_dir", "content_hash", "write_source", "import_source"]
+__all__ = ["cache_dir", "content_hash", "write_source", "import_source", "compile_function", "native_address",
+           "configure_numba_cache"]
 
 _IMPORT_LOCK = threading.Lock()
 
@@ -49,8 +50,9 @@ def write_source(source: str) -> Path:
 
 def import_source(path: Path, inject: dict | None = None):
     """Import a generated module (compiling its kernels, or loading them from Numba's cache).
-    ``inject`` sets module globals before its code runs (the models' parameter types)."""
+    ``inject`` sets module globals before its code runs."""
     name = f"postloan_kernel_{path.stem}"
+    configure_numba_cache()
     with _IMPORT_LOCK:
         if name in sys.modules and not inject:
             return sys.modules[name]
@@ -67,3 +69,59 @@ def import_source(path: Path, inject: dict | None = None):
             del sys.modules[name]
             raise
         return module
+
+
+def configure_numba_cache() -> None:
+    """Put Numba's cache in ``$NUMBA_CACHE_DIR``, by default ``$POSTLOAN_CACHE_DIR/numba``, for
+    every function the kernel compiles (helpers, the model interpreter, generated nodes).
+
+    Numba decides where a function's cache lives when the function is defined — under its
+    configured folder if it has one by then, else beside the source — and re-reads the
+    environment only when it compiles. Setting the variable here, before any of our functions
+    is defined, and syncing Numba's configuration if it is already imported, keeps that
+    decision the same in every process: a function defined before the process's first compile
+    and the same one defined after it no longer look in two places (a cached node used to
+    compile again, depending on what the process had imported first)."""
+    folder = os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir() / "numba"))
+    config = sys.modules.get("numba.core.config")
+    if config is not None and config.CACHE_DIR != folder:
+        config.CACHE_DIR = folder
+
+
+def compile_function(dispatcher, signature: tuple, on_compile=None):
+    """Compile ``dispatcher`` for ``signature``, or load its machine code from Numba's cache;
+    returns the compile result. ``on_compile()`` is called first when it really compiles
+    (Numba's ``numba:compile`` event fires only then, never for a cache hit), so progress is
+    shown for the nodes that take time and not for the others."""
+    from numba.core import event
+
+    existing = dispatcher.overloads.get(tuple(signature))
+    if existing is not None:
+        return existing
+    if on_compile is None:
+        dispatcher.compile(signature)
+    else:
+        class CompileStarted(event.Listener):
+            def on_start(self, ev):
+                if ev.data.get("dispatcher") is dispatcher:      # not a function it calls
+                    on_compile()
+
+            def on_end(self, ev):
+                pass
+        listener = CompileStarted()
+        event.register("numba:compile", listener)
+        try:
+            dispatcher.compile(signature)
+        finally:
+            event.unregister("numba:compile", listener)
+    return dispatcher.overloads[tuple(signature)]
+
+
+def native_address(result) -> int:
+    """The address of a compile result's native function (Numba's calling convention), for
+    :func:`kernel.codegen.helpers.call_native`. The caller keeps the dispatcher alive (its
+    module stays in ``sys.modules``)."""
+    address = result.library.get_pointer_to_function(result.fndesc.llvm_func_name)
+    if not address:
+        raise RuntimeError(f"no native code for {result.fndesc.llvm_func_name}")
+    return address

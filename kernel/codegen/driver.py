@@ -80,19 +80,27 @@ def as_of_days(as_of) -> int:
 class CompiledKernel:
     """A loaded fused kernel plus everything needed to call it."""
 
-    def __init__(self, plan: Plan, module, tables: dict, model_params: list, packing: Packing):
+    def __init__(self, plan: Plan, block, tables: dict, functions: np.ndarray, node_map: np.ndarray,
+                 packing: Packing, model_params: list = (), keep: list = ()):
+        """``block``: the driver's compiled ``block``; ``functions``: each node's address;
+        ``node_map``: each node's ``M`` (rows); ``keep``: what the addresses point into (the
+        node modules, the models' block functions) and ``model_params`` what their maps do."""
         self.plan = plan
-        self.module = module
+        self.block = block
         self.tables = tables
+        self.functions = functions
+        self.node_map = node_map
         self.model_params = tuple(model_params)
         self.packing = packing
-        self._fixed_args = tuple(self.tables[g] for g in ("TI64", "TF64", "TU64")) + self.model_params
+        self._keep = tuple(keep)
+        self._fixed_args = tuple(self.tables[g] for g in ("TI64", "TF64", "TU64")) + (functions, node_map,
+                                                                                        packing.steps())
         self._no_pack = (np.zeros((0, 0), np.uint8), np.zeros(0, np.int64), 0)
         # The compiled block's own entry point, for one record: it skips the dispatcher's type
         # resolution (≈ 8 µs for 20 arguments), which the record path's arguments — always the
         # exact arrays of the block's one signature — do not need.
-        overloads = getattr(module.block, "overloads", None) or {}
-        self._block_entry = next(iter(overloads.values())).entry_point if len(overloads) == 1 else module.block
+        overloads = getattr(block, "overloads", None) or {}
+        self._block_entry = next(iter(overloads.values())).entry_point if len(overloads) == 1 else block
         self._arrow = None                   # the Arrow path's layout, built on first use
         self._never_null = np.array([v for v in range(plan.counts["OV"]) if v not in packing.valid], dtype=np.int64)
         self._schema_seen: pa.Schema | None = None
@@ -320,7 +328,7 @@ class CompiledKernel:
         """Run the compiled ``block`` on rows ``0..n``. With ``packed`` (the batch path) it also
         packs bitmaps into ``packed`` and returns the null counts (:class:`~.emit.Packing`)."""
         if packed is None:
-            self.module.block(0, n, days, *self._args(inputs, outputs), *self._no_pack)
+            self.block(0, n, days, *self._args(inputs, outputs), *self._no_pack)
             return None
         job = _Job(n, inputs, outputs, packed)
         self._run([job], days, parallel)
@@ -334,7 +342,7 @@ class CompiledKernel:
         together) which the calling thread and THREADS - 1 pool threads claim in turn: the
         compiled block holds no GIL, and the caller never waits for a pool thread that has not
         started."""
-        block = self.module.block
+        block = self.block
         counters = self.packing.counters
         total = sum(job.n for job in jobs)
         if not parallel or total < PARALLEL_MIN_ROWS or THREADS == 1:

@@ -11,14 +11,19 @@ the value null.
 """
 from __future__ import annotations
 
-import numpy as np
-from numba import njit, types
-from numba.cpython.unsafe.numbers import trailing_zeros
-from numba.core import cgutils
-from numba.extending import intrinsic
+from .cache import configure_numba_cache
 
-__all__ = ["fired_lists", "p_i64", "p_f64", "p_i32", "p_u8", "p_i8", "add", "sub", "neg", "absolute", "mul", "imod", "fmod",
-           "civil", "bits64", "popcount", "row_pointer", "pack_valid", "pack_rule", "zero_invalid", "OPTS"]
+configure_numba_cache()          # before any function here is defined (see its docstring)
+
+import numpy as np  # noqa: E402
+from numba import njit, types  # noqa: E402
+from numba.cpython.unsafe.numbers import trailing_zeros  # noqa: E402
+from numba.core import cgutils  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
+
+__all__ = ["fired_lists", "p_i64", "p_f64", "p_f32", "p_i32", "p_u8", "p_i8", "call_native", "element_pointer",
+           "add", "sub", "neg", "absolute", "mul", "imod", "fmod", "civil", "bits64", "popcount", "row_pointer", "row_address",
+           "pack_valid", "pack_rule", "zero_invalid", "OPTS"]
 
 OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 INT_MIN = -9223372036854775808
@@ -37,6 +42,7 @@ def _pointer(dtype):
 
 p_i64 = _pointer(types.int64)
 p_f64 = _pointer(types.float64)
+p_f32 = _pointer(types.float32)
 p_i32 = _pointer(types.int32)
 p_u8 = _pointer(types.uint8)
 p_i8 = _pointer(types.int8)
@@ -55,6 +61,54 @@ def row_pointer(typingctx, array, row):
         address = builder.add(builder.ptrtoint(ary.data, stride.type), builder.mul(args[1], stride))
         return builder.inttoptr(address, context.get_value_type(ptr))
     return ptr(array, types.int64), codegen
+
+
+@intrinsic
+def row_address(typingctx, array, row):
+    """The address (int64) of the first element of row ``row`` of a 2-D array."""
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        stride = cgutils.unpack_tuple(builder, ary.strides, 2)[0]
+        return builder.add(builder.ptrtoint(ary.data, stride.type), builder.mul(args[1], stride))
+    return types.int64(array, types.int64), codegen
+
+
+@intrinsic
+def element_pointer(typingctx, array, index):
+    """Pointer to element ``index`` of a 1-D array: a node's view of its own part of a table
+    shared by every node of a kernel (indexing a pointer takes no negative-index wraparound)."""
+    ptr = types.CPointer(array.dtype)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.gep(ary.data, [args[1]])
+    return ptr(array, types.int64), codegen
+
+
+@intrinsic
+def call_native(typingctx, address, arguments):
+    """Call the Numba-compiled function at ``address`` with the tuple ``arguments``.
+
+    The callee (a node function, a model's block function) must have been compiled for
+    exactly ``arguments``' types and return nothing; the caller looks its address up once
+    (``kernel.codegen.cache.native_address``) and passes it at run time. Calling through an
+    address instead of by name keeps the callee out of the caller's LLVM module: Numba links
+    every callee it calls by name into the caller and optimizes the whole again, which made
+    the fused kernel's compile time grow with the sum of its nodes and recompile them all
+    when one changed. An exception the callee raises (a failed allocation) propagates."""
+    if not isinstance(arguments, types.BaseTuple):
+        return None
+    argtys = tuple(arguments.types)
+
+    def codegen(context, builder, signature, args):
+        fnty = context.call_conv.get_function_type(types.none, argtys)
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        values = cgutils.unpack_tuple(builder, args[1], len(argtys))
+        status, _ = context.call_conv.call_function(builder, fn, types.none, argtys, values)
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        return context.get_dummy_value()
+    return types.none(types.int64, arguments), codegen
 
 
 @intrinsic
@@ -88,30 +142,36 @@ _S56 = np.uint64(56)
 
 
 @njit(**OPTS)
-def pack_valid(row, out, s, e):
-    """Pack ``row[s:e]`` (0/1 bytes) into the bitmap ``out`` (LSB first; ``s`` a multiple of
-    8; the last byte's bits past ``e`` are 0); returns how many were 0."""
-    src = row.ctypes.data
+def pack_valid(src, out, s, e):
+    """Pack bytes ``s..e`` (0/1) of the row at address ``src`` into the bitmap at address
+    ``out`` (LSB first; ``s`` a multiple of 8; the last byte's bits past ``e`` are 0); returns
+    how many were 0. Rows are passed as addresses (``row_address``): an array view per call
+    costs Numba a reference count update, which for a few dozen bitmaps per block of rows
+    was most of the packing's cost."""
     ones = 0
     i = s
     while i + 8 <= e:                    # eight bytes at once, by one multiplication
         x = p_u64(src + i)[0]
-        out[i >> 3] = np.uint8((x * _GATHER) >> _S56)
+        p_u8(out)[i >> 3] = np.uint8((x * _GATHER) >> _S56)
         ones += int(popcount(x))
         i += 8
     if i < e:
+        row = p_u8(src)
         byte = 0
         for t in range(e - i):
             byte |= (1 if row[i + t] != 0 else 0) << t
-        out[i >> 3] = byte
+        p_u8(out)[i >> 3] = byte
         ones += int(popcount(np.uint64(byte)))
     return (e - s) - ones
 
 
 @njit(**OPTS)
-def pack_rule(codes, out, s, e):
-    """Winning-rule codes: pack ``codes >= 0`` (a rule fired) into ``out`` and make the other
-    codes 0 (a valid dictionary index under a null); returns how many were null."""
+def pack_rule(src, out, s, e):
+    """Winning-rule codes (int32 at address ``src``): pack ``codes >= 0`` (a rule fired) into
+    the bitmap at ``out`` and make the other codes 0 (a valid dictionary index under a null);
+    returns how many were null."""
+    codes = p_i32(src)
+    bits = p_u8(out)
     ones = 0
     i = s
     while i < e:
@@ -129,15 +189,17 @@ def pack_rule(codes, out, s, e):
                 negative = c >> 31
                 codes[i + t] = c & ~negative
                 byte |= (1 + negative) << t
-        out[i >> 3] = byte
+        bits[i >> 3] = byte
         ones += int(popcount(np.uint64(byte)))
         i += 8
     return (e - s) - ones
 
 
 @njit(**OPTS)
-def zero_invalid(codes, valid, s, e):
-    """Enum codes under a null become 0 (a valid dictionary index)."""
+def zero_invalid(codes_at, valid_at, s, e):
+    """Enum codes (int8 at ``codes_at``) under a null (0 in the bytes at ``valid_at``) become
+    0, a valid dictionary index."""
+    codes, valid = p_i8(codes_at), p_u8(valid_at)
     for i in range(s, e):
         if valid[i] == 0:
             codes[i] = 0

@@ -81,20 +81,38 @@ class CompiledModel:
         self.metadata: dict = metadata or {}
         self.fallback_reason: str | None = reason
         self.backend = "numba" if program is not None else "onnxruntime"
-        self._proto = proto
+        self._parsed = proto                      # None when rebuilt from the cache: parsed on demand
         self._data = data
         # the fallback runs on onnxruntime from the start; a compiled model needs a session
         # only as its reference, made on first use (compile_model has had onnxruntime check it)
         self._ort_session = _session(data, source) if program is None else None
         self._graph_inputs = graph_inputs          # [(name, width, elem_type, dims, categories per col)]
         self._graph_outputs: list[_GraphOutput] = graph_outputs
-        self.block: Block | None = None
+        self._block: Block | None = None
+        self._block_params = None
         if program is not None:
-            from . import kernels
             out_cols = np.array([_column_of(program, o) for o in self.outputs], np.int64)
-            self.block = Block(kernels.run_block, (program.prog, program.ipool, program.fpool, out_cols))
+            self._block_params = (program.prog, program.ipool, program.fpool, out_cols)
             all_cols = [c for g in graph_outputs for c in g.cols]
             self._run_params = (program.prog, program.ipool, program.fpool, np.array(all_cols, np.int64))
+
+    @property
+    def block(self) -> Block | None:
+        """The Numba entry point (None on the onnxruntime backend). Made on first use: it
+        imports Numba, which checking a bundle (``postloan test``, ``postloan check``) never
+        needs."""
+        if self._block is None and self._block_params is not None:
+            from . import kernels
+            self._block = Block(kernels.run_block, self._block_params)
+        return self._block
+
+    @property
+    def _proto(self):
+        """The ONNX graph (parsed again from the file's bytes for a model rebuilt from the
+        cache, which never imported onnx)."""
+        if self._parsed is None:
+            self._parsed = _parse(self._data, self.source)
+        return self._parsed
 
     @property
     def _session(self):
@@ -224,10 +242,8 @@ def _column_of(program, output: ModelOutput) -> int:
 
 
 # ---- loading and checking ---------------------------------------------------------------------
-def _load(path_or_bytes, name, max_bytes: int | None):
-    import onnx
-    from google.protobuf.message import DecodeError
-
+def _read(path_or_bytes, name, max_bytes: int | None):
+    """The model file's bytes, where they came from and the model's default name."""
     from ..files import ENV_MAX_MODEL_BYTES, FileError, FileLimits, read_capped
 
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
@@ -247,13 +263,19 @@ def _load(path_or_bytes, name, max_bytes: int | None):
             raise ModelError(source, f"cannot read: {e.strerror or e}") from None
     if not data:
         raise ModelError(source, "empty file, expected an ONNX model")
+    return data, source, default_name
+
+
+def _parse(data: bytes, source):
+    import onnx
+    from google.protobuf.message import DecodeError
     try:
         proto = onnx.load_model_from_string(data)
     except (DecodeError, RuntimeError, ValueError) as e:
         raise ModelError(source, f"not an ONNX model, or truncated ({type(e).__name__}: {e})") from None
     if not proto.HasField("graph") or not proto.graph.node:
         raise ModelError(source, "not an ONNX model, or truncated (no graph)")
-    return proto, source, default_name, data
+    return proto
 
 
 def _check_opsets(proto, source) -> None:
@@ -464,10 +486,15 @@ def compile_model(path_or_bytes, name: str | None = None, *, max_bytes: int | No
     with an operator the Numba backend does not compile still loads: ``backend`` is then
     ``"onnxruntime"`` and the reason is logged (logger ``kernel.models``).
     """
-    proto, source, model_name, data = _load(path_or_bytes, name, max_bytes)
+    data, source, model_name = _read(path_or_bytes, name, max_bytes)
     if not _NAME.match(model_name):
         raise ModelError(source, f"model name {model_name!r} must match [a-z][a-z0-9_]* "
                          "(rulesets read its outputs as <model>.<output>)")
+    key = _cache_key(data, model_name)
+    cached = _load_compiled(key, source, data)
+    if cached is not None:
+        return cached
+    proto = _parse(data, source)
     _check_opsets(proto, source)
     _check_with_onnxruntime(data, source)
     meta = _metadata(proto, source)
@@ -481,8 +508,67 @@ def compile_model(path_or_bytes, name: str | None = None, *, max_bytes: int | No
     except Unsupported as e:
         reason = str(e)
         log.warning("model %s (%s) runs on onnxruntime: %s", model_name, source, reason)
-    return CompiledModel(model_name, source, proto, data, inputs, outputs, graph_inputs, graph_outputs,
-                         program, reason, meta)
+    model = CompiledModel(model_name, source, proto, data, inputs, outputs, graph_inputs, graph_outputs,
+                          program, reason, meta)
+    if program is not None:
+        _store_compiled(key, (model_name, inputs, outputs, graph_inputs, graph_outputs, program, meta))
+    return model
+
+
+# ---- the compiled-model cache ---------------------------------------------------------------------
+# A warm start (a rule author's `postloan test`, `postloan decide` after an edit) used to parse
+# every model with the onnx package, whose import alone takes about a second (ml_dtypes). A
+# model that compiled is remembered by content: the same bytes, name, model compiler, data
+# contract and onnxruntime version give the same CompiledModel, rebuilt from a pickle of plain
+# Python values and NumPy arrays without importing onnx. A file that fails never gets an entry,
+# so errors are always reported by the full path.
+_COMPILER_FILES = ("compiled.py", "lower.py", "trees.py", "features.py", "errors.py")
+
+
+def _cache_key(data: bytes, name: str) -> str:
+    global _COMPILER_HASH
+    if _COMPILER_HASH is None:
+        from importlib.metadata import version
+        digest = hashlib.sha256()
+        here = os.path.dirname(__file__)
+        for f in _COMPILER_FILES + ("../schema.py",):
+            with open(os.path.join(here, f), "rb") as fh:
+                digest.update(f.encode() + fh.read())
+        digest.update(version("onnxruntime").encode() + np.__version__.encode())
+        _COMPILER_HASH = digest.hexdigest()
+    return hashlib.sha256(_COMPILER_HASH.encode() + b"\0" + name.encode() + b"\0" + data).hexdigest()[:40]
+
+
+_COMPILER_HASH = None
+
+
+def _cache_path(key: str):
+    from ..codegen.cache import cache_dir
+    return cache_dir() / "models" / f"compiled-{key}.pickle"
+
+
+def _load_compiled(key: str, source, data: bytes) -> CompiledModel | None:
+    import pickle
+    try:
+        with open(_cache_path(key), "rb") as f:
+            name, inputs, outputs, graph_inputs, graph_outputs, program, meta = pickle.load(f)
+    except Exception:            # missing, unreadable or from another version: compile again
+        return None
+    return CompiledModel(name, source, None, data, inputs, outputs, graph_inputs, graph_outputs, program, None, meta)
+
+
+def _store_compiled(key: str, value) -> None:
+    import pickle
+    import tempfile
+    path = _cache_path(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:              # a read-only cache only costs speed
+        pass
 
 
 def _lower(proto, graph_inputs, graph_outputs, outputs):

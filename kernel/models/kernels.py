@@ -14,20 +14,21 @@ caches it on disk — compiling a new model costs no Numba compile at all.
   values, coefficients…) at the offsets the op names;
 - ``out_cols`` int64: which scratch columns become the columns of ``out``.
 
-Values live in a float32 scratch ``S[rows, scratch_width]`` (onnxruntime computes these ops
+Values live in a float32 scratch ``S[scratch_width, rows]`` (column-major; onnxruntime computes these ops
 in float32, so doing the same keeps results equal, including at thresholds); integer outputs
 (labels, ArgMax) are stored as floats and are exact below 2**24.
 """
 from __future__ import annotations
 
 import math
-import os
 
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(
-    os.environ.get("POSTLOAN_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "postloan")), "numba"))
+from ..codegen.cache import configure_numba_cache
+
+configure_numba_cache()          # before any kernel is defined: one cache folder in every process
 
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
+from numba.cpython.unsafe.numbers import trailing_zeros  # noqa: E402
 
 # ---- opcodes ---------------------------------------------------------------------------
 OP_GATHER = 1        # out cols <- in cols (Concat, Gather, ArrayFeatureExtractor)
@@ -137,54 +138,54 @@ def _transform_row(s, n, post):
 def _op_gather(S, a, ip):
     # a: [out_col, n, idx_off]
     out, n, off = a[0], a[1], a[2]
-    for r in range(S.shape[0]):
-        for j in range(n):
-            S[r, out + j] = S[r, ip[off + j]]
+    for j in range(n):
+        for r in range(S.shape[1]):
+            S[out + j, r] = S[ip[off + j], r]
 
 
 @njit(cache=True)
 def _op_scaler(S, a, fp):
     # a: [in, out, w, off_offset, n_offset, scale_offset, n_scale]
     src, dst, w, oo, no, so, ns = a[0], a[1], a[2], a[3], a[4], a[5], a[6]
-    for r in range(S.shape[0]):
-        for j in range(w):
-            off = fp[oo + (j if no > 1 else 0)] if no > 0 else _ZERO
-            sc = fp[so + (j if ns > 1 else 0)] if ns > 0 else _ONE
-            S[r, dst + j] = (S[r, src + j] - off) * sc
+    for j in range(w):
+        off = fp[oo + (j if no > 1 else 0)] if no > 0 else _ZERO
+        sc = fp[so + (j if ns > 1 else 0)] if ns > 0 else _ONE
+        for r in range(S.shape[1]):
+            S[dst + j, r] = (S[src + j, r] - off) * sc
 
 
 @njit(cache=True)
 def _op_normalizer(S, a):
     src, dst, w, kind = a[0], a[1], a[2], a[3]
     tmp = np.empty(w, _F32)
-    for r in range(S.shape[0]):
+    for r in range(S.shape[1]):
         if kind == NORM_MAX:
             m = np.float32(-3.4028235e38)
             for j in range(w):
-                if m < S[r, src + j]:
-                    m = S[r, src + j]
+                if m < S[src + j, r]:
+                    m = S[src + j, r]
             for j in range(w):
-                tmp[j] = S[r, src + j] / m if m != 0 else S[r, src + j]
+                tmp[j] = S[src + j, r] / m if m != 0 else S[src + j, r]
         elif kind == NORM_L1:
             t = np.float32(0.0)
             for j in range(w):
-                t += abs(S[r, src + j])
+                t += abs(S[src + j, r])
             for j in range(w):
-                tmp[j] = S[r, src + j] / t if t != 0 else S[r, src + j]
+                tmp[j] = S[src + j, r] / t if t != 0 else S[src + j, r]
         else:
             t = np.float32(0.0)
             for j in range(w):
-                x = S[r, src + j]
+                x = S[src + j, r]
                 t += x * x
             for j in range(w):
-                x = S[r, src + j]
+                x = S[src + j, r]
                 if t != 0:
                     v = np.float32(math.sqrt((x * x) / t))
                     tmp[j] = -v if x < 0 else v
                 else:
                     tmp[j] = x
         for j in range(w):
-            S[r, dst + j] = tmp[j]
+            S[dst + j, r] = tmp[j]
 
 
 @njit(cache=True)
@@ -192,77 +193,78 @@ def _op_imputer(S, a, fp):
     # a: [in, out, w, replace_is_nan, replaced_offset, values_offset, n_values]
     src, dst, w, isnan_, ro, vo, nv = a[0], a[1], a[2], a[3], a[4], a[5], a[6]
     rep = fp[ro]
-    for r in range(S.shape[0]):
-        for j in range(w):
-            x = S[r, src + j]
+    for j in range(w):
+        value = fp[vo + (j if nv > 1 else 0)]
+        for r in range(S.shape[1]):
+            x = S[src + j, r]
             hit = math.isnan(x) if isnan_ else x == rep
-            S[r, dst + j] = fp[vo + (j if nv > 1 else 0)] if hit else x
+            S[dst + j, r] = value if hit else x
 
 
 @njit(cache=True)
 def _op_binarizer(S, a, fp):
     src, dst, w, to = a[0], a[1], a[2], a[3]
     t = fp[to]
-    for r in range(S.shape[0]):
-        for j in range(w):
-            x = S[r, src + j]
-            S[r, dst + j] = x if math.isnan(x) else (_ONE if x > t else _ZERO)
+    for j in range(w):
+        for r in range(S.shape[1]):
+            x = S[src + j, r]
+            S[dst + j, r] = x if math.isnan(x) else (_ONE if x > t else _ZERO)
 
 
 @njit(cache=True)
 def _op_onehot_num(S, a, ip):
     # a: [in, out, k, cats_offset, n_cats]: input column i -> n_cats output columns
     src, dst, k, co, nc = a[0], a[1], a[2], a[3], a[4]
-    for r in range(S.shape[0]):
+    for r in range(S.shape[1]):
         for i in range(k):
-            x = S[r, src + i]
+            x = S[src + i, r]
             for j in range(nc):
-                S[r, dst + i * nc + j] = _ZERO
+                S[dst + i * nc + j, r] = _ZERO
             if not math.isnan(x) and abs(x) < 9.2e18:
                 v = np.int64(x)
                 for j in range(nc):
                     if ip[co + j] == v:
-                        S[r, dst + i * nc + j] = _ONE
+                        S[dst + i * nc + j, r] = _ONE
 
 
 @njit(cache=True)
 def _op_onehot_idx(S, a, ip):
     # a: [in, out, k, table_offset, table_len, n_cats]; table maps a feature's category index
     src, dst, k, to, tl, nc = a[0], a[1], a[2], a[3], a[4], a[5]
-    for r in range(S.shape[0]):
+    for r in range(S.shape[1]):
         for i in range(k):
-            x = S[r, src + i]
+            x = S[src + i, r]
             for j in range(nc):
-                S[r, dst + i * nc + j] = _ZERO
+                S[dst + i * nc + j, r] = _ZERO
             if x >= 0 and x < tl:
                 p = ip[to + np.int64(x)]
                 if p >= 0:
-                    S[r, dst + i * nc + p] = _ONE
+                    S[dst + i * nc + p, r] = _ONE
 
 
 @njit(cache=True)
 def _op_cast(S, a):
     src, dst, w, kind = a[0], a[1], a[2], a[3]
-    for r in range(S.shape[0]):
-        for j in range(w):
-            x = S[r, src + j]
+    for j in range(w):
+        for r in range(S.shape[1]):
+            x = S[src + j, r]
             if kind == CAST_INT:
-                S[r, dst + j] = np.float32(math.trunc(x)) if not math.isnan(x) else x
+                S[dst + j, r] = np.float32(math.trunc(x)) if not math.isnan(x) else x
             elif kind == CAST_BOOL:
-                S[r, dst + j] = _ONE if x != 0 else _ZERO
+                S[dst + j, r] = _ONE if x != 0 else _ZERO
             else:
-                S[r, dst + j] = x
+                S[dst + j, r] = x
 
 
 @njit(cache=True)
 def _op_binary(S, a, fp):
     # a: [kind, a_col, a_w, b_const, b_ref, b_w, out, out_w, const_on_left]
     kind, ac, aw, bconst, bref, bw, dst, ow, left = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
-    for r in range(S.shape[0]):
-        for j in range(ow):
-            x = S[r, ac + (j if aw > 1 else 0)]
+    for j in range(ow):
+        for r in range(S.shape[1]):
+            x = S[ac + (j if aw > 1 else 0), r]
             jb = j if bw > 1 else 0
-            y = fp[bref + jb] if bconst else S[r, bref + jb]
+            y = fp[bref + jb] if bconst else S[bref + jb, r]
             if left:
                 x, y = y, x
             if kind == BIN_ADD:
@@ -273,15 +275,15 @@ def _op_binary(S, a, fp):
                 z = x * y
             else:
                 z = x / y
-            S[r, dst + j] = z
+            S[dst + j, r] = z
 
 
 @njit(cache=True)
 def _op_unary(S, a):
     kind, src, dst, w = a[0], a[1], a[2], a[3]
-    for r in range(S.shape[0]):
-        for j in range(w):
-            x = S[r, src + j]
+    for j in range(w):
+        for r in range(S.shape[1]):
+            x = S[src + j, r]
             if kind == UN_SIGMOID:
                 z = _logistic(x)
             elif kind == UN_TANH:
@@ -298,33 +300,33 @@ def _op_unary(S, a):
                 z = -x
             else:
                 z = np.float32(math.sqrt(x)) if x >= 0 else np.float32(np.nan)
-            S[r, dst + j] = z
+            S[dst + j, r] = z
 
 
 @njit(cache=True)
 def _op_softmax(S, a):
     src, dst, w = a[0], a[1], a[2]
     tmp = np.empty(w, _F32)
-    for r in range(S.shape[0]):
+    for r in range(S.shape[1]):
         for j in range(w):
-            tmp[j] = S[r, src + j]
+            tmp[j] = S[src + j, r]
         _transform_row(tmp, w, POST_SOFTMAX)
         for j in range(w):
-            S[r, dst + j] = tmp[j]
+            S[dst + j, r] = tmp[j]
 
 
 @njit(cache=True)
 def _op_argmax(S, a):
     src, dst, w, last = a[0], a[1], a[2], a[3]
-    for r in range(S.shape[0]):
+    for r in range(S.shape[1]):
         best = 0
-        m = S[r, src]
+        m = S[src, r]
         for j in range(1, w):
-            x = S[r, src + j]
+            x = S[src + j, r]
             if x > m or (last and x == m):
                 m = x
                 best = j
-        S[r, dst] = np.float32(best)
+        S[dst, r] = np.float32(best)
 
 
 @njit(cache=True)
@@ -334,17 +336,17 @@ def _op_matmul(S, a, fp):
     alpha = fp[ao]
     beta = fp[beo]
     tmp = np.empty(m, _F32)
-    for r in range(S.shape[0]):
+    for r in range(S.shape[1]):
         for j in range(m):
             acc = np.float32(0.0)
             for i in range(k):
-                acc += S[r, src + i] * fp[bo + i * m + j]
+                acc += S[src + i, r] * fp[bo + i * m + j]
             acc = acc * alpha if alpha != 1 else acc
             if nc > 0:
                 acc += beta * fp[co + (j if nc > 1 else 0)]
             tmp[j] = acc
         for j in range(m):
-            S[r, dst + j] = tmp[j]
+            S[dst + j, r] = tmp[j]
 
 
 @njit(cache=True)
@@ -354,11 +356,11 @@ def _op_linear_classifier(S, a, ip, fp):
     src, nf, nt, co, io, ni, post, lcol, scol, lo, nl, second = (
         a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11])
     s = np.empty(max(nt, 2), _F32)
-    for r in range(S.shape[0]):
+    for r in range(S.shape[1]):
         for t in range(nt):
             acc = np.float32(0.0)
             for f in range(nf):
-                acc += S[r, src + f] * fp[co + t * nf + f]
+                acc += S[src + f, r] * fp[co + t * nf + f]
             s[t] = acc + (fp[io + t] if t < ni else _ZERO)
         if nt == 1:
             label = (ip[lo + 1] if nl == 2 else 1) if s[0] > 0 else (ip[lo] if nl == 2 else 0)
@@ -370,11 +372,11 @@ def _op_linear_classifier(S, a, ip, fp):
                     m = s[t]
                     best = t
             label = ip[lo + best]
-        S[r, lcol] = np.float32(label)
+        S[lcol, r] = np.float32(label)
         if nt > 1:
             _transform_row(s, nt, post)
             for t in range(nt):
-                S[r, scol + t] = s[t]
+                S[scol + t, r] = s[t]
         else:
             v = s[0]
             if post == POST_PROBIT:
@@ -382,28 +384,28 @@ def _op_linear_classifier(S, a, ip, fp):
             elif post == POST_LOGISTIC and second:
                 v = _logistic(v)
             if second:
-                S[r, scol] = _ONE - v
-                S[r, scol + 1] = v
+                S[scol, r] = _ONE - v
+                S[scol + 1, r] = v
             else:
-                S[r, scol] = v
+                S[scol, r] = v
 
 
 @njit(cache=True)
 def _op_linear_regressor(S, a, fp):
     src, nf, nt, co, io, ni, post, dst = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
     s = np.empty(max(nt, 2), _F32)
-    for r in range(S.shape[0]):
+    for r in range(S.shape[1]):
         for t in range(nt):
             acc = np.float32(0.0)
             for f in range(nf):
-                acc += S[r, src + f] * fp[co + t * nf + f]
+                acc += S[src + f, r] * fp[co + t * nf + f]
             s[t] = acc + (fp[io + t] if t < ni else _ZERO)
         if nt > 1:
             _transform_row(s, nt, post)
         elif post == POST_PROBIT:
             s[0] = _probit(s[0])
         for t in range(nt):
-            S[r, dst + t] = s[t]
+            S[dst + t, r] = s[t]
 
 
 # ---- tree ensembles -----------------------------------------------------------------------
@@ -473,6 +475,30 @@ def _leaves_masks(ET, rows, feat, thr, fo, n_inner, ip, keep_o, m, kk):
 
 
 @njit(cache=True)
+def _trees_sum_masks32(ET, rows, feat, thr, n_inner, ntrees, keep, nleaf_tree, leaves, acc):
+    """``acc[r] += leaf value`` of every tree, in tree order (float32 sums in onnxruntime's
+    order), for complete trees of at most 32 leaves: per tree, each node narrows a 32-bit
+    mask of the leaves still reachable for every row at once (vectorized: a row's mask fits a
+    32-bit lane), and the exit leaf is the one bit left (one tzcnt)."""
+    m = np.empty(rows, np.uint32)
+    everything = np.uint32((1 << (n_inner + 1)) - 1)
+    for t in range(ntrees):
+        fo = t * n_inner
+        for r in range(rows):
+            m[r] = everything
+        for k in range(n_inner):
+            col = ET[feat[fo + k]]
+            th = thr[fo + k]
+            keep_second = np.uint32(keep[k])            # leaves kept when x' <= c
+            keep_first = np.uint32(keep[n_inner + k])   # leaves kept otherwise (NaN included)
+            for r in range(rows):
+                m[r] &= keep_second if col[r] <= th else keep_first
+        base = t * nleaf_tree
+        for r in range(rows):
+            acc[r] += leaves[base + np.int64(trailing_zeros(m[r]))]
+
+
+@njit(cache=True)
 def _leaves_descent(ET, rows, feat, thr, fo, depth, n_inner, kk):
     """Branch-free descent, four rows interleaved so their load chains overlap."""
     r = 0
@@ -495,18 +521,21 @@ def _leaves_descent(ET, rows, feat, thr, fo, depth, n_inner, kk):
 
 @njit(cache=True)
 def _op_trees(S, a, ip, fp):
-    rows = S.shape[0]
+    rows = S.shape[1]
     src, nf, layout, ntrees, depth, neg, K, agg = (
         a[T_IN], a[T_NF], a[T_LAYOUT], a[T_NTREES], a[T_DEPTH], a[T_NEG], a[T_K], a[T_AGG])
     need_has = a[T_NEED_HAS]
-    # the block's features transposed ([feature, row]: a node reads one contiguous row of it),
-    # followed by their negations when some node compares -x (see kernel.models.trees)
-    ET = np.empty((2 * nf if neg else nf, rows), _F32)
-    for r in range(rows):
+    # the block's features ([feature, row]: a node reads one contiguous row of them) — the
+    # scratch's own columns, followed by their negations when some node compares -x (see
+    # kernel.models.trees)
+    if neg:
+        ET = np.empty((2 * nf, rows), _F32)
         for f in range(nf):
-            ET[f, r] = S[r, src + f]
-            if neg:
-                ET[nf + f, r] = -S[r, src + f]
+            for r in range(rows):
+                ET[f, r] = S[src + f, r]
+                ET[nf + f, r] = -S[src + f, r]
+    else:
+        ET = S[src:src + nf]
     # leaves store only the KA targets some leaf carries (T_ACTIVE lists them); SUM and
     # AVERAGE accumulate those, MIN/MAX keep every target (KA == K)
     KA = a[T_KA]
@@ -521,7 +550,18 @@ def _op_trees(S, a, ip, fp):
     kk = np.zeros(rows, np.int64)
     m = np.empty(rows, np.int64)
     masks = layout == LAYOUT_MASKS and rows >= MASKS_MIN_ROWS
-    for t in range(ntrees):
+    if masks and KA == 1 and not minmax and n_inner < 32:
+        # the common case (one summed score, trees of depth <= 5): 32-bit masks, each exit
+        # leaf summed straight into the score (see _trees_sum_masks32)
+        acc1 = np.zeros(rows, _F32)
+        _trees_sum_masks32(ET, rows, feat, thr, n_inner, ntrees, ip[a[T_MODE]:a[T_MODE] + 2 * n_inner],
+                           nleaf_tree, leaves, acc1)
+        for r in range(rows):
+            acc[r, 0] = acc1[r]
+        ntrees_left = 0
+    else:
+        ntrees_left = ntrees
+    for t in range(ntrees_left):
         if masks:
             _leaves_masks(ET, rows, feat, thr, t * n_inner, n_inner, ip, a[T_MODE], m, kk)
         elif layout != LAYOUT_GENERAL:
@@ -581,7 +621,7 @@ def _finalize_regressor(S, a, fp, acc, has, ntrees):
             if agg == AGG_AVERAGE:
                 v = v / nt
             v = v + origin
-            S[r, dst] = _probit(v) if post == POST_PROBIT else v
+            S[dst, r] = _probit(v) if post == POST_PROBIT else v
             continue
         for c in range(K):
             h = (has[r] >> c) & 1
@@ -595,7 +635,7 @@ def _finalize_regressor(S, a, fp, acc, has, ntrees):
             s[c] = v if h else _ZERO
         _transform_row(s, K, post)
         for c in range(K):
-            S[r, dst + c] = s[c]
+            S[dst + c, r] = s[c]
 
 
 @njit(cache=True)
@@ -620,13 +660,13 @@ def _finalize_classifier(S, a, ip, fp, acc, has):
                 if (hm >> c) & 1 and (best == -1 or s[c] > m):
                     best = c
                     m = s[c]
-            S[r, lcol] = np.float32(ip[lo + best])
+            S[lcol, r] = np.float32(ip[lo + best])
             for c in range(K):
                 if not (hm >> c) & 1:
                     s[c] = _ZERO
             _transform_row(s, K, post)
             for c in range(K):
-                S[r, dst + c] = s[c]
+                S[dst + c, r] = s[c]
             continue
         # two classes: onnxruntime's binary rules (kernel.models.trees documents them)
         s0, s1 = acc[r, 0], acc[r, 1]
@@ -665,26 +705,26 @@ def _finalize_classifier(S, a, ip, fp, acc, has):
                     wr, label = 3, ip[lo]
         else:
             label = 1 if pos > 0 else 0
-        S[r, lcol] = np.float32(label)
+        S[lcol, r] = np.float32(label)
         if size == 2:
             s[0] = s0 if h0 else _ZERO
             s[1] = s1 if h1 else _ZERO
             _transform_row(s, 2, post)
-            S[r, dst] = s[0]
-            S[r, dst + 1] = s[1]
+            S[dst, r] = s[0]
+            S[dst + 1, r] = s[1]
         else:
             v = s0 if h0 else _ZERO
             if wr == 0 or wr == 1:
                 if post == POST_LOGISTIC:
                     v = _logistic(v)
-                S[r, dst] = _ONE - v
-                S[r, dst + 1] = v
+                S[dst, r] = _ONE - v
+                S[dst + 1, r] = v
             elif post == POST_LOGISTIC:
-                S[r, dst] = _logistic(-v)
-                S[r, dst + 1] = _logistic(v)
+                S[dst, r] = _logistic(-v)
+                S[dst + 1, r] = _logistic(v)
             else:
-                S[r, dst] = -v
-                S[r, dst + 1] = v
+                S[dst, r] = -v
+                S[dst + 1, r] = v
 
 
 # ---- the interpreter -----------------------------------------------------------------------
@@ -698,10 +738,12 @@ def run_block(X, params, out):
     prog, ip, fp, out_cols = params
     rows = X.shape[0]
     nf, width, nops = prog[0], prog[1], prog[2]
-    S = np.empty((rows, width), _F32)
+    # column-major ([column, row]): every op walks a column's rows contiguously (vectorized),
+    # and the trees read their features in place
+    S = np.empty((width, rows), _F32)
     for r in range(rows):
         for f in range(nf):
-            S[r, f] = X[r, f]
+            S[f, r] = X[r, f]
     pc = 3
     for _ in range(nops):
         op = prog[pc]
@@ -742,7 +784,7 @@ def run_block(X, params, out):
             _op_matmul(S, a, fp)
     for r in range(rows):
         for j in range(out_cols.shape[0]):
-            out[r, j] = S[r, out_cols[j]]
+            out[r, j] = S[out_cols[j], r]
 
 
 @njit(cache=True)

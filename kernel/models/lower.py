@@ -8,14 +8,13 @@ runs on onnxruntime instead.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 from onnx import TensorProto, numpy_helper
 
 from . import kernels as K
 from . import trees
 from .errors import Unsupported
+from .program import Program, Slot  # noqa: F401  (the IR's data, importable without onnx)
 
 FLOAT_TYPES = {TensorProto.FLOAT: "float"}
 INT_TYPES = {TensorProto.INT64: "int", TensorProto.INT32: "int"}
@@ -23,23 +22,6 @@ TYPE_NAMES = {TensorProto.FLOAT: "float", TensorProto.INT64: "int", TensorProto.
               TensorProto.STRING: "category", TensorProto.BOOL: "bool", TensorProto.DOUBLE: "double"}
 NUMPY_OF = {TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64, TensorProto.INT64: np.int64,
             TensorProto.INT32: np.int32, TensorProto.BOOL: np.bool_, TensorProto.STRING: object}
-
-
-@dataclass
-class Slot:
-    col: int
-    width: int
-    kind: str                        # float | int | bool | category
-    dims: tuple                      # trailing dims: () is [N], (w,) is [N, w]
-    categories: tuple = field(default=())   # per column: a category list (category slots) or None
-
-
-@dataclass
-class Program:
-    prog: np.ndarray
-    ipool: np.ndarray
-    fpool: np.ndarray
-    values: dict                     # tensor name -> Slot (graph outputs among them)
 
 
 class _Lowering:

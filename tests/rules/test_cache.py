@@ -1,10 +1,22 @@
-"""Generated kernels are content-addressed files, written once and reused."""
+"""Generated kernels are content-addressed files, written once and reused; each node compiles on
+its own, keyed by its own content and its inputs' types, so an edit recompiles only what it
+changed — and a cached node can never decide with stale code."""
+import json
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pyarrow as pa
 
 import kernel
 from kernel.codegen import Plan, RulesetNode, compile_plan
+from kernel.rules import ir
 
-from .test_bundle import BUCKET
+from .test_bundle import ACTION, BUCKET, ruleset, write
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _plan(text):
@@ -16,14 +28,95 @@ def test_sources_are_written_once_and_named_by_content(tmp_path, monkeypatch):
     monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path))
     first = compile_plan(_plan(BUCKET))
     files = sorted((tmp_path / "kernels").glob("pl_*.py"))
-    assert len(files) == 2                       # the node and the driver
+    assert len(files) == 2                       # the node and the driver (the same for every plan)
     stamps = {f: os.stat(f).st_mtime_ns for f in files}
     again = compile_plan(_plan(BUCKET))          # same source: same files, untouched (Numba's cache key)
     assert {f: os.stat(f).st_mtime_ns for f in sorted((tmp_path / "kernels").glob("pl_*.py"))} == stamps
-    assert again.module is first.module
+    assert again.functions.tolist() == first.functions.tolist()       # the same compiled node
     changed = compile_plan(_plan(BUCKET.replace("dpd > 30", "dpd > 31")))
-    assert len(list((tmp_path / "kernels").glob("pl_*.py"))) == 4
-    assert changed.module is not first.module
+    assert len(list((tmp_path / "kernels").glob("pl_*.py"))) == 3      # one new node; the driver is shared
+    assert changed.functions.tolist() != first.functions.tolist()
+    assert changed.block is first.block
+
+
+def test_a_node_compiles_once_wherever_it_sits_in_a_plan(tmp_path, monkeypatch):
+    """A node's code names no position of the plan: the same ruleset after other nodes (its
+    columns and outputs at other indexes) is the same compiled function, and decides right."""
+    monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    alone = kernel.Kernel.load(write(tmp_path / "a", bucket=BUCKET))
+    other = ruleset("early", "{times_overdue_12m: int, overdue_amount: float}", "{n: {type: int, default: 0}}",
+                    "- id: many\n  when: times_overdue_12m > 2 and overdue_amount > 1\n  then: {n: 1}\n")
+    both = kernel.Kernel.load(write(tmp_path / "b", a_early=other, bucket=BUCKET, z_action=ACTION))
+    assert both.nodes == ("early", "bucket", "action")
+    assert both._compiled.plan.column("dpd", ir.INT).value != alone._compiled.plan.column("dpd", ir.INT).value
+    assert alone._compiled.functions[0] == both._compiled.functions[1]
+    book = pa.table({"dpd": [0, 45, None], "overdue_amount": [500.0, 500.0, 50.0], "times_overdue_12m": [3, 0, 9]})
+    assert both.decide(book, "2026-11-28").equals(both.decide(book, "2026-11-28", engine="reference"))
+    assert both.decide(book, "2026-11-28").column("bucket.late").to_pylist() == [False, True, False]
+
+
+_LOAD = textwrap.dedent("""\
+    import json, sys
+    import pyarrow as pa
+    from kernel.bundle import Bundle
+    from kernel.codegen import compile_plan
+    from kernel.runtime import Kernel, build_plan
+    compiled = []
+    bundle = Bundle.load(sys.argv[1])
+    k = Kernel(bundle, compile_plan(build_plan(bundle), progress=lambda done, total, name: compiled.append(name)))
+    book = pa.table({"dpd": pa.array([0, 30, 31, 45, None], pa.int64()),
+                     "overdue_amount": [500.0, 500.0, 500.0, 50.0, 500.0], "times_overdue_12m": [0, 3, 1, 5, 0]})
+    decided = k.decide(book, "2026-11-28")
+    print(json.dumps({"compiled": compiled, "same_as_reference": decided.equals(k.decide(book, "2026-11-28",
+                      engine="reference")), "call": decided.column("action.call").to_pylist()}))
+""")
+
+
+def _load_in_fresh_process(cache: Path, bundle: Path) -> dict:
+    env = {**os.environ, "POSTLOAN_CACHE_DIR": str(cache), "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")])}
+    env.pop("NUMBA_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-c", _LOAD, str(bundle)], env=env, capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_an_edit_recompiles_only_what_it_changed(tmp_path):
+    """Across processes (Numba's cache on disk): nothing compiles when nothing changed; a changed
+    rule recompiles its ruleset only; a new ruleset placed first (every other node's columns
+    and outputs move) compiles alone; an upstream output that becomes nullable (an input type
+    of its reader) recompiles both. Every load decides like the reference engine."""
+    cache, folder = tmp_path / "cache", tmp_path / "bundle"
+    folder.mkdir()
+    write(folder, action=ACTION, bucket=BUCKET)
+    first = _load_in_fresh_process(cache, folder)
+    assert sorted(first["compiled"]) == ["action", "bucket"] and first["same_as_reference"]
+    assert first["call"] == [False, False, True, False, False]
+
+    assert _load_in_fresh_process(cache, folder)["compiled"] == []
+
+    write(folder, bucket=BUCKET.replace("dpd > 30", "dpd >= 30"))
+    edited = _load_in_fresh_process(cache, folder)
+    assert edited["compiled"] == ["bucket"] and edited["same_as_reference"]
+    assert edited["call"] == [False, True, True, False, False]          # the new rule, not a stale one
+
+    other = ruleset("early", "{times_overdue_12m: int}", "{n: {type: int, default: 0}}",
+                    "- id: many\n  when: times_overdue_12m > 2\n  then: {n: 1}\n")
+    write(folder, a_early=other)
+    added = _load_in_fresh_process(cache, folder)
+    assert added["compiled"] == ["early"]
+    (folder / "a_early.yaml").unlink()
+
+    nullable = BUCKET.replace("dpd >= 30", "dpd > 30").replace("{late: {type: bool, default: false}}",
+                                                               "{late: {type: bool, default: null}}")
+    write(folder, bucket=nullable)
+    retyped = _load_in_fresh_process(cache, folder)
+    assert sorted(retyped["compiled"]) == ["action", "bucket"] and retyped["same_as_reference"]
+
+    write(folder, bucket=BUCKET)                 # back to the first version: all cached
+    back = _load_in_fresh_process(cache, folder)
+    assert back["compiled"] == [] and back["call"] == first["call"]
 
 
 def test_checked_rulesets_are_cached_by_content(tmp_path, monkeypatch):
