@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 __all__ = ["cache_dir", "content_hash", "write_source", "import_source", "compile_function", "native_address",
-           "configure_numba_cache"]
+           "configure_numba_cache", "source_fingerprint"]
 
 _IMPORT_LOCK = threading.Lock()
 
@@ -81,11 +81,59 @@ def configure_numba_cache() -> None:
     is defined, and syncing Numba's configuration if it is already imported, keeps that
     decision the same in every process: a function defined before the process's first compile
     and the same one defined after it no longer look in two places (a cached node used to
-    compile again, depending on what the process had imported first)."""
-    folder = os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir() / "numba"))
+    compile again, depending on what the process had imported first).
+
+    The folder is named by :func:`source_fingerprint`: Numba keys a cached function on its own
+    file's path and modification time only, so a function that calls into, or freezes a
+    constant of, another module that changed would load stale machine code (seen when a
+    branch appended event kinds: a pattern matcher kept the old codes). A new version of the
+    code starts a fresh folder; the old ones are removed once unused for 30 days."""
+    folder = os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir() / "numba" / source_fingerprint()))
     config = sys.modules.get("numba.core.config")
     if config is not None and config.CACHE_DIR != folder:
         config.CACHE_DIR = folder
+
+
+_FINGERPRINT: str | None = None
+_STALE_AFTER_S = 30 * 86400
+
+
+def source_fingerprint() -> str:
+    """A digest of the kernel's and the built-in plugins' Python sources (≈ 15 ms once per
+    process): everything whose compiled code Numba caches, or that such code reads."""
+    global _FINGERPRINT
+    if _FINGERPRINT is None:
+        digest = hashlib.sha256()
+        roots = [Path(__file__).resolve().parents[1]]
+        spec = importlib.util.find_spec("postloan_builtins")
+        if spec is not None and spec.origin:
+            roots.append(Path(spec.origin).parent)
+        for root in roots:
+            for path in sorted(root.rglob("*.py")):
+                digest.update(str(path.relative_to(root.parent)).encode())
+                digest.update(path.read_bytes())
+        _FINGERPRINT = "src-" + digest.hexdigest()[:16]
+        _prune_stale(cache_dir() / "numba", _FINGERPRINT)
+    return _FINGERPRINT
+
+
+def _prune_stale(folder: Path, keep: str) -> None:
+    """Remove the caches of earlier code versions untouched for 30 days (best effort: another
+    process may be removing them too)."""
+    import shutil
+    import time
+
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    cutoff = time.time() - _STALE_AFTER_S
+    for entry in entries:
+        try:
+            if entry.name.startswith("src-") and entry.name != keep and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def compile_function(dispatcher, signature: tuple, on_compile=None):

@@ -8,10 +8,9 @@ differential tests hold the two equal. The column definitions are in docs/ledger
 """
 from __future__ import annotations
 
-import os
+from ..codegen.cache import configure_numba_cache
 
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(
-    os.environ.get("POSTLOAN_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "postloan")), "numba"))
+configure_numba_cache()          # before any function here is defined (see its docstring)
 
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402

@@ -20,11 +20,11 @@ each rule at its boundaries.
 """
 from __future__ import annotations
 
-import os
 from collections import namedtuple
 
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(
-    os.environ.get("POSTLOAN_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "postloan")), "numba"))
+from kernel.codegen.cache import configure_numba_cache
+
+configure_numba_cache()          # before any kernel here is defined: one cache folder per code version
 
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
