@@ -81,7 +81,7 @@ def check_contact(ledger, judge: Callable, account_id: str, channel: str, at: dt
     if at_us > now_us + 7 * 86_400_000_000:
         raise GateError("at: more than 7 days ahead")
     store = ledger.store
-    with store.transaction(lock_account=account_id) as cur:
+    with store.transaction(lock_account=account_id, synced=s.sync_reservations) as cur:
         registered = store.registered_in(cur, account_id)
         if registered is None:
             return ContactVerdict("BLOCK", UNKNOWN_ACCOUNT, policy="gate")

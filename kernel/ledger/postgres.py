@@ -239,9 +239,11 @@ class PostgresStore(Store):
         raise AssertionError("unreachable")
 
     @contextmanager
-    def transaction(self, lock_account: str | None = None) -> Iterator:
+    def transaction(self, lock_account: str | None = None, synced: bool = True) -> Iterator:
         conn, cur = self._begin("BEGIN", "a transaction")
         try:
+            if not synced:                        # the commit returns before its WAL record is flushed
+                cur.execute("SET LOCAL synchronous_commit = off")
             if lock_account is not None:
                 cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock_account,))
             yield cur

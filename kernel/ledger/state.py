@@ -52,6 +52,9 @@ class StateSettings:
     gps_position_hours: float = 72.0
     #: a contact-time reservation counts as an attempt; it expires (outcome UNREPORTED) after
     reservation_minutes: float = 15.0
+    #: sync each reservation to disk before KEEP is answered (events always are); off, a
+    #: reservation survives a crash of the process but not of the machine (docs/ledger.md)
+    sync_reservations: bool = False
     #: events may be at most this far ahead of the ingest's clock
     max_clock_skew_seconds: float = 300.0
     #: ``[ledger.patterns.<name>]`` windows that differ from the patterns' defaults:
@@ -72,7 +75,10 @@ class StateSettings:
         out = {}
         for key, value in given.items():
             default = known[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise PostloanError(f"[ledger] {key}: expected true or false, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
                     or (isinstance(default, int) and not isinstance(value, int)):
                 kind = "a whole number" if isinstance(default, int) else "a number"
                 raise PostloanError(f"[ledger] {key}: expected {kind} ≥ 0, got {value!r}")

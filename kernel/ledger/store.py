@@ -3,7 +3,8 @@
 ``open_store(url)`` gives a :class:`Store`:
 
 - ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, or a plain path — one
-  file, WAL journal, ``synchronous = FULL``: a transaction is on disk when its commit returns;
+  file, WAL journal, ``synchronous = FULL``: a transaction is on disk when its commit returns
+  (the gate's reservations may ask for less: ``transaction(synced=False)``);
 - ``postgresql://user@host:port/db`` — several processes and machines (needs the
   ``postgres`` extra: psycopg 3).
 
@@ -224,9 +225,12 @@ class Store:
         raise NotImplementedError
 
     @contextmanager
-    def transaction(self, lock_account: str | None = None) -> Iterator:
+    def transaction(self, lock_account: str | None = None, synced: bool = True) -> Iterator:
         """A write transaction, durable when the block exits; ``lock_account`` serializes
-        it with every other transaction that locks the same account (the gate's reservations)."""
+        it with every other transaction that locks the same account (the gate's reservations).
+        ``synced=False`` (the gate's reservations, unless configured otherwise) commits
+        without waiting for the disk: the write survives a crash of the process, and reaches
+        the disk with the next synced commit or checkpoint."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -694,26 +698,32 @@ class SQLiteStore(Store):
                 delay = min(delay * 2, 0.2)
 
     @contextmanager
-    def transaction(self, lock_account: str | None = None) -> Iterator[sqlite3.Cursor]:
+    def transaction(self, lock_account: str | None = None, synced: bool = True) -> Iterator[sqlite3.Cursor]:
         conn = self._connection()
         cur = conn.cursor()
+        if not synced:                            # WAL + NORMAL: the commit is in the log, not yet synced
+            cur.execute("PRAGMA synchronous = NORMAL")
         try:
-            cur.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.url}: cannot start a transaction ({e})") from None
-        try:
-            yield cur
-        except sqlite3.Error as e:
-            conn.rollback()
-            raise StoreError(f"{self.url}: {e} (the transaction was rolled back)") from None
-        except BaseException:
-            conn.rollback()
-            raise
-        try:
-            cur.execute("COMMIT")
-        except sqlite3.DatabaseError as e:
-            conn.rollback()
-            raise StoreError(f"{self.url}: commit failed ({e})") from None
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as e:
+                raise StoreError(f"{self.url}: cannot start a transaction ({e})") from None
+            try:
+                yield cur
+            except sqlite3.Error as e:
+                conn.rollback()
+                raise StoreError(f"{self.url}: {e} (the transaction was rolled back)") from None
+            except BaseException:
+                conn.rollback()
+                raise
+            try:
+                cur.execute("COMMIT")
+            except sqlite3.DatabaseError as e:
+                conn.rollback()
+                raise StoreError(f"{self.url}: commit failed ({e})") from None
+        finally:
+            if not synced:
+                cur.execute("PRAGMA synchronous = FULL")
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Cursor]:

@@ -391,3 +391,40 @@ def test_a_postgres_ledger_in_its_own_schema_is_kept_and_restored_there(postgres
         with pytest.raises(StoreError, match="holds a ledger of schema ledger; this ledger is in schema public"):
             public.restore(tmp_path / "schema.backup")
         assert public.store.count_events() == 0
+
+
+RESERVE_CHILD = r'''
+import datetime as dt, os, sys, threading
+import pyarrow as pa
+from kernel.ledger import Ledger
+from kernel.pipeline import Pipeline
+
+threading.Thread(target=lambda: (sys.stdin.read(), os._exit(3)), daemon=True).start()
+url, synced = sys.argv[1], sys.argv[2] == "1"
+ledger = Ledger(url, config={"ledger": {"sync_reservations": synced}})
+judge = Pipeline(None, config={}, audit_path="/dev/null").judge
+now = dt.datetime(2026, 11, 30, 2, tzinfo=dt.timezone.utc)        # 10:00 in Shanghai
+ids = [f"R{i:04d}" for i in range(400)]
+ledger.register(pa.table({"account_id": ids, "time_zone": ["Asia/Shanghai"] * 400, "country": ["CN"] * 400,
+                          "region": ["X"] * 400, "product": ["NEW_CAR_LOAN"] * 400, "phone_valid": [True] * 400,
+                          "has_third_party_contact": [True] * 400, "consent_automated_contact": [True] * 400,
+                          "contact_opt_out": [False] * 400}))
+for account in ids:
+    verdict = ledger.check_contact(account, "PHONE", now, judge, now=now)
+    print(verdict.outcome, verdict.reservation_id, flush=True)          # answered to the dialer
+'''
+
+
+@pytest.mark.parametrize("synced", [False, True], ids=["unsynced", "synced"])
+def test_kill_9_after_keep_loses_no_reservation(ledger_url, spawn, ledger_sql, synced):
+    """A reservation is in the store when KEEP is answered, synced or not (unsynced, it would
+    be lost only with the machine, not the process)."""
+    child = spawn(RESERVE_CHILD, ledger_url, int(synced))
+    answered = [child.stdout.readline().split() for _ in range(20)]
+    child.send_signal(signal.SIGKILL)
+    child.wait(60)
+    answered += [line.split() for line in child.stdout.read().split("\n")[:-1]]
+    kept = {reservation for outcome, reservation in answered if outcome == "KEEP"}
+    assert len(kept) >= 20
+    stored = {row[0] for row in ledger_sql(ledger_url, "SELECT reservation_id FROM reservations")}
+    assert kept <= stored

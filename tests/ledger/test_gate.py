@@ -139,3 +139,12 @@ def test_reports_must_name_a_reservation_of_their_account(ledger_url, judge):
         again = ledger.ingest(table([attempt("x4", "CN4", CN_MORNING, "NO_ANSWER", reservation=v.reservation_id)]),
                               now=CN_MORNING)
         assert (again.accepted, again.duplicate, again.rejected) == (0, 1, [])
+
+
+def test_sync_reservations_is_true_or_false():
+    from kernel.errors import PostloanError
+    from kernel.ledger.state import StateSettings
+    assert StateSettings.from_config({"ledger": {"sync_reservations": True}}).sync_reservations is True
+    assert StateSettings().sync_reservations is False
+    with pytest.raises(PostloanError, match=r"\[ledger\] sync_reservations: expected true or false, got 1"):
+        StateSettings.from_config({"ledger": {"sync_reservations": 1}})
