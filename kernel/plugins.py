@@ -393,7 +393,7 @@ class PluginManager:
             for item in result:
                 if not isinstance(item, base):
                     raise PluginError(f"plugin {plugin!r}: hook {hook} returned a {type(item).__name__}, "
-                                      f"expected a {base.__module__}.{base.__name__}", plugin=plugin, hook=hook)
+                                      f"expected a kernel.hookspecs.{base.__name__}", plugin=plugin, hook=hook)
                 name = getattr(item, "name", "")
                 if not isinstance(name, str) or not name:
                     raise PluginError(f"plugin {plugin!r}: hook {hook} returned a {type(item).__name__} "
