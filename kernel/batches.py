@@ -17,7 +17,7 @@ from .errors import PostloanError
 from .localtime import NULL_TIME, US_PER_DAY, US_PER_MINUTE, utc_offsets
 from .schema import ENUMS
 
-__all__ = ["Batch", "ActionBatch", "Verdicts", "Record", "ACTION", "OUTCOME", "KEEP", "DEFER", "BLOCK"]
+__all__ = ["Batch", "ActionBatch", "Plan", "Verdicts", "Record", "ACTION", "OUTCOME", "KEEP", "DEFER", "BLOCK"]
 
 #: action name -> code (the order of the contract's ``action_channel`` enum)
 ACTION: dict[str, int] = {name: i for i, name in enumerate(ENUMS["action_channel"])}
@@ -326,6 +326,105 @@ class ActionBatch:
     def local_time_on_day(self, day: np.ndarray, minute_of_day: int) -> np.ndarray:
         """The instant (µs UTC) of local ``minute_of_day`` on local date ``day`` (days since epoch)."""
         return self.local_to_utc(day * US_PER_DAY + minute_of_day * US_PER_MINUTE)
+
+
+class Plan:
+    """The actions planned so far for a batch, as strategy steps see and change them.
+
+    Columns, one row per action: ``row`` (the account's row in :attr:`batch`), ``action``
+    (codes of :data:`ACTION`), ``priority``, ``earliest_at`` (µs UTC), ``script_id``,
+    ``language``, ``script``. :meth:`add` appends actions (their scripts rendered by the
+    active strategy), :meth:`keep` drops the others, and the columns may be replaced
+    outright (``plan.priority = ...``) as long as their lengths stay equal; the pipeline checks
+    the plan after every step as it checks the strategy's."""
+
+    COLUMNS = ("row", "action", "priority", "earliest_at", "script_id", "language", "script")
+
+    def __init__(self, batch: Batch, columns: Mapping, renderer=None):
+        self.batch = batch
+        for name in self.COLUMNS:
+            setattr(self, name, columns[name])
+        self._renderer = renderer
+
+    @property
+    def n(self) -> int:
+        return int(self.row.shape[0])
+
+    def columns(self) -> dict:
+        return {name: getattr(self, name) for name in self.COLUMNS}
+
+    def is_action(self, *names: str) -> np.ndarray:
+        """Mask of the planned actions that are one of ``names``."""
+        return _action_table(names)[self.action]
+
+    def planned(self, *names: str) -> np.ndarray:
+        """Per account of the batch: whether any action among ``names`` is planned for it."""
+        out = np.zeros(self.batch.n, bool)
+        out[self.row[self.is_action(*names)]] = True
+        return out
+
+    def render(self, rows, action) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+        """``(script_id, language, script)`` of ``action`` (a name, or names or codes, one per
+        row) for the accounts ``rows``, rendered by the active collection strategy
+        (:meth:`~kernel.components.CollectionStrategy.render`): the same templates, fields and
+        checks as the scripts it plans itself."""
+        rows = np.asarray(rows, np.int64)
+        if self._renderer is None:
+            raise PostloanError("this plan has no strategy to render scripts")
+        return self._renderer(self.batch, rows, _action_codes(action, rows.size))
+
+    def add(self, rows, action, *, priority=None, earliest_at=None, script: bool = True) -> "Plan":
+        """Append one action per account of ``rows``: ``action`` (a name, or one per row),
+        ``priority`` (default: 0), ``earliest_at`` (µs UTC; default: the batch's now) and, with
+        ``script``, the active strategy's script for it."""
+        rows = np.asarray(rows, np.int64)
+        m = rows.size
+        codes = _action_codes(action, m)
+        priority = np.broadcast_to(np.asarray(0.0 if priority is None else priority, np.float64), (m,))
+        earliest = np.broadcast_to(np.asarray(self.batch.now_us if earliest_at is None else earliest_at, np.int64), (m,))
+        if script and m:
+            script_id, language, text = self.render(rows, codes)
+        else:
+            script_id = language = np.full(m, None, dtype=object)
+            text = pa.nulls(m, pa.string())
+        self.row = np.concatenate([self.row, rows])
+        self.action = np.concatenate([self.action, codes])
+        self.priority = np.concatenate([self.priority, priority])
+        self.earliest_at = np.concatenate([self.earliest_at, earliest])
+        self.script_id = np.concatenate([np.asarray(self.script_id, dtype=object), np.asarray(script_id, dtype=object)])
+        self.language = np.concatenate([np.asarray(self.language, dtype=object), np.asarray(language, dtype=object)])
+        self.script = pa.concat_arrays([_as_string_array(self.script), _as_string_array(text)])
+        return self
+
+    def keep(self, mask) -> "Plan":
+        """Keep only the actions in ``mask`` (one bool per planned action)."""
+        mask = np.asarray(mask, bool)
+        for name in self.COLUMNS:
+            value = getattr(self, name)
+            setattr(self, name, value.filter(pa.array(mask)) if isinstance(value, pa.Array) else np.asarray(value)[mask])
+        return self
+
+
+def _action_codes(action, m: int) -> np.ndarray:
+    if isinstance(action, str):
+        if action not in ACTION:
+            raise PostloanError(f"unknown action {action!r} (actions: {', '.join(ACTION)})")
+        return np.full(m, ACTION[action], np.int8)
+    values = np.asarray(action)
+    if values.dtype.kind in "iu":
+        return values.astype(np.int8)
+    unknown = [a for a in set(values.tolist()) if a not in ACTION]
+    if unknown:
+        raise PostloanError(f"unknown action {unknown[0]!r} (actions: {', '.join(ACTION)})")
+    return np.array([ACTION[a] for a in values.tolist()], np.int8)
+
+
+def _as_string_array(values) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values.cast(pa.string())
+    return pa.array(list(values), pa.string())
 
 
 _ACTION_TABLES: dict[tuple[str, ...], np.ndarray] = {}

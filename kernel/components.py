@@ -20,9 +20,9 @@ from .errors import PostloanError
 from .schema import ENUMS
 
 if TYPE_CHECKING:
-    from .batches import ActionBatch, Batch, Verdicts
+    from .batches import ActionBatch, Batch, Plan, Verdicts
 
-__all__ = ["Connector", "CollectionStrategy", "CompliancePolicy", "ValuationMethod", "DisposalChannel"]
+__all__ = ["Connector", "CollectionStrategy", "StrategyStep", "CompliancePolicy", "ValuationMethod", "DisposalChannel"]
 
 
 class Connector(ABC):
@@ -76,6 +76,28 @@ class CollectionStrategy(ABC):
         - optionally ``script_id``, ``language`` (``zh``/``en``) and ``script`` (the rendered
           text; it names the debtor, so it never goes to logs).
         """
+
+
+    def render(self, batch: "Batch", rows: np.ndarray, action) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+        """The strategy's scripts for actions it did not necessarily plan: for each of
+        ``rows`` (accounts of ``batch``) and ``action`` (names or codes of :data:`ACTION`, one
+        per row), ``(script_id, language, script)`` — the public script-rendering API a
+        :class:`StrategyStep` reaches through :meth:`Plan.render`. A strategy without scripts
+        raises ``NotImplementedError`` (the default)."""
+        raise NotImplementedError(f"collection strategy {self.name!r} renders no scripts")
+
+
+class StrategyStep(ABC):
+    """One step after the collection strategy: it reads the plan so far and adds, drops or
+    changes actions (:class:`~kernel.batches.Plan`). ``[pipeline] steps`` lists the steps that
+    run, in order, after ``[pipeline] strategy``; a step that raises fails the batch, like the
+    strategy."""
+
+    name: str = ""
+
+    @abstractmethod
+    def apply(self, plan: "Plan") -> None:
+        """Change ``plan`` in place (:meth:`~kernel.batches.Plan.add`, :meth:`~kernel.batches.Plan.keep`)."""
 
 
 class CompliancePolicy(ABC):

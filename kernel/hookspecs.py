@@ -19,17 +19,18 @@ from typing import Iterable, Mapping
 
 import pluggy
 
-from .batches import (ACTION, BLOCK, DEFER, KEEP, OUTCOME, ActionBatch, Batch, Record, Verdicts,  # noqa: F401
+from .batches import (ACTION, BLOCK, DEFER, KEEP, OUTCOME, ActionBatch, Batch, Plan, Record, Verdicts,  # noqa: F401
                       _scalar_days, _scalar_us)
-from .components import CollectionStrategy, CompliancePolicy, Connector, DisposalChannel, ValuationMethod
+from .components import (CollectionStrategy, CompliancePolicy, Connector, DisposalChannel, StrategyStep,
+                         ValuationMethod)
 from .localtime import NULL_TIME, US_PER_DAY, US_PER_MINUTE, _zone_table, utc_offsets  # noqa: F401
 
 __all__ = [
     "PROJECT", "hookspec", "hookimpl", "HOOKS",
-    "postloan_connectors", "postloan_collection_strategies", "postloan_compliance_policies",
-    "postloan_valuation_methods", "postloan_disposal_channels",
-    "Connector", "CollectionStrategy", "CompliancePolicy", "ValuationMethod", "DisposalChannel",
-    "Batch", "ActionBatch", "Verdicts", "Record", "ACTION", "OUTCOME", "KEEP", "DEFER", "BLOCK",
+    "postloan_connectors", "postloan_collection_strategies", "postloan_strategy_steps",
+    "postloan_compliance_policies", "postloan_valuation_methods", "postloan_disposal_channels",
+    "Connector", "CollectionStrategy", "StrategyStep", "CompliancePolicy", "ValuationMethod", "DisposalChannel",
+    "Batch", "ActionBatch", "Plan", "Verdicts", "Record", "ACTION", "OUTCOME", "KEEP", "DEFER", "BLOCK",
     "NULL_TIME", "US_PER_MINUTE", "US_PER_DAY", "utc_offsets",
 ]
 
@@ -75,6 +76,21 @@ def postloan_collection_strategies(config: Mapping) -> Iterable["CollectionStrat
         @kernel.hookimpl
         def postloan_collection_strategies(config):
             return [SmsOnlyStrategy()]
+    """
+
+
+@hookspec
+def postloan_strategy_steps(config: Mapping) -> Iterable["StrategyStep"]:
+    """Return strategy steps: each changes the plan after the strategy (add a call, drop one).
+
+    Called once, when a pipeline is built. ``[pipeline] steps`` names the steps that run, in
+    order, after the strategy; a step renders scripts through the strategy (``plan.render``).
+
+    Example::
+
+        @kernel.hookimpl
+        def postloan_strategy_steps(config):
+            return [Day5Call()]
     """
 
 
@@ -139,6 +155,7 @@ def postloan_disposal_channels(config: Mapping) -> Iterable["DisposalChannel"]:
 HOOKS: dict[str, type] = {
     "postloan_connectors": Connector,
     "postloan_collection_strategies": CollectionStrategy,
+    "postloan_strategy_steps": StrategyStep,
     "postloan_compliance_policies": CompliancePolicy,
     "postloan_valuation_methods": ValuationMethod,
     "postloan_disposal_channels": DisposalChannel,

@@ -48,7 +48,7 @@ ENV_ALLOW, ENV_DENY, ENV_CONFIG = "POSTLOAN_PLUGINS_ALLOW", "POSTLOAN_PLUGINS_DE
 #: are replaced). docs/compliance.md and docs/plugin-guide.md document each key.
 DEFAULT_CONFIG: dict[str, Any] = {
     "plugins": {"allow": [], "deny": []},
-    "pipeline": {"strategy": "tiered", "valuation": "rv_model"},
+    "pipeline": {"strategy": "tiered", "steps": [], "valuation": "rv_model"},
     "audit": {"path": None},
     "compliance": {
         # holds first (the most fundamental ground is the reason recorded), then consent,
@@ -169,6 +169,7 @@ _TYPES: dict[tuple[str, str], tuple[str, Any]] = {
     ("plugins", "allow"): ("a list of plugin names", lambda v: isinstance(v, str) or _is_names(v)),
     ("plugins", "deny"): ("a list of plugin names", lambda v: isinstance(v, str) or _is_names(v)),
     ("pipeline", "strategy"): ("a strategy name", lambda v: isinstance(v, str)),
+    ("pipeline", "steps"): ("a list of strategy-step names", _is_names),
     ("pipeline", "valuation"): ("a valuation method name", lambda v: isinstance(v, str)),
     ("audit", "path"): ("a file path", lambda v: v is None or isinstance(v, str)),
     ("compliance", "sets"): ("a table of policy-name lists", lambda v: isinstance(v, Mapping)),

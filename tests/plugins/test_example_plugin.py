@@ -48,7 +48,8 @@ def test_postloan_plugins_lists_it(installed):
                          env=env, check=True).stdout
     plugins = {p["name"]: p for p in json.loads(out)["plugins"]}
     assert plugins["example.holidays"]["distribution"] == "postloan-example-holidays"
-    assert plugins["example.holidays"]["provides"] == {"connectors": ["jsonl"], "policies": ["holidays.no_contact"]}
+    assert plugins["example.holidays"]["provides"] == {"connectors": ["jsonl"], "steps": ["example.day5_call"],
+                                                       "policies": ["holidays.no_contact"]}
 
 
 class OneSms(CollectionStrategy):
@@ -90,3 +91,41 @@ def test_its_connector_round_trips_a_book(installed, small_book, tmp_path):
     back = pa.Table.from_batches(list(read_batches(path, batch_size=128, manager=pm)))
     for name in ("account_id", "dpd", "country", "contract_date", "last_conversation_at", "penalty_interest"):
         assert back[name].to_pylist() == book[name].to_pylist(), name
+
+
+def test_its_strategy_step_adds_a_day5_call_to_the_tiered_plan_with_the_strategys_script(installed, tmp_path):
+    """Issue 15, point 7: the example plugin composes with the built-in strategy through
+    [pipeline] steps; the call it adds is scripted by the tiered strategy's own templates."""
+    import kernel
+    from kernel.synth import generate
+    k = kernel.Kernel.load()
+    book = generate(20_000, seed=3)
+    as_of, now = dt.date(2026, 11, 28), utc(2026, 11, 28, 2, 0)
+    decisions = k.decide(book, as_of)
+    base = {"plugin": {"example.holidays": {"day5_min_pd": 0.05}}}
+    plain = Pipeline(k, plugins=PluginManager(base), audit_path=tmp_path / "a.log").stage(book, decisions, as_of, now)
+    stepped = Pipeline(k, plugins=PluginManager({**base, "pipeline": {"steps": ["example.day5_call"]}}),
+                       audit_path=tmp_path / "b.log").stage(book, decisions, as_of, now)
+    before, after = plain.actions.to_pylist(), stepped.actions.to_pylist()
+    dpd = dict(zip(book["account_id"].to_pylist(), book["dpd"].to_pylist()))
+    tier = dict(zip(book["account_id"].to_pylist(), decisions["collection_tier.tier"].to_pylist()))
+    pd_ = dict(zip(book["account_id"].to_pylist(), decisions["pd_model.probability"].to_pylist()))
+    added = after[len(before):]
+    assert after[:len(before)] == before                 # the strategy's own plan is untouched
+    assert added and all(a["action"] == "PHONE" for a in added)
+    for a in added:
+        assert dpd[a["account_id"]] == 5 and tier[a["account_id"]] == "MILD" and pd_[a["account_id"]] >= 0.05
+        assert a["script_id"] and a["script"] and a["language"] in ("zh", "en")
+    planned_sms = {a["account_id"] for a in before if a["action"] == "SMS"}
+    expected = {i for i in planned_sms if dpd[i] == 5 and tier[i] == "MILD" and pd_[i] >= 0.05}
+    assert {a["account_id"] for a in added} == expected
+
+
+def test_the_guide_shows_the_example_plugins_strategy_step_as_it_is():
+    """docs/plugin-guide.md quotes the step this module's test runs, word for word."""
+    import re
+    from plugin_helpers import ROOT
+    source = (ROOT / "plugins/example_holidays/src/postloan_example_holidays/__init__.py").read_text("utf-8")
+    guide = (ROOT / "docs/plugin-guide.md").read_text("utf-8")
+    step = re.search(r"(class Day5Call\(StrategyStep\):.*?)\n\n\nclass ", source, re.S).group(1)
+    assert step in guide
