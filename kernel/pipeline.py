@@ -254,7 +254,7 @@ class Pipeline:
                       for name in pipe.get("steps", [])]
         self.valuation_name = pipe.get("valuation", "rv_model")
         self.valuation = self._component("postloan_valuation_methods", self.valuation_name, "[pipeline] valuation")
-        self.channels = list(plugins.disposal_channels().values())
+        self.channels = self._disposal_channels(plugins.disposal_channels())
         self.holding_cost = float(self.config.get("disposal", {}).get("holding_cost_per_day", 60.0))
         self.sets, self.apply = self._policy_sets()
         self._route_table = self._enum_route_table()
@@ -284,6 +284,16 @@ class Pipeline:
             raise PostloanError(f"{where} = {name!r}: no loaded plugin provides it "
                                 f"(available: {', '.join(sorted(found)) or 'none'}{skipped})")
         return found[name][0]
+
+    def _disposal_channels(self, offered: Mapping[str, DisposalChannel]) -> list[DisposalChannel]:
+        """Every channel the plugins offer but those ``[disposal] disabled`` switches off (by
+        name; a name no plugin offers is an error, so a typo cannot leave a channel on)."""
+        disabled = (self.config.get("disposal") or {}).get("disabled", [])
+        unknown = [name for name in disabled if name not in offered]
+        if unknown:
+            raise PostloanError(f"[disposal] disabled names channel {unknown[0]!r}, which no loaded plugin offers "
+                                f"(channels: {', '.join(sorted(offered)) or 'none'})")
+        return [c for name, c in offered.items() if name not in disabled]
 
     def _policy_sets(self):
         comp = self.config.get("compliance", {})

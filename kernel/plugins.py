@@ -178,6 +178,7 @@ _TYPES: dict[tuple[str, str], tuple[str, Any]] = {
     ("valuation", "rv_model_file"): ("a file path", lambda v: isinstance(v, str)),
     ("valuation", "depreciation_file"): ("a file path", lambda v: isinstance(v, str)),
     ("disposal", "channels_file"): ("a file path", lambda v: isinstance(v, str)),
+    ("disposal", "disabled"): ("a list of disposal-channel names", _is_names),
     ("disposal", "holding_cost_per_day"): ("a number of 0 or more", lambda v: _is_number(v) and v >= 0),
     ("connectors", "choose"): ("a table of suffix, scheme or name = \"<plugin>:<connector>\"",
                                lambda v: isinstance(v, Mapping) and all(isinstance(x, str) for x in v.values())),
