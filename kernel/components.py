@@ -40,6 +40,9 @@ class Connector(ABC):
     schemes: tuple[str, ...] = ()
     #: file suffixes handled, e.g. ``(".parquet", ".pq")``
     suffixes: tuple[str, ...] = ()
+    #: whether :meth:`write` takes list columns (a collect ruleset's fired rules, ``<ruleset>.rule``);
+    #: without, they are written as one text cell, ids separated by ``;``
+    nested: bool = False
 
     @abstractmethod
     def read(self, uri: str, *, schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:

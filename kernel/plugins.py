@@ -562,6 +562,9 @@ def _check_claims(conn: hookspecs.Connector, plugin: str) -> None:
                 or not all(isinstance(v, str) and v for v in values):
             raise PluginError(f"plugin {plugin!r}: connector {conn.name!r}: {field} must be a tuple of text, "
                               f"got {values!r}", plugin=plugin, hook="postloan_connectors")
+    if not isinstance(getattr(conn, "nested", False), bool):
+        raise PluginError(f"plugin {plugin!r}: connector {conn.name!r}: nested must be True or False, "
+                          f"got {conn.nested!r}", plugin=plugin, hook="postloan_connectors")
     bad = [s for s in conn.suffixes if not s.startswith(".") or len(s) < 2]
     if bad:
         raise PluginError(f"plugin {plugin!r}: connector {conn.name!r}: suffix {bad[0]!r} must start with a dot "

@@ -14,8 +14,9 @@ such as sqlite:///book.db?table=book); --in-format and --out-format name a file'
 --format one for the files whose name says none (a name that says another is an error);
 without them, `-` (standard output, for --out) and names without an extension are Parquet. The
 book is read, decided and written batch by batch, so memory stays bounded whatever its size.
-Formats without nested lists (all but Parquet and Arrow IPC) get a collect ruleset's fired
-rules as one text cell, ids separated by ';'.
+Formats whose connector takes no nested lists (CSV, SQLite: all built-ins but Parquet and Arrow
+IPC; a plugin's connector says so with `nested = True`) get a collect ruleset's fired rules as
+one text cell, ids separated by ';'.
 
 With --store, each account's state is read from the case ledger as of --now (default: now,
 or the end of the --as-of date in UTC when that date is past) and replaces the book's upstream
@@ -47,7 +48,6 @@ examples:
   postloan decide --in book.parquet --store sqlite:///ledger.db --out decisions.parquet"""
 
 #: connectors whose formats store list columns as lists
-NESTED_FORMATS = ("parquet", "arrow")
 #: separator of rule ids in the text form of a collect ruleset's fired rules
 RULE_SEPARATOR = ";"
 
@@ -150,7 +150,7 @@ def run(args) -> int:
     kernel = Kernel.load(args.bundle)
     batches = read_ahead(plugins.read_batches(args.input, required=list(kernel.inputs), batch_size=args.batch_rows,
                                               manager=manager, connector=reader))
-    nested = writer.name in NESTED_FORMATS
+    nested = bool(getattr(writer, "nested", False))       # the connector says whether it takes lists
     experiment = _experiment(args.config)
     out_schema = decision_schema(kernel, nested, experiment is not None)
     now = state_moment(as_of, args.now)

@@ -129,3 +129,45 @@ def test_the_guide_shows_the_example_plugins_strategy_step_as_it_is():
     guide = (ROOT / "docs/plugin-guide.md").read_text("utf-8")
     step = re.search(r"(class Day5Call\(StrategyStep\):.*?)\n\n\nclass ", source, re.S).group(1)
     assert step in guide
+
+
+def test_its_connector_declares_nested_lists_so_collect_rules_stay_lists(installed, tmp_path, monkeypatch):
+    """Issue 15, point 11: a connector says `nested = True` and postloan decide writes a collect
+    ruleset's fired rules through it as lists (JSON arrays), not as 'a;b' text."""
+    import pyarrow.parquet as pq
+
+    from kernel.cli import main
+    from kernel.synth import generate
+    from kernel import plugins
+    monkeypatch.setattr(plugins, "_DEFAULT_MANAGER", None)      # the CLI's manager sees the plugin, then forgets it
+    pq.write_table(generate(300, seed=2), tmp_path / "book.parquet")
+    for out in ("d.jsonl", "d.csv"):
+        assert main(["decide", "--in", str(tmp_path / "book.parquet"), "--out", str(tmp_path / out),
+                     "--as-of", "2026-11-28", "--quiet"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text("utf-8").splitlines()]
+    fired = [r["risk_segment.rule"] for r in rows]
+    assert all(isinstance(f, list) for f in fired) and any(len(f) > 1 for f in fired)
+    import pyarrow.csv as pcsv
+    text = pcsv.read_csv(tmp_path / "d.csv").column("risk_segment.rule").to_pylist()
+    assert [t or None for t in text] == [";".join(f) or None for f in fired]     # CSV takes no lists: joined text
+
+
+def test_a_connectors_nested_flag_must_be_a_bool():
+    import kernel
+    from kernel.hookspecs import Connector
+
+    class Odd(Connector):
+        name, suffixes, nested = "odd", (".odd",), "yes"
+
+        def read(self, uri, *, schema, batch_size):
+            return iter(())
+
+        def write(self, uri, batches, *, schema):
+            return 0
+
+    pm = PluginManager({})
+    pm.register(type("P", (), {"postloan_connectors": staticmethod(
+        kernel.hookimpl(specname="postloan_connectors")(lambda: [Odd()]))}), "test.odd")
+    from kernel.plugins import PluginError
+    with pytest.raises(PluginError, match="nested must be True or False, got 'yes'"):
+        pm.connectors()

@@ -87,6 +87,7 @@ class JsonLinesConnector(Connector):
 
     name = "jsonl"
     suffixes = (".jsonl", ".ndjson")
+    nested = True                   # a list column is a JSON array: collect rulesets' fired rules stay lists
 
     def read(self, uri: str, *, schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
         if not os.path.isfile(uri):
