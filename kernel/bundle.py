@@ -29,6 +29,7 @@ from .rules.ir import FLOAT, INT, Type, enum_type
 __all__ = ["Bundle", "BundleCheckError", "default_bundle_paths", "bundle_files"]
 
 RULESET_SUFFIXES = (".yaml", ".yml")
+SCENARIO_SUFFIX = ".scenarios.yaml"          # kernel.scenarios.SUFFIX: not rulesets
 MODEL_SUFFIXES = (".onnx",)
 
 
@@ -49,7 +50,8 @@ def default_bundle_paths() -> list[Path]:
 
 
 def bundle_files(paths) -> list[Path]:
-    """Every ruleset and model file under ``paths`` (files or folders, searched recursively)."""
+    """Every ruleset and model file under ``paths`` (files or folders, searched recursively);
+    scenario files (``*.scenarios.yaml``) are not rulesets and are left out."""
     if paths is None:
         paths = default_bundle_paths()
     if isinstance(paths, (str, os.PathLike)):
@@ -61,7 +63,10 @@ def bundle_files(paths) -> list[Path]:
             raise BundleError(f"{p}: no such file or directory")
         if p.is_dir():
             found.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in RULESET_SUFFIXES + MODEL_SUFFIXES
+                                and not f.name.endswith(SCENARIO_SUFFIX)
                                 and not any(part.startswith(".") for part in f.relative_to(p).parts)))
+        elif p.name.endswith(SCENARIO_SUFFIX):
+            continue                 # bundle-level scenarios (kernel.scenarios), run by `postloan test`
         elif p.suffix in RULESET_SUFFIXES + MODEL_SUFFIXES:
             found.append(p)
         else:
