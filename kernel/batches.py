@@ -190,6 +190,11 @@ def _book_members(name: str) -> tuple[str, ...]:
 class ActionBatch:
     """The planned actions of a batch, as policies see them.
 
+    :attr:`batch` is the :class:`Batch` the actions were planned for — every column of each
+    account: the book, the case ledger's state joined to it (``promise_open``,
+    ``open_disputes``, ``last_field_visit_at``…, docs/ledger.md), the kernel's decision columns
+    and the pipeline's; :meth:`has` says whether a column is there (a state column is, with or
+    without a ledger: without one it is read off the book as far as it can be).
     ``rows`` maps each action to its account's row in :attr:`batch`; ``action`` holds the
     action codes (:data:`ACTION`); ``at_us`` is when the action would happen
     (``max(earliest_at, now)``), in microseconds UTC. :meth:`float`, :meth:`int`,
@@ -211,6 +216,10 @@ class ActionBatch:
         self._cache: dict = {}
 
     # -- account columns per action --------------------------------------------------------
+    def has(self, name: str) -> bool:
+        """Whether the accounts have column ``name`` (book, state, decision or pipeline column)."""
+        return self.batch.has(name)
+
     def _per_action(self, key, values: np.ndarray) -> np.ndarray:
         out = self._cache.get(key)
         if out is None:
