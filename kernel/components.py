@@ -136,8 +136,11 @@ class DisposalChannel:
 
     Expected net proceeds = price × price_factor × success_rate − fees − transport_cost −
     holding_cost_per_day × expected_days, where fees = fee_fixed + fee_rate × price ×
-    price_factor. A car the channel does not take (age, mileage, condition, country) is
-    never sent there.
+    price_factor (``price``: the valuation method's price for the car). A car the channel does
+    not take (age, mileage, condition, country) is never sent there; age is fractional years
+    from 1 January of the car's model year to the decision date
+    (:func:`kernel.pipeline.vehicle_age_years`). ``[disposal] disabled`` switches channels off
+    by name.
     """
 
     name: str
