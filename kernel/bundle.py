@@ -15,6 +15,7 @@ stable across runs.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from .rules.ir import FLOAT, INT, Type, enum_type
 __all__ = ["Bundle", "BundleCheckError", "default_bundle_paths", "bundle_files"]
 
 RULESET_SUFFIXES = (".yaml", ".yml")
+SCENARIO_SUFFIX = ".scenarios.yaml"          # kernel.scenarios.SUFFIX: not rulesets
 MODEL_SUFFIXES = (".onnx",)
 
 
@@ -48,7 +50,8 @@ def default_bundle_paths() -> list[Path]:
 
 
 def bundle_files(paths) -> list[Path]:
-    """Every ruleset and model file under ``paths`` (files or folders, searched recursively)."""
+    """Every ruleset and model file under ``paths`` (files or folders, searched recursively);
+    scenario files (``*.scenarios.yaml``) are not rulesets and are left out."""
     if paths is None:
         paths = default_bundle_paths()
     if isinstance(paths, (str, os.PathLike)):
@@ -60,7 +63,10 @@ def bundle_files(paths) -> list[Path]:
             raise BundleError(f"{p}: no such file or directory")
         if p.is_dir():
             found.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in RULESET_SUFFIXES + MODEL_SUFFIXES
+                                and not f.name.endswith(SCENARIO_SUFFIX)
                                 and not any(part.startswith(".") for part in f.relative_to(p).parts)))
+        elif p.name.endswith(SCENARIO_SUFFIX):
+            continue                 # bundle-level scenarios (kernel.scenarios), run by `postloan test`
         elif p.suffix in RULESET_SUFFIXES + MODEL_SUFFIXES:
             found.append(p)
         else:
@@ -104,6 +110,8 @@ class Bundle:
         file_digests: list[bytes] = []
         diagnostics: list[Diagnostic] = []
         nodes: list[Node] = []
+        failed: dict[str, str] = {}     # ruleset name -> its file, for the files that do not compile
+        failed_inputs: list = []        # (file, [(input, type, position)]) of those files
         for f in files:
             model = f.suffix in MODEL_SUFFIXES
             try:
@@ -125,15 +133,20 @@ class Bundle:
             except UnicodeDecodeError as e:
                 diagnostics.append(Diagnostic(str(f), 1, 1, None, f"not UTF-8 text ({e.reason} at byte {e.start})"))
                 continue
-            checked, diags = check_text(str(f), text)
+            partial: dict = {}
+            checked, diags = check_text(str(f), text, book_only=True, partial=partial)
             diagnostics.extend(diags)
+            if checked is None and partial.get("name"):
+                failed[partial["name"]] = str(f)
+                failed_inputs.append((str(f), partial["inputs"]))
             if checked is not None:
                 rs = Ruleset(checked, [d for d in diags if not d.is_error], text)
                 nodes.append(Node(rs.name, "ruleset", str(f), ruleset=rs, outputs=rs.outputs, version=rs.version))
         file_errors = any(d.is_error for d in diagnostics)
-        bundle_diags = _wire(nodes)
+        bundle_diags = _wire(nodes, failed_inputs)
         sources = bundle_diags.pop("sources")
         problems = bundle_diags["diagnostics"]
+        diagnostics, problems = _follow_from_failed_files(diagnostics, problems, failed)
         if file_errors or problems:
             cls_ = BundleCheckError if problems else RulesetError
             raise cls_(diagnostics + problems)
@@ -152,6 +165,30 @@ class Bundle:
             if n.name == name:
                 return n
         raise KeyError(name)
+
+
+def _follow_from_failed_files(diagnostics: list[Diagnostic], problems: list[Diagnostic],
+                              failed: dict[str, str]) -> tuple[list[Diagnostic], list[Diagnostic]]:
+    """A ruleset that does not compile makes every input reading it dangle ("no ruleset named
+    `dpd_bucket`" in each file that reads it): those are left out, and the failed file's first
+    error says how many more errors follow from it."""
+    more: dict[str, int] = {}
+    kept = []
+    for p in problems:
+        producer = p.follows[len("ruleset:"):] if p.follows and p.follows.startswith("ruleset:") else None
+        if producer in failed:
+            more[failed[producer]] = more.get(failed[producer], 0) + 1
+        else:
+            kept.append(p)
+    if not more:
+        return diagnostics, problems
+    out, done = [], set()
+    for d in sorted(diagnostics, key=lambda d: (not d.is_error, d.line, d.column)):
+        if d.is_error and d.file in more and d.file not in done:
+            d = dataclasses.replace(d, more=d.more + more[d.file])
+            done.add(d.file)
+        out.append(d)
+    return out, kept
 
 
 def _model_node(path: Path, max_bytes: int) -> Node:
@@ -210,8 +247,10 @@ def _feature_problem(node: Node, name: str, actual: Type | None, column) -> str 
     return f"model feature `{name}` is numeric, but the value is {actual or column.type}"
 
 
-def _wire(nodes: list[Node]) -> dict:
-    """Resolve every node's inputs; returns {"sources": ..., "diagnostics": [...]}."""
+def _wire(nodes: list[Node], failed_inputs=()) -> dict:
+    """Resolve every node's inputs; returns {"sources": ..., "diagnostics": [...]}. The
+    qualified inputs of files that do not compile (``failed_inputs``: (file, [(name, type,
+    position)])) are checked too, so that a bundle's problems are reported all at once."""
     from .schema import columns as contract_columns
     book = contract_columns("input")
     by_name: dict[str, Node] = {}
@@ -233,8 +272,9 @@ def _wire(nodes: list[Node]) -> dict:
             if "." in name:
                 producer, output = name.split(".", 1)
                 if producer not in by_name:
-                    err(f"input `{name}`: no ruleset or model named `{producer}` in the bundle"
-                        f"{did_you_mean(producer, by_name)}")
+                    problems.append(Diagnostic(node.file, line, col, None,
+                                               f"input `{name}`: no ruleset or model named `{producer}` in the bundle"
+                                               f"{did_you_mean(producer, by_name)}", follows=f"ruleset:{producer}"))
                     continue
                 target = by_name[producer]
                 if output not in target.outputs:
@@ -270,6 +310,23 @@ def _wire(nodes: list[Node]) -> dict:
                     continue
                 wiring[name] = ("column", name)
         sources[node.name] = wiring
+    for file, inputs in failed_inputs:
+        for name, declared, (line, col) in inputs:
+            if "." not in name:
+                continue
+            producer, output = name.split(".", 1)
+            target = by_name.get(producer)
+            if target is None:
+                problems.append(Diagnostic(file, line, col, None,
+                                           f"input `{name}`: no ruleset or model named `{producer}` in the bundle"
+                                           f"{did_you_mean(producer, by_name)}", follows=f"ruleset:{producer}"))
+            elif output not in target.outputs:
+                problems.append(Diagnostic(file, line, col, None,
+                                           f"input `{name}`: `{producer}` has no output `{output}`"
+                                           f"{did_you_mean(output, target.outputs)} (it has: {', '.join(target.outputs)})"))
+            elif target.outputs[output] != declared:
+                problems.append(Diagnostic(file, line, col, None, f"input `{name}` is declared as {declared}, "
+                                           f"but `{producer}` produces it as {target.outputs[output]}"))
     problems.extend(_cycles(nodes, sources))
     return {"sources": sources, "diagnostics": problems}
 

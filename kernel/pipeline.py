@@ -40,7 +40,7 @@ import pyarrow as pa
 from .audit import DEFAULT_SYNC_INTERVAL_MS, AuditLog, without_pii
 from .errors import PostloanError
 from .hookspecs import (ACTION, BLOCK, DEFER, KEEP, NULL_TIME, ActionBatch, Batch, CompliancePolicy, DisposalChannel,
-                        Record, Verdicts)
+                        Plan, Record, Verdicts)
 from .outputs import actions_table, row_count, to_arrow
 from .plugins import PluginError, PluginManager, _where, load_config
 from .schema import ENUMS
@@ -250,9 +250,11 @@ class Pipeline:
         pipe = self.config.get("pipeline", {})
         self.strategy_name = pipe.get("strategy", "tiered")
         self.strategy = self._component("postloan_collection_strategies", self.strategy_name, "[pipeline] strategy")
+        self.steps = [(name, self._component("postloan_strategy_steps", name, "[pipeline] steps"))
+                      for name in pipe.get("steps", [])]
         self.valuation_name = pipe.get("valuation", "rv_model")
         self.valuation = self._component("postloan_valuation_methods", self.valuation_name, "[pipeline] valuation")
-        self.channels = list(plugins.disposal_channels().values())
+        self.channels = self._disposal_channels(plugins.disposal_channels())
         self.holding_cost = float(self.config.get("disposal", {}).get("holding_cost_per_day", 60.0))
         self.sets, self.apply = self._policy_sets()
         self._route_table = self._enum_route_table()
@@ -282,6 +284,16 @@ class Pipeline:
             raise PostloanError(f"{where} = {name!r}: no loaded plugin provides it "
                                 f"(available: {', '.join(sorted(found)) or 'none'}{skipped})")
         return found[name][0]
+
+    def _disposal_channels(self, offered: Mapping[str, DisposalChannel]) -> list[DisposalChannel]:
+        """Every channel the plugins offer but those ``[disposal] disabled`` switches off (by
+        name; a name no plugin offers is an error, so a typo cannot leave a channel on)."""
+        disabled = (self.config.get("disposal") or {}).get("disabled", [])
+        unknown = [name for name in disabled if name not in offered]
+        if unknown:
+            raise PostloanError(f"[disposal] disabled names channel {unknown[0]!r}, which no loaded plugin offers "
+                                f"(channels: {', '.join(sorted(offered)) or 'none'})")
+        return [c for name, c in offered.items() if name not in disabled]
 
     def _policy_sets(self):
         comp = self.config.get("compliance", {})
@@ -529,7 +541,20 @@ class Pipeline:
             raise PluginError(f"{who}: {e}", plugin=plugin, hook=hook) from e
         except Exception as e:
             raise PluginError(f"{who} raised {type(e).__name__}{_where(e)}", plugin=plugin, hook=hook) from e
-        return _checked_plan(plan, batch.n, who, plugin, hook)
+        plan = _checked_plan(plan, batch.n, who, plugin, hook)
+        for name, step in self.steps:              # [pipeline] steps, in order (plugin-guide.md)
+            hook = "postloan_strategy_steps"
+            plugin = self.plugins.provider(hook, name)
+            who = f"strategy step {name!r} (plugin {plugin!r}, hook {hook})"
+            current = Plan(batch, plan, renderer=self.strategy.render)
+            try:
+                step.apply(current)
+            except PostloanError as e:
+                raise PluginError(f"{who}: {e}", plugin=plugin, hook=hook) from e
+            except Exception as e:
+                raise PluginError(f"{who} raised {type(e).__name__}{_where(e)}", plugin=plugin, hook=hook) from e
+            plan = _checked_plan(current.columns(), batch.n, who, plugin, hook)
+        return plan
 
     def _route(self, batch: Batch) -> np.ndarray:
         """The policy set of each account (-1: none applies)."""

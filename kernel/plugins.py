@@ -48,7 +48,7 @@ ENV_ALLOW, ENV_DENY, ENV_CONFIG = "POSTLOAN_PLUGINS_ALLOW", "POSTLOAN_PLUGINS_DE
 #: are replaced). docs/compliance.md and docs/plugin-guide.md document each key.
 DEFAULT_CONFIG: dict[str, Any] = {
     "plugins": {"allow": [], "deny": []},
-    "pipeline": {"strategy": "tiered", "valuation": "rv_model"},
+    "pipeline": {"strategy": "tiered", "steps": [], "valuation": "rv_model"},
     "audit": {"path": None},
     "compliance": {
         # holds first (the most fundamental ground is the reason recorded), then consent,
@@ -169,6 +169,7 @@ _TYPES: dict[tuple[str, str], tuple[str, Any]] = {
     ("plugins", "allow"): ("a list of plugin names", lambda v: isinstance(v, str) or _is_names(v)),
     ("plugins", "deny"): ("a list of plugin names", lambda v: isinstance(v, str) or _is_names(v)),
     ("pipeline", "strategy"): ("a strategy name", lambda v: isinstance(v, str)),
+    ("pipeline", "steps"): ("a list of strategy-step names", _is_names),
     ("pipeline", "valuation"): ("a valuation method name", lambda v: isinstance(v, str)),
     ("audit", "path"): ("a file path", lambda v: v is None or isinstance(v, str)),
     ("compliance", "sets"): ("a table of policy-name lists", lambda v: isinstance(v, Mapping)),
@@ -177,6 +178,7 @@ _TYPES: dict[tuple[str, str], tuple[str, Any]] = {
     ("valuation", "rv_model_file"): ("a file path", lambda v: isinstance(v, str)),
     ("valuation", "depreciation_file"): ("a file path", lambda v: isinstance(v, str)),
     ("disposal", "channels_file"): ("a file path", lambda v: isinstance(v, str)),
+    ("disposal", "disabled"): ("a list of disposal-channel names", _is_names),
     ("disposal", "holding_cost_per_day"): ("a number of 0 or more", lambda v: _is_number(v) and v >= 0),
     ("connectors", "choose"): ("a table of suffix, scheme or name = \"<plugin>:<connector>\"",
                                lambda v: isinstance(v, Mapping) and all(isinstance(x, str) for x in v.values())),
@@ -393,7 +395,7 @@ class PluginManager:
             for item in result:
                 if not isinstance(item, base):
                     raise PluginError(f"plugin {plugin!r}: hook {hook} returned a {type(item).__name__}, "
-                                      f"expected a {base.__module__}.{base.__name__}", plugin=plugin, hook=hook)
+                                      f"expected a kernel.hookspecs.{base.__name__}", plugin=plugin, hook=hook)
                 name = getattr(item, "name", "")
                 if not isinstance(name, str) or not name:
                     raise PluginError(f"plugin {plugin!r}: hook {hook} returned a {type(item).__name__} "
@@ -560,6 +562,9 @@ def _check_claims(conn: hookspecs.Connector, plugin: str) -> None:
                 or not all(isinstance(v, str) and v for v in values):
             raise PluginError(f"plugin {plugin!r}: connector {conn.name!r}: {field} must be a tuple of text, "
                               f"got {values!r}", plugin=plugin, hook="postloan_connectors")
+    if not isinstance(getattr(conn, "nested", False), bool):
+        raise PluginError(f"plugin {plugin!r}: connector {conn.name!r}: nested must be True or False, "
+                          f"got {conn.nested!r}", plugin=plugin, hook="postloan_connectors")
     bad = [s for s in conn.suffixes if not s.startswith(".") or len(s) < 2]
     if bad:
         raise PluginError(f"plugin {plugin!r}: connector {conn.name!r}: suffix {bad[0]!r} must start with a dot "

@@ -235,13 +235,13 @@ class Kernel:
                 for o in rs.outputs:
                     columns[o.name][r] = decided[r][f"{node.name}.{o.name}"] = result[o.name]
                 decided[r][f"{node.name}.rule"] = result["rule"]
-                explained[r][node.name] = _explanation(rs, local, result)
+                explained[r][node.name] = _explanation(rs, local, result, node.ruleset.checked.rule_notes)
             for o in rs.outputs:
                 values[f"{node.name}.{o.name}"] = columns[o.name]
         return list(zip(explained, decided))
 
 
-def _explanation(rs, local: dict, result: dict) -> dict:
+def _explanation(rs, local: dict, result: dict, notes: dict | None = None) -> dict:
     winners = result["rule"] if isinstance(result["rule"], list) else (
         [result["rule"]] if result["rule"] not in (None, UNIQUE_CONFLICT) else [])
     read: dict = {}
@@ -250,8 +250,12 @@ def _explanation(rs, local: dict, result: dict) -> dict:
             for e in [rule.when] + [x for _, x in rule.then]:
                 for name in names_read(e):
                     read[name] = _plain(local.get(name), rs.input_type(name))
-    return {"rule": result["rule"], "version": rs.version, "inputs": read,
-            "outputs": {o.name: _plain(result[o.name], o.type) for o in rs.outputs}}
+    out = {"rule": result["rule"], "version": rs.version, "inputs": read,
+           "outputs": {o.name: _plain(result[o.name], o.type) for o in rs.outputs}}
+    noted = {w: notes[w] for w in winners if notes and w in notes}
+    if noted:                                   # the table rows' `note:` (issue 15)
+        out["note"] = noted[winners[0]] if not isinstance(result["rule"], list) else noted
+    return out
 
 
 def _conflict_rows(column) -> int:

@@ -40,9 +40,7 @@ def run(args) -> int:
         except RulesetError as e:        # unreadable, not UTF-8, too large: listed like any problem
             diagnostics = e.diagnostics
         else:
-            checked, diagnostics = check_text(file, text)
-            if checked is not None:
-                diagnostics = diagnostics + against_the_contract(args.path, checked)
+            _, diagnostics = check_text(file, text, book_only=True)
     else:
         files = sum(1 for f in bundle_files(args.path) if f.suffix in (".yaml", ".yml"))
         try:
@@ -68,20 +66,6 @@ def is_ruleset_file(path: str) -> bool:
     another kind — goes through the bundle loader, which says what it is."""
     import os
     return not os.path.isdir(path) and path.endswith((".yaml", ".yml"))
-
-
-def against_the_contract(path: str, checked) -> list:
-    """What the bundle check says about a lone file's book-column inputs (unknown columns,
-    types that disagree with the data contract). Inputs read from other rulesets and models
-    (``<name>.<output>``) are left to the check of the whole bundle."""
-    from ..bundle import Bundle
-    from ..rules import RulesetError
-    from_other_nodes = {checked.input_pos.get(i.name) for i in checked.ir.inputs if "." in i.name}
-    try:
-        Bundle.load([path])
-    except RulesetError as e:
-        return [d for d in e.diagnostics if d.is_error and (d.line, d.column) not in from_other_nodes]
-    return []
 
 
 def shown(diagnostic, given: str | None) -> str:

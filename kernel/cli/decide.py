@@ -14,8 +14,9 @@ such as sqlite:///book.db?table=book); --in-format and --out-format name a file'
 --format one for the files whose name says none (a name that says another is an error);
 without them, `-` (standard output, for --out) and names without an extension are Parquet. The
 book is read, decided and written batch by batch, so memory stays bounded whatever its size.
-Formats without nested lists (all but Parquet and Arrow IPC) get a collect ruleset's fired
-rules as one text cell, ids separated by ';'.
+Formats whose connector takes no nested lists (CSV, SQLite: all built-ins but Parquet and Arrow
+IPC; a plugin's connector says so with `nested = True`) get a collect ruleset's fired rules as
+one text cell, ids separated by ';'.
 
 With --store, each account's state is read from the case ledger as of --now (default: now,
 or the end of the --as-of date in UTC when that date is past) and replaces the book's upstream
@@ -47,7 +48,6 @@ examples:
   postloan decide --in book.parquet --store sqlite:///ledger.db --out decisions.parquet"""
 
 #: connectors whose formats store list columns as lists
-NESTED_FORMATS = ("parquet", "arrow")
 #: separator of rule ids in the text form of a collect ruleset's fired rules
 RULE_SEPARATOR = ";"
 
@@ -92,6 +92,11 @@ def add_arguments(p) -> None:
                    help="decide a partitioned book (--in DIR) on Dask: a scheduler address (tcp://host:8786) or "
                         "'local' for a cluster on this machine")
     p.add_argument("--dask-workers", type=a.positive_int, default=2, help="workers of --dask local (default 2)")
+    p.add_argument("--actions-out", type=_target, default=None, metavar="FILE",
+                   help="also plan and check the actions (collection strategy, compliance policies; audited "
+                        "like every acted-on decision) and write them here, scripts included (format by "
+                        "extension, or --actions-format)")
+    p.add_argument("--actions-format", default=None, metavar="CONNECTOR", help="connector for --actions-out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -118,6 +123,8 @@ def run(args) -> int:
 
     as_of = args.as_of or dt.date.today()
     if os.path.isdir(args.input) or args.dask:
+        if args.actions_out:
+            raise PostloanError("--actions-out decides one book (a file), not a partitioned folder")
         return _run_partitioned(args, as_of)
     manager = plugins.default_manager()
     # resolve both connectors first: an unknown format or extension fails before any work
@@ -130,6 +137,12 @@ def run(args) -> int:
     # writes a table of its own beside the book's)
     if not writer.schemes and os.path.realpath(args.out) == os.path.realpath(args.input):
         raise PostloanError(f"{args.out}: --out is the book itself; the decisions would replace it")
+    actions_writer = None
+    if args.actions_out:
+        actions_writer = connector(manager, args.actions_out, args.actions_format, args.format, "--actions-format")
+        if not actions_writer.schemes and os.path.realpath(args.actions_out) in (
+                os.path.realpath(args.input), os.path.realpath(args.out)):
+            raise PostloanError(f"{args.actions_out}: --actions-out is the book or the decisions file; give a file of its own")
     ledger = None
     if args.store or args.config:
         from .ingest import open_ledger
@@ -137,27 +150,63 @@ def run(args) -> int:
     kernel = Kernel.load(args.bundle)
     batches = read_ahead(plugins.read_batches(args.input, required=list(kernel.inputs), batch_size=args.batch_rows,
                                               manager=manager, connector=reader))
-    nested = writer.name in NESTED_FORMATS
+    nested = bool(getattr(writer, "nested", False))       # the connector says whether it takes lists
     experiment = _experiment(args.config)
     out_schema = decision_schema(kernel, nested, experiment is not None)
+    now = state_moment(as_of, args.now)
+    acted, act = [], None
+    if actions_writer is not None:
+        from ..pipeline import Pipeline
+        pipeline = Pipeline(kernel, config=args.config)
+
+        def act(book, decisions):
+            acted.append(pipeline.act(book, decisions, as_of, now).actions)
     start = time.perf_counter()
     with bar(None, "deciding", unit="acct", disable=args.quiet) as progress:
         conflicts: dict[str, int] = {}
         decided = _decisions(kernel, batches, as_of, out_schema, nested, args.input, progress, conflicts,
-                             ledger, state_moment(as_of, args.now), _book_counters(args.config), experiment)
+                             ledger, now, _book_counters(args.config), experiment, act)
         try:
             rows = plugins.write_batches(args.out, decided, schema=out_schema, manager=manager, connector=writer)
+            if actions_writer is not None:
+                actions = write_actions(args.actions_out, acted, manager, actions_writer)
         finally:
             if ledger is not None:
                 ledger.close()
+            if act is not None:
+                pipeline.audit.close()
     seconds = time.perf_counter() - start
     # on stderr: `--out -` pipes the decisions alone
     say(f"decided {rows:,} accounts into {a.shown_output(args.out)} in {seconds:.1f} s "
         f"({rows / max(seconds, 1e-9):,.0f} accounts/s; bundle {kernel.bundle_hash[:12]})")
+    if actions_writer is not None:
+        outcomes = ", ".join(f"{n:,} {name}" for name, n in actions["outcomes"].items())
+        say(f"planned {actions['rows']:,} actions ({outcomes}) into {a.shown_output(args.actions_out)}")
     for ruleset, n in conflicts.items():
         say(f"postloan decide: warning: ruleset {ruleset} (hit: unique): {n:,} of {rows:,} accounts matched more "
             f"than one rule; their {ruleset}.* outputs are null and {ruleset}.rule is '!unique'")
     return 0
+
+
+def write_actions(uri: str, tables: list, manager, writer) -> dict:
+    """Write the planned actions (one table per decided batch) through ``writer``; returns
+    the rows written and the count per compliance outcome (KEEP, DEFER, BLOCK)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .. import plugins
+    from ..outputs import _ACTIONS_SCHEMA
+    from ..schema import ENUMS
+    schema = pa.schema(list(_ACTIONS_SCHEMA), metadata={**(_ACTIONS_SCHEMA.metadata or {}), b"postloan.table": b"actions"})
+    batches = [b for t in tables for b in t.cast(schema).to_batches() if b.num_rows] \
+        or [pa.RecordBatch.from_pylist([], schema=schema)]
+    rows = plugins.write_batches(uri, iter(batches), schema=schema, manager=manager, connector=writer)
+    outcomes = {name: 0 for name in ENUMS["compliance_outcome"]}
+    for t in tables:
+        for item in pc.value_counts(t.column("outcome").cast(pa.string())).to_pylist():
+            if item["values"] is not None:
+                outcomes[item["values"]] += item["counts"]
+    return {"rows": rows, "outcomes": outcomes}
 
 
 def _run_partitioned(args, as_of) -> int:
@@ -248,12 +297,13 @@ def _book_counters(config) -> str:
 
 
 def _decisions(kernel, batches, as_of, schema, nested: bool, source: str, progress, conflicts: dict, ledger=None,
-               now=None, book_counters: str = "fallback", experiment=None):
+               now=None, book_counters: str = "fallback", experiment=None, act=None):
     """Decision batches, one per book batch (the book's first batch is checked against the
     bundle before the first decision is made), each book batch joined with its accounts'
     state (from ``ledger`` where given); ``conflicts`` counts, per ``hit: unique`` ruleset,
     the rows more than one rule fired for; with an ``experiment``, each account's arm is an
-    input (``experiment_arm``) and the last decision column (``experiment.arm``)."""
+    input (``experiment_arm``) and the last decision column (``experiment.arm``). ``act``,
+    when given, is called with each book batch (joined) and its decisions."""
     import pyarrow as pa
 
     from ..evaluation.arms import add_arm
@@ -266,6 +316,8 @@ def _decisions(kernel, batches, as_of, schema, nested: bool, source: str, progre
         batch = pa.RecordBatch.from_arrays([c.combine_chunks() for c in joined.columns], schema=joined.schema)
         kernel.check_columns(batch.schema, source=source)
         decided = next(kernel.decide_batches([batch], as_of))
+        if act is not None:
+            act(batch, decided)
         for ruleset, rows in kernel.unique_conflicts(decided).items():
             conflicts[ruleset] = conflicts.get(ruleset, 0) + rows
         ids = batch.column("account_id").cast(pa.string()) if "account_id" in batch.schema.names \

@@ -41,6 +41,8 @@ def add_arguments(p) -> None:
                    help="days the HTML report covers: the decision day, then simulated days (default 7)")
     p.add_argument("--report", type=a.output_file, default=None, metavar="FILE",
                    help="the HTML report (default ~/.local/state/postloan/report.html)")
+    p.add_argument("--config", type=a.existing_file, default=None,
+                   help="configuration file (default $POSTLOAN_CONFIG): plugins, strategy, policies, audit, ledger")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -62,7 +64,9 @@ def run(args) -> int:
     timings = {}
 
     with tempfile.TemporaryDirectory(prefix="postloan-demo-") as tmp:
-        ledger = Ledger(args.store or f"sqlite:///{tmp}/ledger.db")
+        from ..evaluation.demo import demo_config
+        config = demo_config(args.config, days=args.days)
+        ledger = Ledger(args.store or f"sqlite:///{tmp}/ledger.db", config)
         start = time.perf_counter()
         batches, ingested, events_read = [], [], 0
         with bar(args.accounts, "generating book and events", unit="acct", disable=args.quiet) as progress:
@@ -77,8 +81,7 @@ def run(args) -> int:
         start = time.perf_counter()
         say("loading the bundle (the first run compiles it with Numba; later runs read the cache)…", args.quiet)
         kernel = Kernel.load(args.bundle)
-        from ..evaluation.demo import demo_config
-        pipeline = Pipeline(kernel, audit_path=args.audit, ledger=ledger, config=demo_config(days=args.days))
+        pipeline = Pipeline(kernel, audit_path=args.audit, ledger=ledger, config=config)
         timings["load"] = time.perf_counter() - start
 
         start = time.perf_counter()

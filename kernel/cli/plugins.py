@@ -22,6 +22,7 @@ examples:
 _KINDS = (
     ("connectors", "postloan_connectors"),
     ("strategies", "postloan_collection_strategies"),
+    ("steps", "postloan_strategy_steps"),
     ("policies", "postloan_compliance_policies"),
     ("valuation", "postloan_valuation_methods"),
     ("channels", "postloan_disposal_channels"),

@@ -90,6 +90,8 @@ def add_arguments(p) -> None:
     p.add_argument("--store", default=None, metavar="URL",
                    help="the case ledger (sqlite:///FILE or postgresql://…): decisions read each account's state "
                         "from it and the Ledger service (IngestEvents, CheckContact, GetState) is enabled")
+    p.add_argument("--config", type=a.existing_file, default=None,
+                   help="configuration file (default $POSTLOAN_CONFIG): plugins, strategy, policies, audit, ledger")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
@@ -105,7 +107,7 @@ def server_config(args):
         metrics_host=args.metrics_host, grace_seconds=args.grace, access_log=args.access_log,
         audit_path=args.audit_log, audit_sync=args.audit_sync, audit_interval_ms=args.audit_sync_interval_ms,
         allow_unauthenticated=args.allow_unauthenticated, bundle_roots=[str(r) for r in args.bundle_root or ()],
-        store=args.store)
+        store=args.store, config=args.config)
 
 
 def run(args) -> int:

@@ -17,7 +17,11 @@ kernel decides exactly like it (the project's differential tests check that on e
 `--engine compiled` runs the examples on the compiled kernel as well (it compiles the changed
 rulesets first).
 
-exit status: 0 all examples pass, 1 an example failed or a ruleset does not compile.
+Then the bundle's scenarios (files *.scenarios.yaml anywhere in its folders): each gives one
+account's book and state columns and expects outputs of several rulesets and models, decided
+by the whole bundle (loaded, so compiled on its first run) on the same engine.
+
+exit status: 0 all examples and scenarios pass, 1 one failed or a ruleset or scenario file does not load.
 
 examples:
   postloan test
@@ -38,6 +42,7 @@ def run(args) -> int:
     from ..bundle import Bundle
     from ..rules import RulesetError, compile_ruleset
     from ..rules.testing import run_examples
+    from ..scenarios import scenario_files
     from .args import shown_path
     from .check import is_ruleset_file, shown
 
@@ -54,6 +59,25 @@ def run(args) -> int:
               "run 'postloan check'", file=sys.stderr)
         return 1
     results = run_examples(rulesets, engine=args.engine)
+    scenarios = [] if args.path is not None and is_ruleset_file(args.path) else scenario_files(args.path)
+    scenario_results = []
+    if scenarios:                      # bundle-level scenarios: the whole bundle decides
+        from ..runtime import Kernel
+        from ..scenarios import load_scenarios, run_scenarios
+        kernel = Kernel.load(args.path)
+        loaded, problems = [], []
+        for f in scenarios:
+            try:
+                loaded += load_scenarios(f, kernel.inputs, kernel.output_types, [rs.name for rs in rulesets])
+            except RulesetError as e:
+                problems += e.diagnostics
+        if problems:
+            for d in problems:
+                print(shown(d, args.path))
+            print(f"postloan test: the scenarios do not load ({len(problems)} error{'s' if len(problems) != 1 else ''})",
+                  file=sys.stderr)
+            return 1
+        scenario_results = run_scenarios(kernel, loaded, engine=args.engine)
     failed = [r for r in results if not r.passed]
     for r in results:
         if not r.passed or args.verbose:
@@ -62,4 +86,12 @@ def run(args) -> int:
     print(f"{len(results)} examples in {len(rulesets) - len(untested)} rulesets: {len(results) - len(failed)} passed, "
           f"{len(failed)} failed" + (f"; no examples in: {', '.join(untested)}" if untested else ""),
           file=sys.stderr)
+    if scenarios:
+        for r in scenario_results:
+            if not r.passed or args.verbose:
+                print(dataclasses.replace(r, file=shown_path(r.file, args.path)))
+        bad = sum(not r.passed for r in scenario_results)
+        print(f"{len(scenario_results)} scenarios in {len(scenarios)} file{'s' if len(scenarios) != 1 else ''}: "
+              f"{len(scenario_results) - bad} passed, {bad} failed", file=sys.stderr)
+        failed += [r for r in scenario_results if not r.passed]
     return 1 if failed else 0

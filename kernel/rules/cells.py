@@ -118,6 +118,13 @@ def _split_commas(text: str) -> list[str]:
 def _literal_text(text: str, t: Type):
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        # quotes make a string, in a cell as in an expression (`dpd >= '1'` is an error there):
+        # a string can only be an enum member
+        if t.kind == "date":
+            raise CellError(f"a date is written date('{text[1:-1]}') or bare, not as a string")
+        if t.kind != "enum":
+            raise CellError(f"string {text} can only be an enum member, compared with or assigned to an enum; "
+                            f"write the {t} without quotes")
         text = text[1:-1]
     if t.kind in ("int", "float"):
         try:

@@ -7,6 +7,7 @@ in :mod:`.static`.
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ RULE_KEYS = ("id", "when", "then", "salience", "description")
 OUTPUT_KEYS = ("type", "enum", "default", "collect", "description")
 TABLE_KEYS = ("when", "then", "rows")
 TEST_KEYS = ("name", "given", "expect", "as_of")
+ROW_KEYS = ("id", "note", "cells")
 BASIC_TYPES = {"int": INT, "float": FLOAT, "bool": BOOL, "date": DATE}
 MAX_ENUM_MEMBERS = 127          # codes are int8
 
@@ -54,6 +56,7 @@ class Checked:
     rule_pos: dict = field(default_factory=dict)
     rules_pos: tuple[int, int] = (1, 1)
     tests: list = field(default_factory=list)
+    rule_notes: dict = field(default_factory=dict)      # table row id -> its `note:`
 
 
 def _kind(node) -> str:
@@ -144,8 +147,14 @@ def _shape(node) -> str:
     return "text" if isinstance(v, str) else f"a {type(v).__name__}"
 
 
-def check_document(root, d: Diagnostics) -> Checked | None:
+def check_document(root, d: Diagnostics, *, book_only: bool = False) -> Checked | None:
     """Check one parsed file; returns None when it has errors (they are in ``d``).
+
+    Bare input names that are columns of the data contract (:mod:`kernel.schema`) must be
+    declared with the contract's type; the rest of the file is then checked with the
+    contract's type, so one wrong declaration is one error. With ``book_only`` (a bundle, and
+    ``postloan check``) every bare input must be such a column; without it (``compile_ruleset``)
+    other names are the caller's own columns.
 
     A file that is not a ruleset at all — not a mapping, or a mapping with none of the
     ruleset's own keys — gets one error that quotes none of its content: a bundle path may
@@ -188,6 +197,8 @@ def check_document(root, d: Diagnostics) -> Checked | None:
 
     checked = Checked(None, d.file, name_node.pos if name_node else root.pos)  # type: ignore[arg-type]
     inputs = _inputs(root.get("inputs"), d, checked)
+    inputs = _against_the_contract(inputs, d, checked, book_only)
+    d.partial = {"name": name, "inputs": [(i.name, i.type, checked.input_pos[i.name]) for i in inputs]}
     env = {i.name: i.type for i in inputs}
     outputs = _outputs(root.get("outputs"), hit, d, checked, root)
 
@@ -218,6 +229,30 @@ def check_document(root, d: Diagnostics) -> Checked | None:
     return None if d.has_errors else checked
 
 
+_KEY_LINE = re.compile(r"^(\s+)([a-z_]+):(\s|$)")
+
+
+def swallowed_keys(root, text: str, d: Diagnostics) -> None:
+    """Warn of a line inside a top-level block scalar (``description: |``) that looks like a
+    top-level key the file does not otherwise give: indented one step too far, ``hit: unique``
+    is text of the description and the ruleset silently runs under ``first``."""
+    if not isinstance(root, Mapping):
+        return
+    lines = text.splitlines()
+    for key, (kpos, node) in root.items.items():
+        if not isinstance(node, Scalar) or node.style not in ("literal", "folded"):
+            continue
+        for number in range(node.pos[0], len(lines)):          # the lines after the `|`
+            line = lines[number]
+            if line.strip() and not line[:1].isspace():
+                break                                          # back at the top level
+            m = _KEY_LINE.match(line)
+            if m and m.group(2) in TOP_KEYS and m.group(2) not in root.items:
+                d.warning((number + 1, len(m.group(1)) + 1),
+                          f"`{m.group(2)}:` is inside the block text of `{key}:` (indented under it), so it "
+                          f"is not a key of the ruleset: move it to the start of the line")
+
+
 # ------------------------------------------------------------------------------------ inputs
 def _inputs(node, d: Diagnostics, checked: Checked) -> list[ir.Input]:
     if node is None:
@@ -239,6 +274,48 @@ def _inputs(node, d: Diagnostics, checked: Checked) -> list[ir.Input]:
         if t is not None:
             out.append(ir.Input(key, t))
             checked.input_pos[key] = pos
+    return out
+
+
+def contract_type(col) -> Type | None:
+    """The rules' type of a data-contract column (None: rules cannot read it)."""
+    from ..schema import logical_type
+    lt = logical_type(col)
+    if isinstance(lt, dict):
+        return ir.enum_type(lt["enum"])
+    return BASIC_TYPES.get(lt) if isinstance(lt, str) else None
+
+
+def _against_the_contract(inputs: list[ir.Input], d: Diagnostics, checked: Checked,
+                          book_only: bool) -> list[ir.Input]:
+    """Bare inputs checked against the data contract; a wrong declaration is replaced by the
+    contract's type, so the rules and examples are checked against what the data holds."""
+    from ..schema import columns
+    book = columns("input")
+    out = []
+    for i in inputs:
+        if "." in i.name:
+            out.append(i)
+            continue
+        pos = checked.input_pos[i.name]
+        col = book.get(i.name)
+        if col is None:
+            if book_only:
+                close = did_you_mean(i.name, book)
+                meant = next(iter(difflib.get_close_matches(i.name, list(book), n=1, cutoff=0.6)), None)
+                d.error(pos, f"input `{i.name}` is not a column of the book (kernel.schema){close}",
+                        cause=f"name:{meant}" if meant else None)
+            out.append(i)
+            continue
+        actual = contract_type(col)
+        if actual is None:
+            d.error(pos, f"input `{i.name}`: the book column is {col.type}, which rules cannot read")
+            out.append(i)
+        elif actual != i.type:
+            d.error(pos, f"input `{i.name}` is declared as {i.type}, but the data contract says {actual}")
+            out.append(ir.Input(i.name, actual))
+        else:
+            out.append(i)
     return out
 
 
@@ -467,10 +544,10 @@ def _table(node, env, outputs, hit, d: Diagnostics, checked: Checked):
         d.error(node.pos, f"`table:` needs when, then and rows, got {_kind(node)}")
         return [], None, False
     _check_keys(node, TABLE_KEYS, "the table", d)
-    for k in TABLE_KEYS:
-        if k not in node.items:
-            d.error(node.pos, f"table: missing `{k}:`")
-    if d.has_errors:
+    missing = [k for k in TABLE_KEYS if k not in node.items]
+    for k in missing:
+        d.error(node.pos, f"table: missing `{k}:`")
+    if missing:
         return [], None, False
     when_cols = _names(node.get("when"), d, "when")
     then_cols = _names(node.get("then"), d, "then")
@@ -480,7 +557,8 @@ def _table(node, env, outputs, hit, d: Diagnostics, checked: Checked):
     ok = True
     for col, pos in when_cols:
         if col not in env:
-            d.error(pos, f"table column `{col}` is not a declared input{did_you_mean(col, env)}")
+            d.error(pos, f"table column `{col}` is not a declared input{did_you_mean(col, env)}",
+                    follows=f"name:{col}")
             ok = False
     has_salience = False
     for col, pos in then_cols:
@@ -504,10 +582,20 @@ def _table(node, env, outputs, hit, d: Diagnostics, checked: Checked):
         return [], None, False
     width = len(names)
     rules, cells_all, reads_as_of = [], [], False
+    seen: dict[str, tuple] = {}
     for n, row in enumerate(rows_node.items, 1):
         rid = f"row{n}"
+        if isinstance(row, Mapping):            # - {id: m2, note: "...", cells: [...]}
+            row, rid = _row_mapping(row, n, d, checked)
+            if row is None:
+                continue
+        if rid in seen:
+            d.error(row.pos, f"row {n}: rule id `{rid}` is used twice (first at line {seen[rid][0]})", rid)
+            continue
+        seen[rid] = row.pos
         if not isinstance(row, Sequence):
-            d.error(row.pos, f"row {n} must be a list of {width} cells, got {_kind(row)}", rid)
+            d.error(row.pos, f"row {n} must be a list of {width} cells (or a mapping with `cells:`, "
+                             f"and optional `id:` and `note:`), got {_kind(row)}", rid)
             continue
         if len(row.items) != width:
             d.error(row.pos, f"row {n} has {len(row.items)} cells, expected {width} "
@@ -556,6 +644,33 @@ def _table(node, env, outputs, hit, d: Diagnostics, checked: Checked):
     return rules, table, reads_as_of
 
 
+def _row_mapping(node: Mapping, n: int, d: Diagnostics, checked: Checked):
+    """A table row written as a mapping: ``cells:`` (the row's list), with an optional ``id:``
+    (the rule id explanations, ``<ruleset>.rule`` and the audit show instead of ``row<N>``)
+    and ``note:`` (text for the reader, shown in explanations). Returns (cells node, id)."""
+    _check_keys(node, ROW_KEYS, f"row {n}", d)
+    rid = f"row{n}"
+    idnode = node.get("id")
+    if idnode is not None:
+        raw = idnode.value if isinstance(idnode, Scalar) else None
+        given = str(raw) if isinstance(raw, (str, int)) and not isinstance(raw, bool) else None
+        if given is None or not RULE_ID.match(given):
+            d.error(idnode.pos, f"row {n}: `id` must be a name (letters, digits, _ . -), got {_kind(idnode)}")
+            return None, rid
+        rid = given
+    nnode = node.get("note")
+    if nnode is not None:
+        note = _string(nnode, d, f"row {n}: `note`")
+        if note is None:
+            return None, rid
+        checked.rule_notes[rid] = note.strip()
+    cells = node.get("cells")
+    if cells is None:
+        d.error(node.pos, f"row {n}: missing `cells:` (the row's cells, as a list)", rid)
+        return None, rid
+    return cells, rid
+
+
 # ------------------------------------------------------------------------------------ tests
 def _tests(node, rs: ir.RulesetIR, d: Diagnostics) -> list[TestCase]:
     if node is None:
@@ -600,7 +715,8 @@ def _tests(node, rs: ir.RulesetIR, d: Diagnostics) -> list[TestCase]:
                     continue
                 if k not in types:
                     kind = "input" if key == "given" else "output"
-                    d.error(pos, f"{label}: unknown {kind} `{k}`{did_you_mean(k, list(types) + (['rule'] if key == 'expect' else []))}")
+                    d.error(pos, f"{label}: unknown {kind} `{k}`{did_you_mean(k, list(types) + (['rule'] if key == 'expect' else []))}",
+                            follows=f"name:{k}" if key == "given" else None)
                     continue
                 if not isinstance(vnode, Scalar):
                     d.error(vnode.pos, f"{label}: `{k}` needs a literal value, got {_kind(vnode)}")

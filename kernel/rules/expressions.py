@@ -99,8 +99,8 @@ class ExprChecker:
         except _Fail:
             return None
 
-    def _error(self, node, message: str):
-        self.diags.error(self.source.node_pos(node), message, self.rule)
+    def _error(self, node, message: str, follows: str | None = None):
+        self.diags.error(self.source.node_pos(node), message, self.rule, follows=follows)
         raise _Fail
 
     def _text(self, node) -> str:
@@ -123,13 +123,14 @@ class ExprChecker:
             return ir.Const(t, t.members.index(name))
         if isinstance(node, ast.Name):
             known = list(t.members) + list(self.env) + ["as_of"]
-            self._error(node, f"unknown name `{name}`: not an input nor a member of {t}{did_you_mean(name, known)}")
+            self._error(node, f"unknown name `{name}`: not an input nor a member of {t}{did_you_mean(name, known)}",
+                        follows=f"name:{name}")
         self._error(node, f"'{name}' is not a member of {t}{did_you_mean(name, t.members)}")
 
     def _unknown(self, node, name: str):
         self._error(node, f"unknown name `{name}`{did_you_mean(name, list(self.env) + ['as_of'])}"
                     + ("" if did_you_mean(name, list(self.env) + ['as_of']) else
-                       " (declare it under `inputs:`)"))
+                       " (declare it under `inputs:`)"), follows=f"name:{name}")
 
     def _bool(self, node, what: str) -> ir.Expr:
         e = self._check(node, BOOL)
@@ -200,7 +201,8 @@ class ExprChecker:
             return ir.Name(self.env[name], name)
         qualified = [n for n in self.env if "." in n]
         hint = did_you_mean(name, qualified or list(self.env))
-        self._error(node, f"unknown name `{name}`{hint}" + ("" if hint else " (declare it under `inputs:`)"))
+        self._error(node, f"unknown name `{name}`{hint}" + ("" if hint else " (declare it under `inputs:`)"),
+                    follows=f"name:{name}")
 
     def _UnaryOp(self, node, expected):
         if isinstance(node.op, ast.Not):

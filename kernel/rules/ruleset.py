@@ -7,9 +7,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from . import ir
-from .check import Checked, check_document
+from .check import Checked, check_document, swallowed_keys
 from .columns import COLLECT_RULE_TYPE, RULE_TYPE, find_columns, from_python, rule_array, to_python
-from .diagnostics import Diagnostic, Diagnostics, RulesetError
+from .diagnostics import Diagnostic, Diagnostics, RulesetError, collapse
 from .parse import parse_yaml
 from .reference import evaluate_rules
 
@@ -41,22 +41,32 @@ def load_source(path_or_text) -> tuple[str, str]:
     return "<string>", path_or_text
 
 
-def check_text(file: str, text: str) -> tuple[Checked | None, list[Diagnostic]]:
-    """Parse and check one file; returns the result (None on errors) and every diagnostic.
+def check_text(file: str, text: str, *, book_only: bool = False,
+               partial: dict | None = None) -> tuple[Checked | None, list[Diagnostic]]:
+    """Parse and check one file; returns the result (None on errors) and every diagnostic,
+    the consequences of a reported root cause left out (:func:`~.diagnostics.collapse`).
+    ``book_only``: every bare input must be a column of the data contract (a bundle's files).
+    ``partial``, when given, receives what a file with errors still declares: its ``name``
+    and its ``inputs`` as (name, type, position).
 
     Results of files that check cleanly are cached under ``$POSTLOAN_CACHE_DIR/checked``,
     keyed by the file's name and text and by the compiler's own source: parsing YAML with
     positions is the slowest step of a warm start."""
-    key = _check_key(file, text)
+    key = _check_key(file, text + ("\0book" if book_only else ""))
     cached = _load_checked(key)
     if cached is not None:
         return cached
     d = Diagnostics(file)
     root = parse_yaml(text, d)
-    checked = check_document(root, d) if root is not None else None
+    checked = check_document(root, d, book_only=book_only) if root is not None else None
+    if root is not None:
+        swallowed_keys(root, text, d)
+    if partial is not None:
+        partial.update(d.partial)
+    items = collapse(d.items)
     if checked is not None and len(checked.ir.rules) <= _CACHE_MAX_RULES:
-        _store_checked(key, (checked, d.items))
-    return checked, d.items
+        _store_checked(key, (checked, items))
+    return checked, items
 
 
 def _compiler_hash() -> str:
@@ -64,7 +74,8 @@ def _compiler_hash() -> str:
     if _COMPILER_HASH is None:
         import hashlib
         digest = hashlib.sha256()
-        for f in sorted(Path(__file__).parent.glob("*.py")):
+        here = Path(__file__).parent
+        for f in sorted(here.glob("*.py")) + [here.parent / "schema.py"]:    # the contract too
             digest.update(f.name.encode() + f.read_bytes())
         _COMPILER_HASH = digest.hexdigest()
     return _COMPILER_HASH
@@ -110,7 +121,9 @@ def _store_checked(key: str, value) -> None:
 
 def compile_ruleset(path_or_yaml_text) -> "Ruleset":
     """Parse and check one ruleset (a file path or YAML text). Raises :class:`RulesetError`
-    with every error found; warnings are kept on ``Ruleset.warnings``."""
+    with every error found; warnings are kept on ``Ruleset.warnings``. Inputs that are columns
+    of the data contract must be declared with the contract's type (``dpd: float`` is an
+    error: the contract says int); other bare names are the caller's own columns."""
     file, text = load_source(path_or_yaml_text)
     checked, diagnostics = check_text(file, text)
     if checked is None:

@@ -166,6 +166,7 @@ class ServerConfig:
     audit_sync: str | None = None        # "always" / "interval"; None: the configuration's [audit] sync
     audit_interval_ms: float | None = None   # "interval": sync every so often; None: [audit] interval_ms
     store: str | None = None             # the case ledger (sqlite:///…, postgresql://…); None: no Ledger service
+    config: str | None = None            # the configuration file (TOML); None: $POSTLOAN_CONFIG, else the defaults
     extra_options: list = field(default_factory=list)     # grpc server options; they override the above
 
 
@@ -186,7 +187,7 @@ class DecisionServer:
         if config.store:
             from ..ledger import Ledger
             from ..plugins import load_config
-            self.ledger = Ledger(config.store, load_config())
+            self.ledger = Ledger(config.store, load_config(config.config))
         self.load_error: BaseException | None = None
         self._ready = threading.Event()
         self._stopped = threading.Event()
@@ -280,8 +281,11 @@ class DecisionServer:
 
     def _audit_options(self) -> dict:
         c = self.config
-        return {"audit_path": c.audit_path, "audit_sync": c.audit_sync, "audit_interval_ms": c.audit_interval_ms,
-                "ledger": self.ledger}
+        options = {"audit_path": c.audit_path, "audit_sync": c.audit_sync, "audit_interval_ms": c.audit_interval_ms,
+                   "ledger": self.ledger}
+        if c.config is not None:          # (a custom loader without a config parameter keeps working)
+            options["config"] = c.config
+        return options
 
     def _install(self, engine: Engine) -> Engine | None:
         previous, self.engine = self.engine, engine

@@ -500,19 +500,20 @@ class DeadlineExceeded(PostloanError):
 
 
 def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: str | None = None,
-                audit_interval_ms: float | None = None, ledger=None) -> Engine:
+                audit_interval_ms: float | None = None, ledger=None, config: str | None = None) -> Engine:
     """Compile the bundle at ``path`` (None: the shipped one) into a warm Engine: the kernel
     compiled, the pipeline built (its audit log at ``audit_path``, synced as ``audit_sync``
     says: see :class:`kernel.audit.AuditLog`), and one synthetic account decided through
-    the exact path a Decide call takes, so the first real call pays no first-call costs."""
+    the exact path a Decide call takes, so the first real call pays no first-call costs.
+    ``config``: the configuration file (None: ``$POSTLOAN_CONFIG``, else the defaults)."""
     from ..pipeline import Pipeline
     from ..runtime import Kernel
     from ..synth import generate
 
     start = time.perf_counter()
     kernel = Kernel.load(path)
-    pipeline = Pipeline(kernel, audit_path=audit_path, audit_sync=audit_sync, audit_interval_ms=audit_interval_ms,
-                        ledger=ledger)
+    pipeline = Pipeline(kernel, config=config, audit_path=audit_path, audit_sync=audit_sync,
+                        audit_interval_ms=audit_interval_ms, ledger=ledger)
     # Warm up on a synthetic account through a twin pipeline whose audit log is thrown away:
     # the real audit log holds real decisions only.
     with tempfile.TemporaryDirectory(prefix="postloan-warm-") as tmp:

@@ -813,6 +813,13 @@ class TieredStrategy(CollectionStrategy):
         return {"row": rows, "action": action, "priority": priority[rows], "earliest_at": earliest,
                 "script_id": script_id, "language": language, "script": script}
 
+    def render(self, batch: Batch, rows: np.ndarray, action) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+        """The script of ``action`` (codes, one per row) for each account of ``rows``, from the
+        templates of the account's language and ``collection_tier.tier`` — what a strategy step
+        gets through ``plan.render`` / ``plan.add`` (docs/plugin-guide.md)."""
+        action = np.asarray(action, np.int8)
+        return self._render(batch, np.asarray(rows, np.int64), action, batch.enum("collection_tier.tier", TIERS))
+
     def _render(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: np.ndarray):
         country = batch.enum("country")
         renderer = _Renderer(batch, self._constants, (self._symbols, country), self._late_charge, self.vehicle_names)

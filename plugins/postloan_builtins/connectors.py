@@ -63,6 +63,7 @@ def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 class ParquetConnector(Connector):
     name = "parquet"
+    nested = True                   # list columns as lists
     suffixes = (".parquet", ".pq")
 
     def read(self, uri, *, schema, batch_size):
@@ -89,6 +90,7 @@ class ArrowIpcConnector(Connector):
     (``.arrows``); reading accepts either whatever the suffix."""
 
     name = "arrow"
+    nested = True                   # list columns as lists
     suffixes = (".arrow", ".arrows", ".feather", ".ipc")
 
     def read(self, uri, *, schema, batch_size):

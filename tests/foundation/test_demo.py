@@ -14,9 +14,13 @@ def demo_output(tmp_path_factory):
     import contextlib
     import io
     out = io.StringIO()
-    audit = tmp_path_factory.mktemp("demo") / "audit.log"
+    folder = tmp_path_factory.mktemp("demo")
+    audit = folder / "audit.log"
+    config = folder / "postloan.toml"           # --config (issue 15, point 10): the scripts name this lender
+    config.write_text('[strategy.tiered.zh]\nlender = "测试汽车金融"\n', encoding="utf-8")
     with contextlib.redirect_stdout(out):
-        code = main(["demo", "--accounts", "4000", "--seed", "5", "--quiet", "--audit", str(audit)])
+        code = main(["demo", "--accounts", "4000", "--seed", "5", "--quiet", "--audit", str(audit),
+                     "--config", str(config)])
     assert code == 0
     return out.getvalue()
 
@@ -78,3 +82,8 @@ def test_the_demo_shows_holds_consent_third_parties_and_the_repossession_lifecyc
     assert lifecycle.index("DISPOSAL_NO_NOTICE") < lifecycle.index("DISPOSAL_REDEMPTION_WINDOW") < lifecycle.index("→ KEEP\n    sold")
     reasons = demo_output.split("Compliance: every deferred or blocked action", 1)[1].split("Compliance, told", 1)[0]
     assert "repossession and disposal" in reasons and "holds" in reasons
+
+
+def test_the_demo_reads_the_configuration_given_with_config(demo_output):
+    section = demo_output.split("Sample scripts", 1)[1].split("Litigation", 1)[0]
+    assert "【测试汽车金融】" in section and "示例汽车金融" not in section

@@ -92,3 +92,52 @@ def test_counters_come_from_the_ledger_for_accounts_it_knows(kernel, book, tmp_p
     ignore = Pipeline(kernel, audit_path=tmp_path / "audit2.log", ledger=ledger, config={"ledger": {"book_counters": "ignore"}})
     assert ignore.with_state(rigged, AS_OF, NOW)["calls_7d"].to_pylist() == [0] * rigged.num_rows
     ledger.close()
+
+
+def test_a_third_party_policy_reads_the_ledgers_state_through_the_action_batch(kernel, book, tmp_path):
+    """Issue 15, point 8: the guide's NoSmsWhilePromised policy, against a real ledger: it sees
+    the promise the ledger holds through ActionBatch.has / bool, and actions.batch is the
+    accounts' Batch."""
+    import re
+    from pathlib import Path
+
+    import kernel as kernel_module
+    from kernel.hookspecs import Batch, CompliancePolicy, Verdicts
+    from kernel.plugins import DEFAULT_CONFIG, PluginManager
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "plugin-guide.md").read_text("utf-8")
+    code = re.search(r"```python\n(class NoSmsWhilePromised.*?)```", guide, re.S).group(1)
+    scope = {"CompliancePolicy": CompliancePolicy, "Verdicts": Verdicts}
+    exec(code, scope)                       # the guide's policy, as written there
+    policy_class = scope["NoSmsWhilePromised"]
+    seen = {}
+
+    class Watched(policy_class):
+        def check(self, actions):
+            seen.update(batch=actions.batch, has=actions.has("promise_open"), missing=actions.has("no_such_column"))
+            return super().check(actions)
+
+    # first in the set: the first reason for a BLOCK is the one kept
+    cn = ["acme.no_sms_while_promised"] + list(DEFAULT_CONFIG["compliance"]["sets"]["cn"])
+    config = {"compliance": {"sets": {"cn": cn}}}
+    pm = PluginManager(config)
+    pm.register(type("P", (), {"postloan_compliance_policies": staticmethod(
+        kernel_module.hookimpl(specname="postloan_compliance_policies")(lambda: [Watched()]))}), "acme")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    pipeline = Pipeline(kernel, plugins=pm, audit_path=tmp_path / "audit.log", ledger=ledger)
+    before = pipeline.run(book, AS_OF, NOW)
+    def blocked(result):
+        return {r["account_id"] for r in result.actions.to_pylist() if r["reason_code"] == "PROMISE_OPEN_NO_SMS"}
+    texted = [r["account_id"] for r in before.actions.to_pylist() if r["action"] == "SMS"]
+    promised = next(a for a in texted if a not in blocked(before))
+    ledger.ingest(table([{"event_id": "p", "account_id": promised, "kind": "PROMISE_TO_PAY",
+                          "at": NOW - dt.timedelta(hours=20), "amount": 1000.0,
+                          "promise_date": dt.date(2026, 12, 1)}]), now=NOW)
+    after = pipeline.run(book, AS_OF, NOW)
+    rows = after.actions.to_pylist()
+    mine = [r for r in rows if r["account_id"] == promised and r["action"] == "SMS"]
+    assert mine and all((r["outcome"], r["reason_code"], r["policy"]) == ("BLOCK", "PROMISE_OPEN_NO_SMS",
+                                                                          "acme.no_sms_while_promised") for r in mine)
+    # the others it blocks are the accounts whose book already shows an open promise
+    assert promised not in blocked(before) and blocked(after) == blocked(before) | {promised}
+    assert isinstance(seen["batch"], Batch) and seen["has"] and not seen["missing"]
+    ledger.close()

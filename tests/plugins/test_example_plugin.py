@@ -48,7 +48,8 @@ def test_postloan_plugins_lists_it(installed):
                          env=env, check=True).stdout
     plugins = {p["name"]: p for p in json.loads(out)["plugins"]}
     assert plugins["example.holidays"]["distribution"] == "postloan-example-holidays"
-    assert plugins["example.holidays"]["provides"] == {"connectors": ["jsonl"], "policies": ["holidays.no_contact"]}
+    assert plugins["example.holidays"]["provides"] == {"connectors": ["jsonl"], "steps": ["example.day5_call"],
+                                                       "policies": ["holidays.no_contact"]}
 
 
 class OneSms(CollectionStrategy):
@@ -90,3 +91,83 @@ def test_its_connector_round_trips_a_book(installed, small_book, tmp_path):
     back = pa.Table.from_batches(list(read_batches(path, batch_size=128, manager=pm)))
     for name in ("account_id", "dpd", "country", "contract_date", "last_conversation_at", "penalty_interest"):
         assert back[name].to_pylist() == book[name].to_pylist(), name
+
+
+def test_its_strategy_step_adds_a_day5_call_to_the_tiered_plan_with_the_strategys_script(installed, tmp_path):
+    """Issue 15, point 7: the example plugin composes with the built-in strategy through
+    [pipeline] steps; the call it adds is scripted by the tiered strategy's own templates."""
+    import kernel
+    from kernel.synth import generate
+    k = kernel.Kernel.load()
+    book = generate(20_000, seed=3)
+    as_of, now = dt.date(2026, 11, 28), utc(2026, 11, 28, 2, 0)
+    decisions = k.decide(book, as_of)
+    base = {"plugin": {"example.holidays": {"day5_min_pd": 0.05}}}
+    plain = Pipeline(k, plugins=PluginManager(base), audit_path=tmp_path / "a.log").stage(book, decisions, as_of, now)
+    stepped = Pipeline(k, plugins=PluginManager({**base, "pipeline": {"steps": ["example.day5_call"]}}),
+                       audit_path=tmp_path / "b.log").stage(book, decisions, as_of, now)
+    before, after = plain.actions.to_pylist(), stepped.actions.to_pylist()
+    dpd = dict(zip(book["account_id"].to_pylist(), book["dpd"].to_pylist()))
+    tier = dict(zip(book["account_id"].to_pylist(), decisions["collection_tier.tier"].to_pylist()))
+    pd_ = dict(zip(book["account_id"].to_pylist(), decisions["pd_model.probability"].to_pylist()))
+    added = after[len(before):]
+    assert after[:len(before)] == before                 # the strategy's own plan is untouched
+    assert added and all(a["action"] == "PHONE" for a in added)
+    for a in added:
+        assert dpd[a["account_id"]] == 5 and tier[a["account_id"]] == "MILD" and pd_[a["account_id"]] >= 0.05
+        assert a["script_id"] and a["script"] and a["language"] in ("zh", "en")
+    planned_sms = {a["account_id"] for a in before if a["action"] == "SMS"}
+    expected = {i for i in planned_sms if dpd[i] == 5 and tier[i] == "MILD" and pd_[i] >= 0.05}
+    assert {a["account_id"] for a in added} == expected
+
+
+def test_the_guide_shows_the_example_plugins_strategy_step_as_it_is():
+    """docs/plugin-guide.md quotes the step this module's test runs, word for word."""
+    import re
+    from plugin_helpers import ROOT
+    source = (ROOT / "plugins/example_holidays/src/postloan_example_holidays/__init__.py").read_text("utf-8")
+    guide = (ROOT / "docs/plugin-guide.md").read_text("utf-8")
+    step = re.search(r"(class Day5Call\(StrategyStep\):.*?)\n\n\nclass ", source, re.S).group(1)
+    assert step in guide
+
+
+def test_its_connector_declares_nested_lists_so_collect_rules_stay_lists(installed, tmp_path, monkeypatch):
+    """Issue 15, point 11: a connector says `nested = True` and postloan decide writes a collect
+    ruleset's fired rules through it as lists (JSON arrays), not as 'a;b' text."""
+    import pyarrow.parquet as pq
+
+    from kernel.cli import main
+    from kernel.synth import generate
+    from kernel import plugins
+    monkeypatch.setattr(plugins, "_DEFAULT_MANAGER", None)      # the CLI's manager sees the plugin, then forgets it
+    pq.write_table(generate(300, seed=2), tmp_path / "book.parquet")
+    for out in ("d.jsonl", "d.csv"):
+        assert main(["decide", "--in", str(tmp_path / "book.parquet"), "--out", str(tmp_path / out),
+                     "--as-of", "2026-11-28", "--quiet"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text("utf-8").splitlines()]
+    fired = [r["risk_segment.rule"] for r in rows]
+    assert all(isinstance(f, list) for f in fired) and any(len(f) > 1 for f in fired)
+    import pyarrow.csv as pcsv
+    text = pcsv.read_csv(tmp_path / "d.csv").column("risk_segment.rule").to_pylist()
+    assert [t or None for t in text] == [";".join(f) or None for f in fired]     # CSV takes no lists: joined text
+
+
+def test_a_connectors_nested_flag_must_be_a_bool():
+    import kernel
+    from kernel.hookspecs import Connector
+
+    class Odd(Connector):
+        name, suffixes, nested = "odd", (".odd",), "yes"
+
+        def read(self, uri, *, schema, batch_size):
+            return iter(())
+
+        def write(self, uri, batches, *, schema):
+            return 0
+
+    pm = PluginManager({})
+    pm.register(type("P", (), {"postloan_connectors": staticmethod(
+        kernel.hookimpl(specname="postloan_connectors")(lambda: [Odd()]))}), "test.odd")
+    from kernel.plugins import PluginError
+    with pytest.raises(PluginError, match="nested must be True or False, got 'yes'"):
+        pm.connectors()

@@ -215,3 +215,21 @@ def test_every_hook_is_documented_with_an_example():
         doc = getattr(specs, hook).__doc__
         assert "Called" in doc and "Example::" in doc, hook
         assert re.search(rf"^#+ .*`{hook}`", guide, re.M), f"docs/plugin-guide.md has no section for {hook}"
+
+
+def test_the_hook_specifications_fit_one_screen_and_the_old_import_paths_still_work():
+    """kernel/hookspecs.py holds the hooks only; the batch types, the components and local-time
+    arithmetic have modules of their own, and every public name is still importable from
+    kernel.hookspecs (the same objects, so isinstance checks agree)."""
+    import kernel.batches
+    import kernel.components
+    import kernel.hookspecs as specs
+    import kernel.localtime
+    lines = (ROOT / "kernel" / "hookspecs.py").read_text("utf-8").splitlines()
+    assert len(lines) <= 170, len(lines)
+    assert not any(line.startswith("class ") for line in lines)
+    for name in specs.__all__:
+        assert hasattr(specs, name), name
+    assert specs.Batch is kernel.batches.Batch and specs.Verdicts is kernel.batches.Verdicts
+    assert specs.DisposalChannel is kernel.components.DisposalChannel
+    assert specs.utc_offsets is kernel.localtime.utc_offsets and specs.NULL_TIME == kernel.localtime.NULL_TIME

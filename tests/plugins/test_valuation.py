@@ -194,3 +194,42 @@ def test_rv_model_reuses_the_bundles_price(manager):
     batch = Batch(3, dt.date(2026, 11, 28), utc(2026, 11, 28), [{"rv_model.price": np.array([1.0, np.nan, 3.0])}])
     got = method.value(batch, np.array([0, 2]))
     assert got.tolist() == [1.0, 3.0]
+
+
+def test_vehicle_age_is_fractional_years_since_the_first_of_january_of_the_model_year():
+    # the guide: "a 2020 car is 6.91 years old on 2026-11-28, so max_age_years = 6 refuses it"
+    age = vehicle_age_years(np.array([2020]), np.array([days(dt.date(2026, 11, 28))]))[0]
+    assert round(age, 2) == 6.91
+
+
+def test_channels_are_switched_off_by_configuration_as_the_guide_shows(tmp_path):
+    """Issue 15, point 9: [disposal] disabled, the guide's own TOML block."""
+    import re
+    import tomllib
+
+    from kernel.pipeline import Pipeline
+    from kernel.plugins import PluginManager
+    from plugin_helpers import ROOT
+    guide = (ROOT / "docs" / "plugin-guide.md").read_text("utf-8")
+    block = re.search(r"```toml\n(\[disposal\]\ndisabled = .*?)```", guide, re.S).group(1)
+    config = tomllib.loads(block)
+    on = {c.name for c in Pipeline(None, plugins=PluginManager({}), audit_path=tmp_path / "a.log").channels}
+    off = {c.name for c in Pipeline(None, plugins=PluginManager(config), audit_path=tmp_path / "b.log").channels}
+    assert {"live_auction", "dealer_buyback"} <= on and on - off == {"live_auction", "dealer_buyback"}
+    # a car the dealer would buy goes to the next best channel instead
+    price, age, km = np.array([120_000.0]), np.array([1.5]), np.array([20_000.0])
+    grade, country = np.array(["A"], dtype=object), np.array(["CN"], dtype=object)
+    pipe_on = Pipeline(None, plugins=PluginManager({}), audit_path=tmp_path / "c.log")
+    pipe_off = Pipeline(None, plugins=PluginManager(config), audit_path=tmp_path / "d.log")
+    best_on = select_disposal_channels(price, age, km, grade, country, pipe_on.channels, 60.0)[0][0]
+    best_off = select_disposal_channels(price, age, km, grade, country, pipe_off.channels, 60.0)[0][0]
+    assert pipe_on.channels[best_on].name == "dealer_buyback"
+    assert pipe_off.channels[best_off].name not in {"live_auction", "dealer_buyback"}
+
+
+def test_switching_off_a_channel_no_plugin_offers_is_an_error(tmp_path):
+    from kernel.pipeline import Pipeline
+    from kernel.plugins import PluginManager
+    with pytest.raises(PostloanError, match=r"\[disposal\] disabled names channel 'dealer_buyback_x'.*channels: "):
+        Pipeline(None, plugins=PluginManager({"disposal": {"disabled": ["dealer_buyback_x"]}}),
+                 audit_path=tmp_path / "a.log")

@@ -39,11 +39,11 @@ def _table(rows: int, hit: str, seed: int) -> tuple[str, list]:
     collect = hit == "collect"
     text = "\n".join([
         f"ruleset: big_{hit}", 'version: "1"', f"hit: {hit}",
-        "inputs: {dpd: int, amount: float, product: {enum: [NEW, USED, LEASE]}, flag: bool}",
+        "inputs: {dpd: int, amount: float, variant: {enum: [NEW, USED, LEASE]}, flag: bool}",
         "outputs:",
         "  score: {type: int, default: -1" + (", collect: sum}" if collect else "}"),
         *(["  fired: {type: int, default: 0, collect: count}"] if collect else []),
-        "table:", "  when: [dpd, amount, product, flag]",
+        "table:", "  when: [dpd, amount, variant, flag]",
         "  then: [score" + (", salience]" if hit == "priority" else "]"), "  rows:", *lines]) + "\n"
     return text, spec
 
@@ -57,7 +57,7 @@ def _book(n: int, seed: int) -> pa.Table:
     nulls = rng.random((4, n)) < 0.05
     return pa.table({
         "dpd": pa.array(dpd, mask=nulls[0]), "amount": pa.array(amount, mask=nulls[1]),
-        "product": pa.array(list(product), pa.string(), mask=nulls[2]).dictionary_encode(),
+        "variant": pa.array(list(product), pa.string(), mask=nulls[2]).dictionary_encode(),
         "flag": pa.array(flag, mask=nulls[3])})
 
 
@@ -69,7 +69,7 @@ def _oracle(spec, book: pa.Table, hit: str):
     out = []
     for row in book.to_pylist():
         ok = np.ones(len(spec), dtype=bool)
-        d, a, p, f = row["dpd"], row["amount"], row["product"], row["flag"]
+        d, a, p, f = row["dpd"], row["amount"], row["variant"], row["flag"]
         ok &= (d is not None) & (d_lo <= (d if d is not None else 0)) & ((d if d is not None else 0) <= d_hi)
         amount_any = np.isinf(a_lo)
         ok &= amount_any | ((a is not None) & (a_lo <= (a if a is not None else 0)) & ((a if a is not None else 0) < a_hi))

@@ -1,4 +1,5 @@
-"""postloan-example-holidays: a compliance policy and a connector, as a third party writes them.
+"""postloan-example-holidays: a compliance policy, a strategy step and a connector, as a third
+party writes them.
 
 The plugin is this module: postloan finds it through the entry point
 ``example.holidays = postloan_example_holidays`` and calls the hooks marked
@@ -17,7 +18,7 @@ import pyarrow as pa
 import kernel
 from kernel.errors import PostloanError
 from kernel.files import open_output
-from kernel.hookspecs import ActionBatch, CompliancePolicy, Connector, Verdicts
+from kernel.hookspecs import ActionBatch, CompliancePolicy, Connector, Plan, StrategyStep, Verdicts
 
 PLUGIN_NAME = "example.holidays"
 CONTACT = ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT", "THIRD_PARTY_CONTACT")
@@ -57,11 +58,36 @@ class NoContactOnHolidays(CompliancePolicy):
         return verdicts.defer(contact & holiday, "HOLIDAY_NO_CONTACT", resume)
 
 
+class Day5Call(StrategyStep):
+    """A phone call on the 5th day past due for MILD accounts the PD model rates high, on top
+    of whatever the active strategy planned (its SMS and voice bot): composed with the
+    strategy through ``[pipeline] steps``, the call's script rendered by the strategy's own
+    templates (``plan.add`` → ``plan.render``)."""
+
+    name = "example.day5_call"
+
+    def __init__(self, min_pd: float = 0.2):
+        if isinstance(min_pd, bool) or not isinstance(min_pd, (int, float)) or not 0 <= min_pd <= 1:
+            raise PostloanError(f'[plugin."{PLUGIN_NAME}"] day5_min_pd: expected a probability in [0, 1], got {min_pd!r}')
+        self.min_pd = float(min_pd)
+
+    def apply(self, plan: Plan) -> None:
+        batch = plan.batch
+        wanted = (batch.int("dpd") == 5) & (batch.enum("collection_tier.tier", ("NONE", "MILD", "MEDIUM", "SEVERE")) == 1) \
+            & (batch.float("pd_model.probability") >= self.min_pd) & batch.bool("phone_valid")
+        # only where the strategy acts at all (no hold) and has not planned a call already
+        wanted &= plan.planned("SMS", "VOICE_BOT") & ~plan.planned("PHONE")
+        rows = np.flatnonzero(wanted)
+        if rows.size:
+            plan.add(rows, "PHONE", priority=batch.float("collection_tier.priority")[rows] + 0.5)
+
+
 class JsonLinesConnector(Connector):
     """Newline-delimited JSON, one object per row. Dates and instants are ISO 8601 text."""
 
     name = "jsonl"
     suffixes = (".jsonl", ".ndjson")
+    nested = True                   # a list column is a JSON array: collect rulesets' fired rules stay lists
 
     def read(self, uri: str, *, schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
         if not os.path.isfile(uri):
@@ -117,6 +143,12 @@ def _batch(rows: list[dict], types: dict) -> pa.RecordBatch:
 def postloan_compliance_policies(config):
     settings = config.get("plugin", {}).get(PLUGIN_NAME, {})
     return [NoContactOnHolidays(settings.get("dates", DEFAULT_DATES))]
+
+
+@kernel.hookimpl
+def postloan_strategy_steps(config):
+    settings = config.get("plugin", {}).get(PLUGIN_NAME, {})
+    return [Day5Call(settings.get("day5_min_pd", 0.2))]
 
 
 @kernel.hookimpl
