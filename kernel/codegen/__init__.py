@@ -28,26 +28,35 @@ def compile_plan(plan: Plan, progress=None):
 
     ``progress(done, total, name)`` is called before each node that really compiles (a cached
     node loads in milliseconds and is not reported): ``done`` nodes of ``total`` are ready.
-    By default a progress bar shows on a terminal (``kernel.cli.progress``) and each compiled
-    node is logged (logger ``kernel.codegen``)."""
+    A model node whose block function (the model interpreter, shared by every model and
+    compiled once per machine) is not cached yet is reported first as ``"<model> (model
+    interpreter)"``. By default (``progress=None``) a bar "compiling node n of N: <name>"
+    shows on stderr when it is a terminal (``kernel.cli.progress``) and each compiled node is
+    logged (logger ``kernel.codegen``); ``progress=False`` only logs (``--quiet``)."""
     import numpy as np
 
     from . import cache, emit
     from .driver import CompiledKernel
 
     generated = emit.generate(plan)
-    report = progress or _Progress(len(generated.nodes))
+    total = len(generated.nodes)
+    report = progress if callable(progress) else _Progress(total, bar=progress is None)
     signature = emit.node_signature()
-    functions, keep = [], []
+    functions, keep, model_functions = [], [], {}
     try:
         for k, node in enumerate(generated.nodes):
+            model = generated.models.get(node.name)
+            if model is not None:          # the interpreter first: the longest compile, reported
+                params = tuple(np.ascontiguousarray(p) for p in model.params)
+                model_functions[node.name] = (params, _model_function(
+                    model, params, lambda k=k, name=node.name: report(k, total, f"{name} (model interpreter)")))
             module = cache.import_source(cache.write_source(node.source))
             result = cache.compile_function(module.node, signature,
-                                            lambda k=k, name=node.name: report(k, len(generated.nodes), name))
+                                            lambda k=k, name=node.name: report(k, total, name))
             functions.append(cache.native_address(result))
             keep.append(module)
     finally:
-        if progress is None:
+        if not callable(progress):
             report.close()
     driver = cache.import_source(cache.write_source(generated.driver))
     keep.append(driver)
@@ -55,12 +64,12 @@ def compile_plan(plan: Plan, progress=None):
     model_params, node_map = [], []
     for k, node in enumerate(generated.nodes):
         model = generated.models.get(node.name)
-        params = None
+        params = address = None
         if model is not None:
-            params = tuple(np.ascontiguousarray(p) for p in model.params)
+            params, address = model_functions[node.name]
             model_params.append(params)
             keep.append(model.block_fn)
-        node_map.append([_position(key, k, tables, model, params) for key in node.keys])
+        node_map.append([_position(key, k, tables, address, params) for key in node.keys])
     width = max([len(m) for m in node_map] + [1])
     MAP = np.zeros((len(node_map), width), dtype=np.int64)
     for k, row in enumerate(node_map):
@@ -81,14 +90,14 @@ def _tables(nodes) -> dict:
     return result
 
 
-def _position(key: tuple, k: int, tables: dict, model, params) -> int:
+def _position(key: tuple, k: int, tables: dict, model_address, params) -> int:
     """The value ``M[local]`` of node ``k`` holds for one of its keys (see
     :class:`.emit.NodeSource`)."""
     what = key[0]
     if what == "TABLE":
         return tables[key[1]][1][k]
     if what == "MODEL_FN":
-        return _model_function(model, params)
+        return model_address
     if what == "MODEL_PARAM":
         return params[key[1]].ctypes.data
     if what == "MODEL_PARAM_SIZE":
@@ -96,7 +105,7 @@ def _position(key: tuple, k: int, tables: dict, model, params) -> int:
     return key[1]                 # ("PTR", index) or (output group, row)
 
 
-def _model_function(model, params) -> int:
+def _model_function(model, params, on_compile=None) -> int:
     """The address of a model's block function compiled for the arguments its node passes:
     ``(X float32[rows, features], params, Y float64[rows, outputs])``."""
     import numba
@@ -104,27 +113,30 @@ def _model_function(model, params) -> int:
 
     from . import cache
     signature = (types.Array(types.float32, 2, "C"), numba.typeof(params), types.Array(types.float64, 2, "C"))
-    return cache.native_address(cache.compile_function(model.block_fn, signature))
+    return cache.native_address(cache.compile_function(model.block_fn, signature, on_compile))
 
 
 class _Progress:
     """The default progress report of :func:`compile_plan`: a bar on a terminal, created at the
     first node that compiles, and one log line per compiled node."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, bar: bool = True):
         self.total = total
+        self.show = bar
         self.bar = None
 
     def __call__(self, done: int, total: int, name: str) -> None:
         import logging
         logging.getLogger("kernel.codegen").info("compiling node %d of %d: %s", done + 1, total, name)
+        if not self.show:
+            return
         if self.bar is None:
             from ..cli.progress import bar
             self.bar = bar(total, "compiling", unit="node")
             self.bar.update(done)
         else:
             self.bar.update(done - self.bar.n)
-        self.bar.set_description(f"compiling {done + 1} of {total}: {name}")
+        self.bar.set_description(f"compiling node {done + 1} of {total}: {name}")
 
     def close(self) -> None:
         if self.bar is not None:

@@ -60,16 +60,14 @@ def test_a_node_compiles_once_wherever_it_sits_in_a_plan(tmp_path, monkeypatch):
 _LOAD = textwrap.dedent("""\
     import json, sys
     import pyarrow as pa
-    from kernel.bundle import Bundle
-    from kernel.codegen import compile_plan
-    from kernel.runtime import Kernel, build_plan
-    compiled = []
-    bundle = Bundle.load(sys.argv[1])
-    k = Kernel(bundle, compile_plan(build_plan(bundle), progress=lambda done, total, name: compiled.append(name)))
+    from kernel.runtime import Kernel
+    reported = []
+    k = Kernel.load(sys.argv[1], progress=lambda done, total, name: reported.append([done, total, name]))
+    compiled = [name for _, _, name in reported]
     book = pa.table({"dpd": pa.array([0, 30, 31, 45, None], pa.int64()),
                      "overdue_amount": [500.0, 500.0, 500.0, 50.0, 500.0], "times_overdue_12m": [0, 3, 1, 5, 0]})
     decided = k.decide(book, "2026-11-28")
-    print(json.dumps({"compiled": compiled, "same_as_reference": decided.equals(k.decide(book, "2026-11-28",
+    print(json.dumps({"compiled": compiled, "progress": reported, "same_as_reference": decided.equals(k.decide(book, "2026-11-28",
                       engine="reference")), "call": decided.column("action.call").to_pylist()}))
 """)
 
@@ -92,20 +90,21 @@ def test_an_edit_recompiles_only_what_it_changed(tmp_path):
     write(folder, action=ACTION, bucket=BUCKET)
     first = _load_in_fresh_process(cache, folder)
     assert sorted(first["compiled"]) == ["action", "bucket"] and first["same_as_reference"]
+    assert first["progress"] == [[0, 2, "bucket"], [1, 2, "action"]]      # node n of N, in evaluation order
     assert first["call"] == [False, False, True, False, False]
 
     assert _load_in_fresh_process(cache, folder)["compiled"] == []
 
     write(folder, bucket=BUCKET.replace("dpd > 30", "dpd >= 30"))
     edited = _load_in_fresh_process(cache, folder)
-    assert edited["compiled"] == ["bucket"] and edited["same_as_reference"]
+    assert edited["progress"] == [[0, 2, "bucket"]] and edited["same_as_reference"]
     assert edited["call"] == [False, True, True, False, False]          # the new rule, not a stale one
 
     other = ruleset("early", "{times_overdue_12m: int}", "{n: {type: int, default: 0}}",
                     "- id: many\n  when: times_overdue_12m > 2\n  then: {n: 1}\n")
     write(folder, a_early=other)
     added = _load_in_fresh_process(cache, folder)
-    assert added["compiled"] == ["early"]
+    assert added["progress"] == [[0, 3, "early"]]
     (folder / "a_early.yaml").unlink()
 
     nullable = BUCKET.replace("dpd >= 30", "dpd > 30").replace("{late: {type: bool, default: false}}",
@@ -130,3 +129,35 @@ def test_checked_rulesets_are_cached_by_content(tmp_path, monkeypatch):
     path.write_text(BUCKET.replace("dpd > 30", "dpd > 40"), encoding="utf-8")
     assert kernel.compile_ruleset(path).ir.rules[0].when.right.value == 40
     assert len(list((tmp_path / "checked").glob("*.pickle"))) == 3
+
+
+class _Terminal:
+    """A stand-in for stderr on a terminal: the progress bar draws only there."""
+
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_progress_shows_the_compiling_node_on_a_terminal_only(monkeypatch):
+    from kernel.codegen import _Progress
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    shown = _Progress(11)
+    shown(0, 11, "dpd_bucket")
+    shown(4, 11, "early_warning")
+    shown.close()
+    assert "compiling node 1 of 11: dpd_bucket" in terminal.text
+    assert "compiling node 5 of 11: early_warning" in terminal.text
+    quiet, terminal.text = _Progress(11, bar=False), ""               # --quiet
+    quiet(0, 11, "dpd_bucket")
+    quiet.close()
+    assert terminal.text == ""
