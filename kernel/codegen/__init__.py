@@ -9,6 +9,8 @@ change to one ruleset, that node alone compiles.
 """
 from __future__ import annotations
 
+import json
+
 from .plan import ModelNode, Plan, RulesetNode
 
 __all__ = ["compile_plan", "CompiledKernel", "Plan", "RulesetNode", "ModelNode"]
@@ -35,29 +37,54 @@ def compile_plan(plan: Plan, progress=None):
     logged (logger ``kernel.codegen``); ``progress=False`` only logs (``--quiet``)."""
     import numpy as np
 
-    from . import cache, emit
+    from . import cache, emit, parallel
     from .driver import CompiledKernel
 
     generated = emit.generate(plan)
     total = len(generated.nodes)
     report = progress if callable(progress) else _Progress(total, bar=progress is None)
     signature = emit.node_signature()
-    functions, keep, model_functions = [], [], {}
+    modules = [cache.import_source(cache.write_source(node.source)) for node in generated.nodes]
+    arguments = {name: tuple(np.ascontiguousarray(p) for p in model.params) for name, model in generated.models.items()}
+    helpers = _start_helpers(generated, modules, arguments)
+    shown: set = set()
+
+    def show(k: int, label: str | None = None) -> None:
+        """Report node ``k`` (once; its interpreter first when that compiles too)."""
+        name = generated.nodes[k].name
+        if label is None and k in shown:
+            return
+        report(len(shown), total, name if label is None else f"{name} ({label})")
+        if label is None:
+            shown.add(k)
+
+    functions, keep, model_functions = [0] * total, [], {}
     try:
-        for k, node in enumerate(generated.nodes):
-            model = generated.models.get(node.name)
-            if model is not None:          # the interpreter first: the longest compile, reported
-                params = tuple(np.ascontiguousarray(p) for p in model.params)
-                model_functions[node.name] = (params, _model_function(
-                    model, params, lambda k=k, name=node.name: report(k, total, f"{name} (model interpreter)")))
-            module = cache.import_source(cache.write_source(node.source))
-            result = cache.compile_function(module.node, signature,
-                                            lambda k=k, name=node.name: report(k, total, name))
-            functions.append(cache.native_address(result))
-            keep.append(module)
+        # the parent's share first (everything, without helpers), then what helpers compiled:
+        # loaded from Numba's cache once their helper is done
+        for second in (False, True):
+            for k, (node, module) in enumerate(zip(generated.nodes, modules)):
+                model = generated.models.get(node.name)
+                if model is not None and (("model", k) in helpers) == second:
+                    if second:
+                        helper = helpers[("model", k)]
+                        if not helper.done:
+                            show(k, "model interpreter")
+                        helper.wait()
+                    model_functions[node.name] = (arguments[node.name], _model_function(
+                        model, arguments[node.name], lambda k=k: show(k, "model interpreter")))
+                if (("node", k) in helpers) == second:
+                    if second:
+                        show(k)
+                        helpers[("node", k)].wait()
+                    result = cache.compile_function(module.node, signature, lambda k=k: show(k))
+                    functions[k] = cache.native_address(result)
     finally:
+        for helper in set(helpers.values()):
+            helper.kill()
         if not callable(progress):
             report.close()
+    keep.extend(modules)
     driver = cache.import_source(cache.write_source(generated.driver))
     keep.append(driver)
     tables = _tables(generated.nodes)
@@ -76,6 +103,45 @@ def compile_plan(plan: Plan, progress=None):
         MAP[k, :len(row)] = row
     return CompiledKernel(plan, driver.block, {g: t for g, (t, _) in tables.items()}, np.array(functions, np.int64),
                           MAP, generated.packing, model_params, keep)
+
+
+def _start_helpers(generated, modules: list, params: dict) -> dict:
+    """Start helper processes for a cold compile worth sharing (:mod:`.parallel`): returns
+    ``{("node" | "model", k): Helper}`` for the jobs handed out."""
+    from . import parallel
+    helpers = parallel.workers()
+    if not helpers:
+        return {}
+    jobs, details, interpreters = [], {}, {}
+    for k, (node, module) in enumerate(zip(generated.nodes, modules)):
+        model = generated.models.get(node.name)
+        if model is not None:
+            fn = model.block_fn
+            described = [["<f4", 2], parallel.describe(params[node.name]), ["<f8", 2]]
+            ident = (fn.__module__, fn.__name__, json.dumps(described))
+            if ident in interpreters:
+                interpreters[ident].append(("model", k))       # the same function: waits for it too
+            elif not parallel.is_cached(fn):
+                interpreters[ident] = []
+                jobs.append((("model", k), parallel.INTERPRETER_SECONDS))
+                details[("model", k)] = {"kind": "function", "module": fn.__module__, "name": fn.__name__,
+                                         "args": described, "also": interpreters[ident]}
+        if not parallel.is_cached(module.node):
+            jobs.append((("node", k), parallel.SECONDS_PER_LINE * node.source.count("\n")))
+            details[("node", k)] = {"kind": "node", "path": module.__file__}
+    shares = parallel.plan_jobs(jobs, helpers)
+    if len(shares) > 1:
+        named = [[f"{generated.nodes[k].name}{' (model interpreter)' if what == 'model' else ''}" for what, k in share]
+                 for share in shares]
+        parallel.log.info("compiling in %d processes: %s", len(shares), "; ".join(", ".join(n) for n in named))
+    started = {}
+    for share in shares[1:]:
+        helper = parallel.Helper([{**{n: v for n, v in details[key].items() if n != "also"}, "key": list(key)}
+                                  for key in share])
+        for key in share:
+            started[key] = helper
+            started.update({other: helper for other in details[key].get("also", ())})
+    return started
 
 
 def _tables(nodes) -> dict:

@@ -161,3 +161,41 @@ def test_progress_shows_the_compiling_node_on_a_terminal_only(monkeypatch):
     quiet(0, 11, "dpd_bucket")
     quiet.close()
     assert terminal.text == ""
+
+
+def test_a_cold_compile_shares_its_nodes_with_a_helper_process(tmp_path, monkeypatch):
+    """A helper process compiles its share of the nodes into Numba's cache; this process then
+    loads them from there (a cache hit, no compile here), reports them as compiling, and
+    decides exactly like the reference engine."""
+    from kernel.codegen import parallel
+    from kernel.runtime import Kernel
+    monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("POSTLOAN_COMPILE_WORKERS", "1")
+    monkeypatch.setattr(parallel, "MIN_SECONDS", 0.0)              # small nodes: worth a helper here
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    # thresholds of this test only: no other test's module with the same source is in this process
+    write(folder, bucket=BUCKET.replace("dpd > 30", "dpd > 29"),
+          action=ACTION.replace("overdue_amount > 100", "overdue_amount > 99"))
+    reported = []
+    k = Kernel.load(folder, progress=lambda done, total, name: reported.append([done, total, name]))
+    assert sorted(name for _, _, name in reported) == ["action", "bucket"]
+    assert [done for done, _, _ in reported] == [0, 1] and {total for _, total, _ in reported} == {2}
+    modules = k._compiled._keep[:2]
+    hits = [sum(m.node.stats.cache_hits.values()) for m in modules]
+    misses = [sum(m.node.stats.cache_misses.values()) for m in modules]
+    assert sorted(hits) == [0, 1] and sorted(misses) == [0, 1]   # one compiled here, one by the helper
+    book = pa.table({"dpd": pa.array([0, 29, 30, 45, None], pa.int64()),
+                     "overdue_amount": [500.0, 500.0, 99.5, 50.0, 500.0], "times_overdue_12m": [0, 3, 1, 5, 0]})
+    assert k.decide(book, "2026-11-28").equals(k.decide(book, "2026-11-28", engine="reference"))
+    assert k.decide(book, "2026-11-28").column("action.call").to_pylist() == [False, False, True, False, False]
+
+
+def test_jobs_are_shared_longest_first_and_small_shares_stay_home():
+    from kernel.codegen.parallel import MIN_SECONDS, plan_jobs
+    jobs = [("interpreter", 12.0), ("a", 2.5), ("b", 1.5), ("c", 1.5), ("d", 1.0), ("e", 0.5)]
+    home, helper = plan_jobs(jobs, 1)
+    assert sorted(home + helper) == sorted(j for j, _ in jobs)
+    assert "interpreter" in home and helper == ["a", "b", "c", "d", "e"]         # 12 s against 7 s
+    assert plan_jobs([("a", MIN_SECONDS / 4), ("b", MIN_SECONDS / 4)], 3) == [["a", "b"]]   # no helper pays
+    assert plan_jobs(jobs, 0) == [[j for j, _ in sorted(jobs, key=lambda j: -j[1])]]
