@@ -16,6 +16,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 log = logging.getLogger("kernel.codegen")
@@ -83,8 +84,11 @@ class Helper:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         self.keys = [job["key"] for job in jobs]
+        # stderr to a file, not a pipe: a helper that writes more than a pipe holds (warnings,
+        # a long traceback) before the parent reads would wait forever
+        self.errors = tempfile.TemporaryFile()
         self.process = subprocess.Popen([sys.executable, "-c", "from kernel.codegen.parallel import main; main()"],
-                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.errors,
                                         env=env, cwd=str(_ROOT))
         self.process.stdin.write(json.dumps(jobs).encode())
         self.process.stdin.close()
@@ -94,9 +98,10 @@ class Helper:
         """Wait for the helper; a failure is logged (the parent then compiles those jobs)."""
         if self.done:
             return
-        err = self.process.stderr.read()
         code = self.process.wait()
-        self.process.stderr.close()
+        self.errors.seek(0)
+        err = self.errors.read()
+        self.errors.close()
         self.done = True
         if code != 0:
             log.warning("a compile helper process failed (exit %s); compiling its nodes here: %s", code,

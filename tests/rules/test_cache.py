@@ -199,3 +199,12 @@ def test_jobs_are_shared_longest_first_and_small_shares_stay_home():
     assert "interpreter" in home and helper == ["a", "b", "c", "d", "e"]         # 12 s against 7 s
     assert plan_jobs([("a", MIN_SECONDS / 4), ("b", MIN_SECONDS / 4)], 3) == [["a", "b"]]   # no helper pays
     assert plan_jobs(jobs, 0) == [[j for j, _ in sorted(jobs, key=lambda j: -j[1])]]
+
+
+def test_a_failed_helper_is_reported_and_leaves_its_jobs_to_the_parent(tmp_path, caplog):
+    from kernel.codegen import parallel
+    helper = parallel.Helper([{"kind": "node", "path": str(tmp_path / "missing.py"), "key": ["node", 0]}])
+    with caplog.at_level("WARNING", logger="kernel.codegen"):
+        helper.wait()
+    assert helper.done and helper.process.returncode != 0
+    assert "compile helper process failed" in caplog.text and "missing.py" in caplog.text
