@@ -198,7 +198,7 @@ class _Progress:
             return
         if self.bar is None:
             from ..cli.progress import bar
-            self.bar = bar(total, "compiling", unit="node")
+            self.bar = bar(total, "compiling", unit="node", scale=False)
             self.bar.update(done)
         else:
             self.bar.update(done - self.bar.n)

@@ -208,3 +208,49 @@ def test_a_failed_helper_is_reported_and_leaves_its_jobs_to_the_parent(tmp_path,
         helper.wait()
     assert helper.done and helper.process.returncode != 0
     assert "compile helper process failed" in caplog.text and "missing.py" in caplog.text
+
+
+def _decide_on_a_terminal(tmp_path, bundle: Path, *flags: str) -> str:
+    """Run `postloan decide` in a fresh process whose stderr is a terminal (a pseudo-terminal
+    of 120 columns) with an empty cache; returns what it drew there."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import pyarrow.parquet as pq
+    tmp_path.mkdir()
+    book = tmp_path / "book.parquet"
+    pq.write_table(pa.table({"dpd": pa.array([0, 45], pa.int64()), "overdue_amount": [500.0, 500.0]}), book)
+    main_fd, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {**os.environ, "POSTLOAN_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")])}
+    env.pop("NUMBA_CACHE_DIR", None)
+    process = subprocess.Popen([sys.executable, "-c", "import sys; from kernel.cli import main; sys.exit(main())",
+                                "decide", "--in", str(book), "--out", str(tmp_path / "out.parquet"), "--bundle",
+                                str(bundle), "--as-of", "2026-11-28", *flags],
+                               stdout=subprocess.DEVNULL, stderr=terminal, env=env, cwd=ROOT)
+    os.close(terminal)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:                   # the process ended: the terminal is closed
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(main_fd)
+    assert process.wait() == 0, drawn.decode(errors="replace")
+    return drawn.decode(errors="replace")
+
+
+def test_decide_shows_the_compiling_node_on_a_terminal_unless_quiet(tmp_path):
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    write(folder, action=ACTION.replace("overdue_amount > 100", "overdue_amount > 98"),
+          bucket=BUCKET.replace("dpd > 30", "dpd > 28"))
+    shown = _decide_on_a_terminal(tmp_path / "a", folder)
+    assert "compiling node 1 of 2: bucket" in shown and "compiling node 2 of 2: action" in shown
+    quiet = _decide_on_a_terminal(tmp_path / "b", folder, "--quiet")
+    assert "compiling" not in quiet and "decided 2 accounts" in quiet
