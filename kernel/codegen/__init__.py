@@ -37,7 +37,7 @@ def compile_plan(plan: Plan, progress=None):
     logged (logger ``kernel.codegen``); ``progress=False`` only logs (``--quiet``)."""
     import numpy as np
 
-    from . import cache, emit, parallel
+    from . import cache, emit
     from .driver import CompiledKernel
 
     generated = emit.generate(plan)

@@ -86,7 +86,7 @@ class Helper:
         self.keys = [job["key"] for job in jobs]
         # stderr to a file, not a pipe: a helper that writes more than a pipe holds (warnings,
         # a long traceback) before the parent reads would wait forever
-        self.errors = tempfile.TemporaryFile()
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 — closed in wait()
         self.process = subprocess.Popen([sys.executable, "-c", "from kernel.codegen.parallel import main; main()"],
                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.errors,
                                         env=env, cwd=str(_ROOT))

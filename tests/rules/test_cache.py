@@ -217,6 +217,7 @@ def _decide_on_a_terminal(tmp_path, bundle: Path, *flags: str) -> str:
     import pty
     import struct
     import termios
+
     import pyarrow.parquet as pq
     tmp_path.mkdir()
     book = tmp_path / "book.parquet"
