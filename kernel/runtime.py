@@ -86,16 +86,18 @@ class Kernel:
 
     # ------------------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path=None, *, limits=None) -> "Kernel":
+    def load(cls, path=None, *, limits=None, progress=None) -> "Kernel":
         """Load, check and compile a bundle: ``path`` None is the shipped bundle
         (``$POSTLOAN_BUNDLE`` overrides), else a folder, a file or a list of them. ``limits``
         (a :class:`kernel.files.FileLimits`) caps each file's size before it is read
         (default: from the environment). Raises :class:`~kernel.errors.BundleError` or
         :class:`~kernel.rules.RulesetError` listing every problem. The kernel returned is
-        compiled and warm."""
+        compiled and warm. ``progress``: None shows "compiling node n of N: <name>" on a
+        terminal while nodes compile, False shows nothing, a callable ``(done, total, name)``
+        is called instead (:func:`kernel.codegen.compile_plan`)."""
         from .codegen import compile_plan
         bundle = Bundle.load(path, limits=limits)
-        compiled = compile_plan(build_plan(bundle))
+        compiled = compile_plan(build_plan(bundle), progress=progress)
         kernel = cls(bundle, compiled)
         kernel._warm()
         return kernel

@@ -147,7 +147,7 @@ def run(args) -> int:
     if args.store or args.config:
         from .ingest import open_ledger
         ledger = open_ledger(args.store, args.config) if (args.store or _configured_store(args.config)) else None
-    kernel = Kernel.load(args.bundle)
+    kernel = Kernel.load(args.bundle, progress=False if args.quiet else None)
     batches = read_ahead(plugins.read_batches(args.input, required=list(kernel.inputs), batch_size=args.batch_rows,
                                               manager=manager, connector=reader))
     nested = bool(getattr(writer, "nested", False))       # the connector says whether it takes lists
@@ -229,7 +229,7 @@ def _run_partitioned(args, as_of) -> int:
         raise PostloanError("a partitioned book is read and written as Parquet: drop --format, --in-format, --out-format")
     if os.path.realpath(args.out) == os.path.realpath(args.input):
         raise PostloanError(f"{args.out}: --out is the book's folder; the decisions would replace its parts")
-    kernel = Kernel.load(args.bundle)
+    kernel = Kernel.load(args.bundle, progress=False if args.quiet else None)
     start = time.perf_counter()
     with dask_client(args.dask, args.dask_workers) as client:
         total = decide_folder(kernel, args.input, args.out, as_of, state_moment(as_of, args.now), client=client,

@@ -80,7 +80,7 @@ def run(args) -> int:
 
         start = time.perf_counter()
         say("loading the bundle (the first run compiles it with Numba; later runs read the cache)…", args.quiet)
-        kernel = Kernel.load(args.bundle)
+        kernel = Kernel.load(args.bundle, progress=False if args.quiet else None)
         pipeline = Pipeline(kernel, audit_path=args.audit, ledger=ledger, config=config)
         timings["load"] = time.perf_counter() - start
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 
-def bar(total: int, desc: str, unit: str = "it", disable: bool = False):
+def bar(total: int, desc: str, unit: str = "it", disable: bool = False, scale: bool = True):
+    """``scale``: counts shown as 1.2k, 3.4M (accounts); False for small counts (nodes)."""
     from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, leave=False,
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, leave=False,
                 disable=True if disable else None, dynamic_ncols=True)
 
 

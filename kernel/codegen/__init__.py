@@ -9,6 +9,8 @@ change to one ruleset, that node alone compiles.
 """
 from __future__ import annotations
 
+import json
+
 from .plan import ModelNode, Plan, RulesetNode
 
 __all__ = ["compile_plan", "CompiledKernel", "Plan", "RulesetNode", "ModelNode"]
@@ -28,45 +30,118 @@ def compile_plan(plan: Plan, progress=None):
 
     ``progress(done, total, name)`` is called before each node that really compiles (a cached
     node loads in milliseconds and is not reported): ``done`` nodes of ``total`` are ready.
-    By default a progress bar shows on a terminal (``kernel.cli.progress``) and each compiled
-    node is logged (logger ``kernel.codegen``)."""
+    A model node whose block function (the model interpreter, shared by every model and
+    compiled once per machine) is not cached yet is reported first as ``"<model> (model
+    interpreter)"``. By default (``progress=None``) a bar "compiling node n of N: <name>"
+    shows on stderr when it is a terminal (``kernel.cli.progress``) and each compiled node is
+    logged (logger ``kernel.codegen``); ``progress=False`` only logs (``--quiet``)."""
     import numpy as np
 
     from . import cache, emit
     from .driver import CompiledKernel
 
     generated = emit.generate(plan)
-    report = progress or _Progress(len(generated.nodes))
+    total = len(generated.nodes)
+    report = progress if callable(progress) else _Progress(total, bar=progress is None)
     signature = emit.node_signature()
-    functions, keep = [], []
+    modules = [cache.import_source(cache.write_source(node.source)) for node in generated.nodes]
+    arguments = {name: tuple(np.ascontiguousarray(p) for p in model.params) for name, model in generated.models.items()}
+    helpers = _start_helpers(generated, modules, arguments)
+    shown: set = set()
+
+    def show(k: int, label: str | None = None) -> None:
+        """Report node ``k`` (once; its interpreter first when that compiles too)."""
+        name = generated.nodes[k].name
+        if label is None and k in shown:
+            return
+        report(len(shown), total, name if label is None else f"{name} ({label})")
+        if label is None:
+            shown.add(k)
+
+    functions, keep, model_functions = [0] * total, [], {}
     try:
-        for k, node in enumerate(generated.nodes):
-            module = cache.import_source(cache.write_source(node.source))
-            result = cache.compile_function(module.node, signature,
-                                            lambda k=k, name=node.name: report(k, len(generated.nodes), name))
-            functions.append(cache.native_address(result))
-            keep.append(module)
+        # the parent's share first (everything, without helpers), then what helpers compiled:
+        # loaded from Numba's cache once their helper is done
+        for second in (False, True):
+            for k, (node, module) in enumerate(zip(generated.nodes, modules)):
+                model = generated.models.get(node.name)
+                if model is not None and (("model", k) in helpers) == second:
+                    if second:
+                        helper = helpers[("model", k)]
+                        if not helper.done:
+                            show(k, "model interpreter")
+                        helper.wait()
+                    model_functions[node.name] = (arguments[node.name], _model_function(
+                        model, arguments[node.name], lambda k=k: show(k, "model interpreter")))
+                if (("node", k) in helpers) == second:
+                    if second:
+                        show(k)
+                        helpers[("node", k)].wait()
+                    result = cache.compile_function(module.node, signature, lambda k=k: show(k))
+                    functions[k] = cache.native_address(result)
     finally:
-        if progress is None:
+        for helper in set(helpers.values()):
+            helper.kill()
+        if not callable(progress):
             report.close()
+    keep.extend(modules)
     driver = cache.import_source(cache.write_source(generated.driver))
     keep.append(driver)
     tables = _tables(generated.nodes)
     model_params, node_map = [], []
     for k, node in enumerate(generated.nodes):
         model = generated.models.get(node.name)
-        params = None
+        params = address = None
         if model is not None:
-            params = tuple(np.ascontiguousarray(p) for p in model.params)
+            params, address = model_functions[node.name]
             model_params.append(params)
             keep.append(model.block_fn)
-        node_map.append([_position(key, k, tables, model, params) for key in node.keys])
+        node_map.append([_position(key, k, tables, address, params) for key in node.keys])
     width = max([len(m) for m in node_map] + [1])
     MAP = np.zeros((len(node_map), width), dtype=np.int64)
     for k, row in enumerate(node_map):
         MAP[k, :len(row)] = row
     return CompiledKernel(plan, driver.block, {g: t for g, (t, _) in tables.items()}, np.array(functions, np.int64),
                           MAP, generated.packing, model_params, keep)
+
+
+def _start_helpers(generated, modules: list, params: dict) -> dict:
+    """Start helper processes for a cold compile worth sharing (:mod:`.parallel`): returns
+    ``{("node" | "model", k): Helper}`` for the jobs handed out."""
+    from . import parallel
+    helpers = parallel.workers()
+    if not helpers:
+        return {}
+    jobs, details, interpreters = [], {}, {}
+    for k, (node, module) in enumerate(zip(generated.nodes, modules)):
+        model = generated.models.get(node.name)
+        if model is not None:
+            fn = model.block_fn
+            described = [["<f4", 2], parallel.describe(params[node.name]), ["<f8", 2]]
+            ident = (fn.__module__, fn.__name__, json.dumps(described))
+            if ident in interpreters:
+                interpreters[ident].append(("model", k))       # the same function: waits for it too
+            elif not parallel.is_cached(fn):
+                interpreters[ident] = []
+                jobs.append((("model", k), parallel.INTERPRETER_SECONDS))
+                details[("model", k)] = {"kind": "function", "module": fn.__module__, "name": fn.__name__,
+                                         "args": described, "also": interpreters[ident]}
+        if not parallel.is_cached(module.node):
+            jobs.append((("node", k), parallel.SECONDS_PER_LINE * node.source.count("\n")))
+            details[("node", k)] = {"kind": "node", "path": module.__file__}
+    shares = parallel.plan_jobs(jobs, helpers)
+    if len(shares) > 1:
+        named = [[f"{generated.nodes[k].name}{' (model interpreter)' if what == 'model' else ''}" for what, k in share]
+                 for share in shares]
+        parallel.log.info("compiling in %d processes: %s", len(shares), "; ".join(", ".join(n) for n in named))
+    started = {}
+    for share in shares[1:]:
+        helper = parallel.Helper([{**{n: v for n, v in details[key].items() if n != "also"}, "key": list(key)}
+                                  for key in share])
+        for key in share:
+            started[key] = helper
+            started.update({other: helper for other in details[key].get("also", ())})
+    return started
 
 
 def _tables(nodes) -> dict:
@@ -81,14 +156,14 @@ def _tables(nodes) -> dict:
     return result
 
 
-def _position(key: tuple, k: int, tables: dict, model, params) -> int:
+def _position(key: tuple, k: int, tables: dict, model_address, params) -> int:
     """The value ``M[local]`` of node ``k`` holds for one of its keys (see
     :class:`.emit.NodeSource`)."""
     what = key[0]
     if what == "TABLE":
         return tables[key[1]][1][k]
     if what == "MODEL_FN":
-        return _model_function(model, params)
+        return model_address
     if what == "MODEL_PARAM":
         return params[key[1]].ctypes.data
     if what == "MODEL_PARAM_SIZE":
@@ -96,7 +171,7 @@ def _position(key: tuple, k: int, tables: dict, model, params) -> int:
     return key[1]                 # ("PTR", index) or (output group, row)
 
 
-def _model_function(model, params) -> int:
+def _model_function(model, params, on_compile=None) -> int:
     """The address of a model's block function compiled for the arguments its node passes:
     ``(X float32[rows, features], params, Y float64[rows, outputs])``."""
     import numba
@@ -104,27 +179,30 @@ def _model_function(model, params) -> int:
 
     from . import cache
     signature = (types.Array(types.float32, 2, "C"), numba.typeof(params), types.Array(types.float64, 2, "C"))
-    return cache.native_address(cache.compile_function(model.block_fn, signature))
+    return cache.native_address(cache.compile_function(model.block_fn, signature, on_compile))
 
 
 class _Progress:
     """The default progress report of :func:`compile_plan`: a bar on a terminal, created at the
     first node that compiles, and one log line per compiled node."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, bar: bool = True):
         self.total = total
+        self.show = bar
         self.bar = None
 
     def __call__(self, done: int, total: int, name: str) -> None:
         import logging
         logging.getLogger("kernel.codegen").info("compiling node %d of %d: %s", done + 1, total, name)
+        if not self.show:
+            return
         if self.bar is None:
             from ..cli.progress import bar
-            self.bar = bar(total, "compiling", unit="node")
+            self.bar = bar(total, "compiling", unit="node", scale=False)
             self.bar.update(done)
         else:
             self.bar.update(done - self.bar.n)
-        self.bar.set_description(f"compiling {done + 1} of {total}: {name}")
+        self.bar.set_description(f"compiling node {done + 1} of {total}: {name}")
 
     def close(self) -> None:
         if self.bar is not None:

@@ -60,16 +60,14 @@ def test_a_node_compiles_once_wherever_it_sits_in_a_plan(tmp_path, monkeypatch):
 _LOAD = textwrap.dedent("""\
     import json, sys
     import pyarrow as pa
-    from kernel.bundle import Bundle
-    from kernel.codegen import compile_plan
-    from kernel.runtime import Kernel, build_plan
-    compiled = []
-    bundle = Bundle.load(sys.argv[1])
-    k = Kernel(bundle, compile_plan(build_plan(bundle), progress=lambda done, total, name: compiled.append(name)))
+    from kernel.runtime import Kernel
+    reported = []
+    k = Kernel.load(sys.argv[1], progress=lambda done, total, name: reported.append([done, total, name]))
+    compiled = [name for _, _, name in reported]
     book = pa.table({"dpd": pa.array([0, 30, 31, 45, None], pa.int64()),
                      "overdue_amount": [500.0, 500.0, 500.0, 50.0, 500.0], "times_overdue_12m": [0, 3, 1, 5, 0]})
     decided = k.decide(book, "2026-11-28")
-    print(json.dumps({"compiled": compiled, "same_as_reference": decided.equals(k.decide(book, "2026-11-28",
+    print(json.dumps({"compiled": compiled, "progress": reported, "same_as_reference": decided.equals(k.decide(book, "2026-11-28",
                       engine="reference")), "call": decided.column("action.call").to_pylist()}))
 """)
 
@@ -92,20 +90,21 @@ def test_an_edit_recompiles_only_what_it_changed(tmp_path):
     write(folder, action=ACTION, bucket=BUCKET)
     first = _load_in_fresh_process(cache, folder)
     assert sorted(first["compiled"]) == ["action", "bucket"] and first["same_as_reference"]
+    assert first["progress"] == [[0, 2, "bucket"], [1, 2, "action"]]      # node n of N, in evaluation order
     assert first["call"] == [False, False, True, False, False]
 
     assert _load_in_fresh_process(cache, folder)["compiled"] == []
 
     write(folder, bucket=BUCKET.replace("dpd > 30", "dpd >= 30"))
     edited = _load_in_fresh_process(cache, folder)
-    assert edited["compiled"] == ["bucket"] and edited["same_as_reference"]
+    assert edited["progress"] == [[0, 2, "bucket"]] and edited["same_as_reference"]
     assert edited["call"] == [False, True, True, False, False]          # the new rule, not a stale one
 
     other = ruleset("early", "{times_overdue_12m: int}", "{n: {type: int, default: 0}}",
                     "- id: many\n  when: times_overdue_12m > 2\n  then: {n: 1}\n")
     write(folder, a_early=other)
     added = _load_in_fresh_process(cache, folder)
-    assert added["compiled"] == ["early"]
+    assert added["progress"] == [[0, 3, "early"]]
     (folder / "a_early.yaml").unlink()
 
     nullable = BUCKET.replace("dpd >= 30", "dpd > 30").replace("{late: {type: bool, default: false}}",
@@ -130,3 +129,129 @@ def test_checked_rulesets_are_cached_by_content(tmp_path, monkeypatch):
     path.write_text(BUCKET.replace("dpd > 30", "dpd > 40"), encoding="utf-8")
     assert kernel.compile_ruleset(path).ir.rules[0].when.right.value == 40
     assert len(list((tmp_path / "checked").glob("*.pickle"))) == 3
+
+
+class _Terminal:
+    """A stand-in for stderr on a terminal: the progress bar draws only there."""
+
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_progress_shows_the_compiling_node_on_a_terminal_only(monkeypatch):
+    from kernel.codegen import _Progress
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    shown = _Progress(11)
+    shown(0, 11, "dpd_bucket")
+    shown(4, 11, "early_warning")
+    shown.close()
+    assert "compiling node 1 of 11: dpd_bucket" in terminal.text
+    assert "compiling node 5 of 11: early_warning" in terminal.text
+    quiet, terminal.text = _Progress(11, bar=False), ""               # --quiet
+    quiet(0, 11, "dpd_bucket")
+    quiet.close()
+    assert terminal.text == ""
+
+
+def test_a_cold_compile_shares_its_nodes_with_a_helper_process(tmp_path, monkeypatch):
+    """A helper process compiles its share of the nodes into Numba's cache; this process then
+    loads them from there (a cache hit, no compile here), reports them as compiling, and
+    decides exactly like the reference engine."""
+    from kernel.codegen import parallel
+    from kernel.runtime import Kernel
+    monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("POSTLOAN_COMPILE_WORKERS", "1")
+    monkeypatch.setattr(parallel, "MIN_SECONDS", 0.0)              # small nodes: worth a helper here
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    # thresholds of this test only: no other test's module with the same source is in this process
+    write(folder, bucket=BUCKET.replace("dpd > 30", "dpd > 29"),
+          action=ACTION.replace("overdue_amount > 100", "overdue_amount > 99"))
+    reported = []
+    k = Kernel.load(folder, progress=lambda done, total, name: reported.append([done, total, name]))
+    assert sorted(name for _, _, name in reported) == ["action", "bucket"]
+    assert [done for done, _, _ in reported] == [0, 1] and {total for _, total, _ in reported} == {2}
+    modules = k._compiled._keep[:2]
+    hits = [sum(m.node.stats.cache_hits.values()) for m in modules]
+    misses = [sum(m.node.stats.cache_misses.values()) for m in modules]
+    assert sorted(hits) == [0, 1] and sorted(misses) == [0, 1]   # one compiled here, one by the helper
+    book = pa.table({"dpd": pa.array([0, 29, 30, 45, None], pa.int64()),
+                     "overdue_amount": [500.0, 500.0, 99.5, 50.0, 500.0], "times_overdue_12m": [0, 3, 1, 5, 0]})
+    assert k.decide(book, "2026-11-28").equals(k.decide(book, "2026-11-28", engine="reference"))
+    assert k.decide(book, "2026-11-28").column("action.call").to_pylist() == [False, False, True, False, False]
+
+
+def test_jobs_are_shared_longest_first_and_small_shares_stay_home():
+    from kernel.codegen.parallel import MIN_SECONDS, plan_jobs
+    jobs = [("interpreter", 12.0), ("a", 2.5), ("b", 1.5), ("c", 1.5), ("d", 1.0), ("e", 0.5)]
+    home, helper = plan_jobs(jobs, 1)
+    assert sorted(home + helper) == sorted(j for j, _ in jobs)
+    assert "interpreter" in home and helper == ["a", "b", "c", "d", "e"]         # 12 s against 7 s
+    assert plan_jobs([("a", MIN_SECONDS / 4), ("b", MIN_SECONDS / 4)], 3) == [["a", "b"]]   # no helper pays
+    assert plan_jobs(jobs, 0) == [[j for j, _ in sorted(jobs, key=lambda j: -j[1])]]
+
+
+def test_a_failed_helper_is_reported_and_leaves_its_jobs_to_the_parent(tmp_path, caplog):
+    from kernel.codegen import parallel
+    helper = parallel.Helper([{"kind": "node", "path": str(tmp_path / "missing.py"), "key": ["node", 0]}])
+    with caplog.at_level("WARNING", logger="kernel.codegen"):
+        helper.wait()
+    assert helper.done and helper.process.returncode != 0
+    assert "compile helper process failed" in caplog.text and "missing.py" in caplog.text
+
+
+def _decide_on_a_terminal(tmp_path, bundle: Path, *flags: str) -> str:
+    """Run `postloan decide` in a fresh process whose stderr is a terminal (a pseudo-terminal
+    of 120 columns) with an empty cache; returns what it drew there."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    import pyarrow.parquet as pq
+    tmp_path.mkdir()
+    book = tmp_path / "book.parquet"
+    pq.write_table(pa.table({"dpd": pa.array([0, 45], pa.int64()), "overdue_amount": [500.0, 500.0]}), book)
+    main_fd, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {**os.environ, "POSTLOAN_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")])}
+    env.pop("NUMBA_CACHE_DIR", None)
+    process = subprocess.Popen([sys.executable, "-c", "import sys; from kernel.cli import main; sys.exit(main())",
+                                "decide", "--in", str(book), "--out", str(tmp_path / "out.parquet"), "--bundle",
+                                str(bundle), "--as-of", "2026-11-28", *flags],
+                               stdout=subprocess.DEVNULL, stderr=terminal, env=env, cwd=ROOT)
+    os.close(terminal)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:                   # the process ended: the terminal is closed
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(main_fd)
+    assert process.wait() == 0, drawn.decode(errors="replace")
+    return drawn.decode(errors="replace")
+
+
+def test_decide_shows_the_compiling_node_on_a_terminal_unless_quiet(tmp_path):
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    write(folder, action=ACTION.replace("overdue_amount > 100", "overdue_amount > 98"),
+          bucket=BUCKET.replace("dpd > 30", "dpd > 28"))
+    shown = _decide_on_a_terminal(tmp_path / "a", folder)
+    assert "compiling node 1 of 2: bucket" in shown and "compiling node 2 of 2: action" in shown
+    quiet = _decide_on_a_terminal(tmp_path / "b", folder, "--quiet")
+    assert "compiling" not in quiet and "decided 2 accounts" in quiet
