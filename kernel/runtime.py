@@ -42,9 +42,9 @@ class Kernel:
     __slots__ = ("_bundle", "_compiled", "_schema", "bundle_hash", "version", "nodes", "inputs", "outputs",
                  "output_types", "warnings", "unique_rulesets")
 
-    def __init__(self, bundle: Bundle, compiled):
+    def __init__(self, bundle: Bundle, compiled, plan=None):
         object.__setattr__(self, "_bundle", bundle)
-        object.__setattr__(self, "_compiled", compiled)
+        object.__setattr__(self, "_compiled", compiled if compiled is not None else _Uncompiled(plan))
         fields, types = [], {}
         for node in bundle.nodes:
             for name, t in node.outputs.items():
@@ -61,7 +61,7 @@ class Kernel:
             "nodes": tuple(n.name for n in bundle.nodes),
             # a model's categorical feature reads a string column: shown as type `string`
             "inputs": {name: (ir.Type("string") if t.kind == "category" else t)
-                       for name, t in compiled.required_columns()},
+                       for name, t in self._compiled.required_columns()},
             "outputs": {f.name: f.type for f in schema},
             "output_types": types,
             "warnings": tuple(bundle.warnings),
@@ -86,7 +86,7 @@ class Kernel:
 
     # ------------------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path=None, *, limits=None, progress=None) -> "Kernel":
+    def load(cls, path=None, *, limits=None, progress=None, compile: bool = True) -> "Kernel":
         """Load, check and compile a bundle: ``path`` None is the shipped bundle
         (``$POSTLOAN_BUNDLE`` overrides), else a folder, a file or a list of them. ``limits``
         (a :class:`kernel.files.FileLimits`) caps each file's size before it is read
@@ -94,9 +94,13 @@ class Kernel:
         :class:`~kernel.rules.RulesetError` listing every problem. The kernel returned is
         compiled and warm. ``progress``: None shows "compiling node n of N: <name>" on a
         terminal while nodes compile, False shows nothing, a callable ``(done, total, name)``
-        is called instead (:func:`kernel.codegen.compile_plan`)."""
+        is called instead (:func:`kernel.codegen.compile_plan`). ``compile=False`` compiles
+        nothing: the kernel decides with ``engine="reference"`` only (what ``postloan test``
+        needs; the compiled entry points then raise :class:`~kernel.errors.BundleError`)."""
         from .codegen import compile_plan
         bundle = Bundle.load(path, limits=limits)
+        if not compile:
+            return cls(bundle, None, build_plan(bundle))
         compiled = compile_plan(build_plan(bundle), progress=progress)
         kernel = cls(bundle, compiled)
         kernel._warm()
@@ -418,3 +422,23 @@ def _table_of_columns(columns: dict, inputs: dict) -> pa.Table:
         arrays.append(arr)
         names.append(name)
     return pa.Table.from_arrays(arrays, names=names)
+
+
+class _Uncompiled:
+    """The compiled side of a kernel loaded with ``compile=False``: it knows the plan's input
+    columns (to check a book's schema for the reference engine) and refuses to decide."""
+
+    def __init__(self, plan):
+        self.input_slots = plan.input_columns()
+
+    def required_columns(self):
+        return [(s.name, s.type) for s in self.input_slots]
+
+    def check_schema(self, schema: pa.Schema) -> None:
+        from .codegen.driver import check_input_schema
+        check_input_schema(self.input_slots, schema)
+
+    def __getattr__(self, name):
+        from .errors import BundleError
+        raise BundleError("this kernel was loaded without compiling (Kernel.load(compile=False)): "
+                          "decide with engine='reference', or load it again to compile")

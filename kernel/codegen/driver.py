@@ -77,6 +77,19 @@ def as_of_days(as_of) -> int:
     return (as_of - _EPOCH).days
 
 
+def check_input_schema(slots, schema: pa.Schema) -> None:
+    """Raise :class:`InputError` naming the first column of ``slots`` (the plan's input
+    columns) that ``schema`` lacks or types wrongly."""
+    names = set(schema.names)
+    for slot in slots:
+        if slot.name not in names:
+            raise InputError(f"missing column `{slot.name}` (the rules read it as {slot.type})", slot.name)
+        at = schema.field(slot.name).type
+        if not accepts(slot.type, at):
+            raise InputError(f"column `{slot.name}` has type {at}, expected {expected_text(slot.type)}",
+                             slot.name)
+
+
 class CompiledKernel:
     """A loaded fused kernel plus everything needed to call it."""
 
@@ -128,14 +141,7 @@ class CompiledKernel:
         seen = self._schema_seen
         if seen is not None and (schema is seen or schema.equals(seen)):
             return                       # the batches of one table share their schema
-        names = set(schema.names)
-        for slot in self.input_slots:
-            if slot.name not in names:
-                raise InputError(f"missing column `{slot.name}` (the rules read it as {slot.type})", slot.name)
-            at = schema.field(slot.name).type
-            if not accepts(slot.type, at):
-                raise InputError(f"column `{slot.name}` has type {at}, expected {expected_text(slot.type)}",
-                                 slot.name)
+        check_input_schema(self.input_slots, schema)
         self._schema_seen = schema
 
     # ------------------------------------------------------------------ the batch path

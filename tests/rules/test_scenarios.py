@@ -83,3 +83,16 @@ def test_bad_scenarios_are_named_with_file_line_and_column(bundle, capsys, text,
     code, out, err = run(capsys, str(bundle))
     assert code == 1
     assert any(x.startswith(f"{bundle}/x.scenarios.yaml:{where}: ") and message in x for x in out.splitlines()), out
+
+
+def test_scenarios_on_the_reference_engine_compile_nothing(tmp_path, monkeypatch):
+    """`postloan test` (reference engine) runs the bundle's scenarios without compiling a node:
+    a rule author's answer in seconds after every edit."""
+    import kernel.codegen as codegen
+    from kernel.runtime import Kernel
+    from kernel.errors import BundleError
+    monkeypatch.setattr(codegen, "compile_plan", lambda *a, **k: pytest.fail("compiled"))
+    k = Kernel.load(compile=False)
+    assert "dpd" in k.inputs
+    with pytest.raises(BundleError, match="loaded without compiling"):
+        k.decide_record({"dpd": 1})
