@@ -202,7 +202,8 @@ class Client:
             "bundle_hash": response.bundle_hash,
             "rulesets": [{"ruleset": r.ruleset, "rule": convert.python_value(r.rule), "version": r.version,
                           "inputs": {k: convert.python_value(v) for k, v in r.inputs.items()},
-                          "outputs": {k: convert.python_value(v) for k, v in r.outputs.items()}}
+                          "outputs": {k: convert.python_value(v) for k, v in r.outputs.items()},
+                          "notes": dict(r.notes)}
                          for r in response.rulesets],
             "model_scores": dict(response.model_scores),
         }

@@ -389,6 +389,11 @@ class Engine:
                 convert.set_value(item.inputs[name], value)
             for name, value in trace["outputs"].items():
                 convert.set_value(item.outputs[name], value)
+            note = trace.get("note")
+            if isinstance(note, dict):                    # collect: every fired row's note
+                item.notes.update(note)
+            elif note is not None:
+                item.notes[str(trace["rule"])] = note
         models = [n.name for n in self.kernel.bundle.nodes if n.kind == "model"]
         if models:
             decided = self.kernel.decide_columns(columns, as_of)

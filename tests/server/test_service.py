@@ -327,6 +327,23 @@ def test_hot_reload_under_load_fails_no_call(served, admin, small_book, tmp_path
     assert served.engine.bundle_hash == swapped["bundle"]["bundle_hash"]
 
 
+def test_explain_carries_the_winning_rows_note(served, admin, scoring, small_book, tmp_path):
+    """A decision-table row's `note:` reaches the caller of Explain beside its rule id."""
+    noted = _copy_bundle(served, tmp_path, "noted")
+    path = noted / "dpd_bucket.yaml"
+    note = "1–30 days past due: SMS and voice bot"
+    path.write_text(path.read_text().replace('- ["[1..30]",    M1, 1]',
+                                             f'- {{note: "{note}", cells: ["[1..30]", M1, 1]}}', 1))
+    record = dict(small_book.slice(0, 1).to_pylist()[0], dpd=12)
+    try:
+        admin.reload_bundle(str(noted))
+        traces = {t["ruleset"]: t for t in scoring.explain(record, AS_OF)["rulesets"]}
+        assert traces["dpd_bucket"]["rule"] == "row2" and traces["dpd_bucket"]["notes"] == {"row2": note}
+        assert traces["collection_tier"]["notes"] == {}
+    finally:
+        admin.reload_bundle(str(_copy_bundle(served, tmp_path, "plain")))
+
+
 # -- logs and metrics ---------------------------------------------------------------------------------
 def test_logs_hold_no_personal_data(start_server, served, token_file, small_book):
     from kernel.server import logs

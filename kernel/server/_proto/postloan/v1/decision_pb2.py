@@ -27,7 +27,7 @@ from google.type import date_pb2 as google_dot_type_dot_date__pb2
 from kernel.server._proto.postloan.v1 import contract_pb2 as postloan_dot_v1_dot_contract__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apostloan/v1/decision.proto\x12\x0bpostloan.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\x1a\x1apostloan/v1/contract.proto\"\xff\x01\n\x05Value\x12\x14\n\nbool_value\x18\x01 \x01(\x08H\x00\x12\x13\n\tint_value\x18\x02 \x01(\x03H\x00\x12\x15\n\x0b\x66loat_value\x18\x03 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x04 \x01(\tH\x00\x12\'\n\ndate_value\x18\x05 \x01(\x0b\x32\x11.google.type.DateH\x00\x12\x35\n\x0ftimestamp_value\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x34\n\x11string_list_value\x18\x07 \x01(\x0b\x32\x17.postloan.v1.StringListH\x00\x42\x06\n\x04kind\"\x1c\n\nStringList\x12\x0e\n\x06values\x18\x01 \x03(\t\"\xbe\x02\n\x08\x44\x65\x63ision\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12 \n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\x13\n\x0b\x62undle_hash\x18\x03 \x01(\t\x12\x31\n\x06values\x18\x04 \x03(\x0b\x32!.postloan.v1.Decision.ValuesEntry\x12/\n\x05rules\x18\x05 \x03(\x0b\x32 .postloan.v1.Decision.RulesEntry\x1a\x41\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x05value\x18\x02 \x01(\x0b\x32\x12.postloan.v1.Value:\x02\x38\x01\x1a@\n\nRulesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x05value\x18\x02 \x01(\x0b\x32\x12.postloan.v1.Value:\x02\x38\x01\"\xa3\x01\n\rDecideRequest\x12%\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.postloan.v1.Account\x12 \n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\'\n\x03now\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x07\x61\x63tions\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\n\n\x08_actions\"_\n\x0e\x44\x65\x63ideResponse\x12\'\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x15.postloan.v1.Decision\x12$\n\x07\x61\x63tions\x18\x02 \x03(\x0b\x32\x13.postloan.v1.Action\"\x87\x01\n\x12\x44\x65\x63ideBatchRequest\x12\x10\n\x08\x61\x63\x63ounts\x18\x01 \x01(\x0c\x12 \n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\'\n\x03now\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cwith_actions\x18\x04 \x01(\x08\"`\n\x13\x44\x65\x63ideBatchResponse\x12\x11\n\tdecisions\x18\x01 \x01(\x0c\x12\x0f\n\x07\x61\x63tions\x18\x02 \x01(\x0c\x12\x10\n\x08\x61\x63\x63ounts\x18\x03 \x01(\x03\x12\x13\n\x0b\x62undle_hash\x18\x04 \x01(\t\"Y\n\x0e\x45xplainRequest\x12%\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.postloan.v1.Account\x12 \n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"\xc9\x02\n\x0cRulesetTrace\x12\x0f\n\x07ruleset\x18\x01 \x01(\t\x12 \n\x04rule\x18\x02 \x01(\x0b\x32\x12.postloan.v1.Value\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x35\n\x06inputs\x18\x03 \x03(\x0b\x32%.postloan.v1.RulesetTrace.InputsEntry\x12\x37\n\x07outputs\x18\x04 \x03(\x0b\x32&.postloan.v1.RulesetTrace.OutputsEntry\x1a\x41\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x05value\x18\x02 \x01(\x0b\x32\x12.postloan.v1.Value:\x02\x38\x01\x1a\x42\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x05value\x18\x02 \x01(\x0b\x32\x12.postloan.v1.Value:\x02\x38\x01\"\xe0\x01\n\x0f\x45xplainResponse\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x13\n\x0b\x62undle_hash\x18\x02 \x01(\t\x12+\n\x08rulesets\x18\x03 \x03(\x0b\x32\x19.postloan.v1.RulesetTrace\x12\x43\n\x0cmodel_scores\x18\x04 \x03(\x0b\x32-.postloan.v1.ExplainResponse.ModelScoresEntry\x1a\x32\n\x10ModelScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xba\x01\n\x0eValuateRequest\x12%\n\x07vehicle\x18\x01 \x01(\x0b\x32\x14.postloan.v1.Vehicle\x12 \n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12(\n\rpurchase_date\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12%\n\x07\x63ountry\x18\x04 \x01(\x0e\x32\x14.postloan.v1.Country\x12\x0e\n\x06region\x18\x05 \x01(\t\"\xea\x01\n\x0fValuateResponse\x12\x0b\n\x03vin\x18\x01 \x01(\t\x12\x16\n\tvaluation\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12:\n\x07\x64\x65tails\x18\x04 \x03(\x0b\x32).postloan.v1.ValuateResponse.DetailsEntry\x12\x13\n\x0b\x62undle_hash\x18\x05 \x01(\t\x1a\x42\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x05value\x18\x02 \x01(\x0b\x32\x12.postloan.v1.Value:\x02\x38\x01\x42\x0c\n\n_valuation\"\x12\n\x10GetBundleRequest\"(\n\nOutputInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\"\x82\x02\n\nBundleInfo\x12\x13\n\x0b\x62undle_hash\x18\x01 \x01(\t\x12\x37\n\x08versions\x18\x02 \x03(\x0b\x32%.postloan.v1.BundleInfo.VersionsEntry\x12\x0c\n\x04path\x18\x03 \x01(\t\x12-\n\tloaded_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06inputs\x18\x05 \x03(\t\x12(\n\x07outputs\x18\x06 \x03(\x0b\x32\x17.postloan.v1.OutputInfo\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"#\n\x13ReloadBundleRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"\x87\x01\n\x14ReloadBundleResponse\x12\'\n\x06\x62undle\x18\x01 \x01(\x0b\x32\x17.postloan.v1.BundleInfo\x12\x1c\n\x14previous_bundle_hash\x18\x02 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x03 \x01(\x08\x12\x17\n\x0f\x63ompile_seconds\x18\x04 \x01(\x01\x32\xb2\x02\n\x0f\x44\x65\x63isionService\x12\x41\n\x06\x44\x65\x63ide\x12\x1a.postloan.v1.DecideRequest\x1a\x1b.postloan.v1.DecideResponse\x12P\n\x0b\x44\x65\x63ideBatch\x12\x1f.postloan.v1.DecideBatchRequest\x1a .postloan.v1.DecideBatchResponse\x12\x44\n\x07\x45xplain\x12\x1b.postloan.v1.ExplainRequest\x1a\x1c.postloan.v1.ExplainResponse\x12\x44\n\x07Valuate\x12\x1b.postloan.v1.ValuateRequest\x1a\x1c.postloan.v1.ValuateResponse2\xa7\x01\n\x0b\x42undleAdmin\x12\x43\n\tGetBundle\x12\x1d.postloan.v1.GetBundleRequest\x1a\x17.postloan.v1.BundleInfo\x12S\n\x0cReloadBundle\x12 .postloan.v1.ReloadBundleRequest\x1a!.postloan.v1.ReloadBundleResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apostloan/v1/decision.proto\x12\x0bpostloan.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\x1a\x1apostloan/v1/contract.proto\"\xff\x01\n\x05Value\x12\x14\n\nbool_value\x18\x01 \x01(\x08H\x00\x12\x13\n\tint_value\x18\x02 \x01(\x03H\x00\x12\x15\n\x0b\x66loat_value\x18\x03 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x04 \x01(\tH\x00\x12\'\n\ndate_value\x18\x05 \x01(\x0b\x32\x11.google.type.DateH\x00\x12\x35\n\x0ftimestamp_value\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x34\n\x11string_list_value\x18\x07 \x01(\x0b\x32\x17.postloan.v1.StringListH\x00\x42\x06\n\x04kind\"\x1c\n\nStringList\x12\x0e\n\x06values\x18\x01 \x03(\t\"\xbe\x02\n\x08\x44\x65\x63ision\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12 \n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\x13\n\x0b\x62undle_hash\x18\x03 \x01(\t\x12\x31\n\x06values\x18\x04 \x03(\x0b\x32!.postloan.v1.Decision.ValuesEntry\x12/\n\x05rules\x18\x05 \x03(\x0b\x32 .postloan.v1.Decision.RulesEntry\x1a\x41\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x05value\x18\x02 \x01(\x0b\x32\x12.postloan.v1.Value:\x02\x38\x01\x1a@\n\nRulesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x05value\x18\x02 \x01(\x0b\x32\x12.postloan.v1.Value:\x02\x38\x01\"\xa3\x01\n\rDecideRequest\x12%\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.postloan.v1.Account\x12 \n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\'\n\x03now\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x07\x61\x63tions\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\n\n\x08_actions\"_\n\x0e\x44\x65\x63ideResponse\x12\'\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x15.postloan.v1.Decision\x12$\n\x07\x61\x63tions\x18\x02 \x03(\x0b\x32\x13.postloan.v1.Action\"\x87\x01\n\x12\x44\x65\x63ideBatchRequest\x12\x10\n\x08\x61\x63\x63ounts\x18\x01 \x01(\x0c\x12 \n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\'\n\x03now\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cwith_actions\x18\x04 \x01(\x08\"`\n\x13\x44\x65\x63ideBatchResponse\x12\x11\n\tdecisions\x18\x01 \x01(\x0c\x12\x0f\n\x07\x61\x63tions\x18\x02 \x01(\x0c\x12\x10\n\x08\x61\x63\x63ounts\x18\x03 \x01(\x03\x12\x13\n\x0b\x62undle_hash\x18\x04 \x01(\t\"Y\n\x0e\x45xplainRequest\x12%\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.postloan.v1.Account\x12 \n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"\xac\x03\n\x0cRulesetTrace\x12\x0f\n\x07ruleset\x18\x01 \x01(\t\x12 \n\x04rule\x18\x02 \x01(\x0b\x32\x12.postloan.v1.Value\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x35\n\x06inputs\x18\x03 \x03(\x0b\x32%.postloan.v1.RulesetTrace.InputsEntry\x12\x37\n\x07outputs\x18\x04 \x03(\x0b\x32&.postloan.v1.RulesetTrace.OutputsEntry\x12\x33\n\x05notes\x18\x06 \x03(\x0b\x32$.postloan.v1.RulesetTrace.NotesEntry\x1a\x41\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x05value\x18\x02 \x01(\x0b\x32\x12.postloan.v1.Value:\x02\x38\x01\x1a\x42\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x05value\x18\x02 \x01(\x0b\x32\x12.postloan.v1.Value:\x02\x38\x01\x1a,\n\nNotesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe0\x01\n\x0f\x45xplainResponse\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x13\n\x0b\x62undle_hash\x18\x02 \x01(\t\x12+\n\x08rulesets\x18\x03 \x03(\x0b\x32\x19.postloan.v1.RulesetTrace\x12\x43\n\x0cmodel_scores\x18\x04 \x03(\x0b\x32-.postloan.v1.ExplainResponse.ModelScoresEntry\x1a\x32\n\x10ModelScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xba\x01\n\x0eValuateRequest\x12%\n\x07vehicle\x18\x01 \x01(\x0b\x32\x14.postloan.v1.Vehicle\x12 \n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12(\n\rpurchase_date\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12%\n\x07\x63ountry\x18\x04 \x01(\x0e\x32\x14.postloan.v1.Country\x12\x0e\n\x06region\x18\x05 \x01(\t\"\xea\x01\n\x0fValuateResponse\x12\x0b\n\x03vin\x18\x01 \x01(\t\x12\x16\n\tvaluation\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12:\n\x07\x64\x65tails\x18\x04 \x03(\x0b\x32).postloan.v1.ValuateResponse.DetailsEntry\x12\x13\n\x0b\x62undle_hash\x18\x05 \x01(\t\x1a\x42\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x05value\x18\x02 \x01(\x0b\x32\x12.postloan.v1.Value:\x02\x38\x01\x42\x0c\n\n_valuation\"\x12\n\x10GetBundleRequest\"(\n\nOutputInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\"\x82\x02\n\nBundleInfo\x12\x13\n\x0b\x62undle_hash\x18\x01 \x01(\t\x12\x37\n\x08versions\x18\x02 \x03(\x0b\x32%.postloan.v1.BundleInfo.VersionsEntry\x12\x0c\n\x04path\x18\x03 \x01(\t\x12-\n\tloaded_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06inputs\x18\x05 \x03(\t\x12(\n\x07outputs\x18\x06 \x03(\x0b\x32\x17.postloan.v1.OutputInfo\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"#\n\x13ReloadBundleRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"\x87\x01\n\x14ReloadBundleResponse\x12\'\n\x06\x62undle\x18\x01 \x01(\x0b\x32\x17.postloan.v1.BundleInfo\x12\x1c\n\x14previous_bundle_hash\x18\x02 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x03 \x01(\x08\x12\x17\n\x0f\x63ompile_seconds\x18\x04 \x01(\x01\x32\xb2\x02\n\x0f\x44\x65\x63isionService\x12\x41\n\x06\x44\x65\x63ide\x12\x1a.postloan.v1.DecideRequest\x1a\x1b.postloan.v1.DecideResponse\x12P\n\x0b\x44\x65\x63ideBatch\x12\x1f.postloan.v1.DecideBatchRequest\x1a .postloan.v1.DecideBatchResponse\x12\x44\n\x07\x45xplain\x12\x1b.postloan.v1.ExplainRequest\x1a\x1c.postloan.v1.ExplainResponse\x12\x44\n\x07Valuate\x12\x1b.postloan.v1.ValuateRequest\x1a\x1c.postloan.v1.ValuateResponse2\xa7\x01\n\x0b\x42undleAdmin\x12\x43\n\tGetBundle\x12\x1d.postloan.v1.GetBundleRequest\x1a\x17.postloan.v1.BundleInfo\x12S\n\x0cReloadBundle\x12 .postloan.v1.ReloadBundleRequest\x1a!.postloan.v1.ReloadBundleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,6 +42,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RULESETTRACE_INPUTSENTRY']._serialized_options = b'8\001'
   _globals['_RULESETTRACE_OUTPUTSENTRY']._loaded_options = None
   _globals['_RULESETTRACE_OUTPUTSENTRY']._serialized_options = b'8\001'
+  _globals['_RULESETTRACE_NOTESENTRY']._loaded_options = None
+  _globals['_RULESETTRACE_NOTESENTRY']._serialized_options = b'8\001'
   _globals['_EXPLAINRESPONSE_MODELSCORESENTRY']._loaded_options = None
   _globals['_EXPLAINRESPONSE_MODELSCORESENTRY']._serialized_options = b'8\001'
   _globals['_VALUATERESPONSE_DETAILSENTRY']._loaded_options = None
@@ -69,35 +71,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPLAINREQUEST']._serialized_start=1236
   _globals['_EXPLAINREQUEST']._serialized_end=1325
   _globals['_RULESETTRACE']._serialized_start=1328
-  _globals['_RULESETTRACE']._serialized_end=1657
-  _globals['_RULESETTRACE_INPUTSENTRY']._serialized_start=1524
-  _globals['_RULESETTRACE_INPUTSENTRY']._serialized_end=1589
-  _globals['_RULESETTRACE_OUTPUTSENTRY']._serialized_start=1591
-  _globals['_RULESETTRACE_OUTPUTSENTRY']._serialized_end=1657
-  _globals['_EXPLAINRESPONSE']._serialized_start=1660
-  _globals['_EXPLAINRESPONSE']._serialized_end=1884
-  _globals['_EXPLAINRESPONSE_MODELSCORESENTRY']._serialized_start=1834
-  _globals['_EXPLAINRESPONSE_MODELSCORESENTRY']._serialized_end=1884
-  _globals['_VALUATEREQUEST']._serialized_start=1887
-  _globals['_VALUATEREQUEST']._serialized_end=2073
-  _globals['_VALUATERESPONSE']._serialized_start=2076
-  _globals['_VALUATERESPONSE']._serialized_end=2310
-  _globals['_VALUATERESPONSE_DETAILSENTRY']._serialized_start=2230
-  _globals['_VALUATERESPONSE_DETAILSENTRY']._serialized_end=2296
-  _globals['_GETBUNDLEREQUEST']._serialized_start=2312
-  _globals['_GETBUNDLEREQUEST']._serialized_end=2330
-  _globals['_OUTPUTINFO']._serialized_start=2332
-  _globals['_OUTPUTINFO']._serialized_end=2372
-  _globals['_BUNDLEINFO']._serialized_start=2375
-  _globals['_BUNDLEINFO']._serialized_end=2633
-  _globals['_BUNDLEINFO_VERSIONSENTRY']._serialized_start=2586
-  _globals['_BUNDLEINFO_VERSIONSENTRY']._serialized_end=2633
-  _globals['_RELOADBUNDLEREQUEST']._serialized_start=2635
-  _globals['_RELOADBUNDLEREQUEST']._serialized_end=2670
-  _globals['_RELOADBUNDLERESPONSE']._serialized_start=2673
-  _globals['_RELOADBUNDLERESPONSE']._serialized_end=2808
-  _globals['_DECISIONSERVICE']._serialized_start=2811
-  _globals['_DECISIONSERVICE']._serialized_end=3117
-  _globals['_BUNDLEADMIN']._serialized_start=3120
-  _globals['_BUNDLEADMIN']._serialized_end=3287
+  _globals['_RULESETTRACE']._serialized_end=1756
+  _globals['_RULESETTRACE_INPUTSENTRY']._serialized_start=1577
+  _globals['_RULESETTRACE_INPUTSENTRY']._serialized_end=1642
+  _globals['_RULESETTRACE_OUTPUTSENTRY']._serialized_start=1644
+  _globals['_RULESETTRACE_OUTPUTSENTRY']._serialized_end=1710
+  _globals['_RULESETTRACE_NOTESENTRY']._serialized_start=1712
+  _globals['_RULESETTRACE_NOTESENTRY']._serialized_end=1756
+  _globals['_EXPLAINRESPONSE']._serialized_start=1759
+  _globals['_EXPLAINRESPONSE']._serialized_end=1983
+  _globals['_EXPLAINRESPONSE_MODELSCORESENTRY']._serialized_start=1933
+  _globals['_EXPLAINRESPONSE_MODELSCORESENTRY']._serialized_end=1983
+  _globals['_VALUATEREQUEST']._serialized_start=1986
+  _globals['_VALUATEREQUEST']._serialized_end=2172
+  _globals['_VALUATERESPONSE']._serialized_start=2175
+  _globals['_VALUATERESPONSE']._serialized_end=2409
+  _globals['_VALUATERESPONSE_DETAILSENTRY']._serialized_start=2329
+  _globals['_VALUATERESPONSE_DETAILSENTRY']._serialized_end=2395
+  _globals['_GETBUNDLEREQUEST']._serialized_start=2411
+  _globals['_GETBUNDLEREQUEST']._serialized_end=2429
+  _globals['_OUTPUTINFO']._serialized_start=2431
+  _globals['_OUTPUTINFO']._serialized_end=2471
+  _globals['_BUNDLEINFO']._serialized_start=2474
+  _globals['_BUNDLEINFO']._serialized_end=2732
+  _globals['_BUNDLEINFO_VERSIONSENTRY']._serialized_start=2685
+  _globals['_BUNDLEINFO_VERSIONSENTRY']._serialized_end=2732
+  _globals['_RELOADBUNDLEREQUEST']._serialized_start=2734
+  _globals['_RELOADBUNDLEREQUEST']._serialized_end=2769
+  _globals['_RELOADBUNDLERESPONSE']._serialized_start=2772
+  _globals['_RELOADBUNDLERESPONSE']._serialized_end=2907
+  _globals['_DECISIONSERVICE']._serialized_start=2910
+  _globals['_DECISIONSERVICE']._serialized_end=3216
+  _globals['_BUNDLEADMIN']._serialized_start=3219
+  _globals['_BUNDLEADMIN']._serialized_end=3386
 # @@protoc_insertion_point(module_scope)

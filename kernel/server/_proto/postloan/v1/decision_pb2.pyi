@@ -116,7 +116,7 @@ class ExplainRequest(_message.Message):
     def __init__(self, account: _Optional[_Union[_contract_pb2.Account, _Mapping]] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
 
 class RulesetTrace(_message.Message):
-    __slots__ = ("ruleset", "rule", "version", "inputs", "outputs")
+    __slots__ = ("ruleset", "rule", "version", "inputs", "outputs", "notes")
     class InputsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -131,17 +131,26 @@ class RulesetTrace(_message.Message):
         key: str
         value: Value
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+    class NotesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     RULESET_FIELD_NUMBER: _ClassVar[int]
     RULE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
     ruleset: str
     rule: Value
     version: str
     inputs: _containers.MessageMap[str, Value]
     outputs: _containers.MessageMap[str, Value]
-    def __init__(self, ruleset: _Optional[str] = ..., rule: _Optional[_Union[Value, _Mapping]] = ..., version: _Optional[str] = ..., inputs: _Optional[_Mapping[str, Value]] = ..., outputs: _Optional[_Mapping[str, Value]] = ...) -> None: ...
+    notes: _containers.ScalarMap[str, str]
+    def __init__(self, ruleset: _Optional[str] = ..., rule: _Optional[_Union[Value, _Mapping]] = ..., version: _Optional[str] = ..., inputs: _Optional[_Mapping[str, Value]] = ..., outputs: _Optional[_Mapping[str, Value]] = ..., notes: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ExplainResponse(_message.Message):
     __slots__ = ("account_id", "bundle_hash", "rulesets", "model_scores")
