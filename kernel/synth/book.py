@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 from .. import schedule as sched
 from ..hookspecs import NULL_TIME
 from ..schema import ENUMS, arrow_schema
+from ..snapshot import SNAPSHOT_KEY
 from . import catalogue as cat
 from . import history as hist
 
@@ -45,8 +46,6 @@ DEFAULT_AS_OF = dt.date(2026, 11, 28)
 #: the book is a snapshot at this time of day (UTC) on its as-of date: 10:00 in Beijing (the
 #: moment ``postloan demo`` plans actions for), 18:00–21:00 the evening before in the US
 SNAPSHOT_TIME = dt.time(2, 0)
-#: schema metadata key holding the snapshot instant (ISO 8601, UTC)
-SNAPSHOT_KEY = "postloan.snapshot_at"
 _BOOK_SCHEMA = arrow_schema("book")
 _REGIONS = cat.CN_REGIONS + cat.US_REGIONS
 #: time zones of the regions (sorted) and each region's index into them
