@@ -294,7 +294,7 @@ def train_rv_file(path: str, seed: int, label: str = RV_LABEL_COLUMN, fmt: str |
         raise PostloanError(f"{path}: {table.num_rows:,} sales: at least {MIN_RV_ROWS} are needed to fit and measure a model")
     sale_day = _dates(table, "sale_date", path)
     sale_year = (sale_day.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970)
-    data = {n: _texts(table, n) for n in t.RV_CATEGORY}
+    data = {n: _texts(table, n) for n in t.RV_CATEGORY + ("currency",)}
     data.update({"mileage_km": _numbers(table, "mileage_km"), "purchase_price": _numbers(table, "purchase_price"),
                  t.RV_AGE: np.maximum(sale_year - _numbers(table, "model_year"), 0)})
     cats = {n: (list(schema.ENUMS[schema.columns()[n].enum]) if schema.columns()[n].enum

@@ -35,7 +35,7 @@ from ..synth import catalogue as cat
 from .errors import ModelError
 
 #: 2.0: age from vehicle_profile.age_years instead of model_year; fitted on log(price)
-#: 3.0: the US market's cars, priced in USD (currency a feature)
+#: 3.0: the US market's cars, priced in USD (the region names the market)
 RV_VERSION = "3.0.0"
 MODEL_VERSION = "2.0.0"
 PD_LABEL = "reaches 61+ DPD (M3+, three instalments unpaid) within 6 months after the snapshot"
@@ -53,7 +53,9 @@ PD_NUMERIC = (
     "gps_offline_hours", "geofence_exits_30d", "violations_90d",
     "dpd", "dpd_30d_ago", "max_dpd_12m", "times_overdue_12m", "on_time_ratio_12m", "promises_broken_90d",
 )
-PD_CATEGORY = ("employment_status", "product", "energy_type", "gps_status", "country", "currency")
+#: (``country`` stands for the market: its amounts are in that country's currency; ``currency``
+#: itself may be null in a book, so no model reads it)
+PD_CATEGORY = ("employment_status", "product", "energy_type", "gps_status", "country")
 #: book columns left out of the PD model: amounts that restate the arrears in money (the
 #: model reads dpd and the counts instead), what collectors record and do (the strategy's
 #: doing, not the borrower's), and the repossession
@@ -72,7 +74,8 @@ PD_TEST_SNAPSHOT = dt.date(2025, 5, 28)
 #: age as the bundle computes it (rulesets/vehicle_profile.yaml: year(as_of) − model_year, ≥ 0)
 RV_AGE = "vehicle_profile.age_years"
 RV_NUMERIC = (RV_AGE, "mileage_km", "purchase_price")
-RV_CATEGORY = ("brand", "model", "energy_type", "condition_grade", "region", "currency")
+#: the region (CN-GD, US-CA…) names the market and so the currency of the price
+RV_CATEGORY = ("brand", "model", "energy_type", "condition_grade", "region")
 
 PD_ROWS = 100_000
 RV_ROWS = 40_000
@@ -372,7 +375,7 @@ def rv_categories() -> dict[str, list[str]]:
     models = list(dict.fromkeys(m for b in cat.ALL_BRANDS for m, _ in b[4]))
     return {"brand": brands, "model": models,
             "energy_type": list(schema.ENUMS["energy_type"]), "condition_grade": list(schema.ENUMS["condition_grade"]),
-            "region": [r[0] for r in cat.CN_REGIONS + cat.US_REGIONS], "currency": list(schema.ENUMS["currency"])}
+            "region": [r[0] for r in cat.CN_REGIONS + cat.US_REGIONS]}
 
 
 def train_rv(seed: int, rows: int = RV_ROWS, today: dt.date | None = None) -> Trained:
