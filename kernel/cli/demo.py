@@ -575,10 +575,17 @@ def report(book, decisions, actions, bucket_then, as_of, now, timings, kernel) -
                                 ["PRIME", "NEAR_PRIME", "SUBPRIME", "DEEP_SUBPRIME"])]), ""]
 
     high = np.asarray(decisions["risk_segment.high_risk"].to_numpy(zero_copy_only=False), bool)
-    prof = pf.profile(book, high & late, ["bureau_score", "debt_to_income", "monthly_income", "dpd",
-                                          "promises_broken_90d", "credit_inquiries_6m"])
+    prof = pf.profile(book, high & late, ["bureau_score", "debt_to_income", "dpd", "promises_broken_90d",
+                                          "credit_inquiries_6m"])
+    # money is averaged within one currency only
+    rows = [(k, _num(a), _num(b)) for k, a, b in prof]
+    for c in ("USD", "CNY"):                 # inserted in turn: CNY shows first
+        in_c = cur == c
+        if (high & late & in_c).any():
+            (_, a, b), = pf.profile(book.filter(pa.array(in_c)), (high & late)[in_c], ["monthly_income"])
+            rows.insert(2, (f"monthly_income ({c})", _money(a, c), _money(b, c)))
     lines += [f"High-risk overdue profile ({int(np.sum(high & late)):,} accounts) vs the whole book",
-              _table(["feature", "high-risk overdue", "book"], [(k, _num(a), _num(b)) for k, a, b in prof]), ""]
+              _table(["feature", "high-risk overdue", "book"], rows), ""]
 
     alert_cols = [c for c in decisions.column_names if c.startswith("vehicle_alerts.") and
                   pa.types.is_boolean(decisions[c].type)]
