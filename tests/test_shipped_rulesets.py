@@ -255,7 +255,8 @@ def expected_disposal(c, as_of):
         | (~isin(bucket, ("M0", "M1")) & (c["risk_segment.overdue_reason"] == "FRAUD"))
         | (bucket == "M7"))
     exposure = c["outstanding_principal"] + c["overdue_interest"] + c["penalty_interest"]
-    recovery = np.where(known(price), np.maximum(0.95 * price - 5000, 0), 0.0)
+    towing = np.where(c["country"] == "US", 700.0, 5000.0)          # in the account's currency
+    recovery = np.where(known(price), np.maximum(0.95 * price - towing, 0), 0.0)
     risk = ordered_max(["LOW", "MEDIUM", "HIGH"], (~known(price), "HIGH"),
                        (exposure > 0.7 * price, "MEDIUM"), (exposure > price, "HIGH"))
     return {"repossess": repossess.astype(float), "dispose": (held & isin(bucket, ("M6", "M7"))).astype(float),
