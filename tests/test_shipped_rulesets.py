@@ -209,8 +209,10 @@ def expected_collection_tier(c, as_of):
     warned = isin(c["early_warning.level"], ("ALERT", "CRITICAL"))
     at_risk = warned | (c["promises_broken_30d"] >= 1) | isin(c["risk_segment.segment"], ("SUBPRIME", "DEEP_SUBPRIME"))
     hardship, high_risk = c["risk_segment.hardship"] == 1, c["risk_segment.high_risk"] == 1
-    share_50k, share_100k = 0.4 * np.minimum(amount / 50000, 1), 0.4 * np.minimum(amount / 100000, 1)
-    large = amount >= 10000
+    us = c["country"] == "US"                          # thresholds in the account's currency
+    share_50k = 0.4 * np.minimum(amount / np.where(us, 7500, 50000), 1)
+    share_100k = 0.4 * np.minimum(amount / np.where(us, 15000, 100000), 1)
+    large = amount >= np.where(us, 1500, 10000)
     cases = [  # (condition, tier, channel, calls, priority)
         (severe & high_risk, "SEVERE", "FIELD_VISIT", 2, 3.5 + share_100k),
         (severe & hardship, "SEVERE", "FIELD_VISIT", 1, 3 + share_100k),
