@@ -134,10 +134,18 @@ class ValuationMethod(ABC):
 class DisposalChannel:
     """One way to sell a repossessed car, with what it costs and how well it works.
 
-    Expected net proceeds = price × price_factor × success_rate − fees − transport_cost −
-    holding_cost_per_day × expected_days, where fees = fee_fixed + fee_rate × price ×
-    price_factor (``price``: the valuation method's price for the car). A car the channel does
-    not take (age, mileage, condition, country) is never sent there; age is fractional years
+    A listing sells with probability ``success_rate``; one that does not is relisted (costing
+    ``relist_cost``, default ``fee_fixed``, another ``expected_days``, and a price
+    ``relist_price_drop`` lower) until it sells: an unsold car is never a recovery of zero.
+    Expected net proceeds (:func:`kernel.pipeline.disposal_economics`), with R = price ×
+    price_factor (``price``: the valuation method's price for the car), s = success_rate,
+    q = 1 − s, d = relist_price_drop:
+
+        s·R·(1 − fee_rate) / (1 − q·(1 − d))          what the sale raises, net of commission
+        − transport_cost − fee_fixed − relist_cost·q/s − holding_cost_per_day·expected_days/s
+        − R·capital_cost_per_year·(expected_days/s)/365   the money tied up until cash
+
+    over expected_days / s days to cash. A car the channel does not take (age, mileage, condition, country) is never sent there; age is fractional years
     from 1 January of the car's model year to the decision date
     (:func:`kernel.pipeline.vehicle_age_years`). ``[disposal] disabled`` switches channels off
     by name.
@@ -152,6 +160,9 @@ class DisposalChannel:
     transport_cost: float = 0.0     # to the buyer or the platform's yard
     expected_days: float = 0.0      # from listing to cash
     holding_cost_per_day: float | None = None   # storage, insurance; None: the selector's default
+    relist_cost: float | None = None            # per unsold listing relisted; None: fee_fixed
+    relist_price_drop: float = 0.0              # price lower on each relisting (0.05 = 5 %)
+    capital_cost_per_year: float = 0.0          # cost of the money tied up in the car, a year
     max_age_years: float | None = None
     max_mileage_km: float | None = None
     conditions: tuple[str, ...] = ()            # accepted condition grades; empty: all
@@ -165,8 +176,9 @@ class DisposalChannel:
     RANGES = {"price_factor": (0.0, 2.0), "success_rate": (0.0, 1.0), "fee_rate": (0.0, 1.0),
               "fee_fixed": (0.0, math.inf), "transport_cost": (0.0, math.inf), "expected_days": (0.0, math.inf),
               "holding_cost_per_day": (0.0, math.inf), "max_age_years": (0.0, math.inf),
-              "max_mileage_km": (0.0, math.inf)}
-    OPTIONAL = ("holding_cost_per_day", "max_age_years", "max_mileage_km")
+              "max_mileage_km": (0.0, math.inf), "relist_cost": (0.0, math.inf), "relist_price_drop": (0.0, 1.0),
+              "capital_cost_per_year": (0.0, 1.0)}
+    OPTIONAL = ("holding_cost_per_day", "max_age_years", "max_mileage_km", "relist_cost")
 
     def __post_init__(self):
         problem = self._problem()

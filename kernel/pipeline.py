@@ -45,7 +45,7 @@ from .outputs import actions_table, row_count, to_arrow
 from .plugins import PluginError, PluginManager, _where, load_config
 from .schema import ENUMS
 
-__all__ = ["Pipeline", "PipelineResult", "select_disposal_channels", "vehicle_age_years", "PLUGIN_ERROR",
+__all__ = ["Pipeline", "PipelineResult", "disposal_economics", "select_disposal_channels", "vehicle_age_years", "PLUGIN_ERROR",
            "NO_POLICY_SET"]
 
 log = logging.getLogger("postloan.pipeline")
@@ -86,6 +86,25 @@ def vehicle_age_years(model_year: np.ndarray, days: np.ndarray) -> np.ndarray:
     return np.maximum(frac - np.asarray(model_year, np.float64), 0.0)
 
 
+def disposal_economics(price: np.ndarray, c: DisposalChannel, holding_cost_per_day: float = 60.0):
+    """Expected net proceeds and expected days to cash of selling cars worth ``price`` on
+    channel ``c``, relisting every unsold listing until it sells (see :class:`DisposalChannel`
+    for the formula). A channel that never sells (success rate 0) nets −inf."""
+    price = np.asarray(price, np.float64)
+    s = c.success_rate
+    if s <= 0:
+        return np.full(price.shape, -np.inf), np.full(price.shape, np.inf)
+    q, d = 1.0 - s, c.relist_price_drop
+    holding = holding_cost_per_day if c.holding_cost_per_day is None else c.holding_cost_per_day
+    relist = c.fee_fixed if c.relist_cost is None else c.relist_cost
+    realized = price * c.price_factor
+    days = c.expected_days / s
+    gross = s * realized * (1.0 - c.fee_rate) / (1.0 - q * (1.0 - d))
+    cost = c.transport_cost + c.fee_fixed + relist * q / s + holding * days \
+        + realized * c.capital_cost_per_year * days / 365.0
+    return gross - cost, np.full(price.shape, days)
+
+
 def select_disposal_channels(price: np.ndarray, age_years: np.ndarray, mileage_km: np.ndarray,
                              condition: np.ndarray, country: np.ndarray,
                              channels: list[DisposalChannel], holding_cost_per_day: float = 60.0):
@@ -93,19 +112,18 @@ def select_disposal_channels(price: np.ndarray, age_years: np.ndarray, mileage_k
 
     ``condition`` holds grade letters (A–E) and ``country`` country codes, as NumPy arrays of
     str. Returns ``(index, net, days)``: the channel's index in ``channels`` (-1: none takes
-    the car or the price is unknown), its expected net proceeds and expected days to sale.
-    Net = price × f × s − (fee_fixed + fee_rate × price × f) − transport − holding × days.
+    the car or the price is unknown), its expected net proceeds and expected days to cash.
+    Net proceeds count relisting an unsold car (its cost, delay and lower price) and the cost
+    of the time to cash (:func:`disposal_economics`).
     """
     price = np.asarray(price, np.float64)
     n, m = price.shape[0], len(channels)
     if m == 0 or n == 0:
         return np.full(n, -1, np.int64), np.full(n, np.nan), np.full(n, np.nan)
     net = np.full((n, m), -np.inf)
+    wait = np.full((n, m), np.nan)
     for j, c in enumerate(channels):
-        holding = holding_cost_per_day if c.holding_cost_per_day is None else c.holding_cost_per_day
-        realized = price * c.price_factor
-        value = realized * c.success_rate - (c.fee_fixed + c.fee_rate * realized) - c.transport_cost \
-            - holding * c.expected_days
+        value, days = disposal_economics(price, c, holding_cost_per_day)
         ok = ~np.isnan(price)
         if c.max_age_years is not None:
             ok &= age_years <= c.max_age_years
@@ -116,11 +134,12 @@ def select_disposal_channels(price: np.ndarray, age_years: np.ndarray, mileage_k
         if c.countries:
             ok &= np.isin(country, list(c.countries))
         net[:, j] = np.where(ok, value, -np.inf)
+        wait[:, j] = days
     best = np.argmax(net, axis=1)                      # ties: the first channel listed
-    best_net = net[np.arange(n), best]
+    rows = np.arange(n)
+    best_net = net[rows, best]
     found = np.isfinite(best_net)
-    days = np.array([c.expected_days for c in channels])[best]
-    return np.where(found, best, -1), np.where(found, best_net, np.nan), np.where(found, days, np.nan)
+    return np.where(found, best, -1), np.where(found, best_net, np.nan), np.where(found, wait[rows, best], np.nan)
 
 
 # --------------------------------------------------------------------------------------------

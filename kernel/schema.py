@@ -6,7 +6,9 @@ account, the join ``accounts ⋈ customers ⋈ vehicles`` (keys appear once). Ru
 models read book columns by their bare names.
 
 Conventions
-- Money is in the loan's currency (CNY for the shipped book), as float64 yuan.
+- Money (unit ``money``) is in the account's currency, ``currency`` (CNY, USD), as float64
+  units of it (yuan, dollars): a book never mixes currencies within a row, and no amount is
+  ever shown in another currency than its account's.
 - Rates are fractions (0.0599 = 5.99 %), not percentages.
 - Dates are ``date32`` (days); instants are ``timestamp[us, tz=UTC]``.
 - Enumerations are ``dictionary<int8, string>``; a plain ``string`` column with the same
@@ -51,7 +53,7 @@ DEFAULT_MAX_LENGTH = 256
 #: They reject what no loan book holds (a negative amount or count, a 1,000-year delay), not
 #: what is merely unusual.
 UNIT_RANGES: dict[str, tuple[float, float]] = {
-    "CNY": (0, 1e12), "count": (0, 1_000_000), "days": (0, 36_500), "months": (0, 1_200),
+    "money": (0, 1e12), "count": (0, 1_000_000), "days": (0, 36_500), "months": (0, 1_200),
     "years": (0, 150), "km": (0, 1e7), "hours": (0, 1e7),
 }
 #: Every date and instant of the contract lies in these ranges (the kernel's date arithmetic
@@ -88,7 +90,7 @@ class Column:
 
     name: str
     type: pa.DataType
-    unit: str            # "CNY", "days", "km", "ratio", "count", "" for identifiers/labels
+    unit: str            # "money", "days", "km", "ratio", "count", "" for identifiers/labels
     nullable: bool
     pii: bool
     doc: str
@@ -138,6 +140,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
                        "DISPUTE", "FORGOT", "WILFUL_REFUSAL", "FRAUD_SUSPECTED"),
     "employment_status": ("EMPLOYED", "SELF_EMPLOYED", "UNEMPLOYED", "RETIRED", "STUDENT"),
     "country": ("CN", "US"),
+    "currency": ("CNY", "USD"),
     "energy_type": ("ICE", "HEV", "PHEV", "BEV"),
     "condition_grade": ("A", "B", "C", "D", "E"),
     "gps_status": ("ONLINE", "OFFLINE", "TAMPERED", "NO_DEVICE"),
@@ -185,27 +188,27 @@ ACCOUNTS: tuple[Column, ...] = (
     _c("contract_date", DATE, "date", False, False, "Date the loan contract was signed and paid out."),
     _c("first_due_date", DATE, "date", False, False, "Due date of installment 1; later ones fall on the same day of month."),
     _c("term_months", I64, "months", False, False, "Number of monthly installments (12–60).", minimum=1, maximum=600),
-    _c("principal", F64, "CNY", False, False, "Amount financed at payout."),
+    _c("principal", F64, "money", False, False, "Amount financed at payout."),
     _c("annual_rate", F64, "ratio", False, False, "Nominal annual interest rate; monthly rate = annual_rate / 12.", minimum=0, maximum=1),
     _c("repayment_method", ENUM, "", False, False, "等额本息 EQUAL_INSTALLMENT or 等额本金 EQUAL_PRINCIPAL.", "repayment_method"),
-    _c("installment_amount", F64, "CNY", False, False, "Amount of the current (next unpaid) scheduled installment."),
+    _c("installment_amount", F64, "money", False, False, "Amount of the current (next unpaid) scheduled installment."),
     _c("installments_due", I64, "count", False, False, "Installments whose due date fell before the snapshot date."),
     _c("installments_paid", I64, "count", False, False, "Installments fully paid."),
-    _c("outstanding_principal", F64, "CNY", False, False, "Principal not yet repaid (due or not)."),
+    _c("outstanding_principal", F64, "money", False, False, "Principal not yet repaid (due or not)."),
     _c("next_due_date", DATE, "date", True, False, "Due date of the next unpaid installment; null once the loan is repaid."),
     _c("dpd", I64, "days", False, False, "Days past due of the oldest unpaid installment at the snapshot (0 = current)."),
     _c("overdue_installments", I64, "count", False, False, "Installments past due and unpaid."),
-    _c("overdue_principal", F64, "CNY", False, False, "Principal part of the past-due installments."),
-    _c("overdue_interest", F64, "CNY", False, False, "Interest part of the past-due installments."),
-    _c("overdue_amount", F64, "CNY", False, False, "overdue_principal + overdue_interest (penalty excluded)."),
+    _c("overdue_principal", F64, "money", False, False, "Principal part of the past-due installments."),
+    _c("overdue_interest", F64, "money", False, False, "Interest part of the past-due installments."),
+    _c("overdue_amount", F64, "money", False, False, "overdue_principal + overdue_interest (penalty excluded)."),
     _c("penalty_rate_daily", F64, "ratio", False, False, "Contractual penalty (罚息) rate per day on the overdue amount.", minimum=0, maximum=1),
-    _c("penalty_interest", F64, "CNY", False, False, "Penalty interest accrued and unpaid."),
+    _c("penalty_interest", F64, "money", False, False, "Charges for paying late, accrued and unpaid: penalty interest (罚息) at penalty_rate_daily, or late fees where the contract charges those (the US book: a fee per installment paid after its grace period, penalty_rate_daily 0)."),
     _c("dpd_30d_ago", I64, "days", False, False, "dpd 30 days before the snapshot (roll rates, rising DPD)."),
     _c("max_dpd_12m", I64, "days", False, False, "Highest dpd seen in the last 12 months."),
     _c("times_overdue_12m", I64, "count", False, False, "Installments paid late or missed in the last 12 months."),
     _c("on_time_ratio_12m", F64, "ratio", True, False, "Share of installments due in 12 months paid on time; null before the first due date.", minimum=0, maximum=1),
     _c("last_payment_date", DATE, "date", True, False, "Date of the last payment received; null if none yet."),
-    _c("last_payment_amount", F64, "CNY", True, False, "Amount of the last payment received."),
+    _c("last_payment_amount", F64, "money", True, False, "Amount of the last payment received."),
     _c("promises_made_90d", I64, "count", False, False, "Promises to pay (承诺还款) recorded in 90 days."),
     _c("promises_kept_90d", I64, "count", False, False, "Promises to pay kept in 90 days."),
     _c("promises_broken_90d", I64, "count", False, False, "Promises to pay broken in 90 days."),
@@ -216,6 +219,7 @@ ACCOUNTS: tuple[Column, ...] = (
     _c("contact_records_kept", BOOL, "", False, False, "Every collection contact is recorded and retained (evidence)."),
     _c("demand_notices_sent", I64, "count", False, False, "Formal written demand notices (催告函) delivered."),
     _c("repossessed", BOOL, "", False, False, "The vehicle has been repossessed and is held for disposal."),
+    _c("currency", ENUM, "", True, False, "ISO 4217 currency of every amount of the account, its customer and its vehicle (CNY, USD); null: the currency of the country (CN: CNY, US: USD).", "currency"),
 )
 
 CUSTOMERS: tuple[Column, ...] = (
@@ -232,11 +236,11 @@ CUSTOMERS: tuple[Column, ...] = (
     _c("credit_history_months", I64, "months", False, False, "Age of the oldest credit line."),
     _c("credit_inquiries_6m", I64, "count", False, False, "Hard credit inquiries in 6 months."),
     _c("delinquencies_24m", I64, "count", False, False, "Delinquencies of 30+ days on other credit in 24 months."),
-    _c("monthly_income", F64, "CNY", False, False, "Verified monthly income."),
-    _c("total_debt", F64, "CNY", False, False, "Outstanding debt across all lenders, this loan included."),
+    _c("monthly_income", F64, "money", False, False, "Verified monthly income."),
+    _c("total_debt", F64, "money", False, False, "Outstanding debt across all lenders, this loan included."),
     _c("debt_to_income", F64, "ratio", False, False, "Monthly debt service / monthly income.", minimum=0),
     _c("card_utilization", F64, "ratio", True, False, "Revolving credit used / limit; null with no cards.", minimum=0),
-    _c("monthly_spending", F64, "CNY", False, False, "Average monthly card and wallet spending, last 3 months."),
+    _c("monthly_spending", F64, "money", False, False, "Average monthly card and wallet spending, last 3 months."),
     _c("spending_change_3m", F64, "ratio", False, False, "Spending of the last 3 months / the 3 before, minus 1.", minimum=-1),
     _c("employment_status", ENUM, "", False, False, "Employment status.", "employment_status"),
     _c("employment_years", F64, "years", False, False, "Years with the current employer or business."),
@@ -262,7 +266,7 @@ VEHICLES: tuple[Column, ...] = (
     _c("energy_type", ENUM, "", False, False, "Powertrain.", "energy_type"),
     _c("mileage_km", F64, "km", False, False, "Odometer at the last reading."),
     _c("condition_grade", ENUM, "", False, False, "Inspection grade A (as new) … E (salvage).", "condition_grade"),
-    _c("purchase_price", F64, "CNY", False, False, "Invoice price when new (or when bought, for used cars)."),
+    _c("purchase_price", F64, "money", False, False, "Invoice price when new (or when bought, for used cars)."),
     _c("insurance_expiry_date", DATE, "date", True, False, "Expiry of the current motor insurance policy; null if none known."),
     _c("gps_status", ENUM, "", False, False, "GPS tracker state.", "gps_status"),
     _c("gps_offline_hours", F64, "hours", True, False, "Hours since the tracker's last ping at the snapshot; null with no device."),
@@ -300,7 +304,7 @@ EVENTS: tuple[Column, ...] = (
     _c("kind", ENUM, "", False, False, "What happened.", "event_kind"),
     _c("at", TS, "instant", False, False, "When it happened (the state is derived in the order of at, whatever the order of arrival)."),
     _c("recorded_at", TS, "instant", True, False, "When the ledger stored it (set on ingest; a given value is ignored)."),
-    _c("amount", F64, "CNY", True, False, "PAYMENT and VEHICLE_SOLD: the amount; PROMISE_TO_PAY: the amount promised."),
+    _c("amount", F64, "money", True, False, "PAYMENT and VEHICLE_SOLD: the amount; PROMISE_TO_PAY: the amount promised."),
     _c("promise_date", DATE, "date", True, False, "PROMISE_TO_PAY: the date the debtor promised to pay by."),
     _c("channel", ENUM, "", True, False, "CONTACT_ATTEMPT: how; CONSENT_GRANTED / CONSENT_REVOKED / OPT_OUT: the channel concerned (null: every channel).", "contact_channel"),
     _c("outcome", ENUM, "", True, False, "CONTACT_ATTEMPT: what came of it (RIGHT_PARTY is a conversation).", "contact_outcome"),
@@ -334,12 +338,12 @@ STATE: tuple[Column, ...] = (
     _c("right_party_contacts_30d", I64, "count", False, False, "Contact attempts that reached the debtor in 30 days."),
     # payments and promises
     _c("last_payment_date", DATE, "date", True, False, "Debtor-local date of the last payment; replaces the book's."),
-    _c("last_payment_amount", F64, "CNY", True, False, "Amount of the last payment; replaces the book's."),
-    _c("paid_30d", F64, "CNY", False, False, "Payments received in 30 days."),
+    _c("last_payment_amount", F64, "money", True, False, "Amount of the last payment; replaces the book's."),
+    _c("paid_30d", F64, "money", False, False, "Payments received in 30 days."),
     _c("promise_open", BOOL, "", False, False, "A promise to pay is open: its date plus the grace has not passed and it is not yet kept."),
     _c("promise_date", DATE, "date", True, False, "Date of the open promise to pay; replaces the book's."),
-    _c("promise_amount", F64, "CNY", True, False, "Amount of the open promise."),
-    _c("promise_paid", F64, "CNY", True, False, "Paid towards the open promise since it was made."),
+    _c("promise_amount", F64, "money", True, False, "Amount of the open promise."),
+    _c("promise_paid", F64, "money", True, False, "Paid towards the open promise since it was made."),
     _c("promises_made_90d", I64, "count", False, False, "Promises to pay made in 90 days; replaces the book's."),
     _c("promises_kept_30d", I64, "count", False, False, "Promises kept (paid in full by the date plus grace) in 30 days."),
     _c("promises_kept_90d", I64, "count", False, False, "Promises kept in 90 days; replaces the book's."),
@@ -387,7 +391,7 @@ STATE: tuple[Column, ...] = (
     _c("disposal_notice_at", TS, "instant", True, False, "When the notice of disposition was sent."),
     _c("redeemed_at", TS, "instant", True, False, "When the debtor redeemed the car."),
     _c("sold_at", TS, "instant", True, False, "When the car was sold."),
-    _c("sale_amount", F64, "CNY", True, False, "What the sale raised."),
+    _c("sale_amount", F64, "money", True, False, "What the sale raised."),
     _c("repossessed", BOOL, "", False, False, "The car is held for disposal (stage REPOSSESSED or NOTICE_SENT); replaces the book's."),
     _c("cure_notice_at", TS, "instant", True, False, "When the last notice of the right to cure the default was sent."),
     _c("surrender_agreed_at", TS, "instant", True, False, "When the debtor last agreed in writing to hand the car over."),
@@ -860,7 +864,8 @@ def markdown() -> str:
             "`python -m kernel.schema > docs/data-contract.md` (a test fails when this page is stale).", "",
             "The kernel decides on the **book**: one row per account, the join of accounts, customers and",
             "vehicles (keys `customer_id` and `vin` appear once). Rulesets and models read book columns by",
-            "their bare names. Money is in the loan's currency (CNY for the shipped book); rates are",
+            "their bare names. Money (unit `money`) is in the account's `currency` (CNY, USD: a",
+            "Chinese loan in yuan, a US loan in dollars; amounts are never shown in another); rates are",
             "fractions; dates are `date32`; instants are UTC `timestamp[us]`; enumerations are",
             "`dictionary<int8, string>` (plain strings accepted on input). **PII** columns never reach logs,",
             "metrics or error messages.", ""]

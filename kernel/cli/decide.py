@@ -24,6 +24,13 @@ counters of the same meaning (docs/ledger.md, "Precedence"); the book's accounts
 registered for the contact-time gate. Without it, the state's own columns (an open promise, a
 dispute…) are read off the book as far as it says.
 
+The decision date: --as-of, else the book's snapshot date — the date of the instant its
+schema metadata holds as postloan.snapshot_at (`postloan generate` writes it into Parquet and
+Arrow files; CSV and SQLite keep none, so such a book is decided as of today unless --as-of
+says otherwise). The summary says which. A book is never silently decided as of a later day
+than it was taken on: --as-of after the snapshot date needs --after-snapshot, and a date
+before it is refused.
+
 Rows that more than one rule of a `hit: unique` ruleset fired for (null outputs, rule
 '!unique') are counted per ruleset and reported on stderr after the summary.
 
@@ -79,7 +86,11 @@ def add_arguments(p) -> None:
                    help="connector for both files, e.g. parquet, arrow, csv, sqlite (default: by extension)")
     p.add_argument("--in-format", default=None, metavar="CONNECTOR", help="connector for --in")
     p.add_argument("--out-format", default=None, metavar="CONNECTOR", help="connector for --out")
-    p.add_argument("--as-of", type=a.date, default=None, help="decision date YYYY-MM-DD (default: today)")
+    p.add_argument("--as-of", type=a.date, default=None,
+                   help="decision date YYYY-MM-DD (default: the book's snapshot date, postloan.snapshot_at; "
+                        "today for a book without one, said so)")
+    p.add_argument("--after-snapshot", action="store_true",
+                   help="allow an --as-of later than the book's snapshot date (its DPD and dates are then stale)")
     p.add_argument("--bundle", type=a.existing_path, default=None,
                    help="bundle folder or file (default: the shipped bundle, or $POSTLOAN_BUNDLE)")
     p.add_argument("--batch-rows", type=a.positive_int, default=65_536, help="rows per batch (default 65536)")
@@ -112,23 +123,24 @@ def state_moment(as_of, now):
 
 
 def run(args) -> int:
-    import datetime as dt
     import os
     import time
 
     from .. import plugins
     from ..errors import PostloanError
     from ..runtime import Kernel
+    from ..snapshot import decision_date
     from .progress import bar, say
 
-    as_of = args.as_of or dt.date.today()
     if os.path.isdir(args.input) or args.dask:
         if args.actions_out:
             raise PostloanError("--actions-out decides one book (a file), not a partitioned folder")
-        return _run_partitioned(args, as_of)
+        return _run_partitioned(args)
     manager = plugins.default_manager()
     # resolve both connectors first: an unknown format or extension fails before any work
     reader = connector(manager, args.input, args.in_format, args.format, "--in-format")
+    as_of, note = decision_date(args.as_of, book_snapshot(args.input, reader), after_snapshot=args.after_snapshot,
+                                source=args.input)
     # `-` and names without an extension are Parquet, as for `postloan generate`
     plain_name = not os.path.splitext(args.out)[1] and "://" not in args.out
     writer = connector(manager, args.out, args.out_format or ("parquet" if plain_name and not args.format else None),
@@ -178,7 +190,7 @@ def run(args) -> int:
     seconds = time.perf_counter() - start
     # on stderr: `--out -` pipes the decisions alone
     say(f"decided {rows:,} accounts into {a.shown_output(args.out)} in {seconds:.1f} s "
-        f"({rows / max(seconds, 1e-9):,.0f} accounts/s; bundle {kernel.bundle_hash[:12]})")
+        f"({rows / max(seconds, 1e-9):,.0f} accounts/s; bundle {kernel.bundle_hash[:12]}); {note}")
     if actions_writer is not None:
         outcomes = ", ".join(f"{n:,} {name}" for name, n in actions["outcomes"].items())
         say(f"planned {actions['rows']:,} actions ({outcomes}) into {a.shown_output(args.actions_out)}")
@@ -209,7 +221,7 @@ def write_actions(uri: str, tables: list, manager, writer) -> dict:
     return {"rows": rows, "outcomes": outcomes}
 
 
-def _run_partitioned(args, as_of) -> int:
+def _run_partitioned(args) -> int:
     """--in DIR: every Parquet file of the folder decided into --out DIR (same names), one
     after another or, with --dask, one task per file on a Dask cluster."""
     import os
@@ -218,6 +230,7 @@ def _run_partitioned(args, as_of) -> int:
     from ..errors import PostloanError
     from ..evaluation.distributed import dask_client, decide_folder
     from ..runtime import Kernel
+    from ..snapshot import decision_date
     from .progress import say
 
     if not os.path.isdir(args.input):
@@ -229,6 +242,8 @@ def _run_partitioned(args, as_of) -> int:
         raise PostloanError("a partitioned book is read and written as Parquet: drop --format, --in-format, --out-format")
     if os.path.realpath(args.out) == os.path.realpath(args.input):
         raise PostloanError(f"{args.out}: --out is the book's folder; the decisions would replace its parts")
+    as_of, note = decision_date(args.as_of, folder_snapshot(args.input), after_snapshot=args.after_snapshot,
+                                source=args.input)
     kernel = Kernel.load(args.bundle, progress=False if args.quiet else None)
     start = time.perf_counter()
     with dask_client(args.dask, args.dask_workers) as client:
@@ -237,11 +252,52 @@ def _run_partitioned(args, as_of) -> int:
     seconds = time.perf_counter() - start
     where = f" on Dask ({args.dask})" if args.dask else ""
     say(f"decided {total['rows']:,} accounts of {total['parts']} parts into {args.out}{where} in {seconds:.1f} s "
-        f"({total['rows'] / max(seconds, 1e-9):,.0f} accounts/s; bundle {kernel.bundle_hash[:12]})")
+        f"({total['rows'] / max(seconds, 1e-9):,.0f} accounts/s; bundle {kernel.bundle_hash[:12]}); {note}")
     for ruleset, n in total["conflicts"].items():
         say(f"postloan decide: warning: ruleset {ruleset} (hit: unique): {n:,} of {total['rows']:,} accounts matched "
             f"more than one rule; their {ruleset}.* outputs are null and {ruleset}.rule is '!unique'")
     return 0
+
+
+def book_snapshot(uri: str, conn):
+    """The snapshot instant a book carries in its schema metadata (``postloan.snapshot_at``;
+    None when its format keeps none, e.g. CSV), read from the connector's first batch."""
+    from ..schema import arrow_schema
+    from ..snapshot import read_snapshot
+    reader = conn.read(str(uri), schema=arrow_schema("book"), batch_size=1)
+    try:
+        first = next(iter(reader), None)
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
+    return read_snapshot(first.schema.metadata if first is not None else None, str(uri))
+
+
+def folder_snapshot(folder: str):
+    """The snapshot instant of a partitioned book: every part's must agree (None if none has one)."""
+    import glob
+    import os
+
+    import pyarrow.parquet as pq
+
+    from ..errors import PostloanError
+    from ..snapshot import read_snapshot, shown
+    found = {}
+    for part in sorted(glob.glob(os.path.join(folder, "*.parquet"))):
+        try:
+            metadata = pq.read_schema(part).metadata
+        except Exception as e:  # noqa: BLE001 (the reader's error is reported when the part is decided)
+            raise PostloanError(f"{part}: not a readable Parquet file ({e})") from None
+        found[part] = read_snapshot(metadata, part)
+    parts = list(found.items())
+    for part, value in parts[1:]:
+        if value != parts[0][1]:
+            def text(v):
+                return shown(v) if v is not None else "none"
+            raise PostloanError(f"{folder}: its parts are snapshots of different moments ({parts[0][0]}: "
+                                f"{text(parts[0][1])}, {part}: {text(value)}); decide each snapshot on its own")
+    return parts[0][1] if parts else None
 
 
 def connector(manager, uri: str, own: str | None, shared: str | None, own_flag: str):

@@ -483,8 +483,36 @@ def _num(x: float) -> str:
     return "—" if x != x else f"{x:,.2f}"     # NaN: the mean of no accounts
 
 
-def _money(x: float) -> str:
-    return f"¥{x:,.0f}"
+_SYMBOL = {"CNY": "¥", "USD": "$"}
+
+
+def _money(x: float, currency: str = "CNY") -> str:
+    """An amount in its own currency (the account's ``currency``): never another's symbol."""
+    sym = _SYMBOL.get(currency, f"{currency} ")
+    return f"-{sym}{-x:,.0f}" if x < 0 else f"{sym}{x:,.0f}"
+
+
+def _currencies(book):
+    """The book's currency per row (the country's where a book has no currency column)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    country = np.where(np.array(pc.cast(book["country"], pa.string()).to_pylist(), dtype=object) == "US", "USD", "CNY")
+    if "currency" in book.column_names:
+        given = np.array(pc.cast(book["currency"], pa.string()).to_pylist(), dtype=object)
+        return np.where(given == None, country, given).astype(object)  # noqa: E711 (null: the country's)
+    return country.astype(object)
+
+
+def _money_sums(values, currencies, mask=None) -> str:
+    """Sums of ``values`` per currency, each in its own: "¥1,234 · $56" — never added across."""
+    import numpy as np
+    v = np.nan_to_num(np.asarray(values, np.float64))
+    keep = np.ones(v.shape[0], bool) if mask is None else np.asarray(mask, bool)
+    parts = [_money(float(v[keep & (currencies == c)].sum()), c) for c in ("CNY", "USD")
+             if np.any(currencies[keep] == c) or (c == "CNY" and not np.any(keep))]
+    parts += [_money(float(v[keep & (currencies == c)].sum()), c) for c in sorted(set(currencies[keep]) - {"CNY", "USD"})]
+    return " · ".join(parts) or _money(0.0)
 
 
 def _mask_name(script: str, name: str) -> str:
@@ -502,24 +530,28 @@ def report(book, decisions, actions, bucket_then, as_of, now, timings, kernel) -
 
     n = book.num_rows
     ov = pf.overview(book)
+    cur = _currencies(book)
+    col = lambda name: book[name].to_numpy(zero_copy_only=False)  # noqa: E731
     lines = [f"postloan demo — {n:,} accounts, decided as of {as_of} (actions planned for {now:%Y-%m-%d %H:%M} UTC)",
              f"bundle {kernel.bundle_hash[:12]} · generate {timings['generate']:.1f} s · load {timings['load']:.1f} s · "
              f"decide + act {timings['decide']:.1f} s ({n / timings['decide']:,.0f} accounts/s)", ""]
 
     lines += ["Portfolio",
-              f"  outstanding principal {_money(ov.outstanding_principal)} · overdue amount {_money(ov.overdue_amount)} · "
-              f"penalty interest {_money(ov.penalty_interest)}",
+              f"  outstanding principal {_money_sums(col('outstanding_principal'), cur)} · overdue amount "
+              f"{_money_sums(col('overdue_amount'), cur)} · penalty interest and late fees "
+              f"{_money_sums(col('penalty_interest'), cur)} (each currency on its own)",
               f"  overdue rate {_pct(ov.overdue_rate)} of accounts, {_pct(ov.overdue_balance_rate)} of balance · "
               f"30+ {_pct(ov.rate_30_plus)} · 90+ {_pct(ov.rate_90_plus)}", ""]
 
     bucket = decisions["dpd_bucket.bucket"]
     counts = pf.counts(bucket, BUCKETS)
-    balance = pf.sums_by(bucket, book["outstanding_principal"], BUCKETS)
-    overdue = pf.sums_by(bucket, book["overdue_amount"], BUCKETS)
-    pd_mean = pf.sums_by(bucket, decisions["pd_model.probability"], BUCKETS)
-    rows = [(b, f"{c:,}", _pct(s), _money(bal), _money(od), _pct(p / c if c else float("nan")))
-            for (b, c, s), bal, od, p in zip(counts, balance, overdue, pd_mean)]
-    lines += ["DPD buckets (dpd_bucket ruleset)",
+    pd_col = "early_warning.pd" if "early_warning.pd" in decisions.column_names else "pd_model.probability"
+    pd_mean = pf.sums_by(bucket, decisions[pd_col], BUCKETS)
+    bucket_of = np.array(pc.cast(bucket, "string").to_pylist(), dtype=object)
+    rows = [(b, f"{c:,}", _pct(s), _money_sums(col("outstanding_principal"), cur, bucket_of == b),
+             _money_sums(col("overdue_amount"), cur, bucket_of == b), _pct(p / c if c else float("nan")))
+            for (b, c, s), p in zip(counts, pd_mean)]
+    lines += ["DPD buckets (dpd_bucket ruleset; mean PD: the chance of reaching 61+ DPD within 6 months, 1 once there)",
               _table(["bucket", "accounts", "share", "outstanding", "overdue", "mean PD"], rows), ""]
 
     if bucket_then is not None:
@@ -546,10 +578,17 @@ def report(book, decisions, actions, bucket_then, as_of, now, timings, kernel) -
                                 ["PRIME", "NEAR_PRIME", "SUBPRIME", "DEEP_SUBPRIME"])]), ""]
 
     high = np.asarray(decisions["risk_segment.high_risk"].to_numpy(zero_copy_only=False), bool)
-    prof = pf.profile(book, high & late, ["bureau_score", "debt_to_income", "monthly_income", "dpd",
-                                          "promises_broken_90d", "credit_inquiries_6m"])
+    prof = pf.profile(book, high & late, ["bureau_score", "debt_to_income", "dpd", "promises_broken_90d",
+                                          "credit_inquiries_6m"])
+    # money is averaged within one currency only
+    rows = [(k, _num(a), _num(b)) for k, a, b in prof]
+    for c in ("USD", "CNY"):                 # inserted in turn: CNY shows first
+        in_c = cur == c
+        if (high & late & in_c).any():
+            (_, a, b), = pf.profile(book.filter(pa.array(in_c)), (high & late)[in_c], ["monthly_income"])
+            rows.insert(2, (f"monthly_income ({c})", _money(a, c), _money(b, c)))
     lines += [f"High-risk overdue profile ({int(np.sum(high & late)):,} accounts) vs the whole book",
-              _table(["feature", "high-risk overdue", "book"], [(k, _num(a), _num(b)) for k, a, b in prof]), ""]
+              _table(["feature", "high-risk overdue", "book"], rows), ""]
 
     alert_cols = [c for c in decisions.column_names if c.startswith("vehicle_alerts.") and
                   pa.types.is_boolean(decisions[c].type)]
@@ -625,14 +664,42 @@ def _disposal(book, decisions) -> list[str]:
     rows_idx = np.flatnonzero(np.asarray(need.to_numpy(zero_copy_only=False), bool))
     net = decisions["disposal_channel.expected_net"].to_numpy(zero_copy_only=False)[rows_idx]
     order = rows_idx[np.argsort(-np.nan_to_num(net, nan=-np.inf))][:8]
+    cur = _currencies(book)
     pick = lambda col, src=decisions: [src[col][int(i)].as_py() for i in order]  # noqa: E731
     rows = zip(pick("account_id", book), pick("brand", book), pick("model", book), pick("model_year", book),
                pick("valuation.price"), pick("disposal_channel.channel"), pick("disposal_channel.expected_net"),
-               pick("disposal.shortfall"))
-    lines += ["  top disposal recommendations (by expected net proceeds):",
+               pick("disposal.shortfall"), [cur[int(i)] for i in order])
+    lines += ["  top disposal recommendations (by expected net proceeds, each in its account's currency):",
               _table(["account", "brand", "model", "year", "valuation", "channel", "net proceeds", "shortfall"],
-                     [(acc, b, m, y, _money(p or 0), ch or "—", _money(nt or 0), _money(sf or 0))
-                      for acc, b, m, y, p, ch, nt, sf in rows])]
+                     [(acc, b, m, y, _money(p or 0, c), ch or "—", _money(nt or 0, c), _money(sf or 0, c))
+                      for acc, b, m, y, p, ch, nt, sf, c in rows])]
     by_channel = pf.counts(decisions["disposal_channel.channel"].filter(need))
-    lines += ["  channels chosen: " + ", ".join(f"{k} {c:,}" for k, c, _ in by_channel)]
+    lines += ["  channels chosen (an unsold auction car is relisted, with its cost, delay and a lower price): "
+              + ", ".join(f"{k} {c:,} ({s:.0%})" for k, c, s in by_channel)]
+    lines += ["  " + line for line in disposal_outcome(book, decisions, need)]
     return lines
+
+
+def disposal_outcome(book, decisions, need) -> list[str]:
+    """Recovery and loss on the cars sent to repossession or sale, per currency: the exposure
+    (principal + overdue interest + late charges), what the chosen channels are expected to
+    net, the recovery rate (net proceeds up to the exposure, over the exposure: a surplus
+    goes back to the debtor), the expected loss and the days to cash."""
+    import numpy as np
+    need = np.asarray(need.to_numpy(zero_copy_only=False) if hasattr(need, "to_numpy") else need, bool)
+    cur = _currencies(book)
+    col = lambda name, src=book: np.nan_to_num(src[name].to_numpy(zero_copy_only=False).astype(np.float64))  # noqa: E731
+    exposure = col("outstanding_principal") + col("overdue_interest") + col("penalty_interest")
+    net = np.nan_to_num(col("disposal_channel.expected_net", decisions), nan=0.0)
+    days = decisions["disposal_channel.expected_days"].to_numpy(zero_copy_only=False).astype(np.float64)
+    out = []
+    for c in ("CNY", "USD"):
+        m = need & (cur == c)
+        if not m.any():
+            continue
+        e, r = exposure[m].sum(), np.minimum(np.maximum(net[m], 0), exposure[m]).sum()
+        surplus = np.maximum(net[m] - exposure[m], 0).sum()
+        out.append(f"{c}: {int(m.sum()):,} cars, exposure {_money(e, c)}, expected net proceeds {_money(r + surplus, c)} "
+                   f"→ recovery {r / e:.1%} of exposure, expected loss {_money(e - r, c)}, surplus to debtors "
+                   f"{_money(surplus, c)}; median {np.nanmedian(days[m]):.0f} days to cash")
+    return out

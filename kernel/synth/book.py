@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 from .. import schedule as sched
 from ..hookspecs import NULL_TIME
 from ..schema import ENUMS, arrow_schema
+from ..snapshot import SNAPSHOT_KEY
 from . import catalogue as cat
 from . import history as hist
 
@@ -45,8 +46,8 @@ DEFAULT_AS_OF = dt.date(2026, 11, 28)
 #: the book is a snapshot at this time of day (UTC) on its as-of date: 10:00 in Beijing (the
 #: moment ``postloan demo`` plans actions for), 18:00–21:00 the evening before in the US
 SNAPSHOT_TIME = dt.time(2, 0)
-#: schema metadata key holding the snapshot instant (ISO 8601, UTC)
-SNAPSHOT_KEY = "postloan.snapshot_at"
+#: days a US installment may be late before its late fee is charged
+US_GRACE_DAYS = 10
 _BOOK_SCHEMA = arrow_schema("book")
 _REGIONS = cat.CN_REGIONS + cat.US_REGIONS
 #: time zones of the regions (sorted) and each region's index into them
@@ -141,30 +142,38 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     quality -= np.where(emp == 2, 1.0, 0.0) + np.where(emp == 4, 0.4, 0.0)
     quality += np.clip((age - 30) / 40, -0.2, 0.5)
 
-    income = np.exp(rng.normal(np.log(9_000) + 0.25 * quality, np.where(emp == 1, 0.7, 0.45), n))
-    income = np.where(emp == 2, income * 0.35, income)
-    income = np.where(us, income * 2.2, income)
-    income = np.round(np.maximum(income, 2_500), -1)
-    bureau = np.clip(np.round(rng.normal(650 + 70 * quality, 35, n)), 300, 900).astype(np.int64)
+    # monthly income in the account's currency: median ≈ 9,000 CNY in China (urban car buyers),
+    # ≈ 5,200 USD in the US (auto borrowers' median ≈ 62,000 USD a year)
+    income = np.exp(rng.normal(np.where(us, np.log(5_200), np.log(9_000)) + 0.25 * quality,
+                               np.where(emp == 1, 0.7, 0.45), n))
+    income_at_contract = np.maximum(income, np.where(us, 1_500, 2_500))
+    income = np.where(emp == 2, income * 0.35, income)       # lost since the loan was made
+    income = np.round(np.maximum(income, np.where(us, 800, 1_500)), -1)
+    # bureau score 300–900, centred near 690 (a US auto book: ≈ 60 % prime, Experian 2025)
+    bureau = np.clip(np.round(rng.normal(690 + 70 * quality, 35, n)), 300, 900).astype(np.int64)
     bureau_valid = rng.random(n) > 0.03
     history = np.clip(np.round((age - 20) * 12 * rng.uniform(0.2, 0.9, n)), 0, 480).astype(np.int64)
     inquiries = rng.poisson(np.exp(0.2 - 0.45 * quality)).astype(np.int64)
     past_delinq = rng.poisson(np.exp(-1.6 - 0.9 * quality)).astype(np.int64)
 
     # --- vehicle and loan ------------------------------------------------------------------
-    b_w = np.array([b[1] for b in cat.BRANDS])
-    brand_idx = rng.choice(len(b_w), n, p=b_w / b_w.sum())
-    n_models = np.array([len(b[4]) for b in cat.BRANDS])
+    # each country's own market: brands, models and prices (CNY or USD) of its catalogue
+    cn_b = np.array([b[1] for b in cat.BRANDS]); us_b = np.array([b[1] for b in cat.US_BRANDS])
+    brand_idx = np.where(us, len(cat.BRANDS) + rng.choice(len(us_b), n, p=us_b / us_b.sum()),
+                         rng.choice(len(cn_b), n, p=cn_b / cn_b.sum()))
+    n_models = np.array([len(b[4]) for b in cat.ALL_BRANDS])
     model_in_brand = (rng.random(n) * n_models[brand_idx]).astype(np.int64)
     model_offsets = np.concatenate([[0], np.cumsum(n_models)[:-1]])
-    flat_models = [m for b in cat.BRANDS for m in b[4]]
+    flat_models = [m for b in cat.ALL_BRANDS for m in b[4]]
     model_flat = model_offsets[brand_idx] + model_in_brand
     new_price = np.array([p for _, p in flat_models], np.float64)[model_flat]
-    depreciation = np.array([b[2] for b in cat.BRANDS])[brand_idx]
-    ev_share = np.array([b[3] for b in cat.BRANDS])[brand_idx]
+    depreciation = np.array([b[2] for b in cat.ALL_BRANDS])[brand_idx]
+    ev_share = np.array([b[3] for b in cat.ALL_BRANDS])[brand_idx]
 
     product = rng.choice(3, n, p=[0.70, 0.22, 0.08])
-    term = rng.choice(np.array([12, 24, 36, 48, 60]), n, p=[0.08, 0.22, 0.40, 0.15, 0.15])
+    # terms: 12–60 months in China; 36–72 in the US (the average new-car loan runs ≈ 68 months)
+    term = np.where(us, rng.choice(np.array([36, 48, 60, 72]), n, p=[0.10, 0.15, 0.40, 0.35]),
+                    rng.choice(np.array([12, 24, 36, 48, 60]), n, p=[0.08, 0.22, 0.40, 0.15, 0.15]))
     mob = np.minimum((rng.random(n) ** 1.3 * (term + 1)).astype(np.int64), term)  # months on book
     contract_day = rng.integers(1, 29, n)
     contract_month = (today.astype("datetime64[M]") - mob).astype("datetime64[M]")
@@ -177,13 +186,21 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     # new cars: this year's or next year's model; used cars: as old as their age at purchase
     model_year = (contract_year - age_at_purchase + np.where(used, 0, rng.integers(0, 2, n))).astype(np.int64)
     price = new_price * rng.uniform(0.9, 1.12, n) * (1 - depreciation) ** age_at_purchase
-    price = np.round(price, -2)
-    ltv = np.clip(rng.normal(0.68 + 0.04 * quality, 0.08, n), 0.3, 0.9)
+    price = np.where(us, np.round(price, -1), np.round(price, -2))
+    # loan-to-value: ≈ 0.68 in China (30 % down payment), ≈ 0.85 in the US
+    ltv = np.clip(rng.normal(np.where(us, 0.85, 0.68) + 0.04 * quality, 0.08, n), 0.3, np.where(us, 1.1, 0.9))
     principal = np.round(price * ltv, -2)
-    annual_rate = np.round(np.clip(0.065 - 0.012 * quality + np.where(used, 0.02, 0.0)
-                                   + rng.normal(0, 0.008, n), 0.0, 0.18), 4)
-    annual_rate = np.where(rng.random(n) < 0.07, 0.0, annual_rate)  # manufacturer 0 % promotions
-    method = np.where(rng.random(n) < 0.85, 0, 1).astype(np.int8)
+    # rates: ≈ 6.5 % in China; in the US ≈ 7 % new and ≈ 11 % used (Experian, 2025)
+    annual_rate = np.round(np.clip(np.where(us, 0.07, 0.065) - np.where(us, 0.025, 0.012) * quality
+                                   + np.where(used, np.where(us, 0.04, 0.02), 0.0)
+                                   + rng.normal(0, 0.008, n), 0.0, np.where(us, 0.25, 0.18)), 4)
+    annual_rate = np.where(rng.random(n) < np.where(us, 0.03, 0.07), 0.0, annual_rate)  # 0 % promotions
+    method = np.where((rng.random(n) < 0.85) | us, 0, 1).astype(np.int8)   # US loans: equal installments
+    # underwriting: the installment took at most 35 % of the income when the loan was made (a
+    # larger down payment otherwise) — today's debt ratio exceeds that only where income fell
+    affordable = 0.35 * income_at_contract / np.maximum(sched.payment(principal, annual_rate, term, method), 1.0)
+    principal = np.round(principal * np.minimum(affordable, 1.0), -2)
+    principal = np.maximum(principal, 1_000.0)
 
     first_month = contract_month + 1
     # installments whose due date fell before the snapshot day
@@ -194,12 +211,24 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     dti_pre = rng.uniform(0.05, 0.35, n) - 0.04 * quality
     monthly_payment = sched.payment(principal, annual_rate, term, method)
     dti = np.clip(dti_pre + monthly_payment / income, 0.02, 2.5)
-    logit = -4.2 - 1.1 * quality + 2.0 * (dti - 0.45) + 0.25 * past_delinq
+    # seasoning: a loan's delinquency rises over its first year (few first-payment defaults)
+    logit = -3.35 - 1.1 * quality + 2.0 * (dti - 0.45) + 0.25 * past_delinq + np.log(np.clip(due / 6, 0.15, 1.0))
     p_delinquent = 1 / (1 + np.exp(-logit))
     delinquent = (rng.random(n) < p_delinquent) & (due > 0)
     missed = np.where(delinquent, 1 + rng.geometric(np.clip(0.5 + 0.1 * quality, 0.25, 0.85), n) - 1, 0)
     # a long tail beyond M6 for accounts that stopped paying altogether
     missed = np.where(delinquent & (quality < -1) & (rng.random(n) < 0.08), missed + rng.integers(3, 12, n), missed)
+    # the true cause of each delinquency (simulated truth, never a book column: the bundle
+    # infers it from evidence, and kernel.synth.truth gives it back to measure that inference)
+    rng_c = np.random.default_rng([seed, chunk, 3])
+    cause = _causes(rng_c, n, delinquent, emp, quality, income, monthly_payment)
+    fraud = (rng_c.random(n) < FRAUD_SHARE) & (due > 0)        # never meant to pay
+    cause = np.where(fraud, CAUSES.index("FRAUD"), cause)
+    delinquent = delinquent | fraud
+    # a forgotten installment is one installment; other causes paid the first one, unless it is
+    # the only one due; fraud never paid
+    missed = np.where(cause == CAUSES.index("OPERATIONAL"), 1, missed)
+    missed = np.where(fraud, due, np.minimum(missed, np.where(due >= 2, due - 1, due)))
     missed = np.minimum(missed, due)
     paid = due - missed
     oldest_unpaid_due = due_of(paid + 1)
@@ -210,6 +239,12 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     penalty_rate = np.where(rng.random(n) < 0.8, 0.0005, 0.0003)
     avg_days_late = np.maximum(dpd - 30.4 * (missed - 1) / 2, 0)
     penalty = np.round(overdue_amount * penalty_rate * avg_days_late, 2)
+    # US contracts charge a late fee, not penalty interest: 5 % of the installment (at least
+    # 15 USD) for each installment more than 10 days late (the usual 10-day grace period)
+    late_installments = np.where(missed > 0, np.clip(np.floor((dpd - US_GRACE_DAYS - 1) / 30.4) + 1, 0, missed), 0)
+    late_fee = np.round(late_installments * np.maximum(0.05 * monthly_payment, 15.0), 2)
+    penalty_rate = np.where(us, 0.0, penalty_rate)
+    penalty = np.where(us, late_fee, penalty)
     next_due = due_of(paid + 1)
     repaid = paid >= term
 
@@ -238,7 +273,8 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
 
     # promises to pay: made by delinquent customers, broken more often by weak ones
     made = np.where(delinquent, rng.poisson(np.minimum(0.6 + dpd / 30, 4)), rng.poisson(0.03, n) * (due > 0))
-    p_keep = np.clip(0.55 + 0.15 * quality - dpd / 400, 0.05, 0.95)
+    p_keep = np.clip(0.55 + 0.15 * quality - dpd / 400 - np.where(cause == CAUSES.index("WILLINGNESS"), 0.35, 0.0),
+                     0.05, 0.95)
     kept = rng.binomial(made, p_keep)
     broken = made - kept
     broken_30d = rng.binomial(broken, 0.45)
@@ -247,7 +283,7 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     # (made, kept and broken are settled with the history below: the open promise counts as made)
 
     # --- contactability and today's contact history --------------------------------------
-    phone_valid = rng.random(n) > np.where(dpd > 60, 0.2, 0.04)
+    phone_valid = rng.random(n) > np.where(fraud, 0.5, np.where(dpd > 60, 0.2, 0.04))
     third_party = rng.random(n) < 0.85
     consent = rng.random(n) < 0.92
     opt_out = rng.random(n) < np.where(us, 0.05, 0.01)
@@ -273,7 +309,9 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     card_valid = rng.random(n) > 0.15
     card_util = np.clip(rng.beta(2, 3, n) - 0.15 * quality, 0, 1.5)
     spending = np.round(income * rng.uniform(0.25, 0.7, n), -1)
-    spending_change = np.round(rng.normal(0.02, 0.12, n) - np.where(missed > 0, 0.15, 0.0), 3)
+    spending_change = np.round(rng.normal(0.02, 0.12, n)
+                               - np.where(cause == CAUSES.index("CAPACITY"), 0.25, np.where(missed > 0, 0.05, 0.0)), 3)
+    spending_change = np.maximum(spending_change, -0.95)
     total_debt = np.round(pos.outstanding_principal + income * rng.uniform(0, 30, n) * np.clip(1 - 0.3 * quality, 0.2, 2), -2)
 
     # --- vehicle state -------------------------------------------------------------------
@@ -299,6 +337,7 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     risky = np.clip(dpd / 90, 0, 1)
     gps = np.select([gps_r < 0.025, gps_r < 0.025 + 0.035 + 0.10 * risky, gps_r < 0.065 + 0.10 * risky + 0.004 + 0.02 * risky],
                     [3, 1, 2], default=0).astype(np.int8)
+    gps = np.where(fraud & (gps != 3) & (rng_c.random(n) < 0.35), 2, gps).astype(np.int8)   # a fraud strips the tracker
     offline_h = np.select([gps == 0, gps == 1, gps == 2],
                           [rng.uniform(0, 1.5, n), rng.lognormal(np.log(60), 0.9, n), rng.lognormal(np.log(200), 0.6, n)],
                           default=np.nan)
@@ -313,12 +352,13 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     reg = region_idx
     lat0 = np.array([x[4] for x in regions])[reg]; lon0 = np.array([x[5] for x in regions])[reg]
     fence = np.where(rng.random(n) < 0.7, 30.0, 50.0)
-    far = rng.random(n) < 0.02 + 0.08 * risky
+    # beyond the geofence: 0.4 % of current cars, up to 4.4 % of cars 90+ days past due
+    far = rng.random(n) < 0.004 + 0.04 * risky
     km = np.where(far, fence + rng.exponential(150, n), rng.exponential(6, n))
     bearing = rng.uniform(0, 2 * np.pi, n)
     lat = lat0 + km * np.cos(bearing) / 111.0
     lon = lon0 + km * np.sin(bearing) / (111.0 * np.cos(np.radians(lat0)))
-    exits = rng.poisson(np.where(far, 2.0, 0.1))
+    exits = rng.poisson(np.where(far, 1.5, 0.006))
     violations = rng.poisson(np.exp(rng.normal(-1.2, 0.9, n)))
     # a tracker reports geofence exits while it pings: none without one or silent for weeks;
     # a car on the book for fewer days than the window had fewer days to leave or be fined
@@ -328,16 +368,9 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     violations = rng_h.binomial(violations, np.clip(owned_days / 88, 0, 1))
     repossessed = (dpd > 90) & (rng.random(n) < 0.3) | (dpd > 60) & (rng.random(n) < 0.05)
 
-    # overdue reason as a collector would record it, by the customer's situation
-    weights = np.tile(np.array([0.0, 0.30, 0.25, 0.08, 0.12, 0.05, 0.10, 0.07, 0.03]), (n, 1))
-    weights[:, 2] *= np.where(emp == 2, 6.0, 1.0)                        # INCOME_LOSS
-    weights[:, 4] *= np.where(emp == 1, 3.0, 0.6)                        # BUSINESS_FAILURE
-    weights[:, 6] *= np.where(dpd <= 10, 3.0, 0.2)                       # FORGOT
-    weights[:, 7] *= np.where((dpd > 60) & (income > 15_000), 5.0, 0.5)  # WILFUL_REFUSAL
-    weights[:, 8] *= np.where(gps == 2, 15.0, 1.0)                       # FRAUD_SUSPECTED
-    weights[:, 1] *= np.where(dpd > 90, 2.0, 1.0)                        # UNKNOWN
-    cdf = np.cumsum(weights, axis=1)
-    drawn = (cdf < rng.random(n)[:, None] * cdf[:, -1:]).sum(axis=1)
+    # overdue reason as a collector records it: the true cause when the debtor says it (or a
+    # hardship claim from one who will not pay), UNKNOWN when nothing was learnt
+    drawn = _recorded_reason(rng_c, cause, emp, phone_valid)
     reason = np.where(missed > 0, drawn, 0).astype(np.int8)
 
     # --- personal data (synthetic, but in the real formats) ------------------------------
@@ -388,6 +421,7 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
         "litigation_clause": pa.array(litigation_clause), "contact_records_kept": pa.array(records_kept),
         "demand_notices_sent": pa.array(notices.astype(np.int64)),
         "repossessed": pa.array(repossessed),
+        "currency": _enum("currency", us.astype(np.int8)),
         # customer
         "name": person["name"], "id_number": person["id_number"], "phone": person["phone"],
         "address": person["address"],
@@ -411,7 +445,7 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
         "open_complaints": pa.array(complaints.astype(np.int64)),
         # vehicle
         "plate_number": person["plate_number"],
-        "brand": _take([b[0] for b in cat.BRANDS], brand_idx),
+        "brand": _take([b[0] for b in cat.ALL_BRANDS], brand_idx),
         "model": _take([m for m, _ in flat_models], model_flat),
         "model_year": pa.array(model_year), "energy_type": _enum("energy_type", energy),
         "mileage_km": pa.array(mileage), "condition_grade": _enum("condition_grade", condition),
@@ -434,10 +468,55 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
         "complaints": complaints, "consent": consent, "opt_out": opt_out, "reason": reason,
         "insurance_known": ins_known, "insurance_expiry": ins_expiry.astype(np.int64),
         "gps": gps, "last_ping": last_ping, "lat": np.round(lat, 5), "lon": np.round(lon, 5),
-        "exits": exits, "violations": violations,
+        "exits": exits, "violations": violations, "cause": cause.astype(np.int8),
+        # the latent state the forward simulation (kernel.synth.outcomes) continues from
+        "quality": quality, "dti": dti, "missed": missed.astype(np.int64), "due": due.astype(np.int64),
+        "term": term.astype(np.int64), "past_delinq": past_delinq,
         "notices": notices, "repossessed": repossessed,
     }
     return batch, history
+
+
+#: true causes of a delinquency (kernel.synth.truth), in the order of the bundle's
+#: risk_segment.overdue_reason members (UNKNOWN is an inference's, never a truth)
+CAUSES = ("NONE", "CAPACITY", "WILLINGNESS", "OPERATIONAL", "DISPUTE", "FRAUD")
+#: share of loans that were fraudulent at origination (never meant to pay: first-payment default)
+FRAUD_SHARE = 0.0015
+_REASON = {name: i for i, name in enumerate(ENUMS["overdue_reason"])}
+
+
+def _causes(rng, n, delinquent, emp, quality, income, payment) -> np.ndarray:
+    """The true cause of each delinquent account's arrears (0 NONE for the others): lost
+    capacity (unemployment, illness, a failed business — more for the unemployed, the
+    self-employed and weak credit), unwillingness (more where income covers the instalment),
+    a forgotten instalment (good payers), a dispute over the car or the contract."""
+    cap = 0.55 * np.where(emp == 2, 5.0, 1.0) * np.where(emp == 1, 1.4, 1.0) * np.exp(-0.3 * quality)
+    will = 0.13 * np.where(income >= 3 * payment, 1.5, 0.6)
+    oper = 0.20 * np.where(quality > 0, 1.4, 0.7)
+    disp = np.full(n, 0.05)
+    w = np.stack([cap, will, oper, disp], axis=1)
+    cdf = np.cumsum(w, axis=1)
+    k = (cdf < rng.random(n)[:, None] * cdf[:, -1:]).sum(axis=1)
+    return np.where(delinquent, 1 + k, 0).astype(np.int64)
+
+
+def _recorded_reason(rng, cause, emp, phone_valid) -> np.ndarray:
+    """reported_overdue_reason from the true cause: what the debtor tells the collector."""
+    n = cause.shape[0]
+    u, v = rng.random(n), rng.random(n)
+    r = _REASON
+    hardship = np.where(emp == 1, np.where(v < 0.6, r["BUSINESS_FAILURE"], r["INCOME_LOSS"]),
+                        np.where(v < 0.75, r["INCOME_LOSS"], r["ILLNESS"]))
+    told = np.select(
+        [cause == 1, cause == 2, cause == 3, cause == 4, cause == 5],
+        [np.where(u < 0.70, hardship, r["UNKNOWN"]),
+         np.select([u < 0.35, u < 0.60], [r["WILFUL_REFUSAL"], hardship], r["UNKNOWN"]),
+         np.where(u < 0.60, r["FORGOT"], r["UNKNOWN"]),
+         np.where(u < 0.85, r["DISPUTE"], r["UNKNOWN"]),
+         np.where(u < 0.40, r["FRAUD_SUSPECTED"], r["UNKNOWN"])],
+        r["NONE"])
+    # a debtor nobody reaches tells nothing half the time
+    return np.where((cause > 0) & ~phone_valid & (rng.random(n) < 0.5), r["UNKNOWN"], told)
 
 
 _VIN_CHARS = np.array(list("ABCDEFGHJKLMNPRSTUVWXYZ0123456789"))
@@ -492,7 +571,8 @@ def _vin(body_codes, brand_idx, model_year, idx) -> pa.Array:
     """17-character VINs: maker prefix, random body, model-year letter, serial from the index."""
     n = idx.shape[0]
     wmi = np.array(["LVS", "LFV", "LHG", "LGX", "LRW", "WBA", "WDD", "LFV", "LB3", "LS5", "LGW", "LSG",
-                    "LGB", "LJ1", "LW4"])[brand_idx % 15]
+                    "LGB", "LJ1", "LW4",                                  # the Chinese market's makers
+                    "1FT", "1G1", "4T1", "5J6", "1N4", "KM8", "KNA", "1C4", "1C6", "5YJ"])[brand_idx]
     body = _fast_rows(_VIN_CHARS[body_codes])
     year = np.array(list(_VIN_YEAR))[(model_year - 1980) % 30]
     return _join(pa.array(wmi), pa.array(body), pa.array(np.full(n, "X")), pa.array(year),

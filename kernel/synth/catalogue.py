@@ -1,8 +1,11 @@
-"""Reference data the synthetic book draws from: regions, vehicles, names.
+"""Reference data the synthetic book draws from: regions, vehicles, names, by country.
 
-Prices are indicative new-car prices in CNY (2026); ``depreciation`` is the brand's typical
-yearly loss of value used by the generator (a geometric curve), ``ev_share`` the share of
-battery-electric and plug-in versions sold.
+Each country is its own market: :data:`BRANDS` are the Chinese market's brands and models with
+indicative new-car prices in CNY (2026), :data:`US_BRANDS` the US market's in USD (indicative
+MSRPs, 2026); ``depreciation`` is the brand's typical yearly loss of value used by the generator
+(a geometric curve), ``ev_share`` the share of battery-electric and plug-in versions sold.
+:data:`ALL_BRANDS` is both lists, Chinese first (brand and model indices in the generator and
+the RV model's categories are into it).
 """
 from __future__ import annotations
 
@@ -54,6 +57,25 @@ BRANDS = (
     ("NIO", 2.0, 0.22, 1.00, (("ET5", 300_000), ("ES6", 340_000))),
     ("Li Auto", 3.0, 0.18, 1.00, (("L7", 320_000), ("L9", 420_000))),
 )
+
+# the US market, prices in USD
+US_BRANDS = (
+    ("Ford", 13.0, 0.15, 0.04, (("F-150", 47_000), ("Escape", 30_000), ("Explorer", 41_000))),
+    ("Chevrolet", 12.0, 0.16, 0.04, (("Silverado 1500", 45_000), ("Equinox", 29_000), ("Malibu", 26_000))),
+    ("Toyota", 14.0, 0.10, 0.08, (("Camry", 29_000), ("RAV4", 32_000), ("Corolla", 23_000), ("Tacoma", 35_000))),
+    ("Honda", 10.0, 0.11, 0.05, (("Civic", 26_000), ("CR-V", 32_000), ("Accord", 29_000))),
+    ("Nissan", 7.0, 0.16, 0.03, (("Rogue", 31_000), ("Altima", 28_000), ("Sentra", 22_000))),
+    ("Hyundai", 6.0, 0.14, 0.08, (("Tucson", 30_000), ("Elantra", 23_000))),
+    ("Kia", 5.0, 0.14, 0.06, (("Sportage", 29_000), ("Forte", 21_000))),
+    ("Jeep", 6.0, 0.17, 0.05, (("Grand Cherokee", 42_000), ("Wrangler", 37_000))),
+    ("Ram", 5.0, 0.15, 0.0, (("1500", 45_000),)),
+    ("Tesla", 3.0, 0.15, 1.00, (("Model 3", 40_000), ("Model Y", 46_000))),
+)
+
+ALL_BRANDS = BRANDS + US_BRANDS
+
+# currency of each country's loans (accounts.currency); a country's amounts are only ever in it
+CURRENCY = {"CN": "CNY", "US": "USD"}
 
 CN_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林高罗郑梁谢宋唐许韩冯邓曹彭曾萧田董潘袁蔡蒋余于杜叶程魏苏吕丁任沈姚卢"
 CN_GIVEN = ("伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",

@@ -638,6 +638,9 @@ def _as_text(arr) -> pa.Array:
 # The strategy
 # --------------------------------------------------------------------------------------------
 
+#: the currency a country's loans are in, for a book without a `currency` column
+CURRENCY_OF_COUNTRY = {"CN": "CNY", "US": "USD"}
+
 _STRATEGY_DEFAULTS = {
     "templates": None,                      # directory of <language>.toml; None: the built-in ones
     "max_calls": 3,                         # phone calls planned per account per run
@@ -646,7 +649,10 @@ _STRATEGY_DEFAULTS = {
     "field_visit_every_days": 7,            # no field visit within this many days of the last one
     "hold_on_open_promise": True,           # an open promise not yet due: SMS reminders only
     "hold_on_dispute": True,                # an open dispute: no collection action at all
-    "currency": {"CN": "¥", "US": "$"},     # symbol by the debtor's country
+    # symbol by the account's currency (the book's `currency` column; a book without one: the
+    # currency of the debtor's country, CURRENCY_OF_COUNTRY); a currency without a symbol here is
+    # written as its ISO code ("EUR 1,234.00"), never with another currency's symbol
+    "currency": {"CNY": "¥", "USD": "$"},
     "language": {"CN": "zh", "US": "en"},   # script language by the debtor's country
     # what the contracts call the charge for paying late, by country: penalty_interest (罚息) or late_fee
     "late_charge": {"CN": "penalty_interest", "US": "late_fee"},
@@ -733,7 +739,10 @@ class TieredStrategy(CollectionStrategy):
         countries = ENUMS["country"]
         self._language_of_country = np.array(
             [languages.index(settings["language"].get(c, "zh")) for c in countries] + [languages.index("zh")], np.int64)
-        self._symbols = [str(settings["currency"].get(c, "")) for c in countries] + [""]    # index −1: the last, ""
+        currencies = ENUMS["currency"]
+        self._symbols = [str(settings["currency"].get(c, c + " ")) for c in currencies] + [""]    # index −1: ""
+        self._currency_of_country = np.array([currencies.index(CURRENCY_OF_COUNTRY[c]) for c in countries] + [-1],
+                                             np.int64)
         self._late_charge = np.array([settings["late_charge"].get(c, "penalty_interest") for c in countries]
                                      + ["penalty_interest"], dtype=object)
         self._constants = {language: settings[language] for language in ("zh", "en")}
@@ -822,7 +831,12 @@ class TieredStrategy(CollectionStrategy):
 
     def _render(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: np.ndarray):
         country = batch.enum("country")
-        renderer = _Renderer(batch, self._constants, (self._symbols, country), self._late_charge, self.vehicle_names)
+        # amounts in the account's own currency: the book says which; else the country's
+        currency = self._currency_of_country[country]
+        if batch.has("currency"):                        # null (−1): the country's currency
+            given = batch.enum("currency")
+            currency = np.where(given >= 0, given, currency)
+        renderer = _Renderer(batch, self._constants, (self._symbols, currency), self._late_charge, self.vehicle_names)
         language = self._language_of_country[country[rows]]
         chosen = self._pick[language, action, np.maximum(tier[rows], 0)]
         ids = self._ids[chosen]

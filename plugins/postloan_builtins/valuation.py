@@ -165,7 +165,7 @@ def _arrow_rows(column, rows: np.ndarray):
 
 _CHANNEL_KEYS = {"name", "kind", "description", "price_factor", "success_rate", "fee_rate", "fee_fixed",
                  "transport_cost", "expected_days", "holding_cost_per_day", "max_age_years", "max_mileage_km",
-                 "conditions", "countries"}
+                 "conditions", "countries", "relist_cost", "relist_price_drop", "capital_cost_per_year"}
 
 
 def load_channels(path: str | Path | None = None) -> list[DisposalChannel]:
@@ -174,6 +174,8 @@ def load_channels(path: str | Path | None = None) -> list[DisposalChannel]:
     path = Path(path or DATA_DIR / "disposal_channels.toml")
     data = read_toml(path, "disposal channels")
     holding = _number(data.get("holding_cost_per_day", 0.0), f"{path}: holding_cost_per_day")
+    capital = _number(data.get("capital_cost_per_year", 0.0), f"{path}: capital_cost_per_year", 0.0, 1.0)
+    drop = _number(data.get("relist_price_drop", 0.0), f"{path}: relist_price_drop", 0.0, 1.0)
     specs = data.get("channel", [])
     if not isinstance(specs, list) or not all(isinstance(spec, Mapping) for spec in specs):
         raise PostloanError(f"{path}: channels are [[channel]] tables")
@@ -186,7 +188,8 @@ def load_channels(path: str | Path | None = None) -> list[DisposalChannel]:
         if not isinstance(spec.get("name"), str) or not spec["name"]:
             raise PostloanError(f"{where}: a channel needs a name")
         try:
-            channels.append(DisposalChannel(**{"holding_cost_per_day": holding, **spec}))
+            channels.append(DisposalChannel(**{"holding_cost_per_day": holding, "capital_cost_per_year": capital,
+                                               "relist_price_drop": drop, **spec}))
         except TypeError:                    # a required field is missing
             missing = [k for k in ("kind", "price_factor", "success_rate") if k not in spec]
             raise PostloanError(f"{where}: missing {missing[0] if missing else 'a field'}") from None

@@ -162,8 +162,8 @@ def test_check_of_a_folder_shows_paths_as_given(capsys, tmp_path, monkeypatch):
     code, out, err = run(capsys, "check", "rulesets/")
     assert code == 1
     assert out.strip().splitlines() == [
-        "rulesets/disposal.yaml:33:3: input `rv_model.price`: no ruleset or model named `rv_model` in the bundle",
-        "rulesets/early_warning.yaml:25:3: input `pd_model.probability`: no ruleset or model named `pd_model` "
+        "rulesets/disposal.yaml:35:3: input `rv_model.price`: no ruleset or model named `rv_model` in the bundle",
+        "rulesets/early_warning.yaml:30:3: input `pd_model.probability`: no ruleset or model named `pd_model` "
         "in the bundle"]
 
 

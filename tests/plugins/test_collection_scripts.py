@@ -139,6 +139,25 @@ def test_us_debtors_get_english_scripts_in_dollars(planned, small_book):
     assert all(plan["language"][i] == "zh" and "¥" in plan["script"][i].as_py() for i in cn_rows)
 
 
+def test_amounts_are_written_in_the_accounts_currency_not_its_countrys(small_book, strategy):
+    """The symbol follows the account's `currency` column: a CNY loan of a US-resident debtor is
+    stated in yuan (in English), never relabelled as dollars; without the column, the country's."""
+    book = small_book.slice(0, 400)
+    us = pa.array(["US"] * book.num_rows).dictionary_encode()
+    cny = pa.array(["CNY"] * book.num_rows).dictionary_encode()
+    book = book.set_column(book.schema.get_field_index("country"), "country", us)
+    book = book.set_column(book.schema.get_field_index("currency"), "currency", cny)
+    plan = strategy.plan(Batch(book.num_rows, AS_OF, NOW, [tier_decisions(book), book]))
+    money = np.isin(plan["action"], [ACTION[a] for a in ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT")])
+    texts = [plan["script"][i].as_py() for i in np.flatnonzero(money)]
+    assert texts and all("¥" in t and "$" not in t for t in texts)
+    assert all(plan["language"][i] == "en" for i in np.flatnonzero(money))
+    no_column = book.drop_columns(["currency"])
+    plan = strategy.plan(Batch(no_column.num_rows, AS_OF, NOW, [tier_decisions(no_column), no_column]))
+    texts = [plan["script"][i].as_py() for i in np.flatnonzero(np.isin(plan["action"], [ACTION["SMS"]]))]
+    assert texts and all("$" in t and "¥" not in t for t in texts)
+
+
 def test_small_batches_render_the_same_text_as_large_ones(small_book, strategy):
     decisions = tier_decisions(small_book)
     big = Batch(small_book.num_rows, AS_OF, NOW, [decisions, small_book])

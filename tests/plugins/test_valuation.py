@@ -1,6 +1,7 @@
 """Valuation: the depreciation curve and the disposal-channel selector on worked examples."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from kernel.errors import PostloanError
 from kernel.hookspecs import Batch, DisposalChannel
-from kernel.pipeline import select_disposal_channels, vehicle_age_years
+from kernel.pipeline import disposal_economics, select_disposal_channels, vehicle_age_years
 from plugin_helpers import utc
 
 DAY0 = dt.date(1970, 1, 1)
@@ -71,7 +72,7 @@ def test_mileage_and_condition_move_the_value(curve):
 
 def test_every_catalogue_brand_has_a_depreciation_rate(curve):
     from kernel.synth import catalogue
-    assert {b[0] for b in catalogue.BRANDS} <= set(curve.rates)
+    assert {b[0] for b in catalogue.ALL_BRANDS} <= set(curve.rates)
 
 
 CHANNELS = [
@@ -97,42 +98,100 @@ def select(price, age, km, grade, country="CN", channels=CHANNELS):
     return (channels[idx[0]].name if idx[0] >= 0 else None), net[0], days_[0]
 
 
-def test_young_car_goes_to_the_dealer():
-    # auction  100,000×0.96×0.82 − (600 + 0.03×96,000) − 900 − 60×14 = 73,500
-    # dealer    88,000×0.97 − 300 − 400 − 60×5                        = 84,360
-    # leasing   94,000×0.90 − (500 + 940) − 1,000 − 60×10             = 81,560
-    # dismantle 25,000×0.99 − 800 − 60×4                              = 23,710
-    name, net, days_ = select(100_000, 2, 40_000, "A")
-    assert (name, days_) == ("dealer", 5) and net == pytest.approx(84_360)
+def by_attempts(price, c, attempts=400):
+    """Expected net proceeds and days to cash summed attempt by attempt (an independent reading
+    of the relisting model): attempt k happens if the k before did not sell, costs the relist
+    fee (k ≥ 1), the holding and the cost of funds of its days, and sells at a price
+    relist_price_drop lower each time."""
+    s, net, days, reach = c.success_rate, -c.transport_cost, 0.0, 1.0
+    realized = price * c.price_factor
+    relist = c.fee_fixed if c.relist_cost is None else c.relist_cost
+    for k in range(attempts):
+        if k:
+            net -= reach * relist
+        net -= reach * (c.holding_cost_per_day * c.expected_days
+                        + realized * c.capital_cost_per_year * c.expected_days / 365)
+        days += reach * c.expected_days
+        sold = reach * s
+        net += sold * (realized * (1 - c.relist_price_drop) ** k * (1 - c.fee_rate) - c.fee_fixed)
+        reach *= 1 - s
+    return net, days
+
+
+def test_the_formula_is_the_sum_over_relistings():
+    for c in CHANNELS + [dataclasses.replace(CHANNELS[0], relist_price_drop=0.05, capital_cost_per_year=0.06,
+                                             relist_cost=250.0)]:
+        for price in (5_000.0, 30_000.0, 100_000.0):
+            net, days = disposal_economics(np.array([price]), c)
+            want_net, want_days = by_attempts(price, c)
+            assert net[0] == pytest.approx(want_net, rel=1e-9) and days[0] == pytest.approx(want_days, rel=1e-9)
+
+
+def test_an_unsold_auction_relists_instead_of_recovering_nothing():
+    # auction, 100,000: sells first time with 0.82; relisted until sold (no price drop here):
+    #   96,000 × 0.97 − 600 − 900 − 600 × 0.18/0.82 − 60 × 14/0.82 = 90,317.1
+    # the old reading (an unsold car recovers nothing) gave 73,500 and lost every car to the dealer
+    net, days = disposal_economics(np.array([100_000.0]), CHANNELS[0])
+    assert net[0] == pytest.approx(96_000 * 0.97 - 600 - 900 - 600 * 0.18 / 0.82 - 60 * 14 / 0.82)
+    assert days[0] == pytest.approx(14 / 0.82)
+    never = dataclasses.replace(CHANNELS[0], success_rate=0.0)
+    assert disposal_economics(np.array([100_000.0]), never)[0][0] == -np.inf
+
+
+def test_dear_car_goes_to_auction_cheap_car_to_the_dealer():
+    # 100,000, 2 years, grade A: auction 90,317 beats dealer 84,378 (88,000 − 300 − 400 − 9 − 309)
+    name, net, days_ = select(100_000, 2, 70_000, "A")
+    assert name == "auction" and days_ == pytest.approx(14 / 0.82)
+    # 15,000: the auction's fixed costs and wait outweigh its better price
+    name, net, days_ = select(15_000, 5, 90_000, "B")
+    assert name == "dealer" and net == pytest.approx(disposal_economics(np.array([15_000.0]), CHANNELS[1])[0][0])
 
 
 def test_leasing_wins_when_its_price_outweighs_its_wait():
-    leasing_friendly = [CHANNELS[0], DisposalChannel("dealer", "DEALER", price_factor=0.80, success_rate=0.97,
-                                                     fee_fixed=300, transport_cost=400, expected_days=5,
-                                                     holding_cost_per_day=60), CHANNELS[2]]
+    leasing_friendly = [DisposalChannel("dealer", "DEALER", price_factor=0.80, success_rate=0.97,
+                                        fee_fixed=300, transport_cost=400, expected_days=5,
+                                        holding_cost_per_day=60), CHANNELS[2]]
     name, net, _ = select(100_000, 2, 40_000, "A", channels=leasing_friendly)
-    assert name == "leasing" and net == pytest.approx(81_560)
+    assert name == "leasing" and net == pytest.approx(by_attempts(100_000, CHANNELS[2])[0])
     # the same car with 70,000 km is beyond the leasing company's limit
     name, net, _ = select(100_000, 2, 70_000, "A", channels=leasing_friendly)
-    assert name == "dealer" and net == pytest.approx(80_000 * 0.97 - 300 - 400 - 300)
+    assert name == "dealer" and net == pytest.approx(by_attempts(100_000, leasing_friendly[0])[0])
 
 
 def test_old_car_goes_to_auction():
-    # 10 years: too old for dealer and leasing; auction 28,800×0.82 − (600 + 864) − 900 − 840 = 20,412
+    # 10 years: too old for dealer and leasing
     name, net, _ = select(30_000, 10, 180_000, "C")
-    assert name == "auction" and net == pytest.approx(20_412)
+    assert name == "auction" and net == pytest.approx(by_attempts(30_000, CHANNELS[0])[0])
 
 
 def test_salvage_goes_to_the_dismantler_even_at_a_small_net():
-    # grade E: no auction, dealer or leasing; dismantler 1,250×0.99 − 800 − 240 = 197.5
+    # grade E: no auction, dealer or leasing; dismantler 1,250 − 800 − 60 × 4/0.99 (it sells 99 %, relists the rest)
     name, net, _ = select(5_000, 14, 250_000, "E")
-    assert name == "dismantler" and net == pytest.approx(197.5)
+    assert name == "dismantler" and net == pytest.approx(1_250 - 800 - 60 * 4 / 0.99)
 
 
 def test_channels_serve_their_own_countries():
     name, net, _ = select(20_000, 3, 50_000, "B", country="US",
                           channels=[CHANNELS[4], DisposalChannel("cn_only", "DEALER", 1.0, 1.0, countries=("CN",))])
-    assert name == "us_auction" and net == pytest.approx(19_000 * 0.85 - (300 + 380) - 400 - 40 * 18)
+    assert name == "us_auction" and net == pytest.approx(by_attempts(20_000, CHANNELS[4])[0])
+
+
+def test_shipped_channels_give_a_plausible_mix():
+    """On the shipped channel data, cars across the range of prices and ages: auctions take
+    most, dealers the cheap and mid-priced young ones, no channel everything."""
+    from postloan_builtins.valuation import load_channels
+    channels = load_channels()
+    rng = np.random.default_rng(5)
+    n = 4000
+    price = np.exp(rng.normal(np.log(80_000), 0.6, n))
+    age = rng.uniform(0.5, 9, n)
+    km = age * 16_000
+    grade = np.array(list("ABCD"), dtype=object)[np.clip((age / 3).astype(int), 0, 3)]
+    idx, net, _ = select_disposal_channels(price, age, km, grade, np.full(n, "CN", dtype=object), channels)
+    kinds = np.array([channels[i].kind for i in idx])
+    share = {k: float(np.mean(kinds == k)) for k in DisposalChannel.KINDS}
+    assert 0.5 <= share["AUCTION"] <= 0.9 and 0.08 <= share["DEALER"] <= 0.45, share
+    assert np.all(net > 0)
 
 
 def test_no_price_or_no_channel_gives_no_recommendation():
