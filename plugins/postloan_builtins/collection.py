@@ -500,6 +500,11 @@ class _Renderer:
         return self._join_all(templates, chosen, rows)
 
     def _join_few(self, templates: list[Template], chosen: np.ndarray, rows: np.ndarray) -> list[str | None]:
+        # each field is formatted once per account, not once per action (a request's account
+        # has several actions: every row is the same)
+        listed = rows.tolist()
+        position = {r: p for p, r in enumerate(dict.fromkeys(listed))}
+        distinct = rows if len(position) == len(listed) else np.array(list(position), np.int64)
         columns: dict[Any, Any] = {}
         out: list[str | None] = []
         for k, i in enumerate(chosen.tolist()):
@@ -507,14 +512,15 @@ class _Renderer:
                 out.append(None)
                 continue
             template = templates[i]
+            p = position[listed[k]]
             parts = []
             for literal, field, unit, key in template.slots:
                 parts.append(literal)
                 if field:
                     values = columns.get(key)
                     if values is None:
-                        values = columns[key] = self._field(field, template.language, rows, True, unit)
-                    parts.append(values if isinstance(values, str) else values[k])
+                        values = columns[key] = self._field(field, template.language, distinct, True, unit)
+                    parts.append(values if isinstance(values, str) else values[p])
             out.append("".join(parts))
         return out
 
