@@ -551,16 +551,12 @@ class Engine:
         as_of = (actions.batch.as_of - _EPOCH_DAY).days
         zone, zst, zen, zts, zoff, zob = self._zone_inputs(run, accounts, actions, per_account)
         facts = np.zeros((K.N_ACTION_FACTS, m), np.int64)
-        if run.calls or run.sms or run.third:       # planned calls, SMS, third-party contacts before each
-            whole = K.Inputs(action, at, actions.rows, _NO_X, facts, _NO_D, run.params, run.base, zone, zst, zen, zts,
-                             zoff, zob, actions.now_us, as_of)
-            K.prepare_facts(whole, actions.rows, run.calls, run.sms, run.third, facts)
         if run.scripts.any():
             among = run.scripts[actions.action]
             if among.any():
                 facts[K.A_SCRIPT] = screen_scripts(actions.script, among)
         n_features = len(K.FEATURES)
-        if single:
+        if single:                                  # one account: the facts and the verdicts in one call
             values = [0] * n_features
             for k, v in per_account.items():
                 values[k] = v
@@ -568,8 +564,13 @@ class Engine:
             D = np.array(derived, np.int64).reshape(len(derived), 1)
             inp = K.Inputs(action, at, np.zeros(m, np.int64), X, facts, D, run.params, run.base, zone, zst, zen, zts,
                            zoff, zob, actions.now_us, as_of)
-            K.judge(run.kernels, run.scopes, inp, outcome, reason, until, winner)
+            K.judge_planned(run.kernels, run.scopes, inp, run.calls, run.sms, run.third, outcome, reason, until,
+                            winner)
             return
+        if run.calls or run.sms or run.third:       # planned calls, SMS, third-party contacts before each
+            whole = K.Inputs(action, at, actions.rows, _NO_X, facts, _NO_D, run.params, run.base, zone, zst, zen, zts,
+                             zoff, zob, actions.now_us, as_of)
+            K.prepare_facts(whole, actions.rows, run.calls, run.sms, run.third, facts)
         for lo in range(0, m, _CHUNK):
             hi = min(lo + _CHUNK, m)
             rows = actions.rows[lo:hi]
