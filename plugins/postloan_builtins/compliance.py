@@ -32,6 +32,7 @@ from kernel.hookspecs import (ACTION, NULL_TIME, US_PER_DAY, ActionBatch, Compli
 from kernel.schema import BOOK, ENUMS
 
 from . import compliance_kernels as K
+from . import screen_kernel
 
 __all__ = [
     "Rule", "Engine", "ENGINE", "CompiledPolicy", "POLICIES", "rulebook", "screen_scripts",
@@ -84,10 +85,6 @@ _CHECKS = {
     "threat": r"(黑名单|坐牢|拘留|子女|曝光|通讯录|刑事)",
 }
 _CHECK_RE = {name: re.compile(pattern, re.ASCII) for name, pattern in _CHECKS.items()}
-_CHECK_BIT = {"opt_out": K.S_OPT_OUT_NOTICE, "recording": K.S_RECORDING_NOTICE, "paid_ignore": K.S_PAID_IGNORE,
-              "anonymous": K.S_ANONYMOUS, "threat": K.S_FALSE_THREAT}
-_MARKER_RE = {"identity": re.compile("|".join(re.escape(m) for m in IDENTITY_MARKERS)),
-              "voicemail": re.compile("|".join(re.escape(m) for m in VOICEMAIL_MARKERS))}
 
 
 def mentions_debt(texts: pa.Array, among: np.ndarray | None = None) -> np.ndarray:
@@ -186,24 +183,42 @@ def _matches(texts: pa.Array, pattern: str) -> np.ndarray:
     return pc.fill_null(pc.match_substring_regex(texts, pattern), False).to_numpy(zero_copy_only=False).astype(bool)
 
 
+def _screen_patterns():
+    """Every literal the screen looks for, as the compiled screen's patterns (its table)."""
+    S = screen_kernel
+    patterns = [(w.encode(), False, S.P_LITERAL, bit) for bit, words in _LITERAL_CHECKS for w in words]
+    patterns += [(t.encode(), False, S.P_DEBT, 0) for t in _CJK_TERMS]
+    patterns += [(t.encode(), True, S.P_DEBT_PREFIX, 0) for t in _ASCII_TERMS]
+    patterns += [(w.encode(), True, S.P_DEBT_WORD, 0) for w in _WHOLE_WORDS]
+    patterns += [(m.encode(), False, S.P_IDENTITY, 0) for m in IDENTITY_MARKERS]
+    patterns += [(m.encode(), False, S.P_VOICEMAIL, 0) for m in VOICEMAIL_MARKERS]
+    patterns += [(word.encode(), True, S.P_WORD, bit) for bit, word, _ in _ENGLISH_CHECKS]
+    return screen_kernel.build_table(patterns)
+
+
+_SCREEN_TABLE = _screen_patterns()
+
+
 def _screen_many(texts: pa.Array) -> np.ndarray:
-    """The screen's bits for many scripts (Arrow's RE2; the same patterns and positions as
-    :func:`_screen_one`: a script is split at its first marker)."""
-    n = len(texts)
-    bits = np.where(pc.is_valid(texts).to_numpy(zero_copy_only=False), K.S_HAS_SCRIPT, 0).astype(np.int64)
-    for name, pattern in _CHECKS.items():
-        bits |= np.where(_matches(texts, pattern), _CHECK_BIT[name], 0)
-    debt = _matches(texts, "(?i)" + _DEBT_PATTERN)
-    bits |= np.where(debt, K.S_DEBT, 0)
-    marker = "|".join(re.escape(m) for m in IDENTITY_MARKERS)
-    before = pc.list_element(pc.split_pattern_regex(texts, marker, max_splits=1), 0)
-    bits |= np.where(_matches(before, "(?i)" + _DEBT_PATTERN), K.S_DEBT_BEFORE_IDENTITY, 0)
-    marker = "|".join(re.escape(m) for m in VOICEMAIL_MARKERS)
-    has_voicemail = _matches(texts, marker)
-    parts = pc.split_pattern_regex(texts, marker, max_splits=1)
-    after = pc.list_element(pc.if_else(pa.array(has_voicemail), parts, pa.nulls(n, parts.type)), 1) \
-        if has_voicemail.any() else pa.nulls(n, pa.string())
-    bits |= np.where(has_voicemail & ~_matches(after, "(?i)" + _DEBT_PATTERN), K.S_VOICEMAIL_OK, 0)
+    """The screen's bits for many scripts: the compiled pass over their bytes
+    (:mod:`.screen_kernel`: the same literals, boundaries and positions as :func:`_screen_one`),
+    then each English pattern on the scripts holding its word (Arrow's RE2)."""
+    arr = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+    if not pa.types.is_string(arr.type):
+        arr = arr.cast(pa.string())
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset:arr.offset + n + 1]
+    data = arr.buffers()[2]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(1, np.uint8)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    bits = np.empty(n, np.int64)
+    words = np.empty(n, np.int64)
+    screen_kernel.scan(data, offsets, valid, *_SCREEN_TABLE, K.S_HAS_SCRIPT, K.S_DEBT, K.S_DEBT_BEFORE_IDENTITY,
+                       K.S_VOICEMAIL_OK, bits, words)
+    for bit, _, pattern in _ENGLISH_CHECKS:
+        idx = np.flatnonzero((words & bit != 0) & (bits & bit == 0))
+        if idx.size:
+            bits[idx[_matches(arr.take(pa.array(idx)), pattern.pattern)]] |= bit
     return bits
 
 

@@ -199,3 +199,27 @@ def test_threads_sharing_a_pipeline_get_the_answers_one_thread_gets(pipeline, sm
         t.join()
     assert [got[i] for i in range(len(requests))] == expected
     assert len(list(read_audit(pipe.audit.path))) == len(requests)
+
+
+#: pieces a script is built of: every kind of literal the screen knows (terms, whole words,
+#: markers, notices, the English patterns' words), in other cases, inside longer words, and
+#: around them text that is neither
+FRAGMENTS = ["逾期", "欠", "车要被", "征信", "退订", "录音", "如已还款请忽略", "客户服务中心", "客服中心", "黑名单",
+             "【确认本人后】", "【语音留言】", "[Identity confirmed]", "[identity confirmed]", "[Voicemail]",
+             "late", "LATE", "later", "Late fee", "pay", "payment", "repo ", "Repo", "owes", "owesome", "tow",
+             "car note", "Past Due", "reply STOP", "Text  stop", "stopped", "this call is recorded", "recording",
+             "If you have already paid", "this is the Example customer service", "I'm from customer service",
+             " ", "_", "x", "9", "您好", "，", "。", "Ünïcödé", "\u212a", "\u0130", "é", "\n"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.lists(st.sampled_from(FRAGMENTS), max_size=12).map("".join)),
+                min_size=65, max_size=90))
+def test_the_compiled_screen_reads_many_scripts_as_the_plain_one_reads_each(texts):
+    """_screen_many (a compiled pass over the bytes, then the English patterns) and _screen_one
+    (plain Python, one script) give every script the same bits."""
+    from postloan_builtins.compliance import _screen_many, _screen_one
+    arr = pa.array(texts, pa.string())
+    assert _screen_many(arr).tolist() == [_screen_one(t) for t in texts]
+    sliced = arr.slice(3)                                       # an array with an offset
+    assert _screen_many(sliced).tolist() == [_screen_one(t) for t in texts[3:]]
