@@ -466,11 +466,15 @@ class _Renderer:
         if field == "vehicle":
             brand, model = column("brand", rows), column("model", rows)
             if language == "zh" and self.vehicle_names:
-                if not small:
-                    brand, model = brand.to_pylist(), model.to_pylist()
                 names = self.vehicle_names
-                text = [_zh_vehicle(names, b, m) for b, m in zip(brand, model)]
-                return text if small else pa.array(text, pa.string())
+                if small:
+                    return [_zh_vehicle(names, b, m) for b, m in zip(brand, model)]
+                # a book has a few hundred models: name each pair once (a null as the few rows' "—")
+                pairs = pc.binary_join_element_wise(pc.fill_null(brand, _MISSING), pc.fill_null(model, _MISSING),
+                                                    "\x00")
+                encoded = pairs.dictionary_encode()
+                distinct = [p.split("\x00", 1) for p in encoded.dictionary.to_pylist()]
+                return pa.array([_zh_vehicle(names, b, m) for b, m in distinct], pa.string()).take(encoded.indices)
             return [f"{b} {m}" for b, m in zip(brand, model)] if small else pc.binary_join_element_wise(brand, model, " ")
         if field == "disposal_channel":
             channel = column("disposal_channel.channel", rows)
