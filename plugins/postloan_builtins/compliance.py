@@ -344,6 +344,8 @@ _TIME_FEATURES = frozenset(name for name, kind, _ in K.FEATURES if kind == "time
 _HORIZON_US = 400 * US_PER_DAY
 #: actions per compiled call on large batches (bounds the feature matrix: features × chunk)
 _CHUNK = 1 << 17
+#: up to this many actions are judged on one thread (starting Numba's threads costs more)
+_SERIAL = 256
 
 
 def _members(kind: str) -> tuple[str, ...]:
@@ -597,7 +599,8 @@ class Engine:
                 D[k] = v[rows] if isinstance(v, np.ndarray) else v
             inp = K.Inputs(action[lo:hi], at[lo:hi], np.arange(hi - lo, dtype=np.int64), X, facts[:, lo:hi], D,
                            run.params, run.base, zone[lo:hi], zst, zen, zts, zoff, zob, actions.now_us, as_of)
-            K.judge(run.kernels, run.scopes, inp, outcome[lo:hi], reason[lo:hi], until[lo:hi], winner[lo:hi])
+            judge = K.judge if hi - lo <= _SERIAL else K.judge_many
+            judge(run.kernels, run.scopes, inp, outcome[lo:hi], reason[lo:hi], until[lo:hi], winner[lo:hi])
 
     def _zone_inputs(self, run: _Run, accounts: _Accounts, actions: ActionBatch, per_account):
         """Each action's zones (its debtor's, then the state's when a policy reads both) and

@@ -27,7 +27,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(
     os.environ.get("POSTLOAN_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "postloan")), "numba"))
 
 import numpy as np  # noqa: E402
-from numba import njit  # noqa: E402
+from numba import njit, prange  # noqa: E402
 
 from kernel.hookspecs import ACTION, NULL_TIME, US_PER_DAY, US_PER_MINUTE  # noqa: E402
 from kernel.schema import ENUMS  # noqa: E402
@@ -738,25 +738,39 @@ def _dispatch(k, i, j, a, inp):
 
 
 @njit(cache=True)
-def judge(kernels, scopes, inp, outcome, reason, until, winner):
+def _judge_action(kernels, scopes, inp, i, outcome, reason, until, winner):
     """Every policy ``kernels[j]`` (judging the actions whose code is a bit of ``scopes[j]``)
-    on every action, combined in order: a strictly stricter outcome replaces the verdict so
+    on action ``i``, combined in order: a strictly stricter outcome replaces the verdict so
     far (its reason, time and policy ``winner``); a second deferral keeps the later time."""
+    a = inp.action[i]
+    o, r, t, w = KEEP, -1, NULL, -1
+    for j in range(kernels.shape[0]):
+        if not (scopes[j] >> a) & 1:
+            continue
+        po, pr, pt = _dispatch(kernels[j], i, j, a, inp)
+        if po > o:
+            o, r, t, w = po, pr, pt, j
+        elif po == DEFER and o == DEFER and pt > t:
+            t = pt
+    outcome[i] = o
+    reason[i] = r
+    until[i] = t
+    winner[i] = w
+
+
+@njit(cache=True)
+def judge(kernels, scopes, inp, outcome, reason, until, winner):
+    """Every action's verdict (:func:`_judge_action`), one after another: a request's few."""
     for i in range(inp.action.shape[0]):
-        a = inp.action[i]
-        o, r, t, w = KEEP, -1, NULL, -1
-        for j in range(kernels.shape[0]):
-            if not (scopes[j] >> a) & 1:
-                continue
-            po, pr, pt = _dispatch(kernels[j], i, j, a, inp)
-            if po > o:
-                o, r, t, w = po, pr, pt, j
-            elif po == DEFER and o == DEFER and pt > t:
-                t = pt
-        outcome[i] = o
-        reason[i] = r
-        until[i] = t
-        winner[i] = w
+        _judge_action(kernels, scopes, inp, i, outcome, reason, until, winner)
+
+
+@njit(cache=True, parallel=True)
+def judge_many(kernels, scopes, inp, outcome, reason, until, winner):
+    """The same verdicts as :func:`judge`, the actions spread over Numba's threads (a batch:
+    each action's verdict reads the inputs and writes its own row only)."""
+    for i in prange(inp.action.shape[0]):
+        _judge_action(kernels, scopes, inp, i, outcome, reason, until, winner)
 
 
 # --------------------------------------------------------------------------------------------
