@@ -607,9 +607,11 @@ class _Renderer:
         """A label chosen per account: the contract's word for late charges, the enforcement
         routes its records allow, the legal basis of a repossession."""
         if field == "late_charge":
-            kinds = self.late_charge[self.batch.enum("country")[rows]]
-            words = [LATE_CHARGES[k][language] for k in kinds.tolist()]
-            return words if small else pa.array(words, pa.string())
+            country = self.batch.enum("country")[rows]          # −1 (null or unknown): the last entry
+            if small:
+                return [LATE_CHARGES[k][language] for k in self.late_charge[country].tolist()]
+            by_country = pa.array([LATE_CHARGES[k][language] for k in self.late_charge.tolist()], pa.string())
+            return by_country.take(pa.array(np.where(country < 0, len(self.late_charge) - 1, country)))
         if field == "routes":
             arbitration = self._flag("arbitration_agreed", rows)
             code = arbitration * 1 + self._flag("contract_notarised", rows) * 2 \
@@ -623,10 +625,14 @@ class _Renderer:
             table, empty = _BASES, _NO_BASIS[language]
             sep = "、" if language == "zh" else ", "
         column = 1 if language == "zh" else 2
-        texts = {c: sep.join(entry[column] for entry in table if c & entry[0]) or empty
-                 for c in set(code.tolist())}
-        words = [texts[c] for c in code.tolist()]
-        return words if small else pa.array(words, pa.string())
+        if small:
+            texts = {c: sep.join(entry[column] for entry in table if c & entry[0]) or empty
+                     for c in set(code.tolist())}
+            return [texts[c] for c in code.tolist()]
+        every = 1 << len(table)                              # the text of each combination of bits, once
+        texts = pa.array([sep.join(entry[column] for entry in table if c & entry[0]) or empty for c in range(every)],
+                         pa.string())
+        return texts.take(pa.array(np.asarray(code, np.int64)))
 
 
 def _zh_vehicle(names: Mapping, brand, model) -> str:
