@@ -106,6 +106,28 @@ def test_scripts_ask_for_a_date_and_record_the_promise(planned):
                 assert "date" in text and ("promise" in text or "Record" in text)
 
 
+def test_calls_ask_the_reason_and_offer_a_plan_visits_also_state_the_consequences(planned):
+    """Seed §02: a collection call asks why the payment is late and offers a plan the debtor can
+    keep; a field visit also states the consequences truthfully (the credit report, the
+    contract's steps) — in every PHONE and FIELD_VISIT script, MEDIUM and SEVERE, both languages."""
+    _, plan = planned
+    seen = set()
+    for i in np.flatnonzero(np.isin(plan["action"], [ACTION["PHONE"], ACTION["FIELD_VISIT"]])):
+        text, zh = plan["script"][i].as_py(), plan["language"][i] == "zh"
+        action = CODE_NAME[int(plan["action"][i])]
+        seen.add((action, plan["language"][i]))
+        after = text.split("【确认本人后】" if zh else "[Identity confirmed]", 1)[1]
+        if zh:
+            assert "原因" in after and ("还款计划" in after or "还款安排" in after), text
+        else:
+            assert "what has made the payment difficult" in after or "understand your situation" in after, text
+            assert "payment plan" in after or "plan you can keep" in after or "repayment plan" in after, text
+        if action == "FIELD_VISIT":
+            assert ("后果" in after and "金融信用信息基础数据库" in after) if zh else \
+                ("reported to the credit bureaus" in after and "repossessing" in after), text
+    assert seen == {("PHONE", "zh"), ("PHONE", "en"), ("FIELD_VISIT", "zh"), ("FIELD_VISIT", "en")}
+
+
 def test_field_visit_scripts_state_identity_and_purpose(planned):
     _, plan = planned
     visits = [plan["script"][i].as_py() for i in np.flatnonzero(plan["action"] == ACTION["FIELD_VISIT"])]
