@@ -139,11 +139,10 @@ def _scan_one(data, lo, end, flat, starts, lengths, kinds, bits_of, exact_seen, 
     return bits, words
 
 
-@njit(cache=True, parallel=True)
-def scan(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index, fold_seen,
-         fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, bits, words):
-    """Every script's bits and English words (``bits``, ``words``; 0 for a null script)."""
-    for i in prange(offsets.shape[0] - 1):
+@njit(cache=True)
+def _scan_range(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
+                fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, lo, hi, bits, words):
+    for i in range(lo, hi):
         if not valid[i]:
             bits[i] = 0
             words[i] = 0
@@ -151,3 +150,24 @@ def scan(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen
         bits[i], words[i] = _scan_one(data, offsets[i], offsets[i + 1], flat, starts, lengths, kinds, bits_of,
                                       exact_seen, exact_first, exact_index, fold_seen, fold_first, fold_index, s_has,
                                       s_debt, s_before, s_voicemail)
+
+
+@njit(cache=True)
+def scan(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index, fold_seen,
+         fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, bits, words):
+    """Every script's bits and English words (``bits``, ``words``; 0 for a null script)."""
+    _scan_range(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
+                fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, 0, offsets.shape[0] - 1,
+                bits, words)
+
+
+@njit(cache=True, parallel=True)
+def scan_many(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
+              fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, bits, words):
+    """:func:`scan` in 64 ranges of scripts spread over Numba's threads (starting them costs
+    milliseconds on a busy machine: for a batch's megabytes of text, not a few scripts)."""
+    n = offsets.shape[0] - 1
+    for part in prange(64):
+        _scan_range(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
+                    fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, n * part // 64,
+                    n * (part + 1) // 64, bits, words)

@@ -218,8 +218,35 @@ FRAGMENTS = ["逾期", "欠", "车要被", "征信", "退订", "录音", "如已
 def test_the_compiled_screen_reads_many_scripts_as_the_plain_one_reads_each(texts):
     """_screen_many (a compiled pass over the bytes, then the English patterns) and _screen_one
     (plain Python, one script) give every script the same bits."""
+    from postloan_builtins import compliance
     from postloan_builtins.compliance import _screen_many, _screen_one
     arr = pa.array(texts, pa.string())
-    assert _screen_many(arr).tolist() == [_screen_one(t) for t in texts]
+    expected = [_screen_one(t) for t in texts]
+    assert _screen_many(arr).tolist() == expected
     sliced = arr.slice(3)                                       # an array with an offset
-    assert _screen_many(sliced).tolist() == [_screen_one(t) for t in texts[3:]]
+    assert _screen_many(sliced).tolist() == expected[3:]
+    threshold, compliance._PARALLEL_BYTES = compliance._PARALLEL_BYTES, 0     # over Numba's threads too
+    try:
+        assert _screen_many(arr).tolist() == expected
+    finally:
+        compliance._PARALLEL_BYTES = threshold
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_verdicts_over_numbas_threads_are_the_verdicts_on_one(policies, scenario):
+    """judge_many (ranges of actions over Numba's threads, for large batches) gives every action
+    the verdict judge (one thread) gives it, for the whole set in one call."""
+    from postloan_builtins import compliance
+    accounts, now, planned, scripts = scenario
+    many = _actions(accounts, now, planned, scripts, COPIES)
+    engine = compliance.ENGINE
+    chosen = list(policies.values())
+    serial = engine.judge(chosen, many)
+    limit, compliance._SERIAL = compliance._SERIAL, 0
+    try:
+        threaded = engine.judge(chosen, many)
+    finally:
+        compliance._SERIAL = limit
+    for a, b in zip(serial, threaded):
+        assert a.tolist() == b.tolist()
