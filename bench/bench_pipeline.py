@@ -4,9 +4,11 @@
   1,000,000 accounts, in rows/s, and its share of the whole decision time (kernel decide +
   stage); the audit-log append of the same batch is reported too. The kernel's ``decide`` on
   the same book, alternating with the stage, is the reference point.
-* One account (3 actions): the same stage on the gRPC Decide form (``Pipeline.stage`` on a
+* One account (4 actions): the same stage on the gRPC Decide form (``Pipeline.stage`` on a
   Record, as ``run_record`` calls it) and on NumPy columns, against ``Kernel.decide_record`` /
   ``decide_columns`` on the same account, alternating call by call.
+* Where the one-account stage goes: the strategy's plan and its scripts, the policies and the
+  script screen, against the whole stage and ``decide_record``.
 * The audit record of one Decide, in each ``[audit] sync`` mode, against the bare system calls
   it needs (``os.write`` + ``fdatasync`` of the same bytes; ``os.write`` alone).
 
@@ -141,6 +143,56 @@ def test_single_account_stage(benchmark, kernel, pipeline):
           f"({us['stage_columns'] / us['decide_columns']:.2f}× decide_columns)")
     assert actions >= 2
     assert pipeline.stage(columns, decided_columns, AS_OF, NOW).actions.to_pylist() == result.actions.to_pylist()
+
+
+def test_single_account_stage_parts(benchmark, kernel, pipeline):
+    """Where the one-account stage goes (the gRPC Decide form, a Record): the strategy's plan
+    with its scripts, the scripts alone, the compliance policies (one compiled call for the
+    set, after the screen reads the scripts), the screen alone — against the whole stage and
+    the kernel's decision of the same account, call by call."""
+    from kernel.hookspecs import Batch, Record
+    from postloan_builtins.compliance import screen_scripts
+    book = _book(2_000)
+    severe = int(np.flatnonzero(book["dpd"].to_numpy() > 40)[0])
+    record = book.slice(severe, 1).to_pylist()[0]
+    decided = kernel.decide_record(record, AS_OF)
+    strategy = pipeline.strategy
+
+    def batch():
+        return Batch(1, AS_OF, NOW, [Record(decided), Record(record)], pipeline.config)
+
+    planned = pipeline._plan(batch())
+    script = planned["script"]
+    parts = {
+        "decide_record": lambda: kernel.decide_record(record, AS_OF),
+        "stage": lambda: pipeline.stage(Record(record), Record(decided), AS_OF, NOW),
+        "strategy_plan": lambda: pipeline._plan(batch()),
+        "scripts": lambda: strategy._render(batch(), planned["row"], planned["action"],
+                                            batch().enum("collection_tier.tier", ("NONE", "MILD", "MEDIUM", "SEVERE"))),
+        "policies": lambda: pipeline._comply(batch(), planned, []),
+        "screen": lambda: screen_scripts(script),
+        "batch_alone": batch,
+    }
+    calls = 100 if _smoke(benchmark) else 3_000
+    for fn in parts.values():
+        for _ in range(100):
+            fn()
+    times: dict[str, list] = {k: [] for k in parts}
+
+    def alternate():
+        for _ in range(calls):
+            for name, fn in parts.items():
+                times[name].append(_timed(fn)[0])
+
+    benchmark.pedantic(alternate, rounds=1, iterations=1)
+    us = {k: statistics.median(v) * 1e6 for k, v in times.items()}
+    low = {k: min(v) * 1e6 for k, v in times.items()}
+    benchmark.extra_info.update({**{f"{k}_us_p50": v for k, v in us.items()}, **{f"{k}_us_min": v for k, v in low.items()},
+                                 "actions": len(planned["action"])})
+    print(f"\none account, {len(planned['action'])} actions, p50 (min) µs:")
+    for k in parts:
+        print(f"  {k:14s} {us[k]:7.1f} ({low[k]:.1f})")
+    assert len(planned["action"]) >= 2
 
 
 def test_audit_append_per_sync_mode(benchmark, kernel, pipeline, tmp_path):

@@ -28,6 +28,7 @@ answer leaves"), or with ``[audit] sync = "interval"`` written before and synced
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -229,10 +230,11 @@ class _PolicySet:
     #: (policy name, policy, plugin, the action codes it judges or None for all)
     policies: list[tuple[str, CompliancePolicy, str, frozenset | None]]
 
-    @property
+    @functools.cached_property
     def runs(self) -> list[tuple[Any, list]]:
         """The policies in order, consecutive ones of one engine together: (engine or None,
-        [policy entries]) — an engine judges its run in one call (``engine.judge``)."""
+        [policy entries]) — an engine judges its run in one call (``engine.judge``). Worked
+        out once: a set's policies do not change (a reload builds a new pipeline)."""
         out: list[tuple[Any, list]] = []
         for entry in self.policies:
             engine = getattr(entry[1], "engine", None)

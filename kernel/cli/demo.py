@@ -402,9 +402,10 @@ def _compliance_story(ledger, pipeline, book, as_of, now) -> list[str]:
         add(account, "VEHICLE_SOLD", sold_at, amount=round(valuation, 2))      # a demo price: 45 % of the car's
         from postloan_builtins.compliance import settlement
         s = settlement([owed], [valuation], [1_500.0 if country == "CN" else 900.0])
-        what = f"deficiency {s['deficiency'][0]:,.2f} owed by the debtor" if s["deficiency"][0] > 0 \
-            else f"surplus {s['surplus'][0]:,.2f} returned to the debtor"
-        lines.append(f"    sold for {valuation:,.2f}; owed {owed:,.2f}, expenses {s['expenses'][0]:,.2f}: {what} "
+        c = "¥" if country == "CN" else "$"                                  # the account's currency
+        what = f"deficiency {c}{s['deficiency'][0]:,.2f} owed by the debtor" if s["deficiency"][0] > 0 \
+            else f"surplus {c}{s['surplus'][0]:,.2f} returned to the debtor"
+        lines.append(f"    sold for {c}{valuation:,.2f}; owed {c}{owed:,.2f}, expenses {c}{s['expenses'][0]:,.2f}: {what} "
                      f"(UCC § 9-615/9-616; Civil Code art. 643)")
     return lines + [""]
 

@@ -466,11 +466,15 @@ class _Renderer:
         if field == "vehicle":
             brand, model = column("brand", rows), column("model", rows)
             if language == "zh" and self.vehicle_names:
-                if not small:
-                    brand, model = brand.to_pylist(), model.to_pylist()
                 names = self.vehicle_names
-                text = [_zh_vehicle(names, b, m) for b, m in zip(brand, model)]
-                return text if small else pa.array(text, pa.string())
+                if small:
+                    return [_zh_vehicle(names, b, m) for b, m in zip(brand, model)]
+                # a book has a few hundred models: name each pair once (a null as the few rows' "—")
+                pairs = pc.binary_join_element_wise(pc.fill_null(brand, _MISSING), pc.fill_null(model, _MISSING),
+                                                    "\x00")
+                encoded = pairs.dictionary_encode()
+                distinct = [p.split("\x00", 1) for p in encoded.dictionary.to_pylist()]
+                return pa.array([_zh_vehicle(names, b, m) for b, m in distinct], pa.string()).take(encoded.indices)
             return [f"{b} {m}" for b, m in zip(brand, model)] if small else pc.binary_join_element_wise(brand, model, " ")
         if field == "disposal_channel":
             channel = column("disposal_channel.channel", rows)
@@ -500,6 +504,11 @@ class _Renderer:
         return self._join_all(templates, chosen, rows)
 
     def _join_few(self, templates: list[Template], chosen: np.ndarray, rows: np.ndarray) -> list[str | None]:
+        # each field is formatted once per account, not once per action (a request's account
+        # has several actions: every row is the same)
+        listed = rows.tolist()
+        position = {r: p for p, r in enumerate(dict.fromkeys(listed))}
+        distinct = rows if len(position) == len(listed) else np.array(list(position), np.int64)
         columns: dict[Any, Any] = {}
         out: list[str | None] = []
         for k, i in enumerate(chosen.tolist()):
@@ -507,14 +516,15 @@ class _Renderer:
                 out.append(None)
                 continue
             template = templates[i]
+            p = position[listed[k]]
             parts = []
             for literal, field, unit, key in template.slots:
                 parts.append(literal)
                 if field:
                     values = columns.get(key)
                     if values is None:
-                        values = columns[key] = self._field(field, template.language, rows, True, unit)
-                    parts.append(values if isinstance(values, str) else values[k])
+                        values = columns[key] = self._field(field, template.language, distinct, True, unit)
+                    parts.append(values if isinstance(values, str) else values[p])
             out.append("".join(parts))
         return out
 
@@ -597,9 +607,11 @@ class _Renderer:
         """A label chosen per account: the contract's word for late charges, the enforcement
         routes its records allow, the legal basis of a repossession."""
         if field == "late_charge":
-            kinds = self.late_charge[self.batch.enum("country")[rows]]
-            words = [LATE_CHARGES[k][language] for k in kinds.tolist()]
-            return words if small else pa.array(words, pa.string())
+            country = self.batch.enum("country")[rows]          # −1 (null or unknown): the last entry
+            if small:
+                return [LATE_CHARGES[k][language] for k in self.late_charge[country].tolist()]
+            by_country = pa.array([LATE_CHARGES[k][language] for k in self.late_charge.tolist()], pa.string())
+            return by_country.take(pa.array(np.where(country < 0, len(self.late_charge) - 1, country)))
         if field == "routes":
             arbitration = self._flag("arbitration_agreed", rows)
             code = arbitration * 1 + self._flag("contract_notarised", rows) * 2 \
@@ -613,10 +625,14 @@ class _Renderer:
             table, empty = _BASES, _NO_BASIS[language]
             sep = "、" if language == "zh" else ", "
         column = 1 if language == "zh" else 2
-        texts = {c: sep.join(entry[column] for entry in table if c & entry[0]) or empty
-                 for c in set(code.tolist())}
-        words = [texts[c] for c in code.tolist()]
-        return words if small else pa.array(words, pa.string())
+        if small:
+            texts = {c: sep.join(entry[column] for entry in table if c & entry[0]) or empty
+                     for c in set(code.tolist())}
+            return [texts[c] for c in code.tolist()]
+        every = 1 << len(table)                              # the text of each combination of bits, once
+        texts = pa.array([sep.join(entry[column] for entry in table if c & entry[0]) or empty for c in range(every)],
+                         pa.string())
+        return texts.take(pa.array(np.asarray(code, np.int64)))
 
 
 def _zh_vehicle(names: Mapping, brand, model) -> str:

@@ -27,7 +27,7 @@ from kernel.codegen.cache import configure_numba_cache
 configure_numba_cache()          # before any kernel here is defined: one cache folder per code version
 
 import numpy as np  # noqa: E402
-from numba import njit  # noqa: E402
+from numba import njit, prange  # noqa: E402
 
 from kernel.hookspecs import ACTION, NULL_TIME, US_PER_DAY, US_PER_MINUTE  # noqa: E402
 from kernel.schema import ENUMS  # noqa: E402
@@ -674,7 +674,13 @@ def _p_ma_calls(i, j, inp):
  K_SCRIPT, K_SMS_CAP, K_GPS_CONSENT, K_BASIS, K_CURE, K_DISPOSAL, K_MA_CALLS) = range(29)
 
 
-@njit(cache=True)
+# Every call between these functions passes ``inp`` (16 fields, 14 arrays) and costs ≈ 0.4 µs
+# however little the callee does (measured: a flag hold called directly 375 ns an action, through
+# _dispatch 750 ns). _dispatch is therefore inlined into _judge_range, and the verdicts loop over
+# a range of actions inside one call (a cold compile of judge was not slower, on the loaded
+# machine); the rules themselves are not inlined (all of them: 1.8 µs an action against 2.9, but
+# judge's cold compile 123 s against 48–74 s).
+@njit(cache=True, inline="always")
 def _dispatch(k, i, j, a, inp):
     if k == K_QUIET_HOURS:
         return _p_window(i, j, inp, 1)
@@ -738,11 +744,12 @@ def _dispatch(k, i, j, a, inp):
 
 
 @njit(cache=True)
-def judge(kernels, scopes, inp, outcome, reason, until, winner):
+def _judge_range(kernels, scopes, inp, lo, hi, outcome, reason, until, winner):
     """Every policy ``kernels[j]`` (judging the actions whose code is a bit of ``scopes[j]``)
-    on every action, combined in order: a strictly stricter outcome replaces the verdict so
-    far (its reason, time and policy ``winner``); a second deferral keeps the later time."""
-    for i in range(inp.action.shape[0]):
+    on actions ``lo`` to ``hi``, combined in order: a strictly stricter outcome replaces the
+    verdict so far (its reason, time and policy ``winner``); a second deferral keeps the
+    later time."""
+    for i in range(lo, hi):
         a = inp.action[i]
         o, r, t, w = KEEP, -1, NULL, -1
         for j in range(kernels.shape[0]):
@@ -757,6 +764,22 @@ def judge(kernels, scopes, inp, outcome, reason, until, winner):
         reason[i] = r
         until[i] = t
         winner[i] = w
+
+
+@njit(cache=True)
+def judge(kernels, scopes, inp, outcome, reason, until, winner):
+    """Every action's verdict (:func:`_judge_range`), one after another: a request's few."""
+    _judge_range(kernels, scopes, inp, 0, inp.action.shape[0], outcome, reason, until, winner)
+
+
+@njit(cache=True, parallel=True)
+def judge_many(kernels, scopes, inp, outcome, reason, until, winner):
+    """The same verdicts as :func:`judge`, in 64 ranges of actions spread over Numba's
+    threads (a batch: each verdict reads the inputs and writes its own row only; one call per
+    range, not per action — each call passing ``inp`` costs ≈ 0.4 µs)."""
+    m = inp.action.shape[0]
+    for part in prange(64):
+        _judge_range(kernels, scopes, inp, m * part // 64, m * (part + 1) // 64, outcome, reason, until, winner)
 
 
 # --------------------------------------------------------------------------------------------
@@ -810,3 +833,12 @@ def prepare_facts(inp, rows, calls, sms, third, A):
         _before(rows, day, inp.at, inp.action, 1 << SMS, A[A_SMS_BEFORE_TODAY])
     if third:
         _before(rows, same, inp.at, inp.action, 1 << THIRD_PARTY, A[A_THIRD_BEFORE])
+
+
+@njit(cache=True)
+def judge_planned(kernels, scopes, inp, calls, sms, third, outcome, reason, until, winner):
+    """:func:`prepare_facts` (the accounts: ``inp.acc``) then :func:`judge`, in one call: a
+    request's few actions pay for one dispatch of the inputs, not two."""
+    if calls or sms or third:
+        prepare_facts(inp, inp.acc, calls, sms, third, inp.A)
+    judge(kernels, scopes, inp, outcome, reason, until, winner)

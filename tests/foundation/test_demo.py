@@ -77,7 +77,8 @@ def test_the_demo_shows_holds_consent_third_parties_and_the_repossession_lifecyc
                  "DEFER DISPOSAL_REDEMPTION_WINDOW"):
         assert code in story, code
     assert story.count("BLOCK THIRD_PARTY_DEBT_DISCLOSED") == 4          # the four payloads of the issue
-    assert re.search(r"(deficiency|surplus) [\d,.]+ (owed by|returned to) the debtor", story)
+    assert re.search(r"(deficiency|surplus) ¥[\d,.]+ (owed by|returned to) the debtor", story)      # in the
+    assert re.search(r"(deficiency|surplus) \$[\d,.]+ (owed by|returned to) the debtor", story)     # account's currency
     lifecycle = story.split("Repossession and disposal", 1)[1]
     assert lifecycle.index("DISPOSAL_NO_NOTICE") < lifecycle.index("DISPOSAL_REDEMPTION_WINDOW") < lifecycle.index("→ KEEP\n    sold")
     reasons = demo_output.split("Compliance: every deferred or blocked action", 1)[1].split("Compliance, told", 1)[0]

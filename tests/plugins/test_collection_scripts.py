@@ -106,6 +106,28 @@ def test_scripts_ask_for_a_date_and_record_the_promise(planned):
                 assert "date" in text and ("promise" in text or "Record" in text)
 
 
+def test_calls_ask_the_reason_and_offer_a_plan_visits_also_state_the_consequences(planned):
+    """Seed §02: a collection call asks why the payment is late and offers a plan the debtor can
+    keep; a field visit also states the consequences truthfully (the credit report, the
+    contract's steps) — in every PHONE and FIELD_VISIT script, MEDIUM and SEVERE, both languages."""
+    _, plan = planned
+    seen = set()
+    for i in np.flatnonzero(np.isin(plan["action"], [ACTION["PHONE"], ACTION["FIELD_VISIT"]])):
+        text, zh = plan["script"][i].as_py(), plan["language"][i] == "zh"
+        action = CODE_NAME[int(plan["action"][i])]
+        seen.add((action, plan["language"][i]))
+        after = text.split("【确认本人后】" if zh else "[Identity confirmed]", 1)[1]
+        if zh:
+            assert "原因" in after and ("还款计划" in after or "还款安排" in after), text
+        else:
+            assert "what has made the payment difficult" in after or "understand your situation" in after, text
+            assert "payment plan" in after or "plan you can keep" in after or "repayment plan" in after, text
+        if action == "FIELD_VISIT":
+            assert ("后果" in after and "金融信用信息基础数据库" in after) if zh else \
+                ("reported to the credit bureaus" in after and "repossessing" in after), text
+    assert seen == {("PHONE", "zh"), ("PHONE", "en"), ("FIELD_VISIT", "zh"), ("FIELD_VISIT", "en")}
+
+
 def test_field_visit_scripts_state_identity_and_purpose(planned):
     _, plan = planned
     visits = [plan["script"][i].as_py() for i in np.flatnonzero(plan["action"] == ACTION["FIELD_VISIT"])]
@@ -269,3 +291,74 @@ def test_unknown_strategy_settings_are_named():
     from postloan_builtins.collection import TieredStrategy
     with pytest.raises(PostloanError, match=r"\[strategy.tiered\]: unknown setting 'max_call'"):
         TieredStrategy({"strategy": {"tiered": {"max_call": 2}}})
+
+
+# --------------------------------------------------------------------------------------------
+# Enforcement routes (legal review) and the legal basis (repossession): each route's
+# precondition on both sides (docs/compliance.md, "Routes in China")
+# --------------------------------------------------------------------------------------------
+
+ROUTES_ZH = {"网络仲裁": "arbitration", "赋强公证": "notarised", "实现担保物权": "security", "诉讼": "litigation"}
+
+
+def _legal_scripts(strategy, small_book, **state) -> dict[str, str]:
+    """The LEGAL_REVIEW and REPOSSESSION scripts of one SEVERE Chinese account with the
+    ledger state ``state`` (column → value), by action name."""
+    country = small_book["country"].to_pylist()
+    row = next(i for i, d in enumerate(small_book["dpd"].to_pylist()) if d > 30 and country[i] == "CN")
+    book = small_book.slice(row, 1)
+    decisions = {k: v[[row]] for k, v in tier_decisions(small_book).items()}
+    decisions["disposal.repossess"] = np.array([True])
+    columns = {k: np.array([v]) for k, v in state.items()}
+    plan = strategy.plan(Batch(1, AS_OF, NOW, [decisions, columns, book]))
+    return {CODE_NAME[a]: plan["script"][i].as_py() for i, a in enumerate(plan["action"].tolist())
+            if CODE_NAME[a] in ("LEGAL_REVIEW", "REPOSSESSION")}
+
+
+def _routes(script: str) -> set[str]:
+    listed = script.split("可选途径：", 1)[1].split("。", 1)[0]
+    return {name for word, name in ROUTES_ZH.items() if word in listed}
+
+
+NO_ROUTE_STATE = dict(arbitration_agreed=False, contract_notarised=False, mortgage_registered=False,
+                      open_disputes=0, litigation_clause=False)
+
+
+@pytest.mark.parametrize("state, expected", [
+    ({}, set()),
+    # online arbitration: an arbitration agreement, which then excludes litigation (或裁或审)
+    ({"arbitration_agreed": True}, {"arbitration"}),
+    ({"arbitration_agreed": True, "litigation_clause": True}, {"arbitration"}),
+    ({"litigation_clause": True}, {"litigation"}),
+    # a notarised enforceable instrument: the contract notarised with enforcement effect
+    ({"contract_notarised": True}, {"notarised"}),
+    # the special procedure: the mortgage registered and no substantive dispute open
+    ({"mortgage_registered": True}, {"security"}),
+    ({"mortgage_registered": True, "open_disputes": 1}, set()),
+    ({"contract_notarised": True, "mortgage_registered": True, "litigation_clause": True},
+     {"notarised", "security", "litigation"}),
+])
+def test_a_legal_review_lists_exactly_the_routes_whose_preconditions_hold(strategy, small_book, state, expected):
+    if state.get("open_disputes"):           # the strategy's own dispute hold would plan nothing
+        from postloan_builtins.collection import TieredStrategy
+        strategy = TieredStrategy({"strategy": {"tiered": {"hold_on_dispute": False}}})
+    script = _legal_scripts(strategy, small_book, **{**NO_ROUTE_STATE, **state})["LEGAL_REVIEW"]
+    assert _routes(script) == expected
+    if not expected:
+        assert "暂无可用途径" in script
+
+
+@pytest.mark.parametrize("state, basis", [
+    ({}, "未记录法律依据（不得收车）"),
+    ({"surrender_agreed_at": NOW}, "客户书面同意交车"),
+    ({"court_order_at": NOW}, "法院判决或裁定"),
+    ({"arbitral_award_at": NOW}, "仲裁裁决（经法院执行）"),
+])
+def test_a_repossession_order_states_its_recorded_legal_basis(strategy, small_book, state, basis):
+    none = dict(surrender_agreed_at=None, court_order_at=None, arbitral_award_at=None, repossessed=False)
+    columns = {**none, **state}
+    columns = {k: (np.array([None], dtype="datetime64[us]") if v is None and k.endswith("_at") else v)
+               for k, v in columns.items()}
+    scripts = _legal_scripts(strategy, small_book, **{k: (v[0] if isinstance(v, np.ndarray) else v)
+                                                      for k, v in columns.items()})
+    assert f"法律依据：{basis}。" in scripts["REPOSSESSION"]

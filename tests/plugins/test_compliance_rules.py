@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pytest
 
 from kernel.errors import PostloanError
@@ -383,3 +384,27 @@ def test_every_policy_has_rules_for_the_rulebook_and_every_code_is_in_them(polic
                 assert any(code in p.reason_codes and code in {r.reason for r in p.RULES}
                            for p in policies.values()), (name, code)
         assert NULL_TIME < 0
+
+
+@pytest.mark.parametrize("proceeds, deficiency, surplus", [
+    (100_000.00, 1_500.00, 0.0),          # short of what was owed and the expenses: a deficiency
+    (101_499.99, 0.01, 0.0),              # one cent short
+    (101_500.00, 0.0, 0.0),               # exactly enough: nothing either way
+    (101_500.01, 0.0, 0.01),              # one cent over: a surplus, returned to the debtor
+    (120_000.00, 0.0, 18_500.00),
+])
+def test_a_sale_leaves_a_deficiency_or_a_surplus(proceeds, deficiency, surplus):
+    """UCC § 9-615 / Civil Code art. 643: proceeds pay the expenses of retaking and selling,
+    then the debt; what is left over goes back, what is short is still owed."""
+    from postloan_builtins.compliance import settlement
+    out = settlement(np.array([100_000.00]), np.array([proceeds]), 1_500.00)
+    assert out["deficiency"][0] == pytest.approx(deficiency, abs=1e-6)
+    assert out["surplus"][0] == pytest.approx(surplus, abs=1e-6)
+    assert (out["deficiency"][0] > 0) + (out["surplus"][0] > 0) <= 1
+
+
+def test_a_car_not_sold_has_no_settlement():
+    from postloan_builtins.compliance import settlement
+    out = settlement(np.array([100_000.0, 50_000.0]), np.array([np.nan, 60_000.0]), np.array([0.0, 500.0]))
+    assert np.isnan(out["deficiency"][0]) and np.isnan(out["surplus"][0])
+    assert out["surplus"][1] == pytest.approx(9_500.0) and out["deficiency"][1] == 0.0

@@ -199,3 +199,54 @@ def test_threads_sharing_a_pipeline_get_the_answers_one_thread_gets(pipeline, sm
         t.join()
     assert [got[i] for i in range(len(requests))] == expected
     assert len(list(read_audit(pipe.audit.path))) == len(requests)
+
+
+#: pieces a script is built of: every kind of literal the screen knows (terms, whole words,
+#: markers, notices, the English patterns' words), in other cases, inside longer words, and
+#: around them text that is neither
+FRAGMENTS = ["逾期", "欠", "车要被", "征信", "退订", "录音", "如已还款请忽略", "客户服务中心", "客服中心", "黑名单",
+             "【确认本人后】", "【语音留言】", "[Identity confirmed]", "[identity confirmed]", "[Voicemail]",
+             "late", "LATE", "later", "Late fee", "pay", "payment", "repo ", "Repo", "owes", "owesome", "tow",
+             "car note", "Past Due", "reply STOP", "Text  stop", "stopped", "this call is recorded", "recording",
+             "If you have already paid", "this is the Example customer service", "I'm from customer service",
+             " ", "_", "x", "9", "您好", "，", "。", "Ünïcödé", "\u212a", "\u0130", "é", "\n"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.lists(st.sampled_from(FRAGMENTS), max_size=12).map("".join)),
+                min_size=65, max_size=90))
+def test_the_compiled_screen_reads_many_scripts_as_the_plain_one_reads_each(texts):
+    """_screen_many (a compiled pass over the bytes, then the English patterns) and _screen_one
+    (plain Python, one script) give every script the same bits."""
+    from postloan_builtins import compliance
+    from postloan_builtins.compliance import _screen_many, _screen_one
+    arr = pa.array(texts, pa.string())
+    expected = [_screen_one(t) for t in texts]
+    assert _screen_many(arr).tolist() == expected
+    sliced = arr.slice(3)                                       # an array with an offset
+    assert _screen_many(sliced).tolist() == expected[3:]
+    threshold, compliance._PARALLEL_BYTES = compliance._PARALLEL_BYTES, 0     # over Numba's threads too
+    try:
+        assert _screen_many(arr).tolist() == expected
+    finally:
+        compliance._PARALLEL_BYTES = threshold
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_verdicts_over_numbas_threads_are_the_verdicts_on_one(policies, scenario):
+    """judge_many (ranges of actions over Numba's threads, for large batches) gives every action
+    the verdict judge (one thread) gives it, for the whole set in one call."""
+    from postloan_builtins import compliance
+    accounts, now, planned, scripts = scenario
+    many = _actions(accounts, now, planned, scripts, COPIES)
+    engine = compliance.ENGINE
+    chosen = list(policies.values())
+    serial = engine.judge(chosen, many)
+    limit, compliance._SERIAL = compliance._SERIAL, 0
+    try:
+        threaded = engine.judge(chosen, many)
+    finally:
+        compliance._SERIAL = limit
+    for a, b in zip(serial, threaded):
+        assert a.tolist() == b.tolist()

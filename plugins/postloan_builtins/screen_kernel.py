@@ -1,0 +1,173 @@
+"""The script screen over many scripts, compiled: one pass over an Arrow string array's bytes.
+
+:func:`postloan_builtins.compliance._screen_one` reads one script in plain Python; this
+reads many at once and gives the same bits. Every literal the screen looks for — the
+notices and threats (exact bytes), the Chinese debt terms, the English debt terms and
+whole words (ASCII letters folded, a word boundary before, and after a whole word), the
+identity and voicemail markers (exact) and the words that make an English pattern worth
+running — is a byte pattern, found at each position through a table keyed by the
+position's first two bytes. Positions are byte offsets: they order a script's terms and
+markers exactly as character offsets do. The English patterns themselves (``reply STOP``,
+``this call is recorded`` …) run afterwards, only on the scripts holding their word.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+#: what a pattern is
+P_LITERAL, P_DEBT, P_DEBT_PREFIX, P_DEBT_WORD, P_IDENTITY, P_VOICEMAIL, P_WORD = range(7)
+
+
+def build_table(patterns: list[tuple[bytes, bool, int, int]]):
+    """The patterns ``(bytes, folded, kind, bit)`` as flat arrays and two tables (exact,
+    folded) from a position's first two bytes to the patterns starting with them."""
+    flat = np.frombuffer(b"".join(p for p, _, _, _ in patterns), np.uint8).copy()
+    lengths = np.array([len(p) for p, _, _, _ in patterns], np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    kinds = np.array([k for _, _, k, _ in patterns], np.int64)
+    bits = np.array([b for _, _, _, b in patterns], np.int64)
+    tables = []
+    for folded in (False, True):
+        keyed: dict[int, list[int]] = {}
+        for j, (p, f, _, _) in enumerate(patterns):
+            if f == folded:
+                assert len(p) >= 2, p
+                keyed.setdefault(p[0] << 8 | p[1], []).append(j)
+        first = np.zeros(65537, np.int64)
+        for key, js in keyed.items():
+            first[key + 1] = len(js)
+        first = np.cumsum(first)
+        index = np.zeros(max(1, int(first[-1])), np.int64)
+        fill = first[:-1].copy()
+        for key in sorted(keyed):
+            for j in keyed[key]:
+                index[fill[key]] = j
+                fill[key] += 1
+        seen = np.zeros(8192, np.uint8)         # a bit per key: most positions stop at this (8 KB) test
+        for key in keyed:
+            seen[key >> 3] |= 1 << (key & 7)
+        tables.append((seen, first.astype(np.int32), index.astype(np.int32)))
+    (exact_seen, exact_first, exact_index), (fold_seen, fold_first, fold_index) = tables
+    return (flat, starts, lengths, kinds, bits, exact_seen, exact_first, exact_index, fold_seen, fold_first,
+            fold_index)
+
+
+@njit(cache=True)
+def _lower(b):
+    return b + 32 if 65 <= b <= 90 else b
+
+
+@njit(cache=True)
+def _word(b):
+    return 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122 or b == 95
+
+
+@njit(cache=True)
+def _matches_at(data, p, end, flat, start, length, folded):
+    if p + length > end:
+        return False
+    for i in range(length):
+        b = data[p + i]
+        if folded:
+            b = _lower(b)
+        if b != flat[start + i]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _found(state, kind, bit, p, n, data, lo, end):
+    """The state after pattern (``kind``, ``bit``) of ``n`` bytes matched at ``p``."""
+    bits, words, first_debt, last_debt, identity, voicemail = state
+    if kind == P_LITERAL:
+        bits |= bit
+    elif kind == P_WORD:
+        words |= bit
+    elif kind == P_IDENTITY:
+        if identity < 0:
+            identity = p
+    elif kind == P_VOICEMAIL:
+        if voicemail < 0:
+            voicemail = p
+    else:
+        if kind != P_DEBT:                      # an English term starts a word …
+            if p > lo and _word(data[p - 1]):
+                return state
+            if kind == P_DEBT_WORD and p + n < end and _word(data[p + n]):
+                return state                    # … and a whole word ends one
+        if first_debt < 0:
+            first_debt = p
+        last_debt = p
+    return bits, words, first_debt, last_debt, identity, voicemail
+
+
+@njit(cache=True)
+def _scan_one(data, lo, end, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index, fold_seen,
+              fold_first, fold_index, s_has, s_debt, s_before, s_voicemail):
+    """(bits, the English checks worth running) of the script ``data[lo:end]``."""
+    state = (s_has, 0, -1, -1, -1, -1)      # bits, words, first and last debt term, identity, voicemail
+    for p in range(lo, end - 1):
+        b0 = data[p]
+        if 0x80 <= b0 < 0xC0:                   # inside a character: no pattern starts here
+            continue
+        b1 = data[p + 1]
+        if b0 < 0x80:                           # ASCII: the folded patterns, then the exact ones
+            key = (_lower(b0) << 8) | _lower(b1)
+            a, z = 0, 0
+            if fold_seen[key >> 3] & (1 << (key & 7)):
+                a, z = fold_first[key], fold_first[key + 1]
+            for q in range(a, z):
+                j = fold_index[q]
+                if _matches_at(data, p, end, flat, starts[j], lengths[j], True):
+                    state = _found(state, kinds[j], bits_of[j], p, lengths[j], data, lo, end)
+        key = (b0 << 8) | b1
+        if not exact_seen[key >> 3] & (1 << (key & 7)):
+            continue
+        a, z = exact_first[key], exact_first[key + 1]
+        for q in range(a, z):
+            j = exact_index[q]
+            if _matches_at(data, p, end, flat, starts[j], lengths[j], False):
+                state = _found(state, kinds[j], bits_of[j], p, lengths[j], data, lo, end)
+    bits, words, first_debt, last_debt, identity, voicemail = state
+    if first_debt >= 0:
+        bits |= s_debt
+        if identity < 0 or first_debt < identity:
+            bits |= s_before
+    if voicemail >= 0 and last_debt <= voicemail:
+        bits |= s_voicemail
+    return bits, words
+
+
+@njit(cache=True)
+def _scan_range(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
+                fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, lo, hi, bits, words):
+    for i in range(lo, hi):
+        if not valid[i]:
+            bits[i] = 0
+            words[i] = 0
+            continue
+        bits[i], words[i] = _scan_one(data, offsets[i], offsets[i + 1], flat, starts, lengths, kinds, bits_of,
+                                      exact_seen, exact_first, exact_index, fold_seen, fold_first, fold_index, s_has,
+                                      s_debt, s_before, s_voicemail)
+
+
+@njit(cache=True)
+def scan(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index, fold_seen,
+         fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, bits, words):
+    """Every script's bits and English words (``bits``, ``words``; 0 for a null script)."""
+    _scan_range(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
+                fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, 0, offsets.shape[0] - 1,
+                bits, words)
+
+
+@njit(cache=True, parallel=True)
+def scan_many(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
+              fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, bits, words):
+    """:func:`scan` in 64 ranges of scripts spread over Numba's threads (starting them costs
+    milliseconds on a busy machine: for a batch's megabytes of text, not a few scripts)."""
+    n = offsets.shape[0] - 1
+    for part in prange(64):
+        _scan_range(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
+                    fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, n * part // 64,
+                    n * (part + 1) // 64, bits, words)
