@@ -12,8 +12,12 @@ markers exactly as character offsets do. The English patterns themselves (``repl
 """
 from __future__ import annotations
 
-import numpy as np
-from numba import njit, prange
+from kernel.codegen.cache import configure_numba_cache
+
+configure_numba_cache()          # before any kernel here is defined: one cache folder per code version
+
+import numpy as np  # noqa: E402
+from numba import njit, prange  # noqa: E402
 
 #: what a pattern is
 P_LITERAL, P_DEBT, P_DEBT_PREFIX, P_DEBT_WORD, P_IDENTITY, P_VOICEMAIL, P_WORD = range(7)
