@@ -275,8 +275,9 @@ def test_channels_are_switched_off_by_configuration_as_the_guide_shows(tmp_path)
     on = {c.name for c in Pipeline(None, plugins=PluginManager({}), audit_path=tmp_path / "a.log").channels}
     off = {c.name for c in Pipeline(None, plugins=PluginManager(config), audit_path=tmp_path / "b.log").channels}
     assert {"live_auction", "dealer_buyback"} <= on and on - off == {"live_auction", "dealer_buyback"}
-    # a car the dealer would buy goes to the next best channel instead
-    price, age, km = np.array([120_000.0]), np.array([1.5]), np.array([20_000.0])
+    # a car the dealer would buy (a cheap one: an auction's costs and time to cash outweigh its
+    # better price) goes to the next best channel instead
+    price, age, km = np.array([60_000.0]), np.array([1.5]), np.array([20_000.0])
     grade, country = np.array(["A"], dtype=object), np.array(["CN"], dtype=object)
     pipe_on = Pipeline(None, plugins=PluginManager({}), audit_path=tmp_path / "c.log")
     pipe_off = Pipeline(None, plugins=PluginManager(config), audit_path=tmp_path / "d.log")
