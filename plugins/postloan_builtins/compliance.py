@@ -783,6 +783,16 @@ class CompiledPolicy(_Policy):
         return self.engine.verdicts(self, actions)
 
 
+class _Hold(CompiledPolicy):
+    """A hold binds whoever collects, creditor or collector (where the law binds only
+    collectors, the lender's policy extends it): its one derived value is always 1."""
+
+    DERIVED = 1
+
+    def derive(self, accounts):
+        return [1]
+
+
 def _collector_binds(regions: Sequence[str]) -> str:
     return "third-party debt collectors" + (f"; creditors in {', '.join(r.removeprefix('US-') for r in regions)}"
                                             if regions else "")
@@ -1243,7 +1253,7 @@ class PromiseHold(CompiledPolicy):
                   "the day after: KEEP", "the lender's policy (no statute sets it)"),)
 
 
-class DisputeHold(CompiledPolicy):
+class DisputeHold(_Hold):
     """An open dispute stops collection until it is resolved."""
 
     name = "hold.dispute"
@@ -1255,11 +1265,6 @@ class DisputeHold(CompiledPolicy):
                   "period of 12 CFR 1006.34); CN: 异议处理, " + _CBA, "US collectors by law; everyone by the "
                   "lender's policy", "no action of any kind while a dispute is open; ends with DISPUTE_RESOLVED "
                   "(the verification sent)", "open_disputes 1: BLOCK; 0: KEEP", "well-known sections"),)
-
-    DERIVED = 1
-
-    def derive(self, accounts):
-        return [1]
 
 
 class CeaseCommunication(CompiledPolicy):
@@ -1294,7 +1299,7 @@ class AttorneyRepresented(CompiledPolicy):
                   "attorney_represented false: KEEP; true: BLOCK", "well-known sections; FL recalled"),)
 
 
-class BankruptcyStay(CompiledPolicy):
+class BankruptcyStay(_Hold):
     """The automatic stay: nothing while a bankruptcy is open."""
 
     name = "hold.bankruptcy"
@@ -1308,11 +1313,6 @@ class BankruptcyStay(CompiledPolicy):
                   "no action of any kind — repossession and sale included — while a bankruptcy is open; ends with "
                   "BANKRUPTCY_CLOSED (relief from the stay is not modelled: record the case closed or dismissed)",
                   "bankruptcy_open true: BLOCK; false: KEEP", "US well-known; CN recalled"),)
-
-    DERIVED = 1
-
-    def derive(self, accounts):
-        return [1]
 
 
 class SCRARepossession(CompiledPolicy):
@@ -1330,7 +1330,7 @@ class SCRARepossession(CompiledPolicy):
                   "BLOCK; on the day service began: KEEP; a court order: KEEP", "well-known section"),)
 
 
-class DeceasedHold(CompiledPolicy):
+class DeceasedHold(_Hold):
     """A deceased debtor is not contacted; the estate is dealt with."""
 
     name = "hold.deceased"
@@ -1345,13 +1345,8 @@ class DeceasedHold(CompiledPolicy):
                   "claims go to the estate (legal review stays possible)", "deceased true: BLOCK; false: KEEP",
                   "well-known sections; the hold itself is the lender's policy"),)
 
-    DERIVED = 1
 
-    def derive(self, accounts):
-        return [1]
-
-
-class HardshipHold(CompiledPolicy):
+class HardshipHold(_Hold):
     """A hardship arrangement in force: reminders only."""
 
     name = "hold.hardship"
@@ -1362,11 +1357,6 @@ class HardshipHold(CompiledPolicy):
     RULES = (Rule("HOLD_HARDSHIP", "all", "the lender's policy (CN: NFRA guidance on 延期还款 and 个性化分期)",
                   "the lender", "while a hardship arrangement is in force, nothing but SMS reminders; ends with "
                   "HARDSHIP_ENDED", "hardship true: BLOCK; false: KEEP", "the lender's policy"),)
-
-    DERIVED = 1
-
-    def derive(self, accounts):
-        return [1]
 
 
 # -- China: GPS, repossession basis ------------------------------------------------------------
