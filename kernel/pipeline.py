@@ -60,9 +60,6 @@ _NO_VALUATION = dict.fromkeys(_VALUATION_COLUMNS)
 NO_POLICY_SET = "NO_POLICY_SET"
 ENV_AUDIT = "POSTLOAN_AUDIT_PATH"
 _APPLY_KEYS = {"country", "region", "product", "set"}
-#: member names by code, with "" for code −1 (null or unknown)
-_GRADE_NAMES = np.array(ENUMS["condition_grade"] + ("",), dtype=object)
-_COUNTRY_NAMES = np.array(ENUMS["country"] + ("",), dtype=object)
 
 
 def _no_valuation(n: int) -> dict[str, np.ndarray]:
@@ -87,6 +84,13 @@ def vehicle_age_years(model_year: np.ndarray, days: np.ndarray) -> np.ndarray:
     return np.maximum(frac - np.asarray(model_year, np.float64), 0.0)
 
 
+def _year_fraction(day: dt.date) -> float:
+    """The year of ``day`` with the fraction of it elapsed (:func:`vehicle_age_years`' clock),
+    for one date: the same arithmetic as Python floats."""
+    start = dt.date(day.year, 1, 1)
+    return day.year + (day - start).days / (dt.date(day.year + 1, 1, 1) - start).days
+
+
 def disposal_economics(price: np.ndarray, c: DisposalChannel, holding_cost_per_day: float = 60.0):
     """Expected net proceeds and expected days to cash of selling cars worth ``price`` on
     channel ``c``, relisting every unsold listing until it sells (see :class:`DisposalChannel`
@@ -106,6 +110,64 @@ def disposal_economics(price: np.ndarray, c: DisposalChannel, holding_cost_per_d
     return gross - cost, np.full(price.shape, days)
 
 
+class _ChannelTable:
+    """The disposal channels as arrays, one entry per channel, worked out once (a pipeline's
+    channels do not change): what :func:`disposal_economics` computes per channel, and which
+    cars each channel takes (grade and country codes as lookup tables, the last entry for
+    code −1, null). Choosing among them is then a few whole-matrix steps, for one car or a
+    million."""
+
+    def __init__(self, channels: list[DisposalChannel], holding_cost_per_day: float = 60.0):
+        m = len(channels)
+        self.m = m
+        self.sells = np.array([c.success_rate > 0 for c in channels], bool)
+        s = np.array([c.success_rate if c.success_rate > 0 else 1.0 for c in channels], np.float64)
+        q = 1.0 - s
+        d = np.array([c.relist_price_drop for c in channels], np.float64)
+        holding = np.array([holding_cost_per_day if c.holding_cost_per_day is None else c.holding_cost_per_day
+                            for c in channels], np.float64)
+        relist = np.array([c.fee_fixed if c.relist_cost is None else c.relist_cost for c in channels], np.float64)
+        self.factor = np.array([c.price_factor for c in channels], np.float64)
+        self.days = np.array([c.expected_days for c in channels], np.float64) / s
+        # the same operations, in the same order, as disposal_economics: the same numbers
+        self.s = s
+        self.keep = 1.0 - np.array([c.fee_rate for c in channels], np.float64)
+        self.denominator = 1.0 - q * (1.0 - d)
+        self.fixed = np.array([c.transport_cost + c.fee_fixed for c in channels], np.float64) + relist * q / s \
+            + holding * self.days
+        self.capital = np.array([c.capital_cost_per_year for c in channels], np.float64)
+        self.max_age = np.array([np.inf if c.max_age_years is None else c.max_age_years for c in channels], np.float64)
+        self.age_limited = np.array([c.max_age_years is not None for c in channels], bool)
+        self.max_km = np.array([np.inf if c.max_mileage_km is None else c.max_mileage_km for c in channels], np.float64)
+        self.km_limited = np.array([c.max_mileage_km is not None for c in channels], bool)
+        grades, countries = ENUMS["condition_grade"], ENUMS["country"]
+        self.grade_ok = np.array([[not c.conditions or g in c.conditions for g in grades] + [not c.conditions]
+                                  for c in channels], bool).reshape(m, len(grades) + 1)
+        self.country_ok = np.array([[not c.countries or k in c.countries for k in countries] + [not c.countries]
+                                    for c in channels], bool).reshape(m, len(countries) + 1)
+
+    def choose(self, price: np.ndarray, age_years: np.ndarray, mileage_km: np.ndarray, grade: np.ndarray,
+               country: np.ndarray):
+        """:func:`select_disposal_channels` with grades and countries as enum codes (−1: null)."""
+        price = np.asarray(price, np.float64)
+        n = price.shape[0]
+        if self.m == 0 or n == 0:
+            return np.full(n, -1, np.int64), np.full(n, np.nan), np.full(n, np.nan)
+        realized = price[:, None] * self.factor
+        gross = self.s * realized * self.keep / self.denominator
+        net = gross - (self.fixed + realized * self.capital * self.days / 365.0)
+        ok = (self.grade_ok[:, grade] & self.country_ok[:, country]).T & self.sells
+        ok &= ~np.isnan(price)[:, None]
+        ok &= (age_years[:, None] <= self.max_age) | ~self.age_limited
+        ok &= (mileage_km[:, None] <= self.max_km) | ~self.km_limited
+        net = np.where(ok, net, -np.inf)
+        best = np.argmax(net, axis=1)                  # ties: the first channel listed
+        rows = np.arange(n)
+        best_net = net[rows, best]
+        found = np.isfinite(best_net)
+        return np.where(found, best, -1), np.where(found, best_net, np.nan), np.where(found, self.days[best], np.nan)
+
+
 def select_disposal_channels(price: np.ndarray, age_years: np.ndarray, mileage_km: np.ndarray,
                              condition: np.ndarray, country: np.ndarray,
                              channels: list[DisposalChannel], holding_cost_per_day: float = 60.0):
@@ -117,30 +179,12 @@ def select_disposal_channels(price: np.ndarray, age_years: np.ndarray, mileage_k
     Net proceeds count relisting an unsold car (its cost, delay and lower price) and the cost
     of the time to cash (:func:`disposal_economics`).
     """
-    price = np.asarray(price, np.float64)
-    n, m = price.shape[0], len(channels)
-    if m == 0 or n == 0:
-        return np.full(n, -1, np.int64), np.full(n, np.nan), np.full(n, np.nan)
-    net = np.full((n, m), -np.inf)
-    wait = np.full((n, m), np.nan)
-    for j, c in enumerate(channels):
-        value, days = disposal_economics(price, c, holding_cost_per_day)
-        ok = ~np.isnan(price)
-        if c.max_age_years is not None:
-            ok &= age_years <= c.max_age_years
-        if c.max_mileage_km is not None:
-            ok &= mileage_km <= c.max_mileage_km
-        if c.conditions:
-            ok &= np.isin(condition, list(c.conditions))
-        if c.countries:
-            ok &= np.isin(country, list(c.countries))
-        net[:, j] = np.where(ok, value, -np.inf)
-        wait[:, j] = days
-    best = np.argmax(net, axis=1)                      # ties: the first channel listed
-    rows = np.arange(n)
-    best_net = net[rows, best]
-    found = np.isfinite(best_net)
-    return np.where(found, best, -1), np.where(found, best_net, np.nan), np.where(found, wait[rows, best], np.nan)
+    grade_of = {g: i for i, g in enumerate(ENUMS["condition_grade"])}
+    country_of = {c: i for i, c in enumerate(ENUMS["country"])}
+    grade = np.array([grade_of.get(g, -1) for g in np.asarray(condition, dtype=object).tolist()], np.int64)
+    codes = np.array([country_of.get(c, -1) for c in np.asarray(country, dtype=object).tolist()], np.int64)
+    return _ChannelTable(channels, holding_cost_per_day).choose(
+        price, np.asarray(age_years, np.float64), np.asarray(mileage_km, np.float64), grade, codes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,6 +321,8 @@ class Pipeline:
         self.valuation = self._component("postloan_valuation_methods", self.valuation_name, "[pipeline] valuation")
         self.channels = self._disposal_channels(plugins.disposal_channels())
         self.holding_cost = float(self.config.get("disposal", {}).get("holding_cost_per_day", 60.0))
+        self._channel_table = _ChannelTable(self.channels, self.holding_cost)
+        self._channel_names = np.array([c.name for c in self.channels] + [None], dtype=object)
         self.sets, self.apply = self._policy_sets()
         self._route_table = self._enum_route_table()
         self._meta_fixed: dict | None = None
@@ -543,14 +589,11 @@ class Pipeline:
         except Exception as e:
             raise PluginError(f"{who} raised {type(e).__name__}{_where(e)}", plugin=plugin, hook=hook) from e
         price = _checked_floats(values, rows.size, who, plugin, hook)
-        age = vehicle_age_years(batch.int("model_year")[rows], np.full(rows.size, (batch.as_of - dt.date(1970, 1, 1)).days))
-        grades = _GRADE_NAMES[batch.enum("condition_grade")[rows]]
-        countries = _COUNTRY_NAMES[batch.enum("country")[rows]]
-        best, net, days = select_disposal_channels(
-            price, age, batch.float("mileage_km")[rows], grades, countries, self.channels, self.holding_cost)
-        names = np.array([c.name for c in self.channels] + [None], dtype=object)
+        age = np.maximum(_year_fraction(batch.as_of) - batch.int("model_year")[rows], 0.0)
+        best, net, days = self._channel_table.choose(
+            price, age, batch.float("mileage_km")[rows], batch.enum("condition_grade")[rows], batch.enum("country")[rows])
         method = np.full(rows.size, self.valuation_name, dtype=object)
-        return dict(zip(_VALUATION_COLUMNS, (price, method, names[best], net, days)))
+        return dict(zip(_VALUATION_COLUMNS, (price, method, self._channel_names[best], net, days)))
 
     def _plan(self, batch: Batch) -> dict[str, Any]:
         hook = "postloan_collection_strategies"
