@@ -120,20 +120,22 @@ class Template:
     language: str
     action: str
     tiers: frozenset[str]
-    pieces: tuple[tuple[str, str | None, Unit | None], ...]     # (literal, field or None, its unit)
+    #: (literal, field or None, its unit, the field whose amount the piece needs or None): a
+    #: piece of a clause ``{if <field>} … {end}`` is left out where that amount is not due
+    pieces: tuple[tuple[str, str | None, Unit | None, str | None], ...]
     source: str                                      # file it came from
 
     @property
     def fields(self) -> list[str]:
-        return [f for _, f, _ in self.pieces if f]
+        return [f for _, f, _, _ in self.pieces if f]
 
     @functools.cached_property
-    def slots(self) -> tuple[tuple[str, str | None, Unit | None, tuple | None], ...]:
-        """The pieces with the key a renderer caches each field's text under: (field,
-        language) for a constant, (field, unit) otherwise."""
+    def slots(self) -> tuple[tuple[str, str | None, Unit | None, tuple | None, str | None], ...]:
+        """The pieces with the key a renderer caches each field's text under — (field,
+        language) for a constant, (field, unit) otherwise — and the field a clause needs."""
         return tuple((literal, field, unit, None if not field else (field, self.language)
-                      if FIELDS[field].kind in ("constant", "label") or field == "vehicle" else (field, unit))
-                     for literal, field, unit in self.pieces)
+                      if FIELDS[field].kind in ("constant", "label") or field == "vehicle" else (field, unit), when)
+                     for literal, field, unit, when in self.pieces)
 
 
 class TemplateSet:
@@ -197,7 +199,31 @@ def _template(path: Path, language: str, tid: str, spec: Any) -> Template:
         parsed = list(string.Formatter().parse(text))
     except ValueError as e:
         raise PostloanError(f"{where}: {e} (write {{{{ and }}}} for literal braces)") from None
+    when = None                                      # the field of the open {if …} clause
     for literal, field, spec_, conversion in parsed:
+        if field is not None and (field.startswith("if ") or field == "end"):
+            if spec_ or conversion:
+                raise PostloanError(f"{where}: {{{field}}} takes no format")
+            if field == "end":
+                if when is None:
+                    raise PostloanError(f"{where}: {{end}} without an {{if <field>}} before it")
+                pieces.append((literal, None, None, when))
+                when = None
+                continue
+            if when is not None:
+                raise PostloanError(f"{where}: {{{field}}} inside the clause of {{if {when}}}: close it with {{end}} "
+                                    f"first (clauses do not nest)")
+            name = field[3:].strip()
+            if name not in FIELDS or FIELDS[name].kind not in ("money", "int"):
+                amounts = ", ".join(f for f, d in FIELDS.items() if d.kind in ("money", "int"))
+                raise PostloanError(f"{where}: {{{field}}}: a clause depends on an amount or a count ({amounts})")
+            if action == "THIRD_PARTY_CONTACT" and name not in THIRD_PARTY_FIELDS:
+                raise PostloanError(f"{where}: a third-party script may use only location information "
+                                    f"({', '.join('{' + f + '}' for f in sorted(THIRD_PARTY_FIELDS))}), but uses "
+                                    f"{{{name}}}")
+            pieces.append((literal, None, None, None))
+            when = name
+            continue
         if field is not None:
             if field not in FIELDS:
                 close = difflib.get_close_matches(field, FIELDS, n=1)
@@ -213,10 +239,16 @@ def _template(path: Path, language: str, tid: str, spec: Any) -> Template:
                 raise PostloanError(f"{where}: a third-party script may use only location information "
                                     f"({', '.join('{' + f + '}' for f in sorted(THIRD_PARTY_FIELDS))}), but uses "
                                     f"{{{field}}}")
-            pieces.append((literal, field, unit))
+            pieces.append((literal, field, unit, when))
         else:
-            pieces.append((literal, None, None))
-    _check_structure(where, language, action, pieces)
+            pieces.append((literal, None, None, when))
+    if when is not None:
+        raise PostloanError(f"{where}: the clause {{if {when}}} is not closed with {{end}}")
+    # the script with every clause and with none: what it must say, it says either way; what
+    # it must not, it does not say either way
+    _check_structure(where, language, action, [p[:3] for p in pieces])
+    if any(p[3] for p in pieces):
+        _check_structure(where, language, action, [p[:3] for p in pieces if not p[3]])
     return Template(tid, language, action, frozenset(tiers), tuple(pieces), str(path))
 
 
@@ -518,7 +550,13 @@ class _Renderer:
             template = templates[i]
             p = position[listed[k]]
             parts = []
-            for literal, field, unit, key in template.slots:
+            for literal, field, unit, key, when in template.slots:
+                if when is not None:               # a clause: only where its amount is due
+                    due = columns.get(when)
+                    if due is None:
+                        due = columns[when] = self._due(when, distinct).tolist()
+                    if not due[p]:
+                        continue
                 parts.append(literal)
                 if field:
                     values = columns.get(key)
@@ -543,18 +581,44 @@ class _Renderer:
                 continue
             template = templates[i]
             parts = []
-            for literal, field, unit, key in template.slots:
+            for literal, field, unit, key, when in template.slots:
+                due = None
+                if when is not None:               # a clause: only where its amount is due
+                    due = columns.get(when)
+                    if due is None:
+                        due = columns[when] = pa.array(self._due(when, ordered))
+                    due = due.slice(start, end - start)
                 if literal:
-                    parts.append(literal)
+                    parts.append(literal if due is None else pc.if_else(due, literal, ""))
                 if field:
                     values = columns.get(key)
                     if values is None:
                         values = columns[key] = self._field(field, template.language, ordered, False, unit)
-                    parts.append(values if isinstance(values, str) else values.slice(start, end - start))
+                    value = values if isinstance(values, str) else values.slice(start, end - start)
+                    parts.append(value if due is None else pc.if_else(due, value, ""))
             chunks.append(pc.binary_join_element_wise(*parts, ""))
         inverse = np.empty(n, np.int64)
         inverse[order] = np.arange(n)
         return pa.concat_arrays(chunks).take(pa.array(inverse))
+
+    def _amounts(self, field: str, rows: np.ndarray) -> np.ndarray:
+        """A money field's amounts for ``rows`` (NaN: unknown)."""
+        b = self.batch
+        if field == "total_due":
+            return b.float("overdue_amount")[rows] + b.float("penalty_interest")[rows]
+        column = _BOOK_MONEY[field]
+        return b.float(column)[rows] if b.has(column) else np.full(rows.shape[0], np.nan)
+
+    def _due(self, field: str, rows: np.ndarray) -> np.ndarray:
+        """Whether a clause ``{if <field>}`` is said for ``rows``: an amount of at least a cent
+        as written (so never "late fees of $0.00"), a count above 0; unknown: not said."""
+        if FIELDS[field].kind == "money":
+            values = self._amounts(field, rows)
+            return (values > 0) & (np.round(np.abs(np.nan_to_num(values)) * 100) > 0)
+        column = _INTS[field]
+        if not self.batch.has(column):
+            return np.zeros(rows.shape[0], bool)
+        return self.batch.int(column, NULL_TIME)[rows] > 0
 
     def _field(self, field: str, language: str, rows: np.ndarray, small: bool, unit: Unit | None = None):
         kind = FIELDS[field].kind
@@ -564,11 +628,7 @@ class _Renderer:
         if field == "as_of":
             return b.as_of.isoformat()
         if kind == "money":
-            if field == "total_due":
-                values = b.float("overdue_amount")[rows] + b.float("penalty_interest")[rows]
-            else:
-                column = _BOOK_MONEY[field]
-                values = b.float(column)[rows] if b.has(column) else np.full(rows.shape[0], np.nan)
+            values = self._amounts(field, rows)
             if small:
                 return format_money_small(values.tolist(), self._symbol_list(rows))
             return format_money(values, self._symbol_codes(rows))

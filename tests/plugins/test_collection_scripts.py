@@ -87,7 +87,10 @@ def test_scripts_state_the_accounts_figures(planned, small_book):
         assert names[row] in text
         assert ids[row][-4:] in text
         assert f"{sym}{overdue[row]:,.2f}" in text
-        assert f"{sym}{penalty[row]:,.2f}" in text
+        if round(penalty[row] * 100) > 0:
+            assert f"{sym}{penalty[row]:,.2f}" in text
+        else:                                   # nothing due: the late charge is not mentioned
+            assert f"{sym}0.00" not in text and not any(w in text for w in ("late fee", "罚息", "滞纳金"))
         assert f"{sym}{overdue[row] + penalty[row]:,.2f}" in text
         assert (f"逾期{dpd[row]}天" in text) if country[row] == "CN" else \
             (f"{dpd[row]} {'day' if dpd[row] == 1 else 'days'}" in text)
@@ -180,6 +183,45 @@ def test_amounts_are_written_in_the_accounts_currency_not_its_countrys(small_boo
     assert texts and all("$" in t and "¥" not in t for t in texts)
 
 
+def _us_sms(strategy, book: pa.Table, penalty: float) -> list[str]:
+    """The SMS scripts of ``book``'s accounts moved to the US with ``penalty`` due."""
+    n = book.num_rows
+    book = book.set_column(book.schema.get_field_index("country"), "country", pa.array(["US"] * n).dictionary_encode())
+    book = book.set_column(book.schema.get_field_index("currency"), "currency", pa.array(["USD"] * n).dictionary_encode())
+    book = book.set_column(book.schema.get_field_index("penalty_interest"), "penalty_interest", pa.array([penalty] * n))
+    plan = strategy.plan(Batch(n, AS_OF, NOW, [tier_decisions(book), book]))
+    return [plan["script"][i].as_py() for i in np.flatnonzero(plan["action"] == ACTION["SMS"])]
+
+
+@pytest.mark.parametrize("rows", [5, 300])             # a few accounts (Python) and many (Arrow)
+def test_no_late_fee_is_stated_when_none_is_due(small_book, strategy, rows):
+    """Issue 14: a US SMS in the grace period read "late fees of $0.00". With nothing due the
+    clause is left out (the total is the overdue amount); a fee that is due is stated; half a
+    cent rounds to nothing and is not stated either."""
+    dpd = small_book["dpd"].to_numpy()
+    book = small_book.take(pa.array(np.flatnonzero((dpd > 0) & (dpd <= 10))[:rows]))     # the tier that texts
+    grace = _us_sms(strategy, book, 0.0)
+    assert grace and all("late fee" not in t and "$0.00" not in t for t in grace)
+    assert all(" overdue, $" in t and " in total." in t for t in grace)
+    assert all("late fee" not in t for t in _us_sms(strategy, book, 0.004))
+    due = _us_sms(strategy, book, 25.0)
+    assert len(due) == len(grace) and all(" overdue plus late fees of $25.00, $" in t for t in due)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('[bad]\naction = "LEGAL_REVIEW"\ntext = "x{if penalty_interest}y"\n', r"\{if penalty_interest\} is not closed"),
+    ('[bad]\naction = "LEGAL_REVIEW"\ntext = "x{end}"\n', r"\{end\} without an \{if <field>\}"),
+    ('[bad]\naction = "LEGAL_REVIEW"\ntext = "{if dpd}{if penalty_interest}x{end}{end}"\n', r"do not nest"),
+    ('[bad]\naction = "LEGAL_REVIEW"\ntext = "{if name}x{end}"\n', r"depends on an amount or a count"),
+    ('[bad]\naction = "SMS"\ntext = "{lender}{name}{if dpd}如已还款请忽略{end}"\n', r"must say '如已还款请忽略'"),
+])
+def test_clause_mistakes_are_named(tmp_path, extra, message):
+    write_templates(tmp_path, zh_extra=extra)
+    with pytest.raises(PostloanError, match=r"zh\.toml: template 'bad'") as e:
+        strategy_with(tmp_path)
+    assert __import__("re").search(message, str(e.value)), str(e.value)
+
+
 def test_small_batches_render_the_same_text_as_large_ones(small_book, strategy):
     decisions = tier_decisions(small_book)
     big = Batch(small_book.num_rows, AS_OF, NOW, [decisions, small_book])
@@ -233,7 +275,7 @@ def strategy_with(tmp_path):
 
 
 def test_a_template_with_an_unknown_field_fails_at_load_naming_file_and_field(tmp_path):
-    write_templates(tmp_path, zh_replace={"逾期金额{overdue_amount}，{late_charge}": "逾期金额{overdue_amout}，{late_charge}"})
+    write_templates(tmp_path, zh_replace={"逾期金额{overdue_amount}{if": "逾期金额{overdue_amout}{if"})
     with pytest.raises(PostloanError, match=r"zh\.toml: template 'sms_reminder': unknown field \{overdue_amout\}; "
                                             r"did you mean \{overdue_amount\}\?"):
         strategy_with(tmp_path)
