@@ -38,6 +38,12 @@ from typing import Any, Mapping
 import numpy as np
 import pyarrow as pa
 
+from .codegen.cache import configure_numba_cache
+
+configure_numba_cache()          # before the compiled function below is defined: the per-version folder
+
+from numba import njit  # noqa: E402
+
 from .audit import DEFAULT_SYNC_INTERVAL_MS, AuditLog, without_pii
 from .errors import PostloanError
 from .hookspecs import (ACTION, BLOCK, DEFER, KEEP, NULL_TIME, ActionBatch, Batch, CompliancePolicy, DisposalChannel,
@@ -148,24 +154,53 @@ class _ChannelTable:
 
     def choose(self, price: np.ndarray, age_years: np.ndarray, mileage_km: np.ndarray, grade: np.ndarray,
                country: np.ndarray):
-        """:func:`select_disposal_channels` with grades and countries as enum codes (−1: null)."""
-        price = np.asarray(price, np.float64)
+        """:func:`select_disposal_channels` with grades and countries as enum codes (−1: null):
+        one compiled pass, for one car or a million."""
+        price = np.ascontiguousarray(price, np.float64)
         n = price.shape[0]
-        if self.m == 0 or n == 0:
-            return np.full(n, -1, np.int64), np.full(n, np.nan), np.full(n, np.nan)
-        realized = price[:, None] * self.factor
-        gross = self.s * realized * self.keep / self.denominator
-        net = gross - (self.fixed + realized * self.capital * self.days / 365.0)
-        ok = (self.grade_ok[:, grade] & self.country_ok[:, country]).T & self.sells
-        ok &= ~np.isnan(price)[:, None]
-        ok &= (age_years[:, None] <= self.max_age) | ~self.age_limited
-        ok &= (mileage_km[:, None] <= self.max_km) | ~self.km_limited
-        net = np.where(ok, net, -np.inf)
-        best = np.argmax(net, axis=1)                  # ties: the first channel listed
-        rows = np.arange(n)
-        best_net = net[rows, best]
-        found = np.isfinite(best_net)
-        return np.where(found, best, -1), np.where(found, best_net, np.nan), np.where(found, self.days[best], np.nan)
+        best = np.full(n, -1, np.int64)
+        net = np.full(n, np.nan)
+        days = np.full(n, np.nan)
+        if self.m and n:
+            _choose_channels(price, np.ascontiguousarray(age_years, np.float64),
+                             np.ascontiguousarray(mileage_km, np.float64), np.ascontiguousarray(grade, np.int64),
+                             np.ascontiguousarray(country, np.int64), self.sells, self.s, self.factor, self.keep,
+                             self.denominator, self.fixed, self.capital, self.days, self.max_age, self.age_limited,
+                             self.max_km, self.km_limited, self.grade_ok, self.country_ok, best, net, days)
+        return best, net, days
+
+
+@njit(cache=True)
+def _choose_channels(price, age, km, grade, country, sells, s, factor, keep, denominator, fixed, capital, wait,
+                     max_age, age_limited, max_km, km_limited, grade_ok, country_ok, best, net, days):
+    """Each car's channel with the highest expected net proceeds among those that take it (the
+    first listed on a tie; none: −1, NaN), the arithmetic of :func:`disposal_economics` in its
+    order. Code −1 (null) reads the tables' last entry."""
+    m = s.shape[0]
+    for i in range(price.shape[0]):
+        p = price[i]
+        if p != p:
+            continue
+        g = grade[i] if grade[i] >= 0 else grade_ok.shape[1] - 1
+        c = country[i] if country[i] >= 0 else country_ok.shape[1] - 1
+        top = -np.inf
+        chosen = -1
+        for j in range(m):
+            if not (sells[j] and grade_ok[j, g] and country_ok[j, c]):
+                continue
+            if age_limited[j] and not age[i] <= max_age[j]:
+                continue
+            if km_limited[j] and not km[i] <= max_km[j]:
+                continue
+            realized = p * factor[j]
+            value = s[j] * realized * keep[j] / denominator[j] - (fixed[j] + realized * capital[j] * wait[j] / 365.0)
+            if value > top:
+                top = value
+                chosen = j
+        if chosen >= 0 and np.isfinite(top):
+            best[i] = chosen
+            net[i] = top
+            days[i] = wait[chosen]
 
 
 def select_disposal_channels(price: np.ndarray, age_years: np.ndarray, mileage_km: np.ndarray,

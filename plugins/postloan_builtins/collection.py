@@ -614,7 +614,7 @@ class _Renderer:
         as written (so never "late fees of $0.00"), a count above 0; unknown: not said."""
         if FIELDS[field].kind == "money":
             values = self._amounts(field, rows)
-            return (values > 0) & (np.round(np.abs(np.nan_to_num(values)) * 100) > 0)
+            return (values > 0) & (np.round(values * 100) > 0)          # NaN: neither
         column = _INTS[field]
         if not self.batch.has(column):
             return np.zeros(rows.shape[0], bool)

@@ -293,3 +293,47 @@ def test_switching_off_a_channel_no_plugin_offers_is_an_error(tmp_path):
     with pytest.raises(PostloanError, match=r"\[disposal\] disabled names channel 'dealer_buyback_x'.*channels: "):
         Pipeline(None, plugins=PluginManager({"disposal": {"disabled": ["dealer_buyback_x"]}}),
                  audit_path=tmp_path / "a.log")
+
+
+def test_the_compiled_selector_is_the_formula_channel_by_channel():
+    """The selector (one compiled pass over the channels as arrays) gives exactly what
+    disposal_economics gives channel by channel, with each channel's limits applied and the
+    first channel listed winning a tie — on the shipped channels, cars of every grade and
+    country (nulls included), missing prices, and at one car as at many."""
+    from postloan_builtins.valuation import load_channels
+    channels = load_channels()
+    rng = np.random.default_rng(12)
+    n = 3000
+    price = np.exp(rng.normal(np.log(60_000), 0.9, n))
+    price[rng.random(n) < 0.05] = np.nan
+    age = rng.uniform(0, 14, n)
+    km = rng.uniform(0, 300_000, n)
+    grade = rng.choice(np.array(list("ABCDE") + [""], dtype=object), n)
+    country = rng.choice(np.array(["CN", "US", ""], dtype=object), n)
+    net = np.full((n, len(channels)), -np.inf)
+    wait = np.full((n, len(channels)), np.nan)
+    for j, c in enumerate(channels):
+        value, days_ = disposal_economics(price, c)
+        ok = ~np.isnan(price)
+        if c.max_age_years is not None:
+            ok &= age <= c.max_age_years
+        if c.max_mileage_km is not None:
+            ok &= km <= c.max_mileage_km
+        if c.conditions:
+            ok &= np.isin(grade, list(c.conditions))
+        if c.countries:
+            ok &= np.isin(country, list(c.countries))
+        net[:, j] = np.where(ok, value, -np.inf)
+        wait[:, j] = days_
+    best = np.argmax(net, axis=1)
+    top = net[np.arange(n), best]
+    found = np.isfinite(top)
+    idx, got_net, got_days = select_disposal_channels(price, age, km, grade, country, channels)
+    assert found.sum() > n // 2 and (~found).sum() > 50
+    assert np.array_equal(idx, np.where(found, best, -1))
+    assert np.array_equal(got_net[found], top[found]) and np.isnan(got_net[~found]).all()
+    assert np.array_equal(got_days[found], wait[np.arange(n), best][found])
+    for i in rng.choice(n, 20, replace=False):             # one car at a time: the same
+        one = select_disposal_channels(price[i:i + 1], age[i:i + 1], km[i:i + 1], grade[i:i + 1], country[i:i + 1],
+                                       channels)
+        assert one[0][0] == idx[i] and (one[1][0] == got_net[i] or (np.isnan(one[1][0]) and np.isnan(got_net[i])))
