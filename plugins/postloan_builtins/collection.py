@@ -677,22 +677,25 @@ class _Renderer:
             code = arbitration * 1 + self._flag("contract_notarised", rows) * 2 \
                 + (self._flag("mortgage_registered", rows) & ~self._flag("open_disputes", rows)) * 4 \
                 + (self._flag("litigation_clause", rows) & ~arbitration) * 8
-            table, empty = _ROUTES, _NO_ROUTE[language]
-            sep = "；" if language == "zh" else "; "
         else:
             code = self._flag("surrender_agreed_at", rows) * 1 + self._flag("court_order_at", rows) * 2 \
                 + self._flag("arbitral_award_at", rows) * 4
-            table, empty = _BASES, _NO_BASIS[language]
-            sep = "、" if language == "zh" else ", "
-        column = 1 if language == "zh" else 2
+        texts = _LABEL_TEXTS[field, language]
         if small:
-            texts = {c: sep.join(entry[column] for entry in table if c & entry[0]) or empty
-                     for c in set(code.tolist())}
             return [texts[c] for c in code.tolist()]
-        every = 1 << len(table)                              # the text of each combination of bits, once
-        texts = pa.array([sep.join(entry[column] for entry in table if c & entry[0]) or empty for c in range(every)],
-                         pa.string())
-        return texts.take(pa.array(np.asarray(code, np.int64)))
+        return pa.array(texts, pa.string()).take(pa.array(np.asarray(code, np.int64)))
+
+
+def _label_texts(table, empty: str, sep: str, column: int) -> list[str]:
+    """The text of each combination of a label's bits (code c: the entries whose bit is in c)."""
+    return [sep.join(entry[column] for entry in table if c & entry[0]) or empty for c in range(1 << len(table))]
+
+
+#: the routes' and legal bases' texts by (field, language), for every combination of bits
+_LABEL_TEXTS = {("routes", "zh"): _label_texts(_ROUTES, _NO_ROUTE["zh"], "；", 1),
+                ("routes", "en"): _label_texts(_ROUTES, _NO_ROUTE["en"], "; ", 2),
+                ("legal_basis", "zh"): _label_texts(_BASES, _NO_BASIS["zh"], "、", 1),
+                ("legal_basis", "en"): _label_texts(_BASES, _NO_BASIS["en"], ", ", 2)}
 
 
 def _zh_vehicle(names: Mapping, brand, model) -> str:

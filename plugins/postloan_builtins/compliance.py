@@ -406,20 +406,19 @@ class _Accounts:
         self.batch = batch
         self.records = batch.records
         self.n = 1 if self.records is not None else batch.n
+        if self.records is not None:              # one account: its values by column, the first source's
+            merged: dict = {}
+            for r in reversed(self.records):
+                merged.update(r)
+            self.merged = merged
 
     def has(self, column: str) -> bool:
         if self.records is not None:
-            for r in self.records:
-                if column in r:
-                    return True
-            return False
+            return column in self.merged
         return self.batch.has(column)
 
     def value(self, column: str):
-        for r in self.records:
-            if column in r:
-                return r[column]
-        return None
+        return self.merged.get(column)
 
     def feature(self, k: int):
         """Feature ``k`` of every account. A feature read from no column present is null when
@@ -427,10 +426,10 @@ class _Accounts:
         it — and an error naming the column when one is a book column (fail closed)."""
         name, kind, columns = K.FEATURES[k]
         if self.records is not None:
+            merged = self.merged
             for column in columns:
-                for r in self.records:
-                    if column in r:
-                        return _convert_scalar(kind, r[column])
+                if column in merged:
+                    return _convert_scalar(kind, merged[column])
         else:
             for column in columns:
                 if self.batch.has(column):
@@ -624,9 +623,8 @@ class Engine:
                     if extra not in zone_names:
                         zone_names.append(extra)
                     zone[:, 1 + k] = zone_names.index(extra)
-            known = [v for k in run.time_features if (v := per_account[k]) != NULL_TIME]
-            low = min((v * US_PER_DAY if K.FEATURES[k][1] == "day" else v for k, v in per_account.items()
-                       if k in run.time_features and v != NULL_TIME), default=None) if known else None
+            low = min((v * US_PER_DAY if K.FEATURES[k][1] == "day" else v for k in run.time_features
+                       if (v := per_account[k]) != NULL_TIME), default=None)
         else:
             names, index = accounts.text("time_zone")
             if (index < 0).any():
