@@ -147,9 +147,10 @@ def test_single_account_stage(benchmark, kernel, pipeline):
 
 def test_single_account_stage_parts(benchmark, kernel, pipeline):
     """Where the one-account stage goes (the gRPC Decide form, a Record): the strategy's plan
-    with its scripts, the scripts alone, the compliance policies (one compiled call for the
-    set, after the screen reads the scripts), the screen alone — against the whole stage and
-    the kernel's decision of the same account, call by call."""
+    with its scripts, the scripts alone, the valuation (the car's price and disposal channel),
+    the compliance policies (one compiled call for the set, after the screen reads the
+    scripts), the screen alone — against the whole stage and the kernel's decision of the same
+    account, call by call."""
     from kernel.hookspecs import Batch, Record
     from postloan_builtins.compliance import screen_scripts
     book = _book(2_000)
@@ -169,6 +170,7 @@ def test_single_account_stage_parts(benchmark, kernel, pipeline):
         "strategy_plan": lambda: pipeline._plan(batch()),
         "scripts": lambda: strategy._render(batch(), planned["row"], planned["action"],
                                             batch().enum("collection_tier.tier", ("NONE", "MILD", "MEDIUM", "SEVERE"))),
+        "valuation": lambda: pipeline._valuation(batch()),
         "policies": lambda: pipeline._comply(batch(), planned, []),
         "screen": lambda: screen_scripts(script),
         "batch_alone": batch,

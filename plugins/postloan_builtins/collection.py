@@ -462,6 +462,13 @@ _BASES = ((1, "客户书面同意交车", "the debtor's written agreement to han
 _NO_BASIS = {"zh": "未记录法律依据（不得收车）", "en": "no legal basis recorded (do not repossess)"}
 
 
+#: what :meth:`_Renderer._scalar` gives for a value to read through the batch's columns
+_NOT_PLAIN = object()
+#: plain Python types of a record's numbers and whole numbers (bool: 0 or 1, as the columns)
+_NUMBERS = (float, int, bool)
+_WHOLE = (int, bool)
+
+
 class _Renderer:
     """Renders templates for groups of actions; field columns are computed once per batch."""
 
@@ -473,6 +480,24 @@ class _Renderer:
         self._symbols_of: tuple | None = None
         self.late_charge = late_charge    # per country code (−1 last): a key of LATE_CHARGES
         self.vehicle_names = vehicle_names or {}
+        # one account as Python scalars (the gRPC Decide form): its values by column, the first
+        # source's, read directly where they are plain values (else through the batch's columns)
+        self._record: dict | None = None
+        records = batch.records
+        if records is not None and batch.n == 1:
+            merged: dict = {}
+            for r in reversed(records):
+                merged.update(r)
+            self._record = merged
+
+    def _scalar(self, column: str, kinds: tuple):
+        """One account's value of ``column`` when it is None or of ``kinds`` (the types whose
+        conversion is plain: the same value the batch's column gives); else :data:`_NOT_PLAIN`."""
+        record = self._record
+        if record is None or column not in record:
+            return _NOT_PLAIN
+        value = record[column]
+        return value if value is None or type(value) in kinds else _NOT_PLAIN
 
     def _symbol_codes(self, rows: np.ndarray):
         """The rows' currency symbols as (distinct symbols, index per row) for format_money."""
@@ -514,6 +539,9 @@ class _Renderer:
         raise AssertionError(field)
 
     def _column_few(self, name: str, rows: np.ndarray) -> list[str]:
+        value = self._scalar(name, (str,))
+        if value is not _NOT_PLAIN:
+            return [_MISSING if value is None else value] * rows.shape[0]
         raw = self.batch.raw(name)
         values = raw.take(pa.array(rows)).to_pylist() if isinstance(raw, (pa.Array, pa.ChunkedArray)) \
             else raw[rows].tolist()
@@ -605,8 +633,11 @@ class _Renderer:
         """A money field's amounts for ``rows`` (NaN: unknown)."""
         b = self.batch
         if field == "total_due":
-            return b.float("overdue_amount")[rows] + b.float("penalty_interest")[rows]
+            return self._amounts("overdue_amount", rows) + self._amounts("penalty_interest", rows)
         column = _BOOK_MONEY[field]
+        value = self._scalar(column, _NUMBERS)
+        if value is not _NOT_PLAIN:
+            return np.full(rows.shape[0], np.nan if value is None else float(value))
         return b.float(column)[rows] if b.has(column) else np.full(rows.shape[0], np.nan)
 
     def _due(self, field: str, rows: np.ndarray) -> np.ndarray:
@@ -615,10 +646,16 @@ class _Renderer:
         if FIELDS[field].kind == "money":
             values = self._amounts(field, rows)
             return (values > 0) & (np.round(values * 100) > 0)          # NaN: neither
-        column = _INTS[field]
+        return self._ints(_INTS[field], rows) > 0
+
+    def _ints(self, column: str, rows: np.ndarray) -> np.ndarray:
+        """A whole-number column for ``rows`` (null or absent: NULL_TIME)."""
+        value = self._scalar(column, _WHOLE)
+        if value is not _NOT_PLAIN:
+            return np.full(rows.shape[0], NULL_TIME if value is None else int(value), np.int64)
         if not self.batch.has(column):
-            return np.zeros(rows.shape[0], bool)
-        return self.batch.int(column, NULL_TIME)[rows] > 0
+            return np.full(rows.shape[0], NULL_TIME, np.int64)
+        return self.batch.int(column, NULL_TIME)[rows]
 
     def _field(self, field: str, language: str, rows: np.ndarray, small: bool, unit: Unit | None = None):
         kind = FIELDS[field].kind
@@ -636,7 +673,7 @@ class _Renderer:
             column = _INTS[field]
             if not b.has(column):
                 return [_MISSING] * rows.shape[0] if small else pa.array([_MISSING] * rows.shape[0], pa.string())
-            values = b.int(column, NULL_TIME)[rows]
+            values = self._ints(column, rows)
             if small:
                 return [_MISSING if v == NULL_TIME else counted(v, unit) for v in values.tolist()]
             text = pa.array(values).cast(pa.string())
@@ -657,6 +694,14 @@ class _Renderer:
     def _flag(self, column: str, rows: np.ndarray) -> np.ndarray:
         """A yes/no state column for ``rows`` (absent, e.g. a book without state: no)."""
         b = self.batch
+        if column.endswith("_at"):
+            value = self._scalar(column, (dt.datetime,))
+            if value is not _NOT_PLAIN:
+                return np.full(rows.shape[0], value is not None)
+        else:
+            value = self._scalar(column, _WHOLE)
+            if value is not _NOT_PLAIN:
+                return np.full(rows.shape[0], value is not None and value > 0)
         if not b.has(column):
             return np.zeros(rows.shape[0], bool)
         if column.endswith("_at"):
