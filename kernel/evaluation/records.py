@@ -371,6 +371,15 @@ def dataset_parts(folder: str | os.PathLike) -> list[str]:
     return names
 
 
+#: the columns no row of a dataset's table may leave empty
+_REQUIRED = {"snapshots": ("account_id", "as_of", "decided_at"), "actions": ("account_id", "decided_at"),
+             "events": ("account_id", "kind", "at")}
+
+
+def _np_bool(col) -> np.ndarray:
+    return np.asarray(col.to_numpy(zero_copy_only=False), bool)
+
+
 def read_part(folder: str | os.PathLike, name: str) -> Part:
     """One partition of a dataset folder."""
     folder = Path(folder)
@@ -381,8 +390,8 @@ def read_part(folder: str | os.PathLike, name: str) -> Part:
             table = pq.read_table(path)
         except (OSError, pa.ArrowException) as e:
             raise DatasetError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0][:160]})") from None
-        if kind == "snapshots":
-            table = with_currency(table)
+        if kind == "snapshots" and "currency" not in table.column_names:     # a dataset from before it
+            table = table.append_column("currency", pa.nulls(table.num_rows, _S))
         missing = [f.name for f in schema if f.name not in table.column_names]
         if missing:
             raise DatasetError(f"{path}: missing column {missing[0]!r}")
@@ -390,6 +399,13 @@ def read_part(folder: str | os.PathLike, name: str) -> Part:
             table = table.select(schema.names).cast(schema)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
             raise DatasetError(f"{path}: a column has the wrong type ({str(e).splitlines()[0][:160]})") from None
+        for column in _REQUIRED[kind]:
+            col = table[column]
+            if col.null_count:
+                row = int(np.flatnonzero(~_np_bool(col.is_valid()))[0])
+                raise DatasetError(f"{path}: column {column!r} row {row} is empty (every {kind[:-1]} needs it)")
+        if kind == "snapshots":
+            table = with_currency(table)                # a null currency: the country's
         tables.append(table)
     return Part(*tables)
 
