@@ -51,9 +51,9 @@ ACTIONS = tuple(DEFAULT_COSTS["CNY"])
 DIALLED = ("PHONE", "VOICE_BOT", "FIELD_VISIT")
 CONTACTED = ("RIGHT_PARTY", "WRONG_PARTY")
 
-#: KPI -> (kind, label, unit shown); kinds: proportion, mean, ratio, rate. The unit "{cur}"
-#: marks a KPI of money (:data:`MONEY`): it is computed and shown per currency, never summed
-#: across currencies.
+#: KPI -> (kind, label, unit shown); kinds: proportion, mean, ratio, rate, sum. A KPI of
+#: :data:`MONEY` is computed and shown per currency, never summed across currencies ("{cur}"
+#: in its unit is the currency).
 KPIS: dict[str, tuple[str, str, str]] = {
     "contact_rate": ("proportion", "contact rate", "of dialled attempts"),
     "rpc_rate": ("proportion", "right-party contact rate", "of dialled attempts"),
