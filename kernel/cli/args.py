@@ -62,6 +62,8 @@ def output_file(text: str) -> str:
     """A file to write: ``-`` (standard output), a special file such as /dev/stdout or a
     FIFO (written in place), or a regular file whose directory exists and is writable."""
     from ..files import STDOUT, is_special_output
+    if not text:
+        raise argparse.ArgumentTypeError("expected a file name, got an empty one")
     if text == STDOUT or is_special_output(text):
         return text
     parent = os.path.dirname(os.path.abspath(text))

@@ -72,7 +72,7 @@ def _book(text: str) -> str:
 def _target(text: str) -> str:
     import os
     from urllib.parse import urlparse
-    if len(urlparse(text).scheme) > 1 or os.path.isdir(text) or text.endswith(os.sep):
+    if text and (len(urlparse(text).scheme) > 1 or os.path.isdir(text) or text.endswith(os.sep)):
         return text
     return a.output_file(text)
 

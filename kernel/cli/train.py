@@ -111,6 +111,8 @@ def _own_data(args) -> int:
 
     if not args.out:
         raise PostloanError("--out DIR is required with --pd-data/--rv-data: the bundle folder to write")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):   # before any fitting, not after
+        raise PostloanError(f"{args.out}: --out is not a directory (the bundle folder to write)")
     written = []
     if args.pd_data:
         features = [f.strip() for f in args.pd_features.split(",") if f.strip()] if args.pd_features else None

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from ..errors import PostloanError
 from . import stats as st
-from .records import Part
+from .records import Part, with_currency
 
 __all__ = ["Settings", "Accumulator", "Partial", "summarize", "evaluate", "BUCKETS", "KPIS", "DEFAULT_COSTS"]
 
@@ -38,14 +38,22 @@ BUCKETS = ("M0", "M1", "M2", "M3", "M4", "M5", "M6", "M7")
 DIMENSIONS = ("tier", "bucket", "channel", "agent")
 NA = "—"
 DAY_US = 86_400_000_000
-#: cost of one kept action of each kind (CNY), unless [evaluation.costs] says otherwise
-DEFAULT_COSTS = {"SMS": 0.05, "VOICE_BOT": 0.3, "PHONE": 3.0, "FIELD_VISIT": 80.0, "LEGAL_REVIEW": 500.0,
-                 "THIRD_PARTY_CONTACT": 3.0, "REPOSSESSION": 3000.0, "DISPOSAL": 1500.0}
+#: cost of one kept action of each kind, in the account's currency, unless [evaluation.costs]
+#: (CNY) or [evaluation.costs.USD] say otherwise
+DEFAULT_COSTS = {"CNY": {"SMS": 0.05, "VOICE_BOT": 0.3, "PHONE": 3.0, "FIELD_VISIT": 80.0, "LEGAL_REVIEW": 500.0,
+                         "THIRD_PARTY_CONTACT": 3.0, "REPOSSESSION": 3000.0, "DISPOSAL": 1500.0},
+                 "USD": {"SMS": 0.01, "VOICE_BOT": 0.05, "PHONE": 1.5, "FIELD_VISIT": 60.0, "LEGAL_REVIEW": 300.0,
+                         "THIRD_PARTY_CONTACT": 1.5, "REPOSSESSION": 500.0, "DISPOSAL": 300.0}}
+#: the currencies an account may be in (schema ``currency``), in the order they are shown
+CURRENCIES = ("CNY", "USD")
+ACTIONS = tuple(DEFAULT_COSTS["CNY"])
 #: channels whose attempts can reach a person (contact and right-party contact rates)
 DIALLED = ("PHONE", "VOICE_BOT", "FIELD_VISIT")
 CONTACTED = ("RIGHT_PARTY", "WRONG_PARTY")
 
-#: KPI -> (kind, label, unit shown); kinds: proportion, mean, ratio, rate
+#: KPI -> (kind, label, unit shown); kinds: proportion, mean, ratio, rate, sum. A KPI of
+#: :data:`MONEY` is computed and shown per currency, never summed across currencies ("{cur}"
+#: in its unit is the currency).
 KPIS: dict[str, tuple[str, str, str]] = {
     "contact_rate": ("proportion", "contact rate", "of dialled attempts"),
     "rpc_rate": ("proportion", "right-party contact rate", "of dialled attempts"),
@@ -54,14 +62,16 @@ KPIS: dict[str, tuple[str, str, str]] = {
     "cure_rate": ("proportion", "cure rate (back to M0)", "of entries"),
     "roll_forward_rate": ("proportion", "roll-forward rate (count)", "of accounts"),
     "roll_forward_balance": ("ratio", "roll-forward rate (balance)", "of balance"),
-    "collected": ("sum", "amount collected", "CNY"),
-    "collected_per_account": ("mean", "amount collected per account", "CNY"),
-    "cost_per_collected": ("ratio", "cost per amount collected", "CNY per CNY"),
+    "collected": ("sum", "amount collected", "{cur}"),
+    "collected_per_account": ("mean", "amount collected per account", "{cur}"),
+    "cost_per_collected": ("ratio", "cost per amount collected", "{cur} per {cur}"),
     "recovery_rate": ("ratio", "recovery rate on repossessed cars", "of exposure"),
     "complaints_per_10k": ("rate", "complaints per 10,000 contacts", "per 10,000 contact attempts"),
     "block_rate": ("proportion", "compliance blocks", "of planned actions"),
     "defer_rate": ("proportion", "compliance deferrals", "of planned actions"),
 }
+#: the KPIs of money, or weighed by money: one figure per currency (keys "collected.CNY" …)
+MONEY = ("roll_forward_balance", "collected", "collected_per_account", "cost_per_collected", "recovery_rate")
 _SETTINGS = {"attribution_days": (float, 7.0), "promise_after_rpc_hours": (float, 24.0),
              "promise_grace_days": (int, 1), "cure_days": (int, 30), "control": (str, "CHAMPION"),
              "confidence": (float, 0.95), "top": (int, 50)}
@@ -78,7 +88,7 @@ class Settings:
     control: str = "CHAMPION"
     confidence: float = 0.95
     top: int = 50
-    costs: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_COSTS))
+    costs: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: {c: dict(v) for c, v in DEFAULT_COSTS.items()})
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> "Settings":
@@ -89,17 +99,7 @@ class Settings:
         values: dict[str, Any] = {}
         for key, value in section.items():
             if key == "costs":
-                if not isinstance(value, Mapping):
-                    raise PostloanError(f"{source}: [evaluation.costs] must be a table of action = cost")
-                costs = dict(DEFAULT_COSTS)
-                for action, cost in value.items():
-                    if action not in DEFAULT_COSTS:
-                        raise PostloanError(f"{source}: [evaluation.costs] {action!r} is not an action "
-                                            f"({', '.join(DEFAULT_COSTS)})")
-                    if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not 0 <= cost < 1e9:
-                        raise PostloanError(f"{source}: [evaluation.costs] {action} must be a cost of 0 or more")
-                    costs[action] = float(cost)
-                values["costs"] = costs
+                values["costs"] = _costs(value, source)
                 continue
             if key not in _SETTINGS:
                 raise PostloanError(f"{source}: [evaluation] {key!r}: unknown setting "
@@ -117,6 +117,34 @@ class Settings:
         return cls(**values)
 
 
+def _costs(value, source: str) -> dict:
+    """``[evaluation.costs]``: action = cost in CNY, and ``[evaluation.costs.USD]`` (or
+    ``.CNY``): action = cost in that currency; each over the defaults."""
+    if not isinstance(value, Mapping):
+        raise PostloanError(f"{source}: [evaluation.costs] must be a table of action = cost")
+    costs = {c: dict(v) for c, v in DEFAULT_COSTS.items()}
+
+    def put(currency: str, table: Mapping, where: str) -> None:
+        for action, cost in table.items():
+            if action not in ACTIONS:
+                raise PostloanError(f"{source}: {where} {action!r} is not an action ({', '.join(ACTIONS)}) "
+                                    f"nor a currency ({', '.join(CURRENCIES)})" if where == "[evaluation.costs]" else
+                                    f"{source}: {where} {action!r} is not an action ({', '.join(ACTIONS)})")
+            if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not 0 <= cost < 1e9:
+                raise PostloanError(f"{source}: {where} {action} must be a cost of 0 or more (in {currency})")
+            costs[currency][action] = float(cost)
+
+    put("CNY", {k: v for k, v in value.items() if k not in CURRENCIES}, "[evaluation.costs]")
+    for currency in CURRENCIES:
+        if currency in value:
+            table = value[currency]
+            if not isinstance(table, Mapping):
+                raise PostloanError(f"{source}: [evaluation.costs.{currency}] must be a table of action = cost "
+                                    f"in {currency}")
+            put(currency, table, f"[evaluation.costs.{currency}]")
+    return costs
+
+
 # --------------------------------------------------------------------------------------------
 # Partials: sufficient statistics that add up
 # --------------------------------------------------------------------------------------------
@@ -125,9 +153,10 @@ class Settings:
 class Partial:
     """Sums of one or more partitions. ``groups[(kpi, dimension, arm, value)]``: the KPI's
     sufficient statistics (proportion: [n, k]; mean: [n, Σx, Σx²]; ratio: [n, Σx, Σy, Σx², Σy²,
-    Σxy]; rate: [events, exposure]; sum: [n, Σx]); ``series[(name, day)]``: per run date;
-    ``vintage[(contract month, day)]``: [accounts, 30+]; ``rolls[(arm, from, to)]``: [accounts,
-    balance] at the end date; ``lists``: the report's ranked rows."""
+    Σxy]; rate: [events, exposure]; sum: [n, Σx]), a KPI of money named with its currency
+    ("collected.USD"); ``series[(name, day)]``: per run date (amounts: "balance.CNY" …);
+    ``vintage[(contract month, day)]``: [accounts, 30+]; ``rolls[(arm, currency, from, to)]``:
+    [accounts, balance] at the end date; ``lists``: the report's ranked rows."""
 
     groups: dict = field(default_factory=dict)
     series: dict = field(default_factory=dict)
@@ -193,6 +222,17 @@ def _group(target: dict, kpi: str, arm, dims: Mapping[str, tuple], stats: np.nda
                 _add(target, (kpi, dim, arm_names[u // len(names)], names[u % len(names)]), s)
 
 
+def _group_money(target: dict, kpi: str, currency: tuple, arm, dims: Mapping[str, tuple],
+                 stats: np.ndarray) -> None:
+    """:func:`_group` for a KPI of money: the rows of each currency apart ("kpi.CNY" …);
+    ``currency``: (codes of the rows, names)."""
+    codes, names = currency
+    for c in np.unique(codes).tolist():
+        sel = codes == c
+        _group(target, f"{kpi}.{names[c]}", (arm[0][sel], arm[1]), {k: (v[0][sel], v[1]) for k, v in dims.items()},
+               stats[sel])
+
+
 def _proportion_rows(success: np.ndarray) -> np.ndarray:
     return np.stack([np.ones(len(success)), success.astype(np.float64)], axis=1)
 
@@ -209,8 +249,8 @@ def _mean_rows(x: np.ndarray) -> np.ndarray:
 # One partition
 # --------------------------------------------------------------------------------------------
 
-_SLIM = ("account_id", "as_of", "decided_at", "dpd", "outstanding_principal", "arm", "tier", "bucket", "channel",
-         "valuation_price")
+_SLIM = ("account_id", "as_of", "decided_at", "dpd", "outstanding_principal", "currency", "arm", "tier", "bucket",
+         "channel", "valuation_price")
 _ALERTS = ("insurance_expiring", "insurance_lapsed", "gps_offline", "geofence_exit", "violations",
            "gps_offline_then_exit")
 _LEVEL_RANK = {"CRITICAL": 3, "ALERT": 2, "WATCH": 1}
@@ -247,6 +287,7 @@ class Accumulator:
     def add_snapshots(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
+        table = with_currency(table)
         self._report(table)
         dpd = _np(table["dpd"].fill_null(0))
         ids = table["account_id"]
@@ -285,14 +326,20 @@ class Accumulator:
         bucket_codes = _bucket_codes(t["bucket"])
         balance = np.nan_to_num(_np(t["outstanding_principal"]).astype(np.float64))
         dpd = _np(t["dpd"].fill_null(0))
+        cur_codes, cur_names = _encode(t["currency"], t.num_rows)
         for d in np.unique(day).tolist():
             sel = day == d
             b = bucket_codes[sel]
             _add(p.series, ("accounts", d), np.bincount(b, minlength=len(BUCKETS) + 1).astype(np.float64))
-            _add(p.series, ("balance", d), np.bincount(b, weights=balance[sel], minlength=len(BUCKETS) + 1))
             od = dpd[sel] >= 1
-            _add(p.series, ("overdue", d), np.array([sel.sum(), od.sum(), balance[sel].sum(), balance[sel][od].sum()],
-                                                    np.float64))
+            _add(p.series, ("overdue", d), np.array([sel.sum(), od.sum()], np.float64))
+            for c in np.unique(cur_codes[sel]).tolist():          # amounts: each currency on its own
+                mine = sel & (cur_codes == c)
+                name = cur_names[c]
+                _add(p.series, (f"balance.{name}", d),
+                     np.bincount(bucket_codes[mine], weights=balance[mine], minlength=len(BUCKETS) + 1))
+                _add(p.series, (f"overdue_balance.{name}", d),
+                     np.array([balance[mine].sum(), balance[mine & (dpd >= 1)].sum()], np.float64))
             _add(p.series, ("alerts", d), np.array([np.count_nonzero(_np(t[a].filter(pa.array(sel)).fill_null(False)))
                                                     for a in _ALERTS], np.float64))
         # vintages: accounts and 30+ by contract month and run date
@@ -306,28 +353,31 @@ class Accumulator:
             _add(p.vintage, (u // 100_000, u % 100_000), np.array([a, b], np.float64))
         last = day == self.end_day
         if last.any():
-            self._end(t.filter(pa.array(last)), bucket_codes[last], balance[last])
+            self._end(t.filter(pa.array(last)), bucket_codes[last], balance[last], (cur_codes[last], cur_names))
 
-    def _end(self, t: pa.Table, now_codes: np.ndarray, balance: np.ndarray) -> None:
+    def _end(self, t: pa.Table, now_codes: np.ndarray, balance: np.ndarray, currency: tuple) -> None:
         p = self.partial
         then_codes = _bucket_codes(t["bucket_30d_ago"])
         arm_codes, arm_names = _encode(t["arm"], t.num_rows)
-        key = (arm_codes * 9 + then_codes) * 9 + now_codes
+        cur_codes, cur_names = currency
+        key = ((arm_codes * len(cur_names) + cur_codes) * 9 + then_codes) * 9 + now_codes
         uniq, inverse = np.unique(key, return_inverse=True)
         count = np.bincount(inverse, minlength=len(uniq))
         bal = np.bincount(inverse, weights=balance, minlength=len(uniq))
         for u, c, b in zip(uniq.tolist(), count.tolist(), bal.tolist()):
-            arm, rest = divmod(u, 81)
-            _add(p.rolls, (arm_names[arm], rest // 9, rest % 9), np.array([c, b], np.float64))
-        # the roll-forward KPIs by arm and bucket of 30 days ago (known buckets only)
+            head, rest = divmod(u, 81)
+            arm, cur = divmod(head, len(cur_names))
+            _add(p.rolls, (arm_names[arm], cur_names[cur], rest // 9, rest % 9), np.array([c, b], np.float64))
+        # the roll-forward KPIs by arm and bucket of 30 days ago (known buckets only); by
+        # balance: per currency
         known = (then_codes < len(BUCKETS)) & (now_codes < len(BUCKETS))
         if known.any():
             fwd = (now_codes > then_codes)[known]
             dims = {"bucket": (then_codes[known], list(BUCKETS) + [NA])}
             arm = (arm_codes[known], arm_names)
             _group(p.groups, "roll_forward_rate", arm, dims, _proportion_rows(fwd))
-            _group(p.groups, "roll_forward_balance", arm, dims, _ratio_rows(np.where(fwd, balance[known], 0.0),
-                                                                            balance[known]))
+            _group_money(p.groups, "roll_forward_balance", (cur_codes[known], cur_names), arm, dims,
+                         _ratio_rows(np.where(fwd, balance[known], 0.0), balance[known]))
         top = self.s.top
         level = _np(t["ew_level"].fill_null("NONE")).astype(str)
         rank = np.vectorize(lambda v: _LEVEL_RANK.get(v, 0), otypes=[np.int64])(level) if len(level) else level
@@ -342,8 +392,8 @@ class Accumulator:
         hits = flags.sum(axis=1)
         al = np.flatnonzero(hits > 0)
         al = al[np.lexsort((-balance[al], -hits[al]))][:top]
-        rows = t.take(pa.array(al, pa.int64())).select(["account_id", "bucket", "dpd", "outstanding_principal", "arm",
-                                                        *_ALERTS]).to_pylist()
+        rows = t.take(pa.array(al, pa.int64())).select(["account_id", "bucket", "dpd", "outstanding_principal",
+                                                        "currency", "arm", *_ALERTS]).to_pylist()
         p.lists["vehicle_alerts"] = _top(p.lists.get("vehicle_alerts", []) +
                                          [(hits[i] * 1e12 + balance[i], r) for i, r in zip(al.tolist(), rows)], top)
         # disposal recommendations on the end date
@@ -353,9 +403,12 @@ class Accumulator:
             ch_codes, ch_names = _encode(sub["disposal_channel"], sub.num_rows)
             net = np.nan_to_num(_np(sub["expected_net"]).astype(np.float64))
             price = np.nan_to_num(_np(sub["valuation_price"]).astype(np.float64))
+            sub_cur = cur_codes[need]
             for c in np.unique(ch_codes).tolist():
-                sel = ch_codes == c
-                _add(p.counts, ("recommended", ch_names[c]), np.array([sel.sum(), net[sel].sum(), price[sel].sum()]))
+                for k in np.unique(sub_cur[ch_codes == c]).tolist():      # amounts: per currency
+                    sel = (ch_codes == c) & (sub_cur == k)
+                    _add(p.counts, (f"recommended.{cur_names[k]}", ch_names[c]),
+                         np.array([sel.sum(), net[sel].sum(), price[sel].sum()]))
         tiers, tier_names = _encode(t["tier"], t.num_rows)
         for c in np.unique(tiers).tolist():
             _add(p.counts, ("tier", tier_names[c]), np.array([np.count_nonzero(tiers == c)], np.float64))
@@ -377,6 +430,7 @@ class Accumulator:
         tier = _encode(s["tier"], n)
         bucket = _encode(s["bucket"], n)
         channel = _encode(s["channel"], n)
+        currency = _encode(s["currency"], n)
         dpd = _np(s["dpd"].fill_null(0)).astype(np.int64)
         outstanding = np.nan_to_num(_np(s["outstanding_principal"]).astype(np.float64))
         day = _days(s["as_of"])
@@ -391,6 +445,9 @@ class Accumulator:
 
         def arm_of(rows):
             return arm[0][rows], arm[1]
+
+        def currency_of(rows):
+            return currency[0][rows], currency[1]
 
         events = pa.concat_tables(self._events) if self._events else None
         if events is not None:
@@ -460,18 +517,23 @@ class Accumulator:
             worked = dpd[srows] >= 1
             rows, srows = rows[worked], srows[worked]
             d = dims_of(srows, agent=(e_agent[0][rows], e_agent[1]))
-            _group(p.groups, "collected", arm_of(srows), d, np.stack([np.ones(len(rows)), amount[rows]], axis=1))
+            _group_money(p.groups, "collected", currency_of(srows), arm_of(srows), d,
+                         np.stack([np.ones(len(rows)), amount[rows]], axis=1))
             np.add.at(collected, code[srows], amount[rows])
             # repossessed cars: sale amount over the exposure at the last decision before the sale
             sold = np.flatnonzero((kind == "VEHICLE_SOLD") & (snap >= 0))
             srows = snap[sold]
             d = dims_of(srows, agent=(e_agent[0][sold], e_agent[1]))
-            _group(p.groups, "recovery_rate", arm_of(srows), d, _ratio_rows(amount[sold], outstanding[srows]))
+            _group_money(p.groups, "recovery_rate", currency_of(srows), arm_of(srows), d,
+                         _ratio_rows(amount[sold], outstanding[srows]))
             expected = np.nan_to_num(_np(s["valuation_price"]).astype(np.float64))[srows]
             for name, mask in (("repossessed", kind == "REPOSSESSED"), ("redeemed", kind == "REDEEMED")):
-                _add(p.counts, ("disposal", name), np.array([np.count_nonzero(mask), 0.0, 0.0, 0.0]))
-            _add(p.counts, ("disposal", "sold"), np.array([len(sold), amount[sold].sum(), outstanding[srows].sum(),
-                                                            expected.sum()]))
+                _add(p.counts, ("disposal", name), np.array([np.count_nonzero(mask)], np.float64))
+            sold_cur = currency[0][srows]
+            for c in np.unique(sold_cur).tolist():                      # sale amounts: per currency
+                k = sold_cur == c
+                _add(p.counts, (f"sold.{currency[1][c]}", "cars"),
+                     np.array([k.sum(), amount[sold][k].sum(), outstanding[srows][k].sum(), expected[k].sum()]))
         # accounts: entry (first decision at dpd ≥ 1), cure, collected and cost per account
         first = np.r_[True, code[1:] != code[:-1]]
         entry_of = _first_where(code, dpd >= 1)                 # per account: row of its entry
@@ -501,13 +563,17 @@ class Accumulator:
                 d["agent"] = (np.zeros(len(rows), np.int64), [NA])
                 _group(p.groups, "block_rate", arm_of(srows), d, _proportion_rows(outcome[rows] == "BLOCK"))
                 _group(p.groups, "defer_rate", arm_of(srows), d, _proportion_rows(outcome[rows] == "DEFER"))
-                prices = np.array([self.s.costs.get(x, 0.0) for x in act[1]] + [0.0])
-                spent = np.where(outcome[rows] == "KEEP", prices[act[0][rows]], 0.0)
+                # each action's cost in its account's currency (a currency without costs: 0)
+                prices = np.array([[self.s.costs.get(c, {}).get(x, 0.0) for x in act[1]] + [0.0]
+                                   for c in currency[1]])
+                spent = np.where(outcome[rows] == "KEEP", prices[currency[0][srows], act[0][rows]], 0.0)
                 np.add.at(cost, code[srows], spent)
         rows = entry
         acc = code[rows]
-        _group(p.groups, "collected_per_account", arm_of(rows), dims_of(rows), _mean_rows(collected[acc]))
-        _group(p.groups, "cost_per_collected", arm_of(rows), dims_of(rows), _ratio_rows(cost[acc], collected[acc]))
+        _group_money(p.groups, "collected_per_account", currency_of(rows), arm_of(rows), dims_of(rows),
+                     _mean_rows(collected[acc]))
+        _group_money(p.groups, "cost_per_collected", currency_of(rows), arm_of(rows), dims_of(rows),
+                     _ratio_rows(cost[acc], collected[acc]))
         self._slim, self._actions, self._events = [], [], []
         return p
 
@@ -646,42 +712,67 @@ def summarize(partial: Partial, settings: Settings, end: dt.date) -> dict:
     arms = sorted({key[2] for key in partial.groups if key[1] == "all"} | {k[0] for k in partial.rolls},
                   key=lambda a: (_arm_rank(a), a))
     control = settings.control if settings.control in arms else (arms[0] if arms else None)
+    currencies = _currencies({key[0].split(".", 1)[1] for key in partial.groups if "." in key[0]}
+                             | {name.split(".", 1)[1] for name, _ in partial.series if "." in name}
+                             | {key[1] for key in partial.rolls}
+                             | {key[0].split(".", 1)[1] for key in partial.counts if "." in key[0]})
     kpis = {}
-    for kpi, (kind, label, unit) in KPIS.items():
-        by_arm = {}
-        for arm in arms:
-            v = partial.groups.get((kpi, "all", arm, ""))
-            if v is None:
+    for base, (kind, label, unit) in KPIS.items():
+        variants = [(f"{base}.{c}", c) for c in currencies] if base in MONEY else [(base, None)]
+        for kpi, cur in variants:
+            if cur is not None and not any(key[0] == kpi for key in partial.groups):
                 continue
-            row = _estimate(kind, v, conf)
-            if arm != control and control is not None and (kpi, "all", control, "") in partial.groups:
-                row["vs_control"] = _difference(kind, v, partial.groups[(kpi, "all", control, "")], conf)
-            by_arm[arm] = row
-        breakdown = {}
-        for (k, dim, arm, value), v in sorted(partial.groups.items(), key=lambda kv: kv[0][1:]):
-            if k == kpi and dim != "all":
-                breakdown.setdefault(dim, []).append({"arm": arm, "group": value, **_estimate(kind, v, conf)})
-        kpis[kpi] = {"kind": kind, "label": label, "unit": unit, "by_arm": by_arm, "by": breakdown}
+            by_arm = {}
+            for arm in arms:
+                v = partial.groups.get((kpi, "all", arm, ""))
+                if v is None:
+                    continue
+                row = _estimate(kind, v, conf)
+                if arm != control and control is not None and (kpi, "all", control, "") in partial.groups:
+                    row["vs_control"] = _difference(kind, v, partial.groups[(kpi, "all", control, "")], conf)
+                by_arm[arm] = row
+            breakdown = {}
+            for (k, dim, arm, value), v in sorted(partial.groups.items(), key=lambda kv: kv[0][1:]):
+                if k == kpi and dim != "all":
+                    breakdown.setdefault(dim, []).append({"arm": arm, "group": value, **_estimate(kind, v, conf)})
+            kpis[kpi] = {"kpi": base, "kind": kind, "currency": cur,
+                         "label": label if cur is None else f"{label} ({cur})",
+                         "unit": unit.replace("{cur}", cur or ""), "by_arm": by_arm, "by": breakdown}
     days = sorted({d for (_, d) in partial.series})
     series = {"dates": [str(dt.date(1970, 1, 1) + dt.timedelta(days=d)) for d in days]}
-    for name in ("accounts", "balance", "overdue", "alerts"):
-        series[name] = [partial.series[(name, d)].tolist() if (name, d) in partial.series else None for d in days]
+
+    def per_day(name):
+        return [partial.series[(name, d)].tolist() if (name, d) in partial.series else None for d in days]
+
+    for name in ("accounts", "overdue", "alerts"):
+        series[name] = per_day(name)
+    # amounts per currency: outstanding by bucket, and [outstanding, overdue accounts' outstanding]
+    for name in ("balance", "overdue_balance"):
+        series[name] = {c: per_day(f"{name}.{c}") for c in currencies
+                        if any(k == f"{name}.{c}" for k, _ in partial.series)}
     rolls_count = np.zeros((9, 9))
-    rolls_balance = np.zeros((9, 9))
-    for (arm, a, b), v in sorted(partial.rolls.items()):
+    rolls_balance = {c: np.zeros((9, 9)) for c in currencies if any(k[1] == c for k in partial.rolls)}
+    for (arm, cur, a, b), v in sorted(partial.rolls.items()):
         rolls_count[a, b] += v[0]
-        rolls_balance[a, b] += v[1]
+        rolls_balance[cur][a, b] += v[1]
     vintage = [{"month": _month_name(m), "as_of": str(dt.date(1970, 1, 1) + dt.timedelta(days=d)),
                 "mob": _mob(m, d), "accounts": int(v[0]), "thirty_plus": int(v[1])}
                for (m, d), v in sorted(partial.vintage.items()) if m >= 0]
     counts = {f"{a}:{b}": v.tolist() for (a, b), v in sorted(partial.counts.items())}
-    return {"end": str(end), "arms": arms, "control": control, "confidence": conf,
-            "settings": {k: getattr(settings, k) for k in _SETTINGS} | {"costs": dict(settings.costs)},
+    return {"end": str(end), "arms": arms, "control": control, "confidence": conf, "currencies": currencies,
+            "settings": {k: getattr(settings, k) for k in _SETTINGS} | {"costs": {c: dict(v) for c, v in
+                                                                                   settings.costs.items()}},
             "kpis": kpis, "series": series, "buckets": list(BUCKETS),
-            "rolls": {"count": rolls_count[:8, :8].tolist(), "balance": rolls_balance[:8, :8].tolist()},
+            "rolls": {"count": rolls_count[:8, :8].tolist(),
+                      "balance": {c: m[:8, :8].tolist() for c, m in rolls_balance.items()}},
             "vintage": vintage, "counts": counts,
             "early_warning": [_plain(r) for _, r in partial.lists.get("early_warning", [])],
             "vehicle_alerts": [_plain(r) for _, r in partial.lists.get("vehicle_alerts", [])]}
+
+
+def _currencies(found: set) -> list[str]:
+    """The currencies seen, in the order they are shown (CNY, USD, then any other by name)."""
+    return [c for c in CURRENCIES if c in found] + sorted(found - set(CURRENCIES))
 
 
 def _arm_rank(arm: str) -> int:

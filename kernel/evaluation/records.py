@@ -4,8 +4,10 @@ A **run** is the decisions and actions of one decision date (``as_of``). Evaluat
 tables of it, without personal data:
 
 - **snapshots** (:data:`SNAPSHOT`): one row per account decided — what it looked like and
-  what was decided: arm, DPD and its bucket (and 30 days before), balances, vintage, tier and
-  channel, segment, early warning, vehicle alerts, disposal;
+  what was decided: arm, DPD and its bucket (and 30 days before), balances and their
+  ``currency`` (every amount of a row is in it: CNY, USD), vintage, tier and channel, segment,
+  early warning (``pd``: the bundle's ``early_warning.pd``, the probability it decides on —
+  the PD model's, or 1 for an account already in default), vehicle alerts, disposal;
 - **actions** (:data:`ACTION`): one row per planned action with its compliance outcome.
 
 The outcomes are the ledger's **events** (payments, contact attempts, promises, complaints,
@@ -36,7 +38,7 @@ from ..errors import PostloanError
 from ..schema import ENUMS
 from .arms import SLOTS, slots
 
-__all__ = ["SNAPSHOT", "ACTION", "OUTCOME_EVENTS", "snapshot", "action_records", "RunStore", "Part",
+__all__ = ["with_currency", "currency_of", "SNAPSHOT", "ACTION", "OUTCOME_EVENTS", "snapshot", "action_records", "RunStore", "Part",
            "write_dataset", "read_dataset", "dataset_parts", "DatasetError", "PARTITION_SEED"]
 
 UTC = dt.timezone.utc
@@ -50,11 +52,11 @@ _SNAPSHOT_SOURCES: dict[str, tuple[pa.DataType, str | None]] = {
     "dpd": (_I, "dpd"), "dpd_30d_ago": (_I, "dpd_30d_ago"),
     "bucket": (_S, "dpd_bucket.bucket"), "bucket_30d_ago": (_S, None),
     "outstanding_principal": (_F, "outstanding_principal"), "overdue_amount": (_F, "overdue_amount"),
-    "contract_date": (_D, "contract_date"), "country": (_S, "country"),
+    "contract_date": (_D, "contract_date"), "country": (_S, "country"), "currency": (_S, "currency"),
     "tier": (_S, "collection_tier.tier"), "channel": (_S, "collection_tier.channel"),
     "segment": (_S, "risk_segment.segment"), "overdue_reason": (_S, "risk_segment.overdue_reason"),
     "ew_level": (_S, "early_warning.level"), "ew_score": (_F, "early_warning.score"),
-    "pd": (_F, "pd_model.probability"),
+    "pd": (_F, "early_warning.pd"),
     "insurance_expiring": (_B, "vehicle_alerts.insurance_expiring"),
     "insurance_lapsed": (_B, "vehicle_alerts.insurance_lapsed"),
     "gps_offline": (_B, "vehicle_alerts.gps_offline"), "geofence_exit": (_B, "vehicle_alerts.geofence_exit"),
@@ -117,10 +119,37 @@ def snapshot(book, decisions: pa.Table, as_of: dt.date, now: dt.datetime, kernel
         elif name == "arm":
             arm = _column(decisions, source, t, n)
             arrays.append(arm.fill_null("NONE") if arm.null_count else arm)
+        elif name == "currency":
+            arrays.append(currency_of(_column(book, "currency", t, n), _column(book, "country", _S, n)))
         else:
             where = decisions if source in decisions.column_names else book
             arrays.append(_column(where, source, t, n))
     return pa.Table.from_arrays(arrays, schema=SNAPSHOT)
+
+
+def currency_of(currency: pa.Array, country: pa.Array) -> pa.Array:
+    """Each row's currency: the given one, or where null the country's (US: USD, else CNY),
+    as the data contract says (schema ``currency``)."""
+    if currency.null_count == 0:
+        return currency
+    by_country = pc.if_else(pc.equal(country, "US").fill_null(False), "USD", "CNY")
+    return pc.coalesce(currency, by_country)
+
+
+def with_currency(table: pa.Table) -> pa.Table:
+    """A snapshot table of a layout before ``currency`` (stored runs, older datasets): the
+    column added from the country, in its place (and a null currency filled the same way)."""
+    n = table.num_rows
+    country = _column(table, "country", _S, n)
+    if "currency" in table.column_names:
+        given = _column(table, "currency", _S, n)
+        if not given.null_count:
+            return table
+        where = table.column_names.index("currency")
+        return table.set_column(where, pa.field("currency", _S), currency_of(given, country))
+    cur = currency_of(pa.nulls(n, _S), country)
+    where = table.column_names.index("country") + 1 if "country" in table.column_names else table.num_columns
+    return table.add_column(where, pa.field("currency", _S), cur)
 
 
 def _bucket_then(kernel, book: pa.Table, as_of: dt.date, n: int):
@@ -192,8 +221,10 @@ class RunStore:
             self.store.close()
 
     def record_run(self, as_of: dt.date, snapshots: pa.Table, actions: pa.Table | None = None) -> None:
-        """Keep one run (replacing a run of the same date), durable when it returns."""
+        """Keep one run (replacing a run of the same date), durable when it returns. A null
+        ``currency`` is the country's (US: USD, else CNY)."""
         _check(snapshots, SNAPSHOT, "snapshots")
+        snapshots = with_currency(snapshots)
         actions = actions if actions is not None else ACTION.empty_table()
         _check(actions, ACTION, "actions")
         day = (as_of - dt.date(1970, 1, 1)).days
@@ -237,7 +268,7 @@ class RunStore:
                         when = dt.date(1970, 1, 1) + dt.timedelta(days=int(day))
                         raise DatasetError(f"{self.store.url}: the {kind} of the run of {when} (part {part}) "
                                            f"cannot be read ({e})") from None
-                    yield table
+                    yield with_currency(table) if kind == "snapshots" else table
 
     def events(self, since: dt.datetime | None = None, until: dt.datetime | None = None) -> pa.Table:
         """The ledger's outcome events (:data:`OUTCOME_EVENTS`) with ``at`` in ``[since, until]``."""
@@ -340,6 +371,15 @@ def dataset_parts(folder: str | os.PathLike) -> list[str]:
     return names
 
 
+#: the columns no row of a dataset's table may leave empty
+_REQUIRED = {"snapshots": ("account_id", "as_of", "decided_at"), "actions": ("account_id", "decided_at"),
+             "events": ("account_id", "kind", "at")}
+
+
+def _np_bool(col) -> np.ndarray:
+    return np.asarray(col.to_numpy(zero_copy_only=False), bool)
+
+
 def read_part(folder: str | os.PathLike, name: str) -> Part:
     """One partition of a dataset folder."""
     folder = Path(folder)
@@ -350,6 +390,8 @@ def read_part(folder: str | os.PathLike, name: str) -> Part:
             table = pq.read_table(path)
         except (OSError, pa.ArrowException) as e:
             raise DatasetError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0][:160]})") from None
+        if kind == "snapshots" and "currency" not in table.column_names:     # a dataset from before it
+            table = table.append_column("currency", pa.nulls(table.num_rows, _S))
         missing = [f.name for f in schema if f.name not in table.column_names]
         if missing:
             raise DatasetError(f"{path}: missing column {missing[0]!r}")
@@ -357,6 +399,13 @@ def read_part(folder: str | os.PathLike, name: str) -> Part:
             table = table.select(schema.names).cast(schema)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
             raise DatasetError(f"{path}: a column has the wrong type ({str(e).splitlines()[0][:160]})") from None
+        for column in _REQUIRED[kind]:
+            col = table[column]
+            if col.null_count:
+                row = int(np.flatnonzero(~_np_bool(col.is_valid()))[0])
+                raise DatasetError(f"{path}: column {column!r} row {row} is empty (every {kind[:-1]} needs it)")
+        if kind == "snapshots":
+            table = with_currency(table)                # a null currency: the country's
         tables.append(table)
     return Part(*tables)
 

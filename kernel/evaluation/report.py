@@ -35,8 +35,20 @@ def _num(x, digits: int = 0) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{digits}f}"
 
 
-def _money(x) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"¥{x:,.0f}"
+SYMBOLS = {"CNY": "¥", "USD": "$"}
+
+
+def _money(x, currency: str) -> str:
+    """An amount with its own currency's symbol (a currency without one: its code)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    sym = SYMBOLS.get(currency, f"{currency} ")
+    return f"-{sym}{-x:,.0f}" if x < 0 else f"{sym}{x:,.0f}"
+
+
+def _moneys(amounts: dict) -> str:
+    """Amounts of several currencies, each in its own, never added: "¥1,234 · $56"."""
+    return " · ".join(_money(v, c) for c, v in amounts.items()) or "—"
 
 
 def _nice_max(v: float) -> float:
@@ -248,14 +260,14 @@ def _table(headers: list[str], rows: list[list[str]], raw: bool = False) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _fmt_for(kind: str, kpi: str):
+def _fmt_for(kind: str, kpi: str, currency: str | None = None):
     if kind in ("proportion",) or kpi in ("roll_forward_balance", "recovery_rate"):
         return _pct
     if kind == "rate":
         return lambda v: _num(v, 1)
     if kpi == "cost_per_collected":
         return lambda v: _num(v, 3)
-    return _money
+    return lambda v: _money(v, currency or "")
 
 
 def render(figures: dict, title: str = "postloan portfolio report") -> str:
@@ -268,11 +280,15 @@ def render(figures: dict, title: str = "postloan portfolio report") -> str:
     last = s["overdue"][-1] if s["overdue"] else None
     tiles = ""
     if last:
-        accounts, overdue, balance, overdue_balance = last
+        accounts, overdue = last
+        # each currency on its own: a rate by balance and the outstanding per currency
+        balances = {c: v[-1] for c, v in s["overdue_balance"].items() if v and v[-1]}
         tiles = "".join(f'<div class="tile"><span class="muted">{_e(k)}</span><b>{_e(v)}</b></div>' for k, v in (
             ("accounts", _num(accounts)), ("overdue (count)", _pct(overdue / accounts if accounts else math.nan)),
-            ("overdue (balance)", _pct(overdue_balance / balance if balance else math.nan)),
-            ("outstanding", _money(balance)), ("runs", _num(len(dates)))))
+            *((f"overdue (balance, {c})", _pct(b[1] / b[0] if b[0] else math.nan)) for c, b in balances.items()),
+            ("runs", _num(len(dates)))))
+        tiles += (f'<div class="tile"><span class="muted">outstanding</span><b class="small">'
+                  f'{_e(_moneys({c: b[0] for c, b in balances.items()}))}</b></div>')
         tiles += (f'<div class="tile"><span class="muted">arms</span><b class="small">'
                   f'{_e(", ".join(figures["arms"]) or "—")}</b></div>')
     sections.append(_section("Portfolio on " + figures["end"], "The latest run. Every figure below is computed from "
@@ -280,10 +296,11 @@ def render(figures: dict, title: str = "postloan portfolio report") -> str:
                              f'<div class="tiles">{tiles}</div>', wide=True, ident="overview"))
     # -- overdue rate over time ---------------------------------------------------------------
     count_rate = [o[1] / o[0] if o and o[0] else math.nan for o in s["overdue"]]
-    balance_rate = [o[3] / o[2] if o and o[2] else math.nan for o in s["overdue"]]
+    balance_rates = [(f"by balance ({c})", [o[1] / o[0] if o and o[0] else math.nan for o in v])
+                     for c, v in s["overdue_balance"].items()]
     sections.append(_section("Overdue rate over time", "Share of accounts with DPD ≥ 1 and their share of the "
-                             "outstanding principal, per run.",
-                             line_chart("overdue-rate", dates, [("by count", count_rate), ("by balance", balance_rate)]),
+                             "outstanding principal (each currency on its own), per run.",
+                             line_chart("overdue-rate", dates, [("by count", count_rate), *balance_rates]),
                              ident="overdue"))
     # -- DPD distribution over time ----------------------------------------------------------
     stacks = []
@@ -294,13 +311,16 @@ def render(figures: dict, title: str = "postloan portfolio report") -> str:
                              "… M7 = 181+), per run; M0, current, is the rest.",
                              stacked_bars("dpd-distribution", dates, stacks), ident="dpd"))
     # -- roll rates ---------------------------------------------------------------------------
-    toggle = ('<div data-toggle="rolls"><button class="on" data-show="count">by count</button> '
-              '<button data-show="balance">by balance</button></div>')
+    balances = figures["rolls"]["balance"]
+    toggle = ('<div data-toggle="rolls"><button class="on" data-show="count">by count</button> ' +
+              " ".join(f'<button data-show="balance-{_e(c)}">by balance ({_e(c)})</button>' for c in balances) +
+              '</div>')
     maps = (f'<div data-view="rolls" data-name="count">{heatmap("roll-rates-count", buckets, figures["rolls"]["count"])}</div>'
-            f'<div data-view="rolls" data-name="balance" style="display:none">'
-            f'{heatmap("roll-rates-balance", buckets, figures["rolls"]["balance"])}</div>')
+            + "".join(f'<div data-view="rolls" data-name="balance-{_e(c)}" style="display:none">'
+                      f'{heatmap(f"roll-rates-balance-{c}", buckets, m)}</div>' for c, m in balances.items()))
     sections.append(_section("Roll rates over 30 days", f"Accounts on {figures['end']} by their bucket 30 days before "
-                             "(rows) and now (columns); each row adds up to 100 %. Above the diagonal: rolled forward.",
+                             "(rows) and now (columns); each row adds up to 100 %. Above the diagonal: rolled forward. "
+                             "By balance: each currency's principal on its own.",
                              toggle + maps, ident="rolls"))
     # -- vintage curves -----------------------------------------------------------------------
     sections.append(_section("Vintage curves", "Share of accounts 30+ DPD by months on book, one line per origination "
@@ -319,7 +339,7 @@ def render(figures: dict, title: str = "postloan portfolio report") -> str:
     alert_names = ["insurance expiring", "insurance lapsed", "GPS offline", "geofence exit", "violations",
                    "offline then exit"]
     latest = s["alerts"][-1] if s["alerts"] else [0.0] * len(alert_names)
-    rows = [[r["account_id"], r["bucket"] or "—", _num(r["dpd"]), _money(r["outstanding_principal"]),
+    rows = [[r["account_id"], r["bucket"] or "—", _num(r["dpd"]), _money(r["outstanding_principal"], r["currency"]),
              ", ".join(n for n, key in zip(alert_names, ("insurance_expiring", "insurance_lapsed", "gps_offline",
                                                          "geofence_exit", "violations", "gps_offline_then_exit"))
                        if r.get(key))] for r in figures["vehicle_alerts"]]
@@ -363,8 +383,8 @@ def _kpi_section(figures: dict) -> str:
     arms = figures["arms"]
     control = figures["control"]
     rows, forest_rows = [], []
-    for kpi, spec in figures["kpis"].items():
-        fmt = _fmt_for(spec["kind"], kpi)
+    for spec in figures["kpis"].values():
+        fmt = _fmt_for(spec["kind"], spec["kpi"], spec["currency"])
         cells = [spec["label"]]
         for arm in arms:
             v = spec["by_arm"].get(arm)
@@ -410,21 +430,34 @@ def _p(p: float) -> str:
 
 def _disposal_section(figures: dict) -> str:
     counts = figures["counts"]
-    recommended = sorted(((k.split(":", 1)[1], v) for k, v in counts.items() if k.startswith("recommended:")),
-                         key=lambda kv: -kv[1][0])
-    labels = [k for k, _ in recommended]
-    chart = bar_chart("disposal-channels", labels, [v[0] for _, v in recommended], colour=PALETTE[2]) if recommended \
-        else bar_chart("disposal-channels", ["none"], [0.0])
-    rows = [[k, _num(v[0]), _money(v[1]), _money(v[2])] for k, v in recommended]
-    sold = counts.get("disposal:sold", [0, 0, 0, 0])
-    outcome = [["repossessed", _num(counts.get("disposal:repossessed", [0])[0]), "", ""],
-               ["redeemed", _num(counts.get("disposal:redeemed", [0])[0]), "", ""],
-               ["sold", _num(sold[0]), _money(sold[1]), _pct(sold[1] / sold[2] if sold[2] else math.nan)]]
+    currencies = figures.get("currencies") or ["CNY"]
+    # per channel: cars of every currency; amounts per currency, each with its own symbol
+    recommended: dict[str, dict[str, list]] = {}
+    for k, v in counts.items():
+        head, _, channel = k.partition(":")
+        if head.startswith("recommended."):
+            recommended.setdefault(channel, {})[head.split(".", 1)[1]] = v
+    order = sorted(recommended, key=lambda ch: (-sum(v[0] for v in recommended[ch].values()), ch))
+    labels = order
+    chart = bar_chart("disposal-channels", labels, [sum(v[0] for v in recommended[ch].values()) for ch in order],
+                      colour=PALETTE[2]) if recommended else bar_chart("disposal-channels", ["none"], [0.0])
+    rows = [[ch, _num(sum(v[0] for v in recommended[ch].values())),
+             _moneys({c: recommended[ch][c][1] for c in currencies if c in recommended[ch]}),
+             _moneys({c: recommended[ch][c][2] for c in currencies if c in recommended[ch]})] for ch in order]
+    outcome = [["repossessed", "", _num(counts.get("disposal:repossessed", [0])[0]), "", ""],
+               ["redeemed", "", _num(counts.get("disposal:redeemed", [0])[0]), "", ""]]
+    for c in currencies:
+        sold = counts.get(f"sold.{c}:cars")
+        if sold:
+            outcome.append(["sold", c, _num(sold[0]), _money(sold[1], c), _pct(sold[1] / sold[2] if sold[2] else math.nan)])
+    if len(outcome) == 2:
+        outcome.append(["sold", "", _num(0), "", ""])
     return _section("Disposal outcomes", f"Cars the disposal ruleset sends to repossession or sale on {figures['end']}, "
                     "by the channel with the highest expected net proceeds; then what the ledger records: cars "
-                    "repossessed, redeemed and sold, and the sales against the exposure at the last decision.",
+                    "repossessed, redeemed and sold, and the sales against the exposure at the last decision. "
+                    "Amounts are each in their account's currency, never added across currencies.",
                     chart + _table(["channel recommended", "cars", "expected net", "valuation"], rows) +
-                    _table(["outcome (ledger events)", "cars", "sale amounts", "recovery"], outcome),
+                    _table(["outcome (ledger events)", "currency", "cars", "sale amounts", "recovery"], outcome),
                     wide=True, ident="disposal")
 
 

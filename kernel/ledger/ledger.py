@@ -127,8 +127,10 @@ class Ledger:
         if rows.n == 0:
             return result
         pings = rows.kind == KIND["GPS_PING"]
-        events = rows.take(np.flatnonzero(~pings))
-        ping_rows = rows.take(np.flatnonzero(pings))
+        if pings.any():
+            events, ping_rows = rows.take(np.flatnonzero(~pings)), rows.take(np.flatnonzero(pings))
+        else:                                           # (a batch without pings: no copies)
+            events, ping_rows = rows, EventRows.empty()
         with self.store.transaction() as cur:
             events, bad = self._check_reservations(cur, events)
             rejected.extend(bad)

@@ -311,6 +311,11 @@ class PostgresStore(Store):
             return int(cur.fetchone()[0])
 
     # -- events ------------------------------------------------------------------------------
+    def _insert_fresh(self, cur, rows, ids: list, recorded_at: int) -> bool:
+        if self.ingest_method == "executemany":
+            return super()._insert_fresh(cur, rows, ids, recorded_at)
+        return False                                    # COPY: the general path is the fast one here
+
     def _insert_unique(self, cur, params: list[tuple]) -> set | None:
         if self.ingest_method == "executemany":
             return super()._insert_unique(cur, params)

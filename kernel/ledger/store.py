@@ -207,6 +207,24 @@ def _none(values: np.ndarray, null) -> list:
     return [None if v == null else v for v in listed]
 
 
+def _nullable(values: np.ndarray, null) -> list | None:
+    """A column to bind: None when every row is null (the statement's NULL), else a list of
+    Python values with the nulls (NaN, ``null`` or, for text, None) as None."""
+    if values.dtype.kind == "f":
+        missing = np.isnan(values)
+    elif null == "object":
+        missing = np.equal(values, None)
+    else:
+        missing = values == null
+    if not missing.any():
+        return values.tolist()
+    if missing.all():
+        return None
+    out = values.astype(object)
+    out[missing] = None
+    return out.tolist()
+
+
 class Store:
     """The store interface the ledger uses; :class:`SQLiteStore` and
     :class:`~kernel.ledger.postgres.PostgresStore` implement it over one SQL schema."""
@@ -287,11 +305,13 @@ class Store:
         status = np.zeros(n, np.int8)
         if n == 0:
             return status
-        params = list(zip(rows.event_id.tolist(), rows.account_id.tolist(), rows.kind.tolist(), rows.at.tolist(),
+        ids = rows.event_id.tolist()
+        if len(set(ids)) == n and self._insert_fresh(cur, rows, ids, recorded_at):
+            return status                               # the common case: every id is new
+        params = list(zip(ids, rows.account_id.tolist(), rows.kind.tolist(), rows.at.tolist(),
                           [recorded_at] * n, _none(rows.amount, None), _none(rows.promise_date, NULL_TIME),
                           _none(rows.channel, -1), _none(rows.outcome, -1), _none(rows.expiry_date, NULL_TIME),
                           rows.reservation_id.tolist(), rows.agent.tolist()))
-        ids = rows.event_id.tolist()
         unique = params
         if len(set(ids)) < n:                           # an id repeated within the batch: its first row
             first: dict[str, tuple] = {}
@@ -321,6 +341,32 @@ class Store:
                 earlier = reference[key] = _content(have)
             status[i] = 1 if earlier == content else 2
         return status
+
+    def _insert_fresh(self, cur, rows: EventRows, ids: list, recorded_at: int) -> bool:
+        """Insert ``rows`` (distinct ids) if none of their ids is stored yet, and say whether
+        it did; otherwise nothing is inserted. The fast path of :meth:`insert_events`
+        (measured in bench_ledger): a column empty in every row is a NULL of the statement,
+        ``recorded_at`` its constant, and the others are bound straight from NumPy, their
+        nulls set in one vectorized step — about half the binds of the general path."""
+        values = {"event_id": ids, "account_id": rows.account_id.tolist(), "kind": rows.kind.tolist(),
+                  "at": rows.at.tolist(), "recorded_at": int(recorded_at),
+                  "amount": _nullable(rows.amount, None), "promise_date": _nullable(rows.promise_date, NULL_TIME),
+                  "channel": _nullable(rows.channel, -1), "outcome": _nullable(rows.outcome, -1),
+                  "expiry_date": _nullable(rows.expiry_date, NULL_TIME),
+                  "reservation_id": _nullable(rows.reservation_id, "object"), "agent": _nullable(rows.agent, "object")}
+        bound = [name for name in _EVENT_COLUMNS if isinstance(values[name], list)]
+        marks = ", ".join("?" if name in bound else "NULL" if values[name] is None else str(values[name])
+                          for name in _EVENT_COLUMNS)
+        sql = self._sql(f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({marks}) "
+                        f"ON CONFLICT (event_id) DO NOTHING")
+        cur.execute("SAVEPOINT ingest")
+        cur.executemany(sql, zip(*(values[name] for name in bound)))
+        if cur.rowcount == len(ids):
+            cur.execute("RELEASE SAVEPOINT ingest")
+            return True
+        cur.execute("ROLLBACK TO SAVEPOINT ingest")     # a replay: the general path tells rows apart
+        cur.execute("RELEASE SAVEPOINT ingest")
+        return False
 
     def _insert_unique(self, cur, params: list[tuple]) -> set | None:
         """Insert the rows ``params`` (distinct event ids) whose id is not stored yet; returns

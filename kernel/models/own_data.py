@@ -53,10 +53,19 @@ def read_table(path: str, fmt: str | None = None) -> pa.Table:
     from .. import plugins
     manager = plugins.default_manager()
     conn = manager.connector_for(str(path), fmt)
-    batches = list(conn.read(str(path), schema=pa.schema([]), batch_size=65_536))
-    if not batches:
+    try:
+        batches = list(conn.read(str(path), schema=pa.schema([]), batch_size=65_536))
+        table = pa.Table.from_batches(batches) if batches else None
+    except (OSError, pa.ArrowException, UnicodeDecodeError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise PostloanError(f"{path}: not a readable {conn.name} file ({first})") from None
+    if table is None:
         raise PostloanError(f"{path}: holds no rows or columns")
-    return pa.Table.from_batches(batches)
+    names = table.column_names
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:
+        raise PostloanError(f"{path}: column {twice!r} appears more than once")
+    return table
 
 
 def _kind_of(name: str) -> str:
@@ -107,6 +116,22 @@ def check_columns(table: pa.Table, needed: dict[str, str], path: str, what: str)
         raise PostloanError(f"{path}: {what}: " + "; ".join(parts) + " (docs/models.md, \"Training on your own data\")")
 
 
+#: the largest magnitude a model's float32 input holds
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_finite(table: pa.Table, names, path: str) -> None:
+    """Numeric columns hold numbers a model can use: empty (NaN, imputed) or finite within
+    float32 (the models' input type); an infinite or huge value is an error naming its row."""
+    for name in names:
+        x = _numbers(table, name)
+        bad = np.isinf(x) | (np.abs(np.nan_to_num(x)) > _FLOAT32_MAX)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise PostloanError(f"{path}: column {name!r} row {row}: {x[row]:g} is not a finite number a model "
+                                f"can use (at most {_FLOAT32_MAX:.3g} in size)")
+
+
 def _numbers(table: pa.Table, name: str) -> np.ndarray:
     col = table.column(name)
     if pa.types.is_dictionary(col.type):
@@ -122,8 +147,11 @@ def _texts(table: pa.Table, name: str) -> np.ndarray:
 
 
 def _dates(table: pa.Table, name: str, path: str) -> np.ndarray:
-    """days since the epoch; a value that is not a date is an error naming its row."""
+    """days since the epoch; a value that is not a date, or none, is an error naming its row."""
     col = table.column(name)
+    if col.null_count:
+        row = int(np.flatnonzero(~np.asarray(pc.is_valid(col).to_numpy(zero_copy_only=False), bool))[0])
+        raise PostloanError(f"{path}: column {name!r} row {row}: the date is empty")
     if pa.types.is_string(col.type):
         values = col.to_pylist()
         out = np.zeros(len(values), np.int64)
@@ -194,6 +222,7 @@ def train_pd_file(path: str, seed: int, features: list[str] | None = None, label
     numeric, category = pd_features(table.column_names, features)
     needed = {n: "numeric" for n in numeric} | {n: "category" for n in category} | {label: "label"}
     check_columns(table, needed, path, "PD training data")
+    check_finite(table, numeric, path)
     if "dpd" in table.column_names and _type_problem("numeric", table.schema.field("dpd").type) is None:
         in_default = np.nan_to_num(_numbers(table, "dpd")) > t.PD_IN_DEFAULT_DPD
     else:
@@ -285,6 +314,7 @@ def train_rv_file(path: str, seed: int, label: str = RV_LABEL_COLUMN, fmt: str |
     needed = {n: _kind_of(n) for n in RV_COLUMNS} | {label: "numeric"}
     needed["model_year"] = "numeric"
     check_columns(table, needed, path, "RV training data")
+    check_finite(table, ["mileage_km", "purchase_price", "model_year"], path)
     price = _numbers(table, label)
     bad = ~(np.isfinite(price) & (price > 0))
     if bad.any():

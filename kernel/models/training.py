@@ -117,9 +117,12 @@ def classification_metrics(y, p, bins: int = 10) -> dict:
 def regression_metrics(y, pred) -> dict:
     y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
     err = pred - y
-    return {"mae": round(float(np.abs(err).mean()), 1),
-            "mape": round(float(np.mean(np.abs(err) / np.maximum(np.abs(y), 1))), 4),
-            "r2": round(float(1 - (err ** 2).sum() / ((y - y.mean()) ** 2).sum()), 4), "rows": int(len(y))}
+    spread = float(((y - y.mean()) ** 2).sum()) if len(y) else 0.0
+    # R² is undefined when every price is the same (or there is none): NaN, not a division by zero
+    r2 = round(float(1 - (err ** 2).sum() / spread), 4) if spread > 0 else float("nan")
+    return {"mae": round(float(np.abs(err).mean()), 1) if len(y) else float("nan"),
+            "mape": round(float(np.mean(np.abs(err) / np.maximum(np.abs(y), 1))), 4) if len(y) else float("nan"),
+            "r2": r2, "rows": int(len(y))}
 
 
 # ---- pipelines ---------------------------------------------------------------------------

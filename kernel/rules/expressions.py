@@ -47,12 +47,13 @@ def literal_value(value, t: Type):
     if isinstance(value, bool):
         raise ValueError(f"expected {t}, got {str(value).lower()}")
     if k == "int":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)                          # 3.0 is 3; 1.5e308 is then out of range
         if isinstance(value, int):
             if not ir.INT_MIN <= value <= ir.INT_MAX:
-                raise ValueError(f"{value} does not fit a 64-bit int")
+                raise ValueError(f"{value} does not fit a 64-bit int" if value.bit_length() <= 200 else
+                                 "the number does not fit a 64-bit int")
             return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
         raise ValueError(f"expected an int, got {value!r}")
     if k == "float":
         if isinstance(value, (int, float)):

@@ -71,7 +71,7 @@ class ParquetConnector(Connector):
         _require_file(uri)
         try:
             f = pq.ParquetFile(uri)
-        except pa.ArrowInvalid as e:
+        except (pa.ArrowInvalid, UnicodeDecodeError) as e:     # (a corrupt footer: names that are not UTF-8)
             raise PostloanError(f"{uri}: not a readable Parquet file ({e})") from None
         yield from _or_empty(f.iter_batches(batch_size=batch_size), f.schema_arrow)
 

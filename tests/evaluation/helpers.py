@@ -29,7 +29,7 @@ def snap(account, k, dpd, arm="CHAMPION", outstanding=10_000.0, then=None, **ext
     row = {"account_id": account, "as_of": day(k), "decided_at": at(k, 2), "arm": arm, "dpd": dpd,
            "dpd_30d_ago": 0, "bucket": bucket(dpd), "bucket_30d_ago": then or "M0",
            "outstanding_principal": outstanding, "overdue_amount": 0.0, "contract_date": dt.date(2024, 5, 10),
-           "country": "CN", "tier": tier, "channel": channel, "segment": "PRIME", "overdue_reason": "NONE",
+           "country": "CN", "currency": "CNY", "tier": tier, "channel": channel, "segment": "PRIME", "overdue_reason": "NONE",
            "ew_level": "NONE", "ew_score": 0.0, "pd": 0.01}
     for name in ("insurance_expiring", "insurance_lapsed", "gps_offline", "geofence_exit", "violations",
                  "gps_offline_then_exit", "repossess", "dispose"):

@@ -93,22 +93,22 @@ def test_cure_rate_within_the_window(figures):
 def test_roll_rates_by_count_and_balance(figures):
     # at the end date: A M1 → M0, B M1 → M2 (20,000 of 30,000 rolled); C, D M0 → M0
     assert (kpi(figures, "roll_forward_rate")["k"], kpi(figures, "roll_forward_rate")["n"]) == (1, 2)
-    assert kpi(figures, "roll_forward_balance")["value"] == pytest.approx(20_000 / 30_000)
+    assert kpi(figures, "roll_forward_balance.CNY")["value"] == pytest.approx(20_000 / 30_000)
     assert (kpi(figures, "roll_forward_rate", "CHALLENGER")["k"], kpi(figures, "roll_forward_rate", "CHALLENGER")["n"]) \
         == (0, 2)
     assert figures["rolls"]["count"][1][2] == 1 and figures["rolls"]["count"][0][0] == 2
-    assert figures["rolls"]["balance"][1][2] == 20_000
+    assert figures["rolls"]["balance"]["CNY"][1][2] == 20_000
 
 
 def test_amount_collected_cost_and_recovery(figures):
-    assert kpi(figures, "collected")["value"] == 550 and kpi(figures, "collected", "CHALLENGER")["value"] == 400
-    per = kpi(figures, "collected_per_account")
+    assert kpi(figures, "collected.CNY")["value"] == 550 and kpi(figures, "collected.CNY", "CHALLENGER")["value"] == 400
+    per = kpi(figures, "collected_per_account.CNY")
     assert (per["value"], per["n"]) == (275, 2)                  # A 550, B 0
     # kept actions: A's SMS (0.05), B's field visit (80); C's SMS
-    assert kpi(figures, "cost_per_collected")["value"] == pytest.approx(80.05 / 550)
-    assert kpi(figures, "cost_per_collected", "CHALLENGER")["value"] == pytest.approx(0.05 / 400)
-    assert kpi(figures, "recovery_rate")["value"] == pytest.approx(12_000 / 20_000)
-    assert figures["counts"]["disposal:sold"][:3] == [1, 12_000, 20_000]
+    assert kpi(figures, "cost_per_collected.CNY")["value"] == pytest.approx(80.05 / 550)
+    assert kpi(figures, "cost_per_collected.CNY", "CHALLENGER")["value"] == pytest.approx(0.05 / 400)
+    assert kpi(figures, "recovery_rate.CNY")["value"] == pytest.approx(12_000 / 20_000)
+    assert figures["counts"]["sold.CNY:cars"][:3] == [1, 12_000, 20_000]
     assert figures["counts"]["disposal:repossessed"][0] == 1
 
 
@@ -146,5 +146,10 @@ def test_settings_are_checked():
         Settings.from_config({"evaluation": {"costs": {"FAX": 1}}})
     with pytest.raises(PostloanError, match="confidence must be a number in"):
         Settings.from_config({"evaluation": {"confidence": 1.5}})
-    assert Settings.from_config({"evaluation": {"costs": {"SMS": 0.1}}}).costs["SMS"] == 0.1
+    costs = Settings.from_config({"evaluation": {"costs": {"SMS": 0.1, "USD": {"PHONE": 2.5}}}}).costs
+    assert costs["CNY"]["SMS"] == 0.1 and costs["USD"]["PHONE"] == 2.5 and costs["USD"]["SMS"] == 0.01
+    with pytest.raises(PostloanError, match=r"\[evaluation.costs.USD\] 'FAX' is not an action"):
+        Settings.from_config({"evaluation": {"costs": {"USD": {"FAX": 1}}}})
+    with pytest.raises(PostloanError, match=r"\[evaluation.costs.USD\] must be a table"):
+        Settings.from_config({"evaluation": {"costs": {"USD": 3}}})
     assert math.isclose(Settings.from_config(None).attribution_days, 7)

@@ -10,8 +10,8 @@ import pytest
 
 from kernel.cli import main
 
-CHARTS = ("overdue-rate", "dpd-distribution", "roll-rates-count", "roll-rates-balance", "vintage", "vehicle-alerts",
-          "kpi-differences", "disposal-channels")
+CHARTS = ("overdue-rate", "dpd-distribution", "roll-rates-count", "roll-rates-balance-CNY", "roll-rates-balance-USD",
+          "vintage", "vehicle-alerts", "kpi-differences", "disposal-channels")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run",
                  "--disable-sync", "--disable-gpu"]
 
@@ -101,7 +101,7 @@ def test_the_report_renders_in_a_browser_with_data_in_every_chart(report, browse
     assert set(by_name) == set(CHARTS)
     for c in charts:
         assert c["marks"] > 0, c                                      # every chart has data
-        if c["name"] != "roll-rates-balance":                         # (shown by its button)
+        if not c["name"].startswith("roll-rates-balance"):            # (shown by its button)
             assert c["width"] > 300 and c["height"] > 100, c          # and is drawn
     assert by_name["roll-rates-count"]["marks"] >= 8                  # a row per bucket seen 30 days ago
     assert by_name["dpd-distribution"]["marks"] >= 6                  # a bar per run and overdue bucket
@@ -109,9 +109,21 @@ def test_the_report_renders_in_a_browser_with_data_in_every_chart(report, browse
     assert rows > 0
     kpis = page.evaluate("() => document.querySelectorAll('#kpis tbody tr').length")
     assert kpis >= 10
-    page.click("button[data-show=balance]")
-    assert page.evaluate("() => document.querySelector('svg[data-chart=roll-rates-balance]').getBoundingClientRect().width") > 300
+    # the book holds CNY and USD accounts: every money KPI has a row per currency, each amount
+    # with its own symbol, and no row adds the two
+    labels = page.evaluate("() => Array.from(document.querySelectorAll('#kpis tbody tr td:first-child')).map(c => c.textContent)")
+    for name in ("amount collected", "amount collected per account"):
+        assert f"{name} (CNY)" in labels and f"{name} (USD)" in labels and name not in labels
+    cells = page.evaluate("""() => Object.fromEntries(Array.from(document.querySelectorAll('#kpis tbody tr')).map(
+        r => [r.cells[0].textContent, Array.from(r.cells).slice(1).map(c => c.textContent).join(' | ')]))""")
+    usd, cny = cells["amount collected (USD)"], cells["amount collected (CNY)"]
+    assert "$" in usd and "¥" not in usd and "¥" in cny and "$" not in cny, (usd, cny)
+    outstanding = page.evaluate("() => Array.from(document.querySelectorAll('.tile')).find(t => t.textContent.startsWith('outstanding')).textContent")
+    assert re.fullmatch(r"outstanding¥[\d,]+ · \$[\d,]+", outstanding), outstanding
+    page.click("button[data-show=balance-USD]")
+    assert page.evaluate("() => document.querySelector('svg[data-chart=roll-rates-balance-USD]').getBoundingClientRect().width") > 300
     assert page.evaluate("() => getComputedStyle(document.querySelector('[data-name=count]')).display") == "none"
+    assert page.evaluate("() => getComputedStyle(document.querySelector('[data-name=balance-CNY]')).display") == "none"
     assert errors == []
     assert requests == [report.as_uri()]                              # nothing fetched besides the file
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)

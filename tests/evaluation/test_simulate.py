@@ -51,5 +51,5 @@ def test_the_measured_arm_difference_recovers_the_true_effect(simulated):
     assert contact["value"] > figures["kpis"]["rpc_rate"]["by_arm"]["CHAMPION"]["value"]    # wrong parties
     # the loop closed: promises were kept, accounts cured, money collected
     assert figures["kpis"]["promise_kept_rate"]["by_arm"]["CHAMPION"]["k"] > 0
-    assert figures["kpis"]["collected"]["by_arm"]["CHAMPION"]["value"] > 0
+    assert figures["kpis"]["collected.CNY"]["by_arm"]["CHAMPION"]["value"] > 0
     assert figures["kpis"]["cure_rate"]["by_arm"]["CHAMPION"]["k"] > 0

@@ -56,6 +56,6 @@ def test_runs_are_kept_replaced_and_read_back(ledger_url, monkeypatch):
     assert RunStore(ledger_url).runs() == runs.runs()
     figures = figures_from_store(ledger, Settings())
     assert figures["kpis"]["rpc_rate"]["by_arm"]["CHAMPION"]["k"] == 1
-    assert figures["kpis"]["collected"]["by_arm"]["CHAMPION"]["value"] == 250.0
+    assert figures["kpis"]["collected.CNY"]["by_arm"]["CHAMPION"]["value"] == 250.0
     assert figures["kpis"]["block_rate"]["by_arm"]["CHALLENGER"]["k"] == 1
     ledger.close()

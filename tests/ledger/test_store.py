@@ -402,3 +402,33 @@ def test_a_version_1_ledger_gets_the_later_event_kinds_named(tmp_path):
     con = sqlite3.connect(tmp_path / "old.db")
     assert [n for _, n in con.execute("SELECT code, name FROM event_kinds ORDER BY code")] == list(ENUMS["event_kind"])
     con.close()
+
+
+def test_a_batch_of_new_events_is_stored_as_a_replayed_one_is(ledger_url, make_ledger_url, monkeypatch):
+    """A batch whose ids are all new is inserted by a leaner statement (columns empty in every
+    row as the statement's NULLs, the rest bound with their nulls); a batch with a stored id
+    by the general path. Both store the same rows, column for column."""
+    day = dt.timedelta(days=1)
+    rows = [pay("p1", 12.5, "A"), pay("p2", 7.0, "B"),
+            {"event_id": "c1", "account_id": "A", "kind": "CONTACT_ATTEMPT", "at": T - day, "channel": "PHONE",
+             "outcome": "RIGHT_PARTY", "agent": "alice"},
+            {"event_id": "c2", "account_id": "B", "kind": "CONTACT_ATTEMPT", "at": T - 2 * day, "channel": "SMS",
+             "outcome": "DELIVERED"},
+            {"event_id": "t1", "account_id": "A", "kind": "PROMISE_TO_PAY", "at": T - day, "amount": 300.0,
+             "promise_date": (T + 3 * day).date(), "agent": "bob"},
+            {"event_id": "i1", "account_id": "B", "kind": "INSURANCE_RENEWED", "at": T - day,
+             "expiry_date": (T + 300 * day).date()}]
+    table = events(rows)
+    for url in insert_paths(ledger_url, make_ledger_url, monkeypatch):
+        with Ledger(url) as fresh:
+            assert fresh.ingest(table, now=T).accepted == len(rows)
+            fast = fresh.store.dump_tables()["events"]
+        with Ledger(make_ledger_url()) as replayed:
+            assert replayed.ingest(table.slice(2, 1), now=T).accepted == 1          # c1 stored first
+            result = replayed.ingest(table, now=T)
+            assert (result.accepted, result.duplicate, result.rejected) == (len(rows) - 1, 1, [])
+            general = replayed.store.dump_tables()["events"]
+        assert sorted(fast) == sorted(general)
+        by_id = {r[0]: r for r in fast}
+        assert by_id["p1"][5] == 12.5 and by_id["c1"][5] is None and by_id["c1"][11] == "alice"
+        assert by_id["c2"][11] is None and by_id["i1"][9] is not None and by_id["p1"][9] is None
