@@ -190,8 +190,12 @@ class AuditLog:
         with self._write_lock:
             try:
                 while pending:
-                    frame = encode_record(*pending[0])
-                    _write_all(self._open(), frame)
+                    try:
+                        frame = encode_record(*pending[0])
+                    except BaseException:
+                        pending.popleft()          # it can never be written: not kept for a retry
+                        raise
+                    _write_all(self._open(), frame)    # an OSError leaves it queued: close retries it
                     pending.popleft()
                     self._written += 1
             except BaseException as e:            # noqa: BLE001 — kept, raised to the next caller
@@ -258,16 +262,19 @@ class AuditLog:
         self._syncer.start()
 
     def close(self) -> None:
-        """Write what is queued, sync what is written and close the file."""
-        self._drain()
-        with self._write_lock:
-            if self._fd is not None:
-                self._sync_through(self._written)
-                with self._sync_lock:
-                    os.close(self._fd)
-                    self._fd = None
-        with self._wake:
-            self._wake.notify_all()              # the writer thread sees the file closed and ends
+        """Write what is queued, sync what is written and close the file (closed even when
+        a queued record cannot be written: that error is raised after)."""
+        try:
+            self._drain()
+        finally:
+            with self._write_lock:
+                if self._fd is not None:
+                    self._sync_through(self._written)
+                    with self._sync_lock:
+                        os.close(self._fd)
+                        self._fd = None
+            with self._wake:
+                self._wake.notify_all()          # the writer thread sees the file closed and ends
 
     def __del__(self):
         try:

@@ -231,6 +231,8 @@ def test_a_record_the_writer_cannot_write_fails_the_next_append(tmp_path):
         log.append(*record(2))
     with pytest.raises(PostloanError, match="writer failed"):
         log.flush()
+    log.close()                                           # the bad record was dropped: close succeeds
+    assert log._fd is None
     assert [r.meta["batch"] for r in read_audit(log.path)] == [0]
 
 
