@@ -276,8 +276,11 @@ def test_load_at_concurrency_64(benchmark, service, book):
 
 def test_where_decide_time_goes(benchmark, book, tmp_path):
     """In process, per stage of one Decide (µs): parse, Account → record, kernel, the stage
-    after it, the audit record (encode; append per sync mode), the response's bytes; and the
-    whole of Engine.decide_response (audit interval) with and without actions."""
+    after it, the audit record (encode; append per sync mode — with "interval" the append only
+    queues the record for the log's writer thread, which encodes and writes it off the call's
+    path), the response's bytes; and the whole of Engine.decide_response (audit interval) with
+    and without actions, back to back (the writer thread then takes its turns on the GIL
+    between calls)."""
     from kernel.hookspecs import Record
     from kernel.audit import AuditLog, encode_record
     from kernel.server.engine import load_engine

@@ -16,6 +16,7 @@ fired for, whose outputs are null; ``{}`` when none).
 """
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import logging
@@ -88,11 +89,21 @@ class AuditLog:
       to disk (fdatasync; the log's directory is fsync'd when the file is created). Threads
       appending at once share one sync (group commit): while one sync runs, the frames written
       meanwhile wait for the next, which covers them all.
-    - ``"interval"``: ``append`` returns once the frame is written to the operating system —
-      it survives a crash of the process — and a background thread syncs every
-      ``interval_ms`` milliseconds: a power loss or kernel crash may lose the records of the
-      last ``interval_ms``. :meth:`flush` syncs at once (the server does on shutdown).
+    - ``"interval"``: ``append`` hands the record to the log's writer thread and returns at
+      once (the caller's answer does not wait for the encoding or the write); the thread
+      encodes and writes each record as it comes — the operating system has it, and it
+      survives a crash of the process, within microseconds under a light load — and syncs
+      every ``interval_ms`` milliseconds. A crash of the process may lose the records still
+      queued, a power loss or kernel crash those of the last ``interval_ms``. At most
+      :attr:`MAX_PENDING` records wait: past that ``append`` blocks until the thread catches
+      up (back-pressure). :meth:`flush` writes what is queued and syncs at once (the server
+      does on shutdown); a write the thread could not make is raised by the next ``append``,
+      :meth:`flush` or :meth:`close`. ``append`` takes the record's objects over: the caller
+      must not change them afterwards.
     """
+
+    #: records queued for the writer thread (``"interval"``) before ``append`` blocks
+    MAX_PENDING = 1024
 
     def __init__(self, path: str | os.PathLike, sync: str = "always", interval_ms: float = DEFAULT_SYNC_INTERVAL_MS):
         if sync not in AUDIT_SYNC:
@@ -109,6 +120,10 @@ class AuditLog:
         self._synced = 0                  # of them, synced to disk
         self._syncs = 0                   # fdatasync calls made
         self._syncer: threading.Thread | None = None
+        # "interval": records waiting for the writer thread, (meta, decisions, actions)
+        self._pending: collections.deque = collections.deque()
+        self._wake = threading.Condition(threading.Lock())
+        self._failure: BaseException | None = None
 
     @property
     def written(self) -> int:
@@ -135,24 +150,71 @@ class AuditLog:
                 raise PostloanError(f"{self.path}: cannot open the audit log: {e.strerror}") from None
             if created:
                 _fsync_dir(self.path.parent)
-            if self.sync == "interval":
+            if self.sync == "interval" and (self._syncer is None or not self._syncer.is_alive()):
                 self._start_syncer()
         return self._fd
 
     def append(self, meta: Mapping[str, Any], decisions, actions) -> None:
-        """Write one record; return when it is durable (``sync="always"``) or written to the
-        operating system (``"interval"``)."""
+        """Write one record; return when it is durable (``sync="always"``), or once it is
+        queued for the writer thread (``"interval"``)."""
+        if self.sync == "interval":
+            self._raise_failure()
+            wake = self._wake
+            with wake:
+                if self._fd is None:
+                    self._open()                     # the file and the writer thread, on first use
+                while len(self._pending) >= self.MAX_PENDING:
+                    wake.wait(0.1)                    # back-pressure: the writer drains, then notifies
+                    self._raise_failure()
+                self._pending.append((meta, decisions, actions))
+                wake.notify_all()
+            return
         frame = encode_record(meta, decisions, actions)
         with self._write_lock:
             fd = self._open()
             _write_all(fd, frame)
             self._written += 1
             mine = self._written
-        if self.sync == "always":
-            self._sync_through(mine)
+        self._sync_through(mine)
+
+    @property
+    def pending(self) -> int:
+        """Records handed to the writer thread and not yet written (``"interval"``)."""
+        return len(self._pending)
+
+    def _drain(self) -> None:
+        """Encode and write every queued record, in order (``"interval"``)."""
+        pending = self._pending
+        if not pending:
+            return
+        with self._write_lock:
+            try:
+                while pending:
+                    try:
+                        frame = encode_record(*pending[0])
+                    except BaseException:
+                        pending.popleft()          # it can never be written: not kept for a retry
+                        raise
+                    _write_all(self._open(), frame)    # an OSError leaves it queued: close retries it
+                    pending.popleft()
+                    self._written += 1
+            except BaseException as e:            # noqa: BLE001 — kept, raised to the next caller
+                self._failure = e
+                raise
+            finally:
+                with self._wake:
+                    self._wake.notify_all()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            e = self._failure
+            raise PostloanError(f"{self.path}: the audit log's writer failed ({getattr(e, 'strerror', None) or e}); "
+                                f"no further records are accepted") from e
 
     def flush(self) -> None:
-        """Sync every record written so far."""
+        """Write what is queued, then sync every record written so far."""
+        self._raise_failure()
+        self._drain()
         self._sync_through(self._written)
 
     def _sync_through(self, record: int) -> None:
@@ -167,35 +229,59 @@ class AuditLog:
 
     def _start_syncer(self) -> None:
         # The thread holds the log only weakly: a log nobody uses any more (a reloaded
-        # pipeline's) is collected, and its thread ends at the next tick.
+        # pipeline's) is collected (its __del__ writes what is queued and syncs), and the
+        # thread ends at its next wake-up. It waits on the condition without taking records,
+        # so a record is never in the hands of a thread whose log is gone.
         ref = weakref.ref(self)
         interval = self.interval_ms / 1000
+        wake, pending = self._wake, self._pending
 
         def run() -> None:
+            next_sync = time.monotonic() + interval
             while True:
-                time.sleep(interval)
+                with wake:
+                    if not pending:
+                        wake.wait(max(0.0, next_sync - time.monotonic()))
                 log_ = ref()
-                if log_ is None or log_._fd is None:
+                if log_ is None or log_._fd is None or log_._failure is not None:
                     return
                 try:
-                    log_.flush()
+                    log_._drain()
+                    if time.monotonic() >= next_sync:
+                        log_._sync_through(log_._written)
+                        next_sync = time.monotonic() + interval
                 except OSError as e:             # keep trying: the next tick may succeed
-                    log.error("audit log %s: sync failed: %s", log_.path, e.strerror)
+                    log.error("audit log %s: write or sync failed: %s", log_.path, e.strerror)
+                    next_sync = time.monotonic() + interval
+                except BaseException as e:       # noqa: BLE001 — a record that cannot be encoded
+                    log.error("audit log %s: writer stopped: %s", log_.path, e)
+                    return
                 del log_
 
-        self._syncer = threading.Thread(target=run, name="postloan-audit-sync", daemon=True)
+        self._syncer = threading.Thread(target=run, name="postloan-audit-writer", daemon=True)
         self._syncer.start()
 
     def close(self) -> None:
-        """Sync what is written and close the file."""
-        with self._write_lock:
-            if self._fd is not None:
-                self.flush()
-                with self._sync_lock:
-                    os.close(self._fd)
-                    self._fd = None
+        """Write what is queued, sync what is written and close the file (closed even when
+        a queued record cannot be written: that error is raised after)."""
+        try:
+            self._drain()
+        finally:
+            with self._write_lock:
+                if self._fd is not None:
+                    self._sync_through(self._written)
+                    with self._sync_lock:
+                        os.close(self._fd)
+                        self._fd = None
+            with self._wake:
+                self._wake.notify_all()          # the writer thread sees the file closed and ends
 
     def __del__(self):
+        try:
+            if getattr(self, "_pending", None):
+                self._drain()
+        except BaseException:                    # noqa: BLE001 — nothing to raise to in a finalizer
+            pass
         fd = getattr(self, "_fd", None)
         if fd is not None:
             try:

@@ -21,8 +21,8 @@ Malformed plugin output
   its actions BLOCKed with reason ``NO_POLICY_SET``.
 
 The audit log is written and synced to disk (fdatasync) before ``run`` returns ("durable before the
-answer leaves"), or with ``[audit] sync = "interval"`` written before and synced within
-``interval_ms`` (see :class:`kernel.audit.AuditLog`); it never holds personal data
+answer leaves"), or with ``[audit] sync = "interval"`` handed to the log's writer thread and
+synced within ``interval_ms`` (see :class:`kernel.audit.AuditLog`); it never holds personal data
 (:func:`kernel.schema.pii_columns`, scripts).
 """
 from __future__ import annotations

@@ -544,7 +544,13 @@ class CompiledKernel:
 
     def run_record(self, record, as_of) -> dict:
         """Decide one account given as a mapping of Python scalars (see ``Kernel.decide_record``):
-        each value stored straight into the staging arrays, each output read back as a scalar."""
+        each value stored straight into the staging arrays, each output read back as a scalar.
+
+        Both directions are straight-line code generated once per bundle (:func:`_record_code`:
+        one statement per input and per output, the staging rows as constants); a value of a
+        type that code does not take as it is (an int for a float column, a datetime for a
+        date…) sends the record to the careful path (:meth:`_stage_record`), which converts it
+        or names the column."""
         days = as_of_days(as_of)
         st = self._staging(1)
         rec = st.record
@@ -552,7 +558,17 @@ class CompiledKernel:
             outputs = self._allocate(1)
             rec = st.record = _RecordBuffers(st, outputs, self._args({"PTR": st.ptr, "OFF": st.off}, outputs)
                                              + self._no_pack)
+            rec.stage, rec.read = _record_code(self._record_slots, self._member_index, self._out_layout, rec)
         st.bits.fill(255)
+        if not rec.stage(record):
+            st.bits.fill(255)
+            self._stage_record(record, rec)
+        self._block_entry(0, 1, days, *rec.args)
+        return rec.read()
+
+    def _stage_record(self, record, rec) -> None:
+        """The careful path into the staging arrays: every value checked and converted, or
+        InputError naming its column."""
         values, bits = rec.values, rec.bits
         member_index = self._member_index
         for name, kind, row, vrow, slot in self._record_slots:
@@ -600,35 +616,6 @@ class CompiledKernel:
             except (TypeError, ValueError, OverflowError):
                 raise InputError(f"column `{name}` holds {v!r}, expected {expected_text(slot.type)}",
                                  name) from None
-        self._block_entry(0, 1, days, *rec.args)
-        return self._record_outputs(rec.outputs)
-
-    def _record_outputs(self, outputs: dict) -> dict:
-        lay = self._out_layout
-        valid = outputs["OV"][:, 0].tolist()
-        f64, i64, i32, i8, u8 = (outputs[g][:, 0].tolist() for g in ("OF64", "OI64", "OI32", "OI8", "OU8"))
-        masks = outputs["OM"][:, 0].tolist() if lay["has_collect"] else None
-        result = {}
-        for column, kind, index, value_index, vindex in lay["record"]:
-            if kind == "collect":
-                start, words, ids = index
-                result[column] = _fired_ids(masks[start:start + words], ids)
-            elif kind == "rule":
-                code = i32[value_index]
-                result[column] = None if code < 0 else index[code]
-            elif not valid[vindex]:
-                result[column] = None
-            elif kind == "bool":
-                result[column] = u8[value_index] != 0
-            elif kind == "float":
-                result[column] = f64[value_index]
-            elif kind == "enum":
-                result[column] = index[i8[value_index]]
-            elif kind == "date":
-                result[column] = _EPOCH + dt.timedelta(days=i32[value_index])
-            else:
-                result[column] = i64[value_index]
-        return result
 
     def _small_input(self, slot, kind, row, vrow, values, n: int, st) -> None:
         t = slot.type.kind
@@ -786,6 +773,67 @@ class _RecordBuffers:
         self.values = {"f64": memoryview(self.f64), "i64": memoryview(self.i64), "u8": memoryview(self.u8)}
         self.outputs = outputs
         self.args = args
+
+
+def _record_code(slots, member_index: dict, layout: dict, rec: "_RecordBuffers"):
+    """(stage, read) for the record path, generated for one driver's layout over one thread's
+    buffers. ``stage(record)`` stores each input of the exact common type (float, int in
+    range, a member, bool, ``datetime.date``, None) and returns True, or returns False at the
+    first value it does not take as it is (the caller then stages the record carefully);
+    a missing column is False too. ``read()`` gives ``{decision column: scalar}`` as
+    :meth:`_record_outputs` does."""
+    env = {"F": rec.values["f64"], "I": rec.values["i64"], "U": rec.values["u8"], "B": rec.bits,
+           "D": memoryview(rec.i32), "I64": _I64, "date": dt.date, "EPOCH_ORD": _EPOCH_ORDINAL,
+           "EPOCH": _EPOCH, "timedelta": dt.timedelta, "fired": _fired_ids}
+    lines = ["def stage(r):", "    try:"]
+    for i, (name, kind, row, vrow, slot) in enumerate(slots):
+        lines.append(f"        v = r[{name!r}]")
+        if kind == "f64":
+            lines += ["        if type(v) is float:", f"            if v == v: F[{row}] = v",
+                      f"            else: B[{vrow}] = 0"]
+        elif kind == "i64":
+            lines += ["        if type(v) is int and -I64 <= v < I64:", f"            I[{row}] = v"]
+        elif kind == "u8":
+            env[f"M{i}"] = member_index[slot.valid]
+            lines += [f"        c = M{i}.get(v) if type(v) is str else None", "        if c is not None:",
+                      f"            U[{row}] = c"]
+        elif kind == "bits":
+            lines += ["        if v is True:", f"            B[{row}] = 1", "        elif v is False:", f"            B[{row}] = 0"]
+        elif kind == "i32":
+            lines += ["        if type(v) is date:", f"            D[{row}] = v.toordinal() - EPOCH_ORD"]
+        else:
+            raise ValueError(f"{name}: no record staging for storage {kind}")
+        lines += ["        elif v is None:", f"            B[{vrow}] = 0", "        else:", "            return False"]
+    lines += ["    except KeyError:", "        return False", "    return True", ""]
+    o = rec.outputs
+    env.update(OV=o["OV"][:, 0], OF64=o["OF64"][:, 0], OI64=o["OI64"][:, 0], OI32=o["OI32"][:, 0],
+               OI8=o["OI8"][:, 0], OU8=o["OU8"][:, 0], OM=o["OM"][:, 0] if layout["has_collect"] else None)
+    lines += ["def read():", "    valid, f64, i64, i32, i8, u8 = (OV.tolist(), OF64.tolist(), OI64.tolist(), "
+              "OI32.tolist(), OI8.tolist(), OU8.tolist())"]
+    if layout["has_collect"]:
+        lines.append("    masks = OM.tolist()")
+    entries = []
+    for j, (column, kind, index, value_index, vindex) in enumerate(layout["record"]):
+        if kind == "collect":
+            start, words, ids = index
+            env[f"C{j}"] = ids
+            entries.append(f"fired(masks[{start}:{start + words}], C{j})")
+        elif kind == "rule":
+            env[f"R{j}"] = tuple(index) + (None,)            # code −1 (no rule fired): the None at the end
+            lines.append(f"    c{j} = i32[{value_index}]")
+            entries.append(f"(R{j}[c{j}] if c{j} >= 0 else None)")
+        else:
+            value = {"bool": f"u8[{value_index}] != 0", "float": f"f64[{value_index}]",
+                     "date": f"EPOCH + timedelta(days=i32[{value_index}])"}.get(kind)
+            if kind == "enum":
+                env[f"E{j}"] = index
+                value = f"E{j}[i8[{value_index}]]"
+            elif value is None:
+                value = f"i64[{value_index}]"
+            entries.append(f"({value} if valid[{vindex}] else None)")
+    lines.append("    return {" + ", ".join(f"{c[0]!r}: {e}" for c, e in zip(layout["record"], entries)) + "}")
+    exec(compile("\n".join(lines) + "\n", "<record path>", "exec"), env)
+    return env["stage"], env["read"]
 
 
 def _output_layout(plan) -> dict:

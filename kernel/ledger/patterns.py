@@ -569,6 +569,19 @@ def alerts(prog: Program, starts: np.ndarray, kind: np.ndarray, at: np.ndarray, 
     event columns, sorted by instant within each account (the fold's order), with the
     GPS_OFFLINE pseudo-events ``offline`` = (account index, instant, hours) in any order.
     Bools as 0/1, instants in µs (NULL_TIME: none)."""
+    flag, completed = alert_rows(prog, starts, kind, at, amount, channel, outcome, moment, offline)
+    out = {}
+    for p, pattern in enumerate(prog.names):
+        out[f"alert_{pattern}"], out[f"alert_{pattern}_at"] = flag[:, p], completed[:, p]
+    return out
+
+
+def alert_rows(prog: Program, starts: np.ndarray, kind: np.ndarray, at: np.ndarray, amount: np.ndarray,
+               channel: np.ndarray, outcome: np.ndarray, moment: np.ndarray,
+               offline: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`alerts` as the matcher's two matrices (account × pattern, in ``prog.names``'
+    order: the flags and the instants completed), for one account's few events without a
+    dictionary of columns."""
     n = starts.shape[0] - 1
     if offline is not None and offline[0].shape[0] and GPS_OFFLINE in prog.kinds:
         o_starts, o_at, o_hours = _group(n, *offline)
@@ -578,7 +591,4 @@ def alerts(prog: Program, starts: np.ndarray, kind: np.ndarray, at: np.ndarray, 
     completed = np.empty((n, len(prog.patterns)), np.int64)
     match(starts, kind, at, amount, channel, outcome, o_starts, o_at, o_hours, prog.reads, moment, prog.patterns,
           prog.steps, prog.matchers, prog.conds, prog.values, flag, completed)
-    out = {}
-    for p, pattern in enumerate(prog.names):
-        out[f"alert_{pattern}"], out[f"alert_{pattern}_at"] = flag[:, p], completed[:, p]
-    return out
+    return flag, completed

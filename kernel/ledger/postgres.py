@@ -240,10 +240,10 @@ class PostgresStore(Store):
 
     @contextmanager
     def transaction(self, lock_account: str | None = None, synced: bool = True) -> Iterator:
-        conn, cur = self._begin("BEGIN", "a transaction")
+        # unsynced: the commit returns before its WAL record is flushed (set in the same round
+        # trip as BEGIN: two statements without parameters go as one simple query)
+        conn, cur = self._begin("BEGIN" if synced else "BEGIN; SET LOCAL synchronous_commit = off", "a transaction")
         try:
-            if not synced:                        # the commit returns before its WAL record is flushed
-                cur.execute("SET LOCAL synchronous_commit = off")
             if lock_account is not None:
                 cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock_account,))
             yield cur

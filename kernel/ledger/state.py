@@ -9,6 +9,7 @@ today. The compiled pass is :func:`kernel.ledger.fold.fold`; its plain-Python tw
 """
 from __future__ import annotations
 
+import bisect
 import functools
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -203,19 +204,19 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     zone = zone or "UTC"
     if rows:
         kind, times, amount, promise, channel, outcome, expiry = zip(*rows)
-        times = np.array(times + (at,), np.int64)            # the moment's local day too, in one call
-        day = _one_zone_days(times, zone)
-        today = day[-1:]
-        times, day = times[:-1], day[:-1]
+        days = _local_days_of(zone, times + (at,))          # the moment's local day too
+        today = np.array(days[-1:], np.int64)
+        day = np.array(days[:-1], np.int64)
+        times = np.array(times, np.int64)
         columns = (np.array(kind, np.int8), times, day,
-                   np.array([np.nan if a is None else a for a in amount], np.float64),
+                   np.array([_NAN if a is None else a for a in amount], np.float64),
                    np.array([NULL_TIME if d is None else d for d in promise], np.int64),
                    np.array([-1 if c is None else c for c in channel], np.int8),
                    np.array([-1 if o is None else o for o in outcome], np.int8),
                    np.array([NULL_TIME if d is None else d for d in expiry], np.int64))
     else:
         columns = _NO_EVENTS
-        today = _one_zone_days(np.array([at], np.int64), zone)
+        today = np.array(_local_days_of(zone, (at,)), np.int64)
     state_at = np.array([at], np.int64)
     last = NULL_TIME
     if gps is not None:                       # gps_last_ping, for one car in plain Python
@@ -226,8 +227,8 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     F.fold(starts, *columns, state_at, today, np.array([last], np.int64),
            settings.promise_grace_days, settings.gps_tamper_days,
            int(settings.gps_offline_after_hours * 3_600_000_000), ints, floats)
-    out = dict(zip(F.INT_COLUMNS, ints[0].tolist()))
-    out.update(zip(F.FLOAT_COLUMNS, floats[0].tolist()))
+    out = dict(zip(_INT_COLUMNS, ints[0].tolist()))
+    out.update(zip(_FLOAT_COLUMNS, floats[0].tolist()))
     prog = _program(settings)
     # the GPS_OFFLINE pseudo-events (P.offline_events for one car): the stored offline periods
     # that began in the look-back, and the silence after the last ping
@@ -241,8 +242,8 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
         silent = (np.zeros(len(silences), np.int64), start,
                   (np.array([x[1] for x in silences], np.int64) - start) / P.US_PER_HOUR)
     kind, times, _, amount, _, channel, outcome, _ = columns
-    for name, values in P.alerts(prog, starts, kind, times, amount, channel, outcome, state_at, silent).items():
-        out[name] = int(values[0])
+    flags, completed = P.alert_rows(prog, starts, kind, times, amount, channel, outcome, state_at, silent)
+    out.update(zip(_alert_columns(prog.names), np.stack((flags[0], completed[0]), axis=1).ravel().tolist()))
     sms, voice = out["consent_sms"], out["consent_voice_bot"]
     out["consent_automated_contact"] = -1 if sms < 0 and voice < 0 else int((sms != 0) and (voice != 0))
     out["contact_opt_out"] = out["opt_out_phone"] if out["ledger_events"] > 0 else -1
@@ -251,17 +252,38 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     return out
 
 
-def _one_zone_days(instants: np.ndarray, zone: str) -> np.ndarray:
-    """:func:`local_days` for instants all in one zone: one offset when the zone keeps one over
-    their span (China all year; the US between its clock changes)."""
-    lo, hi = int(instants.min()), int(instants.max())
-    _, _, starts, offsets = _zone_table(zone, lo, hi)
-    if starts.shape[0] == 0 or not ((starts > lo) & (starts <= hi)).any():
-        offset = offsets[0] if starts.shape[0] == 0 else offsets[np.searchsorted(starts, lo, side="right")]
-        return (instants + offset) // US_PER_DAY
-    return local_days(instants, [zone], np.zeros(instants.shape[0], np.int64))
+_NAN = float("nan")
+_INT_COLUMNS, _FLOAT_COLUMNS = F.INT_COLUMNS, F.FLOAT_COLUMNS
+
+
+def _local_days_of(zone: str, instants: tuple) -> list[int]:
+    """:func:`local_days` of one account's few instants (µs) in ``zone``, in plain Python:
+    each instant's offset from the zone's cached transitions by bisection."""
+    lo, hi = min(instants), max(instants)
+    table = _zone_table(zone, lo, hi)
+    lists = _ZONE_LISTS.get(zone)
+    if lists is None or lists[0] is not table:
+        lists = _ZONE_LISTS[zone] = (table, table[2].tolist(), table[3].tolist())
+    _, starts, offsets = lists
+    if not starts or bisect.bisect_right(starts, lo) == bisect.bisect_right(starts, hi):
+        offset = offsets[bisect.bisect_right(starts, lo)]
+        return [(t + offset) // US_PER_DAY for t in instants]
+    right = bisect.bisect_right
+    return [(t + offsets[right(starts, t)]) // US_PER_DAY for t in instants]
+
+
+#: per zone, its cached transition table (kernel.localtime) as Python lists
+_ZONE_LISTS: dict[str, tuple] = {}
+
+
 _NO_EVENTS = (np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64),
               np.zeros(0, np.int8), np.zeros(0, np.int8), np.zeros(0, np.int64))
+
+
+@functools.lru_cache(maxsize=16)
+def _alert_columns(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The alert columns of the patterns ``names``: each one's flag, then the instant it completed."""
+    return tuple(c for n in names for c in (f"alert_{n}", f"alert_{n}_at"))
 
 
 @functools.lru_cache(maxsize=16)

@@ -706,15 +706,20 @@ class SQLiteStore(Store):
             self._check_version(current)
             self._migrate(cur, current)
 
-    def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
+    def _connection(self, synced: bool = True) -> sqlite3.Connection:
+        """This thread's connection: ``synced`` (``synchronous = FULL``), or the one whose
+        commits do not wait for the disk (``NORMAL``: the gate's unsynced reservations —
+        in WAL mode their commit is in the log, synced with the next synced commit or
+        checkpoint; a connection of its own, so that no call pays for switching the pragma
+        back and forth)."""
+        conn = getattr(self._local, "conn" if synced else "unsynced", None)
         if conn is None:
             try:
                 conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                        timeout=self.busy_timeout_ms / 1000)
                 conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
                 self._wal(conn)
-                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA synchronous = FULL" if synced else "PRAGMA synchronous = NORMAL")
                 # measured on ingest (bench_ledger): a 64 MiB page cache, the file mapped and the
                 # WAL checkpointed every 10,000 pages instead of 1,000 take a 400,000-event ingest
                 # from ≈ 80 k to ≈ 100 k events/s; durability is the same (FULL syncs each commit)
@@ -723,7 +728,7 @@ class SQLiteStore(Store):
                 conn.execute("PRAGMA wal_autocheckpoint = 10000")
             except sqlite3.DatabaseError as e:
                 raise StoreError(f"{self.url}: not a usable SQLite database ({e})") from None
-            self._local.conn = conn
+            setattr(self._local, "conn" if synced else "unsynced", conn)
             with self._lock:
                 self._all.append(conn)
         return conn
@@ -745,31 +750,25 @@ class SQLiteStore(Store):
 
     @contextmanager
     def transaction(self, lock_account: str | None = None, synced: bool = True) -> Iterator[sqlite3.Cursor]:
-        conn = self._connection()
+        conn = self._connection(synced)          # unsynced: WAL + NORMAL, the commit is in the log
         cur = conn.cursor()
-        if not synced:                            # WAL + NORMAL: the commit is in the log, not yet synced
-            cur.execute("PRAGMA synchronous = NORMAL")
         try:
-            try:
-                cur.execute("BEGIN IMMEDIATE")
-            except sqlite3.DatabaseError as e:
-                raise StoreError(f"{self.url}: cannot start a transaction ({e})") from None
-            try:
-                yield cur
-            except sqlite3.Error as e:
-                conn.rollback()
-                raise StoreError(f"{self.url}: {e} (the transaction was rolled back)") from None
-            except BaseException:
-                conn.rollback()
-                raise
-            try:
-                cur.execute("COMMIT")
-            except sqlite3.DatabaseError as e:
-                conn.rollback()
-                raise StoreError(f"{self.url}: commit failed ({e})") from None
-        finally:
-            if not synced:
-                cur.execute("PRAGMA synchronous = FULL")
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.url}: cannot start a transaction ({e})") from None
+        try:
+            yield cur
+        except sqlite3.Error as e:
+            conn.rollback()
+            raise StoreError(f"{self.url}: {e} (the transaction was rolled back)") from None
+        except BaseException:
+            conn.rollback()
+            raise
+        try:
+            cur.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            conn.rollback()
+            raise StoreError(f"{self.url}: commit failed ({e})") from None
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Cursor]:

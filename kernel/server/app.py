@@ -404,8 +404,8 @@ class DecisionServer:
         if self.engine is not None:               # "interval" audit records: on disk before the process ends
             try:
                 self.engine.pipeline.audit.flush()
-            except OSError as e:
-                log(logging.ERROR, "audit log sync failed on shutdown", error=e.strerror)
+            except (OSError, PostloanError) as e:
+                log(logging.ERROR, "audit log sync failed on shutdown", error=getattr(e, "strerror", None) or str(e))
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
         self._compiler.shutdown(wait=False, cancel_futures=True)

@@ -100,6 +100,8 @@ log = AuditLog({str(path)!r}, sync={sync!r}, interval_ms=60000)
 for i in range(100000):
     log.append(*record(i, 3000))
     if i == 5:
+        if log.sync == "interval":
+            log.flush()                      # the six records written (they were only queued)
         print("ready", flush=True)
 """
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -163,11 +165,18 @@ def test_concurrent_appends_share_one_sync(tmp_path):
     assert sorted(r.meta["batch"] for r in read_audit(log.path)) == list(range(6))
 
 
-def test_interval_writes_before_returning_and_syncs_in_the_background(tmp_path):
+def _written(log, n: int) -> None:
+    deadline = time.monotonic() + 10
+    while log.written < n and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def test_interval_hands_records_to_the_writer_which_writes_at_once_and_syncs_in_the_background(tmp_path):
     log = AuditLog(tmp_path / "audit.log", sync="interval", interval_ms=20)
     log.append(*record(0))
-    assert log.written == 1
-    assert [r.meta["batch"] for r in read_audit(log.path)] == [0]          # readable at once
+    _written(log, 1)                                                         # no flush: the thread wrote it
+    assert log.written == 1 and log.pending == 0
+    assert [r.meta["batch"] for r in read_audit(log.path)] == [0]
     deadline = time.monotonic() + 10
     while log.synced < 1 and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -178,23 +187,68 @@ def test_interval_does_not_sync_in_append_and_flush_syncs(tmp_path):
     log = AuditLog(tmp_path / "audit.log", sync="interval", interval_ms=60_000)
     for i in range(4):
         log.append(*record(i))
-    assert (log.written, log.synced, log.syncs) == (4, 0, 0)
+    _written(log, 4)
+    assert (log.written, log.synced, log.syncs, log.pending) == (4, 0, 0, 0)
     log.flush()
     assert (log.synced, log.syncs) == (4, 1)
     log.close()
     assert [r.meta["batch"] for r in read_audit(log.path)] == [0, 1, 2, 3]
 
 
-def test_a_dropped_interval_log_syncs_and_its_thread_ends(tmp_path):
-    """A reloaded pipeline's log is collected: its records are synced, its thread stops."""
-    log = AuditLog(tmp_path / "audit.log", sync="interval", interval_ms=10)
+def test_interval_appends_wait_when_the_writer_falls_behind(tmp_path):
+    """Back-pressure: at most MAX_PENDING records queue; the next append waits for the writer,
+    and every record lands, in order."""
+    log = AuditLog(tmp_path / "audit.log", sync="interval", interval_ms=60_000)
+    log.MAX_PENDING = 3
     log.append(*record(0))
-    syncer = log._syncer
-    del log
+    _written(log, 1)
+    log._write_lock.acquire()                     # the writer is stuck in a slow write
+    try:
+        for i in range(1, 4):
+            log.append(*record(i))
+        assert log.pending == 3
+        blocked = threading.Thread(target=log.append, args=record(4))
+        blocked.start()
+        blocked.join(0.3)
+        assert blocked.is_alive() and log.pending == 3      # waits: the queue is full
+    finally:
+        log._write_lock.release()
+    blocked.join(10)
+    assert not blocked.is_alive()
+    log.close()
+    assert [r.meta["batch"] for r in read_audit(log.path)] == [0, 1, 2, 3, 4]
+
+
+def test_a_record_the_writer_cannot_write_fails_the_next_append(tmp_path):
+    from kernel.errors import PostloanError
+    log = AuditLog(tmp_path / "audit.log", sync="interval", interval_ms=60_000)
+    log.append(*record(0))
+    log.append({"batch": object()}, *record(1)[1:])       # cannot be stored: the writer fails on it
+    deadline = time.monotonic() + 10
+    while log._failure is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    with pytest.raises(PostloanError, match=r"audit.log: the audit log's writer failed .*no further records"):
+        log.append(*record(2))
+    with pytest.raises(PostloanError, match="writer failed"):
+        log.flush()
+    log.close()                                           # the bad record was dropped: close succeeds
+    assert log._fd is None
+    assert [r.meta["batch"] for r in read_audit(log.path)] == [0]
+
+
+def test_a_dropped_interval_log_writes_what_is_queued_syncs_and_its_thread_ends(tmp_path):
+    """A reloaded pipeline's log is collected: its queued records are written and synced,
+    its thread stops."""
+    log = AuditLog(tmp_path / "audit.log", sync="interval", interval_ms=10)
+    syncer = None
+    for i in range(3):
+        log.append(*record(i))
+        syncer = log._syncer
+    del log                                      # (whatever the thread had not written yet, __del__ writes)
     gc.collect()
     syncer.join(timeout=10)
     assert not syncer.is_alive()
-    assert [r.meta["batch"] for r in read_audit(tmp_path / "audit.log")] == [0]
+    assert [r.meta["batch"] for r in read_audit(tmp_path / "audit.log")] == [0, 1, 2]
 
 
 @pytest.mark.parametrize("settings, message", [

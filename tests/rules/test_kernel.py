@@ -197,3 +197,29 @@ def test_decide_record_matches_decide(shipped_kernel, small_book):
         k.decide_record({**record, "gps_status": "LOST"}, AS_OF)
     with pytest.raises(InputError, match="missing column `dpd`"):
         k.decide_record({n: v for n, v in record.items() if n != "dpd"}, AS_OF)
+    assert k.decide_record(record, AS_OF) == k.decide(nulls, AS_OF).to_pylist()[0]     # nothing left behind
+
+
+def test_decide_record_takes_values_of_other_types_through_the_careful_path(shipped_kernel, small_book):
+    """The generated record path takes exact types as they are; an int for a float column,
+    a datetime for a date, NumPy scalars go through the careful path, to the same decisions."""
+    k = shipped_kernel
+    rows = small_book.slice(0, 200)
+    expected = k.decide(rows, AS_OF).to_pylist()
+    types = k.inputs
+    for r in range(0, 200, 7):
+        record = {name: rows.column(name)[r].as_py() for name in types}
+        assert k.decide_record(record, AS_OF) == expected[r]
+        other = {}
+        for name, value in record.items():
+            kind = types[name].kind
+            if kind == "float" and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            elif kind == "int" and isinstance(value, int):
+                value = np.int64(value)
+            elif kind == "bool" and isinstance(value, bool):
+                value = np.bool_(value)
+            elif kind == "date" and value is not None:
+                value = dt.datetime(value.year, value.month, value.day, 12)
+            other[name] = value
+        assert k.decide_record(other, AS_OF) == expected[r]

@@ -509,6 +509,9 @@ def test_audit_sync_flags_reach_the_engine_and_shutdown_syncs(start_server, serv
                     "ledger": None}
     with Client(f"127.0.0.1:{server.port}") as client:
         client.decide(generate(1, seed=3, as_of=AS_OF).to_pylist()[0], AS_OF, now=NOW)
+    deadline = time.monotonic() + 10                                               # the writer thread writes it
+    while pipeline.audit.written < 1 and time.monotonic() < deadline:
+        time.sleep(0.002)
     assert (pipeline.audit.written, pipeline.audit.synced) == (1, 0)              # written, not yet synced
     server.stop(0)
     assert pipeline.audit.synced == 1                                              # synced on shutdown
