@@ -48,7 +48,7 @@ BLOCK_ROWS = 256
 #: decision tables with at least this many rows are matched through an index, not row by row
 INDEX_MIN_ROWS = 16
 #: bump when the generated code's meaning changes (it is part of every content hash)
-GENERATOR_VERSION = "9"
+GENERATOR_VERSION = "8"
 _HELPERS_HASH = hashlib.sha256(inspect.getsource(helpers).encode()).hexdigest()[:16]
 
 _PRELUDE = f"""\
@@ -57,9 +57,8 @@ _PRELUDE = f"""\
 import numpy as np
 from numba import carray, njit, types
 from numba.cpython.unsafe.numbers import trailing_zeros
-from kernel.codegen.helpers import (OPTS, absolute, add, bits64, call_native, civil, element_pointer, fmod,
-                                    gather_features, imod, mul, neg, p_f32, p_f64, p_i8, p_i32, p_i64, p_u8,
-                                    row_pointer, sub)
+from kernel.codegen.helpers import (OPTS, absolute, add, bits64, call_native, civil, element_pointer, fmod, imod,
+                                    mul, neg, p_f32, p_f64, p_i8, p_i32, p_i64, p_u8, row_pointer, sub)
 
 INT_MIN = -9223372036854775808
 U0 = np.uint64(0)
@@ -833,40 +832,30 @@ class _Generator:
 
     # -- models ---------------------------------------------------------------------------------
     def model(self, node: ModelNode) -> None:
-        """Gather the block's features (``helpers.gather_features``, one compiled loop for every
-        model node, driven by the node's table of features), call the model's block function
-        (through its address: it is compiled once for every model with its ops, never into the
-        node), scatter its outputs."""
+        """Gather the block's features, call the model's block function (through its address:
+        it is compiled once for every model, never into the node), scatter its outputs."""
         c = self.code
         nf, no = len(node.features), len(node.outputs)
         c.emit(f"X = np.empty((end - start, {nf}), dtype=np.float32)")
         c.emit(f"Y = np.empty((end - start, {no}), dtype=np.float64)")
+        c.emit("xp = row_pointer(X, 0)")
         c.emit("yp = row_pointer(Y, 0)")
-        table, cats = [], []
-        for src, kind, categories, t in node.features:
-            cat = -1
+        c.emit(_ROW_LOOP)
+        c.depth += 2
+        env = self._env(node)
+        for f, (src, kind, cats, t) in enumerate(node.features):
+            v, m = env[_source_name(src)]
             if kind == "category" and t.kind == "enum":
                 # enum codes → the model's category indices (-1: a member the model never saw)
-                cat = len(cats)
-                cats.extend(categories.index(m) if m in categories else -1 for m in t.members)
-            wide = 1 if t.kind == "int" else 0          # an int goes through float64, as onnxruntime's input would
-            if src[0] == "column":
-                slot = self.plan.column(src[1], t)
-                what = {"int": helpers.G_INT, "float": helpers.G_FLOAT, "date": helpers.G_DATE, "enum": helpers.G_ENUM,
-                        "category": helpers.G_CATEGORY, "bool": helpers.G_BOOL}[slot.type.kind]
-                remap = self._slot(("PTR", slot.remap)) if what in (helpers.G_ENUM, helpers.G_CATEGORY) else -1
-                row = [what, self._slot(("PTR", slot.value)), self._slot(("PTR", slot.valid)), remap, cat, wide]
+                table = f"_CAT{f}"
+                codes = [cats.index(member) if member in cats else -1 for member in t.members]
+                self.globals.append(f"{table} = np.array({codes!r}, dtype=np.float32)")
+                c.emit(f"xp[(i - start) * {nf} + {f}] = {table}[{v}] if {m} else np.float32(np.nan)")
             else:
-                slot = self.plan.outputs[(src[1], src[2])]
-                group, what = {"int": ("OI64", helpers.G_OUT_INT), "float": ("OF64", helpers.G_OUT_FLOAT),
-                               "date": ("OI32", helpers.G_OUT_DATE), "enum": ("OI8", helpers.G_OUT_ENUM),
-                               "bool": ("OU8", helpers.G_OUT_BOOL)}[slot.type.kind]
-                valid = self._slot(("OV", slot.valid)) if slot.valid in self.nullable else -1
-                row = [what, self._slot((group, slot.value)), valid, -1, cat, wide]
-            table.append(row)
-        self.globals.append(f"_FEATURES = np.array({table!r}, dtype=np.int64)")
-        self.globals.append(f"_CATS = np.array({cats or [0]!r}, dtype=np.float32)")
-        c.emit("gather_features(X, start, end, _FEATURES, _CATS, M, PTR, OFF, OI64, OF64, OI32, OI8, OU8, OV)")
+                # an int goes through float64, as onnxruntime's input would
+                x = f"np.float64({v})" if t.kind == "int" else v
+                c.emit(f"xp[(i - start) * {nf} + {f}] = np.float32({x}) if {m} else np.float32(np.nan)")
+        c.depth -= 2
         params = []
         for k, p in enumerate(node.params):
             cast = _PARAM_POINTER.get(str(p.dtype))

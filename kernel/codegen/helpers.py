@@ -23,7 +23,7 @@ from numba.extending import intrinsic  # noqa: E402
 
 __all__ = ["fired_lists", "p_i64", "p_f64", "p_f32", "p_i32", "p_u8", "p_i8", "call_native", "element_pointer",
            "add", "sub", "neg", "absolute", "mul", "imod", "fmod", "civil", "bits64", "popcount", "row_pointer", "row_address",
-           "pack_valid", "pack_rule", "zero_invalid", "gather_features", "OPTS"]
+           "pack_valid", "pack_rule", "zero_invalid", "OPTS"]
 
 OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 INT_MIN = -9223372036854775808
@@ -203,95 +203,6 @@ def zero_invalid(codes_at, valid_at, s, e):
     for i in range(s, e):
         if valid[i] == 0:
             codes[i] = 0
-
-
-#: what a model node's feature reads (``gather_features``): a book column of each type, or an
-#: upstream node's output
-G_INT, G_FLOAT, G_DATE, G_ENUM, G_CATEGORY, G_BOOL = 0, 1, 2, 3, 4, 5
-G_OUT_INT, G_OUT_FLOAT, G_OUT_DATE, G_OUT_ENUM, G_OUT_BOOL = 6, 7, 8, 9, 10
-
-
-@njit(**OPTS)
-def _bit(addr, off, i):
-    """Bit ``off + i`` of the bitmap at ``addr`` (LSB first)."""
-    k = off + i
-    return ((p_u8(addr)[k >> 3] >> (k & 7)) & 1) != 0
-
-
-@njit(**OPTS)
-def _feature(x, m, cat, wide, CATS):
-    """A feature's float32 for the model: NaN when missing; an enum code through the model's
-    category table (``CATS[cat + code]``) when ``cat >= 0``; an int through float64, as
-    onnxruntime's input would (``wide``)."""
-    if not m:
-        return np.float32(np.nan)
-    if cat >= 0:
-        return CATS[cat + np.int64(x)]
-    if wide:
-        return np.float32(np.float64(x))
-    return np.float32(x)
-
-
-@njit(**OPTS)
-def gather_features(X, start, end, F, CATS, M, PTR, OFF, OI64, OF64, OI32, OI8, OU8, OV):
-    """A model node's feature matrix ``X`` (float32 ``[end - start, features]``) for rows
-    ``start..end``, one feature after another, as its table ``F`` says: per feature ``[kind
-    (G_*), value, valid, remap, cat, wide]`` — the node's local numbers (``M[...]``) of the
-    value's and validity's positions (``valid`` -1: an output never null), of an enum
-    column's code table, the start of its category table in ``CATS`` (-1: none) and whether
-    an int goes through float64. One compiled loop serves every model node: gathering
-    feature by feature in generated code cost the PD model's node most of its 2.7 s compile."""
-    xp = row_pointer(X, 0)
-    nf = F.shape[0]
-    for f in range(nf):
-        kind, value, valid, remap, cat, wide = F[f, 0], F[f, 1], F[f, 2], F[f, 3], F[f, 4], F[f, 5]
-        if kind <= G_BOOL:                       # a book column: validity in a bitmap
-            va, vo = PTR[M[valid]], OFF[M[valid]]
-            if kind == G_INT:
-                ints = p_i64(PTR[M[value]])
-                for i in range(start, end):
-                    xp[(i - start) * nf + f] = _feature(ints[i], _bit(va, vo, i), cat, wide, CATS)
-            elif kind == G_FLOAT:
-                floats = p_f64(PTR[M[value]])
-                for i in range(start, end):
-                    v = floats[i]
-                    xp[(i - start) * nf + f] = _feature(v, _bit(va, vo, i) and v == v, cat, wide, CATS)
-            elif kind == G_DATE:
-                days = p_i32(PTR[M[value]])
-                for i in range(start, end):
-                    xp[(i - start) * nf + f] = _feature(np.int64(days[i]), _bit(va, vo, i), cat, wide, CATS)
-            elif kind == G_ENUM or kind == G_CATEGORY:
-                codes, table = p_u8(PTR[M[value]]), p_i8(PTR[M[remap]])
-                for i in range(start, end):
-                    v = np.int64(table[codes[i]])
-                    ok = _bit(va, vo, i) and (kind == G_CATEGORY or v >= 0)
-                    xp[(i - start) * nf + f] = _feature(v, ok, cat, wide, CATS)
-            else:
-                ba, bo = PTR[M[value]], OFF[M[value]]
-                for i in range(start, end):
-                    xp[(i - start) * nf + f] = _feature(_bit(ba, bo, i), _bit(va, vo, i), cat, wide, CATS)
-            continue
-        ov = row_pointer(OV, M[valid]) if valid >= 0 else row_pointer(OV, 0)
-        if kind == G_OUT_INT:
-            ints = row_pointer(OI64, M[value])
-            for i in range(start, end):
-                xp[(i - start) * nf + f] = _feature(ints[i], valid < 0 or ov[i] != 0, cat, wide, CATS)
-        elif kind == G_OUT_FLOAT:
-            floats = row_pointer(OF64, M[value])
-            for i in range(start, end):
-                xp[(i - start) * nf + f] = _feature(floats[i], valid < 0 or ov[i] != 0, cat, wide, CATS)
-        elif kind == G_OUT_DATE:
-            days = row_pointer(OI32, M[value])
-            for i in range(start, end):
-                xp[(i - start) * nf + f] = _feature(np.int64(days[i]), valid < 0 or ov[i] != 0, cat, wide, CATS)
-        elif kind == G_OUT_ENUM:
-            codes = row_pointer(OI8, M[value])
-            for i in range(start, end):
-                xp[(i - start) * nf + f] = _feature(np.int64(codes[i]), valid < 0 or ov[i] != 0, cat, wide, CATS)
-        else:
-            bools = row_pointer(OU8, M[value])
-            for i in range(start, end):
-                xp[(i - start) * nf + f] = _feature(bools[i] != 0, valid < 0 or ov[i] != 0, cat, wide, CATS)
 
 
 # Numba marks signed integer arithmetic "nsw" (overflow is undefined behaviour for LLVM),
