@@ -6,7 +6,8 @@
   compiles), each a fresh process as the author runs them; peers: the same ``decide`` with
   nothing changed, and starting Python with numba and pyarrow;
 - the cold compile of the whole shipped bundle (an empty cache; goal ≤ 10 s) against the warm
-  load of the same bundle in a fresh process;
+  load of the same bundle in a fresh process, and the shipped models' interpreters (each
+  knows only its model's ops) against the interpreter of every op, compiled in the same run;
 - the whole decision of 500,000 generated accounts (output as Arrow) against onnxruntime
   scoring the heaviest shipped model alone on the same rows with the same threads (goal
   ≥ 1.5×), and where the decision's time goes, stage by stage, on one thread.
@@ -146,6 +147,49 @@ def test_speed_cold_compile(benchmark, tmp_path):
     print(f"\ncold compile of {cold['nodes']} nodes: Kernel.load {cold['load_s']:.1f} s (process CPU "
           f"{cold['cpu_s']:.1f} s; goal 10 s); warm Kernel.load {warm['load_s']:.2f} s "
           f"({cold['load_s'] / warm['load_s']:.0f}×); compiled: {', '.join(cold['reported'])}")
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+
+
+_INTERPRETER = textwrap.dedent("""\
+    import json, sys, time
+    import numba
+    import numpy as np
+    from numba import types
+    import kernel
+    from kernel.models import kernels
+    every = sys.argv[1] == "every"
+    cpu = {}
+    for path in sys.argv[2:]:
+        model = kernel.compile_model(path)
+        params = tuple(np.ascontiguousarray(p) for p in model.block.params)
+        signature = (types.Array(types.float32, 2, "C"), numba.typeof(params), types.Array(types.float64, 2, "C"))
+        fn = kernels.interpreter().block if every else model.block.fn
+        start = time.process_time()
+        fn.compile(signature)
+        cpu[model.name] = time.process_time() - start
+    print(json.dumps(cpu))
+""")
+
+
+def test_speed_model_interpreters(benchmark, tmp_path):
+    """The shipped models' interpreters (each knows only its model's ops), compiled into an
+    empty cache, against the interpreter of every op compiled for the same models in the
+    same run: CPU seconds of Numba's compile, each in a fresh process."""
+    models = [str(ROOT / "models" / f"{name}.onnx") for name in (("rv_model",) if benchmark.disabled
+                                                                  else ("pd_model", "rv_model"))]
+    cpu = {}
+    for kind in ("own", "every"):
+        env = _env(tmp_path / kind, tmp_path / "pycache")
+        out = subprocess.run([sys.executable, "-c", _INTERPRETER, kind, *models], env=env, capture_output=True,
+                             text=True, check=True, cwd=ROOT)
+        cpu[kind] = json.loads(out.stdout.strip().splitlines()[-1])
+    own, every = sum(cpu["own"].values()), sum(cpu["every"].values())
+    benchmark.extra_info.update({"own_cpu_s": {k: round(v, 3) for k, v in cpu["own"].items()},
+                                 "every_op_cpu_s": round(every, 3), "every_over_own": every / own})
+    print(f"\nmodel interpreters, empty cache: each model's own {own:.1f} s of CPU ("
+          + ", ".join(f"{k} {v:.1f} s" for k, v in cpu["own"].items())
+          + f"); the interpreter of every op for the same models {every:.1f} s ({every / own:.1f}×)")
+    assert every > own
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
 
 

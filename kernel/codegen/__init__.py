@@ -10,6 +10,7 @@ change to one ruleset, that node alone compiles.
 from __future__ import annotations
 
 import json
+import sys
 
 from .plan import ModelNode, Plan, RulesetNode
 
@@ -125,6 +126,7 @@ def _start_helpers(generated, modules: list, params: dict) -> dict:
                 interpreters[ident] = []
                 jobs.append((("model", k), parallel.INTERPRETER_SECONDS))
                 details[("model", k)] = {"kind": "function", "module": fn.__module__, "name": fn.__name__,
+                                         "path": getattr(sys.modules.get(fn.__module__), "__file__", None),
                                          "args": described, "also": interpreters[ident]}
         if not parallel.is_cached(module.node):
             jobs.append((("node", k), parallel.SECONDS_PER_LINE * node.source.count("\n")))

@@ -23,10 +23,10 @@ log = logging.getLogger("kernel.codegen")
 
 #: estimated seconds of compile work a helper must get before one is started
 MIN_SECONDS = 3.0
-#: estimated compile seconds per line of generated node source, and for the model interpreter
-#: (measured on the shipped bundle: 0.9-2.9 s CPU per node of 100-500 lines; 12-14 s for
-#: the interpreter)
-SECONDS_PER_LINE, INTERPRETER_SECONDS = 0.005, 12.0
+#: estimated compile seconds per line of generated node source, and for a model interpreter
+#: (measured on the shipped bundle: 0.9-2.9 s CPU per node of 100-500 lines; 3-5 s for each
+#: model's interpreter, the first with the op functions they share)
+SECONDS_PER_LINE, INTERPRETER_SECONDS = 0.005, 4.0
 
 _ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,8 +116,9 @@ class Helper:
 def main() -> None:
     """A helper process: read the jobs (JSON on stdin) and compile each into Numba's cache.
     ``{"kind": "node", "path": …}`` — a generated node module; ``{"kind": "function",
-    "module": …, "name": …, "args": [[dtype, ndim], …, [[dtype, ndim], …] for a tuple]}`` —
-    a function (the model interpreter) for the array arguments described."""
+    "module": …, "name": …, "path": …, "args": [[dtype, ndim], …, [[dtype, ndim], …] for a tuple]}``
+    — a function (a model interpreter, imported from ``path`` when its module is generated)
+    for the array arguments described."""
     import numba
     import numpy as np
 
@@ -137,7 +138,10 @@ def main() -> None:
             cache.compile_function(module.node, signature)
         else:
             import importlib
-            fn = getattr(importlib.import_module(job["module"]), job["name"])
+            # a generated module (the model interpreter) by its file, a package's by its name
+            module = cache.import_source(Path(job["path"])) if job.get("path") and job["module"].startswith(
+                "postloan_kernel_") else importlib.import_module(job["module"])
+            fn = getattr(module, job["name"])
             cache.compile_function(fn, tuple(numba.typeof(dummy(a)) for a in job["args"]))
 
 

@@ -57,8 +57,8 @@ class Block:
 
     fn: Any
     params: tuple
-    module: str = "kernel.models.kernels"
-    qualname: str = "run_block"
+    module: str
+    qualname: str = "block"
 
 
 @dataclass
@@ -98,12 +98,13 @@ class CompiledModel:
 
     @property
     def block(self) -> Block | None:
-        """The Numba entry point (None on the onnxruntime backend). Made on first use: it
-        imports Numba, which checking a bundle (``postloan test``, ``postloan check``) never
-        needs."""
+        """The Numba entry point (None on the onnxruntime backend): the interpreter of this
+        model's ops (``kernels.interpreter``). Made on first use: it imports Numba, which
+        checking a bundle (``postloan test``, ``postloan check``) never needs."""
         if self._block is None and self._block_params is not None:
             from . import kernels
-            self._block = Block(kernels.run_block, self._block_params)
+            module = kernels.interpreter(self._block_params[0])
+            self._block = Block(module.block, self._block_params, module.__name__)
         return self._block
 
     @property
@@ -229,11 +230,13 @@ class CompiledModel:
 
 
 def _run(X, params, out) -> None:
+    """Score every row of ``X`` on the interpreter of every op (compiled once for all models)."""
     from . import kernels
+    every = kernels.interpreter()
     if len(X) < SERIAL_ROWS:
-        kernels.run_serial(X, params, out, BLOCK_ROWS)
+        every.run_serial(X, params, out, BLOCK_ROWS)
     else:
-        kernels.run_parallel(X, params, out, BLOCK_ROWS)
+        every.run_parallel(X, params, out, BLOCK_ROWS)
 
 
 def _column_of(program, output: ModelOutput) -> int:

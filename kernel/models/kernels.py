@@ -1,9 +1,12 @@
-"""Numba kernels of the model compiler: one generic interpreter of block programs.
+"""Numba kernels of the model compiler: the ops of block programs and their interpreters.
 
 A compiled model is a *program*: a short list of block ops (Scaler, tree ensemble, linear
-model, …) lowered by :mod:`kernel.models.lower` into three flat arrays. Every model runs
-through the same :func:`run_block`, so Numba compiles it once per argument signature and
-caches it on disk — compiling a new model costs no Numba compile at all.
+model, …) lowered by :mod:`kernel.models.lower` into three flat arrays, run by an
+interpreter (:func:`interpreter`): a generated ``block`` function that loops over the
+program's ops and calls the op functions below. The interpreter a bundle compiles knows
+only the ops its model uses, so it is shared by every model with the same ops and Numba
+caches it on disk — a new model with known ops costs no Numba compile at all; the
+interpreter of every op (``interpreter()``) serves ``CompiledModel.run`` and ``score``.
 
 ``params`` is the tuple ``(prog, ipool, fpool, out_cols)``:
 
@@ -21,6 +24,7 @@ in float32, so doing the same keeps results equal, including at thresholds); int
 from __future__ import annotations
 
 import math
+import os
 
 from ..codegen.cache import configure_numba_cache
 
@@ -310,7 +314,7 @@ def _op_softmax(S, a):
     for r in range(S.shape[1]):
         for j in range(w):
             tmp[j] = S[src + j, r]
-        _transform_row(tmp, w, POST_SOFTMAX)
+        _transform_row(tmp, w, np.int64(POST_SOFTMAX))     # one compiled signature: no literals
         for j in range(w):
             S[dst + j, r] = tmp[j]
 
@@ -519,40 +523,112 @@ def _leaves_descent(ET, rows, feat, thr, fo, depth, n_inner, kk):
         r += 1
 
 
-@njit(cache=True)
-def _op_trees(S, a, ip, fp):
-    rows = S.shape[1]
-    src, nf, layout, ntrees, depth, neg, K, agg = (
-        a[T_IN], a[T_NF], a[T_LAYOUT], a[T_NTREES], a[T_DEPTH], a[T_NEG], a[T_K], a[T_AGG])
-    need_has = a[T_NEED_HAS]
-    # the block's features ([feature, row]: a node reads one contiguous row of them) — the
-    # scratch's own columns, followed by their negations when some node compares -x (see
-    # kernel.models.trees)
-    if neg:
+#: tree-ensemble variants the interpreter compiles separately (see :func:`tree_variant`)
+TREES_SUM1, TREES_GENERAL = 0, 1
+#: the deepest padded tree of the one-target variant: 31 inner nodes, one 32-bit leaf mask
+SUM1_MAX_DEPTH = 5
+
+
+def tree_variant(a) -> int:
+    """Which tree-ensemble code an op's arguments ``a`` need: :data:`TREES_SUM1` for a padded
+    ensemble of at most 32 leaves per tree whose leaves carry one summed target and all the
+    same target mask (every shipped model: boosted trees, binary or regression), else
+    :data:`TREES_GENERAL`. Plain Python over ints: the interpreter's generator calls it and
+    compiled code calls the same function (``_tree_variant``)."""
+    if (a[T_LAYOUT] == LAYOUT_MASKS and a[T_DEPTH] <= SUM1_MAX_DEPTH and a[T_KA] == 1 and not a[T_NEED_HAS]
+            and (a[T_AGG] == AGG_SUM or a[T_AGG] == AGG_AVERAGE)):
+        return TREES_SUM1
+    return TREES_GENERAL
+
+
+_tree_variant = njit(cache=True, inline="always")(tree_variant)
+
+
+@njit(cache=True, inline="always")
+def _tree_features(S, a):
+    """The block's features ([feature, row]: a node reads one contiguous row of them) — the
+    scratch's own columns, followed by their negations when some node compares -x (see
+    kernel.models.trees)."""
+    src, nf, rows = a[T_IN], a[T_NF], S.shape[1]
+    if a[T_NEG]:
         ET = np.empty((2 * nf, rows), _F32)
         for f in range(nf):
             for r in range(rows):
                 ET[f, r] = S[src + f, r]
                 ET[nf + f, r] = -S[src + f, r]
+        return ET
+    return S[src:src + nf]
+
+
+@njit(cache=True, inline="always")
+def _widen(acc, a, ip):
+    """The ``KA`` targets the leaves store placed among the ensemble's ``K`` (the others 0)."""
+    K, KA = a[T_K], a[T_KA]
+    if KA == K:
+        return acc
+    rows = acc.shape[0]
+    full = np.zeros((rows, K), _F32)
+    for r in range(rows):
+        for c in range(KA):
+            full[r, ip[a[T_ACTIVE] + c]] = acc[r, c]
+    return full
+
+
+@njit(cache=True)
+def _trees_sum1(S, a, ip, fp):
+    """Scores ``(acc [rows, K], has [rows])`` of a :data:`TREES_SUM1` ensemble: every exit leaf
+    summed straight into one score through 32-bit leaf masks (:func:`_trees_sum_masks32`),
+    or, below :data:`MASKS_MIN_ROWS` rows, by descending each tree."""
+    rows = S.shape[1]
+    ntrees, depth, nleaf_tree = a[T_NTREES], a[T_DEPTH], a[T_NLEAF]
+    n_inner = (1 << depth) - 1
+    ET = _tree_features(S, a)
+    feat = ip[a[T_FEAT]:]
+    thr = fp[a[T_THR]:]
+    leaves = fp[a[T_LEAF]:]
+    acc1 = np.zeros(rows, _F32)
+    if rows >= MASKS_MIN_ROWS:
+        _trees_sum_masks32(ET, rows, feat, thr, n_inner, ntrees, ip[a[T_MODE]:a[T_MODE] + 2 * n_inner],
+                           nleaf_tree, leaves, acc1)
     else:
-        ET = S[src:src + nf]
+        kk = np.zeros(rows, np.int64)
+        for t in range(ntrees):
+            _leaves_descent(ET, rows, feat, thr, t * n_inner, depth, n_inner, kk)
+            base_leaf = t * nleaf_tree
+            for r in range(rows):
+                acc1[r] += leaves[base_leaf + kk[r]]
+    acc = np.empty((rows, 1), _F32)
+    for r in range(rows):
+        acc[r, 0] = acc1[r]
+    has = np.full(rows, a[T_CONST_MASK], np.int64)
+    return _widen(acc, a, ip), has
+
+
+@njit(cache=True)
+def _trees_general(S, a, ip, fp):
+    """Scores ``(acc [rows, K], has [rows])`` of any ensemble: every layout, several targets,
+    MIN/MAX aggregation, leaves with differing target masks."""
+    rows = S.shape[1]
+    layout, ntrees, depth, K, agg = a[T_LAYOUT], a[T_NTREES], a[T_DEPTH], a[T_K], a[T_AGG]
+    need_has = a[T_NEED_HAS]
+    ET = _tree_features(S, a)
     # leaves store only the KA targets some leaf carries (T_ACTIVE lists them); SUM and
     # AVERAGE accumulate those, MIN/MAX keep every target (KA == K)
     KA = a[T_KA]
     acc = np.zeros((rows, KA), _F32)
     has = np.zeros(rows, np.int64)
-    leaf_o, has_o, nleaf_tree = a[T_LEAF], a[T_HAS], a[T_NLEAF]
+    has_o, nleaf_tree = a[T_HAS], a[T_NLEAF]
     minmax = agg == AGG_MIN or agg == AGG_MAX
     n_inner = (1 << depth) - 1
     feat = ip[a[T_FEAT]:]
     thr = fp[a[T_THR]:]
-    leaves = fp[leaf_o:]
+    leaves = fp[a[T_LEAF]:]
     kk = np.zeros(rows, np.int64)
     m = np.empty(rows, np.int64)
     masks = layout == LAYOUT_MASKS and rows >= MASKS_MIN_ROWS
     if masks and KA == 1 and not minmax and n_inner < 32:
-        # the common case (one summed score, trees of depth <= 5): 32-bit masks, each exit
-        # leaf summed straight into the score (see _trees_sum_masks32)
+        # one summed score, trees of depth <= 5 (leaves with differing target masks: the
+        # masks are not tracked, as in the one-target variant)
         acc1 = np.zeros(rows, _F32)
         _trees_sum_masks32(ET, rows, feat, thr, n_inner, ntrees, ip[a[T_MODE]:a[T_MODE] + 2 * n_inner],
                            nleaf_tree, leaves, acc1)
@@ -597,16 +673,7 @@ def _op_trees(S, a, ip, fp):
     if not need_has and not minmax:
         for r in range(rows):
             has[r] = a[T_CONST_MASK]
-    if KA != K:
-        full = np.zeros((rows, K), _F32)
-        for r in range(rows):
-            for c in range(KA):
-                full[r, ip[a[T_ACTIVE] + c]] = acc[r, c]
-        acc = full
-    if a[T_CLASSIFIER]:
-        _finalize_classifier(S, a, ip, fp, acc, has)
-    else:
-        _finalize_regressor(S, a, fp, acc, has, ntrees)
+    return _widen(acc, a, ip), has
 
 
 @njit(cache=True)
@@ -709,7 +776,7 @@ def _finalize_classifier(S, a, ip, fp, acc, has):
         if size == 2:
             s[0] = s0 if h0 else _ZERO
             s[1] = s1 if h1 else _ZERO
-            _transform_row(s, 2, post)
+            _transform_row(s, np.int64(2), post)      # (int64, not the literal 2: one signature)
             S[dst, r] = s[0]
             S[dst + 1, r] = s[1]
         else:
@@ -728,18 +795,50 @@ def _finalize_classifier(S, a, ip, fp, acc, has):
 
 
 # ---- the interpreter -----------------------------------------------------------------------
-@njit(cache=True)
-def run_block(X, params, out):
-    """Score one block of rows: ``X`` float32[rows, n_features] → ``out`` float64[rows, n_out].
+#: per opcode, the call the interpreter makes (S the scratch, a the op's arguments), in the
+#: order the interpreter tests them
+_OP_CALLS = {
+    OP_SCALER: "_op_scaler(S, a, fp)",
+    OP_GATHER: "_op_gather(S, a, ip)",
+    OP_IMPUTER: "_op_imputer(S, a, fp)",
+    OP_LINEAR_CLASSIFIER: "_op_linear_classifier(S, a, ip, fp)",
+    OP_LINEAR_REGRESSOR: "_op_linear_regressor(S, a, fp)",
+    OP_ONEHOT_IDX: "_op_onehot_idx(S, a, ip)",
+    OP_ONEHOT_NUM: "_op_onehot_num(S, a, ip)",
+    OP_NORMALIZER: "_op_normalizer(S, a)",
+    OP_BINARIZER: "_op_binarizer(S, a, fp)",
+    OP_CAST: "_op_cast(S, a)",
+    OP_BINARY: "_op_binary(S, a, fp)",
+    OP_UNARY: "_op_unary(S, a)",
+    OP_SOFTMAX: "_op_softmax(S, a)",
+    OP_ARGMAX: "_op_argmax(S, a)",
+    OP_MATMUL: "_op_matmul(S, a, fp)",
+}
+_TREE_CALLS = {TREES_SUM1: "_trees_sum1(S, a, ip, fp)", TREES_GENERAL: "_trees_general(S, a, ip, fp)"}
+#: generator version: part of every generated interpreter's source (and so of its file name)
+_GENERATOR = 1
 
-    Called from inside other njit kernels once per block of ~64–256 rows; allocates only
-    the block's scratch.
-    """
+_HEADER = """\
+# Generated by kernel.models.kernels (postloan) — do not edit: the file name is its content hash.
+# generator {version}; the model interpreter for {what}
+from numba import njit, prange
+
+from kernel.models.kernels import (  # noqa: F401
+    _F32, OP_ARGMAX, OP_BINARIZER, OP_BINARY, OP_CAST, OP_GATHER, OP_IMPUTER, OP_LINEAR_CLASSIFIER,
+    OP_LINEAR_REGRESSOR, OP_MATMUL, OP_NORMALIZER, OP_ONEHOT_IDX, OP_ONEHOT_NUM, OP_SCALER, OP_SOFTMAX, OP_TREES,
+    OP_UNARY, T_CLASSIFIER, T_NTREES, TREES_SUM1, _finalize_classifier, _finalize_regressor, _op_argmax,
+    _op_binarizer, _op_binary, _op_cast, _op_gather, _op_imputer, _op_linear_classifier, _op_linear_regressor,
+    _op_matmul, _op_normalizer, _op_onehot_idx, _op_onehot_num, _op_scaler, _op_softmax, _op_unary, _tree_variant,
+    _trees_general, _trees_sum1)
+import numpy as np
+
+
+@njit(cache=True)
+def block(X, params, out):
+    \"\"\"Score one block of rows: ``X`` float32[rows, n_features] -> ``out`` float64[rows, n_out].\"\"\"
     prog, ip, fp, out_cols = params
     rows = X.shape[0]
     nf, width, nops = prog[0], prog[1], prog[2]
-    # column-major ([column, row]): every op walks a column's rows contiguously (vectorized),
-    # and the trees read their features in place
     S = np.empty((width, rows), _F32)
     for r in range(rows):
         for f in range(nf):
@@ -750,58 +849,113 @@ def run_block(X, params, out):
         na = prog[pc + 1]
         a = prog[pc + 2:pc + 2 + na]
         pc += 2 + na
-        if op == OP_TREES:
-            _op_trees(S, a, ip, fp)
-        elif op == OP_SCALER:
-            _op_scaler(S, a, fp)
-        elif op == OP_GATHER:
-            _op_gather(S, a, ip)
-        elif op == OP_IMPUTER:
-            _op_imputer(S, a, fp)
-        elif op == OP_LINEAR_CLASSIFIER:
-            _op_linear_classifier(S, a, ip, fp)
-        elif op == OP_LINEAR_REGRESSOR:
-            _op_linear_regressor(S, a, fp)
-        elif op == OP_ONEHOT_IDX:
-            _op_onehot_idx(S, a, ip)
-        elif op == OP_ONEHOT_NUM:
-            _op_onehot_num(S, a, ip)
-        elif op == OP_NORMALIZER:
-            _op_normalizer(S, a)
-        elif op == OP_BINARIZER:
-            _op_binarizer(S, a, fp)
-        elif op == OP_CAST:
-            _op_cast(S, a)
-        elif op == OP_BINARY:
-            _op_binary(S, a, fp)
-        elif op == OP_UNARY:
-            _op_unary(S, a)
-        elif op == OP_SOFTMAX:
-            _op_softmax(S, a)
-        elif op == OP_ARGMAX:
-            _op_argmax(S, a)
-        elif op == OP_MATMUL:
-            _op_matmul(S, a, fp)
+"""
+
+_FOOTER = """\
     for r in range(rows):
         for j in range(out_cols.shape[0]):
             out[r, j] = S[out_cols[j], r]
 
 
 @njit(cache=True)
-def run_serial(X, params, out, block):
-    """All rows, one block after another on the calling thread (no thread-pool launch)."""
+def run_serial(X, params, out, rows_per_block):
+    \"\"\"All rows, one block after another on the calling thread (no thread-pool launch).\"\"\"
     n = X.shape[0]
-    for start in range(0, n, block):
-        end = min(start + block, n)
-        run_block(X[start:end], params, out[start:end])
+    for start in range(0, n, rows_per_block):
+        end = min(start + rows_per_block, n)
+        block(X[start:end], params, out[start:end])
 
 
 @njit(cache=True, parallel=True)
-def run_parallel(X, params, out, block):
-    """All rows, blocks spread over Numba's threads."""
+def run_parallel(X, params, out, rows_per_block):
+    \"\"\"All rows, blocks spread over Numba's threads.\"\"\"
     n = X.shape[0]
-    nblocks = (n + block - 1) // block
+    nblocks = (n + rows_per_block - 1) // rows_per_block
     for b in prange(nblocks):
-        start = b * block
-        end = min(start + block, n)
-        run_block(X[start:end], params, out[start:end])
+        start = b * rows_per_block
+        end = min(start + rows_per_block, n)
+        block(X[start:end], params, out[start:end])
+"""
+
+
+def program_ops(prog) -> list:
+    """The ops of a lowered program: ``[(opcode, arguments)]`` in order."""
+    ops, pc = [], 3
+    for _ in range(int(prog[2])):
+        op, na = int(prog[pc]), int(prog[pc + 1])
+        ops.append((op, [int(v) for v in prog[pc + 2:pc + 2 + na]]))
+        pc += 2 + na
+    return ops
+
+
+def interpreter_source(prog=None) -> str:
+    """The source of a model interpreter (``block``, ``run_serial``, ``run_parallel``) that runs
+    the ops ``prog`` uses, or every op (``prog=None``).
+
+    Numba compiles every branch of a function, whichever the data takes: the interpreter of
+    every op took 12-14 s of CPU to compile, most of it ops and tree variants the shipped
+    models never run. One that knows only a program's ops (and, for a tree ensemble, only its
+    variant and whether it classifies) compiles in a fraction of that, is shared by every
+    model with the same ops, and runs the same op functions."""
+    if prog is None:
+        ops, trees = set(_OP_CALLS), {(v, c) for v in _TREE_CALLS for c in (False, True)}
+        what = "every op"
+    else:
+        ops, trees = set(), set()
+        for op, a in program_ops(prog):
+            if op == OP_TREES:
+                trees.add((tree_variant(a), bool(a[T_CLASSIFIER])))
+            elif op in _OP_CALLS:
+                ops.add(op)
+            else:
+                raise ValueError(f"the model interpreter has no op {op}")
+        what = ", ".join([_OPCODE_NAMES[op] for op in _OP_CALLS if op in ops]
+                         + [f"{'classifying' if c else 'regression'} trees ({'one summed target' if v == TREES_SUM1 else 'general'})"
+                            for v, c in sorted(trees)]) or "no op"
+    lines = [_HEADER.format(version=_GENERATOR, what=what)]
+    branch = "if"
+    if trees:
+        lines.append("        if op == OP_TREES:")
+        variants, kinds = sorted({v for v, _ in trees}), sorted({c for _, c in trees})
+        if len(variants) == 1:
+            lines.append(f"            acc, has = {_TREE_CALLS[variants[0]]}")
+        else:
+            lines.append("            if _tree_variant(a) == TREES_SUM1:")
+            lines.append(f"                acc, has = {_TREE_CALLS[TREES_SUM1]}")
+            lines.append("            else:")
+            lines.append(f"                acc, has = {_TREE_CALLS[TREES_GENERAL]}")
+        classify = "_finalize_classifier(S, a, ip, fp, acc, has)"
+        regress = "_finalize_regressor(S, a, fp, acc, has, a[T_NTREES])"
+        if len(kinds) == 1:
+            lines.append(f"            {classify if kinds[0] else regress}")
+        else:
+            lines += ["            if a[T_CLASSIFIER]:", f"                {classify}", "            else:",
+                      f"                {regress}"]
+        branch = "elif"
+    for op, call in _OP_CALLS.items():
+        if op in ops:
+            lines.append(f"        {branch} op == {_OPCODE_NAMES[op]}:")
+            lines.append(f"            {call}")
+            branch = "elif"
+    if branch == "if":
+        lines.append("        pass")
+    return "\n".join(lines) + "\n" + _FOOTER
+
+
+_OPCODE_NAMES = {value: name for name, value in list(globals().items()) if name.startswith("OP_")}
+
+
+_INTERPRETERS: dict = {}
+
+
+def interpreter(prog=None):
+    """The module of :func:`interpreter_source` (written to the kernel cache folder under its
+    content hash and imported once per process; Numba caches its functions beside it).
+    Remembered per program and ``$POSTLOAN_CACHE_DIR``: ``CompiledModel.score`` asks for it on every call,
+    and generating the source and checking its file took ≈ 0.3 ms, 50 times a one-row score."""
+    key = (os.environ.get("POSTLOAN_CACHE_DIR"), None if prog is None else np.asarray(prog, np.int64).tobytes())
+    module = _INTERPRETERS.get(key)
+    if module is None:
+        from ..codegen import cache
+        module = _INTERPRETERS[key] = cache.import_source(cache.write_source(interpreter_source(prog)))
+    return module
