@@ -40,6 +40,7 @@ from ..schema import ENUMS, arrow_schema
 from ..snapshot import SNAPSHOT_KEY
 from . import catalogue as cat
 from . import history as hist
+from . import process as proc
 
 CHUNK = 16_384
 DEFAULT_AS_OF = dt.date(2026, 11, 28)
@@ -187,8 +188,13 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     model_year = (contract_year - age_at_purchase + np.where(used, 0, rng.integers(0, 2, n))).astype(np.int64)
     price = new_price * rng.uniform(0.9, 1.12, n) * (1 - depreciation) ** age_at_purchase
     price = np.where(us, np.round(price, -1), np.round(price, -2))
-    # loan-to-value: ≈ 0.68 in China (30 % down payment), ≈ 0.85 in the US
-    ltv = np.clip(rng.normal(np.where(us, 0.85, 0.68) + 0.04 * quality, 0.08, n), 0.3, np.where(us, 1.1, 0.9))
+    # loan-to-value: in China ≈ 0.68 at banks and captives (30 % down payment) and 0.80–0.95 on
+    # the low-down-payment products of auto-finance and fintech lenders, which weaker borrowers
+    # take more often; in the US ≈ 0.88 (above 1 where negative equity is rolled in)
+    low_down = ~us & (rng.random(n) < 1 / (1 + np.exp(1.0 + 0.8 * quality)))
+    ltv = np.where(us, np.clip(rng.normal(0.88 - 0.05 * quality, 0.10, n), 0.5, 1.25),
+                   np.where(low_down, rng.uniform(0.80, 0.95, n),
+                            np.clip(rng.normal(0.68 + 0.04 * quality, 0.07, n), 0.3, 0.8)))
     principal = np.round(price * ltv, -2)
     # rates: ≈ 6.5 % in China; in the US ≈ 7 % new and ≈ 11 % used (Experian, 2025)
     annual_rate = np.round(np.clip(np.where(us, 0.07, 0.065) - np.where(us, 0.025, 0.012) * quality
@@ -197,8 +203,10 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     annual_rate = np.where(rng.random(n) < np.where(us, 0.03, 0.07), 0.0, annual_rate)  # 0 % promotions
     method = np.where((rng.random(n) < 0.85) | us, 0, 1).astype(np.int8)   # US loans: equal installments
     # underwriting: the installment took at most 35 % of the income when the loan was made (a
-    # larger down payment otherwise) — today's debt ratio exceeds that only where income fell
-    affordable = 0.35 * income_at_contract / np.maximum(sched.payment(principal, annual_rate, term, method), 1.0)
+    # larger down payment otherwise; 50 % on the low-down-payment products, whose lenders
+    # stretch) — today's debt ratio exceeds that only where income fell
+    affordable = np.where(low_down, 0.5, 0.35) * income_at_contract / np.maximum(
+        sched.payment(principal, annual_rate, term, method), 1.0)
     principal = np.round(principal * np.minimum(affordable, 1.0), -2)
     principal = np.maximum(principal, 1_000.0)
 
@@ -207,29 +215,21 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     due_of = lambda k: _add_months(first_month, k - 1, contract_day)  # noqa: E731 (local helper)
     due = np.clip(mob - (due_of(np.maximum(mob, 1)) >= today), 0, term)
 
-    # --- delinquency ---------------------------------------------------------------------
+    # --- the repayment history, month by month from origination (kernel.synth.process) ---
     dti_pre = rng.uniform(0.05, 0.35, n) - 0.04 * quality
     monthly_payment = sched.payment(principal, annual_rate, term, method)
     dti = np.clip(dti_pre + monthly_payment / income, 0.02, 2.5)
-    # seasoning: a loan's delinquency rises over its first year (few first-payment defaults)
-    logit = -3.35 - 1.1 * quality + 2.0 * (dti - 0.45) + 0.25 * past_delinq + np.log(np.clip(due / 6, 0.15, 1.0))
-    p_delinquent = 1 / (1 + np.exp(-logit))
-    delinquent = (rng.random(n) < p_delinquent) & (due > 0)
-    missed = np.where(delinquent, 1 + rng.geometric(np.clip(0.5 + 0.1 * quality, 0.25, 0.85), n) - 1, 0)
-    # a long tail beyond M6 for accounts that stopped paying altogether
-    missed = np.where(delinquent & (quality < -1) & (rng.random(n) < 0.08), missed + rng.integers(3, 12, n), missed)
-    # the true cause of each delinquency (simulated truth, never a book column: the bundle
-    # infers it from evidence, and kernel.synth.truth gives it back to measure that inference)
     rng_c = np.random.default_rng([seed, chunk, 3])
-    cause = _causes(rng_c, n, delinquent, emp, quality, income, monthly_payment)
     fraud = (rng_c.random(n) < FRAUD_SHARE) & (due > 0)        # never meant to pay
-    cause = np.where(fraud, CAUSES.index("FRAUD"), cause)
-    delinquent = delinquent | fraud
-    # a forgotten installment is one installment; other causes paid the first one, unless it is
-    # the only one due; fraud never paid
-    missed = np.where(cause == CAUSES.index("OPERATIONAL"), 1, missed)
-    missed = np.where(fraud, due, np.minimum(missed, np.where(due >= 2, due - 1, due)))
-    missed = np.minimum(missed, due)
+    borrower = proc.Borrower(quality, dti, past_delinq.astype(np.float64), principal / price, term.astype(np.float64),
+                             _cause_weights(emp, quality, income, monthly_payment), fraud)
+    month0 = first_month.astype(np.int64) - (2000 - 1970) * 12 - 1     # instalment k's month: month0 + k
+    path = proc.history((seed, chunk, 5), borrower, due, lambda k, sub=None: (
+        due_of(k) if sub is None else _add_months(first_month[sub], k - 1, contract_day[sub])).astype(np.int64), month0)
+    col_now = due - 1                                        # the path's column of the last instalment due
+    missed = path.at(col_now)
+    cause = path.cause
+    delinquent = missed > 0
     paid = due - missed
     oldest_unpaid_due = due_of(paid + 1)
     dpd = np.where(missed > 0, (today - oldest_unpaid_due).astype(np.int64), 0)
@@ -248,28 +248,18 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     next_due = due_of(paid + 1)
     repaid = paid >= term
 
-    # history of the last 12 months
-    # 30 days ago. An account k+1 buckets deep today was k deep (rolled forward) unless it paid
-    # its oldest installment and stayed put; deeper buckets roll forward more often. Some of
-    # today's current accounts were overdue then and cured, mostly from M1.
-    cured = (~delinquent) & (due > 1) & (rng.random(n) < 1 / (1 + np.exp(2.5 + 1.1 * quality)))
-    bucket_now = np.ceil(dpd / 30).astype(np.int64)
-    p_roll = np.clip(np.array([0, 0.78, 0.58, 0.74, 0.84, 0.88, 0.9, 0.92])[np.minimum(bucket_now, 7)]
-                     - 0.05 * quality, 0, 0.98)
-    rolled = rng.random(n) < p_roll
-    stayed_dpd = np.maximum(dpd - rng.integers(0, 8, n), 1)
-    cured_from = rng.choice(np.array([15, 45, 75, 105]), n, p=[0.955, 0.03, 0.01, 0.005]) + rng.integers(-14, 16, n)
-    dpd_30d_ago = np.select([dpd > 30, dpd > 0, cured],
-                            [np.where(rolled, dpd - 30, stayed_dpd), np.where(rolled, 0, stayed_dpd), cured_from],
-                            default=0).astype(np.int64)
-    times_overdue = np.minimum(np.minimum(due, 12),
-                               missed + rng.poisson(np.exp(-1.2 - 0.8 * quality) + cured, n))
-    max_dpd = np.maximum.reduce([dpd, dpd_30d_ago, np.where(times_overdue > 0,
-                                                           rng.integers(1, 25, n), 0)]).astype(np.int64)
+    # the last 12 months, read off the path
+    summary = _path_summary(path, due, np.full(n, today.astype(np.int64)),
+                            lambda k: due_of(np.maximum(k, 1)).astype(np.int64))
+    dpd_30d_ago, max_dpd = summary["dpd_30d_ago"], np.maximum(summary["max_dpd_12m"], dpd)
+    times_overdue = summary["times_overdue_12m"]
     on_time = np.where(due > 0, 1 - times_overdue / np.maximum(np.minimum(due, 12), 1), np.nan)
-    last_pay = due_of(np.maximum(paid, 1)) + rng.integers(0, 4, n).astype("timedelta64[D]")
-    # on or before the snapshot's local day (the evening before as_of in the US)
-    last_pay_day = np.minimum(last_pay.astype(np.int64), clock.today)
+    first_overdue_day = summary["first_overdue_day"]
+    past_delinq = past_delinq + summary["episodes_24m"]       # the bureau now counts this loan's too
+    # the last instalment payment, on or before the snapshot's local day (the evening before
+    # as_of in the US)
+    pay_day = np.where(path.pay_day == NULL_TIME, NULL_TIME, np.minimum(path.pay_day, clock.today[:, None]))
+    last_col = np.where(pay_day != NULL_TIME, np.arange(pay_day.shape[1])[None, :], -1).max(axis=1)
 
     # promises to pay: made by delinquent customers, broken more often by weak ones
     made = np.where(delinquent, rng.poisson(np.minimum(0.6 + dpd / 30, 4)), rng.poisson(0.03, n) * (due > 0))
@@ -298,12 +288,24 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     complaints = rng.poisson(np.where(missed > 0, 0.04, 0.006))
 
     # --- the history behind the counters (kernel.synth.history): consistent counters -----
-    calls = hist.calls(rng_h, clock, attempts_today, connected_today, failed_streak, calls_7d, spoke, gap_s)
+    overdue_days = np.where(missed > 0, clock.today - oldest_unpaid_due.astype(np.int64) - 1, 0)
+    calls = hist.calls(rng_h, clock, attempts_today, connected_today, failed_streak, calls_7d, spoke, gap_s,
+                       overdue_days)
     failed_streak, spoke, last_conversation = calls.failed_streak, calls.spoke, calls.last_conversation
+    calls_7d = calls.calls_7d
     contracted = contract_date.astype(np.int64)
-    installment_paid_at = np.where(paid > 0, hist.day_instant(clock, rows, last_pay_day, rng_h.random(n)), NULL_TIME)
-    promises = hist.promises(rng_h, clock, kept, broken, broken_30d, open_promise, delinquent, contracted,
-                             np.where(paid > 0, last_pay_day, NULL_TIME), monthly_payment, calls)
+    # every instalment payment's instant (whole seconds, on its local day)
+    has_pay = pay_day != NULL_TIME
+    pay_rows, pay_cols = np.nonzero(has_pay)
+    pay_at = np.full(pay_day.shape, NULL_TIME, np.int64)
+    pay_at[pay_rows, pay_cols] = hist.day_instant(clock, pay_rows, pay_day[pay_rows, pay_cols],
+                                                  rng_h.random(pay_rows.shape[0]))
+    installment_paid_at = np.where(last_col >= 0, pay_at[rows, np.maximum(last_col, 0)], NULL_TIME)
+    recent = pay_day[rows[:, None], np.clip(due[:, None] - 1 - np.arange(4)[None, :], 0, None)]
+    recent = np.where(due[:, None] - 1 - np.arange(4)[None, :] >= 0, recent, NULL_TIME)
+    promises = hist.promises(rng_h, clock, kept, broken, broken_30d, open_promise, delinquent,
+                             np.maximum(contracted, first_overdue_day), recent, installment_paid_at,
+                             monthly_payment, calls)
     made, kept, broken, broken_30d = promises.made, promises.kept, promises.broken, promises.broken_30d
 
     card_valid = rng.random(n) > 0.15
@@ -367,6 +369,10 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
                      rng_h.binomial(exits, np.clip(owned_days / 27, 0, 1)), 0)
     violations = rng_h.binomial(violations, np.clip(owned_days / 88, 0, 1))
     repossessed = (dpd > 90) & (rng.random(n) < 0.3) | (dpd > 60) & (rng.random(n) < 0.05)
+    # a car whose owner stopped paying is neglected, and a repossessed one often comes back
+    # damaged, without its spare key or service records: one or two grades worse
+    neglect = np.where(missed >= 3, np.where(rng_c.random(n) < 0.35, 2, 1), 0)
+    condition = np.minimum(condition + neglect, 4).astype(np.int8)
 
     # overdue reason as a collector records it: the true cause when the debtor says it (or a
     # hardship claim from one who will not pay), UNKNOWN when nothing was learnt
@@ -381,14 +387,14 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
         dict.fromkeys(("customer_id", "vin", "name", "id_number", "phone", "address", "plate_number"),
                       pa.nulls(n, pa.string()))
     # the draws the columns below make, in the order they always made them
-    payment_share = rng.uniform(0.98, 1.0, n)
     litigation_clause = rng.random(n) < 0.97
     records_kept = rng.random(n) < 0.9
     notices = rng.poisson(np.where(dpd > 30, dpd / 45, 0.0))
     employment_years = np.round(np.minimum(rng.exponential(5, n), age - 18), 1)
 
     # the last payment: the last instalment's, or a later one that kept a promise to pay
-    installment_amount = np.round(monthly_payment * payment_share, 2)
+    pay_amount = np.round(path.paid * np.round(monthly_payment, 2)[:, None], 2)
+    installment_amount = np.where(last_col >= 0, pay_amount[rows, np.maximum(last_col, 0)], 0.0)
     kept_last, kept_amount = promises.last_paid(n)
     by_promise = kept_last > installment_paid_at
     last_payment_at = np.where(by_promise, kept_last, installment_paid_at)
@@ -463,41 +469,74 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
         "clock": clock, "calls": calls, "promises": promises, "dpd": dpd,
         "phone_valid": phone_valid, "sms_today": sms_today, "contract_day": contracted,
         "oldest_unpaid_day": oldest_unpaid_due.astype(np.int64),
-        "installment_paid_at": installment_paid_at, "installment_amount": installment_amount,
+        "payment_at": pay_at, "payment_amount": pay_amount,
         "open_amount": np.maximum(overdue_amount, 0.01), "promise_day": promise_date.astype(np.int64),
         "complaints": complaints, "consent": consent, "opt_out": opt_out, "reason": reason,
         "insurance_known": ins_known, "insurance_expiry": ins_expiry.astype(np.int64),
         "gps": gps, "last_ping": last_ping, "lat": np.round(lat, 5), "lon": np.round(lon, 5),
         "exits": exits, "violations": violations, "cause": cause.astype(np.int8),
         # the latent state the forward simulation (kernel.synth.outcomes) continues from
-        "quality": quality, "dti": dti, "missed": missed.astype(np.int64), "due": due.astype(np.int64),
-        "term": term.astype(np.int64), "past_delinq": past_delinq,
+        "borrower": borrower, "month0": month0, "missed": missed.astype(np.int64), "due": due.astype(np.int64),
+        "redrawn": path.redrawn, "path": path,
         "notices": notices, "repossessed": repossessed,
     }
     return batch, history
 
 
-#: true causes of a delinquency (kernel.synth.truth), in the order of the bundle's
-#: risk_segment.overdue_reason members (UNKNOWN is an inference's, never a truth)
-CAUSES = ("NONE", "CAPACITY", "WILLINGNESS", "OPERATIONAL", "DISPUTE", "FRAUD")
+CAUSES = proc.CAUSES
 #: share of loans that were fraudulent at origination (never meant to pay: first-payment default)
 FRAUD_SHARE = 0.0015
 _REASON = {name: i for i, name in enumerate(ENUMS["overdue_reason"])}
 
 
-def _causes(rng, n, delinquent, emp, quality, income, payment) -> np.ndarray:
-    """The true cause of each delinquent account's arrears (0 NONE for the others): lost
-    capacity (unemployment, illness, a failed business — more for the unemployed, the
-    self-employed and weak credit), unwillingness (more where income covers the instalment),
-    a forgotten instalment (good payers), a dispute over the car or the contract."""
+def _cause_weights(emp, quality, income, payment) -> np.ndarray:
+    """The odds of each true cause of a new delinquency (rows × CAPACITY, WILLINGNESS,
+    OPERATIONAL, DISPUTE, cumulative): lost capacity (unemployment, illness, a failed
+    business — more for the unemployed, the self-employed and weak credit), unwillingness
+    (more where income covers the instalment), a forgotten instalment (good payers), a
+    dispute over the car or the contract."""
+    n = quality.shape[0]
     cap = 0.55 * np.where(emp == 2, 5.0, 1.0) * np.where(emp == 1, 1.4, 1.0) * np.exp(-0.3 * quality)
     will = 0.13 * np.where(income >= 3 * payment, 1.5, 0.6)
     oper = 0.20 * np.where(quality > 0, 1.4, 0.7)
     disp = np.full(n, 0.05)
-    w = np.stack([cap, will, oper, disp], axis=1)
-    cdf = np.cumsum(w, axis=1)
-    k = (cdf < rng.random(n)[:, None] * cdf[:, -1:]).sum(axis=1)
-    return np.where(delinquent, 1 + k, 0).astype(np.int64)
+    return np.cumsum(np.stack([cap, will, oper, disp], axis=1), axis=1)
+
+
+def _path_summary(path: proc.History, due: np.ndarray, today: np.ndarray, due_day) -> dict[str, np.ndarray]:
+    """What the book's counters of the last 12 (24) months read off an account's path:
+    ``dpd_30d_ago`` (the DPD on the day 30 days before the snapshot), ``max_dpd_12m`` (the
+    highest DPD reached, just before each payment, over the last 12 months), ``times_overdue_12m``
+    (instalments of the last 12 that were not paid by their due date), ``episodes_24m`` (times
+    the loan fell behind in 24 months) and ``first_overdue_day`` (far in the future: never)."""
+    n, months = path.missed.shape
+    rows = np.arange(n)
+    k = np.arange(1, months + 1)[None, :]
+    in_book = k <= due[:, None]
+    days = np.stack([due_day(np.full(n, j)) for j in range(1, months + 1)], axis=1)    # due day of each instalment
+    M = np.where(in_book, path.missed, 0)
+    before = np.concatenate([np.zeros((n, 1), np.int64), M[:, :-1]], axis=1)          # unpaid before month k
+    # 30 days ago: J instalments had fallen due; the payment of month J + 1 made by then or not
+    t = today - 30
+    J = ((days < t[:, None]) & in_book).sum(axis=1)
+    m_then = path.at(J - 1)
+    nxt = np.minimum(J, months - 1)
+    made = (J < due) & (path.pay_day[rows, nxt] != NULL_TIME) & (path.pay_day[rows, nxt] <= t)
+    m_then = np.where(made, np.maximum(m_then - path.paid[rows, nxt], 0), m_then)
+    oldest = days[rows, np.clip(J - m_then, 0, months - 1)]
+    dpd_then = np.where(m_then > 0, np.maximum(t - oldest, 1), 0)
+    # the DPD just before each month's payment (or at its end without one)
+    oldest_before = np.take_along_axis(days, np.clip(k - before - 1, 0, months - 1), axis=1)
+    end = np.where(path.pay_day != NULL_TIME, path.pay_day - 1, days)
+    peak = np.where((before > 0) & in_book, end - oldest_before, 0)
+    last12 = in_book & (k > due[:, None] - 12)
+    overdue_now = (M > 0) & in_book
+    entered = overdue_now & (before == 0)
+    far = int(today.max(initial=0)) + 100_000
+    first = np.where(overdue_now, days + 1, far).min(axis=1, initial=far)
+    return {"dpd_30d_ago": dpd_then.astype(np.int64), "max_dpd_12m": np.where(last12, peak, 0).max(axis=1, initial=0),
+            "times_overdue_12m": (overdue_now & last12).sum(axis=1),
+            "episodes_24m": (entered & (k > due[:, None] - 24)).sum(axis=1), "first_overdue_day": first}
 
 
 def _recorded_reason(rng, cause, emp, phone_valid) -> np.ndarray:
