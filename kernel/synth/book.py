@@ -188,12 +188,12 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     model_year = (contract_year - age_at_purchase + np.where(used, 0, rng.integers(0, 2, n))).astype(np.int64)
     price = new_price * rng.uniform(0.9, 1.12, n) * (1 - depreciation) ** age_at_purchase
     price = np.where(us, np.round(price, -1), np.round(price, -2))
-    # loan-to-value: in China ≈ 0.68 at banks and captives (30 % down payment) and 0.80–0.95 on
-    # the low-down-payment products of auto-finance and fintech lenders, which weaker borrowers
-    # take more often; in the US ≈ 0.88 (above 1 where negative equity is rolled in)
+    # loan-to-value: in China ≈ 0.68 at banks and captives (30 % down payment) and 0.85–1.0 on
+    # the low-down-payment products of auto-finance and fintech lenders (10–15 % down, with the
+    # GPS, insurance and service fees financed), which weaker borrowers take more often; in the US ≈ 0.88 (above 1 where negative equity is rolled in)
     low_down = ~us & (rng.random(n) < 1 / (1 + np.exp(1.0 + 0.8 * quality)))
     ltv = np.where(us, np.clip(rng.normal(0.88 - 0.05 * quality, 0.10, n), 0.5, 1.25),
-                   np.where(low_down, rng.uniform(0.80, 0.95, n),
+                   np.where(low_down, rng.uniform(0.85, 1.0, n),
                             np.clip(rng.normal(0.68 + 0.04 * quality, 0.07, n), 0.3, 0.8)))
     principal = np.round(price * ltv, -2)
     # rates: ≈ 6.5 % in China; in the US ≈ 7 % new and ≈ 11 % used (Experian, 2025)
@@ -222,7 +222,7 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     rng_c = np.random.default_rng([seed, chunk, 3])
     fraud = (rng_c.random(n) < FRAUD_SHARE) & (due > 0)        # never meant to pay
     borrower = proc.Borrower(quality, dti, past_delinq.astype(np.float64), principal / price, term.astype(np.float64),
-                             _cause_weights(emp, quality, income, monthly_payment), fraud)
+                             _cause_weights(emp, quality, income, monthly_payment), fraud, depreciation)
     month0 = first_month.astype(np.int64) - (2000 - 1970) * 12 - 1     # instalment k's month: month0 + k
     path = proc.history((seed, chunk, 5), borrower, due, lambda k, sub=None: (
         due_of(k) if sub is None else _add_months(first_month[sub], k - 1, contract_day[sub])).astype(np.int64), month0)

@@ -40,16 +40,18 @@ CAUSES = ("NONE", "CAPACITY", "WILLINGNESS", "OPERATIONAL", "DISPUTE", "FRAUD")
 _C = {name: i for i, name in enumerate(CAUSES)}
 
 # the entry hazard's coefficients (logit scale)
-ENTRY = -2.7
-Q, DTI, PAST, LTV, TERM = -1.0, 2.0, 0.2, 5.0, 0.15
+ENTRY = -2.35
+Q, DTI, PAST, LTV, TERM = -1.0, 2.0, 0.2, 9.0, 0.35
 #: cure odds by cause (logit), before quality and depth; stay odds
-CURE = {"CAPACITY": 2.0, "WILLINGNESS": 0.6, "OPERATIONAL": 4.0, "DISPUTE": 0.8, "FRAUD": -30.0}
-CURE_Q, CURE_DEPTH = 0.6, 2.3
-STAY, STAY_Q, STAY_DEPTH = 0.6, 0.5, 0.2
+CURE = {"CAPACITY": 1.2, "WILLINGNESS": 0.0, "OPERATIONAL": 4.0, "DISPUTE": 0.4, "FRAUD": -30.0}
+CURE_Q, CURE_DEPTH = 0.6, 2.9
+#: cure odds per unit of equity (the car's value less the balance, a share of its price)
+EQUITY = 3.0
+STAY, STAY_Q, STAY_DEPTH = 0.6, 0.5, 0.5
 #: instalments unpaid at which a loan is written off (about 7 months past due)
 WRITE_OFF_MISSED = 8
 #: how many times the path of a loan written off before the snapshot is drawn again
-REDRAWS = 3
+REDRAWS = 6
 #: the economy's cycle, one for every book (not the book's seed)
 _WORLD_SEED = 20_200_101
 
@@ -64,9 +66,9 @@ def macro(months: np.ndarray) -> np.ndarray:
 
 def seasoning(k: np.ndarray) -> np.ndarray:
     """The entry hazard's shape over a loan's life (logit, by instalment number): low for the
-    first instalments, highest from the 6th to the 15th, declining after."""
+    first instalments, highest from the 6th to the 12th, declining after."""
     k = np.asarray(k, np.float64)
-    return np.log(np.clip(k / 6.0, 0.2, 1.0)) - 0.05 * np.maximum(k - 15.0, 0.0)
+    return np.log(np.clip(k / 6.0, 0.2, 1.0)) - 0.07 * np.maximum(k - 12.0, 0.0)
 
 
 @dataclass
@@ -80,6 +82,15 @@ class Borrower:
     term: np.ndarray
     cause_cdf: np.ndarray      # rows × 4: cumulative weights of CAPACITY … DISPUTE for a new delinquency
     fraud: np.ndarray          # never meant to pay
+    depreciation: np.ndarray   # the car's yearly loss of value
+
+    def equity(self, k: np.ndarray, missed: np.ndarray) -> np.ndarray:
+        """The borrower's equity in the car as a share of its price when instalment ``k``
+        falls due: the car's value (a geometric yearly loss) less the balance (the loan-to-value
+        amortised, straight-line, over the instalments paid)."""
+        paid = np.clip(k - 1 - missed, 0, None)
+        balance = self.ltv * np.clip(1 - paid / np.maximum(self.term, 1), 0, 1)
+        return (1 - self.depreciation) ** (k / 12.0) - balance
 
     def take(self, rows: np.ndarray) -> "Borrower":
         return Borrower(*(getattr(self, f)[rows] for f in self.__dataclass_fields__))
@@ -102,7 +113,11 @@ def step(rng: np.random.Generator, b: Borrower, missed: np.ndarray, cause: np.nd
     pick = 1 + (b.cause_cdf < (v * b.cause_cdf[:, -1])[:, None]).sum(axis=1)
     new_cause = np.where(b.fraud, _C["FRAUD"], pick)
     base = np.select([cause == _C[c] for c in CURE], list(CURE.values()), 0.0)
-    cure_logit = base + CURE_Q * b.quality - CURE_DEPTH * (missed - 1)
+    # a borrower with equity in the car sells it or refinances rather than lose it, the more
+    # so as repossession nears
+    equity = b.equity(k, missed)
+    cure_logit = (base + CURE_Q * b.quality - CURE_DEPTH * (missed - 1)
+                  + EQUITY * np.maximum(equity, 0) * np.minimum(missed, 3))
     p_cure = 1 / (1 + np.exp(-cure_logit))
     p_stay = (1 - p_cure) / (1 + np.exp(-(STAY + STAY_Q * b.quality - STAY_DEPTH * (missed - 1))))
     late = ~current
