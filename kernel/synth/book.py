@@ -49,6 +49,11 @@ DEFAULT_AS_OF = dt.date(2026, 11, 28)
 SNAPSHOT_TIME = dt.time(2, 0)
 #: days a US installment may be late before its late fee is charged
 US_GRACE_DAYS = 10
+#: months of instalment payments the events carry (the book's 12-month counters' window);
+#: the last payment is carried however old
+PAYMENT_MONTHS = 12
+#: days since the epoch of the first of each month since 1970-01
+_MONTH_START = np.arange(np.datetime64("1970-01"), np.datetime64("2200-01")).astype("datetime64[D]").astype(np.int64)
 _BOOK_SCHEMA = arrow_schema("book")
 _REGIONS = cat.CN_REGIONS + cat.US_REGIONS
 #: time zones of the regions (sorted) and each region's index into them
@@ -224,8 +229,10 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     borrower = proc.Borrower(quality, dti, past_delinq.astype(np.float64), principal / price, term.astype(np.float64),
                              _cause_weights(emp, quality, income, monthly_payment), fraud, depreciation)
     month0 = first_month.astype(np.int64) - (2000 - 1970) * 12 - 1     # instalment k's month: month0 + k
-    path = proc.history((seed, chunk, 5), borrower, due, lambda k, sub=None: (
-        due_of(k) if sub is None else _add_months(first_month[sub], k - 1, contract_day[sub])).astype(np.int64), month0)
+    months = int(max(due.max(initial=0), 1))                           # the due day of each instalment
+    days = (_MONTH_START[first_month.astype(np.int64)[:, None] + np.arange(months)[None, :]]
+            + (contract_day - 1)[:, None])
+    path = proc.history((seed, chunk, 5), borrower, due, days, month0)
     col_now = due - 1                                        # the path's column of the last instalment due
     missed = path.at(col_now)
     cause = path.cause
@@ -249,8 +256,7 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     repaid = paid >= term
 
     # the last 12 months, read off the path
-    summary = _path_summary(path, due, np.full(n, today.astype(np.int64)),
-                            lambda k: due_of(np.maximum(k, 1)).astype(np.int64))
+    summary = proc.summarise(path, due, days, np.full(n, today.astype(np.int64)))
     dpd_30d_ago, max_dpd = summary["dpd_30d_ago"], np.maximum(summary["max_dpd_12m"], dpd)
     times_overdue = summary["times_overdue_12m"]
     on_time = np.where(due > 0, 1 - times_overdue / np.maximum(np.minimum(due, 12), 1), np.nan)
@@ -258,8 +264,8 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     past_delinq = past_delinq + summary["episodes_24m"]       # the bureau now counts this loan's too
     # the last instalment payment, on or before the snapshot's local day (the evening before
     # as_of in the US)
-    pay_day = np.where(path.pay_day == NULL_TIME, NULL_TIME, np.minimum(path.pay_day, clock.today[:, None]))
-    last_col = np.where(pay_day != NULL_TIME, np.arange(pay_day.shape[1])[None, :], -1).max(axis=1)
+    pay_day = np.minimum(path.pay_day, clock.today[:, None])               # NULL_TIME (no payment) stays
+    last_col = summary["last_payment"]
 
     # promises to pay: made by delinquent customers, broken more often by weak ones
     made = np.where(delinquent, rng.poisson(np.minimum(0.6 + dpd / 30, 4)), rng.poisson(0.03, n) * (due > 0))
@@ -294,9 +300,11 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     failed_streak, spoke, last_conversation = calls.failed_streak, calls.spoke, calls.last_conversation
     calls_7d = calls.calls_7d
     contracted = contract_date.astype(np.int64)
-    # every instalment payment's instant (whole seconds, on its local day)
-    has_pay = pay_day != NULL_TIME
-    pay_rows, pay_cols = np.nonzero(has_pay)
+    # the instants (whole seconds, on their local days) of the instalment payments the events
+    # carry: those of the last PAYMENT_MONTHS months, and the last one however old
+    cols = np.arange(pay_day.shape[1])[None, :]
+    pay_rows, pay_cols = np.nonzero((pay_day != NULL_TIME)
+                                    & ((cols >= (due - PAYMENT_MONTHS)[:, None]) | (cols == last_col[:, None])))
     pay_at = np.full(pay_day.shape, NULL_TIME, np.int64)
     pay_at[pay_rows, pay_cols] = hist.day_instant(clock, pay_rows, pay_day[pay_rows, pay_cols],
                                                   rng_h.random(pay_rows.shape[0]))
@@ -501,42 +509,6 @@ def _cause_weights(emp, quality, income, payment) -> np.ndarray:
     oper = 0.20 * np.where(quality > 0, 1.4, 0.7)
     disp = np.full(n, 0.05)
     return np.cumsum(np.stack([cap, will, oper, disp], axis=1), axis=1)
-
-
-def _path_summary(path: proc.History, due: np.ndarray, today: np.ndarray, due_day) -> dict[str, np.ndarray]:
-    """What the book's counters of the last 12 (24) months read off an account's path:
-    ``dpd_30d_ago`` (the DPD on the day 30 days before the snapshot), ``max_dpd_12m`` (the
-    highest DPD reached, just before each payment, over the last 12 months), ``times_overdue_12m``
-    (instalments of the last 12 that were not paid by their due date), ``episodes_24m`` (times
-    the loan fell behind in 24 months) and ``first_overdue_day`` (far in the future: never)."""
-    n, months = path.missed.shape
-    rows = np.arange(n)
-    k = np.arange(1, months + 1)[None, :]
-    in_book = k <= due[:, None]
-    days = np.stack([due_day(np.full(n, j)) for j in range(1, months + 1)], axis=1)    # due day of each instalment
-    M = np.where(in_book, path.missed, 0)
-    before = np.concatenate([np.zeros((n, 1), np.int64), M[:, :-1]], axis=1)          # unpaid before month k
-    # 30 days ago: J instalments had fallen due; the payment of month J + 1 made by then or not
-    t = today - 30
-    J = ((days < t[:, None]) & in_book).sum(axis=1)
-    m_then = path.at(J - 1)
-    nxt = np.minimum(J, months - 1)
-    made = (J < due) & (path.pay_day[rows, nxt] != NULL_TIME) & (path.pay_day[rows, nxt] <= t)
-    m_then = np.where(made, np.maximum(m_then - path.paid[rows, nxt], 0), m_then)
-    oldest = days[rows, np.clip(J - m_then, 0, months - 1)]
-    dpd_then = np.where(m_then > 0, np.maximum(t - oldest, 1), 0)
-    # the DPD just before each month's payment (or at its end without one)
-    oldest_before = np.take_along_axis(days, np.clip(k - before - 1, 0, months - 1), axis=1)
-    end = np.where(path.pay_day != NULL_TIME, path.pay_day - 1, days)
-    peak = np.where((before > 0) & in_book, end - oldest_before, 0)
-    last12 = in_book & (k > due[:, None] - 12)
-    overdue_now = (M > 0) & in_book
-    entered = overdue_now & (before == 0)
-    far = int(today.max(initial=0)) + 100_000
-    first = np.where(overdue_now, days + 1, far).min(axis=1, initial=far)
-    return {"dpd_30d_ago": dpd_then.astype(np.int64), "max_dpd_12m": np.where(last12, peak, 0).max(axis=1, initial=0),
-            "times_overdue_12m": (overdue_now & last12).sum(axis=1),
-            "episodes_24m": (entered & (k > due[:, None] - 24)).sum(axis=1), "first_overdue_day": first}
 
 
 def _recorded_reason(rng, cause, emp, phone_valid) -> np.ndarray:

@@ -16,7 +16,7 @@ reminders and field visits of overdue accounts (the last one within two weeks, f
 an earlier ping of each tracker, consent given at origination, disputes of accounts whose
 recorded overdue reason is DISPUTE (a quarter of them resolved since), the notice of
 disposal after most repossessions. The instalment payments of the last
-:data:`PAYMENT_MONTHS` months are written, and the last one however old
+:data:`~kernel.synth.book.PAYMENT_MONTHS` months are written, and the last one however old
 (:mod:`kernel.synth.process`: one a month while current, the late ones of a delinquent
 account, none while it rolls): about 10 of an account's ≈ 16 events, most of the volume; the
 earlier ones (the months the book's 12-month counters do not describe) are left out to keep
@@ -56,8 +56,6 @@ _FAILED = (np.array([_OUTCOME[o] for o in ("NO_ANSWER", "BUSY", "VOICEMAIL", "WR
 _DEAD = (np.array([_OUTCOME[o] for o in ("FAILED", "WRONG_PARTY")]), np.cumsum([0.7, 0.3]))
 _DISPUTE = ENUMS["overdue_reason"].index("DISPUTE")
 _DAY = hist.US_DAY
-#: months of instalment payments written (the book's 12-month counters' window)
-PAYMENT_MONTHS = 12
 
 
 def events_schema(as_of: dt.date = DEFAULT_AS_OF) -> pa.Schema:
@@ -188,14 +186,10 @@ def _messages_and_visits(ev: _Rows, rng, h: dict) -> None:
 
 
 def _money(ev: _Rows, rng, h: dict) -> None:
-    """The instalment payments of the last :data:`PAYMENT_MONTHS` months (and the last one,
+    """The instalment payments of the last :data:`~kernel.synth.book.PAYMENT_MONTHS` months (and the last one,
     however old), the promises to pay and the payments that kept them."""
     p = h["promises"]
-    at = h["payment_at"]
-    made = at != NULL_TIME
-    last = np.where(made, np.arange(at.shape[1])[None, :], -1).max(axis=1)
-    recent = np.arange(at.shape[1])[None, :] >= (h["due"] - PAYMENT_MONTHS)[:, None]
-    rows, cols = np.nonzero(made & (recent | (np.arange(at.shape[1])[None, :] == last[:, None])))
+    rows, cols = np.nonzero(h["payment_at"] != NULL_TIME)          # the book placed those it carries
     ev.add(rows, h["payment_at"][rows, cols], "PAYMENT", "payments", amount=h["payment_amount"][rows, cols])
     flat = np.flatnonzero(p.slot.ravel() > 0)
     ev.add(p.rows[flat // hist.SLOTS], p.made_at.ravel()[flat], "PROMISE_TO_PAY", "dialer",

@@ -4,33 +4,40 @@ outcome a PD model learns (:mod:`kernel.synth.outcomes`).
 
 Each month an instalment falls due (until the term ends). In the month before its due date:
 
-- a **current** account (nothing unpaid) pays it on time, a few days before the due date, or
+- a **current** account (nothing unpaid) pays it on time, 0–3 days before the due date, or
   misses it and falls behind, with the monthly hazard
   ``sigmoid(ENTRY + Q·q + DTI·(dti − 0.45) + PAST·past + LTV·(ltv − 0.7) + TERM·(term − 36)/12
   + seasoning(k) + macro(month))`` — q the latent credit quality, ltv the loan-to-value at
-  origination (a low down payment), k the instalment's number (few first-payment defaults,
-  a peak in the first year and a half, then decline: :func:`seasoning`); a new delinquency
-  gets its true cause (capacity, willingness, a forgotten instalment, a dispute);
+  origination (a low down payment), k the instalment's number: ``seasoning(k) = log(clip(k/6,
+  0.2, 1)) − 0.07·max(k − 12, 0)`` (few first-payment defaults, a peak from the 6th to the
+  12th instalment, then decline: defaults come early in a loan); a new delinquency gets its
+  true cause (capacity, willingness, a forgotten instalment, a dispute; fraud from the start);
 - a **delinquent** account (``m`` instalments unpaid) pays everything (cures), pays one
   instalment (stays ``m`` behind once the new one falls due) or pays nothing (rolls to
-  ``m + 1``), with odds by its true cause (a forgotten instalment is paid within the month;
-  fraud never pays; unwillingness rarely cures), its quality and ``m``.
+  ``m + 1``): cure logit ``CURE[cause] + CURE_Q·q − CURE_DEPTH·(m − 1) + EQUITY·max(e, 0)·min(m,
+  3)`` (a forgotten instalment is paid within the month; fraud never pays; unwillingness
+  rarely cures; a borrower with equity ``e`` in the car — its value, a geometric yearly loss,
+  less the balance, the loan-to-value amortised straight-line, both shares of the price —
+  sells or refinances rather than lose it, the more so as repossession nears); stay logit
+  ``STAY + STAY_Q·q − STAY_DEPTH·(m − 1)`` among the rest.
 
 Payments fall on whole days: an on-time payment 0–3 days before its due date, a late one
 (a cure or a stay) 1–27 days after the previous due date, mostly in the last week before
-the next one (``27 − Exp(4)`` days after it). A loan with
-:data:`WRITE_OFF_MISSED` instalments unpaid is written off and leaves the book: a book is a
-snapshot of the loans still open, so the path of a loan written off before the snapshot is
-drawn again (:func:`history`), up to :data:`REDRAWS` times — the open book's survivors.
+the next one (``27 − Exp(4)`` days after it). A loan with :data:`WRITE_OFF_MISSED`
+instalments unpaid is written off and leaves the book: a book is a snapshot of the loans
+still open, so the path of a loan written off before the snapshot is drawn again
+(:func:`history`), up to :data:`REDRAWS` times — the open book's survivors.
 
-All vectorised over a chunk's accounts, one month at a time; deterministic by the generator
-passed in.
+Each account draws :data:`DRAWS` uniforms a month from the chunk's NumPy generator (so the
+process is deterministic by seed and chunk); one compiled loop (:func:`_walk`, Numba) walks
+every account through its months, for the history and for the forward outcome alike.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from ..hookspecs import NULL_TIME
 
@@ -64,13 +71,6 @@ def macro(months: np.ndarray) -> np.ndarray:
     return 0.3 * np.sin(2 * np.pi * months / 48.0) + shocks[np.clip(months, 0, 599)]
 
 
-def seasoning(k: np.ndarray) -> np.ndarray:
-    """The entry hazard's shape over a loan's life (logit, by instalment number): low for the
-    first instalments, highest from the 6th to the 12th, declining after."""
-    k = np.asarray(k, np.float64)
-    return np.log(np.clip(k / 6.0, 0.2, 1.0)) - 0.07 * np.maximum(k - 12.0, 0.0)
-
-
 @dataclass
 class Borrower:
     """What the process reads of each account (constant over its life)."""
@@ -84,50 +84,115 @@ class Borrower:
     fraud: np.ndarray          # never meant to pay
     depreciation: np.ndarray   # the car's yearly loss of value
 
-    def equity(self, k: np.ndarray, missed: np.ndarray) -> np.ndarray:
-        """The borrower's equity in the car as a share of its price when instalment ``k``
-        falls due: the car's value (a geometric yearly loss) less the balance (the loan-to-value
-        amortised, straight-line, over the instalments paid)."""
-        paid = np.clip(k - 1 - missed, 0, None)
-        balance = self.ltv * np.clip(1 - paid / np.maximum(self.term, 1), 0, 1)
-        return (1 - self.depreciation) ** (k / 12.0) - balance
-
     def take(self, rows: np.ndarray) -> "Borrower":
         return Borrower(*(getattr(self, f)[rows] for f in self.__dataclass_fields__))
 
 
-def entry_logit(b: Borrower, k: np.ndarray, month: np.ndarray) -> np.ndarray:
-    """The logit of missing instalment ``k`` (falling due in calendar ``month``) when current."""
-    return (ENTRY + Q * b.quality + DTI * (b.dti - 0.45) + PAST * b.past + LTV * (b.ltv - 0.7)
-            + TERM * (b.term - 36) / 12.0 + seasoning(k) + macro(month))
+_CURE_BASE = np.array([0.0] + [CURE[c] for c in CAUSES[1:]])       # by cause code
+_MACRO = None
 
 
-def step(rng: np.random.Generator, b: Borrower, missed: np.ndarray, cause: np.ndarray, k: np.ndarray,
-         month: np.ndarray, falls_due: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One month: the new ``missed`` and ``cause``, and how many instalments were paid
-    (0: none; for a cure, every one unpaid plus the one falling due)."""
-    n = missed.shape[0]
-    u, v, w = rng.random(n), rng.random(n), rng.random(n)
-    current = missed == 0
-    new = current & falls_due & ((u < 1 / (1 + np.exp(-entry_logit(b, k, month)))) | b.fraud)
-    pick = 1 + (b.cause_cdf < (v * b.cause_cdf[:, -1])[:, None]).sum(axis=1)
-    new_cause = np.where(b.fraud, _C["FRAUD"], pick)
-    base = np.select([cause == _C[c] for c in CURE], list(CURE.values()), 0.0)
-    # a borrower with equity in the car sells it or refinances rather than lose it, the more
-    # so as repossession nears
-    equity = b.equity(k, missed)
-    cure_logit = (base + CURE_Q * b.quality - CURE_DEPTH * (missed - 1)
-                  + EQUITY * np.maximum(equity, 0) * np.minimum(missed, 3))
-    p_cure = 1 / (1 + np.exp(-cure_logit))
-    p_stay = (1 - p_cure) / (1 + np.exp(-(STAY + STAY_Q * b.quality - STAY_DEPTH * (missed - 1))))
-    late = ~current
-    cured = late & (w < p_cure)
-    stayed = late & ~cured & (w < p_cure + p_stay)
-    due = falls_due.astype(np.int64)
-    paid = np.select([current & ~new & falls_due, cured, stayed], [1, missed + due, 1], 0)
-    missed = np.select([new, cured, stayed], [1, 0, missed + due - 1], missed + np.where(late, due, 0))
-    cause = np.where(new, new_cause, np.where(cured, 0, cause))
-    return missed, cause, paid
+def _macro_table() -> np.ndarray:
+    global _MACRO
+    if _MACRO is None:
+        _MACRO = macro(np.arange(600))
+    return _MACRO
+
+
+#: uniforms each account draws each month: entry, cause, transition, on-time day, late day
+DRAWS = 5
+
+
+@njit(cache=True)
+def _walk(u, q, dti, past, ltv, term, dep, cdf, fraud, month0, k_start, steps, days, missed0, cause0, macro_tab,
+          cure_base, M, P, D, cause_out, written_off):  # pragma: no cover (compiled)
+    """The monthly process for each account ``i``: ``steps[i]`` months from instalment
+    ``k_start[i]`` (an instalment falls due while k ≤ term), from ``missed0``/``cause0``;
+    ``u[j, :, i]`` its uniforms of month j. Writes missed after each month (``M``), the
+    instalments paid in it (``P``) and the payment's day (``D``, when ``days`` has the due
+    days; NULL_TIME without a payment), the final cause, and whether the loan reached
+    :data:`WRITE_OFF_MISSED`."""
+    n = q.shape[0]
+    for i in range(n):
+        missed = missed0[i]
+        cause = cause0[i]
+        off = False
+        for j in range(steps[i]):
+            k = k_start[i] + j
+            before = missed
+            falls = 1 if k <= term[i] else 0
+            ue, uc, ut, ud, ul = u[j, 0, i], u[j, 1, i], u[j, 2, i], u[j, 3, i], u[j, 4, i]
+            paid = 0
+            if missed == 0:
+                if falls == 0:
+                    pass
+                else:
+                    kf = float(k)
+                    season = np.log(min(max(kf / 6.0, 0.2), 1.0)) - 0.07 * max(kf - 12.0, 0.0)
+                    mi = min(max(month0[i] + k, 0), 599)
+                    logit = (ENTRY + Q * q[i] + DTI * (dti[i] - 0.45) + PAST * past[i] + LTV * (ltv[i] - 0.7)
+                             + TERM * (term[i] - 36.0) / 12.0 + season + macro_tab[mi])
+                    if fraud[i] or ue < 1.0 / (1.0 + np.exp(-logit)):
+                        missed = 1
+                        if fraud[i]:
+                            cause = 5
+                        else:
+                            c = 0
+                            while c < 3 and cdf[i, c] < uc * cdf[i, 3]:
+                                c += 1
+                            cause = 1 + c
+                    else:
+                        paid = 1
+            else:
+                # a borrower with equity in the car sells it or refinances rather than lose
+                # it, the more so as repossession nears
+                done = max(k - 1 - missed, 0)
+                balance = ltv[i] * min(max(1.0 - done / max(term[i], 1.0), 0.0), 1.0)
+                equity = (1.0 - dep[i]) ** (k / 12.0) - balance
+                cure_logit = (cure_base[cause] + CURE_Q * q[i] - CURE_DEPTH * (missed - 1)
+                              + EQUITY * max(equity, 0.0) * min(missed, 3))
+                p_cure = 1.0 / (1.0 + np.exp(-cure_logit))
+                p_stay = (1.0 - p_cure) / (1.0 + np.exp(-(STAY + STAY_Q * q[i] - STAY_DEPTH * (missed - 1))))
+                if ut < p_cure:
+                    paid = missed + falls
+                    missed = 0
+                    cause = 0
+                elif ut < p_cure + p_stay:
+                    paid = 1
+                    missed = missed + falls - 1
+                else:
+                    missed = missed + falls
+            M[i, j] = missed
+            P[i, j] = paid
+            if paid > 0 and days.shape[1] > 0:
+                day_k = days[i, k - 1]
+                if before == 0:
+                    D[i, j] = day_k - int(ud * 4.0)                     # on time: 0–3 days early
+                else:
+                    prev = days[i, max(k - 2, 0)]
+                    late = 27 - min(int(-4.0 * np.log(1.0 - ul)), 26)    # mostly the week before the next
+                    D[i, j] = min(prev + late, day_k)
+            if missed >= WRITE_OFF_MISSED:
+                off = True
+        cause_out[i] = cause
+        written_off[i] = off
+
+
+def run(u: np.ndarray, b: Borrower, month0, k_start, steps, days, missed0, cause0):
+    """:func:`_walk` over a chunk: (M, P, D, cause, written_off), a column per month of ``u``."""
+    n = b.quality.shape[0]
+    width = u.shape[0]
+    M = np.zeros((n, width), np.int64)
+    P = np.zeros((n, width), np.int64)
+    D = np.full((n, width), NULL_TIME, np.int64)
+    cause = np.zeros(n, np.int64)
+    off = np.zeros(n, np.bool_)
+    f = lambda x: np.ascontiguousarray(x, np.float64)  # noqa: E731
+    _walk(u, f(b.quality), f(b.dti), f(b.past), f(b.ltv), f(b.term), f(b.depreciation), f(b.cause_cdf),
+          np.ascontiguousarray(b.fraud, np.bool_), np.asarray(month0, np.int64), np.asarray(k_start, np.int64),
+          np.asarray(steps, np.int64), np.asarray(days, np.int64), np.asarray(missed0, np.int64),
+          np.asarray(cause0, np.int64), _macro_table(), _CURE_BASE, M, P, D, cause, off)
+    return M, P, D, cause, off
 
 
 @dataclass
@@ -147,50 +212,29 @@ class History:
         return np.where(col >= 0, self.missed[rows, np.maximum(col, 0)], 0)
 
 
-def _path(rng, b: Borrower, due: np.ndarray, due_day, month0: np.ndarray, months: int):
+def _path(rng, b: Borrower, due: np.ndarray, days: np.ndarray, month0: np.ndarray, months: int):
     n = due.shape[0]
-    missed = np.zeros(n, np.int64)
-    cause = np.zeros(n, np.int64)
-    M = np.zeros((n, months), np.int64)
-    P = np.zeros((n, months), np.int64)
-    D = np.full((n, months), NULL_TIME, np.int64)
-    written_off = np.zeros(n, bool)
-    for k in range(1, months + 1):
-        active = k <= due
-        kk = np.full(n, k, np.int64)
-        new_missed, new_cause, paid = step(rng, b, missed, cause, kk, month0 + k, active)
-        late_before = missed > 0
-        on_time = rng.integers(0, 4, n)
-        late_day = 27 - np.minimum(rng.exponential(4.0, n), 26).astype(np.int64)
-        day_k = due_day(kk)
-        prev = due_day(np.maximum(kk - 1, 1))
-        pay = np.where(late_before, np.minimum(prev + late_day, day_k), day_k - on_time)
-        missed = np.where(active, new_missed, missed)
-        cause = np.where(active, new_cause, cause)
-        has = active & (paid > 0)
-        M[:, k - 1] = missed
-        P[:, k - 1] = np.where(has, paid, 0)
-        D[:, k - 1] = np.where(has, pay, NULL_TIME)
-        written_off |= active & (missed >= WRITE_OFF_MISSED)
-    return M, P, D, cause, written_off
+    u = rng.random((months, DRAWS, n))
+    zeros = np.zeros(n, np.int64)
+    return run(u, b, month0, np.ones(n, np.int64), due, days, zeros, zeros)
 
 
-def history(seed_seq, b: Borrower, due: np.ndarray, due_day, month0: np.ndarray) -> History:
-    """Each account's path over its ``due`` instalments; ``due_day(k)`` gives the due day of
-    instalment ``k`` per account, ``month0 + k`` its calendar month (from 2000-01). A path
+def history(seed_seq, b: Borrower, due: np.ndarray, days: np.ndarray, month0: np.ndarray) -> History:
+    """Each account's path over its ``due`` instalments; ``days[:, k − 1]`` is the due day of
+    instalment ``k`` (days since the epoch), ``month0 + k`` its calendar month (from 2000-01),
+    ``days`` has a column for each instalment up to the largest ``due``. A path
     that reaches :data:`WRITE_OFF_MISSED` is drawn again (a fresh generator per round, on
     the written-off rows only), up to :data:`REDRAWS` times."""
     n = due.shape[0]
     months = int(max(due.max(initial=0), 1))
     rows = np.arange(n)
-    M, P, D, cause, off = _path(np.random.default_rng([*seed_seq, 0]), b, due, due_day, month0, months)
+    M, P, D, cause, off = _path(np.random.default_rng([*seed_seq, 0]), b, due, days, month0, months)
     redrawn = np.zeros(n, np.int64)
     for r in range(1, REDRAWS + 1):
         again = rows[off]
         if again.size == 0:
             break
-        sub_day = lambda k, again=again: due_day(k, again)  # noqa: E731
-        m2, p2, d2, c2, off2 = _path(np.random.default_rng([*seed_seq, r]), b.take(again), due[again], sub_day,
+        m2, p2, d2, c2, off2 = _path(np.random.default_rng([*seed_seq, r]), b.take(again), due[again], days[again],
                                      month0[again], months)
         M[again], P[again], D[again], cause[again] = m2, p2, d2, c2
         redrawn[again] += 1
@@ -201,14 +245,67 @@ def history(seed_seq, b: Borrower, due: np.ndarray, due_day, month0: np.ndarray)
 
 def forward(rng, b: Borrower, missed: np.ndarray, cause: np.ndarray, due: np.ndarray, month0: np.ndarray,
             months: int, default_missed: int) -> np.ndarray:
-    """Continue from the snapshot for ``months`` months: the month (1…) in which each account
-    first has ``default_missed`` instalments unpaid, −1 never."""
-    missed, cause, due = missed.copy(), cause.copy(), due.copy()
-    when = np.full(missed.shape[0], -1, np.int64)
-    for month in range(1, months + 1):
-        falls_due = due < b.term
-        due = np.where(falls_due, due + 1, due)
-        missed, cause, _ = step(rng, b, missed, cause, due, month0 + due, falls_due)
-        reached = (missed >= default_missed) & (when < 0)
-        when = np.where(reached, month, when)
-    return when
+    """Continue from the snapshot for ``months`` months (the same process, from instalment
+    ``due + 1``): the month (1…) in which each account first has ``default_missed``
+    instalments unpaid, −1 never."""
+    n = missed.shape[0]
+    u = rng.random((months, DRAWS, n))
+    M, _, _, _, _ = run(u, b, month0, due + 1, np.full(n, months, np.int64), np.zeros((n, 0), np.int64),
+                        missed, cause)
+    reached = M >= default_missed
+    return np.where(reached.any(axis=1), reached.argmax(axis=1) + 1, -1)
+
+
+@njit(cache=True)
+def _summarise(M, P, D, due, days, today, far, out):  # pragma: no cover (compiled)
+    n = M.shape[0]
+    for i in range(n):
+        t = today[i] - 30
+        dpd_then = 0
+        peak = 0
+        times = 0
+        episodes = 0
+        first = far
+        last = -1
+        for j in range(due[i]):
+            before = M[i, j - 1] if j > 0 else 0
+            if D[i, j] != NULL_TIME:
+                last = j
+            if before > 0 and due[i] - j <= 12:                  # the DPD just before the payment
+                end = D[i, j] - 1 if D[i, j] != NULL_TIME else days[i, j]
+                peak = max(peak, end - days[i, j - before])
+            if M[i, j] > 0:
+                first = min(first, days[i, j] + 1)
+                if due[i] - j <= 12:
+                    times += 1
+                if before == 0 and due[i] - j <= 24:
+                    episodes += 1
+            # 30 days ago: j + 1 instalments had fallen due; month j + 2's payment made or not
+            if days[i, j] < t and (j + 1 == due[i] or days[i, j + 1] >= t):
+                m = M[i, j]
+                if j + 1 < due[i] and D[i, j + 1] != NULL_TIME and D[i, j + 1] <= t:
+                    m = max(m - P[i, j + 1], 0)
+                if m > 0:
+                    dpd_then = max(t - days[i, j + 1 - m], 1)
+        out[0, i] = dpd_then
+        out[1, i] = peak
+        out[2, i] = times
+        out[3, i] = episodes
+        out[4, i] = first
+        out[5, i] = last
+
+
+def summarise(h: History, due: np.ndarray, days: np.ndarray, today: np.ndarray) -> dict[str, np.ndarray]:
+    """What the book's counters of the last 12 (24) months read off each account's path:
+    ``dpd_30d_ago`` (the DPD on the day 30 days before ``today``), ``max_dpd_12m`` (the highest
+    DPD reached, just before each payment, over the last 12 months), ``times_overdue_12m``
+    (instalments of the last 12 not paid by their due date), ``episodes_24m`` (times the loan
+    fell behind in 24 months), ``first_overdue_day`` (far in the future: never) and
+    ``last_payment`` (the column of the last payment, −1: none)."""
+    n = due.shape[0]
+    out = np.zeros((6, n), np.int64)
+    far = int(np.max(today, initial=0)) + 100_000
+    _summarise(h.missed, h.paid, h.pay_day, np.asarray(due, np.int64), np.ascontiguousarray(days, np.int64),
+               np.asarray(today, np.int64), far, out)
+    names = ("dpd_30d_ago", "max_dpd_12m", "times_overdue_12m", "episodes_24m", "first_overdue_day", "last_payment")
+    return dict(zip(names, out))
