@@ -225,7 +225,8 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     monthly_payment = sched.payment(principal, annual_rate, term, method)
     dti = np.clip(dti_pre + monthly_payment / income, 0.02, 2.5)
     rng_c = np.random.default_rng([seed, chunk, 3])
-    fraud = (rng_c.random(n) < FRAUD_SHARE) & (due > 0)        # never meant to pay
+    # never meant to pay; found and written off before the 8th instalment, so only young loans
+    fraud = (rng_c.random(n) < FRAUD_SHARE) & (due > 0) & (due < proc.WRITE_OFF_MISSED)
     borrower = proc.Borrower(quality, dti, past_delinq.astype(np.float64), principal / price, term.astype(np.float64),
                              _cause_weights(emp, quality, income, monthly_payment), fraud, depreciation)
     month0 = first_month.astype(np.int64) - (2000 - 1970) * 12 - 1     # instalment k's month: month0 + k
@@ -492,8 +493,9 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
 
 
 CAUSES = proc.CAUSES
-#: share of loans that were fraudulent at origination (never meant to pay: first-payment default)
-FRAUD_SHARE = 0.0015
+#: share of loans in their first 7 months that are fraudulent (never meant to pay: a first-
+#: payment default, written off within 8 months, so an open book holds only young ones)
+FRAUD_SHARE = 0.004
 _REASON = {name: i for i, name in enumerate(ENUMS["overdue_reason"])}
 
 
