@@ -470,8 +470,10 @@ def pd_card(best: Trained, candidates: list[Trained], german: list[Trained], see
         "## Data: earlier snapshots to train, a later one to test (out of time)",
         f"Training: the synthetic books taken on {', '.join(d.isoformat() for d in PD_TRAIN_SNAPSHOTS)} "
         f"({rows:,} accounts between them, seed {seed}·100 + k), each account's next 6 months simulated forward "
-        "(`kernel.synth.outcomes`: monthly delinquency hazard from the customer's latent quality, debt ratio and the "
-        "economy's cycle; cure, stay or roll by the delinquency's true cause). The pipelines are compared on an "
+        "(`kernel.synth.outcomes`) by the monthly process that made each book's history from origination "
+        "(`kernel.synth.process`: a hazard of falling behind from the customer's latent quality, debt ratio, "
+        "loan-to-value, term, the loan's age and the economy's cycle; cure, stay or roll by the delinquency's true "
+        "cause, quality, depth and equity in the car). The pipelines are compared on an "
         f"in-time holdout (20 % of those rows); the better AUC is shipped. Test: the book of {PD_TEST_SNAPSHOT} — a "
         "later time, other accounts, another phase of the simulated economy — never seen in training or selection.", "",
         "## Features (in order; `features` in the ONNX metadata)",
