@@ -228,7 +228,8 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     # never meant to pay; found and written off before the 8th instalment, so only young loans
     fraud = (rng_c.random(n) < FRAUD_SHARE) & (due > 0) & (due < proc.WRITE_OFF_MISSED)
     borrower = proc.Borrower(quality, dti, past_delinq.astype(np.float64), principal / price, term.astype(np.float64),
-                             _cause_weights(emp, quality, income, monthly_payment), fraud, depreciation)
+                             _cause_weights(emp, quality, income, monthly_payment), fraud, depreciation,
+                             np.where(us, 0.9, 0.7))
     month0 = first_month.astype(np.int64) - (2000 - 1970) * 12 - 1     # instalment k's month: month0 + k
     months = int(max(due.max(initial=0), 1))                           # the due day of each instalment
     days = (_MONTH_START[first_month.astype(np.int64)[:, None] + np.arange(months)[None, :]]
@@ -262,7 +263,6 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     times_overdue = summary["times_overdue_12m"]
     on_time = np.where(due > 0, 1 - times_overdue / np.maximum(np.minimum(due, 12), 1), np.nan)
     first_overdue_day = summary["first_overdue_day"]
-    past_delinq = past_delinq + summary["episodes_24m"]       # the bureau now counts this loan's too
     # the last instalment payment, on or before the snapshot's local day (the evening before
     # as_of in the US)
     pay_day = np.minimum(path.pay_day, clock.today[:, None])               # NULL_TIME (no payment) stays

@@ -6,9 +6,9 @@ Each month an instalment falls due (until the term ends). In the month before it
 
 - a **current** account (nothing unpaid) pays it on time, 0–3 days before the due date, or
   misses it and falls behind, with the monthly hazard
-  ``sigmoid(ENTRY + Q·q + DTI·(dti − 0.45) + PAST·past + LTV·(ltv − 0.7) + TERM·(term − 36)/12
+  ``sigmoid(ENTRY + Q·q + DTI·(dti − 0.45) + PAST·past + LTV·(ltv − norm) + TERM·(term − 36)/12
   + seasoning(k) + macro(month))`` — q the latent credit quality, ltv the loan-to-value at
-  origination (a low down payment), k the instalment's number: ``seasoning(k) = log(clip(k/6,
+  origination against its market's usual one (a low down payment), k the instalment's number: ``seasoning(k) = log(clip(k/6,
   0.2, 1)) − 0.07·max(k − 12, 0)`` (few first-payment defaults, a peak from the 6th to the
   12th instalment, then decline: defaults come early in a loan); a new delinquency gets its
   true cause (capacity, willingness, a forgotten instalment, a dispute; fraud from the start);
@@ -83,6 +83,7 @@ class Borrower:
     cause_cdf: np.ndarray      # rows × 4: cumulative weights of CAPACITY … DISPUTE for a new delinquency
     fraud: np.ndarray          # never meant to pay
     depreciation: np.ndarray   # the car's yearly loss of value
+    ltv_norm: np.ndarray       # the market's usual loan-to-value (0.7 in China, 0.9 in the US)
 
     def take(self, rows: np.ndarray) -> "Borrower":
         return Borrower(*(getattr(self, f)[rows] for f in self.__dataclass_fields__))
@@ -104,7 +105,8 @@ DRAWS = 5
 
 
 @njit(cache=True)
-def _walk(u, q, dti, past, ltv, term, dep, cdf, fraud, month0, k_start, steps, days, missed0, cause0, macro_tab,
+def _walk(u, q, dti, past, ltv, ltv_norm, term, dep, cdf, fraud, month0, k_start, steps, days, missed0, cause0,
+          macro_tab,
           cure_base, M, P, D, cause_out, written_off):  # pragma: no cover (compiled)
     """The monthly process for each account ``i``: ``steps[i]`` months from instalment
     ``k_start[i]`` (an instalment falls due while k ≤ term), from ``missed0``/``cause0``;
@@ -130,7 +132,7 @@ def _walk(u, q, dti, past, ltv, term, dep, cdf, fraud, month0, k_start, steps, d
                     kf = float(k)
                     season = np.log(min(max(kf / 6.0, 0.2), 1.0)) - 0.07 * max(kf - 12.0, 0.0)
                     mi = min(max(month0[i] + k, 0), 599)
-                    logit = (ENTRY + Q * q[i] + DTI * (dti[i] - 0.45) + PAST * past[i] + LTV * (ltv[i] - 0.7)
+                    logit = (ENTRY + Q * q[i] + DTI * (dti[i] - 0.45) + PAST * past[i] + LTV * (ltv[i] - ltv_norm[i])
                              + TERM * (term[i] - 36.0) / 12.0 + season + macro_tab[mi])
                     if fraud[i] or ue < 1.0 / (1.0 + np.exp(-logit)):
                         missed = 1
@@ -188,7 +190,7 @@ def run(u: np.ndarray, b: Borrower, month0, k_start, steps, days, missed0, cause
     cause = np.zeros(n, np.int64)
     off = np.zeros(n, np.bool_)
     f = lambda x: np.ascontiguousarray(x, np.float64)  # noqa: E731
-    _walk(u, f(b.quality), f(b.dti), f(b.past), f(b.ltv), f(b.term), f(b.depreciation), f(b.cause_cdf),
+    _walk(u, f(b.quality), f(b.dti), f(b.past), f(b.ltv), f(b.ltv_norm), f(b.term), f(b.depreciation), f(b.cause_cdf),
           np.ascontiguousarray(b.fraud, np.bool_), np.asarray(month0, np.int64), np.asarray(k_start, np.int64),
           np.asarray(steps, np.int64), np.asarray(days, np.int64), np.asarray(missed0, np.int64),
           np.asarray(cause0, np.int64), _macro_table(), _CURE_BASE, M, P, D, cause, off)
@@ -264,7 +266,6 @@ def _summarise(M, P, D, due, days, today, far, out):  # pragma: no cover (compil
         dpd_then = 0
         peak = 0
         times = 0
-        episodes = 0
         first = far
         last = -1
         for j in range(due[i]):
@@ -278,8 +279,6 @@ def _summarise(M, P, D, due, days, today, far, out):  # pragma: no cover (compil
                 first = min(first, days[i, j] + 1)
                 if due[i] - j <= 12:
                     times += 1
-                if before == 0 and due[i] - j <= 24:
-                    episodes += 1
             # 30 days ago: j + 1 instalments had fallen due; month j + 2's payment made or not
             if days[i, j] < t and (j + 1 == due[i] or days[i, j + 1] >= t):
                 m = M[i, j]
@@ -290,22 +289,20 @@ def _summarise(M, P, D, due, days, today, far, out):  # pragma: no cover (compil
         out[0, i] = dpd_then
         out[1, i] = peak
         out[2, i] = times
-        out[3, i] = episodes
-        out[4, i] = first
-        out[5, i] = last
+        out[3, i] = first
+        out[4, i] = last
 
 
 def summarise(h: History, due: np.ndarray, days: np.ndarray, today: np.ndarray) -> dict[str, np.ndarray]:
     """What the book's counters of the last 12 (24) months read off each account's path:
     ``dpd_30d_ago`` (the DPD on the day 30 days before ``today``), ``max_dpd_12m`` (the highest
     DPD reached, just before each payment, over the last 12 months), ``times_overdue_12m``
-    (instalments of the last 12 not paid by their due date), ``episodes_24m`` (times the loan
-    fell behind in 24 months), ``first_overdue_day`` (far in the future: never) and
+    (instalments of the last 12 not paid by their due date), ``first_overdue_day`` (far in the future: never) and
     ``last_payment`` (the column of the last payment, −1: none)."""
     n = due.shape[0]
-    out = np.zeros((6, n), np.int64)
+    out = np.zeros((5, n), np.int64)
     far = int(np.max(today, initial=0)) + 100_000
     _summarise(h.missed, h.paid, h.pay_day, np.asarray(due, np.int64), np.ascontiguousarray(days, np.int64),
                np.asarray(today, np.int64), far, out)
-    names = ("dpd_30d_ago", "max_dpd_12m", "times_overdue_12m", "episodes_24m", "first_overdue_day", "last_payment")
+    names = ("dpd_30d_ago", "max_dpd_12m", "times_overdue_12m", "first_overdue_day", "last_payment")
     return dict(zip(names, out))
