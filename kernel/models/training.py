@@ -158,6 +158,7 @@ def _to_onnx(pipeline, n_features: int, metadata: dict, edit=None) -> bytes:
     sample = np.zeros((1, n_features), np.float32)
     options = {id(pipeline.steps[-1][1]): {"zipmap": False}} if hasattr(pipeline.steps[-1][1], "predict_proba") else None
     proto = to_onnx(pipeline, sample, options=options, target_opset={"": 17, "ai.onnx.ml": 3})
+    _flat_onehots(proto)
     if edit is not None:
         edit(proto)
     # skl2onnx lists the opsets in set order, which varies between processes (string hashing)
@@ -174,6 +175,28 @@ def _to_onnx(pipeline, n_features: int, metadata: dict, edit=None) -> bytes:
         entry.key = key
         entry.value = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return proto.SerializeToString()
+
+
+def _flat_onehots(proto) -> None:
+    """skl2onnx gives each one-hot encoder a [rows, 1, k] output and concatenates them on the
+    last axis; reshape each to [rows, k] first (``[0, -1]``), so that the graph stays 2-D and a
+    scorecard compiles to Numba like the trees (kernel.models.lower concatenates 2-D columns
+    only) instead of falling back to onnxruntime. The values are the same."""
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    nodes = []
+    for node in graph.node:
+        nodes.append(node)
+        if node.op_type != "OneHotEncoder":
+            continue
+        out = node.output[0]
+        node.output[0] = f"{out}_3d"
+        shape = f"{out}_2d_shape"
+        graph.initializer.append(numpy_helper.from_array(np.array([0, -1], np.int64), shape))
+        nodes.append(helper.make_node("Reshape", [f"{out}_3d", shape], [out], name=f"{out}_2d"))
+    del graph.node[:]
+    graph.node.extend(nodes)
 
 
 def _features_meta(numeric, categories: dict[str, list]) -> list[dict]:
