@@ -156,7 +156,11 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     income = np.where(emp == 2, income * 0.35, income)       # lost since the loan was made
     income = np.round(np.maximum(income, np.where(us, 800, 1_500)), -1)
     # bureau score 300–900, centred near 690 (a US auto book: ≈ 60 % prime, Experian 2025)
-    bureau = np.clip(np.round(rng.normal(690 + 70 * quality, 35, n)), 300, 900).astype(np.int64)
+    # a few files carry an old charge-off or bankruptcy the latent quality does not: the deep-
+    # subprime tail (Experian puts 3–5 % of auto borrowers below 500)
+    damaged = np.random.default_rng([seed, chunk, 6]).random(n) < 0.035
+    bureau = np.clip(np.round(rng.normal(690 + 70 * quality, 35, n) - np.where(damaged, 160, 0)), 300, 900
+                     ).astype(np.int64)
     bureau_valid = rng.random(n) > 0.03
     history = np.clip(np.round((age - 20) * 12 * rng.uniform(0.2, 0.9, n)), 0, 480).astype(np.int64)
     inquiries = rng.poisson(np.exp(0.2 - 0.45 * quality)).astype(np.int64)
