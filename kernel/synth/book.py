@@ -317,7 +317,9 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     recent = pay_day[rows[:, None], np.clip(due[:, None] - 1 - np.arange(4)[None, :], 0, None)]
     recent = np.where(due[:, None] - 1 - np.arange(4)[None, :] >= 0, recent, NULL_TIME)
     promises = hist.promises(rng_h, clock, kept, broken, broken_30d, open_promise, delinquent,
-                             np.maximum(contracted, first_overdue_day), recent, installment_paid_at,
+                             np.where(delinquent | (times_overdue > 0), np.maximum(contracted, first_overdue_day),
+                                      np.iinfo(np.int64).max),      # no arrears in a year: no promise
+                             recent, installment_paid_at,
                              monthly_payment, calls)
     made, kept, broken, broken_30d = promises.made, promises.kept, promises.broken, promises.broken_30d
 
