@@ -8,8 +8,10 @@ Each month an instalment falls due (until the term ends). In the month before it
   misses it and falls behind, with the monthly hazard
   ``sigmoid(ENTRY + Q·q + DTI·(dti − 0.45) + PAST·past + LTV·(ltv − norm) + TERM·(term − 36)/12
   + seasoning(k) + macro(month))`` — q the latent credit quality, ltv the loan-to-value at
-  origination against its market's usual one (a low down payment), k the instalment's number: ``seasoning(k) = log(clip(k/6,
-  0.2, 1)) − 0.07·max(k − 12, 0)`` (few first-payment defaults, a peak from the 6th to the
+  origination against its market's usual one (a low down payment), k the instalment's
+  number: ``seasoning(k) = log(clip(k/6, 0.2, 1)) − 0.07·max(k − 12, 0) − FIRST·[k = 1]`` (an honest
+  borrower almost always pays the first instalment: a first-payment default is fraud's mark;
+  few defaults in the first months, a peak from the 6th to the
   12th instalment, then decline: defaults come early in a loan); a new delinquency gets its
   true cause (capacity, willingness, a forgotten instalment, a dispute; fraud from the start);
 - a **delinquent** account (``m`` instalments unpaid) pays everything (cures), pays one
@@ -47,13 +49,15 @@ CAUSES = ("NONE", "CAPACITY", "WILLINGNESS", "OPERATIONAL", "DISPUTE", "FRAUD")
 _C = {name: i for i, name in enumerate(CAUSES)}
 
 # the entry hazard's coefficients (logit scale)
-ENTRY = -2.35
+ENTRY = -2.2
 Q, DTI, PAST, LTV, TERM = -1.0, 2.0, 0.2, 9.0, 0.35
+#: how much less an honest borrower misses the very first instalment (logit)
+FIRST = 3.0
 #: cure odds by cause (logit), before quality and depth; stay odds
 CURE = {"CAPACITY": 1.2, "WILLINGNESS": 0.0, "OPERATIONAL": 4.0, "DISPUTE": 0.4, "FRAUD": -30.0}
 CURE_Q, CURE_DEPTH = 0.6, 2.9
 #: cure odds per unit of equity (the car's value less the balance, a share of its price)
-EQUITY = 3.0
+EQUITY = 3.5
 STAY, STAY_Q, STAY_DEPTH = 0.6, 0.5, 0.5
 #: instalments unpaid at which a loan is written off (about 7 months past due)
 WRITE_OFF_MISSED = 8
@@ -130,7 +134,7 @@ def _walk(u, q, dti, past, ltv, ltv_norm, term, dep, cdf, fraud, month0, k_start
                     pass
                 else:
                     kf = float(k)
-                    season = np.log(min(max(kf / 6.0, 0.2), 1.0)) - 0.07 * max(kf - 12.0, 0.0)
+                    season = np.log(min(max(kf / 6.0, 0.2), 1.0)) - 0.07 * max(kf - 12.0, 0.0) - (FIRST if k == 1 else 0.0)
                     mi = min(max(month0[i] + k, 0), 599)
                     logit = (ENTRY + Q * q[i] + DTI * (dti[i] - 0.45) + PAST * past[i] + LTV * (ltv[i] - ltv_norm[i])
                              + TERM * (term[i] - 36.0) / 12.0 + season + macro_tab[mi])
@@ -145,6 +149,8 @@ def _walk(u, q, dti, past, ltv, ltv_norm, term, dep, cdf, fraud, month0, k_start
                             cause = 1 + c
                     else:
                         paid = 1
+            elif fraud[i]:
+                missed = missed + falls                                 # fraud never pays
             else:
                 # a borrower with equity in the car sells it or refinances rather than lose
                 # it, the more so as repossession nears
@@ -226,7 +232,8 @@ def history(seed_seq, b: Borrower, due: np.ndarray, days: np.ndarray, month0: np
     instalment ``k`` (days since the epoch), ``month0 + k`` its calendar month (from 2000-01),
     ``days`` has a column for each instalment up to the largest ``due``. A path
     that reaches :data:`WRITE_OFF_MISSED` is drawn again (a fresh generator per round, on
-    the written-off rows only), up to :data:`REDRAWS` times."""
+    the written-off rows only), up to :data:`REDRAWS` times; one that fails every draw paid
+    every instalment on its due date."""
     n = due.shape[0]
     months = int(max(due.max(initial=0), 1))
     rows = np.arange(n)
@@ -242,6 +249,13 @@ def history(seed_seq, b: Borrower, due: np.ndarray, days: np.ndarray, month0: np
         redrawn[again] += 1
         off = np.zeros(n, bool)
         off[again] = off2
+    # the few that fail every draw (the riskiest borrowers) are the survivors that paid every
+    # instalment on its due date
+    still = rows[off]
+    if still.size:
+        paid = np.arange(months)[None, :] < due[still, None]
+        M[still], P[still], cause[still] = 0, paid, 0
+        D[still] = np.where(paid, days[still], NULL_TIME)
     return History(M, P, D, cause, redrawn)
 
 
