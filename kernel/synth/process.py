@@ -54,7 +54,7 @@ Q, DTI, PAST, LTV, TERM = -1.0, 2.0, 0.2, 9.0, 0.35
 #: how much less an honest borrower misses the very first instalment (logit)
 FIRST = 3.0
 #: cure odds by cause (logit), before quality and depth; stay odds
-CURE = {"CAPACITY": 1.2, "WILLINGNESS": 0.0, "OPERATIONAL": 4.0, "DISPUTE": 0.4, "FRAUD": -30.0}
+CURE = {"CAPACITY": 0.8, "WILLINGNESS": 0.0, "OPERATIONAL": 4.0, "DISPUTE": 0.4, "FRAUD": -30.0}
 CURE_Q, CURE_DEPTH = 0.6, 2.9
 #: cure odds per unit of equity (the car's value less the balance, a share of its price)
 EQUITY = 3.5
