@@ -49,15 +49,15 @@ CAUSES = ("NONE", "CAPACITY", "WILLINGNESS", "OPERATIONAL", "DISPUTE", "FRAUD")
 _C = {name: i for i, name in enumerate(CAUSES)}
 
 # the entry hazard's coefficients (logit scale)
-ENTRY = -2.2
+ENTRY = -2.05
 Q, DTI, PAST, LTV, TERM = -1.0, 2.0, 0.2, 9.0, 0.35
 #: how much less an honest borrower misses the very first instalment (logit)
 FIRST = 3.0
 #: cure odds by cause (logit), before quality and depth; stay odds
-CURE = {"CAPACITY": 0.8, "WILLINGNESS": 0.0, "OPERATIONAL": 4.0, "DISPUTE": 0.4, "FRAUD": -30.0}
+CURE = {"CAPACITY": 0.4, "WILLINGNESS": 0.0, "OPERATIONAL": 4.0, "DISPUTE": 0.4, "FRAUD": -30.0}
 CURE_Q, CURE_DEPTH = 0.6, 2.9
 #: cure odds per unit of equity (the car's value less the balance, a share of its price)
-EQUITY = 3.5
+EQUITY = 5.0
 STAY, STAY_Q, STAY_DEPTH = 0.6, 0.5, 0.5
 #: instalments unpaid at which a loan is written off (about 7 months past due)
 WRITE_OFF_MISSED = 8
