@@ -4,15 +4,19 @@ The book is one row per account (accounts ⋈ customers ⋈ vehicles, see
 :mod:`kernel.schema`). It is built to look like a real post-loan portfolio, not noise:
 
 - a latent credit quality per customer drives bureau score, income, debt ratio, inquiries
-  and past delinquencies; delinquency probability rises as quality falls (logistic link);
-- loan terms follow the schedules of :mod:`kernel.schedule`: installments due, paid,
-  outstanding principal and overdue parts are those of the real amortization table;
-- days past due are long-tailed: the number of missed installments is geometric, so each
-  DPD bucket (M1 … M7+) holds a smaller share than the one before;
+  and past delinquencies;
+- each account's repayment history is **simulated month by month from origination**
+  (:mod:`kernel.synth.process`: an instalment falls due each month; the account pays it,
+  falls behind with a hazard from its quality, debt ratio, loan-to-value, term, the loan's
+  age and the economy, and once behind cures, stays or rolls by the true cause of its
+  arrears and its equity in the car), and the book is that history's snapshot: DPD,
+  instalments paid and overdue, balances from the real amortization table
+  (:mod:`kernel.schedule`), the 12-month counters, the last payment;
 - vehicles depreciate by brand (geometric yearly loss), age and mileage; condition grade
-  follows age, mileage and chance;
+  follows age, mileage and chance, and the neglect of an owner who stopped paying;
 - small shares of GPS-offline or tampered trackers, lapsed insurance, traffic violations,
-  broken promises and open complaints, all more frequent among delinquent accounts.
+  broken promises and open complaints, all more frequent among delinquent accounts; calls
+  only while an account is overdue, promises only from one that has been.
 
 The book is a snapshot taken at one instant, :func:`snapshot_at` (``as_of`` at
 :data:`SNAPSHOT_TIME` UTC: 10:00 in Beijing, the evening before in the United States), which

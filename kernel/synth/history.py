@@ -2,9 +2,12 @@
 
 A book's counters (calls today, the last conversation, promises kept and broken, the last
 payment, the tracker's last ping…) are what the ledger derives from an account's events
-(:mod:`kernel.ledger.state`, as of an instant, in the debtor's local calendar). The book
-generator (:mod:`kernel.synth.book`) draws its counters, then this module draws *when* each
-counted thing happened, vectorized per chunk, so that
+(:mod:`kernel.ledger.state`, as of an instant, in the debtor's local calendar). The
+payments come from the monthly process (:mod:`kernel.synth.process`); for the contacts,
+promises and the tracker the book generator (:mod:`kernel.synth.book`) draws its counters,
+then this module draws *when* each counted thing happened — within the DPD path: calls
+while overdue, promises after the first arrears, no broken promise where a payment would
+keep it — vectorized per chunk, so that
 
 1. the counters are mutually consistent (a conversation today means the streak of failed
    attempts started after it; a kept promise needs a payment, which may be the last one…),
