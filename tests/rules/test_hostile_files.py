@@ -88,7 +88,7 @@ def test_caps_are_set_by_the_environment_or_by_the_caller(bundle, monkeypatch):
         kernel.compile_ruleset(bundle / "rulesets" / "risk_segment.yaml")
     # the caller's limits win over the environment (a server's flags)
     assert Bundle.load(bundle, limits=FileLimits(ruleset_bytes=DEFAULT_MAX_RULESET_BYTES)).nodes
-    with pytest.raises(BundleError, match=r"pd_model.onnx: 10[0-9].[0-9] KiB is over the 100 KiB limit for model files"):
+    with pytest.raises(BundleError, match=r"rv_model.onnx: 11[0-9].[0-9] KiB is over the 100 KiB limit for model files"):
         kernel.Kernel.load(bundle, limits=FileLimits(model_bytes=100 << 10))
     monkeypatch.setenv("POSTLOAN_MAX_MODEL_BYTES", "lots")
     with pytest.raises(PostloanError, match=r"\$POSTLOAN_MAX_MODEL_BYTES = 'lots': expected a size in bytes above 0"):
