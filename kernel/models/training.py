@@ -161,6 +161,7 @@ def _to_onnx(pipeline, n_features: int, metadata: dict, edit=None) -> bytes:
     sample = np.zeros((1, n_features), np.float32)
     options = {id(pipeline.steps[-1][1]): {"zipmap": False}} if hasattr(pipeline.steps[-1][1], "predict_proba") else None
     proto = to_onnx(pipeline, sample, options=options, target_opset={"": 17, "ai.onnx.ml": 3})
+    _flat_onehots(proto)
     if edit is not None:
         edit(proto)
     # skl2onnx lists the opsets in set order, which varies between processes (string hashing)
@@ -177,6 +178,28 @@ def _to_onnx(pipeline, n_features: int, metadata: dict, edit=None) -> bytes:
         entry.key = key
         entry.value = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return proto.SerializeToString()
+
+
+def _flat_onehots(proto) -> None:
+    """skl2onnx gives each one-hot encoder a [rows, 1, k] output and concatenates them on the
+    last axis; reshape each to [rows, k] first (``[0, -1]``), so that the graph stays 2-D and a
+    scorecard compiles to Numba like the trees (kernel.models.lower concatenates 2-D columns
+    only) instead of falling back to onnxruntime. The values are the same."""
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    nodes = []
+    for node in graph.node:
+        nodes.append(node)
+        if node.op_type != "OneHotEncoder":
+            continue
+        out = node.output[0]
+        node.output[0] = f"{out}_3d"
+        shape = f"{out}_2d_shape"
+        graph.initializer.append(numpy_helper.from_array(np.array([0, -1], np.int64), shape))
+        nodes.append(helper.make_node("Reshape", [f"{out}_3d", shape], [out], name=f"{out}_2d"))
+    del graph.node[:]
+    graph.node.extend(nodes)
 
 
 def _features_meta(numeric, categories: dict[str, list]) -> list[dict]:
@@ -473,8 +496,10 @@ def pd_card(best: Trained, candidates: list[Trained], german: list[Trained], see
         "## Data: earlier snapshots to train, a later one to test (out of time)",
         f"Training: the synthetic books taken on {', '.join(d.isoformat() for d in PD_TRAIN_SNAPSHOTS)} "
         f"({rows:,} accounts between them, seed {seed}·100 + k), each account's next 6 months simulated forward "
-        "(`kernel.synth.outcomes`: monthly delinquency hazard from the customer's latent quality, debt ratio and the "
-        "economy's cycle; cure, stay or roll by the delinquency's true cause). The pipelines are compared on an "
+        "(`kernel.synth.outcomes`) by the monthly process that made each book's history from origination "
+        "(`kernel.synth.process`: a hazard of falling behind from the customer's latent quality, debt ratio, "
+        "loan-to-value, term, the loan's age and the economy's cycle; cure, stay or roll by the delinquency's true "
+        "cause, quality, depth and equity in the car). The pipelines are compared on an "
         f"in-time holdout (20 % of those rows); the better AUC is shipped. Test: the book of {PD_TEST_SNAPSHOT} — a "
         "later time, other accounts, another phase of the simulated economy — never seen in training or selection.", "",
         "## Features (in order; `features` in the ONNX metadata)",

@@ -4,15 +4,19 @@ The book is one row per account (accounts ⋈ customers ⋈ vehicles, see
 :mod:`kernel.schema`). It is built to look like a real post-loan portfolio, not noise:
 
 - a latent credit quality per customer drives bureau score, income, debt ratio, inquiries
-  and past delinquencies; delinquency probability rises as quality falls (logistic link);
-- loan terms follow the schedules of :mod:`kernel.schedule`: installments due, paid,
-  outstanding principal and overdue parts are those of the real amortization table;
-- days past due are long-tailed: the number of missed installments is geometric, so each
-  DPD bucket (M1 … M7+) holds a smaller share than the one before;
+  and past delinquencies;
+- each account's repayment history is **simulated month by month from origination**
+  (:mod:`kernel.synth.process`: an instalment falls due each month; the account pays it,
+  falls behind with a hazard from its quality, debt ratio, loan-to-value, term, the loan's
+  age and the economy, and once behind cures, stays or rolls by the true cause of its
+  arrears and its equity in the car), and the book is that history's snapshot: DPD,
+  instalments paid and overdue, balances from the real amortization table
+  (:mod:`kernel.schedule`), the 12-month counters, the last payment;
 - vehicles depreciate by brand (geometric yearly loss), age and mileage; condition grade
-  follows age, mileage and chance;
+  follows age, mileage and chance, and the neglect of an owner who stopped paying;
 - small shares of GPS-offline or tampered trackers, lapsed insurance, traffic violations,
-  broken promises and open complaints, all more frequent among delinquent accounts.
+  broken promises and open complaints, all more frequent among delinquent accounts; calls
+  only while an account is overdue, promises only from one that has been.
 
 The book is a snapshot taken at one instant, :func:`snapshot_at` (``as_of`` at
 :data:`SNAPSHOT_TIME` UTC: 10:00 in Beijing, the evening before in the United States), which
@@ -40,6 +44,7 @@ from ..schema import ENUMS, arrow_schema
 from ..snapshot import SNAPSHOT_KEY
 from . import catalogue as cat
 from . import history as hist
+from . import process as proc
 
 CHUNK = 16_384
 DEFAULT_AS_OF = dt.date(2026, 11, 28)
@@ -48,6 +53,11 @@ DEFAULT_AS_OF = dt.date(2026, 11, 28)
 SNAPSHOT_TIME = dt.time(2, 0)
 #: days a US installment may be late before its late fee is charged
 US_GRACE_DAYS = 10
+#: months of instalment payments the events carry (the book's 12-month counters' window);
+#: the last payment is carried however old
+PAYMENT_MONTHS = 12
+#: days since the epoch of the first of each month since 1970-01
+_MONTH_START = np.arange(np.datetime64("1970-01"), np.datetime64("2200-01")).astype("datetime64[D]").astype(np.int64)
 _BOOK_SCHEMA = arrow_schema("book")
 _REGIONS = cat.CN_REGIONS + cat.US_REGIONS
 #: time zones of the regions (sorted) and each region's index into them
@@ -150,7 +160,11 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     income = np.where(emp == 2, income * 0.35, income)       # lost since the loan was made
     income = np.round(np.maximum(income, np.where(us, 800, 1_500)), -1)
     # bureau score 300–900, centred near 690 (a US auto book: ≈ 60 % prime, Experian 2025)
-    bureau = np.clip(np.round(rng.normal(690 + 70 * quality, 35, n)), 300, 900).astype(np.int64)
+    # a few files carry an old charge-off or bankruptcy the latent quality does not: the deep-
+    # subprime tail (Experian puts 3–5 % of auto borrowers below 500)
+    damaged = np.random.default_rng([seed, chunk, 6]).random(n) < 0.035
+    bureau = np.clip(np.round(rng.normal(690 + 70 * quality, 35, n) - np.where(damaged, 160, 0)), 300, 900
+                     ).astype(np.int64)
     bureau_valid = rng.random(n) > 0.03
     history = np.clip(np.round((age - 20) * 12 * rng.uniform(0.2, 0.9, n)), 0, 480).astype(np.int64)
     inquiries = rng.poisson(np.exp(0.2 - 0.45 * quality)).astype(np.int64)
@@ -187,8 +201,13 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     model_year = (contract_year - age_at_purchase + np.where(used, 0, rng.integers(0, 2, n))).astype(np.int64)
     price = new_price * rng.uniform(0.9, 1.12, n) * (1 - depreciation) ** age_at_purchase
     price = np.where(us, np.round(price, -1), np.round(price, -2))
-    # loan-to-value: ≈ 0.68 in China (30 % down payment), ≈ 0.85 in the US
-    ltv = np.clip(rng.normal(np.where(us, 0.85, 0.68) + 0.04 * quality, 0.08, n), 0.3, np.where(us, 1.1, 0.9))
+    # loan-to-value: in China ≈ 0.68 at banks and captives (30 % down payment) and 0.85–1.0 on
+    # the low-down-payment products of auto-finance and fintech lenders (10–15 % down, with the
+    # GPS, insurance and service fees financed), which weaker borrowers take more often; in the US ≈ 0.88 (above 1 where negative equity is rolled in)
+    low_down = ~us & (rng.random(n) < 1 / (1 + np.exp(1.0 + 0.8 * quality)))
+    ltv = np.where(us, np.clip(rng.normal(0.88 - 0.05 * quality, 0.10, n), 0.5, 1.25),
+                   np.where(low_down, rng.uniform(0.85, 1.0, n),
+                            np.clip(rng.normal(0.68 + 0.04 * quality, 0.07, n), 0.3, 0.8)))
     principal = np.round(price * ltv, -2)
     # rates: ≈ 6.5 % in China; in the US ≈ 7 % new and ≈ 11 % used (Experian, 2025)
     annual_rate = np.round(np.clip(np.where(us, 0.07, 0.065) - np.where(us, 0.025, 0.012) * quality
@@ -197,8 +216,10 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     annual_rate = np.where(rng.random(n) < np.where(us, 0.03, 0.07), 0.0, annual_rate)  # 0 % promotions
     method = np.where((rng.random(n) < 0.85) | us, 0, 1).astype(np.int8)   # US loans: equal installments
     # underwriting: the installment took at most 35 % of the income when the loan was made (a
-    # larger down payment otherwise) — today's debt ratio exceeds that only where income fell
-    affordable = 0.35 * income_at_contract / np.maximum(sched.payment(principal, annual_rate, term, method), 1.0)
+    # larger down payment otherwise; 50 % on the low-down-payment products, whose lenders
+    # stretch) — today's debt ratio exceeds that only where income fell
+    affordable = np.where(low_down, 0.5, 0.35) * income_at_contract / np.maximum(
+        sched.payment(principal, annual_rate, term, method), 1.0)
     principal = np.round(principal * np.minimum(affordable, 1.0), -2)
     principal = np.maximum(principal, 1_000.0)
 
@@ -207,29 +228,25 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     due_of = lambda k: _add_months(first_month, k - 1, contract_day)  # noqa: E731 (local helper)
     due = np.clip(mob - (due_of(np.maximum(mob, 1)) >= today), 0, term)
 
-    # --- delinquency ---------------------------------------------------------------------
+    # --- the repayment history, month by month from origination (kernel.synth.process) ---
     dti_pre = rng.uniform(0.05, 0.35, n) - 0.04 * quality
     monthly_payment = sched.payment(principal, annual_rate, term, method)
     dti = np.clip(dti_pre + monthly_payment / income, 0.02, 2.5)
-    # seasoning: a loan's delinquency rises over its first year (few first-payment defaults)
-    logit = -3.35 - 1.1 * quality + 2.0 * (dti - 0.45) + 0.25 * past_delinq + np.log(np.clip(due / 6, 0.15, 1.0))
-    p_delinquent = 1 / (1 + np.exp(-logit))
-    delinquent = (rng.random(n) < p_delinquent) & (due > 0)
-    missed = np.where(delinquent, 1 + rng.geometric(np.clip(0.5 + 0.1 * quality, 0.25, 0.85), n) - 1, 0)
-    # a long tail beyond M6 for accounts that stopped paying altogether
-    missed = np.where(delinquent & (quality < -1) & (rng.random(n) < 0.08), missed + rng.integers(3, 12, n), missed)
-    # the true cause of each delinquency (simulated truth, never a book column: the bundle
-    # infers it from evidence, and kernel.synth.truth gives it back to measure that inference)
     rng_c = np.random.default_rng([seed, chunk, 3])
-    cause = _causes(rng_c, n, delinquent, emp, quality, income, monthly_payment)
-    fraud = (rng_c.random(n) < FRAUD_SHARE) & (due > 0)        # never meant to pay
-    cause = np.where(fraud, CAUSES.index("FRAUD"), cause)
-    delinquent = delinquent | fraud
-    # a forgotten installment is one installment; other causes paid the first one, unless it is
-    # the only one due; fraud never paid
-    missed = np.where(cause == CAUSES.index("OPERATIONAL"), 1, missed)
-    missed = np.where(fraud, due, np.minimum(missed, np.where(due >= 2, due - 1, due)))
-    missed = np.minimum(missed, due)
+    # never meant to pay; found and written off before the 8th instalment, so only young loans
+    fraud = (rng_c.random(n) < FRAUD_SHARE) & (due > 0) & (due < proc.WRITE_OFF_MISSED)
+    borrower = proc.Borrower(quality, dti, past_delinq.astype(np.float64), principal / price, term.astype(np.float64),
+                             _cause_weights(emp, quality, income, monthly_payment), fraud, depreciation,
+                             np.where(us, 0.9, 0.7))
+    month0 = first_month.astype(np.int64) - (2000 - 1970) * 12 - 1     # instalment k's month: month0 + k
+    months = int(max(due.max(initial=0), 1))                           # the due day of each instalment
+    days = (_MONTH_START[first_month.astype(np.int64)[:, None] + np.arange(months)[None, :]]
+            + (contract_day - 1)[:, None])
+    path = proc.history((seed, chunk, 5), borrower, due, days, month0)
+    col_now = due - 1                                        # the path's column of the last instalment due
+    missed = path.at(col_now)
+    cause = path.cause
+    delinquent = missed > 0
     paid = due - missed
     oldest_unpaid_due = due_of(paid + 1)
     dpd = np.where(missed > 0, (today - oldest_unpaid_due).astype(np.int64), 0)
@@ -248,28 +265,16 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     next_due = due_of(paid + 1)
     repaid = paid >= term
 
-    # history of the last 12 months
-    # 30 days ago. An account k+1 buckets deep today was k deep (rolled forward) unless it paid
-    # its oldest installment and stayed put; deeper buckets roll forward more often. Some of
-    # today's current accounts were overdue then and cured, mostly from M1.
-    cured = (~delinquent) & (due > 1) & (rng.random(n) < 1 / (1 + np.exp(2.5 + 1.1 * quality)))
-    bucket_now = np.ceil(dpd / 30).astype(np.int64)
-    p_roll = np.clip(np.array([0, 0.78, 0.58, 0.74, 0.84, 0.88, 0.9, 0.92])[np.minimum(bucket_now, 7)]
-                     - 0.05 * quality, 0, 0.98)
-    rolled = rng.random(n) < p_roll
-    stayed_dpd = np.maximum(dpd - rng.integers(0, 8, n), 1)
-    cured_from = rng.choice(np.array([15, 45, 75, 105]), n, p=[0.955, 0.03, 0.01, 0.005]) + rng.integers(-14, 16, n)
-    dpd_30d_ago = np.select([dpd > 30, dpd > 0, cured],
-                            [np.where(rolled, dpd - 30, stayed_dpd), np.where(rolled, 0, stayed_dpd), cured_from],
-                            default=0).astype(np.int64)
-    times_overdue = np.minimum(np.minimum(due, 12),
-                               missed + rng.poisson(np.exp(-1.2 - 0.8 * quality) + cured, n))
-    max_dpd = np.maximum.reduce([dpd, dpd_30d_ago, np.where(times_overdue > 0,
-                                                           rng.integers(1, 25, n), 0)]).astype(np.int64)
+    # the last 12 months, read off the path
+    summary = proc.summarise(path, due, days, np.full(n, today.astype(np.int64)))
+    dpd_30d_ago, max_dpd = summary["dpd_30d_ago"], np.maximum(summary["max_dpd_12m"], dpd)
+    times_overdue = summary["times_overdue_12m"]
     on_time = np.where(due > 0, 1 - times_overdue / np.maximum(np.minimum(due, 12), 1), np.nan)
-    last_pay = due_of(np.maximum(paid, 1)) + rng.integers(0, 4, n).astype("timedelta64[D]")
-    # on or before the snapshot's local day (the evening before as_of in the US)
-    last_pay_day = np.minimum(last_pay.astype(np.int64), clock.today)
+    first_overdue_day = summary["first_overdue_day"]
+    # the last instalment payment, on or before the snapshot's local day (the evening before
+    # as_of in the US)
+    pay_day = np.minimum(path.pay_day, clock.today[:, None])               # NULL_TIME (no payment) stays
+    last_col = summary["last_payment"]
 
     # promises to pay: made by delinquent customers, broken more often by weak ones
     made = np.where(delinquent, rng.poisson(np.minimum(0.6 + dpd / 30, 4)), rng.poisson(0.03, n) * (due > 0))
@@ -298,12 +303,28 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     complaints = rng.poisson(np.where(missed > 0, 0.04, 0.006))
 
     # --- the history behind the counters (kernel.synth.history): consistent counters -----
-    calls = hist.calls(rng_h, clock, attempts_today, connected_today, failed_streak, calls_7d, spoke, gap_s)
+    overdue_days = np.where(missed > 0, clock.today - oldest_unpaid_due.astype(np.int64) - 1, 0)
+    calls = hist.calls(rng_h, clock, attempts_today, connected_today, failed_streak, calls_7d, spoke, gap_s,
+                       overdue_days)
     failed_streak, spoke, last_conversation = calls.failed_streak, calls.spoke, calls.last_conversation
+    calls_7d = calls.calls_7d
     contracted = contract_date.astype(np.int64)
-    installment_paid_at = np.where(paid > 0, hist.day_instant(clock, rows, last_pay_day, rng_h.random(n)), NULL_TIME)
-    promises = hist.promises(rng_h, clock, kept, broken, broken_30d, open_promise, delinquent, contracted,
-                             np.where(paid > 0, last_pay_day, NULL_TIME), monthly_payment, calls)
+    # the instants (whole seconds, on their local days) of the instalment payments the events
+    # carry: those of the last PAYMENT_MONTHS months, and the last one however old
+    cols = np.arange(pay_day.shape[1])[None, :]
+    pay_rows, pay_cols = np.nonzero((pay_day != NULL_TIME)
+                                    & ((cols >= (due - PAYMENT_MONTHS)[:, None]) | (cols == last_col[:, None])))
+    pay_at = np.full(pay_day.shape, NULL_TIME, np.int64)
+    pay_at[pay_rows, pay_cols] = hist.day_instant(clock, pay_rows, pay_day[pay_rows, pay_cols],
+                                                  rng_h.random(pay_rows.shape[0]))
+    installment_paid_at = np.where(last_col >= 0, pay_at[rows, np.maximum(last_col, 0)], NULL_TIME)
+    recent = pay_day[rows[:, None], np.clip(due[:, None] - 1 - np.arange(4)[None, :], 0, None)]
+    recent = np.where(due[:, None] - 1 - np.arange(4)[None, :] >= 0, recent, NULL_TIME)
+    promises = hist.promises(rng_h, clock, kept, broken, broken_30d, open_promise, delinquent,
+                             np.where(delinquent | (times_overdue > 0), np.maximum(contracted, first_overdue_day),
+                                      np.iinfo(np.int64).max),      # no arrears in a year: no promise
+                             recent, installment_paid_at,
+                             monthly_payment, calls)
     made, kept, broken, broken_30d = promises.made, promises.kept, promises.broken, promises.broken_30d
 
     card_valid = rng.random(n) > 0.15
@@ -367,6 +388,10 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
                      rng_h.binomial(exits, np.clip(owned_days / 27, 0, 1)), 0)
     violations = rng_h.binomial(violations, np.clip(owned_days / 88, 0, 1))
     repossessed = (dpd > 90) & (rng.random(n) < 0.3) | (dpd > 60) & (rng.random(n) < 0.05)
+    # a car whose owner stopped paying is neglected, and a repossessed one often comes back
+    # damaged, without its spare key or service records: one or two grades worse
+    neglect = np.where(missed >= 3, np.where(rng_c.random(n) < 0.35, 2, 1), 0)
+    condition = np.minimum(condition + neglect, 4).astype(np.int8)
 
     # overdue reason as a collector records it: the true cause when the debtor says it (or a
     # hardship claim from one who will not pay), UNKNOWN when nothing was learnt
@@ -381,14 +406,14 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
         dict.fromkeys(("customer_id", "vin", "name", "id_number", "phone", "address", "plate_number"),
                       pa.nulls(n, pa.string()))
     # the draws the columns below make, in the order they always made them
-    payment_share = rng.uniform(0.98, 1.0, n)
     litigation_clause = rng.random(n) < 0.97
     records_kept = rng.random(n) < 0.9
     notices = rng.poisson(np.where(dpd > 30, dpd / 45, 0.0))
     employment_years = np.round(np.minimum(rng.exponential(5, n), age - 18), 1)
 
     # the last payment: the last instalment's, or a later one that kept a promise to pay
-    installment_amount = np.round(monthly_payment * payment_share, 2)
+    pay_amount = np.round(path.paid * np.round(monthly_payment, 2)[:, None], 2)
+    installment_amount = np.where(last_col >= 0, pay_amount[rows, np.maximum(last_col, 0)], 0.0)
     kept_last, kept_amount = promises.last_paid(n)
     by_promise = kept_last > installment_paid_at
     last_payment_at = np.where(by_promise, kept_last, installment_paid_at)
@@ -463,41 +488,39 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
         "clock": clock, "calls": calls, "promises": promises, "dpd": dpd,
         "phone_valid": phone_valid, "sms_today": sms_today, "contract_day": contracted,
         "oldest_unpaid_day": oldest_unpaid_due.astype(np.int64),
-        "installment_paid_at": installment_paid_at, "installment_amount": installment_amount,
+        "payment_at": pay_at, "payment_amount": pay_amount,
         "open_amount": np.maximum(overdue_amount, 0.01), "promise_day": promise_date.astype(np.int64),
         "complaints": complaints, "consent": consent, "opt_out": opt_out, "reason": reason,
         "insurance_known": ins_known, "insurance_expiry": ins_expiry.astype(np.int64),
         "gps": gps, "last_ping": last_ping, "lat": np.round(lat, 5), "lon": np.round(lon, 5),
         "exits": exits, "violations": violations, "cause": cause.astype(np.int8),
         # the latent state the forward simulation (kernel.synth.outcomes) continues from
-        "quality": quality, "dti": dti, "missed": missed.astype(np.int64), "due": due.astype(np.int64),
-        "term": term.astype(np.int64), "past_delinq": past_delinq,
+        "borrower": borrower, "month0": month0, "missed": missed.astype(np.int64), "due": due.astype(np.int64),
+        "redrawn": path.redrawn, "path": path,
         "notices": notices, "repossessed": repossessed,
     }
     return batch, history
 
 
-#: true causes of a delinquency (kernel.synth.truth), in the order of the bundle's
-#: risk_segment.overdue_reason members (UNKNOWN is an inference's, never a truth)
-CAUSES = ("NONE", "CAPACITY", "WILLINGNESS", "OPERATIONAL", "DISPUTE", "FRAUD")
-#: share of loans that were fraudulent at origination (never meant to pay: first-payment default)
-FRAUD_SHARE = 0.0015
+CAUSES = proc.CAUSES
+#: share of loans in their first 7 months that are fraudulent (never meant to pay: a first-
+#: payment default, written off within 8 months, so an open book holds only young ones)
+FRAUD_SHARE = 0.004
 _REASON = {name: i for i, name in enumerate(ENUMS["overdue_reason"])}
 
 
-def _causes(rng, n, delinquent, emp, quality, income, payment) -> np.ndarray:
-    """The true cause of each delinquent account's arrears (0 NONE for the others): lost
-    capacity (unemployment, illness, a failed business — more for the unemployed, the
-    self-employed and weak credit), unwillingness (more where income covers the instalment),
-    a forgotten instalment (good payers), a dispute over the car or the contract."""
+def _cause_weights(emp, quality, income, payment) -> np.ndarray:
+    """The odds of each true cause of a new delinquency (rows × CAPACITY, WILLINGNESS,
+    OPERATIONAL, DISPUTE, cumulative): lost capacity (unemployment, illness, a failed
+    business — more for the unemployed, the self-employed and weak credit), unwillingness
+    (more where income covers the instalment), a forgotten instalment (good payers), a
+    dispute over the car or the contract."""
+    n = quality.shape[0]
     cap = 0.55 * np.where(emp == 2, 5.0, 1.0) * np.where(emp == 1, 1.4, 1.0) * np.exp(-0.3 * quality)
     will = 0.13 * np.where(income >= 3 * payment, 1.5, 0.6)
     oper = 0.20 * np.where(quality > 0, 1.4, 0.7)
     disp = np.full(n, 0.05)
-    w = np.stack([cap, will, oper, disp], axis=1)
-    cdf = np.cumsum(w, axis=1)
-    k = (cdf < rng.random(n)[:, None] * cdf[:, -1:]).sum(axis=1)
-    return np.where(delinquent, 1 + k, 0).astype(np.int64)
+    return np.cumsum(np.stack([cap, will, oper, disp], axis=1), axis=1)
 
 
 def _recorded_reason(rng, cause, emp, phone_valid) -> np.ndarray:

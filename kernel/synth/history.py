@@ -2,9 +2,12 @@
 
 A book's counters (calls today, the last conversation, promises kept and broken, the last
 payment, the tracker's last ping…) are what the ledger derives from an account's events
-(:mod:`kernel.ledger.state`, as of an instant, in the debtor's local calendar). The book
-generator (:mod:`kernel.synth.book`) draws its counters, then this module draws *when* each
-counted thing happened, vectorized per chunk, so that
+(:mod:`kernel.ledger.state`, as of an instant, in the debtor's local calendar). The
+payments come from the monthly process (:mod:`kernel.synth.process`); for the contacts,
+promises and the tracker the book generator (:mod:`kernel.synth.book`) draws its counters,
+then this module draws *when* each counted thing happened — within the DPD path: calls
+while overdue, promises after the first arrears, no broken promise where a payment would
+keep it — vectorized per chunk, so that
 
 1. the counters are mutually consistent (a conversation today means the streak of failed
    attempts started after it; a kept promise needs a payment, which may be the last one…),
@@ -30,7 +33,7 @@ plus the grace ends inside the slot; a kept promise is paid in full inside its w
 10–14 end in the last 30 days (a broken promise there is broken in 30 days), slots 0–9
 before. A broken promise never shares its slot with a payment, so no payment can keep it.
 The open promise is made in the last 7 days (during the last conversation when there was
-one), after every payment.
+one), after every payment. No promise is made before the account was first overdue.
 """
 from __future__ import annotations
 
@@ -169,7 +172,8 @@ class Calls:
 
 
 def calls(rng: np.random.Generator, clock: Clock, attempts: np.ndarray, connected: np.ndarray,
-          failed_draw: np.ndarray, calls_7d: np.ndarray, spoke_draw: np.ndarray, gap_s: np.ndarray) -> Calls:
+          failed_draw: np.ndarray, calls_7d: np.ndarray, spoke_draw: np.ndarray, gap_s: np.ndarray,
+          overdue_days: np.ndarray) -> Calls:
     """Make the book's independent contact draws consistent and place the last conversation.
 
     ``failed_draw``: the drawn streak of failed attempts; ``spoke_draw``: whether the debtor
@@ -178,9 +182,17 @@ def calls(rng: np.random.Generator, clock: Clock, attempts: np.ndarray, connecte
     attempts and connected calls today, calls in 7 days. Fixed: a connected call today is
     the last conversation and the streak counts only the failures after it; with none today
     the streak covers every attempt today and the conversation lies before them; a debtor
-    never reached has failed every attempt."""
+    never reached has failed every attempt. Calls are made only while the account is overdue:
+    ``overdue_days`` is the number of local days before today it has been (calls on earlier
+    days are dropped, a conversation or failed streak that would lie before is cut)."""
     n = attempts.shape[0]
     a, c, w = attempts.astype(np.int64), connected.astype(np.int64), calls_7d.astype(np.int64)
+    # no call before today unless overdue all the 6 days before; before them, only as far back
+    # as the account has been overdue (office days: a margin of one)
+    w = np.where(overdue_days >= WINDOW_DAYS, w, a)
+    room = np.asarray(overdue_days, np.float64) - WINDOW_DAYS - 1.0
+    spoke_draw = spoke_draw & (room > 0.5)
+    failed_draw = np.where(room > 0.5, failed_draw, np.minimum(failed_draw, w))
     before = w - a
     reached_today = c > 0
     spoke = spoke_draw | reached_today
@@ -196,6 +208,7 @@ def calls(rng: np.random.Generator, clock: Clock, attempts: np.ndarray, connecte
     jitter = rng.uniform(0.05, 0.9, n)
     gap_days = np.asarray(gap_s, np.float64) / 86_400
     older_span = np.where(where == 3, gap_days + 0.25 * older, older + 1.0)
+    older_span = np.minimum(older_span, np.maximum(room, 0.5))
     last = np.full(n, NULL_TIME, np.int64)
     for code, place in ((1, lambda r: today_instant(clock, r, index[r], jitter[r], a[r])),
                         (2, lambda r: office_instant(clock, r, WINDOW_DAYS * (index[r] + jitter[r])
@@ -249,24 +262,28 @@ def _pick(rng_keys: np.ndarray, allowed: np.ndarray, count: np.ndarray) -> np.nd
 
 
 def promises(rng: np.random.Generator, clock: Clock, kept: np.ndarray, broken: np.ndarray, broken_30d: np.ndarray,
-             open_promise: np.ndarray, delinquent: np.ndarray, first_day: np.ndarray, payment_day: np.ndarray,
-             base_amount: np.ndarray, calls: Calls) -> Promises:
+             open_promise: np.ndarray, delinquent: np.ndarray, first_day: np.ndarray, payment_days: np.ndarray,
+             last_payment_at: np.ndarray, base_amount: np.ndarray, calls: Calls) -> Promises:
     """Place the closed promises in slots and the open one in the last 7 days.
 
     ``kept``, ``broken`` and ``broken_30d`` are the drawn counts of closed promises;
-    ``first_day`` the first local day a promise may be made (the contract's); ``payment_day``
-    the local day of the last instalment payment (NULL_TIME: none), whose slot holds no
-    broken promise. Counts that do not fit are cut (rare: young loans, many promises)."""
+    ``first_day`` the first local day a promise may be made (the first day the account was
+    overdue: no promise before); ``payment_days`` the local days of the instalment payments
+    (rows × payments, NULL_TIME: none), whose slots hold no broken promise, the last one's
+    slot no kept one before it; ``last_payment_at`` the last instalment payment's instant,
+    which the open promise follows. Counts that do not fit are cut (young loans, accounts
+    overdue only lately, many promises)."""
     n = kept.shape[0]
     rows = np.flatnonzero(kept + broken > 0)        # draws only for accounts with closed promises
     m = rows.shape[0]
     d0 = clock.today[rows]
     start = d0[:, None] - SLOTS * SLOT_DAYS + SLOT_DAYS * np.arange(SLOTS)[None, :]   # first day of each slot
     slot_index = np.arange(SLOTS)[None, :]
-    pay = payment_day[rows]
-    pay_slot = np.where(pay == NULL_TIME, -1, (pay - (d0 - SLOTS * SLOT_DAYS)) // SLOT_DAYS)
+    pays = payment_days[rows]
+    slots_paid = np.where(pays == NULL_TIME, -1, (pays - (d0[:, None] - SLOTS * SLOT_DAYS)) // SLOT_DAYS)
+    pay_slot = slots_paid.max(axis=1, initial=-1)
     usable = (start >= first_day[rows, None]) & ~(open_promise[rows, None] & (slot_index == SLOTS - 1))
-    no_payment = slot_index != pay_slot[:, None]
+    no_payment = ~(slot_index[:, :, None] == slots_paid[:, None, :]).any(axis=2)
     keys = rng.random((m, SLOTS))
     recent = _pick(keys, usable & no_payment & (slot_index >= RECENT_SLOT), broken_30d[rows])
     old = _pick(keys, usable & no_payment & (slot_index < RECENT_SLOT), (broken - broken_30d)[rows])
@@ -307,6 +324,9 @@ def promises(rng: np.random.Generator, clock: Clock, kept: np.ndarray, broken: n
     x = rng.uniform(0.05, WINDOW_DAYS - 0.05, talks.shape[0])
     during = np.minimum(spoke_at + 30 * US_SEC, clock.snapshot - US_SEC)
     open_made[talks] = np.where(recent_talk, np.maximum(during, spoke_at), office_instant(clock, talks, x))
+    # after the last instalment payment (a payment after it would count towards it)
+    after = np.where(last_payment_at[talks] == NULL_TIME, open_made[talks], last_payment_at[talks] + US_MIN)
+    open_made[talks] = np.minimum(np.maximum(open_made[talks], after), clock.snapshot - US_SEC)
     made = kept + broken + open_promise
     return Promises(made, kept, broken, broken_30d, open_promise, open_made, rows, slot, made_at, promise_day,
                     paid_at, amount)

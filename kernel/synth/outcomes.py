@@ -8,21 +8,14 @@ month-end within the **6 months after the snapshot**. An account already 61+ DPD
 snapshot is *in default*: it is left out of training and testing, and the bundle scores it 1
 by rule (``early_warning.pd``), never by the model.
 
-The forward simulation continues each account from its snapshot state, month by month (a new
-instalment falls due each month until the term ends):
+The forward simulation continues each account from its snapshot state with the very monthly
+process that made its history (:mod:`kernel.synth.process`: the entry hazard with its
+seasoning, loan-to-value and term effects; cure, stay or roll by true cause, quality and
+depth; the economy's cycle by calendar month, so that an *earlier* snapshot is a different
+time from a *later* one and an out-of-time test means something): the PD label and the book
+are one process.
 
-- a current account falls behind with the monthly hazard
-  ``sigmoid(−5.4 − 1.1·q + 2·(dti − 0.45) + 0.25·past delinquencies + macro(month))``
-  (q: the customer's latent credit quality, the generator's; ≈ 1 % a month on the book);
-- a delinquent account pays everything (cures), pays one instalment (stays) or pays nothing
-  (rolls one instalment deeper), with odds by its true cause (a forgotten instalment is paid
-  within the month; fraud never pays; unwillingness rarely cures) and its quality; M3 (three
-  unpaid) is default;
-- ``macro(month)``: one economy for every book, a slow cycle (±0.3 on the logit, 4 years) plus
-  a seeded monthly shock (σ 0.08) by calendar month, so that an *earlier* snapshot is a
-  different time from a *later* one and an out-of-time test means something.
-
-Deterministic by ``(seed, chunk)``, like the book (a third generator, ``(seed, chunk, 4)``).
+Deterministic by ``(seed, chunk)``, like the book (its own generator, ``(seed, chunk, 4)``).
 """
 from __future__ import annotations
 
@@ -32,6 +25,7 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
+from . import process as proc
 from .book import CAUSES, CHUNK, DEFAULT_AS_OF, simulate
 
 #: the default definition: this many unpaid instalments (the oldest 61+ days past due)
@@ -40,20 +34,6 @@ DEFAULT_MISSED = 3
 DEFAULT_DPD = 60
 #: months after the snapshot the label looks ahead
 HORIZON_MONTHS = 6
-#: the economy's cycle, one for every book (not the book's seed)
-_WORLD_SEED = 20_200_101
-
-
-def macro(months: np.ndarray) -> np.ndarray:
-    """The economy's effect on the monthly delinquency logit for calendar months counted from
-    2000-01 (a 4-year cycle of ±0.3 plus a seeded shock per month)."""
-    months = np.asarray(months, np.int64)
-    shocks = np.random.default_rng(_WORLD_SEED).normal(0, 0.08, 600)
-    return 0.3 * np.sin(2 * np.pi * months / 48.0) + shocks[np.clip(months, 0, 599)]
-
-
-def _month_index(as_of: dt.date) -> int:
-    return (as_of.year - 2000) * 12 + as_of.month - 1
 
 
 def simulate_forward(h: dict, seed: int, chunk: int, as_of: dt.date) -> dict[str, np.ndarray]:
@@ -61,39 +41,10 @@ def simulate_forward(h: dict, seed: int, chunk: int, as_of: dt.date) -> dict[str
     :data:`HORIZON_MONTHS` months: ``default_6m`` (reaches default), ``in_default`` (already
     there at the snapshot) and ``months_to_default`` (0 when already, −1 never)."""
     rng = np.random.default_rng([seed, chunk, 4])
-    q, dti, past = h["quality"], h["dti"], h["past_delinq"]
-    missed, due, term, cause = h["missed"].copy(), h["due"].copy(), h["term"], h["cause"].astype(np.int64)
-    n = missed.shape[0]
     in_default = h["dpd"] > DEFAULT_DPD
-    when = np.where(in_default, 0, -1)
-    start = _month_index(as_of)
-    c = {name: i for i, name in enumerate(CAUSES)}
-    for month in range(1, HORIZON_MONTHS + 1):
-        falls_due = due < term
-        due = np.where(falls_due, due + 1, due)
-        current = missed == 0
-        logit = -5.4 - 1.1 * q + 2.0 * (dti - 0.45) + 0.25 * past + macro(np.array([start + month]))[0]
-        new = current & falls_due & (rng.random(n) < 1 / (1 + np.exp(-logit)))
-        # a new delinquency's cause: drawn like the book's (capacity most often)
-        new_cause = np.where(rng.random(n) < 0.6, c["CAPACITY"],
-                             np.where(rng.random(n) < 0.5, c["WILLINGNESS"], c["OPERATIONAL"]))
-        cause = np.where(new, new_cause, cause)
-        # delinquent: cure / stay / roll, by cause and quality
-        cure_logit = np.select([cause == c["OPERATIONAL"], cause == c["FRAUD"], cause == c["WILLINGNESS"],
-                                cause == c["DISPUTE"]], [2.0, -9.0, -1.6, -0.8], -0.7) + 0.8 * q - 0.5 * (missed - 1)
-        stay_logit = 0.2 + 0.5 * q
-        u = rng.random(n)
-        p_cure = 1 / (1 + np.exp(-cure_logit))
-        p_stay = (1 - p_cure) / (1 + np.exp(-stay_logit))
-        late = ~current
-        cured = late & (u < p_cure)
-        stayed = late & ~cured & (u < p_cure + p_stay)
-        rolled = late & ~cured & ~stayed
-        missed = np.where(cured, 0, np.where(rolled & falls_due, missed + 1, missed))
-        missed = np.where(new, 1, missed)
-        cause = np.where(cured, 0, cause)
-        reached = (missed >= DEFAULT_MISSED) & (when < 0)
-        when = np.where(reached, month, when)
+    when = proc.forward(rng, h["borrower"], h["missed"], h["cause"].astype(np.int64), h["due"], h["month0"],
+                        HORIZON_MONTHS, DEFAULT_MISSED)
+    when = np.where(in_default, 0, when)
     return {"default_6m": when >= 0, "in_default": in_default, "months_to_default": when}
 
 

@@ -145,3 +145,42 @@ def test_inferred_reasons_against_the_simulated_truth(run):
         precision = float(np.mean(true[chosen] == reason))
         assert precision >= floor, (reason, precision)
     assert np.mean(inferred == "UNKNOWN") <= 0.2
+
+
+def test_roll_rate_m1_to_m2(run):
+    book = run[0]
+    bucket = lambda d: np.minimum(np.ceil(d / 30), 7)                    # noqa: E731
+    now, then = bucket(book["dpd"].to_numpy()), bucket(book["dpd_30d_ago"].to_numpy())
+    m1 = then == 1
+    assert m1.sum() >= 300
+    assert 0.08 <= np.mean(now[m1] == 2) <= 0.25                          # published: 10–20 % a month
+
+
+#: recovery on the cars sent to repossession or sale (net proceeds up to the exposure, over the
+#: exposure), by currency: S&P's U.S. Auto Loan ABS Tracker reports prime recoveries of 56–61 %
+#: (February–March 2025) and subprime ones near 42 % (December 2011); the issue asks 40–75 %.
+#: The US bound is a little lower for the sample: ≈ 150 US cars in 30,000 accounts
+RECOVERY = {"CNY": (0.40, 0.75), "USD": (0.33, 0.70)}
+#: share of those cars whose expected net proceeds exceed the debt (a surplus to the debtor):
+#: at most a fifth, since a borrower with equity sells or refinances (version 1: 80 % of the
+#: Chinese cars)
+SURPLUS_AT_MOST = {"CNY": 0.20, "USD": 0.20}
+
+
+def test_recovery_on_repossessed_cars_in_published_ranges(run):
+    """Balances amortised from origination, defaults drawn with their real risk factors (low
+    down payment, long term, early in the loan) and neglected cars: the recovery on the cars
+    sent to repossession or sale is that of real repossessions (≈ 40–75 % of the balance,
+    docs/models.md), not more than the debt (version 1: 132 %)."""
+    book, _, d, _ = run
+    need = np.asarray(pc.or_(d["disposal.repossess"], d["disposal.dispose"]).to_numpy(zero_copy_only=False), bool)
+    col = lambda t, n: np.nan_to_num(t[n].to_numpy(zero_copy_only=False).astype(np.float64))   # noqa: E731
+    exposure = col(book, "outstanding_principal") + col(book, "overdue_interest") + col(book, "penalty_interest")
+    net = col(d, "disposal_channel.expected_net")
+    cur = _strings(book["currency"])
+    for c in ("CNY", "USD"):
+        m = need & (cur == c)
+        assert m.sum() >= 20, c
+        recovery = np.minimum(np.maximum(net[m], 0), exposure[m]).sum() / exposure[m].sum()
+        assert RECOVERY[c][0] <= recovery <= RECOVERY[c][1], (c, recovery)
+        assert np.mean(net[m] > exposure[m]) <= SURPLUS_AT_MOST[c], (c, np.mean(net[m] > exposure[m]))

@@ -198,3 +198,42 @@ def test_generate_refuses_events_over_the_book(tmp_path, capsys):
     target = tmp_path / "same.parquet"
     assert main(["generate", "--accounts", "10", "--quiet", "--out", str(target), "--events", str(target)]) == 2
     assert "the same file as --out" in capsys.readouterr().err
+
+
+def _local_days(events: pa.Table, book: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Each event's account row in ``book`` and its local day in the account's zone."""
+    from kernel.hookspecs import utc_offsets
+    zones = sorted(set(values(book, "time_zone")))
+    row_of = {a: i for i, a in enumerate(book["account_id"].to_pylist())}
+    rows = np.array([row_of[a] for a in events["account_id"].to_pylist()], np.int64)
+    zone_of = np.array([zones.index(z) for z in values(book, "time_zone")])[rows]
+    at = events["at"].cast(pa.int64()).to_numpy()
+    return rows, (at + utc_offsets(zones, zone_of, at)) // 86_400_000_000
+
+
+def test_calls_and_promises_follow_the_dpd_path(generated):
+    """The history is one process: calls are made only while the account is overdue (after
+    its oldest unpaid instalment fell due), no promise precedes the account's first arrears,
+    and an account never overdue in 12 months paid each of its last 12 instalments."""
+    book, events = generated
+    kind = np.array(values(events, "kind"))
+    channel = np.array(values(events, "channel"), dtype=object)
+    dpd = book["dpd"].to_numpy()
+    oldest_unpaid = book["next_due_date"].cast(pa.int32()).fill_null(10**6).to_numpy()
+    calls = events.filter(pa.array((kind == "CONTACT_ATTEMPT") & (channel == "PHONE")))
+    rows, day = _local_days(calls, book)
+    assert rows.size > 1_000
+    assert (dpd[rows] > 0).all()
+    assert (day >= oldest_unpaid[rows]).all()
+    # promises: only from accounts that are or have been overdue in the last 12 months
+    promises = events.filter(pa.array(kind == "PROMISE_TO_PAY"))
+    rows, _ = _local_days(promises, book)
+    ever = (dpd > 0) | (book["times_overdue_12m"].to_numpy() > 0) | (book["max_dpd_12m"].to_numpy() > 0)
+    assert rows.size > 500 and ever[rows].all()
+    # instalments paid month by month: an account current all year paid 12 in 12 months
+    pay = events.filter(pa.array(kind == "PAYMENT"))
+    prow, _ = _local_days(pay, book)
+    count = np.bincount(prow, minlength=book.num_rows)
+    clean = ((book["times_overdue_12m"].to_numpy() == 0) & (book["installments_due"].to_numpy() >= 12)
+             & (book["promises_made_90d"].to_numpy() == 0))
+    assert clean.sum() > 1_000 and (count[clean] == 12).all()
