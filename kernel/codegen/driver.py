@@ -118,8 +118,8 @@ class CompiledKernel:
         self._never_null = np.array([v for v in range(plan.counts["OV"]) if v not in packing.valid], dtype=np.int64)
         self._schema_seen: pa.Schema | None = None
         self._dictionaries: dict = {}
-        self._ones = np.full(1024, 255, dtype=np.uint8)
-        self._ones_at = self._ones.ctypes.data
+        ones = np.full(1024, 255, dtype=np.uint8)
+        self._ones = (ones, ones.ctypes.data)      # one tuple: a concurrent call reads a matching pair
         # codes 0..126 are members (when the enum has them), 255 (-1 as uint8) is null
         self._identity = np.arange(256, dtype=np.int64).astype(np.int8)
         self._identity[128:] = -1
@@ -187,13 +187,17 @@ class CompiledKernel:
             fired[k][row] = result
         return fired
 
-    def _ones_address(self, n: int) -> int:
-        """Address of an all-valid bitmap of at least ``n`` bits (columns without nulls)."""
+    def _ones_address(self, n: int, keep: list) -> int:
+        """Address of an all-valid bitmap of at least ``n`` bits (columns without nulls). The
+        bitmap pointed at goes into ``keep``: a concurrent call may replace the shared one by a
+        larger one, and this call's must live until its kernel has run."""
         need = (n + 7) // 8 + 8
-        if self._ones.size < need:
-            ones = np.full(max(need, 2 * self._ones.size), 255, dtype=np.uint8)
-            self._ones, self._ones_at = ones, ones.ctypes.data
-        return self._ones_at
+        ones = self._ones
+        if ones[0].size < need:
+            grown = np.full(max(need, 2 * ones[0].size), 255, dtype=np.uint8)
+            ones = self._ones = (grown, grown.ctypes.data)
+        keep.append(ones[0])
+        return ones[1]
 
     def _batch_inputs(self, batch: pa.RecordBatch, n: int, strings: list | None = None) -> dict:
         """The addresses the kernel reads ``batch`` through. With ``strings`` (a list), plain
@@ -201,8 +205,8 @@ class CompiledKernel:
         that several columns and batches are encoded on every thread at once."""
         size = max(self.plan.counts["PTR"], 1)
         ptr, off = [0] * size, [0] * size         # filled as Python ints, converted once
-        keep = [self._ones, self._identity]      # every buffer the addresses point into
-        ones = self._ones_address(n)
+        keep = [self._identity]                  # every buffer the addresses point into
+        ones = self._ones_address(n, keep)
         for slot in self.input_slots:
             arr = batch.column(slot.name)
             kind = slot.type.kind

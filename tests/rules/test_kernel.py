@@ -223,3 +223,16 @@ def test_decide_record_takes_values_of_other_types_through_the_careful_path(ship
                 value = dt.datetime(value.year, value.month, value.day, 12)
             other[name] = value
         assert k.decide_record(other, AS_OF) == expected[r]
+
+
+def test_a_call_keeps_the_all_valid_bitmap_it_points_at_when_another_grows_it(shipped_kernel):
+    """The kernel's shared all-valid bitmap is replaced by a larger one when a bigger batch
+    comes; a call already pointing at the old one must hold it until its kernel has run (a
+    concurrent call growing it could otherwise free memory the first call still reads)."""
+    driver = shipped_kernel._compiled
+    keep: list = []
+    address = driver._ones_address(10, keep)
+    driver._ones_address(driver._ones[0].size * 8 * 4, [])       # another call grows the bitmap
+    assert driver._ones[1] != address                               # the shared one was replaced
+    held = [a for a in keep if isinstance(a, np.ndarray) and a.ctypes.data == address]
+    assert held and np.all(held[0] == 255)                          # and the call still holds its own
