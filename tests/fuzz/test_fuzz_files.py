@@ -280,17 +280,27 @@ def train_case(seed: int, i: int, tables, tmp: Path) -> tuple[list[str], list[st
     return argv, names
 
 
-def test_train_with_mutated_data_files(fuzz_cases, fuzz_seed, training_tables, tmp_path, capsys):
+def _cli_cases(count: int, seed: int, tmp_path, capsys, make_case, check=None) -> None:
+    """Run ``count`` generated CLI cases, each in its own folder (``make_case(i, folder)`` gives
+    argv and the names a message may show; ``check(folder)`` looks at what a case wrote),
+    and fail listing every case with a problem."""
     problems = []
-    for i in range(fuzz_cases(CI_CASES["train"])):
+    for i in range(count):
         case = tmp_path / f"c{i}"
         case.mkdir()
-        argv, names = train_case(fuzz_seed, i, training_tables, case)
+        argv, names = make_case(i, case)
         problem = run_cli(argv, capsys, names)
+        if problem is None and check is not None:
+            problem = check(case)
         if problem:
-            problems.append(f"case {i} (seed {fuzz_seed}): postloan {' '.join(argv)}: {problem}")
+            problems.append(f"case {i} (seed {seed}): postloan {' '.join(argv)}: {problem}")
         shutil.rmtree(case, ignore_errors=True)
     _fail_on(problems, "")
+
+
+def test_train_with_mutated_data_files(fuzz_cases, fuzz_seed, training_tables, tmp_path, capsys):
+    _cli_cases(fuzz_cases(CI_CASES["train"]), fuzz_seed, tmp_path, capsys,
+               lambda i, case: train_case(fuzz_seed, i, training_tables, case))
 
 
 @pytest.mark.parametrize("content", ["", "\n", "a,b\n", "\ufeff", "PAR1", "not,a\nparquet,file\n"])
@@ -621,21 +631,13 @@ def report_case(seed: int, i: int, dataset: Path, tmp: Path) -> tuple[list[str],
 
 
 def test_report_on_mutated_datasets(fuzz_cases, fuzz_seed, dataset, tmp_path, capsys):
-    problems = []
-    for i in range(fuzz_cases(CI_CASES["report"])):
-        case = tmp_path / f"c{i}"
-        case.mkdir()
-        argv, names = report_case(fuzz_seed, i, dataset, case)
-        problem = run_cli(argv, capsys, names)
+    def escaped(case):
         out = case / "report.html"
-        if problem is None and out.exists():
-            text = out.read_text("utf-8")
-            if text.count("<script") != 1:                    # a value made markup: it must be escaped
-                problem = "the report holds a <script> the data put there"
-        if problem:
-            problems.append(f"case {i} (seed {fuzz_seed}): postloan {' '.join(argv)}: {problem}")
-        shutil.rmtree(case, ignore_errors=True)
-    _fail_on(problems, "")
+        if out.exists() and out.read_text("utf-8").count("<script") != 1:   # a value made markup
+            return "the report holds a <script> the data put there"        # (it must be escaped)
+        return None
+    _cli_cases(fuzz_cases(CI_CASES["report"]), fuzz_seed, tmp_path, capsys,
+               lambda i, case: report_case(fuzz_seed, i, dataset, case), escaped)
 
 
 def test_report_options_and_stores(dataset, tmp_path, capsys):
