@@ -14,15 +14,19 @@ The book is one row per account (accounts ⋈ customers ⋈ vehicles, see
   (:mod:`kernel.schedule`), the 12-month counters, the last payment;
 - vehicles depreciate by brand (geometric yearly loss), age and mileage; condition grade
   follows age, mileage and chance, and the neglect of an owner who stopped paying;
-- small shares of GPS-offline or tampered trackers, lapsed insurance, traffic violations,
-  broken promises and open complaints, all more frequent among delinquent accounts; calls
-  only while an account is overdue, promises only from one that has been.
+- the collection process works each overdue day of the path by DPD tier (SMS and voice
+  bot, then agents' calls, then field visits), a conversation may bring a promise to pay,
+  kept or broken by the path's own payments (:mod:`kernel.synth.collection`); the book's
+  contact and promise counters are read off those events;
+- motor insurance renewed yearly from origination until it lapses (more often while
+  behind); small shares of GPS-offline or tampered trackers, traffic violations and open
+  complaints, all more frequent among delinquent accounts.
 
 The book is a snapshot taken at one instant, :func:`snapshot_at` (``as_of`` at
 :data:`SNAPSHOT_TIME` UTC: 10:00 in Beijing, the evening before in the United States), which
 the written book carries in its schema metadata (``postloan.snapshot_at``). Its counters are
 what the ledger would derive from the account's events as of that instant, in the debtor's
-local calendar (:mod:`kernel.synth.history` draws when each counted thing happened,
+local calendar (:mod:`kernel.synth.history` holds the local calendar,
 :mod:`kernel.synth.events` writes the events).
 
 Every chunk of :data:`CHUNK` rows draws from its own generators seeded by ``(seed, chunk)``
@@ -44,6 +48,7 @@ from ..schema import ENUMS, arrow_schema
 from ..snapshot import SNAPSHOT_KEY
 from . import catalogue as cat
 from . import history as hist
+from . import collection
 from . import process as proc
 
 CHUNK = 16_384
@@ -276,38 +281,12 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     pay_day = np.minimum(path.pay_day, clock.today[:, None])               # NULL_TIME (no payment) stays
     last_col = summary["last_payment"]
 
-    # promises to pay: made by delinquent customers, broken more often by weak ones
-    made = np.where(delinquent, rng.poisson(np.minimum(0.6 + dpd / 30, 4)), rng.poisson(0.03, n) * (due > 0))
-    p_keep = np.clip(0.55 + 0.15 * quality - dpd / 400 - np.where(cause == CAUSES.index("WILLINGNESS"), 0.35, 0.0),
-                     0.05, 0.95)
-    kept = rng.binomial(made, p_keep)
-    broken = made - kept
-    broken_30d = rng.binomial(broken, 0.45)
-    open_promise = delinquent & (rng.random(n) < 0.35)
-    promise_date = today + rng.integers(1, 15, n).astype("timedelta64[D]")
-    # (made, kept and broken are settled with the history below: the open promise counts as made)
-
-    # --- contactability and today's contact history --------------------------------------
+    # --- contactability -------------------------------------------------------------------
     phone_valid = rng.random(n) > np.where(fraud, 0.5, np.where(dpd > 60, 0.2, 0.04))
     third_party = rng.random(n) < 0.85
     consent = rng.random(n) < 0.92
     opt_out = rng.random(n) < np.where(us, 0.05, 0.01)
-    lam = np.where(missed > 0, np.clip(dpd / 20, 0.3, 3), 0.0)
-    attempts_today = rng.poisson(lam)
-    connected_today = rng.binomial(attempts_today, np.where(phone_valid, 0.45, 0.0))
-    failed_streak = np.where(attempts_today > connected_today, rng.poisson(lam * 1.5) + 1, 0)
-    calls_7d = attempts_today + rng.poisson(lam * 4)
-    sms_today = rng.poisson(np.where(missed > 0, 0.8, 0.0))
-    spoke = (missed > 0) & (rng.random(n) < 0.8)
-    gap_s = rng.exponential(3 * 86400, n) + 3600          # back to the last conversation, as drawn
     complaints = rng.poisson(np.where(missed > 0, 0.04, 0.006))
-
-    # --- the history behind the counters (kernel.synth.history): consistent counters -----
-    overdue_days = np.where(missed > 0, clock.today - oldest_unpaid_due.astype(np.int64) - 1, 0)
-    calls = hist.calls(rng_h, clock, attempts_today, connected_today, failed_streak, calls_7d, spoke, gap_s,
-                       overdue_days)
-    failed_streak, spoke, last_conversation = calls.failed_streak, calls.spoke, calls.last_conversation
-    calls_7d = calls.calls_7d
     contracted = contract_date.astype(np.int64)
     # the instants (whole seconds, on their local days) of the instalment payments the events
     # carry: those of the last PAYMENT_MONTHS months, and the last one however old
@@ -318,14 +297,19 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     pay_at[pay_rows, pay_cols] = hist.day_instant(clock, pay_rows, pay_day[pay_rows, pay_cols],
                                                   rng_h.random(pay_rows.shape[0]))
     installment_paid_at = np.where(last_col >= 0, pay_at[rows, np.maximum(last_col, 0)], NULL_TIME)
-    recent = pay_day[rows[:, None], np.clip(due[:, None] - 1 - np.arange(4)[None, :], 0, None)]
-    recent = np.where(due[:, None] - 1 - np.arange(4)[None, :] >= 0, recent, NULL_TIME)
-    promises = hist.promises(rng_h, clock, kept, broken, broken_30d, open_promise, delinquent,
-                             np.where(delinquent | (times_overdue > 0), np.maximum(contracted, first_overdue_day),
-                                      np.iinfo(np.int64).max),      # no arrears in a year: no promise
-                             recent, installment_paid_at,
-                             monthly_payment, calls)
-    made, kept, broken, broken_30d = promises.made, promises.kept, promises.broken, promises.broken_30d
+
+    # --- the collection process along the path (kernel.synth.collection): contacts by DPD
+    # tier while overdue, promises from conversations, kept or broken by the path's payments;
+    # the book's contact and promise counters are read off those events
+    coll = collection.simulate(int(rng_h.integers(1 << 31)), clock, path.missed, path.paid, pay_day, due, days,
+                               phone_valid, cause == CAUSES.index("WILLINGNESS"))
+    attempts_today, connected_today = coll.call_attempts_today, coll.connected_calls_today
+    failed_streak, calls_7d, sms_today = coll.consecutive_failed_attempts, coll.calls_7d, coll.sms_today
+    last_conversation = coll.last_conversation_at
+    spoke = last_conversation != NULL_TIME
+    made, kept = coll.promises_made_90d, coll.promises_kept_90d
+    broken, broken_30d = coll.promises_broken_90d, coll.promises_broken_30d
+    open_promise, promise_date = coll.promise_open, coll.promise_date
 
     card_valid = rng.random(n) > 0.15
     card_util = np.clip(rng.beta(2, 3, n) - 0.15 * quality, 0, 1.5)
@@ -343,16 +327,23 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     energy = np.where(rng.random(n) < ev_share, np.where(rng.random(n) < 0.7, 3, 2),
                       np.where(rng.random(n) < 0.1, 1, 0)).astype(np.int8)
 
-    years_on_book = np.ceil((today - contract_date).astype(np.int64) / 365.0).astype(np.int64)
-    ins_expiry = contract_date + (365 * np.maximum(years_on_book, 1)).astype("timedelta64[D]")
-    lapsed = rng.random(n) < np.where(missed > 0, 0.10, 0.025)
-    ins_expiry = np.where(lapsed, today - rng.integers(1, 120, n).astype("timedelta64[D]"), ins_expiry)
-    ins_known = rng.random(n) > 0.01
-    # a policy lapsed before the contract was never the car's: the one bought with the loan
-    # ended (was cancelled) since
-    since_contract = (today - contract_date).astype(np.int64)
-    cancelled = contract_date + (since_contract * rng_h.random(n)).astype("timedelta64[D]")
-    ins_expiry = np.where(lapsed & (ins_expiry < contract_date), cancelled, ins_expiry)
+    # motor insurance, from origination: the policy bought with the loan runs a year and is
+    # renewed at each anniversary before the snapshot, unless it lapses there — more often
+    # when the account is behind at the time (the path's arrears at the anniversary's
+    # instalment); a lapsed policy stays lapsed
+    rng_i = np.random.default_rng([seed, chunk, 7])
+    years_on_book = np.maximum(np.ceil((today - contract_date).astype(np.int64) / 365.0).astype(np.int64), 1)
+    policies = np.ones(n, np.int64)
+    alive = np.ones(n, bool)
+    for y in range(1, int(years_on_book.max(initial=1))):
+        col = np.minimum(12 * y - 1, due - 1)
+        behind = path.at(col) > 0
+        renew = alive & (y < years_on_book)
+        lapse = rng_i.random(n) < np.where(behind, INSURANCE_LAPSE_BEHIND, INSURANCE_LAPSE)
+        alive = renew & ~lapse
+        policies += alive
+    ins_expiry = contract_date + (365 * policies).astype("timedelta64[D]")
+    ins_known = rng_i.random(n) > 0.01
 
     gps_r = rng.random(n)
     risky = np.clip(dpd / 90, 0, 1)
@@ -411,15 +402,12 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     notices = rng.poisson(np.where(dpd > 30, dpd / 45, 0.0))
     employment_years = np.round(np.minimum(rng.exponential(5, n), age - 18), 1)
 
-    # the last payment: the last instalment's, or a later one that kept a promise to pay
+    # the last payment: the path's last (a promise is kept by the path's payments)
     pay_amount = np.round(path.paid * np.round(monthly_payment, 2)[:, None], 2)
-    installment_amount = np.where(last_col >= 0, pay_amount[rows, np.maximum(last_col, 0)], 0.0)
-    kept_last, kept_amount = promises.last_paid(n)
-    by_promise = kept_last > installment_paid_at
-    last_payment_at = np.where(by_promise, kept_last, installment_paid_at)
+    last_payment_amount = np.where(last_col >= 0, pay_amount[rows, np.maximum(last_col, 0)], 0.0)
+    last_payment_at = installment_paid_at
     has_payment = last_payment_at != NULL_TIME
     last_payment_day = np.where(has_payment, clock.day_of(rows, np.where(has_payment, last_payment_at, 0)), 0)
-    last_payment_amount = np.where(by_promise, kept_amount, installment_amount)
 
     cols = {
         "account_id": account_id, "customer_id": person["customer_id"], "vin": person["vin"],
@@ -441,7 +429,8 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
         "last_payment_amount": pa.array(last_payment_amount, mask=~has_payment),
         "promises_made_90d": pa.array(made.astype(np.int64)), "promises_kept_90d": pa.array(kept.astype(np.int64)),
         "promises_broken_90d": pa.array(broken.astype(np.int64)), "promises_broken_30d": pa.array(broken_30d.astype(np.int64)),
-        "promise_date": pa.array(promise_date.astype("datetime64[D]"), pa.date32(), mask=~open_promise),
+        "promise_date": pa.array(np.where(open_promise, promise_date, 0).astype(np.int32), pa.date32(),
+                                 mask=~open_promise),
         "reported_overdue_reason": _enum("overdue_reason", reason),
         "litigation_clause": pa.array(litigation_clause), "contact_records_kept": pa.array(records_kept),
         "demand_notices_sent": pa.array(notices.astype(np.int64)),
@@ -485,24 +474,26 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     }
     batch = pa.RecordBatch.from_arrays([cols[f.name] for f in _BOOK_SCHEMA], schema=book_schema(as_of))
     history = {
-        "clock": clock, "calls": calls, "promises": promises, "dpd": dpd,
+        "clock": clock, "collection": coll, "dpd": dpd,
         "phone_valid": phone_valid, "sms_today": sms_today, "contract_day": contracted,
         "oldest_unpaid_day": oldest_unpaid_due.astype(np.int64),
         "payment_at": pay_at, "payment_amount": pay_amount,
-        "open_amount": np.maximum(overdue_amount, 0.01), "promise_day": promise_date.astype(np.int64),
+        "promise_amount": np.round(monthly_payment, 2),
         "complaints": complaints, "consent": consent, "opt_out": opt_out, "reason": reason,
-        "insurance_known": ins_known, "insurance_expiry": ins_expiry.astype(np.int64),
+        "insurance_known": ins_known, "insurance_expiry": ins_expiry.astype(np.int64), "insurance_policies": policies,
         "gps": gps, "last_ping": last_ping, "lat": np.round(lat, 5), "lon": np.round(lon, 5),
         "exits": exits, "violations": violations, "cause": cause.astype(np.int8),
         # the latent state the forward simulation (kernel.synth.outcomes) continues from
         "borrower": borrower, "month0": month0, "missed": missed.astype(np.int64), "due": due.astype(np.int64),
-        "redrawn": path.redrawn, "path": path,
+        "redrawn": path.redrawn, "path": path, "days": days,
         "notices": notices, "repossessed": repossessed,
     }
     return batch, history
 
 
 CAUSES = proc.CAUSES
+#: chance a motor policy lapses at an anniversary (not renewed): current, behind at the time
+INSURANCE_LAPSE, INSURANCE_LAPSE_BEHIND = 0.015, 0.25
 #: share of loans in their first 7 months that are fraudulent (never meant to pay: a first-
 #: payment default, written off within 8 months, so an open book holds only young ones)
 FRAUD_SHARE = 0.004

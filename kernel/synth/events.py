@@ -11,16 +11,27 @@ offline hours and status, geofence exits, violations, the insurance expiry, dema
 and repossession. One exception: a last payment older than the ledger's look-back (183 days
 by default) is written, but the ledger does not read it back, so its state is null.
 
-Besides what the counters need, a little history that contradicts none of them: SMS
-reminders and field visits of overdue accounts (the last one within two weeks, for M2+),
-an earlier ping of each tracker, consent given at origination, disputes of accounts whose
-recorded overdue reason is DISPUTE (a quarter of them resolved since), the notice of
-disposal after most repossessions. The instalment payments of the last
-:data:`~kernel.synth.book.PAYMENT_MONTHS` months are written, and the last one however old
-(:mod:`kernel.synth.process`: one a month while current, the late ones of a delinquent
-account, none while it rolls): about 10 of an account's ≈ 16 events, most of the volume; the
-earlier ones (the months the book's 12-month counters do not describe) are left out to keep
-it so.
+What is written, and how far back (the process behind each runs from origination; older
+events are left out where neither the state nor the reports read them, to keep the volume
+down — ≈ 19 events an account at seed 0, ≈ 1.9 M for the demo's 100,000 accounts):
+
+- the instalment payments of the last :data:`~kernel.synth.book.PAYMENT_MONTHS` months, and
+  the last one however old (:mod:`kernel.synth.process`: one a month while current, the late
+  ones of a delinquent account, none while it rolls) — about 8 an account;
+- the collection process's contacts of the last :data:`~kernel.synth.collection.CONTACT_DAYS`
+  days and its promises to pay of the last :data:`~kernel.synth.collection.PROMISE_DAYS`
+  (:mod:`kernel.synth.collection`: SMS and voice-bot calls at 1–10 DPD, agents' calls from
+  11, field visits every 14 days from 31, on every day the path shows the account overdue;
+  promises from conversations, kept or broken by the path's own payments) — about 5;
+- the motor insurance from origination: the policy bought with the loan and each yearly
+  renewal until one lapses (more often when the account was behind at the anniversary);
+- the tracker: two pings before the snapshot (the last one the book's), today's tamper alert
+  and geofence exits in the 30-day window, and the year before it month by month along the
+  path (a tamper alert, trips out of the geofence, far more often in months behind);
+- consent given at origination (a withdrawal or an opt-out after the last contact),
+  disputes of accounts whose recorded overdue reason is DISPUTE (a quarter resolved since),
+  complaints, demand notices, repossessions and the notice of disposal after most of them,
+  traffic violations of 90 days.
 
 Events come chunk by chunk, in the book's chunks (:data:`kernel.synth.CHUNK` accounts), each
 from the book's draws plus its own generator seeded by ``(seed, chunk, 2)``: deterministic by
@@ -38,6 +49,7 @@ import pyarrow.compute as pc
 
 from ..hookspecs import NULL_TIME
 from ..schema import ENUMS, arrow_schema
+from . import collection
 from . import history as hist
 from .book import CHUNK, DEFAULT_AS_OF, simulate, snapshot_metadata
 
@@ -51,11 +63,14 @@ _AGENTS = ("payments", "dialer", "sms-gateway", "field-team", "tracker", "insure
 _AGENT = {name: code for code, name in enumerate(_AGENTS)}
 _EVENTS_SCHEMA = arrow_schema("events")
 #: a failed call's outcome: reachable numbers, then numbers that are no longer valid
-_FAILED = (np.array([_OUTCOME[o] for o in ("NO_ANSWER", "BUSY", "VOICEMAIL", "WRONG_PARTY")]),
-           np.cumsum([0.55, 0.15, 0.20, 0.10]))
-_DEAD = (np.array([_OUTCOME[o] for o in ("FAILED", "WRONG_PARTY")]), np.cumsum([0.7, 0.3]))
 _DISPUTE = ENUMS["overdue_reason"].index("DISPUTE")
 _DAY = hist.US_DAY
+#: a month's chance of a tamper alert and its mean geofence exits, behind and current
+#: (the tracker's history before the 30-day window: kernel.synth.events._vehicle)
+TAMPER_BEHIND, TAMPER_CURRENT = 0.03, 0.002
+EXITS_BEHIND, EXITS_CURRENT = 0.25, 0.004
+#: an episode falls in the 29 days after the month's due day
+_EPISODE_DAYS = 29
 
 
 def events_schema(as_of: dt.date = DEFAULT_AS_OF) -> pa.Schema:
@@ -91,114 +106,24 @@ class _Rows:
         return {k: np.concatenate([p[k] for p in self.parts]) for k in names}
 
 
-def _pick_outcome(rng, table, n: int) -> np.ndarray:
-    codes, cdf = table
-    return codes[np.minimum(np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right"), len(codes) - 1)]
+def _collection(ev: _Rows, h: dict) -> None:
+    """Contacts and promises to pay of the collection process (:mod:`kernel.synth.collection`)."""
+    c = h["collection"]
+    contact = c.kind == collection.CONTACT
+    for channel, agent in (("PHONE", "dialer"), ("VOICE_BOT", "dialer"), ("SMS", "sms-gateway"),
+                           ("FIELD_VISIT", "field-team")):
+        pick = np.flatnonzero(contact & (c.channel == _CHANNEL[channel]))
+        ev.add(c.row[pick], c.at[pick], "CONTACT_ATTEMPT", agent, channel=channel, outcome=c.outcome[pick])
+    pick = np.flatnonzero(~contact)
+    ev.add(c.row[pick], c.at[pick], "PROMISE_TO_PAY", "dialer", amount=h["promise_amount"][c.row[pick]],
+           promise_day=c.promise_day[pick])
 
 
-def _failed(rng, phone_valid: np.ndarray) -> np.ndarray:
-    """Outcomes of failed calls: no answer, busy, voicemail, wrong party; a number that is no
-    longer valid fails or reaches someone else."""
-    n = phone_valid.shape[0]
-    return np.where(phone_valid, _pick_outcome(rng, _FAILED, n), _pick_outcome(rng, _DEAD, n)).astype(np.int8)
-
-
-def _rank_within(rows: np.ndarray, key: np.ndarray) -> np.ndarray:
-    """Each item's rank by ``key`` among the items of its row (``rows`` sorted)."""
-    order = np.lexsort((key, rows))
-    sorted_rows = rows[order]
-    first = np.r_[0, np.flatnonzero(sorted_rows[1:] != sorted_rows[:-1]) + 1]
-    counts = np.diff(np.r_[first, rows.shape[0]])
-    rank_sorted = np.arange(rows.shape[0]) - np.repeat(first, counts)
-    rank = np.empty_like(rank_sorted)
-    rank[order] = rank_sorted
-    return rank
-
-
-def _calls(ev: _Rows, rng, h: dict) -> None:
-    """Phone calls: today's, those of the 6 days before, and the failed streak before them,
-    around the last conversation placed by :func:`kernel.synth.history.calls`."""
-    clock, c = h["clock"], h["calls"]
-    valid = h["phone_valid"]
-    p_reach = np.where(valid, 0.45, 0.0)
-    # today, in time order
-    rows, i = hist.ragged(c.attempts_today)
-    u = rng.uniform(0.05, 0.9, rows.shape[0])
-    last = (c.where[rows] == 1) & (i == c.index[rows])
-    u = np.where(last, c.jitter[rows], u)
-    at = hist.today_instant(clock, rows, i, u, c.attempts_today[rows])
-    outcome = _failed(rng, valid[rows])
-    outcome[last] = _OUTCOME["RIGHT_PARTY"]
-    # the other connected calls of a debtor reached today come before the last conversation
-    before = np.flatnonzero((c.where[rows] == 1) & (i < c.index[rows]))
-    if before.size:
-        rank = _rank_within(rows[before], rng.random(before.size))
-        reached = before[rank < c.connected_today[rows[before]] - 1]
-        outcome[reached] = _OUTCOME["RIGHT_PARTY"]
-    ev.add(rows, at, "CONTACT_ATTEMPT", "dialer", channel="PHONE", outcome=outcome)
-
-    # the 6 days before today, by recency (0: the most recent)
-    before_today = c.before_today
-    rows, j = hist.ragged(before_today)
-    u = rng.uniform(0.05, 0.9, rows.shape[0])
-    where, index = c.where[rows], c.index[rows]
-    last = (where == 2) & (j == index)
-    u = np.where(last, c.jitter[rows], u)
-    at = hist.office_instant(clock, rows, hist.WINDOW_DAYS * (j + u) / before_today[rows])
-    free = (where == 1) | ((where == 2) & (j > index))          # calls whose outcome nothing constrains
-    reach = free & (rng.random(rows.shape[0]) < p_reach[rows])
-    outcome = np.where(reach, _OUTCOME["RIGHT_PARTY"], _failed(rng, valid[rows])).astype(np.int8)
-    outcome[last] = _OUTCOME["RIGHT_PARTY"]
-    ev.add(rows, at, "CONTACT_ATTEMPT", "dialer", channel="PHONE", outcome=outcome)
-
-    # failed attempts before the 6 days, and the last conversation when it was before them
-    rows, j = hist.ragged(c.older)
-    u = rng.uniform(0.05, 0.9, rows.shape[0])
-    x = hist.WINDOW_DAYS + c.older_span[rows] * (j + u) / (c.older[rows] + 1)
-    ev.add(rows, hist.office_instant(clock, rows, x), "CONTACT_ATTEMPT", "dialer", channel="PHONE",
-           outcome=_failed(rng, valid[rows]))
-    rows = np.flatnonzero(c.where == 3)
-    ev.add(rows, hist.office_instant(clock, rows, hist.WINDOW_DAYS + c.older_span[rows]), "CONTACT_ATTEMPT", "dialer",
-           channel="PHONE", outcome=_OUTCOME["RIGHT_PARTY"])
-
-
-def _messages_and_visits(ev: _Rows, rng, h: dict) -> None:
-    clock, dpd, n = h["clock"], h["dpd"], h["dpd"].shape[0]
-    # SMS today (counted), and reminders over the days the account has been overdue (not)
-    sms = h["sms_today"]
-    rows, i = hist.ragged(sms)
-    at = hist.today_instant(clock, rows, i, rng.uniform(0.05, 0.9, rows.shape[0]), sms[rows])
-    ev.add(rows, at, "CONTACT_ATTEMPT", "sms-gateway", channel="SMS", outcome=_OUTCOME["DELIVERED"])
-    span = np.clip(dpd - 1, 0, 28).astype(np.float64)
-    count = rng.poisson(span / 4)
-    rows, j = hist.ragged(count)
-    x = span[rows] * (j + rng.uniform(0.05, 0.9, rows.shape[0])) / np.maximum(count[rows], 1)
-    outcome = np.where(rng.random(rows.shape[0]) < 0.95, _OUTCOME["DELIVERED"], _OUTCOME["FAILED"])
-    ev.add(rows, hist.office_instant(clock, rows, x), "CONTACT_ATTEMPT", "sms-gateway", channel="SMS", outcome=outcome)
-    # field visits of M2+ accounts, every two weeks, the last within two weeks
-    severe = dpd > 30
-    last_x = 0.05 + rng.random(n) * np.minimum(13.85, np.maximum(dpd - 30.5, 0.5))
-    visits = np.where(severe, np.clip(1 + np.floor((dpd - 31 - last_x) / 14), 1, 3), 0).astype(np.int64)
-    rows, j = hist.ragged(visits)
-    outcome = np.where(rng.random(rows.shape[0]) < 0.35, _OUTCOME["RIGHT_PARTY"], _OUTCOME["NO_ANSWER"])
-    ev.add(rows, hist.office_instant(clock, rows, last_x[rows] + 14 * j), "CONTACT_ATTEMPT", "field-team",
-           channel="FIELD_VISIT", outcome=outcome)
-
-
-def _money(ev: _Rows, rng, h: dict) -> None:
+def _money(ev: _Rows, h: dict) -> None:
     """The instalment payments of the last :data:`~kernel.synth.book.PAYMENT_MONTHS` months (and the last one,
-    however old), the promises to pay and the payments that kept them."""
-    p = h["promises"]
+    however old)."""
     rows, cols = np.nonzero(h["payment_at"] != NULL_TIME)          # the book placed those it carries
     ev.add(rows, h["payment_at"][rows, cols], "PAYMENT", "payments", amount=h["payment_amount"][rows, cols])
-    flat = np.flatnonzero(p.slot.ravel() > 0)
-    ev.add(p.rows[flat // hist.SLOTS], p.made_at.ravel()[flat], "PROMISE_TO_PAY", "dialer",
-           amount=p.amount.ravel()[flat], promise_day=p.promise_day.ravel()[flat])
-    flat = np.flatnonzero(p.slot.ravel() == 1)
-    ev.add(p.rows[flat // hist.SLOTS], p.paid_at.ravel()[flat], "PAYMENT", "payments", amount=p.amount.ravel()[flat])
-    rows = np.flatnonzero(p.open)
-    ev.add(rows, p.open_made[rows], "PROMISE_TO_PAY", "dialer", amount=np.round(h["open_amount"][rows], 2),
-           promise_day=h["promise_day"][rows])
 
 
 def _holds(ev: _Rows, rng, h: dict) -> None:
@@ -262,20 +187,40 @@ def _vehicle(ev: _Rows, rng, h: dict) -> None:
     span = (last_ping - hist.US_MIN - lo)[rows].astype(np.float64)
     at = lo[rows] + (span * (j + rng.uniform(0.05, 0.9, rows.shape[0])) / exits[rows]).astype(np.int64)
     ev.add(rows, hist.seconds(at), "GEOFENCE_EXIT", "tracker")
+    # the tracker's earlier episodes, month by month along the path over the year before the
+    # 30-day window (so the state's 30-day counts and the tracker's status are today's): a
+    # tamper alert and trips out of the geofence, far more often in months the account was
+    # behind (a debtor hiding the car or taking it away)
+    path, due, days = h["path"], h["due"], h["days"]
+    if days.shape[1]:
+        cols = np.arange(days.shape[1])[None, :]
+        d0 = clock.today[:, None]
+        window = ((gps != 3)[:, None] & (cols < due[:, None]) & (days + 1 >= d0 - 365)
+                  & (days + 1 + _EPISODE_DAYS <= d0 - 31))
+        behind = path.missed > 0
+        tamper = window & (rng.random(days.shape) < np.where(behind, TAMPER_BEHIND, TAMPER_CURRENT))
+        trips = np.where(window, rng.poisson(np.where(behind, EXITS_BEHIND, EXITS_CURRENT)), 0)
+        for kind, count in (("GPS_TAMPER", tamper.astype(np.int64)), ("GEOFENCE_EXIT", trips)):
+            rows, c = np.nonzero(count)
+            k = count[rows, c]
+            rows, c = np.repeat(rows, k), np.repeat(c, k)
+            day = days[rows, c] + 1 + rng.integers(0, _EPISODE_DAYS, rows.shape[0])
+            ev.add(rows, hist.day_instant(clock, rows, day, rng.random(rows.shape[0])), kind, "tracker")
     # violations: in the 88 days before today, after the contract
     owned = np.clip(clock.today - h["contract_day"] - 1, 1, 88).astype(np.float64)
     v = h["violations"]
     rows, j = hist.ragged(v)
     x = owned[rows] * (j + rng.uniform(0.05, 0.9, rows.shape[0])) / v[rows]
     ev.add(rows, hist.office_instant(clock, rows, x), "VIOLATION", "traffic-police")
-    # insurance: the policy in force was bought at the contract or renewed up to 20 days
-    # before the previous one ran out
-    expiry = h["insurance_expiry"]
-    renewal = np.where(expiry - 365 > h["contract_day"], expiry - 365 - rng.integers(0, 21, n), h["contract_day"])
-    renewal = np.minimum(renewal, clock.today - 1)
-    rows = np.flatnonzero(h["insurance_known"])
-    ev.add(rows, hist.day_instant(clock, rows, renewal[rows], rng.random(n)[rows], 9 * hist.US_HOUR, 18 * hist.US_HOUR),
-           "INSURANCE_RENEWED", "insurer", expiry_day=expiry[rows])
+    # insurance: the policy bought with the loan (at the contract), then each renewal, up to
+    # 20 days before the previous policy ran out
+    policies = h["insurance_policies"] * h["insurance_known"]
+    rows, j = hist.ragged(policies)
+    contract = h["contract_day"][rows]
+    day = np.where(j == 0, contract, contract + 365 * j - rng.integers(0, 21, rows.shape[0]))
+    day = np.maximum(np.minimum(day, clock.today[rows] - 1), contract)
+    ev.add(rows, hist.day_instant(clock, rows, day, rng.random(rows.shape[0]), 9 * hist.US_HOUR, 18 * hist.US_HOUR),
+           "INSURANCE_RENEWED", "insurer", expiry_day=contract + 365 * (j + 1))
 
 
 def _consent(ev: _Rows, rng, h: dict, last_contact: np.ndarray) -> None:
@@ -314,12 +259,11 @@ def _chunk_events(seed: int, chunk: int, as_of: dt.date, rows: int, book: pa.Rec
     instant."""
     rng = np.random.default_rng([seed, chunk, 2])
     ev = _Rows()
-    _calls(ev, rng, h)
-    _messages_and_visits(ev, rng, h)
+    _collection(ev, h)
     contacts = ev.columns()
     last_contact = np.full(h["dpd"].shape[0], NULL_TIME, np.int64)
-    np.maximum.at(last_contact, contacts["row"], contacts["at"])
-    _money(ev, rng, h)
+    np.maximum.at(last_contact, contacts["row"].astype(np.int64), contacts["at"].astype(np.int64))
+    _money(ev, h)
     _holds(ev, rng, h)
     _vehicle(ev, rng, h)
     _consent(ev, rng, h, last_contact)

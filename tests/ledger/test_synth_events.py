@@ -212,19 +212,30 @@ def _local_days(events: pa.Table, book: pa.Table) -> tuple[np.ndarray, np.ndarra
 
 
 def test_calls_and_promises_follow_the_dpd_path(generated):
-    """The history is one process: calls are made only while the account is overdue (after
-    its oldest unpaid instalment fell due), no promise precedes the account's first arrears,
-    and an account never overdue in 12 months paid each of its last 12 instalments."""
+    """The history is one process: the collection process calls an account only on days it
+    is overdue (a current account was called before the payment that cured it; an overdue
+    one, since its last payment, only once its oldest unpaid instalment had fallen due), an
+    account never overdue in 12 months is never called, no promise precedes the account's
+    first arrears, and an account never overdue in 12 months paid each of its last 12
+    instalments."""
     book, events = generated
     kind = np.array(values(events, "kind"))
     channel = np.array(values(events, "channel"), dtype=object)
     dpd = book["dpd"].to_numpy()
     oldest_unpaid = book["next_due_date"].cast(pa.int32()).fill_null(10**6).to_numpy()
-    calls = events.filter(pa.array((kind == "CONTACT_ATTEMPT") & (channel == "PHONE")))
+    last_payment = book["last_payment_date"].cast(pa.int32()).fill_null(-1).to_numpy()
+    calls = events.filter(pa.array((kind == "CONTACT_ATTEMPT") & np.isin(channel, ["PHONE", "VOICE_BOT"])))
     rows, day = _local_days(calls, book)
     assert rows.size > 1_000
-    assert (dpd[rows] > 0).all()
-    assert (day >= oldest_unpaid[rows]).all()
+    current = dpd[rows] == 0
+    assert current.any() and (~current).any()
+    assert (day[current] <= last_payment[rows][current]).all()
+    since = ~current & (day > last_payment[rows])
+    assert since.sum() > 1_000 and (day[since] > oldest_unpaid[rows][since]).all()
+    never = (dpd == 0) & (book["times_overdue_12m"].to_numpy() == 0) & (book["max_dpd_12m"].to_numpy() == 0)
+    assert not never[rows].any()
+    # contacts by DPD tier: voice bots early, agents' calls and field visits later
+    assert {"PHONE", "VOICE_BOT", "SMS", "FIELD_VISIT"} <= set(channel[kind == "CONTACT_ATTEMPT"])
     # promises: only from accounts that are or have been overdue in the last 12 months
     promises = events.filter(pa.array(kind == "PROMISE_TO_PAY"))
     rows, _ = _local_days(promises, book)
