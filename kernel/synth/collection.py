@@ -102,7 +102,7 @@ def _bound(M, P, D, due, days, today, out):  # pragma: no cover (compiled)
         c = 0
         for j in range(due[i]):
             e = days[i, j + 1] if j + 1 < due[i] else today[i]
-            if e < w:
+            if e < w or M[i, j] == 0:            # current all the interval (payments only reduce)
                 continue
             for t in range(max(days[i, j] + 1, w), min(e, today[i]) + 1):
                 if _state(M, P, D, due, days, i, t, j) > 0:
@@ -141,7 +141,7 @@ def _walk(seed, M, P, D, due, days, today, lo, hi, valid, unwilling, starts,
         p_date = p_kept = 0
         for j in range(due[i]):
             e = days[i, j + 1] if j + 1 < due[i] else d0
-            if e < w:
+            if e < w or M[i, j] == 0:            # current all the interval: no contact
                 continue
             for t in range(max(days[i, j] + 1, w), min(e, d0) + 1):
                 # a pending promise resolves: kept on its payment's day, broken after its deadline
@@ -266,8 +266,10 @@ class Collection:
     """The collection events of a chunk (one per row, sorted by account and instant) and the
     book's counters read off them."""
 
+    clock: hist.Clock
     row: np.ndarray
-    at: np.ndarray               # µs UTC, whole seconds
+    day: np.ndarray              # local day
+    tod: np.ndarray              # µs after local midnight, whole seconds
     kind: np.ndarray             # CONTACT or PROMISE
     channel: np.ndarray          # contact_channel code (−1: a promise)
     outcome: np.ndarray          # contact_outcome code (−1: a promise)
@@ -284,6 +286,12 @@ class Collection:
     promises_broken_30d: np.ndarray
     promise_open: np.ndarray             # bool
     promise_date: np.ndarray             # local day of the open promise (NULL_TIME: none)
+
+    @property
+    def at(self) -> np.ndarray:
+        """Each event's instant (µs UTC, whole seconds): computed when the events are written
+        (the book needs only the last conversation's)."""
+        return hist.seconds(self.clock.instant(self.row, self.day, self.tod))
 
 
 def simulate(seed: int, clock: hist.Clock, path_missed: np.ndarray, path_paid: np.ndarray, pay_day: np.ndarray,
@@ -312,14 +320,11 @@ def simulate(seed: int, clock: hist.Clock, path_missed: np.ndarray, path_paid: n
           e_date, used, counts)
     keep = np.repeat(starts, used) + (np.arange(int(used.sum())) - np.repeat(np.cumsum(used) - used, used))
     row, day, tod = e_row[keep], e_day[keep], e_tod[keep]
-    at = hist.seconds(clock.instant(row, day, tod))
     last = np.full(n, NULL_TIME, np.int64)
-    has = counts[:, 5] >= 0
-    # the last conversation's instant: the event index the walk kept, among the kept ones
-    position = np.full(total, -1, np.int64)
-    position[keep] = np.arange(keep.shape[0])
-    last[has] = at[position[counts[has, 5]]]
-    return Collection(row, at, e_kind[keep].astype(np.int8), e_channel[keep].astype(np.int8),
+    has = np.flatnonzero(counts[:, 5] >= 0)
+    pick = counts[has, 5]                       # the last conversation's slot in the walk's arrays
+    last[has] = hist.seconds(clock.instant(has, e_day[pick], e_tod[pick]))
+    return Collection(clock, row, day, tod, e_kind[keep].astype(np.int8), e_channel[keep].astype(np.int8),
                       e_outcome[keep].astype(np.int8), e_date[keep], counts[:, 0], counts[:, 1], counts[:, 2],
                       counts[:, 3], counts[:, 4], last, counts[:, 6], counts[:, 7], counts[:, 8], counts[:, 9],
                       counts[:, 10].astype(bool), counts[:, 11])

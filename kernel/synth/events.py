@@ -109,13 +109,14 @@ class _Rows:
 def _collection(ev: _Rows, h: dict) -> None:
     """Contacts and promises to pay of the collection process (:mod:`kernel.synth.collection`)."""
     c = h["collection"]
+    at = c.at
     contact = c.kind == collection.CONTACT
     for channel, agent in (("PHONE", "dialer"), ("VOICE_BOT", "dialer"), ("SMS", "sms-gateway"),
                            ("FIELD_VISIT", "field-team")):
         pick = np.flatnonzero(contact & (c.channel == _CHANNEL[channel]))
-        ev.add(c.row[pick], c.at[pick], "CONTACT_ATTEMPT", agent, channel=channel, outcome=c.outcome[pick])
+        ev.add(c.row[pick], at[pick], "CONTACT_ATTEMPT", agent, channel=channel, outcome=c.outcome[pick])
     pick = np.flatnonzero(~contact)
-    ev.add(c.row[pick], c.at[pick], "PROMISE_TO_PAY", "dialer", amount=h["promise_amount"][c.row[pick]],
+    ev.add(c.row[pick], at[pick], "PROMISE_TO_PAY", "dialer", amount=h["promise_amount"][c.row[pick]],
            promise_day=c.promise_day[pick])
 
 
