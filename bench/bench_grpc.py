@@ -9,6 +9,10 @@
       record, (c′) decision only with audit always.
   (a)/(b) are compared with an echo answering the full response, (c) with one answering the
   decision-only response.
+* Decide decision only (audit interval): the server process's CPU time per call, every
+  thread's, against the echo's (``test_decide_cpu_against_echo``) — less noisy than the
+  latency on a shared machine, and it counts the work off the call's path (the audit
+  writer thread's) that takes a core and the GIL from the calls.
 * DecideBatch accounts/s with 10,000-account batches, against the same batch decided in
   process (the pipeline without the network): the ratio is what gRPC + Arrow IPC cost.
 * A load at concurrency 64 for POSTLOAN_BENCH_LOAD_SECONDS (30 by default): zero errors.
@@ -41,6 +45,9 @@ from kernel.synth import generate
 AS_OF = dt.date(2026, 11, 28)
 NOW = dt.datetime(2026, 11, 28, 2, 30, tzinfo=dt.timezone.utc)      # 10:30 in Beijing: actions allowed
 HERE = Path(__file__).resolve().parent
+#: the server processes this module started, (pid, port) by name ("service", "service_interval",
+#: "echo_full", "echo_decision"): their CPU time is read from /proc
+SERVERS: dict[str, tuple[int, int]] = {}
 
 
 def _smoke(benchmark) -> bool:
@@ -93,6 +100,7 @@ def _serve(tmp_path_factory, *flags: str):
 def service(tmp_path_factory):
     """postloan serve with the default audit durability (sync always)."""
     proc, client, port = _serve(tmp_path_factory)
+    SERVERS["service"] = proc.pid, port
     try:
         yield client, port
     finally:
@@ -104,6 +112,7 @@ def service(tmp_path_factory):
 def service_interval(tmp_path_factory):
     """postloan serve --audit-sync interval."""
     proc, client, port = _serve(tmp_path_factory, "--audit-sync", "interval")
+    SERVERS["service_interval"] = proc.pid, port
     try:
         yield client
     finally:
@@ -128,6 +137,7 @@ def echo(service, book, tmp_path_factory):
             proc, echo_port = _spawn([sys.executable, str(HERE / "grpc_echo_peer.py"), "--port", "0", "--threads",
                                       "16", "--response", str(path)], "port ")
             procs.append(proc)
+            SERVERS[f"echo_{name}"] = proc.pid, echo_port
             clients[name] = Client(f"127.0.0.1:{echo_port}", timeout=30)
         yield clients
     finally:
@@ -204,6 +214,55 @@ def test_decide_latency_against_echo(benchmark, service, service_interval, echo,
         print(f"  {'echo_' + peer:32s} p50 {figures[f'echo_{peer}_p50_us']:7.0f}            "
               f"p99 {figures[f'echo_{peer}_p99_us']:7.0f}")
     benchmark.pedantic(calls["a_actions_sync_always"], rounds=1 if _smoke(benchmark) else 200, iterations=1)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc), every thread's."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the servers' CPU time from /proc")
+def test_decide_cpu_against_echo(benchmark, service_interval, echo, book):
+    """Decision only (audit interval): the CPU time the server process spends per call — every
+    thread's: the RPC threads, gRPC's, the audit log's writer — against the echo's, the two
+    alternating in blocks of 50 calls. Less noisy than the latency on a shared machine (it
+    does not count the time a thread waits for a core) and it counts the work off the
+    call's path that takes a core and the GIL from the calls (the audit writer's)."""
+    request = _request(book, actions=False).SerializeToString()
+    import grpc
+    calls, channels = {}, []
+    for name in ("service_interval", "echo_decision"):
+        channel = grpc.insecure_channel(f"127.0.0.1:{SERVERS[name][1]}")
+        channels.append(channel)
+        calls[name] = channel.unary_unary("/postloan.v1.DecisionService/Decide")
+    try:
+        parse = decision_pb2.DecideResponse.FromString       # (the echo's map entries are in protobuf's order)
+        assert parse(calls["service_interval"](request, timeout=30)) == parse(calls["echo_decision"](request, timeout=30))
+        blocks, per_block = (2, 20) if _smoke(benchmark) else (80, 50)
+        times: dict[str, list] = {name: [] for name in calls}
+        cpu = dict.fromkeys(calls, 0.0)
+        for call in calls.values():
+            for _ in range(per_block):
+                call(request)
+        for _ in range(blocks):
+            for name, call in calls.items():
+                before = _cpu_seconds(SERVERS[name][0])
+                times[name] += _latencies(lambda: call(request), per_block)
+                cpu[name] += _cpu_seconds(SERVERS[name][0]) - before
+    finally:
+        for channel in channels:
+            channel.close()
+    figures = {}
+    for name in calls:
+        figures[f"{name}_cpu_us_per_call"] = cpu[name] / len(times[name]) * 1e6
+        figures[f"{name}_p50_us"] = float(np.percentile(times[name], 50)) * 1e6
+    figures["cpu_ratio"] = figures["service_interval_cpu_us_per_call"] / figures["echo_decision_cpu_us_per_call"]
+    figures["p50_ratio"] = figures["service_interval_p50_us"] / figures["echo_decision_p50_us"]
+    benchmark.extra_info.update(figures)
+    print("\nDecide decision only, server CPU per call:", json.dumps({k: round(v, 2) for k, v in figures.items()}))
+    assert figures["service_interval_cpu_us_per_call"] > 0
+    benchmark.pedantic(lambda: calls, rounds=1, iterations=1)
 
 
 def test_decide_batch_throughput(benchmark, service, book, tmp_path):
