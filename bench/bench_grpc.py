@@ -9,8 +9,8 @@
       record, (c′) decision only with audit always.
   (a)/(b) are compared with an echo answering the full response, (c) with one answering the
   decision-only response.
-* Decide decision only (audit interval): the server process's CPU time per call, every
-  thread's, against the echo's (``test_decide_cpu_against_echo``) — less noisy than the
+* Decide (c) decision only and (b) with actions, audit interval: the server process's CPU
+  time per call, every thread's, against the echo's (``test_decide_cpu_against_echo``) — less noisy than the
   latency on a shared machine, and it counts the work off the call's path (the audit
   writer thread's) that takes a core and the GIL from the calls.
 * DecideBatch accounts/s with 10,000-account batches, against the same batch decided in
@@ -224,45 +224,57 @@ def _cpu_seconds(pid: int) -> float:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the servers' CPU time from /proc")
 def test_decide_cpu_against_echo(benchmark, service_interval, echo, book):
-    """Decision only (audit interval): the CPU time the server process spends per call — every
-    thread's: the RPC threads, gRPC's, the audit log's writer — against the echo's, the two
-    alternating in blocks of 50 calls. Less noisy than the latency on a shared machine (it
-    does not count the time a thread waits for a core) and it counts the work off the
-    call's path that takes a core and the GIL from the calls (the audit writer's)."""
-    request = _request(book, actions=False).SerializeToString()
+    """Audit interval, (c) decision only and (b) with actions: the CPU time the server process
+    spends per call — every thread's: the RPC threads, gRPC's, the audit log's writer —
+    against the echo's answering the same bytes, in alternating blocks of 50 calls (each
+    block's CPU counted to its mode). Less noisy than the latency on a shared machine (it
+    does not count the time a thread waits for a core) and it counts the work off the call's
+    path that takes a core and the GIL from the calls (the audit writer's)."""
     import grpc
-    calls, channels = {}, []
-    for name in ("service_interval", "echo_decision"):
+    requests = {"decision": _request(book, actions=False).SerializeToString(), "full": _request(book).SerializeToString()}
+    channels, stubs = [], {}
+    for name in ("service_interval", "echo_decision", "echo_full"):
         channel = grpc.insecure_channel(f"127.0.0.1:{SERVERS[name][1]}")
         channels.append(channel)
-        calls[name] = channel.unary_unary("/postloan.v1.DecisionService/Decide")
+        stubs[name] = channel.unary_unary("/postloan.v1.DecisionService/Decide")
+    # (mode, server, request)
+    modes = [("c_decision_only", "service_interval", "decision"), ("echo_decision", "echo_decision", "decision"),
+             ("b_actions", "service_interval", "full"), ("echo_full", "echo_full", "full")]
     try:
         parse = decision_pb2.DecideResponse.FromString       # (the echo's map entries are in protobuf's order)
-        assert parse(calls["service_interval"](request, timeout=30)) == parse(calls["echo_decision"](request, timeout=30))
-        blocks, per_block = (2, 20) if _smoke(benchmark) else (80, 50)
-        times: dict[str, list] = {name: [] for name in calls}
-        cpu = dict.fromkeys(calls, 0.0)
-        for call in calls.values():
+        for peer in ("decision", "full"):
+            assert parse(stubs["service_interval"](requests[peer], timeout=30)) == \
+                parse(stubs[f"echo_{peer}"](requests[peer], timeout=30))
+        blocks, per_block = (2, 20) if _smoke(benchmark) else (60, 50)
+        times: dict[str, list] = {mode: [] for mode, _, _ in modes}
+        cpu = dict.fromkeys(times, 0.0)
+        for _, server, request in modes:
             for _ in range(per_block):
-                call(request)
+                stubs[server](requests[request])
         for _ in range(blocks):
-            for name, call in calls.items():
-                before = _cpu_seconds(SERVERS[name][0])
-                times[name] += _latencies(lambda: call(request), per_block)
-                cpu[name] += _cpu_seconds(SERVERS[name][0]) - before
+            for mode, server, request in modes:
+                call, data, pid = stubs[server], requests[request], SERVERS[server][0]
+                before = _cpu_seconds(pid)
+                times[mode] += _latencies(lambda: call(data), per_block)
+                cpu[mode] += _cpu_seconds(pid) - before
     finally:
         for channel in channels:
             channel.close()
     figures = {}
-    for name in calls:
-        figures[f"{name}_cpu_us_per_call"] = cpu[name] / len(times[name]) * 1e6
-        figures[f"{name}_p50_us"] = float(np.percentile(times[name], 50)) * 1e6
-    figures["cpu_ratio"] = figures["service_interval_cpu_us_per_call"] / figures["echo_decision_cpu_us_per_call"]
-    figures["p50_ratio"] = figures["service_interval_p50_us"] / figures["echo_decision_p50_us"]
+    for mode in times:
+        figures[f"{mode}_cpu_us_per_call"] = cpu[mode] / len(times[mode]) * 1e6
+        figures[f"{mode}_p50_us"] = float(np.percentile(times[mode], 50)) * 1e6
+    for mode, peer in (("c_decision_only", "echo_decision"), ("b_actions", "echo_full")):
+        figures[f"{mode}_cpu_ratio"] = figures[f"{mode}_cpu_us_per_call"] / figures[f"{peer}_cpu_us_per_call"]
+        figures[f"{mode}_p50_ratio"] = figures[f"{mode}_p50_us"] / figures[f"{peer}_p50_us"]
     benchmark.extra_info.update(figures)
-    print("\nDecide decision only, server CPU per call:", json.dumps({k: round(v, 2) for k, v in figures.items()}))
-    assert figures["service_interval_cpu_us_per_call"] > 0
-    benchmark.pedantic(lambda: calls, rounds=1, iterations=1)
+    print("\nDecide, server CPU per call (µs):")
+    for mode in times:
+        ratio = f"  ({figures[mode + '_cpu_ratio']:.2f}× echo; p50 {figures[mode + '_p50_ratio']:.2f}×)" \
+            if mode + "_cpu_ratio" in figures else ""
+        print(f"  {mode:18s} CPU {figures[mode + '_cpu_us_per_call']:7.0f}  p50 {figures[mode + '_p50_us']:7.0f}{ratio}")
+    assert figures["c_decision_only_cpu_us_per_call"] > 0
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
 
 
 def test_decide_batch_throughput(benchmark, service, book, tmp_path):
