@@ -255,7 +255,7 @@ def test_decide_cpu_against_echo(benchmark, service_interval, echo, book):
             for mode, server, request in modes:
                 call, data, pid = stubs[server], requests[request], SERVERS[server][0]
                 before = _cpu_seconds(pid)
-                times[mode] += _latencies(lambda: call(data), per_block)
+                times[mode] += _latencies(lambda call=call, data=data: call(data), per_block)
                 cpu[mode] += _cpu_seconds(pid) - before
     finally:
         for channel in channels:
