@@ -9,6 +9,10 @@
       record, (c′) decision only with audit always.
   (a)/(b) are compared with an echo answering the full response, (c) with one answering the
   decision-only response.
+* Decide (c) decision only and (b) with actions, audit interval: the server process's CPU
+  time per call, every thread's, against the echo's (``test_decide_cpu_against_echo``) — less noisy than the
+  latency on a shared machine, and it counts the work off the call's path (the audit
+  writer thread's) that takes a core and the GIL from the calls.
 * DecideBatch accounts/s with 10,000-account batches, against the same batch decided in
   process (the pipeline without the network): the ratio is what gRPC + Arrow IPC cost.
 * A load at concurrency 64 for POSTLOAN_BENCH_LOAD_SECONDS (30 by default): zero errors.
@@ -41,6 +45,9 @@ from kernel.synth import generate
 AS_OF = dt.date(2026, 11, 28)
 NOW = dt.datetime(2026, 11, 28, 2, 30, tzinfo=dt.timezone.utc)      # 10:30 in Beijing: actions allowed
 HERE = Path(__file__).resolve().parent
+#: the server processes this module started, (pid, port) by name ("service", "service_interval",
+#: "echo_full", "echo_decision"): their CPU time is read from /proc
+SERVERS: dict[str, tuple[int, int]] = {}
 
 
 def _smoke(benchmark) -> bool:
@@ -93,6 +100,7 @@ def _serve(tmp_path_factory, *flags: str):
 def service(tmp_path_factory):
     """postloan serve with the default audit durability (sync always)."""
     proc, client, port = _serve(tmp_path_factory)
+    SERVERS["service"] = proc.pid, port
     try:
         yield client, port
     finally:
@@ -104,6 +112,7 @@ def service(tmp_path_factory):
 def service_interval(tmp_path_factory):
     """postloan serve --audit-sync interval."""
     proc, client, port = _serve(tmp_path_factory, "--audit-sync", "interval")
+    SERVERS["service_interval"] = proc.pid, port
     try:
         yield client
     finally:
@@ -128,6 +137,7 @@ def echo(service, book, tmp_path_factory):
             proc, echo_port = _spawn([sys.executable, str(HERE / "grpc_echo_peer.py"), "--port", "0", "--threads",
                                       "16", "--response", str(path)], "port ")
             procs.append(proc)
+            SERVERS[f"echo_{name}"] = proc.pid, echo_port
             clients[name] = Client(f"127.0.0.1:{echo_port}", timeout=30)
         yield clients
     finally:
@@ -204,6 +214,67 @@ def test_decide_latency_against_echo(benchmark, service, service_interval, echo,
         print(f"  {'echo_' + peer:32s} p50 {figures[f'echo_{peer}_p50_us']:7.0f}            "
               f"p99 {figures[f'echo_{peer}_p99_us']:7.0f}")
     benchmark.pedantic(calls["a_actions_sync_always"], rounds=1 if _smoke(benchmark) else 200, iterations=1)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc), every thread's."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the servers' CPU time from /proc")
+def test_decide_cpu_against_echo(benchmark, service_interval, echo, book):
+    """Audit interval, (c) decision only and (b) with actions: the CPU time the server process
+    spends per call — every thread's: the RPC threads, gRPC's, the audit log's writer —
+    against the echo's answering the same bytes, in alternating blocks of 50 calls (each
+    block's CPU counted to its mode). Less noisy than the latency on a shared machine (it
+    does not count the time a thread waits for a core) and it counts the work off the call's
+    path that takes a core and the GIL from the calls (the audit writer's)."""
+    import grpc
+    requests = {"decision": _request(book, actions=False).SerializeToString(), "full": _request(book).SerializeToString()}
+    channels, stubs = [], {}
+    for name in ("service_interval", "echo_decision", "echo_full"):
+        channel = grpc.insecure_channel(f"127.0.0.1:{SERVERS[name][1]}")
+        channels.append(channel)
+        stubs[name] = channel.unary_unary("/postloan.v1.DecisionService/Decide")
+    # (mode, server, request)
+    modes = [("c_decision_only", "service_interval", "decision"), ("echo_decision", "echo_decision", "decision"),
+             ("b_actions", "service_interval", "full"), ("echo_full", "echo_full", "full")]
+    try:
+        parse = decision_pb2.DecideResponse.FromString       # (the echo's map entries are in protobuf's order)
+        for peer in ("decision", "full"):
+            assert parse(stubs["service_interval"](requests[peer], timeout=30)) == \
+                parse(stubs[f"echo_{peer}"](requests[peer], timeout=30))
+        blocks, per_block = (2, 20) if _smoke(benchmark) else (60, 50)
+        times: dict[str, list] = {mode: [] for mode, _, _ in modes}
+        cpu = dict.fromkeys(times, 0.0)
+        for _, server, request in modes:
+            for _ in range(per_block):
+                stubs[server](requests[request])
+        for _ in range(blocks):
+            for mode, server, request in modes:
+                call, data, pid = stubs[server], requests[request], SERVERS[server][0]
+                before = _cpu_seconds(pid)
+                times[mode] += _latencies(lambda call=call, data=data: call(data), per_block)
+                cpu[mode] += _cpu_seconds(pid) - before
+    finally:
+        for channel in channels:
+            channel.close()
+    figures = {}
+    for mode in times:
+        figures[f"{mode}_cpu_us_per_call"] = cpu[mode] / len(times[mode]) * 1e6
+        figures[f"{mode}_p50_us"] = float(np.percentile(times[mode], 50)) * 1e6
+    for mode, peer in (("c_decision_only", "echo_decision"), ("b_actions", "echo_full")):
+        figures[f"{mode}_cpu_ratio"] = figures[f"{mode}_cpu_us_per_call"] / figures[f"{peer}_cpu_us_per_call"]
+        figures[f"{mode}_p50_ratio"] = figures[f"{mode}_p50_us"] / figures[f"{peer}_p50_us"]
+    benchmark.extra_info.update(figures)
+    print("\nDecide, server CPU per call (µs):")
+    for mode in times:
+        ratio = f"  ({figures[mode + '_cpu_ratio']:.2f}× echo; p50 {figures[mode + '_p50_ratio']:.2f}×)" \
+            if mode + "_cpu_ratio" in figures else ""
+        print(f"  {mode:18s} CPU {figures[mode + '_cpu_us_per_call']:7.0f}  p50 {figures[mode + '_p50_us']:7.0f}{ratio}")
+    assert figures["c_decision_only_cpu_us_per_call"] > 0
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
 
 
 def test_decide_batch_throughput(benchmark, service, book, tmp_path):

@@ -35,7 +35,7 @@ from . import tls
 from ._proto.postloan.v1 import decision_pb2, decision_pb2_grpc, ledger_pb2, ledger_pb2_grpc
 from .auth import TokenFileError, TokenStore
 from .engine import Engine, load_engine
-from .interceptors import AuthInterceptor, DrainInterceptor, TelemetryInterceptor
+from .interceptors import CallInterceptor
 from .logs import blank_quoted, log
 from .metrics import Metrics
 from .status import FieldError
@@ -178,9 +178,11 @@ class DecisionServer:
         self.health = health.HealthServicer(experimental_non_blocking=True)
         for service in ("", DECISION_SERVICE, ADMIN_SERVICE):
             self.health.set(service, NOT_SERVING)
-        self.auth = AuthInterceptor(TokenStore.load(config.token_file) if config.token_file else None)
         self._draining = threading.Event()
-        self._drain = DrainInterceptor(self._draining, self.metrics)
+        # drain, auth and telemetry: one interceptor (its ``tokens`` is what SIGHUP replaces)
+        self.interceptor = CallInterceptor(self.metrics, self._draining,
+                                           TokenStore.load(config.token_file) if config.token_file else None,
+                                           config.access_log)
         self._pool: _TrackedPool | None = None
         self.engine: Engine | None = None       # swapped atomically (one reference assignment)
         self.ledger = None                      # the server's, not the bundle's: it survives reloads
@@ -222,10 +224,9 @@ class DecisionServer:
             ("grpc.so_reuseport", 1 if c.reuse_port else 0),
         ]
         self._pool = _TrackedPool(c.threads, thread_name_prefix="postloan-rpc")
-        self.telemetry = TelemetryInterceptor(self.metrics, c.access_log)
         server = grpc.server(
             self._pool,
-            interceptors=[self._drain, self.telemetry, self.auth],
+            interceptors=[self.interceptor],
             options=options,
             maximum_concurrent_rpcs=c.max_concurrent_rpcs,
         )
@@ -267,7 +268,7 @@ class DecisionServer:
 
     @property
     def tokens(self) -> TokenStore | None:
-        return self.auth.tokens
+        return self.interceptor.tokens
 
     def _initial_load(self) -> None:
         try:
@@ -398,7 +399,7 @@ class DecisionServer:
             # Calls that reached gRPC before the drain but were still queued in its transport
             # are refused as they come up; gRPC's stop would cancel them instead. Stop once
             # none has come for a moment (or the grace is over).
-            while time.monotonic() < deadline and time.monotonic() - self._drain.last_refusal < DRAIN_QUIET_SECONDS:
+            while time.monotonic() < deadline and time.monotonic() - self.interceptor.last_refusal < DRAIN_QUIET_SECONDS:
                 time.sleep(0.02)
             self._server.stop(max(0.0, deadline - time.monotonic())).wait()
         if self.engine is not None:               # "interval" audit records: on disk before the process ends
@@ -444,7 +445,7 @@ class DecisionServer:
         except TokenFileError as e:
             log(logging.ERROR, "token file rejected; the current tokens stay", error=str(e))
             return False
-        self.auth.tokens = store
+        self.interceptor.tokens = store
         log(logging.INFO, "tokens reloaded", token_file=path, clients=len(store))
         return True
 

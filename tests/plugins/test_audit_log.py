@@ -183,6 +183,23 @@ def test_interval_hands_records_to_the_writer_which_writes_at_once_and_syncs_in_
     assert log.synced == 1 and log.syncs >= 1
 
 
+def test_interval_writes_the_records_of_a_moment_with_one_write(tmp_path, monkeypatch):
+    """The writer thread wakes once for records appended close together and writes them with
+    one write (a wake-up and a write per record took the GIL and a core from every call)."""
+    import kernel.audit as audit
+    writes = []
+    real = audit._write_all
+    monkeypatch.setattr(audit, "_write_all", lambda fd, data: (writes.append(len(data)), real(fd, data)))
+    log = AuditLog(tmp_path / "audit.log", sync="interval", interval_ms=60_000)
+    for i in range(20):
+        log.append(*record(i))
+    _written(log, 20)
+    assert log.written == 20 and log.pending == 0
+    assert 1 <= len(writes) <= 10, writes
+    log.close()
+    assert [r.meta["batch"] for r in read_audit(log.path)] == list(range(20))
+
+
 def test_interval_does_not_sync_in_append_and_flush_syncs(tmp_path):
     log = AuditLog(tmp_path / "audit.log", sync="interval", interval_ms=60_000)
     for i in range(4):
