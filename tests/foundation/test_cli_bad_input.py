@@ -262,6 +262,15 @@ def interrupted(argv: list[str], folder: Path, sig: int) -> subprocess.Completed
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
+def interrupted_status(code: int) -> tuple[int, ...]:
+    """The exit statuses an interrupted command may end with. A Ctrl-C that lands while Python
+    runs code compiled from a string (``exec`` of a dataclass's ``__init__``, Numba's generated
+    code) sets CPython's "unhandled KeyboardInterrupt" flag even though ``main`` handles it
+    (``run_eval_code_obj`` in pythonrun.c), and after its normal shutdown the process then ends
+    by SIGINT — which a shell reports as 130 too. SIGTERM raises a subclass: never affected."""
+    return (code, -signal.SIGINT) if code == 130 else (code,)
+
+
 @pytest.mark.parametrize("name, sig, code, word", [
     ("book.parquet", signal.SIGINT, 130, "interrupted"),
     ("book.csv", signal.SIGINT, 130, "interrupted"),
@@ -269,7 +278,7 @@ def interrupted(argv: list[str], folder: Path, sig: int) -> subprocess.Completed
 ])
 def test_an_interrupted_generate_leaves_no_file(tmp_path, name, sig, code, word):
     done = interrupted(["generate", "--accounts", "5000000", "--out", name, "--quiet"], tmp_path, sig)
-    assert done.returncode == code, done.stderr
+    assert done.returncode in interrupted_status(code), done.stderr
     assert one_line(done.stderr) == f"postloan generate: {word}"
     assert os.listdir(tmp_path) == []
 
@@ -279,7 +288,7 @@ def test_an_interrupted_decide_leaves_no_file(tmp_path, book):
     # one-row batches make a 2,000-account decide last long enough to be interrupted
     done = interrupted(["decide", "--in", "book.parquet", "--out", "decisions.csv", "--batch-rows", "1",
                         "--as-of", AS_OF, "--quiet"], tmp_path, signal.SIGINT)
-    assert done.returncode == 130, done.stderr
+    assert done.returncode in interrupted_status(130), done.stderr
     assert one_line(done.stderr) == "postloan decide: interrupted"
     assert os.listdir(tmp_path) == ["book.parquet"]
     assert pq.read_table(tmp_path / "book.parquet").num_rows == 2000
