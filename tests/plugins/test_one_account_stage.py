@@ -1,0 +1,91 @@
+"""The stage at one account (the gRPC Decide form: a Record of Python scalars, and NumPy
+columns of one row) against the same accounts staged in one batch: every action, outcome,
+reason, time, rendered script (byte for byte) and valuation must be the batch's. Over a
+generated book (seed fixed): every tier, both countries and languages, repossessions whose
+car is valued, accounts with and without the ledger's state columns."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from kernel.hookspecs import Record
+from kernel.pipeline import Pipeline
+
+AS_OF = dt.date(2026, 11, 28)
+NOW = dt.datetime(2026, 11, 28, 2, 30, tzinfo=dt.timezone.utc)       # 10:30 in Shanghai, 21:30 in New York
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    import kernel as k
+    return k.Kernel.load()
+
+
+@pytest.fixture(scope="module")
+def pipeline(kernel, tmp_path_factory):
+    return Pipeline(kernel, audit_path=tmp_path_factory.mktemp("one") / "audit.log")
+
+
+@pytest.fixture(scope="module")
+def book():
+    from kernel.synth import generate
+    return generate(3_000, seed=5, as_of=AS_OF)
+
+
+def _picks(book: pa.Table, decisions: pa.Table) -> list[int]:
+    """Accounts of every kind: each tier and country, repossessions, disposals, quiet ones."""
+    rng = np.random.default_rng(3)
+    dpd = book["dpd"].to_numpy()
+    us = np.array([c == "US" for c in book["country"].to_pylist()])
+    repossess = np.array([bool(v) for v in decisions["disposal.repossess"].to_pylist()])
+    picks = set(rng.choice(book.num_rows, 60, replace=False).tolist())
+    for mask in (dpd > 90, (dpd > 30) & (dpd <= 90), (dpd > 0) & (dpd <= 30), us, us & (dpd > 30), repossess):
+        rows = np.flatnonzero(mask)
+        picks |= set(rng.choice(rows, min(25, rows.size), replace=False).tolist())
+    return sorted(picks)
+
+
+def _columns(book: pa.Table, row: int) -> dict[str, np.ndarray]:
+    one = book.slice(row, 1)
+    out = {}
+    for name in one.schema.names:
+        column = one[name]
+        if pa.types.is_dictionary(column.type) or pa.types.is_string(column.type):
+            out[name] = np.array(column.to_pylist(), dtype=object)
+        else:
+            out[name] = column.to_numpy()
+    return out
+
+
+@pytest.mark.parametrize("with_state", [False, True], ids=["book", "ledger_state"])
+def test_one_account_stages_as_in_a_batch(kernel, pipeline, book, with_state):
+    table = pipeline.with_state(book, AS_OF, NOW) if with_state else book
+    decisions = kernel.decide(table, AS_OF)
+    whole = pipeline.stage(table, decisions, AS_OF, NOW)
+    actions = whole.actions
+    picks = _picks(book, whole.decisions)
+    staged = {"actions": 0, "repossessions": 0, "languages": set()}
+    for row in picks:
+        record = table.slice(row, 1).to_pylist()[0]
+        expected = actions.filter(pc.equal(actions["account_id"], record["account_id"])).to_pylist()
+        one = pipeline.stage(Record(record), Record(kernel.decide_record(record, AS_OF)), AS_OF, NOW)
+        assert one.actions.to_pylist() == expected, record["account_id"]
+        columns = _columns(table, row)
+        assert pipeline.stage(columns, kernel.decide_columns(columns, AS_OF), AS_OF, NOW).actions.to_pylist() \
+            == expected, record["account_id"]
+        batch_row = whole.decisions.slice(row, 1).to_pylist()[0]
+        decided = one.decision_record
+        for name in [n for n in batch_row if n.startswith(("valuation.", "disposal_channel."))]:
+            if isinstance(batch_row[name], float):
+                assert decided[name] == pytest.approx(batch_row[name], rel=1e-12, nan_ok=True), name
+            else:
+                assert decided[name] == batch_row[name], name
+        staged["actions"] += len(expected)
+        staged["repossessions"] += sum(a["action"] == "REPOSSESSION" for a in expected)
+        staged["languages"] |= {a["language"] for a in expected}
+    # the picks covered what they are meant to
+    assert staged["actions"] > 200 and staged["repossessions"] >= 5 and staged["languages"] == {"zh", "en"}
