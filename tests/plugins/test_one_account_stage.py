@@ -89,3 +89,23 @@ def test_one_account_stages_as_in_a_batch(kernel, pipeline, book, with_state):
         staged["languages"] |= {a["language"] for a in expected}
     # the picks covered what they are meant to
     assert staged["actions"] > 200 and staged["repossessions"] >= 5 and staged["languages"] == {"zh", "en"}
+
+
+def test_one_accounts_features_are_its_row_of_the_batchs(kernel, pipeline, book):
+    """The policies' features of one account's record (converted kind by kind) are the ones the
+    batch's columns give its row."""
+    from kernel.hookspecs import Batch
+    from postloan_builtins import compliance_kernels as K
+    from postloan_builtins.compliance import _Accounts, _features_one
+    table = pipeline.with_state(book, AS_OF, NOW)
+    decisions = kernel.decide(table, AS_OF)
+    columns = _Accounts(Batch(table.num_rows, AS_OF, NOW, [decisions, table]))
+    features = tuple(range(len(K.FEATURES)))
+    rows = _picks(book, pipeline.stage(table, decisions, AS_OF, NOW).decisions)
+    by_column = {k: columns.feature(k) for k in features}
+    for row in rows:
+        record = table.slice(row, 1).to_pylist()[0]
+        one = _Accounts(Batch(1, AS_OF, NOW, [Record(kernel.decide_record(record, AS_OF)), Record(record)]))
+        got = _features_one(one.merged, features)
+        assert got == {k: one.feature(k) for k in features}
+        assert got == {k: int(v[row]) if isinstance(v, np.ndarray) else v for k, v in by_column.items()}, row
