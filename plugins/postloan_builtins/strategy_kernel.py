@@ -17,35 +17,28 @@ import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _wanted(i, tier, channel, legal, phone_ok, unreachable, third, repossessed, repossess, dispose, disputed,
             promised_in, visited):
-    """Account ``i``'s wanted action kinds as 8 bits (bit j: :data:`KINDS` [j])."""
-    disputed_i = disputed[i]
-    promised = promised_in[i] and not disputed_i
-    go = not (disputed_i or promised)
-    ok = phone_ok[i]
+    """Account ``i``'s wanted action kinds as 8 bits (bit j: :data:`KINDS` [j]). Without
+    branches (0/1 integers and bitwise operators): an account's conditions are as good as
+    random to a branch predictor, and a mispredicted branch costs more than the test."""
+    disputed_i = np.int64(disputed[i])
+    promised = np.int64(promised_in[i]) & (1 - disputed_i)
+    go = 1 - (disputed_i | promised)
+    ok = np.int64(phone_ok[i])
     t = tier[i]
     c = channel[i]
-    sms_voice = c == 1 and ok and go
-    bits = 0
-    if sms_voice or (promised and t >= 1 and ok):
-        bits |= 1
-    if sms_voice:
-        bits |= 2
-    if (c == 2 or t == 3) and ok and go:
-        bits |= 4
-    if c == 3 and not repossessed[i] and not visited[i] and go:
-        bits |= 8
-    if t >= 2 and unreachable[i] and third[i] and go:
-        bits |= 16
-    if legal[i] and go:
-        bits |= 32
-    if repossess[i] and not repossessed[i] and go:
-        bits |= 64
-    if dispose[i] and go:
-        bits |= 128
-    return bits
+    kept = 1 - np.int64(repossessed[i])
+    sms_voice = np.int64(c == 1) & ok & go
+    return ((sms_voice | (promised & np.int64(t >= 1) & ok))
+            | sms_voice << 1
+            | ((np.int64(c == 2) | np.int64(t == 3)) & ok & go) << 2
+            | (np.int64(c == 3) & kept & (1 - np.int64(visited[i])) & go) << 3
+            | (np.int64(t >= 2) & np.int64(unreachable[i]) & np.int64(third[i]) & go) << 4
+            | (np.int64(legal[i]) & go) << 5
+            | (np.int64(repossess[i]) & kept & go) << 6
+            | (np.int64(dispose[i]) & go) << 7)
 
 
 @njit(cache=True)
@@ -60,10 +53,8 @@ def plan_actions(tier, channel, legal, phone_ok, unreachable, third, repossessed
         bits = _wanted(i, tier, channel, legal, phone_ok, unreachable, third, repossessed, repossess, dispose,
                        disputed, promised, visited)
         wanted[i] = bits
-        if bits:
-            for j in range(8):
-                if bits >> j & 1:
-                    total += calls[i] if kinds[j] == phone else 1
+        for j in range(8):                         # without branches too: most accounts want nothing
+            total += (bits >> j & 1) * (calls[i] if kinds[j] == phone else 1)
     rows = np.empty(total, np.int64)
     action = np.empty(total, np.int8)
     earliest = np.empty(total, np.int64)
