@@ -109,3 +109,44 @@ def test_one_accounts_features_are_its_row_of_the_batchs(kernel, pipeline, book)
         got = _features_one(one.merged, features)
         assert got == {k: one.feature(k) for k in features}
         assert got == {k: int(v[row]) if isinstance(v, np.ndarray) else v for k, v in by_column.items()}, row
+
+
+def _wanted_by_numpy(tier, channel, legal, phone_ok, unreachable, third, repossessed, repossess, dispose, disputed,
+                     promised, visited, calls, now_us, spacing_us):
+    """The NumPy steps the compiled pass replaced (the tree before issue 12's second round),
+    as the oracle: one boolean row per action kind, transposed, np.nonzero, calls repeated."""
+    from kernel.hookspecs import ACTION
+    from postloan_builtins.collection import _KINDS
+    promised = promised & ~disputed
+    go = ~(disputed | promised)
+    sms_voice = (channel == 1) & phone_ok & go
+    wanted = np.array([sms_voice | promised & (tier >= 1) & phone_ok, sms_voice,
+                       ((channel == 2) | (tier == 3)) & phone_ok & go, (channel == 3) & ~repossessed & ~visited & go,
+                       (tier >= 2) & unreachable & third & go, legal & go, repossess & ~repossessed & go,
+                       dispose & go]).T
+    rows, kind = np.nonzero(wanted)
+    action = _KINDS[kind]
+    reps = np.where(action == ACTION["PHONE"], calls[rows], 1)
+    k = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+    return np.repeat(rows, reps), np.repeat(action, reps), now_us + k * spacing_us
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_compiled_actions_wanted_are_the_numpy_steps(seed):
+    """strategy_kernel.plan_actions (without branches) against the NumPy steps it replaced, on
+    random accounts: every condition independent, null tiers and channels, 0–3 calls."""
+    from kernel.hookspecs import ACTION
+    from postloan_builtins import strategy_kernel
+    from postloan_builtins.collection import _KINDS
+    rng = np.random.default_rng(seed)
+    n = 5_000
+    codes = [rng.integers(-1, 4, n).astype(np.int8) for _ in range(2)]
+    flags = [rng.random(n) < p for p in rng.uniform(0.05, 0.95, 10)]
+    calls = rng.integers(0, 4, n).astype(np.int64)
+    now_us, spacing_us = 1_795_831_200_000_000, 180 * 60_000_000
+    got = strategy_kernel.plan_actions(*codes, *flags, calls, _KINDS, ACTION["PHONE"], now_us, spacing_us)
+    expected = _wanted_by_numpy(*codes, *flags, calls, now_us, spacing_us)
+    assert got[0].size > n // 10 and np.count_nonzero(got[1] == ACTION["PHONE"]) > 0
+    for g, e in zip(got, expected):
+        assert np.array_equal(g, e)
+    assert got[1].dtype == np.int8 and got[0].dtype == got[2].dtype == np.int64
