@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
+import math
 import string
 import tomllib
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from kernel.hookspecs import ACTION, NULL_TIME, US_PER_DAY, US_PER_MINUTE, Batch
 from kernel.schema import ENUMS
 
 from . import compliance_kernels as K
+from . import strategy_kernel as SK
 from .compliance import IDENTITY_MARKERS, VOICEMAIL_MARKERS, mentions_debt, screen_scripts
 
 __all__ = ["TieredStrategy", "Template", "TemplateSet", "FIELDS", "load_templates", "format_money",
@@ -568,6 +570,8 @@ class _Renderer:
         # has several actions: every row is the same)
         listed = rows.tolist()
         position = {r: p for p, r in enumerate(dict.fromkeys(listed))}
+        if len(position) == 1 and self._record is not None:
+            return self._join_one(templates, chosen.tolist(), rows)
         distinct = rows if len(position) == len(listed) else np.array(list(position), np.int64)
         columns: dict[Any, Any] = {}
         out: list[str | None] = []
@@ -593,6 +597,106 @@ class _Renderer:
                     parts.append(values if isinstance(values, str) else values[p])
             out.append("".join(parts))
         return out
+
+    def _join_one(self, templates: list[Template], chosen: list[int], rows: np.ndarray) -> list[str | None]:
+        """The scripts of one account's actions (the gRPC Decide form: a record of Python
+        scalars): each field's text is formatted once, from the record's plain value where it
+        has one (:meth:`_one_text`, the same text as the column's), and a template the account
+        uses twice (its calls) is joined once."""
+        one = rows[:1]
+        texts: dict[Any, Any] = {}
+        done: dict[int, str] = {}
+        out: list[str | None] = []
+        for i in chosen:
+            if i < 0:
+                out.append(None)
+                continue
+            script = done.get(i)
+            if script is None:
+                template = templates[i]
+                parts = []
+                for literal, field, unit, key, when in template.slots:
+                    if when is not None:           # a clause: only where its amount is due
+                        due = texts.get(when)
+                        if due is None:
+                            due = texts[when] = self._due_one(when, one)
+                        if not due:
+                            continue
+                    parts.append(literal)
+                    if field:
+                        text = texts.get(key)
+                        if text is None:
+                            text = texts[key] = self._one_text(field, template.language, one, unit)
+                        parts.append(text)
+                script = done[i] = "".join(parts)
+            out.append(script)
+        return out
+
+    def _amount_one(self, field: str, one: np.ndarray) -> float:
+        """A money field's amount for the one account (NaN: unknown), as :meth:`_amounts`."""
+        if field == "total_due":
+            return self._amount_one("overdue_amount", one) + self._amount_one("penalty_interest", one)
+        value = self._scalar(_BOOK_MONEY[field], _NUMBERS)
+        if value is _NOT_PLAIN:
+            return float(self._amounts(field, one)[0])
+        return math.nan if value is None else float(value)
+
+    def _int_one(self, column: str, one: np.ndarray) -> int:
+        """A whole-number column's value for the one account (null or absent: NULL_TIME), as
+        :meth:`_ints`."""
+        value = self._scalar(column, _WHOLE)
+        if value is _NOT_PLAIN:
+            return int(self._ints(column, one)[0])
+        return NULL_TIME if value is None else int(value)
+
+    def _due_one(self, field: str, one: np.ndarray) -> bool:
+        """:meth:`_due` for the one account."""
+        if FIELDS[field].kind == "money":
+            value = self._amount_one(field, one)
+            return value > 0 and value * 100 > 0.5     # NaN: neither; 0.5 cents rounds (half to even) to 0
+        return self._int_one(_INTS[field], one) > 0
+
+    def _one_text(self, field: str, language: str, one: np.ndarray, unit: Unit | None) -> str:
+        """A field's text for the one account: the text :meth:`_field` gives its row."""
+        kind = FIELDS[field].kind
+        if kind == "money":
+            names, index = self.symbols
+            return format_money_small((self._amount_one(field, one),), (names[int(index[one[0]])],))[0]
+        if kind == "int":
+            column = _INTS[field]
+            if not self.batch.has(column):
+                return _MISSING
+            value = self._int_one(column, one)
+            return _MISSING if value == NULL_TIME else counted(value, unit)
+        if kind == "date" and field != "as_of":
+            value = self._scalar(field, (dt.date,))
+            if value is not _NOT_PLAIN:
+                return _MISSING if value is None else value.isoformat()
+        elif kind == "label" and field != "late_charge":
+            code = self._label_code_one(field)
+            if code is not None:
+                return _LABEL_TEXTS[field, language][code]
+        values = self._field(field, language, one, True, unit)
+        return values if isinstance(values, str) else values[0]
+
+    def _label_code_one(self, field: str) -> int | None:
+        """The routes' or legal bases' code for the one account (as :meth:`_label`); None
+        when a state is not a plain value."""
+        flags = {}
+        for column in _LABEL_FLAGS[field]:
+            value = self._scalar(column, (dt.datetime,) if column.endswith("_at") else _WHOLE)
+            if value is _NOT_PLAIN:
+                if self._record is not None and column not in self._record and not self.batch.has(column):
+                    flags[column] = False                      # absent: no
+                    continue
+                return None
+            flags[column] = value is not None if column.endswith("_at") else value is not None and value > 0
+        if field == "routes":
+            arbitration = flags["arbitration_agreed"]
+            return arbitration * 1 + flags["contract_notarised"] * 2 \
+                + (flags["mortgage_registered"] and not flags["open_disputes"]) * 4 \
+                + (flags["litigation_clause"] and not arbitration) * 8
+        return flags["surrender_agreed_at"] * 1 + flags["court_order_at"] * 2 + flags["arbitral_award_at"] * 4
 
     def _join_all(self, templates: list[Template], chosen: np.ndarray, rows: np.ndarray) -> pa.Array:
         n = rows.shape[0]
@@ -729,6 +833,12 @@ class _Renderer:
         if small:
             return [texts[c] for c in code.tolist()]
         return pa.array(texts, pa.string()).take(pa.array(np.asarray(code, np.int64)))
+
+
+#: the state columns each label's code reads (:meth:`_Renderer._label`)
+_LABEL_FLAGS = {"routes": ("arbitration_agreed", "contract_notarised", "mortgage_registered", "open_disputes",
+                           "litigation_clause"),
+                "legal_basis": ("surrender_agreed_at", "court_order_at", "arbitral_award_at")}
 
 
 def _label_texts(table, empty: str, sep: str, column: int) -> list[str]:
@@ -902,46 +1012,25 @@ class TieredStrategy(CollectionStrategy):
         phone_ok = batch.bool("phone_valid")
         unreachable = ~phone_ok | (batch.int("consecutive_failed_attempts") >= s["unreachable_after_failed_attempts"])
         repossessed = batch.bool("repossessed")
-        repossess = batch.bool("disposal.repossess") if batch.has("disposal.repossess") else np.zeros(n, bool)
-        dispose = batch.bool("disposal.dispose") if batch.has("disposal.dispose") else np.zeros(n, bool)
-        has_channel = batch.has("disposal_channel.channel")
-
         no = np.zeros(n, bool)
+        repossess = batch.bool("disposal.repossess") if batch.has("disposal.repossess") else no
+        dispose = batch.bool("disposal.dispose") & batch.valid("disposal_channel.channel") \
+            if batch.has("disposal.dispose") and batch.has("disposal_channel.channel") else no
         # the ledger's state (docs/ledger.md): holds and the last field visit
         disputed = batch.int("open_disputes") > 0 if s["hold_on_dispute"] and batch.has("open_disputes") else no
         promised = batch.bool("promise_open") if s["hold_on_open_promise"] and batch.has("promise_open") else no
-        promised = promised & ~disputed
-        go = ~(disputed | promised)
         visited = no
         if s["field_visit_every_days"] and batch.has("last_field_visit_at"):
             last_visit = batch.time_us("last_field_visit_at")
             visited = (last_visit != NULL_TIME) & (batch.now_us - last_visit < s["field_visit_every_days"] * US_PER_DAY)
-        sms_voice = (channel == 1) & phone_ok & go
-        # one row per action kind (_KINDS), transposed so that an account's actions come out
-        # together in plan order (np.array(...).T: cheaper than np.stack at every size)
-        wanted = np.array([
-            sms_voice | promised & (tier >= 1) & phone_ok,         # an open promise: a reminder only
-            sms_voice,
-            ((channel == 2) | (tier == 3)) & phone_ok & go,         # SEVERE calls too (calls_per_day), beside visits
-            (channel == 3) & ~repossessed & ~visited & go,
-            (tier >= 2) & unreachable & batch.bool("has_third_party_contact") & go,
-            legal & go,
-            repossess & ~repossessed & go,
-            (dispose & batch.valid("disposal_channel.channel") & go) if has_channel else no,
-        ]).T
-        rows, kind = np.nonzero(wanted)
+        # the actions wanted, account by account in plan order (_KINDS), phone calls
+        # calls_per_day times spaced apart: one compiled pass (strategy_kernel)
+        rows, action, earliest = SK.plan_actions(
+            tier, channel, legal, phone_ok, unreachable, batch.bool("has_third_party_contact"), repossessed, repossess, dispose, disputed, promised, visited, calls, _KINDS,
+            ACTION["PHONE"], batch.now_us, s["call_spacing_minutes"] * US_PER_MINUTE)
         if rows.size == 0:
             return {"row": rows, "action": np.zeros(0, np.int8), "priority": np.zeros(0),
                     "earliest_at": np.zeros(0, np.int64)}
-        action = _KINDS[kind]
-        # phone calls: calls_per_day of them per account, spaced apart; every other action once
-        reps = np.where(action == ACTION["PHONE"], calls[rows], 1)
-        if np.count_nonzero(reps != 1):
-            k = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
-            rows, action = np.repeat(rows, reps), np.repeat(action, reps)
-        else:
-            k = np.zeros(rows.size, np.int64)
-        earliest = batch.now_us + k * s["call_spacing_minutes"] * US_PER_MINUTE
         script_id, language, script = self._render(batch, rows, action, tier)
         return {"row": rows, "action": action, "priority": priority[rows], "earliest_at": earliest,
                 "script_id": script_id, "language": language, "script": script}

@@ -162,7 +162,8 @@ def _screen_one(text: str | None) -> int:
                 break
     # ASCII letters lowered (as RE2's and re's ASCII case folding); str.lower is far cheaper than
     # translate and gives the same text unless a non-ASCII letter lowers to ASCII or lengthens
-    low = text.lower() if text.isascii() or not _ODD_LOWER.search(text) else text.translate(_ASCII_LOWER)
+    low = text.lower() if text.isascii() or not ("\u212a" in text or "\u0130" in text or "\u212b" in text) \
+        else text.translate(_ASCII_LOWER)              # the characters of _ODD_LOWER: three finds beat its search
     for bit, word, pattern in _ENGLISH_CHECKS:
         if not bits & bit and word in low and pattern.search(text):
             bits |= bit
@@ -379,6 +380,23 @@ def _convert_scalar(kind: str, value) -> int:
     return index.get(value, -1) if isinstance(value, str) else int(value)
 
 
+def _scalar_converter(kind: str):
+    """:func:`_convert_scalar` of one kind as a function of the value alone (one account's
+    features are read kind by kind without the chain of kinds)."""
+    if kind == "int":
+        return lambda value: 0 if value is None else int(value)
+    if kind == "bool":
+        return lambda value: 1 if value else 0
+    if kind == "tri":
+        return lambda value: -1 if value is None else (1 if value else 0)
+    if kind == "time":
+        return lambda value: NULL_TIME if value is None else _scalar_us(value)
+    if kind == "day":
+        return lambda value: NULL_TIME if value is None else _scalar_days(value)
+    index = {m: i for i, m in enumerate(_members(kind))}
+    return lambda value: -1 if value is None else index.get(value, -1) if isinstance(value, str) else int(value)
+
+
 def _convert_column(batch, kind: str, column: str) -> np.ndarray:
     """A batch column as the engine's int64 per account."""
     if kind == "int":
@@ -396,6 +414,11 @@ def _convert_column(batch, kind: str, column: str) -> np.ndarray:
 
 def _null_of(kind: str) -> int:
     return NULL_TIME if kind in ("time", "day") else -1 if kind in ("tri",) or kind.startswith("enum") else 0
+
+
+#: per feature: (converter of one value, columns in order, whether one is a book column, its null)
+_FEATURE_SPECS = tuple((_scalar_converter(kind), columns, any(c in _BOOK_COLUMNS for c in columns), _null_of(kind))
+                       for _, kind, columns in K.FEATURES)
 
 
 class _Accounts:
@@ -467,6 +490,23 @@ class _Accounts:
 
 
 _REQUIRED = tuple(any(c in _BOOK_COLUMNS for c in columns) for _, _, columns in K.FEATURES)
+
+
+def _features_one(merged: Mapping, features: tuple[int, ...]) -> dict[int, int]:
+    """:meth:`_Accounts.feature` of one account's record (``merged``) for each of ``features``."""
+    out = {}
+    for k in features:
+        convert, columns, required, null = _FEATURE_SPECS[k]
+        for column in columns:
+            if column in merged:
+                out[k] = convert(merged[column])
+                break
+        else:
+            if required:
+                raise PostloanError(f"column {columns[0]!r} is neither a book column nor a decision column of this "
+                                    f"batch")
+            out[k] = null
+    return out
 
 
 @dataclass
@@ -559,7 +599,8 @@ class Engine:
     def _judge(self, policies, run: _Run, actions, outcome, reason, until, winner) -> None:
         accounts = _Accounts(actions.batch)
         single = accounts.records is not None
-        per_account = {k: accounts.feature(k) for k in run.features}
+        per_account = _features_one(accounts.merged, run.features) if single else \
+            {k: accounts.feature(k) for k in run.features}
         derived: list = []
         for p in policies:
             if p.DERIVED:

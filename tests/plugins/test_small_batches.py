@@ -209,7 +209,7 @@ FRAGMENTS = ["逾期", "欠", "车要被", "征信", "退订", "录音", "如已
              "late", "LATE", "later", "Late fee", "pay", "payment", "repo ", "Repo", "owes", "owesome", "tow",
              "car note", "Past Due", "reply STOP", "Text  stop", "stopped", "this call is recorded", "recording",
              "If you have already paid", "this is the Example customer service", "I'm from customer service",
-             " ", "_", "x", "9", "您好", "，", "。", "Ünïcödé", "\u212a", "\u0130", "é", "\n"]
+             " ", "_", "x", "9", "您好", "，", "。", "Ünïcödé", "\u212a", "\u0130", "\u212b", "é", "\n"]
 
 
 @settings(max_examples=150, deadline=None)

@@ -1,0 +1,152 @@
+"""The stage at one account (the gRPC Decide form: a Record of Python scalars, and NumPy
+columns of one row) against the same accounts staged in one batch: every action, outcome,
+reason, time, rendered script (byte for byte) and valuation must be the batch's. Over a
+generated book (seed fixed): every tier, both countries and languages, repossessions whose
+car is valued, accounts with and without the ledger's state columns."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from kernel.hookspecs import Record
+from kernel.pipeline import Pipeline
+
+AS_OF = dt.date(2026, 11, 28)
+NOW = dt.datetime(2026, 11, 28, 2, 30, tzinfo=dt.timezone.utc)       # 10:30 in Shanghai, 21:30 in New York
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    import kernel as k
+    return k.Kernel.load()
+
+
+@pytest.fixture(scope="module")
+def pipeline(kernel, tmp_path_factory):
+    return Pipeline(kernel, audit_path=tmp_path_factory.mktemp("one") / "audit.log")
+
+
+@pytest.fixture(scope="module")
+def book():
+    from kernel.synth import generate
+    return generate(3_000, seed=5, as_of=AS_OF)
+
+
+def _picks(book: pa.Table, decisions: pa.Table) -> list[int]:
+    """Accounts of every kind: each tier and country, repossessions, disposals, quiet ones."""
+    rng = np.random.default_rng(3)
+    dpd = book["dpd"].to_numpy()
+    us = np.array([c == "US" for c in book["country"].to_pylist()])
+    repossess = np.array([bool(v) for v in decisions["disposal.repossess"].to_pylist()])
+    picks = set(rng.choice(book.num_rows, 60, replace=False).tolist())
+    for mask in (dpd > 90, (dpd > 30) & (dpd <= 90), (dpd > 0) & (dpd <= 30), us, us & (dpd > 30), repossess):
+        rows = np.flatnonzero(mask)
+        picks |= set(rng.choice(rows, min(25, rows.size), replace=False).tolist())
+    return sorted(picks)
+
+
+def _columns(book: pa.Table, row: int) -> dict[str, np.ndarray]:
+    one = book.slice(row, 1)
+    out = {}
+    for name in one.schema.names:
+        column = one[name]
+        if pa.types.is_dictionary(column.type) or pa.types.is_string(column.type):
+            out[name] = np.array(column.to_pylist(), dtype=object)
+        else:
+            out[name] = column.to_numpy()
+    return out
+
+
+@pytest.mark.parametrize("with_state", [False, True], ids=["book", "ledger_state"])
+def test_one_account_stages_as_in_a_batch(kernel, pipeline, book, with_state):
+    table = pipeline.with_state(book, AS_OF, NOW) if with_state else book
+    decisions = kernel.decide(table, AS_OF)
+    whole = pipeline.stage(table, decisions, AS_OF, NOW)
+    actions = whole.actions
+    picks = _picks(book, whole.decisions)
+    staged = {"actions": 0, "repossessions": 0, "languages": set()}
+    for row in picks:
+        record = table.slice(row, 1).to_pylist()[0]
+        expected = actions.filter(pc.equal(actions["account_id"], record["account_id"])).to_pylist()
+        one = pipeline.stage(Record(record), Record(kernel.decide_record(record, AS_OF)), AS_OF, NOW)
+        assert one.actions.to_pylist() == expected, record["account_id"]
+        columns = _columns(table, row)
+        assert pipeline.stage(columns, kernel.decide_columns(columns, AS_OF), AS_OF, NOW).actions.to_pylist() \
+            == expected, record["account_id"]
+        batch_row = whole.decisions.slice(row, 1).to_pylist()[0]
+        decided = one.decision_record
+        for name in [n for n in batch_row if n.startswith(("valuation.", "disposal_channel."))]:
+            if isinstance(batch_row[name], float):
+                assert decided[name] == pytest.approx(batch_row[name], rel=1e-12, nan_ok=True), name
+            else:
+                assert decided[name] == batch_row[name], name
+        staged["actions"] += len(expected)
+        staged["repossessions"] += sum(a["action"] == "REPOSSESSION" for a in expected)
+        staged["languages"] |= {a["language"] for a in expected}
+    # the picks covered what they are meant to
+    assert staged["actions"] > 200 and staged["repossessions"] >= 5 and staged["languages"] == {"zh", "en"}
+
+
+def test_one_accounts_features_are_its_row_of_the_batchs(kernel, pipeline, book):
+    """The policies' features of one account's record (converted kind by kind) are the ones the
+    batch's columns give its row."""
+    from kernel.hookspecs import Batch
+    from postloan_builtins import compliance_kernels as K
+    from postloan_builtins.compliance import _Accounts, _features_one
+    table = pipeline.with_state(book, AS_OF, NOW)
+    decisions = kernel.decide(table, AS_OF)
+    columns = _Accounts(Batch(table.num_rows, AS_OF, NOW, [decisions, table]))
+    features = tuple(range(len(K.FEATURES)))
+    rows = _picks(book, pipeline.stage(table, decisions, AS_OF, NOW).decisions)
+    by_column = {k: columns.feature(k) for k in features}
+    for row in rows:
+        record = table.slice(row, 1).to_pylist()[0]
+        one = _Accounts(Batch(1, AS_OF, NOW, [Record(kernel.decide_record(record, AS_OF)), Record(record)]))
+        got = _features_one(one.merged, features)
+        assert got == {k: one.feature(k) for k in features}
+        assert got == {k: int(v[row]) if isinstance(v, np.ndarray) else v for k, v in by_column.items()}, row
+
+
+def _wanted_by_numpy(tier, channel, legal, phone_ok, unreachable, third, repossessed, repossess, dispose, disputed,
+                     promised, visited, calls, now_us, spacing_us):
+    """The NumPy steps the compiled pass replaced (the tree before issue 12's second round),
+    as the oracle: one boolean row per action kind, transposed, np.nonzero, calls repeated."""
+    from kernel.hookspecs import ACTION
+    from postloan_builtins.collection import _KINDS
+    promised = promised & ~disputed
+    go = ~(disputed | promised)
+    sms_voice = (channel == 1) & phone_ok & go
+    wanted = np.array([sms_voice | promised & (tier >= 1) & phone_ok, sms_voice,
+                       ((channel == 2) | (tier == 3)) & phone_ok & go, (channel == 3) & ~repossessed & ~visited & go,
+                       (tier >= 2) & unreachable & third & go, legal & go, repossess & ~repossessed & go,
+                       dispose & go]).T
+    rows, kind = np.nonzero(wanted)
+    action = _KINDS[kind]
+    reps = np.where(action == ACTION["PHONE"], calls[rows], 1)
+    k = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+    return np.repeat(rows, reps), np.repeat(action, reps), now_us + k * spacing_us
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_compiled_actions_wanted_are_the_numpy_steps(seed):
+    """strategy_kernel.plan_actions (without branches) against the NumPy steps it replaced, on
+    random accounts: every condition independent, null tiers and channels, 0–3 calls."""
+    from kernel.hookspecs import ACTION
+    from postloan_builtins import strategy_kernel
+    from postloan_builtins.collection import _KINDS
+    rng = np.random.default_rng(seed)
+    n = 5_000
+    codes = [rng.integers(-1, 4, n).astype(np.int8) for _ in range(2)]
+    flags = [rng.random(n) < p for p in rng.uniform(0.05, 0.95, 10)]
+    calls = rng.integers(0, 4, n).astype(np.int64)
+    now_us, spacing_us = 1_795_831_200_000_000, 180 * 60_000_000
+    got = strategy_kernel.plan_actions(*codes, *flags, calls, _KINDS, ACTION["PHONE"], now_us, spacing_us)
+    expected = _wanted_by_numpy(*codes, *flags, calls, now_us, spacing_us)
+    assert got[0].size > n // 10 and np.count_nonzero(got[1] == ACTION["PHONE"]) > 0
+    for g, e in zip(got, expected):
+        assert np.array_equal(g, e)
+    assert got[1].dtype == np.int8 and got[0].dtype == got[2].dtype == np.int64
