@@ -1,20 +1,24 @@
-"""Straight-line block functions: a model whose program has no loop of its own — elementwise
-preprocessing (Gather, Imputer, Cast, Scaler, OneHotEncoder, Binarizer, arithmetic, activations)
-then a linear model — as one generated ``block(X, params, out)`` without an interpreter.
+"""Straight-line block functions: a model whose program is elementwise preprocessing (Gather,
+Imputer, Cast, Scaler, OneHotEncoder, Binarizer, arithmetic, activations), linear models and
+one-target regression tree ensembles, as one generated ``block(X, params, out)`` without an
+interpreter.
 
 The interpreter (:func:`kernel.models.kernels.interpreter`) compiles a dispatch loop and one
-function per op, each over the whole scratch: for the shipped PD model (a logistic scorecard:
-one small matrix product and a sigmoid) that was 4.5–6.8 s of Numba's CPU on a cold start.
-Here every op of the program is unrolled, per row, into scalar statements on local variables,
-in the interpreter's own float32 operations and order (so the scores are bit-identical to it,
-and to onnxruntime as closely as the interpreter is), and only the statements the outputs
-depend on are kept. The generated source depends on the program (``prog``), its integer pool
-(gather indices, categories, labels) and which scratch columns are outputs; the float
-parameters (coefficients, offsets, imputed values…) are read from ``fp`` at run time, so
-retrained coefficients reuse the compiled code.
+function per op, each over the whole scratch, every branch of each whatever the model needs:
+for the shipped models 8.4–8.8 s of Numba's CPU on a cold start. Here every elementwise or
+linear op of the program is unrolled, per row, into scalar statements on local variables, in
+the interpreter's own float32 operations and order (so the scores are bit-identical to it),
+and only the statements the outputs depend on are kept. A tree ensemble is the interpreter's
+own ``kernels._trees_sum1`` called over the block: the statements before it form one loop over
+the rows that stores the ensemble's inputs in the scratch ``S``, those after it another loop.
+The generated source depends on the program (``prog``), its integer pool (gather indices,
+categories, labels) and which scratch columns are outputs; the float parameters
+(coefficients, offsets, imputed values, thresholds, leaves…) are read from ``fp`` at run time,
+so retrained coefficients reuse the compiled code.
 
-A program with any other op (trees, MatMul, Softmax, Normalizer…), or one that would unroll into
-more than :data:`MAX_LINES` statements, gets ``None``: it runs on its interpreter.
+A program with any other op (classifier or multi-target trees, MatMul, Softmax, Normalizer…),
+or one that would unroll into more than :data:`MAX_LINES` statements, gets ``None``: it runs
+on its interpreter.
 """
 from __future__ import annotations
 
@@ -27,12 +31,12 @@ from . import kernels as K  # (configures Numba's cache folder before anything i
 from numba import njit  # noqa: E402
 
 #: generator version: part of every generated block's source (and so of its file name)
-GENERATOR = 1
+GENERATOR = 2
 #: programs unrolling into more statements than this run on the interpreter (Numba's compile
 #: costs about 5 ms per statement: a wide linear model compiles faster as a loop)
 MAX_LINES = 1200
 
-_STRAIGHT_OPS = {K.OP_GATHER, K.OP_SCALER, K.OP_IMPUTER, K.OP_BINARIZER, K.OP_ONEHOT_NUM, K.OP_ONEHOT_IDX,
+_STRAIGHT_OPS = {K.OP_TREES, K.OP_GATHER, K.OP_SCALER, K.OP_IMPUTER, K.OP_BINARIZER, K.OP_ONEHOT_NUM, K.OP_ONEHOT_IDX,
                  K.OP_CAST, K.OP_BINARY, K.OP_UNARY, K.OP_LINEAR_CLASSIFIER, K.OP_LINEAR_REGRESSOR}
 _F0, _F1 = "np.float32(0.0)", "np.float32(1.0)"
 _VAR = re.compile(r"\bv\d+\b")
@@ -108,7 +112,7 @@ import numpy as np
 from numba import njit
 
 from kernel.codegen.helpers import element_pointer, row_pointer
-from kernel.models.kernels import _logistic, _probit  # noqa: F401
+from kernel.models.kernels import _logistic, _probit, _trees_sum1  # noqa: F401
 from kernel.models.straight import (  # noqa: F401
     _beyond_1e7, _binarize, _category, _eq_to, _log, _nan_to, _pick, _position, _relu, _sqrt, _trunc)
 
@@ -118,34 +122,68 @@ def block(X, params, out):
     \"\"\"Score one block of rows: ``X`` float32[rows, n_features] -> ``out`` float64[rows, n_out].\"\"\"
     prog, ip, fp, out_cols = params
     q = element_pointer(fp, 0)          # pointers: no negative-index wraparound to compile
-    for r in range(X.shape[0]):
-        xr = row_pointer(X, r)
+    rows = X.shape[0]
 """
+_LOOP = "    for r in range(rows):"
 
 
 class _Unroll:
-    """Statements of one row: ``(variable or None, text)``; a scratch column maps to the
-    variable holding its current value."""
+    """Statements of one row, in segments: a segment is one loop over the rows; between two, a
+    call over the whole block (a tree ensemble) reads and writes the scratch ``S``. A scratch
+    column maps to the variable holding its value and the segment that computed it (-1: a
+    feature, read in any segment); a later segment reading it loads it from ``S``, and the
+    segment that computed it stores it there."""
 
     def __init__(self, ip: np.ndarray):
         self.ip = ip
-        self.lines: list[tuple[str | None, str]] = []
-        self.cols: dict[int, str] = {}
+        self.segments: list[list[tuple[str, str]]] = [[]]
+        self.stores: list[dict[int, str]] = [{}]
+        self.calls: list[str] = []
+        self.cols: dict[int, tuple[str, int]] = {}
+        self.loaded: dict[tuple[int, int], str] = {}
         self.n = 0
+
+    @property
+    def lines(self) -> int:
+        return sum(len(s) for s in self.segments)
 
     def let(self, text: str) -> str:
         self.n += 1
         name = f"v{self.n}"
-        self.lines.append((name, f"{name} = {text}"))
+        self.segments[-1].append((name, f"{name} = {text}"))
         return name
 
     def col(self, c: int) -> str:
         if c not in self.cols:
             raise _NotStraight(f"scratch column {c} is read before it is written")
-        return self.cols[c]
+        var, seg = self.cols[c]
+        here = len(self.segments) - 1
+        if seg in (-1, here):
+            return var
+        self.stores[seg][c] = var
+        if (here, c) not in self.loaded:
+            self.loaded[here, c] = self.let(f"S[{c}, r]")
+        return self.loaded[here, c]
+
+    def alias(self, dst: int, src: int) -> None:
+        if src not in self.cols:
+            raise _NotStraight(f"scratch column {src} is read before it is written")
+        self.cols[dst] = self.cols[src]
 
     def set(self, c: int, text: str) -> None:
-        self.cols[c] = self.let(text)
+        self.cols[c] = (self.let(text), len(self.segments) - 1)
+
+    def stored(self, c: int) -> None:
+        """Column ``c`` must be in ``S`` before the next call."""
+        if c not in self.cols:
+            raise _NotStraight(f"scratch column {c} is read before it is written")
+        var, seg = self.cols[c]
+        self.stores[len(self.segments) - 1 if seg == -1 else seg][c] = var
+
+    def call(self, text: str) -> None:
+        self.calls.append(text)
+        self.segments.append([])
+        self.stores.append({})
 
 
 class _NotStraight(Exception):
@@ -193,7 +231,26 @@ def _dot(u: _Unroll, src: int, nf: int, co: int, t: int, io: int, ni: int) -> st
     return u.let(f"{acc} + fp[{io + t}]" if t < ni else f"{acc} + {_F0}")
 
 
-def _op(u: _Unroll, op: int, a: list[int]) -> None:
+def _trees(u: _Unroll, a: list[int], prog_at: tuple[int, int]) -> None:
+    """A regression ensemble of one summed target (:data:`kernels.TREES_SUM1`, every shipped
+    tree model): ``kernels._trees_sum1`` over the block, called as the interpreter calls it,
+    then ``_finalize_regressor``'s one-target path unrolled."""
+    if K.tree_variant(a) != K.TREES_SUM1 or a[K.T_CLASSIFIER] or a[K.T_K] != 1:
+        raise _NotStraight("a tree ensemble other than one summed regression target")
+    for f in range(a[K.T_NF]):
+        u.stored(a[K.T_IN] + f)
+    n = len(u.calls) + 1
+    u.call(f"acc{n}, _ = _trees_sum1(S, prog[{prog_at[0]}:{prog_at[1]}], ip, fp)")
+    v = u.let(f"acc{n}[r, 0]")
+    if a[K.T_AGG] == K.AGG_AVERAGE:
+        v = u.let(f"{v} / np.float32({a[K.T_NTREES]})")
+    v = u.let(f"{v} + {f'fp[{a[K.T_BASE]}]' if a[K.T_NB] == 1 else _F0}")
+    if a[K.T_POST] == K.POST_PROBIT:
+        v = u.let(f"_probit({v})")
+    u.cols[a[K.T_SCORE]] = (v, len(u.segments) - 1)
+
+
+def _op(u: _Unroll, op: int, a: list[int], prog_at: tuple[int, int] = (0, 0)) -> None:
     ip = u.ip
     if op == K.OP_GATHER:
         out, n, off = a[0], a[1], a[2]
@@ -243,7 +300,7 @@ def _op(u: _Unroll, op: int, a: list[int]) -> None:
             elif kind == K.CAST_BOOL:
                 u.set(dst + j, f"np.float32({x} != 0)")
             else:
-                u.cols[dst + j] = x
+                u.alias(dst + j, src + j)
     elif op == K.OP_BINARY:
         kind, ac, aw, bconst, bref, bw, dst, ow, left = a[:9]
         sign = {K.BIN_ADD: "+", K.BIN_SUB: "-", K.BIN_MUL: "*", K.BIN_DIV: "/"}[kind]
@@ -282,7 +339,7 @@ def _op(u: _Unroll, op: int, a: list[int]) -> None:
             u.set(lcol, f"np.float32(ip[{lo} + {best}])")
         if nt > 1:
             for t, v in enumerate(_transform(u, s, post)):
-                u.cols[scol + t] = v
+                u.cols[scol + t] = (v, len(u.segments) - 1)
         else:
             v = s[0]
             if post == K.POST_PROBIT:
@@ -291,9 +348,9 @@ def _op(u: _Unroll, op: int, a: list[int]) -> None:
                 v = u.let(f"_logistic({v})")
             if second:
                 u.set(scol, f"{_F1} - {v}")
-                u.cols[scol + 1] = v
+                u.cols[scol + 1] = (v, len(u.segments) - 1)
             else:
-                u.cols[scol] = v
+                u.cols[scol] = (v, len(u.segments) - 1)
     elif op == K.OP_LINEAR_REGRESSOR:
         src, nf, nt, co, io, ni, post, dst = a[:8]
         s = [_dot(u, src, nf, co, t, io, ni) for t in range(nt)]
@@ -302,46 +359,62 @@ def _op(u: _Unroll, op: int, a: list[int]) -> None:
         elif post == K.POST_PROBIT:
             s = [u.let(f"_probit({s[0]})")]
         for t, v in enumerate(s):
-            u.cols[dst + t] = v
+            u.cols[dst + t] = (v, len(u.segments) - 1)
+    elif op == K.OP_TREES:
+        _trees(u, a, prog_at)
     else:
         raise _NotStraight(f"op {op}")
 
 
 def straight_source(prog, ipool, out_cols) -> str | None:
     """The source of a straight-line ``block`` for the program, or ``None`` when it has an op
-    that is not elementwise or linear, or unrolls into more than :data:`MAX_LINES` statements."""
+    that is not elementwise, linear or a one-target regression ensemble, or unrolls into more
+    than :data:`MAX_LINES` statements."""
     prog = np.asarray(prog, np.int64)
     ops = K.program_ops(prog)
     if not ops or any(op not in _STRAIGHT_OPS for op, _ in ops):
         return None
-    # every statement is a variable, so a bound on the columns a program writes bounds them:
-    # checked before unrolling, so a huge model costs no time here
     u = _Unroll(np.asarray(ipool, np.int64))
-    features = int(prog[0])
-    for f in range(features):
-        u.cols[f] = f"x{f}"
+    for f in range(int(prog[0])):
+        u.cols[f] = (f"x{f}", -1)
+    pc = 3
     try:
         for op, a in ops:
-            _op(u, op, a)
-            if len(u.lines) > 4 * MAX_LINES:
+            _op(u, op, a, (pc + 2, pc + 2 + len(a)))
+            pc += 2 + len(a)
+            if u.lines > 4 * MAX_LINES:
                 return None
         outs = [u.col(int(c)) for c in out_cols]
     except (_NotStraight, KeyError, IndexError):
         return None
-    # keep only what the outputs depend on (backwards: a statement is kept when a kept one,
-    # or an output, reads its variable)
-    needed = set(outs)
-    kept = []
-    for name, text in reversed(u.lines):
-        if name in needed:
-            kept.append(re.sub(r"\bfp\[", "q[", text))
-            needed.update(_VAR.findall(text.partition(" = ")[2]))
-    kept.reverse()
-    reads = sorted({int(x[1:]) for x in re.findall(r"\bx\d+\b", " ".join(kept + outs))})
-    if len(kept) + len(reads) > MAX_LINES:
+    # per segment, last first: keep only what its stores (and, in the last, the outputs) depend
+    # on — a statement is kept when a kept one reads its variable
+    loops = []
+    for k in range(len(u.segments) - 1, -1, -1):
+        last = k == len(u.segments) - 1
+        stores = sorted(u.stores[k].items())
+        needed = set(v for _, v in stores) | (set(outs) if last else set())
+        kept = []
+        for name, text in reversed(u.segments[k]):
+            if name in needed:
+                kept.append(re.sub(r"\bfp\[", "q[", text))
+                needed.update(_VAR.findall(text.partition(" = ")[2]))
+        kept.reverse()
+        tail = [f"S[{c}, r] = {v}" for c, v in stores]
+        if last:
+            tail += [f"out[r, {j}] = {v}" for j, v in enumerate(outs)]
+        reads = sorted({int(x[1:]) for x in re.findall(r"\bx\d+\b", " ".join(kept + tail))})
+        loops.append((["xr = row_pointer(X, r)"] if reads else []) + [f"x{f} = xr[{f}]" for f in reads] + kept + tail)
+    loops.reverse()
+    if sum(len(lines) for lines in loops) > MAX_LINES:
         return None
-    body = [f"        x{f} = xr[{f}]" for f in reads] + [f"        {line}" for line in kept]
-    body += [f"        out[r, {j}] = {v}" for j, v in enumerate(outs)]
+    body = [f"    S = np.empty(({int(prog[1])}, rows), np.float32)"] if u.calls else []
+    for k, lines in enumerate(loops):
+        if lines:
+            body.append(_LOOP)
+            body += [f"        {line}" for line in lines]
+        if k < len(u.calls):
+            body.append(f"    {u.calls[k]}")
     what = ", ".join(dict.fromkeys(K._OPCODE_NAMES[op] for op, _ in ops))
     return _HEADER.format(version=GENERATOR, what=what) + "\n".join(body) + "\n"
 
