@@ -6,8 +6,9 @@
   compiles), each a fresh process as the author runs them; peers: the same ``decide`` with
   nothing changed, and starting Python with numba and pyarrow;
 - the cold compile of the whole shipped bundle (an empty cache; goal ≤ 10 s) against the warm
-  load of the same bundle in a fresh process, and the shipped models' interpreters (each
-  knows only its model's ops) against the interpreter of every op, compiled in the same run;
+  load of the same bundle in a fresh process, and the shipped models' block functions (each a
+  straight-line block of its own: ``kernel.models.straight``) against the interpreter of every
+  op compiled for the same models, in the same run;
 - the whole decision of 500,000 generated accounts (output as Arrow) against onnxruntime
   scoring the heaviest shipped model alone on the same rows with the same threads (goal
   ≥ 1.5×), and where the decision's time goes, stage by stage, on one thread.
@@ -172,8 +173,8 @@ _INTERPRETER = textwrap.dedent("""\
 
 
 def test_speed_model_interpreters(benchmark, tmp_path):
-    """The shipped models' interpreters (each knows only its model's ops), compiled into an
-    empty cache, against the interpreter of every op compiled for the same models in the
+    """The shipped models' block functions (straight-line blocks: no interpreter), compiled into
+    an empty cache, against the interpreter of every op compiled for the same models in the
     same run: CPU seconds of Numba's compile, each in a fresh process."""
     models = [str(ROOT / "models" / f"{name}.onnx") for name in (("rv_model",) if benchmark.disabled
                                                                   else ("pd_model", "rv_model"))]
@@ -186,7 +187,7 @@ def test_speed_model_interpreters(benchmark, tmp_path):
     own, every = sum(cpu["own"].values()), sum(cpu["every"].values())
     benchmark.extra_info.update({"own_cpu_s": {k: round(v, 3) for k, v in cpu["own"].items()},
                                  "every_op_cpu_s": round(every, 3), "every_over_own": every / own})
-    print(f"\nmodel interpreters, empty cache: each model's own {own:.1f} s of CPU ("
+    print(f"\nmodel block functions, empty cache: each model's own {own:.1f} s of CPU ("
           + ", ".join(f"{k} {v:.1f} s" for k, v in cpu["own"].items())
           + f"); the interpreter of every op for the same models {every:.1f} s ({every / own:.1f}×)")
     assert every > own

@@ -31,9 +31,9 @@ def compile_plan(plan: Plan, progress=None):
 
     ``progress(done, total, name)`` is called before each node that really compiles (a cached
     node loads in milliseconds and is not reported): ``done`` nodes of ``total`` are ready.
-    A model node whose block function (the model interpreter, shared by every model and
-    compiled once per machine) is not cached yet is reported first as ``"<model> (model
-    interpreter)"``. By default (``progress=None``) a bar "compiling node n of N: <name>"
+    A model node whose block function (its straight-line block, or an interpreter shared by
+    every model with the same ops) is not cached yet is reported first as ``"<model> (model
+    block)"``. By default (``progress=None``) a bar "compiling node n of N: <name>"
     shows on stderr when it is a terminal (``kernel.cli.progress``) and each compiled node is
     logged (logger ``kernel.codegen``); ``progress=False`` only logs (``--quiet``)."""
     import numpy as np
@@ -70,10 +70,10 @@ def compile_plan(plan: Plan, progress=None):
                     if second:
                         helper = helpers[("model", k)]
                         if not helper.done:
-                            show(k, "model interpreter")
+                            show(k, "model block")
                         helper.wait()
                     model_functions[node.name] = (arguments[node.name], _model_function(
-                        model, arguments[node.name], lambda k=k: show(k, "model interpreter")))
+                        model, arguments[node.name], lambda k=k: show(k, "model block")))
                 if (("node", k) in helpers) == second:
                     if second:
                         show(k)
@@ -133,7 +133,7 @@ def _start_helpers(generated, modules: list, params: dict) -> dict:
             details[("node", k)] = {"kind": "node", "path": module.__file__}
     shares = parallel.plan_jobs(jobs, helpers)
     if len(shares) > 1:
-        named = [[f"{generated.nodes[k].name}{' (model interpreter)' if what == 'model' else ''}" for what, k in share]
+        named = [[f"{generated.nodes[k].name}{' (model block)' if what == 'model' else ''}" for what, k in share]
                  for share in shares]
         parallel.log.info("compiling in %d processes: %s", len(shares), "; ".join(", ".join(n) for n in named))
     started = {}

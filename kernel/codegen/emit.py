@@ -48,7 +48,7 @@ BLOCK_ROWS = 256
 #: decision tables with at least this many rows are matched through an index, not row by row
 INDEX_MIN_ROWS = 16
 #: bump when the generated code's meaning changes (it is part of every content hash)
-GENERATOR_VERSION = "8"
+GENERATOR_VERSION = "9"
 _HELPERS_HASH = hashlib.sha256(inspect.getsource(helpers).encode()).hexdigest()[:16]
 
 _PRELUDE = f"""\
@@ -58,7 +58,7 @@ import numpy as np
 from numba import carray, njit, types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from kernel.codegen.helpers import (OPTS, absolute, add, bits64, call_native, civil, element_pointer, fmod, imod,
-                                    mul, neg, p_f32, p_f64, p_i8, p_i32, p_i64, p_u8, row_pointer, sub)
+                                    mul, neg, p_f32, p_f64, p_i8, p_i32, p_i64, p_u8, row_pointer, select, sub)
 
 INT_MIN = -9223372036854775808
 U0 = np.uint64(0)
@@ -209,8 +209,8 @@ class _Generator:
             ov, om = self.expr(e.other, env)
             f, v, m = c.tmp("f"), c.tmp(), c.tmp("m")
             c.emit(f"{f} = {_all(cm, cv)}")
-            c.emit(f"{v} = {self._typed(tv, e.type)} if {f} else {self._typed(ov, e.type)}")
-            c.emit(f"{m} = {tm} if {f} else {om}")
+            c.emit(f"{v} = select({f}, {self._typed(tv, e.type)}, {self._typed(ov, e.type)})")
+            c.emit(f"{m} = select({f}, {tm}, {om})")
             return v, m
         if t is ir.Call:
             return self._call(e, env)
@@ -287,7 +287,7 @@ class _Generator:
                 c.emit(f"{m} = {_all(base, f'{b} != 0')}")
         else:
             if op == "/":
-                c.emit(f"{v} = {a} / {b} if {b} != 0.0 else 0.0")
+                c.emit(f"{v} = select({b} != 0.0, {a} / {b}, 0.0)")      # x / 0 is inf, no trap (numpy error model)
                 c.emit(f"{m} = {_all(base, f'{b} != 0.0', f'{v} == {v}')}")
             elif op == "%":
                 c.emit(f"{v} = fmod({a}, {b})")
@@ -305,7 +305,7 @@ class _Generator:
             v, m = pairs[-1]
             for pv, pm in reversed(pairs[:-1]):
                 nv, nm = c.tmp(), c.tmp("m")
-                c.emit(f"{nv} = {self._typed(pv, e.type)} if {pm} else {self._typed(v, e.type)}")
+                c.emit(f"{nv} = select({pm}, {self._typed(pv, e.type)}, {self._typed(v, e.type)})")
                 c.emit(f"{nm} = {_any(pm, m)}")
                 v, m = nv, nm
             return v, m
@@ -610,7 +610,7 @@ class _Generator:
             elif op == "sum":
                 c.emit(f"{av} = {av} + {v}")
             elif op in ("min", "max"):
-                c.emit(f"{av} = {self._typed(v, o.type)} if not {present} else {op}({av}, {self._typed(v, o.type)})")
+                c.emit(f"{av} = select({present}, {op}({av}, {self._typed(v, o.type)}), {self._typed(v, o.type)})")
             elif op == "any":
                 c.emit(f"{av} = {_any(av, v)}")
             elif op == "all":
@@ -850,11 +850,12 @@ class _Generator:
                 table = f"_CAT{f}"
                 codes = [cats.index(member) if member in cats else -1 for member in t.members]
                 self.globals.append(f"{table} = np.array({codes!r}, dtype=np.float32)")
-                c.emit(f"xp[(i - start) * {nf} + {f}] = {table}[{v}] if {m} else np.float32(np.nan)")
+                # (a null's code may be anything: the table is read at 0 then, and not used)
+                c.emit(f"xp[(i - start) * {nf} + {f}] = select({m}, {table}[select({m}, {v}, 0)], np.float32(np.nan))")
             else:
                 # an int goes through float64, as onnxruntime's input would
                 x = f"np.float64({v})" if t.kind == "int" else v
-                c.emit(f"xp[(i - start) * {nf} + {f}] = np.float32({x}) if {m} else np.float32(np.nan)")
+                c.emit(f"xp[(i - start) * {nf} + {f}] = select({m}, np.float32({x}), np.float32(np.nan))")
         c.depth -= 2
         params = []
         for k, p in enumerate(node.params):
@@ -912,7 +913,7 @@ class _Generator:
             self.ruleset(node, self._env(node))
             self._note_nullable(node)
         body = []
-        for line in c.lines:
+        for line in _drop_if_true(c.lines):
             if line.strip() != _ROW_LOOP:
                 body.append(line)
                 continue
@@ -958,6 +959,26 @@ class _Generator:
         # columns path fills those rows with 1 once, the Arrow path gives it no bitmap)
         never = {f"{self._row('OV', v)}[i] = {self._local('o', v)[1]}" for v in mine if v not in self.nullable}
         self.code.lines = [line for line in self.code.lines if line.strip() not in never]
+
+
+def _drop_if_true(lines: list[str]) -> list[str]:
+    """The lines without their ``if True:`` (a test the generator leaves when a condition is
+    known to hold), the block under each one dedented: each ``if`` costs Numba's passes blocks
+    to build and prune. An ``if True:`` followed by an ``else``/``elif`` is kept."""
+    out: list[str] = []
+    shift: list[tuple[int, int]] = []          # (indent of a dropped `if True:`, columns to remove)
+    for k, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip())
+        while shift and line.strip() and indent <= shift[-1][0]:
+            shift.pop()
+        removed = sum(n for _, n in shift)
+        if line.strip() == "if True:":
+            nxt = next((x for x in lines[k + 1:] if x.strip() and len(x) - len(x.lstrip()) <= indent), "")
+            if not nxt.strip().startswith(("else", "elif")):
+                shift.append((indent, 4))
+                continue
+        out.append(line[removed:] if removed else line)
+    return out
 
 
 def _source_name(src) -> str:

@@ -102,8 +102,10 @@ class CompiledModel:
         model's ops (``kernels.interpreter``). Made on first use: it imports Numba, which
         checking a bundle (``postloan test``, ``postloan check``) never needs."""
         if self._block is None and self._block_params is not None:
-            from . import kernels
-            module = kernels.interpreter(self._block_params[0])
+            from . import kernels, straight
+            # elementwise preprocessing and a linear model: one straight-line function;
+            # anything else: the interpreter of the program's ops
+            module = straight.block_module(self._block_params) or kernels.interpreter(self._block_params[0])
             self._block = Block(module.block, self._block_params, module.__name__)
         return self._block
 

@@ -100,7 +100,7 @@ def _probit(v):
     return np.float32(1.4142135) * _erfinv(np.float32(2.0) * v - np.float32(1.0))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")          # 0 / 0 is NaN, as onnxruntime's (a softmax of -inf scores)
 def _transform_row(s, n, post):
     """Apply a post transform in place to the first ``n`` values of ``s`` (n >= 2 semantics)."""
     if post == POST_LOGISTIC:
@@ -260,7 +260,7 @@ def _op_cast(S, a):
                 S[dst + j, r] = x
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")          # x / 0 is ±inf or NaN, as onnxruntime's, not an exception
 def _op_binary(S, a, fp):
     # a: [kind, a_col, a_w, b_const, b_ref, b_w, out, out_w, const_on_left]
     kind, ac, aw, bconst, bref, bw, dst, ow, left = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
