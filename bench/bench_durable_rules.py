@@ -48,7 +48,8 @@ pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailabl
 
 AS_OF = dt.date(2026, 11, 28)
 RULESETS = Path(__file__).resolve().parents[1] / "rulesets"
-UPSTREAM = ("dpd_bucket", "vehicle_alerts", "risk_segment", "early_warning")
+#: in dependency order: risk_segment reads early_warning.pd (since the PD became forward-looking)
+UPSTREAM = ("dpd_bucket", "vehicle_alerts", "early_warning", "risk_segment")
 DURABLE_ROWS = int(os.environ.get("POSTLOAN_BENCH_DURABLE_ROWS", 20_000))
 KERNEL_ROWS = int(os.environ.get("POSTLOAN_BENCH_ROWS", 1_000_000))
 SMOKE_DURABLE_ROWS, SMOKE_KERNEL_ROWS = 2_000, 20_000       # under --benchmark-disable
@@ -97,7 +98,7 @@ def events(table: pa.Table) -> list[dict]:
     names = {"dpd": "dpd", "dpd_bucket.bucket": "bucket", "overdue_amount": "amount",
              "risk_segment.segment": "segment", "risk_segment.hardship": "hardship",
              "risk_segment.high_risk": "high_risk", "early_warning.level": "level",
-             "promises_broken_30d": "broken_30d"}
+             "promises_broken_30d": "broken_30d", "country": "country"}
     cols = {}
     for src, dst in names.items():
         arr = table.column(src)
@@ -123,10 +124,15 @@ def durable_collection_tier(results: dict) -> str:
     medium = (m.bucket == "M1") & (m.dpd >= 11)
 
     def act(tier, channel, legal, calls, base, full_at):
+        """``full_at``: the overdue amount at which the amount's share of priority stops, in
+        yuan; a US account's is in dollars, as the YAML's (``us_full_at``)."""
+        us_full_at = {100000: 15000, 50000: 7500}[full_at]
+
         def action(c):
-            amount = c.m.amount
-            per_day = calls(amount) if callable(calls) else calls
-            results[c.m.id] = (tier, channel, legal, per_day, base + 0.4 * min(amount / full_at, 1))
+            amount, us = c.m.amount, c.m.country == "US"
+            per_day = calls(amount, us) if callable(calls) else calls
+            results[c.m.id] = (tier, channel, legal, per_day,
+                               base + 0.4 * min(amount / (us_full_at if us else full_at), 1))
         return action
 
     with ruleset(name):
@@ -141,9 +147,9 @@ def durable_collection_tier(results: dict) -> str:
         when_all(pri(6), medium & (m.hardship == True))(  # noqa: E712
             act("MEDIUM", "PHONE", False, 1, 2.0, 50000))
         when_all(pri(7), medium & at_risk)(
-            act("MEDIUM", "PHONE", False, lambda amount: 3 if amount >= 10000 else 2, 2.3, 50000))
+            act("MEDIUM", "PHONE", False, lambda amount, us: 3 if amount >= (1500 if us else 10000) else 2, 2.3, 50000))
         when_all(pri(8), medium)(
-            act("MEDIUM", "PHONE", False, lambda amount: 2 if amount >= 10000 else 1, 2.0, 50000))
+            act("MEDIUM", "PHONE", False, lambda amount, us: 2 if amount >= (1500 if us else 10000) else 1, 2.0, 50000))
     return name
 
 
