@@ -616,9 +616,10 @@ class Store:
         return self.account_rows(None, account, until, since, offline_since)
 
     def _account_select(self, edges: bool = False) -> str:
-        """The statement of :meth:`account_rows`; ``edges``: with one more row, kind −3, whose
-        ``at`` is the earliest instant after ``until`` of any of the account's events,
-        reservations or offline periods (six more parameters: account, until, three times)."""
+        """The statement of :meth:`account_rows`; ``edges`` (SQLite): with two more rows, kind −3,
+        whose ``at`` is the earliest instant after ``until`` of any of the account's events,
+        reservations or offline periods (six more parameters: account, until, three times), and
+        kind −4, whose ``at`` is ``PRAGMA data_version`` as of the rows' own snapshot."""
         sticky = ", ".join(str(KIND[k]) for k in STICKY_KINDS)
         contact, unreported = KIND["CONTACT_ATTEMPT"], ENUMS["contact_outcome"].index("UNREPORTED")
         # GPS rows ride along as kinds −1 (first and last ping) and −2 (an offline period:
@@ -626,7 +627,9 @@ class Store:
         later = (" UNION ALL SELECT -3, MIN(t), NULL, NULL, NULL, NULL, NULL FROM ("
                  "SELECT MIN(at) AS t FROM events WHERE account_id = ? AND at > ? UNION ALL "
                  "SELECT MIN(at) FROM reservations WHERE account_id = ? AND at > ? UNION ALL "
-                 "SELECT MIN(from_at) FROM gps_gaps WHERE account_id = ? AND from_at > ?) AS later") if edges else ""
+                 "SELECT MIN(from_at) FROM gps_gaps WHERE account_id = ? AND from_at > ?) AS later "
+                 "UNION ALL SELECT -4, data_version, NULL, NULL, NULL, NULL, NULL FROM pragma_data_version") \
+            if edges else ""
         return (f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM ("
                 f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM events "
                 f"WHERE account_id = ? AND at <= ? AND (at >= ? OR kind IN ({sticky})) UNION ALL "
@@ -820,9 +823,9 @@ class SQLiteStore(Store):
                          offline_since: int) -> tuple[list[tuple], tuple | None, list[tuple[int, int]]]:
         """:meth:`Store.account_rows` read now, from this thread's cache of the statement's
         rows when they cannot have changed: no commit to the file since they were read —
-        neither by this connection (its ``total_changes``) nor by any other connection or
-        process (``PRAGMA data_version``, read *before* the rows, so a commit racing the read
-        only ever makes the entry look older) — and ``until`` not earlier than when they were
+        neither by this connection (its ``total_changes``, read before the rows) nor by any
+        other connection or process (``data_version``, read by the same statement as the rows,
+        in their snapshot) — and ``until`` not earlier than when they were
         read and before the first instant at which the statement's answer moves with the
         clock: a stored event, reservation or offline period after the read's ``until``
         entering the window, or a row read leaving it (``until`` − its ``at`` past the
@@ -835,12 +838,13 @@ class SQLiteStore(Store):
         if entries is None or entries[0] is not conn:
             entries = local.rows_cache = (conn, {})
         entries = entries[1]
+        key = (account, until - since, until - offline_since)
         try:
-            token = (conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes, self._generation)
-            key = (account, until - since, until - offline_since)
             hit = entries.get(key)
-            if hit is not None and hit[0] == token and hit[1] <= until < hit[2]:
+            if hit is not None and hit[1] <= until < hit[2] and hit[0] == (
+                    conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes, self._generation):
                 return _split_account_rows(hit[3], until, offline_since)
+            changes, generation = conn.total_changes, self._generation
             sql = self._account_edges_sql
             if sql is None:
                 sql = self._account_edges_sql = self._account_select(edges=True)
@@ -850,11 +854,14 @@ class SQLiteStore(Store):
         except sqlite3.Error as e:
             raise StoreError(f"{self.url}: {e}") from None
         valid_until = _NEVER
+        version = None
         lookback, offline_lookback = until - since, until - offline_since
         kept = []
         for row in rows:
             kind, at = row[0], row[1]
-            if kind >= 0:
+            if kind == -4:                       # data_version, read in the rows' own snapshot
+                version = at
+            elif kind >= 0:
                 kept.append(row)
                 if at >= since:                  # leaves the window once until > at + look-back
                     valid_until = min(valid_until, at + lookback + 1)
@@ -867,7 +874,7 @@ class SQLiteStore(Store):
                     valid_until = min(valid_until, max(at + offline_lookback + 1, row[3]))
         if len(entries) >= _CACHED_ACCOUNTS:
             entries.clear()
-        entries[key] = (token, until, valid_until, kept)
+        entries[key] = ((version, changes, generation), until, valid_until, kept)
         return _split_account_rows(kept, until, offline_since)
 
     _account_edges_sql: str | None = None
