@@ -667,6 +667,7 @@ class Store:
 #: accounts whose rows a thread's cache holds (then it starts over)
 _CACHED_ACCOUNTS = 10_000
 _NEVER = 2 ** 63 - 1
+_ABSENT = object()
 
 
 def _split_account_rows(rows: list, until: int,
@@ -831,7 +832,9 @@ class SQLiteStore(Store):
         entering the window, or a row read leaving it (``until`` − its ``at`` past the
         look-back; an offline period neither recent nor holding ``until``). Then the rows are
         exactly what the statement would read now; the state is folded from them as of
-        ``until`` every time (today's counters move with the clock)."""
+        ``until`` every time (today's counters move with the clock). An account asked for the
+        first time is read plainly (nothing kept but that it was asked): the cache costs a
+        one-question-per-account caller nothing."""
         conn = self._connection()
         local = self._local
         entries = getattr(local, "rows_cache", None)
@@ -839,8 +842,13 @@ class SQLiteStore(Store):
             entries = local.rows_cache = (conn, {})
         entries = entries[1]
         key = (account, until - since, until - offline_since)
+        hit = entries.get(key, _ABSENT)
+        if hit is _ABSENT:                       # asked for the first time: read plainly (the rows of
+            if len(entries) >= _CACHED_ACCOUNTS:  # an account asked once are not worth keeping); a
+                entries.clear()                  # second question fills the cache
+            entries[key] = None
+            return self.account_rows(None, account, until, since, offline_since)
         try:
-            hit = entries.get(key)
             if hit is not None and hit[1] <= until < hit[2] and hit[0] == (
                     conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes, self._generation):
                 return _split_account_rows(hit[3], until, offline_since)

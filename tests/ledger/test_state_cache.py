@@ -63,7 +63,8 @@ def test_a_write_by_the_same_ledger_is_seen_at_once(ledger_url):
     with Ledger(ledger_url) as ledger:
         ledger.ingest(events([{"event_id": "p1", "account_id": "A", "kind": "PAYMENT", "at": T0 - dt.timedelta(days=3),
                                "amount": 100.0}]), now=T0)
-        assert ledger.state_values("A", "Asia/Shanghai", T0_US)["open_disputes"] == 0
+        for _ in range(3):                      # asked, cached, answered from the cache
+            assert ledger.state_values("A", "Asia/Shanghai", T0_US)["open_disputes"] == 0
         ledger.ingest(events([{"event_id": "d1", "account_id": "A", "kind": "DISPUTE_OPENED",
                                "at": T0 - dt.timedelta(hours=1)}]), now=T0)
         assert ledger.state_values("A", "Asia/Shanghai", T0_US)["open_disputes"] == 1
@@ -73,6 +74,7 @@ def test_a_write_by_another_connection_is_seen_at_once(ledger_url):
     with Ledger(ledger_url) as reader, Ledger(ledger_url) as writer:
         for round_ in range(3):
             before = reader.state_values("A", "Asia/Shanghai", T0_US)["paid_30d"]
+            assert reader.state_values("A", "Asia/Shanghai", T0_US)["paid_30d"] == before
             assert reader.state_values("A", "Asia/Shanghai", T0_US)["paid_30d"] == before     # (a cached read)
             writer.ingest(events([{"event_id": f"p{round_}", "account_id": "A", "kind": "PAYMENT",
                                    "at": T0 - dt.timedelta(days=1), "amount": 10.0}]), now=T0)
@@ -115,7 +117,8 @@ def test_a_restore_is_seen_at_once(ledger_url, make_ledger_url, tmp_path):
         ledger.backup(backup)
         ledger.ingest(events([{"event_id": "d1", "account_id": "A", "kind": "DISPUTE_OPENED",
                                "at": T0 - dt.timedelta(hours=1)}]), now=T0)
-        assert ledger.state_values("A", "Asia/Shanghai", T0_US)["open_disputes"] == 1
+        for _ in range(3):
+            assert ledger.state_values("A", "Asia/Shanghai", T0_US)["open_disputes"] == 1
         ledger.restore(backup)
         assert ledger.state_values("A", "Asia/Shanghai", T0_US)["open_disputes"] == 0
 
@@ -186,7 +189,8 @@ def test_a_moment_earlier_than_the_cached_read_is_read_again(ledger_url):
     with Ledger(ledger_url) as ledger:
         ledger.ingest(events([{"event_id": "p1", "account_id": "A", "kind": "PAYMENT", "at": T0,
                                "amount": 100.0}]), now=T0)
-        assert ledger.state_values("A", "UTC", T0_US)["paid_30d"] == 100.0
+        for _ in range(3):
+            assert ledger.state_values("A", "UTC", T0_US)["paid_30d"] == 100.0
         assert ledger.state_values("A", "UTC", T0_US - 1)["paid_30d"] == 0.0
         assert ledger.state_values("A", "UTC", T0_US)["paid_30d"] == 100.0
 
@@ -218,3 +222,22 @@ def test_reads_from_many_threads_while_another_connection_writes_are_never_stale
             t.join()
         assert not errors, errors[:3]
         assert reader.state_values("A", "UTC", T0_US)["paid_30d"] == 200.0
+
+
+def test_the_second_question_fills_the_cache_and_the_third_is_answered_from_it(ledger_url):
+    """(SQLite) the same rows object comes back while nothing changed — the cache is used —
+    and a new one after a write; PostgreSQL reads every time."""
+    with Ledger(ledger_url) as ledger:
+        ledger.ingest(events([{"event_id": "p1", "account_id": "A", "kind": "PAYMENT", "at": T0 - dt.timedelta(days=1),
+                               "amount": 100.0}]), now=T0)
+        s = ledger.settings
+        window = (T0_US, T0_US - s.lookback_us, T0_US - lookback_us(s))
+        reads = [ledger.store.account_rows_now("A", *window)[0] for _ in range(4)]
+        assert all(r == reads[0] for r in reads)
+        cached = ledger_url.startswith("sqlite")
+        assert (reads[2] is reads[1] and reads[3] is reads[1]) == cached
+        assert reads[1] is not reads[0]
+        ledger.ingest(events([{"event_id": "p2", "account_id": "B", "kind": "PAYMENT", "at": T0 - dt.timedelta(days=1),
+                               "amount": 1.0}]), now=T0)
+        after = ledger.store.account_rows_now("A", *window)[0]
+        assert after == reads[0] and after is not reads[1]           # another account's write: read again
