@@ -244,9 +244,9 @@ class Ledger:
     def state_values(self, account_id: str, zone: str | None, at: dt.datetime | int | None = None) -> dict:
         """One account's state as of ``at`` in the fold's representation (µs, days, codes)."""
         at_us = instant_us(at)
-        rows, gps, offline = self.store.account_rows(None, account_id, at_us, at_us - self.settings.lookback_us,
-                                                     at_us - lookback_us(self.settings))
-        return derive_one(rows, zone, at_us, self.settings, gps, offline, ordered=True)
+        rows, gps, offline = self.store.account_rows_now(account_id, at_us, at_us - self.settings.lookback_us,
+                                                         at_us - lookback_us(self.settings))
+        return derive_one(rows, zone, at_us, self.settings, gps, offline, ordered=True, remember=True)
 
     def state(self, at: dt.datetime | int | None = None, accounts: Sequence[str] | None = None,
               zones: Mapping[str, str] | None = None) -> pa.Table:

@@ -192,31 +192,21 @@ def _order(row: tuple):
 
 
 def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSettings,
-               gps: tuple | None = None, offline: list[tuple[int, int]] = (), *, ordered: bool = False) -> dict:
+               gps: tuple | None = None, offline: list[tuple[int, int]] = (), *, ordered: bool = False,
+               remember: bool = False) -> dict:
     """One account's state from its event rows (:meth:`Store.account_rows`' form; sorted
     here unless ``ordered``), its reduced GPS state ``gps`` = (first ping, last ping, gap
     start holding ``at``) and its offline periods ``offline`` = [(from, to)] that began in the
     patterns' look-back: the same compiled fold and pattern matcher as :func:`derive`, fed
     without building an Arrow array on the way (the path one gRPC request takes). Returns
-    ``{column: value}`` in the fold's representation."""
+    ``{column: value}`` in the fold's representation. ``remember``: the rows' list is the
+    store's cached one (:meth:`~kernel.ledger.store.Store.account_rows_now`), never changed:
+    its fold inputs are kept for the next call with the same list."""
     if not ordered:
         rows = sorted(rows, key=_order)
     zone = zone or "UTC"
-    if rows:
-        kind, times, amount, promise, channel, outcome, expiry = zip(*rows)
-        days = _local_days_of(zone, times + (at,))          # the moment's local day too
-        today = np.array(days[-1:], np.int64)
-        day = np.array(days[:-1], np.int64)
-        times = np.array(times, np.int64)
-        columns = (np.array(kind, np.int8), times, day,
-                   np.array([_NAN if a is None else a for a in amount], np.float64),
-                   np.array([NULL_TIME if d is None else d for d in promise], np.int64),
-                   np.array([-1 if c is None else c for c in channel], np.int8),
-                   np.array([-1 if o is None else o for o in outcome], np.int8),
-                   np.array([NULL_TIME if d is None else d for d in expiry], np.int64))
-    else:
-        columns = _NO_EVENTS
-        today = np.array(_local_days_of(zone, (at,)), np.int64)
+    today = np.array(_local_days_of(zone, (at,)), np.int64)
+    columns = fold_inputs(rows, zone, remember)
     state_at = np.array([at], np.int64)
     last = NULL_TIME
     if gps is not None:                       # gps_last_ping, for one car in plain Python
@@ -243,7 +233,8 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
                   (np.array([x[1] for x in silences], np.int64) - start) / P.US_PER_HOUR)
     kind, times, _, amount, _, channel, outcome, _ = columns
     flags, completed = P.alert_rows(prog, starts, kind, times, amount, channel, outcome, state_at, silent)
-    out.update(zip(_alert_columns(prog.names), np.stack((flags[0], completed[0]), axis=1).ravel().tolist()))
+    flag_values, completed_values = flags[0].tolist(), completed[0].tolist()
+    out.update(zip(_alert_columns(prog.names), (v for pair in zip(flag_values, completed_values) for v in pair)))
     sms, voice = out["consent_sms"], out["consent_voice_bot"]
     out["consent_automated_contact"] = -1 if sms < 0 and voice < 0 else int((sms != 0) and (voice != 0))
     out["contact_opt_out"] = out["opt_out_phone"] if out["ledger_events"] > 0 else -1
@@ -252,6 +243,36 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     return out
 
 
+def fold_inputs(rows: list[tuple], zone: str, remember: bool = False) -> tuple:
+    """The fold's event columns of one account's rows (sorted in the fold's order) with the
+    local day of each event in ``zone``; remembered for the last few hundred lists of rows
+    when ``remember`` (the store's cache of an account's rows hands back the same list while
+    the rows cannot have changed — the columns are a pure function of the rows and the zone)."""
+    if not rows:
+        return _NO_EVENTS
+    key = (id(rows), zone)
+    hit = _INPUTS.get(key)
+    if hit is not None and hit[0] is rows:          # the very list (held here, so its id is not reused)
+        return hit[1]
+    kind, times, amount, promise, channel, outcome, expiry = zip(*rows)
+    columns = (np.array(kind, np.int8), np.array(times, np.int64), np.array(_local_days_of(zone, times), np.int64),
+               np.array([_NAN if a is None else a for a in amount], np.float64),
+               np.array([NULL_TIME if d is None else d for d in promise], np.int64),
+               np.array([-1 if c is None else c for c in channel], np.int8),
+               np.array([-1 if o is None else o for o in outcome], np.int8),
+               np.array([NULL_TIME if d is None else d for d in expiry], np.int64))
+    if not remember:
+        return columns
+    # (shared between calls: the fold and the matcher only read their event columns)
+    if len(_INPUTS) >= _INPUTS_KEPT:
+        _INPUTS.clear()
+    _INPUTS[key] = (rows, columns)
+    return columns
+
+
+#: fold inputs by (id of the rows' list, zone): fold_inputs' memory
+_INPUTS: dict[tuple, tuple] = {}
+_INPUTS_KEPT = 512
 _NAN = float("nan")
 _INT_COLUMNS, _FLOAT_COLUMNS = F.INT_COLUMNS, F.FLOAT_COLUMNS
 

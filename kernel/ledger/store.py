@@ -599,12 +599,38 @@ class Store:
         transaction's cursor, or None to read on this thread's connection)."""
         sql = self._account_sql
         if sql is None:
-            sticky = ", ".join(str(KIND[k]) for k in STICKY_KINDS)
-            contact, unreported = KIND["CONTACT_ATTEMPT"], ENUMS["contact_outcome"].index("UNREPORTED")
-            # GPS rows ride along as kinds −1 (first and last ping) and −2 (an offline period:
-            # the one holding `until`, and those the patterns read)
-            sql = self._account_sql = self._sql(
-                f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM ("
+            sql = self._account_sql = self._sql(self._account_select())
+        params = (account, until, since, account, until, since, account,
+                  account, until, until + 1 if offline_since is None else offline_since, until, since, account)
+        if cur is None:
+            rows = self._query(sql, params)
+        else:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        return _split_account_rows(rows, until, offline_since)
+
+    def account_rows_now(self, account: str, until: int, since: int,
+                         offline_since: int) -> tuple[list[tuple], tuple | None, list[tuple[int, int]]]:
+        """:meth:`account_rows` read now, outside a transaction (the path a gRPC Decide
+        takes); :class:`SQLiteStore` answers it from a cache that is never stale."""
+        return self.account_rows(None, account, until, since, offline_since)
+
+    def _account_select(self, edges: bool = False) -> str:
+        """The statement of :meth:`account_rows`; ``edges`` (SQLite): with two more rows, kind −3,
+        whose ``at`` is the earliest instant after ``until`` of any of the account's events,
+        reservations or offline periods (six more parameters: account, until, three times), and
+        kind −4, whose ``at`` is ``PRAGMA data_version`` as of the rows' own snapshot."""
+        sticky = ", ".join(str(KIND[k]) for k in STICKY_KINDS)
+        contact, unreported = KIND["CONTACT_ATTEMPT"], ENUMS["contact_outcome"].index("UNREPORTED")
+        # GPS rows ride along as kinds −1 (first and last ping) and −2 (an offline period:
+        # the one holding `until`, and those the patterns read)
+        later = (" UNION ALL SELECT -3, MIN(t), NULL, NULL, NULL, NULL, NULL FROM ("
+                 "SELECT MIN(at) AS t FROM events WHERE account_id = ? AND at > ? UNION ALL "
+                 "SELECT MIN(at) FROM reservations WHERE account_id = ? AND at > ? UNION ALL "
+                 "SELECT MIN(from_at) FROM gps_gaps WHERE account_id = ? AND from_at > ?) AS later "
+                 "UNION ALL SELECT -4, data_version, NULL, NULL, NULL, NULL, NULL FROM pragma_data_version") \
+            if edges else ""
+        return (f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM ("
                 f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM events "
                 f"WHERE account_id = ? AND at <= ? AND (at >= ? OR kind IN ({sticky})) UNION ALL "
                 f"SELECT {contact}, at, NULL, NULL, channel, {unreported}, NULL FROM reservations "
@@ -613,33 +639,9 @@ class Store:
                 f"UNION ALL SELECT -2, from_at, NULL, to_at, NULL, NULL, NULL FROM gps_gaps "
                 f"WHERE account_id = ? AND from_at <= ? AND (from_at >= ? OR to_at > ?) UNION ALL "
                 f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM "
-                f"({self._older_payments('AND account_id = ?')}) AS older) AS u "
+                f"({self._older_payments('AND account_id = ?')}) AS older{later}) AS u "
                 # the fold's order (kernel.ledger.state._order): nulls first, amounts' last
                 f"ORDER BY at, kind, channel IS NOT NULL, channel, outcome IS NOT NULL, outcome, amount IS NULL, amount")
-        params = (account, until, since, account, until, since, account,
-                  account, until, until + 1 if offline_since is None else offline_since, until, since, account)
-        if cur is None:
-            rows = self._query(sql, params)
-        else:
-            cur.execute(sql, params)
-            rows = cur.fetchall()
-        if not rows or min(r[0] for r in rows) >= 0:
-            return rows, None, []
-        first = last = None
-        gap = NULL_TIME
-        events, offline = [], []
-        since_offline = until + 1 if offline_since is None else offline_since
-        for row in rows:
-            if row[0] >= 0:
-                events.append(row)
-            elif row[0] == -1:
-                last, first = row[1], row[3]
-            else:                                  # an offline period: holding `until`, or recent
-                if row[3] > until:
-                    gap = row[1]
-                if row[1] >= since_offline:
-                    offline.append((row[1], row[3]))
-        return events, None if last is None else (first, last, gap), offline
 
     _account_sql: str | None = None
 
@@ -660,6 +662,34 @@ class Store:
                 cur.execute(f"SELECT * FROM {table} ORDER BY {order}")
                 out[table] = [tuple(r) for r in cur.fetchall()]
         return out
+
+
+#: accounts whose rows a thread's cache holds (then it starts over)
+_CACHED_ACCOUNTS = 10_000
+_NEVER = 2 ** 63 - 1
+_ABSENT = object()
+
+
+def _split_account_rows(rows: list, until: int,
+                        offline_since: int | None) -> tuple[list[tuple], tuple | None, list[tuple[int, int]]]:
+    """:meth:`Store.account_rows`' answer from its statement's rows (as of ``until``)."""
+    if not rows or min(r[0] for r in rows) >= 0:
+        return rows, None, []
+    first = last = None
+    gap = NULL_TIME
+    events, offline = [], []
+    since_offline = until + 1 if offline_since is None else offline_since
+    for row in rows:
+        if row[0] >= 0:
+            events.append(row)
+        elif row[0] == -1:
+            last, first = row[1], row[3]
+        else:                                  # an offline period: holding `until`, or recent
+            if row[3] > until:
+                gap = row[1]
+            if row[1] >= since_offline:
+                offline.append((row[1], row[3]))
+    return events, None if last is None else (first, last, gap), offline
 
 
 def _chunks(values: list, size: int) -> Iterator[list]:
@@ -790,6 +820,75 @@ class SQLiteStore(Store):
             cur.execute("SELECT version FROM ledger_schema")
             return int(cur.fetchone()[0])
 
+    def account_rows_now(self, account: str, until: int, since: int,
+                         offline_since: int) -> tuple[list[tuple], tuple | None, list[tuple[int, int]]]:
+        """:meth:`Store.account_rows` read now, from this thread's cache of the statement's
+        rows when they cannot have changed: no commit to the file since they were read —
+        neither by this connection (its ``total_changes``, read before the rows) nor by any
+        other connection or process (``data_version``, read by the same statement as the rows,
+        in their snapshot) — and ``until`` not earlier than when they were
+        read and before the first instant at which the statement's answer moves with the
+        clock: a stored event, reservation or offline period after the read's ``until``
+        entering the window, or a row read leaving it (``until`` − its ``at`` past the
+        look-back; an offline period neither recent nor holding ``until``). Then the rows are
+        exactly what the statement would read now; the state is folded from them as of
+        ``until`` every time (today's counters move with the clock). An account asked for the
+        first time is read plainly (nothing kept but that it was asked): the cache costs a
+        one-question-per-account caller nothing."""
+        conn = self._connection()
+        local = self._local
+        entries = getattr(local, "rows_cache", None)
+        if entries is None or entries[0] is not conn:
+            entries = local.rows_cache = (conn, {})
+        entries = entries[1]
+        key = (account, until - since, until - offline_since)
+        hit = entries.get(key, _ABSENT)
+        if hit is _ABSENT:                       # asked for the first time: read plainly (the rows of
+            if len(entries) >= _CACHED_ACCOUNTS:  # an account asked once are not worth keeping); a
+                entries.clear()                  # second question fills the cache
+            entries[key] = None
+            return self.account_rows(None, account, until, since, offline_since)
+        try:
+            if hit is not None and hit[1] <= until < hit[2] and hit[0] == (
+                    conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes, self._generation):
+                return _split_account_rows(hit[3], until, offline_since)
+            changes, generation = conn.total_changes, self._generation
+            sql = self._account_edges_sql
+            if sql is None:
+                sql = self._account_edges_sql = self._account_select(edges=True)
+            rows = conn.execute(sql, (account, until, since, account, until, since, account, account, until,
+                                      offline_since, until, since, account,
+                                      account, until, account, until, account, until)).fetchall()
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.url}: {e}") from None
+        valid_until = _NEVER
+        version = None
+        lookback, offline_lookback = until - since, until - offline_since
+        kept = []
+        for row in rows:
+            kind, at = row[0], row[1]
+            if kind == -4:                       # data_version, read in the rows' own snapshot
+                version = at
+            elif kind >= 0:
+                kept.append(row)
+                if at >= since:                  # leaves the window once until > at + look-back
+                    valid_until = min(valid_until, at + lookback + 1)
+            elif kind == -3:
+                if at is not None:               # enters the window once until reaches it
+                    valid_until = min(valid_until, at)
+            else:
+                kept.append(row)
+                if kind == -2:                   # read while recent or holding until
+                    valid_until = min(valid_until, max(at + offline_lookback + 1, row[3]))
+        if len(entries) >= _CACHED_ACCOUNTS:
+            entries.clear()
+        entries[key] = ((version, changes, generation), until, valid_until, kept)
+        return _split_account_rows(kept, until, offline_since)
+
+    _account_edges_sql: str | None = None
+    #: bumped when the file's content is replaced through this store's own connection (restore)
+    _generation = 0
+
     def _query(self, sql: str, params: tuple) -> list:
         try:                        # one statement outside a transaction reads one snapshot
             return self._connection().execute(sql, params).fetchall()
@@ -851,7 +950,9 @@ class SQLiteStore(Store):
             except (sqlite3.DatabaseError, TypeError):
                 raise StoreError(f"{self.url}: restore: {source} is not a backup of a postloan ledger") from None
             self._check_version(version)
+            self._generation += 1             # the content changes under this connection's caches
             src.backup(self._connection())
+            self._generation += 1
         except sqlite3.Error as e:
             raise StoreError(f"{self.url}: restore from {source} failed ({_reason(e)})") from None
         finally:
