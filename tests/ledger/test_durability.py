@@ -142,14 +142,12 @@ for t in tables:
 '''
 
 
-def test_two_processes_ingesting_the_same_events_at_once_store_each_once(ledger_url, make_ledger_url, spawn):
-    batches, size = 20, 300
-    pings = pings_by_batch(batches)
-    n_pings = sum(len(p) for p in pings)
-    n_events = batches * size
-    with Ledger(ledger_url):
+def _race_same_events(url: str, spawn, batches: int, size: int) -> list[list[int]]:
+    """Two processes ingest the same events into ``url`` at once, batch by batch; returns each
+    one's [accepted, duplicate, rejected]."""
+    with Ledger(url):
         pass                                        # created before, so the race is the ingest's
-    children = [spawn(SAME_EVENTS_CHILD, ledger_url, offset, batches, size) for offset in (0, 200)]
+    children = [spawn(SAME_EVENTS_CHILD, url, offset, batches, size) for offset in (0, 200)]
     steps = [int(child.stdout.readline()) for child in children]
     counts = [[0, 0, 0] for _ in children]
     for step in range(max(steps)):
@@ -166,19 +164,34 @@ def test_two_processes_ingesting_the_same_events_at_once_store_each_once(ledger_
     for child in children:
         child.stdin.close()
         assert child.wait(60) == 0
-    accepted, duplicate, rejected = (sum(c[i] for c in counts) for i in range(3))
-    assert rejected == 0
-    assert accepted + duplicate == 2 * (n_events + n_pings)            # every row sent, counted once
-    assert accepted == n_events + 2 * n_pings                           # pings are folded, never duplicates
-    assert duplicate == n_events
-    assert all(c[0] > n_pings for c in counts), f"one process stored everything: no race happened ({counts})"
+    return counts
+
+
+def test_two_processes_ingesting_the_same_events_at_once_store_each_once(ledger_url, make_ledger_url, spawn):
+    batches, size = 20, 300
+    pings = pings_by_batch(batches)
+    n_pings = sum(len(p) for p in pings)
+    n_events = batches * size
+    # On a loaded machine one process can still win every batch (no race: nothing tested); the
+    # scenario then runs again on a fresh store, up to three times. Every run's counts must hold.
+    for attempt in range(3):
+        url = ledger_url if attempt == 0 else make_ledger_url()
+        counts = _race_same_events(url, spawn, batches, size)
+        accepted, duplicate, rejected = (sum(c[i] for c in counts) for i in range(3))
+        assert rejected == 0
+        assert accepted + duplicate == 2 * (n_events + n_pings)            # every row sent, counted once
+        assert accepted == n_events + 2 * n_pings                           # pings are folded, never duplicates
+        assert duplicate == n_events
+        if all(c[0] > n_pings for c in counts):
+            break
+    assert all(c[0] > n_pings for c in counts), f"one process stored everything three times: no race ({counts})"
     # the same tables as one process ingesting the batches in order
     reference = make_ledger_url()
     with Ledger(reference) as one:
         for b in range(batches):
             one.ingest(batch(b, size, pings[b]), now=T)
         expected = one.store.dump_tables()
-    with Ledger(ledger_url) as ledger:
+    with Ledger(url) as ledger:
         got = ledger.store.dump_tables()
         assert ledger.store.count_events() == n_events
     strip = lambda rows: [r[:4] + r[5:] for r in rows]                  # noqa: E731 - recorded_at differs
