@@ -20,6 +20,13 @@ def manager():
 
 
 @pytest.fixture(scope="session")
+def kernel():
+    """The shipped bundle, compiled (or loaded from the cache)."""
+    import kernel as k
+    return k.Kernel.load()
+
+
+@pytest.fixture(scope="session")
 def policies(manager):
     return manager.policies()
 

@@ -9,6 +9,7 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from kernel.hookspecs import ACTION, ActionBatch, Batch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,3 +71,13 @@ def make_actions(accounts: list[dict], planned: list[tuple], now: dt.datetime,
     earliest = np.array([us(p[2]) if len(p) > 2 else us(now) for p in planned], np.int64)
     script = None if scripts is None else pa.array(scripts, pa.string())
     return ActionBatch(batch, rows, action, earliest, script=script)
+
+
+def numpy_columns(table: pa.Table) -> dict[str, np.ndarray]:
+    """Rows as the gRPC server hands them to the pipeline: NumPy columns, text as ``str``."""
+    out = {}
+    for name in table.schema.names:
+        col = table[name]
+        out[name] = np.array(col.to_pylist(), dtype=object) \
+            if pa.types.is_dictionary(col.type) or pa.types.is_string(col.type) else col.to_numpy()
+    return out

@@ -14,15 +14,10 @@ import pytest
 
 from kernel.hookspecs import Record
 from kernel.pipeline import Pipeline
+from plugin_helpers import numpy_columns
 
 AS_OF = dt.date(2026, 11, 28)
 NOW = dt.datetime(2026, 11, 28, 2, 30, tzinfo=dt.timezone.utc)       # 10:30 in Shanghai, 21:30 in New York
-
-
-@pytest.fixture(scope="module")
-def kernel():
-    import kernel as k
-    return k.Kernel.load()
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +44,6 @@ def _picks(book: pa.Table, decisions: pa.Table) -> list[int]:
     return sorted(picks)
 
 
-def _columns(book: pa.Table, row: int) -> dict[str, np.ndarray]:
-    one = book.slice(row, 1)
-    out = {}
-    for name in one.schema.names:
-        column = one[name]
-        if pa.types.is_dictionary(column.type) or pa.types.is_string(column.type):
-            out[name] = np.array(column.to_pylist(), dtype=object)
-        else:
-            out[name] = column.to_numpy()
-    return out
-
-
 @pytest.mark.parametrize("with_state", [False, True], ids=["book", "ledger_state"])
 def test_one_account_stages_as_in_a_batch(kernel, pipeline, book, with_state):
     table = pipeline.with_state(book, AS_OF, NOW) if with_state else book
@@ -74,7 +57,7 @@ def test_one_account_stages_as_in_a_batch(kernel, pipeline, book, with_state):
         expected = actions.filter(pc.equal(actions["account_id"], record["account_id"])).to_pylist()
         one = pipeline.stage(Record(record), Record(kernel.decide_record(record, AS_OF)), AS_OF, NOW)
         assert one.actions.to_pylist() == expected, record["account_id"]
-        columns = _columns(table, row)
+        columns = numpy_columns(table.slice(row, 1))
         assert pipeline.stage(columns, kernel.decide_columns(columns, AS_OF), AS_OF, NOW).actions.to_pylist() \
             == expected, record["account_id"]
         batch_row = whole.decisions.slice(row, 1).to_pylist()[0]

@@ -18,12 +18,6 @@ NOW = dt.datetime(2026, 11, 28, 2, 30, tzinfo=dt.timezone.utc)       # 10:30 in 
 
 
 @pytest.fixture(scope="module")
-def kernel():
-    import kernel as k
-    return k.Kernel.load()
-
-
-@pytest.fixture(scope="module")
 def pipeline(kernel, tmp_path_factory):
     return Pipeline(kernel, audit_path=tmp_path_factory.mktemp("e2e") / "audit.log")
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kernel.hookspecs import ACTION, ActionBatch, Batch, Record
 from kernel.pipeline import Pipeline
-from plugin_helpers import columns_of, us, utc
+from plugin_helpers import columns_of, numpy_columns, us, utc
 from test_pipeline_stage import decisions_for
 
 ZONES = ["Asia/Shanghai", "Asia/Urumqi", "America/New_York", "America/Los_Angeles", "America/Phoenix",
@@ -111,15 +111,6 @@ def test_each_policy_judges_a_few_actions_as_it_judges_them_in_a_large_batch(pol
 @pytest.fixture(scope="module")
 def pipeline(manager, tmp_path_factory):
     return Pipeline(None, plugins=manager, audit_path=tmp_path_factory.mktemp("small") / "a.log")
-
-
-def numpy_columns(table: pa.Table) -> dict[str, np.ndarray]:
-    out = {}
-    for name in table.schema.names:
-        col = table[name]
-        out[name] = np.array(col.to_pylist(), dtype=object) \
-            if pa.types.is_dictionary(col.type) or pa.types.is_string(col.type) else col.to_numpy()
-    return out
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
