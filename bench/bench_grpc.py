@@ -347,9 +347,9 @@ def test_load_at_concurrency_64(benchmark, service, book):
 
 def test_where_decide_time_goes(benchmark, book, tmp_path):
     """In process, per stage of one Decide (µs): parse, Account → record, kernel, the stage
-    after it, the audit record (encode; append per sync mode — with "interval" the append only
-    queues the record for the log's writer thread, which encodes and writes it off the call's
-    path), the response's bytes; and the whole of Engine.decide_response (audit interval) with
+    after it, the audit record (build, encode; append per sync mode — with "interval" the append
+    only queues the record for the log's writer thread, which builds, encodes and writes it off
+    the call's path), the response's bytes; and the whole of Engine.decide_response (audit interval) with
     and without actions, back to back (the writer thread then takes its turns on the GIL
     between calls)."""
     from kernel.hookspecs import Record
@@ -387,6 +387,8 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
         "stage_with_actions_us": per_call(lambda: pipeline.stage(Record(record), Record(decided), AS_OF, NOW)),
         "stage_decision_only_us": per_call(lambda: pipeline.stage(Record(record), Record(decided), AS_OF, NOW,
                                                                   actions=False)),
+        # with sync "interval" the writer thread builds (and encodes) the record, off the call's path
+        "audit_record_build_us": per_call(lambda: pipeline.audit_record(result, AS_OF, NOW)),
         "audit_encode_us": per_call(lambda: encode_record(*audit)),
         "audit_append_sync_always_us": per_call(lambda: always.append(*audit)),
         "audit_append_sync_interval_us": per_call(lambda: interval.append(*audit)),

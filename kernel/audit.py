@@ -90,7 +90,8 @@ class AuditLog:
       appending at once share one sync (group commit): while one sync runs, the frames written
       meanwhile wait for the next, which covers them all.
     - ``"interval"``: ``append`` hands the record to the log's writer thread and returns at
-      once (the caller's answer does not wait for the encoding or the write); the thread
+      once (the caller's answer does not wait for the encoding or the write — nor, with
+      :meth:`append_built`, for the record's building); the thread
       wakes when a record arrives while it is idle, lets the records of the next
       :attr:`WRITE_DELAY_MS` milliseconds (at most ``interval_ms``) join it, and encodes and
       writes them with one write — the operating system has them, and they survive a crash of
@@ -128,7 +129,7 @@ class AuditLog:
         self._synced = 0                  # of them, synced to disk
         self._syncs = 0                   # fdatasync calls made
         self._syncer: threading.Thread | None = None
-        # "interval": records waiting for the writer thread, (meta, decisions, actions)
+        # "interval": records waiting for the writer thread, each (encode, args): its frame is encode(*args)
         self._pending: collections.deque = collections.deque()
         self._wake = threading.Condition(threading.Lock())
         self._idle = [False]              # the writer thread waits for a record: append must wake it
@@ -167,20 +168,40 @@ class AuditLog:
         """Write one record; return when it is durable (``sync="always"``), or once it is
         queued for the writer thread (``"interval"``)."""
         if self.sync == "interval":
-            self._raise_failure()
-            wake = self._wake
-            with wake:
-                if self._fd is None:
-                    self._open()                     # the file and the writer thread, on first use
-                while len(self._pending) >= self.MAX_PENDING:
-                    wake.wait(0.1)                    # back-pressure: the writer drains, then notifies
-                    self._raise_failure()
-                self._pending.append((meta, decisions, actions))
-                if self._idle[0]:                    # a busy writer takes this record with the others
-                    self._idle[0] = False
-                    wake.notify_all()
+            self._queue(encode_record, (meta, decisions, actions))
             return
-        frame = encode_record(meta, decisions, actions)
+        self._write_durably(encode_record(meta, decisions, actions))
+
+    def append_built(self, build, *args) -> None:
+        """:meth:`append` the record ``build(*args)`` gives — ``(meta, decisions, actions)``.
+        With ``sync="interval"`` the writer thread calls ``build`` when it encodes the
+        record, so neither the record's building nor its encoding is on the caller's path
+        (``build`` must give the same record whenever it is called: what it reads is not
+        changed afterwards); with ``"always"`` it is called here, and the record is durable
+        when this returns. A ``build`` that fails in the writer thread fails the log as an
+        unencodable record does (raised by the next ``append``, :meth:`flush` or :meth:`close`)."""
+        if self.sync == "interval":
+            self._queue(_encode_built, (build, args))
+            return
+        self._write_durably(encode_record(*build(*args)))
+
+    def _queue(self, encode, args: tuple) -> None:
+        """Hand ``encode(*args)`` — a frame to be — to the writer thread (``"interval"``)."""
+        self._raise_failure()
+        wake = self._wake
+        with wake:
+            if self._fd is None:
+                self._open()                     # the file and the writer thread, on first use
+            while len(self._pending) >= self.MAX_PENDING:
+                wake.wait(0.1)                    # back-pressure: the writer drains, then notifies
+                self._raise_failure()
+            self._pending.append((encode, args))
+            if self._idle[0]:                    # a busy writer takes this record with the others
+                self._idle[0] = False
+                wake.notify_all()
+
+    def _write_durably(self, frame: bytes) -> None:
+        """Write one frame and return once it is synced (``"always"``; group commit)."""
         with self._write_lock:
             fd = self._open()
             _write_all(fd, frame)
@@ -205,7 +226,8 @@ class AuditLog:
                     frames, bad = [], None
                     for i in range(min(len(pending), self.WRITE_BATCH)):   # (appends only add at the right)
                         try:
-                            frames.append(encode_record(*pending[i]))
+                            encode, args = pending[i]
+                            frames.append(encode(*args))
                         except BaseException as e:   # noqa: BLE001 — the ones before it are written first
                             bad = e
                             break
@@ -380,6 +402,11 @@ def _ipc(table: pa.Table) -> bytes:
     with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
         w.write_table(table)
     return sink.getvalue().to_pybytes()
+
+
+def _encode_built(build, args: tuple) -> bytes:
+    """The frame of the record ``build(*args)`` gives (:meth:`AuditLog.append_built`)."""
+    return encode_record(*build(*args))
 
 
 def encode_record(meta: Mapping[str, Any], decisions, actions) -> bytes:

@@ -534,18 +534,28 @@ class Pipeline:
     def act(self, book, decisions, as_of: dt.date, now: dt.datetime, *, actions: bool = True) -> PipelineResult:
         """The stages after the kernel, then the audit log: ``decisions`` are the kernel's
         columns for ``book``. Returns once the audit record is durable (or, with ``[audit]
-        sync = "interval"``, written)."""
+        sync = "interval"``, handed to the audit log's writer thread, which builds, encodes
+        and writes it within a few milliseconds)."""
         result = self.stage(book, decisions, as_of, now, actions=actions)
-        self.audit.append(*self.audit_record(result, as_of, now))
+        # with [audit] sync = "interval" the writer thread builds the record, off the call's
+        # path, from the result's parts as they are now (``result.decisions`` later turns its
+        # decisions into a table: the record must not depend on when it is built)
+        self.audit.append_built(self._audit_record, result._decisions, result.action_columns, result.errors,
+                                result.unique_conflicts, as_of, now)
         return result
 
     def audit_record(self, result: PipelineResult, as_of: dt.date, now: dt.datetime) -> tuple:
         """(meta, decisions, actions): what :meth:`act` appends to the audit log for ``result``
         — no personal data, no scripts."""
-        actions = {k: v for k, v in result.action_columns.items() if k != "script"}
-        decisions = without_pii(result._decisions)
-        meta = self._meta(as_of, now, row_count(decisions), actions, result.errors)
-        meta["unique_conflicts"] = result.unique_conflicts
+        return self._audit_record(result._decisions, result.action_columns, result.errors, result.unique_conflicts,
+                                  as_of, now)
+
+    def _audit_record(self, decisions, action_columns: Mapping, errors: list, unique_conflicts: dict,
+                      as_of: dt.date, now: dt.datetime) -> tuple:
+        actions = {k: v for k, v in action_columns.items() if k != "script"}
+        decisions = without_pii(decisions)
+        meta = self._meta(as_of, now, row_count(decisions), actions, errors)
+        meta["unique_conflicts"] = unique_conflicts
         return meta, decisions, actions
 
     def stage(self, book, decisions, as_of: dt.date, now: dt.datetime, *, actions: bool = True) -> PipelineResult:

@@ -186,35 +186,50 @@ _WHERE_SET = frozenset(WHERE_SET)
 _WHERE_SET_COLUMNS = tuple((name, convert) for name, convert in _RECORD_COLUMNS if name in _WHERE_SET)
 
 
-def _record_state_code(columns=_RECORD_COLUMNS):
-    """:func:`record_state` (of ``columns``) as one dict display (each column's conversion
-    written out, the same as :func:`_converter`'s), generated once: a request's state pays
-    no call per column."""
+def _record_state_exprs(columns) -> tuple[dict, list[tuple[str, str]]]:
+    """(namespace, [(column, expression of the fold's values ``s``)]): each column's
+    conversion written out (the same as :func:`_converter`'s), for the generated functions
+    below: a request's state pays no call per column."""
     env = {"NULL_TIME": NULL_TIME, "EPOCH": _EPOCH, "EPOCH_DAY": _EPOCH_DAY, "timedelta": dt.timedelta}
-    entries = []
+    exprs = []
     for i, (name, convert) in enumerate(columns):
         v = f"(x := s[{name!r}])"
         if convert is None:
-            entries.append(f"{name!r}: s[{name!r}]")
+            exprs.append((name, f"s[{name!r}]"))
         elif name in _FLOAT:
-            entries.append(f"{name!r}: (None if {v} != x else x)")
+            exprs.append((name, f"(None if {v} != x else x)"))
         elif name in _TIME:
-            entries.append(f"{name!r}: (None if {v} == NULL_TIME else EPOCH + timedelta(microseconds=x))")
+            exprs.append((name, f"(None if {v} == NULL_TIME else EPOCH + timedelta(microseconds=x))"))
         elif name in _DATE:
-            entries.append(f"{name!r}: (None if {v} == NULL_TIME else EPOCH_DAY + timedelta(days=x))")
+            exprs.append((name, f"(None if {v} == NULL_TIME else EPOCH_DAY + timedelta(days=x))"))
         elif name in _ENUM:
             env[f"M{i}"] = ENUMS[_ENUM[name]]
-            entries.append(f"{name!r}: (None if {v} < 0 else M{i}[x])")
+            exprs.append((name, f"(None if {v} < 0 else M{i}[x])"))
         else:                                                   # bools, consents
-            entries.append(f"{name!r}: (None if {v} < 0 else x > 0)")
-    source = "def record_state(s):\n    return {" + ", ".join(entries) + "}\n"
+            exprs.append((name, f"(None if {v} < 0 else x > 0)"))
+    return env, exprs
+
+
+def _record_state_code(columns=_RECORD_COLUMNS):
+    """:func:`record_state` (of ``columns``) as one dict display, generated once."""
+    env, exprs = _record_state_exprs(columns)
+    source = "def record_state(s):\n    return {" + ", ".join(f"{name!r}: {e}" for name, e in exprs) + "}\n"
     exec(compile(source, "<record_state>", "exec"), env)
     return env["record_state"]
 
 
+def _merge_code(columns):
+    """``merge_into(out, s)``: the record values of ``columns`` stored straight into ``out``
+    (one store per column: no dictionary in between to build and copy), generated once."""
+    env, exprs = _record_state_exprs(columns)
+    source = "def merge_into(out, s):\n" + "".join(f"    out[{name!r}] = {e}\n" for name, e in exprs)
+    exec(compile(source, "<merge_into>", "exec"), env)
+    return env["merge_into"]
+
+
 _record_state = _record_state_code()
-#: the columns merge_record takes from the ledger whole once it has events (not WHERE_SET's)
-_record_state_rest = _record_state_code(tuple((n, c) for n, c in _RECORD_COLUMNS if n not in _WHERE_SET))
+#: merge_record's stores of the columns it takes from the ledger whole once it has events (not WHERE_SET's)
+_merge_rest = _merge_code(tuple((n, c) for n, c in _RECORD_COLUMNS if n not in _WHERE_SET))
 
 
 def record_state(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -254,7 +269,7 @@ def merge_record(book: Mapping[str, Any], ledger: Mapping[str, Any] | None,
         if mine is not None:
             out[name] = mine
     if book_counters == "ignore" or ledger["ledger_events"] > 0:
-        out.update(_record_state_rest(ledger))
+        _merge_rest(out, ledger)
     return out
 
 

@@ -20,6 +20,7 @@ Guarantees (docs/ledger.md):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
@@ -36,6 +37,13 @@ from .store import REGISTRY_COLUMNS, Store, open_store
 
 __all__ = ["Ledger", "IngestResult", "LedgerError"]
 
+
+
+@functools.lru_cache(maxsize=16)
+def _patterns_lookback_us(settings) -> int:
+    """:func:`~kernel.ledger.patterns.lookback_us` of ``settings`` (frozen), worked out once:
+    every one-account state read asks it (≈ 5–10 µs each time)."""
+    return lookback_us(settings)
 
 class LedgerError(PostloanError):
     """A ledger operation cannot be done as asked."""
@@ -231,7 +239,7 @@ class Ledger:
         events = self.store.read_events(wanted, at_us, since)
         gps = self.store.read_gps(wanted, at_us)
         # the offline periods the temporal patterns read (none to read for cars that never pinged)
-        offline = self.store.offline_periods(wanted, at_us - lookback_us(self.settings), at_us) \
+        offline = self.store.offline_periods(wanted, at_us - _patterns_lookback_us(self.settings), at_us) \
             if gps[0].shape[0] else None
         return derive(events, np.array(accounts, dtype=object), zones, at_us, self.settings, gps, offline)
 
@@ -245,7 +253,7 @@ class Ledger:
         """One account's state as of ``at`` in the fold's representation (µs, days, codes)."""
         at_us = instant_us(at)
         rows, gps, offline = self.store.account_rows_now(account_id, at_us, at_us - self.settings.lookback_us,
-                                                         at_us - lookback_us(self.settings))
+                                                         at_us - _patterns_lookback_us(self.settings))
         return derive_one(rows, zone, at_us, self.settings, gps, offline, ordered=True, remember=True)
 
     def state(self, at: dt.datetime | int | None = None, accounts: Sequence[str] | None = None,

@@ -379,14 +379,20 @@ class DecideResponseEncoder:
         return plan
 
     def _entry(self, name: str, value) -> bytes:
+        """One map entry's bytes (what :meth:`decision`'s loop writes inline)."""
         tag, key, float_entry, memo = self._columns.get(name) or self._column(name)
         kind = type(value)
         if kind is float and value == value:
             return float_entry + _PACK_DOUBLE(value)
-        # a column holds one type, so True and 1 never meet in one memo
+        return self._memoized(name, value, kind, memo)
+
+    def _memoized(self, name: str, value, kind, memo: dict) -> bytes:
+        """The whole entry of a value other than a float: made once per (column, value) and
+        reused (a column holds one type, so True and 1 never meet in one memo)."""
         memo_key = tuple(value) if kind is list else value if kind in _MEMOIZED else _NO_MEMO
         entry = memo.get(memo_key)
         if entry is None:
+            tag, key = self._columns[name][:2]
             payload = key + _delimited(_MAP_VALUE_TAG, _value_payload(value))
             entry = tag + _varint(len(payload)) + payload
             if memo_key is not _NO_MEMO and len(memo) < self.MEMO_PER_COLUMN:
@@ -395,7 +401,11 @@ class DecideResponseEncoder:
 
     def decision(self, decisions: dict, as_of: dt.date) -> bytes:
         """A Decision's bytes: ``account_id``, ``as_of``, the bundle hash and every other
-        column of ``decisions`` in ``values`` (``<ruleset>.rule`` columns in ``rules``)."""
+        column of ``decisions`` in ``values`` (``<ruleset>.rule`` columns in ``rules``).
+
+        One loop, :meth:`_entry` written inline: a float is its column's prefix and its 8
+        bytes (two parts of the join, no concatenation); a string, bool, int, None or rule
+        list the memoized whole entry (the memo's key built only for the kinds that hash)."""
         account_id = str(decisions["account_id"])
         day, date_field = self._as_of
         if as_of != day:
@@ -403,10 +413,27 @@ class DecideResponseEncoder:
             self._as_of = (as_of, date_field)           # the next call most likely has the same date
         parts = [_delimited(_DECISION_TAGS["account_id"], account_id.encode()) if account_id else b"",
                  date_field, self._bundle_hash]
-        entry = self._entry
+        append, columns, pack, memoized = parts.append, self._columns, _PACK_DOUBLE, self._memoized
         for name, value in decisions.items():
-            if name != "account_id":
-                parts.append(entry(name, value))
+            plan = columns.get(name)
+            if plan is None:
+                if name == "account_id":
+                    continue
+                plan = self._column(name)
+            kind = type(value)
+            if kind is float:
+                if value == value:
+                    append(plan[2])
+                    append(pack(value))
+                    continue
+                memo_key = value                   # NaN: the entry of a null (never memoized: NaN != NaN)
+            elif kind is str or kind is bool or kind is int or value is None:
+                memo_key = value
+            else:
+                append(memoized(name, value, kind, plan[3]))
+                continue
+            entry = plan[3].get(memo_key)
+            append(entry if entry is not None else memoized(name, value, kind, plan[3]))
         return b"".join(parts)
 
     def response(self, decisions: dict, as_of: dt.date, actions: dict | None = None) -> bytes:

@@ -18,8 +18,9 @@ import pyarrow as pa
 from .. import schema
 from ..errors import PostloanError
 from . import convert
-from ._proto.postloan.v1 import decision_pb2
+from ._proto.postloan.v1 import contract_pb2, decision_pb2
 from .status import FieldError, QuotaError
+from .wire import WireDecoder
 
 UTC = dt.timezone.utc
 EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -58,60 +59,8 @@ def _unknown_member_text(name: str, code: int, members: tuple) -> str:
 
 
 # -- Account message → one record of Python scalars -------------------------------------------------
-def _fast_decoder(columns: tuple[schema.Column, ...]):
-    """(source, function): straight-line code reading a message of ``columns`` into the
-    record :class:`AccountRecord` gives, or None when any field is unset though required,
-    out of the contract's bounds or undecodable (then the careful path says what). The
-    bounds are :func:`kernel.schema.record_checker`'s; a field the code cannot judge for
-    certain sends the message to the careful path, never past it."""
-    import sys
-    lines = ["def decode(m):", "    has = m.HasField"]
-    consts: dict = {"date": dt.date, "timedelta": dt.timedelta, "EPOCH_UTC": EPOCH_UTC,
-                    "S_LO": convert.TIMESTAMP_SECONDS[0], "S_HI": convert.TIMESTAMP_SECONDS[1]}
-    names = []
-    for i, col in enumerate(columns):
-        v, t, name = f"v{i}", col.type, col.name
-        names.append((name, v))
-        required = not col.nullable
-        if col.enum:
-            members = (None,) + schema.ENUMS[col.enum]
-            consts[f"M{i}"] = members
-            lines += [f"    c = m.{name}", f"    if 0 < c < {len(members)}:", f"        {v} = M{i}[c]"]
-            if not required:
-                lines += ["    elif c == 0:", f"        {v} = None"]
-            lines += ["    else:", "        return None"]
-            continue
-        if pa.types.is_date(t) or pa.types.is_timestamp(t):
-            lo, hi = col.value_range
-            consts[f"LO{i}"], consts[f"HI{i}"] = lo, hi
-            lines += [f"    if has({name!r}):", f"        d = m.{name}"]
-            if pa.types.is_date(t):
-                lines += ["        try:", f"            {v} = date(d.year, d.month, d.day)",
-                          "        except ValueError:", "            return None"]
-            else:
-                lines += ["        s, n = d.seconds, d.nanos",
-                          "        if not (S_LO <= s <= S_HI and 0 <= n <= 999_999_999):", "            return None",
-                          f"        {v} = EPOCH_UTC + timedelta(seconds=s, microseconds=n // 1000)"]
-            lines += [f"        if not LO{i} <= {v} <= HI{i}:", "            return None"]
-        else:
-            lines += [f"    if has({name!r}):", f"        {v} = m.{name}"]
-            if col.is_text:
-                lines += [f"        if len({v}) > {col.length_limit}:", "            return None"]
-            elif pa.types.is_integer(t) or pa.types.is_floating(t):
-                floor, ceiling = ((-sys.float_info.max, sys.float_info.max) if pa.types.is_floating(t)
-                                  else (-(1 << 63), (1 << 63) - 1))
-                lo, hi = col.value_range or (None, None)
-                consts[f"LO{i}"] = floor if lo is None else lo
-                consts[f"HI{i}"] = ceiling if hi is None else hi
-                lines += [f"        if not LO{i} <= {v} <= HI{i}:", "            return None"]     # NaN fails
-            elif not pa.types.is_boolean(t):
-                raise TypeError(f"{name}: no fast decoding for {t}")
-        lines += ["    else:", "        return None"] if required else ["    else:", f"        {v} = None"]
-    lines.append("    return {" + ", ".join(f"{name!r}: {v}" for name, v in names) + "}")
-    source = "\n".join(lines) + "\n"
-    namespace = dict(consts)
-    exec(compile(source, f"<account decoder of {len(columns)} fields>", "exec"), namespace)
-    return source, namespace["decode"]
+#: the message each table's records arrive in
+_MESSAGES = {"book": contract_pb2.Account, "vehicles": contract_pb2.Vehicle}
 
 
 class AccountRecord:
@@ -122,11 +71,12 @@ class AccountRecord:
     FieldError (INVALID_ARGUMENT) listing every offending field in contract order. The
     fastest way in for one account: no arrays.
 
-    A message is read by straight-line code generated once per table (:func:`_fast_decoder`:
-    one statement per field, the contract's bounds as constants, the record built as one
-    dict display); only when that code finds something wrong — a required field unset, a
-    value out of range, an undecodable date — is the message read again field by field
-    (:meth:`_decode_checked`) for the violations' words."""
+    A message is read from its wire bytes by one compiled pass that checks every field
+    against the contract, and the record built by one dict display generated once per table
+    (:class:`kernel.server.wire.WireDecoder`); only when that pass finds something wrong — a
+    required field unset, a value out of range, an undecodable date — or cannot vouch for
+    the bytes is the message read again field by field (:meth:`_decode_checked`), which gives
+    the record after all or the violations' words."""
 
     def __init__(self, columns: tuple[schema.Column, ...] = schema.BOOK, prefix: str = "account.",
                  table: str = "book"):
@@ -138,7 +88,8 @@ class AccountRecord:
         self.enums = tuple((c.name, (None,) + schema.ENUMS[c.enum]) for c in columns if c.enum)
         self.days = tuple(c.name for c in columns if not c.enum and pa.types.is_date(c.type))
         self.micros = tuple(c.name for c in columns if not c.enum and pa.types.is_timestamp(c.type))
-        self.source, self._fast = _fast_decoder(columns)
+        self._fast = WireDecoder(columns, _MESSAGES[table].DESCRIPTOR)
+        self.source = self._fast.source
 
     def __call__(self, message) -> dict:
         out = self._fast(message)

@@ -290,3 +290,51 @@ def test_the_pipeline_takes_the_setting_from_configuration_or_argument(tmp_path,
     pipe = Pipeline(None, plugins=manager, config=config, audit_path=tmp_path / "b.log", audit_sync="always")
     assert pipe.audit.sync == "always"
     assert Pipeline(None, plugins=manager, audit_path=tmp_path / "c.log").audit.sync == "always"     # the default
+
+
+@pytest.mark.parametrize("sync", ["always", "interval"])
+def test_append_built_builds_the_record_off_the_callers_thread_only_with_interval(tmp_path, sync):
+    """``append_built``: with "interval" the writer thread builds the record (the caller's
+    answer waits for neither its building nor its encoding), with "always" the caller does,
+    and the record is durable on return; either way the record read back is the one
+    ``append`` would have written."""
+    builders = []
+
+    def build(i):
+        builders.append(threading.current_thread())
+        return record(i)
+
+    log = AuditLog(tmp_path / "audit.log", sync=sync, interval_ms=60_000)
+    for i in range(3):
+        log.append_built(build, i)
+    if sync == "always":
+        assert builders == [threading.current_thread()] * 3 and log.synced == 3
+    _written(log, 3)
+    assert len(builders) == 3
+    if sync == "interval":
+        assert all(t.name == "postloan-audit-writer" for t in builders)
+    log.close()
+    reference = AuditLog(tmp_path / "reference.log")
+    for i in range(3):
+        reference.append(*record(i))
+    reference.close()
+    for got, want in zip(read_audit(log.path), read_audit(reference.path), strict=True):
+        assert (got.meta, got.decisions, got.actions) == (want.meta, want.decisions, want.actions)
+
+
+def test_a_build_that_fails_in_the_writer_fails_the_next_append(tmp_path):
+    from kernel.errors import PostloanError
+
+    def broken():
+        raise ValueError("no record")
+
+    log = AuditLog(tmp_path / "audit.log", sync="interval", interval_ms=60_000)
+    log.append_built(record, 0)
+    log.append_built(broken)
+    deadline = time.monotonic() + 10
+    while log._failure is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    with pytest.raises(PostloanError, match=r"the audit log's writer failed \(no record\); no further records"):
+        log.append_built(record, 2)
+    log.close()
+    assert [r.meta["batch"] for r in read_audit(log.path)] == [0]

@@ -161,6 +161,28 @@ def test_the_record_path_agrees_with_the_batch_path(pipeline, result, small_book
     assert not set(audit.decisions.schema.names) & pii_columns("book")
 
 
+def test_the_interval_logs_records_are_the_ones_the_always_log_writes(pipeline, small_book, tmp_path):
+    """With ``sync = "interval"`` the writer thread builds each record (``AuditLog.append_built``)
+    from the result's parts as they were when it was acted on: the log reads back exactly
+    as the "always" log of the same calls, though each result's decisions are turned into
+    a table right after (what a caller reading ``result.decisions`` does)."""
+    logs = {sync: Pipeline(pipeline.kernel, plugins=pipeline.plugins, audit_path=tmp_path / f"{sync}.log",
+                           audit_sync=sync) for sync in ("always", "interval")}
+    dpd = small_book["dpd"].to_numpy()
+    rows = [int(r) for r in np.flatnonzero(dpd > 10)[:3]] + [int(np.flatnonzero(dpd == 0)[0])]
+    for pipe in logs.values():
+        for row in rows:
+            for actions in (True, False):
+                result = pipe.run_record(small_book.slice(row, 1).to_pylist()[0], AS_OF, NOW, actions=actions)
+                result.decisions
+        pipe.run(small_book.slice(0, 40), AS_OF, NOW).decisions
+        pipe.audit.close()
+    always, interval = (list(read_audit(tmp_path / f"{sync}.log")) for sync in ("always", "interval"))
+    assert len(always) == len(interval) == 2 * len(rows) + 1
+    for a, b in zip(always, interval):
+        assert a.meta == b.meta and a.decisions.equals(b.decisions) and a.actions.equals(b.actions)
+
+
 def test_an_open_promise_leaves_a_reminder_only_and_a_dispute_stops_collection(result, small_book):
     """Without a ledger the book says what it can: a promise date not yet past is an open
     promise, a recorded overdue reason DISPUTE an open dispute (docs/ledger.md)."""

@@ -114,14 +114,18 @@ def _account_messages(seed: int, n: int):
 
 
 def test_the_generated_account_decoder_gives_the_careful_paths_record():
-    """The straight-line decoder (one statement per field) and the field-by-field path agree
-    on every field of real accounts, nulls included."""
+    """The wire decoder (one compiled pass over the bytes, the record built by generated code)
+    and the field-by-field path agree on every field of real accounts, nulls included, down
+    to each value's type."""
     from kernel.server.engine import AccountRecord
     decode = AccountRecord()
     messages = _account_messages(21, 500)
     for message in messages:
         fast = decode._fast(message)
-        assert fast is not None and fast == decode._decode_checked(message)
+        careful = decode._decode_checked(message)
+        assert fast is not None and fast == careful
+        assert {k: type(v) for k, v in fast.items()} == {k: type(v) for k, v in careful.items()}
+        assert list(fast) == [c.name for c in schema.BOOK]
     nulls = messages[0]
     for name in ("next_due_date", "bureau_score", "gps_last_ping_at", "on_time_ratio_12m", "currency"):
         nulls.ClearField(name)
@@ -166,3 +170,70 @@ def test_a_value_the_contract_refuses_is_refused_in_the_careful_paths_words(name
         got = ("refused", e.args, str(e))
     assert got == expected
     assert decode._fast(message) in (None, expected)
+
+
+def _decoded(decode, message):
+    from kernel.server.status import FieldError
+    try:
+        return decode(message)
+    except FieldError as e:
+        return ("refused", e.args, str(e))
+
+
+@given(st.integers(0, 2**32 - 1), st.lists(st.tuples(st.integers(0, 700), st.integers(0, 255)), min_size=1,
+                                          max_size=6), st.booleans())
+@settings(max_examples=400, deadline=None)
+def test_the_wire_decoder_never_gives_a_record_the_careful_path_would_not(seed, flips, extra):
+    """Bytes mangled at random (each message protobuf still parses: flipped bytes, a field of
+    an unknown number or of a known number with another wire type): the wire decoder gives
+    the careful path's record or hands the message over (None) — never another record."""
+    from google.protobuf.message import DecodeError
+
+    from kernel.server.engine import AccountRecord
+    decode = AccountRecord()
+    data = bytearray(_ACCOUNT_BYTES[seed % len(_ACCOUNT_BYTES)])
+    for at, value in flips:
+        data[at % len(data)] = value
+    if extra:                        # an unknown field 200 (varint), then field 16 (dpd, an int) as a string
+        data += bytes([0xC0, 0x0C, 0x05, 0x82, 0x01, 0x02]) + b"ab"
+    try:
+        message = contract_pb2.Account.FromString(bytes(data))
+    except DecodeError:
+        return
+    fast = decode._fast(message)
+    assert fast is None or fast == decode._decode_checked(message)
+    assert _decoded(decode, message) == _decoded(decode, contract_pb2.Account.FromString(message.SerializeToString()))
+
+
+_ACCOUNT_BYTES = [m.SerializeToString() for m in _account_messages(5, 40)]
+
+
+def test_the_wire_decoder_reads_every_encoding_protobuf_accepts():
+    """Negative numbers (ten-byte varints), unknown fields, empty and multi-byte text, dates
+    and instants at the contract's edges, a required enum left at 0 (refused)."""
+    from kernel.server.engine import AccountRecord
+    from kernel.server.status import FieldError
+    decode = AccountRecord()
+    message = _account_messages(8, 1)[0]
+    message.spending_change_3m = -0.5
+    message.region = "广东省" * 5
+    message.currency = 0
+    message.promise_date.year, message.promise_date.month, message.promise_date.day = 2199, 12, 31
+    message.last_conversation_at.CopyFrom(Timestamp(seconds=-2_208_988_800, nanos=999_999_999))
+    unknown = contract_pb2.Account.FromString(message.SerializeToString() + bytes([0xC0, 0x0C, 0x05]))
+    for m in (message, unknown):
+        fast = decode._fast(m)
+        assert fast is not None and fast == decode._decode_checked(m)
+        assert fast["region"] == "广东省" * 5 and fast["currency"] is None
+        assert fast["promise_date"] == dt.date(2199, 12, 31)
+        assert fast["last_conversation_at"] == dt.datetime(1900, 1, 1, 0, 0, 0, 999_999, tzinfo=dt.timezone.utc)
+    message.ClearField("dpd")
+    assert decode._fast(message) is None
+    message.dpd, message.product = -3, 0
+    assert decode._fast(message) is None
+    try:
+        decode(message)
+    except FieldError as e:
+        assert {f for f, _ in e.violations} >= {"account.dpd", "account.product"}, e.violations
+    else:
+        raise AssertionError("refused")

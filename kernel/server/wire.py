@@ -1,0 +1,342 @@
+"""An ``Account`` (or ``Vehicle``) read straight from its wire bytes: the fast way in of
+:class:`kernel.server.engine.AccountRecord`.
+
+One compiled pass (:func:`_parse`, Numba, compiled once and cached) walks the message's
+bytes and checks every field against the contract — required fields set, numbers, dates and
+instants within their ranges, floats finite, text within its length, enum codes members —
+writing each field's value into one thread's reused arrays; a function generated once per
+table (:func:`_builder`: one dict display, the contract's column order) then turns those into
+the record :class:`~kernel.server.engine.AccountRecord` gives — enums as member names, dates
+as ``datetime.date``, instants as aware UTC ``datetime``, nulls as None. Per call that is a
+handful of C-level steps and one Python expression instead of a ``HasField``, an attribute
+read and a range check in Python for each of the book's 88 fields.
+
+The bytes are the message's own serialization (protobuf has parsed the request already and
+writes each set field once; unknown fields are skipped). Anything the pass cannot vouch for
+— a required field unset, a value out of range, an undecodable date, a field of a known
+number with another wire type, a field twice, bytes it cannot read — makes it answer None,
+and the caller reads the message field by field instead (the careful path, which also words
+the refusal): never a record the careful path would not give
+(``tests/server/test_convert.py`` pins the two together).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import threading
+
+from ..codegen.cache import configure_numba_cache
+
+configure_numba_cache()          # before the function below is defined (see its docstring)
+
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+from numba import njit  # noqa: E402
+
+from .. import schema  # noqa: E402
+
+# field kinds (column 0 of the plan)
+_UNKNOWN, _INT, _DOUBLE, _BOOL, _ENUM, _TEXT, _DATE, _INSTANT = range(8)
+#: the wire type each kind arrives with
+_WIRE = {_INT: 0, _DOUBLE: 1, _BOOL: 0, _ENUM: 0, _TEXT: 2, _DATE: 2, _INSTANT: 2}
+# plan columns: kind, slot (the field's place in the contract's order), required, lo, hi
+# (ints: bounds; enums: member count + 1; text: characters; dates: ordinals; instants: µs),
+# wire type, its place in the values handed back (ints, enum codes, bools, dates and instants
+# in one int64 array, doubles in another; −1 for text, read off the message), and, for a
+# nullable field, its set flag's place after the values (−1 otherwise)
+_PLAN_WIDTH = 8
+EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+# protobuf's Timestamp: 0001-01-01T00:00:00Z … 9999-12-31T23:59:59.999999999Z
+_SECONDS_LO, _SECONDS_HI = -62_135_596_800, 253_402_300_799
+
+
+@njit(cache=True)
+def _varint(buf, pos, end):
+    """(value as int64 — two's complement, as protobuf's int64 —, next position); position
+    −1 when the bytes end first or the varint runs past ten bytes."""
+    value = np.int64(0)
+    shift = 0
+    while pos < end and shift < 64:
+        b = np.int64(buf[pos])
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+    return value, -1
+
+
+@njit(cache=True)
+def _skip(buf, pos, end, wire):
+    """The position after a field of ``wire`` type at ``pos`` (−1: unreadable)."""
+    if wire == 0:
+        _, pos = _varint(buf, pos, end)
+        return pos
+    if wire == 1:
+        return pos + 8 if pos + 8 <= end else -1
+    if wire == 5:
+        return pos + 4 if pos + 4 <= end else -1
+    if wire == 2:
+        length, pos = _varint(buf, pos, end)
+        if pos < 0 or length < 0 or pos + length > end:
+            return -1
+        return pos + length
+    return -1                        # groups (3, 4) and the reserved 6, 7: not in these messages
+
+
+@njit(cache=True)
+def _days_in_month(year, month):
+    if month == 2:
+        return 29 if (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)) else 28
+    if month == 4 or month == 6 or month == 9 or month == 11:
+        return 30
+    return 31
+
+
+@njit(cache=True)
+def _ordinal(year, month, day):
+    """``datetime.date(year, month, day).toordinal()`` (a valid date)."""
+    y = year - 1
+    days = y * 365 + y // 4 - y // 100 + y // 400
+    for m in range(1, month):
+        days += _days_in_month(year, m)
+    return days + day
+
+
+@njit(cache=True)
+def _parse(buf, plan, floats_lo_hi, seen, values, floats):
+    """Read one message's bytes by ``plan`` (int64 [field number + 1, 8]) and check every
+    field: each set field's value into ``values`` (int64: ints, enum codes, bools 0/1, date
+    ordinals, instants in µs — then the set flags of the nullable fields) or ``floats``
+    (float64: doubles); ``seen`` (int64 [slots]) is scratch. True when the record may be
+    built from them, False when the careful path must read the message (see the module's
+    docstring)."""
+    for s in range(seen.shape[0]):
+        seen[s] = 0
+    for i in range(values.shape[0]):
+        values[i] = 0
+    end = buf.shape[0]
+    pos = 0
+    while pos < end:
+        key, pos = _varint(buf, pos, end)
+        if pos < 0 or key < 8:
+            return False
+        number = key >> 3
+        wire = key & 7
+        if number >= plan.shape[0] or plan[number, 0] == _UNKNOWN:
+            pos = _skip(buf, pos, end, wire)
+            if pos < 0:
+                return False
+            continue
+        kind = plan[number, 0]
+        s = plan[number, 1]
+        if wire != plan[number, 5] or seen[s] != 0:        # another wire type, or twice
+            return False
+        seen[s] = 1
+        out = plan[number, 6]
+        if plan[number, 7] >= 0:
+            values[plan[number, 7]] = 1
+        if wire == 0:
+            v, pos = _varint(buf, pos, end)
+            if pos < 0:
+                return False
+            if kind == _BOOL:
+                v = 1 if v != 0 else 0
+            elif kind == _ENUM:
+                if v == 0:
+                    if plan[number, 2] != 0:
+                        return False           # a required enum at 0
+                elif v < 0 or v >= plan[number, 4]:
+                    return False
+            elif not (plan[number, 3] <= v <= plan[number, 4]):
+                return False
+            values[out] = v
+        elif wire == 1:
+            if pos + 8 > end:
+                return False
+            x = buf[pos:pos + 8].view(np.float64)[0]
+            if not (floats_lo_hi[out, 0] <= x <= floats_lo_hi[out, 1]):      # NaN fails too
+                return False
+            floats[out] = x
+            pos += 8
+        else:
+            length, pos = _varint(buf, pos, end)
+            if pos < 0 or length < 0 or pos + length > end:
+                return False
+            stop = pos + length
+            if kind == _TEXT:
+                if length > plan[number, 4]:          # more bytes than characters allowed: count
+                    chars = 0
+                    for i in range(pos, stop):
+                        if (buf[i] & 0xC0) != 0x80:
+                            chars += 1
+                    if chars > plan[number, 4]:
+                        return False
+            else:                                 # google.type.Date / google.protobuf.Timestamp
+                a = np.int64(0)
+                b = np.int64(0)
+                c = np.int64(0)
+                while pos < stop:
+                    inner, pos = _varint(buf, pos, stop)
+                    if pos < 0 or inner < 8:
+                        return False
+                    if (inner & 7) != 0 or (inner >> 3) > 3:
+                        pos = _skip(buf, pos, stop, inner & 7)
+                        if pos < 0:
+                            return False
+                        continue
+                    v, pos = _varint(buf, pos, stop)
+                    if pos < 0:
+                        return False
+                    field = inner >> 3
+                    if not (kind == _INSTANT and field == 1):
+                        v = np.int64(np.int32(v & 0xFFFFFFFF))          # int32 fields
+                    if field == 1:
+                        a = v
+                    elif field == 2:
+                        b = v
+                    else:
+                        c = v
+                if kind == _DATE:
+                    if a < 1 or a > 9999 or b < 1 or b > 12 or c < 1 or c > _days_in_month(a, b):
+                        return False
+                    v = _ordinal(a, b, c)
+                else:
+                    if a < _SECONDS_LO or a > _SECONDS_HI or b < 0 or b > 999_999_999:
+                        return False
+                    v = a * 1_000_000 + b // 1000
+                if not (plan[number, 3] <= v <= plan[number, 4]):
+                    return False
+                values[out] = v
+            pos = stop
+    for number in range(plan.shape[0]):       # every required field set (an enum: not 0)
+        if plan[number, 0] != _UNKNOWN and plan[number, 2] != 0 and seen[plan[number, 1]] == 0:
+            return False
+    return True
+
+
+def _kind(col: schema.Column, field) -> int:
+    t = col.type
+    if col.enum:
+        kind, proto = _ENUM, field.TYPE_ENUM
+    elif pa.types.is_date(t):
+        kind, proto = _DATE, field.TYPE_MESSAGE
+    elif pa.types.is_timestamp(t):
+        kind, proto = _INSTANT, field.TYPE_MESSAGE
+    elif col.is_text:
+        kind, proto = _TEXT, field.TYPE_STRING
+    elif pa.types.is_boolean(t):
+        kind, proto = _BOOL, field.TYPE_BOOL
+    elif pa.types.is_integer(t):
+        kind, proto = _INT, field.TYPE_INT64
+    elif pa.types.is_floating(t):
+        kind, proto = _DOUBLE, field.TYPE_DOUBLE
+    else:
+        raise TypeError(f"{col.name}: no wire decoding for {t}")
+    if field.type != proto or getattr(field, "is_repeated", False):
+        raise TypeError(f"{col.name}: the message's field is not what the contract's {t} is sent as")
+    return kind
+
+
+def _micros(value: dt.datetime) -> int:
+    delta = value - EPOCH_UTC
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+class WireDecoder:
+    """The record of a message of ``columns`` read from its bytes (None: the careful path
+    must read it). Built once per table; each thread reuses its own arrays."""
+
+    def __init__(self, columns: tuple[schema.Column, ...], descriptor):
+        self.descriptor = descriptor
+        fields = descriptor.fields_by_name
+        top = max(fields[c.name].number for c in columns)
+        plan = np.zeros((top + 1, _PLAN_WIDTH), np.int64)
+        kinds = [_kind(col, fields[col.name]) for col in columns]
+        doubles = [i for i, k in enumerate(kinds) if k == _DOUBLE]
+        ints = [i for i, k in enumerate(kinds) if k not in (_DOUBLE, _TEXT)]
+        nullable = [i for i, col in enumerate(columns) if col.nullable]
+        # where each column's value and set flag land in the arrays handed back
+        self.where = {i: (doubles.index(i) if kinds[i] == _DOUBLE else ints.index(i) if i in ints else -1,
+                          len(ints) + nullable.index(i) if i in nullable else -1) for i in range(len(columns))}
+        bounds = np.zeros((max(len(doubles), 1), 2), np.float64)
+        for slot, (col, kind) in enumerate(zip(columns, kinds)):
+            field = fields[col.name]
+            out, found = self.where[slot]
+            lo, hi = 0, 0
+            if kind == _ENUM:
+                hi = len(schema.ENUMS[col.enum]) + 1          # codes 1 … members
+            elif kind == _TEXT:
+                hi = col.length_limit
+            elif kind == _DATE:
+                lo, hi = (d.toordinal() for d in col.value_range)
+            elif kind == _INSTANT:
+                lo, hi = (_micros(d) for d in col.value_range)
+            elif kind in (_INT, _BOOL):
+                low, high = (col.value_range or (None, None)) if kind == _INT else (None, None)
+                lo = -(1 << 63) if low is None else low
+                hi = (1 << 63) - 1 if high is None else high
+            else:
+                low, high = col.value_range or (None, None)
+                bounds[out] = (-sys.float_info.max if low is None else low,
+                               sys.float_info.max if high is None else high)
+            plan[field.number] = (kind, slot, 0 if col.nullable else 1, lo, hi, _WIRE[kind], out, found)
+        self.plan, self.bounds = plan, bounds
+        self.sizes = (len(columns), len(ints) + len(nullable), max(len(doubles), 1))
+        self.source, self.build = _builder(columns, self.where)
+        self._local = threading.local()
+        self._buffers()                    # compiles (or loads) _parse here, not in the first call
+
+    def _buffers(self):
+        slots, n_values, n_floats = self.sizes
+        buffers = self._local.buffers = (np.zeros(slots, np.int64), np.zeros(n_values, np.int64),
+                                         np.zeros(n_floats, np.float64))
+        _parse(np.frombuffer(b"", np.uint8), self.plan, self.bounds, *buffers)
+        return buffers
+
+    def __call__(self, message) -> dict | None:
+        if message.DESCRIPTOR is not self.descriptor:
+            return None
+        try:
+            seen, values, floats = self._local.buffers
+        except AttributeError:
+            seen, values, floats = self._buffers()
+        if not _parse(np.frombuffer(message.SerializeToString(), np.uint8), self.plan, self.bounds,
+                      seen, values, floats):
+            return None
+        return self.build(message, values.tolist(), floats.tolist())
+
+
+def _builder(columns: tuple[schema.Column, ...], where: dict):
+    """(source, function): the record from the parsed arrays as lists (``v``: values then
+    set flags, ``f``: doubles) and the message (text is read off it). A copy of a template
+    holding every column as None, then one store per column (a nullable one only when set):
+    cheaper than a dict display of 88 entries, which grows its table as it goes."""
+    env: dict = {"fromordinal": dt.date.fromordinal, "timedelta": dt.timedelta, "EPOCH_UTC": EPOCH_UTC,
+                 "BOOL": (False, True), "TEMPLATE": dict.fromkeys(c.name for c in columns)}
+    lines = ["def build(m, v, f):", "    r = TEMPLATE.copy()"]
+    for i, col in enumerate(columns):
+        t = col.type
+        out, found = where[i]
+        if col.enum:
+            env[f"M{i}"] = (None,) + schema.ENUMS[col.enum]       # code 0: null
+            lines.append(f"    r[{col.name!r}] = M{i}[v[{out}]]")
+            continue
+        if pa.types.is_date(t):
+            expr = f"fromordinal(v[{out}])"
+        elif pa.types.is_timestamp(t):
+            expr = f"EPOCH_UTC + timedelta(microseconds=v[{out}])"
+        elif col.is_text:
+            expr = f"m.{col.name}"
+        elif pa.types.is_boolean(t):
+            expr = f"BOOL[v[{out}]]"
+        elif pa.types.is_integer(t):
+            expr = f"v[{out}]"
+        else:
+            expr = f"f[{out}]"
+        lines.append(f"    r[{col.name!r}] = {expr}" if found < 0 else f"    if v[{found}]:\n        r[{col.name!r}] = {expr}")
+    lines.append("    return r")
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<wire record of {len(columns)} fields>", "exec"), env)
+    return source, env["build"]
