@@ -8,7 +8,9 @@
 - the cold compile of the whole shipped bundle (an empty cache; goal ≤ 10 s) against the warm
   load of the same bundle in a fresh process, and the shipped models' block functions (each a
   straight-line block of its own: ``kernel.models.straight``) against the interpreter of every
-  op compiled for the same models, in the same run;
+  op compiled for the same models, in the same run; and the ruleset nodes compiled as the kernel
+  compiles them (``kernel.codegen.pipeline``, no wrappers) against the same sources through
+  Numba's default pipeline, in the same run;
 - the whole decision of 500,000 generated accounts (output as Arrow) against onnxruntime
   scoring the heaviest shipped model alone on the same rows with the same threads (goal
   ≥ 1.5×), and where the decision's time goes, stage by stage, on one thread.
@@ -39,6 +41,9 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+from numba import njit
+
+from kernel.codegen.helpers import call_native
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = dt.date(2026, 11, 28)
@@ -194,6 +199,71 @@ def test_speed_model_interpreters(benchmark, tmp_path):
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
 
 
+_NODES = textwrap.dedent("""\
+    import json, sys, time
+    from pathlib import Path
+    from kernel.codegen import cache, emit
+    signature = emit.node_signature()
+    cpu = {}
+    for path in sys.argv[1:]:
+        module = cache.import_source(Path(path))
+        start = time.process_time()
+        module.node.compile(signature)
+        cpu[Path(path).stem] = time.process_time() - start
+    print(json.dumps(cpu))
+""")
+
+
+def test_speed_node_pipeline(benchmark, tmp_path):
+    """The shipped bundle's ruleset nodes compiled as the kernel compiles them (the lean
+    pipeline of ``kernel.codegen.pipeline``, no CPython or C wrapper) against the same generated
+    sources through Numba's default pipeline with both wrappers (``@njit(**OPTS)``, what every
+    node used before): each kind in a fresh process with an empty cache, the two alternating,
+    CPU seconds of the compiles (the first node's includes the helpers it calls, alike in both)."""
+    from kernel.bundle import Bundle
+    from kernel.codegen import emit
+    from kernel.codegen.plan import RulesetNode
+    from kernel.runtime import build_plan
+
+    plan = build_plan(Bundle.load(None))
+    generated = emit.generate(plan)
+    sources = [s for s, n in zip(generated.nodes, plan.nodes) if isinstance(n, RulesetNode)]
+    if benchmark.disabled:
+        sources = sources[:2]
+    decorator = "@njit(**NODE_OPTS)"
+    files: dict = {"lean": [], "default": []}
+    for n, node in enumerate(sources):
+        assert node.source.count(decorator) == 1
+        default = node.source.replace(decorator, "from kernel.codegen.helpers import OPTS\n\n\n@njit(**OPTS)")
+        for kind, text in (("lean", node.source), ("default", default)):
+            path = tmp_path / kind / f"pl_{kind}_{n}.py"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            files[kind].append(str(path))
+    cpu: dict = {"lean": [], "default": []}
+    for r in range(1 if benchmark.disabled else 2):
+        for kind in ("default", "lean") if r % 2 == 0 else ("lean", "default"):
+            env = _env(tmp_path / f"cache_{kind}_{r}", tmp_path / "pycache")
+            out = subprocess.run([sys.executable, "-c", _NODES, *files[kind]], env=env, capture_output=True, text=True,
+                                 check=True, cwd=ROOT)
+            cpu[kind].append(sum(json.loads(out.stdout.strip().splitlines()[-1]).values()))
+    lean, default = min(cpu["lean"]), min(cpu["default"])
+    benchmark.extra_info.update({"nodes": len(sources), "lean_cpu_s": [round(x, 2) for x in cpu["lean"]],
+                                 "default_cpu_s": [round(x, 2) for x in cpu["default"]],
+                                 "lean_over_default": lean / default})
+    print(f"\n{len(sources)} ruleset nodes compiled, empty cache: lean pipeline, no wrappers "
+          f"{', '.join(f'{x:.1f}' for x in cpu['lean'])} s of CPU; Numba's default pipeline with both wrappers "
+          f"{', '.join(f'{x:.1f}' for x in cpu['default'])} s ({1 - lean / default:.0%} less CPU, best against best)")
+    assert lean < default
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+
+
+@njit(nogil=True)
+def _call_node(address, arguments):
+    """Call a compiled node (it has no CPython wrapper) through its address."""
+    call_native(address, arguments)
+
+
 def _best(fn, rounds: int) -> float:
     fn()
     best = float("inf")
@@ -220,6 +290,7 @@ def stage_breakdown(k, batches: list, as_of, rounds: int = 3) -> dict:
     and category columns encoded (brand, model…), the compiled pass (every node and the
     packing of the bitmaps; each node is also timed alone over all rows, keys indented), the
     fired-rule lists of collect rulesets, the Arrow arrays and the table."""
+    from kernel.codegen import cache, emit
     from kernel.codegen.driver import _Job, as_of_days
     compiled = k._compiled
     days = as_of_days(as_of)
@@ -244,11 +315,15 @@ def stage_breakdown(k, batches: list, as_of, rounds: int = 3) -> dict:
     figures["string enums and categories encoded"] = _cpu(encode, rounds)
     compiled._run(jobs, days, parallel=False)                           # every output filled once
     nodes = [m for m in compiled._keep[:len(compiled.plan.nodes)]]
+    signature = tuple(emit.node_signature())
     for index, (node, module) in enumerate(zip(compiled.plan.nodes, nodes)):
-        def one(index=index, module=module):
+        # a node has no CPython wrapper: it is called through its address, as the driver does
+        address = cache.native_address(module.node.overloads[signature])
+
+        def one(index=index, address=address):
             for job in jobs:
-                module.node(0, job.n, days, *compiled._args(job.inputs, job.outputs)[:9],
-                            *compiled._fixed_args[:3], compiled.node_map, index)
+                _call_node(address, (0, job.n, days, *compiled._args(job.inputs, job.outputs)[:9],
+                                     *compiled._fixed_args[:3], compiled.node_map, index))
         kind = "model" if hasattr(node, "block_fn") else "ruleset"
         figures[f"  {kind} {node.name} (alone)"] = _cpu(one, rounds)
     # the nodes above each ran alone over all rows; in the decision they run block by block,

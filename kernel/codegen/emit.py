@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+import re
 
 import numpy as np
 
@@ -48,7 +49,7 @@ BLOCK_ROWS = 256
 #: decision tables with at least this many rows are matched through an index, not row by row
 INDEX_MIN_ROWS = 16
 #: bump when the generated code's meaning changes (it is part of every content hash)
-GENERATOR_VERSION = "9"
+GENERATOR_VERSION = "10"
 _HELPERS_HASH = hashlib.sha256(inspect.getsource(helpers).encode()).hexdigest()[:16]
 
 _PRELUDE = f"""\
@@ -57,12 +58,14 @@ _PRELUDE = f"""\
 import numpy as np
 from numba import carray, njit, types
 from numba.cpython.unsafe.numbers import trailing_zeros
-from kernel.codegen.helpers import (OPTS, absolute, add, bits64, call_native, civil, element_pointer, fmod, imod,
-                                    mul, neg, p_f32, p_f64, p_i8, p_i32, p_i64, p_u8, row_pointer, select, sub)
+from kernel.codegen.helpers import (LEAN, NODE_OPTS, absolute, add, bit, bits64, call_native, civil, element_pointer,
+                                    fmod, imod, mul, neg, p_f32, p_f64, p_i8, p_i32, p_i64, p_u8, popcount,
+                                    row_pointer, select, sub)
 
 INT_MIN = -9223372036854775808
 U0 = np.uint64(0)
 U1 = np.uint64(1)
+F32NAN = np.float32(np.nan)
 MIN_DATE = {ir.MIN_DATE}
 MAX_DATE = {ir.MAX_DATE}
 """
@@ -105,6 +108,10 @@ def _lit(value, t: Type) -> str:
     if value is None:
         return "0"
     return str(int(value))
+
+
+_INT_LITERAL = re.compile(r"-?[0-9]+")
+_FLOAT_LITERAL = re.compile(r"-?(np\.inf|[0-9]+\.[0-9]*(e[-+]?[0-9]+)?|[0-9]+e[-+]?[0-9]+)")
 
 
 def _term(x: str) -> str:
@@ -226,8 +233,16 @@ class _Generator:
 
     @staticmethod
     def _typed(v: str, t: Type) -> str:
-        # branches of a conditional must have one Numba type
-        return f"np.float64({v})" if t == ir.FLOAT else v
+        """``v`` as a float64 where ``t`` is float (branches of a conditional must have one
+        Numba type): a literal is written as a float literal, no conversion call — Numba's
+        front end costs per IR instruction, and ``np.float64(1.5)`` is four of them."""
+        if t != ir.FLOAT:
+            return v
+        if _INT_LITERAL.fullmatch(v):
+            return f"{v}.0"
+        if _FLOAT_LITERAL.fullmatch(v):
+            return v
+        return f"np.float64({v})"
 
     def _and(self, *masks: str) -> str:
         masks = [m for m in masks if m != "True"]
@@ -373,7 +388,7 @@ class _Generator:
         word = f"W{k}"
         if word not in self.words:
             self.words[word] = f"{word} = bits64({p}, b{k} + g, b{k} + ge)"
-        return f"(({word} >> j) & U1) != U0"
+        return f"bit({word}, j)"
 
     def _local(self, prefix: str, valid: int) -> tuple[str, str]:
         """The (value, valid) locals of an input or output, named by the node's local number of
@@ -475,8 +490,24 @@ class _Generator:
             self.code.emit(f"{om} = {m}")
 
     def _fires(self, rule: ir.Rule, env) -> str:
-        v, m = self.expr(rule.when, env)
-        return _all(m, v)
+        return self._truth(rule.when, env, True)
+
+    def _truth(self, e: ir.Expr, env, want: bool) -> str:
+        """Whether ``e`` is definitely true (``want``) or definitely false (not ``want``), as
+        one boolean term: what a rule's ``when`` needs, with no validity mask. Three-valued
+        ``and`` is true when every operand is true and false when one is; ``or`` the other way
+        round; ``not`` swaps the two. Computing the value and its mask first (``expr``) costs
+        about twice the statements for the same answer (Numba's compile is paid per IR
+        instruction)."""
+        t = type(e)
+        if t is ir.Logic:
+            every = (e.op == "and") == want
+            terms = [self._truth(a, env, want) for a in e.args]
+            return _all(*terms) if every else _any(*terms)
+        if t is ir.Unary and e.op == "not":
+            return self._truth(e.arg, env, not want)
+        v, m = self.expr(e, env)
+        return _all(m, v if want else f"not {v}")
 
     def _first(self, node, env, outs, rslot) -> None:
         c = self.code
@@ -542,11 +573,13 @@ class _Generator:
     def _collect(self, node, env, outs, rslot, indexed: bool) -> None:
         c = self.code
         rs = node.ir
-        cnt = c.tmp("cnt")
-        c.emit(f"{cnt} = 0")
+        # the number of fired rules is kept only for a `count` output (the masks hold the rest)
+        cnt = c.tmp("cnt") if any(o.collect == "count" for o in rs.outputs) else None
+        if cnt:
+            c.emit(f"{cnt} = 0")
         masks = [c.tmp("mk") for _ in range(rslot.words)]
         for mk in masks:
-            c.emit(f"{mk} = np.uint64(0)")
+            c.emit(f"{mk} = U0")
         acc = {}
         for o in rs.outputs:
             if o.collect == "count":
@@ -577,13 +610,23 @@ class _Generator:
                 fires = self._fires(rule, env)
                 c.emit(f"if {fires}:")
                 c.depth += 1
-                c.emit(f"{cnt} += 1")
-                c.emit(f"{masks[k >> 6]} |= np.uint64({1 << (k & 63)})")
+                if cnt:
+                    c.emit(f"{cnt} += 1")
+                c.emit(f"{masks[k >> 6]} |= {self._bit_constant(k & 63)}")
                 self._contribute(rs, rule, env, acc)
                 c.depth -= 1
         self._collect_finish(rs, outs, acc, cnt)
         for w, mk in enumerate(masks):
             c.emit(f"{self._row('OM', rslot.value + w)}[i] = {mk}")
+
+    def _bit_constant(self, n: int) -> str:
+        """A module global holding ``np.uint64(1 << n)``: one IR instruction where the call
+        that builds it is four."""
+        name = f"_B{n}"
+        line = f"{name} = np.uint64({1 << n})"
+        if line not in self.globals:
+            self.globals.append(line)
+        return name
 
     def _contribute(self, rs, rule: ir.Rule, env, acc) -> None:
         c = self.code
@@ -796,7 +839,8 @@ class _Generator:
         """Inside an index scan: rule ``k`` fired under collect."""
         c = self.code
         rs = node.ir
-        c.emit(f"{cnt} += 1")
+        if cnt:
+            c.emit(f"{cnt} += 1")
         if len(masks) == 1:
             c.emit(f"{masks[0]} |= np.uint64(1) << np.uint64({k})")
         else:
@@ -838,10 +882,9 @@ class _Generator:
         nf, no = len(node.features), len(node.outputs)
         c.emit(f"X = np.empty((end - start, {nf}), dtype=np.float32)")
         c.emit(f"Y = np.empty((end - start, {no}), dtype=np.float64)")
-        c.emit("xp = row_pointer(X, 0)")
-        c.emit("yp = row_pointer(Y, 0)")
         c.emit(_ROW_LOOP)
         c.depth += 2
+        c.emit("xr = row_pointer(X, i - start)")
         env = self._env(node)
         for f, (src, kind, cats, t) in enumerate(node.features):
             v, m = env[_source_name(src)]
@@ -851,11 +894,11 @@ class _Generator:
                 codes = [cats.index(member) if member in cats else -1 for member in t.members]
                 self.globals.append(f"{table} = np.array({codes!r}, dtype=np.float32)")
                 # (a null's code may be anything: the table is read at 0 then, and not used)
-                c.emit(f"xp[(i - start) * {nf} + {f}] = select({m}, {table}[select({m}, {v}, 0)], np.float32(np.nan))")
+                c.emit(f"xr[{f}] = select({m}, {table}[select({m}, {v}, 0)], F32NAN)")
             else:
                 # an int goes through float64, as onnxruntime's input would
                 x = f"np.float64({v})" if t.kind == "int" else v
-                c.emit(f"xp[(i - start) * {nf} + {f}] = select({m}, np.float32({x}), np.float32(np.nan))")
+                c.emit(f"xr[{f}] = select({m}, np.float32({x}), F32NAN)")
         c.depth -= 2
         params = []
         for k, p in enumerate(node.params):
@@ -868,10 +911,11 @@ class _Generator:
         c.emit(f"call_native(M[{self._slot(('MODEL_FN',))}], (X, ({', '.join(params)},), Y))")
         c.emit("for i in range(start, end):")
         c.depth += 1
+        c.emit("yr = row_pointer(Y, i - start)")
         for k, (out, t) in enumerate(node.outputs):
             slot = self.plan.outputs[(node.name, out)]
             y = c.tmp("y")
-            c.emit(f"{y} = yp[(i - start) * {no} + {k}]")
+            c.emit(f"{y} = yr[{k}]")
             if t.kind == "int":
                 c.emit(f"{self._row('OI64', slot.value)}[i] = np.int64({y}) if {y} == {y} else 0")
             else:
@@ -930,7 +974,7 @@ class _Generator:
         lines.append("")
         # no signature in the source: kernel.codegen compiles it for node_signature() (or loads
         # it from Numba's cache), reporting progress when it compiles
-        lines.append("@njit(**OPTS)")
+        lines.append("@njit(**NODE_OPTS)")
         lines.append(f"def node(start, end, as_of, {ARGS}, MAP, NODE):")
         lines.append("    M = row_pointer(MAP, NODE)       # this node's map (a pointer: no view to count)")
         lines.extend("    " + p for p in self.pointers.values())
@@ -1037,7 +1081,7 @@ def driver_source() -> str:
                                            "types.int64"])
     lines.append("")
     lines.append("")
-    lines.append(f"@njit(types.void({sig}), **OPTS)")
+    lines.append(f"@njit(types.void({sig}), **LEAN)")
     lines.append(f"def block(start, end, as_of, {ARGS}, FN, MAP, PACKING, PK, NC, PACK):")
     lines.append('    """Every node on one block of rows before the next block: upstream outputs are')
     lines.append("    still in cache when downstream nodes read them. With PACK (the Arrow path; start a")

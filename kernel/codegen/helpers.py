@@ -21,11 +21,20 @@ from numba.cpython.unsafe.numbers import trailing_zeros  # noqa: E402
 from numba.core import cgutils  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
+from .pipeline import LeanCompiler  # noqa: E402
+
 __all__ = ["fired_lists", "p_i64", "p_f64", "p_f32", "p_i32", "p_u8", "p_i8", "call_native", "element_pointer",
            "add", "sub", "neg", "absolute", "mul", "imod", "fmod", "civil", "bits64", "popcount", "row_pointer", "row_address",
-           "pack_valid", "pack_rule", "zero_invalid", "select", "OPTS"]
+           "pack_valid", "pack_rule", "zero_invalid", "select", "bit", "OPTS", "LEAN", "NODE_OPTS"]
 
 OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+#: generated code's options (the driver, the models' straight-line blocks): :data:`OPTS`
+#: through the shorter pipeline of :mod:`.pipeline`, and no C-callback wrapper (nothing calls
+#: generated code as a C function); the helpers here keep Numba's default pipeline
+LEAN = dict(OPTS, pipeline_class=LeanCompiler, no_cfunc_wrapper=True)
+#: a node function's: only ever called through its address (``call_native``), never from
+#: Python either, so Numba builds no CPython wrapper (≈ 5-10 % of a node's compile)
+NODE_OPTS = dict(LEAN, no_cpython_wrapper=True)
 INT_MIN = -9223372036854775808
 
 
@@ -129,6 +138,19 @@ def select(typingctx, cond, a, b):
         y = context.cast(builder, args[2], signature.args[2], t)
         return builder.select(c, x, y)
     return t(cond, a, b), codegen
+
+
+@intrinsic
+def bit(typingctx, word, j):
+    """Bit ``j`` of a uint64 word as a bool: ``((word >> j) & 1) != 0`` in one call. A
+    generated node reads every bitmap bit it uses this way, and Numba's front end costs per
+    IR instruction: the call is two instructions where the expression was six."""
+    if word != types.uint64 or j != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.trunc(builder.lshr(args[0], args[1]), context.get_value_type(types.boolean))
+    return types.boolean(types.uint64, types.uint64), codegen
 
 
 @intrinsic

@@ -31,7 +31,7 @@ from . import kernels as K  # (configures Numba's cache folder before anything i
 from numba import njit  # noqa: E402
 
 #: generator version: part of every generated block's source (and so of its file name)
-GENERATOR = 2
+GENERATOR = 3
 #: programs unrolling into more statements than this run on the interpreter (Numba's compile
 #: costs about 5 ms per statement: a wide linear model compiles faster as a loop)
 MAX_LINES = 1200
@@ -112,12 +112,13 @@ import numpy as np
 from numba import njit
 
 from kernel.codegen.helpers import element_pointer, row_pointer
+from kernel.codegen.pipeline import LeanCompiler
 from kernel.models.kernels import _logistic, _probit, _trees_sum1  # noqa: F401
 from kernel.models.straight import (  # noqa: F401
     _beyond_1e7, _binarize, _category, _eq_to, _log, _nan_to, _pick, _position, _relu, _sqrt, _trunc)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", pipeline_class=LeanCompiler, no_cfunc_wrapper=True)
 def block(X, params, out):
     \"\"\"Score one block of rows: ``X`` float32[rows, n_features] -> ``out`` float64[rows, n_out].\"\"\"
     prog, ip, fp, out_cols = params
