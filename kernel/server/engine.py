@@ -543,11 +543,16 @@ def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: 
     with tempfile.TemporaryDirectory(prefix="postloan-warm-") as tmp:
         twin = Pipeline(kernel, plugins=pipeline.plugins, config=pipeline.config, audit_path=Path(tmp) / "audit.log")
         warm = Engine(kernel, twin, path="", loaded_at=dt.datetime.now(UTC), compile_seconds=0.0)
-        sample = generate(2, seed=0)
+        sample = generate(200, seed=0)
         now = dt.datetime.now(UTC)
-        account = convert.ACCOUNT.encode(sample.slice(0, 1).to_pylist()[0])
-        warm.decide_response(warm.record(account), now.date(), now)
-        warm.decide_response(warm.record(account), now.date(), now, actions=False)
+        # a current account and the most overdue one: the latter plans actions, so the
+        # strategy's and the policies' compiled kernels load (or compile) here, not on the
+        # first real delinquent account
+        dpd = sample["dpd"].to_numpy()
+        for row in (int(np.argmin(dpd)), int(np.argmax(dpd))):
+            account = convert.ACCOUNT.encode(sample.slice(row, 1).to_pylist()[0])
+            warm.decide_response(warm.record(account), now.date(), now)
+            warm.decide_response(warm.record(account), now.date(), now, actions=False)
         answer = warm.decide_batch(sample, now.date(), now, with_actions=True)
         twin.audit.close()
     return Engine(kernel, pipeline, path=str(path) if path else "(shipped)", loaded_at=dt.datetime.now(UTC),
