@@ -527,7 +527,7 @@ def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: 
                 audit_interval_ms: float | None = None, ledger=None, config: str | None = None) -> Engine:
     """Compile the bundle at ``path`` (None: the shipped one) into a warm Engine: the kernel
     compiled, the pipeline built (its audit log at ``audit_path``, synced as ``audit_sync``
-    says: see :class:`kernel.audit.AuditLog`), and one synthetic account decided through
+    says: see :class:`kernel.audit.AuditLog`), and synthetic accounts decided through
     the exact path a Decide call takes, so the first real call pays no first-call costs.
     ``config``: the configuration file (None: ``$POSTLOAN_CONFIG``, else the defaults)."""
     from ..pipeline import Pipeline
