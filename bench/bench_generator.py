@@ -73,3 +73,39 @@ def test_generator_write(benchmark, tmp_path):
           f"noise peer {ACCOUNTS / peer:,.0f}/s; ratio {ours / peer:.2f}× the noise time; "
           f"peak RSS growth {peak_growth_mb:.0f} MB")
     assert pq.ParquetFile(path).metadata.num_rows == ACCOUNTS
+
+
+EVENTS_ACCOUNTS = int(os.environ.get("POSTLOAN_BENCH_EVENT_ACCOUNTS", 100_000))
+
+
+def test_generator_events_full_vs_recent(benchmark, tmp_path):
+    """The event history behind the book (``postloan generate --events``): the full history
+    from origination against the recent one (the peer, written in the same run): events an
+    account, time, CPU time and file size of each."""
+    from kernel.synth import write_events
+
+    def timed(history):
+        path = tmp_path / f"{history}.parquet"
+        wall, cpu = time.perf_counter(), time.process_time()
+        n = write_events(str(path), EVENTS_ACCOUNTS, seed=0, history=history)
+        return n, time.perf_counter() - wall, time.process_time() - cpu, path.stat().st_size
+
+    write_events(str(tmp_path / "warm.parquet"), 100, seed=0, history="full")      # compile outside the timing
+    recent = timed("recent")
+    full = benchmark.pedantic(timed, args=("full",), rounds=1, iterations=1)
+    if full is None:
+        full = timed("full")
+    benchmark.extra_info.update({
+        "accounts": EVENTS_ACCOUNTS, "recent_events": recent[0], "full_events": full[0],
+        "recent_events_per_account": round(recent[0] / EVENTS_ACCOUNTS, 1),
+        "full_events_per_account": round(full[0] / EVENTS_ACCOUNTS, 1),
+        "recent_s": round(recent[1], 1), "full_s": round(full[1], 1),
+        "recent_cpu_s": round(recent[2], 1), "full_cpu_s": round(full[2], 1),
+        "full_vs_recent_cpu": round(full[2] / recent[2], 2),
+        "recent_mb": round(recent[3] / 2**20, 1), "full_mb": round(full[3] / 2**20, 1),
+    })
+    print(f"\nevents of {EVENTS_ACCOUNTS:,} accounts: recent {recent[0]:,} ({recent[0] / EVENTS_ACCOUNTS:.1f} an account, "
+          f"{recent[1]:.1f} s, CPU {recent[2]:.1f} s, {recent[3] / 2**20:.0f} MB); full {full[0]:,} "
+          f"({full[0] / EVENTS_ACCOUNTS:.1f} an account, {full[1]:.1f} s, CPU {full[2]:.1f} s, {full[3] / 2**20:.0f} MB); "
+          f"full/recent CPU {full[2] / recent[2]:.2f}×, events {full[0] / recent[0]:.2f}×")
+    assert full[0] > recent[0]

@@ -58,8 +58,8 @@ DEFAULT_AS_OF = dt.date(2026, 11, 28)
 SNAPSHOT_TIME = dt.time(2, 0)
 #: days a US installment may be late before its late fee is charged
 US_GRACE_DAYS = 10
-#: months of instalment payments the events carry (the book's 12-month counters' window);
-#: the last payment is carried however old
+#: months of instalment payments the recent history carries (the book's 12-month counters'
+#: window); the last payment is carried however old, and the full history carries every one
 PAYMENT_MONTHS = 12
 #: days since the epoch of the first of each month since 1970-01
 _MONTH_START = np.arange(np.datetime64("1970-01"), np.datetime64("2200-01")).astype("datetime64[D]").astype(np.int64)
@@ -132,11 +132,17 @@ def _chunk(seed: int, chunk: int, n: int, as_of: dt.date) -> pa.RecordBatch:
     return simulate(seed, chunk, n, as_of)[0]
 
 
-def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True) -> tuple[pa.RecordBatch, dict]:
+def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True,
+             history: str = "recent") -> tuple[pa.RecordBatch, dict]:
     """Rows ``chunk·CHUNK … chunk·CHUNK + n − 1`` of the book, and the history behind them
     (the draws :mod:`kernel.synth.events` turns into events). ``people=False`` leaves the
     personal-data columns (names, ids, phones, addresses, plates, VINs) empty: every draw is
-    still made, so every other column is the same."""
+    still made, so every other column is the same. ``history`` (``"recent"`` or ``"full"``,
+    :mod:`kernel.synth.events`) says which payments, contacts and promises the history
+    carries; the book is the same for both."""
+    if history not in collection.HISTORIES:
+        raise ValueError(f"history: expected one of {', '.join(collection.HISTORIES)}, got {history!r}")
+    mode = history                 # (``history`` below is the bureau's credit history)
     rng = np.random.default_rng([seed, chunk])
     rng_h = np.random.default_rng([seed, chunk, 1])
     first_index = chunk * CHUNK
@@ -289,20 +295,25 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
     complaints = rng.poisson(np.where(missed > 0, 0.04, 0.006))
     contracted = contract_date.astype(np.int64)
     # the instants (whole seconds, on their local days) of the instalment payments the events
-    # carry: those of the last PAYMENT_MONTHS months, and the last one however old
+    # carry: every one (history "full"), or those of the last PAYMENT_MONTHS months and the
+    # last one however old ("recent"); each payment's time of day is drawn whether written or
+    # not, so a payment has the same instant in both histories
     cols = np.arange(pay_day.shape[1])[None, :]
-    pay_rows, pay_cols = np.nonzero((pay_day != NULL_TIME)
-                                    & ((cols >= (due - PAYMENT_MONTHS)[:, None]) | (cols == last_col[:, None])))
+    pay_u = rng_h.random(pay_day.shape)
+    carried = pay_day != NULL_TIME
+    if mode == "recent":
+        carried &= (cols >= (due - PAYMENT_MONTHS)[:, None]) | (cols == last_col[:, None])
+    pay_rows, pay_cols = np.nonzero(carried)
     pay_at = np.full(pay_day.shape, NULL_TIME, np.int64)
     pay_at[pay_rows, pay_cols] = hist.day_instant(clock, pay_rows, pay_day[pay_rows, pay_cols],
-                                                  rng_h.random(pay_rows.shape[0]))
+                                                  pay_u[pay_rows, pay_cols])
     installment_paid_at = np.where(last_col >= 0, pay_at[rows, np.maximum(last_col, 0)], NULL_TIME)
 
     # --- the collection process along the path (kernel.synth.collection): contacts by DPD
     # tier while overdue, promises from conversations, kept or broken by the path's payments;
     # the book's contact and promise counters are read off those events
     coll = collection.simulate(int(rng_h.integers(1 << 31)), clock, path.missed, path.paid, pay_day, due, days,
-                               phone_valid, cause == CAUSES.index("WILLINGNESS"))
+                               phone_valid, cause == CAUSES.index("WILLINGNESS"), mode)
     attempts_today, connected_today = coll.call_attempts_today, coll.connected_calls_today
     failed_streak, calls_7d, sms_today = coll.consecutive_failed_attempts, coll.calls_7d, coll.sms_today
     last_conversation = coll.last_conversation_at
@@ -482,7 +493,7 @@ def simulate(seed: int, chunk: int, n: int, as_of: dt.date, people: bool = True)
         "complaints": complaints, "consent": consent, "opt_out": opt_out, "reason": reason,
         "insurance_known": ins_known, "insurance_expiry": ins_expiry.astype(np.int64), "insurance_policies": policies,
         "gps": gps, "last_ping": last_ping, "lat": np.round(lat, 5), "lon": np.round(lon, 5),
-        "exits": exits, "violations": violations, "cause": cause.astype(np.int8),
+        "exits": exits, "violations": violations, "cause": cause.astype(np.int8), "history": mode,
         # the latent state the forward simulation (kernel.synth.outcomes) continues from
         "borrower": borrower, "month0": month0, "missed": missed.astype(np.int64), "due": due.astype(np.int64),
         "redrawn": path.redrawn, "path": path, "days": days,

@@ -27,17 +27,18 @@ kept when a payment (every payment on the path pays at least one instalment) com
 it, by its date plus the grace day (``promise_grace_days``); broken once that passes;
 open until then.
 
-Events are written where the state and the reports read them: contacts of the last
-:data:`CONTACT_DAYS` local days (the look-back of the 30- and 90-day counters, the dialer's
-7 days, the field visits the held-back table lists), promises made in the last
-:data:`PROMISE_DAYS` days (all of them inside the 90-day promise counters); the process
-runs along the whole path but earlier days are not written, to keep the volume down (the
-older months' payments are written: :mod:`kernel.synth.events`). The book's counters —
-calls and connected calls today, the failed streak, calls in 7 days, SMS today, the last
-conversation, promises made, kept and broken in 90 (30) days, the open promise's date — are
-counted in the same pass, over the written events, by the rules of
-:mod:`kernel.ledger.fold` (local days; PHONE and VOICE_BOT are calls; a RIGHT_PARTY contact
-is a conversation and ends the failed streak; an SMS that failed does not count).
+The process runs along the whole path from origination, with the same draws whatever is
+written; ``history="full"`` keeps every event, ``"recent"`` those at or after the ledger's
+look-back from the snapshot (:func:`lookback_us`: 183 days with the default
+:class:`~kernel.ledger.StateSettings`, its 90-day counters plus promises falling due in them),
+the events the ledger reads back at the snapshot. The book's counters — calls and connected
+calls today, the failed streak, calls in 7 days, SMS today, the last conversation, promises
+made, kept and broken in 90 (30) days, the open promise's date — are counted in the same
+pass over the events of that look-back, by the rules of :mod:`kernel.ledger.fold` (local
+days; PHONE and VOICE_BOT are calls; a RIGHT_PARTY contact is a conversation and ends the
+failed streak; an SMS that failed does not count; a promise is made on its day, kept on its
+payment's, broken the day after its date plus grace), so both histories give the book's
+state.
 
 Within a day the events are placed in order on office time (08:00–20:00 local), today's in
 the calling window before the snapshot (:meth:`kernel.synth.history.Clock.call_window`),
@@ -51,14 +52,13 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ..hookspecs import NULL_TIME
+from ..hookspecs import NULL_TIME, utc_offsets
 from ..schema import ENUMS
 from . import history as hist
 
-#: days of contacts written (today and the days before it)
-CONTACT_DAYS = 92
-#: promises are written when made in the last PROMISE_DAYS days (inside the 90-day counters)
-PROMISE_DAYS = 88
+#: the two histories :mod:`kernel.synth.events` writes: ``recent`` (what the ledger reads back
+#: at the snapshot) and ``full`` (everything since origination)
+HISTORIES = ("recent", "full")
 #: the ledger's default promise grace (StateSettings.promise_grace_days)
 GRACE_DAYS = 1
 #: agent calls a day at 11–30 and at 31+ DPD (Poisson means), and the most in a day
@@ -79,6 +79,7 @@ RIGHT_PARTY, NO_ANSWER, BUSY, VOICEMAIL, WRONG_PARTY, FAILED, DELIVERED = (
 #: event kinds the walk writes: a contact attempt, a promise to pay
 CONTACT, PROMISE = 0, 1
 _US_SEC = hist.US_SEC
+_US_DAY = hist.US_DAY
 _OPENS, _CLOSES = hist.OFFICE_OPENS, hist.OFFICE_CLOSES
 
 
@@ -95,17 +96,17 @@ def _state(M, P, D, due, days, i, t, j):  # pragma: no cover (compiled)
 
 
 @njit(cache=True)
-def _bound(M, P, D, due, days, today, out):  # pragma: no cover (compiled)
-    """Per account, the overdue days in the written window, times the events a day can hold."""
+def _bound(M, P, D, due, days, today, write_lo, out):  # pragma: no cover (compiled)
+    """Per account, the overdue days that may hold written events (local time ``write_lo`` on),
+    times the events a day can hold."""
     for i in range(M.shape[0]):
-        w = today[i] - CONTACT_DAYS + 1
         c = 0
         for j in range(due[i]):
             e = days[i, j + 1] if j + 1 < due[i] else today[i]
-            if e < w or M[i, j] == 0:            # current all the interval (payments only reduce)
+            if M[i, j] == 0 or (e + 1) * _US_DAY <= write_lo[i]:    # current all the interval, or unwritten
                 continue
-            for t in range(max(days[i, j] + 1, w), min(e, today[i]) + 1):
-                if _state(M, P, D, due, days, i, t, j) > 0:
+            for t in range(days[i, j] + 1, min(e, today[i]) + 1):
+                if (t + 1) * _US_DAY > write_lo[i] and _state(M, P, D, due, days, i, t, j) > 0:
                     c += 1
         out[i] = c * _MAX_DAY
 
@@ -119,10 +120,13 @@ def _failed(valid):  # pragma: no cover (compiled)
 
 
 @njit(cache=True)
-def _walk(seed, M, P, D, due, days, today, lo, hi, valid, unwilling, starts,
+def _walk(seed, M, P, D, due, days, today, lo, hi, valid, unwilling, write_lo, count_lo, starts,
           e_row, e_day, e_tod, e_kind, e_channel, e_outcome, e_date, used, counts):  # pragma: no cover (compiled)
-    """Walk every account's overdue days of the window; write its events from ``starts[i]``
-    (``used[i]`` of them) and its counters (``counts``: rows × 12, see :func:`simulate`)."""
+    """Walk every account's overdue days from origination; write the events at local time
+    ``write_lo[i]`` or later from ``starts[i]`` (``used[i]`` of them) and count the book's
+    counters (``counts``: rows × 14, see :func:`simulate`) over those at ``count_lo[i]`` or
+    later (the ledger's look-back; ``write_lo ≤ count_lo``). The draws do not depend on what
+    is written: both histories come from one process."""
     np.random.seed(seed)
     ch = np.empty(_MAX_DAY, np.int64)
     out = np.empty(_MAX_DAY, np.int64)
@@ -132,18 +136,18 @@ def _walk(seed, M, P, D, due, days, today, lo, hi, valid, unwilling, starts,
     eout = np.empty(_MAX_DAY, np.int64)
     for i in range(M.shape[0]):
         d0 = today[i]
-        w = d0 - CONTACT_DAYS + 1
         k = starts[i]
         calls_today = connected = streak = calls7 = sms_today = 0
         last_conv = -1
+        last_day = last_tod = NULL_TIME      # the last contact ever (written or not)
         made = kept = broken = broken30 = 0
         pending = False                  # a promise not yet kept or past its date + grace
         p_date = p_kept = 0
         for j in range(due[i]):
             e = days[i, j + 1] if j + 1 < due[i] else d0
-            if e < w or M[i, j] == 0:            # current all the interval: no contact
+            if M[i, j] == 0:            # current all the interval (payments only reduce): no contact
                 continue
-            for t in range(max(days[i, j] + 1, w), min(e, d0) + 1):
+            for t in range(days[i, j] + 1, min(e, d0) + 1):
                 # a pending promise resolves: kept on its payment's day, broken after its deadline
                 if pending:
                     if p_kept != NULL_TIME and t > p_kept:
@@ -186,8 +190,7 @@ def _walk(seed, M, P, D, due, days, today, lo, hi, valid, unwilling, starts,
                     pdate[m] = NULL_TIME
                     ech[m], eout[m] = ch[x], out[x]
                     m += 1
-                    if out[x] == RIGHT_PARTY and not pending and not promised and not pay_today \
-                            and t >= d0 - PROMISE_DAYS:
+                    if out[x] == RIGHT_PARTY and not pending and not promised and not pay_today:
                         payer = pay_ahead != NULL_TIME
                         p = PROMISE_PAYER if payer else PROMISE_OTHER * (0.1 if unwilling[i] else 1.0)
                         if np.random.random() < p:
@@ -207,9 +210,18 @@ def _walk(seed, M, P, D, due, days, today, lo, hi, valid, unwilling, starts,
                     u = 0.05 + 0.85 * np.random.random()
                     tod = start + int(span * (x + u) / m)
                     tod = (tod // _US_SEC) * _US_SEC
-                    e_row[k] = i; e_day[k] = t; e_tod[k] = tod
-                    e_kind[k] = kd[x]; e_channel[k] = ech[x]; e_outcome[k] = eout[x]; e_date[k] = pdate[x]
+                    local = t * _US_DAY + tod
+                    slot = -1
+                    if local >= write_lo[i]:
+                        slot = k
+                        e_row[k] = i; e_day[k] = t; e_tod[k] = tod
+                        e_kind[k] = kd[x]; e_channel[k] = ech[x]; e_outcome[k] = eout[x]; e_date[k] = pdate[x]
+                        k += 1
+                    counted = local >= count_lo[i]
                     if kd[x] == CONTACT:
+                        last_day, last_tod = t, tod
+                        if not counted:
+                            continue
                         cx, ox = ech[x], eout[x]
                         if cx == PHONE or cx == VOICE_BOT:
                             if t == d0:
@@ -220,7 +232,7 @@ def _walk(seed, M, P, D, due, days, today, lo, hi, valid, unwilling, starts,
                                 calls7 += 1
                             if ox == RIGHT_PARTY:
                                 streak = 0
-                                last_conv = k
+                                last_conv = slot
                             else:
                                 streak += 1
                         elif cx == SMS:
@@ -229,7 +241,6 @@ def _walk(seed, M, P, D, due, days, today, lo, hi, valid, unwilling, starts,
                     else:
                         # the ledger's rule on the path: the first payment after the promise's
                         # day keeps it if it comes by the date plus the grace day
-                        made += 1
                         pending = True
                         p_date = pdate[x]
                         p_kept = NULL_TIME
@@ -238,13 +249,20 @@ def _walk(seed, M, P, D, due, days, today, lo, hi, valid, unwilling, starts,
                                 if D[i, jj] <= p_date + GRACE_DAYS:
                                     p_kept = D[i, jj]
                                 break
+                        if not counted:
+                            continue
+                        # the ledger's 90- and 30-day counters: made on its day, kept on its
+                        # payment's, broken the day after its deadline
+                        if t > d0 - 90:
+                            made += 1
                         if p_kept != NULL_TIME:
-                            kept += 1
+                            if p_kept > d0 - 90:
+                                kept += 1
                         elif d0 > p_date + GRACE_DAYS:
-                            broken += 1
+                            if p_date + GRACE_DAYS + 1 > d0 - 90:
+                                broken += 1
                             if p_date + GRACE_DAYS + 1 > d0 - 30:
                                 broken30 += 1
-                    k += 1
         used[i] = k - starts[i]
         is_open = pending and p_kept == NULL_TIME and d0 <= p_date + GRACE_DAYS
         counts[i, 0] = calls_today
@@ -259,6 +277,8 @@ def _walk(seed, M, P, D, due, days, today, lo, hi, valid, unwilling, starts,
         counts[i, 9] = broken30
         counts[i, 10] = 1 if is_open else 0
         counts[i, 11] = p_date if is_open else NULL_TIME
+        counts[i, 12] = last_day
+        counts[i, 13] = last_tod
 
 
 @dataclass
@@ -279,13 +299,14 @@ class Collection:
     consecutive_failed_attempts: np.ndarray
     calls_7d: np.ndarray
     sms_today: np.ndarray
-    last_conversation_at: np.ndarray     # NULL_TIME: none in the window
+    last_conversation_at: np.ndarray     # NULL_TIME: none in the ledger's look-back
     promises_made_90d: np.ndarray
     promises_kept_90d: np.ndarray
     promises_broken_90d: np.ndarray
     promises_broken_30d: np.ndarray
     promise_open: np.ndarray             # bool
     promise_date: np.ndarray             # local day of the open promise (NULL_TIME: none)
+    last_contact_at: np.ndarray          # the last contact ever, written or not (NULL_TIME: none)
 
     @property
     def at(self) -> np.ndarray:
@@ -294,12 +315,25 @@ class Collection:
         return hist.seconds(self.clock.instant(self.row, self.day, self.tod))
 
 
+def lookback_us() -> int:
+    """How far back the ledger reads contacts and promises at the snapshot with the default
+    :class:`~kernel.ledger.StateSettings` (183 days): the book's counters and the recent
+    history's contacts and promises are those at or after ``snapshot − lookback_us()``."""
+    from ..ledger.state import StateSettings
+    return StateSettings().lookback_us
+
+
 def simulate(seed: int, clock: hist.Clock, path_missed: np.ndarray, path_paid: np.ndarray, pay_day: np.ndarray,
-             due: np.ndarray, days: np.ndarray, phone_valid: np.ndarray, unwilling: np.ndarray) -> Collection:
-    """Run the collection process of a chunk along its paths. ``pay_day``: the local day of
-    each month's payment (NULL_TIME: none; no later than today), ``days`` the due days,
-    ``unwilling`` the accounts whose arrears are unwillingness to pay (they rarely promise
-    without paying)."""
+             due: np.ndarray, days: np.ndarray, phone_valid: np.ndarray, unwilling: np.ndarray,
+             history: str = "recent") -> Collection:
+    """Run the collection process of a chunk along its paths, from origination. ``pay_day``:
+    the local day of each month's payment (NULL_TIME: none; no later than today), ``days``
+    the due days, ``unwilling`` the accounts whose arrears are unwillingness to pay (they
+    rarely promise without paying). ``history``: the events kept — ``"recent"``, those the
+    ledger reads back at the snapshot (:func:`lookback_us`), or ``"full"``, every one since
+    origination. The process, its draws and the counters do not depend on it."""
+    if history not in HISTORIES:
+        raise ValueError(f"history: expected one of {', '.join(HISTORIES)}, got {history!r}")
     n = due.shape[0]
     i64 = lambda x: np.ascontiguousarray(x, np.int64)  # noqa: E731
     M, P, D, due, days, today = (i64(path_missed), i64(path_paid), i64(pay_day), i64(due), i64(days),
@@ -307,24 +341,33 @@ def simulate(seed: int, clock: hist.Clock, path_missed: np.ndarray, path_paid: n
     if days.shape[1] == 0:
         days = np.zeros((n, 1), np.int64)
         M, P, D = np.zeros((n, 1), np.int64), np.zeros((n, 1), np.int64), np.full((n, 1), NULL_TIME, np.int64)
+    # the ledger's look-back in each debtor's local time (events lie on office time, away
+    # from the small hours in which clocks change, so local order is the instants' order)
+    cut = np.full(n, clock.snapshot - lookback_us(), np.int64)
+    count_lo = cut + utc_offsets(clock.zone_names, clock.zone_of, cut) if n else cut
+    write_lo = count_lo if history == "recent" else np.full(n, np.iinfo(np.int64).min // 2, np.int64)
     bound = np.zeros(n, np.int64)
-    _bound(M, P, D, due, days, today, bound)
+    _bound(M, P, D, due, days, today, write_lo, bound)
     starts = np.cumsum(bound) - bound
     total = int(bound.sum())
-    e_row, e_day, e_tod, e_kind, e_channel, e_outcome, e_date = (np.zeros(total, np.int64) for _ in range(7))
+    e_row, e_day = np.zeros(total, np.int32), np.zeros(total, np.int32)
+    e_tod, e_date = np.zeros(total, np.int64), np.zeros(total, np.int64)
+    e_kind, e_channel, e_outcome = (np.zeros(total, np.int8) for _ in range(3))
     used = np.zeros(n, np.int64)
-    counts = np.zeros((n, 12), np.int64)
+    counts = np.zeros((n, 14), np.int64)
     lo, hi = clock.call_window()
     _walk(int(seed), M, P, D, due, days, today, i64(lo), i64(hi), np.ascontiguousarray(phone_valid, np.bool_),
-          np.ascontiguousarray(unwilling, np.bool_), starts, e_row, e_day, e_tod, e_kind, e_channel, e_outcome,
-          e_date, used, counts)
+          np.ascontiguousarray(unwilling, np.bool_), write_lo, count_lo, starts, e_row, e_day, e_tod, e_kind,
+          e_channel, e_outcome, e_date, used, counts)
     keep = np.repeat(starts, used) + (np.arange(int(used.sum())) - np.repeat(np.cumsum(used) - used, used))
-    row, day, tod = e_row[keep], e_day[keep], e_tod[keep]
+    row, day, tod = e_row[keep].astype(np.int64), e_day[keep].astype(np.int64), e_tod[keep]
     last = np.full(n, NULL_TIME, np.int64)
     has = np.flatnonzero(counts[:, 5] >= 0)
     pick = counts[has, 5]                       # the last conversation's slot in the walk's arrays
-    last[has] = hist.seconds(clock.instant(has, e_day[pick], e_tod[pick]))
-    return Collection(clock, row, day, tod, e_kind[keep].astype(np.int8), e_channel[keep].astype(np.int8),
-                      e_outcome[keep].astype(np.int8), e_date[keep], counts[:, 0], counts[:, 1], counts[:, 2],
-                      counts[:, 3], counts[:, 4], last, counts[:, 6], counts[:, 7], counts[:, 8], counts[:, 9],
-                      counts[:, 10].astype(bool), counts[:, 11])
+    last[has] = hist.seconds(clock.instant(has, e_day[pick].astype(np.int64), e_tod[pick]))
+    contact = np.full(n, NULL_TIME, np.int64)
+    has = np.flatnonzero(counts[:, 12] != NULL_TIME)
+    contact[has] = hist.seconds(clock.instant(has, counts[has, 12], counts[has, 13]))
+    return Collection(clock, row, day, tod, e_kind[keep], e_channel[keep], e_outcome[keep], e_date[keep],
+                      counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3], counts[:, 4], last, counts[:, 6],
+                      counts[:, 7], counts[:, 8], counts[:, 9], counts[:, 10].astype(bool), counts[:, 11], contact)

@@ -8,34 +8,52 @@ column replaces one: calls, connected calls, the failed streak and calls in 7 da
 the last conversation, the last payment, promises made, kept and broken and the open one,
 open complaints, consent to automated contact and the opt-out, the tracker's last ping, its
 offline hours and status, geofence exits, violations, the insurance expiry, demand notices
-and repossession. One exception: a last payment older than the ledger's look-back (183 days
-by default) is written, but the ledger does not read it back, so its state is null.
+and repossession — in either history (below). One exception: a last payment older than the
+ledger's look-back (183 days by default) is written, but the ledger does not read it back, so
+its state is null.
 
-What is written, and how far back (the process behind each runs from origination; older
-events are left out where neither the state nor the reports read them, to keep the volume
-down — ≈ 19 events an account at seed 0, ≈ 1.9 M for the demo's 100,000 accounts):
+Two histories, from one simulation (the processes, their draws and the book are the same;
+only what is written differs), chosen by ``history``:
 
-- the instalment payments of the last :data:`~kernel.synth.book.PAYMENT_MONTHS` months, and
-  the last one however old (:mod:`kernel.synth.process`: one a month while current, the late
-  ones of a delinquent account, none while it rolls) — about 8 an account;
-- the collection process's contacts of the last :data:`~kernel.synth.collection.CONTACT_DAYS`
-  days and its promises to pay of the last :data:`~kernel.synth.collection.PROMISE_DAYS`
-  (:mod:`kernel.synth.collection`: SMS and voice-bot calls at 1–10 DPD, agents' calls from
-  11, field visits every 14 days from 31, on every day the path shows the account overdue;
-  promises from conversations, kept or broken by the path's own payments) — about 5;
+- ``"full"``: the whole history from origination — every instalment payment
+  (:mod:`kernel.synth.process`: one a month while current, the late ones of a delinquent
+  account, none while it rolls), every contact and promise to pay of every delinquency
+  episode (:mod:`kernel.synth.collection`: SMS and voice-bot calls at 1–10 DPD, agents'
+  calls from 11, field visits every 14 days from 31, on every day the path shows the account
+  overdue; promises from conversations, kept or broken by the path's own payments), the
+  tracker's tamper alerts and geofence exits month by month since the first instalment —
+  ≈ 54 events an account at seed 0 (≈ 32 contacts, 15 payments, 1.5 promises);
+- ``"recent"`` (the default): what the ledger reads back as of the snapshot, and nothing it
+  would not — the contacts and promises of the ledger's look-back (183 days with the default
+  :class:`~kernel.ledger.StateSettings`:
+  :func:`~kernel.synth.collection.lookback_us`), the payments of the last
+  :data:`~kernel.synth.book.PAYMENT_MONTHS` months and the last one however old, the
+  tracker's alerts of the year before the 30-day window — ≈ 23 events an account (≈ 2.3 M
+  for the demo's 100,000 accounts). Every recent event is in the full history (same account,
+  kind, instant and values; ids number an event within its own file), and both give the same
+  state as of the snapshot (``tests/ledger/test_synth_history.py``).
+
+Both carry, alike:
+
 - the motor insurance from origination: the policy bought with the loan and each yearly
   renewal until one lapses (more often when the account was behind at the anniversary);
 - the tracker: two pings before the snapshot (the last one the book's), today's tamper alert
-  and geofence exits in the 30-day window, and the year before it month by month along the
-  path (a tamper alert, trips out of the geofence, far more often in months behind);
+  and geofence exits in the 30-day window. Earlier offline episodes are not written: the
+  ledger reduces pings to offline periods between any two pings more than
+  ``gps_gap_minutes`` (30) apart, so a sparse ping history would read as a tracker offline
+  between every two of them; only pings every half hour could say "online", far more than
+  a synthetic history should carry. Before the first ping written, the ledger's GPS state
+  is unknown (null), never wrong;
 - consent given at origination (a withdrawal or an opt-out after the last contact),
   disputes of accounts whose recorded overdue reason is DISPUTE (a quarter resolved since),
   complaints, demand notices, repossessions and the notice of disposal after most of them,
   traffic violations of 90 days.
 
 Events come chunk by chunk, in the book's chunks (:data:`kernel.synth.CHUNK` accounts), each
-from the book's draws plus its own generator seeded by ``(seed, chunk, 2)``: deterministic by
-seed, independent of how the output is batched, bounded in memory. An event's id is
+from the book's draws plus its own generators seeded by ``(seed, chunk, 2)`` and, for the
+tracker's earlier months, ``(seed, chunk, 8)`` (every month drawn whether written or not):
+deterministic by seed in either history, independent of how the output is batched, bounded
+in memory. An event's id is
 ``S<seed>-<as_of YYYYMMDD>-<account_id>-<k>``, ``k`` its place in the account's history.
 """
 from __future__ import annotations
@@ -51,9 +69,10 @@ from ..hookspecs import NULL_TIME
 from ..schema import ENUMS, arrow_schema
 from . import collection
 from . import history as hist
+from .collection import HISTORIES
 from .book import CHUNK, DEFAULT_AS_OF, simulate, snapshot_metadata
 
-__all__ = ["iter_events", "generate_events", "iter_book_and_events", "events_schema", "write_events"]
+__all__ = ["iter_events", "generate_events", "iter_book_and_events", "events_schema", "write_events", "HISTORIES"]
 
 _KIND = {name: code for code, name in enumerate(ENUMS["event_kind"])}
 _CHANNEL = {name: code for code, name in enumerate(ENUMS["contact_channel"])}
@@ -121,8 +140,8 @@ def _collection(ev: _Rows, h: dict) -> None:
 
 
 def _money(ev: _Rows, h: dict) -> None:
-    """The instalment payments of the last :data:`~kernel.synth.book.PAYMENT_MONTHS` months (and the last one,
-    however old)."""
+    """The instalment payments the history carries: all of them, or those of the last
+    :data:`~kernel.synth.book.PAYMENT_MONTHS` months and the last one, however old."""
     rows, cols = np.nonzero(h["payment_at"] != NULL_TIME)          # the book placed those it carries
     ev.add(rows, h["payment_at"][rows, cols], "PAYMENT", "payments", amount=h["payment_amount"][rows, cols])
 
@@ -188,25 +207,31 @@ def _vehicle(ev: _Rows, rng, h: dict) -> None:
     span = (last_ping - hist.US_MIN - lo)[rows].astype(np.float64)
     at = lo[rows] + (span * (j + rng.uniform(0.05, 0.9, rows.shape[0])) / exits[rows]).astype(np.int64)
     ev.add(rows, hist.seconds(at), "GEOFENCE_EXIT", "tracker")
-    # the tracker's earlier episodes, month by month along the path over the year before the
-    # 30-day window (so the state's 30-day counts and the tracker's status are today's): a
-    # tamper alert and trips out of the geofence, far more often in months the account was
-    # behind (a debtor hiding the car or taking it away)
+    # the tracker's earlier episodes, month by month along the path before the 30-day window
+    # (so the state's 30-day counts and the tracker's status are today's): a tamper alert and
+    # trips out of the geofence, far more often in months the account was behind (a debtor
+    # hiding the car or taking it away) — since the first instalment (history "full") or over
+    # the year before the window ("recent"). Drawn from their own generator, every month's
+    # whether written or not, so an episode is the same in both histories.
     path, due, days = h["path"], h["due"], h["days"]
     if days.shape[1]:
+        rng_t = np.random.default_rng([h["seed"], h["chunk"], 8])
         cols = np.arange(days.shape[1])[None, :]
         d0 = clock.today[:, None]
-        window = ((gps != 3)[:, None] & (cols < due[:, None]) & (days + 1 >= d0 - 365)
-                  & (days + 1 + _EPISODE_DAYS <= d0 - 31))
+        months = (gps != 3)[:, None] & (cols < due[:, None]) & (days + 1 + _EPISODE_DAYS <= d0 - 31)
         behind = path.missed > 0
-        tamper = window & (rng.random(days.shape) < np.where(behind, TAMPER_BEHIND, TAMPER_CURRENT))
-        trips = np.where(window, rng.poisson(np.where(behind, EXITS_BEHIND, EXITS_CURRENT)), 0)
+        tamper = months & (rng_t.random(days.shape) < np.where(behind, TAMPER_BEHIND, TAMPER_CURRENT))
+        trips = np.where(months, rng_t.poisson(np.where(behind, EXITS_BEHIND, EXITS_CURRENT)), 0)
         for kind, count in (("GPS_TAMPER", tamper.astype(np.int64)), ("GEOFENCE_EXIT", trips)):
             rows, c = np.nonzero(count)
             k = count[rows, c]
             rows, c = np.repeat(rows, k), np.repeat(c, k)
-            day = days[rows, c] + 1 + rng.integers(0, _EPISODE_DAYS, rows.shape[0])
-            ev.add(rows, hist.day_instant(clock, rows, day, rng.random(rows.shape[0])), kind, "tracker")
+            day = days[rows, c] + 1 + rng_t.integers(0, _EPISODE_DAYS, rows.shape[0])
+            u = rng_t.random(rows.shape[0])
+            if h["history"] == "recent":
+                keep = days[rows, c] + 1 >= clock.today[rows] - 365
+                rows, day, u = rows[keep], day[keep], u[keep]
+            ev.add(rows, hist.day_instant(clock, rows, day, u), kind, "tracker")
     # violations: in the 88 days before today, after the contract
     owned = np.clip(clock.today - h["contract_day"] - 1, 1, 88).astype(np.float64)
     v = h["violations"]
@@ -259,15 +284,13 @@ def _chunk_events(seed: int, chunk: int, as_of: dt.date, rows: int, book: pa.Rec
     """The events of the first ``rows`` accounts of a simulated chunk, sorted by account and
     instant."""
     rng = np.random.default_rng([seed, chunk, 2])
+    h = {**h, "seed": seed, "chunk": chunk}
     ev = _Rows()
     _collection(ev, h)
-    contacts = ev.columns()
-    last_contact = np.full(h["dpd"].shape[0], NULL_TIME, np.int64)
-    np.maximum.at(last_contact, contacts["row"].astype(np.int64), contacts["at"].astype(np.int64))
     _money(ev, h)
     _holds(ev, rng, h)
     _vehicle(ev, rng, h)
-    _consent(ev, rng, h, last_contact)
+    _consent(ev, rng, h, h["collection"].last_contact_at)
     c = ev.columns()
     keep = c["row"] < rows
     order = _order(c["row"], c["at"], c["kind"], c["channel"], c["outcome"])
@@ -305,51 +328,64 @@ def _chunks(accounts: int) -> Iterator[tuple[int, int]]:
         yield chunk, min(CHUNK, accounts - chunk * CHUNK)
 
 
-def iter_book_and_events(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF
+def _history(history: str) -> str:
+    if history not in HISTORIES:
+        raise ValueError(f"history: expected one of {', '.join(HISTORIES)}, got {history!r}")
+    return history
+
+
+def iter_book_and_events(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF, *, history: str = "recent"
                          ) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch]]:
     """Yield ``(book batch, its events)`` per chunk: one simulation for both."""
+    _history(history)
     for chunk, rows in _chunks(accounts):
         # a whole chunk is always drawn, so that a row never depends on the size of the book
-        book, h = simulate(seed, chunk, CHUNK, as_of)
+        book, h = simulate(seed, chunk, CHUNK, as_of, history=history)
         events = _chunk_events(seed, chunk, as_of, rows, book, h)
         yield (book if rows == CHUNK else book.slice(0, rows)), events
 
 
-def _events(accounts: int, seed: int, as_of: dt.date) -> Iterator[tuple[int, pa.RecordBatch]]:
+def _events(accounts: int, seed: int, as_of: dt.date, history: str) -> Iterator[tuple[int, pa.RecordBatch]]:
+    _history(history)
     for chunk, rows in _chunks(accounts):
-        book, h = simulate(seed, chunk, CHUNK, as_of, people=False)
+        book, h = simulate(seed, chunk, CHUNK, as_of, people=False, history=history)
         yield rows, _chunk_events(seed, chunk, as_of, rows, book, h)
 
 
-def iter_events(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF) -> Iterator[pa.RecordBatch]:
+def iter_events(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF, *,
+                history: str = "recent") -> Iterator[pa.RecordBatch]:
     """Yield the events behind ``generate(accounts, seed, as_of)``, one batch per chunk of
-    the book (sorted by account, then instant)."""
-    for _, batch in _events(accounts, seed, as_of):
+    the book (sorted by account, then instant); ``history`` ``"recent"`` or ``"full"`` (the
+    module's docstring says what each holds)."""
+    for _, batch in _events(accounts, seed, as_of, history):
         yield batch
 
 
-def generate_events(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF) -> pa.Table:
+def generate_events(accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF, *,
+                    history: str = "recent") -> pa.Table:
     """The whole event history in memory (use :func:`iter_events` or :func:`write_events`
     for large books)."""
-    return pa.Table.from_batches(list(iter_events(accounts, seed, as_of)), schema=events_schema(as_of))
+    return pa.Table.from_batches(list(iter_events(accounts, seed, as_of, history=history)),
+                                 schema=events_schema(as_of))
 
 
 def write_events(uri: str, accounts: int, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF, *,
-                 connector: str | None = None, progress=None) -> int:
+                 connector: str | None = None, progress=None, history: str = "recent") -> int:
     """Stream the events behind the book to ``uri`` batch by batch (memory stays bounded),
     through the connector its extension names (``.parquet``, ``.arrow``, ``.csv``,
     ``.sqlite``…, or ``connector``; Parquet for a name without one); returns the events
     written. The file appears only once complete. ``progress(accounts)`` is called after
-    each batch with the accounts it covered."""
+    each batch with the accounts it covered. ``history``: ``"recent"`` or ``"full"``."""
     import os
 
     from .. import plugins
 
+    _history(history)
     if connector is None and not os.path.splitext(str(uri))[1] and "://" not in str(uri):
         connector = "parquet"
 
     def batches():
-        for rows, batch in _events(accounts, seed, as_of):
+        for rows, batch in _events(accounts, seed, as_of, history):
             yield batch
             if progress is not None:
                 progress(rows)

@@ -120,10 +120,14 @@ def test_small_shares_of_warning_signals(book):
     assert 0.05 < np.mean(col(book, "violations_90d") > 0) < 0.5
     assert 0.02 < np.mean(col(book, "promises_broken_90d") > 0) < 0.2
     assert 0.002 < np.mean(col(book, "open_complaints") > 0) < 0.05
-    # promises made in 90 days: kept, broken, or the open one (not yet due)
+    # promises made in 90 days: kept, broken, or the open one (not yet due); the ledger counts
+    # a promise kept or broken on that day, so one made a little earlier and resolved in the
+    # 90 days counts too (the history runs from origination): a few more, never fewer
     open_promise = book["promise_date"].is_valid().to_numpy(zero_copy_only=False)
-    assert (col(book, "promises_kept_90d") + col(book, "promises_broken_90d") + open_promise
-            == col(book, "promises_made_90d")).all()
+    resolved = col(book, "promises_kept_90d") + col(book, "promises_broken_90d") + open_promise
+    made = col(book, "promises_made_90d")
+    assert (resolved >= made).all()
+    assert 0 < (resolved - made).sum() < 0.2 * made.sum()
 
 
 def test_id_numbers_carry_valid_check_characters(book):

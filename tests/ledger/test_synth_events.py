@@ -181,7 +181,7 @@ def test_generate_writes_the_events_beside_the_book(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().err                # summaries go to stderr (stdout may be the data)
     written = pq.read_table(events_file)
-    assert f"wrote {written.num_rows:,} events of 700 accounts to {events_file}" in out
+    assert f"wrote {written.num_rows:,} events of 700 accounts to {events_file} (history recent)" in out
     assert written.equals(generate_events(700, seed=2, as_of=dt.date(2026, 7, 15)))
     for f in (book_file, events_file):
         assert pq.read_schema(f).metadata[SNAPSHOT_KEY.encode()] == b"2026-07-15T02:00:00Z"
