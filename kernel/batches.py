@@ -48,6 +48,7 @@ class Batch:
         self._sources = [_source(s) for s in sources]
         self._cache: dict = {}
         self._raw: dict = {}                  # name -> column as given, or None when absent
+        self._merged: dict | None = _UNSEEN   # one account's values by column (see merged)
 
     @property
     def records(self) -> tuple[Mapping, ...] | None:
@@ -57,6 +58,21 @@ class Batch:
         if all(kind == "record" for _, _, kind in self._sources):
             return tuple(source for source, _, _ in self._sources)
         return None
+
+    @property
+    def merged(self) -> dict | None:
+        """One account's values by column — each column's value from the first source that has
+        it — when every source is a :class:`Record` (the gRPC Decide path), else None. Worked
+        out once per batch (again after :meth:`add`); components read it, never change it."""
+        merged = self._merged
+        if merged is _UNSEEN:
+            merged = None
+            if all(kind == "record" for _, _, kind in self._sources):
+                merged = {}
+                for source, _, _ in reversed(self._sources):
+                    merged.update(source)
+            self._merged = merged
+        return merged
 
     def _find(self, name: str):
         found = self._raw.get(name, _UNSEEN)
@@ -80,6 +96,7 @@ class Batch:
     def add(self, columns: Mapping[str, np.ndarray]) -> "Batch":
         """Add columns computed by a stage (e.g. the valuation); they shadow same-named ones."""
         self._sources.insert(0, _source(columns))
+        self._merged = _UNSEEN
         stale = set(columns)
         self._cache = {k: v for k, v in self._cache.items() if k[1] not in stale}
         self._raw = {k: v for k, v in self._raw.items() if k not in stale}

@@ -484,13 +484,7 @@ class _Renderer:
         self.vehicle_names = vehicle_names or {}
         # one account as Python scalars (the gRPC Decide form): its values by column, the first
         # source's, read directly where they are plain values (else through the batch's columns)
-        self._record: dict | None = None
-        records = batch.records
-        if records is not None and batch.n == 1:
-            merged: dict = {}
-            for r in reversed(records):
-                merged.update(r)
-            self._record = merged
+        self._record: dict | None = batch.merged if batch.n == 1 else None
 
     def _scalar(self, column: str, kinds: tuple):
         """One account's value of ``column`` when it is None or of ``kinds`` (the types whose
