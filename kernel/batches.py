@@ -112,12 +112,24 @@ class Batch:
 
     # Each accessor looks its key up directly: on a request's one account the lookup, not the
     # conversion, is most of what a policy pays for a column it shares with others.
+    def _plain(self, name: str, kinds: tuple):
+        """One account's value of ``name`` when every source is a :class:`Record` and the value
+        is None or of exactly one of ``kinds`` (the types whose conversion is the plain one the
+        accessors' fast paths write); else :data:`_UNSEEN` (convert the column)."""
+        merged = self.merged
+        if merged is None or name not in merged:
+            return _UNSEEN
+        value = merged[name]
+        return value if value is None or type(value) in kinds else _UNSEEN
+
     def float(self, name: str) -> np.ndarray:
         """float64 values; null → NaN."""
         key = ("f", name)
         out = self._cache.get(key)
         if out is None:
-            out = self._cache[key] = _to_float(self.raw(name))
+            value = self._plain(name, _PLAIN_NUMBERS)         # one account: no column to convert
+            out = self._cache[key] = _to_float(self.raw(name)) if value is _UNSEEN else \
+                np.array([np.nan if value is None else value], np.float64)
         return out
 
     def int(self, name: str, null: int = 0) -> np.ndarray:
@@ -125,7 +137,9 @@ class Batch:
         key = ("i", name, null)
         out = self._cache.get(key)
         if out is None:
-            out = self._cache[key] = _to_int(self.raw(name), null)
+            value = self._plain(name, _PLAIN_WHOLE)
+            out = self._cache[key] = _to_int(self.raw(name), null) if value is _UNSEEN else \
+                np.array([null if value is None else value], np.int64)
         return out
 
     def bool(self, name: str, null: bool = False) -> np.ndarray:
@@ -133,7 +147,9 @@ class Batch:
         key = ("b", name, null)
         out = self._cache.get(key)
         if out is None:
-            out = self._cache[key] = _to_bool(self.raw(name), null)
+            value = self._plain(name, _PLAIN_WHOLE)
+            out = self._cache[key] = _to_bool(self.raw(name), null) if value is _UNSEEN else \
+                np.array([null if value is None else value], bool)
         return out
 
     def enum(self, name: str, members: Sequence[str] | None = None) -> np.ndarray:
@@ -143,7 +159,9 @@ class Batch:
         key = ("e", name, members)
         out = self._cache.get(key)
         if out is None:
-            out = self._cache[key] = _to_codes(self.raw(name), members)
+            value = self._plain(name, _PLAIN_TEXT)
+            out = self._cache[key] = _to_codes(self.raw(name), members) if value is _UNSEEN else \
+                np.array([-1 if value is None else _member_index(members).get(value, -1)], np.int8)
         return out
 
     def time_us(self, name: str) -> np.ndarray:
@@ -188,6 +206,11 @@ class Batch:
 
 
 _UNSEEN = object()
+#: the plain Python types a record's value has for the accessors' one-account fast path: their
+#: conversion is the one the columns' gives (tests/plugins/test_small_batches.py compares them)
+_PLAIN_NUMBERS = (float, int, bool)
+_PLAIN_WHOLE = (int, bool)
+_PLAIN_TEXT = (str,)
 _BOOK_MEMBERS: dict[str, tuple[str, ...]] = {}
 
 
@@ -686,6 +709,14 @@ SMALL_TEXT = 64
 _MEMBER_INDEX: dict[tuple[str, ...], dict] = {}
 
 
+def _member_index(members: tuple[str, ...]) -> dict:
+    """member → its code."""
+    index = _MEMBER_INDEX.get(members)
+    if index is None:
+        index = _MEMBER_INDEX[members] = {m: i for i, m in enumerate(members)}
+    return index
+
+
 def _is_text(values) -> bool:
     return isinstance(values, np.ndarray) and (values.dtype == object or values.dtype.kind in "UT")
 
@@ -694,9 +725,7 @@ def _to_codes(values, members: tuple[str, ...]) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
         return values.astype(np.int8)        # already codes
     if _is_text(values) and values.shape[0] <= SMALL_TEXT:
-        index = _MEMBER_INDEX.get(members)
-        if index is None:
-            index = _MEMBER_INDEX[members] = {m: i for i, m in enumerate(members)}
+        index = _member_index(members)
         return np.array([index.get(v, -1) for v in values.tolist()], np.int8)
     arr = _arrow(values)
     chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
