@@ -293,6 +293,10 @@ def _kept(n: int) -> tuple:
     return np.zeros(n, np.int8), np.empty(n, dtype=object), next_allowed, np.empty(n, dtype=object)  # None-filled
 
 
+#: the script of the one action :meth:`Pipeline.judge` asks about: none (Arrow arrays are immutable)
+_NO_SCRIPT = pa.nulls(1, pa.string())
+
+
 def _one_column(value) -> np.ndarray:
     out = np.empty(1, dtype=object)
     out[0] = value
@@ -506,7 +510,7 @@ class Pipeline:
         at = at.astimezone(dt.timezone.utc)
         batch = Batch(1, as_of or at.date(), at, [Record(record)], self.config)
         plan = {"row": np.zeros(1, np.int64), "action": np.array([ACTION[action]], np.int8),
-                "earliest_at": np.array([batch.now_us], np.int64), "script": pa.nulls(1, pa.string())}
+                "earliest_at": np.array([batch.now_us], np.int64), "script": _NO_SCRIPT}
         errors: list[str] = []
         verdict = self._comply(batch, plan, errors)
         outcome = ("KEEP", "DEFER", "BLOCK")[int(verdict["outcome"][0])]

@@ -620,10 +620,11 @@ class Engine:
         as_of = (actions.batch.as_of - _EPOCH_DAY).days
         zone, zst, zen, zts, zoff, zob = self._zone_inputs(run, accounts, actions, per_account)
         facts = np.zeros((K.N_ACTION_FACTS, m), np.int64)
-        if run.any_scripts:
+        script = actions.script
+        if run.any_scripts and script.null_count < m:     # a null script's screen is 0: nothing to read
             among = run.scripts[actions.action]
             if among.any():
-                facts[K.A_SCRIPT] = screen_scripts(actions.script, among)
+                facts[K.A_SCRIPT] = screen_scripts(script, among)
         n_features = len(K.FEATURES)
         if single:                                  # one account: the facts and the verdicts in one call
             X = np.array(per_account, np.int64).reshape(n_features, 1)
