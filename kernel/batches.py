@@ -620,9 +620,14 @@ def _source(source) -> tuple:
     return source, frozenset(source.schema.names), False
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
 def _datetime_us(value: dt.datetime) -> int:
-    delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-    return delta // dt.timedelta(microseconds=1)
+    """An aware datetime as µs since the epoch (integer arithmetic on the timedelta's parts:
+    exact, and a quarter of the cost of ``delta // timedelta(microseconds=1)``)."""
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _arrow(values) -> pa.Array | pa.ChunkedArray:

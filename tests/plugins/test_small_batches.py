@@ -272,3 +272,20 @@ def test_a_records_values_convert_as_their_one_element_column(value):
     for name, args in (("float", ()), ("int", ()), ("int", (-9,)), ("bool", ()), ("bool", (True,)),
                        ("enum", (("CN", "US"),)), ("enum", ((),))):
         same(name, *args)
+
+
+@pytest.mark.parametrize("instant", [dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc),
+                                     dt.datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.timezone.utc),
+                                     dt.datetime(1, 1, 2, 0, 0, 0, 1, tzinfo=dt.timezone.utc),
+                                     dt.datetime(9999, 12, 30, 23, 59, 59, 999_999, tzinfo=dt.timezone.utc),
+                                     dt.datetime(2026, 11, 28, 10, 0, 0, 123_456,
+                                                 tzinfo=dt.timezone(dt.timedelta(hours=8))),
+                                     dt.datetime(2026, 3, 8, 1, 59, tzinfo=dt.timezone(dt.timedelta(hours=-5, minutes=-30)))],
+                         ids=str)
+def test_instants_in_microseconds_are_timedeltas_floor_divided(instant):
+    """Batch's µs of an aware datetime (integer arithmetic on the timedelta's parts) is the
+    timedelta's floor division by a microsecond, before and after the epoch."""
+    from kernel.batches import _datetime_us
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    assert _datetime_us(instant) == (instant - epoch) // dt.timedelta(microseconds=1)
+    assert Batch(1, dt.date(2026, 11, 28), instant, []).now_us == _datetime_us(instant)
