@@ -293,6 +293,10 @@ def _kept(n: int) -> tuple:
     return np.zeros(n, np.int8), np.empty(n, dtype=object), next_allowed, np.empty(n, dtype=object)  # None-filled
 
 
+#: the script of the one action :meth:`Pipeline.judge` asks about: none (Arrow arrays are immutable)
+_NO_SCRIPT = pa.nulls(1, pa.string())
+
+
 def _one_column(value) -> np.ndarray:
     out = np.empty(1, dtype=object)
     out[0] = value
@@ -506,7 +510,7 @@ class Pipeline:
         at = at.astimezone(dt.timezone.utc)
         batch = Batch(1, as_of or at.date(), at, [Record(record)], self.config)
         plan = {"row": np.zeros(1, np.int64), "action": np.array([ACTION[action]], np.int8),
-                "earliest_at": np.array([batch.now_us], np.int64), "script": pa.nulls(1, pa.string())}
+                "earliest_at": np.array([batch.now_us], np.int64), "script": _NO_SCRIPT}
         errors: list[str] = []
         verdict = self._comply(batch, plan, errors)
         outcome = ("KEEP", "DEFER", "BLOCK")[int(verdict["outcome"][0])]
@@ -602,6 +606,12 @@ class Pipeline:
                 "actions": len(actions["action"]), **self._meta_fixed, "errors": errors}
 
     # -- stages ----------------------------------------------------------------------------
+    def _strategy_who(self) -> tuple[str, str]:
+        """(what to call the strategy in an error, its plugin)."""
+        hook = "postloan_collection_strategies"
+        plugin = self.plugins.provider(hook, self.strategy_name)
+        return f"collection strategy {self.strategy_name!r} (plugin {plugin!r}, hook {hook})", plugin
+
     def _valuation(self, batch: Batch) -> dict[str, np.ndarray] | None:
         """The valuation columns of the accounts heading for repossession or disposal; None
         when there are none."""
@@ -642,15 +652,15 @@ class Pipeline:
 
     def _plan(self, batch: Batch) -> dict[str, Any]:
         hook = "postloan_collection_strategies"
-        plugin = self.plugins.provider(hook, self.strategy_name)
-        who = f"collection strategy {self.strategy_name!r} (plugin {plugin!r}, hook {hook})"
         try:
             plan = self.strategy.plan(batch)
-        except PostloanError as e:
-            raise PluginError(f"{who}: {e}", plugin=plugin, hook=hook) from e
         except Exception as e:
+            plugin = self.plugins.provider(hook, self.strategy_name)
+            who = f"collection strategy {self.strategy_name!r} (plugin {plugin!r}, hook {hook})"
+            if isinstance(e, PostloanError):
+                raise PluginError(f"{who}: {e}", plugin=plugin, hook=hook) from e
             raise PluginError(f"{who} raised {type(e).__name__}{_where(e)}", plugin=plugin, hook=hook) from e
-        plan = _checked_plan(plan, batch.n, who, plugin, hook)
+        plan = _checked_plan(plan, batch.n, self._strategy_who, hook)
         for name, step in self.steps:              # [pipeline] steps, in order (plugin-guide.md)
             hook = "postloan_strategy_steps"
             plugin = self.plugins.provider(hook, name)
@@ -662,14 +672,18 @@ class Pipeline:
                 raise PluginError(f"{who}: {e}", plugin=plugin, hook=hook) from e
             except Exception as e:
                 raise PluginError(f"{who} raised {type(e).__name__}{_where(e)}", plugin=plugin, hook=hook) from e
-            plan = _checked_plan(current.columns(), batch.n, who, plugin, hook)
+            plan = _checked_plan(current.columns(), batch.n, (who, plugin), hook)
         return plan
 
     def _route(self, batch: Batch) -> np.ndarray:
         """The policy set of each account (-1: none applies)."""
         if self._route_table is not None:          # no rule reads the region: one lookup
             keys, table = self._route_table
-            return table[tuple(batch.enum(key) for key in keys)] if keys else np.full(batch.n, table[()])
+            if not keys:
+                return np.full(batch.n, table[()])
+            if batch.n == 1:                       # one account: its codes as Python ints
+                return table[tuple(int(batch.enum(key)[0]) for key in keys)].reshape(1)
+            return table[tuple(batch.enum(key) for key in keys)]
         out = np.full(batch.n, -1, np.int64)
         for match, set_index in self.apply:
             hit = out < 0
@@ -685,8 +699,12 @@ class Pipeline:
     def _comply(self, batch: Batch, plan: Mapping[str, Any], errors: list[str]) -> dict[str, np.ndarray]:
         rows = plan["row"]
         n = rows.shape[0]
-        set_of = self._route(batch)[rows] if n else rows
-        low, high = _min_max(set_of)
+        if n and batch.n == 1:                     # one account: its set, every action's
+            low = high = int(self._route(batch)[0])
+            set_of = None
+        else:
+            set_of = self._route(batch)[rows] if n else rows
+            low, high = _min_max(set_of)
         if n and low == high >= 0:                 # one set judges every action (a request's account)
             sub = ActionBatch(batch, rows, plan["action"], plan["earliest_at"], script=plan["script"])
             return dict(zip(_VERDICT_COLUMNS, self._judge_all(self.sets[low], sub, errors)))
@@ -694,6 +712,8 @@ class Pipeline:
         result = dict(zip(_VERDICT_COLUMNS, verdicts))
         if n == 0:
             return result
+        if set_of is None:
+            set_of = np.full(n, low, np.int64)
         unrouted = set_of < 0
         outcome[unrouted], reason[unrouted], policy[unrouted] = BLOCK, NO_POLICY_SET, "compliance.apply"
         for s, policy_set in enumerate(self.sets):
@@ -832,9 +852,12 @@ def _checked_floats(values, n: int, who: str, plugin: str, hook: str) -> np.ndar
     return arr
 
 
-def _checked_plan(plan: Any, n: int, who: str, plugin: str, hook: str) -> dict[str, Any]:
+def _checked_plan(plan: Any, n: int, who, hook: str) -> dict[str, Any]:
+    """The plan's columns checked and in their types; ``who`` is (who made it, plugin), or a
+    function giving them (worked out only when the plan is wrong)."""
     def bad(message: str) -> PluginError:
-        return PluginError(f"{who}: {message}", plugin=plugin, hook=hook)
+        name, plugin = who() if callable(who) else who
+        return PluginError(f"{name}: {message}", plugin=plugin, hook=hook)
 
     if not isinstance(plan, dict) and not isinstance(plan, Mapping):
         raise bad(f"plan() must return a mapping of columns, got {type(plan).__name__}")

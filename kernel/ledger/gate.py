@@ -28,6 +28,7 @@ from ..errors import PostloanError
 from ..hookspecs import NULL_TIME
 from .events import CHANNEL
 from .join import record_state
+from .ledger import instant_us
 from .state import derive_one
 from .store import REGISTRY_COLUMNS
 
@@ -68,7 +69,6 @@ def check_contact(ledger, judge: Callable, account_id: str, channel: str, at: dt
     """Judge a contact attempt of ``account_id`` by ``channel`` at ``at`` (aware datetime) and
     reserve it on KEEP. ``now`` (default: the clock) bounds ``at``: not before now minus the
     allowed clock skew, not more than 7 days ahead."""
-    from .ledger import instant_us
     if channel not in GATED_CHANNELS:
         raise GateError(f"channel {channel!r}: the gate judges {', '.join(GATED_CHANNELS)}")
     if not isinstance(account_id, str) or not account_id or len(account_id) > 64:

@@ -408,14 +408,15 @@ def _distinct(symbols) -> tuple[list[str], np.ndarray]:
 
 def format_money_small(values, symbols) -> list[str]:
     """The same text as :func:`format_money`, with Python formatting (for a few rows)."""
-    out = []
-    for v, sym in zip(values, symbols):
-        if v != v:
-            out.append(_MISSING)
-            continue
-        c = round(abs(v) * 100)
-        out.append(f"{'-' if v < 0 and c > 0 else ''}{sym}{c // 100:,}.{c % 100:02d}")
-    return out
+    return [_money_text(v, sym) for v, sym in zip(values, symbols)]
+
+
+def _money_text(v: float, sym: str) -> str:
+    """One amount as :func:`format_money_small` writes it."""
+    if v != v:
+        return _MISSING
+    c = round(abs(v) * 100)
+    return f"{'-' if v < 0 and c > 0 else ''}{sym}{c // 100:,}.{c % 100:02d}"
 
 
 def _days_text(days: np.ndarray) -> pa.Array:
@@ -480,17 +481,12 @@ class _Renderer:
         self.constants = constants
         self.symbols = symbols            # (distinct symbols, index per account row)
         self._symbols_of: tuple | None = None
+        self._one_symbol: str | None = None   # the one account's symbol (:meth:`_one_text`)
         self.late_charge = late_charge    # per country code (−1 last): a key of LATE_CHARGES
         self.vehicle_names = vehicle_names or {}
         # one account as Python scalars (the gRPC Decide form): its values by column, the first
         # source's, read directly where they are plain values (else through the batch's columns)
-        self._record: dict | None = None
-        records = batch.records
-        if records is not None and batch.n == 1:
-            merged: dict = {}
-            for r in reversed(records):
-                merged.update(r)
-            self._record = merged
+        self._record: dict | None = batch.merged if batch.n == 1 else None
 
     def _scalar(self, column: str, kinds: tuple):
         """One account's value of ``column`` when it is None or of ``kinds`` (the types whose
@@ -561,6 +557,8 @@ class _Renderer:
         actions; a few actions (at most :data:`SMALL_RENDER`: Arrow's per-call overhead
         exceeds the work) are then joined as Python strings, many template by template with
         Arrow."""
+        if self._record is not None:               # one account (its record): every row is 0
+            return pa.array(self._join_one(templates, chosen.tolist(), rows), pa.string())
         if rows.shape[0] <= SMALL_RENDER:
             return pa.array(self._join_few(templates, chosen, rows), pa.string())
         return self._join_all(templates, chosen, rows)
@@ -660,8 +658,11 @@ class _Renderer:
         """A field's text for the one account: the text :meth:`_field` gives its row."""
         kind = FIELDS[field].kind
         if kind == "money":
-            names, index = self.symbols
-            return format_money_small((self._amount_one(field, one),), (names[int(index[one[0]])],))[0]
+            symbol = self._one_symbol
+            if symbol is None:
+                names, index = self.symbols
+                symbol = self._one_symbol = names[int(index[one[0]])]
+            return _money_text(self._amount_one(field, one), symbol)
         if kind == "int":
             column = _INTS[field]
             if not self.batch.has(column):
@@ -672,10 +673,16 @@ class _Renderer:
             value = self._scalar(field, (dt.date,))
             if value is not _NOT_PLAIN:
                 return _MISSING if value is None else value.isoformat()
-        elif kind == "label" and field != "late_charge":
+        elif kind == "label":
+            if field == "late_charge":                 # −1 (null or unknown country): the last entry
+                return LATE_CHARGES[self.late_charge[int(self.batch.enum("country")[one[0]])]][language]
             code = self._label_code_one(field)
             if code is not None:
                 return _LABEL_TEXTS[field, language][code]
+        elif kind == "text" and field != "disposal_channel":
+            return self._text(field, one, True, language)[0]
+        elif kind == "constant":
+            return str(self.constants.get(language, {}).get(field, ""))
         values = self._field(field, language, one, True, unit)
         return values if isinstance(values, str) else values[0]
 
@@ -1043,6 +1050,8 @@ class TieredStrategy(CollectionStrategy):
         return self._render(batch, np.asarray(rows, np.int64), action, batch.enum("collection_tier.tier", TIERS))
 
     def _render(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: np.ndarray):
+        if batch.n == 1:
+            return self._render_one(batch, rows, action, tier)
         country = batch.enum("country")
         # amounts in the account's own currency: the book says which; else the country's
         currency = self._currency_of_country[country]
@@ -1055,6 +1064,27 @@ class TieredStrategy(CollectionStrategy):
         ids = self._ids[chosen]
         script = renderer.render(self.templates.templates, chosen, rows)
         return ids, np.where(chosen >= 0, self._language_names[language], None), script
+
+    def _render_one(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: np.ndarray):
+        """:meth:`_render` for a batch of one account (a request; every row is 0): the same
+        tables read with its codes as Python ints, instead of NumPy on a few elements."""
+        country = int(batch.enum("country")[0])
+        currency = int(self._currency_of_country[country])
+        if batch.has("currency"):                        # null (−1): the country's currency
+            given = int(batch.enum("currency")[0])
+            currency = given if given >= 0 else currency
+        renderer = _Renderer(batch, self._constants, (self._symbols, np.array([currency], np.int64)),
+                             self._late_charge, self.vehicle_names)
+        language = int(self._language_of_country[country])
+        by_action = self._pick[language, :, max(int(tier[0]), 0)].tolist()
+        chosen = [by_action[a] for a in action.tolist()]
+        ids = np.empty(len(chosen), dtype=object)
+        ids[:] = [self._ids[i] for i in chosen]
+        languages = np.empty(len(chosen), dtype=object)
+        name = self._language_names[language]
+        languages[:] = [name if i >= 0 else None for i in chosen]
+        script = renderer.render(self.templates.templates, np.array(chosen, np.int64), rows)
+        return ids, languages, script
 
 
 @kernel.hookimpl

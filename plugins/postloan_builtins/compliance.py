@@ -427,13 +427,10 @@ class _Accounts:
 
     def __init__(self, batch):
         self.batch = batch
-        self.records = batch.records
+        # one account: its values by column, the first source's (worked out once per batch)
+        self.merged = batch.merged
+        self.records = None if self.merged is None else (self.merged,)
         self.n = 1 if self.records is not None else batch.n
-        if self.records is not None:              # one account: its values by column, the first source's
-            merged: dict = {}
-            for r in reversed(self.records):
-                merged.update(r)
-            self.merged = merged
 
     def has(self, column: str) -> bool:
         if self.records is not None:
@@ -492,11 +489,12 @@ class _Accounts:
 _REQUIRED = tuple(any(c in _BOOK_COLUMNS for c in columns) for _, _, columns in K.FEATURES)
 
 
-def _features_one(merged: Mapping, features: tuple[int, ...]) -> dict[int, int]:
-    """:meth:`_Accounts.feature` of one account's record (``merged``) for each of ``features``."""
-    out = {}
-    for k in features:
-        convert, columns, required, null = _FEATURE_SPECS[k]
+def _features_one(merged: Mapping, specs: tuple) -> list[int]:
+    """:meth:`_Accounts.feature` of one account's record (``merged``): a value for every
+    feature (index ``k`` of :data:`K.FEATURES`; 0 for those no policy of the run reads), from
+    ``specs`` — (k, :data:`_FEATURE_SPECS` entry) of the run's features."""
+    out = [0] * len(K.FEATURES)
+    for k, (convert, columns, required, null) in specs:
         for column in columns:
             if column in merged:
                 out[k] = convert(merged[column])
@@ -526,6 +524,10 @@ class _Run:
     third: bool
     zones: bool
     scripts: np.ndarray                     # per action code: whether a policy reads its script
+    any_scripts: bool                       # whether any policy reads a script
+    derivers: tuple                         # the policies with derived values, in order
+    specs: tuple                            # (k, _FEATURE_SPECS[k]) of each of ``features``
+    day_features: frozenset                 # the time features that are dates (days, not µs)
 
 
 class Engine:
@@ -547,9 +549,11 @@ class Engine:
         m = actions.n
         run = self._run_of(policies)
         outcome = np.zeros(m, np.int64)
-        reason = np.full(m, -1, np.int64)
-        until = np.full(m, NULL_TIME, np.int64)
-        winner = np.full(m, -1, np.int64)
+        reason = np.empty(m, np.int64)
+        reason.fill(-1)
+        until = np.empty(m, np.int64)
+        until.fill(NULL_TIME)
+        winner = reason.copy()
         if m:
             self._judge(policies, run, actions, outcome, reason, until, winner)
         return self._named(policies, outcome, reason, until, winner)
@@ -590,7 +594,9 @@ class Engine:
         run = _Run(np.array([p.kernel for p in policies], np.int64), np.array([p.scope_bits for p in policies], np.int64),
                    params, base, derived, features,
                    tuple(k for k in features if K.FEATURES[k][1] in ("time", "day")),
-                   "calls" in needs, "sms" in needs, "third" in needs, "zones" in needs, scripts)
+                   "calls" in needs, "sms" in needs, "third" in needs, "zones" in needs, scripts, bool(scripts.any()),
+                   tuple(p for p in policies if p.DERIVED), tuple((k, _FEATURE_SPECS[k]) for k in features),
+                   frozenset(k for k in features if K.FEATURES[k][1] == "day"))
         if len(self._runs) > 256:
             self._runs.clear()
         self._runs[key] = run
@@ -599,31 +605,29 @@ class Engine:
     def _judge(self, policies, run: _Run, actions, outcome, reason, until, winner) -> None:
         accounts = _Accounts(actions.batch)
         single = accounts.records is not None
-        per_account = _features_one(accounts.merged, run.features) if single else \
+        # one account: every feature's value by index (one list, one array below); many: by feature
+        per_account = _features_one(accounts.merged, run.specs) if single else \
             {k: accounts.feature(k) for k in run.features}
         derived: list = []
-        for p in policies:
-            if p.DERIVED:
-                rows = p.derive(accounts)
-                if len(rows) != p.DERIVED:
-                    raise PostloanError(f"policy {p.name!r} derived {len(rows)} values, declared {p.DERIVED}")
-                derived.extend(rows)
+        for p in run.derivers:
+            rows = p.derive(accounts)
+            if len(rows) != p.DERIVED:
+                raise PostloanError(f"policy {p.name!r} derived {len(rows)} values, declared {p.DERIVED}")
+            derived.extend(rows)
         m = actions.n
         at = actions.at_us
         action = actions.action.astype(np.int64)
         as_of = (actions.batch.as_of - _EPOCH_DAY).days
         zone, zst, zen, zts, zoff, zob = self._zone_inputs(run, accounts, actions, per_account)
         facts = np.zeros((K.N_ACTION_FACTS, m), np.int64)
-        if run.scripts.any():
+        script = actions.script
+        if run.any_scripts and script.null_count < m:     # a null script's screen is 0: nothing to read
             among = run.scripts[actions.action]
             if among.any():
-                facts[K.A_SCRIPT] = screen_scripts(actions.script, among)
+                facts[K.A_SCRIPT] = screen_scripts(script, among)
         n_features = len(K.FEATURES)
         if single:                                  # one account: the facts and the verdicts in one call
-            values = [0] * n_features
-            for k, v in per_account.items():
-                values[k] = v
-            X = np.array(values, np.int64).reshape(n_features, 1)
+            X = np.array(per_account, np.int64).reshape(n_features, 1)
             D = np.array(derived, np.int64).reshape(len(derived), 1)
             inp = K.Inputs(action, at, np.zeros(m, np.int64), X, facts, D, run.params, run.base, zone, zst, zen, zts,
                            zoff, zob, actions.now_us, as_of)
@@ -652,21 +656,26 @@ class Engine:
         """Each action's zones (its debtor's, then the state's when a policy reads both) and
         the zones' offset tables, concatenated, covering every instant a rule looks up."""
         m = actions.n
-        zone = np.full((m, 3), -1, np.int64)
-        if accounts.records is not None:
+        at = actions.at_us
+        if accounts.records is not None:            # one account: its zones as Python ints, one array
             name = accounts.value("time_zone")
             if name is None:
                 raise PostloanError("column 'time_zone': null at account 0")
             zone_names = [name]
-            zone[:, 0] = 0
+            ids = [0, -1, -1]
             if run.zones:
                 for k, extra in enumerate(US_STATE_ZONES.get(accounts.value("region"), ())):
                     if extra not in zone_names:
                         zone_names.append(extra)
-                    zone[:, 1 + k] = zone_names.index(extra)
-            low = min((v * US_PER_DAY if K.FEATURES[k][1] == "day" else v for k in run.time_features
+                    ids[1 + k] = zone_names.index(extra)
+            zone = np.array(ids * m, np.int64).reshape(m, 3)
+            days = run.day_features
+            low = min((v * US_PER_DAY if k in days else v for k in run.time_features
                        if (v := per_account[k]) != NULL_TIME), default=None)
+            listed = at.tolist()
+            first_at, last_at = min(listed), max(listed)
         else:
+            zone = np.full((m, 3), -1, np.int64)
             names, index = accounts.text("time_zone")
             if (index < 0).any():
                 raise PostloanError(f"column 'time_zone': null at account {int(np.flatnonzero(index < 0)[0])}")
@@ -691,12 +700,12 @@ class Engine:
                 if known.size:
                     first = int(known.min()) * (US_PER_DAY if K.FEATURES[k][1] == "day" else 1)
                     low = first if low is None else min(low, first)
+            first_at, last_at = int(at.min()), int(at.max())
         # the span: every action and deferral ahead, and every instant a rule converts
-        at = actions.at_us
-        lo = min(int(at.min()), actions.now_us)
+        lo = min(first_at, actions.now_us)
         if low is not None:
             lo = min(lo, low)
-        hi = int(at.max()) + _HORIZON_US
+        hi = last_at + _HORIZON_US
         tables = [_zone_table(name, lo, hi) for name in zone_names]
         key = tuple((name, t[0], t[1]) for name, t in zip(zone_names, tables))   # a table's span names its content
         built = self._zones.get(key)

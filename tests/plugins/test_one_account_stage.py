@@ -79,7 +79,7 @@ def test_one_accounts_features_are_its_row_of_the_batchs(kernel, pipeline, book)
     batch's columns give its row."""
     from kernel.hookspecs import Batch
     from postloan_builtins import compliance_kernels as K
-    from postloan_builtins.compliance import _Accounts, _features_one
+    from postloan_builtins.compliance import _FEATURE_SPECS, _Accounts, _features_one
     table = pipeline.with_state(book, AS_OF, NOW)
     decisions = kernel.decide(table, AS_OF)
     columns = _Accounts(Batch(table.num_rows, AS_OF, NOW, [decisions, table]))
@@ -89,7 +89,7 @@ def test_one_accounts_features_are_its_row_of_the_batchs(kernel, pipeline, book)
     for row in rows:
         record = table.slice(row, 1).to_pylist()[0]
         one = _Accounts(Batch(1, AS_OF, NOW, [Record(kernel.decide_record(record, AS_OF)), Record(record)]))
-        got = _features_one(one.merged, features)
+        got = dict(enumerate(_features_one(one.merged, tuple((k, _FEATURE_SPECS[k]) for k in features))))
         assert got == {k: one.feature(k) for k in features}
         assert got == {k: int(v[row]) if isinstance(v, np.ndarray) else v for k, v in by_column.items()}, row
 

@@ -241,3 +241,51 @@ def test_verdicts_over_numbas_threads_are_the_verdicts_on_one(policies, scenario
         compliance._SERIAL = limit
     for a, b in zip(serial, threaded):
         assert a.tolist() == b.tolist()
+
+
+#: values a record may hold: the plain types the accessors' one-account fast path converts
+#: itself, and others it leaves to the columns' conversion
+RECORD_VALUES = [None, True, False, 0, 1, -3, 7, 2 ** 40, 0.0, -0.0, 1.5, -2.75, 1e300, float("nan"), float("inf"),
+                 "CN", "US", "XX", "", np.int64(4), np.float64(2.5), np.bool_(True)]
+
+
+@pytest.mark.parametrize("value", RECORD_VALUES, ids=repr)
+def test_a_records_values_convert_as_their_one_element_column(value):
+    """Batch's accessors on one account's record (the fast path for plain Python values) give
+    what they give for the same value as a one-element column (the general conversion)."""
+    from kernel.batches import _one
+    now = utc(2026, 11, 28, 2, 0)
+    one = Batch(1, dt.date(2026, 11, 28), now, [Record({"x": value}), Record({"y": 1})])
+    column = Batch(1, dt.date(2026, 11, 28), now, [{"x": _one(value)}])
+
+    def same(name, *args):
+        try:
+            want = getattr(column, name)("x", *args)
+        except Exception as e:                      # the column's conversion refuses it: so does the record's
+            with pytest.raises(type(e)):
+                getattr(one, name)("x", *args)
+            return
+        got = getattr(one, name)("x", *args)
+        assert got.dtype == want.dtype and got.shape == want.shape == (1,), (name, args)
+        assert np.array_equal(got, want, equal_nan=got.dtype.kind == "f"), (name, args, got, want)
+
+    for name, args in (("float", ()), ("int", ()), ("int", (-9,)), ("bool", ()), ("bool", (True,)),
+                       ("enum", (("CN", "US"),)), ("enum", ((),))):
+        same(name, *args)
+
+
+@pytest.mark.parametrize("instant", [dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc),
+                                     dt.datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.timezone.utc),
+                                     dt.datetime(1, 1, 2, 0, 0, 0, 1, tzinfo=dt.timezone.utc),
+                                     dt.datetime(9999, 12, 30, 23, 59, 59, 999_999, tzinfo=dt.timezone.utc),
+                                     dt.datetime(2026, 11, 28, 10, 0, 0, 123_456,
+                                                 tzinfo=dt.timezone(dt.timedelta(hours=8))),
+                                     dt.datetime(2026, 3, 8, 1, 59, tzinfo=dt.timezone(dt.timedelta(hours=-5, minutes=-30)))],
+                         ids=str)
+def test_instants_in_microseconds_are_timedeltas_floor_divided(instant):
+    """Batch's µs of an aware datetime (integer arithmetic on the timedelta's parts) is the
+    timedelta's floor division by a microsecond, before and after the epoch."""
+    from kernel.batches import _datetime_us
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    assert _datetime_us(instant) == (instant - epoch) // dt.timedelta(microseconds=1)
+    assert Batch(1, dt.date(2026, 11, 28), instant, []).now_us == _datetime_us(instant)
