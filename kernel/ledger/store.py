@@ -174,24 +174,26 @@ class EventColumns:
         if not rows:
             return cls(np.zeros(0, object), np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0),
                        np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.int8), np.zeros(0, np.int64))
-        account, kind, at, amount, promise, channel, outcome, expiry = zip(*rows)
-        return cls(np.array(account, dtype=object), np.array(kind, np.int8), np.array(at, np.int64),
-                   np.array(amount, np.float64), _ints(promise), _codes(channel), _codes(outcome), _ints(expiry))
+        # one C-level pass from the rows to a record array (``zip(*rows)`` and a NumPy array
+        # per column cost twice as much at a million rows); nullable columns stay objects there
+        s = np.array(rows if isinstance(rows, list) else list(rows), dtype=_ROW)
+        return cls(s["account"].copy(), s["kind"].copy(), s["at"].copy(), np.array(s["amount"].tolist(), np.float64),
+                   _nulls(s["promise"], NULL_TIME, np.int64), _nulls(s["channel"], -1, np.int8),
+                   _nulls(s["outcome"], -1, np.int8), _nulls(s["expiry"], NULL_TIME, np.int64))
 
 
-def _ints(values) -> np.ndarray:
-    """Integers with None as NULL_TIME (None-free columns convert directly)."""
-    try:
-        return np.array(values, np.int64)
-    except TypeError:
-        return np.array([NULL_TIME if v is None else v for v in values], np.int64)
+#: an event row as :meth:`Store.read_events` selects it
+_ROW = np.dtype([("account", object), ("kind", np.int8), ("at", np.int64), ("amount", object), ("promise", object),
+                 ("channel", object), ("outcome", object), ("expiry", object)])
 
 
-def _codes(values) -> np.ndarray:
-    try:
-        return np.array(values, np.int8)
-    except TypeError:
-        return np.array([-1 if v is None else v for v in values], np.int8)
+def _nulls(values: np.ndarray, null: int, dtype) -> np.ndarray:
+    """An object column of integers and None as ``dtype`` with None as ``null``."""
+    missing = np.equal(values, None)
+    if missing.any():
+        values = values.copy()
+        values[missing] = null
+    return values.astype(dtype)
 
 
 def _content(row: tuple) -> tuple:
