@@ -14,11 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from kernel.cli import main
-from kernel.hookspecs import utc_offsets
 from kernel.synth import generate, generate_events, iter_book_and_events, snapshot_at
 from kernel.synth.collection import lookback_us
 
-from .test_synth_events import assert_state_equals_book, derived, values
+from .test_synth_events import _local_days, assert_state_equals_book, derived, values
 
 SEED = 7
 ACCOUNTS = 4_000
@@ -49,15 +48,6 @@ def _keys(events: pa.Table) -> list[tuple]:
     cols = [values(events, c) for c in ("account_id", "kind", "at", "channel", "outcome", "amount", "promise_date",
                                         "lat", "lon", "expiry_date", "agent")]
     return list(zip(*cols))
-
-
-def _local_days(events: pa.Table, book: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    zones = sorted(set(values(book, "time_zone")))
-    row_of = {a: i for i, a in enumerate(book["account_id"].to_pylist())}
-    rows = np.array([row_of[a] for a in events["account_id"].to_pylist()], np.int64)
-    zone_of = np.array([zones.index(z) for z in values(book, "time_zone")])[rows]
-    at = events["at"].cast(pa.int64()).to_numpy()
-    return rows, (at + utc_offsets(zones, zone_of, at)) // DAY_US
 
 
 def test_the_recent_history_is_the_full_one_without_its_older_events(histories):
