@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from plugin_helpers import numpy_columns
 
 from kernel.audit import read_audit
 from kernel.pipeline import Pipeline
@@ -112,13 +113,7 @@ def test_the_audit_record_is_the_batch_without_personal_data(pipeline, result):
 
 def numpy_account(book: pa.Table, rows) -> dict[str, np.ndarray]:
     """Accounts as the gRPC server hands them over: NumPy columns, text as str objects."""
-    sub = book.take(pa.array(rows))
-    out = {}
-    for name in sub.schema.names:
-        col = sub[name]
-        out[name] = np.array(col.to_pylist(), dtype=object) \
-            if pa.types.is_dictionary(col.type) or pa.types.is_string(col.type) else col.to_numpy()
-    return out
+    return numpy_columns(book.take(pa.array(rows)))
 
 
 def test_the_numpy_path_agrees_with_the_batch_path(pipeline, result, small_book):
