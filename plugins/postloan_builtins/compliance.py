@@ -128,10 +128,11 @@ _ENGLISH_CHECKS = ((K.S_OPT_OUT_NOTICE, "stop", re.compile(r"(?i)\b(reply|text)\
                                r"customer service\b", re.ASCII)))
 
 
-#: the English terms as one pattern over lowered text: a term starts a word, a whole word also
-#: ends one (only word starts try the alternatives, so it is cheap)
-_ASCII_DEBT_RE = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in _ASCII_TERMS) + "|(?:"
-                            + "|".join(re.escape(w) for w in _WHOLE_WORDS) + r")\b)", re.ASCII)
+#: the English terms as one pattern over lowered text, each alternative a literal (a whole
+#: word followed by ``\b``) so that the search skips to the letters terms begin with; that a
+#: term also starts a word is checked at each hit (:func:`_debt_at`: the first hit that does)
+_ASCII_DEBT_RE = re.compile("|".join([re.escape(t) for t in _ASCII_TERMS] + [re.escape(w) + r"\b" for w in _WHOLE_WORDS]),
+                            re.ASCII)
 
 
 #: the Chinese terms as one pattern: a search finds the leftmost start of any of them (the same
@@ -144,9 +145,15 @@ def _debt_at(low: str, pos: int = 0) -> int:
     the Chinese terms and the English ones (:data:`_ASCII_DEBT_RE`)."""
     m = _CJK_DEBT_RE.search(low, pos)
     first = m.start() if m is not None else -1
-    m = _ASCII_DEBT_RE.search(low, pos)
-    if m is not None and (first < 0 or m.start() < first):
-        first = m.start()
+    search = _ASCII_DEBT_RE.search
+    m = search(low, pos)
+    while m is not None:                   # the first hit at a word's start (\b before a term's letter)
+        at = m.start()
+        if at == 0 or low[at - 1] not in _WORD:
+            if first < 0 or at < first:
+                first = at
+            break
+        m = search(low, at + 1)
     return first
 
 
@@ -236,16 +243,25 @@ def screen_scripts(texts: pa.Array, among: np.ndarray | None = None) -> np.ndarr
     if idx.size == 0:
         return out
     if n <= 64:
-        listed = texts.to_pylist()
-        seen: dict = {}                    # an account's calls share their script: read it once
-        for i in idx.tolist():
-            text = listed[i]
-            bits = seen.get(text)
-            if bits is None:
-                bits = seen[text] = _screen_one(text)
-            out[i] = bits
+        out[:] = _screen_listed(texts.to_pylist(), [True] * n if among is None else among.tolist())
         return out
     out[idx] = _screen_many(texts if idx.size == n else texts.take(pa.array(idx)))
+    return out
+
+
+def _screen_listed(listed: list, wanted: list) -> list[int]:
+    """:func:`_screen_one` of a request's few scripts (``listed``: Python strings or None)
+    where ``wanted`` (0 elsewhere); an account's calls share their script: read once."""
+    seen: dict = {}
+    out = []
+    for text, w in zip(listed, wanted):
+        if not w or text is None:
+            out.append(0)
+            continue
+        bits = seen.get(text)
+        if bits is None:
+            bits = seen[text] = _screen_one(text)
+        out.append(bits)
     return out
 
 
@@ -528,6 +544,7 @@ class _Run:
     derivers: tuple                         # the policies with derived values, in order
     specs: tuple                            # (k, _FEATURE_SPECS[k]) of each of ``features``
     day_features: frozenset                 # the time features that are dates (days, not µs)
+    script_codes: tuple = ()                # ``scripts`` as Python bools, by action code
 
 
 class Engine:
@@ -596,7 +613,7 @@ class Engine:
                    tuple(k for k in features if K.FEATURES[k][1] in ("time", "day")),
                    "calls" in needs, "sms" in needs, "third" in needs, "zones" in needs, scripts, bool(scripts.any()),
                    tuple(p for p in policies if p.DERIVED), tuple((k, _FEATURE_SPECS[k]) for k in features),
-                   frozenset(k for k in features if K.FEATURES[k][1] == "day"))
+                   frozenset(k for k in features if K.FEATURES[k][1] == "day"), tuple(scripts.tolist()))
         if len(self._runs) > 256:
             self._runs.clear()
         self._runs[key] = run
@@ -622,9 +639,14 @@ class Engine:
         facts = np.zeros((K.N_ACTION_FACTS, m), np.int64)
         script = actions.script
         if run.any_scripts and script.null_count < m:     # a null script's screen is 0: nothing to read
-            among = run.scripts[actions.action]
-            if among.any():
-                facts[K.A_SCRIPT] = screen_scripts(script, among)
+            if single:                              # a request's few scripts: plain values
+                wanted = [run.script_codes[a] for a in actions.action.tolist()]
+                if any(wanted):
+                    facts[K.A_SCRIPT] = _screen_listed(script.to_pylist(), wanted)
+            else:
+                among = run.scripts[actions.action]
+                if among.any():
+                    facts[K.A_SCRIPT] = screen_scripts(script, among)
         n_features = len(K.FEATURES)
         if single:                                  # one account: the facts and the verdicts in one call
             X = np.array(per_account, np.int64).reshape(n_features, 1)
