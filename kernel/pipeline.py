@@ -517,6 +517,20 @@ class Pipeline:
         from .evaluation.arms import add_arm
         return add_arm(join_record(record, state), self.experiment)
 
+    @functools.cached_property
+    def judge_columns(self) -> frozenset | None:
+        """The account columns :meth:`judge` reads — those the compliance policies say they
+        read (``columns_read``) and the ``[[compliance.apply]]`` keys — or None when a policy
+        does not say (then any column may be read)."""
+        out = {key for match, _ in self.apply for key in match}
+        for policy_set in self.sets:
+            for _, policy, _, _ in policy_set.policies:
+                columns = getattr(policy, "columns_read", None)
+                if columns is None:
+                    return None
+                out |= columns
+        return frozenset(out)
+
     def judge(self, record: Mapping[str, Any], action: str, at: dt.datetime, as_of: dt.date | None = None) -> tuple:
         """The compliance verdict on one action planned at ``at`` for one account given as a
         record of book and state columns (the contact-time gate's question): ``(outcome,

@@ -780,6 +780,8 @@ ENGINE = Engine()
 # --------------------------------------------------------------------------------------------
 
 _OPERATOR = {"US": "third_party_collector", "CN": "third_party_collector"}
+#: the account columns every compiled policy may read besides its features
+_ALWAYS_READ = frozenset(("country", "region", "time_zone"))
 
 
 class CompiledPolicy(_Policy):
@@ -831,6 +833,16 @@ class CompiledPolicy(_Policy):
 
     def reason_of(self, r: int) -> str:
         return self._codes[r]
+
+    @property
+    def columns_read(self) -> frozenset | None:
+        """Every account column the rule may read — its features' columns, and the debtor's
+        country, region and zone (whom it binds, state tables, local time) — for this
+        module's policies; None (not known) for a subclass elsewhere, whose ``derive`` may
+        read any column."""
+        if type(self).__module__ != __name__:
+            return None
+        return frozenset(c for f in self.FEATURES for c in K.FEATURES[K.FEATURE_INDEX[f]][2]) | _ALWAYS_READ
 
     def derive(self, accounts: _Accounts) -> list:
         """Per-account values the rule reads as ``D`` (an int for every account, or an array)."""
