@@ -68,9 +68,12 @@ class Batch:
         if merged is _UNSEEN:
             merged = None
             if all(kind == "record" for _, _, kind in self._sources):
-                merged = {}
-                for source, _, _ in reversed(self._sources):
-                    merged.update(source)
+                if len(self._sources) == 1:        # one record (the gate's question): itself
+                    merged = self._sources[0][0]
+                else:
+                    merged = {}
+                    for source, _, _ in reversed(self._sources):
+                        merged.update(source)
             self._merged = merged
         return merged
 

@@ -327,6 +327,22 @@ class _PolicySet:
                 out.append((engine, [entry]))
         return out
 
+    def runs_for(self, planned: frozenset) -> list[tuple[Any, list]]:
+        """:attr:`runs` without the policies that judge none of the ``planned`` action codes
+        (and runs left empty), worked out once per set of codes."""
+        cache = self.__dict__.setdefault("_runs_for", {})
+        found = cache.get(planned)
+        if found is None:
+            found = []
+            for engine, entries in self.runs:
+                entries = [e for e in entries if e[3] is None or not e[3].isdisjoint(planned)]
+                if entries:
+                    found.append((engine, entries))
+            if len(cache) >= 512:
+                cache.clear()
+            cache[planned] = found
+        return found
+
 
 class Pipeline:
     """Runs the stages after the kernel's decision on whole batches.
@@ -500,6 +516,20 @@ class Pipeline:
                                  self.book_counters)
         from .evaluation.arms import add_arm
         return add_arm(join_record(record, state), self.experiment)
+
+    @functools.cached_property
+    def judge_columns(self) -> frozenset | None:
+        """The account columns :meth:`judge` reads — those the compliance policies say they
+        read (``columns_read``) and the ``[[compliance.apply]]`` keys — or None when a policy
+        does not say (then any column may be read)."""
+        out = {key for match, _ in self.apply for key in match}
+        for policy_set in self.sets:
+            for _, policy, _, _ in policy_set.policies:
+                columns = getattr(policy, "columns_read", None)
+                if columns is None:
+                    return None
+                out |= columns
+        return frozenset(out)
 
     def judge(self, record: Mapping[str, Any], action: str, at: dt.datetime, as_of: dt.date | None = None) -> tuple:
         """The compliance verdict on one action planned at ``at`` for one account given as a
@@ -733,13 +763,18 @@ class Pipeline:
         the same as combining each policy in turn (the strictest outcome wins, the first reason
         for it stays, deferrals keep the later time)."""
         n = actions.n
-        outcome, reason, next_allowed, policy = _kept(n)
         planned = frozenset(actions.action.tolist() if n <= 64 else np.unique(actions.action).tolist())
+        runs = policy_set.runs_for(planned)
+        if n <= 64 and len(runs) == 1 and runs[0][0] is not None:
+            # one engine judges every policy that applies: its verdicts, when well-formed and
+            # clean where they keep, are the combination (the first verdicts combined into
+            # "all kept" are themselves)
+            found = self._judge_run(runs[0][0], runs[0][1], actions, errors, whole=True)
+            if found is not None:
+                return found
+        outcome, reason, next_allowed, policy = _kept(n)
         state = [False, False]                     # whether any action is judged / DEFERred so far
-        for engine, entries in policy_set.runs:
-            entries = [e for e in entries if e[3] is None or not e[3].isdisjoint(planned)]
-            if not entries:
-                continue                           # none of the actions they judge
+        for engine, entries in runs:
             if engine is not None:
                 found = self._judge_run(engine, entries, actions, errors)
                 if found is not None:
@@ -752,10 +787,14 @@ class Pipeline:
                              v.next_allowed_us, name)
         return outcome, reason, next_allowed, policy
 
-    def _judge_run(self, engine, entries: list, actions: ActionBatch, errors: list[str]):
+    def _judge_run(self, engine, entries: list, actions: ActionBatch, errors: list[str], whole: bool = False):
         """The verdicts of a run of one engine's policies in one call — (outcome, reasons,
         next allowed, policy names) — or None when the call fails or returns malformed
-        verdicts (each policy is then judged alone, so only a failing one blocks)."""
+        verdicts (each policy is then judged alone, so only a failing one blocks). ``whole``:
+        the run is every policy that applies to a request's few actions (≤ 64), its verdicts
+        are the set's — None also unless
+        they are in the set's columns' types (:func:`_kept`) and clean where they keep (no
+        reason, time or policy), as combining them would make them."""
         try:
             outcome, reasons, until, names = engine.judge([e[1] for e in entries], actions)
         except Exception as e:                     # noqa: BLE001 — judged again one by one, errors named there
@@ -765,6 +804,20 @@ class Pipeline:
         if not (getattr(outcome, "shape", None) == (n,) and getattr(reasons, "shape", None) == (n,)
                 and getattr(until, "shape", None) == (n,) and getattr(names, "shape", None) == (n,)):
             return None
+        if whole and (outcome.dtype != np.int8 or reasons.dtype != object or names.dtype != object
+                      or until.dtype != np.int64):
+            return None
+        if n <= 64 and outcome.dtype == np.int8:  # a request's few verdicts: one pass over plain values
+            # (the same checks as the arrays' below; test_judge_run_checks_few_as_many)
+            o, t = outcome.tolist(), until.tolist()
+            for x, y in zip(o, t):
+                if not 0 <= x <= BLOCK or x == DEFER and y == NULL_TIME:
+                    return None
+            if whole and KEEP in o:
+                for x, y, r, p in zip(o, t, reasons.tolist(), names.tolist()):
+                    if x == KEEP and (y != NULL_TIME or r is not None or p is not None):
+                        return None
+            return outcome, reasons, until, names
         if np.count_nonzero(outcome.view(np.uint8) > BLOCK) or \
                 np.count_nonzero((outcome == DEFER) & (until == NULL_TIME)):
             return None

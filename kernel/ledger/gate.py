@@ -27,7 +27,7 @@ from typing import Callable
 from ..errors import PostloanError
 from ..hookspecs import NULL_TIME
 from .events import CHANNEL
-from .join import record_state
+from .join import _RECORD_COLUMNS, _record_state_code, record_state
 from .ledger import instant_us
 from .state import derive_one
 from .store import REGISTRY_COLUMNS
@@ -64,6 +64,43 @@ def _instant(us: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=us)
 
 
+#: record_state of the state columns a judge reads, by the columns it reads
+_STATE_OF: dict = {}
+
+
+def _state_of(judge: Callable) -> Callable:
+    """The account's derived state as record scalars, of the columns ``judge`` reads: a
+    pipeline's :meth:`~kernel.pipeline.Pipeline.judge` says which (``judge_columns``), and
+    a state column its policies never read is not converted (the same generated conversion as
+    :func:`~kernel.ledger.join.record_state`, of fewer columns); every column otherwise."""
+    reads = getattr(getattr(judge, "__self__", None), "judge_columns", None)
+    if not isinstance(reads, frozenset):
+        return record_state
+    found = _STATE_OF.get(reads)
+    if found is None:
+        if len(_STATE_OF) >= 16:
+            _STATE_OF.clear()
+        found = _STATE_OF[reads] = _record_state_code(tuple((n, c) for n, c in _RECORD_COLUMNS if n in reads))
+    return found
+
+
+def account_record(store, cur, account_id: str, at_us: int, settings, state_of: Callable = record_state) -> dict | None:
+    """The record the gate judges: the account's registered book columns and its state as of
+    ``at_us`` read in the open transaction ``cur`` (``state_of``: the state's conversion,
+    :func:`_state_of`), or None for an account never registered."""
+    registered = store.registered_in(cur, account_id)
+    if registered is None:
+        return None
+    book = dict(zip(REGISTRY_COLUMNS, registered))
+    rows, _, _ = store.account_rows(cur, account_id, at_us, at_us - settings.lookback_us)
+    record = {"account_id": account_id, **book}
+    for name, value in state_of(derive_one(rows, book["time_zone"], at_us, settings, ordered=True)).items():
+        if value is None and name in book:
+            continue                                       # the ledger does not say: the book does
+        record[name] = value
+    return record
+
+
 def check_contact(ledger, judge: Callable, account_id: str, channel: str, at: dt.datetime, *,
                   now: dt.datetime | None = None) -> ContactVerdict:
     """Judge a contact attempt of ``account_id`` by ``channel`` at ``at`` (aware datetime) and
@@ -81,17 +118,11 @@ def check_contact(ledger, judge: Callable, account_id: str, channel: str, at: dt
     if at_us > now_us + 7 * 86_400_000_000:
         raise GateError("at: more than 7 days ahead")
     store = ledger.store
+    state_of = _state_of(judge)
     with store.transaction(lock_account=account_id, synced=s.sync_reservations) as cur:
-        registered = store.registered_in(cur, account_id)
-        if registered is None:
+        record = account_record(store, cur, account_id, at_us, s, state_of)
+        if record is None:
             return ContactVerdict("BLOCK", UNKNOWN_ACCOUNT, policy="gate")
-        book = dict(zip(REGISTRY_COLUMNS, registered))
-        rows, _, _ = store.account_rows(cur, account_id, at_us, at_us - s.lookback_us)
-        record = {"account_id": account_id, **book}
-        for name, value in record_state(derive_one(rows, book["time_zone"], at_us, s, ordered=True)).items():
-            if value is None and name in book:
-                continue                                   # the ledger does not say: the book does
-            record[name] = value
         at_dt = _instant(at_us)
         outcome, reason, next_allowed, policy, errors = judge(record, GATED_CHANNELS[channel], at_dt)
         if outcome != "KEEP":

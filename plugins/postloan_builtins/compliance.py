@@ -128,10 +128,11 @@ _ENGLISH_CHECKS = ((K.S_OPT_OUT_NOTICE, "stop", re.compile(r"(?i)\b(reply|text)\
                                r"customer service\b", re.ASCII)))
 
 
-#: the English terms as one pattern over lowered text: a term starts a word, a whole word also
-#: ends one (only word starts try the alternatives, so it is cheap)
-_ASCII_DEBT_RE = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in _ASCII_TERMS) + "|(?:"
-                            + "|".join(re.escape(w) for w in _WHOLE_WORDS) + r")\b)", re.ASCII)
+#: the English terms as one pattern over lowered text, each alternative a literal (a whole
+#: word followed by ``\b``) so that the search skips to the letters terms begin with; that a
+#: term also starts a word is checked at each hit (:func:`_debt_at`: the first hit that does)
+_ASCII_DEBT_RE = re.compile("|".join([re.escape(t) for t in _ASCII_TERMS] + [re.escape(w) + r"\b" for w in _WHOLE_WORDS]),
+                            re.ASCII)
 
 
 #: the Chinese terms as one pattern: a search finds the leftmost start of any of them (the same
@@ -144,9 +145,15 @@ def _debt_at(low: str, pos: int = 0) -> int:
     the Chinese terms and the English ones (:data:`_ASCII_DEBT_RE`)."""
     m = _CJK_DEBT_RE.search(low, pos)
     first = m.start() if m is not None else -1
-    m = _ASCII_DEBT_RE.search(low, pos)
-    if m is not None and (first < 0 or m.start() < first):
-        first = m.start()
+    search = _ASCII_DEBT_RE.search
+    m = search(low, pos)
+    while m is not None:                   # the first hit at a word's start (\b before a term's letter)
+        at = m.start()
+        if at == 0 or low[at - 1] not in _WORD:
+            if first < 0 or at < first:
+                first = at
+            break
+        m = search(low, at + 1)
     return first
 
 
@@ -236,16 +243,25 @@ def screen_scripts(texts: pa.Array, among: np.ndarray | None = None) -> np.ndarr
     if idx.size == 0:
         return out
     if n <= 64:
-        listed = texts.to_pylist()
-        seen: dict = {}                    # an account's calls share their script: read it once
-        for i in idx.tolist():
-            text = listed[i]
-            bits = seen.get(text)
-            if bits is None:
-                bits = seen[text] = _screen_one(text)
-            out[i] = bits
+        out[:] = _screen_listed(texts.to_pylist(), [True] * n if among is None else among.tolist())
         return out
     out[idx] = _screen_many(texts if idx.size == n else texts.take(pa.array(idx)))
+    return out
+
+
+def _screen_listed(listed: list, wanted: list) -> list[int]:
+    """:func:`_screen_one` of a request's few scripts (``listed``: Python strings or None)
+    where ``wanted`` (0 elsewhere); an account's calls share their script: read once."""
+    seen: dict = {}
+    out = []
+    for text, w in zip(listed, wanted):
+        if not w or text is None:
+            out.append(0)
+            continue
+        bits = seen.get(text)
+        if bits is None:
+            bits = seen[text] = _screen_one(text)
+        out.append(bits)
     return out
 
 
@@ -380,23 +396,6 @@ def _convert_scalar(kind: str, value) -> int:
     return index.get(value, -1) if isinstance(value, str) else int(value)
 
 
-def _scalar_converter(kind: str):
-    """:func:`_convert_scalar` of one kind as a function of the value alone (one account's
-    features are read kind by kind without the chain of kinds)."""
-    if kind == "int":
-        return lambda value: 0 if value is None else int(value)
-    if kind == "bool":
-        return lambda value: 1 if value else 0
-    if kind == "tri":
-        return lambda value: -1 if value is None else (1 if value else 0)
-    if kind == "time":
-        return lambda value: NULL_TIME if value is None else _scalar_us(value)
-    if kind == "day":
-        return lambda value: NULL_TIME if value is None else _scalar_days(value)
-    index = {m: i for i, m in enumerate(_members(kind))}
-    return lambda value: -1 if value is None else index.get(value, -1) if isinstance(value, str) else int(value)
-
-
 def _convert_column(batch, kind: str, column: str) -> np.ndarray:
     """A batch column as the engine's int64 per account."""
     if kind == "int":
@@ -416,9 +415,6 @@ def _null_of(kind: str) -> int:
     return NULL_TIME if kind in ("time", "day") else -1 if kind in ("tri",) or kind.startswith("enum") else 0
 
 
-#: per feature: (converter of one value, columns in order, whether one is a book column, its null)
-_FEATURE_SPECS = tuple((_scalar_converter(kind), columns, any(c in _BOOK_COLUMNS for c in columns), _null_of(kind))
-                       for _, kind, columns in K.FEATURES)
 
 
 class _Accounts:
@@ -489,22 +485,53 @@ class _Accounts:
 _REQUIRED = tuple(any(c in _BOOK_COLUMNS for c in columns) for _, _, columns in K.FEATURES)
 
 
-def _features_one(merged: Mapping, specs: tuple) -> list[int]:
-    """:meth:`_Accounts.feature` of one account's record (``merged``): a value for every
-    feature (index ``k`` of :data:`K.FEATURES`; 0 for those no policy of the run reads), from
-    ``specs`` — (k, :data:`_FEATURE_SPECS` entry) of the run's features."""
-    out = [0] * len(K.FEATURES)
-    for k, (convert, columns, required, null) in specs:
-        for column in columns:
-            if column in merged:
-                out[k] = convert(merged[column])
-                break
+#: each kind's conversion of a record's value ``v`` (not missing) to the engine's int64, as an
+#: expression (the same as :func:`_convert_scalar`'s; ``I`` is an enum's index of members)
+_KIND_EXPR = {"int": "0 if v is None else int(v)", "bool": "1 if v else 0",
+              "tri": "-1 if v is None else (1 if v else 0)", "time": "NULL if v is None else us(v)",
+              "day": "NULL if v is None else days(v)"}
+_ENUM_EXPR = "-1 if v is None else (I{k}.get(v, -1) if isinstance(v, str) else int(v))"
+_MISSING = object()
+_READERS: dict = {}
+
+
+def _feature_reader(features: tuple[int, ...]):
+    """:meth:`_Accounts.feature` of one account's record for each of ``features`` (indexes of
+    :data:`K.FEATURES`), as one function of the record giving a value for every feature (0 for
+    the others): generated once per set of features, each feature's columns looked up in order
+    and its value converted inline — no call per feature."""
+    found = _READERS.get(features)
+    if found is not None:
+        return found
+    env = {"NULL": NULL_TIME, "us": _scalar_us, "days": _scalar_days, "MISSING": _MISSING, "Error": PostloanError}
+    lines = ["def read(m):", f"    out = [0] * {len(K.FEATURES)}"]
+    for k in features:
+        _, kind, columns = K.FEATURES[k]
+        lines.append(f"    v = m.get({columns[0]!r}, MISSING)")
+        for column in columns[1:]:
+            lines += ["    if v is MISSING:", f"        v = m.get({column!r}, MISSING)"]
+        if _REQUIRED[k]:
+            env[f"E{k}"] = (f"column {columns[0]!r} is neither a book column nor a decision column of this "
+                            f"batch")
+            lines += ["    if v is MISSING:", f"        raise Error(E{k})"]
+            missing = None
         else:
-            if required:
-                raise PostloanError(f"column {columns[0]!r} is neither a book column nor a decision column of this "
-                                    f"batch")
-            out[k] = null
-    return out
+            missing = _null_of(kind)
+        if kind.startswith("enum"):
+            env[f"I{k}"] = {m: i for i, m in enumerate(_members(kind))}
+            expr = _ENUM_EXPR.format(k=k)
+        else:
+            expr = _KIND_EXPR[kind]
+        if missing is None:
+            lines.append(f"    out[{k}] = {expr}")
+        else:
+            lines.append(f"    out[{k}] = {missing} if v is MISSING else {expr}")
+    lines.append("    return out")
+    exec(compile("\n".join(lines) + "\n", f"<features {len(features)}>", "exec"), env)
+    if len(_READERS) > 256:
+        _READERS.clear()
+    found = _READERS[features] = env["read"]
+    return found
 
 
 @dataclass
@@ -526,8 +553,9 @@ class _Run:
     scripts: np.ndarray                     # per action code: whether a policy reads its script
     any_scripts: bool                       # whether any policy reads a script
     derivers: tuple                         # the policies with derived values, in order
-    specs: tuple                            # (k, _FEATURE_SPECS[k]) of each of ``features``
+    read_one: Any                           # one account's features (_feature_reader of ``features``)
     day_features: frozenset                 # the time features that are dates (days, not µs)
+    script_codes: tuple = ()                # ``scripts`` as Python bools, by action code
 
 
 class Engine:
@@ -539,6 +567,7 @@ class Engine:
 
     def __init__(self):
         self._zones: dict = {}
+        self._zones_one: dict = {}                  # one account's zone names → (covered from, to, tables)
         self._runs: dict = {}
 
     # -- the public protocol the pipeline uses ---------------------------------------------
@@ -595,8 +624,8 @@ class Engine:
                    params, base, derived, features,
                    tuple(k for k in features if K.FEATURES[k][1] in ("time", "day")),
                    "calls" in needs, "sms" in needs, "third" in needs, "zones" in needs, scripts, bool(scripts.any()),
-                   tuple(p for p in policies if p.DERIVED), tuple((k, _FEATURE_SPECS[k]) for k in features),
-                   frozenset(k for k in features if K.FEATURES[k][1] == "day"))
+                   tuple(p for p in policies if p.DERIVED), _feature_reader(features),
+                   frozenset(k for k in features if K.FEATURES[k][1] == "day"), tuple(scripts.tolist()))
         if len(self._runs) > 256:
             self._runs.clear()
         self._runs[key] = run
@@ -606,7 +635,7 @@ class Engine:
         accounts = _Accounts(actions.batch)
         single = accounts.records is not None
         # one account: every feature's value by index (one list, one array below); many: by feature
-        per_account = _features_one(accounts.merged, run.specs) if single else \
+        per_account = run.read_one(accounts.merged) if single else \
             {k: accounts.feature(k) for k in run.features}
         derived: list = []
         for p in run.derivers:
@@ -622,9 +651,14 @@ class Engine:
         facts = np.zeros((K.N_ACTION_FACTS, m), np.int64)
         script = actions.script
         if run.any_scripts and script.null_count < m:     # a null script's screen is 0: nothing to read
-            among = run.scripts[actions.action]
-            if among.any():
-                facts[K.A_SCRIPT] = screen_scripts(script, among)
+            if single:                              # a request's few scripts: plain values
+                wanted = [run.script_codes[a] for a in actions.action.tolist()]
+                if any(wanted):
+                    facts[K.A_SCRIPT] = _screen_listed(script.to_pylist(), wanted)
+            else:
+                among = run.scripts[actions.action]
+                if among.any():
+                    facts[K.A_SCRIPT] = screen_scripts(script, among)
         n_features = len(K.FEATURES)
         if single:                                  # one account: the facts and the verdicts in one call
             X = np.array(per_account, np.int64).reshape(n_features, 1)
@@ -706,6 +740,11 @@ class Engine:
         if low is not None:
             lo = min(lo, low)
         hi = last_at + _HORIZON_US
+        if accounts.records is not None:            # one account: the last tables of its zones, if they cover
+            names = tuple(zone_names)
+            hit = self._zones_one.get(names)
+            if hit is not None and hit[0] <= lo and hi <= hit[1]:
+                return (zone, *hit[2])
         tables = [_zone_table(name, lo, hi) for name in zone_names]
         key = tuple((name, t[0], t[1]) for name, t in zip(zone_names, tables))   # a table's span names its content
         built = self._zones.get(key)
@@ -719,6 +758,12 @@ class Engine:
             if len(self._zones) > 64:
                 self._zones.clear()
             self._zones[key] = built
+        if accounts.records is not None:
+            # any tables covering [lo, hi] give the rules the same offsets (as the key above
+            # names a table by its span); kept with the span all of them cover
+            if len(self._zones_one) > 256:
+                self._zones_one.clear()
+            self._zones_one[names] = (max(t[0] for t in tables), min(t[1] for t in tables), built)
         return (zone, *built)
 
     @staticmethod
@@ -758,6 +803,8 @@ ENGINE = Engine()
 # --------------------------------------------------------------------------------------------
 
 _OPERATOR = {"US": "third_party_collector", "CN": "third_party_collector"}
+#: the account columns every compiled policy may read besides its features
+_ALWAYS_READ = frozenset(("country", "region", "time_zone"))
 
 
 class CompiledPolicy(_Policy):
@@ -809,6 +856,16 @@ class CompiledPolicy(_Policy):
 
     def reason_of(self, r: int) -> str:
         return self._codes[r]
+
+    @property
+    def columns_read(self) -> frozenset | None:
+        """Every account column the rule may read — its features' columns, and the debtor's
+        country, region and zone (whom it binds, state tables, local time) — for this
+        module's policies; None (not known) for a subclass elsewhere, whose ``derive`` may
+        read any column."""
+        if type(self).__module__ != __name__:
+            return None
+        return frozenset(c for f in self.FEATURES for c in K.FEATURES[K.FEATURE_INDEX[f]][2]) | _ALWAYS_READ
 
     def derive(self, accounts: _Accounts) -> list:
         """Per-account values the rule reads as ``D`` (an int for every account, or an array)."""

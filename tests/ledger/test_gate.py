@@ -148,3 +148,41 @@ def test_sync_reservations_is_true_or_false():
     assert StateSettings().sync_reservations is False
     with pytest.raises(PostloanError, match=r"\[ledger\] sync_reservations: expected true or false, got 1"):
         StateSettings.from_config({"ledger": {"sync_reservations": 1}})
+
+
+def test_the_gate_converts_only_the_state_its_policies_read_with_the_same_verdicts(ledger_url, tmp_path):
+    """The gate converts only the state columns the pipeline's policies read (its
+    ``judge_columns``): over a generated book and its history, every account's verdict on every
+    channel, at three moments, is the one the whole converted state gives — outcome, reason,
+    next allowed time and policy."""
+    from kernel.ledger.gate import GATED_CHANNELS, _state_of, account_record
+    from kernel.ledger.join import record_state
+    from kernel.ledger.ledger import instant_us
+    from kernel.synth import iter_book_and_events
+    as_of = dt.date(2026, 11, 28)
+    batches = list(iter_book_and_events(250, 23, as_of))
+    book = pa.concat_tables([pa.Table.from_batches([b]) for b, _ in batches])
+    events = pa.concat_tables([pa.Table.from_batches([e]) for _, e in batches])
+    pipeline = Pipeline(None, config={}, audit_path=tmp_path / "audit.log")
+    assert pipeline.judge_columns is not None and "calls_7d" in pipeline.judge_columns
+    fewer = _state_of(pipeline.judge)
+    assert fewer is not record_state
+    ids = book["account_id"].to_pylist()
+    verdicts = {"KEEP": 0, "DEFER": 0, "BLOCK": 0}
+    with Ledger(ledger_url) as ledger:
+        ledger.register(book)
+        ledger.ingest(events)
+        s = ledger.settings
+        for moment in (dt.datetime(2026, 11, 28, 2, tzinfo=UTC), dt.datetime(2026, 11, 28, 14, 30, tzinfo=UTC),
+                       dt.datetime(2026, 11, 29, 23, 50, tzinfo=UTC)):
+            at_us = instant_us(moment)
+            with ledger.store.transaction(lock_account=None, synced=False) as cur:
+                for account in ids:
+                    whole = account_record(ledger.store, cur, account, at_us, s)
+                    some = account_record(ledger.store, cur, account, at_us, s, fewer)
+                    assert set(some) < set(whole)
+                    for channel, action in GATED_CHANNELS.items():
+                        expected = pipeline.judge(whole, action, moment)
+                        assert pipeline.judge(some, action, moment) == expected, (account, channel, moment)
+                        verdicts[expected[0]] += 1
+    assert min(verdicts.values()) > 20, verdicts                       # every outcome, many times

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from kernel.errors import PostloanError
 from kernel.hookspecs import Record
 from kernel.pipeline import Pipeline
 from plugin_helpers import numpy_columns
@@ -75,11 +76,13 @@ def test_one_account_stages_as_in_a_batch(kernel, pipeline, book, with_state):
 
 
 def test_one_accounts_features_are_its_row_of_the_batchs(kernel, pipeline, book):
-    """The policies' features of one account's record (converted kind by kind) are the ones the
-    batch's columns give its row."""
+    """The policies' features of one account's record (the generated reader: each feature's
+    columns looked up and converted inline) are the ones the batch's columns give its row, and
+    :meth:`_Accounts.feature`'s; a book column no source holds is an error naming it, a state
+    column none holds is null."""
     from kernel.hookspecs import Batch
     from postloan_builtins import compliance_kernels as K
-    from postloan_builtins.compliance import _FEATURE_SPECS, _Accounts, _features_one
+    from postloan_builtins.compliance import _Accounts, _feature_reader
     table = pipeline.with_state(book, AS_OF, NOW)
     decisions = kernel.decide(table, AS_OF)
     columns = _Accounts(Batch(table.num_rows, AS_OF, NOW, [decisions, table]))
@@ -89,9 +92,18 @@ def test_one_accounts_features_are_its_row_of_the_batchs(kernel, pipeline, book)
     for row in rows:
         record = table.slice(row, 1).to_pylist()[0]
         one = _Accounts(Batch(1, AS_OF, NOW, [Record(kernel.decide_record(record, AS_OF)), Record(record)]))
-        got = dict(enumerate(_features_one(one.merged, tuple((k, _FEATURE_SPECS[k]) for k in features))))
+        got = dict(enumerate(_feature_reader(features)(one.merged)))
         assert got == {k: one.feature(k) for k in features}
         assert got == {k: int(v[row]) if isinstance(v, np.ndarray) else v for k, v in by_column.items()}, row
+    # a column no source holds: null for a state column, an error naming a book column
+    from postloan_builtins.compliance import _REQUIRED, _null_of
+    state_only = [k for k in features if not _REQUIRED[k]]
+    assert state_only
+    left = {k: v for k, v in record.items() if k not in {c for f in state_only for c in K.FEATURES[f][2]}}
+    got = _feature_reader(features)(left)
+    assert [got[k] for k in state_only] == [_null_of(K.FEATURES[k][1]) for k in state_only]
+    with pytest.raises(PostloanError, match="column 'dpd' is neither"):
+        _feature_reader(features)({k: v for k, v in record.items() if k != "dpd"})
 
 
 def _wanted_by_numpy(tier, channel, legal, phone_ok, unreachable, third, repossessed, repossess, dispose, disputed,

@@ -357,3 +357,54 @@ def test_denied_builtins_make_the_default_configuration_fail_clearly(tmp_path):
     pm = PluginManager({"plugins": {"deny": ["builtins.compliance"]}})
     with pytest.raises(PostloanError, match=r"names policy 'hold.bankruptcy', which no loaded plugin provides"):
         Pipeline(None, plugins=pm, audit_path=tmp_path / "a.log")
+
+
+class _FixedEngine:
+    """An engine whose verdicts are given: the pattern of two actions, repeated."""
+
+    def __init__(self, outcome, reasons, until, names):
+        self.v = (outcome, reasons, until, names)
+
+    def judge(self, policies, actions):
+        reps = actions.n // 2
+        return tuple(np.tile(np.asarray(x), reps) for x in self.v)
+
+
+def test_judge_run_checks_few_as_many(pipeline):
+    """An engine run's verdicts are checked the same for a request's few actions (plain values)
+    as for a batch's many (arrays): malformed ones are refused either way; and a request's
+    verdicts are the set's as they are only when clean where they keep."""
+    from kernel.hookspecs import ActionBatch, Batch
+    NULL = -(1 << 63)
+    o = lambda *v: np.array(v, np.int8)                                      # noqa: E731
+    obj = lambda *v: np.array(list(v) + [object()], dtype=object)[:-1]       # noqa: E731
+    cases = [  # (verdicts of two actions, well-formed, clean where they keep)
+        ((o(0, 2), obj(None, "R"), np.array([NULL, NULL]), obj(None, "p")), True, True),
+        ((o(1, 0), obj("D", None), np.array([5, NULL]), obj("p", None)), True, True),
+        ((o(1, 0), obj("D", None), np.array([NULL, NULL]), obj("p", None)), False, False),   # DEFER, no time
+        ((o(3, 0), obj("X", None), np.array([NULL, NULL]), obj("p", None)), False, False),   # no such outcome
+        ((o(-1, 0), obj("X", None), np.array([NULL, NULL]), obj("p", None)), False, False),
+        ((o(0, 0), obj("R", None), np.array([NULL, NULL]), obj(None, None)), True, False),   # a reason on KEEP
+        ((o(0, 2), obj(None, "R"), np.array([7, NULL]), obj(None, "p")), True, False),       # a time on KEEP
+        ((o(0, 2), obj(None, "R"), np.array([NULL, NULL]), obj("p", "p")), True, False),     # a policy on KEEP
+        ((o(2, 2), obj("R", "R"), np.array([NULL, NULL]), obj("p", "p")), True, True),
+    ]
+    entries = [("fixed", None, "test", None)]
+    for verdicts, formed, clean in cases:
+        engine = _FixedEngine(*verdicts)
+        for n in (2, 200):
+            batch = Batch(n, AS_OF, NOW, [{"dpd": np.zeros(n, np.int64)}])
+            actions = ActionBatch(batch, np.arange(n), np.zeros(n, np.int8), np.zeros(n, np.int64))
+            found = pipeline._judge_run(engine, entries, actions, [])
+            assert (found is not None) == formed, (verdicts, n)
+            if found is not None:
+                for got, given in zip(found, verdicts):
+                    assert got.tolist() == np.tile(given, n // 2).tolist()
+        batch = Batch(2, AS_OF, NOW, [{"dpd": np.zeros(2, np.int64)}])
+        actions = ActionBatch(batch, np.arange(2), np.zeros(2, np.int8), np.zeros(2, np.int64))
+        assert (pipeline._judge_run(engine, entries, actions, [], whole=True) is not None) == (formed and clean)
+    # an outcome column of another type is the arrays' check's, never a request's set verdicts
+    engine = _FixedEngine(np.array([0, 2], np.int64), obj(None, "R"), np.array([NULL, NULL]), obj(None, "p"))
+    batch = Batch(2, AS_OF, NOW, [{"dpd": np.zeros(2, np.int64)}])
+    actions = ActionBatch(batch, np.arange(2), np.zeros(2, np.int8), np.zeros(2, np.int64))
+    assert pipeline._judge_run(engine, entries, actions, [], whole=True) is None
