@@ -380,9 +380,13 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
     response = decision_pb2.DecideResponse.FromString(engine.decide_response(record, AS_OF, NOW)[0])
     ran = pipeline.run_record(record, AS_OF, NOW)
     encoder, decisions = engine.encoder, ran.decision_record
-    request_bytes = _request(book).SerializeToString()
+    request = _request(book)
+    request_bytes = request.SerializeToString()
     figures = {
         "parse_request_us": per_call(lambda: decision_pb2.DecideRequest.FromString(request_bytes)),
+        # the request's instant as Decide reads it, and protobuf's own conversion (its peer)
+        "request_now_us": per_call(lambda: convert.timestamp_value(request.now, "now")),
+        "protobuf_to_datetime_us": per_call(lambda: request.now.ToDatetime(tzinfo=dt.timezone.utc)),
         "account_to_record_us": per_call(lambda: engine.record(account)),
         "kernel_decide_record_us": per_call(lambda: kernel.decide_record(record, AS_OF)),
         "stage_with_actions_us": per_call(lambda: pipeline.stage(Record(record), Record(decided), AS_OF, NOW)),
