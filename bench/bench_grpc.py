@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -379,9 +380,13 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
     response = decision_pb2.DecideResponse.FromString(engine.decide_response(record, AS_OF, NOW)[0])
     ran = pipeline.run_record(record, AS_OF, NOW)
     encoder, decisions = engine.encoder, ran.decision_record
-    request_bytes = _request(book).SerializeToString()
+    request = _request(book)
+    request_bytes = request.SerializeToString()
     figures = {
         "parse_request_us": per_call(lambda: decision_pb2.DecideRequest.FromString(request_bytes)),
+        # the request's instant as Decide reads it, and protobuf's own conversion (its peer)
+        "request_now_us": per_call(lambda: convert.timestamp_value(request.now, "now")),
+        "protobuf_to_datetime_us": per_call(lambda: request.now.ToDatetime(tzinfo=dt.timezone.utc)),
         "account_to_record_us": per_call(lambda: engine.record(account)),
         "kernel_decide_record_us": per_call(lambda: kernel.decide_record(record, AS_OF)),
         "stage_with_actions_us": per_call(lambda: pipeline.stage(Record(record), Record(decided), AS_OF, NOW)),
@@ -402,3 +407,86 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
     print("\nWhere Decide's time goes:", json.dumps({k: round(v, 1) for k, v in figures.items()}))
     benchmark.pedantic(lambda: engine.decide_response(record, AS_OF, NOW), rounds=1 if _smoke(benchmark) else 100,
                        iterations=1)
+
+
+def test_where_server_time_goes(benchmark, book, tmp_path):
+    """Decide decision-only (audit interval), one call at a time: where the server's wall time
+    goes beyond the in-process cost. Three processes (``grpc_trace_peer.py``) stamp each call
+    with ``perf_counter_ns`` — the same clock as the client's — when gRPC hands the request
+    to the deserializer and at the servicer's entry and exit: ``service`` (``postloan
+    serve`` as it serves), ``bare`` (the same without the interceptor, the tracked pool and
+    the concurrency limit) and the bare grpcio ``echo``, in alternating blocks. Per call:
+    *in* (client send → deserializer), *to_handler* (deserializer → servicer: parse, thread
+    hand-off, interceptor), *handler* (the servicer: the in-process cost, paid in the
+    server with cold caches), *out* (servicer exit → client has the answer), and each
+    process's CPU per call (every thread's, the audit writer's included)."""
+    import grpc
+
+    request = _request(book, actions=False).SerializeToString()
+    procs, stubs, channels = {}, {}, []
+
+    def start(shape: str, *extra: str) -> None:
+        out = tmp_path / f"{shape}.json"
+        proc, port = _spawn([sys.executable, str(HERE / "grpc_trace_peer.py"), shape, "--out", str(out), *extra],
+                            "port ")
+        procs[shape] = (proc, out)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        channels.append(channel)
+        stubs[shape] = channel.unary_unary("/postloan.v1.DecisionService/Decide")
+
+    try:
+        start("service")
+        response = stubs["service"](request, timeout=120)
+        (tmp_path / "response.bin").write_bytes(response)
+        start("bare")
+        start("echo", "--response", str(tmp_path / "response.bin"))
+        assert stubs["bare"](request, timeout=120) == response == stubs["echo"](request, timeout=30)
+        blocks, per_block = (2, 10) if _smoke(benchmark) else (40, 50)
+        sent: dict[str, list] = {shape: [] for shape in stubs}
+        cpu = dict.fromkeys(stubs, 0.0)
+        for shape, stub in stubs.items():                  # warm, then start the stamps over
+            for _ in range(per_block):
+                stub(request)
+            procs[shape][0].send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+        ns = time.perf_counter_ns
+        for _ in range(blocks):
+            for shape, stub in stubs.items():
+                pid = procs[shape][0].pid
+                before = _cpu_seconds(pid)
+                for _ in range(per_block):
+                    start_ns = ns()
+                    stub(request)
+                    sent[shape].append((start_ns, ns()))
+                cpu[shape] += _cpu_seconds(pid) - before
+        for proc, _ in procs.values():
+            proc.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+        stamps = {shape: np.array(json.loads(out.read_text()), np.int64) for shape, (_, out) in procs.items()}
+    finally:
+        for channel in channels:
+            channel.close()
+        for proc, _ in procs.values():
+            _stop(proc)
+    figures: dict = {"calls_each": len(sent["echo"]), "load_average_1m": os.getloadavg()[0]}
+    for shape in stubs:
+        client, server = np.array(sent[shape], np.int64), stamps[shape]
+        assert server.shape == (len(client), 3), f"{shape}: {server.shape} stamps for {len(client)} calls"
+        parts = {"rtt": client[:, 1] - client[:, 0], "in": server[:, 0] - client[:, 0],
+                 "to_handler": server[:, 1] - server[:, 0], "handler": server[:, 2] - server[:, 1],
+                 "out": client[:, 1] - server[:, 2]}
+        for part, values in parts.items():
+            figures[f"{shape}_{part}_p50_us"] = float(np.median(values)) / 1e3
+        figures[f"{shape}_cpu_us_per_call"] = cpu[shape] / len(client) * 1e6
+    for shape in ("service", "bare"):
+        figures[f"{shape}_p50_ratio"] = figures[f"{shape}_rtt_p50_us"] / figures["echo_rtt_p50_us"]
+        figures[f"{shape}_beyond_handler_us"] = figures[f"{shape}_rtt_p50_us"] - figures[f"{shape}_handler_p50_us"] \
+            - figures["echo_rtt_p50_us"]
+    benchmark.extra_info.update(figures)
+    print("\nWhere the server's time goes, Decide decision-only (p50 µs per segment):")
+    for shape in stubs:
+        ratio = f"  ({figures[shape + '_p50_ratio']:.2f}× echo)" if shape != "echo" else ""
+        print(f"  {shape:8s} " + "  ".join(f"{part} {figures[f'{shape}_{part}_p50_us']:6.0f}"
+                                           for part in ("rtt", "in", "to_handler", "handler", "out"))
+              + f"  CPU/call {figures[shape + '_cpu_us_per_call']:6.0f}{ratio}")
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)

@@ -49,11 +49,15 @@ _PII: frozenset | None = None
 
 def without_pii(decisions):
     """``decisions`` (a Record, a mapping of columns or a table) without the personal-data
-    columns of the book and the actions (:func:`kernel.schema.pii_columns`)."""
+    columns of the book and the actions (:func:`kernel.schema.pii_columns`). A record or
+    mapping holding none of them is given back as it is (one C-level set test, no copy: the
+    audit log takes a record's objects over and nothing changes them)."""
     global _PII
     if _PII is None:
         _PII = frozenset(pii_columns("book") | pii_columns("actions"))
     pii = _PII
+    if isinstance(decisions, Mapping) and pii.isdisjoint(decisions):
+        return decisions
     if isinstance(decisions, Record):
         return Record({k: v for k, v in decisions.items() if k not in pii})
     if isinstance(decisions, Mapping):

@@ -26,6 +26,7 @@ from .status import FieldError
 EPOCH = dt.date(1970, 1, 1)
 EPOCH_ORDINAL = EPOCH.toordinal()
 UTC = dt.timezone.utc
+EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def utc_today() -> dt.date:
@@ -81,14 +82,22 @@ def instant_problem(seconds: int, nanos: int) -> str | None:
     return None
 
 
+def instant_value(seconds: int, nanos: int) -> dt.datetime:
+    """A valid Timestamp's fields as an aware UTC datetime: what ``Timestamp.ToDatetime(tzinfo=UTC)``
+    gives (nanos truncated to µs), without its round trip through a naive datetime and
+    ``astimezone`` (≈ 1 µs against 6–12 on the benchmark machine)."""
+    return EPOCH_UTC + dt.timedelta(seconds=seconds, microseconds=nanos // 1000)
+
+
 def timestamp_value(message: Timestamp, field: str = "timestamp", bounded: bool = True) -> dt.datetime:
     """The instant a Timestamp carries (aware, UTC); FieldError for an invalid one or
     (``bounded``: a request's instant) one outside the contract's
     :data:`kernel.schema.INSTANT_RANGE`."""
-    problem = instant_problem(message.seconds, message.nanos)
+    seconds, nanos = message.seconds, message.nanos
+    problem = instant_problem(seconds, nanos)
     if problem:
         raise FieldError(field, problem)
-    value = message.ToDatetime(tzinfo=UTC)
+    value = instant_value(seconds, nanos)
     lo, hi = schema.INSTANT_RANGE
     if bounded and not lo <= value <= hi:
         raise FieldError(field, f"{value:%Y-%m-%dT%H:%M:%SZ} is outside the contract's range "

@@ -23,7 +23,6 @@ from .status import FieldError, QuotaError
 from .wire import WireDecoder
 
 UTC = dt.timezone.utc
-EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=UTC)
 NAT = np.iinfo(np.int64).min          # NaT as an int64
 EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 MiB = 1 << 20
@@ -125,7 +124,7 @@ class AccountRecord:
                 if problem:
                     undecodable.append((name, problem))
                 else:
-                    out[name] = EPOCH_UTC + dt.timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+                    out[name] = convert.instant_value(ts.seconds, ts.nanos)
         found = self.check(out)
         if found or undecodable:
             self._refuse(found, undecodable)

@@ -338,3 +338,19 @@ def test_a_build_that_fails_in_the_writer_fails_the_next_append(tmp_path):
         log.append_built(record, 2)
     log.close()
     assert [r.meta["batch"] for r in read_audit(log.path)] == [0]
+
+
+def test_without_pii_drops_personal_columns_and_copies_only_then():
+    from kernel.audit import without_pii
+    from kernel.hookspecs import Record
+
+    clean = Record({"account_id": "A1", "collection_tier.tier": "SOFT"})
+    assert without_pii(clean) is clean                       # nothing to drop: no copy
+    mapping = {"account_id": np.array(["A1"]), "pd_model.probability": np.array([0.1])}
+    assert without_pii(mapping) is mapping
+    dirty = Record({"account_id": "A1", "phone": "+86 138 0000 0000", "name": "Li"})
+    kept = without_pii(dirty)
+    assert isinstance(kept, Record) and kept == {"account_id": "A1"} and "phone" in dirty
+    assert without_pii({"script": np.array(["hi"]), "action": np.array([1])}).keys() == {"action"}
+    table = pa.table({"account_id": ["A1"], "address": ["x"]})
+    assert without_pii(table).schema.names == ["account_id"]

@@ -237,3 +237,29 @@ def test_the_wire_decoder_reads_every_encoding_protobuf_accepts():
         assert {f for f, _ in e.violations} >= {"account.dpd", "account.product"}, e.violations
     else:
         raise AssertionError("refused")
+
+
+def test_timestamp_value_is_protobufs_to_datetime():
+    """A request's instant is read by arithmetic (not Timestamp.ToDatetime, ≈ 10× slower):
+    the same aware UTC datetime for every valid Timestamp — edges of the range, nanos
+    truncated toward zero to µs, before and after the epoch — and the same refusal otherwise."""
+    import random
+
+    import pytest
+
+    from kernel.server.status import FieldError
+
+    lo, hi = convert.TIMESTAMP_SECONDS
+    rng = random.Random(16_3)
+    cases = [(lo, 0), (hi, 999_999_999), (0, 0), (-1, 999_999_999), (-1, 1), (0, 999), (0, 1_000), (1, 999_999),
+             (1_795_867_200, 123_456_789)]
+    cases += [(rng.randint(lo, hi), rng.randint(0, 999_999_999)) for _ in range(2_000)]
+    for seconds, nanos in cases:
+        message = Timestamp(seconds=seconds, nanos=nanos)
+        value = convert.timestamp_value(message, "now", bounded=False)
+        expected = message.ToDatetime(tzinfo=dt.timezone.utc)
+        assert value == expected and value.tzinfo is expected.tzinfo and value.utcoffset() == dt.timedelta(0), \
+            (seconds, nanos)
+    for seconds, nanos in ((lo - 1, 0), (hi + 1, 0), (0, -1), (0, 1_000_000_000)):
+        with pytest.raises(FieldError, match="not a valid instant"):
+            convert.timestamp_value(Timestamp(seconds=seconds, nanos=nanos), "now")

@@ -1,0 +1,132 @@
+"""A diagnostic for bench_grpc.py ``test_where_server_time_goes``: a server that stamps
+each Decide call with ``time.perf_counter_ns()`` (CLOCK_MONOTONIC: the same clock in every
+process of the machine, so the client's stamps and the server's line up).
+
+Three shapes, one process each:
+
+* ``service``: ``postloan serve`` as it serves (DecisionServer: the interceptor — drain,
+  auth, metrics, logs —, the tracked thread pool, the concurrency limit, health and
+  reflection, the audit log with ``--audit-sync``), 16 threads;
+* ``bare``: the same server without the interceptor, with grpcio's plain thread pool and
+  no concurrency limit (what those layers cost a call; the audit log is kept) — not a
+  configuration anyone can serve, a measurement only;
+* ``echo``: the bare grpcio echo of ``grpc_echo_peer.py`` (same options, same pool size).
+
+Stamps per call: when gRPC hands the request bytes to the deserializer (the first Python
+code of the call), and at the entry and exit of the servicer's ``Decide`` (the echo's
+answer). ``SIGUSR1`` writes the stamps so far to ``--out`` (JSON) and starts over.
+
+    python bench/grpc_trace_peer.py service --out stamps.json [--audit-sync interval]   # prints "port N"
+    python bench/grpc_trace_peer.py echo --out stamps.json --response decide_response.bin
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import tempfile
+import threading
+import time
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+
+STAMPS: list[list[int]] = []        # per call: [deserializer, servicer entry, servicer exit]
+_RECEIVED = [0]                     # the last deserializer stamp (the calls come one at a time)
+ns = time.perf_counter_ns
+
+
+def _dump(out: str) -> None:
+    Path(out).write_text(json.dumps(STAMPS))
+    STAMPS.clear()
+
+
+def _echo(response: bytes) -> int:
+    def deserialize(data: bytes) -> bytes:
+        _RECEIVED[0] = ns()
+        return data
+
+    def answer(request: bytes, context) -> bytes:
+        entry = ns()
+        STAMPS.append([_RECEIVED[0], entry, ns()])
+        return response
+
+    handler = grpc.method_handlers_generic_handler(
+        "postloan.v1.DecisionService", {"Decide": grpc.unary_unary_rpc_method_handler(answer, request_deserializer=deserialize)})
+    server = grpc.server(futures.ThreadPoolExecutor(16), options=[("grpc.max_receive_message_length", 64 << 20),
+                                                                  ("grpc.max_send_message_length", 64 << 20),
+                                                                  ("grpc.so_reuseport", 0)])
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    _echo.server = server                    # kept alive
+    return port
+
+
+def _service(bare: bool, audit_sync: str) -> int:
+    import concurrent.futures as cf
+
+    from kernel.server import app, service
+    from kernel.server.app import DecisionServer, ServerConfig
+
+    lenient = app._lenient
+
+    def stamped_lenient(deserializer, message):
+        parse = lenient(deserializer, message)
+
+        def deserialize(data: bytes):
+            _RECEIVED[0] = ns()
+            return parse(data)
+        return deserialize
+
+    app._lenient = stamped_lenient
+    decide = service.DecisionServicer.Decide
+
+    def stamped_decide(self, request, context):
+        entry = ns()
+        response = decide(self, request, context)
+        STAMPS.append([_RECEIVED[0], entry, ns()])
+        return response
+
+    service.DecisionServicer.Decide = stamped_decide
+    if bare:
+        app._TrackedPool = cf.ThreadPoolExecutor
+        make_server = app.grpc.server
+
+        def bare_server(pool, interceptors=None, options=None, maximum_concurrent_rpcs=None):
+            return make_server(pool, options=options)
+        app.grpc.server = bare_server
+    audit = Path(tempfile.mkdtemp(prefix="postloan-trace-")) / "audit.log"
+    server = DecisionServer(ServerConfig(port=0, threads=16, audit_path=str(audit), audit_sync=audit_sync))
+    port = server.start()
+    server.wait_ready()
+    _service.server = server
+    return port
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("shape", choices=("service", "bare", "echo"))
+    parser.add_argument("--out", required=True, help="where SIGUSR1 writes the stamps (JSON)")
+    parser.add_argument("--response", help="echo: the serialized response to answer")
+    parser.add_argument("--audit-sync", default="interval", choices=("always", "interval"))
+    args = parser.parse_args()
+    if args.shape == "echo":
+        if not args.response:
+            parser.error("echo needs --response")
+        port = _echo(Path(args.response).read_bytes())
+    else:
+        port = _service(args.shape == "bare", args.audit_sync)
+    signal.signal(signal.SIGUSR1, lambda *_: _dump(args.out))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    print(f"port {port}", flush=True)
+    while not done.wait(0.25):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
