@@ -172,6 +172,7 @@ def test_a_cold_compile_shares_its_nodes_with_a_helper_process(tmp_path, monkeyp
     monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("POSTLOAN_COMPILE_WORKERS", "1")
     monkeypatch.setattr(parallel, "MIN_SECONDS", 0.0)              # small nodes: worth a helper here
+    monkeypatch.setattr(parallel, "PARENT_SECONDS", 0.0)           # and one of the two stays here
     folder = tmp_path / "bundle"
     folder.mkdir()
     # thresholds of this test only: no other test's module with the same source is in this process
@@ -281,6 +282,7 @@ def test_a_cold_cache_starts_its_helper_before_reading_the_bundle(tmp_path, monk
     monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("POSTLOAN_COMPILE_WORKERS", "1")
     monkeypatch.setattr(parallel, "MIN_SECONDS", 0.0)
+    monkeypatch.setattr(parallel, "PARENT_SECONDS", 0.0)
     monkeypatch.setattr(parallel, "looks_cold", lambda: True)
     started, seen_by_load = [], []
     real_helper, real_load = parallel.Helper, bundle_module.Bundle.load.__func__
