@@ -98,10 +98,20 @@ class Kernel:
         nothing: the kernel decides with ``engine="reference"`` only (what ``postloan test``
         needs; the compiled entry points then raise :class:`~kernel.errors.BundleError`)."""
         from .codegen import compile_plan
-        bundle = Bundle.load(path, limits=limits)
         if not compile:
+            bundle = Bundle.load(path, limits=limits)
             return cls(bundle, None, build_plan(bundle))
-        compiled = compile_plan(build_plan(bundle), progress=progress)
+        from .codegen import parallel
+        # a cold cache: helper processes start now and warm up while the bundle is read
+        helpers = parallel.prestart()
+        try:
+            bundle = Bundle.load(path, limits=limits)
+            plan = build_plan(bundle)
+        except BaseException:
+            for helper in helpers:
+                helper.kill()
+            raise
+        compiled = compile_plan(plan, progress=progress, helpers=helpers)
         kernel = cls(bundle, compiled)
         kernel._warm()
         return kernel

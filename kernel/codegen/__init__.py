@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from .plan import ModelNode, Plan, RulesetNode
 
@@ -26,7 +27,7 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-def compile_plan(plan: Plan, progress=None):
+def compile_plan(plan: Plan, progress=None, helpers: list | None = None):
     """Compile (or load from Numba's cache) the kernel of ``plan``.
 
     ``progress(done, total, name)`` is called before each node that really compiles (a cached
@@ -35,7 +36,9 @@ def compile_plan(plan: Plan, progress=None):
     every model with the same ops) is not cached yet is reported first as ``"<model> (model
     block)"``. By default (``progress=None``) a bar "compiling node n of N: <name>"
     shows on stderr when it is a terminal (``kernel.cli.progress``) and each compiled node is
-    logged (logger ``kernel.codegen``); ``progress=False`` only logs (``--quiet``)."""
+    logged (logger ``kernel.codegen``); ``progress=False`` only logs (``--quiet``).
+    ``helpers``: helper processes started early (:func:`.parallel.prestart`), waiting for
+    jobs: given a share of a cold compile, or ended."""
     import numpy as np
 
     from . import cache, emit
@@ -47,7 +50,12 @@ def compile_plan(plan: Plan, progress=None):
     signature = emit.node_signature()
     modules = [cache.import_source(cache.write_source(node.source)) for node in generated.nodes]
     arguments = {name: tuple(np.ascontiguousarray(p) for p in model.params) for name, model in generated.models.items()}
-    helpers = _start_helpers(generated, modules, arguments)
+    idle = list(helpers or ())
+    try:
+        helpers = _start_helpers(generated, modules, arguments, idle)
+    finally:
+        for helper in idle:                  # started early, not needed: ended
+            helper.kill()
     shown: set = set()
 
     def show(k: int, label: str | None = None) -> None:
@@ -106,11 +114,12 @@ def compile_plan(plan: Plan, progress=None):
                           MAP, generated.packing, model_params, keep)
 
 
-def _start_helpers(generated, modules: list, params: dict) -> dict:
-    """Start helper processes for a cold compile worth sharing (:mod:`.parallel`): returns
-    ``{("node" | "model", k): Helper}`` for the jobs handed out."""
+def _start_helpers(generated, modules: list, params: dict, idle: list) -> dict:
+    """Start helper processes for a cold compile worth sharing (:mod:`.parallel`), first
+    handing jobs to the ``idle`` ones (started early; those given jobs are removed from the
+    list): returns ``{("node" | "model", k): Helper}`` for the jobs handed out."""
     from . import parallel
-    helpers = parallel.workers()
+    helpers = max(parallel.workers(), len(idle)) if idle else parallel.workers()
     if not helpers:
         return {}
     jobs, details, interpreters = [], {}, {}
@@ -124,22 +133,29 @@ def _start_helpers(generated, modules: list, params: dict) -> dict:
                 interpreters[ident].append(("model", k))       # the same function: waits for it too
             elif not parallel.is_cached(fn):
                 interpreters[ident] = []
-                jobs.append((("model", k), parallel.INTERPRETER_SECONDS))
+                path = getattr(sys.modules.get(fn.__module__), "__file__", None)
+                straight = fn.__module__.startswith("postloan_kernel_") and path
+                jobs.append((("model", k), parallel.block_seconds(
+                    Path(path).read_text(encoding="utf-8") if straight else None)))
                 details[("model", k)] = {"kind": "function", "module": fn.__module__, "name": fn.__name__,
                                          "path": getattr(sys.modules.get(fn.__module__), "__file__", None),
                                          "args": described, "also": interpreters[ident]}
         if not parallel.is_cached(module.node):
-            jobs.append((("node", k), parallel.SECONDS_PER_LINE * node.source.count("\n")))
+            jobs.append((("node", k), parallel.node_seconds(node.source)))
             details[("node", k)] = {"kind": "node", "path": module.__file__}
-    shares = parallel.plan_jobs(jobs, helpers)
+    shares = parallel.plan_jobs(jobs, helpers, parallel.PARENT_SECONDS)
     if len(shares) > 1:
         named = [[f"{generated.nodes[k].name}{' (model block)' if what == 'model' else ''}" for what, k in share]
                  for share in shares]
         parallel.log.info("compiling in %d processes: %s", len(shares), "; ".join(", ".join(n) for n in named))
     started = {}
     for share in shares[1:]:
-        helper = parallel.Helper([{**{n: v for n, v in details[key].items() if n != "also"}, "key": list(key)}
-                                  for key in share])
+        jobs = [{**{n: v for n, v in details[key].items() if n != "also"}, "key": list(key)} for key in share]
+        if idle:
+            helper = idle.pop(0)
+            helper.send(jobs)
+        else:
+            helper = parallel.Helper(jobs)
         for key in share:
             started[key] = helper
             started.update({other: helper for other in details[key].get("also", ())})

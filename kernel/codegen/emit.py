@@ -49,7 +49,7 @@ BLOCK_ROWS = 256
 #: decision tables with at least this many rows are matched through an index, not row by row
 INDEX_MIN_ROWS = 16
 #: bump when the generated code's meaning changes (it is part of every content hash)
-GENERATOR_VERSION = "10"
+GENERATOR_VERSION = "11"
 _HELPERS_HASH = hashlib.sha256(inspect.getsource(helpers).encode()).hexdigest()[:16]
 
 _PRELUDE = f"""\
@@ -58,9 +58,9 @@ _PRELUDE = f"""\
 import numpy as np
 from numba import carray, njit, types
 from numba.cpython.unsafe.numbers import trailing_zeros
-from kernel.codegen.helpers import (LEAN, NODE_OPTS, absolute, add, bit, bits64, call_native, civil, element_pointer,
-                                    fmod, imod, mul, neg, p_f32, p_f64, p_i8, p_i32, p_i64, p_u8, popcount,
-                                    row_pointer, select, sub)
+from kernel.codegen.helpers import (LEAN, NODE_OPTS, absolute, add, array_at, bit, bits64, call_native, civil,
+                                    element_pointer, fmod, imod, mul, neg, new_array, p_f32, p_f64, p_i8, p_i32,
+                                    p_i64, p_u8, popcount, row_pointer, select, sub)
 
 INT_MIN = -9223372036854775808
 U0 = np.uint64(0)
@@ -880,8 +880,9 @@ class _Generator:
         it is compiled once for every model, never into the node), scatter its outputs."""
         c = self.code
         nf, no = len(node.features), len(node.outputs)
-        c.emit(f"X = np.empty((end - start, {nf}), dtype=np.float32)")
-        c.emit(f"Y = np.empty((end - start, {no}), dtype=np.float64)")
+        # new_array, not np.empty: no NumPy overload for Numba to compile in every process
+        c.emit(f"X = new_array((end - start, {nf}), np.float32)")
+        c.emit(f"Y = new_array((end - start, {no}), np.float64)")
         c.emit(_ROW_LOOP)
         c.depth += 2
         c.emit("xr = row_pointer(X, i - start)")
@@ -907,7 +908,7 @@ class _Generator:
                 raise TypeError(f"model {node.name}: parameter {k} is a {p.ndim}-D {p.dtype} array; "
                                 f"the kernel passes 1-D {', '.join(_PARAM_POINTER)} arrays")
             at, size = self._slot(("MODEL_PARAM", k)), self._slot(("MODEL_PARAM_SIZE", k))
-            params.append(f"carray({cast}(M[{at}]), M[{size}])")
+            params.append(f"array_at({cast}(M[{at}]), M[{size}])")
         c.emit(f"call_native(M[{self._slot(('MODEL_FN',))}], (X, ({', '.join(params)},), Y))")
         c.emit("for i in range(start, end):")
         c.depth += 1

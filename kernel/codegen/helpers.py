@@ -25,7 +25,7 @@ from .pipeline import LeanCompiler  # noqa: E402
 
 __all__ = ["fired_lists", "p_i64", "p_f64", "p_f32", "p_i32", "p_u8", "p_i8", "call_native", "element_pointer",
            "add", "sub", "neg", "absolute", "mul", "imod", "fmod", "civil", "bits64", "popcount", "row_pointer", "row_address",
-           "pack_valid", "pack_rule", "zero_invalid", "select", "bit", "OPTS", "LEAN", "NODE_OPTS"]
+           "pack_valid", "pack_rule", "zero_invalid", "select", "bit", "new_array", "array_at", "OPTS", "LEAN", "NODE_OPTS"]
 
 OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 #: generated code's options (the driver, the models' straight-line blocks): :data:`OPTS`
@@ -118,6 +118,57 @@ def call_native(typingctx, address, arguments):
             context.call_conv.return_status_propagate(builder, status)
         return context.get_dummy_value()
     return types.none(types.int64, arguments), codegen
+
+
+def _dtype_of(dtype):
+    """The element type a ``dtype`` argument names (``np.float32`` in compiled code: a number
+    class), or None."""
+    if isinstance(dtype, types.NumberClass) and isinstance(dtype.dtype, (types.Integer, types.Float)):
+        return dtype.dtype
+    return None
+
+
+@intrinsic
+def new_array(typingctx, shape, dtype):
+    """``np.empty(shape, dtype)`` for a tuple of int64 (a new C-contiguous array, its elements
+    not set), allocated as NumPy's own ``np.empty`` allocates in compiled code. ``np.empty``
+    is an overload whose implementation Numba compiles, through its whole pipeline, the first
+    time each process types it for a type: ≈ 0.1-0.2 s of a cold compile per distinct call,
+    where this costs the few instructions of the allocation itself."""
+    from numba.np.arrayobj import _empty_nd_impl, _parse_shape
+    from numba.core.imputils import impl_ret_new_ref
+    element = _dtype_of(dtype)
+    if (element is None or not isinstance(shape, types.BaseTuple) or len(shape) == 0
+            or not all(isinstance(t, types.Integer) for t in shape)):
+        return None
+    arrtype = types.Array(element, len(shape), "C")
+
+    def codegen(context, builder, signature, args):
+        # (NumPy's checks, as np.empty's: a negative size is a ValueError)
+        ary = _empty_nd_impl(context, builder, arrtype, _parse_shape(context, builder, shape, args[0]))
+        return impl_ret_new_ref(context, builder, arrtype, ary._getvalue())
+    return arrtype(shape, dtype), codegen
+
+
+@intrinsic
+def array_at(typingctx, pointer, size):
+    """A 1-D C-contiguous array of ``size`` elements over memory at ``pointer`` (``p_i64(addr)``
+    and the like), owned by someone else (no reference count): ``numba.carray(pointer, size)``
+    without its overload, which Numba compiles afresh in every process, per element type."""
+    from numba.np.arrayobj import make_array, populate_array
+    if not isinstance(pointer, types.CPointer) or not isinstance(size, types.Integer):
+        return None
+    arrtype = types.Array(pointer.dtype, 1, "C")
+
+    def codegen(context, builder, signature, args):
+        ary = make_array(arrtype)(context, builder)
+        itemsize = context.get_abi_sizeof(context.get_data_type(pointer.dtype))
+        n = context.cast(builder, args[1], size, types.intp)
+        populate_array(ary, data=args[0], shape=cgutils.pack_array(builder, [n]),
+                       strides=cgutils.pack_array(builder, [context.get_constant(types.intp, itemsize)]),
+                       itemsize=context.get_constant(types.intp, itemsize), meminfo=None)
+        return ary._getvalue()
+    return arrtype(pointer, size), codegen
 
 
 @intrinsic

@@ -23,10 +23,33 @@ log = logging.getLogger("kernel.codegen")
 
 #: estimated seconds of compile work a helper must get before one is started
 MIN_SECONDS = 3.0
-#: estimated compile seconds per line of generated node source, and for a model interpreter
-#: (measured on the shipped bundle: 0.9-2.9 s CPU per node of 100-500 lines; 3-5 s for each
-#: model's interpreter, the first with the op functions they share)
-SECONDS_PER_LINE, INTERPRETER_SECONDS = 0.005, 4.0
+#: estimated CPU seconds of a node's compile: a fixed part and a part per "(" of its source
+#: (a call or a grouping: Numba types and lowers a node's calls one by one, and a feature
+#: gathered for a model costs several). Fitted to the shipped bundle's nine ruleset nodes and
+#: two model nodes compiled one by one in one process (0.44-1.58 s; within ±0.2 s of each,
+#: where the lines of source, the earlier measure, were off by up to 2x: 287 lines of the PD
+#: node took 1.6 s, 344 of collection_tier 0.8 s)
+NODE_SECONDS, SECONDS_PER_CALL = 0.15, 0.0045
+#: a model's straight-line block (kernel.models.straight): per line of source, and the tree
+#: functions it calls (compiled once per process: the RV block, 54 lines, took 2.3 s, the
+#: PD block, 241 lines without trees, 1.1 s); a model on its interpreter: per interpreter
+BLOCK_SECONDS_PER_LINE, TREES_SECONDS, INTERPRETER_SECONDS = 0.0045, 1.9, 4.0
+#: the parent's own compile work after its share: the driver (when not cached) and loading
+#: the helpers' nodes from the cache
+PARENT_SECONDS = 0.8
+
+
+def node_seconds(source: str) -> float:
+    """Estimated CPU seconds of compiling a generated node of ``source``."""
+    return NODE_SECONDS + SECONDS_PER_CALL * source.count("(")
+
+
+def block_seconds(source: str | None) -> float:
+    """Estimated CPU seconds of compiling a model's block function: a straight-line block's
+    ``source``, or None for an interpreter."""
+    if source is None:
+        return INTERPRETER_SECONDS
+    return BLOCK_SECONDS_PER_LINE * source.count("\n") + (TREES_SECONDS if "_trees_sum1(" in source else 0.0)
 
 _ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,11 +84,13 @@ def is_cached(dispatcher) -> bool:
         return False
 
 
-def plan_jobs(jobs: list[tuple[str, float]], helpers: int) -> list[list[str]]:
-    """Share ``jobs`` (key, estimated seconds) between the parent (bin 0) and up to
-    ``helpers`` helper processes: longest first, each to the least-loaded bin. Helpers whose
-    share is below :data:`MIN_SECONDS` are dropped (their jobs stay with the parent)."""
+def plan_jobs(jobs: list[tuple[str, float]], helpers: int, parent_seconds: float = 0.0) -> list[list[str]]:
+    """Share ``jobs`` (key, estimated seconds) between the parent (bin 0, already loaded
+    with ``parent_seconds`` of its own) and up to ``helpers`` helper processes: longest first,
+    each to the least-loaded bin. Helpers whose share is below :data:`MIN_SECONDS` are
+    dropped (their jobs stay with the parent)."""
     bins: list[list] = [[0.0, []] for _ in range(helpers + 1)]
+    bins[0][0] = parent_seconds
     for key, cost in sorted(jobs, key=lambda j: -j[1]):
         least = min(bins, key=lambda b: b[0])
         least[0] += cost
@@ -79,22 +104,61 @@ def plan_jobs(jobs: list[tuple[str, float]], helpers: int) -> list[list[str]]:
     return shares
 
 
-class Helper:
-    """One helper process compiling ``jobs`` (JSON-able dicts, see :func:`main`)."""
+def looks_cold() -> bool:
+    """Whether Numba's cache of this code version is still empty (its folder missing or
+    empty): the first load after an install or an upgrade compiles every node, the case a
+    helper started before the bundle is even read (:func:`prestart`) pays for."""
+    from . import cache
+    cache.configure_numba_cache()
+    folder = os.environ["NUMBA_CACHE_DIR"]
+    try:
+        with os.scandir(folder) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return True
 
-    def __init__(self, jobs: list[dict]):
+
+def prestart() -> list["Helper"]:
+    """Helper processes started before the caller reads and plans its bundle, when the cache
+    looks cold (:func:`looks_cold`) and :func:`workers` allows any: each imports Python,
+    NumPy and Numba and initializes Numba's compiler (≈ 1.5 s of its own CPU) while the
+    parent parses, then waits for its jobs (:meth:`Helper.send`). The caller hands them to
+    :func:`kernel.codegen.compile_plan`, which gives them jobs or ends them."""
+    count = workers()
+    if not count or not looks_cold():
+        return []
+    return [Helper() for _ in range(count)]
+
+
+class Helper:
+    """One helper process compiling ``jobs`` (JSON-able dicts, see :func:`main`): given at
+    once, or later by :meth:`send` (a helper started early waits for them, warmed up)."""
+
+    def __init__(self, jobs: list[dict] | None = None):
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-        self.keys = [job["key"] for job in jobs]
+        self.keys: list = []
         # stderr to a file, not a pipe: a helper that writes more than a pipe holds (warnings,
         # a long traceback) before the parent reads would wait forever
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 — closed in wait()
         self.process = subprocess.Popen([sys.executable, "-c", "from kernel.codegen.parallel import main; main()"],
                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.errors,
                                         env=env, cwd=str(_ROOT))
-        self.process.stdin.write(json.dumps(jobs).encode())
-        self.process.stdin.close()
         self.done = False
+        self.sent = False
+        if jobs is not None:
+            self.send(jobs)
+
+    def send(self, jobs: list[dict]) -> None:
+        """Hand the helper its jobs (once); a helper that already died is reported by
+        :meth:`wait`, and its jobs then compile in the parent."""
+        self.keys = [job["key"] for job in jobs]
+        self.sent = True
+        try:
+            self.process.stdin.write(json.dumps(jobs).encode())
+            self.process.stdin.close()
+        except OSError:                  # it exited early (a broken pipe): wait() says why
+            pass
 
     def wait(self) -> None:
         """Wait for the helper; a failure is logged (the parent then compiles those jobs)."""
@@ -110,9 +174,15 @@ class Helper:
                         err.decode(errors="replace")[-2000:])
 
     def kill(self) -> None:
+        """End the helper now (jobs it had not finished compile in the parent); a helper ended
+        here is not reported as failed."""
         if not self.done:
             self.process.kill()
-            self.wait()
+            self.process.wait()
+            if not self.sent:
+                self.process.stdin.close()
+            self.errors.close()
+            self.done = True
 
 
 def main() -> None:
@@ -126,7 +196,13 @@ def main() -> None:
 
     from . import cache, emit
     cache.configure_numba_cache()
+    from . import helpers  # noqa: F401 — what every node calls, defined before the jobs come
+    # Numba's first compile in a process initializes its typing and target contexts and LLVM
+    # (≈ 0.4 s): done here, while a parent that started this helper early still reads its bundle
+    numba.njit(lambda x: x + 1)(1)
     jobs = json.loads(sys.stdin.read())
+    if not jobs:
+        return
     signature = emit.node_signature()
 
     def dummy(arg):

@@ -31,7 +31,7 @@ from . import kernels as K  # (configures Numba's cache folder before anything i
 from numba import njit  # noqa: E402
 
 #: generator version: part of every generated block's source (and so of its file name)
-GENERATOR = 3
+GENERATOR = 4
 #: programs unrolling into more statements than this run on the interpreter (Numba's compile
 #: costs about 5 ms per statement: a wide linear model compiles faster as a loop)
 MAX_LINES = 1200
@@ -111,7 +111,7 @@ import math
 import numpy as np
 from numba import njit
 
-from kernel.codegen.helpers import element_pointer, row_pointer
+from kernel.codegen.helpers import element_pointer, new_array, row_pointer
 from kernel.codegen.pipeline import LeanCompiler
 from kernel.models.kernels import _logistic, _probit, _trees_sum1  # noqa: F401
 from kernel.models.straight import (  # noqa: F401
@@ -409,7 +409,7 @@ def straight_source(prog, ipool, out_cols) -> str | None:
     loops.reverse()
     if sum(len(lines) for lines in loops) > MAX_LINES:
         return None
-    body = [f"    S = np.empty(({int(prog[1])}, rows), np.float32)"] if u.calls else []
+    body = [f"    S = new_array(({int(prog[1])}, rows), np.float32)"] if u.calls else []
     for k, lines in enumerate(loops):
         if lines:
             body.append(_LOOP)

@@ -172,6 +172,7 @@ def test_a_cold_compile_shares_its_nodes_with_a_helper_process(tmp_path, monkeyp
     monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("POSTLOAN_COMPILE_WORKERS", "1")
     monkeypatch.setattr(parallel, "MIN_SECONDS", 0.0)              # small nodes: worth a helper here
+    monkeypatch.setattr(parallel, "PARENT_SECONDS", 0.0)           # and one of the two stays here
     folder = tmp_path / "bundle"
     folder.mkdir()
     # thresholds of this test only: no other test's module with the same source is in this process
@@ -199,6 +200,20 @@ def test_jobs_are_shared_longest_first_and_small_shares_stay_home():
     assert "interpreter" in home and helper == ["a", "b", "c", "d", "e"]         # 12 s against 7 s
     assert plan_jobs([("a", MIN_SECONDS / 4), ("b", MIN_SECONDS / 4)], 3) == [["a", "b"]]   # no helper pays
     assert plan_jobs(jobs, 0) == [[j for j, _ in sorted(jobs, key=lambda j: -j[1])]]
+
+
+def test_the_parent_keeps_less_for_its_own_work_and_estimates_follow_the_calls():
+    from kernel.codegen import parallel
+    jobs = [("a", 2.0), ("b", 2.0), ("c", 1.0), ("d", 1.0)]
+    assert parallel.plan_jobs(jobs, 1) == [["a", "c"], ["b", "d"]]
+    home, helper = parallel.plan_jobs(jobs, 1, parent_seconds=1.5)  # the driver, loading the helper's nodes
+    assert home == ["b"] and helper == ["a", "c", "d"]
+    plain = "x = 1\n" * 10
+    calls = "x = select(a, b(c), d)\n" * 10
+    assert parallel.node_seconds(calls) > parallel.node_seconds(plain) == parallel.NODE_SECONDS
+    trees = plain + "acc1, _ = _trees_sum1(S, prog[14:44], ip, fp)\n"
+    assert parallel.block_seconds(trees) - parallel.block_seconds(plain) > parallel.TREES_SECONDS
+    assert parallel.block_seconds(None) == parallel.INTERPRETER_SECONDS
 
 
 def test_a_failed_helper_is_reported_and_leaves_its_jobs_to_the_parent(tmp_path, caplog):
@@ -255,3 +270,65 @@ def test_decide_shows_the_compiling_node_on_a_terminal_unless_quiet(tmp_path):
     assert "compiling node 1 of 2: bucket" in shown and "compiling node 2 of 2: action" in shown
     quiet = _decide_on_a_terminal(tmp_path / "b", folder, "--quiet")
     assert "compiling" not in quiet and "decided 2 accounts" in quiet
+
+
+def test_a_cold_cache_starts_its_helper_before_reading_the_bundle(tmp_path, monkeypatch):
+    """With a cold cache the helper process starts before the bundle is read (it warms up
+    while the parent parses), then gets its share of the nodes as a helper started later
+    would; the decisions are the reference engine's."""
+    from kernel import bundle as bundle_module
+    from kernel.codegen import parallel
+    from kernel.runtime import Kernel
+    monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("POSTLOAN_COMPILE_WORKERS", "1")
+    monkeypatch.setattr(parallel, "MIN_SECONDS", 0.0)
+    monkeypatch.setattr(parallel, "PARENT_SECONDS", 0.0)
+    monkeypatch.setattr(parallel, "looks_cold", lambda: True)
+    started, seen_by_load = [], []
+    real_helper, real_load = parallel.Helper, bundle_module.Bundle.load.__func__
+
+    class Counted(real_helper):
+        def __init__(self, jobs=None):
+            started.append(jobs)
+            super().__init__(jobs)
+
+    def load(cls, *args, **kwargs):
+        seen_by_load.append(len(started))
+        return real_load(cls, *args, **kwargs)
+    monkeypatch.setattr(parallel, "Helper", Counted)
+    monkeypatch.setattr(bundle_module.Bundle, "load", classmethod(load))
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    write(folder, bucket=BUCKET.replace("dpd > 30", "dpd > 28"),
+          action=ACTION.replace("overdue_amount > 100", "overdue_amount > 98"))
+    k = Kernel.load(folder, progress=False)
+    assert started == [None] and seen_by_load == [1]       # one helper, started (jobless) before the read
+    modules = k._compiled._keep[:2]
+    hits = [sum(m.node.stats.cache_hits.values()) for m in modules]
+    assert sorted(hits) == [0, 1]                           # its node compiled there, loaded here
+    book = pa.table({"dpd": pa.array([0, 28, 29, None], pa.int64()),
+                     "overdue_amount": [500.0, 500.0, 98.5, 500.0], "times_overdue_12m": [0, 3, 1, 0]})
+    assert k.decide(book, "2026-11-28").equals(k.decide(book, "2026-11-28", engine="reference"))
+
+
+def test_an_early_helper_with_nothing_to_do_is_ended_quietly(tmp_path, caplog):
+    """A helper started early for a cache that turns out warm (or a bundle that fails to
+    load) is ended, not reported as a failed helper."""
+    from kernel.codegen import parallel
+    helper = parallel.Helper()
+    plan = _plan(BUCKET.replace("dpd > 30", "dpd > 32"))
+    compile_plan(plan, progress=False)                        # compiled (warm) ...
+    with caplog.at_level("WARNING", logger="kernel.codegen"):
+        compile_plan(plan, progress=False, helpers=[helper])  # ... so nothing to share
+    assert helper.done and helper.process.returncode is not None
+    assert "failed" not in caplog.text
+
+
+def test_looks_cold_is_an_empty_cache_folder(tmp_path, monkeypatch):
+    from kernel.codegen import parallel
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    assert parallel.looks_cold()                            # no folder yet
+    (tmp_path / "numba").mkdir()
+    assert parallel.looks_cold()
+    (tmp_path / "numba" / "kernel_codegen_helpers").mkdir()
+    assert not parallel.looks_cold()

@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit
 
 from kernel.codegen.emit import _drop_if_true, _Generator
-from kernel.codegen.helpers import bit, select
+from kernel.codegen.helpers import array_at, bit, new_array, p_f32, p_i64, select
 from kernel.rules import ir
 
 
@@ -81,3 +81,55 @@ def test_nodes_compile_through_the_lean_pipeline_without_wrappers(tmp_path):
     defined = {f.name for f in result.library.get_defined_functions()}
     assert result.fndesc.llvm_func_name in defined
     assert result.fndesc.llvm_cpython_wrapper_name not in defined and result.fndesc.llvm_cfunc_wrapper_name not in defined
+
+
+@njit
+def _allocate(rows, cols):
+    a = new_array((rows, cols), np.float32)
+    b = new_array((rows,), np.int64)
+    c = new_array((3, rows), np.float64)
+    for r in range(rows):
+        b[r] = 7 * r
+        c[2, r] = r / 2
+        for k in range(cols):
+            a[r, k] = r * cols + k
+    return a, b, c
+
+
+@njit
+def _allocate_numpy(rows, cols):
+    return np.empty((rows, cols), np.float32), np.empty(rows, np.int64), np.empty((3, rows), np.float64)
+
+
+def test_new_array_allocates_what_np_empty_allocates():
+    """``new_array`` (what generated code and the tree kernels allocate with) gives the array
+    ``np.empty`` gives: the same type (dtype, dimensions, C layout), shape and strides, its own
+    writable memory, owned by the caller; a negative size is NumPy's error."""
+    import numba
+    import pytest
+    mine, theirs = _allocate(5, 3), _allocate_numpy(5, 3)
+    for a, b in zip(mine, theirs):
+        assert numba.typeof(a) == numba.typeof(b)
+        assert (a.shape, a.strides, a.dtype, a.flags.c_contiguous, a.flags.owndata) == \
+            (b.shape, b.strides, b.dtype, b.flags.c_contiguous, b.flags.owndata)
+    assert mine[0].tolist() == np.arange(15, dtype=np.float32).reshape(5, 3).tolist()
+    assert mine[1].tolist() == [0, 7, 14, 21, 28] and mine[2][2].tolist() == [0, 0.5, 1, 1.5, 2]
+    assert _allocate(0, 4)[0].shape == (0, 4)
+    with pytest.raises(ValueError, match="negative"):
+        _allocate(-1, 2)
+
+
+@njit
+def _view(address_i64, address_f32, n):
+    u = array_at(p_i64(address_i64), n)
+    v = array_at(p_f32(address_f32), n)
+    u[0] += 1
+    return u.sum(), v[n - 1], u
+
+
+def test_array_at_is_a_view_of_the_memory_it_is_given():
+    ints = np.array([5, 6, 7], np.int64)
+    floats = np.array([0.5, 1.5, 2.5], np.float32)
+    total, last, view = _view(ints.ctypes.data, floats.ctypes.data, 3)
+    assert (total, last) == (19, 2.5) and ints.tolist() == [6, 6, 7]          # written through
+    assert view.dtype == np.int64 and view.shape == (3,) and view.flags.c_contiguous
