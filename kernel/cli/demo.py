@@ -77,6 +77,9 @@ def run(args) -> int:
                 progress.update(batch.num_rows)
         book = pa.Table.from_batches(batches)
         timings["generate"] = time.perf_counter() - start
+        # the whole book's state is read batch by batch now and every simulated day of the
+        # report: the events once, then only what each day appended (kernel.ledger.book)
+        ledger.keep_events()
 
         start = time.perf_counter()
         say("loading the bundle (the first run compiles it with Numba; later runs read the cache)…", args.quiet)

@@ -27,6 +27,7 @@ the same snapshot as the appended rows.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from ..hookspecs import NULL_TIME
 from .events import KIND
@@ -54,10 +55,16 @@ class BookEvents:
         self.rows = EventColumns.from_rows([])
         self.older: dict[str, tuple[int, float]] = {}     # account -> (at, amount) of its last payment < floor
         self._older_columns: EventColumns | None = None
+        # each account a number: the rows' accounts as numbers (``code``), for picking the
+        # rows of the accounts asked without comparing strings; the rows' account ids are
+        # the names' own objects (one string per account, not one per row)
+        self.names: list[str] = []
+        self.number: dict[str, int] = {}
+        self.code = np.zeros(0, np.int32)
 
-    def read(self, until: int, since: int) -> EventColumns:
-        """The events of every account as :meth:`Store.read_events` ``(None, until, since)``
-        reads them now."""
+    def read(self, until: int, since: int, accounts=None) -> EventColumns:
+        """The events of ``accounts`` (None: every account) as :meth:`Store.read_events`
+        ``(accounts, until, since)`` reads them now."""
         if self.floor is None or since < self.floor:
             appended = self._load(since, until)
         else:
@@ -68,18 +75,45 @@ class BookEvents:
                 self._merge(appended)
         if since > self.floor:
             self._advance(since)
-        rows = self.rows
-        late = rows.at > until
-        if late.any():
-            rows = rows.take(np.flatnonzero(~late))
-        return EventColumns.concat([rows, appended.reserved, self._older_rows()])
+        rows, older, reserved = self.rows, self._older_rows(), appended.reserved
+        pick = rows.at <= until
+        if accounts is not None:
+            wanted = np.zeros(len(self.names) + 1, bool)
+            number = self.number
+            wanted[[number.get(a, -1) for a in accounts]] = True      # (−1: an account without events)
+            wanted[-1] = False
+            pick &= wanted[self.code]
+            older = older.take(np.flatnonzero(wanted[self._older_codes]))
+            if reserved.n:
+                asked = set(accounts)
+                reserved = reserved.take(np.flatnonzero([a in asked for a in reserved.account_id.tolist()]))
+        if not pick.all():
+            rows = rows.take(np.flatnonzero(pick))
+        return EventColumns.concat([rows, reserved, older])
+
+    def _numbered(self, events: EventColumns) -> tuple[EventColumns, np.ndarray]:
+        """``events`` with each account id replaced by its name's own object, and their numbers."""
+        if events.n == 0:
+            return events, np.zeros(0, np.int32)
+        encoded = pa.array(events.account_id, pa.string()).dictionary_encode()
+        number, names = self.number, self.names
+        codes = np.empty(len(encoded.dictionary), np.int32)
+        for i, name in enumerate(encoded.dictionary.to_pylist()):
+            k = number.get(name)
+            if k is None:
+                k = number[name] = len(names)
+                names.append(name)
+            codes[i] = k
+        code = codes[encoded.indices.to_numpy(zero_copy_only=False)]
+        events.account_id = np.array(names, dtype=object)[code] if len(names) else events.account_id
+        return events, code
 
     # -- keeping ----------------------------------------------------------------------------
     def _load(self, floor: int, until: int):
         self.reset()
         appended = self.store.read_appended(0, floor, until, floor)
         self.floor, self.last, self.count = floor, appended.last, appended.total
-        self.rows = appended.rows
+        self.rows, self.code = self._numbered(appended.rows)
         older = appended.older
         self.older = dict(zip(older.account_id.tolist(), zip(older.at.tolist(), older.amount.tolist())))
         self.loads += 1
@@ -89,7 +123,9 @@ class BookEvents:
         self.last, self.count = appended.last, appended.total
         self.appended += appended.rows.n + appended.older.n
         if appended.rows.n:
-            self.rows = EventColumns.concat([self.rows, appended.rows])
+            rows, code = self._numbered(appended.rows)
+            self.rows = EventColumns.concat([self.rows, rows])
+            self.code = np.concatenate([self.code, code])
         self._older(appended.older)
 
     def _older(self, payments: EventColumns) -> None:
@@ -111,7 +147,8 @@ class BookEvents:
         out = (rows.at < floor) & ~np.isin(rows.kind, _STICKY_CODES)
         if out.any():
             self._older(rows.take(np.flatnonzero(out & (rows.kind == _PAYMENT))))
-            self.rows = rows.take(np.flatnonzero(~out))
+            keep = np.flatnonzero(~out)
+            self.rows, self.code = rows.take(keep), self.code[keep]
         self.floor = floor
 
     def _older_rows(self) -> EventColumns:
@@ -119,6 +156,12 @@ class BookEvents:
         if self._older_columns is None:
             accounts = sorted(self.older)
             n = len(accounts)
+            number = self.number
+            for a in accounts:                       # (a payment read before any event of its account)
+                if a not in number:
+                    number[a] = len(self.names)
+                    self.names.append(a)
+            self._older_codes = np.array([number[a] for a in accounts], np.int32)
             at, amount = (np.array([self.older[a][i] for a in accounts], dtype) for i, dtype in
                           ((0, np.int64), (1, np.float64)))
             self._older_columns = EventColumns(np.array(accounts, dtype=object), np.full(n, _PAYMENT, np.int8),

@@ -239,7 +239,7 @@ class Ledger:
         since = at_us - self.settings.lookback_us
         wanted = None if len(accounts) > 200_000 else accounts
         if self.book is not None:
-            events = self.book.read(at_us, since)           # every account's; derive keeps the ones asked
+            events = self.book.read(at_us, since, wanted)
         else:
             events = self.store.read_events(wanted, at_us, since)
         gps = self.store.read_gps(wanted, at_us)
