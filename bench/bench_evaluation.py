@@ -4,6 +4,10 @@
   collections loop on a 1,000,000-account book (decisions, actions and events kept in a SQLite
   ledger), then ``figures_from_store`` + ``write_report`` are timed against reading the same
   runs and events back alone (the store's share of the time).
+* **The state of the whole book day after day**: the demo's 100,000 accounts and their history
+  in a SQLite ledger, six simulated days; each day the state read from the events kept in
+  memory (``Ledger.keep_events``) against a fresh read of the same store, alternating, CPU
+  time, the two compared column by column.
 * **Dask decide of 10,000,000 accounts**: a 10,000,000-account book in 20 Parquet parts decided
   by ``postloan decide --in DIR`` in one process and with ``--dask`` on a local cluster of two
   worker processes (this machine's two cores), the same files, the same run: the ratio of the
@@ -70,6 +74,60 @@ def test_report_for_a_million_accounts_and_30_days(benchmark, tmp_path):
           f"(simulated in {simulated:.0f} s): {seconds:.1f} s; reading the same back alone {read_seconds:.1f} s "
           f"({seconds / max(read_seconds, 1e-9):.2f}× the read)")
     ledger.close()
+
+
+def test_incremental_state_against_fresh_reads_day_after_day(benchmark, tmp_path):
+    """The demo's simulated days: the state of the whole book (100,000 accounts, their 183-day
+    history in a SQLite ledger) read each day from the events kept in memory plus the day's
+    appended ones (``Ledger.keep_events``, what the simulator uses) against a fresh read of the
+    same store at the same moment, alternating day by day in the same run; CPU time of this
+    process (the machine is shared), and the two states compared column by column."""
+    import numpy as np
+    import pyarrow as pa
+
+    from kernel.evaluation.demo import DEMO_EFFECT, demo_config
+    from kernel.evaluation.simulate import Behaviour, Simulator
+    from kernel.ledger import Ledger
+    from kernel.pipeline import Pipeline
+    from kernel.runtime import Kernel
+    from kernel.synth import iter_book_and_events, snapshot_at
+    accounts, days = (3_000, 2) if _smoke(benchmark) else (100_000, 6)
+    config = demo_config(None, days=days + 1)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    kept = Ledger(url, config)
+    batches = []
+    for batch, events in iter_book_and_events(accounts, 0, AS_OF):
+        batches.append(batch)
+        kept.ingest(events, now=snapshot_at(AS_OF))
+    book = pa.Table.from_batches(batches)
+    ids, zones = book["account_id"].to_pylist(), book["time_zone"].to_pylist()
+    pipeline = Pipeline(Kernel.load(), ledger=kept, config=config, audit_path=tmp_path / "audit.log")
+    sim = Simulator(pipeline, book, AS_OF, behaviour=Behaviour(effects=DEMO_EFFECT), seed=0, known=True)
+    fresh = Ledger(url, config)
+    times = {"kept": [], "fresh": []}
+
+    def one_day(k):
+        sim.step()
+        at = snapshot_at(AS_OF + dt.timedelta(days=k + 1))
+        got = {}
+        for name, ledger in (("kept", kept), ("fresh", fresh))[::1 if k % 2 else -1]:   # alternating first
+            t = time.process_time()
+            got[name] = ledger.state_columns(ids, zones, at)
+            times[name].append(time.process_time() - t)
+        for column, values in got["fresh"].items():
+            np.testing.assert_array_equal(got["kept"][column], values, err_msg=column)
+
+    benchmark.pedantic(lambda: [one_day(k) for k in range(days)], rounds=1, iterations=1)
+    # (the one full read of the kept events was the simulator's first day's)
+    fresh_median, kept_median = float(np.median(times["fresh"])), float(np.median(times["kept"]))
+    assert kept.book.loads == 1
+    print(f"\nstate of {accounts:,} accounts, {days} simulated days ({sim.events_written:,} events appended): "
+          f"fresh read {fresh_median:.2f} s CPU a day (median; {min(times['fresh']):.2f}–{max(times['fresh']):.2f}), "
+          f"kept {kept_median:.2f} s ({min(times['kept']):.2f}–{max(times['kept']):.2f}) — "
+          f"{fresh_median / max(kept_median, 1e-9):.2f}× less CPU a day")
+    benchmark.extra_info.update(fresh_s=times["fresh"], kept_s=times["kept"])
+    kept.close()
+    fresh.close()
 
 
 def test_dask_decide_of_ten_million_accounts(benchmark, tmp_path):

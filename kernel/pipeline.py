@@ -487,13 +487,15 @@ class Pipeline:
         decisions = self.kernel.decide(table, as_of)
         return self.act(table, decisions, as_of, now, actions=actions)
 
-    def with_state(self, table: pa.Table | pa.RecordBatch, as_of: dt.date, now: dt.datetime) -> pa.Table:
+    def with_state(self, table: pa.Table | pa.RecordBatch, as_of: dt.date, now: dt.datetime, *,
+                   register: bool = True) -> pa.Table:
         """The book joined with each account's state as of ``now`` (docs/ledger.md): from the
         ledger where it knows the account, read off the book otherwise. With a ledger, the
-        book's gate columns are registered too (the contact-time gate reads them)."""
+        book's gate columns are registered too (the contact-time gate reads them), unless
+        ``register`` is False (the caller registered them already)."""
         from .evaluation.arms import add_arm
         from .ledger.join import with_state
-        return add_arm(with_state(table, as_of, now, self.ledger, self.book_counters), self.experiment)
+        return add_arm(with_state(table, as_of, now, self.ledger, self.book_counters, register), self.experiment)
 
     def columns_with_state(self, columns: Mapping[str, np.ndarray], as_of: dt.date, now: dt.datetime) -> dict:
         """A few accounts' NumPy columns (``run_columns``' form) joined with their state."""

@@ -33,7 +33,9 @@ def add_arguments(p) -> None:
     p.add_argument("--now", type=a.instant, default=None,
                    help="the moment actions are planned for, ISO 8601 (default: 10:00 Beijing time on the decision date)")
     p.add_argument("--bundle", type=a.existing_path, default=None, help="bundle directory (default: the shipped one)")
-    p.add_argument("--audit", default=None, help="audit log file (default: the pipeline's, see docs/plugin-guide.md)")
+    p.add_argument("--audit", default=None,
+                   help="audit log file, appended to (default: [audit] path or $POSTLOAN_AUDIT_PATH when set, else "
+                        "a file of this run alone in ~/.local/state/postloan/demo-audit/, the five newest kept)")
     p.add_argument("--store", default=None, metavar="URL",
                    help="the case ledger to ingest the events into and decide from (default: a temporary SQLite "
                         "ledger, removed afterwards)")
@@ -77,11 +79,15 @@ def run(args) -> int:
                 progress.update(batch.num_rows)
         book = pa.Table.from_batches(batches)
         timings["generate"] = time.perf_counter() - start
+        # the whole book's state is read batch by batch now and every simulated day of the
+        # report: the events once, then only what each day appended (kernel.ledger.book)
+        ledger.keep_events()
 
         start = time.perf_counter()
         say("loading the bundle (the first run compiles it with Numba; later runs read the cache)…", args.quiet)
         kernel = Kernel.load(args.bundle, progress=False if args.quiet else None)
-        pipeline = Pipeline(kernel, audit_path=args.audit, ledger=ledger, config=config)
+        from ..evaluation.demo import fresh_audit_path
+        pipeline = Pipeline(kernel, audit_path=fresh_audit_path(config, args.audit), ledger=ledger, config=config)
         timings["load"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -114,7 +120,9 @@ def _html_report(args, pipeline, book, decided, as_of, now) -> str:
     """The HTML report (kernel.evaluation): this run and args.days − 1 simulated days."""
     import time
 
-    from ..evaluation.demo import DEMO_EFFECT, default_report_path, simulate_and_report
+    from pathlib import Path
+
+    from ..evaluation.demo import DEMO_EFFECT, default_audit_folder, default_report_path, simulate_and_report
     from .progress import say
     start = time.perf_counter()
     say(f"simulating {args.days - 1} more days for the HTML report…", args.quiet)
@@ -127,8 +135,19 @@ def _html_report(args, pipeline, book, decided, as_of, now) -> str:
         found = (f"; the simulated debtors promise {DEMO_EFFECT['CHALLENGER']['promise']:.0%} more often after a "
                  f"right-party contact in the CHALLENGER arm, measured {d['value']:+.1%} [{d['low']:+.1%}, "
                  f"{d['high']:+.1%}]")
+    audit = pipeline.audit.path
     return (f"Portfolio report: {path} ({len(figures['series']['dates'])} runs: {as_of} and "
-            f"{args.days - 1} simulated days, {time.perf_counter() - start:.1f} s{found})")
+            f"{args.days - 1} simulated days, {time.perf_counter() - start:.1f} s{found})\n"
+            f"Audit log: {audit} ({_size(audit)}"
+            f"{'; this run only, the newest few kept' if Path(audit).parent == default_audit_folder() else ''})")
+
+
+def _size(path) -> str:
+    import os
+    try:
+        return f"{os.path.getsize(path) / 1e6:,.1f} MB"
+    except OSError:
+        return "not written"
 
 
 class _Held:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEMO_EXPERIMENT", "DEMO_EFFECT", "demo_config", "simulate_and_report", "default_report_path"]
+__all__ = ["DEMO_EXPERIMENT", "DEMO_EFFECT", "demo_config", "simulate_and_report", "default_report_path",
+           "default_audit_folder", "fresh_audit_path", "DEMO_AUDIT_KEPT"]
 
 #: the experiment the demo runs when the configuration names none
 DEMO_EXPERIMENT = {"name": "demo", "seed": "demo", "arms": {"CHAMPION": 0.8, "CHALLENGER": 0.2}}
@@ -33,6 +34,41 @@ def demo_config(config=None, days: int = 7) -> dict:
 
 def default_report_path() -> Path:
     return Path.home() / ".local" / "state" / "postloan" / "report.html"
+
+
+#: the demo's own audit logs kept (the newest; older ones are removed when a demo starts)
+DEMO_AUDIT_KEPT = 5
+
+
+def default_audit_folder() -> Path:
+    """Where ``postloan demo`` writes its audit logs when neither ``--audit``, ``[audit]
+    path`` nor ``$POSTLOAN_AUDIT_PATH`` names one: one file per run."""
+    return Path.home() / ".local" / "state" / "postloan" / "demo-audit"
+
+
+def fresh_audit_path(config, given=None) -> Path | None:
+    """The audit log ``postloan demo`` writes: ``given`` (``--audit``), else the configured one
+    (None: the pipeline's ``[audit] path`` or ``$POSTLOAN_AUDIT_PATH``, appended to as any
+    pipeline does), else a file of this run alone in :func:`default_audit_folder`, named by
+    the run's start (UTC) and process, the older ones beyond the newest
+    :data:`DEMO_AUDIT_KEPT` removed (a demo decides 100,000 accounts on each of seven days:
+    appended run after run, the pipeline's default log grew by ≈ 45 MB a run, never rotated).
+    A run's log is never appended to by another run, so removing old ones leaves every
+    record of the runs kept whole."""
+    import datetime as dt
+    import os
+
+    from ..pipeline import ENV_AUDIT
+    if given is not None:
+        return Path(given)
+    if (config.get("audit") or {}).get("path") or os.environ.get(ENV_AUDIT):
+        return None
+    folder = default_audit_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    earlier = sorted(folder.glob("demo-*.log"))
+    for old in earlier[:max(0, len(earlier) - (DEMO_AUDIT_KEPT - 1))]:
+        old.unlink(missing_ok=True)
+    return folder / f"demo-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S.%fZ}-{os.getpid()}.log"
 
 
 def simulate_and_report(pipeline, book, decided: list, as_of: dt.date, now: dt.datetime, days: int, path,

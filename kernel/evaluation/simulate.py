@@ -101,6 +101,10 @@ class Simulator:
             raise PostloanError("the simulator needs a pipeline with a ledger (Pipeline(kernel, ledger=...))")
         from ..pipeline import Pipeline
         self.pipeline = pipeline
+        if pipeline.ledger.book is None:
+            # each day reads the state of the accounts in play: every account's events kept in
+            # memory, only the day's new events read from the store (kernel.ledger.book)
+            pipeline.ledger.keep_events()
         config = dict(pipeline.config)
         config["ledger"] = {k: v for k, v in (config.get("ledger") or {}).items() if k != "store"}
         self.plain = Pipeline(pipeline.kernel, plugins=pipeline.plugins, config=config,
@@ -123,6 +127,10 @@ class Simulator:
         # accounts whose state comes from the ledger (known: every account, e.g. a ledger that
         # holds the book's history already)
         self.touched = np.full(n, bool(known))
+        # accounts whose gate columns the ledger has: registered once (the simulator never
+        # changes them — _book_today replaces DPD, overdue and repossession columns only — so
+        # registering every day again would read and compare 100,000 rows to write none)
+        self.registered = np.zeros(n, bool)
         self.promise_day = np.full(n, -1, np.int64)        # a kept promise pays on this day
         self.sale_day = np.full(n, -1, np.int64)
         self.sale_amount = np.zeros(n)
@@ -175,9 +183,17 @@ class Simulator:
                 if rows.size == 0:
                     continue
                 part = book.take(pa.array(rows))
-                joined = pipe.with_state(part, as_of, now)
+                if pipe is self.pipeline:
+                    new = ~self.registered[rows]
+                    if new.any():
+                        pipe.ledger.register(part.filter(pa.array(new)))
+                        self.registered[rows[new]] = True
+                joined = pipe.with_state(part, as_of, now, register=False)
                 result = pipe.act(joined, pipe.kernel.decide(joined, as_of), as_of, now)
                 decided.append((rows, joined, result))
+        else:                                   # (joined by Pipeline.with_state, which registered them)
+            for rows, _, _ in decided:
+                self.registered[rows] = True
         snaps = [snapshot(j, r.decisions, as_of, now, self.pipeline.kernel) for _, j, r in decided]
         acts = [action_records(r.actions, as_of, now) for _, _, r in decided]
         self.runs.record_run(as_of, pa.concat_tables(snaps), pa.concat_tables(acts))

@@ -32,6 +32,7 @@ from ..errors import PostloanError
 from . import gps as _gps
 from .events import KIND, EventRows, Rejection, normalize
 from .patterns import lookback_us
+from .book import BookEvents
 from .state import StateSettings, derive, derive_one, state_table
 from .store import REGISTRY_COLUMNS, Store, open_store
 
@@ -97,6 +98,7 @@ class Ledger:
         self.url = self.store.url
         self._purged_at = 0
         self._registered: dict[str, tuple] = {}          # account -> its registered columns, this process
+        self.book: BookEvents | None = None               # keep_events(): the book's events in memory
 
     def close(self) -> None:
         self.store.close()
@@ -236,12 +238,22 @@ class Ledger:
         accounts = list(accounts)
         since = at_us - self.settings.lookback_us
         wanted = None if len(accounts) > 200_000 else accounts
-        events = self.store.read_events(wanted, at_us, since)
+        if self.book is not None:
+            events = self.book.read(at_us, since, wanted)
+        else:
+            events = self.store.read_events(wanted, at_us, since)
         gps = self.store.read_gps(wanted, at_us)
         # the offline periods the temporal patterns read (none to read for cars that never pinged)
         offline = self.store.offline_periods(wanted, at_us - _patterns_lookback_us(self.settings), at_us) \
             if gps[0].shape[0] else None
         return derive(events, np.array(accounts, dtype=object), zones, at_us, self.settings, gps, offline)
+
+    def keep_events(self, keep: bool = True) -> None:
+        """Keep every account's events in memory from now on (``keep``; False: stop): each
+        later :meth:`state_columns` / :meth:`state` reads only the events appended since the
+        last one (:mod:`kernel.ledger.book`) — for whoever asks for the state of the whole
+        book day after day, as the simulator does. The state is the same as read afresh."""
+        self.book = BookEvents(self.store) if keep else None
 
     def state_record(self, account_id: str, zone: str | None, at: dt.datetime | int | None = None) -> dict:
         """One account's state as of ``at`` as record scalars (the path a gRPC Decide takes:
@@ -315,6 +327,8 @@ class Ledger:
         """Replace the ledger's content with the backup ``source`` (made by :meth:`backup` on a
         ledger of the same kind), all or nothing; an older schema is then migrated."""
         self.store.restore(source)
+        if self.book is not None:
+            self.book.reset()
 
 
 #: accounts whose registration a process remembers (then it starts over)

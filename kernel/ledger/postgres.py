@@ -65,6 +65,10 @@ __all__ = ["PostgresStore", "mask_url", "client_bin_dirs", "find_client"]
 #: advisory-lock key space (two int4 keys: distinct from the one-bigint account locks)
 _LOCK_CLASS = 0x706C6467                 # "pldg"
 _LOCK_MIGRATE = 1
+#: held by every ingest from its first event insert to its commit: events get their
+#: insertion sequence numbers (``seq``) in commit order, so a reader that saw number k has
+#: seen every number below it (kernel.ledger.book reads what was appended since k)
+_LOCK_EVENTS = 2
 #: the session's temporary table a batch is copied into
 _TEMP = "postloan_ingest"
 ENV_PG_BIN = "POSTLOAN_PG_BIN"
@@ -130,6 +134,7 @@ def _ledger_objects() -> tuple[list[str], list[str]]:
     views, tables = [], ["ledger_schema"]
     for _, statements in _store.MIGRATIONS:          # at call time: tests add migrations
         for s in statements:
+            s = s[1] if isinstance(s, tuple) else s
             m = re.match(r"\s*CREATE\s+(TABLE|VIEW)\s+(\w+)", s, re.I)
             if m:
                 (tables if m.group(1).upper() == "TABLE" else views).append(m.group(2))
@@ -141,6 +146,8 @@ class PostgresStore(Store):
 
     mark = "%s"
     real = "DOUBLE PRECISION"
+    dialect = "postgresql"
+    seq = "seq"
     max_params = 30_000
     #: libpq's connect timeout unless the URL sets one (s)
     connect_timeout = 10
@@ -311,6 +318,13 @@ class PostgresStore(Store):
             return int(cur.fetchone()[0])
 
     # -- events ------------------------------------------------------------------------------
+    def insert_events(self, cur, rows, recorded_at: int):
+        # numbers of the events' sequence are drawn under the events lock, held to the commit:
+        # they become visible in the order they were drawn (module documentation)
+        if rows.n:
+            cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_CLASS, _LOCK_EVENTS))
+        return super().insert_events(cur, rows, recorded_at)
+
     def _insert_fresh(self, cur, rows, ids: list, recorded_at: int) -> bool:
         if self.ingest_method == "executemany":
             return super()._insert_fresh(cur, rows, ids, recorded_at)
@@ -320,8 +334,9 @@ class PostgresStore(Store):
         if self.ingest_method == "executemany":
             return super()._insert_unique(cur, params)
         if not self._local.temp:
-            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_TEMP} "
-                        f"(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+            # the event columns only (not the sequence, which the move into events draws)
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_TEMP} ON COMMIT DELETE ROWS AS "
+                        f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WITH NO DATA")
             self._local.temp = True
         else:
             cur.execute(f"DELETE FROM pg_temp.{_TEMP}")       # an earlier insert of the same transaction

@@ -88,3 +88,35 @@ def test_the_demo_shows_holds_consent_third_parties_and_the_repossession_lifecyc
 def test_the_demo_reads_the_configuration_given_with_config(demo_output):
     section = demo_output.split("Sample scripts", 1)[1].split("Litigation", 1)[0]
     assert "【测试汽车金融】" in section and "示例汽车金融" not in section
+
+
+def test_the_demo_writes_an_audit_log_of_its_run_alone_and_keeps_the_newest(tmp_path, monkeypatch):
+    """Without --audit, [audit] path or $POSTLOAN_AUDIT_PATH the demo's records go to a file of
+    the run's own (the pipeline's default log grew by ≈ 45 MB a demo, never rotated); the five
+    newest are kept."""
+    import contextlib
+    import io
+
+    from kernel.audit import read_audit
+    from kernel.codegen.cache import cache_dir
+    from kernel.evaluation.demo import DEMO_AUDIT_KEPT, default_audit_folder
+    monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(cache_dir()))          # (the compiled kernels: warm)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("POSTLOAN_AUDIT_PATH", raising=False)
+    monkeypatch.delenv("POSTLOAN_CONFIG", raising=False)
+    folder = default_audit_folder()
+    assert str(folder).startswith(str(tmp_path))
+    folder.mkdir(parents=True)
+    for k in range(DEMO_AUDIT_KEPT + 2):                   # earlier runs' logs
+        (folder / f"demo-20261101T0000{k:02d}.000000Z-1.log").write_bytes(b"")
+    records = []
+    for run in range(2):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["demo", "--accounts", "300", "--seed", "2", "--days", "2", "--quiet"]) == 0
+        logs = sorted(folder.glob("demo-*.log"))
+        assert len(logs) == DEMO_AUDIT_KEPT                 # the newest kept, this run's the last
+        assert f"Audit log: {logs[-1]} (" in out.getvalue()
+        records.append([r.meta["rows"] for r in read_audit(logs[-1])])
+    assert records[0] and records[0] == records[1]          # each log holds its run alone
+    assert not (tmp_path / ".local" / "state" / "postloan" / "audit.log").exists()
