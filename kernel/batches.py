@@ -86,6 +86,9 @@ class Batch:
         return found
 
     def has(self, name: str) -> bool:
+        merged = self._merged
+        if merged is not _UNSEEN and merged is not None:  # one record: its columns are the merged keys
+            return name in merged
         if self._raw.get(name) is not None:
             return True
         for _, names, _ in self._sources:
@@ -116,10 +119,12 @@ class Batch:
         """One account's value of ``name`` when every source is a :class:`Record` and the value
         is None or of exactly one of ``kinds`` (the types whose conversion is the plain one the
         accessors' fast paths write); else :data:`_UNSEEN` (convert the column)."""
-        merged = self.merged
-        if merged is None or name not in merged:
+        merged = self._merged
+        if merged is _UNSEEN:
+            merged = self.merged
+        if merged is None:
             return _UNSEEN
-        value = merged[name]
+        value = merged.get(name, _UNSEEN)          # absent: _UNSEEN, whose type is in no kinds
         return value if value is None or type(value) in kinds else _UNSEEN
 
     def float(self, name: str) -> np.ndarray:

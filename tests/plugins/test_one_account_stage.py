@@ -94,6 +94,59 @@ def test_one_accounts_features_are_its_row_of_the_batchs(kernel, pipeline, book)
         assert got == {k: int(v[row]) if isinstance(v, np.ndarray) else v for k, v in by_column.items()}, row
 
 
+def _numpy_scalars(record: dict) -> dict:
+    """A record whose numbers and texts are NumPy scalars: not the plain Python values the
+    one-account accessors read directly, so every one goes through its column's conversion."""
+    kinds = {bool: np.bool_, int: np.int64, float: np.float64, str: np.str_}
+    return {k: kinds[type(v)](v) if type(v) in kinds else v for k, v in record.items()}
+
+
+@pytest.mark.parametrize("variant", ["record", "numpy_scalars", "columns", "without_optional_columns"])
+def test_one_accounts_plan_is_its_rows_of_the_batchs_plan(kernel, pipeline, book, variant):
+    """TieredStrategy.plan on a batch of one account (the scalar path: strategy_kernel.plan_one,
+    each template's render plan, _OneAccount's field texts) against the same strategy's plan of
+    the whole book (plan_actions, the batch renderer), account by account, column by column —
+    scripts byte for byte: a record of plain values, one of NumPy scalars (every value through
+    its column's conversion), NumPy columns of one row, and a batch without the optional
+    columns (no ledger state, no disposal decisions: their defaults)."""
+    from kernel.hookspecs import Batch
+    from kernel.pipeline import _first_value, _no_valuation
+    table = book if variant == "without_optional_columns" else pipeline.with_state(book, AS_OF, NOW)
+    decisions = kernel.decide(table, AS_OF)
+    if variant == "without_optional_columns":
+        decisions = decisions.drop_columns(["disposal.repossess", "disposal.dispose", "collection_tier.calls_per_day"])
+    whole = Batch(table.num_rows, AS_OF, NOW, [decisions, table], pipeline.config)
+    extra = pipeline._valuation(whole) or _no_valuation(table.num_rows)
+    whole.add(extra)
+    planned = pipeline.strategy.plan(whole)
+    columns = {k: (v.to_pylist() if isinstance(v, pa.Array) else np.asarray(v).tolist()) for k, v in planned.items()}
+    rows = planned["row"]
+    picks = _picks(book, kernel.decide(book, AS_OF))
+    seen = {"actions": 0, "scripts": set()}
+    for row in picks:
+        if variant == "columns":
+            one = Batch(1, AS_OF, NOW, [numpy_columns(decisions.slice(row, 1)), numpy_columns(table.slice(row, 1))],
+                        pipeline.config)
+            one.add({k: v[row:row + 1] for k, v in extra.items()})
+        else:
+            decided, record = decisions.slice(row, 1).to_pylist()[0], table.slice(row, 1).to_pylist()[0]
+            if variant == "numpy_scalars":
+                decided, record = _numpy_scalars(decided), _numpy_scalars(record)
+            one = Batch(1, AS_OF, NOW, [Record(decided), Record(record)], pipeline.config)
+            one.add(Record({k: _first_value(v[row:row + 1]) for k, v in extra.items()}))    # as Pipeline.stage
+        got = pipeline.strategy.plan(one)
+        mine = np.flatnonzero(rows == row)
+        assert got["row"].tolist() == [0] * mine.size, row
+        for name, values in got.items():
+            if name == "row":
+                continue
+            listed = values.to_pylist() if isinstance(values, pa.Array) else np.asarray(values).tolist()
+            assert listed == [columns[name][k] for k in mine.tolist()], (row, name)
+        seen["actions"] += mine.size
+        seen["scripts"] |= {s for s in got.get("script", pa.array([], pa.string())).to_pylist() if s}
+    assert seen["actions"] > 150 and len(seen["scripts"]) > 100
+
+
 def _wanted_by_numpy(tier, channel, legal, phone_ok, unreachable, third, repossessed, repossess, dispose, disputed,
                      promised, visited, calls, now_us, spacing_us):
     """The NumPy steps the compiled pass replaced (the tree before issue 12's second round),
