@@ -899,6 +899,11 @@ _STRATEGY_DEFAULTS = {
     "zh": {"lender": "示例汽车金融", "hotline": "400-800-8000", "caller": "示例汽车金融"},
     "en": {"lender": "Example Auto Finance", "hotline": "+1-800-555-0100", "caller": "Jordan Lee"},
 }
+#: the whole-number settings and the most each may be: the compiled pass takes them as 64-bit
+#: integers, the intervals in microseconds
+_WHOLE_SETTINGS = {"max_calls": 2 ** 63 - 1, "call_spacing_minutes": (2 ** 63 - 1) // US_PER_MINUTE,
+                   "unreachable_after_failed_attempts": 2 ** 63 - 1,
+                   "field_visit_every_days": (2 ** 63 - 1) // US_PER_DAY}
 #: names a caller may not go by: anonymous (truthful identification)
 _ANONYMOUS_CALLERS = ("客户服务中心", "客服中心", "customer service")
 
@@ -972,9 +977,11 @@ class TieredStrategy(CollectionStrategy):
             if not isinstance(given.get(key, {}), Mapping):
                 raise PostloanError(f"[strategy.{self.name}.{key}] must be a table, got {type(given[key]).__name__}")
             settings[key] = {**_STRATEGY_DEFAULTS[key], **given.get(key, {})}
-        for key in ("max_calls", "call_spacing_minutes", "unreachable_after_failed_attempts", "field_visit_every_days"):
+        for key, most in _WHOLE_SETTINGS.items():
             if not isinstance(settings[key], int) or isinstance(settings[key], bool) or settings[key] < 0:
                 raise PostloanError(f"[strategy.{self.name}] {key}: expected a whole number ≥ 0, got {settings[key]!r}")
+            if settings[key] > most:                 # the compiled pass takes them as 64-bit (µs)
+                raise PostloanError(f"[strategy.{self.name}] {key}: at most {most:,}, got {settings[key]:,}")
         for key in ("hold_on_open_promise", "hold_on_dispute"):
             if not isinstance(settings[key], bool):
                 raise PostloanError(f"[strategy.{self.name}] {key}: expected true or false, got {settings[key]!r}")
