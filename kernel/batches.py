@@ -89,6 +89,9 @@ class Batch:
         return found
 
     def has(self, name: str) -> bool:
+        merged = self._merged
+        if merged is not _UNSEEN and merged is not None:  # one record: its columns are the merged keys
+            return name in merged
         if self._raw.get(name) is not None:
             return True
         for _, names, _ in self._sources:
@@ -119,10 +122,12 @@ class Batch:
         """One account's value of ``name`` when every source is a :class:`Record` and the value
         is None or of exactly one of ``kinds`` (the types whose conversion is the plain one the
         accessors' fast paths write); else :data:`_UNSEEN` (convert the column)."""
-        merged = self.merged
-        if merged is None or name not in merged:
+        merged = self._merged
+        if merged is _UNSEEN:
+            merged = self.merged
+        if merged is None:
             return _UNSEEN
-        value = merged[name]
+        value = merged.get(name, _UNSEEN)          # absent: _UNSEEN, whose type is in no kinds
         return value if value is None or type(value) in kinds else _UNSEEN
 
     def float(self, name: str) -> np.ndarray:
@@ -166,6 +171,59 @@ class Batch:
             out = self._cache[key] = _to_codes(self.raw(name), members) if value is _UNSEEN else \
                 np.array([-1 if value is None else _member_index(members).get(value, -1)], np.int8)
         return out
+
+    # One account's value as a Python scalar (a batch of one row: a request) — the value the
+    # accessor above gives its row 0: a record's plain value as the accessors' fast path
+    # converts it, anything else through the accessor's column (one conversion each).
+    def float_one(self, name: str) -> float:
+        """Row 0 of :meth:`float` as a Python float."""
+        value = self._plain(name, _PLAIN_NUMBERS)
+        if value is _UNSEEN:
+            return float(self.float(name)[0])
+        return np.nan if value is None else float(value)
+
+    def int_one(self, name: str, null: int = 0) -> int:
+        """Row 0 of :meth:`int` as a Python int."""
+        value = self._plain(name, _PLAIN_WHOLE)
+        if value is _UNSEEN:
+            return int(self.int(name, null)[0])
+        return null if value is None else int(value)
+
+    def bool_one(self, name: str, null: bool = False) -> bool:
+        """Row 0 of :meth:`bool` as a Python bool."""
+        value = self._plain(name, _PLAIN_WHOLE)
+        if value is _UNSEEN:
+            return bool(self.bool(name, null)[0])
+        return null if value is None else bool(value)
+
+    def enum_one(self, name: str, members: Sequence[str] | None = None) -> int:
+        """Row 0 of :meth:`enum` as a Python int (-1: null or not a member)."""
+        value = self._plain(name, _PLAIN_TEXT)
+        if value is _UNSEEN:
+            return int(self.enum(name, members)[0])
+        members = _book_members(name) if members is None else tuple(members)
+        return -1 if value is None else _member_index(members).get(value, -1)
+
+    def time_us_one(self, name: str) -> int:
+        """Row 0 of :meth:`time_us` as a Python int (:data:`NULL_TIME`: null)."""
+        value = self._plain(name, _PLAIN_TIMES)
+        if value is _UNSEEN:
+            return int(self.time_us(name)[0])
+        return _scalar_us(value)
+
+    def days_one(self, name: str) -> int:
+        """Row 0 of :meth:`days` as a Python int (:data:`NULL_TIME`: null)."""
+        value = self._plain(name, _PLAIN_DATES)
+        if value is _UNSEEN:
+            return int(self.days(name)[0])
+        return _scalar_days(value)
+
+    def valid_one(self, name: str) -> bool:
+        """Row 0 of :meth:`valid` as a Python bool."""
+        value = self._plain(name, _PLAIN_VALID)
+        if value is _UNSEEN:
+            return bool(self.valid(name)[0])
+        return value is not None and value == value                 # NaN: not valid
 
     def time_us(self, name: str) -> np.ndarray:
         """Timestamps as int64 microseconds since the epoch, UTC; null → :data:`NULL_TIME`."""
@@ -214,6 +272,10 @@ _UNSEEN = object()
 _PLAIN_NUMBERS = (float, int, bool)
 _PLAIN_WHOLE = (int, bool)
 _PLAIN_TEXT = (str,)
+_PLAIN_TIMES = (dt.datetime,)
+_PLAIN_DATES = (dt.date,)
+#: values whose validity is plain: None and NaN are not, a text or a number is
+_PLAIN_VALID = (str, float, int, bool)
 _BOOK_MEMBERS: dict[str, tuple[str, ...]] = {}
 
 

@@ -63,6 +63,8 @@ _VALUATION_COLUMNS = ("valuation.price", "valuation.method", "disposal_channel.c
                       "disposal_channel.expected_net", "disposal_channel.expected_days")
 _TEXT_VALUATION = {"valuation.method", "disposal_channel.channel"}
 _NO_VALUATION = dict.fromkeys(_VALUATION_COLUMNS)
+#: the decision columns whose accounts are valued (heading for repossession or disposal)
+_VALUED = ("disposal.repossess", "disposal.dispose")
 NO_POLICY_SET = "NO_POLICY_SET"
 ENV_AUDIT = "POSTLOAN_AUDIT_PATH"
 _APPLY_KEYS = {"country", "region", "product", "set"}
@@ -647,13 +649,18 @@ class Pipeline:
     def _valuation(self, batch: Batch) -> dict[str, np.ndarray] | None:
         """The valuation columns of the accounts heading for repossession or disposal; None
         when there are none."""
-        need = None
-        for name in ("disposal.repossess", "disposal.dispose"):
-            if batch.has(name):
-                need = batch.bool(name) if need is None else need | batch.bool(name)
-        rows = None if need is None else need.nonzero()[0]
-        if rows is None or rows.size == 0:
-            return None
+        if batch.n == 1:                           # a request: its two flags as Python bools
+            if not any(batch.has(name) and batch.bool_one(name) for name in _VALUED):
+                return None
+            rows = np.zeros(1, np.int64)
+        else:
+            need = None
+            for name in _VALUED:
+                if batch.has(name):
+                    need = batch.bool(name) if need is None else need | batch.bool(name)
+            rows = None if need is None else need.nonzero()[0]
+            if rows is None or rows.size == 0:
+                return None
         out = _no_valuation(batch.n)
         for name, values in self.valuate(batch, rows).items():
             out[name][rows] = values

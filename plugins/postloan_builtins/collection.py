@@ -139,6 +139,37 @@ class Template:
                       if FIELDS[field].kind in ("constant", "label") or field == "vehicle" else (field, unit), when)
                      for literal, field, unit, when in self.pieces)
 
+    @functools.cached_property
+    def clauses(self) -> tuple[str, ...]:
+        """The fields of the template's clauses ``{if <field>}``, in order, each once."""
+        return tuple(dict.fromkeys(when for _, _, _, when in self.pieces if when))
+
+    @functools.cached_property
+    def _formats(self) -> dict:
+        return {}
+
+    def format_plan(self, said: tuple[bool, ...]) -> tuple[str, tuple]:
+        """The template compiled for one account (its render plan): a ``str.format`` string of
+        the literal pieces and numbered slots, and the slots' (key, field, unit) in number
+        order, each field once — for the clauses said (``said[k]``: whether the clause of
+        ``clauses[k]`` is said). Worked out once per combination: the same pieces, in the same
+        order, as :attr:`slots`."""
+        plan = self._formats.get(said)
+        if plan is None:
+            said_of = dict(zip(self.clauses, said))
+            number: dict = {}
+            parts = []
+            for literal, field, unit, key, when in self.slots:
+                if when is not None and not said_of[when]:
+                    continue
+                parts.append(literal.replace("{", "{{").replace("}", "}}"))
+                if field:
+                    k = number.setdefault(key, (len(number), field, unit))[0]
+                    parts.append(f"{{{k}}}")
+            plan = self._formats[said] = ("".join(parts), tuple((key, field, unit) for key, (_, field, unit)
+                                                               in number.items()))
+        return plan
+
 
 class TemplateSet:
     """Every template of every language, in file order."""
@@ -465,13 +496,6 @@ _BASES = ((1, "客户书面同意交车", "the debtor's written agreement to han
 _NO_BASIS = {"zh": "未记录法律依据（不得收车）", "en": "no legal basis recorded (do not repossess)"}
 
 
-#: what :meth:`_Renderer._scalar` gives for a value to read through the batch's columns
-_NOT_PLAIN = object()
-#: plain Python types of a record's numbers and whole numbers (bool: 0 or 1, as the columns)
-_NUMBERS = (float, int, bool)
-_WHOLE = (int, bool)
-
-
 class _Renderer:
     """Renders templates for groups of actions; field columns are computed once per batch."""
 
@@ -481,21 +505,8 @@ class _Renderer:
         self.constants = constants
         self.symbols = symbols            # (distinct symbols, index per account row)
         self._symbols_of: tuple | None = None
-        self._one_symbol: str | None = None   # the one account's symbol (:meth:`_one_text`)
         self.late_charge = late_charge    # per country code (−1 last): a key of LATE_CHARGES
         self.vehicle_names = vehicle_names or {}
-        # one account as Python scalars (the gRPC Decide form): its values by column, the first
-        # source's, read directly where they are plain values (else through the batch's columns)
-        self._record: dict | None = batch.merged if batch.n == 1 else None
-
-    def _scalar(self, column: str, kinds: tuple):
-        """One account's value of ``column`` when it is None or of ``kinds`` (the types whose
-        conversion is plain: the same value the batch's column gives); else :data:`_NOT_PLAIN`."""
-        record = self._record
-        if record is None or column not in record:
-            return _NOT_PLAIN
-        value = record[column]
-        return value if value is None or type(value) in kinds else _NOT_PLAIN
 
     def _symbol_codes(self, rows: np.ndarray):
         """The rows' currency symbols as (distinct symbols, index per row) for format_money."""
@@ -537,13 +548,7 @@ class _Renderer:
         raise AssertionError(field)
 
     def _column_few(self, name: str, rows: np.ndarray) -> list[str]:
-        value = self._scalar(name, (str,))
-        if value is not _NOT_PLAIN:
-            return [_MISSING if value is None else value] * rows.shape[0]
-        raw = self.batch.raw(name)
-        values = raw.take(pa.array(rows)).to_pylist() if isinstance(raw, (pa.Array, pa.ChunkedArray)) \
-            else raw[rows].tolist()
-        return [_MISSING if v is None else str(v) for v in values]
+        return _few_texts(self.batch.raw(name), rows)
 
     def _column_all(self, name: str, rows: np.ndarray) -> pa.Array:
         raw = self.batch.raw(name)
@@ -557,8 +562,6 @@ class _Renderer:
         actions; a few actions (at most :data:`SMALL_RENDER`: Arrow's per-call overhead
         exceeds the work) are then joined as Python strings, many template by template with
         Arrow."""
-        if self._record is not None:               # one account (its record): every row is 0
-            return pa.array(self._join_one(templates, chosen.tolist(), rows), pa.string())
         if rows.shape[0] <= SMALL_RENDER:
             return pa.array(self._join_few(templates, chosen, rows), pa.string())
         return self._join_all(templates, chosen, rows)
@@ -568,8 +571,6 @@ class _Renderer:
         # has several actions: every row is the same)
         listed = rows.tolist()
         position = {r: p for p, r in enumerate(dict.fromkeys(listed))}
-        if len(position) == 1 and self._record is not None:
-            return self._join_one(templates, chosen.tolist(), rows)
         distinct = rows if len(position) == len(listed) else np.array(list(position), np.int64)
         columns: dict[Any, Any] = {}
         out: list[str | None] = []
@@ -595,115 +596,6 @@ class _Renderer:
                     parts.append(values if isinstance(values, str) else values[p])
             out.append("".join(parts))
         return out
-
-    def _join_one(self, templates: list[Template], chosen: list[int], rows: np.ndarray) -> list[str | None]:
-        """The scripts of one account's actions (the gRPC Decide form: a record of Python
-        scalars): each field's text is formatted once, from the record's plain value where it
-        has one (:meth:`_one_text`, the same text as the column's), and a template the account
-        uses twice (its calls) is joined once."""
-        one = rows[:1]
-        texts: dict[Any, Any] = {}
-        done: dict[int, str] = {}
-        out: list[str | None] = []
-        for i in chosen:
-            if i < 0:
-                out.append(None)
-                continue
-            script = done.get(i)
-            if script is None:
-                template = templates[i]
-                parts = []
-                for literal, field, unit, key, when in template.slots:
-                    if when is not None:           # a clause: only where its amount is due
-                        due = texts.get(when)
-                        if due is None:
-                            due = texts[when] = self._due_one(when, one)
-                        if not due:
-                            continue
-                    parts.append(literal)
-                    if field:
-                        text = texts.get(key)
-                        if text is None:
-                            text = texts[key] = self._one_text(field, template.language, one, unit)
-                        parts.append(text)
-                script = done[i] = "".join(parts)
-            out.append(script)
-        return out
-
-    def _amount_one(self, field: str, one: np.ndarray) -> float:
-        """A money field's amount for the one account (NaN: unknown), as :meth:`_amounts`."""
-        if field == "total_due":
-            return self._amount_one("overdue_amount", one) + self._amount_one("penalty_interest", one)
-        value = self._scalar(_BOOK_MONEY[field], _NUMBERS)
-        if value is _NOT_PLAIN:
-            return float(self._amounts(field, one)[0])
-        return math.nan if value is None else float(value)
-
-    def _int_one(self, column: str, one: np.ndarray) -> int:
-        """A whole-number column's value for the one account (null or absent: NULL_TIME), as
-        :meth:`_ints`."""
-        value = self._scalar(column, _WHOLE)
-        if value is _NOT_PLAIN:
-            return int(self._ints(column, one)[0])
-        return NULL_TIME if value is None else int(value)
-
-    def _due_one(self, field: str, one: np.ndarray) -> bool:
-        """:meth:`_due` for the one account."""
-        if FIELDS[field].kind == "money":
-            value = self._amount_one(field, one)
-            return value > 0 and value * 100 > 0.5     # NaN: neither; 0.5 cents rounds (half to even) to 0
-        return self._int_one(_INTS[field], one) > 0
-
-    def _one_text(self, field: str, language: str, one: np.ndarray, unit: Unit | None) -> str:
-        """A field's text for the one account: the text :meth:`_field` gives its row."""
-        kind = FIELDS[field].kind
-        if kind == "money":
-            symbol = self._one_symbol
-            if symbol is None:
-                names, index = self.symbols
-                symbol = self._one_symbol = names[int(index[one[0]])]
-            return _money_text(self._amount_one(field, one), symbol)
-        if kind == "int":
-            column = _INTS[field]
-            if not self.batch.has(column):
-                return _MISSING
-            value = self._int_one(column, one)
-            return _MISSING if value == NULL_TIME else counted(value, unit)
-        if kind == "date" and field != "as_of":
-            value = self._scalar(field, (dt.date,))
-            if value is not _NOT_PLAIN:
-                return _MISSING if value is None else value.isoformat()
-        elif kind == "label":
-            if field == "late_charge":                 # −1 (null or unknown country): the last entry
-                return LATE_CHARGES[self.late_charge[int(self.batch.enum("country")[one[0]])]][language]
-            code = self._label_code_one(field)
-            if code is not None:
-                return _LABEL_TEXTS[field, language][code]
-        elif kind == "text" and field != "disposal_channel":
-            return self._text(field, one, True, language)[0]
-        elif kind == "constant":
-            return str(self.constants.get(language, {}).get(field, ""))
-        values = self._field(field, language, one, True, unit)
-        return values if isinstance(values, str) else values[0]
-
-    def _label_code_one(self, field: str) -> int | None:
-        """The routes' or legal bases' code for the one account (as :meth:`_label`); None
-        when a state is not a plain value."""
-        flags = {}
-        for column in _LABEL_FLAGS[field]:
-            value = self._scalar(column, (dt.datetime,) if column.endswith("_at") else _WHOLE)
-            if value is _NOT_PLAIN:
-                if self._record is not None and column not in self._record and not self.batch.has(column):
-                    flags[column] = False                      # absent: no
-                    continue
-                return None
-            flags[column] = value is not None if column.endswith("_at") else value is not None and value > 0
-        if field == "routes":
-            arbitration = flags["arbitration_agreed"]
-            return arbitration * 1 + flags["contract_notarised"] * 2 \
-                + (flags["mortgage_registered"] and not flags["open_disputes"]) * 4 \
-                + (flags["litigation_clause"] and not arbitration) * 8
-        return flags["surrender_agreed_at"] * 1 + flags["court_order_at"] * 2 + flags["arbitral_award_at"] * 4
 
     def _join_all(self, templates: list[Template], chosen: np.ndarray, rows: np.ndarray) -> pa.Array:
         n = rows.shape[0]
@@ -746,9 +638,6 @@ class _Renderer:
         if field == "total_due":
             return self._amounts("overdue_amount", rows) + self._amounts("penalty_interest", rows)
         column = _BOOK_MONEY[field]
-        value = self._scalar(column, _NUMBERS)
-        if value is not _NOT_PLAIN:
-            return np.full(rows.shape[0], np.nan if value is None else float(value))
         return b.float(column)[rows] if b.has(column) else np.full(rows.shape[0], np.nan)
 
     def _due(self, field: str, rows: np.ndarray) -> np.ndarray:
@@ -761,9 +650,6 @@ class _Renderer:
 
     def _ints(self, column: str, rows: np.ndarray) -> np.ndarray:
         """A whole-number column for ``rows`` (null or absent: NULL_TIME)."""
-        value = self._scalar(column, _WHOLE)
-        if value is not _NOT_PLAIN:
-            return np.full(rows.shape[0], NULL_TIME if value is None else int(value), np.int64)
         if not self.batch.has(column):
             return np.full(rows.shape[0], NULL_TIME, np.int64)
         return self.batch.int(column, NULL_TIME)[rows]
@@ -805,14 +691,6 @@ class _Renderer:
     def _flag(self, column: str, rows: np.ndarray) -> np.ndarray:
         """A yes/no state column for ``rows`` (absent, e.g. a book without state: no)."""
         b = self.batch
-        if column.endswith("_at"):
-            value = self._scalar(column, (dt.datetime,))
-            if value is not _NOT_PLAIN:
-                return np.full(rows.shape[0], value is not None)
-        else:
-            value = self._scalar(column, _WHOLE)
-            if value is not _NOT_PLAIN:
-                return np.full(rows.shape[0], value is not None and value > 0)
         if not b.has(column):
             return np.zeros(rows.shape[0], bool)
         if column.endswith("_at"):
@@ -840,6 +718,125 @@ class _Renderer:
         if small:
             return [texts[c] for c in code.tolist()]
         return pa.array(texts, pa.string()).take(pa.array(np.asarray(code, np.int64)))
+
+
+def _few_texts(raw, rows: np.ndarray) -> list[str]:
+    """A text column's values at ``rows`` as str ("—" for null): a few rows' texts."""
+    values = raw.take(pa.array(rows)).to_pylist() if isinstance(raw, (pa.Array, pa.ChunkedArray)) \
+        else raw[rows].tolist()
+    return [_MISSING if v is None else str(v) for v in values]
+
+
+_ROW_0 = np.zeros(1, np.int64)
+
+
+class _OneAccount:
+    """One account's field texts (a batch of one row: a request), each formatted once and
+    shared by the account's scripts: the text :meth:`_Renderer._field` gives its row (the
+    same formatting functions, the values through the batch's one-account accessors;
+    tests/plugins/test_one_account_stage.py compares them script by script)."""
+
+    __slots__ = ("batch", "merged", "has", "symbol", "late_charge", "constants", "vehicle_names", "texts", "dues")
+
+    def __init__(self, batch: Batch, symbol: str, late_charge: str, constants: Mapping, vehicle_names: Mapping):
+        self.batch = batch
+        # a record's columns are its keys (Batch.has, without searching the sources each time)
+        self.merged = merged = batch.merged
+        self.has = batch.has if merged is None else merged.__contains__
+        self.symbol = symbol                  # the account's currency symbol
+        self.late_charge = late_charge        # its country's key of LATE_CHARGES
+        self.constants = constants
+        self.vehicle_names = vehicle_names
+        self.texts: dict = {}                 # slot key -> text
+        self.dues: dict = {}                  # clause field -> said
+
+    def amount(self, field: str) -> float:
+        """A money field's amount (NaN: unknown), as :meth:`_Renderer._amounts`."""
+        if field == "total_due":
+            return self.amount("overdue_amount") + self.amount("penalty_interest")
+        column = _BOOK_MONEY[field]
+        return self.batch.float_one(column) if self.has(column) else math.nan
+
+    def due(self, field: str) -> bool:
+        """Whether the clause ``{if <field>}`` is said, as :meth:`_Renderer._due`."""
+        said = self.dues.get(field)
+        if said is None:
+            if FIELDS[field].kind == "money":
+                value = self.amount(field)
+                said = value > 0 and round(value * 100) > 0          # NaN: neither
+            else:
+                said = self._int(_INTS[field]) > 0
+            self.dues[field] = said
+        return said
+
+    def _int(self, column: str) -> int:
+        return self.batch.int_one(column, NULL_TIME) if self.has(column) else NULL_TIME
+
+    def _column(self, name: str) -> str:
+        merged = self.merged
+        if merged is not None and name in merged:
+            value = merged[name]
+            if value is None:
+                return _MISSING
+            if type(value) is str:
+                return value
+        return _few_texts(self.batch.raw(name), _ROW_0)[0]
+
+    def _flag(self, column: str) -> bool:
+        """A yes/no state column (absent: no), as :meth:`_Renderer._flag`."""
+        b = self.batch
+        if not self.has(column):
+            return False
+        if column.endswith("_at"):
+            return b.time_us_one(column) != NULL_TIME
+        return b.int_one(column, 0) > 0
+
+    def text(self, key, field: str, language: str, unit: Unit | None) -> str:
+        """The text of ``field`` (slot ``key`` of a template in ``language``)."""
+        text = self.texts.get(key)
+        if text is None:
+            text = self.texts[key] = self._text(field, language, unit)
+        return text
+
+    def _text(self, field: str, language: str, unit: Unit | None) -> str:
+        kind = FIELDS[field].kind
+        b = self.batch
+        if kind == "money":
+            return _money_text(self.amount(field), self.symbol)
+        if kind == "int":
+            column = _INTS[field]
+            if not self.has(column):
+                return _MISSING
+            value = b.int_one(column, NULL_TIME)
+            return _MISSING if value == NULL_TIME else counted(value, unit)
+        if kind == "constant":
+            return str(self.constants.get(language, {}).get(field, ""))
+        if kind == "date":
+            return b.as_of.isoformat() if field == "as_of" else _days_text_small([b.days_one(field)])[0]
+        if kind == "label":
+            if field == "late_charge":
+                return LATE_CHARGES[self.late_charge][language]
+            flag = self._flag
+            if field == "routes":
+                arbitration = flag("arbitration_agreed")
+                code = arbitration * 1 + flag("contract_notarised") * 2 \
+                    + (flag("mortgage_registered") and not flag("open_disputes")) * 4 \
+                    + (flag("litigation_clause") and not arbitration) * 8
+            else:
+                code = flag("surrender_agreed_at") * 1 + flag("court_order_at") * 2 + flag("arbitral_award_at") * 4
+            return _LABEL_TEXTS[field, language][code]
+        if field == "name":
+            return self._column("name")
+        if field == "account_tail":
+            return self._column("account_id")[-4:]
+        if field == "vehicle":
+            brand, model = self._column("brand"), self._column("model")
+            if language == "zh" and self.vehicle_names:
+                return _zh_vehicle(self.vehicle_names, brand, model)
+            return f"{brand} {model}"
+        if field == "disposal_channel":
+            return self._column("disposal_channel.channel") if self.has("disposal_channel.channel") else _MISSING
+        raise AssertionError(field)
 
 
 #: the state columns each label's code reads (:meth:`_Renderer._label`)
@@ -902,6 +899,11 @@ _STRATEGY_DEFAULTS = {
     "zh": {"lender": "示例汽车金融", "hotline": "400-800-8000", "caller": "示例汽车金融"},
     "en": {"lender": "Example Auto Finance", "hotline": "+1-800-555-0100", "caller": "Jordan Lee"},
 }
+#: the whole-number settings and the most each may be: the compiled pass takes them as 64-bit
+#: integers, the intervals in microseconds
+_WHOLE_SETTINGS = {"max_calls": 2 ** 63 - 1, "call_spacing_minutes": (2 ** 63 - 1) // US_PER_MINUTE,
+                   "unreachable_after_failed_attempts": 2 ** 63 - 1,
+                   "field_visit_every_days": (2 ** 63 - 1) // US_PER_DAY}
 #: names a caller may not go by: anonymous (truthful identification)
 _ANONYMOUS_CALLERS = ("客户服务中心", "客服中心", "customer service")
 
@@ -909,6 +911,33 @@ _ANONYMOUS_CALLERS = ("客户服务中心", "客服中心", "customer service")
 #: the action kinds the tiered strategy plans, in plan order
 _KINDS = np.array([ACTION[a] for a in ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT", "THIRD_PARTY_CONTACT",
                                        "LEGAL_REVIEW", "REPOSSESSION", "DISPOSAL")], np.int8)
+
+
+#: what the plan reads, in the order of strategy_kernel.plan_actions' arguments: (column, the
+#: batch's accessor for its column, the same for one account's scalar, the accessor's arguments,
+#: the value when the batch lacks the column — None: required)
+_PLAN_INPUTS = tuple((name, getattr(Batch, kind), getattr(Batch, kind + "_one"), args, absent) for name, kind, args, absent in (
+    ("collection_tier.tier", "enum", (TIERS,), None),
+    ("collection_tier.channel", "enum", (TIER_CHANNELS,), None),
+    ("collection_tier.legal_review", "bool", (), None),
+    ("phone_valid", "bool", (), None),
+    ("consecutive_failed_attempts", "int", (), None),
+    ("has_third_party_contact", "bool", (), None),
+    ("repossessed", "bool", (), None),
+    ("disposal.repossess", "bool", (), False),
+    ("disposal.dispose", "bool", (), False),
+    ("disposal_channel.channel", "valid", (), False),
+    # the ledger's state (docs/ledger.md): holds and the last field visit
+    ("open_disputes", "int", (), 0),
+    ("promise_open", "bool", (), False),
+    ("last_field_visit_at", "time_us", (), NULL_TIME),
+    ("collection_tier.calls_per_day", "int", (1,), 1),       # null or absent: 1 (within the fewest and most)
+))
+
+
+def _no_plan() -> dict[str, Any]:
+    return {"row": np.zeros(0, np.int64), "action": np.zeros(0, np.int8), "priority": np.zeros(0),
+            "earliest_at": np.zeros(0, np.int64)}
 
 
 class TieredStrategy(CollectionStrategy):
@@ -948,9 +977,11 @@ class TieredStrategy(CollectionStrategy):
             if not isinstance(given.get(key, {}), Mapping):
                 raise PostloanError(f"[strategy.{self.name}.{key}] must be a table, got {type(given[key]).__name__}")
             settings[key] = {**_STRATEGY_DEFAULTS[key], **given.get(key, {})}
-        for key in ("max_calls", "call_spacing_minutes", "unreachable_after_failed_attempts", "field_visit_every_days"):
+        for key, most in _WHOLE_SETTINGS.items():
             if not isinstance(settings[key], int) or isinstance(settings[key], bool) or settings[key] < 0:
                 raise PostloanError(f"[strategy.{self.name}] {key}: expected a whole number ≥ 0, got {settings[key]!r}")
+            if settings[key] > most:                 # the compiled pass takes them as 64-bit (µs)
+                raise PostloanError(f"[strategy.{self.name}] {key}: at most {most:,}, got {settings[key]:,}")
         for key in ("hold_on_open_promise", "hold_on_dispute"):
             if not isinstance(settings[key], bool):
                 raise PostloanError(f"[strategy.{self.name}] {key}: expected true or false, got {settings[key]!r}")
@@ -989,11 +1020,22 @@ class TieredStrategy(CollectionStrategy):
         self._constants = {language: settings[language] for language in ("zh", "en")}
         self._ids = np.array([t.id for t in self.templates.templates] + [None], dtype=object)
         self._language_names = np.array(languages, dtype=object)
+        self._lists: tuple | None = None        # the tables above as Python lists (_render_one)
         for country, language in settings["language"].items():
             if language not in self.templates.files:
                 raise PostloanError(f"[strategy.{self.name}.language] {country} = {language!r}, but there is no "
                                     f"{language}.toml template file")
         self._check_coverage()
+        params = np.zeros(SK.N_PARAMS, np.int64)
+        params[SK.P_UNREACHABLE] = settings["unreachable_after_failed_attempts"]
+        params[SK.P_HOLD_DISPUTE] = settings["hold_on_dispute"]
+        params[SK.P_HOLD_PROMISE] = settings["hold_on_open_promise"]
+        params[SK.P_VISIT_EVERY_US] = settings["field_visit_every_days"] * US_PER_DAY
+        params[SK.P_FEWEST] = min(1, settings["max_calls"])
+        params[SK.P_MAX_CALLS] = settings["max_calls"]
+        params[SK.P_PHONE] = ACTION["PHONE"]
+        params[SK.P_SPACING_US] = settings["call_spacing_minutes"] * US_PER_MINUTE
+        self._params = params
 
     def _check_coverage(self) -> None:
         needed = {a: TIERS[1:] for a in ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT", "THIRD_PARTY_CONTACT")}
@@ -1005,40 +1047,30 @@ class TieredStrategy(CollectionStrategy):
                         raise PostloanError(f"{path}: no template for action {action} at tier {tier}")
 
     def plan(self, batch: Batch) -> dict[str, Any]:
-        s = self.settings
+        if batch.n == 1:                             # a request: the account's values as scalars
+            inputs = [read_one(batch, name, *args) if absent is None or batch.has(name) else absent
+                      for name, _, read_one, args, absent in _PLAN_INPUTS]
+            rows, action, earliest = SK.plan_one(*inputs, _KINDS, self._params, batch.now_us)
+            if rows.size == 0:
+                return _no_plan()
+            priority = batch.float_one("collection_tier.priority")
+            if not math.isfinite(priority):
+                priority = float(np.nan_to_num(priority))
+            script_id, language, script = self._render_one(batch, rows, action, inputs[0])
+            return {"row": rows, "action": action, "priority": np.full(rows.size, priority), "earliest_at": earliest,
+                    "script_id": script_id, "language": language, "script": script}
         n = batch.n
-        tier = batch.enum("collection_tier.tier", TIERS)
-        channel = batch.enum("collection_tier.channel", TIER_CHANNELS)
-        legal = batch.bool("collection_tier.legal_review")
+        inputs = [read(batch, name, *args) if absent is None or batch.has(name) else np.full(n, absent)
+                  for name, read, _, args, absent in _PLAN_INPUTS]
+        # the actions wanted, account by account in plan order (_KINDS), phone calls
+        # calls_per_day times spaced apart: one compiled pass (strategy_kernel)
+        rows, action, earliest = SK.plan_actions(*inputs, _KINDS, self._params, batch.now_us)
+        if rows.size == 0:
+            return _no_plan()
         priority = batch.float("collection_tier.priority")
         if not np.isfinite(priority).all():
             priority = np.nan_to_num(priority)
-        fewest = min(1, s["max_calls"])
-        calls = np.minimum(np.maximum(batch.int("collection_tier.calls_per_day", 1), fewest), s["max_calls"]) \
-            if batch.has("collection_tier.calls_per_day") else np.full(n, fewest, np.int64)
-        phone_ok = batch.bool("phone_valid")
-        unreachable = ~phone_ok | (batch.int("consecutive_failed_attempts") >= s["unreachable_after_failed_attempts"])
-        repossessed = batch.bool("repossessed")
-        no = np.zeros(n, bool)
-        repossess = batch.bool("disposal.repossess") if batch.has("disposal.repossess") else no
-        dispose = batch.bool("disposal.dispose") & batch.valid("disposal_channel.channel") \
-            if batch.has("disposal.dispose") and batch.has("disposal_channel.channel") else no
-        # the ledger's state (docs/ledger.md): holds and the last field visit
-        disputed = batch.int("open_disputes") > 0 if s["hold_on_dispute"] and batch.has("open_disputes") else no
-        promised = batch.bool("promise_open") if s["hold_on_open_promise"] and batch.has("promise_open") else no
-        visited = no
-        if s["field_visit_every_days"] and batch.has("last_field_visit_at"):
-            last_visit = batch.time_us("last_field_visit_at")
-            visited = (last_visit != NULL_TIME) & (batch.now_us - last_visit < s["field_visit_every_days"] * US_PER_DAY)
-        # the actions wanted, account by account in plan order (_KINDS), phone calls
-        # calls_per_day times spaced apart: one compiled pass (strategy_kernel)
-        rows, action, earliest = SK.plan_actions(
-            tier, channel, legal, phone_ok, unreachable, batch.bool("has_third_party_contact"), repossessed, repossess, dispose, disputed, promised, visited, calls, _KINDS,
-            ACTION["PHONE"], batch.now_us, s["call_spacing_minutes"] * US_PER_MINUTE)
-        if rows.size == 0:
-            return {"row": rows, "action": np.zeros(0, np.int8), "priority": np.zeros(0),
-                    "earliest_at": np.zeros(0, np.int64)}
-        script_id, language, script = self._render(batch, rows, action, tier)
+        script_id, language, script = self._render(batch, rows, action, inputs[0])
         return {"row": rows, "action": action, "priority": priority[rows], "earliest_at": earliest,
                 "script_id": script_id, "language": language, "script": script}
 
@@ -1051,7 +1083,7 @@ class TieredStrategy(CollectionStrategy):
 
     def _render(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: np.ndarray):
         if batch.n == 1:
-            return self._render_one(batch, rows, action, tier)
+            return self._render_one(batch, rows, action, int(tier[0]))
         country = batch.enum("country")
         # amounts in the account's own currency: the book says which; else the country's
         currency = self._currency_of_country[country]
@@ -1065,26 +1097,46 @@ class TieredStrategy(CollectionStrategy):
         script = renderer.render(self.templates.templates, chosen, rows)
         return ids, np.where(chosen >= 0, self._language_names[language], None), script
 
-    def _render_one(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: np.ndarray):
+    def _render_one(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: int):
         """:meth:`_render` for a batch of one account (a request; every row is 0): the same
-        tables read with its codes as Python ints, instead of NumPy on a few elements."""
-        country = int(batch.enum("country")[0])
-        currency = int(self._currency_of_country[country])
+        tables (as Python lists) read with its codes as Python ints, and each template's render
+        plan (:meth:`Template.format_plan`) filled with the account's field texts, each
+        formatted once (:class:`_OneAccount`) — instead of NumPy and Arrow on a few elements."""
+        lists = self._lists
+        if lists is None:
+            lists = self._lists = (self._currency_of_country.tolist(), self._language_of_country.tolist(),
+                                   self._pick.tolist(), self._ids.tolist(), self._late_charge.tolist())
+        currency_of_country, language_of_country, pick, ids, late_charge = lists
+        country = batch.enum_one("country")
+        currency = currency_of_country[country]
         if batch.has("currency"):                        # null (−1): the country's currency
-            given = int(batch.enum("currency")[0])
+            given = batch.enum_one("currency")
             currency = given if given >= 0 else currency
-        renderer = _Renderer(batch, self._constants, (self._symbols, np.array([currency], np.int64)),
-                             self._late_charge, self.vehicle_names)
-        language = int(self._language_of_country[country])
-        by_action = self._pick[language, :, max(int(tier[0]), 0)].tolist()
-        chosen = [by_action[a] for a in action.tolist()]
-        ids = np.empty(len(chosen), dtype=object)
-        ids[:] = [self._ids[i] for i in chosen]
-        languages = np.empty(len(chosen), dtype=object)
-        name = self._language_names[language]
-        languages[:] = [name if i >= 0 else None for i in chosen]
-        script = renderer.render(self.templates.templates, np.array(chosen, np.int64), rows)
-        return ids, languages, script
+        language = language_of_country[country]
+        by_action = pick[language]
+        tier = max(tier, 0)
+        chosen = [by_action[a][tier] for a in action.tolist()]
+        one = _OneAccount(batch, self._symbols[currency], late_charge[country], self._constants, self.vehicle_names)
+        templates = self.templates.templates
+        done: dict[int, str] = {}
+        scripts: list[str | None] = []
+        for i in chosen:
+            if i < 0:
+                scripts.append(None)
+                continue
+            script = done.get(i)
+            if script is None:                           # a template the account uses twice (its calls): once
+                template = templates[i]
+                clauses = template.clauses
+                text, slots = template.format_plan(tuple([one.due(f) for f in clauses]) if clauses else ())
+                text_of = one.text
+                language_name = template.language
+                script = done[i] = text.format(*[text_of(key, field, language_name, unit)
+                                                 for key, field, unit in slots])
+            scripts.append(script)
+        name = ENUMS["language"][language]
+        return (np.array([ids[i] for i in chosen], dtype=object),
+                np.array([name if i >= 0 else None for i in chosen], dtype=object), pa.array(scripts, pa.string()))
 
 
 @kernel.hookimpl

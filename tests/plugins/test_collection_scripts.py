@@ -335,6 +335,21 @@ def test_unknown_strategy_settings_are_named():
         TieredStrategy({"strategy": {"tiered": {"max_call": 2}}})
 
 
+@pytest.mark.parametrize("key, value, most", [("max_calls", 2 ** 70, "9,223,372,036,854,775,807"),
+                                              ("field_visit_every_days", 10 ** 9, "106,751,991"),
+                                              ("call_spacing_minutes", 10 ** 20, "153,722,867,280"),
+                                              ("unreachable_after_failed_attempts", -1, None)])
+def test_whole_number_settings_out_of_range_are_named(key, value, most):
+    """The compiled plan takes the whole-number settings as 64-bit integers (the intervals in
+    µs): a value beyond that is an error naming the setting and its limit, not an overflow."""
+    from postloan_builtins.collection import TieredStrategy
+    message = rf"\[strategy.tiered\] {key}: " + (f"at most {most}," if most else "expected a whole number ≥ 0")
+    with pytest.raises(PostloanError, match=message):
+        TieredStrategy({"strategy": {"tiered": {key: value}}})
+    if most:                                          # the limit itself is accepted
+        TieredStrategy({"strategy": {"tiered": {key: int(most.replace(",", ""))}}})
+
+
 # --------------------------------------------------------------------------------------------
 # Enforcement routes (legal review) and the legal basis (repossession): each route's
 # precondition on both sides (docs/compliance.md, "Routes in China")

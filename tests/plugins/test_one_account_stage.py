@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pytest
 
 from kernel.errors import PostloanError
-from kernel.hookspecs import Record
+from kernel.hookspecs import NULL_TIME, Record
 from kernel.pipeline import Pipeline
 from plugin_helpers import numpy_columns
 
@@ -106,6 +106,59 @@ def test_one_accounts_features_are_its_row_of_the_batchs(kernel, pipeline, book)
         _feature_reader(features)({k: v for k, v in record.items() if k != "dpd"})
 
 
+def _numpy_scalars(record: dict) -> dict:
+    """A record whose numbers and texts are NumPy scalars: not the plain Python values the
+    one-account accessors read directly, so every one goes through its column's conversion."""
+    kinds = {bool: np.bool_, int: np.int64, float: np.float64, str: np.str_}
+    return {k: kinds[type(v)](v) if type(v) in kinds else v for k, v in record.items()}
+
+
+@pytest.mark.parametrize("variant", ["record", "numpy_scalars", "columns", "without_optional_columns"])
+def test_one_accounts_plan_is_its_rows_of_the_batchs_plan(kernel, pipeline, book, variant):
+    """TieredStrategy.plan on a batch of one account (the scalar path: strategy_kernel.plan_one,
+    each template's render plan, _OneAccount's field texts) against the same strategy's plan of
+    the whole book (plan_actions, the batch renderer), account by account, column by column —
+    scripts byte for byte: a record of plain values, one of NumPy scalars (every value through
+    its column's conversion), NumPy columns of one row, and a batch without the optional
+    columns (no ledger state, no disposal decisions: their defaults)."""
+    from kernel.hookspecs import Batch
+    from kernel.pipeline import _first_value, _no_valuation
+    table = book if variant == "without_optional_columns" else pipeline.with_state(book, AS_OF, NOW)
+    decisions = kernel.decide(table, AS_OF)
+    if variant == "without_optional_columns":
+        decisions = decisions.drop_columns(["disposal.repossess", "disposal.dispose", "collection_tier.calls_per_day"])
+    whole = Batch(table.num_rows, AS_OF, NOW, [decisions, table], pipeline.config)
+    extra = pipeline._valuation(whole) or _no_valuation(table.num_rows)
+    whole.add(extra)
+    planned = pipeline.strategy.plan(whole)
+    columns = {k: (v.to_pylist() if isinstance(v, pa.Array) else np.asarray(v).tolist()) for k, v in planned.items()}
+    rows = planned["row"]
+    picks = _picks(book, kernel.decide(book, AS_OF))
+    seen = {"actions": 0, "scripts": set()}
+    for row in picks:
+        if variant == "columns":
+            one = Batch(1, AS_OF, NOW, [numpy_columns(decisions.slice(row, 1)), numpy_columns(table.slice(row, 1))],
+                        pipeline.config)
+            one.add({k: v[row:row + 1] for k, v in extra.items()})
+        else:
+            decided, record = decisions.slice(row, 1).to_pylist()[0], table.slice(row, 1).to_pylist()[0]
+            if variant == "numpy_scalars":
+                decided, record = _numpy_scalars(decided), _numpy_scalars(record)
+            one = Batch(1, AS_OF, NOW, [Record(decided), Record(record)], pipeline.config)
+            one.add(Record({k: _first_value(v[row:row + 1]) for k, v in extra.items()}))    # as Pipeline.stage
+        got = pipeline.strategy.plan(one)
+        mine = np.flatnonzero(rows == row)
+        assert got["row"].tolist() == [0] * mine.size, row
+        for name, values in got.items():
+            if name == "row":
+                continue
+            listed = values.to_pylist() if isinstance(values, pa.Array) else np.asarray(values).tolist()
+            assert listed == [columns[name][k] for k in mine.tolist()], (row, name)
+        seen["actions"] += mine.size
+        seen["scripts"] |= {s for s in got.get("script", pa.array([], pa.string())).to_pylist() if s}
+    assert seen["actions"] > 150 and len(seen["scripts"]) > 100
+
+
 def _wanted_by_numpy(tier, channel, legal, phone_ok, unreachable, third, repossessed, repossess, dispose, disputed,
                      promised, visited, calls, now_us, spacing_us):
     """The NumPy steps the compiled pass replaced (the tree before issue 12's second round),
@@ -126,22 +179,81 @@ def _wanted_by_numpy(tier, channel, legal, phone_ok, unreachable, third, reposse
     return np.repeat(rows, reps), np.repeat(action, reps), now_us + k * spacing_us
 
 
+def _random_inputs(seed: int, n: int):
+    """plan_actions' inputs for ``n`` random accounts, as the batch's accessors give them: every
+    condition independent, null tiers and channels, counts around the thresholds, 0–4 calls a
+    day, last field visits within and beyond the week, some null."""
+    rng = np.random.default_rng(seed)
+    now_us = 1_795_831_200_000_000
+    codes = [rng.integers(-1, 4, n).astype(np.int8) for _ in range(2)]
+    flags = [rng.random(n) < p for p in rng.uniform(0.05, 0.95, 9)]
+    legal, phone_valid, third, repossessed, repossess, dispose, channel_valid, promise_open, _ = flags
+    failed = rng.integers(0, 6, n).astype(np.int64)
+    disputes = rng.integers(0, 3, n).astype(np.int64) * (rng.random(n) < 0.2)
+    last_visit = now_us - rng.integers(0, 14 * 86_400_000_000, n)
+    last_visit[rng.random(n) < 0.3] = NULL_TIME
+    calls = rng.integers(0, 5, n).astype(np.int64)
+    return (*codes, legal, phone_valid, failed, third, repossessed, repossess, dispose, channel_valid, disputes,
+            promise_open, last_visit, calls), now_us
+
+
+def _params(unreachable=3, hold_dispute=True, hold_promise=True, visit_every_days=7, max_calls=3, spacing_minutes=180):
+    from kernel.hookspecs import ACTION
+    from postloan_builtins import strategy_kernel as SK
+    params = np.zeros(SK.N_PARAMS, np.int64)
+    params[[SK.P_UNREACHABLE, SK.P_HOLD_DISPUTE, SK.P_HOLD_PROMISE, SK.P_VISIT_EVERY_US, SK.P_FEWEST, SK.P_MAX_CALLS,
+            SK.P_PHONE, SK.P_SPACING_US]] = (unreachable, hold_dispute, hold_promise, visit_every_days * 86_400_000_000,
+                                             min(1, max_calls), max_calls, ACTION["PHONE"], spacing_minutes * 60_000_000)
+    return params
+
+
+_SETTINGS = [{}, {"hold_dispute": False, "hold_promise": False}, {"visit_every_days": 0, "max_calls": 0},
+             {"unreachable": 1, "max_calls": 2, "spacing_minutes": 60}]
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_the_compiled_actions_wanted_are_the_numpy_steps(seed):
     """strategy_kernel.plan_actions (without branches) against the NumPy steps it replaced, on
-    random accounts: every condition independent, null tiers and channels, 0–3 calls."""
+    random accounts under four settings: the holds, visits and unreachability worked out from
+    the columns as TieredStrategy.plan did with NumPy, then the actions wanted."""
     from kernel.hookspecs import ACTION
     from postloan_builtins import strategy_kernel
     from postloan_builtins.collection import _KINDS
-    rng = np.random.default_rng(seed)
+    settings = {"unreachable": 3, "hold_dispute": True, "hold_promise": True, "visit_every_days": 7, "max_calls": 3,
+                "spacing_minutes": 180, **_SETTINGS[seed]}
     n = 5_000
-    codes = [rng.integers(-1, 4, n).astype(np.int8) for _ in range(2)]
-    flags = [rng.random(n) < p for p in rng.uniform(0.05, 0.95, 10)]
-    calls = rng.integers(0, 4, n).astype(np.int64)
-    now_us, spacing_us = 1_795_831_200_000_000, 180 * 60_000_000
-    got = strategy_kernel.plan_actions(*codes, *flags, calls, _KINDS, ACTION["PHONE"], now_us, spacing_us)
-    expected = _wanted_by_numpy(*codes, *flags, calls, now_us, spacing_us)
-    assert got[0].size > n // 10 and np.count_nonzero(got[1] == ACTION["PHONE"]) > 0
+    inputs, now_us = _random_inputs(seed, n)
+    (tier, channel, legal, phone_valid, failed, third, repossessed, repossess, dispose, channel_valid, disputes,
+     promise_open, last_visit, calls_per_day) = inputs
+    got = strategy_kernel.plan_actions(*inputs, _KINDS, _params(**settings), now_us)
+    no = np.zeros(n, bool)
+    every_us = settings["visit_every_days"] * 86_400_000_000
+    visited = (last_visit != NULL_TIME) & (now_us - last_visit < every_us) if every_us else no
+    calls = np.minimum(np.maximum(calls_per_day, min(1, settings["max_calls"])), settings["max_calls"])
+    expected = _wanted_by_numpy(tier, channel, legal, phone_valid, ~phone_valid | (failed >= settings["unreachable"]),
+                                third, repossessed, repossess, dispose & channel_valid,
+                                disputes > 0 if settings["hold_dispute"] else no,
+                                promise_open if settings["hold_promise"] else no, visited, calls, now_us,
+                                settings["spacing_minutes"] * 60_000_000)
+    assert got[0].size > n // 10 and (np.count_nonzero(got[1] == ACTION["PHONE"]) > 0) == (settings["max_calls"] > 0)
     for g, e in zip(got, expected):
         assert np.array_equal(g, e)
     assert got[1].dtype == np.int8 and got[0].dtype == got[2].dtype == np.int64
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_one_accounts_compiled_plan_is_its_row_of_the_batchs(seed):
+    """strategy_kernel.plan_one (one account's scalars, as TieredStrategy.plan passes a
+    request's) gives each account's actions of plan_actions over the whole batch, in order."""
+    from postloan_builtins import strategy_kernel
+    from postloan_builtins.collection import _KINDS
+    params = _params(**_SETTINGS[seed])
+    inputs, now_us = _random_inputs(100 + seed, 600)
+    rows, action, earliest = strategy_kernel.plan_actions(*inputs, _KINDS, params, now_us)
+    types = (int, int, bool, bool, int, bool, bool, bool, bool, bool, int, bool, int, int)
+    for i in range(600):
+        scalars = [kind(column[i]) for kind, column in zip(types, inputs)]
+        one = strategy_kernel.plan_one(*scalars, _KINDS, params, now_us)
+        mine = rows == i
+        assert np.array_equal(one[0], np.zeros(np.count_nonzero(mine), np.int64)), i
+        assert np.array_equal(one[1], action[mine]) and np.array_equal(one[2], earliest[mine]), i

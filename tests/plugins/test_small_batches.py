@@ -289,3 +289,30 @@ def test_instants_in_microseconds_are_timedeltas_floor_divided(instant):
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
     assert _datetime_us(instant) == (instant - epoch) // dt.timedelta(microseconds=1)
     assert Batch(1, dt.date(2026, 11, 28), instant, []).now_us == _datetime_us(instant)
+
+
+@pytest.mark.parametrize("value", RECORD_VALUES + [dt.date(2026, 2, 28), dt.date(1969, 12, 31),
+                                                   dt.datetime(2026, 11, 28, 10, 0, 0, 123_456),
+                                                   dt.datetime(2026, 11, 28, 10, tzinfo=dt.timezone(dt.timedelta(hours=8)))],
+                         ids=repr)
+def test_one_accounts_scalar_accessors_are_row_0_of_the_columns(value):
+    """Batch's one-account accessors (``float_one``…: a request's value as a Python scalar,
+    what the strategy's one-account plan reads) give row 0 of the column accessor — for the
+    record's plain value and for a one-element column (NumPy) — or refuse what it refuses."""
+    from kernel.batches import _one
+    now = utc(2026, 11, 28, 2, 0)
+    one = Batch(1, dt.date(2026, 11, 28), now, [Record({"x": value}), Record({"y": 1})])
+    column = Batch(1, dt.date(2026, 11, 28), now, [{"x": _one(value)}])
+    types = {"float": float, "int": int, "bool": bool, "enum": int, "time_us": int, "days": int, "valid": bool}
+    for name, args in (("float", ()), ("int", ()), ("int", (-9,)), ("bool", ()), ("bool", (True,)),
+                       ("enum", (("CN", "US"),)), ("enum", ((),)), ("time_us", ()), ("days", ()), ("valid", ())):
+        for batch in (one, column):
+            try:
+                want = getattr(column, name)("x", *args)[0].item()
+            except Exception as e:                  # the column's conversion refuses it: so does the scalar's
+                with pytest.raises(type(e)):
+                    getattr(batch, name + "_one")("x", *args)
+                continue
+            got = getattr(batch, name + "_one")("x", *args)
+            assert type(got) is types[name], (name, args, got)
+            assert got == want or (got != got and want != want), (name, args, got, want)
