@@ -216,6 +216,39 @@ def test_the_parent_keeps_less_for_its_own_work_and_estimates_follow_the_calls()
     assert parallel.block_seconds(None) == parallel.INTERPRETER_SECONDS
 
 
+def test_helpers_follow_the_cpus_idle_now_not_the_lagging_load_average(monkeypatch):
+    """workers() counts the CPUs idle over a short sample of /proc/stat: a machine that has just
+    gone quiet still shows a load average of 1+ for a minute, and must get its helper."""
+    from kernel.codegen import parallel
+    monkeypatch.delenv("POSTLOAN_COMPILE_WORKERS", raising=False)
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(parallel.os, "getloadavg", lambda: (1.3, 1.3, 1.3))   # the lagging minute
+    monkeypatch.setattr(parallel.time, "sleep", lambda seconds: None)
+
+    def sampled(*samples):
+        ticks = iter(samples)
+        monkeypatch.setattr(parallel, "_cpu_ticks", lambda: next(ticks))
+
+    sampled((1000, 400), (1200, 590))          # 190 of 200 ticks idle: both cores free
+    assert abs(parallel.idle_cpus(2) - 1.9) < 1e-9
+    sampled((1000, 400), (1200, 590))
+    assert parallel.workers() == 1
+    sampled((1000, 400), (1200, 420))          # 20 of 200 idle: both busy
+    assert parallel.workers() == 0
+    monkeypatch.setattr(parallel, "_cpu_ticks", lambda: None)                  # no /proc/stat
+    assert abs(parallel.idle_cpus(2) - (2 - 1.3)) < 1e-9 and parallel.workers() == 0
+    monkeypatch.setenv("POSTLOAN_COMPILE_WORKERS", "2")
+    assert parallel.workers() == 2
+
+
+def test_cpu_ticks_read_this_machines_proc_stat():
+    from kernel.codegen import parallel
+    if not os.path.exists("/proc/stat"):
+        return
+    total, idle = parallel._cpu_ticks()
+    assert 0 <= idle <= total
+
+
 def test_a_failed_helper_is_reported_and_leaves_its_jobs_to_the_parent(tmp_path, caplog):
     from kernel.codegen import parallel
     helper = parallel.Helper([{"kind": "node", "path": str(tmp_path / "missing.py"), "key": ["node", 0]}])
