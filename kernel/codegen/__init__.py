@@ -119,9 +119,6 @@ def _start_helpers(generated, modules: list, params: dict, idle: list) -> dict:
     handing jobs to the ``idle`` ones (started early; those given jobs are removed from the
     list): returns ``{("node" | "model", k): Helper}`` for the jobs handed out."""
     from . import parallel
-    helpers = max(parallel.workers(), len(idle)) if idle else parallel.workers()
-    if not helpers:
-        return {}
     jobs, details, interpreters = [], {}, {}
     for k, (node, module) in enumerate(zip(generated.nodes, modules)):
         model = generated.models.get(node.name)
@@ -143,6 +140,11 @@ def _start_helpers(generated, modules: list, params: dict, idle: list) -> dict:
         if not parallel.is_cached(module.node):
             jobs.append((("node", k), parallel.node_seconds(node.source)))
             details[("node", k)] = {"kind": "node", "path": module.__file__}
+    if sum(seconds for _, seconds in jobs) < parallel.MIN_SECONDS:
+        return {}                       # a warm load or a small edit: no helper pays (nor the idle sample)
+    helpers = max(parallel.workers(), len(idle)) if idle else parallel.workers()
+    if not helpers:
+        return {}
     shares = parallel.plan_jobs(jobs, helpers, parallel.PARENT_SECONDS)
     if len(shares) > 1:
         named = [[f"{generated.nodes[k].name}{' (model block)' if what == 'model' else ''}" for what, k in share]
