@@ -146,7 +146,7 @@ class Batch:
         out = self._cache.get(key)
         if out is None:
             value = self._plain(name, _PLAIN_WHOLE)
-            out = self._cache[key] = _to_int(self.raw(name), null) if value is _UNSEEN else \
+            out = self._cache[key] = _to_int(self.raw(name), null, name) if value is _UNSEEN else \
                 np.array([null if value is None else value], np.int64)
         return out
 
@@ -742,7 +742,7 @@ def _to_float(values) -> np.ndarray:
     return pc.fill_null(arr.cast(pa.float64()), np.nan).to_numpy()
 
 
-def _to_int(values, null: int) -> np.ndarray:
+def _to_int(values, null: int, name: str = "") -> np.ndarray:
     if type(values) is np.ndarray and values.dtype is _I64:
         return values
     if isinstance(values, np.ma.MaskedArray):      # the kernel's NumPy path masks null ints and bools
@@ -750,7 +750,11 @@ def _to_int(values, null: int) -> np.ndarray:
     plain = _numpy_plain(values)
     if plain is not None:
         if plain.dtype.kind == "f":
-            return np.where(np.isnan(plain), null, plain).astype(np.int64)
+            whole = np.where(np.isnan(plain), null, plain)
+            beyond = ~((whole >= -2.0 ** 63) & (whole < 2.0 ** 63))   # ±inf or past int64: the cast would wrap silently
+            if beyond.any():
+                raise PostloanError(f"column {name!r}: expected whole numbers, got {float(whole[beyond][0])!r}")
+            return whole.astype(np.int64)
         return plain.astype(np.int64, copy=False)
     items = _small_objects(values, (int, np.integer))
     if items is not None:

@@ -316,3 +316,17 @@ def test_one_accounts_scalar_accessors_are_row_0_of_the_columns(value):
             got = getattr(batch, name + "_one")("x", *args)
             assert type(got) is types[name], (name, args, got)
             assert got == want or (got != got and want != want), (name, args, got, want)
+
+
+@pytest.mark.parametrize("value", [float("inf"), -float("inf"), 1e300])
+def test_an_int_read_of_a_number_past_int64_is_refused_naming_the_column(value):
+    """A float column read as whole numbers: ±inf or a value past int64 would wrap to a wrong
+    integer in NumPy's cast (with only a RuntimeWarning) — it is refused, naming the column,
+    for the column and the one-account accessor alike."""
+    from kernel.errors import PostloanError
+    now = utc(2026, 11, 28, 2, 0)
+    for batch in (Batch(1, dt.date(2026, 11, 28), now, [{"x": np.array([value])}]),
+                  Batch(1, dt.date(2026, 11, 28), now, [Record({"x": value}), Record({"y": 1})])):
+        with pytest.raises(PostloanError, match="column 'x': expected whole numbers"):
+            batch.int_one("x")
+    assert Batch(1, dt.date(2026, 11, 28), now, [{"x": np.array([np.nan, 3.0])}]).int("x", -1).tolist() == [-1, 3]
