@@ -800,10 +800,10 @@ class Pipeline:
         """The verdicts of a run of one engine's policies in one call — (outcome, reasons,
         next allowed, policy names) — or None when the call fails or returns malformed
         verdicts (each policy is then judged alone, so only a failing one blocks). ``whole``:
-        the run is every policy that applies to a request's few actions (≤ 64), its verdicts
-        are the set's — None also unless
-        they are in the set's columns' types (:func:`_kept`) and clean where they keep (no
-        reason, time or policy), as combining them would make them."""
+        the run is every policy that applies to a request's few actions (≤ 64), so its
+        verdicts are the set's — None also unless they are in the set's columns' types
+        (:func:`_kept`) and clean where they keep (no reason, time or policy), as combining
+        them would make them."""
         try:
             outcome, reasons, until, names = engine.judge([e[1] for e in entries], actions)
         except Exception as e:                     # noqa: BLE001 — judged again one by one, errors named there
