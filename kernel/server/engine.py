@@ -527,7 +527,8 @@ def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: 
     """Compile the bundle at ``path`` (None: the shipped one) into a warm Engine: the kernel
     compiled, the pipeline built (its audit log at ``audit_path``, synced as ``audit_sync``
     says: see :class:`kernel.audit.AuditLog`), and synthetic accounts decided through
-    the exact path a Decide call takes, so the first real call pays no first-call costs.
+    the exact path a Decide call takes (and one car valued as a Valuate call values it), so
+    the first real call pays no first-call costs.
     ``config``: the configuration file (None: ``$POSTLOAN_CONFIG``, else the defaults)."""
     from ..pipeline import Pipeline
     from ..runtime import Kernel
@@ -553,6 +554,13 @@ def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: 
             warm.decide_response(warm.record(account), now.date(), now)
             warm.decide_response(warm.record(account), now.date(), now, actions=False)
         answer = warm.decide_batch(sample, now.date(), now, with_actions=True)
+        # Valuate scores a car no bundle decided: its model compiles on first use (seconds on
+        # a cold cache, past a client's deadline on a busy machine), so here, not on a call.
+        vehicle = sample.slice(0, 1).to_pylist()[0]
+        warm.valuate_message(decision_pb2.ValuateRequest(
+            vehicle=convert.VEHICLE.encode({name: vehicle[name] for name in schema.columns("vehicles")}),
+            country=convert.enum_code("country", vehicle["country"]), region=vehicle["region"] or ""),
+            now.date(), now)
         twin.audit.close()
     return Engine(kernel, pipeline, path=str(path) if path else "(shipped)", loaded_at=dt.datetime.now(UTC),
                   compile_seconds=time.perf_counter() - start, source=path, decision_schema=answer.decisions.schema)

@@ -150,6 +150,18 @@ def test_valuate_a_vehicle(scoring, served, small_book):
     assert err.value.field == "vehicle.condition_grade"
 
 
+def test_the_warm_up_values_a_car(tmp_path):
+    """Valuate scores a car with a model compiled on its first use (seconds on a cold cache,
+    past a client's deadline on a busy machine): load_engine's warm-up pays that, not the
+    first Valuate call."""
+    from postloan_builtins import valuation
+
+    from kernel.server.engine import load_engine
+    valuation._compile.cache_clear()
+    load_engine(None, audit_path=str(tmp_path / "audit.log"))
+    assert valuation._compile.cache_info().currsize == 1
+
+
 def test_get_bundle(admin, in_process):
     kernel, _ = in_process
     info = admin.get_bundle()
