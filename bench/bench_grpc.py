@@ -171,6 +171,9 @@ def _latencies(call, n: int) -> list[float]:
     return out
 
 
+#: test_where_decide_time_goes: the gap before each call, about the rest of a lone caller's round trip
+IDLE_GAP_S = 0.0006
+
 #: (mode, which echo it is compared with)
 MODES = {"a_actions_sync_always": "full", "b_actions_sync_interval": "full",
          "c_decision_only_sync_interval": "decision", "c_decision_only_sync_always": "decision"}
@@ -352,7 +355,9 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
     only queues the record for the log's writer thread, which builds, encodes and writes it off
     the call's path), the response's bytes; and the whole of Engine.decide_response (audit interval) with
     and without actions, back to back (the writer thread then takes its turns on the GIL
-    between calls)."""
+    between calls). Then the decision-only call (Account → record and decide_response)
+    with a gap before each call in which the thread sleeps or spins (:data:`IDLE_GAP_S`):
+    what idling between calls does to the same work."""
     from kernel.hookspecs import Record
     from kernel.audit import AuditLog, encode_record
     from kernel.server.engine import load_engine
@@ -403,8 +408,32 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
         "decide_response_decision_only_us": per_call(lambda: engine.decide_response(record, AS_OF, NOW, False)),
         "actions": len(response.actions),
     }
+    # The same decision-only call (Account → record, decide_response) with a gap of 0.6 ms before
+    # each — about what a lone caller leaves the server between calls (the round trip's other
+    # parts) — in which the thread sleeps (the core idles or runs other processes, as the
+    # server's does) or spins (the core stays on this thread); p50 of each call's own time.
+    def gapped(gap: str) -> float:
+        times = []
+        for _ in range(n):
+            if gap == "sleep":
+                time.sleep(IDLE_GAP_S)
+            elif gap == "spin":
+                until = time.perf_counter() + IDLE_GAP_S
+                while time.perf_counter() < until:
+                    pass
+            start = time.perf_counter_ns()
+            engine.decide_response(engine.record(account), AS_OF, NOW, False)
+            times.append(time.perf_counter_ns() - start)
+        return float(np.median(times)) / 1e3
+
+    for gap in ("none", "sleep", "spin"):
+        figures[f"record_and_decide_decision_only_gap_{gap}_us"] = gapped(gap)
+    figures["after_idle_over_hot"] = figures["record_and_decide_decision_only_gap_sleep_us"] / \
+        figures["record_and_decide_decision_only_gap_none_us"]
+    figures["after_spin_over_hot"] = figures["record_and_decide_decision_only_gap_spin_us"] / \
+        figures["record_and_decide_decision_only_gap_none_us"]
     benchmark.extra_info.update(figures)
-    print("\nWhere Decide's time goes:", json.dumps({k: round(v, 1) for k, v in figures.items()}))
+    print("\nWhere Decide's time goes:", json.dumps({k: round(v, 2 if "over" in k else 1) for k, v in figures.items()}))
     benchmark.pedantic(lambda: engine.decide_response(record, AS_OF, NOW), rounds=1 if _smoke(benchmark) else 100,
                        iterations=1)
 
@@ -462,7 +491,8 @@ def test_where_server_time_goes(benchmark, book, tmp_path):
         for proc, _ in procs.values():
             proc.send_signal(signal.SIGUSR1)
         time.sleep(1.0)
-        stamps = {shape: np.array(json.loads(out.read_text()), np.int64) for shape, (_, out) in procs.items()}
+        dumps = {shape: json.loads(out.read_text()) for shape, (_, out) in procs.items()}
+        stamps = {shape: np.array(dump["calls"], np.int64) for shape, dump in dumps.items()}
     finally:
         for channel in channels:
             channel.close()
@@ -478,6 +508,9 @@ def test_where_server_time_goes(benchmark, book, tmp_path):
         for part, values in parts.items():
             figures[f"{shape}_{part}_p50_us"] = float(np.median(values)) / 1e3
         figures[f"{shape}_cpu_us_per_call"] = cpu[shape] / len(client) * 1e6
+        for step, durations in dumps[shape]["steps"].items():
+            assert len(durations) == len(client), f"{shape}: {len(durations)} {step} times for {len(client)} calls"
+            figures[f"{shape}_step_{step}_p50_us"] = float(np.median(durations)) / 1e3
     for shape in ("service", "bare"):
         figures[f"{shape}_p50_ratio"] = figures[f"{shape}_rtt_p50_us"] / figures["echo_rtt_p50_us"]
         figures[f"{shape}_beyond_handler_us"] = figures[f"{shape}_rtt_p50_us"] - figures[f"{shape}_handler_p50_us"] \
@@ -489,4 +522,8 @@ def test_where_server_time_goes(benchmark, book, tmp_path):
         print(f"  {shape:8s} " + "  ".join(f"{part} {figures[f'{shape}_{part}_p50_us']:6.0f}"
                                            for part in ("rtt", "in", "to_handler", "handler", "out"))
               + f"  CPU/call {figures[shape + '_cpu_us_per_call']:6.0f}{ratio}")
+    for shape in ("service", "bare"):
+        prefix = f"{shape}_step_"
+        print(f"  {shape:8s} inside the handler: " + "  ".join(
+            f"{name[len(prefix):-7]} {value:5.1f}" for name, value in figures.items() if name.startswith(prefix)))
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)

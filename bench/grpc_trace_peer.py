@@ -14,7 +14,11 @@ Three shapes, one process each:
 
 Stamps per call: when gRPC hands the request bytes to the deserializer (the first Python
 code of the call), and at the entry and exit of the servicer's ``Decide`` (the echo's
-answer). ``SIGUSR1`` writes the stamps so far to ``--out`` (JSON) and starts over.
+answer). ``service`` and ``bare`` also time each step inside the servicer (``STEPS``: the
+Account → record conversion, the state join, the kernel, the stages after it, the audit
+append, the response's bytes — the same steps ``test_where_decide_time_goes`` times in
+process, here with the caches the server has between calls). ``SIGUSR1`` writes the stamps so
+far to ``--out`` (JSON: ``{"calls": [...], "steps": {step: [ns, ...]}}``) and starts over.
 
     python bench/grpc_trace_peer.py service --out stamps.json [--audit-sync interval]   # prints "port N"
     python bench/grpc_trace_peer.py echo --out stamps.json --response decide_response.bin
@@ -34,13 +38,36 @@ from pathlib import Path
 import grpc
 
 STAMPS: list[list[int]] = []        # per call: [deserializer, servicer entry, servicer exit]
+STEPS: dict[str, list[int]] = {}    # per step inside the servicer: its duration in each call (ns)
 _RECEIVED = [0]                     # the last deserializer stamp (the calls come one at a time)
 ns = time.perf_counter_ns
 
 
 def _dump(out: str) -> None:
-    Path(out).write_text(json.dumps(STAMPS))
+    Path(out).write_text(json.dumps({"calls": STAMPS, "steps": STEPS}))
     STAMPS.clear()
+    for durations in STEPS.values():
+        durations.clear()
+
+
+def _time_steps() -> None:
+    """Time each step of a Decide inside the servicer: the methods it calls, wrapped."""
+    from kernel import audit, pipeline, runtime
+    from kernel.server import convert, engine
+
+    steps = ((engine.AccountRecord, "__call__", "record"), (pipeline.Pipeline, "record_with_state", "state_join"),
+             (runtime.Kernel, "decide_record", "kernel"), (pipeline.Pipeline, "stage", "stage"),
+             (audit.AuditLog, "append_built", "audit_append"), (convert.DecideResponseEncoder, "response", "response"))
+    for cls, name, step in steps:
+        durations = STEPS.setdefault(step, [])
+
+        def timed(*args, _method=getattr(cls, name), _durations=durations, **kwargs):
+            start = ns()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                _durations.append(ns() - start)
+        setattr(cls, name, timed)
 
 
 def _echo(response: bytes) -> int:
@@ -82,6 +109,7 @@ def _service(bare: bool, audit_sync: str) -> int:
         return deserialize
 
     app._lenient = stamped_lenient
+    _time_steps()
     decide = service.DecisionServicer.Decide
 
     def stamped_decide(self, request, context):
