@@ -440,11 +440,14 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
 
 def test_where_server_time_goes(benchmark, book, tmp_path):
     """Decide decision-only (audit interval), one call at a time: where the server's wall time
-    goes beyond the in-process cost. Three processes (``grpc_trace_peer.py``) stamp each call
+    goes beyond the in-process cost. Five processes (``grpc_trace_peer.py``) stamp each call
     with ``perf_counter_ns`` — the same clock as the client's — when gRPC hands the request
     to the deserializer and at the servicer's entry and exit: ``service`` (``postloan
     serve`` as it serves), ``bare`` (the same without the interceptor, the tracked pool and
-    the concurrency limit) and the bare grpcio ``echo``, in alternating blocks. Per call:
+    the concurrency limit), ``service_1thread`` (the service with one RPC thread instead of
+    16: every call on the same thread, its thread-local buffers and stack), the bare grpcio
+    ``echo`` and ``echo_loaded`` (the echo in a process holding the warm engine), in
+    alternating blocks; the servicers also time each step inside the handler. Per call:
     *in* (client send → deserializer), *to_handler* (deserializer → servicer: parse, thread
     hand-off, interceptor), *handler* (the servicer: the in-process cost, paid in the
     server with cold caches), *out* (servicer exit → client has the answer), and each
@@ -454,22 +457,25 @@ def test_where_server_time_goes(benchmark, book, tmp_path):
     request = _request(book, actions=False).SerializeToString()
     procs, stubs, channels = {}, {}, []
 
-    def start(shape: str, *extra: str) -> None:
-        out = tmp_path / f"{shape}.json"
-        proc, port = _spawn([sys.executable, str(HERE / "grpc_trace_peer.py"), shape, "--out", str(out), *extra],
-                            "port ")
-        procs[shape] = (proc, out)
+    def start(name: str, *extra: str, shape: str | None = None) -> None:
+        out = tmp_path / f"{name}.json"
+        proc, port = _spawn([sys.executable, str(HERE / "grpc_trace_peer.py"), shape or name, "--out", str(out),
+                             *extra], "port ")
+        procs[name] = (proc, out)
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         channels.append(channel)
-        stubs[shape] = channel.unary_unary("/postloan.v1.DecisionService/Decide")
+        stubs[name] = channel.unary_unary("/postloan.v1.DecisionService/Decide")
 
     try:
         start("service")
         response = stubs["service"](request, timeout=120)
         (tmp_path / "response.bin").write_bytes(response)
         start("bare")
+        start("service_1thread", "--threads", "1", shape="service")
         start("echo", "--response", str(tmp_path / "response.bin"))
-        assert stubs["bare"](request, timeout=120) == response == stubs["echo"](request, timeout=30)
+        start("echo_loaded", "--response", str(tmp_path / "response.bin"))
+        assert stubs["bare"](request, timeout=120) == stubs["service_1thread"](request, timeout=120) == response \
+            == stubs["echo"](request, timeout=30) == stubs["echo_loaded"](request, timeout=30)
         blocks, per_block = (2, 10) if _smoke(benchmark) else (40, 50)
         sent: dict[str, list] = {shape: [] for shape in stubs}
         cpu = dict.fromkeys(stubs, 0.0)
@@ -511,7 +517,7 @@ def test_where_server_time_goes(benchmark, book, tmp_path):
         for step, durations in dumps[shape]["steps"].items():
             assert len(durations) == len(client), f"{shape}: {len(durations)} {step} times for {len(client)} calls"
             figures[f"{shape}_step_{step}_p50_us"] = float(np.median(durations)) / 1e3
-    for shape in ("service", "bare"):
+    for shape in ("service", "bare", "service_1thread", "echo_loaded"):
         figures[f"{shape}_p50_ratio"] = figures[f"{shape}_rtt_p50_us"] / figures["echo_rtt_p50_us"]
         figures[f"{shape}_beyond_handler_us"] = figures[f"{shape}_rtt_p50_us"] - figures[f"{shape}_handler_p50_us"] \
             - figures["echo_rtt_p50_us"]
@@ -519,11 +525,11 @@ def test_where_server_time_goes(benchmark, book, tmp_path):
     print("\nWhere the server's time goes, Decide decision-only (p50 µs per segment):")
     for shape in stubs:
         ratio = f"  ({figures[shape + '_p50_ratio']:.2f}× echo)" if shape != "echo" else ""
-        print(f"  {shape:8s} " + "  ".join(f"{part} {figures[f'{shape}_{part}_p50_us']:6.0f}"
+        print(f"  {shape:15s} " + "  ".join(f"{part} {figures[f'{shape}_{part}_p50_us']:6.0f}"
                                            for part in ("rtt", "in", "to_handler", "handler", "out"))
               + f"  CPU/call {figures[shape + '_cpu_us_per_call']:6.0f}{ratio}")
-    for shape in ("service", "bare"):
+    for shape in ("service", "bare", "service_1thread"):
         prefix = f"{shape}_step_"
-        print(f"  {shape:8s} inside the handler: " + "  ".join(
+        print(f"  {shape:15s} inside the handler: " + "  ".join(
             f"{name[len(prefix):-7]} {value:5.1f}" for name, value in figures.items() if name.startswith(prefix)))
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)

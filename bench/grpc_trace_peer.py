@@ -10,7 +10,12 @@ Three shapes, one process each:
 * ``bare``: the same server without the interceptor, with grpcio's plain thread pool and
   no concurrency limit (what those layers cost a call; the audit log is kept) — not a
   configuration anyone can serve, a measurement only;
-* ``echo``: the bare grpcio echo of ``grpc_echo_peer.py`` (same options, same pool size).
+* ``echo``: the bare grpcio echo of ``grpc_echo_peer.py`` (same options, same pool size);
+* ``echo_loaded``: the same echo in a process that first loads and warms what ``service``
+  holds (the kernel, the pipeline, the audit log's writer): whether a large process alone
+  lengthens gRPC's own segments (*in*, *out*), without any handler work between them.
+
+``--threads N`` sets the RPC pool's size (16 by default, as ``postloan serve``).
 
 Stamps per call: when gRPC hands the request bytes to the deserializer (the first Python
 code of the call), and at the entry and exit of the servicer's ``Decide`` (the echo's
@@ -70,7 +75,7 @@ def _time_steps() -> None:
         setattr(cls, name, timed)
 
 
-def _echo(response: bytes) -> int:
+def _echo(response: bytes, threads: int = 16) -> int:
     def deserialize(data: bytes) -> bytes:
         _RECEIVED[0] = ns()
         return data
@@ -82,7 +87,7 @@ def _echo(response: bytes) -> int:
 
     handler = grpc.method_handlers_generic_handler(
         "postloan.v1.DecisionService", {"Decide": grpc.unary_unary_rpc_method_handler(answer, request_deserializer=deserialize)})
-    server = grpc.server(futures.ThreadPoolExecutor(16), options=[("grpc.max_receive_message_length", 64 << 20),
+    server = grpc.server(futures.ThreadPoolExecutor(threads), options=[("grpc.max_receive_message_length", 64 << 20),
                                                                   ("grpc.max_send_message_length", 64 << 20),
                                                                   ("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers((handler,))
@@ -92,7 +97,15 @@ def _echo(response: bytes) -> int:
     return port
 
 
-def _service(bare: bool, audit_sync: str) -> int:
+def _loaded(audit_sync: str) -> None:
+    """Load and warm what ``service`` holds, kept alive, serving nothing."""
+    from kernel.server.engine import load_engine
+
+    audit = Path(tempfile.mkdtemp(prefix="postloan-trace-")) / "audit.log"
+    _loaded.engine = load_engine(None, audit_path=str(audit), audit_sync=audit_sync)
+
+
+def _service(bare: bool, audit_sync: str, threads: int = 16) -> int:
     import concurrent.futures as cf
 
     from kernel.server import app, service
@@ -127,7 +140,7 @@ def _service(bare: bool, audit_sync: str) -> int:
             return make_server(pool, options=options)
         app.grpc.server = bare_server
     audit = Path(tempfile.mkdtemp(prefix="postloan-trace-")) / "audit.log"
-    server = DecisionServer(ServerConfig(port=0, threads=16, audit_path=str(audit), audit_sync=audit_sync))
+    server = DecisionServer(ServerConfig(port=0, threads=threads, audit_path=str(audit), audit_sync=audit_sync))
     port = server.start()
     server.wait_ready()
     _service.server = server
@@ -136,17 +149,20 @@ def _service(bare: bool, audit_sync: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("shape", choices=("service", "bare", "echo"))
+    parser.add_argument("shape", choices=("service", "bare", "echo", "echo_loaded"))
+    parser.add_argument("--threads", type=int, default=16, help="the RPC thread pool's size")
     parser.add_argument("--out", required=True, help="where SIGUSR1 writes the stamps (JSON)")
     parser.add_argument("--response", help="echo: the serialized response to answer")
     parser.add_argument("--audit-sync", default="interval", choices=("always", "interval"))
     args = parser.parse_args()
-    if args.shape == "echo":
+    if args.shape.startswith("echo"):
         if not args.response:
             parser.error("echo needs --response")
-        port = _echo(Path(args.response).read_bytes())
+        if args.shape == "echo_loaded":
+            _loaded(args.audit_sync)
+        port = _echo(Path(args.response).read_bytes(), args.threads)
     else:
-        port = _service(args.shape == "bare", args.audit_sync)
+        port = _service(args.shape == "bare", args.audit_sync, args.threads)
     signal.signal(signal.SIGUSR1, lambda *_: _dump(args.out))
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
