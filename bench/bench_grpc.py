@@ -494,6 +494,7 @@ def test_where_server_time_goes(benchmark, book, tmp_path):
                     stub(request)
                     sent[shape].append((start_ns, ns()))
                 cpu[shape] += _cpu_seconds(pid) - before
+        time.sleep(0.2)                                    # (the audit writer's last wake-up)
         for proc, _ in procs.values():
             proc.send_signal(signal.SIGUSR1)
         time.sleep(1.0)
@@ -514,6 +515,9 @@ def test_where_server_time_goes(benchmark, book, tmp_path):
         for part, values in parts.items():
             figures[f"{shape}_{part}_p50_us"] = float(np.median(values)) / 1e3
         figures[f"{shape}_cpu_us_per_call"] = cpu[shape] / len(client) * 1e6
+        if dumps[shape]["audit"]:            # the audit writer: records per wake-up and write
+            records, writes = dumps[shape]["audit"]
+            figures[f"{shape}_audit_records_per_write"] = records / max(writes, 1)
         for step, durations in dumps[shape]["steps"].items():
             assert len(durations) == len(client), f"{shape}: {len(durations)} {step} times for {len(client)} calls"
             figures[f"{shape}_step_{step}_p50_us"] = float(np.median(durations)) / 1e3
@@ -531,5 +535,6 @@ def test_where_server_time_goes(benchmark, book, tmp_path):
     for shape in ("service", "bare", "service_1thread"):
         prefix = f"{shape}_step_"
         print(f"  {shape:15s} inside the handler: " + "  ".join(
-            f"{name[len(prefix):-7]} {value:5.1f}" for name, value in figures.items() if name.startswith(prefix)))
+            f"{name[len(prefix):-7]} {value:5.1f}" for name, value in figures.items() if name.startswith(prefix))
+            + f"; audit records per write {figures[shape + '_audit_records_per_write']:.1f}")
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)

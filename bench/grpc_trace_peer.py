@@ -23,7 +23,8 @@ answer). ``service`` and ``bare`` also time each step inside the servicer (``STE
 Account → record conversion, the state join, the kernel, the stages after it, the audit
 append, the response's bytes — the same steps ``test_where_decide_time_goes`` times in
 process, here with the caches the server has between calls). ``SIGUSR1`` writes the stamps so
-far to ``--out`` (JSON: ``{"calls": [...], "steps": {step: [ns, ...]}}``) and starts over.
+far to ``--out`` (JSON: ``{"calls": [...], "steps": {step: [ns, ...]}, "audit": [records
+written, writes]}`` — the audit counts since the process started) and starts over.
 
     python bench/grpc_trace_peer.py service --out stamps.json [--audit-sync interval]   # prints "port N"
     python bench/grpc_trace_peer.py echo --out stamps.json --response decide_response.bin
@@ -49,7 +50,10 @@ ns = time.perf_counter_ns
 
 
 def _dump(out: str) -> None:
-    Path(out).write_text(json.dumps({"calls": STAMPS, "steps": STEPS}))
+    server = getattr(_service, "server", None)
+    audit = server.engine.pipeline.audit if server is not None else None
+    Path(out).write_text(json.dumps({"calls": STAMPS, "steps": STEPS,
+                                     "audit": [audit.written, audit.writes] if audit is not None else None}))
     STAMPS.clear()
     for durations in STEPS.values():
         durations.clear()
