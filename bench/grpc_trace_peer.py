@@ -13,7 +13,10 @@ Three shapes, one process each:
 * ``echo``: the bare grpcio echo of ``grpc_echo_peer.py`` (same options, same pool size);
 * ``echo_loaded``: the same echo in a process that first loads and warms what ``service``
   holds (the kernel, the pipeline, the audit log's writer): whether a large process alone
-  lengthens gRPC's own segments (*in*, *out*), without any handler work between them.
+  lengthens gRPC's own segments (*in*, *out*), without any handler work between them;
+* ``echo_working``: ``echo_loaded`` whose handler, before answering its fixed bytes, does the
+  service's work on the request (parse, Account → record, ``Engine.decide_response``): the
+  service's work without the service's gRPC plumbing (its handlers, parsing, layers).
 
 ``--threads N`` sets the RPC pool's size (16 by default, as ``postloan serve``).
 
@@ -79,13 +82,15 @@ def _time_steps() -> None:
         setattr(cls, name, timed)
 
 
-def _echo(response: bytes, threads: int = 16) -> int:
+def _echo(response: bytes, threads: int = 16, work=None) -> int:
     def deserialize(data: bytes) -> bytes:
         _RECEIVED[0] = ns()
         return data
 
     def answer(request: bytes, context) -> bytes:
         entry = ns()
+        if work is not None:
+            work(request)
         STAMPS.append([_RECEIVED[0], entry, ns()])
         return response
 
@@ -107,6 +112,19 @@ def _loaded(audit_sync: str) -> None:
 
     audit = Path(tempfile.mkdtemp(prefix="postloan-trace-")) / "audit.log"
     _loaded.engine = load_engine(None, audit_path=str(audit), audit_sync=audit_sync)
+
+
+def _work(request: bytes) -> None:
+    """``echo_working``'s handler work: what the service's Decide does with the request."""
+    from kernel.server import convert
+    from kernel.server._proto.postloan.v1 import decision_pb2
+
+    engine = _loaded.engine
+    message = decision_pb2.DecideRequest.FromString(request)
+    as_of = convert.date_value(message.as_of, "as_of")
+    now = convert.timestamp_value(message.now, "now")
+    engine.decide_response(engine.record(message.account), as_of, now,
+                           message.actions if message.HasField("actions") else True)
 
 
 def _service(bare: bool, audit_sync: str, threads: int = 16) -> int:
@@ -153,7 +171,7 @@ def _service(bare: bool, audit_sync: str, threads: int = 16) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("shape", choices=("service", "bare", "echo", "echo_loaded"))
+    parser.add_argument("shape", choices=("service", "bare", "echo", "echo_loaded", "echo_working"))
     parser.add_argument("--threads", type=int, default=16, help="the RPC thread pool's size")
     parser.add_argument("--out", required=True, help="where SIGUSR1 writes the stamps (JSON)")
     parser.add_argument("--response", help="echo: the serialized response to answer")
@@ -162,9 +180,10 @@ def main() -> int:
     if args.shape.startswith("echo"):
         if not args.response:
             parser.error("echo needs --response")
-        if args.shape == "echo_loaded":
+        if args.shape != "echo":
             _loaded(args.audit_sync)
-        port = _echo(Path(args.response).read_bytes(), args.threads)
+        port = _echo(Path(args.response).read_bytes(), args.threads,
+                     _work if args.shape == "echo_working" else None)
     else:
         port = _service(args.shape == "bare", args.audit_sync, args.threads)
     signal.signal(signal.SIGUSR1, lambda *_: _dump(args.out))
