@@ -171,6 +171,9 @@ def _latencies(call, n: int) -> list[float]:
     return out
 
 
+#: test_where_decide_time_goes: the gap before each call, about the rest of a lone caller's round trip
+IDLE_GAP_S = 0.0006
+
 #: (mode, which echo it is compared with)
 MODES = {"a_actions_sync_always": "full", "b_actions_sync_interval": "full",
          "c_decision_only_sync_interval": "decision", "c_decision_only_sync_always": "decision"}
@@ -352,7 +355,9 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
     only queues the record for the log's writer thread, which builds, encodes and writes it off
     the call's path), the response's bytes; and the whole of Engine.decide_response (audit interval) with
     and without actions, back to back (the writer thread then takes its turns on the GIL
-    between calls)."""
+    between calls). Then the decision-only call (Account → record and decide_response)
+    with a gap before each call in which the thread sleeps or spins (:data:`IDLE_GAP_S`):
+    what idling between calls does to the same work."""
     from kernel.hookspecs import Record
     from kernel.audit import AuditLog, encode_record
     from kernel.server.engine import load_engine
@@ -403,19 +408,77 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
         "decide_response_decision_only_us": per_call(lambda: engine.decide_response(record, AS_OF, NOW, False)),
         "actions": len(response.actions),
     }
+    # The same decision-only call (Account → record, decide_response) with a gap of 0.6 ms before
+    # each — about what a lone caller leaves the server between calls (the round trip's other
+    # parts) — in which the thread sleeps (the core idles or runs other processes, as the
+    # server's does) or spins (the core stays on this thread); p50 of each call's own time.
+    def gapped(gap: str) -> float:
+        times = []
+        for _ in range(n):
+            if gap == "sleep":
+                time.sleep(IDLE_GAP_S)
+            elif gap == "spin":
+                until = time.perf_counter() + IDLE_GAP_S
+                while time.perf_counter() < until:
+                    pass
+            start = time.perf_counter_ns()
+            engine.decide_response(engine.record(account), AS_OF, NOW, False)
+            times.append(time.perf_counter_ns() - start)
+        return float(np.median(times)) / 1e3
+
+    for gap in ("none", "sleep", "spin"):
+        figures[f"record_and_decide_decision_only_gap_{gap}_us"] = gapped(gap)
+
+    def p50(fn) -> float:
+        """p50 of each call's own time (µs): the mean above is at the mercy of other jobs'
+        preemptions on a loaded machine, the median much less."""
+        times = []
+        for _ in range(n):
+            start = time.perf_counter_ns()
+            fn()
+            times.append(time.perf_counter_ns() - start)
+        return float(np.median(times)) / 1e3
+
+    # the steps test_where_server_time_goes times inside the server's handler, here hot
+    stated = pipeline.record_with_state(record, AS_OF, NOW)
+    decided_stated = kernel.decide_record(stated, AS_OF)
+    hot = {"record": lambda: engine.record(account), "state_join": lambda: pipeline.record_with_state(record, AS_OF, NOW),
+           "kernel": lambda: kernel.decide_record(stated, AS_OF),
+           "stage": lambda: pipeline.stage(stated, Record(decided_stated), AS_OF, NOW, actions=False),
+           "audit_append": lambda: interval.append(*audit),
+           "response": lambda: encoder.response(decisions, AS_OF)}
+    for step, fn in hot.items():
+        fn()
+        figures[f"hot_step_{step}_p50_us"] = p50(fn)
+    figures["after_idle_over_hot"] = figures["record_and_decide_decision_only_gap_sleep_us"] / \
+        figures["record_and_decide_decision_only_gap_none_us"]
+    figures["after_spin_over_hot"] = figures["record_and_decide_decision_only_gap_spin_us"] / \
+        figures["record_and_decide_decision_only_gap_none_us"]
+    # how this machine's cores idle (a halted virtual CPU comes back with cold caches)
+    for name, path in (("cpuidle_driver", "/sys/devices/system/cpu/cpuidle/current_driver"),
+                       ("guest_halt_poll_ns", "/sys/module/haltpoll/parameters/guest_halt_poll_ns")):
+        try:
+            figures[name] = Path(path).read_text().strip()
+        except OSError:
+            figures[name] = None
     benchmark.extra_info.update(figures)
-    print("\nWhere Decide's time goes:", json.dumps({k: round(v, 1) for k, v in figures.items()}))
+    print("\nWhere Decide's time goes:", json.dumps({k: round(v, 2 if "over" in k else 1) if isinstance(v, (int, float)) else v
+                                                 for k, v in figures.items()}))
     benchmark.pedantic(lambda: engine.decide_response(record, AS_OF, NOW), rounds=1 if _smoke(benchmark) else 100,
                        iterations=1)
 
 
 def test_where_server_time_goes(benchmark, book, tmp_path):
     """Decide decision-only (audit interval), one call at a time: where the server's wall time
-    goes beyond the in-process cost. Three processes (``grpc_trace_peer.py``) stamp each call
+    goes beyond the in-process cost. Six processes (``grpc_trace_peer.py``) stamp each call
     with ``perf_counter_ns`` — the same clock as the client's — when gRPC hands the request
     to the deserializer and at the servicer's entry and exit: ``service`` (``postloan
     serve`` as it serves), ``bare`` (the same without the interceptor, the tracked pool and
-    the concurrency limit) and the bare grpcio ``echo``, in alternating blocks. Per call:
+    the concurrency limit), ``service_1thread`` (the service with one RPC thread instead of
+    16: every call on the same thread, its thread-local buffers and stack), the bare grpcio
+    ``echo``, ``echo_loaded`` (the echo in a process holding the warm engine) and
+    ``echo_working`` (that echo doing the service's work on each request first), in
+    alternating blocks; the servicers also time each step inside the handler. Per call:
     *in* (client send → deserializer), *to_handler* (deserializer → servicer: parse, thread
     hand-off, interceptor), *handler* (the servicer: the in-process cost, paid in the
     server with cold caches), *out* (servicer exit → client has the answer), and each
@@ -425,22 +488,27 @@ def test_where_server_time_goes(benchmark, book, tmp_path):
     request = _request(book, actions=False).SerializeToString()
     procs, stubs, channels = {}, {}, []
 
-    def start(shape: str, *extra: str) -> None:
-        out = tmp_path / f"{shape}.json"
-        proc, port = _spawn([sys.executable, str(HERE / "grpc_trace_peer.py"), shape, "--out", str(out), *extra],
-                            "port ")
-        procs[shape] = (proc, out)
+    def start(name: str, *extra: str, shape: str | None = None) -> None:
+        out = tmp_path / f"{name}.json"
+        proc, port = _spawn([sys.executable, str(HERE / "grpc_trace_peer.py"), shape or name, "--out", str(out),
+                             *extra], "port ")
+        procs[name] = (proc, out)
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         channels.append(channel)
-        stubs[shape] = channel.unary_unary("/postloan.v1.DecisionService/Decide")
+        stubs[name] = channel.unary_unary("/postloan.v1.DecisionService/Decide")
 
     try:
         start("service")
         response = stubs["service"](request, timeout=120)
         (tmp_path / "response.bin").write_bytes(response)
         start("bare")
+        start("service_1thread", "--threads", "1", shape="service")
         start("echo", "--response", str(tmp_path / "response.bin"))
-        assert stubs["bare"](request, timeout=120) == response == stubs["echo"](request, timeout=30)
+        start("echo_loaded", "--response", str(tmp_path / "response.bin"))
+        start("echo_working", "--response", str(tmp_path / "response.bin"))
+        assert stubs["bare"](request, timeout=120) == stubs["service_1thread"](request, timeout=120) == response \
+            == stubs["echo"](request, timeout=30) == stubs["echo_loaded"](request, timeout=30) \
+            == stubs["echo_working"](request, timeout=30)
         blocks, per_block = (2, 10) if _smoke(benchmark) else (40, 50)
         sent: dict[str, list] = {shape: [] for shape in stubs}
         cpu = dict.fromkeys(stubs, 0.0)
@@ -459,10 +527,12 @@ def test_where_server_time_goes(benchmark, book, tmp_path):
                     stub(request)
                     sent[shape].append((start_ns, ns()))
                 cpu[shape] += _cpu_seconds(pid) - before
+        time.sleep(0.2)                                    # (the audit writer's last wake-up)
         for proc, _ in procs.values():
             proc.send_signal(signal.SIGUSR1)
         time.sleep(1.0)
-        stamps = {shape: np.array(json.loads(out.read_text()), np.int64) for shape, (_, out) in procs.items()}
+        dumps = {shape: json.loads(out.read_text()) for shape, (_, out) in procs.items()}
+        stamps = {shape: np.array(dump["calls"], np.int64) for shape, dump in dumps.items()}
     finally:
         for channel in channels:
             channel.close()
@@ -478,7 +548,13 @@ def test_where_server_time_goes(benchmark, book, tmp_path):
         for part, values in parts.items():
             figures[f"{shape}_{part}_p50_us"] = float(np.median(values)) / 1e3
         figures[f"{shape}_cpu_us_per_call"] = cpu[shape] / len(client) * 1e6
-    for shape in ("service", "bare"):
+        if dumps[shape]["audit"]:            # the audit writer: records per wake-up and write
+            records, writes = dumps[shape]["audit"]
+            figures[f"{shape}_audit_records_per_write"] = records / max(writes, 1)
+        for step, durations in dumps[shape]["steps"].items():
+            assert len(durations) == len(client), f"{shape}: {len(durations)} {step} times for {len(client)} calls"
+            figures[f"{shape}_step_{step}_p50_us"] = float(np.median(durations)) / 1e3
+    for shape in ("service", "bare", "service_1thread", "echo_loaded", "echo_working"):
         figures[f"{shape}_p50_ratio"] = figures[f"{shape}_rtt_p50_us"] / figures["echo_rtt_p50_us"]
         figures[f"{shape}_beyond_handler_us"] = figures[f"{shape}_rtt_p50_us"] - figures[f"{shape}_handler_p50_us"] \
             - figures["echo_rtt_p50_us"]
@@ -486,7 +562,12 @@ def test_where_server_time_goes(benchmark, book, tmp_path):
     print("\nWhere the server's time goes, Decide decision-only (p50 µs per segment):")
     for shape in stubs:
         ratio = f"  ({figures[shape + '_p50_ratio']:.2f}× echo)" if shape != "echo" else ""
-        print(f"  {shape:8s} " + "  ".join(f"{part} {figures[f'{shape}_{part}_p50_us']:6.0f}"
+        print(f"  {shape:15s} " + "  ".join(f"{part} {figures[f'{shape}_{part}_p50_us']:6.0f}"
                                            for part in ("rtt", "in", "to_handler", "handler", "out"))
               + f"  CPU/call {figures[shape + '_cpu_us_per_call']:6.0f}{ratio}")
+    for shape in ("service", "bare", "service_1thread"):
+        prefix = f"{shape}_step_"
+        print(f"  {shape:15s} inside the handler: " + "  ".join(
+            f"{name[len(prefix):-7]} {value:5.1f}" for name, value in figures.items() if name.startswith(prefix))
+            + f"; audit records per write {figures[shape + '_audit_records_per_write']:.1f}")
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)

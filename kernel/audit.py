@@ -130,6 +130,7 @@ class AuditLog:
         self._write_lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._written = 0                 # frames written to the file
+        self._writes = 0                  # write calls that wrote them ("interval": several frames each)
         self._synced = 0                  # of them, synced to disk
         self._syncs = 0                   # fdatasync calls made
         self._syncer: threading.Thread | None = None
@@ -143,6 +144,12 @@ class AuditLog:
     def written(self) -> int:
         """Records written to the file (by this process, since the log was opened)."""
         return self._written
+
+    @property
+    def writes(self) -> int:
+        """The writes that wrote :attr:`written` (``"interval"``: fewer — each of the writer
+        thread's wake-ups writes every record queued by then with one write)."""
+        return self._writes
 
     @property
     def synced(self) -> int:
@@ -210,6 +217,7 @@ class AuditLog:
             fd = self._open()
             _write_all(fd, frame)
             self._written += 1
+            self._writes += 1
             mine = self._written
         self._sync_through(mine)
 
@@ -240,6 +248,7 @@ class AuditLog:
                         for _ in frames:             # (an OSError leaves them queued: close retries them)
                             pending.popleft()
                         self._written += len(frames)
+                        self._writes += 1
                     if bad is not None:
                         pending.popleft()            # it can never be written: not kept for a retry
                         raise bad
