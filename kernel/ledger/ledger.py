@@ -221,7 +221,11 @@ class Ledger:
             return False
         if len(self._registered) >= _REMEMBERED:
             self._registered.clear()
-        written = self.register({"account_id": [row[0]], **{c: [v] for c, v in zip(REGISTRY_COLUMNS, row[1:])}}) > 0
+        # an account new to this process: its stored columns by one statement (no
+        # transaction's begin and end, no batch of one), written only when they differ
+        written = self.store.registered_in(None, row[0]) != row[1:]
+        if written:
+            self.store.register([row], instant_us(None))
         self._registered[row[0]] = row[1:]
         return written
 
