@@ -64,37 +64,45 @@ def _instant(us: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=us)
 
 
-#: record_state of the state columns a judge reads, by the columns it reads
+#: (record_state of the state columns a judge reads, whether it reads an alert), by the columns it reads
 _STATE_OF: dict = {}
+_EVERY_COLUMN = (record_state, True)
 
 
-def _state_of(judge: Callable) -> Callable:
+def _state_of(judge: Callable) -> tuple[Callable, bool]:
     """The account's derived state as record scalars, of the columns ``judge`` reads: a
     pipeline's :meth:`~kernel.pipeline.Pipeline.judge` says which (``judge_columns``), and
     a state column its policies never read is not converted (the same generated conversion as
-    :func:`~kernel.ledger.join.record_state`, of fewer columns); every column otherwise."""
+    :func:`~kernel.ledger.join.record_state`, of fewer columns); every column otherwise. With
+    it, whether the policies read a temporal pattern's ``alert_*`` column: when none does,
+    the pattern pass is left out of the state (``derive_one(patterns=False)``)."""
     reads = getattr(getattr(judge, "__self__", None), "judge_columns", None)
     if not isinstance(reads, frozenset):
-        return record_state
+        return _EVERY_COLUMN
     found = _STATE_OF.get(reads)
     if found is None:
         if len(_STATE_OF) >= 16:
             _STATE_OF.clear()
-        found = _STATE_OF[reads] = _record_state_code(tuple((n, c) for n, c in _RECORD_COLUMNS if n in reads))
+        found = _STATE_OF[reads] = (_record_state_code(tuple((n, c) for n, c in _RECORD_COLUMNS if n in reads)),
+                                    any(n.startswith("alert_") for n in reads))
     return found
 
 
-def account_record(store, cur, account_id: str, at_us: int, settings, state_of: Callable = record_state) -> dict | None:
+def account_record(store, cur, account_id: str, at_us: int, settings,
+                   state_of: tuple[Callable, bool] = _EVERY_COLUMN) -> dict | None:
     """The record the gate judges: the account's registered book columns and its state as of
-    ``at_us`` read in the open transaction ``cur`` (``state_of``: the state's conversion,
-    :func:`_state_of`), or None for an account never registered."""
+    ``at_us`` read in the open transaction ``cur`` (``state_of``: the state's conversion and
+    whether the pattern pass is wanted, :func:`_state_of`), or None for an account never
+    registered."""
     registered = store.registered_in(cur, account_id)
     if registered is None:
         return None
     book = dict(zip(REGISTRY_COLUMNS, registered))
     rows, _, _ = store.account_rows(cur, account_id, at_us, at_us - settings.lookback_us)
     record = {"account_id": account_id, **book}
-    for name, value in state_of(derive_one(rows, book["time_zone"], at_us, settings, ordered=True)).items():
+    convert, patterns = state_of
+    state = derive_one(rows, book["time_zone"], at_us, settings, ordered=True, patterns=patterns)
+    for name, value in convert(state).items():
         if value is None and name in book:
             continue                                       # the ledger does not say: the book does
         record[name] = value

@@ -166,7 +166,8 @@ def test_the_gate_converts_only_the_state_its_policies_read_with_the_same_verdic
     pipeline = Pipeline(None, config={}, audit_path=tmp_path / "audit.log")
     assert pipeline.judge_columns is not None and "calls_7d" in pipeline.judge_columns
     fewer = _state_of(pipeline.judge)
-    assert fewer is not record_state
+    # the built-in policies read no temporal pattern: the gate's state leaves the pattern pass out
+    assert fewer[0] is not record_state and fewer[1] is False
     ids = book["account_id"].to_pylist()
     verdicts = {"KEEP": 0, "DEFER": 0, "BLOCK": 0}
     with Ledger(ledger_url) as ledger:
