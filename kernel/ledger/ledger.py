@@ -40,11 +40,25 @@ __all__ = ["Ledger", "IngestResult", "LedgerError"]
 
 
 
-@functools.lru_cache(maxsize=16)
 def _patterns_lookback_us(settings) -> int:
     """:func:`~kernel.ledger.patterns.lookback_us` of ``settings`` (frozen), worked out once:
-    every one-account state read asks it (≈ 5–10 µs each time)."""
+    every one-account state read asks it (≈ 5–10 µs each time); the last settings asked are
+    answered by identity (hashing them costs ≈ 1.5 µs)."""
+    last = _LAST_LOOKBACK
+    if last[0] is settings:
+        return last[1]
+    value = _lookback_of(settings)
+    globals()["_LAST_LOOKBACK"] = (settings, value)
+    return value
+
+
+@functools.lru_cache(maxsize=16)
+def _lookback_of(settings) -> int:
     return lookback_us(settings)
+
+
+_LAST_LOOKBACK: tuple = (None, 0)
+
 
 class LedgerError(PostloanError):
     """A ledger operation cannot be done as asked."""
