@@ -155,8 +155,7 @@ def test_the_gate_converts_only_the_state_its_policies_read_with_the_same_verdic
     ``judge_columns``): over a generated book and its history, every account's verdict on every
     channel, at three moments, is the one the whole converted state gives — outcome, reason,
     next allowed time and policy."""
-    from kernel.ledger.gate import GATED_CHANNELS, _state_of, account_record
-    from kernel.ledger.join import record_state
+    from kernel.ledger.gate import _EVERY_COLUMN, GATED_CHANNELS, _state_of, account_record
     from kernel.ledger.ledger import instant_us
     from kernel.synth import iter_book_and_events
     as_of = dt.date(2026, 11, 28)
@@ -167,7 +166,7 @@ def test_the_gate_converts_only_the_state_its_policies_read_with_the_same_verdic
     assert pipeline.judge_columns is not None and "calls_7d" in pipeline.judge_columns
     fewer = _state_of(pipeline.judge)
     # the built-in policies read no temporal pattern: the gate's state leaves the pattern pass out
-    assert fewer[0] is not record_state and fewer[1] is False
+    assert fewer[0] is not _EVERY_COLUMN[0] and fewer[1] is False
     ids = book["account_id"].to_pylist()
     verdicts = {"KEEP": 0, "DEFER": 0, "BLOCK": 0}
     with Ledger(ledger_url) as ledger:
