@@ -27,7 +27,7 @@ from typing import Callable
 from ..errors import PostloanError
 from ..hookspecs import NULL_TIME
 from .events import CHANNEL
-from .join import _RECORD_COLUMNS, _record_state_code, record_state
+from .join import _RECORD_COLUMNS, _merge_code
 from .ledger import instant_us
 from .state import derive_one
 from .store import REGISTRY_COLUMNS
@@ -64,41 +64,51 @@ def _instant(us: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=us)
 
 
-#: record_state of the state columns a judge reads, by the columns it reads
+#: (the gate's merge of the state columns a judge reads, whether it reads an alert), by the columns it reads
 _STATE_OF: dict = {}
+_BOOK = frozenset(REGISTRY_COLUMNS)
+_EVERY_COLUMN = (_merge_code(_RECORD_COLUMNS, _BOOK), True)
 
 
-def _state_of(judge: Callable) -> Callable:
-    """The account's derived state as record scalars, of the columns ``judge`` reads: a
-    pipeline's :meth:`~kernel.pipeline.Pipeline.judge` says which (``judge_columns``), and
-    a state column its policies never read is not converted (the same generated conversion as
-    :func:`~kernel.ledger.join.record_state`, of fewer columns); every column otherwise."""
+def _state_of(judge: Callable) -> tuple[Callable, bool]:
+    """How the gate puts the account's derived state into its record, of the columns
+    ``judge`` reads: a pipeline's :meth:`~kernel.pipeline.Pipeline.judge` says which
+    (``judge_columns``), and a state column its policies never read is not converted (the
+    same generated conversion as :func:`~kernel.ledger.join.record_state`, of fewer columns,
+    stored straight into the record: ``merge_into(record, state)``, a registered book column
+    kept where the state's value is null); every column otherwise. With it, whether the
+    policies read a temporal pattern's ``alert_*`` column: when none does, the pattern pass
+    is left out of the state (``derive_one(patterns=False)``)."""
     reads = getattr(getattr(judge, "__self__", None), "judge_columns", None)
     if not isinstance(reads, frozenset):
-        return record_state
+        return _EVERY_COLUMN
     found = _STATE_OF.get(reads)
     if found is None:
         if len(_STATE_OF) >= 16:
             _STATE_OF.clear()
-        found = _STATE_OF[reads] = _record_state_code(tuple((n, c) for n, c in _RECORD_COLUMNS if n in reads))
+        found = _STATE_OF[reads] = (_merge_code(tuple((n, c) for n, c in _RECORD_COLUMNS if n in reads), _BOOK),
+                                    any(n.startswith("alert_") for n in reads))
     return found
 
 
-def account_record(store, cur, account_id: str, at_us: int, settings, state_of: Callable = record_state) -> dict | None:
+def account_record(store, cur, account_id: str, at_us: int, settings,
+                   state_of: tuple[Callable, bool] = _EVERY_COLUMN) -> dict | None:
     """The record the gate judges: the account's registered book columns and its state as of
-    ``at_us`` read in the open transaction ``cur`` (``state_of``: the state's conversion,
-    :func:`_state_of`), or None for an account never registered."""
+    ``at_us`` read in the open transaction ``cur`` (``state_of``: the state's merge into the
+    record and whether the pattern pass is wanted, :func:`_state_of`), or None for an
+    account never registered. Where the ledger does not say (a null state value), a
+    registered book column keeps the book's value."""
     registered = store.registered_in(cur, account_id)
     if registered is None:
         return None
-    book = dict(zip(REGISTRY_COLUMNS, registered))
     rows, _, _ = store.account_rows(cur, account_id, at_us, at_us - settings.lookback_us)
-    record = {"account_id": account_id, **book}
-    for name, value in state_of(derive_one(rows, book["time_zone"], at_us, settings, ordered=True)).items():
-        if value is None and name in book:
-            continue                                       # the ledger does not say: the book does
-        record[name] = value
+    record = dict(zip(_RECORD_KEYS, (account_id, *registered)))
+    merge_into, patterns = state_of
+    merge_into(record, derive_one(rows, record["time_zone"], at_us, settings, ordered=True, patterns=patterns))
     return record
+
+
+_RECORD_KEYS = ("account_id", *REGISTRY_COLUMNS)
 
 
 def check_contact(ledger, judge: Callable, account_id: str, channel: str, at: dt.datetime, *,

@@ -218,11 +218,15 @@ def _record_state_code(columns=_RECORD_COLUMNS):
     return env["record_state"]
 
 
-def _merge_code(columns):
+def _merge_code(columns, unless_null=frozenset()):
     """``merge_into(out, s)``: the record values of ``columns`` stored straight into ``out``
-    (one store per column: no dictionary in between to build and copy), generated once."""
+    (one store per column: no dictionary in between to build and copy), generated once; a
+    column in ``unless_null`` is stored only when its value is not null (``out`` keeps its
+    own: the gate's registered book columns where the ledger does not say)."""
     env, exprs = _record_state_exprs(columns)
-    source = "def merge_into(out, s):\n" + "".join(f"    out[{name!r}] = {e}\n" for name, e in exprs)
+    source = "def merge_into(out, s):\n" + "".join(
+        f"    if (v := {e}) is not None:\n        out[{name!r}] = v\n" if name in unless_null else
+        f"    out[{name!r}] = {e}\n" for name, e in exprs)
     exec(compile(source, "<merge_into>", "exec"), env)
     return env["merge_into"]
 

@@ -40,11 +40,25 @@ __all__ = ["Ledger", "IngestResult", "LedgerError"]
 
 
 
-@functools.lru_cache(maxsize=16)
 def _patterns_lookback_us(settings) -> int:
     """:func:`~kernel.ledger.patterns.lookback_us` of ``settings`` (frozen), worked out once:
-    every one-account state read asks it (≈ 5–10 µs each time)."""
+    every one-account state read asks it (≈ 5–10 µs each time); the last settings asked are
+    answered by identity (hashing them costs ≈ 1.5 µs)."""
+    last = _LAST_LOOKBACK
+    if last[0] is settings:
+        return last[1]
+    value = _lookback_of(settings)
+    globals()["_LAST_LOOKBACK"] = (settings, value)
+    return value
+
+
+@functools.lru_cache(maxsize=16)
+def _lookback_of(settings) -> int:
     return lookback_us(settings)
+
+
+_LAST_LOOKBACK: tuple = (None, 0)
+
 
 class LedgerError(PostloanError):
     """A ledger operation cannot be done as asked."""
@@ -221,7 +235,11 @@ class Ledger:
             return False
         if len(self._registered) >= _REMEMBERED:
             self._registered.clear()
-        written = self.register({"account_id": [row[0]], **{c: [v] for c, v in zip(REGISTRY_COLUMNS, row[1:])}}) > 0
+        # an account new to this process: its stored columns by one statement (no
+        # transaction's begin and end, no batch of one), written only when they differ
+        written = self.store.registered_in(None, row[0]) != row[1:]
+        if written:
+            self.store.register([row], instant_us(None))
         self._registered[row[0]] = row[1:]
         return written
 

@@ -576,19 +576,29 @@ def alerts(prog: Program, starts: np.ndarray, kind: np.ndarray, at: np.ndarray, 
     return out
 
 
+#: no offline pseudo-events, for one account (read-only: the matcher never writes them)
+_NO_OFFLINE_ONE = (np.zeros(0, np.int64), np.zeros(0), np.zeros(2, np.int64))
+
+
 def alert_rows(prog: Program, starts: np.ndarray, kind: np.ndarray, at: np.ndarray, amount: np.ndarray,
                channel: np.ndarray, outcome: np.ndarray, moment: np.ndarray,
-               offline: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+               offline: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+               flag: np.ndarray | None = None, completed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`alerts` as the matcher's two matrices (account × pattern, in ``prog.names``'
     order: the flags and the instants completed), for one account's few events without a
-    dictionary of columns."""
+    dictionary of columns; written into ``flag`` and ``completed`` when given (int64,
+    accounts × patterns: a caller's reused buffers)."""
     n = starts.shape[0] - 1
     if offline is not None and offline[0].shape[0] and GPS_OFFLINE in prog.kinds:
         o_starts, o_at, o_hours = _group(n, *offline)
+    elif n == 1:
+        o_at, o_hours, o_starts = _NO_OFFLINE_ONE
     else:
         o_at, o_hours, o_starts = np.zeros(0, np.int64), np.zeros(0), np.zeros(n + 1, np.int64)
-    flag = np.empty((n, len(prog.patterns)), np.int64)
-    completed = np.empty((n, len(prog.patterns)), np.int64)
+    if flag is None:
+        flag = np.empty((n, len(prog.patterns)), np.int64)
+    if completed is None:
+        completed = np.empty((n, len(prog.patterns)), np.int64)
     match(starts, kind, at, amount, channel, outcome, o_starts, o_at, o_hours, prog.reads, moment, prog.patterns,
           prog.steps, prog.matchers, prog.conds, prog.values, flag, completed)
     return flag, completed

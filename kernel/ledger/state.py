@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import threading
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -193,7 +194,7 @@ def _order(row: tuple):
 
 def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSettings,
                gps: tuple | None = None, offline: list[tuple[int, int]] = (), *, ordered: bool = False,
-               remember: bool = False) -> dict:
+               remember: bool = False, patterns: bool = True) -> dict:
     """One account's state from its event rows (:meth:`Store.account_rows`' form; sorted
     here unless ``ordered``), its reduced GPS state ``gps`` = (first ping, last ping, gap
     start holding ``at``) and its offline periods ``offline`` = [(from, to)] that began in the
@@ -201,46 +202,87 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     without building an Arrow array on the way (the path one gRPC request takes). Returns
     ``{column: value}`` in the fold's representation. ``remember``: the rows' list is the
     store's cached one (:meth:`~kernel.ledger.store.Store.account_rows_now`), never changed:
-    its fold inputs are kept for the next call with the same list."""
+    its fold inputs are kept for the next call with the same list. ``patterns`` False (a
+    caller that reads no ``alert_*`` column: the gate whose policies read none) leaves the
+    pattern pass and its columns out; every other column is the same.
+
+    The one-row arrays the compiled passes read and write are this thread's, allocated once
+    (:func:`_one_row`): each call only stores its few scalars into them."""
     if not ordered:
         rows = sorted(rows, key=_order)
     zone = zone or "UTC"
-    today = np.array(_local_days_of(zone, (at,)), np.int64)
     columns = fold_inputs(rows, zone, remember)
-    state_at = np.array([at], np.int64)
+    b = _BUFFERS.__dict__.get("one")
+    if b is None:
+        b = _BUFFERS.one = _OneRow()
+    starts, state_at, today, last_ping, ints, floats = b.starts, b.state_at, b.today, b.last_ping, b.ints, b.floats
+    starts[1] = len(rows)
+    state_at[0] = at
+    today[0] = _local_days_of(zone, (at,))[0]
     last = NULL_TIME
     if gps is not None:                       # gps_last_ping, for one car in plain Python
         first, latest, gap = gps
         last = NULL_TIME if first > at else latest if latest <= at else gap if gap != NULL_TIME else at
-    ints, floats = F.empty_outputs(1)
-    starts = np.array([0, len(rows)], np.int64)
-    F.fold(starts, *columns, state_at, today, np.array([last], np.int64),
-           settings.promise_grace_days, settings.gps_tamper_days,
+    last_ping[0] = last
+    F.fold(starts, *columns, state_at, today, last_ping, settings.promise_grace_days, settings.gps_tamper_days,
            int(settings.gps_offline_after_hours * 3_600_000_000), ints, floats)
     out = dict(zip(_INT_COLUMNS, ints[0].tolist()))
     out.update(zip(_FLOAT_COLUMNS, floats[0].tolist()))
-    prog = _program(settings)
-    # the GPS_OFFLINE pseudo-events (P.offline_events for one car): the stored offline periods
-    # that began in the look-back, and the silence after the last ping
-    since = at - prog.lookback_us
-    silences = [(start, min(end, at)) for start, end in offline if since <= start <= at]
-    if gps is not None and since <= gps[1] <= at:
-        silences.append((gps[1], at))
-    silent = None
-    if silences:
-        start = np.array([x[0] for x in silences], np.int64)
-        silent = (np.zeros(len(silences), np.int64), start,
-                  (np.array([x[1] for x in silences], np.int64) - start) / P.US_PER_HOUR)
-    kind, times, _, amount, _, channel, outcome, _ = columns
-    flags, completed = P.alert_rows(prog, starts, kind, times, amount, channel, outcome, state_at, silent)
-    flag_values, completed_values = flags[0].tolist(), completed[0].tolist()
-    out.update(zip(_alert_columns(prog.names), (v for pair in zip(flag_values, completed_values) for v in pair)))
+    if patterns:
+        prog = _program(settings)
+        # the GPS_OFFLINE pseudo-events (P.offline_events for one car): the stored offline periods
+        # that began in the look-back, and the silence after the last ping
+        since = at - prog.lookback_us
+        silences = [(start, min(end, at)) for start, end in offline if since <= start <= at]
+        if gps is not None and since <= gps[1] <= at:
+            silences.append((gps[1], at))
+        silent = None
+        if silences:
+            start = np.array([x[0] for x in silences], np.int64)
+            silent = (np.zeros(len(silences), np.int64), start,
+                      (np.array([x[1] for x in silences], np.int64) - start) / P.US_PER_HOUR)
+        kind, times, _, amount, _, channel, outcome, _ = columns
+        flags, completed = b.alerts(prog)
+        P.alert_rows(prog, starts, kind, times, amount, channel, outcome, state_at, silent, flags, completed)
+        out.update(zip(_alert_columns(prog.names), _pairs(flags[0].tolist(), completed[0].tolist())))
     sms, voice = out["consent_sms"], out["consent_voice_bot"]
     out["consent_automated_contact"] = -1 if sms < 0 and voice < 0 else int((sms != 0) and (voice != 0))
     out["contact_opt_out"] = out["opt_out_phone"] if out["ledger_events"] > 0 else -1
     out["repossessed"] = int(out["repossession_stage"] in (2, 3))
     out["state_at"] = at
     return out
+
+
+def _pairs(flags: list, completed: list):
+    """Each pattern's flag, then the instant it completed (the order of :func:`_alert_columns`)."""
+    for pair in zip(flags, completed):
+        yield from pair
+
+
+class _OneRow:
+    """A thread's one-row arrays for :func:`derive_one` (the compiled passes read ``starts``,
+    the moment, today and the last ping, and write the outputs; nothing of them outlives a
+    call: the values leave as Python scalars)."""
+
+    def __init__(self):
+        self.starts = np.zeros(2, np.int64)
+        self.state_at = np.zeros(1, np.int64)
+        self.today = np.zeros(1, np.int64)
+        self.last_ping = np.zeros(1, np.int64)
+        self.ints, self.floats = F.empty_outputs(1)
+        self._alerts: tuple = (None, None, None)
+
+    def alerts(self, prog) -> tuple[np.ndarray, np.ndarray]:
+        """The pattern pass's one-row outputs for ``prog`` (its number of patterns)."""
+        kept = self._alerts
+        if kept[0] is not prog:
+            n = len(prog.patterns)
+            kept = self._alerts = (prog, np.empty((1, n), np.int64), np.empty((1, n), np.int64))
+        return kept[1], kept[2]
+
+
+#: each thread's :class:`_OneRow`
+_BUFFERS = threading.local()
 
 
 def fold_inputs(rows: list[tuple], zone: str, remember: bool = False) -> tuple:
@@ -307,9 +349,24 @@ def _alert_columns(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(c for n in names for c in (f"alert_{n}", f"alert_{n}_at"))
 
 
-@functools.lru_cache(maxsize=16)
 def _program(settings: StateSettings) -> P.Program:
+    """The patterns' compiled program of ``settings``: the last settings asked answered by
+    identity (hashing the frozen settings costs ≈ 1.5 µs, on every one-account read), others
+    through :func:`_program_of`."""
+    last = _LAST_PROGRAM
+    if last[0] is settings:
+        return last[1]
+    prog = _program_of(settings)
+    globals()["_LAST_PROGRAM"] = (settings, prog)
+    return prog
+
+
+@functools.lru_cache(maxsize=16)
+def _program_of(settings: StateSettings) -> P.Program:
     return P.program(settings)
+
+
+_LAST_PROGRAM: tuple = (None, None)
 
 
 def _zone_index(zones, n: int) -> tuple[list[str], np.ndarray]:

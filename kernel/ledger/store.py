@@ -655,13 +655,25 @@ class Store:
         return out
 
     def registered_in(self, cur, account: str) -> tuple | None:
-        """One account's registered book columns, read inside an open transaction."""
-        cur.execute(self._sql(f"SELECT {', '.join(REGISTRY_COLUMNS)} FROM accounts WHERE account_id = ?"), (account,))
-        row = cur.fetchone()
+        """One account's registered book columns, read inside an open transaction (``cur``),
+        or read now on this thread's connection (``cur`` None: one statement, one snapshot —
+        what a gRPC Decide's registration checks, without a transaction's begin and end)."""
+        sql = self._registered_sql
+        if sql is None:
+            sql = self._registered_sql = self._sql(f"SELECT {', '.join(REGISTRY_COLUMNS)} FROM accounts "
+                                                   f"WHERE account_id = ?")
+        if cur is None:
+            rows = self._query(sql, (account,))
+            row = rows[0] if rows else None
+        else:
+            cur.execute(sql, (account,))
+            row = cur.fetchone()
         if row is None:
             return None
         return tuple(bool(v) if name in _REGISTRY_BOOL and v is not None else v
                      for name, v in zip(REGISTRY_COLUMNS, row))
+
+    _registered_sql: str | None = None
 
     # -- reservations ----------------------------------------------------------------------
     def add_reservation(self, cur, reservation_id: str, account: str, channel: int, at: int, expires_at: int,

@@ -155,8 +155,7 @@ def test_the_gate_converts_only_the_state_its_policies_read_with_the_same_verdic
     ``judge_columns``): over a generated book and its history, every account's verdict on every
     channel, at three moments, is the one the whole converted state gives — outcome, reason,
     next allowed time and policy."""
-    from kernel.ledger.gate import GATED_CHANNELS, _state_of, account_record
-    from kernel.ledger.join import record_state
+    from kernel.ledger.gate import _EVERY_COLUMN, GATED_CHANNELS, _state_of, account_record
     from kernel.ledger.ledger import instant_us
     from kernel.synth import iter_book_and_events
     as_of = dt.date(2026, 11, 28)
@@ -166,7 +165,8 @@ def test_the_gate_converts_only_the_state_its_policies_read_with_the_same_verdic
     pipeline = Pipeline(None, config={}, audit_path=tmp_path / "audit.log")
     assert pipeline.judge_columns is not None and "calls_7d" in pipeline.judge_columns
     fewer = _state_of(pipeline.judge)
-    assert fewer is not record_state
+    # the built-in policies read no temporal pattern: the gate's state leaves the pattern pass out
+    assert fewer[0] is not _EVERY_COLUMN[0] and fewer[1] is False
     ids = book["account_id"].to_pylist()
     verdicts = {"KEEP": 0, "DEFER": 0, "BLOCK": 0}
     with Ledger(ledger_url) as ledger:
@@ -186,3 +186,22 @@ def test_the_gate_converts_only_the_state_its_policies_read_with_the_same_verdic
                         assert pipeline.judge(some, action, moment) == expected, (account, channel, moment)
                         verdicts[expected[0]] += 1
     assert min(verdicts.values()) > 20, verdicts                       # every outcome, many times
+
+
+def test_register_record_writes_only_what_changed(ledger_url):
+    """A gRPC Decide's account registration: a new account is written; the same columns
+    asked by another process (a fresh Ledger on the same store) are read, found equal and not
+    written; changed columns are written, and the gate reads them."""
+    row = {"account_id": "R1", "time_zone": "Asia/Shanghai", "country": "CN", "region": "X",
+           "product": "NEW_CAR_LOAN", "phone_valid": True, "has_third_party_contact": False,
+           "consent_automated_contact": None, "contact_opt_out": False}
+    with Ledger(ledger_url) as ledger:
+        assert ledger.register_record(row) is True
+        assert ledger.register_record(row) is False
+    with Ledger(ledger_url) as ledger:
+        assert ledger.register_record(row) is False
+        assert ledger.registered(["R1"])["R1"] == {k: v for k, v in row.items() if k != "account_id"}
+        assert ledger.register_record({**row, "phone_valid": False, "region": "Y"}) is True
+    with Ledger(ledger_url) as ledger:
+        got = ledger.registered(["R1"])["R1"]
+        assert (got["phone_valid"], got["region"], got["has_third_party_contact"]) == (False, "Y", False)

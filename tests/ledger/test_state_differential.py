@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kernel.hookspecs import NULL_TIME
 from kernel.ledger.fold import FLOAT_COLUMNS, INT_COLUMNS
-from kernel.ledger.patterns import ALERT_COLUMNS
+from kernel.ledger.patterns import ALERT_COLUMNS, lookback_us
 from kernel.ledger.reference import Event, reference_state
-from kernel.ledger.state import StateSettings, derive
+from kernel.ledger.state import StateSettings, derive, derive_one
 from kernel.ledger.store import EventColumns
 from kernel.schema import ENUMS
 
@@ -193,6 +193,15 @@ def test_one_account_path_equals_the_batch_path(ledger_url):
             assert alerts
             for name in INT_COLUMNS + FLOAT_COLUMNS + tuple(alerts):
                 assert np.array_equal(batch[name][a], one[name], equal_nan=True), (account, name)
+            # without the pattern pass (the gate whose policies read no alert): every other
+            # column the same, no alert column
+            s = ledger.settings
+            rows, gps, offline = ledger.store.account_rows(None, account, AT, AT - s.lookback_us,
+                                                           AT - lookback_us(s))
+            fewer = derive_one(rows, zone, AT, s, gps, offline, ordered=True, patterns=False)
+            assert set(fewer) == {name for name in one if not name.startswith("alert_")}
+            for name, value in fewer.items():
+                assert np.array_equal(value, one[name], equal_nan=True), (account, name)
 
 
 @st.composite
