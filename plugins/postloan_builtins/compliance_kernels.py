@@ -842,3 +842,11 @@ def judge_planned(kernels, scopes, inp, calls, sms, third, outcome, reason, unti
     if calls or sms or third:
         prepare_facts(inp, inp.acc, calls, sms, third, inp.A)
     judge(kernels, scopes, inp, outcome, reason, until, winner)
+
+
+@njit(cache=True)
+def judge_one(kernels, scopes, inp, calls, sms, third, out):
+    """:func:`judge_planned` (the same functions, nothing else) with the verdicts in the rows
+    of one ``(4, m)`` array — outcome, reason, next allowed, winner — for one account's
+    request: one array to allocate and one ``tolist`` to read back, not four of each."""
+    judge_planned(kernels, scopes, inp, calls, sms, third, out[0], out[1], out[2], out[3])
