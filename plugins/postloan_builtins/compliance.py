@@ -158,7 +158,9 @@ def _debt_at(low: str, pos: int = 0) -> int:
 
 
 def _screen_one(text: str | None) -> int:
-    """The screen's bits for one script (plain Python; the same as :func:`_screen_many`)."""
+    """The screen's bits for one script in plain Python: the screen as a reader would write
+    it, the reference the compiled pass (:func:`_screen_text`, :func:`_screen_many`) is tested
+    against (``test_the_compiled_screen_reads_many_scripts_as_the_plain_one_reads_each``)."""
     if text is None:
         return 0
     bits = K.S_HAS_SCRIPT
@@ -184,6 +186,19 @@ def _screen_one(text: str | None) -> int:
     # the voicemail holds no debt: no term starts after its marker
     if voicemail >= 0 and (first < 0 or first <= voicemail and _debt_at(low, voicemail + 1) < 0):
         bits |= K.S_VOICEMAIL_OK
+    return bits
+
+
+def _screen_text(text: str) -> int:
+    """The screen's bits for one script (not None): the compiled pass over its UTF-8 bytes
+    (:func:`.screen_kernel.scan_text`, :func:`_screen_many`'s pass), then each English pattern
+    the pass found the word of, in Python's ``re`` (as :func:`_screen_one` runs them)."""
+    bits, words = screen_kernel.scan_text(np.frombuffer(text.encode(), np.uint8), *_SCREEN_TABLE, K.S_HAS_SCRIPT,
+                                          K.S_DEBT, K.S_DEBT_BEFORE_IDENTITY, K.S_VOICEMAIL_OK)
+    if words:
+        for bit, _, pattern in _ENGLISH_CHECKS:
+            if words & bit and not bits & bit and pattern.search(text):
+                bits |= bit
     return bits
 
 
@@ -250,7 +265,7 @@ def screen_scripts(texts: pa.Array, among: np.ndarray | None = None) -> np.ndarr
 
 
 def _screen_listed(listed: list, wanted: list) -> list[int]:
-    """:func:`_screen_one` of a request's few scripts (``listed``: Python strings or None)
+    """:func:`_screen_text` of a request's few scripts (``listed``: Python strings or None)
     where ``wanted`` (0 elsewhere); an account's calls share their script: read once."""
     seen: dict = {}
     out = []
@@ -260,7 +275,7 @@ def _screen_listed(listed: list, wanted: list) -> list[int]:
             continue
         bits = seen.get(text)
         if bits is None:
-            bits = seen[text] = _screen_one(text)
+            bits = seen[text] = _screen_text(text)
         out.append(bits)
     return out
 
