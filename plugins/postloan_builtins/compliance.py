@@ -735,11 +735,11 @@ class Engine:
                 script = actions.script
                 if script.null_count < m:           # a null script's screen is 0: nothing to read
                     facts[K.A_SCRIPT] = _screen_listed(script.to_pylist(), wanted)
-        inp = K.Inputs(np.array(codes, np.int64), actions.at_us, np.zeros(m, np.int64), np.array(per_account, np.int64).reshape(-1, 1),
-                       facts, np.array(derived, np.int64).reshape(-1, 1), run.params, run.base, zone, zst, zen, zts,
-                       zoff, zob, actions.now_us, (actions.batch.as_of - _EPOCH_DAY).days)
         out = np.empty((4, m), np.int64)
-        K.judge_one(run.kernels, run.scopes, inp, run.calls, run.sms, run.third, out)
+        K.judge_one(run.kernels, run.scopes, np.array(codes, np.int64), actions.at_us, np.zeros(m, np.int64),
+                    np.array(per_account, np.int64).reshape(-1, 1), facts, np.array(derived, np.int64).reshape(-1, 1),
+                    run.params, run.base, zone, zst, zen, zts, zoff, zob, actions.now_us,
+                    (actions.batch.as_of - _EPOCH_DAY).days, run.calls, run.sms, run.third, out)
         outcome, reason, _, winner = out.tolist()
         reasons = [None] * m
         names = [None] * m
