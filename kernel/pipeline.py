@@ -714,6 +714,15 @@ class Pipeline:
             plan = _checked_plan(current.columns(), batch.n, (who, plugin), hook)
         return plan
 
+    def _route_one(self, batch: Batch) -> int:
+        """Row 0 of :meth:`_route` (a batch of one account) as a Python int: with no rule
+        reading the region, one lookup of its codes as Python ints (``Batch.enum_one``, row 0
+        of ``Batch.enum``)."""
+        if self._route_table is not None:
+            keys, table = self._route_table
+            return int(table[tuple([batch.enum_one(key) for key in keys])])
+        return int(self._route(batch)[0])
+
     def _route(self, batch: Batch) -> np.ndarray:
         """The policy set of each account (-1: none applies)."""
         if self._route_table is not None:          # no rule reads the region: one lookup
@@ -739,7 +748,7 @@ class Pipeline:
         rows = plan["row"]
         n = rows.shape[0]
         if n and batch.n == 1:                     # one account: its set, every action's
-            low = high = int(self._route(batch)[0])
+            low = high = self._route_one(batch)
             set_of = None
         else:
             set_of = self._route(batch)[rows] if n else rows

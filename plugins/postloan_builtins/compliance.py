@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -158,7 +158,9 @@ def _debt_at(low: str, pos: int = 0) -> int:
 
 
 def _screen_one(text: str | None) -> int:
-    """The screen's bits for one script (plain Python; the same as :func:`_screen_many`)."""
+    """The screen's bits for one script in plain Python: the screen as a reader would write
+    it, the reference the compiled pass (:func:`_screen_text`, :func:`_screen_many`) is tested
+    against (``test_the_compiled_screen_reads_many_scripts_as_the_plain_one_reads_each``)."""
     if text is None:
         return 0
     bits = K.S_HAS_SCRIPT
@@ -184,6 +186,19 @@ def _screen_one(text: str | None) -> int:
     # the voicemail holds no debt: no term starts after its marker
     if voicemail >= 0 and (first < 0 or first <= voicemail and _debt_at(low, voicemail + 1) < 0):
         bits |= K.S_VOICEMAIL_OK
+    return bits
+
+
+def _screen_text(text: str) -> int:
+    """The screen's bits for one script (not None): the compiled pass over its UTF-8 bytes
+    (:func:`.screen_kernel.scan_text`, :func:`_screen_many`'s pass), then each English pattern
+    the pass found the word of, in Python's ``re`` (as :func:`_screen_one` runs them)."""
+    bits, words = screen_kernel.scan_text(np.frombuffer(text.encode(), np.uint8), *_SCREEN_TABLE, K.S_HAS_SCRIPT,
+                                          K.S_DEBT, K.S_DEBT_BEFORE_IDENTITY, K.S_VOICEMAIL_OK)
+    if words:
+        for bit, _, pattern in _ENGLISH_CHECKS:
+            if words & bit and not bits & bit and pattern.search(text):
+                bits |= bit
     return bits
 
 
@@ -250,7 +265,7 @@ def screen_scripts(texts: pa.Array, among: np.ndarray | None = None) -> np.ndarr
 
 
 def _screen_listed(listed: list, wanted: list) -> list[int]:
-    """:func:`_screen_one` of a request's few scripts (``listed``: Python strings or None)
+    """:func:`_screen_text` of a request's few scripts (``listed``: Python strings or None)
     where ``wanted`` (0 elsewhere); an account's calls share their script: read once."""
     seen: dict = {}
     out = []
@@ -260,7 +275,7 @@ def _screen_listed(listed: list, wanted: list) -> list[int]:
             continue
         bits = seen.get(text)
         if bits is None:
-            bits = seen[text] = _screen_one(text)
+            bits = seen[text] = _screen_text(text)
         out.append(bits)
     return out
 
@@ -556,6 +571,24 @@ class _Run:
     read_one: Any                           # one account's features (_feature_reader of ``features``)
     day_features: frozenset                 # the time features that are dates (days, not µs)
     script_codes: tuple = ()                # ``scripts`` as Python bools, by action code
+    #: whether every deriver is a policy of this module, whose ``derive`` reads the account's
+    #: country and region only: one account's derived values are then kept by those two
+    derived_by_place: bool = False
+    derived_seen: dict = field(default_factory=dict)
+
+    def derived_of(self, merged: Mapping, accounts: "_Accounts") -> list:
+        """One account's derived values (:meth:`Engine._derive`), kept by its country and region."""
+        key = (merged.get("country"), merged.get("region"))
+        try:
+            found = self.derived_seen.get(key)
+        except TypeError:                       # an unhashable value: derived (and refused) there
+            return Engine._derive(self, accounts)
+        if found is None:
+            found = Engine._derive(self, accounts)
+            if len(self.derived_seen) >= 1024:
+                self.derived_seen.clear()
+            self.derived_seen[key] = found
+        return found
 
 
 class Engine:
@@ -568,6 +601,7 @@ class Engine:
     def __init__(self):
         self._zones: dict = {}
         self._zones_one: dict = {}                  # one account's zone names → (covered from, to, tables)
+        self._places_one: dict = {}                 # (zone, region or None, actions) → (zone names, zone ids)
         self._runs: dict = {}
 
     # -- the public protocol the pipeline uses ---------------------------------------------
@@ -577,6 +611,8 @@ class Engine:
         deferral)."""
         m = actions.n
         run = self._run_of(policies)
+        if m and actions.batch.merged is not None:      # one account's record (a request)
+            return self._judge_one(policies, run, actions)
         outcome = np.zeros(m, np.int64)
         reason = np.empty(m, np.int64)
         reason.fill(-1)
@@ -625,24 +661,18 @@ class Engine:
                    tuple(k for k in features if K.FEATURES[k][1] in ("time", "day")),
                    "calls" in needs, "sms" in needs, "third" in needs, "zones" in needs, scripts, bool(scripts.any()),
                    tuple(p for p in policies if p.DERIVED), _feature_reader(features),
-                   frozenset(k for k in features if K.FEATURES[k][1] == "day"), tuple(scripts.tolist()))
+                   frozenset(k for k in features if K.FEATURES[k][1] == "day"), tuple(scripts.tolist()),
+                   all(type(p).__module__ == __name__ for p in policies if p.DERIVED))
         if len(self._runs) > 256:
             self._runs.clear()
         self._runs[key] = run
         return run
 
     def _judge(self, policies, run: _Run, actions, outcome, reason, until, winner) -> None:
+        """Many accounts' actions (a batch of columns); one account's: :meth:`_judge_one`."""
         accounts = _Accounts(actions.batch)
-        single = accounts.records is not None
-        # one account: every feature's value by index (one list, one array below); many: by feature
-        per_account = run.read_one(accounts.merged) if single else \
-            {k: accounts.feature(k) for k in run.features}
-        derived: list = []
-        for p in run.derivers:
-            rows = p.derive(accounts)
-            if len(rows) != p.DERIVED:
-                raise PostloanError(f"policy {p.name!r} derived {len(rows)} values, declared {p.DERIVED}")
-            derived.extend(rows)
+        per_account = {k: accounts.feature(k) for k in run.features}
+        derived = self._derive(run, accounts)
         m = actions.n
         at = actions.at_us
         action = actions.action.astype(np.int64)
@@ -651,23 +681,10 @@ class Engine:
         facts = np.zeros((K.N_ACTION_FACTS, m), np.int64)
         script = actions.script
         if run.any_scripts and script.null_count < m:     # a null script's screen is 0: nothing to read
-            if single:                              # a request's few scripts: plain values
-                wanted = [run.script_codes[a] for a in actions.action.tolist()]
-                if any(wanted):
-                    facts[K.A_SCRIPT] = _screen_listed(script.to_pylist(), wanted)
-            else:
-                among = run.scripts[actions.action]
-                if among.any():
-                    facts[K.A_SCRIPT] = screen_scripts(script, among)
+            among = run.scripts[actions.action]
+            if among.any():
+                facts[K.A_SCRIPT] = screen_scripts(script, among)
         n_features = len(K.FEATURES)
-        if single:                                  # one account: the facts and the verdicts in one call
-            X = np.array(per_account, np.int64).reshape(n_features, 1)
-            D = np.array(derived, np.int64).reshape(len(derived), 1)
-            inp = K.Inputs(action, at, np.zeros(m, np.int64), X, facts, D, run.params, run.base, zone, zst, zen, zts,
-                           zoff, zob, actions.now_us, as_of)
-            K.judge_planned(run.kernels, run.scopes, inp, run.calls, run.sms, run.third, outcome, reason, until,
-                            winner)
-            return
         if run.calls or run.sms or run.third:       # planned calls, SMS, third-party contacts before each
             whole = K.Inputs(action, at, actions.rows, _NO_X, facts, _NO_D, run.params, run.base, zone, zst, zen, zts,
                              zoff, zob, actions.now_us, as_of)
@@ -686,6 +703,54 @@ class Engine:
             judge = K.judge if hi - lo <= _SERIAL else K.judge_many
             judge(run.kernels, run.scopes, inp, outcome[lo:hi], reason[lo:hi], until[lo:hi], winner[lo:hi])
 
+    @staticmethod
+    def _derive(run: _Run, accounts: _Accounts) -> list:
+        """The policies' derived values (``D``), each deriver's in order."""
+        derived: list = []
+        for p in run.derivers:
+            rows = p.derive(accounts)
+            if len(rows) != p.DERIVED:
+                raise PostloanError(f"policy {p.name!r} derived {len(rows)} values, declared {p.DERIVED}")
+            derived.extend(rows)
+        return derived
+
+    def _judge_one(self, policies, run: _Run, actions: ActionBatch):
+        """:meth:`judge` of one account's record (the gRPC request's form): the same inputs
+        as :meth:`_judge` builds, of Python scalars — the features by the run's generated
+        reader, the derived values and zones kept per run by what they read — one compiled
+        call (:func:`K.judge_one`: :func:`K.judge_planned`, the batch's functions) and the
+        verdicts read back as plain values. Pinned to the batch path by
+        ``test_one_accounts_verdicts_are_its_rows_of_the_batchs``."""
+        accounts = _Accounts(actions.batch)
+        merged = accounts.merged
+        per_account = run.read_one(merged)
+        derived = run.derived_of(merged, accounts) if run.derived_by_place else self._derive(run, accounts)
+        m = actions.n
+        codes = actions.action.tolist()
+        zone, zst, zen, zts, zoff, zob = self._zone_inputs(run, accounts, actions, per_account)
+        facts = np.zeros((K.N_ACTION_FACTS, m), np.int64)
+        if run.any_scripts:                         # a request's few scripts: plain values
+            wanted = [run.script_codes[a] for a in codes]
+            if any(wanted):
+                script = actions.script
+                if script.null_count < m:           # a null script's screen is 0: nothing to read
+                    facts[K.A_SCRIPT] = _screen_listed(script.to_pylist(), wanted)
+        out = np.empty((4, m), np.int64)
+        K.judge_one(run.kernels, run.scopes, np.array(codes, np.int64), actions.at_us, np.zeros(m, np.int64),
+                    np.array(per_account, np.int64).reshape(-1, 1), facts, np.array(derived, np.int64).reshape(-1, 1),
+                    run.params, run.base, zone, zst, zen, zts, zoff, zob, actions.now_us,
+                    (actions.batch.as_of - _EPOCH_DAY).days, run.calls, run.sms, run.third, out)
+        outcome, reason, _, winner = out.tolist()
+        reasons = [None] * m
+        names = [None] * m
+        for i, j in enumerate(winner):
+            if j >= 0:
+                p = policies[j]
+                reasons[i] = p.reason_of(reason[i])
+                names[i] = p.name
+        return (np.array(outcome, np.int8), np.array(reasons, dtype=object), out[2],
+                np.array(names, dtype=object))
+
     def _zone_inputs(self, run: _Run, accounts: _Accounts, actions: ActionBatch, per_account):
         """Each action's zones (its debtor's, then the state's when a policy reads both) and
         the zones' offset tables, concatenated, covering every instant a rule looks up."""
@@ -695,14 +760,27 @@ class Engine:
             name = accounts.value("time_zone")
             if name is None:
                 raise PostloanError("column 'time_zone': null at account 0")
-            zone_names = [name]
-            ids = [0, -1, -1]
-            if run.zones:
-                for k, extra in enumerate(US_STATE_ZONES.get(accounts.value("region"), ())):
-                    if extra not in zone_names:
-                        zone_names.append(extra)
-                    ids[1 + k] = zone_names.index(extra)
-            zone = np.array(ids * m, np.int64).reshape(m, 3)
+            # its zone names and each action's zone ids, kept by what they are made of (the
+            # array is only read: the compiled rules never write an input)
+            place = (name, accounts.value("region") if run.zones else None, m)
+            try:
+                found = self._places_one.get(place)
+            except TypeError:                       # an unhashable region: worked out each time
+                place, found = None, None
+            if found is None:
+                zone_names = [name]
+                ids = [0, -1, -1]
+                if run.zones:
+                    for k, extra in enumerate(US_STATE_ZONES.get(place[1] if place else accounts.value("region"), ())):
+                        if extra not in zone_names:
+                            zone_names.append(extra)
+                        ids[1 + k] = zone_names.index(extra)
+                found = (tuple(zone_names), np.array(ids * m, np.int64).reshape(m, 3))
+                if place is not None:
+                    if len(self._places_one) > 1024:
+                        self._places_one.clear()
+                    self._places_one[place] = found
+            zone_names, zone = found
             days = run.day_features
             low = min((v * US_PER_DAY if k in days else v for k in run.time_features
                        if (v := per_account[k]) != NULL_TIME), default=None)
@@ -741,7 +819,7 @@ class Engine:
             lo = min(lo, low)
         hi = last_at + _HORIZON_US
         if accounts.records is not None:            # one account: the last tables of its zones, if they cover
-            names = tuple(zone_names)
+            names = zone_names
             hit = self._zones_one.get(names)
             if hit is not None and hit[0] <= lo and hi <= hit[1]:
                 return (zone, *hit[2])

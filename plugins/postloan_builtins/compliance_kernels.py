@@ -132,7 +132,8 @@ S_VOICEMAIL_OK = 64           # a limited-content voicemail section, free of deb
 S_ANONYMOUS = 128             # an anonymous self-identification (客户服务中心 …)
 S_FALSE_THREAT = 256          # a threat no lender may make (黑名单, 坐牢, 影响子女 …)
 
-#: the inputs of one judgement, as the compiled functions see them
+#: the inputs of one judgement, as the compiled functions see them (:func:`judge_one` takes them
+#: as plain arguments and makes them this tuple itself)
 Inputs = namedtuple("Inputs", "action at acc X A D P base zone zst zen zts zoff zob now as_of")
 
 
@@ -842,3 +843,15 @@ def judge_planned(kernels, scopes, inp, calls, sms, third, outcome, reason, unti
     if calls or sms or third:
         prepare_facts(inp, inp.acc, calls, sms, third, inp.A)
     judge(kernels, scopes, inp, outcome, reason, until, winner)
+
+
+@njit(cache=True)
+def judge_one(kernels, scopes, action, at, acc, X, A, D, P, base, zone, zst, zen, zts, zoff, zob, now, as_of, calls,
+              sms, third, out):
+    """:func:`judge_planned` (the same functions, nothing else) for one account's request: the
+    inputs passed as plain arguments and made :data:`Inputs` here (typing a 16-field tuple
+    at the call costs ≈ 1.5 µs more than its fields), the verdicts in the rows of one
+    ``(4, m)`` array — outcome, reason, next allowed, winner — one array to allocate and one
+    ``tolist`` to read back, not four of each."""
+    inp = Inputs(action, at, acc, X, A, D, P, base, zone, zst, zen, zts, zoff, zob, now, as_of)
+    judge_planned(kernels, scopes, inp, calls, sms, third, out[0], out[1], out[2], out[3])

@@ -1,7 +1,8 @@
 """The script screen over many scripts, compiled: one pass over an Arrow string array's bytes.
 
-:func:`postloan_builtins.compliance._screen_one` reads one script in plain Python; this
-reads many at once and gives the same bits. Every literal the screen looks for — the
+:func:`postloan_builtins.compliance._screen_one` states the screen in plain Python (the
+reference the tests hold this pass to); this reads many scripts at once (:func:`scan`), or one
+request's script (:func:`scan_text`), and gives the same bits. Every literal the screen looks for — the
 notices and threats (exact bytes), the Chinese debt terms, the English debt terms and
 whole words (ASCII letters folded, a word boundary before, and after a whole word), the
 identity and voicemail markers (exact) and the words that make an English pattern worth
@@ -175,3 +176,12 @@ def scan_many(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact
         _scan_range(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
                     fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, n * part // 64,
                     n * (part + 1) // 64, bits, words)
+
+
+@njit(cache=True)
+def scan_text(data, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index, fold_seen,
+              fold_first, fold_index, s_has, s_debt, s_before, s_voicemail):
+    """(bits, the English checks worth running) of one script's UTF-8 bytes ``data`` — a
+    request's script: :func:`scan`'s pass (:func:`_scan_one`) without the arrays around it."""
+    return _scan_one(data, 0, data.shape[0], flat, starts, lengths, kinds, bits_of, exact_seen, exact_first,
+                     exact_index, fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail)

@@ -106,6 +106,60 @@ def test_one_accounts_features_are_its_row_of_the_batchs(kernel, pipeline, book)
         _feature_reader(features)({k: v for k, v in record.items() if k != "dpd"})
 
 
+#: US states whose rules differ (cure periods, all-party recording, two zones, Massachusetts'
+#: call limits, limitation periods) and their zones
+_STATES = (("US-MA", "America/New_York"), ("US-IA", "America/Chicago"), ("US-KS", "America/Chicago"),
+           ("US-ME", "America/New_York"), ("US-WI", "America/Chicago"), ("US-CA", "America/Los_Angeles"),
+           ("US-IL", "America/Chicago"), ("US-FL", "America/New_York"), ("US-TX", "America/Chicago"),
+           ("US-AK", "America/Anchorage"), ("US-OR", "America/Los_Angeles"), ("US-NY", "America/New_York"),
+           ("US-AZ", "America/Phoenix"), (None, "America/Denver"))
+
+
+def _many_states(table: pa.Table) -> pa.Table:
+    """``table`` with every fifth account moved to one of :data:`_STATES`, in turn (the
+    generated book holds a few states only)."""
+    country, region, zone = (table[c].to_pylist() for c in ("country", "region", "time_zone"))
+    for k, row in enumerate(range(0, table.num_rows, 5)):
+        country[row] = "US"
+        region[row], zone[row] = _STATES[k % len(_STATES)]
+    for name, values in (("country", country), ("region", region), ("time_zone", zone)):
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, table.schema.field(i), pa.array(values, table.schema.field(i).type))
+    return table
+
+
+@pytest.mark.parametrize("hours", [0, 10, 14, 30])
+def test_one_accounts_verdicts_are_its_rows_of_the_batchs(kernel, pipeline, book, hours):
+    """The policies at one account's record (the engine's one-account path: the record's
+    features, derived values and zones kept per run, one compiled call, verdicts read back as
+    plain values) against the same accounts judged as one batch of columns: every action code
+    at every account of a generated book with the ledger's state, at moments across the
+    debtors' days — outcome, reason, next allowed time and policy, each one the batch's."""
+    from kernel.hookspecs import ACTION, Batch
+    at = NOW + dt.timedelta(hours=hours)
+    table = pipeline.with_state(_many_states(book.slice(0, 1_200)), AS_OF, at)
+    n = table.num_rows
+    records = table.to_pylist()
+    batch = Batch(n, AS_OF, at, [table], pipeline.config)
+    seen = {"outcomes": set(), "policies": set()}
+    for name, code in ACTION.items():
+        plan = {"row": np.arange(n, dtype=np.int64), "action": np.full(n, code, np.int8),
+                "earliest_at": np.full(n, batch.now_us, np.int64), "script": pa.nulls(n, pa.string())}
+        whole = pipeline._comply(batch, plan, [])
+        for row, record in enumerate(records):
+            outcome, reason, next_allowed, policy, errors = pipeline.judge(record, name, at, AS_OF)
+            expected = (("KEEP", "DEFER", "BLOCK")[int(whole["outcome"][row])], whole["reason_code"][row],
+                        int(whole["next_allowed_at"][row]), whole["policy"][row])
+            assert (outcome, reason, next_allowed, policy) == expected, (name, row)
+            assert errors == []
+            seen["outcomes"].add(outcome)
+            seen["policies"].add(policy)
+    # the accounts and moments reached every outcome and many policies of both countries
+    assert seen["outcomes"] == {"KEEP", "DEFER", "BLOCK"} or hours == 30
+    assert len(seen["policies"]) >= 8 and any(p and p.startswith("us.") for p in seen["policies"]) \
+        and any(p and p.startswith("cn.") for p in seen["policies"])
+
+
 def _numpy_scalars(record: dict) -> dict:
     """A record whose numbers and texts are NumPy scalars: not the plain Python values the
     one-account accessors read directly, so every one goes through its column's conversion."""

@@ -207,13 +207,16 @@ FRAGMENTS = ["逾期", "欠", "车要被", "征信", "退订", "录音", "如已
 @given(st.lists(st.one_of(st.none(), st.lists(st.sampled_from(FRAGMENTS), max_size=12).map("".join)),
                 min_size=65, max_size=90))
 def test_the_compiled_screen_reads_many_scripts_as_the_plain_one_reads_each(texts):
-    """_screen_many (a compiled pass over the bytes, then the English patterns) and _screen_one
-    (plain Python, one script) give every script the same bits."""
+    """_screen_many (a compiled pass over the bytes, then the English patterns), _screen_text
+    (the same pass over one script's bytes: a request's) and _screen_one (plain Python, one
+    script) give every script the same bits."""
     from postloan_builtins import compliance
-    from postloan_builtins.compliance import _screen_many, _screen_one
+    from postloan_builtins.compliance import _screen_many, _screen_one, _screen_text, screen_scripts
     arr = pa.array(texts, pa.string())
     expected = [_screen_one(t) for t in texts]
     assert _screen_many(arr).tolist() == expected
+    assert [0 if t is None else _screen_text(t) for t in texts] == expected
+    assert screen_scripts(arr.slice(0, 64)).tolist() == expected[:64]          # a request's few: _screen_text
     sliced = arr.slice(3)                                       # an array with an offset
     assert _screen_many(sliced).tolist() == expected[3:]
     threshold, compliance._PARALLEL_BYTES = compliance._PARALLEL_BYTES, 0     # over Numba's threads too
