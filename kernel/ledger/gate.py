@@ -28,7 +28,7 @@ from ..errors import PostloanError
 from ..hookspecs import NULL_TIME
 from .events import CHANNEL
 from .join import _RECORD_COLUMNS, _merge_code
-from .ledger import instant_us
+from .ledger import _patterns_lookback_us, instant_us
 from .state import derive_one
 from .store import REGISTRY_COLUMNS
 
@@ -101,10 +101,12 @@ def account_record(store, cur, account_id: str, at_us: int, settings,
     registered = store.registered_in(cur, account_id)
     if registered is None:
         return None
-    rows, _, _ = store.account_rows(cur, account_id, at_us, at_us - settings.lookback_us)
-    record = dict(zip(_RECORD_KEYS, (account_id, *registered)))
     merge_into, patterns = state_of
-    merge_into(record, derive_one(rows, record["time_zone"], at_us, settings, ordered=True, patterns=patterns))
+    rows, gps, offline = store.account_rows(cur, account_id, at_us, at_us - settings.lookback_us,
+                                            at_us - _patterns_lookback_us(settings) if patterns else None)
+    record = dict(zip(_RECORD_KEYS, (account_id, *registered)))
+    merge_into(record, derive_one(rows, record["time_zone"], at_us, settings, gps, offline, ordered=True,
+                                  patterns=patterns))
     return record
 
 

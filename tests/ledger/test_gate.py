@@ -205,3 +205,33 @@ def test_register_record_writes_only_what_changed(ledger_url):
     with Ledger(ledger_url) as ledger:
         got = ledger.registered(["R1"])["R1"]
         assert (got["phone_valid"], got["region"], got["has_third_party_contact"]) == (False, "Y", False)
+
+
+def test_the_gates_record_holds_the_state_a_decide_reads(ledger_url):
+    """The record the gate judges carries the account's state exactly as a gRPC Decide reads it
+    (:meth:`Ledger.state_record`): every state column, the GPS ones (last ping, offline hours,
+    status) and the temporal patterns' alerts included, over a generated book and its history
+    at three moments."""
+    from kernel.ledger.gate import account_record
+    from kernel.ledger.join import _RECORD_COLUMNS
+    from kernel.ledger.ledger import instant_us
+    from kernel.synth import iter_book_and_events
+    batches = list(iter_book_and_events(150, 29, dt.date(2026, 11, 28)))
+    book = pa.concat_tables([pa.Table.from_batches([b]) for b, _ in batches])
+    events = pa.concat_tables([pa.Table.from_batches([e]) for _, e in batches])
+    zones = dict(zip(book["account_id"].to_pylist(), book["time_zone"].to_pylist()))
+    with_gps = 0
+    with Ledger(ledger_url) as ledger:
+        ledger.register(book)
+        ledger.ingest(events)
+        for moment in (dt.datetime(2026, 11, 28, 2, tzinfo=UTC), dt.datetime(2026, 11, 28, 14, 30, tzinfo=UTC),
+                       dt.datetime(2026, 11, 29, 23, 50, tzinfo=UTC)):
+            at_us = instant_us(moment)
+            reads = {account: ledger.state_record(account, zone, at_us) for account, zone in zones.items()}
+            with ledger.store.transaction(lock_account=None, synced=False) as cur:
+                for account, read in reads.items():
+                    judged = account_record(ledger.store, cur, account, at_us, ledger.settings)
+                    for name, _ in _RECORD_COLUMNS:
+                        assert judged[name] == read[name], (account, moment, name)
+                    with_gps += read["gps_last_ping_at"] is not None
+    assert with_gps > 30, with_gps                       # the GPS columns were compared, not only nulls
