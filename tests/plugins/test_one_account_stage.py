@@ -257,3 +257,27 @@ def test_one_accounts_compiled_plan_is_its_row_of_the_batchs(seed):
         mine = rows == i
         assert np.array_equal(one[0], np.zeros(np.count_nonzero(mine), np.int64)), i
         assert np.array_equal(one[1], action[mine]) and np.array_equal(one[2], earliest[mine]), i
+
+
+@pytest.mark.parametrize("texts", [["您好，我是示例汽车金融", "Reply STOP to opt out"], ["", "a"], ["x"], [],
+                                   ["é" * 300, "¥30,038.44", "—"], ["a", None, "b"], [None]])
+def test_a_requests_scripts_as_arrow_are_pa_arrays(texts):
+    """_string_array (a request's scripts from their bytes and offsets) gives the array
+    ``pa.array`` gives, valid in full, nulls included."""
+    from postloan_builtins.collection import _string_array
+    got = _string_array(texts)
+    got.validate(full=True)
+    assert got.type == pa.string() and got.equals(pa.array(texts, pa.string())) and got.to_pylist() == texts
+
+
+def test_one_accounts_render_plans_write_the_strategys_constants(pipeline):
+    """A render plan writes the constants of the strategy's language into the format string
+    (braces escaped), and the scripts of one account are those of its row in a batch of it."""
+    from postloan_builtins.collection import Template
+    t = Template("t", "en", "SMS", frozenset({"MILD"}), (("Hi {", "name", None, None), ("} from ", "lender", None, None),
+                                                        (" call ", "hotline", None, None), ("", None, None, None)), "x")
+    text, slots = t.format_plan((), {"lender": "A{b}c", "hotline": "1"})
+    assert text == "Hi {{{0}}} from A{{b}}c call 1" and [s[1] for s in slots] == ["name"]
+    assert text.format("Jo") == "Hi {Jo} from A{b}c call 1"
+    text, slots = t.format_plan(())
+    assert text.format("Jo", "L", "2") == "Hi {Jo} from L call 2" and [s[1] for s in slots] == ["name", "lender", "hotline"]
