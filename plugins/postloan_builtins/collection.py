@@ -741,6 +741,7 @@ def _few_texts(raw, rows: np.ndarray) -> list[str]:
 
 
 _ROW_0 = np.zeros(1, np.int64)
+_ABSENT = object()
 
 
 class _OneAccount:
@@ -770,7 +771,15 @@ class _OneAccount:
         return self.amount_of(_BOOK_MONEY[field])
 
     def amount_of(self, column: str) -> float:
-        """A money column's amount (absent or null: NaN)."""
+        """A money column's amount (absent or null: NaN). A record's float is its own value
+        (what ``float_one`` gives it); anything else goes through ``float_one``."""
+        merged = self.merged
+        if merged is not None:
+            value = merged.get(column, _ABSENT)
+            if type(value) is float:
+                return value
+            if value is _ABSENT:
+                return math.nan
         return self.batch.float_one(column) if self.has(column) else math.nan
 
     def due(self, field: str) -> bool:
@@ -786,7 +795,16 @@ class _OneAccount:
         return said
 
     def int_of(self, column: str) -> int:
-        """A whole-number column's value (absent or null: NULL_TIME), as :meth:`_Renderer._ints`."""
+        """A whole-number column's value (absent or null: NULL_TIME), as :meth:`_Renderer._ints`.
+        A record's int is its own value (what ``int_one`` gives it); anything else goes through
+        ``int_one``."""
+        merged = self.merged
+        if merged is not None:
+            value = merged.get(column, _ABSENT)
+            if type(value) is int:
+                return value
+            if value is _ABSENT:
+                return NULL_TIME
         return self.batch.int_one(column, NULL_TIME) if self.has(column) else NULL_TIME
 
     def column(self, name: str) -> str:
@@ -803,7 +821,14 @@ class _OneAccount:
     def flag(self, column: str) -> bool:
         """A yes/no state column (absent: no), as :meth:`_Renderer._flag`."""
         b = self.batch
-        if not self.has(column):
+        merged = self.merged
+        if merged is not None:
+            value = merged.get(column, _ABSENT)
+            if value is _ABSENT:
+                return False
+            if type(value) is bool and not column.endswith("_at"):     # int_one(column, 0) > 0 of a bool
+                return value
+        elif not b.has(column):
             return False
         if column.endswith("_at"):
             return b.time_us_one(column) != NULL_TIME
