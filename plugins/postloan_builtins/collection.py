@@ -8,11 +8,9 @@ files in ``templates/`` (one per language, edited by the business), vectorized p
 """
 from __future__ import annotations
 
-import array
 import datetime as dt
 import difflib
 import functools
-import itertools
 import math
 import string
 import tomllib
@@ -167,16 +165,6 @@ class Template:
                 k = number.setdefault(key, (len(number), field, unit))[0]
                 parts.append(f"{{{k}}}")
         return "".join(parts), tuple((key, field, unit) for key, (_, field, unit) in number.items())
-
-
-def _string_array(texts: list[str | None]) -> pa.Array:
-    """A few texts as an Arrow string array: from their UTF-8 bytes and offsets (Arrow's
-    ``pa.array`` costs ≈ 3× as much on a request's few scripts); with a null, ``pa.array``."""
-    if None in texts:
-        return pa.array(texts, pa.string())
-    encoded = [t.encode() for t in texts]
-    offsets = array.array("i", itertools.accumulate(map(len, encoded), initial=0))
-    return pa.StringArray.from_buffers(len(encoded), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded)))
 
 
 def _escaped(text: str) -> str:
@@ -983,10 +971,13 @@ _KINDS = np.array([ACTION[a] for a in ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT
                                        "LEGAL_REVIEW", "REPOSSESSION", "DISPOSAL")], np.int8)
 
 
+#: the accessors whose one-account twin gives a record's value of exactly this type as it is
+_EXACT = {"bool": bool, "int": int}
 #: what the plan reads, in the order of strategy_kernel.plan_actions' arguments: (column, the
 #: batch's accessor for its column, the same for one account's scalar, the accessor's arguments,
-#: the value when the batch lacks the column — None: required)
-_PLAN_INPUTS = tuple((name, getattr(Batch, kind), getattr(Batch, kind + "_one"), args, absent) for name, kind, args, absent in (
+#: the value when the batch lacks the column — None: required —, the type _inputs_one takes as it is)
+_PLAN_INPUTS = tuple((name, getattr(Batch, kind), getattr(Batch, kind + "_one"), args, absent, _EXACT.get(kind))
+                     for name, kind, args, absent in (
     ("collection_tier.tier", "enum", (TIERS,), None),
     ("collection_tier.channel", "enum", (TIER_CHANNELS,), None),
     ("collection_tier.legal_review", "bool", (), None),
@@ -1003,6 +994,26 @@ _PLAN_INPUTS = tuple((name, getattr(Batch, kind), getattr(Batch, kind + "_one"),
     ("last_field_visit_at", "time_us", (), NULL_TIME),
     ("collection_tier.calls_per_day", "int", (1,), 1),       # null or absent: 1 (within the fewest and most)
 ))
+
+
+def _inputs_one(batch: Batch) -> list:
+    """One account's values of :data:`_PLAN_INPUTS` as Python scalars: through the ``*_one``
+    accessors, but a record's bool or int read straight from its merged values where the
+    accessor is ``bool_one`` or ``int_one`` (they give such a value itself)."""
+    merged = batch.merged
+    if merged is None:
+        return [read_one(batch, name, *args) if absent is None or batch.has(name) else absent
+                for name, _, read_one, args, absent, _ in _PLAN_INPUTS]
+    out = []
+    for name, _, read_one, args, absent, exact in _PLAN_INPUTS:
+        value = merged.get(name, _ABSENT)
+        if type(value) is exact:
+            out.append(value)
+        elif value is _ABSENT and absent is not None:
+            out.append(absent)
+        else:
+            out.append(read_one(batch, name, *args))
+    return out
 
 
 def _no_plan() -> dict[str, Any]:
@@ -1121,8 +1132,7 @@ class TieredStrategy(CollectionStrategy):
 
     def plan(self, batch: Batch) -> dict[str, Any]:
         if batch.n == 1:                             # a request: the account's values as scalars
-            inputs = [read_one(batch, name, *args) if absent is None or batch.has(name) else absent
-                      for name, _, read_one, args, absent in _PLAN_INPUTS]
+            inputs = _inputs_one(batch)
             rows, action, earliest = SK.plan_one(*inputs, _KINDS, self._params, batch.now_us)
             if rows.size == 0:
                 return _no_plan()
@@ -1134,7 +1144,7 @@ class TieredStrategy(CollectionStrategy):
                     "script_id": script_id, "language": language, "script": script}
         n = batch.n
         inputs = [read(batch, name, *args) if absent is None or batch.has(name) else np.full(n, absent)
-                  for name, read, _, args, absent in _PLAN_INPUTS]
+                  for name, read, _, args, absent, _ in _PLAN_INPUTS]
         # the actions wanted, account by account in plan order (_KINDS), phone calls
         # calls_per_day times spaced apart: one compiled pass (strategy_kernel)
         rows, action, earliest = SK.plan_actions(*inputs, _KINDS, self._params, batch.now_us)
@@ -1218,7 +1228,7 @@ class TieredStrategy(CollectionStrategy):
             name = ENUMS["language"][language]
             columns = self._one_columns[key] = (np.array([ids[i] for i in chosen], dtype=object),
                                                 np.array([name if i >= 0 else None for i in chosen], dtype=object))
-        return columns[0].copy(), columns[1].copy(), _string_array(scripts)
+        return columns[0].copy(), columns[1].copy(), pa.array(scripts, pa.string())
 
     def _one_plan(self, i: int, said: tuple[bool, ...]) -> tuple[str, tuple]:
         """Template ``i``'s render plan for one account with the clauses ``said``: its format

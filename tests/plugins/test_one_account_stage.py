@@ -259,17 +259,6 @@ def test_one_accounts_compiled_plan_is_its_row_of_the_batchs(seed):
         assert np.array_equal(one[1], action[mine]) and np.array_equal(one[2], earliest[mine]), i
 
 
-@pytest.mark.parametrize("texts", [["您好，我是示例汽车金融", "Reply STOP to opt out"], ["", "a"], ["x"], [],
-                                   ["é" * 300, "¥30,038.44", "—"], ["a", None, "b"], [None]])
-def test_a_requests_scripts_as_arrow_are_pa_arrays(texts):
-    """_string_array (a request's scripts from their bytes and offsets) gives the array
-    ``pa.array`` gives, valid in full, nulls included."""
-    from postloan_builtins.collection import _string_array
-    got = _string_array(texts)
-    got.validate(full=True)
-    assert got.type == pa.string() and got.equals(pa.array(texts, pa.string())) and got.to_pylist() == texts
-
-
 def test_one_accounts_render_plans_write_the_strategys_constants(pipeline):
     """A render plan writes the constants of the strategy's language into the format string
     (braces escaped), and the scripts of one account are those of its row in a batch of it."""
