@@ -935,16 +935,20 @@ def _checked_plan(plan: Any, n: int, who, hook: str) -> dict[str, Any]:
     missing = [k for k in ("row", "action", "priority", "earliest_at") if k not in plan]
     if missing:
         raise bad(f"the plan lacks column {missing[0]!r}")
-    row = np.asarray(plan["row"])
-    if row.ndim != 1 or (row.size and row.dtype.kind not in "iu"):
+    row = plan["row"]
+    if type(row) is not np.ndarray or row.dtype is not _I64:       # already int64: nothing to convert
+        row = np.asarray(row)
+        if row.ndim != 1 or (row.size and row.dtype.kind not in "iu"):
+            raise bad(f"column 'row' must be integers, got {row.dtype}")
+        row = row.astype(np.int64, copy=False)
+    elif row.ndim != 1:
         raise bad(f"column 'row' must be integers, got {row.dtype}")
     m = row.shape[0]
-    out: dict[str, Any] = {"row": row.astype(np.int64, copy=False)}
+    out: dict[str, Any] = {"row": row}
     low, high = _min_max(row)
     if m and (low < 0 or high >= n):
         raise bad(f"column 'row' holds {high if high >= n else low}, outside 0…{n - 1}")
-    for key in plan:
-        value = plan[key]
+    for key, value in plan.items():
         length = len(value) if hasattr(value, "__len__") else -1
         if length != m:
             raise bad(f"column {key!r} has {length} values, column 'row' {m}")
@@ -968,7 +972,9 @@ def _checked_plan(plan: Any, n: int, who, hook: str) -> dict[str, Any]:
         out["priority"] = np.asarray(plan["priority"], np.float64)
     except (TypeError, ValueError):
         raise bad("column 'priority' must be numbers") from None
-    earliest = np.asarray(plan["earliest_at"])
+    earliest = plan["earliest_at"]
+    if type(earliest) is not np.ndarray:
+        earliest = np.asarray(earliest)
     if earliest.dtype.kind == "M":
         earliest = earliest.astype("datetime64[us]").view(np.int64)
     if m and earliest.dtype.kind not in "iu":
@@ -989,12 +995,15 @@ def _checked_plan(plan: Any, n: int, who, hook: str) -> dict[str, Any]:
     out["script_id"] = np.asarray(plan["script_id"] if "script_id" in plan else none, dtype=object)
     language = np.asarray(plan["language"] if "language" in plan else none, dtype=object)
     if m:
-        used = set(language.tolist()) - {None}
-        bad_language = [x for x in used if x not in ENUMS["language"]]
+        bad_language = [x for x in set(language.tolist()) if x is not None and x not in _LANGUAGES]
         if bad_language:
             raise bad(f"column 'language' holds {bad_language[0]!r}, not one of {', '.join(ENUMS['language'])}")
     out["language"] = language
     return out
+
+
+_I64 = np.dtype(np.int64)
+_LANGUAGES = frozenset(ENUMS["language"])
 
 
 def _min_max(values: np.ndarray) -> tuple[int, int]:

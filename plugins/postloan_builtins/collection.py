@@ -144,31 +144,32 @@ class Template:
         """The fields of the template's clauses ``{if <field>}``, in order, each once."""
         return tuple(dict.fromkeys(when for _, _, _, when in self.pieces if when))
 
-    @functools.cached_property
-    def _formats(self) -> dict:
-        return {}
-
-    def format_plan(self, said: tuple[bool, ...]) -> tuple[str, tuple]:
+    def format_plan(self, said: tuple[bool, ...], constants: Mapping[str, str] | None = None) -> tuple[str, tuple]:
         """The template compiled for one account (its render plan): a ``str.format`` string of
         the literal pieces and numbered slots, and the slots' (key, field, unit) in number
         order, each field once — for the clauses said (``said[k]``: whether the clause of
-        ``clauses[k]`` is said). Worked out once per combination: the same pieces, in the same
-        order, as :attr:`slots`."""
-        plan = self._formats.get(said)
-        if plan is None:
-            said_of = dict(zip(self.clauses, said))
-            number: dict = {}
-            parts = []
-            for literal, field, unit, key, when in self.slots:
-                if when is not None and not said_of[when]:
-                    continue
-                parts.append(literal.replace("{", "{{").replace("}", "}}"))
-                if field:
-                    k = number.setdefault(key, (len(number), field, unit))[0]
-                    parts.append(f"{{{k}}}")
-            plan = self._formats[said] = ("".join(parts), tuple((key, field, unit) for key, (_, field, unit)
-                                                               in number.items()))
-        return plan
+        ``clauses[k]`` is said). ``constants``: the strategy's texts of the constant fields in
+        the template's language, written into the string instead of a slot (they are the same
+        for every account). The same pieces, in the same order, as :attr:`slots`; the caller
+        keeps the plan (:meth:`TieredStrategy._render_one`: once per combination)."""
+        said_of = dict(zip(self.clauses, said))
+        number: dict = {}
+        parts = []
+        for literal, field, unit, key, when in self.slots:
+            if when is not None and not said_of[when]:
+                continue
+            parts.append(_escaped(literal))
+            if field and constants is not None and FIELDS[field].kind == "constant":
+                parts.append(_escaped(str(constants.get(field, ""))))
+            elif field:
+                k = number.setdefault(key, (len(number), field, unit))[0]
+                parts.append(f"{{{k}}}")
+        return "".join(parts), tuple((key, field, unit) for key, (_, field, unit) in number.items())
+
+
+def _escaped(text: str) -> str:
+    """``text`` as a literal of a ``str.format`` string."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 class TemplateSet:
@@ -728,6 +729,7 @@ def _few_texts(raw, rows: np.ndarray) -> list[str]:
 
 
 _ROW_0 = np.zeros(1, np.int64)
+_ABSENT = object()
 
 
 class _OneAccount:
@@ -754,7 +756,18 @@ class _OneAccount:
         """A money field's amount (NaN: unknown), as :meth:`_Renderer._amounts`."""
         if field == "total_due":
             return self.amount("overdue_amount") + self.amount("penalty_interest")
-        column = _BOOK_MONEY[field]
+        return self.amount_of(_BOOK_MONEY[field])
+
+    def amount_of(self, column: str) -> float:
+        """A money column's amount (absent or null: NaN). A record's float is its own value
+        (what ``float_one`` gives it); anything else goes through ``float_one``."""
+        merged = self.merged
+        if merged is not None:
+            value = merged.get(column, _ABSENT)
+            if type(value) is float:
+                return value
+            if value is _ABSENT:
+                return math.nan
         return self.batch.float_one(column) if self.has(column) else math.nan
 
     def due(self, field: str) -> bool:
@@ -765,14 +778,25 @@ class _OneAccount:
                 value = self.amount(field)
                 said = value > 0 and round(value * 100) > 0          # NaN: neither
             else:
-                said = self._int(_INTS[field]) > 0
+                said = self.int_of(_INTS[field]) > 0
             self.dues[field] = said
         return said
 
-    def _int(self, column: str) -> int:
+    def int_of(self, column: str) -> int:
+        """A whole-number column's value (absent or null: NULL_TIME), as :meth:`_Renderer._ints`.
+        A record's int is its own value (what ``int_one`` gives it); anything else goes through
+        ``int_one``."""
+        merged = self.merged
+        if merged is not None:
+            value = merged.get(column, _ABSENT)
+            if type(value) is int:
+                return value
+            if value is _ABSENT:
+                return NULL_TIME
         return self.batch.int_one(column, NULL_TIME) if self.has(column) else NULL_TIME
 
-    def _column(self, name: str) -> str:
+    def column(self, name: str) -> str:
+        """A text column's value ("—" for null), as :func:`_few_texts` gives its row."""
         merged = self.merged
         if merged is not None and name in merged:
             value = merged[name]
@@ -782,61 +806,95 @@ class _OneAccount:
                 return value
         return _few_texts(self.batch.raw(name), _ROW_0)[0]
 
-    def _flag(self, column: str) -> bool:
+    def flag(self, column: str) -> bool:
         """A yes/no state column (absent: no), as :meth:`_Renderer._flag`."""
         b = self.batch
-        if not self.has(column):
+        merged = self.merged
+        if merged is not None:
+            value = merged.get(column, _ABSENT)
+            if value is _ABSENT:
+                return False
+            if type(value) is bool and not column.endswith("_at"):     # int_one(column, 0) > 0 of a bool
+                return value
+        elif not b.has(column):
             return False
         if column.endswith("_at"):
             return b.time_us_one(column) != NULL_TIME
         return b.int_one(column, 0) > 0
 
-    def text(self, key, field: str, language: str, unit: Unit | None) -> str:
-        """The text of ``field`` (slot ``key`` of a template in ``language``)."""
-        text = self.texts.get(key)
-        if text is None:
-            text = self.texts[key] = self._text(field, language, unit)
-        return text
+    def texts_of(self, slots: tuple) -> list[str]:
+        """The texts of a render plan's slots (:func:`_one_texts`), each formatted once per
+        account: the account's scripts share them."""
+        texts = self.texts
+        out = []
+        for key, text_of in slots:
+            text = texts.get(key)
+            if text is None:
+                text = texts[key] = text_of(self)
+            out.append(text)
+        return out
 
-    def _text(self, field: str, language: str, unit: Unit | None) -> str:
-        kind = FIELDS[field].kind
-        b = self.batch
-        if kind == "money":
-            return _money_text(self.amount(field), self.symbol)
-        if kind == "int":
-            column = _INTS[field]
-            if not self.has(column):
-                return _MISSING
-            value = b.int_one(column, NULL_TIME)
+
+def _one_text(field: str, language: str, unit: Unit | None):
+    """The function giving one account's text of ``field`` (in a template of ``language``,
+    with its ``unit``) from its :class:`_OneAccount`: the text :meth:`_Renderer._field` gives
+    its row — the same formatting functions and tables, the field's kind and columns resolved
+    here once (:func:`_one_texts` keeps it), not per account."""
+    kind = FIELDS[field].kind
+    if kind == "money":
+        if field == "total_due":
+            return lambda one: _money_text(one.amount("overdue_amount") + one.amount("penalty_interest"), one.symbol)
+        column = _BOOK_MONEY[field]
+        return lambda one: _money_text(one.amount_of(column), one.symbol)
+    if kind == "int":
+        column = _INTS[field]
+
+        def count(one):
+            value = one.int_of(column)                     # absent or null: NULL_TIME
             return _MISSING if value == NULL_TIME else counted(value, unit)
-        if kind == "constant":
-            return str(self.constants.get(language, {}).get(field, ""))
-        if kind == "date":
-            return b.as_of.isoformat() if field == "as_of" else _days_text_small([b.days_one(field)])[0]
-        if kind == "label":
-            if field == "late_charge":
-                return LATE_CHARGES[self.late_charge][language]
-            flag = self._flag
-            if field == "routes":
+        return count
+    if kind == "constant":
+        return lambda one: str(one.constants.get(language, {}).get(field, ""))
+    if kind == "date":
+        if field == "as_of":
+            return lambda one: one.batch.as_of.isoformat()
+        return lambda one: _days_text_small([one.batch.days_one(field)])[0]
+    if field == "late_charge":
+        return lambda one: LATE_CHARGES[one.late_charge][language]
+    if kind == "label":
+        texts = _LABEL_TEXTS[field, language]
+        if field == "routes":
+            def routes(one):
+                flag = one.flag
                 arbitration = flag("arbitration_agreed")
-                code = arbitration * 1 + flag("contract_notarised") * 2 \
-                    + (flag("mortgage_registered") and not flag("open_disputes")) * 4 \
-                    + (flag("litigation_clause") and not arbitration) * 8
-            else:
-                code = flag("surrender_agreed_at") * 1 + flag("court_order_at") * 2 + flag("arbitral_award_at") * 4
-            return _LABEL_TEXTS[field, language][code]
-        if field == "name":
-            return self._column("name")
-        if field == "account_tail":
-            return self._column("account_id")[-4:]
-        if field == "vehicle":
-            brand, model = self._column("brand"), self._column("model")
-            if language == "zh" and self.vehicle_names:
-                return _zh_vehicle(self.vehicle_names, brand, model)
-            return f"{brand} {model}"
-        if field == "disposal_channel":
-            return self._column("disposal_channel.channel") if self.has("disposal_channel.channel") else _MISSING
-        raise AssertionError(field)
+                return texts[arbitration * 1 + flag("contract_notarised") * 2
+                             + (flag("mortgage_registered") and not flag("open_disputes")) * 4
+                             + (flag("litigation_clause") and not arbitration) * 8]
+            return routes
+        return lambda one: texts[one.flag("surrender_agreed_at") * 1 + one.flag("court_order_at") * 2
+                                 + one.flag("arbitral_award_at") * 4]
+    if field == "name":
+        return lambda one: one.column("name")
+    if field == "account_tail":
+        return lambda one: one.column("account_id")[-4:]
+    if field == "vehicle":
+        if language == "zh":
+            def vehicle_zh(one):
+                brand, model = one.column("brand"), one.column("model")
+                return _zh_vehicle(one.vehicle_names, brand, model) if one.vehicle_names else f"{brand} {model}"
+            return vehicle_zh
+        return lambda one: f"{one.column('brand')} {one.column('model')}"
+    if field == "disposal_channel":
+        return lambda one: one.column("disposal_channel.channel") if one.has("disposal_channel.channel") else _MISSING
+    raise AssertionError(field)
+
+
+@functools.cache
+def _one_texts(slots: tuple) -> tuple:
+    """A render plan's slots (key, field, unit) with each one's :func:`_one_text` function:
+    (key, language, function) — the key a text is shared under by the account's scripts."""
+    return tuple((key, _one_text(field, key[1] if field == "vehicle" or FIELDS[field].kind in ("constant", "label")
+                                 else None, unit)) for key, field, unit in slots)
 
 
 #: the state columns each label's code reads (:meth:`_Renderer._label`)
@@ -913,10 +971,13 @@ _KINDS = np.array([ACTION[a] for a in ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT
                                        "LEGAL_REVIEW", "REPOSSESSION", "DISPOSAL")], np.int8)
 
 
+#: the accessors whose one-account twin gives a record's value of exactly this type as it is
+_EXACT = {"bool": bool, "int": int}
 #: what the plan reads, in the order of strategy_kernel.plan_actions' arguments: (column, the
 #: batch's accessor for its column, the same for one account's scalar, the accessor's arguments,
-#: the value when the batch lacks the column — None: required)
-_PLAN_INPUTS = tuple((name, getattr(Batch, kind), getattr(Batch, kind + "_one"), args, absent) for name, kind, args, absent in (
+#: the value when the batch lacks the column — None: required —, the type _inputs_one takes as it is)
+_PLAN_INPUTS = tuple((name, getattr(Batch, kind), getattr(Batch, kind + "_one"), args, absent, _EXACT.get(kind))
+                     for name, kind, args, absent in (
     ("collection_tier.tier", "enum", (TIERS,), None),
     ("collection_tier.channel", "enum", (TIER_CHANNELS,), None),
     ("collection_tier.legal_review", "bool", (), None),
@@ -933,6 +994,26 @@ _PLAN_INPUTS = tuple((name, getattr(Batch, kind), getattr(Batch, kind + "_one"),
     ("last_field_visit_at", "time_us", (), NULL_TIME),
     ("collection_tier.calls_per_day", "int", (1,), 1),       # null or absent: 1 (within the fewest and most)
 ))
+
+
+def _inputs_one(batch: Batch) -> list:
+    """One account's values of :data:`_PLAN_INPUTS` as Python scalars: through the ``*_one``
+    accessors, but a record's bool or int read straight from its merged values where the
+    accessor is ``bool_one`` or ``int_one`` (they give such a value itself)."""
+    merged = batch.merged
+    if merged is None:
+        return [read_one(batch, name, *args) if absent is None or batch.has(name) else absent
+                for name, _, read_one, args, absent, _ in _PLAN_INPUTS]
+    out = []
+    for name, _, read_one, args, absent, exact in _PLAN_INPUTS:
+        value = merged.get(name, _ABSENT)
+        if type(value) is exact:
+            out.append(value)
+        elif value is _ABSENT and absent is not None:
+            out.append(absent)
+        else:
+            out.append(read_one(batch, name, *args))
+    return out
 
 
 def _no_plan() -> dict[str, Any]:
@@ -1021,6 +1102,9 @@ class TieredStrategy(CollectionStrategy):
         self._ids = np.array([t.id for t in self.templates.templates] + [None], dtype=object)
         self._language_names = np.array(languages, dtype=object)
         self._lists: tuple | None = None        # the tables above as Python lists (_render_one)
+        self._clauses = [t.clauses for t in self.templates.templates]
+        self._one_plans: dict = {}              # (template, clauses said) -> its render plan (_render_one)
+        self._one_columns: dict = {}            # (language, templates) -> script ids, languages (_render_one)
         for country, language in settings["language"].items():
             if language not in self.templates.files:
                 raise PostloanError(f"[strategy.{self.name}.language] {country} = {language!r}, but there is no "
@@ -1048,8 +1132,7 @@ class TieredStrategy(CollectionStrategy):
 
     def plan(self, batch: Batch) -> dict[str, Any]:
         if batch.n == 1:                             # a request: the account's values as scalars
-            inputs = [read_one(batch, name, *args) if absent is None or batch.has(name) else absent
-                      for name, _, read_one, args, absent in _PLAN_INPUTS]
+            inputs = _inputs_one(batch)
             rows, action, earliest = SK.plan_one(*inputs, _KINDS, self._params, batch.now_us)
             if rows.size == 0:
                 return _no_plan()
@@ -1061,7 +1144,7 @@ class TieredStrategy(CollectionStrategy):
                     "script_id": script_id, "language": language, "script": script}
         n = batch.n
         inputs = [read(batch, name, *args) if absent is None or batch.has(name) else np.full(n, absent)
-                  for name, read, _, args, absent in _PLAN_INPUTS]
+                  for name, read, _, args, absent, _ in _PLAN_INPUTS]
         # the actions wanted, account by account in plan order (_KINDS), phone calls
         # calls_per_day times spaced apart: one compiled pass (strategy_kernel)
         rows, action, earliest = SK.plan_actions(*inputs, _KINDS, self._params, batch.now_us)
@@ -1100,8 +1183,12 @@ class TieredStrategy(CollectionStrategy):
     def _render_one(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: int):
         """:meth:`_render` for a batch of one account (a request; every row is 0): the same
         tables (as Python lists) read with its codes as Python ints, and each template's render
-        plan (:meth:`Template.format_plan`) filled with the account's field texts, each
-        formatted once (:class:`_OneAccount`) — instead of NumPy and Arrow on a few elements."""
+        plan (:meth:`Template.format_plan`, the strategy's constants written in; kept per
+        combination of clauses said) filled with the account's field texts, each formatted
+        once by the slot's text function (:func:`_one_texts`) and shared by the account's
+        scripts (:class:`_OneAccount`) — instead of NumPy and Arrow on a few elements. The
+        script ids' and languages' arrays are kept per combination of templates (copies
+        returned)."""
         lists = self._lists
         if lists is None:
             lists = self._lists = (self._currency_of_country.tolist(), self._language_of_country.tolist(),
@@ -1117,7 +1204,7 @@ class TieredStrategy(CollectionStrategy):
         tier = max(tier, 0)
         chosen = [by_action[a][tier] for a in action.tolist()]
         one = _OneAccount(batch, self._symbols[currency], late_charge[country], self._constants, self.vehicle_names)
-        templates = self.templates.templates
+        plans = self._one_plans
         done: dict[int, str] = {}
         scripts: list[str | None] = []
         for i in chosen:
@@ -1126,17 +1213,29 @@ class TieredStrategy(CollectionStrategy):
                 continue
             script = done.get(i)
             if script is None:                           # a template the account uses twice (its calls): once
-                template = templates[i]
-                clauses = template.clauses
-                text, slots = template.format_plan(tuple([one.due(f) for f in clauses]) if clauses else ())
-                text_of = one.text
-                language_name = template.language
-                script = done[i] = text.format(*[text_of(key, field, language_name, unit)
-                                                 for key, field, unit in slots])
+                clauses = self._clauses[i]
+                said = tuple([one.due(f) for f in clauses]) if clauses else ()
+                plan = plans.get((i, said))
+                if plan is None:
+                    plan = plans[i, said] = self._one_plan(i, said)
+                script = done[i] = plan[0].format(*one.texts_of(plan[1]))
             scripts.append(script)
-        name = ENUMS["language"][language]
-        return (np.array([ids[i] for i in chosen], dtype=object),
-                np.array([name if i >= 0 else None for i in chosen], dtype=object), pa.array(scripts, pa.string()))
+        key = (language, *chosen)
+        columns = self._one_columns.get(key)
+        if columns is None:                              # the same few combinations, request after request
+            if len(self._one_columns) >= 4096:           # a step's own actions may make more: bounded
+                self._one_columns.clear()
+            name = ENUMS["language"][language]
+            columns = self._one_columns[key] = (np.array([ids[i] for i in chosen], dtype=object),
+                                                np.array([name if i >= 0 else None for i in chosen], dtype=object))
+        return columns[0].copy(), columns[1].copy(), pa.array(scripts, pa.string())
+
+    def _one_plan(self, i: int, said: tuple[bool, ...]) -> tuple[str, tuple]:
+        """Template ``i``'s render plan for one account with the clauses ``said``: its format
+        string with the strategy's constants written in, and its slots' text functions."""
+        template = self.templates.templates[i]
+        text, slots = template.format_plan(said, self._constants.get(template.language, {}))
+        return text, _one_texts(slots)
 
 
 @kernel.hookimpl

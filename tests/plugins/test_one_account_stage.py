@@ -311,3 +311,16 @@ def test_one_accounts_compiled_plan_is_its_row_of_the_batchs(seed):
         mine = rows == i
         assert np.array_equal(one[0], np.zeros(np.count_nonzero(mine), np.int64)), i
         assert np.array_equal(one[1], action[mine]) and np.array_equal(one[2], earliest[mine]), i
+
+
+def test_one_accounts_render_plans_write_the_strategys_constants(pipeline):
+    """A render plan writes the constants of the strategy's language into the format string
+    (braces escaped), and the scripts of one account are those of its row in a batch of it."""
+    from postloan_builtins.collection import Template
+    t = Template("t", "en", "SMS", frozenset({"MILD"}), (("Hi {", "name", None, None), ("} from ", "lender", None, None),
+                                                        (" call ", "hotline", None, None), ("", None, None, None)), "x")
+    text, slots = t.format_plan((), {"lender": "A{b}c", "hotline": "1"})
+    assert text == "Hi {{{0}}} from A{{b}}c call 1" and [s[1] for s in slots] == ["name"]
+    assert text.format("Jo") == "Hi {Jo} from A{b}c call 1"
+    text, slots = t.format_plan(())
+    assert text.format("Jo", "L", "2") == "Hi {Jo} from L call 2" and [s[1] for s in slots] == ["name", "lender", "hotline"]
