@@ -159,12 +159,15 @@ def looks_cold() -> bool:
 
 def start_method() -> str:
     """``"fork"`` or ``"spawn"``: ``$POSTLOAN_COMPILE_START`` when set, else ``fork`` on Linux
-    (elsewhere forking a process that has loaded LLVM, or threads of other libraries, is not
-    a thing to rely on)."""
+    in a process running one Python thread (elsewhere forking a process that has loaded LLVM
+    is not a thing to rely on; and a server's other threads — gRPC's, a reload beside live
+    requests — may hold locks a child would wait on forever: such a process spawns)."""
+    import threading
     configured = (os.environ.get("POSTLOAN_COMPILE_START") or "").strip().lower()
     if configured in ("fork", "spawn"):
         return configured if configured == "spawn" or hasattr(os, "fork") else "spawn"
-    return "fork" if sys.platform.startswith("linux") and hasattr(os, "fork") else "spawn"
+    alone = threading.active_count() == 1
+    return "fork" if sys.platform.startswith("linux") and hasattr(os, "fork") and alone else "spawn"
 
 
 def prestart() -> list["Helper"]:
@@ -249,8 +252,10 @@ class ForkedHelper:
                 stream.flush()                 # nothing buffered is written twice
             except (AttributeError, OSError, ValueError):
                 pass
-        pid = os.fork()
-        if pid == 0:                           # the child
+        from numba.core.compiler_lock import global_compiler_lock
+        with global_compiler_lock:             # no thread of ours is inside Numba's compiler
+            pid = os.fork()
+        if pid == 0:                           # the child (its copy of the lock released as the parent's)
             code = 1
             try:
                 os.dup2(self.errors.fileno(), 2)        # what native code prints, too

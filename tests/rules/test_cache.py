@@ -353,7 +353,7 @@ def test_a_cold_compile_forks_its_helper_once_the_jobs_are_known(tmp_path, monke
     from kernel.runtime import Kernel
     monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("POSTLOAN_COMPILE_WORKERS", "1")
-    monkeypatch.delenv("POSTLOAN_COMPILE_START", raising=False)
+    monkeypatch.setenv("POSTLOAN_COMPILE_START", "fork")       # the default here, whatever threads ran before
     monkeypatch.setattr(parallel, "MIN_SECONDS", 0.0)
     monkeypatch.setattr(parallel, "PARENT_SECONDS", 0.0)
     monkeypatch.setattr(parallel, "looks_cold", lambda: True)
@@ -406,7 +406,11 @@ def test_the_start_method_follows_the_environment(monkeypatch):
     monkeypatch.setenv("POSTLOAN_COMPILE_START", "fork")
     assert parallel.start_method() == "fork"
     monkeypatch.delenv("POSTLOAN_COMPILE_START")
+    import threading
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
     assert parallel.start_method() == ("fork" if sys.platform.startswith("linux") else "spawn")
+    monkeypatch.setattr(threading, "active_count", lambda: 3)     # a server's threads: never forked
+    assert parallel.start_method() == "spawn"
 
 
 def test_an_early_helper_with_nothing_to_do_is_ended_quietly(tmp_path, caplog):
