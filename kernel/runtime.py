@@ -100,7 +100,7 @@ class Kernel:
         from .codegen import compile_plan
         if not compile:
             bundle = Bundle.load(path, limits=limits)
-            return cls(bundle, None, build_plan(bundle))
+            return cls(bundle, None, build_plan(bundle, blocks=False))
         from .codegen import parallel
         # a cold cache: helper processes start now and warm up while the bundle is read
         helpers = parallel.prestart()
@@ -219,7 +219,7 @@ class Kernel:
     def _reference_rows(self, data, as_of, model_outputs: pa.Table | None = None):
         """(explanation, {decision column: internal value}) per row, by the reference engines:
         node by node in evaluation order, rulesets row by row, models a column at a time."""
-        from .codegen.driver import as_of_days
+        from .codegen.inputs import as_of_days
         if isinstance(data, dict):
             data = _table_of_columns(data, self.inputs)
         if isinstance(data, pa.RecordBatch):
@@ -293,7 +293,10 @@ def _conflict_rows(column) -> int:
     return total
 
 
-def build_plan(bundle: Bundle):
+def build_plan(bundle: Bundle, blocks: bool = True):
+    """The bundle's plan. ``blocks=False`` leaves the models' block functions out (their
+    ``block_fn`` is None, ``source_hash`` empty): a plan for the reference engine, which
+    compiles nothing, and so imports neither Numba nor the models' kernels."""
     from .codegen import ModelNode, Plan, RulesetNode
     nodes = []
     for node in bundle.nodes:
@@ -301,7 +304,7 @@ def build_plan(bundle: Bundle):
         if node.kind == "ruleset":
             nodes.append(RulesetNode(node.ruleset.ir, sources))
         else:
-            nodes.append(_model_plan_node(bundle, node, sources, ModelNode))
+            nodes.append(_model_plan_node(bundle, node, sources, ModelNode, blocks))
     return Plan.build(nodes)
 
 
@@ -320,10 +323,10 @@ def bundle_output_type(bundle: Bundle, src) -> ir.Type:
     return bundle.node(src[1]).outputs[src[2]]
 
 
-def _model_plan_node(bundle, node, sources, ModelNode):
+def _model_plan_node(bundle, node, sources, ModelNode, blocks: bool = True):
     from .bundle import BundleError
     model = node.model
-    if getattr(model, "block", None) is None:
+    if getattr(model, "backend", None) != "numba":     # no block (asked without making one: Numba's import)
         raise BundleError(f"{node.file}: model `{node.name}` runs on onnxruntime "
                           f"({getattr(model, 'fallback_reason', 'unsupported operators')}); "
                           f"only Numba-compiled models can be fused into a bundle yet")
@@ -348,6 +351,9 @@ def _model_plan_node(bundle, node, sources, ModelNode):
             else:
                 t = bundle_output_type(bundle, src)
             features.append((src, "numeric", (), t))
+    if not blocks:
+        return ModelNode(node.name, tuple(features), tuple((n, t) for n, t in node.outputs.items()),
+                         None, (), "")
     import hashlib
     import inspect
     code = inspect.getsource(inspect.getmodule(model.block.fn))
@@ -445,7 +451,7 @@ class _Uncompiled:
         return [(s.name, s.type) for s in self.input_slots]
 
     def check_schema(self, schema: pa.Schema) -> None:
-        from .codegen.driver import check_input_schema
+        from .codegen.inputs import check_input_schema
         check_input_schema(self.input_slots, schema)
 
     def __getattr__(self, name):

@@ -9,6 +9,7 @@ change to one ruleset, that node alone compiles.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -151,9 +152,14 @@ def _start_helpers(generated, modules: list, params: dict, idle: list) -> dict:
                  for share in shares]
         parallel.log.info("compiling in %d processes: %s", len(shares), "; ".join(", ".join(n) for n in named))
     started = {}
+    fork = parallel.start_method() == "fork" and not idle
+    if fork and len(shares) > 1:
+        parallel.warm_up()                 # inherited by the children
     for share in shares[1:]:
         jobs = [{**{n: v for n, v in details[key].items() if n != "also"}, "key": list(key)} for key in share]
-        if idle:
+        if fork:
+            helper = parallel.ForkedHelper(functools.partial(_compile_share, generated, modules, params, share))
+        elif idle:
             helper = idle.pop(0)
             helper.send(jobs)
         else:
@@ -162,6 +168,19 @@ def _start_helpers(generated, modules: list, params: dict, idle: list) -> dict:
             started[key] = helper
             started.update({other: helper for other in details[key].get("also", ())})
     return started
+
+
+def _compile_share(generated, modules: list, params: dict, share: list) -> None:
+    """A forked helper's work: its share's nodes and model block functions compiled into
+    Numba's cache, as the parent compiles its own (the parent loads them from the cache)."""
+    from . import cache, emit
+    signature = emit.node_signature()
+    for what, k in share:
+        if what == "model":
+            node = generated.nodes[k]
+            _model_function(generated.models[node.name], params[node.name])
+        else:
+            cache.compile_function(modules[k].node, signature)
 
 
 def _tables(nodes) -> dict:

@@ -28,12 +28,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..rules import ir
-from ..rules.columns import COLLECT_RULE_TYPE, InputError, accepts, expected_text
+from ..rules.columns import COLLECT_RULE_TYPE, InputError, expected_text
 from ..rules.reference import UNIQUE_CONFLICT
 from .emit import BLOCK_ROWS, Packing
+from .inputs import as_of_days, check_input_schema
 from .plan import OUTPUT_GROUP, Plan
 
-__all__ = ["CompiledKernel", "PARALLEL_MIN_ROWS", "THREADS", "as_of_days"]
+__all__ = ["CompiledKernel", "PARALLEL_MIN_ROWS", "THREADS", "as_of_days", "check_input_schema"]
 
 #: batches at least this long are split into row chunks decided on several threads
 PARALLEL_MIN_ROWS = 4096
@@ -61,33 +62,6 @@ _EPOCH = dt.date(1970, 1, 1)
 #: the Arrow type the kernel reads for each kind of input (other types are cast once per batch)
 _ARROW_OF = {"int": pa.int64(), "float": pa.float64(), "date": pa.date32()}
 _WIDTH = {"int": 8, "float": 8, "date": 4}
-
-
-def as_of_days(as_of) -> int:
-    if as_of is None:
-        as_of = dt.date.today()
-    if isinstance(as_of, dt.datetime):
-        as_of = as_of.date()
-    if isinstance(as_of, str):
-        as_of = dt.date.fromisoformat(as_of)
-    if isinstance(as_of, np.datetime64):
-        return int(as_of.astype("datetime64[D]").astype(np.int64))
-    if not isinstance(as_of, dt.date):
-        raise InputError(f"as_of must be a date, got {as_of!r}", "as_of")
-    return (as_of - _EPOCH).days
-
-
-def check_input_schema(slots, schema: pa.Schema) -> None:
-    """Raise :class:`InputError` naming the first column of ``slots`` (the plan's input
-    columns) that ``schema`` lacks or types wrongly."""
-    names = set(schema.names)
-    for slot in slots:
-        if slot.name not in names:
-            raise InputError(f"missing column `{slot.name}` (the rules read it as {slot.type})", slot.name)
-        at = schema.field(slot.name).type
-        if not accepts(slot.type, at):
-            raise InputError(f"column `{slot.name}` has type {at}, expected {expected_text(slot.type)}",
-                             slot.name)
 
 
 class CompiledKernel:

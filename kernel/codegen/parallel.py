@@ -4,16 +4,24 @@ only way to use a second core is a second process. A helper process compiles its
 Numba's cache on disk; the parent then loads those nodes from the cache as it would on any
 warm start.
 
-Used only when it pays: :data:`MIN_SECONDS` of estimated compile work left for the helpers
-(starting one costs about a second: Python, NumPy, Numba). An edit that recompiles one ruleset
-never starts one. ``$POSTLOAN_COMPILE_WORKERS`` sets how many helpers may run (default: one
-per idle CPU beyond the caller's, at most 3; ``0`` compiles everything in the calling process).
+Used only when it pays: :data:`MIN_SECONDS` of estimated compile work left for the helpers.
+An edit that recompiles one ruleset never starts one. ``$POSTLOAN_COMPILE_WORKERS`` sets how
+many helpers may run (default: one per idle CPU beyond the caller's, at most 3; ``0`` compiles
+everything in the calling process).
+
+How a helper starts (:func:`start_method`, ``$POSTLOAN_COMPILE_START``): ``fork`` (the default
+where ``os.fork`` exists, on Linux) forks the parent once the jobs are known
+(:class:`ForkedHelper`): the child inherits the imported modules, the generated nodes and
+Numba's initialized compiler, and compiles at once; ``spawn`` starts a fresh Python
+(:class:`Helper`, started early by :func:`prestart`), which pays ≈ 1.5 s of CPU for Python,
+NumPy, Numba and Numba's first compile before its first job.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -149,13 +157,27 @@ def looks_cold() -> bool:
         return True
 
 
+def start_method() -> str:
+    """``"fork"`` or ``"spawn"``: ``$POSTLOAN_COMPILE_START`` when set, else ``fork`` on Linux
+    in a process running one Python thread (elsewhere forking a process that has loaded LLVM
+    is not a thing to rely on; and a server's other threads — gRPC's, a reload beside live
+    requests — may hold locks a child would wait on forever: such a process spawns)."""
+    import threading
+    configured = (os.environ.get("POSTLOAN_COMPILE_START") or "").strip().lower()
+    if configured in ("fork", "spawn"):
+        return configured if configured == "spawn" or hasattr(os, "fork") else "spawn"
+    alone = threading.active_count() == 1
+    return "fork" if sys.platform.startswith("linux") and hasattr(os, "fork") and alone else "spawn"
+
+
 def prestart() -> list["Helper"]:
     """Helper processes started before the caller reads and plans its bundle, when the cache
     looks cold (:func:`looks_cold`) and :func:`workers` allows any: each imports Python,
     NumPy and Numba and initializes Numba's compiler (≈ 1.5 s of its own CPU) while the
     parent parses, then waits for its jobs (:meth:`Helper.send`). The caller hands them to
-    :func:`kernel.codegen.compile_plan`, which gives them jobs or ends them."""
-    if not looks_cold():
+    :func:`kernel.codegen.compile_plan`, which gives them jobs or ends them. None when helpers
+    are forked (:func:`start_method`): a forked helper starts warm, when its jobs are known."""
+    if start_method() == "fork" or not looks_cold():
         return []
     return [Helper() for _ in range(workers())]
 
@@ -215,6 +237,77 @@ class Helper:
             self.done = True
 
 
+class ForkedHelper:
+    """A helper forked from the parent when its share is known: ``work()`` runs in the child,
+    which compiles into Numba's cache as a spawned :class:`Helper` does, then exits (``os._exit``:
+    none of the parent's exit handlers or buffers run twice). It needs no imports, no job
+    description and no warm-up of its own: it has the parent's. Same interface as
+    :class:`Helper` (``done``, :meth:`wait`, :meth:`kill`)."""
+
+    def __init__(self, work):
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 — closed in wait()/kill()
+        self.done = False
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()                 # nothing buffered is written twice
+            except (AttributeError, OSError, ValueError):
+                pass
+        from numba.core.compiler_lock import global_compiler_lock
+        with global_compiler_lock:             # no thread of ours is inside Numba's compiler
+            pid = os.fork()
+        if pid == 0:                           # the child (its copy of the lock released as the parent's)
+            code = 1
+            try:
+                os.dup2(self.errors.fileno(), 2)        # what native code prints, too
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                work()
+                code = 0
+            except BaseException:  # noqa: BLE001 — reported by the parent's wait()
+                import traceback
+                self.errors.write(traceback.format_exc().encode())
+            finally:
+                try:
+                    self.errors.flush()
+                finally:
+                    os._exit(code)
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def wait(self) -> None:
+        """Wait for the child; a failure is logged (the parent then compiles those jobs)."""
+        if self.done:
+            return
+        _, status = os.waitpid(self.pid, 0)
+        self.returncode = os.waitstatus_to_exitcode(status)
+        self.errors.seek(0)
+        err = self.errors.read()
+        self.errors.close()
+        self.done = True
+        if self.returncode != 0:
+            log.warning("a compile helper process failed (exit %s); compiling its nodes here: %s", self.returncode,
+                        err.decode(errors="replace")[-2000:])
+
+    def kill(self) -> None:
+        """End the child now (jobs it had not finished compile in the parent), quietly."""
+        if not self.done:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+            self.errors.close()
+            self.done = True
+
+
+def warm_up() -> None:
+    """Numba's first compile in a process initializes its typing and target contexts, LLVM
+    and the runtime (≈ 0.4 s of CPU): run before forking helpers, it is paid once."""
+    import numba
+    numba.njit(lambda x: x + 1)(1)
+
+
 def main() -> None:
     """A helper process: read the jobs (JSON on stdin) and compile each into Numba's cache.
     ``{"kind": "node", "path": …}`` — a generated node module; ``{"kind": "function",
@@ -227,9 +320,8 @@ def main() -> None:
     from . import cache, emit
     cache.configure_numba_cache()
     from . import helpers  # noqa: F401 — what every node calls, defined before the jobs come
-    # Numba's first compile in a process initializes its typing and target contexts and LLVM
-    # (≈ 0.4 s): done here, while a parent that started this helper early still reads its bundle
-    numba.njit(lambda x: x + 1)(1)
+    # done here, while a parent that started this helper early still reads its bundle
+    warm_up()
     jobs = json.loads(sys.stdin.read())
     if not jobs:
         return

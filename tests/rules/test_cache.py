@@ -314,6 +314,7 @@ def test_a_cold_cache_starts_its_helper_before_reading_the_bundle(tmp_path, monk
     from kernel.runtime import Kernel
     monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("POSTLOAN_COMPILE_WORKERS", "1")
+    monkeypatch.setenv("POSTLOAN_COMPILE_START", "spawn")
     monkeypatch.setattr(parallel, "MIN_SECONDS", 0.0)
     monkeypatch.setattr(parallel, "PARENT_SECONDS", 0.0)
     monkeypatch.setattr(parallel, "looks_cold", lambda: True)
@@ -342,6 +343,74 @@ def test_a_cold_cache_starts_its_helper_before_reading_the_bundle(tmp_path, monk
     book = pa.table({"dpd": pa.array([0, 28, 29, None], pa.int64()),
                      "overdue_amount": [500.0, 500.0, 98.5, 500.0], "times_overdue_12m": [0, 3, 1, 0]})
     assert k.decide(book, "2026-11-28").equals(k.decide(book, "2026-11-28", engine="reference"))
+
+
+def test_a_cold_compile_forks_its_helper_once_the_jobs_are_known(tmp_path, monkeypatch):
+    """With forked helpers (the default on Linux) nothing starts before the bundle is read:
+    the helper is forked with its share, compiles it into Numba's cache in the child, and the
+    parent loads it from there; the decisions are the reference engine's."""
+    from kernel.codegen import parallel
+    from kernel.runtime import Kernel
+    monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("POSTLOAN_COMPILE_WORKERS", "1")
+    monkeypatch.setenv("POSTLOAN_COMPILE_START", "fork")       # the default here, whatever threads ran before
+    monkeypatch.setattr(parallel, "MIN_SECONDS", 0.0)
+    monkeypatch.setattr(parallel, "PARENT_SECONDS", 0.0)
+    monkeypatch.setattr(parallel, "looks_cold", lambda: True)
+    assert parallel.start_method() == "fork" and parallel.prestart() == []
+    forked, spawned = [], []
+    real_forked = parallel.ForkedHelper
+
+    class Counted(real_forked):
+        def wait(self):
+            super().wait()
+            forked.append(self.returncode)
+
+    monkeypatch.setattr(parallel, "ForkedHelper", Counted)
+    monkeypatch.setattr(parallel, "Helper", lambda *a, **k: spawned.append(a))
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    write(folder, bucket=BUCKET.replace("dpd > 30", "dpd > 27"),
+          action=ACTION.replace("overdue_amount > 100", "overdue_amount > 97"))
+    k = Kernel.load(folder, progress=False)
+    assert forked == [0] and spawned == []                 # one child, exited cleanly
+    hits = [sum(m.node.stats.cache_hits.values()) for m in k._compiled._keep[:2]]
+    assert sorted(hits) == [0, 1]                           # its node compiled there, loaded here
+    book = pa.table({"dpd": pa.array([0, 27, 28, None], pa.int64()),
+                     "overdue_amount": [500.0, 500.0, 97.5, 500.0], "times_overdue_12m": [0, 3, 1, 0]})
+    assert k.decide(book, "2026-11-28").equals(k.decide(book, "2026-11-28", engine="reference"))
+
+
+def test_a_failed_forked_helper_is_reported_and_a_killed_one_is_not(caplog):
+    from kernel.codegen import parallel
+
+    def fails():
+        raise RuntimeError("no such node: pl_missing")
+    helper = parallel.ForkedHelper(fails)
+    with caplog.at_level("WARNING", logger="kernel.codegen"):
+        helper.wait()
+    assert helper.done and helper.returncode == 1
+    assert "compile helper process failed" in caplog.text and "pl_missing" in caplog.text
+    caplog.clear()
+    import time
+    slow = parallel.ForkedHelper(lambda: time.sleep(60))
+    with caplog.at_level("WARNING", logger="kernel.codegen"):
+        slow.kill()
+    assert slow.done and slow.returncode != 0 and "failed" not in caplog.text
+
+
+def test_the_start_method_follows_the_environment(monkeypatch):
+    from kernel.codegen import parallel
+    monkeypatch.setenv("POSTLOAN_COMPILE_START", "spawn")
+    assert parallel.start_method() == "spawn"
+    monkeypatch.setenv("POSTLOAN_COMPILE_START", "fork")
+    assert parallel.start_method() == "fork"
+    monkeypatch.delenv("POSTLOAN_COMPILE_START")
+    import threading
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    assert parallel.start_method() == ("fork" if sys.platform.startswith("linux") else "spawn")
+    monkeypatch.setattr(threading, "active_count", lambda: 3)     # a server's threads: never forked
+    assert parallel.start_method() == "spawn"
 
 
 def test_an_early_helper_with_nothing_to_do_is_ended_quietly(tmp_path, caplog):
