@@ -34,7 +34,7 @@ from .emit import BLOCK_ROWS, Packing
 from .inputs import as_of_days, check_input_schema
 from .plan import OUTPUT_GROUP, Plan
 
-__all__ = ["CompiledKernel", "PARALLEL_MIN_ROWS", "THREADS", "as_of_days", "check_input_schema"]
+__all__ = ["PARALLEL_MIN_ROWS", "THREADS", "CompiledKernel", "as_of_days", "check_input_schema"]
 
 #: batches at least this long are split into row chunks decided on several threads
 PARALLEL_MIN_ROWS = 4096
