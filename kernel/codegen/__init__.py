@@ -53,11 +53,12 @@ def compile_plan(plan: Plan, progress=None, helpers: list | None = None):
     arguments = {name: tuple(np.ascontiguousarray(p) for p in model.params) for name, model in generated.models.items()}
     idle = list(helpers or ())
     try:
-        helpers = _start_helpers(generated, modules, arguments, idle)
+        helpers, claims = _start_helpers(generated, modules, arguments, idle)
     finally:
         for helper in idle:                  # started early, not needed: ended
             helper.kill()
     shown: set = set()
+    claimed_here: set = set()
 
     def show(k: int, label: str | None = None) -> None:
         """Report node ``k`` (once; its interpreter first when that compiles too)."""
@@ -70,13 +71,18 @@ def compile_plan(plan: Plan, progress=None, helpers: list | None = None):
 
     functions, keep, model_functions = [0] * total, [], {}
     try:
+        if claims is not None:               # forked helpers: the jobs this process claims first
+            for key in claims.order(0):
+                if claims.take(key):
+                    claimed_here.add(key)
+                    _compile_job(generated, modules, arguments, key, show)
         # the parent's share first (everything, without helpers), then what helpers compiled:
         # loaded from Numba's cache once their helper is done
         for second in (False, True):
             for k, (node, module) in enumerate(zip(generated.nodes, modules)):
                 model = generated.models.get(node.name)
                 if model is not None and (("model", k) in helpers) == second:
-                    if second:
+                    if second and ("model", k) not in claimed_here:
                         helper = helpers[("model", k)]
                         if not helper.done:
                             show(k, "model block")
@@ -84,7 +90,7 @@ def compile_plan(plan: Plan, progress=None, helpers: list | None = None):
                     model_functions[node.name] = (arguments[node.name], _model_function(
                         model, arguments[node.name], lambda k=k: show(k, "model block")))
                 if (("node", k) in helpers) == second:
-                    if second:
+                    if second and ("node", k) not in claimed_here:
                         show(k)
                         helpers[("node", k)].wait()
                     result = cache.compile_function(module.node, signature, lambda k=k: show(k))
@@ -92,6 +98,8 @@ def compile_plan(plan: Plan, progress=None, helpers: list | None = None):
     finally:
         for helper in set(helpers.values()):
             helper.kill()
+        if claims is not None:
+            claims.close()
         if not callable(progress):
             report.close()
     keep.extend(modules)
@@ -115,10 +123,12 @@ def compile_plan(plan: Plan, progress=None, helpers: list | None = None):
                           MAP, generated.packing, model_params, keep)
 
 
-def _start_helpers(generated, modules: list, params: dict, idle: list) -> dict:
+def _start_helpers(generated, modules: list, params: dict, idle: list) -> tuple[dict, object]:
     """Start helper processes for a cold compile worth sharing (:mod:`.parallel`), first
     handing jobs to the ``idle`` ones (started early; those given jobs are removed from the
-    list): returns ``{("node" | "model", k): Helper}`` for the jobs handed out."""
+    list): returns ``{("node" | "model", k): Helper}`` for the jobs handed out, and the
+    :class:`.parallel.Claims` the parent claims its jobs from when the helpers are forked
+    (None: spawned helpers with fixed shares, or none)."""
     from . import parallel
     jobs, details, interpreters = [], {}, {}
     for k, (node, module) in enumerate(zip(generated.nodes, modules)):
@@ -142,10 +152,10 @@ def _start_helpers(generated, modules: list, params: dict, idle: list) -> dict:
             jobs.append((("node", k), parallel.node_seconds(node.source)))
             details[("node", k)] = {"kind": "node", "path": module.__file__}
     if sum(seconds for _, seconds in jobs) < parallel.MIN_SECONDS:
-        return {}                       # a warm load or a small edit: no helper pays (nor the idle sample)
+        return {}, None                 # a warm load or a small edit: no helper pays (nor the idle sample)
     helpers = max(parallel.workers(), len(idle)) if idle else parallel.workers()
     if not helpers:
-        return {}
+        return {}, None
     shares = parallel.plan_jobs(jobs, helpers, parallel.PARENT_SECONDS)
     if len(shares) > 1:
         named = [[f"{generated.nodes[k].name}{' (model block)' if what == 'model' else ''}" for what, k in share]
@@ -155,11 +165,16 @@ def _start_helpers(generated, modules: list, params: dict, idle: list) -> dict:
     fork = parallel.start_method() == "fork" and not idle
     if fork and len(shares) > 1:
         parallel.warm_up()                 # inherited by the children
+        claims = parallel.Claims(shares)
+        crew = parallel.Crew([parallel.ForkedHelper(functools.partial(_compile_claimed, generated, modules, params,
+                                                                      claims, i)) for i in range(1, len(shares))])
+        for key in details:
+            started[key] = crew
+            started.update({other: crew for other in details[key].get("also", ())})
+        return started, claims
     for share in shares[1:]:
         jobs = [{**{n: v for n, v in details[key].items() if n != "also"}, "key": list(key)} for key in share]
-        if fork:
-            helper = parallel.ForkedHelper(functools.partial(_compile_share, generated, modules, params, share))
-        elif idle:
+        if idle:
             helper = idle.pop(0)
             helper.send(jobs)
         else:
@@ -167,20 +182,29 @@ def _start_helpers(generated, modules: list, params: dict, idle: list) -> dict:
         for key in share:
             started[key] = helper
             started.update({other: helper for other in details[key].get("also", ())})
-    return started
+    return started, None
 
 
-def _compile_share(generated, modules: list, params: dict, share: list) -> None:
-    """A forked helper's work: its share's nodes and model block functions compiled into
-    Numba's cache, as the parent compiles its own (the parent loads them from the cache)."""
+def _compile_claimed(generated, modules: list, params: dict, claims, process: int) -> None:
+    """Forked helper ``process``'s work: every job it claims (:class:`.parallel.Claims`)
+    compiled into Numba's cache, as the parent compiles its own (the parent loads them from
+    the cache)."""
+    for key in claims.order(process):
+        if claims.take(key):
+            _compile_job(generated, modules, params, key)
+
+
+def _compile_job(generated, modules: list, params: dict, key: tuple, show=None) -> None:
+    """Compile one job: ``("model", k)`` node k's model block function, ``("node", k)`` node
+    k (``show(k[, label])``: the progress report, when it really compiles)."""
     from . import cache, emit
-    signature = emit.node_signature()
-    for what, k in share:
-        if what == "model":
-            node = generated.nodes[k]
-            _model_function(generated.models[node.name], params[node.name])
-        else:
-            cache.compile_function(modules[k].node, signature)
+    what, k = key
+    if what == "model":
+        node = generated.nodes[k]
+        _model_function(generated.models[node.name], params[node.name],
+                        None if show is None else (lambda: show(k, "model block")))
+    else:
+        cache.compile_function(modules[k].node, emit.node_signature(), None if show is None else (lambda: show(k)))
 
 
 def _tables(nodes) -> dict:

@@ -301,6 +301,55 @@ class ForkedHelper:
             self.done = True
 
 
+class Claims:
+    """Jobs shared between the parent and its forked helpers by claiming: each process walks
+    its own share (:func:`plan_jobs`, longest first), then the others' unclaimed jobs from their
+    short end, and compiles a job only when it creates the job's claim file first (``O_EXCL``:
+    exactly one process gets each). A process that the estimates or the machine's other load
+    left behind is relieved by the other, so the compile ends when the work does."""
+
+    def __init__(self, shares: list[list]):
+        self.shares = shares
+        self.dir = tempfile.mkdtemp(prefix="postloan-claims-")
+
+    def order(self, process: int) -> list:
+        """The jobs in the order process ``process`` (0: the parent) tries to claim them."""
+        others = [key for i, share in enumerate(self.shares) if i != process for key in reversed(share)]
+        return [*self.shares[process], *others]
+
+    def take(self, key) -> bool:
+        """Claim ``key`` for this process: False when another process has it."""
+        try:
+            os.close(os.open(os.path.join(self.dir, "-".join(map(str, key))), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
+
+    def close(self) -> None:
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Crew:
+    """The forked helpers of one compile, waited for and ended together (:class:`Claims` does
+    not say in advance which of them compiles a job); same interface as :class:`Helper`."""
+
+    def __init__(self, helpers: list[ForkedHelper]):
+        self.helpers = helpers
+
+    @property
+    def done(self) -> bool:
+        return all(h.done for h in self.helpers)
+
+    def wait(self) -> None:
+        for helper in self.helpers:
+            helper.wait()
+
+    def kill(self) -> None:
+        for helper in self.helpers:
+            helper.kill()
+
+
 def warm_up() -> None:
     """Numba's first compile in a process initializes its typing and target contexts, LLVM
     and the runtime (≈ 0.4 s of CPU): run before forking helpers, it is paid once."""

@@ -381,6 +381,30 @@ def test_a_cold_compile_forks_its_helper_once_the_jobs_are_known(tmp_path, monke
     assert k.decide(book, "2026-11-28").equals(k.decide(book, "2026-11-28", engine="reference"))
 
 
+def test_forked_helpers_claim_their_share_then_relieve_the_others():
+    """Each process walks its own share, then the others' from their short end; a job is
+    claimed by exactly one process, across a fork; a process that finished early takes the
+    jobs the other has not started."""
+    import os
+
+    from kernel.codegen import parallel
+    claims = parallel.Claims([[("node", 0)], [("model", 3), ("node", 1), ("node", 2)]])
+    try:
+        assert claims.order(0) == [("node", 0), ("node", 2), ("node", 1), ("model", 3)]
+        assert claims.order(1) == [("model", 3), ("node", 1), ("node", 2), ("node", 0)]
+        assert claims.take(("node", 0)) and not claims.take(("node", 0))
+        pid = os.fork()
+        if pid == 0:                          # the helper: its longest job only, then "slow"
+            os._exit(0 if claims.take(("model", 3)) and not claims.take(("node", 0)) else 1)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        # the parent, done with its share, relieves the helper of what it has not claimed
+        taken = [key for key in claims.order(0) if claims.take(key)]
+        assert taken == [("node", 2), ("node", 1)]
+    finally:
+        claims.close()
+    assert not os.path.exists(claims.dir)
+
+
 def test_a_failed_forked_helper_is_reported_and_a_killed_one_is_not(caplog):
     from kernel.codegen import parallel
 
