@@ -18,7 +18,6 @@ import statistics
 import time
 
 import numpy as np
-import pytest
 
 AS_OF = dt.date(2026, 11, 28)
 NOW = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.timezone.utc)      # 10:00 in Shanghai
@@ -26,18 +25,6 @@ NOW = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.timezone.utc)      # 10:00 in Sh
 
 def _smoke(benchmark) -> bool:
     return getattr(benchmark, "disabled", False)
-
-
-@pytest.fixture(scope="module")
-def kernel():
-    import kernel as k
-    return k.Kernel.load()
-
-
-@pytest.fixture(scope="module")
-def pipeline(kernel, tmp_path_factory):
-    from kernel.pipeline import Pipeline
-    return Pipeline(kernel, audit_path=tmp_path_factory.mktemp("audit") / "audit.log")
 
 
 def _cpu_each(fn, calls: int) -> float:

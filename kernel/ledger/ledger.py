@@ -20,7 +20,6 @@ Guarantees (docs/ledger.md):
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
@@ -33,31 +32,18 @@ from . import gps as _gps
 from .events import KIND, EventRows, Rejection, normalize
 from .patterns import lookback_us
 from .book import BookEvents
-from .state import StateSettings, derive, derive_one, state_table
+from .state import StateSettings, derive, derive_one, of_settings, state_table
 from .store import REGISTRY_COLUMNS, Store, open_store
 
 __all__ = ["Ledger", "IngestResult", "LedgerError"]
 
 
 
+@of_settings
 def _patterns_lookback_us(settings) -> int:
-    """:func:`~kernel.ledger.patterns.lookback_us` of ``settings`` (frozen), worked out once:
-    every one-account state read asks it (≈ 5–10 µs each time); the last settings asked are
-    answered by identity (hashing them costs ≈ 1.5 µs)."""
-    last = _LAST_LOOKBACK
-    if last[0] is settings:
-        return last[1]
-    value = _lookback_of(settings)
-    globals()["_LAST_LOOKBACK"] = (settings, value)
-    return value
-
-
-@functools.lru_cache(maxsize=16)
-def _lookback_of(settings) -> int:
+    """:func:`~kernel.ledger.patterns.lookback_us` of ``settings``, worked out once: every
+    one-account state read asks it (≈ 5–10 µs each time)."""
     return lookback_us(settings)
-
-
-_LAST_LOOKBACK: tuple = (None, 0)
 
 
 class LedgerError(PostloanError):

@@ -349,24 +349,28 @@ def _alert_columns(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(c for n in names for c in (f"alert_{n}", f"alert_{n}_at"))
 
 
+def of_settings(fn):
+    """``fn(settings)`` of frozen settings worked out once per settings (the last 16 kept), the
+    last settings asked answered by identity: hashing frozen settings costs ≈ 1.5 µs, and every
+    one-account state read asks."""
+    known = functools.lru_cache(maxsize=16)(fn)
+    last = [(object(), None)]             # (settings, value): replaced whole, so threads see a pair
+
+    @functools.wraps(fn)
+    def answer(settings):
+        asked, value = last[0]
+        if asked is settings:
+            return value
+        value = known(settings)
+        last[0] = (settings, value)
+        return value
+    return answer
+
+
+@of_settings
 def _program(settings: StateSettings) -> P.Program:
-    """The patterns' compiled program of ``settings``: the last settings asked answered by
-    identity (hashing the frozen settings costs ≈ 1.5 µs, on every one-account read), others
-    through :func:`_program_of`."""
-    last = _LAST_PROGRAM
-    if last[0] is settings:
-        return last[1]
-    prog = _program_of(settings)
-    globals()["_LAST_PROGRAM"] = (settings, prog)
-    return prog
-
-
-@functools.lru_cache(maxsize=16)
-def _program_of(settings: StateSettings) -> P.Program:
+    """The patterns' compiled program of ``settings``."""
     return P.program(settings)
-
-
-_LAST_PROGRAM: tuple = (None, None)
 
 
 def _zone_index(zones, n: int) -> tuple[list[str], np.ndarray]:
