@@ -758,16 +758,24 @@ class _OneAccount:
             return self.amount("overdue_amount") + self.amount("penalty_interest")
         return self.amount_of(_BOOK_MONEY[field])
 
+    def _own(self, column: str, own_type: type, absent):
+        """A record's value of ``column`` where the accessor would give that same value: its
+        own ``own_type`` value, ``absent`` when the record lacks the column; else ``_ABSENT``
+        (the accessor decides: a null, another type, or no record)."""
+        merged = self.merged
+        if merged is None:
+            return _ABSENT
+        value = merged.get(column, _ABSENT)
+        if type(value) is own_type:
+            return value
+        return absent if value is _ABSENT else _ABSENT
+
     def amount_of(self, column: str) -> float:
         """A money column's amount (absent or null: NaN). A record's float is its own value
         (what ``float_one`` gives it); anything else goes through ``float_one``."""
-        merged = self.merged
-        if merged is not None:
-            value = merged.get(column, _ABSENT)
-            if type(value) is float:
-                return value
-            if value is _ABSENT:
-                return math.nan
+        value = self._own(column, float, math.nan)
+        if value is not _ABSENT:
+            return value
         return self.batch.float_one(column) if self.has(column) else math.nan
 
     def due(self, field: str) -> bool:
@@ -786,13 +794,9 @@ class _OneAccount:
         """A whole-number column's value (absent or null: NULL_TIME), as :meth:`_Renderer._ints`.
         A record's int is its own value (what ``int_one`` gives it); anything else goes through
         ``int_one``."""
-        merged = self.merged
-        if merged is not None:
-            value = merged.get(column, _ABSENT)
-            if type(value) is int:
-                return value
-            if value is _ABSENT:
-                return NULL_TIME
+        value = self._own(column, int, NULL_TIME)
+        if value is not _ABSENT:
+            return value
         return self.batch.int_one(column, NULL_TIME) if self.has(column) else NULL_TIME
 
     def column(self, name: str) -> str:
