@@ -216,6 +216,10 @@ class Ledger:
     def register_record(self, record: Mapping) -> bool:
         """Register one account given as a record (a gRPC Decide's account); remembered per
         process, so an unchanged account costs a dictionary lookup, not a write."""
+        account = record.get("account_id")
+        # (a bool equals the 0/1 remembered: the record's values compare as they are)
+        if account and self._registered.get(account) == tuple(map(record.get, REGISTRY_COLUMNS)):
+            return False
         row = _registry_row(record)
         if self._registered.get(row[0]) == row[1:]:
             return False
