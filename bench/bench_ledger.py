@@ -34,7 +34,7 @@ import pytest
 
 from kernel.ledger import Ledger
 from kernel.ledger.events import normalize
-from kernel.ledger.store import NULL_TIME, SQLiteStore, _none
+from kernel.ledger.store import NULL_TIME, KeptRows, SQLiteStore, _none
 
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_grpc import HERE, _spawn, _stop  # noqa: E402
@@ -357,7 +357,7 @@ def _state_anatomy(store: str, records: list[dict], now: dt.datetime, smoke: boo
                                                                        offline_since)
                 elif name == "fold":
                     values = derive_one(rows, record["time_zone"], at_us, s, gps, offline, ordered=True,
-                                        remember=True)
+                                        remember=type(rows) is KeptRows)
                 elif name == "book_only":
                     book = book_state_record(record, now.date())
                 else:

@@ -203,7 +203,10 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     without building an Arrow array on the way (the path one gRPC request takes). Returns
     ``{column: value}`` in the fold's representation. ``remember``: the rows' list is the
     store's cached one (:meth:`~kernel.ledger.store.Store.account_rows_now`), never changed:
-    its fold inputs are kept for the next call with the same list. ``patterns`` False (a
+    its fold inputs are kept for the next call with the same list, and the values of each
+    distinct output of the fold are kept too (the fold runs every call: the values are this
+    moment's; only the dictionary is reused, and the record scalars ``merge_record`` makes of
+    it: :class:`FoldValues`). ``patterns`` False (a
     caller that reads no ``alert_*`` column: the gate whose policies read none) leaves the
     pattern pass and its columns out; every other column is the same.
 
@@ -244,6 +247,10 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
         kind, times, _, amount, _, channel, outcome, _ = columns
         flags, completed = b.alerts(prog)
         P.alert_rows(prog, starts, kind, times, amount, channel, outcome, state_at, silent, flags, completed)
+    if not remember:
+        out = _values(ints, floats, prog, flags, completed)
+        out["state_at"] = at
+        return out
     # the same outputs as a call before on this thread: that call's values (the dictionary is
     # a pure function of the outputs; the fold ran, so they are this moment's)
     key = (ints.tobytes(), floats.tobytes(), None if prog is None else flags.tobytes(),
@@ -256,14 +263,7 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     memo = memo[1]
     shared = memo.get(key)
     if shared is None:
-        shared = FoldValues(zip(_INT_COLUMNS, ints[0].tolist()))
-        shared.update(zip(_FLOAT_COLUMNS, floats[0].tolist()))
-        if prog is not None:
-            shared.update(zip(_alert_columns(prog.names), _pairs(flags[0].tolist(), completed[0].tolist())))
-        sms, voice = shared["consent_sms"], shared["consent_voice_bot"]
-        shared["consent_automated_contact"] = -1 if sms < 0 and voice < 0 else int((sms != 0) and (voice != 0))
-        shared["contact_opt_out"] = shared["opt_out_phone"] if shared["ledger_events"] > 0 else -1
-        shared["repossessed"] = int(shared["repossession_stage"] in (2, 3))
+        shared = _values(ints, floats, prog, flags, completed)
         shared.memo = {}
         if len(memo) >= _VALUES_KEPT:
             memo.clear()
@@ -274,11 +274,26 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     return out
 
 
+def _values(ints: np.ndarray, floats: np.ndarray, prog, flags, completed) -> "FoldValues":
+    """The values of one account's fold outputs (row 0), with the alerts of ``prog`` (None:
+    no pattern pass) and the columns derived from others."""
+    out = FoldValues(zip(_INT_COLUMNS, ints[0].tolist()))
+    out.update(zip(_FLOAT_COLUMNS, floats[0].tolist()))
+    if prog is not None:
+        out.update(zip(_alert_columns(prog.names), _pairs(flags[0].tolist(), completed[0].tolist())))
+    sms, voice = out["consent_sms"], out["consent_voice_bot"]
+    out["consent_automated_contact"] = -1 if sms < 0 and voice < 0 else int((sms != 0) and (voice != 0))
+    out["contact_opt_out"] = out["opt_out_phone"] if out["ledger_events"] > 0 else -1
+    out["repossessed"] = int(out["repossession_stage"] in (2, 3))
+    return out
+
+
 class FoldValues(dict):
     """:func:`derive_one`'s values (a dict, column → value in the fold's representation);
     ``memo``: a dictionary shared by every call whose fold gave the same outputs, where the
     values' pure functions keep their answers (:func:`kernel.ledger.join.merge_record` its
-    record scalars). Callers do not change it."""
+    record scalars). Callers do not change it. Without ``remember`` a call's values have no
+    ``memo``."""
 
     __slots__ = ("memo",)
 

@@ -768,6 +768,11 @@ _NEVER = 2 ** 63 - 1
 _ABSENT = object()
 
 
+class KeptRows(list):
+    """An account's events as :meth:`SQLiteStore.account_rows_now` keeps them: the same list
+    while they cannot have changed (what is built from it may be kept with it), never changed."""
+
+
 def _split_account_rows(rows: list, until: int,
                         offline_since: int | None) -> tuple[list[tuple], tuple | None, list[tuple[int, int]]]:
     """:meth:`Store.account_rows`' answer from its statement's rows (as of ``until``)."""
@@ -985,7 +990,7 @@ class SQLiteStore(Store):
                     valid_until = min(valid_until, max(at + offline_lookback + 1, row[3]))
         if len(entries) >= _CACHED_ACCOUNTS:
             entries.clear()
-        events = [row for row in kept if row[0] >= 0]
+        events = KeptRows(row for row in kept if row[0] >= 0)
         extras = [row for row in kept if row[0] < 0]
         entries[key] = ((version, changes, generation), until, valid_until, events, extras)
         return (events, *_gps_of(extras, until, offline_since)) if extras else (events, None, [])
