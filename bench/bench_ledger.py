@@ -34,7 +34,7 @@ import pytest
 
 from kernel.ledger import Ledger
 from kernel.ledger.events import normalize
-from kernel.ledger.store import NULL_TIME, KeptRows, SQLiteStore, _none
+from kernel.ledger.store import NULL_TIME, SQLiteStore, _none
 
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_grpc import HERE, _spawn, _stop  # noqa: E402
@@ -337,6 +337,13 @@ def _state_anatomy(store: str, records: list[dict], now: dt.datetime, smoke: boo
     from kernel.ledger.join import book_state_record, merge_record
     from kernel.ledger.ledger import _patterns_lookback_us, instant_us
     from kernel.ledger.state import derive_one
+    try:
+        from kernel.ledger.store import KeptRows
+        def kept(rows):
+            return type(rows) is KeptRows
+    except ImportError:                       # (a tree before KeptRows: every read remembered)
+        def kept(rows):
+            return True
     out = {}
     with Ledger(store) as ledger:
         s = ledger.settings
@@ -357,7 +364,7 @@ def _state_anatomy(store: str, records: list[dict], now: dt.datetime, smoke: boo
                                                                        offline_since)
                 elif name == "fold":
                     values = derive_one(rows, record["time_zone"], at_us, s, gps, offline, ordered=True,
-                                        remember=type(rows) is KeptRows)
+                                        remember=kept(rows))
                 elif name == "book_only":
                     book = book_state_record(record, now.date())
                 else:
@@ -419,8 +426,9 @@ def test_decide_with_state_against_without(benchmark, ledger_services):
     for i in range(0, len(records), per_block):
         block = records[i:i + per_block]
         timed("distinct_with_state",
-              lambda: _p50_each(lambda r: client.decide(r, now.date(), now=now, actions=False), block))
-        timed("distinct_without", lambda: _p50_each(lambda r: plain.decide(r, now.date(), now=now, actions=False), block))
+              lambda b=block: _p50_each(lambda r: client.decide(r, now.date(), now=now, actions=False), b))
+        timed("distinct_without",
+              lambda b=block: _p50_each(lambda r: plain.decide(r, now.date(), now=now, actions=False), b))
     figures = {"calls_each": len(times["without"]),
                "with_state_p50_us": float(np.percentile(times["with_state"], 50)) * 1e6,
                "without_p50_us": float(np.percentile(times["without"], 50)) * 1e6,
@@ -430,8 +438,8 @@ def test_decide_with_state_against_without(benchmark, ledger_services):
                "load_average_1m": os.getloadavg()[0]}
     figures["p50_ratio"] = figures["with_state_p50_us"] / figures["without_p50_us"]
     figures["distinct_p50_ratio"] = figures["distinct_with_state_p50_us"] / figures["distinct_without_p50_us"]
-    for name in cpu:
-        figures[f"{name}_cpu_us_per_call"] = cpu[name] / len(times[name]) * 1e6
+    for name, seconds in cpu.items():
+        figures[f"{name}_cpu_us_per_call"] = seconds / len(times[name]) * 1e6
     figures["cpu_ratio"] = figures["with_state_cpu_us_per_call"] / figures["without_cpu_us_per_call"]
     figures["distinct_cpu_ratio"] = (figures["distinct_with_state_cpu_us_per_call"]
                                      / figures["distinct_without_cpu_us_per_call"])

@@ -274,7 +274,7 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     return out
 
 
-def _values(ints: np.ndarray, floats: np.ndarray, prog, flags, completed) -> "FoldValues":
+def _values(ints: np.ndarray, floats: np.ndarray, prog, flags, completed) -> FoldValues:
     """The values of one account's fold outputs (row 0), with the alerts of ``prog`` (None:
     no pattern pass) and the columns derived from others."""
     out = FoldValues(zip(_INT_COLUMNS, ints[0].tolist()))

@@ -313,7 +313,7 @@ def test_local_day_of_equals_local_days_across_offset_changes():
                 lo, hi = midnight - DAY, midnight + DAY
                 while hi - lo > 1:
                     mid = (lo + hi) // 2
-                    at = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=mid)
+                    at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=mid)
                     lo, hi = (mid, hi) if at.astimezone(info).utcoffset() == previous else (lo, mid)
                 instants += [hi + x for x in (-HOUR, -1, 0, 1, HOUR)]
             previous = offset
