@@ -206,7 +206,8 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     its fold inputs are kept for the next call with the same list, and the values of each
     distinct output of the fold are kept too (the fold runs every call: the values are this
     moment's; only the dictionary is reused, and the record scalars ``merge_record`` makes of
-    it: :class:`FoldValues`). ``patterns`` False (a
+    it: :class:`FoldValues`) — unless the account has a GPS state as of ``at``, whose last
+    ping and hours offline move with the clock: its outputs never repeat. ``patterns`` False (a
     caller that reads no ``alert_*`` column: the gate whose policies read none) leaves the
     pattern pass and its columns out; every other column is the same.
 
@@ -247,8 +248,8 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
         kind, times, _, amount, _, channel, outcome, _ = columns
         flags, completed = b.alerts(prog)
         P.alert_rows(prog, starts, kind, times, amount, channel, outcome, state_at, silent, flags, completed)
-    if not remember:
-        out = _values(ints, floats, prog, flags, completed)
+    if not remember or last != NULL_TIME:      # (a GPS state: the last ping and the hours offline
+        out = _values(ints, floats, prog, flags, completed)     # move with the clock, no output repeats)
         out["state_at"] = at
         return out
     # the same outputs as a call before on this thread: that call's values (the dictionary is
@@ -298,8 +299,9 @@ class FoldValues(dict):
     __slots__ = ("memo",)
 
 
-#: distinct fold outputs a thread keeps the values of (then it starts over)
-_VALUES_KEPT = 4096
+#: distinct fold outputs a thread keeps the values of (then it starts over): each ≈ 10 KB with
+#: its record scalars, so a thread holds at most ≈ 3 MB
+_VALUES_KEPT = 256
 
 
 def _pairs(flags: list, completed: list):
