@@ -248,9 +248,10 @@ def ledger_services(tmp_path_factory):
         ids = book["account_id"].to_pylist()
         history = history.set_column(1, "account_id", pa.array([ids[i % len(ids)] for i in range(history.num_rows)]))
         ledger.ingest(history)
+    _PIDS["store"] = store
     with_store, client, port = _serve(tmp_path_factory, "--store", store)
     without, plain, _ = _serve(tmp_path_factory)
-    _PIDS["with_store"] = with_store.pid
+    _PIDS["with_store"], _PIDS["without"] = with_store.pid, without.pid
     try:
         yield book, client, plain, port
     finally:
@@ -260,8 +261,8 @@ def ledger_services(tmp_path_factory):
         _stop(without)
 
 
-#: the ledger_services server's process id (its CPU time is read from /proc)
-_PIDS: dict[str, int] = {}
+#: the ledger_services server's process id (its CPU time is read from /proc), and its store's URL
+_PIDS: dict = {}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -325,28 +326,109 @@ def _p50_each(call, accounts) -> list[float]:
     return out
 
 
+def _state_anatomy(store: str, records: list[dict], now: dt.datetime, smoke: bool) -> dict:
+    """The in-process steps a Decide with ``--store`` adds, each one's p50 in µs: one account
+    asked over and over (``one``), and accounts asked once each (``distinct``); ``hot`` back to
+    back, ``cold`` after a 0.6 ms sleep before each step (the server's cores halt between
+    calls: caches and clocks cool down). Steps: the registration check, the rows' read, the
+    fold, the merge into the book's state (``book_only``: the book's state, which a Decide
+    without a ledger reads as well); ``state``: the whole with-state path, the book's state
+    included (measured on accounts of its own)."""
+    from kernel.ledger.join import book_state_record, merge_record
+    from kernel.ledger.ledger import _patterns_lookback_us, instant_us
+    from kernel.ledger.state import derive_one
+    try:
+        from kernel.ledger.store import KeptRows
+        def kept(rows):
+            return type(rows) is KeptRows
+    except ImportError:                       # (a tree before KeptRows: every read remembered)
+        def kept(rows):
+            return True
+    out = {}
+    with Ledger(store) as ledger:
+        s = ledger.settings
+        at_us = instant_us(now)
+        since, offline_since = at_us - s.lookback_us, at_us - _patterns_lookback_us(s)
+        clock = time.perf_counter_ns
+
+        def parts(record, pause):
+            took = {}
+            for name in ("register", "rows", "fold", "book_only", "merge"):
+                if pause:
+                    time.sleep(0.0006)
+                t0 = clock()
+                if name == "register":
+                    ledger.register_record(record)
+                elif name == "rows":
+                    rows, gps, offline = ledger.store.account_rows_now(record["account_id"], at_us, since,
+                                                                       offline_since)
+                elif name == "fold":
+                    values = derive_one(rows, record["time_zone"], at_us, s, gps, offline, ordered=True,
+                                        remember=kept(rows))
+                elif name == "book_only":
+                    book = book_state_record(record, now.date())
+                else:
+                    merge_record(book, values)
+                took[name] = clock() - t0
+            return took
+
+        def whole(record, pause):
+            if pause:
+                time.sleep(0.0006)
+            t0 = clock()
+            ledger.register_record(record)
+            merge_record(book_state_record(record, now.date()),
+                         ledger.state_values(record["account_id"], record["time_zone"], now))
+            return {"state": clock() - t0}
+
+        n = 30 if smoke else 140
+        fresh = iter(records[1:])
+        for _ in range(3):
+            whole(records[0], False)                  # (compiled kernels loaded, caches filled)
+        for pause in (False, True):
+            for label, pick in (("one", lambda: records[0]), ("distinct", lambda: next(fresh))):
+                runs = [parts(pick(), pause) for _ in range(n)]
+                wholes = [whole(pick(), pause) for _ in range(n)]
+                out[f"{label}_{'cold' if pause else 'hot'}"] = {
+                    k: round(float(np.percentile([r[k] for r in rs], 50)) / 1000, 1)
+                    for rs in (runs, wholes) for k in rs[0]}
+    return out
+
+
 def test_decide_with_state_against_without(benchmark, ledger_services):
     book, client, plain, _ = ledger_services
-    record = book.slice(5, 1).to_pylist()[0]
     now = dt.datetime.now(UTC)
+    anatomy = _state_anatomy(_PIDS["store"], book.slice(1_400, 600).to_pylist(), now, _smoke(benchmark))
+    print("\nDecide with state, in process (p50 µs):", json.dumps(anatomy))
+    record = book.slice(5, 1).to_pylist()[0]
     with_state = lambda: client.decide(record, now.date(), now=now, actions=False)   # noqa: E731
     without = lambda: plain.decide(record, now.date(), now=now, actions=False)       # noqa: E731
     with_state(), without()
     per_block, blocks = (10, 2) if _smoke(benchmark) else (50, 60)
     times: dict[str, list] = {"with_state": [], "without": []}
+    # each server's CPU time per call (every thread's, /proc): less noisy than latency on the
+    # shared machine, it does not count the time a thread waits for a core
+    pids = {"with_state": _PIDS["with_store"], "without": _PIDS["without"]}
+    cpu = {name: 0.0 for name in ("with_state", "without", "distinct_with_state", "distinct_without")}
+
+    def timed(name, run):
+        before = _cpu_seconds(pids[name.removeprefix("distinct_")])
+        times.setdefault(name, []).extend(run())
+        cpu[name] += _cpu_seconds(pids[name.removeprefix("distinct_")]) - before
+
     for _ in range(blocks):
-        times["with_state"] += _p50(with_state, per_block)
-        times["without"] += _p50(without, per_block)
+        timed("with_state", lambda: _p50(with_state, per_block))
+        timed("without", lambda: _p50(without, per_block))
     # Each account once (a decision run's or a CRM's one question per account): the ledger's
     # cache of an account's rows never hits, every call reads the store.
     records = book.slice(100, 1_200 if not _smoke(benchmark) else 40).to_pylist()
     per_block = 10 if _smoke(benchmark) else 25
     for i in range(0, len(records), per_block):
         block = records[i:i + per_block]
-        times.setdefault("distinct_with_state", []).extend(
-            _p50_each(lambda r: client.decide(r, now.date(), now=now, actions=False), block))
-        times.setdefault("distinct_without", []).extend(
-            _p50_each(lambda r: plain.decide(r, now.date(), now=now, actions=False), block))
+        timed("distinct_with_state",
+              lambda b=block: _p50_each(lambda r: client.decide(r, now.date(), now=now, actions=False), b))
+        timed("distinct_without",
+              lambda b=block: _p50_each(lambda r: plain.decide(r, now.date(), now=now, actions=False), b))
     figures = {"calls_each": len(times["without"]),
                "with_state_p50_us": float(np.percentile(times["with_state"], 50)) * 1e6,
                "without_p50_us": float(np.percentile(times["without"], 50)) * 1e6,
@@ -356,6 +438,11 @@ def test_decide_with_state_against_without(benchmark, ledger_services):
                "load_average_1m": os.getloadavg()[0]}
     figures["p50_ratio"] = figures["with_state_p50_us"] / figures["without_p50_us"]
     figures["distinct_p50_ratio"] = figures["distinct_with_state_p50_us"] / figures["distinct_without_p50_us"]
-    benchmark.extra_info.update(figures)
+    for name, seconds in cpu.items():
+        figures[f"{name}_cpu_us_per_call"] = seconds / len(times[name]) * 1e6
+    figures["cpu_ratio"] = figures["with_state_cpu_us_per_call"] / figures["without_cpu_us_per_call"]
+    figures["distinct_cpu_ratio"] = (figures["distinct_with_state_cpu_us_per_call"]
+                                     / figures["distinct_without_cpu_us_per_call"])
+    benchmark.extra_info.update(figures, anatomy=anatomy)
     print("\nDecide with state vs without:", json.dumps({k: round(v, 2) for k, v in figures.items()}))
     benchmark.pedantic(with_state, rounds=1 if _smoke(benchmark) else 100, iterations=1)

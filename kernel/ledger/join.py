@@ -264,17 +264,43 @@ def book_state_record(record: Mapping[str, Any], as_of: dt.date) -> dict[str, An
 def merge_record(book: Mapping[str, Any], ledger: Mapping[str, Any] | None,
                  book_counters: str = "fallback") -> dict[str, Any]:
     """:func:`merge` for one account: ``book`` in record form, ``ledger`` in the fold's
-    representation (:meth:`Ledger.state_values`); converts only the values it keeps."""
+    representation (:meth:`Ledger.state_values`); converts only the values it keeps. Values
+    from :func:`~kernel.ledger.state.derive_one` (a ``FoldValues``) are converted once per
+    distinct fold output: the conversion is a pure function of them, kept in their ``memo``."""
     if ledger is None:
         return dict(book)
     out = dict(book)
+    memo = getattr(ledger, "memo", None)
+    if memo is None:                           # values seen once: converted straight into out
+        _merge_where(out, ledger)
+        if book_counters == "ignore" or ledger["ledger_events"] > 0:
+            _merge_rest(out, ledger)
+        return out
+    parts = memo.get("record")
+    if parts is None:
+        parts = memo["record"] = _record_parts(ledger)
+    out.update(parts[0])
+    if book_counters == "ignore" or ledger["ledger_events"] > 0:
+        out.update(parts[1])
+    return out
+
+
+def _record_parts(ledger: Mapping[str, Any]) -> tuple[dict, dict]:
+    """The record scalars :func:`merge_record` stores: WHERE_SET's columns that are not null,
+    and the rest (stored once the ledger knows the account)."""
+    where: dict[str, Any] = {}
+    _merge_where(where, ledger)
+    rest: dict[str, Any] = {}
+    _merge_rest(rest, ledger)
+    return where, rest
+
+
+def _merge_where(out: dict, ledger: Mapping[str, Any]) -> None:
+    """WHERE_SET's record scalars stored into ``out`` where the ledger's value is not null."""
     for name, convert in _WHERE_SET_COLUMNS:
         mine = convert(ledger[name])
         if mine is not None:
             out[name] = mine
-    if book_counters == "ignore" or ledger["ledger_events"] > 0:
-        _merge_rest(out, ledger)
-    return out
 
 
 def join_record(record: Mapping[str, Any], state: Mapping[str, Any]) -> Record:

@@ -33,7 +33,7 @@ from .events import KIND, EventRows, Rejection, normalize
 from .patterns import lookback_us
 from .book import BookEvents
 from .state import StateSettings, derive, derive_one, of_settings, state_table
-from .store import REGISTRY_COLUMNS, Store, open_store
+from .store import REGISTRY_COLUMNS, KeptRows, Store, open_store
 
 __all__ = ["Ledger", "IngestResult", "LedgerError"]
 
@@ -216,6 +216,10 @@ class Ledger:
     def register_record(self, record: Mapping) -> bool:
         """Register one account given as a record (a gRPC Decide's account); remembered per
         process, so an unchanged account costs a dictionary lookup, not a write."""
+        account = record.get("account_id")
+        # (a bool equals the 0/1 remembered: the record's values compare as they are)
+        if account and self._registered.get(account) == tuple(map(record.get, REGISTRY_COLUMNS)):
+            return False
         row = _registry_row(record)
         if self._registered.get(row[0]) == row[1:]:
             return False
@@ -270,7 +274,10 @@ class Ledger:
         at_us = instant_us(at)
         rows, gps, offline = self.store.account_rows_now(account_id, at_us, at_us - self.settings.lookback_us,
                                                          at_us - _patterns_lookback_us(self.settings))
-        return derive_one(rows, zone, at_us, self.settings, gps, offline, ordered=True, remember=True)
+        # the store's kept list (a second question of an account while its rows stay the same):
+        # what the fold is fed from it, and its values, are kept — an account asked once churns nothing
+        return derive_one(rows, zone, at_us, self.settings, gps, offline, ordered=True,
+                          remember=type(rows) is KeptRows)
 
     def state(self, at: dt.datetime | int | None = None, accounts: Sequence[str] | None = None,
               zones: Mapping[str, str] | None = None) -> pa.Table:

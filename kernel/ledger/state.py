@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from ..errors import PostloanError
 from ..hookspecs import NULL_TIME, US_PER_DAY, _zone_table, utc_offsets
+from ..localtime import _ZONE_TABLES
 from ..schema import ENUMS, STATE, arrow_schema
 from . import fold as F
 from . import patterns as P
@@ -202,7 +203,11 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     without building an Arrow array on the way (the path one gRPC request takes). Returns
     ``{column: value}`` in the fold's representation. ``remember``: the rows' list is the
     store's cached one (:meth:`~kernel.ledger.store.Store.account_rows_now`), never changed:
-    its fold inputs are kept for the next call with the same list. ``patterns`` False (a
+    its fold inputs are kept for the next call with the same list, and the values of each
+    distinct output of the fold are kept too (the fold runs every call: the values are this
+    moment's; only the dictionary is reused, and the record scalars ``merge_record`` makes of
+    it: :class:`FoldValues`) — unless the account has a GPS state as of ``at``, whose last
+    ping and hours offline move with the clock: its outputs never repeat. ``patterns`` False (a
     caller that reads no ``alert_*`` column: the gate whose policies read none) leaves the
     pattern pass and its columns out; every other column is the same.
 
@@ -218,7 +223,7 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     starts, state_at, today, last_ping, ints, floats = b.starts, b.state_at, b.today, b.last_ping, b.ints, b.floats
     starts[1] = len(rows)
     state_at[0] = at
-    today[0] = _local_days_of(zone, (at,))[0]
+    today[0] = _local_day_of(zone, at)
     last = NULL_TIME
     if gps is not None:                       # gps_last_ping, for one car in plain Python
         first, latest, gap = gps
@@ -226,8 +231,7 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     last_ping[0] = last
     F.fold(starts, *columns, state_at, today, last_ping, settings.promise_grace_days, settings.gps_tamper_days,
            int(settings.gps_offline_after_hours * 3_600_000_000), ints, floats)
-    out = dict(zip(_INT_COLUMNS, ints[0].tolist()))
-    out.update(zip(_FLOAT_COLUMNS, floats[0].tolist()))
+    prog = flags = completed = None
     if patterns:
         prog = _program(settings)
         # the GPS_OFFLINE pseudo-events (P.offline_events for one car): the stored offline periods
@@ -244,13 +248,60 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
         kind, times, _, amount, _, channel, outcome, _ = columns
         flags, completed = b.alerts(prog)
         P.alert_rows(prog, starts, kind, times, amount, channel, outcome, state_at, silent, flags, completed)
+    if not remember or last != NULL_TIME:      # (a GPS state: the last ping and the hours offline
+        out = _values(ints, floats, prog, flags, completed)     # move with the clock, no output repeats)
+        out["state_at"] = at
+        return out
+    # the same outputs as a call before on this thread: that call's values (the dictionary is
+    # a pure function of the outputs; the fold ran, so they are this moment's)
+    key = (ints.tobytes(), floats.tobytes(), None if prog is None else flags.tobytes(),
+           None if prog is None else completed.tobytes())
+    memo = b.values.get(id(prog))
+    if memo is None or memo[0] is not prog:          # (the outputs' meaning is the program's)
+        if len(b.values) >= 8:
+            b.values.clear()
+        memo = b.values[id(prog)] = (prog, {})
+    memo = memo[1]
+    shared = memo.get(key)
+    if shared is None:
+        shared = _values(ints, floats, prog, flags, completed)
+        shared.memo = {}
+        if len(memo) >= _VALUES_KEPT:
+            memo.clear()
+        memo[key] = shared
+    out = FoldValues(shared)
+    out.memo = shared.memo
+    out["state_at"] = at
+    return out
+
+
+def _values(ints: np.ndarray, floats: np.ndarray, prog, flags, completed) -> FoldValues:
+    """The values of one account's fold outputs (row 0), with the alerts of ``prog`` (None:
+    no pattern pass) and the columns derived from others."""
+    out = FoldValues(zip(_INT_COLUMNS, ints[0].tolist()))
+    out.update(zip(_FLOAT_COLUMNS, floats[0].tolist()))
+    if prog is not None:
         out.update(zip(_alert_columns(prog.names), _pairs(flags[0].tolist(), completed[0].tolist())))
     sms, voice = out["consent_sms"], out["consent_voice_bot"]
     out["consent_automated_contact"] = -1 if sms < 0 and voice < 0 else int((sms != 0) and (voice != 0))
     out["contact_opt_out"] = out["opt_out_phone"] if out["ledger_events"] > 0 else -1
     out["repossessed"] = int(out["repossession_stage"] in (2, 3))
-    out["state_at"] = at
     return out
+
+
+class FoldValues(dict):
+    """:func:`derive_one`'s values (a dict, column → value in the fold's representation);
+    ``memo``: a dictionary shared by every call whose fold gave the same outputs, where the
+    values' pure functions keep their answers (:func:`kernel.ledger.join.merge_record` its
+    record scalars). Callers do not change it. Without ``remember`` a call's values have no
+    ``memo``."""
+
+    __slots__ = ("memo",)
+
+
+#: distinct fold outputs a thread keeps the values of (then it starts over): each ≈ 10 KB with
+#: its record scalars, so a thread holds at most ≈ 3 MB
+_VALUES_KEPT = 256
 
 
 def _pairs(flags: list, completed: list):
@@ -271,6 +322,9 @@ class _OneRow:
         self.last_ping = np.zeros(1, np.int64)
         self.ints, self.floats = F.empty_outputs(1)
         self._alerts: tuple = (None, None, None)
+        #: per pattern program (None: no pattern pass), the values of the fold outputs seen last by
+        #: the outputs' bytes: derive_one's
+        self.values: dict[int, tuple[object, dict[tuple, FoldValues]]] = {}
 
     def alerts(self, prog) -> tuple[np.ndarray, np.ndarray]:
         """The pattern pass's one-row outputs for ``prog`` (its number of patterns)."""
@@ -337,6 +391,26 @@ def _local_days_of(zone: str, instants: tuple) -> list[int]:
 
 #: per zone, its cached transition table (kernel.localtime) as Python lists
 _ZONE_LISTS: dict[str, tuple] = {}
+
+
+def _local_day_of(zone: str, instant: int) -> int:
+    """``_local_days_of(zone, (instant,))[0]``, from the span of constant offset that held the
+    zone's instant asked last when ``instant`` falls in it (a call's "today": the same span
+    call after call) — the same table, so the same offset."""
+    span = _ZONE_SPANS.get(zone)
+    if span is not None and span[0] <= instant < span[1] and _ZONE_TABLES.get(zone) is span[3]:
+        return (instant + span[2]) // US_PER_DAY
+    day = _local_days_of(zone, (instant,))[0]
+    table, starts, offsets = _ZONE_LISTS[zone]
+    i = bisect.bisect_right(starts, instant)
+    lo = max(table[0], starts[i - 1]) if i else table[0]
+    hi = min(table[1] + 1, starts[i]) if i < len(starts) else table[1] + 1
+    _ZONE_SPANS[zone] = (lo, hi, offsets[i], table)
+    return day
+
+
+#: per zone, (from, until, offset, table): the span of its table holding the instant asked last
+_ZONE_SPANS: dict[str, tuple] = {}
 
 
 _NO_EVENTS = (np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64),

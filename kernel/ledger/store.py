@@ -768,26 +768,35 @@ _NEVER = 2 ** 63 - 1
 _ABSENT = object()
 
 
+class KeptRows(list):
+    """An account's events as :meth:`SQLiteStore.account_rows_now` keeps them: the same list
+    while they cannot have changed (what is built from it may be kept with it), never changed."""
+
+
 def _split_account_rows(rows: list, until: int,
                         offline_since: int | None) -> tuple[list[tuple], tuple | None, list[tuple[int, int]]]:
     """:meth:`Store.account_rows`' answer from its statement's rows (as of ``until``)."""
     if not rows or min(r[0] for r in rows) >= 0:
         return rows, None, []
+    return ([row for row in rows if row[0] >= 0],
+            *_gps_of([row for row in rows if row[0] < 0], until, offline_since))
+
+
+def _gps_of(extras: list, until: int, offline_since: int | None) -> tuple[tuple | None, list[tuple[int, int]]]:
+    """The reduced GPS state and the offline periods of an account's GPS rows (kinds −1, −2)."""
     first = last = None
     gap = NULL_TIME
-    events, offline = [], []
+    offline = []
     since_offline = until + 1 if offline_since is None else offline_since
-    for row in rows:
-        if row[0] >= 0:
-            events.append(row)
-        elif row[0] == -1:
+    for row in extras:
+        if row[0] == -1:
             last, first = row[1], row[3]
         else:                                  # an offline period: holding `until`, or recent
             if row[3] > until:
                 gap = row[1]
             if row[1] >= since_offline:
                 offline.append((row[1], row[3]))
-    return events, None if last is None else (first, last, gap), offline
+    return None if last is None else (first, last, gap), offline
 
 
 def _chunks(values: list, size: int) -> Iterator[list]:
@@ -949,7 +958,8 @@ class SQLiteStore(Store):
         try:
             if hit is not None and hit[1] <= until < hit[2] and hit[0] == (
                     conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes, self._generation):
-                return _split_account_rows(hit[3], until, offline_since)
+                # (the very list of events every hit: the fold's inputs built from it are kept)
+                return (hit[3], *_gps_of(hit[4], until, offline_since)) if hit[4] else (hit[3], None, [])
             changes, generation = conn.total_changes, self._generation
             sql = self._account_edges_sql
             if sql is None:
@@ -980,8 +990,10 @@ class SQLiteStore(Store):
                     valid_until = min(valid_until, max(at + offline_lookback + 1, row[3]))
         if len(entries) >= _CACHED_ACCOUNTS:
             entries.clear()
-        entries[key] = ((version, changes, generation), until, valid_until, kept)
-        return _split_account_rows(kept, until, offline_since)
+        events = KeptRows(row for row in kept if row[0] >= 0)
+        extras = [row for row in kept if row[0] < 0]
+        entries[key] = ((version, changes, generation), until, valid_until, events, extras)
+        return (events, *_gps_of(extras, until, offline_since)) if extras else (events, None, [])
 
     _account_edges_sql: str | None = None
     #: bumped when the file's content is replaced through this store's own connection (restore)

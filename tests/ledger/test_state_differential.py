@@ -246,3 +246,82 @@ def test_alerts_equal_reference(histories, cars, offline_after, windows):
         want = reference_state(events, "UTC", AT, settings_, gaps=gaps, last_ping=last)
         for name in ALERT_COLUMNS:
             assert got[name][a] == as_fold(name, want[name]), (name, a, events, gaps, last)
+
+
+def _fold_rows(events: list[Event]) -> list[tuple]:
+    """One account's events as the store's rows (derive_one's input), in the fold's order."""
+    from kernel.ledger.state import _order
+    rows = [(KINDS.index(e.kind), e.at, e.amount, e.promise_date,
+             ENUMS["contact_channel"].index(e.channel) if e.channel else None,
+             ENUMS["contact_outcome"].index(e.outcome) if e.outcome else None, e.expiry_date) for e in events]
+    return sorted(rows, key=_order)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=st.lists(an_event(), max_size=20), zone=st.sampled_from(ZONES), car=st.one_of(st.none(), a_car),
+       steps=st.lists(st.integers(-40, 40), min_size=5, max_size=25))
+def test_one_account_values_kept_per_fold_output_equal_the_batch_path(events, zone, car, steps):
+    """derive_one keeps the values (and merge_record their record scalars) of each fold output
+    it saw: asked at moments hours apart, back and forth over day boundaries and the same
+    moment again (hits, then misses as the windows slide), every answer equals the batch path
+    at that moment, and the merged record equals the one merged from a plain dict."""
+    from kernel.ledger.join import book_state_record, merge_record
+    s = StateSettings()
+    rows = _fold_rows(events)
+    book = book_state_record({"account_id": "A0", "time_zone": zone, "call_attempts_today": 2,
+                              "gps_status": "ONLINE", "consent_automated_contact": True}, dt.date(2026, 11, 27))
+    for step in steps + steps[:3]:
+        at = AT + step * 3 * HOUR
+        if car is None:
+            gps = offline = None
+            one = derive_one(rows, zone, at, s, None, [], ordered=True, remember=True)
+        else:
+            first, last, gaps = gps_history(*car)
+            holding = next((f for f, t in gaps if f <= at < t), NULL_TIME)
+            since = at - lookback_us(s)
+            gps = (np.array(["A0"], dtype=object), np.array([first]), np.array([last]), np.array([holding]))
+            recent = [(f, t) for f, t in gaps if since <= f <= at]
+            offline = (np.array(["A0"] * len(recent), dtype=object), np.array([f for f, _ in recent], np.int64),
+                       np.array([t for _, t in recent], np.int64))
+            one = derive_one(rows, zone, at, s, (first, last, holding), recent, ordered=True, remember=True)
+        batch = derive(columns([events]), ["A0"], [zone], at, s, gps, offline)
+        for name, value in one.items():
+            assert np.array_equal(batch[name][0], value, equal_nan=True), (name, at)
+        assert merge_record(book, one) == merge_record(book, dict(one))
+        assert merge_record(book, one, "ignore") == merge_record(book, dict(one), "ignore")
+
+
+def test_local_day_of_equals_local_days_across_offset_changes():
+    """The one-instant "today" from the span of the zone's last answer equals local_days,
+    at every local midnight (±1 µs) and offset change (±1 µs, ±1 h) of a year and a half, in
+    zones whose clocks change at midnight too, visited forwards, backwards and at random."""
+    import zoneinfo
+
+    from kernel.ledger.state import _local_day_of
+    rng = np.random.default_rng(3)
+    start = dt.datetime(2025, 12, 1)
+    for zone in ("America/Havana", "America/Santiago", "America/New_York", "Asia/Shanghai", "UTC", "Europe/London"):
+        info = zoneinfo.ZoneInfo(zone)
+        instants = []
+        previous = None
+        for d in range(540):
+            local = start + dt.timedelta(days=d)
+            midnight = int(local.replace(tzinfo=info).timestamp()) * 1_000_000
+            instants += [midnight - 1, midnight, midnight + 1]
+            offset = local.replace(tzinfo=info).utcoffset()
+            if previous is not None and offset != previous:      # a change that day: find it to the µs
+                lo, hi = midnight - DAY, midnight + DAY
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=mid)
+                    lo, hi = (mid, hi) if at.astimezone(info).utcoffset() == previous else (lo, mid)
+                instants += [hi + x for x in (-HOUR, -1, 0, 1, HOUR)]
+            previous = offset
+        shuffled = [instants[i] for i in rng.permutation(len(instants))]
+        for t in instants + instants[::-1] + shuffled:
+            assert _local_day_of(zone, t) == int(local_days_of(zone, t)), (zone, t)
+
+
+def local_days_of(zone: str, instant: int) -> int:
+    from kernel.ledger.state import local_days
+    return local_days(np.array([instant], np.int64), [zone], np.zeros(1, np.int64))[0]
