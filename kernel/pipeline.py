@@ -65,6 +65,7 @@ _TEXT_VALUATION = {"valuation.method", "disposal_channel.channel"}
 _NO_VALUATION = dict.fromkeys(_VALUATION_COLUMNS)
 #: the decision columns whose accounts are valued (heading for repossession or disposal)
 _VALUED = ("disposal.repossess", "disposal.dispose")
+_ABSENT = object()
 NO_POLICY_SET = "NO_POLICY_SET"
 ENV_AUDIT = "POSTLOAN_AUDIT_PATH"
 _APPLY_KEYS = {"country", "region", "product", "set"}
@@ -222,6 +223,19 @@ def select_disposal_channels(price: np.ndarray, age_years: np.ndarray, mileage_k
     codes = np.array([country_of.get(c, -1) for c in np.asarray(country, dtype=object).tolist()], np.int64)
     return _ChannelTable(channels, holding_cost_per_day).choose(
         price, np.asarray(age_years, np.float64), np.asarray(mileage_km, np.float64), grade, codes)
+
+
+@functools.cache
+def _record_joins():
+    """What :meth:`Pipeline.record_with_state` calls, imported once (the ledger's package is
+    imported on first use, not with the pipeline; an import statement in the call would
+    cost a microsecond or two per request)."""
+    from types import SimpleNamespace
+
+    from .evaluation.arms import add_arm_record
+    from .ledger.join import book_state_record, join_book_state, join_record, merge_record
+    return SimpleNamespace(add_arm_record=add_arm_record, book_state_record=book_state_record,
+                           join_book_state=join_book_state, join_record=join_record, merge_record=merge_record)
 
 
 # --------------------------------------------------------------------------------------------
@@ -513,13 +527,13 @@ class Pipeline:
 
     def record_with_state(self, record: Mapping[str, Any], as_of: dt.date, now: dt.datetime) -> Record:
         """One account's record joined with its state (the ``run_record`` path)."""
-        from .ledger.join import book_state_record, join_record, merge_record
-        state = book_state_record(record, as_of)
-        if self.ledger is not None:
-            state = merge_record(state, self.ledger.state_values(record.get("account_id"), record.get("time_zone"), now),
-                                 self.book_counters)
-        from .evaluation.arms import add_arm
-        return add_arm(join_record(record, state), self.experiment)
+        joins = _record_joins()
+        if self.ledger is None:                # the state read off the book alone
+            return joins.add_arm_record(joins.join_book_state(record, as_of), self.experiment)
+        state = joins.merge_record(joins.book_state_record(record, as_of),
+                                   self.ledger.state_values(record.get("account_id"), record.get("time_zone"), now),
+                                   self.book_counters)
+        return joins.add_arm_record(joins.join_record(record, state), self.experiment)
 
     @functools.cached_property
     def judge_columns(self) -> frozenset | None:
@@ -600,11 +614,15 @@ class Pipeline:
         """Valuation, collection strategy and compliance, without the audit log (benchmarks,
         what-if runs); with ``actions=False`` the valuation only (no action is planned). Use
         :meth:`run` or :meth:`act` for decisions that are acted on."""
+        if not actions and isinstance(book, Record) and isinstance(decisions, Record):
+            result = self._stage_unvalued_record(book, decisions, now)
+            if result is not None:
+                return result
         n = row_count(book)
         if row_count(decisions) != n:
             raise PostloanError(f"the kernel returned {row_count(decisions)} decision rows for {n} accounts")
         batch = Batch(n, as_of, now, [decisions, book], self.config)
-        conflicts = self.kernel.unique_conflicts(decisions) if hasattr(self.kernel, "unique_conflicts") else {}
+        conflicts = self._unique_conflicts(decisions)
         extra = self._valuation(batch)
         if isinstance(book, Record):
             extra = Record({k: _first_value(v) for k, v in extra.items()} if extra else _NO_VALUATION)
@@ -625,6 +643,27 @@ class Pipeline:
         actions["account_id"] = _take(batch.raw("account_id"), plan["row"])
         del actions["row"]
         return PipelineResult(_with_columns(decisions, extra, book), actions, errors, conflicts)
+
+    def _unique_conflicts(self, decisions) -> dict[str, int]:
+        return self.kernel.unique_conflicts(decisions) if hasattr(self.kernel, "unique_conflicts") else {}
+
+    def _stage_unvalued_record(self, book: Record, decisions: Record, now: dt.datetime) -> PipelineResult | None:
+        """:meth:`stage` with ``actions=False`` for one account (records) that heads for
+        neither repossession nor disposal, without the Batch the general way builds to find
+        that out: the same result (no valuation, no action), or None when the general way
+        must run — a flag of :data:`_VALUED` set or not a plain bool (the Batch converts it),
+        an experiment (its arm), a naive ``now`` (the Batch refuses it). A flag is read as
+        the Batch reads it: the decisions' value, else the book's."""
+        if self.experiment is not None or now.tzinfo is None or now.utcoffset() is None:
+            return None
+        for name in _VALUED:
+            value = decisions.get(name, _ABSENT)
+            if value is _ABSENT:
+                value = book.get(name)
+            if value is not None and value is not False:
+                return None
+        return PipelineResult(_with_columns(decisions, _NO_VALUATION, book), dict(_NO_ACTIONS), [],
+                              self._unique_conflicts(decisions))
 
     def _meta(self, as_of, now, n, actions, errors) -> dict:
         if self._meta_fixed is None:             # what every record of this pipeline shares

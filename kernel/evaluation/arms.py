@@ -262,8 +262,7 @@ def add_arm(joined, experiment: "Experiment | None"):
     A record or a mapping gets the column in place (the pipeline's are its own copies)."""
     from ..hookspecs import Record
     if isinstance(joined, Record) or (isinstance(joined, dict) and not _is_columns(joined)):
-        joined["experiment_arm"] = NONE if experiment is None else experiment.assign_one(joined.get("account_id"))
-        return joined
+        return add_arm_record(joined, experiment)
     if isinstance(joined, Mapping):
         n = len(next(iter(joined.values()))) if joined else 0
         codes = np.zeros(n, np.int8) if experiment is None else experiment.assign(joined["account_id"])
@@ -277,6 +276,13 @@ def add_arm(joined, experiment: "Experiment | None"):
     if "experiment_arm" in names:
         return table.set_column(names.index("experiment_arm"), "experiment_arm", column)
     return table.append_column("experiment_arm", column)
+
+
+def add_arm_record(record: dict, experiment: "Experiment | None") -> dict:
+    """:func:`add_arm` for one record (a :class:`~kernel.hookspecs.Record` or a dict of
+    scalars): its arm, in place."""
+    record["experiment_arm"] = NONE if experiment is None else experiment.assign_one(record.get("account_id"))
+    return record
 
 
 def _is_columns(mapping: Mapping) -> bool:

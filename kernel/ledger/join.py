@@ -32,7 +32,8 @@ from ..schema import BOOK, ENUMS, STATE
 from .state import _BOOL, _DATE, _ENUM, _TIME, state_table
 
 __all__ = ["WHERE_SET", "REPLACED", "STATE_ONLY", "BOOK_COUNTERS", "book_state", "merge", "join_table",
-           "join_columns", "with_state", "book_state_record", "merge_record", "record_state", "join_record"]
+           "join_columns", "with_state", "book_state_record", "merge_record", "record_state", "join_record",
+           "join_book_state"]
 
 _BOOK_NAMES = {c.name for c in BOOK}
 #: state columns that replace the book column of the same name
@@ -245,10 +246,17 @@ def record_state(values: Mapping[str, Any]) -> dict[str, Any]:
 def book_state_record(record: Mapping[str, Any], as_of: dt.date) -> dict[str, Any]:
     """:func:`book_state` for one account given as a record."""
     out = dict(_EMPTY_RECORD)
-    get = record.get
     for name in REPLACED:
         if name in record:
             out[name] = record[name]
+    _derive_record(out, record.get, as_of)
+    return out
+
+
+def _derive_record(out: dict, get, as_of: dt.date) -> None:
+    """The state columns the book says something about without having them (an open promise,
+    a dispute, unanswered calls…), read with ``get`` (the record's) into ``out``: the one
+    derivation :func:`book_state_record` and :func:`join_book_state` share."""
     calls, connected = get("call_attempts_today") or 0, get("connected_calls_today") or 0
     out["unanswered_attempts_today"] = max(calls - connected, 0)
     promise = get("promise_date")
@@ -258,6 +266,24 @@ def book_state_record(record: Mapping[str, Any], as_of: dt.date) -> dict[str, An
     out["opt_out_phone"] = bool(get("contact_opt_out"))
     out["gps_tamper_30d"] = int(get("gps_status") == "TAMPERED")
     out["repossession_stage"] = "REPOSSESSED" if get("repossessed") else "NONE"
+
+
+#: :data:`_EMPTY_RECORD` without the columns a record of the whole book has (the replaced ones)
+_STATE_ONLY_RECORD = {name: value for name, value in _EMPTY_RECORD.items() if name not in _REPLACED_SET}
+
+
+def join_book_state(record: Mapping[str, Any], as_of: dt.date) -> Record:
+    """``join_record(record, book_state_record(record, as_of))`` — one account with its state
+    read off the book alone (no ledger) — built straight: a record holding every replaced
+    column keeps them as they are (the state would give back the same values), so only the
+    state's own columns are added (their empty values, then :func:`_derive_record`'s), in
+    the same order; any other record takes the general way. ``tests/ledger`` pins the two
+    together."""
+    if not record.keys() >= _REPLACED_SET:
+        return join_record(record, book_state_record(record, as_of))
+    out = Record(record)
+    out.update(_STATE_ONLY_RECORD)
+    _derive_record(out, record.get, as_of)
     return out
 
 

@@ -368,15 +368,21 @@ class DecideResponseEncoder:
     scalar}``) and its actions (the pipeline's action columns) — straight to its wire bytes: the bytes of the
     messages built field by field, up to the order of map entries, in a fraction of the time.
     Per column, what precedes a float is made once, and the whole entry of any other value
-    (string, bool, int, rule list, null) is made once and reused: a column takes few of them."""
+    (string, bool, int, rule list, null) is made once and reused: a column takes few of them.
+
+    The columns are written by a function generated once per order of a record's columns
+    (the pipeline gives every record of a bundle the same): one line per column, its float
+    prefix and memo bound as constants, instead of a loop looking each column's plan up."""
 
     MEMO_PER_COLUMN = 512          # bounds the memory a free-text output column could take
+    WRITERS = 64                   # column orders kept (one per bundle in practice)
 
     def __init__(self, bundle_hash: str):
         self._bundle_hash = _delimited(_DECISION_TAGS["bundle_hash"], bundle_hash.encode())
         # column -> (map tag, key field, the whole entry up to a float's 8 bytes, memo)
         self._columns: dict[str, tuple[bytes, bytes, bytes, dict]] = {}
         self._as_of: tuple = (None, b"")
+        self._writers: dict[tuple, object] = {}       # the record's columns, in order -> writer
 
     def _column(self, name: str) -> tuple[bytes, bytes, bytes, dict]:
         is_rule = name.endswith(".rule")
@@ -388,7 +394,7 @@ class DecideResponseEncoder:
         return plan
 
     def _entry(self, name: str, value) -> bytes:
-        """One map entry's bytes (what :meth:`decision`'s loop writes inline)."""
+        """One map entry's bytes (what :meth:`decision`'s writer writes inline)."""
         tag, key, float_entry, memo = self._columns.get(name) or self._column(name)
         kind = type(value)
         if kind is float and value == value:
@@ -408,42 +414,45 @@ class DecideResponseEncoder:
                 memo[memo_key] = entry
         return entry
 
+    def _writer(self, names: tuple):
+        """The function giving the parts of a Decision whose record's columns are ``names``
+        (in order; ``account_id`` is not an entry) after its first three (account id, date,
+        bundle hash): one list display, one expression per column — a float not NaN its
+        column's prefix and its 8 bytes, a string, bool, int or None its memoized whole entry
+        (the memo's key the value itself), anything else (a rule list, a NaN…) through
+        :meth:`_memoized`."""
+        env = {"pack": _PACK_DOUBLE, "memoized": self._memoized, "HASHED": _MEMOIZED}
+        items = []
+        for i, name in enumerate(names):
+            if name == "account_id":
+                continue
+            plan = self._columns.get(name) or self._column(name)
+            env[f"F{i}"], env[f"M{i}"], env[f"N{i}"] = plan[2], plan[3], name
+            v = f"v{i}"
+            items.append(f"        F{i} + pack({v}) if (t := type({v})) is float and {v} == {v} else "
+                         f"(M{i}.get({v}) if t in HASHED else None) or memoized(N{i}, {v}, t, M{i}),\n")
+        source = ("def write(account, day, bundle, values):\n"
+                  f"    ({''.join(f'v{i}, ' for i in range(len(names)))}) = values\n"
+                  "    return [account, day, bundle,\n" + "".join(items) + "    ]\n")
+        exec(compile(source, f"<decision writer of {len(names)} columns>", "exec"), env)
+        if len(self._writers) >= self.WRITERS:
+            self._writers.clear()
+        write = self._writers[names] = env["write"]
+        return write
+
     def decision(self, decisions: dict, as_of: dt.date) -> bytes:
         """A Decision's bytes: ``account_id``, ``as_of``, the bundle hash and every other
-        column of ``decisions`` in ``values`` (``<ruleset>.rule`` columns in ``rules``).
-
-        One loop, :meth:`_entry` written inline: a float is its column's prefix and its 8
-        bytes (two parts of the join, no concatenation); a string, bool, int, None or rule
-        list the memoized whole entry (the memo's key built only for the kinds that hash)."""
+        column of ``decisions`` in ``values`` (``<ruleset>.rule`` columns in ``rules``),
+        written by the function generated for its columns' order (:meth:`_writer`)."""
         account_id = str(decisions["account_id"])
         day, date_field = self._as_of
         if as_of != day:
             date_field = _delimited(_DECISION_TAGS["as_of"], date_message(as_of).SerializeToString())
             self._as_of = (as_of, date_field)           # the next call most likely has the same date
-        parts = [_delimited(_DECISION_TAGS["account_id"], account_id.encode()) if account_id else b"",
-                 date_field, self._bundle_hash]
-        append, columns, pack, memoized = parts.append, self._columns, _PACK_DOUBLE, self._memoized
-        for name, value in decisions.items():
-            plan = columns.get(name)
-            if plan is None:
-                if name == "account_id":
-                    continue
-                plan = self._column(name)
-            kind = type(value)
-            if kind is float:
-                if value == value:
-                    append(plan[2])
-                    append(pack(value))
-                    continue
-                memo_key = value                   # NaN: the entry of a null (never memoized: NaN != NaN)
-            elif kind is str or kind is bool or kind is int or value is None:
-                memo_key = value
-            else:
-                append(memoized(name, value, kind, plan[3]))
-                continue
-            entry = plan[3].get(memo_key)
-            append(entry if entry is not None else memoized(name, value, kind, plan[3]))
-        return b"".join(parts)
+        names = tuple(decisions)
+        write = self._writers.get(names) or self._writer(names)
+        return b"".join(write(_delimited(_DECISION_TAGS["account_id"], account_id.encode()) if account_id else b"",
+                              date_field, self._bundle_hash, decisions.values()))
 
     def response(self, decisions: dict, as_of: dt.date, actions: dict | None = None) -> bytes:
         """A DecideResponse's bytes: the decision, and the actions given as the pipeline's

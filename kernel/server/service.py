@@ -99,9 +99,10 @@ class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
         engine = self._engine(context)
         if not request.HasField("account"):
             raise FieldError("account", "required")
-        _note_account(request.account)
+        account = request.account
+        _note_account(account)
         as_of, now = self._as_of(request), self._now(request)
-        record = engine.record(request.account)
+        record = engine.record(account)
         with_actions = request.actions if request.HasField("actions") else True
         response, tier, conflicts = engine.decide_response(record, as_of, now, with_actions)
         self._server.metrics.count_decisions(tier or "NONE")

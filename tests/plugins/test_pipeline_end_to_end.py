@@ -188,3 +188,38 @@ def test_an_open_promise_leaves_a_reminder_only_and_a_dispute_stops_collection(r
     assert reminded and disputed
     assert {r["action"] for r in actions if r["account_id"] in reminded} == {"SMS"}
     assert not [r for r in actions if r["account_id"] in disputed]
+
+
+def test_a_decision_only_record_that_is_not_valued_stages_as_the_general_way(pipeline, small_book):
+    """``stage(actions=False)`` of one account heading for neither repossession nor disposal
+    skips the Batch (``Pipeline._stage_unvalued_record``): its decisions, conflicts and (no)
+    actions are those of the general way (the stage with actions, which builds the Batch and
+    asks the valuation), column order included; a valued account, a flag that is not a plain
+    bool and a naive ``now`` take the general way."""
+    from kernel.hookspecs import Record
+    from kernel.pipeline import _NO_ACTIONS
+
+    fast = valued = 0
+    for record in small_book.slice(0, 120).to_pylist():
+        stated = pipeline.record_with_state(record, AS_OF, NOW)
+        decided = Record(pipeline.kernel.decide_record(stated, AS_OF))
+        quick = pipeline._stage_unvalued_record(stated, decided, NOW)
+        one = pipeline.stage(stated, decided, AS_OF, NOW, actions=False)
+        general = pipeline.stage(stated, decided, AS_OF, NOW, actions=True)
+        assert list(one.decision_record.items()) == list(general.decision_record.items())
+        assert one.unique_conflicts == general.unique_conflicts and one.errors == []
+        assert {k: len(v) for k, v in one.action_columns.items()} == {k: 0 for k in _NO_ACTIONS}
+        if quick is None:
+            valued += 1
+            assert decided["disposal.repossess"] or decided["disposal.dispose"]
+            assert one.decision_record["valuation.method"] is not None
+        else:
+            fast += 1
+            assert list(quick.decision_record.items()) == list(one.decision_record.items())
+    assert fast and valued, (fast, valued)
+    record = small_book.slice(0, 1).to_pylist()[0]
+    stated = pipeline.record_with_state(record, AS_OF, NOW)
+    decided = Record(pipeline.kernel.decide_record(stated, AS_OF))
+    assert pipeline._stage_unvalued_record(stated, Record(decided, **{"disposal.dispose": np.bool_(False)}), NOW) is None
+    with pytest.raises(Exception, match="time-zone-aware"):
+        pipeline.stage(stated, decided, AS_OF, NOW.replace(tzinfo=None), actions=False)

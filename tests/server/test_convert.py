@@ -263,3 +263,24 @@ def test_timestamp_value_is_protobufs_to_datetime():
     for seconds, nanos in ((lo - 1, 0), (hi + 1, 0), (0, -1), (0, 1_000_000_000)):
         with pytest.raises(FieldError, match="not a valid instant"):
             convert.timestamp_value(Timestamp(seconds=seconds, nanos=nanos), "now")
+
+
+def test_records_of_many_column_orders_each_get_their_own_writer():
+    """The encoder writes a record by a function generated for its columns' order: records
+    of the same columns in other orders, and more orders than it keeps writers for, still
+    encode to the reference message."""
+    import random
+
+    rng = random.Random(3)
+    columns = {"tier.tier": "MILD", "tier.rule": ["r1"], "model.score": 0.25, "alerts.count": 3,
+               "alerts.flag": True, "x.nan": math.nan, "x.none": None}
+    encoder = convert.DecideResponseEncoder("h")
+    orders = set()
+    for _ in range(3 * encoder.WRITERS):
+        names = list(columns) + ["account_id"]
+        rng.shuffle(names)
+        decisions = {name: "AC7" if name == "account_id" else columns[name] for name in names}
+        orders.add(tuple(names))
+        got = decision_pb2.DecideResponse.FromString(encoder.response(decisions, AS_OF))
+        assert got == reference(decisions, AS_OF, "h")
+    assert len(orders) > encoder.WRITERS and len(encoder._writers) <= encoder.WRITERS
