@@ -925,7 +925,11 @@ def _checked_floats(values, n: int, who: str, plugin: str, hook: str) -> np.ndar
 
 def _checked_plan(plan: Any, n: int, who, hook: str) -> dict[str, Any]:
     """The plan's columns checked and in their types; ``who`` is (who made it, plugin), or a
-    function giving them (worked out only when the plan is wrong)."""
+    function giving them (worked out only when the plan is wrong). The scripts are an Arrow
+    string array, except for one account (``n == 1``) given a list of str / None: that list
+    as it is (a request's scripts go on as Python strings: :meth:`ActionBatch.listed_script`,
+    the response's encoding; :attr:`ActionBatch.script` and ``PipelineResult.actions`` make
+    the Arrow array when read)."""
     def bad(message: str) -> PluginError:
         name, plugin = who() if callable(who) else who
         return PluginError(f"{name}: {message}", plugin=plugin, hook=hook)
@@ -983,6 +987,8 @@ def _checked_plan(plan: Any, n: int, who, hook: str) -> dict[str, Any]:
     script = plan.get("script")
     if script is None:
         script = pa.nulls(m, pa.string())
+    elif n == 1 and type(script) is list and all(type(x) is str or x is None for x in script):
+        pass                                       # one account's scripts: kept as Python strings (no Arrow)
     elif not isinstance(script, pa.Array):
         try:
             script = pa.array(list(script), pa.string())

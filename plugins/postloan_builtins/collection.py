@@ -1170,7 +1170,8 @@ class TieredStrategy(CollectionStrategy):
 
     def _render(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: np.ndarray):
         if batch.n == 1:
-            return self._render_one(batch, rows, action, int(tier[0]))
+            script_id, language, script = self._render_one(batch, rows, action, int(tier[0]))
+            return script_id, language, pa.array(script, pa.string())
         country = batch.enum("country")
         # amounts in the account's own currency: the book says which; else the country's
         currency = self._currency_of_country[country]
@@ -1192,7 +1193,8 @@ class TieredStrategy(CollectionStrategy):
         once by the slot's text function (:func:`_one_texts`) and shared by the account's
         scripts (:class:`_OneAccount`) — instead of NumPy and Arrow on a few elements. The
         script ids' and languages' arrays are kept per combination of templates (copies
-        returned)."""
+        returned); the scripts come as a list of Python str (None: no template), which the
+        pipeline keeps as it is for one account (:func:`kernel.pipeline._checked_plan`)."""
         lists = self._lists
         if lists is None:
             lists = self._lists = (self._currency_of_country.tolist(), self._language_of_country.tolist(),
@@ -1232,7 +1234,7 @@ class TieredStrategy(CollectionStrategy):
             name = ENUMS["language"][language]
             columns = self._one_columns[key] = (np.array([ids[i] for i in chosen], dtype=object),
                                                 np.array([name if i >= 0 else None for i in chosen], dtype=object))
-        return columns[0].copy(), columns[1].copy(), pa.array(scripts, pa.string())
+        return columns[0].copy(), columns[1].copy(), scripts
 
     def _one_plan(self, i: int, said: tuple[bool, ...]) -> tuple[str, tuple]:
         """Template ``i``'s render plan for one account with the clauses ``said``: its format

@@ -209,7 +209,8 @@ def test_one_accounts_plan_is_its_rows_of_the_batchs_plan(kernel, pipeline, book
             listed = values.to_pylist() if isinstance(values, pa.Array) else np.asarray(values).tolist()
             assert listed == [columns[name][k] for k in mine.tolist()], (row, name)
         seen["actions"] += mine.size
-        seen["scripts"] |= {s for s in got.get("script", pa.array([], pa.string())).to_pylist() if s}
+        script = got.get("script", [])
+        seen["scripts"] |= {s for s in (script.to_pylist() if isinstance(script, pa.Array) else script) if s}
     assert seen["actions"] > 150 and len(seen["scripts"]) > 100
 
 
@@ -324,3 +325,36 @@ def test_one_accounts_render_plans_write_the_strategys_constants(pipeline):
     assert text.format("Jo") == "Hi {Jo} from A{b}c call 1"
     text, slots = t.format_plan(())
     assert text.format("Jo", "L", "2") == "Hi {Jo} from L call 2" and [s[1] for s in slots] == ["name", "lender", "hotline"]
+
+
+def test_one_accounts_scripts_stay_python_strings_and_read_as_arrow(kernel, pipeline, book):
+    """One account's plan keeps its scripts as the list of str the strategy gives (no Arrow
+    array on the request's path); ActionBatch.script and PipelineResult.actions still give them
+    as Arrow, the same texts; a list that is not all str / None goes the column's way (an
+    error naming the column), and a batch of several accounts always gets Arrow."""
+    from kernel.hookspecs import ActionBatch, Batch
+    from kernel.pipeline import _checked_plan
+    from kernel.plugins import PluginError
+    row = int(np.flatnonzero(book["dpd"].to_numpy() > 40)[0])
+    record = book.slice(row, 1).to_pylist()[0]
+    one = pipeline.stage(Record(record), Record(kernel.decide_record(record, AS_OF)), AS_OF, NOW)
+    listed = one.action_columns["script"]
+    assert type(listed) is list and all(isinstance(s, str) for s in listed) and len(listed) >= 2
+    assert one.actions["script"].to_pylist() == listed
+    base = {"row": np.zeros(2, np.int64), "action": np.array([1, 2], np.int8), "priority": np.zeros(2),
+            "earliest_at": np.zeros(2, np.int64)}
+    kept = _checked_plan({**base, "script": ["a", None]}, 1, ("s", "p"), "h")["script"]
+    assert kept == ["a", None]
+    assert isinstance(_checked_plan({**base, "script": ["a", None]}, 2, ("s", "p"), "h")["script"], pa.Array)
+    with pytest.raises(PluginError, match="column 'script' must be text"):
+        _checked_plan({**base, "script": ["a", 3]}, 1, ("s", "p"), "h")
+    batch = Batch(1, AS_OF, NOW, [Record(record)], pipeline.config)
+    actions = ActionBatch(batch, np.zeros(2, np.int64), np.array([1, 2], np.int8), np.zeros(2, np.int64),
+                          script=["x", None])
+    assert actions.listed_script() == ["x", None]
+    assert actions.script.type == pa.string() and actions.script.to_pylist() == ["x", None]
+    arrow = ActionBatch(batch, np.zeros(2, np.int64), np.array([1, 2], np.int8), np.zeros(2, np.int64),
+                        script=pa.array(["y", None], pa.string()))
+    assert arrow.listed_script() == ["y", None]
+    assert ActionBatch(batch, np.zeros(2, np.int64), np.array([1, 2], np.int8),
+                       np.zeros(2, np.int64)).listed_script() == [None, None]
