@@ -139,7 +139,7 @@ def test_single_account_stage_parts(benchmark, kernel, pipeline):
     scripts), the screen alone — against the whole stage and the kernel's decision of the same
     account, call by call."""
     from kernel.hookspecs import Batch, Record
-    from postloan_builtins.compliance import screen_scripts
+    from postloan_builtins.compliance import _screen_listed
     book = _book(2_000)
     severe = int(np.flatnonzero(book["dpd"].to_numpy() > 40)[0])
     record = book.slice(severe, 1).to_pylist()[0]
@@ -150,16 +150,21 @@ def test_single_account_stage_parts(benchmark, kernel, pipeline):
         return Batch(1, AS_OF, NOW, [Record(decided), Record(record)], pipeline.config)
 
     planned = pipeline._plan(batch())
+    # a request's scripts as the stage holds them (a list of str; an Arrow array before)
     script = planned["script"]
+    listed = script if isinstance(script, list) else script.to_pylist()
+    wanted = [True] * len(listed)
+    tier = batch().enum_one("collection_tier.tier", ("NONE", "MILD", "MEDIUM", "SEVERE"))
     parts = {
         "decide_record": lambda: kernel.decide_record(record, AS_OF),
         "stage": lambda: pipeline.stage(Record(record), Record(decided), AS_OF, NOW),
         "strategy_plan": lambda: pipeline._plan(batch()),
-        "scripts": lambda: strategy._render(batch(), planned["row"], planned["action"],
-                                            batch().enum("collection_tier.tier", ("NONE", "MILD", "MEDIUM", "SEVERE"))),
+        # what the plan pays for its scripts (the one-account renderer, as the stage calls it)
+        "scripts": lambda: strategy._render_one(batch(), planned["row"], planned["action"], tier),
         "valuation": lambda: pipeline._valuation(batch()),
         "policies": lambda: pipeline._comply(batch(), planned, []),
-        "screen": lambda: screen_scripts(script),
+        # the policies' screen of a request's scripts (compliance._screen_listed, as _judge_one reads them)
+        "screen": lambda: _screen_listed(listed, wanted),
         "batch_alone": batch,
     }
     calls = 100 if _smoke(benchmark) else 3_000

@@ -308,7 +308,7 @@ class ActionBatch:
     """
 
     def __init__(self, batch: Batch, rows: np.ndarray, action: np.ndarray, earliest_at_us: np.ndarray,
-                 script: pa.Array | None = None):
+                 script: pa.Array | list | None = None):
         self.batch = batch
         self.rows = rows
         self.action = action
@@ -352,9 +352,23 @@ class ActionBatch:
     @property
     def script(self) -> pa.Array:
         """The rendered script of each action (null where none); PII: never log it."""
-        if self._script is None:
-            self._script = pa.nulls(self.n, pa.string())
-        return self._script
+        script = self._script
+        if script is None:
+            script = self._script = pa.nulls(self.n, pa.string())
+        elif type(script) is list:               # a request's scripts as given (listed_script): once
+            script = self._script = pa.array(script, pa.string())
+        return script
+
+    def listed_script(self) -> list:
+        """:attr:`script` as a list of Python str (None where none) — a request's few scripts
+        as the pipeline hands them over (one account's plan keeps them as a list: no Arrow
+        array is built unless :attr:`script` is read)."""
+        script = self._script
+        if type(script) is list:
+            return script
+        if script is None or script.null_count == self.n:
+            return [None] * self.n
+        return script.to_pylist()
 
     def is_action(self, *names: str) -> np.ndarray:
         """Mask of the actions that are one of ``names`` (``"PHONE"``, ``"SMS"``…)."""
@@ -458,6 +472,8 @@ class Plan:
         self.batch = batch
         for name in self.COLUMNS:
             setattr(self, name, columns[name])
+        if type(self.script) is list:            # one account's scripts as a list: a step sees Arrow
+            self.script = pa.array(self.script, pa.string())
         self._renderer = renderer
 
     @property

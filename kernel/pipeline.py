@@ -689,7 +689,10 @@ class Pipeline:
         """The valuation columns of the accounts heading for repossession or disposal; None
         when there are none."""
         if batch.n == 1:                           # a request: its two flags as Python bools
-            if not any(batch.has(name) and batch.bool_one(name) for name in _VALUED):
+            for name in _VALUED:
+                if batch.has(name) and batch.bool_one(name):
+                    break
+            else:
                 return None
             rows = np.zeros(1, np.int64)
         else:
@@ -964,7 +967,64 @@ def _checked_floats(values, n: int, who: str, plugin: str, hook: str) -> np.ndar
 
 def _checked_plan(plan: Any, n: int, who, hook: str) -> dict[str, Any]:
     """The plan's columns checked and in their types; ``who`` is (who made it, plugin), or a
-    function giving them (worked out only when the plan is wrong)."""
+    function giving them (worked out only when the plan is wrong). The scripts are an Arrow
+    string array, except for one account (``n == 1``) given a list of str / None: that list
+    as it is (a request's scripts go on as Python strings: :meth:`ActionBatch.listed_script`,
+    the response's encoding; :attr:`ActionBatch.script` and ``PipelineResult.actions`` make
+    the Arrow array when read). A request's plan already in its types (the built-in
+    strategy's) is accepted by :func:`_typed_plan`; anything else, right or wrong, is checked
+    and converted here (the one place a plan is rejected)."""
+    typed = _typed_plan(plan, n)
+    if typed is not None:
+        return typed
+    return _checked_plan_columns(plan, n, who, hook)
+
+
+#: the columns of a plan in its types, as _checked_plan gives them
+_PLAN_COLUMNS = frozenset(("row", "action", "priority", "earliest_at", "script_id", "language", "script"))
+_I8 = np.dtype(np.int8)
+_F64 = np.dtype(np.float64)
+_OBJECT = np.dtype(object)
+
+
+def _typed_plan(plan: Any, n: int) -> dict[str, Any] | None:
+    """One account's plan (``n == 1``, at most 64 actions) whose columns are all already in
+    the types :func:`_checked_plan_columns` gives — 1-D int64 rows, int8 action codes, float64
+    priorities, int64 µs, object script ids and languages, a list of str / None scripts — and
+    whose values it would accept (rows within the batch, codes of :data:`ACTION`, languages of
+    the contract): its columns as they are, with nothing converted; None for anything else
+    (then :func:`_checked_plan_columns` converts it or names what is wrong). Pinned to it by
+    ``test_a_typed_plan_is_checked_as_the_columns_check_it``."""
+    if n != 1 or type(plan) is not dict or plan.keys() != _PLAN_COLUMNS:
+        return None
+    row, action, priority, earliest = plan["row"], plan["action"], plan["priority"], plan["earliest_at"]
+    script_id, language, script = plan["script_id"], plan["language"], plan["script"]
+    if not (type(row) is np.ndarray and type(action) is np.ndarray and type(priority) is np.ndarray
+            and type(earliest) is np.ndarray and type(script_id) is np.ndarray and type(language) is np.ndarray
+            and type(script) is list):
+        return None
+    m = row.shape[0]
+    if m > 64 or not (row.dtype == _I64 and action.dtype == _I8 and priority.dtype == _F64
+                      and earliest.dtype == _I64 and script_id.dtype == _OBJECT and language.dtype == _OBJECT):
+        return None
+    if not (row.shape == action.shape == priority.shape == earliest.shape == script_id.shape == language.shape
+            == (m,) and len(script) == m):
+        return None
+    if m:
+        if any(row.tolist()) or min(codes := action.tolist()) < 0 or max(codes) >= len(ACTION):
+            return None
+        for x in language.tolist():
+            if x is not None and x not in _LANGUAGES:
+                return None
+        for x in script:
+            if x is not None and type(x) is not str:
+                return None
+    return {"row": row, "action": action, "priority": priority, "earliest_at": earliest, "script": script,
+            "script_id": script_id, "language": language}        # _checked_plan_columns' order
+
+
+def _checked_plan_columns(plan: Any, n: int, who, hook: str) -> dict[str, Any]:
+    """:func:`_checked_plan` of any plan: each column checked and converted to its type."""
     def bad(message: str) -> PluginError:
         name, plugin = who() if callable(who) else who
         return PluginError(f"{name}: {message}", plugin=plugin, hook=hook)
@@ -1022,6 +1082,8 @@ def _checked_plan(plan: Any, n: int, who, hook: str) -> dict[str, Any]:
     script = plan.get("script")
     if script is None:
         script = pa.nulls(m, pa.string())
+    elif n == 1 and type(script) is list and all(type(x) is str or x is None for x in script):
+        pass                                       # one account's scripts: kept as Python strings (no Arrow)
     elif not isinstance(script, pa.Array):
         try:
             script = pa.array(list(script), pa.string())

@@ -738,7 +738,7 @@ class _OneAccount:
     same formatting functions, the values through the batch's one-account accessors;
     tests/plugins/test_one_account_stage.py compares them script by script)."""
 
-    __slots__ = ("batch", "merged", "has", "symbol", "late_charge", "constants", "vehicle_names", "texts", "dues")
+    __slots__ = ("batch", "merged", "has", "symbol", "late_charge", "constants", "vehicle_names", "dues")
 
     def __init__(self, batch: Batch, symbol: str, late_charge: str, constants: Mapping, vehicle_names: Mapping):
         self.batch = batch
@@ -749,7 +749,6 @@ class _OneAccount:
         self.late_charge = late_charge        # its country's key of LATE_CHARGES
         self.constants = constants
         self.vehicle_names = vehicle_names
-        self.texts: dict = {}                 # slot key -> text
         self.dues: dict = {}                  # clause field -> said
 
     def amount(self, field: str) -> float:
@@ -826,18 +825,6 @@ class _OneAccount:
             return b.time_us_one(column) != NULL_TIME
         return b.int_one(column, 0) > 0
 
-    def texts_of(self, slots: tuple) -> list[str]:
-        """The texts of a render plan's slots (:func:`_one_texts`), each formatted once per
-        account: the account's scripts share them."""
-        texts = self.texts
-        out = []
-        for key, text_of in slots:
-            text = texts.get(key)
-            if text is None:
-                text = texts[key] = text_of(self)
-            out.append(text)
-        return out
-
 
 def _one_text(field: str, language: str, unit: Unit | None):
     """The function giving one account's text of ``field`` (in a template of ``language``,
@@ -893,12 +880,82 @@ def _one_text(field: str, language: str, unit: Unit | None):
     raise AssertionError(field)
 
 
-@functools.cache
-def _one_texts(slots: tuple) -> tuple:
-    """A render plan's slots (key, field, unit) with each one's :func:`_one_text` function:
-    (key, language, function) — the key a text is shared under by the account's scripts."""
-    return tuple((key, _one_text(field, key[1] if field == "vehicle" or FIELDS[field].kind in ("constant", "label")
-                                 else None, unit)) for key, field, unit in slots)
+def _slot_language(key: tuple, field: str) -> str | None:
+    """The language a slot's text depends on (its key's): constants, labels and the vehicle."""
+    return key[1] if field == "vehicle" or FIELDS[field].kind in ("constant", "label") else None
+
+
+def _no_get(column: str, default):
+    """``dict.get`` of a batch without a record's merged values: every column read through
+    the accessors (:meth:`_OneAccount.amount_of`, :meth:`_OneAccount.int_of`)."""
+    return default
+
+
+_RENDERERS: dict = {}
+
+
+def _one_renderer(plans: tuple) -> Any:
+    """One account's scripts of a combination of render plans (:meth:`Template.format_plan`
+    of each template the account's actions use, with its clauses said), as one generated
+    function ``render(one, get, symbol)`` giving each plan's script: every distinct slot's text
+    worked out once (the account's scripts share them) and each format string filled — one
+    call per request, not one per slot. A money or whole-number field reads a record's own
+    float / int by ``get`` (the merged record's ``dict.get``, or :func:`_no_get`) where
+    :meth:`_OneAccount.amount_of` / :meth:`_OneAccount.int_of` would give that same value, and
+    asks them otherwise; then the same formatting as everywhere (:func:`_money_text`,
+    :func:`counted`); every other field by its :func:`_one_text` function. Kept per
+    combination (:meth:`TieredStrategy._render_one`); pinned to the batch renderer by
+    tests/plugins/test_one_account_stage.py, script by script, byte for byte."""
+    found = _RENDERERS.get(plans)
+    if found is not None:
+        return found
+    env: dict = {"ABSENT": _ABSENT, "NULL": NULL_TIME, "MISSING": _MISSING, "money": _money_text,
+                 "counted": counted}
+    lines = ["def render(one, get, symbol):"]
+    names: dict = {}                                  # slot key -> the variable holding its text
+    reads: dict = {}                                  # (column, kind) -> the variable holding its value
+
+    def read(column: str, kind: str) -> str:
+        name = reads.get((column, kind))
+        if name is None:
+            name = reads[column, kind] = f"v{len(reads)}"
+            exact, again = ("float", "one.amount_of") if kind == "money" else ("int", "one.int_of")
+            lines.append(f"    {name} = get({column!r}, ABSENT)")
+            lines.append(f"    if type({name}) is not {exact}:")
+            lines.append(f"        {name} = {again}({column!r})")
+        return name
+
+    calls = []
+    for k, (text, slots) in enumerate(plans):
+        env[f"F{k}"] = text
+        args = []
+        for key, field, unit in slots:
+            name = names.get(key)
+            if name is None:
+                name = names[key] = f"t{len(names)}"
+                kind = FIELDS[field].kind
+                if kind == "money":
+                    if field == "total_due":
+                        value = f"{read(_BOOK_MONEY['overdue_amount'], 'money')} + " \
+                                f"{read(_BOOK_MONEY['penalty_interest'], 'money')}"
+                    else:
+                        value = read(_BOOK_MONEY[field], "money")
+                    lines.append(f"    {name} = money({value}, symbol)")
+                elif kind == "int":
+                    value = read(_INTS[field], "int")
+                    env[f"U_{name}"] = unit
+                    lines.append(f"    {name} = MISSING if {value} == NULL else counted({value}, U_{name})")
+                else:
+                    env[f"T_{name}"] = _one_text(field, _slot_language(key, field), unit)
+                    lines.append(f"    {name} = T_{name}(one)")
+            args.append(name)
+        calls.append(f"F{k}.format({', '.join(args)})")
+    lines.append(f"    return ({', '.join(calls)}{',' if len(calls) == 1 else ''})")
+    exec(compile("\n".join(lines) + "\n", f"<scripts of {len(plans)} templates>", "exec"), env)
+    if len(_RENDERERS) > 4096:
+        _RENDERERS.clear()
+    found = _RENDERERS[plans] = env["render"]
+    return found
 
 
 #: the state columns each label's code reads (:meth:`_Renderer._label`)
@@ -1107,7 +1164,7 @@ class TieredStrategy(CollectionStrategy):
         self._language_names = np.array(languages, dtype=object)
         self._lists: tuple | None = None        # the tables above as Python lists (_render_one)
         self._clauses = [t.clauses for t in self.templates.templates]
-        self._one_plans: dict = {}              # (template, clauses said) -> its render plan (_render_one)
+        self._one_renders: dict = {}            # ((template, clauses said), ...) -> its renderer (_render_one)
         self._one_columns: dict = {}            # (language, templates) -> script ids, languages (_render_one)
         for country, language in settings["language"].items():
             if language not in self.templates.files:
@@ -1170,7 +1227,8 @@ class TieredStrategy(CollectionStrategy):
 
     def _render(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: np.ndarray):
         if batch.n == 1:
-            return self._render_one(batch, rows, action, int(tier[0]))
+            script_id, language, script = self._render_one(batch, rows, action, int(tier[0]))
+            return script_id, language, pa.array(script, pa.string())
         country = batch.enum("country")
         # amounts in the account's own currency: the book says which; else the country's
         currency = self._currency_of_country[country]
@@ -1192,7 +1250,8 @@ class TieredStrategy(CollectionStrategy):
         once by the slot's text function (:func:`_one_texts`) and shared by the account's
         scripts (:class:`_OneAccount`) — instead of NumPy and Arrow on a few elements. The
         script ids' and languages' arrays are kept per combination of templates (copies
-        returned)."""
+        returned); the scripts come as a list of Python str (None: no template), which the
+        pipeline keeps as it is for one account (:func:`kernel.pipeline._checked_plan`)."""
         lists = self._lists
         if lists is None:
             lists = self._lists = (self._currency_of_country.tolist(), self._language_of_country.tolist(),
@@ -1208,22 +1267,21 @@ class TieredStrategy(CollectionStrategy):
         tier = max(tier, 0)
         chosen = [by_action[a][tier] for a in action.tolist()]
         one = _OneAccount(batch, self._symbols[currency], late_charge[country], self._constants, self.vehicle_names)
-        plans = self._one_plans
-        done: dict[int, str] = {}
-        scripts: list[str | None] = []
-        for i in chosen:
-            if i < 0:
-                scripts.append(None)
-                continue
-            script = done.get(i)
-            if script is None:                           # a template the account uses twice (its calls): once
-                clauses = self._clauses[i]
-                said = tuple([one.due(f) for f in clauses]) if clauses else ()
-                plan = plans.get((i, said))
-                if plan is None:
-                    plan = plans[i, said] = self._one_plan(i, said)
-                script = done[i] = plan[0].format(*one.texts_of(plan[1]))
-            scripts.append(script)
+        # the templates used, each once (an account's calls share one), with the clauses said
+        distinct = list(dict.fromkeys(chosen))
+        clauses = self._clauses
+        combination = tuple([(i, tuple([one.due(f) for f in clauses[i]]) if clauses[i] else ()) for i in distinct
+                             if i >= 0])
+        render = self._one_renders.get(combination)
+        if render is None:                               # the same few combinations, request after request
+            if len(self._one_renders) >= 4096:
+                self._one_renders.clear()
+            render = self._one_renders[combination] = _one_renderer(
+                tuple(self._one_plan(i, said) for i, said in combination))
+        merged = one.merged
+        done = dict(zip([i for i in distinct if i >= 0], render(one, _no_get if merged is None else merged.get,
+                                                                one.symbol)))
+        scripts: list[str | None] = [done.get(i) for i in chosen]
         key = (language, *chosen)
         columns = self._one_columns.get(key)
         if columns is None:                              # the same few combinations, request after request
@@ -1232,14 +1290,13 @@ class TieredStrategy(CollectionStrategy):
             name = ENUMS["language"][language]
             columns = self._one_columns[key] = (np.array([ids[i] for i in chosen], dtype=object),
                                                 np.array([name if i >= 0 else None for i in chosen], dtype=object))
-        return columns[0].copy(), columns[1].copy(), pa.array(scripts, pa.string())
+        return columns[0].copy(), columns[1].copy(), scripts
 
     def _one_plan(self, i: int, said: tuple[bool, ...]) -> tuple[str, tuple]:
         """Template ``i``'s render plan for one account with the clauses ``said``: its format
-        string with the strategy's constants written in, and its slots' text functions."""
+        string with the strategy's constants written in, and its slots (key, field, unit)."""
         template = self.templates.templates[i]
-        text, slots = template.format_plan(said, self._constants.get(template.language, {}))
-        return text, _one_texts(slots)
+        return template.format_plan(said, self._constants.get(template.language, {}))
 
 
 @kernel.hookimpl

@@ -731,10 +731,8 @@ class Engine:
         facts = np.zeros((K.N_ACTION_FACTS, m), np.int64)
         if run.any_scripts:                         # a request's few scripts: plain values
             wanted = [run.script_codes[a] for a in codes]
-            if any(wanted):
-                script = actions.script
-                if script.null_count < m:           # a null script's screen is 0: nothing to read
-                    facts[K.A_SCRIPT] = _screen_listed(script.to_pylist(), wanted)
+            if any(wanted):                         # a null script's screen is 0 (nothing to read)
+                facts[K.A_SCRIPT] = _screen_listed(actions.listed_script(), wanted)
         out = np.empty((4, m), np.int64)
         K.judge_one(run.kernels, run.scopes, np.array(codes, np.int64), actions.at_us, np.zeros(m, np.int64),
                     np.array(per_account, np.int64).reshape(-1, 1), facts, np.array(derived, np.int64).reshape(-1, 1),

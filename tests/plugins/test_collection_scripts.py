@@ -368,7 +368,9 @@ def _legal_scripts(strategy, small_book, **state) -> dict[str, str]:
     decisions["disposal.repossess"] = np.array([True])
     columns = {k: np.array([v]) for k, v in state.items()}
     plan = strategy.plan(Batch(1, AS_OF, NOW, [decisions, columns, book]))
-    return {CODE_NAME[a]: plan["script"][i].as_py() for i, a in enumerate(plan["action"].tolist())
+    scripts = plan["script"]                  # one account's: a list of str (the pipeline keeps it)
+    assert type(scripts) is list
+    return {CODE_NAME[a]: scripts[i] for i, a in enumerate(plan["action"].tolist())
             if CODE_NAME[a] in ("LEGAL_REVIEW", "REPOSSESSION")}
 
 

@@ -6,6 +6,7 @@ car is valued, accounts with and without the ledger's state columns."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -209,7 +210,8 @@ def test_one_accounts_plan_is_its_rows_of_the_batchs_plan(kernel, pipeline, book
             listed = values.to_pylist() if isinstance(values, pa.Array) else np.asarray(values).tolist()
             assert listed == [columns[name][k] for k in mine.tolist()], (row, name)
         seen["actions"] += mine.size
-        seen["scripts"] |= {s for s in got.get("script", pa.array([], pa.string())).to_pylist() if s}
+        script = got.get("script", [])
+        seen["scripts"] |= {s for s in (script.to_pylist() if isinstance(script, pa.Array) else script) if s}
     assert seen["actions"] > 150 and len(seen["scripts"]) > 100
 
 
@@ -324,3 +326,96 @@ def test_one_accounts_render_plans_write_the_strategys_constants(pipeline):
     assert text.format("Jo") == "Hi {Jo} from A{b}c call 1"
     text, slots = t.format_plan(())
     assert text.format("Jo", "L", "2") == "Hi {Jo} from L call 2" and [s[1] for s in slots] == ["name", "lender", "hotline"]
+
+
+def test_one_accounts_scripts_stay_python_strings_and_read_as_arrow(kernel, pipeline, book):
+    """One account's plan keeps its scripts as the list of str the strategy gives (no Arrow
+    array on the request's path); ActionBatch.script and PipelineResult.actions still give them
+    as Arrow, the same texts; a list that is not all str / None goes the column's way (an
+    error naming the column), and a batch of several accounts always gets Arrow."""
+    from kernel.hookspecs import ActionBatch, Batch
+    from kernel.pipeline import _checked_plan
+    from kernel.plugins import PluginError
+    row = int(np.flatnonzero(book["dpd"].to_numpy() > 40)[0])
+    record = book.slice(row, 1).to_pylist()[0]
+    one = pipeline.stage(Record(record), Record(kernel.decide_record(record, AS_OF)), AS_OF, NOW)
+    listed = one.action_columns["script"]
+    assert type(listed) is list and all(isinstance(s, str) for s in listed) and len(listed) >= 2
+    assert one.actions["script"].to_pylist() == listed
+    base = {"row": np.zeros(2, np.int64), "action": np.array([1, 2], np.int8), "priority": np.zeros(2),
+            "earliest_at": np.zeros(2, np.int64)}
+    kept = _checked_plan({**base, "script": ["a", None]}, 1, ("s", "p"), "h")["script"]
+    assert kept == ["a", None]
+    assert isinstance(_checked_plan({**base, "script": ["a", None]}, 2, ("s", "p"), "h")["script"], pa.Array)
+    with pytest.raises(PluginError, match="column 'script' must be text"):
+        _checked_plan({**base, "script": ["a", 3]}, 1, ("s", "p"), "h")
+    batch = Batch(1, AS_OF, NOW, [Record(record)], pipeline.config)
+    actions = ActionBatch(batch, np.zeros(2, np.int64), np.array([1, 2], np.int8), np.zeros(2, np.int64),
+                          script=["x", None])
+    assert actions.listed_script() == ["x", None]
+    assert actions.script.type == pa.string() and actions.script.to_pylist() == ["x", None]
+    arrow = ActionBatch(batch, np.zeros(2, np.int64), np.array([1, 2], np.int8), np.zeros(2, np.int64),
+                        script=pa.array(["y", None], pa.string()))
+    assert arrow.listed_script() == ["y", None]
+    assert ActionBatch(batch, np.zeros(2, np.int64), np.array([1, 2], np.int8),
+                       np.zeros(2, np.int64)).listed_script() == [None, None]
+
+
+def _plan_variants(rng) -> list[dict]:
+    """Plans of one account, typed and not, right and wrong: each column's type, shape and
+    values varied one at a time from a well-formed typed plan."""
+    def base(m):
+        return {"row": np.zeros(m, np.int64), "action": rng.integers(0, 8, m).astype(np.int8),
+                "priority": rng.random(m), "earliest_at": rng.integers(0, 2 ** 50, m),
+                "script_id": np.array([f"t{k}" for k in range(m)], dtype=object),
+                "language": np.array([["zh", "en", None][k % 3] for k in range(m)], dtype=object),
+                "script": [["a", None, "文"][k % 3] for k in range(m)]}
+    out = []
+    for m in (0, 1, 2, 5, 64, 65):
+        p = base(m)
+        out.append(p)
+        if not m:
+            continue
+        out += [{**p, "row": p["row"] + 1}, {**p, "row": p["row"].astype(np.int32)}, {**p, "row": p["row"] - 1},
+                {**p, "row": p["row"].reshape(1, -1)}, {**p, "action": p["action"].astype(np.int64)},
+                {**p, "action": np.full(m, 99, np.int8)}, {**p, "action": np.full(m, -1, np.int8)},
+                {**p, "action": np.array(["SMS"] * m, dtype=object)}, {**p, "priority": p["priority"].tolist()},
+                {**p, "priority": p["priority"].astype(np.float32)}, {**p, "earliest_at": p["earliest_at"][:-1]},
+                {**p, "language": np.array(["xx"] * m, dtype=object)},
+                {**p, "language": np.array(["zh"] * m)}, {**p, "script_id": p["script_id"].tolist()},
+                {**p, "script": p["script"][:-1]}, {**p, "script": [3] * m}, {**p, "script": tuple(p["script"])},
+                {**p, "script": pa.array(p["script"], pa.string())}, {**p, "extra": np.zeros(m)},
+                {k: v for k, v in p.items() if k != "language"}, {k: v for k, v in p.items() if k != "script"}]
+    return out
+
+
+def test_a_typed_plan_is_checked_as_the_columns_check_it():
+    """_typed_plan (a request's plan already in its types, accepted as it is) against the one
+    general check (_checked_plan_columns) on plans right and wrong: whatever it accepts, the
+    general check accepts with the same columns, in the same order, of the same types and
+    values; whatever the general check rejects, it leaves to it (None)."""
+    from kernel.pipeline import _checked_plan, _checked_plan_columns, _typed_plan
+    from kernel.plugins import PluginError
+    rng = np.random.default_rng(12)
+    accepted = 0
+    for k, plan in enumerate(_plan_variants(rng)):
+        typed = _typed_plan(plan, 1)
+        try:
+            general = _checked_plan_columns(plan, 1, ("s", "p"), "h")
+        except PluginError as e:
+            assert typed is None, (k, str(e))
+            with pytest.raises(PluginError, match=re.escape(str(e).split(": ", 1)[1])):
+                _checked_plan(plan, 1, ("s", "p"), "h")
+            continue
+        if typed is None:
+            continue
+        accepted += 1
+        assert list(typed) == list(general), k
+        for name, value in typed.items():
+            other = general[name]
+            if isinstance(value, np.ndarray):
+                assert value.dtype == other.dtype and value.tolist() == other.tolist(), (k, name)
+            else:
+                assert list(value) == (other.to_pylist() if isinstance(other, pa.Array) else list(other)), (k, name)
+        assert _typed_plan(plan, 2) is None
+    assert accepted >= 5
