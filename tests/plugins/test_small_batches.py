@@ -255,10 +255,9 @@ def test_the_serial_functions_call_the_range_functions_the_threads_call():
     copy of the rules and of the screen, not a second specialization on a cold start."""
     import numba
     from numba import types
-
     from postloan_builtins import compliance_kernels as K
     from postloan_builtins import screen_kernel
-    i64 = lambda *shape: np.zeros(shape, np.int64)  # noqa: E731
+    i64 = lambda *shape: np.zeros(shape, np.int64)
     m = 3
     inp = K.Inputs(i64(m), i64(m), i64(m), i64(len(K.FEATURES), m), i64(K.N_ACTION_FACTS, m), i64(1, m), i64(1, 4),
                    i64(1), i64(m, 3), i64(1), i64(1), i64(1), i64(1), i64(1), 0, 0)
