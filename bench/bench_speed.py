@@ -191,6 +191,98 @@ def test_speed_cold_compile(benchmark, tmp_path):
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
 
 
+_DEMO = textwrap.dedent("""\
+    import contextlib, io, json, sys, time
+    from numba.core import event
+    compiled, depth = {}, []
+
+    class Compiles(event.Listener):                 # CPU of each top-level Numba compile
+        def on_start(self, ev):
+            depth.append(time.process_time())
+
+        def on_end(self, ev):
+            start = depth.pop()
+            if not depth:
+                fn = ev.data["dispatcher"].py_func
+                name = f"{fn.__module__}.{fn.__name__}"
+                compiled[name] = compiled.get(name, 0.0) + time.process_time() - start
+    event.register("numba:compile", Compiles())
+    from kernel.cli import main
+    start, cpu = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(sys.argv[1:])
+    print(json.dumps({"code": code, "wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu,
+                      "compiled": compiled}))
+""")
+
+
+def _demo(tree: Path, cache: Path, accounts: int, out: Path) -> dict:
+    """``postloan demo`` of ``tree`` (the book of ``accounts``, one day) in a fresh process on
+    ``cache``: its wall and CPU seconds and the CPU of each top-level Numba compile."""
+    env = {**_env(cache, cache.parent / "pycache"),
+           "PYTHONPATH": os.pathsep.join([str(tree), str(tree / "plugins")])}
+    args = ["demo", "--accounts", str(accounts), "--days", "1", "--quiet", "--report", str(out / "report.html"),
+            "--audit", str(out / "audit.log")]
+    done = subprocess.run([sys.executable, "-c", _DEMO, *args], env=env, capture_output=True, text=True, check=False,
+                          cwd=tree)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["code"] == 0
+    return result
+
+
+def _plugins(result: dict) -> float:
+    """CPU seconds of a demo's compiles outside the bundle (the plugins', the ledger's, the
+    synthetic book's: a bundle's generated nodes live in ``postloan_kernel_*`` modules)."""
+    return sum(v for k, v in result["compiled"].items() if not k.startswith("postloan_kernel_"))
+
+
+def test_speed_first_demo_plugins(benchmark, tmp_path):
+    """The first ``postloan demo`` a user runs, apart from the bundle: the bundle compiled
+    first into an empty cache (its cold ``Kernel.load``, the peer), then the demo on that cache
+    twice — the first compiles every kernel of the plugins, the ledger and the synthetic book
+    on first use, the second loads them all — and the CPU of each Numba compile. With
+    ``$BENCH_PEER_TREE`` (another checkout, e.g. the unchanged main) the same runs of that tree
+    alternate with this one's, each on a cache of its own."""
+    accounts = 2_000 if benchmark.disabled else 20_000
+    trees = {"tree": ROOT}
+    if os.environ.get("BENCH_PEER_TREE"):
+        trees["peer"] = Path(os.environ["BENCH_PEER_TREE"]).resolve()
+    _write_bytecode(tmp_path)
+    figures: dict = {}
+    for name, tree in trees.items():               # each tree's bundle first: the demos then alternate
+        cache = tmp_path / f"cache_{name}"
+        env = {**_env(cache, tmp_path / "pycache"), "PYTHONPATH": os.pathsep.join([str(tree), str(tree / "plugins")])}
+        out = subprocess.run([sys.executable, "-c", _LOAD], env=env, capture_output=True, text=True, check=True,
+                             cwd=tree)
+        bundle = json.loads(out.stdout.strip().splitlines()[-1])
+        figures[name] = {"bundle_load_s": bundle["load_s"], "bundle_cpu_s": bundle["cpu_s"] + bundle["helpers_cpu_s"]}
+    for run in ("cold", "warm"):
+        for name, tree in trees.items():
+            figures[name][run] = _demo(tree, tmp_path / f"cache_{name}", accounts, tmp_path)
+    lines = []
+    for name, f in figures.items():
+        cold, warm = f["cold"], f["warm"]
+        f["plugins_compile_cpu_s"] = _plugins(cold)
+        f["cold_minus_warm_s"] = cold["wall_s"] - warm["wall_s"]
+        f["cold_minus_warm_cpu_s"] = cold["cpu_s"] - warm["cpu_s"]
+        assert _plugins(warm) < 0.5, warm["compiled"]                # the second demo loads them all
+        top = sorted(cold["compiled"].items(), key=lambda kv: -kv[1])[:5]
+        lines.append(f"{name} ({trees[name]}): bundle cold {f['bundle_load_s']:.1f} s (CPU {f['bundle_cpu_s']:.1f} s); "
+                     f"demo of {accounts:,} accounts cold {cold['wall_s']:.1f} s (CPU {cold['cpu_s']:.1f} s) against "
+                     f"warm {warm['wall_s']:.1f} s (CPU {warm['cpu_s']:.1f} s): +{f['cold_minus_warm_s']:.1f} s, "
+                     f"compiles outside the bundle {f['plugins_compile_cpu_s']:.1f} s of CPU "
+                     f"({f['plugins_compile_cpu_s'] / f['bundle_cpu_s']:.2f}× the bundle's cold compile); the most: "
+                     + ", ".join(f"{k.rsplit('.', 1)[-1]} {v:.1f}" for k, v in top))
+    if "peer" in figures:
+        ratio = figures["tree"]["plugins_compile_cpu_s"] / figures["peer"]["plugins_compile_cpu_s"]
+        figures["tree_over_peer_plugins_cpu"] = ratio
+        lines.append(f"compiles outside the bundle, this tree against the peer: {ratio:.2f}× the CPU")
+    benchmark.extra_info.update(json.loads(json.dumps(figures, default=str)))
+    print("\n" + "\n".join(lines))
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+
+
 _INTERPRETER = textwrap.dedent("""\
     import json, sys, time
     import numba

@@ -351,6 +351,11 @@ def program(settings, patterns: tuple[Pattern, ...] = PATTERNS) -> Program:
 
 
 # -------------------------------------------------------------------------- the matcher
+#: "no previous event" as an int64, not the literal -1: a literal argument would compile _step_matches
+#: a second time (Numba specializes a function on each literal it is called with)
+_NONE = np.int64(-1)
+
+
 @njit(cache=True)
 def _step_matches(s, e, prev, kind, fields, steps, matchers, conds, values):
     """Does event ``e`` match any alternative of step ``s`` (``prev``: the event that matched
@@ -400,7 +405,7 @@ def _match_account(m, kind, at, fields, t, patterns, steps, matchers, conds, val
                                                      patterns[p, 3], patterns[p, 4])
         # step 0: in the look-back
         for e in range(m):
-            valid[0, e] = at[e] >= t - lookback and _step_matches(first, e, -1, kind, fields, steps, matchers,
+            valid[0, e] = at[e] >= t - lookback and _step_matches(first, e, _NONE, kind, fields, steps, matchers,
                                                                   conds, values)
         # step i: strictly after an event valid for step i − 1, within its window
         for i in range(1, k):
@@ -421,7 +426,7 @@ def _match_account(m, kind, at, fields, t, patterns, steps, matchers, conds, val
         quiet_since = NULL_TIME
         if silence_step >= 0:
             for e in range(m):
-                if _step_matches(silence_step, e, -1, kind, fields, steps, matchers, conds, values):
+                if _step_matches(silence_step, e, _NONE, kind, fields, steps, matchers, conds, values):
                     quiet_since = max(quiet_since, at[e])
         for e in range(m):
             if not valid[k - 1, e]:

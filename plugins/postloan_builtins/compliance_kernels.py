@@ -27,10 +27,21 @@ from kernel.codegen.cache import configure_numba_cache
 configure_numba_cache()          # before any kernel here is defined: one cache folder per code version
 
 import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+from numba import njit  # noqa: E402
 
 from kernel.hookspecs import ACTION, NULL_TIME, US_PER_DAY, US_PER_MINUTE  # noqa: E402
 from kernel.schema import ENUMS  # noqa: E402
+
+
+def _inner(fn=None, **options):
+    """``@njit(cache=True)`` for a function only compiled code calls (the rules and their
+    helpers): without the CPython and C-callable wrappers Numba otherwise builds for every
+    function — for one taking :data:`Inputs` (16 fields, 14 arrays) the wrapper's unboxing is
+    most of the function's machine code, and it was compiled once per rule (measured:
+    docs/compiler.md, "The plugins' kernels")."""
+    options = {"cache": True, "no_cpython_wrapper": True, "no_cfunc_wrapper": True, **options}
+    return njit(**options) if fn is None else njit(fn, **options)
+
 
 KEEP, DEFER, BLOCK = 0, 1, 2
 NULL = NULL_TIME
@@ -141,7 +152,7 @@ Inputs = namedtuple("Inputs", "action at acc X A D P base zone zst zen zts zoff 
 # Local time (the same arithmetic as ActionBatch's, one instant at a time)
 # --------------------------------------------------------------------------------------------
 
-@njit(cache=True)
+@_inner
 def _offset(inp, z, t):
     """The UTC offset (µs) of zone ``z`` at instant ``t``: the offset in force after the last
     transition at or before ``t`` (searchsorted, side right)."""
@@ -156,18 +167,18 @@ def _offset(inp, z, t):
     return inp.zoff[inp.zob[z] + a - lo]
 
 
-@njit(cache=True)
+@_inner
 def _local(inp, z, t):
     return t + _offset(inp, z, t)
 
 
-@njit(cache=True)
+@_inner
 def _day(inp, z, t):
     """The local date (days since the epoch) of instant ``t`` in zone ``z``."""
     return (t + _offset(inp, z, t)) // DAY
 
 
-@njit(cache=True)
+@_inner
 def _to_utc(inp, z, local):
     """The instant of a local wall-clock time: an ambiguous one (autumn) takes the later
     reading; one skipped by a spring gap moves forward by the gap."""
@@ -179,13 +190,13 @@ def _to_utc(inp, z, local):
     return max(first, second)
 
 
-@njit(cache=True)
+@_inner
 def _on_day(inp, z, day, minute):
     """The instant of local ``minute`` of the day on local date ``day``."""
     return _to_utc(inp, z, day * DAY + minute * MINUTE)
 
 
-@njit(cache=True)
+@_inner
 def _next_at(inp, z, t, minute):
     """The first instant at or after ``t`` whose local time of day is ``minute``."""
     local = _local(inp, z, t)
@@ -195,7 +206,7 @@ def _next_at(inp, z, t, minute):
     return _to_utc(inp, z, target)
 
 
-@njit(cache=True)
+@_inner
 def _inside(inp, z, t, opens, closes):
     """Whether ``t`` falls in the daily local window [opens, closes) (minutes; it may wrap
     past midnight)."""
@@ -205,19 +216,19 @@ def _inside(inp, z, t, opens, closes):
     return minute >= opens or minute < closes
 
 
-@njit(cache=True)
+@_inner(inline="always")
 def _x(inp, f, i):
     """Feature ``f`` of the account of action ``i``."""
     return inp.X[f, inp.acc[i]]
 
 
-@njit(cache=True)
+@_inner(inline="always")
 def _d(inp, j, k, i):
     """The ``k``-th value policy ``j`` derived for the account of action ``i``."""
     return inp.D[inp.base[j] + k, inp.acc[i]]
 
 
-@njit(cache=True)
+@_inner(inline="always")
 def _consent(inp, f, i):
     """Consent to a channel: the channel's own statement, else the book's consent to automated
     contact; null is no consent."""
@@ -231,7 +242,7 @@ def _consent(inp, f, i):
 # The rules. Parameters are inp.P[j, k] in the order of the policy's PARAMS (compliance.py).
 # --------------------------------------------------------------------------------------------
 
-@njit(cache=True)
+@_inner
 def _p_window(i, j, inp, zones):
     """Contact only inside [opens, closes) local time (P: opens, closes) in each of the
     debtor's first ``zones`` zones (inp.zone[i, :]); otherwise DEFER to the first instant every
@@ -255,7 +266,7 @@ def _p_window(i, j, inp, zones):
     return DEFER, 0, t
 
 
-@njit(cache=True)
+@_inner
 def _p_call_limits(i, j, inp):
     """China: at most P0 connected calls a day per debtor, P1 unanswered attempts a day;
     planned calls of the same local day count (the k-th as if the k − 1 before it were made).
@@ -275,7 +286,7 @@ def _p_call_limits(i, j, inp):
     return KEEP, -1, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_complaint_pause(i, j, inp):
     """China: no collection contact while a complaint is open (BLOCK until it is closed).
     Past its handling deadline — P0 days from the complaint's local date, P1 after one
@@ -293,7 +304,7 @@ def _p_complaint_pause(i, j, inp):
     return BLOCK, 0, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_automated_consent(i, j, inp, a):
     """China: SMS and voice bot need the debtor's consent to that channel."""
     f = F_CONSENT_SMS if a == SMS else F_CONSENT_VOICE_BOT
@@ -302,7 +313,7 @@ def _p_automated_consent(i, j, inp, a):
     return BLOCK, 0, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_third_party(i, j, inp):
     """Third parties: one on file; only when the debtor is unreachable (invalid number or P0
     consecutive failed calls); never told of the debt (the script screen); at most P1 contacts
@@ -318,7 +329,7 @@ def _p_third_party(i, j, inp):
     return KEEP, -1, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_regf_opt_out(i, j, inp):
     """Reg F § 1006.6(e): no SMS to a debtor who opted out of them; every SMS carries the
     opt-out instruction."""
@@ -332,7 +343,7 @@ def _p_regf_opt_out(i, j, inp):
     return KEEP, -1, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_restricted_medium(i, j, inp):
     """Reg F § 1006.14(h): no call to a debtor who asked not to be called."""
     if _d(inp, j, 0, i) == 0 or _x(inp, F_OPT_OUT_PHONE, i) == 0:
@@ -340,7 +351,7 @@ def _p_restricted_medium(i, j, inp):
     return BLOCK, 0, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_regf_hours(i, j, inp):
     """FDCPA § 805(a)(1): communication only in [P0, P1) local time in every time zone the
     debtor may be in (their zone and, where the state spans two, the state's zones)."""
@@ -349,7 +360,7 @@ def _p_regf_hours(i, j, inp):
     return _p_window(i, j, inp, 3)
 
 
-@njit(cache=True)
+@_inner
 def _p_regf_conversation(i, j, inp):
     """Reg F § 1006.14(b)(2)(i)(B): no call within P0 days after a conversation (its local
     date is day 1); DEFER to day P0 + 1 at P1."""
@@ -365,7 +376,7 @@ def _p_regf_conversation(i, j, inp):
     return KEEP, -1, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_regf_call_frequency(i, j, inp):
     """Reg F § 1006.14(b)(2)(i)(A): at most P0 calls in 7 days, planned ones included; DEFER to
     tomorrow at P1 for a re-count."""
@@ -382,7 +393,7 @@ L_NO_DECISION, L_NO_CLAUSE, L_NO_RECORDS, L_NO_NOTICE, L_EVIDENCE, L_NOT_SEVERE,
     1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
-@njit(cache=True)
+@_inner
 def _p_litigation(i, j, inp):
     """A legal review needs the contract clause, the evidence (contact records, P0 demand
     notices) and the litigation ruleset's thresholds; every missing one is named (the reason
@@ -419,7 +430,7 @@ def _p_litigation(i, j, inp):
 
 # -- holds ------------------------------------------------------------------------------------
 
-@njit(cache=True)
+@_inner
 def _p_promise_hold(i, j, inp):
     """An open promise to pay not yet due: no action but an SMS reminder until the promised
     date plus P0 grace days have passed; DEFER to the next local day at P1."""
@@ -435,7 +446,7 @@ def _p_promise_hold(i, j, inp):
     return DEFER, 0, _on_day(inp, z, last + 1, inp.P[j, 1])
 
 
-@njit(cache=True)
+@_inner(inline="always")
 def _p_flag_hold(i, j, inp, f):
     """BLOCK while the flag or count ``f`` is set, for the rule's bound accounts."""
     if _d(inp, j, 0, i) == 0 or _x(inp, f, i) <= 0:
@@ -443,7 +454,7 @@ def _p_flag_hold(i, j, inp, f):
     return BLOCK, 0, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_scra(i, j, inp):
     """SCRA (50 U.S.C. § 3952): no repossession, during military service, of a car bought on
     a contract made before the service began — without a court order made during it."""
@@ -460,7 +471,7 @@ def _p_scra(i, j, inp):
     return BLOCK, 0, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_tcpa(i, j, inp, a):
     """TCPA (47 U.S.C. § 227(b)(1)(A)(iii)): artificial or prerecorded voice calls (voice bot)
     and texts to a mobile number need the debtor's prior express consent; agents' calls too
@@ -478,13 +489,13 @@ def _p_tcpa(i, j, inp, a):
     return BLOCK, 0, NULL
 
 
-@njit(cache=True)
+@_inner
 def _weekday(day):
     """0 Monday … 6 Sunday of a date in days since the epoch (1970-01-01 was a Thursday)."""
     return (day + 3) % 7
 
 
-@njit(cache=True)
+@_inner
 def _p_inconvenient(i, j, inp, a):
     """FDCPA § 805(a)(3) and (a)(1): when the debtor said the employer prohibits contact at
     work, no call on a working day (Monday–Friday) in [P0, P1) local time; when the debtor said
@@ -503,7 +514,7 @@ def _p_inconvenient(i, j, inp, a):
     return DEFER, 0 if employer else 1, until
 
 
-@njit(cache=True)
+@_inner
 def _civil(day):
     """(year, month, day) of a date in days since the epoch (the proleptic Gregorian calendar)."""
     z = day + 719468
@@ -517,7 +528,7 @@ def _civil(day):
     return yoe + era * 400 + (1 if m <= 2 else 0), m, d
 
 
-@njit(cache=True)
+@_inner
 def _from_civil(y, m, d):
     """Days since the epoch of (year, month, day); a day past the month's end runs on."""
     y -= 1 if m <= 2 else 0
@@ -534,7 +545,7 @@ def add_years(day, years):
     return _from_civil(y + years, m, 1) + d - 1
 
 
-@njit(cache=True)
+@_inner
 def _p_limitation(i, j, inp):
     """No legal action once the limitation period — D0 years (0: none applies) — has run from
     its start: the oldest unpaid due date (as_of − dpd); in China the latest of that, the last
@@ -557,7 +568,7 @@ def _p_limitation(i, j, inp):
     return KEEP, -1, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_script_content(i, j, inp, a):
     """What a script to the debtor must and must not say (the screen's bits, inp.A[A_SCRIPT]):
     D0 the set of checks for the account (bits: 1 identity first, 2 recording notice on calls,
@@ -583,7 +594,7 @@ def _p_script_content(i, j, inp, a):
     return KEEP, -1, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_sms_cap(i, j, inp):
     """China: at most P0 collection SMS a local day, planned ones included; DEFER to the next
     day at P1."""
@@ -595,7 +606,7 @@ def _p_sms_cap(i, j, inp):
     return KEEP, -1, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_gps_consent(i, j, inp):
     """China (PIPL arts. 28–29): locating the car by its tracker — a repossession of a car that
     has one — needs the debtor's separate consent to GPS tracking."""
@@ -605,7 +616,7 @@ def _p_gps_consent(i, j, inp):
     return BLOCK, 0, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_repossession_basis(i, j, inp):
     """China: a repossession needs its legal basis recorded: the debtor's written agreement to
     hand the car over, a court ruling or an arbitral award."""
@@ -614,7 +625,7 @@ def _p_repossession_basis(i, j, inp):
     return BLOCK, 0, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_right_to_cure(i, j, inp):
     """Where the state gives a right to cure (D0 days > 0): no repossession without a cure
     notice; none until D0 full days after it (DEFER to the next day at P0)."""
@@ -631,7 +642,7 @@ def _p_right_to_cure(i, j, inp):
     return KEEP, -1, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_disposal(i, j, inp):
     """No sale of a car not held; none without a notice of disposition sent after the
     repossession; none before D0 days after the notice and D1 days after the repossession
@@ -652,7 +663,7 @@ def _p_disposal(i, j, inp):
     return KEEP, -1, NULL
 
 
-@njit(cache=True)
+@_inner
 def _p_ma_calls(i, j, inp):
     """Massachusetts (940 CMR 7.04(1)(f), 209 CMR 18.14(1)(d)): at most P0 calls in 7 days to
     a debtor whose state (D0) is MA, planned ones included; DEFER to tomorrow at P1."""
@@ -677,11 +688,11 @@ def _p_ma_calls(i, j, inp):
 
 # Every call between these functions passes ``inp`` (16 fields, 14 arrays) and costs ≈ 0.4 µs
 # however little the callee does (measured: a flag hold called directly 375 ns an action, through
-# _dispatch 750 ns). _dispatch is therefore inlined into _judge_range, and the verdicts loop over
+# _dispatch 750 ns). _dispatch is therefore inlined into judge_range, and the verdicts loop over
 # a range of actions inside one call (a cold compile of judge was not slower, on the loaded
 # machine); the rules themselves are not inlined (all of them: 1.8 µs an action against 2.9, but
 # judge's cold compile 123 s against 48–74 s).
-@njit(cache=True, inline="always")
+@_inner(inline="always")
 def _dispatch(k, i, j, a, inp):
     if k == K_QUIET_HOURS:
         return _p_window(i, j, inp, 1)
@@ -744,12 +755,12 @@ def _dispatch(k, i, j, a, inp):
     return BLOCK, -2, NULL                      # an unknown kernel id: fail closed
 
 
-@njit(cache=True)
-def _judge_range(kernels, scopes, inp, lo, hi, outcome, reason, until, winner):
+@njit(cache=True, nogil=True)
+def judge_range(kernels, scopes, inp, lo, hi, outcome, reason, until, winner):
     """Every policy ``kernels[j]`` (judging the actions whose code is a bit of ``scopes[j]``)
     on actions ``lo`` to ``hi``, combined in order: a strictly stricter outcome replaces the
     verdict so far (its reason, time and policy ``winner``); a second deferral keeps the
-    later time."""
+    later time. Holds no GIL: :func:`judge_many` runs ranges of a batch on several threads."""
     for i in range(lo, hi):
         a = inp.action[i]
         o, r, t, w = KEEP, -1, NULL, -1
@@ -769,25 +780,37 @@ def _judge_range(kernels, scopes, inp, lo, hi, outcome, reason, until, winner):
 
 @njit(cache=True)
 def judge(kernels, scopes, inp, outcome, reason, until, winner):
-    """Every action's verdict (:func:`_judge_range`), one after another: a request's few."""
-    _judge_range(kernels, scopes, inp, 0, inp.action.shape[0], outcome, reason, until, winner)
+    """Every action's verdict (:func:`judge_range`), one after another: a request's few.
+    (``lo`` an int64, not the literal 0: the one compiled :func:`judge_range` is also the one
+    :func:`judge_many` calls.)"""
+    judge_range(kernels, scopes, inp, np.int64(0), inp.action.shape[0], outcome, reason, until, winner)
 
 
-@njit(cache=True, parallel=True)
+#: ranges a batch is cut into by :func:`judge_many` (claimed in turn by the threads), and the
+#: fewest actions in one
+PARTS, PART_MIN = 64, 1024
+
+
 def judge_many(kernels, scopes, inp, outcome, reason, until, winner):
-    """The same verdicts as :func:`judge`, in 64 ranges of actions spread over Numba's
-    threads (a batch: each verdict reads the inputs and writes its own row only; one call per
-    range, not per action — each call passing ``inp`` costs ≈ 0.4 µs)."""
+    """The same verdicts as :func:`judge` for a batch: :func:`judge_range` over up to
+    :data:`PARTS` ranges of actions, claimed in turn by the calling thread and the compiled
+    kernel's pool threads (:func:`kernel.codegen.driver._share`; each verdict reads the
+    inputs and writes its own row only). One compiled function serves both: no ``parallel=True``
+    copy whose parfor passes and gufunc cost ≈ 8 s of a cold compile (docs/compiler.md)."""
+    from functools import partial
+
+    from kernel.codegen.driver import _share
     m = inp.action.shape[0]
-    for part in prange(64):
-        _judge_range(kernels, scopes, inp, m * part // 64, m * (part + 1) // 64, outcome, reason, until, winner)
+    parts = max(1, min(PARTS, m // PART_MIN))
+    _share([partial(judge_range, kernels, scopes, inp, m * k // parts, m * (k + 1) // parts, outcome, reason, until,
+                    winner) for k in range(parts)])
 
 
 # --------------------------------------------------------------------------------------------
 # Per-action facts: what this batch plans before each action
 # --------------------------------------------------------------------------------------------
 
-@njit(cache=True)
+@_inner
 def _before(rows, key, at, action, kinds, out):
     """For each action whose code is a bit of ``kinds``: how many such actions of the same
     account with the same ``key`` come before it in this batch, by instant then plan order

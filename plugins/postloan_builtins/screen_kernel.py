@@ -18,7 +18,13 @@ from kernel.codegen.cache import configure_numba_cache
 configure_numba_cache()          # before any kernel here is defined: one cache folder per code version
 
 import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+from numba import njit  # noqa: E402
+
+
+def _inner(fn):
+    """``@njit(cache=True)`` for a function only compiled code calls: without the CPython and
+    C-callable wrappers Numba otherwise builds (and compiles) for every function."""
+    return njit(fn, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 #: what a pattern is
 P_LITERAL, P_DEBT, P_DEBT_PREFIX, P_DEBT_WORD, P_IDENTITY, P_VOICEMAIL, P_WORD = range(7)
@@ -58,17 +64,17 @@ def build_table(patterns: list[tuple[bytes, bool, int, int]]):
             fold_index)
 
 
-@njit(cache=True)
+@_inner
 def _lower(b):
     return b + 32 if 65 <= b <= 90 else b
 
 
-@njit(cache=True)
+@_inner
 def _word(b):
     return 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122 or b == 95
 
 
-@njit(cache=True)
+@_inner
 def _matches_at(data, p, end, flat, start, length, folded):
     if p + length > end:
         return False
@@ -81,7 +87,7 @@ def _matches_at(data, p, end, flat, start, length, folded):
     return True
 
 
-@njit(cache=True)
+@_inner
 def _found(state, kind, bit, p, n, data, lo, end):
     """The state after pattern (``kind``, ``bit``) of ``n`` bytes matched at ``p``."""
     bits, words, first_debt, last_debt, identity, voicemail = state
@@ -107,7 +113,7 @@ def _found(state, kind, bit, p, n, data, lo, end):
     return bits, words, first_debt, last_debt, identity, voicemail
 
 
-@njit(cache=True)
+@_inner
 def _scan_one(data, lo, end, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index, fold_seen,
               fold_first, fold_index, s_has, s_debt, s_before, s_voicemail):
     """(bits, the English checks worth running) of the script ``data[lo:end]``."""
@@ -144,9 +150,11 @@ def _scan_one(data, lo, end, flat, starts, lengths, kinds, bits_of, exact_seen, 
     return bits, words
 
 
-@njit(cache=True)
-def _scan_range(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
-                fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, lo, hi, bits, words):
+@njit(cache=True, nogil=True)
+def scan_range(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
+               fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, lo, hi, bits, words):
+    """Scripts ``lo`` to ``hi``: each one's bits and English words (0 for a null script).
+    Holds no GIL: :func:`scan_many` runs ranges of a batch on several threads."""
     for i in range(lo, hi):
         if not valid[i]:
             bits[i] = 0
@@ -160,22 +168,32 @@ def _scan_range(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exa
 @njit(cache=True)
 def scan(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index, fold_seen,
          fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, bits, words):
-    """Every script's bits and English words (``bits``, ``words``; 0 for a null script)."""
-    _scan_range(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
-                fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, 0, offsets.shape[0] - 1,
-                bits, words)
+    """Every script's bits and English words (``bits``, ``words``; 0 for a null script):
+    :func:`scan_range` over all of them (``lo`` an int64, not the literal 0: the one compiled
+    :func:`scan_range` is also the one :func:`scan_many` calls)."""
+    scan_range(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
+               fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, np.int64(0),
+               offsets.shape[0] - 1, bits, words)
 
 
-@njit(cache=True, parallel=True)
+#: ranges a batch of scripts is cut into by :func:`scan_many` (claimed in turn by the threads)
+PARTS = 64
+
+
 def scan_many(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
               fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, bits, words):
-    """:func:`scan` in 64 ranges of scripts spread over Numba's threads (starting them costs
-    milliseconds on a busy machine: for a batch's megabytes of text, not a few scripts)."""
+    """:func:`scan` for a batch's megabytes of text: :func:`scan_range` over :data:`PARTS`
+    ranges of scripts, claimed in turn by the calling thread and the compiled kernel's pool
+    threads (:func:`kernel.codegen.driver._share`). One compiled function serves both: no
+    ``parallel=True`` copy, whose parfor passes cost seconds of a cold compile."""
+    from functools import partial
+
+    from kernel.codegen.driver import _share
     n = offsets.shape[0] - 1
-    for part in prange(64):
-        _scan_range(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
-                    fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, n * part // 64,
-                    n * (part + 1) // 64, bits, words)
+    parts = max(1, min(PARTS, n))
+    _share([partial(scan_range, data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first,
+                    exact_index, fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail,
+                    n * k // parts, n * (k + 1) // parts, bits, words) for k in range(parts)])
 
 
 @njit(cache=True)

@@ -229,21 +229,48 @@ def test_the_compiled_screen_reads_many_scripts_as_the_plain_one_reads_each(text
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_verdicts_over_numbas_threads_are_the_verdicts_on_one(policies, scenario):
-    """judge_many (ranges of actions over Numba's threads, for large batches) gives every action
-    the verdict judge (one thread) gives it, for the whole set in one call."""
+    """judge_many (ranges of actions claimed by the kernel's pool threads, for large batches)
+    gives every action the verdict judge (one thread) gives it, for the whole set in one call."""
     from postloan_builtins import compliance
     accounts, now, planned, scripts = scenario
     many = _actions(accounts, now, planned, scripts, COPIES)
     engine = compliance.ENGINE
     chosen = list(policies.values())
     serial = engine.judge(chosen, many)
+    from postloan_builtins import compliance_kernels
     limit, compliance._SERIAL = compliance._SERIAL, 0
+    least, compliance_kernels.PART_MIN = compliance_kernels.PART_MIN, 1     # 64 ranges of a few actions each
     try:
         threaded = engine.judge(chosen, many)
     finally:
         compliance._SERIAL = limit
+        compliance_kernels.PART_MIN = least
     for a, b in zip(serial, threaded):
         assert a.tolist() == b.tolist()
+
+
+def test_the_serial_functions_call_the_range_functions_the_threads_call():
+    """judge and scan (a request's few) call judge_range and scan_range with the types the
+    batch's threads call them with (a range's start an int64, not the literal 0): one compiled
+    copy of the rules and of the screen, not a second specialization on a cold start."""
+    import numba
+    from numba import types
+    from postloan_builtins import compliance_kernels as K
+    from postloan_builtins import screen_kernel
+    i64 = lambda *shape: np.zeros(shape, np.int64)
+    m = 3
+    inp = K.Inputs(i64(m), i64(m), i64(m), i64(len(K.FEATURES), m), i64(K.N_ACTION_FACTS, m), i64(1, m), i64(1, 4),
+                   i64(1), i64(m, 3), i64(1), i64(1), i64(1), i64(1), i64(1), 0, 0)
+    numba.njit(K.judge.py_func)(i64(1), i64(1), inp, i64(m), i64(m), i64(m), i64(m))   # types judge's own call
+    assert K.judge_range.overloads
+    assert all(sig[3] == types.int64 for sig in K.judge_range.overloads), list(K.judge_range.overloads)
+    table = screen_kernel.build_table([(b"ab", False, 0, 1)])
+    offsets = np.array([0, 2], np.int64)
+    numba.njit(screen_kernel.scan.py_func)(np.frombuffer(b"ab", np.uint8).copy(), offsets, np.ones(1, np.bool_),
+                                           *table, 1, 2, 4, 8, i64(1), i64(1))
+    assert screen_kernel.scan_range.overloads
+    assert all(sig[18] == types.int64 for sig in screen_kernel.scan_range.overloads), \
+        list(screen_kernel.scan_range.overloads)
 
 
 #: values a record may hold: the plain types the accessors' one-account fast path converts
