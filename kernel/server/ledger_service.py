@@ -10,7 +10,7 @@ import time
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..ledger import EventsError
-from ..ledger.gate import GateError
+from ..ledger.gate import GateError, check_contact
 from . import convert, ipc, status
 from ._proto.postloan.v1 import contract_pb2, ledger_pb2, ledger_pb2_grpc
 from .interceptors import CALL
@@ -94,7 +94,7 @@ class LedgerServicer(_Base, ledger_pb2_grpc.LedgerServicer):
         now = time.time_ns() // 1_000               # µs since the epoch: the gate's own unit
         at = convert.timestamp_value(request.at, "at") if request.HasField("at") else now
         try:
-            v = ledger.check_contact(request.account_id, name, at, engine.pipeline.judge, now=now)
+            v = check_contact(ledger, engine.pipeline.judge, request.account_id, name, at, now=now)
         except GateError as e:
             field = str(e).split(":", 1)[0]
             raise FieldError(field if field in ("channel", "at", "account_id") else "request", str(e)) from None
