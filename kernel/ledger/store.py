@@ -680,8 +680,7 @@ class Store:
             row = cur.fetchone()
         if row is None:
             return None
-        return tuple(bool(v) if name in _REGISTRY_BOOL and v is not None else v
-                     for name, v in zip(REGISTRY_COLUMNS, row))
+        return _registered_values(row)
 
     _registered_sql: str | None = None
 
@@ -750,7 +749,7 @@ class Store:
                 f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM "
                 f"({self._older_payments('AND account_id = ?')}) AS older{later}) AS u "
                 # the fold's order (kernel.ledger.state._order): nulls first, amounts' last
-                f"ORDER BY at, kind, channel IS NOT NULL, channel, outcome IS NOT NULL, outcome, amount IS NULL, amount")
+                f"ORDER BY {_ROWS_ORDER}")
 
     _account_sql: str | None = None
 
@@ -758,8 +757,8 @@ class Store:
                   ) -> tuple[tuple | None, list[tuple], tuple | None, list[tuple[int, int]]]:
         """What the contact-time gate reads of one account in its open transaction ``cur``:
         ``(registered, rows, gps, offline)`` — :meth:`registered_in` (None: never registered;
-        then nothing else is read) and :meth:`account_rows`. :class:`SQLiteStore` reads both
-        with one statement."""
+        then nothing else is read) and :meth:`account_rows`. :class:`SQLiteStore` and
+        :class:`~kernel.ledger.postgres.PostgresStore` read both with one statement."""
         registered = self.registered_in(cur, account)
         if registered is None:
             return None, [], None, []
@@ -787,6 +786,16 @@ class Store:
                 else:
                     out[table] = [tuple(r) for r in cur.fetchall()]
         return out
+
+
+#: the order of :meth:`Store.account_rows`' rows: the fold's (kernel.ledger.state._order), nulls first, amounts' last
+_ROWS_ORDER = "at, kind, channel IS NOT NULL, channel, outcome IS NOT NULL, outcome, amount IS NULL, amount"
+
+
+def _registered_values(row) -> tuple:
+    """A registration's ``REGISTRY_COLUMNS`` values as read (the flags as stored numbers) →
+    as answered: the flags as bool, None kept."""
+    return tuple(bool(v) if name in _REGISTRY_BOOL and v is not None else v for name, v in zip(REGISTRY_COLUMNS, row))
 
 
 #: accounts whose rows a thread's cache holds (then it starts over)

@@ -92,6 +92,10 @@ def test_racing_dialers_for_the_last_allowed_call_get_exactly_one_keep(ledger_ur
         register(ledger, "CN3", "CN", "Asia/Shanghai")
         ledger.ingest(table([attempt(f"r{i}", "CN3", CN_MORNING - dt.timedelta(minutes=10 * i), "RIGHT_PARTY")
                              for i in range(1, 3)]), now=CN_MORNING)
+        # the policies compiled before the race (a cold compile inside the first dialer's
+        # transaction could outlast the others' wait for the lock on a loaded machine)
+        register(ledger, "CN3W", "CN", "Asia/Shanghai")
+        ledger.check_contact("CN3W", "PHONE", CN_MORNING, judge, now=CN_MORNING)
         verdicts = []
         start = threading.Barrier(8)
 
