@@ -96,9 +96,9 @@ def account_record(store, cur, account_id: str, at_us: int, settings,
     """The record the gate judges: the account's registered book columns and its state as of
     ``at_us`` read in the open transaction ``cur`` (``state_of``: the state's merge into the
     record and whether the pattern pass is wanted, :func:`_state_of`), or None for an
-    account never registered (:meth:`~kernel.ledger.store.Store.gate_rows`: on SQLite the
-    registration and the rows are one statement). Where the ledger does not say (a null state value), a
-    registered book column keeps the book's value."""
+    account never registered (:meth:`~kernel.ledger.store.Store.gate_rows`: the
+    registration and the rows in one statement). Where the ledger does not say (a null state
+    value), a registered book column keeps the book's value."""
     merge_into, patterns = state_of
     registered, rows, gps, offline = store.gate_rows(
         cur, account_id, at_us, at_us - settings.lookback_us,
