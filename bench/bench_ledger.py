@@ -9,7 +9,8 @@
 * **GPS at fleet scale**: 1,000,000 cars pinging once a minute (≈ 17,000 pings/s), two
   minutes of pings ingested one second's worth at a time; the sustained rate must stay above
   the arrival rate.
-* **CheckContact** p50 against a bare grpcio echo answering the same bytes (goal ≤ 1.5×).
+* **CheckContact** p50 against a bare grpcio echo answering the same bytes (goal ≤ 1.5×),
+  and its anatomy in process: each step's p50 against the whole, hot and after a sleep.
 * **Decide with state** (``--store``) p50 against the same Decide without a ledger (goal
   ≤ 1.1×), both servers in their own processes, calls alternating in blocks: one account
   asked over and over (the store's cache of its rows answers), and 1,200 accounts asked once
