@@ -9,7 +9,8 @@
 * **GPS at fleet scale**: 1,000,000 cars pinging once a minute (≈ 17,000 pings/s), two
   minutes of pings ingested one second's worth at a time; the sustained rate must stay above
   the arrival rate.
-* **CheckContact** p50 against a bare grpcio echo answering the same bytes (goal ≤ 1.5×).
+* **CheckContact** p50 against a bare grpcio echo answering the same bytes (goal ≤ 1.5×),
+  and its anatomy in process: each step's p50 against the whole, hot and after a sleep.
 * **Decide with state** (``--store``) p50 against the same Decide without a ledger (goal
   ≤ 1.1×), both servers in their own processes, calls alternating in blocks: one account
   asked over and over (the store's cache of its rows answers), and 1,200 accounts asked once
@@ -315,6 +316,111 @@ def test_check_contact_against_echo(benchmark, ledger_services, tmp_path_factory
     benchmark.extra_info.update(figures)
     print("\nCheckContact vs echo:", json.dumps({k: round(v, 2) for k, v in figures.items()}))
     benchmark.pedantic(lambda: client.check_contact(ids[-1], "SMS"), rounds=1, iterations=1)
+
+
+def test_check_contact_anatomy(benchmark, pipeline, tmp_path):
+    """Where an in-process CheckContact's time goes (no gRPC): p50 of each step the gate takes
+    for one KEEP — the write transaction's begin, the read of the registration and the rows,
+    the account's state (``derive_one``), the record, the policies (``judge``), the reservation
+    id, the reservation's insert, the commit — timed on their own in the gate's order, and the
+    whole ``Ledger.check_contact`` on other accounts, alternating; hot (back to back) and after
+    a 0.6 ms sleep before each call (a server's core idles between calls: caches and branch
+    predictors go cold). Each call is a different account of a book with ten events each, as
+    in :func:`test_check_contact_against_echo`. "steps" is the p50 of each call's sum of its
+    steps, "outside the steps" the whole's p50 minus it (the argument checks, the verdict, the
+    calls between the steps).
+
+    Runnable against another tree (its ``PYTHONPATH``): a store without ``gate_rows`` reads
+    with ``registered_in`` + ``account_rows``, its two statements."""
+    from kernel.ledger import gate as G
+    from kernel.ledger.events import CHANNEL
+    from kernel.ledger.ledger import _patterns_lookback_us, instant_us
+    from kernel.ledger.state import derive_one
+    from kernel.synth import generate
+    calls = 40 if _smoke(benchmark) else 1_000
+    accounts = 4 * calls + 50
+    zone = _business_zone()
+    book = generate(accounts, seed=11)
+    book = book.set_column(book.schema.get_field_index("time_zone"), "time_zone", pa.array([zone] * book.num_rows))
+    book = book.set_column(book.schema.get_field_index("country"), "country",
+                           pa.array(["CN"] * book.num_rows).dictionary_encode())
+    book = book.set_column(book.schema.get_field_index("consent_automated_contact"), "consent_automated_contact",
+                           pa.array([True] * book.num_rows))
+    judge = pipeline.judge
+    ids = book["account_id"].to_pylist()
+    with Ledger(f"sqlite:///{_fresh(tmp_path / 'anatomy.db')}") as ledger:
+        ledger.register(book)
+        now_us = time.time_ns() // 1000
+        history = events(10 * accounts, 1, now_us - 3600 * 1_000_000)
+        ledger.ingest(history.set_column(1, "account_id", pa.array([ids[i % accounts] for i in range(history.num_rows)])))
+        s, store = ledger.settings, ledger.store
+        merge_into, patterns = G._state_of(judge)
+        gate_rows = getattr(store, "gate_rows", None)
+
+        def read(cur, a, at_us):
+            since, offline = at_us - s.lookback_us, at_us - _patterns_lookback_us(s) if patterns else None
+            if gate_rows is not None:
+                return gate_rows(cur, a, at_us, since, offline)
+            return (store.registered_in(cur, a), *store.account_rows(cur, a, at_us, since, offline))
+
+        def steps(a: str) -> tuple[str, list[float]]:
+            clock = time.perf_counter
+            at_us = time.time_ns() // 1000
+            t0 = clock()
+            tx = store.transaction(lock_account=a, synced=s.sync_reservations)
+            cur = tx.__enter__()
+            t1 = clock()
+            registered, rows, gps, offline = read(cur, a, at_us)
+            t2 = clock()
+            state = derive_one(rows, registered[0], at_us, s, gps, offline, ordered=True, patterns=patterns)
+            t3 = clock()
+            record = dict(zip(G._RECORD_KEYS, (a, *registered)))
+            merge_into(record, state)
+            t4 = clock()
+            outcome = judge(record, "SMS", G._instant(at_us))[0]
+            t5 = clock()
+            reservation = os.urandom(16).hex()
+            t6 = clock()
+            store.add_reservation(cur, reservation, a, CHANNEL["SMS"], at_us, at_us + 900_000_000, at_us)
+            t7 = clock()
+            tx.__exit__(None, None, None)
+            t8 = clock()
+            return outcome, [t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6, t8 - t7]
+
+        names = ("begin", "read", "state", "record", "judge", "reservation_id", "reserve", "commit")
+        for a in ids[:20]:                                          # warm every path
+            ledger.check_contact(a, "SMS", dt.datetime.now(UTC), judge, now=dt.datetime.now(UTC))
+            steps(a)
+        k = 50
+        figures: dict = {"calls_each": calls, "events_per_account": 10, "load_average_1m": os.getloadavg()[0]}
+        for label, pause in (("hot", 0.0), ("after_sleep", 0.0006)):
+            parts: dict[str, list] = {n: [] for n in names}
+            whole, outcomes = [], {}
+            for _ in range(calls):
+                if pause:
+                    time.sleep(pause)
+                now = dt.datetime.now(UTC)
+                start = time.perf_counter()
+                ledger.check_contact(ids[k], "SMS", now, judge, now=now)
+                whole.append(time.perf_counter() - start)
+                if pause:
+                    time.sleep(pause)
+                outcome, times = steps(ids[k + 1])
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                for n, t in zip(names, times):
+                    parts[n].append(t)
+                k += 2
+            p50 = {n: float(np.percentile(v, 50)) * 1e6 for n, v in parts.items()}
+            # the p50 of each call's sum of steps (not the sum of the p50s: the tails do not add up)
+            steps_p50 = float(np.percentile(np.sum([parts[n] for n in names], axis=0), 50)) * 1e6
+            whole_p50 = float(np.percentile(whole, 50)) * 1e6
+            figures[f"{label}_us"] = {**{n: round(v, 1) for n, v in p50.items()}, "steps": round(steps_p50, 1),
+                                      "whole_check_contact": round(whole_p50, 1),
+                                      "outside_the_steps": round(whole_p50 - steps_p50, 1)}
+            figures[f"{label}_outcomes"] = outcomes
+    benchmark.extra_info.update(figures)
+    print("\nCheckContact in process, p50 per step (us):", json.dumps(figures))
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
 
 
 def _p50_each(call, accounts) -> list[float]:

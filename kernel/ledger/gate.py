@@ -20,7 +20,7 @@ the gate fails closed.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -96,14 +96,15 @@ def account_record(store, cur, account_id: str, at_us: int, settings,
     """The record the gate judges: the account's registered book columns and its state as of
     ``at_us`` read in the open transaction ``cur`` (``state_of``: the state's merge into the
     record and whether the pattern pass is wanted, :func:`_state_of`), or None for an
-    account never registered. Where the ledger does not say (a null state value), a
-    registered book column keeps the book's value."""
-    registered = store.registered_in(cur, account_id)
+    account never registered (:meth:`~kernel.ledger.store.Store.gate_rows`: the
+    registration and the rows in one statement). Where the ledger does not say (a null state
+    value), a registered book column keeps the book's value."""
+    merge_into, patterns = state_of
+    registered, rows, gps, offline = store.gate_rows(
+        cur, account_id, at_us, at_us - settings.lookback_us,
+        at_us - _patterns_lookback_us(settings) if patterns else None)
     if registered is None:
         return None
-    merge_into, patterns = state_of
-    rows, gps, offline = store.account_rows(cur, account_id, at_us, at_us - settings.lookback_us,
-                                            at_us - _patterns_lookback_us(settings) if patterns else None)
     record = dict(zip(_RECORD_KEYS, (account_id, *registered)))
     merge_into(record, derive_one(rows, record["time_zone"], at_us, settings, gps, offline, ordered=True,
                                   patterns=patterns))
@@ -113,11 +114,14 @@ def account_record(store, cur, account_id: str, at_us: int, settings,
 _RECORD_KEYS = ("account_id", *REGISTRY_COLUMNS)
 
 
-def check_contact(ledger, judge: Callable, account_id: str, channel: str, at: dt.datetime, *,
-                  now: dt.datetime | None = None) -> ContactVerdict:
-    """Judge a contact attempt of ``account_id`` by ``channel`` at ``at`` (aware datetime) and
-    reserve it on KEEP. ``now`` (default: the clock) bounds ``at``: not before now minus the
-    allowed clock skew, not more than 7 days ahead."""
+def check_contact(ledger, judge: Callable, account_id: str, channel: str, at: dt.datetime | int, *,
+                  now: dt.datetime | int | None = None) -> ContactVerdict:
+    """Judge a contact attempt of ``account_id`` by ``channel`` at ``at`` (an aware datetime,
+    or µs since the epoch) and reserve it on KEEP. ``now`` (the same; default: the clock)
+    bounds ``at``: not before now minus the allowed clock skew, not more than 7 days ahead.
+
+    The reservation id is 128 random bits from the operating system as 32 hex digits (the
+    form and length of ``uuid4().hex``, without the uuid object around it)."""
     if channel not in GATED_CHANNELS:
         raise GateError(f"channel {channel!r}: the gate judges {', '.join(GATED_CHANNELS)}")
     if not isinstance(account_id, str) or not account_id or len(account_id) > 64:
@@ -140,7 +144,7 @@ def check_contact(ledger, judge: Callable, account_id: str, channel: str, at: dt
         if outcome != "KEEP":
             return ContactVerdict(outcome, reason, None if next_allowed == NULL_TIME else _instant(next_allowed),
                                   policy, errors=tuple(errors))
-        reservation = uuid.uuid4().hex
+        reservation = os.urandom(16).hex()
         expires = at_us + int(s.reservation_minutes * 60e6)
         store.add_reservation(cur, reservation, account_id, CHANNEL[channel], at_us, expires, now_us)
     return ContactVerdict("KEEP", reservation_id=reservation, expires_at=_instant(expires), errors=tuple(errors))

@@ -267,6 +267,30 @@ class PostgresStore(Store):
             raise StoreError(f"{self.url}: commit failed ({self._message(e)}); the write may or may not have "
                              f"landed (ingest is idempotent: send it again)") from None
 
+    def gate_rows(self, cur, account: str, until: int, since: int, offline_since: int | None
+                  ) -> tuple[tuple | None, list[tuple], tuple | None, list[tuple[int, int]]]:
+        """:meth:`Store.gate_rows` in one statement, one round trip: the account's registration
+        with :meth:`account_rows`' statement joined to it laterally (the registration's columns
+        on every row; one row of nulls after them when the account has no rows; no row at all:
+        never registered)."""
+        sql = self._gate_sql
+        if sql is None:
+            registry = ", ".join(f"a.{c}" for c in _store.REGISTRY_COLUMNS)
+            sql = self._gate_sql = self._sql(
+                f"SELECT {registry}, u.* FROM accounts AS a LEFT JOIN LATERAL ({self._account_select()}) AS u "
+                f"ON TRUE WHERE a.account_id = ? ORDER BY {_store._ROWS_ORDER}")
+        cur.execute(sql, (account, until, since, account, until, since, account, account, until,
+                          until + 1 if offline_since is None else offline_since, until, since, account, account))
+        rows = cur.fetchall()
+        if not rows:
+            return None, [], None, []
+        width = len(_store.REGISTRY_COLUMNS)
+        registered = _store._registered_values(rows[0][:width])
+        events = [] if rows[0][width] is None else [r[width:] for r in rows]
+        return (registered, *_store._split_account_rows(events, until, offline_since))
+
+    _gate_sql: str | None = None
+
     @contextmanager
     def reading(self) -> Iterator:
         conn, cur = self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "a read")

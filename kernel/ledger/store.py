@@ -24,6 +24,7 @@ that transaction is durable.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sqlite3
@@ -76,6 +77,15 @@ def default_url() -> str:
 REGISTRY_COLUMNS = ("time_zone", "country", "region", "product", "phone_valid", "has_third_party_contact",
                     "consent_automated_contact", "contact_opt_out")
 _REGISTRY_BOOL = ("phone_valid", "has_third_party_contact", "consent_automated_contact", "contact_opt_out")
+#: the registry's text columns, then its flags (:meth:`SQLiteStore.gate_rows` reads them in this order)
+_REGISTRY_TEXTS, _REGISTRY_FLAGS = REGISTRY_COLUMNS[:4], REGISTRY_COLUMNS[4:]
+if _REGISTRY_FLAGS != _REGISTRY_BOOL or set(_REGISTRY_TEXTS) & set(_REGISTRY_BOOL):
+    raise ImportError("REGISTRY_COLUMNS: the four texts first, then the four flags")
+#: the four registered flags packed as Σ 3^i · (0 false, 1 true, 2 null) → the flags (False, True, None)
+_FLAGS_OF = {sum(3 ** i * v for i, v in enumerate(digits)): tuple((False, True, None)[v] for v in digits)
+             for digits in itertools.product(range(3), repeat=4)}
+#: the kind of the registration's row in :meth:`SQLiteStore.gate_rows`' statement
+_REGISTERED = -5
 
 _EVENT_COLUMNS = ("event_id", "account_id", "kind", "at", "recorded_at", "amount", "promise_date", "channel",
                   "outcome", "expiry_date", "reservation_id", "agent")
@@ -670,8 +680,7 @@ class Store:
             row = cur.fetchone()
         if row is None:
             return None
-        return tuple(bool(v) if name in _REGISTRY_BOOL and v is not None else v
-                     for name, v in zip(REGISTRY_COLUMNS, row))
+        return _registered_values(row)
 
     _registered_sql: str | None = None
 
@@ -708,11 +717,13 @@ class Store:
         takes); :class:`SQLiteStore` answers it from a cache that is never stale."""
         return self.account_rows(None, account, until, since, offline_since)
 
-    def _account_select(self, edges: bool = False) -> str:
+    def _account_select(self, edges: bool = False, registration: bool = False) -> str:
         """The statement of :meth:`account_rows`; ``edges`` (SQLite): with two more rows, kind −3,
         whose ``at`` is the earliest instant after ``until`` of any of the account's events,
         reservations or offline periods (six more parameters: account, until, three times), and
-        kind −4, whose ``at`` is ``PRAGMA data_version`` as of the rows' own snapshot."""
+        kind −4, whose ``at`` is ``PRAGMA data_version`` as of the rows' own snapshot;
+        ``registration`` (SQLite, :meth:`SQLiteStore.gate_rows`): with the account's
+        registration as a row of kind −5 (one more parameter: account)."""
         sticky = ", ".join(str(KIND[k]) for k in STICKY_KINDS)
         contact, unreported = KIND["CONTACT_ATTEMPT"], ENUMS["contact_outcome"].index("UNREPORTED")
         # GPS rows ride along as kinds −1 (first and last ping) and −2 (an offline period:
@@ -723,6 +734,10 @@ class Store:
                  "SELECT MIN(from_at) FROM gps_gaps WHERE account_id = ? AND from_at > ?) AS later "
                  "UNION ALL SELECT -4, data_version, NULL, NULL, NULL, NULL, NULL FROM pragma_data_version") \
             if edges else ""
+        if registration:       # (SQLite keeps each value's own type through the union: texts stay texts)
+            packed = " + ".join(f"{3 ** i} * IFNULL({name} != 0, 2)" for i, name in enumerate(_REGISTRY_FLAGS))
+            later += (f" UNION ALL SELECT {_REGISTERED}, NULL, {', '.join(_REGISTRY_TEXTS)}, {packed} "
+                      f"FROM accounts WHERE account_id = ?")
         return (f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM ("
                 f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM events "
                 f"WHERE account_id = ? AND at <= ? AND (at >= ? OR kind IN ({sticky})) UNION ALL "
@@ -734,9 +749,20 @@ class Store:
                 f"SELECT kind, at, amount, promise_date, channel, outcome, expiry_date FROM "
                 f"({self._older_payments('AND account_id = ?')}) AS older{later}) AS u "
                 # the fold's order (kernel.ledger.state._order): nulls first, amounts' last
-                f"ORDER BY at, kind, channel IS NOT NULL, channel, outcome IS NOT NULL, outcome, amount IS NULL, amount")
+                f"ORDER BY {_ROWS_ORDER}")
 
     _account_sql: str | None = None
+
+    def gate_rows(self, cur, account: str, until: int, since: int, offline_since: int | None
+                  ) -> tuple[tuple | None, list[tuple], tuple | None, list[tuple[int, int]]]:
+        """What the contact-time gate reads of one account in its open transaction ``cur``:
+        ``(registered, rows, gps, offline)`` — :meth:`registered_in` (None: never registered;
+        then nothing else is read) and :meth:`account_rows`. :class:`SQLiteStore` and
+        :class:`~kernel.ledger.postgres.PostgresStore` read both with one statement."""
+        registered = self.registered_in(cur, account)
+        if registered is None:
+            return None, [], None, []
+        return (registered, *self.account_rows(cur, account, until, since, offline_since))
 
     def _query(self, sql: str, params: tuple) -> list:
         """One read statement's rows (one snapshot)."""
@@ -760,6 +786,16 @@ class Store:
                 else:
                     out[table] = [tuple(r) for r in cur.fetchall()]
         return out
+
+
+#: the order of :meth:`Store.account_rows`' rows: the fold's (kernel.ledger.state._order), nulls first, amounts' last
+_ROWS_ORDER = "at, kind, channel IS NOT NULL, channel, outcome IS NOT NULL, outcome, amount IS NULL, amount"
+
+
+def _registered_values(row) -> tuple:
+    """A registration's ``REGISTRY_COLUMNS`` values as read (the flags as stored numbers) →
+    as answered: the flags as bool, None kept."""
+    return tuple(bool(v) if name in _REGISTRY_BOOL and v is not None else v for name, v in zip(REGISTRY_COLUMNS, row))
 
 
 #: accounts whose rows a thread's cache holds (then it starts over)
@@ -996,6 +1032,27 @@ class SQLiteStore(Store):
         return (events, *_gps_of(extras, until, offline_since)) if extras else (events, None, [])
 
     _account_edges_sql: str | None = None
+
+    def gate_rows(self, cur, account: str, until: int, since: int, offline_since: int | None
+                  ) -> tuple[tuple | None, list[tuple], tuple | None, list[tuple[int, int]]]:
+        """:meth:`Store.gate_rows` in one statement: :meth:`account_rows`' statement with the
+        account's registration riding along as one more row (kind −5, ``at`` NULL: the first
+        in its order) carrying the four registered texts and the four registered flags packed
+        into one number (:data:`_FLAGS_OF`); no such row: never registered."""
+        sql = self._gate_sql
+        if sql is None:
+            sql = self._gate_sql = self._account_select(registration=True)
+        cur.execute(sql, (account, until, since, account, until, since, account, account, until,
+                          until + 1 if offline_since is None else offline_since, until, since, account, account))
+        rows = cur.fetchall()
+        if not rows or rows[0][0] != _REGISTERED:
+            return None, [], None, []
+        first = rows[0]
+        registered = (first[2], first[3], first[4], first[5], *_FLAGS_OF[first[6]])
+        del rows[0]
+        return (registered, *_split_account_rows(rows, until, offline_since))
+
+    _gate_sql: str | None = None
     #: bumped when the file's content is replaced through this store's own connection (restore)
     _generation = 0
 

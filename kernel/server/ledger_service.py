@@ -5,11 +5,12 @@ gate judges with the serving engine's compliance policies."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..ledger import EventsError
-from ..ledger.gate import GateError
+from ..ledger.gate import GateError, check_contact
 from . import convert, ipc, status
 from ._proto.postloan.v1 import contract_pb2, ledger_pb2, ledger_pb2_grpc
 from .interceptors import CALL
@@ -27,8 +28,20 @@ def _timestamp(value: dt.datetime | None) -> Timestamp | None:
     if value is None:
         return None
     out = Timestamp()
-    out.FromDatetime(value)
+    _set_instant(out, value)
     return out
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _set_instant(field: Timestamp, value: dt.datetime) -> None:
+    """Store the aware datetime ``value`` into the Timestamp ``field`` of a message being built
+    (``Timestamp.FromDatetime``'s value, by integer arithmetic on the timedelta from the
+    epoch: seconds floor, nanos in [0, 10⁹))."""
+    delta = value - _EPOCH
+    field.seconds = delta.days * 86_400 + delta.seconds
+    field.nanos = delta.microseconds * 1_000
 
 
 class LedgerServicer(_Base, ledger_pb2_grpc.LedgerServicer):
@@ -78,16 +91,26 @@ class LedgerServicer(_Base, ledger_pb2_grpc.LedgerServicer):
         if channel is None or request.channel == 0:
             raise FieldError("channel", "required: one of " + ", ".join(n for k, n in _CHANNELS.items() if k))
         name = channel.removeprefix("CONTACT_CHANNEL_")
-        now = dt.datetime.now(UTC)
-        at = convert.timestamp_value(request.at) if request.HasField("at") else now
+        now = time.time_ns() // 1_000               # µs since the epoch: the gate's own unit
+        at = convert.timestamp_value(request.at, "at") if request.HasField("at") else now
         try:
-            v = ledger.check_contact(request.account_id, name, at, engine.pipeline.judge, now=now)
+            v = check_contact(ledger, engine.pipeline.judge, request.account_id, name, at, now=now)
         except GateError as e:
             field = str(e).split(":", 1)[0]
             raise FieldError(field if field in ("channel", "at", "account_id") else "request", str(e)) from None
-        return ledger_pb2.CheckContactResponse(
-            outcome=_OUTCOMES[v.outcome], reason_code=v.reason_code or "", next_allowed_at=_timestamp(v.next_allowed_at),
-            policy=v.policy or "", reservation_id=v.reservation_id or "", expires_at=_timestamp(v.expires_at))
+        # only the fields the verdict sets (an unset string or Timestamp reads as empty)
+        response = ledger_pb2.CheckContactResponse(outcome=_OUTCOMES[v.outcome])
+        if v.reservation_id is not None:
+            response.reservation_id = v.reservation_id
+        if v.expires_at is not None:
+            _set_instant(response.expires_at, v.expires_at)
+        if v.reason_code:
+            response.reason_code = v.reason_code
+        if v.policy:
+            response.policy = v.policy
+        if v.next_allowed_at is not None:
+            _set_instant(response.next_allowed_at, v.next_allowed_at)
+        return response
 
     @_handled
     def GetState(self, request, context):

@@ -92,6 +92,10 @@ def test_racing_dialers_for_the_last_allowed_call_get_exactly_one_keep(ledger_ur
         register(ledger, "CN3", "CN", "Asia/Shanghai")
         ledger.ingest(table([attempt(f"r{i}", "CN3", CN_MORNING - dt.timedelta(minutes=10 * i), "RIGHT_PARTY")
                              for i in range(1, 3)]), now=CN_MORNING)
+        # the policies compiled before the race (a cold compile inside the first dialer's
+        # transaction could outlast the others' wait for the lock on a loaded machine)
+        register(ledger, "CN3W", "CN", "Asia/Shanghai")
+        ledger.check_contact("CN3W", "PHONE", CN_MORNING, judge, now=CN_MORNING)
         verdicts = []
         start = threading.Barrier(8)
 
@@ -235,3 +239,52 @@ def test_the_gates_record_holds_the_state_a_decide_reads(ledger_url):
                         assert judged[name] == read[name], (account, moment, name)
                     with_gps += read["gps_last_ping_at"] is not None
     assert with_gps > 30, with_gps                       # the GPS columns were compared, not only nulls
+
+
+def test_gate_rows_read_what_registered_in_and_account_rows_read(ledger_url):
+    """The gate's read (:meth:`Store.gate_rows`, on SQLite one statement carrying the
+    registration as a row) gives exactly :meth:`Store.registered_in` and
+    :meth:`Store.account_rows`: every combination of true / false / null registered flags,
+    texts that look like numbers kept as texts, accounts with and without events, reservations
+    and GPS state, with and without the offline periods; nothing for an account never
+    registered."""
+    import itertools
+
+    from kernel.ledger.ledger import instant_us
+    flags = list(itertools.product((True, False, None), repeat=4))
+    rows = [{"account_id": f"G{i}", "time_zone": "Asia/Shanghai" if i % 2 else "America/New_York",
+             "country": "CN" if i % 3 else None, "region": "110000" if i % 4 else "1.5e3",
+             "product": None if i % 5 == 0 else "NEW_CAR_LOAN", "phone_valid": f[0], "has_third_party_contact": f[1],
+             "consent_automated_contact": f[2], "contact_opt_out": f[3]} for i, f in enumerate(flags)]
+    names = list(rows[0])
+    book = pa.table({n: pa.array([r[n] for r in rows], pa.bool_() if n in ("phone_valid", "has_third_party_contact",
+                     "consent_automated_contact", "contact_opt_out") else pa.string()) for n in names})
+    pings = [{"event_id": f"p{i}_{k}", "account_id": f"G{i}", "kind": "GPS_PING",
+              "at": CN_MORNING - dt.timedelta(hours=30 - 12 * k), "lat": 31.2, "lon": 121.4}
+             for i in range(0, len(rows), 3) for k in range(3)]
+    with Ledger(ledger_url) as ledger:
+        ledger.register(book)
+        ledger.ingest(table([attempt(f"a{i}_{k}", f"G{i}", CN_MORNING - dt.timedelta(hours=5 * k + 1),
+                                     ("NO_ANSWER", "RIGHT_PARTY")[k % 2]) for i in range(0, len(rows), 2)
+                             for k in range(4)]), now=CN_MORNING)
+        ledger.ingest(pa.table({"event_id": [p["event_id"] for p in pings],
+                                "account_id": [p["account_id"] for p in pings],
+                                "kind": [p["kind"] for p in pings], "at": pa.array([p["at"] for p in pings], TS),
+                                "lat": [p["lat"] for p in pings], "lon": [p["lon"] for p in pings]}), now=CN_MORNING)
+        at = instant_us(CN_MORNING)
+        s = ledger.settings
+        store = ledger.store
+        with store.transaction(lock_account=None, synced=False) as cur:
+            store.add_reservation(cur, "r1", "G1", 1, at - 60_000_000, at + 600_000_000, at - 60_000_000)
+        seen = set()
+        with store.transaction(lock_account=None, synced=False) as cur:
+            for r in rows:
+                for offline_since in (None, at - 86_400_000_000):
+                    got = store.gate_rows(cur, r["account_id"], at, at - s.lookback_us, offline_since)
+                    registered = store.registered_in(cur, r["account_id"])
+                    assert got == (registered, *store.account_rows(cur, r["account_id"], at, at - s.lookback_us,
+                                                                     offline_since)), r
+                    assert registered == tuple(r[n] for n in names[1:])
+                    seen.add((bool(got[1]), got[2] is not None))
+            assert store.gate_rows(cur, "NOBODY", at, at - s.lookback_us, None) == (None, [], None, [])
+    assert seen == {(True, True), (True, False), (False, True), (False, False)}, seen

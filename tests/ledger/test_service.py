@@ -44,6 +44,9 @@ def test_decide_registers_then_the_gate_reserves_and_the_report_counts(served):
         assert first["outcome"] == "KEEP" and first["reservation_id"] and first["expires_at"] > at
         second = client.check_contact(account_id, "PHONE", at + dt.timedelta(hours=1))
         assert (second["outcome"], second["reason_code"]) == ("DEFER", "REGF_RECENT_CONVERSATION")
+        assert second["policy"] and second["reservation_id"] is None and second["expires_at"] is None
+        # Regulation F: no call for 7 days after the conversation (from 08:00 in New York on day 8)
+        assert at + dt.timedelta(days=6) < second["next_allowed_at"] < at + dt.timedelta(days=8)
         events = pa.table({"event_id": ["svc-1", "svc-2"], "account_id": [account_id] * 2,
                            "kind": ["CONTACT_ATTEMPT", "NOT_A_KIND"], "at": pa.array([now, now], TS),
                            "channel": ["PHONE", None], "outcome": ["NO_ANSWER", None],
@@ -66,3 +69,30 @@ def test_bad_questions_are_invalid_argument(served):
         with pytest.raises(CallError) as e:
             client.ingest(pa.table({"event_id": ["x"]}))
         assert e.value.code.name == "INVALID_ARGUMENT" and "missing column" in str(e.value)
+
+
+def test_a_check_contact_at_in_the_past_names_the_field(served):
+    with Client(f"127.0.0.1:{served.port}") as client:
+        with pytest.raises(CallError) as e:
+            client.check_contact("A1", "PHONE", dt.datetime.now(UTC) - dt.timedelta(hours=2))
+        assert e.value.field == "at" and "in the past" in str(e.value)
+
+
+def test_the_responses_timestamps_are_what_timestamp_from_datetime_gives():
+    """CheckContact's answer stores its instants by integer arithmetic: the same seconds and
+    nanos as protobuf's own ``Timestamp.FromDatetime``, over the whole range of years, before
+    the epoch included (seeded)."""
+    import random
+
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from kernel.server.ledger_service import _timestamp
+    rng = random.Random(7)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
+    for us in [0, -1, 1, -1_000_000, 999_999] + [rng.randrange(-62_135_596_800_000_000, 253_402_300_799_000_000)
+                                                   for _ in range(20_000)]:
+        value = epoch + dt.timedelta(microseconds=us)
+        expected = Timestamp()
+        expected.FromDatetime(value)
+        assert _timestamp(value) == expected, value
+    assert _timestamp(None) is None
