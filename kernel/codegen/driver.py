@@ -533,7 +533,8 @@ class CompiledKernel:
         type that code does not take as it is (an int for a float column, a datetime for a
         date…) sends the record to the careful path (:meth:`_stage_record`), which converts it
         or names the column."""
-        days = as_of_days(as_of)
+        # (a plain date, the usual case, without as_of_days' four type tests: the same number)
+        days = as_of.toordinal() - _EPOCH_ORDINAL if type(as_of) is dt.date else as_of_days(as_of)
         rec = getattr(self._local, "record", None)
         if rec is None:
             rec = self._local.record = _RecordBuffers(self)
