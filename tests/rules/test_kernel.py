@@ -250,6 +250,28 @@ def test_decide_record_runs_the_record_entry_and_its_lists_are_the_callers(shipp
     assert len(calls) == 120
 
 
+def test_decide_record_on_several_threads_at_once(shipped_kernel, small_book):
+    """Each thread stages into its own record buffer (the compiled call releases the GIL, so
+    threads do overlap in it): four threads deciding different accounts all get their own."""
+    k = shipped_kernel
+    rows = small_book.slice(600, 40)
+    expected = k.decide(rows, AS_OF).to_pylist()
+    records = [{name: rows.column(name)[r].as_py() for name in k.inputs} for r in range(40)]
+    wrong = []
+
+    def work(offset: int) -> None:
+        for _ in range(25):
+            for r in range(offset, 40, 4):
+                if k.decide_record(records[r], AS_OF) != expected[r]:
+                    wrong.append(r)
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
+
 def test_a_call_keeps_the_all_valid_bitmap_it_points_at_when_another_grows_it(shipped_kernel):
     """The kernel's shared all-valid bitmap is replaced by a larger one when a bigger batch
     comes; a call already pointing at the old one must hold it until its kernel has run (a
