@@ -120,7 +120,7 @@ def compile_plan(plan: Plan, progress=None, helpers: list | None = None):
     for k, row in enumerate(node_map):
         MAP[k, :len(row)] = row
     return CompiledKernel(plan, driver.block, {g: t for g, (t, _) in tables.items()}, np.array(functions, np.int64),
-                          MAP, generated.packing, model_params, keep)
+                          MAP, generated.packing, model_params, keep, record=driver.record)
 
 
 def _start_helpers(generated, modules: list, params: dict, idle: list) -> tuple[dict, object]:

@@ -20,6 +20,7 @@ import datetime as dt
 import functools
 import itertools
 import os
+import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,9 +31,9 @@ import pyarrow.compute as pc
 from ..rules import ir
 from ..rules.columns import COLLECT_RULE_TYPE, InputError, expected_text
 from ..rules.reference import UNIQUE_CONFLICT
-from .emit import BLOCK_ROWS, Packing
+from .emit import BLOCK_ROWS, RECORD_TABLE, Packing
 from .inputs import as_of_days, check_input_schema
-from .plan import OUTPUT_GROUP, Plan
+from .plan import ARG_GROUPS, OUTPUT_GROUP, Plan
 
 __all__ = ["PARALLEL_MIN_ROWS", "THREADS", "CompiledKernel", "as_of_days", "check_input_schema"]
 
@@ -68,10 +69,11 @@ class CompiledKernel:
     """A loaded fused kernel plus everything needed to call it."""
 
     def __init__(self, plan: Plan, block, tables: dict, functions: np.ndarray, node_map: np.ndarray,
-                 packing: Packing, model_params: list = (), keep: list = ()):
+                 packing: Packing, model_params: list = (), keep: list = (), record=None):
         """``block``: the driver's compiled ``block``; ``functions``: each node's address;
         ``node_map``: each node's ``M`` (rows); ``keep``: what the addresses point into (the
-        node modules, the models' block functions) and ``model_params`` what their maps do."""
+        node modules, the models' block functions) and ``model_params`` what their maps do;
+        ``record``: the driver's ``record`` (the record path; without it that path calls ``block``)."""
         self.plan = plan
         self.block = block
         self.tables = tables
@@ -88,6 +90,8 @@ class CompiledKernel:
         # exact arrays of the block's one signature — do not need.
         overloads = getattr(block, "overloads", None) or {}
         self._block_entry = next(iter(overloads.values())).entry_point if len(overloads) == 1 else block
+        overloads = getattr(record, "overloads", None) or {}
+        self._record_entry = next(iter(overloads.values())).entry_point if len(overloads) == 1 else record
         self._arrow = None                   # the Arrow path's layout, built on first use
         self._never_null = np.array([v for v in range(plan.counts["OV"]) if v not in packing.valid], dtype=np.int64)
         self._schema_seen: pa.Schema | None = None
@@ -529,19 +533,20 @@ class CompiledKernel:
         type that code does not take as it is (an int for a float column, a datetime for a
         date…) sends the record to the careful path (:meth:`_stage_record`), which converts it
         or names the column."""
-        days = as_of_days(as_of)
-        st = self._staging(1)
-        rec = st.record
+        # (a plain date, the usual case, without as_of_days' four type tests: the same number)
+        days = as_of.toordinal() - _EPOCH_ORDINAL if type(as_of) is dt.date else as_of_days(as_of)
+        rec = getattr(self._local, "record", None)
         if rec is None:
-            outputs = self._allocate(1)
-            rec = st.record = _RecordBuffers(st, outputs, self._args({"PTR": st.ptr, "OFF": st.off}, outputs)
-                                             + self._no_pack)
-            rec.stage, rec.read = _record_code(self._record_slots, self._member_index, self._out_layout, rec)
-        st.bits.fill(255)
+            rec = self._local.record = _RecordBuffers(self)
+            rec.stage, rec.read = _record_code(self._record_slots, self._member_index, self._out_layout, rec,
+                                               frozenset(self._never_null.tolist()))
         if not rec.stage(record):
-            st.bits.fill(255)
+            rec.bits[:] = rec.all_valid
             self._stage_record(record, rec)
-        self._block_entry(0, 1, days, *rec.args)
+        if rec.table is not None:
+            self._record_entry(days, rec.table_at)
+        else:
+            self._block_entry(0, 1, days, *rec.args)
         return rec.read()
 
     def _stage_record(self, record, rec) -> None:
@@ -720,8 +725,6 @@ class _Job:
 class _Staging:
     """Input arrays of the columns path and the addresses the kernel reads them through."""
 
-    record: "_RecordBuffers | None" = None     # the record path's views and outputs (n = 1)
-
     def __init__(self, n: int, kinds: dict, where: dict, identity: np.ndarray, n_ptr: int):
         self.i64 = np.zeros((max(kinds["i64"], 1), n), np.int64)
         self.f64 = np.zeros((max(kinds["f64"], 1), n), np.float64)
@@ -739,31 +742,95 @@ class _Staging:
 
 
 class _RecordBuffers:
-    """What one thread's record path reuses from call to call: flat views of the one-row
-    staging arrays (a store is ``f64[row] = v``), the output arrays (read back into Python
-    values before the call returns, and fully written by the kernel for every row) and the
-    kernel's argument tuple over both."""
+    """One thread's record path (one account), reused from call to call: every input and every
+    output of the kernel in one small contiguous buffer (a few cache lines; after an idle gap
+    each line the call touches is a miss), the addresses the kernel reads the inputs through,
+    and the kernel's argument tuple over them.
 
-    def __init__(self, st: _Staging, outputs: dict, args: tuple):
-        self.f64, self.i64, self.i32, self.u8 = (a[:, 0] for a in (st.f64, st.i64, st.i32, st.u8))
-        # memoryviews store a Python float / int / small int several times faster than NumPy
-        self.bits = memoryview(st.bits[:, 0])
-        self.values = {"f64": memoryview(self.f64), "i64": memoryview(self.i64), "u8": memoryview(self.u8)}
+    Layout, each part aligned to 8 bytes: the outputs first — ``OI64``, ``OF64``, ``OM`` (8-byte
+    items), ``OI32``, ``OI8``, ``OU8``, ``OV`` — as ``(count, 1)`` arrays, so that one
+    :class:`struct.Struct` ``unpack_from`` turns all of them into Python scalars in a single C
+    call; then the inputs' values by storage type (``f64``, ``i64``, ``i32``, ``u8``) and one
+    byte per input bitmap (``bits``: validity and bool values; with one row the kernel reads bit
+    0 of one byte), reset to 255 (all valid) by one slice store before each record."""
+
+    OUTPUTS = (("OI64", "q"), ("OF64", "d"), ("OM", "Q"), ("OI32", "i"), ("OI8", "b"), ("OU8", "?"), ("OV", "?"))
+    INPUTS = (("f64", "d", np.float64), ("i64", "q", np.int64), ("i32", "i", np.int32), ("u8", "B", np.uint8),
+              ("bits", "B", np.uint8))
+
+    def __init__(self, kernel: "CompiledKernel"):
+        counts = kernel.plan.counts
+        kinds, where, _ = kernel._layout
+        parts, total, fmt = {}, 0, ["<"]
+        for g, code in self.OUTPUTS:
+            parts[g] = (total, counts[g], code)
+            fmt.append(f"{counts[g]}{code}")
+            total += counts[g] * struct.calcsize("<" + code)
+        self.out_format = "".join(fmt)
+        self.out_index = {}            # output group -> index of its first value in the unpacked tuple
+        k = 0
+        for g, _ in self.OUTPUTS:
+            self.out_index[g] = k
+            k += counts[g]
+        for kind, code, dtype in self.INPUTS:
+            total = -(-total // 8) * 8
+            parts[kind] = (total, kinds[kind], code)
+            total += kinds[kind] * np.dtype(dtype).itemsize
+        self.memory = np.zeros(max(total, 8) + 64, np.uint8)
+        shift = -self.memory.ctypes.data % 64               # the buffer starts on a cache line
+        buffer = self.memory[shift:shift + total]
+        view = memoryview(buffer)
+        outputs = {}
+        for g, _ in self.OUTPUTS:
+            at, count, _ = parts[g]
+            outputs[g] = buffer[at:at + count * np.dtype(_NP[g]).itemsize].view(_NP[g]).reshape(count, 1)
+        if kernel._never_null.size:
+            outputs["OV"][kernel._never_null] = 1        # never written by the kernel
         self.outputs = outputs
-        self.args = args
+        arrays, self.values = {}, {}
+        for kind, code, dtype in self.INPUTS:
+            at, count, _ = parts[kind]
+            size = count * np.dtype(dtype).itemsize
+            arrays[kind] = buffer[at:at + size].view(dtype)
+            self.values[kind] = view[at:at + size].cast(code)
+        self.f64, self.i64, self.i32, self.u8 = (arrays[k] for k in ("f64", "i64", "i32", "u8"))
+        self.bits = self.values["bits"]
+        self.all_valid = b"\xff" * kinds["bits"]
+        self.out_view = view[:parts["bits"][0]]
+        ptr = np.zeros(max(kernel.plan.counts["PTR"], 1), dtype=np.int64)
+        for index, (kind, row) in where.items():
+            if kind == "identity":
+                ptr[index] = kernel._identity_at
+            else:
+                ptr[index] = arrays[kind].ctypes.data + row * arrays[kind].itemsize
+        self.ptr, self.off = ptr, np.zeros_like(ptr)
+        self.args = kernel._args({"PTR": ptr, "OFF": self.off}, outputs) + kernel._no_pack
+        # the driver's ``record`` takes every array through this table (emit.RECORD_TABLE):
+        # addresses and shapes of the arrays of ``args`` (which keep them alive)
+        self.table = self.table_at = None
+        if kernel._record_entry is not None:
+            arrays = dict(zip(ARG_GROUPS, self.args), FN=kernel.functions, MAP=kernel.node_map)
+            fields = []
+            for name, _, count in RECORD_TABLE:
+                array = arrays[name]
+                assert array.flags.c_contiguous and array.ndim == count - 1, name
+                fields += [array.ctypes.data, *array.shape]
+            self.table = np.array(fields, dtype=np.int64)
+            self.table_at = self.table.ctypes.data
 
 
-def _record_code(slots, member_index: dict, layout: dict, rec: "_RecordBuffers"):
+def _record_code(slots, member_index: dict, layout: dict, rec: "_RecordBuffers", never_null=()):
     """(stage, read) for the record path, generated for one driver's layout over one thread's
-    buffers. ``stage(record)`` stores each input of the exact common type (float, int in
-    range, a member, bool, ``datetime.date``, None) and returns True, or returns False at the
-    first value it does not take as it is (the caller then stages the record carefully);
-    a missing column is False too. ``read()`` gives ``{decision column: scalar}`` as
-    :meth:`_record_outputs` does."""
+    buffers. ``stage(record)`` resets the input bitmaps and stores each input of the exact
+    common type (float, int in range, a member, bool, ``datetime.date``, None) and returns
+    True, or returns False at the first value it does not take as it is (the caller then
+    stages the record carefully); a missing column is False too. ``read()`` gives
+    ``{decision column: scalar}`` as :meth:`_record_outputs` does: every output unpacked into
+    locals by one ``Struct.unpack_from`` over the record's buffer, then one dict display."""
     env = {"F": rec.values["f64"], "I": rec.values["i64"], "U": rec.values["u8"], "B": rec.bits,
-           "D": memoryview(rec.i32), "I64": _I64, "date": dt.date, "EPOCH_ORD": _EPOCH_ORDINAL,
-           "EPOCH": _EPOCH, "timedelta": dt.timedelta, "fired": _fired_ids}
-    lines = ["def stage(r):", "    try:"]
+           "D": rec.values["i32"], "I64": _I64, "date": dt.date, "EPOCH_ORD": _EPOCH_ORDINAL,
+           "ALL_VALID": rec.all_valid, "fromordinal": dt.date.fromordinal}
+    lines = ["def stage(r):", "    B[:] = ALL_VALID", "    try:"]
     for i, (name, kind, row, vrow, slot) in enumerate(slots):
         lines.append(f"        v = r[{name!r}]")
         if kind == "f64":
@@ -783,32 +850,40 @@ def _record_code(slots, member_index: dict, layout: dict, rec: "_RecordBuffers")
             raise ValueError(f"{name}: no record staging for storage {kind}")
         lines += ["        elif v is None:", f"            B[{vrow}] = 0", "        else:", "            return False"]
     lines += ["    except KeyError:", "        return False", "    return True", ""]
-    o = rec.outputs
-    env.update(OV=o["OV"][:, 0], OF64=o["OF64"][:, 0], OI64=o["OI64"][:, 0], OI32=o["OI32"][:, 0],
-               OI8=o["OI8"][:, 0], OU8=o["OU8"][:, 0], OM=o["OM"][:, 0] if layout["has_collect"] else None)
-    lines += ["def read():", "    valid, f64, i64, i32, i8, u8 = (OV.tolist(), OF64.tolist(), OI64.tolist(), "
-              "OI32.tolist(), OI8.tolist(), OU8.tolist())"]
-    if layout["has_collect"]:
-        lines.append("    masks = OM.tolist()")
+    at = rec.out_index
+    used: set[int] = set()
+
+    def local(group: str, k: int) -> str:
+        used.add(at[group] + k)
+        return f"x{at[group] + k}"
     entries = []
     for j, (column, kind, index, value_index, vindex) in enumerate(layout["record"]):
         if kind == "collect":
             start, words, ids = index
-            env[f"C{j}"] = ids
-            entries.append(f"fired(masks[{start}:{start + words}], C{j})")
-        elif kind == "rule":
+            env[f"C{j}"] = _FiredCache(ids, words)
+            masks = ", ".join(local("OM", start + w) for w in range(words))
+            entries.append(f"[*C{j}[{masks}]]")          # a new list per call: the caller's to change
+            continue
+        if kind == "rule":
             env[f"R{j}"] = tuple(index) + (None,)            # code −1 (no rule fired): the None at the end
-            lines.append(f"    c{j} = i32[{value_index}]")
-            entries.append(f"(R{j}[c{j}] if c{j} >= 0 else None)")
+            entries.append(f"R{j}[{local('OI32', value_index)}]")
+            continue
+        if kind == "enum":
+            env[f"E{j}"] = tuple(index) + (None,)            # (code −1 under a null: None)
+            value = f"E{j}[{local('OI8', value_index)}]"
+        elif kind == "bool":
+            value = local("OU8", value_index)
+        elif kind == "float":
+            value = local("OF64", value_index)
+        elif kind == "date":
+            value = f"fromordinal({local('OI32', value_index)} + EPOCH_ORD)"
         else:
-            value = {"bool": f"u8[{value_index}] != 0", "float": f"f64[{value_index}]",
-                     "date": f"EPOCH + timedelta(days=i32[{value_index}])"}.get(kind)
-            if kind == "enum":
-                env[f"E{j}"] = index
-                value = f"E{j}[i8[{value_index}]]"
-            elif value is None:
-                value = f"i64[{value_index}]"
-            entries.append(f"({value} if valid[{vindex}] else None)")
+            value = local("OI64", value_index)
+        entries.append(value if vindex in never_null else f"({value} if {local('OV', vindex)} else None)")
+    total = sum(rec.outputs[g].shape[0] for g, _ in rec.OUTPUTS)
+    names = ", ".join(f"x{k}" if k in used else "_" for k in range(total))
+    env["unpack"] = functools.partial(struct.Struct(rec.out_format).unpack_from, rec.out_view)
+    lines += ["def read():", f"    ({names}{',' if total == 1 else ''}) = unpack()" if total else "    pass"]
     lines.append("    return {" + ", ".join(f"{c[0]!r}: {e}" for c, e in zip(layout["record"], entries)) + "}")
     exec(compile("\n".join(lines) + "\n", "<record path>", "exec"), env)
     return env["stage"], env["read"]
@@ -876,6 +951,27 @@ def _collect_lists(masks: list, where, n: int) -> np.ndarray:
     for r in range(n):
         out[r] = _fired_ids([masks[start + w][r] for w in range(words)], ids)
     return out
+
+
+class _FiredCache(dict):
+    """A collect ruleset's fired rule ids per mask (one word, or a tuple of words): the record
+    path looks a row's mask up here — one dict probe — instead of walking its bits each call.
+    Computed by :func:`_fired_ids` on first sight; emptied past :data:`FIRED_CACHE_SIZE` masks
+    (a ruleset of many rules could otherwise fill it with every combination it ever saw)."""
+
+    def __init__(self, ids, words: int):
+        super().__init__()
+        self.ids, self.words = tuple(ids), words
+
+    def __missing__(self, masks) -> tuple:
+        fired = tuple(_fired_ids([masks] if self.words == 1 else list(masks), self.ids))
+        if len(self) >= FIRED_CACHE_SIZE:
+            self.clear()
+        self[masks] = fired
+        return fired
+
+
+FIRED_CACHE_SIZE = 4096
 
 
 def _fired_ids(words: list, ids) -> list:

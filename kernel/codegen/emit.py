@@ -49,7 +49,7 @@ BLOCK_ROWS = 256
 #: decision tables with at least this many rows are matched through an index, not row by row
 INDEX_MIN_ROWS = 16
 #: bump when the generated code's meaning changes (it is part of every content hash)
-GENERATOR_VERSION = "11"
+GENERATOR_VERSION = "12"
 _HELPERS_HASH = hashlib.sha256(inspect.getsource(helpers).encode()).hexdigest()[:16]
 
 _PRELUDE = f"""\
@@ -1073,7 +1073,7 @@ def driver_source() -> str:
     :data:`BLOCK_ROWS` rows before the next block, then runs the packing steps on it. Nothing
     in it depends on a plan: it compiles once per machine and generator."""
     lines = [_PRELUDE.format(version=GENERATOR_VERSION, numba=_numba_version())]
-    lines.append("from kernel.codegen.helpers import pack_rule, pack_valid, row_address, zero_invalid")
+    lines.append("from kernel.codegen.helpers import array2_at, p_u64, pack_rule, pack_valid, row_address, zero_invalid")
     lines.append(f"BLOCK_ROWS = {BLOCK_ROWS}")
     lines.append(f"PACK_VALID, PACK_BOOL, PACK_RULE = {PACK_VALID}, {PACK_BOOL}, {PACK_RULE}")
     sig = ", ".join(["types.int64"] * 3 + [SIGNATURE_ARGS, "types.Array(types.int64, 1, 'C')",
@@ -1091,7 +1091,7 @@ def driver_source() -> str:
     lines.append("    for s in range(start, end, BLOCK_ROWS):")
     lines.append("        e = min(end, s + BLOCK_ROWS)")
     lines.append("        for k in range(FN.shape[0]):")
-    lines.append(f"            call_native(FN[k], (s, e, as_of, {ARGS}, MAP, k))")
+    lines.append(f"            {_NODE_CALL}")
     lines.append("        if PACK:")
     lines.append("            for q in range(PACKING.shape[0]):")
     lines.append("                kind, a, b, c = PACKING[q, 0], PACKING[q, 1], PACKING[q, 2], PACKING[q, 3]")
@@ -1103,7 +1103,38 @@ def driver_source() -> str:
     lines.append("                    NC[c] += pack_rule(row_address(OI32, a), row_address(PK, b), s, e)")
     lines.append("                else:")
     lines.append("                    zero_invalid(row_address(OI8, a), row_address(OV, b), s, e)")
+    lines.extend(_record_driver())
     return "\n".join(lines) + "\n"
+
+
+#: the driver's call of node ``k`` on rows ``s..e`` (the one line both entry points share)
+_NODE_CALL = f"call_native(FN[k], (s, e, as_of, {ARGS}, MAP, k))"
+#: the record table (int64) :func:`_record_driver`'s ``record`` reads its arrays from: per entry
+#: its (name, pointer cast, fields) — fields ``(address, length)`` for a 1-D array, ``(address,
+#: rows, columns)`` for a 2-D one
+RECORD_TABLE = (("FN", "p_i64", 2), ("MAP", "p_i64", 3), ("PTR", "p_i64", 2), ("OFF", "p_i64", 2),
+                ("OI64", "p_i64", 3), ("OF64", "p_f64", 3), ("OI32", "p_i32", 3), ("OI8", "p_i8", 3),
+                ("OU8", "p_u8", 3), ("OV", "p_u8", 3), ("OM", "p_u64", 3), ("TI64", "p_i64", 2),
+                ("TF64", "p_f64", 2), ("TU64", "p_u64", 2))
+
+
+def _record_driver() -> list[str]:
+    """``record(as_of, R)``: every node, in order, on the one row of the record path. Its only
+    arguments are two ints — ``R`` the address of the record table (:data:`RECORD_TABLE`) —
+    and the arrays the nodes take are rebuilt from that table's addresses: a call from Python
+    then unboxes no array (each array argument costs ``block``'s entry a MemInfo allocation
+    and freeing, and several cache lines of the array object, which an idle gap evicts)."""
+    lines = ["", "", "@njit(types.void(types.int64, types.int64), **LEAN)", "def record(as_of, R):",
+             '    """The nodes on row 0 of the record path\'s arrays (see emit._record_driver)."""',
+             "    A = p_i64(R)"]
+    at = 0
+    for name, cast, fields in RECORD_TABLE:
+        maker = "array_at" if fields == 2 else "array2_at"
+        sizes = ", ".join(f"A[{at + 1 + f}]" for f in range(fields - 1))
+        lines.append(f"    {name} = {maker}({cast}(A[{at}]), {sizes})")
+        at += fields
+    lines += ["    s, e = 0, 1", "    for k in range(FN.shape[0]):", f"        {_NODE_CALL}"]
+    return lines
 
 
 class Packing:

@@ -25,7 +25,7 @@ from .pipeline import LeanCompiler  # noqa: E402
 
 __all__ = ["fired_lists", "p_i64", "p_f64", "p_f32", "p_i32", "p_u8", "p_i8", "call_native", "element_pointer",
            "add", "sub", "neg", "absolute", "mul", "imod", "fmod", "civil", "bits64", "popcount", "row_pointer", "row_address",
-           "pack_valid", "pack_rule", "zero_invalid", "select", "bit", "new_array", "array_at", "OPTS", "LEAN", "NODE_OPTS"]
+           "pack_valid", "pack_rule", "zero_invalid", "select", "bit", "new_array", "array_at", "array2_at", "p_u64", "OPTS", "LEAN", "NODE_OPTS"]
 
 OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 #: generated code's options (the driver, the models' straight-line blocks): :data:`OPTS`
@@ -169,6 +169,31 @@ def array_at(typingctx, pointer, size):
                        itemsize=context.get_constant(types.intp, itemsize), meminfo=None)
         return ary._getvalue()
     return arrtype(pointer, size), codegen
+
+
+@intrinsic
+def array2_at(typingctx, pointer, rows, cols):
+    """A 2-D C-contiguous ``[rows, cols]`` array over memory at ``pointer``, owned by someone
+    else (no reference count), as :func:`array_at`: the record path's driver rebuilds the
+    kernel's arrays from the addresses in one table instead of taking each array from Python
+    (unboxing an array argument costs the call a MemInfo allocation and a few cache lines)."""
+    from numba.np.arrayobj import make_array, populate_array
+    if (not isinstance(pointer, types.CPointer) or not isinstance(rows, types.Integer)
+            or not isinstance(cols, types.Integer)):
+        return None
+    arrtype = types.Array(pointer.dtype, 2, "C")
+
+    def codegen(context, builder, signature, args):
+        ary = make_array(arrtype)(context, builder)
+        itemsize = context.get_abi_sizeof(context.get_data_type(pointer.dtype))
+        r = context.cast(builder, args[1], rows, types.intp)
+        c = context.cast(builder, args[2], cols, types.intp)
+        size = context.get_constant(types.intp, itemsize)
+        populate_array(ary, data=args[0], shape=cgutils.pack_array(builder, [r, c]),
+                       strides=cgutils.pack_array(builder, [builder.mul(c, size), size]),
+                       itemsize=size, meminfo=None)
+        return ary._getvalue()
+    return arrtype(pointer, rows, cols), codegen
 
 
 @intrinsic

@@ -31,7 +31,7 @@ from . import kernels as K  # (configures Numba's cache folder before anything i
 from numba import njit  # noqa: E402
 
 #: generator version: part of every generated block's source (and so of its file name)
-GENERATOR = 4
+GENERATOR = 5
 #: programs unrolling into more statements than this run on the interpreter (Numba's compile
 #: costs about 5 ms per statement: a wide linear model compiles faster as a loop)
 MAX_LINES = 1200

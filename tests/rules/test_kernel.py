@@ -225,6 +225,53 @@ def test_decide_record_takes_values_of_other_types_through_the_careful_path(ship
         assert k.decide_record(other, AS_OF) == expected[r]
 
 
+def test_decide_record_runs_the_record_entry_and_its_lists_are_the_callers(shipped_kernel, small_book, monkeypatch):
+    """The record path calls the driver's ``record`` entry (the arrays from one address table)
+    and reads collect rule lists from a per-mask cache: each call's lists are its own (changing
+    one changes no later answer), and a cache emptied when full still answers right."""
+    from kernel.codegen import driver
+    k = shipped_kernel
+    rows = small_book.slice(400, 60)
+    expected = k.decide(rows, AS_OF).to_pylist()
+    records = [{name: rows.column(name)[r].as_py() for name in k.inputs} for r in range(60)]
+    calls = []
+    real = k._compiled._record_entry
+    monkeypatch.setattr(k._compiled, "_block_entry", None)          # block's entry must not be needed
+    monkeypatch.setattr(k._compiled, "_record_entry", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr(driver, "FIRED_CACHE_SIZE", 2)              # emptied again and again
+    lists = [c for c in expected[0] if isinstance(expected[0][c], list)]
+    assert lists, "the shipped bundle has collect rulesets"
+    for _ in range(2):
+        for record, want in zip(records, expected):
+            got = k.decide_record(record, AS_OF)
+            assert got == want
+            for column in lists:
+                got[column].append("changed by the caller")
+    assert len(calls) == 120
+
+
+def test_decide_record_on_several_threads_at_once(shipped_kernel, small_book):
+    """Each thread stages into its own record buffer (the compiled call releases the GIL, so
+    threads do overlap in it): four threads deciding different accounts all get their own."""
+    k = shipped_kernel
+    rows = small_book.slice(600, 40)
+    expected = k.decide(rows, AS_OF).to_pylist()
+    records = [{name: rows.column(name)[r].as_py() for name in k.inputs} for r in range(40)]
+    wrong = []
+
+    def work(offset: int) -> None:
+        for _ in range(25):
+            for r in range(offset, 40, 4):
+                if k.decide_record(records[r], AS_OF) != expected[r]:
+                    wrong.append(r)
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
+
 def test_a_call_keeps_the_all_valid_bitmap_it_points_at_when_another_grows_it(shipped_kernel):
     """The kernel's shared all-valid bitmap is replaced by a larger one when a bigger batch
     comes; a call already pointing at the old one must hold it until its kernel has run (a
