@@ -28,6 +28,10 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
+#: the driver's compile as a job of a cold compile shared with forked helpers
+DRIVER_JOB = ("driver", 0)
+
+
 def compile_plan(plan: Plan, progress=None, helpers: list | None = None):
     """Compile (or load from Numba's cache) the kernel of ``plan``.
 
@@ -95,6 +99,8 @@ def compile_plan(plan: Plan, progress=None, helpers: list | None = None):
                         helpers[("node", k)].wait()
                     result = cache.compile_function(module.node, signature, lambda k=k: show(k))
                     functions[k] = cache.native_address(result)
+        if DRIVER_JOB in helpers and DRIVER_JOB not in claimed_here:
+            helpers[DRIVER_JOB].wait()       # a helper compiles it: imported below from the cache
     finally:
         for helper in set(helpers.values()):
             helper.kill()
@@ -156,13 +162,17 @@ def _start_helpers(generated, modules: list, params: dict, idle: list) -> tuple[
     helpers = max(parallel.workers(), len(idle)) if idle else parallel.workers()
     if not helpers:
         return {}, None
+    fork = parallel.start_method() == "fork" and not idle
+    if fork:                            # the driver too: compiled while the nodes are, not after them
+        jobs.append((DRIVER_JOB, parallel.DRIVER_SECONDS))
+        details[DRIVER_JOB] = {"kind": "driver"}
     shares = parallel.plan_jobs(jobs, helpers, parallel.PARENT_SECONDS)
     if len(shares) > 1:
-        named = [[f"{generated.nodes[k].name}{' (model block)' if what == 'model' else ''}" for what, k in share]
+        named = [["the driver" if what == "driver" else
+                  f"{generated.nodes[k].name}{' (model block)' if what == 'model' else ''}" for what, k in share]
                  for share in shares]
         parallel.log.info("compiling in %d processes: %s", len(shares), "; ".join(", ".join(n) for n in named))
     started = {}
-    fork = parallel.start_method() == "fork" and not idle
     if fork and len(shares) > 1:
         parallel.warm_up()                 # inherited by the children
         claims = parallel.Claims(shares)
@@ -196,10 +206,13 @@ def _compile_claimed(generated, modules: list, params: dict, claims, process: in
 
 def _compile_job(generated, modules: list, params: dict, key: tuple, show=None) -> None:
     """Compile one job: ``("model", k)`` node k's model block function, ``("node", k)`` node
-    k (``show(k[, label])``: the progress report, when it really compiles)."""
+    k (``show(k[, label])``: the progress report, when it really compiles), :data:`DRIVER_JOB`
+    the driver module (the parent then imports it from Numba's cache)."""
     from . import cache, emit
     what, k = key
-    if what == "model":
+    if what == "driver":
+        cache.import_source(cache.write_source(generated.driver))
+    elif what == "model":
         node = generated.nodes[k]
         _model_function(generated.models[node.name], params[node.name],
                         None if show is None else (lambda: show(k, "model block")))

@@ -43,9 +43,12 @@ NODE_SECONDS, SECONDS_PER_CALL = 0.15, 0.0045
 #: functions it calls (compiled once per process: the RV block, 54 lines, took 2.3 s, the
 #: PD block, 241 lines without trees, 1.1 s); a model on its interpreter: per interpreter
 BLOCK_SECONDS_PER_LINE, TREES_SECONDS, INTERPRETER_SECONDS = 0.0045, 1.9, 4.0
-#: the parent's own compile work after its share: the driver (when not cached) and loading
-#: the helpers' nodes from the cache
+#: the parent's own compile work after its share: loading the helpers' nodes from the cache
+#: (and the driver, when no forked helper takes it)
 PARENT_SECONDS = 0.8
+#: the driver (``block`` and ``record``): 1.4-1.6 s of CPU; with forked helpers it is a job
+#: like a node's, so it compiles while the nodes do rather than after them, in the parent
+DRIVER_SECONDS = 1.5
 
 
 def node_seconds(source: str) -> float:
