@@ -201,5 +201,5 @@ def scan_text(data, flat, starts, lengths, kinds, bits_of, exact_seen, exact_fir
               fold_first, fold_index, s_has, s_debt, s_before, s_voicemail):
     """(bits, the English checks worth running) of one script's UTF-8 bytes ``data`` — a
     request's script: :func:`scan`'s pass (:func:`_scan_one`) without the arrays around it."""
-    return _scan_one(data, 0, data.shape[0], flat, starts, lengths, kinds, bits_of, exact_seen, exact_first,
+    return _scan_one(data, np.int64(0), data.shape[0], flat, starts, lengths, kinds, bits_of, exact_seen, exact_first,
                      exact_index, fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail)
