@@ -150,24 +150,34 @@ def new_array(typingctx, shape, dtype):
     return arrtype(shape, dtype), codegen
 
 
+def _c_array(context, builder, arrtype, data, dims: list):
+    """The value of a C-contiguous ``arrtype`` array of shape ``dims`` (LLVM intp values) over
+    memory at ``data``, owned by someone else (no MemInfo): what :func:`array_at` and
+    :func:`array2_at` return."""
+    from numba.np.arrayobj import make_array, populate_array
+    ary = make_array(arrtype)(context, builder)
+    itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(arrtype.dtype)))
+    strides, stride = [], itemsize
+    for dim in reversed(dims[1:]):           # the last axis steps by one element, each earlier by a row
+        strides.insert(0, stride)
+        stride = builder.mul(dim, stride)
+    strides.insert(0, stride)
+    populate_array(ary, data=data, shape=cgutils.pack_array(builder, dims),
+                   strides=cgutils.pack_array(builder, strides), itemsize=itemsize, meminfo=None)
+    return ary._getvalue()
+
+
 @intrinsic
 def array_at(typingctx, pointer, size):
     """A 1-D C-contiguous array of ``size`` elements over memory at ``pointer`` (``p_i64(addr)``
     and the like), owned by someone else (no reference count): ``numba.carray(pointer, size)``
     without its overload, which Numba compiles afresh in every process, per element type."""
-    from numba.np.arrayobj import make_array, populate_array
     if not isinstance(pointer, types.CPointer) or not isinstance(size, types.Integer):
         return None
     arrtype = types.Array(pointer.dtype, 1, "C")
 
     def codegen(context, builder, signature, args):
-        ary = make_array(arrtype)(context, builder)
-        itemsize = context.get_abi_sizeof(context.get_data_type(pointer.dtype))
-        n = context.cast(builder, args[1], size, types.intp)
-        populate_array(ary, data=args[0], shape=cgutils.pack_array(builder, [n]),
-                       strides=cgutils.pack_array(builder, [context.get_constant(types.intp, itemsize)]),
-                       itemsize=context.get_constant(types.intp, itemsize), meminfo=None)
-        return ary._getvalue()
+        return _c_array(context, builder, arrtype, args[0], [context.cast(builder, args[1], size, types.intp)])
     return arrtype(pointer, size), codegen
 
 
@@ -177,22 +187,14 @@ def array2_at(typingctx, pointer, rows, cols):
     else (no reference count), as :func:`array_at`: the record path's driver rebuilds the
     kernel's arrays from the addresses in one table instead of taking each array from Python
     (unboxing an array argument costs the call a MemInfo allocation and a few cache lines)."""
-    from numba.np.arrayobj import make_array, populate_array
     if (not isinstance(pointer, types.CPointer) or not isinstance(rows, types.Integer)
             or not isinstance(cols, types.Integer)):
         return None
     arrtype = types.Array(pointer.dtype, 2, "C")
 
     def codegen(context, builder, signature, args):
-        ary = make_array(arrtype)(context, builder)
-        itemsize = context.get_abi_sizeof(context.get_data_type(pointer.dtype))
-        r = context.cast(builder, args[1], rows, types.intp)
-        c = context.cast(builder, args[2], cols, types.intp)
-        size = context.get_constant(types.intp, itemsize)
-        populate_array(ary, data=args[0], shape=cgutils.pack_array(builder, [r, c]),
-                       strides=cgutils.pack_array(builder, [builder.mul(c, size), size]),
-                       itemsize=size, meminfo=None)
-        return ary._getvalue()
+        return _c_array(context, builder, arrtype, args[0], [context.cast(builder, args[1], rows, types.intp),
+                                                             context.cast(builder, args[2], cols, types.intp)])
     return arrtype(pointer, rows, cols), codegen
 
 
