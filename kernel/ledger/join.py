@@ -297,14 +297,11 @@ def merge_record(book: Mapping[str, Any], ledger: Mapping[str, Any] | None,
         return dict(book)
     out = dict(book)
     memo = getattr(ledger, "memo", None)
-    if memo is None:                           # values seen once: converted straight into out
-        _merge_where(out, ledger)
-        if book_counters == "ignore" or ledger["ledger_events"] > 0:
-            _merge_rest(out, ledger)
-        return out
-    parts = memo.get("record")
+    parts = None if memo is None else memo.get("record")
     if parts is None:
-        parts = memo["record"] = _record_parts(ledger)
+        parts = _record_parts(ledger)
+        if memo is not None:
+            memo["record"] = parts
     out.update(parts[0])
     if book_counters == "ignore" or ledger["ledger_events"] > 0:
         out.update(parts[1])
