@@ -12,7 +12,9 @@
 The server is started once per session, on first use, by the tests themselves: initdb into a
 temporary folder and ``pg_ctl start`` with the binaries pgserver ships (the ``test`` extra), or
 else a system PostgreSQL (``pg_ctl``/``initdb`` on ``PATH`` or in ``/usr/lib/postgresql/*/bin``);
-when there is none the ``postgresql`` variants are skipped with the reason. It listens on
+as root it runs as an unprivileged user, with the first installation that user can run —
+pgserver's under a home folder of mode 700 it cannot, so a copy of it in ``/tmp`` is made as
+the last resort; when there is none the ``postgresql`` variants are skipped with the reason. It listens on
 127.0.0.1 on a free port and asks for a password (SCRAM) over TCP. Because its data is thrown
 away it runs with ``fsync = off`` (a killed *client* — what the durability tests do — is
 unaffected: what PostgreSQL acknowledged is in its WAL, written before the commit returns).
@@ -42,11 +44,12 @@ PG_PASSWORD = "pg-test-secret"
 
 _WATCHDOG = r"""
 import shutil, subprocess, sys
-pg_ctl, data, base, user = sys.argv[1:5]
+pg_ctl, data, base, user, *copies = sys.argv[1:]
 sys.stdin.buffer.read()                     # returns at EOF: pytest closed the pipe, or died
 kw = {"user": user} if user else {}
 subprocess.run([pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"], capture_output=True, **kw)
-shutil.rmtree(base, ignore_errors=True)
+for folder in (base, *copies):
+    shutil.rmtree(folder, ignore_errors=True)
 """
 
 
@@ -88,12 +91,9 @@ class PgServer:
                 self.watchdog.kill()
 
 
-def _server_bin_dir() -> Path | None:
+def _server_bin_dirs() -> list[Path]:
     from kernel.ledger.postgres import client_bin_dirs
-    for d in client_bin_dirs():
-        if all((d / p).is_file() for p in ("initdb", "pg_ctl", "postgres")):
-            return d
-    return None
+    return [d for d in client_bin_dirs() if all((d / p).is_file() for p in ("initdb", "pg_ctl", "postgres"))]
 
 
 def _run_as(user: str | None) -> dict:
@@ -111,10 +111,34 @@ def _server_user(bin_dir: Path) -> tuple[str | None, str | None]:
             pwd.getpwnam(name)
         except KeyError:
             continue
-        ok = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, user=name)
+        try:
+            ok = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, user=name)
+        except OSError:          # e.g. pgserver's binaries under a home folder that user may not enter
+            continue
         if ok.returncode == 0:
             return name, None
     return None, f"running as root, and no unprivileged user (postgres, pgserver, nobody) can run {bin_dir}/postgres"
+
+
+def _reachable_copies(bin_dirs: list[Path], made: list[Path]):
+    """As root, copies of the installations (their whole folder: bin, lib, share) in a
+    temporary folder every user may enter, each appended to ``made`` (the caller deletes
+    them; the session's watchdog the one in use) — made only when asked for, i.e. when no
+    installation as it lies can be run by an unprivileged user (pgserver's under a home
+    folder of mode 700, and no system PostgreSQL)."""
+    if os.geteuid() != 0:
+        return
+    for bin_dir in bin_dirs:
+        install = bin_dir.parent                 # pgserver/pginstall: bin, lib, share
+        package = install.parent
+        copy = Path(tempfile.mkdtemp(prefix="postloan-pginstall-", dir="/tmp"))
+        made.append(copy)
+        os.chmod(copy, 0o755)
+        shutil.copytree(install, copy / package.name / install.name, symlinks=True)
+        # the wheel's shared libraries, found by the binaries' RPATH $ORIGIN/../../../pgserver.libs
+        for libs in package.parent.glob(f"{package.name}.libs"):
+            shutil.copytree(libs, copy / libs.name, symlinks=True)
+        yield copy / package.name / install.name / bin_dir.name
 
 
 def _free_port() -> int:
@@ -129,17 +153,29 @@ def start_server(fsync: bool = False) -> PgServer:
     t0 = time.perf_counter()
     if os.name != "posix":
         pytest.skip("the tests start their PostgreSQL server on POSIX systems only")
-    bin_dir = _server_bin_dir()
-    if bin_dir is None:
+    bin_dirs = _server_bin_dirs()
+    if not bin_dirs:
         pytest.skip("no PostgreSQL server binaries: install the test extra (pgserver) or PostgreSQL "
                     "(pg_ctl, initdb on PATH or in /usr/lib/postgresql/*/bin)")
     try:
         import psycopg  # noqa: F401
     except ImportError:
         pytest.skip("psycopg 3 is not installed (the postgres extra)")
-    user, why = _server_user(bin_dir)
-    if why:
-        pytest.skip(why)
+    # the first installation this process's user (or, as root, an unprivileged one) can run:
+    # as root, pgserver's binaries under a home folder of mode 700 are out of the others' reach
+    reasons, copies = [], []
+    for bin_dir in [*bin_dirs, *_reachable_copies(bin_dirs, copies)]:
+        user, why = _server_user(bin_dir)
+        if not why:
+            break
+        reasons.append(why)
+    else:
+        for copy in copies:
+            shutil.rmtree(copy, ignore_errors=True)
+        pytest.skip("; ".join(reasons))
+    for copy in copies[:-1]:                       # tried and left
+        shutil.rmtree(copy, ignore_errors=True)
+    copies = copies[-1:] if copies and bin_dir.is_relative_to(copies[-1]) else []
     root = tempfile.gettempdir() if len(tempfile.gettempdir()) < 60 else "/tmp"   # a Unix socket path is short
     base = Path(tempfile.mkdtemp(prefix="postloan-pg-", dir=root))
     watchdog = None
@@ -160,7 +196,7 @@ def start_server(fsync: bool = False) -> PgServer:
             raise RuntimeError(f"initdb failed: {done.stderr.strip()}")
         # From here on the watchdog owns the cleanup, whatever happens to this process.
         watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(bin_dir / "pg_ctl"), str(data), str(base),
-                                     user or ""], stdin=subprocess.PIPE, start_new_session=True)
+                                     user or "", *map(str, copies)], stdin=subprocess.PIPE, start_new_session=True)
         for attempt in range(3):
             port = _free_port()
             opts = (f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync={'on' if fsync else 'off'} "
@@ -178,7 +214,8 @@ def start_server(fsync: bool = False) -> PgServer:
             watchdog.stdin.close()
             watchdog.wait(60)
         else:
-            shutil.rmtree(base, ignore_errors=True)
+            for folder in (base, *copies):
+                shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
