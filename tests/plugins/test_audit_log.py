@@ -356,3 +356,125 @@ def test_without_pii_drops_personal_columns_and_copies_only_then():
     assert without_pii({"script": np.array(["hi"]), "action": np.array([1])}).keys() == {"action"}
     table = pa.table({"account_id": ["A1"], "address": ["x"]})
     assert without_pii(table).schema.names == ["account_id"]
+
+
+def _json_frame_as_before(meta, decisions, actions) -> bytes:
+    """A one-account record as the log wrote it before the one-account frame: kind 2, JSON
+    columns (each decision a one-element column; NaN written as null)."""
+    import struct
+    import zlib
+
+    import orjson
+
+    from kernel.audit import _json_default
+
+    def column(values):
+        values = np.asarray(values)
+        return [None if x != x else x for x in values.tolist()] if values.dtype.kind == "f" else values.tolist()
+
+    payload = orjson.dumps({"meta": meta, "decisions": {name: [value] for name, value in decisions.items()},
+                            "actions": {name: column(values) for name, values in actions.items()}},
+                           default=_json_default)
+    return struct.pack("<4sBQI", b"PLAU", 2, len(payload), zlib.crc32(payload)) + payload
+
+
+def _one_account(i: int, actions: bool):
+    import datetime as dt
+
+    from kernel.hookspecs import Record
+    decisions = Record({"account_id": f"AC{i}", "pd_model.probability": 0.125 + i, "early_warning.score": float("nan"),
+                        "valuation.price": None, "litigation.eligible": bool(i % 2), "vehicle_alerts.count": np.int64(i),
+                        "risk_segment.rule": ["pd_near_prime", "逾期"], "wilful_signals.rule": [],
+                        "vehicle_profile.age_years": 2, "collection_tier.tier": "MEDIUM",
+                        "snapshot.date": dt.date(2026, 11, 28)})
+    columns = {k: v[:1] if actions else v[:0] for k, v in ACTIONS.items()}
+    if actions:
+        columns["priority"] = np.array([np.nan])
+    return {"batch": i, "now": "2026-11-28T02:30:00+00:00", "errors": [], "unique_conflicts": {}}, decisions, columns
+
+
+@pytest.mark.parametrize("sync", ["always", "interval"])
+def test_one_account_frames_and_the_json_frames_before_them_read_back_alike(tmp_path, sync):
+    """A Decide's record (one account: a Record of scalars, actions as columns) is written as
+    the one-account frame — the column names in its head, the values as one JSON row; a log
+    holding frames of both kinds (one written before the change, appended to after) reads
+    back, record for record, what the JSON frame of the same record gives."""
+    path = tmp_path / "audit.log"
+    records = [_one_account(i, actions=i % 3 != 0) for i in range(6)]
+    with open(path, "ab") as f:
+        for rec in records[:3]:
+            f.write(_json_frame_as_before(*rec))
+    log = AuditLog(path, sync=sync, interval_ms=60_000)
+    for rec in records:
+        log.append(*rec)
+    log.close()
+    data = path.read_bytes()
+    got = list(read_audit(path))
+    assert len(got) == 9
+    kinds = [data[r.offset + 4] for r in got]
+    assert kinds == [2, 2, 2] + [3] * 6
+    assert len(encode_record(*records[1])) < len(_json_frame_as_before(*records[1]))
+    for old, new in zip(got[:3], got[3:6]):
+        assert _same_record(old, new)
+    reference = [_json_frame_as_before(*rec) for rec in records]
+    expected = [r for frame in reference for r in read_audit_bytes(tmp_path, frame)]
+    for want, have in zip(expected, got[3:], strict=True):
+        assert _same_record(want, have)
+    assert got[4].decisions["early_warning.score"].to_pylist() == [None]
+    assert np.isnan(got[4].actions["priority"][0].as_py()) and got[4].actions.num_rows == 1      # (not null: NaN)
+    assert got[3].actions.num_rows == 0
+
+
+def _same_record(a, b) -> bool:
+    """The same meta, and tables of the same schema and values (a NaN equal to a NaN)."""
+    return a.meta == b.meta and all(x.schema == y.schema and repr(x.to_pylist()) == repr(y.to_pylist())
+                                    for x, y in ((a.decisions, b.decisions), (a.actions, b.actions)))
+
+
+def read_audit_bytes(tmp_path, frame: bytes):
+    path = tmp_path / f"frame-{len(list(tmp_path.iterdir()))}.log"
+    path.write_bytes(frame)
+    return list(read_audit(path))
+
+
+def test_a_damaged_one_account_frame_is_skipped_head_or_body(tmp_path):
+    """The one-account frame's CRC-32 covers its head (the column names, whose CRC is made
+    once per column set) and its body alike: a flipped byte in either is damage, skipped."""
+    frames = [encode_record(*_one_account(i, actions=True)) for i in range(3)]
+    head_at = 17 + 4 + 2                          # the frame header, the head's length, inside the names
+    for flip in (head_at, len(frames[1]) - 3):
+        damaged = bytearray(frames[1])
+        damaged[flip] ^= 0x20
+        path = tmp_path / f"audit-{flip}.log"
+        path.write_bytes(frames[0] + bytes(damaged) + frames[2])
+        scan = AuditScan()
+        assert [r.meta["batch"] for r in read_audit(path, scan)] == [0, 2]
+        assert scan.damaged == [(len(frames[0]), len(frames[1]))] and not scan.torn_tail
+
+
+def test_decides_records_read_back_as_their_json_frames_did(kernel, small_book, tmp_path):
+    """Differential, over 200 accounts of the synthetic book (the overdue half with actions):
+    the records the pipeline writes for one account (one-account frames) read back exactly as
+    the JSON frames of the same records did."""
+    import datetime as dt
+
+    from kernel.pipeline import Pipeline
+    as_of, now = dt.date(2026, 11, 28), dt.datetime(2026, 11, 28, 2, 30, tzinfo=dt.timezone.utc)
+    pipe = Pipeline(kernel, audit_path=tmp_path / "audit.log")
+    dpd = small_book["dpd"].to_numpy()
+    rows = [int(r) for pair in zip(np.flatnonzero(dpd > 0)[:100], np.flatnonzero(dpd == 0)[:100]) for r in pair]
+    reference = []
+    for i, row in enumerate(rows):
+        result = pipe.run_record(small_book.slice(row, 1).to_pylist()[0], as_of, now, actions=i % 2 == 0)
+        meta, decisions, actions = pipe.audit_record(result, as_of, now)
+        meta = {**meta, "as_of": as_of.isoformat(), "now": now.isoformat()}      # the text the pipeline gave before
+        reference.append(_json_frame_as_before(meta, decisions, actions))
+    pipe.audit.close()
+    (tmp_path / "reference.log").write_bytes(b"".join(reference))
+    data = (tmp_path / "audit.log").read_bytes()
+    got, want = list(read_audit(tmp_path / "audit.log")), list(read_audit(tmp_path / "reference.log"))
+    assert len(got) == len(want) == len(rows) and {data[r.offset + 4] for r in got} == {3}
+    assert sum(r.actions.num_rows for r in got) > 50
+    assert (got[0].meta["as_of"], got[0].meta["now"]) == ("2026-11-28", "2026-11-28T02:30:00+00:00")
+    for have, expected in zip(got, want):
+        assert _same_record(have, expected)
