@@ -32,7 +32,7 @@ from .ledger import _patterns_lookback_us, instant_us
 from .state import derive_one
 from .store import REGISTRY_COLUMNS
 
-__all__ = ["ContactVerdict", "check_contact", "GATED_CHANNELS", "UNKNOWN_ACCOUNT", "GateError"]
+__all__ = ["ContactVerdict", "check_contact", "check_contact_values", "GATED_CHANNELS", "UNKNOWN_ACCOUNT", "GateError"]
 
 #: contact channel → the action the compliance policies judge
 GATED_CHANNELS = {"PHONE": "PHONE", "SMS": "SMS", "VOICE_BOT": "VOICE_BOT", "FIELD_VISIT": "FIELD_VISIT",
@@ -122,12 +122,22 @@ def check_contact(ledger, judge: Callable, account_id: str, channel: str, at: dt
 
     The reservation id is 128 random bits from the operating system as 32 hex digits (the
     form and length of ``uuid4().hex``, without the uuid object around it)."""
+    outcome, reason, next_allowed, policy, reservation, expires, errors = check_contact_values(
+        ledger, judge, account_id, channel, instant_us(at), instant_us(now))
+    return ContactVerdict(outcome, reason, None if next_allowed is None else _instant(next_allowed), policy,
+                          reservation, None if expires is None else _instant(expires), errors)
+
+
+def check_contact_values(ledger, judge: Callable, account_id: str, channel: str, at_us: int, now_us: int) -> tuple:
+    """:func:`check_contact` of µs instants, answered as plain values: ``(outcome,
+    reason_code, next_allowed_us, policy, reservation_id, expires_at_us, errors)``, None where
+    the verdict has none — what the gRPC service writes into its answer, without the verdict
+    object and the datetimes it would take apart again."""
     if channel not in GATED_CHANNELS:
         raise GateError(f"channel {channel!r}: the gate judges {', '.join(GATED_CHANNELS)}")
     if not isinstance(account_id, str) or not account_id or len(account_id) > 64:
         raise GateError("account_id: expected 1 to 64 characters")
     s = ledger.settings
-    at_us, now_us = instant_us(at), instant_us(now)
     skew = int(s.max_clock_skew_seconds * 1e6)
     if at_us < now_us - skew:
         raise GateError("at: in the past (a gate reserves attempts about to happen)")
@@ -138,13 +148,12 @@ def check_contact(ledger, judge: Callable, account_id: str, channel: str, at: dt
     with store.transaction(lock_account=account_id, synced=s.sync_reservations) as cur:
         record = account_record(store, cur, account_id, at_us, s, state_of)
         if record is None:
-            return ContactVerdict("BLOCK", UNKNOWN_ACCOUNT, policy="gate")
-        at_dt = _instant(at_us)
-        outcome, reason, next_allowed, policy, errors = judge(record, GATED_CHANNELS[channel], at_dt)
+            return "BLOCK", UNKNOWN_ACCOUNT, None, "gate", None, None, ()
+        outcome, reason, next_allowed, policy, errors = judge(record, GATED_CHANNELS[channel], _instant(at_us))
         if outcome != "KEEP":
-            return ContactVerdict(outcome, reason, None if next_allowed == NULL_TIME else _instant(next_allowed),
-                                  policy, errors=tuple(errors))
+            return (outcome, reason, None if next_allowed == NULL_TIME else next_allowed, policy, None, None,
+                    tuple(errors))
         reservation = os.urandom(16).hex()
         expires = at_us + int(s.reservation_minutes * 60e6)
         store.add_reservation(cur, reservation, account_id, CHANNEL[channel], at_us, expires, now_us)
-    return ContactVerdict("KEEP", reservation_id=reservation, expires_at=_instant(expires), errors=tuple(errors))
+    return "KEEP", None, None, None, reservation, expires, tuple(errors)

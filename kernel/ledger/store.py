@@ -921,27 +921,9 @@ class SQLiteStore(Store):
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
 
-    @contextmanager
-    def transaction(self, lock_account: str | None = None, synced: bool = True) -> Iterator[sqlite3.Cursor]:
-        conn = self._connection(synced)          # unsynced: WAL + NORMAL, the commit is in the log
-        cur = conn.cursor()
-        try:
-            cur.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.url}: cannot start a transaction ({e})") from None
-        try:
-            yield cur
-        except sqlite3.Error as e:
-            conn.rollback()
-            raise StoreError(f"{self.url}: {e} (the transaction was rolled back)") from None
-        except BaseException:
-            conn.rollback()
-            raise
-        try:
-            cur.execute("COMMIT")
-        except sqlite3.DatabaseError as e:
-            conn.rollback()
-            raise StoreError(f"{self.url}: commit failed ({e})") from None
+    def transaction(self, lock_account: str | None = None, synced: bool = True) -> "_SQLiteTransaction":
+        # unsynced: WAL + NORMAL, the commit is in the log
+        return _SQLiteTransaction(self.url, self._connection(synced))
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Cursor]:
@@ -1127,6 +1109,40 @@ class SQLiteStore(Store):
         with self.transaction() as cur:             # bring an older backup up to date
             cur.execute("SELECT version FROM ledger_schema")
             self._migrate(cur, int(cur.fetchone()[0]))
+
+
+class _SQLiteTransaction:
+    """:meth:`SQLiteStore.transaction`: ``BEGIN IMMEDIATE`` on entering (the cursor), ``COMMIT``
+    when the block ends, rolled back when it raises — an SQLite error as a :class:`StoreError`
+    naming the store. A class rather than a ``@contextmanager`` generator: the gate opens one
+    per ``CheckContact``, and the generator's frame, its wrapper and their two resumptions cost
+    more than these two methods."""
+
+    __slots__ = ("url", "conn", "cur")
+
+    def __init__(self, url: str, conn: sqlite3.Connection):
+        self.url, self.conn = url, conn
+
+    def __enter__(self) -> sqlite3.Cursor:
+        cur = self.cur = self.conn.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.url}: cannot start a transaction ({e})") from None
+        return cur
+
+    def __exit__(self, kind, error, trace) -> bool:
+        if kind is not None:
+            self.conn.rollback()
+            if issubclass(kind, sqlite3.Error):
+                raise StoreError(f"{self.url}: {error} (the transaction was rolled back)") from None
+            return False
+        try:
+            self.cur.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            self.conn.rollback()
+            raise StoreError(f"{self.url}: commit failed ({e})") from None
+        return False
 
 
 def _reason(error: BaseException) -> str:

@@ -10,7 +10,8 @@ import time
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..ledger import EventsError
-from ..ledger.gate import GateError, check_contact
+from ..ledger.gate import GateError, check_contact_values
+from ..ledger.ledger import instant_us
 from . import convert, ipc, status
 from ._proto.postloan.v1 import contract_pb2, ledger_pb2, ledger_pb2_grpc
 from .interceptors import CALL
@@ -42,6 +43,13 @@ def _set_instant(field: Timestamp, value: dt.datetime) -> None:
     delta = value - _EPOCH
     field.seconds = delta.days * 86_400 + delta.seconds
     field.nanos = delta.microseconds * 1_000
+
+
+def _set_instant_us(field: Timestamp, us: int) -> None:
+    """:func:`_set_instant` of an instant given as µs since the epoch (the gate's unit)."""
+    seconds, micros = divmod(us, 1_000_000)
+    field.seconds = seconds
+    field.nanos = micros * 1_000
 
 
 class LedgerServicer(_Base, ledger_pb2_grpc.LedgerServicer):
@@ -92,24 +100,25 @@ class LedgerServicer(_Base, ledger_pb2_grpc.LedgerServicer):
             raise FieldError("channel", "required: one of " + ", ".join(n for k, n in _CHANNELS.items() if k))
         name = channel.removeprefix("CONTACT_CHANNEL_")
         now = time.time_ns() // 1_000               # µs since the epoch: the gate's own unit
-        at = convert.timestamp_value(request.at, "at") if request.HasField("at") else now
+        at = instant_us(convert.timestamp_value(request.at, "at")) if request.HasField("at") else now
         try:
-            v = check_contact(ledger, engine.pipeline.judge, request.account_id, name, at, now=now)
+            outcome, reason, next_allowed, policy, reservation, expires, _ = check_contact_values(
+                ledger, engine.pipeline.judge, request.account_id, name, at, now)
         except GateError as e:
             field = str(e).split(":", 1)[0]
             raise FieldError(field if field in ("channel", "at", "account_id") else "request", str(e)) from None
         # only the fields the verdict sets (an unset string or Timestamp reads as empty)
-        response = ledger_pb2.CheckContactResponse(outcome=_OUTCOMES[v.outcome])
-        if v.reservation_id is not None:
-            response.reservation_id = v.reservation_id
-        if v.expires_at is not None:
-            _set_instant(response.expires_at, v.expires_at)
-        if v.reason_code:
-            response.reason_code = v.reason_code
-        if v.policy:
-            response.policy = v.policy
-        if v.next_allowed_at is not None:
-            _set_instant(response.next_allowed_at, v.next_allowed_at)
+        response = ledger_pb2.CheckContactResponse(outcome=_OUTCOMES[outcome])
+        if reservation is not None:
+            response.reservation_id = reservation
+        if expires is not None:
+            _set_instant_us(response.expires_at, expires)
+        if reason:
+            response.reason_code = reason
+        if policy:
+            response.policy = policy
+        if next_allowed is not None:
+            _set_instant_us(response.next_allowed_at, next_allowed)
         return response
 
     @_handled

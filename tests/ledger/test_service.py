@@ -79,14 +79,15 @@ def test_a_check_contact_at_in_the_past_names_the_field(served):
 
 
 def test_the_responses_timestamps_are_what_timestamp_from_datetime_gives():
-    """CheckContact's answer stores its instants by integer arithmetic: the same seconds and
-    nanos as protobuf's own ``Timestamp.FromDatetime``, over the whole range of years, before
-    the epoch included (seeded)."""
+    """CheckContact's answer stores its instants by integer arithmetic (from a datetime, and
+    from the gate's µs): the same seconds and nanos as protobuf's own
+    ``Timestamp.FromDatetime``, over the whole range of years, before the epoch included
+    (seeded)."""
     import random
 
     from google.protobuf.timestamp_pb2 import Timestamp
 
-    from kernel.server.ledger_service import _timestamp
+    from kernel.server.ledger_service import _set_instant_us, _timestamp
     rng = random.Random(7)
     epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
     for us in [0, -1, 1, -1_000_000, 999_999] + [rng.randrange(-62_135_596_800_000_000, 253_402_300_799_000_000)
@@ -95,4 +96,7 @@ def test_the_responses_timestamps_are_what_timestamp_from_datetime_gives():
         expected = Timestamp()
         expected.FromDatetime(value)
         assert _timestamp(value) == expected, value
+        from_us = Timestamp()                       # the gate's instants, written from µs
+        _set_instant_us(from_us, us)
+        assert from_us == expected, us
     assert _timestamp(None) is None
