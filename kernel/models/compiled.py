@@ -99,9 +99,10 @@ class CompiledModel:
         self._block_params = None
         if program is not None:
             out_cols = np.array([_column_of(program, o) for o in self.outputs], np.int64)
-            self._block_params = (program.prog, program.ipool, program.fpool, out_cols)
+            ipool = _aligned_pool(program.ipool)
+            self._block_params = (program.prog, ipool, program.fpool, out_cols)
             all_cols = [c for g in graph_outputs for c in g.cols]
-            self._run_params = (program.prog, program.ipool, program.fpool, np.array(all_cols, np.int64))
+            self._run_params = (program.prog, ipool, program.fpool, np.array(all_cols, np.int64))
 
     @property
     def block(self) -> Block | None:
@@ -248,6 +249,19 @@ def _run(X, params, out) -> None:
         every.run_serial(X, params, out, BLOCK_ROWS)
     else:
         every.run_parallel(X, params, out, BLOCK_ROWS)
+
+
+def _aligned_pool(pool: np.ndarray) -> np.ndarray:
+    """``pool``, or a copy of it, starting on a ``POOL_ALIGN``-byte boundary (NumPy and pickle
+    align to 16 bytes only)."""
+    from .program import POOL_ALIGN
+    if pool.ctypes.data % POOL_ALIGN == 0:
+        return pool
+    room = np.empty(pool.nbytes + POOL_ALIGN, np.uint8)
+    skip = -room.ctypes.data % POOL_ALIGN
+    aligned = room[skip:skip + pool.nbytes].view(pool.dtype)
+    aligned[:] = pool
+    return aligned
 
 
 def _column_of(program, output: ModelOutput) -> int:

@@ -31,8 +31,10 @@ from ..codegen.cache import configure_numba_cache
 configure_numba_cache()          # before any kernel is defined: one cache folder in every process
 
 import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+from llvmlite import ir as llvm_ir  # noqa: E402
+from numba import njit, prange, types  # noqa: E402
 from numba.cpython.unsafe.numbers import trailing_zeros  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
 
 from ..codegen.helpers import new_array  # noqa: E402
 from ..codegen.pipeline import LeanCompiler  # noqa: E402
@@ -427,8 +429,8 @@ def _op_linear_regressor(S, a, fp):
 T_IN, T_NF, T_LAYOUT, T_NTREES, T_DEPTH, T_NEG, T_K, T_AGG, T_POST, T_SCORE, T_LABEL, \
     T_FEAT, T_THR, T_LEAF, T_HAS, T_NEED_HAS, T_MODE, T_TRUE, T_FALSE, T_ROOT, \
     T_NB, T_BASE, T_CLASSIFIER, T_BINARY_CASE, T_ALL_POS, T_LABELS, T_NLEAF, \
-    T_KA, T_ACTIVE, T_CONST_MASK = range(30)
-N_TREE_ARGS = 30
+    T_KA, T_ACTIVE, T_CONST_MASK, T_PACKED = range(31)
+N_TREE_ARGS = 31
 
 
 _DEBRUIJN64 = np.array([0, 1, 2, 53, 3, 7, 54, 27, 4, 38, 41, 8, 34, 55, 48, 28, 62, 5, 39, 46, 44, 42,
@@ -533,36 +535,60 @@ def _leaves_descent(ET, rows, feat, thr, fo, depth, n_inner, kk):
         r += 1
 
 
+@intrinsic
+def _low_float32(typingctx, word):
+    """The float32 whose bits are the low 32 bits of the int64 ``word`` (a packed tree record)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.trunc(args[0], llvm_ir.IntType(32)), llvm_ir.FloatType())
+    return types.float32(types.int64), codegen
+
+
 @njit(**_LEAN_TREES)
-def _rows_descent_sum(ET, rows, feat, thr, n_inner, depth, ntrees, nleaf_tree, leaves, acc):
+def _rows_descent_sum(ET, rows, packed, depth, ntrees, acc):
     """``acc[r] +=`` the exit leaf of every tree, in tree order (float32 sums in onnxruntime's
-    order), for a few rows: per row, four trees descended at once. One row's descent of a tree
-    is a chain of dependent loads (feature id, feature, threshold) per level; descending the
-    trees one after the other, a lone row (the record path: one account per call) waits each
-    chain out, tree by tree — interleaved, four chains overlap (and, after an idle gap, their
-    cache misses too). The step is :func:`_leaves_descent`'s."""
+    order), for a few rows (the record path: one account per call), through the packed records
+    of ``trees.pack_trees``: per row, four trees descended at once. One row's descent of a tree is
+    a chain of dependent loads (record, feature) per level; interleaved, four chains overlap
+    (and, after an idle gap, their cache misses too). Each step is the padded layout's
+    ``k = 2k + 1 + (x[f] <= c)``; at the bottom node the comparison picks one of its two leaves."""
+    top = 1 << (depth - 1)               # words of a tree's top levels, then 2 per bottom node
+    words = 3 * top
     for r in range(rows):
         s = acc[r]
         t = 0
         while t + 4 <= ntrees:
-            f0, f1, f2, f3 = t * n_inner, (t + 1) * n_inner, (t + 2) * n_inner, (t + 3) * n_inner
+            b0, b1, b2, b3 = t * words, (t + 1) * words, (t + 2) * words, (t + 3) * words
             k0 = k1 = k2 = k3 = 0
-            for _ in range(depth):
-                k0 = 2 * k0 + 1 + (ET[feat[f0 + k0], r] <= thr[f0 + k0])
-                k1 = 2 * k1 + 1 + (ET[feat[f1 + k1], r] <= thr[f1 + k1])
-                k2 = 2 * k2 + 1 + (ET[feat[f2 + k2], r] <= thr[f2 + k2])
-                k3 = 2 * k3 + 1 + (ET[feat[f3 + k3], r] <= thr[f3 + k3])
-            s += leaves[t * nleaf_tree + k0 - n_inner]
-            s += leaves[(t + 1) * nleaf_tree + k1 - n_inner]
-            s += leaves[(t + 2) * nleaf_tree + k2 - n_inner]
-            s += leaves[(t + 3) * nleaf_tree + k3 - n_inner]
+            for _ in range(depth - 1):
+                w0, w1, w2, w3 = packed[b0 + k0], packed[b1 + k1], packed[b2 + k2], packed[b3 + k3]
+                k0 = 2 * k0 + 1 + (ET[w0 >> 32, r] <= _low_float32(w0))
+                k1 = 2 * k1 + 1 + (ET[w1 >> 32, r] <= _low_float32(w1))
+                k2 = 2 * k2 + 1 + (ET[w2 >> 32, r] <= _low_float32(w2))
+                k3 = 2 * k3 + 1 + (ET[w3 >> 32, r] <= _low_float32(w3))
+            b0 += top + 2 * (k0 - top + 1)
+            b1 += top + 2 * (k1 - top + 1)
+            b2 += top + 2 * (k2 - top + 1)
+            b3 += top + 2 * (k3 - top + 1)
+            w0, w1, w2, w3 = packed[b0], packed[b1], packed[b2], packed[b3]
+            c0 = np.int64(ET[w0 >> 32, r] <= _low_float32(w0)) << 5
+            c1 = np.int64(ET[w1 >> 32, r] <= _low_float32(w1)) << 5
+            c2 = np.int64(ET[w2 >> 32, r] <= _low_float32(w2)) << 5
+            c3 = np.int64(ET[w3 >> 32, r] <= _low_float32(w3)) << 5
+            s += _low_float32(packed[b0 + 1] >> c0)
+            s += _low_float32(packed[b1 + 1] >> c1)
+            s += _low_float32(packed[b2 + 1] >> c2)
+            s += _low_float32(packed[b3 + 1] >> c3)
             t += 4
         while t < ntrees:
-            fo = t * n_inner
+            b0 = t * words
             k0 = 0
-            for _ in range(depth):
-                k0 = 2 * k0 + 1 + (ET[feat[fo + k0], r] <= thr[fo + k0])
-            s += leaves[t * nleaf_tree + k0 - n_inner]
+            for _ in range(depth - 1):
+                w0 = packed[b0 + k0]
+                k0 = 2 * k0 + 1 + (ET[w0 >> 32, r] <= _low_float32(w0))
+            b0 += top + 2 * (k0 - top + 1)
+            w0 = packed[b0]
+            c0 = np.int64(ET[w0 >> 32, r] <= _low_float32(w0)) << 5
+            s += _low_float32(packed[b0 + 1] >> c0)
             t += 1
         acc[r] = s
 
@@ -639,7 +665,7 @@ def _trees_sum1(S, a, ip, fp):
         _trees_sum_masks32(ET, rows, feat, thr, n_inner, ntrees, ip[a[T_MODE]:a[T_MODE] + 2 * n_inner],
                            nleaf_tree, leaves, acc1)
     else:
-        _rows_descent_sum(ET, rows, feat, thr, n_inner, depth, ntrees, nleaf_tree, leaves, acc1)
+        _rows_descent_sum(ET, rows, ip[a[T_PACKED]:], depth, ntrees, acc1)
     acc = new_array((rows, 1), _F32)
     has = new_array((rows,), np.int64)
     mask = a[T_CONST_MASK]

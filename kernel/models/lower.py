@@ -14,7 +14,7 @@ from onnx import TensorProto, numpy_helper
 from . import kernels as K
 from . import trees
 from .errors import Unsupported
-from .program import Program, Slot  # noqa: F401  (the IR's data, importable without onnx)
+from .program import POOL_ALIGN, Program, Slot  # noqa: F401  (the IR's data, importable without onnx)
 
 FLOAT_TYPES = {TensorProto.FLOAT: "float"}
 INT_TYPES = {TensorProto.INT64: "int", TensorProto.INT32: "int"}
@@ -42,8 +42,12 @@ class _Lowering:
         self.width += width
         return col
 
-    def ipush(self, values) -> int:
+    def ipush(self, values, align: int = 1) -> int:
+        """Append ``values`` to the int pool at an offset that is a multiple of ``align`` words."""
         arr = np.asarray(values, np.int64).ravel()
+        if self.ip_len % align:
+            self.ip.append(np.zeros(align - self.ip_len % align, np.int64))
+            self.ip_len += align - self.ip_len % align
         off = self.ip_len
         self.ip.append(arr)
         self.ip_len += arr.size
@@ -501,6 +505,11 @@ def _tree_ensemble(lw, node, a, classifier: bool):
     args[K.T_NLEAF] = ens.leaves_per_tree
     args[K.T_KA], args[K.T_ACTIVE] = len(ens.active), lw.ipush(ens.active)
     args[K.T_CONST_MASK] = ens.const_mask
+    if K.tree_variant(args) == K.TREES_SUM1:
+        # the one-row descent's records, each tree's block on a 64-byte boundary of the pool
+        # (the pool itself is aligned so: kernel.models.compiled)
+        args[K.T_PACKED] = lw.ipush(trees.pack_trees(ens.feat, ens.thr, ens.leaves, ens.n_trees, ens.depth),
+                                    align=POOL_ALIGN // 8)
     lw.emit(K.OP_TREES, args)
     if classifier:
         lw.values[node.output[0]] = label

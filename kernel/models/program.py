@@ -9,7 +9,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Slot", "Program"]
+__all__ = ["Slot", "Program", "POOL_ALIGN"]
+
+#: the alignment in bytes of a model's int pool as its block reads it: the packed tree records
+#: (``kernels.pack_trees``) start each tree on such a boundary of the pool, so on a cache line
+POOL_ALIGN = 64
 
 
 @dataclass

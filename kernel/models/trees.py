@@ -194,6 +194,8 @@ def parse(attrs: dict, classifier: bool, n_features: int) -> Ensemble:
                 stack.append((child(i, False), d + 1))
         return depth
 
+    # (a padded ensemble of single leaves gets one level all the same: a node whose two
+    # children carry the same payload, so every padded descent has a node to compare)
     depth = max(depth_of(r) for r in trees)
     simple_modes = all(m in ("LEAF", "BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT") for m in modes)
     for m in modes:
@@ -207,6 +209,7 @@ def parse(attrs: dict, classifier: bool, n_features: int) -> Ensemble:
 
     masks_seen = []
     if padded:
+        depth = max(depth, 1)
         n_inner, n_leaf = (1 << depth) - 1, 1 << depth
         feat = np.zeros(len(trees) * n_inner, np.int64)
         thr = np.zeros(len(trees) * n_inner, np.float32)
@@ -286,6 +289,29 @@ def parse(attrs: dict, classifier: bool, n_features: int) -> Ensemble:
         ens.all_positive = not bool(np.any(t_weights < 0))
         _check_classifier(ens, masks_seen)
     return ens
+
+
+def pack_trees(feat, thr, leaves, n_trees: int, depth: int) -> np.ndarray:
+    """The padded trees of one summed target as int64 records for one row's descent
+    (``kernels._rows_descent_sum``): per tree, its top ``depth - 1`` levels breadth-first, one word
+    per node (feature id in the high half, float32 threshold bits in the low half), padded to
+    ``2**(depth-1)`` words, then per bottom node its word and the word of its two leaves' float32
+    bits (first child low, second high): ``3 * 2**(depth-1)`` words per tree. From depth 4 a
+    tree's block is a multiple of 64 bytes, so (the pool aligned) one descent touches its
+    top's cache lines and one bottom line — two lines for the shipped depth-4 trees, where the
+    separate int64 feature, float32 threshold and leaf arrays took five or six."""
+    top = 1 << (depth - 1)
+    words = 3 * top
+    n_inner, n_leaf = (1 << depth) - 1, 1 << depth
+    node = (np.asarray(feat, np.int64).reshape(n_trees, n_inner) << 32) | \
+        np.asarray(thr, np.float32).view(np.uint32).astype(np.int64).reshape(n_trees, n_inner)
+    pair = np.asarray(leaves, np.float32).view(np.uint32).astype(np.uint64).reshape(n_trees, n_leaf // 2, 2)
+    pairs = ((pair[:, :, 1] << np.uint64(32)) | pair[:, :, 0]).view(np.int64)
+    out = np.zeros((n_trees, words), np.int64)
+    out[:, :top - 1] = node[:, :top - 1]
+    out[:, top::2] = node[:, top - 1:]
+    out[:, top + 1::2] = pairs
+    return out.ravel()
 
 
 def _keep_masks(depth: int) -> np.ndarray:

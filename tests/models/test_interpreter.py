@@ -105,3 +105,30 @@ def test_two_tree_variants_and_both_kinds_dispatch_at_run_time():
 def test_an_op_the_interpreter_does_not_know_is_an_error():
     with pytest.raises(ValueError, match="no op 99"):
         kernels.interpreter_source(np.array([1, 2, 1, 99, 0], np.int64))
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize("n_trees", [1, 6, 9])
+def test_one_row_descent_through_packed_records_is_the_leaf_masks_bit_for_bit(depth, n_trees):
+    """Fewer than 8 rows descend the packed records (``trees.pack_trees``: feature and
+    threshold in one word, two leaves in one word); a block of 8 or more runs the leaf masks
+    over the separate arrays. Each row alone must score exactly as in the block — every mode
+    (negated features among them), missing-value tracks, NaN and edge values, trees of a single
+    leaf, a tree count that is not a multiple of the four descended at once."""
+    rng = np.random.default_rng(100 * depth + n_trees)
+    for tracks in (False, True):
+        blob = random_ensemble(rng, n_trees=n_trees, max_depth=depth, n_features=5, n_targets=1, classifier=False,
+                               modes=("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT"), tracks=tracks,
+                               base=[0.25])
+        cm = kernel.compile_model(blob, name="m")
+        prog, pc = cm.block.params[0], 3
+        while prog[pc] != kernels.OP_TREES:
+            pc += 2 + prog[pc + 1]
+        a = [int(v) for v in prog[pc + 2:pc + 2 + prog[pc + 1]]]
+        assert kernels.tree_variant(a) == kernels.TREES_SUM1 and a[kernels.T_PACKED] % 8 == 0
+        assert cm.block.params[1].ctypes.data % 64 == 0          # each packed tree on its cache lines
+        X = edge_data(rng, 256, 5)
+        together = _block_scores(cm, X)
+        alone = np.concatenate([_block_scores(cm, X[r:r + 1]) for r in range(len(X))])
+        assert np.array_equal(together.view(np.int64), alone.view(np.int64)), depth
+        assert np.allclose(together, cm.run_matrix(X), atol=1e-5, rtol=1e-5, equal_nan=True)

@@ -283,3 +283,43 @@ def test_a_call_keeps_the_all_valid_bitmap_it_points_at_when_another_grows_it(sh
     assert driver._ones[1] != address                               # the shared one was replaced
     held = [a for a in keep if isinstance(a, np.ndarray) and a.ctypes.data == address]
     assert held and np.all(held[0] == 255)                          # and the call still holds its own
+
+
+def test_decide_record_generated_staging_is_the_careful_path_on_generated_accounts(shipped_kernel, small_book):
+    """The generated staging takes values of the exact common types and sends any other to the
+    careful path: on accounts with nulls, NaN, infinities, values of other types and bad values,
+    every answer (or error) is the careful path's alone."""
+    k = shipped_kernel
+    ck = k._compiled
+    rows = small_book.slice(0, 300)
+    rng = np.random.default_rng(5)
+    types = k.inputs
+    k.decide_record({name: rows.column(name)[0].as_py() for name in types}, AS_OF)
+    rec = ck._local.record
+    fast = rec.stage
+
+    def decided(record, careful: bool):
+        rec.stage = (lambda r: False) if careful else fast
+        try:
+            return k.decide_record(record, AS_OF)
+        except InputError as e:
+            return ("error", str(e))
+        finally:
+            rec.stage = fast
+
+    swaps = {"float": [None, float("nan"), float("inf"), -float("inf"), 3, True, np.float64(2.5), np.float32(0.1),
+                       "1.5", dt.date(2026, 1, 1), 10 ** 400],
+             "int": [None, 7.0, 7.5, np.int64(-3), True, 2 ** 63, -2 ** 63, "x"],
+             "enum": [None, "NOT_A_MEMBER", 3, b"x"], "category": [None, "NOT_A_MEMBER"],
+             "string": [None, "NOT_A_MEMBER", 3],
+             "bool": [None, np.bool_(True), 1], "date": [None, dt.datetime(2026, 3, 1, 9), "2026-01-01"]}
+    errors = 0
+    for r in range(300):
+        record = {name: rows.column(name)[r].as_py() for name in types}
+        for name in rng.choice(list(types), size=int(rng.integers(0, 4)), replace=False):
+            choices = swaps[types[name].kind]
+            record[name] = choices[int(rng.integers(len(choices)))]
+        want = decided(record, careful=True)
+        errors += isinstance(want, tuple)
+        assert decided(record, careful=False) == want, record
+    assert 0 < errors < 200
