@@ -261,10 +261,12 @@ class PipelineResult:
 
     @property
     def decision_record(self) -> dict:
-        """One account's decisions as Python scalars (the ``run_record`` path)."""
+        """One account's decisions as Python scalars (the ``run_record`` path): the result's
+        own record, not a copy (the response is encoded from it and the audit record built
+        from it: read it, do not change it)."""
         d = self._decisions
         if isinstance(d, Record):
-            return dict(d)
+            return d
         return {name: values[0] for name, values in self.decisions.to_pydict().items()}
 
     @property

@@ -290,7 +290,7 @@ _NULL_TIME = -(1 << 63)                       # the pipeline's null instant (int
 _LANGUAGE_CODES = {member: i for i, member in enumerate(schema.ENUMS["language"], start=1)}
 _PACK_DOUBLE = struct.Struct("<d").pack
 _INT64 = 1 << 63
-_MEMOIZED = frozenset((str, bool, int, type(None)))
+_MEMOIZED = (str, bool, int, type(None), list)      # the value types whose entries are memoized
 _NO_MEMO = object()
 
 
@@ -371,66 +371,87 @@ class DecideResponseEncoder:
     (string, bool, int, rule list, null) is made once and reused: a column takes few of them.
 
     The columns are written by a function generated once per order of a record's columns
-    (the pipeline gives every record of a bundle the same): one line per column, its float
-    prefix and memo bound as constants, instead of a loop looking each column's plan up."""
+    (the pipeline gives every record of a bundle the same): one expression per column,
+    shaped by the type the column held in the record it was generated for — a float its
+    prefix and its 8 bytes, a bool or a null its whole entry by identity, a string, an int
+    or a rule list its entry from a memo of that type — and any other value through
+    :meth:`_entry`, which gives every value its bytes."""
 
     MEMO_PER_COLUMN = 512          # bounds the memory a free-text output column could take
     WRITERS = 64                   # column orders kept (one per bundle in practice)
 
     def __init__(self, bundle_hash: str):
         self._bundle_hash = _delimited(_DECISION_TAGS["bundle_hash"], bundle_hash.encode())
-        # column -> (map tag, key field, the whole entry up to a float's 8 bytes, memo)
-        self._columns: dict[str, tuple[bytes, bytes, bytes, dict]] = {}
+        # column -> (map tag, key field, the whole entry up to a float's 8 bytes, memos by value type)
+        self._columns: dict[str, tuple[bytes, bytes, bytes, dict[type, dict]]] = {}
         self._as_of: tuple = (None, b"")
         self._writers: dict[tuple, object] = {}       # the record's columns, in order -> writer
 
-    def _column(self, name: str) -> tuple[bytes, bytes, bytes, dict]:
+    def _column(self, name: str) -> tuple[bytes, bytes, bytes, dict[type, dict]]:
         is_rule = name.endswith(".rule")
         tag = _DECISION_TAGS["rules" if is_rule else "values"]
         key = _delimited(_MAP_KEY_TAG, (name[:-5] if is_rule else name).encode())
         float_value = _MAP_VALUE_TAG + _varint(len(_FLOAT_TAG) + 8) + _FLOAT_TAG
-        plan = (tag, key, tag + _varint(len(key) + len(float_value) + 8) + key + float_value, {})
+        plan = (tag, key, tag + _varint(len(key) + len(float_value) + 8) + key + float_value,
+                {kind: {} for kind in _MEMOIZED})
         self._columns[name] = plan
         return plan
 
     def _entry(self, name: str, value) -> bytes:
-        """One map entry's bytes (what :meth:`decision`'s writer writes inline)."""
-        tag, key, float_entry, memo = self._columns.get(name) or self._column(name)
+        """One map entry's bytes, for any value (what a writer's expressions give for the
+        values they expect). The entry of a value other than a float is made once per
+        (column, value) and kept in the column's memo of the value's exact type — a rule
+        list's under its tuple, when it holds strings only — so that True and 1, or
+        ``[True]`` and ``[1]``, never share an entry."""
+        tag, key, float_entry, memos = self._columns.get(name) or self._column(name)
         kind = type(value)
         if kind is float and value == value:
             return float_entry + _PACK_DOUBLE(value)
-        return self._memoized(name, value, kind, memo)
-
-    def _memoized(self, name: str, value, kind, memo: dict) -> bytes:
-        """The whole entry of a value other than a float: made once per (column, value) and
-        reused (a column holds one type, so True and 1 never meet in one memo)."""
-        memo_key = tuple(value) if kind is list else value if kind in _MEMOIZED else _NO_MEMO
-        entry = memo.get(memo_key)
-        if entry is None:
-            tag, key = self._columns[name][:2]
-            payload = key + _delimited(_MAP_VALUE_TAG, _value_payload(value))
-            entry = tag + _varint(len(payload)) + payload
-            if memo_key is not _NO_MEMO and len(memo) < self.MEMO_PER_COLUMN:
-                memo[memo_key] = entry
+        memo = memos.get(kind)
+        memo_key = _NO_MEMO
+        if memo is not None:
+            memo_key = tuple(value) if kind is list else value
+            if kind is list and not all(type(item) is str for item in memo_key):
+                memo_key = _NO_MEMO
+            else:
+                entry = memo.get(memo_key)
+                if entry is not None:
+                    return entry
+        payload = key + _delimited(_MAP_VALUE_TAG, _value_payload(value))
+        entry = tag + _varint(len(payload)) + payload
+        if memo_key is not _NO_MEMO and len(memo) < self.MEMO_PER_COLUMN:
+            memo[memo_key] = entry
         return entry
 
-    def _writer(self, names: tuple):
-        """The function giving the parts of a Decision whose record's columns are ``names``
-        (in order; ``account_id`` is not an entry) after its first three (account id, date,
-        bundle hash): one list display, one expression per column — a float not NaN its
-        column's prefix and its 8 bytes, a string, bool, int or None its memoized whole entry
-        (the memo's key the value itself), anything else (a rule list, a NaN…) through
-        :meth:`_memoized`."""
-        env = {"pack": _PACK_DOUBLE, "memoized": self._memoized, "HASHED": _MEMOIZED}
+    def _writer(self, names: tuple, values):
+        """The function giving the parts of a DecideResponse whose decision record's columns
+        are ``names`` (in order; ``account_id`` is not an entry): the account id, date and
+        bundle hash, then one expression per column, shaped by the type of its value in ``values`` (a record
+        of that order); a value of another type takes :meth:`_entry`."""
+        env = {"pack": _PACK_DOUBLE, "entry": self._entry, "tuple": tuple, "type": type,
+               "float": float, "str": str, "int": int, "list": list}
         items = []
-        for i, name in enumerate(names):
+        for i, (name, sample) in enumerate(zip(names, values)):
             if name == "account_id":
                 continue
-            plan = self._columns.get(name) or self._column(name)
-            env[f"F{i}"], env[f"M{i}"], env[f"N{i}"] = plan[2], plan[3], name
-            v = f"v{i}"
-            items.append(f"        F{i} + pack({v}) if (t := type({v})) is float and {v} == {v} else "
-                         f"(M{i}.get({v}) if t in HASHED else None) or memoized(N{i}, {v}, t, M{i}),\n")
+            _, _, env[f"F{i}"], memos = self._columns.get(name) or self._column(name)
+            env[f"N{i}"] = name
+            v, kind, fallback = f"v{i}", type(sample), f"entry(N{i}, v{i})"
+            if kind is float or sample is None:
+                env[f"E{i}"] = self._entry(name, None)
+                as_float = f"F{i} + pack({v}) if type({v}) is float and {v} == {v} else "
+                as_null = f"E{i} if {v} is None else "
+                expr = (as_float + as_null if kind is float else as_null + as_float) + fallback
+            elif kind is bool:
+                env[f"T{i}"], env[f"X{i}"] = self._entry(name, True), self._entry(name, False)
+                expr = f"T{i} if {v} is True else X{i} if {v} is False else {fallback}"
+            elif kind in (str, int, list):
+                env[f"M{i}"] = memos[kind]
+                lookup = f"tuple({v})" if kind is list else v
+                expr = f"(M{i}.get({lookup}) if type({v}) is {kind.__name__} else None) or {fallback}"
+            else:
+                expr = fallback
+            items.append(f"        {expr},\n")
         source = ("def write(account, day, bundle, values):\n"
                   f"    ({''.join(f'v{i}, ' for i in range(len(names)))}) = values\n"
                   "    return [account, day, bundle,\n" + "".join(items) + "    ]\n")
@@ -440,27 +461,48 @@ class DecideResponseEncoder:
         write = self._writers[names] = env["write"]
         return write
 
-    def decision(self, decisions: dict, as_of: dt.date) -> bytes:
-        """A Decision's bytes: ``account_id``, ``as_of``, the bundle hash and every other
-        column of ``decisions`` in ``values`` (``<ruleset>.rule`` columns in ``rules``),
-        written by the function generated for its columns' order (:meth:`_writer`)."""
+    def _parts(self, decisions: dict, as_of: dt.date) -> list[bytes]:
+        """The response's parts as the writer of ``decisions``' column order gives them."""
         account_id = str(decisions["account_id"])
         day, date_field = self._as_of
         if as_of != day:
             date_field = _delimited(_DECISION_TAGS["as_of"], date_message(as_of).SerializeToString())
             self._as_of = (as_of, date_field)           # the next call most likely has the same date
+        account = _delimited(_DECISION_TAGS["account_id"], account_id.encode()) if account_id else b""
         names = tuple(decisions)
-        write = self._writers.get(names) or self._writer(names)
-        return b"".join(write(_delimited(_DECISION_TAGS["account_id"], account_id.encode()) if account_id else b"",
-                              date_field, self._bundle_hash, decisions.values()))
+        values = decisions.values()
+        write = self._writers.get(names) or self._writer(names, values)
+        try:
+            return write(account, date_field, self._bundle_hash, values)
+        except TypeError:                 # an unhashable value where a memo is looked up (a list in a list…)
+            return self.general_parts(decisions, account, date_field)
+
+    def general_parts(self, decisions: dict, account: bytes, date_field: bytes) -> list[bytes]:
+        """What a writer gives, column by column through :meth:`_entry` (the general way,
+        which the writers' expressions shortcut)."""
+        return [account, date_field, self._bundle_hash,
+                *(self._entry(name, value) for name, value in decisions.items() if name != "account_id")]
+
+    def decision(self, decisions: dict, as_of: dt.date) -> bytes:
+        """A Decision's bytes: ``account_id``, ``as_of``, the bundle hash and every other
+        column of ``decisions`` in ``values`` (``<ruleset>.rule`` columns in ``rules``),
+        written by the function generated for its columns' order (:meth:`_writer`)."""
+        return b"".join(self._parts(decisions, as_of))
 
     def response(self, decisions: dict, as_of: dt.date, actions: dict | None = None) -> bytes:
         """A DecideResponse's bytes: the decision, and the actions given as the pipeline's
-        action columns (``PipelineResult.action_columns``; None: no actions)."""
-        parts = [_delimited(_RESPONSE_TAGS["decision"], self.decision(decisions, as_of))]
+        action columns (``PipelineResult.action_columns``; None: no actions). (The decision's
+        parts are joined once and prefixed: summing their lengths first, to join everything
+        once, costs more than copying the joined decision.)"""
+        decision = b"".join(self._parts(decisions, as_of))
+        head = _RESPONSE_TAGS["decision"] + _varint(len(decision))
+        actions = _action_payloads(actions) if actions is not None else ()
+        if not actions:
+            return head + decision
         tag = _RESPONSE_TAGS["actions"]
-        for action in _action_payloads(actions) if actions is not None else ():
-            parts.append(_delimited(tag, action))
+        parts = [head, decision]
+        for action in actions:
+            parts += (tag, _varint(len(action)), action)
         return b"".join(parts)
 
 

@@ -308,12 +308,28 @@ class WireDecoder:
         return self.build(message, values.tolist(), floats.tolist())
 
 
+class _Days(dict):
+    """``datetime.date`` by proleptic ordinal, each made once (at most :data:`LIMIT` kept:
+    about 45 years of days)."""
+
+    LIMIT = 1 << 14
+
+    def day(self, ordinal: int) -> dt.date:
+        value = dt.date.fromordinal(ordinal)
+        if len(self) < self.LIMIT:
+            self[ordinal] = value
+        return value
+
+
 def _builder(columns: tuple[schema.Column, ...], where: dict):
     """(source, function): the record from the parsed arrays as lists (``v``: values then
     set flags, ``f``: doubles) and the message (text is read off it). A copy of a template
     holding every column as None, then one store per column (a nullable one only when set):
-    cheaper than a dict display of 88 entries, which grows its table as it goes."""
-    env: dict = {"fromordinal": dt.date.fromordinal, "timedelta": dt.timedelta, "EPOCH_UTC": EPOCH_UTC,
+    cheaper than a dict display of 88 entries, which grows its table as it goes. A date is
+    taken from a memo of the dates seen (:class:`_Days`: a dict lookup costs less than
+    ``date.fromordinal``, and a book's dates repeat from account to account); an instant is
+    built with ``timedelta``'s positional arguments (keywords cost more to parse)."""
+    env: dict = {"DAYS": _Days(), "timedelta": dt.timedelta, "EPOCH_UTC": EPOCH_UTC,
                  "BOOL": (False, True), "TEMPLATE": dict.fromkeys(c.name for c in columns)}
     lines = ["def build(m, v, f):", "    r = TEMPLATE.copy()"]
     for i, col in enumerate(columns):
@@ -324,9 +340,9 @@ def _builder(columns: tuple[schema.Column, ...], where: dict):
             lines.append(f"    r[{col.name!r}] = M{i}[v[{out}]]")
             continue
         if pa.types.is_date(t):
-            expr = f"fromordinal(v[{out}])"
+            expr = f"DAYS.get(v[{out}]) or DAYS.day(v[{out}])"
         elif pa.types.is_timestamp(t):
-            expr = f"EPOCH_UTC + timedelta(microseconds=v[{out}])"
+            expr = f"EPOCH_UTC + timedelta(0, 0, v[{out}])"
         elif col.is_text:
             expr = f"m.{col.name}"
         elif pa.types.is_boolean(t):

@@ -19,7 +19,8 @@ NULL_TIME = np.iinfo(np.int64).min
 
 def reference_actions(columns: dict) -> list[contract_pb2.Action]:
     """The Action messages of the pipeline's action columns, built field by field."""
-    script = columns["script"].to_pylist()
+    script = columns["script"]
+    script = script.to_pylist() if isinstance(script, pa.Array) else list(script)     # the pipeline's: a list
     out = []
     for i in range(len(columns["action"])):
         a = contract_pb2.Action(account_id=str(columns["account_id"][i]), action=int(columns["action"][i]) + 1,
@@ -284,3 +285,38 @@ def test_records_of_many_column_orders_each_get_their_own_writer():
         got = decision_pb2.DecideResponse.FromString(encoder.response(decisions, AS_OF))
         assert got == reference(decisions, AS_OF, "h")
     assert len(orders) > encoder.WRITERS and len(encoder._writers) <= encoder.WRITERS
+
+
+def test_the_writers_give_the_general_ways_bytes_for_generated_accounts(tmp_path):
+    """Real decisions of many generated accounts, with and without actions: each response's
+    bytes are those of the general way (every entry through ``_entry``), and parse to the
+    reference message built field by field. A writer is generated from the first record of
+    its column order, so the later records test its expressions against values of other
+    kinds (a null where a float was, another rule list, another tier…)."""
+    from kernel.pipeline import Pipeline
+    from kernel.runtime import Kernel
+    from kernel.server.engine import AccountRecord
+    from kernel.synth import generate
+
+    kernel = Kernel.load()
+    pipeline = Pipeline(kernel, audit_path=tmp_path / "audit.log")
+    decode = AccountRecord()
+    encoder = convert.DecideResponseEncoder(kernel.bundle_hash)
+    now = dt.datetime(2026, 11, 28, 2, 30, tzinfo=dt.timezone.utc)
+    planned = 0
+    for row in generate(400, seed=29, as_of=AS_OF).to_pylist():
+        record = decode(convert.ACCOUNT.encode(row))
+        for with_actions in (True, False):
+            result = pipeline.run_record(record, AS_OF, now, actions=with_actions)
+            decisions, actions = result.decision_record, result.action_columns if with_actions else None
+            got = encoder.response(decisions, AS_OF, actions)
+            account, day = encoder._parts(decisions, AS_OF)[:2]
+            general = b"".join(encoder.general_parts(decisions, account, day))
+            expected = convert._delimited(convert._RESPONSE_TAGS["decision"], general) + b"".join(
+                convert._delimited(convert._RESPONSE_TAGS["actions"], a)
+                for a in (convert._action_payloads(actions) if actions is not None else ()))
+            assert got == expected
+            assert decision_pb2.DecideResponse.FromString(got) == reference(decisions, AS_OF, kernel.bundle_hash,
+                                                                            actions)
+            planned += with_actions and len(actions["action"]) > 0
+    assert len(encoder._writers) == 1 and planned > 10, (len(encoder._writers), planned)
