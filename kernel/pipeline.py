@@ -233,9 +233,9 @@ def _record_joins():
     from types import SimpleNamespace
 
     from .evaluation.arms import add_arm_record
-    from .ledger.join import book_state_record, join_book_state, join_record, merge_record
-    return SimpleNamespace(add_arm_record=add_arm_record, book_state_record=book_state_record,
-                           join_book_state=join_book_state, join_record=join_record, merge_record=merge_record)
+    from .ledger.join import join_book_state, join_state_record
+    return SimpleNamespace(add_arm_record=add_arm_record, join_book_state=join_book_state,
+                           join_state_record=join_state_record)
 
 
 # --------------------------------------------------------------------------------------------
@@ -535,8 +535,8 @@ class Pipeline:
             return joins.add_arm_record(joins.join_book_state(record, as_of), self.experiment)
         values = self.ledger.registered_state_values(record, now) if register else \
             self.ledger.state_values(record.get("account_id"), record.get("time_zone"), now)
-        state = joins.merge_record(joins.book_state_record(record, as_of), values, self.book_counters)
-        return joins.add_arm_record(joins.join_record(record, state), self.experiment)
+        return joins.add_arm_record(joins.join_state_record(record, as_of, values, self.book_counters),
+                                    self.experiment)
 
     @functools.cached_property
     def judge_columns(self) -> frozenset | None:
