@@ -224,10 +224,11 @@ class Ledger:
     def _unremembered(self, record: Mapping) -> tuple | None:
         """The record's registry row (checked), or None when this process remembers it so."""
         account = record.get("account_id")
+        values = tuple(map(record.get, REGISTRY_COLUMNS))
         # (a bool equals the 0/1 remembered: the record's values compare as they are)
-        if account and self._registered.get(account) == tuple(map(record.get, REGISTRY_COLUMNS)):
+        if account and self._registered.get(account) == values:
             return None
-        row = _registry_row(record)
+        row = _registry_row(record, values)
         return None if self._registered.get(row[0]) == row[1:] else row
 
     def _register_row(self, row: tuple, stored: tuple | None) -> bool:
@@ -367,13 +368,18 @@ class Ledger:
 _REMEMBERED = 100_000
 
 
-def _registry_row(record: Mapping) -> tuple:
+def _registry_row(record: Mapping, values: tuple) -> tuple:
+    """``(account_id, *REGISTRY_COLUMNS)`` of one account (``values``: the record's
+    REGISTRY_COLUMNS), flags as 0/1."""
     if not record.get("account_id"):
         raise LedgerError("the account has no account_id")
     if not record.get("time_zone"):
         raise LedgerError("the account has no time_zone (the gate counts days in the debtor's local time)")
-    values = [record.get(c) for c in REGISTRY_COLUMNS]
-    return (record["account_id"], *(int(v) if isinstance(v, (bool, np.bool_)) else v for v in values))
+    return (record["account_id"], *[int(v) if type(v) in _FLAG_TYPES else v for v in values])
+
+
+#: the types of a registered flag's value that are stored as 0/1
+_FLAG_TYPES = (bool, np.bool_)
 
 
 def _registry_rows(book) -> list[tuple]:
