@@ -438,8 +438,10 @@ def _state_anatomy(store: str, records: list[dict], now: dt.datetime, smoke: boo
     back, ``cold`` after a 0.6 ms sleep before each step (the server's cores halt between
     calls: caches and clocks cool down). Steps: the registration check, the rows' read, the
     fold, the merge into the book's state (``book_only``: the book's state, which a Decide
-    without a ledger reads as well); ``state``: the whole with-state path, the book's state
-    included (measured on accounts of its own)."""
+    without a ledger reads as well); ``state``: the whole with-state path a Decide takes
+    (``Ledger.registered_state_values``: for an account new to the process, its registration
+    read with its rows; then ``join_state_record``), the book's join included (measured on
+    accounts of its own)."""
     from kernel.ledger.join import book_state_record, merge_record
     from kernel.ledger.ledger import _patterns_lookback_us, instant_us
     from kernel.ledger.state import derive_one
@@ -452,6 +454,19 @@ def _state_anatomy(store: str, records: list[dict], now: dt.datetime, smoke: boo
             return True
     out = {}
     with Ledger(store) as ledger:
+        try:
+            from kernel.ledger.join import join_state_record
+
+            def state_path(record):
+                return join_state_record(record, now.date(), ledger.registered_state_values(record, now))
+        except ImportError:                   # (a tree before registered_state_values: two reads)
+            from kernel.ledger.join import join_record
+
+            def state_path(record):
+                ledger.register_record(record)
+                return join_record(record, merge_record(book_state_record(record, now.date()),
+                                                        ledger.state_values(record["account_id"],
+                                                                            record["time_zone"], now)))
         s = ledger.settings
         at_us = instant_us(now)
         since, offline_since = at_us - s.lookback_us, at_us - _patterns_lookback_us(s)
@@ -482,9 +497,7 @@ def _state_anatomy(store: str, records: list[dict], now: dt.datetime, smoke: boo
             if pause:
                 time.sleep(0.0006)
             t0 = clock()
-            ledger.register_record(record)
-            merge_record(book_state_record(record, now.date()),
-                         ledger.state_values(record["account_id"], record["time_zone"], now))
+            state_path(record)
             return {"state": clock() - t0}
 
         n = 30 if smoke else 140

@@ -233,9 +233,9 @@ def _record_joins():
     from types import SimpleNamespace
 
     from .evaluation.arms import add_arm_record
-    from .ledger.join import book_state_record, join_book_state, join_record, merge_record
-    return SimpleNamespace(add_arm_record=add_arm_record, book_state_record=book_state_record,
-                           join_book_state=join_book_state, join_record=join_record, merge_record=merge_record)
+    from .ledger.join import join_book_state, join_state_record
+    return SimpleNamespace(add_arm_record=add_arm_record, join_book_state=join_book_state,
+                           join_state_record=join_state_record)
 
 
 # --------------------------------------------------------------------------------------------
@@ -527,15 +527,18 @@ class Pipeline:
         from .evaluation.arms import add_arm
         return add_arm(join_columns(columns, state), self.experiment)
 
-    def record_with_state(self, record: Mapping[str, Any], as_of: dt.date, now: dt.datetime) -> Record:
-        """One account's record joined with its state (the ``run_record`` path)."""
+    def record_with_state(self, record: Mapping[str, Any], as_of: dt.date, now: dt.datetime, *,
+                          register: bool = False) -> Record:
+        """One account's record joined with its state (the ``run_record`` path). With a
+        ledger and ``register``, the account's gate columns are registered too (one read of
+        the store for both)."""
         joins = _record_joins()
         if self.ledger is None:                # the state read off the book alone
             return joins.add_arm_record(joins.join_book_state(record, as_of), self.experiment)
-        state = joins.merge_record(joins.book_state_record(record, as_of),
-                                   self.ledger.state_values(record.get("account_id"), record.get("time_zone"), now),
-                                   self.book_counters)
-        return joins.add_arm_record(joins.join_record(record, state), self.experiment)
+        values = self.ledger.registered_state_values(record, now) if register else \
+            self.ledger.state_values(record.get("account_id"), record.get("time_zone"), now)
+        return joins.add_arm_record(joins.join_state_record(record, as_of, values, self.book_counters),
+                                    self.experiment)
 
     @functools.cached_property
     def judge_columns(self) -> frozenset | None:
@@ -579,9 +582,7 @@ class Pipeline:
         """The same for one account given as Python scalars (``Kernel.decide_record``'s
         form): no arrays are built on the way in. ``result.decision_record`` gives the
         decisions as scalars; ``decisions`` / ``decision_columns`` convert on access."""
-        if self.ledger is not None:
-            self.ledger.register_record(record)
-        record = self.record_with_state(record, as_of, now)
+        record = self.record_with_state(record, as_of, now, register=True)
         decisions = self.kernel.decide_record(record, as_of)
         return self.act(record, Record(decisions), as_of, now, actions=actions)
 

@@ -33,7 +33,7 @@ from .state import _BOOL, _DATE, _ENUM, _TIME, state_table
 
 __all__ = ["WHERE_SET", "REPLACED", "STATE_ONLY", "BOOK_COUNTERS", "book_state", "merge", "join_table",
            "join_columns", "with_state", "book_state_record", "merge_record", "record_state", "join_record",
-           "join_book_state"]
+           "join_book_state", "join_state_record"]
 
 _BOOK_NAMES = {c.name for c in BOOK}
 #: state columns that replace the book column of the same name
@@ -235,6 +235,8 @@ def _merge_code(columns, unless_null=frozenset()):
 _record_state = _record_state_code()
 #: merge_record's stores of the columns it takes from the ledger whole once it has events (not WHERE_SET's)
 _merge_rest = _merge_code(tuple((n, c) for n, c in _RECORD_COLUMNS if n not in _WHERE_SET))
+#: ... and of WHERE_SET's columns, each stored only where the ledger's value is not null
+_merge_where = _merge_code(_WHERE_SET_COLUMNS, unless_null=_WHERE_SET)
 
 
 def record_state(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -296,6 +298,25 @@ def merge_record(book: Mapping[str, Any], ledger: Mapping[str, Any] | None,
     if ledger is None:
         return dict(book)
     out = dict(book)
+    _merge_parts(out, ledger, book_counters)
+    return out
+
+
+def join_state_record(record: Mapping[str, Any], as_of: dt.date, ledger: Mapping[str, Any],
+                      book_counters: str = "fallback") -> Record:
+    """``join_record(record, merge_record(book_state_record(record, as_of), ledger,
+    book_counters))`` — one account with its ledger state, a gRPC Decide with a ledger —
+    built straight: the book's join (:func:`join_book_state`: every state column is in it
+    already, in the same order), then the ledger's record scalars stored over it, with no
+    copy of the state in between. ``tests/ledger`` pins the two together."""
+    out = join_book_state(record, as_of)
+    _merge_parts(out, ledger, book_counters)
+    return out
+
+
+def _merge_parts(out: dict, ledger: Mapping[str, Any], book_counters: str) -> None:
+    """The ledger's record scalars stored into ``out`` by the precedence: WHERE_SET's where
+    not null, the rest once the ledger knows the account (or ``book_counters = "ignore"``)."""
     memo = getattr(ledger, "memo", None)
     parts = None if memo is None else memo.get("record")
     if parts is None:
@@ -305,7 +326,6 @@ def merge_record(book: Mapping[str, Any], ledger: Mapping[str, Any] | None,
     out.update(parts[0])
     if book_counters == "ignore" or ledger["ledger_events"] > 0:
         out.update(parts[1])
-    return out
 
 
 def _record_parts(ledger: Mapping[str, Any]) -> tuple[dict, dict]:
@@ -316,14 +336,6 @@ def _record_parts(ledger: Mapping[str, Any]) -> tuple[dict, dict]:
     rest: dict[str, Any] = {}
     _merge_rest(rest, ledger)
     return where, rest
-
-
-def _merge_where(out: dict, ledger: Mapping[str, Any]) -> None:
-    """WHERE_SET's record scalars stored into ``out`` where the ledger's value is not null."""
-    for name, convert in _WHERE_SET_COLUMNS:
-        mine = convert(ledger[name])
-        if mine is not None:
-            out[name] = mine
 
 
 def join_record(record: Mapping[str, Any], state: Mapping[str, Any]) -> Record:

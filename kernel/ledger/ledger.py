@@ -216,18 +216,26 @@ class Ledger:
     def register_record(self, record: Mapping) -> bool:
         """Register one account given as a record (a gRPC Decide's account); remembered per
         process, so an unchanged account costs a dictionary lookup, not a write."""
-        account = record.get("account_id")
-        # (a bool equals the 0/1 remembered: the record's values compare as they are)
-        if account and self._registered.get(account) == tuple(map(record.get, REGISTRY_COLUMNS)):
-            return False
-        row = _registry_row(record)
-        if self._registered.get(row[0]) == row[1:]:
-            return False
-        if len(self._registered) >= _REMEMBERED:
-            self._registered.clear()
+        row = self._unremembered(record)
         # an account new to this process: its stored columns by one statement (no
         # transaction's begin and end, no batch of one), written only when they differ
-        written = self.store.registered_in(None, row[0]) != row[1:]
+        return row is not None and self._register_row(row, self.store.registered_in(None, row[0]))
+
+    def _unremembered(self, record: Mapping) -> tuple | None:
+        """The record's registry row (checked), or None when this process remembers it so."""
+        account = record.get("account_id")
+        values = tuple(map(record.get, REGISTRY_COLUMNS))
+        # (a bool equals the 0/1 remembered: the record's values compare as they are)
+        if account and self._registered.get(account) == values:
+            return None
+        row = _registry_row(record, values)
+        return None if self._registered.get(row[0]) == row[1:] else row
+
+    def _register_row(self, row: tuple, stored: tuple | None) -> bool:
+        """Write ``row`` unless ``stored`` (the store's registration) has its values; remember it."""
+        if len(self._registered) >= _REMEMBERED:
+            self._registered.clear()
+        written = stored != row[1:]
         if written:
             self.store.register([row], instant_us(None))
         self._registered[row[0]] = row[1:]
@@ -278,6 +286,20 @@ class Ledger:
         # what the fold is fed from it, and its values, are kept — an account asked once churns nothing
         return derive_one(rows, zone, at_us, self.settings, gps, offline, ordered=True,
                           remember=type(rows) is KeptRows)
+
+    def registered_state_values(self, record: Mapping, at: dt.datetime | int | None = None) -> dict:
+        """:meth:`register_record` of ``record``, then :meth:`state_values` of its account as of
+        ``at`` (the path a gRPC Decide takes): for an account whose registration this process
+        does not remember, both with one read of the store (its stored registration comes
+        with its rows; written after, when it differs — the state does not read it)."""
+        row = self._unremembered(record)
+        if row is None:
+            return self.state_values(record.get("account_id"), record.get("time_zone"), at)
+        at_us = instant_us(at)
+        stored, rows, gps, offline = self.store.registered_rows_now(
+            row[0], at_us, at_us - self.settings.lookback_us, at_us - _patterns_lookback_us(self.settings))
+        self._register_row(row, stored)
+        return derive_one(rows, row[1], at_us, self.settings, gps, offline, ordered=True)
 
     def state(self, at: dt.datetime | int | None = None, accounts: Sequence[str] | None = None,
               zones: Mapping[str, str] | None = None) -> pa.Table:
@@ -346,13 +368,18 @@ class Ledger:
 _REMEMBERED = 100_000
 
 
-def _registry_row(record: Mapping) -> tuple:
+def _registry_row(record: Mapping, values: tuple) -> tuple:
+    """``(account_id, *REGISTRY_COLUMNS)`` of one account (``values``: the record's
+    REGISTRY_COLUMNS), flags as 0/1."""
     if not record.get("account_id"):
         raise LedgerError("the account has no account_id")
     if not record.get("time_zone"):
         raise LedgerError("the account has no time_zone (the gate counts days in the debtor's local time)")
-    values = [record.get(c) for c in REGISTRY_COLUMNS]
-    return (record["account_id"], *(int(v) if isinstance(v, (bool, np.bool_)) else v for v in values))
+    return (record["account_id"], *[int(v) if type(v) in _FLAG_TYPES else v for v in values])
+
+
+#: the types of a registered flag's value that are stored as 0/1
+_FLAG_TYPES = (bool, np.bool_)
 
 
 def _registry_rows(book) -> list[tuple]:

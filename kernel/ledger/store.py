@@ -764,6 +764,15 @@ class Store:
             return None, [], None, []
         return (registered, *self.account_rows(cur, account, until, since, offline_since))
 
+    def registered_rows_now(self, account: str, until: int, since: int, offline_since: int
+                            ) -> tuple[tuple | None, list[tuple], tuple | None, list[tuple[int, int]]]:
+        """:meth:`registered_in` (None: never registered) and :meth:`account_rows_now` of one
+        account read now, in one snapshot: what a gRPC Decide reads of an account whose
+        registration this process does not know yet (its rows are read whether it is
+        registered or not). :class:`SQLiteStore` reads both with one statement."""
+        with self.reading() as cur:
+            return (self.registered_in(cur, account), *self.account_rows(cur, account, until, since, offline_since))
+
     def _query(self, sql: str, params: tuple) -> list:
         """One read statement's rows (one snapshot)."""
         with self.reading() as cur:
@@ -816,6 +825,22 @@ def _split_account_rows(rows: list, until: int,
         return rows, None, []
     return ([row for row in rows if row[0] >= 0],
             *_gps_of([row for row in rows if row[0] < 0], until, offline_since))
+
+
+def _registered_rows_params(account: str, until: int, since: int, offline_since: int | None) -> tuple:
+    """The parameters of :meth:`SQLiteStore._registered_rows_sql`."""
+    return (account, until, since, account, until, since, account, account, until,
+            until + 1 if offline_since is None else offline_since, until, since, account, account)
+
+
+def _registration_of(rows: list) -> tuple[tuple | None, list]:
+    """(the registration, the account's rows) of :meth:`SQLiteStore._registered_rows_sql`'s
+    rows; the registration None when there is no row of kind −5 (never registered)."""
+    if not rows or rows[0][0] != _REGISTERED:
+        return None, rows
+    first = rows[0]
+    del rows[0]
+    return (first[2], first[3], first[4], first[5], *_FLAGS_OF[first[6]]), rows
 
 
 def _gps_of(extras: list, until: int, offline_since: int | None) -> tuple[tuple | None, list[tuple[int, int]]]:
@@ -961,11 +986,7 @@ class SQLiteStore(Store):
         first time is read plainly (nothing kept but that it was asked): the cache costs a
         one-question-per-account caller nothing."""
         conn = self._connection()
-        local = self._local
-        entries = getattr(local, "rows_cache", None)
-        if entries is None or entries[0] is not conn:
-            entries = local.rows_cache = (conn, {})
-        entries = entries[1]
+        entries = self._rows_cache(conn)
         key = (account, until - since, until - offline_since)
         hit = entries.get(key, _ABSENT)
         if hit is _ABSENT:                       # asked for the first time: read plainly (the rows of
@@ -1015,26 +1036,55 @@ class SQLiteStore(Store):
 
     _account_edges_sql: str | None = None
 
+    def _rows_cache(self, conn: sqlite3.Connection) -> dict:
+        """This thread's cache of :meth:`account_rows_now` (emptied with a new connection)."""
+        entries = getattr(self._local, "rows_cache", None)
+        if entries is None or entries[0] is not conn:
+            entries = self._local.rows_cache = (conn, {})
+        return entries[1]
+
     def gate_rows(self, cur, account: str, until: int, since: int, offline_since: int | None
                   ) -> tuple[tuple | None, list[tuple], tuple | None, list[tuple[int, int]]]:
         """:meth:`Store.gate_rows` in one statement: :meth:`account_rows`' statement with the
         account's registration riding along as one more row (kind −5, ``at`` NULL: the first
         in its order) carrying the four registered texts and the four registered flags packed
         into one number (:data:`_FLAGS_OF`); no such row: never registered."""
-        sql = self._gate_sql
-        if sql is None:
-            sql = self._gate_sql = self._account_select(registration=True)
-        cur.execute(sql, (account, until, since, account, until, since, account, account, until,
-                          until + 1 if offline_since is None else offline_since, until, since, account, account))
-        rows = cur.fetchall()
-        if not rows or rows[0][0] != _REGISTERED:
+        cur.execute(self._registered_rows_sql(), _registered_rows_params(account, until, since, offline_since))
+        registered, rows = _registration_of(cur.fetchall())
+        if registered is None:
             return None, [], None, []
-        first = rows[0]
-        registered = (first[2], first[3], first[4], first[5], *_FLAGS_OF[first[6]])
-        del rows[0]
         return (registered, *_split_account_rows(rows, until, offline_since))
 
-    _gate_sql: str | None = None
+    def registered_rows_now(self, account: str, until: int, since: int, offline_since: int
+                            ) -> tuple[tuple | None, list[tuple], tuple | None, list[tuple[int, int]]]:
+        """:meth:`Store.registered_rows_now` with :meth:`gate_rows`' one statement, read
+        outside a transaction (one statement reads one snapshot). Counts as the account's
+        first question to :meth:`account_rows_now`'s cache (the next one fills it)."""
+        conn = self._connection()
+        entries = self._rows_cache(conn)
+        key = (account, until - since, until - offline_since)
+        if key not in entries:
+            if len(entries) >= _CACHED_ACCOUNTS:
+                entries.clear()
+            entries[key] = None
+        try:
+            rows = conn.execute(self._registered_rows_sql(),
+                                _registered_rows_params(account, until, since, offline_since)).fetchall()
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.url}: {e}") from None
+        registered, rows = _registration_of(rows)
+        return (registered, *_split_account_rows(rows, until, offline_since))
+
+    def _registered_rows_sql(self) -> str:
+        """:meth:`account_rows`' statement with the account's registration riding along as one
+        more row (kind −5, ``at`` NULL: the first in its order) carrying the four registered
+        texts and the four registered flags packed into one number (:data:`_FLAGS_OF`)."""
+        sql = self._registered_rows_text
+        if sql is None:
+            sql = self._registered_rows_text = self._account_select(registration=True)
+        return sql
+
+    _registered_rows_text: str | None = None
     #: bumped when the file's content is replaced through this store's own connection (restore)
     _generation = 0
 

@@ -9,6 +9,7 @@ import pytest
 
 from kernel.ledger import Ledger
 from kernel.ledger.gate import GateError, UNKNOWN_ACCOUNT
+from kernel.ledger.ledger import LedgerError
 from kernel.pipeline import Pipeline
 
 UTC = dt.timezone.utc
@@ -211,6 +212,38 @@ def test_register_record_writes_only_what_changed(ledger_url):
         assert (got["phone_valid"], got["region"], got["has_third_party_contact"]) == (False, "Y", False)
 
 
+def test_registered_state_values_is_register_record_then_state_values(ledger_url):
+    """A gRPC Decide's one read (:meth:`Ledger.registered_state_values`: the registration with
+    the rows) registers what :meth:`Ledger.register_record` would — a new account written, the
+    same columns not written again, changed ones written — and gives :meth:`Ledger.state_values`'
+    state, every column."""
+    row = {"account_id": "R1", "time_zone": "Asia/Shanghai", "country": "CN", "region": "X",
+           "product": "NEW_CAR_LOAN", "phone_valid": True, "has_third_party_contact": False,
+           "consent_automated_contact": None, "contact_opt_out": False}
+    at = CN_MORNING
+
+    def same(got, expected):                       # (NaN, the fold's null float, equals itself here)
+        return got.keys() == expected.keys() and all(
+            v == expected[k] or (v != v and expected[k] != expected[k]) for k, v in got.items())
+
+    with Ledger(ledger_url) as ledger:
+        ledger.ingest(table([attempt(f"a{k}", "R1", at - dt.timedelta(hours=k + 1), ("NO_ANSWER", "RIGHT_PARTY")[k % 2])
+                             for k in range(5)]), now=at)
+        writes = []
+        ledger.store.register = lambda rows, now, write=ledger.store.register: (writes.append(rows), write(rows, now))
+        expected = ledger.state_values("R1", "Asia/Shanghai", at)
+        assert same(ledger.registered_state_values(row, at), expected) and len(writes) == 1
+        assert same(ledger.registered_state_values(row, at), expected) and len(writes) == 1   # remembered
+    with Ledger(ledger_url) as ledger:
+        writes = []
+        ledger.store.register = lambda rows, now, write=ledger.store.register: (writes.append(rows), write(rows, now))
+        assert same(ledger.registered_state_values(row, at), expected) and writes == []       # stored the same
+        assert same(ledger.registered_state_values({**row, "region": "Y"}, at), expected) and len(writes) == 1
+        assert ledger.registered(["R1"])["R1"]["region"] == "Y"
+        with pytest.raises(LedgerError, match="time_zone"):
+            ledger.registered_state_values({**row, "account_id": "R2", "time_zone": None}, at)
+
+
 def test_the_gates_record_holds_the_state_a_decide_reads(ledger_url):
     """The record the gate judges carries the account's state exactly as a gRPC Decide reads it
     (:meth:`Ledger.state_record`): every state column, the GPS ones (last ping, offline hours,
@@ -287,4 +320,16 @@ def test_gate_rows_read_what_registered_in_and_account_rows_read(ledger_url):
                     assert registered == tuple(r[n] for n in names[1:])
                     seen.add((bool(got[1]), got[2] is not None))
             assert store.gate_rows(cur, "NOBODY", at, at - s.lookback_us, None) == (None, [], None, [])
+        # a gRPC Decide's read of an account new to the process: the same, and the rows of an
+        # account never registered too
+        ledger.ingest(table([attempt("u1", "UNREGISTERED", CN_MORNING - dt.timedelta(hours=2), "NO_ANSWER")]),
+                      now=CN_MORNING)
+        for account in [r["account_id"] for r in rows] + ["UNREGISTERED", "NOBODY"]:
+            for offline_since in (at + 1, at - 86_400_000_000):
+                with store.reading() as cur:
+                    expected = (store.registered_in(cur, account),
+                                *store.account_rows(cur, account, at, at - s.lookback_us, offline_since))
+                assert store.registered_rows_now(account, at, at - s.lookback_us, offline_since) == expected, account
+        assert store.registered_rows_now("UNREGISTERED", at, at - s.lookback_us, at + 1)[:2] == (None, [
+            (1, instant_us(CN_MORNING - dt.timedelta(hours=2)), None, None, 0, 0, None)])
     assert seen == {(True, True), (True, False), (False, True), (False, False)}, seen

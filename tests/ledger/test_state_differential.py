@@ -265,11 +265,12 @@ def test_one_account_values_kept_per_fold_output_equal_the_batch_path(events, zo
     it saw: asked at moments hours apart, back and forth over day boundaries and the same
     moment again (hits, then misses as the windows slide), every answer equals the batch path
     at that moment, and the merged record equals the one merged from a plain dict."""
-    from kernel.ledger.join import book_state_record, merge_record
+    from kernel.ledger.join import book_state_record, join_record, join_state_record, merge_record
     s = StateSettings()
     rows = _fold_rows(events)
-    book = book_state_record({"account_id": "A0", "time_zone": zone, "call_attempts_today": 2,
-                              "gps_status": "ONLINE", "consent_automated_contact": True}, dt.date(2026, 11, 27))
+    record = {"account_id": "A0", "time_zone": zone, "call_attempts_today": 2, "gps_status": "ONLINE",
+              "consent_automated_contact": True}
+    book = book_state_record(record, dt.date(2026, 11, 27))
     for step in steps + steps[:3]:
         at = AT + step * 3 * HOUR
         if car is None:
@@ -289,6 +290,8 @@ def test_one_account_values_kept_per_fold_output_equal_the_batch_path(events, zo
             assert np.array_equal(batch[name][0], value, equal_nan=True), (name, at)
         assert merge_record(book, one) == merge_record(book, dict(one))
         assert merge_record(book, one, "ignore") == merge_record(book, dict(one), "ignore")
+        joined = join_state_record(record, dt.date(2026, 11, 27), one)     # the gRPC Decide's straight join
+        assert list(joined.items()) == list(join_record(record, merge_record(book, dict(one))).items())
 
 
 def test_local_day_of_equals_local_days_across_offset_changes():
