@@ -520,3 +520,24 @@ def test_a_request_falls_back_to_the_general_way(pipeline, book):
             assert found["next_allowed_at"].dtype == np.int64 and found["next_allowed_at"].tolist() == answer[2]
     assert pipeline._judge_request(set_with(object()), batch, plan) is None
 
+
+def test_a_records_merged_values_after_add_are_worked_out_again(book):
+    """``Batch.add`` of a record to a batch of records whose merged values were read keeps
+    them up to date by shadowing (no second merge of every source): the same dict as merging
+    the sources again, the new record's values first; columns (not a record) reset them."""
+    from kernel.hookspecs import Batch
+    record = book.slice(7, 1).to_pylist()[0]
+    decided = Record({"dpd": 1, "collection_tier.tier": "MILD", "country": "US"})
+    for read_first in (False, True):
+        batch = Batch(1, AS_OF, NOW, [decided, Record(record)])
+        if read_first:
+            assert batch.merged["country"] == "US" and batch.merged["name"] == record["name"]
+        extra = Record({"valuation.price": 5.0, "country": "CN"})
+        batch.add(extra)
+        again = Batch(1, AS_OF, NOW, [extra, decided, Record(record)])
+        assert batch.merged == again.merged and list(batch.merged) == list(again.merged)
+        assert batch.merged["country"] == "CN" and batch.float_one("valuation.price") == 5.0
+    batch = Batch(1, AS_OF, NOW, [decided, Record(record)])
+    assert batch.merged is not None
+    batch.add({"valuation.price": np.array([5.0])})
+    assert batch.merged is None
