@@ -101,8 +101,15 @@ class Batch:
 
     def add(self, columns: Mapping[str, np.ndarray]) -> "Batch":
         """Add columns computed by a stage (e.g. the valuation); they shadow same-named ones."""
-        self._sources.insert(0, _source(columns))
-        self._merged = _UNSEEN
+        source = _source(columns)
+        self._sources.insert(0, source)
+        merged = self._merged
+        if source[2] == "record" and merged is not _UNSEEN and merged is not None:
+            # one account's merged values already worked out: the new record's shadow them (a
+            # new dict: the old one may be a source, or held by a reader)
+            self._merged = {**merged, **columns}
+        else:
+            self._merged = _UNSEEN
         stale = set(columns)
         self._cache = {k: v for k, v in self._cache.items() if k[1] not in stale}
         self._raw = {k: v for k, v in self._raw.items() if k not in stale}

@@ -797,6 +797,10 @@ class Pipeline:
         if n and batch.n == 1:                     # one account: its set, every action's
             low = high = self._route_one(batch)
             set_of = None
+            if low >= 0 and n <= 64:
+                found = self._judge_request(self.sets[low], batch, plan)
+                if found is not None:
+                    return found
         else:
             set_of = self._route(batch)[rows] if n else rows
             low, high = _min_max(set_of)
@@ -819,6 +823,46 @@ class Pipeline:
             sub = ActionBatch(batch, rows[idx], plan["action"][idx], plan["earliest_at"][idx], script=script)
             outcome[idx], reason[idx], next_allowed[idx], policy[idx] = self._judge_all(policy_set, sub, errors)
         return result
+
+    def _judge_request(self, policy_set: _PolicySet, batch: Batch, plan: Mapping[str, Any]) -> dict | None:
+        """The verdict columns of a request's few actions (one account, ≤ 64 actions) when one
+        engine judges every policy of its set that applies and offers ``judge_request`` (the
+        built-in one: plain lists from the plan's columns, no :class:`ActionBatch`, nothing
+        read back), and its verdicts pass :meth:`_judge_run`'s checks — well-formed, clean
+        where they keep — in the columns' types; None otherwise (then the general way runs:
+        an ActionBatch, :meth:`_judge_all`, which judges each policy alone when the engine's
+        run fails). Pinned to that way by ``test_a_requests_verdicts_are_the_general_ways``."""
+        action = plan["action"]
+        codes = action.tolist()
+        runs = policy_set.runs_for(frozenset(codes))
+        if len(runs) != 1:
+            return None
+        engine, entries = runs[0]
+        judge_request = getattr(engine, "judge_request", None)
+        if judge_request is None:
+            return None
+        m = len(codes)
+        try:
+            found = judge_request([e[1] for e in entries], batch, action, plan["earliest_at"], plan["script"])
+        except Exception as e:                     # noqa: BLE001 — judged again the general way, errors named there
+            log.debug("engine run of %s failed (%s); judging them the general way", [e[0] for e in entries], e)
+            return None
+        if type(found) is not tuple or len(found) != 4:
+            return None
+        outcome, reasons, until, names = found
+        if not (type(outcome) is list and type(reasons) is list and type(until) is list and type(names) is list
+                and len(outcome) == len(reasons) == len(until) == len(names) == m):
+            return None
+        for x, y, r, p in zip(outcome, until, reasons, names):
+            if type(x) is not int or type(y) is not int or not 0 <= x <= BLOCK or x == DEFER and y == NULL_TIME:
+                return None
+            if x == KEEP:
+                if y != NULL_TIME or r is not None or p is not None:
+                    return None
+            elif type(r) is not str or type(p) is not str:
+                return None
+        return {"outcome": np.array(outcome, np.int8), "reason_code": np.array(reasons, dtype=object),
+                "next_allowed_at": np.array(until, np.int64), "policy": np.array(names, dtype=object)}
 
     def _judge_all(self, policy_set: _PolicySet, actions: ActionBatch, errors: list[str]) -> tuple:
         """Every policy of a set on ``actions``, combined: (outcome, reason, next allowed, policy).

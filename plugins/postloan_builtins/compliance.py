@@ -17,6 +17,7 @@ read from the clock.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -27,8 +28,8 @@ import pyarrow.compute as pc
 
 import kernel
 from kernel.errors import PostloanError
-from kernel.hookspecs import (ACTION, NULL_TIME, US_PER_DAY, ActionBatch, CompliancePolicy, Verdicts, _scalar_days,
-                              _scalar_us, _zone_table)
+from kernel.hookspecs import (ACTION, NULL_TIME, US_PER_DAY, ActionBatch, Batch, CompliancePolicy, Verdicts,
+                              _scalar_days, _scalar_us, _zone_table)
 from kernel.schema import BOOK, ENUMS
 
 from . import compliance_kernels as K
@@ -612,7 +613,10 @@ class Engine:
         m = actions.n
         run = self._run_of(policies)
         if m and actions.batch.merged is not None:      # one account's record (a request)
-            return self._judge_one(policies, run, actions)
+            outcome, reasons, until, names = self._judge_one(policies, run, actions.batch, actions.action.tolist(),
+                                                             actions.at_us, actions.listed_script())
+            return (np.array(outcome, np.int8), np.array(reasons, dtype=object), np.array(until, np.int64),
+                    np.array(names, dtype=object))
         outcome = np.zeros(m, np.int64)
         reason = np.empty(m, np.int64)
         reason.fill(-1)
@@ -622,6 +626,25 @@ class Engine:
         if m:
             self._judge(policies, run, actions, outcome, reason, until, winner)
         return self._named(policies, outcome, reason, until, winner)
+
+    def judge_request(self, policies: Sequence["CompiledPolicy"], batch: Batch, action: np.ndarray,
+                      earliest_at_us: np.ndarray, script) -> tuple[list, list, list, list] | None:
+        """:meth:`judge` of one account's few actions (a request: ``batch`` holds one record,
+        ``action`` 1 to 64 codes) given as the plan's columns — the action codes, earliest
+        times and scripts (a list of str / None, an Arrow array or None) an
+        :class:`ActionBatch` would be made of —, the verdicts as plain lists: (outcome codes,
+        reason codes, next allowed µs, policy names). The pipeline's one-account path
+        (:meth:`kernel.pipeline.Pipeline._judge_request`) checks them and makes the columns
+        once, with no ActionBatch and no arrays read back; the same compiled call as
+        :meth:`judge` (:meth:`_judge_one`). None when ``batch`` is not one record (columns)
+        or there are not 1 to 64 actions: then :meth:`judge` is the way."""
+        m = action.shape[0]
+        if not 1 <= m <= 64 or batch.merged is None:
+            return None
+        if type(script) is not list:
+            script = [None] * m if script is None or script.null_count == m else script.to_pylist()
+        return self._judge_one(policies, self._run_of(policies), batch, action.tolist(),
+                               np.maximum(earliest_at_us, batch.now_us), script)
 
     def verdicts(self, policy: "CompiledPolicy", actions: ActionBatch) -> Verdicts:
         """One policy's verdicts (its ``check``)."""
@@ -714,31 +737,31 @@ class Engine:
             derived.extend(rows)
         return derived
 
-    def _judge_one(self, policies, run: _Run, actions: ActionBatch):
-        """:meth:`judge` of one account's record (the gRPC request's form): the same inputs
-        as :meth:`_judge` builds, of Python scalars — the features by the run's generated
-        reader, the derived values and zones kept per run by what they read — one compiled
-        call (:func:`K.judge_one`: :func:`K.judge_planned`, the batch's functions) and the
-        verdicts read back as plain values. Pinned to the batch path by
+    def _judge_one(self, policies, run: _Run, batch: Batch, codes: list, at: np.ndarray, scripts: list):
+        """:meth:`judge` of one account's record (the gRPC request's form) — its actions'
+        codes (a list), times (``at``, µs) and scripts (a list) —, as plain lists: the same
+        inputs as :meth:`_judge` builds, of Python scalars — the features by the run's
+        generated reader, the derived values and zones kept per run by what they read — one
+        compiled call (:func:`K.judge_one`: :func:`K.judge_planned`, the batch's functions) and
+        the verdicts read back as plain values. Pinned to the batch path by
         ``test_one_accounts_verdicts_are_its_rows_of_the_batchs``."""
-        accounts = _Accounts(actions.batch)
+        accounts = _Accounts(batch)
         merged = accounts.merged
         per_account = run.read_one(merged)
         derived = run.derived_of(merged, accounts) if run.derived_by_place else self._derive(run, accounts)
-        m = actions.n
-        codes = actions.action.tolist()
-        zone, zst, zen, zts, zoff, zob = self._zone_inputs(run, accounts, actions, per_account)
+        m = len(codes)
+        zone, zst, zen, zts, zoff, zob = self._zone_inputs_one(run, accounts, at, batch.now_us, per_account)
         facts = np.zeros((K.N_ACTION_FACTS, m), np.int64)
         if run.any_scripts:                         # a request's few scripts: plain values
             wanted = [run.script_codes[a] for a in codes]
             if any(wanted):                         # a null script's screen is 0 (nothing to read)
-                facts[K.A_SCRIPT] = _screen_listed(actions.listed_script(), wanted)
+                facts[K.A_SCRIPT] = _screen_listed(scripts, wanted)
         out = np.empty((4, m), np.int64)
-        K.judge_one(run.kernels, run.scopes, np.array(codes, np.int64), actions.at_us, np.zeros(m, np.int64),
+        K.judge_one(run.kernels, run.scopes, np.array(codes, np.int64), at, _zero_rows(m),
                     np.array(per_account, np.int64).reshape(-1, 1), facts, np.array(derived, np.int64).reshape(-1, 1),
-                    run.params, run.base, zone, zst, zen, zts, zoff, zob, actions.now_us,
-                    (actions.batch.as_of - _EPOCH_DAY).days, run.calls, run.sms, run.third, out)
-        outcome, reason, _, winner = out.tolist()
+                    run.params, run.base, zone, zst, zen, zts, zoff, zob, batch.now_us,
+                    (batch.as_of - _EPOCH_DAY).days, run.calls, run.sms, run.third, out)
+        outcome, reason, until, winner = out.tolist()
         reasons = [None] * m
         names = [None] * m
         for i, j in enumerate(winner):
@@ -746,8 +769,51 @@ class Engine:
                 p = policies[j]
                 reasons[i] = p.reason_of(reason[i])
                 names[i] = p.name
-        return (np.array(outcome, np.int8), np.array(reasons, dtype=object), out[2],
-                np.array(names, dtype=object))
+        return outcome, reasons, until, names
+
+    def _zone_inputs_one(self, run: _Run, accounts: _Accounts, at: np.ndarray, now_us: int, per_account: list):
+        """:meth:`_zone_inputs` of one account's record: its zone names and each action's zone
+        ids kept by what they are made of (the arrays are only read: the compiled rules never
+        write an input), and the last tables of its zones when they cover the span."""
+        name = accounts.value("time_zone")
+        if name is None:
+            raise PostloanError("column 'time_zone': null at account 0")
+        m = at.shape[0]
+        place = (name, accounts.value("region") if run.zones else None, m)
+        try:
+            found = self._places_one.get(place)
+        except TypeError:                           # an unhashable region: worked out each time
+            place, found = None, None
+        if found is None:
+            zone_names = [name]
+            ids = [0, -1, -1]
+            if run.zones:
+                for k, extra in enumerate(US_STATE_ZONES.get(place[1] if place else accounts.value("region"), ())):
+                    if extra not in zone_names:
+                        zone_names.append(extra)
+                    ids[1 + k] = zone_names.index(extra)
+            found = (tuple(zone_names), np.array(ids * m, np.int64).reshape(m, 3))
+            if place is not None:
+                if len(self._places_one) > 1024:
+                    self._places_one.clear()
+                self._places_one[place] = found
+        zone_names, zone = found
+        # the span: every action and deferral ahead, and every instant a rule converts
+        listed = at.tolist()
+        lo = min(min(listed), now_us)
+        days = run.day_features
+        for k in run.time_features:
+            v = per_account[k]
+            if v != NULL_TIME:
+                if k in days:
+                    v *= US_PER_DAY
+                if v < lo:
+                    lo = v
+        hi = max(listed) + _HORIZON_US
+        hit = self._zones_one.get(zone_names)
+        if hit is not None and hit[0] <= lo and hi <= hit[1]:
+            return (zone, *hit[2])
+        return (zone, *self._zone_tables(zone_names, lo, hi, one=True))
 
     def _zone_inputs(self, run: _Run, accounts: _Accounts, actions: ActionBatch, per_account):
         """Each action's zones (its debtor's, then the state's when a policy reads both) and
@@ -755,72 +821,43 @@ class Engine:
         m = actions.n
         at = actions.at_us
         if accounts.records is not None:            # one account: its zones as Python ints, one array
-            name = accounts.value("time_zone")
-            if name is None:
-                raise PostloanError("column 'time_zone': null at account 0")
-            # its zone names and each action's zone ids, kept by what they are made of (the
-            # array is only read: the compiled rules never write an input)
-            place = (name, accounts.value("region") if run.zones else None, m)
-            try:
-                found = self._places_one.get(place)
-            except TypeError:                       # an unhashable region: worked out each time
-                place, found = None, None
-            if found is None:
-                zone_names = [name]
-                ids = [0, -1, -1]
-                if run.zones:
-                    for k, extra in enumerate(US_STATE_ZONES.get(place[1] if place else accounts.value("region"), ())):
-                        if extra not in zone_names:
-                            zone_names.append(extra)
-                        ids[1 + k] = zone_names.index(extra)
-                found = (tuple(zone_names), np.array(ids * m, np.int64).reshape(m, 3))
-                if place is not None:
-                    if len(self._places_one) > 1024:
-                        self._places_one.clear()
-                    self._places_one[place] = found
-            zone_names, zone = found
-            days = run.day_features
-            low = min((v * US_PER_DAY if k in days else v for k in run.time_features
-                       if (v := per_account[k]) != NULL_TIME), default=None)
-            listed = at.tolist()
-            first_at, last_at = min(listed), max(listed)
-        else:
-            zone = np.full((m, 3), -1, np.int64)
-            names, index = accounts.text("time_zone")
-            if (index < 0).any():
-                raise PostloanError(f"column 'time_zone': null at account {int(np.flatnonzero(index < 0)[0])}")
-            zone_names = list(names)
-            zone[:, 0] = index[actions.rows]
-            if run.zones:
-                regions, rindex = accounts.text("region")
-                extra = []
-                for region in regions:
-                    ids = []
-                    for name in US_STATE_ZONES.get(region, ()):
-                        if name not in zone_names:
-                            zone_names.append(name)
-                        ids.append(zone_names.index(name))
-                    extra.append((ids + [-1, -1])[:2])
-                zone[:, 1:] = np.array(extra + [[-1, -1]], np.int64)[rindex[actions.rows]]
-            low = None
-            for k in run.time_features:
-                v = per_account[k]
-                v = v if isinstance(v, np.ndarray) else np.array([v], np.int64)
-                known = v[v != NULL_TIME]
-                if known.size:
-                    first = int(known.min()) * (US_PER_DAY if K.FEATURES[k][1] == "day" else 1)
-                    low = first if low is None else min(low, first)
-            first_at, last_at = int(at.min()), int(at.max())
+            return self._zone_inputs_one(run, accounts, at, actions.now_us, per_account)
+        zone = np.full((m, 3), -1, np.int64)
+        names, index = accounts.text("time_zone")
+        if (index < 0).any():
+            raise PostloanError(f"column 'time_zone': null at account {int(np.flatnonzero(index < 0)[0])}")
+        zone_names = list(names)
+        zone[:, 0] = index[actions.rows]
+        if run.zones:
+            regions, rindex = accounts.text("region")
+            extra = []
+            for region in regions:
+                ids = []
+                for name in US_STATE_ZONES.get(region, ()):
+                    if name not in zone_names:
+                        zone_names.append(name)
+                    ids.append(zone_names.index(name))
+                extra.append((ids + [-1, -1])[:2])
+            zone[:, 1:] = np.array(extra + [[-1, -1]], np.int64)[rindex[actions.rows]]
+        low = None
+        for k in run.time_features:
+            v = per_account[k]
+            v = v if isinstance(v, np.ndarray) else np.array([v], np.int64)
+            known = v[v != NULL_TIME]
+            if known.size:
+                first = int(known.min()) * (US_PER_DAY if K.FEATURES[k][1] == "day" else 1)
+                low = first if low is None else min(low, first)
+        first_at, last_at = int(at.min()), int(at.max())
         # the span: every action and deferral ahead, and every instant a rule converts
         lo = min(first_at, actions.now_us)
         if low is not None:
             lo = min(lo, low)
-        hi = last_at + _HORIZON_US
-        if accounts.records is not None:            # one account: the last tables of its zones, if they cover
-            names = zone_names
-            hit = self._zones_one.get(names)
-            if hit is not None and hit[0] <= lo and hi <= hit[1]:
-                return (zone, *hit[2])
+        return (zone, *self._zone_tables(zone_names, lo, last_at + _HORIZON_US))
+
+    def _zone_tables(self, zone_names, lo: int, hi: int, one: bool = False) -> tuple:
+        """The offset tables of ``zone_names`` covering [lo, hi], concatenated: (starts,
+        ends, transition instants, offsets, offsets' starts); ``one``: one account's zones,
+        kept as its last tables with the span all of them cover."""
         tables = [_zone_table(name, lo, hi) for name in zone_names]
         key = tuple((name, t[0], t[1]) for name, t in zip(zone_names, tables))   # a table's span names its content
         built = self._zones.get(key)
@@ -834,13 +871,13 @@ class Engine:
             if len(self._zones) > 64:
                 self._zones.clear()
             self._zones[key] = built
-        if accounts.records is not None:
+        if one:
             # any tables covering [lo, hi] give the rules the same offsets (as the key above
             # names a table by its span); kept with the span all of them cover
             if len(self._zones_one) > 256:
                 self._zones_one.clear()
-            self._zones_one[names] = (max(t[0] for t in tables), min(t[1] for t in tables), built)
-        return (zone, *built)
+            self._zones_one[zone_names] = (max(t[0] for t in tables), min(t[1] for t in tables), built)
+        return built
 
     @staticmethod
     def _named(policies, outcome, reason, until, winner):
@@ -867,6 +904,13 @@ class Engine:
 
 _NO_X = np.zeros((1, 1), np.int64)
 _EPOCH_DAY = dt.date(1970, 1, 1)
+
+
+@functools.cache
+def _zero_rows(m: int) -> np.ndarray:
+    """Row 0 for each of ``m`` actions (one account's), made once per ``m`` and shared: the
+    compiled rules never write an input (a read-only array would be another type to Numba)."""
+    return np.zeros(m, np.int64)
 _NO_D = np.zeros((0, 1), np.int64)
 
 

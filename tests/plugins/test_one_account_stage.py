@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pytest
 
 from kernel.errors import PostloanError
-from kernel.hookspecs import NULL_TIME, Record
+from kernel.hookspecs import NULL_TIME, ActionBatch, Record
 from kernel.pipeline import Pipeline
 from plugin_helpers import numpy_columns
 
@@ -419,3 +419,125 @@ def test_a_typed_plan_is_checked_as_the_columns_check_it():
                 assert list(value) == (other.to_pylist() if isinstance(other, pa.Array) else list(other)), (k, name)
         assert _typed_plan(plan, 2) is None
     assert accepted >= 5
+
+
+@pytest.fixture(scope="module")
+def ledger_world(kernel, tmp_path_factory):
+    """A generated book of 400 accounts with its event history in a real ledger, and a
+    pipeline reading the accounts' state from it."""
+    from kernel.ledger import Ledger
+    from kernel.synth import iter_book_and_events
+    batches = list(iter_book_and_events(400, 23, AS_OF))
+    book = pa.Table.from_batches([b for b, _ in batches])
+    events = pa.concat_tables([pa.Table.from_batches([e]) for _, e in batches])
+    folder = tmp_path_factory.mktemp("request_verdicts")
+    with Ledger(f"sqlite:///{folder / 'ledger.db'}") as ledger:
+        ledger.ingest(events, now=NOW)
+        yield book, Pipeline(kernel, config={}, audit_path=folder / "audit.log", ledger=ledger)
+
+
+@pytest.mark.parametrize("hours", [0, 13, 22])
+def test_a_requests_verdicts_are_the_general_ways(kernel, ledger_world, hours):
+    """A request's verdicts through the one layer (``Pipeline._judge_request``: the engine's
+    ``judge_request``, plain lists checked once) against the general way (an ActionBatch,
+    ``_judge_all``, ``_judge_run``, ``Engine.judge``) on the same accounts: every account of a
+    generated book with its event history in a ledger, at moments across the debtors' days,
+    its real plan (scripts included) and a plan of every action — each action's outcome,
+    reason, next allowed time and policy the same; and the one layer answers for every
+    account the built-in engine judges."""
+    from kernel.hookspecs import ACTION, Batch
+    book, pipe = ledger_world
+    at = NOW + dt.timedelta(hours=hours)
+    planned = 0
+    seen = set()
+    every = np.array(sorted(ACTION.values()), np.int8)
+    for record in _many_states(book).to_pylist():
+        joined = pipe.record_with_state(record, AS_OF, at)
+        decided = kernel.decide_record(joined, AS_OF)
+        batch = Batch(1, AS_OF, at, [Record(decided), Record(joined)], pipe.config)
+        plans = [{"row": np.zeros(every.size, np.int64), "action": every,
+                  "earliest_at": np.full(every.size, batch.now_us + 3_600_000_000, np.int64),
+                  "script": [None] * every.size}]
+        plan = pipe._plan(batch)
+        if len(plan["action"]):
+            plans.append(plan)
+            planned += 1
+        policy_set = pipe.sets[pipe._route_one(batch)]
+        for plan in plans:
+            one = pipe._judge_request(policy_set, batch, plan)
+            assert one is not None, record["account_id"]
+            general = pipe._judge_all(policy_set, ActionBatch(batch, plan["row"], plan["action"], plan["earliest_at"],
+                                                              script=plan["script"]), [])
+            for name, got, expected in zip(one, one.values(), general):
+                assert got.dtype == expected.dtype and got.tolist() == expected.tolist(), \
+                    (record["account_id"], name)
+            seen |= set(one["outcome"].tolist())
+    assert planned >= 15 and seen == {0, 1, 2}
+
+
+def test_a_request_falls_back_to_the_general_way(pipeline, book):
+    """An engine without ``judge_request``, or whose answer is malformed or unclean where it
+    keeps, or that raises, leaves a request to the general way (None here)."""
+    from kernel.hookspecs import Batch
+    record = book.slice(0, 1).to_pylist()[0]
+    batch = Batch(1, AS_OF, NOW, [Record(record)], pipeline.config)
+    plan = {"row": np.zeros(2, np.int64), "action": np.array([1, 2], np.int8),
+            "earliest_at": np.full(2, batch.now_us, np.int64), "script": [None, None]}
+    NULL = NULL_TIME
+    answers = [  # (what judge_request returns, taken as it is)
+        (([0, 2], [None, "R"], [NULL, NULL], [None, "p"]), True),
+        (([1, 0], ["D", None], [5, NULL], ["p", None]), True),
+        (([1, 0], ["D", None], [NULL, NULL], ["p", None]), False),      # DEFER without a time
+        (([3, 0], ["X", None], [NULL, NULL], ["p", None]), False),      # no such outcome
+        (([0, 0], ["R", None], [NULL, NULL], [None, None]), False),     # a reason on KEEP
+        (([0, 2], [None, "R"], [7, NULL], [None, "p"]), False),         # a time on KEEP
+        (([0, 2], [None, None], [NULL, NULL], [None, "p"]), False),     # BLOCK without a reason
+        (([0, 2], [None, "R"], [NULL, NULL], [None, "p", None]), False),  # a column too long
+        (([0, 2.0], [None, "R"], [NULL, NULL], [None, "p"]), False),    # not an int
+        ((np.array([0, 2]), [None, "R"], [NULL, NULL], [None, "p"]), False),
+        (None, False),
+    ]
+
+    class Engine:
+        def __init__(self, answer):
+            self.answer = answer
+
+        def judge_request(self, policies, batch, action, earliest_at_us, script):
+            if self.answer == "raise":
+                raise RuntimeError("no")
+            return self.answer
+
+    def set_with(engine):
+        policy = type("P", (), {"engine": engine})()
+        return type(pipeline.sets[0])("test", [("p", policy, "test", None)])
+
+    for answer, taken in answers + [("raise", False)]:
+        found = pipeline._judge_request(set_with(Engine(answer)), batch, plan)
+        assert (found is not None) == taken, answer
+        if taken:
+            assert found["outcome"].dtype == np.int8 and found["outcome"].tolist() == answer[0]
+            assert found["reason_code"].tolist() == answer[1] and found["policy"].tolist() == answer[3]
+            assert found["next_allowed_at"].dtype == np.int64 and found["next_allowed_at"].tolist() == answer[2]
+    assert pipeline._judge_request(set_with(object()), batch, plan) is None
+
+
+def test_a_records_merged_values_after_add_are_worked_out_again(book):
+    """``Batch.add`` of a record to a batch of records whose merged values were read keeps
+    them up to date by shadowing (no second merge of every source): the same dict as merging
+    the sources again, the new record's values first; columns (not a record) reset them."""
+    from kernel.hookspecs import Batch
+    record = book.slice(7, 1).to_pylist()[0]
+    decided = Record({"dpd": 1, "collection_tier.tier": "MILD", "country": "US"})
+    for read_first in (False, True):
+        batch = Batch(1, AS_OF, NOW, [decided, Record(record)])
+        if read_first:
+            assert batch.merged["country"] == "US" and batch.merged["name"] == record["name"]
+        extra = Record({"valuation.price": 5.0, "country": "CN"})
+        batch.add(extra)
+        again = Batch(1, AS_OF, NOW, [extra, decided, Record(record)])
+        assert batch.merged == again.merged and list(batch.merged) == list(again.merged)
+        assert batch.merged["country"] == "CN" and batch.float_one("valuation.price") == 5.0
+    batch = Batch(1, AS_OF, NOW, [decided, Record(record)])
+    assert batch.merged is not None
+    batch.add({"valuation.price": np.array([5.0])})
+    assert batch.merged is None
