@@ -238,9 +238,24 @@ def _record_joins():
                            join_state_record=join_state_record)
 
 
+def _few_verdicts_hold(outcome: list, until: list, reasons: list, names: list, whole: bool) -> bool:
+    """A request's few verdicts as plain values are well-formed (an outcome code, a deferral
+    with its time) and, ``whole`` (they are the set's), clean where they keep (no time,
+    reason or policy): what the pipeline checks of an engine's run before taking it."""
+    for x, y in zip(outcome, until):
+        if not 0 <= x <= BLOCK or x == DEFER and y == NULL_TIME:
+            return False
+    if whole and KEEP in outcome:
+        for x, y, r, p in zip(outcome, until, reasons, names):
+            if x == KEEP and (y != NULL_TIME or r is not None or p is not None):
+                return False
+    return True
+
+
 # --------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------
+
 
 class PipelineResult:
     """Decisions (one row per account) and actions (one row per planned action).
@@ -854,13 +869,10 @@ class Pipeline:
                 and len(outcome) == len(reasons) == len(until) == len(names) == m):
             return None
         for x, y, r, p in zip(outcome, until, reasons, names):
-            if type(x) is not int or type(y) is not int or not 0 <= x <= BLOCK or x == DEFER and y == NULL_TIME:
+            if type(x) is not int or type(y) is not int or x != KEEP and (type(r) is not str or type(p) is not str):
                 return None
-            if x == KEEP:
-                if y != NULL_TIME or r is not None or p is not None:
-                    return None
-            elif type(r) is not str or type(p) is not str:
-                return None
+        if not _few_verdicts_hold(outcome, until, reasons, names, whole=True):
+            return None
         return {"outcome": np.array(outcome, np.int8), "reason_code": np.array(reasons, dtype=object),
                 "next_allowed_at": np.array(until, np.int64), "policy": np.array(names, dtype=object)}
 
@@ -918,14 +930,8 @@ class Pipeline:
             return None
         if n <= 64 and outcome.dtype == np.int8:  # a request's few verdicts: one pass over plain values
             # (the same checks as the arrays' below; test_judge_run_checks_few_as_many)
-            o, t = outcome.tolist(), until.tolist()
-            for x, y in zip(o, t):
-                if not 0 <= x <= BLOCK or x == DEFER and y == NULL_TIME:
-                    return None
-            if whole and KEEP in o:
-                for x, y, r, p in zip(o, t, reasons.tolist(), names.tolist()):
-                    if x == KEEP and (y != NULL_TIME or r is not None or p is not None):
-                        return None
+            if not _few_verdicts_hold(outcome.tolist(), until.tolist(), reasons.tolist(), names.tolist(), whole):
+                return None
             return outcome, reasons, until, names
         if np.count_nonzero(outcome.view(np.uint8) > BLOCK) or \
                 np.count_nonzero((outcome == DEFER) & (until == NULL_TIME)):

@@ -827,6 +827,14 @@ def _split_account_rows(rows: list, until: int,
             *_gps_of([row for row in rows if row[0] < 0], until, offline_since))
 
 
+def _asked(entries: dict, key: tuple) -> None:
+    """Note in a thread's rows cache that ``key`` was asked once (its rows not kept: the next
+    question fills the entry), emptying a full cache first."""
+    if len(entries) >= _CACHED_ACCOUNTS:
+        entries.clear()
+    entries[key] = None
+
+
 def _registered_rows_params(account: str, until: int, since: int, offline_since: int | None) -> tuple:
     """The parameters of :meth:`SQLiteStore._registered_rows_sql`."""
     return (account, until, since, account, until, since, account, account, until,
@@ -990,10 +998,8 @@ class SQLiteStore(Store):
         key = (account, until - since, until - offline_since)
         hit = entries.get(key, _ABSENT)
         if hit is _ABSENT:                       # asked for the first time: read plainly (the rows of
-            if len(entries) >= _CACHED_ACCOUNTS:  # an account asked once are not worth keeping); a
-                entries.clear()                  # second question fills the cache
-            entries[key] = None
-            return self.account_rows(None, account, until, since, offline_since)
+            _asked(entries, key)                 # an account asked once are not worth keeping); a
+            return self.account_rows(None, account, until, since, offline_since)   # second question fills the cache
         try:
             if hit is not None and hit[1] <= until < hit[2] and hit[0] == (
                     conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes, self._generation):
@@ -1064,9 +1070,7 @@ class SQLiteStore(Store):
         entries = self._rows_cache(conn)
         key = (account, until - since, until - offline_since)
         if key not in entries:
-            if len(entries) >= _CACHED_ACCOUNTS:
-                entries.clear()
-            entries[key] = None
+            _asked(entries, key)
         try:
             rows = conn.execute(self._registered_rows_sql(),
                                 _registered_rows_params(account, until, since, offline_since)).fetchall()
