@@ -328,6 +328,8 @@ def _kept(n: int) -> tuple:
 
 #: the script of the one action :meth:`Pipeline.judge` asks about: none (Arrow arrays are immutable)
 _NO_SCRIPT = pa.nulls(1, pa.string())
+#: each action code as a one-action plan's action column (only read)
+_ONE_ACTION = {code: np.array([code], np.int8) for code in ACTION.values()}
 
 
 def _one_column(value) -> np.ndarray:
@@ -573,11 +575,21 @@ class Pipeline:
         """The compliance verdict on one action planned at ``at`` for one account given as a
         record of book and state columns (the contact-time gate's question): ``(outcome,
         reason_code, next_allowed_us, policy, errors)``, outcome KEEP / DEFER / BLOCK."""
-        if action not in ACTION:
+        code = ACTION.get(action)
+        if code is None:
             raise PostloanError(f"action {action!r} is not one of {', '.join(ACTION)}")
         at = at.astimezone(dt.timezone.utc)
         batch = Batch(1, as_of or at.date(), at, [Record(record)], self.config)
-        plan = {"row": np.zeros(1, np.int64), "action": np.array([ACTION[action]], np.int8),
+        # :meth:`_comply`'s one-account way, its verdicts taken as plain values (no plan
+        # columns, no verdict columns to read row 0 back from)
+        low = self._route_one(batch)
+        if low >= 0:
+            found = self._request_verdicts(self.sets[low], batch, _ONE_ACTION[code],
+                                           np.array([batch.now_us], np.int64), [None])
+            if found is not None:
+                outcome, reasons, until, names = found
+                return ("KEEP", "DEFER", "BLOCK")[outcome[0]], reasons[0], until[0], names[0], []
+        plan = {"row": np.zeros(1, np.int64), "action": _ONE_ACTION[code],
                 "earliest_at": np.array([batch.now_us], np.int64), "script": _NO_SCRIPT}
         errors: list[str] = []
         verdict = self._comply(batch, plan, errors)
@@ -847,7 +859,18 @@ class Pipeline:
         where they keep — in the columns' types; None otherwise (then the general way runs:
         an ActionBatch, :meth:`_judge_all`, which judges each policy alone when the engine's
         run fails). Pinned to that way by ``test_a_requests_verdicts_are_the_general_ways``."""
-        action = plan["action"]
+        found = self._request_verdicts(policy_set, batch, plan["action"], plan["earliest_at"], plan["script"])
+        if found is None:
+            return None
+        outcome, reasons, until, names = found
+        return {"outcome": np.array(outcome, np.int8), "reason_code": np.array(reasons, dtype=object),
+                "next_allowed_at": np.array(until, np.int64), "policy": np.array(names, dtype=object)}
+
+    def _request_verdicts(self, policy_set: _PolicySet, batch: Batch, action: np.ndarray, earliest_at: np.ndarray,
+                          script) -> tuple[list, list, list, list] | None:
+        """:meth:`_judge_request`'s verdicts as the plain lists the engine answered (outcome
+        codes, reason codes, next allowed µs, policy names) once they passed its checks, or
+        None; :meth:`judge` (the gate's one action) takes them as they are."""
         codes = action.tolist()
         runs = policy_set.runs_for(frozenset(codes))
         if len(runs) != 1:
@@ -858,7 +881,7 @@ class Pipeline:
             return None
         m = len(codes)
         try:
-            found = judge_request([e[1] for e in entries], batch, action, plan["earliest_at"], plan["script"])
+            found = judge_request([e[1] for e in entries], batch, action, earliest_at, script)
         except Exception as e:                     # noqa: BLE001 — judged again the general way, errors named there
             log.debug("engine run of %s failed (%s); judging them the general way", [e[0] for e in entries], e)
             return None
@@ -873,8 +896,7 @@ class Pipeline:
                 return None
         if not _few_verdicts_hold(outcome, until, reasons, names, whole=True):
             return None
-        return {"outcome": np.array(outcome, np.int8), "reason_code": np.array(reasons, dtype=object),
-                "next_allowed_at": np.array(until, np.int64), "policy": np.array(names, dtype=object)}
+        return found
 
     def _judge_all(self, policy_set: _PolicySet, actions: ActionBatch, errors: list[str]) -> tuple:
         """Every policy of a set on ``actions``, combined: (outcome, reason, next allowed, policy).
