@@ -580,12 +580,12 @@ class Pipeline:
             raise PostloanError(f"action {action!r} is not one of {', '.join(ACTION)}")
         at = at.astimezone(dt.timezone.utc)
         batch = Batch(1, as_of or at.date(), at, [Record(record)], self.config)
-        # :meth:`_comply`'s one-account way, its verdicts taken as plain values (no plan
-        # columns, no verdict columns to read row 0 back from)
+        # :meth:`_comply`'s one-account way (:meth:`_judge_request`), its verdicts taken as the
+        # engine's plain lists: no verdict columns built to read row 0 back from
         low = self._route_one(batch)
         if low >= 0:
-            found = self._request_verdicts(self.sets[low], batch, _ONE_ACTION[code],
-                                           np.array([batch.now_us], np.int64), [None])
+            found = self._judge_request(self.sets[low], batch, {"action": _ONE_ACTION[code], "earliest_at": np.array(
+                [batch.now_us], np.int64), "script": [None]}, plain=True)
             if found is not None:
                 outcome, reasons, until, names = found
                 return ("KEEP", "DEFER", "BLOCK")[outcome[0]], reasons[0], until[0], names[0], []
@@ -851,26 +851,18 @@ class Pipeline:
             outcome[idx], reason[idx], next_allowed[idx], policy[idx] = self._judge_all(policy_set, sub, errors)
         return result
 
-    def _judge_request(self, policy_set: _PolicySet, batch: Batch, plan: Mapping[str, Any]) -> dict | None:
+    def _judge_request(self, policy_set: _PolicySet, batch: Batch, plan: Mapping[str, Any],
+                       plain: bool = False) -> dict | tuple | None:
         """The verdict columns of a request's few actions (one account, ≤ 64 actions) when one
         engine judges every policy of its set that applies and offers ``judge_request`` (the
         built-in one: plain lists from the plan's columns, no :class:`ActionBatch`, nothing
         read back), and its verdicts pass :meth:`_judge_run`'s checks — well-formed, clean
         where they keep — in the columns' types; None otherwise (then the general way runs:
         an ActionBatch, :meth:`_judge_all`, which judges each policy alone when the engine's
-        run fails). Pinned to that way by ``test_a_requests_verdicts_are_the_general_ways``."""
-        found = self._request_verdicts(policy_set, batch, plan["action"], plan["earliest_at"], plan["script"])
-        if found is None:
-            return None
-        outcome, reasons, until, names = found
-        return {"outcome": np.array(outcome, np.int8), "reason_code": np.array(reasons, dtype=object),
-                "next_allowed_at": np.array(until, np.int64), "policy": np.array(names, dtype=object)}
-
-    def _request_verdicts(self, policy_set: _PolicySet, batch: Batch, action: np.ndarray, earliest_at: np.ndarray,
-                          script) -> tuple[list, list, list, list] | None:
-        """:meth:`_judge_request`'s verdicts as the plain lists the engine answered (outcome
-        codes, reason codes, next allowed µs, policy names) once they passed its checks, or
-        None; :meth:`judge` (the gate's one action) takes them as they are."""
+        run fails). Pinned to that way by ``test_a_requests_verdicts_are_the_general_ways``. ``plain``:
+        the verdicts as the engine's lists once checked — (outcome codes, reason codes, next
+        allowed µs, policy names) —, not as columns (:meth:`judge`'s one action reads them)."""
+        action = plan["action"]
         codes = action.tolist()
         runs = policy_set.runs_for(frozenset(codes))
         if len(runs) != 1:
@@ -881,7 +873,7 @@ class Pipeline:
             return None
         m = len(codes)
         try:
-            found = judge_request([e[1] for e in entries], batch, action, earliest_at, script)
+            found = judge_request([e[1] for e in entries], batch, action, plan["earliest_at"], plan["script"])
         except Exception as e:                     # noqa: BLE001 — judged again the general way, errors named there
             log.debug("engine run of %s failed (%s); judging them the general way", [e[0] for e in entries], e)
             return None
@@ -896,7 +888,10 @@ class Pipeline:
                 return None
         if not _few_verdicts_hold(outcome, until, reasons, names, whole=True):
             return None
-        return found
+        if plain:
+            return found
+        return {"outcome": np.array(outcome, np.int8), "reason_code": np.array(reasons, dtype=object),
+                "next_allowed_at": np.array(until, np.int64), "policy": np.array(names, dtype=object)}
 
     def _judge_all(self, policy_set: _PolicySet, actions: ActionBatch, errors: list[str]) -> tuple:
         """Every policy of a set on ``actions``, combined: (outcome, reason, next allowed, policy).
