@@ -328,6 +328,8 @@ def _kept(n: int) -> tuple:
 
 #: the script of the one action :meth:`Pipeline.judge` asks about: none (Arrow arrays are immutable)
 _NO_SCRIPT = pa.nulls(1, pa.string())
+#: each action code as a one-action plan's action column (only read)
+_ONE_ACTION = {code: np.array([code], np.int8) for code in ACTION.values()}
 
 
 def _one_column(value) -> np.ndarray:
@@ -573,11 +575,21 @@ class Pipeline:
         """The compliance verdict on one action planned at ``at`` for one account given as a
         record of book and state columns (the contact-time gate's question): ``(outcome,
         reason_code, next_allowed_us, policy, errors)``, outcome KEEP / DEFER / BLOCK."""
-        if action not in ACTION:
+        code = ACTION.get(action)
+        if code is None:
             raise PostloanError(f"action {action!r} is not one of {', '.join(ACTION)}")
         at = at.astimezone(dt.timezone.utc)
         batch = Batch(1, as_of or at.date(), at, [Record(record)], self.config)
-        plan = {"row": np.zeros(1, np.int64), "action": np.array([ACTION[action]], np.int8),
+        # :meth:`_comply`'s one-account way (:meth:`_judge_request`), its verdicts taken as the
+        # engine's plain lists: no verdict columns built to read row 0 back from
+        low = self._route_one(batch)
+        if low >= 0:
+            found = self._judge_request(self.sets[low], batch, {"action": _ONE_ACTION[code], "earliest_at": np.array(
+                [batch.now_us], np.int64), "script": [None]}, plain=True)
+            if found is not None:
+                outcome, reasons, until, names = found
+                return ("KEEP", "DEFER", "BLOCK")[outcome[0]], reasons[0], until[0], names[0], []
+        plan = {"row": np.zeros(1, np.int64), "action": _ONE_ACTION[code],
                 "earliest_at": np.array([batch.now_us], np.int64), "script": _NO_SCRIPT}
         errors: list[str] = []
         verdict = self._comply(batch, plan, errors)
@@ -839,14 +851,17 @@ class Pipeline:
             outcome[idx], reason[idx], next_allowed[idx], policy[idx] = self._judge_all(policy_set, sub, errors)
         return result
 
-    def _judge_request(self, policy_set: _PolicySet, batch: Batch, plan: Mapping[str, Any]) -> dict | None:
+    def _judge_request(self, policy_set: _PolicySet, batch: Batch, plan: Mapping[str, Any],
+                       plain: bool = False) -> dict | tuple | None:
         """The verdict columns of a request's few actions (one account, ≤ 64 actions) when one
         engine judges every policy of its set that applies and offers ``judge_request`` (the
         built-in one: plain lists from the plan's columns, no :class:`ActionBatch`, nothing
         read back), and its verdicts pass :meth:`_judge_run`'s checks — well-formed, clean
         where they keep — in the columns' types; None otherwise (then the general way runs:
         an ActionBatch, :meth:`_judge_all`, which judges each policy alone when the engine's
-        run fails). Pinned to that way by ``test_a_requests_verdicts_are_the_general_ways``."""
+        run fails). Pinned to that way by ``test_a_requests_verdicts_are_the_general_ways``. ``plain``:
+        the verdicts as the engine's lists once checked — (outcome codes, reason codes, next
+        allowed µs, policy names) —, not as columns (:meth:`judge`'s one action reads them)."""
         action = plan["action"]
         codes = action.tolist()
         runs = policy_set.runs_for(frozenset(codes))
@@ -873,6 +888,8 @@ class Pipeline:
                 return None
         if not _few_verdicts_hold(outcome, until, reasons, names, whole=True):
             return None
+        if plain:
+            return found
         return {"outcome": np.array(outcome, np.int8), "reason_code": np.array(reasons, dtype=object),
                 "next_allowed_at": np.array(until, np.int64), "policy": np.array(names, dtype=object)}
 

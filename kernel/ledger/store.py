@@ -881,7 +881,9 @@ class SQLiteStore(Store):
     """One SQLite file: WAL journal, ``synchronous = FULL`` (a commit is on disk when it
     returns), a connection per thread, writers serialized by SQLite's own lock (``BEGIN
     IMMEDIATE``: a transaction that writes holds the lock from its first statement, so a
-    gate's read-check-reserve cannot interleave with another's)."""
+    gate's read-check-reserve cannot interleave with another's). The transactions that lock an
+    account (the gate's) share one connection per durability among the process's threads,
+    taken in turn (:meth:`transaction`)."""
 
     mark = "?"
     real = "REAL"
@@ -899,6 +901,9 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        #: the account-locking transactions' connections, by synced (unsynced, synced), and their turn
+        self._locking: list[sqlite3.Connection | None] = [None, None]
+        self._locking_turn = threading.RLock()
         with self.transaction() as cur:
             cur.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'ledger_schema'")
             current = 0
@@ -920,23 +925,28 @@ class SQLiteStore(Store):
         back and forth)."""
         conn = getattr(self._local, "conn" if synced else "unsynced", None)
         if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                       timeout=self.busy_timeout_ms / 1000)
-                conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-                self._wal(conn)
-                conn.execute("PRAGMA synchronous = FULL" if synced else "PRAGMA synchronous = NORMAL")
-                # measured on ingest (bench_ledger): a 64 MiB page cache, the file mapped and the
-                # WAL checkpointed every 10,000 pages instead of 1,000 take a 400,000-event ingest
-                # from ≈ 80 k to ≈ 100 k events/s; durability is the same (FULL syncs each commit)
-                conn.execute("PRAGMA cache_size = -65536")
-                conn.execute("PRAGMA mmap_size = 268435456")
-                conn.execute("PRAGMA wal_autocheckpoint = 10000")
-            except sqlite3.DatabaseError as e:
-                raise StoreError(f"{self.url}: not a usable SQLite database ({e})") from None
+            conn = self._open(synced)
             setattr(self._local, "conn" if synced else "unsynced", conn)
-            with self._lock:
-                self._all.append(conn)
+        return conn
+
+    def _open(self, synced: bool) -> sqlite3.Connection:
+        """A new connection to the file (:meth:`_connection`'s settings), closed by :meth:`close`."""
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=self.busy_timeout_ms / 1000)
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            self._wal(conn)
+            conn.execute("PRAGMA synchronous = FULL" if synced else "PRAGMA synchronous = NORMAL")
+            # measured on ingest (bench_ledger): a 64 MiB page cache, the file mapped and the
+            # WAL checkpointed every 10,000 pages instead of 1,000 take a 400,000-event ingest
+            # from ≈ 80 k to ≈ 100 k events/s; durability is the same (FULL syncs each commit)
+            conn.execute("PRAGMA cache_size = -65536")
+            conn.execute("PRAGMA mmap_size = 268435456")
+            conn.execute("PRAGMA wal_autocheckpoint = 10000")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.url}: not a usable SQLite database ({e})") from None
+        with self._lock:
+            self._all.append(conn)
         return conn
 
     def _wal(self, conn: sqlite3.Connection) -> None:
@@ -955,8 +965,16 @@ class SQLiteStore(Store):
                 delay = min(delay * 2, 0.2)
 
     def transaction(self, lock_account: str | None = None, synced: bool = True) -> "_SQLiteTransaction":
-        # unsynced: WAL + NORMAL, the commit is in the log
-        return _SQLiteTransaction(self.url, self._connection(synced))
+        """(unsynced: WAL + NORMAL, the commit is in the log.) A transaction that locks an
+        account (the gate's) runs on the connection the process's threads share for them, one
+        thread at a time (waiting at most the busy timeout): SQLite lets one writer at a time
+        in anyway, and a connection drops its whole page cache when it sees another
+        connection's commit — with a connection per thread, a thread's next gate question
+        found its cache dropped by the other threads' reservations and read every page
+        again."""
+        if lock_account is None:
+            return _SQLiteTransaction(self.url, self._connection(synced))
+        return _SharedSQLiteTransaction(self, synced)
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Cursor]:
@@ -1106,6 +1124,7 @@ class SQLiteStore(Store):
                 except sqlite3.Error:
                     pass
             self._all.clear()
+            self._locking = [None, None]
         self._local = threading.local()
 
     def backup(self, target: str | os.PathLike) -> None:
@@ -1197,6 +1216,38 @@ class _SQLiteTransaction:
             self.conn.rollback()
             raise StoreError(f"{self.url}: commit failed ({e})") from None
         return False
+
+
+class _SharedSQLiteTransaction(_SQLiteTransaction):
+    """:meth:`SQLiteStore.transaction` of an account-locking transaction: on the store's shared
+    connection for them (opened on first use), taken for the transaction's length."""
+
+    __slots__ = ("store", "synced")
+
+    def __init__(self, store: SQLiteStore, synced: bool):
+        self.url, self.store, self.synced = store.url, store, synced
+
+    def __enter__(self) -> sqlite3.Cursor:
+        store = self.store
+        turn = store._locking_turn
+        if not turn.acquire(timeout=store.busy_timeout_ms / 1000):
+            raise StoreError(f"{self.url}: cannot start a transaction (another thread of this process held "
+                             f"the ledger for {store.busy_timeout_ms / 1000:g} s)")
+        try:
+            conn = store._locking[self.synced]
+            if conn is None:
+                conn = store._locking[self.synced] = store._open(self.synced)
+            self.conn = conn
+            return super().__enter__()
+        except BaseException:
+            turn.release()
+            raise
+
+    def __exit__(self, kind, error, trace) -> bool:
+        try:
+            return super().__exit__(kind, error, trace)
+        finally:
+            self.store._locking_turn.release()
 
 
 def _reason(error: BaseException) -> str:

@@ -286,6 +286,46 @@ def test_transactions_locking_the_same_account_run_one_after_another_across_proc
     assert ledger_sql(ledger_url, "SELECT COUNT(*) FROM reservations") == [(1,)]
 
 
+def test_sqlite_account_locking_transactions_share_one_connection_in_turn(tmp_path):
+    """SQLite: the account-locking transactions (the gate's) of a process's threads run on one
+    connection per durability, one thread at a time — a second thread's waits for the first's
+    commit and reads what it wrote; one inside another in the same thread is refused (the outer
+    still commits); other transactions keep their thread's own connection; a closed store opens
+    a new one."""
+    store = open_store(tmp_path / "ledger.db")
+    try:
+        seen = {}
+
+        def second():
+            with store.transaction(lock_account="B") as cur:
+                cur.execute("SELECT COUNT(*) FROM reservations")
+                seen["count"], seen["conn"] = cur.fetchone()[0], cur.connection
+
+        with store.transaction(lock_account="A") as cur:
+            first = cur.connection
+            store.add_reservation(cur, "r1", "A", 0, 1, 2, 3)
+            other = threading.Thread(target=second)
+            other.start()
+            time.sleep(0.2)
+            assert "count" not in seen                       # waiting for this one's commit
+            with pytest.raises(StoreError, match="transaction"):
+                with store.transaction(lock_account="A"):
+                    pass
+        other.join(30)
+        assert seen == {"count": 1, "conn": first}
+        with store.transaction(lock_account="A", synced=False) as cur:
+            assert cur.connection is not first               # one per durability
+        with store.transaction() as cur:
+            assert cur.connection is not first               # this thread's own
+        store.close()
+        with store.transaction(lock_account="A") as cur:
+            assert cur.connection is not first
+            cur.execute("SELECT COUNT(*) FROM reservations")
+            assert cur.fetchone()[0] == 1
+    finally:
+        store.close()
+
+
 def test_a_lock_on_one_account_does_not_hold_up_another(postgres_server):
     url = postgres_server.url(postgres_server.create_database("locks"))
     store = open_store(url)
