@@ -207,12 +207,15 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     ``{column: value}`` in the fold's representation. ``remember``: the rows' list is the
     store's cached one (:meth:`~kernel.ledger.store.Store.account_rows_now`), never changed:
     its fold inputs are kept for the next call with the same list, and the values of each
-    distinct output of the fold are kept too (the fold runs every call: the values are this
-    moment's; only the dictionary is reused, and the record scalars ``merge_record`` makes of
-    it: :class:`FoldValues`) — unless the account has a GPS state as of ``at``, whose last
-    ping and hours offline move with the clock: its outputs never repeat. ``patterns`` False (a
-    caller that reads no ``alert_*`` column: the gate whose policies read none) leaves the
-    pattern pass and its columns out; every other column is the same.
+    distinct output of the fold are kept too (only the dictionary is reused, and the record
+    scalars ``merge_record`` makes of it: :class:`FoldValues`); and without a GPS state as of
+    ``at`` the fold and the pattern pass are not run again for the same list the same local day
+    before the first instant the patterns may turn (:func:`_folded_until`) — a car with a GPS
+    state as of ``at`` is folded every call: its last ping and hours offline move with the
+    clock, its outputs never repeat. Rows not remembered take one compiled call
+    (:func:`_fold_flat`). ``patterns`` False (a caller that reads no ``alert_*`` column: the
+    gate whose policies read none) leaves the pattern pass and its columns out; every other
+    column is the same.
 
     The one-row arrays the compiled passes read and write are this thread's, allocated once
     (:func:`_one_row`): each call only stores its few scalars into them."""
