@@ -308,7 +308,14 @@ def join_state_record(record: Mapping[str, Any], as_of: dt.date, ledger: Mapping
     book_counters))`` — one account with its ledger state, a gRPC Decide with a ledger —
     built straight: the book's join (:func:`join_book_state`: every state column is in it
     already, in the same order), then the ledger's record scalars stored over it, with no
-    copy of the state in between. ``tests/ledger`` pins the two together."""
+    copy of the state in between. An account the ledger knows, whose record holds every
+    replaced column (a Decide's), takes every state column from the ledger but WHERE_SET's
+    nulls, which the record already holds: the record and the ledger's scalars, one store
+    each. ``tests/ledger`` pins both to the general way."""
+    if (book_counters == "ignore" or ledger["ledger_events"] > 0) and record.keys() >= _REPLACED_SET:
+        out = Record(record)
+        out.update(_known_parts(ledger))
+        return out
     out = join_book_state(record, as_of)
     _merge_parts(out, ledger, book_counters)
     return out
@@ -326,6 +333,20 @@ def _merge_parts(out: dict, ledger: Mapping[str, Any], book_counters: str) -> No
     out.update(parts[0])
     if book_counters == "ignore" or ledger["ledger_events"] > 0:
         out.update(parts[1])
+
+
+def _known_parts(ledger: Mapping[str, Any]) -> dict[str, Any]:
+    """The record scalars of an account the ledger knows: :func:`_record_parts`' rest, then
+    its WHERE_SET columns that are not null (kept in the values' ``memo`` when they have one)."""
+    memo = getattr(ledger, "memo", None)
+    known = None if memo is None else memo.get("known")
+    if known is None:
+        known = {}
+        _merge_rest(known, ledger)
+        _merge_where(known, ledger)
+        if memo is not None:
+            memo["known"] = known
+    return known
 
 
 def _record_parts(ledger: Mapping[str, Any]) -> tuple[dict, dict]:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import bisect
 import functools
+import operator
 import threading
+from array import array
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from ..errors import PostloanError
 from ..hookspecs import NULL_TIME, US_PER_DAY, _zone_table, utc_offsets
@@ -204,34 +207,31 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     ``{column: value}`` in the fold's representation. ``remember``: the rows' list is the
     store's cached one (:meth:`~kernel.ledger.store.Store.account_rows_now`), never changed:
     its fold inputs are kept for the next call with the same list, and the values of each
-    distinct output of the fold are kept too (the fold runs every call: the values are this
-    moment's; only the dictionary is reused, and the record scalars ``merge_record`` makes of
-    it: :class:`FoldValues`) — unless the account has a GPS state as of ``at``, whose last
-    ping and hours offline move with the clock: its outputs never repeat. ``patterns`` False (a
-    caller that reads no ``alert_*`` column: the gate whose policies read none) leaves the
-    pattern pass and its columns out; every other column is the same.
+    distinct output of the fold are kept too (only the dictionary is reused, and the record
+    scalars ``merge_record`` makes of it: :class:`FoldValues`); and without a GPS state as of
+    ``at`` the fold and the pattern pass are not run again for the same list the same local day
+    before the first instant the patterns may turn (:func:`_folded_until`) — a car with a GPS
+    state as of ``at`` is folded every call: its last ping and hours offline move with the
+    clock, its outputs never repeat. Rows not remembered take one compiled call
+    (:func:`_fold_flat`). ``patterns`` False (a caller that reads no ``alert_*`` column: the
+    gate whose policies read none) leaves the pattern pass and its columns out; every other
+    column is the same.
 
     The one-row arrays the compiled passes read and write are this thread's, allocated once
     (:func:`_one_row`): each call only stores its few scalars into them."""
     if not ordered:
         rows = sorted(rows, key=_order)
     zone = zone or "UTC"
-    columns = fold_inputs(rows, zone, remember)
     b = _BUFFERS.__dict__.get("one")
     if b is None:
         b = _BUFFERS.one = _OneRow()
-    starts, state_at, today, last_ping, ints, floats = b.starts, b.state_at, b.today, b.last_ping, b.ints, b.floats
-    starts[1] = len(rows)
-    state_at[0] = at
-    today[0] = _local_day_of(zone, at)
+    day = _local_day_of(zone, at)
     last = NULL_TIME
     if gps is not None:                       # gps_last_ping, for one car in plain Python
         first, latest, gap = gps
         last = NULL_TIME if first > at else latest if latest <= at else gap if gap != NULL_TIME else at
-    last_ping[0] = last
-    F.fold(starts, *columns, state_at, today, last_ping, settings.promise_grace_days, settings.gps_tamper_days,
-           int(settings.gps_offline_after_hours * 3_600_000_000), ints, floats)
     prog = flags = completed = None
+    silences = ()
     if patterns:
         prog = _program(settings)
         # the GPS_OFFLINE pseudo-events (P.offline_events for one car): the stored offline periods
@@ -240,6 +240,51 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
         silences = [(start, min(end, at)) for start, end in offline if since <= start <= at]
         if gps is not None and since <= gps[1] <= at:
             silences.append((gps[1], at))
+    # The kept rows of an account with no GPS state as of the moment: the fold reads the moment
+    # only through its local day, the pattern pass only through comparisons that turn at the
+    # instants of _folded_until — this thread's last values for these rows, this day and
+    # before that instant are the ones the passes would give again (docs/ledger.md).
+    steady = remember and last == NULL_TIME and not silences
+    if steady:
+        folded = (id(rows), zone, patterns)
+        kept = b.folded.get(folded)
+        if kept is not None and kept[0] is rows and kept[1] is settings and kept[2] == day \
+                and kept[3] <= at < kept[4]:
+            out = FoldValues(kept[5])
+            out.memo = kept[5].memo
+            out["state_at"] = at
+            return out
+    starts, state_at, today, last_ping, ints, floats = b.starts, b.state_at, b.today, b.last_ping, b.ints, b.floats
+    starts[1] = len(rows)
+    state_at[0] = at
+    today[0] = day
+    last_ping[0] = last
+    offline_after_us = int(settings.gps_offline_after_hours * 3_600_000_000)
+    if not remember and (rows or silences):
+        # rows read once (nothing to keep): both passes in one compiled call, fed the rows (and
+        # the offline periods) as one flat buffer instead of eight NumPy columns
+        if prog is None:
+            prog, match_it = _program(settings), False
+        else:
+            match_it = True
+        flags, completed = b.alerts(prog)
+        table = _zone_table(zone, rows[0][1], rows[-1][1]) if rows else _ZONE_TABLES[zone]   # (rows by instant)
+        flat = array("d", [_NAN if v is None else v for row in rows for v in row])
+        if silences and match_it and P.GPS_OFFLINE in prog.kinds:
+            silences.sort(key=_first)          # (stable, by instant: P._group's order)
+            flat.extend([v for silence in silences for v in silence])
+        if _fold_flat(flat, len(rows), table[2], table[3], starts, state_at, today, last_ping,
+                      settings.promise_grace_days, settings.gps_tamper_days, offline_after_us, ints, floats, match_it,
+                      prog.reads, prog.patterns, prog.steps, prog.matchers, prog.conds, prog.values, flags, completed):
+            out = _values(ints, floats, prog if match_it else None, flags, completed)
+            out["state_at"] = at
+            return out
+        if not match_it:                      # (not vouched for: the columns' way below)
+            prog = flags = completed = None
+    columns = fold_inputs(rows, zone, remember)
+    F.fold(starts, *columns, state_at, today, last_ping, settings.promise_grace_days, settings.gps_tamper_days,
+           offline_after_us, ints, floats)
+    if patterns:
         silent = None
         if silences:
             start = np.array([x[0] for x in silences], np.int64)
@@ -269,10 +314,98 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
         if len(memo) >= _VALUES_KEPT:
             memo.clear()
         memo[key] = shared
+    if steady:
+        if len(b.folded) >= _VALUES_KEPT:
+            b.folded.clear()
+        b.folded[folded] = (rows, settings, day, at, _folded_until(rows, prog, at), shared)
     out = FoldValues(shared)
     out.memo = shared.memo
     out["state_at"] = at
     return out
+
+
+_EXACT = 2.0 ** 53
+#: the compiled passes _fold_flat calls (bound here: Numba freezes them when it compiles)
+_fold, _match = F.fold, P.match
+
+
+@njit(cache=True)
+def _fold_flat(flat, n, zone_starts, zone_offsets, starts, state_at, today, last_ping, grace_days, tamper_days,
+               offline_after_us, ints, floats, match_it, reads, patterns, steps, matchers, conds, values, flags,
+               completed):
+    """:func:`fold_inputs`, :func:`kernel.ledger.fold.fold` and (``match_it``) the pattern
+    matcher for one account's ``n`` rows given as one float64 buffer (each row's seven values
+    in :meth:`Store.account_rows`' order, NaN for null), then its GPS_OFFLINE pseudo-events
+    (each one's start and end, by start); the local days from the zone's transitions
+    (``zone_starts``, ``zone_offsets``: ``offsets[bisect_right(starts, t)]``, as
+    :func:`_local_days_of`). False, with nothing written, when a value is not an integer a
+    float64 holds exactly (then the caller takes the columns' way)."""
+    m = (len(flat) - 7 * n) // 2
+    for i in range(len(flat)):
+        v = flat[i]
+        if v == v and i % 7 != 2 or i >= 7 * n:          # (amounts are floats; the rest whole numbers)
+            if not (abs(v) < _EXACT and v == np.floor(v)):
+                return False
+    kind = np.empty(n, np.int8)
+    at = np.empty(n, np.int64)
+    day = np.empty(n, np.int64)
+    amount = np.empty(n, np.float64)
+    promise = np.empty(n, np.int64)
+    channel = np.empty(n, np.int8)
+    outcome = np.empty(n, np.int8)
+    expiry = np.empty(n, np.int64)
+    for i in range(n):
+        k, t, a, p, c, o, x = (flat[7 * i], flat[7 * i + 1], flat[7 * i + 2], flat[7 * i + 3], flat[7 * i + 4],
+                               flat[7 * i + 5], flat[7 * i + 6])
+        if k != k or t != t or k < 0 or k > 127 or c > 127 or o > 127:
+            return False
+        kind[i] = np.int8(k)
+        at[i] = np.int64(t)
+        day[i] = (at[i] + zone_offsets[np.searchsorted(zone_starts, at[i], side="right")]) // US_PER_DAY
+        amount[i] = a
+        promise[i] = NULL_TIME if p != p else np.int64(p)
+        channel[i] = -1 if c != c else np.int8(c)
+        outcome[i] = -1 if o != o else np.int8(o)
+        expiry[i] = NULL_TIME if x != x else np.int64(x)
+    o_starts = np.zeros(2, np.int64)
+    o_starts[1] = m
+    o_at = np.empty(m, np.int64)
+    o_hours = np.empty(m, np.float64)
+    for j in range(m):
+        o_at[j] = np.int64(flat[7 * n + 2 * j])
+        o_hours[j] = (np.int64(flat[7 * n + 2 * j + 1]) - o_at[j]) / P.US_PER_HOUR
+    _fold(starts, kind, at, day, amount, promise, channel, outcome, expiry, state_at, today, last_ping, grace_days,
+          tamper_days, offline_after_us, ints, floats)
+    if match_it:
+        _match(starts, kind, at, amount, channel, outcome, o_starts, o_at, o_hours, reads, state_at, patterns, steps,
+               matchers, conds, values, flags, completed)
+    return True
+
+
+def _folded_until(rows: list[tuple], prog, at: int) -> int:
+    """The first instant after ``at`` at which the pattern pass over ``rows`` (``prog`` None:
+    none) may answer otherwise, for an account without offline periods: the matcher reads the
+    moment ``t`` only in ``at_e >= t - lookback`` (a first step leaves the look-back at
+    ``at_e + lookback + 1``) and ``t - at_e < silence`` (a silence reaches its length at
+    ``at_e + silence``), both monotone in ``t``; every row and pattern counted, not only those
+    that match (an earlier bound is only a shorter reuse)."""
+    until = _NEVER
+    if prog is None:
+        return until
+    for lookback, silence in prog.patterns[:, (2, 4)].tolist():
+        for row in rows:
+            edge = row[1] + lookback + 1
+            if at < edge < until:
+                until = edge
+            if silence >= 0:
+                edge = row[1] + silence
+                if at < edge < until:
+                    until = edge
+    return until
+
+
+_NEVER = 2 ** 63 - 1
+_first = operator.itemgetter(0)
 
 
 def _values(ints: np.ndarray, floats: np.ndarray, prog, flags, completed) -> FoldValues:
@@ -325,6 +458,9 @@ class _OneRow:
         #: per pattern program (None: no pattern pass), the values of the fold outputs seen last by
         #: the outputs' bytes: derive_one's
         self.values: dict[int, tuple[object, dict[tuple, FoldValues]]] = {}
+        #: per (id of a kept rows' list, zone, patterns): (rows, settings, local day, from, until,
+        #: values) — derive_one's values of those rows, good that day from ``from`` until ``until``
+        self.folded: dict[tuple, tuple] = {}
 
     def alerts(self, prog) -> tuple[np.ndarray, np.ndarray]:
         """The pattern pass's one-row outputs for ``prog`` (its number of patterns)."""
