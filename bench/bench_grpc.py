@@ -378,7 +378,7 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
     only queues the record for the log's writer thread, which builds, encodes and writes it off
     the call's path), the response's bytes; and the whole of Engine.decide_response (audit interval) with
     and without actions, back to back (the writer thread then takes its turns on the GIL
-    between calls). Then the decision-only call (Account → record and decide_response)
+    between calls). Then the decision-only call as Decide makes it (Engine.decide_account)
     with a gap before each call in which the thread sleeps or spins (:data:`IDLE_GAP_S`):
     what idling between calls does to the same work."""
     from kernel.hookspecs import Record
@@ -429,6 +429,10 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
         "response_decision_only_us": per_call(lambda: encoder.response(decisions, AS_OF)),
         "decide_response_us": per_call(lambda: engine.decide_response(record, AS_OF, NOW)),
         "decide_response_decision_only_us": per_call(lambda: engine.decide_response(record, AS_OF, NOW, False)),
+        # Decide's own call: the Account's bytes into the kernel (the record's way on the line above)
+        "decide_account_decision_only_us": per_call(lambda: engine.decide_account(account, AS_OF, NOW, False)),
+        "record_and_decide_response_decision_only_us": per_call(
+            lambda: engine.decide_response(engine.record(account), AS_OF, NOW, False)),
         "actions": len(response.actions),
     }
     # The same decision-only call (Account → record, decide_response) with a gap of 0.6 ms before
@@ -445,7 +449,7 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
                 while time.perf_counter() < until:
                     pass
             start = time.perf_counter_ns()
-            engine.decide_response(engine.record(account), AS_OF, NOW, False)
+            engine.decide_account(account, AS_OF, NOW, False)
             times.append(time.perf_counter_ns() - start)
         return float(np.median(times)) / 1e3
 
@@ -469,7 +473,10 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
            "kernel": lambda: kernel.decide_record(stated, AS_OF),
            "stage": lambda: pipeline.stage(stated, Record(decided_stated), AS_OF, NOW, actions=False),
            "audit_append": lambda: interval.append(*audit),
-           "response": lambda: encoder.response(decisions, AS_OF)}
+           "response": lambda: encoder.response(decisions, AS_OF),
+           # the wire's way: the Account's bytes into the kernel's inputs, the kernel on them
+           "wire_to_kernel": lambda: engine.kernel_inputs.stage(account),
+           "kernel_staged": lambda: kernel.decide_staged(AS_OF)}
     for step, fn in hot.items():
         fn()
         figures[f"hot_step_{step}_p50_us"] = p50(fn)
