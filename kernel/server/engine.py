@@ -81,7 +81,6 @@ class AccountRecord:
     def __init__(self, columns: tuple[schema.Column, ...] = schema.BOOK, prefix: str = "account.",
                  table: str = "book"):
         self.prefix = prefix
-        self.columns = columns
         self.order = {prefix + c.name: i for i, c in enumerate(columns)}
         self.check = schema.record_checker(table, prefix)
         self.plain = tuple(c.name for c in columns
@@ -367,7 +366,7 @@ class Engine:
             return None
         if not hasattr(self.kernel, "record_layout"):
             return None
-        return KernelInputs.for_kernel(self.account_record._fast, self.account_record.columns, self.kernel)
+        return KernelInputs.for_kernel(self.account_record._fast, self.kernel)
 
     def _answer(self, result, as_of: dt.date, actions: bool):
         decisions = result.decision_record

@@ -249,7 +249,7 @@ class WireDecoder:
     must read it). Built once per table; each thread reuses its own arrays."""
 
     def __init__(self, columns: tuple[schema.Column, ...], descriptor):
-        self.descriptor = descriptor
+        self.columns, self.descriptor = columns, descriptor
         fields = descriptor.fields_by_name
         top = max(fields[c.name].number for c in columns)
         plan = np.zeros((top + 1, _PLAN_WIDTH), np.int64)
@@ -428,7 +428,8 @@ class KernelInputs:
         self.texts = texts               # (field name, value byte, {text: code}) of the categories
 
     @classmethod
-    def for_kernel(cls, decoder: WireDecoder, columns: tuple[schema.Column, ...], kernel) -> "KernelInputs | None":
+    def for_kernel(cls, decoder: WireDecoder, kernel) -> "KernelInputs | None":
+        columns = decoder.columns
         by_name = {c.name: i for i, c in enumerate(columns)}
         kinds = {decoder.plan[n, 1]: decoder.plan[n, 0] for n in range(decoder.plan.shape[0])
                  if decoder.plan[n, 0] != _UNKNOWN}

@@ -122,3 +122,24 @@ def test_unknown_members_and_categories_take_the_records_way(engines):
     assert not by_wire.kernel_inputs.stage(message)
     assert _outcome(lambda: by_wire.decide_account(message, AS_OF, NOW, False)) == \
         _outcome(lambda: by_record.decide_response(by_record.record(message), AS_OF, NOW, False))
+
+
+def test_no_wire_way_where_the_kernel_does_not_read_the_book_as_it_is(engines):
+    """With a ledger (its state replaces book values) or an experiment (its arm) the engine
+    offers no wire way, nor for a kernel reading a column the message does not carry."""
+    from types import SimpleNamespace
+
+    from kernel.server.engine import Engine
+    from kernel.server.wire import KernelInputs
+
+    kernel = engines[0].kernel
+    for ledger, experiment in ((object(), None), (None, object())):
+        pipeline = SimpleNamespace(ledger=ledger, experiment=experiment)
+        assert Engine(kernel, pipeline, path="", loaded_at=NOW, compile_seconds=0.0).kernel_inputs is None
+    decoder = engines[0].account_record._fast
+    assert KernelInputs.for_kernel(decoder, kernel) is not None
+    layout, bits = kernel.record_layout
+    for bent in (("not_in_the_book",) + layout[0][1:],          # a column the message lacks
+                 (layout[0][0], "f64") + layout[0][2:]):        # an int read as a float
+        stand_in = SimpleNamespace(record_layout=((bent, *layout[1:]), bits))
+        assert KernelInputs.for_kernel(decoder, stand_in) is None
