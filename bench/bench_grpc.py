@@ -378,7 +378,7 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
     only queues the record for the log's writer thread, which builds, encodes and writes it off
     the call's path), the response's bytes; and the whole of Engine.decide_response (audit interval) with
     and without actions, back to back (the writer thread then takes its turns on the GIL
-    between calls). Then the decision-only call (Account → record and decide_response)
+    between calls). Then the decision-only call as Decide makes it (Engine.decide_account)
     with a gap before each call in which the thread sleeps or spins (:data:`IDLE_GAP_S`):
     what idling between calls does to the same work."""
     from kernel.hookspecs import Record
@@ -445,7 +445,7 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
                 while time.perf_counter() < until:
                     pass
             start = time.perf_counter_ns()
-            engine.decide_response(engine.record(account), AS_OF, NOW, False)
+            engine.decide_account(account, AS_OF, NOW, False)
             times.append(time.perf_counter_ns() - start)
         return float(np.median(times)) / 1e3
 
@@ -462,6 +462,27 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
             times.append(time.perf_counter_ns() - start)
         return float(np.median(times)) / 1e3
 
+    # Decide's decision-only call both ways in alternating blocks: the wire's way (what Decide
+    # does: Engine.decide_account) and the record's (Account → record, decide_response); p50
+    # of each call's wall time and the calling thread's CPU time per call (less at the mercy
+    # of other jobs than the wall time)
+    ways = {"wire": lambda: engine.decide_account(account, AS_OF, NOW, False),
+            "record": lambda: engine.decide_response(engine.record(account), AS_OF, NOW, False)}
+    walls: dict = {way: [] for way in ways}
+    cpus: dict = {way: [] for way in ways}
+    for _ in range(20):
+        for way, fn in ways.items():
+            cpu = time.thread_time_ns()
+            for _ in range(max(n // 20, 1)):
+                start = time.perf_counter_ns()
+                fn()
+                walls[way].append(time.perf_counter_ns() - start)
+            cpus[way].append((time.thread_time_ns() - cpu) / max(n // 20, 1))
+    for way in ways:
+        figures[f"decision_only_{way}_p50_us"] = float(np.median(walls[way])) / 1e3
+        figures[f"decision_only_{way}_cpu_us"] = float(np.median(cpus[way])) / 1e3
+    figures["decision_only_wire_over_record"] = figures["decision_only_wire_p50_us"] / figures["decision_only_record_p50_us"]
+
     # the steps test_where_server_time_goes times inside the server's handler, here hot
     stated = pipeline.record_with_state(record, AS_OF, NOW)
     decided_stated = kernel.decide_record(stated, AS_OF)
@@ -469,7 +490,10 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
            "kernel": lambda: kernel.decide_record(stated, AS_OF),
            "stage": lambda: pipeline.stage(stated, Record(decided_stated), AS_OF, NOW, actions=False),
            "audit_append": lambda: interval.append(*audit),
-           "response": lambda: encoder.response(decisions, AS_OF)}
+           "response": lambda: encoder.response(decisions, AS_OF),
+           # the wire's way: the Account's bytes into the kernel's inputs, the kernel on them
+           "wire_to_kernel": lambda: engine.kernel_inputs.stage(account),
+           "kernel_staged": lambda: kernel.decide_staged(AS_OF)}
     for step, fn in hot.items():
         fn()
         figures[f"hot_step_{step}_p50_us"] = p50(fn)
@@ -575,6 +599,8 @@ def test_where_server_time_goes(benchmark, book, tmp_path):
             records, writes = dumps[shape]["audit"]
             figures[f"{shape}_audit_records_per_write"] = records / max(writes, 1)
         for step, durations in dumps[shape]["steps"].items():
+            if not durations:              # a step this call does not take (Decide's wire way: no record)
+                continue
             assert len(durations) == len(client), f"{shape}: {len(durations)} {step} times for {len(client)} calls"
             figures[f"{shape}_step_{step}_p50_us"] = float(np.median(durations)) / 1e3
     for shape in ("service", "bare", "service_1thread", "echo_loaded", "echo_working"):

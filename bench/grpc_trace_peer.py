@@ -15,7 +15,7 @@ Three shapes, one process each:
   holds (the kernel, the pipeline, the audit log's writer): whether a large process alone
   lengthens gRPC's own segments (*in*, *out*), without any handler work between them;
 * ``echo_working``: ``echo_loaded`` whose handler, before answering its fixed bytes, does the
-  service's work on the request (parse, Account → record, ``Engine.decide_response``): the
+  service's work on the request (parse, ``Engine.decide_account``): the
   service's work without the service's gRPC plumbing (its handlers, parsing, layers).
 
 ``--threads N`` sets the RPC pool's size (16 by default, as ``postloan serve``).
@@ -65,12 +65,17 @@ def _dump(out: str) -> None:
 def _time_steps() -> None:
     """Time each step of a Decide inside the servicer: the methods it calls, wrapped."""
     from kernel import audit, pipeline, runtime
-    from kernel.server import convert, engine
+    from kernel.server import convert, engine, wire
 
     steps = ((engine.AccountRecord, "__call__", "record"), (pipeline.Pipeline, "record_with_state", "state_join"),
              (runtime.Kernel, "decide_record", "kernel"), (pipeline.Pipeline, "stage", "stage"),
-             (audit.AuditLog, "append_built", "audit_append"), (convert.DecideResponseEncoder, "response", "response"))
+             (audit.AuditLog, "append_built", "audit_append"), (convert.DecideResponseEncoder, "response", "response"),
+             # the wire's way (Engine.decide_account): the bytes into the kernel's inputs, the kernel
+             (getattr(wire, "KernelInputs", None), "stage", "wire_to_kernel"),
+             (runtime.Kernel, "decide_staged", "kernel_staged"))
     for cls, name, step in steps:
+        if cls is None or not hasattr(cls, name):          # a tree without that step
+            continue
         durations = STEPS.setdefault(step, [])
 
         def timed(*args, _method=getattr(cls, name), _durations=durations, **kwargs):
@@ -123,8 +128,11 @@ def _work(request: bytes) -> None:
     message = decision_pb2.DecideRequest.FromString(request)
     as_of = convert.date_value(message.as_of, "as_of")
     now = convert.timestamp_value(message.now, "now")
-    engine.decide_response(engine.record(message.account), as_of, now,
-                           message.actions if message.HasField("actions") else True)
+    actions = message.actions if message.HasField("actions") else True
+    if hasattr(engine, "decide_account"):
+        engine.decide_account(message.account, as_of, now, actions)
+    else:
+        engine.decide_response(engine.record(message.account), as_of, now, actions)
 
 
 def _service(bare: bool, audit_sync: str, threads: int = 16) -> int:

@@ -65,6 +65,7 @@ _TEXT_VALUATION = {"valuation.method", "disposal_channel.channel"}
 _NO_VALUATION = dict.fromkeys(_VALUATION_COLUMNS)
 #: the decision columns whose accounts are valued (heading for repossession or disposal)
 _VALUED = ("disposal.repossess", "disposal.dispose")
+_VALUED_SET = frozenset(_VALUED)
 _ABSENT = object()
 NO_POLICY_SET = "NO_POLICY_SET"
 ENV_AUDIT = "POSTLOAN_AUDIT_PATH"
@@ -619,12 +620,28 @@ class Pipeline:
         sync = "interval"``, handed to the audit log's writer thread, which builds, encodes
         and writes it within a few milliseconds)."""
         result = self.stage(book, decisions, as_of, now, actions=actions)
+        self._append_audit(result, as_of, now)
+        return result
+
+    def act_unvalued(self, account_id: str, decisions: Record, as_of: dt.date, now: dt.datetime) -> PipelineResult | None:
+        """:meth:`act` with ``actions=False`` for one account whose stage reads nothing of
+        its book but the id — decisions heading for neither repossession nor disposal, no
+        experiment (:meth:`_stage_unvalued_record`) —, so that the caller need not build the
+        book's record (the gRPC server writes the kernel's inputs from the wire). None: the
+        caller must :meth:`act` with the record."""
+        if not decisions.keys() >= _VALUED_SET:          # the flags would be read off the book
+            return None
+        result = self._stage_unvalued_record(Record(account_id=account_id), decisions, now)
+        if result is not None:
+            self._append_audit(result, as_of, now)
+        return result
+
+    def _append_audit(self, result: PipelineResult, as_of: dt.date, now: dt.datetime) -> None:
         # with [audit] sync = "interval" the writer thread builds the record, off the call's
         # path, from the result's parts as they are now (``result.decisions`` later turns its
         # decisions into a table: the record must not depend on when it is built)
         self.audit.append_built(self._audit_record, result._decisions, result.action_columns, result.errors,
                                 result.unique_conflicts, as_of, now)
-        return result
 
     def audit_record(self, result: PipelineResult, as_of: dt.date, now: dt.datetime) -> tuple:
         """(meta, decisions, actions): what :meth:`act` appends to the audit log for ``result``

@@ -178,6 +178,26 @@ class Kernel:
         gRPC request: no arrays are built on either side."""
         return self._compiled.run_record(record, as_of)
 
+    # The record path in two halves, for a caller that writes the kernel's inputs itself (the
+    # gRPC server, from an Account's wire bytes): :attr:`record_layout` says where each input
+    # goes in :meth:`record_inputs`, and :meth:`decide_staged` decides what was written there.
+    @property
+    def record_layout(self) -> tuple[tuple, range]:
+        """Per input column ``(name, storage, value byte, validity byte, type, member
+        index)`` in :meth:`record_inputs`, and the bitmaps' bytes (see
+        :attr:`kernel.codegen.driver.CompiledKernel.record_layout`)."""
+        return self._compiled.record_layout
+
+    def record_inputs(self) -> np.ndarray:
+        """This thread's record inputs (uint8), where :meth:`decide_staged` reads them."""
+        return self._compiled.record_buffers().inputs
+
+    def decide_staged(self, as_of=None) -> dict:
+        """:meth:`decide_record`'s answer for the record written into this thread's
+        :meth:`record_inputs` (every input's value and validity byte, bitmaps reset first)."""
+        compiled = self._compiled
+        return compiled.run_staged(compiled.record_buffers(), as_of)
+
     def unique_conflicts(self, decisions) -> dict[str, int]:
         """Per ``hit: unique`` ruleset, how many rows of ``decisions`` more than one of its
         rules fired for: such a row's outputs are null and its ``<ruleset>.rule`` is

@@ -533,21 +533,49 @@ class CompiledKernel:
         type that code does not take as it is (an int for a float column, a datetime for a
         date…) sends the record to the careful path (:meth:`_stage_record`), which converts it
         or names the column."""
-        # (a plain date, the usual case, without as_of_days' four type tests: the same number)
-        days = as_of.toordinal() - _EPOCH_ORDINAL if type(as_of) is dt.date else as_of_days(as_of)
+        rec = self.record_buffers()
+        if not rec.stage(record):
+            rec.bits[:] = rec.all_valid
+            self._stage_record(record, rec)
+        return self.run_staged(rec, as_of)
+
+    def record_buffers(self) -> "_RecordBuffers":
+        """This thread's record path buffers (made on its first call)."""
         rec = getattr(self._local, "record", None)
         if rec is None:
             rec = self._local.record = _RecordBuffers(self)
             rec.stage, rec.read = _record_code(self._record_slots, self._member_index, self._out_layout, rec,
                                                frozenset(self._never_null.tolist()))
-        if not rec.stage(record):
-            rec.bits[:] = rec.all_valid
-            self._stage_record(record, rec)
+        return rec
+
+    def run_staged(self, rec: "_RecordBuffers", as_of) -> dict:
+        """Decide the record staged in ``rec`` (this thread's :meth:`record_buffers`, every
+        input and validity byte written): :meth:`run_record`'s answer."""
+        # (a plain date, the usual case, without as_of_days' four type tests: the same number)
+        days = as_of.toordinal() - _EPOCH_ORDINAL if type(as_of) is dt.date else as_of_days(as_of)
         if rec.table is not None:
             self._record_entry(days, rec.table_at)
         else:
             self._block_entry(0, 1, days, *rec.args)
         return rec.read()
+
+    @functools.cached_property
+    def record_layout(self) -> tuple[tuple, range]:
+        """Where each input lives in a thread's record buffer (``record_buffers().inputs``,
+        the same offsets in every thread): per input column ``(name, storage, value byte,
+        validity byte, type, member index)`` — storage ``f64``/``i64``/``i32``/``u8`` (a
+        member's or category's code, 255 for a category the model does not know) or ``bits``
+        (a bool: one byte, 1 or 0); a validity byte is 255 when set, 0 when null; member
+        index ``{member: code}`` for enums and categories, else None — and the bytes of the
+        bitmaps (validity and bools), all 255 before a record is written. The way in for a
+        caller that writes the record's inputs itself (:meth:`run_staged` then decides it)."""
+        kinds, _, _ = self._layout
+        at = _RecordBuffers.input_offsets(kinds)
+        width = {"f64": 8, "i64": 8, "i32": 4, "u8": 1, "bits": 1}
+        columns = tuple((name, kind, at[kind] + row * width[kind], at["bits"] + vrow, slot.type,
+                         self._member_index.get(slot.valid))
+                        for name, kind, row, vrow, slot in self._record_slots)
+        return columns, range(at["bits"], at["bits"] + kinds["bits"])
 
     def _stage_record(self, record, rec) -> None:
         """The careful path into the staging arrays: every value checked and converted, or
@@ -758,6 +786,18 @@ class _RecordBuffers:
     INPUTS = (("f64", "d", np.float64), ("i64", "q", np.int64), ("i32", "i", np.int32), ("u8", "B", np.uint8),
               ("bits", "B", np.uint8))
 
+    @classmethod
+    def input_offsets(cls, kinds: dict) -> dict:
+        """Each input storage kind's byte offset from the inputs' start (which is 8-aligned;
+        each part is too), and ``end``: the inputs' size."""
+        out, total = {}, 0
+        for kind, _, dtype in cls.INPUTS:
+            total = -(-total // 8) * 8
+            out[kind] = total
+            total += kinds[kind] * np.dtype(dtype).itemsize
+        out["end"] = total
+        return out
+
     def __init__(self, kernel: "CompiledKernel"):
         counts = kernel.plan.counts
         kinds, where, _ = kernel._layout
@@ -772,13 +812,16 @@ class _RecordBuffers:
         for g, _ in self.OUTPUTS:
             self.out_index[g] = k
             k += counts[g]
-        for kind, code, dtype in self.INPUTS:
-            total = -(-total // 8) * 8
-            parts[kind] = (total, kinds[kind], code)
-            total += kinds[kind] * np.dtype(dtype).itemsize
+        start = -(-total // 8) * 8
+        offsets = self.input_offsets(kinds)
+        for kind, code, _ in self.INPUTS:
+            parts[kind] = (start + offsets[kind], kinds[kind], code)
+        total = start + offsets["end"]
         self.memory = np.zeros(max(total, 8) + 64, np.uint8)
         shift = -self.memory.ctypes.data % 64               # the buffer starts on a cache line
         buffer = self.memory[shift:shift + total]
+        #: the inputs' bytes (offsets: :attr:`CompiledKernel.record_layout`)
+        self.inputs = buffer[start:]
         view = memoryview(buffer)
         outputs = {}
         for g, _ in self.OUTPUTS:

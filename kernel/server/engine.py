@@ -20,7 +20,8 @@ from ..errors import PostloanError
 from . import convert
 from ._proto.postloan.v1 import contract_pb2, decision_pb2
 from .status import FieldError, QuotaError
-from .wire import WireDecoder
+from ..hookspecs import Record
+from .wire import KernelInputs, WireDecoder
 
 UTC = dt.timezone.utc
 NAT = np.iinfo(np.int64).min          # NaT as an int64
@@ -336,7 +337,38 @@ class Engine:
         ``Pipeline.run_record``, Python scalars end to end, no arrays built for the kernel and
         no Decision message built field by field (:class:`convert.DecideResponseEncoder`).
         ``actions=False``: no action is planned."""
-        result = self.pipeline.run_record(record, as_of, now, actions=actions)
+        return self._answer(self.pipeline.run_record(record, as_of, now, actions=actions), as_of, actions)
+
+    def decide_account(self, account, as_of: dt.date, now: dt.datetime, actions: bool = True):
+        """``decide_response(record(account), …)``, the same bytes and audit record, with the
+        Account's wire bytes written straight into the kernel's inputs when
+        :attr:`kernel_inputs` can (:class:`kernel.server.wire.KernelInputs`): the record is
+        built only when something still reads it — a stage with actions, an account heading
+        for valuation —, and not at all for a decision-only one. Anything the wire pass
+        cannot vouch for takes the record's way, which also words a refusal."""
+        direct = self.kernel_inputs
+        if direct is None or not direct.stage(account):
+            return self.decide_response(self.record(account), as_of, now, actions)
+        decisions = Record(self.kernel.decide_staged(as_of))
+        pipeline = self.pipeline
+        result = None if actions else pipeline.act_unvalued(account.account_id, decisions, as_of, now)
+        if result is None:
+            record = pipeline.record_with_state(direct.record(account), as_of, now, register=True)
+            result = pipeline.act(record, decisions, as_of, now, actions=actions)
+        return self._answer(result, as_of, actions)
+
+    @functools.cached_property
+    def kernel_inputs(self) -> KernelInputs | None:
+        """The Account's bytes straight into the kernel, when the kernel reads the book's
+        values as they are: no ledger (whose state would replace some) and no experiment
+        (whose arm the stage adds), every input a field of the Account (else None)."""
+        if getattr(self.pipeline, "ledger", None) is not None or getattr(self.pipeline, "experiment", None) is not None:
+            return None
+        if not hasattr(self.kernel, "record_layout"):
+            return None
+        return KernelInputs.for_kernel(self.account_record._fast, self.kernel)
+
+    def _answer(self, result, as_of: dt.date, actions: bool):
         decisions = result.decision_record
         planned = result.action_columns if actions else None
         return (self.encoder.response(decisions, as_of, planned), decisions.get("collection_tier.tier"),
@@ -551,8 +583,9 @@ def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: 
         dpd = sample["dpd"].to_numpy()
         for row in (int(np.argmin(dpd)), int(np.argmax(dpd))):
             account = convert.ACCOUNT.encode(sample.slice(row, 1).to_pylist()[0])
-            warm.decide_response(warm.record(account), now.date(), now)
-            warm.decide_response(warm.record(account), now.date(), now, actions=False)
+            for actions in (True, False):        # the record's way and the wire's (Decide's, without a ledger)
+                warm.decide_response(warm.record(account), now.date(), now, actions=actions)
+                warm.decide_account(account, now.date(), now, actions=actions)
         answer = warm.decide_batch(sample, now.date(), now, with_actions=True)
         # Valuate scores a car no bundle decided: its model compiles on first use (seconds on
         # a cold cache, past a client's deadline on a busy machine), so here, not on a call.

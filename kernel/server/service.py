@@ -102,9 +102,8 @@ class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
         account = request.account
         _note_account(account)
         as_of, now = self._as_of(request), self._now(request)
-        record = engine.record(account)
         with_actions = request.actions if request.HasField("actions") else True
-        response, tier, conflicts = engine.decide_response(record, as_of, now, with_actions)
+        response, tier, conflicts = engine.decide_account(account, as_of, now, with_actions)
         self._server.metrics.count_decisions(tier or "NONE")
         if conflicts:
             self._server.metrics.count_unique_conflicts(conflicts)

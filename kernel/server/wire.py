@@ -249,7 +249,7 @@ class WireDecoder:
     must read it). Built once per table; each thread reuses its own arrays."""
 
     def __init__(self, columns: tuple[schema.Column, ...], descriptor):
-        self.descriptor = descriptor
+        self.columns, self.descriptor = columns, descriptor
         fields = descriptor.fields_by_name
         top = max(fields[c.name].number for c in columns)
         plan = np.zeros((top + 1, _PLAN_WIDTH), np.int64)
@@ -356,3 +356,121 @@ def _builder(columns: tuple[schema.Column, ...], where: dict):
     source = "\n".join(lines) + "\n"
     exec(compile(source, f"<wire record of {len(columns)} fields>", "exec"), env)
     return source, env["build"]
+
+
+# -- an Account's wire bytes straight into the kernel's record inputs ----------------------------
+# route kinds: where a kernel input comes from in the parsed arrays and how it is stored
+_TO_I64, _TO_F64, _TO_DAYS, _TO_BOOL, _TO_CODE, _TO_TEXT = range(6)
+_ROUTE_WIDTH = 6          # kind, source (values / floats), set flag (−1: never null), value byte,
+#                           validity byte, first entry of the column's code map (enums)
+#: (wire kind, kernel storage, kernel type kind) → route kind: the pairs read straight
+_ROUTES = {(_INT, "i64", "int"): _TO_I64, (_DOUBLE, "f64", "float"): _TO_F64, (_DATE, "i32", "date"): _TO_DAYS,
+           (_BOOL, "bits", "bool"): _TO_BOOL, (_ENUM, "u8", "enum"): _TO_CODE, (_TEXT, "u8", "category"): _TO_TEXT}
+
+
+@njit(cache=True)
+def _parse_into(buf, plan, floats_lo_hi, seen, values, floats, route, codes, target, bits_lo, bits_hi):
+    """:func:`_parse`, then each kernel input by ``route`` (int64 [inputs, 6]) written into
+    ``target`` (this thread's record inputs, uint8) in the kernel's encoding — the value the
+    record :func:`_builder` makes would be staged as by the kernel's record path: an int or
+    double as it is, a date as days since 1970-01-01, a bool as 1/0, an enum as the kernel's
+    member code (``codes``: −1 for a member the kernel does not know: False), a null as its
+    validity byte 0 (the bitmaps' bytes ``bits_lo:bits_hi`` reset to 255 first); a category's
+    text is left to the caller (its validity is set here). False: the caller must take the
+    record's way (the careful path, or the kernel's own checks)."""
+    if not _parse(buf, plan, floats_lo_hi, seen, values, floats):
+        return False
+    for i in range(bits_lo, bits_hi):
+        target[i] = 255
+    for r in range(route.shape[0]):
+        kind = route[r, 0]
+        source = route[r, 1]
+        found = route[r, 2]
+        at = route[r, 3]
+        if kind == _TO_CODE:
+            code = values[source]
+            if code == 0:                       # the builder's None (an enum's code 0)
+                target[route[r, 4]] = 0
+                continue
+            mapped = codes[route[r, 5] + code]
+            if mapped < 0:
+                return False
+            target[at] = mapped
+            continue
+        if found >= 0 and values[found] == 0:   # a nullable field not set: null
+            target[route[r, 4]] = 0
+            continue
+        if kind == _TO_I64:
+            target[at:at + 8].view(np.int64)[0] = values[source]
+        elif kind == _TO_F64:
+            target[at:at + 8].view(np.float64)[0] = floats[source]
+        elif kind == _TO_DAYS:
+            target[at:at + 4].view(np.int32)[0] = values[source] - _EPOCH_ORDINAL
+        elif kind == _TO_BOOL:
+            target[at] = values[source]
+    return True
+
+
+class KernelInputs:
+    """An Account's wire bytes written straight into the kernel's record inputs (no record
+    dict, no second encoding): :meth:`stage` gives True when the kernel may decide them
+    (:meth:`kernel.Kernel.decide_staged`) — every input written as
+    :meth:`kernel.Kernel.decide_record` would stage the record :class:`WireDecoder` builds —
+    or False when the caller must take the record's way (the bytes the wire pass cannot
+    vouch for, a member the kernel does not know). :meth:`record` then builds that record
+    from the same parse, for what still needs it. Made by :meth:`for_kernel`, which gives
+    None when some input of the kernel is not a field of the message read straight."""
+
+    def __init__(self, decoder: WireDecoder, kernel, route: np.ndarray, codes: np.ndarray, bits: range,
+                 texts: tuple):
+        self.decoder, self.kernel = decoder, kernel
+        self.route, self.codes, self.bits = route, codes, bits
+        self.texts = texts               # (field name, value byte, {text: code}) of the categories
+
+    @classmethod
+    def for_kernel(cls, decoder: WireDecoder, kernel) -> "KernelInputs | None":
+        columns = decoder.columns
+        by_name = {c.name: i for i, c in enumerate(columns)}
+        kinds = {decoder.plan[n, 1]: decoder.plan[n, 0] for n in range(decoder.plan.shape[0])
+                 if decoder.plan[n, 0] != _UNKNOWN}
+        layout, bits = kernel.record_layout
+        route, codes, texts = [], [], []
+        for name, storage, at, valid_at, t, index in layout:
+            slot = by_name.get(name)
+            if slot is None:
+                return None
+            kind = _ROUTES.get((int(kinds[slot]), storage, t.kind))
+            if kind is None:
+                return None
+            source, found = decoder.where[slot]
+            first = 0
+            if kind == _TO_CODE:
+                first = len(codes)
+                members = schema.ENUMS[columns[slot].enum]
+                codes += [-1] + [index.get(m, -1) for m in members]        # wire code c: member c − 1
+            elif kind == _TO_TEXT:
+                texts.append((name, at, index))
+            route.append((kind, source, found, at, valid_at, first))
+        return cls(decoder, kernel, np.array(route, np.int64).reshape(-1, _ROUTE_WIDTH),
+                   np.array(codes or [0], np.int64), bits, tuple(texts))
+
+    def stage(self, message) -> bool:
+        decoder = self.decoder
+        if message.DESCRIPTOR is not decoder.descriptor:
+            return False
+        try:
+            seen, values, floats = decoder._local.buffers
+        except AttributeError:
+            seen, values, floats = decoder._buffers()
+        target = self.kernel.record_inputs()
+        if not _parse_into(np.frombuffer(message.SerializeToString(), np.uint8), decoder.plan, decoder.bounds,
+                           seen, values, floats, self.route, self.codes, target, self.bits.start, self.bits.stop):
+            return False
+        for name, at, index in self.texts:      # unknown to the model (or unset: its validity is 0): 255
+            target[at] = index.get(getattr(message, name), 255)
+        return True
+
+    def record(self, message) -> dict:
+        """The record of the message :meth:`stage` just took (True), from the same parse."""
+        _, values, floats = self.decoder._local.buffers
+        return self.decoder.build(message, values.tolist(), floats.tolist())
