@@ -50,6 +50,7 @@ from .hookspecs import (ACTION, BLOCK, DEFER, KEEP, NULL_TIME, ActionBatch, Batc
                         Plan, Record, Verdicts)
 from .outputs import actions_table, row_count, to_arrow
 from .plugins import PluginError, PluginManager, _where, load_config
+from .rules.reference import UNIQUE_CONFLICT
 from .schema import ENUMS
 
 __all__ = ["Pipeline", "PipelineResult", "disposal_economics", "select_disposal_channels", "vehicle_age_years", "PLUGIN_ERROR",
@@ -340,6 +341,9 @@ def _one_column(value) -> np.ndarray:
 # The pipeline
 # --------------------------------------------------------------------------------------------
 
+_UNKNOWN = object()
+
+
 @dataclass
 class _PolicySet:
     name: str
@@ -371,6 +375,21 @@ class _PolicySet:
                 entries = [e for e in entries if e[3] is None or not e[3].isdisjoint(planned)]
                 if entries:
                     found.append((engine, entries))
+            if len(cache) >= 512:
+                cache.clear()
+            cache[planned] = found
+        return found
+
+    def request_for(self, planned: frozenset) -> tuple | None:
+        """When one engine judges every policy that applies to the ``planned`` action codes
+        and offers ``judge_request``: (its ``judge_request``, those policies) — what
+        :meth:`Pipeline._judge_request` calls —, else None; worked out once per set of codes."""
+        cache = self.__dict__.setdefault("_request_for", {})
+        found = cache.get(planned, _UNKNOWN)
+        if found is _UNKNOWN:
+            runs = self.runs_for(planned)
+            judge_request = getattr(runs[0][0], "judge_request", None) if len(runs) == 1 else None
+            found = None if judge_request is None else (judge_request, [e[1] for e in runs[0][1]])
             if len(cache) >= 512:
                 cache.clear()
             cache[planned] = found
@@ -413,6 +432,7 @@ class Pipeline:
         self._channel_names = np.array([c.name for c in self.channels] + [None], dtype=object)
         self.sets, self.apply = self._policy_sets()
         self._route_table = self._enum_route_table()
+        self._routes_seen: dict = {}            # a record's route keys' values -> its set (_route_one)
         self._meta_fixed: dict | None = None
         audit = self.config.get("audit", {})
         path = audit_path or audit.get("path") or os.environ.get(ENV_AUDIT) \
@@ -658,12 +678,36 @@ class Pipeline:
         errors: list[str] = []
         verdict = self._comply(batch, plan, errors)
         actions = {**plan, **verdict}
-        actions["account_id"] = _take(batch.raw("account_id"), plan["row"])
+        merged = batch.merged
+        account_id = merged.get("account_id") if merged is not None else None
+        if type(account_id) is str:              # one record's id: each action's (batch.raw's row 0)
+            ids = actions["account_id"] = np.empty(plan["row"].shape[0], dtype=object)
+            ids.fill(account_id)
+        else:
+            actions["account_id"] = _take(batch.raw("account_id"), plan["row"])
         del actions["row"]
         return PipelineResult(_with_columns(decisions, extra, book), actions, errors, conflicts)
 
     def _unique_conflicts(self, decisions) -> dict[str, int]:
+        if type(decisions) is Record and self._unique_rule_columns is not None:
+            # one account's decisions (decide_record's): each ruleset's winning rule id is a
+            # str or None, read straight (Kernel.unique_conflicts' reading of a scalar)
+            found = {}
+            for name, column in self._unique_rule_columns:
+                rule = decisions.get(column)
+                if rule is not None and type(rule) is not str:
+                    return self.kernel.unique_conflicts(decisions)
+                if rule == UNIQUE_CONFLICT:
+                    found[name] = 1
+            return found
         return self.kernel.unique_conflicts(decisions) if hasattr(self.kernel, "unique_conflicts") else {}
+
+    @functools.cached_property
+    def _unique_rule_columns(self) -> tuple[tuple[str, str], ...] | None:
+        """(ruleset, its ``<ruleset>.rule`` column) of each ``hit: unique`` ruleset of a kernel
+        that names them (:attr:`Kernel.unique_rulesets`), else None."""
+        names = getattr(self.kernel, "unique_rulesets", None) if hasattr(self.kernel, "unique_conflicts") else None
+        return None if names is None else tuple((name, f"{name}.rule") for name in names)
 
     def _stage_unvalued_record(self, book: Record, decisions: Record, now: dt.datetime) -> PipelineResult | None:
         """:meth:`stage` with ``actions=False`` for one account (records) that heads for
@@ -782,7 +826,19 @@ class Pipeline:
         of ``Batch.enum``)."""
         if self._route_table is not None:
             keys, table = self._route_table
-            return int(table[tuple([batch.enum_one(key) for key in keys])])
+            merged = batch.merged
+            if merged is None:
+                return int(table[tuple([batch.enum_one(key) for key in keys])])
+            values = tuple([merged.get(key) for key in keys])
+            plain = all(v is None or type(v) is str for v in values)     # a record's plain texts: the key
+            found = self._routes_seen.get(values) if plain else None
+            if found is None:
+                found = int(table[tuple([batch.enum_one(key) for key in keys])])
+                if plain:
+                    if len(self._routes_seen) >= 4096:
+                        self._routes_seen.clear()
+                    self._routes_seen[values] = found
+            return found
         return int(self._route(batch)[0])
 
     def _route(self, batch: Batch) -> np.ndarray:
@@ -849,18 +905,16 @@ class Pipeline:
         run fails). Pinned to that way by ``test_a_requests_verdicts_are_the_general_ways``."""
         action = plan["action"]
         codes = action.tolist()
-        runs = policy_set.runs_for(frozenset(codes))
-        if len(runs) != 1:
+        request = policy_set.request_for(frozenset(codes))
+        if request is None:
             return None
-        engine, entries = runs[0]
-        judge_request = getattr(engine, "judge_request", None)
-        if judge_request is None:
-            return None
+        judge_request, policies = request
         m = len(codes)
         try:
-            found = judge_request([e[1] for e in entries], batch, action, plan["earliest_at"], plan["script"])
+            found = judge_request(policies, batch, action, plan["earliest_at"], plan["script"])
         except Exception as e:                     # noqa: BLE001 — judged again the general way, errors named there
-            log.debug("engine run of %s failed (%s); judging them the general way", [e[0] for e in entries], e)
+            log.debug("engine run of %s failed (%s); judging them the general way",
+                      [p[0] for p in policy_set.runs_for(frozenset(codes))[0][1]], e)
             return None
         if type(found) is not tuple or len(found) != 4:
             return None
@@ -1050,20 +1104,23 @@ def _typed_plan(plan: Any, n: int) -> dict[str, Any] | None:
     the contract): its columns as they are, with nothing converted; None for anything else
     (then :func:`_checked_plan_columns` converts it or names what is wrong). Pinned to it by
     ``test_a_typed_plan_is_checked_as_the_columns_check_it``."""
-    if n != 1 or type(plan) is not dict or plan.keys() != _PLAN_COLUMNS:
+    if n != 1 or type(plan) is not dict or len(plan) != 7:
         return None
-    row, action, priority, earliest = plan["row"], plan["action"], plan["priority"], plan["earliest_at"]
-    script_id, language, script = plan["script_id"], plan["language"], plan["script"]
+    row, action, priority, earliest = plan.get("row"), plan.get("action"), plan.get("priority"), plan.get("earliest_at")
+    script_id, language, script = plan.get("script_id"), plan.get("language"), plan.get("script")
+    # seven keys, each of these types: the keys are _PLAN_COLUMNS (an absent one gives None)
     if not (type(row) is np.ndarray and type(action) is np.ndarray and type(priority) is np.ndarray
             and type(earliest) is np.ndarray and type(script_id) is np.ndarray and type(language) is np.ndarray
             and type(script) is list):
         return None
-    m = row.shape[0]
-    if m > 64 or not (row.dtype == _I64 and action.dtype == _I8 and priority.dtype == _F64
-                      and earliest.dtype == _I64 and script_id.dtype == _OBJECT and language.dtype == _OBJECT):
+    m = len(script)
+    # NumPy's built-in dtypes are singletons: one identity test each
+    if m > 64 or not (row.dtype is _I64 and action.dtype is _I8 and priority.dtype is _F64
+                      and earliest.dtype is _I64 and script_id.dtype is _OBJECT and language.dtype is _OBJECT):
         return None
-    if not (row.shape == action.shape == priority.shape == earliest.shape == script_id.shape == language.shape
-            == (m,) and len(script) == m):
+    shape = (m,)
+    if not (row.shape == shape and action.shape == shape and priority.shape == shape and earliest.shape == shape
+            and script_id.shape == shape and language.shape == shape):
         return None
     if m:
         if any(row.tolist()) or min(codes := action.tolist()) < 0 or max(codes) >= len(ACTION):

@@ -861,6 +861,12 @@ def _no_get(column: str, default):
     return default
 
 
+#: how the generated renderer reads a value of each kind: (the type a record's value is taken
+#: as it is, the :class:`_OneAccount` method asked otherwise)
+_READ_KINDS = {"money": ("float", "one.amount_of"), "int": ("int", "one.int_of"), "text": ("str", "one.column"),
+               "flag": ("bool", "one.flag")}
+
+
 def _account_renderer(templates: tuple, positions: tuple) -> Any:
     """One account's scripts of a combination of templates, as one generated function
     ``render(one, get, symbol)`` giving every action's script (``positions``: for each action
@@ -880,17 +886,24 @@ def _account_renderer(templates: tuple, positions: tuple) -> Any:
     env: dict = {"ABSENT": _ABSENT, "NULL": NULL_TIME, "MISSING": _MISSING}
     lines = ["def render(one, get, symbol):"]
     reads: dict = {}                                  # (column, kind) -> the variable read at the top
+    numbers = itertools.count()
 
     def read(column: str, kind: str, out: list, indent: str, shared: bool) -> str:
+        """A variable holding ``column``'s value as ``kind`` (money, int, text, flag) —
+        ``shared``: read at the top, once for the function; else read in ``out``'s block."""
         name = reads.get((column, kind))
         if name is not None:
             return name
-        name = f"v{len(reads)}_{len(lines)}"
+        name = f"v{next(numbers)}"
         if shared:
             reads[column, kind] = name
-        exact, again = ("float", "one.amount_of") if kind == "money" else ("int", "one.int_of")
+        if kind == "flag" and column.endswith("_at"):        # an instant: set or not (one.flag)
+            out.append(f"{indent}{name} = one.flag({column!r})")
+            return name
+        exact, again = _READ_KINDS[kind]
         out += [f"{indent}{name} = get({column!r}, ABSENT)", f"{indent}if type({name}) is not {exact}:",
-                f"{indent}    {name} = {again}({column!r})"]
+                f"{indent}    {name} = {name} > 0 if type({name}) is int else {again}({column!r})" if kind == "flag"
+                else f"{indent}    {name} = {again}({column!r})"]      # a count (open_disputes): above 0
         return name
 
     def amount(field: str, out: list, indent: str, shared: bool) -> str:
@@ -949,6 +962,29 @@ def _account_renderer(templates: tuple, positions: tuple) -> Any:
                 env[f"U_{name}"] = unit
                 text = f"f\"{{{v}}} {{U_{name}[0] if abs({v}) == 1 else U_{name}[1]}}\""
             out.append(f"{indent}{name} = MISSING if {v} == NULL else {text}")
+        elif field == "name":
+            out.append(f"{indent}{name} = {read('name', 'text', out, indent, always)}")
+        elif field == "account_tail":
+            out.append(f"{indent}{name} = {read('account_id', 'text', out, indent, always)}[-4:]")
+        elif field == "vehicle":
+            brand, model = read("brand", "text", out, indent, always), read("model", "text", out, indent, always)
+            if language == "zh":
+                env["zh_vehicle"] = _zh_vehicle
+                out.append(f"{indent}{name} = zh_vehicle(one.vehicle_names, {brand}, {model}) if one.vehicle_names "
+                           f"else f\"{{{brand}}} {{{model}}}\"")
+            else:
+                out.append(f"{indent}{name} = f\"{{{brand}}} {{{model}}}\"")
+        elif field in _LABEL_FLAGS:
+            env[f"L_{name}"] = _LABEL_TEXTS[field, language]
+            flag = {column: read(column, "flag", out, indent, always) for column in _LABEL_FLAGS[field]}
+            if field == "routes":
+                code = (f"{flag['arbitration_agreed']} * 1 + {flag['contract_notarised']} * 2 "
+                        f"+ ({flag['mortgage_registered']} and not {flag['open_disputes']}) * 4 "
+                        f"+ ({flag['litigation_clause']} and not {flag['arbitration_agreed']}) * 8")
+            else:
+                code = (f"{flag['surrender_agreed_at']} * 1 + {flag['court_order_at']} * 2 "
+                        f"+ {flag['arbitral_award_at']} * 4")
+            out.append(f"{indent}{name} = L_{name}[{code}]")
         else:
             env[f"T_{name}"] = _one_text(field, language, unit)
             out.append(f"{indent}{name} = T_{name}(one)")
@@ -1071,24 +1107,42 @@ _PLAN_INPUTS = tuple((name, getattr(Batch, kind), getattr(Batch, kind + "_one"),
 ))
 
 
+def _inputs_reader():
+    """One account's values of :data:`_PLAN_INPUTS` from its record's merged values, as one
+    generated function ``read(merged, batch)``: a bool or int taken as it is where the
+    accessor is ``bool_one`` or ``int_one`` (they give such a value itself), an absent
+    column's default, anything else through the ``*_one`` accessor — each input inline, no
+    loop over the table."""
+    env: dict = {"ABSENT": _ABSENT}
+    lines = ["def read(m, batch):"]
+    for k, (name, _, read_one, args, absent, exact) in enumerate(_PLAN_INPUTS):
+        env[f"R{k}"], env[f"A{k}"], env[f"D{k}"] = read_one, args, absent
+        lines.append(f"    v{k} = m.get({name!r}, ABSENT)")
+        ask = f"R{k}(batch, {name!r}, *A{k})"
+        if exact is not None:
+            env[f"E{k}"] = exact
+            lines.append(f"    if type(v{k}) is not E{k}:")
+            lines.append(f"        v{k} = {ask if absent is None else f'D{k} if v{k} is ABSENT else {ask}'}")
+        elif absent is None:
+            lines.append(f"    v{k} = {ask}")
+        else:
+            lines.append(f"    v{k} = D{k} if v{k} is ABSENT else {ask}")
+    lines.append(f"    return [{', '.join(f'v{k}' for k in range(len(_PLAN_INPUTS)))}]")
+    exec(compile("\n".join(lines) + "\n", "<plan inputs>", "exec"), env)
+    return env["read"]
+
+
+_read_inputs = _inputs_reader()
+
+
 def _inputs_one(batch: Batch) -> list:
-    """One account's values of :data:`_PLAN_INPUTS` as Python scalars: through the ``*_one``
-    accessors, but a record's bool or int read straight from its merged values where the
-    accessor is ``bool_one`` or ``int_one`` (they give such a value itself)."""
+    """One account's values of :data:`_PLAN_INPUTS` as Python scalars: a record's through
+    :func:`_read_inputs`, columns' through the ``*_one`` accessors."""
     merged = batch.merged
     if merged is None:
         return [read_one(batch, name, *args) if absent is None or batch.has(name) else absent
                 for name, _, read_one, args, absent, _ in _PLAN_INPUTS]
-    out = []
-    for name, _, read_one, args, absent, exact in _PLAN_INPUTS:
-        value = merged.get(name, _ABSENT)
-        if type(value) is exact:
-            out.append(value)
-        elif value is _ABSENT and absent is not None:
-            out.append(absent)
-        else:
-            out.append(read_one(batch, name, *args))
-    return out
+    return _read_inputs(merged, batch)
 
 
 def _no_plan() -> dict[str, Any]:
@@ -1212,8 +1266,10 @@ class TieredStrategy(CollectionStrategy):
             priority = batch.float_one("collection_tier.priority")
             if not math.isfinite(priority):
                 priority = float(np.nan_to_num(priority))
+            priorities = np.empty(rows.shape[0])
+            priorities.fill(priority)
             script_id, language, script = self._render_one(batch, rows, action, inputs[0])
-            return {"row": rows, "action": action, "priority": np.full(rows.size, priority), "earliest_at": earliest,
+            return {"row": rows, "action": action, "priority": priorities, "earliest_at": earliest,
                     "script_id": script_id, "language": language, "script": script}
         n = batch.n
         inputs = [read(batch, name, *args) if absent is None or batch.has(name) else np.full(n, absent)
