@@ -659,19 +659,27 @@ class Pipeline:
         n = row_count(book)
         if row_count(decisions) != n:
             raise PostloanError(f"the kernel returned {row_count(decisions)} decision rows for {n} accounts")
-        batch = Batch(n, as_of, now, [decisions, book], self.config)
-        conflicts = self._unique_conflicts(decisions)
-        extra = self._valuation(batch)
-        if isinstance(book, Record):
-            extra = Record({k: _first_value(v) for k, v in extra.items()} if extra else _NO_VALUATION)
-        elif extra is None:
-            extra = _no_valuation(n)
-        if self.experiment is not None:          # the decision column experiment.arm
-            from .evaluation.arms import decision_arms
-            arms = decision_arms(batch, self.experiment)
-            extra = Record({**extra, "experiment.arm": arms[0]}) if isinstance(book, Record) \
-                else {**extra, "experiment.arm": arms}
-        batch.add(extra)
+        if isinstance(book, Record) and isinstance(decisions, Record) and self._unvalued_record(book, decisions, now):
+            # a request heading for neither repossession nor disposal: its batch with the empty
+            # valuation columns first from the start — the sources Batch.add leaves below when
+            # the valuation finds nothing to value —, its record merged once
+            extra = Record(_NO_VALUATION)
+            batch = Batch(n, as_of, now, [extra, decisions, book], self.config)
+            conflicts = self._unique_conflicts(decisions)
+        else:
+            batch = Batch(n, as_of, now, [decisions, book], self.config)
+            conflicts = self._unique_conflicts(decisions)
+            extra = self._valuation(batch)
+            if isinstance(book, Record):
+                extra = Record({k: _first_value(v) for k, v in extra.items()} if extra else _NO_VALUATION)
+            elif extra is None:
+                extra = _no_valuation(n)
+            if self.experiment is not None:          # the decision column experiment.arm
+                from .evaluation.arms import decision_arms
+                arms = decision_arms(batch, self.experiment)
+                extra = Record({**extra, "experiment.arm": arms[0]}) if isinstance(book, Record) \
+                    else {**extra, "experiment.arm": arms}
+            batch.add(extra)
         if not actions:
             return PipelineResult(_with_columns(decisions, extra, book), dict(_NO_ACTIONS), [], conflicts)
         plan = self._plan(batch)
@@ -716,16 +724,25 @@ class Pipeline:
         must run — a flag of :data:`_VALUED` set or not a plain bool (the Batch converts it),
         an experiment (its arm), a naive ``now`` (the Batch refuses it). A flag is read as
         the Batch reads it: the decisions' value, else the book's."""
-        if self.experiment is not None or now.tzinfo is None or now.utcoffset() is None:
+        if not self._unvalued_record(book, decisions, now):
             return None
+        return PipelineResult(_with_columns(decisions, _NO_VALUATION, book), dict(_NO_ACTIONS), [],
+                              self._unique_conflicts(decisions))
+
+    def _unvalued_record(self, book: Record, decisions: Record, now: dt.datetime) -> bool:
+        """Whether one account (records) heads for neither repossession nor disposal, with no
+        experiment and an aware ``now``: each flag of :data:`_VALUED` None, False or absent,
+        read as the Batch reads it (the decisions' value, else the book's) — then the
+        valuation values nothing and the account's valuation columns are all null."""
+        if self.experiment is not None or now.tzinfo is None or now.utcoffset() is None:
+            return False
         for name in _VALUED:
             value = decisions.get(name, _ABSENT)
             if value is _ABSENT:
                 value = book.get(name)
             if value is not None and value is not False:
-                return None
-        return PipelineResult(_with_columns(decisions, _NO_VALUATION, book), dict(_NO_ACTIONS), [],
-                              self._unique_conflicts(decisions))
+                return False
+        return True
 
     def _meta(self, as_of, now, n, actions, errors) -> dict:
         if self._meta_fixed is None:             # what every record of this pipeline shares
