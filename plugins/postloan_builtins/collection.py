@@ -809,42 +809,16 @@ class _OneAccount:
 
 
 def _one_text(field: str, language: str, unit: Unit | None):
-    """The function giving one account's text of ``field`` (in a template of ``language``,
-    with its ``unit``) from its :class:`_OneAccount`: the text :meth:`_Renderer._field` gives
-    its row — the same formatting functions and tables, the field's kind and columns resolved
-    here once (:func:`_one_texts` keeps it), not per account."""
-    kind = FIELDS[field].kind
-    if kind == "constant":
-        return lambda one: str(one.constants.get(language, {}).get(field, ""))
-    if kind == "date":
+    """The function giving one account's text of ``field`` (in a template of ``language``)
+    from its :class:`_OneAccount`, for the fields :func:`_account_renderer` does not write
+    inline — the dates, the late-charge word, the disposal channel: the text
+    :meth:`_Renderer._field` gives its row, by the same formatting functions and tables."""
+    if FIELDS[field].kind == "date":
         if field == "as_of":
             return lambda one: one.batch.as_of.isoformat()
         return lambda one: _days_text_small([one.batch.days_one(field)])[0]
     if field == "late_charge":
         return lambda one: LATE_CHARGES[one.late_charge][language]
-    if kind == "label":
-        texts = _LABEL_TEXTS[field, language]
-        if field == "routes":
-            def routes(one):
-                flag = one.flag
-                arbitration = flag("arbitration_agreed")
-                return texts[arbitration * 1 + flag("contract_notarised") * 2
-                             + (flag("mortgage_registered") and not flag("open_disputes")) * 4
-                             + (flag("litigation_clause") and not arbitration) * 8]
-            return routes
-        return lambda one: texts[one.flag("surrender_agreed_at") * 1 + one.flag("court_order_at") * 2
-                                 + one.flag("arbitral_award_at") * 4]
-    if field == "name":
-        return lambda one: one.column("name")
-    if field == "account_tail":
-        return lambda one: one.column("account_id")[-4:]
-    if field == "vehicle":
-        if language == "zh":
-            def vehicle_zh(one):
-                brand, model = one.column("brand"), one.column("model")
-                return _zh_vehicle(one.vehicle_names, brand, model) if one.vehicle_names else f"{brand} {model}"
-            return vehicle_zh
-        return lambda one: f"{one.column('brand')} {one.column('model')}"
     if field == "disposal_channel":
         return lambda one: one.column("disposal_channel.channel") if one.has("disposal_channel.channel") else _MISSING
     raise AssertionError(field)
