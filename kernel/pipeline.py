@@ -50,6 +50,7 @@ from .hookspecs import (ACTION, BLOCK, DEFER, KEEP, NULL_TIME, ActionBatch, Batc
                         Plan, Record, Verdicts)
 from .outputs import actions_table, row_count, to_arrow
 from .plugins import PluginError, PluginManager, _where, load_config
+from .rules.reference import UNIQUE_CONFLICT
 from .schema import ENUMS
 
 __all__ = ["Pipeline", "PipelineResult", "disposal_economics", "select_disposal_channels", "vehicle_age_years", "PLUGIN_ERROR",
@@ -343,6 +344,9 @@ def _one_column(value) -> np.ndarray:
 # The pipeline
 # --------------------------------------------------------------------------------------------
 
+_UNKNOWN = object()
+
+
 @dataclass
 class _PolicySet:
     name: str
@@ -374,6 +378,21 @@ class _PolicySet:
                 entries = [e for e in entries if e[3] is None or not e[3].isdisjoint(planned)]
                 if entries:
                     found.append((engine, entries))
+            if len(cache) >= 512:
+                cache.clear()
+            cache[planned] = found
+        return found
+
+    def request_for(self, planned: frozenset) -> tuple | None:
+        """When one engine judges every policy that applies to the ``planned`` action codes
+        and offers ``judge_request``: (its ``judge_request``, those policies) — what
+        :meth:`Pipeline._judge_request` calls —, else None; worked out once per set of codes."""
+        cache = self.__dict__.setdefault("_request_for", {})
+        found = cache.get(planned, _UNKNOWN)
+        if found is _UNKNOWN:
+            runs = self.runs_for(planned)
+            judge_request = getattr(runs[0][0], "judge_request", None) if len(runs) == 1 else None
+            found = None if judge_request is None else (judge_request, [e[1] for e in runs[0][1]])
             if len(cache) >= 512:
                 cache.clear()
             cache[planned] = found
@@ -416,6 +435,7 @@ class Pipeline:
         self._channel_names = np.array([c.name for c in self.channels] + [None], dtype=object)
         self.sets, self.apply = self._policy_sets()
         self._route_table = self._enum_route_table()
+        self._routes_seen: dict = {}            # a record's route keys' values -> its set (_route_one)
         self._meta_fixed: dict | None = None
         audit = self.config.get("audit", {})
         path = audit_path or audit.get("path") or os.environ.get(ENV_AUDIT) \
@@ -668,31 +688,63 @@ class Pipeline:
         n = row_count(book)
         if row_count(decisions) != n:
             raise PostloanError(f"the kernel returned {row_count(decisions)} decision rows for {n} accounts")
-        batch = Batch(n, as_of, now, [decisions, book], self.config)
-        conflicts = self._unique_conflicts(decisions)
-        extra = self._valuation(batch)
-        if isinstance(book, Record):
-            extra = Record({k: _first_value(v) for k, v in extra.items()} if extra else _NO_VALUATION)
-        elif extra is None:
-            extra = _no_valuation(n)
-        if self.experiment is not None:          # the decision column experiment.arm
-            from .evaluation.arms import decision_arms
-            arms = decision_arms(batch, self.experiment)
-            extra = Record({**extra, "experiment.arm": arms[0]}) if isinstance(book, Record) \
-                else {**extra, "experiment.arm": arms}
-        batch.add(extra)
+        if isinstance(book, Record) and isinstance(decisions, Record) and self._unvalued_record(book, decisions, now):
+            # a request heading for neither repossession nor disposal: its batch with the empty
+            # valuation columns first from the start — the sources Batch.add leaves below when
+            # the valuation finds nothing to value —, its record merged once
+            extra = Record(_NO_VALUATION)
+            batch = Batch(n, as_of, now, [extra, decisions, book], self.config)
+            conflicts = self._unique_conflicts(decisions)
+        else:
+            batch = Batch(n, as_of, now, [decisions, book], self.config)
+            conflicts = self._unique_conflicts(decisions)
+            extra = self._valuation(batch)
+            if isinstance(book, Record):
+                extra = Record({k: _first_value(v) for k, v in extra.items()} if extra else _NO_VALUATION)
+            elif extra is None:
+                extra = _no_valuation(n)
+            if self.experiment is not None:          # the decision column experiment.arm
+                from .evaluation.arms import decision_arms
+                arms = decision_arms(batch, self.experiment)
+                extra = Record({**extra, "experiment.arm": arms[0]}) if isinstance(book, Record) \
+                    else {**extra, "experiment.arm": arms}
+            batch.add(extra)
         if not actions:
             return PipelineResult(_with_columns(decisions, extra, book), dict(_NO_ACTIONS), [], conflicts)
         plan = self._plan(batch)
         errors: list[str] = []
         verdict = self._comply(batch, plan, errors)
         actions = {**plan, **verdict}
-        actions["account_id"] = _take(batch.raw("account_id"), plan["row"])
+        merged = batch.merged
+        account_id = merged.get("account_id") if merged is not None else None
+        if type(account_id) is str:              # one record's id: each action's (batch.raw's row 0)
+            ids = actions["account_id"] = np.empty(plan["row"].shape[0], dtype=object)
+            ids.fill(account_id)
+        else:
+            actions["account_id"] = _take(batch.raw("account_id"), plan["row"])
         del actions["row"]
         return PipelineResult(_with_columns(decisions, extra, book), actions, errors, conflicts)
 
     def _unique_conflicts(self, decisions) -> dict[str, int]:
+        if type(decisions) is Record and self._unique_rule_columns is not None:
+            # one account's decisions (decide_record's): each ruleset's winning rule id is a
+            # str or None, read straight (Kernel.unique_conflicts' reading of a scalar)
+            found = {}
+            for name, column in self._unique_rule_columns:
+                rule = decisions.get(column)
+                if rule is not None and type(rule) is not str:
+                    return self.kernel.unique_conflicts(decisions)
+                if rule == UNIQUE_CONFLICT:
+                    found[name] = 1
+            return found
         return self.kernel.unique_conflicts(decisions) if hasattr(self.kernel, "unique_conflicts") else {}
+
+    @functools.cached_property
+    def _unique_rule_columns(self) -> tuple[tuple[str, str], ...] | None:
+        """(ruleset, its ``<ruleset>.rule`` column) of each ``hit: unique`` ruleset of a kernel
+        that names them (:attr:`Kernel.unique_rulesets`), else None."""
+        names = getattr(self.kernel, "unique_rulesets", None) if hasattr(self.kernel, "unique_conflicts") else None
+        return None if names is None else tuple((name, f"{name}.rule") for name in names)
 
     def _stage_unvalued_record(self, book: Record, decisions: Record, now: dt.datetime) -> PipelineResult | None:
         """:meth:`stage` with ``actions=False`` for one account (records) that heads for
@@ -701,16 +753,25 @@ class Pipeline:
         must run — a flag of :data:`_VALUED` set or not a plain bool (the Batch converts it),
         an experiment (its arm), a naive ``now`` (the Batch refuses it). A flag is read as
         the Batch reads it: the decisions' value, else the book's."""
-        if self.experiment is not None or now.tzinfo is None or now.utcoffset() is None:
+        if not self._unvalued_record(book, decisions, now):
             return None
+        return PipelineResult(_with_columns(decisions, _NO_VALUATION, book), dict(_NO_ACTIONS), [],
+                              self._unique_conflicts(decisions))
+
+    def _unvalued_record(self, book: Record, decisions: Record, now: dt.datetime) -> bool:
+        """Whether one account (records) heads for neither repossession nor disposal, with no
+        experiment and an aware ``now``: each flag of :data:`_VALUED` None, False or absent,
+        read as the Batch reads it (the decisions' value, else the book's) — then the
+        valuation values nothing and the account's valuation columns are all null."""
+        if self.experiment is not None or now.tzinfo is None or now.utcoffset() is None:
+            return False
         for name in _VALUED:
             value = decisions.get(name, _ABSENT)
             if value is _ABSENT:
                 value = book.get(name)
             if value is not None and value is not False:
-                return None
-        return PipelineResult(_with_columns(decisions, _NO_VALUATION, book), dict(_NO_ACTIONS), [],
-                              self._unique_conflicts(decisions))
+                return False
+        return True
 
     def _meta(self, as_of, now, n, actions, errors) -> dict:
         if self._meta_fixed is None:             # what every record of this pipeline shares
@@ -811,7 +872,19 @@ class Pipeline:
         of ``Batch.enum``)."""
         if self._route_table is not None:
             keys, table = self._route_table
-            return int(table[tuple([batch.enum_one(key) for key in keys])])
+            merged = batch.merged
+            if merged is None:
+                return int(table[tuple([batch.enum_one(key) for key in keys])])
+            values = tuple([merged.get(key) for key in keys])
+            plain = all(v is None or type(v) is str for v in values)     # a record's plain texts: the key
+            found = self._routes_seen.get(values) if plain else None
+            if found is None:
+                found = int(table[tuple([batch.enum_one(key) for key in keys])])
+                if plain:
+                    if len(self._routes_seen) >= 4096:
+                        self._routes_seen.clear()
+                    self._routes_seen[values] = found
+            return found
         return int(self._route(batch)[0])
 
     def _route(self, batch: Batch) -> np.ndarray:
@@ -881,18 +954,16 @@ class Pipeline:
         allowed µs, policy names) —, not as columns (:meth:`judge`'s one action reads them)."""
         action = plan["action"]
         codes = action.tolist()
-        runs = policy_set.runs_for(frozenset(codes))
-        if len(runs) != 1:
+        request = policy_set.request_for(frozenset(codes))
+        if request is None:
             return None
-        engine, entries = runs[0]
-        judge_request = getattr(engine, "judge_request", None)
-        if judge_request is None:
-            return None
+        judge_request, policies = request
         m = len(codes)
         try:
-            found = judge_request([e[1] for e in entries], batch, action, plan["earliest_at"], plan["script"])
+            found = judge_request(policies, batch, action, plan["earliest_at"], plan["script"])
         except Exception as e:                     # noqa: BLE001 — judged again the general way, errors named there
-            log.debug("engine run of %s failed (%s); judging them the general way", [e[0] for e in entries], e)
+            log.debug("engine run of %s failed (%s); judging them the general way",
+                      [p[0] for p in policy_set.runs_for(frozenset(codes))[0][1]], e)
             return None
         if type(found) is not tuple or len(found) != 4:
             return None
@@ -1084,20 +1155,23 @@ def _typed_plan(plan: Any, n: int) -> dict[str, Any] | None:
     the contract): its columns as they are, with nothing converted; None for anything else
     (then :func:`_checked_plan_columns` converts it or names what is wrong). Pinned to it by
     ``test_a_typed_plan_is_checked_as_the_columns_check_it``."""
-    if n != 1 or type(plan) is not dict or plan.keys() != _PLAN_COLUMNS:
+    if n != 1 or type(plan) is not dict or len(plan) != 7:
         return None
-    row, action, priority, earliest = plan["row"], plan["action"], plan["priority"], plan["earliest_at"]
-    script_id, language, script = plan["script_id"], plan["language"], plan["script"]
+    row, action, priority, earliest = plan.get("row"), plan.get("action"), plan.get("priority"), plan.get("earliest_at")
+    script_id, language, script = plan.get("script_id"), plan.get("language"), plan.get("script")
+    # seven keys, each of these types: the keys are _PLAN_COLUMNS (an absent one gives None)
     if not (type(row) is np.ndarray and type(action) is np.ndarray and type(priority) is np.ndarray
             and type(earliest) is np.ndarray and type(script_id) is np.ndarray and type(language) is np.ndarray
             and type(script) is list):
         return None
-    m = row.shape[0]
-    if m > 64 or not (row.dtype == _I64 and action.dtype == _I8 and priority.dtype == _F64
-                      and earliest.dtype == _I64 and script_id.dtype == _OBJECT and language.dtype == _OBJECT):
+    m = len(script)
+    # NumPy's built-in dtypes are singletons: one identity test each
+    if m > 64 or not (row.dtype is _I64 and action.dtype is _I8 and priority.dtype is _F64
+                      and earliest.dtype is _I64 and script_id.dtype is _OBJECT and language.dtype is _OBJECT):
         return None
-    if not (row.shape == action.shape == priority.shape == earliest.shape == script_id.shape == language.shape
-            == (m,) and len(script) == m):
+    shape = (m,)
+    if not (row.shape == shape and action.shape == shape and priority.shape == shape and earliest.shape == shape
+            and script_id.shape == shape and language.shape == shape):
         return None
     if m:
         if any(row.tolist()) or min(codes := action.tolist()) < 0 or max(codes) >= len(ACTION):

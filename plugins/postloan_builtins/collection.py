@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
+import itertools
 import math
 import string
 import tomllib
@@ -738,7 +739,7 @@ class _OneAccount:
     same formatting functions, the values through the batch's one-account accessors;
     tests/plugins/test_one_account_stage.py compares them script by script)."""
 
-    __slots__ = ("batch", "merged", "has", "symbol", "late_charge", "constants", "vehicle_names", "dues")
+    __slots__ = ("batch", "merged", "has", "symbol", "late_charge", "constants", "vehicle_names")
 
     def __init__(self, batch: Batch, symbol: str, late_charge: str, constants: Mapping, vehicle_names: Mapping):
         self.batch = batch
@@ -749,13 +750,6 @@ class _OneAccount:
         self.late_charge = late_charge        # its country's key of LATE_CHARGES
         self.constants = constants
         self.vehicle_names = vehicle_names
-        self.dues: dict = {}                  # clause field -> said
-
-    def amount(self, field: str) -> float:
-        """A money field's amount (NaN: unknown), as :meth:`_Renderer._amounts`."""
-        if field == "total_due":
-            return self.amount("overdue_amount") + self.amount("penalty_interest")
-        return self.amount_of(_BOOK_MONEY[field])
 
     def _own(self, column: str, own_type: type, absent):
         """A record's value of ``column`` where the accessor would give that same value: its
@@ -776,18 +770,6 @@ class _OneAccount:
         if value is not _ABSENT:
             return value
         return self.batch.float_one(column) if self.has(column) else math.nan
-
-    def due(self, field: str) -> bool:
-        """Whether the clause ``{if <field>}`` is said, as :meth:`_Renderer._due`."""
-        said = self.dues.get(field)
-        if said is None:
-            if FIELDS[field].kind == "money":
-                value = self.amount(field)
-                said = value > 0 and round(value * 100) > 0          # NaN: neither
-            else:
-                said = self.int_of(_INTS[field]) > 0
-            self.dues[field] = said
-        return said
 
     def int_of(self, column: str) -> int:
         """A whole-number column's value (absent or null: NULL_TIME), as :meth:`_Renderer._ints`.
@@ -827,54 +809,16 @@ class _OneAccount:
 
 
 def _one_text(field: str, language: str, unit: Unit | None):
-    """The function giving one account's text of ``field`` (in a template of ``language``,
-    with its ``unit``) from its :class:`_OneAccount`: the text :meth:`_Renderer._field` gives
-    its row — the same formatting functions and tables, the field's kind and columns resolved
-    here once (:func:`_one_texts` keeps it), not per account."""
-    kind = FIELDS[field].kind
-    if kind == "money":
-        if field == "total_due":
-            return lambda one: _money_text(one.amount("overdue_amount") + one.amount("penalty_interest"), one.symbol)
-        column = _BOOK_MONEY[field]
-        return lambda one: _money_text(one.amount_of(column), one.symbol)
-    if kind == "int":
-        column = _INTS[field]
-
-        def count(one):
-            value = one.int_of(column)                     # absent or null: NULL_TIME
-            return _MISSING if value == NULL_TIME else counted(value, unit)
-        return count
-    if kind == "constant":
-        return lambda one: str(one.constants.get(language, {}).get(field, ""))
-    if kind == "date":
+    """The function giving one account's text of ``field`` (in a template of ``language``)
+    from its :class:`_OneAccount`, for the fields :func:`_account_renderer` does not write
+    inline — the dates, the late-charge word, the disposal channel: the text
+    :meth:`_Renderer._field` gives its row, by the same formatting functions and tables."""
+    if FIELDS[field].kind == "date":
         if field == "as_of":
             return lambda one: one.batch.as_of.isoformat()
         return lambda one: _days_text_small([one.batch.days_one(field)])[0]
     if field == "late_charge":
         return lambda one: LATE_CHARGES[one.late_charge][language]
-    if kind == "label":
-        texts = _LABEL_TEXTS[field, language]
-        if field == "routes":
-            def routes(one):
-                flag = one.flag
-                arbitration = flag("arbitration_agreed")
-                return texts[arbitration * 1 + flag("contract_notarised") * 2
-                             + (flag("mortgage_registered") and not flag("open_disputes")) * 4
-                             + (flag("litigation_clause") and not arbitration) * 8]
-            return routes
-        return lambda one: texts[one.flag("surrender_agreed_at") * 1 + one.flag("court_order_at") * 2
-                                 + one.flag("arbitral_award_at") * 4]
-    if field == "name":
-        return lambda one: one.column("name")
-    if field == "account_tail":
-        return lambda one: one.column("account_id")[-4:]
-    if field == "vehicle":
-        if language == "zh":
-            def vehicle_zh(one):
-                brand, model = one.column("brand"), one.column("model")
-                return _zh_vehicle(one.vehicle_names, brand, model) if one.vehicle_names else f"{brand} {model}"
-            return vehicle_zh
-        return lambda one: f"{one.column('brand')} {one.column('model')}"
     if field == "disposal_channel":
         return lambda one: one.column("disposal_channel.channel") if one.has("disposal_channel.channel") else _MISSING
     raise AssertionError(field)
@@ -891,71 +835,151 @@ def _no_get(column: str, default):
     return default
 
 
-_RENDERERS: dict = {}
+#: how the generated renderer reads a value of each kind: (the type a record's value is taken
+#: as it is, the :class:`_OneAccount` method asked otherwise)
+_READ_KINDS = {"money": ("float", "one.amount_of"), "int": ("int", "one.int_of"), "text": ("str", "one.column"),
+               "flag": ("bool", "one.flag")}
 
 
-def _one_renderer(plans: tuple) -> Any:
-    """One account's scripts of a combination of render plans (:meth:`Template.format_plan`
-    of each template the account's actions use, with its clauses said), as one generated
-    function ``render(one, get, symbol)`` giving each plan's script: every distinct slot's text
-    worked out once (the account's scripts share them) and each format string filled — one
-    call per request, not one per slot. A money or whole-number field reads a record's own
-    float / int by ``get`` (the merged record's ``dict.get``, or :func:`_no_get`) where
-    :meth:`_OneAccount.amount_of` / :meth:`_OneAccount.int_of` would give that same value, and
-    asks them otherwise; then the same formatting as everywhere (:func:`_money_text`,
-    :func:`counted`); every other field by its :func:`_one_text` function. Kept per
-    combination (:meth:`TieredStrategy._render_one`); pinned to the batch renderer by
+def _account_renderer(templates: tuple, positions: tuple) -> Any:
+    """One account's scripts of a combination of templates, as one generated function
+    ``render(one, get, symbol)`` giving every action's script (``positions``: for each action
+    its template's index in ``templates``, −1 for none: None). ``templates``: for each distinct
+    template the fields of its clauses and its render plan (:meth:`Template.format_plan`, the
+    strategy's constants written in) for every combination of clauses said. The function
+    works out each clause's "said" inline (a cent or more due, a count above 0: as
+    :meth:`_Renderer._due`), then each distinct slot's text once — only where a said piece
+    shows it, as the batch renderer asks for it —, then fills the plan of the clauses said.
+    A money or whole-number value is a record's own float / int read by ``get`` (the merged
+    record's ``dict.get``, or :func:`_no_get`) where :meth:`_OneAccount.amount_of` /
+    :meth:`_OneAccount.int_of` would give that same value, asked of them otherwise, and
+    written by the formats of :func:`_money_text` and :func:`counted` inlined; every other
+    field by its :func:`_one_text` function. Kept per combination of templates
+    (:meth:`TieredStrategy._render_one`); pinned to the batch renderer by
     tests/plugins/test_one_account_stage.py, script by script, byte for byte."""
-    found = _RENDERERS.get(plans)
-    if found is not None:
-        return found
-    env: dict = {"ABSENT": _ABSENT, "NULL": NULL_TIME, "MISSING": _MISSING, "money": _money_text,
-                 "counted": counted}
+    env: dict = {"ABSENT": _ABSENT, "NULL": NULL_TIME, "MISSING": _MISSING}
     lines = ["def render(one, get, symbol):"]
-    names: dict = {}                                  # slot key -> the variable holding its text
-    reads: dict = {}                                  # (column, kind) -> the variable holding its value
+    reads: dict = {}                                  # (column, kind) -> the variable read at the top
+    numbers = itertools.count()
 
-    def read(column: str, kind: str) -> str:
+    def read(column: str, kind: str, out: list, indent: str, shared: bool) -> str:
+        """A variable holding ``column``'s value as ``kind`` (money, int, text, flag) —
+        ``shared``: read at the top, once for the function; else read in ``out``'s block."""
         name = reads.get((column, kind))
-        if name is None:
-            name = reads[column, kind] = f"v{len(reads)}"
-            exact, again = ("float", "one.amount_of") if kind == "money" else ("int", "one.int_of")
-            lines.append(f"    {name} = get({column!r}, ABSENT)")
-            lines.append(f"    if type({name}) is not {exact}:")
-            lines.append(f"        {name} = {again}({column!r})")
+        if name is not None:
+            return name
+        name = f"v{next(numbers)}"
+        if shared:
+            reads[column, kind] = name
+        if kind == "flag" and column.endswith("_at"):        # an instant: set or not (one.flag)
+            out.append(f"{indent}{name} = one.flag({column!r})")
+            return name
+        exact, again = _READ_KINDS[kind]
+        out += [f"{indent}{name} = get({column!r}, ABSENT)", f"{indent}if type({name}) is not {exact}:",
+                f"{indent}    {name} = {name} > 0 if type({name}) is int else {again}({column!r})" if kind == "flag"
+                else f"{indent}    {name} = {again}({column!r})"]      # a count (open_disputes): above 0
         return name
 
-    calls = []
-    for k, (text, slots) in enumerate(plans):
-        env[f"F{k}"] = text
-        args = []
-        for key, field, unit in slots:
-            name = names.get(key)
-            if name is None:
-                name = names[key] = f"t{len(names)}"
-                kind = FIELDS[field].kind
-                if kind == "money":
-                    if field == "total_due":
-                        value = f"{read(_BOOK_MONEY['overdue_amount'], 'money')} + " \
-                                f"{read(_BOOK_MONEY['penalty_interest'], 'money')}"
-                    else:
-                        value = read(_BOOK_MONEY[field], "money")
-                    lines.append(f"    {name} = money({value}, symbol)")
-                elif kind == "int":
-                    value = read(_INTS[field], "int")
-                    env[f"U_{name}"] = unit
-                    lines.append(f"    {name} = MISSING if {value} == NULL else counted({value}, U_{name})")
+    def amount(field: str, out: list, indent: str, shared: bool) -> str:
+        if field == "total_due":
+            return f"({read(_BOOK_MONEY['overdue_amount'], 'money', out, indent, shared)} + " \
+                   f"{read(_BOOK_MONEY['penalty_interest'], 'money', out, indent, shared)})"
+        return read(_BOOK_MONEY[field], "money", out, indent, shared)
+
+    # each clause's "said", once
+    said: dict = {}
+    for clauses, _ in templates:
+        for f in clauses:
+            if f not in said:
+                name = said[f] = f"d{len(said)}"
+                if FIELDS[f].kind == "money":
+                    a = amount(f, lines, "    ", True)
+                    lines.append(f"    {name} = {a} > 0 and round({a} * 100) > 0")       # NaN: neither
                 else:
-                    env[f"T_{name}"] = _one_text(field, _slot_language(key, field), unit)
-                    lines.append(f"    {name} = T_{name}(one)")
-            args.append(name)
-        calls.append(f"F{k}.format({', '.join(args)})")
-    lines.append(f"    return ({', '.join(calls)}{',' if len(calls) == 1 else ''})")
-    exec(compile("\n".join(lines) + "\n", f"<scripts of {len(plans)} templates>", "exec"), env)
-    if len(_RENDERERS) > 4096:
-        _RENDERERS.clear()
-    found = _RENDERERS[plans] = env["render"]
-    return found
+                    lines.append(f"    {name} = {read(_INTS[f], 'int', lines, '    ', True)} > 0")
+
+    def when(clauses: tuple, combination: tuple) -> str:
+        return " and ".join(said[f] if s else f"not {said[f]}" for f, s in zip(clauses, combination)) or "True"
+
+    # every slot's text, once: where some said piece shows it (else never worked out)
+    texts: dict = {}                                  # slot key -> (variable, field, unit, language)
+    needed: dict = {}                                 # slot key -> the conditions under which it shows
+    for clauses, plans in templates:
+        shown: dict = {}
+        for combination, (_, slots) in plans.items():
+            for key, field, unit in slots:
+                if key not in texts:
+                    texts[key] = (f"t{len(texts)}", field, unit, _slot_language(key, field))
+                shown.setdefault(key, set()).add(when(clauses, combination))
+        for key, conditions in shown.items():      # shown whatever is said: always
+            needed.setdefault(key, set()).update({"True"} if len(conditions) == len(plans) else conditions)
+    for key, (name, field, unit, language) in texts.items():
+        conditions = needed[key]
+        always = "True" in conditions
+        out: list = []
+        indent = "    " if always else "        "
+        kind = FIELDS[field].kind
+        if kind == "money":
+            a = amount(field, out, indent, always)
+            if a.startswith("("):                    # a sum (total_due): added once
+                out.append(f"{indent}a = {a}")
+                a = "a"
+            out += [f"{indent}if {a} != {a}:", f"{indent}    {name} = MISSING", f"{indent}else:",
+                    f"{indent}    c = round(abs({a}) * 100)",
+                    f"{indent}    {name} = f\"{{'-' if {a} < 0 and c > 0 else ''}}{{symbol}}{{c // 100:,}}."
+                    f"{{c % 100:02d}}\""]
+        elif kind == "int":
+            v = read(_INTS[field], "int", out, indent, always)
+            if unit is None:
+                text = f"str({v})"
+            else:
+                env[f"U_{name}"] = unit
+                text = f"f\"{{{v}}} {{U_{name}[0] if abs({v}) == 1 else U_{name}[1]}}\""
+            out.append(f"{indent}{name} = MISSING if {v} == NULL else {text}")
+        elif field == "name":
+            out.append(f"{indent}{name} = {read('name', 'text', out, indent, always)}")
+        elif field == "account_tail":
+            out.append(f"{indent}{name} = {read('account_id', 'text', out, indent, always)}[-4:]")
+        elif field == "vehicle":
+            brand, model = read("brand", "text", out, indent, always), read("model", "text", out, indent, always)
+            if language == "zh":
+                env["zh_vehicle"] = _zh_vehicle
+                out.append(f"{indent}{name} = zh_vehicle(one.vehicle_names, {brand}, {model}) if one.vehicle_names "
+                           f"else f\"{{{brand}}} {{{model}}}\"")
+            else:
+                out.append(f"{indent}{name} = f\"{{{brand}}} {{{model}}}\"")
+        elif field in _LABEL_FLAGS:
+            env[f"L_{name}"] = _LABEL_TEXTS[field, language]
+            flag = {column: read(column, "flag", out, indent, always) for column in _LABEL_FLAGS[field]}
+            if field == "routes":
+                code = (f"{flag['arbitration_agreed']} * 1 + {flag['contract_notarised']} * 2 "
+                        f"+ ({flag['mortgage_registered']} and not {flag['open_disputes']}) * 4 "
+                        f"+ ({flag['litigation_clause']} and not {flag['arbitration_agreed']}) * 8")
+            else:
+                code = (f"{flag['surrender_agreed_at']} * 1 + {flag['court_order_at']} * 2 "
+                        f"+ {flag['arbitral_award_at']} * 4")
+            out.append(f"{indent}{name} = L_{name}[{code}]")
+        else:
+            env[f"T_{name}"] = _one_text(field, language, unit)
+            out.append(f"{indent}{name} = T_{name}(one)")
+        if not always:
+            lines.append(f"    if {' or '.join(sorted(f'({c})' for c in conditions))}:")
+        lines.extend(out)
+    # each template's script: the plan of its clauses said
+    for k, (clauses, plans) in enumerate(templates):
+        branches = list(plans.items())
+        for b, (combination, (text, slots)) in enumerate(branches):
+            env[f"F{k}_{b}"] = text
+            fill = f"s{k} = F{k}_{b}.format({', '.join(texts[key][0] for key, _, _ in slots)})"
+            if len(branches) == 1:
+                lines.append(f"    {fill}")
+            else:
+                lines.append(f"    {'if' if b == 0 else 'elif' if b < len(branches) - 1 else 'else'}"
+                             f"{'' if b == len(branches) - 1 else ' ' + when(clauses, combination)}:")
+                lines.append(f"        {fill}")
+    lines.append(f"    return [{', '.join('None' if p < 0 else f's{p}' for p in positions)}]")
+    exec(compile("\n".join(lines) + "\n", f"<scripts of {len(templates)} templates>", "exec"), env)
+    return env["render"]
 
 
 #: the state columns each label's code reads (:meth:`_Renderer._label`)
@@ -1057,24 +1081,42 @@ _PLAN_INPUTS = tuple((name, getattr(Batch, kind), getattr(Batch, kind + "_one"),
 ))
 
 
+def _inputs_reader():
+    """One account's values of :data:`_PLAN_INPUTS` from its record's merged values, as one
+    generated function ``read(merged, batch)``: a bool or int taken as it is where the
+    accessor is ``bool_one`` or ``int_one`` (they give such a value itself), an absent
+    column's default, anything else through the ``*_one`` accessor — each input inline, no
+    loop over the table."""
+    env: dict = {"ABSENT": _ABSENT}
+    lines = ["def read(m, batch):"]
+    for k, (name, _, read_one, args, absent, exact) in enumerate(_PLAN_INPUTS):
+        env[f"R{k}"], env[f"A{k}"], env[f"D{k}"] = read_one, args, absent
+        lines.append(f"    v{k} = m.get({name!r}, ABSENT)")
+        ask = f"R{k}(batch, {name!r}, *A{k})"
+        if exact is not None:
+            env[f"E{k}"] = exact
+            lines.append(f"    if type(v{k}) is not E{k}:")
+            lines.append(f"        v{k} = {ask if absent is None else f'D{k} if v{k} is ABSENT else {ask}'}")
+        elif absent is None:
+            lines.append(f"    v{k} = {ask}")
+        else:
+            lines.append(f"    v{k} = D{k} if v{k} is ABSENT else {ask}")
+    lines.append(f"    return [{', '.join(f'v{k}' for k in range(len(_PLAN_INPUTS)))}]")
+    exec(compile("\n".join(lines) + "\n", "<plan inputs>", "exec"), env)
+    return env["read"]
+
+
+_read_inputs = _inputs_reader()
+
+
 def _inputs_one(batch: Batch) -> list:
-    """One account's values of :data:`_PLAN_INPUTS` as Python scalars: through the ``*_one``
-    accessors, but a record's bool or int read straight from its merged values where the
-    accessor is ``bool_one`` or ``int_one`` (they give such a value itself)."""
+    """One account's values of :data:`_PLAN_INPUTS` as Python scalars: a record's through
+    :func:`_read_inputs`, columns' through the ``*_one`` accessors."""
     merged = batch.merged
     if merged is None:
         return [read_one(batch, name, *args) if absent is None or batch.has(name) else absent
                 for name, _, read_one, args, absent, _ in _PLAN_INPUTS]
-    out = []
-    for name, _, read_one, args, absent, exact in _PLAN_INPUTS:
-        value = merged.get(name, _ABSENT)
-        if type(value) is exact:
-            out.append(value)
-        elif value is _ABSENT and absent is not None:
-            out.append(absent)
-        else:
-            out.append(read_one(batch, name, *args))
-    return out
+    return _read_inputs(merged, batch)
 
 
 def _no_plan() -> dict[str, Any]:
@@ -1162,10 +1204,8 @@ class TieredStrategy(CollectionStrategy):
         self._constants = {language: settings[language] for language in ("zh", "en")}
         self._ids = np.array([t.id for t in self.templates.templates] + [None], dtype=object)
         self._language_names = np.array(languages, dtype=object)
-        self._lists: tuple | None = None        # the tables above as Python lists (_render_one)
-        self._clauses = [t.clauses for t in self.templates.templates]
-        self._one_renders: dict = {}            # ((template, clauses said), ...) -> its renderer (_render_one)
-        self._one_columns: dict = {}            # (language, templates) -> script ids, languages (_render_one)
+        self._one_renders: dict = {}            # the templates of an account's actions -> their renderer
+        self._accounts_seen: dict = {}          # (country, currency, tier, *actions) -> _account_scripts'
         for country, language in settings["language"].items():
             if language not in self.templates.files:
                 raise PostloanError(f"[strategy.{self.name}.language] {country} = {language!r}, but there is no "
@@ -1200,8 +1240,10 @@ class TieredStrategy(CollectionStrategy):
             priority = batch.float_one("collection_tier.priority")
             if not math.isfinite(priority):
                 priority = float(np.nan_to_num(priority))
+            priorities = np.empty(rows.shape[0])
+            priorities.fill(priority)
             script_id, language, script = self._render_one(batch, rows, action, inputs[0])
-            return {"row": rows, "action": action, "priority": np.full(rows.size, priority), "earliest_at": earliest,
+            return {"row": rows, "action": action, "priority": priorities, "earliest_at": earliest,
                     "script_id": script_id, "language": language, "script": script}
         n = batch.n
         inputs = [read(batch, name, *args) if absent is None or batch.has(name) else np.full(n, absent)
@@ -1243,60 +1285,65 @@ class TieredStrategy(CollectionStrategy):
         return ids, np.where(chosen >= 0, self._language_names[language], None), script
 
     def _render_one(self, batch: Batch, rows: np.ndarray, action: np.ndarray, tier: int):
-        """:meth:`_render` for a batch of one account (a request; every row is 0): the same
-        tables (as Python lists) read with its codes as Python ints, and each template's render
-        plan (:meth:`Template.format_plan`, the strategy's constants written in; kept per
-        combination of clauses said) filled with the account's field texts, each formatted
-        once by the slot's text function (:func:`_one_texts`) and shared by the account's
-        scripts (:class:`_OneAccount`) — instead of NumPy and Arrow on a few elements. The
-        script ids' and languages' arrays are kept per combination of templates (copies
-        returned); the scripts come as a list of Python str (None: no template), which the
-        pipeline keeps as it is for one account (:func:`kernel.pipeline._checked_plan`)."""
-        lists = self._lists
-        if lists is None:
-            lists = self._lists = (self._currency_of_country.tolist(), self._language_of_country.tolist(),
-                                   self._pick.tolist(), self._ids.tolist(), self._late_charge.tolist())
-        currency_of_country, language_of_country, pick, ids, late_charge = lists
+        """:meth:`_render` for a batch of one account (a request; every row is 0): what its
+        scripts need besides its values — its currency symbol, its country's word for late
+        charges, the templates of its actions and their renderer, the script ids' and
+        languages' arrays — worked out once per combination of country, currency, tier and
+        action codes (:meth:`_account_scripts`; a record's plain values are the key), then one
+        call of the combination's generated renderer (:func:`_account_renderer`) fills the
+        scripts from the account's values (:class:`_OneAccount`). The scripts come as a list
+        of Python str (None: no template), which the pipeline keeps as it is for one account
+        (:func:`kernel.pipeline._checked_plan`); the arrays are copies."""
+        merged = batch.merged
+        codes = action.tolist()
+        found = None
+        if merged is not None:
+            country, currency = merged.get("country"), merged.get("currency", _ABSENT)
+            if (country is None or type(country) is str) and (currency is None or type(currency) is str
+                                                              or currency is _ABSENT):
+                key = (country, currency, tier, *codes)
+                found = self._accounts_seen.get(key)
+                if found is None:
+                    if len(self._accounts_seen) >= 4096:     # a step's own actions may make more: bounded
+                        self._accounts_seen.clear()
+                    found = self._accounts_seen[key] = self._account_scripts(batch, codes, tier)
+        if found is None:
+            found = self._account_scripts(batch, codes, tier)
+        symbol, late_charge, render, ids, languages = found
+        one = _OneAccount(batch, symbol, late_charge, self._constants, self.vehicle_names)
+        return ids.copy(), languages.copy(), render(one, _no_get if merged is None else merged.get, symbol)
+
+    def _account_scripts(self, batch: Batch, codes: list, tier: int) -> tuple:
+        """What :meth:`_render_one` needs of an account's country, currency, tier and action
+        codes: (currency symbol, late-charge key, renderer, script ids, languages) — the same
+        tables as :meth:`_render`, read with its codes as Python ints."""
         country = batch.enum_one("country")
-        currency = currency_of_country[country]
+        currency = int(self._currency_of_country[country])
         if batch.has("currency"):                        # null (−1): the country's currency
             given = batch.enum_one("currency")
             currency = given if given >= 0 else currency
-        language = language_of_country[country]
-        by_action = pick[language]
-        tier = max(tier, 0)
-        chosen = [by_action[a][tier] for a in action.tolist()]
-        one = _OneAccount(batch, self._symbols[currency], late_charge[country], self._constants, self.vehicle_names)
-        # the templates used, each once (an account's calls share one), with the clauses said
-        distinct = list(dict.fromkeys(chosen))
-        clauses = self._clauses
-        combination = tuple([(i, tuple([one.due(f) for f in clauses[i]]) if clauses[i] else ()) for i in distinct
-                             if i >= 0])
-        render = self._one_renders.get(combination)
+        language = int(self._language_of_country[country])
+        chosen = tuple(int(self._pick[language, a, max(tier, 0)]) for a in codes)
+        render = self._one_renders.get(chosen)
         if render is None:                               # the same few combinations, request after request
             if len(self._one_renders) >= 4096:
                 self._one_renders.clear()
-            render = self._one_renders[combination] = _one_renderer(
-                tuple(self._one_plan(i, said) for i, said in combination))
-        merged = one.merged
-        done = dict(zip([i for i in distinct if i >= 0], render(one, _no_get if merged is None else merged.get,
-                                                                one.symbol)))
-        scripts: list[str | None] = [done.get(i) for i in chosen]
-        key = (language, *chosen)
-        columns = self._one_columns.get(key)
-        if columns is None:                              # the same few combinations, request after request
-            if len(self._one_columns) >= 4096:           # a step's own actions may make more: bounded
-                self._one_columns.clear()
-            name = ENUMS["language"][language]
-            columns = self._one_columns[key] = (np.array([ids[i] for i in chosen], dtype=object),
-                                                np.array([name if i >= 0 else None for i in chosen], dtype=object))
-        return columns[0].copy(), columns[1].copy(), scripts
+            distinct = [i for i in dict.fromkeys(chosen) if i >= 0]
+            render = self._one_renders[chosen] = _account_renderer(
+                tuple(self._one_plans(i) for i in distinct), tuple(distinct.index(i) if i >= 0 else -1 for i in chosen))
+        name = ENUMS["language"][language]
+        return (self._symbols[currency], self._late_charge[country], render,
+                np.array([self._ids[i] for i in chosen], dtype=object),
+                np.array([name if i >= 0 else None for i in chosen], dtype=object))
 
-    def _one_plan(self, i: int, said: tuple[bool, ...]) -> tuple[str, tuple]:
-        """Template ``i``'s render plan for one account with the clauses ``said``: its format
-        string with the strategy's constants written in, and its slots (key, field, unit)."""
+    def _one_plans(self, i: int) -> tuple[tuple, dict]:
+        """Template ``i``'s clause fields and its render plan for each combination of them
+        said: its format string with the strategy's constants written in, and its slots."""
         template = self.templates.templates[i]
-        return template.format_plan(said, self._constants.get(template.language, {}))
+        constants = self._constants.get(template.language, {})
+        clauses = template.clauses
+        return clauses, {said: template.format_plan(said, constants)
+                         for said in itertools.product((True, False), repeat=len(clauses))}
 
 
 @kernel.hookimpl

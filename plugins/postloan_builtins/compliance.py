@@ -550,6 +550,11 @@ def _feature_reader(features: tuple[int, ...]):
     return found
 
 
+def _derived_column(derived: list) -> np.ndarray:
+    """One account's derived values as the compiled call's ``D`` (one column)."""
+    return np.array(derived, np.int64).reshape(-1, 1)
+
+
 @dataclass
 class _Run:
     """What a run of policies needs, worked out once per run (the pipeline asks with the
@@ -577,15 +582,16 @@ class _Run:
     derived_by_place: bool = False
     derived_seen: dict = field(default_factory=dict)
 
-    def derived_of(self, merged: Mapping, accounts: "_Accounts") -> list:
-        """One account's derived values (:meth:`Engine._derive`), kept by its country and region."""
+    def derived_of(self, merged: Mapping, accounts: "_Accounts") -> np.ndarray:
+        """One account's derived values (:meth:`Engine._derive`) as the compiled call's
+        column (read only: the rules never write an input), kept by its country and region."""
         key = (merged.get("country"), merged.get("region"))
         try:
             found = self.derived_seen.get(key)
         except TypeError:                       # an unhashable value: derived (and refused) there
-            return Engine._derive(self, accounts)
+            return _derived_column(Engine._derive(self, accounts))
         if found is None:
-            found = Engine._derive(self, accounts)
+            found = _derived_column(Engine._derive(self, accounts))
             if len(self.derived_seen) >= 1024:
                 self.derived_seen.clear()
             self.derived_seen[key] = found
@@ -748,7 +754,8 @@ class Engine:
         accounts = _Accounts(batch)
         merged = accounts.merged
         per_account = run.read_one(merged)
-        derived = run.derived_of(merged, accounts) if run.derived_by_place else self._derive(run, accounts)
+        derived = run.derived_of(merged, accounts) if run.derived_by_place else \
+            _derived_column(self._derive(run, accounts))
         m = len(codes)
         zone, zst, zen, zts, zoff, zob = self._zone_inputs_one(run, accounts, at, batch.now_us, per_account)
         facts = np.zeros((K.N_ACTION_FACTS, m), np.int64)
@@ -758,7 +765,7 @@ class Engine:
                 facts[K.A_SCRIPT] = _screen_listed(scripts, wanted)
         out = np.empty((4, m), np.int64)
         K.judge_one(run.kernels, run.scopes, np.array(codes, np.int64), at, _zero_rows(m),
-                    np.array(per_account, np.int64).reshape(-1, 1), facts, np.array(derived, np.int64).reshape(-1, 1),
+                    np.array(per_account, np.int64).reshape(-1, 1), facts, derived,
                     run.params, run.base, zone, zst, zen, zts, zoff, zob, batch.now_us,
                     (batch.as_of - _EPOCH_DAY).days, run.calls, run.sms, run.third, out)
         outcome, reason, until, winner = out.tolist()

@@ -541,3 +541,57 @@ def test_a_records_merged_values_after_add_are_worked_out_again(book):
     assert batch.merged is not None
     batch.add({"valuation.price": np.array([5.0])})
     assert batch.merged is None
+
+
+def _with_nulls(table: pa.Table) -> pa.Table:
+    """``table`` with a rotating few of the scripts' optional values null (the name, the car's
+    brand, the penalty interest, the demand notices sent, the currency), one account in five."""
+    names = ["name", "brand", "penalty_interest", "demand_notices_sent", "currency"]
+    for k, name in enumerate(names):
+        if name not in table.schema.names:
+            continue
+        values = table[name].to_pylist()
+        for row in range(k, table.num_rows, 5 * len(names)):
+            values[row] = None
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, table.schema.field(i), pa.array(values, table.schema.field(i).type))
+    return table
+
+
+@pytest.mark.parametrize("variant", ["record", "numpy_scalars"])
+@pytest.mark.parametrize("world", ["ledger", "delinquent_book"])
+def test_every_requests_stage_is_its_rows_of_the_batchs(kernel, pipeline, book, ledger_world, world, variant):
+    """The whole stage of every account, one request at a time (``Pipeline.stage`` on its
+    record: the generated plan-input reader, the scripts' renderer kept per combination of
+    templates, the policy set kept per record's route values, the request's verdicts), against
+    the same accounts staged as one batch: every action's code, time, priority, script (byte
+    for byte), script id, language, outcome, reason, next allowed time and policy. ``ledger``:
+    a generated book of 400 accounts with its event history in a ledger (≈ 40 actions);
+    ``delinquent_book``: every delinquent account of a generated book of 3,000 (≈ 200
+    accounts, 430 actions), the state read off the book. In
+    both, some accounts moved to US states and a few with null script values;
+    ``numpy_scalars``: every number and text a NumPy scalar, so each value goes through its
+    column's conversion instead."""
+    if world == "ledger":
+        accounts, pipe = ledger_world
+    else:
+        accounts, pipe = book.filter(pc.greater(book["dpd"], 0)), pipeline
+    table = pipe.with_state(_with_nulls(_many_states(accounts)), AS_OF, NOW, register=False)
+    whole = pipe.stage(table, kernel.decide(table, AS_OF), AS_OF, NOW)
+    expected: dict = {}
+    for action in whole.actions.to_pylist():
+        expected.setdefault(action["account_id"], []).append(action)
+    staged = {"accounts": 0, "actions": 0, "scripts": set()}
+    for record in table.to_pylist():
+        decided = kernel.decide_record(record, AS_OF)
+        if variant == "numpy_scalars":
+            record, decided = _numpy_scalars(record), _numpy_scalars(decided)
+        one = pipe.stage(Record(record), Record(decided), AS_OF, NOW)
+        got = one.actions.to_pylist()
+        assert got == expected.get(str(record["account_id"]), []), record["account_id"]
+        staged["accounts"] += 1
+        staged["actions"] += len(got)
+        staged["scripts"] |= {a["script"] for a in got if a["script"]}
+    assert staged["accounts"] >= (400 if world == "ledger" else 200), staged["accounts"]
+    assert staged["actions"] >= (30 if world == "ledger" else 400), staged["actions"]
+    assert len(staged["scripts"]) >= (20 if world == "ledger" else 150), len(staged["scripts"])
