@@ -1,0 +1,79 @@
+"""kernel.codegen.frontend: Numba's call typing remembered per compile, and its error markup
+without colorama's set-up, change nothing Numba computes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import njit
+from numba.core import errors, targetconfig
+from numba.core.types import functions
+
+from kernel.codegen import frontend
+
+
+def test_installed_by_the_pipeline():
+    import kernel.codegen.pipeline  # noqa: F401
+    assert getattr(functions.BaseFunction.get_call_type, "remembers", False)
+    frontend.install()                                   # idempotent
+    assert getattr(functions.BaseFunction.get_call_type, "remembers", False)
+
+
+def test_markup_is_the_same_string():
+    scheme = getattr(errors, "HighlightColorScheme", None)
+    if scheme is None:
+        pytest.skip("colorama not installed: Numba does not highlight")
+    from colorama import Fore, Style
+    plain = scheme()
+    assert plain.errmsg("x") == f"{Style.BRIGHT}x{Style.RESET_ALL}"
+    assert plain._markup("y", Fore.RED) == f"{Fore.RED}{Style.BRIGHT}y{Style.RESET_ALL}"
+    assert plain._markup("z", None, None) == f"z{Style.RESET_ALL}"
+
+
+def test_answers_per_compile_and_dropped_after():
+    frontend.install()
+
+    @njit
+    def f(a, b):
+        return (a + b) * 2 - (a // 3), a < b
+
+    assert f(7, 5) == (22, False)
+    assert f(1.5, 2.0) == (7.0, True)                  # a second compile: its own answers
+    for k in range(8):                                 # ended compiles' answers do not pile up
+        assert njit(lambda a, k=k: a * 2 + k)(k) == 3 * k
+    assert not targetconfig._FlagsStack()._stack        # no compile running now
+    assert len(frontend._memos) <= 2                   # the last compile's (and a nested one's)
+
+
+def test_error_models_keep_their_own_implementations():
+    """The same operator compiled under two error models in one process: each compile gets
+    the implementation of its own flags, with or without the other compiled first."""
+    frontend.install()
+
+    @njit(error_model="numpy")
+    def numpy_div(a, b):
+        return a / b
+
+    @njit(error_model="python")
+    def python_div(a, b):
+        return a / b
+
+    assert numpy_div(1.0, 0.0) == np.inf
+    with pytest.raises(ZeroDivisionError):
+        python_div(1.0, 0.0)
+
+    @njit(error_model="numpy")
+    def numpy_after(a, b):
+        return a / b
+
+    assert numpy_after(1.0, 0.0) == np.inf
+
+
+def test_a_type_error_still_names_the_problem():
+    frontend.install()
+
+    @njit
+    def bad(a):
+        return a + "text"
+
+    with pytest.raises(errors.TypingError, match="add"):
+        bad(1)
