@@ -1,6 +1,7 @@
-"""Two repeated costs of Numba's front end, cut for every compile in the process (generated
-code, helpers, plugins): call typing remembered per compile, and error messages without a
-terminal set-up per message. Neither changes what Numba computes.
+"""Repeated costs of Numba's front end, cut for every compile in the process (generated
+code, helpers, plugins): call typing remembered per compile, error messages without a
+terminal set-up per message, a registry refresh only when something was registered since the
+last one, and each LLVM type's ABI size asked of LLVM once. None changes what Numba computes.
 
 **One resolution per call.**
 
@@ -33,10 +34,25 @@ not match — and builds each message with its highlighting, which (colorama bei
 wraps and unwraps ``sys.stdout`` and ``sys.stderr`` for every message: ≈ 28,000 times in the
 shipped bundle's cold compile. The wrapping writes nothing (only Windows consoles need it);
 :func:`install` keeps the markup, same characters, without it.
+
+**A refresh only when there is something new.** When lowering finds no implementation for a
+key on the first try, Numba refreshes its target and typing contexts (re-imports the modules
+of its extra registries, reinstalls each registry's new entries) and tries once more. Lowering
+asks for keys that never have one all the time — ``__array__`` for every array structure it
+builds (``make_array``: only array-like subclasses define it), ``static_getitem`` and
+``static_setitem`` on pointers before falling back to ``getitem`` — so the shipped bundle's
+cold compile refreshed 2,060 times (≈ 1.4 s of CPU). A refresh can only find what was
+registered since the last one: :func:`install` skips it when no registry known to either
+context has grown (the number of entries of each, and of registries) since the last refresh.
+
+**ABI sizes.** ``BaseContext.get_abi_sizeof`` asks LLVM for the size of a type by parsing a
+module made for the question; lowering asks it for every variable it allocates (1,163 times,
+≈ 0.4 s). The answer depends only on the type and the context's target data: remembered per
+context and type.
 """
 from __future__ import annotations
 
-from numba.core import errors, targetconfig
+from numba.core import base, errors, targetconfig
 from numba.core.types import functions
 
 __all__ = ["install"]
@@ -63,6 +79,8 @@ def install() -> None:
     """Remember call resolutions per compile; error markup without terminal set-up
     (idempotent)."""
     _plain_markup()
+    _refresh_when_new()
+    _remember_abi_sizes()
     if getattr(functions.BaseFunction.get_call_type, "remembers", False):
         return
     resolve = functions.BaseFunction.get_call_type
@@ -105,3 +123,55 @@ def _plain_markup() -> None:
 
     markup.plain = True
     scheme._markup = markup
+
+
+def _registrations(context) -> tuple:
+    """How many entries each registry known to ``context`` (and its typing context) holds."""
+    counts = []
+    for registries in (context._registries, context.typing_context._registries):
+        counts.append(len(registries))
+        for registry in registries:
+            counts.extend(len(v) for v in vars(registry).values() if isinstance(v, list))
+    return tuple(counts)
+
+
+def _refresh_when_new() -> None:
+    """``BaseContext.refresh`` skipped while no registry has grown since the last one."""
+    refresh = base.BaseContext.refresh
+    if getattr(refresh, "when_new", False):
+        return
+
+    def refresh_when_new(self):
+        try:
+            now = _registrations(self)
+        except Exception:                     # internals not as expected: always refresh
+            return refresh(self)
+        if now == self.__dict__.get("_postloan_registrations"):
+            return
+        refresh(self)
+        self._postloan_registrations = _registrations(self)
+
+    refresh_when_new.when_new = True
+    refresh_when_new.__doc__ = refresh.__doc__
+    base.BaseContext.refresh = refresh_when_new
+
+
+def _remember_abi_sizes() -> None:
+    """``BaseContext.get_abi_sizeof`` asks LLVM once per context and type."""
+    sizeof = base.BaseContext.get_abi_sizeof
+    if getattr(sizeof, "remembers", False):
+        return
+
+    def get_abi_sizeof(self, ty):
+        sizes = self.__dict__.get("_postloan_abi_sizes")
+        if sizes is None:
+            sizes = self._postloan_abi_sizes = {}
+        key = str(ty)
+        size = sizes.get(key)
+        if size is None:
+            size = sizes[key] = sizeof(self, ty)
+        return size
+
+    get_abi_sizeof.remembers = True
+    get_abi_sizeof.__doc__ = sizeof.__doc__
+    base.BaseContext.get_abi_sizeof = get_abi_sizeof

@@ -77,3 +77,43 @@ def test_a_type_error_still_names_the_problem():
 
     with pytest.raises(errors.TypingError, match="add"):
         bad(1)
+
+
+def test_refresh_runs_again_once_something_is_registered():
+    """A registry refresh is skipped while nothing is new, and runs when an overload defined
+    after the last refresh must be found."""
+    from numba.core import base
+    from numba.core.registry import cpu_target
+    from numba.extending import overload
+    frontend.install()
+    context = cpu_target.target_context
+    context.refresh()
+    before = frontend._registrations(context)
+    context.refresh()                                    # nothing new: skipped
+    assert frontend._registrations(context) == before
+
+    def doubled(x):
+        raise NotImplementedError
+
+    @overload(doubled)
+    def _doubled(x):
+        return lambda x: x * 2
+
+    @njit
+    def use(x):
+        return doubled(x)
+
+    assert use(21) == 42                                 # found: the refresh saw the new overload
+    assert getattr(base.BaseContext.refresh, "when_new", False)
+
+
+def test_abi_sizes_are_llvm_s():
+    from llvmlite import ir as llvmir
+    from numba.core.registry import cpu_target
+    frontend.install()
+    context = cpu_target.target_context
+    for ty in (llvmir.IntType(8), llvmir.IntType(64), llvmir.DoubleType(),
+               llvmir.LiteralStructType([llvmir.IntType(8), llvmir.DoubleType()]),
+               llvmir.ArrayType(llvmir.IntType(32), 5)):
+        assert context.get_abi_sizeof(ty) == ty.get_abi_size(context.target_data)
+        assert context.get_abi_sizeof(ty) == ty.get_abi_size(context.target_data)   # remembered
