@@ -76,8 +76,9 @@ def _answers(flags) -> dict:
 
 
 def install() -> None:
-    """Remember call resolutions per compile; error markup without terminal set-up
-    (idempotent)."""
+    """Put the four in place (idempotent): call resolutions remembered per compile, error
+    markup without terminal set-up, refreshes only when a registry has grown, ABI sizes
+    remembered."""
     _plain_markup()
     _refresh_when_new()
     _remember_abi_sizes()
