@@ -27,6 +27,10 @@ from numba.core.typed_passes import (AnnotateTypes, InlineOverloads, IRLegalizat
                                      NoPythonBackend, NopythonTypeInference)
 from numba.core.untyped_passes import FixupArgs, GenericRewrites, IRProcessing, TranslateByteCode
 
+from . import frontend
+
+frontend.install()              # before anything compiles: one typing of each call per compile
+
 __all__ = ["LeanCompiler", "LEAN_PASSES"]
 
 
