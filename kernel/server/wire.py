@@ -288,6 +288,13 @@ class WireDecoder:
         self._local = threading.local()
         self._buffers()                    # compiles (or loads) _parse here, not in the first call
 
+    def thread_buffers(self) -> tuple:
+        """This thread's arrays the pass writes (seen, values, floats), made on its first call."""
+        try:
+            return self._local.buffers
+        except AttributeError:
+            return self._buffers()
+
     def _buffers(self):
         slots, n_values, n_floats = self.sizes
         buffers = self._local.buffers = (np.zeros(slots, np.int64), np.zeros(n_values, np.int64),
@@ -298,10 +305,7 @@ class WireDecoder:
     def __call__(self, message) -> dict | None:
         if message.DESCRIPTOR is not self.descriptor:
             return None
-        try:
-            seen, values, floats = self._local.buffers
-        except AttributeError:
-            seen, values, floats = self._buffers()
+        seen, values, floats = self.thread_buffers()
         if not _parse(np.frombuffer(message.SerializeToString(), np.uint8), self.plan, self.bounds,
                       seen, values, floats):
             return None
@@ -458,10 +462,7 @@ class KernelInputs:
         decoder = self.decoder
         if message.DESCRIPTOR is not decoder.descriptor:
             return False
-        try:
-            seen, values, floats = decoder._local.buffers
-        except AttributeError:
-            seen, values, floats = decoder._buffers()
+        seen, values, floats = decoder.thread_buffers()
         target = self.kernel.record_inputs()
         if not _parse_into(np.frombuffer(message.SerializeToString(), np.uint8), decoder.plan, decoder.bounds,
                            seen, values, floats, self.route, self.codes, target, self.bits.start, self.bits.stop):
