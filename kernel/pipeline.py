@@ -50,7 +50,6 @@ from .hookspecs import (ACTION, BLOCK, DEFER, KEEP, NULL_TIME, ActionBatch, Batc
                         Plan, Record, Verdicts)
 from .outputs import actions_table, row_count, to_arrow
 from .plugins import PluginError, PluginManager, _where, load_config
-from .rules.reference import UNIQUE_CONFLICT
 from .schema import ENUMS
 
 __all__ = ["Pipeline", "PipelineResult", "disposal_economics", "select_disposal_channels", "vehicle_age_years", "PLUGIN_ERROR",
@@ -688,16 +687,15 @@ class Pipeline:
         n = row_count(book)
         if row_count(decisions) != n:
             raise PostloanError(f"the kernel returned {row_count(decisions)} decision rows for {n} accounts")
+        conflicts = self._unique_conflicts(decisions)
         if isinstance(book, Record) and isinstance(decisions, Record) and self._unvalued_record(book, decisions, now):
             # a request heading for neither repossession nor disposal: its batch with the empty
             # valuation columns first from the start — the sources Batch.add leaves below when
             # the valuation finds nothing to value —, its record merged once
             extra = Record(_NO_VALUATION)
             batch = Batch(n, as_of, now, [extra, decisions, book], self.config)
-            conflicts = self._unique_conflicts(decisions)
         else:
             batch = Batch(n, as_of, now, [decisions, book], self.config)
-            conflicts = self._unique_conflicts(decisions)
             extra = self._valuation(batch)
             if isinstance(book, Record):
                 extra = Record({k: _first_value(v) for k, v in extra.items()} if extra else _NO_VALUATION)
@@ -726,25 +724,7 @@ class Pipeline:
         return PipelineResult(_with_columns(decisions, extra, book), actions, errors, conflicts)
 
     def _unique_conflicts(self, decisions) -> dict[str, int]:
-        if type(decisions) is Record and self._unique_rule_columns is not None:
-            # one account's decisions (decide_record's): each ruleset's winning rule id is a
-            # str or None, read straight (Kernel.unique_conflicts' reading of a scalar)
-            found = {}
-            for name, column in self._unique_rule_columns:
-                rule = decisions.get(column)
-                if rule is not None and type(rule) is not str:
-                    return self.kernel.unique_conflicts(decisions)
-                if rule == UNIQUE_CONFLICT:
-                    found[name] = 1
-            return found
         return self.kernel.unique_conflicts(decisions) if hasattr(self.kernel, "unique_conflicts") else {}
-
-    @functools.cached_property
-    def _unique_rule_columns(self) -> tuple[tuple[str, str], ...] | None:
-        """(ruleset, its ``<ruleset>.rule`` column) of each ``hit: unique`` ruleset of a kernel
-        that names them (:attr:`Kernel.unique_rulesets`), else None."""
-        names = getattr(self.kernel, "unique_rulesets", None) if hasattr(self.kernel, "unique_conflicts") else None
-        return None if names is None else tuple((name, f"{name}.rule") for name in names)
 
     def _stage_unvalued_record(self, book: Record, decisions: Record, now: dt.datetime) -> PipelineResult | None:
         """:meth:`stage` with ``actions=False`` for one account (records) that heads for

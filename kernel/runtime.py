@@ -40,7 +40,7 @@ class Kernel:
     """
 
     __slots__ = ("_bundle", "_compiled", "_schema", "bundle_hash", "version", "nodes", "inputs", "outputs",
-                 "output_types", "warnings", "unique_rulesets")
+                 "output_types", "warnings", "unique_rulesets", "_unique_rule_columns")
 
     def __init__(self, bundle: Bundle, compiled, plan=None):
         object.__setattr__(self, "_bundle", bundle)
@@ -67,6 +67,7 @@ class Kernel:
             "warnings": tuple(bundle.warnings),
             "unique_rulesets": tuple(n.name for n in bundle.nodes if n.kind == "ruleset" and n.ruleset.ir.hit == "unique"),
         }
+        values["_unique_rule_columns"] = tuple((name, f"{name}.rule") for name in values["unique_rulesets"])
         for k, v in values.items():
             object.__setattr__(self, k, v)
 
@@ -205,6 +206,16 @@ class Kernel:
         ``decisions`` is what :meth:`decide` (either engine), :meth:`decide_columns` or
         :meth:`decide_record` returned; rulesets without such rows are left out."""
         found = {}
+        if isinstance(decisions, dict):          # one account's (decide_record's): rule ids read straight
+            for name, column in self._unique_rule_columns:
+                rule = decisions.get(column)
+                if rule is not None and type(rule) is not str:
+                    break                        # not a scalar id: counted below
+                if rule == UNIQUE_CONFLICT:
+                    found[name] = 1
+            else:
+                return found
+            found = {}
         for name in self.unique_rulesets:
             column = decisions.get(f"{name}.rule") if isinstance(decisions, Mapping) else (
                 decisions.column(f"{name}.rule") if f"{name}.rule" in decisions.schema.names else None)
