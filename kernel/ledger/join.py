@@ -34,7 +34,7 @@ from .state import _BOOL, _DATE, _ENUM, _TIME, state_table
 
 __all__ = ["WHERE_SET", "REPLACED", "STATE_ONLY", "BOOK_COUNTERS", "book_state", "merge", "join_table",
            "join_columns", "with_state", "book_state_record", "merge_record", "record_state", "join_record",
-           "join_book_state", "join_state_record"]
+           "join_book_state", "join_state_record", "StateInputs"]
 
 _BOOK_NAMES = {c.name for c in BOOK}
 #: state columns that replace the book column of the same name

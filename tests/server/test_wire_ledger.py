@@ -32,6 +32,7 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 def book_and_store(tmp_path_factory):
     """A generated book and its histories ingested into a SQLite ledger, but for every sixth
     account (unknown to the ledger)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from kernel.ledger import Ledger
@@ -40,7 +41,7 @@ def book_and_store(tmp_path_factory):
     book = generate(ACCOUNTS, seed=23, as_of=AS_OF)
     history = generate_events(ACCOUNTS, seed=23, as_of=AS_OF)
     unknown = book["account_id"].to_pylist()[::6]
-    history = history.filter(pc.invert(pc.is_in(history["account_id"], value_set=__import__("pyarrow").array(unknown))))
+    history = history.filter(pc.invert(pc.is_in(history["account_id"], value_set=pa.array(unknown))))
     store = f"sqlite:///{tmp_path_factory.mktemp('wire-ledger') / 'ledger.db'}"
     with Ledger(store) as ledger:
         ledger.ingest(history)
