@@ -574,6 +574,12 @@ class Pipeline:
             return joins.add_arm_record(joins.join_book_state(record, as_of), self.experiment)
         values = self.ledger.registered_state_values(record, now) if register else \
             self.ledger.state_values(record.get("account_id"), record.get("time_zone"), now)
+        return self.join_state_values(record, as_of, values)
+
+    def join_state_values(self, record: Mapping[str, Any], as_of: dt.date, values: Mapping[str, Any]) -> Record:
+        """:meth:`record_with_state`'s join of a record with the ledger's ``values`` (read by
+        the caller: :meth:`Ledger.registered_state_values`)."""
+        joins = _record_joins()
         return joins.add_arm_record(joins.join_state_record(record, as_of, values, self.book_counters),
                                     self.experiment)
 

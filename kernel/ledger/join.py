@@ -21,6 +21,7 @@ Precedence (docs/ledger.md):
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Any, Mapping
 
 import numpy as np
@@ -33,7 +34,7 @@ from .state import _BOOL, _DATE, _ENUM, _TIME, state_table
 
 __all__ = ["WHERE_SET", "REPLACED", "STATE_ONLY", "BOOK_COUNTERS", "book_state", "merge", "join_table",
            "join_columns", "with_state", "book_state_record", "merge_record", "record_state", "join_record",
-           "join_book_state", "join_state_record"]
+           "join_book_state", "join_state_record", "StateInputs"]
 
 _BOOK_NAMES = {c.name for c in BOOK}
 #: state columns that replace the book column of the same name
@@ -402,3 +403,114 @@ def with_state(table: pa.Table | pa.RecordBatch, as_of: dt.date, now: dt.datetim
         zones = batch.strings("time_zone").to_pylist() if batch.has("time_zone") else [None] * n
         state = merge(state, ledger.state_columns(ids, zones, now), book_counters)
     return join_table(table, state)
+
+
+# -- one account's state written over a kernel's staged record inputs (a gRPC Decide's wire way) --
+
+#: the fold's kind of each replaced column the writer takes, with the kernel storage it writes
+_STAGED_KINDS = {"count": "i64", "float": "f64", "date": "i32", "enum": "u8", "bool": "bits"}
+#: the days ``datetime.date`` holds, as days since 1970-01-01 (outside: the record's way)
+_DAY_RANGE = (dt.date.min.toordinal() - _EPOCH_DAY.toordinal(), dt.date.max.toordinal() - _EPOCH_DAY.toordinal())
+
+
+def _fold_kind(name: str) -> str:
+    if name in _FLOAT:
+        return "float"
+    if name in _TIME:
+        return "time"
+    if name in _DATE:
+        return "date"
+    if name in _ENUM:
+        return "enum"
+    if name in _BOOL or name.startswith("consent_") or name == "contact_opt_out":
+        return "bool"
+    return "count"
+
+
+class StateInputs:
+    """One account's ledger state written over the kernel's record inputs where the book's
+    values were staged already (:class:`kernel.server.wire.KernelInputs`), by the precedence
+    of :func:`join_state_record`: every replaced column the kernel reads takes the ledger's
+    value once the ledger knows the account (or ``book_counters = "ignore"``), WHERE_SET's
+    only where the ledger's value is not null; the bytes written are those the record path
+    (``Kernel.decide_record`` of ``join_state_record``'s record) stages for the record
+    scalars :func:`record_state` makes of the values. :meth:`write` gives False when it
+    cannot vouch for that (an enum member the kernel does not know, a day out of
+    ``datetime.date``'s range, a count that is not an int): the caller takes the record's
+    way. Made by :meth:`for_layout`, None when the kernel reads a state column the writer
+    does not take (a state-only column — the record's join derives those from the book —, an
+    instant, a category)."""
+
+    def __init__(self, columns: tuple, book_counters: str):
+        self.columns = columns                 # (name, fold kind, storage, value byte, validity byte, codes)
+        self.book_counters = book_counters
+        self.source = self._source()
+        self._local = threading.local()
+
+    @classmethod
+    def for_layout(cls, layout: tuple, book_counters: str = "fallback") -> "StateInputs | None":
+        if book_counters not in BOOK_COUNTERS:
+            return None
+        columns = []
+        for name, storage, at, valid_at, t, index in layout:
+            if name in STATE_ONLY:
+                return None
+            if name not in _REPLACED_SET:
+                continue
+            kind = _fold_kind(name)
+            if _STAGED_KINDS.get(kind) != storage or (kind == "enum") != (t.kind == "enum"):
+                return None
+            codes = tuple(index.get(m, -1) for m in ENUMS[_ENUM[name]]) if kind == "enum" else None
+            columns.append((name, kind, storage, at, valid_at, codes))
+        return cls(tuple(columns), book_counters)
+
+    def _source(self) -> str:
+        """``write(s)``'s body: per column its record scalar's staging, from the fold's value."""
+        def store(i, name, kind, where_set):
+            v, valid = f"(v := s[{name!r}])", self.columns[i][4]
+            if kind == "count":                      # never null in the fold
+                return [f"v = s[{name!r}]", "if type(v) is not int or not -I64 <= v < I64:", "    return False",
+                        f"V{i}[0] = v", f"T[{valid}] = 255"]
+            if kind == "float":
+                null, value = f"{v} != v", [f"V{i}[0] = v"]
+            elif kind == "date":
+                null, value = f"{v} == NULL_TIME", ["if not DAY_LO <= v <= DAY_HI:", "    return False", f"V{i}[0] = v"]
+            elif kind == "enum":                     # a member the kernel does not know: the record's refusal
+                null, value = f"{v} < 0", [f"c = K{i}[v] if v < {len(self.columns[i][5])} else -1", "if c < 0:",
+                                           "    return False", f"V{i}[0] = c"]
+            else:
+                null, value = f"{v} < 0", [f"V{i}[0] = 1 if v > 0 else 0"]
+            if where_set:                            # the book's value stays where the ledger's is null
+                return [f"if not ({null}):", *("    " + x for x in value), f"    T[{valid}] = 255"]
+            return [f"if {null}:", f"    T[{valid}] = 0", "else:", *("    " + x for x in value),
+                    f"    T[{valid}] = 255"]
+        rest, where = [], []
+        for i, (name, kind, *_) in enumerate(self.columns):
+            (where if name in _WHERE_SET else rest).extend(store(i, name, kind, name in _WHERE_SET))
+        known = "True" if self.book_counters == "ignore" else "s['ledger_events'] > 0"
+        lines = ["def write(s):"]
+        if rest:
+            lines += [f"    if {known}:", *("        " + x for x in rest)]
+        lines += ["    " + x for x in where] + ["    return True", ""]
+        return "\n".join(lines)
+
+    def write(self, target: np.ndarray, values: Mapping[str, Any]) -> bool:
+        """``values`` (the fold's, :meth:`Ledger.state_values`) written into ``target`` (this
+        thread's record inputs, the book's values staged): True, or False for the record's way."""
+        local = self._local
+        if getattr(local, "target", None) is not target:
+            local.write, local.target = self._compile(target), target
+        return local.write(values)
+
+    def _compile(self, target: np.ndarray):
+        """:meth:`write` over ``target``'s bytes: a one-element view of each column's value."""
+        width = {"i64": (8, np.int64), "f64": (8, np.float64), "i32": (4, np.int32), "u8": (1, np.uint8),
+                 "bits": (1, np.uint8)}
+        env = {"T": target, "NULL_TIME": NULL_TIME, "I64": 1 << 63, "DAY_LO": _DAY_RANGE[0], "DAY_HI": _DAY_RANGE[1]}
+        for i, (name, kind, storage, at, _, codes) in enumerate(self.columns):
+            size, dtype = width[storage]
+            env[f"V{i}"] = target[at:at + size].view(dtype)
+            if codes is not None:
+                env[f"K{i}"] = codes
+        exec(compile(self.source, "<state over staged inputs>", "exec"), env)
+        return env["write"]

@@ -21,6 +21,7 @@ from . import convert
 from ._proto.postloan.v1 import contract_pb2, decision_pb2
 from .status import FieldError, QuotaError
 from ..hookspecs import Record
+from .ledger_inputs import LedgerInputs
 from .wire import KernelInputs, WireDecoder
 
 UTC = dt.timezone.utc
@@ -347,6 +348,8 @@ class Engine:
         for valuation —, and not at all for a decision-only one. Anything the wire pass
         cannot vouch for takes the record's way, which also words a refusal."""
         direct = self.kernel_inputs
+        if direct is None and self.ledger_inputs is not None:
+            return self._decide_with_ledger(self.ledger_inputs, account, as_of, now, actions)
         if direct is None or not direct.stage(account):
             return self.decide_response(self.record(account), as_of, now, actions)
         decisions = Record(self.kernel.decide_staged(as_of))
@@ -367,6 +370,41 @@ class Engine:
         if not hasattr(self.kernel, "record_layout"):
             return None
         return KernelInputs.for_kernel(self.account_record._fast, self.kernel)
+
+    def _decide_with_ledger(self, way: LedgerInputs, account, as_of: dt.date, now: dt.datetime, actions: bool):
+        """:meth:`decide_account` with a ledger: the book's values staged from the wire, the
+        ledger's state written over them (read with the registration's few columns, built
+        from the same parse), the decisions taken from there; the record is built (and
+        joined with the same state values) only when the stage reads it, or when the state's
+        writer cannot vouch for its bytes (then the kernel decides the joined record)."""
+        if not way.inputs.stage(account):
+            return self.decide_response(self.record(account), as_of, now, actions)
+        pipeline = self.pipeline
+        values = pipeline.ledger.registered_state_values(way.registry(account), now)
+        if not way.state.write(self.kernel.record_inputs(), values):
+            record = pipeline.join_state_values(way.inputs.record(account), as_of, values)
+            result = pipeline.act(record, Record(self.kernel.decide_record(record, as_of)), as_of, now,
+                                  actions=actions)
+            return self._answer(result, as_of, actions)
+        decisions = Record(self.kernel.decide_staged(as_of))
+        result = None if actions else pipeline.act_unvalued(account.account_id, decisions, as_of, now)
+        if result is None:
+            record = pipeline.join_state_values(way.inputs.record(account), as_of, values)
+            result = pipeline.act(record, decisions, as_of, now, actions=actions)
+        return self._answer(result, as_of, actions)
+
+    @functools.cached_property
+    def ledger_inputs(self) -> LedgerInputs | None:
+        """The Account's bytes straight into the kernel with the ledger's state written over
+        them (:class:`LedgerInputs`), for a pipeline with a ledger and no experiment (whose
+        arm the stage adds), when every input of the kernel is a field of the Account or a
+        state column the writer takes (else None: the record's way)."""
+        pipeline = self.pipeline
+        if getattr(pipeline, "ledger", None) is None or getattr(pipeline, "experiment", None) is not None:
+            return None
+        if not hasattr(self.kernel, "record_layout"):
+            return None
+        return LedgerInputs.for_kernel(self.account_record._fast, self.kernel, pipeline.book_counters)
 
     def _answer(self, result, as_of: dt.date, actions: bool):
         decisions = result.decision_record
@@ -595,5 +633,7 @@ def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: 
             country=convert.enum_code("country", vehicle["country"]), region=vehicle["region"] or ""),
             now.date(), now)
         twin.audit.close()
-    return Engine(kernel, pipeline, path=str(path) if path else "(shipped)", loaded_at=dt.datetime.now(UTC),
-                  compile_seconds=time.perf_counter() - start, source=path, decision_schema=answer.decisions.schema)
+    engine = Engine(kernel, pipeline, path=str(path) if path else "(shipped)", loaded_at=dt.datetime.now(UTC),
+                    compile_seconds=time.perf_counter() - start, source=path, decision_schema=answer.decisions.schema)
+    engine.ledger_inputs          # (with a ledger: its generated functions made here, not on the first call)
+    return engine

@@ -1,0 +1,45 @@
+"""A Decide with a ledger the wire way: the Account's wire bytes staged into the kernel's
+record inputs (:class:`~kernel.server.wire.KernelInputs`), then the ledger's state written
+over the inputs of the columns it replaces (:class:`~kernel.ledger.join.StateInputs`, the
+precedence of docs/data-contract.md) — no record of the book built, none joined with the
+state. The ledger is asked with a record of the few columns it reads (the account, its time
+zone and the contact-time gate's registered columns), built from the same parse."""
+from __future__ import annotations
+
+from ..ledger.join import StateInputs
+from ..ledger.store import REGISTRY_COLUMNS
+from .wire import KernelInputs, WireDecoder, _builder
+
+
+class LedgerInputs:
+    """What :meth:`kernel.server.engine.Engine.decide_account` needs for a Decide with a
+    ledger: the book's staging (``inputs``), the state's (``state``) and :meth:`registry`.
+    :meth:`for_kernel` gives None when the wire way cannot serve the kernel (an input that is
+    not a field of the Account, a state column the writer does not take)."""
+
+    def __init__(self, inputs: KernelInputs, state: StateInputs, registry_build):
+        self.inputs, self.state = inputs, state
+        self._registry_build = registry_build
+
+    @classmethod
+    def for_kernel(cls, decoder: WireDecoder, kernel, book_counters: str) -> "LedgerInputs | None":
+        inputs = KernelInputs.for_kernel(decoder, kernel)
+        if inputs is None:
+            return None
+        state = StateInputs.for_layout(kernel.record_layout[0], book_counters)
+        if state is None:
+            return None
+        slots = {c.name: i for i, c in enumerate(decoder.columns)}
+        names = ("account_id", *REGISTRY_COLUMNS)
+        if not all(name in slots for name in names):
+            return None
+        columns = tuple(decoder.columns[slots[name]] for name in names)
+        _, build = _builder(columns, {j: decoder.where[slots[name]] for j, name in enumerate(names)})
+        return cls(inputs, state, build)
+
+    def registry(self, message) -> dict:
+        """The record's account id, time zone and registered columns (the values the record
+        :meth:`KernelInputs.record` builds would hold) from the parse :meth:`KernelInputs.stage`
+        just made of ``message`` (True): what :meth:`Ledger.registered_state_values` reads."""
+        _, values, floats = self.inputs.decoder.thread_buffers()
+        return self._registry_build(message, values.tolist(), floats.tolist())

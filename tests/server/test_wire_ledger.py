@@ -1,0 +1,180 @@
+"""A Decide with a ledger the wire way (``Engine.decide_account`` through
+``ledger_inputs``: the Account's bytes staged into the kernel's inputs, the ledger's state
+written over them by ``join.StateInputs``) against the record's way (``Engine.record`` then
+``Engine.decide_response``: the record joined with the state by ``join_state_record``): the
+same response bytes, refusals, kernel decisions and audit records.
+
+Generated books with ingested histories (``kernel.synth``), a sixth of the accounts unknown
+to the ledger, a third with some of the book's replaced columns cleared (null where the
+ledger has nothing); each account asked at several instants — a morning, around the next
+local midnight (± 1 µs) and around its last rows' look-back and the patterns' look-backs
+and silences — forwards (the rows cache's and the kept folds' way), under both
+``[ledger] book_counters``."""
+from __future__ import annotations
+
+import datetime as dt
+import random
+import zoneinfo
+
+import pytest
+
+from kernel.hookspecs import US_PER_DAY
+from kernel.server import convert
+
+AS_OF = dt.date(2026, 11, 28)
+MORNING = dt.datetime(2026, 11, 28, 1, 30, tzinfo=dt.timezone.utc)
+ACCOUNTS = 420
+UTC = dt.timezone.utc
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def book_and_store(tmp_path_factory):
+    """A generated book and its histories ingested into a SQLite ledger, but for every sixth
+    account (unknown to the ledger)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from kernel.ledger import Ledger
+    from kernel.synth import generate, generate_events
+
+    book = generate(ACCOUNTS, seed=23, as_of=AS_OF)
+    history = generate_events(ACCOUNTS, seed=23, as_of=AS_OF)
+    unknown = book["account_id"].to_pylist()[::6]
+    history = history.filter(pc.invert(pc.is_in(history["account_id"], value_set=pa.array(unknown))))
+    store = f"sqlite:///{tmp_path_factory.mktemp('wire-ledger') / 'ledger.db'}"
+    with Ledger(store) as ledger:
+        ledger.ingest(history)
+    return book, store, frozenset(unknown)
+
+
+def _engines(store: str, folder, book_counters: str):
+    """Two engines over one kernel, each pipeline with its own ledger (over the same store)
+    and audit log: the record's way and the wire's."""
+    from kernel.ledger import Ledger
+    from kernel.pipeline import Pipeline
+    from kernel.runtime import Kernel
+    from kernel.server.engine import Engine
+
+    kernel = Kernel.load(progress=False)
+    config = {"ledger": {"book_counters": book_counters}}
+    return [Engine(kernel, Pipeline(kernel, config=config, ledger=Ledger(store, config),
+                                    audit_path=folder / f"{name}.log", audit_sync="interval"),
+                   path="", loaded_at=MORNING, compile_seconds=0.0) for name in ("record", "wire")]
+
+
+def _us(at: dt.datetime) -> int:
+    return (at - EPOCH) // dt.timedelta(microseconds=1)
+
+
+def _instants(ledger, account: str, zone: str) -> list[dt.datetime]:
+    """The morning; the next local midnight ± 1 µs; the account's last rows leaving the
+    look-back and the patterns' look-backs and silences after them, ± 1 µs (those within 40
+    days): in order."""
+    from kernel.ledger import state as S
+
+    info = zoneinfo.ZoneInfo(zone)
+    midnight = dt.datetime.combine(MORNING.astimezone(info).date() + dt.timedelta(days=1), dt.time(0), tzinfo=info)
+    out = {_us(MORNING)} | {_us(midnight) + d for d in (-1, 0, 1)}
+    s = ledger.settings
+    at = _us(MORNING)
+    rows, _, _ = ledger.store.account_rows(None, account, at, at - s.lookback_us, at - S.P.lookback_us(s))
+    spans = [s.lookback_us] + [x for pair in S._program(s).patterns[:, (2, 4)].tolist() for x in pair if x >= 0]
+    for row in rows[-2:]:
+        for span in spans:
+            out |= {row[1] + span + d for d in (-1, 0, 1)}
+    return [EPOCH + dt.timedelta(microseconds=t) for t in sorted(out) if _us(MORNING) <= t <= _us(MORNING) + 40 * US_PER_DAY]
+
+
+def _cleared(message, rng: random.Random):
+    """Some of the book's columns the ledger's state replaces cleared (null in the book)."""
+    for name in rng.sample(["insurance_expiry_date", "gps_offline_hours", "gps_status", "geofence_exits_30d",
+                            "promises_broken_30d", "repossessed", "calls_7d"], rng.randint(1, 3)):
+        if message.DESCRIPTOR.fields_by_name[name].has_presence:
+            message.ClearField(name)
+    return message
+
+
+def _outcome(call):
+    from kernel.server.status import FieldError
+    try:
+        return call()
+    except FieldError as e:
+        return ("refused", e.args, str(e))
+
+
+@pytest.mark.parametrize("book_counters", ["fallback", "ignore"])
+def test_a_decide_with_a_ledger_the_wire_way_gives_the_records_bytes_and_audit_records(book_and_store, tmp_path,
+                                                                                       book_counters):
+    from kernel.audit import read_audit
+    from kernel.hookspecs import Record
+
+    book, store, unknown = book_and_store
+    by_record, by_wire = _engines(store, tmp_path, book_counters)
+    way = by_wire.ledger_inputs
+    assert way is not None and by_wire.kernel_inputs is None
+    kernel, ledger = by_wire.kernel, by_wire.pipeline.ledger
+    rng = random.Random(5)
+    rows = book.to_pylist() if book_counters == "fallback" else book.slice(0, 140).to_pylist()
+    calls = written = known = 0
+    for i, row in enumerate(rows):
+        message = convert.ACCOUNT.encode(row)
+        if rng.random() < 0.33:
+            message = _cleared(message, rng)
+        for now in _instants(ledger, row["account_id"], row["time_zone"]):
+            as_of = now.date()
+            actions = rng.random() < 0.25
+            expected = _outcome(lambda: by_record.decide_response(by_record.record(message), as_of, now, actions))
+            got = _outcome(lambda: by_wire.decide_account(message, as_of, now, actions))
+            assert got == expected, (i, now, actions)
+            if expected[0] == "refused":
+                continue
+            calls += 1
+            # the staged inputs decide as the joined record does, value for value and type for type
+            if not way.inputs.stage(message):            # (a member the kernel does not know)
+                continue
+            values = ledger.registered_state_values(way.registry(message), now)
+            known += values["ledger_events"] > 0
+            if way.state.write(kernel.record_inputs(), values):
+                written += 1
+                staged = Record(kernel.decide_staged(as_of))
+                record = by_record.pipeline.join_state_values(by_record.record(message), as_of, values)
+                reference = kernel.decide_record(record, as_of)
+                assert staged == reference, (i, now)
+                assert {k: type(v) for k, v in staged.items()} == {k: type(v) for k, v in reference.items()}
+    assert written > 0.9 * calls > 2 * len(rows) and 0 < known < calls, (written, calls, known)
+    for engine in (by_record, by_wire):
+        engine.pipeline.audit.flush()
+    left = list(read_audit(by_record.pipeline.audit.path))
+    right = list(read_audit(by_wire.pipeline.audit.path))
+    assert len(left) == len(right) == calls
+    for a, b in zip(left, right):
+        assert a.meta == b.meta
+        assert a.decisions.equals(b.decisions) and a.actions.equals(b.actions)
+    for engine in (by_record, by_wire):
+        engine.pipeline.audit.close()
+        engine.pipeline.ledger.close()
+
+
+def test_no_wire_way_with_a_ledger_where_the_writer_does_not_take_a_column():
+    """An experiment (its arm) gives no wire way with a ledger either; a kernel reading a
+    state-only column (the record's join derives it from the book), an instant or a state
+    column stored otherwise than the writer writes it gives no state writer."""
+    from types import SimpleNamespace
+
+    from kernel.ledger.join import StateInputs
+    from kernel.runtime import Kernel
+    from kernel.server.engine import Engine
+
+    kernel = Kernel.load(progress=False)
+    pipeline = SimpleNamespace(ledger=object(), experiment=object(), book_counters="fallback")
+    assert Engine(kernel, pipeline, path="", loaded_at=MORNING, compile_seconds=0.0).ledger_inputs is None
+    layout = kernel.record_layout[0]
+    assert StateInputs.for_layout(layout) is not None and StateInputs.for_layout(layout, "ignore") is not None
+    assert StateInputs.for_layout(layout, "sometimes") is None
+    t = SimpleNamespace(kind="int")
+    for entry in (("promise_open", "bits", 0, 1, SimpleNamespace(kind="bool"), None),
+                  ("last_conversation_at", "i64", 0, 1, t, None),
+                  ("calls_7d", "f64", 0, 1, SimpleNamespace(kind="float"), None),
+                  ("gps_status", "u8", 0, 1, SimpleNamespace(kind="category"), {})):
+        assert StateInputs.for_layout(layout + (entry,)) is None, entry
