@@ -93,7 +93,9 @@ def test_one_accounts_features_are_its_row_of_the_batchs(kernel, pipeline, book)
     for row in rows:
         record = table.slice(row, 1).to_pylist()[0]
         one = _Accounts(Batch(1, AS_OF, NOW, [Record(kernel.decide_record(record, AS_OF)), Record(record)]))
-        got = dict(enumerate(_feature_reader(features)(one.merged)))
+        out = [0] * len(K.FEATURES)
+        _feature_reader(features)(one.merged, out)
+        got = dict(enumerate(out))
         assert got == {k: one.feature(k) for k in features}
         assert got == {k: int(v[row]) if isinstance(v, np.ndarray) else v for k, v in by_column.items()}, row
     # a column no source holds: null for a state column, an error naming a book column
@@ -101,10 +103,11 @@ def test_one_accounts_features_are_its_row_of_the_batchs(kernel, pipeline, book)
     state_only = [k for k in features if not _REQUIRED[k]]
     assert state_only
     left = {k: v for k, v in record.items() if k not in {c for f in state_only for c in K.FEATURES[f][2]}}
-    got = _feature_reader(features)(left)
+    got = [0] * len(K.FEATURES)
+    _feature_reader(features)(left, got)
     assert [got[k] for k in state_only] == [_null_of(K.FEATURES[k][1]) for k in state_only]
     with pytest.raises(PostloanError, match="column 'dpd' is neither"):
-        _feature_reader(features)({k: v for k, v in record.items() if k != "dpd"})
+        _feature_reader(features)({k: v for k, v in record.items() if k != "dpd"}, [0] * len(K.FEATURES))
 
 
 #: US states whose rules differ (cure periods, all-party recording, two zones, Massachusetts'
