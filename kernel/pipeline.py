@@ -951,11 +951,19 @@ class Pipeline:
         if not (type(outcome) is list and type(reasons) is list and type(until) is list and type(names) is list
                 and len(outcome) == len(reasons) == len(until) == len(names) == m):
             return None
+        # one pass: ints; a block or deferral (with its time) names its reason and policy, a
+        # keep is clean — _few_verdicts_hold(whole=True) and the types, together
         for x, y, r, p in zip(outcome, until, reasons, names):
-            if type(x) is not int or type(y) is not int or x != KEEP and (type(r) is not str or type(p) is not str):
+            if type(x) is not int or type(y) is not int:
                 return None
-        if not _few_verdicts_hold(outcome, until, reasons, names, whole=True):
-            return None
+            if x == KEEP:
+                if y != NULL_TIME or r is not None or p is not None:
+                    return None
+            elif x == BLOCK or x == DEFER and y != NULL_TIME:
+                if type(r) is not str or type(p) is not str:
+                    return None
+            else:
+                return None
         if plain:
             return found
         return {"outcome": np.array(outcome, np.int8), "reason_code": np.array(reasons, dtype=object),

@@ -823,14 +823,15 @@ class Engine:
         call.at[:] = array.array("q", at)
         zone, zst, zen, zts, zoff, zob = self._zone_inputs_one(run, merged, at, batch.now_us, values)
         facts = call.facts
-        if run.any_scripts:                         # a request's few scripts: plain values
-            wanted = [run.script_codes[a] for a in codes]
-            if any(wanted):                         # a null script's screen is 0 (nothing to read)
-                facts[K.A_SCRIPT] = _screen_listed(scripts, wanted)
-                call.screened = True
-            elif call.screened:
-                facts[K.A_SCRIPT] = 0
-                call.screened = False
+        # a request's few scripts as plain values; a null script's screen is 0 (nothing to
+        # read: the gate's question has none), as is one no policy of the run reads
+        wanted = [run.script_codes[a] for a in codes] if run.any_scripts and scripts.count(None) != m else ()
+        if any(wanted):
+            facts[K.A_SCRIPT] = _screen_listed(scripts, wanted)
+            call.screened = True
+        elif call.screened:
+            facts[K.A_SCRIPT] = 0
+            call.screened = False
         out = call.out
         K.judge_one(run.kernels, run.scopes, run.codes_of(codes), call.at_us, _zero_rows(m), call.X, facts, derived,
                     run.params, run.base, zone, zst, zen, zts, zoff, zob, batch.now_us,

@@ -496,6 +496,10 @@ def test_a_request_falls_back_to_the_general_way(pipeline, book):
         (([0, 2], [None, "R"], [7, NULL], [None, "p"]), False),         # a time on KEEP
         (([0, 2], [None, None], [NULL, NULL], [None, "p"]), False),     # BLOCK without a reason
         (([0, 2], [None, "R"], [NULL, NULL], [None, "p", None]), False),  # a column too long
+        (([2, 0], ["R", None], [9, NULL], ["p", None]), True),          # a block's time is not read
+        (([1, 0], ["D", None], [5, NULL], [None, None]), False),        # DEFER without a policy
+        (([-1, 0], ["X", None], [NULL, NULL], ["p", None]), False),     # no such outcome
+        (([True, 0], ["X", None], [NULL, NULL], ["p", None]), False),   # a bool, not an int
         (([0, 2.0], [None, "R"], [NULL, NULL], [None, "p"]), False),    # not an int
         ((np.array([0, 2]), [None, "R"], [NULL, NULL], [None, "p"]), False),
         (None, False),
