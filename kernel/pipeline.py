@@ -600,12 +600,13 @@ class Pipeline:
     def judge(self, record: Mapping[str, Any], action: str, at: dt.datetime, as_of: dt.date | None = None) -> tuple:
         """The compliance verdict on one action planned at ``at`` for one account given as a
         record of book and state columns (the contact-time gate's question): ``(outcome,
-        reason_code, next_allowed_us, policy, errors)``, outcome KEEP / DEFER / BLOCK."""
+        reason_code, next_allowed_us, policy, errors)``, outcome KEEP / DEFER / BLOCK. A
+        :class:`Record` (the gate's) is read as it is, any other mapping copied into one."""
         code = ACTION.get(action)
         if code is None:
             raise PostloanError(f"action {action!r} is not one of {', '.join(ACTION)}")
         at = at.astimezone(dt.timezone.utc)
-        batch = Batch(1, as_of or at.date(), at, [Record(record)], self.config)
+        batch = Batch(1, as_of or at.date(), at, [record if type(record) is Record else Record(record)], self.config)
         # :meth:`_comply`'s one-account way (:meth:`_judge_request`), its verdicts taken as the
         # engine's plain lists: no verdict columns built to read row 0 back from
         low = self._route_one(batch)
@@ -862,7 +863,10 @@ class Pipeline:
             if merged is None:
                 return int(table[tuple([batch.enum_one(key) for key in keys])])
             values = tuple([merged.get(key) for key in keys])
-            plain = all(v is None or type(v) is str for v in values)     # a record's plain texts: the key
+            plain = True                           # a record's plain texts: the key
+            for v in values:
+                if v is not None and type(v) is not str:
+                    plain = False
             found = self._routes_seen.get(values) if plain else None
             if found is None:
                 found = int(table[tuple([batch.enum_one(key) for key in keys])])
@@ -957,11 +961,19 @@ class Pipeline:
         if not (type(outcome) is list and type(reasons) is list and type(until) is list and type(names) is list
                 and len(outcome) == len(reasons) == len(until) == len(names) == m):
             return None
+        # one pass: ints; a block or deferral (with its time) names its reason and policy, a
+        # keep is clean — _few_verdicts_hold(whole=True) and the types, together
         for x, y, r, p in zip(outcome, until, reasons, names):
-            if type(x) is not int or type(y) is not int or x != KEEP and (type(r) is not str or type(p) is not str):
+            if type(x) is not int or type(y) is not int:
                 return None
-        if not _few_verdicts_hold(outcome, until, reasons, names, whole=True):
-            return None
+            if x == KEEP:
+                if y != NULL_TIME or r is not None or p is not None:
+                    return None
+            elif x == BLOCK or x == DEFER and y != NULL_TIME:
+                if type(r) is not str or type(p) is not str:
+                    return None
+            else:
+                return None
         if plain:
             return found
         return {"outcome": np.array(outcome, np.int8), "reason_code": np.array(reasons, dtype=object),

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import PostloanError
-from ..hookspecs import NULL_TIME
+from ..hookspecs import NULL_TIME, Record
 from .events import CHANNEL
 from .join import _RECORD_COLUMNS, _merge_code
 from .ledger import _patterns_lookback_us, instant_us
@@ -105,7 +105,7 @@ def account_record(store, cur, account_id: str, at_us: int, settings,
         at_us - _patterns_lookback_us(settings) if patterns else None)
     if registered is None:
         return None
-    record = dict(zip(_RECORD_KEYS, (account_id, *registered)))
+    record = Record(zip(_RECORD_KEYS, (account_id, *registered)))      # (Pipeline.judge reads it uncopied)
     merge_into(record, derive_one(rows, record["time_zone"], at_us, settings, gps, offline, ordered=True,
                                   patterns=patterns))
     return record

@@ -16,9 +16,11 @@ read from the clock.
 """
 from __future__ import annotations
 
+import array
 import datetime as dt
 import functools
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -513,14 +515,16 @@ _READERS: dict = {}
 
 def _feature_reader(features: tuple[int, ...]):
     """:meth:`_Accounts.feature` of one account's record for each of ``features`` (indexes of
-    :data:`K.FEATURES`), as one function of the record giving a value for every feature (0 for
-    the others): generated once per set of features, each feature's columns looked up in order
-    and its value converted inline — no call per feature."""
+    :data:`K.FEATURES`), as one function ``read(record, out)`` writing each one's value into
+    ``out[k]`` (the others are left as they are: a run's buffer of the compiled call's ``X``
+    holds 0 there, never written): generated once per set of features, each feature's columns
+    looked up in order and its value converted inline — no call per feature, no list to
+    convert into an array."""
     found = _READERS.get(features)
     if found is not None:
         return found
     env = {"NULL": NULL_TIME, "us": _scalar_us, "days": _scalar_days, "MISSING": _MISSING, "Error": PostloanError}
-    lines = ["def read(m):", f"    out = [0] * {len(K.FEATURES)}"]
+    lines = ["def read(m, out):"]
     for k in features:
         _, kind, columns = K.FEATURES[k]
         lines.append(f"    v = m.get({columns[0]!r}, MISSING)")
@@ -542,7 +546,8 @@ def _feature_reader(features: tuple[int, ...]):
             lines.append(f"    out[{k}] = {expr}")
         else:
             lines.append(f"    out[{k}] = {missing} if v is MISSING else {expr}")
-    lines.append("    return out")
+    if not features:
+        lines.append("    pass")
     exec(compile("\n".join(lines) + "\n", f"<features {len(features)}>", "exec"), env)
     if len(_READERS) > 256:
         _READERS.clear()
@@ -581,21 +586,77 @@ class _Run:
     #: country and region only: one account's derived values are then kept by those two
     derived_by_place: bool = False
     derived_seen: dict = field(default_factory=dict)
+    #: one account's action codes as the compiled call's column, by their tuple (only read)
+    codes_seen: dict = field(default_factory=dict)
+    #: this thread's buffers of one account's compiled call (:meth:`buffers`)
+    local: threading.local = field(default_factory=threading.local)
 
-    def derived_of(self, merged: Mapping, accounts: "_Accounts") -> np.ndarray:
+    def derived_of(self, batch: Batch) -> np.ndarray:
         """One account's derived values (:meth:`Engine._derive`) as the compiled call's
-        column (read only: the rules never write an input), kept by its country and region."""
+        column (read only: the rules never write an input) — kept by its country and region
+        when only they are read (:attr:`derived_by_place`)."""
+        if not self.derived_by_place:
+            return _derived_column(Engine._derive(self, _Accounts(batch)))
+        merged = batch.merged
         key = (merged.get("country"), merged.get("region"))
         try:
             found = self.derived_seen.get(key)
         except TypeError:                       # an unhashable value: derived (and refused) there
-            return _derived_column(Engine._derive(self, accounts))
+            return _derived_column(Engine._derive(self, _Accounts(batch)))
         if found is None:
-            found = _derived_column(Engine._derive(self, accounts))
+            found = _derived_column(Engine._derive(self, _Accounts(batch)))
             if len(self.derived_seen) >= 1024:
                 self.derived_seen.clear()
             self.derived_seen[key] = found
         return found
+
+    def codes_of(self, codes: list) -> np.ndarray:
+        """``codes`` as the compiled call's action column, kept by their tuple: a pipeline
+        plans a few combinations of actions over and over (only read: the rules never write
+        an input)."""
+        key = tuple(codes)
+        found = self.codes_seen.get(key)
+        if found is None:
+            found = np.array(codes, np.int64)
+            if len(self.codes_seen) >= 512:
+                self.codes_seen.clear()
+            self.codes_seen[key] = found
+        return found
+
+    def buffers(self, m: int) -> "_OneCall":
+        """This thread's buffers of one account's compiled call with ``m`` actions, made once
+        and reused: a request pays for no array of its own (the verdicts are read back as
+        Python lists before the call returns, and a thread makes one call at a time)."""
+        local = self.local
+        try:
+            return local.by_m[m]
+        except AttributeError:
+            local.by_m = {}
+            local.values = array.array("q", bytes(8 * len(K.FEATURES)))
+        except KeyError:
+            pass
+        found = local.by_m[m] = _OneCall(local.values, m)
+        return found
+
+
+class _OneCall:
+    """One thread's inputs and outputs of one account's compiled call with ``m`` actions, for
+    one run: the features (``values``, an ``array('q')`` the run's reader writes into, the
+    ``X`` column viewing its memory — shared by every ``m``; the features no policy of the run
+    reads stay 0), each action's instant (``at``, viewed as ``at_us``), the per-action facts
+    (their rows are either never written — 0 — or written whole on every call: the script's
+    screen here, the planned calls before each by the compiled call) and the verdicts."""
+
+    __slots__ = ("values", "X", "at", "at_us", "facts", "out", "screened")
+
+    def __init__(self, values: array.array, m: int):
+        self.values = values
+        self.X = np.frombuffer(values, np.int64).reshape(-1, 1)
+        self.at = array.array("q", bytes(8 * m))
+        self.at_us = np.frombuffer(self.at, np.int64)
+        self.facts = np.zeros((K.N_ACTION_FACTS, m), np.int64)
+        self.out = np.empty((4, m), np.int64)
+        self.screened = False                   # whether the script row may hold a screen's bits
 
 
 class Engine:
@@ -620,7 +681,7 @@ class Engine:
         run = self._run_of(policies)
         if m and actions.batch.merged is not None:      # one account's record (a request)
             outcome, reasons, until, names = self._judge_one(policies, run, actions.batch, actions.action.tolist(),
-                                                             actions.at_us, actions.listed_script())
+                                                             actions.at_us.tolist(), actions.listed_script())
             return (np.array(outcome, np.int8), np.array(reasons, dtype=object), np.array(until, np.int64),
                     np.array(names, dtype=object))
         outcome = np.zeros(m, np.int64)
@@ -649,8 +710,9 @@ class Engine:
             return None
         if type(script) is not list:
             script = [None] * m if script is None or script.null_count == m else script.to_pylist()
+        now = batch.now_us
         return self._judge_one(policies, self._run_of(policies), batch, action.tolist(),
-                               np.maximum(earliest_at_us, batch.now_us), script)
+                               [t if t > now else now for t in earliest_at_us.tolist()], script)
 
     def verdicts(self, policy: "CompiledPolicy", actions: ActionBatch) -> Verdicts:
         """One policy's verdicts (its ``check``)."""
@@ -743,29 +805,35 @@ class Engine:
             derived.extend(rows)
         return derived
 
-    def _judge_one(self, policies, run: _Run, batch: Batch, codes: list, at: np.ndarray, scripts: list):
+    def _judge_one(self, policies, run: _Run, batch: Batch, codes: list, at: list, scripts: list):
         """:meth:`judge` of one account's record (the gRPC request's form) — its actions'
-        codes (a list), times (``at``, µs) and scripts (a list) —, as plain lists: the same
-        inputs as :meth:`_judge` builds, of Python scalars — the features by the run's
-        generated reader, the derived values and zones kept per run by what they read — one
-        compiled call (:func:`K.judge_one`: :func:`K.judge_planned`, the batch's functions) and
-        the verdicts read back as plain values. Pinned to the batch path by
+        codes, instants (µs, each ``max(earliest_at, now)``) and scripts, as lists —, as plain
+        lists: the same inputs as :meth:`_judge` builds, written into this thread's buffers of
+        the run (:meth:`_Run.buffers`) — the features by the run's generated reader, the
+        derived values, action codes and zones kept per run by what they read — one compiled
+        call (:func:`K.judge_one`: :func:`K.judge_planned`, the batch's functions) and the
+        verdicts read back as plain values. Pinned to the batch path by
         ``test_one_accounts_verdicts_are_its_rows_of_the_batchs``."""
-        accounts = _Accounts(batch)
-        merged = accounts.merged
-        per_account = run.read_one(merged)
-        derived = run.derived_of(merged, accounts) if run.derived_by_place else \
-            _derived_column(self._derive(run, accounts))
+        merged = batch.merged
         m = len(codes)
-        zone, zst, zen, zts, zoff, zob = self._zone_inputs_one(run, accounts, at, batch.now_us, per_account)
-        facts = np.zeros((K.N_ACTION_FACTS, m), np.int64)
-        if run.any_scripts:                         # a request's few scripts: plain values
-            wanted = [run.script_codes[a] for a in codes]
-            if any(wanted):                         # a null script's screen is 0 (nothing to read)
-                facts[K.A_SCRIPT] = _screen_listed(scripts, wanted)
-        out = np.empty((4, m), np.int64)
-        K.judge_one(run.kernels, run.scopes, np.array(codes, np.int64), at, _zero_rows(m),
-                    np.array(per_account, np.int64).reshape(-1, 1), facts, derived,
+        call = run.buffers(m)
+        values = call.values
+        run.read_one(merged, values)
+        derived = run.derived_of(batch)
+        call.at[:] = array.array("q", at)
+        zone, zst, zen, zts, zoff, zob = self._zone_inputs_one(run, merged, at, batch.now_us, values)
+        facts = call.facts
+        # a request's few scripts as plain values; a null script's screen is 0 (nothing to
+        # read: the gate's question has none), as is one no policy of the run reads
+        wanted = [run.script_codes[a] for a in codes] if run.any_scripts and scripts.count(None) != m else ()
+        if any(wanted):
+            facts[K.A_SCRIPT] = _screen_listed(scripts, wanted)
+            call.screened = True
+        elif call.screened:
+            facts[K.A_SCRIPT] = 0
+            call.screened = False
+        out = call.out
+        K.judge_one(run.kernels, run.scopes, run.codes_of(codes), call.at_us, _zero_rows(m), call.X, facts, derived,
                     run.params, run.base, zone, zst, zen, zts, zoff, zob, batch.now_us,
                     (batch.as_of - _EPOCH_DAY).days, run.calls, run.sms, run.third, out)
         outcome, reason, until, winner = out.tolist()
@@ -778,15 +846,17 @@ class Engine:
                 names[i] = p.name
         return outcome, reasons, until, names
 
-    def _zone_inputs_one(self, run: _Run, accounts: _Accounts, at: np.ndarray, now_us: int, per_account: list):
-        """:meth:`_zone_inputs` of one account's record: its zone names and each action's zone
-        ids kept by what they are made of (the arrays are only read: the compiled rules never
-        write an input), and the last tables of its zones when they cover the span."""
-        name = accounts.value("time_zone")
+    def _zone_inputs_one(self, run: _Run, merged: Mapping, at: list, now_us: int, values) -> tuple:
+        """:meth:`_zone_inputs` of one account's record (``merged``; ``at``: each action's
+        instant, ``values``: its features): its zone names and each action's zone ids kept by
+        what they are made of (the arrays are only read: the compiled rules never write an
+        input), and the last tables of its zones when they cover the span."""
+        name = merged.get("time_zone")
         if name is None:
             raise PostloanError("column 'time_zone': null at account 0")
-        m = at.shape[0]
-        place = (name, accounts.value("region") if run.zones else None, m)
+        m = len(at)
+        region = merged.get("region") if run.zones else None
+        place = (name, region, m)
         try:
             found = self._places_one.get(place)
         except TypeError:                           # an unhashable region: worked out each time
@@ -795,7 +865,7 @@ class Engine:
             zone_names = [name]
             ids = [0, -1, -1]
             if run.zones:
-                for k, extra in enumerate(US_STATE_ZONES.get(place[1] if place else accounts.value("region"), ())):
+                for k, extra in enumerate(US_STATE_ZONES.get(region, ())):
                     if extra not in zone_names:
                         zone_names.append(extra)
                     ids[1 + k] = zone_names.index(extra)
@@ -806,17 +876,16 @@ class Engine:
                 self._places_one[place] = found
         zone_names, zone = found
         # the span: every action and deferral ahead, and every instant a rule converts
-        listed = at.tolist()
-        lo = min(min(listed), now_us)
+        lo = min(min(at), now_us)
         days = run.day_features
         for k in run.time_features:
-            v = per_account[k]
+            v = values[k]
             if v != NULL_TIME:
                 if k in days:
                     v *= US_PER_DAY
                 if v < lo:
                     lo = v
-        hi = max(listed) + _HORIZON_US
+        hi = max(at) + _HORIZON_US
         hit = self._zones_one.get(zone_names)
         if hit is not None and hit[0] <= lo and hi <= hit[1]:
             return (zone, *hit[2])
@@ -827,8 +896,6 @@ class Engine:
         the zones' offset tables, concatenated, covering every instant a rule looks up."""
         m = actions.n
         at = actions.at_us
-        if accounts.records is not None:            # one account: its zones as Python ints, one array
-            return self._zone_inputs_one(run, accounts, at, actions.now_us, per_account)
         zone = np.full((m, 3), -1, np.int64)
         names, index = accounts.text("time_zone")
         if (index < 0).any():

@@ -93,7 +93,9 @@ def test_one_accounts_features_are_its_row_of_the_batchs(kernel, pipeline, book)
     for row in rows:
         record = table.slice(row, 1).to_pylist()[0]
         one = _Accounts(Batch(1, AS_OF, NOW, [Record(kernel.decide_record(record, AS_OF)), Record(record)]))
-        got = dict(enumerate(_feature_reader(features)(one.merged)))
+        out = [0] * len(K.FEATURES)
+        _feature_reader(features)(one.merged, out)
+        got = dict(enumerate(out))
         assert got == {k: one.feature(k) for k in features}
         assert got == {k: int(v[row]) if isinstance(v, np.ndarray) else v for k, v in by_column.items()}, row
     # a column no source holds: null for a state column, an error naming a book column
@@ -101,10 +103,11 @@ def test_one_accounts_features_are_its_row_of_the_batchs(kernel, pipeline, book)
     state_only = [k for k in features if not _REQUIRED[k]]
     assert state_only
     left = {k: v for k, v in record.items() if k not in {c for f in state_only for c in K.FEATURES[f][2]}}
-    got = _feature_reader(features)(left)
+    got = [0] * len(K.FEATURES)
+    _feature_reader(features)(left, got)
     assert [got[k] for k in state_only] == [_null_of(K.FEATURES[k][1]) for k in state_only]
     with pytest.raises(PostloanError, match="column 'dpd' is neither"):
-        _feature_reader(features)({k: v for k, v in record.items() if k != "dpd"})
+        _feature_reader(features)({k: v for k, v in record.items() if k != "dpd"}, [0] * len(K.FEATURES))
 
 
 #: US states whose rules differ (cure periods, all-party recording, two zones, Massachusetts'
@@ -159,6 +162,81 @@ def test_one_accounts_verdicts_are_its_rows_of_the_batchs(kernel, pipeline, book
     assert seen["outcomes"] == {"KEEP", "DEFER", "BLOCK"} or hours == 30
     assert len(seen["policies"]) >= 8 and any(p and p.startswith("us.") for p in seen["policies"]) \
         and any(p and p.startswith("cn.") for p in seen["policies"])
+
+
+#: scripts a request's actions may carry: none, a debt named after the identity marker with an
+#: opt-out notice, a debt named before it, a Chinese reminder with its opt-out word
+_SCRIPTS = (None, "[Identity confirmed] This is a reminder that your car loan payment is past due. Reply STOP to "
+            "opt out.", "Your loan is overdue. [Identity confirmed] Please call us.", "您好，您的车贷已逾期，请及时还款。退订回T")
+
+
+def test_one_accounts_verdicts_from_many_threads_are_the_batchs(kernel, pipeline, book):
+    """The one-account judge reuses its thread's buffers of a run (the features' column, the
+    instants, the facts — a script's screen row included —, the verdicts): 4 threads switching
+    every 10 µs judge 400 accounts with the ledger's state, each by every action alone
+    (:meth:`Pipeline.judge`, the gate's question) and by a request of three actions with
+    scripts or without (:meth:`Pipeline._judge_request`), in a shuffled order — every verdict
+    the same as the accounts' rows judged as one batch of columns."""
+    import random
+    import sys
+    import threading
+
+    from kernel.hookspecs import ACTION, Batch
+    at = NOW + dt.timedelta(hours=13)
+    table = pipeline.with_state(_many_states(book.slice(1_200, 400)), AS_OF, at)
+    n = table.num_rows
+    records = table.to_pylist()
+    batch = Batch(n, AS_OF, at, [table], pipeline.config)
+    names = list(ACTION)
+    expected_one = {}
+    for name in names:
+        plan = {"row": np.arange(n, dtype=np.int64), "action": np.full(n, ACTION[name], np.int8),
+                "earliest_at": np.full(n, batch.now_us, np.int64), "script": pa.nulls(n, pa.string())}
+        whole = pipeline._comply(batch, plan, [])
+        for row in range(n):
+            expected_one[row, name] = (("KEEP", "DEFER", "BLOCK")[int(whole["outcome"][row])],
+                                       whole["reason_code"][row], int(whole["next_allowed_at"][row]),
+                                       whole["policy"][row])
+    three = np.array([ACTION["SMS"], ACTION["PHONE"], ACTION["THIRD_PARTY_CONTACT"]], np.int8)
+    offsets = np.array([0, 600_000_000, 0], np.int64)
+    scripts = [[_SCRIPTS[(row + j) % len(_SCRIPTS)] if row % 3 else None for j in range(3)] for row in range(n)]
+    plan = {"row": np.repeat(np.arange(n, dtype=np.int64), 3), "action": np.tile(three, n),
+            "earliest_at": np.tile(batch.now_us + offsets, n), "script": pa.array(sum(scripts, []), pa.string())}
+    whole = pipeline._comply(batch, plan, [])
+    expected_three = {row: tuple(whole[c][3 * row:3 * row + 3].tolist() for c in
+                                 ("outcome", "reason_code", "next_allowed_at", "policy")) for row in range(n)}
+    tasks = [(row, name) for row in range(n) for name in names] + [(row, None) for row in range(n)]
+    random.Random(7).shuffle(tasks)
+    wrong: list = []
+
+    def work(part):
+        for row, name in part:
+            if name is not None:
+                got = pipeline.judge(records[row], name, at, AS_OF)[:4]
+                if got != expected_one[row, name]:
+                    wrong.append((row, name, got, expected_one[row, name]))
+                continue
+            one = Batch(1, AS_OF, at, [Record(records[row])], pipeline.config)
+            found = pipeline._judge_request(pipeline.sets[pipeline._route_one(one)], one, {
+                "row": np.zeros(3, np.int64), "action": three, "earliest_at": one.now_us + offsets,
+                "script": scripts[row]})
+            got = tuple(found[c].tolist() for c in ("outcome", "reason_code", "next_allowed_at", "policy"))
+            if got != expected_three[row]:
+                wrong.append((row, scripts[row], got, expected_three[row]))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        threads = [threading.Thread(target=work, args=(tasks[k::4],)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not wrong, wrong[:3]
+    screened = {v for row in range(n) for v in expected_three[row][1]}
+    assert len(screened) >= 4, screened        # the scripts and accounts reach several reasons
 
 
 def _numpy_scalars(record: dict) -> dict:
@@ -493,6 +571,10 @@ def test_a_request_falls_back_to_the_general_way(pipeline, book):
         (([0, 2], [None, "R"], [7, NULL], [None, "p"]), False),         # a time on KEEP
         (([0, 2], [None, None], [NULL, NULL], [None, "p"]), False),     # BLOCK without a reason
         (([0, 2], [None, "R"], [NULL, NULL], [None, "p", None]), False),  # a column too long
+        (([2, 0], ["R", None], [9, NULL], ["p", None]), True),          # a block's time is not read
+        (([1, 0], ["D", None], [5, NULL], [None, None]), False),        # DEFER without a policy
+        (([-1, 0], ["X", None], [NULL, NULL], ["p", None]), False),     # no such outcome
+        (([True, 0], ["X", None], [NULL, NULL], ["p", None]), False),   # a bool, not an int
         (([0, 2.0], [None, "R"], [NULL, NULL], [None, "p"]), False),    # not an int
         ((np.array([0, 2]), [None, "R"], [NULL, NULL], [None, "p"]), False),
         (None, False),
