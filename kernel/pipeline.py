@@ -1163,9 +1163,10 @@ def _typed_plan(plan: Any, n: int) -> dict[str, Any] | None:
             and type(script) is list):
         return None
     m = len(script)
-    # NumPy's built-in dtypes are singletons: one identity test each
-    if m > 64 or not (row.dtype is _I64 and action.dtype is _I8 and priority.dtype is _F64
-                      and earliest.dtype is _I64 and script_id.dtype is _OBJECT and language.dtype is _OBJECT):
+    # equality, not identity: the arrays a Numba function returns carry dtypes equal to
+    # NumPy's singletons but not them (the built-in strategy's rows, codes and times)
+    if m > 64 or not (row.dtype == _I64 and action.dtype == _I8 and priority.dtype == _F64
+                      and earliest.dtype == _I64 and script_id.dtype == _OBJECT and language.dtype == _OBJECT):
         return None
     shape = (m,)
     if not (row.shape == shape and action.shape == shape and priority.shape == shape and earliest.shape == shape

@@ -969,8 +969,18 @@ def _account_renderer(templates: tuple, positions: tuple) -> Any:
     for k, (clauses, plans) in enumerate(templates):
         branches = list(plans.items())
         for b, (combination, (text, slots)) in enumerate(branches):
-            env[f"F{k}_{b}"] = text
-            fill = f"s{k} = F{k}_{b}.format({', '.join(texts[key][0] for key, _, _ in slots)})"
+            # the plan's format string as an f-string of its literal pieces (names in env) and
+            # slot variables: what str.format gives (each slot formatted with an empty spec,
+            # as f-strings do), without parsing the string again on every call
+            parts = []
+            for i, (literal, number, spec, conversion) in enumerate(string.Formatter().parse(text)):
+                if literal:
+                    env[f"F{k}_{b}_{i}"] = literal
+                    parts.append(f"{{F{k}_{b}_{i}}}")
+                if number is not None:
+                    assert number.isdigit() and not spec and conversion is None, text
+                    parts.append(f"{{{texts[slots[int(number)][0]][0]}}}")
+            fill = f"s{k} = f\"{''.join(parts)}\"" if parts else f"s{k} = ''"
             if len(branches) == 1:
                 lines.append(f"    {fill}")
             else:

@@ -196,8 +196,7 @@ def _screen_text(text: str) -> int:
     """The screen's bits for one script (not None): the compiled pass over its UTF-8 bytes
     (:func:`.screen_kernel.scan_text`, :func:`_screen_many`'s pass), then each English pattern
     the pass found the word of, in Python's ``re`` (as :func:`_screen_one` runs them)."""
-    bits, words = screen_kernel.scan_text(np.frombuffer(text.encode(), np.uint8), *_SCREEN_TABLE, K.S_HAS_SCRIPT,
-                                          K.S_DEBT, K.S_DEBT_BEFORE_IDENTITY, K.S_VOICEMAIL_OK)
+    bits, words = screen_kernel.scan_text(np.frombuffer(text.encode(), np.uint8), _SCREEN_TABLE)
     if words:
         for bit, _, pattern in _ENGLISH_CHECKS:
             if words & bit and not bits & bit and pattern.search(text):
@@ -219,7 +218,7 @@ def _screen_patterns():
     patterns += [(m.encode(), False, S.P_IDENTITY, 0) for m in IDENTITY_MARKERS]
     patterns += [(m.encode(), False, S.P_VOICEMAIL, 0) for m in VOICEMAIL_MARKERS]
     patterns += [(word.encode(), True, S.P_WORD, bit) for bit, word, _ in _ENGLISH_CHECKS]
-    return screen_kernel.build_table(patterns)
+    return screen_kernel.build_table(patterns, (K.S_HAS_SCRIPT, K.S_DEBT, K.S_DEBT_BEFORE_IDENTITY, K.S_VOICEMAIL_OK))
 
 
 _SCREEN_TABLE = _screen_patterns()
@@ -243,8 +242,7 @@ def _screen_many(texts: pa.Array) -> np.ndarray:
     bits = np.empty(n, np.int64)
     words = np.empty(n, np.int64)
     scan = screen_kernel.scan_many if offsets[-1] - offsets[0] > _PARALLEL_BYTES else screen_kernel.scan
-    scan(data, offsets, valid, *_SCREEN_TABLE, K.S_HAS_SCRIPT, K.S_DEBT, K.S_DEBT_BEFORE_IDENTITY, K.S_VOICEMAIL_OK,
-         bits, words)
+    scan(data, offsets, valid, _SCREEN_TABLE, bits, words)
     for bit, _, pattern in _ENGLISH_CHECKS:
         idx = np.flatnonzero((words & bit != 0) & (bits & bit == 0))
         if idx.size:

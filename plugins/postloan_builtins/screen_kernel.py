@@ -30,9 +30,13 @@ def _inner(fn):
 P_LITERAL, P_DEBT, P_DEBT_PREFIX, P_DEBT_WORD, P_IDENTITY, P_VOICEMAIL, P_WORD = range(7)
 
 
-def build_table(patterns: list[tuple[bytes, bool, int, int]]):
-    """The patterns ``(bytes, folded, kind, bit)`` as flat arrays and two tables (exact,
-    folded) from a position's first two bytes to the patterns starting with them."""
+def build_table(patterns: list[tuple[bytes, bool, int, int]], marks: tuple[int, int, int, int]) -> np.ndarray:
+    """The patterns ``(bytes, folded, kind, bit)`` — as flat arrays and two tables (exact,
+    folded) from a position's first two bytes to the patterns starting with them — and the
+    bits ``marks`` sets (a script, a debt term, one before the caller's identity, a voicemail
+    that holds none), packed in one byte array (:func:`_tables` unpacks it in compiled code):
+    a call hands Numba one array instead of twelve (each costs its unboxing, a request's
+    script pays them per call)."""
     flat = np.frombuffer(b"".join(p for p, _, _, _ in patterns), np.uint8).copy()
     lengths = np.array([len(p) for p, _, _, _ in patterns], np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
@@ -58,10 +62,39 @@ def build_table(patterns: list[tuple[bytes, bool, int, int]]):
         seen = np.zeros(8192, np.uint8)         # a bit per key: most positions stop at this (8 KB) test
         for key in keyed:
             seen[key >> 3] |= 1 << (key & 7)
-        tables.append((seen, first.astype(np.int32), index.astype(np.int32)))
-    (exact_seen, exact_first, exact_index), (fold_seen, fold_first, fold_index) = tables
-    return (flat, starts, lengths, kinds, bits, exact_seen, exact_first, exact_index, fold_seen, fold_first,
-            fold_index)
+        tables.extend((seen, first.astype(np.int32), index.astype(np.int32)))
+    return _packed((flat, starts, lengths, kinds, bits, *tables, np.array(marks, np.int64)))
+
+
+#: the arrays :func:`build_table` packs, in order (:func:`_tables` gives them back)
+N_TABLES = 12
+
+
+def _packed(arrays: tuple) -> np.ndarray:
+    """``arrays`` in one byte array: a head of int64 (start, end) byte offsets, one pair per
+    array, then each array's bytes from an offset that is a multiple of 8 (its items aligned)."""
+    assert len(arrays) == N_TABLES
+    at = head = 16 * N_TABLES
+    bounds = []
+    for a in arrays:
+        at = -(-at // 8) * 8
+        bounds += [at, at + a.nbytes]
+        at += a.nbytes
+    out = np.zeros(at, np.uint8)
+    out[:head].view(np.int64)[:] = bounds
+    for a, lo in zip(arrays, bounds[::2]):
+        out[lo:lo + a.nbytes] = np.ascontiguousarray(a).view(np.uint8)
+    return out
+
+
+@njit(cache=True, inline="always")
+def _tables(t):
+    """:func:`build_table`'s arrays out of its byte array (views: nothing copied)."""
+    h = t[:16 * N_TABLES].view(np.int64)
+    return (t[h[0]:h[1]], t[h[2]:h[3]].view(np.int64), t[h[4]:h[5]].view(np.int64), t[h[6]:h[7]].view(np.int64),
+            t[h[8]:h[9]].view(np.int64), t[h[10]:h[11]], t[h[12]:h[13]].view(np.int32),
+            t[h[14]:h[15]].view(np.int32), t[h[16]:h[17]], t[h[18]:h[19]].view(np.int32),
+            t[h[20]:h[21]].view(np.int32), t[h[22]:h[23]].view(np.int64))
 
 
 @_inner
@@ -115,9 +148,9 @@ def _found(state, kind, bit, p, n, data, lo, end):
 
 @_inner
 def _scan_one(data, lo, end, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index, fold_seen,
-              fold_first, fold_index, s_has, s_debt, s_before, s_voicemail):
+              fold_first, fold_index, marks):
     """(bits, the English checks worth running) of the script ``data[lo:end]``."""
-    state = (s_has, 0, -1, -1, -1, -1)      # bits, words, first and last debt term, identity, voicemail
+    state = (marks[0], 0, -1, -1, -1, -1)      # bits, words, first and last debt term, identity, voicemail
     for p in range(lo, end - 1):
         b0 = data[p]
         if 0x80 <= b0 < 0xC0:                   # inside a character: no pattern starts here
@@ -142,46 +175,43 @@ def _scan_one(data, lo, end, flat, starts, lengths, kinds, bits_of, exact_seen, 
                 state = _found(state, kinds[j], bits_of[j], p, lengths[j], data, lo, end)
     bits, words, first_debt, last_debt, identity, voicemail = state
     if first_debt >= 0:
-        bits |= s_debt
+        bits |= marks[1]
         if identity < 0 or first_debt < identity:
-            bits |= s_before
+            bits |= marks[2]
     if voicemail >= 0 and last_debt <= voicemail:
-        bits |= s_voicemail
+        bits |= marks[3]
     return bits, words
 
 
 @njit(cache=True, nogil=True)
-def scan_range(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
-               fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, lo, hi, bits, words):
-    """Scripts ``lo`` to ``hi``: each one's bits and English words (0 for a null script).
-    Holds no GIL: :func:`scan_many` runs ranges of a batch on several threads."""
+def scan_range(data, offsets, valid, tables, lo, hi, bits, words):
+    """Scripts ``lo`` to ``hi``: each one's bits and English words (0 for a null script), by
+    the screen's packed ``tables`` (:func:`build_table`). Holds no GIL: :func:`scan_many`
+    runs ranges of a batch on several threads."""
+    flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index, fold_seen, fold_first, fold_index, \
+        marks = _tables(tables)
     for i in range(lo, hi):
         if not valid[i]:
             bits[i] = 0
             words[i] = 0
             continue
         bits[i], words[i] = _scan_one(data, offsets[i], offsets[i + 1], flat, starts, lengths, kinds, bits_of,
-                                      exact_seen, exact_first, exact_index, fold_seen, fold_first, fold_index, s_has,
-                                      s_debt, s_before, s_voicemail)
+                                      exact_seen, exact_first, exact_index, fold_seen, fold_first, fold_index, marks)
 
 
 @njit(cache=True)
-def scan(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index, fold_seen,
-         fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, bits, words):
+def scan(data, offsets, valid, tables, bits, words):
     """Every script's bits and English words (``bits``, ``words``; 0 for a null script):
     :func:`scan_range` over all of them (``lo`` an int64, not the literal 0: the one compiled
     :func:`scan_range` is also the one :func:`scan_many` calls)."""
-    scan_range(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
-               fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, np.int64(0),
-               offsets.shape[0] - 1, bits, words)
+    scan_range(data, offsets, valid, tables, np.int64(0), offsets.shape[0] - 1, bits, words)
 
 
 #: ranges a batch of scripts is cut into by :func:`scan_many` (claimed in turn by the threads)
 PARTS = 64
 
 
-def scan_many(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index,
-              fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail, bits, words):
+def scan_many(data, offsets, valid, tables, bits, words):
     """:func:`scan` for a batch's megabytes of text: :func:`scan_range` over :data:`PARTS`
     ranges of scripts, claimed in turn by the calling thread and the compiled kernel's pool
     threads (:func:`kernel.codegen.driver._share`). One compiled function serves both: no
@@ -191,15 +221,15 @@ def scan_many(data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact
     from kernel.codegen.driver import _share
     n = offsets.shape[0] - 1
     parts = max(1, min(PARTS, n))
-    _share([partial(scan_range, data, offsets, valid, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first,
-                    exact_index, fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail,
-                    n * k // parts, n * (k + 1) // parts, bits, words) for k in range(parts)])
+    _share([partial(scan_range, data, offsets, valid, tables, n * k // parts, n * (k + 1) // parts, bits, words)
+            for k in range(parts)])
 
 
 @njit(cache=True)
-def scan_text(data, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index, fold_seen,
-              fold_first, fold_index, s_has, s_debt, s_before, s_voicemail):
+def scan_text(data, tables):
     """(bits, the English checks worth running) of one script's UTF-8 bytes ``data`` — a
     request's script: :func:`scan`'s pass (:func:`_scan_one`) without the arrays around it."""
+    flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index, fold_seen, fold_first, fold_index, \
+        marks = _tables(tables)
     return _scan_one(data, np.int64(0), data.shape[0], flat, starts, lengths, kinds, bits_of, exact_seen, exact_first,
-                     exact_index, fold_seen, fold_first, fold_index, s_has, s_debt, s_before, s_voicemail)
+                     exact_index, fold_seen, fold_first, fold_index, marks)

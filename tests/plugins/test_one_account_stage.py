@@ -499,6 +499,32 @@ def test_a_typed_plan_is_checked_as_the_columns_check_it():
     assert accepted >= 5
 
 
+def test_the_built_in_strategys_plan_is_taken_as_typed(kernel, pipeline, book):
+    """The built-in strategy's plan of one account (rows, codes and times from its compiled
+    pass) is accepted by _typed_plan as it is — the way it was written for, not the general
+    conversion — and is what _checked_plan_columns makes of it, for every kind of account."""
+    from kernel.hookspecs import Batch
+    from kernel.pipeline import _checked_plan_columns, _typed_plan
+    decisions = kernel.decide(book, AS_OF)
+    planned = 0
+    for row in _picks(book, decisions):
+        record = book.slice(row, 1).to_pylist()[0]
+        batch = Batch(1, AS_OF, NOW, [Record(kernel.decide_record(record, AS_OF)), Record(record)], pipeline.config)
+        plan = pipeline.strategy.plan(batch)
+        if not len(plan["action"]):
+            continue
+        typed = _typed_plan(plan, 1)
+        assert typed is not None, record["account_id"]
+        general = _checked_plan_columns(plan, 1, ("s", "p"), "h")
+        assert list(typed) == list(general)
+        for name, value in typed.items():
+            other = general[name]
+            assert (value.dtype == other.dtype and value.tolist() == other.tolist()) if isinstance(value, np.ndarray) \
+                else value == other, name
+        planned += 1
+    assert planned >= 50
+
+
 @pytest.fixture(scope="module")
 def ledger_world(kernel, tmp_path_factory):
     """A generated book of 400 accounts with its event history in a real ledger, and a

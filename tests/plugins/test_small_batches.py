@@ -208,7 +208,7 @@ FRAGMENTS = ["逾期", "欠", "车要被", "征信", "退订", "录音", "如已
                 min_size=65, max_size=90))
 def test_the_compiled_screen_reads_many_scripts_as_the_plain_one_reads_each(texts):
     """_screen_many (a compiled pass over the bytes, then the English patterns), _screen_text
-    (the same pass over one script's bytes: a request's) and _screen_one (plain Python, one
+    and _screen_listed (the same pass over a request's scripts' bytes) and _screen_one (plain Python, one
     script) give every script the same bits."""
     from postloan_builtins import compliance
     from postloan_builtins.compliance import _screen_many, _screen_one, _screen_text, screen_scripts
@@ -216,7 +216,10 @@ def test_the_compiled_screen_reads_many_scripts_as_the_plain_one_reads_each(text
     expected = [_screen_one(t) for t in texts]
     assert _screen_many(arr).tolist() == expected
     assert [0 if t is None else _screen_text(t) for t in texts] == expected
-    assert screen_scripts(arr.slice(0, 64)).tolist() == expected[:64]          # a request's few: _screen_text
+    # a request's few: _screen_listed, the distinct scripts in one compiled call (_screen_texts)
+    assert screen_scripts(arr.slice(0, 64)).tolist() == expected[:64]
+    among = np.arange(64) % 3 != 1
+    assert screen_scripts(arr.slice(0, 64), among).tolist() == [e if w else 0 for e, w in zip(expected, among)]
     sliced = arr.slice(3)                                       # an array with an offset
     assert _screen_many(sliced).tolist() == expected[3:]
     threshold, compliance._PARALLEL_BYTES = compliance._PARALLEL_BYTES, 0     # over Numba's threads too
@@ -264,12 +267,12 @@ def test_the_serial_functions_call_the_range_functions_the_threads_call():
     numba.njit(K.judge.py_func)(i64(1), i64(1), inp, i64(m), i64(m), i64(m), i64(m))   # types judge's own call
     assert K.judge_range.overloads
     assert all(sig[3] == types.int64 for sig in K.judge_range.overloads), list(K.judge_range.overloads)
-    table = screen_kernel.build_table([(b"ab", False, 0, 1)])
+    table = screen_kernel.build_table([(b"ab", False, 0, 1)], (1, 2, 4, 8))
     offsets = np.array([0, 2], np.int64)
     numba.njit(screen_kernel.scan.py_func)(np.frombuffer(b"ab", np.uint8).copy(), offsets, np.ones(1, np.bool_),
-                                           *table, 1, 2, 4, 8, i64(1), i64(1))
+                                           table, i64(1), i64(1))
     assert screen_kernel.scan_range.overloads
-    assert all(sig[18] == types.int64 for sig in screen_kernel.scan_range.overloads), \
+    assert all(sig[4] == types.int64 for sig in screen_kernel.scan_range.overloads), \
         list(screen_kernel.scan_range.overloads)
 
 
