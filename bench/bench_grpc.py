@@ -466,8 +466,20 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
     # does: Engine.decide_account) and the record's (Account → record, decide_response); p50
     # of each call's wall time and the calling thread's CPU time per call (less at the mercy
     # of other jobs than the wall time)
+    decision_only = _request(book, actions=False).SerializeToString()
+
+    def parsed():                   # Decide before the request pass: parse, the dates, the Account's way
+        message = decision_pb2.DecideRequest.FromString(decision_only)
+        return engine.decide_account(message.account, convert.date_value(message.as_of, "as_of"),
+                                     convert.timestamp_value(message.now, "now"), message.actions)
+
+    def request():                  # Decide's way from the request's bytes (Engine.stage_request)
+        return engine.decide_staged_request(decision_only, *engine.stage_request(decision_only))
+
+    assert request() == parsed()
     ways = {"wire": lambda: engine.decide_account(account, AS_OF, NOW, False),
-            "record": lambda: engine.decide_response(engine.record(account), AS_OF, NOW, False)}
+            "record": lambda: engine.decide_response(engine.record(account), AS_OF, NOW, False),
+            "parsed": parsed, "request": request}
     walls: dict = {way: [] for way in ways}
     cpus: dict = {way: [] for way in ways}
     for _ in range(20):
@@ -482,6 +494,8 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
         figures[f"decision_only_{way}_p50_us"] = float(np.median(walls[way])) / 1e3
         figures[f"decision_only_{way}_cpu_us"] = float(np.median(cpus[way])) / 1e3
     figures["decision_only_wire_over_record"] = figures["decision_only_wire_p50_us"] / figures["decision_only_record_p50_us"]
+    figures["decision_only_request_over_parsed"] = \
+        figures["decision_only_request_p50_us"] / figures["decision_only_parsed_p50_us"]
 
     # the steps test_where_server_time_goes times inside the server's handler, here hot
     stated = pipeline.record_with_state(record, AS_OF, NOW)
@@ -493,6 +507,7 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
            "response": lambda: encoder.response(decisions, AS_OF),
            # the wire's way: the Account's bytes into the kernel's inputs, the kernel on them
            "wire_to_kernel": lambda: engine.kernel_inputs.stage(account),
+           "request_to_kernel": lambda: engine.kernel_inputs.stage_request(decision_only),
            "kernel_staged": lambda: kernel.decide_staged(AS_OF)}
     for step, fn in hot.items():
         fn()

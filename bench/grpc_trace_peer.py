@@ -72,6 +72,7 @@ def _time_steps() -> None:
              (audit.AuditLog, "append_built", "audit_append"), (convert.DecideResponseEncoder, "response", "response"),
              # the wire's way (Engine.decide_account): the bytes into the kernel's inputs, the kernel
              (getattr(wire, "KernelInputs", None), "stage", "wire_to_kernel"),
+             (getattr(wire, "KernelInputs", None), "stage_request", "request_to_kernel"),
              (runtime.Kernel, "decide_staged", "kernel_staged"))
     for cls, name, step in steps:
         if cls is None or not hasattr(cls, name):          # a tree without that step
@@ -125,6 +126,10 @@ def _work(request: bytes) -> None:
     from kernel.server._proto.postloan.v1 import decision_pb2
 
     engine = _loaded.engine
+    staged = engine.stage_request(request) if hasattr(engine, "stage_request") else None
+    if staged is not None:                    # Decide's way from the request's bytes
+        engine.decide_staged_request(request, *staged)
+        return
     message = decision_pb2.DecideRequest.FromString(request)
     as_of = convert.date_value(message.as_of, "as_of")
     now = convert.timestamp_value(message.now, "now")

@@ -14,6 +14,7 @@ the token file (a revoked token stops working without a restart).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import ipaddress
 import logging
 import os
@@ -231,7 +232,7 @@ class DecisionServer:
             maximum_concurrent_rpcs=c.max_concurrent_rpcs,
         )
         _add_service(decision_pb2_grpc.add_DecisionServiceServicer_to_server, DecisionServicer(self), server,
-                     raw_responses=("Decide",))
+                     raw_responses=("Decide",), raw_requests=("Decide",))
         _add_service(decision_pb2_grpc.add_BundleAdminServicer_to_server, BundleAdminServicer(self), server)
         _add_service(ledger_pb2_grpc.add_LedgerServicer_to_server, LedgerServicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -519,17 +520,46 @@ def _lenient(deserializer, message: str):
     return deserialize
 
 
-def _add_service(add_to_server, servicer, server: grpc.Server, raw_responses: tuple[str, ...] = ()) -> None:
+class RawRequest:
+    """A request's wire bytes as gRPC received them (the methods of ``raw_requests``): the
+    servicer reads what it can straight from them and parses them only when it must
+    (:meth:`parsed`)."""
+
+    __slots__ = ("data", "_parse", "_message", "_parsed")
+
+    def __init__(self, data: bytes, parse, message: str):
+        self.data, self._parse, self._message, self._parsed = data, parse, message, None
+
+    def parsed(self):
+        """The request message, or :class:`UndecodableRequest` (what a lenient deserializer
+        gives), parsed once."""
+        if self._parsed is None:
+            self._parsed = _lenient(self._parse, self._message)(self.data)
+        return self._parsed
+
+    @property
+    def account(self):
+        """The request's Account, if it parses (the error log scrubs its values)."""
+        return getattr(self.parsed(), "account", None)
+
+
+def _add_service(add_to_server, servicer, server: grpc.Server, raw_responses: tuple[str, ...] = (),
+                 raw_requests: tuple[str, ...] = ()) -> None:
     """A generated ``add_*_to_server``, except that each request is parsed leniently
-    (:class:`UndecodableRequest`) and the answers of ``raw_responses`` — already wire bytes
-    (Decide's, :meth:`Engine.decide_response`) — are sent as they are."""
+    (:class:`UndecodableRequest`), the requests of ``raw_requests`` are handed over as their
+    bytes (:class:`RawRequest`: Decide's, read straight into the kernel when it can) and the
+    answers of ``raw_responses`` — already wire bytes (Decide's, :meth:`Engine.decide_response`)
+    — are sent as they are."""
     captured = _CapturedHandlers()
     add_to_server(servicer, captured)
     service = descriptor_pool.Default().FindServiceByName(captured.service)
     handlers = {}
     for name, handler in captured.handlers.items():
         message = service.methods_by_name[name].input_type.full_name
-        handler = handler._replace(request_deserializer=_lenient(handler.request_deserializer, message))
+        parse = handler.request_deserializer
+        if name in raw_requests:
+            parse = functools.partial(RawRequest, parse=parse, message=message)
+        handler = handler._replace(request_deserializer=_lenient(parse, message))
         if name in raw_responses:
             handler = handler._replace(response_serializer=None)
         handlers[name] = handler

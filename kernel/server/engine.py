@@ -352,11 +352,37 @@ class Engine:
             return self._decide_with_ledger(self.ledger_inputs, account, as_of, now, actions)
         if direct is None or not direct.stage(account):
             return self.decide_response(self.record(account), as_of, now, actions)
+        return self._decide_staged(account.account_id, lambda: account, as_of, now, actions)
+
+    def stage_request(self, data: bytes) -> tuple | None:
+        """A decision-only ``DecideRequest`` given as its wire bytes (actions false), its
+        Account written straight into the kernel's inputs
+        (:meth:`kernel.server.wire.KernelInputs.stage_request`: no protobuf parse):
+        (account id, as_of, now), the request's or — unset — the server's today and clock,
+        for :meth:`decide_staged_request`. None: parse the request and call
+        :meth:`decide_account` (a call with actions, bytes the pass cannot vouch for)."""
+        direct = self.kernel_inputs
+        staged = direct.stage_request(data) if direct is not None else None
+        if staged is None:
+            return None
+        account_id, as_of, now = staged
+        return account_id, as_of or convert.utc_today(), now or dt.datetime.now(UTC)
+
+    def decide_staged_request(self, data: bytes, account_id: str, as_of: dt.date, now: dt.datetime):
+        """:meth:`decide_account`'s answer, decision-only, for the request :meth:`stage_request`
+        just staged (the same bytes and audit record)."""
+        return self._decide_staged(account_id, lambda: decision_pb2.DecideRequest.FromString(data).account,
+                                   as_of, now, False)
+
+    def _decide_staged(self, account_id: str, message, as_of: dt.date, now: dt.datetime, actions: bool):
+        """The answer for the account whose inputs are staged: the kernel on them, then the
+        stage — from the id alone when decision-only and unvalued, else from the record,
+        built off the same parse (``message()``: the Account, for its texts)."""
         decisions = Record(self.kernel.decide_staged(as_of))
         pipeline = self.pipeline
-        result = None if actions else pipeline.act_unvalued(account.account_id, decisions, as_of, now)
+        result = None if actions else pipeline.act_unvalued(account_id, decisions, as_of, now)
         if result is None:
-            record = pipeline.record_with_state(direct.record(account), as_of, now, register=True)
+            record = pipeline.record_with_state(self.kernel_inputs.record(message()), as_of, now, register=True)
             result = pipeline.act(record, decisions, as_of, now, actions=actions)
         return self._answer(result, as_of, actions)
 
@@ -624,6 +650,10 @@ def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: 
             for actions in (True, False):        # the record's way and the wire's (Decide's, without a ledger)
                 warm.decide_response(warm.record(account), now.date(), now, actions=actions)
                 warm.decide_account(account, now.date(), now, actions=actions)
+            request = decision_pb2.DecideRequest(account=account, actions=False).SerializeToString()
+            staged = warm.stage_request(request)                # Decide's way from the request's bytes
+            if staged is not None:
+                warm.decide_staged_request(request, *staged)
         answer = warm.decide_batch(sample, now.date(), now, with_actions=True)
         # Valuate scores a car no bundle decided: its model compiles on first use (seconds on
         # a cold cache, past a client's deadline on a busy machine), so here, not on a call.

@@ -13,7 +13,7 @@ from ..errors import PostloanError
 from ..rules.columns import InputError
 from ..schema import SchemaError, columns
 from . import convert, ipc, status
-from .app import UndecodableRequest
+from .app import RawRequest, UndecodableRequest
 from ._proto.postloan.v1 import decision_pb2, decision_pb2_grpc
 from .engine import DeadlineExceeded, Engine, precondition_violations
 from .interceptors import CALL
@@ -33,7 +33,7 @@ def _handled(method):
     def call(self, request, context):
         try:
             if isinstance(request, UndecodableRequest):
-                raise FieldError("request", f"not a valid {request.message} message (protobuf: {request.error})")
+                raise _undecodable(request)
             return method(self, request, context)
         except FieldError as e:
             status.abort_invalid(context, e.violations)
@@ -59,6 +59,20 @@ def _handled(method):
                 error=blank_quoted(scrub(str(e), pii_values(account))), exc_info=True)
             status.abort_plain(context, grpc.StatusCode.INTERNAL, f"internal error in {name}; see the server log")
     return call
+
+
+def _undecodable(request: UndecodableRequest) -> FieldError:
+    return FieldError("request", f"not a valid {request.message} message (protobuf: {request.error})")
+
+
+def _parsed(request):
+    """A request handed over as its bytes (:class:`RawRequest`) parsed — FieldError when it
+    does not — or the message as it came."""
+    if type(request) is RawRequest:
+        request = request.parsed()
+        if isinstance(request, UndecodableRequest):
+            raise _undecodable(request)
+    return request
 
 
 class _Base:
@@ -89,13 +103,24 @@ class _Base:
 def _note_account(account) -> None:
     """The account id the call's log line names — only one the contract allows (no megabyte
     of junk in the log)."""
-    account_id = account.account_id
+    _note_account_id(account.account_id)
+
+
+def _note_account_id(account_id: str) -> None:
     CALL.account_id = account_id if 0 < len(account_id) <= ACCOUNT_ID_LIMIT else None
 
 
 class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
     @_handled
     def Decide(self, request, context):
+        if type(request) is RawRequest:
+            # decision-only: the request's bytes straight into the kernel's inputs, when it can
+            engine = self._server.engine
+            staged = engine.stage_request(request.data) if engine is not None else None
+            if staged is not None:
+                _note_account_id(staged[0])
+                return self._counted(*engine.decide_staged_request(request.data, *staged))
+            request = _parsed(request)
         engine = self._engine(context)
         if not request.HasField("account"):
             raise FieldError("account", "required")
@@ -103,7 +128,9 @@ class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
         _note_account(account)
         as_of, now = self._as_of(request), self._now(request)
         with_actions = request.actions if request.HasField("actions") else True
-        response, tier, conflicts = engine.decide_account(account, as_of, now, with_actions)
+        return self._counted(*engine.decide_account(account, as_of, now, with_actions))
+
+    def _counted(self, response: bytes, tier: str | None, conflicts: dict) -> bytes:
         self._server.metrics.count_decisions(tier or "NONE")
         if conflicts:
             self._server.metrics.count_unique_conflicts(conflicts)

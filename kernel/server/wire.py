@@ -104,23 +104,110 @@ def _ordinal(year, month, day):
     return days + day
 
 
+#: :func:`_moment`'s answer for bytes that are not a valid date or instant
+_NO_MOMENT = np.iinfo(np.int64).min
+#: the largest key protobuf reads (a field number below 2**29); a larger one fails its parse
+_KEY_MAX = 0xFFFFFFFF
+
+
+@njit(cache=True)
+def _moment(buf, pos, stop, kind):
+    """The ``google.type.Date`` (``kind`` _DATE: its proleptic ordinal) or
+    ``google.protobuf.Timestamp`` (_INSTANT: µs since 1970, nanos truncated) in
+    ``buf[pos:stop]``; :data:`_NO_MOMENT` for bytes that are not a valid one. Fields are
+    read as protobuf reads them: the last one of a number wins, unknown ones skipped, int32
+    fields truncated."""
+    a = np.int64(0)
+    b = np.int64(0)
+    c = np.int64(0)
+    while pos < stop:
+        inner, pos = _varint(buf, pos, stop)
+        if pos < 0 or inner < 8 or inner > _KEY_MAX:
+            return _NO_MOMENT
+        if (inner & 7) != 0 or (inner >> 3) > 3:
+            pos = _skip(buf, pos, stop, inner & 7)
+            if pos < 0:
+                return _NO_MOMENT
+            continue
+        v, pos = _varint(buf, pos, stop)
+        if pos < 0:
+            return _NO_MOMENT
+        field = inner >> 3
+        if not (kind == _INSTANT and field == 1):
+            v = np.int64(np.int32(v & 0xFFFFFFFF))          # int32 fields
+        if field == 1:
+            a = v
+        elif field == 2:
+            b = v
+        else:
+            c = v
+    if kind == _DATE:
+        if a < 1 or a > 9999 or b < 1 or b > 12 or c < 1 or c > _days_in_month(a, b):
+            return _NO_MOMENT
+        return _ordinal(a, b, c)
+    if a < _SECONDS_LO or a > _SECONDS_HI or b < 0 or b > 999_999_999:
+        return _NO_MOMENT
+    return a * 1_000_000 + b // 1000
+
+
+@njit(cache=True)
+def _utf8_chars(buf, pos, stop):
+    """The characters of ``buf[pos:stop]``, −1 when it is not valid UTF-8 (strict: no
+    overlong forms, no surrogates, nothing past U+10FFFF — what protobuf accepts in a string
+    field, or less)."""
+    chars = 0
+    while pos < stop:
+        b = buf[pos]
+        if b < 0x80:
+            pos += 1
+        else:
+            if 0xC2 <= b <= 0xDF:
+                n, lo, hi = 1, 0x80, 0xBF
+            elif 0xE0 <= b <= 0xEF:
+                n = 2
+                lo = 0xA0 if b == 0xE0 else 0x80
+                hi = 0x9F if b == 0xED else 0xBF
+            elif 0xF0 <= b <= 0xF4:
+                n = 3
+                lo = 0x90 if b == 0xF0 else 0x80
+                hi = 0x8F if b == 0xF4 else 0xBF
+            else:
+                return -1
+            if pos + n >= stop:                  # the sequence runs past the text
+                return -1
+            second = buf[pos + 1]
+            if second < lo or second > hi:
+                return -1
+            for i in range(pos + 2, pos + n + 1):
+                if (buf[i] & 0xC0) != 0x80:
+                    return -1
+            pos += n + 1
+        chars += 1
+    return chars
+
+
 @njit(cache=True)
 def _parse(buf, plan, floats_lo_hi, seen, values, floats):
     """Read one message's bytes by ``plan`` (int64 [field number + 1, 8]) and check every
     field: each set field's value into ``values`` (int64: ints, enum codes, bools 0/1, date
     ordinals, instants in µs — then the set flags of the nullable fields) or ``floats``
-    (float64: doubles); ``seen`` (int64 [slots]) is scratch. True when the record may be
+    (float64: doubles); ``seen`` (int64 [3 × slots]): per slot 1 once the field is read,
+    then per slot the start and end of its text's bytes in ``buf`` (0, 0 when unset). True when the record may be
     built from them, False when the careful path must read the message (see the module's
     docstring)."""
     for s in range(seen.shape[0]):
         seen[s] = 0
     for i in range(values.shape[0]):
         values[i] = 0
+    # a double's 8 bytes go through one float64 and its bytes, made once per call: a view of
+    # each double's own bytes costs a new array each (the pass took twice as long)
+    double = np.empty(1, np.float64)
+    double_bytes = double.view(np.uint8)
     end = buf.shape[0]
     pos = 0
     while pos < end:
         key, pos = _varint(buf, pos, end)
-        if pos < 0 or key < 8:
+        if pos < 0 or key < 8 or key > _KEY_MAX:
             return False
         number = key >> 3
         wire = key & 7
@@ -155,7 +242,9 @@ def _parse(buf, plan, floats_lo_hi, seen, values, floats):
         elif wire == 1:
             if pos + 8 > end:
                 return False
-            x = buf[pos:pos + 8].view(np.float64)[0]
+            for k in range(8):
+                double_bytes[k] = buf[pos + k]
+            x = double[0]
             if not (floats_lo_hi[out, 0] <= x <= floats_lo_hi[out, 1]):      # NaN fails too
                 return False
             floats[out] = x
@@ -166,47 +255,16 @@ def _parse(buf, plan, floats_lo_hi, seen, values, floats):
                 return False
             stop = pos + length
             if kind == _TEXT:
-                if length > plan[number, 4]:          # more bytes than characters allowed: count
-                    chars = 0
-                    for i in range(pos, stop):
-                        if (buf[i] & 0xC0) != 0x80:
-                            chars += 1
-                    if chars > plan[number, 4]:
-                        return False
+                # valid UTF-8 (protobuf refuses a string field that is not) within its characters
+                chars = _utf8_chars(buf, pos, stop)
+                if chars < 0 or chars > plan[number, 4]:
+                    return False
+                slots = seen.shape[0] // 3
+                seen[slots + 2 * s] = pos
+                seen[slots + 2 * s + 1] = stop
             else:                                 # google.type.Date / google.protobuf.Timestamp
-                a = np.int64(0)
-                b = np.int64(0)
-                c = np.int64(0)
-                while pos < stop:
-                    inner, pos = _varint(buf, pos, stop)
-                    if pos < 0 or inner < 8:
-                        return False
-                    if (inner & 7) != 0 or (inner >> 3) > 3:
-                        pos = _skip(buf, pos, stop, inner & 7)
-                        if pos < 0:
-                            return False
-                        continue
-                    v, pos = _varint(buf, pos, stop)
-                    if pos < 0:
-                        return False
-                    field = inner >> 3
-                    if not (kind == _INSTANT and field == 1):
-                        v = np.int64(np.int32(v & 0xFFFFFFFF))          # int32 fields
-                    if field == 1:
-                        a = v
-                    elif field == 2:
-                        b = v
-                    else:
-                        c = v
-                if kind == _DATE:
-                    if a < 1 or a > 9999 or b < 1 or b > 12 or c < 1 or c > _days_in_month(a, b):
-                        return False
-                    v = _ordinal(a, b, c)
-                else:
-                    if a < _SECONDS_LO or a > _SECONDS_HI or b < 0 or b > 999_999_999:
-                        return False
-                    v = a * 1_000_000 + b // 1000
-                if not (plan[number, 3] <= v <= plan[number, 4]):
+                v = _moment(buf, pos, stop, kind)
+                if v == _NO_MOMENT or not (plan[number, 3] <= v <= plan[number, 4]):
                     return False
                 values[out] = v
             pos = stop
@@ -297,7 +355,7 @@ class WireDecoder:
 
     def _buffers(self):
         slots, n_values, n_floats = self.sizes
-        buffers = self._local.buffers = (np.zeros(slots, np.int64), np.zeros(n_values, np.int64),
+        buffers = self._local.buffers = (np.zeros(3 * slots, np.int64), np.zeros(n_values, np.int64),
                                          np.zeros(n_floats, np.float64))
         _parse(np.frombuffer(b"", np.uint8), self.plan, self.bounds, *buffers)
         return buffers
@@ -373,19 +431,49 @@ _ROUTES = {(_INT, "i64", "int"): _TO_I64, (_DOUBLE, "f64", "float"): _TO_F64, (_
 
 
 @njit(cache=True)
-def _parse_into(buf, plan, floats_lo_hi, seen, values, floats, route, codes, target, bits_lo, bits_hi):
+def _store(target, at, value, width):
+    """``value``'s ``width`` low bytes into ``target[at:]``, little-endian (the machine's
+    order, which the kernel reads; a view of those bytes costs a new array each)."""
+    for k in range(width):
+        target[at + k] = (value >> (8 * k)) & 0xFF
+
+
+@njit(cache=True)
+def _member(buf, start, stop, names, blob, first):
+    """The code of the category member whose UTF-8 bytes are ``buf[start:stop]``: ``names``
+    rows from ``first`` on (start, end in ``blob``, code) up to the row of code −1; 255 when
+    the model does not know it."""
+    length = stop - start
+    r = first
+    while names[r, 2] >= 0:
+        at = names[r, 0]
+        if names[r, 1] - at == length:
+            i = 0
+            while i < length and blob[at + i] == buf[start + i]:
+                i += 1
+            if i == length:
+                return names[r, 2]
+        r += 1
+    return 255
+
+
+@njit(cache=True)
+def _parse_into(buf, plan, floats_lo_hi, seen, values, floats, route, codes, names, blob, target, bits_lo, bits_hi):
     """:func:`_parse`, then each kernel input by ``route`` (int64 [inputs, 6]) written into
     ``target`` (this thread's record inputs, uint8) in the kernel's encoding — the value the
     record :func:`_builder` makes would be staged as by the kernel's record path: an int or
     double as it is, a date as days since 1970-01-01, a bool as 1/0, an enum as the kernel's
-    member code (``codes``: −1 for a member the kernel does not know: False), a null as its
-    validity byte 0 (the bitmaps' bytes ``bits_lo:bits_hi`` reset to 255 first); a category's
-    text is left to the caller (its validity is set here). False: the caller must take the
-    record's way (the careful path, or the kernel's own checks)."""
+    member code (``codes``: −1 for a member the kernel does not know: False), a category's
+    text as its code (:func:`_member`; 255 for one the model does not know), a null as its
+    validity byte 0 (the bitmaps' bytes ``bits_lo:bits_hi`` reset to 255 first). False: the
+    caller must take the record's way (the careful path, or the kernel's own checks)."""
     if not _parse(buf, plan, floats_lo_hi, seen, values, floats):
         return False
     for i in range(bits_lo, bits_hi):
         target[i] = 255
+    slots = seen.shape[0] // 3
+    double = np.empty(1, np.float64)          # a double's bytes (see _parse)
+    double_bytes = double.view(np.uint8)
     for r in range(route.shape[0]):
         kind = route[r, 0]
         source = route[r, 1]
@@ -401,17 +489,100 @@ def _parse_into(buf, plan, floats_lo_hi, seen, values, floats, route, codes, tar
                 return False
             target[at] = mapped
             continue
+        if kind == _TO_TEXT:                    # (an unset one's value byte too: its text is "")
+            target[at] = _member(buf, seen[slots + 2 * source], seen[slots + 2 * source + 1], names, blob,
+                                 route[r, 5])
         if found >= 0 and values[found] == 0:   # a nullable field not set: null
             target[route[r, 4]] = 0
             continue
         if kind == _TO_I64:
-            target[at:at + 8].view(np.int64)[0] = values[source]
+            _store(target, at, values[source], 8)
         elif kind == _TO_F64:
-            target[at:at + 8].view(np.float64)[0] = floats[source]
+            double[0] = floats[source]
+            for k in range(8):
+                target[at + k] = double_bytes[k]
         elif kind == _TO_DAYS:
-            target[at:at + 4].view(np.int32)[0] = values[source] - _EPOCH_ORDINAL
+            _store(target, at, values[source] - _EPOCH_ORDINAL, 4)
         elif kind == _TO_BOOL:
             target[at] = values[source]
+    return True
+
+
+# -- a decision-only DecideRequest's bytes straight into the kernel's record inputs -------------
+#: DecideRequest's fields by number, as the request pass reads them (decision.proto)
+DECIDE_REQUEST_FIELDS = {"account": 1, "as_of": 2, "now": 3, "actions": 4}
+# the request pass's answers in ``head`` (int64): the Account's bytes, as_of (ordinal) and now
+# (µs; both _NO_MOMENT when unset), actions (−1 unset, 0, 1), the account id's bytes
+_ACCOUNT_START, _ACCOUNT_STOP, _AS_OF, _NOW, _ACTIONS, _ID_START, _ID_STOP = range(7)
+
+
+@njit(cache=True)
+def _parse_request_into(buf, limits, id_slot, head, plan, floats_lo_hi, seen, values, floats, route, codes, names,
+                        blob, target, bits_lo, bits_hi):
+    """A DecideRequest's bytes read as protobuf reads them — its as_of (a valid date within
+    ``limits[0:2]``, ordinals), now (a valid instant within ``limits[2:4]``, µs) and actions
+    into ``head`` — and, when actions is false (decision-only) and an Account is set, that
+    Account through :func:`_parse_into`; then where the text of slot ``id_slot`` (the
+    account id) lies in ``buf`` into ``head`` (:data:`_ID_START`, :data:`_ID_STOP`). True when the
+    kernel's inputs are written; False when the caller must parse the request: a call with
+    actions, no Account, a field twice (protobuf would merge or replace), a known field of
+    another wire type, bytes the pass cannot read or vouch for."""
+    head[_ACCOUNT_START] = -1
+    head[_ACCOUNT_STOP] = -1
+    head[_AS_OF] = _NO_MOMENT
+    head[_NOW] = _NO_MOMENT
+    head[_ACTIONS] = -1
+    end = buf.shape[0]
+    pos = 0
+    while pos < end:
+        key, pos = _varint(buf, pos, end)
+        if pos < 0 or key < 8 or key > _KEY_MAX:
+            return False
+        number = key >> 3
+        wire = key & 7
+        if number > 4:                                   # unknown: skipped, as protobuf does
+            pos = _skip(buf, pos, end, wire)
+            if pos < 0:
+                return False
+            continue
+        if number == 4:                                  # actions (bool)
+            if wire != 0 or head[_ACTIONS] >= 0:
+                return False
+            v, pos = _varint(buf, pos, end)
+            if pos < 0:
+                return False
+            head[_ACTIONS] = 1 if v != 0 else 0
+            continue
+        if wire != 2:
+            return False
+        length, pos = _varint(buf, pos, end)
+        if pos < 0 or length < 0 or pos + length > end:
+            return False
+        stop = pos + length
+        if number == 1:                                  # account
+            if head[_ACCOUNT_START] >= 0:
+                return False
+            head[_ACCOUNT_START] = pos
+            head[_ACCOUNT_STOP] = stop
+        else:                                            # as_of (2), now (3)
+            at = _AS_OF if number == 2 else _NOW
+            if head[at] != _NO_MOMENT:
+                return False
+            v = _moment(buf, pos, stop, _DATE if number == 2 else _INSTANT)
+            bound = 2 * (number - 2)
+            if v == _NO_MOMENT or v < limits[bound] or v > limits[bound + 1]:
+                return False
+            head[at] = v
+        pos = stop
+    start = head[_ACCOUNT_START]
+    if head[_ACTIONS] != 0 or start < 0:
+        return False
+    if not _parse_into(buf[start:head[_ACCOUNT_STOP]], plan, floats_lo_hi, seen, values, floats, route, codes,
+                       names, blob, target, bits_lo, bits_hi):
+        return False
+    slots = seen.shape[0] // 3
+    head[_ID_START] = start + seen[slots + 2 * id_slot]
+    head[_ID_STOP] = start + seen[slots + 2 * id_slot + 1]
     return True
 
 
@@ -425,11 +596,15 @@ class KernelInputs:
     from the same parse, for what still needs it. Made by :meth:`for_kernel`, which gives
     None when some input of the kernel is not a field of the message read straight."""
 
-    def __init__(self, decoder: WireDecoder, kernel, route: np.ndarray, codes: np.ndarray, bits: range,
-                 texts: tuple):
+    def __init__(self, decoder: WireDecoder, kernel, route: np.ndarray, codes: np.ndarray, names: np.ndarray,
+                 blob: np.ndarray, bits: range):
         self.decoder, self.kernel = decoder, kernel
         self.route, self.codes, self.bits = route, codes, bits
-        self.texts = texts               # (field name, value byte, {text: code}) of the categories
+        self.names, self.blob = names, blob        # the categories' members: (start, end in blob, code)
+        slots = {c.name: i for i, c in enumerate(decoder.columns)}
+        self.id_slot = slots.get("account_id", -1)
+        self.reads_requests = self.id_slot >= 0 and decoder.descriptor is _decide_request_account()
+        self._local = threading.local()
 
     @classmethod
     def for_kernel(cls, decoder: WireDecoder, kernel) -> "KernelInputs | None":
@@ -438,7 +613,7 @@ class KernelInputs:
         kinds = {decoder.plan[n, 1]: decoder.plan[n, 0] for n in range(decoder.plan.shape[0])
                  if decoder.plan[n, 0] != _UNKNOWN}
         layout, bits = kernel.record_layout
-        route, codes, texts = [], [], []
+        route, codes, names, blob = [], [], [], bytearray()
         for name, storage, at, valid_at, t, index in layout:
             slot = by_name.get(name)
             if slot is None:
@@ -452,11 +627,17 @@ class KernelInputs:
                 first = len(codes)
                 members = schema.ENUMS[columns[slot].enum]
                 codes += [-1] + [index.get(m, -1) for m in members]        # wire code c: member c − 1
-            elif kind == _TO_TEXT:
-                texts.append((name, at, index))
+            elif kind == _TO_TEXT:                 # its members' bytes, then the row ending them
+                source, first = slot, len(names)
+                for member, code in index.items():
+                    if type(member) is str:
+                        names.append((len(blob), len(blob) + len(member.encode()), code))
+                        blob += member.encode()
+                names.append((0, 0, -1))
             route.append((kind, source, found, at, valid_at, first))
         return cls(decoder, kernel, np.array(route, np.int64).reshape(-1, _ROUTE_WIDTH),
-                   np.array(codes or [0], np.int64), bits, tuple(texts))
+                   np.array(codes or [0], np.int64), np.array(names or [(0, 0, -1)], np.int64).reshape(-1, 3),
+                   np.frombuffer(bytes(blob) or b"\0", np.uint8), bits)
 
     def stage(self, message) -> bool:
         decoder = self.decoder
@@ -464,14 +645,56 @@ class KernelInputs:
             return False
         seen, values, floats = decoder.thread_buffers()
         target = self.kernel.record_inputs()
-        if not _parse_into(np.frombuffer(message.SerializeToString(), np.uint8), decoder.plan, decoder.bounds,
-                           seen, values, floats, self.route, self.codes, target, self.bits.start, self.bits.stop):
-            return False
-        for name, at, index in self.texts:      # unknown to the model (or unset: its validity is 0): 255
-            target[at] = index.get(getattr(message, name), 255)
-        return True
+        return _parse_into(np.frombuffer(message.SerializeToString(), np.uint8), decoder.plan, decoder.bounds,
+                           seen, values, floats, self.route, self.codes, self.names, self.blob, target,
+                           self.bits.start, self.bits.stop)
+
+    def stage_request(self, data: bytes) -> tuple | None:
+        """:meth:`stage` for a decision-only DecideRequest given as its wire bytes (actions
+        false), without protobuf's parse: (account id, as_of, now) — as_of and now None when
+        unset — once its Account is written into the kernel's inputs as :meth:`stage` writes
+        the parsed message's. None: the caller parses the request and takes the message's
+        way — a call with actions, or bytes the pass cannot vouch for (that way words a
+        refusal)."""
+        if not self.reads_requests:
+            return None
+        decoder = self.decoder
+        seen, values, floats = decoder.thread_buffers()
+        try:
+            head = self._local.head
+        except AttributeError:
+            head = self._local.head = np.zeros(_ID_STOP + 1, np.int64)
+        if not _parse_request_into(np.frombuffer(data, np.uint8), _REQUEST_LIMITS, self.id_slot, head, decoder.plan,
+                                   decoder.bounds, seen, values, floats, self.route, self.codes, self.names,
+                                   self.blob, self.kernel.record_inputs(), self.bits.start, self.bits.stop):
+            return None
+        found = head.tolist()
+        account_id = data[found[_ID_START]:found[_ID_STOP]].decode()
+        as_of, now = found[_AS_OF], found[_NOW]
+        return (account_id, None if as_of == _NO_MOMENT else dt.date.fromordinal(as_of),
+                None if now == _NO_MOMENT else EPOCH_UTC + dt.timedelta(0, 0, now))
 
     def record(self, message) -> dict:
         """The record of the message :meth:`stage` just took (True), from the same parse."""
         _, values, floats = self.decoder._local.buffers
         return self.decoder.build(message, values.tolist(), floats.tolist())
+
+
+#: the request pass's bounds: a request's as_of and now within the contract's ranges
+#: (ordinals, µs), else the message's way words the refusal
+_REQUEST_LIMITS = np.array([schema.DATE_RANGE[0].toordinal(), schema.DATE_RANGE[1].toordinal(),
+                            _micros(schema.INSTANT_RANGE[0]), _micros(schema.INSTANT_RANGE[1])], np.int64)
+
+
+def _decide_request_account():
+    """The Account descriptor of DecideRequest, when its fields are the numbers and types the
+    request pass reads (else None: the pass is not used)."""
+    from ._proto.postloan.v1 import decision_pb2
+
+    fields = decision_pb2.DecideRequest.DESCRIPTOR.fields_by_name
+    if {name: f.number for name, f in fields.items()} != DECIDE_REQUEST_FIELDS:
+        return None
+    types = (fields["as_of"].message_type.full_name, fields["now"].message_type.full_name, fields["actions"].type)
+    if types != ("google.type.Date", "google.protobuf.Timestamp", fields["actions"].TYPE_BOOL):
+        return None
+    return fields["account"].message_type

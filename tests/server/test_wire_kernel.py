@@ -1,7 +1,10 @@
 """The Account's wire bytes straight into the kernel's inputs (``wire.KernelInputs``,
-``Engine.decide_account``) against the record's way (``Engine.record`` then
-``Engine.decide_response``): the same decisions, response bytes, refusals and audit records,
-on generated accounts and on accounts bent where the wire pass must hand over."""
+``Engine.decide_account``) — and a decision-only DecideRequest's bytes, unparsed
+(``Engine.stage_request``, ``Engine.decide_staged_request``: Decide's way) — against the
+record's way (``Engine.record`` then ``Engine.decide_response``): the same decisions, response
+bytes, refusals and audit records, on generated accounts and on accounts bent where the wire
+pass must hand over; and request bytes mangled every way, which the request pass either
+reads as protobuf does or hands over."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,7 +13,7 @@ import random
 import pytest
 
 from kernel.server import convert
-from kernel.server._proto.postloan.v1 import contract_pb2
+from kernel.server._proto.postloan.v1 import contract_pb2, decision_pb2
 
 AS_OF = dt.date(2026, 11, 28)
 NOW = dt.datetime(2026, 11, 28, 9, 30, tzinfo=dt.timezone.utc)
@@ -18,8 +21,8 @@ NOW = dt.datetime(2026, 11, 28, 9, 30, tzinfo=dt.timezone.utc)
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
-    """Two engines over one kernel, each pipeline with its own audit log: the record's way
-    and the wire's."""
+    """Three engines over one kernel, each pipeline with its own audit log: the record's way,
+    the wire's (the parsed Account's bytes) and the request's (its unparsed bytes)."""
     from kernel.pipeline import Pipeline
     from kernel.runtime import Kernel
     from kernel.server.engine import Engine
@@ -27,7 +30,7 @@ def engines(tmp_path_factory):
     kernel = Kernel.load(progress=False)
     folder = tmp_path_factory.mktemp("wire-kernel")
     made = [Engine(kernel, Pipeline(kernel, audit_path=folder / f"{name}.log", audit_sync="interval"),
-                   path="", loaded_at=NOW, compile_seconds=0.0) for name in ("record", "wire")]
+                   path="", loaded_at=NOW, compile_seconds=0.0) for name in ("record", "wire", "request")]
     yield made
     for engine in made:
         engine.pipeline.audit.close()
@@ -65,6 +68,23 @@ def _bent(message, rng: random.Random):
     return message
 
 
+def _request_bytes(message, actions: bool | None = False, as_of=AS_OF, now=NOW) -> bytes:
+    request = decision_pb2.DecideRequest(account=message)
+    if as_of is not None:
+        request.as_of.CopyFrom(convert.date_message(as_of))
+    if now is not None:
+        request.now.CopyFrom(convert.timestamp_message(now))
+    if actions is not None:
+        request.actions = actions
+    return request.SerializeToString()
+
+
+def _by_request(engine, data: bytes):
+    """Decide's way from a request's bytes: the request pass, else None (Decide parses them)."""
+    staged = engine.stage_request(data)
+    return None if staged is None else engine.decide_staged_request(data, *staged)
+
+
 def _accounts(n: int, seed: int):
     from kernel.synth import generate
     rng = random.Random(seed)
@@ -75,20 +95,31 @@ def _accounts(n: int, seed: int):
 def test_the_wire_way_gives_the_records_decisions_bytes_and_audit_records(engines):
     """2,000 generated accounts (30 % bent), decision-only and with actions: the same
     response bytes (or the same refusal) both ways, the kernel's decisions equal value for
-    value and type for type, and the two audit logs the same records."""
+    value and type for type, and the two audit logs the same records; the decision-only
+    requests' bytes the same answers by the request pass (every account it does not hand
+    over), into a third audit log holding the same records."""
     from kernel.audit import read_audit
 
-    by_record, by_wire = engines
+    by_record, by_wire, by_request = engines
     direct = by_wire.kernel_inputs
     assert direct is not None
     kernel = by_wire.kernel
-    taken = refused = 0
+    taken = refused = from_bytes = 0
     for i, message in enumerate(_accounts(2000, seed=7)):
         actions = i % 4 == 0                    # the strategy's way costs more: a quarter of them
         expected = _outcome(lambda: by_record.decide_response(by_record.record(message), AS_OF, NOW, actions))
         got = _outcome(lambda: by_wire.decide_account(message, AS_OF, NOW, actions))
         assert got == expected, (i, actions)
         refused += expected[0] == "refused"
+        data = _request_bytes(message, actions)
+        answer = _by_request(by_request, data)
+        if answer is None:                      # handed over: Decide parses and takes the wire's way
+            assert actions or not by_request.kernel_inputs.stage(message), i
+            answer = _outcome(lambda: by_request.decide_account(decision_pb2.DecideRequest.FromString(data).account,
+                                                                AS_OF, NOW, actions))
+        else:
+            from_bytes += 1
+        assert answer == expected, (i, actions)
         if direct.stage(message):
             taken += 1
             staged = kernel.decide_staged(AS_OF)
@@ -96,21 +127,22 @@ def test_the_wire_way_gives_the_records_decisions_bytes_and_audit_records(engine
             reference = kernel.decide_record(record, AS_OF)
             assert staged == reference, i
             assert {k: type(v) for k, v in staged.items()} == {k: type(v) for k, v in reference.items()}
-    assert taken > 1200 and refused > 50, (taken, refused)
+    assert taken > 1200 and refused > 50 and from_bytes > 900, (taken, refused, from_bytes)
     for engine in engines:
         engine.pipeline.audit.flush()
     left = list(read_audit(by_record.pipeline.audit.path))
-    right = list(read_audit(by_wire.pipeline.audit.path))
-    assert len(left) == len(right) == 2000 - refused
-    for a, b in zip(left, right):
-        assert a.meta == b.meta
-        assert a.decisions.equals(b.decisions) and a.actions.equals(b.actions)
+    for other in (by_wire, by_request):
+        right = list(read_audit(other.pipeline.audit.path))
+        assert len(left) == len(right) == 2000 - refused
+        for a, b in zip(left, right):
+            assert a.meta == b.meta
+            assert a.decisions.equals(b.decisions) and a.actions.equals(b.actions)
 
 
 def test_unknown_members_and_categories_take_the_records_way(engines):
     """A category no model knows is staged as the kernel stages it (code 255); an enum member
     the kernel lacks hands the account over (the record's way raises or decides)."""
-    by_record, by_wire = engines
+    by_record, by_wire, _ = engines
     from kernel.synth import generate
     message = convert.ACCOUNT.encode(generate(1, seed=3, as_of=AS_OF).to_pylist()[0])
     message.brand, message.model = "NOT-A-BRAND", ""
@@ -143,3 +175,95 @@ def test_no_wire_way_where_the_kernel_does_not_read_the_book_as_it_is(engines):
                  (layout[0][0], "f64") + layout[0][2:]):        # an int read as a float
         stand_in = SimpleNamespace(record_layout=((bent, *layout[1:]), bits))
         assert KernelInputs.for_kernel(decoder, stand_in) is None
+
+
+def _mangled(data: bytes, rng: random.Random) -> bytes:
+    """A request's bytes changed one way protobuf may read, merge, skip or refuse: a byte
+    flipped or set, the bytes cut, a field repeated, unknown fields (large numbers, groups),
+    a text made invalid UTF-8 (overlong, surrogate, cut), a key past protobuf's largest."""
+    how = rng.randrange(9)
+    at = rng.randrange(len(data))
+    if how == 0:
+        return data[:at] + bytes([data[at] ^ (1 << rng.randrange(8))]) + data[at + 1:]
+    if how == 1:
+        return data[:at] + bytes([rng.randrange(256)]) + data[at + 1:]
+    if how == 2:
+        return data[:at]
+    if how == 3:                 # a field again: the Account (merged), as_of, now or actions (replaced)
+        extra = rng.choice([decision_pb2.DecideRequest(actions=rng.random() < 0.5),
+                            decision_pb2.DecideRequest(as_of=convert.date_message(dt.date(2026, 1, 2))),
+                            decision_pb2.DecideRequest(now=convert.timestamp_message(NOW)),
+                            decision_pb2.DecideRequest(account=contract_pb2.Account(dpd=3))]).SerializeToString()
+        return data + extra
+    if how == 4:                 # unknown fields: varint, fixed, bytes, a group, a huge field number
+        return data + rng.choice([b"\x28\x01", b"\xf8\xff\xff\xff\x0f\x01", b"\x31" + bytes(8),
+                                  b"\x2a\x03abc", b"\x2b\x2c", b"\x2b", b"\xf8\xff\xff\xff\x1f\x01"])
+    if how in (5, 6):            # the account id (the Account's first field) invalid or odd UTF-8
+        message = decision_pb2.DecideRequest.FromString(data)
+        bad = rng.choice([b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82", b"\xff",
+                          b"\xc3\xa9", b"\xf0\x9f\x98\x80", b""])
+        raw = message.account.SerializeToString()
+        assert raw[0] == 0x0A            # field 1, length-delimited: account_id
+        n = raw[1]
+        text = raw[2:2 + n][:3] + bad
+        account = bytes([0x0A, len(text)]) + text + raw[2 + n:]
+        rest = message.SerializeToString()
+        rest = rest[rest.index(raw) + len(raw):]
+        return bytes([0x0A]) + _varint(len(account)) + account + rest
+    if how == 7:                 # the date or instant out of range or invalid
+        return data + rng.choice([decision_pb2.DecideRequest(as_of={"year": 1899, "month": 12, "day": 31}),
+                                  decision_pb2.DecideRequest(as_of={"year": 2026, "month": 2, "day": 30}),
+                                  decision_pb2.DecideRequest(now={"seconds": -10**12}),
+                                  decision_pb2.DecideRequest(now={"nanos": -1})]).SerializeToString()[:]
+    return data[:at] + data[at + 1:]
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append(n & 0x7F | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def test_request_bytes_are_read_as_protobuf_reads_them_or_handed_over(engines):
+    """Decision-only requests' bytes mangled (3,000, on 300 generated accounts): whenever the
+    request pass takes a request, protobuf parses the same bytes without error, to a
+    decision-only request with the same account id, as_of and now (the server's when unset,
+    each within the contract's range), and the answer is the parsed request's through the
+    wire's way, byte for byte; the rest it hands over."""
+    by_record, by_wire, by_request = engines
+    rng = random.Random(11)
+    taken = 0
+    for i, message in enumerate(_accounts(300, seed=5)):
+        for _ in range(10):
+            data = _mangled(_request_bytes(message, False, *rng.choice([(AS_OF, NOW), (None, NOW), (AS_OF, None)])),
+                            rng)
+            staged = by_request.stage_request(data)
+            if staged is None:
+                continue
+            taken += 1
+            parsed = decision_pb2.DecideRequest.FromString(data)          # protobuf reads them too
+            assert parsed.HasField("account") and parsed.HasField("actions") and not parsed.actions, i
+            as_of = convert.date_value(parsed.as_of, "as_of") if parsed.HasField("as_of") else staged[1]
+            now = convert.timestamp_value(parsed.now, "now") if parsed.HasField("now") else staged[2]
+            assert staged == (parsed.account.account_id, as_of, now), i
+            if parsed.HasField("now"):
+                assert staged[2] == now
+            assert by_request.decide_staged_request(data, *staged) == \
+                _outcome(lambda: by_wire.decide_account(parsed.account, as_of, now, False)), i
+    assert taken > 500, taken
+
+
+def test_request_pass_hands_over_calls_with_actions_and_undecodable_bytes(engines):
+    """A call with actions (set or unset: the default is true), no Account, or bytes
+    protobuf refuses: the request pass hands it over."""
+    _, _, by_request = engines
+    from kernel.synth import generate
+    message = convert.ACCOUNT.encode(generate(1, seed=3, as_of=AS_OF).to_pylist()[0])
+    assert by_request.stage_request(_request_bytes(message, False)) is not None
+    for data in (_request_bytes(message, True), _request_bytes(message, None),
+                 decision_pb2.DecideRequest(actions=False).SerializeToString(), b"\xff\xff", b"\x0a\x05ab",
+                 _request_bytes(message, False)[:-1]):
+        assert by_request.stage_request(data) is None
