@@ -43,7 +43,8 @@ def compile_plan(plan: Plan, progress=None, helpers: list | None = None):
     shows on stderr when it is a terminal (``kernel.cli.progress``) and each compiled node is
     logged (logger ``kernel.codegen``); ``progress=False`` only logs (``--quiet``).
     ``helpers``: helper processes started early (:func:`.parallel.prestart`), waiting for
-    jobs: given a share of a cold compile, or ended."""
+    jobs: given a share of a cold compile, or ended (forked ones, which compile the driver
+    meanwhile, are given jobs to claim or nothing, and waited for before the driver loads)."""
     import numpy as np
 
     from . import cache, emit
@@ -157,6 +158,10 @@ def _start_helpers(generated, modules: list, params: dict, idle: list) -> tuple[
         if not parallel.is_cached(module.node):
             jobs.append((("node", k), parallel.node_seconds(node.source)))
             details[("node", k)] = {"kind": "node", "path": module.__file__}
+    early = [helper for helper in idle if isinstance(helper, parallel.EarlyFork)]
+    if early:
+        idle[:] = [helper for helper in idle if helper not in early]
+        return _share_with_early(generated, jobs, details, early)
     if sum(seconds for _, seconds in jobs) < parallel.MIN_SECONDS:
         return {}, None                 # a warm load or a small edit: no helper pays (nor the idle sample)
     helpers = max(parallel.workers(), len(idle)) if idle else parallel.workers()
@@ -193,6 +198,35 @@ def _start_helpers(generated, modules: list, params: dict, idle: list) -> tuple[
             started[key] = helper
             started.update({other: helper for other in details[key].get("also", ())})
     return started, None
+
+
+def _share_with_early(generated, jobs: list, details: dict, early: list) -> tuple[dict, object]:
+    """Share a cold compile with helpers forked before the bundle was read
+    (:class:`.parallel.EarlyFork`): the first has been compiling the driver since, so the
+    driver is theirs, and the jobs — when worth sharing — are claimed by this process and them
+    (:class:`.parallel.Claims`); each gets its claiming order, or nothing (it ends after the
+    driver). Returns as :func:`_start_helpers`."""
+    from . import parallel
+    crew = parallel.Crew(early)
+    started, claims, shares = {DRIVER_JOB: crew}, None, []
+    if sum(seconds for _, seconds in jobs) >= parallel.MIN_SECONDS:
+        shares = parallel.plan_jobs(jobs, len(early), parallel.PARENT_SECONDS)
+    if len(shares) > 1:
+        named = [[f"{generated.nodes[k].name}{' (model block)' if what == 'model' else ''}" for what, k in share]
+                 for share in shares]
+        parallel.log.info("compiling in %d processes (the driver in a helper): %s", len(shares),
+                          "; ".join(", ".join(n) for n in named))
+        claims = parallel.Claims(shares)
+        for key in details:
+            started[key] = crew
+            started.update({other: crew for other in details[key].get("also", ())})
+    for process, helper in enumerate(early, start=1):
+        if claims is not None and process < len(shares):
+            order = [(key, {n: v for n, v in details[key].items() if n != "also"}) for key in claims.order(process)]
+            helper.send(claims.dir, order)
+        else:
+            helper.send()
+    return started, claims
 
 
 def _compile_claimed(generated, modules: list, params: dict, claims, process: int) -> None:

@@ -49,7 +49,7 @@ BLOCK_ROWS = 256
 #: decision tables with at least this many rows are matched through an index, not row by row
 INDEX_MIN_ROWS = 16
 #: bump when the generated code's meaning changes (it is part of every content hash)
-GENERATOR_VERSION = "12"
+GENERATOR_VERSION = "13"
 _HELPERS_HASH = hashlib.sha256(inspect.getsource(helpers).encode()).hexdigest()[:16]
 
 _PRELUDE = f"""\
@@ -60,7 +60,7 @@ from numba import carray, njit, types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from kernel.codegen.helpers import (LEAN, NODE_OPTS, absolute, add, array_at, bit, bits64, call_native, civil,
                                     element_pointer, fmod, imod, mul, neg, new_array, p_f32, p_f64, p_i8, p_i32,
-                                    p_i64, p_u8, popcount, row_pointer, select, sub)
+                                    p_i64, p_u8, popcount, py_max, py_min, row_pointer, select, sub)
 
 INT_MIN = -9223372036854775808
 U0 = np.uint64(0)
@@ -333,11 +333,11 @@ class _Generator:
         vals = [pv for pv, _ in pairs]
         v = c.tmp()
         if fn in ("min", "max"):
-            c.emit(f"{v} = {fn}({', '.join(self._typed(x, e.type) for x in vals)})")
+            c.emit(f"{v} = {_python_minmax(fn, [self._typed(x, e.type) for x in vals])}")
             return v, base
         if fn == "clip":
             x, lo, hi = (self._typed(x, e.type) for x in vals)
-            c.emit(f"{v} = min(max({x}, {lo}), {hi})")
+            c.emit(f"{v} = py_min(py_max({x}, {lo}), {hi})")
             return v, base
         if fn == "days_between":
             c.emit(f"{v} = {vals[1]} - {vals[0]}")
@@ -653,7 +653,7 @@ class _Generator:
             elif op == "sum":
                 c.emit(f"{av} = {av} + {v}")
             elif op in ("min", "max"):
-                c.emit(f"{av} = select({present}, {op}({av}, {self._typed(v, o.type)}), {self._typed(v, o.type)})")
+                c.emit(f"{av} = select({present}, py_{op}({av}, {self._typed(v, o.type)}), {self._typed(v, o.type)})")
             elif op == "any":
                 c.emit(f"{av} = {_any(av, v)}")
             elif op == "all":
@@ -965,7 +965,7 @@ class _Generator:
             # rows in groups of 64: each bitmap the node reads is loaded once per group
             pad = line[:len(line) - len(line.lstrip())]
             body.append(f"{pad}for g in range(start, end, 64):")
-            body.append(f"{pad}    ge = min(end, g + 64)")
+            body.append(f"{pad}    ge = py_min(end, g + 64)")
             body.extend(f"{pad}    {w}" for w in self.words.values())
             body.append(f"{pad}    for i in range(g, ge):")
             body.append(f"{pad}        j = np.uint64(i - g)")
@@ -1004,6 +1004,16 @@ class _Generator:
         # columns path fills those rows with 1 once, the Arrow path gives it no bitmap)
         never = {f"{self._row('OV', v)}[i] = {self._local('o', v)[1]}" for v in mine if v not in self.nullable}
         self.code.lines = [line for line in self.code.lines if line.strip() not in never]
+
+
+def _python_minmax(fn: str, args: list[str]) -> str:
+    """Python's ``min`` / ``max`` (``fn``) of ``args`` as nested calls of the two-argument
+    intrinsics (:func:`.helpers.py_min`): left to right, as Python (and Numba's builtin)
+    reduce them."""
+    text = args[0]
+    for arg in args[1:]:
+        text = f"py_{fn}({text}, {arg})"
+    return text
 
 
 def _drop_if_true(lines: list[str]) -> list[str]:
@@ -1089,7 +1099,7 @@ def driver_source() -> str:
     lines.append("    multiple of 8), the block's validity and bool bitmaps are packed into PK and null")
     lines.append('    counts added to NC while the block is in cache."""')
     lines.append("    for s in range(start, end, BLOCK_ROWS):")
-    lines.append("        e = min(end, s + BLOCK_ROWS)")
+    lines.append("        e = py_min(end, s + BLOCK_ROWS)")
     lines.append("        for k in range(FN.shape[0]):")
     lines.append(f"            {_NODE_CALL}")
     lines.append("        if PACK:")

@@ -15,8 +15,11 @@ from .cache import configure_numba_cache
 
 configure_numba_cache()          # before any function here is defined (see its docstring)
 
+import operator  # noqa: E402
+
 import numpy as np  # noqa: E402
 from numba import njit, types  # noqa: E402
+from numba.cpython.builtins import do_minmax  # noqa: E402
 from numba.cpython.unsafe.numbers import trailing_zeros  # noqa: E402
 from numba.core import cgutils  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
@@ -25,7 +28,7 @@ from .pipeline import LeanCompiler  # noqa: E402
 
 __all__ = ["fired_lists", "p_i64", "p_f64", "p_f32", "p_i32", "p_u8", "p_i8", "call_native", "element_pointer",
            "add", "sub", "neg", "absolute", "mul", "imod", "fmod", "civil", "bits64", "popcount", "row_pointer", "row_address",
-           "pack_valid", "pack_rule", "zero_invalid", "select", "bit", "new_array", "array_at", "array2_at", "p_u64", "OPTS", "LEAN", "NODE_OPTS"]
+           "pack_valid", "pack_rule", "zero_invalid", "select", "bit", "py_min", "py_max", "new_array", "array_at", "array2_at", "p_u64", "OPTS", "LEAN", "NODE_OPTS"]
 
 OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 #: generated code's options (the driver, the models' straight-line blocks): :data:`OPTS`
@@ -229,6 +232,31 @@ def bit(typingctx, word, j):
     def codegen(context, builder, signature, args):
         return builder.trunc(builder.lshr(args[0], args[1]), context.get_value_type(types.boolean))
     return types.boolean(types.uint64, types.uint64), codegen
+
+
+def _python_minmax(compare):
+    """An intrinsic computing Python's ``min(a, b)`` (``compare`` ``operator.lt``) or ``max(a,
+    b)`` (``operator.gt``) of two numbers or bools exactly as Numba's builtins do — their own
+    code generation (``do_minmax``: the unified type, then ``select(b OP a, b, a)``, so
+    ``max(1.5, nan)`` is 1.5 as in Python) — without the overload of ``min`` / ``max`` that
+    Numba compiles through its whole pipeline for every pair of argument types in every
+    process (six such compiles, ≈ 0.35 s of a cold compile of the shipped bundle)."""
+    def typer(typingctx, a, b):
+        a, b = types.unliteral(a), types.unliteral(b)
+        if not all(isinstance(t, (types.Number, types.Boolean)) for t in (a, b)):
+            return None
+        result = typingctx.unify_types(a, b)
+        if result is None:
+            return None
+
+        def codegen(context, builder, signature, args):
+            return do_minmax(context, builder, list(signature.args), list(args), compare)
+        return result(a, b), codegen
+    return intrinsic(typer)
+
+
+py_min = _python_minmax(operator.lt)
+py_max = _python_minmax(operator.gt)
 
 
 @intrinsic

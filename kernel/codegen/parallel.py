@@ -10,11 +10,13 @@ many helpers may run (default: one per idle CPU beyond the caller's, at most 3; 
 everything in the calling process).
 
 How a helper starts (:func:`start_method`, ``$POSTLOAN_COMPILE_START``): ``fork`` (the default
-where ``os.fork`` exists, on Linux) forks the parent once the jobs are known
-(:class:`ForkedHelper`): the child inherits the imported modules, the generated nodes and
-Numba's initialized compiler, and compiles at once; ``spawn`` starts a fresh Python
-(:class:`Helper`, started early by :func:`prestart`), which pays ≈ 1.5 s of CPU for Python,
-NumPy, Numba and Numba's first compile before its first job.
+where ``os.fork`` exists, on Linux) forks the parent — with a cold cache before the bundle is
+read (:class:`EarlyFork`, by :func:`prestart`: it compiles the driver while the parent reads,
+then claims jobs with it), otherwise once the jobs are known (:class:`ForkedHelper`: the child
+inherits the imported modules, the generated nodes and Numba's initialized compiler, and
+compiles at once); ``spawn`` starts a fresh Python (:class:`Helper`, started early by
+:func:`prestart`), which pays ≈ 1.5 s of CPU for Python, NumPy, Numba and Numba's first
+compile before its first job.
 """
 from __future__ import annotations
 
@@ -173,16 +175,26 @@ def start_method() -> str:
     return "fork" if sys.platform.startswith("linux") and hasattr(os, "fork") and alone else "spawn"
 
 
-def prestart() -> list["Helper"]:
+def prestart() -> list:
     """Helper processes started before the caller reads and plans its bundle, when the cache
-    looks cold (:func:`looks_cold`) and :func:`workers` allows any: each imports Python,
-    NumPy and Numba and initializes Numba's compiler (≈ 1.5 s of its own CPU) while the
-    parent parses, then waits for its jobs (:meth:`Helper.send`). The caller hands them to
-    :func:`kernel.codegen.compile_plan`, which gives them jobs or ends them. None when helpers
-    are forked (:func:`start_method`): a forked helper starts warm, when its jobs are known."""
-    if start_method() == "fork" or not looks_cold():
+    looks cold (:func:`looks_cold`) and :func:`workers` allows any. The caller hands them to
+    :func:`kernel.codegen.compile_plan`, which gives them jobs or lets them end.
+
+    Forked helpers (:func:`start_method`) are :class:`EarlyFork` s: forked once Numba and the
+    helpers every node calls are imported, the first compiles the driver — the same module for
+    every plan — while the parent parses, then claims jobs with the parent once they are known.
+    Spawned ones are :class:`Helper` s: each imports Python, NumPy and Numba and initializes
+    Numba's compiler (≈ 1.5 s of its own CPU) while the parent parses, then waits for a fixed
+    share (:meth:`Helper.send`)."""
+    if not looks_cold():
         return []
-    return [Helper() for _ in range(workers())]
+    count = workers()
+    if not count:
+        return []
+    if start_method() == "fork":
+        from . import helpers  # noqa: F401 — Numba and the node helpers: imported once, inherited
+        return [EarlyFork(driver=i == 0) for i in range(count)]
+    return [Helper() for _ in range(count)]
 
 
 class Helper:
@@ -311,9 +323,10 @@ class Claims:
     exactly one process gets each). A process that the estimates or the machine's other load
     left behind is relieved by the other, so the compile ends when the work does."""
 
-    def __init__(self, shares: list[list]):
+    def __init__(self, shares: list[list], folder: str | None = None):
+        """``folder``: the claims of a compile another process created (an early fork's)."""
         self.shares = shares
-        self.dir = tempfile.mkdtemp(prefix="postloan-claims-")
+        self.dir = folder or tempfile.mkdtemp(prefix="postloan-claims-")
 
     def order(self, process: int) -> list:
         """The jobs in the order process ``process`` (0: the parent) tries to claim them."""
@@ -360,41 +373,129 @@ def warm_up() -> None:
     numba.njit(lambda x: x + 1)(1)
 
 
-def main() -> None:
-    """A helper process: read the jobs (JSON on stdin) and compile each into Numba's cache.
-    ``{"kind": "node", "path": …}`` — a generated node module; ``{"kind": "function",
-    "module": …, "name": …, "path": …, "args": [[dtype, ndim], …, [[dtype, ndim], …] for a tuple]}``
-    — a function (a model interpreter, imported from ``path`` when its module is generated)
-    for the array arguments described."""
-    import numba
-    import numpy as np
+#: the write ends of the early forks' job pipes still open in this process: a later fork closes
+#: its copies, so that each early fork sees the end of its own pipe when the parent closes it
+_EARLY_PIPES: set[int] = set()
 
-    from . import cache, emit
+
+class EarlyFork:
+    """A helper forked before the bundle is read (:func:`prestart`, a cold cache): while the
+    parent reads, checks and plans the bundle (≈ 3 s of CPU on the shipped one, its other core
+    idle until now), the child runs Numba's first compile and — the first of them
+    (``driver``) — compiles the driver module (:func:`.emit.driver_source`: the same for every
+    plan) into Numba's cache. Then it waits for :meth:`send`: the folder of the compile's
+    :class:`Claims` and the jobs in the order this process claims them (JSON, as a spawned
+    helper's, one line), compiles each job it claims into Numba's cache, and exits. Sent
+    nothing (no jobs worth sharing), it exits after the driver. Same interface as
+    :class:`Helper` (``done``, :meth:`wait`, :meth:`kill`)."""
+
+    def __init__(self, driver: bool = True):
+        read, write = os.pipe()
+        try:
+            self._forked = ForkedHelper(lambda: _early_work(read, write, driver))
+        finally:
+            os.close(read)
+        self._pipe: int | None = write
+        _EARLY_PIPES.add(write)
+        self.driver = driver
+
+    @property
+    def done(self) -> bool:
+        return self._forked.done
+
+    @property
+    def returncode(self) -> int | None:
+        return self._forked.returncode
+
+    def send(self, claims: str | None = None, jobs: list = ()) -> None:
+        """Hand the child the claims folder and its jobs in claiming order (``[(key, job)]``,
+        ``job`` as :func:`main` reads it); nothing: it ends after the driver."""
+        if self._pipe is None:
+            return
+        message = (json.dumps({"claims": claims, "jobs": [[list(key), job] for key, job in jobs]}) + "\n").encode()
+        try:
+            view = memoryview(message)
+            while view:
+                view = view[os.write(self._pipe, view):]
+        except OSError:                  # it exited early: wait() says why
+            pass
+        self._close()
+
+    def wait(self) -> None:
+        self.send()                      # nothing more for it, if nothing was sent
+        self._forked.wait()
+
+    def kill(self) -> None:
+        self._close()
+        self._forked.kill()
+
+    def _close(self) -> None:
+        if self._pipe is not None:
+            _EARLY_PIPES.discard(self._pipe)
+            os.close(self._pipe)
+            self._pipe = None
+
+
+def _early_work(read: int, write: int, driver: bool) -> None:
+    """An :class:`EarlyFork` child's work (see there)."""
+    os.close(write)
+    for other in _EARLY_PIPES:           # the earlier forks' pipes: the parent's to close
+        os.close(other)
+    warm_up()
+    if driver:
+        from . import cache, emit
+        cache.import_source(cache.write_source(emit.driver_source()))
+    with os.fdopen(read, "rb") as pipe:
+        line = pipe.readline()
+    if not line.strip():
+        return
+    message = json.loads(line)
+    if not message["jobs"]:
+        return
+    claims = Claims([], message["claims"])
+    for key, job in message["jobs"]:
+        if claims.take(key):
+            run_job(job)
+
+
+def main() -> None:
+    """A spawned helper process: read the jobs (JSON on stdin) and compile each into Numba's
+    cache (:func:`run_job`)."""
+    from . import cache
     cache.configure_numba_cache()
     from . import helpers  # noqa: F401 — what every node calls, defined before the jobs come
     # done here, while a parent that started this helper early still reads its bundle
     warm_up()
-    jobs = json.loads(sys.stdin.read())
-    if not jobs:
-        return
-    signature = emit.node_signature()
+    for job in json.loads(sys.stdin.read()):
+        run_job(job)
+
+
+def run_job(job: dict) -> None:
+    """Compile one job of a helper into Numba's cache. ``{"kind": "node", "path": …}`` — a
+    generated node module; ``{"kind": "function", "module": …, "name": …, "path": …, "args":
+    [[dtype, ndim], …, [[dtype, ndim], …] for a tuple]}`` — a function (a model's block
+    function, imported from ``path`` when its module is generated) for the array arguments
+    described."""
+    import numba
+    import numpy as np
+
+    from . import cache, emit
 
     def dummy(arg):
         if isinstance(arg[0], list):
             return tuple(dummy(a) for a in arg)
         return np.zeros((1,) * arg[1], dtype=arg[0])
 
-    for job in jobs:
-        if job["kind"] == "node":
-            module = cache.import_source(Path(job["path"]))
-            cache.compile_function(module.node, signature)
-        else:
-            import importlib
-            # a generated module (the model interpreter) by its file, a package's by its name
-            module = cache.import_source(Path(job["path"])) if job.get("path") and job["module"].startswith(
-                "postloan_kernel_") else importlib.import_module(job["module"])
-            fn = getattr(module, job["name"])
-            cache.compile_function(fn, tuple(numba.typeof(dummy(a)) for a in job["args"]))
+    if job["kind"] == "node":
+        module = cache.import_source(Path(job["path"]))
+        cache.compile_function(module.node, emit.node_signature())
+    else:
+        import importlib
+        # a generated module (a straight-line block) by its file, a package's by its name
+        module = cache.import_source(Path(job["path"])) if job.get("path") and job["module"].startswith(
+            "postloan_kernel_") else importlib.import_module(job["module"])
+        fn = getattr(module, job["name"])
+        cache.compile_function(fn, tuple(numba.typeof(dummy(a)) for a in job["args"]))
 
 
 def describe(value) -> list:

@@ -166,11 +166,13 @@ def test_progress_shows_the_compiling_node_on_a_terminal_only(monkeypatch):
 def test_a_cold_compile_shares_its_nodes_with_a_helper_process(tmp_path, monkeypatch):
     """A helper process compiles its share of the nodes into Numba's cache; this process then
     loads them from there (a cache hit, no compile here), reports them as compiling, and
-    decides exactly like the reference engine."""
+    decides exactly like the reference engine. (A spawned helper: its share is fixed, where
+    forked ones claim jobs as they go.)"""
     from kernel.codegen import parallel
     from kernel.runtime import Kernel
     monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("POSTLOAN_COMPILE_WORKERS", "1")
+    monkeypatch.setenv("POSTLOAN_COMPILE_START", "spawn")
     monkeypatch.setattr(parallel, "MIN_SECONDS", 0.0)              # small nodes: worth a helper here
     monkeypatch.setattr(parallel, "PARENT_SECONDS", 0.0)           # and one of the two stays here
     folder = tmp_path / "bundle"
@@ -345,10 +347,12 @@ def test_a_cold_cache_starts_its_helper_before_reading_the_bundle(tmp_path, monk
     assert k.decide(book, "2026-11-28").equals(k.decide(book, "2026-11-28", engine="reference"))
 
 
-def test_a_cold_compile_forks_its_helper_once_the_jobs_are_known(tmp_path, monkeypatch):
-    """With forked helpers (the default on Linux) nothing starts before the bundle is read:
-    the helper is forked with its share, compiles it into Numba's cache in the child, and the
-    parent loads it from there; the decisions are the reference engine's."""
+def test_a_cold_cache_forks_its_helper_before_reading_the_bundle(tmp_path, monkeypatch, caplog):
+    """With forked helpers (the default on Linux) and a cold cache, the helper is forked before
+    the bundle is read: it compiles the driver (every plan's) while the parent reads, then claims
+    the nodes with the parent; the parent loads the driver and the child's nodes from Numba's
+    cache, and decides as the reference engine does."""
+    from kernel import bundle as bundle_module
     from kernel.codegen import parallel
     from kernel.runtime import Kernel
     monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache"))
@@ -357,6 +361,96 @@ def test_a_cold_compile_forks_its_helper_once_the_jobs_are_known(tmp_path, monke
     monkeypatch.setattr(parallel, "MIN_SECONDS", 0.0)
     monkeypatch.setattr(parallel, "PARENT_SECONDS", 0.0)
     monkeypatch.setattr(parallel, "looks_cold", lambda: True)
+    started, seen_by_load, spawned = [], [], []
+    real_early, real_load = parallel.EarlyFork, bundle_module.Bundle.load.__func__
+
+    class Counted(real_early):
+        def __init__(self, driver=True):
+            started.append(driver)
+            super().__init__(driver)
+
+    def load(cls, *args, **kwargs):
+        seen_by_load.append(len(started))
+        return real_load(cls, *args, **kwargs)
+    monkeypatch.setattr(parallel, "EarlyFork", Counted)
+    monkeypatch.setattr(parallel, "Helper", lambda *a, **k: spawned.append(a))
+    monkeypatch.setattr(bundle_module.Bundle, "load", classmethod(load))
+    for name, module in list(sys.modules.items()):    # the driver is every plan's: not imported yet here
+        if name.startswith("postloan_kernel_") and hasattr(module, "record"):
+            monkeypatch.delitem(sys.modules, name)
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    write(folder, bucket=BUCKET.replace("dpd > 30", "dpd > 25"),
+          action=ACTION.replace("overdue_amount > 100", "overdue_amount > 95"))
+    with caplog.at_level("WARNING", logger="kernel.codegen"):
+        k = Kernel.load(folder, progress=False)
+    assert started == [True] and seen_by_load == [1] and spawned == []   # forked before the read, driver first
+    assert "failed" not in caplog.text                                  # the child exited cleanly
+    compiled = k._compiled
+    assert sum(compiled.block.stats.cache_hits.values()) == 1           # the driver: compiled there, loaded here
+    hits = [sum(m.node.stats.cache_hits.values()) for m in compiled._keep[:2]]
+    assert 0 <= sum(hits) <= 2, hits                                    # the nodes: claimed by either
+    book = pa.table({"dpd": pa.array([0, 25, 26, None], pa.int64()),
+                     "overdue_amount": [500.0, 500.0, 95.5, 500.0], "times_overdue_12m": [0, 3, 1, 0]})
+    assert k.decide(book, "2026-11-28").equals(k.decide(book, "2026-11-28", engine="reference"))
+    record = {"dpd": 26, "overdue_amount": 95.5, "times_overdue_12m": 1}
+    assert k.decide_record(record, "2026-11-28") == k.decide(pa.table(
+        {n: [v] for n, v in record.items()}), "2026-11-28", engine="reference").to_pylist()[0]
+
+
+def test_an_early_fork_given_nothing_ends_after_the_driver_and_a_failed_one_leaves_it_here(tmp_path, monkeypatch,
+                                                                                        caplog):
+    """An early fork whose compile has nothing worth sharing compiles the driver only (the
+    parent waits for it and loads it from the cache); one that fails is reported, and the
+    parent compiles the driver itself."""
+    from kernel.codegen import emit, parallel
+    monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache"))
+    for name, module in list(sys.modules.items()):
+        if name.startswith("postloan_kernel_") and hasattr(module, "record"):
+            monkeypatch.delitem(sys.modules, name)
+    plan = _plan(BUCKET.replace("dpd > 30", "dpd > 24"))
+    helper = parallel.EarlyFork()
+    with caplog.at_level("WARNING", logger="kernel.codegen"):
+        compiled = compile_plan(plan, progress=False, helpers=[helper])   # one small node: not shared
+    assert helper.done and helper.returncode == 0 and "failed" not in caplog.text
+    assert sum(compiled.block.stats.cache_hits.values()) == 1
+    batch = pa.record_batch({"dpd": pa.array([0, 24, 25, None], pa.int64())})
+    decided = compiled.run_batch(batch, "2026-11-28")
+    # a child that fails before its jobs: reported, and the parent compiles the driver itself
+    monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache2"))
+    for name, module in list(sys.modules.items()):
+        if name.startswith("postloan_kernel_") and hasattr(module, "record"):
+            monkeypatch.delitem(sys.modules, name)
+    real_source = emit.driver_source
+
+    def broken():
+        raise RuntimeError("no driver here")
+    emit.driver_source = broken                       # in the child only: restored before the parent needs it
+    try:
+        helper = parallel.EarlyFork()
+    finally:
+        emit.driver_source = real_source
+    with caplog.at_level("WARNING", logger="kernel.codegen"):
+        compiled = compile_plan(plan, progress=False, helpers=[helper])
+    assert helper.done and helper.returncode == 1
+    assert "compile helper process failed" in caplog.text and "no driver here" in caplog.text
+    assert sum(compiled.block.stats.cache_misses.values()) == 1     # compiled here
+    assert compiled.run_batch(batch, "2026-11-28") == decided
+
+
+def test_a_cold_compile_forks_its_helper_once_the_jobs_are_known(tmp_path, monkeypatch):
+    """A compile worth sharing with a cache that is not cold (helpers started before the read
+    only for an empty one): the helper is forked with its share once the jobs are known,
+    compiles it into Numba's cache in the child, and the parent loads it from there; the
+    decisions are the reference engine's."""
+    from kernel.codegen import parallel
+    from kernel.runtime import Kernel
+    monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("POSTLOAN_COMPILE_WORKERS", "1")
+    monkeypatch.setenv("POSTLOAN_COMPILE_START", "fork")       # the default here, whatever threads ran before
+    monkeypatch.setattr(parallel, "MIN_SECONDS", 0.0)
+    monkeypatch.setattr(parallel, "PARENT_SECONDS", 0.0)
+    monkeypatch.setattr(parallel, "looks_cold", lambda: False)
     assert parallel.start_method() == "fork" and parallel.prestart() == []
     forked, spawned = [], []
     real_forked = parallel.ForkedHelper
@@ -395,7 +489,7 @@ def test_a_forked_helper_can_compile_the_driver_while_the_parent_compiles_nodes(
     monkeypatch.setenv("POSTLOAN_COMPILE_WORKERS", "1")
     monkeypatch.setenv("POSTLOAN_COMPILE_START", "fork")
     monkeypatch.setattr(parallel, "MIN_SECONDS", 0.0)
-    monkeypatch.setattr(parallel, "looks_cold", lambda: True)
+    monkeypatch.setattr(parallel, "looks_cold", lambda: False)       # forked once the jobs are known
     shared = []
 
     def driver_to_the_helper(jobs, helpers, parent_seconds=0.0):
