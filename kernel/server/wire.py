@@ -111,6 +111,16 @@ _KEY_MAX = 0xFFFFFFFF
 
 
 @njit(cache=True)
+def _key(buf, pos, end):
+    """A field's (number, wire type, next position) as protobuf reads its key; position −1
+    when the key is unreadable or one protobuf refuses (zero, or above :data:`_KEY_MAX`)."""
+    key, pos = _varint(buf, pos, end)
+    if pos < 0 or key < 8 or key > _KEY_MAX:
+        return 0, 0, -1
+    return key >> 3, key & 7, pos
+
+
+@njit(cache=True)
 def _moment(buf, pos, stop, kind):
     """The ``google.type.Date`` (``kind`` _DATE: its proleptic ordinal) or
     ``google.protobuf.Timestamp`` (_INSTANT: µs since 1970, nanos truncated) in
@@ -121,18 +131,17 @@ def _moment(buf, pos, stop, kind):
     b = np.int64(0)
     c = np.int64(0)
     while pos < stop:
-        inner, pos = _varint(buf, pos, stop)
-        if pos < 0 or inner < 8 or inner > _KEY_MAX:
+        field, wire, pos = _key(buf, pos, stop)
+        if pos < 0:
             return _NO_MOMENT
-        if (inner & 7) != 0 or (inner >> 3) > 3:
-            pos = _skip(buf, pos, stop, inner & 7)
+        if wire != 0 or field > 3:
+            pos = _skip(buf, pos, stop, wire)
             if pos < 0:
                 return _NO_MOMENT
             continue
         v, pos = _varint(buf, pos, stop)
         if pos < 0:
             return _NO_MOMENT
-        field = inner >> 3
         if not (kind == _INSTANT and field == 1):
             v = np.int64(np.int32(v & 0xFFFFFFFF))          # int32 fields
         if field == 1:
@@ -206,11 +215,9 @@ def _parse(buf, plan, floats_lo_hi, seen, values, floats):
     end = buf.shape[0]
     pos = 0
     while pos < end:
-        key, pos = _varint(buf, pos, end)
-        if pos < 0 or key < 8 or key > _KEY_MAX:
+        number, wire, pos = _key(buf, pos, end)
+        if pos < 0:
             return False
-        number = key >> 3
-        wire = key & 7
         if number >= plan.shape[0] or plan[number, 0] == _UNKNOWN:
             pos = _skip(buf, pos, end, wire)
             if pos < 0:
@@ -535,11 +542,9 @@ def _parse_request_into(buf, limits, id_slot, head, plan, floats_lo_hi, seen, va
     end = buf.shape[0]
     pos = 0
     while pos < end:
-        key, pos = _varint(buf, pos, end)
-        if pos < 0 or key < 8 or key > _KEY_MAX:
+        number, wire, pos = _key(buf, pos, end)
+        if pos < 0:
             return False
-        number = key >> 3
-        wire = key & 7
         if number > 4:                                   # unknown: skipped, as protobuf does
             pos = _skip(buf, pos, end, wire)
             if pos < 0:
