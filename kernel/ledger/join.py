@@ -156,18 +156,35 @@ _UTC = dt.timezone.utc
 
 # -- one account as a record of Python scalars (a gRPC Decide): the same precedence, no arrays --
 
+def _fold_kind(name: str) -> str:
+    """A state column's kind of fold value: float, time, date, enum, bool (consents and
+    opt-outs too) or count."""
+    if name in _FLOAT:
+        return "float"
+    if name in _TIME:
+        return "time"
+    if name in _DATE:
+        return "date"
+    if name in _ENUM:
+        return "enum"
+    if name in _BOOL or name.startswith("consent_") or name == "contact_opt_out":
+        return "bool"
+    return "count"
+
+
 def _converter(name: str):
     """A fold value → record scalar function for one state column."""
-    if name in _FLOAT:
+    kind = _fold_kind(name)
+    if kind == "float":
         return lambda v: None if v != v else v
-    if name in _TIME:
+    if kind == "time":
         return lambda v: None if v == NULL_TIME else _EPOCH + dt.timedelta(microseconds=v)
-    if name in _DATE:
+    if kind == "date":
         return lambda v: None if v == NULL_TIME else _EPOCH_DAY + dt.timedelta(days=v)
-    if name in _ENUM:
+    if kind == "enum":
         members = ENUMS[_ENUM[name]]
         return lambda v: None if v < 0 else members[v]
-    if name in _BOOL or name.startswith("consent_") or name == "contact_opt_out":
+    if kind == "bool":
         return lambda v: None if v < 0 else v > 0
     return None                               # counts: as they are
 
@@ -411,20 +428,6 @@ def with_state(table: pa.Table | pa.RecordBatch, as_of: dt.date, now: dt.datetim
 _STAGED_KINDS = {"count": "i64", "float": "f64", "date": "i32", "enum": "u8", "bool": "bits"}
 #: the days ``datetime.date`` holds, as days since 1970-01-01 (outside: the record's way)
 _DAY_RANGE = (dt.date.min.toordinal() - _EPOCH_DAY.toordinal(), dt.date.max.toordinal() - _EPOCH_DAY.toordinal())
-
-
-def _fold_kind(name: str) -> str:
-    if name in _FLOAT:
-        return "float"
-    if name in _TIME:
-        return "time"
-    if name in _DATE:
-        return "date"
-    if name in _ENUM:
-        return "enum"
-    if name in _BOOL or name.startswith("consent_") or name == "contact_opt_out":
-        return "bool"
-    return "count"
 
 
 class StateInputs:
