@@ -15,7 +15,7 @@ Conventions
   members is accepted on input. Their members are listed in :data:`ENUMS`.
 - PII columns never reach logs, metrics or error messages (see ``Column.pii``).
 - Limits: a string column holds at most ``max_length`` characters (default
-  :data:`DEFAULT_MAX_LENGTH`); a float is finite; numbers, dates and instants lie within the
+  :data:`DEFAULT_MAX_LENGTH`) and an identifier at least ``min_length`` (1); a float is finite; numbers, dates and instants lie within the
   column's range (its own, else its unit's in :data:`UNIT_RANGES`, else the contract's
   :data:`DATE_RANGE` / :data:`INSTANT_RANGE`).
 
@@ -98,6 +98,7 @@ class Column:
     max_length: int | None = None   # strings: most characters (default DEFAULT_MAX_LENGTH)
     minimum: Any = None             # numbers, dates, instants: lowest value allowed (default: by unit / type)
     maximum: Any = None             # … highest value allowed
+    min_length: int = 0             # strings: fewest characters (1 for identifiers: "" names nothing)
 
     @property
     def is_text(self) -> bool:
@@ -172,18 +173,19 @@ ENUMS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _c(name, type_, unit, nullable, pii, doc, enum=None, *, max_length=None, minimum=None, maximum=None) -> Column:
+def _c(name, type_, unit, nullable, pii, doc, enum=None, *, max_length=None, minimum=None, maximum=None,
+       min_length=0) -> Column:
     if enum is not None:
         assert enum in ENUMS, enum
-    return Column(name, type_, unit, nullable, pii, doc, enum, max_length, minimum, maximum)
+    return Column(name, type_, unit, nullable, pii, doc, enum, max_length, minimum, maximum, min_length)
 
 
 I64, F64, BOOL, DATE, STR = pa.int64(), pa.float64(), pa.bool_(), pa.date32(), pa.string()
 
 ACCOUNTS: tuple[Column, ...] = (
-    _c("account_id", STR, "", False, False, "Loan account identifier; primary key.", max_length=64),
-    _c("customer_id", STR, "", False, False, "Borrower; joins customers.customer_id.", max_length=64),
-    _c("vin", STR, "", False, False, "Financed vehicle (17-char VIN); joins vehicles.vin.", max_length=32),
+    _c("account_id", STR, "", False, False, "Loan account identifier; primary key.", max_length=64, min_length=1),
+    _c("customer_id", STR, "", False, False, "Borrower; joins customers.customer_id.", max_length=64, min_length=1),
+    _c("vin", STR, "", False, False, "Financed vehicle (17-char VIN); joins vehicles.vin.", max_length=32, min_length=1),
     _c("product", ENUM, "", False, False, "Loan product.", "product"),
     _c("contract_date", DATE, "date", False, False, "Date the loan contract was signed and paid out."),
     _c("first_due_date", DATE, "date", False, False, "Due date of installment 1; later ones fall on the same day of month."),
@@ -223,7 +225,7 @@ ACCOUNTS: tuple[Column, ...] = (
 )
 
 CUSTOMERS: tuple[Column, ...] = (
-    _c("customer_id", STR, "", False, False, "Customer identifier; primary key.", max_length=64),
+    _c("customer_id", STR, "", False, False, "Customer identifier; primary key.", max_length=64, min_length=1),
     _c("name", STR, "", False, True, "Full name.", max_length=128),
     _c("id_number", STR, "", False, True, "National ID number (居民身份证号) or SSN.", max_length=32),
     _c("phone", STR, "", False, True, "Primary mobile number.", max_length=32),
@@ -258,7 +260,7 @@ CUSTOMERS: tuple[Column, ...] = (
 )
 
 VEHICLES: tuple[Column, ...] = (
-    _c("vin", STR, "", False, False, "Vehicle identification number; primary key.", max_length=32),
+    _c("vin", STR, "", False, False, "Vehicle identification number; primary key.", max_length=32, min_length=1),
     _c("plate_number", STR, "", False, True, "Licence plate (personal data once linked to the owner).", max_length=16),
     _c("brand", STR, "", False, False, "Make, e.g. Toyota, BYD.", max_length=64),
     _c("model", STR, "", False, False, "Model name.", max_length=64),
@@ -299,8 +301,8 @@ BOOK: tuple[Column, ...] = _join(ACCOUNTS, CUSTOMERS, VEHICLES)
 #: What happened to an account: the ledger's input (kernel.ledger, docs/ledger.md). Typed
 #: columns, no JSON payload: which columns a kind needs is in ``kernel.ledger.events.KINDS``.
 EVENTS: tuple[Column, ...] = (
-    _c("event_id", STR, "", False, False, "Unique event id, the idempotency key: a replayed event changes nothing."),
-    _c("account_id", STR, "", False, False, "Account the event concerns."),
+    _c("event_id", STR, "", False, False, "Unique event id, the idempotency key: a replayed event changes nothing.", min_length=1),
+    _c("account_id", STR, "", False, False, "Account the event concerns.", min_length=1),
     _c("kind", ENUM, "", False, False, "What happened.", "event_kind"),
     _c("at", TS, "instant", False, False, "When it happened (the state is derived in the order of at, whatever the order of arrival)."),
     _c("recorded_at", TS, "instant", True, False, "When the ledger stored it (set on ingest; a given value is ignored)."),
@@ -319,7 +321,7 @@ EVENTS: tuple[Column, ...] = (
 #: docs/ledger.md). Columns marked "replaces the book's" carry the same meaning as the book
 #: column of that name and replace it when a decision reads state (docs/ledger.md, Precedence).
 STATE: tuple[Column, ...] = (
-    _c("account_id", STR, "", False, False, "Account."),
+    _c("account_id", STR, "", False, False, "Account.", min_length=1),
     _c("state_at", TS, "instant", False, False, "The moment the state is derived as of."),
     _c("ledger_events", I64, "count", False, False, "Events of the account the ledger holds up to state_at (0: the ledger does not know it)."),
     # contact
@@ -411,13 +413,13 @@ STATE: tuple[Column, ...] = (
 #: The fixed part of a decision row; every ruleset and model output follows as
 #: ``<ruleset>.<output>`` / ``<model>.<output>`` columns plus ``<ruleset>.rule``.
 DECISIONS: tuple[Column, ...] = (
-    _c("account_id", STR, "", False, False, "Account decided."),
+    _c("account_id", STR, "", False, False, "Account decided.", min_length=1),
     _c("as_of", DATE, "date", False, False, "Decision date given with the request."),
     _c("bundle_hash", STR, "", False, False, "Content hash of the bundle that decided."),
 )
 
 ACTIONS: tuple[Column, ...] = (
-    _c("account_id", STR, "", False, False, "Account the action is for."),
+    _c("account_id", STR, "", False, False, "Account the action is for.", min_length=1),
     _c("action", ENUM, "", False, False, "What to do.", "action_channel"),
     _c("priority", F64, "score", False, False, "Higher first; queues sort by it."),
     _c("earliest_at", TS, "instant", False, False, "Earliest time the action may happen."),
@@ -528,6 +530,10 @@ def _too_long(col: Column, length: int) -> str:
     return f"{length:,} characters, more than the contract's {col.length_limit:,}"
 
 
+#: an identifier column's value that names nothing
+EMPTY_TEXT = "empty (an identifier needs at least one character)"
+
+
 NOT_FINITE = "not a finite number (NaN or infinity; leave the value out for a null)"
 
 
@@ -635,10 +641,13 @@ def _check_values(col: Column, arr) -> Violation | None:
         if pa.types.is_dictionary(arr.type):
             arr = arr.dictionary_decode()
         lengths = pc.utf8_length(arr)
-        longest = pc.max(lengths).as_py()
-        if longest is not None and longest > limit:
+        shortest, longest = pc.min_max(lengths).values()
+        if longest.as_py() is not None and longest.as_py() > limit:
             row = int(pc.index(pc.greater(lengths, limit), True).as_py())
             return Violation(name, row, f"column {name!r} row {row}: {_too_long(col, lengths[row].as_py())}")
+        if shortest.as_py() is not None and shortest.as_py() < col.min_length:
+            row = int(pc.index(pc.less(lengths, col.min_length), True).as_py())
+            return Violation(name, row, f"column {name!r} row {row}: {EMPTY_TEXT}")
         return None
     bounds = col.value_range
     if bounds is None:
@@ -727,7 +736,7 @@ def record_checker(table: str = "book", prefix: str = "") -> Callable[[dict], li
         return (floor if lo is None else lo), (ceiling if hi is None else hi)
 
     required = tuple(c.name for c in cols if not c.nullable)
-    texts = tuple((c.name, c.length_limit) for c in cols if c.is_text)
+    texts = tuple((c.name, c.min_length, c.length_limit) for c in cols if c.is_text)
     enums = tuple((c.name, frozenset(ENUMS[c.enum])) for c in cols if c.enum)
     bools = tuple(c.name for c in cols if pa.types.is_boolean(c.type))
     # ±float max, not ±inf: infinity must fail the comparison
@@ -743,9 +752,9 @@ def record_checker(table: str = "book", prefix: str = "") -> Callable[[dict], li
             for name in required:
                 if get(name) is None:
                     return explain(record)
-            for name, limit in texts:
+            for name, shortest, limit in texts:
                 value = get(name)
-                if value is not None and (type(value) is not str or len(value) > limit):
+                if value is not None and (type(value) is not str or not shortest <= len(value) <= limit):
                     return explain(record)
             for name, members in enums:
                 value = get(name)
@@ -790,12 +799,14 @@ def _value_test(col: Column) -> Callable[[Any], str | None]:
         wrong = _not_member(col)
         return lambda value: None if value in members else wrong
     if col.is_text:
-        limit = col.length_limit
+        limit, shortest = col.length_limit, col.min_length
 
         def text(value):
             if type(value) is not str:
                 return f"expected a string, got {type(value).__name__}"
-            return None if len(value) <= limit else _too_long(col, len(value))
+            if len(value) > limit:
+                return _too_long(col, len(value))
+            return EMPTY_TEXT if len(value) < shortest else None
         return text
     if pa.types.is_boolean(t):
         return lambda value: None if isinstance(value, bool) else f"expected a bool, got {type(value).__name__}"
@@ -843,7 +854,7 @@ def describe(table: str = "book") -> str:
 
 def _describe_limits(col: Column) -> str:
     if col.length_limit is not None:
-        return f"≤ {col.length_limit} chars"
+        return f"{col.min_length}–{col.length_limit} chars" if col.min_length else f"≤ {col.length_limit} chars"
     if col.value_range is None:
         return ""
     lo, hi = col.value_range
@@ -873,7 +884,9 @@ def markdown() -> str:
               "Every entry point — `Decide`, `DecideBatch`, `Explain`, `Valuate`, the connectors and so",
               "`postloan decide` — checks its input with one validator (`kernel.schema.validate` for tables,",
               "`kernel.schema.record_checker` for one record), by the column limits in the tables below:",
-              f"text holds at most the characters shown (default {DEFAULT_MAX_LENGTH}); floats are finite (NaN",
+              f"text holds at most the characters shown (default {DEFAULT_MAX_LENGTH}), and an identifier",
+              "(`account_id`, `customer_id`, `vin`, `event_id`) at least one: an empty one names nothing",
+              "(proto3 cannot tell an empty string from an unset one); floats are finite (NaN",
               "and infinity are refused: leave a value out for a null); numbers lie in their column's range,",
               f"else their unit's (below); dates lie in {DATE_RANGE[0]} – {DATE_RANGE[1]} and instants in the",
               "same days (UTC). An error names the column and the row, never the value of a text or",

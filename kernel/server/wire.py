@@ -264,7 +264,7 @@ def _parse(buf, plan, floats_lo_hi, seen, values, floats):
             if kind == _TEXT:
                 # valid UTF-8 (protobuf refuses a string field that is not) within its characters
                 chars = _utf8_chars(buf, pos, stop)
-                if chars < 0 or chars > plan[number, 4]:
+                if chars < plan[number, 3] or chars > plan[number, 4]:
                     return False
                 slots = seen.shape[0] // 3
                 seen[slots + 2 * s] = pos
@@ -333,7 +333,7 @@ class WireDecoder:
             if kind == _ENUM:
                 hi = len(schema.ENUMS[col.enum]) + 1          # codes 1 … members
             elif kind == _TEXT:
-                hi = col.length_limit
+                lo, hi = col.min_length, col.length_limit
             elif kind == _DATE:
                 lo, hi = (d.toordinal() for d in col.value_range)
             elif kind == _INSTANT:

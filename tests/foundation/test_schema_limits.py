@@ -23,6 +23,8 @@ BAD_VALUES = [
     ("gps_lat", 91.5, "outside the contract's range -90 – 90"),
     ("annual_rate", 1.5, "outside the contract's range 0 – 1"),
     ("account_id", "A" * 65, "65 characters, more than the contract's 64"),
+    ("account_id", "", "empty (an identifier needs at least one character)"),
+    ("vin", "", "empty (an identifier needs at least one character)"),
     ("name", "丁" * 129, "129 characters, more than the contract's 128"),
     ("address", "x" * 1_000_000, "1,000,000 characters, more than the contract's 256"),
     ("product", "丁明", "not one of NEW_CAR_LOAN, USED_CAR_LOAN, FINANCE_LEASE"),
@@ -58,7 +60,7 @@ def test_tables_and_records_reject_the_same_value_naming_the_column(small_book, 
     record = {**small_book.slice(0, 1).to_pylist()[0], name: value}
     found = schema.record_checker("book", "account.")(record)
     assert [v.field for v in found] == [f"account.{name}"] and words in found[0].message
-    if isinstance(value, str):                       # strings are never quoted: say the row and column
+    if isinstance(value, str) and value:             # strings are never quoted: say the row and column
         assert value[:20] not in str(err.value) and value[:20] not in found[0].message
 
 
@@ -120,4 +122,5 @@ def test_limits_are_declared_in_the_contract_and_documented():
     assert all(c.length_limit for c in schema.BOOK if c.is_text)
     from pathlib import Path
     page = (Path(__file__).resolve().parents[2] / "docs" / "data-contract.md").read_text()
-    assert "| `account_id` | string |  | no |  | ≤ 64 chars |" in page
+    assert "| `account_id` | string |  | no |  | 1–64 chars |" in page and "| `brand` | string |  | no |  | ≤ 64 chars |" in page
+    assert {c.name for c in schema.BOOK if c.min_length} == {"account_id", "customer_id", "vin"}

@@ -1,5 +1,6 @@
 """The Decide response encoder against the same messages built field by field by protobuf."""
 import datetime as dt
+import functools
 import math
 
 import numpy as np
@@ -110,8 +111,15 @@ def test_edge_values_keep_their_kind():
 
 
 def _account_messages(seed: int, n: int):
+    """``n`` synthetic accounts' messages, each a fresh copy (the book is generated once per
+    (seed, n): generating even one account takes ≈ 0.4 s, too long for each hypothesis example)."""
+    return [contract_pb2.Account.FromString(data) for data in _account_bytes(seed, n)]
+
+
+@functools.lru_cache(maxsize=None)
+def _account_bytes(seed: int, n: int) -> tuple[bytes, ...]:
     from kernel.synth import generate
-    return [convert.ACCOUNT.encode(r) for r in generate(n, seed=seed, as_of=AS_OF).to_pylist()]
+    return tuple(convert.ACCOUNT.encode(r).SerializeToString() for r in generate(n, seed=seed, as_of=AS_OF).to_pylist())
 
 
 def test_the_generated_account_decoder_gives_the_careful_paths_record():

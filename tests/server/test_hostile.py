@@ -244,6 +244,23 @@ def test_6_a_megabyte_account_id_is_refused_and_never_logged_or_audited(served, 
     assert growth["peak"] < 64 * MiB
 
 
+def test_6_an_empty_account_id_names_no_account_and_is_refused(served, scoring, record):
+    """proto3 sends an empty string as an unset field: the id that names nothing is refused by
+    Decide (the wire pass leaves it to the careful path) and by DecideBatch, never decided
+    and audited under ""."""
+    table = book(3)
+    blank = table.set_column(table.schema.get_field_index("account_id"), "account_id", pa.array(["a-1", "", "a-3"]))
+    before = audited(served)
+    with pytest.raises(CallError) as err:
+        scoring.decide({**record, "account_id": ""}, AS_OF, now=NOW)
+    with pytest.raises(CallError) as batch_err:
+        scoring.decide_batch(blank, AS_OF)
+    assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT and err.value.field == "account.account_id"
+    assert "empty" in err.value.message
+    assert batch_err.value.field == "accounts.account_id" and "row 1" in batch_err.value.message
+    assert audited(served) == before
+
+
 # -- 7. bad values are INVALID_ARGUMENT (INTERNAL means a bug) ---------------------------------------
 ITEM_7 = [("now_seconds_plus_2e62", "now"), ("now_seconds_minus_2e62", "now"), ("now_nanos_1e9", "now"),
           ("now_nanos_negative", "now"), ("last_conversation_at_2e62", "account.last_conversation_at"),
