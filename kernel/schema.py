@@ -301,8 +301,9 @@ BOOK: tuple[Column, ...] = _join(ACCOUNTS, CUSTOMERS, VEHICLES)
 #: What happened to an account: the ledger's input (kernel.ledger, docs/ledger.md). Typed
 #: columns, no JSON payload: which columns a kind needs is in ``kernel.ledger.events.KINDS``.
 EVENTS: tuple[Column, ...] = (
-    _c("event_id", STR, "", False, False, "Unique event id, the idempotency key: a replayed event changes nothing.", min_length=1),
-    _c("account_id", STR, "", False, False, "Account the event concerns.", min_length=1),
+    _c("event_id", STR, "", False, False, "Unique event id, the idempotency key: a replayed event changes nothing.",
+       max_length=128, min_length=1),
+    _c("account_id", STR, "", False, False, "Account the event concerns.", max_length=64, min_length=1),
     _c("kind", ENUM, "", False, False, "What happened.", "event_kind"),
     _c("at", TS, "instant", False, False, "When it happened (the state is derived in the order of at, whatever the order of arrival)."),
     _c("recorded_at", TS, "instant", True, False, "When the ledger stored it (set on ingest; a given value is ignored)."),
@@ -313,15 +314,15 @@ EVENTS: tuple[Column, ...] = (
     _c("lat", F64, "degrees", True, True, "GPS_PING: latitude (personal data: reduced to state on ingest)."),
     _c("lon", F64, "degrees", True, True, "GPS_PING: longitude (personal data: reduced to state on ingest)."),
     _c("expiry_date", DATE, "date", True, False, "INSURANCE_RENEWED: expiry of the renewed policy."),
-    _c("reservation_id", STR, "", True, False, "CONTACT_ATTEMPT: the CheckContact reservation this attempt used, if any."),
-    _c("agent", STR, "", True, False, "Collector, agency or system that acted (attribution)."),
+    _c("reservation_id", STR, "", True, False, "CONTACT_ATTEMPT: the CheckContact reservation this attempt used, if any.", max_length=64),
+    _c("agent", STR, "", True, False, "Collector, agency or system that acted (attribution).", max_length=64),
 )
 
 #: Per-account state derived from the ledger's events as of a moment (kernel.ledger.state,
 #: docs/ledger.md). Columns marked "replaces the book's" carry the same meaning as the book
 #: column of that name and replace it when a decision reads state (docs/ledger.md, Precedence).
 STATE: tuple[Column, ...] = (
-    _c("account_id", STR, "", False, False, "Account.", min_length=1),
+    _c("account_id", STR, "", False, False, "Account.", max_length=64, min_length=1),
     _c("state_at", TS, "instant", False, False, "The moment the state is derived as of."),
     _c("ledger_events", I64, "count", False, False, "Events of the account the ledger holds up to state_at (0: the ledger does not know it)."),
     # contact
@@ -413,13 +414,13 @@ STATE: tuple[Column, ...] = (
 #: The fixed part of a decision row; every ruleset and model output follows as
 #: ``<ruleset>.<output>`` / ``<model>.<output>`` columns plus ``<ruleset>.rule``.
 DECISIONS: tuple[Column, ...] = (
-    _c("account_id", STR, "", False, False, "Account decided.", min_length=1),
+    _c("account_id", STR, "", False, False, "Account decided.", max_length=64, min_length=1),
     _c("as_of", DATE, "date", False, False, "Decision date given with the request."),
     _c("bundle_hash", STR, "", False, False, "Content hash of the bundle that decided."),
 )
 
 ACTIONS: tuple[Column, ...] = (
-    _c("account_id", STR, "", False, False, "Account the action is for.", min_length=1),
+    _c("account_id", STR, "", False, False, "Account the action is for.", max_length=64, min_length=1),
     _c("action", ENUM, "", False, False, "What to do.", "action_channel"),
     _c("priority", F64, "score", False, False, "Higher first; queues sort by it."),
     _c("earliest_at", TS, "instant", False, False, "Earliest time the action may happen."),

@@ -38,7 +38,8 @@ CONNECTED_OUTCOMES = ("RIGHT_PARTY", "UNREPORTED")
 CONSENT_CHANNELS = ("PHONE", "SMS", "VOICE_BOT", "EMAIL")
 
 #: longest text a text column may hold (characters)
-MAX_ID_LENGTH = {"event_id": 128, "account_id": 64, "reservation_id": 64, "agent": 64}
+#: the identifiers' and labels' most characters, as the contract declares them (docs/data-contract.md)
+MAX_ID_LENGTH = {c.name: c.length_limit for c in EVENTS if c.name in ("event_id", "account_id", "reservation_id", "agent")}
 #: the earliest instant an event may carry
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
 _EARLIEST_US = int((EARLIEST - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)).total_seconds()) * 1_000_000
