@@ -75,14 +75,21 @@ def _now_us() -> int:
 
 def instant_us(value: dt.datetime | int | None) -> int:
     """An aware datetime (or µs since the epoch) as µs UTC; None: now."""
+    # (an aware datetime first, its µs by one floor division: every Decide with state and
+    # every CheckContact converts its moment — ≈ 0.5 µs against ≈ 2 by the delta's fields)
+    if type(value) is dt.datetime and value.tzinfo is not None and value.utcoffset() is not None:
+        return (value - _EPOCH) // _ONE_US
     if value is None:
         return _now_us()
     if isinstance(value, (int, np.integer)):
         return int(value)
     if not isinstance(value, dt.datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise LedgerError(f"expected a time-zone-aware datetime, got {value!r}")
-    delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (value - _EPOCH) // _ONE_US
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_ONE_US = dt.timedelta(microseconds=1)
 
 
 class Ledger:

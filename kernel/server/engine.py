@@ -362,6 +362,8 @@ class Engine:
         for :meth:`decide_staged_request`. None: parse the request and call
         :meth:`decide_account` (a call with actions, bytes the pass cannot vouch for)."""
         direct = self.kernel_inputs
+        if direct is None and self.ledger_inputs is not None:
+            direct = self.ledger_inputs.inputs       # (the ledger's state written over them next)
         staged = direct.stage_request(data) if direct is not None else None
         if staged is None:
             return None
@@ -371,8 +373,11 @@ class Engine:
     def decide_staged_request(self, data: bytes, account_id: str, as_of: dt.date, now: dt.datetime):
         """:meth:`decide_account`'s answer, decision-only, for the request :meth:`stage_request`
         just staged (the same bytes and audit record)."""
-        return self._decide_staged(account_id, lambda: decision_pb2.DecideRequest.FromString(data).account,
-                                   as_of, now, False)
+        message = lambda: decision_pb2.DecideRequest.FromString(data).account      # noqa: E731
+        if self.kernel_inputs is None:             # a ledger's (stage_request staged its way)
+            way = self.ledger_inputs
+            return self._decide_with_state(way, way.request_registry(data), message, as_of, now, False)
+        return self._decide_staged(account_id, message, as_of, now, False)
 
     def _decide_staged(self, account_id: str, message, as_of: dt.date, now: dt.datetime, actions: bool):
         """The answer for the account whose inputs are staged: the kernel on them, then the
@@ -405,17 +410,24 @@ class Engine:
         writer cannot vouch for its bytes (then the kernel decides the joined record)."""
         if not way.inputs.stage(account):
             return self.decide_response(self.record(account), as_of, now, actions)
+        return self._decide_with_state(way, way.registry(account), lambda: account, as_of, now, actions)
+
+    def _decide_with_state(self, way: LedgerInputs, registry: dict, message, as_of: dt.date, now: dt.datetime,
+                           actions: bool):
+        """:meth:`_decide_with_ledger` once the book's values are staged: ``registry`` (the
+        record's account id, time zone and registered columns) read from the same parse,
+        ``message()`` the Account (for the record, when something reads it)."""
         pipeline = self.pipeline
-        values = pipeline.ledger.registered_state_values(way.registry(account), now)
+        values = pipeline.ledger.registered_state_values(registry, now)
         if not way.state.write(self.kernel.record_inputs(), values):
-            record = pipeline.join_state_values(way.inputs.record(account), as_of, values)
+            record = pipeline.join_state_values(way.inputs.record(message()), as_of, values)
             result = pipeline.act(record, Record(self.kernel.decide_record(record, as_of)), as_of, now,
                                   actions=actions)
             return self._answer(result, as_of, actions)
         decisions = Record(self.kernel.decide_staged(as_of))
-        result = None if actions else pipeline.act_unvalued(account.account_id, decisions, as_of, now)
+        result = None if actions else pipeline.act_unvalued(registry["account_id"], decisions, as_of, now)
         if result is None:
-            record = pipeline.join_state_values(way.inputs.record(account), as_of, values)
+            record = pipeline.join_state_values(way.inputs.record(message()), as_of, values)
             result = pipeline.act(record, decisions, as_of, now, actions=actions)
         return self._answer(result, as_of, actions)
 

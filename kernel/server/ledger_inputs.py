@@ -3,7 +3,8 @@ record inputs (:class:`~kernel.server.wire.KernelInputs`), then the ledger's sta
 over the inputs of the columns it replaces (:class:`~kernel.ledger.join.StateInputs`, the
 precedence of docs/data-contract.md) — no record of the book built, none joined with the
 state. The ledger is asked with a record of the few columns it reads (the account, its time
-zone and the contact-time gate's registered columns), built from the same parse."""
+zone and the contact-time gate's registered columns), built from the same parse — of the
+parsed Account message, or of a decision-only request's bytes (no protobuf parse at all)."""
 from __future__ import annotations
 
 from ..ledger.join import StateInputs
@@ -13,13 +14,14 @@ from .wire import KernelInputs, WireDecoder, _builder
 
 class LedgerInputs:
     """What :meth:`kernel.server.engine.Engine.decide_account` needs for a Decide with a
-    ledger: the book's staging (``inputs``), the state's (``state``) and :meth:`registry`.
-    :meth:`for_kernel` gives None when the wire way cannot serve the kernel (an input that is
-    not a field of the Account, a state column the writer does not take)."""
+    ledger: the book's staging (``inputs``), the state's (``state``), :meth:`registry` and
+    :meth:`request_registry`. :meth:`for_kernel` gives None when the wire way cannot serve
+    the kernel (an input that is not a field of the Account, a state column the writer does
+    not take)."""
 
-    def __init__(self, inputs: KernelInputs, state: StateInputs, registry_build):
+    def __init__(self, inputs: KernelInputs, state: StateInputs, registry_build, request_registry_build):
         self.inputs, self.state = inputs, state
-        self._registry_build = registry_build
+        self._registry_build, self._request_registry_build = registry_build, request_registry_build
 
     @classmethod
     def for_kernel(cls, decoder: WireDecoder, kernel, book_counters: str) -> "LedgerInputs | None":
@@ -34,8 +36,12 @@ class LedgerInputs:
         if not all(name in slots for name in names):
             return None
         columns = tuple(decoder.columns[slots[name]] for name in names)
-        _, build = _builder(columns, {j: decoder.where[slots[name]] for j, name in enumerate(names)})
-        return cls(inputs, state, build)
+        where = {j: decoder.where[slots[name]] for j, name in enumerate(names)}
+        _, build = _builder(columns, where)
+        # (the parse's seen: a flag per slot, then per slot its text's start and end)
+        texts = {j: len(decoder.columns) + 2 * slots[name] for j, name in enumerate(names)}
+        _, request_build = _builder(columns, where, texts)
+        return cls(inputs, state, build, request_build)
 
     def registry(self, message) -> dict:
         """The record's account id, time zone and registered columns (the values the record
@@ -43,3 +49,10 @@ class LedgerInputs:
         just made of ``message`` (True): what :meth:`Ledger.registered_state_values` reads."""
         _, values, floats = self.inputs.decoder.thread_buffers()
         return self._registry_build(message, values.tolist(), floats.tolist())
+
+    def request_registry(self, data: bytes) -> dict:
+        """:meth:`registry` of the request whose bytes ``data`` :meth:`KernelInputs.stage_request`
+        just staged (not None), its texts read off those bytes."""
+        seen, values, floats = self.inputs.decoder.thread_buffers()
+        return self._request_registry_build(self.inputs.request_account(data), seen, values.tolist(),
+                                            floats.tolist())

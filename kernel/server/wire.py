@@ -390,17 +390,20 @@ class _Days(dict):
         return value
 
 
-def _builder(columns: tuple[schema.Column, ...], where: dict):
+def _builder(columns: tuple[schema.Column, ...], where: dict, text_slots: dict | None = None):
     """(source, function): the record from the parsed arrays as lists (``v``: values then
-    set flags, ``f``: doubles) and the message (text is read off it). A copy of a template
-    holding every column as None, then one store per column (a nullable one only when set):
+    set flags, ``f``: doubles) and the message (text is read off it) — or, ``text_slots``
+    given (column → where its text's start lies in the pass's ``seen``, its end next), the
+    record from ``build(m, s, v, f)``, ``m`` the message's bytes and ``s`` the pass's
+    ``seen``: each text decoded where the pass found it (UTF-8 it checked; unset: the empty
+    text, as the message's attribute). A copy of a template holding every column as None, then one store per column (a nullable one only when set):
     cheaper than a dict display of 88 entries, which grows its table as it goes. A date is
     taken from a memo of the dates seen (:class:`_Days`: a dict lookup costs less than
     ``date.fromordinal``, and a book's dates repeat from account to account); an instant is
     built with ``timedelta``'s positional arguments (keywords cost more to parse)."""
     env: dict = {"DAYS": _Days(), "timedelta": dt.timedelta, "EPOCH_UTC": EPOCH_UTC,
                  "BOOL": (False, True), "TEMPLATE": dict.fromkeys(c.name for c in columns)}
-    lines = ["def build(m, v, f):", "    r = TEMPLATE.copy()"]
+    lines = ["def build(m, v, f):" if text_slots is None else "def build(m, s, v, f):", "    r = TEMPLATE.copy()"]
     for i, col in enumerate(columns):
         t = col.type
         out, found = where[i]
@@ -412,8 +415,10 @@ def _builder(columns: tuple[schema.Column, ...], where: dict):
             expr = f"DAYS.get(v[{out}]) or DAYS.day(v[{out}])"
         elif pa.types.is_timestamp(t):
             expr = f"EPOCH_UTC + timedelta(0, 0, v[{out}])"
-        elif col.is_text:
+        elif col.is_text and text_slots is None:
             expr = f"m.{col.name}"
+        elif col.is_text:
+            expr = f"m[s[{text_slots[i]}]:s[{text_slots[i] + 1}]].decode()"
         elif pa.types.is_boolean(t):
             expr = f"BOOL[v[{out}]]"
         elif pa.types.is_integer(t):
@@ -678,6 +683,12 @@ class KernelInputs:
         as_of, now = found[_AS_OF], found[_NOW]
         return (account_id, None if as_of == _NO_MOMENT else dt.date.fromordinal(as_of),
                 None if now == _NO_MOMENT else EPOCH_UTC + dt.timedelta(0, 0, now))
+
+    def request_account(self, data: bytes) -> bytes:
+        """The Account's bytes within the request ``data`` that :meth:`stage_request` just
+        took (not None): what the parse's text positions count from."""
+        head = self._local.head
+        return data[head[_ACCOUNT_START]:head[_ACCOUNT_STOP]]
 
     def record(self, message) -> dict:
         """The record of the message :meth:`stage` just took (True), from the same parse."""

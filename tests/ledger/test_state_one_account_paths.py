@@ -178,3 +178,44 @@ def test_an_account_asked_again_is_folded_once_a_day_and_window_and_equals_the_b
                 alerts += got["alert_promise_partial_silence"]
     assert asked >= 10 * ACCOUNTS and len(folds) < asked / 2, (len(folds), asked)
     assert alerts >= 100             # (the crafted silences completed while asked)
+
+
+def test_instant_us_is_the_moments_exact_microseconds_since_the_epoch():
+    """``instant_us`` (every Decide with state and CheckContact converts its moment): an aware
+    datetime in any zone, at the range's ends and around the epoch, as its exact µs since
+    1970 UTC (calendar's count of whole seconds, then the µs); a datetime subclass and ints
+    alike; a naive datetime or a zone without an offset refused, naming the value."""
+    import calendar
+    import random
+
+    from kernel.ledger.ledger import LedgerError
+
+    class Moment(dt.datetime):
+        pass
+
+    def reference(value):
+        return calendar.timegm(value.utctimetuple()) * 1_000_000 + value.microsecond
+
+    utc = dt.timezone.utc
+    rng = random.Random(3)
+    zones = [utc, dt.timezone(dt.timedelta(hours=-9, minutes=-30)), zoneinfo.ZoneInfo("Asia/Shanghai"),
+             zoneinfo.ZoneInfo("America/New_York"), zoneinfo.ZoneInfo("Pacific/Auckland")]
+    moments = [dt.datetime(1, 1, 2, tzinfo=utc), dt.datetime(9999, 12, 30, 23, 59, 59, 999_999, tzinfo=utc),
+               dt.datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=utc), dt.datetime(1970, 1, 1, tzinfo=utc)]
+    moments += [dt.datetime(1970, 1, 1, tzinfo=utc) + dt.timedelta(microseconds=rng.randrange(-2 ** 55, 2 ** 55))
+                for _ in range(300)]
+    for moment in moments:
+        for zone in zones:
+            local = moment.astimezone(zone)
+            assert instant_us(local) == reference(moment), local
+            assert instant_us(Moment.fromisoformat(local.isoformat())) == reference(moment), local
+    assert instant_us(1_700_000_000_123_456) == 1_700_000_000_123_456
+    assert instant_us(np.int64(-5)) == -5 and type(instant_us(np.int64(-5))) is int
+
+    class NoOffset(dt.tzinfo):
+        def utcoffset(self, _):
+            return None
+
+    for bad in (dt.datetime(2026, 11, 28, 2), dt.datetime(2026, 11, 28, 2, tzinfo=NoOffset()), "2026-11-28"):
+        with pytest.raises(LedgerError, match="time-zone-aware"):
+            instant_us(bad)

@@ -9,7 +9,9 @@ to the ledger, a third with some of the book's replaced columns cleared (null wh
 ledger has nothing); each account asked at several instants — a morning, around the next
 local midnight (± 1 µs) and around its last rows' look-back and the patterns' look-backs
 and silences — forwards (the rows cache's and the kept folds' way), under both
-``[ledger] book_counters``."""
+``[ledger] book_counters``; half the decision-only calls by their request's bytes
+(``Engine.stage_request``, ``Engine.decide_staged_request``: Decide's way, no protobuf
+parse)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -95,6 +97,16 @@ def _cleared(message, rng: random.Random):
     return message
 
 
+def _request_bytes(message, as_of: dt.date, now: dt.datetime) -> bytes:
+    """A decision-only DecideRequest's bytes for ``message`` as of ``as_of`` at ``now``."""
+    from kernel.server._proto.postloan.v1 import decision_pb2
+
+    request = decision_pb2.DecideRequest(account=message, actions=False)
+    request.as_of.CopyFrom(convert.date_message(as_of))
+    request.now.CopyFrom(convert.timestamp_message(now))
+    return request.SerializeToString()
+
+
 def _outcome(call):
     from kernel.server.status import FieldError
     try:
@@ -116,7 +128,7 @@ def test_a_decide_with_a_ledger_the_wire_way_gives_the_records_bytes_and_audit_r
     kernel, ledger = by_wire.kernel, by_wire.pipeline.ledger
     rng = random.Random(5)
     rows = book.to_pylist() if book_counters == "fallback" else book.slice(0, 140).to_pylist()
-    calls = written = known = 0
+    calls = written = known = by_request = 0
     for i, row in enumerate(rows):
         message = convert.ACCOUNT.encode(row)
         if rng.random() < 0.33:
@@ -125,8 +137,18 @@ def test_a_decide_with_a_ledger_the_wire_way_gives_the_records_bytes_and_audit_r
             as_of = now.date()
             actions = rng.random() < 0.25
             expected = _outcome(lambda: by_record.decide_response(by_record.record(message), as_of, now, actions))
-            got = _outcome(lambda: by_wire.decide_account(message, as_of, now, actions))
-            assert got == expected, (i, now, actions)
+            # a decision-only call half the time by its request's bytes (Decide's way: no protobuf parse)
+            staged = None
+            if not actions and rng.random() < 0.5:
+                data = _request_bytes(message, as_of, now)
+                staged = by_wire.stage_request(data)
+            if staged is not None:
+                by_request += 1
+                assert staged == (row["account_id"], as_of, now)
+                got = _outcome(lambda: by_wire.decide_staged_request(data, *staged))
+            else:
+                got = _outcome(lambda: by_wire.decide_account(message, as_of, now, actions))
+            assert got == expected, (i, now, actions, staged is not None)
             if expected[0] == "refused":
                 continue
             calls += 1
@@ -143,6 +165,7 @@ def test_a_decide_with_a_ledger_the_wire_way_gives_the_records_bytes_and_audit_r
                 assert staged == reference, (i, now)
                 assert {k: type(v) for k, v in staged.items()} == {k: type(v) for k, v in reference.items()}
     assert written > 0.9 * calls > 2 * len(rows) and 0 < known < calls, (written, calls, known)
+    assert by_request > 0.2 * calls, (by_request, calls)
     for engine in (by_record, by_wire):
         engine.pipeline.audit.flush()
     left = list(read_audit(by_record.pipeline.audit.path))
