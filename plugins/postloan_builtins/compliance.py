@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import array
 import datetime as dt
-import functools
 import re
 import threading
 from dataclasses import dataclass, field
@@ -567,6 +566,7 @@ class _Run:
     scopes: np.ndarray
     params: np.ndarray
     base: np.ndarray
+    packed: np.ndarray                      # the four above as one call takes them (K.pack_run)
     derived: int
     features: tuple[int, ...]
     time_features: tuple[int, ...]
@@ -574,6 +574,7 @@ class _Run:
     sms: bool
     third: bool
     zones: bool
+    needs: int                              # calls, sms and third as K.judge_one's bits (K.NEEDS_*)
     scripts: np.ndarray                     # per action code: whether a policy reads its script
     any_scripts: bool                       # whether any policy reads a script
     derivers: tuple                         # the policies with derived values, in order
@@ -745,10 +746,14 @@ class Engine:
         for p in policies:
             for a in p.SCRIPTS:
                 scripts[ACTION[a]] = True
-        run = _Run(np.array([p.kernel for p in policies], np.int64), np.array([p.scope_bits for p in policies], np.int64),
-                   params, base, derived, features,
+        kernels = np.array([p.kernel for p in policies], np.int64)
+        scopes = np.array([p.scope_bits for p in policies], np.int64)
+        need_bits = sum(bit for name, bit in (("calls", K.NEEDS_CALLS), ("sms", K.NEEDS_SMS), ("third", K.NEEDS_THIRD))
+                        if name in needs)
+        run = _Run(kernels, scopes, params, base, K.pack_run(kernels, scopes, base, params), derived, features,
                    tuple(k for k in features if K.FEATURES[k][1] in ("time", "day")),
-                   "calls" in needs, "sms" in needs, "third" in needs, "zones" in needs, scripts, bool(scripts.any()),
+                   "calls" in needs, "sms" in needs, "third" in needs, "zones" in needs, need_bits,
+                   scripts, bool(scripts.any()),
                    tuple(p for p in policies if p.DERIVED), _feature_reader(features),
                    frozenset(k for k in features if K.FEATURES[k][1] == "day"), tuple(scripts.tolist()),
                    all(type(p).__module__ == __name__ for p in policies if p.DERIVED))
@@ -819,7 +824,7 @@ class Engine:
         run.read_one(merged, values)
         derived = run.derived_of(batch)
         call.at[:] = array.array("q", at)
-        zone, zst, zen, zts, zoff, zob = self._zone_inputs_one(run, merged, at, batch.now_us, values)
+        zone, zones = self._zone_inputs_one(run, merged, at, batch.now_us, values)
         facts = call.facts
         # a request's few scripts as plain values; a null script's screen is 0 (nothing to
         # read: the gate's question has none), as is one no policy of the run reads
@@ -831,9 +836,8 @@ class Engine:
             facts[K.A_SCRIPT] = 0
             call.screened = False
         out = call.out
-        K.judge_one(run.kernels, run.scopes, run.codes_of(codes), call.at_us, _zero_rows(m), call.X, facts, derived,
-                    run.params, run.base, zone, zst, zen, zts, zoff, zob, batch.now_us,
-                    (batch.as_of - _EPOCH_DAY).days, run.calls, run.sms, run.third, out)
+        K.judge_one(run.packed, run.codes_of(codes), call.at_us, call.X, facts, derived, zone, zones, batch.now_us,
+                    (batch.as_of - _EPOCH_DAY).days, run.needs, out)
         outcome, reason, until, winner = out.tolist()
         reasons = [None] * m
         names = [None] * m
@@ -846,9 +850,10 @@ class Engine:
 
     def _zone_inputs_one(self, run: _Run, merged: Mapping, at: list, now_us: int, values) -> tuple:
         """:meth:`_zone_inputs` of one account's record (``merged``; ``at``: each action's
-        instant, ``values``: its features): its zone names and each action's zone ids kept by
-        what they are made of (the arrays are only read: the compiled rules never write an
-        input), and the last tables of its zones when they cover the span."""
+        instant, ``values``: its features): each action's zone ids, kept by the zone names,
+        region and number of actions they are made of (the arrays are only read: the compiled
+        rules never write an input), and its zones' tables packed in one array
+        (:func:`K.pack_zones`), the last ones when they cover the span."""
         name = merged.get("time_zone")
         if name is None:
             raise PostloanError("column 'time_zone': null at account 0")
@@ -886,8 +891,8 @@ class Engine:
         hi = max(at) + _HORIZON_US
         hit = self._zones_one.get(zone_names)
         if hit is not None and hit[0] <= lo and hi <= hit[1]:
-            return (zone, *hit[2])
-        return (zone, *self._zone_tables(zone_names, lo, hi, one=True))
+            return zone, hit[2]
+        return zone, self._zone_tables(zone_names, lo, hi, one=True)
 
     def _zone_inputs(self, run: _Run, accounts: _Accounts, actions: ActionBatch, per_account):
         """Each action's zones (its debtor's, then the state's when a policy reads both) and
@@ -926,9 +931,10 @@ class Engine:
             lo = min(lo, low)
         return (zone, *self._zone_tables(zone_names, lo, last_at + _HORIZON_US))
 
-    def _zone_tables(self, zone_names, lo: int, hi: int, one: bool = False) -> tuple:
+    def _zone_tables(self, zone_names, lo: int, hi: int, one: bool = False):
         """The offset tables of ``zone_names`` covering [lo, hi], concatenated: (starts,
         ends, transition instants, offsets, offsets' starts); ``one``: one account's zones,
+        the same packed in one array (:func:`K.pack_zones`, what :func:`K.judge_one` takes),
         kept as its last tables with the span all of them cover."""
         tables = [_zone_table(name, lo, hi) for name in zone_names]
         key = tuple((name, t[0], t[1]) for name, t in zip(zone_names, tables))   # a table's span names its content
@@ -939,7 +945,8 @@ class Engine:
             zst = np.cumsum([0] + [s.shape[0] for s in starts])[:-1].astype(np.int64)
             zen = zst + np.array([s.shape[0] for s in starts], np.int64)
             zob = np.cumsum([0] + [o.shape[0] for o in offsets])[:-1].astype(np.int64)
-            built = (zst, zen, np.concatenate(starts).astype(np.int64), np.concatenate(offsets).astype(np.int64), zob)
+            arrays = (zst, zen, np.concatenate(starts).astype(np.int64), np.concatenate(offsets).astype(np.int64), zob)
+            built = (arrays, K.pack_zones(*arrays))
             if len(self._zones) > 64:
                 self._zones.clear()
             self._zones[key] = built
@@ -948,8 +955,9 @@ class Engine:
             # names a table by its span); kept with the span all of them cover
             if len(self._zones_one) > 256:
                 self._zones_one.clear()
-            self._zones_one[zone_names] = (max(t[0] for t in tables), min(t[1] for t in tables), built)
-        return built
+            self._zones_one[zone_names] = (max(t[0] for t in tables), min(t[1] for t in tables), built[1])
+            return built[1]
+        return built[0]
 
     @staticmethod
     def _named(policies, outcome, reason, until, winner):
@@ -977,12 +985,6 @@ class Engine:
 _NO_X = np.zeros((1, 1), np.int64)
 _EPOCH_DAY = dt.date(1970, 1, 1)
 
-
-@functools.cache
-def _zero_rows(m: int) -> np.ndarray:
-    """Row 0 for each of ``m`` actions (one account's), made once per ``m`` and shared: the
-    compiled rules never write an input (a read-only array would be another type to Numba)."""
-    return np.zeros(m, np.int64)
 _NO_D = np.zeros((0, 1), np.int64)
 
 

@@ -868,13 +868,57 @@ def judge_planned(kernels, scopes, inp, calls, sms, third, outcome, reason, unti
     judge(kernels, scopes, inp, outcome, reason, until, winner)
 
 
+def pack_run(kernels: np.ndarray, scopes: np.ndarray, base: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """A run of policies' constant arrays as :func:`judge_one` takes them, in one int64 array:
+    the number of policies and of parameters each, then ``kernels``, ``scopes``, ``base`` and
+    the ``(policies, parameters)`` ``params`` row by row (:func:`_run_arrays` gives them
+    back). Made once per run: a request's call unboxes one array instead of four."""
+    count, width = params.shape
+    return np.concatenate([np.array([count, width], np.int64), kernels, scopes, base, params.ravel()]).astype(np.int64)
+
+
+def pack_zones(zst: np.ndarray, zen: np.ndarray, zts: np.ndarray, zoff: np.ndarray, zob: np.ndarray) -> np.ndarray:
+    """Zones' offset tables (:data:`Inputs`' ``zst zen zts zoff zob``) in one int64 array: the
+    number of zones and of transitions, then ``zst``, ``zen``, ``zob``, ``zts`` and ``zoff``
+    (:func:`_zone_arrays` gives them back)."""
+    return np.concatenate([np.array([zst.shape[0], zts.shape[0]], np.int64), zst, zen, zob, zts, zoff]).astype(np.int64)
+
+
+@njit(cache=True, inline="always")
+def _run_arrays(run):
+    """:func:`pack_run`'s arrays out of its int64 array (views, C-contiguous as the batch's)."""
+    count, width = run[0], run[1]
+    at = 2 + 3 * count
+    return (run[2:2 + count], run[2 + count:2 + 2 * count], run[2 + 2 * count:at],
+            run[at:at + count * width].reshape((count, width)))
+
+
+@njit(cache=True, inline="always")
+def _zone_arrays(zones):
+    """:func:`pack_zones`' arrays out of its int64 array: (zst, zen, zts, zoff, zob)."""
+    count, transitions = zones[0], zones[1]
+    at = 2 + 3 * count
+    return (zones[2:2 + count], zones[2 + count:2 + 2 * count], zones[at:at + transitions], zones[at + transitions:],
+            zones[2 + 2 * count:at])
+
+
+#: :func:`judge_one`'s ``needs``: bits of the per-action facts the run's policies read
+NEEDS_CALLS, NEEDS_SMS, NEEDS_THIRD = 1, 2, 4
+
+
 @njit(cache=True)
-def judge_one(kernels, scopes, action, at, acc, X, A, D, P, base, zone, zst, zen, zts, zoff, zob, now, as_of, calls,
-              sms, third, out):
-    """:func:`judge_planned` (the same functions, nothing else) for one account's request: the
-    inputs passed as plain arguments and made :data:`Inputs` here (typing a 16-field tuple
-    at the call costs ≈ 1.5 µs more than its fields), the verdicts in the rows of one
-    ``(4, m)`` array — outcome, reason, next allowed, winner — one array to allocate and one
-    ``tolist`` to read back, not four of each."""
-    inp = Inputs(action, at, acc, X, A, D, P, base, zone, zst, zen, zts, zoff, zob, now, as_of)
-    judge_planned(kernels, scopes, inp, calls, sms, third, out[0], out[1], out[2], out[3])
+def judge_one(run, action, at, X, A, D, zone, zones, now, as_of, needs, out):
+    """:func:`judge_planned` (the same functions, nothing else) for one account's request:
+    the inputs passed as plain arguments and made :data:`Inputs` here (typing a 16-field
+    tuple at the call costs ≈ 1.5 µs more than its fields) — the run's constant arrays packed
+    in one (:func:`pack_run`), the zones' tables in another (:func:`pack_zones`), the facts
+    it needs as bits (``NEEDS_*``): 12 arguments to unbox, not 22 —, every action the
+    account's (row 0); the verdicts in the rows of one ``(4, m)`` array — outcome, reason,
+    next allowed, winner — one array to allocate and one ``tolist`` to read back, not four
+    of each."""
+    kernels, scopes, base, P = _run_arrays(run)
+    zst, zen, zts, zoff, zob = _zone_arrays(zones)
+    inp = Inputs(action, at, np.zeros(action.shape[0], np.int64), X, A, D, P, base, zone, zst, zen, zts, zoff, zob,
+                 now, as_of)
+    judge_planned(kernels, scopes, inp, needs & NEEDS_CALLS != 0, needs & NEEDS_SMS != 0, needs & NEEDS_THIRD != 0,
+                  out[0], out[1], out[2], out[3])

@@ -109,9 +109,18 @@ def _word(b):
 
 @_inner
 def _matches_at(data, p, end, flat, start, length, folded):
+    """Whether the pattern (``length`` ≥ 2 bytes from ``flat[start]``) is at ``p``, its first
+    two bytes known to be there (the table's key). Its last byte is tried first: a candidate
+    shares the key's two bytes, and in Chinese text most differ by their last character."""
     if p + length > end:
         return False
-    for i in range(length):
+    last = p + length - 1
+    b = data[last]
+    if folded:
+        b = _lower(b)
+    if b != flat[start + length - 1]:
+        return False
+    for i in range(2, length - 1):
         b = data[p + i]
         if folded:
             b = _lower(b)

@@ -92,6 +92,28 @@ def test_calls_planned_in_the_same_batch_count_against_the_daily_limit(policies)
     assert outcome == [KEEP, KEEP, DEFER, KEEP]
 
 
+@pytest.mark.parametrize("name, account, planned, expected", [
+    ("cn.call_limits", {"connected_calls_today": 1, "call_attempts_today": 1},
+     [("PHONE", (12, 0)), ("PHONE", (9, 0)), ("PHONE", (15, 0)), ("SMS", (9, 0))], [KEEP, KEEP, DEFER, KEEP]),
+    ("cn.sms_cap", {"sms_today": 1}, [("SMS", (9, 0)), ("SMS", (10, 0))], [KEEP, DEFER]),
+    ("third_party_contact", {"phone_valid": False},
+     [("THIRD_PARTY_CONTACT", (9, 0)), ("THIRD_PARTY_CONTACT", (10, 0))], [KEEP, BLOCK]),
+], ids=["calls", "sms", "third"])
+def test_a_requests_planned_actions_count_as_a_batchs_do(policies, name, account, planned, expected):
+    """One account's record (a request: the engine's one-account compiled call, told which
+    facts its run needs) counts the calls, SMS and third-party contacts planned before each
+    action as the batch's columns do."""
+    from kernel.hookspecs import ACTION, ActionBatch, Batch, Record
+    from plugin_helpers import ACCOUNT_DEFAULTS
+    now = shanghai(2026, 11, 28, 9, 0)
+    timed = [(0, action, shanghai(2026, 11, 28, *at)) for action, at in planned]
+    assert judge(policies[name], [account], timed, now)[0] == expected             # the columns' way
+    batch = Batch(1, dt.date(2026, 11, 28), now, [Record({**ACCOUNT_DEFAULTS, **account})])
+    actions = ActionBatch(batch, np.zeros(len(timed), np.int64), np.array([ACTION[a] for _, a, _ in timed], np.int8),
+                          np.array([us(at) for _, _, at in timed], np.int64))
+    assert policies[name].check(actions).outcome.tolist() == expected
+
+
 def test_daily_counters_do_not_apply_to_a_call_planned_for_tomorrow(policies):
     now = shanghai(2026, 11, 28, 10, 0)
     outcome, _, _ = judge(policies["cn.call_limits"], [{"connected_calls_today": 3, "call_attempts_today": 3}],
