@@ -608,8 +608,8 @@ class KernelInputs:
         self.names, self.blob = names, blob        # the categories' members: (start, end in blob, code)
         slots = {c.name: i for i, c in enumerate(decoder.columns)}
         self.id_slot = slots.get("account_id", -1)
+        #: whether a DecideRequest's bytes may be read by the request pass (kernel.server.wire_decide)
         self.reads_requests = self.id_slot >= 0 and decoder.descriptor is _decide_request_account()
-        self._local = threading.local()
 
     @classmethod
     def for_kernel(cls, decoder: WireDecoder, kernel) -> "KernelInputs | None":
@@ -653,31 +653,6 @@ class KernelInputs:
         return _parse_into(np.frombuffer(message.SerializeToString(), np.uint8), decoder.plan, decoder.bounds,
                            seen, values, floats, self.route, self.codes, self.names, self.blob, target,
                            self.bits.start, self.bits.stop)
-
-    def stage_request(self, data: bytes) -> tuple | None:
-        """:meth:`stage` for a decision-only DecideRequest given as its wire bytes (actions
-        false), without protobuf's parse: (account id, as_of, now) — as_of and now None when
-        unset — once its Account is written into the kernel's inputs as :meth:`stage` writes
-        the parsed message's. None: the caller parses the request and takes the message's
-        way — a call with actions, or bytes the pass cannot vouch for (that way words a
-        refusal)."""
-        if not self.reads_requests:
-            return None
-        decoder = self.decoder
-        seen, values, floats = decoder.thread_buffers()
-        try:
-            head = self._local.head
-        except AttributeError:
-            head = self._local.head = np.zeros(_ID_STOP + 1, np.int64)
-        if not _parse_request_into(np.frombuffer(data, np.uint8), _REQUEST_LIMITS, self.id_slot, head, decoder.plan,
-                                   decoder.bounds, seen, values, floats, self.route, self.codes, self.names,
-                                   self.blob, self.kernel.record_inputs(), self.bits.start, self.bits.stop):
-            return None
-        found = head.tolist()
-        account_id = data[found[_ID_START]:found[_ID_STOP]].decode()
-        as_of, now = found[_AS_OF], found[_NOW]
-        return (account_id, None if as_of == _NO_MOMENT else dt.date.fromordinal(as_of),
-                None if now == _NO_MOMENT else EPOCH_UTC + dt.timedelta(0, 0, now))
 
     def record(self, message) -> dict:
         """The record of the message :meth:`stage` just took (True), from the same parse."""
