@@ -29,6 +29,9 @@ import time
 from typing import NamedTuple
 
 import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from ..codegen.helpers import call_native
 from . import convert
@@ -66,6 +69,19 @@ _U7 = np.uint64(7)
 _LOW7 = np.uint64(0x7F)
 
 
+@intrinsic
+def _copy(typingctx, target, target_at, source, source_at, n):
+    """``target[target_at:target_at + n] = source[source_at:source_at + n]`` (uint8 arrays, not
+    overlapping) by LLVM's memcpy: Numba's own loop copies byte by byte — the pieces of a
+    response (≈ 2 KB) took ≈ 4 µs of the pass's 6, memcpy ≈ 0.2 (hot)."""
+    def codegen(context, builder, signature, args):
+        to = context.make_array(signature.args[0])(context, builder, args[0])
+        from_ = context.make_array(signature.args[2])(context, builder, args[2])
+        cgutils.raw_memcpy(builder, builder.gep(to.data, [args[1]]), builder.gep(from_.data, [args[3]]), args[4], 1)
+        return context.get_dummy_value()
+    return types.none(target, types.int64, source, types.int64, types.int64), codegen
+
+
 @njit(cache=True)
 def _varint_size(value):
     """The bytes of ``value``'s varint (an int64 taken as protobuf's uint64: negative, ten)."""
@@ -93,9 +109,9 @@ def _put_varint(out, at, value):
 def _put(out, at, pieces, blob, piece):
     """Piece ``piece`` (its bytes in ``blob``) into ``out[at:]``; the position after it."""
     start = pieces[piece, 0]
-    for i in range(pieces[piece, 1] - start):
-        out[at + i] = blob[start + i]
-    return at + pieces[piece, 1] - start
+    n = pieces[piece, 1] - start
+    _copy(out, at, blob, start, n)
+    return at + n
 
 
 @njit(cache=True)
@@ -161,9 +177,8 @@ def _write_decision(buffer, plan, pieces, blob, request, id_start, id_stop, days
     if id_stop > id_start:                                   # account_id (an empty one is left out)
         at = _put(out, at, pieces, blob, _P_ACCOUNT)
         at = _put_varint(out, at, id_stop - id_start)
-        for i in range(id_start, id_stop):
-            out[at] = request[i]
-            at += 1
+        _copy(out, at, request, id_start, id_stop - id_start)
+        at += id_stop - id_start
     at = _put(out, at, pieces, blob, _P_AS_OF)
     at = _put_varint(out, at, _date_size(days))
     at = _put_date(out, at, days)
