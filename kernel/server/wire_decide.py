@@ -20,7 +20,8 @@ here too, and the caller takes its decisions from the outputs' copy through the 
 values it; a request the pass cannot read or vouch for is handed over before anything runs
 (the caller parses it: same answers, same refusals).
 ``tests/server/test_wire_kernel.py`` holds the response bytes and the audit records against
-the record's way, account by account.
+the record's way, account by account; ``tests/server/test_wire_decide.py`` the writer against
+the encoder on decision columns of every kind.
 """
 from __future__ import annotations
 
@@ -28,16 +29,20 @@ import threading
 import time
 from typing import NamedTuple
 
-import numpy as np
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from ..codegen.cache import configure_numba_cache
 
-from ..codegen.helpers import call_native
-from . import convert
-from ._proto.postloan.v1 import decision_pb2
-from .wire import (_ACCOUNT_START, _AS_OF, _ID_START, _ID_STOP, _NO_MOMENT, _NOW, _REQUEST_LIMITS,  # noqa: F401
-                   KernelInputs, _parse_request_into, njit)
+configure_numba_cache()          # before Numba is imported (see kernel.server.wire)
+
+import numpy as np  # noqa: E402
+from numba import njit, types  # noqa: E402
+from numba.core import cgutils  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
+
+from ..codegen.helpers import call_native  # noqa: E402
+from . import convert  # noqa: E402
+from ._proto.postloan.v1 import decision_pb2  # noqa: E402
+from .wire import (_AS_OF, _ID_START, _ID_STOP, _NO_MOMENT, _NOW, _REQUEST_LIMITS,  # noqa: E402
+                   KernelInputs, _parse_request_into)
 
 # column kinds of the response plan (kernel.Kernel.record_outputs' kinds)
 _FLOAT, _INT, _BOOL, _DATE, _ENUM, _RULE, _COLLECT = range(7)
@@ -148,8 +153,11 @@ def _date_fields(days):
 @njit(cache=True)
 def _date_size(days):
     """The bytes of a ``google.type.Date``'s message for ``days`` (zero fields left out)."""
-    y, m, d = _date_fields(days)
-    return ((1 + _varint_size(y)) if y else 0) + ((1 + _varint_size(m)) if m else 0) + ((1 + _varint_size(d)) if d else 0)
+    size = 0
+    for field in _date_fields(days):
+        if field:
+            size += 1 + _varint_size(field)
+    return size
 
 
 @njit(cache=True)
