@@ -194,7 +194,7 @@ class Kernel:
         return self._compiled.record_buffers().inputs
 
     # ... and for compiled code that also runs the kernel and reads its outputs itself (the
-    # gRPC server's decision-only Decide, kernel.server.wire.RequestDecider): where each
+    # gRPC server's decision-only Decide, kernel.server.wire_decide.RequestDecider): where each
     # decision lies, the kernel's native entry, this thread's buffer, a copy's decisions.
     @property
     def record_outputs(self) -> tuple[tuple, ...]:

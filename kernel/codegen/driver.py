@@ -564,8 +564,8 @@ class CompiledKernel:
         return rec.read()
 
     def read_outputs(self, outputs: bytes) -> dict:
-        """:meth:`run_staged`'s answer from a copy of a record buffer's outputs' bytes (the
-        first ``record_outputs``' bytes of ``record_buffers().buffer`` after a run)."""
+        """:meth:`run_staged`'s answer from a copy of a record buffer's outputs' bytes
+        (``record_buffers().buffer`` up to ``inputs_at``, after a run; any thread's)."""
         return self.record_buffers().read(outputs)
 
     @functools.cached_property
