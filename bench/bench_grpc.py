@@ -473,8 +473,8 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
         return engine.decide_account(message.account, convert.date_value(message.as_of, "as_of"),
                                      convert.timestamp_value(message.now, "now"), message.actions)
 
-    def request():                  # Decide's way from the request's bytes (Engine.stage_request)
-        return engine.decide_staged_request(decision_only, *engine.stage_request(decision_only))
+    def request():                  # Decide's way from the request's bytes (Engine.decide_request)
+        return engine.decide_request(decision_only)
 
     assert request() == parsed()
     ways = {"wire": lambda: engine.decide_account(account, AS_OF, NOW, False),
@@ -507,7 +507,8 @@ def test_where_decide_time_goes(benchmark, book, tmp_path):
            "response": lambda: encoder.response(decisions, AS_OF),
            # the wire's way: the Account's bytes into the kernel's inputs, the kernel on them
            "wire_to_kernel": lambda: engine.kernel_inputs.stage(account),
-           "request_to_kernel": lambda: engine.kernel_inputs.stage_request(decision_only),
+           # Decide's way: the request's bytes to the response's (the kernel run inside)
+           "request_to_response": lambda: engine.request_decider.decide(decision_only),
            "kernel_staged": lambda: kernel.decide_staged(AS_OF)}
     for step, fn in hot.items():
         fn()

@@ -66,6 +66,10 @@ def _time_steps() -> None:
     """Time each step of a Decide inside the servicer: the methods it calls, wrapped."""
     from kernel import audit, pipeline, runtime
     from kernel.server import convert, engine, wire
+    try:
+        from kernel.server import wire_decide
+    except ImportError:                    # a tree without Decide's compiled way
+        wire_decide = None
 
     steps = ((engine.AccountRecord, "__call__", "record"), (pipeline.Pipeline, "record_with_state", "state_join"),
              (runtime.Kernel, "decide_record", "kernel"), (pipeline.Pipeline, "stage", "stage"),
@@ -73,7 +77,9 @@ def _time_steps() -> None:
              # the wire's way (Engine.decide_account): the bytes into the kernel's inputs, the kernel
              (getattr(wire, "KernelInputs", None), "stage", "wire_to_kernel"),
              (getattr(wire, "KernelInputs", None), "stage_request", "request_to_kernel"),
-             (runtime.Kernel, "decide_staged", "kernel_staged"))
+             (runtime.Kernel, "decide_staged", "kernel_staged"),
+             # Decide's compiled way: the request's bytes to the response's in one call
+             (getattr(wire_decide, "RequestDecider", None), "decide", "request_to_response"))
     for cls, name, step in steps:
         if cls is None or not hasattr(cls, name):          # a tree without that step
             continue
@@ -126,10 +132,14 @@ def _work(request: bytes) -> None:
     from kernel.server._proto.postloan.v1 import decision_pb2
 
     engine = _loaded.engine
-    staged = engine.stage_request(request) if hasattr(engine, "stage_request") else None
-    if staged is not None:                    # Decide's way from the request's bytes
-        engine.decide_staged_request(request, *staged)
-        return
+    if hasattr(engine, "decide_request"):     # Decide's way from the request's bytes
+        if engine.decide_request(request) is not None:
+            return
+    elif hasattr(engine, "stage_request"):    # (a tree before it: the request pass, then the kernel)
+        staged = engine.stage_request(request)
+        if staged is not None:
+            engine.decide_staged_request(request, *staged)
+            return
     message = decision_pb2.DecideRequest.FromString(request)
     as_of = convert.date_value(message.as_of, "as_of")
     now = convert.timestamp_value(message.now, "now")

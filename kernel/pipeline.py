@@ -410,6 +410,11 @@ class Pipeline:
     method that no loaded plugin provides is an error at construction.
     """
 
+    #: the kernel's decision columns that send an account to valuation (either set)
+    valued_flags = _VALUED
+    #: the decision columns the valuation stage adds after the kernel's (null for an account not valued)
+    valuation_columns = _VALUATION_COLUMNS
+
     def __init__(self, kernel, plugins: PluginManager | None = None, config=None, audit_path=None,
                  audit_sync: str | None = None, audit_interval_ms: float | None = None, ledger=None):
         self.kernel = kernel
@@ -661,6 +666,21 @@ class Pipeline:
         if result is not None:
             self._append_audit(result, as_of, now)
         return result
+
+    def audit_unvalued(self, build, *args) -> None:
+        """:meth:`act_unvalued`'s audit record for one account its caller has found unvalued
+        itself (no flag of :data:`_VALUED` set; the gRPC server's compiled decision-only
+        Decide): ``build(*args)`` gives its (account id, decisions, as_of, now) when the
+        record is built — with ``[audit] sync = "interval"`` by the audit log's writer thread,
+        off the call's path."""
+        self.audit.append_built(self._unvalued_audit_record, build, args)
+
+    def _unvalued_audit_record(self, build, args: tuple) -> tuple:
+        account_id, decisions, as_of, now = build(*args)
+        result = self._stage_unvalued_record(Record(account_id=account_id), Record(decisions), now)
+        if result is None:
+            raise PostloanError(f"account {account_id!r} was audited as unvalued, but its decisions value it")
+        return self.audit_record(result, as_of, now)
 
     def _append_audit(self, result: PipelineResult, as_of: dt.date, now: dt.datetime) -> None:
         # with [audit] sync = "interval" the writer thread builds the record, off the call's

@@ -193,6 +193,34 @@ class Kernel:
         """This thread's record inputs (uint8), where :meth:`decide_staged` reads them."""
         return self._compiled.record_buffers().inputs
 
+    # ... and for compiled code that also runs the kernel and reads its outputs itself (the
+    # gRPC server's decision-only Decide, kernel.server.wire_decide.RequestDecider): where each
+    # decision lies, the kernel's native entry, this thread's buffer, a copy's decisions.
+    @property
+    def record_outputs(self) -> tuple[tuple, ...]:
+        """Per decision column, in :meth:`decide_staged`'s order, ``(name, kind, value byte,
+        validity byte, labels)`` in :meth:`record_buffer` (see
+        :attr:`kernel.codegen.driver.CompiledKernel.record_outputs`)."""
+        return self._compiled.record_outputs
+
+    @property
+    def record_address(self) -> int | None:
+        """The native address of the kernel's one-record function ``record(as_of days, R)`` (R:
+        :meth:`record_buffer`'s table address); None when the kernel has none."""
+        return self._compiled.record_address
+
+    def record_buffer(self) -> tuple:
+        """This thread's record buffer (uint8: the outputs' bytes, then the inputs' from
+        ``inputs_at``), ``inputs_at``, and the address of its table for ``record`` (None: the
+        kernel has no ``record``)."""
+        rec = self._compiled.record_buffers()
+        return rec.buffer, rec.inputs_at, rec.table_at
+
+    def read_outputs(self, outputs: bytes) -> dict:
+        """:meth:`decide_staged`'s answer from a copy of the outputs' bytes of a record buffer
+        the kernel has run on (any thread's: the offsets are the same)."""
+        return self._compiled.read_outputs(outputs)
+
     def decide_staged(self, as_of=None) -> dict:
         """:meth:`decide_record`'s answer for the record written into this thread's
         :meth:`record_inputs` (every input's value and validity byte, bitmaps reset first)."""

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from ..rules import ir
 from ..rules.columns import COLLECT_RULE_TYPE, InputError, expected_text
 from ..rules.reference import UNIQUE_CONFLICT
+from .cache import native_address
 from .emit import BLOCK_ROWS, RECORD_TABLE, Packing
 from .inputs import as_of_days, check_input_schema
 from .plan import ARG_GROUPS, OUTPUT_GROUP, Plan
@@ -92,6 +93,9 @@ class CompiledKernel:
         self._block_entry = next(iter(overloads.values())).entry_point if len(overloads) == 1 else block
         overloads = getattr(record, "overloads", None) or {}
         self._record_entry = next(iter(overloads.values())).entry_point if len(overloads) == 1 else record
+        #: the native address of ``record`` (Numba's calling convention: ``void(as_of, R)``), for
+        #: compiled code that calls it itself (kernel.codegen.helpers.call_native); None without one
+        self.record_address = native_address(next(iter(overloads.values()))) if len(overloads) == 1 else None
         self._arrow = None                   # the Arrow path's layout, built on first use
         self._never_null = np.array([v for v in range(plan.counts["OV"]) if v not in packing.valid], dtype=np.int64)
         self._schema_seen: pa.Schema | None = None
@@ -559,6 +563,36 @@ class CompiledKernel:
             self._block_entry(0, 1, days, *rec.args)
         return rec.read()
 
+    def read_outputs(self, outputs: bytes) -> dict:
+        """:meth:`run_staged`'s answer from a copy of a record buffer's outputs' bytes
+        (``record_buffers().buffer`` up to ``inputs_at``, after a run; any thread's)."""
+        return self.record_buffers().read(outputs)
+
+    @functools.cached_property
+    def record_outputs(self) -> tuple[tuple, ...]:
+        """Where each decision column :meth:`run_staged` gives lies in a thread's record
+        buffer (``record_buffers().buffer``, the same offsets in every thread), in the
+        decisions' order: per column ``(name, kind, value byte, validity byte, labels)`` —
+        kind ``float`` (f64), ``int`` (i64), ``bool`` (one byte, 1/0), ``date`` (i32 days since
+        1970), ``enum`` (i8 member code, −1 null; labels the members), ``rule`` (i32 code of
+        the rule fired, −1 none; labels the rule ids, then ``!unique``) or ``collect`` (the
+        fired rules' mask words, u64; labels ``(words, ids)``); validity byte −1 for rules and
+        collect, whose values are never null (a never-null output's validity byte is always 1)."""
+        at = _RecordBuffers.output_offsets(self.plan.counts)
+        out_v = at["OV"][0]
+        group_of = {"rule": "OI32", "date": "OI32", "enum": "OI8", "bool": "OU8", "float": "OF64"}
+        columns = []
+        for column, kind, index, row, vrow in self._out_layout["record"]:
+            if kind == "collect":
+                start, words, ids = index
+                columns.append((column, kind, at["OM"][0] + 8 * start, -1, (words, tuple(ids))))
+                continue
+            group = group_of.get(kind, "OI64")
+            value = at[group][0] + at[group][1] * row
+            columns.append((column, kind if kind in group_of else "int", value,
+                            -1 if kind == "rule" else out_v + vrow, tuple(index) if kind in ("rule", "enum") else None))
+        return tuple(columns)
+
     @functools.cached_property
     def record_layout(self) -> tuple[tuple, range]:
         """Where each input lives in a thread's record buffer (``record_buffers().inputs``,
@@ -787,6 +821,18 @@ class _RecordBuffers:
               ("bits", "B", np.uint8))
 
     @classmethod
+    def output_offsets(cls, counts: dict) -> dict:
+        """Each output group's (byte offset from the buffer's start, item size), and ``end``:
+        the outputs' size (packed, no padding: one ``struct`` format reads them all)."""
+        out, total = {}, 0
+        for g, code in cls.OUTPUTS:
+            size = struct.calcsize("<" + code)
+            out[g] = (total, size)
+            total += counts[g] * size
+        out["end"] = (total, 0)
+        return out
+
+    @classmethod
     def input_offsets(cls, kinds: dict) -> dict:
         """Each input storage kind's byte offset from the inputs' start (which is 8-aligned;
         each part is too), and ``end``: the inputs' size."""
@@ -801,11 +847,12 @@ class _RecordBuffers:
     def __init__(self, kernel: "CompiledKernel"):
         counts = kernel.plan.counts
         kinds, where, _ = kernel._layout
-        parts, total, fmt = {}, 0, ["<"]
+        parts, fmt = {}, ["<"]
+        offsets = self.output_offsets(counts)
         for g, code in self.OUTPUTS:
-            parts[g] = (total, counts[g], code)
+            parts[g] = (offsets[g][0], counts[g], code)
             fmt.append(f"{counts[g]}{code}")
-            total += counts[g] * struct.calcsize("<" + code)
+        total = offsets["end"][0]
         self.out_format = "".join(fmt)
         self.out_index = {}            # output group -> index of its first value in the unpacked tuple
         k = 0
@@ -819,9 +866,10 @@ class _RecordBuffers:
         total = start + offsets["end"]
         self.memory = np.zeros(max(total, 8) + 64, np.uint8)
         shift = -self.memory.ctypes.data % 64               # the buffer starts on a cache line
-        buffer = self.memory[shift:shift + total]
-        #: the inputs' bytes (offsets: :attr:`CompiledKernel.record_layout`)
-        self.inputs = buffer[start:]
+        #: the outputs' bytes (offsets: :attr:`CompiledKernel.record_outputs`), then the inputs'
+        self.buffer = buffer = self.memory[shift:shift + total]
+        #: the inputs' bytes (offsets: :attr:`CompiledKernel.record_layout`), from ``inputs_at`` in ``buffer``
+        self.inputs, self.inputs_at = buffer[start:], start
         view = memoryview(buffer)
         outputs = {}
         for g, _ in self.OUTPUTS:
@@ -869,7 +917,8 @@ def _record_code(slots, member_index: dict, layout: dict, rec: "_RecordBuffers",
     True, or returns False at the first value it does not take as it is (the caller then
     stages the record carefully); a missing column is False too. ``read()`` gives
     ``{decision column: scalar}`` as :meth:`_record_outputs` does: every output unpacked into
-    locals by one ``Struct.unpack_from`` over the record's buffer, then one dict display."""
+    locals by one ``Struct.unpack_from`` over the record's buffer (or ``read(view)``: over a
+    copy of its outputs' bytes), then one dict display."""
     env = {"F": rec.values["f64"], "I": rec.values["i64"], "U": rec.values["u8"], "B": rec.bits,
            "D": rec.values["i32"], "I64": _I64, "date": dt.date, "EPOCH_ORD": _EPOCH_ORDINAL,
            "ALL_VALID": rec.all_valid, "fromordinal": dt.date.fromordinal}
@@ -925,8 +974,8 @@ def _record_code(slots, member_index: dict, layout: dict, rec: "_RecordBuffers",
         entries.append(value if vindex in never_null else f"({value} if {local('OV', vindex)} else None)")
     total = sum(rec.outputs[g].shape[0] for g, _ in rec.OUTPUTS)
     names = ", ".join(f"x{k}" if k in used else "_" for k in range(total))
-    env["unpack"] = functools.partial(struct.Struct(rec.out_format).unpack_from, rec.out_view)
-    lines += ["def read():", f"    ({names}{',' if total == 1 else ''}) = unpack()" if total else "    pass"]
+    env["unpack"], env["VIEW"] = struct.Struct(rec.out_format).unpack_from, rec.out_view
+    lines += ["def read(view=VIEW):", f"    ({names}{',' if total == 1 else ''}) = unpack(view)" if total else "    pass"]
     lines.append("    return {" + ", ".join(f"{c[0]!r}: {e}" for c, e in zip(layout["record"], entries)) + "}")
     exec(compile("\n".join(lines) + "\n", "<record path>", "exec"), env)
     return env["stage"], env["read"]

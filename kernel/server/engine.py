@@ -23,6 +23,7 @@ from .status import FieldError, QuotaError
 from ..hookspecs import Record
 from .ledger_inputs import LedgerInputs
 from .wire import KernelInputs, WireDecoder
+from .wire_decide import RequestDecider
 
 UTC = dt.timezone.utc
 NAT = np.iinfo(np.int64).min          # NaT as an int64
@@ -267,6 +268,14 @@ class AccountColumns:
 
 # -- the engine ---------------------------------------------------------------------------------------
 BATCH_CHUNK = 16_384        # rows per pipeline run in DecideBatch: bounds memory, lets deadlines bite
+TIER_COLUMN = "collection_tier.tier"      # the decision column the servers' metrics count calls by
+
+
+def _decided_request(kernel, account_id: str, outputs: bytes, days: int, now_us: int) -> tuple:
+    """(account id, decisions, as_of, now) of a request :class:`RequestDecider` decided, from
+    the kernel outputs' bytes it copied."""
+    return (account_id, kernel.read_outputs(outputs), dt.date.fromordinal(days + EPOCH_ORDINAL),
+            convert.EPOCH_UTC + dt.timedelta(0, 0, now_us))
 
 
 def _first(values):
@@ -354,36 +363,64 @@ class Engine:
             return self.decide_response(self.record(account), as_of, now, actions)
         return self._decide_staged(account.account_id, lambda: account, as_of, now, actions)
 
-    def stage_request(self, data: bytes) -> tuple | None:
-        """A decision-only ``DecideRequest`` given as its wire bytes (actions false), its
-        Account written straight into the kernel's inputs
-        (:meth:`kernel.server.wire.KernelInputs.stage_request`: no protobuf parse):
-        (account id, as_of, now), the request's or — unset — the server's today and clock,
-        for :meth:`decide_staged_request`. None: parse the request and call
+    def decide_request(self, data: bytes, note_account=None):
+        """:meth:`decide_account`'s answer and audit record — (DecideResponse wire bytes, tier,
+        unique conflicts) — for a decision-only ``DecideRequest`` given as its wire bytes
+        (actions false), as_of and now the request's or — unset — the server's UTC day and
+        clock; ``note_account(account id)`` is called as soon as the id is known. The
+        request read, the kernel run and the response's bytes written by one compiled call
+        (:class:`kernel.server.wire_decide.RequestDecider`), the audit record built off the
+        call's path; an account heading for valuation takes the stage that values it, its
+        record built from the same parse. None: nothing ran — parse the request and call
         :meth:`decide_account` (a call with actions, bytes the pass cannot vouch for)."""
-        direct = self.kernel_inputs
-        if direct is None and self.ledger_inputs is not None:
-            direct = self.ledger_inputs.inputs       # (the ledger's state written over them next)
-        staged = direct.stage_request(data) if direct is not None else None
+        decider = self.request_decider
+        if decider is None:
+            way = self.ledger_inputs
+            return self._decide_request_with_state(way, data, note_account) if way is not None else None
+        decided = decider.decide(data)
+        if decided is None:
+            return None
+        response, account_id, days, now_us, tier, conflicts, outputs = decided
+        if note_account is not None:
+            note_account(account_id)
+        if response is not None:
+            self.pipeline.audit_unvalued(_decided_request, self.kernel, account_id, outputs, days, now_us)
+            return response, tier, conflicts
+        _, decisions, as_of, now = _decided_request(self.kernel, account_id, outputs, days, now_us)
+        return self._decide_staged(account_id, lambda: decision_pb2.DecideRequest.FromString(data).account,
+                                   as_of, now, False, Record(decisions))
+
+    def _decide_request_with_state(self, way: LedgerInputs, data: bytes, note_account):
+        """:meth:`decide_request` with a ledger: the request's Account staged from its bytes
+        (:meth:`kernel.server.wire.KernelInputs.stage_request`), the ledger's state written
+        over it (:meth:`_decide_with_state`, its record built from the same parse)."""
+        staged = way.inputs.stage_request(data)
         if staged is None:
             return None
         account_id, as_of, now = staged
-        return account_id, as_of or convert.utc_today(), now or dt.datetime.now(UTC)
-
-    def decide_staged_request(self, data: bytes, account_id: str, as_of: dt.date, now: dt.datetime):
-        """:meth:`decide_account`'s answer, decision-only, for the request :meth:`stage_request`
-        just staged (the same bytes and audit record)."""
+        if note_account is not None:
+            note_account(account_id)
         message = lambda: decision_pb2.DecideRequest.FromString(data).account      # noqa: E731
-        if self.kernel_inputs is None:             # a ledger's (stage_request staged its way)
-            way = self.ledger_inputs
-            return self._decide_with_state(way, way.request_registry(data), message, as_of, now, False)
-        return self._decide_staged(account_id, message, as_of, now, False)
+        return self._decide_with_state(way, way.request_registry(data), message, as_of or convert.utc_today(),
+                                       now or dt.datetime.now(UTC), False)
 
-    def _decide_staged(self, account_id: str, message, as_of: dt.date, now: dt.datetime, actions: bool):
-        """The answer for the account whose inputs are staged: the kernel on them, then the
-        stage — from the id alone when decision-only and unvalued, else from the record,
-        built off the same parse (``message()``: the Account, for its texts)."""
-        decisions = Record(self.kernel.decide_staged(as_of))
+    @functools.cached_property
+    def request_decider(self) -> RequestDecider | None:
+        """Decide's compiled way for a decision-only request (:meth:`decide_request`), when the
+        Account's bytes go straight into the kernel (:attr:`kernel_inputs`) and the kernel's
+        outputs can be read by compiled code (else None)."""
+        pipeline = self.pipeline
+        return RequestDecider.for_kernel(self.kernel_inputs, self.kernel, self.encoder, pipeline.valuation_columns,
+                                         pipeline.valued_flags, TIER_COLUMN)
+
+    def _decide_staged(self, account_id: str, message, as_of: dt.date, now: dt.datetime, actions: bool,
+                       decisions: Record | None = None):
+        """The answer for the account whose inputs are staged: the kernel on them (unless
+        ``decisions`` are its answer already), then the stage — from the id alone when
+        decision-only and unvalued, else from the record, built off the same parse
+        (``message()``: the Account, for its texts)."""
+        if decisions is None:
+            decisions = Record(self.kernel.decide_staged(as_of))
         pipeline = self.pipeline
         result = None if actions else pipeline.act_unvalued(account_id, decisions, as_of, now)
         if result is None:
@@ -447,7 +484,7 @@ class Engine:
     def _answer(self, result, as_of: dt.date, actions: bool):
         decisions = result.decision_record
         planned = result.action_columns if actions else None
-        return (self.encoder.response(decisions, as_of, planned), decisions.get("collection_tier.tier"),
+        return (self.encoder.response(decisions, as_of, planned), decisions.get(TIER_COLUMN),
                 result.unique_conflicts)
 
     # -- batches ----------------------------------------------------------------------------
@@ -663,9 +700,7 @@ def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: 
                 warm.decide_response(warm.record(account), now.date(), now, actions=actions)
                 warm.decide_account(account, now.date(), now, actions=actions)
             request = decision_pb2.DecideRequest(account=account, actions=False).SerializeToString()
-            staged = warm.stage_request(request)                # Decide's way from the request's bytes
-            if staged is not None:
-                warm.decide_staged_request(request, *staged)
+            warm.decide_request(request)                        # Decide's way from the request's bytes
         answer = warm.decide_batch(sample, now.date(), now, with_actions=True)
         # Valuate scores a car no bundle decided: its model compiles on first use (seconds on
         # a cold cache, past a client's deadline on a busy machine), so here, not on a call.
@@ -678,4 +713,5 @@ def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: 
     engine = Engine(kernel, pipeline, path=str(path) if path else "(shipped)", loaded_at=dt.datetime.now(UTC),
                     compile_seconds=time.perf_counter() - start, source=path, decision_schema=answer.decisions.schema)
     engine.ledger_inputs          # (with a ledger: its generated functions made here, not on the first call)
+    engine.request_decider        # (its tables made here, not on the first call)
     return engine

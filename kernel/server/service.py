@@ -114,12 +114,11 @@ class DecisionServicer(_Base, decision_pb2_grpc.DecisionServiceServicer):
     @_handled
     def Decide(self, request, context):
         if type(request) is RawRequest:
-            # decision-only: the request's bytes straight into the kernel's inputs, when it can
+            # decision-only: the request's bytes to the response's in one compiled call, when it can
             engine = self._server.engine
-            staged = engine.stage_request(request.data) if engine is not None else None
-            if staged is not None:
-                _note_account_id(staged[0])
-                return self._counted(*engine.decide_staged_request(request.data, *staged))
+            answer = engine.decide_request(request.data, _note_account_id) if engine is not None else None
+            if answer is not None:
+                return self._counted(*answer)
             request = _parsed(request)
         engine = self._engine(context)
         if not request.HasField("account"):

@@ -613,8 +613,8 @@ class KernelInputs:
         self.names, self.blob = names, blob        # the categories' members: (start, end in blob, code)
         slots = {c.name: i for i, c in enumerate(decoder.columns)}
         self.id_slot = slots.get("account_id", -1)
+        #: whether a DecideRequest's bytes may be read by the request pass (kernel.server.wire_decide)
         self.reads_requests = self.id_slot >= 0 and decoder.descriptor is _decide_request_account()
-        self._local = threading.local()
 
     @classmethod
     def for_kernel(cls, decoder: WireDecoder, kernel) -> "KernelInputs | None":

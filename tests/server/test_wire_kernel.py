@@ -1,6 +1,6 @@
 """The Account's wire bytes straight into the kernel's inputs (``wire.KernelInputs``,
-``Engine.decide_account``) — and a decision-only DecideRequest's bytes, unparsed
-(``Engine.stage_request``, ``Engine.decide_staged_request``: Decide's way) — against the
+``Engine.decide_account``) — and a decision-only DecideRequest's bytes, unparsed, to the
+response's bytes in one compiled call (``Engine.decide_request``: Decide's way) — against the
 record's way (``Engine.record`` then ``Engine.decide_response``): the same decisions, response
 bytes, refusals and audit records, on generated accounts and on accounts bent where the wire
 pass must hand over; and request bytes mangled every way, which the request pass either
@@ -80,9 +80,8 @@ def _request_bytes(message, actions: bool | None = False, as_of=AS_OF, now=NOW) 
 
 
 def _by_request(engine, data: bytes):
-    """Decide's way from a request's bytes: the request pass, else None (Decide parses them)."""
-    staged = engine.stage_request(data)
-    return None if staged is None else engine.decide_staged_request(data, *staged)
+    """Decide's way from a request's bytes: the compiled call, else None (Decide parses them)."""
+    return engine.decide_request(data)
 
 
 def _accounts(n: int, seed: int):
@@ -97,14 +96,16 @@ def test_the_wire_way_gives_the_records_decisions_bytes_and_audit_records(engine
     response bytes (or the same refusal) both ways, the kernel's decisions equal value for
     value and type for type, and the two audit logs the same records; the decision-only
     requests' bytes the same answers by the request pass (every account it does not hand
-    over), into a third audit log holding the same records."""
+    over), into a third audit log holding the same records — the response's bytes written by
+    the compiled pass for the accounts no stage values, the others' by the stage that values
+    them, both seen."""
     from kernel.audit import read_audit
 
     by_record, by_wire, by_request = engines
     direct = by_wire.kernel_inputs
-    assert direct is not None
+    assert direct is not None and by_request.request_decider is not None
     kernel = by_wire.kernel
-    taken = refused = from_bytes = 0
+    taken = refused = from_bytes = valued = 0
     for i, message in enumerate(_accounts(2000, seed=7)):
         actions = i % 4 == 0                    # the strategy's way costs more: a quarter of them
         expected = _outcome(lambda: by_record.decide_response(by_record.record(message), AS_OF, NOW, actions))
@@ -112,6 +113,8 @@ def test_the_wire_way_gives_the_records_decisions_bytes_and_audit_records(engine
         assert got == expected, (i, actions)
         refused += expected[0] == "refused"
         data = _request_bytes(message, actions)
+        decided = by_request.request_decider.decide(data)         # (no audit record: the engine appends it)
+        valued += decided is not None and decided[0] is None
         answer = _by_request(by_request, data)
         if answer is None:                      # handed over: Decide parses and takes the wire's way
             assert actions or not by_request.kernel_inputs.stage(message), i
@@ -127,7 +130,8 @@ def test_the_wire_way_gives_the_records_decisions_bytes_and_audit_records(engine
             reference = kernel.decide_record(record, AS_OF)
             assert staged == reference, i
             assert {k: type(v) for k, v in staged.items()} == {k: type(v) for k, v in reference.items()}
-    assert taken > 1200 and refused > 50 and from_bytes > 900, (taken, refused, from_bytes)
+    assert taken > 1200 and refused > 50 and from_bytes > 900 and 5 < valued < from_bytes - 500, \
+        (taken, refused, from_bytes, valued)
     for engine in engines:
         engine.pipeline.audit.flush()
     left = list(read_audit(by_record.pipeline.audit.path))
@@ -230,30 +234,47 @@ def _varint(n: int) -> bytes:
 def test_request_bytes_are_read_as_protobuf_reads_them_or_handed_over(engines):
     """Decision-only requests' bytes mangled (3,000, on 300 generated accounts): whenever the
     request pass takes a request, protobuf parses the same bytes without error, to a
-    decision-only request with the same account id, as_of and now (the server's when unset,
-    each within the contract's range), and the answer is the parsed request's through the
-    wire's way, byte for byte; the rest it hands over."""
+    decision-only request whose answer through the wire's way — with its audit record's as_of
+    and now — is the one given, byte for byte; the audit record's as_of and now are the
+    request's, or when unset the server's UTC day and clock at the call (each within the
+    contract's range); the rest it hands over."""
+    from kernel.audit import read_audit
+
     by_record, by_wire, by_request = engines
+    audit = by_request.pipeline.audit
+    audit.flush()
+    before = sum(1 for _ in read_audit(audit.path))
     rng = random.Random(11)
-    taken = 0
+    taken = []
     for i, message in enumerate(_accounts(300, seed=5)):
         for _ in range(10):
             data = _mangled(_request_bytes(message, False, *rng.choice([(AS_OF, NOW), (None, NOW), (AS_OF, None)])),
                             rng)
-            staged = by_request.stage_request(data)
-            if staged is None:
+            called = dt.datetime.now(dt.timezone.utc)
+            answer = by_request.decide_request(data)
+            if answer is None:
                 continue
-            taken += 1
             parsed = decision_pb2.DecideRequest.FromString(data)          # protobuf reads them too
             assert parsed.HasField("account") and parsed.HasField("actions") and not parsed.actions, i
-            as_of = convert.date_value(parsed.as_of, "as_of") if parsed.HasField("as_of") else staged[1]
-            now = convert.timestamp_value(parsed.now, "now") if parsed.HasField("now") else staged[2]
-            assert staged == (parsed.account.account_id, as_of, now), i
-            if parsed.HasField("now"):
-                assert staged[2] == now
-            assert by_request.decide_staged_request(data, *staged) == \
-                _outcome(lambda: by_wire.decide_account(parsed.account, as_of, now, False)), i
-    assert taken > 500, taken
+            taken.append((i, parsed, answer, called, dt.datetime.now(dt.timezone.utc)))
+    assert len(taken) > 500, len(taken)
+    audit.flush()
+    records = list(read_audit(audit.path))[before:]
+    assert len(records) == len(taken)
+    slack = dt.timedelta(milliseconds=1)                      # (two clocks' roundings)
+    for (i, parsed, answer, called, returned), record in zip(taken, records):
+        as_of = dt.date.fromisoformat(record.meta["as_of"])           # (the log keeps them as ISO text)
+        now = dt.datetime.fromisoformat(record.meta["now"])
+        if parsed.HasField("as_of"):
+            assert as_of == convert.date_value(parsed.as_of, "as_of"), i
+        else:
+            assert as_of in (called.date(), returned.date()), i
+        if parsed.HasField("now"):
+            assert now == convert.timestamp_value(parsed.now, "now"), i
+        else:
+            assert called - slack <= now <= returned + slack, i
+        assert answer == _outcome(lambda: by_wire.decide_account(parsed.account, as_of, now, False)), i
+        assert record.decisions.column("account_id")[0].as_py() == parsed.account.account_id, i
 
 
 def test_request_pass_hands_over_calls_with_actions_and_undecodable_bytes(engines):
@@ -262,8 +283,9 @@ def test_request_pass_hands_over_calls_with_actions_and_undecodable_bytes(engine
     _, _, by_request = engines
     from kernel.synth import generate
     message = convert.ACCOUNT.encode(generate(1, seed=3, as_of=AS_OF).to_pylist()[0])
-    assert by_request.stage_request(_request_bytes(message, False)) is not None
+    decider = by_request.request_decider
+    assert decider.decide(_request_bytes(message, False)) is not None
     for data in (_request_bytes(message, True), _request_bytes(message, None),
                  decision_pb2.DecideRequest(actions=False).SerializeToString(), b"\xff\xff", b"\x0a\x05ab",
                  _request_bytes(message, False)[:-1]):
-        assert by_request.stage_request(data) is None
+        assert decider.decide(data) is None and by_request.decide_request(data) is None
