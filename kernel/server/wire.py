@@ -615,6 +615,7 @@ class KernelInputs:
         self.id_slot = slots.get("account_id", -1)
         #: whether a DecideRequest's bytes may be read by the request pass (kernel.server.wire_decide)
         self.reads_requests = self.id_slot >= 0 and decoder.descriptor is _decide_request_account()
+        self._local = threading.local()            # each thread's request head (stage_request)
 
     @classmethod
     def for_kernel(cls, decoder: WireDecoder, kernel) -> "KernelInputs | None":

@@ -10,7 +10,7 @@ ledger has nothing); each account asked at several instants — a morning, aroun
 local midnight (± 1 µs) and around its last rows' look-back and the patterns' look-backs
 and silences — forwards (the rows cache's and the kept folds' way), under both
 ``[ledger] book_counters``; half the decision-only calls by their request's bytes
-(``Engine.stage_request``, ``Engine.decide_staged_request``: Decide's way, no protobuf
+(``Engine.decide_request``: Decide's way, no protobuf
 parse)."""
 from __future__ import annotations
 
@@ -138,17 +138,17 @@ def test_a_decide_with_a_ledger_the_wire_way_gives_the_records_bytes_and_audit_r
             actions = rng.random() < 0.25
             expected = _outcome(lambda: by_record.decide_response(by_record.record(message), as_of, now, actions))
             # a decision-only call half the time by its request's bytes (Decide's way: no protobuf parse)
-            staged = None
+            answer = noted = None
             if not actions and rng.random() < 0.5:
-                data = _request_bytes(message, as_of, now)
-                staged = by_wire.stage_request(data)
-            if staged is not None:
+                noted = []
+                answer = by_wire.decide_request(_request_bytes(message, as_of, now), noted.append)
+            if answer is not None:
                 by_request += 1
-                assert staged == (row["account_id"], as_of, now)
-                got = _outcome(lambda: by_wire.decide_staged_request(data, *staged))
+                assert noted == [row["account_id"]]
+                got = answer
             else:
                 got = _outcome(lambda: by_wire.decide_account(message, as_of, now, actions))
-            assert got == expected, (i, now, actions, staged is not None)
+            assert got == expected, (i, now, actions, answer is not None)
             if expected[0] == "refused":
                 continue
             calls += 1
