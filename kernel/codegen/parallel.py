@@ -392,9 +392,10 @@ class EarlyFork:
     """A helper forked before the bundle is read (:func:`prestart`, a cold cache): while the
     parent reads, checks and plans the bundle (≈ 3 s of CPU on the shipped one, its other core
     idle until now), the first of them (``driver``) compiles the driver module
-    (:func:`.emit.driver_source`: the same for every plan) into Numba's cache. Then it waits for :meth:`send`: the folder of the compile's
-    :class:`Claims` and the jobs in the order this process claims them (JSON, as a spawned
-    helper's, one line), compiles each job it claims into Numba's cache, and exits. Sent
+    (:func:`.emit.driver_source`: the same for every plan) into Numba's cache. Then it waits
+    for :meth:`send`: the folder of the compile's :class:`Claims` and the jobs in the order
+    this process claims them (JSON, as a spawned helper's, one line), compiles each job it
+    claims into Numba's cache, and exits. Sent
     nothing (no jobs worth sharing), it exits after the driver. Same interface as
     :class:`Helper` (``done``, :meth:`wait`, :meth:`kill`)."""
 

@@ -9,6 +9,7 @@ runs on onnxruntime instead.
 from __future__ import annotations
 
 import numpy as np
+
 from . import kernels as K
 from . import trees
 from .errors import Unsupported

@@ -19,7 +19,8 @@ _COMPILE = textwrap.dedent("""\
     import json, sys
     import kernel
     m = kernel.compile_model(sys.argv[1])
-    print(json.dumps({"onnx_imported": "onnx" in sys.modules or "ml_dtypes" in sys.modules, "inputs": [i.name for i in m.inputs],
+    print(json.dumps({"onnx_imported": "onnx" in sys.modules or "ml_dtypes" in sys.modules,
+                      "inputs": [i.name for i in m.inputs],
                       "outputs": [o.qualified for o in m.outputs],
                       "params": [p.tolist() for p in m._block_params]}))
 """)
