@@ -181,8 +181,10 @@ def prestart() -> list:
     :func:`kernel.codegen.compile_plan`, which gives them jobs or lets them end.
 
     Forked helpers (:func:`start_method`) are :class:`EarlyFork` s: forked once Numba and the
-    helpers every node calls are imported, the first compiles the driver — the same module for
-    every plan — while the parent parses, then claims jobs with the parent once they are known.
+    helpers every node calls are imported and Numba's first compile is done (:func:`warm_up`:
+    the parent's first compile would pay it anyway, so the children inherit it instead of each
+    paying it again), the first compiles the driver — the same module for every plan — while
+    the parent parses, then claims jobs with the parent once they are known.
     Spawned ones are :class:`Helper` s: each imports Python, NumPy and Numba and initializes
     Numba's compiler (≈ 1.5 s of its own CPU) while the parent parses, then waits for a fixed
     share (:meth:`Helper.send`)."""
@@ -193,6 +195,7 @@ def prestart() -> list:
         return []
     if start_method() == "fork":
         from . import helpers  # noqa: F401 — Numba and the node helpers: imported once, inherited
+        warm_up()
         return [EarlyFork(driver=i == 0) for i in range(count)]
     return [Helper() for _ in range(count)]
 
@@ -368,9 +371,16 @@ class Crew:
 
 def warm_up() -> None:
     """Numba's first compile in a process initializes its typing and target contexts, LLVM
-    and the runtime (≈ 0.4 s of CPU): run before forking helpers, it is paid once."""
-    import numba
-    numba.njit(lambda x: x + 1)(1)
+    and the runtime (≈ 0.4-0.5 s of CPU): run before forking helpers, it is paid once. Once
+    per process: the children and a second call have it already."""
+    global _WARM
+    if not _WARM:
+        import numba
+        numba.njit(lambda x: x + 1)(1)
+        _WARM = True
+
+
+_WARM = False
 
 
 #: the write ends of the early forks' job pipes still open in this process: a later fork closes
@@ -381,11 +391,11 @@ _EARLY_PIPES: set[int] = set()
 class EarlyFork:
     """A helper forked before the bundle is read (:func:`prestart`, a cold cache): while the
     parent reads, checks and plans the bundle (≈ 3 s of CPU on the shipped one, its other core
-    idle until now), the child runs Numba's first compile and — the first of them
-    (``driver``) — compiles the driver module (:func:`.emit.driver_source`: the same for every
-    plan) into Numba's cache. Then it waits for :meth:`send`: the folder of the compile's
-    :class:`Claims` and the jobs in the order this process claims them (JSON, as a spawned
-    helper's, one line), compiles each job it claims into Numba's cache, and exits. Sent
+    idle until now), the first of them (``driver``) compiles the driver module
+    (:func:`.emit.driver_source`: the same for every plan) into Numba's cache. Then it waits
+    for :meth:`send`: the folder of the compile's :class:`Claims` and the jobs in the order
+    this process claims them (JSON, as a spawned helper's, one line), compiles each job it
+    claims into Numba's cache, and exits. Sent
     nothing (no jobs worth sharing), it exits after the driver. Same interface as
     :class:`Helper` (``done``, :meth:`wait`, :meth:`kill`)."""
 
@@ -441,7 +451,6 @@ def _early_work(read: int, write: int, driver: bool) -> None:
     os.close(write)
     for other in _EARLY_PIPES:           # the earlier forks' pipes: the parent's to close
         os.close(other)
-    warm_up()
     if driver:
         from . import cache, emit
         cache.import_source(cache.write_source(emit.driver_source()))

@@ -295,10 +295,11 @@ def _read(path_or_bytes, name, max_bytes: int | None):
 
 
 def _parse(data: bytes, source):
-    import onnx
     from google.protobuf.message import DecodeError
+
+    from .onnx_proto import parse_model
     try:
-        proto = onnx.load_model_from_string(data)
+        proto = parse_model(data)
     except (DecodeError, RuntimeError, ValueError) as e:
         raise ModelError(source, f"not an ONNX model, or truncated ({type(e).__name__}: {e})") from None
     if not proto.HasField("graph") or not proto.graph.node:
@@ -307,12 +308,13 @@ def _parse(data: bytes, source):
 
 
 def _check_opsets(proto, source) -> None:
-    import onnx
-    newest = onnx.defs.onnx_opset_version()
+    from .onnx_proto import newest_opset
     for op in proto.opset_import:
         domain = op.domain or "ai.onnx"
         if domain == "ai.onnx":
-            if op.version > newest:
+            newest = newest_opset(op.version)        # None: every supported onnx reads it
+            if newest is not None and op.version > newest:
+                import onnx                          # imported by newest_opset already
                 raise ModelError(source, f"opset {op.version} of ai.onnx is newer than this build reads "
                                  f"(onnx {onnx.__version__}: up to {newest})")
             if op.version < MIN_OPSET:
@@ -369,7 +371,7 @@ def _metadata(proto, source) -> dict:
 
 
 def _graph_inputs(proto, source):
-    from onnx import TensorProto
+    from .onnx_proto import TensorProto
     from .lower import NUMPY_OF
 
     inits = {i.name for i in proto.graph.initializer}
@@ -393,7 +395,7 @@ def _graph_inputs(proto, source):
 
 
 def _features(meta, graph_inputs, source, name) -> list[ModelInput]:
-    from onnx import TensorProto
+    from .onnx_proto import TensorProto
     from .. import schema
 
     n = sum(g[1] for g in graph_inputs)
@@ -459,7 +461,7 @@ def _closest(word, names) -> str | None:
 
 
 def _outputs(meta, proto, source, model_name) -> list[ModelOutput]:
-    from onnx import TensorProto
+    from .onnx_proto import TensorProto
 
     graph_out = {o.name: o for o in proto.graph.output}
     declared = meta.get("outputs")
@@ -600,7 +602,7 @@ def _store_compiled(key: str, value) -> None:
 
 
 def _lower(proto, graph_inputs, graph_outputs, outputs):
-    from onnx import TensorProto
+    from .onnx_proto import TensorProto
     from .lower import Slot, TYPE_NAMES, lower
 
     slots, col = [], 0

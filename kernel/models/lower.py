@@ -9,11 +9,11 @@ runs on onnxruntime instead.
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto, numpy_helper
 
 from . import kernels as K
 from . import trees
 from .errors import Unsupported
+from .onnx_proto import TensorProto, to_array
 from .program import POOL_ALIGN, Program, Slot  # noqa: F401  (the IR's data, importable without onnx)
 
 FLOAT_TYPES = {TensorProto.FLOAT: "float"}
@@ -99,7 +99,7 @@ def lower(graph, input_slots: list[tuple[str, Slot]], n_features: int) -> Progra
     for name, slot in input_slots:
         lw.values[name] = slot
     for init in graph.initializer:
-        lw.consts[init.name] = numpy_helper.to_array(init)
+        lw.consts[init.name] = to_array(init)
     for node in graph.node:
         handler = _HANDLERS.get((node.domain or "ai.onnx", node.op_type))
         if handler is None:
@@ -427,7 +427,7 @@ def _gemm(lw, node, a):
 def _constant(lw, node, a):
     if "value" not in a:
         raise Unsupported("Constant other than a tensor value")
-    lw.consts[node.output[0]] = numpy_helper.to_array(a["value"])
+    lw.consts[node.output[0]] = to_array(a["value"])
 
 
 # ---- models -----------------------------------------------------------------------------------

@@ -25,10 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from onnx import helper
 
 from . import kernels as K
 from .errors import Unsupported
+from .onnx_proto import attribute_value
 
 PADDED_MAX_DEPTH = 10
 MASKS_MAX_DEPTH = 6     # 2**6 leaves fit one int64 mask
@@ -350,4 +350,4 @@ def _check_classifier(ens: Ensemble, masks: list) -> None:
 
 
 def node_attributes(node) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    return {a.name: attribute_value(a) for a in node.attribute}

@@ -351,7 +351,8 @@ def test_a_cold_cache_forks_its_helper_before_reading_the_bundle(tmp_path, monke
     """With forked helpers (the default on Linux) and a cold cache, the helper is forked before
     the bundle is read: it compiles the driver (every plan's) while the parent reads, then claims
     the nodes with the parent; the parent loads the driver and the child's nodes from Numba's
-    cache, and decides as the reference engine does."""
+    cache, and decides as the reference engine does. Numba's first compile is the parent's,
+    before the fork: the child inherits it rather than paying it again."""
     from kernel import bundle as bundle_module
     from kernel.codegen import parallel
     from kernel.runtime import Kernel
@@ -361,12 +362,14 @@ def test_a_cold_cache_forks_its_helper_before_reading_the_bundle(tmp_path, monke
     monkeypatch.setattr(parallel, "MIN_SECONDS", 0.0)
     monkeypatch.setattr(parallel, "PARENT_SECONDS", 0.0)
     monkeypatch.setattr(parallel, "looks_cold", lambda: True)
-    started, seen_by_load, spawned = [], [], []
+    monkeypatch.setattr(parallel, "_WARM", False)             # as in a fresh process
+    started, seen_by_load, spawned, warm_at_fork = [], [], [], []
     real_early, real_load = parallel.EarlyFork, bundle_module.Bundle.load.__func__
 
     class Counted(real_early):
         def __init__(self, driver=True):
             started.append(driver)
+            warm_at_fork.append(parallel._WARM)
             super().__init__(driver)
 
     def load(cls, *args, **kwargs):
@@ -385,6 +388,7 @@ def test_a_cold_cache_forks_its_helper_before_reading_the_bundle(tmp_path, monke
     with caplog.at_level("WARNING", logger="kernel.codegen"):
         k = Kernel.load(folder, progress=False)
     assert started == [True] and seen_by_load == [1] and spawned == []   # forked before the read, driver first
+    assert warm_at_fork == [True]                                       # Numba warmed up once, then forked
     assert "failed" not in caplog.text                                  # the child exited cleanly
     compiled = k._compiled
     assert sum(compiled.block.stats.cache_hits.values()) == 1           # the driver: compiled there, loaded here
