@@ -21,6 +21,7 @@ from . import convert
 from ._proto.postloan.v1 import contract_pb2, decision_pb2
 from .status import FieldError, QuotaError
 from ..hookspecs import Record
+from ..ledger.ledger import instant_us
 from .ledger_inputs import LedgerInputs
 from .wire import KernelInputs, WireDecoder
 from .wire_decide import RequestDecider
@@ -400,9 +401,35 @@ class Engine:
         account_id, as_of, now = staged
         if note_account is not None:
             note_account(account_id)
+        as_of, now = as_of or convert.utc_today(), now or dt.datetime.now(UTC)
         message = lambda: decision_pb2.DecideRequest.FromString(data).account      # noqa: E731
-        return self._decide_with_state(way, way.request_registry(data), message, as_of or convert.utc_today(),
-                                       now or dt.datetime.now(UTC), False)
+        registry = way.request_registry(data)
+        decider = self.ledger_decider
+        pipeline = self.pipeline
+        values = pipeline.ledger.registered_state_values(registry, now)
+        if decider is None or not way.state.write(self.kernel.record_inputs(), values):
+            return self._decide_with_state(way, registry, message, as_of, now, False, values)
+        # the kernel and the response's bytes in one compiled call, as without a ledger
+        days, now_us = as_of.toordinal() - EPOCH_ORDINAL, instant_us(now)
+        response, _, _, _, tier, conflicts, outputs = decider.decide_staged(data, account_id, days, now_us)
+        if response is not None:
+            pipeline.audit_unvalued(_decided_request, self.kernel, account_id, outputs, days, now_us)
+            return response, tier, conflicts
+        decisions = Record(self.kernel.read_outputs(outputs))
+        record = pipeline.join_state_values(way.inputs.record(message()), as_of, values)
+        return self._answer(pipeline.act(record, decisions, as_of, now, actions=False), as_of, False)
+
+    @functools.cached_property
+    def ledger_decider(self) -> RequestDecider | None:
+        """:attr:`request_decider` for a pipeline with a ledger: the kernel run and the
+        response written by one compiled call once the request's Account is staged and the
+        ledger's state written over it (:meth:`_decide_request_with_state`)."""
+        way = self.ledger_inputs
+        if way is None:
+            return None
+        pipeline = self.pipeline
+        return RequestDecider.for_kernel(way.inputs, self.kernel, self.encoder, pipeline.valuation_columns,
+                                         pipeline.valued_flags, TIER_COLUMN)
 
     @functools.cached_property
     def request_decider(self) -> RequestDecider | None:
@@ -450,12 +477,14 @@ class Engine:
         return self._decide_with_state(way, way.registry(account), lambda: account, as_of, now, actions)
 
     def _decide_with_state(self, way: LedgerInputs, registry: dict, message, as_of: dt.date, now: dt.datetime,
-                           actions: bool):
+                           actions: bool, values: dict | None = None):
         """:meth:`_decide_with_ledger` once the book's values are staged: ``registry`` (the
         record's account id, time zone and registered columns) read from the same parse,
-        ``message()`` the Account (for the record, when something reads it)."""
+        ``message()`` the Account (for the record, when something reads it); ``values`` the
+        state's, when the caller read them (and the writer declined them)."""
         pipeline = self.pipeline
-        values = pipeline.ledger.registered_state_values(registry, now)
+        if values is None:
+            values = pipeline.ledger.registered_state_values(registry, now)
         if not way.state.write(self.kernel.record_inputs(), values):
             record = pipeline.join_state_values(way.inputs.record(message()), as_of, values)
             result = pipeline.act(record, Record(self.kernel.decide_record(record, as_of)), as_of, now,
@@ -713,5 +742,6 @@ def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: 
     engine = Engine(kernel, pipeline, path=str(path) if path else "(shipped)", loaded_at=dt.datetime.now(UTC),
                     compile_seconds=time.perf_counter() - start, source=path, decision_schema=answer.decisions.schema)
     engine.ledger_inputs          # (with a ledger: its generated functions made here, not on the first call)
+    engine.ledger_decider         # (… and its compiled call's tables)
     engine.request_decider        # (its tables made here, not on the first call)
     return engine

@@ -685,6 +685,10 @@ class KernelInputs:
         return (account_id, None if as_of == _NO_MOMENT else dt.date.fromordinal(as_of),
                 None if now == _NO_MOMENT else EPOCH_UTC + dt.timedelta(0, 0, now))
 
+    def request_head(self) -> np.ndarray:
+        """What this thread's last :meth:`stage_request` found (positions in the request)."""
+        return self._local.head
+
     def request_account(self, data: bytes) -> bytes:
         """The Account's bytes within the request ``data`` that :meth:`stage_request` just
         took (not None): what the parse's text positions count from."""

@@ -303,6 +303,16 @@ def _decide_request(request, clock_us, limits, id_slot, head, plan, floats_lo_hi
                            days, out, facts)
 
 
+@njit(cache=True)
+def _decide_staged(request, head, days, buffer, kernel, table_at, response_plan, pieces, response_blob, out, facts):
+    """:func:`_decide_request` after its request pass: the inputs already staged (and, with a
+    ledger, its state written over them), ``head`` the pass's (the account id's bytes in
+    ``request``); the kernel run for ``days`` and :func:`_write_decision`."""
+    call_native(kernel, (days, table_at))
+    return _write_decision(buffer, response_plan, pieces, response_blob, request, head[_ID_START], head[_ID_STOP],
+                           days, out, facts)
+
+
 class ResponseTables(NamedTuple):
     """What :func:`_write_decision` writes a response by (:func:`response_tables`)."""
 
@@ -418,9 +428,26 @@ class RequestDecider:
         n = _decide_request(np.frombuffer(data, np.uint8), time.time_ns() // 1000, *args)
         if n == HANDED_OVER:
             return None
+        facts = args[22]
+        _, _, _, id_start, id_stop, days, now = facts.tolist()
+        return self._answer(data[id_start:id_stop].decode(), n, args, days, now)
+
+    def decide_staged(self, data: bytes, account_id: str, days: int, now_us: int) -> tuple:
+        """:meth:`decide`'s answer for the request ``data`` whose Account this thread just
+        staged (:meth:`kernel.server.wire.KernelInputs.stage_request`, its state written over
+        the inputs with a ledger), decided for ``days`` (as_of) at ``now_us``."""
+        try:
+            args = self._local.args
+        except AttributeError:
+            args = self._thread_args()
+        n = _decide_staged(np.frombuffer(data, np.uint8), self.inputs.request_head(), days, args[14],
+                           args[16], args[17], *args[18:])
+        return self._answer(account_id, n, args, days, now_us)
+
+    def _answer(self, account_id: str, n: int, args: tuple, days: int, now_us: int) -> tuple:
         buffer, out, facts = args[14], args[21], args[22]
-        start, tier, conflicts, id_start, id_stop, days, now = facts.tolist()
+        start, tier, conflicts = facts.tolist()[:3]
         tables = self.tables
-        return (out[start:start + n].tobytes() if n >= 0 else None, data[id_start:id_stop].decode(), days, now,
-                tables.tiers[tier], {name: 1 for b, name in enumerate(tables.unique) if conflicts >> b & 1}
-                if conflicts else {}, buffer[:args[15]].tobytes())
+        return (out[start:start + n].tobytes() if n >= 0 else None, account_id, days, now_us, tables.tiers[tier],
+                {name: 1 for b, name in enumerate(tables.unique) if conflicts >> b & 1} if conflicts else {},
+                buffer[:args[15]].tobytes())

@@ -125,6 +125,7 @@ def test_a_decide_with_a_ledger_the_wire_way_gives_the_records_bytes_and_audit_r
     by_record, by_wire = _engines(store, tmp_path, book_counters)
     way = by_wire.ledger_inputs
     assert way is not None and by_wire.kernel_inputs is None
+    assert by_wire.ledger_decider is not None         # (the kernel and the response's bytes: one compiled call)
     kernel, ledger = by_wire.kernel, by_wire.pipeline.ledger
     rng = random.Random(5)
     rows = book.to_pylist() if book_counters == "fallback" else book.slice(0, 140).to_pylist()
