@@ -38,7 +38,7 @@ from numba import njit, types  # noqa: E402
 from numba.core import cgutils  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-from ..codegen.helpers import call_native  # noqa: E402
+from ..codegen.helpers import call_native, civil  # noqa: E402
 from . import convert  # noqa: E402
 from ._proto.postloan.v1 import decision_pb2  # noqa: E402
 from .wire import (_AS_OF, _ID_START, _ID_STOP, _NO_MOMENT, _NOW, _REQUEST_LIMITS,  # noqa: E402
@@ -136,25 +136,10 @@ def _read_int(buffer, at, width):
 
 
 @njit(cache=True)
-def _date_fields(days):
-    """(year, month, day) of ``days`` since 1970-01-01 (proleptic Gregorian; H. Hinnant's
-    ``civil_from_days``)."""
-    z = days + 719_468
-    era = z // 146_097
-    doe = z - era * 146_097
-    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    return yoe + era * 400 + (1 if month <= 2 else 0), month, day
-
-
-@njit(cache=True)
 def _date_size(days):
     """The bytes of a ``google.type.Date``'s message for ``days`` (zero fields left out)."""
     size = 0
-    for field in _date_fields(days):
+    for field in civil(days):
         if field:
             size += 1 + _varint_size(field)
     return size
@@ -162,7 +147,7 @@ def _date_size(days):
 
 @njit(cache=True)
 def _put_date(out, at, days):
-    y, m, d = _date_fields(days)
+    y, m, d = civil(days)
     if y:
         out[at] = 0x08
         at = _put_varint(out, at + 1, y)
