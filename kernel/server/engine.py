@@ -407,8 +407,10 @@ class Engine:
         decider = self.ledger_decider
         pipeline = self.pipeline
         values = pipeline.ledger.registered_state_values(registry, now)
-        if decider is None or not way.state.write(self.kernel.record_inputs(), values):
+        if decider is None:
             return self._decide_with_state(way, registry, message, as_of, now, False, values)
+        if not way.state.write(self.kernel.record_inputs(), values):
+            return self._decide_joined(way, message, values, as_of, now, False)
         # the kernel and the response's bytes in one compiled call, as without a ledger
         days, now_us = as_of.toordinal() - EPOCH_ORDINAL, instant_us(now)
         response, _, _, _, tier, conflicts, outputs = decider.decide_staged(data, account_id, days, now_us)
@@ -486,15 +488,21 @@ class Engine:
         if values is None:
             values = pipeline.ledger.registered_state_values(registry, now)
         if not way.state.write(self.kernel.record_inputs(), values):
-            record = pipeline.join_state_values(way.inputs.record(message()), as_of, values)
-            result = pipeline.act(record, Record(self.kernel.decide_record(record, as_of)), as_of, now,
-                                  actions=actions)
-            return self._answer(result, as_of, actions)
+            return self._decide_joined(way, message, values, as_of, now, actions)
         decisions = Record(self.kernel.decide_staged(as_of))
         result = None if actions else pipeline.act_unvalued(registry["account_id"], decisions, as_of, now)
         if result is None:
             record = pipeline.join_state_values(way.inputs.record(message()), as_of, values)
             result = pipeline.act(record, decisions, as_of, now, actions=actions)
+        return self._answer(result, as_of, actions)
+
+    def _decide_joined(self, way: LedgerInputs, message, values: dict, as_of: dt.date, now: dt.datetime,
+                       actions: bool):
+        """The record's way with a ledger, for state values the writer declined: the book's
+        record joined with them, the kernel on the joined record."""
+        pipeline = self.pipeline
+        record = pipeline.join_state_values(way.inputs.record(message()), as_of, values)
+        result = pipeline.act(record, Record(self.kernel.decide_record(record, as_of)), as_of, now, actions=actions)
         return self._answer(result, as_of, actions)
 
     @functools.cached_property

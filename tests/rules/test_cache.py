@@ -19,6 +19,14 @@ from .test_bundle import ACTION, BUCKET, ruleset, write
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _forget_drivers(monkeypatch) -> None:
+    """Drop the imported driver modules (the driver is every plan's), so the compile under
+    test compiles or loads its own rather than finding one in ``sys.modules``."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("postloan_kernel_") and hasattr(module, "record"):
+            monkeypatch.delitem(sys.modules, name)
+
+
 def _plan(text):
     rs = kernel.compile_ruleset(text)
     return Plan.build([RulesetNode(rs.ir, {i.name: ("column", i.name) for i in rs.ir.inputs})])
@@ -378,9 +386,7 @@ def test_a_cold_cache_forks_its_helper_before_reading_the_bundle(tmp_path, monke
     monkeypatch.setattr(parallel, "EarlyFork", Counted)
     monkeypatch.setattr(parallel, "Helper", lambda *a, **k: spawned.append(a))
     monkeypatch.setattr(bundle_module.Bundle, "load", classmethod(load))
-    for name, module in list(sys.modules.items()):    # the driver is every plan's: not imported yet here
-        if name.startswith("postloan_kernel_") and hasattr(module, "record"):
-            monkeypatch.delitem(sys.modules, name)
+    _forget_drivers(monkeypatch)
     folder = tmp_path / "bundle"
     folder.mkdir()
     write(folder, bucket=BUCKET.replace("dpd > 30", "dpd > 25"),
@@ -409,9 +415,7 @@ def test_an_early_fork_given_nothing_ends_after_the_driver_and_a_failed_one_leav
     parent compiles the driver itself."""
     from kernel.codegen import emit, parallel
     monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache"))
-    for name, module in list(sys.modules.items()):
-        if name.startswith("postloan_kernel_") and hasattr(module, "record"):
-            monkeypatch.delitem(sys.modules, name)
+    _forget_drivers(monkeypatch)
     plan = _plan(BUCKET.replace("dpd > 30", "dpd > 24"))
     helper = parallel.EarlyFork()
     with caplog.at_level("WARNING", logger="kernel.codegen"):
@@ -422,9 +426,7 @@ def test_an_early_fork_given_nothing_ends_after_the_driver_and_a_failed_one_leav
     decided = compiled.run_batch(batch, "2026-11-28")
     # a child that fails before its jobs: reported, and the parent compiles the driver itself
     monkeypatch.setenv("POSTLOAN_CACHE_DIR", str(tmp_path / "cache2"))
-    for name, module in list(sys.modules.items()):
-        if name.startswith("postloan_kernel_") and hasattr(module, "record"):
-            monkeypatch.delitem(sys.modules, name)
+    _forget_drivers(monkeypatch)
     real_source = emit.driver_source
 
     def broken():
@@ -502,9 +504,7 @@ def test_a_forked_helper_can_compile_the_driver_while_the_parent_compiles_nodes(
         return [[k for k in keys if k != codegen.DRIVER_JOB], [codegen.DRIVER_JOB]]
 
     monkeypatch.setattr(parallel, "plan_jobs", driver_to_the_helper)
-    for name, module in list(sys.modules.items()):    # the driver is every plan's: not imported yet here
-        if name.startswith("postloan_kernel_") and hasattr(module, "record"):
-            monkeypatch.delitem(sys.modules, name)
+    _forget_drivers(monkeypatch)
     folder = tmp_path / "bundle"
     folder.mkdir()
     write(folder, bucket=BUCKET.replace("dpd > 30", "dpd > 26"),
