@@ -47,7 +47,7 @@ LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["Ledger"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 MiB = 1 << 20
-DRAIN_QUIET_SECONDS = 1.0       # a drain ends once no call has been refused for this long
+DRAIN_QUIET_SECONDS = 1.0       # a drain ends this long after the last call admitted or refused
 
 
 class ServerError(PostloanError):
@@ -397,10 +397,15 @@ class DecisionServer:
             _done, unfinished = cf.wait(admitted, timeout=grace)
             if unfinished:
                 log(logging.WARNING, "grace expired; cancelling calls still in flight", calls=len(unfinished))
-            # Calls that reached gRPC before the drain but were still queued in its transport
-            # are refused as they come up; gRPC's stop would cancel them instead. Stop once
-            # none has come for a moment (or the grace is over).
-            while time.monotonic() < deadline and time.monotonic() - self.interceptor.last_refusal < DRAIN_QUIET_SECONDS:
+            # A call's thread is done once its response is handed to the transport, not once the
+            # client has read it: closing the connection at once can reset it under a large
+            # response still in flight (the client sees UNAVAILABLE). And calls that reached
+            # gRPC before the drain but were still queued in its transport are refused as they
+            # come up; gRPC's stop would cancel them instead. Stop once neither has happened for
+            # a moment (or the grace is over).
+            admitted_done = time.monotonic() if admitted else 0.0
+            while time.monotonic() < deadline and time.monotonic() - max(
+                    admitted_done, self.interceptor.last_refusal) < DRAIN_QUIET_SECONDS:
                 time.sleep(0.02)
             self._server.stop(max(0.0, deadline - time.monotonic())).wait()
         if self.engine is not None:               # "interval" audit records: on disk before the process ends
