@@ -838,7 +838,9 @@ def _to_codes(values, members: tuple[str, ...]) -> np.ndarray:
         else:
             idx = pc.fill_null(pc.index_in(chunk.cast(pa.string()), value_set=member_set), -1)
             parts.append(idx.to_numpy().astype(np.int8))
-    return np.concatenate(parts) if len(parts) != 1 else parts[0]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0, np.int8)     # a column of no chunks: no rows
 
 
 def _to_time_us(values) -> np.ndarray:

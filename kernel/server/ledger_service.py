@@ -105,8 +105,10 @@ class LedgerServicer(_Base, ledger_pb2_grpc.LedgerServicer):
             outcome, reason, next_allowed, policy, reservation, expires, _ = check_contact_values(
                 ledger, engine.pipeline.judge, request.account_id, name, at, now)
         except GateError as e:
-            field = str(e).split(":", 1)[0]
-            raise FieldError(field if field in ("channel", "at", "account_id") else "request", str(e)) from None
+            field, _, detail = str(e).partition(": ")
+            if field in ("channel", "at", "account_id"):
+                raise FieldError(field, detail) from None
+            raise FieldError("request", str(e)) from None
         # only the fields the verdict sets (an unset string or Timestamp reads as empty)
         response = ledger_pb2.CheckContactResponse(outcome=_OUTCOMES[outcome])
         if reservation is not None:

@@ -76,6 +76,17 @@ def test_a_check_contact_at_in_the_past_names_the_field(served):
         with pytest.raises(CallError) as e:
             client.check_contact("A1", "PHONE", dt.datetime.now(UTC) - dt.timedelta(hours=2))
         assert e.value.field == "at" and "in the past" in str(e.value)
+        assert "at: at:" not in str(e.value), "the field is named once"
+
+
+def test_an_empty_batch_decided_with_the_state_is_an_empty_answer(served):
+    """A DecideBatch of no rows through a ledger-backed server: no rows back, not an internal
+    error (the state join read an enum column of no chunks)."""
+    book = generate(4, seed=9)
+    with Client(f"127.0.0.1:{served.port}") as client:
+        decided = client.decide_batch(book.slice(0, 0), dt.date(2026, 11, 28))
+        assert decided.num_rows == 0
+        assert client.decide_batch(book, dt.date(2026, 11, 28)).num_rows == 4
 
 
 def test_the_responses_timestamps_are_what_timestamp_from_datetime_gives():
