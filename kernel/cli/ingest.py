@@ -41,11 +41,15 @@ def add_arguments(p) -> None:
     p.add_argument("--config", type=a.existing_file, default=None, help="configuration file (default $POSTLOAN_CONFIG)")
 
 
-def open_ledger(store, config):
+def open_ledger(store, config, *, existing: bool = False):
+    """The ledger at ``store`` (else the configuration's ``[ledger] store``, else the embedded
+    default); ``existing``: a SQLite ledger that is not there is an error, not created."""
     from ..ledger import Ledger
+    from ..ledger.store import open_store
     from ..plugins import load_config
     merged = load_config(config)
-    return Ledger(store or (merged.get("ledger") or {}).get("store"), merged)
+    return Ledger(config=merged, store=open_store(store or (merged.get("ledger") or {}).get("store"),
+                                                  existing=existing))
 
 
 def run(args) -> int:

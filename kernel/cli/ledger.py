@@ -40,7 +40,7 @@ def run(args) -> int:
         raise PostloanError("backup needs --out FILE")
     if args.action == "restore" and not args.input:
         raise PostloanError("restore needs --in FILE")
-    with open_ledger(args.store, args.config) as ledger:
+    with open_ledger(args.store, args.config, existing=args.action != "restore") as ledger:
         if args.action == "info":
             counts = ledger.counts()
             print(f"{ledger.url}: schema version {ledger.store.version()}; " +

@@ -39,7 +39,7 @@ def run(args) -> int:
     if args.book:
         for batch in plugins.read_batches(args.book, required=["account_id", "time_zone"], manager=manager):
             zones.update(zip(batch.column("account_id").to_pylist(), batch.column("time_zone").to_pylist()))
-    with open_ledger(args.store, args.config) as ledger:
+    with open_ledger(args.store, args.config, existing=True) as ledger:
         table = ledger.state(at=args.at, zones=zones)
         unzoned = ledger.unzoned
     rows = plugins.write_batches(args.out, table.to_batches(), schema=table.schema, manager=manager,

@@ -1268,9 +1268,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def open_store(url: str | os.PathLike | None = None) -> Store:
+def open_store(url: str | os.PathLike | None = None, *, existing: bool = False) -> Store:
     """The store at ``url`` (default :func:`default_url`): ``sqlite:///…`` or a path for
-    SQLite, ``postgresql://…`` for PostgreSQL."""
+    SQLite, ``postgresql://…`` for PostgreSQL. A SQLite file is created where none is, unless
+    ``existing`` (what only reads or copies a ledger asks: a mistyped path is an error, not an
+    empty ledger)."""
     url = str(url) if url is not None else default_url()
     parsed = urlparse(url)
     if parsed.scheme in ("postgresql", "postgres"):
@@ -1282,8 +1284,15 @@ def open_store(url: str | os.PathLike | None = None) -> Store:
         path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
         if not path:
             raise StoreError(f"{url}: names no file")
-        return SQLiteStore(path, url)
+        return _sqlite_store(path, url, existing)
     if parsed.scheme and len(parsed.scheme) > 1:
         raise StoreError(f"{mask_url(url)}: unknown store; use sqlite:///FILE or postgresql://USER@HOST/DB")
-    return SQLiteStore(url, f"sqlite:///{url}")
+    return _sqlite_store(url, f"sqlite:///{url}", existing)
+
+
+def _sqlite_store(path: str, url: str, existing: bool) -> SQLiteStore:
+    if existing and not os.path.isfile(path):
+        raise StoreError(f"{url}: no ledger there (no such file; `postloan ingest`, or a decide or serve "
+                         "with --store, creates one)")
+    return SQLiteStore(path, url)
 

@@ -102,3 +102,18 @@ def test_backup_restore_gives_back_the_same_state(tmp_path):
         postloan("state", "--store", url, "--out", str(tmp_path / name), "--as-of", NOW.isoformat())
     assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
     assert postloan("ledger", "backup", "--store", store).returncode == 2
+
+
+def test_reading_a_ledger_that_is_not_there_is_an_error_not_an_empty_ledger(tmp_path, data_dir):
+    """A mistyped --store for a command that only reads or copies the ledger (state, ledger
+    info / backup / purge) names the URL and exits 2, creating nothing: an empty export or an
+    empty backup would look like success."""
+    missing = f"sqlite:///{tmp_path / 'typo.db'}"
+    for args in (("state", "--out", str(tmp_path / "s.csv")), ("ledger", "info"),
+                 ("ledger", "backup", "--out", str(tmp_path / "b.db")), ("ledger", "purge")):
+        out = postloan(*args, "--store", missing, env=data_dir)
+        assert out.returncode == 2 and "typo.db: no ledger there" in out.stderr, (args, out.stderr)
+    out = postloan("state", "--out", str(tmp_path / "s.csv"), env=data_dir)      # the default ledger, never made
+    assert out.returncode == 2 and "no ledger there" in out.stderr
+    assert not (tmp_path / "typo.db").exists() and not (tmp_path / "b.db").exists()
+    assert not (tmp_path / "data" / "ledger.db").exists()
