@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 AS_OF = dt.date(2026, 11, 28)
 NOW = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.timezone.utc)      # 10:00 in Shanghai
@@ -132,12 +133,16 @@ def test_single_account_stage(benchmark, kernel, pipeline):
     assert pipeline.stage(columns, decided_columns, AS_OF, NOW).actions.to_pylist() == result.actions.to_pylist()
 
 
-def test_single_account_stage_parts(benchmark, kernel, pipeline):
+@pytest.mark.parametrize("between", ["hot", "columns_path"])
+def test_single_account_stage_parts(benchmark, kernel, pipeline, between):
     """Where the one-account stage goes (the gRPC Decide form, a Record): the strategy's plan
     with its scripts, the scripts alone, the valuation (the car's price and disposal channel),
     the compliance policies (one compiled call for the set, after the screen reads the
     scripts), the screen alone — against the whole stage and the kernel's decision of the same
-    account, call by call."""
+    account, call by call. ``columns_path``: each part timed after the same account's columns
+    path (``decide_columns`` and its stage), as ``test_single_account_stage`` times the record
+    path — in the caches that leaves (every part slower than in a hot loop, by how much of
+    memory it touches)."""
     from kernel.hookspecs import Batch, Record
     from postloan_builtins.compliance import _screen_listed
     book = _book(2_000)
@@ -167,15 +172,21 @@ def test_single_account_stage_parts(benchmark, kernel, pipeline):
         "screen": lambda: _screen_listed(listed, wanted),
         "batch_alone": batch,
     }
-    calls = 100 if _smoke(benchmark) else 3_000
+    columns = _account_columns(book, severe)
+    calls = 100 if _smoke(benchmark) else 3_000 if between == "hot" else 1_000
     for fn in parts.values():
         for _ in range(100):
             fn()
     times: dict[str, list] = {k: [] for k in parts}
 
+    def columns_path():
+        pipeline.stage(columns, kernel.decide_columns(columns, AS_OF), AS_OF, NOW)
+
     def alternate():
         for _ in range(calls):
             for name, fn in parts.items():
+                if between == "columns_path":
+                    columns_path()
                 times[name].append(_timed(fn)[0])
 
     benchmark.pedantic(alternate, rounds=1, iterations=1)
@@ -183,7 +194,7 @@ def test_single_account_stage_parts(benchmark, kernel, pipeline):
     low = {k: min(v) * 1e6 for k, v in times.items()}
     benchmark.extra_info.update({**{f"{k}_us_p50": v for k, v in us.items()}, **{f"{k}_us_min": v for k, v in low.items()},
                                  "actions": len(planned["action"])})
-    print(f"\none account, {len(planned['action'])} actions, p50 (min) µs:")
+    print(f"\none account, {len(planned['action'])} actions, {between}, p50 (min) µs:")
     for k in parts:
         print(f"  {k:14s} {us[k]:7.1f} ({low[k]:.1f})")
     assert len(planned["action"]) >= 2

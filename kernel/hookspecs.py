@@ -20,7 +20,7 @@ from typing import Iterable, Mapping
 import pluggy
 
 from .batches import (ACTION, BLOCK, DEFER, KEEP, OUTCOME, ActionBatch, Batch, Plan, Record, Verdicts,  # noqa: F401
-                      _scalar_days, _scalar_us)
+                      _datetime_us, _scalar_days, _scalar_us)
 from .components import (CollectionStrategy, CompliancePolicy, Connector, DisposalChannel, StrategyStep,
                          ValuationMethod)
 from .localtime import NULL_TIME, US_PER_DAY, US_PER_MINUTE, _zone_table, utc_offsets  # noqa: F401

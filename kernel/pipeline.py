@@ -715,12 +715,20 @@ class Pipeline:
         if row_count(decisions) != n:
             raise PostloanError(f"the kernel returned {row_count(decisions)} decision rows for {n} accounts")
         conflicts = self._unique_conflicts(decisions)
+        decided = None                           # the result's decision columns, when made before the batch
         if isinstance(book, Record) and isinstance(decisions, Record) and self._unvalued_record(book, decisions, now):
             # a request heading for neither repossession nor disposal: its batch with the empty
             # valuation columns first from the start — the sources Batch.add leaves below when
             # the valuation finds nothing to value —, its record merged once
             extra = Record(_NO_VALUATION)
-            batch = Batch(n, as_of, now, [extra, decisions, book], self.config)
+            if "account_id" in decisions or "account_id" in book:
+                # the result's decision record (the decisions, the id, the empty valuation) is
+                # the batch's first source: it reads as [extra, decisions, book] do, and the
+                # decisions are copied once for both
+                decided = _with_columns(decisions, extra, book)
+                batch = Batch(n, as_of, now, [decided, book], self.config)
+            else:
+                batch = Batch(n, as_of, now, [extra, decisions, book], self.config)
         else:
             batch = Batch(n, as_of, now, [decisions, book], self.config)
             extra = self._valuation(batch)
@@ -735,7 +743,8 @@ class Pipeline:
                     else {**extra, "experiment.arm": arms}
             batch.add(extra)
         if not actions:
-            return PipelineResult(_with_columns(decisions, extra, book), dict(_NO_ACTIONS), [], conflicts)
+            return PipelineResult(_with_columns(decisions, extra, book) if decided is None else decided,
+                                  dict(_NO_ACTIONS), [], conflicts)
         plan = self._plan(batch)
         errors: list[str] = []
         verdict = self._comply(batch, plan, errors)
@@ -748,7 +757,9 @@ class Pipeline:
         else:
             actions["account_id"] = _take(batch.raw("account_id"), plan["row"])
         del actions["row"]
-        return PipelineResult(_with_columns(decisions, extra, book), actions, errors, conflicts)
+        if decided is None:
+            decided = _with_columns(decisions, extra, book)
+        return PipelineResult(decided, actions, errors, conflicts)
 
     def _unique_conflicts(self, decisions) -> dict[str, int]:
         return self.kernel.unique_conflicts(decisions) if hasattr(self.kernel, "unique_conflicts") else {}

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 import kernel
 from kernel.errors import PostloanError
-from kernel.hookspecs import ACTION, NULL_TIME, US_PER_DAY, US_PER_MINUTE, Batch, CollectionStrategy
+from kernel.hookspecs import ACTION, NULL_TIME, US_PER_DAY, US_PER_MINUTE, Batch, CollectionStrategy, _scalar_us
 from kernel.schema import ENUMS
 
 from . import compliance_kernels as K
@@ -1066,12 +1066,10 @@ _KINDS = np.array([ACTION[a] for a in ("SMS", "VOICE_BOT", "PHONE", "FIELD_VISIT
                                        "LEGAL_REVIEW", "REPOSSESSION", "DISPOSAL")], np.int8)
 
 
-#: the accessors whose one-account twin gives a record's value of exactly this type as it is
-_EXACT = {"bool": bool, "int": int}
 #: what the plan reads, in the order of strategy_kernel.plan_actions' arguments: (column, the
 #: batch's accessor for its column, the same for one account's scalar, the accessor's arguments,
-#: the value when the batch lacks the column — None: required —, the type _inputs_one takes as it is)
-_PLAN_INPUTS = tuple((name, getattr(Batch, kind), getattr(Batch, kind + "_one"), args, absent, _EXACT.get(kind))
+#: the value when the batch lacks the column — None: required)
+_PLAN_INPUTS = tuple((name, getattr(Batch, kind), getattr(Batch, kind + "_one"), args, absent)
                      for name, kind, args, absent in (
     ("collection_tier.tier", "enum", (TIERS,), None),
     ("collection_tier.channel", "enum", (TIER_CHANNELS,), None),
@@ -1091,26 +1089,43 @@ _PLAN_INPUTS = tuple((name, getattr(Batch, kind), getattr(Batch, kind + "_one"),
 ))
 
 
+#: how the generated reader converts a record's plain value ``v`` of each accessor kind inline —
+#: (the types taken this way, the expression) —, as the accessor's one-account twin converts it
+#: (``Batch._plain``'s types; None gives the accessor's null); any other value goes through it
+_INLINE_INPUTS = {
+    "enum": ("str", "-1 if v is None else I{k}.get(v, -1)"),
+    "bool": ("bool", "False if v is None else v"),
+    "int": ("int", "N{k} if v is None else v"),
+    "valid": ("str", "v is not None"),
+    "time_us": ("datetime", "NULL if v is None else us(v)"),
+}
+
+
 def _inputs_reader():
     """One account's values of :data:`_PLAN_INPUTS` from its record's merged values, as one
-    generated function ``read(merged, batch)``: a bool or int taken as it is where the
-    accessor is ``bool_one`` or ``int_one`` (they give such a value itself), an absent
-    column's default, anything else through the ``*_one`` accessor — each input inline, no
-    loop over the table."""
-    env: dict = {"ABSENT": _ABSENT}
+    generated function ``read(merged, batch)``: a plain value (None or the kind's own type,
+    :data:`_INLINE_INPUTS`) converted inline as its ``*_one`` accessor converts it, an absent
+    column's default, anything else through the accessor — each input inline, no loop over
+    the table and no accessor call for a request's plain values."""
+    env: dict = {"ABSENT": _ABSENT, "NULL": NULL_TIME, "us": _scalar_us, "datetime": dt.datetime}
     lines = ["def read(m, batch):"]
-    for k, (name, _, read_one, args, absent, exact) in enumerate(_PLAN_INPUTS):
-        env[f"R{k}"], env[f"A{k}"], env[f"D{k}"] = read_one, args, absent
-        lines.append(f"    v{k} = m.get({name!r}, ABSENT)")
-        ask = f"R{k}(batch, {name!r}, *A{k})"
-        if exact is not None:
-            env[f"E{k}"] = exact
-            lines.append(f"    if type(v{k}) is not E{k}:")
-            lines.append(f"        v{k} = {ask if absent is None else f'D{k} if v{k} is ABSENT else {ask}'}")
-        elif absent is None:
-            lines.append(f"    v{k} = {ask}")
-        else:
-            lines.append(f"    v{k} = D{k} if v{k} is ABSENT else {ask}")
+    for k, (name, _, read_one, args, absent) in enumerate(_PLAN_INPUTS):
+        kind = read_one.__name__[:-len("_one")]
+        env[f"R{k}"], env[f"A{k}"] = read_one, args
+        own, expr = _INLINE_INPUTS[kind]
+        if kind == "enum":
+            env[f"I{k}"] = {member: i for i, member in enumerate(args[0])}
+        elif kind == "int":
+            env[f"N{k}"] = args[0] if args else 0               # int_one's null
+        lines.append(f"    v = m.get({name!r}, ABSENT)")
+        lines.append(f"    if v is None or type(v) is {own}:")
+        lines.append(f"        v{k} = {expr.format(k=k)}")
+        if absent is not None:
+            env[f"B{k}"] = absent
+            lines.append("    elif v is ABSENT:")
+            lines.append(f"        v{k} = B{k}")
+        lines.append("    else:")
+        lines.append(f"        v{k} = R{k}(batch, {name!r}, *A{k})")
     lines.append(f"    return [{', '.join(f'v{k}' for k in range(len(_PLAN_INPUTS)))}]")
     exec(compile("\n".join(lines) + "\n", "<plan inputs>", "exec"), env)
     return env["read"]
@@ -1125,7 +1140,7 @@ def _inputs_one(batch: Batch) -> list:
     merged = batch.merged
     if merged is None:
         return [read_one(batch, name, *args) if absent is None or batch.has(name) else absent
-                for name, _, read_one, args, absent, _ in _PLAN_INPUTS]
+                for name, _, read_one, args, absent in _PLAN_INPUTS]
     return _read_inputs(merged, batch)
 
 
@@ -1257,7 +1272,7 @@ class TieredStrategy(CollectionStrategy):
                     "script_id": script_id, "language": language, "script": script}
         n = batch.n
         inputs = [read(batch, name, *args) if absent is None or batch.has(name) else np.full(n, absent)
-                  for name, read, _, args, absent, _ in _PLAN_INPUTS]
+                  for name, read, _, args, absent in _PLAN_INPUTS]
         # the actions wanted, account by account in plan order (_KINDS), phone calls
         # calls_per_day times spaced apart: one compiled pass (strategy_kernel)
         rows, action, earliest = SK.plan_actions(*inputs, _KINDS, self._params, batch.now_us)

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import kernel
 from kernel.errors import PostloanError
 from kernel.hookspecs import (ACTION, NULL_TIME, US_PER_DAY, ActionBatch, Batch, CompliancePolicy, Verdicts,
-                              _scalar_days, _scalar_us, _zone_table)
+                              _datetime_us, _scalar_days, _scalar_us, _zone_table)
 from kernel.schema import BOOK, ENUMS
 
 from . import compliance_kernels as K
@@ -502,10 +502,14 @@ _REQUIRED = tuple(any(c in _BOOK_COLUMNS for c in columns) for _, _, columns in 
 
 #: each kind's conversion of a record's value ``v`` (not missing) to the engine's int64, as an
 #: expression (the same as :func:`_convert_scalar`'s; ``I`` is an enum's index of members)
-_KIND_EXPR = {"int": "0 if v is None else int(v)", "bool": "1 if v else 0",
-              "tri": "-1 if v is None else (1 if v else 0)", "time": "NULL if v is None else us(v)",
-              "day": "NULL if v is None else days(v)"}
-_ENUM_EXPR = "-1 if v is None else (I{k}.get(v, -1) if isinstance(v, str) else int(v))"
+#: A record's own plain value is converted first, without a call: an int as it is, a str's code,
+#: an aware datetime's µs (``_datetime_us``, what ``us`` gives it), a date's days
+_KIND_EXPR = {"int": "v if type(v) is int else 0 if v is None else int(v)", "bool": "1 if v else 0",
+              "tri": "-1 if v is None else (1 if v else 0)",
+              "time": "instant_us(v) if type(v) is datetime and v.tzinfo is not None else NULL if v is None else us(v)",
+              "day": "(v - EPOCH_DAY).days if type(v) is date else NULL if v is None else days(v)"}
+_ENUM_EXPR = "I{k}.get(v, -1) if type(v) is str else -1 if v is None else (I{k}.get(v, -1) if isinstance(v, str) " \
+             "else int(v))"
 _MISSING = object()
 _READERS: dict = {}
 
@@ -520,7 +524,8 @@ def _feature_reader(features: tuple[int, ...]):
     found = _READERS.get(features)
     if found is not None:
         return found
-    env = {"NULL": NULL_TIME, "us": _scalar_us, "days": _scalar_days, "MISSING": _MISSING, "Error": PostloanError}
+    env = {"NULL": NULL_TIME, "us": _scalar_us, "days": _scalar_days, "MISSING": _MISSING, "Error": PostloanError,
+           "instant_us": _datetime_us, "datetime": dt.datetime, "date": dt.date, "EPOCH_DAY": _EPOCH_DAY}
     lines = ["def read(m, out):"]
     for k in features:
         _, kind, columns = K.FEATURES[k]

@@ -293,6 +293,48 @@ def test_one_accounts_plan_is_its_rows_of_the_batchs_plan(kernel, pipeline, book
     assert seen["actions"] > 150 and len(seen["scripts"]) > 100
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_the_plan_inputs_reader_reads_a_record_as_the_accessors(seed):
+    """The generated reader of the plan's 14 inputs (collection._read_inputs: a record's plain
+    values converted inline) against each input's one-account accessor (``Batch.*_one``,
+    the absent column's default), on records whose values are of every kind a column may
+    hold: None, the kind's own type, another plain type, NumPy scalars, absent — and a
+    required column absent fails as the accessor fails (the error naming it)."""
+    from kernel.hookspecs import Batch
+    from postloan_builtins.collection import _PLAN_INPUTS, _read_inputs
+    rng = np.random.default_rng(seed)
+    when = dt.datetime(2026, 11, 20, 9, 15, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    choices = {
+        "enum": lambda name: [None, "NONE", "MILD", "SEVERE", "PHONE", "FIELD_VISIT", "nonsense", np.str_("MEDIUM")],
+        "bool": lambda name: [None, True, False, 0, 3, np.bool_(True), np.int64(0)],
+        "int": lambda name: [None, 0, 1, 7, -2, True, np.int64(4), 2.0],
+        "valid": lambda name: [None, "dealer", "", 1.5, float("nan"), 0, np.str_("auction")],
+        "time_us": lambda name: [None, when, when.replace(tzinfo=None), np.datetime64("2026-11-01T08:00:00"),
+                                 1_790_000_000_000_000],
+    }
+    seen = 0
+    for _ in range(300):
+        record = {}
+        for name, _, read_one, args, absent in _PLAN_INPUTS:
+            kind = read_one.__name__[:-len("_one")]
+            if absent is not None and rng.random() < 0.2:
+                continue                                       # absent: its default
+            values = choices[kind](name)
+            record[name] = values[rng.integers(len(values))]
+        batch = Batch(1, AS_OF, NOW, [Record(record)])
+        expected = [read_one(batch, name, *args) if name in record else absent
+                    for name, _, read_one, args, absent in _PLAN_INPUTS]
+        got = _read_inputs(batch.merged, batch)
+        assert got == expected and [type(v) for v in got] == [type(v) for v in expected], record
+        seen += 1
+    assert seen == 300
+    for name, _, _, _, absent in _PLAN_INPUTS:
+        if absent is None:
+            with pytest.raises(PostloanError, match=re.escape(repr(name))):
+                _read_inputs(Record({}), Batch(1, AS_OF, NOW, [Record({})]))
+            break
+
+
 def _wanted_by_numpy(tier, channel, legal, phone_ok, unreachable, third, repossessed, repossess, dispose, disputed,
                      promised, visited, calls, now_us, spacing_us):
     """The NumPy steps the compiled pass replaced (the tree before issue 12's second round),
