@@ -156,10 +156,11 @@ def test_sync_reservations_is_true_or_false():
 
 
 def test_the_gate_converts_only_the_state_its_policies_read_with_the_same_verdicts(ledger_url, tmp_path):
-    """The gate converts only the state columns the pipeline's policies read (its
-    ``judge_columns``): over a generated book and its history, every account's verdict on every
-    channel, at three moments, is the one the whole converted state gives — outcome, reason,
-    next allowed time and policy."""
+    """The gate converts only the state columns the pipeline's policies judging the channel's
+    action read (its ``judge_columns_of``), straight from the fold's outputs: over a generated
+    book and its history, every account's record on every channel, at three moments, is the
+    one the merge of those columns gives (key for key, in order), and its verdict the one the
+    whole converted state gives — outcome, reason, next allowed time and policy."""
     from kernel.ledger.gate import _EVERY_COLUMN, GATED_CHANNELS, _state_of, account_record
     from kernel.ledger.ledger import instant_us
     from kernel.synth import iter_book_and_events
@@ -169,9 +170,11 @@ def test_the_gate_converts_only_the_state_its_policies_read_with_the_same_verdic
     events = pa.concat_tables([pa.Table.from_batches([e]) for _, e in batches])
     pipeline = Pipeline(None, config={}, audit_path=tmp_path / "audit.log")
     assert pipeline.judge_columns is not None and "calls_7d" in pipeline.judge_columns
-    fewer = _state_of(pipeline.judge)
-    # the built-in policies read no temporal pattern: the gate's state leaves the pattern pass out
-    assert fewer[0] is not _EVERY_COLUMN[0] and fewer[1] is False
+    fewer = {action: _state_of(pipeline.judge, action) for action in GATED_CHANNELS.values()}
+    # the built-in policies read no temporal pattern: the gate's state leaves the pattern pass
+    # out, and its record is made straight from the fold's outputs
+    assert all(f[0] is not _EVERY_COLUMN[0] and f[1] is False and f[2] is not None for f in fewer.values())
+    straight = 0
     ids = book["account_id"].to_pylist()
     verdicts = {"KEEP": 0, "DEFER": 0, "BLOCK": 0}
     with Ledger(ledger_url) as ledger:
@@ -184,13 +187,18 @@ def test_the_gate_converts_only_the_state_its_policies_read_with_the_same_verdic
             with ledger.store.transaction(lock_account=None, synced=False) as cur:
                 for account in ids:
                     whole = account_record(ledger.store, cur, account, at_us, s)
-                    some = account_record(ledger.store, cur, account, at_us, s, fewer)
-                    assert set(some) < set(whole)
                     for channel, action in GATED_CHANNELS.items():
+                        some = account_record(ledger.store, cur, account, at_us, s, fewer[action])
+                        assert set(some) < set(whole)
+                        # the record straight from the fold's outputs is the merged one, key for key
+                        merged = account_record(ledger.store, cur, account, at_us, s, (*fewer[action][:2], None))
+                        assert list(some.items()) == list(merged.items()) and type(some) is type(merged), account
+                        straight += 1
                         expected = pipeline.judge(whole, action, moment)
                         assert pipeline.judge(some, action, moment) == expected, (account, channel, moment)
                         verdicts[expected[0]] += 1
     assert min(verdicts.values()) > 20, verdicts                       # every outcome, many times
+    assert straight == 3 * 5 * len(ids)
 
 
 def test_register_record_writes_only_what_changed(ledger_url):
