@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import functools
 import operator
+import string
 import threading
 from array import array
 from dataclasses import dataclass
@@ -454,9 +455,12 @@ class _Lookup(dict):
 
 
 def _derive_into_code():
-    """``_derive_into(out)``: :data:`DERIVED_EXPRS` of the fold values ``out``, stored into it."""
-    source = "def _derive_into(out):\n" + "".join(
-        f"    out[{name!r}] = {derived_expr(name, lambda c: f'out[{c!r}]')}\n" for name in DERIVED_EXPRS)
+    """``_derive_into(out)``: :data:`DERIVED_EXPRS` of the fold values ``out``, stored into it
+    (each output they read taken into a local once, as a hand-written function would)."""
+    reads = dict.fromkeys(field for e in DERIVED_EXPRS.values() for _, field, _, _ in string.Formatter().parse(e)
+                          if field)
+    source = "def _derive_into(out):\n" + "".join(f"    {c} = out[{c!r}]\n" for c in reads) + "".join(
+        f"    out[{name!r}] = {derived_expr(name, lambda c: c)}\n" for name in DERIVED_EXPRS)
     env: dict = {}
     exec(compile(source, "<derive_into>", "exec"), env)
     return env["_derive_into"]
