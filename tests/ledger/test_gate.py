@@ -341,3 +341,37 @@ def test_gate_rows_read_what_registered_in_and_account_rows_read(ledger_url):
         assert store.registered_rows_now("UNREGISTERED", at, at - s.lookback_us, at + 1)[:2] == (None, [
             (1, instant_us(CN_MORNING - dt.timedelta(hours=2)), None, None, 0, 0, None)])
     assert seen == {(True, True), (True, False), (False, True), (False, False)}, seen
+
+
+def test_the_straight_record_keeps_the_books_value_where_the_state_says_nothing(ledger_url, judge):
+    """The gate's record made straight from the fold's outputs keeps a registered book column
+    (consent to automated contact, the opt-out) where the ledger's state is null — an account
+    with no consent event, one with no event at all — and takes the state's value where it is
+    not (a consent revoked, an opt-out): as the merged record does, and the verdicts follow."""
+    from kernel.ledger.gate import GATED_CHANNELS, _state_of, account_record
+    from kernel.ledger.ledger import instant_us
+    at = CN_MORNING
+    with Ledger(ledger_url) as ledger:
+        for account, consent, opt_out in (("K1", True, False), ("K2", False, True), ("K3", True, False),
+                                          ("K4", False, False)):
+            register(ledger, account, "CN", "Asia/Shanghai", consent_automated_contact=consent, contact_opt_out=opt_out)
+        ledger.ingest(table([attempt("e1", "K1", at - dt.timedelta(hours=30), "NO_ANSWER"),
+                             {"event_id": "e3", "account_id": "K3", "kind": "CONSENT_REVOKED",
+                              "at": at - dt.timedelta(hours=3), "channel": "SMS"},
+                             {"event_id": "e4", "account_id": "K4", "kind": "OPT_OUT",
+                              "at": at - dt.timedelta(hours=3), "channel": "PHONE"}]), now=at)
+        s, at_us = ledger.settings, instant_us(at)
+        seen = {}
+        with ledger.store.transaction(lock_account=None, synced=False) as cur:
+            for account in ("K1", "K2", "K3", "K4"):
+                for action in GATED_CHANNELS.values():
+                    fewer = _state_of(judge, action)
+                    straight = account_record(ledger.store, cur, account, at_us, s, fewer)
+                    merged = account_record(ledger.store, cur, account, at_us, s, (*fewer[:2], None))
+                    assert list(straight.items()) == list(merged.items()), (account, action)
+                    seen[account, action] = (straight["consent_automated_contact"], straight["contact_opt_out"])
+                    assert judge(straight, action, at) == judge(merged, action, at)
+    # the book's where the state says nothing (K1: no consent event; K2: no event at all), the state's else
+    # (the consent as an SMS's policies read it, the opt-out as a phone call's)
+    assert {a: (seen[a, "SMS"][0], seen[a, "PHONE"][1]) for a in ("K1", "K2", "K3", "K4")} == {
+        "K1": (True, False), "K2": (False, True), "K3": (False, False), "K4": (False, True)}, seen
