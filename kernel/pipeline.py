@@ -239,6 +239,19 @@ def _record_joins():
                            join_state_record=join_state_record)
 
 
+def _verdict_holds(outcome, reason, until, policy) -> bool:
+    """One verdict of an engine's one-account way, as plain values, is what the pipeline
+    takes: ints; a block or deferral (with its time) names its reason and policy, a keep is
+    clean — :func:`_few_verdicts_hold` (``whole``) and the types, together."""
+    if type(outcome) is not int or type(until) is not int:
+        return False
+    if outcome == KEEP:
+        return until == NULL_TIME and reason is None and policy is None
+    if outcome == BLOCK or outcome == DEFER and until != NULL_TIME:
+        return type(reason) is str and type(policy) is str
+    return False
+
+
 def _few_verdicts_hold(outcome: list, until: list, reasons: list, names: list, whole: bool) -> bool:
     """A request's few verdicts as plain values are well-formed (an outcome code, a deferral
     with its time) and, ``whole`` (they are the set's), clean where they keep (no time,
@@ -395,6 +408,20 @@ class _PolicySet:
             if len(cache) >= 512:
                 cache.clear()
             cache[planned] = found
+        return found
+
+
+    def action_for(self, code: int) -> tuple | None:
+        """When one engine judges every policy that applies to the action ``code`` and offers
+        ``judge_action`` (one action of one account, its verdict as plain values): (its
+        ``judge_action``, those policies) — what :meth:`Pipeline.judge` calls —, else None;
+        worked out once per action."""
+        cache = self.__dict__.setdefault("_action_for", {})
+        found = cache.get(code, _UNKNOWN)
+        if found is _UNKNOWN:
+            runs = self.runs_for(frozenset((code,)))
+            judge_action = getattr(runs[0][0], "judge_action", None) if len(runs) == 1 else None
+            found = cache[code] = None if judge_action is None else (judge_action, [e[1] for e in runs[0][1]])
         return found
 
 
@@ -602,6 +629,32 @@ class Pipeline:
                 out |= columns
         return frozenset(out)
 
+    def judge_columns_of(self, action: str) -> frozenset | None:
+        """:attr:`judge_columns` of the policies that judge ``action`` (an action name) — with
+        the ``[[compliance.apply]]`` keys, which route every account — or None when one of
+        them does not say; worked out once per action. What :meth:`judge` of that action
+        reads: a policy that does not judge it is never run on it."""
+        cache = self.__dict__.setdefault("_judge_columns_of", {})
+        if action in cache:
+            return cache[action]
+        code = ACTION.get(action)
+        if code is None:
+            raise PostloanError(f"action {action!r} is not one of {', '.join(ACTION)}")
+        out = {key for match, _ in self.apply for key in match}
+        for policy_set in self.sets:
+            for _, policy, _, codes in policy_set.policies:
+                if codes is not None and code not in codes:
+                    continue
+                columns = getattr(policy, "columns_read", None)
+                if columns is None:
+                    out = None
+                    break
+                out |= columns
+            if out is None:
+                break
+        found = cache[action] = None if out is None else frozenset(out)
+        return found
+
     def judge(self, record: Mapping[str, Any], action: str, at: dt.datetime, as_of: dt.date | None = None) -> tuple:
         """The compliance verdict on one action planned at ``at`` for one account given as a
         record of book and state columns (the contact-time gate's question): ``(outcome,
@@ -616,6 +669,12 @@ class Pipeline:
         # engine's plain lists: no verdict columns built to read row 0 back from
         low = self._route_one(batch)
         if low >= 0:
+            one = self.sets[low].action_for(code)
+            if one is not None:
+                found = self._judge_action(one, batch, code)
+                if found is not None:
+                    outcome, reason, until, name = found
+                    return ("KEEP", "DEFER", "BLOCK")[outcome], reason, until, name, []
             found = self._judge_request(self.sets[low], batch, {"action": _ONE_ACTION[code], "earliest_at": np.array(
                 [batch.now_us], np.int64), "script": [None]}, plain=True)
             if found is not None:
@@ -962,6 +1021,23 @@ class Pipeline:
             outcome[idx], reason[idx], next_allowed[idx], policy[idx] = self._judge_all(policy_set, sub, errors)
         return result
 
+    @staticmethod
+    def _judge_action(one: tuple, batch: Batch, code: int) -> tuple | None:
+        """:meth:`judge`'s one action at the batch's moment judged by the engine that judges
+        every policy of the set applying to it (``one``: :meth:`_PolicySet.action_for`) —
+        (outcome code, reason code, next allowed µs, policy name) — when its verdict passes
+        :meth:`_judge_request`'s checks; None otherwise (then :meth:`_judge_request`, and past
+        it the general way, judge it again and name the errors)."""
+        judge_action, policies = one
+        try:
+            found = judge_action(policies, batch, code, batch.now_us)
+        except Exception as e:                     # noqa: BLE001 — judged again the other ways, errors named there
+            log.debug("engine run of action %d failed (%s); judging it the request's way", code, e)
+            return None
+        if type(found) is not tuple or len(found) != 4 or not _verdict_holds(*found):
+            return None
+        return found
+
     def _judge_request(self, policy_set: _PolicySet, batch: Batch, plan: Mapping[str, Any],
                        plain: bool = False) -> dict | tuple | None:
         """The verdict columns of a request's few actions (one account, ≤ 64 actions) when one
@@ -992,18 +1068,8 @@ class Pipeline:
         if not (type(outcome) is list and type(reasons) is list and type(until) is list and type(names) is list
                 and len(outcome) == len(reasons) == len(until) == len(names) == m):
             return None
-        # one pass: ints; a block or deferral (with its time) names its reason and policy, a
-        # keep is clean — _few_verdicts_hold(whole=True) and the types, together
         for x, y, r, p in zip(outcome, until, reasons, names):
-            if type(x) is not int or type(y) is not int:
-                return None
-            if x == KEEP:
-                if y != NULL_TIME or r is not None or p is not None:
-                    return None
-            elif x == BLOCK or x == DEFER and y != NULL_TIME:
-                if type(r) is not str or type(p) is not str:
-                    return None
-            else:
+            if not _verdict_holds(x, r, y, p):
                 return None
         if plain:
             return found

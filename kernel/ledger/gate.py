@@ -27,7 +27,7 @@ from typing import Callable
 from ..errors import PostloanError
 from ..hookspecs import NULL_TIME, Record
 from .events import CHANNEL
-from .join import _RECORD_COLUMNS, _merge_code
+from .join import _RECORD_COLUMNS, _merge_code, gate_record_code
 from .ledger import _patterns_lookback_us, instant_us
 from .state import derive_one
 from .store import REGISTRY_COLUMNS
@@ -64,54 +64,66 @@ def _instant(us: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=us)
 
 
-#: (the gate's merge of the state columns a judge reads, whether it reads an alert), by the columns it reads
+#: (the gate's merge of the state columns a judge reads, whether it reads an alert, the gate's
+#: record of them straight from the fold's outputs or None), by the columns it reads
 _STATE_OF: dict = {}
 _BOOK = frozenset(REGISTRY_COLUMNS)
-_EVERY_COLUMN = (_merge_code(_RECORD_COLUMNS, _BOOK), True)
+_EVERY_COLUMN = (_merge_code(_RECORD_COLUMNS, _BOOK), True, None)
 
 
-def _state_of(judge: Callable) -> tuple[Callable, bool]:
+def _state_of(judge: Callable, action: str) -> tuple[Callable, bool, Callable | None]:
     """How the gate puts the account's derived state into its record, of the columns
-    ``judge`` reads: a pipeline's :meth:`~kernel.pipeline.Pipeline.judge` says which
-    (``judge_columns``), and a state column its policies never read is not converted (the
-    same generated conversion as :func:`~kernel.ledger.join.record_state`, of fewer columns,
-    stored straight into the record: ``merge_into(record, state)``, a registered book column
-    kept where the state's value is null); every column otherwise. With it, whether the
-    policies read a temporal pattern's ``alert_*`` column: when none does, the pattern pass
-    is left out of the state (``derive_one(patterns=False)``)."""
-    reads = getattr(getattr(judge, "__self__", None), "judge_columns", None)
+    ``judge`` reads to judge ``action``: a pipeline's :meth:`~kernel.pipeline.Pipeline.judge`
+    says which (``judge_columns_of``: the policies that judge the action, and the routing
+    keys), and a state column those policies never read is not converted (the same generated
+    conversion as :func:`~kernel.ledger.join.record_state`, of fewer columns, stored straight
+    into the record: ``merge_into(record, state)``, a registered book column kept where the
+    state's value is null); every column otherwise. With it, whether they read a temporal
+    pattern's ``alert_*`` column: when none does, the pattern pass is left out of the state
+    (``derive_one(patterns=False)``) and the record is made in one step from the fold's
+    outputs (:func:`~kernel.ledger.join.gate_record_code`: the same record, no dictionary of
+    the state's values in between)."""
+    columns_of = getattr(getattr(judge, "__self__", None), "judge_columns_of", None)
+    reads = columns_of(action) if columns_of is not None else None
     if not isinstance(reads, frozenset):
         return _EVERY_COLUMN
     found = _STATE_OF.get(reads)
     if found is None:
         if len(_STATE_OF) >= 16:
             _STATE_OF.clear()
-        found = _STATE_OF[reads] = (_merge_code(tuple((n, c) for n, c in _RECORD_COLUMNS if n in reads), _BOOK),
-                                    any(n.startswith("alert_") for n in reads))
+        columns = tuple((n, c) for n, c in _RECORD_COLUMNS if n in reads)
+        patterns = any(n.startswith("alert_") for n in reads)
+        found = _STATE_OF[reads] = (_merge_code(columns, _BOOK), patterns,
+                                    None if patterns else gate_record_code(columns, REGISTRY_COLUMNS))
     return found
 
 
 def account_record(store, cur, account_id: str, at_us: int, settings,
-                   state_of: tuple[Callable, bool] = _EVERY_COLUMN) -> dict | None:
+                   state_of: tuple[Callable, bool, Callable | None] = _EVERY_COLUMN) -> dict | None:
     """The record the gate judges: the account's registered book columns and its state as of
     ``at_us`` read in the open transaction ``cur`` (``state_of``: the state's merge into the
-    record and whether the pattern pass is wanted, :func:`_state_of`), or None for an
-    account never registered (:meth:`~kernel.ledger.store.Store.gate_rows`: the
-    registration and the rows in one statement). Where the ledger does not say (a null state
-    value), a registered book column keeps the book's value."""
-    merge_into, patterns = state_of
+    record, whether the pattern pass is wanted and the record straight from the fold's
+    outputs, :func:`_state_of`), or None for an account never registered
+    (:meth:`~kernel.ledger.store.Store.gate_rows`: the registration and the rows in one
+    statement). Where the ledger does not say (a null state value), a registered book column
+    keeps the book's value."""
+    merge_into, patterns, build = state_of
     registered, rows, gps, offline = store.gate_rows(
         cur, account_id, at_us, at_us - settings.lookback_us,
         at_us - _patterns_lookback_us(settings) if patterns else None)
     if registered is None:
         return None
-    record = Record(zip(_RECORD_KEYS, (account_id, *registered)))      # (Pipeline.judge reads it uncopied)
+    if build is not None:                   # (Pipeline.judge reads the Record uncopied)
+        return build(account_id, registered, *derive_one(rows, registered[_ZONE], at_us, settings, gps, offline,
+                                                         ordered=True, patterns=False, outputs=True))
+    record = Record(zip(_RECORD_KEYS, (account_id, *registered)))
     merge_into(record, derive_one(rows, record["time_zone"], at_us, settings, gps, offline, ordered=True,
                                   patterns=patterns))
     return record
 
 
 _RECORD_KEYS = ("account_id", *REGISTRY_COLUMNS)
+_ZONE = REGISTRY_COLUMNS.index("time_zone")
 
 
 def check_contact(ledger, judge: Callable, account_id: str, channel: str, at: dt.datetime | int, *,
@@ -144,12 +156,13 @@ def check_contact_values(ledger, judge: Callable, account_id: str, channel: str,
     if at_us > now_us + 7 * 86_400_000_000:
         raise GateError("at: more than 7 days ahead")
     store = ledger.store
-    state_of = _state_of(judge)
+    action = GATED_CHANNELS[channel]
+    state_of = _state_of(judge, action)
     with store.transaction(lock_account=account_id, synced=s.sync_reservations) as cur:
         record = account_record(store, cur, account_id, at_us, s, state_of)
         if record is None:
             return "BLOCK", UNKNOWN_ACCOUNT, None, "gate", None, None, ()
-        outcome, reason, next_allowed, policy, errors = judge(record, GATED_CHANNELS[channel], _instant(at_us))
+        outcome, reason, next_allowed, policy, errors = judge(record, action, _instant(at_us))
         if outcome != "KEEP":
             return (outcome, reason, None if next_allowed == NULL_TIME else next_allowed, policy, None, None,
                     tuple(errors))

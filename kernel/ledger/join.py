@@ -30,7 +30,8 @@ import pyarrow as pa
 from ..errors import PostloanError
 from ..hookspecs import NULL_TIME, Batch, Record
 from ..schema import BOOK, ENUMS, STATE
-from .state import _BOOL, _DATE, _ENUM, _TIME, state_table
+from .fold import FLOAT_COLUMNS as _FOLD_FLOATS, INT_COLUMNS as _FOLD_INTS
+from .state import _BOOL, _DATE, _ENUM, _TIME, DERIVED_EXPRS, derived_expr, state_table
 
 __all__ = ["WHERE_SET", "REPLACED", "STATE_ONLY", "BOOK_COUNTERS", "book_state", "merge", "join_table",
            "join_columns", "with_state", "book_state_record", "merge_record", "record_state", "join_record",
@@ -190,6 +191,9 @@ def _converter(name: str):
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
+#: each fold output's place in derive_one's lists (``outputs``)
+_FOLD_INT = {name: i for i, name in enumerate(_FOLD_INTS)}
+_FOLD_FLOAT = {name: i for i, name in enumerate(_FOLD_FLOATS)}
 #: (column, converter or None) for every state column a record carries
 _RECORD_COLUMNS = tuple((c.name, _converter(c.name)) for c in STATE[2:])
 #: a record's state before the book is read: nulls, zeros, false
@@ -205,16 +209,17 @@ _WHERE_SET = frozenset(WHERE_SET)
 _WHERE_SET_COLUMNS = tuple((name, convert) for name, convert in _RECORD_COLUMNS if name in _WHERE_SET)
 
 
-def _record_state_exprs(columns) -> tuple[dict, list[tuple[str, str]]]:
-    """(namespace, [(column, expression of the fold's values ``s``)]): each column's
-    conversion written out (the same as :func:`_converter`'s), for the generated functions
-    below: a request's state pays no call per column."""
+def _record_state_exprs(columns, access=lambda name: f"s[{name!r}]") -> tuple[dict, list[tuple[str, str]]]:
+    """(namespace, [(column, expression of the fold's values)]): each column's conversion
+    written out (the same as :func:`_converter`'s), for the generated functions below: a
+    request's state pays no call per column. ``access(column)``: the text reading a column's
+    fold value (default: of the values' dictionary ``s``)."""
     env = {"NULL_TIME": NULL_TIME, "EPOCH": _EPOCH, "EPOCH_DAY": _EPOCH_DAY, "timedelta": dt.timedelta}
     exprs = []
     for i, (name, convert) in enumerate(columns):
-        v = f"(x := s[{name!r}])"
+        v = f"(x := {access(name)})"
         if convert is None:
-            exprs.append((name, f"s[{name!r}]"))
+            exprs.append((name, access(name)))
         elif name in _FLOAT:
             exprs.append((name, f"(None if {v} != x else x)"))
         elif name in _TIME:
@@ -248,6 +253,39 @@ def _merge_code(columns, unless_null=frozenset()):
         f"    out[{name!r}] = {e}\n" for name, e in exprs)
     exec(compile(source, "<merge_into>", "exec"), env)
     return env["merge_into"]
+
+
+def gate_record_code(columns, registered: tuple[str, ...]):
+    """``build(account_id, values, ints, floats)``: the gate's record — the account, its
+    registered book columns (``registered``, ``values`` in their order), then the state
+    columns ``columns`` converted as :func:`_merge_code` converts them, a registered column
+    kept where the state's value is null — made straight from the fold's outputs as
+    :func:`~kernel.ledger.state.derive_one` answers them with ``outputs`` (its integer and
+    float outputs, two lists; the derived columns by :data:`~kernel.ledger.state.DERIVED_EXPRS`):
+    no dictionary of the state's ≈ 70 values built to convert a dozen. The same record,
+    key for key and in the same order, as ``merge_into`` of those columns over the
+    registration (``tests/ledger/test_gate.py``). None when a column is no fold output (a
+    temporal pattern's ``alert_*``: the pattern pass's)."""
+    def access(name: str) -> str:
+        if name in _FOLD_INT:
+            return f"I[{_FOLD_INT[name]}]"
+        if name in _FOLD_FLOAT:
+            return f"F[{_FOLD_FLOAT[name]}]"
+        return derived_expr(name, access)
+
+    if any(name not in _FOLD_INT and name not in _FOLD_FLOAT and name not in DERIVED_EXPRS for name, _ in columns):
+        return None
+    env, exprs = _record_state_exprs(columns, access)
+    state = dict(exprs)
+    items = [f"'account_id': a"]
+    for j, name in enumerate(registered):
+        e = state.pop(name, None)
+        items.append(f"{name!r}: r[{j}]" if e is None else f"{name!r}: r[{j}] if (v := {e}) is None else v")
+    items += [f"{name!r}: {e}" for name, e in state.items()]
+    env["Record"] = Record
+    source = "def build(a, r, I, F):\n    return Record({" + ", ".join(items) + "})\n"
+    exec(compile(source, "<gate_record>", "exec"), env)
+    return env["build"]
 
 
 _record_state = _record_state_code()

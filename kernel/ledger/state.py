@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import functools
 import operator
+import string
 import threading
 from array import array
 from dataclasses import dataclass
@@ -36,6 +37,16 @@ STATE_NAMES = tuple(c.name for c in STATE)
 _STATE_SCHEMA = arrow_schema("state")
 #: state columns derived from others after the fold
 _DERIVED = ("consent_automated_contact", "contact_opt_out", "repossessed")
+#: one account's derived columns as expressions of its fold outputs (``{column}``: that
+#: output's value), the one text of :func:`_values` and of the gate's record
+#: (:func:`kernel.ledger.join.gate_record_code`)
+DERIVED_EXPRS = {
+    "consent_automated_contact": "(-1 if {consent_sms} < 0 and {consent_voice_bot} < 0 "
+                                 "else int(({consent_sms} != 0) and ({consent_voice_bot} != 0)))",
+    "contact_opt_out": "({opt_out_phone} if {ledger_events} > 0 else -1)",
+    "repossessed": "int({repossession_stage} in (2, 3))",
+}
+assert tuple(DERIVED_EXPRS) == _DERIVED
 
 
 @dataclass(frozen=True)
@@ -198,7 +209,7 @@ def _order(row: tuple):
 
 def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSettings,
                gps: tuple | None = None, offline: list[tuple[int, int]] = (), *, ordered: bool = False,
-               remember: bool = False, patterns: bool = True) -> dict:
+               remember: bool = False, patterns: bool = True, outputs: bool = False) -> dict | tuple[list, list]:
     """One account's state from its event rows (:meth:`Store.account_rows`' form; sorted
     here unless ``ordered``), its reduced GPS state ``gps`` = (first ping, last ping, gap
     start holding ``at``) and its offline periods ``offline`` = [(from, to)] that began in the
@@ -215,7 +226,10 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     clock, its outputs never repeat. Rows not remembered take one compiled call
     (:func:`_fold_flat`). ``patterns`` False (a caller that reads no ``alert_*`` column: the
     gate whose policies read none) leaves the pattern pass and its columns out; every other
-    column is the same.
+    column is the same. ``outputs`` (with ``patterns`` False, without ``remember``: the
+    gate's one question) answers the fold's outputs as they are — its integer and its float
+    outputs (:data:`~kernel.ledger.fold.INT_COLUMNS`, ``FLOAT_COLUMNS``) as two lists — and
+    no dictionary: the caller converts the few it reads (:func:`~kernel.ledger.join.gate_record_code`).
 
     The one-row arrays the compiled passes read and write are this thread's, allocated once
     (:func:`_one_row`): each call only stores its few scalars into them."""
@@ -276,6 +290,8 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
         if _fold_flat(flat, len(rows), table[2], table[3], starts, state_at, today, last_ping,
                       settings.promise_grace_days, settings.gps_tamper_days, offline_after_us, ints, floats, match_it,
                       prog.reads, prog.patterns, prog.steps, prog.matchers, prog.conds, prog.values, flags, completed):
+            if outputs:
+                return ints[0].tolist(), floats[0].tolist()
             out = _values(ints, floats, prog if match_it else None, flags, completed)
             out["state_at"] = at
             return out
@@ -293,6 +309,8 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
         kind, times, _, amount, _, channel, outcome, _ = columns
         flags, completed = b.alerts(prog)
         P.alert_rows(prog, starts, kind, times, amount, channel, outcome, state_at, silent, flags, completed)
+    if outputs:
+        return ints[0].tolist(), floats[0].tolist()
     if not remember or last != NULL_TIME:      # (a GPS state: the last ping and the hours offline
         out = _values(ints, floats, prog, flags, completed)     # move with the clock, no output repeats)
         out["state_at"] = at
@@ -415,11 +433,40 @@ def _values(ints: np.ndarray, floats: np.ndarray, prog, flags, completed) -> Fol
     out.update(zip(_FLOAT_COLUMNS, floats[0].tolist()))
     if prog is not None:
         out.update(zip(_alert_columns(prog.names), _pairs(flags[0].tolist(), completed[0].tolist())))
-    sms, voice = out["consent_sms"], out["consent_voice_bot"]
-    out["consent_automated_contact"] = -1 if sms < 0 and voice < 0 else int((sms != 0) and (voice != 0))
-    out["contact_opt_out"] = out["opt_out_phone"] if out["ledger_events"] > 0 else -1
-    out["repossessed"] = int(out["repossession_stage"] in (2, 3))
+    _derive_into(out)
     return out
+
+
+def derived_expr(name: str, access) -> str:
+    """:data:`DERIVED_EXPRS`' expression of the derived column ``name``, each fold output it
+    reads written as ``access(column)`` (the text reading that output's value)."""
+    return DERIVED_EXPRS[name].format_map(_Lookup(access))
+
+
+class _Lookup(dict):
+    """``str.format_map``'s mapping writing each ``{column}`` as ``access(column)``."""
+
+    def __init__(self, access):
+        super().__init__()
+        self.access = access
+
+    def __missing__(self, name: str) -> str:
+        return self.access(name)
+
+
+def _derive_into_code():
+    """``_derive_into(out)``: :data:`DERIVED_EXPRS` of the fold values ``out``, stored into it
+    (each output they read taken into a local once, as a hand-written function would)."""
+    reads = dict.fromkeys(field for e in DERIVED_EXPRS.values() for _, field, _, _ in string.Formatter().parse(e)
+                          if field)
+    source = "def _derive_into(out):\n" + "".join(f"    {c} = out[{c!r}]\n" for c in reads) + "".join(
+        f"    out[{name!r}] = {derived_expr(name, lambda c: c)}\n" for name in DERIVED_EXPRS)
+    env: dict = {}
+    exec(compile(source, "<derive_into>", "exec"), env)
+    return env["_derive_into"]
+
+
+_derive_into = _derive_into_code()
 
 
 class FoldValues(dict):

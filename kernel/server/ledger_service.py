@@ -22,6 +22,9 @@ UTC = dt.timezone.utc
 #: rejected rows listed in an IngestEvents answer (all are counted)
 MAX_REJECTIONS = 1000
 _CHANNELS = {number: name for name, number in contract_pb2.ContactChannel.items()}
+#: a CheckContact channel's number → the gate's name of it (the channel's name without its
+#: prefix; 0, unset, has none)
+_GATE_CHANNELS = {number: name.removeprefix("CONTACT_CHANNEL_") for number, name in _CHANNELS.items() if number}
 _OUTCOMES = {name: contract_pb2.ComplianceOutcome.Value(f"COMPLIANCE_OUTCOME_{name}") for name in ("KEEP", "DEFER", "BLOCK")}
 
 
@@ -92,18 +95,18 @@ class LedgerServicer(_Base, ledger_pb2_grpc.LedgerServicer):
     def CheckContact(self, request, context):
         ledger = self._ledger(context)
         engine = self._engine(context)
-        if not request.account_id:
+        account_id = request.account_id
+        if not account_id:
             raise FieldError("account_id", "required")
-        CALL.account_id = request.account_id
-        channel = _CHANNELS.get(request.channel)
-        if channel is None or request.channel == 0:
+        CALL.account_id = account_id
+        name = _GATE_CHANNELS.get(request.channel)
+        if name is None:
             raise FieldError("channel", "required: one of " + ", ".join(n for k, n in _CHANNELS.items() if k))
-        name = channel.removeprefix("CONTACT_CHANNEL_")
         now = time.time_ns() // 1_000               # µs since the epoch: the gate's own unit
         at = instant_us(convert.timestamp_value(request.at, "at")) if request.HasField("at") else now
         try:
             outcome, reason, next_allowed, policy, reservation, expires, _ = check_contact_values(
-                ledger, engine.pipeline.judge, request.account_id, name, at, now)
+                ledger, engine.pipeline.judge, account_id, name, at, now)
         except GateError as e:
             field, _, detail = str(e).partition(": ")
             if field in ("channel", "at", "account_id"):

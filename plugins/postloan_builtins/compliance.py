@@ -643,6 +643,10 @@ class _Run:
         return found
 
 
+#: one action's scripts: none (the gate's question)
+_NO_SCRIPT = [None]
+
+
 class _OneCall:
     """One thread's inputs and outputs of one account's compiled call with ``m`` actions, for
     one run: the features (``values``, an ``array('q')`` the run's reader writes into, the
@@ -717,6 +721,20 @@ class Engine:
         now = batch.now_us
         return self._judge_one(policies, self._run_of(policies), batch, action.tolist(),
                                [t if t > now else now for t in earliest_at_us.tolist()], script)
+
+    def judge_action(self, policies: Sequence["CompiledPolicy"], batch: Batch, code: int,
+                     at_us: int) -> tuple[int, str | None, int, str | None] | None:
+        """:meth:`judge_request` of one action — code ``code``, at ``at_us`` (or the batch's
+        moment if later), no script: the contact-time gate's question — its verdict as plain
+        values (outcome code, reason code, next allowed µs, policy name): the same compiled
+        call (:meth:`_judge_one`) without the plan's columns and lists around one action.
+        None when ``batch`` is not one record."""
+        if batch.merged is None:
+            return None
+        now = batch.now_us
+        outcome, reasons, until, names = self._judge_one(policies, self._run_of(policies), batch, [code],
+                                                         [at_us if at_us > now else now], _NO_SCRIPT)
+        return outcome[0], reasons[0], until[0], names[0]
 
     def verdicts(self, policy: "CompiledPolicy", actions: ActionBatch) -> Verdicts:
         """One policy's verdicts (its ``check``)."""

@@ -206,3 +206,50 @@ def test_no_keep_breaks_a_rule(world, tmp_path_factory, history):
                 if v.outcome == "KEEP":
                     problems = broken(action, state[account], None, now)
                     assert not problems, ("gate", account, channel, problems)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(history=histories(), later=st.sampled_from([0, 1, 60, 60 * 24 + 1]))
+def test_the_gates_straight_record_is_the_general_ways(world, tmp_path_factory, history, later):
+    """The gate's fewest-steps way — the columns of the channel's action only, the record made
+    straight from the fold's outputs, the engine's ``judge_action`` — against the general way
+    (every state column merged into the record, judged through the request's layer), over
+    generated books and drawn histories, every channel, at the drawn moment and minutes to a
+    day later: the same values of every column the action's policies read, and the same
+    outcome, reason, next allowed time and policy."""
+    from kernel.hookspecs import ACTION, Batch, Record
+    from kernel.ledger import Ledger
+    from kernel.ledger.gate import GATED_CHANNELS, _state_of, _instant, account_record
+    from kernel.ledger.ledger import instant_us
+    from kernel.pipeline import _ONE_ACTION, Pipeline
+    book, events, kern = world
+    rows, extra, now = history
+    sub = book.take(pa.array(sorted(rows)))
+    ids = sub["account_id"].to_pylist()
+    mine = events.filter(pa.array([a in set(ids) for a in events["account_id"].to_pylist()]))
+    folder = tmp_path_factory.mktemp("ledger")
+    with Ledger(f"sqlite:///{folder / 'ledger.db'}") as ledger:
+        ledger.register(sub)
+        ledger.ingest(mine, now=now)
+        ledger.ingest(_events_table(sub, list(range(sub.num_rows)), [
+            {**e, "row": sorted(rows).index(e["row"])} for e in extra], now), now=now)
+        pipe = Pipeline(kern, config={}, audit_path=folder / "audit.log", ledger=ledger)
+        at_us = instant_us(now + dt.timedelta(minutes=later))
+        at = _instant(at_us)
+        s = ledger.settings
+        with ledger.store.transaction(lock_account=None, synced=False) as cur:
+            for account in ids:
+                whole = account_record(ledger.store, cur, account, at_us, s)
+                for action in GATED_CHANNELS.values():
+                    straight = account_record(ledger.store, cur, account, at_us, s, _state_of(pipe.judge, action))
+                    # (a registered book column the action's policies do not read keeps the book's value)
+                    read = pipe.judge_columns_of(action)
+                    assert [k for k in straight if k in read and straight[k] != whole[k]] == [], (account, action)
+                    batch = Batch(1, at.date(), at, [Record(whole)], pipe.config)
+                    general = pipe._judge_request(pipe.sets[pipe._route_one(batch)], batch, {
+                        "action": _ONE_ACTION[ACTION[action]], "earliest_at": np.array([batch.now_us], np.int64),
+                        "script": [None]}, plain=True)
+                    got = pipe.judge(straight, action, at)
+                    outcome, reasons, until, names = general
+                    assert got[:4] == (("KEEP", "DEFER", "BLOCK")[outcome[0]], reasons[0], until[0], names[0]), \
+                        (account, action, got, general)

@@ -156,10 +156,11 @@ def test_sync_reservations_is_true_or_false():
 
 
 def test_the_gate_converts_only_the_state_its_policies_read_with_the_same_verdicts(ledger_url, tmp_path):
-    """The gate converts only the state columns the pipeline's policies read (its
-    ``judge_columns``): over a generated book and its history, every account's verdict on every
-    channel, at three moments, is the one the whole converted state gives — outcome, reason,
-    next allowed time and policy."""
+    """The gate converts only the state columns the pipeline's policies judging the channel's
+    action read (its ``judge_columns_of``), straight from the fold's outputs: over a generated
+    book and its history, every account's record on every channel, at three moments, is the
+    one the merge of those columns gives (key for key, in order), and its verdict the one the
+    whole converted state gives — outcome, reason, next allowed time and policy."""
     from kernel.ledger.gate import _EVERY_COLUMN, GATED_CHANNELS, _state_of, account_record
     from kernel.ledger.ledger import instant_us
     from kernel.synth import iter_book_and_events
@@ -169,9 +170,11 @@ def test_the_gate_converts_only_the_state_its_policies_read_with_the_same_verdic
     events = pa.concat_tables([pa.Table.from_batches([e]) for _, e in batches])
     pipeline = Pipeline(None, config={}, audit_path=tmp_path / "audit.log")
     assert pipeline.judge_columns is not None and "calls_7d" in pipeline.judge_columns
-    fewer = _state_of(pipeline.judge)
-    # the built-in policies read no temporal pattern: the gate's state leaves the pattern pass out
-    assert fewer[0] is not _EVERY_COLUMN[0] and fewer[1] is False
+    fewer = {action: _state_of(pipeline.judge, action) for action in GATED_CHANNELS.values()}
+    # the built-in policies read no temporal pattern: the gate's state leaves the pattern pass
+    # out, and its record is made straight from the fold's outputs
+    assert all(f[0] is not _EVERY_COLUMN[0] and f[1] is False and f[2] is not None for f in fewer.values())
+    straight = 0
     ids = book["account_id"].to_pylist()
     verdicts = {"KEEP": 0, "DEFER": 0, "BLOCK": 0}
     with Ledger(ledger_url) as ledger:
@@ -184,13 +187,18 @@ def test_the_gate_converts_only_the_state_its_policies_read_with_the_same_verdic
             with ledger.store.transaction(lock_account=None, synced=False) as cur:
                 for account in ids:
                     whole = account_record(ledger.store, cur, account, at_us, s)
-                    some = account_record(ledger.store, cur, account, at_us, s, fewer)
-                    assert set(some) < set(whole)
                     for channel, action in GATED_CHANNELS.items():
+                        some = account_record(ledger.store, cur, account, at_us, s, fewer[action])
+                        assert set(some) < set(whole)
+                        # the record straight from the fold's outputs is the merged one, key for key
+                        merged = account_record(ledger.store, cur, account, at_us, s, (*fewer[action][:2], None))
+                        assert list(some.items()) == list(merged.items()) and type(some) is type(merged), account
+                        straight += 1
                         expected = pipeline.judge(whole, action, moment)
                         assert pipeline.judge(some, action, moment) == expected, (account, channel, moment)
                         verdicts[expected[0]] += 1
     assert min(verdicts.values()) > 20, verdicts                       # every outcome, many times
+    assert straight == 3 * 5 * len(ids)
 
 
 def test_register_record_writes_only_what_changed(ledger_url):
@@ -333,3 +341,37 @@ def test_gate_rows_read_what_registered_in_and_account_rows_read(ledger_url):
         assert store.registered_rows_now("UNREGISTERED", at, at - s.lookback_us, at + 1)[:2] == (None, [
             (1, instant_us(CN_MORNING - dt.timedelta(hours=2)), None, None, 0, 0, None)])
     assert seen == {(True, True), (True, False), (False, True), (False, False)}, seen
+
+
+def test_the_straight_record_keeps_the_books_value_where_the_state_says_nothing(ledger_url, judge):
+    """The gate's record made straight from the fold's outputs keeps a registered book column
+    (consent to automated contact, the opt-out) where the ledger's state is null — an account
+    with no consent event, one with no event at all — and takes the state's value where it is
+    not (a consent revoked, an opt-out): as the merged record does, and the verdicts follow."""
+    from kernel.ledger.gate import GATED_CHANNELS, _state_of, account_record
+    from kernel.ledger.ledger import instant_us
+    at = CN_MORNING
+    with Ledger(ledger_url) as ledger:
+        for account, consent, opt_out in (("K1", True, False), ("K2", False, True), ("K3", True, False),
+                                          ("K4", False, False)):
+            register(ledger, account, "CN", "Asia/Shanghai", consent_automated_contact=consent, contact_opt_out=opt_out)
+        ledger.ingest(table([attempt("e1", "K1", at - dt.timedelta(hours=30), "NO_ANSWER"),
+                             {"event_id": "e3", "account_id": "K3", "kind": "CONSENT_REVOKED",
+                              "at": at - dt.timedelta(hours=3), "channel": "SMS"},
+                             {"event_id": "e4", "account_id": "K4", "kind": "OPT_OUT",
+                              "at": at - dt.timedelta(hours=3), "channel": "PHONE"}]), now=at)
+        s, at_us = ledger.settings, instant_us(at)
+        seen = {}
+        with ledger.store.transaction(lock_account=None, synced=False) as cur:
+            for account in ("K1", "K2", "K3", "K4"):
+                for action in GATED_CHANNELS.values():
+                    fewer = _state_of(judge, action)
+                    straight = account_record(ledger.store, cur, account, at_us, s, fewer)
+                    merged = account_record(ledger.store, cur, account, at_us, s, (*fewer[:2], None))
+                    assert list(straight.items()) == list(merged.items()), (account, action)
+                    seen[account, action] = (straight["consent_automated_contact"], straight["contact_opt_out"])
+                    assert judge(straight, action, at) == judge(merged, action, at)
+    # the book's where the state says nothing (K1: no consent event; K2: no event at all), the state's else
+    # (the consent as an SMS's policies read it, the opt-out as a phone call's)
+    assert {a: (seen[a, "SMS"][0], seen[a, "PHONE"][1]) for a in ("K1", "K2", "K3", "K4")} == {
+        "K1": (True, False), "K2": (False, True), "K3": (False, False), "K4": (False, True)}, seen

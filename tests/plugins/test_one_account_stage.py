@@ -671,6 +671,50 @@ def test_a_request_falls_back_to_the_general_way(pipeline, book):
     assert pipeline._judge_request(set_with(object()), batch, plan) is None
 
 
+def test_one_action_falls_back_to_the_requests_way(pipeline, book):
+    """An engine's ``judge_action`` (``Pipeline.judge``'s one action) answer is taken only when
+    well-formed and clean where it keeps; malformed, raising or absent, ``_judge_action``
+    answers None (then ``_judge_request`` and the general way judge it again); and the
+    built-in engine offers it, so the gate's question takes it."""
+    from kernel.hookspecs import ACTION, Batch
+    record = book.slice(0, 1).to_pylist()[0]
+    batch = Batch(1, AS_OF, NOW, [Record(record)], pipeline.config)
+    NULL = NULL_TIME
+    answers = [  # (what judge_action returns, taken as it is)
+        ((0, None, NULL, None), True),
+        ((1, "D", 5, "p"), True),
+        ((2, "R", 9, "p"), True),                # a block's time is not read
+        ((1, "D", NULL, "p"), False),            # DEFER without a time
+        ((3, "X", NULL, "p"), False),            # no such outcome
+        ((-1, "X", NULL, "p"), False),
+        ((0, "R", NULL, None), False),           # a reason on KEEP
+        ((0, None, 7, None), False),             # a time on KEEP
+        ((2, None, NULL, "p"), False),           # BLOCK without a reason
+        ((1, "D", 5, None), False),              # DEFER without a policy
+        ((True, None, NULL, None), False),       # a bool, not an int
+        ((0, None, float(NULL), None), False),   # not an int
+        ((0, None, NULL), False),                # too short
+        ([0, None, NULL, None], False),          # not a tuple
+        (None, False),
+    ]
+
+    class Engine:
+        def __init__(self, answer):
+            self.answer = answer
+
+        def judge_action(self, policies, batch, code, at_us):
+            if self.answer == "raise":
+                raise RuntimeError("no")
+            return self.answer
+
+    for answer, taken in answers + [("raise", False)]:
+        found = pipeline._judge_action((Engine(answer).judge_action, []), batch, 1)
+        assert (found == answer) if taken else found is None, answer
+    policy_set = pipeline.sets[pipeline._route_one(batch)]
+    assert all(policy_set.action_for(code) is not None for code in ACTION.values())
+    assert type(policy_set)("test", [("p", type("P", (), {"engine": object()})(), "test", None)]).action_for(1) is None
+
+
 def test_a_records_merged_values_after_add_are_worked_out_again(book):
     """``Batch.add`` of a record to a batch of records whose merged values were read keeps
     them up to date by shadowing (no second merge of every source): the same dict as merging
