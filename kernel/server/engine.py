@@ -406,18 +406,28 @@ class Engine:
         registry = way.request_registry(data)
         decider = self.ledger_decider
         pipeline = self.pipeline
-        values = pipeline.ledger.registered_state_values(registry, now)
-        if decider is None:
-            return self._decide_with_state(way, registry, message, as_of, now, False, values)
-        if not way.state.write(self.kernel.record_inputs(), values):
-            return self._decide_joined(way, message, values, as_of, now, False)
+        ledger = pipeline.ledger
+        now_us = instant_us(now)
+        target = self.kernel.record_inputs()
+        values = None
+        # an account asked again with nothing committed since, in the span its state holds:
+        # the bytes written last time (no state read, no fold, no writer)
+        if decider is None or not way.write_kept_state(ledger, registry, now_us, target):
+            values = ledger.registered_state_values(registry, now)
+            if decider is None:
+                return self._decide_with_state(way, registry, message, as_of, now, False, values)
+            if not way.state.write(target, values):
+                return self._decide_joined(way, message, values, as_of, now, False)
+            way.keep_state(ledger, registry, now_us, values, target.shape[0])
         # the kernel and the response's bytes in one compiled call, as without a ledger
-        days, now_us = as_of.toordinal() - EPOCH_ORDINAL, instant_us(now)
+        days = as_of.toordinal() - EPOCH_ORDINAL
         response, _, _, _, tier, conflicts, outputs = decider.decide_staged(data, account_id, days, now_us)
         if response is not None:
             pipeline.audit_unvalued(_decided_request, self.kernel, account_id, outputs, days, now_us)
             return response, tier, conflicts
         decisions = Record(self.kernel.read_outputs(outputs))
+        if values is None:                 # (the kept bytes' values: read again, the same)
+            values = ledger.registered_state_values(registry, now)
         record = pipeline.join_state_values(way.inputs.record(message()), as_of, values)
         return self._answer(pipeline.act(record, decisions, as_of, now, actions=False), as_of, False)
 

@@ -7,6 +7,8 @@ zone and the contact-time gate's registered columns), built from the same parse 
 parsed Account message, or of a decision-only request's bytes (no protobuf parse at all)."""
 from __future__ import annotations
 
+import threading
+
 from ..ledger.join import StateInputs
 from ..ledger.store import REGISTRY_COLUMNS
 from .wire import KernelInputs, WireDecoder, _builder
@@ -22,6 +24,7 @@ class LedgerInputs:
     def __init__(self, inputs: KernelInputs, state: StateInputs, registry_build, request_registry_build):
         self.inputs, self.state = inputs, state
         self._registry_build, self._request_registry_build = registry_build, request_registry_build
+        self._local = threading.local()            # each thread's kept state bytes (write_kept_state)
 
     @classmethod
     def for_kernel(cls, decoder: WireDecoder, kernel, book_counters: str) -> "LedgerInputs | None":
@@ -56,3 +59,44 @@ class LedgerInputs:
         seen, values, floats = self.inputs.decoder.thread_buffers()
         return self._request_registry_build(self.inputs.request_account(data), seen, values.tolist(),
                                             floats.tolist())
+
+    def write_kept_state(self, ledger, registry: dict, at_us: int, target) -> bool:
+        """Write over ``target`` (this thread's record inputs, the book's values staged) the
+        state bytes :meth:`keep_state` kept for the account of ``registry`` (its time zone the
+        same) when they hold: ``at_us`` in their span, the ledger's registration of the
+        account remembered as ``registry`` says, and nothing committed to the store since
+        (:meth:`Ledger.version_now`) — then the state read and written afresh would write
+        these bytes. False: nothing written."""
+        kept = getattr(self._local, "kept", None)
+        if not kept:
+            return False
+        entry = kept.get((registry["account_id"], registry["time_zone"]))
+        if entry is None or not entry[1] <= at_us < entry[2] or not ledger.remembers(registry) \
+                or ledger.version_now() != entry[0]:
+            return False
+        target[entry[3]] = entry[4]
+        return True
+
+    def keep_state(self, ledger, registry: dict, at_us: int, values: dict, size: int) -> None:
+        """Keep the bytes :attr:`state` writes for ``values`` — the ledger's just read for the
+        account of ``registry`` as of ``at_us`` — with the span and the store's version over
+        which the ledger would read them again (:meth:`Ledger.kept_state_span`; nothing kept
+        when it cannot say: an account asked once, a car with a GPS state)."""
+        span = ledger.kept_state_span(registry["account_id"], registry["time_zone"], at_us, values)
+        if span is None:
+            return
+        patch = self.state.patch(values, size)
+        if patch is None:
+            return
+        local = self._local
+        kept = getattr(local, "kept", None)
+        if kept is None or len(kept) >= _KEPT_ACCOUNTS:
+            kept = local.kept = {}
+            local.positions = {}
+        at, values_bytes = patch
+        at = local.positions.setdefault(at.tobytes(), at)     # (one array per set of columns written)
+        kept[(registry["account_id"], registry["time_zone"])] = (*span, at, values_bytes)
+
+
+#: accounts whose state bytes a thread keeps (then it starts over): ≈ 0.3 KB each
+_KEPT_ACCOUNTS = 4096
