@@ -315,10 +315,11 @@ class Ledger:
         commit reaches it (None: it cannot say)."""
         return self.store.version_now()
 
-    def remembers(self, record: Mapping) -> bool:
-        """Whether :meth:`register_record` of ``record`` would write nothing and read nothing:
-        this process registered its account with these columns."""
-        return self._unremembered(record) is None
+    def remembered(self, account_id: str) -> tuple | None:
+        """The registered columns this process remembers for ``account_id`` (the very tuple
+        while they stand: another registration of the account, or the memory starting over,
+        replaces it), None when it remembers none."""
+        return self._registered.get(account_id)
 
     def registered_state_values(self, record: Mapping, at: dt.datetime | int | None = None) -> dict:
         """:meth:`register_record` of ``record``, then :meth:`state_values` of its account as of

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
+
 from ..ledger.join import StateInputs
 from ..ledger.store import REGISTRY_COLUMNS
 from .wire import KernelInputs, WireDecoder, _builder
@@ -60,29 +62,35 @@ class LedgerInputs:
         return self._request_registry_build(self.inputs.request_account(data), seen, values.tolist(),
                                             floats.tolist())
 
-    def write_kept_state(self, ledger, registry: dict, at_us: int, target) -> bool:
-        """Write over ``target`` (this thread's record inputs, the book's values staged) the
-        state bytes :meth:`keep_state` kept for the account of ``registry`` (its time zone the
-        same) when they hold: ``at_us`` in their span, the ledger's registration of the
-        account remembered as ``registry`` says, and nothing committed to the store since
-        (:meth:`Ledger.version_now`) — then the state read and written afresh would write
-        these bytes. False: nothing written."""
+    def kept_state(self, data: bytes, ledger) -> tuple | None:
+        """The state bytes :meth:`keep_state` kept for the Account of the request ``data`` —
+        ``(account bytes, from, until, positions, bytes)`` for
+        :meth:`~kernel.server.wire_decide.RequestDecider.decide_kept`, which writes them when
+        the request's Account is those bytes and its now in ``[from, until)`` — while they
+        hold otherwise: the ledger remembers the account's registration as it was when they
+        were kept, and nothing was committed to the store since (:meth:`Ledger.version_now`):
+        then the state read and written afresh would write these bytes. None: nothing kept."""
         kept = getattr(self._local, "kept", None)
-        if not kept:
-            return False
-        entry = kept.get((registry["account_id"], registry["time_zone"]))
-        if entry is None or not entry[1] <= at_us < entry[2] or not ledger.remembers(registry) \
-                or ledger.version_now() != entry[0]:
-            return False
-        target[entry[3]] = entry[4]
-        return True
+        if not kept or len(data) < 3 or data[0] != _ACCOUNT_TAG:
+            return None
+        length, at = data[1], 2               # (the Account's length: a varint, first field)
+        if length >= 0x80:
+            length, at = (length & 0x7F) | data[2] << 7, 3
+            if data[2] >= 0x80:
+                return None
+        entry = kept.get(data[at:at + length])
+        if entry is None or ledger.remembered(entry[0]) is not entry[1] or ledger.version_now() != entry[2]:
+            return None
+        return entry[3:]
 
-    def keep_state(self, ledger, registry: dict, at_us: int, values: dict, size: int) -> None:
+    def keep_state(self, ledger, registry: dict, account: bytes, at_us: int, values: dict, size: int) -> None:
         """Keep the bytes :attr:`state` writes for ``values`` — the ledger's just read for the
-        account of ``registry`` as of ``at_us`` — with the span and the store's version over
-        which the ledger would read them again (:meth:`Ledger.kept_state_span`; nothing kept
-        when it cannot say: an account asked once, a car with a GPS state)."""
-        span = ledger.kept_state_span(registry["account_id"], registry["time_zone"], at_us, values)
+        request's Account ``account`` (bytes) of ``registry`` as of ``at_us`` — with the span
+        and the store's version over which the ledger would read them again
+        (:meth:`Ledger.kept_state_span`; nothing kept when it cannot say: an account asked
+        once, a car with a GPS state)."""
+        account_id = registry["account_id"]
+        span = ledger.kept_state_span(account_id, registry["time_zone"], at_us, values)
         if span is None:
             return
         patch = self.state.patch(values, size)
@@ -93,10 +101,14 @@ class LedgerInputs:
         if kept is None or len(kept) >= _KEPT_ACCOUNTS:
             kept = local.kept = {}
             local.positions = {}
-        at, values_bytes = patch
+        at, written = patch
         at = local.positions.setdefault(at.tobytes(), at)     # (one array per set of columns written)
-        kept[(registry["account_id"], registry["time_zone"])] = (*span, at, values_bytes)
+        version, start, end = span
+        kept[account] = (account_id, ledger.remembered(account_id), version, np.frombuffer(account, np.uint8),
+                         start, end, at, written)
 
 
-#: accounts whose state bytes a thread keeps (then it starts over): ≈ 0.3 KB each
-_KEPT_ACCOUNTS = 4096
+#: the tag of DecideRequest's Account (field 1, length-delimited)
+_ACCOUNT_TAG = 0x0A
+#: requests' Accounts whose state bytes a thread keeps (then it starts over): ≈ 1 KB each
+_KEPT_ACCOUNTS = 1024
