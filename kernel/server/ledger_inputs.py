@@ -104,7 +104,9 @@ class LedgerInputs:
         at, written = patch
         at = local.positions.setdefault(at.tobytes(), at)     # (one array per set of columns written)
         version, start, end = span
-        kept[account] = (account_id, ledger.remembered(account_id), version, np.frombuffer(account, np.uint8),
+        # (a writable copy of the Account's bytes: a read-only array would be another type to
+        # the compiled call, compiled a second time on a cold cache)
+        kept[account] = (account_id, ledger.remembered(account_id), version, np.frombuffer(account, np.uint8).copy(),
                          start, end, at, written)
 
 
