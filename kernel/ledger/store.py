@@ -1079,14 +1079,16 @@ class SQLiteStore(Store):
         hit = entries[1].get((account, until - since, until - offline_since))
         if hit is None or hit[4] or not hit[1] <= until < hit[2]:
             return None
-        return hit[0], hit[1], hit[2], hit[3]
+        return (entries[0], *hit[0]), hit[1], hit[2], hit[3]
 
     def version_now(self) -> tuple:
-        """(``PRAGMA data_version``, this connection's ``total_changes``, restores through this
-        store): :meth:`account_rows_now`'s test that nothing was committed since a read."""
+        """(this thread's connection, its ``PRAGMA data_version`` and ``total_changes``, restores
+        through this store): :meth:`account_rows_now`'s test that nothing was committed since
+        a read — the connection with them, as the rows cache is its connection's (another
+        connection's counters say nothing of this one's)."""
         conn = self._connection()
         try:
-            return conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes, self._generation
+            return conn, conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes, self._generation
         except sqlite3.Error as e:
             raise StoreError(f"{self.url}: {e}") from None
 

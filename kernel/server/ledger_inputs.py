@@ -26,7 +26,7 @@ class LedgerInputs:
     def __init__(self, inputs: KernelInputs, state: StateInputs, registry_build, request_registry_build):
         self.inputs, self.state = inputs, state
         self._registry_build, self._request_registry_build = registry_build, request_registry_build
-        self._local = threading.local()            # each thread's kept state bytes (write_kept_state)
+        self._local = threading.local()            # each thread's kept state bytes (keep_state)
 
     @classmethod
     def for_kernel(cls, decoder: WireDecoder, kernel, book_counters: str) -> "LedgerInputs | None":

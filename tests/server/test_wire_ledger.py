@@ -319,11 +319,17 @@ def test_kept_state_bytes_answer_as_a_fresh_read_at_any_instant(kept_engines, da
 _TAKEN: list[int] = []
 
 
-def test_an_account_asked_a_third_time_takes_its_kept_state_bytes(kept_engines):
+def test_an_account_asked_a_third_time_takes_its_kept_state_bytes(kept_engines, tmp_path):
     """The first question reads plainly, the second keeps the rows, their fold and the bytes
     written; the third, at the same moment with nothing committed since, is answered with
-    those bytes by the one compiled call."""
-    rows, _, (by_record, by_wire), _ = kept_engines
+    those bytes by the one compiled call — and after the store's connections are reopened
+    (another connection having committed), the state is read again before it is kept again."""
+    import pyarrow as pa
+
+    from kernel.ledger import Ledger
+
+    rows, store, _, _ = kept_engines
+    by_record, by_wire = _engines(store, tmp_path, "fallback")       # (nothing asked yet, nothing kept)
     ledger = by_wire.pipeline.ledger
     now = MORNING + dt.timedelta(hours=3)
     at = _us(now)
@@ -335,9 +341,23 @@ def test_an_account_asked_a_third_time_takes_its_kept_state_bytes(kept_engines):
         for _ in range(3):
             assert by_wire.decide_request(_request_bytes(message, now.date(), now)) == \
                 by_record.decide_response(by_record.record(message), now.date(), now, False)
+        assert taken == [True]             # (the first two found nothing kept: no compiled call taken)
+        # the store's connections closed and reopened: the kept bytes were the old connection's
+        # (its counters say nothing of the new one's), whatever was committed meanwhile
+        ledger.store.close()
+        with Ledger(store) as other:
+            other.ingest(pa.table({"event_id": [f"reopened-{row['account_id']}"], "account_id": [row["account_id"]],
+                                   "kind": ["CONTACT_ATTEMPT"], "at": pa.array([at - 1], pa.timestamp("us", tz="UTC")),
+                                   "channel": ["PHONE"], "outcome": ["RIGHT_PARTY"]}), now=at)
+        for _ in range(3):
+            assert by_wire.decide_request(_request_bytes(message, now.date(), now)) == \
+                by_record.decide_response(by_record.record(message), now.date(), now, False)
     finally:
         del decider.decide_kept
-    assert taken[-1] is True
+        for engine in (by_record, by_wire):
+            engine.pipeline.audit.close()
+            engine.pipeline.ledger.close()
+    assert taken == [True, True], taken     # (read twice again, kept, then taken)
 
 
 def _plain(ledger, account: str, at: int) -> bool:
