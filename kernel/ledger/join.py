@@ -543,6 +543,24 @@ class StateInputs:
             local.write, local.target = self._compile(target), target
         return local.write(values)
 
+    def patch(self, values: Mapping[str, Any], size: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """What :meth:`write` writes for ``values`` into record inputs of ``size`` bytes, as
+        (positions, bytes), whatever the inputs held — None when it declines. Found by writing
+        into two buffers of this thread, one all 0 and one all 255: the writer reads only the
+        values, so the bytes it writes are those where the two agree."""
+        local = self._local
+        scratch = getattr(local, "scratch", None)
+        if scratch is None or scratch[0].shape[0] != size:
+            low, high = np.zeros(size, np.uint8), np.full(size, 255, np.uint8)
+            scratch = local.scratch = (low, high, self._compile(low), self._compile(high))
+        low, high, write_low, write_high = scratch
+        low.fill(0)
+        high.fill(255)
+        if not (write_low(values) and write_high(values)):
+            return None
+        at = np.flatnonzero(low == high)
+        return at, low[at]
+
     def _compile(self, target: np.ndarray):
         """:meth:`write` over ``target``'s bytes: a one-element view of each column's value."""
         width = {"i64": (8, np.int64), "f64": (8, np.float64), "i32": (4, np.int32), "u8": (1, np.uint8),

@@ -32,7 +32,7 @@ from . import gps as _gps
 from .events import KIND, EventRows, Rejection, normalize
 from .patterns import lookback_us
 from .book import BookEvents
-from .state import StateSettings, derive, derive_one, of_settings, state_table
+from .state import StateSettings, derive, derive_one, of_settings, state_table, steady_span
 from .store import REGISTRY_COLUMNS, KeptRows, Store, open_store
 
 __all__ = ["Ledger", "IngestResult", "LedgerError"]
@@ -293,6 +293,33 @@ class Ledger:
         # what the fold is fed from it, and its values, are kept — an account asked once churns nothing
         return derive_one(rows, zone, at_us, self.settings, gps, offline, ordered=True,
                           remember=type(rows) is KeptRows)
+
+    def kept_state_span(self, account_id: str, zone: str | None, at_us: int, values: dict) -> tuple | None:
+        """For ``values`` just given by :meth:`state_values` of the account in ``zone`` as of
+        ``at_us``: ``(version, from, until)`` when :meth:`state_values` gives these values
+        again at any instant in ``[from, until)`` while the store's :meth:`version_now` is
+        ``version`` — its rows kept by the store's cache for that span (no GPS rows) and their
+        fold kept by this thread for it (the same local day, before the patterns' next
+        instant); else None (nothing kept, a GPS state, a store that keeps nothing)."""
+        s = self.settings
+        kept = self.store.kept_rows_span(account_id, at_us, at_us - s.lookback_us,
+                                         at_us - _patterns_lookback_us(s))
+        if kept is None:
+            return None
+        version, start, end, rows = kept
+        span = steady_span(rows, zone, at_us, values)
+        return None if span is None else (version, max(start, span[0]), min(end, span[1]))
+
+    def version_now(self):
+        """The store's :meth:`~kernel.ledger.store.Store.version_now`: what changes whenever a
+        commit reaches it (None: it cannot say)."""
+        return self.store.version_now()
+
+    def remembered(self, account_id: str) -> tuple | None:
+        """The registered columns this process remembers for ``account_id`` (the very tuple
+        while they stand: another registration of the account, or the memory starting over,
+        replaces it), None when it remembers none."""
+        return self._registered.get(account_id)
 
     def registered_state_values(self, record: Mapping, at: dt.datetime | int | None = None) -> dict:
         """:meth:`register_record` of ``record``, then :meth:`state_values` of its account as of

@@ -342,6 +342,23 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     return out
 
 
+def steady_span(rows: list, zone: str | None, at: int, values: dict, patterns: bool = True) -> tuple[int, int] | None:
+    """For ``values`` just given by :func:`derive_one` (``remember``) of the kept ``rows`` in
+    ``zone`` as of ``at``: the instants ``[from, until)`` around ``at`` over which it gives
+    these values again — this thread's kept fold of the rows (no GPS state: the moment read
+    only through the local day and the patterns' instants, :func:`_folded_until`), within the
+    local day of ``at`` (the zone's offset constant over the span) — else None."""
+    zone = zone or "UTC"
+    b = _BUFFERS.__dict__.get("one")
+    kept = b.folded.get((id(rows), zone, patterns)) if b is not None else None
+    if kept is None or kept[0] is not rows or getattr(values, "memo", None) is not kept[5].memo \
+            or not kept[3] <= at < kept[4] or _local_day_of(zone, at) != kept[2]:
+        return None
+    start, end, offset, _ = _ZONE_SPANS[zone]          # (the span holding at: _local_day_of just asked)
+    day = kept[2]
+    return max(kept[3], start, day * US_PER_DAY - offset), min(kept[4], end, (day + 1) * US_PER_DAY - offset)
+
+
 _EXACT = 2.0 ** 53
 #: the compiled passes _fold_flat calls (bound here: Numba freezes them when it compiles)
 _fold, _match = F.fold, P.match

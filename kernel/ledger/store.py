@@ -717,6 +717,18 @@ class Store:
         takes); :class:`SQLiteStore` answers it from a cache that is never stale."""
         return self.account_rows(None, account, until, since, offline_since)
 
+    def kept_rows_span(self, account: str, until: int, since: int, offline_since: int) -> tuple | None:
+        """What :meth:`account_rows_now` keeps of the account as of ``until`` (asked with the same
+        look-backs): ``(version, from, until, rows)`` — the store's :meth:`version_now` when the
+        rows were read, the instants between which it hands back the very list ``rows`` while
+        that version stands — when it keeps them and the account has no GPS rows (its answer
+        moves with the clock only at those instants); else None. The base store keeps nothing."""
+        return None
+
+    def version_now(self):
+        """What changes whenever a commit reaches the store (None: this store cannot say)."""
+        return None
+
     def _account_select(self, edges: bool = False, registration: bool = False) -> str:
         """The statement of :meth:`account_rows`; ``edges`` (SQLite): with two more rows, kind −3,
         whose ``at`` is the earliest instant after ``until`` of any of the account's events,
@@ -1059,6 +1071,26 @@ class SQLiteStore(Store):
         return (events, *_gps_of(extras, until, offline_since)) if extras else (events, None, [])
 
     _account_edges_sql: str | None = None
+
+    def kept_rows_span(self, account: str, until: int, since: int, offline_since: int) -> tuple | None:
+        entries = getattr(self._local, "rows_cache", None)
+        if entries is None or entries[0] is not getattr(self._local, "conn", None):
+            return None
+        hit = entries[1].get((account, until - since, until - offline_since))
+        if hit is None or hit[4] or not hit[1] <= until < hit[2]:
+            return None
+        return (entries[0], *hit[0]), hit[1], hit[2], hit[3]
+
+    def version_now(self) -> tuple:
+        """(this thread's connection, its ``PRAGMA data_version`` and ``total_changes``, restores
+        through this store): :meth:`account_rows_now`'s test that nothing was committed since
+        a read — the connection with them, as the rows cache is its connection's (another
+        connection's counters say nothing of this one's)."""
+        conn = self._connection()
+        try:
+            return conn, conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes, self._generation
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.url}: {e}") from None
 
     def _rows_cache(self, conn: sqlite3.Connection) -> dict:
         """This thread's cache of :meth:`account_rows_now` (emptied with a new connection)."""

@@ -24,7 +24,7 @@ from ..hookspecs import Record
 from ..ledger.ledger import instant_us
 from .ledger_inputs import LedgerInputs
 from .wire import KernelInputs, WireDecoder
-from .wire_decide import RequestDecider
+from .wire_decide import STAGED, RequestDecider
 
 UTC = dt.timezone.utc
 NAT = np.iinfo(np.int64).min          # NaT as an int64
@@ -394,31 +394,60 @@ class Engine:
     def _decide_request_with_state(self, way: LedgerInputs, data: bytes, note_account):
         """:meth:`decide_request` with a ledger: the request's Account staged from its bytes
         (:meth:`kernel.server.wire.KernelInputs.stage_request`), the ledger's state written
-        over it (:meth:`_decide_with_state`, its record built from the same parse)."""
-        staged = way.inputs.stage_request(data)
+        over it (:meth:`_decide_with_state`, its record built from the same parse) — or, for
+        an Account asked again with nothing committed since, in the span its state holds, the
+        state bytes written last time, all in the one compiled call a Decide without a ledger
+        takes (:meth:`LedgerInputs.kept_state`)."""
+        decider = self.ledger_decider
+        pipeline = self.pipeline
+        ledger = pipeline.ledger
+        kept = way.kept_state(data, ledger) if decider is not None else None
+        decided = decider.decide_kept(data, *kept) if kept is not None else STAGED
+        if decided is None:
+            return None
+        if decided is not STAGED:
+            response, account_id, days, now_us, tier, conflicts, outputs = decided
+            if note_account is not None:
+                note_account(account_id)
+            if response is not None:
+                pipeline.audit_unvalued(_decided_request, self.kernel, account_id, outputs, days, now_us)
+                return response, tier, conflicts
+            _, decisions, as_of, now = _decided_request(self.kernel, account_id, outputs, days, now_us)
+            values = ledger.registered_state_values(way.request_registry(data), now)   # (the kept bytes' values)
+            return self._decide_valued(way, data, values, Record(decisions), as_of, now)
+        staged = way.inputs.stage_request(data) if kept is None else way.inputs.staged_request(data)
         if staged is None:
             return None
         account_id, as_of, now = staged
         if note_account is not None:
             note_account(account_id)
         as_of, now = as_of or convert.utc_today(), now or dt.datetime.now(UTC)
-        message = lambda: decision_pb2.DecideRequest.FromString(data).account      # noqa: E731
         registry = way.request_registry(data)
-        decider = self.ledger_decider
-        pipeline = self.pipeline
-        values = pipeline.ledger.registered_state_values(registry, now)
+        values = ledger.registered_state_values(registry, now)
         if decider is None:
+            message = lambda: decision_pb2.DecideRequest.FromString(data).account      # noqa: E731
             return self._decide_with_state(way, registry, message, as_of, now, False, values)
-        if not way.state.write(self.kernel.record_inputs(), values):
-            return self._decide_joined(way, message, values, as_of, now, False)
+        target = self.kernel.record_inputs()
+        if not way.state.write(target, values):
+            return self._decide_joined(way, lambda: decision_pb2.DecideRequest.FromString(data).account, values,
+                                       as_of, now, False)
+        now_us = instant_us(now)
+        way.keep_state(ledger, registry, way.inputs.request_account(data), now_us, values, target.shape[0])
         # the kernel and the response's bytes in one compiled call, as without a ledger
-        days, now_us = as_of.toordinal() - EPOCH_ORDINAL, instant_us(now)
+        days = as_of.toordinal() - EPOCH_ORDINAL
         response, _, _, _, tier, conflicts, outputs = decider.decide_staged(data, account_id, days, now_us)
         if response is not None:
             pipeline.audit_unvalued(_decided_request, self.kernel, account_id, outputs, days, now_us)
             return response, tier, conflicts
-        decisions = Record(self.kernel.read_outputs(outputs))
-        record = pipeline.join_state_values(way.inputs.record(message()), as_of, values)
+        return self._decide_valued(way, data, values, Record(self.kernel.read_outputs(outputs)), as_of, now)
+
+    def _decide_valued(self, way: LedgerInputs, data: bytes, values: dict, decisions: Record, as_of: dt.date,
+                       now: dt.datetime):
+        """The answer for a request's account heading for valuation, decided with the ledger's
+        state ``values``: the stage from its record (the book's, joined with the state)."""
+        pipeline = self.pipeline
+        record = pipeline.join_state_values(way.inputs.record(decision_pb2.DecideRequest.FromString(data).account),
+                                            as_of, values)
         return self._answer(pipeline.act(record, decisions, as_of, now, actions=False), as_of, False)
 
     @functools.cached_property

@@ -7,6 +7,10 @@ zone and the contact-time gate's registered columns), built from the same parse 
 parsed Account message, or of a decision-only request's bytes (no protobuf parse at all)."""
 from __future__ import annotations
 
+import threading
+
+import numpy as np
+
 from ..ledger.join import StateInputs
 from ..ledger.store import REGISTRY_COLUMNS
 from .wire import KernelInputs, WireDecoder, _builder
@@ -22,6 +26,7 @@ class LedgerInputs:
     def __init__(self, inputs: KernelInputs, state: StateInputs, registry_build, request_registry_build):
         self.inputs, self.state = inputs, state
         self._registry_build, self._request_registry_build = registry_build, request_registry_build
+        self._local = threading.local()            # each thread's kept state bytes (keep_state)
 
     @classmethod
     def for_kernel(cls, decoder: WireDecoder, kernel, book_counters: str) -> "LedgerInputs | None":
@@ -56,3 +61,56 @@ class LedgerInputs:
         seen, values, floats = self.inputs.decoder.thread_buffers()
         return self._request_registry_build(self.inputs.request_account(data), seen, values.tolist(),
                                             floats.tolist())
+
+    def kept_state(self, data: bytes, ledger) -> tuple | None:
+        """The state bytes :meth:`keep_state` kept for the Account of the request ``data`` —
+        ``(account bytes, from, until, positions, bytes)`` for
+        :meth:`~kernel.server.wire_decide.RequestDecider.decide_kept`, which writes them when
+        the request's Account is those bytes and its now in ``[from, until)`` — while they
+        hold otherwise: the ledger remembers the account's registration as it was when they
+        were kept, and nothing was committed to the store since (:meth:`Ledger.version_now`):
+        then the state read and written afresh would write these bytes. None: nothing kept."""
+        kept = getattr(self._local, "kept", None)
+        if not kept or len(data) < 3 or data[0] != _ACCOUNT_TAG:
+            return None
+        length, at = data[1], 2               # (the Account's length: a varint, first field)
+        if length >= 0x80:
+            length, at = (length & 0x7F) | data[2] << 7, 3
+            if data[2] >= 0x80:
+                return None
+        entry = kept.get(data[at:at + length])
+        if entry is None or ledger.remembered(entry[0]) is not entry[1] or ledger.version_now() != entry[2]:
+            return None
+        return entry[3:]
+
+    def keep_state(self, ledger, registry: dict, account: bytes, at_us: int, values: dict, size: int) -> None:
+        """Keep the bytes :attr:`state` writes for ``values`` — the ledger's just read for the
+        request's Account ``account`` (bytes) of ``registry`` as of ``at_us`` — with the span
+        and the store's version over which the ledger would read them again
+        (:meth:`Ledger.kept_state_span`; nothing kept when it cannot say: an account asked
+        once, a car with a GPS state)."""
+        account_id = registry["account_id"]
+        span = ledger.kept_state_span(account_id, registry["time_zone"], at_us, values)
+        if span is None:
+            return
+        patch = self.state.patch(values, size)
+        if patch is None:
+            return
+        local = self._local
+        kept = getattr(local, "kept", None)
+        if kept is None or len(kept) >= _KEPT_ACCOUNTS:
+            kept = local.kept = {}
+            local.positions = {}
+        at, written = patch
+        at = local.positions.setdefault(at.tobytes(), at)     # (one array per set of columns written)
+        version, start, end = span
+        # (a writable copy of the Account's bytes: a read-only array would be another type to
+        # the compiled call, compiled a second time on a cold cache)
+        kept[account] = (account_id, ledger.remembered(account_id), version, np.frombuffer(account, np.uint8).copy(),
+                         start, end, at, written)
+
+
+#: the tag of DecideRequest's Account (field 1, length-delimited)
+_ACCOUNT_TAG = 0x0A
+#: requests' Accounts whose state bytes a thread keeps (then it starts over): ≈ 1 KB each
+_KEPT_ACCOUNTS = 1024

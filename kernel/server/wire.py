@@ -671,19 +671,29 @@ class KernelInputs:
             return None
         decoder = self.decoder
         seen, values, floats = decoder.thread_buffers()
-        try:
-            head = self._local.head
-        except AttributeError:
-            head = self._local.head = np.zeros(_ID_STOP + 1, np.int64)
+        head = self.thread_head()
         if not _parse_request_into(np.frombuffer(data, np.uint8), _REQUEST_LIMITS, self.id_slot, head, decoder.plan,
                                    decoder.bounds, seen, values, floats, self.route, self.codes, self.names,
                                    self.blob, self.kernel.record_inputs(), self.bits.start, self.bits.stop):
             return None
-        found = head.tolist()
+        return self.staged_request(data)
+
+    def staged_request(self, data: bytes) -> tuple:
+        """:meth:`stage_request`'s answer for the request ``data`` whose Account this thread's
+        request pass just staged (here, or in :mod:`kernel.server.wire_decide`'s call)."""
+        found = self._local.head.tolist()
         account_id = data[found[_ID_START]:found[_ID_STOP]].decode()
         as_of, now = found[_AS_OF], found[_NOW]
         return (account_id, None if as_of == _NO_MOMENT else dt.date.fromordinal(as_of),
                 None if now == _NO_MOMENT else EPOCH_UTC + dt.timedelta(0, 0, now))
+
+    def thread_head(self) -> np.ndarray:
+        """This thread's request head: where the request pass notes what it found."""
+        try:
+            return self._local.head
+        except AttributeError:
+            head = self._local.head = np.zeros(_ID_STOP + 1, np.int64)
+            return head
 
     def request_head(self) -> np.ndarray:
         """What this thread's last :meth:`stage_request` found (positions in the request)."""

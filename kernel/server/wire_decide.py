@@ -41,8 +41,8 @@ from numba.extending import intrinsic  # noqa: E402
 from ..codegen.helpers import call_native, civil  # noqa: E402
 from . import convert  # noqa: E402
 from ._proto.postloan.v1 import decision_pb2  # noqa: E402
-from .wire import (_AS_OF, _ID_START, _ID_STOP, _NO_MOMENT, _NOW, _REQUEST_LIMITS,  # noqa: E402
-                   KernelInputs, _parse_request_into)
+from .wire import (_ACCOUNT_START, _ACCOUNT_STOP, _AS_OF, _ID_START, _ID_STOP, _NO_MOMENT, _NOW,  # noqa: E402
+                   _REQUEST_LIMITS, KernelInputs, _parse_request_into)
 
 # column kinds of the response plan (kernel.Kernel.record_outputs' kinds)
 _FLOAT, _INT, _BOOL, _DATE, _ENUM, _RULE, _COLLECT = range(7)
@@ -63,7 +63,7 @@ _P_RESPONSE, _P_ACCOUNT, _P_AS_OF, _P_BUNDLE, _P_TAIL = range(5)
 # (days since 1970) and now (µs)
 _F_START, _F_TIER, _F_CONFLICTS, _F_ID_START, _F_ID_STOP, _F_DAYS, _F_NOW = range(7)
 #: the answers of the pass besides a response's length
-HANDED_OVER, VALUED = -1, -2
+HANDED_OVER, VALUED, STAGED = -1, -2, -3
 _EPOCH_ORDINAL = 719_163            # datetime.date(1970, 1, 1).toordinal()
 _US_PER_DAY = 86_400_000_000
 _ROOM = 16                          # bytes before the decision: its tag and length go there
@@ -268,19 +268,33 @@ def _write_decision(buffer, plan, pieces, blob, request, id_start, id_stop, days
 @njit(cache=True)
 def _decide_request(request, clock_us, limits, id_slot, head, plan, floats_lo_hi, seen, values, floats, route, codes,
                     names, blob, bits_lo, bits_hi, buffer, inputs_at, kernel, table_at, response_plan, pieces,
-                    response_blob, out, facts):
+                    response_blob, out, facts, kept, kept_account, kept_from, kept_until, kept_at, kept_bytes):
     """A decision-only DecideRequest's bytes to its DecideResponse's: the request read and
     its Account written into the kernel's inputs (``buffer[inputs_at:]``) by
     :func:`~kernel.server.wire._parse_request_into` — :data:`HANDED_OVER` when it cannot
     vouch for them —, the kernel's ``record`` function (address ``kernel``) run on them for
     the request's as_of (unset: ``clock_us``'s UTC day), then :func:`_write_decision`. The
-    account id's bytes, as_of (days) and now (µs; unset: ``clock_us``) into ``facts``."""
+    account id's bytes, as_of (days) and now (µs; unset: ``clock_us``) into ``facts``.
+    With a ledger (``kept``), its kept state bytes (``kept_bytes`` at ``kept_at`` of the
+    inputs) are written over the staged inputs before the kernel runs when the request's
+    Account is ``kept_account``'s bytes and now is in ``[kept_from, kept_until)``; else
+    :data:`STAGED`: the inputs staged, nothing run."""
     if not _parse_request_into(request, limits, id_slot, head, plan, floats_lo_hi, seen, values, floats, route, codes,
                                names, blob, buffer[inputs_at:], bits_lo, bits_hi):
         return HANDED_OVER
+    now = head[_NOW] if head[_NOW] != _NO_MOMENT else clock_us
+    if kept:
+        start, stop = head[_ACCOUNT_START], head[_ACCOUNT_STOP]
+        if not kept_from <= now < kept_until or stop - start != kept_account.shape[0]:
+            return STAGED
+        for k in range(stop - start):
+            if request[start + k] != kept_account[k]:
+                return STAGED
+        for k in range(kept_at.shape[0]):
+            buffer[inputs_at + kept_at[k]] = kept_bytes[k]
     days = head[_AS_OF] - _EPOCH_ORDINAL if head[_AS_OF] != _NO_MOMENT else clock_us // _US_PER_DAY
     facts[_F_DAYS] = days
-    facts[_F_NOW] = head[_NOW] if head[_NOW] != _NO_MOMENT else clock_us
+    facts[_F_NOW] = now
     facts[_F_ID_START] = head[_ID_START]
     facts[_F_ID_STOP] = head[_ID_STOP]
     call_native(kernel, (days, table_at))
@@ -365,6 +379,10 @@ def response_tables(outputs: tuple, encoder: convert.DecideResponseEncoder, tail
                           np.frombuffer(b"".join(pieces) or b"\0", np.uint8).copy(), tiers, tuple(unique_rulesets), size)
 
 
+#: :func:`_decide_request`'s kept state arguments without a ledger (none)
+_NOT_KEPT = (False, np.zeros(0, np.uint8), 0, 0, np.zeros(0, np.int64), np.zeros(0, np.uint8))
+
+
 class RequestDecider:
     """A decision-only DecideRequest's bytes to (the DecideResponse's bytes, its account id,
     as_of, now, tier, unique conflicts, the kernel outputs' bytes) in one compiled call
@@ -396,7 +414,7 @@ class RequestDecider:
         seen, values, floats = decoder.thread_buffers()
         buffer, inputs_at, table_at = self.kernel.record_buffer()
         args = self._local.args = (
-            _REQUEST_LIMITS, inputs.id_slot, np.zeros(_ID_STOP + 1, np.int64), decoder.plan, decoder.bounds,
+            _REQUEST_LIMITS, inputs.id_slot, inputs.thread_head(), decoder.plan, decoder.bounds,
             seen, values, floats, inputs.route, inputs.codes, inputs.names, inputs.blob, inputs.bits.start,
             inputs.bits.stop, buffer, inputs_at, self.kernel.record_address, table_at, self.tables.plan,
             self.tables.pieces, self.tables.blob, np.zeros(self.tables.size, np.uint8), np.zeros(_F_NOW + 1, np.int64))
@@ -410,9 +428,31 @@ class RequestDecider:
             args = self._local.args
         except AttributeError:
             args = self._thread_args()
-        n = _decide_request(np.frombuffer(data, np.uint8), time.time_ns() // 1000, *args)
+        n = _decide_request(np.frombuffer(data, np.uint8), time.time_ns() // 1000, *args, *_NOT_KEPT)
         if n == HANDED_OVER:
             return None
+        facts = args[22]
+        _, _, _, id_start, id_stop, days, now = facts.tolist()
+        return self._answer(data[id_start:id_stop].decode(), n, args, days, now)
+
+    def decide_kept(self, data: bytes, account: np.ndarray, kept_from: int, kept_until: int, kept_at: np.ndarray,
+                    kept_bytes: np.ndarray) -> tuple | int | None:
+        """:meth:`decide` with a ledger's kept state bytes (``kept_bytes`` at ``kept_at`` of the
+        inputs) written over the request's staged Account, for a request whose Account is
+        ``account``'s bytes and whose now lies in ``[kept_from, kept_until)``; :data:`STAGED`
+        when it is not (its Account staged, nothing run:
+        :meth:`~kernel.server.wire.KernelInputs.staged_request` reads what the pass found);
+        None: handed over."""
+        try:
+            args = self._local.args
+        except AttributeError:
+            args = self._thread_args()
+        n = _decide_request(np.frombuffer(data, np.uint8), time.time_ns() // 1000, *args, True, account, kept_from,
+                            kept_until, kept_at, kept_bytes)
+        if n == HANDED_OVER:
+            return None
+        if n == STAGED:
+            return STAGED
         facts = args[22]
         _, _, _, id_start, id_stop, days, now = facts.tolist()
         return self._answer(data[id_start:id_stop].decode(), n, args, days, now)

@@ -19,6 +19,7 @@ import random
 import zoneinfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kernel.hookspecs import US_PER_DAY
 from kernel.server import convert
@@ -202,3 +203,165 @@ def test_no_wire_way_with_a_ledger_where_the_writer_does_not_take_a_column():
                   ("calls_7d", "f64", 0, 1, SimpleNamespace(kind="float"), None),
                   ("gps_status", "u8", 0, 1, SimpleNamespace(kind="category"), {})):
         assert StateInputs.for_layout(layout + (entry,)) is None, entry
+
+
+@pytest.fixture(scope="module")
+def kept_engines(tmp_path_factory):
+    """A smaller generated book and history in a store of its own (the test below ingests
+    into it), and the record's and the wire's engines over it; two accounts in three
+    without GPS pings (a car's GPS state moves with the clock: its state bytes are never
+    kept)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from kernel.ledger import Ledger
+    from kernel.synth import generate, generate_events
+
+    book = generate(60, seed=31, as_of=AS_OF)
+    history = generate_events(60, seed=31, as_of=AS_OF)
+    tracked = pa.array(book["account_id"].to_pylist()[::3])
+    history = history.filter(pc.or_(pc.not_equal(history["kind"], "GPS_PING"),
+                                    pc.is_in(history["account_id"], value_set=tracked)))
+    store = f"sqlite:///{tmp_path_factory.mktemp('kept-state') / 'ledger.db'}"
+    ids = book["account_id"].to_pylist()
+    with Ledger(store) as ledger:
+        ledger.ingest(history)
+        # a call the morning of every account: "today"'s counters turn at its next local midnight
+        ledger.ingest(pa.table({"event_id": [f"morning-{a}" for a in ids], "account_id": ids,
+                                "kind": ["CONTACT_ATTEMPT"] * len(ids), "at": pa.array(
+                                    [_us(MORNING) - 3_600_000_000] * len(ids), pa.timestamp("us", tz="UTC")),
+                                "channel": ["PHONE"] * len(ids), "outcome": ["NO_ANSWER"] * len(ids)}),
+                      now=_us(MORNING))
+    engines = _engines(store, tmp_path_factory.mktemp("kept-audit"), "fallback")
+    rows = book.to_pylist()
+    ledger = engines[1].pipeline.ledger           # (each account's instants worth asking, before any test ingests)
+    edges = {r["account_id"]: [_us(t) for t in _instants(ledger, r["account_id"], r["time_zone"])] for r in rows}
+    yield rows, store, engines, edges
+    for engine in engines:
+        engine.pipeline.audit.close()
+        engine.pipeline.ledger.close()
+
+
+_KEPT_SPAN = 40 * US_PER_DAY
+
+
+def _counting_kept(engine):
+    """``engine``'s ledger decider with its ``decide_kept`` counting in a list the calls the
+    kept state bytes answered (True) or not (False); undone by ``del decider.decide_kept``."""
+    from kernel.server.wire_decide import STAGED
+
+    decider, taken = engine.ledger_decider, []
+    kept = decider.decide_kept
+
+    def counted(*args):
+        answer = kept(*args)
+        taken.append(answer is not None and answer is not STAGED)
+        return answer
+
+    decider.decide_kept = counted
+    return decider, taken
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_kept_state_bytes_answer_as_a_fresh_read_at_any_instant(kept_engines, data):
+    """An account asked again by its request's bytes takes the state bytes kept for it
+    (``LedgerInputs.kept_state``, written by the one compiled call) while their span and the
+    store's version hold: at drawn instants (forwards, backwards), at each kept span's edges
+    ± 1 µs and after another connection's ingest for the account, the response equals the
+    record's way, and the kept bytes equal what the writer writes for a fresh read (a new
+    ledger: no cache, no kept fold)."""
+    import pyarrow as pa
+
+    from kernel.ledger import Ledger
+
+    rows, store, (by_record, by_wire), edges = kept_engines
+    way, kernel = by_wire.ledger_inputs, by_wire.kernel
+    row = rows[data.draw(st.integers(0, len(rows) - 1), label="account")]
+    message, account = convert.ACCOUNT.encode(row), row["account_id"]
+    start = _us(MORNING)
+    queue = data.draw(st.lists(st.one_of(st.sampled_from(edges[account]),
+                                         st.integers(start, start + _KEPT_SPAN)), min_size=2, max_size=8),
+                      label="instants")
+    ingest_at = data.draw(st.integers(0, len(queue)), label="ingest before")
+    asked = 0
+    decider, taken = _counting_kept(by_wire)
+    try:
+        while queue and asked < 40:
+            if asked == ingest_at:            # another connection commits: every kept span ends
+                with Ledger(store) as other:
+                    other.ingest(pa.table({
+                        "event_id": [f"kept-{account}-{asked}-{queue[0]}"], "account_id": [account],
+                        "kind": ["CONTACT_ATTEMPT"], "at": pa.array([queue[0] - 1], pa.timestamp("us", tz="UTC")),
+                        "channel": ["PHONE"], "outcome": ["NO_ANSWER"]}), now=queue[0])
+            at = queue.pop(0)
+            now = EPOCH + dt.timedelta(microseconds=at)
+            asked_before = len(taken)
+            got = by_wire.decide_request(_request_bytes(message, now.date(), now))
+            assert got is not None
+            assert got == by_record.decide_response(by_record.record(message), now.date(), now, False), (account, at)
+            asked += 1
+            entry = getattr(way._local, "kept", {}).get(message.SerializeToString())
+            if len(taken) > asked_before and taken[-1]:
+                with Ledger(store) as fresh:
+                    values = fresh.state_values(account, row["time_zone"], at)
+                at_, bytes_ = way.state.patch(values, kernel.record_inputs().shape[0])
+                assert at_.tolist() == entry[6].tolist() and bytes_.tolist() == entry[7].tolist(), (account, at)
+            if entry is not None and asked < 12:      # the span's edges, ± 1 µs
+                queue[:0] = [t for t in (entry[4] - 1, entry[4], entry[4] + 1, entry[5] - 1, entry[5], entry[5] + 1)
+                             if start <= t <= start + _KEPT_SPAN]
+    finally:
+        del decider.decide_kept
+    _TAKEN.append(sum(taken))
+
+
+#: per example of the test above, the questions the kept bytes answered
+_TAKEN: list[int] = []
+
+
+def test_an_account_asked_a_third_time_takes_its_kept_state_bytes(kept_engines, tmp_path):
+    """The first question reads plainly, the second keeps the rows, their fold and the bytes
+    written; the third, at the same moment with nothing committed since, is answered with
+    those bytes by the one compiled call — and after the store's connections are reopened
+    (another connection having committed), the state is read again before it is kept again."""
+    import pyarrow as pa
+
+    from kernel.ledger import Ledger
+
+    rows, store, _, _ = kept_engines
+    by_record, by_wire = _engines(store, tmp_path, "fallback")       # (nothing asked yet, nothing kept)
+    ledger = by_wire.pipeline.ledger
+    now = MORNING + dt.timedelta(hours=3)
+    at = _us(now)
+    # an account with events and no GPS rows (a car's state moves with the clock: never kept)
+    row = next(r for r in rows if _plain(ledger, r["account_id"], at))
+    message = convert.ACCOUNT.encode(row)
+    decider, taken = _counting_kept(by_wire)
+    try:
+        for _ in range(3):
+            assert by_wire.decide_request(_request_bytes(message, now.date(), now)) == \
+                by_record.decide_response(by_record.record(message), now.date(), now, False)
+        assert taken == [True]             # (the first two found nothing kept: no compiled call taken)
+        # the store's connections closed and reopened: the kept bytes were the old connection's
+        # (its counters say nothing of the new one's), whatever was committed meanwhile
+        ledger.store.close()
+        with Ledger(store) as other:
+            other.ingest(pa.table({"event_id": [f"reopened-{row['account_id']}"], "account_id": [row["account_id"]],
+                                   "kind": ["CONTACT_ATTEMPT"], "at": pa.array([at - 1], pa.timestamp("us", tz="UTC")),
+                                   "channel": ["PHONE"], "outcome": ["RIGHT_PARTY"]}), now=at)
+        for _ in range(3):
+            assert by_wire.decide_request(_request_bytes(message, now.date(), now)) == \
+                by_record.decide_response(by_record.record(message), now.date(), now, False)
+    finally:
+        del decider.decide_kept
+        for engine in (by_record, by_wire):
+            engine.pipeline.audit.close()
+            engine.pipeline.ledger.close()
+    assert taken == [True, True], taken     # (read twice again, kept, then taken)
+
+
+def _plain(ledger, account: str, at: int) -> bool:
+    """Whether ``account`` has events and no GPS rows as of ``at``."""
+    events, gps, offline = ledger.store.account_rows(None, account, at, at - ledger.settings.lookback_us,
+                                                     at - ledger.settings.lookback_us)
+    return bool(events) and gps is None and not offline
