@@ -167,7 +167,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     # SQLite's reservations kept in the gate's order (account, instant) without a rowid, their
     # ids unique through an index: a KEEP's insert dirties two b-trees instead of three (the
     # rows, the id's autoindex, reservations_account_at) and its commit writes a WAL frame less
-    # (docs/ledger.md, the eleventh round); the gate reads an account's reservations from the
+    # (docs/ledger.md, "The gate's SQL, eleventh round"); the gate reads an account's reservations from the
     # rows themselves. PostgreSQL keeps its table (a heap has no such order).
     (4, [("sqlite", """CREATE TABLE reservations_by_account (
             reservation_id TEXT NOT NULL,
