@@ -432,17 +432,26 @@ def test_check_contact_anatomy(benchmark, pipeline, tmp_path):
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
 
 
-def test_keep_write_by_reservations_layout(benchmark, tmp_path):
+def test_keep_write_by_reservations_layout(benchmark, pipeline, tmp_path):
     """A KEEP's write — the reservation's insert and the commit, in the gate's transaction (the
     account locked, unsynced) — on two ledgers alike but for the reservations table: this
     schema's (version 4: keyed by account and instant without a rowid, the id's unique index)
     against the one before (version 1's rowid table, the id's autoindex and
     ``reservations_account_at``), alternating call by call, each call another of 2,000
     accounts with two reservations each already; p50 µs of each step and of both, and the WAL
-    bytes a KEEP."""
+    bytes a KEEP. Then the whole ``Ledger.check_contact`` of an SMS on the same two ledgers
+    (the accounts registered, ten events each, as in :func:`test_check_contact_anatomy`),
+    alternating, each call another account: hot (back to back), then after a 0.6 ms sleep.
+    (Some accounts DEFER: the first part's reservations count as today's messages.)"""
     from kernel.ledger.store import MIGRATIONS
+    from kernel.synth import generate
     calls = 200 if _smoke(benchmark) else 2_000
-    accounts = [f"A{i:06d}" for i in range(2_000)]
+    book = generate(2_000, seed=11)
+    for name, values in (("time_zone", pa.array([_business_zone()] * book.num_rows)),
+                         ("country", pa.array(["CN"] * book.num_rows).dictionary_encode()),
+                         ("consent_automated_contact", pa.array([True] * book.num_rows))):
+        book = book.set_column(book.schema.get_field_index(name), name, values)
+    accounts = book["account_id"].to_pylist()
     before = [s for s in MIGRATIONS[0][1] if "reservations" in s.split("(")[0]]      # the table, its index
     ledgers = {}
     for layout in ("keyed_by_account", "rowid_before"):
@@ -482,9 +491,32 @@ def test_keep_write_by_reservations_layout(benchmark, tmp_path):
                                        for step, v in times[layout].items()}
         figures[f"{layout}_wal_bytes_per_keep"] = round(
             (os.path.getsize(f"{ledger.store.path}-wal") - wal[layout]) / calls)
-        ledger.close()
     figures["both_p50_ratio"] = round(figures["keyed_by_account_p50_us"]["both"]
                                       / figures["rowid_before_p50_us"]["both"], 3)
+    history = events(10 * len(accounts), 1, time.time_ns() // 1000 - 3600 * 1_000_000)
+    history = history.set_column(1, "account_id", pa.array([accounts[i % len(accounts)]
+                                                            for i in range(history.num_rows)]))
+    for ledger in ledgers.values():
+        ledger.register(book)
+        ledger.ingest(history)
+    for label, pause, first in (("hot", 0.0, 0), ("after_sleep", 0.0006, calls // 2)):
+        whole = {layout: [] for layout in ledgers}
+        outcomes = {layout: {} for layout in ledgers}
+        for k in range(first, first + calls // 2):
+            for layout, ledger in (ledgers.items() if k % 2 else reversed(ledgers.items())):
+                if pause:
+                    time.sleep(pause)
+                now = dt.datetime.now(UTC)
+                start = clock()
+                outcome = ledger.check_contact(accounts[k], "SMS", now, pipeline.judge, now=now).outcome
+                whole[layout].append(clock() - start)
+                outcomes[layout][outcome] = outcomes[layout].get(outcome, 0) + 1
+        p50 = {layout: float(np.percentile(whole[layout], 50)) * 1e6 for layout in ledgers}
+        figures[f"check_contact_{label}"] = {**{f"{layout}_p50_us": round(v, 1) for layout, v in p50.items()},
+                                             "p50_ratio": round(p50["keyed_by_account"] / p50["rowid_before"], 3),
+                                             "outcomes": outcomes["keyed_by_account"]}
+    for ledger in ledgers.values():
+        ledger.close()
     benchmark.extra_info.update(figures)
     print("\nA KEEP's write by reservations layout:", json.dumps(figures))
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
