@@ -211,38 +211,6 @@ def test_a_store_at_an_older_schema_is_upgraded_on_open(ledger_url, ledger_sql, 
         open_store(ledger_url)
 
 
-def test_a_ledger_of_schema_3_keeps_its_reservations_through_the_reservations_rebuild(ledger_url, ledger_sql,
-                                                                                    monkeypatch):
-    """Version 4 rebuilds SQLite's reservations keyed by (account, instant) without a rowid:
-    a ledger made before it keeps every reservation, reported or not, and its ids stay unique;
-    PostgreSQL's table is left as it is (its version moves on)."""
-    with monkeypatch.context() as m:                            # a postloan of schema version 3
-        m.setattr(store_module, "MIGRATIONS", [mig for mig in store_module.MIGRATIONS if mig[0] <= 3])
-        m.setattr(store_module, "SCHEMA_VERSION", 3)
-        with Ledger(ledger_url) as ledger:
-            store = ledger.store
-            with store.transaction() as cur:
-                for i, (account, at) in enumerate((("A", 5), ("B", 3), ("A", 2), ("A", 5))):
-                    store.add_reservation(cur, f"{i:032x}", account, 1, at, at + 900, 1)
-                store.mark_reported(cur, [("e9", f"{1:032x}")])
-            before = store.dump_tables()["reservations"]
-            assert store.version() == 3
-    with Ledger(ledger_url) as ledger:                          # today's postloan upgrades it
-        assert ledger.store.version() == store_module.SCHEMA_VERSION
-        assert ledger.store.dump_tables()["reservations"] == before
-        with ledger.store.transaction() as cur:
-            assert ledger.store.reservations_by_id(cur, [f"{1:032x}", f"{3:032x}"]) == {
-                f"{1:032x}": ("B", 1, "e9"), f"{3:032x}": ("A", 1, None)}
-        with pytest.raises(StoreError):                         # an id is still one reservation's
-            with ledger.store.transaction() as cur:
-                ledger.store.add_reservation(cur, f"{2:032x}", "C", 1, 7, 907, 1)
-    if ledger_url.startswith("sqlite"):
-        (sql,), = ledger_sql(ledger_url, "SELECT sql FROM sqlite_master WHERE name = 'reservations'")
-        assert "WITHOUT ROWID" in sql and "PRIMARY KEY (account_id, at, reservation_id)" in sql
-        assert {name for name, in ledger_sql(ledger_url, "SELECT name FROM sqlite_master WHERE type = 'index' AND "
-                                                         "tbl_name = 'reservations'")} == {"reservations_id"}
-
-
 def test_a_failing_migration_changes_nothing(ledger_url, ledger_sql, monkeypatch):
     with Ledger(ledger_url) as ledger:
         ledger.ingest(events([pay("e1")]), now=T)
