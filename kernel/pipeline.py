@@ -410,7 +410,6 @@ class _PolicySet:
             cache[planned] = found
         return found
 
-
     def action_for(self, code: int) -> tuple | None:
         """When one engine judges every policy that applies to the action ``code`` and offers
         ``judge_action`` (one action of one account, its verdict as plain values): (its
