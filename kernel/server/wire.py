@@ -688,16 +688,13 @@ class KernelInputs:
                 None if now == _NO_MOMENT else EPOCH_UTC + dt.timedelta(0, 0, now))
 
     def thread_head(self) -> np.ndarray:
-        """This thread's request head: where the request pass notes what it found."""
+        """This thread's request head: where the request pass notes what it found (positions
+        in the request; after :meth:`stage_request`, what it found)."""
         try:
             return self._local.head
         except AttributeError:
             head = self._local.head = np.zeros(_ID_STOP + 1, np.int64)
             return head
-
-    def request_head(self) -> np.ndarray:
-        """What this thread's last :meth:`stage_request` found (positions in the request)."""
-        return self._local.head
 
     def request_account(self, data: bytes) -> bytes:
         """The Account's bytes within the request ``data`` that :meth:`stage_request` just

@@ -465,7 +465,7 @@ class RequestDecider:
             args = self._local.args
         except AttributeError:
             args = self._thread_args()
-        n = _decide_staged(np.frombuffer(data, np.uint8), self.inputs.request_head(), days, args[14],
+        n = _decide_staged(np.frombuffer(data, np.uint8), self.inputs.thread_head(), days, args[14],
                            args[16], args[17], *args[18:])
         return self._answer(account_id, n, args, days, now_us)
 
