@@ -234,8 +234,7 @@ class DecisionServer:
         _add_service(decision_pb2_grpc.add_DecisionServiceServicer_to_server, DecisionServicer(self), server,
                      raw_responses=("Decide",), raw_requests=("Decide",))
         _add_service(decision_pb2_grpc.add_BundleAdminServicer_to_server, BundleAdminServicer(self), server)
-        _add_service(ledger_pb2_grpc.add_LedgerServicer_to_server, LedgerServicer(self), server,
-                     raw_responses=("CheckContact",), raw_requests=("CheckContact",))
+        _add_service(ledger_pb2_grpc.add_LedgerServicer_to_server, LedgerServicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (DECISION_SERVICE, ADMIN_SERVICE, LEDGER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

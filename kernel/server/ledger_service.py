@@ -15,8 +15,7 @@ from ..ledger.ledger import instant_us
 from . import convert, ipc, status
 from ._proto.postloan.v1 import contract_pb2, ledger_pb2, ledger_pb2_grpc
 from .interceptors import CALL
-from .app import RawRequest
-from .service import _Base, _handled, _parsed
+from .service import _Base, _handled
 from .status import FieldError, QuotaError
 
 UTC = dt.timezone.utc
@@ -49,67 +48,11 @@ def _set_instant(field: Timestamp, value: dt.datetime) -> None:
     field.nanos = delta.microseconds * 1_000
 
 
-def _varint(out: bytearray, value: int) -> None:
-    """Append ``value`` (≥ 0, < 2⁶⁴) as a protobuf varint."""
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-
-
-def _put_text(out: bytearray, key: int, text: str) -> None:
-    data = text.encode()
-    _varint(out, key)
-    _varint(out, len(data))
-    out += data
-
-
-def _put_instant_us(out: bytearray, key: int, us: int) -> None:
-    """Append a Timestamp field holding the instant ``us`` (µs since the epoch, the gate's
-    unit): seconds floor, nanos in [0, 10⁹), each left out when 0, as protobuf writes it."""
+def _set_instant_us(field: Timestamp, us: int) -> None:
+    """:func:`_set_instant` of an instant given as µs since the epoch (the gate's unit)."""
     seconds, micros = divmod(us, 1_000_000)
-    body = bytearray()
-    if seconds:
-        body.append(0x08)
-        _varint(body, seconds & 0xFFFF_FFFF_FFFF_FFFF)      # int64: a negative one in ten bytes
-    if micros:
-        body.append(0x10)
-        _varint(body, micros * 1_000)
-    _varint(out, key)
-    _varint(out, len(body))
-    out += body
-
-
-def check_contact_answer(outcome: str, reason: str | None, next_allowed: int | None, policy: str | None,
-                         reservation: str | None, expires: int | None) -> bytes:
-    """A verdict as CheckContactResponse's wire bytes — the bytes ``SerializeToString`` gives of
-    the message with only the fields the verdict sets (an unset string or Timestamp reads as
-    empty) — written straight: building the message and serializing it cost a call more."""
-    out = bytearray((0x08, _OUTCOMES[outcome]))      # outcome = 1: KEEP, DEFER, BLOCK are 1–3
-    if reason:
-        _put_text(out, 0x12, reason)                  # reason_code = 2
-    if next_allowed is not None:
-        _put_instant_us(out, 0x1A, next_allowed)      # next_allowed_at = 3
-    if policy:
-        _put_text(out, 0x22, policy)                  # policy = 4
-    if reservation:
-        _put_text(out, 0x2A, reservation)             # reservation_id = 5
-    if expires is not None:
-        _put_instant_us(out, 0x32, expires)           # expires_at = 6
-    return bytes(out)
-
-
-def _check_contact_question(request) -> tuple[str, int, Timestamp | None]:
-    """A CheckContactRequest's account_id, channel number and ``at`` (None: unset). The
-    usual request — an ASCII account id of under 128 bytes, then a channel of one byte, as
-    every protobuf library writes it — is read from its bytes; any other is parsed in full."""
-    if type(request) is RawRequest:
-        data = request.data
-        size = len(data) - 4
-        if size >= 0 and data[0] == 0x0A and data[1] == size and data[size + 2] == 0x10 and data.isascii():
-            return data[2:size + 2].decode("ascii"), data[size + 3], None
-        request = _parsed(request)
-    return request.account_id, request.channel, request.at if request.HasField("at") else None
+    field.seconds = seconds
+    field.nanos = micros * 1_000
 
 
 class LedgerServicer(_Base, ledger_pb2_grpc.LedgerServicer):
@@ -152,15 +95,15 @@ class LedgerServicer(_Base, ledger_pb2_grpc.LedgerServicer):
     def CheckContact(self, request, context):
         ledger = self._ledger(context)
         engine = self._engine(context)
-        account_id, channel, at_field = _check_contact_question(request)
+        account_id = request.account_id
         if not account_id:
             raise FieldError("account_id", "required")
         CALL.account_id = account_id
-        name = _GATE_CHANNELS.get(channel)
+        name = _GATE_CHANNELS.get(request.channel)
         if name is None:
             raise FieldError("channel", "required: one of " + ", ".join(n for k, n in _CHANNELS.items() if k))
         now = time.time_ns() // 1_000               # µs since the epoch: the gate's own unit
-        at = now if at_field is None else instant_us(convert.timestamp_value(at_field, "at"))
+        at = instant_us(convert.timestamp_value(request.at, "at")) if request.HasField("at") else now
         try:
             outcome, reason, next_allowed, policy, reservation, expires, _ = check_contact_values(
                 ledger, engine.pipeline.judge, account_id, name, at, now)
@@ -169,7 +112,19 @@ class LedgerServicer(_Base, ledger_pb2_grpc.LedgerServicer):
             if field in ("channel", "at", "account_id"):
                 raise FieldError(field, detail) from None
             raise FieldError("request", str(e)) from None
-        return check_contact_answer(outcome, reason, next_allowed, policy, reservation, expires)
+        # only the fields the verdict sets (an unset string or Timestamp reads as empty)
+        response = ledger_pb2.CheckContactResponse(outcome=_OUTCOMES[outcome])
+        if reservation is not None:
+            response.reservation_id = reservation
+        if expires is not None:
+            _set_instant_us(response.expires_at, expires)
+        if reason:
+            response.reason_code = reason
+        if policy:
+            response.policy = policy
+        if next_allowed is not None:
+            _set_instant_us(response.next_allowed_at, next_allowed)
+        return response
 
     @_handled
     def GetState(self, request, context):
