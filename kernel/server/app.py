@@ -115,32 +115,27 @@ def _wait_in_slices(event: threading.Event, timeout: float | None) -> bool:
 
 class _TrackedPool(cf.ThreadPoolExecutor):
     """The RPC thread pool, remembering the calls it holds (running or queued), so that a
-    graceful stop waits for exactly the calls admitted before it began.
-
-    Each call's future is kept as it is submitted and the finished ones are dropped in bulk,
-    once the kept ones reach twice what the last drop left (at least 64): no callback per call
-    on the RPC thread when it finishes (≈ 5 µs a call of the polling and RPC threads' CPU in
-    the server, docs/ledger.md, twelfth round), memory bounded by twice the calls in flight."""
+    graceful stop waits for exactly the calls admitted before it began."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._held: list[cf.Future] = []
+        self._held: set[cf.Future] = set()
         self._held_lock = threading.Lock()
-        self._drop_done_at = 64
 
     def submit(self, fn, /, *args, **kwargs):
         future = super().submit(fn, *args, **kwargs)
         with self._held_lock:
-            held = self._held
-            held.append(future)
-            if len(held) >= self._drop_done_at:
-                held[:] = [f for f in held if not f.done()]
-                self._drop_done_at = max(64, 2 * len(held))
+            self._held.add(future)
+        future.add_done_callback(self._release)         # at once if already done
         return future
+
+    def _release(self, future) -> None:
+        with self._held_lock:
+            self._held.discard(future)
 
     def held(self) -> set[cf.Future]:
         with self._held_lock:
-            return {f for f in self._held if not f.done()}
+            return set(self._held)
 
 
 @dataclass

@@ -555,28 +555,3 @@ def test_workers_exit_when_the_supervisor_is_killed(tmp_path):
     while _listening_sockets(port) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _listening_sockets(port) == 0
-
-
-def test_the_tracked_pool_holds_exactly_the_unfinished_calls_and_forgets_the_rest():
-    """A graceful stop waits for ``held()``: every call submitted and not finished, queued or
-    running, and none that finished; the finished ones are dropped in bulk, so thousands of
-    calls leave no more than a few dozen kept."""
-    import threading
-
-    from kernel.server.app import _TrackedPool
-    pool = _TrackedPool(3)
-    release = threading.Event()
-    try:
-        blocked = [pool.submit(release.wait, 30) for _ in range(2)]    # two threads held
-        for _ in range(5_000):
-            pool.submit(int).result(timeout=30)                        # on the third
-        blocked += [pool.submit(release.wait, 30) for _ in range(2)]   # the third held, one queued
-        assert pool.held() == set(blocked)
-        assert len(pool._held) < 200
-        release.set()
-        for future in blocked:
-            future.result(timeout=30)
-        assert pool.held() == set()
-    finally:
-        release.set()
-        pool.shutdown()
