@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import runpy
 import signal
 import sys
@@ -102,7 +101,8 @@ def main() -> int:
         _time_steps()
     _on_dump(args.out)
     if args.shape == "echo":
-        sys.argv = [str(HERE / "grpc_echo_peer.py"), "--port", "0", "--response", args.response, "--method", args.method]
+        sys.argv = [str(HERE / "grpc_echo_peer.py"), "--port", "0", "--response", args.response,
+                    "--method", args.method]
         runpy.run_path(sys.argv[0], run_name="__main__")
         return 0
     _switch_off(set(filter(None, args.variant.split(","))))
@@ -112,5 +112,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())
