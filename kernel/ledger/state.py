@@ -224,8 +224,9 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     before the first instant the patterns may turn (:func:`_folded_until`) — a car with a GPS
     state as of ``at`` is folded every call: its last ping and hours offline move with the
     clock, its outputs never repeat. Rows not remembered take one compiled call
-    (:func:`_fold_flat`; without the pattern pass :func:`_fold_rows`, of seven arguments). ``patterns`` False (a caller that reads no ``alert_*`` column: the
-    gate whose policies read none) leaves the pattern pass and its columns out; every other
+    (:func:`_fold_flat`; without the pattern pass :func:`_fold_rows`, of seven arguments).
+    ``patterns`` False (a caller that reads no ``alert_*`` column: the gate whose policies
+    read none) leaves the pattern pass and its columns out; every other
     column is the same. ``outputs`` (with ``patterns`` False, without ``remember``: the
     gate's one question) answers the fold's outputs as they are — its integer and its float
     outputs (:data:`~kernel.ledger.fold.INT_COLUMNS`, ``FLOAT_COLUMNS``) as two lists — and
