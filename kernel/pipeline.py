@@ -778,7 +778,7 @@ class Pipeline:
             # a request heading for neither repossession nor disposal: its batch with the empty
             # valuation columns first from the start — the sources Batch.add leaves below when
             # the valuation finds nothing to value —, its record merged once
-            extra = Record(_NO_VALUATION)
+            extra = _NO_VALUATION
             if "account_id" in decisions or "account_id" in book:
                 # the result's decision record (the decisions, the id, the empty valuation) is
                 # the batch's first source: it reads as [extra, decisions, book] do, and the
@@ -786,7 +786,7 @@ class Pipeline:
                 decided = _with_columns(decisions, extra, book)
                 batch = Batch(n, as_of, now, [decided, book], self.config)
             else:
-                batch = Batch(n, as_of, now, [extra, decisions, book], self.config)
+                batch = Batch(n, as_of, now, [Record(extra), decisions, book], self.config)
         else:
             batch = Batch(n, as_of, now, [decisions, book], self.config)
             extra = self._valuation(batch)
@@ -803,18 +803,17 @@ class Pipeline:
         if not actions:
             return PipelineResult(_with_columns(decisions, extra, book) if decided is None else decided,
                                   dict(_NO_ACTIONS), [], conflicts)
-        plan = self._plan(batch)
+        actions = self._plan(batch)              # the plan's own dict (_checked_plan's): the actions' columns
         errors: list[str] = []
-        verdict = self._comply(batch, plan, errors)
-        actions = {**plan, **verdict}
+        actions.update(self._comply(batch, actions, errors))
+        rows = actions.pop("row")
         merged = batch.merged
         account_id = merged.get("account_id") if merged is not None else None
         if type(account_id) is str:              # one record's id: each action's (batch.raw's row 0)
-            ids = actions["account_id"] = np.empty(plan["row"].shape[0], dtype=object)
+            ids = actions["account_id"] = np.empty(rows.shape[0], dtype=object)
             ids.fill(account_id)
         else:
-            actions["account_id"] = _take(batch.raw("account_id"), plan["row"])
-        del actions["row"]
+            actions["account_id"] = _take(batch.raw("account_id"), rows)
         if decided is None:
             decided = _with_columns(decisions, extra, book)
         return PipelineResult(decided, actions, errors, conflicts)

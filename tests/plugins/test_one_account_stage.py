@@ -737,6 +737,26 @@ def test_a_records_merged_values_after_add_are_worked_out_again(book):
     assert batch.merged is None
 
 
+def test_records_merged_values_are_each_columns_first_value(book):
+    """``Batch.merged`` of one, two or three records: each column's value from the first
+    source holding it, in the order merging them from the last to the first gives (a plain
+    dict, the sources left as they were); one record is itself; a source of columns, none."""
+    from kernel.hookspecs import Batch
+    record = Record(book.slice(7, 1).to_pylist()[0])
+    decided = Record({"dpd": 1, "collection_tier.tier": "MILD", "country": "US"})
+    extra = Record({"valuation.price": 5.0, "country": "CN", "dpd": 2})
+    for sources in ([record], [decided, record], [extra, decided, record], [extra, decided]):
+        kept = [dict(s) for s in sources]
+        folded: dict = {}
+        for source in reversed(sources):
+            folded.update(source)
+        merged = Batch(1, AS_OF, NOW, sources).merged
+        assert merged == folded and list(merged) == list(folded)
+        assert (merged is sources[0]) if len(sources) == 1 else type(merged) is dict
+        assert [dict(s) for s in sources] == kept
+    assert Batch(1, AS_OF, NOW, [decided, {"dpd": np.array([3])}]).merged is None
+
+
 def _with_nulls(table: pa.Table) -> pa.Table:
     """``table`` with a rotating few of the scripts' optional values null (the name, the car's
     brand, the penalty interest, the demand notices sent, the currency), one account in five."""
