@@ -920,8 +920,7 @@ class Pipeline:
         try:
             values = self.valuation.value(batch, rows)
         except Exception as e:
-            plugin = self.plugins.provider(hook, self.valuation_name)
-            who = f"valuation method {self.valuation_name!r} (plugin {plugin!r}, hook {hook})"
+            who, plugin = self._valuation_who()
             if isinstance(e, PostloanError):
                 raise PluginError(f"{who}: {e}", plugin=plugin, hook=hook) from e
             raise PluginError(f"{who} raised {type(e).__name__}{_where(e)}", plugin=plugin, hook=hook) from e
