@@ -10,10 +10,12 @@
   minutes of pings ingested one second's worth at a time; the sustained rate must stay above
   the arrival rate.
 * **CheckContact** p50 against a bare grpcio echo answering the same bytes (goal ≤ 1.5×),
-  and its anatomy in process: each step's p50 against the whole, hot and after a sleep; and
-  where the server's cost goes around the gate (``-k where_check_contact``): the service, the
-  service with a constant gate and that one with each of its differences from the echo
-  switched off, each thread's CPU a call against the echo's (``server_cost_peer.py``).
+  and its anatomy in process: each step's p50 against the whole, hot and after a sleep; the
+  gate's two compiled calls (the fold, the policies' verdict) against the same work taking
+  its inputs as separate arguments, alternating call by call; and where the server's cost
+  goes around the gate (``-k where_check_contact``): the service, the service with a
+  constant gate and that one with each of its differences from the echo switched off, each
+  thread's CPU a call against the echo's (``server_cost_peer.py``).
 * **Decide with state** (``--store``) p50 against the same Decide without a ledger (goal
   ≤ 1.1×), both servers in their own processes, calls alternating in blocks: one account
   asked over and over (the store's cache of its rows answers), and 1,200 accounts asked once
@@ -565,6 +567,130 @@ def test_check_contact_anatomy(benchmark, pipeline, tmp_path):
     benchmark.extra_info.update(figures)
     print("\nCheckContact in process, p50 per step (us):", json.dumps(figures))
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+
+
+def test_gate_compiled_calls_by_their_arguments(benchmark, pipeline):
+    """The gate's two compiled calls as they are — the fold of one account's rows
+    (``state._fold_rows``: seven arguments, the call's values in the thread's head array) and
+    the policies' verdict on one SMS (``K.judge_one``: six, the request's values in one call
+    buffer) — against the same work taking its inputs as separate arguments, as they did
+    before the twelfth round (22 and 12: compiled here, calling the same inner functions),
+    alternating call by call in one process; the outputs checked equal. What the ratio shows
+    is Numba's dispatcher checking and unboxing each argument."""
+    from numba import njit
+
+    import postloan_builtins.compliance_kernels as K
+    from kernel.batches import Batch
+    from kernel.hookspecs import ACTION, Record
+    from kernel.ledger import fold as F
+    from kernel.ledger import state as S
+    from kernel.synth import generate
+
+    fold_inputs, fold = S._flat_columns, F.fold
+
+    @njit
+    def fold_by_arguments(flat, n, zone_starts, zone_offsets, starts, state_at, today, last_ping, grace_days,
+                          tamper_days, offline_after_us, ints, floats, match_it, reads, patterns, steps, matchers,
+                          conds, values, flags, completed):
+        ok, kind, at, day, amount, promise, channel, outcome, expiry = fold_inputs(flat, n, zone_starts,
+                                                                                 zone_offsets)
+        if not ok:
+            return False
+        fold(starts, kind, at, day, amount, promise, channel, outcome, expiry, state_at, today, last_ping,
+             grace_days, tamper_days, offline_after_us, ints, floats)
+        return True
+
+    run_arrays, zone_arrays, judge_planned, Inputs = K._run_arrays, K._zone_arrays, K.judge_planned, K.Inputs
+
+    @njit
+    def judge_by_arguments(run, action, at, X, A, D, zone, zones, now, as_of, needs, out):
+        kernels, scopes, base, P = run_arrays(run)
+        zst, zen, zts, zoff, zob = zone_arrays(zones)
+        inp = Inputs(action, at, np.zeros(action.shape[0], np.int64), X, A, D, P, base, zone, zst, zen, zts, zoff,
+                     zob, now, as_of)
+        judge_planned(kernels, scopes, inp, needs & 1 != 0, needs & 2 != 0, needs & 4 != 0, out[0], out[1],
+                      out[2], out[3])
+
+    calls = 2_000 if _smoke(benchmark) else 50_000
+    now_us = time.time_ns() // 1000
+    # one account's eleven rows, in the store's form and the fold's order
+    rows = sorted([(F.CONTACT, now_us - k * 3_600_000_000 * 7, None, None, F.PHONE if k % 2 else F.SMS,
+                    F.RIGHT_PARTY if k % 3 == 0 else 0, None) for k in range(8)]
+                  + [(F.PAYMENT, now_us - 40 * 3_600_000_000, 250.0, None, None, None, None),
+                     (F.PROMISE, now_us - 80 * 3_600_000_000, 500.0, now_us // DAY + 3, None, None, None),
+                     (F.PAYMENT, now_us - 20 * 3_600_000_000, 300.0, None, None, None, None)], key=S._order)
+    settings = S.StateSettings()
+    b = S._OneRow()
+    zone = _business_zone()
+    table = S._zone_table(zone, rows[0][1], rows[-1][1])
+    flat = S.array("d", [S._NAN if v is None else v for row in rows for v in row])
+    b.head[1:5] = (len(rows), now_us, S._local_day_of(zone, now_us), NULL_TIME)
+    constants = S._fold_constants(settings)
+    prog = S._program(settings)
+    flags, completed = b.alerts(prog)
+    old_ints, old_floats = F.empty_outputs(1)
+    grace, tamper, offline = constants.tolist()
+
+    def fold_now():
+        return S._fold_rows(flat, table[2], table[3], b.head, constants, b.ints, b.floats)
+
+    def fold_before():
+        return fold_by_arguments(flat, len(rows), table[2], table[3], b.starts, b.state_at, b.today, b.last_ping,
+                                 grace, tamper, offline, old_ints, old_floats, False, prog.reads, prog.patterns,
+                                 prog.steps, prog.matchers, prog.conds, prog.values, flags, completed)
+
+    assert fold_now() and fold_before()
+    assert b.ints.tolist() == old_ints.tolist() and np.array_equal(b.floats, old_floats, equal_nan=True)
+
+    # one SMS of a book account, judged by the pipeline's own run of compiled policies
+    record = generate(1, seed=11).to_pylist()[0]
+    record.update(time_zone=zone, country="CN")
+    at = dt.datetime.now(UTC)
+    code = ACTION["SMS"]
+    batch = Batch(1, at.date(), at, [Record(record)], pipeline.config)
+    judge_action, policies = pipeline.sets[pipeline._route_one(batch)].action_for(code)
+    engine = judge_action.__self__
+    run = engine._run_of(policies)
+    call = run.buffers(1)
+    run.read_one(batch.merged, call.values)
+    call.values[call.at] = S.array("q", [batch.now_us])
+    call.values[K.ONE_NOW] = batch.now_us
+    call.values[K.ONE_AS_OF] = (batch.as_of - dt.date(1970, 1, 1)).days
+    derived = run.derived_of(batch)
+    zone_ids, zones = engine._zone_inputs_one(run, batch.merged, [batch.now_us], batch.now_us, call.values)
+    codes = run.codes_of([code])
+    X = np.array(call.call[:K.ONE_NOW]).reshape(-1, 1)
+    at_us = np.array([batch.now_us], np.int64)
+    facts = np.zeros((K.N_ACTION_FACTS, 1), np.int64)
+    out = np.empty((4, 1), np.int64)
+    as_of = (batch.as_of - dt.date(1970, 1, 1)).days
+
+    def judge_now():
+        K.judge_one(run.packed, codes, derived, zone_ids, zones, call.call)
+
+    def judge_before():
+        judge_by_arguments(run.packed, codes, at_us, X, facts, derived, zone_ids, zones, batch.now_us, as_of,
+                           run.needs, out)
+
+    judge_now()
+    judge_before()
+    assert call.out.tolist() == out.tolist()
+
+    figures: dict = {"calls_each": calls, "rows": len(rows), "load_average_1m": os.getloadavg()[0]}
+    clock = time.perf_counter_ns
+    for name, now, before in (("fold", fold_now, fold_before), ("judge", judge_now, judge_before)):
+        times: dict[str, list] = {"now": [], "before": []}
+        for _ in range(calls):
+            for which, fn in (("now", now), ("before", before)):
+                start = clock()
+                fn()
+                times[which].append(clock() - start)
+        p50 = {k: float(np.percentile(v, 50)) / 1000 for k, v in times.items()}
+        figures[name] = {"now_us": round(p50["now"], 3), "before_us": round(p50["before"], 3),
+                         "ratio": round(p50["now"] / p50["before"], 3)}
+    benchmark.extra_info.update(figures)
+    print("\nThe gate's compiled calls, p50 by their arguments:", json.dumps(figures))
+    benchmark.pedantic(fold_now, rounds=1, iterations=1)
 
 
 def _p50_each(call, accounts) -> list[float]:

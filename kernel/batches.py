@@ -67,13 +67,18 @@ class Batch:
         merged = self._merged
         if merged is _UNSEEN:
             merged = None
-            if all(kind == "record" for _, _, kind in self._sources):
-                if len(self._sources) == 1:        # one record (the gate's question): itself
-                    merged = self._sources[0][0]
-                else:
-                    merged = {}
-                    for source, _, _ in reversed(self._sources):
-                        merged.update(source)
+            sources = self._sources
+            for _, _, kind in sources:
+                if kind != "record":
+                    break
+            else:
+                merged = sources[-1][0]            # one record (the gate's question): itself
+                if len(sources) > 1:
+                    # the last source's copy (dict.copy clones its table: no rehash, no
+                    # resizing), the others' values over it
+                    merged = merged.copy()
+                    for k in range(len(sources) - 2, -1, -1):
+                        merged.update(sources[k][0])
             self._merged = merged
         return merged
 

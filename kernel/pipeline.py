@@ -778,7 +778,7 @@ class Pipeline:
             # a request heading for neither repossession nor disposal: its batch with the empty
             # valuation columns first from the start — the sources Batch.add leaves below when
             # the valuation finds nothing to value —, its record merged once
-            extra = Record(_NO_VALUATION)
+            extra = _NO_VALUATION
             if "account_id" in decisions or "account_id" in book:
                 # the result's decision record (the decisions, the id, the empty valuation) is
                 # the batch's first source: it reads as [extra, decisions, book] do, and the
@@ -786,14 +786,15 @@ class Pipeline:
                 decided = _with_columns(decisions, extra, book)
                 batch = Batch(n, as_of, now, [decided, book], self.config)
             else:
-                batch = Batch(n, as_of, now, [extra, decisions, book], self.config)
+                batch = Batch(n, as_of, now, [Record(extra), decisions, book], self.config)
         else:
             batch = Batch(n, as_of, now, [decisions, book], self.config)
-            extra = self._valuation(batch)
             if isinstance(book, Record):
-                extra = Record({k: _first_value(v) for k, v in extra.items()} if extra else _NO_VALUATION)
-            elif extra is None:
-                extra = _no_valuation(n)
+                extra = self._valuation_record(batch)
+            else:
+                extra = self._valuation(batch)
+                if extra is None:
+                    extra = _no_valuation(n)
             if self.experiment is not None:          # the decision column experiment.arm
                 from .evaluation.arms import decision_arms
                 arms = decision_arms(batch, self.experiment)
@@ -803,18 +804,17 @@ class Pipeline:
         if not actions:
             return PipelineResult(_with_columns(decisions, extra, book) if decided is None else decided,
                                   dict(_NO_ACTIONS), [], conflicts)
-        plan = self._plan(batch)
+        actions = self._plan(batch)              # the plan's own dict (_checked_plan's): the actions' columns
         errors: list[str] = []
-        verdict = self._comply(batch, plan, errors)
-        actions = {**plan, **verdict}
+        actions.update(self._comply(batch, actions, errors))
+        rows = actions.pop("row")
         merged = batch.merged
         account_id = merged.get("account_id") if merged is not None else None
         if type(account_id) is str:              # one record's id: each action's (batch.raw's row 0)
-            ids = actions["account_id"] = np.empty(plan["row"].shape[0], dtype=object)
+            ids = actions["account_id"] = np.empty(rows.shape[0], dtype=object)
             ids.fill(account_id)
         else:
-            actions["account_id"] = _take(batch.raw("account_id"), plan["row"])
-        del actions["row"]
+            actions["account_id"] = _take(batch.raw("account_id"), rows)
         if decided is None:
             decided = _with_columns(decisions, extra, book)
         return PipelineResult(decided, actions, errors, conflicts)
@@ -875,10 +875,7 @@ class Pipeline:
         """The valuation columns of the accounts heading for repossession or disposal; None
         when there are none."""
         if batch.n == 1:                           # a request: its two flags as Python bools
-            for name in _VALUED:
-                if batch.has(name) and batch.bool_one(name):
-                    break
-            else:
+            if not self._valued_one(batch):
                 return None
             rows = np.zeros(1, np.int64)
         else:
@@ -894,6 +891,23 @@ class Pipeline:
             out[name][rows] = values
         return out
 
+    @staticmethod
+    def _valued_one(batch: Batch) -> bool:
+        """Whether one account (a batch of one) heads for repossession or disposal."""
+        for name in _VALUED:
+            if batch.has(name) and batch.bool_one(name):
+                return True
+        return False
+
+    def _valuation_record(self, batch: Batch) -> Record:
+        """Row 0 of :meth:`_valuation` as the Record the stage adds for one account (its
+        values as :func:`_first_value` reads them, the empty valuation when it is not valued):
+        :meth:`valuate`'s one-row columns read directly — the row is all of them — without
+        the batch's null columns they would be written into first."""
+        if not self._valued_one(batch):
+            return Record(_NO_VALUATION)
+        return Record({k: _first_value(v) for k, v in self.valuate(batch, np.zeros(1, np.int64)).items()})
+
     def valuate(self, batch: Batch, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Value the cars of ``rows`` (indices into ``batch``) with the configured valuation
         method and choose each one's disposal channel: the columns ``valuation.price``,
@@ -902,20 +916,27 @@ class Pipeline:
         ``disposal_channel.expected_days``, one value per row of ``rows``. The batch needs
         the vehicle's columns, ``country`` and what the valuation method reads. A method that
         raises or returns malformed values raises :class:`~kernel.plugins.PluginError`."""
-        hook, plugin = "postloan_valuation_methods", self.plugins.provider("postloan_valuation_methods", self.valuation_name)
-        who = f"valuation method {self.valuation_name!r} (plugin {plugin!r}, hook {hook})"
+        hook = "postloan_valuation_methods"
         try:
             values = self.valuation.value(batch, rows)
-        except PostloanError as e:
-            raise PluginError(f"{who}: {e}", plugin=plugin, hook=hook) from e
         except Exception as e:
+            who, plugin = self._valuation_who()
+            if isinstance(e, PostloanError):
+                raise PluginError(f"{who}: {e}", plugin=plugin, hook=hook) from e
             raise PluginError(f"{who} raised {type(e).__name__}{_where(e)}", plugin=plugin, hook=hook) from e
-        price = _checked_floats(values, rows.size, who, plugin, hook)
+        price = _checked_floats(values, rows.size, self._valuation_who, hook)
         age = np.maximum(_year_fraction(batch.as_of) - batch.int("model_year")[rows], 0.0)
         best, net, days = self._channel_table.choose(
             price, age, batch.float("mileage_km")[rows], batch.enum("condition_grade")[rows], batch.enum("country")[rows])
-        method = np.full(rows.size, self.valuation_name, dtype=object)
+        method = np.empty(rows.size, dtype=object)
+        method.fill(self.valuation_name)
         return dict(zip(_VALUATION_COLUMNS, (price, method, self._channel_names[best], net, days)))
+
+    def _valuation_who(self) -> tuple[str, str]:
+        """(what to call the valuation method in an error, its plugin)."""
+        hook = "postloan_valuation_methods"
+        plugin = self.plugins.provider(hook, self.valuation_name)
+        return f"valuation method {self.valuation_name!r} (plugin {plugin!r}, hook {hook})", plugin
 
     def _plan(self, batch: Batch) -> dict[str, Any]:
         hook = "postloan_collection_strategies"
@@ -1208,13 +1229,17 @@ def _first_value(values):
     return None if v is None or (isinstance(v, float) and v != v) else (v.item() if hasattr(v, "item") else v)
 
 
-def _checked_floats(values, n: int, who: str, plugin: str, hook: str) -> np.ndarray:
+def _checked_floats(values, n: int, who, hook: str) -> np.ndarray:
+    """``values`` as ``n`` float64s; ``who`` gives (who returned them, plugin) when they are not."""
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise PluginError(f"{who} returned {type(values).__name__} values that are not numbers", plugin=plugin, hook=hook) from None
+        name, plugin = who()
+        raise PluginError(f"{name} returned {type(values).__name__} values that are not numbers", plugin=plugin,
+                          hook=hook) from None
     if arr.shape != (n,):
-        raise PluginError(f"{who} returned {arr.shape[0] if arr.ndim else 'a scalar'} values for {n} rows",
+        name, plugin = who()
+        raise PluginError(f"{name} returned {arr.shape[0] if arr.ndim else 'a scalar'} values for {n} rows",
                           plugin=plugin, hook=hook)
     return arr
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import weakref
 from dataclasses import dataclass
 from typing import Callable
 
@@ -29,7 +30,7 @@ from ..hookspecs import NULL_TIME, Record
 from .events import CHANNEL
 from .join import _RECORD_COLUMNS, _merge_code, gate_record_code
 from .ledger import _patterns_lookback_us, instant_us
-from .state import derive_one
+from .state import derive_one, of_settings
 from .store import REGISTRY_COLUMNS
 
 __all__ = ["ContactVerdict", "check_contact", "check_contact_values", "GATED_CHANNELS", "UNKNOWN_ACCOUNT", "GateError"]
@@ -72,6 +73,29 @@ _EVERY_COLUMN = (_merge_code(_RECORD_COLUMNS, _BOOK), True, None)
 
 
 def _state_of(judge: Callable, action: str) -> tuple[Callable, bool, Callable | None]:
+    """:func:`_state_of_judge`, kept per judge's owner (a pipeline, held weakly) and action:
+    the gate asks it on every question, and a pipeline's columns never change."""
+    owner = getattr(judge, "__self__", judge)
+    key = (id(owner), action)
+    found = _BY_JUDGE.get(key)
+    if found is not None and found[0]() is owner:
+        return found[1]
+    state_of = _state_of_judge(judge, action)
+    try:
+        held = weakref.ref(owner)
+    except TypeError:                       # (an owner no weak reference can name: asked each time)
+        return state_of
+    if len(_BY_JUDGE) >= 64:
+        _BY_JUDGE.clear()
+    _BY_JUDGE[key] = (held, state_of)
+    return state_of
+
+
+#: (a weak reference to the judge's owner, _state_of_judge's answer) by (the owner's id, action)
+_BY_JUDGE: dict = {}
+
+
+def _state_of_judge(judge: Callable, action: str) -> tuple[Callable, bool, Callable | None]:
     """How the gate puts the account's derived state into its record, of the columns
     ``judge`` reads to judge ``action``: a pipeline's :meth:`~kernel.pipeline.Pipeline.judge`
     says which (``judge_columns_of``: the policies that judge the action, and the routing
@@ -109,7 +133,7 @@ def account_record(store, cur, account_id: str, at_us: int, settings,
     keeps the book's value."""
     merge_into, patterns, build = state_of
     registered, rows, gps, offline = store.gate_rows(
-        cur, account_id, at_us, at_us - settings.lookback_us,
+        cur, account_id, at_us, at_us - _gate_constants(settings)[1],
         at_us - _patterns_lookback_us(settings) if patterns else None)
     if registered is None:
         return None
@@ -120,6 +144,13 @@ def account_record(store, cur, account_id: str, at_us: int, settings,
     merge_into(record, derive_one(rows, record["time_zone"], at_us, settings, gps, offline, ordered=True,
                                   patterns=patterns))
     return record
+
+
+@of_settings
+def _gate_constants(settings) -> tuple[int, int, int]:
+    """The gate's settings in µs, worked out once per settings: the allowed clock skew, the
+    rows' look-back (``lookback_us``) and a reservation's length."""
+    return int(settings.max_clock_skew_seconds * 1e6), settings.lookback_us, int(settings.reservation_minutes * 60e6)
 
 
 _RECORD_KEYS = ("account_id", *REGISTRY_COLUMNS)
@@ -150,7 +181,7 @@ def check_contact_values(ledger, judge: Callable, account_id: str, channel: str,
     if not isinstance(account_id, str) or not account_id or len(account_id) > 64:
         raise GateError("account_id: expected 1 to 64 characters")
     s = ledger.settings
-    skew = int(s.max_clock_skew_seconds * 1e6)
+    skew, _, reservation_us = _gate_constants(s)
     if at_us < now_us - skew:
         raise GateError("at: in the past (a gate reserves attempts about to happen)")
     if at_us > now_us + 7 * 86_400_000_000:
@@ -167,6 +198,6 @@ def check_contact_values(ledger, judge: Callable, account_id: str, channel: str,
             return (outcome, reason, None if next_allowed == NULL_TIME else next_allowed, policy, None, None,
                     tuple(errors))
         reservation = os.urandom(16).hex()
-        expires = at_us + int(s.reservation_minutes * 60e6)
+        expires = at_us + reservation_us
         store.add_reservation(cur, reservation, account_id, CHANNEL[channel], at_us, expires, now_us)
     return "KEEP", None, None, None, reservation, expires, tuple(errors)

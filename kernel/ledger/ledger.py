@@ -248,6 +248,11 @@ class Ledger:
         self._registered[row[0]] = row[1:]
         return written
 
+    def knows(self, account_id: str) -> bool:
+        """Whether the ledger has heard of ``account_id`` (registered, or any event, GPS
+        position or reservation of it): the accounts :meth:`state` lists by default."""
+        return self.store.knows(account_id)
+
     def registered(self, accounts: Sequence[str] | None = None) -> dict[str, dict]:
         """The registered book columns of ``accounts`` (None: every account) by account id."""
         return {a: dict(zip(REGISTRY_COLUMNS, v)) for a, v in self.store.registered(accounts).items()}

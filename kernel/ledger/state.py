@@ -224,8 +224,9 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
     before the first instant the patterns may turn (:func:`_folded_until`) — a car with a GPS
     state as of ``at`` is folded every call: its last ping and hours offline move with the
     clock, its outputs never repeat. Rows not remembered take one compiled call
-    (:func:`_fold_flat`). ``patterns`` False (a caller that reads no ``alert_*`` column: the
-    gate whose policies read none) leaves the pattern pass and its columns out; every other
+    (:func:`_fold_flat`; without the pattern pass :func:`_fold_rows`, of seven arguments).
+    ``patterns`` False (a caller that reads no ``alert_*`` column: the gate whose policies
+    read none) leaves the pattern pass and its columns out; every other
     column is the same. ``outputs`` (with ``patterns`` False, without ``remember``: the
     gate's one question) answers the fold's outputs as they are — its integer and its float
     outputs (:data:`~kernel.ledger.fold.INT_COLUMNS`, ``FLOAT_COLUMNS``) as two lists — and
@@ -268,38 +269,35 @@ def derive_one(rows: list[tuple], zone: str | None, at: int, settings: StateSett
             out.memo = kept[5].memo
             out["state_at"] = at
             return out
-    starts, state_at, today, last_ping, ints, floats = b.starts, b.state_at, b.today, b.last_ping, b.ints, b.floats
-    starts[1] = len(rows)
-    state_at[0] = at
-    today[0] = day
-    last_ping[0] = last
-    offline_after_us = int(settings.gps_offline_after_hours * 3_600_000_000)
+    head, ints, floats = b.head, b.ints, b.floats
+    head[1] = len(rows)
+    head[2] = at
+    head[3] = day
+    head[4] = last
+    constants = _fold_constants(settings)
     if not remember and (rows or silences):
-        # rows read once (nothing to keep): both passes in one compiled call, fed the rows (and
-        # the offline periods) as one flat buffer instead of eight NumPy columns
-        if prog is None:
-            prog, match_it = _program(settings), False
-        else:
-            match_it = True
-        flags, completed = b.alerts(prog)
+        # rows read once (nothing to keep): the fold (and the pattern pass) in one compiled call,
+        # fed the rows (and the offline periods) as one flat buffer instead of eight NumPy columns
         table = _zone_table(zone, rows[0][1], rows[-1][1]) if rows else _ZONE_TABLES[zone]   # (rows by instant)
         flat = array("d", [_NAN if v is None else v for row in rows for v in row])
-        if silences and match_it and P.GPS_OFFLINE in prog.kinds:
-            silences.sort(key=_first)          # (stable, by instant: P._group's order)
-            flat.extend([v for silence in silences for v in silence])
-        if _fold_flat(flat, len(rows), table[2], table[3], starts, state_at, today, last_ping,
-                      settings.promise_grace_days, settings.gps_tamper_days, offline_after_us, ints, floats, match_it,
-                      prog.reads, prog.patterns, prog.steps, prog.matchers, prog.conds, prog.values, flags, completed):
+        if prog is None:
+            folded = _fold_rows(flat, table[2], table[3], head, constants, ints, floats)
+        else:
+            flags, completed = b.alerts(prog)
+            if silences and P.GPS_OFFLINE in prog.kinds:
+                silences.sort(key=_first)          # (stable, by instant: P._group's order)
+                flat.extend([v for silence in silences for v in silence])
+            folded = _fold_flat(flat, table[2], table[3], head, constants, ints, floats, prog.reads, prog.patterns,
+                                prog.steps, prog.matchers, prog.conds, prog.values, flags, completed)
+        if folded:
             if outputs:
                 return ints[0].tolist(), floats[0].tolist()
-            out = _values(ints, floats, prog if match_it else None, flags, completed)
+            out = _values(ints, floats, prog, flags, completed)
             out["state_at"] = at
             return out
-        if not match_it:                      # (not vouched for: the columns' way below)
-            prog = flags = completed = None
+    starts, state_at, today, last_ping = b.starts, b.state_at, b.today, b.last_ping
     columns = fold_inputs(rows, zone, remember)
-    F.fold(starts, *columns, state_at, today, last_ping, settings.promise_grace_days, settings.gps_tamper_days,
-           offline_after_us, ints, floats)
+    F.fold(starts, *columns, state_at, today, last_ping, *constants.tolist(), ints, floats)
     if patterns:
         silent = None
         if silences:
@@ -364,23 +362,13 @@ _EXACT = 2.0 ** 53
 _fold, _match = F.fold, P.match
 
 
-@njit(cache=True)
-def _fold_flat(flat, n, zone_starts, zone_offsets, starts, state_at, today, last_ping, grace_days, tamper_days,
-               offline_after_us, ints, floats, match_it, reads, patterns, steps, matchers, conds, values, flags,
-               completed):
-    """:func:`fold_inputs`, :func:`kernel.ledger.fold.fold` and (``match_it``) the pattern
-    matcher for one account's ``n`` rows given as one float64 buffer (each row's seven values
-    in :meth:`Store.account_rows`' order, NaN for null), then its GPS_OFFLINE pseudo-events
-    (each one's start and end, by start); the local days from the zone's transitions
-    (``zone_starts``, ``zone_offsets``: ``offsets[bisect_right(starts, t)]``, as
-    :func:`_local_days_of`). False, with nothing written, when a value is not an integer a
-    float64 holds exactly (then the caller takes the columns' way)."""
-    m = (len(flat) - 7 * n) // 2
-    for i in range(len(flat)):
-        v = flat[i]
-        if v == v and i % 7 != 2 or i >= 7 * n:          # (amounts are floats; the rest whole numbers)
-            if not (abs(v) < _EXACT and v == np.floor(v)):
-                return False
+@njit(cache=True, inline="always")
+def _flat_columns(flat, n, zone_starts, zone_offsets):
+    """The fold's event columns of ``n`` rows given as one float64 buffer (each row's seven
+    values in :meth:`Store.account_rows`' order, NaN for null), with each event's local day
+    from the zone's transitions (``zone_starts``, ``zone_offsets``: ``offsets[bisect_right(starts,
+    t)]``, as :func:`_local_days_of`); ``ok`` False when a value is not an integer a float64
+    holds exactly (every value of the buffer is checked, the offline periods after the rows too)."""
     kind = np.empty(n, np.int8)
     at = np.empty(n, np.int64)
     day = np.empty(n, np.int64)
@@ -389,11 +377,18 @@ def _fold_flat(flat, n, zone_starts, zone_offsets, starts, state_at, today, last
     channel = np.empty(n, np.int8)
     outcome = np.empty(n, np.int8)
     expiry = np.empty(n, np.int64)
-    for i in range(n):
+    ok = True
+    for i in range(len(flat)):
+        v = flat[i]
+        if v == v and i % 7 != 2 or i >= 7 * n:          # (amounts are floats; the rest whole numbers)
+            if not (abs(v) < _EXACT and v == np.floor(v)):
+                ok = False
+    for i in range(n if ok else 0):
         k, t, a, p, c, o, x = (flat[7 * i], flat[7 * i + 1], flat[7 * i + 2], flat[7 * i + 3], flat[7 * i + 4],
                                flat[7 * i + 5], flat[7 * i + 6])
         if k != k or t != t or k < 0 or k > 127 or c > 127 or o > 127:
-            return False
+            ok = False
+            break
         kind[i] = np.int8(k)
         at[i] = np.int64(t)
         day[i] = (at[i] + zone_offsets[np.searchsorted(zone_starts, at[i], side="right")]) // US_PER_DAY
@@ -402,6 +397,37 @@ def _fold_flat(flat, n, zone_starts, zone_offsets, starts, state_at, today, last
         channel[i] = -1 if c != c else np.int8(c)
         outcome[i] = -1 if o != o else np.int8(o)
         expiry[i] = NULL_TIME if x != x else np.int64(x)
+    return ok, kind, at, day, amount, promise, channel, outcome, expiry
+
+
+@njit(cache=True)
+def _fold_rows(flat, zone_starts, zone_offsets, head, constants, ints, floats):
+    """:func:`fold_inputs` and :func:`kernel.ledger.fold.fold` for one account's rows given as
+    one float64 buffer (:func:`_flat_columns`): the call's own values in this thread's
+    ``head`` (0, the number of rows, the moment, its local day, the last ping: the fold's
+    ``starts``, ``state_at``, ``today`` and ``gps_last`` are views of it) and the settings'
+    in ``constants`` (:func:`_fold_constants`) — seven arguments for the dispatcher to check,
+    not the fold's seventeen. False, with nothing written, when :func:`_flat_columns` cannot
+    vouch for a value (then the caller takes the columns' way)."""
+    ok, kind, at, day, amount, promise, channel, outcome, expiry = _flat_columns(flat, head[1], zone_starts,
+                                                                               zone_offsets)
+    if not ok:
+        return False
+    _fold(head[0:2], kind, at, day, amount, promise, channel, outcome, expiry, head[2:3], head[3:4], head[4:5],
+          constants[0], constants[1], constants[2], ints, floats)
+    return True
+
+
+@njit(cache=True)
+def _fold_flat(flat, zone_starts, zone_offsets, head, constants, ints, floats, reads, patterns, steps, matchers,
+               conds, values, flags, completed):
+    """:func:`_fold_rows` and the pattern matcher in one call: the buffer holds the rows, then
+    the GPS_OFFLINE pseudo-events (each one's start and end, by start)."""
+    n = head[1]
+    ok, kind, at, day, amount, promise, channel, outcome, expiry = _flat_columns(flat, n, zone_starts, zone_offsets)
+    if not ok:
+        return False
+    m = (len(flat) - 7 * n) // 2
     o_starts = np.zeros(2, np.int64)
     o_starts[1] = m
     o_at = np.empty(m, np.int64)
@@ -409,11 +435,11 @@ def _fold_flat(flat, n, zone_starts, zone_offsets, starts, state_at, today, last
     for j in range(m):
         o_at[j] = np.int64(flat[7 * n + 2 * j])
         o_hours[j] = (np.int64(flat[7 * n + 2 * j + 1]) - o_at[j]) / P.US_PER_HOUR
-    _fold(starts, kind, at, day, amount, promise, channel, outcome, expiry, state_at, today, last_ping, grace_days,
-          tamper_days, offline_after_us, ints, floats)
-    if match_it:
-        _match(starts, kind, at, amount, channel, outcome, o_starts, o_at, o_hours, reads, state_at, patterns, steps,
-               matchers, conds, values, flags, completed)
+    starts, state_at = head[0:2], head[2:3]
+    _fold(starts, kind, at, day, amount, promise, channel, outcome, expiry, state_at, head[3:4], head[4:5],
+          constants[0], constants[1], constants[2], ints, floats)
+    _match(starts, kind, at, amount, channel, outcome, o_starts, o_at, o_hours, reads, state_at, patterns, steps,
+           matchers, conds, values, flags, completed)
     return True
 
 
@@ -513,10 +539,11 @@ class _OneRow:
     call: the values leave as Python scalars)."""
 
     def __init__(self):
-        self.starts = np.zeros(2, np.int64)
-        self.state_at = np.zeros(1, np.int64)
-        self.today = np.zeros(1, np.int64)
-        self.last_ping = np.zeros(1, np.int64)
+        #: (0, rows, moment, its local day, last ping): the compiled calls' one argument of the
+        #: call's own values, and the fold's one-row inputs as views of it
+        self.head = np.zeros(5, np.int64)
+        self.starts, self.state_at, self.today, self.last_ping = (self.head[0:2], self.head[2:3], self.head[3:4],
+                                                                  self.head[4:5])
         self.ints, self.floats = F.empty_outputs(1)
         self._alerts: tuple = (None, None, None)
         #: per pattern program (None: no pattern pass), the values of the fold outputs seen last by
@@ -639,6 +666,14 @@ def of_settings(fn):
         last[0] = (settings, value)
         return value
     return answer
+
+
+@of_settings
+def _fold_constants(settings: StateSettings) -> np.ndarray:
+    """The fold's settings as :func:`_fold_rows` takes them: the promise grace (days), the
+    tamper span (days) and the offline threshold (µs) — worked out once per settings."""
+    return np.array([settings.promise_grace_days, settings.gps_tamper_days,
+                     int(settings.gps_offline_after_hours * 3_600_000_000)], np.int64)
 
 
 @of_settings

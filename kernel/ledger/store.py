@@ -664,6 +664,17 @@ class Store:
             out[row[0]] = tuple(values)
         return out
 
+    def knows(self, account: str) -> bool:
+        """Whether the ledger has heard of ``account``: registered, or an event, a GPS
+        position or a reservation of it (the accounts :meth:`Ledger.state` lists)."""
+        with self.reading() as cur:
+            cur.execute(self._sql("SELECT 1 FROM accounts WHERE account_id = ? UNION ALL "
+                                  "SELECT 1 FROM (SELECT 1 FROM events WHERE account_id = ? LIMIT 1) e UNION ALL "
+                                  "SELECT 1 FROM gps_last WHERE account_id = ? UNION ALL "
+                                  "SELECT 1 FROM (SELECT 1 FROM reservations WHERE account_id = ? LIMIT 1) r"),
+                        (account,) * 4)
+            return cur.fetchone() is not None
+
     def registered_in(self, cur, account: str) -> tuple | None:
         """One account's registered book columns, read inside an open transaction (``cur``),
         or read now on this thread's connection (``cur`` None: one statement, one snapshot —

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..ledger import EventsError
@@ -132,7 +133,12 @@ class LedgerServicer(_Base, ledger_pb2_grpc.LedgerServicer):
         if not request.account_id:
             raise FieldError("account_id", "required")
         CALL.account_id = request.account_id
-        at = convert.timestamp_value(request.at) if request.HasField("at") else dt.datetime.now(UTC)
+        at = convert.timestamp_value(request.at, "at") if request.HasField("at") else dt.datetime.now(UTC)
+        if not ledger.knows(request.account_id):
+            # an empty state would read as "nothing happened": say the ledger does not know it
+            status.abort_plain(context, grpc.StatusCode.NOT_FOUND,
+                               f"account_id: the ledger has no registration, event, GPS position or "
+                               f"reservation of account {request.account_id!r}")
         zone = (ledger.registered([request.account_id]).get(request.account_id) or {}).get("time_zone")
         table = ledger.state(at=at, accounts=[request.account_id], zones={request.account_id: zone} if zone else None)
         row = table.to_pylist()[0]

@@ -636,34 +636,37 @@ class _Run:
             return local.by_m[m]
         except AttributeError:
             local.by_m = {}
-            local.values = array.array("q", bytes(8 * len(K.FEATURES)))
         except KeyError:
             pass
-        found = local.by_m[m] = _OneCall(local.values, m)
+        found = local.by_m[m] = _OneCall(m, self.needs)
         return found
 
 
 #: one action's scripts: none (the gate's question)
 _NO_SCRIPT = [None]
+_ONE_NOW, _ONE_AS_OF = K.ONE_NOW, K.ONE_AS_OF
 
 
 class _OneCall:
-    """One thread's inputs and outputs of one account's compiled call with ``m`` actions, for
-    one run: the features (``values``, an ``array('q')`` the run's reader writes into, the
-    ``X`` column viewing its memory — shared by every ``m``; the features no policy of the run
-    reads stay 0), each action's instant (``at``, viewed as ``at_us``), the per-action facts
-    (their rows are either never written — 0 — or written whole on every call: the script's
-    screen here, the planned calls before each by the compiled call) and the verdicts."""
+    """One thread's call buffer of one account's compiled call with ``m`` actions, for one run
+    (:func:`K.one_call_layout`): ``values``, an ``array('q')`` — the features the run's reader
+    writes into its first places (those no policy of the run reads stay 0), the moment, the
+    date and the run's ``needs`` (written once), each action's instant (``at``) —, ``call`` the int64
+    array viewing it (the compiled call's one argument of the request's values), ``facts``
+    the per-action facts (their rows are either never written — 0 — or written whole on every
+    call: the script's screen here, the planned calls before each by the compiled call) and
+    ``out`` the verdicts, views of it."""
 
-    __slots__ = ("values", "X", "at", "at_us", "facts", "out", "screened")
+    __slots__ = ("values", "call", "at", "facts", "out", "screened")
 
-    def __init__(self, values: array.array, m: int):
-        self.values = values
-        self.X = np.frombuffer(values, np.int64).reshape(-1, 1)
-        self.at = array.array("q", bytes(8 * m))
-        self.at_us = np.frombuffer(self.at, np.int64)
-        self.facts = np.zeros((K.N_ACTION_FACTS, m), np.int64)
-        self.out = np.empty((4, m), np.int64)
+    def __init__(self, m: int, needs: int):
+        at, facts, out, end = K.one_call_layout(m)
+        self.values = array.array("q", bytes(8 * end))
+        self.values[K.ONE_NEEDS] = needs
+        self.call = np.frombuffer(self.values, np.int64)
+        self.at = slice(at, facts)
+        self.facts = self.call[facts:out].reshape(K.N_ACTION_FACTS, m)
+        self.out = self.call[out:end].reshape(4, m)
         self.screened = False                   # whether the script row may hold a screen's bits
 
 
@@ -846,7 +849,9 @@ class Engine:
         values = call.values
         run.read_one(merged, values)
         derived = run.derived_of(batch)
-        call.at[:] = array.array("q", at)
+        values[call.at] = array.array("q", at)
+        values[_ONE_NOW] = batch.now_us
+        values[_ONE_AS_OF] = (batch.as_of - _EPOCH_DAY).days
         zone, zones = self._zone_inputs_one(run, merged, at, batch.now_us, values)
         facts = call.facts
         # a request's few scripts as plain values; a null script's screen is 0 (nothing to
@@ -858,10 +863,8 @@ class Engine:
         elif call.screened:
             facts[K.A_SCRIPT] = 0
             call.screened = False
-        out = call.out
-        K.judge_one(run.packed, run.codes_of(codes), call.at_us, call.X, facts, derived, zone, zones, batch.now_us,
-                    (batch.as_of - _EPOCH_DAY).days, run.needs, out)
-        outcome, reason, until, winner = out.tolist()
+        K.judge_one(run.packed, run.codes_of(codes), derived, zone, zones, call.call)
+        outcome, reason, until, winner = call.out.tolist()
         reasons = [None] * m
         names = [None] * m
         for i, j in enumerate(winner):

@@ -906,19 +906,42 @@ def _zone_arrays(zones):
 NEEDS_CALLS, NEEDS_SMS, NEEDS_THIRD = 1, 2, 4
 
 
+#: :func:`judge_one`'s call buffer: the features (``X``, one column), then the moment, the
+#: date (days) and ``needs``, then each action's instant, the facts (``A``) and the verdicts
+ONE_NOW, ONE_AS_OF, ONE_NEEDS = len(FEATURES), len(FEATURES) + 1, len(FEATURES) + 2
+
+
+@njit(cache=True, inline="always")
+def one_call_layout(m):
+    """Where :func:`judge_one`'s call buffer of ``m`` actions holds each action's instant, the
+    ``(N_ACTION_FACTS, m)`` facts and the ``(4, m)`` verdicts: their first positions, and the
+    buffer's length (the engine makes its buffers by it, the compiled call reads them by it)."""
+    at = ONE_NEEDS + 1
+    facts = at + m
+    out = facts + N_ACTION_FACTS * m
+    return at, facts, out, out + 4 * m
+
+
 @njit(cache=True)
-def judge_one(run, action, at, X, A, D, zone, zones, now, as_of, needs, out):
+def judge_one(run, action, D, zone, zones, call):
     """:func:`judge_planned` (the same functions, nothing else) for one account's request:
-    the inputs passed as plain arguments and made :data:`Inputs` here (typing a 16-field
-    tuple at the call costs ≈ 1.5 µs more than its fields) — the run's constant arrays packed
-    in one (:func:`pack_run`), the zones' tables in another (:func:`pack_zones`), the facts
-    it needs as bits (``NEEDS_*``): 12 arguments to unbox, not 22 —, every action the
-    account's (row 0); the verdicts in the rows of one ``(4, m)`` array — outcome, reason,
-    next allowed, winner — one array to allocate and one ``tolist`` to read back, not four
-    of each."""
+    the inputs made :data:`Inputs` here (typing a 16-field tuple at the call costs ≈ 1.5 µs
+    more than its fields) — the run's constant arrays packed in one (:func:`pack_run`), the
+    zones' tables in another (:func:`pack_zones`), and the request's own values in the
+    thread's one call buffer (:func:`one_call_layout`: the features, the moment, the date,
+    the facts it needs as bits ``NEEDS_*``, each action's instant and facts, the verdicts):
+    6 arguments to unbox, not 22 —, every action the account's (row 0); the verdicts in the
+    buffer's ``(4, m)`` rows — outcome, reason, next allowed, winner — read back by one
+    ``tolist``."""
     kernels, scopes, base, P = _run_arrays(run)
     zst, zen, zts, zoff, zob = _zone_arrays(zones)
-    inp = Inputs(action, at, np.zeros(action.shape[0], np.int64), X, A, D, P, base, zone, zst, zen, zts, zoff, zob,
-                 now, as_of)
+    m = action.shape[0]
+    at, facts, verdicts, end = one_call_layout(m)
+    X = call[:ONE_NOW].reshape((ONE_NOW, 1))
+    A = call[facts:verdicts].reshape((N_ACTION_FACTS, m))
+    out = call[verdicts:end].reshape((4, m))
+    needs = call[ONE_NEEDS]
+    inp = Inputs(action, call[at:facts], np.zeros(m, np.int64), X, A, D, P, base, zone, zst, zen, zts, zoff, zob,
+                 call[ONE_NOW], call[ONE_AS_OF])
     judge_planned(kernels, scopes, inp, needs & NEEDS_CALLS != 0, needs & NEEDS_SMS != 0, needs & NEEDS_THIRD != 0,
                   out[0], out[1], out[2], out[3])

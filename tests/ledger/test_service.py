@@ -61,6 +61,18 @@ def test_decide_registers_then_the_gate_reserves_and_the_report_counts(served):
         assert client.check_contact(account_id, "PHONE", at + dt.timedelta(hours=2))["outcome"] == "KEEP"
 
 
+def test_the_state_of_an_account_the_ledger_never_heard_of_is_not_found(served):
+    with Client(f"127.0.0.1:{served.port}") as client:
+        with pytest.raises(CallError) as e:
+            client.state("NEVER-SEEN-0001")
+        assert e.value.code.name == "NOT_FOUND" and "NEVER-SEEN-0001" in str(e.value)
+        # one event is enough for the ledger to know the account (registered or not)
+        now = dt.datetime.now(UTC)
+        client.ingest(pa.table({"event_id": ["known-1"], "account_id": ["SEEN-ONCE-0001"], "kind": ["PAYMENT"],
+                                "at": pa.array([now], TS), "amount": [10.0]}))
+        assert client.state("SEEN-ONCE-0001")["ledger_events"] == 1
+
+
 def test_bad_questions_are_invalid_argument(served):
     with Client(f"127.0.0.1:{served.port}") as client:
         with pytest.raises(CallError) as e:

@@ -1,7 +1,8 @@
 """One account's state by its two fast paths, held to the batch path (``Ledger.state_columns``).
 
 - An account read once: ``derive_one`` without ``remember`` feeds the fold and the pattern
-  matcher the rows as one flat buffer, in one compiled call (``state._fold_flat``).
+  matcher the rows as one flat buffer, in one compiled call (``state._fold_flat``; without the
+  pattern pass, ``state._fold_rows``).
 - An account asked again while its rows stand (SQLite's rows cache): ``derive_one`` keeps the
   values it folded for those rows and hands them back the same local day until the first
   instant the pattern pass may turn (``state._folded_until``) — no GPS state as of the moment.
@@ -115,7 +116,7 @@ def test_a_first_read_by_the_flat_buffer_equals_the_batch_path(book_and_events, 
 
 def test_a_flat_buffer_it_cannot_vouch_for_takes_the_columns_way():
     """A value no float64 holds exactly (an instant past 2⁵³ µs) is refused by the compiled
-    call, and derive_one answers by the columns' way."""
+    calls (with the pattern pass and without), and derive_one answers by the columns' way."""
     s = S.StateSettings()
     big = 2 ** 53 + 1
     rows = [(F.CONTACT, big, None, None, F.PHONE, F.RIGHT_PARTY, None)]
@@ -124,13 +125,17 @@ def test_a_flat_buffer_it_cannot_vouch_for_takes_the_columns_way():
     flags, completed = b.alerts(prog)
     table = S._zone_table("UTC", big, big)
     flat = S.array("d", [S._NAN if v is None else v for row in rows for v in row])
-    assert not S._fold_flat(flat, len(rows), table[2], table[3], b.starts, b.state_at, b.today, b.last_ping, 1, 30, 1,
-                            b.ints, b.floats, True, prog.reads, prog.patterns, prog.steps, prog.matchers, prog.conds,
-                            prog.values, flags, completed)
+    b.head[1] = len(rows)
+    constants = S._fold_constants(s)
+    assert not S._fold_flat(flat, table[2], table[3], b.head, constants, b.ints, b.floats, prog.reads, prog.patterns,
+                            prog.steps, prog.matchers, prog.conds, prog.values, flags, completed)
+    assert not S._fold_rows(flat, table[2], table[3], b.head, constants, b.ints, b.floats)
     one = derive_one(rows, "UTC", big + 5, s, ordered=True)
     S._INPUTS.clear()
     assert one["last_conversation_at"] == big and one["connected_calls_today"] == 1
     _same(one, derive_one(rows, "UTC", big + 5, s, ordered=True, remember=True), "big")
+    fewer = derive_one(rows, "UTC", big + 5, s, ordered=True, patterns=False)
+    _same(fewer, {name: one[name] for name in fewer}, "big, no pattern pass")
 
 
 def test_an_account_asked_again_is_folded_once_a_day_and_window_and_equals_the_batch_path(book_and_events, tmp_path,

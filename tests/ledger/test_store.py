@@ -472,3 +472,20 @@ def test_a_batch_of_new_events_is_stored_as_a_replayed_one_is(ledger_url, make_l
         by_id = {r[0]: r for r in fast}
         assert by_id["p1"][5] == 12.5 and by_id["c1"][5] is None and by_id["c1"][11] == "alice"
         assert by_id["c2"][11] is None and by_id["i1"][9] is not None and by_id["p1"][9] is None
+
+
+def test_the_store_knows_an_account_by_any_of_its_four_traces(ledger_url):
+    from kernel.synth import generate
+    at_us = int(T.timestamp() * 1e6)
+    book = generate(1, seed=3)
+    registered = book["account_id"][0].as_py()
+    with Ledger(ledger_url) as ledger:
+        ledger.register(book)
+        ledger.ingest(events([pay("e1", account="PAID"),
+                              {"event_id": "g1", "account_id": "PINGED", "kind": "GPS_PING", "at": T,
+                               "lat": 31.2, "lon": 121.5}]))
+        with ledger.store.transaction(lock_account="RESERVED") as cur:
+            ledger.store.add_reservation(cur, "r" * 32, "RESERVED", 1, at_us, at_us + 60_000_000, at_us)
+        for account in (registered, "PAID", "PINGED", "RESERVED"):
+            assert ledger.knows(account), account
+        assert not ledger.knows("NEVER") and not ledger.knows("")

@@ -737,6 +737,26 @@ def test_a_records_merged_values_after_add_are_worked_out_again(book):
     assert batch.merged is None
 
 
+def test_records_merged_values_are_each_columns_first_value(book):
+    """``Batch.merged`` of one, two or three records: each column's value from the first
+    source holding it, in the order merging them from the last to the first gives (a plain
+    dict, the sources left as they were); one record is itself; a source of columns, none."""
+    from kernel.hookspecs import Batch
+    record = Record(book.slice(7, 1).to_pylist()[0])
+    decided = Record({"dpd": 1, "collection_tier.tier": "MILD", "country": "US"})
+    extra = Record({"valuation.price": 5.0, "country": "CN", "dpd": 2})
+    for sources in ([record], [decided, record], [extra, decided, record], [extra, decided]):
+        kept = [dict(s) for s in sources]
+        folded: dict = {}
+        for source in reversed(sources):
+            folded.update(source)
+        merged = Batch(1, AS_OF, NOW, sources).merged
+        assert merged == folded and list(merged) == list(folded)
+        assert (merged is sources[0]) if len(sources) == 1 else type(merged) is dict
+        assert [dict(s) for s in sources] == kept
+    assert Batch(1, AS_OF, NOW, [decided, {"dpd": np.array([3])}]).merged is None
+
+
 def _with_nulls(table: pa.Table) -> pa.Table:
     """``table`` with a rotating few of the scripts' optional values null (the name, the car's
     brand, the penalty interest, the demand notices sent, the currency), one account in five."""
@@ -789,3 +809,40 @@ def test_every_requests_stage_is_its_rows_of_the_batchs(kernel, pipeline, book, 
     assert staged["accounts"] >= (400 if world == "ledger" else 200), staged["accounts"]
     assert staged["actions"] >= (30 if world == "ledger" else 400), staged["actions"]
     assert len(staged["scripts"]) >= (20 if world == "ledger" else 150), len(staged["scripts"])
+
+
+def test_a_records_valuation_is_row_0_of_the_batchs(pipeline, book):
+    """``Pipeline._valuation_record`` (the stage's valuation of one account's records: the
+    valued columns read from :meth:`Pipeline.valuate` directly) against row 0 of
+    ``_valuation`` (the columns of a batch, the valued rows written into null ones), as the
+    stage read it before: every value over drawn flags, prices (none, NaN, any), model years,
+    mileages, grades and countries (unknown and null too); the decisions as a record and as
+    one-row columns."""
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    from kernel.hookspecs import Batch
+    from kernel.pipeline import _NO_VALUATION, _first_value
+    base = book.slice(11, 1).to_pylist()[0]
+    flags = st.sampled_from([None, False, True])
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(flags, flags, st.one_of(st.none(), st.just(float("nan")), st.floats(0, 1e7)),
+           st.one_of(st.none(), st.integers(1990, 2030)), st.one_of(st.none(), st.floats(0, 5e5)),
+           st.sampled_from([None, "A", "C", "E", "Z"]), st.sampled_from([None, "CN", "US", "XX"]),
+           st.booleans())
+    def check(repossess, dispose, price, model_year, mileage, grade, country, columns):
+        record = Record({**base, "model_year": model_year, "mileage_km": mileage, "condition_grade": grade,
+                         "country": country})
+        decided = {"disposal.repossess": repossess, "disposal.dispose": dispose}
+        if price is not None:
+            decided["rv_model.price"] = price
+        decisions = {k: np.array([v], dtype=object if v is None else None) for k, v in decided.items()} \
+            if columns else Record(decided)
+        got = pipeline._valuation_record(Batch(1, AS_OF, NOW, [decisions, record], pipeline.config))
+        columns_of = pipeline._valuation(Batch(1, AS_OF, NOW, [decisions, record], pipeline.config))
+        want = Record({k: _first_value(v) for k, v in columns_of.items()} if columns_of else _NO_VALUATION)
+        assert type(got) is Record and list(got) == list(want)
+        assert {k: ("nan" if v != v else v) for k, v in got.items()} == \
+            {k: ("nan" if v != v else v) for k, v in want.items()}
+
+    check()
