@@ -12,7 +12,10 @@
 * **CheckContact** p50 against a bare grpcio echo answering the same bytes (goal ≤ 1.5×),
   and its anatomy in process: each step's p50 against the whole, hot and after a sleep; the
   gate's two compiled calls (the fold, the policies' verdict) against the same work taking
-  its inputs as separate arguments, alternating call by call.
+  its inputs as separate arguments, alternating call by call; and where the server's cost
+  goes around the gate (``-k where_check_contact``): the service, the service with a
+  constant gate and that one with each of its differences from the echo switched off, each
+  thread's CPU a call against the echo's (``server_cost_peer.py``).
 * **Decide with state** (``--store``) p50 against the same Decide without a ledger (goal
   ≤ 1.1×), both servers in their own processes, calls alternating in blocks: one account
   asked over and over (the store's cache of its rows answers), and 1,200 accounts asked once
@@ -318,6 +321,138 @@ def test_check_contact_against_echo(benchmark, ledger_services, tmp_path_factory
     benchmark.extra_info.update(figures)
     print("\nCheckContact vs echo:", json.dumps({k: round(v, 2) for k, v in figures.items()}))
     benchmark.pedantic(lambda: client.check_contact(ids[-1], "SMS"), rounds=1, iterations=1)
+
+
+#: bench/server_cost_peer.py's shapes: (name, shape, --variant)
+_COST_SHAPES = (("echo", "echo", ""), ("service", "service", ""), ("constant_gate", "service", "constant_gate"),
+                ("no_interceptor", "service", "constant_gate,no_interceptor"),
+                ("no_observe", "service", "constant_gate,no_observe"),
+                ("plain_pool_no_limit", "service", "constant_gate,plain_pool,no_limit"))
+
+
+def _threads_cpu_ns(pid: int) -> dict[str, int]:
+    """Each thread's CPU time so far (ns, /proc/PID/task/*/schedstat: not tick-quantised)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[task.name] = int((task / "schedstat").read_text().split()[0])
+        except OSError:
+            pass                        # a thread that ended meanwhile
+    return out
+
+
+def _peer_dump(proc, out: Path) -> dict:
+    """SIGUSR1 to a server_cost_peer.py process: its thread names and step totals."""
+    import signal
+    before = out.stat().st_mtime_ns if out.exists() else 0
+    proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if out.exists() and out.stat().st_mtime_ns != before:
+            try:
+                return json.loads(out.read_text())
+            except ValueError:          # written as we read it
+                pass
+        time.sleep(0.02)
+    raise RuntimeError(f"{out} was not written")
+
+
+def test_where_check_contact_server_cost_goes(benchmark, ledger_services, tmp_path_factory):
+    """What a CheckContact costs the *server* beyond the bare echo answering the same bytes,
+    and which of the server's differences costs what: processes of ``server_cost_peer.py``
+    (``_COST_SHAPES``: the echo, the service as it serves, the service whose gate answers a
+    constant KEEP — the server around the gate alone —, and that one with one difference
+    switched off at a time) on the ledger_services store, each asked in turn for a sustained
+    ``seconds`` (one call at a time, each another account), in alternating order over the
+    rounds. Per call: each process's CPU by thread — gRPC's polling thread, the RPC threads,
+    gRPC's C threads — from /proc (ns), and each thread's CPU in gRPC's server steps (the
+    peers time them all alike); medians over the rounds."""
+    import grpc
+
+    from kernel.server._proto.postloan.v1 import contract_pb2, ledger_pb2
+    book, _, _, port = ledger_services
+    ids = book["account_id"].to_pylist()
+    sms = contract_pb2.ContactChannel.Value("CONTACT_CHANNEL_SMS")
+    requests = [ledger_pb2.CheckContactRequest(account_id=a, channel=sms).SerializeToString() for a in ids]
+    method = "/postloan.v1.Ledger/CheckContact"
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        answer = channel.unary_unary(method)(requests[1], timeout=30)
+    folder = tmp_path_factory.mktemp("cost")
+    (folder / "answer.bin").write_bytes(answer)
+    seconds, rounds = (0.3, 1) if _smoke(benchmark) else (3.0, 6)
+    procs, calls, channels = {}, {}, []
+    try:
+        for name, shape, variant in _COST_SHAPES:
+            out = folder / f"{name}.json"
+            if shape == "echo":
+                extra = ["--response", str(folder / "answer.bin"), "--method", method]
+                ready = "port "
+            else:
+                audit = folder / f"{name}-audit.log"
+                extra = ["--variant", variant, "--", "serve", "--port", "0", "--threads", "16", "--audit-log",
+                         str(audit), "--audit-sync", "interval", "--store", _PIDS["store"]]
+                ready = '"listening"'
+            proc, peer_port = _spawn([sys.executable, str(HERE / "server_cost_peer.py"), shape, "--steps", "--out",
+                                      str(out), *extra], ready)
+            procs[name] = (proc, out)
+            channel = grpc.insecure_channel(f"127.0.0.1:{peer_port}")
+            channels.append(channel)
+            calls[name] = channel.unary_unary(method)
+        for name, call in calls.items():                # every bundle compiled and warm
+            deadline = time.monotonic() + 600
+            while True:
+                try:
+                    call(requests[0], timeout=30)
+                    break
+                except grpc.RpcError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+        k = 2
+        per_round: dict[str, list[dict]] = {name: [] for name in calls}
+        for r in range(rounds):
+            for name in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
+                call, (proc, out) = calls[name], procs[name]
+                for _ in range(100):                          # warm
+                    call(requests[k % len(requests)], timeout=30)
+                    k += 1
+                first = _peer_dump(proc, out)
+                before = _threads_cpu_ns(proc.pid)
+                latencies, start = [], time.perf_counter()
+                while time.perf_counter() - start < seconds:
+                    t = time.perf_counter()
+                    call(requests[k % len(requests)], timeout=30)
+                    latencies.append(time.perf_counter() - t)
+                    k += 1
+                after = _threads_cpu_ns(proc.pid)
+                last = _peer_dump(proc, out)
+                n = len(latencies)
+                figures = {"p50_us": float(np.percentile(latencies, 50)) * 1e6, "cpu_us": 0.0}
+                for tid, ns in after.items():
+                    thread = last["threads"].get(tid, "gRPC C threads")
+                    group = ("polling" if thread.startswith("Thread-") and "_serve" in thread else
+                             "rpc_threads" if thread.startswith(("postloan-rpc", "ThreadPoolExecutor")) else
+                             thread if thread == "gRPC C threads" else "other")
+                    us = (ns - before.get(tid, 0)) / n / 1e3
+                    figures[group] = figures.get(group, 0.0) + us
+                    figures["cpu_us"] += us
+                for step, (ns, count) in last["steps"].items():
+                    ns0, count0 = first["steps"].get(step, (0, 0))
+                    figures[f"step {step}"] = (ns - ns0) / max(count - count0, 1) / 1e3
+                per_round[name].append(figures)
+    finally:
+        for channel in channels:
+            channel.close()
+        for proc, _ in procs.values():
+            _stop(proc)
+    table = {name: {key: round(float(np.median([f.get(key, 0.0) for f in rows])), 1)
+                    for key in sorted(set().union(*rows))} for name, rows in per_round.items()}
+    table["load_average_1m"] = os.getloadavg()[0]
+    benchmark.extra_info.update(table)
+    print("\nCheckContact, where the server's cost goes (µs a call, medians of the rounds):")
+    for name, figures in table.items():
+        print(f"  {name}: {json.dumps(figures) if isinstance(figures, dict) else figures}")
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
 
 
 def test_check_contact_anatomy(benchmark, pipeline, tmp_path):
