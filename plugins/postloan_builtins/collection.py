@@ -14,8 +14,6 @@ import functools
 import itertools
 import math
 import string
-import struct
-import threading
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +29,8 @@ from kernel.hookspecs import ACTION, NULL_TIME, US_PER_DAY, US_PER_MINUTE, Batch
 from kernel.schema import ENUMS
 
 from . import compliance_kernels as K
-from . import script_kernel as SCK
 from . import strategy_kernel as SK
-from .compliance import (_SCREEN_TABLE, IDENTITY_MARKERS, SCREENED_ACTIONS, VOICEMAIL_MARKERS, mentions_debt,
-                         remember_screened, screen_english, screen_scripts)
+from .compliance import IDENTITY_MARKERS, VOICEMAIL_MARKERS, mentions_debt, screen_scripts
 
 __all__ = ["TieredStrategy", "Template", "TemplateSet", "FIELDS", "load_templates", "format_money",
            "TIERS", "TIER_CHANNELS"]
@@ -845,23 +841,24 @@ _READ_KINDS = {"money": ("float", "one.amount_of"), "int": ("int", "one.int_of")
                "flag": ("bool", "one.flag")}
 
 
-def _when(said: dict, clauses: tuple, combination: tuple) -> str:
-    """The condition, in the generated code, that a template's clauses are said as ``combination``."""
-    return " and ".join(said[f] if s else f"not {said[f]}" for f, s in zip(clauses, combination)) or "True"
-
-
-#: what a slot not shown holds in the compiled renderer's values, by kind (a text: "")
-_PLACEHOLDERS = {"money": "0.0", "int": "0"}
-
-
-def _account_code(templates: tuple, values: bool) -> tuple[list, dict, dict, dict]:
-    """The generated code :func:`_account_renderer` and :func:`_account_values` share: the
-    function's head, each clause's "said" (variables ``d*``) and each distinct slot's value
-    (``t*``, where a said piece shows it) — its text, or with ``values`` an amount's float and a
-    count's int as read (:mod:`.script_kernel` writes them). Returns the lines, the names they
-    use, the clauses' variables by field and the slots' (variable, field, unit, language) by key."""
+def _account_renderer(templates: tuple, positions: tuple) -> Any:
+    """One account's scripts of a combination of templates, as one generated function
+    ``render(one, get, symbol)`` giving every action's script (``positions``: for each action
+    its template's index in ``templates``, −1 for none: None). ``templates``: for each distinct
+    template the fields of its clauses and its render plan (:meth:`Template.format_plan`, the
+    strategy's constants written in) for every combination of clauses said. The function
+    works out each clause's "said" inline (a cent or more due, a count above 0: as
+    :meth:`_Renderer._due`), then each distinct slot's text once — only where a said piece
+    shows it, as the batch renderer asks for it —, then fills the plan of the clauses said.
+    A money or whole-number value is a record's own float / int read by ``get`` (the merged
+    record's ``dict.get``, or :func:`_no_get`) where :meth:`_OneAccount.amount_of` /
+    :meth:`_OneAccount.int_of` would give that same value, asked of them otherwise, and
+    written by the formats of :func:`_money_text` and :func:`counted` inlined; every other
+    field by its :func:`_one_text` function. Kept per combination of templates
+    (:meth:`TieredStrategy._render_one`); pinned to the batch renderer by
+    tests/plugins/test_one_account_stage.py, script by script, byte for byte."""
     env: dict = {"ABSENT": _ABSENT, "NULL": NULL_TIME, "MISSING": _MISSING}
-    lines = [f"def {'values' if values else 'render'}(one, get, symbol):"]
+    lines = ["def render(one, get, symbol):"]
     reads: dict = {}                                  # (column, kind) -> the variable read at the top
     numbers = itertools.count()
 
@@ -902,7 +899,7 @@ def _account_code(templates: tuple, values: bool) -> tuple[list, dict, dict, dic
                     lines.append(f"    {name} = {read(_INTS[f], 'int', lines, '    ', True)} > 0")
 
     def when(clauses: tuple, combination: tuple) -> str:
-        return _when(said, clauses, combination)
+        return " and ".join(said[f] if s else f"not {said[f]}" for f, s in zip(clauses, combination)) or "True"
 
     # every slot's text, once: where some said piece shows it (else never worked out)
     texts: dict = {}                                  # slot key -> (variable, field, unit, language)
@@ -922,11 +919,7 @@ def _account_code(templates: tuple, values: bool) -> tuple[list, dict, dict, dic
         out: list = []
         indent = "    " if always else "        "
         kind = FIELDS[field].kind
-        if values and kind in ("money", "int"):       # the value itself: script_kernel writes it
-            value = amount(field, out, indent, always) if kind == "money" else read(_INTS[field], "int", out, indent,
-                                                                                   always)
-            out.append(f"{indent}{name} = {value}")
-        elif kind == "money":
+        if kind == "money":
             a = amount(field, out, indent, always)
             if a.startswith("("):                    # a sum (total_due): added once
                 out.append(f"{indent}a = {a}")
@@ -970,30 +963,8 @@ def _account_code(templates: tuple, values: bool) -> tuple[list, dict, dict, dic
             env[f"T_{name}"] = _one_text(field, language, unit)
             out.append(f"{indent}{name} = T_{name}(one)")
         if not always:
-            if values:                                # not shown: a placeholder the kernel skips
-                lines.append(f"    {name} = {_PLACEHOLDERS.get(kind, repr(''))}")
             lines.append(f"    if {' or '.join(sorted(f'({c})' for c in conditions))}:")
         lines.extend(out)
-    return lines, env, said, texts
-
-
-def _account_renderer(templates: tuple, positions: tuple) -> Any:
-    """One account's scripts of a combination of templates, as one generated function
-    ``render(one, get, symbol)`` giving every action's script (``positions``: for each action
-    its template's index in ``templates``, −1 for none: None). ``templates``: for each distinct
-    template the fields of its clauses and its render plan (:meth:`Template.format_plan`, the
-    strategy's constants written in) for every combination of clauses said. The function
-    works out each clause's "said" inline (a cent or more due, a count above 0: as
-    :meth:`_Renderer._due`), then each distinct slot's text once — only where a said piece
-    shows it, as the batch renderer asks for it —, then fills the plan of the clauses said.
-    A money or whole-number value is a record's own float / int read by ``get`` (the merged
-    record's ``dict.get``, or :func:`_no_get`) where :meth:`_OneAccount.amount_of` /
-    :meth:`_OneAccount.int_of` would give that same value, asked of them otherwise, and
-    written by the formats of :func:`_money_text` and :func:`counted` inlined; every other
-    field by its :func:`_one_text` function. Kept per combination of templates
-    (:meth:`TieredStrategy._render_one`); pinned to the batch renderer by
-    tests/plugins/test_one_account_stage.py, script by script, byte for byte."""
-    lines, env, said, texts = _account_code(templates, values=False)
     # each template's script: the plan of its clauses said
     for k, (clauses, plans) in enumerate(templates):
         branches = list(plans.items())
@@ -1014,123 +985,11 @@ def _account_renderer(templates: tuple, positions: tuple) -> Any:
                 lines.append(f"    {fill}")
             else:
                 lines.append(f"    {'if' if b == 0 else 'elif' if b < len(branches) - 1 else 'else'}"
-                             f"{'' if b == len(branches) - 1 else ' ' + _when(said, clauses, combination)}:")
+                             f"{'' if b == len(branches) - 1 else ' ' + when(clauses, combination)}:")
                 lines.append(f"        {fill}")
     lines.append(f"    return [{', '.join('None' if p < 0 else f's{p}' for p in positions)}]")
     exec(compile("\n".join(lines) + "\n", f"<scripts of {len(templates)} templates>", "exec"), env)
     return env["render"]
-
-
-def _account_values(templates: tuple, pieces: tuple, positions: tuple) -> "_CompiledScripts":
-    """:func:`_account_renderer`'s scripts written by :mod:`.script_kernel`: the same generated
-    reads (:func:`_account_code` with ``values``) give an account's amounts, counts, clause
-    flags and texts, packed as the kernel's values; ``pieces``: each distinct template (as in
-    ``templates``) with its language's constants, compiled once into the kernel's program —
-    its pieces as segments, the constants written into their literals, each shown only where
-    its clause is said, as :meth:`Template.format_plan` leaves the others out —, each script of
-    an action the built-in policies screen (:data:`.compliance.SCREENED_ACTIONS`) screened."""
-    lines, env, said, texts = _account_code(templates, values=True)
-    literals = bytearray()
-
-    def literal(text: str) -> tuple[int, int]:
-        encoded = text.encode()
-        literals.extend(encoded)
-        return len(literals) - len(encoded), len(encoded)
-
-    amounts, counts, strings = [], [], []             # the slots' variables, by what they hold
-    slots, slot_of = [], {}
-    for key, (name, field, unit, _) in texts.items():
-        kind = FIELDS[field].kind
-        slot_of[key] = len(slots)
-        if kind == "money":
-            slots.append((SCK.SLOT_MONEY, len(amounts), -1, -1, -1, -1))
-            amounts.append(name)
-        elif kind == "int":
-            words = (*literal(f" {unit[0]}"), *literal(f" {unit[1]}")) if unit is not None else (-1, -1, -1, -1)
-            slots.append((SCK.SLOT_COUNT, len(counts), *words))
-            counts.append(name)
-        else:
-            slots.append((SCK.SLOT_TEXT, 1 + len(strings), -1, -1, -1, -1))     # text 0: the currency symbol
-            strings.append(name)
-    clause_of = {field: len(counts) + k for k, field in enumerate(said)}          # the flags after the counts
-    segments = []
-    for k, (template, constants) in enumerate(pieces):
-        for text, field, _, key, when in template.slots:
-            slot = -1
-            if field and FIELDS[field].kind == "constant":
-                text += str(constants.get(field, ""))
-            elif field:
-                slot = slot_of[key]
-            segments.append((k, *literal(text), slot, -1 if when is None else clause_of[when]))
-    env["PACK"] = struct.Struct("=" + "d" * len(amounts) + "q" * (len(counts) + len(said))).pack
-    lines.append(f"    return PACK({', '.join(amounts + counts + list(said.values()))}), "
-                 f"'\\x00'.join((symbol, {''.join(f'{s}, ' for s in strings)}))")
-    exec(compile("\n".join(lines) + "\n", f"<values of {len(templates)} templates>", "exec"), env)
-    code = SCK.program(len(amounts), len(counts) + len(said), 1 + len(strings), slots, segments,
-                       [template.action in SCREENED_ACTIONS for template, _ in pieces])
-    return _CompiledScripts(env["values"], code, np.frombuffer(bytes(literals) or b"\x00", np.uint8).copy(),
-                            len(pieces), positions)
-
-
-#: each thread's buffers of the compiled renderer: the bytes it writes a request's scripts
-#: into, and each script's ends and screen (script_kernel.RESULT_WIDTH a script)
-_script_buffers = threading.local()
-
-
-def _script_buffers_of(size: int, scripts: int) -> tuple[np.ndarray, np.ndarray]:
-    buffers = getattr(_script_buffers, "buffers", None)
-    if buffers is None or buffers[0].shape[0] < size or buffers[1].shape[0] < SCK.RESULT_WIDTH * scripts:
-        buffers = _script_buffers.buffers = (np.empty(max(size, 1 << 14), np.uint8),
-                                             np.empty(SCK.RESULT_WIDTH * max(scripts, 16), np.int64))
-    return buffers
-
-
-class _CompiledScripts:
-    """One account's scripts of a combination of templates by :mod:`.script_kernel`
-    (:func:`_account_values` makes it): called as :func:`_account_renderer`'s function is, it
-    gives the same list of scripts — or None where the kernel declines (an amount not
-    finite or beyond 64-bit cents, a count beyond 64 bits, a text holding NUL or not
-    encodable as UTF-8: the Python renderer writes those, or raises as it always has). The
-    kernel screens each script as it writes it; their bits are handed to the policies
-    (:func:`.compliance.remember_screened`), the English patterns run here as the screen
-    runs them (:func:`.compliance.screen_english`)."""
-
-    __slots__ = ("values", "code", "literals", "scripts", "positions")
-
-    def __init__(self, values, code: np.ndarray, literals: np.ndarray, scripts: int, positions: tuple):
-        self.values = values            # the generated reader: (packed numbers, texts joined by NUL)
-        self.code = code                # script_kernel.program
-        self.literals = literals
-        self.scripts = scripts          # distinct templates
-        self.positions = positions      # each action's template among them (−1: none)
-
-    def __call__(self, one, get, symbol: str) -> list | None:
-        try:
-            numbers, joined = self.values(one, get, symbol)
-            data = np.frombuffer(numbers + joined.encode(), np.uint8)
-        except (struct.error, UnicodeEncodeError):     # a count beyond 64 bits, a lone surrogate
-            return None
-        n = self.scripts
-        out, result = _script_buffers_of(0, n)
-        written = SCK.render(self.code, self.literals, data, _SCREEN_TABLE, out, result)
-        while written == SCK.OUT_TOO_SMALL:
-            out, result = _script_buffers_of(4 * out.shape[0], n)
-            written = SCK.render(self.code, self.literals, data, _SCREEN_TABLE, out, result)
-        if written < 0:
-            return None
-        whole = out[:written].tobytes().decode()
-        ends = result[:SCK.RESULT_WIDTH * n].tolist()
-        scripts, screened = [], []
-        start = 0
-        for k in range(0, SCK.RESULT_WIDTH * n, SCK.RESULT_WIDTH):
-            text = whole[start:ends[k + 1]]
-            start = ends[k + 1]
-            scripts.append(text)
-            bits, words = ends[k + 2], ends[k + 3]
-            screened.append(None if bits < 0 else screen_english(text, bits, words) if words else bits)
-        listed = [None if p < 0 else scripts[p] for p in self.positions]
-        remember_screened(listed, [None if p < 0 else screened[p] for p in self.positions])
-        return listed
 
 
 #: the state columns each label's code reads (:meth:`_Renderer._label`)
@@ -1475,13 +1334,9 @@ class TieredStrategy(CollectionStrategy):
                     found = self._accounts_seen[key] = self._account_scripts(batch, codes, tier)
         if found is None:
             found = self._account_scripts(batch, codes, tier)
-        symbol, late_charge, (reference, compiled), ids, languages = found
+        symbol, late_charge, render, ids, languages = found
         one = _OneAccount(batch, symbol, late_charge, self._constants, self.vehicle_names)
-        get = _no_get if merged is None else merged.get
-        scripts = compiled(one, get, symbol) if compiled is not None else None
-        if scripts is None:                              # what the kernel declines: the Python renderer
-            scripts = reference(one, get, symbol)
-        return ids.copy(), languages.copy(), scripts
+        return ids.copy(), languages.copy(), render(one, _no_get if merged is None else merged.get, symbol)
 
     def _account_scripts(self, batch: Batch, codes: list, tier: int) -> tuple:
         """What :meth:`_render_one` needs of an account's country, currency, tier and action
@@ -1499,22 +1354,12 @@ class TieredStrategy(CollectionStrategy):
             if len(self._one_renders) >= 4096:
                 self._one_renders.clear()
             distinct = [i for i in dict.fromkeys(chosen) if i >= 0]
-            plans = tuple(self._one_plans(i) for i in distinct)
-            positions = tuple(distinct.index(i) if i >= 0 else -1 for i in chosen)
-            reference = _account_renderer(plans, positions)
-            compiled = _account_values(plans, tuple(self._one_pieces(i) for i in distinct), positions) \
-                if distinct else None
-            render = self._one_renders[chosen] = (reference, compiled)
+            render = self._one_renders[chosen] = _account_renderer(
+                tuple(self._one_plans(i) for i in distinct), tuple(distinct.index(i) if i >= 0 else -1 for i in chosen))
         name = ENUMS["language"][language]
         return (self._symbols[currency], self._late_charge[country], render,
                 np.array([self._ids[i] for i in chosen], dtype=object),
                 np.array([name if i >= 0 else None for i in chosen], dtype=object))
-
-    def _one_pieces(self, i: int) -> tuple["Template", Mapping]:
-        """Template ``i`` and the strategy's constants in its language (the compiled renderer's
-        program writes them into its literals, as :meth:`_one_plans` does)."""
-        template = self.templates.templates[i]
-        return template, self._constants.get(template.language, {})
 
     def _one_plans(self, i: int) -> tuple[tuple, dict]:
         """Template ``i``'s clause fields and its render plan for each combination of them

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import array
 import datetime as dt
-import operator
 import re
 import threading
 from dataclasses import dataclass, field
@@ -197,29 +196,11 @@ def _screen_text(text: str) -> int:
     (:func:`.screen_kernel.scan_text`, :func:`_screen_many`'s pass), then each English pattern
     the pass found the word of, in Python's ``re`` (as :func:`_screen_one` runs them)."""
     bits, words = screen_kernel.scan_text(np.frombuffer(text.encode(), np.uint8), _SCREEN_TABLE)
-    return screen_english(text, bits, words) if words else bits
-
-
-def screen_english(text: str, bits: int, words: int) -> int:
-    """The bits of ``text`` after the compiled pass gave ``bits`` and the English ``words``
-    it holds: each English pattern whose word it holds, in Python's ``re``."""
-    for bit, _, pattern in _ENGLISH_CHECKS:
-        if words & bit and not bits & bit and pattern.search(text):
-            bits |= bit
+    if words:
+        for bit, _, pattern in _ENGLISH_CHECKS:
+            if words & bit and not bits & bit and pattern.search(text):
+                bits |= bit
     return bits
-
-
-#: each thread's last scripts the compiled renderer screened as it wrote them (the strategy's
-#: one-account path, collection._CompiledScripts): (the scripts, their bits)
-_rendered = threading.local()
-
-
-def remember_screened(scripts: list, bits: list) -> None:
-    """Hand a request's scripts' screen bits (``bits[k]`` of ``scripts[k]``, worked out by the
-    screen's compiled pass as the scripts were written; None: not read) to :func:`_screen_listed`, which takes
-    them for those very str objects — the same text, the same bits — instead of reading them
-    again. Any other scripts (a step's own, another request's) are read as always."""
-    _rendered.last = (scripts, bits)
 
 
 def _matches(texts: pa.Array, pattern: str) -> np.ndarray:
@@ -285,13 +266,7 @@ def screen_scripts(texts: pa.Array, among: np.ndarray | None = None) -> np.ndarr
 
 def _screen_listed(listed: list, wanted: list) -> list[int]:
     """:func:`_screen_text` of a request's few scripts (``listed``: Python strings or None)
-    where ``wanted`` (0 elsewhere); an account's calls share their script: read once. The
-    scripts the compiled renderer screened as it wrote them (:func:`remember_screened`: the
-    same objects, in the same places) are not read again."""
-    last = getattr(_rendered, "last", None)
-    if last is not None and len(last[0]) == len(listed) and all(map(operator.is_, last[0], listed)):
-        return [0 if not w or text is None else _screen_text(text) if b is None else b
-                for text, b, w in zip(listed, last[1], wanted)]
+    where ``wanted`` (0 elsewhere); an account's calls share their script: read once."""
     seen: dict = {}
     out = []
     for text, w in zip(listed, wanted):
@@ -1878,9 +1853,6 @@ POLICIES = (
     # both
     ThirdPartyContact, DisposalNotice, LimitationPeriod, LitigationPreconditions,
 )
-#: the actions whose scripts a built-in policy reads: the compiled renderer screens these as it
-#: writes them (collection._CompiledScripts); a policy of a plugin reading others' has them read
-SCREENED_ACTIONS = frozenset(a for p in POLICIES for a in p.SCRIPTS)
 
 
 def _operator(config: Mapping) -> dict[str, str]:
