@@ -203,9 +203,10 @@ def test_single_account_stage_parts(benchmark, kernel, pipeline, between):
 
 def test_screen_by_first_character(benchmark, kernel, pipeline):
     """The script screen's compiled pass (``screen_kernel.scan``) over a batch's scripts with its
-    table as built — a Chinese character that starts no pattern is passed over by its code
-    point — against the same table with every character let through (the two-byte test and
-    the candidates only, as before the filter), alternating pass by pass; the bits are the same."""
+    table as built — a position whose Chinese character (by its code point) or first three
+    ASCII bytes start no pattern is passed over — against the same table with every position
+    let through (the two-byte test and the candidates only, as before the filter),
+    alternating pass by pass; the bits are the same."""
     from postloan_builtins import screen_kernel
     from postloan_builtins.compliance import _SCREEN_TABLE
     rows = 2_000 if _smoke(benchmark) else 20_000

@@ -202,7 +202,7 @@ FRAGMENTS = ["逾期", "欠", "车要被", "征信", "退订", "录音", "如已
              "If you have already paid", "this is the Example customer service", "I'm from customer service",
              " ", "_", "x", "9", "您好", "，", "。", "Ünïcödé", "\u212a", "\u0130", "\u212b", "é", "\n",
              # a term's first character alone (a script may end on it), one sharing its first two bytes
-             "逾", "退", "车"]
+             "逾", "退", "车", "ow", "pa", "Ow", "to"]
 
 
 @settings(max_examples=150, deadline=None)
