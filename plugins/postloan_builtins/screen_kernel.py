@@ -9,8 +9,7 @@ identity and voicemail markers (exact) and the words that make an English patter
 running — is a byte pattern, found at each position through a table keyed by the
 position's first two bytes (a character of three bytes — Chinese — first by its code point,
 ASCII by its first three bytes: most start no pattern, though they share their first two
-bytes with one that does).
-Positions are byte offsets: they order a script's terms and
+bytes with one that does). Positions are byte offsets: they order a script's terms and
 markers exactly as character offsets do. The English patterns themselves (``reply STOP``,
 ``this call is recorded`` …) run afterwards, only on the scripts holding their word.
 """
@@ -31,6 +30,22 @@ def _inner(fn):
 
 #: what a pattern is
 P_LITERAL, P_DEBT, P_DEBT_PREFIX, P_DEBT_WORD, P_IDENTITY, P_VOICEMAIL, P_WORD = range(7)
+
+
+def _code_point(b0, b1, b2):
+    """The code point of a character of three UTF-8 bytes (lead byte 0xE0–0xEF)."""
+    return (b0 & 0x0F) << 12 | (b1 & 0x3F) << 6 | (b2 & 0x3F)
+
+
+def _trigram(l0, l1, l2):
+    """Three bytes, ASCII letters lowered, as 15 bits (each byte's low five: a letter's own,
+    other bytes may share one — a position let through in vain, never one passed over)."""
+    return (l0 & 0x1F) << 10 | (l1 & 0x1F) << 5 | (l2 & 0x1F)
+
+
+#: where the three-byte ASCII starts' bits begin in the first characters' bitmap, and its size
+TRIGRAMS = 1 << 16
+FIRST_CHARS_BYTES = (TRIGRAMS + (1 << 15)) >> 3
 
 
 def build_table(patterns: list[tuple[bytes, bool, int, int]], marks: tuple[int, int, int, int]) -> np.ndarray:
@@ -86,23 +101,6 @@ def build_table(patterns: list[tuple[bytes, bool, int, int]], marks: tuple[int, 
             continue
         first_chars[bit >> 3] |= 1 << (bit & 7)
     return _packed((flat, starts, lengths, kinds, bits, *tables, first_chars, np.array(marks, np.int64)))
-
-
-def _code_point(b0, b1, b2):
-    """The code point of a character of three UTF-8 bytes (lead byte 0xE0–0xEF)."""
-    return (b0 & 0x0F) << 12 | (b1 & 0x3F) << 6 | (b2 & 0x3F)
-
-
-def _trigram(l0, l1, l2):
-    """Three bytes, ASCII letters lowered, as 15 bits (each byte's low five: a letter's own,
-    other bytes may share one — a position let through in vain, never one passed over)."""
-    return (l0 & 0x1F) << 10 | (l1 & 0x1F) << 5 | (l2 & 0x1F)
-
-
-#: where the three-byte ASCII starts' bits begin in the first characters' bitmap, and its size
-TRIGRAMS = 1 << 16
-FIRST_CHARS_BYTES = (TRIGRAMS + (1 << 15)) >> 3
-
 
 
 #: the arrays :func:`build_table` packs, in order (:func:`_tables` gives them back)
