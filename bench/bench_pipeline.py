@@ -9,6 +9,7 @@
   ``decide_columns`` on the same account, alternating call by call.
 * Where the one-account stage goes: the strategy's plan and its scripts, the policies and the
   script screen, against the whole stage and ``decide_record``.
+* The script screen's pass over a batch's scripts, its first-character filter against none.
 * The audit record of one Decide, in each ``[audit] sync`` mode, against the bare system calls
   it needs (``os.write`` + ``fdatasync`` of the same bytes; ``os.write`` alone).
 
@@ -198,6 +199,48 @@ def test_single_account_stage_parts(benchmark, kernel, pipeline, between):
     for k in parts:
         print(f"  {k:14s} {us[k]:7.1f} ({low[k]:.1f})")
     assert len(planned["action"]) >= 2
+
+
+def test_screen_by_first_character(benchmark, kernel, pipeline):
+    """The script screen's compiled pass (``screen_kernel.scan``) over a batch's scripts with its
+    table as built — a position whose Chinese character (by its code point) or first three
+    ASCII bytes start no pattern is passed over — against the same table with every position
+    let through (the two-byte test and the candidates only, as before the filter),
+    alternating pass by pass; the bits are the same."""
+    from postloan_builtins import screen_kernel
+    from postloan_builtins.compliance import _SCREEN_TABLE
+    rows = 2_000 if _smoke(benchmark) else 20_000
+    book = _book(rows)
+    scripts = pipeline.stage(book, kernel.decide(book, AS_OF), AS_OF, NOW).action_columns["script"]
+    arr = scripts.combine_chunks() if isinstance(scripts, pa.ChunkedArray) else scripts
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset:arr.offset + n + 1]
+    data = np.frombuffer(arr.buffers()[2], np.uint8)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    unfiltered = _SCREEN_TABLE.copy()
+    bounds = unfiltered[:16 * screen_kernel.N_TABLES].view(np.int64)
+    unfiltered[bounds[22]:bounds[23]] = 0xFF                    # the first characters' bitmap: all set
+    out = {name: (np.empty(n, np.int64), np.empty(n, np.int64)) for name in ("filtered", "unfiltered")}
+    tables = {"filtered": _SCREEN_TABLE, "unfiltered": unfiltered}
+    times: dict[str, list] = {name: [] for name in tables}
+    for name, table in tables.items():                         # compiled, warm
+        screen_kernel.scan(data, offsets, valid, table, *out[name])
+
+    def alternate():
+        for _ in range(3 if _smoke(benchmark) else 15):
+            for name, table in tables.items():
+                times[name].append(_timed(screen_kernel.scan, data, offsets, valid, table, *out[name])[0])
+
+    benchmark.pedantic(alternate, rounds=1, iterations=1)
+    ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    megabytes = (offsets[-1] - offsets[0]) / 1e6
+    benchmark.extra_info.update({**{f"{k}_ms_p50": v for k, v in ms.items()}, "megabytes": megabytes,
+                                 "filtered_over_unfiltered": ms["filtered"] / ms["unfiltered"]})
+    print(f"\nscreen of {n:,} scripts ({megabytes:.1f} MB), one thread, p50: by first character "
+          f"{ms['filtered']:.1f} ms, without the filter {ms['unfiltered']:.1f} ms "
+          f"({ms['filtered'] / ms['unfiltered']:.2f}×)")
+    assert out["filtered"][0].tolist() == out["unfiltered"][0].tolist()
+    assert out["filtered"][1].tolist() == out["unfiltered"][1].tolist()
 
 
 def test_audit_append_per_sync_mode(benchmark, kernel, pipeline, tmp_path):

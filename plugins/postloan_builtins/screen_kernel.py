@@ -7,7 +7,9 @@ notices and threats (exact bytes), the Chinese debt terms, the English debt term
 whole words (ASCII letters folded, a word boundary before, and after a whole word), the
 identity and voicemail markers (exact) and the words that make an English pattern worth
 running — is a byte pattern, found at each position through a table keyed by the
-position's first two bytes. Positions are byte offsets: they order a script's terms and
+position's first two bytes (a character of three bytes — Chinese — first by its code point,
+ASCII by its first three bytes: most start no pattern, though they share their first two
+bytes with one that does). Positions are byte offsets: they order a script's terms and
 markers exactly as character offsets do. The English patterns themselves (``reply STOP``,
 ``this call is recorded`` …) run afterwards, only on the scripts holding their word.
 """
@@ -30,12 +32,29 @@ def _inner(fn):
 P_LITERAL, P_DEBT, P_DEBT_PREFIX, P_DEBT_WORD, P_IDENTITY, P_VOICEMAIL, P_WORD = range(7)
 
 
+def _code_point(b0, b1, b2):
+    """The code point of a character of three UTF-8 bytes (lead byte 0xE0–0xEF)."""
+    return (b0 & 0x0F) << 12 | (b1 & 0x3F) << 6 | (b2 & 0x3F)
+
+
+def _trigram(l0, l1, l2):
+    """Three bytes, ASCII letters lowered, as 15 bits (each byte's low five: a letter's own,
+    other bytes may share one — a position let through in vain, never one passed over)."""
+    return (l0 & 0x1F) << 10 | (l1 & 0x1F) << 5 | (l2 & 0x1F)
+
+
+#: where the three-byte ASCII starts' bits begin in the first characters' bitmap, and its size
+TRIGRAMS = 1 << 16
+FIRST_CHARS_BYTES = (TRIGRAMS + (1 << 15)) >> 3
+
+
 def build_table(patterns: list[tuple[bytes, bool, int, int]], marks: tuple[int, int, int, int]) -> np.ndarray:
-    """The patterns ``(bytes, folded, kind, bit)`` — as flat arrays and two tables (exact,
-    folded) from a position's first two bytes to the patterns starting with them — and the
-    bits ``marks`` sets (a script, a debt term, one before the caller's identity, a voicemail
+    """The patterns ``(bytes, folded, kind, bit)`` — as flat arrays, two tables (exact,
+    folded) from a position's first two bytes to the patterns starting with them, and a bit
+    per character of three UTF-8 bytes and per first three ASCII bytes that start a pattern —
+    and the bits ``marks`` sets (a script, a debt term, one before the caller's identity, a voicemail
     that holds none), packed in one byte array (:func:`_tables` unpacks it in compiled code):
-    a call hands Numba one array instead of twelve (each costs its unboxing, a request's
+    a call hands Numba one array instead of thirteen (each costs its unboxing, a request's
     script pays them per call)."""
     flat = np.frombuffer(b"".join(p for p, _, _, _ in patterns), np.uint8).copy()
     lengths = np.array([len(p) for p, _, _, _ in patterns], np.int64)
@@ -63,11 +82,29 @@ def build_table(patterns: list[tuple[bytes, bool, int, int]], marks: tuple[int, 
         for key in keyed:
             seen[key >> 3] |= 1 << (key & 7)
         tables.extend((seen, first.astype(np.int32), index.astype(np.int32)))
-    return _packed((flat, starts, lengths, kinds, bits, *tables, np.array(marks, np.int64)))
+    # a bit per character of three UTF-8 bytes (its code point: all of U+0800–U+FFFF, 8 KB) that
+    # starts an exact pattern: a Chinese character shares its first two bytes with 63 others,
+    # and most positions of Chinese text pass the two-byte test only to fail every candidate;
+    # then a bit per first three ASCII bytes, letters folded (:func:`_trigram`, 4 KB), that start
+    # a pattern: English words share their first two letters with a term far more often
+    first_chars = np.zeros(FIRST_CHARS_BYTES, np.uint8)
+    lower = bytes.maketrans(bytes(range(65, 91)), bytes(range(97, 123)))
+    for p, f, _, _ in patterns:
+        if not f and 0xE0 <= p[0] < 0xF0:
+            bit = _code_point(p[0], p[1], p[2])
+        elif p[0] < 0x80 and len(p) >= 3:
+            bit = TRIGRAMS + _trigram(*p[:3].translate(lower))
+        elif p[0] < 0x80:                       # a pattern of two ASCII bytes: every trigram passes
+            first_chars[TRIGRAMS >> 3:] = 0xFF
+            continue
+        else:
+            continue
+        first_chars[bit >> 3] |= 1 << (bit & 7)
+    return _packed((flat, starts, lengths, kinds, bits, *tables, first_chars, np.array(marks, np.int64)))
 
 
 #: the arrays :func:`build_table` packs, in order (:func:`_tables` gives them back)
-N_TABLES = 12
+N_TABLES = 13
 
 
 def _packed(arrays: tuple) -> np.ndarray:
@@ -94,7 +131,11 @@ def _tables(t):
     return (t[h[0]:h[1]], t[h[2]:h[3]].view(np.int64), t[h[4]:h[5]].view(np.int64), t[h[6]:h[7]].view(np.int64),
             t[h[8]:h[9]].view(np.int64), t[h[10]:h[11]], t[h[12]:h[13]].view(np.int32),
             t[h[14]:h[15]].view(np.int32), t[h[16]:h[17]], t[h[18]:h[19]].view(np.int32),
-            t[h[20]:h[21]].view(np.int32), t[h[22]:h[23]].view(np.int64))
+            t[h[20]:h[21]].view(np.int32), t[h[22]:h[23]], t[h[24]:h[25]].view(np.int64))
+
+
+_code_point_compiled = _inner(_code_point)
+_trigram_compiled = _inner(_trigram)
 
 
 @_inner
@@ -157,7 +198,7 @@ def _found(state, kind, bit, p, n, data, lo, end):
 
 @_inner
 def _scan_one(data, lo, end, flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index, fold_seen,
-              fold_first, fold_index, marks):
+              fold_first, fold_index, first_chars, marks):
     """(bits, the English checks worth running) of the script ``data[lo:end]``."""
     state = (marks[0], 0, -1, -1, -1, -1)      # bits, words, first and last debt term, identity, voicemail
     for p in range(lo, end - 1):
@@ -166,6 +207,10 @@ def _scan_one(data, lo, end, flat, starts, lengths, kinds, bits_of, exact_seen, 
             continue
         b1 = data[p + 1]
         if b0 < 0x80:                           # ASCII: the folded patterns, then the exact ones
+            if p + 2 < end:                     # do a pattern's first three bytes start here?
+                bit = TRIGRAMS + _trigram_compiled(_lower(b0), _lower(b1), _lower(data[p + 2]))
+                if not first_chars[bit >> 3] & (1 << (bit & 7)):
+                    continue
             key = (_lower(b0) << 8) | _lower(b1)
             a, z = 0, 0
             if fold_seen[key >> 3] & (1 << (key & 7)):
@@ -174,6 +219,12 @@ def _scan_one(data, lo, end, flat, starts, lengths, kinds, bits_of, exact_seen, 
                 j = fold_index[q]
                 if _matches_at(data, p, end, flat, starts[j], lengths[j], True):
                     state = _found(state, kinds[j], bits_of[j], p, lengths[j], data, lo, end)
+        if 0xE0 <= b0 < 0xF0:                   # a character of three bytes: does a pattern start with it?
+            if p + 2 >= end:
+                continue
+            point = _code_point_compiled(b0, b1, data[p + 2])
+            if not first_chars[point >> 3] & (1 << (point & 7)):
+                continue
         key = (b0 << 8) | b1
         if not exact_seen[key >> 3] & (1 << (key & 7)):
             continue
@@ -198,14 +249,15 @@ def scan_range(data, offsets, valid, tables, lo, hi, bits, words):
     the screen's packed ``tables`` (:func:`build_table`). Holds no GIL: :func:`scan_many`
     runs ranges of a batch on several threads."""
     flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index, fold_seen, fold_first, fold_index, \
-        marks = _tables(tables)
+        first_chars, marks = _tables(tables)
     for i in range(lo, hi):
         if not valid[i]:
             bits[i] = 0
             words[i] = 0
             continue
         bits[i], words[i] = _scan_one(data, offsets[i], offsets[i + 1], flat, starts, lengths, kinds, bits_of,
-                                      exact_seen, exact_first, exact_index, fold_seen, fold_first, fold_index, marks)
+                                      exact_seen, exact_first, exact_index, fold_seen, fold_first, fold_index,
+                                      first_chars, marks)
 
 
 @njit(cache=True)
@@ -239,6 +291,6 @@ def scan_text(data, tables):
     """(bits, the English checks worth running) of one script's UTF-8 bytes ``data`` — a
     request's script: :func:`scan`'s pass (:func:`_scan_one`) without the arrays around it."""
     flat, starts, lengths, kinds, bits_of, exact_seen, exact_first, exact_index, fold_seen, fold_first, fold_index, \
-        marks = _tables(tables)
+        first_chars, marks = _tables(tables)
     return _scan_one(data, np.int64(0), data.shape[0], flat, starts, lengths, kinds, bits_of, exact_seen, exact_first,
-                     exact_index, fold_seen, fold_first, fold_index, marks)
+                     exact_index, fold_seen, fold_first, fold_index, first_chars, marks)

@@ -194,13 +194,15 @@ def test_threads_sharing_a_pipeline_get_the_answers_one_thread_gets(pipeline, sm
 
 #: pieces a script is built of: every kind of literal the screen knows (terms, whole words,
 #: markers, notices, the English patterns' words), in other cases, inside longer words, and
-#: around them text that is neither
+#: around them text that is neither, and the first character of a term without the rest
 FRAGMENTS = ["逾期", "欠", "车要被", "征信", "退订", "录音", "如已还款请忽略", "客户服务中心", "客服中心", "黑名单",
              "【确认本人后】", "【语音留言】", "[Identity confirmed]", "[identity confirmed]", "[Voicemail]",
              "late", "LATE", "later", "Late fee", "pay", "payment", "repo ", "Repo", "owes", "owesome", "tow",
              "car note", "Past Due", "reply STOP", "Text  stop", "stopped", "this call is recorded", "recording",
              "If you have already paid", "this is the Example customer service", "I'm from customer service",
-             " ", "_", "x", "9", "您好", "，", "。", "Ünïcödé", "\u212a", "\u0130", "\u212b", "é", "\n"]
+             " ", "_", "x", "9", "您好", "，", "。", "Ünïcödé", "\u212a", "\u0130", "\u212b", "é", "\n",
+             # a term's first character alone (a script may end on it), one sharing its first two bytes
+             "逾", "退", "车", "ow", "pa", "Ow", "to"]
 
 
 @settings(max_examples=150, deadline=None)
