@@ -408,3 +408,18 @@ def test_judge_run_checks_few_as_many(pipeline):
     batch = Batch(2, AS_OF, NOW, [{"dpd": np.zeros(2, np.int64)}])
     actions = ActionBatch(batch, np.arange(2), np.zeros(2, np.int8), np.zeros(2, np.int64))
     assert pipeline._judge_run(engine, entries, actions, [], whole=True) is None
+
+
+def test_a_strategy_handing_back_the_same_typed_plan_gets_the_same_actions_and_its_plan_untouched(tmp_path):
+    """A plan already in its types is taken as it is (no conversion): the stage must not
+    write its verdicts into the strategy's own dict, which the strategy may hand out again."""
+    codes = ACTION["PHONE"], ACTION["SMS"]
+    planned = {"row": np.zeros(2, np.int64), "action": np.array(codes, np.int8), "priority": np.ones(2),
+               "earliest_at": np.full(2, us(NOW), np.int64), "script_id": np.array([None, None], dtype=object),
+               "language": np.array([None, None], dtype=object), "script": [None, None]}
+    keys = sorted(planned)
+    pipe = pipeline_with(tmp_path, FixedPlan(planned))
+    first = run_one(pipe, {"connected_calls_today": 0}).actions.to_pylist()
+    assert sorted(planned) == keys and planned["row"].tolist() == [0, 0]
+    assert run_one(pipe, {"connected_calls_today": 0}).actions.to_pylist() == first
+    assert [a["action"] for a in first] == ["PHONE", "SMS"]
