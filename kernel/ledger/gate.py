@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import weakref
 from dataclasses import dataclass
 from typing import Callable
 
@@ -73,29 +72,6 @@ _EVERY_COLUMN = (_merge_code(_RECORD_COLUMNS, _BOOK), True, None)
 
 
 def _state_of(judge: Callable, action: str) -> tuple[Callable, bool, Callable | None]:
-    """:func:`_state_of_judge`, kept per judge's owner (a pipeline, held weakly) and action:
-    the gate asks it on every question, and a pipeline's columns never change."""
-    owner = getattr(judge, "__self__", judge)
-    key = (id(owner), action)
-    found = _BY_JUDGE.get(key)
-    if found is not None and found[0]() is owner:
-        return found[1]
-    state_of = _state_of_judge(judge, action)
-    try:
-        held = weakref.ref(owner)
-    except TypeError:                       # (an owner no weak reference can name: asked each time)
-        return state_of
-    if len(_BY_JUDGE) >= 64:
-        _BY_JUDGE.clear()
-    _BY_JUDGE[key] = (held, state_of)
-    return state_of
-
-
-#: (a weak reference to the judge's owner, _state_of_judge's answer) by (the owner's id, action)
-_BY_JUDGE: dict = {}
-
-
-def _state_of_judge(judge: Callable, action: str) -> tuple[Callable, bool, Callable | None]:
     """How the gate puts the account's derived state into its record, of the columns
     ``judge`` reads to judge ``action``: a pipeline's :meth:`~kernel.pipeline.Pipeline.judge`
     says which (``judge_columns_of``: the policies that judge the action, and the routing

@@ -348,7 +348,7 @@ class Ledger:
         the one registered from its book, else UTC (:attr:`unzoned` says how many)."""
         at_us = instant_us(at)
         if accounts is None:
-            accounts = self._all_accounts(at_us)
+            accounts = self.store.all_accounts()
         registered = self.store.registered(None if len(accounts) > 200_000 else accounts)
         zone_at = REGISTRY_COLUMNS.index("time_zone")
         names = []
@@ -362,12 +362,6 @@ class Ledger:
             names.append(z)
         self.unzoned = unzoned
         return state_table(self.state_columns(accounts, names, at_us))
-
-    def _all_accounts(self, at_us: int) -> list[str]:
-        with self.store.reading() as cur:
-            cur.execute("SELECT account_id FROM events UNION SELECT account_id FROM gps_last "
-                        "UNION SELECT account_id FROM accounts UNION SELECT account_id FROM reservations")
-            return sorted(r[0] for r in cur.fetchall())
 
     # -- the contact-time gate ----------------------------------------------------------------
     def check_contact(self, account_id: str, channel: str, at: dt.datetime, judge, *,

@@ -269,6 +269,10 @@ def _nullable(values: np.ndarray, null) -> list | None:
     return out.tolist()
 
 
+#: the tables whose rows name an account: an account the ledger has heard of has a row in one
+ACCOUNT_TABLES = ("accounts", "events", "gps_last", "reservations")
+
+
 class Store:
     """The store interface the ledger uses; :class:`SQLiteStore` and
     :class:`~kernel.ledger.postgres.PostgresStore` implement it over one SQL schema."""
@@ -665,15 +669,19 @@ class Store:
         return out
 
     def knows(self, account: str) -> bool:
-        """Whether the ledger has heard of ``account``: registered, or an event, a GPS
-        position or a reservation of it (the accounts :meth:`Ledger.state` lists)."""
+        """Whether the ledger has heard of ``account``: a row of it in one of
+        :data:`ACCOUNT_TABLES` (the accounts :meth:`all_accounts` lists)."""
         with self.reading() as cur:
-            cur.execute(self._sql("SELECT 1 FROM accounts WHERE account_id = ? UNION ALL "
-                                  "SELECT 1 FROM (SELECT 1 FROM events WHERE account_id = ? LIMIT 1) e UNION ALL "
-                                  "SELECT 1 FROM gps_last WHERE account_id = ? UNION ALL "
-                                  "SELECT 1 FROM (SELECT 1 FROM reservations WHERE account_id = ? LIMIT 1) r"),
-                        (account,) * 4)
+            cur.execute(self._sql(" UNION ALL ".join(
+                f"SELECT 1 FROM (SELECT 1 FROM {table} WHERE account_id = ? LIMIT 1) {table}"
+                for table in ACCOUNT_TABLES)), (account,) * len(ACCOUNT_TABLES))
             return cur.fetchone() is not None
+
+    def all_accounts(self) -> list[str]:
+        """Every account the ledger has heard of (:meth:`knows`), sorted."""
+        with self.reading() as cur:
+            cur.execute(" UNION ".join(f"SELECT account_id FROM {table}" for table in ACCOUNT_TABLES))
+            return sorted(r[0] for r in cur.fetchall())
 
     def registered_in(self, cur, account: str) -> tuple | None:
         """One account's registered book columns, read inside an open transaction (``cur``),
