@@ -142,6 +142,7 @@ class CallInterceptor(grpc.ServerInterceptor):
 
             def wrap_stream(behavior):
                 def authorized(request, context):
+                    CALL.account_id = None        # (not the last call's on this thread, in a failed call's log)
                     tokens = interceptor.tokens
                     if tokens is None:
                         CALL.client = ANONYMOUS_ADMIN.name

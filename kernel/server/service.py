@@ -34,6 +34,8 @@ def _handled(method):
         try:
             if isinstance(request, UndecodableRequest):
                 raise _undecodable(request)
+            if hasattr(request, "__next__"):      # a client stream: each message checked as it comes
+                request = _decodable(request)
             return method(self, request, context)
         except FieldError as e:
             status.abort_invalid(context, e.violations)
@@ -63,6 +65,15 @@ def _handled(method):
 
 def _undecodable(request: UndecodableRequest) -> FieldError:
     return FieldError("request", f"not a valid {request.message} message (protobuf: {request.error})")
+
+
+def _decodable(messages):
+    """The messages of a client stream; FieldError at the first one protobuf cannot read."""
+    for i, message in enumerate(messages):
+        if isinstance(message, UndecodableRequest):
+            raise FieldError("request", f"message {i}: not a valid {message.message} message "
+                                        f"(protobuf: {message.error})")
+        yield message
 
 
 def _parsed(request):

@@ -1,8 +1,9 @@
 """Structured fuzzing of the gRPC service (issue 10): seeded random requests for every RPC —
 random field values, mutated request bytes, mutated and malformed Arrow IPC streams — sent to
-a live ``postloan serve`` process. A case may only end in a documented outcome (OK,
-INVALID_ARGUMENT, RESOURCE_EXHAUSTED; a rejected reload FAILED_PRECONDITION), and the
-process must stay up and serving. Any other outcome is a finding, reported with the seed
+a live ``postloan serve`` process (one with a case ledger for the Ledger service). A case may
+only end in a documented outcome (OK, INVALID_ARGUMENT, RESOURCE_EXHAUSTED; a rejected reload
+FAILED_PRECONDITION; GetState of an unknown account NOT_FOUND), and the process must stay up
+and serving. Any other outcome is a finding, reported with the seed
 that reproduces it (``--fuzz-seed S --fuzz-cases 1``).
 
 Case counts: the defaults fit CI (≈ 1 minute here); ``--fuzz-cases N`` runs longer."""
@@ -28,11 +29,12 @@ from hostile import book
 from kernel import schema
 from kernel.client import Client
 from kernel.server import convert
-from kernel.server._proto.postloan.v1 import contract_pb2, decision_pb2
+from kernel.server._proto.postloan.v1 import contract_pb2, decision_pb2, ledger_pb2
 
 AS_OF = dt.date(2026, 11, 28)
 DOCUMENTED = {"OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"}
 RELOAD_OUTCOMES = DOCUMENTED | {"FAILED_PRECONDITION"}
+LEDGER_METHODS = ("CheckContact", "GetState", "IngestEvents")
 
 INTS = [0, 1, -1, 2, 7, 99, 100_000, -100_000, 1 << 31, -(1 << 31), (1 << 62), -(1 << 62), (1 << 63) - 1, -(1 << 63)]
 FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, 1e-300, 1e12, 1e300, -1e300, math.inf, -math.inf, math.nan, 2.0 ** 53]
@@ -45,14 +47,25 @@ TEXTS = ["", " ", "x", "A" * 64, "A" * 65, "丁明", "\u202e\u0000\n\t", "'; DRO
 def live(tmp_path_factory, token_file_path):
     """A ``postloan serve`` process (tokens, an audit log, small caps so that limits are
     reached): (target, process)."""
+    yield from _serve(tmp_path_factory.mktemp("fuzz-server"), token_file_path)
+
+
+@pytest.fixture(scope="module")
+def live_ledger(tmp_path_factory, token_file_path):
+    """The same with a case ledger (``--store``): (target, process, its log's path)."""
+    tmp = tmp_path_factory.mktemp("fuzz-ledger")
+    for target, proc in _serve(tmp, token_file_path, "--store", f"sqlite:///{tmp / 'ledger.db'}"):
+        yield target, proc, tmp / "serve.log"
+
+
+def _serve(tmp, token_file_path: str, *flags: str):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    tmp = tmp_path_factory.mktemp("fuzz-server")
     log = open(tmp / "serve.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "kernel", "serve", "--port", str(port), "--token-file", token_file_path,
                              "--audit-log", str(tmp / "audit.log"), "--max-batch-rows", "5000",
-                             "--max-batch-bytes", "8M", "--max-message-mb", "16", "--bundle-root", str(tmp)],
+                             "--max-batch-bytes", "8M", "--max-message-mb", "16", "--bundle-root", str(tmp), *flags],
                             stdout=subprocess.DEVNULL, stderr=log)
     target = f"127.0.0.1:{port}"
     try:
@@ -90,20 +103,26 @@ class Caller:
                                                               ("grpc.max_receive_message_length", 64 << 20)])
 
     def __call__(self, method: str, data: bytes, timeout: float = 60) -> tuple[str, str]:
-        service = "BundleAdmin" if method in ("GetBundle", "ReloadBundle") else "DecisionService"
+        service = "BundleAdmin" if method in ("GetBundle", "ReloadBundle") else \
+            "Ledger" if method in LEDGER_METHODS else "DecisionService"
         token = TOKENS["admin"] if service == "BundleAdmin" else TOKENS["scoring"]
-        call = self.channel.unary_unary(f"/postloan.v1.{service}/{method}")
+        path = f"/postloan.v1.{service}/{method}"
         try:
-            call(data, metadata=(("authorization", f"Bearer {token}"),), timeout=timeout)
+            if method == "IngestEvents":             # client streaming: the messages' bytes
+                self.channel.stream_unary(path)(iter(data), metadata=(("authorization", f"Bearer {token}"),),
+                                                timeout=timeout)
+                return "OK", ""
+            self.channel.unary_unary(path)(data, metadata=(("authorization", f"Bearer {token}"),), timeout=timeout)
             return "OK", ""
         except grpc.RpcError as e:
             return e.code().name, e.details() or ""
 
 
 def _run(live, cases, generate, allowed=lambda method: DOCUMENTED):
-    """Run ``cases`` (seed, …) through ``generate(rng) -> (method, bytes)``; assert the
-    outcomes and that the server is up and answering; print the tally."""
-    target, proc = live
+    """Run ``cases`` (seed, …) through ``generate(rng) -> (method, bytes)`` (a streaming
+    method's: a list of messages' bytes); assert the outcomes and that the server is up and
+    answering; print the tally."""
+    target, proc = live[:2]
     caller = Caller(target)
     tally, findings = collections.Counter(), []
     for seed in cases:
@@ -383,3 +402,64 @@ def test_decide_batch_with_mutated_and_malformed_streams(live, fuzz_cases, fuzz_
         return "DecideBatch", request.SerializeToString()
 
     _run(live, _cases(fuzz_cases, fuzz_seed, 1500), generate)
+
+
+# -- the ledger's service ---------------------------------------------------------------------------
+#: a GPS ping's position: personal data that must never reach the server's log
+PING_LAT, PING_LON = 31.2304567, 121.4737012
+
+
+def test_the_ledger_rpcs_with_random_field_values(live_ledger, records, fuzz_cases, fuzz_seed):
+    """CheckContact, GetState and IngestEvents (a stream of Arrow IPC messages) with random
+    values — accounts the ledger knows and hostile texts, every channel number, hostile
+    instants, events with random kinds, amounts and positions —, a quarter of the requests
+    with their bytes mutated. Outcomes: the documented ones, and NOT_FOUND for the state of an
+    account the ledger never heard of. The server's log then holds no ping's position."""
+    target = live_ledger[0]
+    with Client(target, token=TOKENS["scoring"]) as client:
+        for record in records[:8]:                   # registered: the gate judges them
+            client.decide(record, AS_OF)
+    ids = [r["account_id"] for r in records[:8]]
+    kinds = list(schema.ENUMS["event_kind"]) + ["", "NOT_A_KIND", "payment"]
+
+    def instant(rng, request, name):
+        if rng.random() < 0.5:
+            target = getattr(request, name)
+            target.seconds = rng.choice(INTS + [1_800_000_000, -62_135_596_801, 253_402_300_800])
+            target.nanos = rng.choice([0, 1, 999_999_999, 1_000_000_000, -1])
+
+    def events(rng) -> list[bytes]:
+        n = rng.choice([0, 1, 3, 40])
+        now = dt.datetime.now(dt.timezone.utc)
+        table = pa.table({
+            "event_id": [rng.choice(TEXTS + [f"e{rng.randrange(10**9)}"] * 6) for _ in range(n)],
+            "account_id": [rng.choice(ids + TEXTS) for _ in range(n)],
+            "kind": [rng.choice(kinds) for _ in range(n)],
+            "at": pa.array([now - dt.timedelta(seconds=rng.choice([0, 60, 86_400 * 400, -86_400]))
+                            for _ in range(n)], pa.timestamp("us", tz="UTC")),
+            "amount": [rng.choice(FLOATS + [None]) for _ in range(n)],
+            "lat": [PING_LAT] * n, "lon": [PING_LON] * n,
+            "channel": [rng.choice(["PHONE", "SMS", "CARRIER_PIGEON", None]) for _ in range(n)]})
+        messages = [ledger_pb2.IngestEventsRequest(events=convert.to_ipc(table)).SerializeToString()]
+        if rng.random() < 0.25:
+            messages = [_mutate_bytes(rng, m) for m in messages]
+        return messages * rng.choice([1, 1, 2])
+
+    def generate(rng: random.Random):
+        kind = rng.random()
+        if kind < 0.3:
+            return "IngestEvents", events(rng)
+        if kind < 0.75:
+            method, request = "CheckContact", ledger_pb2.CheckContactRequest(
+                account_id=rng.choice(ids * 3 + TEXTS), channel=rng.choice([0, 1, 2, 3, 4, 5, 6, 99, -1]))
+        else:
+            method, request = "GetState", ledger_pb2.GetStateRequest(account_id=rng.choice(ids * 2 + TEXTS))
+        instant(rng, request, "at")
+        data = request.SerializeToString()
+        return method, (_mutate_bytes(rng, data) if rng.random() < 0.25 else data)
+
+    tally = _run(live_ledger, _cases(fuzz_cases, fuzz_seed, 400), generate,
+                 allowed=lambda method: DOCUMENTED | {"NOT_FOUND"} if method == "GetState" else DOCUMENTED)
+    assert tally["IngestEvents OK"] and tally["CheckContact OK"] and tally["GetState OK"]
+    logged = live_ledger[2].read_text(errors="replace")
+    assert str(PING_LAT) not in logged and str(PING_LON) not in logged

@@ -123,3 +123,13 @@ def test_the_responses_timestamps_are_what_timestamp_from_datetime_gives():
         _set_instant_us(from_us, us)
         assert from_us == expected, us
     assert _timestamp(None) is None
+
+
+def test_an_unreadable_message_in_an_ingest_stream_is_invalid_argument(served):
+    import grpc
+    with grpc.insecure_channel(f"127.0.0.1:{served.port}") as channel:
+        ingest = channel.stream_unary("/postloan.v1.Ledger/IngestEvents")
+        with pytest.raises(grpc.RpcError) as e:
+            ingest(iter([b"\x0a\xff\xff\xff\xff\x0f"]), timeout=30)
+    assert e.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "message 0: not a valid postloan.v1.IngestEventsRequest message" in e.value.details()
