@@ -733,6 +733,32 @@ class DeadlineExceeded(PostloanError):
     """The caller's deadline passed while the server was working on its batch."""
 
 
+def _warm_the_gate(pipeline, settings, folder: Path, now: dt.datetime) -> None:
+    """CheckContact's and GetState's compiled parts (the fold, the state, each channel's
+    policies, their KEEP, DEFER and BLOCK) loaded or compiled before the server says SERVING,
+    on a scratch ledger of synthetic accounts and their events in ``folder``, with the real
+    ledger's settings and the real pipeline's judge (it writes nothing): on an empty cache the
+    first dialer's KEEP took 1.7 s, another channel's first BLOCK 0.7 s more."""
+    from ..ledger import Ledger
+    from ..ledger.gate import GATED_CHANNELS, check_contact_values
+    from ..ledger.store import open_store
+    from ..synth import generate, generate_events
+
+    day = now.date() - dt.timedelta(days=1)          # a history that ends before now
+    book = generate(40, seed=1, as_of=day)
+    with Ledger(store=open_store(f"sqlite:///{folder / 'gate.db'}")) as scratch:
+        scratch.settings = settings
+        scratch.register(book)
+        scratch.ingest(generate_events(40, seed=1, as_of=day))
+        ids = book["account_id"].to_pylist()
+        now_us = instant_us(now)
+        for hours in (0, 8, 16):                      # day and night in the accounts' zones, whatever the hour
+            for k, channel in enumerate(GATED_CHANNELS):
+                check_contact_values(scratch, pipeline.judge, ids[(k + hours) % len(ids)], channel,
+                                     now_us + hours * 3_600_000_000, now_us)
+        scratch.state(at=now, accounts=ids[:2])
+
+
 def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: str | None = None,
                 audit_interval_ms: float | None = None, ledger=None, config: str | None = None) -> Engine:
     """Compile the bundle at ``path`` (None: the shipped one) into a warm Engine: the kernel
@@ -775,6 +801,8 @@ def load_engine(path: str | None, *, audit_path: str | None = None, audit_sync: 
             vehicle=convert.VEHICLE.encode({name: vehicle[name] for name in schema.columns("vehicles")}),
             country=convert.enum_code("country", vehicle["country"]), region=vehicle["region"] or ""),
             now.date(), now)
+        if ledger is not None:
+            _warm_the_gate(pipeline, ledger.settings, Path(tmp), now)
         twin.audit.close()
     engine = Engine(kernel, pipeline, path=str(path) if path else "(shipped)", loaded_at=dt.datetime.now(UTC),
                     compile_seconds=time.perf_counter() - start, source=path, decision_schema=answer.decisions.schema)

@@ -133,3 +133,39 @@ def test_an_unreadable_message_in_an_ingest_stream_is_invalid_argument(served):
             ingest(iter([b"\x0a\xff\xff\xff\xff\x0f"]), timeout=30)
     assert e.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "message 0: not a valid postloan.v1.IngestEventsRequest message" in e.value.details()
+
+
+_FIRST_CALLS = r"""
+import datetime as dt, sys
+from numba.core import event
+from kernel.ledger import Ledger
+from kernel.ledger.gate import GATED_CHANNELS, check_contact
+from kernel.server.engine import load_engine
+from kernel.synth import generate
+ledger = Ledger(sys.argv[1])
+book = generate(20, seed=8)
+ledger.register(book)
+ids = book["account_id"].to_pylist()
+engine = load_engine(None, audit_path=sys.argv[2], ledger=ledger)
+now = dt.datetime.now(dt.timezone.utc)
+with event.install_recorder("numba:compiler_lock") as taken:
+    for hours in (0, 8, 16):
+        for k, channel in enumerate(GATED_CHANNELS):
+            check_contact(ledger, engine.pipeline.judge, ids[(k + hours) % 20], channel, now + dt.timedelta(hours=hours),
+                          now=now)
+    ledger.state(at=now, accounts=ids[:2])
+print(len(taken.buffer))
+"""
+
+
+def test_the_warm_up_readies_the_gate_so_the_first_dialer_pays_nothing(tmp_path):
+    """A server with --store is SERVING only once the gate's compiled parts are loaded: the
+    first CheckContact of each channel (KEEP, DEFER, BLOCK) and GetState load or compile no
+    Numba function (each would take Numba's compiler lock: 1.4–1.9 s on an empty cache), in a
+    fresh process so that no other test has loaded them before."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", _FIRST_CALLS, f"sqlite:///{tmp_path / 'ledger.db'}",
+                           str(tmp_path / "audit.log")], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "0", "a first gate call loaded or compiled a Numba function"
