@@ -15,7 +15,9 @@
   its inputs as separate arguments, alternating call by call; and where the server's cost
   goes around the gate (``-k where_check_contact``): the service, the service with a
   constant gate and that one with each of its differences from the echo switched off, each
-  thread's CPU a call against the echo's (``server_cost_peer.py``).
+  thread's CPU a call against the echo's (``server_cost_peer.py``); and the gate's own CPU in
+  the server against the same gate asked directly in the same process, after an idle gap,
+  after other code's work and back to back (``-k gate_in_the_server``).
 * **Decide with state** (``--store``) p50 against the same Decide without a ledger (goal
   ≤ 1.1×), both servers in their own processes, calls alternating in blocks: one account
   asked over and over (the store's cache of its rows answers), and 1,200 accounts asked once
@@ -341,12 +343,13 @@ def _threads_cpu_ns(pid: int) -> dict[str, int]:
     return out
 
 
-def _peer_dump(proc, out: Path) -> dict:
-    """SIGUSR1 to a server_cost_peer.py process: its thread names and step totals."""
+def _peer_dump(proc, out: Path, signal_name: str = "SIGUSR1", seconds: float = 5) -> dict:
+    """SIGUSR1 to a server_cost_peer.py process: its thread names, step totals and gate times
+    (SIGUSR2: the gate asked directly first)."""
     import signal
     before = out.stat().st_mtime_ns if out.exists() else 0
-    proc.send_signal(signal.SIGUSR1)
-    deadline = time.monotonic() + 5
+    proc.send_signal(getattr(signal, signal_name))
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if out.exists() and out.stat().st_mtime_ns != before:
             try:
@@ -452,6 +455,82 @@ def test_where_check_contact_server_cost_goes(benchmark, ledger_services, tmp_pa
     print("\nCheckContact, where the server's cost goes (µs a call, medians of the rounds):")
     for name, figures in table.items():
         print(f"  {name}: {json.dumps(figures) if isinstance(figures, dict) else figures}")
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+
+
+def test_check_contact_gate_in_the_server_against_direct(benchmark, ledger_services, tmp_path_factory):
+    """The gate's CPU in the server against the same gate asked directly in the same process:
+    a ``server_cost_peer.py`` service (``gate_clock``) on the ledger_services store times each
+    CheckContact's ``check_contact_values`` by its RPC thread's CPU; on SIGUSR2 its main thread
+    asks the very same gate (ledger, pipeline, settings, SQLite connection) for other accounts:
+    after a 0.6 ms sleep each, after the sleep and ≈ 0.3 ms of CPU of unrelated Python (JSON:
+    about what gRPC's own work takes between two calls), and back to back. Rounds alternate the
+    order; p50 per round, each call another account. What differs between the ways is what ran
+    between two calls (caches and predictors cold), not the server's settings, data or objects
+    (docs/ledger.md, the fourteenth round)."""
+    import grpc
+
+    from kernel.server._proto.postloan.v1 import contract_pb2, ledger_pb2
+    book, _, _, _ = ledger_services
+    ids = book["account_id"].to_pylist()
+    sms = contract_pb2.ContactChannel.Value("CONTACT_CHANNEL_SMS")
+    method = "/postloan.v1.Ledger/CheckContact"
+    folder = tmp_path_factory.mktemp("gate_clock")
+    out = folder / "service.json"
+    per_block, rounds = (20, 1) if _smoke(benchmark) else (150, 6)
+    proc, port = _spawn([sys.executable, str(HERE / "server_cost_peer.py"), "service", "--out", str(out),
+                         "--variant", "gate_clock", "--", "serve", "--port", "0", "--threads", "16", "--audit-log",
+                         str(folder / "audit.log"), "--audit-sync", "interval", "--store", _PIDS["store"]], '"listening"')
+    k = [0]
+
+    def take(n: int) -> list[str]:
+        block = [ids[(k[0] + i) % len(ids)] for i in range(n)]
+        k[0] += n
+        return block
+
+    ways = ("grpc", "direct_after_sleep", "direct_after_work", "direct_hot")
+    per_round: dict[str, list[float]] = {w: [] for w in ways}
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary(method)
+            deadline = time.monotonic() + 600
+            while True:                                   # the bundle compiled and warm
+                try:
+                    call(ledger_pb2.CheckContactRequest(account_id=ids[0], channel=sms).SerializeToString(), timeout=30)
+                    break
+                except grpc.RpcError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+            for a in take(50):
+                call(ledger_pb2.CheckContactRequest(account_id=a, channel=sms).SerializeToString(), timeout=30)
+            seen = {w: len(v) for w, v in _peer_dump(proc, out)["gate"].items()}
+            for r in range(rounds):
+                for step in (("grpc", "direct") if r % 2 == 0 else ("direct", "grpc")):
+                    if step == "grpc":
+                        requests = [ledger_pb2.CheckContactRequest(account_id=a, channel=sms).SerializeToString()
+                                    for a in take(per_block)]
+                        for request in requests:
+                            call(request, timeout=30)
+                        gate = _peer_dump(proc, out)["gate"]
+                    else:
+                        Path(str(out) + ".direct").write_text(json.dumps(
+                            {w: take(per_block) for w in ways if w != "grpc"}))
+                        gate = _peer_dump(proc, out, "SIGUSR2", 60)["gate"]
+                    for w in ways:
+                        fresh = gate[w][seen[w]:]
+                        seen[w] = len(gate[w])
+                        if fresh:
+                            per_round[w].append(float(np.percentile(fresh, 50)) / 1e3)
+    finally:
+        _stop(proc)
+    figures = {f"{w}_us": [round(v, 1) for v in per_round[w]] for w in ways}
+    figures.update({f"{w}_median_us": round(float(np.median(per_round[w])), 1) for w in ways})
+    for w in ways[1:]:
+        figures[f"grpc_over_{w}"] = round(figures["grpc_median_us"] / figures[f"{w}_median_us"], 3)
+    figures["load_average_1m"] = os.getloadavg()[0]
+    benchmark.extra_info.update(figures)
+    print("\nCheckContact's gate, thread CPU p50 a call (us):", json.dumps(figures))
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
 
 

@@ -10,7 +10,12 @@ Shapes, one process each:
   comma separated: ``constant_gate`` (CheckContact's gate answers a fixed KEEP: the server
   around the gate alone), ``no_interceptor`` (drain, auth and telemetry off), ``no_observe``
   (the interceptor without its Prometheus samples), ``plain_pool`` (grpcio's thread pool, not
-  the tracked one), ``no_limit`` (no ``maximum_concurrent_rpcs``).
+  the tracked one), ``no_limit`` (no ``maximum_concurrent_rpcs``), ``gate_clock`` (each
+  CheckContact's gate — ``check_contact_values`` — timed by its thread's CPU, and on
+  ``SIGUSR2`` the same gate asked directly by the process's main thread, on the same ledger and
+  pipeline: the accounts in ``--out``'s ``.direct`` file, after a 0.6 ms sleep each, after the
+  sleep and ≈ 0.3 ms of CPU of other Python code — JSON, the size of gRPC's own work between two
+  calls — each, and back to back).
 
 With ``--steps`` each process adds up its threads' CPU time (``time.thread_time_ns``) in
 gRPC's server steps (``grpc._server``: finding the handler and handing the call to the pool
@@ -34,6 +39,10 @@ import time
 from pathlib import Path
 
 STEPS: dict[str, list[int]] = {}
+#: ``gate_clock``: each gate call's thread CPU (ns), by the way it was asked
+GATE: dict[str, list[int]] = {"grpc": [], "direct_after_sleep": [], "direct_after_work": [], "direct_hot": []}
+_OTHER_WORK = [{f"k{i}": [str(j) * 3 for j in range(20)]} for i in range(50)]
+SERVER: list = []
 HERE = Path(__file__).resolve().parent
 
 
@@ -62,8 +71,31 @@ def _time_steps() -> None:
 def _on_dump(out: str) -> None:
     def dump(_signum, _frame):
         Path(out).write_text(json.dumps({"threads": {str(t.native_id): t.name for t in threading.enumerate()},
-                                         "steps": STEPS}))
+                                         "steps": STEPS, "gate": GATE}))
     signal.signal(signal.SIGUSR1, dump)
+
+    def direct(_signum, _frame):
+        # the gate as CheckContact asks it (an SMS, now), from this thread: no gRPC around it
+        from kernel.server import ledger_service
+        server = SERVER[0]
+        accounts = json.loads(Path(out + ".direct").read_text())
+        ledger, judge, gate = server.ledger, server.engine.pipeline.judge, ledger_service.check_contact_values
+        clock = time.thread_time_ns
+        for way, pause, work in (("direct_after_sleep", 0.0006, 0), ("direct_after_work", 0.0006, 300_000),
+                                 ("direct_hot", 0.0, 0)):
+            for account in accounts[way]:
+                if pause:
+                    time.sleep(pause)
+                if work:                # other code's ≈ 0.3 ms of CPU, as gRPC's own between two calls
+                    until = clock() + work
+                    while clock() < until:
+                        json.loads(json.dumps(_OTHER_WORK))
+                now = time.time_ns() // 1_000
+                start = clock()
+                gate.__wrapped__(ledger, judge, account, "SMS", now, now)
+                GATE[way].append(clock() - start)
+        dump(_signum, _frame)
+    signal.signal(signal.SIGUSR2, direct)
 
 
 def _switch_off(flags: set[str]) -> None:
@@ -78,6 +110,23 @@ def _switch_off(flags: set[str]) -> None:
         metrics.Metrics.observe_call = lambda self, method, code, seconds: None
     if "plain_pool" in flags:
         app._TrackedPool = type("PlainPool", (app.cf.ThreadPoolExecutor,), {"held": lambda self: set()})
+    if "gate_clock" in flags:
+        gate, clock = ledger_service.check_contact_values, time.thread_time_ns
+
+        def timed_gate(*args):
+            start = clock()
+            try:
+                return gate(*args)
+            finally:
+                GATE["grpc"].append(clock() - start)
+        timed_gate.__wrapped__ = gate
+        ledger_service.check_contact_values = timed_gate
+        start_server = app.DecisionServer.start
+
+        def start(self):
+            SERVER.append(self)
+            return start_server(self)
+        app.DecisionServer.start = start
     grpc_server = grpc.server
 
     def server(pool, interceptors=None, options=None, maximum_concurrent_rpcs=None, **kwargs):
