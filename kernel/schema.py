@@ -17,17 +17,20 @@ Conventions
 - Limits: a string column holds at most ``max_length`` characters (default
   :data:`DEFAULT_MAX_LENGTH`) and an identifier at least ``min_length`` (1); a float is finite; numbers, dates and instants lie within the
   column's range (its own, else its unit's in :data:`UNIT_RANGES`, else the contract's
-  :data:`DATE_RANGE` / :data:`INSTANT_RANGE`).
+  :data:`DATE_RANGE` / :data:`INSTANT_RANGE`); a time zone column (``zone``) holds an IANA
+  time zone zoneinfo knows.
 
 The module is pure declarations plus the one validator every entry point uses —
 :func:`validate` for Arrow tables, :func:`record_checker` for one record of Python scalars,
 the same rules and the same words — and holds no business logic. Its messages name the
-column and row and never quote a value of a string or personal-data column.
+column and row and never quote a value of a string or personal-data column — but for an
+unknown time zone shaped like a zone's name (``Mars/Olympus``, ``UTC+8``), which they quote.
 """
 from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, NamedTuple
@@ -35,6 +38,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 import pyarrow as pa
 
 from .errors import PostloanError
+from .localtime import known_zone
 
 __all__ = [
     "Column", "ENUMS", "ACCOUNTS", "CUSTOMERS", "VEHICLES", "EVENTS", "STATE", "EXPERIMENT", "INPUT", "DECISIONS", "ACTIONS",
@@ -99,6 +103,7 @@ class Column:
     minimum: Any = None             # numbers, dates, instants: lowest value allowed (default: by unit / type)
     maximum: Any = None             # … highest value allowed
     min_length: int = 0             # strings: fewest characters (1 for identifiers: "" names nothing)
+    zone: bool = False              # strings: an IANA time zone zoneinfo knows
 
     @property
     def is_text(self) -> bool:
@@ -174,10 +179,10 @@ ENUMS: dict[str, tuple[str, ...]] = {
 
 
 def _c(name, type_, unit, nullable, pii, doc, enum=None, *, max_length=None, minimum=None, maximum=None,
-       min_length=0) -> Column:
+       min_length=0, zone=False) -> Column:
     if enum is not None:
         assert enum in ENUMS, enum
-    return Column(name, type_, unit, nullable, pii, doc, enum, max_length, minimum, maximum, min_length)
+    return Column(name, type_, unit, nullable, pii, doc, enum, max_length, minimum, maximum, min_length, zone)
 
 
 I64, F64, BOOL, DATE, STR = pa.int64(), pa.float64(), pa.bool_(), pa.date32(), pa.string()
@@ -233,7 +238,8 @@ CUSTOMERS: tuple[Column, ...] = (
     _c("age", I64, "years", False, False, "Age at the snapshot."),
     _c("country", ENUM, "", False, False, "Country whose collection law applies.", "country"),
     _c("region", STR, "", False, False, "Province / state code (e.g. CN-GD, US-CA).", max_length=16),
-    _c("time_zone", STR, "", False, False, "IANA time zone of the debtor (Asia/Shanghai, America/New_York…).", max_length=64),
+    _c("time_zone", STR, "", False, False, "IANA time zone of the debtor (Asia/Shanghai, America/New_York…).", max_length=64,
+       zone=True),
     _c("bureau_score", I64, "points", True, False, "Credit bureau score, 300–900; null if no file.", minimum=0, maximum=1000),
     _c("credit_history_months", I64, "months", False, False, "Age of the oldest credit line."),
     _c("credit_inquiries_6m", I64, "count", False, False, "Hard credit inquiries in 6 months."),
@@ -537,6 +543,18 @@ EMPTY_TEXT = "empty (an identifier needs at least one character)"
 
 NOT_FINITE = "not a finite number (NaN or infinity; leave the value out for a null)"
 
+#: what a zone's name is made of (IANA's names: ASCII letters, digits, "/", "_", "+", "-", a
+#: letter first); only a value so shaped is quoted (a name or a phone number in the wrong
+#: column is not: it would reach the logs)
+_ZONE_SHAPED = re.compile(r"[A-Za-z][A-Za-z0-9/_+\-]*")
+
+
+def _unknown_zone(value: str) -> str:
+    if not value:
+        return "empty, not an IANA time zone"
+    shown = repr(value) if _ZONE_SHAPED.fullmatch(value) else f"a value of {len(value)} characters (not shown)"
+    return f"{shown} is not an IANA time zone zoneinfo knows (e.g. Asia/Shanghai, America/New_York)"
+
 
 def _not_member(col: Column) -> str:
     return f"not one of {', '.join(ENUMS[col.enum])}"
@@ -649,7 +667,7 @@ def _check_values(col: Column, arr) -> Violation | None:
         if shortest.as_py() is not None and shortest.as_py() < col.min_length:
             row = int(pc.index(pc.less(lengths, col.min_length), True).as_py())
             return Violation(name, row, f"column {name!r} row {row}: {EMPTY_TEXT}")
-        return None
+        return _check_zones(arr, col) if col.zone else None
     bounds = col.value_range
     if bounds is None:
         return None
@@ -686,6 +704,18 @@ def _bound_scalar(bound, arrow_type: pa.DataType, below: bool):
         return pa.scalar(bound, type=arrow_type)
     except (pa.ArrowInvalid, OverflowError, TypeError, ValueError):
         return None
+
+
+def _check_zones(arr: pa.Array, col: Column) -> Violation | None:
+    """The first row whose value is not a zone :func:`~kernel.localtime.known_zone` knows:
+    one set lookup per distinct value (a book holds a handful of zones), in the order they
+    first appear — so the first unknown one is the first offending row's."""
+    import pyarrow.compute as pc
+    for value in pc.unique(arr).to_pylist():
+        if value is not None and not known_zone(value):
+            row = int(pc.index(arr, value).as_py())
+            return Violation(col.name, row, f"column {col.name!r} row {row}: {_unknown_zone(value)}")
+    return None
 
 
 def _check_enum(arr: pa.Array, col: Column) -> Violation | None:
@@ -738,6 +768,7 @@ def record_checker(table: str = "book", prefix: str = "") -> Callable[[dict], li
 
     required = tuple(c.name for c in cols if not c.nullable)
     texts = tuple((c.name, c.min_length, c.length_limit) for c in cols if c.is_text)
+    zones = tuple(c.name for c in cols if c.zone)
     enums = tuple((c.name, frozenset(ENUMS[c.enum])) for c in cols if c.enum)
     bools = tuple(c.name for c in cols if pa.types.is_boolean(c.type))
     # ±float max, not ±inf: infinity must fail the comparison
@@ -756,6 +787,10 @@ def record_checker(table: str = "book", prefix: str = "") -> Callable[[dict], li
             for name, shortest, limit in texts:
                 value = get(name)
                 if value is not None and (type(value) is not str or not shortest <= len(value) <= limit):
+                    return explain(record)
+            for name in zones:
+                value = get(name)
+                if value is not None and not known_zone(value):
                     return explain(record)
             for name, members in enums:
                 value = get(name)
@@ -800,14 +835,16 @@ def _value_test(col: Column) -> Callable[[Any], str | None]:
         wrong = _not_member(col)
         return lambda value: None if value in members else wrong
     if col.is_text:
-        limit, shortest = col.length_limit, col.min_length
+        limit, shortest, zone = col.length_limit, col.min_length, col.zone
 
         def text(value):
             if type(value) is not str:
                 return f"expected a string, got {type(value).__name__}"
             if len(value) > limit:
                 return _too_long(col, len(value))
-            return EMPTY_TEXT if len(value) < shortest else None
+            if len(value) < shortest:
+                return EMPTY_TEXT
+            return None if not zone or known_zone(value) else _unknown_zone(value)
         return text
     if pa.types.is_boolean(t):
         return lambda value: None if isinstance(value, bool) else f"expected a bool, got {type(value).__name__}"
@@ -855,7 +892,8 @@ def describe(table: str = "book") -> str:
 
 def _describe_limits(col: Column) -> str:
     if col.length_limit is not None:
-        return f"{col.min_length}–{col.length_limit} chars" if col.min_length else f"≤ {col.length_limit} chars"
+        chars = f"{col.min_length}–{col.length_limit} chars" if col.min_length else f"≤ {col.length_limit} chars"
+        return f"{chars}, an IANA time zone" if col.zone else chars
     if col.value_range is None:
         return ""
     lo, hi = col.value_range
@@ -890,8 +928,12 @@ def markdown() -> str:
               "(proto3 cannot tell an empty string from an unset one); floats are finite (NaN",
               "and infinity are refused: leave a value out for a null); numbers lie in their column's range,",
               f"else their unit's (below); dates lie in {DATE_RANGE[0]} – {DATE_RANGE[1]} and instants in the",
-              "same days (UTC). An error names the column and the row, never the value of a text or",
-              "personal-data column.", "", "| unit | range |", "|---|---|"]
+              "same days (UTC); a time zone (`time_zone`) is an IANA zone Python's `zoneinfo` knows",
+              "(`Asia/Shanghai`, `America/New_York`, `UTC`; not `Mars/Olympus`, `UTC+8` or an empty",
+              "text), checked once per distinct value. An error names the column and the row, never the",
+              "value of a text or personal-data column — but for an unknown time zone shaped like a",
+              "zone's name (ASCII letters, digits, `/ _ + -`), which it quotes.", "",
+              "| unit | range |", "|---|---|"]
     limits += [f"| {unit} | {_shown(lo)} – {_shown(hi)} |" for unit, (lo, hi) in UNIT_RANGES.items()]
     enums = ["## Enumerations", "", "| enum | members (in order) |", "|---|---|"]
     enums += [f"| `{k}` | {', '.join(v)} |" for k, v in ENUMS.items()]

@@ -26,9 +26,10 @@ from typing import Callable
 
 from ..errors import PostloanError
 from ..hookspecs import NULL_TIME, Record
+from ..localtime import known_zone
 from .events import CHANNEL
 from .join import _RECORD_COLUMNS, _merge_code, gate_record_code
-from .ledger import _patterns_lookback_us, instant_us
+from .ledger import _patterns_lookback_us, instant_us, stored_zone_error
 from .state import derive_one, of_settings
 from .store import REGISTRY_COLUMNS
 
@@ -113,6 +114,8 @@ def account_record(store, cur, account_id: str, at_us: int, settings,
         at_us - _patterns_lookback_us(settings) if patterns else None)
     if registered is None:
         return None
+    if not known_zone(registered[_ZONE]):
+        raise stored_zone_error(account_id, registered[_ZONE])
     if build is not None:                   # (Pipeline.judge reads the Record uncopied)
         return build(account_id, registered, *derive_one(rows, registered[_ZONE], at_us, settings, gps, offline,
                                                          ordered=True, patterns=False, outputs=True))

@@ -28,6 +28,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import PostloanError
+from ..localtime import known_zone
+from ..schema import REQUIRED, check_value, columns
 from . import gps as _gps
 from .events import KIND, EventRows, Rejection, normalize
 from .patterns import lookback_us
@@ -360,6 +362,9 @@ class Ledger:
                 z = row[zone_at] if row else None
             unzoned += z is None
             names.append(z)
+        for z in dict.fromkeys(names):
+            if z is not None and not known_zone(z):
+                raise stored_zone_error(accounts[names.index(z)], z)
         self.unzoned = unzoned
         return state_table(self.state_columns(accounts, names, at_us))
 
@@ -408,7 +413,21 @@ def _registry_row(record: Mapping, values: tuple) -> tuple:
         raise LedgerError("the account has no account_id")
     if not record.get("time_zone"):
         raise LedgerError("the account has no time_zone (the gate counts days in the debtor's local time)")
+    zone = record["time_zone"]
+    if not known_zone(zone):
+        raise LedgerError(f"account {record['account_id']!r}: time_zone: {check_value(_TIME_ZONE, zone)}")
     return (record["account_id"], *[int(v) if type(v) in _FLAG_TYPES else v for v in values])
+
+
+_TIME_ZONE = columns("book")["time_zone"]
+
+
+def stored_zone_error(account_id: str, zone) -> LedgerError:
+    """The error of an account whose stored registration holds a zone zoneinfo does not know
+    (a ledger written before registrations were checked, or by hand): said as such, not as a
+    zone the local-time code stumbles on."""
+    return LedgerError(f"account {account_id!r}: its registered time_zone: {check_value(_TIME_ZONE, zone)}; "
+                       f"register the account again with a valid zone (a Decide of it, or `postloan ingest --book`)")
 
 
 #: the types of a registered flag's value that are stored as 0/1
@@ -437,6 +456,14 @@ def _registry_rows(book) -> list[tuple]:
     zones = column("time_zone")
     if zones is None:
         raise LedgerError("the book has no time_zone column (the gate counts days in the debtor's local time)")
+    # each distinct zone checked once (in the order they first appear: the first bad row is
+    # named), by the contract's words: a zone the gate could not count local days in is
+    # refused here, not when the account is asked about
+    for zone in dict.fromkeys(zones):
+        problem = REQUIRED if zone is None else None if known_zone(zone) else check_value(_TIME_ZONE, zone)
+        if problem is not None:
+            row = zones.index(zone)
+            raise LedgerError(f"time_zone: row {row} (account {ids[row]!r}): {problem}")
     values = [column(name) for name in REGISTRY_COLUMNS]
     n = len(ids)
     out = []

@@ -3,8 +3,9 @@
 
 One compiled pass (:func:`_parse`, Numba, compiled once and cached) walks the message's
 bytes and checks every field against the contract — required fields set, numbers, dates and
-instants within their ranges, floats finite, text within its length, enum codes members —
-writing each field's value into one thread's reused arrays; a function generated once per
+instants within their ranges, floats finite, text within its length, enum codes members, a
+time zone one zoneinfo lists (:func:`_listed`) — writing each field's value into one thread's
+reused arrays; a function generated once per
 table (:func:`_builder`: one dict display, the contract's column order) then turns those into
 the record :class:`~kernel.server.engine.AccountRecord` gives — enums as member names, dates
 as ``datetime.date``, instants as aware UTC ``datetime``, nulls as None. Per call that is a
@@ -22,6 +23,7 @@ the refusal): never a record the careful path would not give
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sys
 import threading
 
@@ -34,6 +36,7 @@ import pyarrow as pa  # noqa: E402
 from numba import njit  # noqa: E402
 
 from .. import schema  # noqa: E402
+from ..localtime import listed_zones  # noqa: E402
 
 # field kinds (column 0 of the plan)
 _UNKNOWN, _INT, _DOUBLE, _BOOL, _ENUM, _TEXT, _DATE, _INSTANT = range(8)
@@ -43,8 +46,9 @@ _WIRE = {_INT: 0, _DOUBLE: 1, _BOOL: 0, _ENUM: 0, _TEXT: 2, _DATE: 2, _INSTANT: 
 # (ints: bounds; enums: member count + 1; text: characters; dates: ordinals; instants: µs),
 # wire type, its place in the values handed back (ints, enum codes, bools, dates and instants
 # in one int64 array, doubles in another; −1 for text, read off the message), and, for a
-# nullable field, its set flag's place after the values (−1 otherwise)
-_PLAN_WIDTH = 8
+# nullable field, its set flag's place after the values (−1 otherwise), and 1 for a text that
+# must name an IANA time zone (schema.Column.zone)
+_PLAN_WIDTH = 9
 EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 # protobuf's Timestamp: 0001-01-01T00:00:00Z … 9999-12-31T23:59:59.999999999Z
@@ -196,8 +200,54 @@ def _utf8_chars(buf, pos, stop):
 
 
 @njit(cache=True)
-def _parse(buf, plan, floats_lo_hi, seen, values, floats):
-    """Read one message's bytes by ``plan`` (int64 [field number + 1, 8]) and check every
+def _listed(buf, pos, stop, zones):
+    """Whether ``buf[pos:stop]`` is a row of ``zones`` (:func:`zone_table`: names sorted,
+    zero-padded): a binary search, a dozen rows compared."""
+    n = stop - pos
+    width = zones.shape[1]
+    if n == 0 or n > width:
+        return False
+    for k in range(pos, stop):        # a NUL would match a shorter name's padding
+        if buf[k] == 0:
+            return False
+    lo, hi = 0, zones.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        order = 0                     # the row against the text: −1 before it, 1 after
+        for k in range(width):
+            a = zones[mid, k]
+            b = buf[pos + k] if k < n else 0
+            if a != b:
+                order = -1 if a < b else 1
+                break
+        if order == 0:
+            return True
+        if order < 0:
+            lo = mid + 1
+        else:
+            hi = mid
+    return False
+
+
+@functools.cache
+def zone_table() -> np.ndarray:
+    """The zones zoneinfo lists (:func:`kernel.localtime.listed_zones`) as the rows of one
+    uint8 array, each name's UTF-8 zero-padded to the longest, in byte order: what
+    :func:`_listed` searches. A zone zoneinfo opens but does not list sends the message to
+    the careful path, which accepts it (:func:`kernel.localtime.known_zone`)."""
+    names = [z.encode() for z in listed_zones()]
+    width = max(map(len, names), default=1)
+    return np.frombuffer(b"".join(sorted(n.ljust(width, b"\0") for n in names)) or b"\0", np.uint8) \
+        .reshape(-1, width).copy()
+
+
+#: the zone table of a message without a time zone (nothing is looked up in it)
+_NO_ZONES = np.zeros((1, 1), np.uint8)
+
+
+@njit(cache=True)
+def _parse(buf, plan, floats_lo_hi, zones, seen, values, floats):
+    """Read one message's bytes by ``plan`` (int64 [field number + 1, 9]) and check every
     field: each set field's value into ``values`` (int64: ints, enum codes, bools 0/1, date
     ordinals, instants in µs — then the set flags of the nullable fields) or ``floats``
     (float64: doubles); ``seen`` (int64 [3 × slots]): per slot 1 once the field is read,
@@ -265,6 +315,8 @@ def _parse(buf, plan, floats_lo_hi, seen, values, floats):
                 # valid UTF-8 (protobuf refuses a string field that is not) within its characters
                 chars = _utf8_chars(buf, pos, stop)
                 if chars < plan[number, 3] or chars > plan[number, 4]:
+                    return False
+                if plan[number, 8] != 0 and not _listed(buf, pos, stop, zones):
                     return False
                 slots = seen.shape[0] // 3
                 seen[slots + 2 * s] = pos
@@ -346,8 +398,10 @@ class WireDecoder:
                 low, high = col.value_range or (None, None)
                 bounds[out] = (-sys.float_info.max if low is None else low,
                                sys.float_info.max if high is None else high)
-            plan[field.number] = (kind, slot, 0 if col.nullable else 1, lo, hi, _WIRE[kind], out, found)
+            plan[field.number] = (kind, slot, 0 if col.nullable else 1, lo, hi, _WIRE[kind], out, found,
+                                  int(kind == _TEXT and col.zone))
         self.plan, self.bounds = plan, bounds
+        self.zones = zone_table() if any(col.zone for col in columns) else _NO_ZONES
         self.sizes = (len(columns), len(ints) + len(nullable), max(len(doubles), 1))
         self.source, self.build = _builder(columns, self.where)
         self._local = threading.local()
@@ -364,14 +418,14 @@ class WireDecoder:
         slots, n_values, n_floats = self.sizes
         buffers = self._local.buffers = (np.zeros(3 * slots, np.int64), np.zeros(n_values, np.int64),
                                          np.zeros(n_floats, np.float64))
-        _parse(np.frombuffer(b"", np.uint8), self.plan, self.bounds, *buffers)
+        _parse(np.frombuffer(b"", np.uint8), self.plan, self.bounds, self.zones, *buffers)
         return buffers
 
     def __call__(self, message) -> dict | None:
         if message.DESCRIPTOR is not self.descriptor:
             return None
         seen, values, floats = self.thread_buffers()
-        if not _parse(np.frombuffer(message.SerializeToString(), np.uint8), self.plan, self.bounds,
+        if not _parse(np.frombuffer(message.SerializeToString(), np.uint8), self.plan, self.bounds, self.zones,
                       seen, values, floats):
             return None
         return self.build(message, values.tolist(), floats.tolist())
@@ -470,7 +524,8 @@ def _member(buf, start, stop, names, blob, first):
 
 
 @njit(cache=True)
-def _parse_into(buf, plan, floats_lo_hi, seen, values, floats, route, codes, names, blob, target, bits_lo, bits_hi):
+def _parse_into(buf, plan, floats_lo_hi, zones, seen, values, floats, route, codes, names, blob, target, bits_lo,
+                bits_hi):
     """:func:`_parse`, then each kernel input by ``route`` (int64 [inputs, 6]) written into
     ``target`` (this thread's record inputs, uint8) in the kernel's encoding — the value the
     record :func:`_builder` makes would be staged as by the kernel's record path: an int or
@@ -479,7 +534,7 @@ def _parse_into(buf, plan, floats_lo_hi, seen, values, floats, route, codes, nam
     text as its code (:func:`_member`; 255 for one the model does not know), a null as its
     validity byte 0 (the bitmaps' bytes ``bits_lo:bits_hi`` reset to 255 first). False: the
     caller must take the record's way (the careful path, or the kernel's own checks)."""
-    if not _parse(buf, plan, floats_lo_hi, seen, values, floats):
+    if not _parse(buf, plan, floats_lo_hi, zones, seen, values, floats):
         return False
     for i in range(bits_lo, bits_hi):
         target[i] = 255
@@ -529,8 +584,8 @@ _ACCOUNT_START, _ACCOUNT_STOP, _AS_OF, _NOW, _ACTIONS, _ID_START, _ID_STOP = ran
 
 
 @njit(cache=True)
-def _parse_request_into(buf, limits, id_slot, head, plan, floats_lo_hi, seen, values, floats, route, codes, names,
-                        blob, target, bits_lo, bits_hi):
+def _parse_request_into(buf, limits, id_slot, head, plan, floats_lo_hi, zones, seen, values, floats, route, codes,
+                        names, blob, target, bits_lo, bits_hi):
     """A DecideRequest's bytes read as protobuf reads them — its as_of (a valid date within
     ``limits[0:2]``, ordinals), now (a valid instant within ``limits[2:4]``, µs) and actions
     into ``head`` — and, when actions is false (decision-only) and an Account is set, that
@@ -587,8 +642,8 @@ def _parse_request_into(buf, limits, id_slot, head, plan, floats_lo_hi, seen, va
     start = head[_ACCOUNT_START]
     if head[_ACTIONS] != 0 or start < 0:
         return False
-    if not _parse_into(buf[start:head[_ACCOUNT_STOP]], plan, floats_lo_hi, seen, values, floats, route, codes,
-                       names, blob, target, bits_lo, bits_hi):
+    if not _parse_into(buf[start:head[_ACCOUNT_STOP]], plan, floats_lo_hi, zones, seen, values, floats, route,
+                       codes, names, blob, target, bits_lo, bits_hi):
         return False
     slots = seen.shape[0] // 3
     head[_ID_START] = start + seen[slots + 2 * id_slot]
@@ -657,7 +712,7 @@ class KernelInputs:
         seen, values, floats = decoder.thread_buffers()
         target = self.kernel.record_inputs()
         return _parse_into(np.frombuffer(message.SerializeToString(), np.uint8), decoder.plan, decoder.bounds,
-                           seen, values, floats, self.route, self.codes, self.names, self.blob, target,
+                           decoder.zones, seen, values, floats, self.route, self.codes, self.names, self.blob, target,
                            self.bits.start, self.bits.stop)
 
     def stage_request(self, data: bytes) -> tuple | None:
@@ -673,8 +728,9 @@ class KernelInputs:
         seen, values, floats = decoder.thread_buffers()
         head = self.thread_head()
         if not _parse_request_into(np.frombuffer(data, np.uint8), _REQUEST_LIMITS, self.id_slot, head, decoder.plan,
-                                   decoder.bounds, seen, values, floats, self.route, self.codes, self.names,
-                                   self.blob, self.kernel.record_inputs(), self.bits.start, self.bits.stop):
+                                   decoder.bounds, decoder.zones, seen, values, floats, self.route, self.codes,
+                                   self.names, self.blob, self.kernel.record_inputs(), self.bits.start,
+                                   self.bits.stop):
             return None
         return self.staged_request(data)
 

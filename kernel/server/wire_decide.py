@@ -266,8 +266,8 @@ def _write_decision(buffer, plan, pieces, blob, request, id_start, id_stop, days
 
 
 @njit(cache=True)
-def _decide_request(request, clock_us, limits, id_slot, head, plan, floats_lo_hi, seen, values, floats, route, codes,
-                    names, blob, bits_lo, bits_hi, buffer, inputs_at, kernel, table_at, response_plan, pieces,
+def _decide_request(request, clock_us, limits, id_slot, head, plan, floats_lo_hi, zones, seen, values, floats, route,
+                    codes, names, blob, bits_lo, bits_hi, buffer, inputs_at, kernel, table_at, response_plan, pieces,
                     response_blob, out, facts, kept, kept_account, kept_from, kept_until, kept_at, kept_bytes):
     """A decision-only DecideRequest's bytes to its DecideResponse's: the request read and
     its Account written into the kernel's inputs (``buffer[inputs_at:]``) by
@@ -279,8 +279,8 @@ def _decide_request(request, clock_us, limits, id_slot, head, plan, floats_lo_hi
     inputs) are written over the staged inputs before the kernel runs when the request's
     Account is ``kept_account``'s bytes and now is in ``[kept_from, kept_until)``; else
     :data:`STAGED`: the inputs staged, nothing run."""
-    if not _parse_request_into(request, limits, id_slot, head, plan, floats_lo_hi, seen, values, floats, route, codes,
-                               names, blob, buffer[inputs_at:], bits_lo, bits_hi):
+    if not _parse_request_into(request, limits, id_slot, head, plan, floats_lo_hi, zones, seen, values, floats, route,
+                               codes, names, blob, buffer[inputs_at:], bits_lo, bits_hi):
         return HANDED_OVER
     now = head[_NOW] if head[_NOW] != _NO_MOMENT else clock_us
     if kept:
@@ -379,6 +379,10 @@ def response_tables(outputs: tuple, encoder: convert.DecideResponseEncoder, tail
                           np.frombuffer(b"".join(pieces) or b"\0", np.uint8).copy(), tiers, tuple(unique_rulesets), size)
 
 
+# where :meth:`RequestDecider._thread_args` holds the kernel's buffer, the inputs' place in it,
+# the kernel's address, its table's place, the response tables (then out, facts), out and facts
+_A_BUFFER, _A_INPUTS_AT, _A_KERNEL, _A_TABLE_AT, _A_RESPONSE, _A_OUT, _A_FACTS = 15, 16, 17, 18, 19, 22, 23
+
 #: :func:`_decide_request`'s kept state arguments without a ledger (none)
 _NOT_KEPT = (False, np.zeros(0, np.uint8), 0, 0, np.zeros(0, np.int64), np.zeros(0, np.uint8))
 
@@ -414,7 +418,7 @@ class RequestDecider:
         seen, values, floats = decoder.thread_buffers()
         buffer, inputs_at, table_at = self.kernel.record_buffer()
         args = self._local.args = (
-            _REQUEST_LIMITS, inputs.id_slot, inputs.thread_head(), decoder.plan, decoder.bounds,
+            _REQUEST_LIMITS, inputs.id_slot, inputs.thread_head(), decoder.plan, decoder.bounds, decoder.zones,
             seen, values, floats, inputs.route, inputs.codes, inputs.names, inputs.blob, inputs.bits.start,
             inputs.bits.stop, buffer, inputs_at, self.kernel.record_address, table_at, self.tables.plan,
             self.tables.pieces, self.tables.blob, np.zeros(self.tables.size, np.uint8), np.zeros(_F_NOW + 1, np.int64))
@@ -431,7 +435,7 @@ class RequestDecider:
         n = _decide_request(np.frombuffer(data, np.uint8), time.time_ns() // 1000, *args, *_NOT_KEPT)
         if n == HANDED_OVER:
             return None
-        facts = args[22]
+        facts = args[_A_FACTS]
         _, _, _, id_start, id_stop, days, now = facts.tolist()
         return self._answer(data[id_start:id_stop].decode(), n, args, days, now)
 
@@ -453,7 +457,7 @@ class RequestDecider:
             return None
         if n == STAGED:
             return STAGED
-        facts = args[22]
+        facts = args[_A_FACTS]
         _, _, _, id_start, id_stop, days, now = facts.tolist()
         return self._answer(data[id_start:id_stop].decode(), n, args, days, now)
 
@@ -465,14 +469,14 @@ class RequestDecider:
             args = self._local.args
         except AttributeError:
             args = self._thread_args()
-        n = _decide_staged(np.frombuffer(data, np.uint8), self.inputs.thread_head(), days, args[14],
-                           args[16], args[17], *args[18:])
+        n = _decide_staged(np.frombuffer(data, np.uint8), self.inputs.thread_head(), days, args[_A_BUFFER],
+                           args[_A_KERNEL], args[_A_TABLE_AT], *args[_A_RESPONSE:])
         return self._answer(account_id, n, args, days, now_us)
 
     def _answer(self, account_id: str, n: int, args: tuple, days: int, now_us: int) -> tuple:
-        buffer, out, facts = args[14], args[21], args[22]
+        buffer, out, facts = args[_A_BUFFER], args[_A_OUT], args[_A_FACTS]
         start, tier, conflicts = facts.tolist()[:3]
         tables = self.tables
         return (out[start:start + n].tobytes() if n >= 0 else None, account_id, days, now_us, tables.tiers[tier],
                 {name: 1 for b, name in enumerate(tables.unique) if conflicts >> b & 1} if conflicts else {},
-                buffer[:args[15]].tobytes())
+                buffer[:args[_A_INPUTS_AT]].tobytes())

@@ -124,3 +124,43 @@ def test_limits_are_declared_in_the_contract_and_documented():
     page = (Path(__file__).resolve().parents[2] / "docs" / "data-contract.md").read_text()
     assert "| `account_id` | string |  | no |  | 1–64 chars |" in page and "| `brand` | string |  | no |  | ≤ 64 chars |" in page
     assert {c.name for c in schema.BOOK if c.min_length} == {"account_id", "customer_id", "vin"}
+
+
+# -- time zones: an IANA zone zoneinfo knows, checked once per distinct value ---------------------
+BAD_ZONES = [("Mars/Olympus", "'Mars/Olympus' is not an IANA time zone"),
+             ("UTC+8", "'UTC+8' is not an IANA time zone"),
+             ("asia/shanghai", "'asia/shanghai' is not an IANA time zone"),    # (zoneinfo's names are cased)
+             ("Asia/../UTC", "a value of 11 characters (not shown) is not an IANA time zone"),
+             ("", "empty, not an IANA time zone"),
+             ("Zhang San", "a value of 9 characters (not shown) is not an IANA time zone"),
+             ("13800138000", "a value of 11 characters (not shown) is not an IANA time zone")]
+GOOD_ZONES = ["Asia/Shanghai", "America/New_York", "UTC", "Etc/GMT+8", "America/Argentina/ComodRivadavia",
+              "posixrules"]     # (the last: a zone zoneinfo opens without listing it)
+
+
+@pytest.mark.parametrize("zone, words", BAD_ZONES, ids=[z or "empty" for z, _ in BAD_ZONES])
+def test_an_unknown_time_zone_is_refused_naming_the_row_and_a_zone_shaped_value(small_book, zone, words):
+    table = _with_value(_with_value(small_book.slice(0, 8), "time_zone", 6, "Mars/Olympus"), "time_zone", 3, zone)
+    for data in (table, table.set_column(table.schema.get_field_index("time_zone"), "time_zone",
+                                         table["time_zone"].combine_chunks().dictionary_encode())):
+        with pytest.raises(schema.SchemaError) as err:
+            schema.validate(data, source="upload.arrow")
+        assert (err.value.field, err.value.row) == ("time_zone", 3)
+        assert str(err.value).startswith(f"upload.arrow: column 'time_zone' row 3: {words}")
+    record = {**small_book.slice(0, 1).to_pylist()[0], "time_zone": zone}
+    found = schema.record_checker("book", "account.")(record)
+    assert [v.field for v in found] == ["account.time_zone"] and found[0].message.startswith(words)
+    assert schema.check_value(schema.columns()["time_zone"], zone).startswith(words)
+
+
+def test_every_zone_zoneinfo_knows_passes(small_book):
+    from kernel.localtime import listed_zones
+    zones = [*GOOD_ZONES, *listed_zones()]
+    table = pa.table({"time_zone": zones})
+    schema.validate(table, required=["time_zone"])
+    check = schema.record_checker("customers")
+    record = small_book.slice(0, 1).to_pylist()[0]
+    assert all(check({**record, "time_zone": z}) == [] for z in zones)
+    # a null is the contract's "required", not an unknown zone
+    assert schema.record_checker("book")({**record, "time_zone": None}) == [
+        schema.Violation("time_zone", None, schema.REQUIRED)]

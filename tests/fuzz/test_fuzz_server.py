@@ -40,6 +40,10 @@ INTS = [0, 1, -1, 2, 7, 99, 100_000, -100_000, 1 << 31, -(1 << 31), (1 << 62), -
 FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, 1e-300, 1e12, 1e300, -1e300, math.inf, -math.inf, math.nan, 2.0 ** 53]
 TEXTS = ["", " ", "x", "A" * 64, "A" * 65, "丁明", "\u202e\u0000\n\t", "'; DROP TABLE", "😀" * 40, "é" * 300,
          "\ud7ff", "CN-GD", "Asia/Shanghai", "Mars/Olympus_Mons"]
+#: time zones zoneinfo knows and names it does not (cased wrong, an offset, a path, a file that is no zone)
+ZONES = ["Asia/Shanghai", "America/New_York", "UTC", "Etc/GMT-14", "posixrules", "Mars/Olympus_Mons", "UTC+8",
+         "+08:00", "asia/shanghai", "Asia/Shanghai/", "Asia/../UTC", "/etc/localtime", "zone.tab", "Asia", "",
+         "Asia/Shanghai\x00", "America/New_York " * 4]
 
 
 # -- the server under test ------------------------------------------------------------------------------
@@ -156,11 +160,22 @@ def _hostile_value(rng: random.Random, field, record_value):
     if fd.type == fd.TYPE_BOOL:
         return rng.random() < 0.5
     if fd.type == fd.TYPE_STRING:
+        if fd.name == "time_zone" and rng.random() < 0.5:
+            return _zone(rng)
         text = rng.choice(TEXTS)
         return text * rng.choice([1, 1, 1, 50, 3000]) if rng.random() < 0.2 else text
     if fd.type == fd.TYPE_ENUM:
         return rng.choice([0, 1, 2, 3, 9, 99, -1, -(1 << 31), (1 << 31) - 1])
     return None
+
+
+def _zone(rng: random.Random) -> str:
+    """A time zone of :data:`ZONES`, a third of the time bent: a character changed, cut or added."""
+    zone = rng.choice(ZONES)
+    if zone and rng.random() < 0.33:
+        at = rng.randrange(len(zone))
+        zone = zone[:at] + rng.choice(["", "x", "/", "_", "é", zone[at].swapcase()]) + zone[at + 1:]
+    return zone
 
 
 def _fill(rng: random.Random, message, record: dict) -> None:
@@ -275,6 +290,36 @@ def test_every_rpc_with_random_field_values(live, records, fuzz_cases, fuzz_seed
 
     _run(live, _cases(fuzz_cases, fuzz_seed, 3000), generate,
          allowed=lambda method: RELOAD_OUTCOMES if method == "ReloadBundle" else DOCUMENTED)
+
+
+def test_decide_with_random_time_zones(live, records, fuzz_cases, fuzz_seed):
+    """Decide (decision-only or with actions) and Explain of valid accounts but for a random
+    time zone: OK exactly when zoneinfo knows the zone, else INVALID_ARGUMENT naming
+    account.time_zone — never FAILED_PRECONDITION from an action's local time, and never a
+    decision for a zone nothing could count local days in."""
+    from kernel.localtime import known_zone
+
+    caller = Caller(live[0])
+    tally, findings = collections.Counter(), []
+    for seed in _cases(fuzz_cases, fuzz_seed, 300):
+        rng = random.Random(seed)
+        zone = _zone(rng)
+        account = convert.ACCOUNT.encode({**rng.choice(records), "time_zone": zone})
+        if rng.random() < 0.75:
+            method, request = "Decide", decision_pb2.DecideRequest(account=account, actions=rng.random() < 0.5)
+        else:
+            method, request = "Explain", decision_pb2.ExplainRequest(account=account)
+        request.as_of.CopyFrom(convert.date_message(AS_OF))
+        code, details = caller(method, request.SerializeToString())
+        known = known_zone(zone)
+        tally[f"{method} {'known' if known else 'unknown'} {code}"] += 1
+        if (code, known) != ("OK", True) and not (code == "INVALID_ARGUMENT" and not known
+                                                  and details.startswith("account.time_zone: ")):
+            findings.append(f"seed {seed}: {method} of zone {zone!r} → {code}: {details[:200]}")
+        assert live[1].poll() is None, f"the server died at seed {seed}"
+    print("\n" + ", ".join(f"{k} {v}" for k, v in sorted(tally.items())))
+    assert not findings, f"{len(findings)} wrong answers:\n" + "\n".join(findings[:20])
+    assert {k.split()[1] for k in tally} == {"known", "unknown"}
 
 
 # -- Arrow IPC streams --------------------------------------------------------------------------------

@@ -375,3 +375,31 @@ def test_the_straight_record_keeps_the_books_value_where_the_state_says_nothing(
     # (the consent as an SMS's policies read it, the opt-out as a phone call's)
     assert {a: (seen[a, "SMS"][0], seen[a, "PHONE"][1]) for a in ("K1", "K2", "K3", "K4")} == {
         "K1": (True, False), "K2": (False, True), "K3": (False, False), "K4": (False, True)}, seen
+
+
+def test_a_zone_zoneinfo_does_not_know_is_refused_when_registered_and_named_when_stored(ledger_url, judge):
+    """Registering a book (or one record) with a time zone zoneinfo does not know is refused
+    naming the field, the row, the account and the zone, and nothing is written; an account
+    whose stored registration holds one (a ledger written before the check) is named by the
+    gate and the state — not a local-time error nor a policy's PLUGIN_ERROR block."""
+    with Ledger(ledger_url) as ledger:
+        book = {"account_id": ["Z1", "Z2", "Z3"], "time_zone": ["Asia/Shanghai", "Mars/Olympus", "UTC+8"],
+                "country": ["CN"] * 3, "region": ["X"] * 3, "product": ["NEW_CAR_LOAN"] * 3, "phone_valid": [True] * 3,
+                "has_third_party_contact": [True] * 3, "consent_automated_contact": [True] * 3,
+                "contact_opt_out": [False] * 3}
+        with pytest.raises(LedgerError, match=r"^time_zone: row 1 \(account 'Z2'\): 'Mars/Olympus' is not an IANA"):
+            ledger.register(pa.table(book))
+        with pytest.raises(LedgerError, match=r"^time_zone: row 2 \(account 'Z3'\): required"):
+            ledger.register({**book, "time_zone": ["Asia/Shanghai", "Asia/Shanghai", None]})
+        with pytest.raises(LedgerError, match=r"^account 'Z2': time_zone: 'UTC\+8' is not an IANA time zone"):
+            ledger.register_record({k: v[1] for k, v in book.items()} | {"time_zone": "UTC+8"})
+        assert ledger.registered(["Z1", "Z2", "Z3"]) == {}
+        assert ledger.register({**book, "time_zone": ["Asia/Shanghai", "America/New_York", "posixrules"]}) == 3
+        # a stored registration with an unknown zone, as an older ledger may hold
+        stored = ledger.store.registered(["Z2"])["Z2"][1:]
+        ledger.store.register([("Z2", "Mars/Olympus", *(int(v) if type(v) is bool else v for v in stored))], 0)
+        for ask in (lambda: ledger.check_contact("Z2", "PHONE", CN_MORNING, judge, now=CN_MORNING),
+                    lambda: ledger.state(CN_MORNING, ["Z1", "Z2"])):
+            with pytest.raises(LedgerError, match=r"^account 'Z2': its registered time_zone: 'Mars/Olympus' is not"):
+                ask()
+        assert ledger.check_contact("Z1", "PHONE", CN_MORNING, judge, now=CN_MORNING).outcome == "KEEP"

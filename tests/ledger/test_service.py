@@ -169,3 +169,32 @@ def test_the_warm_up_readies_the_gate_so_the_first_dialer_pays_nothing(tmp_path)
                            str(tmp_path / "audit.log")], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == "0", "a first gate call loaded or compiled a Numba function"
+
+
+def test_an_unknown_time_zone_is_refused_by_decide_and_named_when_a_stored_registration_holds_one(served):
+    """With a ledger too a Decide of an account whose time_zone zoneinfo does not know is
+    INVALID_ARGUMENT naming the field, and registers nothing; an account whose stored
+    registration holds such a zone (an older ledger) makes CheckContact and GetState answer
+    FAILED_PRECONDITION naming the account and the zone — until a Decide registers it again."""
+    now = dt.datetime.now(UTC)
+    account = generate(3, seed=9).to_pylist()[1]
+    account.update(account_id="TZ-0001", country="US", time_zone="Mars/Olympus", phone_valid=True)
+    with Client(f"127.0.0.1:{served.port}") as client:
+        for actions in (False, True):
+            with pytest.raises(CallError) as e:
+                client.decide(account, now.date(), now=now, actions=actions)
+            assert e.value.code.name == "INVALID_ARGUMENT" and e.value.field == "account.time_zone"
+            assert "'Mars/Olympus' is not an IANA time zone" in str(e.value)
+        assert client.check_contact("TZ-0001", "PHONE", now)["reason_code"] == "GATE_UNKNOWN_ACCOUNT"
+        client.decide({**account, "time_zone": "America/New_York"}, now.date(), now=now)
+        ledger = served.engine.pipeline.ledger
+        stored = ledger.store.registered(["TZ-0001"])["TZ-0001"][1:]
+        ledger.store.register([("TZ-0001", "Mars/Olympus", *(int(v) if type(v) is bool else v for v in stored))], 0)
+        for ask in (lambda: client.check_contact("TZ-0001", "PHONE", now), lambda: client.state("TZ-0001")):
+            with pytest.raises(CallError) as e:
+                ask()
+            assert e.value.code.name == "FAILED_PRECONDITION"
+            assert "account 'TZ-0001': its registered time_zone: 'Mars/Olympus' is not an IANA" in str(e.value)
+        ledger._registered.clear()              # (this process remembered the good registration)
+        client.decide({**account, "time_zone": "America/New_York"}, now.date(), now=now)
+        assert "ledger_events" in client.state("TZ-0001")

@@ -212,6 +212,31 @@ def test_invalid_arguments_name_the_field(scoring, small_book):
     assert raw.value.code() is grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_an_unknown_time_zone_is_invalid_argument_naming_the_field(scoring, small_book):
+    """Decide (decision-only and with actions), Explain and DecideBatch answer an account
+    whose time_zone zoneinfo does not know alike: INVALID_ARGUMENT naming the field (and the
+    row in a batch) and quoting the zone — not a FAILED_PRECONDITION from a planned action's
+    local time, a policy's PLUGIN_ERROR block, or a decision (no action, no local time)."""
+    record = small_book.slice(0, 1).to_pylist()[0]
+    for zone in ("Mars/Olympus", "UTC+8", ""):
+        for call in (lambda: scoring.decide({**record, "time_zone": zone}, AS_OF, actions=False),
+                     lambda: scoring.decide({**record, "time_zone": zone}, AS_OF, actions=True),
+                     lambda: scoring.explain({**record, "time_zone": zone}, AS_OF)):
+            with pytest.raises(CallError) as err:
+                call()
+            assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT and err.value.field == "account.time_zone"
+            assert "not an IANA time zone" in str(err.value) and (not zone or repr(zone) in str(err.value))
+    book = small_book.slice(0, 5)
+    zones = book["time_zone"].to_pylist()
+    zones[3] = "Mars/Olympus"
+    with pytest.raises(CallError) as err:
+        scoring.decide_batch(book.set_column(book.schema.get_field_index("time_zone"), "time_zone", pa.array(zones)),
+                             AS_OF)
+    assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT and err.value.field == "accounts.time_zone"
+    assert "row 3: 'Mars/Olympus' is not an IANA time zone" in str(err.value)
+    assert scoring.decide({**record, "time_zone": "America/New_York"}, AS_OF)["account_id"] == record["account_id"]
+
+
 def test_oversized_batch_and_deadlines(scoring, small_book):
     with pytest.raises(CallError) as err:
         scoring.decide_batch(small_book.slice(0, 3001), AS_OF)

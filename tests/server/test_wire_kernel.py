@@ -289,3 +289,34 @@ def test_request_pass_hands_over_calls_with_actions_and_undecodable_bytes(engine
                  decision_pb2.DecideRequest(actions=False).SerializeToString(), b"\xff\xff", b"\x0a\x05ab",
                  _request_bytes(message, False)[:-1]):
         assert decider.decide(data) is None and by_request.decide_request(data) is None
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "UTC+8", "", "Asia/Shanghai\x00", "asia/shanghai", "Asia/Shanghai",
+                                  "America/New_York", "Etc/GMT+8", "posixrules"])
+def test_a_zone_zoneinfo_does_not_know_is_refused_by_every_way_in(engines, zone):
+    """Each compiled way in (the Account's bytes into the kernel's inputs, the request's bytes
+    decided in one call, the record read off the wire) hands an unknown time zone over, and
+    the careful path refuses it naming account.time_zone — whether or not actions are planned;
+    a zone zoneinfo knows is decided, by the compiled ways when zoneinfo lists it (posixrules:
+    opened, not listed, so handed over and decided by the record's way)."""
+    from kernel.localtime import known_zone, listed_zones
+    from kernel.synth import generate
+
+    by_record, by_wire, by_request = engines
+    message = convert.ACCOUNT.encode(generate(1, seed=11, as_of=AS_OF).to_pylist()[0])
+    message.time_zone = zone
+    known, listed = known_zone(zone), zone in listed_zones()
+    assert by_wire.kernel_inputs.stage(message) is listed
+    assert (by_wire.account_record._fast(message) is not None) is listed
+    data = _request_bytes(message, False)
+    assert (by_request.request_decider.decide(data) is not None) is listed
+    for actions in (False, True):
+        expected = _outcome(lambda: by_record.decide_response(by_record.record(message), AS_OF, NOW, actions))
+        assert _outcome(lambda: by_wire.decide_account(message, AS_OF, NOW, actions)) == expected
+        if known:
+            assert expected[0] != "refused"
+        else:
+            assert expected[0] == "refused" and expected[1][0].startswith("account.time_zone: ")
+            assert "not an IANA time zone" in expected[2]
+    answer = _by_request(by_request, data)
+    assert (answer is not None) is listed
