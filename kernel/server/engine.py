@@ -372,7 +372,7 @@ class Engine:
         bytes written by one compiled call (:class:`kernel.server.wire_decide.RequestDecider`);
         decision-only, that is the response and the audit record is built off the call's path;
         with actions, the stage plans them from the record built off the same parse and their
-        bytes follow the decision's (:meth:`_decide_request_with_actions`). An account heading
+        bytes follow the decision's (:meth:`_decide_request_staged`). An account heading
         for valuation takes the stage that values it, its record built from the same parse.
         None: nothing ran — parse the request and call :meth:`decide_account` (bytes the pass
         cannot vouch for; with a ledger, a call with actions)."""
@@ -393,13 +393,13 @@ class Engine:
         return self._decide_request_staged(data, decided, actions)
 
     def _decide_request_staged(self, data: bytes, decided: tuple, actions: bool):
-        """:meth:`decide_request`'s answer for a request ``decided`` (:meth:`RequestDecider.decide`'s
-        answer) that asks for actions or whose account is valued: the stage on the record
-        built off the same pass (:meth:`KernelInputs.request_record`: no protobuf parse); the
-        response the pass's decision bytes, then the actions' — the bytes :meth:`_answer`
-        gives, whose decision is the kernel's with the empty valuation
-        (tests/server/test_wire_kernel.py) —, or for an account the stage values,
-        :meth:`_answer`'s own."""
+        """:meth:`decide_request`'s answer for a request ``decided``
+        (:meth:`RequestDecider.decide`'s answer) that asks for actions or whose account is
+        valued: the stage on the record built off the same pass
+        (:meth:`KernelInputs.request_record`: no protobuf parse); the response the pass's
+        decision bytes, then the actions' — the bytes :meth:`_answer` gives, whose decision is
+        the kernel's with the empty valuation (tests/server/test_wire_kernel.py) —, or for an
+        account the stage values, :meth:`_answer`'s own."""
         response, account_id, days, now_us, tier, conflicts, outputs = decided
         _, decisions, as_of, now = _decided_request(self.kernel, account_id, outputs, days, now_us)
         inputs = self.kernel_inputs

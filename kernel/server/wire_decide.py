@@ -266,12 +266,12 @@ def _write_decision(buffer, plan, pieces, blob, request, id_start, id_stop, days
 
 
 @njit(cache=True)
-def _decide_request(request, clock_us, with_actions, limits, id_slot, head, plan, floats_lo_hi, seen, values, floats, route, codes,
-                    names, blob, bits_lo, bits_hi, buffer, inputs_at, kernel, table_at, response_plan, pieces,
-                    response_blob, out, facts, kept, kept_account, kept_from, kept_until, kept_at, kept_bytes):
-    """A decision-only DecideRequest's bytes (any, ``with_actions``: the decision's part of
-    the response) to its DecideResponse's: the request read and
-    its Account written into the kernel's inputs (``buffer[inputs_at:]``) by
+def _decide_request(request, clock_us, with_actions, limits, id_slot, head, plan, floats_lo_hi, seen, values, floats,
+                    route, codes, names, blob, bits_lo, bits_hi, buffer, inputs_at, kernel, table_at, response_plan,
+                    pieces, response_blob, out, facts, kept, kept_account, kept_from, kept_until, kept_at, kept_bytes):
+    """A decision-only DecideRequest's bytes to its DecideResponse's (any, ``with_actions``:
+    then the decision's part of a response): the request read and its Account written into
+    the kernel's inputs (``buffer[inputs_at:]``) by
     :func:`~kernel.server.wire._parse_request_into` — :data:`HANDED_OVER` when it cannot
     vouch for them —, the kernel's ``record`` function (address ``kernel``) run on them for
     the request's as_of (unset: ``clock_us``'s UTC day), then :func:`_write_decision`. The
@@ -450,8 +450,8 @@ class RequestDecider:
             args = self._local.args
         except AttributeError:
             args = self._thread_args()
-        n = _decide_request(np.frombuffer(data, np.uint8), time.time_ns() // 1000, False, *args, True, account, kept_from,
-                            kept_until, kept_at, kept_bytes)
+        n = _decide_request(np.frombuffer(data, np.uint8), time.time_ns() // 1000, False, *args, True, account,
+                            kept_from, kept_until, kept_at, kept_bytes)
         if n == HANDED_OVER:
             return None
         if n == STAGED:

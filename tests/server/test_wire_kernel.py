@@ -113,7 +113,7 @@ def test_the_wire_way_gives_the_records_decisions_bytes_and_audit_records(engine
         assert got == expected, (i, actions)
         refused += expected[0] == "refused"
         data = _request_bytes(message, actions)
-        decided = by_request.request_decider.decide(data, with_actions=True)   # (no audit record: the engine appends it)
+        decided = by_request.request_decider.decide(data, with_actions=True)  # (no audit record: the engine's)
         valued += decided is not None and decided[0] is None
         answer = _by_request(by_request, data)
         if answer is None:                      # handed over: Decide parses and takes the wire's way
