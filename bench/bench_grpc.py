@@ -13,6 +13,8 @@
   time per call, every thread's, against the echo's (``test_decide_cpu_against_echo``) — less noisy than the
   latency on a shared machine, and it counts the work off the call's path (the audit
   writer thread's) that takes a core and the GIL from the calls.
+* Decide with actions against decision-only in one server (``server_cost_peer.py --steps``):
+  the actions' extra CPU by thread and gRPC step (``test_where_decide_actions_server_cost_goes``).
 * DecideBatch accounts/s with 10,000-account batches, against the same batch decided in
   process (the pipeline without the network): the ratio is what gRPC + Arrow IPC cost.
 * A load at concurrency 64 for POSTLOAN_BENCH_LOAD_SECONDS (30 by default): zero errors.
@@ -635,4 +637,71 @@ def test_where_server_time_goes(benchmark, book, tmp_path):
         print(f"  {shape:15s} inside the handler: " + "  ".join(
             f"{name[len(prefix):-7]} {value:5.1f}" for name, value in figures.items() if name.startswith(prefix))
             + f"; audit records per write {figures[shape + '_audit_records_per_write']:.1f}")
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+
+
+def test_where_decide_actions_server_cost_goes(benchmark, book, tmp_path):
+    """What a Decide with actions costs the server beyond a decision-only one (audit
+    interval): one ``server_cost_peer.py`` process serving both, asked in alternating turns
+    for a sustained ``seconds`` (one call at a time). Per call: the process's CPU by thread —
+    gRPC's polling thread, the RPC threads, the audit writer, gRPC's C threads — from /proc
+    (ns), and the threads' CPU in gRPC's server steps (``step _call_behavior`` is the
+    servicer, interceptor included; ``step _status`` sends the answer); medians over the
+    rounds, and the actions' extra over decision-only for each."""
+    import grpc
+
+    from bench_ledger import _peer_dump, _threads_cpu_ns
+    requests = {"decision_only": _request(book, actions=False).SerializeToString(),
+                "with_actions": _request(book).SerializeToString()}
+    out = tmp_path / "steps.json"
+    proc, port = _spawn([sys.executable, str(HERE / "server_cost_peer.py"), "service", "--steps", "--out", str(out),
+                         "--", "serve", "--port", "0", "--threads", "16", "--audit-log", str(tmp_path / "audit.log"),
+                         "--audit-sync", "interval"], '"listening"')
+    seconds, rounds = (0.3, 1) if _smoke(benchmark) else (2.0, 6)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    call = channel.unary_unary("/postloan.v1.DecisionService/Decide")
+    per_round: dict[str, list[dict]] = {mode: [] for mode in requests}
+    try:
+        Client(f"127.0.0.1:{port}", timeout=120).wait_until_serving(600)
+        for r in range(rounds):
+            for mode in (list(requests) if r % 2 == 0 else list(requests)[::-1]):
+                data = requests[mode]
+                for _ in range(100):                          # warm
+                    call(data, timeout=30)
+                first = _peer_dump(proc, out)
+                before = _threads_cpu_ns(proc.pid)
+                latencies, start = [], time.perf_counter()
+                while time.perf_counter() - start < seconds:
+                    t = time.perf_counter()
+                    call(data, timeout=30)
+                    latencies.append(time.perf_counter() - t)
+                after = _threads_cpu_ns(proc.pid)
+                last = _peer_dump(proc, out)
+                n = len(latencies)
+                figures = {"p50_us": float(np.percentile(latencies, 50)) * 1e6, "cpu_us": 0.0}
+                for tid, ns in after.items():
+                    thread = last["threads"].get(tid, "gRPC C threads")
+                    group = ("polling" if thread.startswith("Thread-") and "_serve" in thread else
+                             "rpc_threads" if thread.startswith(("postloan-rpc", "ThreadPoolExecutor")) else
+                             "audit_writer" if thread.startswith("postloan-audit") else
+                             thread if thread == "gRPC C threads" else "other")
+                    us = (ns - before.get(tid, 0)) / n / 1e3
+                    figures[group] = figures.get(group, 0.0) + us
+                    figures["cpu_us"] += us
+                for step, (ns, count) in last["steps"].items():
+                    ns0, count0 = first["steps"].get(step, (0, 0))
+                    figures[f"step {step}"] = (ns - ns0) / max(count - count0, 1) / 1e3
+                per_round[mode].append(figures)
+    finally:
+        channel.close()
+        _stop(proc)
+    table = {mode: {key: round(float(np.median([f.get(key, 0.0) for f in rows])), 1)
+                    for key in sorted(set().union(*rows))} for mode, rows in per_round.items()}
+    table["actions_extra"] = {key: round(table["with_actions"].get(key, 0.0) - value, 1)
+                              for key, value in table["decision_only"].items()}
+    table["load_average_1m"] = os.getloadavg()[0]
+    benchmark.extra_info.update(table)
+    print("\nDecide with actions against decision-only, where the server's cost goes (µs a call, medians):")
+    for name, figures in table.items():
+        print(f"  {name}: {json.dumps(figures) if isinstance(figures, dict) else figures}")
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)

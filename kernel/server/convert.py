@@ -496,12 +496,17 @@ class DecideResponseEncoder:
         once, costs more than copying the joined decision.)"""
         decision = b"".join(self._parts(decisions, as_of))
         head = _RESPONSE_TAGS["decision"] + _varint(len(decision))
-        actions = _action_payloads(actions) if actions is not None else ()
-        if not actions:
+        if actions is None:
             return head + decision
+        return b"".join((head, decision, self.actions(actions)))
+
+    @staticmethod
+    def actions(columns: dict) -> bytes:
+        """A DecideResponse's ``actions`` fields for the pipeline's action columns: the bytes
+        that follow its decision's (a response is the decision's field, then these)."""
         tag = _RESPONSE_TAGS["actions"]
-        parts = [head, decision]
-        for action in actions:
+        parts = []
+        for action in _action_payloads(columns):
             parts += (tag, _varint(len(action)), action)
         return b"".join(parts)
 

@@ -366,30 +366,48 @@ class Engine:
 
     def decide_request(self, data: bytes, note_account=None):
         """:meth:`decide_account`'s answer and audit record — (DecideResponse wire bytes, tier,
-        unique conflicts) — for a decision-only ``DecideRequest`` given as its wire bytes
-        (actions false), as_of and now the request's or — unset — the server's UTC day and
-        clock; ``note_account(account id)`` is called as soon as the id is known. The
-        request read, the kernel run and the response's bytes written by one compiled call
-        (:class:`kernel.server.wire_decide.RequestDecider`), the audit record built off the
-        call's path; an account heading for valuation takes the stage that values it, its
-        record built from the same parse. None: nothing ran — parse the request and call
-        :meth:`decide_account` (a call with actions, bytes the pass cannot vouch for)."""
+        unique conflicts) — for a ``DecideRequest`` given as its wire bytes, as_of and now the
+        request's or — unset — the server's UTC day and clock; ``note_account(account id)`` is
+        called as soon as the id is known. The request read, the kernel run and the decision's
+        bytes written by one compiled call (:class:`kernel.server.wire_decide.RequestDecider`);
+        decision-only, that is the response and the audit record is built off the call's path;
+        with actions, the stage plans them from the record built off the same parse and their
+        bytes follow the decision's (:meth:`_decide_request_staged`). An account heading
+        for valuation takes the stage that values it, its record built from the same parse.
+        None: nothing ran — parse the request and call :meth:`decide_account` (bytes the pass
+        cannot vouch for; with a ledger, a call with actions)."""
         decider = self.request_decider
         if decider is None:
             way = self.ledger_inputs
             return self._decide_request_with_state(way, data, note_account) if way is not None else None
-        decided = decider.decide(data)
+        decided = decider.decide(data, with_actions=True)
         if decided is None:
             return None
         response, account_id, days, now_us, tier, conflicts, outputs = decided
         if note_account is not None:
             note_account(account_id)
-        if response is not None:
+        actions = decider.actions_asked()
+        if response is not None and not actions:
             self.pipeline.audit_unvalued(_decided_request, self.kernel, account_id, outputs, days, now_us)
             return response, tier, conflicts
+        return self._decide_request_staged(data, decided, actions)
+
+    def _decide_request_staged(self, data: bytes, decided: tuple, actions: bool):
+        """:meth:`decide_request`'s answer for a request ``decided``
+        (:meth:`RequestDecider.decide`'s answer) that asks for actions or whose account is
+        valued: the stage on the record built off the same pass
+        (:meth:`KernelInputs.request_record`: no protobuf parse); the response the pass's
+        decision bytes, then the actions' — the bytes :meth:`_answer` gives, whose decision is
+        the kernel's with the empty valuation (tests/server/test_wire_kernel.py) —, or for an
+        account the stage values, :meth:`_answer`'s own."""
+        response, account_id, days, now_us, tier, conflicts, outputs = decided
         _, decisions, as_of, now = _decided_request(self.kernel, account_id, outputs, days, now_us)
-        return self._decide_staged(account_id, lambda: decision_pb2.DecideRequest.FromString(data).account,
-                                   as_of, now, False, Record(decisions))
+        inputs = self.kernel_inputs
+        result = self._staged_result(account_id, lambda: inputs.request_record(data), as_of, now, actions,
+                                     Record(decisions))
+        if response is None:
+            return self._answer(result, as_of, actions)
+        return response + self.encoder.actions(result.action_columns), tier, conflicts
 
     def _decide_request_with_state(self, way: LedgerInputs, data: bytes, note_account):
         """:meth:`decide_request` with a ledger: the request's Account staged from its bytes
@@ -477,14 +495,22 @@ class Engine:
         ``decisions`` are its answer already), then the stage — from the id alone when
         decision-only and unvalued, else from the record, built off the same parse
         (``message()``: the Account, for its texts)."""
+        inputs = self.kernel_inputs
+        return self._answer(self._staged_result(account_id, lambda: inputs.record(message()), as_of, now, actions,
+                                                decisions), as_of, actions)
+
+    def _staged_result(self, account_id: str, book, as_of: dt.date, now: dt.datetime, actions: bool,
+                       decisions: Record | None = None):
+        """:meth:`_decide_staged`'s pipeline result (acted on: audited); ``book()`` the
+        account's record, built from the parse that staged it."""
         if decisions is None:
             decisions = Record(self.kernel.decide_staged(as_of))
         pipeline = self.pipeline
         result = None if actions else pipeline.act_unvalued(account_id, decisions, as_of, now)
         if result is None:
-            record = pipeline.record_with_state(self.kernel_inputs.record(message()), as_of, now, register=True)
+            record = pipeline.record_with_state(book(), as_of, now, register=True)
             result = pipeline.act(record, decisions, as_of, now, actions=actions)
-        return self._answer(result, as_of, actions)
+        return result
 
     @functools.cached_property
     def kernel_inputs(self) -> KernelInputs | None:

@@ -585,15 +585,16 @@ _ACCOUNT_START, _ACCOUNT_STOP, _AS_OF, _NOW, _ACTIONS, _ID_START, _ID_STOP = ran
 
 @njit(cache=True)
 def _parse_request_into(buf, limits, id_slot, head, plan, floats_lo_hi, zones, seen, values, floats, route, codes,
-                        names, blob, target, bits_lo, bits_hi):
+                        names, blob, target, bits_lo, bits_hi, with_actions):
     """A DecideRequest's bytes read as protobuf reads them — its as_of (a valid date within
     ``limits[0:2]``, ordinals), now (a valid instant within ``limits[2:4]``, µs) and actions
-    into ``head`` — and, when actions is false (decision-only) and an Account is set, that
-    Account through :func:`_parse_into`; then where the text of slot ``id_slot`` (the
-    account id) lies in ``buf`` into ``head`` (:data:`_ID_START`, :data:`_ID_STOP`). True when the
-    kernel's inputs are written; False when the caller must parse the request: a call with
-    actions, no Account, a field twice (protobuf would merge or replace), a known field of
-    another wire type, bytes the pass cannot read or vouch for."""
+    into ``head`` — and, when actions is false (decision-only; any, ``with_actions``) and an
+    Account is set, that Account through :func:`_parse_into`; then where the text of slot
+    ``id_slot`` (the account id) lies in ``buf`` into ``head`` (:data:`_ID_START`,
+    :data:`_ID_STOP`). True when the kernel's inputs are written; False when the caller must
+    parse the request: a call with actions (unless ``with_actions``), no Account, a field
+    twice (protobuf would merge or replace), a known field of another wire type, bytes the
+    pass cannot read or vouch for."""
     head[_ACCOUNT_START] = -1
     head[_ACCOUNT_STOP] = -1
     head[_AS_OF] = _NO_MOMENT
@@ -640,7 +641,7 @@ def _parse_request_into(buf, limits, id_slot, head, plan, floats_lo_hi, zones, s
             head[at] = v
         pos = stop
     start = head[_ACCOUNT_START]
-    if head[_ACTIONS] != 0 or start < 0:
+    if (head[_ACTIONS] != 0 and not with_actions) or start < 0:
         return False
     if not _parse_into(buf[start:head[_ACCOUNT_STOP]], plan, floats_lo_hi, zones, seen, values, floats, route,
                        codes, names, blob, target, bits_lo, bits_hi):
@@ -671,6 +672,9 @@ class KernelInputs:
         #: whether a DecideRequest's bytes may be read by the request pass (kernel.server.wire_decide)
         self.reads_requests = self.id_slot >= 0 and decoder.descriptor is _decide_request_account()
         self._local = threading.local()            # each thread's request head (stage_request)
+        # (the parse's seen: a flag per slot, then per slot its text's start and end)
+        _, self._request_build = _builder(decoder.columns, decoder.where,
+                                          {i: len(decoder.columns) + 2 * i for i in range(len(decoder.columns))})
 
     @classmethod
     def for_kernel(cls, decoder: WireDecoder, kernel) -> "KernelInputs | None":
@@ -730,7 +734,7 @@ class KernelInputs:
         if not _parse_request_into(np.frombuffer(data, np.uint8), _REQUEST_LIMITS, self.id_slot, head, decoder.plan,
                                    decoder.bounds, decoder.zones, seen, values, floats, self.route, self.codes,
                                    self.names, self.blob, self.kernel.record_inputs(), self.bits.start,
-                                   self.bits.stop):
+                                   self.bits.stop, False):
             return None
         return self.staged_request(data)
 
@@ -762,6 +766,13 @@ class KernelInputs:
         """The record of the message :meth:`stage` just took (True), from the same parse."""
         _, values, floats = self.decoder._local.buffers
         return self.decoder.build(message, values.tolist(), floats.tolist())
+
+    def request_record(self, data: bytes) -> dict:
+        """:meth:`record` of the request whose bytes ``data`` this thread's request pass just
+        staged, its texts decoded off those bytes where the pass found them (no protobuf
+        parse: the pass checked their UTF-8)."""
+        seen, values, floats = self.decoder._local.buffers
+        return self._request_build(self.request_account(data), seen.tolist(), values.tolist(), floats.tolist())
 
 
 #: the request pass's bounds: a request's as_of and now within the contract's ranges

@@ -41,7 +41,7 @@ from numba.extending import intrinsic  # noqa: E402
 from ..codegen.helpers import call_native, civil  # noqa: E402
 from . import convert  # noqa: E402
 from ._proto.postloan.v1 import decision_pb2  # noqa: E402
-from .wire import (_ACCOUNT_START, _ACCOUNT_STOP, _AS_OF, _ID_START, _ID_STOP, _NO_MOMENT, _NOW,  # noqa: E402
+from .wire import (_ACCOUNT_START, _ACCOUNT_STOP, _ACTIONS, _AS_OF, _ID_START, _ID_STOP, _NO_MOMENT, _NOW,  # noqa: E402
                    _REQUEST_LIMITS, KernelInputs, _parse_request_into)
 
 # column kinds of the response plan (kernel.Kernel.record_outputs' kinds)
@@ -266,11 +266,13 @@ def _write_decision(buffer, plan, pieces, blob, request, id_start, id_stop, days
 
 
 @njit(cache=True)
-def _decide_request(request, clock_us, limits, id_slot, head, plan, floats_lo_hi, zones, seen, values, floats, route,
-                    codes, names, blob, bits_lo, bits_hi, buffer, inputs_at, kernel, table_at, response_plan, pieces,
-                    response_blob, out, facts, kept, kept_account, kept_from, kept_until, kept_at, kept_bytes):
-    """A decision-only DecideRequest's bytes to its DecideResponse's: the request read and
-    its Account written into the kernel's inputs (``buffer[inputs_at:]``) by
+def _decide_request(request, clock_us, with_actions, limits, id_slot, head, plan, floats_lo_hi, zones, seen, values,
+                    floats, route, codes, names, blob, bits_lo, bits_hi, buffer, inputs_at, kernel, table_at,
+                    response_plan, pieces, response_blob, out, facts, kept, kept_account, kept_from, kept_until,
+                    kept_at, kept_bytes):
+    """A decision-only DecideRequest's bytes to its DecideResponse's (any, ``with_actions``:
+    then the decision's part of a response): the request read and its Account written into
+    the kernel's inputs (``buffer[inputs_at:]``) by
     :func:`~kernel.server.wire._parse_request_into` — :data:`HANDED_OVER` when it cannot
     vouch for them —, the kernel's ``record`` function (address ``kernel``) run on them for
     the request's as_of (unset: ``clock_us``'s UTC day), then :func:`_write_decision`. The
@@ -280,7 +282,7 @@ def _decide_request(request, clock_us, limits, id_slot, head, plan, floats_lo_hi
     Account is ``kept_account``'s bytes and now is in ``[kept_from, kept_until)``; else
     :data:`STAGED`: the inputs staged, nothing run."""
     if not _parse_request_into(request, limits, id_slot, head, plan, floats_lo_hi, zones, seen, values, floats, route,
-                               codes, names, blob, buffer[inputs_at:], bits_lo, bits_hi):
+                               codes, names, blob, buffer[inputs_at:], bits_lo, bits_hi, with_actions):
         return HANDED_OVER
     now = head[_NOW] if head[_NOW] != _NO_MOMENT else clock_us
     if kept:
@@ -424,15 +426,17 @@ class RequestDecider:
             self.tables.pieces, self.tables.blob, np.zeros(self.tables.size, np.uint8), np.zeros(_F_NOW + 1, np.int64))
         return args
 
-    def decide(self, data: bytes) -> tuple | None:
+    def decide(self, data: bytes, with_actions: bool = False) -> tuple | None:
         """(response bytes — None for a valued account —, account id, as_of days, now µs,
         tier, unique conflicts, the outputs' bytes) for a decision-only request's bytes;
-        None: the request is handed over (nothing ran; parse it)."""
+        None: the request is handed over (nothing ran; parse it). ``with_actions``: a request
+        asking for actions is decided too (:meth:`actions_asked` tells), the response's bytes
+        its decision's only — the caller's stage plans the actions, appended after them."""
         try:
             args = self._local.args
         except AttributeError:
             args = self._thread_args()
-        n = _decide_request(np.frombuffer(data, np.uint8), time.time_ns() // 1000, *args, *_NOT_KEPT)
+        n = _decide_request(np.frombuffer(data, np.uint8), time.time_ns() // 1000, with_actions, *args, *_NOT_KEPT)
         if n == HANDED_OVER:
             return None
         facts = args[_A_FACTS]
@@ -451,8 +455,8 @@ class RequestDecider:
             args = self._local.args
         except AttributeError:
             args = self._thread_args()
-        n = _decide_request(np.frombuffer(data, np.uint8), time.time_ns() // 1000, *args, True, account, kept_from,
-                            kept_until, kept_at, kept_bytes)
+        n = _decide_request(np.frombuffer(data, np.uint8), time.time_ns() // 1000, False, *args, True, account,
+                            kept_from, kept_until, kept_at, kept_bytes)
         if n == HANDED_OVER:
             return None
         if n == STAGED:
@@ -472,6 +476,11 @@ class RequestDecider:
         n = _decide_staged(np.frombuffer(data, np.uint8), self.inputs.thread_head(), days, args[_A_BUFFER],
                            args[_A_KERNEL], args[_A_TABLE_AT], *args[_A_RESPONSE:])
         return self._answer(account_id, n, args, days, now_us)
+
+    def actions_asked(self) -> bool:
+        """Whether the request this thread's :meth:`decide` just decided asks for actions
+        (``actions`` true, or unset: protobuf's default for the field is true)."""
+        return self._local.args[2][_ACTIONS] != 0
 
     def _answer(self, account_id: str, n: int, args: tuple, days: int, now_us: int) -> tuple:
         buffer, out, facts = args[_A_BUFFER], args[_A_OUT], args[_A_FACTS]

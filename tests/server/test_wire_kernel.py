@@ -94,18 +94,18 @@ def _accounts(n: int, seed: int):
 def test_the_wire_way_gives_the_records_decisions_bytes_and_audit_records(engines):
     """2,000 generated accounts (30 % bent), decision-only and with actions: the same
     response bytes (or the same refusal) both ways, the kernel's decisions equal value for
-    value and type for type, and the two audit logs the same records; the decision-only
-    requests' bytes the same answers by the request pass (every account it does not hand
-    over), into a third audit log holding the same records — the response's bytes written by
-    the compiled pass for the accounts no stage values, the others' by the stage that values
-    them, both seen."""
+    value and type for type, and the two audit logs the same records; the requests' bytes
+    (decision-only and with actions) the same answers by the request pass (every account it
+    does not hand over), into a third audit log holding the same records — the decision's
+    bytes written by the compiled pass for the accounts no stage values (with actions, the
+    actions' bytes after them), the others' by the stage that values them, all seen."""
     from kernel.audit import read_audit
 
     by_record, by_wire, by_request = engines
     direct = by_wire.kernel_inputs
     assert direct is not None and by_request.request_decider is not None
     kernel = by_wire.kernel
-    taken = refused = from_bytes = valued = 0
+    taken = refused = from_bytes = valued = actions_from_bytes = 0
     for i, message in enumerate(_accounts(2000, seed=7)):
         actions = i % 4 == 0                    # the strategy's way costs more: a quarter of them
         expected = _outcome(lambda: by_record.decide_response(by_record.record(message), AS_OF, NOW, actions))
@@ -113,15 +113,16 @@ def test_the_wire_way_gives_the_records_decisions_bytes_and_audit_records(engine
         assert got == expected, (i, actions)
         refused += expected[0] == "refused"
         data = _request_bytes(message, actions)
-        decided = by_request.request_decider.decide(data)         # (no audit record: the engine appends it)
+        decided = by_request.request_decider.decide(data, with_actions=True)  # (no audit record: the engine's)
         valued += decided is not None and decided[0] is None
         answer = _by_request(by_request, data)
         if answer is None:                      # handed over: Decide parses and takes the wire's way
-            assert actions or not by_request.kernel_inputs.stage(message), i
+            assert not by_request.kernel_inputs.stage(message), i
             answer = _outcome(lambda: by_request.decide_account(decision_pb2.DecideRequest.FromString(data).account,
                                                                 AS_OF, NOW, actions))
         else:
             from_bytes += 1
+            actions_from_bytes += actions
         assert answer == expected, (i, actions)
         if direct.stage(message):
             taken += 1
@@ -130,8 +131,8 @@ def test_the_wire_way_gives_the_records_decisions_bytes_and_audit_records(engine
             reference = kernel.decide_record(record, AS_OF)
             assert staged == reference, i
             assert {k: type(v) for k, v in staged.items()} == {k: type(v) for k, v in reference.items()}
-    assert taken > 1200 and refused > 50 and from_bytes > 900 and 5 < valued < from_bytes - 500, \
-        (taken, refused, from_bytes, valued)
+    assert taken > 1200 and refused > 50 and from_bytes > 1200 and 250 < actions_from_bytes and \
+        5 < valued < from_bytes - 500, (taken, refused, from_bytes, actions_from_bytes, valued)
     for engine in engines:
         engine.pipeline.audit.flush()
     left = list(read_audit(by_record.pipeline.audit.path))
@@ -232,12 +233,12 @@ def _varint(n: int) -> bytes:
 
 
 def test_request_bytes_are_read_as_protobuf_reads_them_or_handed_over(engines):
-    """Decision-only requests' bytes mangled (3,000, on 300 generated accounts): whenever the
-    request pass takes a request, protobuf parses the same bytes without error, to a
-    decision-only request whose answer through the wire's way — with its audit record's as_of
-    and now — is the one given, byte for byte; the audit record's as_of and now are the
-    request's, or when unset the server's UTC day and clock at the call (each within the
-    contract's range); the rest it hands over."""
+    """Requests' bytes mangled (3,000, on 300 generated accounts; a third asking for actions,
+    set or unset): whenever the request pass takes a request, protobuf parses the same bytes
+    without error, to a request whose answer through the wire's way — with its audit record's
+    as_of and now, and actions as protobuf reads them (unset: true) — is the one given, byte
+    for byte; the audit record's as_of and now are the request's, or when unset the server's
+    UTC day and clock at the call (each within the contract's range); the rest it hands over."""
     from kernel.audit import read_audit
 
     by_record, by_wire, by_request = engines
@@ -248,16 +249,18 @@ def test_request_bytes_are_read_as_protobuf_reads_them_or_handed_over(engines):
     taken = []
     for i, message in enumerate(_accounts(300, seed=5)):
         for _ in range(10):
-            data = _mangled(_request_bytes(message, False, *rng.choice([(AS_OF, NOW), (None, NOW), (AS_OF, None)])),
+            asked = rng.choice([False, False, True, None])
+            data = _mangled(_request_bytes(message, asked, *rng.choice([(AS_OF, NOW), (None, NOW), (AS_OF, None)])),
                             rng)
             called = dt.datetime.now(dt.timezone.utc)
             answer = by_request.decide_request(data)
             if answer is None:
                 continue
             parsed = decision_pb2.DecideRequest.FromString(data)          # protobuf reads them too
-            assert parsed.HasField("account") and parsed.HasField("actions") and not parsed.actions, i
+            assert parsed.HasField("account"), i
             taken.append((i, parsed, answer, called, dt.datetime.now(dt.timezone.utc)))
-    assert len(taken) > 500, len(taken)
+    with_actions = sum(1 for _, parsed, _, _, _ in taken if not parsed.HasField("actions") or parsed.actions)
+    assert len(taken) > 500 and with_actions > 150, (len(taken), with_actions)
     audit.flush()
     records = list(read_audit(audit.path))[before:]
     assert len(records) == len(taken)
@@ -273,22 +276,29 @@ def test_request_bytes_are_read_as_protobuf_reads_them_or_handed_over(engines):
             assert now == convert.timestamp_value(parsed.now, "now"), i
         else:
             assert called - slack <= now <= returned + slack, i
-        assert answer == _outcome(lambda: by_wire.decide_account(parsed.account, as_of, now, False)), i
+        actions = parsed.actions if parsed.HasField("actions") else True
+        assert answer == _outcome(lambda: by_wire.decide_account(parsed.account, as_of, now, actions)), i
         assert record.decisions.column("account_id")[0].as_py() == parsed.account.account_id, i
 
 
 def test_request_pass_hands_over_calls_with_actions_and_undecodable_bytes(engines):
-    """A call with actions (set or unset: the default is true), no Account, or bytes
-    protobuf refuses: the request pass hands it over."""
+    """A call with actions (set or unset: the default is true) unless the decider is asked to
+    take them (Decide's way, which then says they were asked), no Account, or bytes protobuf
+    refuses: the request pass hands it over."""
     _, _, by_request = engines
     from kernel.synth import generate
     message = convert.ACCOUNT.encode(generate(1, seed=3, as_of=AS_OF).to_pylist()[0])
     decider = by_request.request_decider
-    assert decider.decide(_request_bytes(message, False)) is not None
-    for data in (_request_bytes(message, True), _request_bytes(message, None),
-                 decision_pb2.DecideRequest(actions=False).SerializeToString(), b"\xff\xff", b"\x0a\x05ab",
-                 _request_bytes(message, False)[:-1]):
-        assert decider.decide(data) is None and by_request.decide_request(data) is None
+    assert decider.decide(_request_bytes(message, False)) is not None and not decider.actions_asked()
+    for asked in (True, None):
+        data = _request_bytes(message, asked)
+        assert decider.decide(data) is None
+        assert decider.decide(data, with_actions=True) is not None and decider.actions_asked()
+        assert decider.decide(_request_bytes(message, False), with_actions=True) is not None
+        assert not decider.actions_asked()
+    for data in (decision_pb2.DecideRequest(actions=False).SerializeToString(), b"\xff\xff", b"\x0a\x05ab",
+                 _request_bytes(message, False)[:-1], decision_pb2.DecideRequest(actions=True).SerializeToString()):
+        assert decider.decide(data, with_actions=True) is None and by_request.decide_request(data) is None
 
 
 @pytest.mark.parametrize("zone", ["Mars/Olympus", "UTC+8", "", "Asia/Shanghai\x00", "asia/shanghai", "Asia/Shanghai",
@@ -310,6 +320,8 @@ def test_a_zone_zoneinfo_does_not_know_is_refused_by_every_way_in(engines, zone)
     assert (by_wire.account_record._fast(message) is not None) is listed
     data = _request_bytes(message, False)
     assert (by_request.request_decider.decide(data) is not None) is listed
+    asking = _request_bytes(message, True)
+    assert (by_request.request_decider.decide(asking, with_actions=True) is not None) is listed
     for actions in (False, True):
         expected = _outcome(lambda: by_record.decide_response(by_record.record(message), AS_OF, NOW, actions))
         assert _outcome(lambda: by_wire.decide_account(message, AS_OF, NOW, actions)) == expected
