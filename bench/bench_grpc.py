@@ -650,7 +650,7 @@ def test_where_decide_actions_server_cost_goes(benchmark, book, tmp_path):
     rounds, and the actions' extra over decision-only for each."""
     import grpc
 
-    from bench_ledger import _peer_dump, _threads_cpu_ns
+    from bench_ledger import cost_round
     requests = {"decision_only": _request(book, actions=False).SerializeToString(),
                 "with_actions": _request(book).SerializeToString()}
     out = tmp_path / "steps.json"
@@ -666,32 +666,7 @@ def test_where_decide_actions_server_cost_goes(benchmark, book, tmp_path):
         for r in range(rounds):
             for mode in (list(requests) if r % 2 == 0 else list(requests)[::-1]):
                 data = requests[mode]
-                for _ in range(100):                          # warm
-                    call(data, timeout=30)
-                first = _peer_dump(proc, out)
-                before = _threads_cpu_ns(proc.pid)
-                latencies, start = [], time.perf_counter()
-                while time.perf_counter() - start < seconds:
-                    t = time.perf_counter()
-                    call(data, timeout=30)
-                    latencies.append(time.perf_counter() - t)
-                after = _threads_cpu_ns(proc.pid)
-                last = _peer_dump(proc, out)
-                n = len(latencies)
-                figures = {"p50_us": float(np.percentile(latencies, 50)) * 1e6, "cpu_us": 0.0}
-                for tid, ns in after.items():
-                    thread = last["threads"].get(tid, "gRPC C threads")
-                    group = ("polling" if thread.startswith("Thread-") and "_serve" in thread else
-                             "rpc_threads" if thread.startswith(("postloan-rpc", "ThreadPoolExecutor")) else
-                             "audit_writer" if thread.startswith("postloan-audit") else
-                             thread if thread == "gRPC C threads" else "other")
-                    us = (ns - before.get(tid, 0)) / n / 1e3
-                    figures[group] = figures.get(group, 0.0) + us
-                    figures["cpu_us"] += us
-                for step, (ns, count) in last["steps"].items():
-                    ns0, count0 = first["steps"].get(step, (0, 0))
-                    figures[f"step {step}"] = (ns - ns0) / max(count - count0, 1) / 1e3
-                per_round[mode].append(figures)
+                per_round[mode].append(cost_round(proc, out, lambda: call(data, timeout=30), seconds))
     finally:
         channel.close()
         _stop(proc)

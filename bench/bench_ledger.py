@@ -29,6 +29,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import sys
@@ -360,6 +361,43 @@ def _peer_dump(proc, out: Path, signal_name: str = "SIGUSR1", seconds: float = 5
     raise RuntimeError(f"{out} was not written")
 
 
+def _thread_group(thread: str) -> str:
+    """The group a server_cost_peer.py thread's CPU is counted in, by the thread's name."""
+    return ("polling" if thread.startswith("Thread-") and "_serve" in thread else
+            "rpc_threads" if thread.startswith(("postloan-rpc", "ThreadPoolExecutor")) else
+            "audit_writer" if thread.startswith("postloan-audit") else
+            thread if thread == "gRPC C threads" else "other")
+
+
+def cost_round(proc, out: Path, ask, seconds: float) -> dict:
+    """One round of a server_cost_peer.py process (``--steps --out out``) asked by ``ask()``,
+    one call at a time for ``seconds`` after 100 warm calls: the p50 latency (µs) and, per
+    call, the process's CPU by thread group (/proc) and its threads' CPU in each gRPC server
+    step (``step _call_behavior`` is the servicer, interceptor included)."""
+    for _ in range(100):
+        ask()
+    first = _peer_dump(proc, out)
+    before = _threads_cpu_ns(proc.pid)
+    latencies, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        ask()
+        latencies.append(time.perf_counter() - t)
+    after = _threads_cpu_ns(proc.pid)
+    last = _peer_dump(proc, out)
+    n = len(latencies)
+    figures = {"p50_us": float(np.percentile(latencies, 50)) * 1e6, "cpu_us": 0.0}
+    for tid, ns in after.items():
+        group = _thread_group(last["threads"].get(tid, "gRPC C threads"))
+        us = (ns - before.get(tid, 0)) / n / 1e3
+        figures[group] = figures.get(group, 0.0) + us
+        figures["cpu_us"] += us
+    for step, (ns, count) in last["steps"].items():
+        ns0, count0 = first["steps"].get(step, (0, 0))
+        figures[f"step {step}"] = (ns - ns0) / max(count - count0, 1) / 1e3
+    return figures
+
+
 def test_where_check_contact_server_cost_goes(benchmark, ledger_services, tmp_path_factory):
     """What a CheckContact costs the *server* beyond the bare echo answering the same bytes,
     and which of the server's differences costs what: processes of ``server_cost_peer.py``
@@ -411,38 +449,12 @@ def test_where_check_contact_server_cost_goes(benchmark, ledger_services, tmp_pa
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.5)
-        k = 2
+        asked = itertools.cycle(requests[2:] + requests[:2])     # (0 and 1 asked above)
         per_round: dict[str, list[dict]] = {name: [] for name in calls}
         for r in range(rounds):
             for name in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
                 call, (proc, out) = calls[name], procs[name]
-                for _ in range(100):                          # warm
-                    call(requests[k % len(requests)], timeout=30)
-                    k += 1
-                first = _peer_dump(proc, out)
-                before = _threads_cpu_ns(proc.pid)
-                latencies, start = [], time.perf_counter()
-                while time.perf_counter() - start < seconds:
-                    t = time.perf_counter()
-                    call(requests[k % len(requests)], timeout=30)
-                    latencies.append(time.perf_counter() - t)
-                    k += 1
-                after = _threads_cpu_ns(proc.pid)
-                last = _peer_dump(proc, out)
-                n = len(latencies)
-                figures = {"p50_us": float(np.percentile(latencies, 50)) * 1e6, "cpu_us": 0.0}
-                for tid, ns in after.items():
-                    thread = last["threads"].get(tid, "gRPC C threads")
-                    group = ("polling" if thread.startswith("Thread-") and "_serve" in thread else
-                             "rpc_threads" if thread.startswith(("postloan-rpc", "ThreadPoolExecutor")) else
-                             thread if thread == "gRPC C threads" else "other")
-                    us = (ns - before.get(tid, 0)) / n / 1e3
-                    figures[group] = figures.get(group, 0.0) + us
-                    figures["cpu_us"] += us
-                for step, (ns, count) in last["steps"].items():
-                    ns0, count0 = first["steps"].get(step, (0, 0))
-                    figures[f"step {step}"] = (ns - ns0) / max(count - count0, 1) / 1e3
-                per_round[name].append(figures)
+                per_round[name].append(cost_round(proc, out, lambda: call(next(asked), timeout=30), seconds))
     finally:
         for channel in channels:
             channel.close()
