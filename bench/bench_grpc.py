@@ -650,7 +650,7 @@ def test_where_decide_actions_server_cost_goes(benchmark, book, tmp_path):
     rounds, and the actions' extra over decision-only for each."""
     import grpc
 
-    from bench_ledger import cost_round
+    from bench_ledger import cost_round, cost_table
     requests = {"decision_only": _request(book, actions=False).SerializeToString(),
                 "with_actions": _request(book).SerializeToString()}
     out = tmp_path / "steps.json"
@@ -670,13 +670,5 @@ def test_where_decide_actions_server_cost_goes(benchmark, book, tmp_path):
     finally:
         channel.close()
         _stop(proc)
-    table = {mode: {key: round(float(np.median([f.get(key, 0.0) for f in rows])), 1)
-                    for key in sorted(set().union(*rows))} for mode, rows in per_round.items()}
-    table["actions_extra"] = {key: round(table["with_actions"].get(key, 0.0) - value, 1)
-                              for key, value in table["decision_only"].items()}
-    table["load_average_1m"] = os.getloadavg()[0]
-    benchmark.extra_info.update(table)
-    print("\nDecide with actions against decision-only, where the server's cost goes (µs a call, medians):")
-    for name, figures in table.items():
-        print(f"  {name}: {json.dumps(figures) if isinstance(figures, dict) else figures}")
-    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    cost_table(benchmark, "Decide with actions against decision-only, where the server's cost goes", per_round,
+               {"actions_extra": ("with_actions", "decision_only")})

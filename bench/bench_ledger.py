@@ -460,14 +460,24 @@ def test_where_check_contact_server_cost_goes(benchmark, ledger_services, tmp_pa
             channel.close()
         for proc, _ in procs.values():
             _stop(proc)
+    cost_table(benchmark, "CheckContact, where the server's cost goes", per_round)
+
+
+def cost_table(benchmark, title: str, per_round: dict[str, list[dict]], differences: dict | None = None) -> dict:
+    """The medians over the rounds of :func:`cost_round`'s figures, by shape (and, for each
+    ``name: (minuend, subtrahend)`` of ``differences``, one shape's medians less another's),
+    with the load: recorded in the benchmark's extra info and printed under ``title``."""
     table = {name: {key: round(float(np.median([f.get(key, 0.0) for f in rows])), 1)
                     for key in sorted(set().union(*rows))} for name, rows in per_round.items()}
+    for name, (minuend, subtrahend) in (differences or {}).items():
+        table[name] = {key: round(table[minuend].get(key, 0.0) - value, 1) for key, value in table[subtrahend].items()}
     table["load_average_1m"] = os.getloadavg()[0]
     benchmark.extra_info.update(table)
-    print("\nCheckContact, where the server's cost goes (µs a call, medians of the rounds):")
+    print(f"\n{title} (µs a call, medians of the rounds):")
     for name, figures in table.items():
         print(f"  {name}: {json.dumps(figures) if isinstance(figures, dict) else figures}")
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    return table
 
 
 def test_check_contact_gate_in_the_server_against_direct(benchmark, ledger_services, tmp_path_factory):
