@@ -63,16 +63,16 @@ def _handled(method):
     return call
 
 
-def _undecodable(request: UndecodableRequest) -> FieldError:
-    return FieldError("request", f"not a valid {request.message} message (protobuf: {request.error})")
+def _undecodable(request: UndecodableRequest, which: str = "") -> FieldError:
+    """The error of a message protobuf cannot read; ``which``: where it stands (a stream's)."""
+    return FieldError("request", f"{which}not a valid {request.message} message (protobuf: {request.error})")
 
 
 def _decodable(messages):
     """The messages of a client stream; FieldError at the first one protobuf cannot read."""
     for i, message in enumerate(messages):
         if isinstance(message, UndecodableRequest):
-            raise FieldError("request", f"message {i}: not a valid {message.message} message "
-                                        f"(protobuf: {message.error})")
+            raise _undecodable(message, f"message {i}: ")
         yield message
 
 

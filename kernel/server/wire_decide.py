@@ -381,8 +381,10 @@ def response_tables(outputs: tuple, encoder: convert.DecideResponseEncoder, tail
                           np.frombuffer(b"".join(pieces) or b"\0", np.uint8).copy(), tiers, tuple(unique_rulesets), size)
 
 
-# where :meth:`RequestDecider._thread_args` holds the kernel's buffer, the inputs' place in it,
-# the kernel's address, its table's place, the response tables (then out, facts), out and facts
+# where :meth:`RequestDecider._thread_args` holds the request pass's head, the kernel's buffer,
+# the inputs' place in it, the kernel's address, its table's place, the response tables (then
+# out, facts), out and facts
+_A_HEAD = 2
 _A_BUFFER, _A_INPUTS_AT, _A_KERNEL, _A_TABLE_AT, _A_RESPONSE, _A_OUT, _A_FACTS = 15, 16, 17, 18, 19, 22, 23
 
 #: :func:`_decide_request`'s kept state arguments without a ledger (none)
@@ -480,7 +482,7 @@ class RequestDecider:
     def actions_asked(self) -> bool:
         """Whether the request this thread's :meth:`decide` just decided asks for actions
         (``actions`` true, or unset: protobuf's default for the field is true)."""
-        return self._local.args[2][_ACTIONS] != 0
+        return self._local.args[_A_HEAD][_ACTIONS] != 0
 
     def _answer(self, account_id: str, n: int, args: tuple, days: int, now_us: int) -> tuple:
         buffer, out, facts = args[_A_BUFFER], args[_A_OUT], args[_A_FACTS]
